@@ -1,0 +1,168 @@
+import { parseArgs } from "node:util";
+import os from "node:os";
+
+/** One validated configuration for `orchard serve`: flags, then ORCHARD_* variables, then defaults. */
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  storage?: string;
+  apiKey?: string;
+  caFiles: string[];
+  certHeader?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  checkinPath: string;
+  serverPath: string;
+  dmUrl?: string;
+  logLevel: string;
+  checkinBodyLimit: number;
+  reportBodyLimit: number;
+  userAuth: UserAuthConfig;
+}
+
+export interface UserAuthConfig {
+  policy: "digest" | "zero-length" | "decline";
+  realm: string;
+  qop: boolean;
+  md5SessChallenge: boolean;
+  nonceTtlMs: number;
+  extraMethods: string[];
+  maxFailures: number;
+  failureWindowMs: number;
+}
+
+export class ConfigError extends Error {}
+
+// Every flag, with its kind and default. The environment variable of a flag is
+// ORCHARD_ and its name in upper case with '-' as '_' (--data-dir: ORCHARD_DATA_DIR).
+const FLAGS = {
+  listen: { type: "string", default: "127.0.0.1:9000" },
+  "data-dir": { type: "string", default: "./data" },
+  storage: { type: "string" },
+  "api-key": { type: "string" },
+  ca: { type: "string", multiple: true },
+  "cert-header": { type: "string" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+  "checkin-path": { type: "string", default: "/checkin" },
+  "server-path": { type: "string", default: "/mdm" },
+  "dm-url": { type: "string" },
+  "log-level": { type: "string", default: "info" },
+  "checkin-body-limit": { type: "string", default: "1mb" },
+  "report-body-limit": { type: "string", default: "16mb" },
+  userauth: { type: "string", default: "digest" },
+  "digest-realm": { type: "string" },
+  "digest-qop": { type: "boolean", default: false },
+  "digest-md5-sess-challenge": { type: "boolean", default: false },
+  "digest-nonce-ttl": { type: "string", default: "5m" },
+  "digest-extra-methods": { type: "string", default: "" },
+  "userauth-max-failures": { type: "string", default: "5" },
+  "userauth-failure-window": { type: "string", default: "15m" },
+} as const;
+
+type FlagName = keyof typeof FLAGS;
+
+export function envName(flag: string): string {
+  return `ORCHARD_${flag.toUpperCase().replaceAll("-", "_")}`;
+}
+
+export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.env): Config {
+  let values: Record<string, unknown>;
+  try {
+    // Defaults are applied below, after the environment, so flags are parsed without them.
+    const options = Object.fromEntries(
+      Object.entries(FLAGS).map(([k, v]) => [k, { type: v.type, multiple: "multiple" in v ? v.multiple : false }]),
+    ) as Record<string, { type: "string" | "boolean"; multiple: boolean }>;
+    values = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  const get = (name: FlagName): string | undefined => {
+    const v = values[name];
+    if (typeof v === "string") return v;
+    const e = env[envName(name)];
+    if (e !== undefined && e !== "") return e;
+    const d = FLAGS[name] as { default?: unknown };
+    return typeof d.default === "string" ? d.default : undefined;
+  };
+  const flag = (name: FlagName): boolean => {
+    const v = values[name];
+    if (typeof v === "boolean") return v;
+    const e = env[envName(name)];
+    if (e !== undefined && e !== "") return /^(1|true|yes|on)$/i.test(e);
+    return false;
+  };
+  const { host, port } = parseListen(get("listen")!);
+  const tlsCert = get("tls-cert");
+  const tlsKey = get("tls-key");
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new ConfigError("--tls-cert and --tls-key go together");
+  const policy = get("userauth")!;
+  if (policy !== "digest" && policy !== "zero-length" && policy !== "decline") {
+    throw new ConfigError("--userauth must be digest, zero-length or decline");
+  }
+  const caFromEnv = env[envName("ca")]?.split(",").filter(Boolean) ?? [];
+  const caFiles = (values.ca as string[] | undefined) ?? caFromEnv;
+  return {
+    host,
+    port,
+    dataDir: get("data-dir")!,
+    storage: get("storage"),
+    apiKey: get("api-key"),
+    caFiles,
+    certHeader: get("cert-header")?.toLowerCase(),
+    tlsCert,
+    tlsKey,
+    checkinPath: urlPath(get("checkin-path")!, "--checkin-path"),
+    serverPath: urlPath(get("server-path")!, "--server-path"),
+    dmUrl: get("dm-url"),
+    logLevel: get("log-level")!,
+    checkinBodyLimit: parseBytes(get("checkin-body-limit")!, "--checkin-body-limit"),
+    reportBodyLimit: parseBytes(get("report-body-limit")!, "--report-body-limit"),
+    userAuth: {
+      policy,
+      realm: get("digest-realm") ?? os.hostname(),
+      qop: flag("digest-qop"),
+      md5SessChallenge: flag("digest-md5-sess-challenge"),
+      nonceTtlMs: parseDuration(get("digest-nonce-ttl")!, "--digest-nonce-ttl"),
+      extraMethods: get("digest-extra-methods")!
+        .split(",")
+        .map((m) => m.trim().toUpperCase())
+        .filter(Boolean),
+      maxFailures: parseCount(get("userauth-max-failures")!, "--userauth-max-failures"),
+      failureWindowMs: parseDuration(get("userauth-failure-window")!, "--userauth-failure-window"),
+    },
+  };
+}
+
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value);
+  if (!m) throw new ConfigError(`--listen ${value}: expected HOST:PORT`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new ConfigError(`--listen ${value}: port out of range`);
+  return { host: m[1] ?? (m[2] || "0.0.0.0"), port };
+}
+
+export function parseDuration(value: string, name: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!m) throw new ConfigError(`${name} ${value}: expected a duration such as 300s, 5m or 1h`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h"];
+  return Math.round(Number(m[1]) * unit);
+}
+
+export function parseBytes(value: string, name: string): number {
+  const m = /^(\d+)(b|kb|mb|gb)?$/i.exec(value.trim());
+  if (!m) throw new ConfigError(`${name} ${value}: expected a size such as 512kb or 16mb`);
+  const unit = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 }[(m[2] ?? "b").toLowerCase() as "b"];
+  return Number(m[1]) * unit;
+}
+
+function parseCount(value: string, name: string): number {
+  if (!/^\d+$/.test(value)) throw new ConfigError(`${name} ${value}: expected a whole number`);
+  return Number(value);
+}
+
+function urlPath(value: string, name: string): string {
+  if (!/^\/[A-Za-z0-9._~\-/]*$/.test(value)) throw new ConfigError(`${name} ${value}: expected a path such as /mdm`);
+  return value;
+}

@@ -1,0 +1,148 @@
+import { BadRequest, Declined } from "../errors.ts";
+import { bool, data, str, type CheckinMessage, type CheckinMessageType } from "../protocol/checkin.ts";
+import type { CommandReport } from "../protocol/report.ts";
+import type { PendingCommand } from "../store/commands.ts";
+import type { Store } from "../store/index.ts";
+import type { DeclarativeManagement } from "./declarative.ts";
+import type { LastSeen } from "./last-seen.ts";
+import type { CheckinReply, MdmRequest, MdmService } from "./service.ts";
+
+/** Answers GetToken for one TokenServiceType with the TokenData bytes. */
+export type TokenService = (req: MdmRequest, msg: CheckinMessage) => Promise<Buffer>;
+
+/** Answers UserAuthenticate; the core alone declines every network user. */
+export interface UserAuthenticator {
+  userAuthenticate(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply>;
+}
+
+export interface CoreOptions {
+  store: Store;
+  lastSeen: LastSeen;
+  userAuth?: UserAuthenticator;
+  tokenServices?: ReadonlyMap<string, TokenService>;
+  declarative?: DeclarativeManagement;
+}
+
+const EMPTY: CheckinReply = { kind: "empty" };
+
+/** The MDM service itself: what each message means for the store. */
+export class CoreService implements MdmService {
+  private readonly handlers: Record<CheckinMessageType, (req: MdmRequest, msg: CheckinMessage) => Promise<CheckinReply>>;
+
+  constructor(private readonly o: CoreOptions) {
+    this.handlers = {
+      Authenticate: (req, msg) => this.authenticate(req, msg),
+      TokenUpdate: (req, msg) => this.tokenUpdate(req, msg),
+      CheckOut: (req, msg) => this.checkOut(req, msg),
+      UserAuthenticate: (req, msg) =>
+        o.userAuth ? o.userAuth.userAuthenticate(req, msg) : Promise.reject(new Declined("network users are not managed")),
+      SetBootstrapToken: (req, msg) => this.setBootstrapToken(req, msg),
+      GetBootstrapToken: (req, msg) => this.getBootstrapToken(req, msg),
+      GetToken: (req, msg) => this.getToken(req, msg),
+      DeclarativeManagement: (req, msg) => this.declarativeManagement(req, msg),
+      ReturnToService: async () => ({ kind: "plist", body: { ReturnToService: { Enabled: false } } }),
+    };
+  }
+
+  checkIn(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
+    this.o.lastSeen.mark(msg.channel.id, req.now);
+    return this.handlers[msg.messageType](req, msg);
+  }
+
+  async report(req: MdmRequest, report: CommandReport): Promise<PendingCommand | null> {
+    const id = report.channel.id;
+    this.o.lastSeen.mark(id, req.now);
+    if (report.status !== "Idle") {
+      const outcome = await this.o.store.commands.report(id, report.commandUuid!, report.status, report.raw, req.now);
+      if (outcome !== "recorded") {
+        req.log.info({ enrollmentId: id, commandUuid: report.commandUuid, status: report.status, outcome }, "report for no active command");
+      }
+    }
+    return (await this.o.store.commands.next(id, report.status === "NotNow")) ?? null;
+  }
+
+  private async authenticate(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
+    const deviceId = msg.channel.deviceId;
+    await this.o.store.enrollments.authenticate({
+      deviceId,
+      topic: str(msg, "Topic")!,
+      certFingerprint: req.certFingerprint,
+      message: msg.raw,
+      now: req.now,
+      facts: {
+        serialNumber: str(msg, "SerialNumber"),
+        productName: str(msg, "ProductName"),
+        model: str(msg, "Model"),
+        modelName: str(msg, "ModelName"),
+        deviceName: str(msg, "DeviceName"),
+        osVersion: str(msg, "OSVersion"),
+        buildVersion: str(msg, "BuildVersion"),
+        imei: str(msg, "IMEI"),
+        meid: str(msg, "MEID"),
+      },
+    });
+    await this.o.store.events.add({ type: "device.authenticated", enrollmentId: deviceId, detail: { serialNumber: str(msg, "SerialNumber") } }, req.now);
+    return EMPTY;
+  }
+
+  private async tokenUpdate(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
+    const channel = msg.channel;
+    let unlockToken = data(msg, "UnlockToken");
+    if (unlockToken !== undefined && channel.isUserChannel) {
+      req.log.warn({ enrollmentId: channel.id }, "UnlockToken on a user channel: ignored");
+      unlockToken = undefined;
+    }
+    const count = await this.o.store.enrollments.tokenUpdate({
+      channel,
+      topic: str(msg, "Topic")!,
+      pushToken: data(msg, "Token")!.toString("hex"),
+      pushMagic: str(msg, "PushMagic")!,
+      unlockToken: unlockToken && unlockToken.length > 0 ? unlockToken : undefined,
+      awaitingConfiguration: bool(msg, "AwaitingConfiguration") ?? false,
+      userShortName: str(msg, "UserShortName"),
+      userLongName: str(msg, "UserLongName"),
+      notOnConsole: bool(msg, "NotOnConsole"),
+      message: msg.raw,
+      now: req.now,
+    });
+    if (count === 1) {
+      await this.o.store.events.add({ type: "enrollment.enrolled", enrollmentId: channel.id, detail: { type: channel.type } }, req.now);
+    }
+    return EMPTY;
+  }
+
+  private async checkOut(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
+    await this.o.store.enrollments.checkOut(msg.channel.deviceId, req.now);
+    await this.o.store.events.add({ type: "device.checked_out", enrollmentId: msg.channel.deviceId }, req.now);
+    return EMPTY;
+  }
+
+  private async setBootstrapToken(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
+    const token = data(msg, "BootstrapToken");
+    await this.o.store.enrollments.setBootstrapToken(msg.channel.deviceId, token && token.length > 0 ? token : null);
+    await this.o.store.events.add(
+      { type: token && token.length > 0 ? "bootstrap_token.escrowed" : "bootstrap_token.cleared", enrollmentId: msg.channel.deviceId },
+      req.now,
+    );
+    return EMPTY;
+  }
+
+  private async getBootstrapToken(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
+    const token = await this.o.store.enrollments.bootstrapToken(msg.channel.deviceId);
+    await this.o.store.events.add({ type: "bootstrap_token.retrieved", enrollmentId: msg.channel.deviceId, detail: { found: token !== undefined } }, req.now);
+    return { kind: "plist", body: token ? { BootstrapToken: token } : {} };
+  }
+
+  private async getToken(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
+    const type = str(msg, "TokenServiceType")!;
+    const service = this.o.tokenServices?.get(type);
+    // Apple requires 400 for a TokenServiceType the server does not serve.
+    if (!service) throw new BadRequest(`unsupported TokenServiceType ${JSON.stringify(type.slice(0, 64))}`);
+    return { kind: "plist", body: { TokenData: await service(req, msg) } };
+  }
+
+  private async declarativeManagement(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
+    if (!this.o.declarative) throw new BadRequest("declarative management is not configured on this server (--dm-url)");
+    return this.o.declarative.forward(req, msg);
+  }
+}

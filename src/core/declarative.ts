@@ -1,0 +1,38 @@
+import { OrchardError } from "../errors.ts";
+import { data, str, type CheckinMessage } from "../protocol/checkin.ts";
+import type { CheckinReply, MdmRequest } from "./service.ts";
+
+/**
+ * Relays DeclarativeManagement check-ins to an external DDM service, as
+ * NanoMDM does: GET <url><Endpoint> when the message has no Data, PUT with
+ * the Data otherwise; the service's status and body go back to the device.
+ */
+export class DeclarativeManagement {
+  constructor(
+    private readonly baseUrl: string,
+    private readonly timeoutMs = 10_000,
+  ) {}
+
+  async forward(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
+    const endpoint = str(msg, "Endpoint")!;
+    if (!/^[A-Za-z0-9._\-/]{1,512}$/.test(endpoint) || endpoint.includes("..")) {
+      throw new OrchardError(400, "DeclarativeManagement Endpoint is not a valid path");
+    }
+    const body = data(msg, "Data");
+    const url = this.baseUrl.replace(/\/?$/, "/") + endpoint.replace(/^\//, "");
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method: body && body.length > 0 ? "PUT" : "GET",
+        body: body && body.length > 0 ? new Uint8Array(body) : undefined,
+        headers: { "X-Enrollment-ID": msg.channel.id, "Content-Type": "application/json" },
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (err) {
+      req.log.warn({ err: String(err) }, "declarative management service unreachable");
+      throw new OrchardError(503, "declarative management service unreachable");
+    }
+    const reply = Buffer.from(await res.arrayBuffer());
+    return { kind: "raw", status: res.status, contentType: res.headers.get("content-type") ?? undefined, body: reply };
+  }
+}

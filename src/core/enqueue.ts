@@ -1,0 +1,96 @@
+import { randomUUID } from "node:crypto";
+import { BadRequest } from "../errors.ts";
+import { parsePlistDict, PlistError, serializePlist, type PlistDict } from "../plist/index.ts";
+import type { NewCommand } from "../store/commands.ts";
+import type { Store } from "../store/index.ts";
+import type { Pusher } from "./push.ts";
+
+/** Per-id outcome, in NanoMDM's APIResult shape. */
+export interface EnrollmentResult {
+  push_result?: string;
+  push_error?: string;
+  command_error?: string;
+}
+
+export interface ApiResult {
+  status?: Record<string, EnrollmentResult>;
+  no_push?: boolean;
+  push_error?: string;
+  command_error?: string;
+  command_uuid?: string;
+  request_type?: string;
+}
+
+/**
+ * Reads an operator's command plist: it needs Command.RequestType; a missing
+ * CommandUUID is generated (then the plist is re-serialized with it).
+ */
+export function prepareCommand(raw: Buffer): NewCommand {
+  let dict: PlistDict;
+  try {
+    dict = parsePlistDict(raw);
+  } catch (err) {
+    if (err instanceof PlistError) throw new BadRequest(`command is not a valid plist: ${err.message}`);
+    throw err;
+  }
+  const command = dict.Command;
+  if (typeof command !== "object" || command === null || Array.isArray(command) || Buffer.isBuffer(command) || command instanceof Date) {
+    throw new BadRequest("command plist has no Command dict");
+  }
+  const requestType = (command as PlistDict).RequestType;
+  if (typeof requestType !== "string" || requestType.length === 0) throw new BadRequest("Command has no RequestType");
+  const uuid = dict.CommandUUID;
+  if (uuid === undefined) {
+    const commandUuid = randomUUID().toUpperCase();
+    return { commandUuid, requestType, command: Buffer.from(serializePlist({ ...dict, CommandUUID: commandUuid })) };
+  }
+  if (typeof uuid !== "string" || !/^[A-Za-z0-9._-]{1,128}$/.test(uuid)) {
+    throw new BadRequest("CommandUUID must be 1 to 128 letters, digits, '.', '_' or '-'");
+  }
+  return { commandUuid: uuid, requestType, command: raw };
+}
+
+/**
+ * Queues a command for the ids that name known channels and pushes them
+ * unless noPush. The status follows NanoMDM: 200 all well, 207 some ids
+ * failed, 500 all failed; except that when no id names a known channel
+ * nothing is queued and the answer is 404.
+ */
+export async function enqueueCommand(
+  store: Store,
+  pusher: Pusher,
+  ids: readonly string[],
+  raw: Buffer,
+  noPush: boolean,
+  now: number,
+): Promise<{ status: number; result: ApiResult }> {
+  const cmd = prepareCommand(raw);
+  const known = await store.enrollments.existing(ids);
+  const targets = ids.filter((id) => known.has(id));
+  const result: ApiResult = { command_uuid: cmd.commandUuid, request_type: cmd.requestType, status: {} };
+  for (const id of ids) if (!known.has(id)) result.status![id] = { command_error: "unknown enrollment" };
+  if (targets.length === 0) return { status: 404, result };
+  await store.commands.enqueue(cmd, targets, now);
+  if (noPush) result.no_push = true;
+  else await pushInto(pusher, targets, result);
+  return { status: apiStatus(result, ids.length), result };
+}
+
+/** Pushes ids and records each outcome in the result. */
+export async function pushInto(pusher: Pusher, ids: readonly string[], result: ApiResult): Promise<void> {
+  const outcomes = await pusher.push(ids);
+  result.status ??= {};
+  for (const id of ids) {
+    const o = outcomes.get(id);
+    const entry = (result.status[id] ??= {});
+    if (o?.pushId) entry.push_result = o.pushId;
+    else entry.push_error = o?.error ?? "not pushed";
+  }
+}
+
+export function apiStatus(result: ApiResult, idCount: number): number {
+  if (result.push_error || result.command_error) return 500;
+  const failed = Object.values(result.status ?? {}).filter((r) => r.push_error || r.command_error).length;
+  if (failed === 0) return 200;
+  return failed < idCount ? 207 : 500;
+}

@@ -1,0 +1,62 @@
+// Apache htdigest files: `user:realm:MD5(user:realm:password)` per line, the
+// simplest way to hand Orchard the HA1s of network users. Errors carry line
+// numbers only: lines hold usernames and hashes that must not reach logs.
+
+import { computeHA1 } from './compute.ts';
+
+export interface HtdigestEntry {
+  username: string;
+  realm: string;
+  /** Lowercase hex MD5 HA1. */
+  ha1: string;
+}
+
+export type HtdigestErrorReason = 'field-count' | 'empty-username' | 'empty-realm' | 'bad-ha1' | 'bad-char' | 'duplicate';
+
+export interface HtdigestParseResult {
+  entries: HtdigestEntry[];
+  errors: Array<{ line: number; reason: HtdigestErrorReason }>;
+}
+
+const HA1_RE = /^[0-9a-fA-F]{32}$/;
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** Lines are 1-based. The first entry wins on duplicates, as in mod_authn_file. */
+export function parseHtdigest(text: string): HtdigestParseResult {
+  const entries: HtdigestEntry[] = [];
+  const errors: HtdigestParseResult['errors'] = [];
+  const seen = new Set<string>();
+  const lines = text.replace(/^\uFEFF/, '').split('\n');
+
+  lines.forEach((rawLine, index) => {
+    const line = index + 1;
+    const content = rawLine.replace(/[ \t\r]+$/, ''); // CRLF files and trailing blanks
+    const trimmed = content.trimStart();
+    if (trimmed === '' || trimmed.startsWith('#')) return;
+
+    // htdigest forbids ':' in user and realm, so exactly three fields.
+    const fields = content.split(':');
+    if (fields.length !== 3) return void errors.push({ line, reason: 'field-count' });
+    const [username, realm, ha1] = fields as [string, string, string];
+    if (username === '') return void errors.push({ line, reason: 'empty-username' });
+    if (realm === '') return void errors.push({ line, reason: 'empty-realm' });
+    if (CONTROL.test(username) || CONTROL.test(realm)) return void errors.push({ line, reason: 'bad-char' });
+    if (!HA1_RE.test(ha1)) return void errors.push({ line, reason: 'bad-ha1' });
+
+    const key = JSON.stringify([username, realm]);
+    if (seen.has(key)) return void errors.push({ line, reason: 'duplicate' });
+    seen.add(key);
+    entries.push({ username, realm, ha1: ha1.toLowerCase() });
+  });
+  return { entries, errors };
+}
+
+/** One htdigest line (no newline), as `htdigest` would write it. */
+export function formatHtdigestLine(username: string, realm: string, password: string): string {
+  for (const [name, value] of [['username', username], ['realm', realm]] as const) {
+    if (value === '' || value.includes(':') || CONTROL.test(value)) {
+      throw new TypeError(`htdigest ${name} must be non-empty without ':' or control characters`);
+    }
+  }
+  return `${username}:${realm}:${computeHA1('MD5', username, realm, password)}`;
+}

@@ -1,0 +1,122 @@
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { enqueueCommand } from "../core/enqueue.ts";
+import type { Pusher } from "../core/push.ts";
+import { BadRequest, NotFound } from "../errors.ts";
+import { parsePlist } from "../plist/index.ts";
+import type { EnrollmentType } from "../protocol/enrollment.ts";
+import type { Store } from "../store/index.ts";
+import { plistToJson } from "./plist-json.ts";
+
+const ENROLLMENT_TYPES: readonly EnrollmentType[] = ["Device", "User", "SharediPadUser", "UserEnrollmentDevice", "UserEnrollmentUser"];
+const MAX_IDS = 10_000;
+
+export interface ApiOptions {
+  store: Store;
+  pusher: Pusher;
+  commandBodyLimit: number;
+}
+
+/** The operator API under /v1 (registered behind the API key guard). */
+export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
+  const { store } = o;
+
+  app.put<{ Params: { ids: string }; Querystring: Record<string, string> }>(
+    "/v1/enqueue/:ids",
+    { bodyLimit: o.commandBodyLimit },
+    async (req, reply) => {
+      const raw = bodyBuffer(req);
+      if (raw.length === 0) throw new BadRequest("the body must be a command plist");
+      const { status, result } = await enqueueCommand(store, o.pusher, idList(req.params.ids), raw, truthy(req.query.nopush), Date.now());
+      req.log.info({ commandUuid: result.command_uuid, requestType: result.request_type, ids: Object.keys(result.status ?? {}).length, status }, "command enqueued");
+      return reply.code(status).send(result);
+    },
+  );
+
+  app.get<{ Querystring: Record<string, string> }>("/v1/enrollments", async (req) => {
+    const q = req.query;
+    if (q.type !== undefined && !ENROLLMENT_TYPES.includes(q.type as EnrollmentType)) {
+      throw new BadRequest(`type must be one of ${ENROLLMENT_TYPES.join(", ")}`);
+    }
+    const limit = pageSize(q.limit);
+    const enrollments = await store.enrollments.list({
+      type: q.type as EnrollmentType | undefined,
+      enabled: q.enabled === undefined ? undefined : truthy(q.enabled),
+      serialNumber: q.serial,
+      deviceId: q.device,
+      after: q.cursor,
+      limit,
+    });
+    const last = enrollments.at(-1);
+    return { enrollments, next_cursor: enrollments.length === limit && last ? last.id : null };
+  });
+
+  app.get<{ Params: { id: string } }>("/v1/enrollments/:id", async (req) => {
+    const enrollment = await store.enrollments.get(req.params.id);
+    if (!enrollment) throw new NotFound("no such enrollment");
+    return enrollment;
+  });
+
+  app.get<{ Params: { id: string } }>("/v1/queue/:id", async (req) => {
+    return { enrollment_id: req.params.id, commands: await store.commands.queue(req.params.id) };
+  });
+
+  app.delete<{ Params: { ids: string } }>("/v1/queue/:ids", async (req) => {
+    const removed = await store.commands.clear(idList(req.params.ids));
+    req.log.info({ removed }, "queues cleared");
+    return { removed };
+  });
+
+  app.get<{ Params: { uuid: string } }>("/v1/commands/:uuid", async (req) => {
+    const command = await store.commands.command(req.params.uuid);
+    if (!command) throw new NotFound("no such command");
+    const results = await store.commands.results(req.params.uuid);
+    return {
+      command_uuid: command.commandUuid,
+      request_type: command.requestType,
+      created_at: command.createdAt,
+      results: results.map((r) => ({
+        enrollment_id: r.enrollmentId,
+        status: r.status,
+        active: r.active,
+        not_now_count: r.notNowCount,
+        updated_at: r.updatedAt,
+        result: r.result ? plistToJson(parsePlist(r.result)) : null,
+      })),
+    };
+  });
+
+  app.get<{ Querystring: Record<string, string> }>("/v1/events", async (req) => {
+    const q = req.query;
+    const limit = pageSize(q.limit);
+    const since = q.since === undefined ? undefined : Date.parse(q.since);
+    if (since !== undefined && Number.isNaN(since)) throw new BadRequest("since must be an ISO 8601 time");
+    const after = q.cursor === undefined ? undefined : Number(q.cursor);
+    if (after !== undefined && !Number.isInteger(after)) throw new BadRequest("cursor must be an event id");
+    const events = await store.events.list({ enrollmentId: q.enrollment, type: q.type, since, after, limit });
+    const last = events.at(-1);
+    return { events, next_cursor: events.length === limit && last ? String(last.id) : null };
+  });
+}
+
+export function bodyBuffer(req: FastifyRequest): Buffer {
+  return Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+}
+
+/** Comma-separated enrollment ids from a path segment. */
+export function idList(value: string): string[] {
+  const ids = value.split(",").map((s) => s.trim()).filter(Boolean);
+  if (ids.length === 0) throw new BadRequest("no enrollment id given");
+  if (ids.length > MAX_IDS) throw new BadRequest(`at most ${MAX_IDS} ids at once`);
+  return [...new Set(ids)];
+}
+
+function pageSize(value: string | undefined): number {
+  if (value === undefined) return 100;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new BadRequest("limit must be a whole number from 1 to 1000");
+  return n;
+}
+
+function truthy(value: string | undefined): boolean {
+  return value !== undefined && /^(1|true|yes|on|)$/i.test(value);
+}

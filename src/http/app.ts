@@ -1,0 +1,66 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import type { Pusher } from "../core/push.ts";
+import type { MdmService } from "../core/service.ts";
+import type { DeviceTrust } from "../identity/index.ts";
+import type { Store } from "../store/index.ts";
+import { apiKeyGuard } from "./api-auth.ts";
+import { registerApiRoutes } from "./api-routes.ts";
+import { errorHandler } from "./errors.ts";
+import { registerMdmRoutes } from "./mdm-routes.ts";
+import { VERSION } from "../version.ts";
+
+export interface AppOptions {
+  log: Logger;
+  store: Store;
+  service: MdmService;
+  pusher: Pusher;
+  trust: DeviceTrust;
+  apiKey: string;
+  certHeader?: string;
+  checkinPath: string;
+  serverPath: string;
+  checkinBodyLimit: number;
+  reportBodyLimit: number;
+  https?: { cert: Buffer; key: Buffer };
+  /** Extra routes (the API of later features) registered behind the API key. */
+  apiPlugins?: Array<(app: FastifyInstance) => void>;
+}
+
+export function buildApp(o: AppOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: o.log as FastifyBaseLogger,
+    // One log line per notable event, not two per request: at thousands of
+    // polls a second, per-request lines would cost more than the request.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: o.reportBodyLimit,
+    // Devices present their identity certificate; Orchard checks it itself
+    // against --ca, so the TLS layer asks for it but accepts any.
+    ...(o.https ? { https: { cert: o.https.cert, key: o.https.key, requestCert: true, rejectUnauthorized: false } } : {}),
+  });
+
+  // Every body is read raw: MDM signatures cover the exact bytes, and the API
+  // reads plist and PEM bodies whatever Content-Type a client sends.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((req, reply) => {
+    req.log.info({ method: req.method, url: req.url }, "no such route");
+    void reply.code(404).type("text/plain").send("not found\n");
+  });
+
+  registerMdmRoutes(app, o);
+
+  app.get("/healthz", async (_req, reply) => {
+    const ok = await o.store.ping();
+    return reply.code(ok ? 200 : 503).send({ status: ok ? "ok" : "store unavailable" });
+  });
+  app.get("/version", async () => ({ version: VERSION }));
+
+  app.register(async (api) => {
+    api.addHook("onRequest", apiKeyGuard(o.apiKey));
+    registerApiRoutes(api, { store: o.store, pusher: o.pusher, commandBodyLimit: o.reportBodyLimit });
+    for (const plugin of o.apiPlugins ?? []) plugin(api);
+  });
+  return app;
+}

@@ -1,0 +1,58 @@
+import type { TLSSocket } from "node:tls";
+import { X509Certificate } from "node:crypto";
+import type { FastifyRequest } from "fastify";
+import { certFingerprint, certFromHeader, IdentityError, verifyMdmSignature, type DeviceTrust } from "../identity/index.ts";
+
+/** A verified device identity: the certificate's SHA-256 fingerprint. */
+export interface DeviceIdentity {
+  fingerprint: string;
+  source: "tls" | "header" | "signature";
+}
+
+const tlsPeerCerts = new WeakMap<object, X509Certificate | null>();
+
+/**
+ * Finds who is calling, in the issue's order: the TLS peer certificate, the
+ * proxy's certificate header, then the Mdm-Signature over the raw body; and
+ * checks the certificate against the configured CAs.
+ */
+export async function identifyDevice(
+  req: FastifyRequest,
+  body: Buffer,
+  trust: DeviceTrust,
+  certHeader: string | undefined,
+): Promise<DeviceIdentity> {
+  const peer = tlsPeerCert(req);
+  if (peer) {
+    trust.verify(peer);
+    return { fingerprint: certFingerprint(peer), source: "tls" };
+  }
+  if (certHeader) {
+    const value = req.headers[certHeader];
+    if (typeof value === "string" && value.length > 0) {
+      const cert = certFromHeader(value);
+      trust.verify(cert);
+      return { fingerprint: certFingerprint(cert), source: "header" };
+    }
+  }
+  const signature = req.headers["mdm-signature"];
+  if (typeof signature === "string" && signature.length > 0) {
+    const cert = await verifyMdmSignature(signature, body);
+    trust.verify(cert);
+    return { fingerprint: certFingerprint(cert), source: "signature" };
+  }
+  throw new IdentityError("no-identity", "no client certificate and no Mdm-Signature header");
+}
+
+function tlsPeerCert(req: FastifyRequest): X509Certificate | null {
+  const socket = req.raw.socket as Partial<TLSSocket>;
+  if (typeof socket.getPeerCertificate !== "function") return null;
+  // One TLS connection carries many requests: parse its certificate once.
+  let cert = tlsPeerCerts.get(socket);
+  if (cert === undefined) {
+    const peer = socket.getPeerCertificate(false);
+    cert = peer && peer.raw ? new X509Certificate(peer.raw) : null;
+    tlsPeerCerts.set(socket, cert);
+  }
+  return cert;
+}

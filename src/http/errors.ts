@@ -1,0 +1,29 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { OrchardError } from "../errors.ts";
+import { PlistError } from "../plist/index.ts";
+import { IdentityError } from "../identity/index.ts";
+
+/**
+ * The one place where an error becomes an HTTP status. Known errors are 4xx
+ * with their reason; anything else is a 500 whose details stay in the log.
+ * Nothing here ever produces a 401 for a device: a 401 unenrolls it.
+ */
+export function statusOf(err: unknown): { status: number; reason: string } {
+  if (err instanceof OrchardError) return { status: err.status, reason: err.message };
+  if (err instanceof PlistError) return { status: 400, reason: `malformed plist: ${err.message}` };
+  if (err instanceof IdentityError) return { status: 400, reason: `device identity: ${err.message}` };
+  const fe = err as Partial<FastifyError>;
+  if (typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500 && fe.statusCode !== 401) {
+    return { status: fe.statusCode, reason: fe.message ?? "bad request" };
+  }
+  return { status: 500, reason: "internal error" };
+}
+
+export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyReply): void {
+  const { status, reason } = statusOf(err);
+  if (status >= 500) req.log.error({ err }, "request failed");
+  else req.log.info({ status, reason, url: req.url }, "request refused");
+  const isApi = req.url.startsWith("/v1/");
+  if (isApi) void reply.code(status).type("application/json").send(JSON.stringify({ error: reason }));
+  else void reply.code(status).type("text/plain; charset=utf-8").send(reason + "\n");
+}

@@ -1,0 +1,12 @@
+// Device identity: who is calling (TLS peer cert, forwarded cert header, or the
+// Mdm-Signature header) and whether our CA issued that certificate.
+export { IdentityError, type IdentityErrorReason } from './errors.ts';
+export {
+  verifyMdmSignature,
+  verifyMdmSignatureDetailed,
+  MAX_SIGNATURE_HEADER_LENGTH,
+  type MdmSignature,
+} from './signature.ts';
+export { certFromHeader, MAX_CERT_HEADER_LENGTH } from './header.ts';
+export { DeviceTrust } from './trust.ts';
+export { certFingerprint } from './fingerprint.ts';

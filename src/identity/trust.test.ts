@@ -1,0 +1,126 @@
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { DeviceTrust, IdentityError, verifyMdmSignatureDetailed } from './index.ts';
+import { createCa, generateKeyPair, issueDeviceIdentity, signMdmBody, type CaIdentity, type DeviceIdentity, type KeyPair } from './testing/pki.ts';
+
+const DAY = 24 * 60 * 60 * 1000;
+let caA: CaIdentity;
+let caB: CaIdentity;
+let root: CaIdentity;
+let intermediate: CaIdentity;
+let deviceKeys: KeyPair;
+let deviceA: DeviceIdentity;
+let deviceI: DeviceIdentity;
+
+before(async () => {
+  [caA, caB, root, deviceKeys] = await Promise.all([
+    createCa({ commonName: 'CA A' }),
+    createCa({ commonName: 'CA B', keyAlgorithm: 'ECDSA' }),
+    createCa({ commonName: 'Root' }),
+    generateKeyPair('RSA'),
+  ]);
+  intermediate = await createCa({ commonName: 'Intermediate', issuer: root, keyAlgorithm: 'ECDSA' });
+  // One shared key keeps the suite fast; each certificate is still distinct.
+  deviceA = await issueDeviceIdentity(caA, { commonName: 'device-a', keyPair: deviceKeys });
+  deviceI = await issueDeviceIdentity(intermediate, { commonName: 'device-i', keyPair: deviceKeys });
+});
+
+function throwsReason(fn: () => void, reason: string): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof IdentityError, `expected IdentityError, got ${String(err)}`);
+    assert.equal(err.reason, reason);
+    return true;
+  });
+}
+
+test('a device certificate is trusted by its CA and not by another', () => {
+  new DeviceTrust([caA.certPem]).verify(deviceA.cert);
+  throwsReason(() => new DeviceTrust([caB.certPem]).verify(deviceA.cert), 'untrusted');
+  assert.equal(new DeviceTrust([caA.certPem]).isOpen, false);
+});
+
+test('a CA with the same name but another key does not vouch for the device', async () => {
+  const impostor = await createCa({ commonName: 'CA A', keyAlgorithm: 'ECDSA' });
+  throwsReason(() => new DeviceTrust([impostor.certPem]).verify(deviceA.cert), 'untrusted');
+});
+
+test('chains through an intermediate from the CA file or given as extra', () => {
+  new DeviceTrust([root.certPem + intermediate.certPem]).verify(deviceI.cert);
+  new DeviceTrust([root.certPem, intermediate.certPem]).verify(deviceI.cert);
+  throwsReason(() => new DeviceTrust([root.certPem]).verify(deviceI.cert), 'untrusted');
+  new DeviceTrust([root.certPem]).verify(deviceI.cert, [intermediate.cert]);
+  throwsReason(() => new DeviceTrust([caA.certPem]).verify(deviceI.cert, [intermediate.cert]), 'untrusted');
+});
+
+test('intermediates carried in an Mdm-Signature complete the chain', async () => {
+  const body = Buffer.from('<plist/>');
+  const header = await signMdmBody(deviceI, body, { extraCertificates: [intermediate.cert] });
+  const { signer, certificates } = await verifyMdmSignatureDetailed(header, body);
+  new DeviceTrust([root.certPem]).verify(signer, certificates);
+});
+
+test('expired or not yet valid leaf is refused as expired, also after a cached success', async () => {
+  const expired = await issueDeviceIdentity(caA, {
+    commonName: 'old', keyPair: deviceKeys, notBefore: new Date(Date.now() - 30 * DAY), notAfter: new Date(Date.now() - DAY),
+  });
+  const future = await issueDeviceIdentity(caA, { commonName: 'future', keyPair: deviceKeys, notBefore: new Date(Date.now() + DAY) });
+  const trust = new DeviceTrust([caA.certPem]);
+  throwsReason(() => trust.verify(expired.cert), 'expired');
+  throwsReason(() => trust.verify(future.cert), 'expired');
+  trust.verify(deviceA.cert); // now cached
+  throwsReason(() => trust.verify(deviceA.cert, [], new Date(Date.now() + 400 * DAY)), 'expired');
+  throwsReason(() => trust.verify(deviceA.cert, [], new Date(Date.now() - DAY)), 'expired');
+  trust.verify(deviceA.cert);
+});
+
+test('an expired intermediate breaks the chain', async () => {
+  const oldIntermediate = await createCa({
+    commonName: 'Old Intermediate', issuer: root, keyAlgorithm: 'ECDSA',
+    notBefore: new Date(Date.now() - 30 * DAY), notAfter: new Date(Date.now() - DAY),
+  });
+  // The leaf outlives its issuer here; the issuer's validity must still be checked.
+  const leaf = await issueDeviceIdentity(oldIntermediate, { commonName: 'orphan', keyPair: deviceKeys });
+  throwsReason(() => new DeviceTrust([root.certPem]).verify(leaf.cert, [oldIntermediate.cert]), 'expired');
+});
+
+test('a CA certificate presented as the device identity is refused', () => {
+  throwsReason(() => new DeviceTrust([caA.certPem]).verify(caA.cert), 'bad-certificate');
+  throwsReason(() => new DeviceTrust([root.certPem]).verify(intermediate.cert), 'bad-certificate');
+});
+
+test('a device certificate cannot act as an issuer', async () => {
+  // deviceA is not a CA; a "leaf" it signs must not chain to CA A through it.
+  const forged = await issueDeviceIdentity(deviceA, { commonName: 'forged', keyPair: deviceKeys });
+  throwsReason(() => new DeviceTrust([caA.certPem]).verify(forged.cert, [deviceA.cert]), 'untrusted');
+});
+
+test('pathLength on the root is enforced', async () => {
+  const strictRoot = await createCa({ commonName: 'Strict Root', pathLength: 0, keyAlgorithm: 'ECDSA' });
+  const sub = await createCa({ commonName: 'Sub', issuer: strictRoot, keyAlgorithm: 'ECDSA' });
+  const leaf = await issueDeviceIdentity(sub, { commonName: 'too-deep', keyPair: deviceKeys });
+  throwsReason(() => new DeviceTrust([strictRoot.certPem]).verify(leaf.cert, [sub.cert]), 'untrusted');
+  const direct = await issueDeviceIdentity(strictRoot, { commonName: 'direct', keyPair: deviceKeys });
+  new DeviceTrust([strictRoot.certPem]).verify(direct.cert);
+});
+
+test('extendedKeyUsage must allow client auth when present', async () => {
+  const trust = new DeviceTrust([caA.certPem]);
+  const serverOnly = await issueDeviceIdentity(caA, { commonName: 's', keyPair: deviceKeys, extendedKeyUsages: ['1.3.6.1.5.5.7.3.1'] });
+  throwsReason(() => trust.verify(serverOnly.cert), 'bad-certificate');
+  const none = await issueDeviceIdentity(caA, { commonName: 'n', keyPair: deviceKeys, extendedKeyUsages: null });
+  trust.verify(none.cert);
+  const anyEku = await issueDeviceIdentity(caA, { commonName: 'a', keyPair: deviceKeys, extendedKeyUsages: ['2.5.29.37.0'] });
+  trust.verify(anyEku.cert);
+});
+
+test('DeviceTrust.any() accepts a self-signed certificate but still checks validity', async () => {
+  const trust = DeviceTrust.any();
+  assert.equal(trust.isOpen, true);
+  trust.verify(caB.cert);
+  trust.verify(deviceA.cert);
+  throwsReason(() => trust.verify(deviceA.cert, [], new Date(Date.now() + 400 * DAY)), 'expired');
+});
+
+test('a CA file without certificates is a configuration error', () => {
+  assert.throws(() => new DeviceTrust(['not a pem']), /no PEM certificate/);
+});

@@ -1,0 +1,173 @@
+import { X509Certificate, type KeyObject } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+import { BoundedCache } from './cache.ts';
+import { IdentityError } from './errors.ts';
+import { certFingerprint } from './fingerprint.ts';
+
+const OID_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+const OID_ANY_EKU = '2.5.29.37.0';
+const MAX_CHAIN_LENGTH = 8; // certificates from leaf to anchor, inclusive
+const CACHE_TTL_MS = 5 * 60 * 1000;
+const CACHE_MAX_ENTRIES = 10_000;
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----/g;
+
+// What the chain checks need, read once per certificate.
+interface CertInfo {
+  cert: X509Certificate;
+  fingerprint: string;
+  notBefore: number;
+  notAfter: number;
+  isCa: boolean;
+  pathLength: number | undefined;
+  extendedKeyUsages: string[] | undefined;
+  publicKey: KeyObject;
+}
+
+function describe(cert: X509Certificate): CertInfo {
+  let parsed: x509.X509Certificate;
+  try {
+    parsed = new x509.X509Certificate(cert.raw);
+  } catch {
+    throw new IdentityError('bad-certificate', 'certificate cannot be parsed');
+  }
+  const basic = parsed.getExtension(x509.BasicConstraintsExtension);
+  const eku = parsed.getExtension(x509.ExtendedKeyUsageExtension);
+  return {
+    cert,
+    fingerprint: certFingerprint(cert),
+    notBefore: parsed.notBefore.getTime(),
+    notAfter: parsed.notAfter.getTime(),
+    isCa: basic?.ca === true,
+    pathLength: basic?.ca === true ? basic.pathLength : undefined,
+    extendedKeyUsages: eku ? eku.usages.map(String) : undefined,
+    publicKey: cert.publicKey,
+  };
+}
+
+function withinValidity(info: CertInfo, now: number): boolean {
+  return now >= info.notBefore && now <= info.notAfter;
+}
+
+// Cached outcome of a successful verification: usable while `now` is inside the window.
+interface TrustedWindow {
+  validFrom: number;
+}
+
+/**
+ * Decides whether a device identity certificate was issued by one of our CAs.
+ * Chain building is done by hand (node's X509Certificate has no chain verifier):
+ * each link is checked with checkIssued + verify(publicKey). Successes are cached
+ * per leaf fingerprint, because this runs on every device request.
+ */
+export class DeviceTrust {
+  readonly #anchors = new Map<string, CertInfo>(); // fingerprint -> CA-file certificate
+  readonly #cache = new BoundedCache<TrustedWindow>(CACHE_MAX_ENTRIES);
+  #open = false;
+
+  /** Each PEM string may hold several certificates (roots and intermediates); all are trusted. */
+  constructor(caPems: string[]) {
+    for (const pem of caPems) {
+      const blocks = pem.match(PEM_CERT);
+      if (!blocks) throw new Error('CA file contains no PEM certificate');
+      for (const block of blocks) {
+        let info: CertInfo;
+        try {
+          info = describe(new X509Certificate(block));
+        } catch {
+          throw new Error('CA file holds an unreadable certificate');
+        }
+        this.#anchors.set(info.fingerprint, info);
+      }
+    }
+  }
+
+  /** No CA configured: any certificate within its validity period is accepted. */
+  static any(): DeviceTrust {
+    const trust = new DeviceTrust([]);
+    trust.#open = true;
+    return trust;
+  }
+
+  get isOpen(): boolean {
+    return this.#open;
+  }
+
+  /**
+   * Throws IdentityError ('expired', 'bad-certificate', 'untrusted') unless `cert`
+   * chains to a CA-file certificate. `extraIntermediates` are untrusted helpers,
+   * e.g. the other certificates of an Mdm-Signature.
+   */
+  verify(cert: X509Certificate, extraIntermediates: X509Certificate[] = [], now: Date = new Date()): void {
+    const t = now.getTime();
+    const fingerprint = certFingerprint(cert);
+    const hit = this.#cache.get(fingerprint, t);
+    if (hit !== undefined && t >= hit.validFrom) return;
+
+    const leaf = describe(cert);
+    if (!withinValidity(leaf, t)) throw new IdentityError('expired', 'certificate is expired or not yet valid');
+    if (this.#open) {
+      this.#remember(fingerprint, [leaf], t);
+      return;
+    }
+    if (leaf.isCa) throw new IdentityError('bad-certificate', 'certificate is a CA certificate');
+    const ekus = leaf.extendedKeyUsages;
+    if (ekus && !ekus.includes(OID_CLIENT_AUTH) && !ekus.includes(OID_ANY_EKU)) {
+      throw new IdentityError('bad-certificate', 'certificate is not for client authentication');
+    }
+    // A certificate placed in the CA file itself is pinned.
+    if (this.#anchors.has(fingerprint)) {
+      this.#remember(fingerprint, [leaf], t);
+      return;
+    }
+
+    const pool = [...this.#anchors.values()];
+    for (const extra of extraIntermediates) {
+      const fp = certFingerprint(extra);
+      if (this.#anchors.has(fp) || pool.some((p) => p.fingerprint === fp)) continue;
+      try {
+        pool.push(describe(extra));
+      } catch {
+        // An unreadable helper certificate just cannot serve as an issuer.
+      }
+    }
+    const search = { issuerOutOfValidity: false };
+    const chain = this.#buildChain([leaf], pool, t, search);
+    if (chain) {
+      this.#remember(fingerprint, chain, t);
+      return;
+    }
+    if (search.issuerOutOfValidity) throw new IdentityError('expired', 'issuing CA certificate is expired or not yet valid');
+    throw new IdentityError('untrusted', 'certificate is not issued by a trusted CA');
+  }
+
+  // Depth-first search upward; returns the chain ending at an anchor, or undefined.
+  #buildChain(chain: CertInfo[], pool: CertInfo[], now: number, search: { issuerOutOfValidity: boolean }): CertInfo[] | undefined {
+    if (chain.length >= MAX_CHAIN_LENGTH) return undefined;
+    const child = chain[chain.length - 1]!;
+    const intermediatesBelow = chain.length - 1; // CA certs between the leaf and the candidate issuer
+    for (const parent of pool) {
+      if (chain.some((c) => c.fingerprint === parent.fingerprint)) continue;
+      // Only CA certificates may issue; a device cert must never sign another leaf.
+      if (!parent.isCa) continue;
+      if (parent.pathLength !== undefined && intermediatesBelow > parent.pathLength) continue;
+      if (!child.cert.checkIssued(parent.cert)) continue;
+      if (!child.cert.verify(parent.publicKey)) continue;
+      if (!withinValidity(parent, now)) {
+        search.issuerOutOfValidity = true;
+        continue;
+      }
+      const next = [...chain, parent];
+      if (this.#anchors.has(parent.fingerprint)) return next;
+      const found = this.#buildChain(next, pool, now, search);
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  // Trust holds until the cache TTL or the first certificate in the chain expires.
+  #remember(fingerprint: string, chain: CertInfo[], now: number): void {
+    const notAfter = Math.min(...chain.map((c) => c.notAfter));
+    const validFrom = Math.max(...chain.map((c) => c.notBefore));
+    this.#cache.set(fingerprint, { validFrom }, Math.min(now + CACHE_TTL_MS, notAfter + 1));
+  }
+}

@@ -1,0 +1,108 @@
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import type { FastifyInstance } from "fastify";
+import pino, { type Logger } from "pino";
+import type { Config } from "./config.ts";
+import { CertBinding } from "./core/cert-binding.ts";
+import { CoreService } from "./core/core.ts";
+import { DeclarativeManagement } from "./core/declarative.ts";
+import { LastSeen } from "./core/last-seen.ts";
+import { NoPusher } from "./core/push.ts";
+import type { MdmService } from "./core/service.ts";
+import { buildApp } from "./http/app.ts";
+import { DeviceTrust } from "./identity/index.ts";
+import { openStore, type Store } from "./store/index.ts";
+
+export interface RunningServer {
+  app: FastifyInstance;
+  store: Store;
+  /** Base URL, e.g. http://127.0.0.1:9000 */
+  url: string;
+  apiKey: string;
+  close(): Promise<void>;
+}
+
+export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      // Belt and braces: these headers carry credentials and never reach a log line.
+      redact: { paths: ["req.headers.authorization", 'req.headers["mdm-signature"]'], remove: true },
+    },
+    destination,
+  );
+}
+
+/** Opens the store, assembles the MDM service and starts listening. */
+export async function startServer(config: Config, log: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
+  fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const apiKey = config.apiKey ?? loadOrCreateApiKey(config.dataDir, log);
+  const trust = loadTrust(config.caFiles, log);
+  const store = await openStore(config.storage, config.dataDir);
+  const lastSeen = new LastSeen(store, log);
+  lastSeen.start();
+
+  const core = new CoreService({
+    store,
+    lastSeen,
+    declarative: config.dmUrl ? new DeclarativeManagement(config.dmUrl) : undefined,
+  });
+  // Outermost first: identity binding before anything reaches the core.
+  const service: MdmService = new CertBinding(core, store);
+
+  const app = buildApp({
+    log,
+    store,
+    service,
+    pusher: new NoPusher(),
+    trust,
+    apiKey,
+    certHeader: config.certHeader,
+    checkinPath: config.checkinPath,
+    serverPath: config.serverPath,
+    checkinBodyLimit: config.checkinBodyLimit,
+    reportBodyLimit: config.reportBodyLimit,
+    https: config.tlsCert ? { cert: fs.readFileSync(config.tlsCert), key: fs.readFileSync(config.tlsKey!) } : undefined,
+  });
+  const address = await app.listen({ host: config.host, port: config.port });
+  const url = address.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://127.0.0.1:");
+  log.info({ url, checkinPath: config.checkinPath, serverPath: config.serverPath }, "orchard listening");
+
+  let closed = false;
+  return {
+    app,
+    store,
+    url,
+    apiKey,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await app.close();
+      await lastSeen.stop();
+      await store.close();
+    },
+  };
+}
+
+function loadOrCreateApiKey(dataDir: string, log: Logger): string {
+  const file = path.join(dataDir, "api-key");
+  if (fs.existsSync(file)) return fs.readFileSync(file, "utf8").trim();
+  const key = randomBytes(24).toString("base64url");
+  fs.writeFileSync(file, key + "\n", { mode: 0o600, flag: "wx" });
+  // Printed once, on the terminal rather than in the JSON log.
+  process.stderr.write(`\nOrchard generated an API key (kept in ${file}):\n\n    ${key}\n\n`);
+  log.info({ file }, "generated a new API key");
+  return key;
+}
+
+function loadTrust(caFiles: string[], log: Logger): DeviceTrust {
+  if (caFiles.length === 0) {
+    log.warn(
+      "NO --ca GIVEN: ANY DEVICE CERTIFICATE WITH A VALID SIGNATURE IS ACCEPTED. " +
+        "Give --ca with the CA that issues your devices' identity certificates before enrolling real devices.",
+    );
+    return DeviceTrust.any();
+  }
+  return new DeviceTrust(caFiles.map((f) => fs.readFileSync(f, "utf8")));
+}

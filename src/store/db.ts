@@ -1,0 +1,22 @@
+// A dialect-neutral SQL executor. Every query in Orchard is written once, in
+// SQL that SQLite and PostgreSQL both accept (`?` placeholders, ON CONFLICT,
+// RETURNING, integers for booleans and millisecond times), and runs through
+// this interface; only the executors differ.
+
+export type SqlParam = string | number | bigint | boolean | Buffer | null;
+
+export interface Sql {
+  all<T>(sql: string, params?: readonly SqlParam[]): Promise<T[]>;
+  get<T>(sql: string, params?: readonly SqlParam[]): Promise<T | undefined>;
+  /** Runs a statement; resolves to the number of rows it changed. */
+  run(sql: string, params?: readonly SqlParam[]): Promise<number>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(script: string): Promise<void>;
+}
+
+export interface Database extends Sql {
+  readonly dialect: "sqlite" | "postgres";
+  /** Runs fn in one transaction: all of it commits, or none of it does. */
+  transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}

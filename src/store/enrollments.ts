@@ -1,0 +1,267 @@
+import type { Channel, EnrollmentType } from "../protocol/enrollment.ts";
+import type { Database } from "./db.ts";
+
+export interface DeviceFacts {
+  serialNumber?: string;
+  productName?: string;
+  model?: string;
+  modelName?: string;
+  deviceName?: string;
+  osVersion?: string;
+  buildVersion?: string;
+  imei?: string;
+  meid?: string;
+}
+
+export interface AuthenticateRecord {
+  deviceId: string;
+  topic: string;
+  facts: DeviceFacts;
+  certFingerprint: string;
+  message: Buffer;
+  now: number;
+}
+
+export interface TokenUpdateRecord {
+  channel: Channel;
+  topic: string;
+  pushToken: string;
+  pushMagic: string;
+  /** Absent: keep the stored one (brief 4.2). */
+  unlockToken?: Buffer;
+  awaitingConfiguration: boolean;
+  userShortName?: string;
+  userLongName?: string;
+  notOnConsole?: boolean;
+  message: Buffer;
+  now: number;
+}
+
+export interface Enrollment {
+  id: string;
+  deviceId: string;
+  type: EnrollmentType;
+  userId: string | null;
+  userShortName: string | null;
+  userLongName: string | null;
+  enabled: boolean;
+  topic: string;
+  pushToken: string;
+  pushMagic: string;
+  tokenUpdateCount: number;
+  awaitingConfiguration: boolean;
+  serialNumber: string | null;
+  model: string | null;
+  modelName: string | null;
+  productName: string | null;
+  deviceName: string | null;
+  osVersion: string | null;
+  buildVersion: string | null;
+  createdAt: number;
+  updatedAt: number;
+  lastSeenAt: number | null;
+}
+
+export interface EnrollmentFilter {
+  type?: EnrollmentType;
+  enabled?: boolean;
+  serialNumber?: string;
+  deviceId?: string;
+  /** Ids greater than this one (cursor pagination, ordered by id). */
+  after?: string;
+  limit: number;
+}
+
+const ENROLLMENT_COLUMNS = `e.id, e.device_id, e.type, e.user_id, e.user_short_name, e.user_long_name, e.enabled,
+  e.topic, e.push_token, e.push_magic, e.token_update_count, e.awaiting_configuration,
+  d.serial_number, d.model, d.model_name, d.product_name, d.device_name, d.os_version, d.build_version,
+  e.created_at, e.updated_at, e.last_seen_at`;
+
+/** Devices (Authenticate facts, identity binding, bootstrap token) and their channels. */
+export class EnrollmentStore {
+  constructor(private readonly db: Database) {}
+
+  /** The device whose identity certificate has this SHA-256 fingerprint. */
+  async deviceByCertFingerprint(fingerprint: string): Promise<string | undefined> {
+    const row = await this.db.get<{ id: string }>("SELECT id FROM devices WHERE cert_fingerprint = ? LIMIT 1", [fingerprint]);
+    return row?.id;
+  }
+
+  async certFingerprintOf(deviceId: string): Promise<string | undefined> {
+    const row = await this.db.get<{ cert_fingerprint: string }>("SELECT cert_fingerprint FROM devices WHERE id = ?", [deviceId]);
+    return row?.cert_fingerprint;
+  }
+
+  /**
+   * A (re-)enrollment: keep the facts, bind the certificate, and start clean:
+   * channels disabled until their TokenUpdate, queues and bootstrap token cleared.
+   */
+  async authenticate(a: AuthenticateRecord): Promise<void> {
+    const f = a.facts;
+    await this.db.transaction(async (tx) => {
+      await tx.run(
+        `INSERT INTO devices (id, serial_number, product_name, model, model_name, device_name, os_version, build_version,
+           imei, meid, topic, cert_fingerprint, bootstrap_token, authenticate_message, authenticated_at, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET serial_number = excluded.serial_number, product_name = excluded.product_name,
+           model = excluded.model, model_name = excluded.model_name, device_name = excluded.device_name,
+           os_version = excluded.os_version, build_version = excluded.build_version, imei = excluded.imei,
+           meid = excluded.meid, topic = excluded.topic, cert_fingerprint = excluded.cert_fingerprint,
+           bootstrap_token = NULL, authenticate_message = excluded.authenticate_message,
+           authenticated_at = excluded.authenticated_at`,
+        [
+          a.deviceId, f.serialNumber ?? null, f.productName ?? null, f.model ?? null, f.modelName ?? null,
+          f.deviceName ?? null, f.osVersion ?? null, f.buildVersion ?? null, f.imei ?? null, f.meid ?? null,
+          a.topic, a.certFingerprint, a.message, a.now, a.now,
+        ],
+      );
+      await tx.run("UPDATE enrollments SET enabled = 0, updated_at = ? WHERE device_id = ?", [a.now, a.deviceId]);
+      await tx.run(
+        `DELETE FROM command_queue WHERE active = 1
+           AND enrollment_id IN (SELECT id FROM enrollments WHERE device_id = ?)`,
+        [a.deviceId],
+      );
+    });
+  }
+
+  /** Stores a channel's push token; returns how many TokenUpdates it has sent. */
+  async tokenUpdate(t: TokenUpdateRecord): Promise<number> {
+    const c = t.channel;
+    const row = await this.db.get<{ token_update_count: number }>(
+      `INSERT INTO enrollments (id, device_id, type, user_id, user_short_name, user_long_name, enabled, topic, push_token,
+         push_magic, unlock_token, token_update_count, awaiting_configuration, not_on_console, token_update_message,
+         created_at, updated_at, last_seen_at)
+       VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET enabled = 1, topic = excluded.topic, push_token = excluded.push_token,
+         push_magic = excluded.push_magic, unlock_token = COALESCE(excluded.unlock_token, enrollments.unlock_token),
+         token_update_count = enrollments.token_update_count + 1,
+         awaiting_configuration = excluded.awaiting_configuration,
+         user_short_name = COALESCE(excluded.user_short_name, enrollments.user_short_name),
+         user_long_name = COALESCE(excluded.user_long_name, enrollments.user_long_name),
+         not_on_console = excluded.not_on_console, token_update_message = excluded.token_update_message,
+         updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at
+       RETURNING token_update_count`,
+      [
+        c.id, c.deviceId, c.type, c.userId ?? null, t.userShortName ?? null, t.userLongName ?? null, t.topic,
+        t.pushToken, t.pushMagic, t.unlockToken ?? null, t.awaitingConfiguration,
+        t.notOnConsole === undefined ? null : t.notOnConsole, t.message, t.now, t.now, t.now,
+      ],
+    );
+    return Number(row!.token_update_count);
+  }
+
+  /** The device left management: disable it and its user channels. */
+  async checkOut(deviceId: string, now: number): Promise<number> {
+    return this.db.run("UPDATE enrollments SET enabled = 0, updated_at = ? WHERE device_id = ?", [now, deviceId]);
+  }
+
+  async setBootstrapToken(deviceId: string, token: Buffer | null): Promise<void> {
+    await this.db.run("UPDATE devices SET bootstrap_token = ? WHERE id = ?", [token, deviceId]);
+  }
+
+  async bootstrapToken(deviceId: string): Promise<Buffer | undefined> {
+    const row = await this.db.get<{ bootstrap_token: Buffer | null }>("SELECT bootstrap_token FROM devices WHERE id = ?", [deviceId]);
+    return row?.bootstrap_token ?? undefined;
+  }
+
+  async unlockToken(enrollmentId: string): Promise<Buffer | undefined> {
+    const row = await this.db.get<{ unlock_token: Buffer | null }>("SELECT unlock_token FROM enrollments WHERE id = ?", [enrollmentId]);
+    return row?.unlock_token ?? undefined;
+  }
+
+  async get(id: string): Promise<Enrollment | undefined> {
+    const row = await this.db.get<EnrollmentRow>(
+      `SELECT ${ENROLLMENT_COLUMNS} FROM enrollments e JOIN devices d ON d.id = e.device_id WHERE e.id = ?`,
+      [id],
+    );
+    return row && toEnrollment(row);
+  }
+
+  async list(filter: EnrollmentFilter): Promise<Enrollment[]> {
+    const where: string[] = [];
+    const params: Array<string | number | boolean> = [];
+    if (filter.type !== undefined) (where.push("e.type = ?"), params.push(filter.type));
+    if (filter.enabled !== undefined) (where.push("e.enabled = ?"), params.push(filter.enabled ? 1 : 0));
+    if (filter.serialNumber !== undefined) (where.push("d.serial_number = ?"), params.push(filter.serialNumber));
+    if (filter.deviceId !== undefined) (where.push("e.device_id = ?"), params.push(filter.deviceId));
+    if (filter.after !== undefined) (where.push("e.id > ?"), params.push(filter.after));
+    const rows = await this.db.all<EnrollmentRow>(
+      `SELECT ${ENROLLMENT_COLUMNS} FROM enrollments e JOIN devices d ON d.id = e.device_id
+       ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY e.id LIMIT ?`,
+      [...params, filter.limit],
+    );
+    return rows.map(toEnrollment);
+  }
+
+  /** Which of these ids name a known channel. */
+  async existing(ids: readonly string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    for (const id of ids) {
+      const row = await this.db.get<{ id: string }>("SELECT id FROM enrollments WHERE id = ?", [id]);
+      if (row) found.add(row.id);
+    }
+    return found;
+  }
+
+  /** Bookkeeping kept off the request path: written in batches by core/last-seen.ts. */
+  async markSeen(seen: ReadonlyMap<string, number>): Promise<void> {
+    if (seen.size === 0) return;
+    await this.db.transaction(async (tx) => {
+      for (const [id, at] of seen) {
+        await tx.run("UPDATE enrollments SET last_seen_at = ? WHERE id = ? AND (last_seen_at IS NULL OR last_seen_at < ?)", [at, id, at]);
+      }
+    });
+  }
+}
+
+interface EnrollmentRow {
+  id: string;
+  device_id: string;
+  type: EnrollmentType;
+  user_id: string | null;
+  user_short_name: string | null;
+  user_long_name: string | null;
+  enabled: number;
+  topic: string;
+  push_token: string;
+  push_magic: string;
+  token_update_count: number | string;
+  awaiting_configuration: number;
+  serial_number: string | null;
+  model: string | null;
+  model_name: string | null;
+  product_name: string | null;
+  device_name: string | null;
+  os_version: string | null;
+  build_version: string | null;
+  created_at: number | string;
+  updated_at: number | string;
+  last_seen_at: number | string | null;
+}
+
+function toEnrollment(r: EnrollmentRow): Enrollment {
+  return {
+    id: r.id,
+    deviceId: r.device_id,
+    type: r.type,
+    userId: r.user_id,
+    userShortName: r.user_short_name,
+    userLongName: r.user_long_name,
+    enabled: Number(r.enabled) === 1,
+    topic: r.topic,
+    pushToken: r.push_token,
+    pushMagic: r.push_magic,
+    tokenUpdateCount: Number(r.token_update_count),
+    awaitingConfiguration: Number(r.awaiting_configuration) === 1,
+    serialNumber: r.serial_number,
+    model: r.model,
+    modelName: r.model_name,
+    productName: r.product_name,
+    deviceName: r.device_name,
+    osVersion: r.os_version,
+    buildVersion: r.build_version,
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+    lastSeenAt: r.last_seen_at === null ? null : Number(r.last_seen_at),
+  };
+}

@@ -1,0 +1,55 @@
+import path from "node:path";
+import { BadRequest } from "../errors.ts";
+import { CommandStore } from "./commands.ts";
+import type { Database } from "./db.ts";
+import { EnrollmentStore } from "./enrollments.ts";
+import { EventStore } from "./events.ts";
+import { migrate } from "./migrate.ts";
+import { SettingStore } from "./settings.ts";
+import { SqliteDatabase } from "./sqlite.ts";
+
+/** All of Orchard's state, split by concern; every process shares it. */
+export class Store {
+  readonly enrollments: EnrollmentStore;
+  readonly commands: CommandStore;
+  readonly events: EventStore;
+  readonly settings: SettingStore;
+
+  constructor(readonly db: Database) {
+    this.enrollments = new EnrollmentStore(db);
+    this.commands = new CommandStore(db);
+    this.events = new EventStore(db);
+    this.settings = new SettingStore(db);
+  }
+
+  /** True when the database answers (health checks). */
+  async ping(): Promise<boolean> {
+    try {
+      await this.db.get("SELECT 1 AS ok");
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+}
+
+/**
+ * Opens the store named by a --storage URL (`sqlite:/path/file.db`) or, with
+ * none, SQLite in the data dir; applies pending migrations.
+ */
+export async function openStore(storage: string | undefined, dataDir: string): Promise<Store> {
+  let db: Database;
+  if (storage === undefined || storage === "") {
+    db = new SqliteDatabase(path.join(dataDir, "orchard.db"));
+  } else if (storage.startsWith("sqlite:")) {
+    db = new SqliteDatabase(storage.slice("sqlite:".length).replace(/^\/\/(?=\/)/, ""));
+  } else {
+    throw new BadRequest(`unsupported --storage ${storage.split(":")[0]}: use sqlite:/path/file.db`);
+  }
+  await migrate(db);
+  return new Store(db);
+}

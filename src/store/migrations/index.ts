@@ -1,0 +1,18 @@
+import { core } from "./001-core.ts";
+
+/** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const migrations: readonly Migration[] = [core];
+
+export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
+  const types =
+    dialect === "sqlite"
+      ? { serial: "INTEGER PRIMARY KEY", blob: "BLOB" }
+      : { serial: "BIGSERIAL PRIMARY KEY", blob: "BYTEA" };
+  return sql.replaceAll("{{serial}}", types.serial).replaceAll("{{blob}}", types.blob);
+}

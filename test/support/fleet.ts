@@ -1,0 +1,35 @@
+import { createCa, issueDeviceIdentity, generateKeyPair, type CaIdentity, type KeyPair } from "../../src/identity/testing/pki.ts";
+import { SimDevice, type IdentityMode } from "../../src/sim/device.ts";
+import { Transport } from "../../src/sim/transport.ts";
+
+/** A CA and a shared key for quick test devices (RSA key generation is slow). */
+export interface TestFleet {
+  ca: CaIdentity;
+  key: KeyPair;
+  transport: Transport;
+  device(opts?: { mode?: IdentityMode; udid?: string; platform?: "macOS" | "iOS" }): Promise<SimDevice>;
+  close(): void;
+}
+
+export async function testFleet(baseUrl: string): Promise<TestFleet> {
+  const ca = await createCa({ commonName: "Orchard Test Device CA" });
+  const key = await generateKeyPair();
+  const transport = new Transport(baseUrl);
+  let n = 0;
+  return {
+    ca,
+    key,
+    transport,
+    async device(opts = {}) {
+      const identity = await issueDeviceIdentity(ca, { commonName: `device-${++n}`, keyPair: key });
+      return new SimDevice({
+        transport,
+        identity,
+        mode: opts.mode ?? { kind: "header", header: "x-client-cert" },
+        udid: opts.udid,
+        platform: opts.platform,
+      });
+    },
+    close: () => transport.close(),
+  };
+}

@@ -1,0 +1,54 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Writable } from "node:stream";
+import { parseServeArgs } from "../../src/config.ts";
+import { createLogger, startServer, type RunningServer } from "../../src/server.ts";
+
+export interface TestServer extends RunningServer {
+  dataDir: string;
+  /** Every log line the server wrote, as text. */
+  logs: string[];
+  /** GET/PUT/DELETE the operator API with the server's key. */
+  api(method: string, urlPath: string, body?: Buffer | string | object): Promise<{ status: number; json: any; text: string }>;
+  stop(): Promise<void>;
+}
+
+/** Starts a real Orchard on 127.0.0.1:0 over a fresh SQLite store in a temp dir. */
+export async function startTestServer(args: string[] = []): Promise<TestServer> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-test-"));
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      logs.push(...chunk.toString().split("\n").filter(Boolean));
+      done();
+    },
+  });
+  const config = parseServeArgs(
+    ["--listen", "127.0.0.1:0", "--data-dir", dataDir, "--api-key", "test-api-key", "--cert-header", "x-client-cert", "--log-level", "debug", ...args],
+    {},
+  );
+  const server = await startServer(config, createLogger(config.logLevel, sink));
+  const auth = "Basic " + Buffer.from("orchard:test-api-key").toString("base64");
+  return {
+    ...server,
+    dataDir,
+    logs,
+    async api(method, urlPath, body) {
+      const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? new Uint8Array(body) : typeof body === "string" ? body : JSON.stringify(body);
+      const res = await fetch(server.url + urlPath, { method, headers: { authorization: auth }, body: payload });
+      const text = await res.text();
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = undefined;
+      }
+      return { status: res.status, json, text };
+    },
+    async stop() {
+      await server.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
