@@ -4,13 +4,16 @@ import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
 import type { Config } from "./config.ts";
+import { AuthTokenGuard } from "./core/auth-token-guard.ts";
 import { CertBinding } from "./core/cert-binding.ts";
 import { CoreService } from "./core/core.ts";
 import { DeclarativeManagement } from "./core/declarative.ts";
-import { LastSeen } from "./core/last-seen.ts";
+import { Coalescer } from "./core/coalesce.ts";
 import { NoPusher } from "./core/push.ts";
 import type { MdmService } from "./core/service.ts";
+import { UserAuthService } from "./core/userauth.ts";
 import { buildApp } from "./http/app.ts";
+import { registerUserRoutes } from "./http/user-routes.ts";
 import { DeviceTrust } from "./identity/index.ts";
 import { openStore, type Store } from "./store/index.ts";
 
@@ -40,16 +43,25 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const apiKey = config.apiKey ?? loadOrCreateApiKey(config.dataDir, log);
   const trust = loadTrust(config.caFiles, log);
   const store = await openStore(config.storage, config.dataDir);
-  const lastSeen = new LastSeen(store, log);
+  const lastSeen = new Coalescer("last-seen times", (seen) => store.enrollments.markSeen(seen), log);
+  const tokenUse = new Coalescer("AuthToken use times", (used) => store.userSessions.markTokensUsed(used), log);
   lastSeen.start();
+  tokenUse.start();
+  const nonceSecret = await store.settings.getOrCreate("digest-nonce-secret", () => randomBytes(32));
+  const prune = setInterval(() => {
+    store.userSessions.prune(Date.now(), config.userAuth.failureWindowMs).catch((err: unknown) => log.warn({ err }, "pruning failed"));
+  }, 60_000);
+  prune.unref();
 
   const core = new CoreService({
     store,
     lastSeen,
+    userAuth: new UserAuthService(store, config.userAuth, nonceSecret),
     declarative: config.dmUrl ? new DeclarativeManagement(config.dmUrl) : undefined,
   });
-  // Outermost first: identity binding before anything reaches the core.
-  const service: MdmService = new CertBinding(core, store);
+  // Outermost first: the certificate binding, then the AuthToken of a
+  // network user's channel, then the core.
+  const service: MdmService = new CertBinding(new AuthTokenGuard(core, store, tokenUse), store);
 
   const app = buildApp({
     log,
@@ -63,11 +75,15 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     serverPath: config.serverPath,
     checkinBodyLimit: config.checkinBodyLimit,
     reportBodyLimit: config.reportBodyLimit,
+    apiPlugins: [(api) => registerUserRoutes(api, { store, realm: config.userAuth.realm })],
     https: config.tlsCert ? { cert: fs.readFileSync(config.tlsCert), key: fs.readFileSync(config.tlsKey!) } : undefined,
   });
   const address = await app.listen({ host: config.host, port: config.port });
   const url = address.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://127.0.0.1:");
-  log.info({ url, checkinPath: config.checkinPath, serverPath: config.serverPath }, "orchard listening");
+  log.info(
+    { url, checkinPath: config.checkinPath, serverPath: config.serverPath, userAuth: config.userAuth.policy, realm: config.userAuth.realm },
+    "orchard listening",
+  );
 
   let closed = false;
   return {
@@ -78,8 +94,10 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     async close() {
       if (closed) return;
       closed = true;
+      clearInterval(prune);
       await app.close();
       await lastSeen.stop();
+      await tokenUse.stop();
       await store.close();
     },
   };

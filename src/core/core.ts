@@ -4,7 +4,7 @@ import type { CommandReport } from "../protocol/report.ts";
 import type { PendingCommand } from "../store/commands.ts";
 import type { Store } from "../store/index.ts";
 import type { DeclarativeManagement } from "./declarative.ts";
-import type { LastSeen } from "./last-seen.ts";
+import type { Coalescer } from "./coalesce.ts";
 import type { CheckinReply, MdmRequest, MdmService } from "./service.ts";
 
 /** Answers GetToken for one TokenServiceType with the TokenData bytes. */
@@ -17,7 +17,8 @@ export interface UserAuthenticator {
 
 export interface CoreOptions {
   store: Store;
-  lastSeen: LastSeen;
+  /** Last-seen times, written in batches off the request path. */
+  lastSeen: Coalescer;
   userAuth?: UserAuthenticator;
   tokenServices?: ReadonlyMap<string, TokenService>;
   declarative?: DeclarativeManagement;

@@ -203,7 +203,7 @@ export class EnrollmentStore {
     return found;
   }
 
-  /** Bookkeeping kept off the request path: written in batches by core/last-seen.ts. */
+  /** Bookkeeping kept off the request path: written in batches by core/coalesce.ts. */
   async markSeen(seen: ReadonlyMap<string, number>): Promise<void> {
     if (seen.size === 0) return;
     await this.db.transaction(async (tx) => {

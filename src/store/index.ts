@@ -6,6 +6,8 @@ import { EnrollmentStore } from "./enrollments.ts";
 import { EventStore } from "./events.ts";
 import { migrate } from "./migrate.ts";
 import { SettingStore } from "./settings.ts";
+import { DirectoryStore } from "./directory.ts";
+import { UserSessionStore } from "./user-sessions.ts";
 import { SqliteDatabase } from "./sqlite.ts";
 
 /** All of Orchard's state, split by concern; every process shares it. */
@@ -14,12 +16,16 @@ export class Store {
   readonly commands: CommandStore;
   readonly events: EventStore;
   readonly settings: SettingStore;
+  readonly directory: DirectoryStore;
+  readonly userSessions: UserSessionStore;
 
   constructor(readonly db: Database) {
     this.enrollments = new EnrollmentStore(db);
     this.commands = new CommandStore(db);
     this.events = new EventStore(db);
     this.settings = new SettingStore(db);
+    this.directory = new DirectoryStore(db);
+    this.userSessions = new UserSessionStore(db);
   }
 
   /** True when the database answers (health checks). */

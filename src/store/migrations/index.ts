@@ -1,4 +1,5 @@
 import { core } from "./001-core.ts";
+import { userAuth } from "./002-userauth.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
@@ -7,7 +8,7 @@ export interface Migration {
   sql: string;
 }
 
-export const migrations: readonly Migration[] = [core];
+export const migrations: readonly Migration[] = [core, userAuth];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
   const types =

@@ -1,19 +1,20 @@
-import type { Logger } from "pino";
-import type { Store } from "../store/index.ts";
+import type { Log } from "./service.ts";
 
 /**
- * Coalesces "last seen" times in memory and writes them in one batch per
- * interval, so an Idle poll costs no database write. A crash loses at most one
- * interval of last-seen times; nothing else rides on this path.
+ * Coalesces per-id times in memory (last seen, AuthToken last used) and
+ * writes them in one batch per interval, so a poll costs no database write.
+ * A crash loses at most one interval of these times; nothing else rides on
+ * this path.
  */
-export class LastSeen {
+export class Coalescer {
   private pending = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly store: Store,
-    private readonly log: Logger,
+    private readonly what: string,
+    private readonly write: (batch: ReadonlyMap<string, number>) => Promise<void>,
+    private readonly log: Log,
     private readonly intervalMs = 1000,
   ) {}
 
@@ -22,8 +23,8 @@ export class LastSeen {
     this.timer.unref();
   }
 
-  mark(enrollmentId: string, at: number): void {
-    this.pending.set(enrollmentId, at);
+  mark(id: string, at: number): void {
+    this.pending.set(id, at);
   }
 
   flush(): Promise<void> {
@@ -31,8 +32,8 @@ export class LastSeen {
     const batch = this.pending;
     this.pending = new Map();
     this.flushing = this.flushing
-      .then(() => this.store.enrollments.markSeen(batch))
-      .catch((err: unknown) => this.log.warn({ err, count: batch.size }, "could not record last-seen times"));
+      .then(() => this.write(batch))
+      .catch((err: unknown) => this.log.warn({ err, count: batch.size }, `could not record ${this.what}`));
     return this.flushing;
   }
 

@@ -1,0 +1,48 @@
+import { Declined, Forbidden } from "../errors.ts";
+import type { CheckinMessage } from "../protocol/checkin.ts";
+import type { Channel } from "../protocol/enrollment.ts";
+import type { CommandReport } from "../protocol/report.ts";
+import type { Store } from "../store/index.ts";
+import { authTokenMatches } from "./auth-token.ts";
+import type { Coalescer } from "./coalesce.ts";
+import type { CheckinReply, MdmRequest, MdmService } from "./service.ts";
+
+/**
+ * Enforces the outcome of UserAuthenticate on a macOS user's channel: once a
+ * digest handshake began, every later check-in and command request of that
+ * channel must carry the AuthToken it issued (403 otherwise: never 401, which
+ * would unenroll the Mac); a declined user's channel gets 410. Local users
+ * (no handshake) and zero-length users pass.
+ */
+export class AuthTokenGuard implements MdmService {
+  constructor(
+    private readonly next: MdmService,
+    private readonly store: Store,
+    private readonly tokenUse: Coalescer,
+  ) {}
+
+  async checkIn(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
+    if (msg.messageType !== "UserAuthenticate") await this.check(req, msg.channel, msg.body.AuthToken);
+    return this.next.checkIn(req, msg);
+  }
+
+  async report(req: MdmRequest, report: CommandReport) {
+    await this.check(req, report.channel, report.body.AuthToken);
+    return this.next.report(req, report);
+  }
+
+  private async check(req: MdmRequest, channel: Channel, authToken: unknown): Promise<void> {
+    if (channel.type !== "User") return;
+    const session = await this.store.userSessions.get(channel.id);
+    if (!session || session.state === "zero-length") return;
+    if (session.state === "declined") throw new Declined("this user is not managed");
+    if (session.state === "authenticated" && authTokenMatches(authToken, session.tokenHash)) {
+      this.tokenUse.mark(channel.id, req.now);
+      return;
+    }
+    const reason = authToken === undefined ? "missing" : session.state === "challenged" ? "no token issued" : "wrong or stale";
+    req.log.info({ enrollmentId: channel.id, reason }, "AuthToken refused");
+    await this.store.events.add({ type: "userauth.token_refused", enrollmentId: channel.id, detail: { reason } }, req.now);
+    throw new Forbidden(authToken === undefined ? "this user's channel requires its AuthToken" : "AuthToken is not valid for this user");
+  }
+}

@@ -1,0 +1,198 @@
+import type { UserAuthConfig } from "../config.ts";
+import { Declined } from "../errors.ts";
+import {
+  baseHash,
+  buildChallenge,
+  checkNonce,
+  DigestError,
+  mintNonce,
+  parseDigestResponse,
+  verifyDigestResponse,
+  type DigestResponse,
+} from "../digest/index.ts";
+import { str, type CheckinMessage } from "../protocol/checkin.ts";
+import type { DirectoryUser } from "../store/directory.ts";
+import type { Store } from "../store/index.ts";
+import { authTokenMatches, hashAuthToken, newAuthToken } from "./auth-token.ts";
+import type { UserAuthenticator } from "./core.ts";
+import type { CheckinReply, MdmRequest } from "./service.ts";
+
+/** Why a digest response was refused: in the log and the event, never to the Mac. */
+export type FailureCause =
+  | "rate-limited"
+  | "malformed"
+  | "realm-mismatch"
+  | "nonce-malformed"
+  | "nonce-foreign"
+  | "nonce-expired"
+  | "nonce-future"
+  | "nonce-replayed"
+  | "no-challenge"
+  | "unknown-user"
+  | "guid-mismatch"
+  | "declined-user"
+  | "no-digest"
+  | "wrong-password";
+
+class Refused extends Error {
+  constructor(
+    readonly reason: FailureCause,
+    readonly shortName?: string,
+  ) {
+    super(reason);
+  }
+}
+
+// A fixed HA1 to verify against when the user is unknown, so that an unknown
+// user costs the same work as a wrong password.
+const DUMMY_HA1 = { MD5: "0".repeat(32), "SHA-256": "0".repeat(64) };
+
+/**
+ * The macOS UserAuthenticate handshake (brief 4.4, 5.3): a real HTTP Digest
+ * challenge, the response checked against the directory, an AuthToken issued.
+ * Every failure looks the same to the Mac: 200 with an empty AuthToken.
+ */
+export class UserAuthService implements UserAuthenticator {
+  constructor(
+    private readonly store: Store,
+    private readonly config: UserAuthConfig,
+    /** The HMAC key for nonces, shared by every process through the store. */
+    private readonly nonceSecret: Buffer,
+  ) {}
+
+  userAuthenticate(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
+    const response = str(msg, "DigestResponse");
+    return response === undefined ? this.challenge(req, msg) : this.answer(req, msg, response);
+  }
+
+  /** Step 1: decline, manage without a token, or challenge. */
+  private async challenge(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
+    const { id: enrollmentId, deviceId, userId } = msg.channel;
+    const base = { enrollmentId, deviceId, userId: userId! };
+    const session = await this.store.userSessions.get(enrollmentId);
+    // Apple's server answers a message that already carries the user's valid
+    // AuthToken with a zero-length challenge and keeps the token.
+    if (session?.state === "authenticated" && authTokenMatches(msg.body.AuthToken, session.tokenHash)) {
+      await this.event(req, "userauth.already_authenticated", enrollmentId, { shortName: session.shortName });
+      return { kind: "plist", body: { DigestChallenge: "" } };
+    }
+    const user = await this.directoryUser(userId!, str(msg, "UserShortName"));
+    const policy = this.policyFor(user);
+    const shortName = user?.shortName;
+    if (policy === "decline") {
+      await this.store.userSessions.begin({ ...base, state: "declined", shortName }, req.now);
+      await this.event(req, "userauth.declined", enrollmentId, { shortName });
+      throw new Declined("this user is not managed");
+    }
+    if (policy === "zero-length") {
+      await this.store.userSessions.begin({ ...base, state: "zero-length", shortName }, req.now);
+      await this.event(req, "userauth.zero_length", enrollmentId, { shortName });
+      return { kind: "plist", body: { DigestChallenge: "" } };
+    }
+    await this.store.userSessions.begin({ ...base, state: "challenged", shortName }, req.now);
+    const nonce = mintNonce({ secret: this.nonceSecret, udid: deviceId, userId: userId!, now: req.now });
+    const body: Record<string, string> = {
+      DigestChallenge: buildChallenge({ nonce, realm: this.config.realm, qop: this.config.qop }),
+    };
+    if (this.config.md5SessChallenge) {
+      body.DigestMD5SessChallenge = buildChallenge({ nonce, realm: this.config.realm, qop: true, algorithm: "MD5-sess" });
+    }
+    await this.event(req, "userauth.challenged", enrollmentId, { shortName });
+    return { kind: "plist", body };
+  }
+
+  /** Step 2: check the digest response; an AuthToken, or an empty one. */
+  private async answer(req: MdmRequest, msg: CheckinMessage, raw: string): Promise<CheckinReply> {
+    const { id: enrollmentId, deviceId } = msg.channel;
+    try {
+      const shortName = await this.verify(req, msg, raw);
+      const token = newAuthToken();
+      if (!(await this.store.userSessions.issueToken(enrollmentId, shortName, hashAuthToken(token), req.now))) {
+        throw new Refused("no-challenge", shortName);
+      }
+      await this.event(req, "userauth.authenticated", enrollmentId, { shortName });
+      return { kind: "plist", body: { AuthToken: token } };
+    } catch (err) {
+      if (!(err instanceof Refused)) throw err;
+      await this.store.userSessions.recordFailure(deviceId, err.shortName, req.now);
+      req.log.info({ enrollmentId, cause: err.reason, shortName: err.shortName }, "UserAuthenticate digest refused");
+      await this.event(req, "userauth.failed", enrollmentId, { cause: err.reason, shortName: err.shortName });
+      return { kind: "plist", body: { AuthToken: "" } };
+    }
+  }
+
+  /** Resolves to the authenticated short name, or throws Refused with the cause. */
+  private async verify(req: MdmRequest, msg: CheckinMessage, raw: string): Promise<string> {
+    const { id: enrollmentId, deviceId, userId } = msg.channel;
+    const since = req.now - this.config.failureWindowMs;
+    const byDevice = await this.store.userSessions.failuresSince(deviceId, undefined, since);
+    if (byDevice.device >= this.config.maxFailures) throw new Refused("rate-limited");
+
+    let response: DigestResponse;
+    try {
+      response = parseDigestResponse(raw);
+    } catch (err) {
+      if (err instanceof DigestError) throw new Refused("malformed");
+      throw err;
+    }
+    const shortName = response.username;
+    const byUser = await this.store.userSessions.failuresSince(deviceId, shortName, since);
+    if (byUser.user >= this.config.maxFailures) throw new Refused("rate-limited", shortName);
+    if (response.realm !== this.config.realm) throw new Refused("realm-mismatch", shortName);
+
+    const nonce = checkNonce({
+      secret: this.nonceSecret,
+      nonce: response.nonce,
+      udid: deviceId,
+      userId: userId!,
+      now: req.now,
+      ttlMs: this.config.nonceTtlMs,
+    });
+    if (!nonce.ok) throw new Refused(`nonce-${nonce.reason}`, shortName);
+    // A nonce answers once, right or wrong: a replay fails on every instance.
+    if (!(await this.store.userSessions.useNonce(nonce.nonceId, nonce.issuedAt + this.config.nonceTtlMs + 60_000))) {
+      throw new Refused("nonce-replayed", shortName);
+    }
+    const session = await this.store.userSessions.get(enrollmentId);
+    if (session?.state !== "challenged") throw new Refused("no-challenge", shortName);
+
+    const user = await this.store.directory.get(shortName);
+    const hash = baseHash(response.algorithm);
+    const ha1 = user ? await this.store.directory.ha1(shortName, this.config.realm, hash) : undefined;
+    const methods = [req.method, ...this.config.extraMethods.filter((m) => m !== req.method)];
+    const result = verifyDigestResponse({ response, ha1: ha1 ?? DUMMY_HA1[hash], methods });
+    if (!user) throw new Refused("unknown-user", shortName);
+    if (user.guid !== null && user.guid !== userId) throw new Refused("guid-mismatch", shortName);
+    if (user.state === "declined") throw new Refused("declined-user", shortName);
+    if (ha1 === undefined) throw new Refused("no-digest", shortName);
+    if (!result.ok) throw new Refused("wrong-password", shortName);
+    if (result.method !== req.method) {
+      req.log.info({ enrollmentId, method: result.method }, "digest matched with an extra method");
+    }
+    return shortName;
+  }
+
+  /** The directory entry for a UserAuthenticate: by GUID, else by a GUID-less entry's short name. */
+  private async directoryUser(userId: string, shortName: string | undefined): Promise<DirectoryUser | undefined> {
+    const byGuid = await this.store.directory.byGuid(userId);
+    if (byGuid) return byGuid;
+    if (shortName === undefined) return undefined;
+    const byName = await this.store.directory.get(shortName);
+    return byName && byName.guid === null ? byName : undefined;
+  }
+
+  /**
+   * The server-wide policy, overridden by the user's entry: a declined entry
+   * is declined; a managed entry is challenged even where the server declines
+   * unknown users.
+   */
+  private policyFor(user: DirectoryUser | undefined): UserAuthConfig["policy"] {
+    if (user?.state === "declined") return "decline";
+    if (user?.state === "managed" && this.config.policy === "decline") return "digest";
+    return this.config.policy;
+  }
+
+  private event(req: MdmRequest, type: string, enrollmentId: string, detail: Record<string, unknown>): Promise<void> {
+    return this.store.events.add({ type, enrollmentId, detail }, req.now);
+  }
+}

@@ -1,0 +1,35 @@
+import type { FastifyRequest } from "fastify";
+import { BadRequest } from "../errors.ts";
+
+/** Parses a JSON object body; every field is checked by the route's own rules. */
+export function jsonObject(req: FastifyRequest): Record<string, unknown> {
+  const raw = Buffer.isBuffer(req.body) ? req.body.toString("utf8") : "";
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw new BadRequest("the body must be a JSON object");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new BadRequest("the body must be a JSON object");
+  return value as Record<string, unknown>;
+}
+
+/** Refuses keys a route does not know, so a typo is an error rather than a no-op. */
+export function onlyKeys(body: Record<string, unknown>, allowed: readonly string[]): void {
+  const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
+  if (unknown.length > 0) throw new BadRequest(`unknown field ${JSON.stringify(unknown[0]!.slice(0, 64))}; allowed: ${allowed.join(", ")}`);
+}
+
+export function optionalString(body: Record<string, unknown>, key: string, max: number): string | null | undefined {
+  const v = body[key];
+  if (v === undefined || v === null) return v;
+  if (typeof v !== "string" || v.length === 0 || v.length > max) throw new BadRequest(`${key} must be a string of 1 to ${max} characters`);
+  return v;
+}
+
+export function pageSize(value: string | undefined): number {
+  if (value === undefined) return 100;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new BadRequest("limit must be a whole number from 1 to 1000");
+  return n;
+}

@@ -1,0 +1,110 @@
+import type { FastifyInstance } from "fastify";
+import { computeHA1, parseHtdigest } from "../digest/index.ts";
+import { BadRequest, Conflict, NotFound } from "../errors.ts";
+import type { DirectoryState } from "../store/directory.ts";
+import type { Store } from "../store/index.ts";
+import { jsonObject, onlyKeys, optionalString, pageSize } from "./json-body.ts";
+
+export interface UserRouteOptions {
+  store: Store;
+  /** The realm of UserAuthenticate challenges: passwords become digests for it. */
+  realm: string;
+}
+
+const SHORT_NAME = /^[^\u0000-\u001f\u007f:/,]{1,256}$/;
+
+/** The directory of network users, and the state of their logins (registered behind the API key). */
+export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): void {
+  const { store, realm } = o;
+
+  app.put<{ Params: { shortName: string } }>("/v1/users/:shortName", async (req, reply) => {
+    const shortName = checkShortName(req.params.shortName);
+    const body = jsonObject(req);
+    onlyKeys(body, ["password", "guid", "fullName", "state"]);
+    const password = optionalString(body, "password", 1024);
+    const guid = optionalString(body, "guid", 128);
+    const fullName = optionalString(body, "fullName", 256);
+    const state = body.state;
+    if (state !== undefined && state !== "managed" && state !== "declined") throw new BadRequest("state must be managed or declined");
+    if (password === null) throw new BadRequest("password cannot be null");
+    if (guid && (await store.directory.guidInUse(guid, shortName))) throw new Conflict("another user has this guid");
+    const created = await store.directory.put(
+      {
+        shortName,
+        guid,
+        fullName,
+        state: state as DirectoryState | undefined,
+        digests: password
+          ? [
+              { realm, algorithm: "MD5", ha1: computeHA1("MD5", shortName, realm, password) },
+              { realm, algorithm: "SHA-256", ha1: computeHA1("SHA-256", shortName, realm, password) },
+            ]
+          : undefined,
+      },
+      Date.now(),
+    );
+    req.log.info({ shortName, created, passwordSet: password !== undefined }, "directory user saved");
+    return reply.code(created ? 201 : 200).send(await store.directory.get(shortName));
+  });
+
+  app.get<{ Querystring: Record<string, string> }>("/v1/users", async (req) => {
+    const limit = pageSize(req.query.limit);
+    const users = await store.directory.list(req.query.cursor, limit);
+    const last = users.at(-1);
+    return { users, next_cursor: users.length === limit && last ? last.shortName : null };
+  });
+
+  app.get<{ Params: { shortName: string } }>("/v1/users/:shortName", async (req) => {
+    const user = await store.directory.get(req.params.shortName);
+    if (!user) throw new NotFound("no such user");
+    return user;
+  });
+
+  app.delete<{ Params: { shortName: string } }>("/v1/users/:shortName", async (req) => {
+    if (!(await store.directory.remove(req.params.shortName))) throw new NotFound("no such user");
+    // A removed user's AuthTokens stop working at once, on every Mac.
+    const revoked = await store.userSessions.revokeUser(req.params.shortName, Date.now());
+    req.log.info({ shortName: req.params.shortName, revoked }, "directory user removed");
+    return { removed: req.params.shortName, sessions_revoked: revoked };
+  });
+
+  app.post("/v1/users/import", async (req) => {
+    const text = Buffer.isBuffer(req.body) ? req.body.toString("utf8") : "";
+    const { entries, errors } = parseHtdigest(text);
+    const otherRealms: Array<{ username: string; realm: string }> = [];
+    let created = 0;
+    let updated = 0;
+    const now = Date.now();
+    for (const e of entries) {
+      if (e.realm !== realm) {
+        otherRealms.push({ username: e.username, realm: e.realm });
+        continue;
+      }
+      if (!SHORT_NAME.test(e.username)) {
+        errors.push({ line: 0, reason: "bad-char" });
+        continue;
+      }
+      const isNew = await store.directory.put({ shortName: e.username, digests: [{ realm, algorithm: "MD5", ha1: e.ha1 }] }, now);
+      if (isNew) created++;
+      else updated++;
+    }
+    req.log.info({ created, updated, otherRealms: otherRealms.length, errors: errors.length }, "htdigest imported");
+    return { realm, created, updated, other_realms: otherRealms, errors };
+  });
+
+  app.get<{ Querystring: Record<string, string> }>("/v1/user-sessions", async (req) => {
+    const limit = pageSize(req.query.limit);
+    const sessions = await store.userSessions.list({ deviceId: req.query.device, after: req.query.cursor, limit });
+    const last = sessions.at(-1);
+    return {
+      // Never the token hash: only what the operator needs to see a login's state.
+      sessions: sessions.map(({ tokenHash: _hash, ...s }) => s),
+      next_cursor: sessions.length === limit && last ? last.enrollmentId : null,
+    };
+  });
+}
+
+function checkShortName(value: string): string {
+  if (!SHORT_NAME.test(value)) throw new BadRequest("a short name is 1 to 256 characters without ':', '/', ',' or control characters");
+  return value;
+}

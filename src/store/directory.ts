@@ -1,0 +1,119 @@
+import type { Database } from "./db.ts";
+
+export type DirectoryState = "managed" | "declined";
+export type DigestHashName = "MD5" | "SHA-256";
+
+export interface DirectoryUser {
+  shortName: string;
+  guid: string | null;
+  fullName: string | null;
+  state: DirectoryState;
+  /** Realm and hash of each digest held; never the digests themselves. */
+  digests: Array<{ realm: string; algorithm: DigestHashName }>;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface DirectoryUserUpdate {
+  shortName: string;
+  guid?: string | null;
+  fullName?: string | null;
+  state?: DirectoryState;
+  /** Replaces the digests of these (realm, algorithm) pairs. */
+  digests?: Array<{ realm: string; algorithm: DigestHashName; ha1: string }>;
+}
+
+interface UserRow {
+  short_name: string;
+  guid: string | null;
+  full_name: string | null;
+  state: DirectoryState;
+  created_at: number;
+  updated_at: number;
+}
+
+/** The users UserAuthenticate can authenticate, with their per-realm HA1 digests. */
+export class DirectoryStore {
+  constructor(private readonly db: Database) {}
+
+  /** Creates or updates a user; resolves to true when it was created. */
+  async put(u: DirectoryUserUpdate, now: number): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const existing = await tx.get<UserRow>("SELECT * FROM directory_users WHERE short_name = ?", [u.shortName]);
+      if (existing) {
+        await tx.run("UPDATE directory_users SET guid = ?, full_name = ?, state = ?, updated_at = ? WHERE short_name = ?", [
+          u.guid === undefined ? existing.guid : u.guid,
+          u.fullName === undefined ? existing.full_name : u.fullName,
+          u.state ?? existing.state,
+          now,
+          u.shortName,
+        ]);
+      } else {
+        await tx.run(
+          "INSERT INTO directory_users (short_name, guid, full_name, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+          [u.shortName, u.guid ?? null, u.fullName ?? null, u.state ?? "managed", now, now],
+        );
+      }
+      for (const d of u.digests ?? []) {
+        await tx.run(
+          `INSERT INTO directory_digests (short_name, realm, algorithm, ha1) VALUES (?, ?, ?, ?)
+           ON CONFLICT (short_name, realm, algorithm) DO UPDATE SET ha1 = excluded.ha1`,
+          [u.shortName, d.realm, d.algorithm, d.ha1],
+        );
+      }
+      return !existing;
+    });
+  }
+
+  async get(shortName: string): Promise<DirectoryUser | undefined> {
+    const row = await this.db.get<UserRow>("SELECT * FROM directory_users WHERE short_name = ?", [shortName]);
+    return row && this.withDigests(row);
+  }
+
+  async byGuid(guid: string): Promise<DirectoryUser | undefined> {
+    const row = await this.db.get<UserRow>("SELECT * FROM directory_users WHERE guid = ?", [guid]);
+    return row && this.withDigests(row);
+  }
+
+  async guidInUse(guid: string, exceptShortName: string): Promise<boolean> {
+    const row = await this.db.get("SELECT 1 AS x FROM directory_users WHERE guid = ? AND short_name <> ?", [guid, exceptShortName]);
+    return row !== undefined;
+  }
+
+  async list(after: string | undefined, limit: number): Promise<DirectoryUser[]> {
+    const rows = await this.db.all<UserRow>(
+      `SELECT * FROM directory_users ${after === undefined ? "" : "WHERE short_name > ?"} ORDER BY short_name LIMIT ?`,
+      after === undefined ? [limit] : [after, limit],
+    );
+    return Promise.all(rows.map((r) => this.withDigests(r)));
+  }
+
+  async remove(shortName: string): Promise<boolean> {
+    return (await this.db.run("DELETE FROM directory_users WHERE short_name = ?", [shortName])) > 0;
+  }
+
+  /** The HA1 for checking a digest response; only the UserAuthenticate path reads it. */
+  async ha1(shortName: string, realm: string, algorithm: DigestHashName): Promise<string | undefined> {
+    const row = await this.db.get<{ ha1: string }>(
+      "SELECT ha1 FROM directory_digests WHERE short_name = ? AND realm = ? AND algorithm = ?",
+      [shortName, realm, algorithm],
+    );
+    return row?.ha1;
+  }
+
+  private async withDigests(r: UserRow): Promise<DirectoryUser> {
+    const digests = await this.db.all<{ realm: string; algorithm: DigestHashName }>(
+      "SELECT realm, algorithm FROM directory_digests WHERE short_name = ? ORDER BY realm, algorithm",
+      [r.short_name],
+    );
+    return {
+      shortName: r.short_name,
+      guid: r.guid,
+      fullName: r.full_name,
+      state: r.state,
+      digests,
+      createdAt: Number(r.created_at),
+      updatedAt: Number(r.updated_at),
+    };
+  }
+}

@@ -1,0 +1,149 @@
+import type { Database } from "./db.ts";
+
+export type UserSessionState = "challenged" | "authenticated" | "zero-length" | "declined";
+
+export interface UserSession {
+  enrollmentId: string;
+  deviceId: string;
+  userId: string;
+  shortName: string | null;
+  state: UserSessionState;
+  /** SHA-256 (hex) of the AuthToken; never shown through the API. */
+  tokenHash: string | null;
+  challengedAt: number | null;
+  tokenIssuedAt: number | null;
+  tokenLastUsedAt: number | null;
+  updatedAt: number;
+}
+
+interface SessionRow {
+  enrollment_id: string;
+  device_id: string;
+  user_id: string;
+  short_name: string | null;
+  state: UserSessionState;
+  token_hash: string | null;
+  challenged_at: number | null;
+  token_issued_at: number | null;
+  token_last_used_at: number | null;
+  updated_at: number;
+}
+
+/**
+ * The state of each (Mac, network user) handshake, the nonces already used
+ * and the failures counted for rate limiting: everything every Orchard
+ * process must agree on for UserAuthenticate.
+ */
+export class UserSessionStore {
+  constructor(private readonly db: Database) {}
+
+  async get(enrollmentId: string): Promise<UserSession | undefined> {
+    const row = await this.db.get<SessionRow>("SELECT * FROM user_sessions WHERE enrollment_id = ?", [enrollmentId]);
+    return row && toSession(row);
+  }
+
+  async list(filter: { deviceId?: string; after?: string; limit: number }): Promise<UserSession[]> {
+    const where: string[] = [];
+    const params: Array<string | number> = [];
+    if (filter.deviceId !== undefined) (where.push("device_id = ?"), params.push(filter.deviceId));
+    if (filter.after !== undefined) (where.push("enrollment_id > ?"), params.push(filter.after));
+    const rows = await this.db.all<SessionRow>(
+      `SELECT * FROM user_sessions ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY enrollment_id LIMIT ?`,
+      [...params, filter.limit],
+    );
+    return rows.map(toSession);
+  }
+
+  /**
+   * Starts a new handshake state for a (Mac, user): whatever AuthToken the
+   * user had on this Mac ends here.
+   */
+  async begin(s: { enrollmentId: string; deviceId: string; userId: string; state: UserSessionState; shortName?: string }, now: number): Promise<void> {
+    await this.db.run(
+      `INSERT INTO user_sessions (enrollment_id, device_id, user_id, short_name, state, token_hash, challenged_at,
+         token_issued_at, token_last_used_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, NULL, ?, NULL, NULL, ?)
+       ON CONFLICT (enrollment_id) DO UPDATE SET state = excluded.state, short_name = COALESCE(excluded.short_name, user_sessions.short_name),
+         token_hash = NULL, challenged_at = excluded.challenged_at, token_issued_at = NULL, token_last_used_at = NULL,
+         updated_at = excluded.updated_at`,
+      [s.enrollmentId, s.deviceId, s.userId, s.shortName ?? null, s.state, s.state === "challenged" ? now : null, now],
+    );
+  }
+
+  /**
+   * Issues a token for a session still waiting for its digest response.
+   * Resolves false if the session moved on meanwhile (a newer login).
+   */
+  async issueToken(enrollmentId: string, shortName: string, tokenHash: string, now: number): Promise<boolean> {
+    const changed = await this.db.run(
+      `UPDATE user_sessions SET state = 'authenticated', short_name = ?, token_hash = ?, token_issued_at = ?, updated_at = ?
+       WHERE enrollment_id = ? AND state = 'challenged'`,
+      [shortName, tokenHash, now, now, enrollmentId],
+    );
+    return changed > 0;
+  }
+
+  /** Ends every AuthToken of a user (removed from the directory); returns how many. */
+  async revokeUser(shortName: string, now: number): Promise<number> {
+    return this.db.run(
+      `UPDATE user_sessions SET state = 'challenged', token_hash = NULL, updated_at = ?
+       WHERE short_name = ? AND state = 'authenticated'`,
+      [now, shortName],
+    );
+  }
+
+  /** Marks a nonce used; resolves false if it already was (a replay). */
+  async useNonce(nonceId: string, expiresAt: number): Promise<boolean> {
+    const changed = await this.db.run("INSERT INTO used_nonces (nonce_id, expires_at) VALUES (?, ?) ON CONFLICT (nonce_id) DO NOTHING", [
+      nonceId,
+      expiresAt,
+    ]);
+    return changed > 0;
+  }
+
+  async recordFailure(deviceId: string, shortName: string | undefined, now: number): Promise<void> {
+    await this.db.run("INSERT INTO userauth_failures (at, device_id, short_name) VALUES (?, ?, ?)", [now, deviceId, shortName ?? null]);
+  }
+
+  /** Failures since `since` for this device, and for this short name when given. */
+  async failuresSince(deviceId: string, shortName: string | undefined, since: number): Promise<{ device: number; user: number }> {
+    const device = await this.db.get<{ n: number }>("SELECT COUNT(*) AS n FROM userauth_failures WHERE device_id = ? AND at >= ?", [deviceId, since]);
+    const user =
+      shortName === undefined
+        ? undefined
+        : await this.db.get<{ n: number }>("SELECT COUNT(*) AS n FROM userauth_failures WHERE short_name = ? AND at >= ?", [shortName, since]);
+    return { device: Number(device?.n ?? 0), user: Number(user?.n ?? 0) };
+  }
+
+  /** Writes coalesced token-use times (see core/coalesce.ts). */
+  async markTokensUsed(used: ReadonlyMap<string, number>): Promise<void> {
+    if (used.size === 0) return;
+    await this.db.transaction(async (tx) => {
+      for (const [id, at] of used) {
+        await tx.run("UPDATE user_sessions SET token_last_used_at = ? WHERE enrollment_id = ? AND state = 'authenticated'", [at, id]);
+      }
+    });
+  }
+
+  /** Drops nonces past their lifetime and failures past the rate-limit window. */
+  async prune(now: number, failureWindowMs: number): Promise<void> {
+    await this.db.run("DELETE FROM used_nonces WHERE expires_at < ?", [now]);
+    await this.db.run("DELETE FROM userauth_failures WHERE at < ?", [now - failureWindowMs]);
+  }
+}
+
+function toSession(r: SessionRow): UserSession {
+  const n = (v: number | null) => (v === null ? null : Number(v));
+  return {
+    enrollmentId: r.enrollment_id,
+    deviceId: r.device_id,
+    userId: r.user_id,
+    shortName: r.short_name,
+    state: r.state,
+    tokenHash: r.token_hash,
+    challengedAt: n(r.challenged_at),
+    tokenIssuedAt: n(r.token_issued_at),
+    tokenLastUsedAt: n(r.token_last_used_at),
+    updatedAt: Number(r.updated_at),
+  };
+}

@@ -1,0 +1,304 @@
+import assert from "node:assert/strict";
+import { createHash, randomUUID } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { mintNonce } from "../src/digest/index.ts";
+import type { SimDevice, SimUser } from "../src/sim/device.ts";
+import { challengeParams, digestResponse } from "./support/digest-client.ts";
+import { testFleet, type TestFleet } from "./support/fleet.ts";
+import { startTestServer, type TestServer } from "./support/server.ts";
+
+const REALM = "fusion.home";
+
+interface Login {
+  challenge: string;
+  nonce: string;
+  authToken: string;
+}
+
+/** Both UserAuthenticate steps, answering the challenge with the given password. */
+async function login(d: SimDevice, user: SimUser, password: string, opts: { method?: string; algorithm?: "MD5" | "SHA-256" | "MD5-sess"; qop?: boolean } = {}): Promise<Login> {
+  const first = await d.checkin("UserAuthenticate", { UserID: user.userId });
+  assert.equal(first.status, 200, first.body.toString());
+  const challenge = first.plist!.DigestChallenge as string;
+  const { nonce, realm } = challengeParams(challenge);
+  const response = digestResponse({ username: user.shortName, password, realm: realm!, nonce: nonce!, ...opts });
+  const second = await d.checkin("UserAuthenticate", { UserID: user.userId, DigestResponse: response });
+  assert.equal(second.status, 200);
+  return { challenge, nonce: nonce!, authToken: second.plist!.AuthToken as string };
+}
+
+function newUser(shortName: string): SimUser & { guid: string } {
+  const guid = randomUUID().toUpperCase();
+  return { userId: guid, guid, shortName, longName: `${shortName} Long` };
+}
+
+describe("UserAuthenticate with the digest policy", () => {
+  let server: TestServer;
+  let fleet: TestFleet;
+  let mac: SimDevice;
+  let mac2: SimDevice;
+  const net1 = newUser("net1");
+  const net2 = newUser("net2");
+
+  before(async () => {
+    server = await startTestServer(["--digest-realm", REALM, "--digest-extra-methods", "", "--userauth-max-failures", "5"]);
+    fleet = await testFleet(server.url);
+    mac = await fleet.device();
+    mac2 = await fleet.device();
+    await mac.enroll();
+    await mac2.enroll();
+    for (const u of [net1, net2]) {
+      const r = await server.api("PUT", `/v1/users/${u.shortName}`, { password: "secret", guid: u.guid, fullName: u.longName });
+      assert.equal(r.status, 201, r.text);
+    }
+  });
+  after(async () => {
+    fleet.close();
+    await server.stop();
+  });
+
+  test("Apple's flow: challenge, response, AuthToken, then TokenUpdate and Idle with it", async () => {
+    const l = await login(mac, net1, "secret");
+    assert.match(l.challenge, /^Digest nonce="[A-Za-z0-9_-]+",realm="fusion\.home"$/);
+    assert.equal(Buffer.from(l.authToken, "base64").length, 32);
+    const user = { ...net1, authToken: l.authToken };
+    assert.equal((await mac.userTokenUpdate(user)).status, 200);
+    const idle = await mac.report("Idle", mac.userKeys(user));
+    assert.equal(idle.status, 200);
+    assert.equal(idle.body.length, 0);
+    const enrollment = await server.api("GET", `/v1/enrollments/${mac.udid}:${net1.userId}`);
+    assert.equal(enrollment.json.type, "User");
+    assert.equal(enrollment.json.userShortName, "net1");
+    const sessions = await server.api("GET", `/v1/user-sessions?device=${mac.udid}`);
+    const s = sessions.json.sessions.find((x: { userId: string }) => x.userId === net1.userId);
+    assert.equal(s.state, "authenticated");
+    assert.equal(s.shortName, "net1");
+    assert.equal("tokenHash" in s, false);
+    assert.ok(!sessions.text.includes(createHash("sha256").update(l.authToken).digest("hex")));
+  });
+
+  test("the user channel refuses a missing, wrong or other user's AuthToken with 403, never 401", async () => {
+    const l = await login(mac, net1, "secret");
+    const good = { ...net1, authToken: l.authToken };
+    assert.equal((await mac.report("Idle", mac.userKeys({ ...net1, authToken: undefined }))).status, 403);
+    assert.equal((await mac.report("Idle", mac.userKeys({ ...net1, authToken: "bm9wZQ==" }))).status, 403);
+    assert.equal((await mac.userTokenUpdate({ ...net1, authToken: undefined })).status, 403);
+    assert.equal((await mac.report("Idle", mac.userKeys(good))).status, 200);
+    const events = await server.api("GET", `/v1/events?enrollment=${encodeURIComponent(`${mac.udid}:${net1.userId}`)}&type=userauth.token_refused`);
+    assert.ok(events.json.events.length >= 3);
+  });
+
+  test("a wrong password and an unknown user both get 200 with an empty AuthToken", async () => {
+    assert.equal((await login(mac, net2, "wrong")).authToken, "");
+    assert.equal((await login(mac, newUser("nobody"), "secret")).authToken, "");
+    const events = await server.api("GET", `/v1/events?type=userauth.failed`);
+    const causes = events.json.events.map((e: { detail: { cause: string } }) => e.detail.cause);
+    assert.ok(causes.includes("wrong-password"));
+    assert.ok(causes.includes("unknown-user"));
+  });
+
+  test("a replayed response fails, and so does a nonce minted for another Mac", async () => {
+    const first = await mac.checkin("UserAuthenticate", { UserID: net2.userId });
+    const { nonce } = challengeParams(first.plist!.DigestChallenge as string);
+    const response = digestResponse({ username: "net2", password: "secret", realm: REALM, nonce: nonce! });
+    const ok = await mac.checkin("UserAuthenticate", { UserID: net2.userId, DigestResponse: response });
+    assert.notEqual(ok.plist!.AuthToken, "");
+    const replay = await mac.checkin("UserAuthenticate", { UserID: net2.userId, DigestResponse: response });
+    assert.equal(replay.plist!.AuthToken, "");
+
+    await mac2.checkin("UserAuthenticate", { UserID: net2.userId });
+    const foreign = await mac2.checkin("UserAuthenticate", { UserID: net2.userId, DigestResponse: digestResponse({ username: "net2", password: "secret", realm: REALM, nonce: challengeParams((await mac.checkin("UserAuthenticate", { UserID: net2.userId })).plist!.DigestChallenge as string).nonce! }) });
+    assert.equal(foreign.plist!.AuthToken, "");
+  });
+
+  test("an expired nonce fails", async () => {
+    const secret = await server.store.settings.getOrCreate("digest-nonce-secret", () => Buffer.alloc(32));
+    await mac.checkin("UserAuthenticate", { UserID: net1.userId });
+    const stale = mintNonce({ secret, udid: mac.udid, userId: net1.userId, now: Date.now() - 6 * 60_000 });
+    const r = await mac.checkin("UserAuthenticate", { UserID: net1.userId, DigestResponse: digestResponse({ username: "net1", password: "secret", realm: REALM, nonce: stale }) });
+    assert.equal(r.plist!.AuthToken, "");
+    const events = await server.api("GET", `/v1/events?type=userauth.failed`);
+    assert.ok(events.json.events.some((e: { detail: { cause: string } }) => e.detail.cause === "nonce-expired"));
+  });
+
+  test("a digest computed with GET fails when only PUT is accepted", async () => {
+    assert.equal((await login(mac2, net1, "secret", { method: "GET" })).authToken, "");
+    assert.notEqual((await login(mac2, net1, "secret", { method: "PUT" })).authToken, "");
+  });
+
+  test("SHA-256 (RFC 7616) responses are accepted", async () => {
+    assert.notEqual((await login(mac2, net2, "secret", { algorithm: "SHA-256" })).authToken, "");
+  });
+
+  test("the next login rotates the token: the old one gets 403", async () => {
+    const old = await login(mac, net1, "secret");
+    assert.equal((await mac.report("Idle", mac.userKeys({ ...net1, authToken: old.authToken }))).status, 200);
+    const fresh = await login(mac, net1, "secret");
+    assert.notEqual(fresh.authToken, old.authToken);
+    assert.equal((await mac.report("Idle", mac.userKeys({ ...net1, authToken: old.authToken }))).status, 403);
+    assert.equal((await mac.report("Idle", mac.userKeys({ ...net1, authToken: fresh.authToken }))).status, 200);
+  });
+
+  test("a step-1 message carrying the valid AuthToken gets a zero-length challenge and keeps the token", async () => {
+    const l = await login(mac, net2, "secret");
+    const again = await mac.checkin("UserAuthenticate", { UserID: net2.userId, AuthToken: l.authToken });
+    assert.equal(again.plist!.DigestChallenge, "");
+    assert.equal((await mac.report("Idle", mac.userKeys({ ...net2, authToken: l.authToken }))).status, 200);
+  });
+
+  test("two users on one Mac and one user on two Macs are independent", async () => {
+    const a = await login(mac, net1, "secret");
+    const b = await login(mac, net2, "secret");
+    const c = await login(mac2, net1, "secret");
+    assert.equal((await mac.report("Idle", mac.userKeys({ ...net1, authToken: a.authToken }))).status, 200);
+    assert.equal((await mac.report("Idle", mac.userKeys({ ...net2, authToken: b.authToken }))).status, 200);
+    assert.equal((await mac2.report("Idle", mac2.userKeys({ ...net1, authToken: c.authToken }))).status, 200);
+    // Tokens do not cross users or Macs.
+    assert.equal((await mac.report("Idle", mac.userKeys({ ...net2, authToken: a.authToken }))).status, 403);
+    assert.equal((await mac2.report("Idle", mac2.userKeys({ ...net1, authToken: a.authToken }))).status, 403);
+    // A new login of net1 on mac2 leaves net1's token on mac valid.
+    await login(mac2, net1, "secret");
+    assert.equal((await mac.report("Idle", mac.userKeys({ ...net1, authToken: a.authToken }))).status, 200);
+  });
+
+  test("a command queued for UDID:UserID reaches only that user's channel", async () => {
+    const a = await login(mac, net1, "secret");
+    const b = await login(mac, net2, "secret");
+    const userA = { ...net1, authToken: a.authToken };
+    const userB = { ...net2, authToken: b.authToken };
+    await mac.userTokenUpdate(userA);
+    await mac.userTokenUpdate(userB);
+    const cmd = `<plist version="1.0"><dict><key>Command</key><dict><key>RequestType</key><string>ProfileList</string></dict></dict></plist>`;
+    const q = await server.api("PUT", `/v1/enqueue/${mac.udid}:${net1.userId}?nopush=1`, cmd);
+    assert.equal(q.status, 200, q.text);
+    assert.equal((await mac.report("Idle")).body.length, 0);
+    assert.equal((await mac.report("Idle", mac.userKeys(userB))).body.length, 0);
+    const got = await mac.report("Idle", mac.userKeys(userA));
+    assert.equal(got.plist!.CommandUUID, q.json.command_uuid);
+    assert.equal((await mac.report("Acknowledged", { ...mac.userKeys(userA), CommandUUID: q.json.command_uuid })).status, 200);
+  });
+
+  test("a declined directory user gets 410, on UserAuthenticate and on the user's TokenUpdate", async () => {
+    const net3 = newUser("net3");
+    await server.api("PUT", "/v1/users/net3", { password: "secret", guid: net3.guid, state: "declined" });
+    const r = await mac.checkin("UserAuthenticate", { UserID: net3.userId });
+    assert.equal(r.status, 410);
+    assert.equal((await mac.userTokenUpdate(net3)).status, 410);
+  });
+
+  test("after 5 failures the right password fails too, without being checked", async () => {
+    const mac3 = await fleet.device();
+    await mac3.enroll();
+    const net4 = newUser("net4");
+    await server.api("PUT", "/v1/users/net4", { password: "secret", guid: net4.guid });
+    for (let i = 0; i < 5; i++) assert.equal((await login(mac3, net4, "wrong")).authToken, "");
+    assert.equal((await login(mac3, net4, "secret")).authToken, "");
+    const events = await server.api("GET", `/v1/events?type=userauth.failed&enrollment=${encodeURIComponent(`${mac3.udid}:${net4.userId}`)}`);
+    assert.equal(events.json.events.at(-1).detail.cause, "rate-limited");
+  });
+
+  test("no AuthToken, DigestResponse or digest reaches a log line", () => {
+    const text = server.logs.join("\n");
+    assert.doesNotMatch(text, /Digest username=/);
+    assert.doesNotMatch(text, /response="/);
+    assert.doesNotMatch(text, /"AuthToken":"[^"]/);
+  });
+});
+
+describe("UserAuthenticate policies and challenge options", () => {
+  test("zero-length: an empty challenge, and the user channel works without a token", async () => {
+    const server = await startTestServer(["--userauth", "zero-length"]);
+    const fleet = await testFleet(server.url);
+    try {
+      const mac = await fleet.device();
+      await mac.enroll();
+      const u = newUser("zl");
+      const r = await mac.checkin("UserAuthenticate", { UserID: u.userId });
+      assert.equal(r.status, 200);
+      assert.equal(r.plist!.DigestChallenge, "");
+      assert.equal((await mac.userTokenUpdate(u)).status, 200);
+      assert.equal((await mac.report("Idle", mac.userKeys(u))).status, 200);
+    } finally {
+      fleet.close();
+      await server.stop();
+    }
+  });
+
+  test("decline: 410, unless the directory marks the user managed", async () => {
+    const server = await startTestServer(["--userauth", "decline", "--digest-realm", REALM]);
+    const fleet = await testFleet(server.url);
+    try {
+      const mac = await fleet.device();
+      await mac.enroll();
+      assert.equal((await mac.checkin("UserAuthenticate", { UserID: randomUUID() })).status, 410);
+      const u = newUser("vip");
+      await server.api("PUT", "/v1/users/vip", { password: "pw", guid: u.guid, state: "managed" });
+      assert.notEqual((await login(mac, u, "pw")).authToken, "");
+    } finally {
+      fleet.close();
+      await server.stop();
+    }
+  });
+
+  test("qop and the MD5-sess challenge, answered with MD5-sess", async () => {
+    const server = await startTestServer(["--digest-realm", REALM, "--digest-qop", "--digest-md5-sess-challenge"]);
+    const fleet = await testFleet(server.url);
+    try {
+      const mac = await fleet.device();
+      await mac.enroll();
+      const u = newUser("ad1");
+      await server.api("PUT", "/v1/users/ad1", { password: "pw", guid: u.guid });
+      const first = await mac.checkin("UserAuthenticate", { UserID: u.userId });
+      assert.match(first.plist!.DigestChallenge as string, /^Digest nonce="[^"]+",realm="fusion\.home",qop="auth"$/);
+      const sess = first.plist!.DigestMD5SessChallenge as string;
+      assert.match(sess, /algorithm=MD5-sess/);
+      const { nonce } = challengeParams(sess);
+      const response = digestResponse({ username: "ad1", password: "pw", realm: REALM, nonce: nonce!, algorithm: "MD5-sess", qop: true });
+      const second = await mac.checkin("UserAuthenticate", { UserID: u.userId, DigestResponse: response });
+      assert.notEqual(second.plist!.AuthToken, "");
+    } finally {
+      fleet.close();
+      await server.stop();
+    }
+  });
+
+  test("extra methods: a GET digest is accepted when GET is listed, and the log names it", async () => {
+    const server = await startTestServer(["--digest-realm", REALM, "--digest-extra-methods", "GET"]);
+    const fleet = await testFleet(server.url);
+    try {
+      const mac = await fleet.device();
+      await mac.enroll();
+      const u = newUser("getter");
+      await server.api("PUT", "/v1/users/getter", { password: "pw", guid: u.guid });
+      assert.notEqual((await login(mac, u, "pw", { method: "GET" })).authToken, "");
+      assert.ok(server.logs.some((l) => l.includes("digest matched with an extra method") && l.includes('"method":"GET"')));
+    } finally {
+      fleet.close();
+      await server.stop();
+    }
+  });
+
+  test("an htdigest file imports, and its users log in", async () => {
+    const server = await startTestServer(["--digest-realm", REALM]);
+    const fleet = await testFleet(server.url);
+    try {
+      // The format Apache's htdigest tool writes: user:realm:MD5(user:realm:password)
+      const line = (user: string, realm: string, pw: string) => `${user}:${realm}:${createHash("md5").update(`${user}:${realm}:${pw}`).digest("hex")}`;
+      const file = [line("alice", REALM, "wonder"), line("bob", "other.realm", "x"), "broken line", line("carol", REALM, "c")].join("\n") + "\n";
+      const r = await server.api("POST", "/v1/users/import", file);
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.created, 2);
+      assert.deepEqual(r.json.other_realms, [{ username: "bob", realm: "other.realm" }]);
+      assert.equal(r.json.errors.length, 1);
+      assert.equal((await server.api("GET", "/v1/users/alice")).json.digests[0].realm, REALM);
+      const mac = await fleet.device();
+      await mac.enroll();
+      const alice = { userId: randomUUID().toUpperCase(), shortName: "alice" };
+      assert.notEqual((await login(mac, alice, "wonder")).authToken, "");
+      assert.equal((await login(mac, alice, "wrong")).authToken, "");
+    } finally {
+      fleet.close();
+      await server.stop();
+    }
+  });
+});
