@@ -7,6 +7,7 @@ export interface Config {
   port: number;
   dataDir: string;
   storage?: string;
+  storagePoolSize: number;
   apiKey?: string;
   caFiles: string[];
   certHeader?: string;
@@ -40,6 +41,7 @@ const FLAGS = {
   listen: { type: "string", default: "127.0.0.1:9000" },
   "data-dir": { type: "string", default: "./data" },
   storage: { type: "string" },
+  "storage-pool-size": { type: "string", default: "10" },
   "api-key": { type: "string" },
   ca: { type: "string", multiple: true },
   "cert-header": { type: "string" },
@@ -108,6 +110,7 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
     port,
     dataDir: get("data-dir")!,
     storage: get("storage"),
+    storagePoolSize: parseCount(get("storage-pool-size")!, "--storage-pool-size"),
     apiKey: get("api-key"),
     caFiles,
     certHeader: get("cert-header")?.toLowerCase(),

@@ -42,7 +42,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const apiKey = config.apiKey ?? loadOrCreateApiKey(config.dataDir, log);
   const trust = loadTrust(config.caFiles, log);
-  const store = await openStore(config.storage, config.dataDir);
+  const store = await openStore(config.storage, config.dataDir, config.storagePoolSize);
   const lastSeen = new Coalescer("last-seen times", (seen) => store.enrollments.markSeen(seen), log);
   const tokenUse = new Coalescer("AuthToken use times", (used) => store.userSessions.markTokensUsed(used), log);
   lastSeen.start();

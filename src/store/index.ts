@@ -9,6 +9,7 @@ import { SettingStore } from "./settings.ts";
 import { DirectoryStore } from "./directory.ts";
 import { UserSessionStore } from "./user-sessions.ts";
 import { SqliteDatabase } from "./sqlite.ts";
+import { PostgresDatabase } from "./postgres.ts";
 
 /** All of Orchard's state, split by concern; every process shares it. */
 export class Store {
@@ -44,18 +45,26 @@ export class Store {
 }
 
 /**
- * Opens the store named by a --storage URL (`sqlite:/path/file.db`) or, with
- * none, SQLite in the data dir; applies pending migrations.
+ * Opens the store named by a --storage URL (`sqlite:/path/file.db`,
+ * `postgres://user@host:port/db`) or, with none, SQLite in the data dir;
+ * applies pending migrations.
  */
-export async function openStore(storage: string | undefined, dataDir: string): Promise<Store> {
+export async function openStore(storage: string | undefined, dataDir: string, poolSize?: number): Promise<Store> {
   let db: Database;
   if (storage === undefined || storage === "") {
     db = new SqliteDatabase(path.join(dataDir, "orchard.db"));
   } else if (storage.startsWith("sqlite:")) {
     db = new SqliteDatabase(storage.slice("sqlite:".length).replace(/^\/\/(?=\/)/, ""));
+  } else if (/^postgres(ql)?:\/\//.test(storage)) {
+    db = new PostgresDatabase(storage, poolSize);
   } else {
-    throw new BadRequest(`unsupported --storage ${storage.split(":")[0]}: use sqlite:/path/file.db`);
+    throw new BadRequest(`unsupported --storage ${storage.split(":")[0]}: use sqlite:/path/file.db or postgres://user@host:port/db`);
   }
-  await migrate(db);
+  try {
+    await migrate(db);
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
   return new Store(db);
 }

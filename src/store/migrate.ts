@@ -1,22 +1,30 @@
 import type { Database } from "./db.ts";
 import { forDialect, migrations } from "./migrations/index.ts";
 
-/** Applies the numbered migrations not yet applied, each in its own transaction. */
+// Any fixed number: the key of the advisory lock that serialises migrations
+// when several processes start at once against one PostgreSQL.
+const MIGRATION_LOCK = 7_300_001;
+
+/**
+ * Applies the numbered migrations not yet applied, all in one transaction.
+ * On PostgreSQL an advisory lock makes concurrent starters wait for the
+ * first; on SQLite the transaction's write lock does the same.
+ */
 export async function migrate(db: Database): Promise<number[]> {
-  await db.exec(
-    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-  );
-  const applied = new Set(
-    (await db.all<{ version: number }>("SELECT version FROM schema_migrations")).map((r) => Number(r.version)),
-  );
-  const done: number[] = [];
-  for (const m of migrations) {
-    if (applied.has(m.version)) continue;
-    await db.transaction(async (tx) => {
+  return db.transaction(async (tx) => {
+    if (db.dialect === "postgres") await tx.get("SELECT pg_advisory_xact_lock(?)", [MIGRATION_LOCK]);
+    await tx.exec(
+      "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    );
+    const rows = await tx.all<{ version: number }>("SELECT version FROM schema_migrations");
+    const applied = new Set(rows.map((r) => Number(r.version)));
+    const done: number[] = [];
+    for (const m of migrations) {
+      if (applied.has(m.version)) continue;
       await tx.exec(forDialect(m.sql, db.dialect));
       await tx.run("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", [m.version, m.name, Date.now()]);
-    });
-    done.push(m.version);
-  }
-  return done;
+      done.push(m.version);
+    }
+    return done;
+  });
 }

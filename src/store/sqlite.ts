@@ -1,5 +1,6 @@
 import BetterSqlite3 from "better-sqlite3";
 import type { Database, Sql, SqlParam } from "./db.ts";
+import { normalizeParams } from "./params.ts";
 
 // better-sqlite3 is synchronous and holds one connection. A transaction in
 // Orchard is an async function, so another request could interleave its own
@@ -34,11 +35,11 @@ export class SqliteDatabase implements Database {
 
   private readonly direct: Sql = {
     all: async <T>(sql: string, params: readonly SqlParam[] = []) =>
-      this.statement(sql).all(...toSqlite(params)) as T[],
+      this.statement(sql).all(...normalizeParams(params)) as T[],
     get: async <T>(sql: string, params: readonly SqlParam[] = []) =>
-      this.statement(sql).get(...toSqlite(params)) as T | undefined,
+      this.statement(sql).get(...normalizeParams(params)) as T | undefined,
     run: async (sql: string, params: readonly SqlParam[] = []) =>
-      this.statement(sql).run(...toSqlite(params)).changes,
+      this.statement(sql).run(...normalizeParams(params)).changes,
     exec: async (script: string) => {
       this.db.exec(script);
     },
@@ -103,9 +104,4 @@ export class SqliteDatabase implements Database {
     if (next) next();
     else this.locked = false;
   }
-}
-
-function toSqlite(params: readonly SqlParam[]): unknown[] {
-  // SQLite has no boolean type: store 1/0 as PostgreSQL's INTEGER columns do.
-  return params.map((p) => (typeof p === "boolean" ? (p ? 1 : 0) : p));
 }

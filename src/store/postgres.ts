@@ -1,0 +1,88 @@
+import { createHash } from "node:crypto";
+import pg from "pg";
+import type { Database, Sql, SqlParam } from "./db.ts";
+import { normalizeParams } from "./params.ts";
+
+// BIGINT (int8) columns hold millisecond times and counts, all well inside
+// Number's exact range; read them as numbers, as SQLite returns them.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+
+/**
+ * PostgreSQL through a `pg` pool. Orchard's SQL is written with `?`
+ * placeholders; each text is rewritten to $1..$n once and run as a named
+ * prepared statement, so a hot query is parsed once per connection.
+ */
+export class PostgresDatabase implements Database {
+  readonly dialect = "postgres" as const;
+  private readonly pool: pg.Pool;
+  private readonly queries = new Map<string, { name: string; text: string }>();
+  private readonly direct: Sql;
+
+  constructor(url: string, poolSize = 10) {
+    this.pool = new pg.Pool({ connectionString: url, max: poolSize });
+    // An idle client's error (a restarted server) must not crash the process.
+    this.pool.on("error", () => {});
+    this.direct = this.on(this.pool);
+  }
+
+  private query(sql: string): { name: string; text: string } {
+    let q = this.queries.get(sql);
+    if (!q) {
+      let n = 0;
+      const text = sql.replace(/\?/g, () => `$${++n}`);
+      q = { name: "o_" + createHash("sha1").update(text).digest("hex").slice(0, 20), text };
+      this.queries.set(sql, q);
+    }
+    return q;
+  }
+
+  private on(client: pg.Pool | pg.PoolClient): Sql {
+    const exec = async <T>(sql: string, params: readonly SqlParam[] = []) => {
+      const { name, text } = this.query(sql);
+      return client.query({ name, text, values: normalizeParams(params) }) as unknown as Promise<pg.QueryResult<T & pg.QueryResultRow>>;
+    };
+    return {
+      all: async <T>(sql: string, params?: readonly SqlParam[]) => (await exec<T>(sql, params)).rows as T[],
+      get: async <T>(sql: string, params?: readonly SqlParam[]) => (await exec<T>(sql, params)).rows[0] as T | undefined,
+      run: async (sql: string, params?: readonly SqlParam[]) => (await exec(sql, params)).rowCount ?? 0,
+      exec: async (script: string) => {
+        await client.query(script);
+      },
+    };
+  }
+
+  all<T>(sql: string, params?: readonly SqlParam[]): Promise<T[]> {
+    return this.direct.all<T>(sql, params);
+  }
+
+  get<T>(sql: string, params?: readonly SqlParam[]): Promise<T | undefined> {
+    return this.direct.get<T>(sql, params);
+  }
+
+  run(sql: string, params?: readonly SqlParam[]): Promise<number> {
+    return this.direct.run(sql, params);
+  }
+
+  exec(script: string): Promise<void> {
+    return this.direct.exec(script);
+  }
+
+  async transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query("BEGIN");
+      const result = await fn(this.on(client));
+      await client.query("COMMIT");
+      return result;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  close(): Promise<void> {
+    return this.pool.end();
+  }
+}
