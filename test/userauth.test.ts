@@ -5,6 +5,7 @@ import { mintNonce } from "../src/digest/index.ts";
 import type { SimDevice, SimUser } from "../src/sim/device.ts";
 import { challengeParams, digestResponse } from "./support/digest-client.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
+import { forEachBackend } from "./support/postgres.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 const REALM = "fusion.home";
@@ -32,7 +33,7 @@ function newUser(shortName: string): SimUser & { guid: string } {
   return { userId: guid, guid, shortName, longName: `${shortName} Long` };
 }
 
-describe("UserAuthenticate with the digest policy", () => {
+await forEachBackend("UserAuthenticate with the digest policy", (backend) => {
   let server: TestServer;
   let fleet: TestFleet;
   let mac: SimDevice;
@@ -41,7 +42,7 @@ describe("UserAuthenticate with the digest policy", () => {
   const net2 = newUser("net2");
 
   before(async () => {
-    server = await startTestServer(["--digest-realm", REALM, "--digest-extra-methods", "", "--userauth-max-failures", "5"]);
+    server = await startTestServer(["--digest-realm", REALM, "--digest-extra-methods", "", "--userauth-max-failures", "5"], backend);
     fleet = await testFleet(server.url);
     mac = await fleet.device();
     mac2 = await fleet.device();

@@ -4,6 +4,7 @@ import path from "node:path";
 import { Writable } from "node:stream";
 import { parseServeArgs } from "../../src/config.ts";
 import { createLogger, startServer, type RunningServer } from "../../src/server.ts";
+import { createTestDatabase, type Backend } from "./postgres.ts";
 
 export interface TestServer extends RunningServer {
   dataDir: string;
@@ -14,9 +15,14 @@ export interface TestServer extends RunningServer {
   stop(): Promise<void>;
 }
 
-/** Starts a real Orchard on 127.0.0.1:0 over a fresh SQLite store in a temp dir. */
-export async function startTestServer(args: string[] = []): Promise<TestServer> {
+/**
+ * Starts a real Orchard on 127.0.0.1:0 over a fresh store: SQLite in a temp
+ * dir, or a new PostgreSQL database dropped again by stop().
+ */
+export async function startTestServer(args: string[] = [], backend: Backend = "sqlite"): Promise<TestServer> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-test-"));
+  const database = backend === "postgres" ? await createTestDatabase() : undefined;
+  if (database) args = ["--storage", database.url, ...args];
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk, _enc, done) {
@@ -48,6 +54,7 @@ export async function startTestServer(args: string[] = []): Promise<TestServer> 
     },
     async stop() {
       await server.close();
+      await database?.drop();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
