@@ -10,6 +10,8 @@ import { errorHandler } from "./errors.ts";
 import { registerMdmRoutes } from "./mdm-routes.ts";
 import { VERSION } from "../version.ts";
 
+const MAX_ID_LIST_BYTES = 512 * 1024;
+
 export interface AppOptions {
   log: Logger;
   store: Store;
@@ -34,9 +36,15 @@ export function buildApp(o: AppOptions): FastifyInstance {
     // polls a second, per-request lines would cost more than the request.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: o.reportBodyLimit,
+    // Enqueue and push name their enrollment ids in the path (NanoMDM's API):
+    // allow a long list (10,000 UUID-style ids is about 370 KB).
+    maxParamLength: MAX_ID_LIST_BYTES,
+    http: { maxHeaderSize: MAX_ID_LIST_BYTES + 64 * 1024 },
     // Devices present their identity certificate; Orchard checks it itself
     // against --ca, so the TLS layer asks for it but accepts any.
-    ...(o.https ? { https: { cert: o.https.cert, key: o.https.key, requestCert: true, rejectUnauthorized: false } } : {}),
+    ...(o.https
+      ? { https: { cert: o.https.cert, key: o.https.key, requestCert: true, rejectUnauthorized: false, maxHeaderSize: MAX_ID_LIST_BYTES + 64 * 1024 } }
+      : {}),
   });
 
   // Every body is read raw: MDM signatures cover the exact bytes, and the API

@@ -1,7 +1,7 @@
 import type { TLSSocket } from "node:tls";
 import { X509Certificate } from "node:crypto";
 import type { FastifyRequest } from "fastify";
-import { certFingerprint, certFromHeader, IdentityError, verifyMdmSignature, type DeviceTrust } from "../identity/index.ts";
+import { certFingerprint, certFromHeader, IdentityError, verifyMdmSignatureDetailed, type DeviceTrust } from "../identity/index.ts";
 
 /** A verified device identity: the certificate's SHA-256 fingerprint. */
 export interface DeviceIdentity {
@@ -37,9 +37,10 @@ export async function identifyDevice(
   }
   const signature = req.headers["mdm-signature"];
   if (typeof signature === "string" && signature.length > 0) {
-    const cert = await verifyMdmSignature(signature, body);
-    trust.verify(cert);
-    return { fingerprint: certFingerprint(cert), source: "signature" };
+    // Intermediates may travel in the signature's certificate set.
+    const { signer, certificates } = await verifyMdmSignatureDetailed(signature, body);
+    trust.verify(signer, certificates);
+    return { fingerprint: certFingerprint(signer), source: "signature" };
   }
   throw new IdentityError("no-identity", "no client certificate and no Mdm-Signature header");
 }

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { parsePlistDict, serializePlist, type PlistDict } from "../plist/index.ts";
 import { signMdmBody, escapedPemHeader, type DeviceIdentity } from "../identity/testing/pki.ts";
-import type { Response, Transport } from "./transport.ts";
+import type { Response, Sender } from "./transport.ts";
 
 export type IdentityMode =
   /** The identity travels in a proxy header (--cert-header), as behind nginx. */
@@ -12,7 +12,7 @@ export type IdentityMode =
   | { kind: "tls" };
 
 export interface SimDeviceOptions {
-  transport: Transport;
+  transport: Sender;
   identity: DeviceIdentity;
   mode: IdentityMode;
   udid?: string;

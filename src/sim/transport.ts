@@ -14,12 +14,27 @@ export interface RequestOptions {
   body?: Buffer;
 }
 
+/** Anything that can carry a device's request: one server, or several behind a balancer. */
+export interface Sender {
+  send(o: RequestOptions): Promise<Response>;
+}
+
+/** Spreads requests over several servers in turn, as a load balancer would. */
+export class RoundRobin implements Sender {
+  private next = 0;
+  constructor(private readonly senders: readonly Sender[]) {}
+  send(o: RequestOptions): Promise<Response> {
+    const sender = this.senders[this.next++ % this.senders.length]!;
+    return sender.send(o);
+  }
+}
+
 /**
  * A small keep-alive HTTP(S) client for simulated devices: one agent per base
  * URL, bodies as Buffers, no redirects or retries (a device's own behaviour is
  * the caller's business).
  */
-export class Transport {
+export class Transport implements Sender {
   private readonly url: URL;
   private readonly agent: http.Agent;
   private readonly request: typeof http.request;

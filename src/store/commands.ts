@@ -1,5 +1,6 @@
 import { Conflict } from "../errors.ts";
 import type { Database } from "./db.ts";
+import { chunks } from "./enrollments.ts";
 
 export type ResultStatus = "Acknowledged" | "Error" | "CommandFormatError" | "NotNow";
 export type QueueStatus = "Queued" | ResultStatus;
@@ -38,6 +39,14 @@ export interface CommandResult {
 /** What became of a report: stored, a repeat of one already stored, or for no queued command. */
 export type ReportOutcome = "recorded" | "duplicate" | "unknown";
 
+// The hot queries, exported so that test/query-plans.test.ts can EXPLAIN them.
+export const NEXT_COMMAND_SQL = `SELECT q.command_uuid, c.command FROM command_queue q JOIN commands c ON c.command_uuid = q.command_uuid
+  WHERE q.enrollment_id = ? AND q.active = 1 ORDER BY q.id LIMIT 1`;
+const NEXT_NEVER_TRIED_SQL = `SELECT q.command_uuid, c.command FROM command_queue q JOIN commands c ON c.command_uuid = q.command_uuid
+  WHERE q.enrollment_id = ? AND q.active = 1 AND q.status = 'Queued' ORDER BY q.id LIMIT 1`;
+export const RESULTS_SQL = `SELECT enrollment_id, status, active, not_now_count, result, updated_at FROM command_queue
+  WHERE command_uuid = ? ORDER BY enrollment_id`;
+
 /** Per-channel command queues; a queue row becomes the result once answered. */
 export class CommandStore {
   constructor(private readonly db: Database) {}
@@ -53,10 +62,11 @@ export class CommandStore {
         cmd.command,
         now,
       ]);
-      for (const id of enrollmentIds) {
+      // Many rows per statement: a bulk enqueue is a few round trips, not one per id.
+      for (const chunk of chunks(enrollmentIds, 200)) {
         await tx.run(
-          "INSERT INTO command_queue (enrollment_id, command_uuid, created_at, updated_at) VALUES (?, ?, ?, ?)",
-          [id, cmd.commandUuid, now, now],
+          `INSERT INTO command_queue (enrollment_id, command_uuid, created_at, updated_at) VALUES ${chunk.map(() => "(?, ?, ?, ?)").join(", ")}`,
+          chunk.flatMap((id) => [id, cmd.commandUuid, now, now]),
         );
       }
     });
@@ -67,12 +77,7 @@ export class CommandStore {
    * tried are offered, so one session cannot loop on NotNow (brief 6.6).
    */
   async next(enrollmentId: string, neverTriedOnly: boolean): Promise<PendingCommand | undefined> {
-    const row = await this.db.get<{ command_uuid: string; command: Buffer }>(
-      `SELECT q.command_uuid, c.command FROM command_queue q JOIN commands c ON c.command_uuid = q.command_uuid
-       WHERE q.enrollment_id = ? AND q.active = 1${neverTriedOnly ? " AND q.status = 'Queued'" : ""}
-       ORDER BY q.id LIMIT 1`,
-      [enrollmentId],
-    );
+    const row = await this.db.get<{ command_uuid: string; command: Buffer }>(neverTriedOnly ? NEXT_NEVER_TRIED_SQL : NEXT_COMMAND_SQL, [enrollmentId]);
     return row && { commandUuid: row.command_uuid, command: row.command };
   }
 
@@ -148,11 +153,7 @@ export class CommandStore {
       not_now_count: number;
       result: Buffer | null;
       updated_at: number;
-    }>(
-      `SELECT enrollment_id, status, active, not_now_count, result, updated_at FROM command_queue
-       WHERE command_uuid = ? ORDER BY enrollment_id`,
-      [commandUuid],
-    );
+    }>(RESULTS_SQL, [commandUuid]);
     return rows.map((r) => ({
       enrollmentId: r.enrollment_id,
       status: r.status,

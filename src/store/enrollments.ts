@@ -196,9 +196,9 @@ export class EnrollmentStore {
   /** Which of these ids name a known channel. */
   async existing(ids: readonly string[]): Promise<Set<string>> {
     const found = new Set<string>();
-    for (const id of ids) {
-      const row = await this.db.get<{ id: string }>("SELECT id FROM enrollments WHERE id = ?", [id]);
-      if (row) found.add(row.id);
+    for (const chunk of chunks(ids, 500)) {
+      const rows = await this.db.all<{ id: string }>(`SELECT id FROM enrollments WHERE id IN (${chunk.map(() => "?").join(", ")})`, chunk);
+      for (const r of rows) found.add(r.id);
     }
     return found;
   }
@@ -212,6 +212,13 @@ export class EnrollmentStore {
       }
     });
   }
+}
+
+/** Splits a list for statements with one placeholder per item. */
+export function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }
 
 interface EnrollmentRow {

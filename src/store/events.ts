@@ -38,17 +38,8 @@ export class EventStore {
   }
 
   async list(filter: EventFilter): Promise<StoredEvent[]> {
-    const where: string[] = [];
-    const params: Array<string | number> = [];
-    if (filter.enrollmentId !== undefined) (where.push("enrollment_id = ?"), params.push(filter.enrollmentId));
-    if (filter.type !== undefined) (where.push("type = ?"), params.push(filter.type));
-    if (filter.since !== undefined) (where.push("at >= ?"), params.push(filter.since));
-    if (filter.after !== undefined) (where.push("id > ?"), params.push(filter.after));
-    const rows = await this.db.all<{ id: number; at: number; type: string; enrollment_id: string | null; detail: string | null }>(
-      `SELECT id, at, type, enrollment_id, detail FROM events ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-       ORDER BY id LIMIT ?`,
-      [...params, filter.limit],
-    );
+    const { sql, params } = eventListQuery(filter);
+    const rows = await this.db.all<{ id: number; at: number; type: string; enrollment_id: string | null; detail: string | null }>(sql, params);
     return rows.map((r) => ({
       id: Number(r.id),
       at: Number(r.at),
@@ -57,4 +48,16 @@ export class EventStore {
       detail: r.detail === null ? null : (JSON.parse(r.detail) as Record<string, unknown>),
     }));
   }
+}
+
+/** The events query for a filter (exported for test/query-plans.test.ts). */
+export function eventListQuery(filter: EventFilter): { sql: string; params: Array<string | number> } {
+  const where: string[] = [];
+  const params: Array<string | number> = [];
+  if (filter.enrollmentId !== undefined) (where.push("enrollment_id = ?"), params.push(filter.enrollmentId));
+  if (filter.type !== undefined) (where.push("type = ?"), params.push(filter.type));
+  if (filter.since !== undefined) (where.push("at >= ?"), params.push(filter.since));
+  if (filter.after !== undefined) (where.push("id > ?"), params.push(filter.after));
+  const sql = `SELECT id, at, type, enrollment_id, detail FROM events ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT ?`;
+  return { sql, params: [...params, filter.limit] };
 }

@@ -89,7 +89,8 @@ CREATE TABLE events (
   enrollment_id TEXT,
   detail TEXT
 );
-CREATE INDEX events_enrollment_at ON events (enrollment_id, at);
-CREATE INDEX events_type_at ON events (type, at);
+CREATE INDEX events_enrollment ON events (enrollment_id, id);
+CREATE INDEX events_type ON events (type, id);
+CREATE INDEX events_at ON events (at);
 `,
 };

@@ -1,0 +1,38 @@
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { NEXT_COMMAND_SQL, RESULTS_SQL } from "../src/store/commands.ts";
+import { eventListQuery } from "../src/store/events.ts";
+import { forEachBackend, type Backend } from "./support/postgres.ts";
+import { startTestServer, type TestServer } from "./support/server.ts";
+
+// The hot queries must be served by their indexes. On PostgreSQL sequential
+// scans are switched off for the check: on tiny test tables the planner would
+// rightly prefer them, which says nothing about a fleet-sized table.
+const CASES = [
+  { name: "next command for an enrollment", sql: NEXT_COMMAND_SQL, params: ["X"], index: "command_queue_next" },
+  { name: "results by command", sql: RESULTS_SQL, params: ["X"], index: "command_queue_command" },
+  { name: "events by enrollment", ...eventListQuery({ enrollmentId: "X", limit: 100 }), index: "events_enrollment" },
+];
+
+await forEachBackend("query plans", (backend: Backend) => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer([], backend);
+  });
+  after(() => server.stop());
+
+  for (const c of CASES) {
+    test(`${c.name} uses ${c.index}`, async () => {
+      const params = "params" in c ? c.params : [];
+      const plan =
+        backend === "sqlite"
+          ? (await server.store.db.all<{ detail: string }>(`EXPLAIN QUERY PLAN ${c.sql}`, params)).map((r) => r.detail).join("\n")
+          : await server.store.db.transaction(async (tx) => {
+              await tx.exec("SET LOCAL enable_seqscan = off");
+              const rows = await tx.all<{ "QUERY PLAN": string }>(`EXPLAIN ${c.sql}`, params);
+              return rows.map((r) => r["QUERY PLAN"]).join("\n");
+            });
+      assert.match(plan, new RegExp(c.index), plan);
+    });
+  }
+});
