@@ -18,6 +18,8 @@ export interface Config {
   dmUrl?: string;
   logLevel: string;
   checkinBodyLimit: number;
+  resultRetentionMs: number;
+  eventRetentionMs: number;
   reportBodyLimit: number;
   userAuth: UserAuthConfig;
 }
@@ -53,6 +55,8 @@ const FLAGS = {
   "log-level": { type: "string", default: "info" },
   "checkin-body-limit": { type: "string", default: "1mb" },
   "report-body-limit": { type: "string", default: "16mb" },
+  "result-retention": { type: "string", default: "90d" },
+  "event-retention": { type: "string", default: "90d" },
   userauth: { type: "string", default: "digest" },
   "digest-realm": { type: "string" },
   "digest-qop": { type: "boolean", default: false },
@@ -120,6 +124,8 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
     serverPath: urlPath(get("server-path")!, "--server-path"),
     dmUrl: get("dm-url"),
     logLevel: get("log-level")!,
+    resultRetentionMs: parseDuration(get("result-retention")!, "--result-retention"),
+    eventRetentionMs: parseDuration(get("event-retention")!, "--event-retention"),
     checkinBodyLimit: parseBytes(get("checkin-body-limit")!, "--checkin-body-limit"),
     reportBodyLimit: parseBytes(get("report-body-limit")!, "--report-body-limit"),
     userAuth: {
@@ -147,9 +153,9 @@ export function parseListen(value: string): { host: string; port: number } {
 }
 
 export function parseDuration(value: string, name: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
-  if (!m) throw new ConfigError(`${name} ${value}: expected a duration such as 300s, 5m or 1h`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h"];
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
+  if (!m) throw new ConfigError(`${name} ${value}: expected a duration such as 300s, 5m, 1h or 90d`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h" | "d"];
   return Math.round(Number(m[1]) * unit);
 }
 

@@ -7,6 +7,7 @@ import type { Config } from "./config.ts";
 import { AuthTokenGuard } from "./core/auth-token-guard.ts";
 import { CertBinding } from "./core/cert-binding.ts";
 import { CoreService } from "./core/core.ts";
+import { startRetention } from "./core/retention.ts";
 import { DeclarativeManagement } from "./core/declarative.ts";
 import { Coalescer } from "./core/coalesce.ts";
 import { NoPusher } from "./core/push.ts";
@@ -48,10 +49,11 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   lastSeen.start();
   tokenUse.start();
   const nonceSecret = await store.settings.getOrCreate("digest-nonce-secret", () => randomBytes(32));
-  const prune = setInterval(() => {
-    store.userSessions.prune(Date.now(), config.userAuth.failureWindowMs).catch((err: unknown) => log.warn({ err }, "pruning failed"));
-  }, 60_000);
-  prune.unref();
+  const stopRetention = startRetention(
+    store,
+    { resultsMs: config.resultRetentionMs, eventsMs: config.eventRetentionMs, failureWindowMs: config.userAuth.failureWindowMs },
+    log,
+  );
 
   const core = new CoreService({
     store,
@@ -94,7 +96,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     async close() {
       if (closed) return;
       closed = true;
-      clearInterval(prune);
+      stopRetention();
       await app.close();
       await lastSeen.stop();
       await tokenUse.stop();

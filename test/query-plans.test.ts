@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { NEXT_COMMAND_SQL, RESULTS_SQL } from "../src/store/commands.ts";
-import { eventListQuery } from "../src/store/events.ts";
+import { NEXT_COMMAND_SQL, PRUNE_RESULTS_SQL, RESULTS_SQL } from "../src/store/commands.ts";
+import { eventListQuery, PRUNE_EVENTS_SQL } from "../src/store/events.ts";
 import { forEachBackend, type Backend } from "./support/postgres.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
@@ -12,6 +12,8 @@ const CASES = [
   { name: "next command for an enrollment", sql: NEXT_COMMAND_SQL, params: ["X"], index: "command_queue_next" },
   { name: "results by command", sql: RESULTS_SQL, params: ["X"], index: "command_queue_command" },
   { name: "events by enrollment", ...eventListQuery({ enrollmentId: "X", limit: 100 }), index: "events_enrollment" },
+  { name: "retention of results", sql: PRUNE_RESULTS_SQL, params: [0], index: "command_queue_done" },
+  { name: "retention of events", sql: PRUNE_EVENTS_SQL, params: [0], index: "events_at" },
 ];
 
 await forEachBackend("query plans", (backend: Backend) => {

@@ -1,13 +1,33 @@
 import { ConfigError, parseServeArgs } from "../config.ts";
-import { startServer } from "../server.ts";
 
 const USAGE = `usage: orchard <command> [options]
 
-commands:
-  serve         run the MDM server (see README for its flags)
-  enqueue       queue a command for enrollments
-  enrollments   list enrollments
-  queue         show an enrollment's command queue
+server:
+  orchard serve [flags]   run the MDM server (see README for its flags)
+
+client (talks to a running server's API):
+  orchard enqueue <id...> (--file cmd.plist | --type RequestType [--param Key=Value ...]) [--nopush]
+      --file - reads the plist from stdin; --param values true/false are booleans, whole numbers integers,
+      else strings; a key given twice makes an array. Exit 0: all ids queued (and pushed), 3: some failed
+      (HTTP 207), 1: none queued or all failed
+  orchard enrollments [--type T] [--enabled true|false] [--serial S] [--device UDID] [--limit N] [--cursor ID] [--all]
+      one page of --limit (default 100, at most 1000) from --cursor; --all follows every page
+  orchard enrollment <id>
+  orchard queue <id>
+  orchard queue clear <id...>
+  orchard command <uuid>
+      --json includes each enrollment's full result plist
+  orchard events [--enrollment ID] [--type T] [--since ISO] [--limit N] [--cursor C] [--all]
+      one page of --limit (default 100, at most 1000) from --cursor; --all follows every page
+
+Every client command takes:
+  --url URL        the server (env ORCHARD_URL, default http://127.0.0.1:9000)
+  --api-key KEY    the API key (env ORCHARD_API_KEY, else read from ./data/api-key, or
+                   $ORCHARD_DATA_DIR/api-key, where the server writes the key it generated)
+  --json           print the server's JSON answer instead of a table
+  -h, --help       the command's usage
+
+Exit codes: 0 ok, 1 failed, 2 usage error, 3 enqueue failed for some ids (HTTP 207).
 `;
 
 export async function main(argv: string[]): Promise<void> {
@@ -39,6 +59,8 @@ export async function main(argv: string[]): Promise<void> {
 
 async function serve(args: string[]): Promise<void> {
   const config = parseServeArgs(args);
+  // Loaded here so that client commands do not pay for the whole server.
+  const { startServer } = await import("../server.ts");
   const server = await startServer(config);
   const stop = async (signal: string) => {
     server.app.log.info({ signal }, "shutting down");

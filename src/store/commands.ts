@@ -44,6 +44,7 @@ export const NEXT_COMMAND_SQL = `SELECT q.command_uuid, c.command FROM command_q
   WHERE q.enrollment_id = ? AND q.active = 1 ORDER BY q.id LIMIT 1`;
 const NEXT_NEVER_TRIED_SQL = `SELECT q.command_uuid, c.command FROM command_queue q JOIN commands c ON c.command_uuid = q.command_uuid
   WHERE q.enrollment_id = ? AND q.active = 1 AND q.status = 'Queued' ORDER BY q.id LIMIT 1`;
+export const PRUNE_RESULTS_SQL = "DELETE FROM command_queue WHERE active = 0 AND updated_at < ?";
 export const RESULTS_SQL = `SELECT enrollment_id, status, active, not_now_count, result, updated_at FROM command_queue
   WHERE command_uuid = ? ORDER BY enrollment_id`;
 
@@ -107,6 +108,20 @@ export class CommandStore {
       commandUuid,
     ]);
     return known ? "duplicate" : "unknown";
+  }
+
+  /**
+   * Deletes results (answered queue rows) last updated before `before`, then
+   * commands no queue row refers to any more. Active rows are never touched.
+   */
+  async pruneResults(before: number): Promise<number> {
+    const results = await this.db.run(PRUNE_RESULTS_SQL, [before]);
+    await this.db.run(
+      `DELETE FROM commands WHERE created_at < ?
+         AND NOT EXISTS (SELECT 1 FROM command_queue q WHERE q.command_uuid = commands.command_uuid)`,
+      [before],
+    );
+    return results;
   }
 
   async queue(enrollmentId: string): Promise<QueuedCommand[]> {

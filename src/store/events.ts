@@ -24,6 +24,8 @@ export interface EventFilter {
   limit: number;
 }
 
+export const PRUNE_EVENTS_SQL = "DELETE FROM events WHERE at < ?";
+
 /** The audit trail: what happened to each enrollment, in order. */
 export class EventStore {
   constructor(private readonly db: Database) {}
@@ -35,6 +37,11 @@ export class EventStore {
       event.enrollmentId ?? null,
       event.detail ? JSON.stringify(event.detail) : null,
     ]);
+  }
+
+  /** Deletes events older than `before`. */
+  prune(before: number): Promise<number> {
+    return this.db.run(PRUNE_EVENTS_SQL, [before]);
   }
 
   async list(filter: EventFilter): Promise<StoredEvent[]> {

@@ -81,6 +81,7 @@ CREATE TABLE command_queue (
 );
 CREATE INDEX command_queue_next ON command_queue (enrollment_id, id) WHERE active = 1;
 CREATE INDEX command_queue_command ON command_queue (command_uuid);
+CREATE INDEX command_queue_done ON command_queue (updated_at) WHERE active = 0;
 
 CREATE TABLE events (
   id {{serial}},

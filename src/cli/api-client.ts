@@ -1,0 +1,105 @@
+/** What the server answered: the status and the body, parsed when it is JSON. */
+export interface ApiResponse {
+  status: number;
+  /** undefined when the body is not JSON. */
+  json: unknown;
+  text: string;
+}
+
+export interface RequestOptions {
+  query?: Record<string, string | undefined>;
+  body?: Buffer;
+  contentType?: string;
+}
+
+/** A request that got no usable answer, or an answer that is an error. */
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
+
+const TIMEOUT_MS = 60_000;
+
+/**
+ * The operator API over HTTP Basic auth (any user name, the API key as the
+ * password). The key never appears in a message this class produces.
+ */
+export class ApiClient {
+  private readonly authorization: string;
+
+  constructor(
+    readonly baseUrl: URL,
+    apiKey: string,
+  ) {
+    this.authorization = "Basic " + Buffer.from(`orchard:${apiKey}`).toString("base64");
+  }
+
+  /** The full URL of an API path (kept under a base path such as https://host/orchard). */
+  url(apiPath: string, query: Record<string, string | undefined> = {}): URL {
+    const url = new URL(this.baseUrl.href);
+    url.pathname = url.pathname.replace(/\/+$/, "") + apiPath;
+    url.search = "";
+    url.hash = "";
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
+    return url;
+  }
+
+  async request(method: string, apiPath: string, o: RequestOptions = {}): Promise<ApiResponse> {
+    const url = this.url(apiPath, o.query);
+    const headers: Record<string, string> = { authorization: this.authorization, accept: "application/json" };
+    if (o.body !== undefined) headers["content-type"] = o.contentType ?? "application/octet-stream";
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(url, {
+        method,
+        headers,
+        body: o.body === undefined ? undefined : new Uint8Array(o.body),
+        signal: AbortSignal.timeout(TIMEOUT_MS),
+      });
+      text = await res.text();
+    } catch (err) {
+      throw new ApiError(`cannot reach ${this.baseUrl.origin}: ${fetchReason(err)}`);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, json, text };
+  }
+
+  /** A request whose answer must be a 2xx JSON body; anything else throws ApiError. */
+  async get<T>(apiPath: string, query?: Record<string, string | undefined>): Promise<T> {
+    return expectOk<T>(await this.request("GET", apiPath, { query }));
+  }
+
+  async delete<T>(apiPath: string): Promise<T> {
+    return expectOk<T>(await this.request("DELETE", apiPath));
+  }
+}
+
+export function expectOk<T>(res: ApiResponse): T {
+  if (res.status < 200 || res.status > 299) throw new ApiError(errorReason(res), res.status);
+  if (res.json === undefined) throw new ApiError(`the server answered HTTP ${res.status} without JSON`, res.status);
+  return res.json as T;
+}
+
+/** The server's `{"error": ...}` text, or the HTTP status when there is none. */
+export function errorReason(res: ApiResponse): string {
+  const error = (res.json as { error?: unknown } | undefined)?.error;
+  const reason = typeof error === "string" && error !== "" ? error : `HTTP ${res.status}`;
+  if (res.status === 401) return `${reason} (check --api-key or ORCHARD_API_KEY)`;
+  return reason;
+}
+
+function fetchReason(err: unknown): string {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e.name === "TimeoutError") return `no answer within ${TIMEOUT_MS / 1000} s`;
+  return e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
+}

@@ -1,0 +1,92 @@
+import type { Enrollment } from "../store/enrollments.ts";
+import { connect, parseCommand, positiveInt, printJson, UsageError, type ClientCommand } from "./command.ts";
+import { fetchPages } from "./paging.ts";
+import { formatFields, formatTable, formatTime, type Cell } from "./table.ts";
+
+/** Enrollments as the API answers them (JSON: the store's record). */
+type ApiEnrollment = Enrollment;
+
+export const enrollmentsCommand: ClientCommand = {
+  name: "enrollments",
+  summary: "list enrollments",
+  usage: [
+    `enrollments [--type T] [--enabled true|false] [--serial S] [--device UDID] [--limit N] [--cursor ID] [--all]`,
+    "  one page of --limit (default 100, at most 1000) from --cursor; --all follows every page",
+  ],
+  async run(args, ctx) {
+    const { values, positionals } = parseCommand(args, {
+      type: { type: "string" },
+      enabled: { type: "string" },
+      serial: { type: "string" },
+      device: { type: "string" },
+      limit: { type: "string" },
+      cursor: { type: "string" },
+      all: { type: "boolean", default: false },
+    });
+    if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
+    if (values.enabled !== undefined && values.enabled !== "true" && values.enabled !== "false") {
+      throw new UsageError("--enabled must be true or false");
+    }
+    const limit = positiveInt("--limit", values.limit);
+    const client = connect(values, ctx);
+    const query = { type: values.type, enabled: values.enabled, serial: values.serial, device: values.device, limit: limit?.toString() };
+    const page = await fetchPages<"enrollments", ApiEnrollment>(client, ctx, "/v1/enrollments", "enrollments", query, {
+      all: values.all,
+      cursor: values.cursor,
+    });
+    if (values.json) {
+      printJson(ctx, page);
+      return 0;
+    }
+    if (page.enrollments.length === 0) {
+      ctx.out("no enrollments\n");
+      return 0;
+    }
+    ctx.out(
+      formatTable(
+        ["ID", "TYPE", "ENABLED", "SERIAL", "MODEL", "OS", "USER", "LAST SEEN", "TOKEN UPDATES"],
+        page.enrollments.map((e) => [
+          e.id,
+          e.type,
+          e.enabled,
+          e.serialNumber,
+          e.modelName ?? e.model ?? e.productName,
+          e.osVersion && e.buildVersion ? `${e.osVersion} (${e.buildVersion})` : e.osVersion,
+          e.userShortName ?? e.userId,
+          formatTime(e.lastSeenAt),
+          e.tokenUpdateCount,
+        ]),
+      ),
+    );
+    return 0;
+  },
+};
+
+export const enrollmentCommand: ClientCommand = {
+  name: "enrollment",
+  summary: "show one enrollment",
+  usage: [`enrollment <id>`],
+  async run(args, ctx) {
+    const { values, positionals } = parseCommand(args, {});
+    if (positionals.length !== 1) throw new UsageError("give one enrollment id");
+    const client = connect(values, ctx);
+    const e = await client.get<Record<string, unknown>>(`/v1/enrollments/${encodeURIComponent(positionals[0]!)}`);
+    if (values.json) {
+      printJson(ctx, e);
+      return 0;
+    }
+    ctx.out(formatFields(Object.entries(e).map(([k, v]) => [label(k), show(k, v)])));
+    return 0;
+  },
+};
+
+/** `lastSeenAt` -> `last seen at`. */
+function label(key: string): string {
+  return key.replace(/([a-z0-9])([A-Z])/g, "$1 $2").toLowerCase();
+}
+
+function show(key: string, v: unknown): Cell {
+  if (/At$/.test(key) && (typeof v === "number" || typeof v === "string")) return formatTime(v);
+  if (v === null || v === undefined || typeof v === "string" || typeof v === "number" || typeof v === "boolean") return v;
+  return JSON.stringify(v);
+}

@@ -1,0 +1,39 @@
+import type { QueuedCommand } from "../store/commands.ts";
+import { checkIds, connect, idPath, parseCommand, printJson, UsageError, type ClientCommand } from "./command.ts";
+import { formatTable, formatTime, printable } from "./table.ts";
+
+export const queueCommand: ClientCommand = {
+  name: "queue",
+  summary: "show an enrollment's command queue, or clear queues",
+  usage: [`queue <id>`, `queue clear <id...>`],
+  async run(args, ctx) {
+    const { values, positionals } = parseCommand(args, {});
+    if (positionals[0] === "clear") {
+      const ids = checkIds(positionals.slice(1));
+      const client = connect(values, ctx);
+      const r = await client.delete<{ removed: number }>(`/v1/queue/${idPath(ids)}`);
+      if (values.json) printJson(ctx, r);
+      else ctx.out(`removed ${r.removed} queued command${r.removed === 1 ? "" : "s"}\n`);
+      return 0;
+    }
+    if (positionals.length !== 1) throw new UsageError("give one enrollment id, or clear and ids");
+    const [id] = checkIds(positionals);
+    const client = connect(values, ctx);
+    const r = await client.get<{ enrollment_id: string; commands: QueuedCommand[] }>(`/v1/queue/${encodeURIComponent(id!)}`);
+    if (values.json) {
+      printJson(ctx, r);
+      return 0;
+    }
+    if (r.commands.length === 0) {
+      ctx.out(`no commands queued for ${printable(id!)}\n`);
+      return 0;
+    }
+    ctx.out(
+      formatTable(
+        ["COMMAND UUID", "REQUEST TYPE", "STATUS", "NOT NOW", "QUEUED AT"],
+        r.commands.map((c) => [c.commandUuid, c.requestType, c.status, c.notNowCount, formatTime(c.createdAt)]),
+      ),
+    );
+    return 0;
+  },
+};

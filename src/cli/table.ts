@@ -1,0 +1,39 @@
+/** A table cell: empty values show as `-`. */
+export type Cell = string | number | boolean | null | undefined;
+
+/** Aligned columns under a header, two spaces apart, no trailing blanks. */
+export function formatTable(headers: string[], rows: Cell[][]): string {
+  const text = [headers, ...rows.map((r) => headers.map((_, i) => cell(r[i])))];
+  const widths = headers.map((_, i) => Math.max(...text.map((r) => r[i]!.length)));
+  return text.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd() + "\n").join("");
+}
+
+/** `key: value` lines with the values aligned. */
+export function formatFields(fields: Array<[string, Cell]>): string {
+  const width = Math.max(0, ...fields.map(([k]) => k.length + 1));
+  return fields.map(([k, v]) => `${(k + ":").padEnd(width)} ${cell(v)}\n`).join("");
+}
+
+export function cell(value: Cell): string {
+  if (value === null || value === undefined || value === "") return "-";
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  return printable(String(value));
+}
+
+/**
+ * Device-supplied text (names, error descriptions) goes to a terminal: control
+ * characters would let a device move the cursor or rewrite the screen, so they
+ * are shown escaped.
+ */
+export function printable(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => (c === "\t" ? " " : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`));
+}
+
+/** A time as local `YYYY-MM-DD HH:MM:SS`; millisecond numbers or ISO strings. */
+export function formatTime(value: number | string | null | undefined): string {
+  if (value === null || value === undefined || value === "") return "-";
+  const d = new Date(typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value);
+  if (Number.isNaN(d.getTime())) return printable(String(value));
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
