@@ -1,6 +1,7 @@
 import { ApiError } from "./api-client.ts";
 import { CliError, UsageError, type CliContext } from "./command.ts";
 import { commandUsage, findCommand, usageBlock } from "./registry.ts";
+import { promptSecret } from "./secret.ts";
 
 /** Runs `orchard <command> ...` against a server's API; returns the exit code. */
 export async function runClientCommand(command: string, args: string[]): Promise<number> {
@@ -47,5 +48,7 @@ function processContext(): CliContext {
       for await (const chunk of process.stdin) chunks.push(Buffer.from(chunk as Buffer));
       return Buffer.concat(chunks);
     },
+    stdinIsTTY: process.stdin.isTTY === true,
+    readSecret: (prompt) => promptSecret(prompt),
   };
 }

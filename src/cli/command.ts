@@ -10,6 +10,10 @@ export interface CliContext {
   env: NodeJS.ProcessEnv;
   cwd: string;
   readStdin(): Promise<Buffer>;
+  /** Whether stdin is a terminal someone can type a password at. */
+  stdinIsTTY: boolean;
+  /** One line typed at the terminal without echo; the prompt goes to stderr. */
+  readSecret(prompt: string): Promise<string>;
 }
 
 /** One `orchard <name>` command that talks to a running server. */

@@ -1,25 +1,15 @@
 import { ConfigError, parseServeArgs } from "../config.ts";
 
-const USAGE = `usage: orchard <command> [options]
+/** `orchard help`: the client part comes from the command registry, so it cannot fall out of step. */
+async function usage(): Promise<string> {
+  const { clientUsage } = await import("./registry.ts");
+  return `usage: orchard <command> [options]
 
 server:
   orchard serve [flags]   run the MDM server (see README for its flags)
 
 client (talks to a running server's API):
-  orchard enqueue <id...> (--file cmd.plist | --type RequestType [--param Key=Value ...]) [--nopush]
-      --file - reads the plist from stdin; --param values true/false are booleans, whole numbers integers,
-      else strings; a key given twice makes an array. Exit 0: all ids queued (and pushed), 3: some failed
-      (HTTP 207), 1: none queued or all failed
-  orchard enrollments [--type T] [--enabled true|false] [--serial S] [--device UDID] [--limit N] [--cursor ID] [--all]
-      one page of --limit (default 100, at most 1000) from --cursor; --all follows every page
-  orchard enrollment <id>
-  orchard queue <id>
-  orchard queue clear <id...>
-  orchard command <uuid>
-      --json includes each enrollment's full result plist
-  orchard events [--enrollment ID] [--type T] [--since ISO] [--limit N] [--cursor C] [--all]
-      one page of --limit (default 100, at most 1000) from --cursor; --all follows every page
-
+${clientUsage()}
 Every client command takes:
   --url URL        the server (env ORCHARD_URL, default http://127.0.0.1:9000)
   --api-key KEY    the API key (env ORCHARD_API_KEY, else read from ./data/api-key, or
@@ -29,6 +19,7 @@ Every client command takes:
 
 Exit codes: 0 ok, 1 failed, 2 usage error, 3 enqueue failed for some ids (HTTP 207).
 `;
+}
 
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
@@ -40,7 +31,7 @@ export async function main(argv: string[]): Promise<void> {
       case "help":
       case "--help":
       case "-h":
-        process.stdout.write(USAGE);
+        process.stdout.write(await usage());
         return;
       default: {
         const { runClientCommand } = await import("./client-commands.ts");

@@ -4,6 +4,7 @@ import { enqueueCommand } from "./enqueue.ts";
 import { enrollmentCommand, enrollmentsCommand } from "./enrollments.ts";
 import { eventsCommand } from "./events.ts";
 import { queueCommand } from "./queue.ts";
+import { userSessionsCommand, usersCommand } from "./users.ts";
 
 /** Every client command, in the order `orchard help` lists them. Add new ones here. */
 export const CLIENT_COMMANDS: readonly ClientCommand[] = [
@@ -13,6 +14,8 @@ export const CLIENT_COMMANDS: readonly ClientCommand[] = [
   queueCommand,
   commandCommand,
   eventsCommand,
+  usersCommand,
+  userSessionsCommand,
 ];
 
 export function findCommand(name: string): ClientCommand | undefined {

@@ -45,21 +45,24 @@ export class CoreService implements MdmService {
     };
   }
 
-  checkIn(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
+  async checkIn(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
+    const reply = await this.handlers[msg.messageType](req, msg);
+    // Only a request that was answered counts as seen: a refused one changes nothing.
     this.o.lastSeen.mark(msg.channel.id, req.now);
-    return this.handlers[msg.messageType](req, msg);
+    return reply;
   }
 
   async report(req: MdmRequest, report: CommandReport): Promise<PendingCommand | null> {
     const id = report.channel.id;
-    this.o.lastSeen.mark(id, req.now);
     if (report.status !== "Idle") {
       const outcome = await this.o.store.commands.report(id, report.commandUuid!, report.status, report.raw, req.now);
       if (outcome !== "recorded") {
         req.log.info({ enrollmentId: id, commandUuid: report.commandUuid, status: report.status, outcome }, "report for no active command");
       }
     }
-    return (await this.o.store.commands.next(id, report.status === "NotNow")) ?? null;
+    const next = (await this.o.store.commands.next(id, report.status === "NotNow")) ?? null;
+    this.o.lastSeen.mark(id, req.now);
+    return next;
   }
 
   private async authenticate(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {

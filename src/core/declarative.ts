@@ -15,11 +15,13 @@ export class DeclarativeManagement {
 
   async forward(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
     const endpoint = str(msg, "Endpoint")!;
-    if (!/^[A-Za-z0-9._\-/]{1,512}$/.test(endpoint) || endpoint.includes("..")) {
+    const segments = endpoint.replace(/^\//, "").split("/");
+    if (endpoint.length > 1024 || segments.some((s) => s === "" || s === "." || s === "..")) {
       throw new OrchardError(400, "DeclarativeManagement Endpoint is not a valid path");
     }
     const body = data(msg, "Data");
-    const url = this.baseUrl.replace(/\/?$/, "/") + endpoint.replace(/^\//, "");
+    // Declaration identifiers may hold any character: escape each segment.
+    const url = this.baseUrl.replace(/\/?$/, "/") + segments.map(encodeURIComponent).join("/");
     let res: Response;
     try {
       res = await fetch(url, {

@@ -68,6 +68,9 @@ const DEVICE_CHANNEL_ONLY = new Set<CheckinMessageType>([
   "ReturnToService",
 ]);
 
+/** Not part of User Enrollment (brief 5.5): no bootstrap token, no return to service. */
+const NOT_IN_USER_ENROLLMENT = new Set<CheckinMessageType>(["GetBootstrapToken", "SetBootstrapToken", "ReturnToService"]);
+
 export interface CheckinMessage {
   messageType: CheckinMessageType;
   channel: Channel;
@@ -94,6 +97,9 @@ export function decodeCheckin(body: PlistDict, raw: Buffer): CheckinMessage {
   const channel = resolveChannel(body);
   if (DEVICE_CHANNEL_ONLY.has(type) && channel.isUserChannel) {
     throw new BadRequest(`${type} is a device channel message but came on a user channel`);
+  }
+  if (NOT_IN_USER_ENROLLMENT.has(type) && channel.type === "UserEnrollmentDevice") {
+    throw new BadRequest(`${type} is not available in a User Enrollment`);
   }
   if (type === "UserAuthenticate" && channel.type !== "User") {
     throw new BadRequest("UserAuthenticate must name a macOS user (UDID and UserID)");

@@ -115,7 +115,9 @@ export class EnrollmentStore {
           a.topic, a.certFingerprint, a.message, a.now, a.now,
         ],
       );
-      await tx.run("UPDATE enrollments SET enabled = 0, updated_at = ? WHERE device_id = ?", [a.now, a.deviceId]);
+      // As NanoMDM does: the tally restarts, so the next TokenUpdate counts as
+      // 1 again and marks the enrollment as new (the trigger for initial setup).
+      await tx.run("UPDATE enrollments SET enabled = 0, token_update_count = 0, updated_at = ? WHERE device_id = ?", [a.now, a.deviceId]);
       await tx.run(
         `DELETE FROM command_queue WHERE active = 1
            AND enrollment_id IN (SELECT id FROM enrollments WHERE device_id = ?)`,
@@ -152,7 +154,7 @@ export class EnrollmentStore {
 
   /** The device left management: disable it and its user channels. */
   async checkOut(deviceId: string, now: number): Promise<number> {
-    return this.db.run("UPDATE enrollments SET enabled = 0, updated_at = ? WHERE device_id = ?", [now, deviceId]);
+    return this.db.run("UPDATE enrollments SET enabled = 0, token_update_count = 0, updated_at = ? WHERE device_id = ?", [now, deviceId]);
   }
 
   async setBootstrapToken(deviceId: string, token: Buffer | null): Promise<void> {

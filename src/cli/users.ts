@@ -1,0 +1,300 @@
+import fs from "node:fs";
+import type { DirectoryUser } from "../store/directory.ts";
+import type { UserSession } from "../store/user-sessions.ts";
+import { ApiError, expectOk, type ApiClient } from "./api-client.ts";
+import {
+  CliError,
+  connect,
+  parseCommand,
+  positiveInt,
+  printJson,
+  UsageError,
+  type CliContext,
+  type ClientCommand,
+} from "./command.ts";
+import { fetchPages } from "./paging.ts";
+import { formatFields, formatTable, formatTime, printable } from "./table.ts";
+
+/** A session as GET /v1/user-sessions answers it: never the token hash. */
+type ApiUserSession = Omit<UserSession, "tokenHash">;
+
+interface ImportAnswer {
+  realm: string;
+  created: number;
+  updated: number;
+  other_realms: Array<{ username: string; realm: string }>;
+  errors: Array<{ line: number; reason: string }>;
+}
+
+const PAGE_HELP = "  one page of --limit (default 100, at most 1000) from --cursor; --all follows every page";
+
+/** Flags of `users add` and `users set`. */
+const USER_FIELDS = {
+  guid: { type: "string" },
+  "full-name": { type: "string" },
+  state: { type: "string" },
+  "password-stdin": { type: "boolean", default: false },
+} as const;
+
+const SUBCOMMANDS = ["add", "set", "list", "show", "remove", "import"] as const;
+
+export const usersCommand: ClientCommand = {
+  name: "users",
+  summary: "manage the directory of network users (UserAuthenticate)",
+  usage: [
+    `users add <shortName> [--guid G] [--full-name N] [--state managed|declined] [--password-stdin | --no-password]`,
+    "  asks twice for the password at a terminal; --password-stdin reads the first line of stdin instead;",
+    "  --no-password adds the user without one (e.g. a declined entry). Prints created or updated",
+    `users set <shortName> [--guid G] [--full-name N] [--state managed|declined] [--password-stdin]`,
+    '  changes an existing user; the password only with --password-stdin; --guid "" or --full-name "" clears it',
+    `users list [--limit N] [--cursor C] [--all]`,
+    PAGE_HELP,
+    `users show <shortName>`,
+    `users remove <shortName>`,
+    "  also revokes the user's AuthTokens on every Mac",
+    `users import <htdigest file | ->`,
+    "  adds or updates the users of the server's realm (MD5 digests), lists lines of other realms and bad",
+    "  lines; exit 1 when nothing was imported and some lines were bad",
+  ],
+  async run(args, ctx) {
+    const sub = args[0];
+    const rest = args.slice(1);
+    switch (sub) {
+      case "add":
+        return addOrSet("add", rest, ctx);
+      case "set":
+        return addOrSet("set", rest, ctx);
+      case "list":
+        return list(rest, ctx);
+      case "show":
+        return show(rest, ctx);
+      case "remove":
+        return remove(rest, ctx);
+      case "import":
+        return importFile(rest, ctx);
+      default:
+        throw new UsageError(sub === undefined ? `give a subcommand: ${SUBCOMMANDS.join(", ")}` : `unknown subcommand ${printable(sub)}`);
+    }
+  },
+};
+
+async function addOrSet(sub: "add" | "set", args: string[], ctx: CliContext): Promise<number> {
+  const options = sub === "add" ? { ...USER_FIELDS, "no-password": { type: "boolean", default: false } as const } : USER_FIELDS;
+  const { values, positionals } = parseCommand(args, options);
+  const shortName = oneShortName(positionals);
+  const state = values.state;
+  if (state !== undefined && state !== "managed" && state !== "declined") throw new UsageError("--state must be managed or declined");
+  const noPassword = (values as { "no-password"?: boolean })["no-password"] === true;
+  if (noPassword && values["password-stdin"]) throw new UsageError("give --password-stdin or --no-password, not both");
+  const body: Record<string, unknown> = {};
+  // An empty value clears the field: the server takes null for "none".
+  if (values.guid !== undefined) body.guid = values.guid === "" ? null : values.guid;
+  if (values["full-name"] !== undefined) body.fullName = values["full-name"] === "" ? null : values["full-name"];
+  if (state !== undefined) body.state = state;
+
+  let prompt = false;
+  if (sub === "add" && !values["password-stdin"] && !noPassword) {
+    if (!ctx.stdinIsTTY) throw new UsageError("a password is needed: type it at a terminal, give --password-stdin, or --no-password");
+    prompt = true;
+  }
+  if (sub === "set" && Object.keys(body).length === 0 && !values["password-stdin"]) {
+    throw new UsageError("nothing to change: give --guid, --full-name, --state or --password-stdin");
+  }
+
+  const client = connect(values, ctx);
+  const userPath = `/v1/users/${encodeURIComponent(shortName)}`;
+  if (sub === "set") {
+    // PUT creates as well; set only changes a user that is there.
+    const res = await client.request("GET", userPath);
+    if (res.status === 404) throw new CliError(`no such user ${printable(shortName)} (orchard users add creates one)`);
+    expectOk(res);
+  }
+  if (values["password-stdin"]) body.password = passwordLine(await ctx.readStdin());
+  else if (prompt) body.password = await askTwice(ctx);
+
+  const res = await client.request("PUT", userPath, { body: Buffer.from(JSON.stringify(body)), contentType: "application/json" });
+  const user = expectOk<DirectoryUser>(res);
+  if (values.json) printJson(ctx, user);
+  else ctx.out(`${res.status === 201 ? "created" : "updated"} ${printable(shortName)}\n`);
+  return 0;
+}
+
+/** The first line of stdin, without its line end; never shown anywhere. */
+function passwordLine(input: Buffer): string {
+  const text = input.toString("utf8");
+  const nl = text.indexOf("\n");
+  const line = (nl === -1 ? text : text.slice(0, nl)).replace(/\r$/, "");
+  if (line === "") throw new CliError("no password on stdin (its first line is empty)");
+  return line;
+}
+
+async function askTwice(ctx: CliContext): Promise<string> {
+  const first = await ctx.readSecret("Password: ");
+  if (first === "") throw new CliError("the password is empty");
+  const second = await ctx.readSecret("Password again: ");
+  if (first !== second) throw new CliError("the passwords do not match");
+  return first;
+}
+
+async function list(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parseCommand(args, {
+    limit: { type: "string" },
+    cursor: { type: "string" },
+    all: { type: "boolean", default: false },
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+  const limit = positiveInt("--limit", values.limit);
+  const client = connect(values, ctx);
+  const page = await fetchPages<"users", DirectoryUser>(client, ctx, "/v1/users", "users", { limit: limit?.toString() }, {
+    all: values.all,
+    cursor: values.cursor,
+  });
+  if (values.json) {
+    printJson(ctx, page);
+    return 0;
+  }
+  if (page.users.length === 0) {
+    ctx.out("no users\n");
+    return 0;
+  }
+  ctx.out(
+    formatTable(
+      ["SHORT NAME", "GUID", "FULL NAME", "STATE", "DIGESTS", "UPDATED"],
+      page.users.map((u) => [u.shortName, u.guid, u.fullName, u.state, digestSummary(u.digests), formatTime(u.updatedAt)]),
+    ),
+  );
+  return 0;
+}
+
+async function show(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parseCommand(args, {});
+  const shortName = oneShortName(positionals);
+  const client = connect(values, ctx);
+  const u = await getUser(client, shortName);
+  if (values.json) {
+    printJson(ctx, u);
+    return 0;
+  }
+  ctx.out(
+    formatFields([
+      ["short name", u.shortName],
+      ["guid", u.guid],
+      ["full name", u.fullName],
+      ["state", u.state],
+      ["digests", digestSummary(u.digests)],
+      ["created at", formatTime(u.createdAt)],
+      ["updated at", formatTime(u.updatedAt)],
+    ]),
+  );
+  return 0;
+}
+
+async function remove(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parseCommand(args, {});
+  const shortName = oneShortName(positionals);
+  const client = connect(values, ctx);
+  const res = await client.request("DELETE", `/v1/users/${encodeURIComponent(shortName)}`);
+  if (res.status === 404) throw new CliError(`no such user ${printable(shortName)}`);
+  const r = expectOk<{ removed: string; sessions_revoked: number }>(res);
+  if (values.json) printJson(ctx, r);
+  else ctx.out(`removed ${printable(shortName)}; revoked ${r.sessions_revoked} session${r.sessions_revoked === 1 ? "" : "s"}\n`);
+  return 0;
+}
+
+async function importFile(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parseCommand(args, {});
+  if (positionals.length !== 1) throw new UsageError("give one htdigest file, or - for stdin");
+  const file = positionals[0]!;
+  const client = connect(values, ctx);
+  let body: Buffer;
+  if (file === "-") body = await ctx.readStdin();
+  else {
+    try {
+      body = fs.readFileSync(file);
+    } catch (err) {
+      throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
+    }
+  }
+  const res = await client.request("POST", "/v1/users/import", { body, contentType: "text/plain; charset=utf-8" });
+  const r = expectOk<ImportAnswer>(res);
+  if (!Array.isArray(r.other_realms) || !Array.isArray(r.errors)) throw new ApiError("the server's import answer is incomplete");
+  const failed = r.created + r.updated === 0 && r.errors.length > 0;
+  if (values.json) printJson(ctx, r);
+  else {
+    ctx.out(`realm ${printable(r.realm)}: created ${r.created}, updated ${r.updated}\n`);
+    if (r.other_realms.length > 0) {
+      ctx.out(`skipped ${r.other_realms.length} line${r.other_realms.length === 1 ? "" : "s"} of other realms:\n`);
+      for (const o of r.other_realms) ctx.out(`  ${printable(o.username)} (realm ${printable(o.realm)})\n`);
+    }
+    if (r.errors.length > 0) {
+      ctx.out(`${r.errors.length} bad line${r.errors.length === 1 ? "" : "s"}:\n`);
+      for (const e of r.errors) ctx.out(`  ${e.line > 0 ? `line ${e.line}` : "a line"}: ${printable(e.reason)}\n`);
+    }
+  }
+  if (failed) ctx.err("orchard: nothing was imported\n");
+  return failed ? 1 : 0;
+}
+
+export const userSessionsCommand: ClientCommand = {
+  name: "user-sessions",
+  summary: "show the state of network users' logins",
+  usage: [`user-sessions [--device UDID] [--limit N] [--cursor C] [--all]`, PAGE_HELP],
+  async run(args, ctx) {
+    const { values, positionals } = parseCommand(args, {
+      device: { type: "string" },
+      limit: { type: "string" },
+      cursor: { type: "string" },
+      all: { type: "boolean", default: false },
+    });
+    if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+    const limit = positiveInt("--limit", values.limit);
+    const client = connect(values, ctx);
+    const query = { device: values.device, limit: limit?.toString() };
+    const page = await fetchPages<"sessions", ApiUserSession>(client, ctx, "/v1/user-sessions", "sessions", query, {
+      all: values.all,
+      cursor: values.cursor,
+    });
+    if (values.json) {
+      printJson(ctx, page);
+      return 0;
+    }
+    // The header even with no rows: a script or an operator sees the columns it will get.
+    ctx.out(
+      formatTable(
+        ["ENROLLMENT", "SHORT NAME", "STATE", "TOKEN ISSUED", "TOKEN LAST USED", "UPDATED"],
+        page.sessions.map((s) => [
+          s.enrollmentId,
+          s.shortName,
+          s.state,
+          formatTime(s.tokenIssuedAt),
+          formatTime(s.tokenLastUsedAt),
+          formatTime(s.updatedAt),
+        ]),
+      ),
+    );
+    return 0;
+  },
+};
+
+function oneShortName(positionals: string[]): string {
+  if (positionals.length !== 1) throw new UsageError("give one short name");
+  const name = positionals[0]!;
+  if (name === "") throw new UsageError("the short name is empty");
+  return name;
+}
+
+async function getUser(client: ApiClient, shortName: string): Promise<DirectoryUser> {
+  const res = await client.request("GET", `/v1/users/${encodeURIComponent(shortName)}`);
+  if (res.status === 404) throw new CliError(`no such user ${printable(shortName)}`);
+  return expectOk<DirectoryUser>(res);
+}
+
+/** `fusion.home MD5,SHA-256`, realms separated by `; `. */
+export function digestSummary(digests: DirectoryUser["digests"] | undefined): string {
+  const byRealm = new Map<string, string[]>();
+  for (const d of digests ?? []) byRealm.set(d.realm, [...(byRealm.get(d.realm) ?? []), d.algorithm]);
+  return [...byRealm]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([realm, algorithms]) => `${realm} ${algorithms.sort().join(",")}`)
+    .join("; ");
+}

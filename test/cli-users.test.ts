@@ -1,0 +1,200 @@
+// `orchard users` and `orchard user-sessions`, run as child processes against a real server.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createHash, randomUUID } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import type { SimDevice, SimUser } from "../src/sim/device.ts";
+import { challengeParams, digestResponse } from "./support/digest-client.ts";
+import { testFleet, type TestFleet } from "./support/fleet.ts";
+import { startTestServer, type TestServer } from "./support/server.ts";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const BIN = path.join(ROOT, "bin", "orchard.js");
+const REALM = "fusion.home";
+const PASSWORD = "Pw-net1-7c1e9!";
+const TIME = "\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d";
+
+let server: TestServer;
+let fleet: TestFleet;
+let mac: SimDevice;
+let tmp: string;
+const net1: SimUser = { userId: randomUUID().toUpperCase(), shortName: "net1", longName: "Net One" };
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** `orchard <args>` against the test server; stdin is a pipe (never a terminal). */
+function orchard(args: string[], input = ""): Promise<Run> {
+  const env: NodeJS.ProcessEnv = { ...process.env, ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key" };
+  delete env.ORCHARD_DATA_DIR;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c) => (stdout += c));
+    child.stderr.on("data", (c) => (stderr += c));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
+
+const md5 = (s: string) => createHash("md5").update(s).digest("hex");
+
+before(async () => {
+  server = await startTestServer(["--digest-realm", REALM]);
+  fleet = await testFleet(server.url);
+  mac = await fleet.device();
+  await mac.enroll();
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-cli-users-"));
+});
+
+after(async () => {
+  fleet?.close();
+  await server?.stop();
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test("users add --password-stdin stores MD5 and SHA-256 digests for the server's realm, never showing the password", async () => {
+  const r = await orchard(["users", "add", "net1", "--password-stdin", "--guid", net1.userId, "--full-name", "Net One"], PASSWORD + "\n");
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, "created net1\n");
+  const user = await server.api("GET", "/v1/users/net1");
+  assert.equal(user.status, 200, user.text);
+  assert.equal(user.json.guid, net1.userId);
+  assert.equal(user.json.fullName, "Net One");
+  assert.equal(user.json.state, "managed");
+  assert.deepEqual(
+    user.json.digests.map((d: { realm: string; algorithm: string }) => `${d.realm} ${d.algorithm}`).sort(),
+    [`${REALM} MD5`, `${REALM} SHA-256`],
+  );
+  assert.ok(!user.text.includes(PASSWORD));
+  assert.ok(!(r.stdout + r.stderr).includes(PASSWORD));
+  assert.ok(!server.logs.some((l) => l.includes(PASSWORD)), "the server logged the password");
+});
+
+test("users add without a password is refused (exit 2) unless --no-password", async () => {
+  const [refused, both, declined] = await Promise.all([
+    orchard(["users", "add", "net2"]),
+    orchard(["users", "add", "net2", "--password-stdin", "--no-password"], "x\n"),
+    orchard(["users", "add", "net3", "--no-password", "--state", "declined", "--json"]),
+  ]);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /^orchard: a password is needed: .*--password-stdin, or --no-password$/m);
+  assert.match(refused.stderr, /^usage: orchard users add </m);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /^orchard: give --password-stdin or --no-password, not both$/m);
+  assert.equal((await server.api("GET", "/v1/users/net2")).status, 404);
+
+  assert.equal(declined.code, 0, declined.stderr);
+  const answer = JSON.parse(declined.stdout);
+  assert.equal(answer.shortName, "net3");
+  assert.equal(answer.state, "declined");
+  assert.deepEqual(answer.digests, []);
+});
+
+test("users set changes an existing user (state, name, password) and refuses an unknown one", async () => {
+  const [set, unknown] = await Promise.all([
+    orchard(["users", "set", "net3", "--state", "managed", "--full-name", "Net Three", "--password-stdin"], "other-pw\n"),
+    orchard(["users", "set", "nosuch", "--state", "managed"]),
+  ]);
+  assert.equal(set.code, 0, set.stderr);
+  assert.equal(set.stdout, "updated net3\n");
+  const net3 = await server.api("GET", "/v1/users/net3");
+  assert.equal(net3.json.state, "managed");
+  assert.equal(net3.json.fullName, "Net Three");
+  assert.equal(net3.json.digests.length, 2);
+
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /^orchard: no such user nosuch /m);
+  assert.equal((await server.api("GET", "/v1/users/nosuch")).status, 404);
+});
+
+test("users list and show print the users with their digests; --json matches the API", async () => {
+  const [table, json, show] = await Promise.all([
+    orchard(["users", "list"]),
+    orchard(["users", "list", "--json", "--limit", "1", "--all"]),
+    orchard(["users", "show", "net1"]),
+  ]);
+  assert.equal(table.code, 0, table.stderr);
+  const lines = table.stdout.trimEnd().split("\n");
+  assert.match(lines[0]!, /^SHORT NAME\s+GUID\s+FULL NAME\s+STATE\s+DIGESTS\s+UPDATED$/);
+  assert.match(lines[1]!, new RegExp(`^net1\\s+${net1.userId}\\s+Net One\\s+managed\\s+fusion\\.home MD5,SHA-256\\s+${TIME}$`));
+  assert.match(lines[2]!, new RegExp(`^net3\\s+-\\s+Net Three\\s+managed\\s+fusion\\.home MD5,SHA-256\\s+${TIME}$`));
+  assert.equal(lines.length, 3);
+
+  assert.equal(json.code, 0, json.stderr);
+  assert.deepEqual(JSON.parse(json.stdout), (await server.api("GET", "/v1/users")).json);
+
+  assert.equal(show.code, 0, show.stderr);
+  assert.match(show.stdout, /^short name: net1$/m);
+  assert.match(show.stdout, new RegExp(`^guid:\\s+${net1.userId}$`, "m"));
+  assert.match(show.stdout, /^digests:\s+fusion\.home MD5,SHA-256$/m);
+});
+
+test("users import adds the realm's htdigest lines, lists other realms and bad lines; all bad exits 1", async () => {
+  const file = path.join(tmp, "users.htdigest");
+  fs.writeFileSync(
+    file,
+    [
+      "# Orchard network users",
+      `net4:${REALM}:${md5(`net4:${REALM}:pw4`)}`,
+      `net5:other.realm:${md5("net5:other.realm:pw5")}`,
+      "broken-line-without-fields",
+      "",
+    ].join("\n"),
+  );
+  const [good, bad] = await Promise.all([orchard(["users", "import", file]), orchard(["users", "import", "-", "--json"], "a:b\n")]);
+  assert.equal(good.code, 0, good.stderr);
+  assert.match(good.stdout, /^realm fusion\.home: created 1, updated 0$/m);
+  assert.match(good.stdout, /^ {2}net5 \(realm other\.realm\)$/m);
+  assert.match(good.stdout, /^ {2}line 4: field-count$/m);
+  const net4 = await server.api("GET", "/v1/users/net4");
+  assert.equal(net4.status, 200);
+  assert.deepEqual(net4.json.digests, [{ realm: REALM, algorithm: "MD5" }]);
+  assert.equal((await server.api("GET", "/v1/users/net5")).status, 404);
+
+  assert.equal(bad.code, 1);
+  assert.deepEqual(JSON.parse(bad.stdout), { realm: REALM, created: 0, updated: 0, other_realms: [], errors: [{ line: 1, reason: "field-count" }] });
+  assert.match(bad.stderr, /^orchard: nothing was imported$/m);
+});
+
+test("user-sessions shows a Mac's login of a network user; --json parses", async () => {
+  // The Mac logs net1 in with the password given on stdin above.
+  const first = await mac.checkin("UserAuthenticate", { UserID: net1.userId });
+  const { nonce } = challengeParams(first.plist!.DigestChallenge as string);
+  const second = await mac.checkin("UserAuthenticate", {
+    UserID: net1.userId,
+    DigestResponse: digestResponse({ username: "net1", password: PASSWORD, realm: REALM, nonce: nonce! }),
+  });
+  assert.equal(typeof second.plist?.AuthToken, "string", "the password the CLI set does not log in");
+
+  const [table, json] = await Promise.all([orchard(["user-sessions"]), orchard(["user-sessions", "--json", "--device", mac.udid])]);
+  assert.equal(table.code, 0, table.stderr);
+  const lines = table.stdout.trimEnd().split("\n");
+  assert.match(lines[0]!, /^ENROLLMENT\s+SHORT NAME\s+STATE\s+TOKEN ISSUED\s+TOKEN LAST USED\s+UPDATED$/);
+  assert.match(lines[1]!, new RegExp(`^${mac.udid}\\S*\\s+net1\\s+authenticated\\s+${TIME}\\s+-\\s+${TIME}$`));
+  assert.equal(lines.length, 2);
+
+  assert.equal(json.code, 0, json.stderr);
+  const answer = JSON.parse(json.stdout);
+  assert.deepEqual(answer, (await server.api("GET", `/v1/user-sessions?device=${mac.udid}`)).json);
+  assert.equal(answer.sessions.length, 1);
+  assert.equal(answer.sessions[0].state, "authenticated");
+});
+
+test("users remove deletes the user and says how many sessions were revoked", async () => {
+  const r = await orchard(["users", "remove", "net1"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, "removed net1; revoked 1 session\n");
+  assert.equal((await server.api("GET", "/v1/users/net1")).status, 404);
+  const sessions = await server.api("GET", `/v1/user-sessions?device=${mac.udid}`);
+  assert.equal(sessions.json.sessions[0].state, "challenged");
+});

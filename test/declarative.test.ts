@@ -1,0 +1,127 @@
+// DeclarativeManagement check-ins relayed to the --dm-url service.
+import assert from "node:assert/strict";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, test } from "node:test";
+import { Transport } from "../src/sim/transport.ts";
+import { testFleet, type TestFleet } from "./support/fleet.ts";
+import { dumpStore, identity, RawDevice, sleep } from "./support/mdm.ts";
+import { startTestServer, type TestServer } from "./support/server.ts";
+
+interface Seen {
+  method: string;
+  url: string;
+  enrollmentId: string | undefined;
+  body: Buffer;
+}
+
+let dm: http.Server;
+let seen: Seen[] = [];
+let server: TestServer;
+let fleet: TestFleet;
+let dev: RawDevice;
+
+before(async () => {
+  dm = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const s: Seen = { method: req.method!, url: req.url!, enrollmentId: req.headers["x-enrollment-id"] as string | undefined, body: Buffer.concat(chunks) };
+      seen.push(s);
+      if (req.url!.endsWith("/tokens")) {
+        res.writeHead(200, { "content-type": "application/json" }).end('{"SyncTokens":{"DeclarationsToken":"abc","Timestamp":"2024-01-01T00:00:00Z"}}');
+      } else if (req.url!.endsWith("/status")) {
+        res.writeHead(204).end();
+      } else if (req.url!.includes("/declaration/")) {
+        res.writeHead(404, { "content-type": "text/plain" }).end("no such declaration");
+      } else {
+        res.writeHead(500).end("unexpected");
+      }
+    });
+  });
+  await new Promise<void>((r) => dm.listen(0, "127.0.0.1", r));
+  const port = (dm.address() as AddressInfo).port;
+  server = await startTestServer(["--dm-url", `http://127.0.0.1:${port}/ddm/`]);
+  fleet = await testFleet(server.url);
+  dev = new RawDevice(fleet.transport, await identity(fleet), "DDM-DEVICE-1");
+  await dev.enroll();
+});
+after(async () => {
+  fleet.close();
+  await server.stop();
+  await new Promise((r) => dm.close(r));
+});
+
+describe("DeclarativeManagement forwarding", () => {
+  test("an Endpoint that escapes the service's path is 400 and reaches nothing", async () => {
+    // First test: only Authenticate and TokenUpdate came before, whose last-seen
+    // times equal what TokenUpdate stored, so the snapshot is stable.
+    const before = await dumpStore(server.store);
+    seen = [];
+    for (const endpoint of ["../admin", "declaration/../../x", "declaration//x", "http://evil/", ""]) {
+      const r = await dev.checkin("DeclarativeManagement", { Endpoint: endpoint });
+      assert.equal(r.status, 400, endpoint);
+      assert.match(r.text, /Endpoint/);
+    }
+    assert.deepEqual(seen, []);
+    await sleep(1100);
+    assert.deepEqual(await dumpStore(server.store), before);
+  });
+
+  test("tokens: GET without Data, the enrollment id in a header, status and body relayed", async () => {
+    seen = [];
+    const r = await dev.checkin("DeclarativeManagement", { Endpoint: "tokens" });
+    assert.equal(r.status, 200);
+    assert.match(String(r.headers["content-type"]), /^application\/json/);
+    assert.deepEqual(JSON.parse(r.text), { SyncTokens: { DeclarationsToken: "abc", Timestamp: "2024-01-01T00:00:00Z" } });
+    assert.deepEqual(seen.map((s) => [s.method, s.url, s.enrollmentId, s.body.length]), [["GET", "/ddm/tokens", "DDM-DEVICE-1", 0]]);
+  });
+
+  test("status: PUT with the Data bytes; a 204 comes back as 204", async () => {
+    seen = [];
+    const data = Buffer.from(JSON.stringify({ StatusItems: { device: { model: { family: "Mac" } } }, Errors: [] }));
+    const r = await dev.checkin("DeclarativeManagement", { Endpoint: "status", Data: data });
+    assert.equal(r.status, 204);
+    assert.equal(r.body.length, 0);
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]!.method, "PUT");
+    assert.equal(seen[0]!.url, "/ddm/status");
+    assert.equal(seen[0]!.enrollmentId, "DDM-DEVICE-1");
+    assert.ok(seen[0]!.body.equals(data));
+  });
+
+  test("a user channel forwards its own enrollment id; a 404 is relayed", async () => {
+    assert.equal((await dev.tokenUpdate({ UserID: "DDM-USER", UserShortName: "d" })).status, 200);
+    seen = [];
+    const r = await dev.checkin("DeclarativeManagement", { Endpoint: "declaration/configuration/com.example.missing", UserID: "DDM-USER", UserShortName: "d" });
+    assert.equal(r.status, 404);
+    assert.equal(r.text, "no such declaration");
+    assert.deepEqual(seen.map((s) => [s.method, s.url, s.enrollmentId]), [["GET", "/ddm/declaration/configuration/com.example.missing", "DDM-DEVICE-1:DDM-USER"]]);
+  });
+
+  test("a declaration identifier with any characters reaches the service escaped", async () => {
+    seen = [];
+    const r = await dev.checkin("DeclarativeManagement", { Endpoint: "declaration/configuration/com.example id:1?x" });
+    assert.equal(r.status, 404);
+    assert.deepEqual(seen.map((s) => s.url), ["/ddm/declaration/configuration/com.example%20id%3A1%3Fx"]);
+  });
+
+  test("an unreachable service is 503 with a reason", async () => {
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    const other = await startTestServer(["--dm-url", `http://127.0.0.1:${port}/`]);
+    const transport = new Transport(other.url);
+    try {
+      const d = new RawDevice(transport, dev.identity, "DDM-DEVICE-2");
+      await d.enroll();
+      const r = await d.checkin("DeclarativeManagement", { Endpoint: "tokens" });
+      assert.equal(r.status, 503);
+      assert.equal(r.text, "declarative management service unreachable\n");
+    } finally {
+      transport.close();
+      await other.stop();
+    }
+  });
+});

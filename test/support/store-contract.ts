@@ -1,0 +1,396 @@
+// The contract every Store backend passes. SQLite runs it in
+// test/store-contract.test.ts; the PostgreSQL backend will call storeContract
+// with its own open(). Tests share one store per backend and use fresh ids, so
+// a backend may hand out one database for the whole suite.
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { resolveChannel, type Channel } from "../../src/protocol/enrollment.ts";
+import type { Store } from "../../src/store/index.ts";
+
+export function storeContract(name: string, open: () => Promise<Store>): void {
+  describe(`Store contract: ${name}`, () => {
+    let store: Store;
+    before(async () => {
+      store = await open();
+    });
+    after(async () => {
+      await store.close();
+    });
+
+    const T0 = 1_700_000_000_000;
+    const newId = () => `DEV-${randomUUID().toUpperCase()}`;
+
+    async function authenticate(deviceId: string, o: { fingerprint?: string; now?: number; serial?: string } = {}) {
+      await store.enrollments.authenticate({
+        deviceId,
+        topic: "com.apple.mgmt.test",
+        certFingerprint: o.fingerprint ?? `fp-${deviceId}`,
+        message: Buffer.from(`<auth ${deviceId}/>`),
+        now: o.now ?? T0,
+        facts: { serialNumber: o.serial ?? `SN-${deviceId}`, model: "Mac14,2", osVersion: "14.6", productName: "Mac14,2" },
+      });
+    }
+
+    function tokenUpdate(channel: Channel, o: { now?: number; unlock?: Buffer; magic?: string; shortName?: string; longName?: string } = {}) {
+      return store.enrollments.tokenUpdate({
+        channel,
+        topic: "com.apple.mgmt.test",
+        pushToken: "aabbcc",
+        pushMagic: o.magic ?? "magic",
+        unlockToken: o.unlock,
+        awaitingConfiguration: false,
+        userShortName: o.shortName,
+        userLongName: o.longName,
+        message: Buffer.from("<tokenupdate/>"),
+        now: o.now ?? T0,
+      });
+    }
+
+    async function enrolledDevice(): Promise<string> {
+      const id = newId();
+      await authenticate(id);
+      await tokenUpdate(device(id));
+      return id;
+    }
+
+    const device = (udid: string) => resolveChannel({ UDID: udid });
+    const user = (udid: string, userId: string) => resolveChannel({ UDID: udid, UserID: userId });
+
+    function cmd(requestType = "DeviceInformation", uuid = randomUUID().toUpperCase()) {
+      return { commandUuid: uuid, requestType, command: Buffer.from(`<cmd ${uuid}/>`) };
+    }
+
+    describe("settings", () => {
+      test("getOrCreate makes the value once and returns it ever after", async () => {
+        const name = `secret-${randomUUID()}`;
+        let made = 0;
+        const first = await store.settings.getOrCreate(name, () => (made++, Buffer.from("first")));
+        const second = await store.settings.getOrCreate(name, () => (made++, Buffer.from("second")));
+        assert.ok(first.equals(Buffer.from("first")));
+        assert.ok(second.equals(Buffer.from("first")));
+        assert.ok(made >= 1);
+      });
+    });
+
+    describe("enrollments", () => {
+      test("Authenticate binds the certificate; the channel exists from its first TokenUpdate", async () => {
+        const id = newId();
+        assert.equal(await store.enrollments.certFingerprintOf(id), undefined);
+        await authenticate(id, { fingerprint: `fp-a-${id}` });
+        assert.equal(await store.enrollments.certFingerprintOf(id), `fp-a-${id}`);
+        assert.equal(await store.enrollments.deviceByCertFingerprint(`fp-a-${id}`), id);
+        assert.equal(await store.enrollments.deviceByCertFingerprint(`fp-none-${id}`), undefined);
+        assert.equal(await store.enrollments.get(id), undefined);
+        assert.deepEqual(await store.enrollments.existing([id]), new Set());
+
+        assert.equal(await tokenUpdate(device(id), { now: T0 + 10 }), 1);
+        const e = await store.enrollments.get(id);
+        assert.deepEqual(e, {
+          id,
+          deviceId: id,
+          type: "Device",
+          userId: null,
+          userShortName: null,
+          userLongName: null,
+          enabled: true,
+          topic: "com.apple.mgmt.test",
+          pushToken: "aabbcc",
+          pushMagic: "magic",
+          tokenUpdateCount: 1,
+          awaitingConfiguration: false,
+          serialNumber: `SN-${id}`,
+          model: "Mac14,2",
+          modelName: null,
+          productName: "Mac14,2",
+          deviceName: null,
+          osVersion: "14.6",
+          buildVersion: null,
+          createdAt: T0 + 10,
+          updatedAt: T0 + 10,
+          lastSeenAt: T0 + 10,
+        });
+        assert.equal(await tokenUpdate(device(id), { now: T0 + 20, magic: "magic-2" }), 2);
+        const e2 = await store.enrollments.get(id);
+        assert.equal(e2!.pushMagic, "magic-2");
+        assert.equal(e2!.tokenUpdateCount, 2);
+        assert.equal(e2!.createdAt, T0 + 10);
+        assert.equal(e2!.updatedAt, T0 + 20);
+        assert.deepEqual(await store.enrollments.existing([id, `${id}:nobody`]), new Set([id]));
+      });
+
+      test("Authenticate again re-binds, keeps the channel rows, disables them", async () => {
+        const id = await enrolledDevice();
+        await tokenUpdate(user(id, "U1"), { shortName: "u1", longName: "User One" });
+        await authenticate(id, { fingerprint: `fp-new-${id}`, now: T0 + 100, serial: "SN-NEW" });
+        assert.equal(await store.enrollments.certFingerprintOf(id), `fp-new-${id}`);
+        assert.equal(await store.enrollments.deviceByCertFingerprint(`fp-${id}`), undefined);
+        const d = await store.enrollments.get(id);
+        const u = await store.enrollments.get(`${id}:U1`);
+        assert.equal(d!.enabled, false);
+        assert.equal(d!.serialNumber, "SN-NEW");
+        assert.equal(u!.enabled, false);
+        assert.equal(u!.userShortName, "u1");
+        assert.equal(await tokenUpdate(device(id)), 1, "a re-enrollment restarts the TokenUpdate tally");
+        assert.equal((await store.enrollments.get(id))!.enabled, true);
+        assert.equal((await store.enrollments.get(`${id}:U1`))!.enabled, false);
+      });
+
+      test("UnlockToken is kept unless replaced", async () => {
+        const id = await enrolledDevice();
+        assert.equal(await store.enrollments.unlockToken(id), undefined);
+        await tokenUpdate(device(id), { unlock: Buffer.from([1, 2, 3]) });
+        await tokenUpdate(device(id));
+        assert.deepEqual(await store.enrollments.unlockToken(id), Buffer.from([1, 2, 3]));
+        await tokenUpdate(device(id), { unlock: Buffer.from([4, 5, 6, 7]) });
+        assert.deepEqual(await store.enrollments.unlockToken(id), Buffer.from([4, 5, 6, 7]));
+      });
+
+      test("user channels: id, type, names kept when a later TokenUpdate omits them", async () => {
+        const id = await enrolledDevice();
+        assert.equal(await tokenUpdate(user(id, "GUID-1"), { shortName: "jane", longName: "Jane Doe" }), 1);
+        await tokenUpdate(user(id, "GUID-1"));
+        const u = await store.enrollments.get(`${id}:GUID-1`);
+        assert.equal(u!.type, "User");
+        assert.equal(u!.deviceId, id);
+        assert.equal(u!.userId, "GUID-1");
+        assert.equal(u!.userShortName, "jane");
+        assert.equal(u!.userLongName, "Jane Doe");
+        assert.equal(u!.tokenUpdateCount, 2);
+        assert.equal(u!.serialNumber, `SN-${id}`);
+      });
+
+      test("CheckOut disables the device and its user channels only", async () => {
+        const id = await enrolledDevice();
+        const other = await enrolledDevice();
+        await tokenUpdate(user(id, "U1"));
+        assert.equal(await store.enrollments.checkOut(id, T0 + 5), 2);
+        assert.equal((await store.enrollments.get(id))!.enabled, false);
+        assert.equal((await store.enrollments.get(`${id}:U1`))!.enabled, false);
+        assert.equal((await store.enrollments.get(`${id}:U1`))!.updatedAt, T0 + 5);
+        assert.equal((await store.enrollments.get(other))!.enabled, true);
+      });
+
+      test("bootstrap token: set, replace, clear; Authenticate clears it", async () => {
+        const id = await enrolledDevice();
+        assert.equal(await store.enrollments.bootstrapToken(id), undefined);
+        await store.enrollments.setBootstrapToken(id, Buffer.from([0, 255, 1]));
+        assert.deepEqual(await store.enrollments.bootstrapToken(id), Buffer.from([0, 255, 1]));
+        await store.enrollments.setBootstrapToken(id, Buffer.from("two"));
+        assert.deepEqual(await store.enrollments.bootstrapToken(id), Buffer.from("two"));
+        await store.enrollments.setBootstrapToken(id, null);
+        assert.equal(await store.enrollments.bootstrapToken(id), undefined);
+        await store.enrollments.setBootstrapToken(id, Buffer.from("three"));
+        await authenticate(id);
+        assert.equal(await store.enrollments.bootstrapToken(id), undefined);
+        assert.equal(await store.enrollments.bootstrapToken(newId()), undefined);
+      });
+
+      test("list: filters and cursor pagination in id order", async () => {
+        const id = await enrolledDevice();
+        const serial = `SERIAL-${randomUUID()}`;
+        await authenticate(id, { serial });
+        await tokenUpdate(device(id));
+        for (const u of ["A", "B", "C", "D"]) await tokenUpdate(user(id, u));
+        const all = await store.enrollments.list({ deviceId: id, limit: 100 });
+        assert.deepEqual(all.map((e) => e.id), [id, `${id}:A`, `${id}:B`, `${id}:C`, `${id}:D`]);
+
+        const page1 = await store.enrollments.list({ deviceId: id, limit: 2 });
+        const page2 = await store.enrollments.list({ deviceId: id, limit: 2, after: page1.at(-1)!.id });
+        const page3 = await store.enrollments.list({ deviceId: id, limit: 2, after: page2.at(-1)!.id });
+        assert.deepEqual([...page1, ...page2, ...page3].map((e) => e.id), all.map((e) => e.id));
+        assert.equal(page3.length, 1);
+
+        assert.deepEqual((await store.enrollments.list({ deviceId: id, type: "User", limit: 100 })).map((e) => e.id), [
+          `${id}:A`, `${id}:B`, `${id}:C`, `${id}:D`,
+        ]);
+        assert.deepEqual((await store.enrollments.list({ serialNumber: serial, type: "Device", limit: 100 })).map((e) => e.id), [id]);
+        await store.enrollments.checkOut(id, T0);
+        await tokenUpdate(user(id, "B"));
+        assert.deepEqual((await store.enrollments.list({ deviceId: id, enabled: true, limit: 100 })).map((e) => e.id), [`${id}:B`]);
+        assert.equal((await store.enrollments.list({ deviceId: id, enabled: false, limit: 100 })).length, 4);
+      });
+
+      test("markSeen only moves lastSeenAt forward", async () => {
+        const id = await enrolledDevice();
+        await store.enrollments.markSeen(new Map([[id, T0 + 1000]]));
+        assert.equal((await store.enrollments.get(id))!.lastSeenAt, T0 + 1000);
+        await store.enrollments.markSeen(new Map([[id, T0 + 500], [`${id}:unknown`, T0 + 2000]]));
+        assert.equal((await store.enrollments.get(id))!.lastSeenAt, T0 + 1000);
+        await store.enrollments.markSeen(new Map());
+        await store.enrollments.markSeen(new Map([[id, T0 + 3000]]));
+        assert.equal((await store.enrollments.get(id))!.lastSeenAt, T0 + 3000);
+      });
+    });
+
+    describe("commands", () => {
+      test("enqueue, next in FIFO order, report, results, queue", async () => {
+        const id = await enrolledDevice();
+        const a = cmd("DeviceInformation");
+        const b = cmd("ProfileList");
+        await store.commands.enqueue(a, [id], T0 + 1);
+        await store.commands.enqueue(b, [id], T0 + 2);
+        assert.deepEqual(await store.commands.next(id, false), { commandUuid: a.commandUuid, command: a.command });
+        assert.deepEqual(await store.commands.command(a.commandUuid), { ...a, createdAt: T0 + 1 });
+        assert.deepEqual(
+          (await store.commands.queue(id)).map((q) => [q.commandUuid, q.requestType, q.status, q.notNowCount, q.createdAt]),
+          [
+            [a.commandUuid, "DeviceInformation", "Queued", 0, T0 + 1],
+            [b.commandUuid, "ProfileList", "Queued", 0, T0 + 2],
+          ],
+        );
+
+        const result = Buffer.from("<ack/>");
+        assert.equal(await store.commands.report(id, a.commandUuid, "Acknowledged", result, T0 + 3), "recorded");
+        assert.deepEqual(await store.commands.next(id, false), { commandUuid: b.commandUuid, command: b.command });
+        assert.deepEqual(await store.commands.results(a.commandUuid), [
+          { enrollmentId: id, status: "Acknowledged", active: false, notNowCount: 0, result, updatedAt: T0 + 3 },
+        ]);
+        assert.equal(await store.commands.report(id, a.commandUuid, "Error", Buffer.from("<late/>"), T0 + 4), "duplicate");
+        assert.deepEqual((await store.commands.results(a.commandUuid))[0]!.result, result);
+        assert.equal(await store.commands.report(id, "NO-SUCH-UUID", "Acknowledged", result, T0 + 4), "unknown");
+        assert.equal(await store.commands.report(`${id}:other`, b.commandUuid, "Acknowledged", result, T0 + 4), "unknown");
+
+        assert.equal(await store.commands.report(id, b.commandUuid, "Error", Buffer.from("<err/>"), T0 + 5), "recorded");
+        assert.equal(await store.commands.next(id, false), undefined);
+        assert.deepEqual(await store.commands.queue(id), []);
+        assert.equal(await store.commands.command("NO-SUCH-UUID"), undefined);
+        assert.deepEqual(await store.commands.results("NO-SUCH-UUID"), []);
+      });
+
+      test("NotNow: recorded with a tally; next(neverTriedOnly) skips it", async () => {
+        const id = await enrolledDevice();
+        const a = cmd();
+        const b = cmd();
+        await store.commands.enqueue(a, [id], T0);
+        await store.commands.enqueue(b, [id], T0);
+        assert.equal(await store.commands.report(id, a.commandUuid, "NotNow", Buffer.from("<nn/>"), T0 + 1), "recorded");
+        assert.equal((await store.commands.next(id, true))!.commandUuid, b.commandUuid);
+        assert.equal((await store.commands.next(id, false))!.commandUuid, a.commandUuid);
+        assert.equal(await store.commands.report(id, b.commandUuid, "NotNow", Buffer.from("<nn/>"), T0 + 2), "recorded");
+        assert.equal(await store.commands.next(id, true), undefined);
+        assert.equal(await store.commands.report(id, a.commandUuid, "NotNow", Buffer.from("<nn2/>"), T0 + 3), "recorded");
+        const [r] = await store.commands.results(a.commandUuid);
+        assert.equal(r!.status, "NotNow");
+        assert.equal(r!.active, true);
+        assert.equal(r!.notNowCount, 2);
+        assert.deepEqual(r!.result, Buffer.from("<nn2/>"));
+        assert.equal(await store.commands.report(id, a.commandUuid, "Acknowledged", Buffer.from("<ok/>"), T0 + 4), "recorded");
+        const [done] = await store.commands.results(a.commandUuid);
+        assert.deepEqual([done!.status, done!.active, done!.notNowCount], ["Acknowledged", false, 2]);
+      });
+
+      test("one command for several channels; a duplicate CommandUUID is refused and changes nothing", async () => {
+        const d1 = await enrolledDevice();
+        const d2 = await enrolledDevice();
+        const a = cmd();
+        await store.commands.enqueue(a, [d1, d2], T0);
+        assert.deepEqual((await store.commands.results(a.commandUuid)).map((r) => r.enrollmentId).sort(), [d1, d2].sort());
+        await assert.rejects(store.commands.enqueue({ ...a, command: Buffer.from("<other/>") }, [d1], T0), (err: any) => err.status === 409);
+        assert.deepEqual((await store.commands.command(a.commandUuid))!.command, a.command);
+        assert.equal((await store.commands.queue(d1)).length, 1);
+      });
+
+      test("enqueue is all or nothing: an unknown channel rolls the whole command back", async () => {
+        const d1 = await enrolledDevice();
+        const a = cmd();
+        await assert.rejects(store.commands.enqueue(a, [d1, `${d1}:no-such-channel`], T0));
+        assert.equal(await store.commands.command(a.commandUuid), undefined);
+        assert.deepEqual(await store.commands.queue(d1), []);
+      });
+
+      test("clear removes waiting commands of the given channels; results stay", async () => {
+        const d1 = await enrolledDevice();
+        const d2 = await enrolledDevice();
+        const a = cmd();
+        const b = cmd();
+        await store.commands.enqueue(a, [d1, d2], T0);
+        await store.commands.enqueue(b, [d1], T0);
+        await store.commands.report(d1, a.commandUuid, "Acknowledged", Buffer.from("<ok/>"), T0);
+        assert.equal(await store.commands.clear([d1]), 1);
+        assert.deepEqual(await store.commands.queue(d1), []);
+        assert.equal((await store.commands.queue(d2)).length, 1);
+        assert.deepEqual((await store.commands.results(a.commandUuid)).map((r) => [r.enrollmentId, r.status]).sort(), [
+          [d1, "Acknowledged"],
+          [d2, "Queued"],
+        ].sort());
+        assert.equal(await store.commands.clear([d1, d2, "nobody"]), 1);
+      });
+
+      test("Authenticate clears the active queues of the device and its users, not others'", async () => {
+        const id = await enrolledDevice();
+        const other = await enrolledDevice();
+        await tokenUpdate(user(id, "U1"));
+        const done = cmd();
+        const a = cmd();
+        const b = cmd();
+        await store.commands.enqueue(done, [id], T0);
+        await store.commands.report(id, done.commandUuid, "Acknowledged", Buffer.from("<ok/>"), T0);
+        await store.commands.enqueue(a, [id, other], T0);
+        await store.commands.enqueue(b, [`${id}:U1`], T0);
+        await authenticate(id, { now: T0 + 9 });
+        assert.deepEqual(await store.commands.queue(id), []);
+        assert.deepEqual(await store.commands.queue(`${id}:U1`), []);
+        assert.deepEqual((await store.commands.queue(other)).map((q) => q.commandUuid), [a.commandUuid]);
+        assert.equal((await store.commands.results(done.commandUuid))[0]!.status, "Acknowledged");
+      });
+    });
+
+    describe("events", () => {
+      test("add and list with filters and a cursor", async () => {
+        const id = newId();
+        await store.events.add({ type: "contract.one", enrollmentId: id, detail: { n: 1 } }, T0 + 1);
+        await store.events.add({ type: "contract.two", enrollmentId: id }, T0 + 2);
+        await store.events.add({ type: "contract.one", enrollmentId: id, detail: { n: 3, nested: { ok: true } } }, T0 + 3);
+        const all = await store.events.list({ enrollmentId: id, limit: 10 });
+        assert.deepEqual(all.map((e) => [e.type, e.at, e.enrollmentId, e.detail]), [
+          ["contract.one", T0 + 1, id, { n: 1 }],
+          ["contract.two", T0 + 2, id, null],
+          ["contract.one", T0 + 3, id, { n: 3, nested: { ok: true } }],
+        ]);
+        assert.ok(all[0]!.id < all[1]!.id && all[1]!.id < all[2]!.id);
+        assert.deepEqual((await store.events.list({ enrollmentId: id, type: "contract.one", limit: 10 })).map((e) => e.at), [T0 + 1, T0 + 3]);
+        assert.deepEqual((await store.events.list({ enrollmentId: id, since: T0 + 2, limit: 10 })).map((e) => e.at), [T0 + 2, T0 + 3]);
+        const page = await store.events.list({ enrollmentId: id, limit: 1, after: all[0]!.id });
+        assert.deepEqual(page.map((e) => e.id), [all[1]!.id]);
+      });
+    });
+
+    describe("transactions", () => {
+      test("a failing transaction leaves nothing behind", async () => {
+        const name = `tx-${randomUUID()}`;
+        await assert.rejects(
+          store.db.transaction(async (tx) => {
+            await tx.run("INSERT INTO settings (name, value) VALUES (?, ?)", [name, Buffer.from("x")]);
+            throw new Error("boom");
+          }),
+          /boom/,
+        );
+        assert.equal(await store.db.get("SELECT name FROM settings WHERE name = ?", [name]), undefined);
+        assert.equal(await store.ping(), true);
+      });
+
+      test("statements issued while a transaction is open do not join it", async () => {
+        const inside = `tx-in-${randomUUID()}`;
+        const outside = `tx-out-${randomUUID()}`;
+        let release!: () => void;
+        const gate = new Promise<void>((r) => (release = r));
+        const tx = store.db
+          .transaction(async (t) => {
+            await t.run("INSERT INTO settings (name, value) VALUES (?, ?)", [inside, Buffer.from("x")]);
+            await gate;
+            throw new Error("rolled back");
+          })
+          .catch(() => "rejected");
+        // Issued while the transaction waits on the gate.
+        const write = store.db.run("INSERT INTO settings (name, value) VALUES (?, ?)", [outside, Buffer.from("y")]);
+        await new Promise((r) => setTimeout(r, 10));
+        release();
+        assert.equal(await tx, "rejected");
+        assert.equal(await write, 1);
+        assert.equal(await store.db.get("SELECT name FROM settings WHERE name = ?", [inside]), undefined);
+        assert.deepEqual(await store.db.get("SELECT name FROM settings WHERE name = ?", [outside]), { name: outside });
+      });
+    });
+  });
+}
