@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
@@ -80,8 +81,11 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     apiPlugins: [(api) => registerUserRoutes(api, { store, realm: config.userAuth.realm })],
     https: config.tlsCert ? { cert: fs.readFileSync(config.tlsCert), key: fs.readFileSync(config.tlsKey!) } : undefined,
   });
-  const address = await app.listen({ host: config.host, port: config.port });
-  const url = address.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://127.0.0.1:");
+  await app.listen({ host: config.host, port: config.port });
+  // Fastify does not know the node:http server it was given is TLS: build the URL here.
+  const { port } = app.server.address() as AddressInfo;
+  const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host.includes(":") ? `[${config.host}]` : config.host;
+  const url = `${config.tlsCert ? "https" : "http"}://${host}:${port}`;
   log.info(
     { url, checkinPath: config.checkinPath, serverPath: config.serverPath, userAuth: config.userAuth.policy, realm: config.userAuth.realm },
     "orchard listening",

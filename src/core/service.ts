@@ -1,7 +1,11 @@
-import type { Logger } from "pino";
 
 /** The logging a handler needs; a request's logger carries its request id. */
-export type Log = Pick<Logger, "debug" | "info" | "warn" | "error">;
+export interface Log {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
 import type { PlistDict } from "../plist/index.ts";
 import type { CheckinMessage } from "../protocol/checkin.ts";
 import type { CommandReport } from "../protocol/report.ts";

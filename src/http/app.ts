@@ -1,3 +1,5 @@
+import http from "node:http";
+import https from "node:https";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import type { Pusher } from "../core/push.ts";
@@ -7,7 +9,7 @@ import type { Store } from "../store/index.ts";
 import { apiKeyGuard } from "./api-auth.ts";
 import { registerApiRoutes } from "./api-routes.ts";
 import { errorHandler } from "./errors.ts";
-import { registerMdmRoutes } from "./mdm-routes.ts";
+import { mdmEndpoints } from "./mdm-handler.ts";
 import { VERSION } from "../version.ts";
 
 const MAX_ID_LIST_BYTES = 512 * 1024;
@@ -30,6 +32,7 @@ export interface AppOptions {
 }
 
 export function buildApp(o: AppOptions): FastifyInstance {
+  const deviceEndpoints = mdmEndpoints({ ...o, log: o.log });
   const app = Fastify({
     loggerInstance: o.log as FastifyBaseLogger,
     // One log line per notable event, not two per request: at thousands of
@@ -38,13 +41,20 @@ export function buildApp(o: AppOptions): FastifyInstance {
     bodyLimit: o.reportBodyLimit,
     // Enqueue and push name their enrollment ids in the path (NanoMDM's API):
     // allow a long list (10,000 UUID-style ids is about 370 KB).
-    maxParamLength: MAX_ID_LIST_BYTES,
-    http: { maxHeaderSize: MAX_ID_LIST_BYTES + 64 * 1024 },
-    // Devices present their identity certificate; Orchard checks it itself
-    // against --ca, so the TLS layer asks for it but accepts any.
-    ...(o.https
-      ? { https: { cert: o.https.cert, key: o.https.key, requestCert: true, rejectUnauthorized: false, maxHeaderSize: MAX_ID_LIST_BYTES + 64 * 1024 } }
-      : {}),
+    routerOptions: { maxParamLength: MAX_ID_LIST_BYTES },
+    // Device requests never reach Fastify: the server hands them to the
+    // node:http handler in mdm-handler.ts and everything else to Fastify.
+    serverFactory: (fastifyHandler) => {
+      const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+        if (!deviceEndpoints(req, res)) fastifyHandler(req, res);
+      };
+      const maxHeaderSize = MAX_ID_LIST_BYTES + 64 * 1024;
+      // Devices present their identity certificate; Orchard checks it itself
+      // against --ca, so the TLS layer asks for it but accepts any.
+      return o.https
+        ? https.createServer({ cert: o.https.cert, key: o.https.key, requestCert: true, rejectUnauthorized: false, maxHeaderSize }, handler)
+        : http.createServer({ maxHeaderSize }, handler);
+    },
   });
 
   // Every body is read raw: MDM signatures cover the exact bytes, and the API
@@ -56,8 +66,6 @@ export function buildApp(o: AppOptions): FastifyInstance {
     req.log.info({ method: req.method, url: req.url }, "no such route");
     void reply.code(404).type("text/plain").send("not found\n");
   });
-
-  registerMdmRoutes(app, o);
 
   app.get("/healthz", async (_req, reply) => {
     const ok = await o.store.ping();

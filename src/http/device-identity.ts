@@ -1,6 +1,7 @@
+import type { IncomingHttpHeaders } from "node:http";
+import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { X509Certificate } from "node:crypto";
-import type { FastifyRequest } from "fastify";
 import { certFingerprint, certFromHeader, IdentityError, verifyMdmSignatureDetailed, type DeviceTrust } from "../identity/index.ts";
 
 /** A verified device identity: the certificate's SHA-256 fingerprint. */
@@ -17,25 +18,26 @@ const tlsPeerCerts = new WeakMap<object, X509Certificate | null>();
  * checks the certificate against the configured CAs.
  */
 export async function identifyDevice(
-  req: FastifyRequest,
+  headers: IncomingHttpHeaders,
+  socket: Socket,
   body: Buffer,
   trust: DeviceTrust,
   certHeader: string | undefined,
 ): Promise<DeviceIdentity> {
-  const peer = tlsPeerCert(req);
+  const peer = tlsPeerCert(socket);
   if (peer) {
     trust.verify(peer);
     return { fingerprint: certFingerprint(peer), source: "tls" };
   }
   if (certHeader) {
-    const value = req.headers[certHeader];
+    const value = headers[certHeader];
     if (typeof value === "string" && value.length > 0) {
       const cert = certFromHeader(value);
       trust.verify(cert);
       return { fingerprint: certFingerprint(cert), source: "header" };
     }
   }
-  const signature = req.headers["mdm-signature"];
+  const signature = headers["mdm-signature"];
   if (typeof signature === "string" && signature.length > 0) {
     // Intermediates may travel in the signature's certificate set.
     const { signer, certificates } = await verifyMdmSignatureDetailed(signature, body);
@@ -45,8 +47,8 @@ export async function identifyDevice(
   throw new IdentityError("no-identity", "no client certificate and no Mdm-Signature header");
 }
 
-function tlsPeerCert(req: FastifyRequest): X509Certificate | null {
-  const socket = req.raw.socket as Partial<TLSSocket>;
+function tlsPeerCert(plain: Socket): X509Certificate | null {
+  const socket = plain as Partial<TLSSocket>;
   if (typeof socket.getPeerCertificate !== "function") return null;
   // One TLS connection carries many requests: parse its certificate once.
   let cert = tlsPeerCerts.get(socket);

@@ -1,0 +1,188 @@
+// The load generator: a fixed pool of connections, each with one request in
+// flight, each working through its own share of the devices.
+import { performance } from "node:perf_hooks";
+import type { PreparedRequest } from "../src/sim/prebuilt.ts";
+import { RawConnection, type RawResponse } from "../src/sim/raw-http.ts";
+import { Transport } from "../src/sim/transport.ts";
+
+/** One client connection (or, for the node client, a share of an agent). */
+export interface Conn {
+  send(p: PreparedRequest): Promise<RawResponse>;
+  readonly closed: boolean;
+  close(): void;
+}
+
+export type ClientKind = "raw" | "node";
+
+/** A pool of `size` connections to `url`, reconnecting on demand. */
+export class ConnPool {
+  private constructor(
+    readonly url: string,
+    readonly conns: Conn[],
+    private readonly factory: () => Promise<Conn>,
+    private readonly cleanup: () => void,
+  ) {}
+
+  static async open(url: string, size: number, kind: ClientKind): Promise<ConnPool> {
+    if (kind === "node") {
+      // The simulator's own Transport (node's http client, keep-alive agent).
+      const transport = new Transport(url, undefined, size);
+      const factory = async (): Promise<Conn> => ({
+        closed: false,
+        close() {},
+        async send(p) {
+          const r = await transport.send(p.options);
+          return { status: r.status, body: r.body, contentType: r.headers["content-type"] };
+        },
+      });
+      const conns = await Promise.all(Array.from({ length: size }, factory));
+      return new ConnPool(url, conns, factory, () => transport.close());
+    }
+    const factory = async (): Promise<Conn> => {
+      const raw = await RawConnection.connect(url);
+      return {
+        get closed() {
+          return raw.closed;
+        },
+        close: () => raw.close(),
+        send: (p) => raw.send(p.wire),
+      };
+    };
+    const conns = await Promise.all(Array.from({ length: size }, factory));
+    return new ConnPool(url, conns, factory, () => {
+      for (const c of conns) c.close();
+    });
+  }
+
+  /** The connection of slot i, reconnected if the server closed it while idle. */
+  async conn(i: number): Promise<Conn> {
+    let c = this.conns[i]!;
+    if (c.closed) {
+      c = await this.factory();
+      this.conns[i] = c;
+    }
+    return c;
+  }
+
+  close(): void {
+    this.cleanup();
+  }
+}
+
+/** Returns undefined when the reply is right, else a short reason. */
+export type Check = (r: RawResponse) => string | undefined;
+
+/** Sends one request, timing it and checking its reply. */
+export type Call = (p: PreparedRequest, label: string, check: Check) => Promise<RawResponse | undefined>;
+
+/** A scenario's unit of work for one device: one request (idle) or several (a round trip). */
+export type Unit<D> = (device: D, call: Call) => Promise<void>;
+
+export interface DriveResult {
+  /** Completed requests (whatever their answer). */
+  requests: number;
+  units: number;
+  errors: number;
+  errorKinds: Record<string, number>;
+  elapsedMs: number;
+  /** Per-request latencies (ms) of completed requests, unsorted. */
+  latencies: Float64Array;
+}
+
+const MAX_CONSECUTIVE_FAILURES = 50;
+
+/**
+ * Runs `unit` for `durationMs` on every connection of the pool. Slot i works
+ * through devices i, i+n, i+2n, ... in turn, so no device ever has two
+ * requests in flight. No new unit starts after the deadline; the ones running
+ * finish, and the elapsed time runs until the last one does.
+ */
+export async function drive<D>(pool: ConnPool, devices: readonly D[], unit: Unit<D>, durationMs: number): Promise<DriveResult> {
+  const slots = Math.min(pool.conns.length, devices.length);
+  let latencies = new Float64Array(1 << 16);
+  let n = 0;
+  let requests = 0;
+  let units = 0;
+  let errors = 0;
+  const errorKinds: Record<string, number> = {};
+  const error = (kind: string) => {
+    errors++;
+    errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
+  };
+
+  const start = performance.now();
+  const deadline = start + durationMs;
+  const runSlot = async (slot: number) => {
+    const mine = devices.filter((_, i) => i % slots === slot);
+    let failures = 0;
+    const call: Call = async (p, label, check) => {
+      const conn = await pool.conn(slot);
+      const t0 = performance.now();
+      let r: RawResponse;
+      try {
+        r = await conn.send(p);
+      } catch (err) {
+        error(`${label}: ${(err as Error).message}`);
+        if (++failures > MAX_CONSECUTIVE_FAILURES) throw new Error(`giving up after ${failures} failed requests in a row: ${(err as Error).message}`);
+        return undefined;
+      }
+      failures = 0;
+      const ms = performance.now() - t0;
+      if (n === latencies.length) {
+        const bigger = new Float64Array(latencies.length * 2);
+        bigger.set(latencies);
+        latencies = bigger;
+      }
+      latencies[n++] = ms;
+      requests++;
+      const bad = check(r);
+      if (bad !== undefined) error(`${label}: ${bad}`);
+      return r;
+    };
+    for (let k = 0; performance.now() < deadline; k++) {
+      await unit(mine[k % mine.length]!, call);
+      units++;
+    }
+  };
+  await Promise.all(Array.from({ length: slots }, (_, i) => runSlot(i)));
+  return { requests, units, errors, errorKinds, elapsedMs: performance.now() - start, latencies: latencies.subarray(0, n) };
+}
+
+/** Runs `unit` once for every device, `pool.conns.length` at a time (enrollment). */
+export async function forEachDevice<D>(pool: ConnPool, devices: readonly D[], unit: Unit<D>): Promise<DriveResult> {
+  const slots = Math.min(pool.conns.length, devices.length);
+  const errorKinds: Record<string, number> = {};
+  let errors = 0;
+  let requests = 0;
+  let next = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: slots }, async (_, slot) => {
+      const call: Call = async (p, label, check) => {
+        const conn = await pool.conn(slot);
+        try {
+          const r = await conn.send(p);
+          requests++;
+          const bad = check(r);
+          if (bad !== undefined) {
+            errors++;
+            errorKinds[`${label}: ${bad}`] = (errorKinds[`${label}: ${bad}`] ?? 0) + 1;
+          }
+          return r;
+        } catch (err) {
+          errors++;
+          errorKinds[`${label}: ${(err as Error).message}`] = (errorKinds[`${label}: ${(err as Error).message}`] ?? 0) + 1;
+          return undefined;
+        }
+      };
+      while (next < devices.length) await unit(devices[next++]!, call);
+    }),
+  );
+  return { requests, units: devices.length, errors, errorKinds, elapsedMs: performance.now() - start, latencies: new Float64Array(0) };
+}
+
+/** The q-quantile (0..1) of unsorted values, in place. */
+export function quantiles(values: Float64Array, qs: number[]): number[] {
+  const sorted = values.sort();
+  return qs.map((q) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!));
+}

@@ -1,0 +1,143 @@
+// The server side of the bench, in its own process so that its CPU time and
+// memory are measured apart from the load generator's.
+//
+//   node --import tsx bench/server-process.ts orchard [orchard serve flags...]
+//   node --import tsx bench/server-process.ts floor
+//
+// `orchard` runs startServer(parseServeArgs(flags)); `floor` runs a bare
+// node:http server answering every request 200 with an empty body (the
+// baseline). Either prints its URL as the first line on stdout. Under fork()
+// it also speaks IPC: it sends {type:"ready", url}, and answers
+// {type:"stats"} with its CPU time and memory, {type:"reset-peak"} by
+// restarting the peak RSS tracking, {type:"profile-start"} and
+// {type:"profile-stop", file} by running V8's CPU profiler in this process
+// (so a profile covers the measured runs only, not start-up and enrollment),
+// and {type:"stop"} by closing and exiting.
+import fs from "node:fs";
+import http from "node:http";
+import { Session } from "node:inspector/promises";
+
+export interface ServerStats {
+  type: "stats";
+  id: number;
+  /** process.cpuUsage() in microseconds (all threads). */
+  cpu: NodeJS.CpuUsage;
+  rss: number;
+  /** Highest RSS sampled since the last reset-peak (bytes). */
+  peakRss: number;
+  /** Kernel's peak RSS over the process's life (bytes). */
+  maxRss: number;
+  heapUsed: number;
+}
+
+export type ParentMessage =
+  | { type: "stats"; id: number }
+  | { type: "reset-peak" }
+  | { type: "profile-start"; intervalUs: number }
+  | { type: "profile-stop"; file: string }
+  | { type: "stop" };
+export type ChildMessage =
+  | { type: "ready"; url: string }
+  | ServerStats
+  | { type: "profile-written"; file: string }
+  | { type: "error"; message: string };
+
+const SAMPLE_MS = 50;
+
+async function main(): Promise<void> {
+  const [mode, ...args] = process.argv.slice(2);
+  let url: string;
+  let close: () => Promise<void>;
+  if (mode === "orchard") {
+    // Loaded here only, so the floor process carries none of Orchard's modules.
+    const { parseServeArgs } = await import("../src/config.ts");
+    const { startServer } = await import("../src/server.ts");
+    // The environment is left out so ORCHARD_* variables of the shell cannot skew a run.
+    const server = await startServer(parseServeArgs(args, {}));
+    url = server.url;
+    close = () => server.close();
+  } else if (mode === "floor") {
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        res.writeHead(200, { "content-length": 0 });
+        res.end();
+      });
+    });
+    server.keepAliveTimeout = 120_000;
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    if (address === null || typeof address === "string") throw new Error("no TCP address");
+    url = `http://127.0.0.1:${address.port}`;
+    close = () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      });
+  } else {
+    throw new Error("usage: server-process.ts orchard [flags...] | floor");
+  }
+
+  let peakRss = process.memoryUsage.rss();
+  const sampler = setInterval(() => {
+    const rss = process.memoryUsage.rss();
+    if (rss > peakRss) peakRss = rss;
+  }, SAMPLE_MS);
+  sampler.unref();
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => (stopping ??= close().finally(() => process.exit(0)));
+
+  process.stdout.write(url + "\n");
+  if (!process.send) return;
+  const send = (m: ChildMessage) => process.send!(m);
+  const fail = (err: unknown) => send({ type: "error", message: err instanceof Error ? err.message : String(err) });
+  let profiler: Session | undefined;
+  process.on("message", (m: ParentMessage) => {
+    if (m.type === "stats") {
+      const mem = process.memoryUsage();
+      if (mem.rss > peakRss) peakRss = mem.rss;
+      send({
+        type: "stats",
+        id: m.id,
+        cpu: process.cpuUsage(),
+        rss: mem.rss,
+        peakRss,
+        maxRss: process.resourceUsage().maxRSS * 1024,
+        heapUsed: mem.heapUsed,
+      });
+    } else if (m.type === "reset-peak") {
+      peakRss = process.memoryUsage.rss();
+    } else if (m.type === "profile-start") {
+      void (async () => {
+        profiler ??= new Session();
+        profiler.connect();
+        await profiler.post("Profiler.enable");
+        await profiler.post("Profiler.setSamplingInterval", { interval: m.intervalUs });
+        await profiler.post("Profiler.start");
+      })().catch(fail);
+    } else if (m.type === "profile-stop") {
+      void (async () => {
+        if (!profiler) throw new Error("profile-stop without profile-start");
+        const { profile } = await profiler.post("Profiler.stop");
+        fs.writeFileSync(m.file, JSON.stringify(profile));
+        profiler.disconnect();
+        profiler = undefined;
+        send({ type: "profile-written", file: m.file });
+      })().catch(fail);
+    } else if (m.type === "stop") {
+      clearInterval(sampler);
+      void stop();
+    }
+  });
+  // The bench died: do not linger.
+  process.on("disconnect", () => void stop());
+  send({ type: "ready", url });
+}
+
+main().catch((err: unknown) => {
+  const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
+  process.stderr.write(`server-process: ${message}\n`);
+  process.send?.({ type: "error", message } satisfies ChildMessage);
+  process.exit(1);
+});
