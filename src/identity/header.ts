@@ -12,6 +12,7 @@ const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 // exact header string; only successful parses are stored.
 const parsed = new BoundedCache<X509Certificate>(4096);
 const PARSED_TTL_MS = 10 * 60 * 1000;
+const MAX_CACHED_LENGTH = 8 * 1024; // real headers are 1-4 KB; keeps the cache under ~32 MB
 
 /**
  * Reads a client certificate forwarded by a TLS-terminating proxy: URL-escaped PEM
@@ -25,7 +26,7 @@ export function certFromHeader(value: string): X509Certificate {
   const cached = parsed.get(value, now);
   if (cached !== undefined) return cached;
   const cert = parseCertHeader(value.trim());
-  parsed.set(value, cert, now + PARSED_TTL_MS);
+  if (value.length <= MAX_CACHED_LENGTH) parsed.set(value, cert, now + PARSED_TTL_MS);
   return cert;
 }
 

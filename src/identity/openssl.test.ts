@@ -7,8 +7,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as asn1js from 'asn1js';
-import { IdentityError, verifyMdmSignature, certFingerprint } from './index.ts';
-import { createCa, issueDeviceIdentity, type DeviceIdentity } from './testing/pki.ts';
+import { IdentityError, verifyMdmSignature, verifyMdmSignatureDetailed, certFingerprint } from './index.ts';
+import { createCa, issueDeviceIdentity, signMdmBody, type DeviceIdentity } from './testing/pki.ts';
 
 const body = Buffer.from(
   '<?xml version="1.0" encoding="UTF-8"?>\n<plist version="1.0"><dict><key>MessageType</key><string>TokenUpdate</string></dict></plist>\n',
@@ -17,10 +17,12 @@ let dir: string;
 let device: DeviceIdentity;
 let ecDevice: DeviceIdentity;
 let other: DeviceIdentity;
+let caFingerprint: string;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'orchard-identity-'));
   const ca = await createCa({ commonName: 'OpenSSL Test CA' });
+  caFingerprint = ca.fingerprint;
   [device, ecDevice, other] = await Promise.all([
     issueDeviceIdentity(ca, { commonName: 'rsa-device' }),
     issueDeviceIdentity(ca, { commonName: 'ec-device', keyAlgorithm: 'ECDSA' }),
@@ -113,7 +115,31 @@ test('two signers, or no certificate included, are refused', async () => {
   await rejects(verifyMdmSignature(noCerts.toString('base64'), body), 'bad-signature');
 });
 
+test('the signer is found by its identifier, not by position in the set', async () => {
+  // -certfile puts the CA certificate before the signer's.
+  const header = opensslSign('rsa', ['-md', 'sha256', '-certfile', join(dir, 'ca.pem')]).toString('base64');
+  const { signer, certificates } = await verifyMdmSignatureDetailed(header, body);
+  assert.equal(certFingerprint(signer), device.fingerprint);
+  assert.deepEqual(certificates.map(certFingerprint), [caFingerprint]);
+});
+
 test('a signature by another identity returns that identity, not ours', async () => {
   const header = opensslSign('other', ['-md', 'sha1', '-noattr']).toString('base64');
   assert.equal(certFingerprint(await verifyMdmSignature(header, body)), other.fingerprint);
+});
+
+test('OpenSSL accepts the pki helpers: client-auth chain and all signMdmBody shapes', async () => {
+  execFileSync('openssl', ['verify', '-purpose', 'sslclient', '-CAfile', join(dir, 'ca.pem'), join(dir, 'rsa.pem'), join(dir, 'ec.pem')], { stdio: 'ignore' });
+  for (const digest of ['SHA-1', 'SHA-256'] as const) {
+    for (const signedAttributes of [false, true]) {
+      for (const indefiniteLength of [false, true]) {
+        const sig = join(dir, 'ours.der');
+        writeFileSync(sig, Buffer.from(await signMdmBody(device, body, { digest, signedAttributes, indefiniteLength }), 'base64'));
+        execFileSync('openssl', [
+          'cms', '-verify', '-binary', '-inform', 'DER', '-in', sig, '-content', join(dir, 'body'),
+          '-CAfile', join(dir, 'ca.pem'), '-purpose', 'sslclient', '-out', '/dev/null',
+        ], { stdio: 'ignore' });
+      }
+    }
+  }
 });

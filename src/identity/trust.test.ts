@@ -1,5 +1,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { DeviceTrust, IdentityError, verifyMdmSignatureDetailed } from './index.ts';
 import { createCa, generateKeyPair, issueDeviceIdentity, signMdmBody, type CaIdentity, type DeviceIdentity, type KeyPair } from './testing/pki.ts';
 
@@ -44,6 +46,12 @@ test('a CA with the same name but another key does not vouch for the device', as
   throwsReason(() => new DeviceTrust([impostor.certPem]).verify(deviceA.cert), 'untrusted');
 });
 
+test('a certificate whose signature is broken is refused', () => {
+  const der = Buffer.from(deviceA.certDer);
+  der[der.length - 1] ^= 0x01; // last byte of the issuer's signature; names and key ids intact
+  throwsReason(() => new DeviceTrust([caA.certPem]).verify(new X509Certificate(der)), 'untrusted');
+});
+
 test('chains through an intermediate from the CA file or given as extra', () => {
   new DeviceTrust([root.certPem + intermediate.certPem]).verify(deviceI.cert);
   new DeviceTrust([root.certPem, intermediate.certPem]).verify(deviceI.cert);
@@ -68,8 +76,8 @@ test('expired or not yet valid leaf is refused as expired, also after a cached s
   throwsReason(() => trust.verify(expired.cert), 'expired');
   throwsReason(() => trust.verify(future.cert), 'expired');
   trust.verify(deviceA.cert); // now cached
-  throwsReason(() => trust.verify(deviceA.cert, [], new Date(Date.now() + 400 * DAY)), 'expired');
   throwsReason(() => trust.verify(deviceA.cert, [], new Date(Date.now() - DAY)), 'expired');
+  throwsReason(() => trust.verify(deviceA.cert, [], new Date(Date.now() + 400 * DAY)), 'expired');
   trust.verify(deviceA.cert);
 });
 
@@ -90,6 +98,7 @@ test('a CA certificate presented as the device identity is refused', () => {
 
 test('a device certificate cannot act as an issuer', async () => {
   // deviceA is not a CA; a "leaf" it signs must not chain to CA A through it.
+  // (Both our CA-flag check and OpenSSL's keyUsage check in checkIssued refuse it.)
   const forged = await issueDeviceIdentity(deviceA, { commonName: 'forged', keyPair: deviceKeys });
   throwsReason(() => new DeviceTrust([caA.certPem]).verify(forged.cert, [deviceA.cert]), 'untrusted');
 });
@@ -123,4 +132,22 @@ test('DeviceTrust.any() accepts a self-signed certificate but still checks valid
 
 test('a CA file without certificates is a configuration error', () => {
   assert.throws(() => new DeviceTrust(['not a pem']), /no PEM certificate/);
+});
+
+// Run in a child with a hard timeout: an unbounded search is synchronous and would
+// otherwise hang the test runner instead of failing.
+test('a mesh of cross-signing attacker CAs in the extras does not blow up the search', () => {
+  const script = `
+    import { DeviceTrust, IdentityError } from ${JSON.stringify(new URL('./index.ts', import.meta.url).href)};
+    import { createCa, generateKeyPair, issueDeviceIdentity } from ${JSON.stringify(new URL('./testing/pki.ts', import.meta.url).href)};
+    // Same name and key: every one of them verifies as the issuer of every other.
+    const keyPair = await generateKeyPair('ECDSA');
+    const mesh = await Promise.all(Array.from({ length: 16 }, () => createCa({ commonName: 'Evil', keyPair })));
+    const leaf = await issueDeviceIdentity(mesh[0], { commonName: 'victim', keyAlgorithm: 'ECDSA' });
+    const anchor = await createCa({ commonName: 'Real', keyAlgorithm: 'ECDSA' });
+    try { new DeviceTrust([anchor.certPem]).verify(leaf.cert, mesh.map((m) => m.cert)); }
+    catch (err) { if (err instanceof IdentityError && err.reason === 'untrusted') process.exit(0); }
+    process.exit(1);`;
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 30_000, encoding: 'utf8' });
+  assert.equal(child.status, 0, child.signal ? `killed by ${child.signal} (search did not finish)` : child.stderr);
 });

@@ -7,6 +7,7 @@ import { certFingerprint } from './fingerprint.ts';
 const OID_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 const OID_ANY_EKU = '2.5.29.37.0';
 const MAX_CHAIN_LENGTH = 8; // certificates from leaf to anchor, inclusive
+const MAX_EXTRA_INTERMEDIATES = 16; // caller-supplied (attacker-controlled) helpers used
 const CACHE_TTL_MS = 5 * 60 * 1000;
 const CACHE_MAX_ENTRIES = 10_000;
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----/g;
@@ -20,32 +21,54 @@ interface CertInfo {
   isCa: boolean;
   pathLength: number | undefined;
   extendedKeyUsages: string[] | undefined;
-  publicKey: KeyObject;
+  publicKey?: KeyObject; // filled in when the certificate is first tried as an issuer
 }
 
+// node's X509Certificate covers validity, the CA flag and EKU (its `keyUsage` is the
+// EKU list); @peculiar/x509 (slower) is only needed for a CA's pathLength.
 function describe(cert: X509Certificate): CertInfo {
-  let parsed: x509.X509Certificate;
-  try {
-    parsed = new x509.X509Certificate(cert.raw);
-  } catch {
-    throw new IdentityError('bad-certificate', 'certificate cannot be parsed');
+  const notBefore = Date.parse(cert.validFrom);
+  const notAfter = Date.parse(cert.validTo);
+  if (Number.isNaN(notBefore) || Number.isNaN(notAfter)) {
+    throw new IdentityError('bad-certificate', 'certificate validity cannot be read');
   }
-  const basic = parsed.getExtension(x509.BasicConstraintsExtension);
-  const eku = parsed.getExtension(x509.ExtendedKeyUsageExtension);
   return {
     cert,
     fingerprint: certFingerprint(cert),
-    notBefore: parsed.notBefore.getTime(),
-    notAfter: parsed.notAfter.getTime(),
-    isCa: basic?.ca === true,
-    pathLength: basic?.ca === true ? basic.pathLength : undefined,
-    extendedKeyUsages: eku ? eku.usages.map(String) : undefined,
-    publicKey: cert.publicKey,
+    notBefore,
+    notAfter,
+    isCa: cert.ca,
+    pathLength: cert.ca ? pathLength(cert) : undefined,
+    extendedKeyUsages: cert.keyUsage,
   };
+}
+
+function pathLength(cert: X509Certificate): number | undefined {
+  try {
+    return new x509.X509Certificate(new Uint8Array(cert.raw)).getExtension(x509.BasicConstraintsExtension)?.pathLength;
+  } catch {
+    throw new IdentityError('bad-certificate', 'certificate cannot be parsed');
+  }
+}
+
+// Name/key-id/keyUsage match (OpenSSL's X509_check_issued), then the signature itself.
+function issuedBy(child: CertInfo, parent: CertInfo): boolean {
+  try {
+    if (!child.cert.checkIssued(parent.cert)) return false;
+    parent.publicKey ??= parent.cert.publicKey;
+    return child.cert.verify(parent.publicKey);
+  } catch {
+    return false; // e.g. a key type OpenSSL cannot load: not a usable issuer
+  }
 }
 
 function withinValidity(info: CertInfo, now: number): boolean {
   return now >= info.notBefore && now <= info.notAfter;
+}
+
+interface ChainSearch {
+  issuerOutOfValidity: boolean;
+  expanded: Set<string>;
 }
 
 // Cached outcome of a successful verification: usable while `now` is inside the window.
@@ -121,7 +144,7 @@ export class DeviceTrust {
     }
 
     const pool = [...this.#anchors.values()];
-    for (const extra of extraIntermediates) {
+    for (const extra of extraIntermediates.slice(0, MAX_EXTRA_INTERMEDIATES)) {
       const fp = certFingerprint(extra);
       if (this.#anchors.has(fp) || pool.some((p) => p.fingerprint === fp)) continue;
       try {
@@ -130,7 +153,7 @@ export class DeviceTrust {
         // An unreadable helper certificate just cannot serve as an issuer.
       }
     }
-    const search = { issuerOutOfValidity: false };
+    const search: ChainSearch = { issuerOutOfValidity: false, expanded: new Set() };
     const chain = this.#buildChain([leaf], pool, t, search);
     if (chain) {
       this.#remember(fingerprint, chain, t);
@@ -141,17 +164,19 @@ export class DeviceTrust {
   }
 
   // Depth-first search upward; returns the chain ending at an anchor, or undefined.
-  #buildChain(chain: CertInfo[], pool: CertInfo[], now: number, search: { issuerOutOfValidity: boolean }): CertInfo[] | undefined {
+  // Each certificate is expanded once, so crafted cross-signed meshes cannot blow up the search.
+  #buildChain(chain: CertInfo[], pool: CertInfo[], now: number, search: ChainSearch): CertInfo[] | undefined {
     if (chain.length >= MAX_CHAIN_LENGTH) return undefined;
     const child = chain[chain.length - 1]!;
+    if (search.expanded.has(child.fingerprint)) return undefined;
+    search.expanded.add(child.fingerprint);
     const intermediatesBelow = chain.length - 1; // CA certs between the leaf and the candidate issuer
     for (const parent of pool) {
       if (chain.some((c) => c.fingerprint === parent.fingerprint)) continue;
       // Only CA certificates may issue; a device cert must never sign another leaf.
       if (!parent.isCa) continue;
       if (parent.pathLength !== undefined && intermediatesBelow > parent.pathLength) continue;
-      if (!child.cert.checkIssued(parent.cert)) continue;
-      if (!child.cert.verify(parent.publicKey)) continue;
+      if (!issuedBy(child, parent)) continue;
       if (!withinValidity(parent, now)) {
         search.issuerOutOfValidity = true;
         continue;

@@ -57,6 +57,8 @@ export interface CreateCaOptions extends ValidityOptions {
   /** Issue an intermediate under this CA instead of a self-signed root. */
   issuer?: CaIdentity;
   keyAlgorithm?: KeyAlgorithm;
+  /** Reuse a key instead of generating one. */
+  keyPair?: KeyPair;
   pathLength?: number;
 }
 
@@ -75,7 +77,7 @@ export async function generateKeyPair(algorithm: KeyAlgorithm = 'RSA'): Promise<
 }
 
 export async function createCa(options: CreateCaOptions): Promise<CaIdentity> {
-  const keys = await generateKeyPair(options.keyAlgorithm ?? 'RSA');
+  const keys = options.keyPair ?? (await generateKeyPair(options.keyAlgorithm ?? 'RSA'));
   const publicKey = await publicCryptoKey(keys.publicKey);
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(true, options.pathLength, true),
