@@ -198,6 +198,18 @@ await forEachBackend("UserAuthenticate with the digest policy", (backend) => {
     assert.equal(events.json.events.at(-1).detail.cause, "rate-limited");
   });
 
+  test("a re-enrollment (Authenticate) ends the Mac's AuthTokens", async () => {
+    const mac4 = await fleet.device();
+    await mac4.enroll();
+    const l = await login(mac4, net1, "secret");
+    const user = { ...net1, authToken: l.authToken };
+    assert.equal((await mac4.report("Idle", mac4.userKeys(user))).status, 200);
+    await mac4.enroll();
+    assert.equal((await mac4.report("Idle", mac4.userKeys(user))).status, 403);
+    const fresh = await login(mac4, net1, "secret");
+    assert.equal((await mac4.report("Idle", mac4.userKeys({ ...net1, authToken: fresh.authToken }))).status, 200);
+  });
+
   test("no AuthToken, DigestResponse or digest reaches a log line", () => {
     const text = server.logs.join("\n");
     assert.doesNotMatch(text, /Digest username=/);

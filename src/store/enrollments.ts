@@ -123,6 +123,12 @@ export class EnrollmentStore {
            AND enrollment_id IN (SELECT id FROM enrollments WHERE device_id = ?)`,
         [a.deviceId],
       );
+      // A new enrollment ends the AuthTokens of the old one: its network
+      // users must log in again (UserAuthenticate) before their channels work.
+      await tx.run(
+        "UPDATE user_sessions SET state = 'challenged', token_hash = NULL, updated_at = ? WHERE device_id = ? AND state = 'authenticated'",
+        [a.now, a.deviceId],
+      );
     });
   }
 
