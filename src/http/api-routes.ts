@@ -5,6 +5,7 @@ import { BadRequest, NotFound } from "../errors.ts";
 import { parsePlist } from "../plist/index.ts";
 import type { EnrollmentType } from "../protocol/enrollment.ts";
 import type { Store } from "../store/index.ts";
+import { nextCursor, pageSize } from "./request-helpers.ts";
 import { plistToJson } from "./plist-json.ts";
 
 const ENROLLMENT_TYPES: readonly EnrollmentType[] = ["Device", "User", "SharediPadUser", "UserEnrollmentDevice", "UserEnrollmentUser"];
@@ -46,8 +47,7 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
       after: q.cursor,
       limit,
     });
-    const last = enrollments.at(-1);
-    return { enrollments, next_cursor: enrollments.length === limit && last ? last.id : null };
+    return { enrollments, next_cursor: nextCursor(enrollments, limit, (e) => e.id) };
   });
 
   app.get<{ Params: { id: string } }>("/v1/enrollments/:id", async (req) => {
@@ -93,8 +93,7 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
     const after = q.cursor === undefined ? undefined : Number(q.cursor);
     if (after !== undefined && !Number.isInteger(after)) throw new BadRequest("cursor must be an event id");
     const events = await store.events.list({ enrollmentId: q.enrollment, type: q.type, since, after, limit });
-    const last = events.at(-1);
-    return { events, next_cursor: events.length === limit && last ? String(last.id) : null };
+    return { events, next_cursor: nextCursor(events, limit, (e) => e.id) };
   });
 }
 
@@ -108,13 +107,6 @@ export function idList(value: string): string[] {
   if (ids.length === 0) throw new BadRequest("no enrollment id given");
   if (ids.length > MAX_IDS) throw new BadRequest(`at most ${MAX_IDS} ids at once`);
   return [...new Set(ids)];
-}
-
-function pageSize(value: string | undefined): number {
-  if (value === undefined) return 100;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new BadRequest("limit must be a whole number from 1 to 1000");
-  return n;
 }
 
 function truthy(value: string | undefined): boolean {

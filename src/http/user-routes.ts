@@ -3,7 +3,7 @@ import { computeHA1, parseHtdigest } from "../digest/index.ts";
 import { BadRequest, Conflict, NotFound } from "../errors.ts";
 import type { DirectoryState } from "../store/directory.ts";
 import type { Store } from "../store/index.ts";
-import { jsonObject, onlyKeys, optionalString, pageSize } from "./json-body.ts";
+import { jsonObject, nextCursor, onlyKeys, optionalString, pageSize } from "./request-helpers.ts";
 
 export interface UserRouteOptions {
   store: Store;
@@ -50,8 +50,7 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): v
   app.get<{ Querystring: Record<string, string> }>("/v1/users", async (req) => {
     const limit = pageSize(req.query.limit);
     const users = await store.directory.list(req.query.cursor, limit);
-    const last = users.at(-1);
-    return { users, next_cursor: users.length === limit && last ? last.shortName : null };
+    return { users, next_cursor: nextCursor(users, limit, (u) => u.shortName) };
   });
 
   app.get<{ Params: { shortName: string } }>("/v1/users/:shortName", async (req) => {
@@ -95,11 +94,10 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): v
   app.get<{ Querystring: Record<string, string> }>("/v1/user-sessions", async (req) => {
     const limit = pageSize(req.query.limit);
     const sessions = await store.userSessions.list({ deviceId: req.query.device, after: req.query.cursor, limit });
-    const last = sessions.at(-1);
     return {
       // Never the token hash: only what the operator needs to see a login's state.
       sessions: sessions.map(({ tokenHash: _hash, ...s }) => s),
-      next_cursor: sessions.length === limit && last ? last.enrollmentId : null,
+      next_cursor: nextCursor(sessions, limit, (s) => s.enrollmentId),
     };
   });
 }

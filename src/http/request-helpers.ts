@@ -33,3 +33,9 @@ export function pageSize(value: string | undefined): number {
   if (!Number.isInteger(n) || n < 1 || n > 1000) throw new BadRequest("limit must be a whole number from 1 to 1000");
   return n;
 }
+
+/** The cursor of the next page: the last item's key when the page is full. */
+export function nextCursor<T>(items: readonly T[], limit: number, key: (item: T) => string | number): string | null {
+  const last = items.at(-1);
+  return items.length === limit && last !== undefined ? String(key(last)) : null;
+}
