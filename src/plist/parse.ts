@@ -27,6 +27,15 @@ const LT = 0x3c;
 const GT = 0x3e;
 const SLASH = 0x2f;
 
+const APPLE_PROLOG =
+  '<?xml version="1.0" encoding="UTF-8"?>\n' +
+  '<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">';
+const PLIST_TAG = '<plist version="1.0">';
+
+// Fast path for the DOCTYPE every Apple device sends (one or two lines); anything
+// else goes through the general scanner in doctype().
+const APPLE_DOCTYPE = /<!DOCTYPE[ \t\r\n]+plist[ \t\r\n]+PUBLIC[ \t\r\n]+"[^"<>[]*"[ \t\r\n]+"[^"<>[]*"[ \t\r\n]*>/y;
+
 const isWs = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d;
 
 /** Parses an XML plist. Throws only PlistError for any input. */
@@ -51,14 +60,25 @@ export function parsePlistDict(input: Buffer | string, limits?: Partial<PlistLim
 }
 
 class Parser {
-  private pos = 0;
-  private nodes = 0;
-  private selfClosing = false;
+  // `declare`: assigned in the constructor only, so no class-field definitions
+  // run per parse (this object is created for every request).
+  private declare readonly s: string;
+  private declare readonly lim: Readonly<PlistLimits>;
+  private declare pos: number;
+  private declare nodes: number;
+  private declare selfClosing: boolean;
+  // Offset of the next '&' at or after pos (-1: none left). '&' is rare, so
+  // keeping it saves a search per string.
+  private declare nextAmp: number;
 
-  constructor(
-    private readonly s: string,
-    private readonly lim: Readonly<PlistLimits>,
-  ) {}
+  constructor(s: string, lim: Readonly<PlistLimits>) {
+    this.s = s;
+    this.lim = lim;
+    this.pos = 0;
+    this.nodes = 0;
+    this.selfClosing = false;
+    this.nextAmp = s.indexOf('&');
+  }
 
   private fail(reason: string, at = this.pos): never {
     throw new PlistError(at >= this.s.length ? 'unexpected end of document' : reason, at);
@@ -66,10 +86,22 @@ class Parser {
 
   document(): PlistValue {
     const s = this.s;
-    if (s.startsWith('<?xml', 0) && isWs(s.charCodeAt(5))) this.xmlDeclaration();
-    this.prolog();
-    this.openTag(); // <plist ...>, checked by prolog
-    if (this.selfClosing) this.fail('<plist> has no value', this.pos - 2);
+    // Apple's exact prolog is checked with two comparisons; anything else takes
+    // the general path.
+    let doctype = false;
+    if (s.startsWith(APPLE_PROLOG, 0)) {
+      this.pos = APPLE_PROLOG.length;
+      doctype = true;
+    } else if (s.startsWith('<?xml', 0) && isWs(s.charCodeAt(5))) {
+      this.xmlDeclaration();
+    }
+    this.prolog(doctype);
+    if (s.startsWith(PLIST_TAG, this.pos)) {
+      this.pos += PLIST_TAG.length;
+    } else {
+      this.openTag(); // <plist ...>, checked by prolog
+      if (this.selfClosing) this.fail('<plist> has no value', this.pos - 2);
+    }
     const value = this.value();
     this.skipMisc();
     if (!this.atEndTag()) this.fail('<plist> must contain exactly one value');
@@ -85,21 +117,24 @@ class Parser {
     const end = this.s.indexOf('?>', 5);
     if (end === -1) this.fail('unterminated XML declaration', this.s.length);
     const decl = this.s.slice(5, end);
-    const enc = /\bencoding\s*=\s*(["'])([^"']*)\1/.exec(decl);
-    if (enc && !/^utf-?8$/i.test(enc[2]!)) this.fail('unsupported encoding in XML declaration', 0);
+    if (decl !== ' version="1.0" encoding="UTF-8"') {
+      const enc = /\bencoding\s*=\s*(["'])([^"']*)\1/.exec(decl);
+      if (enc && !/^utf-?8$/i.test(enc[2]!)) this.fail('unsupported encoding in XML declaration', 0);
+    }
     this.pos = end + 2;
   }
 
   // Comments and at most one DOCTYPE (without internal subset) before <plist>.
-  private prolog(): void {
+  private prolog(doctype: boolean): void {
     const s = this.s;
-    let doctype = false;
     for (;;) {
       this.skipMisc();
       const at = this.pos;
       if (s.charCodeAt(at) !== LT) this.fail('expected <plist>');
       if (s.startsWith('<!DOCTYPE', at) && !doctype) {
-        this.doctype();
+        APPLE_DOCTYPE.lastIndex = at;
+        if (APPLE_DOCTYPE.test(s)) this.pos = APPLE_DOCTYPE.lastIndex;
+        else this.doctype();
         doctype = true;
       } else if (s.startsWith('<!ENTITY', at)) {
         this.fail('entity declarations are not allowed');
@@ -140,11 +175,14 @@ class Parser {
   /** Whitespace and comments, the only things allowed between elements. */
   private skipMisc(): void {
     const s = this.s;
+    let i = this.pos;
     for (;;) {
-      let c = s.charCodeAt(this.pos);
-      while (isWs(c)) c = s.charCodeAt(++this.pos);
-      if (c !== LT || !s.startsWith('<!--', this.pos)) return;
+      let c = s.charCodeAt(i);
+      while (isWs(c)) c = s.charCodeAt(++i);
+      this.pos = i;
+      if (c !== LT || s.charCodeAt(i + 1) !== 0x21 /* ! */ || !s.startsWith('<!--', i)) return;
       this.skipComment();
+      i = this.pos;
     }
   }
 
@@ -199,6 +237,9 @@ class Parser {
   // so they are only checked for well-formedness, never entity-decoded.
   private skipAttributes(): void {
     const s = this.s;
+    // Values cannot contain '<', so the first '<' must lie beyond every value
+    // in this tag. Found once: searching per attribute would be quadratic.
+    const lt = s.indexOf('<', this.pos);
     for (;;) {
       let c = s.charCodeAt(this.pos);
       while (isWs(c)) c = s.charCodeAt(++this.pos);
@@ -213,7 +254,6 @@ class Parser {
       if (c !== 0x22 && c !== 0x27) this.fail('malformed attribute');
       const close = s.indexOf(c === 0x22 ? '"' : "'", this.pos + 1);
       if (close === -1) this.fail('unterminated attribute', s.length);
-      const lt = s.indexOf('<', this.pos + 1);
       if (lt !== -1 && lt < close) this.fail('malformed attribute', lt);
       this.pos = close + 1;
     }
@@ -224,7 +264,7 @@ class Parser {
     const s = this.s;
     const name = NAMES[id]!;
     let i = this.pos + 2;
-    if (s.charCodeAt(this.pos + 1) === SLASH && s.startsWith(name, i)) {
+    if (s.charCodeAt(this.pos + 1) === SLASH && matchAt(s, i, name)) {
       i += name.length;
       while (isWs(s.charCodeAt(i))) i++;
       if (s.charCodeAt(i) === GT) {
@@ -295,8 +335,14 @@ class Parser {
   private key(dict: PlistDict, i: number, keys: string[], counts: number[]): void {
     const at = this.pos;
     if (this.s.charCodeAt(at) !== LT) this.fail('unexpected text in <dict>');
-    if (this.s.charCodeAt(at + 1) === SLASH || this.openTag() !== KEY) this.fail('expected <key> in <dict>', at);
-    const k = this.selfClosing ? '' : this.text(KEY);
+    let k: string;
+    if (matchAt(this.s, at + 1, 'key>')) {
+      this.pos = at + 5; // the usual spelling, without the general tag reader
+      k = this.text(KEY);
+    } else {
+      if (this.s.charCodeAt(at + 1) === SLASH || this.openTag() !== KEY) this.fail('expected <key> in <dict>', at);
+      k = this.selfClosing ? '' : this.text(KEY);
+    }
     if (++counts[i]! > this.lim.maxKeys) this.fail('too many keys in <dict>', at);
     // Assigning "__proto__" would replace the object's prototype.
     if (k === '__proto__') this.fail('forbidden key', at);
@@ -350,7 +396,10 @@ class Parser {
       const lt = s.indexOf('<', this.pos);
       if (lt === -1) this.fail(`unterminated <${NAMES[id]}>`, s.length);
       let piece = s.slice(this.pos, lt);
-      if (piece.indexOf('&') !== -1) piece = decodeEntities(piece, this.pos);
+      if (this.nextAmp !== -1 && this.nextAmp < lt) {
+        piece = decodeEntities(piece, this.pos);
+        this.nextAmp = s.indexOf('&', lt);
+      }
       out = out.length === 0 ? piece : out + piece;
       this.pos = lt;
       if (s.charCodeAt(lt + 1) === SLASH) {
@@ -377,28 +426,38 @@ class Parser {
 
 /** Maps the name at s[start, start+len) to an element id, 0 if not a plist element. */
 function tagId(s: string, start: number, len: number): number {
+  let id = 0;
   switch (len) {
     case 3:
-      return s.startsWith('key', start) ? KEY : 0;
-    case 4:
-      if (s.startsWith('dict', start)) return DICT;
-      if (s.startsWith('data', start)) return DATA;
-      if (s.startsWith('date', start)) return DATE;
-      if (s.startsWith('real', start)) return REAL;
-      if (s.startsWith('true', start)) return TRUE;
-      return 0;
-    case 5:
-      if (s.startsWith('array', start)) return ARRAY;
-      if (s.startsWith('false', start)) return FALSE;
-      if (s.startsWith('plist', start)) return PLIST;
-      return 0;
+      id = KEY;
+      break;
+    case 4: {
+      const c0 = s.charCodeAt(start);
+      const c3 = s.charCodeAt(start + 3);
+      // dict, data, date, real, true: the first and last letters tell them apart.
+      if (c0 === 0x64 /* d */) id = c3 === 0x74 /* t */ ? DICT : c3 === 0x61 /* a */ ? DATA : DATE;
+      else id = c0 === 0x72 /* r */ ? REAL : TRUE;
+      break;
+    }
+    case 5: {
+      const c0 = s.charCodeAt(start);
+      id = c0 === 0x61 /* a */ ? ARRAY : c0 === 0x66 /* f */ ? FALSE : PLIST;
+      break;
+    }
     case 6:
-      return s.startsWith('string', start) ? STRING : 0;
+      id = STRING;
+      break;
     case 7:
-      return s.startsWith('integer', start) ? INTEGER : 0;
-    default:
-      return 0;
+      id = INTEGER;
+      break;
   }
+  return id !== 0 && matchAt(s, start, NAMES[id]!) ? id : 0;
+}
+
+/** s.startsWith(name, i) without a builtin call (names are short). */
+function matchAt(s: string, i: number, name: string): boolean {
+  for (let j = 0; j < name.length; j++) if (s.charCodeAt(i + j) !== name.charCodeAt(j)) return false;
+  return true;
 }
 
 function isNameChar(c: number): boolean {

@@ -31,7 +31,7 @@ export function decodeInput(input: unknown): string {
 
 /**
  * Decodes the five predefined entities and numeric references in `text`, which
- * starts at document offset `base` and is known to contain an '&'.
+ * starts at document offset `base` (offsets in errors are document offsets).
  * Anything else (including named entities a DTD could define) is refused.
  */
 export function decodeEntities(text: string, base: number): string {
