@@ -12,7 +12,7 @@ export interface OrchardProcess {
 }
 
 /** Runs `orchard serve` as its own process on a free port and waits until it listens. */
-export function spawnOrchard(args: string[], timeoutMs = 30_000): Promise<OrchardProcess> {
+export function spawnOrchard(args: string[], timeoutMs = 90_000): Promise<OrchardProcess> {
   const child = spawn(process.execPath, [BIN, "serve", "--listen", "127.0.0.1:0", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
   });
