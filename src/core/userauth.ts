@@ -11,7 +11,7 @@ import {
   type DigestResponse,
 } from "../digest/index.ts";
 import { str, type CheckinMessage } from "../protocol/checkin.ts";
-import type { DirectoryUser } from "../store/directory.ts";
+import type { DirectoryEntry } from "../store/directory.ts";
 import type { Store } from "../store/index.ts";
 import { authTokenMatches, hashAuthToken, newAuthToken } from "./auth-token.ts";
 import type { UserAuthenticator } from "./core.ts";
@@ -73,23 +73,27 @@ export class UserAuthService implements UserAuthenticator {
     // Apple's server answers a message that already carries the user's valid
     // AuthToken with a zero-length challenge and keeps the token.
     if (session?.state === "authenticated" && authTokenMatches(msg.body.AuthToken, session.tokenHash)) {
-      await this.event(req, "userauth.already_authenticated", enrollmentId, { shortName: session.shortName });
+      await event(this.store, req, "userauth.already_authenticated", enrollmentId, { shortName: session.shortName });
       return { kind: "plist", body: { DigestChallenge: "" } };
     }
     const user = await this.directoryUser(userId!, str(msg, "UserShortName"));
     const policy = this.policyFor(user);
     const shortName = user?.shortName;
+    // The new state and its event commit together.
+    const begin = (state: "declined" | "zero-length" | "challenged", type: string) =>
+      this.store.transaction(async (s) => {
+        await s.userSessions.begin({ ...base, state, shortName }, req.now);
+        await event(s, req, type, enrollmentId, { shortName });
+      });
     if (policy === "decline") {
-      await this.store.userSessions.begin({ ...base, state: "declined", shortName }, req.now);
-      await this.event(req, "userauth.declined", enrollmentId, { shortName });
+      await begin("declined", "userauth.declined");
       throw new Declined("this user is not managed");
     }
     if (policy === "zero-length") {
-      await this.store.userSessions.begin({ ...base, state: "zero-length", shortName }, req.now);
-      await this.event(req, "userauth.zero_length", enrollmentId, { shortName });
+      await begin("zero-length", "userauth.zero_length");
       return { kind: "plist", body: { DigestChallenge: "" } };
     }
-    await this.store.userSessions.begin({ ...base, state: "challenged", shortName }, req.now);
+    await begin("challenged", "userauth.challenged");
     const nonce = mintNonce({ secret: this.nonceSecret, udid: deviceId, userId: userId!, now: req.now });
     const body: Record<string, string> = {
       DigestChallenge: buildChallenge({ nonce, realm: this.config.realm, qop: this.config.qop }),
@@ -97,47 +101,50 @@ export class UserAuthService implements UserAuthenticator {
     if (this.config.md5SessChallenge) {
       body.DigestMD5SessChallenge = buildChallenge({ nonce, realm: this.config.realm, qop: true, algorithm: "MD5-sess" });
     }
-    await this.event(req, "userauth.challenged", enrollmentId, { shortName });
     return { kind: "plist", body };
   }
 
-  /** Step 2: check the digest response; an AuthToken, or an empty one. */
-  private async answer(req: MdmRequest, msg: CheckinMessage, raw: string): Promise<CheckinReply> {
+  /**
+   * Step 2: check the digest response; an AuthToken, or an empty one. One
+   * transaction: the nonce's use, the token or the failure, and the event
+   * commit together.
+   */
+  private answer(req: MdmRequest, msg: CheckinMessage, raw: string): Promise<CheckinReply> {
     const { id: enrollmentId, deviceId } = msg.channel;
-    try {
-      const shortName = await this.verify(req, msg, raw);
-      const token = newAuthToken();
-      if (!(await this.store.userSessions.issueToken(enrollmentId, shortName, hashAuthToken(token), req.now))) {
-        throw new Refused("no-challenge", shortName);
+    return this.store.transaction(async (s) => {
+      try {
+        const shortName = await this.verify(s, req, msg, raw);
+        const token = newAuthToken();
+        if (!(await s.userSessions.issueToken(enrollmentId, shortName, hashAuthToken(token), req.now))) {
+          throw new Refused("no-challenge", shortName);
+        }
+        await event(s, req, "userauth.authenticated", enrollmentId, { shortName });
+        return { kind: "plist", body: { AuthToken: token } };
+      } catch (err) {
+        if (!(err instanceof Refused)) throw err;
+        await s.userSessions.recordFailure(deviceId, err.shortName, req.now);
+        req.log.info({ enrollmentId, cause: err.reason, shortName: err.shortName }, "UserAuthenticate digest refused");
+        await event(s, req, "userauth.failed", enrollmentId, { cause: err.reason, shortName: err.shortName });
+        return { kind: "plist", body: { AuthToken: "" } };
       }
-      await this.event(req, "userauth.authenticated", enrollmentId, { shortName });
-      return { kind: "plist", body: { AuthToken: token } };
-    } catch (err) {
-      if (!(err instanceof Refused)) throw err;
-      await this.store.userSessions.recordFailure(deviceId, err.shortName, req.now);
-      req.log.info({ enrollmentId, cause: err.reason, shortName: err.shortName }, "UserAuthenticate digest refused");
-      await this.event(req, "userauth.failed", enrollmentId, { cause: err.reason, shortName: err.shortName });
-      return { kind: "plist", body: { AuthToken: "" } };
-    }
+    });
   }
 
   /** Resolves to the authenticated short name, or throws Refused with the cause. */
-  private async verify(req: MdmRequest, msg: CheckinMessage, raw: string): Promise<string> {
+  private async verify(s: Store, req: MdmRequest, msg: CheckinMessage, raw: string): Promise<string> {
     const { id: enrollmentId, deviceId, userId } = msg.channel;
-    const since = req.now - this.config.failureWindowMs;
-    const byDevice = await this.store.userSessions.failuresSince(deviceId, undefined, since);
-    if (byDevice.device >= this.config.maxFailures) throw new Refused("rate-limited");
-
-    let response: DigestResponse;
+    let response: DigestResponse | undefined;
     try {
       response = parseDigestResponse(raw);
     } catch (err) {
-      if (err instanceof DigestError) throw new Refused("malformed");
-      throw err;
+      if (!(err instanceof DigestError)) throw err;
     }
-    const shortName = response.username;
-    const byUser = await this.store.userSessions.failuresSince(deviceId, shortName, since);
-    if (byUser.user >= this.config.maxFailures) throw new Refused("rate-limited", shortName);
+    const shortName = response?.username;
+    const failures = await s.userSessions.failuresSince(deviceId, shortName, req.now - this.config.failureWindowMs);
+    if (failures.device >= this.config.maxFailures || failures.user >= this.config.maxFailures) {
+      throw new Refused("rate-limited", shortName);
+    }
+    if (!response || shortName === undefined) throw new Refused("malformed");
     if (response.realm !== this.config.realm) throw new Refused("realm-mismatch", shortName);
 
     const nonce = checkNonce({
@@ -150,15 +157,15 @@ export class UserAuthService implements UserAuthenticator {
     });
     if (!nonce.ok) throw new Refused(`nonce-${nonce.reason}`, shortName);
     // A nonce answers once, right or wrong: a replay fails on every instance.
-    if (!(await this.store.userSessions.useNonce(nonce.nonceId, nonce.issuedAt + this.config.nonceTtlMs + 60_000))) {
+    if (!(await s.userSessions.useNonce(nonce.nonceId, nonce.issuedAt + this.config.nonceTtlMs + 60_000))) {
       throw new Refused("nonce-replayed", shortName);
     }
-    const session = await this.store.userSessions.get(enrollmentId);
+    const session = await s.userSessions.get(enrollmentId);
     if (session?.state !== "challenged") throw new Refused("no-challenge", shortName);
 
-    const user = await this.store.directory.get(shortName);
+    const user = await s.directory.entry(shortName);
     const hash = baseHash(response.algorithm);
-    const ha1 = user ? await this.store.directory.ha1(shortName, this.config.realm, hash) : undefined;
+    const ha1 = user ? await s.directory.ha1(shortName, this.config.realm, hash) : undefined;
     const methods = [req.method, ...this.config.extraMethods.filter((m) => m !== req.method)];
     const result = verifyDigestResponse({ response, ha1: ha1 ?? DUMMY_HA1[hash], methods });
     if (!user) throw new Refused("unknown-user", shortName);
@@ -173,11 +180,11 @@ export class UserAuthService implements UserAuthenticator {
   }
 
   /** The directory entry for a UserAuthenticate: by GUID, else by a GUID-less entry's short name. */
-  private async directoryUser(userId: string, shortName: string | undefined): Promise<DirectoryUser | undefined> {
-    const byGuid = await this.store.directory.byGuid(userId);
+  private async directoryUser(userId: string, shortName: string | undefined): Promise<DirectoryEntry | undefined> {
+    const byGuid = await this.store.directory.entryByGuid(userId);
     if (byGuid) return byGuid;
     if (shortName === undefined) return undefined;
-    const byName = await this.store.directory.get(shortName);
+    const byName = await this.store.directory.entry(shortName);
     return byName && byName.guid === null ? byName : undefined;
   }
 
@@ -186,13 +193,14 @@ export class UserAuthService implements UserAuthenticator {
    * is declined; a managed entry is challenged even where the server declines
    * unknown users.
    */
-  private policyFor(user: DirectoryUser | undefined): UserAuthConfig["policy"] {
+  private policyFor(user: DirectoryEntry | undefined): UserAuthConfig["policy"] {
     if (user?.state === "declined") return "decline";
     if (user?.state === "managed" && this.config.policy === "decline") return "digest";
     return this.config.policy;
   }
 
-  private event(req: MdmRequest, type: string, enrollmentId: string, detail: Record<string, unknown>): Promise<void> {
-    return this.store.events.add({ type, enrollmentId, detail }, req.now);
-  }
+}
+
+function event(store: Store, req: MdmRequest, type: string, enrollmentId: string, detail: Record<string, unknown>): Promise<void> {
+  return store.events.add({ type, enrollmentId, detail }, req.now);
 }

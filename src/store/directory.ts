@@ -3,6 +3,9 @@ import type { Database } from "./db.ts";
 export type DirectoryState = "managed" | "declined";
 export type DigestHashName = "MD5" | "SHA-256";
 
+/** A directory entry without its digests: what a login needs to decide. */
+export type DirectoryEntry = Omit<DirectoryUser, "digests">;
+
 export interface DirectoryUser {
   shortName: string;
   guid: string | null;
@@ -70,9 +73,15 @@ export class DirectoryStore {
     return row && this.withDigests(row);
   }
 
-  async byGuid(guid: string): Promise<DirectoryUser | undefined> {
+  /** The entry alone, without the digests list (the login path reads one HA1 with ha1()). */
+  async entry(shortName: string): Promise<DirectoryEntry | undefined> {
+    const row = await this.db.get<UserRow>("SELECT * FROM directory_users WHERE short_name = ?", [shortName]);
+    return row && toEntry(row);
+  }
+
+  async entryByGuid(guid: string): Promise<DirectoryEntry | undefined> {
     const row = await this.db.get<UserRow>("SELECT * FROM directory_users WHERE guid = ?", [guid]);
-    return row && this.withDigests(row);
+    return row && toEntry(row);
   }
 
   async guidInUse(guid: string, exceptShortName: string): Promise<boolean> {
@@ -106,14 +115,17 @@ export class DirectoryStore {
       "SELECT realm, algorithm FROM directory_digests WHERE short_name = ? ORDER BY realm, algorithm",
       [r.short_name],
     );
-    return {
-      shortName: r.short_name,
-      guid: r.guid,
-      fullName: r.full_name,
-      state: r.state,
-      digests,
-      createdAt: Number(r.created_at),
-      updatedAt: Number(r.updated_at),
-    };
+    return { ...toEntry(r), digests };
   }
+}
+
+function toEntry(r: UserRow): DirectoryEntry {
+  return {
+    shortName: r.short_name,
+    guid: r.guid,
+    fullName: r.full_name,
+    state: r.state,
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+  };
 }

@@ -1,10 +1,11 @@
 import path from "node:path";
 import { BadRequest } from "../errors.ts";
 import { CommandStore } from "./commands.ts";
-import type { Database } from "./db.ts";
+import type { Database, Sql } from "./db.ts";
 import { EnrollmentStore } from "./enrollments.ts";
 import { EventStore } from "./events.ts";
 import { migrate } from "./migrate.ts";
+import { PushStore } from "./push.ts";
 import { SettingStore } from "./settings.ts";
 import { DirectoryStore } from "./directory.ts";
 import { UserSessionStore } from "./user-sessions.ts";
@@ -19,6 +20,7 @@ export class Store {
   readonly settings: SettingStore;
   readonly directory: DirectoryStore;
   readonly userSessions: UserSessionStore;
+  readonly push: PushStore;
 
   constructor(readonly db: Database) {
     this.enrollments = new EnrollmentStore(db);
@@ -27,6 +29,15 @@ export class Store {
     this.settings = new SettingStore(db);
     this.directory = new DirectoryStore(db);
     this.userSessions = new UserSessionStore(db);
+    this.push = new PushStore(db);
+  }
+
+  /**
+   * Runs fn with a Store whose every statement belongs to one transaction:
+   * all of it commits, or none of it does (and one commit is cheaper than several).
+   */
+  transaction<T>(fn: (store: Store) => Promise<T>): Promise<T> {
+    return this.db.transaction((tx) => fn(new Store(joined(tx, this.db.dialect))));
   }
 
   /** True when the database answers (health checks). */
@@ -42,6 +53,19 @@ export class Store {
   close(): Promise<void> {
     return this.db.close();
   }
+}
+
+/** A Database view of an open transaction; a nested transaction joins it. */
+function joined(tx: Sql, dialect: Database["dialect"]): Database {
+  return {
+    dialect,
+    all: (sql, params) => tx.all(sql, params),
+    get: (sql, params) => tx.get(sql, params),
+    run: (sql, params) => tx.run(sql, params),
+    exec: (script) => tx.exec(script),
+    transaction: (fn) => fn(tx),
+    close: async () => {},
+  };
 }
 
 /**

@@ -105,14 +105,14 @@ export class UserSessionStore {
     await this.db.run("INSERT INTO userauth_failures (at, device_id, short_name) VALUES (?, ?, ?)", [now, deviceId, shortName ?? null]);
   }
 
-  /** Failures since `since` for this device, and for this short name when given. */
+  /** Failures since `since` for this device, and for this short name when given, in one query. */
   async failuresSince(deviceId: string, shortName: string | undefined, since: number): Promise<{ device: number; user: number }> {
-    const device = await this.db.get<{ n: number }>("SELECT COUNT(*) AS n FROM userauth_failures WHERE device_id = ? AND at >= ?", [deviceId, since]);
-    const user =
-      shortName === undefined
-        ? undefined
-        : await this.db.get<{ n: number }>("SELECT COUNT(*) AS n FROM userauth_failures WHERE short_name = ? AND at >= ?", [shortName, since]);
-    return { device: Number(device?.n ?? 0), user: Number(user?.n ?? 0) };
+    const row = await this.db.get<{ by_device: number | null; by_user: number | null }>(
+      `SELECT SUM(CASE WHEN device_id = ? THEN 1 ELSE 0 END) AS by_device, SUM(CASE WHEN short_name = ? THEN 1 ELSE 0 END) AS by_user
+       FROM userauth_failures WHERE at >= ? AND (device_id = ? OR short_name = ?)`,
+      [deviceId, shortName ?? null, since, deviceId, shortName ?? null],
+    );
+    return { device: Number(row?.by_device ?? 0), user: Number(row?.by_user ?? 0) };
   }
 
   /** Writes coalesced token-use times (see core/coalesce.ts). */
