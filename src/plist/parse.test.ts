@@ -280,3 +280,9 @@ test('non-string, non-Buffer input is a PlistError', () => {
     assertPlistError(() => parsePlist(bad as unknown as string), /must be a string or Buffer/);
   }
 });
+
+test('maxKeys counts each dict on its own, not its siblings together', () => {
+  const doc = '<plist version="1.0"><array><dict><key>a</key><true/><key>b</key><true/></dict><dict><key>a</key><true/><key>b</key><true/></dict></array></plist>';
+  assert.deepEqual(parsePlist(doc, { maxKeys: 2 }), [{ a: true, b: true }, { a: true, b: true }]);
+  assert.throws(() => parsePlist('<plist version="1.0"><dict><key>a</key><true/><key>b</key><true/><key>c</key><true/></dict></plist>', { maxKeys: 2 }), /too many keys/);
+});

@@ -292,6 +292,8 @@ class Parser {
         this.endTag(Array.isArray(top) ? ARRAY : DICT);
         v = top;
         stack.pop();
+        keys.pop();
+        counts.pop();
         depth--;
       } else {
         if (top !== undefined && !Array.isArray(top)) {
