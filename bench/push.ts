@@ -60,9 +60,8 @@ export async function runPushBench(o: { sizes: number[]; maxStreams: number; inF
 
         server = await ServerHandle.start(
           "orchard",
-          ["--listen", "127.0.0.1:0", "--data-dir", dir, "--storage", storage, "--api-key", API_KEY, "--log-level", process.env.BENCH_LOG ?? "warn",
+          ["--listen", "127.0.0.1:0", "--data-dir", dir, "--storage", storage, "--api-key", API_KEY, "--log-level", "warn",
             "--push-sweep-interval", "0", ...pushArgs(apns, ["--apns-max-streams", String(o.maxStreams)])],
-          o.profileDir ? ["--cpu-prof", "--cpu-prof-dir", o.profileDir] : [],
         );
         const call = async (method: string, url: string, body?: string) => {
           const res = await fetch(server!.url + url, { method, headers: { authorization: auth }, body });
@@ -82,6 +81,7 @@ export async function runPushBench(o: { sizes: number[]; maxStreams: number; inF
         apns.maxOpen = apns.open;
         const sessionsBefore = apns.sessions;
         server.resetPeak();
+        if (o.profileDir) server.startProfile();
         const cpuBefore = (await server.stats()).cpu;
         const ownBefore = process.cpuUsage();
         const started = process.hrtime.bigint();
@@ -98,6 +98,7 @@ export async function runPushBench(o: { sizes: number[]; maxStreams: number; inF
         );
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
         const own = process.cpuUsage(ownBefore);
+        if (o.profileDir) await server.stopProfile(path.join(o.profileDir, `push-${size}.cpuprofile`));
         const stats = await server.stats();
         const cpuSec = (stats.cpu.user + stats.cpu.system - cpuBefore.user - cpuBefore.system) / 1e6;
         const r: PushBenchResult = {
@@ -116,7 +117,6 @@ export async function runPushBench(o: { sizes: number[]; maxStreams: number; inF
         results.push(r);
         log(`${size}: ${Math.round(r.pushesPerSec)} pushes/s, peak ${r.peakStreams} streams, peak RSS ${r.peakRssMb.toFixed(0)} MB, ${failed} failed`);
       } finally {
-        if (process.env.BENCH_LOG) console.error(server?.logTail.join("\n"));
         await server?.stop();
         await database?.drop();
         fs.rmSync(dir, { recursive: true, force: true });

@@ -21,7 +21,48 @@ export interface Config {
   resultRetentionMs: number;
   eventRetentionMs: number;
   reportBodyLimit: number;
+  /** Hostile-input limits: timeouts, API key failures, plist parser caps (docs/reliability.md). */
+  limits: LimitsConfig;
   userAuth: UserAuthConfig;
+  push: PushConfig;
+}
+
+/** APNs pushes and push certificates (src/push/, docs/push.md). */
+export interface PushConfig {
+  /** Encrypts push keys in the store; default: <data dir>/secret-key, generated. */
+  secretKey?: string;
+  apnsUrl: string;
+  /** CAs trusted for the APNs server besides the bundled roots (a stand-in in tests). */
+  apnsCaFiles: string[];
+  /** apns-expiration = now + this; 0 sends 0 (deliver now or never). */
+  expirationMs: number;
+  maxStreams: number;
+  retries: number;
+  backoffMs: number;
+  /** How soon every process notices a new or rotated push certificate. */
+  certRefreshMs: number;
+  /** Push again this long after a NotNow session (brief 6.6); 0 turns it off. */
+  notNowDelayMs: number;
+  /** How often the silent-channel sweep runs; 0 turns it off. */
+  sweepIntervalMs: number;
+  /** Channels silent this long with commands queued are pushed by the sweep. */
+  sweepSilenceMs: number;
+}
+
+export const APNS_PRODUCTION = "https://api.push.apple.com";
+export const APNS_SANDBOX = "https://api.sandbox.push.apple.com";
+
+export interface LimitsConfig {
+  /** Time a client has to send a request's headers. */
+  headersTimeoutMs: number;
+  /** Time a client has to send a whole request, headers and body. */
+  requestTimeoutMs: number;
+  /** Longest pause between two pieces of a device request's body. */
+  bodyIdleTimeoutMs: number;
+  /** Failed API key attempts per client address before 429. */
+  apiMaxFailures: number;
+  apiFailureWindowMs: number;
+  plist: { maxDepth: number; maxKeys: number; maxStringBytes: number; maxDataBytes: number };
 }
 
 export interface UserAuthConfig {
@@ -55,6 +96,15 @@ const FLAGS = {
   "log-level": { type: "string", default: "info" },
   "checkin-body-limit": { type: "string", default: "1mb" },
   "report-body-limit": { type: "string", default: "16mb" },
+  "headers-timeout": { type: "string", default: "20s" },
+  "request-timeout": { type: "string", default: "120s" },
+  "body-idle-timeout": { type: "string", default: "20s" },
+  "api-max-failures": { type: "string", default: "50" },
+  "api-failure-window": { type: "string", default: "5m" },
+  "plist-max-depth": { type: "string", default: "32" },
+  "plist-max-keys": { type: "string", default: "10000" },
+  "plist-max-string": { type: "string", default: "1mb" },
+  "plist-max-data": { type: "string", default: "16mb" },
   "result-retention": { type: "string", default: "90d" },
   "event-retention": { type: "string", default: "90d" },
   userauth: { type: "string", default: "digest" },
@@ -65,6 +115,18 @@ const FLAGS = {
   "digest-extra-methods": { type: "string", default: "" },
   "userauth-max-failures": { type: "string", default: "5" },
   "userauth-failure-window": { type: "string", default: "15m" },
+  "secret-key": { type: "string" },
+  "apns-url": { type: "string" },
+  "apns-sandbox": { type: "boolean", default: false },
+  "apns-ca": { type: "string" },
+  "apns-expiration": { type: "string", default: "24h" },
+  "apns-max-streams": { type: "string", default: "1000" },
+  "apns-retries": { type: "string", default: "3" },
+  "apns-backoff": { type: "string", default: "500ms" },
+  "pushcert-refresh": { type: "string", default: "5s" },
+  "notnow-push-delay": { type: "string", default: "5m" },
+  "push-sweep-interval": { type: "string", default: "15m" },
+  "push-sweep-silence": { type: "string", default: "1h" },
 } as const;
 
 type FlagName = keyof typeof FLAGS;
@@ -107,6 +169,9 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
   if (policy !== "digest" && policy !== "zero-length" && policy !== "decline") {
     throw new ConfigError("--userauth must be digest, zero-length or decline");
   }
+  if (get("apns-url") !== undefined && flag("apns-sandbox")) throw new ConfigError("give --apns-url or --apns-sandbox, not both");
+  const secretKey = get("secret-key");
+  if (secretKey !== undefined && secretKey.length < 16) throw new ConfigError("--secret-key must be at least 16 characters");
   const caFromEnv = env[envName("ca")]?.split(",").filter(Boolean) ?? [];
   const caFiles = (values.ca as string[] | undefined) ?? caFromEnv;
   return {
@@ -128,6 +193,19 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
     eventRetentionMs: parseDuration(get("event-retention")!, "--event-retention"),
     checkinBodyLimit: parseBytes(get("checkin-body-limit")!, "--checkin-body-limit"),
     reportBodyLimit: parseBytes(get("report-body-limit")!, "--report-body-limit"),
+    limits: {
+      headersTimeoutMs: positive(parseDuration(get("headers-timeout")!, "--headers-timeout"), "--headers-timeout"),
+      requestTimeoutMs: positive(parseDuration(get("request-timeout")!, "--request-timeout"), "--request-timeout"),
+      bodyIdleTimeoutMs: positive(parseDuration(get("body-idle-timeout")!, "--body-idle-timeout"), "--body-idle-timeout"),
+      apiMaxFailures: positive(parseCount(get("api-max-failures")!, "--api-max-failures"), "--api-max-failures"),
+      apiFailureWindowMs: parseDuration(get("api-failure-window")!, "--api-failure-window"),
+      plist: {
+        maxDepth: positive(parseCount(get("plist-max-depth")!, "--plist-max-depth"), "--plist-max-depth"),
+        maxKeys: positive(parseCount(get("plist-max-keys")!, "--plist-max-keys"), "--plist-max-keys"),
+        maxStringBytes: parseBytes(get("plist-max-string")!, "--plist-max-string"),
+        maxDataBytes: parseBytes(get("plist-max-data")!, "--plist-max-data"),
+      },
+    },
     userAuth: {
       policy,
       realm: get("digest-realm") ?? os.hostname(),
@@ -140,6 +218,19 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
         .filter(Boolean),
       maxFailures: parseCount(get("userauth-max-failures")!, "--userauth-max-failures"),
       failureWindowMs: parseDuration(get("userauth-failure-window")!, "--userauth-failure-window"),
+    },
+    push: {
+      secretKey,
+      apnsUrl: apnsUrl(get("apns-url") ?? (flag("apns-sandbox") ? APNS_SANDBOX : APNS_PRODUCTION)),
+      apnsCaFiles: get("apns-ca")?.split(",").filter(Boolean) ?? [],
+      expirationMs: parseDuration(get("apns-expiration")!, "--apns-expiration"),
+      maxStreams: Math.max(1, parseCount(get("apns-max-streams")!, "--apns-max-streams")),
+      retries: parseCount(get("apns-retries")!, "--apns-retries"),
+      backoffMs: parseDuration(get("apns-backoff")!, "--apns-backoff"),
+      certRefreshMs: parseDuration(get("pushcert-refresh")!, "--pushcert-refresh"),
+      notNowDelayMs: parseDuration(get("notnow-push-delay")!, "--notnow-push-delay"),
+      sweepIntervalMs: parseDuration(get("push-sweep-interval")!, "--push-sweep-interval"),
+      sweepSilenceMs: parseDuration(get("push-sweep-silence")!, "--push-sweep-silence"),
     },
   };
 }
@@ -169,6 +260,24 @@ export function parseBytes(value: string, name: string): number {
 function parseCount(value: string, name: string): number {
   if (!/^\d+$/.test(value)) throw new ConfigError(`${name} ${value}: expected a whole number`);
   return Number(value);
+}
+
+function positive(value: number, name: string): number {
+  if (!(value > 0)) throw new ConfigError(`${name} must be greater than 0`);
+  return value;
+}
+
+function apnsUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`--apns-url ${value}: not a URL`);
+  }
+  if (url.protocol !== "https:" || url.pathname !== "/" || url.search || url.username) {
+    throw new ConfigError(`--apns-url ${value}: expected https://host[:port]`);
+  }
+  return url.origin;
 }
 
 function urlPath(value: string, name: string): string {

@@ -11,12 +11,14 @@ import { CoreService } from "./core/core.ts";
 import { startRetention } from "./core/retention.ts";
 import { DeclarativeManagement } from "./core/declarative.ts";
 import { Coalescer } from "./core/coalesce.ts";
-import { NoPusher } from "./core/push.ts";
 import type { MdmService } from "./core/service.ts";
 import { UserAuthService } from "./core/userauth.ts";
 import { buildApp } from "./http/app.ts";
 import { registerUserRoutes } from "./http/user-routes.ts";
+import { registerPushRoutes } from "./http/push-routes.ts";
+import { startPush } from "./push/index.ts";
 import { DeviceTrust } from "./identity/index.ts";
+import { DEFAULT_PLIST_LIMITS, type PlistLimits } from "./plist/index.ts";
 import { openStore, type Store } from "./store/index.ts";
 
 export interface RunningServer {
@@ -56,11 +58,13 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     log,
   );
 
+  const push = startPush({ config: config.push, store, dataDir: config.dataDir, log });
   const core = new CoreService({
     store,
     lastSeen,
     userAuth: new UserAuthService(store, config.userAuth, nonceSecret),
     declarative: config.dmUrl ? new DeclarativeManagement(config.dmUrl) : undefined,
+    notNow: push.notNow,
   });
   // Outermost first: the certificate binding, then the AuthToken of a
   // network user's channel, then the core.
@@ -70,7 +74,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     log,
     store,
     service,
-    pusher: new NoPusher(),
+    pusher: push.pusher,
     trust,
     apiKey,
     certHeader: config.certHeader,
@@ -78,7 +82,11 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     serverPath: config.serverPath,
     checkinBodyLimit: config.checkinBodyLimit,
     reportBodyLimit: config.reportBodyLimit,
-    apiPlugins: [(api) => registerUserRoutes(api, { store, realm: config.userAuth.realm })],
+    limits: { ...config.limits, plist: plistLimits(config.limits.plist) },
+    apiPlugins: [
+      (api) => registerUserRoutes(api, { store, realm: config.userAuth.realm }),
+      (api) => registerPushRoutes(api, { store, certs: push.certs, pusher: push.pusher }),
+    ],
     https: config.tlsCert ? { cert: fs.readFileSync(config.tlsCert), key: fs.readFileSync(config.tlsKey!) } : undefined,
   });
   await app.listen({ host: config.host, port: config.port });
@@ -102,11 +110,18 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       closed = true;
       stopRetention();
       await app.close();
+      await push.close();
       await lastSeen.stop();
       await tokenUse.stop();
       await store.close();
     },
   };
+}
+
+/** The configured parser caps, or undefined when they are the parser's defaults (its fast path). */
+function plistLimits(caps: Config["limits"]["plist"]): Partial<PlistLimits> | undefined {
+  const same = (Object.keys(caps) as (keyof typeof caps)[]).every((k) => caps[k] === DEFAULT_PLIST_LIMITS[k]);
+  return same ? undefined : caps;
 }
 
 function loadOrCreateApiKey(dataDir: string, log: Logger): string {

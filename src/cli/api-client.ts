@@ -10,6 +10,8 @@ export interface RequestOptions {
   query?: Record<string, string | undefined>;
   body?: Buffer;
   contentType?: string;
+  /** Further request headers (e.g. a PKCS#12 passphrase); never shown in a message. */
+  headers?: Record<string, string>;
 }
 
 /** A request that got no usable answer, or an answer that is an error. */
@@ -52,6 +54,7 @@ export class ApiClient {
     const url = this.url(apiPath, o.query);
     const headers: Record<string, string> = { authorization: this.authorization, accept: "application/json" };
     if (o.body !== undefined) headers["content-type"] = o.contentType ?? "application/octet-stream";
+    Object.assign(headers, o.headers);
     let res: Response;
     let text: string;
     try {

@@ -3,12 +3,17 @@ import { commandCommand } from "./command-status.ts";
 import { enqueueCommand } from "./enqueue.ts";
 import { enrollmentCommand, enrollmentsCommand } from "./enrollments.ts";
 import { eventsCommand } from "./events.ts";
+import { pushCommand } from "./push.ts";
+import { pushcertCommand } from "./pushcert.ts";
 import { queueCommand } from "./queue.ts";
+import { simulateCommand } from "./simulate.ts";
 import { userSessionsCommand, usersCommand } from "./users.ts";
 
 /** Every client command, in the order `orchard help` lists them. Add new ones here. */
 export const CLIENT_COMMANDS: readonly ClientCommand[] = [
   enqueueCommand,
+  pushCommand,
+  pushcertCommand,
   enrollmentsCommand,
   enrollmentCommand,
   queueCommand,
@@ -16,6 +21,7 @@ export const CLIENT_COMMANDS: readonly ClientCommand[] = [
   eventsCommand,
   usersCommand,
   userSessionsCommand,
+  simulateCommand,
 ];
 
 export function findCommand(name: string): ClientCommand | undefined {

@@ -22,6 +22,8 @@ export interface CoreOptions {
   userAuth?: UserAuthenticator;
   tokenServices?: ReadonlyMap<string, TokenService>;
   declarative?: DeclarativeManagement;
+  /** Told of each command report, to push again later after a NotNow (push/notnow.ts). */
+  notNow?: { afterReport(enrollmentId: string, status: string, hasNext: boolean, now: number): Promise<void> };
 }
 
 const EMPTY: CheckinReply = { kind: "empty" };
@@ -61,6 +63,7 @@ export class CoreService implements MdmService {
       }
     }
     const next = (await this.o.store.commands.next(id, report.status === "NotNow")) ?? null;
+    if (this.o.notNow) await this.o.notNow.afterReport(id, report.status, next !== null, req.now);
     this.o.lastSeen.mark(id, req.now);
     return next;
   }

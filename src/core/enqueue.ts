@@ -72,13 +72,13 @@ export async function enqueueCommand(
   if (targets.length === 0) return { status: 404, result };
   await store.commands.enqueue(cmd, targets, now);
   if (noPush) result.no_push = true;
-  else await pushInto(pusher, targets, result);
+  else await pushInto(pusher, targets, result, "enqueue");
   return { status: apiStatus(result, ids.length), result };
 }
 
 /** Pushes ids and records each outcome in the result. */
-export async function pushInto(pusher: Pusher, ids: readonly string[], result: ApiResult): Promise<void> {
-  const outcomes = await pusher.push(ids);
+export async function pushInto(pusher: Pusher, ids: readonly string[], result: ApiResult, trigger = "api"): Promise<void> {
+  const outcomes = await pusher.push(ids, { trigger });
   result.status ??= {};
   for (const id of ids) {
     const o = outcomes.get(id);

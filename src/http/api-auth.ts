@@ -1,14 +1,26 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
+import type { ApiFailureLimiter } from "./limits.ts";
 
 /**
  * HTTP Basic auth for the operator API: any user name, the API key as the
  * password. Compared as SHA-256 digests in constant time, so neither the
- * key's length nor its prefix leaks through timing.
+ * key's length nor its prefix leaks through timing. With a limiter, an
+ * address past its failures gets 429 until its window ends.
  */
-export function apiKeyGuard(apiKey: string) {
+export function apiKeyGuard(apiKey: string, limiter?: ApiFailureLimiter) {
   const expected = createHash("sha256").update(apiKey).digest();
   return async (req: FastifyRequest, reply: FastifyReply) => {
+    const now = Date.now();
+    const wait = limiter?.blockedFor(req.ip, now) ?? 0;
+    if (wait > 0) {
+      req.log.info({ url: req.url, remote: req.ip, retryAfter: wait }, "API request refused: too many failed API key attempts");
+      return reply
+        .code(429)
+        .header("retry-after", String(wait))
+        .type("application/json")
+        .send(JSON.stringify({ error: `too many failed API key attempts from this address; retry in ${wait} s` }));
+    }
     const header = req.headers.authorization;
     let given = "";
     if (header?.startsWith("Basic ")) {
@@ -17,12 +29,14 @@ export function apiKeyGuard(apiKey: string) {
     }
     const digest = createHash("sha256").update(given).digest();
     if (!timingSafeEqual(digest, expected) || given.length === 0) {
-      req.log.info({ url: req.url }, "API request without a valid API key");
+      limiter?.fail(req.ip, now);
+      req.log.info({ url: req.url, remote: req.ip }, "API request without a valid API key");
       return reply
         .code(401)
         .header("www-authenticate", 'Basic realm="orchard"')
         .type("application/json")
         .send(JSON.stringify({ error: "missing or wrong API key" }));
     }
+    limiter?.succeed(req.ip);
   };
 }

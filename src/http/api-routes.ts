@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { enqueueCommand } from "../core/enqueue.ts";
 import type { Pusher } from "../core/push.ts";
 import { BadRequest, NotFound } from "../errors.ts";
-import { parsePlist } from "../plist/index.ts";
+import { parsePlist, type PlistLimits } from "../plist/index.ts";
 import type { EnrollmentType } from "../protocol/enrollment.ts";
 import type { Store } from "../store/index.ts";
 import { nextCursor, pageSize } from "./request-helpers.ts";
@@ -15,6 +15,8 @@ export interface ApiOptions {
   store: Store;
   pusher: Pusher;
   commandBodyLimit: number;
+  /** The caps results were parsed with on the way in (so they parse again here). */
+  plistLimits?: Partial<PlistLimits>;
 }
 
 /** The operator API under /v1 (registered behind the API key guard). */
@@ -80,7 +82,7 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
         active: r.active,
         not_now_count: r.notNowCount,
         updated_at: r.updatedAt,
-        result: r.result ? plistToJson(parsePlist(r.result)) : null,
+        result: r.result ? plistToJson(parsePlist(r.result, o.plistLimits)) : null,
       })),
     };
   });

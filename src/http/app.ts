@@ -9,7 +9,9 @@ import type { Store } from "../store/index.ts";
 import { apiKeyGuard } from "./api-auth.ts";
 import { registerApiRoutes } from "./api-routes.ts";
 import { errorHandler } from "./errors.ts";
+import { ApiFailureLimiter, clientErrorHandler, frameworkErrorHandler, plainRequestStrings } from "./limits.ts";
 import { mdmEndpoints } from "./mdm-handler.ts";
+import type { PlistLimits } from "../plist/index.ts";
 import { VERSION } from "../version.ts";
 
 const MAX_ID_LIST_BYTES = 512 * 1024;
@@ -26,13 +28,22 @@ export interface AppOptions {
   serverPath: string;
   checkinBodyLimit: number;
   reportBodyLimit: number;
+  /** Slow clients, API key failures, plist caps (docs/reliability.md). */
+  limits: {
+    headersTimeoutMs: number;
+    requestTimeoutMs: number;
+    bodyIdleTimeoutMs: number;
+    apiMaxFailures: number;
+    apiFailureWindowMs: number;
+    plist?: Partial<PlistLimits>;
+  };
   https?: { cert: Buffer; key: Buffer };
   /** Extra routes (the API of later features) registered behind the API key. */
   apiPlugins?: Array<(app: FastifyInstance) => void>;
 }
 
 export function buildApp(o: AppOptions): FastifyInstance {
-  const deviceEndpoints = mdmEndpoints({ ...o, log: o.log });
+  const deviceEndpoints = mdmEndpoints({ ...o, log: o.log, bodyIdleTimeoutMs: o.limits.bodyIdleTimeoutMs, plistLimits: o.limits.plist });
   const app = Fastify({
     loggerInstance: o.log as FastifyBaseLogger,
     // One log line per notable event, not two per request: at thousands of
@@ -42,18 +53,33 @@ export function buildApp(o: AppOptions): FastifyInstance {
     // Enqueue and push name their enrollment ids in the path (NanoMDM's API):
     // allow a long list (10,000 UUID-style ids is about 370 KB).
     routerOptions: { maxParamLength: MAX_ID_LIST_BYTES },
+    clientErrorHandler: clientErrorHandler(o.log),
+    frameworkErrors: frameworkErrorHandler(errorHandler),
     // Device requests never reach Fastify: the server hands them to the
     // node:http handler in mdm-handler.ts and everything else to Fastify.
     serverFactory: (fastifyHandler) => {
       const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
         if (!deviceEndpoints(req, res)) fastifyHandler(req, res);
       };
-      const maxHeaderSize = MAX_ID_LIST_BYTES + 64 * 1024;
+      // Slow clients (slow-loris): headers and the whole request each have a
+      // deadline, checked every second (node's default is every 30 s).
+      const { headersTimeoutMs, requestTimeoutMs } = o.limits;
+      const options = {
+        maxHeaderSize: MAX_ID_LIST_BYTES + 64 * 1024,
+        headersTimeout: Math.min(headersTimeoutMs, requestTimeoutMs),
+        requestTimeout: requestTimeoutMs,
+        connectionsCheckingInterval: Math.min(1000, headersTimeoutMs, requestTimeoutMs),
+      };
       // Devices present their identity certificate; Orchard checks it itself
       // against --ca, so the TLS layer asks for it but accepts any.
-      return o.https
-        ? https.createServer({ cert: o.https.cert, key: o.https.key, requestCert: true, rejectUnauthorized: false, maxHeaderSize }, handler)
-        : http.createServer({ maxHeaderSize }, handler);
+      const server = o.https
+        ? https.createServer({ cert: o.https.cert, key: o.https.key, requestCert: true, rejectUnauthorized: false, ...options }, handler)
+        : http.createServer(options, handler);
+      // Fastify sets this only on servers it makes itself. Node's 5 s default
+      // races clients and proxies reusing an idle connection (ECONNRESET);
+      // keep idle connections longer than common load balancers' 60 s.
+      server.keepAliveTimeout = 65_000;
+      return server;
     },
   });
 
@@ -74,8 +100,9 @@ export function buildApp(o: AppOptions): FastifyInstance {
   app.get("/version", async () => ({ version: VERSION }));
 
   app.register(async (api) => {
-    api.addHook("onRequest", apiKeyGuard(o.apiKey));
-    registerApiRoutes(api, { store: o.store, pusher: o.pusher, commandBodyLimit: o.reportBodyLimit });
+    api.addHook("onRequest", apiKeyGuard(o.apiKey, new ApiFailureLimiter(o.limits.apiMaxFailures, o.limits.apiFailureWindowMs)));
+    api.addHook("preValidation", plainRequestStrings);
+    registerApiRoutes(api, { store: o.store, pusher: o.pusher, commandBodyLimit: o.reportBodyLimit, plistLimits: o.limits.plist });
     for (const plugin of o.apiPlugins ?? []) plugin(api);
   });
   return app;

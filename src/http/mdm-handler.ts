@@ -5,8 +5,10 @@ import type { DeviceTrust } from "../identity/index.ts";
 import { parsePlistDict, serializePlist } from "../plist/index.ts";
 import { decodeCheckin } from "../protocol/checkin.ts";
 import { decodeReport } from "../protocol/report.ts";
+import type { PlistLimits } from "../plist/index.ts";
 import { identifyDevice } from "./device-identity.ts";
 import { statusOf } from "./errors.ts";
+import { BodyTimeout, BodyTooLarge } from "./limits.ts";
 
 // The device endpoints, served by plain node:http rather than through Fastify.
 // Every device poll comes here, and Fastify's routing, hooks and request and
@@ -27,6 +29,10 @@ export interface MdmHandlerOptions {
   serverPath: string;
   checkinBodyLimit: number;
   reportBodyLimit: number;
+  /** Longest pause between two pieces of a body (--body-idle-timeout). */
+  bodyIdleTimeoutMs: number;
+  /** Parser caps for device messages; undefined: the parser's defaults. */
+  plistLimits?: Partial<PlistLimits>;
 }
 
 type Endpoint = "checkin" | "server";
@@ -42,10 +48,17 @@ export function mdmEndpoints(o: MdmHandlerOptions): (req: IncomingMessage, res: 
     const endpoint = endpointOf(req, o);
     if (!endpoint) return false;
     const log = new RequestLog(o.log, `mdm-${++requests}`);
-    readBody(req, endpoint === "checkin" ? o.checkinBodyLimit : serverLimit).then(
+    readBody(req, endpoint === "checkin" ? o.checkinBodyLimit : serverLimit, o.bodyIdleTimeoutMs).then(
       (body) => handle(o, endpoint, req, body, log),
       (err: unknown) => ({ error: err }),
-    ).then((result) => reply(res, req, result, log));
+    )
+      .then((result) => reply(res, req, result, log))
+      // Never an unhandled rejection (it would end the process): a reply that
+      // cannot be written is logged and its connection dropped.
+      .catch((err: unknown) => {
+        log.error({ err }, "device reply failed");
+        res.destroy();
+      });
     return true;
   };
 }
@@ -66,7 +79,7 @@ type Outcome = { answer: CheckinReply } | { command: Buffer | null } | { error: 
 async function handle(o: MdmHandlerOptions, endpoint: Endpoint, req: IncomingMessage, raw: Buffer, log: Log): Promise<Outcome> {
   try {
     const identity = await identifyDevice(req.headers, req.socket, raw, o.trust, o.certHeader);
-    const body = parsePlistDict(raw);
+    const body = parsePlistDict(raw, o.plistLimits);
     const mdmReq = { certFingerprint: identity.fingerprint, method: req.method!, log, now: Date.now() };
     if (isCheckin(endpoint, req.headers["content-type"], body)) {
       return { answer: await o.service.checkIn(mdmReq, decodeCheckin(body, raw)) };
@@ -83,7 +96,10 @@ function reply(res: ServerResponse, req: IncomingMessage, outcome: Outcome, log:
     const { status, reason } = statusOf(outcome.error);
     if (status >= 500) log.error({ err: outcome.error }, "device request failed");
     else log.info({ status, reason, url: req.url }, "device request refused");
-    send(res, status, "text/plain; charset=utf-8", Buffer.from(reason + "\n"));
+    // A stalled body: this connection is done. (A body too large is read to its
+    // end and dropped, so that the client, still sending, reads the 413.)
+    const close = outcome.error instanceof BodyTimeout;
+    send(res, status, "text/plain; charset=utf-8", Buffer.from(reason + "\n"), close);
     return;
   }
   if ("command" in outcome) {
@@ -98,44 +114,63 @@ function reply(res: ServerResponse, req: IncomingMessage, outcome: Outcome, log:
   else send(res, a.status, a.contentType, a.body);
 }
 
-function send(res: ServerResponse, status: number, contentType: string | undefined, body: Buffer | undefined): void {
+function send(res: ServerResponse, status: number, contentType: string | undefined, body: Buffer | undefined, close = false): void {
   if (res.headersSent || res.destroyed) return;
   const headers: Record<string, string | number> = { "content-length": body ? body.length : 0 };
   if (contentType) headers["content-type"] = contentType;
+  if (close) headers.connection = "close";
   res.writeHead(status, headers);
-  res.end(body);
+  // node would keep reading the rest of the body before it closes; a stalled one never comes.
+  if (close) {
+    const socket = res.socket;
+    res.end(body, () => socket?.destroy());
+  } else res.end(body);
 }
 
-class BodyTooLarge extends Error {
-  readonly statusCode = 413;
-  constructor(limit: number) {
-    super(`body too large: the limit is ${limit} bytes`);
-  }
-}
-
-/** The raw body, refused with 413 past the limit (the signature covers these exact bytes). */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/**
+ * The raw body (the signature covers these exact bytes). Refused with 413 past
+ * the limit, and with 408 when it stalls for idleMs. Past the limit nothing
+ * more is kept: the rest is read and dropped (--request-timeout bounds how
+ * long), so that the client, still sending, gets its answer.
+ */
+function readBody(req: IncomingMessage, limit: number, idleMs: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const declared = Number(req.headers["content-length"] ?? 0);
-    if (declared > limit) {
-      req.resume();
-      reject(new BodyTooLarge(limit));
-      return;
-    }
     const chunks: Buffer[] = [];
     let size = 0;
+    let done = false;
+    const fail = (err: Error) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      chunks.length = 0;
+      reject(err);
+    };
+    const timer = setTimeout(() => fail(new BodyTimeout(idleMs)), idleMs);
+    const declared = Number(req.headers["content-length"] ?? 0);
+    if (declared > limit) fail(new BodyTooLarge(limit));
     req.on("data", (chunk: Buffer) => {
+      if (done) return;
+      timer.refresh();
       size += chunk.length;
-      if (size > limit) {
-        req.destroy();
-        reject(new BodyTooLarge(limit));
-        return;
-      }
-      chunks.push(chunk);
+      if (size > limit) fail(new BodyTooLarge(limit));
+      else chunks.push(chunk);
     });
-    req.on("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
-    req.on("error", reject);
+    req.on("end", () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    });
+    // The client went away mid-body: nobody to answer, and no server fault.
+    req.on("error", () => fail(new ClientGone()));
   });
+}
+
+class ClientGone extends Error {
+  readonly statusCode = 400;
+  constructor() {
+    super("the client closed the connection before the body ended");
+  }
 }
 
 /**

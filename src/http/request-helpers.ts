@@ -1,9 +1,24 @@
 import type { FastifyRequest } from "fastify";
 import { BadRequest } from "../errors.ts";
 
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A text body as UTF-8, refusing invalid bytes rather than turning them into
+ * U+FFFD (a password or a short name must be what the operator sent).
+ */
+export function utf8Body(req: FastifyRequest, what: string): string {
+  if (!Buffer.isBuffer(req.body)) return "";
+  try {
+    return utf8.decode(req.body);
+  } catch {
+    throw new BadRequest(`${what} is not valid UTF-8`);
+  }
+}
+
 /** Parses a JSON object body; every field is checked by the route's own rules. */
 export function jsonObject(req: FastifyRequest): Record<string, unknown> {
-  const raw = Buffer.isBuffer(req.body) ? req.body.toString("utf8") : "";
+  const raw = utf8Body(req, "the body");
   let value: unknown;
   try {
     value = JSON.parse(raw);
@@ -24,6 +39,10 @@ export function optionalString(body: Record<string, unknown>, key: string, max: 
   const v = body[key];
   if (v === undefined || v === null) return v;
   if (typeof v !== "string" || v.length === 0 || v.length > max) throw new BadRequest(`${key} must be a string of 1 to ${max} characters`);
+  // PostgreSQL cannot store U+0000 in text (a 500 there), and a lone surrogate
+  // would be stored as U+FFFD: neither is in any real name, id or password.
+  if (v.includes("\0")) throw new BadRequest(`${key} contains a NUL character`);
+  if (!(v as unknown as { isWellFormed(): boolean }).isWellFormed()) throw new BadRequest(`${key} is not valid Unicode (a lone surrogate)`);
   return v;
 }
 

@@ -3,7 +3,7 @@ import { computeHA1, parseHtdigest } from "../digest/index.ts";
 import { BadRequest, Conflict, NotFound } from "../errors.ts";
 import type { DirectoryState } from "../store/directory.ts";
 import type { Store } from "../store/index.ts";
-import { jsonObject, nextCursor, onlyKeys, optionalString, pageSize } from "./request-helpers.ts";
+import { jsonObject, nextCursor, onlyKeys, optionalString, pageSize, utf8Body } from "./request-helpers.ts";
 
 export interface UserRouteOptions {
   store: Store;
@@ -12,12 +12,14 @@ export interface UserRouteOptions {
 }
 
 const SHORT_NAME = /^[^\u0000-\u001f\u007f:/,]{1,256}$/;
+/** A user's JSON is a few hundred bytes; far more is not one. */
+const USER_BODY_LIMIT = 64 * 1024;
 
 /** The directory of network users, and the state of their logins (registered behind the API key). */
 export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): void {
   const { store, realm } = o;
 
-  app.put<{ Params: { shortName: string } }>("/v1/users/:shortName", async (req, reply) => {
+  app.put<{ Params: { shortName: string } }>("/v1/users/:shortName", { bodyLimit: USER_BODY_LIMIT }, async (req, reply) => {
     const shortName = checkShortName(req.params.shortName);
     const body = jsonObject(req);
     onlyKeys(body, ["password", "guid", "fullName", "state"]);
@@ -68,8 +70,7 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): v
   });
 
   app.post("/v1/users/import", async (req) => {
-    const text = Buffer.isBuffer(req.body) ? req.body.toString("utf8") : "";
-    const { entries, errors } = parseHtdigest(text);
+    const { entries, errors } = parseHtdigest(utf8Body(req, "the htdigest file"));
     const otherRealms: Array<{ username: string; realm: string }> = [];
     let created = 0;
     let updated = 0;

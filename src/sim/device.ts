@@ -21,6 +21,8 @@ export interface SimDeviceOptions {
   topic?: string;
   checkinPath?: string;
   serverPath?: string;
+  /** What Authenticate reports about the hardware and OS (Model, OSVersion, ...); a default per platform when absent. */
+  facts?: PlistDict;
 }
 
 /** A reply from the server with its plist, when it sent one. */
@@ -72,12 +74,16 @@ export class SimDevice {
     return this.put(this.serverPath, "application/x-apple-aspen-mdm", { Status: status, UDID: this.udid, ...fields });
   }
 
+  /** The hardware and OS facts Authenticate sends (and a DeviceInformation answer can reuse). */
+  facts(): PlistDict {
+    if (this.o.facts) return { ...this.o.facts };
+    return this.platform === "macOS"
+      ? { Model: "Mac14,2", ModelName: "MacBook Air", DeviceName: `Sim ${this.serialNumber}`, ProductName: "Mac14,2", OSVersion: "14.6", BuildVersion: "23G80" }
+      : { ProductName: "iPhone15,2", OSVersion: "17.5", BuildVersion: "21F79" };
+  }
+
   authenticate(): Promise<DeviceReply> {
-    const facts: PlistDict =
-      this.platform === "macOS"
-        ? { Model: "Mac14,2", ModelName: "MacBook Air", DeviceName: `Sim ${this.serialNumber}`, ProductName: "Mac14,2", OSVersion: "14.6", BuildVersion: "23G80" }
-        : { ProductName: "iPhone15,2", OSVersion: "17.5", BuildVersion: "21F79" };
-    return this.checkin("Authenticate", { Topic: this.topic, SerialNumber: this.serialNumber, ...facts });
+    return this.checkin("Authenticate", { Topic: this.topic, SerialNumber: this.serialNumber, ...this.facts() });
   }
 
   tokenUpdate(extra: PlistDict = {}): Promise<DeviceReply> {
@@ -98,6 +104,16 @@ export class SimDevice {
     if (user.longName) keys.UserLongName = user.longName;
     if (user.authToken) keys.AuthToken = user.authToken;
     return keys;
+  }
+
+  /**
+   * One UserAuthenticate message: the first (no DigestResponse) asks for a
+   * challenge, the second answers it and gets the AuthToken.
+   */
+  userAuthenticate(user: SimUser, digestResponse?: string): Promise<DeviceReply> {
+    const fields: PlistDict = { UserID: user.userId };
+    if (digestResponse !== undefined) fields.DigestResponse = digestResponse;
+    return this.checkin("UserAuthenticate", fields);
   }
 
   userTokenUpdate(user: SimUser, token = randomBytes(32), pushMagic = randomUUID().toUpperCase()): Promise<DeviceReply> {

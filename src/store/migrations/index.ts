@@ -1,5 +1,6 @@
 import { core } from "./001-core.ts";
 import { userAuth } from "./002-userauth.ts";
+import { push } from "./003-push.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
@@ -8,7 +9,7 @@ export interface Migration {
   sql: string;
 }
 
-export const migrations: readonly Migration[] = [core, userAuth];
+export const migrations: readonly Migration[] = [core, userAuth, push];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
   const types =

@@ -1,0 +1,39 @@
+import type { ApiResult, EnrollmentResult } from "../core/enqueue.ts";
+import { ApiError, errorReason } from "./api-client.ts";
+import { checkIds, connect, idPath, parseCommand, printJson, type ClientCommand } from "./command.ts";
+import { formatTable } from "./table.ts";
+
+export const pushCommand: ClientCommand = {
+  name: "push",
+  summary: "wake enrollments with an APNs push so that they poll for commands",
+  usage: [
+    `push <id...>`,
+    "  prints the apns-id or the reason per id. Exit 0: all pushed, 3: some failed (HTTP 207), 1: all failed",
+  ],
+  async run(args, ctx) {
+    const { values, positionals } = parseCommand(args, {});
+    const ids = checkIds(positionals);
+    const client = connect(values, ctx);
+    const res = await client.request("POST", `/v1/push/${idPath(ids)}`);
+    const result = res.json as ApiResult | undefined;
+    if (!result || typeof result !== "object" || typeof result.status !== "object") throw new ApiError(errorReason(res), res.status);
+    if (values.json) printJson(ctx, result);
+    else {
+      const listed = new Set(ids);
+      const all = [...ids, ...Object.keys(result.status ?? {}).filter((id) => !listed.has(id))];
+      ctx.out(formatTable(["ENROLLMENT", "RESULT"], all.map((id) => [id, outcome(result.status?.[id])])));
+    }
+    if (res.status === 200) return 0;
+    if (res.status === 207) {
+      ctx.err("orchard: the push failed for some ids (HTTP 207)\n");
+      return 3;
+    }
+    ctx.err(`orchard: no push was sent (HTTP ${res.status})\n`);
+    return 1;
+  },
+};
+
+function outcome(s: EnrollmentResult | undefined): string {
+  if (s?.push_result) return `pushed (apns-id ${s.push_result})`;
+  return `not pushed: ${s?.push_error ?? s?.command_error ?? "no answer for this id"}`;
+}

@@ -1,0 +1,69 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { apiStatus, pushInto, type ApiResult } from "../core/enqueue.ts";
+import type { Pusher } from "../core/push.ts";
+import { BadRequest, NotFound } from "../errors.ts";
+import { parsePushCertificate } from "../push/certificate.ts";
+import type { PushCertSource } from "../push/certs.ts";
+import type { Store } from "../store/index.ts";
+import { bodyBuffer, idList } from "./api-routes.ts";
+
+export interface PushRouteOptions {
+  store: Store;
+  certs: PushCertSource;
+  pusher: Pusher;
+}
+
+/** The header that carries a PKCS#12 file's (or an encrypted PEM key's) passphrase; never the query string, which ends up in logs. */
+export const PASSPHRASE_HEADER = "x-passphrase";
+const PUSHCERT_BODY_LIMIT = 1024 * 1024;
+
+/** Push certificates and pushes (registered behind the API key). Keys are never returned. */
+export function registerPushRoutes(app: FastifyInstance, o: PushRouteOptions): void {
+  const { store, certs } = o;
+
+  // NanoMDM-compatible: `cat push.pem push.key | curl -T - .../v1/pushcert`, whatever the Content-Type; or a .p12.
+  app.put("/v1/pushcert", { bodyLimit: PUSHCERT_BODY_LIMIT }, async (req) => {
+    const body = bodyBuffer(req);
+    if (body.length === 0) throw new BadRequest("the body must be a PEM certificate and its private key, or a PKCS#12 file");
+    const header = req.headers[PASSPHRASE_HEADER];
+    const passphrase = typeof header === "string" ? header : undefined;
+    const cert = parsePushCertificate(body, passphrase);
+    const now = Date.now();
+    const created = await certs.put(cert, now);
+    const notAfter = new Date(cert.notAfter).toISOString();
+    await store.events.add({ type: "pushcert.uploaded", detail: { topic: cert.topic, not_after: notAfter, fingerprint: cert.fingerprint, created } }, now);
+    req.log.info({ topic: cert.topic, notAfter, fingerprint: cert.fingerprint, created }, "push certificate stored");
+    return { topic: cert.topic, not_after: notAfter };
+  });
+
+  app.get("/v1/pushcert", async () => {
+    const list = await store.push.certs();
+    return {
+      push_certs: list.map((c) => ({
+        topic: c.topic,
+        not_before: new Date(c.notBefore).toISOString(),
+        not_after: new Date(c.notAfter).toISOString(),
+        fingerprint: c.fingerprint,
+        created_at: new Date(c.createdAt).toISOString(),
+        updated_at: new Date(c.updatedAt).toISOString(),
+      })),
+    };
+  });
+
+  app.delete<{ Params: { topic: string } }>("/v1/pushcert/:topic", async (req) => {
+    if (!(await certs.remove(req.params.topic))) throw new NotFound("no push certificate for this topic");
+    await store.events.add({ type: "pushcert.removed", detail: { topic: req.params.topic } }, Date.now());
+    req.log.info({ topic: req.params.topic }, "push certificate removed");
+    return { removed: req.params.topic };
+  });
+
+  // NanoMDM's push API: status per id with push_result (the apns-id) or push_error.
+  const push = async (req: FastifyRequest<{ Params: { ids: string } }>, reply: FastifyReply) => {
+    const ids = idList(req.params.ids);
+    const result: ApiResult = { status: {} };
+    await pushInto(o.pusher, ids, result, "api");
+    return reply.code(apiStatus(result, ids.length)).send(result);
+  };
+  app.get("/v1/push/:ids", push);
+  app.post("/v1/push/:ids", push);
+}

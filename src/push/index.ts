@@ -1,0 +1,57 @@
+import fs from "node:fs";
+import type { PushConfig } from "../config.ts";
+import type { Log } from "../core/service.ts";
+import type { Store } from "../store/index.ts";
+import { PushCertSource } from "./certs.ts";
+import { NotNowRepush } from "./notnow.ts";
+import { ApnsPusher } from "./pusher.ts";
+import { loadOrCreateSecretKey, SecretBox } from "./secret-box.ts";
+import { startPushSweep } from "./sweep.ts";
+
+export interface PushService {
+  pusher: ApnsPusher;
+  certs: PushCertSource;
+  /** The core's NotNow hook; undefined when --notnow-push-delay is 0. */
+  notNow?: NotNowRepush;
+  close(): Promise<void>;
+}
+
+const PING_INTERVAL_MS = 10 * 60_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/** Assembles pushing: the certificates, the APNs provider, the NotNow re-push and the sweep. */
+export function startPush(o: { config: PushConfig; store: Store; dataDir: string; log: Log }): PushService {
+  const { config, store, log } = o;
+  const box = new SecretBox(config.secretKey ?? loadOrCreateSecretKey(o.dataDir, log));
+  const certs = new PushCertSource(store.push, box, config.certRefreshMs, log);
+  const pusher = new ApnsPusher({
+    store,
+    certs,
+    log,
+    url: config.apnsUrl,
+    ca: config.apnsCaFiles.map((f) => fs.readFileSync(f, "utf8")),
+    expirationMs: config.expirationMs,
+    priority: 10,
+    maxStreams: config.maxStreams,
+    retries: config.retries,
+    backoffMs: config.backoffMs,
+    pingIntervalMs: PING_INTERVAL_MS,
+    requestTimeoutMs: REQUEST_TIMEOUT_MS,
+  });
+  const notNow = config.notNowDelayMs > 0 ? new NotNowRepush(store, pusher, config.notNowDelayMs, log) : undefined;
+  notNow?.start();
+  const stopSweep =
+    config.sweepIntervalMs > 0
+      ? startPushSweep(store, pusher, { intervalMs: config.sweepIntervalMs, silenceMs: config.sweepSilenceMs }, log)
+      : async () => {};
+  return {
+    pusher,
+    certs,
+    notNow,
+    async close() {
+      await stopSweep();
+      await notNow?.stop();
+      await pusher.close();
+    },
+  };
+}

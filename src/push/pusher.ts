@@ -1,0 +1,271 @@
+import { randomUUID } from "node:crypto";
+import type { PushOptions, PushOutcome, Pusher } from "../core/push.ts";
+import type { Log } from "../core/service.ts";
+import type { NewEvent } from "../store/events.ts";
+import type { Store } from "../store/index.ts";
+import type { DeadTokenMark, PushTarget } from "../store/push.ts";
+import { ApnsClient, ApnsTransportError, type ApnsResponse } from "./apns-client.ts";
+import { PushCertUnusable, type PushCertSource } from "./certs.ts";
+
+export interface ApnsPusherOptions {
+  store: Store;
+  certs: PushCertSource;
+  log: Log;
+  /** The APNs endpoint (--apns-url, --apns-sandbox). */
+  url: string;
+  /** Extra CAs trusted for the APNs server (--apns-ca). */
+  ca?: string[];
+  /** apns-expiration: now + this; 0 sends `0` (deliver now or never). */
+  expirationMs: number;
+  priority: number;
+  /** Cap on concurrent streams per topic connection (the server's limit also applies). */
+  maxStreams: number;
+  /** Further attempts after a 429, a 5xx or no answer. */
+  retries: number;
+  /** Base of the exponential backoff between attempts. */
+  backoffMs: number;
+  pingIntervalMs: number;
+  requestTimeoutMs: number;
+}
+
+/** The answer for every id while no push certificate at all is stored (NoPusher's words). */
+export const NO_CERTIFICATE = "no push certificate is configured";
+
+// 403 reasons that mean the certificate itself is refused: stop pushing on the topic.
+const CERT_REASONS = new Set(["BadCertificate", "BadCertificateEnvironment", "Forbidden"]);
+// 400 reasons that mean the connection should be replaced before retrying.
+const RECONNECT_REASONS = new Set(["IdleTimeout"]);
+// How long a topic whose certificate APNs refused is not tried again (unless a new certificate arrives).
+const CERT_BLOCK_MS = 10 * 60_000;
+// GOAWAY'd streams APNs never processed are resent at once, this many times at most.
+const MAX_REFUSED_RESENDS = 5;
+const BACKOFF_CAP_MS = 30_000;
+
+interface Batch {
+  trigger: string;
+  outcomes: Map<string, PushOutcome>;
+  events: NewEvent[];
+  dead: DeadTokenMark[];
+}
+
+/**
+ * Wakes channels through APNs. Groups the ids by topic, sends each group on
+ * that topic's long-lived connection (bounded concurrent streams), retries
+ * 429, 5xx and lost streams with backoff and jitter, stops pushing to tokens
+ * APNs calls dead (410, 400 BadDeviceToken) and on topics whose certificate
+ * it refuses (403, reported once), and records every outcome as an event,
+ * many to a statement.
+ */
+export class ApnsPusher implements Pusher {
+  private readonly clients = new Map<string, { version: string; client: ApnsClient }>();
+  private readonly blocked = new Map<string, { version: string; until: number; message: string }>();
+  private closed = false;
+
+  constructor(private readonly o: ApnsPusherOptions) {}
+
+  async push(enrollmentIds: readonly string[], options: PushOptions = {}): Promise<Map<string, PushOutcome>> {
+    const started = Date.now();
+    // No certificate at all: pushing is not set up; answer as NoPusher would, without touching the store.
+    if (!(await this.o.certs.anyConfigured(started))) return new Map(enrollmentIds.map((id) => [id, { error: NO_CERTIFICATE }]));
+    const batch: Batch = { trigger: options.trigger ?? "api", outcomes: new Map(), events: [], dead: [] };
+    const targets = await this.o.store.push.targets(enrollmentIds);
+    const byTopic = new Map<string, PushTarget[]>();
+    for (const id of enrollmentIds) {
+      const t = targets.get(id);
+      if (!t) batch.outcomes.set(id, { error: "unknown enrollment" });
+      else if (!t.enabled) this.fail(batch, t, "enrollment is disabled (no TokenUpdate since its last Authenticate, or it checked out)");
+      else if (t.dead) {
+        this.fail(batch, t, `APNs refused this push token (${t.dead.status} ${t.dead.reason}) at ${new Date(t.dead.markedAt).toISOString()}; no pushes until the device sends a TokenUpdate`);
+      } else {
+        let group = byTopic.get(t.topic);
+        if (!group) byTopic.set(t.topic, (group = []));
+        group.push(t);
+      }
+    }
+    await Promise.all([...byTopic].map(([topic, group]) => this.pushTopic(topic, group, batch)));
+
+    // The pushes went out whatever happens here: a failed write is logged, the answer stands.
+    let marked = new Set<string>();
+    try {
+      marked = await this.o.store.push.recordOutcomes(batch.dead, batch.events, Date.now());
+    } catch (err) {
+      this.o.log.error({ err, events: batch.events.length, deadTokens: batch.dead.length }, "could not record push outcomes");
+    }
+    let sent = 0;
+    for (const o of batch.outcomes.values()) if (o.pushId) sent++;
+    this.o.log.info(
+      {
+        trigger: batch.trigger,
+        ids: enrollmentIds.length,
+        sent,
+        failed: enrollmentIds.length - sent,
+        deadTokens: marked.size,
+        ms: Date.now() - started,
+        peakStreams: this.peakStreams(),
+      },
+      "push",
+    );
+    return batch.outcomes;
+  }
+
+  /** Closes every APNs connection (server shutdown). */
+  async close(): Promise<void> {
+    this.closed = true;
+    const clients = [...this.clients.values()];
+    this.clients.clear();
+    await Promise.all(clients.map((c) => c.client.close()));
+  }
+
+  /** The most streams ever open at once on any topic's connection (bench). */
+  peakStreams(): number {
+    return Math.max(0, ...[...this.clients.values()].map((c) => c.client.peakStreams));
+  }
+
+  private async pushTopic(topic: string, group: PushTarget[], batch: Batch): Promise<void> {
+    // One lookup up front: a topic without a usable certificate fails as a whole.
+    const problem = await this.certProblem(topic);
+    if (problem) {
+      for (const t of group) this.fail(batch, t, problem);
+      return;
+    }
+    await Promise.all(group.map((t) => this.pushOne(topic, t, batch)));
+  }
+
+  private async certProblem(topic: string): Promise<string | undefined> {
+    try {
+      if (await this.o.certs.get(topic)) return undefined;
+      return (await this.o.certs.anyConfigured()) ? `no push certificate for topic ${topic}` : NO_CERTIFICATE;
+    } catch (err) {
+      if (err instanceof PushCertUnusable) return err.message;
+      throw err;
+    }
+  }
+
+  private async pushOne(topic: string, t: PushTarget, batch: Batch): Promise<void> {
+    const apnsId = randomUUID();
+    let attempts = 0;
+    let resends = 0;
+    for (;;) {
+      let client: { client: ApnsClient; version: string } | string;
+      try {
+        client = await this.clientFor(topic);
+      } catch (err) {
+        return this.fail(batch, t, err instanceof PushCertUnusable ? err.message : `push certificate: ${(err as Error).message}`, { attempts });
+      }
+      if (typeof client === "string") return this.fail(batch, t, client, { attempts });
+      attempts++;
+      const sentAt = Date.now();
+      let res: ApnsResponse;
+      try {
+        res = await client.client.send({
+          token: t.pushToken,
+          pushMagic: t.pushMagic,
+          apnsId,
+          expiration: this.o.expirationMs === 0 ? 0 : Math.floor((sentAt + this.o.expirationMs) / 1000),
+          priority: this.o.priority,
+        });
+      } catch (err) {
+        if (!(err instanceof ApnsTransportError)) throw err;
+        if (err.refused && resends < MAX_REFUSED_RESENDS) {
+          // APNs never processed it (GOAWAY): send again on the next connection, not counted as an attempt.
+          resends++;
+          attempts--;
+          continue;
+        }
+        if (attempts <= this.o.retries && !this.closed) {
+          await sleep(this.backoff(attempts));
+          continue;
+        }
+        return this.fail(batch, t, `APNs did not answer: ${err.message}`, { attempts });
+      }
+
+      const reason = res.reason ?? "";
+      if (res.status === 200) {
+        const pushId = res.apnsId ?? apnsId;
+        batch.outcomes.set(t.id, { pushId });
+        batch.events.push({ type: "push.sent", enrollmentId: t.id, detail: { topic, apns_id: pushId, trigger: batch.trigger, attempts } });
+        return;
+      }
+      const detail = { status: res.status, reason, attempts };
+      if (res.status === 410 || (res.status === 400 && reason === "BadDeviceToken")) {
+        batch.dead.push({ enrollmentId: t.id, pushToken: t.pushToken, status: res.status, reason, apnsTimestamp: res.timestamp, sentAt });
+        return this.fail(batch, t, `APNs ${res.status} ${reason}: the push token is no longer valid; no pushes until the device sends a TokenUpdate`, {
+          ...detail,
+          token_dead: true,
+          apns_timestamp: res.timestamp,
+        });
+      }
+      if (res.status === 403 && (CERT_REASONS.has(reason) || reason === "")) {
+        return this.fail(batch, t, this.certificateRefused(topic, client.version, reason, client.client), detail);
+      }
+      const retriable = res.status === 429 || res.status >= 500 || (res.status === 400 && RECONNECT_REASONS.has(reason));
+      if (retriable && attempts <= this.o.retries && !this.closed) {
+        if (res.status === 503 || RECONNECT_REASONS.has(reason)) client.client.retire();
+        await sleep(this.backoff(attempts));
+        continue;
+      }
+      return this.fail(batch, t, `APNs ${res.status} ${reason}`.trim() + (retriable ? ` (after ${attempts} attempts)` : ""), detail);
+    }
+  }
+
+  /** The topic's connection for its current certificate, or why there is none. */
+  private async clientFor(topic: string): Promise<{ client: ApnsClient; version: string } | string> {
+    if (this.closed) return "the server is shutting down";
+    const cert = await this.o.certs.get(topic);
+    if (!cert) return (await this.o.certs.anyConfigured()) ? `no push certificate for topic ${topic}` : NO_CERTIFICATE;
+    const block = this.blocked.get(topic);
+    if (block && block.version === cert.version && block.until > Date.now()) return block.message;
+    let entry = this.clients.get(topic);
+    if (!entry || entry.version !== cert.version) {
+      if (entry) {
+        this.o.log.info({ topic, fingerprint: cert.fingerprint }, "push certificate changed: new APNs connection");
+        void entry.client.close();
+      }
+      entry = {
+        version: cert.version,
+        client: new ApnsClient({
+          url: this.o.url,
+          topic,
+          cert: cert.certPem,
+          key: cert.keyPem,
+          ca: this.o.ca,
+          maxStreams: this.o.maxStreams,
+          pingIntervalMs: this.o.pingIntervalMs,
+          requestTimeoutMs: this.o.requestTimeoutMs,
+          log: this.o.log,
+        }),
+      };
+      this.clients.set(topic, entry);
+    }
+    return entry;
+  }
+
+  /** Blocks the topic until a new certificate (or a while); says so loudly once. */
+  private certificateRefused(topic: string, version: string, reason: string, client: ApnsClient): string {
+    const message = `APNs refused the push certificate of ${topic} (403 ${reason || "Forbidden"}): renew or replace it (PUT /v1/pushcert)`;
+    const current = this.blocked.get(topic);
+    if (current && current.version === version && current.until > Date.now()) return current.message;
+    this.blocked.set(topic, { version, until: Date.now() + CERT_BLOCK_MS, message });
+    client.retire();
+    this.o.log.error({ topic, reason }, `PUSH CERTIFICATE REFUSED BY APNS: ${message}`);
+    void this.o.store.events
+      .add({ type: "pushcert.refused", detail: { topic, status: 403, reason } }, Date.now())
+      .catch((err: unknown) => this.o.log.warn({ err }, "could not record the pushcert.refused event"));
+    return message;
+  }
+
+  private fail(batch: Batch, t: PushTarget, error: string, detail: Record<string, unknown> = {}): void {
+    batch.outcomes.set(t.id, { error });
+    batch.events.push({ type: "push.failed", enrollmentId: t.id, detail: { topic: t.topic, trigger: batch.trigger, error, ...detail } });
+  }
+
+  /** Exponential with equal jitter: half the step fixed, half random. */
+  private backoff(attempt: number): number {
+    const step = Math.min(BACKOFF_CAP_MS, this.o.backoffMs * 2 ** (attempt - 1));
+    return step / 2 + Math.random() * (step / 2);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

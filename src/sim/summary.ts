@@ -1,0 +1,70 @@
+import { formatFields, formatTable } from "../cli/table.ts";
+import type { SimulationReport } from "./fleet-sim.ts";
+import type { SimStats } from "./metrics.ts";
+
+/** How a simulation run reads for people: the live progress line and the summary at the end. */
+
+const PHASES: Record<string, string> = {
+  setup: "preparing",
+  enroll: "enrolling",
+  run: "running",
+  drain: "draining",
+  cleanup: "cleaning up",
+  done: "done",
+};
+
+/** One line of what the run has seen so far; `perSecond` is the recent device request rate. */
+export function progressLine(s: SimStats, o: { devices: number; durationMs: number; perSecond: number; trafficStartedMs?: number }): string {
+  if (s.phase === "setup") return `simulate: preparing devices and certificates ${s.devices}/${o.devices}`;
+  const parts = [
+    `simulate: ${PHASES[s.phase] ?? s.phase}`,
+    `enrolled ${s.enrolled}/${o.devices}`,
+  ];
+  if (s.loginsExpected > 0) parts.push(`logins ${s.logins}/${s.loginsExpected}`);
+  else if (s.userChannelsExpected > 0) parts.push(`user channels ${s.userChannels}/${s.userChannelsExpected}`);
+  parts.push(`commands ${s.commands}`, `${Math.round(o.perSecond)} req/s`, `errors ${s.errors}`);
+  if (o.trafficStartedMs !== undefined) {
+    parts.push(`${Math.floor((performance.now() - o.trafficStartedMs) / 1000)}s/${Math.round(o.durationMs / 1000)}s`);
+  }
+  return parts.join("  ");
+}
+
+/** The summary table printed at the end of a run. */
+export function formatSummary(r: SimulationReport): string {
+  const ms = (n: number) => (n >= 100 ? `${Math.round(n)} ms` : `${n.toFixed(n >= 10 ? 1 : 2)} ms`);
+  const fields: Array<[string, string | number]> = [
+    ["server", r.url],
+    ["devices", `${r.devices} (${r.macs} macOS, ${r.iphones} iOS; identity in ${r.identity})`],
+    ["enrolled", `${r.enrolled}/${r.devices}`],
+  ];
+  if (r.userChannelsExpected > 0) fields.push(["user channels", `${r.userChannels}/${r.userChannelsExpected}`]);
+  if (r.networkUsers) {
+    const zero = r.zeroLengthLogins > 0 ? `, ${r.zeroLengthLogins} without a token (zero-length challenge)` : "";
+    fields.push(["logins", `${r.logins}/${r.loginsExpected} with an AuthToken${zero}`]);
+  }
+  fields.push(
+    ["commands", `${r.commands} answered, ${r.notNow} NotNow; the run queued ${r.commandsEnqueued}, ${r.unanswered} left unanswered`],
+    ["requests", `${r.requests} from devices (${r.requestsPerSecond}/s), ${r.apiRequests} to the API`],
+    ["latency", `p50 ${ms(r.latencyMs.p50)}, p90 ${ms(r.latencyMs.p90)}, p99 ${ms(r.latencyMs.p99)}, max ${ms(r.latencyMs.max)}`],
+    ["HTTP statuses", Object.entries(r.statuses).map(([k, v]) => `${k}: ${v}`).join(", ") || "none"],
+    ["duration", `${(r.durationMs / 1000).toFixed(1)} s${r.interrupted ? " (interrupted)" : ""}`],
+    ["seed", `${r.seed} (--seed ${r.seed} makes the same fleet again)`],
+  );
+  if (r.caCertPath) fields.push(["device CA", r.caCertPath]);
+  fields.push(["errors", r.errors]);
+  let text = formatFields(fields);
+  const types = Object.entries(r.requestTypes);
+  if (types.length > 0) {
+    text +=
+      "\n" +
+      formatTable(
+        ["REQUEST TYPE", "RECEIVED", "ACKNOWLEDGED", "ERROR", "NOTNOW"],
+        types.map(([t, c]) => [t, c.received, c.acknowledged, c.error, c.notNow]).map((row) => row.map(String)),
+      );
+  }
+  const kinds = Object.entries(r.errorKinds);
+  if (kinds.length > 0) {
+    text += "\n" + formatTable(["ERROR", "COUNT", "FIRST SEEN"], kinds.map(([k, e]) => [k, String(e.count), e.example]));
+  }
+  return text;
+}
