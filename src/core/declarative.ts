@@ -23,6 +23,7 @@ export class DeclarativeManagement {
     // Declaration identifiers may hold any character: escape each segment.
     const url = this.baseUrl.replace(/\/?$/, "/") + segments.map(encodeURIComponent).join("/");
     let res: Response;
+    let reply: Buffer;
     try {
       res = await fetch(url, {
         method: body && body.length > 0 ? "PUT" : "GET",
@@ -30,11 +31,12 @@ export class DeclarativeManagement {
         headers: { "X-Enrollment-ID": msg.channel.id, "Content-Type": "application/json" },
         signal: AbortSignal.timeout(this.timeoutMs),
       });
+      // The body can fail after the headers (the service hung up): same answer.
+      reply = Buffer.from(await res.arrayBuffer());
     } catch (err) {
       req.log.warn({ err: String(err) }, "declarative management service unreachable");
       throw new OrchardError(503, "declarative management service unreachable");
     }
-    const reply = Buffer.from(await res.arrayBuffer());
     return { kind: "raw", status: res.status, contentType: res.headers.get("content-type") ?? undefined, body: reply };
   }
 }
