@@ -2,6 +2,8 @@
 // grammar-aware mutations of plist messages (as values and as XML text),
 // hostile documents, malformed DigestResponse strings, and store snapshots
 // that tell a refused request's (no change allowed) from an accepted one's.
+import { CHECKIN_MESSAGE_TYPES } from "../../src/protocol/checkin.ts";
+import { REPORT_STATUSES } from "../../src/protocol/report.ts";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import type { PlistDict, PlistValue } from "../../src/plist/index.ts";
@@ -97,18 +99,9 @@ export class Raw {
 export type FuzzValue = PlistValue | Raw | FuzzValue[] | { [key: string]: FuzzValue };
 export type FuzzDict = { [key: string]: FuzzValue };
 
-export const MESSAGE_TYPES = [
-  "Authenticate",
-  "TokenUpdate",
-  "CheckOut",
-  "UserAuthenticate",
-  "GetBootstrapToken",
-  "SetBootstrapToken",
-  "GetToken",
-  "DeclarativeManagement",
-  "ReturnToService",
-];
-export const STATUSES = ["Idle", "Acknowledged", "Error", "CommandFormatError", "NotNow"];
+// The protocol layer's own lists: a new message type or status is fuzzed too.
+export const MESSAGE_TYPES: readonly string[] = CHECKIN_MESSAGE_TYPES;
+export const STATUSES: readonly string[] = REPORT_STATUSES;
 /** Keys Orchard reads, so mutations land where the code looks. */
 export const KNOWN_KEYS = [
   "MessageType", "Status", "UDID", "EnrollmentID", "EnrollmentUserID", "UserID", "UserShortName", "UserLongName",
