@@ -3,13 +3,14 @@ import fs from "node:fs";
 import path from "node:path";
 import { escapedPemHeader, issueDeviceIdentity, rfc9440Header, signMdmBody, type DeviceIdentity } from "../../src/identity/testing/pki.ts";
 import { parsePlistDict, serializePlist, type PlistDict } from "../../src/plist/index.ts";
+import { FIXTURES_DIR } from "../../src/plist/testing.ts";
 import type { Response, Transport } from "../../src/sim/transport.ts";
 import type { Store } from "../../src/store/index.ts";
 import type { TestFleet } from "./fleet.ts";
 
 export const CHECKIN_TYPE = "application/x-apple-aspen-mdm-checkin";
 export const COMMAND_TYPE = "application/x-apple-aspen-mdm";
-export const FIXTURES = "/work/shared/fixtures/checkin";
+export const FIXTURES = FIXTURES_DIR;
 
 export function fixture(name: string): Buffer {
   return fs.readFileSync(path.join(FIXTURES, name));
