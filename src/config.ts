@@ -25,6 +25,24 @@ export interface Config {
   limits: LimitsConfig;
   userAuth: UserAuthConfig;
   push: PushConfig;
+  enrollment: EnrollmentConfig;
+}
+
+/** The device CA, SCEP and enrollment profiles (src/enroll/, src/scep/, docs/enrolling-devices.md). */
+export interface EnrollmentConfig {
+  /** An existing device CA instead of the one created in the data dir. */
+  deviceCaCert?: string;
+  deviceCaKey?: string;
+  /** Lifetime of the device identity certificates the CA issues. */
+  deviceCertDays: number;
+  /** The URL devices reach this server at (ServerURL, CheckInURL and the SCEP URL in profiles); default: the request's. */
+  publicUrl?: string;
+  /** Lets GET /enroll hand out profiles without the API key (?token=...). */
+  enrollmentToken?: string;
+  /** How long a SCEP challenge password stays usable. */
+  scepChallengeTtlMs: number;
+  /** PEM certificate and key that sign enrollment profiles (CMS). */
+  profileSigner?: string;
 }
 
 /** APNs pushes and push certificates (src/push/, docs/push.md). */
@@ -127,6 +145,13 @@ const FLAGS = {
   "notnow-push-delay": { type: "string", default: "5m" },
   "push-sweep-interval": { type: "string", default: "15m" },
   "push-sweep-silence": { type: "string", default: "1h" },
+  "device-ca-cert": { type: "string" },
+  "device-ca-key": { type: "string" },
+  "device-cert-days": { type: "string", default: "365" },
+  "public-url": { type: "string" },
+  "enrollment-token": { type: "string" },
+  "scep-challenge-ttl": { type: "string", default: "1h" },
+  "profile-signer": { type: "string" },
 } as const;
 
 type FlagName = keyof typeof FLAGS;
@@ -172,6 +197,11 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
   if (get("apns-url") !== undefined && flag("apns-sandbox")) throw new ConfigError("give --apns-url or --apns-sandbox, not both");
   const secretKey = get("secret-key");
   if (secretKey !== undefined && secretKey.length < 16) throw new ConfigError("--secret-key must be at least 16 characters");
+  const deviceCaCert = get("device-ca-cert");
+  const deviceCaKey = get("device-ca-key");
+  if ((deviceCaCert === undefined) !== (deviceCaKey === undefined)) throw new ConfigError("--device-ca-cert and --device-ca-key go together");
+  const enrollmentToken = get("enrollment-token");
+  if (enrollmentToken !== undefined && enrollmentToken.length < 16) throw new ConfigError("--enrollment-token must be at least 16 characters");
   const caFromEnv = env[envName("ca")]?.split(",").filter(Boolean) ?? [];
   const caFiles = (values.ca as string[] | undefined) ?? caFromEnv;
   return {
@@ -232,6 +262,15 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
       sweepIntervalMs: parseDuration(get("push-sweep-interval")!, "--push-sweep-interval"),
       sweepSilenceMs: parseDuration(get("push-sweep-silence")!, "--push-sweep-silence"),
     },
+    enrollment: {
+      deviceCaCert,
+      deviceCaKey,
+      deviceCertDays: positive(parseCount(get("device-cert-days")!, "--device-cert-days"), "--device-cert-days"),
+      publicUrl: publicUrl(get("public-url")),
+      enrollmentToken,
+      scepChallengeTtlMs: positive(parseDuration(get("scep-challenge-ttl")!, "--scep-challenge-ttl"), "--scep-challenge-ttl"),
+      profileSigner: get("profile-signer"),
+    },
   };
 }
 
@@ -283,4 +322,19 @@ function apnsUrl(value: string): string {
 function urlPath(value: string, name: string): string {
   if (!/^\/[A-Za-z0-9._~\-/]*$/.test(value)) throw new ConfigError(`${name} ${value}: expected a path such as /mdm`);
   return value;
+}
+
+/** --public-url: an http(s) origin with an optional path prefix, kept without its trailing slash. */
+function publicUrl(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`--public-url ${value}: not a URL`);
+  }
+  if ((url.protocol !== "https:" && url.protocol !== "http:") || url.search || url.hash || url.username) {
+    throw new ConfigError(`--public-url ${value}: expected https://host[:port][/prefix]`);
+  }
+  return url.origin + url.pathname.replace(/\/+$/, "");
 }

@@ -18,12 +18,15 @@ import { registerUserRoutes } from "./http/user-routes.ts";
 import { registerPushRoutes } from "./http/push-routes.ts";
 import { startPush } from "./push/index.ts";
 import { DeviceTrust } from "./identity/index.ts";
+import { loadDeviceCa, type DeviceCa } from "./enroll/device-ca.ts";
 import { DEFAULT_PLIST_LIMITS, type PlistLimits } from "./plist/index.ts";
 import { openStore, type Store } from "./store/index.ts";
 
 export interface RunningServer {
   app: FastifyInstance;
   store: Store;
+  /** Issues device identities (SCEP); trusted next to --ca. */
+  deviceCa: DeviceCa;
   /** Base URL, e.g. http://127.0.0.1:9000 */
   url: string;
   apiKey: string;
@@ -45,7 +48,14 @@ export function createLogger(level: string, destination?: pino.DestinationStream
 export async function startServer(config: Config, log: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const apiKey = config.apiKey ?? loadOrCreateApiKey(config.dataDir, log);
-  const trust = loadTrust(config.caFiles, log);
+  const deviceCa = await loadDeviceCa({
+    dataDir: config.dataDir,
+    certFile: config.enrollment.deviceCaCert,
+    keyFile: config.enrollment.deviceCaKey,
+    deviceCertDays: config.enrollment.deviceCertDays,
+    log,
+  });
+  const trust = loadTrust(config.caFiles, deviceCa, log);
   const store = await openStore(config.storage, config.dataDir, config.storagePoolSize);
   const lastSeen = new Coalescer("last-seen times", (seen) => store.enrollments.markSeen(seen), log);
   const tokenUse = new Coalescer("AuthToken use times", (used) => store.userSessions.markTokensUsed(used), log);
@@ -83,6 +93,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     checkinBodyLimit: config.checkinBodyLimit,
     reportBodyLimit: config.reportBodyLimit,
     limits: { ...config.limits, plist: plistLimits(config.limits.plist) },
+    publicPlugins: [],
     apiPlugins: [
       (api) => registerUserRoutes(api, { store, realm: config.userAuth.realm }),
       (api) => registerPushRoutes(api, { store, certs: push.certs, pusher: push.pusher }),
@@ -103,6 +114,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   return {
     app,
     store,
+    deviceCa,
     url,
     apiKey,
     async close() {
@@ -135,13 +147,15 @@ function loadOrCreateApiKey(dataDir: string, log: Logger): string {
   return key;
 }
 
-function loadTrust(caFiles: string[], log: Logger): DeviceTrust {
+/** --ca and the device CA; without --ca, any certificate (issue #2's rule), said loudly. */
+function loadTrust(caFiles: string[], deviceCa: DeviceCa, log: Logger): DeviceTrust {
   if (caFiles.length === 0) {
     log.warn(
       "NO --ca GIVEN: ANY DEVICE CERTIFICATE WITH A VALID SIGNATURE IS ACCEPTED. " +
-        "Give --ca with the CA that issues your devices' identity certificates before enrolling real devices.",
+        "Give --ca with the CA that issues your devices' identity certificates before enrolling real devices " +
+        "(devices enrolled with Orchard's own profile get theirs from the device CA, which --ca adds to automatically).",
     );
     return DeviceTrust.any();
   }
-  return new DeviceTrust(caFiles.map((f) => fs.readFileSync(f, "utf8")));
+  return new DeviceTrust([...caFiles.map((f) => fs.readFileSync(f, "utf8")), deviceCa.certPem]);
 }

@@ -40,6 +40,8 @@ export interface AppOptions {
   https?: { cert: Buffer; key: Buffer };
   /** Extra routes (the API of later features) registered behind the API key. */
   apiPlugins?: Array<(app: FastifyInstance) => void>;
+  /** Routes devices reach without the API key (SCEP, enrollment profiles): each guards itself. */
+  publicPlugins?: Array<(app: FastifyInstance) => void>;
 }
 
 export function buildApp(o: AppOptions): FastifyInstance {
@@ -99,6 +101,10 @@ export function buildApp(o: AppOptions): FastifyInstance {
   });
   app.get("/version", async () => ({ version: VERSION }));
 
+  app.register(async (open) => {
+    open.addHook("preValidation", plainRequestStrings);
+    for (const plugin of o.publicPlugins ?? []) plugin(open);
+  });
   app.register(async (api) => {
     api.addHook("onRequest", apiKeyGuard(o.apiKey, new ApiFailureLimiter(o.limits.apiMaxFailures, o.limits.apiFailureWindowMs)));
     api.addHook("preValidation", plainRequestStrings);

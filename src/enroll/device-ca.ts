@@ -1,0 +1,187 @@
+// Orchard's own device CA: issues the identity certificates devices get
+// through SCEP (or in a PKCS#12 in the enrollment profile), and is trusted
+// for device identity next to any --ca. RSA, because SCEP clients encrypt
+// their requests to the CA's key with RSA key transport.
+import { generateKeyPair, randomBytes, webcrypto, X509Certificate, createPrivateKey, type KeyObject } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import * as x509 from "@peculiar/x509";
+import type { Logger } from "pino";
+import { certFingerprint } from "../identity/index.ts";
+
+const wc = webcrypto as unknown as Crypto;
+const DAY_MS = 24 * 60 * 60 * 1000;
+const CLOCK_SKEW_MS = 5 * 60 * 1000;
+const OID_CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
+const SIGNING = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } as const;
+
+export const DEVICE_CA_CERT_FILE = "device-ca.pem";
+export const DEVICE_CA_KEY_FILE = "device-ca.key";
+
+export interface IssueRequest {
+  /** The subject as DER (a CSR's subject, kept byte for byte). */
+  subjectDer: Uint8Array;
+  /** SubjectPublicKeyInfo DER of the device's key. */
+  publicKeyDer: Uint8Array;
+  /** Lifetime; default the CA's configured device certificate lifetime. */
+  days?: number;
+}
+
+export class DeviceCa {
+  readonly certDer: Buffer;
+  readonly certPem: string;
+  readonly fingerprint: string;
+  private signingKey?: Promise<CryptoKey>;
+
+  constructor(
+    readonly cert: X509Certificate,
+    /** The CA's RSA private key: signs certificates and SCEP replies, decrypts SCEP requests. */
+    readonly key: KeyObject,
+    private readonly deviceCertDays = 365,
+  ) {
+    if (key.asymmetricKeyType !== "rsa") throw new Error("the device CA key must be RSA (SCEP clients encrypt to it)");
+    if (!cert.ca) throw new Error("the device CA certificate is not a CA (basicConstraints cA is not set)");
+    if (!cert.checkPrivateKey(key)) throw new Error("the device CA key does not match its certificate");
+    this.certDer = Buffer.from(cert.raw);
+    this.certPem = cert.toString();
+    this.fingerprint = certFingerprint(cert);
+  }
+
+  /** Issues a device identity certificate: clientAuth, signature and key encipherment. */
+  async issue(req: IssueRequest): Promise<X509Certificate> {
+    const publicKey = await wc.subtle.importKey("spki", toArrayBuffer(req.publicKeyDer), SIGNING, true, ["verify"]).catch(() => {
+      throw new Error("the request's public key is not an RSA key");
+    });
+    const notBefore = new Date(Date.now() - CLOCK_SKEW_MS);
+    const generated = await x509.X509CertificateGenerator.create(
+      {
+        serialNumber: serialNumber(),
+        subject: new x509.Name(toArrayBuffer(req.subjectDer)),
+        issuer: new x509.X509Certificate(toArrayBuffer(this.certDer)).subjectName,
+        notBefore,
+        notAfter: new Date(notBefore.getTime() + (req.days ?? this.deviceCertDays) * DAY_MS),
+        publicKey,
+        signingKey: await this.cryptoKey(),
+        signingAlgorithm: SIGNING,
+        extensions: [
+          new x509.BasicConstraintsExtension(false, undefined, true),
+          new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+          new x509.ExtendedKeyUsageExtension([OID_CLIENT_AUTH], false),
+          await x509.SubjectKeyIdentifierExtension.create(publicKey, false, wc),
+          await x509.AuthorityKeyIdentifierExtension.create(await this.publicCryptoKey(), false, wc),
+        ],
+      },
+      wc,
+    );
+    return new X509Certificate(Buffer.from(generated.rawData));
+  }
+
+  private cryptoKey(): Promise<CryptoKey> {
+    this.signingKey ??= wc.subtle.importKey("pkcs8", this.key.export({ type: "pkcs8", format: "der" }), SIGNING, false, ["sign"]);
+    return this.signingKey;
+  }
+
+  private publicCryptoKey(): Promise<CryptoKey> {
+    return wc.subtle.importKey("spki", this.cert.publicKey.export({ type: "spki", format: "der" }), SIGNING, true, ["verify"]);
+  }
+
+  /** Creates a self-signed device CA (RSA-2048, ten years). */
+  static async create(commonName = `Orchard Device CA (${os.hostname()})`, deviceCertDays?: number): Promise<DeviceCa> {
+    const keys = await promisify(generateKeyPair)("rsa", { modulusLength: 2048, publicExponent: 0x10001 });
+    const publicKey = await wc.subtle.importKey("spki", keys.publicKey.export({ type: "spki", format: "der" }), SIGNING, true, ["verify"]);
+    const signingKey = await wc.subtle.importKey("pkcs8", keys.privateKey.export({ type: "pkcs8", format: "der" }), SIGNING, false, ["sign"]);
+    const notBefore = new Date(Date.now() - CLOCK_SKEW_MS);
+    const name: x509.JsonName = [{ CN: [commonName] }, { O: ["Orchard"] }];
+    const generated = await x509.X509CertificateGenerator.create(
+      {
+        serialNumber: serialNumber(),
+        subject: name,
+        issuer: name,
+        notBefore,
+        notAfter: new Date(notBefore.getTime() + 3650 * DAY_MS),
+        publicKey,
+        signingKey,
+        signingAlgorithm: SIGNING,
+        extensions: [
+          new x509.BasicConstraintsExtension(true, 0, true),
+          new x509.KeyUsagesExtension(
+            x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+            true,
+          ),
+          await x509.SubjectKeyIdentifierExtension.create(publicKey, false, wc),
+        ],
+      },
+      wc,
+    );
+    return new DeviceCa(new X509Certificate(Buffer.from(generated.rawData)), keys.privateKey, deviceCertDays);
+  }
+
+  static fromPem(certPem: string | Buffer, keyPem: string | Buffer, deviceCertDays?: number): DeviceCa {
+    return new DeviceCa(new X509Certificate(certPem), createPrivateKey(keyPem), deviceCertDays);
+  }
+}
+
+export interface DeviceCaOptions {
+  dataDir: string;
+  /** --device-ca-cert / --device-ca-key: an existing CA instead of the data dir's. */
+  certFile?: string;
+  keyFile?: string;
+  deviceCertDays?: number;
+  log: Pick<Logger, "info" | "warn">;
+}
+
+/**
+ * The configured device CA, or the data dir's, created at first start. Several
+ * processes sharing a data dir may start at once: the key is published with
+ * link(), which fails for all but one, and the others wait for its certificate.
+ */
+export async function loadDeviceCa(o: DeviceCaOptions): Promise<DeviceCa> {
+  if (o.certFile || o.keyFile) {
+    if (!o.certFile || !o.keyFile) throw new Error("--device-ca-cert and --device-ca-key go together");
+    return DeviceCa.fromPem(fs.readFileSync(o.certFile), fs.readFileSync(o.keyFile), o.deviceCertDays);
+  }
+  const certFile = path.join(o.dataDir, DEVICE_CA_CERT_FILE);
+  const keyFile = path.join(o.dataDir, DEVICE_CA_KEY_FILE);
+  if (fs.existsSync(keyFile)) return DeviceCa.fromPem(await waitForFile(certFile), fs.readFileSync(keyFile), o.deviceCertDays);
+
+  const ca = await DeviceCa.create(undefined, o.deviceCertDays);
+  const tmp = path.join(o.dataDir, `.device-ca-${process.pid}-${randomBytes(4).toString("hex")}`);
+  fs.writeFileSync(tmp + ".key", ca.key.export({ type: "pkcs8", format: "pem" }) as string, { mode: 0o600 });
+  fs.writeFileSync(tmp + ".pem", ca.certPem, { mode: 0o644 });
+  try {
+    fs.linkSync(tmp + ".key", keyFile);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    fs.rmSync(tmp + ".key");
+    fs.rmSync(tmp + ".pem");
+    return DeviceCa.fromPem(await waitForFile(certFile), fs.readFileSync(keyFile), o.deviceCertDays); // another process won
+  }
+  fs.renameSync(tmp + ".pem", certFile);
+  fs.rmSync(tmp + ".key");
+  o.log.info({ certFile, fingerprint: ca.fingerprint }, "created the device CA");
+  return ca;
+}
+
+async function waitForFile(file: string, timeoutMs = 10_000): Promise<Buffer> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT" || Date.now() > until) throw err;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function serialNumber(): string {
+  const serial = randomBytes(16);
+  serial[0] = (serial[0]! & 0x7f) | 0x40; // positive, fixed length
+  return serial.toString("hex");
+}
+
+function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}
