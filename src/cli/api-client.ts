@@ -4,6 +4,8 @@ export interface ApiResponse {
   /** undefined when the body is not JSON. */
   json: unknown;
   text: string;
+  /** The body as sent (a signed profile is binary). */
+  body: Buffer;
 }
 
 export interface RequestOptions {
@@ -56,7 +58,7 @@ export class ApiClient {
     if (o.body !== undefined) headers["content-type"] = o.contentType ?? "application/octet-stream";
     Object.assign(headers, o.headers);
     let res: Response;
-    let text: string;
+    let body: Buffer;
     try {
       res = await fetch(url, {
         method,
@@ -64,17 +66,18 @@ export class ApiClient {
         body: o.body === undefined ? undefined : new Uint8Array(o.body),
         signal: AbortSignal.timeout(TIMEOUT_MS),
       });
-      text = await res.text();
+      body = Buffer.from(await res.arrayBuffer());
     } catch (err) {
       throw new ApiError(`cannot reach ${this.baseUrl.origin}: ${fetchReason(err)}`);
     }
+    const text = body.toString("utf8");
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch {
       json = undefined;
     }
-    return { status: res.status, json, text };
+    return { status: res.status, json, text, body };
   }
 
   /** A request whose answer must be a 2xx JSON body; anything else throws ApiError. */

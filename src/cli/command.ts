@@ -2,10 +2,12 @@ import fs from "node:fs";
 import path from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { ApiClient } from "./api-client.ts";
+import { printable } from "./table.ts";
 
 /** Where a command reads and writes; process-backed in `orchard`, swappable in tests. */
 export interface CliContext {
-  out(text: string): void;
+  /** Standard output: text, or bytes (a profile written to stdout). */
+  out(text: string | Uint8Array): void;
   err(text: string): void;
   env: NodeJS.ProcessEnv;
   cwd: string;
@@ -120,4 +122,17 @@ export function idPath(ids: string[]): string {
 
 export function printJson(ctx: CliContext, value: unknown): void {
   ctx.out(JSON.stringify(value, null, 2) + "\n");
+}
+
+type Subcommand = (args: string[], ctx: CliContext) => Promise<number>;
+
+/** Runs `<command> <sub> ...` through a table of subcommands; a missing or unknown one is a usage error. */
+export function runSubcommand(args: string[], ctx: CliContext, table: Record<string, Subcommand>): Promise<number> {
+  const sub = args[0];
+  const run = sub === undefined || !Object.hasOwn(table, sub) ? undefined : table[sub];
+  if (!run) {
+    const names = Object.keys(table).join(", ");
+    throw new UsageError(sub === undefined ? `give a subcommand: ${names}` : `unknown subcommand ${printable(sub)}`);
+  }
+  return run(args.slice(1), ctx);
 }

@@ -1,13 +1,13 @@
 import fs from "node:fs";
 import { expectOk } from "./api-client.ts";
-import { CliError, connect, parseCommand, printJson, UsageError, type CliContext, type ClientCommand } from "./command.ts";
+import { CliError, connect, parseCommand, printJson, runSubcommand, UsageError, type CliContext, type ClientCommand } from "./command.ts";
+import { firstLine } from "./secret.ts";
 import { formatTable, formatTime, printable } from "./table.ts";
 
 interface PushCertListing {
   push_certs: Array<{ topic: string; not_before: string; not_after: string; fingerprint: string; updated_at: string }>;
 }
 
-const SUBCOMMANDS = ["upload", "show", "remove"] as const;
 const DAY_MS = 86_400_000;
 
 export const pushcertCommand: ClientCommand = {
@@ -22,20 +22,7 @@ export const pushcertCommand: ClientCommand = {
     "  the topics with their expiry (never a key)",
     `pushcert remove <topic>`,
   ],
-  async run(args, ctx) {
-    const sub = args[0];
-    const rest = args.slice(1);
-    switch (sub) {
-      case "upload":
-        return upload(rest, ctx);
-      case "show":
-        return show(rest, ctx);
-      case "remove":
-        return remove(rest, ctx);
-      default:
-        throw new UsageError(sub === undefined ? `give a subcommand: ${SUBCOMMANDS.join(", ")}` : `unknown subcommand ${printable(sub)}`);
-    }
-  },
+  run: (args, ctx) => runSubcommand(args, ctx, { upload, show, remove }),
 };
 
 async function upload(args: string[], ctx: CliContext): Promise<number> {
@@ -109,10 +96,4 @@ async function remove(args: string[], ctx: CliContext): Promise<number> {
   if (values.json) printJson(ctx, r);
   else ctx.out(`removed the push certificate of ${printable(topic)}\n`);
   return 0;
-}
-
-function firstLine(input: Buffer): string {
-  const text = input.toString("utf8");
-  const nl = text.indexOf("\n");
-  return (nl === -1 ? text : text.slice(0, nl)).replace(/\r$/, "");
 }

@@ -38,3 +38,10 @@ export function promptSecret(
     muted = true;
   });
 }
+
+/** The first line of stdin without its line end: how --*-stdin flags take a secret. Never shown anywhere. */
+export function firstLine(input: Buffer): string {
+  const text = input.toString("utf8");
+  const nl = text.indexOf("\n");
+  return (nl === -1 ? text : text.slice(0, nl)).replace(/\r$/, "");
+}

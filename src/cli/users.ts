@@ -8,11 +8,13 @@ import {
   parseCommand,
   positiveInt,
   printJson,
+  runSubcommand,
   UsageError,
   type CliContext,
   type ClientCommand,
 } from "./command.ts";
 import { fetchPages } from "./paging.ts";
+import { firstLine } from "./secret.ts";
 import { formatFields, formatTable, formatTime, printable } from "./table.ts";
 
 /** A session as GET /v1/user-sessions answers it: never the token hash. */
@@ -36,7 +38,6 @@ const USER_FIELDS = {
   "password-stdin": { type: "boolean", default: false },
 } as const;
 
-const SUBCOMMANDS = ["add", "set", "list", "show", "remove", "import"] as const;
 
 export const usersCommand: ClientCommand = {
   name: "users",
@@ -56,26 +57,15 @@ export const usersCommand: ClientCommand = {
     "  adds or updates the users of the server's realm (MD5 digests), lists lines of other realms and bad",
     "  lines; exit 1 when nothing was imported and some lines were bad",
   ],
-  async run(args, ctx) {
-    const sub = args[0];
-    const rest = args.slice(1);
-    switch (sub) {
-      case "add":
-        return addOrSet("add", rest, ctx);
-      case "set":
-        return addOrSet("set", rest, ctx);
-      case "list":
-        return list(rest, ctx);
-      case "show":
-        return show(rest, ctx);
-      case "remove":
-        return remove(rest, ctx);
-      case "import":
-        return importFile(rest, ctx);
-      default:
-        throw new UsageError(sub === undefined ? `give a subcommand: ${SUBCOMMANDS.join(", ")}` : `unknown subcommand ${printable(sub)}`);
-    }
-  },
+  run: (args, ctx) =>
+    runSubcommand(args, ctx, {
+      add: (rest, c) => addOrSet("add", rest, c),
+      set: (rest, c) => addOrSet("set", rest, c),
+      list,
+      show,
+      remove,
+      import: importFile,
+    }),
 };
 
 async function addOrSet(sub: "add" | "set", args: string[], ctx: CliContext): Promise<number> {
@@ -121,9 +111,7 @@ async function addOrSet(sub: "add" | "set", args: string[], ctx: CliContext): Pr
 
 /** The first line of stdin, without its line end; never shown anywhere. */
 function passwordLine(input: Buffer): string {
-  const text = input.toString("utf8");
-  const nl = text.indexOf("\n");
-  const line = (nl === -1 ? text : text.slice(0, nl)).replace(/\r$/, "");
+  const line = firstLine(input);
   if (line === "") throw new CliError("no password on stdin (its first line is empty)");
   return line;
 }
