@@ -1,0 +1,261 @@
+// A PKCS#12 (RFC 7292) writer for device identities embedded in an enrollment
+// profile (com.apple.security.pkcs12), the inverse of src/push/pkcs12.ts.
+//
+// Layout (what `openssl pkcs12 -export` writes):
+//   PFX { version 3,
+//         authSafe: data [
+//           encryptedData { SafeContents [ CertBag leaf (localKeyID, friendlyName), CertBag CA … ] },
+//           data          { SafeContents [ PKCS8ShroudedKeyBag (localKeyID, friendlyName) ] } ],
+//         macData: HMAC over the authSafe content, key from the PKCS#12 KDF (appendix B) }
+//
+// Encryption (password privacy and password integrity mode):
+// - "aes-256-cbc" (default): PBES2 = PBKDF2-HMAC-SHA256 + AES-256-CBC for the key
+//   and the certificates, MAC HMAC-SHA256. OpenSSL 3's defaults byte for byte,
+//   read by OpenSSL 1.1.1+/3 and by current macOS/iOS.
+// - "3des": pbeWithSHAAnd3-KeyTripleDES-CBC for both, MAC HMAC-SHA1 (what
+//   `openssl pkcs12 -export -keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1`
+//   writes). Older Apple releases (reports up to macOS 12 / iOS 15) only import
+//   this family; OpenSSL 3 reads it without -legacy (3DES is in the default provider).
+import { createCipheriv, createHash, createHmac, generateKeyPair, pbkdf2, randomBytes, type KeyObject } from "node:crypto";
+import { promisify } from "node:util";
+import * as asn1js from "asn1js";
+import { pkcs12Kdf } from "../push/pkcs12.ts";
+import type { DeviceCa } from "./device-ca.ts";
+
+export type Pkcs12Encryption = "aes-256-cbc" | "3des";
+
+export interface Pkcs12IdentityOptions {
+  /** The certificate's subject CN. */
+  commonName: string;
+  /** The PKCS#12 password: printable ASCII, not empty. See newPkcs12Passphrase(). */
+  passphrase: string;
+  /** Certificate lifetime; default the device CA's. */
+  days?: number;
+  /** The friendlyName bag attribute (the keychain item's label); default the CN. */
+  friendlyName?: string;
+  encryption?: Pkcs12Encryption;
+  /** PBKDF2 / PKCS#12 KDF iterations for encryption and MAC; default 2048, minimum 2048. */
+  iterations?: number;
+}
+
+export interface BuildPkcs12Options {
+  /** The private key (PKCS#8 DER, or a KeyObject). */
+  key: KeyObject | Uint8Array;
+  /** DER certificates: the key's certificate first, then its chain. */
+  certificates: Uint8Array[];
+  passphrase: string;
+  friendlyName?: string;
+  encryption?: Pkcs12Encryption;
+  iterations?: number;
+}
+
+export const DEFAULT_PKCS12_ITERATIONS = 2048;
+
+const OID = {
+  data: "1.2.840.113549.1.7.1",
+  encryptedData: "1.2.840.113549.1.7.6",
+  shroudedKeyBag: "1.2.840.113549.1.12.10.1.2",
+  certBag: "1.2.840.113549.1.12.10.1.3",
+  x509Certificate: "1.2.840.113549.1.9.22.1",
+  friendlyName: "1.2.840.113549.1.9.20",
+  localKeyId: "1.2.840.113549.1.9.21",
+  pbes2: "1.2.840.113549.1.5.13",
+  pbkdf2: "1.2.840.113549.1.5.12",
+  hmacWithSha256: "1.2.840.113549.2.9",
+  aes256Cbc: "2.16.840.1.101.3.4.1.42",
+  pbeWithSha1And3DesCbc: "1.2.840.113549.1.12.1.3",
+  sha1: "1.3.14.3.2.26",
+  sha256: "2.16.840.1.101.3.4.2.1",
+  commonName: "2.5.4.3",
+};
+
+const generateRsa = promisify(generateKeyPair);
+const pbkdf2Async = promisify(pbkdf2);
+
+/** A fresh one-time PKCS#12 password: 24 characters of base64url (144 random bits). */
+export function newPkcs12Passphrase(): string {
+  return randomBytes(18).toString("base64url");
+}
+
+/**
+ * A device identity as a PKCS#12 file: a fresh RSA-2048 key, a certificate the
+ * device CA issues for it (clientAuth), and the CA certificate.
+ */
+export async function issuePkcs12Identity(ca: DeviceCa, o: Pkcs12IdentityOptions): Promise<Buffer> {
+  checkPassphrase(o.passphrase);
+  if (typeof o.commonName !== "string" || o.commonName.trim() === "") throw new TypeError("the identity needs a common name");
+  const keys = await generateRsa("rsa", { modulusLength: 2048, publicExponent: 0x10001 });
+  const cert = await ca.issue({
+    subjectDer: nameWithCommonName(o.commonName),
+    publicKeyDer: keys.publicKey.export({ type: "spki", format: "der" }),
+    ...(o.days !== undefined ? { days: o.days } : {}),
+  });
+  return buildPkcs12({
+    key: keys.privateKey,
+    certificates: [Buffer.from(cert.raw), ca.certDer],
+    passphrase: o.passphrase,
+    friendlyName: o.friendlyName ?? o.commonName,
+    ...(o.encryption ? { encryption: o.encryption } : {}),
+    ...(o.iterations !== undefined ? { iterations: o.iterations } : {}),
+  });
+}
+
+/** Writes a PKCS#12 file holding one private key and its certificate chain. */
+export async function buildPkcs12(o: BuildPkcs12Options): Promise<Buffer> {
+  checkPassphrase(o.passphrase);
+  if (o.certificates.length === 0) throw new TypeError("a PKCS#12 identity needs its certificate");
+  const iterations = o.iterations ?? DEFAULT_PKCS12_ITERATIONS;
+  if (!Number.isSafeInteger(iterations) || iterations < DEFAULT_PKCS12_ITERATIONS || iterations > 1_000_000) {
+    throw new RangeError(`PKCS#12 iterations must be an integer in [${DEFAULT_PKCS12_ITERATIONS}, 1000000]`);
+  }
+  const encryption = o.encryption ?? "aes-256-cbc";
+  if (encryption !== "aes-256-cbc" && encryption !== "3des") throw new TypeError(`unknown PKCS#12 encryption ${String(encryption)}`);
+  const keyDer = o.key instanceof Uint8Array ? Buffer.from(o.key) : o.key.export({ type: "pkcs8", format: "der" });
+  const pw = password(o.passphrase);
+
+  // OpenSSL's convention: localKeyID = SHA-1 of the leaf certificate, on the key and on that certificate.
+  const leaf = Buffer.from(o.certificates[0]!);
+  const localKeyId = createHash("sha1").update(leaf).digest();
+  const attributes = bagAttributes(localKeyId, o.friendlyName);
+
+  const certBags = o.certificates.map((der, i) =>
+    seq(oid(OID.certBag), explicit(0, seq(oid(OID.x509Certificate), explicit(0, octets(der)))), ...(i === 0 ? [attributes] : [])),
+  );
+  const certSafe = seq(...certBags);
+  const encryptedCerts = await encrypt(encryption, pw, iterations, certSafe);
+  // EncryptedData { version 0, EncryptedContentInfo { data, algorithm, [0] IMPLICIT content } }
+  const certInfo = seq(
+    oid(OID.encryptedData),
+    explicit(0, seq(int(0), seq(oid(OID.data), encryptedCerts.algorithm, tlv(0x80, encryptedCerts.ciphertext)))),
+  );
+
+  const encryptedKey = await encrypt(encryption, pw, iterations, keyDer);
+  const keyBag = seq(oid(OID.shroudedKeyBag), explicit(0, seq(encryptedKey.algorithm, octets(encryptedKey.ciphertext))), attributes);
+  const keyInfo = seq(oid(OID.data), explicit(0, octets(seq(keyBag))));
+
+  const authSafe = seq(certInfo, keyInfo);
+  const macHash = encryption === "3des" ? "sha1" : "sha256";
+  const macSalt = randomBytes(encryption === "3des" ? 8 : 16);
+  const macKey = pkcs12Kdf(macHash, pw.bmp, macSalt, 3, iterations, createHash(macHash).digest().length);
+  const mac = createHmac(macHash, macKey).update(authSafe).digest();
+  const macData = seq(seq(seq(oid(macHash === "sha1" ? OID.sha1 : OID.sha256), NULL), octets(mac)), octets(macSalt), int(iterations));
+
+  return seq(int(3), seq(oid(OID.data), explicit(0, octets(authSafe))), macData);
+}
+
+interface Password {
+  /** UTF-16BE with a terminating NUL: the PKCS#12 KDF's input (MAC, PKCS#12 PBE). */
+  bmp: Buffer;
+  /** The bytes PBKDF2 takes in PBES2 (OpenSSL passes the password as typed). */
+  ascii: Buffer;
+}
+
+function password(passphrase: string): Password {
+  const bmp = Buffer.alloc((passphrase.length + 1) * 2);
+  for (let i = 0; i < passphrase.length; i++) bmp.writeUInt16BE(passphrase.charCodeAt(i), i * 2);
+  return { bmp, ascii: Buffer.from(passphrase, "latin1") };
+}
+
+/**
+ * Printable ASCII only: PBES2 (password bytes) and the PKCS#12 KDF (BMPString)
+ * agree on it in every implementation, and Apple's importer is known to fail
+ * on empty passwords.
+ */
+function checkPassphrase(passphrase: string): void {
+  if (typeof passphrase !== "string" || passphrase.length === 0) throw new TypeError("the PKCS#12 passphrase must not be empty");
+  if (!/^[\x20-\x7e]+$/.test(passphrase)) throw new TypeError("the PKCS#12 passphrase must be printable ASCII");
+}
+
+async function encrypt(
+  encryption: Pkcs12Encryption,
+  pw: Password,
+  iterations: number,
+  plaintext: Buffer,
+): Promise<{ algorithm: Buffer; ciphertext: Buffer }> {
+  if (encryption === "3des") {
+    const salt = randomBytes(8);
+    const key = pkcs12Kdf("sha1", pw.bmp, salt, 1, iterations, 24);
+    const iv = pkcs12Kdf("sha1", pw.bmp, salt, 2, iterations, 8);
+    const c = createCipheriv("des-ede3-cbc", key, iv);
+    return {
+      algorithm: seq(oid(OID.pbeWithSha1And3DesCbc), seq(octets(salt), int(iterations))),
+      ciphertext: Buffer.concat([c.update(plaintext), c.final()]),
+    };
+  }
+  const salt = randomBytes(16);
+  const iv = randomBytes(16);
+  const key = await pbkdf2Async(pw.ascii, salt, iterations, 32, "sha256");
+  const c = createCipheriv("aes-256-cbc", key, iv);
+  // PBES2-params { PBKDF2 { salt, iterations, prf hmacWithSHA256 }, aes256-CBC iv }; keyLength omitted (implied by the cipher).
+  const algorithm = seq(
+    oid(OID.pbes2),
+    seq(
+      seq(oid(OID.pbkdf2), seq(octets(salt), int(iterations), seq(oid(OID.hmacWithSha256), NULL))),
+      seq(oid(OID.aes256Cbc), octets(iv)),
+    ),
+  );
+  return { algorithm, ciphertext: Buffer.concat([c.update(plaintext), c.final()]) };
+}
+
+function bagAttributes(localKeyId: Buffer, friendlyName: string | undefined): Buffer {
+  const attrs = [seq(oid(OID.localKeyId), set([octets(localKeyId)]))];
+  if (friendlyName !== undefined && friendlyName !== "") attrs.push(seq(oid(OID.friendlyName), set([bmpString(friendlyName)])));
+  return set(attrs);
+}
+
+/** Name ::= SEQUENCE OF RDN: one RDN, CN as UTF8String. */
+export function nameWithCommonName(commonName: string): Buffer {
+  const utf8 = Buffer.from(new asn1js.Utf8String({ value: commonName }).toBER(false));
+  return seq(set([seq(oid(OID.commonName), utf8)]));
+}
+
+// --- A minimal DER writer: definite lengths, SET OF sorted.
+
+const NULL = Buffer.from([0x05, 0x00]);
+
+function tlv(tag: number, ...parts: Uint8Array[]): Buffer {
+  const body = Buffer.concat(parts);
+  const n = body.length;
+  let len: Buffer;
+  if (n < 0x80) len = Buffer.from([n]);
+  else {
+    const bytes: number[] = [];
+    for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
+    len = Buffer.from([0x80 | bytes.length, ...bytes]);
+  }
+  return Buffer.concat([Buffer.from([tag]), len, body]);
+}
+
+function seq(...parts: Uint8Array[]): Buffer {
+  return tlv(0x30, ...parts);
+}
+
+/** SET OF in DER order (elements sorted by their encodings). */
+function set(parts: Buffer[]): Buffer {
+  return tlv(0x31, ...[...parts].sort(Buffer.compare));
+}
+
+function explicit(n: number, inner: Uint8Array): Buffer {
+  return tlv(0xa0 | n, inner);
+}
+
+function octets(bytes: Uint8Array): Buffer {
+  return tlv(0x04, bytes);
+}
+
+function oid(dotted: string): Buffer {
+  return Buffer.from(new asn1js.ObjectIdentifier({ value: dotted }).toBER(false));
+}
+
+function int(n: number): Buffer {
+  const bytes: number[] = [];
+  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
+  if (bytes.length === 0 || bytes[0]! & 0x80) bytes.unshift(0);
+  return tlv(0x02, Buffer.from(bytes));
+}
+
+function bmpString(s: string): Buffer {
+  const out = Buffer.alloc(s.length * 2);
+  for (let i = 0; i < s.length; i++) out.writeUInt16BE(s.charCodeAt(i), i * 2);
+  return tlv(0x1e, out);
+}
