@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
-import type { Config } from "./config.ts";
+import { APNS_SANDBOX, type Config } from "./config.ts";
 import { AuthTokenGuard } from "./core/auth-token-guard.ts";
 import { CertBinding } from "./core/cert-binding.ts";
 import { CoreService } from "./core/core.ts";
@@ -19,6 +19,10 @@ import { registerPushRoutes } from "./http/push-routes.ts";
 import { startPush } from "./push/index.ts";
 import { DeviceTrust } from "./identity/index.ts";
 import { loadDeviceCa, type DeviceCa } from "./enroll/device-ca.ts";
+import { loadProfileSigner } from "./enroll/sign-profile.ts";
+import { registerEnrollRoutes } from "./http/enroll-routes.ts";
+import { ApiFailureLimiter } from "./http/limits.ts";
+import { ScepChallenges } from "./scep/challenges.ts";
 import { DEFAULT_PLIST_LIMITS, type PlistLimits } from "./plist/index.ts";
 import { openStore, type Store } from "./store/index.ts";
 
@@ -80,6 +84,8 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   // network user's channel, then the core.
   const service: MdmService = new CertBinding(new AuthTokenGuard(core, store, tokenUse), store);
 
+  const challenges = new ScepChallenges(store, config.enrollment.scepChallengeTtlMs);
+  const profileSigner = config.enrollment.profileSigner ? loadProfileSigner(config.enrollment.profileSigner) : undefined;
   const app = buildApp({
     log,
     store,
@@ -93,7 +99,24 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     checkinBodyLimit: config.checkinBodyLimit,
     reportBodyLimit: config.reportBodyLimit,
     limits: { ...config.limits, plist: plistLimits(config.limits.plist) },
-    publicPlugins: [],
+    publicPlugins: [
+      (open) =>
+        registerEnrollRoutes(open, {
+          store,
+          deviceCa,
+          newChallenge: async () => (await challenges.create()).challenge,
+          apiKey,
+          enrollmentToken: config.enrollment.enrollmentToken,
+          publicUrl: config.enrollment.publicUrl,
+          tls: config.tlsCert !== undefined,
+          checkinPath: config.checkinPath,
+          serverPath: config.serverPath,
+          scepPath: "/scep",
+          signer: profileSigner,
+          sandboxApns: config.push.apnsUrl === APNS_SANDBOX,
+          limiter: new ApiFailureLimiter(config.limits.apiMaxFailures, config.limits.apiFailureWindowMs),
+        }),
+    ],
     apiPlugins: [
       (api) => registerUserRoutes(api, { store, realm: config.userAuth.realm }),
       (api) => registerPushRoutes(api, { store, certs: push.certs, pusher: push.pusher }),

@@ -4,6 +4,7 @@ import { enqueueCommand } from "./enqueue.ts";
 import { enrollmentCommand, enrollmentsCommand } from "./enrollments.ts";
 import { eventsCommand } from "./events.ts";
 import { pushCommand } from "./push.ts";
+import { profileCommand } from "./profile.ts";
 import { pushcertCommand } from "./pushcert.ts";
 import { queueCommand } from "./queue.ts";
 import { simulateCommand } from "./simulate.ts";
@@ -14,6 +15,7 @@ export const CLIENT_COMMANDS: readonly ClientCommand[] = [
   enqueueCommand,
   pushCommand,
   pushcertCommand,
+  profileCommand,
   enrollmentsCommand,
   enrollmentCommand,
   queueCommand,

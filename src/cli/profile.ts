@@ -1,0 +1,45 @@
+import fs from "node:fs";
+import path from "node:path";
+import { ApiError, errorReason } from "./api-client.ts";
+import { CliError, connect, parseCommand, runSubcommand, UsageError, type CliContext, type ClientCommand } from "./command.ts";
+import { printable } from "./table.ts";
+
+export const profileCommand: ClientCommand = {
+  name: "profile",
+  summary: "write an enrollment profile (.mobileconfig) for a device",
+  usage: [
+    `profile enroll [--out FILE] [--identity scep|pkcs12] [--topic TOPIC] [--cn NAME]`,
+    "  the server's enrollment profile (GET /enroll): the MDM payload for the push certificate's topic",
+    "  (--topic when there are several) and the device's identity: a SCEP payload with a fresh one-time",
+    "  challenge (default), or a PKCS#12 issued now by the device CA. Signed when the server has",
+    "  --profile-signer. Written to FILE (mode 0600: it holds a challenge or a key) or to stdout",
+  ],
+  run: (args, ctx) => runSubcommand(args, ctx, { enroll }),
+};
+
+async function enroll(args: string[], ctx: CliContext): Promise<number> {
+    const { values, positionals } = parseCommand(args, {
+      out: { type: "string", short: "o" },
+      identity: { type: "string" },
+      topic: { type: "string" },
+      cn: { type: "string" },
+    });
+    if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+    if (values.identity !== undefined && values.identity !== "scep" && values.identity !== "pkcs12") {
+      throw new UsageError("--identity must be scep or pkcs12");
+    }
+    const client = connect(values, ctx);
+    const res = await client.request("GET", "/enroll", { query: { identity: values.identity, topic: values.topic, cn: values.cn } });
+    if (res.status !== 200) throw new ApiError(errorReason(res), res.status);
+    if (values.out === undefined || values.out === "-") {
+      ctx.out(res.body);
+      return 0;
+    }
+    try {
+      fs.writeFileSync(path.resolve(ctx.cwd, values.out), res.body, { mode: 0o600 });
+    } catch (err) {
+      throw new CliError(`cannot write ${values.out}: ${(err as Error).message}`);
+    }
+    if (!values.json) ctx.out(`wrote ${values.out} (${res.body.length} bytes)\n`);
+    return 0;
+}

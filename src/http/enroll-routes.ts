@@ -1,0 +1,144 @@
+// GET /enroll: an enrollment profile for one device, guarded by the
+// enrollment token (?token=, for a link opened on the device) or the API key.
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { DeviceCa } from "../enroll/device-ca.ts";
+import { issuePkcs12Identity, newPkcs12Passphrase } from "../enroll/pkcs12-build.ts";
+import { buildEnrollmentProfile, type Pkcs12Identity, type ScepIdentity } from "../enroll/profile.ts";
+import { signProfile, type ProfileSigner } from "../enroll/sign-profile.ts";
+import { BadRequest, Conflict, NotFound } from "../errors.ts";
+import type { Store } from "../store/index.ts";
+import type { ApiFailureLimiter } from "./limits.ts";
+
+export interface EnrollRoutesOptions {
+  store: Store;
+  deviceCa: DeviceCa;
+  /** Mints the single-use SCEP challenge each SCEP profile carries. */
+  newChallenge(): Promise<string>;
+  apiKey: string;
+  enrollmentToken?: string;
+  /** --public-url; otherwise the request's own scheme and host. */
+  publicUrl?: string;
+  /** Whether this server terminates TLS itself (then the request's scheme is https). */
+  tls: boolean;
+  checkinPath: string;
+  serverPath: string;
+  scepPath: string;
+  signer?: ProfileSigner;
+  /** UseDevelopmentAPNS, when Orchard pushes through the APNs sandbox. */
+  sandboxApns: boolean;
+  limiter: ApiFailureLimiter;
+}
+
+interface EnrollQuery {
+  token?: string;
+  identity?: string;
+  topic?: string;
+  cn?: string;
+}
+
+const MAX_CN = 64; // X.520 ub-common-name
+const HOST_RE = /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/;
+
+export function registerEnrollRoutes(app: FastifyInstance, o: EnrollRoutesOptions): void {
+  const allowed = [o.apiKey, o.enrollmentToken].filter((s): s is string => s !== undefined).map(sha256);
+
+  app.get<{ Querystring: EnrollQuery }>("/enroll", async (req, reply) => {
+    if (!(await authorized(req, reply, o.limiter, allowed))) return reply;
+    const q = req.query;
+    const identityKind = q.identity ?? "scep";
+    if (identityKind !== "scep" && identityKind !== "pkcs12") throw new BadRequest("identity must be scep or pkcs12");
+    if (q.cn !== undefined && (q.cn.length === 0 || q.cn.length > MAX_CN || /[\x00-\x1f\x7f]/.test(q.cn))) {
+      throw new BadRequest(`cn must be 1 to ${MAX_CN} printable characters`);
+    }
+    const topic = await pickTopic(o.store, q.topic, Date.now());
+    const base = baseUrl(req, o);
+    const commonName = q.cn ?? `Orchard device ${randomBytes(4).toString("hex")}`;
+
+    let identity: ScepIdentity | Pkcs12Identity;
+    if (identityKind === "scep") {
+      identity = { kind: "scep", url: base + o.scepPath, challenge: await o.newChallenge(), subjectCommonName: commonName };
+    } else {
+      const passphrase = newPkcs12Passphrase();
+      // 3DES: Apple's PKCS#12 import refuses AES/SHA-256 files on older
+      // systems; the passphrase is random and used once, so 3DES costs nothing.
+      const pkcs12 = await issuePkcs12Identity(o.deviceCa, { commonName, passphrase, encryption: "3des" });
+      identity = { kind: "pkcs12", pkcs12, passphrase };
+    }
+    let profile = buildEnrollmentProfile({
+      serverUrl: base + o.serverPath,
+      checkInUrl: base + o.checkinPath,
+      topic,
+      identity,
+      useDevelopmentApns: o.sandboxApns || undefined,
+      allowHttp: true, // a warning below instead: a test server or a proxy that hides the scheme
+    });
+    if (!base.startsWith("https://")) {
+      req.log.warn({ base }, "enrollment profile with an http:// URL: devices only enroll over https (set --public-url)");
+    }
+    if (o.signer) profile = await signProfile(profile, o.signer);
+    await o.store.events.add({ type: "enrollment.profile", detail: { identity: identityKind, topic, signed: o.signer !== undefined, remote: req.ip } }, Date.now());
+    req.log.info({ identity: identityKind, topic, signed: o.signer !== undefined, remote: req.ip }, "issued an enrollment profile");
+    return reply
+      .header("content-type", "application/x-apple-aspen-config")
+      .header("content-disposition", 'attachment; filename="orchard-enroll.mobileconfig"')
+      .header("cache-control", "no-store")
+      .send(profile);
+  });
+}
+
+function sha256(s: string): Buffer {
+  return createHash("sha256").update(s).digest();
+}
+
+/**
+ * The enrollment token in ?token= or the API key as HTTP Basic password,
+ * compared as digests in constant time; failures count toward the API's
+ * per-address limit.
+ */
+async function authorized(req: FastifyRequest<{ Querystring: EnrollQuery }>, reply: FastifyReply, limiter: ApiFailureLimiter, allowed: Buffer[]): Promise<boolean> {
+  const now = Date.now();
+  const wait = limiter.blockedFor(req.ip, now);
+  if (wait > 0) {
+    req.log.info({ remote: req.ip, retryAfter: wait }, "enrollment profile refused: too many failed attempts");
+    void reply.code(429).header("retry-after", String(wait)).type("text/plain; charset=utf-8").send(`too many failed attempts from this address; retry in ${wait} s\n`);
+    return false;
+  }
+  const header = req.headers.authorization;
+  const given: string[] = [];
+  if (typeof req.query.token === "string" && req.query.token !== "") given.push(req.query.token);
+  if (header?.startsWith("Basic ")) {
+    const decoded = Buffer.from(header.slice(6), "base64").toString("utf8");
+    given.push(decoded.slice(decoded.indexOf(":") + 1));
+  }
+  const ok = given.some((g) => g !== "" && allowed.some((a) => timingSafeEqual(sha256(g), a)));
+  if (!ok) {
+    limiter.fail(req.ip, now);
+    req.log.info({ remote: req.ip }, "enrollment profile refused: no valid enrollment token or API key");
+    void reply.code(401).type("text/plain; charset=utf-8").send("an enrollment token (?token=) or the API key is required\n");
+    return false;
+  }
+  limiter.succeed(req.ip);
+  return true;
+}
+
+/** The push topic for the profile: the one asked for, or the only usable one. */
+async function pickTopic(store: Store, wanted: string | undefined, now: number): Promise<string> {
+  const usable = (await store.push.certs()).filter((c) => c.notAfter > now);
+  if (wanted !== undefined) {
+    if (!usable.some((c) => c.topic === wanted)) throw new NotFound(`no usable push certificate for topic ${wanted}`);
+    return wanted;
+  }
+  if (usable.length === 0) throw new Conflict("no usable push certificate: upload one first (orchard pushcert upload)");
+  if (usable.length > 1) throw new BadRequest(`several push topics (${usable.map((c) => c.topic).join(", ")}): choose one with topic=`);
+  return usable[0]!.topic;
+}
+
+function baseUrl(req: FastifyRequest, o: EnrollRoutesOptions): string {
+  if (o.publicUrl) return o.publicUrl;
+  const host = req.headers.host;
+  if (!host || !HOST_RE.test(host)) throw new BadRequest("no usable Host header: set --public-url");
+  const forwarded = req.headers["x-forwarded-proto"];
+  const scheme = o.tls || forwarded === "https" ? "https" : "http";
+  return `${scheme}://${host}`;
+}

@@ -1,0 +1,206 @@
+// Enrollment with Orchard alone: GET /enroll and `orchard profile enroll`,
+// the device CA trusted next to --ca, and a device that enrolls with the
+// identity its profile carries.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { runWith } from "../src/cli/client-commands.ts";
+import type { CliContext } from "../src/cli/command.ts";
+import { createCa, issueDeviceIdentity, type PkiIdentity } from "../src/identity/testing/pki.ts";
+import { issuePushCertificate, issueServerCertificate } from "../src/identity/testing/push-cert.ts";
+import { certFingerprint } from "../src/identity/index.ts";
+import { parsePlistDict, type PlistDict } from "../src/plist/index.ts";
+import { readPkcs12 } from "../src/push/pkcs12.ts";
+import { SimDevice } from "../src/sim/device.ts";
+import { Transport } from "../src/sim/transport.ts";
+import { startTestServer, type TestServer } from "./support/server.ts";
+
+const TOPIC = "com.apple.mgmt.External.orchard-enroll-test";
+const TOKEN = "enrollment-token-0123456789";
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-enrollment-"));
+const pushCa = await createCa({ commonName: "Test Apple Push CA" });
+const pushCert = await issuePushCertificate(pushCa, { topic: TOPIC });
+/** A CA that is not Orchard's: given as --ca, so trust is not "any". */
+const otherCa = await createCa({ commonName: "Some Other Device CA" });
+const otherCaFile = path.join(tmp, "other-ca.pem");
+fs.writeFileSync(otherCaFile, otherCa.certPem);
+
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const payloads = (profile: PlistDict) => profile.PayloadContent as PlistDict[];
+const payload = (profile: PlistDict, type: string) => payloads(profile).find((p) => p.PayloadType === type);
+
+/** An identity from a PKCS#12 the profile carries, usable by a SimDevice. */
+function identityFromPkcs12(p12: Buffer, passphrase: string): PkiIdentity {
+  const { certificates, keys } = readPkcs12(p12, passphrase);
+  const key = createPrivateKey({ key: keys[0]!, format: "der", type: "pkcs8" });
+  const cert = certificates.map((der) => new X509Certificate(der)).find((c) => !c.ca)!;
+  return {
+    commonName: cert.subject,
+    certPem: cert.toString(),
+    certDer: Buffer.from(cert.raw),
+    keyPem: key.export({ type: "pkcs8", format: "pem" }) as string,
+    cert,
+    key,
+    publicKey: cert.publicKey,
+    fingerprint: certFingerprint(cert),
+  };
+}
+
+describe("enrollment profiles", () => {
+  let server: TestServer;
+
+  before(async () => {
+    server = await startTestServer(["--enrollment-token", TOKEN, "--ca", otherCaFile]);
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  const get = (query = "", headers: Record<string, string> = {}) => fetch(`${server.url}/enroll${query}`, { headers });
+  const withKey = { authorization: "Basic " + Buffer.from("x:test-api-key").toString("base64") };
+
+  test("without a push certificate: 409 with the reason", async () => {
+    const res = await get(`?token=${TOKEN}`);
+    assert.equal(res.status, 409);
+    assert.match(await res.text(), /no usable push certificate: upload one first/);
+  });
+
+  test("no token, a wrong token or a wrong key: 401, and the profile is not issued", async () => {
+    assert.equal((await server.api("PUT", "/v1/pushcert", pushCert.certPem + pushCert.keyPem)).status, 200);
+    const before = (await server.api("GET", "/v1/events?type=enrollment.profile")).json.events.length;
+    for (const res of [await get(), await get("?token=wrong-token-0123456789"), await get("", { authorization: "Basic " + Buffer.from("x:nope").toString("base64") })]) {
+      assert.equal(res.status, 401);
+      assert.doesNotMatch(await res.text(), /mobileconfig|PayloadContent/);
+    }
+    assert.equal((await server.api("GET", "/v1/events?type=enrollment.profile")).json.events.length, before);
+  });
+
+  test("the token or the API key gets a SCEP profile: MDM payload, URLs, topic, a fresh challenge each time", async () => {
+    const a = await get(`?token=${TOKEN}`);
+    assert.equal(a.status, 200);
+    assert.equal(a.headers.get("content-type"), "application/x-apple-aspen-config");
+    assert.match(a.headers.get("content-disposition") ?? "", /attachment; filename="orchard-enroll\.mobileconfig"/);
+    const profile = parsePlistDict(Buffer.from(await a.arrayBuffer()));
+    const mdm = payload(profile, "com.apple.mdm")!;
+    const scep = payload(profile, "com.apple.security.scep")!;
+    assert.equal(mdm.ServerURL, `${server.url}/mdm`);
+    assert.equal(mdm.CheckInURL, `${server.url}/checkin`);
+    assert.equal(mdm.Topic, TOPIC);
+    assert.equal(mdm.IdentityCertificateUUID, scep.PayloadUUID);
+    assert.equal(mdm.SignMessage, true);
+    assert.ok((mdm.ServerCapabilities as string[]).includes("com.apple.mdm.per-user-connections"));
+    const content = scep.PayloadContent as PlistDict;
+    assert.equal(content.URL, `${server.url}/scep`);
+    assert.match(String(content.Challenge), /\S{16,}/);
+
+    const b = await get("", withKey);
+    assert.equal(b.status, 200);
+    const second = payload(parsePlistDict(Buffer.from(await b.arrayBuffer())), "com.apple.security.scep")!.PayloadContent as PlistDict;
+    assert.notEqual(second.Challenge, content.Challenge);
+    const events = (await server.api("GET", "/v1/events?type=enrollment.profile")).json.events;
+    assert.equal(events.length, 2);
+    assert.doesNotMatch(JSON.stringify(events) + server.logs.join("\n"), new RegExp(String(content.Challenge)));
+  });
+
+  test("bad parameters: 400 or 404 with a reason", async () => {
+    for (const [query, status, reason] of [
+      ["&identity=jks", 400, /identity must be scep or pkcs12/],
+      [`&cn=${"x".repeat(65)}`, 400, /cn must be/],
+      ["&cn=a%0Ab", 400, /cn must be/],
+      ["&topic=com.apple.mgmt.nope", 404, /no usable push certificate/],
+    ] as const) {
+      const res = await get(`?token=${TOKEN}${query}`);
+      assert.equal(res.status, status, query);
+      assert.match(await res.text(), reason);
+    }
+  });
+
+  test("a PKCS#12 identity from the device CA: a device enrolls with it though --ca names another CA", async () => {
+    const res = await get(`?token=${TOKEN}&identity=pkcs12&cn=pkcs12-device`);
+    assert.equal(res.status, 200);
+    const p = payload(parsePlistDict(Buffer.from(await res.arrayBuffer())), "com.apple.security.pkcs12")!;
+    const identity = identityFromPkcs12(p.PayloadContent as Buffer, String(p.Password));
+    assert.match(identity.cert.subject, /CN=pkcs12-device/);
+    assert.ok(identity.cert.verify(server.deviceCa.cert.publicKey));
+
+    const transport = new Transport(server.url);
+    try {
+      const device = new SimDevice({ transport, identity, mode: { kind: "signature" } });
+      await device.enroll();
+      assert.equal((await server.api("GET", `/v1/enrollments/${device.udid}`)).json.enabled, true);
+      assert.equal((await device.report("Idle")).status, 200);
+
+      // The control: a certificate from a CA that is neither --ca nor the device CA.
+      const strangerCa = await createCa({ commonName: "Stranger CA" });
+      const stranger = new SimDevice({ transport, identity: await issueDeviceIdentity(strangerCa, { commonName: "stranger" }), mode: { kind: "signature" } });
+      const refused = await stranger.authenticate();
+      assert.ok(refused.status >= 400 && refused.status < 500 && refused.status !== 401, `status ${refused.status}`);
+    } finally {
+      transport.close();
+    }
+  });
+
+  test("orchard profile enroll --out writes the profile, mode 0600", async () => {
+    const out = path.join(tmp, "enroll.mobileconfig");
+    const ctx = cliContext(server);
+    assert.equal(await runWith(ctx, "profile", ["enroll", "--out", out]), 0, ctx.stderr);
+    assert.equal(fs.statSync(out).mode & 0o777, 0o600);
+    assert.equal(payload(parsePlistDict(fs.readFileSync(out)), "com.apple.mdm")!.Topic, TOPIC);
+    const bad = cliContext(server);
+    assert.equal(await runWith(bad, "profile", ["enroll", "--identity", "jks"]), 2);
+    assert.match(bad.stderr, /--identity must be scep or pkcs12/);
+  });
+});
+
+describe("signed enrollment profiles (--profile-signer)", () => {
+  let server: TestServer;
+  let signerCa: PkiIdentity;
+
+  before(async () => {
+    signerCa = await createCa({ commonName: "Profile Signing Root" });
+    const signer = await issueServerCertificate(signerCa, { hosts: ["mdm.example.com"] });
+    const signerFile = path.join(tmp, "signer.pem");
+    fs.writeFileSync(signerFile, signer.certPem + signer.keyPem);
+    server = await startTestServer(["--profile-signer", signerFile, "--public-url", "https://mdm.example.com/orchard"]);
+    assert.equal((await server.api("PUT", "/v1/pushcert", pushCert.certPem + pushCert.keyPem)).status, 200);
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  test("openssl cms -verify accepts the profile and returns the plist; --public-url sets every URL", async () => {
+    const res = await server.api("GET", "/enroll");
+    assert.equal(res.status, 200);
+    const signed = Buffer.from(await (await fetch(`${server.url}/enroll`, { headers: { authorization: "Basic " + Buffer.from("x:test-api-key").toString("base64") } })).arrayBuffer());
+    const signedFile = path.join(tmp, "signed.mobileconfig");
+    const caFile = path.join(tmp, "signer-ca.pem");
+    fs.writeFileSync(signedFile, signed);
+    fs.writeFileSync(caFile, signerCa.certPem);
+    const content = execFileSync("openssl", ["cms", "-verify", "-inform", "DER", "-in", signedFile, "-CAfile", caFile, "-purpose", "any"], { stdio: ["ignore", "pipe", "pipe"] });
+    const profile = parsePlistDict(content);
+    const mdm = payload(profile, "com.apple.mdm")!;
+    assert.equal(mdm.ServerURL, "https://mdm.example.com/orchard/mdm");
+    assert.equal(mdm.CheckInURL, "https://mdm.example.com/orchard/checkin");
+    assert.equal((payload(profile, "com.apple.security.scep")!.PayloadContent as PlistDict).URL, "https://mdm.example.com/orchard/scep");
+  });
+});
+
+function cliContext(server: TestServer): CliContext & { stdout: string; stderr: string } {
+  const ctx = {
+    stdout: "",
+    stderr: "",
+    out: (t: string | Uint8Array) => void (ctx.stdout += typeof t === "string" ? t : Buffer.from(t).toString("utf8")),
+    err: (t: string) => void (ctx.stderr += t),
+    env: { ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key" },
+    cwd: tmp,
+    readStdin: async () => Buffer.alloc(0),
+    stdinIsTTY: false,
+    readSecret: async () => assert.fail("no terminal in tests"),
+  };
+  return ctx;
+}
