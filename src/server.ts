@@ -23,6 +23,7 @@ import { loadProfileSigner } from "./enroll/sign-profile.ts";
 import { registerEnrollRoutes } from "./http/enroll-routes.ts";
 import { ApiFailureLimiter } from "./http/limits.ts";
 import { ScepChallenges } from "./scep/challenges.ts";
+import { registerScepApiRoutes, registerScepRoutes } from "./scep/index.ts";
 import { DEFAULT_PLIST_LIMITS, type PlistLimits } from "./plist/index.ts";
 import { openStore, type Store } from "./store/index.ts";
 
@@ -100,6 +101,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     reportBodyLimit: config.reportBodyLimit,
     limits: { ...config.limits, plist: plistLimits(config.limits.plist) },
     publicPlugins: [
+      (open) => registerScepRoutes(open, { store, deviceCa, challengeTtlMs: config.enrollment.scepChallengeTtlMs }),
       (open) =>
         registerEnrollRoutes(open, {
           store,
@@ -120,6 +122,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     apiPlugins: [
       (api) => registerUserRoutes(api, { store, realm: config.userAuth.realm }),
       (api) => registerPushRoutes(api, { store, certs: push.certs, pusher: push.pusher }),
+      (api) => registerScepApiRoutes(api, { store, challengeTtlMs: config.enrollment.scepChallengeTtlMs }),
     ],
     https: config.tlsCert ? { cert: fs.readFileSync(config.tlsCert), key: fs.readFileSync(config.tlsKey!) } : undefined,
   });

@@ -7,6 +7,7 @@ import { pushCommand } from "./push.ts";
 import { profileCommand } from "./profile.ts";
 import { pushcertCommand } from "./pushcert.ts";
 import { queueCommand } from "./queue.ts";
+import { scepCommand } from "./scep.ts";
 import { simulateCommand } from "./simulate.ts";
 import { userSessionsCommand, usersCommand } from "./users.ts";
 
@@ -16,6 +17,7 @@ export const CLIENT_COMMANDS: readonly ClientCommand[] = [
   pushCommand,
   pushcertCommand,
   profileCommand,
+  scepCommand,
   enrollmentsCommand,
   enrollmentCommand,
   queueCommand,

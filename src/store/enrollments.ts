@@ -93,6 +93,19 @@ export class EnrollmentStore {
   }
 
   /**
+   * A renewed identity certificate replaces the old one: the devices bound to
+   * the old fingerprint are bound to the new one, without a new Authenticate
+   * (SCEP RenewalReq). Returns their ids.
+   */
+  async rebindCertificate(oldFingerprint: string, newFingerprint: string): Promise<string[]> {
+    const rows = await this.db.all<{ id: string }>("UPDATE devices SET cert_fingerprint = ? WHERE cert_fingerprint = ? RETURNING id", [
+      newFingerprint,
+      oldFingerprint,
+    ]);
+    return rows.map((r) => r.id);
+  }
+
+  /**
    * A (re-)enrollment: keep the facts, bind the certificate, and start clean:
    * channels disabled until their TokenUpdate, queues and bootstrap token cleared.
    */

@@ -6,6 +6,7 @@ import { EnrollmentStore } from "./enrollments.ts";
 import { EventStore } from "./events.ts";
 import { migrate } from "./migrate.ts";
 import { PushStore } from "./push.ts";
+import { ScepStore } from "./scep.ts";
 import { SettingStore } from "./settings.ts";
 import { DirectoryStore } from "./directory.ts";
 import { UserSessionStore } from "./user-sessions.ts";
@@ -21,6 +22,7 @@ export class Store {
   readonly directory: DirectoryStore;
   readonly userSessions: UserSessionStore;
   readonly push: PushStore;
+  readonly scep: ScepStore;
 
   constructor(readonly db: Database) {
     this.enrollments = new EnrollmentStore(db);
@@ -30,6 +32,7 @@ export class Store {
     this.directory = new DirectoryStore(db);
     this.userSessions = new UserSessionStore(db);
     this.push = new PushStore(db);
+    this.scep = new ScepStore(db);
   }
 
   /**

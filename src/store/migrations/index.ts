@@ -1,6 +1,7 @@
 import { core } from "./001-core.ts";
 import { userAuth } from "./002-userauth.ts";
 import { push } from "./003-push.ts";
+import { scep } from "./004-scep.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
@@ -9,7 +10,7 @@ export interface Migration {
   sql: string;
 }
 
-export const migrations: readonly Migration[] = [core, userAuth, push];
+export const migrations: readonly Migration[] = [core, userAuth, push, scep];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
   const types =

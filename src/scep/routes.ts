@@ -1,0 +1,111 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { ConfigError, parseDuration } from "../config.ts";
+import type { DeviceCa } from "../enroll/device-ca.ts";
+import { BadRequest } from "../errors.ts";
+import { bodyBuffer } from "../http/api-routes.ts";
+import type { Store } from "../store/index.ts";
+import { ScepChallenges } from "./challenges.ts";
+import { ScepMalformed } from "./message.ts";
+import { ScepService } from "./service.ts";
+
+export interface ScepDeps {
+  store: Store;
+  deviceCa: DeviceCa;
+  /** Lifetime of a challenge password (--scep-challenge-ttl). */
+  challengeTtlMs: number;
+}
+
+/** What this server does (RFC 8894 3.5.2): nothing is advertised that is not implemented. */
+export const SCEP_CAPABILITIES = ["AES", "DES3", "POSTPKIOperation", "Renewal", "SCEPStandard", "SHA-1", "SHA-256", "SHA-512"] as const;
+
+/** A pkiMessage is 2-10 KB; anything far larger is not one. */
+export const MAX_PKI_MESSAGE_BYTES = 64 * 1024;
+const MAX_TTL_MS = 30 * 24 * 60 * 60 * 1000;
+
+interface ScepQuery {
+  operation?: string;
+  message?: string;
+}
+
+/**
+ * The public SCEP endpoint, /scep (devices reach it without the API key: a
+ * PKCSReq is authorised by its challenge password, a RenewalReq by the device
+ * certificate that signs it).
+ */
+export function registerScepRoutes(app: FastifyInstance, deps: ScepDeps): void {
+  const service = new ScepService({ store: deps.store, deviceCa: deps.deviceCa });
+
+  const pkiOperation = async (req: FastifyRequest, reply: FastifyReply, message: Buffer) => {
+    if (message.length === 0) throw new ScepMalformed("empty message");
+    if (message.length > MAX_PKI_MESSAGE_BYTES) throw new ScepMalformed("message too large");
+    const answer = await service.pkiOperation(message, req.log);
+    return reply.code(200).type("application/x-pki-message").send(answer);
+  };
+
+  app.get<{ Querystring: ScepQuery }>("/scep", async (req, reply) => {
+    const operation = req.query.operation;
+    switch (operation) {
+      case "GetCACaps":
+        return reply.type("text/plain").send(SCEP_CAPABILITIES.join("\n") + "\n");
+      case "GetCACert":
+        // One CA, no RA: the certificate itself (RFC 8894 4.2.1.1).
+        return reply.type("application/x-x509-ca-cert").send(deps.deviceCa.certDer);
+      case "PKIOperation":
+        return pkiOperation(req, reply, decodeMessageParameter(req.query.message));
+      default:
+        throw new BadRequest(operation === undefined ? "no SCEP operation given" : "unsupported SCEP operation");
+    }
+  });
+
+  app.post<{ Querystring: ScepQuery }>("/scep", { bodyLimit: MAX_PKI_MESSAGE_BYTES }, async (req, reply) => {
+    if (req.query.operation !== "PKIOperation") throw new BadRequest("POST /scep takes operation=PKIOperation");
+    return pkiOperation(req, reply, bodyBuffer(req));
+  });
+}
+
+// GET carries the message base64-encoded in the query (RFC 8894 4.3). Some clients
+// leave '+' unescaped, which the query parser turns into a space.
+function decodeMessageParameter(value: string | undefined): Buffer {
+  if (value === undefined || value === "") throw new ScepMalformed("no message parameter");
+  if (value.length > Math.ceil((MAX_PKI_MESSAGE_BYTES * 4) / 3) + 4) throw new ScepMalformed("message too large");
+  const b64 = value.replace(/ /g, "+").replace(/[\r\n]/g, "");
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64) && !/^[A-Za-z0-9_-]+={0,2}$/.test(b64)) throw new ScepMalformed("message is not base64");
+  return Buffer.from(b64, b64.includes("-") || b64.includes("_") ? "base64url" : "base64");
+}
+
+/** POST /v1/scep/challenges (behind the API key): a fresh single-use challenge password. */
+export function registerScepApiRoutes(api: FastifyInstance, deps: Pick<ScepDeps, "store" | "challengeTtlMs">): void {
+  const challenges = new ScepChallenges(deps.store, deps.challengeTtlMs);
+  api.post("/v1/scep/challenges", async (req, reply) => {
+    const ttlMs = requestedTtl(bodyBuffer(req));
+    const { challenge, expiresAt } = await challenges.create(ttlMs);
+    // The challenge itself is a secret: logged never, only its expiry.
+    req.log.info({ expiresAt: expiresAt.toISOString() }, "SCEP challenge created");
+    return reply.code(201).send({ challenge, expires_at: expiresAt.toISOString() });
+  });
+}
+
+function requestedTtl(body: Buffer): number | undefined {
+  if (body.length === 0) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString("utf8"));
+  } catch {
+    throw new BadRequest('the body must be JSON, e.g. {"ttl":"10m"}, or empty');
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new BadRequest('the body must be a JSON object, e.g. {"ttl":"10m"}');
+  const unknown = Object.keys(parsed).filter((k) => k !== "ttl");
+  if (unknown.length > 0) throw new BadRequest(`unknown field ${JSON.stringify(unknown[0]!.slice(0, 64))}`);
+  const ttl = (parsed as { ttl?: unknown }).ttl;
+  if (ttl === undefined) return undefined;
+  if (typeof ttl !== "string") throw new BadRequest('ttl must be a duration string such as "10m"');
+  let ms: number;
+  try {
+    ms = parseDuration(ttl, "ttl");
+  } catch (err) {
+    if (err instanceof ConfigError) throw new BadRequest(err.message);
+    throw err;
+  }
+  if (ms < 1000 || ms > MAX_TTL_MS) throw new BadRequest("ttl must be between 1s and 30d");
+  return ms;
+}

@@ -1,0 +1,205 @@
+// The SCEP CA (RFC 8894) over the device CA: PKCSReq with a challenge password,
+// RenewalReq signed by a current device certificate. Every request that is a
+// SCEP message at all gets a signed CertRep; only undecodable input is an HTTP
+// 400 (ScepMalformed), and nothing a client sends ends in a 500.
+import { createHash, X509Certificate } from "node:crypto";
+import type { Logger } from "pino";
+import type { DeviceCa } from "../enroll/device-ca.ts";
+import type { Store } from "../store/index.ts";
+import { challengeHash } from "./challenges.ts";
+import { buildCertsOnly, buildEnvelopedData, certSubjectDer, CmsError, decryptEnvelope, findSignerCertificate, parseEnvelopedData, verifySigner, type CipherName } from "./cms.ts";
+import { CsrError, parseCsr, type Csr } from "./csr.ts";
+import { decodePkiMessage, encodeCertRep, MessageType, messageTypeName, PkiStatus, type FailInfoName, type PkiMessage } from "./message.ts";
+
+export type ScepLog = Pick<Logger, "info" | "warn">;
+
+/** A request SCEP refuses with a CertRep FAILURE; the message goes to the log only. */
+export class ScepFailure extends Error {
+  constructor(
+    readonly failInfo: FailInfoName,
+    message: string,
+    /** Logged with the refusal (never a secret). */
+    readonly detail: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = "ScepFailure";
+  }
+}
+
+export interface ScepServiceOptions {
+  store: Store;
+  deviceCa: DeviceCa;
+}
+
+interface Issued {
+  cert: X509Certificate;
+  /** Sent again for a resent request, not newly issued. */
+  resent: boolean;
+}
+
+export class ScepService {
+  constructor(private readonly o: ScepServiceOptions) {}
+
+  /** Answers a PKIOperation message with a CertRep (DER). Throws ScepMalformed for undecodable input. */
+  async pkiOperation(body: Buffer, log: ScepLog): Promise<Buffer> {
+    const msg = decodePkiMessage(body);
+    const ca = { cert: this.o.deviceCa.cert, key: this.o.deviceCa.key };
+    // Answer with the digest the client signed with: it may know no other.
+    const digest = msg.digest ?? "sha256";
+    const reply = { transactionId: msg.transactionId, recipientNonce: msg.senderNonce, digest, ca };
+    const type = messageTypeName(msg.messageType);
+    try {
+      const { issued, cipher, signer } = await this.handle(msg);
+      const envelope = buildEnvelopedData(buildCertsOnly([issued.cert.raw]), signer, cipher);
+      log.info(
+        { scep: type, transactionId: msg.transactionId, subject: issued.cert.subject, serial: issued.cert.serialNumber, cipher, digest, resent: issued.resent },
+        issued.resent ? "SCEP certificate sent again" : "SCEP certificate issued",
+      );
+      return encodeCertRep({ ...reply, status: PkiStatus.SUCCESS, envelope });
+    } catch (err) {
+      const failure = asFailure(err);
+      if (!failure) throw err;
+      log.info({ scep: type, transactionId: msg.transactionId, failInfo: failure.failInfo, reason: failure.message, ...failure.detail }, "SCEP request refused");
+      return encodeCertRep({ ...reply, status: PkiStatus.FAILURE, failInfo: failure.failInfo });
+    }
+  }
+
+  private async handle(msg: PkiMessage): Promise<{ issued: Issued; cipher: CipherName; signer: X509Certificate }> {
+    if (msg.messageType !== MessageType.PKCSReq && msg.messageType !== MessageType.RenewalReq) {
+      throw new ScepFailure("badRequest", `unsupported message type ${messageTypeName(msg.messageType)}`);
+    }
+    const { signedData, signer } = msg;
+    if (signedData.eContent === undefined) throw new ScepFailure("badRequest", "the request carries no pkcsPKIEnvelope");
+    const signerInfo = findSignerCertificate(signedData, signer);
+    if (!signerInfo) throw new ScepFailure("badMessageCheck", "the signer's certificate is not in the message");
+    verifySigner(signer, signerInfo.key, signedData.eContent);
+    const { content, cipher } = decryptEnvelope(parseEnvelopedData(signedData.eContent), this.o.deviceCa.cert, this.o.deviceCa.key);
+    const csr = parseCsr(content);
+    const now = Date.now();
+    const issued =
+      msg.messageType === MessageType.PKCSReq ? await this.pkcsReq(msg, csr, now) : await this.renewalReq(msg, csr, signerInfo.cert, now);
+    return { issued, cipher, signer: signerInfo.cert };
+  }
+
+  /** A first certificate: the CSR's challenge password must be a valid, unused one. */
+  private async pkcsReq(msg: PkiMessage, csr: Csr, now: number): Promise<Issued> {
+    if (csr.challengePassword === undefined || csr.challengePassword === "") {
+      throw new ScepFailure("badRequest", "the CSR has no challenge password", { challengeState: "missing" });
+    }
+    const hash = challengeHash(csr.challengePassword);
+    const cert = await this.issue(csr);
+    const recorded = await this.o.store.transaction(async (tx) => {
+      if (!(await tx.scep.consumeChallenge(hash, now))) return false;
+      await tx.scep.recordCertificate(record(cert, "PKCSReq", msg.transactionId, now, null, null));
+      await tx.events.add({ type: "scep.issued", detail: certDetail(cert, "PKCSReq") }, now);
+      return true;
+    });
+    if (recorded) return { cert, resent: false };
+    const again = await this.resent(msg, csr, "PKCSReq");
+    if (again) return again;
+    const state = await this.o.store.scep.challengeState(hash, now);
+    const reason = state === "used" ? "challenge password already used" : state === "expired" ? "challenge password expired" : "unknown challenge password";
+    await this.o.store.events.add({ type: "scep.refused", detail: { reason, transaction_id: msg.transactionId, subject: cert.subject } }, now);
+    throw new ScepFailure("badRequest", reason, { challengeState: state });
+  }
+
+  /**
+   * A renewal, signed with a current certificate of the device CA. The new
+   * certificate replaces it: a device bound to the old one is rebound in the
+   * same transaction, and the old one cannot be renewed again.
+   */
+  private async renewalReq(msg: PkiMessage, csr: Csr, old: X509Certificate, now: number): Promise<Issued> {
+    const ca = this.o.deviceCa;
+    if (old.ca || !old.checkIssued(ca.cert) || !old.verify(ca.cert.publicKey)) {
+      throw new ScepFailure("badRequest", "RenewalReq must be signed with a certificate of the device CA");
+    }
+    if (Date.parse(old.validFrom) > now || Date.parse(old.validTo) < now) {
+      throw new ScepFailure("badRequest", "the certificate to renew is not currently valid");
+    }
+    if (!certSubjectDer(old).equals(csr.subjectDer)) throw new ScepFailure("badRequest", "a renewal keeps the subject of the certificate it renews");
+    const oldFingerprint = fingerprint(old);
+    const cert = await this.issue(csr);
+    const newFingerprint = fingerprint(cert);
+    const done = await this.o.store.transaction(async (tx) => {
+      const devices = await tx.enrollments.rebindCertificate(oldFingerprint, newFingerprint);
+      const rec = record(cert, "RenewalReq", msg.transactionId, now, devices[0] ?? null, oldFingerprint);
+      if (!(await tx.scep.recordCertificate(rec))) throw new AlreadyRenewed();
+      const detail = { ...certDetail(cert, "RenewalReq"), renewed_from: oldFingerprint };
+      if (devices.length === 0) await tx.events.add({ type: "scep.renewed", detail }, now);
+      for (const device of devices) await tx.events.add({ type: "scep.renewed", enrollmentId: device, detail }, now);
+      return true;
+    }).catch((err: unknown) => {
+      if (err instanceof AlreadyRenewed) return false; // rolled back: the rebinding did not happen
+      throw err;
+    });
+    if (done) return { cert, resent: false };
+    const again = await this.resent(msg, csr, "RenewalReq");
+    if (again) return again;
+    throw new ScepFailure("badRequest", "this certificate was already renewed", { renewed_from: oldFingerprint });
+  }
+
+  /**
+   * A client that got no answer sends the same request again (same transaction
+   * id, same key): it gets the certificate it was issued, not a refusal.
+   */
+  private async resent(msg: PkiMessage, csr: Csr, type: "PKCSReq" | "RenewalReq"): Promise<Issued | undefined> {
+    const key = csr.publicKey.export({ type: "spki", format: "der" });
+    for (const rec of await this.o.store.scep.certificatesByTransaction(msg.transactionId)) {
+      if (rec.requestType !== type) continue;
+      const cert = new X509Certificate(rec.certDer);
+      if (cert.publicKey.export({ type: "spki", format: "der" }).equals(key)) return { cert, resent: true };
+    }
+    return undefined;
+  }
+
+  private async issue(csr: Csr): Promise<X509Certificate> {
+    try {
+      return await this.o.deviceCa.issue({ subjectDer: csr.subjectDer, publicKeyDer: csr.publicKeyDer });
+    } catch (err) {
+      // The CSR passed our checks; what the certificate library still refuses is the request's fault.
+      throw new ScepFailure("badRequest", `cannot issue a certificate for this request: ${(err as Error).message}`);
+    }
+  }
+}
+
+class AlreadyRenewed extends Error {}
+
+function fingerprint(cert: X509Certificate): string {
+  return createHash("sha256").update(cert.raw).digest("hex");
+}
+
+function record(cert: X509Certificate, requestType: "PKCSReq" | "RenewalReq", transactionId: string, now: number, deviceId: string | null, renewedFrom: string | null) {
+  return {
+    serialNumber: cert.serialNumber.toLowerCase(),
+    fingerprint: fingerprint(cert),
+    subject: cert.subject,
+    issuedAt: now,
+    notAfter: Date.parse(cert.validTo),
+    requestType,
+    transactionId,
+    deviceId,
+    renewedFrom,
+    certDer: Buffer.from(cert.raw),
+  };
+}
+
+function certDetail(cert: X509Certificate, requestType: string): Record<string, unknown> {
+  return { request_type: requestType, subject: cert.subject, serial: cert.serialNumber.toLowerCase(), fingerprint: fingerprint(cert), not_after: new Date(cert.validTo).toISOString() };
+}
+
+/** The CertRep failure for an error, or undefined when it is not the request's fault. */
+function asFailure(err: unknown): ScepFailure | undefined {
+  if (err instanceof ScepFailure) return err;
+  if (err instanceof CmsError) {
+    const failInfo: FailInfoName =
+      err.kind === "unsupported-algorithm" ? "badAlg" : err.kind === "malformed" ? "badRequest" : "badMessageCheck";
+    return new ScepFailure(failInfo, err.message);
+  }
+  if (err instanceof CsrError) {
+    // An unreadable CSR is what a wrong content key yields when the CBC padding
+    // happens to check out (about 1 in 256): answer it like any failed
+    // decryption, so a wrong key (or a bad RSA padding) has one answer.
+    return new ScepFailure(err.kind === "signature" || err.kind === "malformed" ? "badMessageCheck" : "badRequest", err.message);
+  }
+  return undefined;
+}
