@@ -15,6 +15,7 @@ import { issuePushCertificate, issueServerCertificate } from "../src/identity/te
 import { certFingerprint } from "../src/identity/index.ts";
 import { parsePlistDict, type PlistDict } from "../src/plist/index.ts";
 import { readPkcs12 } from "../src/push/pkcs12.ts";
+import { ScepRefused, ScepTestClient } from "../src/scep/testing/client.ts";
 import { SimDevice } from "../src/sim/device.ts";
 import { Transport } from "../src/sim/transport.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
@@ -140,6 +141,28 @@ describe("enrollment profiles", () => {
       const stranger = new SimDevice({ transport, identity: await issueDeviceIdentity(strangerCa, { commonName: "stranger" }), mode: { kind: "signature" } });
       const refused = await stranger.authenticate();
       assert.ok(refused.status >= 400 && refused.status < 500 && refused.status !== 401, `status ${refused.status}`);
+    } finally {
+      transport.close();
+    }
+  });
+
+  test("a device installs the SCEP profile: its challenge gets a certificate once, and the device enrolls with it", async () => {
+    const res = await get(`?token=${TOKEN}&cn=scep-device`);
+    const profile = parsePlistDict(Buffer.from(await res.arrayBuffer()));
+    const scep = payload(profile, "com.apple.security.scep")!.PayloadContent as PlistDict;
+    const client = new ScepTestClient(String(scep.URL));
+    const identity = await client.enroll({ challenge: String(scep.Challenge), commonName: String((scep.Subject as string[][][])[0]![0]![1]) });
+    assert.match(identity.cert.subject, /CN=scep-device/);
+    await assert.rejects(client.enroll({ challenge: String(scep.Challenge) }), ScepRefused, "the profile's challenge is single-use");
+
+    const transport = new Transport(server.url);
+    try {
+      const device = new SimDevice({ transport, identity, mode: { kind: "signature" }, topic: String(payload(profile, "com.apple.mdm")!.Topic) });
+      await device.enroll();
+      const enrollment = (await server.api("GET", `/v1/enrollments/${device.udid}`)).json;
+      assert.equal(enrollment.enabled, true);
+      assert.equal(enrollment.topic, TOPIC);
+      assert.equal((await device.report("Idle")).status, 200);
     } finally {
       transport.close();
     }
