@@ -19,6 +19,7 @@
 import { createCipheriv, createHash, createHmac, generateKeyPair, pbkdf2, randomBytes, type KeyObject } from "node:crypto";
 import { promisify } from "node:util";
 import * as asn1js from "asn1js";
+import { bmpString, explicit, implicitPrimitive, integer, nullValue, octetString, oid, sequence, setOf } from "../identity/der.ts";
 import { pkcs12Kdf } from "../push/pkcs12.ts";
 import type { DeviceCa } from "./device-ca.ts";
 
@@ -119,28 +120,28 @@ export async function buildPkcs12(o: BuildPkcs12Options): Promise<Buffer> {
   const attributes = bagAttributes(localKeyId, o.friendlyName);
 
   const certBags = o.certificates.map((der, i) =>
-    seq(oid(OID.certBag), explicit(0, seq(oid(OID.x509Certificate), explicit(0, octets(der)))), ...(i === 0 ? [attributes] : [])),
+    sequence(oid(OID.certBag), explicit(0, sequence(oid(OID.x509Certificate), explicit(0, octetString(der)))), ...(i === 0 ? [attributes] : [])),
   );
-  const certSafe = seq(...certBags);
+  const certSafe = sequence(...certBags);
   const encryptedCerts = await encrypt(encryption, pw, iterations, certSafe);
   // EncryptedData { version 0, EncryptedContentInfo { data, algorithm, [0] IMPLICIT content } }
-  const certInfo = seq(
+  const certInfo = sequence(
     oid(OID.encryptedData),
-    explicit(0, seq(int(0), seq(oid(OID.data), encryptedCerts.algorithm, tlv(0x80, encryptedCerts.ciphertext)))),
+    explicit(0, sequence(integer(0), sequence(oid(OID.data), encryptedCerts.algorithm, implicitPrimitive(0, encryptedCerts.ciphertext)))),
   );
 
   const encryptedKey = await encrypt(encryption, pw, iterations, keyDer);
-  const keyBag = seq(oid(OID.shroudedKeyBag), explicit(0, seq(encryptedKey.algorithm, octets(encryptedKey.ciphertext))), attributes);
-  const keyInfo = seq(oid(OID.data), explicit(0, octets(seq(keyBag))));
+  const keyBag = sequence(oid(OID.shroudedKeyBag), explicit(0, sequence(encryptedKey.algorithm, octetString(encryptedKey.ciphertext))), attributes);
+  const keyInfo = sequence(oid(OID.data), explicit(0, octetString(sequence(keyBag))));
 
-  const authSafe = seq(certInfo, keyInfo);
+  const authSafe = sequence(certInfo, keyInfo);
   const macHash = encryption === "3des" ? "sha1" : "sha256";
   const macSalt = randomBytes(encryption === "3des" ? 8 : 16);
   const macKey = pkcs12Kdf(macHash, pw.bmp, macSalt, 3, iterations, createHash(macHash).digest().length);
   const mac = createHmac(macHash, macKey).update(authSafe).digest();
-  const macData = seq(seq(seq(oid(macHash === "sha1" ? OID.sha1 : OID.sha256), NULL), octets(mac)), octets(macSalt), int(iterations));
+  const macData = sequence(sequence(sequence(oid(macHash === "sha1" ? OID.sha1 : OID.sha256), nullValue()), octetString(mac)), octetString(macSalt), integer(iterations));
 
-  return seq(int(3), seq(oid(OID.data), explicit(0, octets(authSafe))), macData);
+  return sequence(integer(3), sequence(oid(OID.data), explicit(0, octetString(authSafe))), macData);
 }
 
 interface Password {
@@ -178,7 +179,7 @@ async function encrypt(
     const iv = pkcs12Kdf("sha1", pw.bmp, salt, 2, iterations, 8);
     const c = createCipheriv("des-ede3-cbc", key, iv);
     return {
-      algorithm: seq(oid(OID.pbeWithSha1And3DesCbc), seq(octets(salt), int(iterations))),
+      algorithm: sequence(oid(OID.pbeWithSha1And3DesCbc), sequence(octetString(salt), integer(iterations))),
       ciphertext: Buffer.concat([c.update(plaintext), c.final()]),
     };
   }
@@ -187,75 +188,24 @@ async function encrypt(
   const key = await pbkdf2Async(pw.ascii, salt, iterations, 32, "sha256");
   const c = createCipheriv("aes-256-cbc", key, iv);
   // PBES2-params { PBKDF2 { salt, iterations, prf hmacWithSHA256 }, aes256-CBC iv }; keyLength omitted (implied by the cipher).
-  const algorithm = seq(
+  const algorithm = sequence(
     oid(OID.pbes2),
-    seq(
-      seq(oid(OID.pbkdf2), seq(octets(salt), int(iterations), seq(oid(OID.hmacWithSha256), NULL))),
-      seq(oid(OID.aes256Cbc), octets(iv)),
+    sequence(
+      sequence(oid(OID.pbkdf2), sequence(octetString(salt), integer(iterations), sequence(oid(OID.hmacWithSha256), nullValue()))),
+      sequence(oid(OID.aes256Cbc), octetString(iv)),
     ),
   );
   return { algorithm, ciphertext: Buffer.concat([c.update(plaintext), c.final()]) };
 }
 
 function bagAttributes(localKeyId: Buffer, friendlyName: string | undefined): Buffer {
-  const attrs = [seq(oid(OID.localKeyId), set([octets(localKeyId)]))];
-  if (friendlyName !== undefined && friendlyName !== "") attrs.push(seq(oid(OID.friendlyName), set([bmpString(friendlyName)])));
-  return set(attrs);
+  const attrs = [sequence(oid(OID.localKeyId), setOf(octetString(localKeyId)))];
+  if (friendlyName !== undefined && friendlyName !== "") attrs.push(sequence(oid(OID.friendlyName), setOf(bmpString(friendlyName))));
+  return setOf(...attrs);
 }
 
 /** Name ::= SEQUENCE OF RDN: one RDN, CN as UTF8String. */
 export function nameWithCommonName(commonName: string): Buffer {
   const utf8 = Buffer.from(new asn1js.Utf8String({ value: commonName }).toBER(false));
-  return seq(set([seq(oid(OID.commonName), utf8)]));
-}
-
-// --- A minimal DER writer: definite lengths, SET OF sorted.
-
-const NULL = Buffer.from([0x05, 0x00]);
-
-function tlv(tag: number, ...parts: Uint8Array[]): Buffer {
-  const body = Buffer.concat(parts);
-  const n = body.length;
-  let len: Buffer;
-  if (n < 0x80) len = Buffer.from([n]);
-  else {
-    const bytes: number[] = [];
-    for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-    len = Buffer.from([0x80 | bytes.length, ...bytes]);
-  }
-  return Buffer.concat([Buffer.from([tag]), len, body]);
-}
-
-function seq(...parts: Uint8Array[]): Buffer {
-  return tlv(0x30, ...parts);
-}
-
-/** SET OF in DER order (elements sorted by their encodings). */
-function set(parts: Buffer[]): Buffer {
-  return tlv(0x31, ...[...parts].sort(Buffer.compare));
-}
-
-function explicit(n: number, inner: Uint8Array): Buffer {
-  return tlv(0xa0 | n, inner);
-}
-
-function octets(bytes: Uint8Array): Buffer {
-  return tlv(0x04, bytes);
-}
-
-function oid(dotted: string): Buffer {
-  return Buffer.from(new asn1js.ObjectIdentifier({ value: dotted }).toBER(false));
-}
-
-function int(n: number): Buffer {
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-  if (bytes.length === 0 || bytes[0]! & 0x80) bytes.unshift(0);
-  return tlv(0x02, Buffer.from(bytes));
-}
-
-function bmpString(s: string): Buffer {
-  const out = Buffer.alloc(s.length * 2);
-  for (let i = 0; i < s.length; i++) out.writeUInt16BE(s.charCodeAt(i), i * 2);
-  return tlv(0x1e, out);
+  return sequence(setOf(sequence(oid(OID.commonName), utf8)));
 }

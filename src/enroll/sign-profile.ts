@@ -5,12 +5,14 @@
 // macOS `security cms -S` produce; devices show a signed profile as
 // "Verified" when the chain leads to a root they trust.
 //
-// Written with a small DER writer instead of pkijs: certificates and names are
-// copied byte for byte, and the SET OF ordering DER requires is explicit.
+// Written with the small DER writer of src/identity/der.ts instead of pkijs:
+// certificates and names are copied byte for byte, and the SET OF ordering
+// DER requires is explicit.
 import { createHash, createPrivateKey, sign as signCb, X509Certificate, type KeyObject } from "node:crypto";
 import fs from "node:fs";
 import { promisify } from "node:util";
 import * as asn1js from "asn1js";
+import { explicit, integer, nullValue, octetString, oid, retag, sequence, setOf, tlv } from "../identity/der.ts";
 
 export interface ProfileSigner {
   /** PEM certificates: the signer's and, optionally, its chain (any order). */
@@ -42,33 +44,33 @@ export async function signProfile(profile: Buffer, signer: ProfileSigner, now = 
   if (now.getTime() > Date.parse(cert.validTo)) throw new ProfileSignerError(`the profile signing certificate expired on ${cert.validTo}`);
   if (now.getTime() < Date.parse(cert.validFrom)) throw new ProfileSignerError(`the profile signing certificate is not valid before ${cert.validFrom}`);
 
-  const sha256 = seq(oid(OID.sha256)); // RFC 5754: parameters absent
-  const signedAttrs = set([
-    seq(oid(OID.contentType), set([oid(OID.data)])),
-    seq(oid(OID.signingTime), set([time(now)])),
-    seq(oid(OID.messageDigest), set([octets(createHash("sha256").update(profile).digest())])),
-  ]);
+  const sha256 = sequence(oid(OID.sha256)); // RFC 5754: parameters absent
+  const signedAttrs = setOf(
+    sequence(oid(OID.contentType), setOf(oid(OID.data))),
+    sequence(oid(OID.signingTime), setOf(time(now))),
+    sequence(oid(OID.messageDigest), setOf(octetString(createHash("sha256").update(profile).digest()))),
+  );
   // The signature covers the attributes as a SET (tag 0x31); the SignerInfo carries them as [0] IMPLICIT.
   const signature = await signAsync("sha256", signedAttrs, key.key); // RSA PKCS#1 v1.5; ECDSA as a DER Ecdsa-Sig-Value
-  const signatureAlgorithm = key.type === "rsa" ? seq(oid(OID.rsaEncryption), NULL) : seq(oid(OID.ecdsaWithSha256));
+  const signatureAlgorithm = key.type === "rsa" ? sequence(oid(OID.rsaEncryption), nullValue()) : sequence(oid(OID.ecdsaWithSha256));
 
   const { issuer, serial } = issuerAndSerial(cert);
-  const signerInfo = seq(
-    int(1),
-    seq(issuer, serial),
+  const signerInfo = sequence(
+    integer(1),
+    sequence(issuer, serial),
     sha256,
-    tlv(0xa0, signedAttrs.subarray(headerLength(signedAttrs))),
+    retag(0xa0, signedAttrs),
     signatureAlgorithm,
-    octets(signature),
+    octetString(signature),
   );
-  const signedData = seq(
-    int(1),
-    set([sha256]),
-    seq(oid(OID.data), explicit(0, octets(profile))),
-    tlv(0xa0, ...chain.map((c) => Buffer.from(c.raw))), // [0] IMPLICIT SET OF Certificate, signer first
-    set([signerInfo]),
+  const signedData = sequence(
+    integer(1),
+    setOf(sha256),
+    sequence(oid(OID.data), explicit(0, octetString(profile))),
+    tlv(0xa0, Buffer.concat(chain.map((c) => c.raw))), // [0] IMPLICIT SET OF Certificate, signer first
+    setOf(signerInfo),
   );
-  return seq(oid(OID.signedData), explicit(0, signedData));
+  return sequence(oid(OID.signedData), explicit(0, signedData));
 }
 
 /**
@@ -147,50 +149,4 @@ function time(d: Date): Buffer {
   const whole = new Date(Math.floor(d.getTime() / 1000) * 1000);
   const block = whole.getUTCFullYear() < 2050 ? new asn1js.UTCTime({ valueDate: whole }) : new asn1js.GeneralizedTime({ valueDate: whole });
   return Buffer.from(block.toBER(false));
-}
-
-// --- A minimal DER writer.
-
-const NULL = Buffer.from([0x05, 0x00]);
-
-function tlv(tag: number, ...parts: Uint8Array[]): Buffer {
-  const body = Buffer.concat(parts);
-  const n = body.length;
-  let len: Buffer;
-  if (n < 0x80) len = Buffer.from([n]);
-  else {
-    const bytes: number[] = [];
-    for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-    len = Buffer.from([0x80 | bytes.length, ...bytes]);
-  }
-  return Buffer.concat([Buffer.from([tag]), len, body]);
-}
-
-function headerLength(der: Buffer): number {
-  return der[1]! < 0x80 ? 2 : 2 + (der[1]! & 0x7f);
-}
-
-function seq(...parts: Uint8Array[]): Buffer {
-  return tlv(0x30, ...parts);
-}
-
-function set(parts: Buffer[]): Buffer {
-  return tlv(0x31, ...[...parts].sort(Buffer.compare));
-}
-
-function explicit(n: number, inner: Uint8Array): Buffer {
-  return tlv(0xa0 | n, inner);
-}
-
-function octets(bytes: Uint8Array): Buffer {
-  return tlv(0x04, bytes);
-}
-
-function oid(dotted: string): Buffer {
-  return Buffer.from(new asn1js.ObjectIdentifier({ value: dotted }).toBER(false));
-}
-
-/** INTEGER for the small version numbers used here (0..127). */
-function int(n: number): Buffer {
-  return tlv(0x02, Buffer.from([n]));
 }

@@ -27,6 +27,7 @@ import {
   BerReader, is, CONTEXT, UNIVERSAL, TAG_INTEGER, TAG_NULL, TAG_OCTET_STRING, TAG_SEQUENCE, TAG_SET, type Tlv,
 } from './ber.ts';
 import { certInfo, type CertInfo } from './cms-certs.ts';
+import { oidHex } from './der.ts';
 import { IdentityError } from './errors.ts';
 import type { MdmSignature } from './signature.ts';
 
@@ -291,16 +292,4 @@ function smallInt(r: BerReader, tlv: Tlv): number {
   const c = minimalInteger(r, tlv);
   if (c.length !== 1) throw new Unsupported();
   return c[0]!;
-}
-
-function oidHex(dotted: string): string {
-  const arcs = dotted.split('.').map(Number);
-  const subids = [arcs[0]! * 40 + arcs[1]!, ...arcs.slice(2)];
-  const bytes: number[] = [];
-  for (const n of subids) {
-    const groups = [n & 0x7f];
-    for (let v = Math.floor(n / 128); v > 0; v = Math.floor(v / 128)) groups.unshift((v & 0x7f) | 0x80);
-    bytes.push(...groups);
-  }
-  return Buffer.from(bytes).toString('hex');
 }

@@ -15,7 +15,8 @@ import {
   buildCertsOnly, buildEnvelopedData, buildSignedData, CIPHERS, CmsError, decryptEnvelope, findSignerCertificate, parseEnvelopedData, parseSignedData, verifySigner,
   type CipherName,
 } from "./cms.ts";
-import { oidContent, type Digest } from "./der.ts";
+import { oidContent } from "../identity/der.ts";
+import type { Digest } from "./oids.ts";
 
 let dir: string;
 let ca: PkiIdentity;

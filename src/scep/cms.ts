@@ -1,16 +1,15 @@
 // The CMS (RFC 5652) layers of a SCEP message: SignedData around EnvelopedData
 // around the payload. Reading uses the strict BER reader of src/identity, which
 // hands back the exact bytes of each element (the signed attributes are verified
-// over the bytes as received, the CSR over its own); writing uses der.ts. The
-// cryptography is node's: hashes, RSA signatures, AES and 3DES-CBC, and RSA key
-// transport (PKCS#1 v1.5 decryption with implicit rejection, rsa-pkcs1.ts).
+// over the bytes as received, the CSR over its own); writing uses the DER
+// writer next to that reader (der.ts). The cryptography is node's: hashes, RSA
+// signatures, AES and 3DES-CBC, and RSA key transport (PKCS#1 v1.5 decryption
+// with implicit rejection, rsa-pkcs1.ts).
 import { createCipheriv, createDecipheriv, createHash, constants, publicEncrypt, randomBytes, sign, verify, type KeyObject, type X509Certificate } from "node:crypto";
 import { BerError, BerReader, CONTEXT, is, TAG_INTEGER, TAG_NULL, TAG_OCTET_STRING, TAG_SEQUENCE, TAG_SET, UNIVERSAL, type Tlv } from "../identity/ber.ts";
 import { certInfo, type CertInfo } from "../identity/cms-certs.ts";
-import {
-  algorithm, DIGEST_OIDS, DIGESTS, explicit, implicitPrimitive, nullValue, octetString, oid, oidHex, OIDS, RSA_SIGNATURES, sequence, setOf, smallInteger, tlv,
-  type Digest,
-} from "./der.ts";
+import { algorithm, explicit, implicitPrimitive, integer, nullValue, octetString, oid, oidHex, retag, sequence, setOf, sortedTlv, tlv } from "../identity/der.ts";
+import { DIGEST_OIDS, DIGESTS, OIDS, RSA_SIGNATURES, type Digest } from "./oids.ts";
 import { decryptPkcs1v15 } from "./rsa-pkcs1.ts";
 
 export type CmsErrorKind = "malformed" | "unsupported-algorithm" | "bad-signature" | "cannot-decrypt";
@@ -458,9 +457,9 @@ export function buildEnvelopedData(content: Uint8Array, recipient: X509Certifica
   // PKCS#1 v1.5 encryption is still allowed in node (only decryption is refused).
   const encryptedKey = publicEncrypt({ key: recipient.publicKey, padding: constants.RSA_PKCS1_PADDING }, key);
   key.fill(0);
-  const ktri = sequence(smallInteger(0), issuerAndSerial(certIds(recipient)), algorithm(OIDS.rsaEncryption, nullValue()), octetString(encryptedKey));
+  const ktri = sequence(integer(0), issuerAndSerial(certIds(recipient)), algorithm(OIDS.rsaEncryption, nullValue()), octetString(encryptedKey));
   const eci = sequence(oid(OIDS.data), algorithm(spec.oid, octetString(iv)), implicitPrimitive(0, encrypted));
-  return contentInfoOf(OIDS.envelopedData, sequence(smallInteger(0), setOf(ktri), eci));
+  return contentInfoOf(OIDS.envelopedData, sequence(integer(0), setOf(ktri), eci));
 }
 
 /** One signed attribute (type and its single value, already encoded). */
@@ -489,26 +488,21 @@ export function buildSignedData(o: SignOptions): Buffer {
   const signedAttrs = setOf(...attrs); // DER SET OF: this is what gets signed
   const signature = sign(o.digest, signedAttrs, o.signerKey);
   const signerInfo = sequence(
-    smallInteger(1),
+    integer(1),
     issuerAndSerial(certIds(o.signerCert)),
     algorithm(DIGEST_OIDS[o.digest]),
-    Buffer.concat([Buffer.from([0xa0]), signedAttrs.subarray(1)]), // [0] IMPLICIT
+    retag(0xa0, signedAttrs), // [0] IMPLICIT
     algorithm(OIDS.rsaEncryption, nullValue()),
     octetString(signature),
   );
   const encap = o.content === undefined ? sequence(oid(OIDS.data)) : sequence(oid(OIDS.data), explicit(0, octetString(o.content)));
   const certs = (o.certificates ?? [o.signerCert.raw]).map((c) => Buffer.from(c));
-  const sd = sequence(smallInteger(1), setOf(algorithm(DIGEST_OIDS[o.digest])), encap, setOfTagged(0xa0, certs), setOf(signerInfo));
+  const sd = sequence(integer(1), setOf(algorithm(DIGEST_OIDS[o.digest])), encap, sortedTlv(0xa0, certs), setOf(signerInfo));
   return contentInfoOf(OIDS.signedData, sd);
 }
 
 /** A degenerate, certificates-only SignedData (RFC 8894 3.3.2 for the issued certificate). */
 export function buildCertsOnly(certs: Uint8Array[]): Buffer {
-  const sd = sequence(smallInteger(1), setOf(), sequence(oid(OIDS.data)), setOfTagged(0xa0, certs.map((c) => Buffer.from(c))), setOf());
+  const sd = sequence(integer(1), setOf(), sequence(oid(OIDS.data)), sortedTlv(0xa0, certs), setOf());
   return contentInfoOf(OIDS.signedData, sd);
-}
-
-/** An [n] IMPLICIT SET OF, sorted like setOf. */
-function setOfTagged(identifier: number, items: Buffer[]): Buffer {
-  return tlv(identifier, Buffer.concat([...items].sort(Buffer.compare)));
 }

@@ -4,7 +4,8 @@
 // over the request info exactly as received.
 import { createPublicKey, verify, type KeyObject } from "node:crypto";
 import { BerError, BerReader, CONTEXT, is, TAG_BIT_STRING, TAG_SEQUENCE, TAG_SET, UNIVERSAL, type Tlv } from "../identity/ber.ts";
-import { oidHex, OIDS, RSA_SIGNATURES } from "./der.ts";
+import { oidHex } from "../identity/der.ts";
+import { OIDS, RSA_SIGNATURES } from "./oids.ts";
 
 /**
  * Why a CSR was refused. `malformed`: not a readable PKCS#10 (which is also what

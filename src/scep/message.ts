@@ -3,7 +3,8 @@
 import { randomBytes, type KeyObject, type X509Certificate } from "node:crypto";
 import { BadRequest } from "../errors.ts";
 import { attribute, buildSignedData, CmsError, parseSignedData, singleValue, type AttributeValue, type ParsedSignedData, type ParsedSigner } from "./cms.ts";
-import { octetString, OIDS, printableString, tlv, type Digest } from "./der.ts";
+import { octetString, printableString, tlv } from "../identity/der.ts";
+import { OIDS, type Digest } from "./oids.ts";
 
 export const MessageType = {
   CertRep: 3,

@@ -14,7 +14,7 @@ import { openStore, type Store } from "../store/index.ts";
 import { createTestDatabase, forEachBackend } from "../../test/support/postgres.ts";
 import { ScepChallenges } from "./challenges.ts";
 import { buildEnvelopedData, CIPHERS, parseEnvelopedData, parseSignedData } from "./cms.ts";
-import type { Digest } from "./der.ts";
+import type { Digest } from "./oids.ts";
 import { decodeCertRep, encodePkiRequest, FailInfo, MessageType, PkiStatus, ScepMalformed } from "./message.ts";
 import { ScepService, type ScepLog } from "./service.ts";
 import { buildCsr, buildPkiRequest, commonNameSubject, identity, readCertRep, ScepRefused, selfSignedSigner } from "./testing/client.ts";

@@ -10,7 +10,8 @@ import { generateKeyPair, type KeyPair, type PkiIdentity } from "../../identity/
 import {
   buildEnvelopedData, certSubjectDer, decryptEnvelope, findSignerCertificate, parseEnvelopedData, parseSignedData, verifySigner, type CipherName,
 } from "../cms.ts";
-import { algorithm, nullValue, oid, OIDS, printableString, sequence, setOf, smallInteger, tlv, type Digest } from "../der.ts";
+import { algorithm, integer, nullValue, oid, printableString, sequence, setOf, tlv } from "../../identity/der.ts";
+import { OIDS, type Digest } from "../oids.ts";
 import { decodeCertRep, encodePkiRequest, FailInfo, MessageType, PkiStatus, type CertRep } from "../message.ts";
 
 const wc = webcrypto as unknown as Crypto;
@@ -63,7 +64,7 @@ export function buildCsr(o: CsrOptions): Buffer {
   const digest = o.digest ?? "sha256";
   const spki = o.key.publicKey.export({ type: "spki", format: "der" });
   const attrs = o.challenge === undefined ? [] : [sequence(oid(OIDS.challengePassword), setOf(tlv(0x0c, Buffer.from(o.challenge, "utf8"))))];
-  const info = sequence(smallInteger(0), o.subjectDer, spki, tlv(0xa0, Buffer.concat(attrs)));
+  const info = sequence(integer(0), o.subjectDer, spki, tlv(0xa0, Buffer.concat(attrs)));
   const signature = sign(digest, info, o.key.privateKey);
   return sequence(info, algorithm(SIGNATURE_OIDS[digest], nullValue()), tlv(0x03, Buffer.concat([Buffer.from([0]), signature])));
 }
