@@ -1,12 +1,21 @@
 // The bench's devices: one test CA, one shared RSA key, and per device the
 // requests SimDevice sends, recorded once and encoded per server.
-import { createCa, generateKeyPair, issueDeviceIdentity, type CaIdentity } from "../src/identity/testing/pki.ts";
+import { fork } from "node:child_process";
+import { X509Certificate } from "node:crypto";
+import os from "node:os";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { createCa, generateKeyPair, issueDeviceIdentity, type CaIdentity, type DeviceIdentity, type KeyPair } from "../src/identity/testing/pki.ts";
+import { certFingerprint } from "../src/identity/fingerprint.ts";
 import { serializePlist } from "../src/plist/index.ts";
 import { SimDevice } from "../src/sim/device.ts";
 import { prepare, RecordingTransport, RequestTemplate, type PreparedRequest } from "../src/sim/prebuilt.ts";
 import { SplicedRequest } from "../src/sim/splice.ts";
 import type { RequestOptions } from "../src/sim/transport.ts";
 import { DigestAnswerer } from "../src/sim/userauth.ts";
+import { issueCertificates, type IssueDone, type IssueJob } from "./issue-worker.ts";
+
+const ISSUE_WORKER = fileURLToPath(new URL("./issue-worker.ts", import.meta.url));
 
 export const CERT_HEADER = "x-client-cert";
 export const API_KEY = "bench";
@@ -73,7 +82,23 @@ export interface BenchDevice {
 
 export interface Fleet {
   ca: CaIdentity;
+  /** The key every device certificate shares. */
+  key: KeyPair;
   devices: RecordedDevice[];
+}
+
+/** A device of the enroll scenario: enrolls once, with its own UDID and certificate. */
+export interface RecordedEnrollee {
+  udid: string;
+  authenticate: RequestOptions;
+  tokenUpdate: RequestOptions;
+}
+
+/** A RecordedEnrollee encoded for one server. */
+export interface BenchEnrollee {
+  udid: string;
+  authenticate: PreparedRequest;
+  tokenUpdate: PreparedRequest;
 }
 
 /** Fixed UDIDs, so a persistent --storage sees the same devices run after run. */
@@ -131,7 +156,98 @@ export async function recordFleet(count: number): Promise<Fleet> {
       ),
     });
   }
-  return { ca, devices };
+  return { ca, key, devices };
+}
+
+/**
+ * Enroll-scenario UDIDs: `tag` (4 hex digits, random per bench run) keeps
+ * them new even to a persistent --storage that saw an earlier run.
+ */
+export function enrolleeUdid(tag: string, i: number): string {
+  return `BE4C0002-${tag}-4000-8000-${i.toString(16).toUpperCase().padStart(12, "0")}`;
+}
+
+/**
+ * `count` new devices for the enroll scenario, each with its own certificate
+ * from the fleet's CA (on the fleet's shared key: the server binds a
+ * certificate to one device, so none can be reused), and the Authenticate
+ * and TokenUpdate that SimDevice sends for it, recorded as recordFleet does.
+ * Issuing costs 2.5 to 4 ms of CPU per certificate (mostly @peculiar/x509's
+ * encoding), so from 1,000 on it is shared among one child process per core
+ * (bench/issue-worker.ts), 16 at a time in each.
+ */
+export async function recordEnrollees(
+  fleet: Fleet,
+  count: number,
+  tag: string,
+): Promise<{ enrollees: RecordedEnrollee[]; issueS: number; recordS: number; processes: number }> {
+  const t0 = performance.now();
+  const names = Array.from({ length: count }, (_, i) => `bench-enrollee-${tag}-${i}`);
+  const job: Omit<IssueJob, "commonNames"> = {
+    caCertPem: fleet.ca.certPem,
+    caKeyPem: fleet.ca.keyPem,
+    keyPem: fleet.key.privateKey.export({ type: "pkcs8", format: "pem" }) as string,
+    concurrency: 16,
+  };
+  const processes = count >= 1000 ? Math.max(1, Math.min(4, os.availableParallelism())) : 1;
+  let certPems: string[];
+  if (processes === 1) {
+    certPems = await issueCertificates({ ...job, commonNames: names });
+  } else {
+    const share = Math.ceil(count / processes);
+    const parts = await Promise.all(
+      Array.from({ length: processes }, (_, p) => issueInChild({ ...job, commonNames: names.slice(p * share, (p + 1) * share) })),
+    );
+    certPems = parts.flat();
+  }
+  const t1 = performance.now();
+  const transport = new RecordingTransport();
+  const keyPem = job.keyPem;
+  const enrollees: RecordedEnrollee[] = [];
+  for (let i = 0; i < count; i++) {
+    const udid = enrolleeUdid(tag, i);
+    const cert = new X509Certificate(certPems[i]!);
+    const identity: DeviceIdentity = {
+      commonName: names[i]!,
+      certPem: certPems[i]!,
+      certDer: cert.raw,
+      keyPem,
+      cert,
+      key: fleet.key.privateKey,
+      publicKey: fleet.key.publicKey,
+      fingerprint: certFingerprint(cert),
+    };
+    const device = new SimDevice({ transport, identity, mode: { kind: "header", header: CERT_HEADER }, udid });
+    enrollees.push({
+      udid,
+      authenticate: await transport.record(() => device.authenticate()),
+      tokenUpdate: await transport.record(() => device.tokenUpdate()),
+    });
+  }
+  return { enrollees, issueS: (t1 - t0) / 1000, recordS: (performance.now() - t1) / 1000, processes };
+}
+
+/** Runs bench/issue-worker.ts in a child process for one share of the certificates. */
+function issueInChild(job: IssueJob): Promise<string[]> {
+  const child = fork(ISSUE_WORKER, [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    child.once("message", (m: IssueDone) => {
+      answered = true;
+      if ("error" in m) reject(new Error(`issuing certificates: ${m.error}`));
+      else resolve(m.certPems);
+    });
+    child.once("error", reject);
+    child.once("exit", (code) => {
+      if (!answered) reject(new Error(`the certificate-issuing process exited with ${code}`));
+    });
+    child.send(job);
+  });
+}
+
+export function enrolleeForServer(url: string, d: RecordedEnrollee): BenchEnrollee {
+  const host = new URL(url).host;
+  return { udid: d.udid, authenticate: prepare(host, d.authenticate), tokenUpdate: prepare(host, d.tokenUpdate) };
 }
 
 export function forServer(url: string, d: RecordedDevice): BenchDevice {

@@ -148,37 +148,52 @@ export async function drive<D>(pool: ConnPool, devices: readonly D[], unit: Unit
   return { requests, units, errors, errorKinds, elapsedMs: performance.now() - start, latencies: latencies.subarray(0, n) };
 }
 
-/** Runs `unit` once for every device, `pool.conns.length` at a time (enrollment). */
+/**
+ * Runs `unit` once for every device, `pool.conns.length` at a time, each
+ * device on the next free connection (enrollment; the enroll scenario's
+ * batches). Latencies are recorded as in drive().
+ */
 export async function forEachDevice<D>(pool: ConnPool, devices: readonly D[], unit: Unit<D>): Promise<DriveResult> {
   const slots = Math.min(pool.conns.length, devices.length);
   const errorKinds: Record<string, number> = {};
   let errors = 0;
   let requests = 0;
+  let latencies = new Float64Array(Math.max(16, devices.length * 2));
+  let n = 0;
   let next = 0;
+  const error = (kind: string) => {
+    errors++;
+    errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
+  };
   const start = performance.now();
   await Promise.all(
     Array.from({ length: slots }, async (_, slot) => {
       const call: Call = async (p, label, check) => {
         const conn = await pool.conn(slot);
+        const t0 = performance.now();
+        let r: RawResponse;
         try {
-          const r = await conn.send(p);
-          requests++;
-          const bad = check(r);
-          if (bad !== undefined) {
-            errors++;
-            errorKinds[`${label}: ${bad}`] = (errorKinds[`${label}: ${bad}`] ?? 0) + 1;
-          }
-          return r;
+          r = await conn.send(p);
         } catch (err) {
-          errors++;
-          errorKinds[`${label}: ${(err as Error).message}`] = (errorKinds[`${label}: ${(err as Error).message}`] ?? 0) + 1;
+          error(`${label}: ${(err as Error).message}`);
           return undefined;
         }
+        const ms = performance.now() - t0;
+        if (n === latencies.length) {
+          const bigger = new Float64Array(latencies.length * 2);
+          bigger.set(latencies);
+          latencies = bigger;
+        }
+        latencies[n++] = ms;
+        requests++;
+        const bad = check(r);
+        if (bad !== undefined) error(`${label}: ${bad}`);
+        return r;
       };
       while (next < devices.length) await unit(devices[next++]!, call);
     }),
   );
-  return { requests, units: devices.length, errors, errorKinds, elapsedMs: performance.now() - start, latencies: new Float64Array(0) };
+  return { requests, units: devices.length, errors, errorKinds, elapsedMs: performance.now() - start, latencies: latencies.subarray(0, n) };
 }
 
 /** The q-quantile (0..1) of unsorted values, in place. */

@@ -1,24 +1,41 @@
 // npm run bench [-- --quick | --devices N --runs R --duration S --concurrency C --scenarios a,b ...]
 //
-// Measures Orchard's device hot paths against a bare node:http "floor", each
-// server in its own child process, on SQLite and/or PostgreSQL; see bench/README.md.
-import { randomUUID } from "node:crypto";
+// Measures Orchard's device hot paths, new enrollments, Idle with a large
+// store and bulk pushes against a bare node:http "floor", each server in its
+// own child process, on SQLite and/or PostgreSQL; see bench/README.md.
+import { randomBytes, randomUUID } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
+import { openStore } from "../src/store/index.ts";
 import { AUTH_TOKEN_RE, parseChallenge, plistStringReader, xmlText } from "../src/sim/userauth.ts";
-import { compare, readResults, viewResults } from "./compare.ts";
-import { API_KEY, CERT_HEADER, DIGEST_REALM, forServer, recordFleet, type BenchDevice } from "./fleet.ts";
+import { seedEnrollments } from "../test/support/apns.ts";
+import { compare, readResultsSpec, resolveResultsSpec, viewResults } from "./compare.ts";
+import {
+  API_KEY, CERT_HEADER, DIGEST_REALM, enrolleeForServer, forServer, recordEnrollees, recordFleet,
+  type BenchDevice, type BenchEnrollee, type Fleet, type RecordedEnrollee,
+} from "./fleet.ts";
 import { ConnPool, drive, forEachDevice, quantiles, type Check, type ClientKind, type DriveResult, type Unit } from "./load.ts";
 import { cpuBetween, createBenchDatabase, DatabaseCpu, DEFAULT_POSTGRES_URL, isPostgresUrl, postgresInfo, redactUrl, type BenchDatabase } from "./postgres.ts";
 import { profileTable, summarizeProfile } from "./profile-top.ts";
+import { IDS_PER_REQUEST, PUSH_WARMUP, PushRig, startPushStandIn } from "./push.ts";
 import { REPO_ROOT, ServerHandle } from "./servers.ts";
 
-const SCENARIOS = ["floor", "idle", "tokenupdate", "roundtrip", "login"] as const;
+/** What --scenarios selects; each is one results file. scale and push give a row per size. */
+const SCENARIOS = ["floor", "idle", "tokenupdate", "roundtrip", "login", "enroll", "scale", "push"] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
+/** Scenarios whose unit is driven for --duration over the bench devices. */
+type DrivenKind = "floor" | "idle" | "tokenupdate" | "roundtrip" | "login";
 const BACKENDS = ["sqlite", "postgres"] as const;
 type Backend = (typeof BACKENDS)[number];
+
+/** Push sizes above this run min(--runs, PUSH_LARGE_RUNS) times (a 100k push takes several seconds). */
+const PUSH_LARGE = 10_000;
+const PUSH_LARGE_RUNS = 3;
+const PUSH_MAX_STREAMS = 1000;
+const PUSH_IN_FLIGHT = 2;
 
 interface Target {
   min: number;
@@ -34,7 +51,7 @@ const logins = (min: number): Target => ({ min, metric: "loginsPerSec", unit: "l
  * Round trips count all three requests; a login is two UserAuthenticate
  * requests and the user's Idle.
  */
-const TARGETS: Record<Backend, Partial<Record<ScenarioName, Target>>> = {
+const TARGETS: Record<Backend, Partial<Record<string, Target>>> = {
   sqlite: { idle: reqs(12_000), tokenupdate: reqs(4_000), roundtrip: reqs(6_000), login: logins(2_000) },
   postgres: { idle: reqs(3_000), tokenupdate: reqs(2_000), roundtrip: reqs(1_500), login: logins(500) },
 };
@@ -42,26 +59,40 @@ const BACKEND_TITLE: Record<Backend, string> = { sqlite: "SQLite", postgres: "Po
 
 const USAGE = `usage: npm run bench -- [options]
 
-  --scenarios LIST   comma-separated: ${SCENARIOS.join(",")} (floor always runs: it is the baseline)
+  --scenarios LIST   comma-separated: ${SCENARIOS.join(",")} (default: all;
+                     floor always runs: it is the baseline)
   --devices N        simulated devices (default 200)
-  --runs R           measured runs per scenario, interleaved across scenarios (default 5)
-  --duration S       seconds per run (default 5; "500ms" also works)
-  --warmup S         unmeasured seconds per scenario before the runs (default 1)
+  --runs R           measured runs per scenario, interleaved across scenarios (default 5;
+                     push sizes above ${PUSH_LARGE / 1000}k run min(R, ${PUSH_LARGE_RUNS}) times)
+  --duration S       seconds per run (default 5; "500ms" also works); not for enroll and push,
+                     whose runs are a fixed amount of work
+  --warmup S         unmeasured seconds per scenario before the runs (default 1); enroll warms up
+                     on one batch of its own, push on ${PUSH_WARMUP.toLocaleString("en-US")} pushes
   --concurrency C    requests in flight = connections (default 32)
+  --enroll-batch N   enroll: new devices per run (default 2000); runs + 1 batches are issued
+                     before the measuring starts, each device once (default quick: 200)
+  --scale-sizes LIST scale: enrolled devices in the store, one row each (default 1k,100k;
+                     quick: 1k,10k)
+  --push-sizes LIST  push: enrollments pushed per run, one row each (default 10k,100k; quick: 2k)
   --backends LIST    sqlite,postgres: run every scenario on each, one table per backend
                      (default: sqlite, plus postgres when --storage postgres://... is given)
-  --storage URL      sqlite:/path/file.db: the SQLite store (default: a temp dir per server);
+  --storage URL      sqlite:/path/file.db: the SQLite store (default: a temp dir per server;
+                     scale and push always get a fresh store of their own);
                      postgres://user@host:port/db: where to create a fresh database per
                      scenario server (CREATE DATABASE orchard_bench_<random>, dropped at the end;
                      default ${redactUrl(DEFAULT_POSTGRES_URL)}, or $ORCHARD_BENCH_POSTGRES).
                      May be given twice, once per backend.
   --client KIND      raw (default: pre-encoded requests over raw sockets) or node (src/sim Transport)
-  --profile          run the Orchard servers under --cpu-prof and print their top functions
-  --quick            smoke run: 1 run, 1 s, 20 devices, 0.5 s warmup; results not saved unless --save
-  --save / --no-save write bench/results/<date>.json (default: save unless --quick)
-  --out FILE         write the results there instead
-  --compare FILE     print the change of req/s and CPU s/1k against an earlier results file
-                     (also: node --import tsx bench/compare.ts OLD.json NEW.json)
+  --profile          run the Orchard servers under the CPU profiler and print their top functions
+  --quick            smoke run: 1 run, 1 s, 20 devices, 0.5 s warmup, small enroll/scale/push
+                     sizes; results not saved unless --save
+  --save / --no-save write bench/results/<YYYY-MM-DD>-<scenario>.json, one file per scenario
+                     (that day's file of the scenario is overwritten; default: save unless --quick)
+  --out PREFIX       write PREFIX-<scenario>.json instead (PREFIX a directory: DIR/<date>-<scenario>.json)
+  --compare SPEC     print the change of req/s and CPU s/1k against earlier results: a results file
+                     (per scenario, or an older combined one), a date prefix such as
+                     bench/results/2026-11-25 (that day's per-scenario files), or a directory
+                     (its latest day). Also: node --import tsx bench/compare.ts OLD NEW
 `;
 
 interface Options {
@@ -71,6 +102,9 @@ interface Options {
   durationMs: number;
   warmupMs: number;
   concurrency: number;
+  enrollBatch: number;
+  scaleSizes: number[];
+  pushSizes: number[];
   backends: Backend[];
   /** --storage per backend; postgres is where the fresh databases are made. */
   storage: { sqlite?: string; postgres: string };
@@ -81,6 +115,21 @@ interface Options {
   out?: string;
   compare?: string;
 }
+
+/** "1k,100k" or "1000,100000". */
+function sizes(v: string, name: string): number[] {
+  const out = v.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean).map((s) => {
+    const m = /^(\d+(?:\.\d+)?)(k)?$/.exec(s);
+    const n = m ? Number(m[1]) * (m[2] ? 1000 : 1) : NaN;
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: ${s} is not a count (e.g. 1000 or 1k)`);
+    return n;
+  });
+  if (out.length === 0) throw new Error(`--${name}: none given`);
+  return [...new Set(out)].sort((a, b) => a - b);
+}
+
+/** 1000 -> 1k, 100000 -> 100k, 1500 -> 1500. */
+const sizeLabel = (n: number) => (n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : String(n));
 
 function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
@@ -93,6 +142,9 @@ function parseOptions(argv: string[]): Options {
       duration: { type: "string" },
       warmup: { type: "string" },
       concurrency: { type: "string" },
+      "enroll-batch": { type: "string" },
+      "scale-sizes": { type: "string" },
+      "push-sizes": { type: "string" },
       storage: { type: "string", multiple: true },
       backends: { type: "string" },
       compare: { type: "string" },
@@ -142,7 +194,13 @@ function parseOptions(argv: string[]): Options {
     : ["sqlite", ...(postgresGiven ? ["postgres"] : [])];
   for (const b of backends) if (!(BACKENDS as readonly string[]).includes(b)) throw new Error(`unknown backend ${b}; pick from ${BACKENDS.join(", ")}`);
   if (backends.length === 0) throw new Error("--backends: none given");
-  if (values.compare !== undefined && !fs.existsSync(values.compare)) throw new Error(`--compare: no file ${values.compare}`);
+  if (values.compare !== undefined) {
+    try {
+      resolveResultsSpec(values.compare); // fails now, not after the run
+    } catch (err) {
+      throw new Error(`--compare: ${(err as Error).message}`);
+    }
+  }
   const client = (values.client ?? "raw") as ClientKind;
   if (client !== "raw" && client !== "node") throw new Error("--client must be raw or node");
   return {
@@ -152,6 +210,9 @@ function parseOptions(argv: string[]): Options {
     durationMs: seconds(values.duration, "duration", quick ? 1000 : 5000),
     warmupMs: seconds(values.warmup, "warmup", quick ? 500 : 1000),
     concurrency: count(values.concurrency, "concurrency", 32),
+    enrollBatch: count(values["enroll-batch"], "enroll-batch", quick ? 200 : 2000),
+    scaleSizes: sizes(values["scale-sizes"] ?? (quick ? "1k,10k" : "1k,100k"), "scale-sizes"),
+    pushSizes: sizes(values["push-sizes"] ?? (quick ? "2k" : "10k,100k"), "push-sizes"),
     backends: BACKENDS.filter((b) => backends.includes(b)),
     storage,
     client,
@@ -168,13 +229,39 @@ function inFlight(o: Options): number {
   return Math.min(o.concurrency, o.devices);
 }
 
+/** Measured runs of a push size. */
+function pushRuns(o: Options, size: number): number {
+  return size > PUSH_LARGE ? Math.min(o.runs, PUSH_LARGE_RUNS) : o.runs;
+}
+
+/** Enroll batches: one for the warm-up (when there is one), one per run. */
+function enrollBatches(o: Options): number {
+  return o.runs + (o.warmupMs > 0 ? 1 : 0);
+}
+
+/** A row of the tables: a scenario, at one size for scale and push. */
+interface RowSpec {
+  kind: ScenarioName;
+  name: string;
+  size?: number;
+  runs: number;
+}
+
+function rowsOf(o: Options): RowSpec[] {
+  return o.scenarios.flatMap((kind): RowSpec[] => {
+    if (kind === "scale") return o.scaleSizes.map((size) => ({ kind, name: `scale-${sizeLabel(size)}`, size, runs: o.runs }));
+    if (kind === "push") return o.pushSizes.map((size) => ({ kind, name: `push-${sizeLabel(size)}`, size, runs: pushRuns(o, size) }));
+    return [{ kind, name: kind, runs: o.runs }];
+  });
+}
+
 // ---- checks and units ----------------------------------------------------------
 
 const emptyOk: Check = (r) => (r.status !== 200 ? `status ${r.status}` : r.body.length !== 0 ? "non-empty body" : undefined);
 const readChallenge = plistStringReader("DigestChallenge");
 const readAuthToken = plistStringReader("AuthToken");
 
-const UNITS: Record<ScenarioName, Unit<BenchDevice>> = {
+const UNITS: Record<DrivenKind, Unit<BenchDevice>> = {
   // The same requests as idle, to a server that answers them all 200 and empty.
   floor: async (d, call) => void (await call(d.idle, "idle", emptyOk)),
   idle: async (d, call) => void (await call(d.idle, "idle", emptyOk)),
@@ -226,17 +313,42 @@ const UNITS: Record<ScenarioName, Unit<BenchDevice>> = {
   },
 };
 
+/** The driven unit of a row: scale polls Idle like idle. */
+const unitOf = (kind: ScenarioName): Unit<BenchDevice> => UNITS[kind === "scale" ? "idle" : (kind as DrivenKind)];
+
+/** A new device enrolls: Authenticate, then TokenUpdate (skipped when Authenticate went wrong). Counts the enrollments that completed. */
+function enrollUnit(done: { n: number }): Unit<BenchEnrollee> {
+  return async (d, call) => {
+    const a = await call(d.authenticate, "authenticate", emptyOk);
+    if (!a || emptyOk(a) !== undefined) return;
+    const t = await call(d.tokenUpdate, "tokenupdate", emptyOk);
+    if (t && emptyOk(t) === undefined) done.n++;
+  };
+}
+
 // ---- measurement ---------------------------------------------------------------
 
 interface RunResult {
   round: number;
+  /** Completed requests; for push, pushes asked for. */
   requests: number;
   roundTrips?: number;
   logins?: number;
+  enrollments?: number;
+  pushes?: number;
   elapsedS: number;
+  /** Requests/s; for push, pushes/s. */
   reqPerSec: number;
   roundTripsPerSec?: number;
   loginsPerSec?: number;
+  enrollmentsPerSec?: number;
+  pushesPerSec?: number;
+  /** Push: most streams open at once at the APNs stand-in, and the TLS connections used. */
+  peakStreams?: number;
+  apnsConnections?: number;
+  /** Push: median time of the run's POST /v1/push calls (10,000 ids each). */
+  pushRequestP50Ms?: number;
+  /** Per request; for push, per push from the start of its POST /v1/push to its arrival at the stand-in. */
   p50Ms: number;
   p90Ms: number;
   p99Ms: number;
@@ -244,9 +356,11 @@ interface RunResult {
   errors: number;
   errorKinds: Record<string, number>;
   serverCpuS: number;
+  /** Server CPU s per 1000 requests (push: per 1000 pushes). */
   serverCpuPer1k: number;
   /** Server CPU as a share of one core over the run. */
   serverCorePct: number;
+  /** The bench process (load generator; for push, the APNs stand-in and the API calls). */
   clientCpuPer1k: number;
   clientCorePct: number;
   /** PostgreSQL backends serving this server's database (local PostgreSQL only): CPU s per 1000 requests, and % of one core. */
@@ -260,11 +374,20 @@ interface RunResult {
 }
 
 interface Scenario {
-  name: ScenarioName;
+  kind: ScenarioName;
+  /** The row: the scenario, or scale-1k, push-100k, ... */
+  name: string;
+  /** scale: enrolled devices in the store; push: enrollments pushed per run. */
+  size?: number;
+  /** Measured runs wanted (push: fewer for large sizes). */
+  runsWanted: number;
   backend: Backend;
   server?: ServerHandle;
   pool?: ConnPool;
   devices: BenchDevice[];
+  /** enroll: the warm-up batch (when there is a warm-up), then one per run. */
+  batches?: BenchEnrollee[][];
+  push?: PushRig;
   dataDir?: string;
   database?: BenchDatabase;
   dbCpu?: DatabaseCpu;
@@ -272,6 +395,9 @@ interface Scenario {
   enrollS?: number;
   /** Time to create the directory users (login). */
   usersS?: number;
+  /** scale and push: enrollments written straight into the store before the server started, and how long it took. */
+  seeded?: number;
+  seedS?: number;
   warmup?: { reqPerSec: number; errors: number; errorKinds: Record<string, number> };
   runs: RunResult[];
 }
@@ -284,14 +410,46 @@ function machineBusyMs(): number {
 
 const MB = 1024 * 1024;
 
-async function measure(s: Scenario, durationMs: number, round: number): Promise<RunResult> {
+/** What a run did, whatever the scenario; `extra` goes into the RunResult as is. */
+type LoadResult = DriveResult & { extra?: Partial<RunResult> };
+
+async function load(s: Scenario, o: Options, round: number): Promise<LoadResult> {
+  if (s.kind === "enroll") {
+    const batch = s.batches![s.batches!.length - o.runs + round - 1]!;
+    const done = { n: 0 };
+    const r = await forEachDevice(s.pool!, batch, enrollUnit(done));
+    return { ...r, extra: { enrollments: done.n, enrollmentsPerSec: Math.round(done.n / (r.elapsedMs / 1000)) } };
+  }
+  if (s.kind === "push") {
+    const p = await s.push!.run();
+    const [requestP50] = quantiles(Float64Array.from(p.requestMs), [0.5]);
+    return {
+      requests: p.pushes,
+      units: p.pushes,
+      errors: p.failed,
+      errorKinds: p.errorKinds,
+      elapsedMs: p.elapsedMs,
+      latencies: p.latencies,
+      extra: {
+        pushes: p.pushes,
+        pushesPerSec: Math.round(p.pushesPerSec),
+        peakStreams: p.peakStreams,
+        apnsConnections: p.connections,
+        pushRequestP50Ms: round3(requestP50!),
+      },
+    };
+  }
+  return drive(s.pool!, s.devices, unitOf(s.kind), o.durationMs);
+}
+
+async function measure(s: Scenario, o: Options, round: number): Promise<RunResult> {
   const server = s.server!;
   server.resetPeak();
   const db0 = s.dbCpu && s.database ? await s.dbCpu.sample(s.database.name) : undefined;
   const before = await server.stats();
   const client0 = process.cpuUsage();
   const busy0 = machineBusyMs();
-  const r: DriveResult = await drive(s.pool!, s.devices, UNITS[s.name], durationMs);
+  const r = await load(s, o, round);
   const busy1 = machineBusyMs();
   const client = process.cpuUsage(client0);
   const after = await server.stats();
@@ -321,16 +479,17 @@ async function measure(s: Scenario, durationMs: number, round: number): Promise<
     otherCpuPct: Math.max(0, Math.round((((busy1 - busy0) / 1000 - serverCpuS - clientCpuS - (dbCpuS ?? 0)) / (elapsedS * ncpu)) * 100)),
     serverPeakRssMb: round1(after.peakRss / MB),
     serverRssEndMb: round1(after.rss / MB),
+    ...r.extra,
   };
   if (dbCpuS !== undefined) {
     result.dbCpuPer1k = round4(dbCpuS / (r.requests / 1000));
     result.dbCorePct = Math.round((dbCpuS / elapsedS) * 100);
   }
-  if (s.name === "roundtrip") {
+  if (s.kind === "roundtrip") {
     result.roundTrips = r.units;
     result.roundTripsPerSec = Math.round(r.units / elapsedS);
   }
-  if (s.name === "login") {
+  if (s.kind === "login") {
     result.logins = r.units;
     result.loginsPerSec = Math.round(r.units / elapsedS);
   }
@@ -342,57 +501,108 @@ async function measure(s: Scenario, durationMs: number, round: number): Promise<
 /** Scenarios with a server or database alive, for cleaning up after an interrupt. */
 const live = new Set<Scenario>();
 
-async function setUp(
-  name: ScenarioName,
-  backend: Backend,
-  o: Options,
-  fleet: Awaited<ReturnType<typeof recordFleet>>,
-  caFile: string,
-  profileDir?: string,
-): Promise<Scenario> {
-  const s: Scenario = { name, backend, devices: [], runs: [] };
+/** What every backend's scenarios share. */
+interface Shared {
+  fleet: Fleet;
+  caFile: string;
+  /** enroll: enrollBatches(o) x --enroll-batch new devices (every backend uses the same, each on a fresh server). */
+  enrollees?: RecordedEnrollee[];
+  /** push: the APNs stand-in in this process, and its certificates. */
+  push?: Awaited<ReturnType<typeof startPushStandIn>>;
+}
+
+/**
+ * scale: `count` enrollments written into the store the server will open
+ * (multi-row inserts in one transaction), then, on PostgreSQL, ANALYZE:
+ * autovacuum would do it within a minute of such an insert, and doing it now
+ * keeps the plans from changing in the middle of the runs.
+ */
+async function seedStore(s: Scenario, count: number): Promise<void> {
+  const t0 = performance.now();
+  const store = await openStore(s.database?.url, s.dataDir!);
+  try {
+    if (count > 0) await seedEnrollments(store, count, { prefix: "SCALE" });
+    if (s.database) await store.db.exec("ANALYZE");
+  } finally {
+    await store.close();
+  }
+  s.seeded = count;
+  s.seedS = round3((performance.now() - t0) / 1000);
+}
+
+async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared, profileDir?: string): Promise<Scenario> {
+  const { kind, name } = spec;
+  const s: Scenario = { kind, name, size: spec.size, runsWanted: spec.runs, backend, devices: [], runs: [] };
   live.add(s);
   try {
-    if (name === "floor") {
+    if (profileDir) s.profileFile = path.join(profileDir, `${name}.cpuprofile`);
+    if (kind === "floor") {
+      s.profileFile = undefined;
       s.server = await ServerHandle.start("floor");
+    } else if (kind === "push") {
+      const rig = await PushRig.start({
+        size: spec.size!,
+        apns: shared.push!.apns,
+        pki: shared.push!.pki,
+        postgres: backend === "postgres" ? o.storage.postgres : undefined,
+        maxStreams: PUSH_MAX_STREAMS,
+        inFlight: PUSH_IN_FLIGHT,
+        onResource: (r) => (s.push = r),
+      });
+      s.server = rig.server;
+      s.database = rig.database;
+      s.seeded = spec.size! + PUSH_WARMUP;
+      s.seedS = round3(rig.seedS);
+      s.warmup = { reqPerSec: Math.round(PUSH_WARMUP / rig.warmupS), errors: 0, errorKinds: {} };
     } else {
       s.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `orchard-bench-${name}-`));
-      const args = ["--listen", "127.0.0.1:0", "--data-dir", s.dataDir, "--cert-header", CERT_HEADER, "--api-key", API_KEY, "--log-level", "warn", "--ca", caFile];
+      const args = ["--listen", "127.0.0.1:0", "--data-dir", s.dataDir, "--cert-header", CERT_HEADER, "--api-key", API_KEY, "--log-level", "warn", "--ca", shared.caFile];
       args.push("--digest-realm", DIGEST_REALM);
       if (backend === "postgres") {
         s.database = await createBenchDatabase(o.storage.postgres);
         args.push("--storage", s.database.url);
-      } else if (o.storage.sqlite) {
+      } else if (o.storage.sqlite && kind !== "scale") {
         args.push("--storage", o.storage.sqlite);
       }
-      if (profileDir) s.profileFile = path.join(profileDir, `${name}.cpuprofile`);
+      // scale: the server opens a fresh store (its temp dir's orchard.db, or its new database) holding size - devices enrollments.
+      if (kind === "scale") await seedStore(s, Math.max(0, spec.size! - o.devices));
       s.server = await ServerHandle.start("orchard", args);
     }
-    const url = s.server.url;
-    s.pool = await ConnPool.open(url, inFlight(o), o.client);
-    s.devices = fleet.devices.map((d) => forServer(url, d));
-    if (name !== "floor") {
-      const enroll = await forEachDevice(s.pool, s.devices, async (d, call) => {
+    const server = s.server!;
+    const url = server.url;
+    if (kind !== "push") {
+      s.pool = await ConnPool.open(url, inFlight(o), o.client);
+      s.devices = shared.fleet.devices.map((d) => forServer(url, d));
+    }
+    if (kind !== "floor" && kind !== "push" && kind !== "enroll") {
+      const enroll = await forEachDevice(s.pool!, s.devices, async (d, call) => {
         await call(d.authenticate, "authenticate", emptyOk);
         await call(d.tokenUpdate, "tokenupdate", emptyOk);
       });
       s.enrollS = round3(enroll.elapsedMs / 1000);
       if (enroll.errors > 0) throw new Error(`${name}: enrollment failed: ${JSON.stringify(enroll.errorKinds)}`);
     }
-    if (name === "login") {
+    if (kind === "login") {
       // One directory user per device (201 created; 200 when a persistent store has it).
-      const users = await forEachDevice(s.pool, s.devices, async (d, call) => {
+      const users = await forEachDevice(s.pool!, s.devices, async (d, call) => {
         await call(d.login.createUser, "PUT /v1/users", (r) => (r.status === 200 || r.status === 201 ? undefined : `status ${r.status}: ${r.body.toString().slice(0, 200)}`));
       });
       s.usersS = round3(users.elapsedMs / 1000);
       if (users.errors > 0) throw new Error(`${name}: creating the directory users failed: ${JSON.stringify(users.errorKinds)}`);
     }
-    if (o.warmupMs > 0) {
-      const w = await drive(s.pool, s.devices, UNITS[name], o.warmupMs);
+    if (kind === "enroll") {
+      const all = shared.enrollees!.map((d) => enrolleeForServer(url, d));
+      s.batches = Array.from({ length: enrollBatches(o) }, (_, i) => all.slice(i * o.enrollBatch, (i + 1) * o.enrollBatch));
+      if (o.warmupMs > 0) {
+        const w = await forEachDevice(s.pool!, s.batches[0]!, enrollUnit({ n: 0 }));
+        s.warmup = { reqPerSec: Math.round(w.requests / (w.elapsedMs / 1000)), errors: w.errors, errorKinds: w.errorKinds };
+      }
+    } else if (kind !== "push" && o.warmupMs > 0) {
+      const w = await drive(s.pool!, s.devices, unitOf(kind), o.warmupMs);
       s.warmup = { reqPerSec: Math.round(w.requests / (w.elapsedMs / 1000)), errors: w.errors, errorKinds: w.errorKinds };
     }
     // From here to the end of the last run; the time between this scenario's runs shows as (idle).
-    if (s.profileFile) s.server.startProfile();
+    if (s.profileFile) server.startProfile();
     return s;
   } catch (err) {
     s.profileFile = undefined;
@@ -408,12 +618,20 @@ async function tearDown(s: Scenario): Promise<void> {
     process.stderr.write(`bench: ${s.backend} ${s.name}: no profile: ${(err as Error).message}\n`);
   } finally {
     s.pool?.close();
-    await s.server?.stop();
-    if (s.dataDir) fs.rmSync(s.dataDir, { recursive: true, force: true });
-    try {
-      await s.database?.drop();
-    } catch (err) {
-      process.stderr.write(`bench: could not drop database ${s.database!.name}: ${(err as Error).message}\n`);
+    if (s.push) {
+      try {
+        await s.push.stop();
+      } catch (err) {
+        process.stderr.write(`bench: ${s.backend} ${s.name}: stopping: ${(err as Error).message}\n`);
+      }
+    } else {
+      await s.server?.stop();
+      if (s.dataDir) fs.rmSync(s.dataDir, { recursive: true, force: true });
+      try {
+        await s.database?.drop();
+      } catch (err) {
+        process.stderr.write(`bench: could not drop database ${s.database!.name}: ${(err as Error).message}\n`);
+      }
     }
     live.delete(s);
   }
@@ -433,12 +651,14 @@ const round3 = (x: number) => Math.round(x * 1000) / 1000;
 const round4 = (x: number) => Math.round(x * 10000) / 10000;
 
 const MEDIAN_KEYS = [
-  "reqPerSec", "roundTripsPerSec", "loginsPerSec", "p50Ms", "p90Ms", "p99Ms", "maxMs", "errors", "serverCpuPer1k", "serverCorePct",
+  "reqPerSec", "roundTripsPerSec", "loginsPerSec", "enrollmentsPerSec", "pushesPerSec", "peakStreams", "apnsConnections", "pushRequestP50Ms",
+  "p50Ms", "p90Ms", "p99Ms", "maxMs", "errors", "serverCpuPer1k", "serverCorePct",
   "clientCpuPer1k", "clientCorePct", "dbCpuPer1k", "dbCorePct", "otherCpuPct", "serverPeakRssMb", "xFloor",
 ] as const;
+type Medians = Partial<Record<(typeof MEDIAN_KEYS)[number], number>>;
 
-function medians(runs: RunResult[]): Partial<Record<(typeof MEDIAN_KEYS)[number], number>> {
-  const out: Partial<Record<(typeof MEDIAN_KEYS)[number], number>> = {};
+function medians(runs: RunResult[]): Medians {
+  const out: Medians = {};
   for (const k of MEDIAN_KEYS) {
     const values = runs.map((r) => r[k]).filter((x): x is number => typeof x === "number");
     if (values.length) out[k] = round4(median(values));
@@ -455,16 +675,26 @@ function table(rows: string[][]): string {
 const fmt = (x: number | undefined, digits = 0) =>
   x === undefined || !Number.isFinite(x) ? "-" : x.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
-function resultsFile(o: Options): string {
-  if (o.out) return path.resolve(o.out);
+const pct = (before: number | undefined, now: number | undefined) =>
+  before === undefined || now === undefined || !before ? "-" : `${now >= before ? "+" : ""}${(((now - before) / before) * 100).toFixed(1)}%`;
+
+/** Today's date (local time): the results files' names start with it. */
+function today(): string {
+  const d = new Date();
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+}
+
+/** Files are `<prefix>-<scenario>.json`. */
+function resultsPrefix(o: Options): string {
+  if (o.out) {
+    const out = path.resolve(o.out);
+    if (fs.existsSync(out) && fs.statSync(out).isDirectory()) return path.join(out, today());
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    return out.replace(/\.json$/, "");
+  }
   const dir = path.join(REPO_ROOT, "bench", "results");
   fs.mkdirSync(dir, { recursive: true });
-  const d = new Date();
-  const day = `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
-  for (let i = 1; ; i++) {
-    const file = path.join(dir, `${day}${i === 1 ? "" : `-${i}`}.json`);
-    if (!fs.existsSync(file)) return file;
-  }
+  return path.join(dir, today());
 }
 
 // ---- main ----------------------------------------------------------------------
@@ -473,35 +703,47 @@ type Log = (msg: string) => void;
 
 function storageLabel(backend: Backend, o: Options): string {
   if (backend === "postgres") return `${redactUrl(o.storage.postgres)}: a fresh database per scenario server`;
-  return o.storage.sqlite ?? "a temp dir per server";
+  return o.storage.sqlite ? `${o.storage.sqlite} (scale and push: a temp dir per server)` : "a temp dir per server";
+}
+
+function runLine(backend: Backend, s: Scenario, r: RunResult, o: Options): string {
+  const per =
+    r.loginsPerSec !== undefined ? ` (${fmt(r.loginsPerSec)} logins/s)`
+    : r.roundTripsPerSec !== undefined ? ` (${fmt(r.roundTripsPerSec)} round trips/s)`
+    : r.enrollmentsPerSec !== undefined ? ` (${fmt(r.enrollmentsPerSec)} enrollments/s)`
+    : "";
+  const rate = r.pushesPerSec !== undefined ? `${fmt(r.pushesPerSec).padStart(7)} pushes/s, peak ${r.peakStreams} streams` : `${fmt(r.reqPerSec).padStart(7)} req/s${per}`;
+  return (
+    `round ${r.round}/${o.runs} ${backend.padEnd(8)} ${s.name.padEnd(11)} ${rate}  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  ` +
+    `server ${r.serverCorePct}% core, client ${r.clientCorePct}% core, ` +
+    (r.dbCorePct !== undefined ? `db ${r.dbCorePct}% core, ` : "") +
+    `other ${r.otherCpuPct}% machine` +
+    (r.errors ? `  ERRORS ${r.errors} ${JSON.stringify(r.errorKinds)}` : "")
+  );
 }
 
 /** Sets up every scenario on one backend, runs the interleaved rounds, and tears them down. */
-async function runBackend(
-  backend: Backend,
-  o: Options,
-  fleet: Awaited<ReturnType<typeof recordFleet>>,
-  caFile: string,
-  profileDir: string | undefined,
-  log: Log,
-): Promise<Scenario[]> {
+async function runBackend(backend: Backend, o: Options, shared: Shared, profileDir: string | undefined, log: Log): Promise<Scenario[]> {
   const scenarios: Scenario[] = [];
   if (profileDir) fs.mkdirSync(profileDir, { recursive: true });
   const dbCpu = backend === "postgres" ? await DatabaseCpu.open(o.storage.postgres) : undefined;
   if (backend === "postgres" && !dbCpu) log("bench: PostgreSQL is not on this machine (or no /proc): no db CPU figures");
   try {
-    for (const name of o.scenarios) {
-      const s = await setUp(name, backend, o, fleet, caFile, profileDir);
+    for (const spec of rowsOf(o)) {
+      const t0 = performance.now();
+      const s = await setUp(spec, backend, o, shared, profileDir);
       s.dbCpu = dbCpu;
       scenarios.push(s);
       const w = s.warmup;
       log(
-        `bench: ${backend} ${name}: server pid ${s.server!.pid} at ${s.server!.url}` +
+        `bench: ${backend} ${s.name}: server pid ${s.server!.pid} at ${s.server!.url}` +
           (s.database ? ` on database ${s.database.name}` : "") +
-          (s.enrollS !== undefined ? `, enrolled in ${s.enrollS} s` : "") +
+          (s.seedS !== undefined ? `, ${fmt(s.seeded)} enrollments seeded in ${s.seedS} s` : "") +
+          (s.enrollS !== undefined ? `, ${s.devices.length} devices enrolled in ${s.enrollS} s` : "") +
           (s.usersS !== undefined ? `, ${s.devices.length} directory users in ${s.usersS} s` : "") +
-          (w ? `, warmup ${fmt(w.reqPerSec)} req/s` : "") +
-          (w?.errors ? `, WARMUP ERRORS ${JSON.stringify(w.errorKinds)}` : ""),
+          (w ? `, warmup ${fmt(w.reqPerSec)} ${s.kind === "push" ? "pushes" : "req"}/s` : "") +
+          (w?.errors ? `, WARMUP ERRORS ${JSON.stringify(w.errorKinds)}` : "") +
+          ` (set up in ${((performance.now() - t0) / 1000).toFixed(1)} s)`,
       );
     }
 
@@ -509,19 +751,17 @@ async function runBackend(
     // shared machine hits the floor and Orchard alike.
     for (let round = 1; round <= o.runs; round++) {
       for (const s of scenarios) {
-        const r = await measure(s, o.durationMs, round);
+        if (round > s.runsWanted) continue;
+        const r = await measure(s, o, round);
         s.runs.push(r);
-        const unit = r.loginsPerSec !== undefined ? ` (${fmt(r.loginsPerSec)} logins/s)` : r.roundTripsPerSec !== undefined ? ` (${fmt(r.roundTripsPerSec)} round trips/s)` : "";
-        log(
-          `round ${round}/${o.runs} ${backend.padEnd(8)} ${s.name.padEnd(11)} ${fmt(r.reqPerSec).padStart(7)} req/s${unit}  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  ` +
-            `server ${r.serverCorePct}% core, client ${r.clientCorePct}% core, ` +
-            (r.dbCorePct !== undefined ? `db ${r.dbCorePct}% core, ` : "") +
-            `other ${r.otherCpuPct}% machine` +
-            (r.errors ? `  ERRORS ${r.errors} ${JSON.stringify(r.errorKinds)}` : ""),
-        );
+        log(runLine(backend, s, r, o));
       }
-      const floor = scenarios.find((s) => s.name === "floor")!.runs[round - 1]!;
-      for (const s of scenarios) s.runs[round - 1]!.xFloor = round4(s.runs[round - 1]!.reqPerSec / floor.reqPerSec);
+      const floor = scenarios.find((s) => s.kind === "floor")!.runs.find((r) => r.round === round)!;
+      for (const s of scenarios) {
+        const r = s.runs.find((x) => x.round === round);
+        // Pushes are not requests of the floor's kind: no ratio.
+        if (r && s.kind !== "push") r.xFloor = round4(r.reqPerSec / floor.reqPerSec);
+      }
     }
   } finally {
     for (const s of scenarios) await tearDown(s).catch(() => {});
@@ -530,34 +770,65 @@ async function runBackend(
   return scenarios;
 }
 
+interface RowSummary {
+  s: Scenario;
+  m: Medians;
+  peakRss: number;
+}
+
+/** The JSON of one row. */
+function rowJson({ s, m, peakRss }: RowSummary) {
+  return {
+    backend: s.backend,
+    scenario: s.kind,
+    ...(s.size !== undefined ? { size: s.size } : {}),
+    ...(s.seeded !== undefined ? { seeded: s.seeded, seedS: s.seedS } : {}),
+    enrollS: s.enrollS,
+    usersS: s.usersS,
+    warmup: s.warmup,
+    median: m,
+    serverPeakRssMbMax: peakRss,
+    serverLogLines: s.server!.logLines,
+    runs: s.runs,
+  };
+}
+
 /** One backend's tables and its part of the results JSON. */
-function report(backend: Backend, o: Options, scenarios: Scenario[]) {
-  const summary = scenarios.map((s) => ({ s, m: medians(s.runs), peakRss: Math.max(...s.runs.map((r) => r.serverPeakRssMb)) }));
+function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?: EnrollPoolInfo) {
+  const summary: RowSummary[] = scenarios.map((s) => ({ s, m: medians(s.runs), peakRss: Math.max(...s.runs.map((r) => r.serverPeakRssMb)) }));
   const out: string[] = [];
   out.push("", `${BACKEND_TITLE[backend]} (${storageLabel(backend, o)})`, "");
   const rows = [["scenario", "req/s", "p50 ms", "p99 ms", "CPU s/1k req", "peak RSS MB", "x floor", "errors"]];
   for (const { s, m, peakRss } of summary) {
     rows.push([
-      s.name,
+      s.name + (s.kind === "push" ? " *" : ""),
       fmt(m.reqPerSec),
-      fmt(m.p50Ms, 2),
-      fmt(m.p99Ms, 2),
+      fmt(m.p50Ms, s.kind === "push" ? 0 : 2),
+      fmt(m.p99Ms, s.kind === "push" ? 0 : 2),
       fmt(m.serverCpuPer1k, 3),
       fmt(peakRss, 1),
-      fmt(m.xFloor, 2),
+      s.kind === "push" ? "-" : fmt(m.xFloor, 2),
       String(s.runs.reduce((n, r) => n + r.errors, 0)),
     ]);
   }
-  out.push(table(rows), "");
+  out.push(table(rows));
+  if (summary.some(({ s }) => s.kind === "push")) {
+    out.push("* push rows: pushes/s, CPU s per 1k pushes, and per push the time from the start of the POST /v1/push that named it to its arrival at the APNs stand-in");
+  }
+  out.push("");
   const withDb = summary.some(({ m }) => m.dbCpuPer1k !== undefined);
-  const extra = [
-    ["scenario", "round trips/s", "logins/s", "server % core", "client % core", "client CPU s/1k", ...(withDb ? ["db % core", "db CPU s/1k"] : []), "other % machine"],
-  ];
+  const extra = [["scenario", "per unit", "runs", "server % core", "client % core", "client CPU s/1k", ...(withDb ? ["db % core", "db CPU s/1k"] : []), "other % machine"]];
   for (const { s, m } of summary) {
+    const per =
+      m.roundTripsPerSec !== undefined ? `${fmt(m.roundTripsPerSec)} round trips/s`
+      : m.loginsPerSec !== undefined ? `${fmt(m.loginsPerSec)} logins/s`
+      : m.enrollmentsPerSec !== undefined ? `${fmt(m.enrollmentsPerSec)} enrollments/s`
+      : m.pushesPerSec !== undefined ? `${fmt(m.pushesPerSec)} pushes/s`
+      : "-";
     extra.push([
       s.name,
-      fmt(m.roundTripsPerSec),
-      fmt(m.loginsPerSec),
+      per,
+      String(s.runs.length),
       fmt(m.serverCorePct),
       fmt(m.clientCorePct),
       fmt(m.clientCpuPer1k, 3),
@@ -566,6 +837,58 @@ function report(backend: Backend, o: Options, scenarios: Scenario[]) {
     ]);
   }
   out.push(table(extra), "");
+
+  // The scenarios with a set-up worth knowing: new devices, seeded stores, pushes.
+  const notes: string[] = [];
+  const enroll = summary.find(({ s }) => s.kind === "enroll");
+  if (enroll && enrollPool) {
+    notes.push(
+      `enroll: ${fmt(o.enrollBatch)} new devices per run (Authenticate + TokenUpdate each), ${fmt(enroll.m.enrollmentsPerSec)} enrollments/s; ` +
+        `${fmt(enrollPool.devices)} certificates issued once for every backend in ${enrollPool.issueS} s by ${enrollPool.issueProcesses} process(es)`,
+    );
+  }
+  const scale = summary.filter(({ s }) => s.kind === "scale");
+  for (const { s } of scale) notes.push(`${s.name}: ${fmt(s.seeded)} enrollments seeded in ${s.seedS} s + ${fmt(s.devices.length)} bench devices enrolled over HTTP = ${fmt((s.seeded ?? 0) + s.devices.length)} in the store`);
+  if (scale.length > 1) {
+    const a = scale[0]!.m;
+    for (const { s, m } of scale.slice(1)) {
+      notes.push(
+        `${s.name} against ${scale[0]!.s.name}: req/s ${pct(a.reqPerSec, m.reqPerSec)}, p50 ${pct(a.p50Ms, m.p50Ms)}, p99 ${pct(a.p99Ms, m.p99Ms)}, ` +
+          `CPU s/1k ${pct(a.serverCpuPer1k, m.serverCpuPer1k)}, x floor ${fmt(a.xFloor, 2)} -> ${fmt(m.xFloor, 2)}` +
+          (a.dbCpuPer1k !== undefined ? `, db CPU s/1k ${pct(a.dbCpuPer1k, m.dbCpuPer1k)}` : ""),
+      );
+    }
+  }
+  const push = summary.filter(({ s }) => s.kind === "push");
+  if (push.length > 0) {
+    if (notes.length) notes.push("");
+    const pushRows = [["push", "pushes/s", "p50 ms", "p99 ms", "POST p50 ms", "peak streams", "connections", "CPU s/1k pushes", "stand-in CPU s/1k", "peak RSS MB", "seeded", "seed s", "runs", "failed"]];
+    for (const { s, m, peakRss } of push) {
+      pushRows.push([
+        s.name,
+        fmt(m.pushesPerSec),
+        fmt(m.p50Ms, 1),
+        fmt(m.p99Ms, 1),
+        fmt(m.pushRequestP50Ms, 1),
+        fmt(m.peakStreams),
+        fmt(m.apnsConnections),
+        fmt(m.serverCpuPer1k, 3),
+        fmt(m.clientCpuPer1k, 3),
+        fmt(peakRss, 1),
+        fmt(s.seeded),
+        fmt(s.seedS, 1),
+        String(s.runs.length),
+        String(s.runs.reduce((n, r) => n + r.errors, 0)),
+      ]);
+    }
+    notes.push(table(pushRows));
+    notes.push(
+      `(POST /v1/push with ${fmt(IDS_PER_REQUEST)} ids each, ${PUSH_IN_FLIGHT} at a time; the stand-in allows ${PUSH_MAX_STREAMS} streams, so does --apns-max-streams; ` +
+        `sizes above ${fmt(PUSH_LARGE)} run min(--runs, ${PUSH_LARGE_RUNS}) times)`,
+    );
+  }
+  if (notes.length) out.push(...notes, "");
+
   const targets: Record<string, { target: number; unit: string; median: number; met: boolean }> = {};
   for (const { s, m } of summary) {
     const t = TARGETS[backend][s.name];
@@ -584,20 +907,26 @@ function report(backend: Backend, o: Options, scenarios: Scenario[]) {
     backend,
     storage: storageLabel(backend, o),
     targets,
-    scenarios: Object.fromEntries(
-      summary.map(({ s, m, peakRss }) => [
-        s.name,
-        { backend, enrollS: s.enrollS, usersS: s.usersS, warmup: s.warmup, median: m, serverPeakRssMbMax: peakRss, serverLogLines: s.server!.logLines, runs: s.runs },
-      ]),
-    ),
+    scenarios: Object.fromEntries(summary.map((row) => [row.s.name, rowJson(row)])),
   };
   return { text: out.join("\n"), json };
+}
+
+interface EnrollPoolInfo {
+  devices: number;
+  batches: number;
+  batchSize: number;
+  issueS: number;
+  /** Processes that issued the certificates (one per core from 1,000 certificates on). */
+  issueProcesses: number;
+  recordS: number;
 }
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   const log: Log = (msg) => process.stderr.write(msg + "\n");
   const started = new Date();
+  const t0 = performance.now();
   const cpus = os.cpus();
   const machine = {
     cpuModel: cpus[0]?.model.trim() ?? "unknown",
@@ -618,7 +947,8 @@ async function main(): Promise<void> {
   log(`bench: ${machine.cpuCount} x ${machine.cpuModel}, node ${machine.node}; load average ${machine.loadAvgAtStart.join(" ")}`);
   log(
     `bench: ${o.devices} devices, ${o.runs} run(s) x ${o.durationMs / 1000} s per scenario, ${inFlight(o)} in flight, ` +
-      `${o.client} client; scenarios ${o.scenarios.join(", ")}; backends ${o.backends.map((b) => `${b} (${storageLabel(b, o)})`).join(", ")}`,
+      `${o.client} client; scenarios ${o.scenarios.join(", ")} (rows ${rowsOf(o).map((r) => r.name).join(", ")}); ` +
+      `backends ${o.backends.map((b) => `${b} (${storageLabel(b, o)})`).join(", ")}`,
   );
   let postgres: Record<string, string> | undefined;
   if (o.backends.includes("postgres")) {
@@ -635,15 +965,33 @@ async function main(): Promise<void> {
   const failures: { backend: Backend; error: unknown }[] = [];
   const stamp = started.toISOString().replace(/[:.]/g, "-");
   const profileBase = o.profile ? path.join(REPO_ROOT, "bench", "results", "profiles", stamp) : undefined;
+  let enrollPool: EnrollPoolInfo | undefined;
+  let shared: Shared | undefined;
   try {
-    const t = Date.now();
+    const t = performance.now();
     const fleet = await recordFleet(o.devices);
     const caFile = path.join(tmp, "ca.pem");
     fs.writeFileSync(caFile, fleet.ca.certPem);
-    log(`bench: issued ${o.devices} device certificates and recorded their requests in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    log(`bench: issued ${o.devices} device certificates and recorded their requests in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    shared = { fleet, caFile };
+    if (o.scenarios.includes("enroll")) {
+      const count = enrollBatches(o) * o.enrollBatch;
+      const tag = randomBytes(2).toString("hex").toUpperCase();
+      const r = await recordEnrollees(fleet, count, tag);
+      shared.enrollees = r.enrollees;
+      enrollPool = { devices: count, batches: enrollBatches(o), batchSize: o.enrollBatch, issueS: round3(r.issueS), issueProcesses: r.processes, recordS: round3(r.recordS) };
+      log(
+        `bench: enroll: issued ${count} new device certificates in ${r.issueS.toFixed(1)} s (${((r.issueS / count) * 1000).toFixed(2)} ms each, ` +
+          `${r.processes} process${r.processes > 1 ? "es" : ""}), recorded their requests in ${r.recordS.toFixed(1)} s`,
+      );
+    }
+    if (o.scenarios.includes("push")) {
+      shared.push = await startPushStandIn();
+      log(`bench: push: APNs stand-in at ${shared.push.apns.url}`);
+    }
     for (const backend of o.backends) {
       try {
-        const scenarios = await runBackend(backend, o, fleet, caFile, profileBase && path.join(profileBase, backend), log);
+        const scenarios = await runBackend(backend, o, shared, profileBase && path.join(profileBase, backend), log);
         done.push({ backend, scenarios });
       } catch (error) {
         log(`bench: ${backend} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
@@ -651,18 +999,22 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    await shared?.push?.apns.close().catch(() => {});
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+  const totalS = round1((performance.now() - t0) / 1000);
 
   // ---- report
   const out: string[] = [];
   out.push("");
   out.push(`Medians of ${o.runs} run(s) of ${o.durationMs / 1000} s, ${o.devices} devices, ${inFlight(o)} in flight (${o.client} client).`);
   out.push("CPU s/1k req and peak RSS are the server process's; x floor is the median of per-round req/s ratios; errors are summed over the runs.");
-  out.push("A login is UserAuthenticate (challenge), UserAuthenticate (digest response, AuthToken) and the user's Idle: 3 requests.");
+  if (o.scenarios.includes("login")) out.push("A login is UserAuthenticate (challenge), UserAuthenticate (digest response, AuthToken) and the user's Idle: 3 requests.");
+  if (o.scenarios.includes("enroll")) out.push(`An enroll run is a batch of ${fmt(o.enrollBatch)} new devices, each Authenticate + TokenUpdate: 2 requests.`);
+  if (o.scenarios.includes("scale")) out.push("scale-N: Idle polls of the bench devices with N devices enrolled in the store.");
   const backendsJson: Record<string, unknown> = {};
   for (const { backend, scenarios } of done) {
-    const r = report(backend, o, scenarios);
+    const r = report(backend, o, scenarios, enrollPool);
     out.push(r.text);
     backendsJson[backend] = r.json;
   }
@@ -671,6 +1023,7 @@ async function main(): Promise<void> {
     backendsJson[backend] = { backend, storage: storageLabel(backend, o), error: error instanceof Error ? error.message : String(error) };
   }
   if (o.quick) out.push("", "(quick smoke run: too short for conclusions)");
+  out.push("", `bench: ${totalS} s in all`);
   process.stdout.write(out.join("\n") + "\n");
 
   const profiles: Record<string, Record<string, unknown>> = {};
@@ -685,37 +1038,80 @@ async function main(): Promise<void> {
     }
   }
 
+  const parameters = {
+    devices: o.devices,
+    runs: o.runs,
+    durationS: o.durationMs / 1000,
+    warmupS: o.warmupMs / 1000,
+    concurrency: o.concurrency,
+    inFlight: inFlight(o),
+    scenarios: o.scenarios,
+    rows: rowsOf(o).map((r) => r.name),
+    backends: o.backends,
+    storage: Object.fromEntries(o.backends.map((b) => [b, storageLabel(b, o)])),
+    client: o.client,
+    identity: "cert-header (x-client-cert, URL-escaped PEM), one test CA, --ca given",
+    digestRealm: DIGEST_REALM,
+    enrollBatch: o.enrollBatch,
+    scaleSizes: o.scaleSizes,
+    pushSizes: o.pushSizes,
+    push: { idsPerRequest: IDS_PER_REQUEST, inFlight: PUSH_IN_FLIGHT, maxStreams: PUSH_MAX_STREAMS, warmupPushes: PUSH_WARMUP, runs: Object.fromEntries(o.pushSizes.map((n) => [`push-${sizeLabel(n)}`, pushRuns(o, n)])) },
+    quick: o.quick,
+    profile: o.profile,
+  };
   const json = {
     startedAt: started.toISOString(),
     finishedAt: new Date().toISOString(),
+    totalS,
     machine,
     ...(postgres ? { postgres } : {}),
-    parameters: {
-      devices: o.devices,
-      runs: o.runs,
-      durationS: o.durationMs / 1000,
-      warmupS: o.warmupMs / 1000,
-      concurrency: o.concurrency,
-      inFlight: inFlight(o),
-      scenarios: o.scenarios,
-      backends: o.backends,
-      storage: Object.fromEntries(o.backends.map((b) => [b, storageLabel(b, o)])),
-      client: o.client,
-      identity: "cert-header (x-client-cert, URL-escaped PEM), one test CA, --ca given",
-      digestRealm: DIGEST_REALM,
-      quick: o.quick,
-      profile: o.profile,
-    },
+    parameters,
+    ...(enrollPool ? { enrollPool } : {}),
     backends: backendsJson,
     ...(o.profile ? { profiles } : {}),
   };
-  if (o.compare) process.stdout.write("\n" + compare(readResults(o.compare), viewResults(json, "this run")) + "\n");
+  if (o.compare) process.stdout.write("\n" + compare(readResultsSpec(o.compare), viewResults(json, "this run")) + "\n");
   if (o.save && done.length > 0) {
-    const file = resultsFile(o);
-    fs.writeFileSync(file, JSON.stringify(json, null, 2) + "\n");
-    process.stdout.write(`\nresults: ${path.relative(process.cwd(), file)}\n`);
+    const prefix = resultsPrefix(o);
+    const written: string[] = [];
+    for (const kind of o.scenarios) {
+      const file = `${prefix}-${kind}.json`;
+      fs.writeFileSync(file, JSON.stringify(scenarioFile(json, kind), null, 2) + "\n");
+      written.push(path.relative(process.cwd(), file));
+    }
+    process.stdout.write(`\nresults: ${written.join(", ")}\n`);
   }
   if (failures.length > 0) process.exitCode = 1;
+}
+
+/**
+ * One scenario's results file: the run's machine and parameters, and per
+ * backend the scenario's rows plus the floor of the same rounds (x floor).
+ */
+function scenarioFile(json: any, kind: ScenarioName): unknown {
+  const backends: Record<string, unknown> = {};
+  for (const [backend, b] of Object.entries<any>(json.backends)) {
+    if (!b.scenarios) {
+      backends[backend] = b; // failed: the error
+      continue;
+    }
+    const scenarios = Object.fromEntries(Object.entries<any>(b.scenarios).filter(([name, row]) => name === "floor" || row?.scenario === kind));
+    const targets = Object.fromEntries(Object.entries<any>(b.targets ?? {}).filter(([name]) => name in scenarios));
+    backends[backend] = { ...b, targets, scenarios };
+  }
+  const profiles = json.profiles
+    ? Object.fromEntries(
+        Object.entries<any>(json.profiles).map(([backend, p]) => [backend, Object.fromEntries(Object.entries<any>(p).filter(([name]) => json.backends[backend]?.scenarios?.[name]?.scenario === kind))]),
+      )
+    : undefined;
+  const { enrollPool, ...rest } = json;
+  return {
+    scenario: kind,
+    ...rest,
+    ...(kind === "enroll" && enrollPool ? { enrollPool } : {}),
+    backends,
+    ...(profiles ? { profiles } : {}),
+  };
 }
 
 main().catch((err: unknown) => {

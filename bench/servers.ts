@@ -60,8 +60,9 @@ export class ServerHandle {
         if (handle.logTail.length > KEEP_LOG_LINES) handle.logTail.shift();
       };
       lines(child.stdout!, (line) => {
-        if (sawUrl) keep(line);
-        sawUrl = true; // the first line is the URL, which also comes over IPC
+        // The URL line (it also comes over IPC); log lines written during start-up (warnings) can come before it.
+        if (!sawUrl && /^https?:\/\/\S+$/.test(line)) sawUrl = true;
+        else keep(line);
       });
       lines(child.stderr!, (line) => keep(`stderr: ${line}`));
       child.on("message", (m: ChildMessage) => {
