@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { runWith } from "../src/cli/client-commands.ts";
-import type { CliContext } from "../src/cli/command.ts";
+import { cliContext } from "./support/cli.ts";
 import { createCa, issueDeviceIdentity, type PkiIdentity } from "../src/identity/testing/pki.ts";
 import { issuePushCertificate, issueServerCertificate } from "../src/identity/testing/push-cert.ts";
 import { certFingerprint } from "../src/identity/index.ts";
@@ -170,11 +170,11 @@ describe("enrollment profiles", () => {
 
   test("orchard profile enroll --out writes the profile, mode 0600", async () => {
     const out = path.join(tmp, "enroll.mobileconfig");
-    const ctx = cliContext(server);
+    const ctx = cliContext(server.url, { cwd: tmp });
     assert.equal(await runWith(ctx, "profile", ["enroll", "--out", out]), 0, ctx.stderr);
     assert.equal(fs.statSync(out).mode & 0o777, 0o600);
     assert.equal(payload(parsePlistDict(fs.readFileSync(out)), "com.apple.mdm")!.Topic, TOPIC);
-    const bad = cliContext(server);
+    const bad = cliContext(server.url, { cwd: tmp });
     assert.equal(await runWith(bad, "profile", ["enroll", "--identity", "jks"]), 2);
     assert.match(bad.stderr, /--identity must be scep or pkcs12/);
   });
@@ -213,17 +213,3 @@ describe("signed enrollment profiles (--profile-signer)", () => {
   });
 });
 
-function cliContext(server: TestServer): CliContext & { stdout: string; stderr: string } {
-  const ctx = {
-    stdout: "",
-    stderr: "",
-    out: (t: string | Uint8Array) => void (ctx.stdout += typeof t === "string" ? t : Buffer.from(t).toString("utf8")),
-    err: (t: string) => void (ctx.stderr += t),
-    env: { ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key" },
-    cwd: tmp,
-    readStdin: async () => Buffer.alloc(0),
-    stdinIsTTY: false,
-    readSecret: async () => assert.fail("no terminal in tests"),
-  };
-  return ctx;
-}

@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { runWith } from "../src/cli/client-commands.ts";
-import type { CliContext } from "../src/cli/command.ts";
+import { cliContext } from "./support/cli.ts";
 import { issueDeviceIdentity } from "../src/identity/testing/pki.ts";
 import { issuePushCertificate } from "../src/identity/testing/push-cert.ts";
 import { pushArgs, pushPki, startApnsStandIn, TEST_TOPIC, type ApnsStandIn } from "./support/apns.ts";
@@ -171,20 +171,7 @@ describe("PUT /v1/pushcert", () => {
 });
 
 describe("the CLI", () => {
-  function context(stdin = ""): CliContext & { stdout: string; stderr: string } {
-    const ctx = {
-      stdout: "",
-      stderr: "",
-      out: (t: string) => void (ctx.stdout += t),
-      err: (t: string) => void (ctx.stderr += t),
-      env: { ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key" },
-      cwd: tmp,
-      readStdin: async () => Buffer.from(stdin),
-      stdinIsTTY: false,
-      readSecret: async () => assert.fail("no terminal in tests"),
-    };
-    return ctx;
-  }
+  const context = (stdin = "") => cliContext(server.url, { cwd: tmp, stdin });
 
   test("orchard pushcert upload (PEM, and PKCS#12 with --passphrase-stdin) and show", { skip: !hasOpenssl && "openssl not installed" }, async () => {
     const pemFile = path.join(tmp, "both.pem");

@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { scepCommand } from "../src/cli/scep.ts";
-import type { CliContext } from "../src/cli/command.ts";
+import { cliContext } from "./support/cli.ts";
 import { generateKeyPair, type PkiIdentity } from "../src/identity/testing/pki.ts";
 import { SCEP_CAPABILITIES } from "../src/scep/index.ts";
 import { identity, ScepRefused, ScepTestClient } from "../src/scep/testing/client.ts";
@@ -138,14 +138,14 @@ await forEachBackend("SCEP", (backend) => {
       // The challenge is a secret: no log line carries it.
       assert.ok(!server.logs.some((l) => l.includes(r.json.challenge)));
 
-      const ctx = cliContext(server);
+      const ctx = cliContext(server.url);
       assert.equal(await scepCommand.run(["challenge", "--ttl", "10m"], ctx), 0);
       assert.match(ctx.stdout, /^[0-9a-f]{40}\n$/);
-      const json = cliContext(server);
+      const json = cliContext(server.url);
       assert.equal(await scepCommand.run(["challenge", "--json"], json), 0);
       assert.match(JSON.parse(json.stdout).expires_at, /^\d{4}-/);
-      await assert.rejects(scepCommand.run(["challenge", "--ttl", "later"], cliContext(server)), /--ttl/);
-      await assert.rejects(scepCommand.run(["other"], cliContext(server)), /unknown subcommand/);
+      await assert.rejects(scepCommand.run(["challenge", "--ttl", "later"], cliContext(server.url)), /--ttl/);
+      await assert.rejects(scepCommand.run(["other"], cliContext(server.url)), /unknown subcommand/);
     });
   });
 
@@ -293,17 +293,3 @@ function findInPath(name: string): string | undefined {
   return undefined;
 }
 
-function cliContext(server: TestServer): CliContext & { stdout: string; stderr: string } {
-  const ctx = {
-    stdout: "",
-    stderr: "",
-    out: (t: string) => void (ctx.stdout += t),
-    err: (t: string) => void (ctx.stderr += t),
-    env: { ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key" },
-    cwd: os.tmpdir(),
-    readStdin: async () => Buffer.alloc(0),
-    stdinIsTTY: false,
-    readSecret: async () => assert.fail("no terminal in tests"),
-  };
-  return ctx;
-}
