@@ -91,6 +91,67 @@ export interface DriveResult {
 
 const MAX_CONSECUTIVE_FAILURES = 50;
 
+/** Requests, errors and latencies of one drive, shared by its slots. */
+class Tally {
+  requests = 0;
+  errors = 0;
+  readonly errorKinds: Record<string, number> = {};
+  private latencies: Float64Array;
+  private n = 0;
+
+  constructor(expected: number) {
+    this.latencies = new Float64Array(Math.max(16, expected));
+  }
+
+  error(kind: string): void {
+    this.errors++;
+    this.errorKinds[kind] = (this.errorKinds[kind] ?? 0) + 1;
+  }
+
+  done(ms: number): void {
+    if (this.n === this.latencies.length) {
+      const bigger = new Float64Array(this.latencies.length * 2);
+      bigger.set(this.latencies);
+      this.latencies = bigger;
+    }
+    this.latencies[this.n++] = ms;
+    this.requests++;
+  }
+
+  result(units: number, start: number): DriveResult {
+    const { requests, errors, errorKinds } = this;
+    return { requests, units, errors, errorKinds, elapsedMs: performance.now() - start, latencies: this.latencies.subarray(0, this.n) };
+  }
+
+  /**
+   * The Call of one slot: times the request on the slot's connection and
+   * checks the reply. With giveUpAfter, that many failed sends in a row end
+   * the drive (a dead server), instead of counting errors forever.
+   */
+  call(pool: ConnPool, slot: number, giveUpAfter?: number): Call {
+    let failures = 0;
+    return async (p, label, check) => {
+      const conn = await pool.conn(slot);
+      const t0 = performance.now();
+      let r: RawResponse;
+      try {
+        r = await conn.send(p);
+      } catch (err) {
+        this.error(`${label}: ${(err as Error).message}`);
+        if (giveUpAfter !== undefined && ++failures > giveUpAfter) {
+          throw new Error(`giving up after ${failures} failed requests in a row: ${(err as Error).message}`);
+        }
+        return undefined;
+      }
+      failures = 0;
+      this.done(performance.now() - t0);
+      const bad = check(r);
+      if (bad !== undefined) this.error(`${label}: ${bad}`);
+      return r;
+    };
+  }
+}
+
 /**
  * Runs `unit` for `durationMs` on every connection of the pool. Slot i works
  * through devices i, i+n, i+2n, ... in turn, so no device ever has two
@@ -99,53 +160,20 @@ const MAX_CONSECUTIVE_FAILURES = 50;
  */
 export async function drive<D>(pool: ConnPool, devices: readonly D[], unit: Unit<D>, durationMs: number): Promise<DriveResult> {
   const slots = Math.min(pool.conns.length, devices.length);
-  let latencies = new Float64Array(1 << 16);
-  let n = 0;
-  let requests = 0;
+  const tally = new Tally(1 << 16);
   let units = 0;
-  let errors = 0;
-  const errorKinds: Record<string, number> = {};
-  const error = (kind: string) => {
-    errors++;
-    errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
-  };
-
   const start = performance.now();
   const deadline = start + durationMs;
   const runSlot = async (slot: number) => {
     const mine = devices.filter((_, i) => i % slots === slot);
-    let failures = 0;
-    const call: Call = async (p, label, check) => {
-      const conn = await pool.conn(slot);
-      const t0 = performance.now();
-      let r: RawResponse;
-      try {
-        r = await conn.send(p);
-      } catch (err) {
-        error(`${label}: ${(err as Error).message}`);
-        if (++failures > MAX_CONSECUTIVE_FAILURES) throw new Error(`giving up after ${failures} failed requests in a row: ${(err as Error).message}`);
-        return undefined;
-      }
-      failures = 0;
-      const ms = performance.now() - t0;
-      if (n === latencies.length) {
-        const bigger = new Float64Array(latencies.length * 2);
-        bigger.set(latencies);
-        latencies = bigger;
-      }
-      latencies[n++] = ms;
-      requests++;
-      const bad = check(r);
-      if (bad !== undefined) error(`${label}: ${bad}`);
-      return r;
-    };
+    const call = tally.call(pool, slot, MAX_CONSECUTIVE_FAILURES);
     for (let k = 0; performance.now() < deadline; k++) {
       await unit(mine[k % mine.length]!, call);
       units++;
     }
   };
   await Promise.all(Array.from({ length: slots }, (_, i) => runSlot(i)));
-  return { requests, units, errors, errorKinds, elapsedMs: performance.now() - start, latencies: latencies.subarray(0, n) };
+  return tally.result(units, start);
 }
 
 /**
@@ -155,45 +183,16 @@ export async function drive<D>(pool: ConnPool, devices: readonly D[], unit: Unit
  */
 export async function forEachDevice<D>(pool: ConnPool, devices: readonly D[], unit: Unit<D>): Promise<DriveResult> {
   const slots = Math.min(pool.conns.length, devices.length);
-  const errorKinds: Record<string, number> = {};
-  let errors = 0;
-  let requests = 0;
-  let latencies = new Float64Array(Math.max(16, devices.length * 2));
-  let n = 0;
+  const tally = new Tally(devices.length * 2);
   let next = 0;
-  const error = (kind: string) => {
-    errors++;
-    errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
-  };
   const start = performance.now();
   await Promise.all(
     Array.from({ length: slots }, async (_, slot) => {
-      const call: Call = async (p, label, check) => {
-        const conn = await pool.conn(slot);
-        const t0 = performance.now();
-        let r: RawResponse;
-        try {
-          r = await conn.send(p);
-        } catch (err) {
-          error(`${label}: ${(err as Error).message}`);
-          return undefined;
-        }
-        const ms = performance.now() - t0;
-        if (n === latencies.length) {
-          const bigger = new Float64Array(latencies.length * 2);
-          bigger.set(latencies);
-          latencies = bigger;
-        }
-        latencies[n++] = ms;
-        requests++;
-        const bad = check(r);
-        if (bad !== undefined) error(`${label}: ${bad}`);
-        return r;
-      };
+      const call = tally.call(pool, slot);
       while (next < devices.length) await unit(devices[next++]!, call);
     }),
   );
-  return { requests, units: devices.length, errors, errorKinds, elapsedMs: performance.now() - start, latencies: latencies.subarray(0, n) };
+  return tally.result(devices.length, start);
 }
 
 /** The q-quantile (0..1) of unsorted values, in place. */
