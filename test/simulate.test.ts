@@ -2,7 +2,10 @@
 // for speed, and once as `node bin/orchard.js simulate` for the CLI wiring.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { X509Certificate } from "node:crypto";
 import fs from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -277,6 +280,143 @@ test("a server that trusts another device CA: every enrollment is an error, the 
     assert.equal((await strict.api("GET", "/v1/enrollments")).json.enrollments.length, 0);
   } finally {
     await strict.stop();
+  }
+});
+
+/**
+ * A reverse proxy serving `target` under /orchard, as a deployment behind a
+ * path prefix would. With `fakeChallenges` it answers POST
+ * /v1/scep/challenges itself, with a challenge the server never made; with
+ * `scepTarget` SCEP and its challenges go to another server.
+ */
+async function prefixProxy(target: string, o: { fakeChallenges?: boolean; scepTarget?: string } = {}): Promise<{ url: string; close(): Promise<void> }> {
+  const proxy = http.createServer((req, res) => {
+    if (!req.url?.startsWith("/orchard/")) return void res.writeHead(404).end("not under /orchard");
+    const path = req.url.slice("/orchard".length);
+    if (o.fakeChallenges && req.method === "POST" && path === "/v1/scep/challenges") {
+      req.resume();
+      return void res.writeHead(201, { "content-type": "application/json" }).end(JSON.stringify({ challenge: "not-issued-by-this-server", expires_at: new Date(Date.now() + 60_000).toISOString() }));
+    }
+    const upstream = new URL(o.scepTarget && /^\/(v1\/)?scep(\/|\?|$)/.test(path) ? o.scepTarget : target);
+    const out = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    out.on("error", () => res.destroy());
+    req.pipe(out);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/orchard/`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        proxy.close(() => resolve());
+        proxy.closeAllConnections();
+      }),
+  };
+}
+
+describe("--scep: the devices' identities from the server's own SCEP, behind a path prefix", () => {
+  // The server trusts an unrelated CA and its own device CA, nothing else:
+  // enrolling at all shows the certificates are the device CA's.
+  let strict: TestServer;
+  let proxy: Awaited<ReturnType<typeof prefixProxy>>;
+  let report: SimulationReport;
+
+  before(async () => {
+    const unrelated = await createCa({ commonName: "Unrelated Device CA", keyAlgorithm: "ECDSA" });
+    const caFile = path.join(tmp, "unrelated-ca.pem");
+    fs.writeFileSync(caFile, unrelated.certPem);
+    strict = await startTestServer(["--ca", caFile]);
+    proxy = await prefixProxy(strict.url);
+    report = await runSimulation(
+      options(proxy.url, { devices: 4, usersPerDevice: 1, networkUsers: true, scep: true, caOutDir: undefined, durationMs: 2_500, seed: "scep" }),
+    );
+  });
+  after(async () => {
+    await proxy?.close();
+    await strict?.stop();
+  });
+
+  test("every device gets a certificate, enrolls, logs in its user and answers, no errors", () => {
+    assert.deepEqual(report.errorKinds, {});
+    assert.equal(report.identitySource, "scep");
+    assert.equal(report.scepUrl, `${proxy.url}scep`);
+    assert.equal(report.scepCertificates, 4);
+    assert.equal(report.caCertPath, undefined);
+    assert.equal(report.enrolled, 4);
+    assert.equal(report.logins, 2);
+    assert.equal(report.userChannels, 2);
+    assert.ok(report.commandsEnqueued >= 6, `only ${report.commandsEnqueued} commands queued`);
+    assert.equal(report.commands, report.commandsEnqueued);
+    assert.equal(report.unanswered, 0);
+  });
+
+  test("the server binds each device to its own certificate from its device CA's SCEP", async () => {
+    const devices = (await strict.api("GET", "/v1/enrollments?type=Device&limit=100")).json.enrollments as Array<{ id: string }>;
+    assert.equal(devices.length, 4);
+    const fingerprints = new Set<string>();
+    for (const d of devices) {
+      const fingerprint = await strict.store.enrollments.certFingerprintOf(d.id);
+      assert.ok(fingerprint, d.id);
+      fingerprints.add(fingerprint);
+      const issued = await strict.store.scep.certificateByFingerprint(fingerprint);
+      assert.ok(issued, `${d.id}: its certificate is not one the SCEP server issued`);
+      assert.equal(issued.requestType, "PKCSReq");
+      const cert = new X509Certificate(issued.certDer);
+      assert.ok(cert.verify(strict.deviceCa.cert.publicKey), "signed by the device CA");
+      assert.ok(cert.checkIssued(strict.deviceCa.cert));
+      assert.equal(cert.subject, `CN=${d.id}`);
+    }
+    assert.equal(fingerprints.size, 4);
+  });
+
+  test("a refused PKCSReq is a scep error per device, with the failInfo; nothing enrolls", async () => {
+    const faking = await prefixProxy(strict.url, { fakeChallenges: true });
+    try {
+      const r = await runSimulation(options(faking.url, { devices: 2, scep: true, caOutDir: undefined, durationMs: 1_500, seed: "scep-refused" }));
+      assert.equal(r.enrolled, 0);
+      assert.equal(r.scepCertificates, 0);
+      assert.equal(r.errors, 2, JSON.stringify(r.errorKinds));
+      assert.equal(r.errorKinds.scep?.count, 2);
+      assert.match(r.errorKinds.scep!.example, /^SCEP PKCSReq of .*: SCEP refused: badRequest /);
+    } finally {
+      await faking.close();
+    }
+  });
+
+  test("a certificate from another server's SCEP is refused at Authenticate; the hint does not suggest --ca", async () => {
+    // SCEP answered by the shared test server (its own device CA), check-ins by the strict one.
+    const split = await prefixProxy(strict.url, { scepTarget: server.url });
+    try {
+      const r = await runSimulation(options(split.url, { devices: 2, scep: true, caOutDir: undefined, durationMs: 1_500, seed: "scep-split" }));
+      assert.equal(r.scepCertificates, 2);
+      assert.equal(r.enrolled, 0);
+      assert.equal(r.errors, 2, JSON.stringify(r.errorKinds));
+      const example = r.errorKinds.enroll?.example ?? "";
+      assert.match(example, /^Authenticate of .*: HTTP 400.*not issued by a trusted CA.*from the server's own SCEP at \/orchard\/scep.*--device-ca-cert/);
+      assert.doesNotMatch(example, /--ca[ -]/);
+    } finally {
+      await split.close();
+    }
+  });
+
+  test("orchard simulate --scep: the summary says where the identities came from", async () => {
+    const ctx = context();
+    const code = await runWith(ctx, "simulate", ["--url", proxy.url, "--api-key", "test-api-key", "--scep", "--devices", "2", "--no-commands", "--duration", "1s", "--poll-interval", "200ms"]);
+    assert.equal(code, 0, ctx.stderr + ctx.stdout);
+    assert.match(ctx.stdout, /^devices: +2 .*\nidentities: +from the server's SCEP, http:\/\/127\.0\.0\.1:\d+\/orchard\/scep \(2 issued\)\nenrolled: +2\/2\n/m);
+  });
+});
+
+test("--scep is refused with --ca-cert, --ca-key or --ca-out", async () => {
+  for (const args of [
+    ["--devices", "2", "--scep", "--ca-cert", "x", "--ca-key", "y"],
+    ["--devices", "2", "--scep", "--ca-out", "dir"],
+  ]) {
+    const ctx = context();
+    assert.equal(await runWith(ctx, "simulate", args), 2, `${args.join(" ")}: ${ctx.stderr}`);
+    assert.match(ctx.stderr, /^orchard: --scep takes the certificates from the server's SCEP: not with --ca-.*\nusage: orchard simulate/, args.join(" "));
   }
 });
 

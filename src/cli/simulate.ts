@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import { ConfigError, parseDuration } from "../config.ts";
-import { runSimulation, type PlatformMix, type SimulateOptions } from "../sim/fleet-sim.ts";
+import { runSimulation, type PlatformMix, type SimulateOptions, type SimulationReport } from "../sim/fleet-sim.ts";
 import { SimStats } from "../sim/metrics.ts";
 import { formatSummary, progressLine } from "../sim/summary.ts";
 import {
@@ -27,7 +27,7 @@ export const simulateCommand: ClientCommand = {
     "  virtual Macs and iPhones enroll, open user channels (network users log in with UserAuthenticate),",
     "  poll and answer the commands the run queues; a summary at the end (--json: one JSON object); exit 1",
     "  when any error was seen. Also: [--rate R] [--concurrency C] [--platform mixed|macOS|iOS] [--seed S]",
-    "  [--cert-header NAME | --sign-messages] [--ca-cert F --ca-key F | --ca-out DIR] [--checkin-path P]",
+    "  [--cert-header NAME | --sign-messages] [--scep | --ca-cert F --ca-key F | --ca-out DIR] [--checkin-path P]",
     "  [--server-path P] [--poll-interval 5s] [--command-interval 10s | --no-commands] [--not-now 0.05]",
     "  [--cleanup]; see docs/simulator.md",
   ],
@@ -39,6 +39,7 @@ export const simulateCommand: ClientCommand = {
       "ca-cert": { type: "string" },
       "ca-key": { type: "string" },
       "ca-out": { type: "string" },
+      scep: { type: "boolean", default: false },
       duration: { type: "string" },
       rate: { type: "string" },
       concurrency: { type: "string" },
@@ -67,6 +68,10 @@ export const simulateCommand: ClientCommand = {
     const header = values["cert-header"] ?? "x-client-cert";
     if (!/^[A-Za-z0-9-]+$/.test(header)) throw new UsageError("--cert-header must be an HTTP header name");
 
+    if (values.scep) {
+      const given = (["ca-cert", "ca-key", "ca-out"] as const).filter((f) => values[f] !== undefined);
+      if (given.length > 0) throw new UsageError(`--scep takes the certificates from the server's SCEP: not with ${given.map((f) => `--${f}`).join(" or ")}`);
+    }
     if ((values["ca-cert"] === undefined) !== (values["ca-key"] === undefined)) throw new UsageError("give --ca-cert and --ca-key together");
     if (values["ca-cert"] !== undefined && values["ca-out"] !== undefined) throw new UsageError("--ca-out is where a generated CA goes: not with --ca-cert");
     const ca = values["ca-cert"] !== undefined ? { certPem: readFile(values["ca-cert"], "--ca-cert"), keyPem: readFile(values["ca-key"]!, "--ca-key") } : undefined;
@@ -83,6 +88,7 @@ export const simulateCommand: ClientCommand = {
       networkUsers: values["network-users"],
       ca,
       caOutDir: values["ca-out"],
+      scep: values.scep,
       durationMs: duration("--duration", values.duration) ?? 60_000,
       rate: positiveNumber("--rate", values.rate),
       concurrency: positiveInt("--concurrency", values.concurrency),
@@ -98,7 +104,7 @@ export const simulateCommand: ClientCommand = {
       cleanup: values.cleanup,
     };
     // The API (and so its key) only when the run needs it.
-    const needsApi = (options.networkUsers && (usersPerDevice ?? 0) > 0) || options.commands !== false || options.cleanup;
+    const needsApi = (options.networkUsers && (usersPerDevice ?? 0) > 0) || options.commands !== false || options.cleanup || options.scep;
     if (needsApi) options.api = connect(values, ctx);
 
     const stats = new SimStats();
@@ -138,6 +144,7 @@ export const simulateCommand: ClientCommand = {
     return 0;
   },
 };
+
 
 /** The live progress line on stderr (a terminal only), redrawn in place. */
 class Progress {

@@ -5,10 +5,12 @@ import os from "node:os";
 import path from "node:path";
 import { certFingerprint } from "../identity/fingerprint.ts";
 import { createCa, generateKeyPair, type CaIdentity, type DeviceIdentity } from "../identity/testing/pki.ts";
+import { ScepRefused } from "../scep/testing/client.ts";
 import { serializePlist, type PlistDict, type PlistValue } from "../plist/index.ts";
 import { SimDevice, type DeviceReply, type SimUser } from "./device.ts";
 import { SimStats, type ErrorKind, type RequestTypeCounts, type SimPhase } from "./metrics.ts";
 import { IdentityFactory } from "./identities.ts";
+import { ScepIdentities } from "./scep-identities.ts";
 import { MeteredSender, NotSent, RateLimiter, RequestTimeout, sleepUntil } from "./pacing.ts";
 import { answerCommand, type DeviceProfile, type Platform, type SimUserProfile } from "./responder.ts";
 import { Rng } from "./rng.ts";
@@ -17,8 +19,8 @@ import { DigestAnswerer, parseChallenge } from "./userauth.ts";
 
 /**
  * `orchard simulate`: a fleet of virtual Macs and iPhones against one server.
- * Each device has its own identity certificate, enrolls (Authenticate,
- * TokenUpdate), opens its users' channels (network users log in through the
+ * Each device has its own identity certificate (issued locally from a CA, or
+ * with `scep` by the server's own SCEP), enrolls (Authenticate, TokenUpdate), opens its users' channels (network users log in through the
  * whole UserAuthenticate digest handshake first), polls, and answers the
  * commands it gets; the run queues some commands through the operator API so
  * that there is work. It ends by itself: enrollment and polling stop at
@@ -44,6 +46,13 @@ export interface SimulateOptions {
   ca?: { certPem: string; keyPem: string };
   /** Where a CA made for the run is written (ca.pem, ca.key); default a new temporary directory. */
   caOutDir?: string;
+  /**
+   * Each device gets its identity from the server's SCEP (`<url>/scep`) with a
+   * challenge from the API (POST /v1/scep/challenges), as a real device does
+   * when it installs Orchard's enrollment profile, instead of from `ca`. Not
+   * with `ca` or `caOutDir`; needs `api`.
+   */
+  scep?: boolean;
   /**
    * How long the devices talk to the server, enrollment included (making the
    * keys and certificates before is not counted). Default 60 s. Polling and
@@ -98,6 +107,12 @@ export interface SimulationReport {
   seed: string;
   platform: PlatformMix;
   identity: string;
+  /** Where the identity certificates came from: the server's SCEP, the given CA, or a CA made for the run. */
+  identitySource: IdentitySource;
+  /** The SCEP endpoint the identities came from (identitySource "scep"). */
+  scepUrl?: string;
+  /** Certificates the server's SCEP issued to the devices (identitySource "scep"). */
+  scepCertificates?: number;
   devices: number;
   macs: number;
   iphones: number;
@@ -127,7 +142,12 @@ export interface SimulationReport {
   caCertPath?: string;
 }
 
+export type IdentitySource = "scep" | "ca" | "generated-ca";
+
 export const DEFAULT_CERT_HEADER = "x-client-cert";
+
+/** How long the challenge for one SCEP request lives: it is spent at once, unless the request never arrives. */
+const SCEP_CHALLENGE_TTL = "5m";
 
 /** What the run queues on device channels, one type per round in turn. */
 export const DEVICE_COMMANDS: readonly PlistDict[] = [
@@ -170,6 +190,7 @@ interface ChannelUser {
 interface Device {
   index: number;
   profile: DeviceProfile;
+  /** With `scep`, set once the device has its certificate: a device without one never enrolls, so never goes live. */
   sim: SimDevice;
   channel: Channel;
   users: Channel[];
@@ -199,6 +220,12 @@ class FleetRun {
   private devices: Device[] = [];
   private channels: Channel[] = [];
   private caCertPath?: string;
+  /** With `scep`: the server's device CA and the requests made against it. */
+  private scep?: ScepIdentities;
+  /** The path of the server's SCEP endpoint, under the path of `url`. */
+  private readonly scepPath: string;
+  /** Certificates the server's SCEP issued to the devices. */
+  private scepIssued = 0;
   private start = 0;
   private hardStop = Infinity;
   /** The least time kept at the end for the last sessions (the drain). */
@@ -221,10 +248,12 @@ class FleetRun {
     this.commandIntervalMs = Math.max(10, o.commandIntervalMs ?? 10_000);
     this.notNow = Math.min(1, Math.max(0, o.notNow ?? 0.05));
     this.usersPerDevice = o.usersPerDevice ?? 0;
+    if (o.scep && (o.ca || o.caOutDir !== undefined)) throw new Error("scep: the identities come from the server's SCEP, not from a CA given or made for the run");
+    this.scepPath = this.base.pathname.replace(/\/+$/, "") + "/scep";
     if (o.rate !== undefined) this.limiter = new RateLimiter(o.rate);
     // Every sleeping worker and waiting request listens for an interrupt.
     setMaxListeners(0, this.halt.signal);
-    if (this.needsApi() && !o.api) throw new Error("the operator API is needed for network users, queued commands and cleanup");
+    if (this.needsApi() && !o.api) throw new Error("the operator API is needed for network users, queued commands, SCEP challenges and cleanup");
   }
 
   async execute(): Promise<SimulationReport> {
@@ -237,6 +266,9 @@ class FleetRun {
     try {
       await this.phase("setup");
       if (this.needsApi() && !(await this.preflight())) return this.report();
+      if (this.halted()) return this.report();
+      this.openTransport();
+      if (this.o.scep && !(await this.scepSetup())) return this.report();
       if (this.halted()) return this.report();
       await this.prepareFleet();
       if (this.halted()) return this.report();
@@ -270,7 +302,7 @@ class FleetRun {
   }
 
   private needsApi(): boolean {
-    return (this.o.networkUsers === true && this.usersPerDevice > 0) || this.o.commands !== false || this.o.cleanup === true;
+    return (this.o.networkUsers === true && this.usersPerDevice > 0) || this.o.commands !== false || this.o.cleanup === true || this.o.scep === true;
   }
 
   /**
@@ -309,9 +341,7 @@ class FleetRun {
     return false;
   }
 
-  private async prepareFleet(): Promise<void> {
-    const [ca, deviceKey] = await Promise.all([this.loadOrCreateCa(), generateKeyPair()]);
-    const identities = await IdentityFactory.create(ca, deviceKey);
+  private openTransport(): void {
     this.transport = new Transport(this.base.origin, undefined, this.concurrency + 2);
     this.sender = new MeteredSender(this.transport, {
       stats: this.stats,
@@ -319,14 +349,51 @@ class FleetRun {
       signal: this.halt.signal,
       timeoutMs: this.o.requestTimeoutMs ?? 30_000,
     });
+  }
+
+  /**
+   * With `scep`: the fleet's key, and the server's device CA from GetCACert.
+   * A server without SCEP (or a wrong URL) stops the run here, as one error.
+   */
+  private async scepSetup(): Promise<boolean> {
+    const keyMade = generateKeyPair("RSA");
+    keyMade.catch(() => {}); // awaited below; not an unhandled rejection if GetCACert fails first
+    const what = `SCEP GetCACert at ${this.scepPath}`;
+    const r = await this.device(what, () => this.sender!.send({ method: "GET", path: `${this.scepPath}?operation=GetCACert`, headers: {} }));
+    if (!r) return false;
+    if (r.status !== 200) {
+      const hint = r.status === 404 ? " (the server has no SCEP endpoint there: is --url an Orchard server with SCEP?)" : "";
+      this.stats.error("scep", `${what}: ${describe(r)}${hint}`);
+      return false;
+    }
+    try {
+      this.scep = await ScepIdentities.create(r.body, await keyMade);
+    } catch (err) {
+      this.stats.error("scep", `${what}: ${(err as Error).message}`);
+      return false;
+    }
+    return true;
+  }
+
+  private async prepareFleet(): Promise<void> {
+    // With SCEP the devices get their certificates while they enroll; the key is the one scepSetup made.
+    let identities: IdentityFactory | undefined;
+    let ca: { commonName: string; der: Buffer };
+    if (this.scep) {
+      const caCert = this.scep.ca;
+      ca = { commonName: /(?:^|\n)CN=([^\n]*)/.exec(caCert.subject)?.[1] ?? "Device CA", der: Buffer.from(caCert.raw) };
+    } else {
+      // One key for the whole fleet: an RSA key takes tens of milliseconds to make, a certificate for it about one.
+      const [localCa, deviceKey] = await Promise.all([this.loadOrCreateCa(), generateKeyPair()]);
+      identities = await IdentityFactory.create(localCa, deviceKey);
+      ca = { commonName: localCa.commonName, der: localCa.certDer };
+    }
     const tag = createHash("sha256").update(this.seed).digest("hex").slice(0, 6);
-    const prefix = this.base.pathname.replace(/\/+$/, "");
-    const identityMode = this.o.identity ?? { kind: "header", header: DEFAULT_CERT_HEADER };
     for (let i = 0; i < this.o.devices && !this.halted(); i++) {
       const platform: Platform = this.o.platform === "macOS" || this.o.platform === "iOS" ? this.o.platform : i % 2 === 0 ? "macOS" : "iOS";
       const drng = this.rng.fork(`device-${i}`);
       const hw = hardware(platform, drng, i);
-      const identity: DeviceIdentity = identities.issue(hw.udid);
+      const identity: DeviceIdentity | undefined = identities?.issue(hw.udid);
       const users: SimUserProfile[] = [];
       if (platform === "macOS") {
         for (let j = 0; j < this.usersPerDevice; j++) {
@@ -343,23 +410,13 @@ class FleetRun {
         ...hw,
         platform,
         supervised: false,
-        identity: { commonName: identity.commonName, der: identity.certDer },
-        ca: { commonName: ca.commonName, der: ca.certDer },
+        // With SCEP: filled in when the device has its certificate.
+        identity: identity ? { commonName: identity.commonName, der: identity.certDer } : { commonName: hw.udid, der: Buffer.alloc(0) },
+        ca,
         users,
       };
-      const sim = new SimDevice({
-        transport: this.sender,
-        identity,
-        mode: identityMode,
-        udid: hw.udid,
-        serialNumber: hw.serialNumber,
-        platform,
-        facts: hw.facts,
-        topic: "com.apple.mgmt.External.orchard-simulator",
-        checkinPath: prefix + (this.o.checkinPath ?? "/checkin"),
-        serverPath: prefix + (this.o.serverPath ?? "/mdm"),
-      });
-      const device: Device = { index: i, profile, sim, channel: undefined as unknown as Channel, users: [], createdUsers: [] };
+      const device: Device = { index: i, profile, sim: undefined as unknown as SimDevice, channel: undefined as unknown as Channel, users: [], createdUsers: [] };
+      if (identity) this.giveIdentity(device, identity);
       device.channel = this.channel(hw.udid, device, drng.fork("channel"));
       for (const u of users) {
         const c = this.channel(`${hw.udid}:${u.guid}`, device, drng.fork(`user-${u.guid}`));
@@ -379,6 +436,24 @@ class FleetRun {
       // Issuing certificates is CPU work: let the progress line and signals through now and then.
       if (i % 50 === 49) await new Promise((r) => setImmediate(r));
     }
+  }
+
+  /** The device's certificate, and the SimDevice that speaks with it. */
+  private giveIdentity(d: Device, identity: DeviceIdentity): void {
+    const prefix = this.base.pathname.replace(/\/+$/, "");
+    d.profile.identity = { commonName: identity.commonName, der: identity.certDer };
+    d.sim = new SimDevice({
+      transport: this.sender!,
+      identity,
+      mode: this.o.identity ?? { kind: "header", header: DEFAULT_CERT_HEADER },
+      udid: d.profile.udid,
+      serialNumber: d.profile.serialNumber,
+      platform: d.profile.platform,
+      facts: d.profile.facts,
+      topic: "com.apple.mgmt.External.orchard-simulator",
+      checkinPath: prefix + (this.o.checkinPath ?? "/checkin"),
+      serverPath: prefix + (this.o.serverPath ?? "/mdm"),
+    });
   }
 
   private channel(id: string, device: Device, rng: Rng): Channel {
@@ -423,6 +498,7 @@ class FleetRun {
 
   private async enroll(d: Device): Promise<void> {
     const udid = d.profile.udid;
+    if (this.scep && !(await this.scepEnroll(d))) return;
     const a = await this.device(`Authenticate of ${udid}`, () => d.sim.authenticate());
     if (!a) return;
     if (a.status !== 200) return this.stats.error("enroll", `Authenticate of ${udid}: ${describe(a)}${this.enrollHint(a)}`);
@@ -435,12 +511,61 @@ class FleetRun {
     for (const c of d.users) await this.openUserChannel(d, c);
   }
 
+  /**
+   * A first certificate from the server's SCEP, as a device installing the
+   * enrollment profile gets it: a fresh challenge password from the API (the
+   * profile would carry it), then a PKCSReq with it. False when there is none
+   * (the error is counted).
+   */
+  private async scepEnroll(d: Device): Promise<boolean> {
+    const udid = d.profile.udid;
+    const res = await this.api("POST", "/v1/scep/challenges", { json: { ttl: SCEP_CHALLENGE_TTL } });
+    if (!res) return false;
+    const challenge = (res.json as { challenge?: unknown } | undefined)?.challenge;
+    if (res.status !== 201 || typeof challenge !== "string") {
+      const hint = res.status === 404 ? " (the server has no SCEP challenges: is it an Orchard with SCEP?)" : "";
+      this.stats.error("scep", `a SCEP challenge for ${udid}: POST /v1/scep/challenges answered ${describe(res)}${hint}`);
+      return false;
+    }
+    const what = `SCEP PKCSReq of ${udid}`;
+    const req = this.scep!.request(challenge, udid);
+    const r = await this.device(what, () =>
+      this.sender!.send({ method: "POST", path: `${this.scepPath}?operation=PKIOperation`, headers: { "content-type": "application/x-pki-message" }, body: req.body }),
+    );
+    if (!r) return false;
+    if (r.status !== 200) {
+      this.stats.error("scep", `${what}: ${describe(r)}`);
+      return false;
+    }
+    let identity: DeviceIdentity;
+    try {
+      identity = this.scep!.identity(req, r.body);
+    } catch (err) {
+      const message =
+        err instanceof ScepRefused
+          ? `SCEP refused: ${err.failInfo ?? "no failInfo"} (orchard events --type scep.refused says why)`
+          : `the answer does not check out: ${(err as Error).message}`;
+      this.stats.error("scep", `${what}: ${message}`);
+      return false;
+    }
+    this.scepIssued++;
+    this.giveIdentity(d, identity);
+    return true;
+  }
+
   /** What to change when the server could not find or would not trust the device's identity. */
   private enrollHint(r: DeviceReply): string {
     const text = r.body.toString("utf8");
     const mode = this.o.identity ?? { kind: "header", header: DEFAULT_CERT_HEADER };
     if (r.status === 400 && mode.kind === "header" && /no client certificate/i.test(text)) {
       return ` (the server does not read the ${mode.header} header: start it with --cert-header ${mode.header}, or simulate with --sign-messages)`;
+    }
+    if (this.scep) {
+      // No --ca to suggest: the certificate is the server's own.
+      if (r.status === 400 && /trusted CA|chain/i.test(text)) {
+        return ` (the certificate came from the server's own SCEP at ${this.scepPath}: did SCEP and the check-ins reach Orchards with different device CAs? Processes sharing one database need the same --device-ca-cert and --device-ca-key)`;
+      }
+      return "";
     }
     if (r.status === 400 && /trusted CA|chain/i.test(text) && this.caCertPath) {
       return ` (the server does not trust the CA made for this run: start it with --ca ${this.caCertPath}, or give this run --ca-cert and --ca-key of a CA it trusts)`;
@@ -733,6 +858,9 @@ class FleetRun {
       seed: this.seed,
       platform: this.o.platform ?? "mixed",
       identity: identity.kind === "header" ? `header ${identity.header}` : "Mdm-Signature",
+      identitySource: this.o.scep ? "scep" : this.o.ca ? "ca" : "generated-ca",
+      scepUrl: this.o.scep ? new URL(this.scepPath, this.base).href : undefined,
+      scepCertificates: this.o.scep ? this.scepIssued : undefined,
       devices: this.o.devices,
       macs: s.macs,
       iphones: s.iphones,

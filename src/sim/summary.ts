@@ -35,6 +35,7 @@ export function formatSummary(r: SimulationReport): string {
   const fields: Array<[string, string | number]> = [
     ["server", r.url],
     ["devices", `${r.devices} (${r.macs} macOS, ${r.iphones} iOS; identity in ${r.identity})`],
+    ["identities", identitySource(r)],
     ["enrolled", `${r.enrolled}/${r.devices}`],
   ];
   if (r.userChannelsExpected > 0) fields.push(["user channels", `${r.userChannels}/${r.userChannelsExpected}`]);
@@ -67,4 +68,11 @@ export function formatSummary(r: SimulationReport): string {
     text += "\n" + formatTable(["ERROR", "COUNT", "FIRST SEEN"], kinds.map(([k, e]) => [k, String(e.count), e.example]));
   }
   return text;
+}
+
+/** Where the device certificates came from. */
+function identitySource(r: SimulationReport): string {
+  if (r.identitySource === "scep") return `from the server's SCEP, ${r.scepUrl} (${r.scepCertificates ?? 0} issued)`;
+  if (r.identitySource === "ca") return "issued by the CA given with --ca-cert";
+  return "issued by a CA made for this run (device CA below)";
 }
