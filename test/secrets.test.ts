@@ -1,12 +1,15 @@
 // Every flow that handles a secret, run with the log captured (at debug
 // level), and then: no AuthToken, DigestResponse, password, HA1, bootstrap
-// token, unlock token, API key or Mdm-Signature value (in any of the forms it
-// travels in) appears in any log line, in any error body, or in any answer
+// token, unlock token, API key, Mdm-Signature value, push key, device CA key,
+// enrollment token, SCEP challenge or PKCS#12 passphrase (in any of the forms
+// it travels in) appears in any log line, in any error body, or in any answer
 // of the operator API.
 import assert from "node:assert/strict";
-import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { createHash, randomBytes, randomUUID, type KeyObject } from "node:crypto";
 import { after, before, test } from "node:test";
-import { escapedPemHeader, signMdmBody } from "../src/identity/testing/pki.ts";
+import { createCa, escapedPemHeader, signMdmBody } from "../src/identity/testing/pki.ts";
+import { issuePushCertificate } from "../src/identity/testing/push-cert.ts";
+import { ScepRefused, ScepTestClient } from "../src/scep/testing/client.ts";
 import { parsePlistDict, serializePlist, type PlistDict } from "../src/plist/index.ts";
 import { challengeParams, digestResponse } from "./support/digest-client.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
@@ -15,6 +18,13 @@ import { forEachBackend } from "./support/postgres.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 const REALM = "secrets.test";
+const ENROLLMENT_TOKEN = "enrollment-token-secret";
+
+/** A private key as it could leak: slices of its PKCS#8 DER in base64 and hex. */
+function keyForms(key: KeyObject): string[] {
+  const der = key.export({ type: "pkcs8", format: "der" });
+  return [der.subarray(40, 88).toString("base64"), der.subarray(200, 232).toString("hex")];
+}
 const md5 = (s: string) => createHash("md5").update(s).digest("hex");
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
@@ -28,15 +38,15 @@ await forEachBackend("secrets never reach a log line or an error body", (backend
   /** Bodies of every API answer (none should carry a secret either). */
   const apiBodies: Array<{ where: string; body: string }> = [];
 
-  const secret = (name: string, ...forms: string[]) => {
+  const secret = (name: string, ...forms: Array<string | string[]>) => {
     const set = secrets.get(name) ?? new Set<string>();
-    for (const f of forms) if (f.length >= 8) set.add(f);
+    for (const f of forms.flat()) if (f.length >= 8) set.add(f);
     secrets.set(name, set);
   };
   const bytesSecret = (name: string, b: Buffer) => secret(name, b.toString("base64"), b.toString("hex"), b.toString("hex").toUpperCase(), b.toString("base64url"));
 
   before(async () => {
-    server = await startTestServer(["--digest-realm", REALM, "--userauth-max-failures", "100"], backend);
+    server = await startTestServer(["--digest-realm", REALM, "--userauth-max-failures", "100", "--enrollment-token", ENROLLMENT_TOKEN], backend);
     fleet = await testFleet(server.url);
     secret("API key", "test-api-key", Buffer.from("orchard:test-api-key").toString("base64"));
   });
@@ -163,8 +173,40 @@ await forEachBackend("secrets never reach a log line or an error body", (backend
     for (const p of [`/v1/enrollments/${udid}`, `/v1/enrollments/${encodeURIComponent(`${udid}:${guid}`)}`, "/v1/enrollments", "/v1/users/net1", "/v1/users/imp1", "/v1/users", `/v1/user-sessions?device=${udid}`, "/v1/events?limit=1000", `/v1/queue/${udid}`]) {
       assert.equal((await api("GET", p)).status, 200, p);
     }
+    // Enrollment: the push key, the enrollment token, SCEP challenges (the API
+    // hands a challenge out by design: that one answer is not checked), a
+    // profile's PKCS#12 passphrase, and the device CA's key.
+    const pushCert = await issuePushCertificate(await createCa({ commonName: "Secrets Push CA" }), { topic: "com.apple.mgmt.External.secrets" });
+    secret("push key", keyForms(pushCert.key));
+    secret("device CA key", keyForms(server.deviceCa.key));
+    assert.equal((await api("PUT", "/v1/pushcert", pushCert.certPem + pushCert.keyPem)).status, 200);
+    secret("enrollment token", ENROLLMENT_TOKEN, "enrollment-token-secretz");
+    assert.equal((await enroll("?token=enrollment-token-secretz")).status, 401);
+    const p12Profile = await enroll(`?token=${ENROLLMENT_TOKEN}&identity=pkcs12`);
+    assert.equal(p12Profile.status, 200);
+    secret("PKCS#12 passphrase", /<key>Password<\/key>\s*<string>([^<]+)<\/string>/.exec(p12Profile.text)![1]!);
+    const scepProfile = await enroll(`?token=${ENROLLMENT_TOKEN}`);
+    const profileChallenge = /<key>Challenge<\/key>\s*<string>([^<]+)<\/string>/.exec(scepProfile.text)![1]!;
+    secret("SCEP challenge", profileChallenge, "wrong-challenge-0123456789");
+    const minted = await fetch(`${server.url}/v1/scep/challenges`, { method: "POST", headers: { authorization: "Basic " + Buffer.from("op:test-api-key").toString("base64") } });
+    const challenge = ((await minted.json()) as { challenge: string }).challenge;
+    secret("SCEP challenge", challenge);
+    const scep = new ScepTestClient(`${server.url}/scep`);
+    await assert.rejects(scep.enroll({ challenge: "wrong-challenge-0123456789" }), ScepRefused);
+    await scep.enroll({ challenge: profileChallenge });
+    await scep.enroll({ challenge });
+    await assert.rejects(scep.enroll({ challenge }), ScepRefused);
+    assert.equal((await api("GET", "/v1/events?type=scep.refused")).json.events.length, 2);
+
     await sleep(1200); // the coalesced writes and anything logged late
   });
+
+  async function enroll(query: string) {
+    const res = await fetch(`${server.url}/enroll${query}`);
+    const text = await res.text();
+    if (res.status >= 400) errorBodies.push({ where: `GET /enroll ${res.status}`, body: text });
+    return { status: res.status, text };
+  }
 
   test("no secret in any log line, error body or API answer", () => {
     assert.ok(server.logs.length > 20, `the log was captured (${server.logs.length} lines)`);
