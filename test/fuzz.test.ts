@@ -22,6 +22,7 @@ import { after, before, test } from "node:test";
 import { mintNonce } from "../src/digest/index.ts";
 import { createCa, escapedPemHeader, generateKeyPair, issueDeviceIdentity, rfc9440Header, signMdmBody, type DeviceIdentity } from "../src/identity/testing/pki.ts";
 import { parsePlistDict } from "../src/plist/index.ts";
+import { buildCsr, buildPkiRequest, commonNameSubject, selfSignedSigner } from "../src/scep/testing/client.ts";
 import { Transport, type Response } from "../src/sim/transport.ts";
 import { challengeParams, digestResponse } from "./support/digest-client.ts";
 import {
@@ -109,6 +110,7 @@ await forEachBackend("fuzz", (backend) => {
   let caDir = "";
   let ddm: { url: string; close(): Promise<void> };
   let ids: Identities;
+  let scepMessage: Buffer;
   const udid = `FUZZ-${randomUUID().toUpperCase()}`;
   const chainedUdid = `FUZZ-CHAIN-${randomUUID().toUpperCase()}`;
   const user = { userId: randomUUID().toUpperCase(), shortName: "fuzzuser", longName: "Fuzz User" };
@@ -132,6 +134,10 @@ await forEachBackend("fuzz", (backend) => {
     const day = 86_400_000;
     const otherRoot = await createCa({ commonName: "Not Our CA", keyPair: key });
     const intermediate = await createCa({ commonName: "Fuzz Intermediate", issuer: ca, keyPair: key });
+    // A well-formed SCEP PKCSReq to the server's device CA, for enrollmentInput to mangle.
+    const signer = { cert: await selfSignedSigner(key), key: key.privateKey };
+    const csrDer = buildCsr({ key, subjectDer: commonNameSubject("fuzz-scep"), challenge: "not-a-challenge-0123456789" });
+    scepMessage = buildPkiRequest({ messageType: 19, csrDer, signer, recipient: server.deviceCa.cert }).der;
     ids = {
       main: await issueDeviceIdentity(ca, { commonName: "fuzz-main", keyPair: key }),
       otherCa: await issueDeviceIdentity(otherRoot, { commonName: "fuzz-foreign", keyPair: key }),
@@ -258,6 +264,7 @@ await forEachBackend("fuzz", (backend) => {
       [6, async () => certHeaderInput(rng, base)],
       [9, () => digestInput(rng)],
       [6, async () => apiInput(rng)],
+      [4, async () => enrollmentInput(rng)],
       [3, async () => {
         // A message whose every value is replaced, one type at a time.
         const dict: FuzzDict = {};
@@ -413,6 +420,32 @@ await forEachBackend("fuzz", (backend) => {
     return { kind: `api ${method} ${p().split("/")[2]}`, method, path: `${p()}${q ? "?" + q : ""}`, headers, body: method === "GET" || method === "DELETE" ? Buffer.alloc(0) : body };
   }
 
+  /** SCEP and enrollment profiles: mangled pkiMessages, bad operations and queries, wrong tokens. */
+  function enrollmentInput(rng: Rng): Input {
+    const message = () =>
+      rng.weighted<() => Buffer>([
+        [4, () => mutateBytes(scepMessage, rng)],
+        [2, () => scepMessage.subarray(0, rng.int(scepMessage.length))],
+        [1, () => rng.bytes(rng.size())],
+        [1, () => Buffer.concat([scepMessage, rng.bytes(rng.int(64))])],
+        [1, () => Buffer.alloc(0)],
+      ])();
+    const b64 = (b: Buffer) => rng.pick([b.toString("base64"), encodeURIComponent(b.toString("base64")), b.toString("base64url"), b.toString("hex"), "%%%", "x".repeat(rng.pick([10, 200_000]))]);
+    const operation = () => rng.pick(["GetCACaps", "GetCACert", "PKIOperation", "GetNextCACert", "getcacaps", "", "%00", "x".repeat(300)]);
+    const token = () => rng.pick(["", "x", "enrollment-token-fuzz-0", "%FF%FE", "test-api-key", "a".repeat(5000)]);
+    return rng.weighted<() => Input>([
+      [4, () => ({ kind: "scep POST", method: "POST", path: `/scep?operation=${rng.chance(0.85) ? "PKIOperation" : operation()}`, headers: { "content-type": rng.pick(["application/x-pki-message", "application/octet-stream", "text/plain"]) }, body: message() })],
+      [3, () => ({ kind: "scep GET", method: "GET", path: `/scep?operation=${operation()}${rng.chance(0.7) ? `&message=${b64(message())}` : ""}${rng.chance(0.2) ? "&operation=GetCACert" : ""}`, headers: {}, body: Buffer.alloc(0) })],
+      [2, () => ({
+        kind: "enroll",
+        method: rng.chance(0.9) ? "GET" : rng.pick(["POST", "PUT"]),
+        path: `/enroll?${rng.pick(["token", "identity", "topic", "cn", "x"])}=${rng.pick(["pkcs12", "scep", "jks", "%00", "a%0Ab", "x".repeat(100)])}&token=${token()}`,
+        headers: rng.chance(0.3) ? { authorization: rng.pick(["Basic " + Buffer.from("x:test-api-key").toString("base64"), "Basic !!!", "Bearer x"]) } : {},
+        body: Buffer.alloc(0),
+      })],
+    ])();
+  }
+
   interface Stats {
     inputs: number;
     byStatus: Map<number, number>;
@@ -477,7 +510,8 @@ await forEachBackend("fuzz", (backend) => {
       stats.byKind.set(kind, (stats.byKind.get(kind) ?? 0) + 1);
       // where() writes the input to a file: only on a failure.
       if (res.status >= 500) assert.fail(`${where()}: answered ${res.status} ${res.text}`);
-      if (res.status === 401 && !input.path.startsWith("/v1/")) assert.fail(`${where()}: a device got 401`);
+      // A device never gets 401; the API and /enroll (a browser, the CLI) do when unauthorized.
+      if (res.status === 401 && !input.path.startsWith("/v1/") && !input.path.startsWith("/enroll")) assert.fail(`${where()}: a device got 401`);
       if (input.malformedDigest && res.status === 200) {
         const token = parsePlistDict(res.body).AuthToken;
         if (token !== "") assert.fail(`${where()}: a malformed or wrong DigestResponse logged the user in`);
