@@ -86,6 +86,8 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const service: MdmService = new CertBinding(new AuthTokenGuard(core, store, tokenUse), store);
 
   const challenges = new ScepChallenges(store, config.enrollment.scepChallengeTtlMs);
+  // Failed attempts per address on the routes devices reach without the API key.
+  const publicLimiter = new ApiFailureLimiter(config.limits.apiMaxFailures, config.limits.apiFailureWindowMs);
   const profileSigner = config.enrollment.profileSigner ? loadProfileSigner(config.enrollment.profileSigner) : undefined;
   const app = buildApp({
     log,
@@ -101,7 +103,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     reportBodyLimit: config.reportBodyLimit,
     limits: { ...config.limits, plist: plistLimits(config.limits.plist) },
     publicPlugins: [
-      (open) => registerScepRoutes(open, { store, deviceCa, challengeTtlMs: config.enrollment.scepChallengeTtlMs }),
+      (open) => registerScepRoutes(open, { store, deviceCa, challengeTtlMs: config.enrollment.scepChallengeTtlMs, limiter: publicLimiter }),
       (open) =>
         registerEnrollRoutes(open, {
           store,
@@ -116,7 +118,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
           scepPath: "/scep",
           signer: profileSigner,
           sandboxApns: config.push.apnsUrl === APNS_SANDBOX,
-          limiter: new ApiFailureLimiter(config.limits.apiMaxFailures, config.limits.apiFailureWindowMs),
+          limiter: publicLimiter,
         }),
     ],
     apiPlugins: [

@@ -180,6 +180,29 @@ describe("enrollment profiles", () => {
   });
 });
 
+describe("refused SCEP requests and enrollment tokens are limited per address", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer(["--enrollment-token", TOKEN, "--api-max-failures", "3"]);
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  test("after 3 refusals: 429 with Retry-After on /scep and /enroll, a good challenge included", async () => {
+    const client = new ScepTestClient(`${server.url}/scep`);
+    await assert.rejects(client.enroll({ challenge: "wrong-challenge-0123456789" }), ScepRefused);
+    assert.equal((await client.pkiOperation(Buffer.from("not a pkiMessage"))).status, 400);
+    assert.equal((await fetch(`${server.url}/enroll?token=wrong-token-0123456789`)).status, 401);
+    const { challenge } = (await server.api("POST", "/v1/scep/challenges")).json;
+    await assert.rejects(client.enroll({ challenge }), /429/);
+    const res = await fetch(`${server.url}/enroll?token=${TOKEN}`);
+    assert.equal(res.status, 429);
+    assert.match(res.headers.get("retry-after") ?? "", /^\d+$/);
+    assert.equal((await server.api("GET", "/v1/events?type=scep.refused")).json.events.length, 1, "the blocked requests wrote nothing");
+  });
+});
+
 describe("signed enrollment profiles (--profile-signer)", () => {
   let server: TestServer;
   let signerCa: PkiIdentity;

@@ -3,6 +3,7 @@ import { ConfigError, parseDuration } from "../config.ts";
 import type { DeviceCa } from "../enroll/device-ca.ts";
 import { BadRequest } from "../errors.ts";
 import { bodyBuffer } from "../http/api-routes.ts";
+import type { ApiFailureLimiter } from "../http/limits.ts";
 import type { Store } from "../store/index.ts";
 import { ScepChallenges } from "./challenges.ts";
 import { ScepMalformed } from "./message.ts";
@@ -13,6 +14,8 @@ export interface ScepDeps {
   deviceCa: DeviceCa;
   /** Lifetime of a challenge password (--scep-challenge-ttl). */
   challengeTtlMs: number;
+  /** Refused requests per address (shared with /enroll). */
+  limiter: ApiFailureLimiter;
 }
 
 /** What this server does (RFC 8894 3.5.2): nothing is advertised that is not implemented. */
@@ -35,11 +38,26 @@ interface ScepQuery {
 export function registerScepRoutes(app: FastifyInstance, deps: ScepDeps): void {
   const service = new ScepService({ store: deps.store, deviceCa: deps.deviceCa });
 
-  const pkiOperation = async (req: FastifyRequest, reply: FastifyReply, message: Buffer) => {
-    if (message.length === 0) throw new ScepMalformed("empty message");
-    if (message.length > MAX_PKI_MESSAGE_BYTES) throw new ScepMalformed("message too large");
-    const answer = await service.pkiOperation(message, req.log);
-    return reply.code(200).type("application/x-pki-message").send(answer);
+  // Refusals (malformed messages, wrong challenges) count per address: past
+  // the limit an address gets 429 until its window ends, so nobody can fill
+  // the events table with scep.refused rows or guess at challenges.
+  const pkiOperation = async (req: FastifyRequest, reply: FastifyReply, message: () => Buffer) => {
+    const wait = deps.limiter.blockedFor(req.ip, Date.now());
+    if (wait > 0) {
+      req.log.info({ remote: req.ip, retryAfter: wait }, "SCEP request refused: too many refused requests from this address");
+      return reply.code(429).header("retry-after", String(wait)).type("text/plain; charset=utf-8").send(`too many refused SCEP requests; retry in ${wait} s\n`);
+    }
+    const refused = () => deps.limiter.fail(req.ip, Date.now());
+    try {
+      const der = message();
+      if (der.length === 0) throw new ScepMalformed("empty message");
+      if (der.length > MAX_PKI_MESSAGE_BYTES) throw new ScepMalformed("message too large");
+      const answer = await service.pkiOperation(der, req.log, refused);
+      return reply.code(200).type("application/x-pki-message").send(answer);
+    } catch (err) {
+      if (err instanceof ScepMalformed) refused();
+      throw err;
+    }
   };
 
   app.get<{ Querystring: ScepQuery }>("/scep", async (req, reply) => {
@@ -51,7 +69,7 @@ export function registerScepRoutes(app: FastifyInstance, deps: ScepDeps): void {
         // One CA, no RA: the certificate itself (RFC 8894 4.2.1.1).
         return reply.type("application/x-x509-ca-cert").send(deps.deviceCa.certDer);
       case "PKIOperation":
-        return pkiOperation(req, reply, decodeMessageParameter(req.query.message));
+        return pkiOperation(req, reply, () => decodeMessageParameter(req.query.message));
       default:
         throw new BadRequest(operation === undefined ? "no SCEP operation given" : "unsupported SCEP operation");
     }
@@ -59,7 +77,7 @@ export function registerScepRoutes(app: FastifyInstance, deps: ScepDeps): void {
 
   app.post<{ Querystring: ScepQuery }>("/scep", { bodyLimit: MAX_PKI_MESSAGE_BYTES }, async (req, reply) => {
     if (req.query.operation !== "PKIOperation") throw new BadRequest("POST /scep takes operation=PKIOperation");
-    return pkiOperation(req, reply, bodyBuffer(req));
+    return pkiOperation(req, reply, () => bodyBuffer(req));
   });
 }
 

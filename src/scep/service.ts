@@ -40,8 +40,11 @@ interface Issued {
 export class ScepService {
   constructor(private readonly o: ScepServiceOptions) {}
 
-  /** Answers a PKIOperation message with a CertRep (DER). Throws ScepMalformed for undecodable input. */
-  async pkiOperation(body: Buffer, log: ScepLog): Promise<Buffer> {
+  /**
+   * Answers a PKIOperation message with a CertRep (DER). Throws ScepMalformed
+   * for undecodable input; onRefused hears of a FAILURE answer.
+   */
+  async pkiOperation(body: Buffer, log: ScepLog, onRefused?: () => void): Promise<Buffer> {
     const msg = decodePkiMessage(body);
     const ca = { cert: this.o.deviceCa.cert, key: this.o.deviceCa.key };
     // Answer with the digest the client signed with: it may know no other.
@@ -60,6 +63,7 @@ export class ScepService {
       const failure = asFailure(err);
       if (!failure) throw err;
       log.info({ scep: type, transactionId: msg.transactionId, failInfo: failure.failInfo, reason: failure.message, ...failure.detail }, "SCEP request refused");
+      onRefused?.();
       return encodeCertRep({ ...reply, status: PkiStatus.FAILURE, failInfo: failure.failInfo });
     }
   }
