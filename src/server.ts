@@ -67,6 +67,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   lastSeen.start();
   tokenUse.start();
   const nonceSecret = await store.settings.getOrCreate("digest-nonce-secret", () => randomBytes(32));
+  await checkSharedDeviceCa(store, deviceCa, log);
   const stopRetention = startRetention(
     store,
     { resultsMs: config.resultRetentionMs, eventsMs: config.eventRetentionMs, failureWindowMs: config.userAuth.failureWindowMs },
@@ -173,6 +174,21 @@ function loadOrCreateApiKey(dataDir: string, log: Logger): string {
   process.stderr.write(`\nOrchard generated an API key (kept in ${file}):\n\n    ${key}\n\n`);
   log.info({ file }, "generated a new API key");
   return key;
+}
+
+/**
+ * Every process on one database must issue and trust the same device CA: a
+ * device enrolled through one process's SCEP is refused by a process with
+ * another CA (and --ca). The first process records its CA; the others compare.
+ */
+async function checkSharedDeviceCa(store: Store, deviceCa: DeviceCa, log: Logger): Promise<void> {
+  const recorded = (await store.settings.getOrCreate("device-ca-fingerprint", () => Buffer.from(deviceCa.fingerprint))).toString();
+  if (recorded !== deviceCa.fingerprint) {
+    log.warn(
+      { deviceCa: deviceCa.fingerprint, recorded },
+      "THIS PROCESS'S DEVICE CA IS NOT THE ONE OTHER PROCESSES ON THIS DATABASE USE: give every process the same --device-ca-cert and --device-ca-key",
+    );
+  }
 }
 
 /** --ca and the device CA; without --ca, any certificate (issue #2's rule), said loudly. */

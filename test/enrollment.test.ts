@@ -180,6 +180,25 @@ describe("enrollment profiles", () => {
   });
 });
 
+test("a process whose device CA differs from the one already recorded for its database says so at start", async () => {
+  const storage = `sqlite:${path.join(tmp, "shared.db")}`;
+  const first = await startTestServer(["--storage", storage]);
+  const caCert = path.join(first.dataDir, "device-ca.pem");
+  const caKey = path.join(first.dataDir, "device-ca.key");
+  const shared = await startTestServer(["--storage", storage, "--device-ca-cert", caCert, "--device-ca-key", caKey]);
+  const stray = await startTestServer(["--storage", storage]);
+  try {
+    const warned = (s: TestServer) => s.logs.some((l) => l.includes("DEVICE CA IS NOT THE ONE OTHER PROCESSES ON THIS DATABASE USE"));
+    assert.equal(warned(first), false);
+    assert.equal(warned(shared), false);
+    assert.equal(warned(stray), true);
+  } finally {
+    await stray.stop();
+    await shared.stop();
+    await first.stop();
+  }
+});
+
 describe("refused SCEP requests and enrollment tokens are limited per address", () => {
   let server: TestServer;
   before(async () => {
