@@ -182,6 +182,11 @@ await forEachBackend("secrets never reach a log line or an error body", (backend
     assert.equal((await api("PUT", "/v1/pushcert", pushCert.certPem + pushCert.keyPem)).status, 200);
     secret("enrollment token", ENROLLMENT_TOKEN, "enrollment-token-secretz");
     assert.equal((await enroll("?token=enrollment-token-secretz")).status, 401);
+    // Refusals after the token was accepted, and a route that does not exist: the URL is logged, the token is not.
+    assert.equal((await enroll(`?token=${ENROLLMENT_TOKEN}&identity=jks`)).status, 400);
+    assert.equal((await enroll(`?token=${ENROLLMENT_TOKEN}&topic=com.apple.mgmt.none`)).status, 404);
+    assert.equal((await enroll(`?token=${ENROLLMENT_TOKEN}&token=${ENROLLMENT_TOKEN}`)).status, 400);
+    assert.equal((await enroll(`/?token=${ENROLLMENT_TOKEN}`)).status, 404);
     const p12Profile = await enroll(`?token=${ENROLLMENT_TOKEN}&identity=pkcs12`);
     assert.equal(p12Profile.status, 200);
     secret("PKCS#12 passphrase", /<key>Password<\/key>\s*<string>([^<]+)<\/string>/.exec(p12Profile.text)![1]!);

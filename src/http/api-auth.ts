@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { loggableUrl } from "./errors.ts";
 import type { ApiFailureLimiter } from "./limits.ts";
 
 /**
@@ -14,7 +15,7 @@ export function apiKeyGuard(apiKey: string, limiter?: ApiFailureLimiter) {
     const now = Date.now();
     const wait = limiter?.blockedFor(req.ip, now) ?? 0;
     if (wait > 0) {
-      req.log.info({ url: req.url, remote: req.ip, retryAfter: wait }, "API request refused: too many failed API key attempts");
+      req.log.info({ url: loggableUrl(req.url), remote: req.ip, retryAfter: wait }, "API request refused: too many failed API key attempts");
       return reply
         .code(429)
         .header("retry-after", String(wait))
@@ -30,7 +31,7 @@ export function apiKeyGuard(apiKey: string, limiter?: ApiFailureLimiter) {
     const digest = createHash("sha256").update(given).digest();
     if (!timingSafeEqual(digest, expected) || given.length === 0) {
       limiter?.fail(req.ip, now);
-      req.log.info({ url: req.url, remote: req.ip }, "API request without a valid API key");
+      req.log.info({ url: loggableUrl(req.url), remote: req.ip }, "API request without a valid API key");
       return reply
         .code(401)
         .header("www-authenticate", 'Basic realm="orchard"')

@@ -19,10 +19,18 @@ export function statusOf(err: unknown): { status: number; reason: string } {
   return { status: 500, reason: "internal error" };
 }
 
+/**
+ * A URL as it may be logged: the values of query parameters that carry a
+ * secret (the enrollment token of /enroll?token=) replaced.
+ */
+export function loggableUrl(url: string): string {
+  return url.includes("?") ? url.replace(/([?&](?:token|api[-_]?key|challenge|password)=)[^&#]*/gi, "$1[redacted]") : url;
+}
+
 export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyReply): void {
   const { status, reason } = statusOf(err);
   if (status >= 500) req.log.error({ err }, "request failed");
-  else req.log.info({ status, reason, url: req.url }, "request refused");
+  else req.log.info({ status, reason, url: loggableUrl(req.url) }, "request refused");
   const isApi = req.url.startsWith("/v1/");
   if (isApi) void reply.code(status).type("application/json").send(JSON.stringify({ error: reason }));
   else void reply.code(status).type("text/plain; charset=utf-8").send(reason + "\n");

@@ -7,7 +7,7 @@ import { decodeCheckin } from "../protocol/checkin.ts";
 import { decodeReport } from "../protocol/report.ts";
 import type { PlistLimits } from "../plist/index.ts";
 import { identifyDevice } from "./device-identity.ts";
-import { statusOf } from "./errors.ts";
+import { loggableUrl, statusOf } from "./errors.ts";
 import { BodyTimeout, BodyTooLarge } from "./limits.ts";
 
 // The device endpoints, served by plain node:http rather than through Fastify.
@@ -95,7 +95,7 @@ function reply(res: ServerResponse, req: IncomingMessage, outcome: Outcome, log:
   if ("error" in outcome) {
     const { status, reason } = statusOf(outcome.error);
     if (status >= 500) log.error({ err: outcome.error }, "device request failed");
-    else log.info({ status, reason, url: req.url }, "device request refused");
+    else log.info({ status, reason, url: loggableUrl(req.url ?? "") }, "device request refused");
     // A stalled body: this connection is done. (A body too large is read to its
     // end and dropped, so that the client, still sending, reads the 413.)
     const close = outcome.error instanceof BodyTimeout;
