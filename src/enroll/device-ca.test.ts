@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { generateKeyPairSync, X509Certificate } from "node:crypto";
+import { generateKeyPairSync, webcrypto, X509Certificate } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -85,4 +85,34 @@ test("--device-ca-cert/--device-ca-key: used as given; a mismatched key or a non
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("a given CA with its own kind of key identifier and a short life: issued certificates match it and end with it", async () => {
+  const keys = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const wc = webcrypto as unknown as Crypto;
+  const alg = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" };
+  const publicKey = await wc.subtle.importKey("spki", keys.publicKey.export({ type: "spki", format: "der" }), alg, true, ["verify"]);
+  const signingKey = await wc.subtle.importKey("pkcs8", keys.privateKey.export({ type: "pkcs8", format: "der" }), alg, false, ["sign"]);
+  const notAfter = new Date(Date.now() + 10 * 86_400_000);
+  const caCert = await x509.X509CertificateGenerator.createSelfSigned(
+    {
+      serialNumber: "01",
+      name: "CN=Short-lived CA with an RFC 7093 key id",
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter,
+      keys: { publicKey, privateKey: signingKey },
+      signingAlgorithm: alg,
+      extensions: [
+        new x509.BasicConstraintsExtension(true, 0, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true),
+        new x509.SubjectKeyIdentifierExtension("a1b2c3d4e5f60718293a4b5c6d7e8f90", false), // not SHA-1 of the key
+      ],
+    },
+    wc,
+  );
+  const ca = new DeviceCa(new X509Certificate(Buffer.from(caCert.rawData)), keys.privateKey, 365);
+  const cert = await ca.issue(request("device-of-a-given-ca"));
+  assert.ok(cert.checkIssued(ca.cert), "the authority key id is the CA's own subject key id");
+  assert.ok(cert.verify(ca.cert.publicKey));
+  assert.equal(Date.parse(cert.validTo), Date.parse(ca.cert.validTo), "not valid past the CA");
 });

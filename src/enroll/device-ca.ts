@@ -33,6 +33,7 @@ export class DeviceCa {
   readonly certDer: Buffer;
   readonly certPem: string;
   readonly fingerprint: string;
+  private readonly peculiarCert: x509.X509Certificate;
   private signingKey?: Promise<CryptoKey>;
 
   constructor(
@@ -47,6 +48,7 @@ export class DeviceCa {
     this.certDer = Buffer.from(cert.raw);
     this.certPem = cert.toString();
     this.fingerprint = certFingerprint(cert);
+    this.peculiarCert = new x509.X509Certificate(toArrayBuffer(this.certDer));
   }
 
   /** Issues a device identity certificate: clientAuth, signature and key encipherment. */
@@ -55,13 +57,15 @@ export class DeviceCa {
       throw new Error("the request's public key is not an RSA key");
     });
     const notBefore = new Date(Date.now() - CLOCK_SKEW_MS);
+    // Never past the CA's own end: such a certificate would fail its chain check early.
+    const notAfter = new Date(Math.min(notBefore.getTime() + (req.days ?? this.deviceCertDays) * DAY_MS, Date.parse(this.cert.validTo)));
     const generated = await x509.X509CertificateGenerator.create(
       {
         serialNumber: serialNumber(),
         subject: new x509.Name(toArrayBuffer(req.subjectDer)),
-        issuer: new x509.X509Certificate(toArrayBuffer(this.certDer)).subjectName,
+        issuer: this.peculiarCert.subjectName,
         notBefore,
-        notAfter: new Date(notBefore.getTime() + (req.days ?? this.deviceCertDays) * DAY_MS),
+        notAfter,
         publicKey,
         signingKey: await this.cryptoKey(),
         signingAlgorithm: SIGNING,
@@ -70,7 +74,7 @@ export class DeviceCa {
           new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
           new x509.ExtendedKeyUsageExtension([OID_CLIENT_AUTH], false),
           await x509.SubjectKeyIdentifierExtension.create(publicKey, false, wc),
-          await x509.AuthorityKeyIdentifierExtension.create(await this.publicCryptoKey(), false, wc),
+          await this.authorityKeyId(),
         ],
       },
       wc,
@@ -83,8 +87,16 @@ export class DeviceCa {
     return this.signingKey;
   }
 
-  private publicCryptoKey(): Promise<CryptoKey> {
-    return wc.subtle.importKey("spki", this.cert.publicKey.export({ type: "spki", format: "der" }), SIGNING, true, ["verify"]);
+  /**
+   * The CA's own SubjectKeyIdentifier, copied: a CA given with --device-ca-cert
+   * may have computed it otherwise than SHA-1 of the key (RFC 7093), and
+   * issuer matching (OpenSSL's X509_check_issued) compares the two as bytes.
+   */
+  private async authorityKeyId(): Promise<x509.Extension> {
+    const ski = this.peculiarCert.getExtension(x509.SubjectKeyIdentifierExtension);
+    if (ski) return new x509.AuthorityKeyIdentifierExtension(ski.keyId, false);
+    const publicKey = await wc.subtle.importKey("spki", this.cert.publicKey.export({ type: "spki", format: "der" }), SIGNING, true, ["verify"]);
+    return x509.AuthorityKeyIdentifierExtension.create(publicKey, false, wc);
   }
 
   /** Creates a self-signed device CA (RSA-2048, ten years). */
@@ -144,7 +156,7 @@ export async function loadDeviceCa(o: DeviceCaOptions): Promise<DeviceCa> {
   }
   const certFile = path.join(o.dataDir, DEVICE_CA_CERT_FILE);
   const keyFile = path.join(o.dataDir, DEVICE_CA_KEY_FILE);
-  if (fs.existsSync(keyFile)) return DeviceCa.fromPem(await waitForFile(certFile), fs.readFileSync(keyFile), o.deviceCertDays);
+  if (fs.existsSync(keyFile)) return DeviceCa.fromPem(await waitForCert(certFile, keyFile), fs.readFileSync(keyFile), o.deviceCertDays);
 
   const ca = await DeviceCa.create(undefined, o.deviceCertDays);
   const tmp = path.join(o.dataDir, `.device-ca-${process.pid}-${randomBytes(4).toString("hex")}`);
@@ -156,7 +168,7 @@ export async function loadDeviceCa(o: DeviceCaOptions): Promise<DeviceCa> {
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     fs.rmSync(tmp + ".key");
     fs.rmSync(tmp + ".pem");
-    return DeviceCa.fromPem(await waitForFile(certFile), fs.readFileSync(keyFile), o.deviceCertDays); // another process won
+    return DeviceCa.fromPem(await waitForCert(certFile, keyFile), fs.readFileSync(keyFile), o.deviceCertDays); // another process won
   }
   fs.renameSync(tmp + ".pem", certFile);
   fs.rmSync(tmp + ".key");
@@ -164,13 +176,17 @@ export async function loadDeviceCa(o: DeviceCaOptions): Promise<DeviceCa> {
   return ca;
 }
 
-async function waitForFile(file: string, timeoutMs = 10_000): Promise<Buffer> {
+/** The certificate a process that published the key is about to write. */
+async function waitForCert(file: string, keyFile: string, timeoutMs = 10_000): Promise<Buffer> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     try {
       return fs.readFileSync(file);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT" || Date.now() > until) throw err;
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      if (Date.now() > until) {
+        throw new Error(`${keyFile} exists without ${file} (a first start that was interrupted?): remove ${keyFile} to create a new device CA`);
+      }
     }
     await new Promise((r) => setTimeout(r, 50));
   }
