@@ -17,6 +17,8 @@ export interface Config {
   serverPath: string;
   dmUrl?: string;
   logLevel: string;
+  /** Believe X-Forwarded-* from these proxies (true: from any). */
+  trustProxy: boolean | string[];
   checkinBodyLimit: number;
   resultRetentionMs: number;
   eventRetentionMs: number;
@@ -152,6 +154,7 @@ const FLAGS = {
   "enrollment-token": { type: "string" },
   "scep-challenge-ttl": { type: "string", default: "1h" },
   "profile-signer": { type: "string" },
+  "trust-proxy": { type: "string" },
 } as const;
 
 type FlagName = keyof typeof FLAGS;
@@ -219,6 +222,7 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
     serverPath: urlPath(get("server-path")!, "--server-path"),
     dmUrl: get("dm-url"),
     logLevel: get("log-level")!,
+    trustProxy: trustProxy(get("trust-proxy")),
     resultRetentionMs: parseDuration(get("result-retention")!, "--result-retention"),
     eventRetentionMs: parseDuration(get("event-retention")!, "--event-retention"),
     checkinBodyLimit: parseBytes(get("checkin-body-limit")!, "--checkin-body-limit"),
@@ -337,4 +341,15 @@ function publicUrl(value: string | undefined): string | undefined {
     throw new ConfigError(`--public-url ${value}: expected https://host[:port][/prefix]`);
   }
   return url.origin + url.pathname.replace(/\/+$/, "");
+}
+
+/** --trust-proxy: "true", or the proxies' addresses and CIDR ranges, comma-separated. */
+function trustProxy(value: string | undefined): boolean | string[] {
+  if (value === undefined || /^(false|0|no|off)$/i.test(value)) return false;
+  if (/^(true|1|yes|on)$/i.test(value)) return true;
+  const list = value.split(",").map((a) => a.trim()).filter(Boolean);
+  for (const a of list) {
+    if (!/^[0-9A-Fa-f:.]+(\/\d{1,3})?$/.test(a)) throw new ConfigError(`--trust-proxy ${a}: expected an IP address or CIDR range, or true`);
+  }
+  return list;
 }

@@ -87,8 +87,8 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const service: MdmService = new CertBinding(new AuthTokenGuard(core, store, tokenUse), store);
 
   const challenges = new ScepChallenges(store, config.enrollment.scepChallengeTtlMs);
-  // Failed attempts per address on the routes devices reach without the API key.
-  const publicLimiter = new ApiFailureLimiter(config.limits.apiMaxFailures, config.limits.apiFailureWindowMs);
+  // Failed attempts per client address on the routes devices reach without the API key, one count per route.
+  const failureLimiter = () => new ApiFailureLimiter(config.limits.apiMaxFailures, config.limits.apiFailureWindowMs);
   const profileSigner = config.enrollment.profileSigner ? loadProfileSigner(config.enrollment.profileSigner) : undefined;
   const app = buildApp({
     log,
@@ -104,7 +104,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     reportBodyLimit: config.reportBodyLimit,
     limits: { ...config.limits, plist: plistLimits(config.limits.plist) },
     publicPlugins: [
-      (open) => registerScepRoutes(open, { store, deviceCa, challengeTtlMs: config.enrollment.scepChallengeTtlMs, limiter: publicLimiter }),
+      (open) => registerScepRoutes(open, { store, deviceCa, limiter: failureLimiter() }),
       (open) =>
         registerEnrollRoutes(open, {
           store,
@@ -113,13 +113,12 @@ export async function startServer(config: Config, log: Logger = createLogger(con
           apiKey,
           enrollmentToken: config.enrollment.enrollmentToken,
           publicUrl: config.enrollment.publicUrl,
-          tls: config.tlsCert !== undefined,
           checkinPath: config.checkinPath,
           serverPath: config.serverPath,
           scepPath: "/scep",
           signer: profileSigner,
           sandboxApns: config.push.apnsUrl === APNS_SANDBOX,
-          limiter: publicLimiter,
+          limiter: failureLimiter(),
         }),
     ],
     apiPlugins: [
@@ -127,6 +126,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       (api) => registerPushRoutes(api, { store, certs: push.certs, pusher: push.pusher }),
       (api) => registerScepApiRoutes(api, { store, challengeTtlMs: config.enrollment.scepChallengeTtlMs }),
     ],
+    trustProxy: config.trustProxy,
     https: config.tlsCert ? { cert: fs.readFileSync(config.tlsCert), key: fs.readFileSync(config.tlsKey!) } : undefined,
   });
   await app.listen({ host: config.host, port: config.port });

@@ -82,7 +82,8 @@ describe("enrollment profiles", () => {
   });
 
   test("the token or the API key gets a SCEP profile: MDM payload, URLs, topic, a fresh challenge each time", async () => {
-    const a = await get(`?token=${TOKEN}`);
+    // X-Forwarded-* count only from a --trust-proxy: here they are ignored.
+    const a = await get(`?token=${TOKEN}`, { "x-forwarded-proto": "https", "x-forwarded-host": "evil.example" });
     assert.equal(a.status, 200);
     assert.equal(a.headers.get("content-type"), "application/x-apple-aspen-config");
     assert.match(a.headers.get("content-disposition") ?? "", /attachment; filename="orchard-enroll\.mobileconfig"/);
@@ -208,17 +209,46 @@ describe("refused SCEP requests and enrollment tokens are limited per address", 
     await server.stop();
   });
 
-  test("after 3 refusals: 429 with Retry-After on /scep and /enroll, a good challenge included", async () => {
+  test("after 3 refusals: 429 with Retry-After on /scep and on /enroll, each counted apart, the right secret included", async () => {
     const client = new ScepTestClient(`${server.url}/scep`);
     await assert.rejects(client.enroll({ challenge: "wrong-challenge-0123456789" }), ScepRefused);
     assert.equal((await client.pkiOperation(Buffer.from("not a pkiMessage"))).status, 400);
-    assert.equal((await fetch(`${server.url}/enroll?token=wrong-token-0123456789`)).status, 401);
+    await assert.rejects(client.enroll({ challenge: "wrong-challenge-9876543210" }), ScepRefused);
     const { challenge } = (await server.api("POST", "/v1/scep/challenges")).json;
     await assert.rejects(client.enroll({ challenge }), /429/);
+    assert.equal((await server.api("GET", "/v1/events?type=scep.refused")).json.events.length, 2, "the blocked request wrote nothing");
+
+    assert.equal((await fetch(`${server.url}/enroll?token=${TOKEN}`)).status, 409, "SCEP refusals do not block /enroll");
+    for (let i = 0; i < 3; i++) assert.equal((await fetch(`${server.url}/enroll?token=wrong-token-0123456789`)).status, 401);
     const res = await fetch(`${server.url}/enroll?token=${TOKEN}`);
     assert.equal(res.status, 429);
     assert.match(res.headers.get("retry-after") ?? "", /^\d+$/);
-    assert.equal((await server.api("GET", "/v1/events?type=scep.refused")).json.events.length, 1, "the blocked requests wrote nothing");
+  });
+});
+
+describe("behind a trusted proxy (--trust-proxy)", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer(["--enrollment-token", TOKEN, "--trust-proxy", "127.0.0.1", "--api-max-failures", "2"]);
+    assert.equal((await server.api("PUT", "/v1/pushcert", pushCert.certPem + pushCert.keyPem)).status, 200);
+  });
+  after(async () => {
+    await server.stop();
+  });
+  const get = (query: string, client: string, headers: Record<string, string> = {}) =>
+    fetch(`${server.url}/enroll${query}`, { headers: { "x-forwarded-for": client, ...headers } });
+
+  test("the profile's URLs come from X-Forwarded-Proto and -Host", async () => {
+    const res = await get(`?token=${TOKEN}`, "198.51.100.7", { "x-forwarded-proto": "https", "x-forwarded-host": "mdm.example.com" });
+    assert.equal(res.status, 200);
+    const mdm = payload(parsePlistDict(Buffer.from(await res.arrayBuffer())), "com.apple.mdm")!;
+    assert.equal(mdm.ServerURL, "https://mdm.example.com/mdm");
+  });
+
+  test("failures count per forwarded client address, not per proxy", async () => {
+    for (let i = 0; i < 2; i++) assert.equal((await get("?token=wrong-token-0123456789", "203.0.113.1")).status, 401);
+    assert.equal((await get(`?token=${TOKEN}`, "203.0.113.1")).status, 429);
+    assert.equal((await get(`?token=${TOKEN}`, "203.0.113.2")).status, 200);
   });
 });
 

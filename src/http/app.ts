@@ -38,6 +38,8 @@ export interface AppOptions {
     plist?: Partial<PlistLimits>;
   };
   https?: { cert: Buffer; key: Buffer };
+  /** --trust-proxy: whose X-Forwarded-For/-Proto/-Host to believe (the client address of rate limits, profile URLs). */
+  trustProxy?: boolean | string[];
   /** Extra routes (the API of later features) registered behind the API key. */
   apiPlugins?: Array<(app: FastifyInstance) => void>;
   /** Routes devices reach without the API key (SCEP, enrollment profiles): each guards itself. */
@@ -51,6 +53,7 @@ export function buildApp(o: AppOptions): FastifyInstance {
     // One log line per notable event, not two per request: at thousands of
     // polls a second, per-request lines would cost more than the request.
     logController: new LogController({ disableRequestLogging: true }),
+    trustProxy: o.trustProxy ?? false,
     bodyLimit: o.reportBodyLimit,
     // Enqueue and push name their enrollment ids in the path (NanoMDM's API):
     // allow a long list (10,000 UUID-style ids is about 370 KB).

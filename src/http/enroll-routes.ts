@@ -17,10 +17,8 @@ export interface EnrollRoutesOptions {
   newChallenge(): Promise<string>;
   apiKey: string;
   enrollmentToken?: string;
-  /** --public-url; otherwise the request's own scheme and host. */
+  /** --public-url; otherwise the request's own scheme and host (X-Forwarded-* only from a --trust-proxy). */
   publicUrl?: string;
-  /** Whether this server terminates TLS itself (then the request's scheme is https). */
-  tls: boolean;
   checkinPath: string;
   serverPath: string;
   scepPath: string;
@@ -136,9 +134,7 @@ async function pickTopic(store: Store, wanted: string | undefined, now: number):
 
 function baseUrl(req: FastifyRequest, o: EnrollRoutesOptions): string {
   if (o.publicUrl) return o.publicUrl;
-  const host = req.headers.host;
+  const host = req.host;
   if (!host || !HOST_RE.test(host)) throw new BadRequest("no usable Host header: set --public-url");
-  const forwarded = req.headers["x-forwarded-proto"];
-  const scheme = o.tls || forwarded === "https" ? "https" : "http";
-  return `${scheme}://${host}`;
+  return `${req.protocol}://${host}`;
 }

@@ -12,9 +12,7 @@ import { ScepService } from "./service.ts";
 export interface ScepDeps {
   store: Store;
   deviceCa: DeviceCa;
-  /** Lifetime of a challenge password (--scep-challenge-ttl). */
-  challengeTtlMs: number;
-  /** Refused requests per address (shared with /enroll). */
+  /** Refused requests per client address. */
   limiter: ApiFailureLimiter;
 }
 
@@ -92,7 +90,7 @@ function decodeMessageParameter(value: string | undefined): Buffer {
 }
 
 /** POST /v1/scep/challenges (behind the API key): a fresh single-use challenge password. */
-export function registerScepApiRoutes(api: FastifyInstance, deps: Pick<ScepDeps, "store" | "challengeTtlMs">): void {
+export function registerScepApiRoutes(api: FastifyInstance, deps: { store: Store; challengeTtlMs: number }): void {
   const challenges = new ScepChallenges(deps.store, deps.challengeTtlMs);
   api.post("/v1/scep/challenges", async (req, reply) => {
     const ttlMs = requestedTtl(bodyBuffer(req));
