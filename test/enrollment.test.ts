@@ -283,5 +283,21 @@ describe("signed enrollment profiles (--profile-signer)", () => {
     assert.equal(mdm.CheckInURL, "https://mdm.example.com/orchard/checkin");
     assert.equal((payload(profile, "com.apple.security.scep")!.PayloadContent as PlistDict).URL, "https://mdm.example.com/orchard/scep");
   });
+
+  test("a signing certificate that has expired: 503 with the reason, not a 500", async () => {
+    const day = 86_400_000;
+    const expired = await issueDeviceIdentity(signerCa, { commonName: "expired signer", notBefore: new Date(Date.now() - 30 * day), notAfter: new Date(Date.now() - day) });
+    const file = path.join(tmp, "expired-signer.pem");
+    fs.writeFileSync(file, expired.certPem + expired.keyPem);
+    const stale = await startTestServer(["--profile-signer", file]);
+    try {
+      assert.equal((await stale.api("PUT", "/v1/pushcert", pushCert.certPem + pushCert.keyPem)).status, 200);
+      const res = await stale.api("GET", "/enroll");
+      assert.equal(res.status, 503);
+      assert.match(res.text, /cannot be signed now: the profile signing certificate expired/);
+    } finally {
+      await stale.stop();
+    }
+  });
 });
 

@@ -5,8 +5,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { DeviceCa } from "../enroll/device-ca.ts";
 import { issuePkcs12Identity, newPkcs12Passphrase } from "../enroll/pkcs12-build.ts";
 import { buildEnrollmentProfile, type Pkcs12Identity, type ScepIdentity } from "../enroll/profile.ts";
-import { signProfile, type ProfileSigner } from "../enroll/sign-profile.ts";
-import { BadRequest, Conflict, NotFound } from "../errors.ts";
+import { ProfileSignerError, signProfile, type ProfileSigner } from "../enroll/sign-profile.ts";
+import { BadRequest, Conflict, NotFound, OrchardError } from "../errors.ts";
 import type { Store } from "../store/index.ts";
 import type { ApiFailureLimiter } from "./limits.ts";
 
@@ -74,7 +74,7 @@ export function registerEnrollRoutes(app: FastifyInstance, o: EnrollRoutesOption
     if (!base.startsWith("https://")) {
       req.log.warn({ base }, "enrollment profile with an http:// URL: devices only enroll over https (set --public-url)");
     }
-    if (o.signer) profile = await signProfile(profile, o.signer);
+    if (o.signer) profile = await signed(profile, o.signer, req);
     await o.store.events.add({ type: "enrollment.profile", detail: { identity: identityKind, topic, signed: o.signer !== undefined, remote: req.ip } }, Date.now());
     req.log.info({ identity: identityKind, topic, signed: o.signer !== undefined, remote: req.ip }, "issued an enrollment profile");
     return reply
@@ -83,6 +83,17 @@ export function registerEnrollRoutes(app: FastifyInstance, o: EnrollRoutesOption
       .header("cache-control", "no-store")
       .send(profile);
   });
+}
+
+/** A signer that expired since the start is the operator's to fix: 503 with the reason, never a 500. */
+async function signed(profile: Buffer, signer: ProfileSigner, req: FastifyRequest): Promise<Buffer> {
+  try {
+    return await signProfile(profile, signer);
+  } catch (err) {
+    if (!(err instanceof ProfileSignerError)) throw err;
+    req.log.error({ reason: err.message }, "cannot sign the enrollment profile (--profile-signer)");
+    throw new OrchardError(503, `enrollment profiles cannot be signed now: ${err.message}`);
+  }
 }
 
 function sha256(s: string): Buffer {
