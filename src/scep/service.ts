@@ -91,19 +91,26 @@ export class ScepService {
       throw new ScepFailure("badRequest", "the CSR has no challenge password", { challengeState: "missing" });
     }
     const hash = challengeHash(csr.challengePassword);
-    const cert = await this.issue(csr);
-    const recorded = await this.o.store.transaction(async (tx) => {
-      if (!(await tx.scep.consumeChallenge(hash, now))) return false;
-      await tx.scep.recordCertificate(record(cert, "PKCSReq", msg.transactionId, now, null, null));
-      await tx.events.add({ type: "scep.issued", detail: certDetail(cert, "PKCSReq") }, now);
-      return true;
-    });
-    if (recorded) return { cert, resent: false };
+    // Checked first so that an anonymous request with a wrong challenge costs no signature.
+    let state = await this.o.store.scep.challengeState(hash, now);
+    if (state === "valid") {
+      const cert = await this.issue(csr);
+      const recorded = await this.o.store.transaction(async (tx) => {
+        if (!(await tx.scep.consumeChallenge(hash, now))) return false;
+        if (!(await tx.scep.recordCertificate(record(cert, "PKCSReq", msg.transactionId, now, null, null)))) {
+          // A serial or key fingerprint seen before: roll back, the challenge stays unused.
+          throw new ScepFailure("badRequest", "the certificate could not be recorded; send the request again");
+        }
+        await tx.events.add({ type: "scep.issued", detail: certDetail(cert, "PKCSReq") }, now);
+        return true;
+      });
+      if (recorded) return { cert, resent: false };
+      state = await this.o.store.scep.challengeState(hash, now); // spent by another request meanwhile
+    }
     const again = await this.resent(msg, csr, "PKCSReq");
     if (again) return again;
-    const state = await this.o.store.scep.challengeState(hash, now);
     const reason = state === "used" ? "challenge password already used" : state === "expired" ? "challenge password expired" : "unknown challenge password";
-    await this.o.store.events.add({ type: "scep.refused", detail: { reason, transaction_id: msg.transactionId, subject: cert.subject } }, now);
+    await this.o.store.events.add({ type: "scep.refused", detail: { reason, transaction_id: msg.transactionId.slice(0, 64) } }, now);
     throw new ScepFailure("badRequest", reason, { challengeState: state });
   }
 
