@@ -2,9 +2,10 @@
 // RenewalReq signed by a current device certificate. Every request that is a
 // SCEP message at all gets a signed CertRep; only undecodable input is an HTTP
 // 400 (ScepMalformed), and nothing a client sends ends in a 500.
-import { createHash, X509Certificate } from "node:crypto";
+import { X509Certificate } from "node:crypto";
 import type { Logger } from "pino";
 import type { DeviceCa } from "../enroll/device-ca.ts";
+import { certFingerprint } from "../identity/fingerprint.ts";
 import type { Store } from "../store/index.ts";
 import { challengeHash } from "./challenges.ts";
 import { buildCertsOnly, buildEnvelopedData, certSubjectDer, CmsError, decryptEnvelope, findSignerCertificate, parseEnvelopedData, verifySigner, type CipherName } from "./cms.ts";
@@ -128,9 +129,9 @@ export class ScepService {
       throw new ScepFailure("badRequest", "the certificate to renew is not currently valid");
     }
     if (!certSubjectDer(old).equals(csr.subjectDer)) throw new ScepFailure("badRequest", "a renewal keeps the subject of the certificate it renews");
-    const oldFingerprint = fingerprint(old);
+    const oldFingerprint = certFingerprint(old);
     const cert = await this.issue(csr);
-    const newFingerprint = fingerprint(cert);
+    const newFingerprint = certFingerprint(cert);
     const done = await this.o.store.transaction(async (tx) => {
       const devices = await tx.enrollments.rebindCertificate(oldFingerprint, newFingerprint);
       const rec = record(cert, "RenewalReq", msg.transactionId, now, devices[0] ?? null, oldFingerprint);
@@ -175,14 +176,10 @@ export class ScepService {
 
 class AlreadyRenewed extends Error {}
 
-function fingerprint(cert: X509Certificate): string {
-  return createHash("sha256").update(cert.raw).digest("hex");
-}
-
 function record(cert: X509Certificate, requestType: "PKCSReq" | "RenewalReq", transactionId: string, now: number, deviceId: string | null, renewedFrom: string | null) {
   return {
     serialNumber: cert.serialNumber.toLowerCase(),
-    fingerprint: fingerprint(cert),
+    fingerprint: certFingerprint(cert),
     subject: cert.subject,
     issuedAt: now,
     notAfter: Date.parse(cert.validTo),
@@ -195,7 +192,7 @@ function record(cert: X509Certificate, requestType: "PKCSReq" | "RenewalReq", tr
 }
 
 function certDetail(cert: X509Certificate, requestType: string): Record<string, unknown> {
-  return { request_type: requestType, subject: cert.subject, serial: cert.serialNumber.toLowerCase(), fingerprint: fingerprint(cert), not_after: new Date(cert.validTo).toISOString() };
+  return { request_type: requestType, subject: cert.subject, serial: cert.serialNumber.toLowerCase(), fingerprint: certFingerprint(cert), not_after: new Date(cert.validTo).toISOString() };
 }
 
 /** The CertRep failure for an error, or undefined when it is not the request's fault. */
