@@ -1,19 +1,16 @@
 // `orchard users` and `orchard user-sessions`, run as child processes against a real server.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import type { SimDevice, SimUser } from "../src/sim/device.ts";
 import { challengeParams, digestResponse } from "./support/digest-client.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
+import { runOrchard, type CliRun } from "./support/cli.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const BIN = path.join(ROOT, "bin", "orchard.js");
 const REALM = "fusion.home";
 const PASSWORD = "Pw-net1-7c1e9!";
 const TIME = "\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d";
@@ -24,26 +21,10 @@ let mac: SimDevice;
 let tmp: string;
 const net1: SimUser = { userId: randomUUID().toUpperCase(), shortName: "net1", longName: "Net One" };
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 /** `orchard <args>` against the test server; stdin is a pipe (never a terminal). */
-function orchard(args: string[], input = ""): Promise<Run> {
-  const env: NodeJS.ProcessEnv = { ...process.env, ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key" };
-  delete env.ORCHARD_DATA_DIR;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c) => (stdout += c));
-    child.stderr.on("data", (c) => (stderr += c));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
+function orchard(args: string[], input = ""): Promise<CliRun> {
+  return runOrchard(args, { input, env: { ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key" } });
 }
 
 const md5 = (s: string) => createHash("md5").update(s).digest("hex");

@@ -1,21 +1,18 @@
 // The client side of the `orchard` command, run as a child process against a real server.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { buildCommandPlist, DEFAULT_DEVICE_QUERIES, paramValue } from "../src/cli/enqueue.ts";
 import { clientUsage } from "../src/cli/registry.ts";
 import { formatTable, formatTime, printable } from "../src/cli/table.ts";
 import { parsePlistDict, serializePlist } from "../src/plist/index.ts";
 import type { SimDevice } from "../src/sim/device.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
+import { runOrchard, type CliRun } from "./support/cli.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const BIN = path.join(ROOT, "bin", "orchard.js");
 
 let server: TestServer;
 let fleet: TestFleet;
@@ -24,27 +21,10 @@ let tmp: string;
 /** The DeviceInformation command queued by `enqueue --type`. */
 let infoUuid = "";
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 /** `orchard <args>` with the test server's URL and key unless env overrides them. */
-function orchard(args: string[], o: { env?: Record<string, string | undefined>; input?: string; cwd?: string } = {}): Promise<Run> {
-  const env: NodeJS.ProcessEnv = { ...process.env, ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key", ...o.env };
-  delete env.ORCHARD_DATA_DIR;
-  for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: o.cwd ?? ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c) => (stdout += c));
-    child.stderr.on("data", (c) => (stderr += c));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(o.input ?? "");
-  });
+function orchard(args: string[], o: { env?: Record<string, string | undefined>; input?: string; cwd?: string } = {}): Promise<CliRun> {
+  return runOrchard(args, { ...o, env: { ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key", ...o.env } });
 }
 
 async function queueOf(id: string): Promise<Array<{ commandUuid: string; requestType: string; status: string }>> {

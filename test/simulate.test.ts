@@ -1,7 +1,6 @@
 // `orchard simulate` against a real server: in-process through runSimulation
 // for speed, and once as `node bin/orchard.js simulate` for the CLI wiring.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
@@ -9,7 +8,6 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { ApiClient } from "../src/cli/api-client.ts";
 import { runWith } from "../src/cli/client-commands.ts";
 import type { CliContext } from "../src/cli/command.ts";
@@ -20,10 +18,9 @@ import { runSimulation, type SimulateOptions, type SimulationReport } from "../s
 import { answerCommand, UNKNOWN_COMMAND_ERROR_CODE, type DeviceProfile } from "../src/sim/responder.ts";
 import { Rng } from "../src/sim/rng.ts";
 import { formatSummary } from "../src/sim/summary.ts";
+import { runOrchard, type CliRun } from "./support/cli.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const BIN = path.join(ROOT, "bin", "orchard.js");
 const UNKNOWN_TYPE = "OrchardSimulatorUnknownCommand";
 
 let server: TestServer;
@@ -52,22 +49,9 @@ function options(url: string, o: Partial<SimulateOptions> = {}): SimulateOptions
   };
 }
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
-function orchard(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: tmp, env: { ...process.env, ORCHARD_URL: "", ORCHARD_API_KEY: "" }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c) => (stdout += c));
-    child.stderr.on("data", (c) => (stderr += c));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+function orchard(args: string[]): Promise<CliRun> {
+  return runOrchard(args, { cwd: tmp, env: { ORCHARD_URL: "", ORCHARD_API_KEY: "" } });
 }
 
 async function all<T>(listPath: string, key: string): Promise<T[]> {
