@@ -136,3 +136,13 @@ export function runSubcommand(args: string[], ctx: CliContext, table: Record<str
   }
   return run(args.slice(1), ctx);
 }
+
+/** A file named on the command line, or stdin for "-". */
+export async function readFileArg(file: string, ctx: CliContext): Promise<Buffer> {
+  if (file === "-") return ctx.readStdin();
+  try {
+    return fs.readFileSync(path.resolve(ctx.cwd, file));
+  } catch (err) {
+    throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+}

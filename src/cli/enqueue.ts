@@ -1,8 +1,7 @@
-import fs from "node:fs";
 import type { ApiResult, EnrollmentResult } from "../core/enqueue.ts";
 import { serializePlist, type PlistDict, type PlistValue } from "../plist/index.ts";
 import { ApiError, errorReason } from "./api-client.ts";
-import { checkIds, CliError, connect, idPath, parseCommand, printJson, UsageError, type CliContext, type ClientCommand } from "./command.ts";
+import { checkIds, CliError, connect, idPath, parseCommand, readFileArg, printJson, UsageError, type CliContext, type ClientCommand } from "./command.ts";
 import { formatTable, printable } from "./table.ts";
 
 /** What `DeviceInformation` asks for when no --param is given. */
@@ -55,21 +54,13 @@ async function commandBody(values: { file?: string; type?: string; param?: strin
   if ((values.file === undefined) === (values.type === undefined)) throw new UsageError("give either --file or --type");
   if (values.file !== undefined) {
     if (values.param?.length) throw new UsageError("--param goes with --type, not --file");
-    const body = await readCommandFile(values.file, ctx);
+    const body = await readFileArg(values.file, ctx);
     if (body.length === 0) throw new CliError(`${values.file === "-" ? "stdin" : values.file} is empty`);
     return body;
   }
   return Buffer.from(buildCommandPlist(values.type!, values.param ?? []));
 }
 
-async function readCommandFile(file: string, ctx: CliContext): Promise<Buffer> {
-  if (file === "-") return ctx.readStdin();
-  try {
-    return fs.readFileSync(file);
-  } catch (err) {
-    throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
-  }
-}
 
 /** `{ Command: { RequestType, ...params } }`; the server adds the CommandUUID. */
 export function buildCommandPlist(requestType: string, params: string[]): string {

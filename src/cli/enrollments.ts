@@ -1,6 +1,6 @@
 import type { Enrollment } from "../store/enrollments.ts";
 import { connect, parseCommand, positiveInt, printJson, UsageError, type ClientCommand } from "./command.ts";
-import { fetchPages } from "./paging.ts";
+import { fetchPages, PAGE_OPTIONS } from "./paging.ts";
 import { formatFields, formatTable, formatTime, type Cell } from "./table.ts";
 
 /** Enrollments as the API answers them (JSON: the store's record). */
@@ -19,9 +19,7 @@ export const enrollmentsCommand: ClientCommand = {
       enabled: { type: "string" },
       serial: { type: "string" },
       device: { type: "string" },
-      limit: { type: "string" },
-      cursor: { type: "string" },
-      all: { type: "boolean", default: false },
+      ...PAGE_OPTIONS,
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
     if (values.enabled !== undefined && values.enabled !== "true" && values.enabled !== "false") {

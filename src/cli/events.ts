@@ -1,6 +1,6 @@
 import type { StoredEvent } from "../store/events.ts";
 import { connect, parseCommand, positiveInt, printJson, UsageError, type ClientCommand } from "./command.ts";
-import { fetchPages } from "./paging.ts";
+import { fetchPages, PAGE_OPTIONS } from "./paging.ts";
 import { formatTable, formatTime } from "./table.ts";
 
 export const eventsCommand: ClientCommand = {
@@ -15,9 +15,7 @@ export const eventsCommand: ClientCommand = {
       enrollment: { type: "string" },
       type: { type: "string" },
       since: { type: "string" },
-      limit: { type: "string" },
-      cursor: { type: "string" },
-      all: { type: "boolean", default: false },
+      ...PAGE_OPTIONS,
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
     if (values.since !== undefined && Number.isNaN(Date.parse(values.since))) throw new UsageError("--since must be an ISO 8601 time");

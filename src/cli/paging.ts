@@ -1,6 +1,13 @@
 import { ApiError, type ApiClient } from "./api-client.ts";
 import type { CliContext } from "./command.ts";
 
+/** The flags of every paged list command: --limit N, --cursor C, --all. */
+export const PAGE_OPTIONS = {
+  limit: { type: "string" },
+  cursor: { type: "string" },
+  all: { type: "boolean", default: false },
+} as const;
+
 /** A cursor-paged list answer: `{ <key>: [...], next_cursor }`. */
 export type Page<K extends string, T> = { [k in K]: T[] } & { next_cursor: string | null };
 

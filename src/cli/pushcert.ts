@@ -1,6 +1,5 @@
-import fs from "node:fs";
 import { expectOk } from "./api-client.ts";
-import { CliError, connect, parseCommand, printJson, runSubcommand, UsageError, type CliContext, type ClientCommand } from "./command.ts";
+import { CliError, connect, parseCommand, readFileArg, printJson, runSubcommand, UsageError, type CliContext, type ClientCommand } from "./command.ts";
 import { firstLine } from "./secret.ts";
 import { formatTable, formatTime, printable } from "./table.ts";
 
@@ -30,15 +29,7 @@ async function upload(args: string[], ctx: CliContext): Promise<number> {
   if (positionals.length !== 1) throw new UsageError("give one certificate file, or - for stdin");
   const file = positionals[0]!;
   if (file === "-" && values["passphrase-stdin"]) throw new UsageError("stdin cannot carry both the file and the passphrase");
-  let body: Buffer;
-  if (file === "-") body = await ctx.readStdin();
-  else {
-    try {
-      body = fs.readFileSync(file);
-    } catch (err) {
-      throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
-    }
-  }
+  const body = await readFileArg(file, ctx);
   if (body.length === 0) throw new CliError(`${file === "-" ? "stdin" : file} is empty`);
   const isPem = body.includes("-----BEGIN ");
   let passphrase: string | undefined;

@@ -1,4 +1,3 @@
-import fs from "node:fs";
 import type { DirectoryUser } from "../store/directory.ts";
 import type { UserSession } from "../store/user-sessions.ts";
 import { ApiError, expectOk, type ApiClient } from "./api-client.ts";
@@ -6,6 +5,7 @@ import {
   CliError,
   connect,
   parseCommand,
+  readFileArg,
   positiveInt,
   printJson,
   runSubcommand,
@@ -13,7 +13,7 @@ import {
   type CliContext,
   type ClientCommand,
 } from "./command.ts";
-import { fetchPages } from "./paging.ts";
+import { fetchPages, PAGE_OPTIONS } from "./paging.ts";
 import { firstLine } from "./secret.ts";
 import { formatFields, formatTable, formatTime, printable } from "./table.ts";
 
@@ -126,9 +126,7 @@ async function askTwice(ctx: CliContext): Promise<string> {
 
 async function list(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, {
-    limit: { type: "string" },
-    cursor: { type: "string" },
-    all: { type: "boolean", default: false },
+    ...PAGE_OPTIONS,
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
   const limit = positiveInt("--limit", values.limit);
@@ -194,15 +192,7 @@ async function importFile(args: string[], ctx: CliContext): Promise<number> {
   if (positionals.length !== 1) throw new UsageError("give one htdigest file, or - for stdin");
   const file = positionals[0]!;
   const client = connect(values, ctx);
-  let body: Buffer;
-  if (file === "-") body = await ctx.readStdin();
-  else {
-    try {
-      body = fs.readFileSync(file);
-    } catch (err) {
-      throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
-    }
-  }
+  const body = await readFileArg(file, ctx);
   const res = await client.request("POST", "/v1/users/import", { body, contentType: "text/plain; charset=utf-8" });
   const r = expectOk<ImportAnswer>(res);
   if (!Array.isArray(r.other_realms) || !Array.isArray(r.errors)) throw new ApiError("the server's import answer is incomplete");
@@ -230,9 +220,7 @@ export const userSessionsCommand: ClientCommand = {
   async run(args, ctx) {
     const { values, positionals } = parseCommand(args, {
       device: { type: "string" },
-      limit: { type: "string" },
-      cursor: { type: "string" },
-      all: { type: "boolean", default: false },
+      ...PAGE_OPTIONS,
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
     const limit = positiveInt("--limit", values.limit);
