@@ -1,7 +1,8 @@
 // GET /enroll: an enrollment profile for one device, guarded by the
 // enrollment token (?token=, for a link opened on the device) or the API key.
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { randomBytes } from "node:crypto";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { secretGuard } from "./api-auth.ts";
 import type { DeviceCa } from "../enroll/device-ca.ts";
 import { issuePkcs12Identity, newPkcs12Passphrase } from "../enroll/pkcs12-build.ts";
 import { buildEnrollmentProfile, type Pkcs12Identity, type ScepIdentity } from "../enroll/profile.ts";
@@ -39,10 +40,18 @@ const MAX_CN = 64; // X.520 ub-common-name
 const HOST_RE = /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/;
 
 export function registerEnrollRoutes(app: FastifyInstance, o: EnrollRoutesOptions): void {
-  const allowed = [o.apiKey, o.enrollmentToken].filter((s): s is string => s !== undefined).map(sha256);
+  // The enrollment token in ?token= (a link opened on the device) or the API key as the Basic password.
+  const guard = secretGuard({
+    secrets: [o.apiKey, ...(o.enrollmentToken === undefined ? [] : [o.enrollmentToken])],
+    queryParam: "token",
+    limiter: o.limiter,
+    what: "enrollment profile",
+    failures: "attempts",
+    missing: "an enrollment token (?token=) or the API key is required",
+    basicChallenge: false,
+  });
 
-  app.get<{ Querystring: EnrollQuery }>("/enroll", async (req, reply) => {
-    if (!(await authorized(req, reply, o.limiter, allowed))) return reply;
+  app.get<{ Querystring: EnrollQuery }>("/enroll", { preValidation: guard }, async (req, reply) => {
     const q = req.query;
     const identityKind = q.identity ?? "scep";
     if (identityKind !== "scep" && identityKind !== "pkcs12") throw new BadRequest("identity must be scep or pkcs12");
@@ -96,40 +105,6 @@ async function signed(profile: Buffer, signer: ProfileSigner, req: FastifyReques
   }
 }
 
-function sha256(s: string): Buffer {
-  return createHash("sha256").update(s).digest();
-}
-
-/**
- * The enrollment token in ?token= or the API key as HTTP Basic password,
- * compared as digests in constant time; failures count toward the API's
- * per-address limit.
- */
-async function authorized(req: FastifyRequest<{ Querystring: EnrollQuery }>, reply: FastifyReply, limiter: ApiFailureLimiter, allowed: Buffer[]): Promise<boolean> {
-  const now = Date.now();
-  const wait = limiter.blockedFor(req.ip, now);
-  if (wait > 0) {
-    req.log.info({ remote: req.ip, retryAfter: wait }, "enrollment profile refused: too many failed attempts");
-    void reply.code(429).header("retry-after", String(wait)).type("text/plain; charset=utf-8").send(`too many failed attempts from this address; retry in ${wait} s\n`);
-    return false;
-  }
-  const header = req.headers.authorization;
-  const given: string[] = [];
-  if (typeof req.query.token === "string" && req.query.token !== "") given.push(req.query.token);
-  if (header?.startsWith("Basic ")) {
-    const decoded = Buffer.from(header.slice(6), "base64").toString("utf8");
-    given.push(decoded.slice(decoded.indexOf(":") + 1));
-  }
-  const ok = given.some((g) => g !== "" && allowed.some((a) => timingSafeEqual(sha256(g), a)));
-  if (!ok) {
-    limiter.fail(req.ip, now);
-    req.log.info({ remote: req.ip }, "enrollment profile refused: no valid enrollment token or API key");
-    void reply.code(401).type("text/plain; charset=utf-8").send("an enrollment token (?token=) or the API key is required\n");
-    return false;
-  }
-  limiter.succeed(req.ip);
-  return true;
-}
 
 /** The push topic for the profile: the one asked for, or the only usable one. */
 async function pickTopic(store: Store, wanted: string | undefined, now: number): Promise<string> {

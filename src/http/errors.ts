@@ -31,7 +31,11 @@ export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyRe
   const { status, reason } = statusOf(err);
   if (status >= 500) req.log.error({ err }, "request failed");
   else req.log.info({ status, reason, url: loggableUrl(req.url) }, "request refused");
-  const isApi = req.url.startsWith("/v1/");
-  if (isApi) void reply.code(status).type("application/json").send(JSON.stringify({ error: reason }));
+  sendError(req, reply, status, reason);
+}
+
+/** An error answer: JSON `{"error": reason}` on the API, one plain line elsewhere. */
+export function sendError(req: FastifyRequest, reply: FastifyReply, status: number, reason: string): void {
+  if (req.url.startsWith("/v1/")) void reply.code(status).type("application/json").send(JSON.stringify({ error: reason }));
   else void reply.code(status).type("text/plain; charset=utf-8").send(reason + "\n");
 }

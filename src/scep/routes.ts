@@ -3,6 +3,7 @@ import { ConfigError, parseDuration } from "../config.ts";
 import type { DeviceCa } from "../enroll/device-ca.ts";
 import { BadRequest } from "../errors.ts";
 import { bodyBuffer } from "../http/api-routes.ts";
+import { tooManyFailures } from "../http/api-auth.ts";
 import type { ApiFailureLimiter } from "../http/limits.ts";
 import type { Store } from "../store/index.ts";
 import { ScepChallenges } from "./challenges.ts";
@@ -40,11 +41,7 @@ export function registerScepRoutes(app: FastifyInstance, deps: ScepDeps): void {
   // the limit an address gets 429 until its window ends, so nobody can fill
   // the events table with scep.refused rows or guess at challenges.
   const pkiOperation = async (req: FastifyRequest, reply: FastifyReply, message: () => Buffer) => {
-    const wait = deps.limiter.blockedFor(req.ip, Date.now());
-    if (wait > 0) {
-      req.log.info({ remote: req.ip, retryAfter: wait }, "SCEP request refused: too many refused requests from this address");
-      return reply.code(429).header("retry-after", String(wait)).type("text/plain; charset=utf-8").send(`too many refused SCEP requests; retry in ${wait} s\n`);
-    }
+    if (tooManyFailures(req, reply, deps.limiter, "SCEP request", "SCEP requests")) return reply;
     const refused = () => deps.limiter.fail(req.ip, Date.now());
     try {
       const der = message();
