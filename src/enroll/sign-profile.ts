@@ -12,6 +12,7 @@ import { createHash, createPrivateKey, sign as signCb, X509Certificate, type Key
 import fs from "node:fs";
 import { promisify } from "node:util";
 import * as asn1js from "asn1js";
+import { certFields } from "../identity/cms-certs.ts";
 import { explicit, integer, nullValue, octetString, oid, retag, sequence, setOf, tlv } from "../identity/der.ts";
 
 export interface ProfileSigner {
@@ -135,13 +136,8 @@ function resolveSigner(certPem: string, keyPem: string, where: string): { key: S
 
 /** The certificate's issuer Name and serialNumber INTEGER, as encoded in the certificate. */
 function issuerAndSerial(cert: X509Certificate): { issuer: Buffer; serial: Buffer } {
-  const parsed = asn1js.fromBER(new Uint8Array(cert.raw));
-  if (parsed.offset === -1) throw new ProfileSignerError("the signing certificate is not DER");
-  const tbs = (parsed.result as asn1js.Sequence).valueBlock.value[0] as asn1js.Sequence;
-  const fields = tbs.valueBlock.value;
-  const start = fields[0]!.idBlock.tagClass === 3 ? 1 : 0; // [0] EXPLICIT version
-  const raw = (b: asn1js.AsnType) => Buffer.from((b as asn1js.BaseBlock).valueBeforeDecodeView);
-  return { serial: raw(fields[start]!), issuer: raw(fields[start + 2]!) };
+  const { issuer, serial } = certFields(cert.raw);
+  return { issuer, serial: tlv(0x02, serial) };
 }
 
 /** UTCTime through 2049, GeneralizedTime after (RFC 5652 §11.3). */

@@ -50,7 +50,7 @@ function describe(der: Uint8Array): CertInfo | null {
     const parsed = pkijsCertificate(der);
     if (!parsed) return null;
     const cert = new X509Certificate(der);
-    const { issuer, serial, keyBits } = tbsFields(der);
+    const { issuer, serial, keyBits } = certFields(der);
     const key = cert.publicKey;
     return { cert, issuer, serial, keyHash: createHash('sha1').update(keyBits).digest(), key, ...scheme(key, parsed) };
   } catch {
@@ -94,14 +94,19 @@ function scheme(key: KeyObject, parsed: pkijs.Certificate): Pick<CertInfo, 'sche
 
 // Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber,
 //   signature, issuer, validity, subject, subjectPublicKeyInfo SEQUENCE { algorithm, BIT STRING } ... } ... }
-function tbsFields(der: Uint8Array): { issuer: Buffer; serial: Buffer; keyBits: Uint8Array } {
+/**
+ * tbsCertificate's serial (contents), issuer and subject (exact bytes) and
+ * subjectPublicKey bits: what CMS identifies a certificate by (issuer and
+ * serial) and what a renewal must keep (subject).
+ */
+export function certFields(der: Uint8Array): { issuer: Buffer; serial: Buffer; subject: Buffer; keyBits: Uint8Array } {
   const r = new BerReader(der);
   const tbs = r.children(r.root())[0];
   if (!tbs || !is(tbs, UNIVERSAL, TAG_SEQUENCE)) throw new Error('no tbsCertificate');
   const f = r.children(tbs);
   const at = f[0] && is(f[0], CONTEXT, 0) ? 1 : 0;
-  const [serial, , issuer, , , spki] = f.slice(at);
-  if (!serial || !is(serial, UNIVERSAL, TAG_INTEGER) || !issuer || !spki) throw new Error('short tbsCertificate');
+  const [serial, , issuer, , subject, spki] = f.slice(at);
+  if (!serial || !is(serial, UNIVERSAL, TAG_INTEGER) || !issuer || !subject || !spki) throw new Error('short tbsCertificate');
   const s = r.content(serial);
   // Serials are matched byte for byte, so they must be minimal (OpenSSL insists anyway).
   if (s.length === 0 || (s.length > 1 && ((s[0] === 0 && s[1]! < 0x80) || (s[0] === 0xff && s[1]! >= 0x80)))) {
@@ -110,5 +115,5 @@ function tbsFields(der: Uint8Array): { issuer: Buffer; serial: Buffer; keyBits: 
   const bitString = r.children(spki)[1];
   if (!bitString || !is(bitString, UNIVERSAL, TAG_BIT_STRING)) throw new Error('no subjectPublicKey');
   const keyBits = r.content(bitString).subarray(1); // after the unused-bits octet
-  return { issuer: Buffer.from(r.bytes(issuer)), serial: Buffer.from(s), keyBits };
+  return { issuer: Buffer.from(r.bytes(issuer)), serial: Buffer.from(s), subject: Buffer.from(r.bytes(subject)), keyBits };
 }

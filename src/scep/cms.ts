@@ -7,7 +7,7 @@
 // with implicit rejection, rsa-pkcs1.ts).
 import { createCipheriv, createDecipheriv, createHash, constants, publicEncrypt, randomBytes, sign, verify, type KeyObject, type X509Certificate } from "node:crypto";
 import { BerError, BerReader, CONTEXT, is, TAG_INTEGER, TAG_NULL, TAG_OCTET_STRING, TAG_SEQUENCE, TAG_SET, UNIVERSAL, type Tlv } from "../identity/ber.ts";
-import { certInfo, type CertInfo } from "../identity/cms-certs.ts";
+import { certFields, certInfo, type CertInfo } from "../identity/cms-certs.ts";
 import { algorithm, explicit, implicitPrimitive, integer, nullValue, octetString, oid, oidHex, retag, sequence, setOf, sortedTlv, tlv } from "../identity/der.ts";
 import { DIGEST_OIDS, DIGESTS, OIDS, RSA_SIGNATURES, type Digest } from "./oids.ts";
 import { decryptPkcs1v15 } from "./rsa-pkcs1.ts";
@@ -423,22 +423,13 @@ export function decryptEnvelope(env: ParsedEnvelope, cert: X509Certificate, key:
 
 /** tbsCertificate's issuer (exact bytes) and serial contents. */
 export function certIds(cert: X509Certificate): IssuerAndSerial {
-  const f = tbsFields(cert);
-  return { issuer: f.issuer, serial: f.serial };
+  const { issuer, serial } = certFields(cert.raw);
+  return { issuer, serial };
 }
 
 /** tbsCertificate's subject Name, exact bytes. */
 export function certSubjectDer(cert: X509Certificate): Buffer {
-  return tbsFields(cert).subject;
-}
-
-// Certificates node has already parsed: their tbsCertificate is well formed.
-function tbsFields(cert: X509Certificate): { serial: Buffer; issuer: Buffer; subject: Buffer } {
-  const r = new BerReader(cert.raw);
-  const tbs = r.children(r.root())[0]!;
-  const f = r.children(tbs);
-  const at = f[0] && is(f[0], CONTEXT, 0) ? 1 : 0;
-  return { serial: Buffer.from(r.content(f[at]!)), issuer: Buffer.from(r.bytes(f[at + 2]!)), subject: Buffer.from(r.bytes(f[at + 4]!)) };
+  return certFields(cert.raw).subject;
 }
 
 // ---------------------------------------------------------------------------
