@@ -124,7 +124,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     apiPlugins: [
       (api) => registerUserRoutes(api, { store, realm: config.userAuth.realm }),
       (api) => registerPushRoutes(api, { store, certs: push.certs, pusher: push.pusher }),
-      (api) => registerScepApiRoutes(api, { store, challengeTtlMs: config.enrollment.scepChallengeTtlMs }),
+      (api) => registerScepApiRoutes(api, challenges),
     ],
     trustProxy: config.trustProxy,
     https: config.tlsCert ? { cert: fs.readFileSync(config.tlsCert), key: fs.readFileSync(config.tlsKey!) } : undefined,

@@ -6,7 +6,7 @@ import { bodyBuffer } from "../http/api-routes.ts";
 import { tooManyFailures } from "../http/api-auth.ts";
 import type { ApiFailureLimiter } from "../http/limits.ts";
 import type { Store } from "../store/index.ts";
-import { ScepChallenges } from "./challenges.ts";
+import type { ScepChallenges } from "./challenges.ts";
 import { ScepMalformed } from "./message.ts";
 import { ScepService } from "./service.ts";
 
@@ -87,8 +87,7 @@ function decodeMessageParameter(value: string | undefined): Buffer {
 }
 
 /** POST /v1/scep/challenges (behind the API key): a fresh single-use challenge password. */
-export function registerScepApiRoutes(api: FastifyInstance, deps: { store: Store; challengeTtlMs: number }): void {
-  const challenges = new ScepChallenges(deps.store, deps.challengeTtlMs);
+export function registerScepApiRoutes(api: FastifyInstance, challenges: ScepChallenges): void {
   api.post("/v1/scep/challenges", async (req, reply) => {
     const ttlMs = requestedTtl(bodyBuffer(req));
     const { challenge, expiresAt } = await challenges.create(ttlMs);
