@@ -10,9 +10,8 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { runWith } from "../src/cli/client-commands.ts";
 import { cliContext } from "./support/cli.ts";
-import { createCa, issueDeviceIdentity, type PkiIdentity } from "../src/identity/testing/pki.ts";
+import { createCa, issueDeviceIdentity, pkiIdentity, type PkiIdentity } from "../src/identity/testing/pki.ts";
 import { issuePushCertificate, issueServerCertificate } from "../src/identity/testing/push-cert.ts";
-import { certFingerprint } from "../src/identity/index.ts";
 import { parsePlistDict, type PlistDict } from "../src/plist/index.ts";
 import { readPkcs12 } from "../src/push/pkcs12.ts";
 import { ScepRefused, ScepTestClient } from "../src/scep/testing/client.ts";
@@ -38,18 +37,8 @@ const payload = (profile: PlistDict, type: string) => payloads(profile).find((p)
 /** An identity from a PKCS#12 the profile carries, usable by a SimDevice. */
 function identityFromPkcs12(p12: Buffer, passphrase: string): PkiIdentity {
   const { certificates, keys } = readPkcs12(p12, passphrase);
-  const key = createPrivateKey({ key: keys[0]!, format: "der", type: "pkcs8" });
   const cert = certificates.map((der) => new X509Certificate(der)).find((c) => !c.ca)!;
-  return {
-    commonName: cert.subject,
-    certPem: cert.toString(),
-    certDer: Buffer.from(cert.raw),
-    keyPem: key.export({ type: "pkcs8", format: "pem" }) as string,
-    cert,
-    key,
-    publicKey: cert.publicKey,
-    fingerprint: certFingerprint(cert),
-  };
+  return pkiIdentity(cert, { privateKey: createPrivateKey({ key: keys[0]!, format: "der", type: "pkcs8" }), publicKey: cert.publicKey });
 }
 
 describe("enrollment profiles", () => {

@@ -11,9 +11,9 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { scepCommand } from "../src/cli/scep.ts";
 import { cliContext } from "./support/cli.ts";
-import { generateKeyPair, type PkiIdentity } from "../src/identity/testing/pki.ts";
+import { generateKeyPair, pkiIdentity, type PkiIdentity } from "../src/identity/testing/pki.ts";
 import { SCEP_CAPABILITIES } from "../src/scep/index.ts";
-import { identity, ScepRefused, ScepTestClient } from "../src/scep/testing/client.ts";
+import { ScepRefused, ScepTestClient } from "../src/scep/testing/client.ts";
 import { SimDevice } from "../src/sim/device.ts";
 import { Transport } from "../src/sim/transport.ts";
 import { sleep } from "./support/mdm.ts";
@@ -78,7 +78,7 @@ await forEachBackend("SCEP", (backend) => {
   /** The identity scepclient keeps in dir, as a PkiIdentity for a SimDevice. */
   function scepclientIdentity(dir: string): PkiIdentity {
     const privateKey = createPrivateKey(fs.readFileSync(path.join(dir, "key.pem")));
-    return identity(new X509Certificate(fs.readFileSync(path.join(dir, "client.pem"))), { privateKey, publicKey: createPublicKey(privateKey) });
+    return pkiIdentity(new X509Certificate(fs.readFileSync(path.join(dir, "client.pem"))), { privateKey, publicKey: createPublicKey(privateKey) });
   }
 
   function assertIssuedByDeviceCa(cert: X509Certificate): void {

@@ -8,7 +8,7 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
 import { DeviceCa } from "../enroll/device-ca.ts";
-import { createCa, generateKeyPair, issueDeviceIdentity, type KeyPair, type PkiIdentity } from "../identity/testing/pki.ts";
+import { createCa, generateKeyPair, issueDeviceIdentity, pkiIdentity, type KeyPair, type PkiIdentity } from "../identity/testing/pki.ts";
 import { Rng } from "../sim/rng.ts";
 import { openStore, type Store } from "../store/index.ts";
 import { createTestDatabase, forEachBackend } from "../../test/support/postgres.ts";
@@ -17,7 +17,7 @@ import { buildEnvelopedData, CIPHERS, parseEnvelopedData, parseSignedData } from
 import type { Digest } from "./oids.ts";
 import { decodeCertRep, encodePkiRequest, FailInfo, MessageType, PkiStatus, ScepMalformed } from "./message.ts";
 import { ScepService, type ScepLog } from "./service.ts";
-import { buildCsr, buildPkiRequest, commonNameSubject, identity, readCertRep, ScepRefused, selfSignedSigner } from "./testing/client.ts";
+import { buildCsr, buildPkiRequest, commonNameSubject, readCertRep, ScepRefused, selfSignedSigner } from "./testing/client.ts";
 
 const keygen = promisify(generateKeyPairCb);
 
@@ -248,7 +248,7 @@ await forEachBackend("SCEP service", (backend) => {
 
   test("RenewalReq: signed with a current device certificate; rebinding the device; once per certificate", async () => {
     const { challenge } = await challenges.create();
-    const first = identity(await send({ challenge, cn: "renew-me" }), key);
+    const first = pkiIdentity(await send({ challenge, cn: "renew-me" }), key);
     // Bind a device to it, as Authenticate would.
     const udid = `UDID-${randomBytes(4).toString("hex")}`;
     await store.enrollments.authenticate({ deviceId: udid, topic: "t", facts: {}, certFingerprint: first.fingerprint, message: Buffer.from("m"), now: Date.now() });
@@ -290,7 +290,7 @@ await forEachBackend("SCEP service", (backend) => {
     await refusal({ messageType: MessageType.RenewalReq, signer: { cert: foreign.cert, key: foreign.key } }, "badRequest");
 
     const { challenge } = await challenges.create();
-    const current = identity(await send({ challenge, cn: "keep-subject" }), key);
+    const current = pkiIdentity(await send({ challenge, cn: "keep-subject" }), key);
     const signer = { cert: current.cert, key: current.key };
     const otherSubject = buildCsr({ key, subjectDer: commonNameSubject("someone-else") });
     await refusal({ messageType: MessageType.RenewalReq, csrDer: otherSubject, signer }, "badRequest");
@@ -306,7 +306,7 @@ await forEachBackend("SCEP service", (backend) => {
 
   test("PKCSReq signed with an existing device certificate still needs a challenge", async () => {
     const { challenge } = await challenges.create();
-    const current = identity(await send({ challenge, cn: "pkcsreq-existing" }), key);
+    const current = pkiIdentity(await send({ challenge, cn: "pkcsreq-existing" }), key);
     await refusal({ signer: { cert: current.cert, key: current.key } }, "badRequest");
     const fresh = await challenges.create();
     await send({ challenge: fresh.challenge, signer: { cert: current.cert, key: current.key } });

@@ -1,7 +1,8 @@
 import { X509Certificate } from "node:crypto";
+import { pkiIdentity } from "../identity/testing/pki.ts";
 import type { KeyPair, PkiIdentity } from "../identity/testing/pki.ts";
 import { MessageType } from "../scep/message.ts";
-import { buildCsr, buildPkiRequest, commonNameSubject, identity, readCertRep, selfSignedSigner } from "../scep/testing/client.ts";
+import { buildCsr, buildPkiRequest, commonNameSubject, readCertRep, selfSignedSigner } from "../scep/testing/client.ts";
 
 /**
  * Device identities from the server's own SCEP (`orchard simulate --scep`),
@@ -44,7 +45,7 @@ export class ScepIdentities {
    */
   identity(req: ScepRequest, certRep: Buffer): PkiIdentity {
     const { cert } = readCertRep(certRep, { ca: this.ca, signer: this.signer, transactionId: req.transactionId, senderNonce: req.senderNonce });
-    return identity(cert, this.key);
+    return pkiIdentity(cert, this.key);
   }
 }
 

@@ -85,7 +85,7 @@ export async function createCa(options: CreateCaOptions): Promise<CaIdentity> {
     await x509.SubjectKeyIdentifierExtension.create(publicKey, false, wc),
   ];
   if (options.issuer) extensions.push(await authorityKeyId(options.issuer));
-  return issue(options.commonName, keys, options.issuer ?? null, extensions, validity(options, 3650));
+  return issueCertificate([{ CN: [options.commonName] }], keys, options.issuer ?? null, extensions, validity(options, 3650));
 }
 
 export async function issueDeviceIdentity(ca: CaIdentity, options: DeviceIdentityOptions): Promise<DeviceIdentity> {
@@ -103,7 +103,7 @@ export async function issueDeviceIdentity(ca: CaIdentity, options: DeviceIdentit
   ];
   const ekus = options.extendedKeyUsages === undefined ? [OID_CLIENT_AUTH] : options.extendedKeyUsages;
   if (ekus !== null) extensions.push(new x509.ExtendedKeyUsageExtension(ekus, false));
-  return issue(options.commonName, keys, ca, extensions, validity(options, 365));
+  return issueCertificate([{ CN: [options.commonName] }], keys, ca, extensions, validity(options, 365));
 }
 
 export interface SignMdmBodyOptions {
@@ -174,14 +174,14 @@ function markIndefinite(contentInfo: asn1js.Sequence): void {
   for (const block of [contentInfo, explicit, signedData, encap]) block.lenBlock.isIndefiniteForm = true;
 }
 
-async function issue(
-  commonName: string,
+/** A certificate for `keys` with this subject, signed by `issuer` (self-signed when null). */
+export async function issueCertificate(
+  subject: x509.JsonName,
   keys: KeyPair,
   issuer: PkiIdentity | null,
   extensions: x509.Extension[],
   period: { notBefore: Date; notAfter: Date },
 ): Promise<PkiIdentity> {
-  const subject = [{ CN: [commonName] }];
   const signer = issuer ? issuer.key : keys.privateKey;
   const serial = randomBytes(16);
   serial[0] = (serial[0]! & 0x7f) | 0x40; // positive, fixed length
@@ -201,12 +201,15 @@ async function issue(
     },
     wc,
   );
-  const certDer = Buffer.from(generated.rawData);
-  const cert = new X509Certificate(certDer);
+  return pkiIdentity(new X509Certificate(Buffer.from(generated.rawData)), keys);
+}
+
+/** A certificate and its key pair in the shape tests and SimDevice use. */
+export function pkiIdentity(cert: X509Certificate, keys: KeyPair): PkiIdentity {
   return {
-    commonName,
+    commonName: /(?:^|\n)CN=([^\n]*)/.exec(cert.subject)?.[1] ?? cert.subject,
     certPem: cert.toString(),
-    certDer,
+    certDer: Buffer.from(cert.raw),
     keyPem: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
     cert,
     key: keys.privateKey,
@@ -215,7 +218,7 @@ async function issue(
   };
 }
 
-function validity(options: ValidityOptions, defaultDays: number): { notBefore: Date; notAfter: Date } {
+export function validity(options: ValidityOptions, defaultDays: number): { notBefore: Date; notAfter: Date } {
   const notBefore = options.notBefore ?? new Date(Date.now() - CLOCK_SKEW_MS);
   const notAfter = options.notAfter ?? new Date(notBefore.getTime() + (options.days ?? defaultDays) * DAY_MS);
   return { notBefore, notAfter };

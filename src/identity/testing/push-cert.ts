@@ -1,15 +1,12 @@
 // Test PKI for APNs: MDM push certificates (subject UID = the topic, as the
 // Apple Push Certificates Portal issues them) and TLS server certificates for
 // a local APNs stand-in. Companion to pki.ts, same shapes.
-import { createHash, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { generateKeyPair, type CaIdentity, type KeyPair, type PkiIdentity } from './pki.ts';
+import { generateKeyPair, issueCertificate, validity, type CaIdentity, type KeyPair, type PkiIdentity } from './pki.ts';
 
-const wc = webcrypto as unknown as Crypto;
 const UID_OID = '0.9.2342.19200300.100.1.1';
 const OID_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 const OID_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
-const DAY_MS = 24 * 60 * 60 * 1000;
 
 export interface PushCertOptions {
   /** The subject UID; real ones look like com.apple.mgmt.External.<uuid>. */
@@ -32,51 +29,14 @@ export async function issueServerCertificate(ca: CaIdentity, o: { hosts: string[
   return issue(ca, keys, [{ CN: [o.hosts[0] ?? 'localhost'] }], [OID_SERVER_AUTH], [new x509.SubjectAlternativeNameExtension(names, false)], {});
 }
 
-async function issue(
-  ca: CaIdentity,
-  keys: KeyPair,
-  subject: x509.JsonName,
-  ekus: string[],
-  extra: x509.Extension[],
-  o: { notBefore?: Date; notAfter?: Date },
-): Promise<PkiIdentity> {
-  const notBefore = o.notBefore ?? new Date(Date.now() - 5 * 60_000);
-  const notAfter = o.notAfter ?? new Date(notBefore.getTime() + 365 * DAY_MS);
-  const serial = randomBytes(16);
-  serial[0] = (serial[0]! & 0x7f) | 0x40;
-  const publicKey = await wc.subtle.importKey('spki', keys.publicKey.export({ type: 'spki', format: 'der' }), rsa, true, ['verify']);
-  const signingKey = await wc.subtle.importKey('pkcs8', ca.key.export({ type: 'pkcs8', format: 'der' }), rsa, false, ['sign']);
-  const generated = await x509.X509CertificateGenerator.create(
-    {
-      serialNumber: serial.toString('hex'),
-      subject,
-      issuer: new x509.X509Certificate(new Uint8Array(ca.certDer)).subjectName,
-      notBefore,
-      notAfter,
-      publicKey,
-      signingKey,
-      signingAlgorithm: rsa,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
-        new x509.ExtendedKeyUsageExtension(ekus, false),
-        ...extra,
-      ],
-    },
-    wc,
-  );
-  const certDer = Buffer.from(generated.rawData);
-  const cert = new X509Certificate(certDer);
-  return {
-    commonName: cert.subject,
-    certPem: cert.toString(),
-    certDer,
-    keyPem: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-    cert,
-    key: keys.privateKey,
-    publicKey: keys.publicKey,
-    fingerprint: createHash('sha256').update(certDer).digest('hex'),
-  };
+/** A leaf for `keys`: signature and key encipherment, these EKUs and extensions, a year by default. */
+function issue(ca: CaIdentity, keys: KeyPair, subject: x509.JsonName, ekus: string[], extra: x509.Extension[], o: { notBefore?: Date; notAfter?: Date }): Promise<PkiIdentity> {
+  const extensions = [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+    new x509.ExtendedKeyUsageExtension(ekus, false),
+    ...extra,
+  ];
+  return issueCertificate(subject, keys, ca, extensions, validity(o, 365));
 }
 
-const rsa = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };

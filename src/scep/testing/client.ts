@@ -5,8 +5,7 @@
 // make requests a well-behaved client would not.
 import { randomBytes, sign, webcrypto, X509Certificate, type KeyObject } from "node:crypto";
 import * as x509 from "@peculiar/x509";
-import { certFingerprint } from "../../identity/fingerprint.ts";
-import { generateKeyPair, type KeyPair, type PkiIdentity } from "../../identity/testing/pki.ts";
+import { generateKeyPair, pkiIdentity, type KeyPair, type PkiIdentity } from "../../identity/testing/pki.ts";
 import {
   buildEnvelopedData, certSubjectDer, decryptEnvelope, findSignerCertificate, parseEnvelopedData, parseSignedData, verifySigner, type CipherName,
 } from "../cms.ts";
@@ -211,7 +210,7 @@ export class ScepTestClient {
     const csrDer = buildCsr({ key, subjectDer: o.subjectDer ?? commonNameSubject(commonName), challenge: o.challenge, digest: o.digest });
     const signer = { cert: await selfSignedSigner(key), key: key.privateKey };
     const cert = await this.request(MessageType.PKCSReq, csrDer, signer, o);
-    return identity(cert, key);
+    return pkiIdentity(cert, key);
   }
 
   /** RenewalReq signed with the current identity; the new certificate keeps its subject. */
@@ -219,7 +218,7 @@ export class ScepTestClient {
     const key = o.key ?? { privateKey: current.key, publicKey: current.publicKey };
     const csrDer = buildCsr({ key, subjectDer: certSubjectDer(current.cert), digest: o.digest });
     const cert = await this.request(MessageType.RenewalReq, csrDer, { cert: current.cert, key: current.key }, o);
-    return identity(cert, key);
+    return pkiIdentity(cert, key);
   }
 
   private async request(messageType: number, csrDer: Buffer, signer: { cert: X509Certificate; key: KeyObject }, o: RequestOptions): Promise<X509Certificate> {
@@ -232,16 +231,3 @@ export class ScepTestClient {
 }
 
 /** A certificate and its key as the PkiIdentity SimDevice takes. */
-export function identity(cert: X509Certificate, key: KeyPair): PkiIdentity {
-  const cn = /(?:^|\n)CN=([^\n]*)/.exec(cert.subject)?.[1] ?? "";
-  return {
-    commonName: cn,
-    certPem: cert.toString(),
-    certDer: Buffer.from(cert.raw),
-    keyPem: key.privateKey.export({ type: "pkcs8", format: "pem" }) as string,
-    cert,
-    key: key.privateKey,
-    publicKey: key.publicKey,
-    fingerprint: certFingerprint(cert),
-  };
-}
