@@ -5,11 +5,7 @@
 // and the other certificates.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, webcrypto } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { cmsEngine } from './engine.ts';
@@ -17,12 +13,13 @@ import { IdentityError } from './errors.ts';
 import { verifyFast } from './fast-signature.ts';
 import { certFingerprint } from './fingerprint.ts';
 import { decodeSignatureHeader, verifyMdmSignatureDetailed, verifyMdmSignaturePkijs, type MdmSignature } from './signature.ts';
+import { opensslDir, type OpensslDir } from './testing/openssl-dir.ts';
 import { createCa, issueDeviceIdentity, signMdmBody, type CaIdentity, type DeviceIdentity } from './testing/pki.ts';
 
 const body = Buffer.from(
   '<?xml version="1.0" encoding="UTF-8"?>\n<plist version="1.0"><dict><key>Status</key><string>Idle</string></dict></plist>\n',
 );
-let dir: string;
+let files: OpensslDir;
 let ca: CaIdentity;
 let device: DeviceIdentity;
 let other: DeviceIdentity;
@@ -30,7 +27,6 @@ let ec256: DeviceIdentity;
 let ec384: DeviceIdentity;
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'orchard-fastsig-'));
   ca = await createCa({ commonName: 'Fast Path CA' });
   [device, other, ec256, ec384] = await Promise.all([
     issueDeviceIdentity(ca, { commonName: 'device' }),
@@ -38,24 +34,12 @@ before(async () => {
     issueDeviceIdentity(ca, { commonName: 'ec-256', keyAlgorithm: 'ECDSA' }),
     issueDeviceIdentity(ca, { commonName: 'ec-384', keyPair: generateKeyPairSync('ec', { namedCurve: 'P-384' }) }),
   ]);
-  writeFileSync(join(dir, 'ca.pem'), ca.certPem);
-  for (const [name, id] of [['rsa', device], ['other', other], ['ec', ec256], ['ec384', ec384]] as const) {
-    writeFileSync(join(dir, `${name}.pem`), id.certPem);
-    writeFileSync(join(dir, `${name}.key`), id.keyPem);
-  }
-  writeFileSync(join(dir, 'body'), body);
+  files = opensslDir('orchard-fastsig-', ca, { rsa: device, other, ec: ec256, ec384 }, body);
 });
 
-after(() => rmSync(dir, { recursive: true, force: true }));
+after(() => files.remove());
 
-function opensslSign(signer: string, extra: string[]): Buffer {
-  const out = join(dir, 'sig.der');
-  execFileSync('openssl', [
-    'cms', '-sign', '-binary', '-outform', 'DER', '-in', join(dir, 'body'),
-    '-signer', join(dir, `${signer}.pem`), '-inkey', join(dir, `${signer}.key`), '-out', out, ...extra,
-  ]);
-  return readFileSync(out);
-}
+const opensslSign = (signer: string, extra: string[]) => files.sign(signer, extra);
 
 // OpenSSL streams (indefinite lengths) only with embedded content; cutting the
 // eContent out yields Apple's shape (see openssl.test.ts).
@@ -144,7 +128,7 @@ test('OpenSSL shapes: the fast path decides and agrees', async () => {
     ['ec sha1 -noattr', opensslSign('ec', ['-md', 'sha1', '-noattr'])],
     ['subjectKeyIdentifier sid', opensslSign('rsa', ['-md', 'sha256', '-keyid'])],
     ['subjectKeyIdentifier sid -noattr', opensslSign('rsa', ['-md', 'sha1', '-keyid', '-noattr'])],
-    ['signer after the CA', opensslSign('rsa', ['-md', 'sha256', '-certfile', join(dir, 'ca.pem')])],
+    ['signer after the CA', opensslSign('rsa', ['-md', 'sha256', '-certfile', files.path('ca.pem')])],
     ['BER indefinite sha1', detachIndefinite(opensslSign('rsa', ['-md', 'sha1', '-noattr', '-stream', '-nodetach']))],
     ['BER indefinite sha256', detachIndefinite(opensslSign('rsa', ['-md', 'sha256', '-noattr', '-stream', '-nodetach']))],
     ['another identity', opensslSign('other', ['-md', 'sha1', '-noattr'])],
@@ -154,7 +138,7 @@ test('OpenSSL shapes: the fast path decides and agrees', async () => {
     await decides(label, header, body, 'accept');
     for (const [i, changed] of tampered(body).entries()) await decides(`${label} tampered ${i}`, header, changed, 'reject');
   }
-  const two = opensslSign('rsa', ['-md', 'sha256', '-signer', join(dir, 'other.pem'), '-inkey', join(dir, 'other.key')]);
+  const two = opensslSign('rsa', ['-md', 'sha256', '-signer', files.path('other.pem'), '-inkey', files.path('other.key')]);
   await decides('two signers', two.toString('base64'), body, 'reject');
   await decides('no certificates', opensslSign('rsa', ['-md', 'sha256', '-nocerts']).toString('base64'), body, 'reject');
 });

@@ -3,24 +3,22 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import * as asn1js from 'asn1js';
 import { IdentityError, verifyMdmSignature, verifyMdmSignatureDetailed, certFingerprint } from './index.ts';
+import { opensslDir, type OpensslDir } from './testing/openssl-dir.ts';
 import { createCa, issueDeviceIdentity, signMdmBody, type DeviceIdentity } from './testing/pki.ts';
 
 const body = Buffer.from(
   '<?xml version="1.0" encoding="UTF-8"?>\n<plist version="1.0"><dict><key>MessageType</key><string>TokenUpdate</string></dict></plist>\n',
 );
-let dir: string;
+let files: OpensslDir;
 let device: DeviceIdentity;
 let ecDevice: DeviceIdentity;
 let other: DeviceIdentity;
 let caFingerprint: string;
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'orchard-identity-'));
   const ca = await createCa({ commonName: 'OpenSSL Test CA' });
   caFingerprint = ca.fingerprint;
   [device, ecDevice, other] = await Promise.all([
@@ -28,24 +26,12 @@ before(async () => {
     issueDeviceIdentity(ca, { commonName: 'ec-device', keyAlgorithm: 'ECDSA' }),
     issueDeviceIdentity(ca, { commonName: 'other-device' }),
   ]);
-  writeFileSync(join(dir, 'ca.pem'), ca.certPem);
-  for (const [name, id] of [['rsa', device], ['ec', ecDevice], ['other', other]] as const) {
-    writeFileSync(join(dir, `${name}.pem`), id.certPem);
-    writeFileSync(join(dir, `${name}.key`), id.keyPem);
-  }
-  writeFileSync(join(dir, 'body'), body);
+  files = opensslDir('orchard-identity-', ca, { rsa: device, ec: ecDevice, other }, body);
 });
 
-after(() => rmSync(dir, { recursive: true, force: true }));
+after(() => files.remove());
 
-function opensslSign(signer: string, extra: string[]): Buffer {
-  const out = join(dir, 'sig.der');
-  execFileSync('openssl', [
-    'cms', '-sign', '-binary', '-outform', 'DER', '-in', join(dir, 'body'),
-    '-signer', join(dir, `${signer}.pem`), '-inkey', join(dir, `${signer}.key`), '-out', out, ...extra,
-  ]);
-  return readFileSync(out);
-}
+const opensslSign = (signer: string, extra: string[]) => files.sign(signer, extra);
 
 async function rejects(promise: Promise<unknown>, reason: string): Promise<void> {
   await assert.rejects(promise, (err: unknown) => err instanceof IdentityError && err.reason === reason);
@@ -93,9 +79,9 @@ test('BER with indefinite lengths (Apple shape) from OpenSSL verifies', async ()
   for (const md of ['sha1', 'sha256']) {
     const ber = detachIndefinite(opensslSign('rsa', ['-md', md, '-noattr', '-stream', '-nodetach']));
     assert.deepEqual([...ber.subarray(0, 2)], [0x30, 0x80]);
-    writeFileSync(join(dir, 'ber.der'), ber);
+    writeFileSync(files.path('ber.der'), ber);
     // OpenSSL itself accepts the cut-down detached form.
-    execFileSync('openssl', ['cms', '-verify', '-binary', '-noverify', '-inform', 'DER', '-in', join(dir, 'ber.der'), '-content', join(dir, 'body'), '-out', '/dev/null'], { stdio: 'ignore' });
+    execFileSync('openssl', ['cms', '-verify', '-binary', '-noverify', '-inform', 'DER', '-in', files.path('ber.der'), '-content', files.path('body'), '-out', '/dev/null'], { stdio: 'ignore' });
     const header = ber.toString('base64');
     assert.equal(certFingerprint(await verifyMdmSignature(header, body)), device.fingerprint);
     await rejects(verifyMdmSignature(header, Buffer.concat([body, Buffer.from(' ')])), 'bad-signature');
@@ -109,7 +95,7 @@ test('attached (non-detached) signatures are refused even when valid', async () 
 });
 
 test('two signers, or no certificate included, are refused', async () => {
-  const two = opensslSign('rsa', ['-md', 'sha256', '-signer', join(dir, 'other.pem'), '-inkey', join(dir, 'other.key')]);
+  const two = opensslSign('rsa', ['-md', 'sha256', '-signer', files.path('other.pem'), '-inkey', files.path('other.key')]);
   await rejects(verifyMdmSignature(two.toString('base64'), body), 'bad-signature');
   const noCerts = opensslSign('rsa', ['-md', 'sha256', '-nocerts']);
   await rejects(verifyMdmSignature(noCerts.toString('base64'), body), 'bad-signature');
@@ -117,7 +103,7 @@ test('two signers, or no certificate included, are refused', async () => {
 
 test('the signer is found by its identifier, not by position in the set', async () => {
   // -certfile puts the CA certificate before the signer's.
-  const header = opensslSign('rsa', ['-md', 'sha256', '-certfile', join(dir, 'ca.pem')]).toString('base64');
+  const header = opensslSign('rsa', ['-md', 'sha256', '-certfile', files.path('ca.pem')]).toString('base64');
   const { signer, certificates } = await verifyMdmSignatureDetailed(header, body);
   assert.equal(certFingerprint(signer), device.fingerprint);
   assert.deepEqual(certificates.map(certFingerprint), [caFingerprint]);
@@ -129,15 +115,15 @@ test('a signature by another identity returns that identity, not ours', async ()
 });
 
 test('OpenSSL accepts the pki helpers: client-auth chain and all signMdmBody shapes', async () => {
-  execFileSync('openssl', ['verify', '-purpose', 'sslclient', '-CAfile', join(dir, 'ca.pem'), join(dir, 'rsa.pem'), join(dir, 'ec.pem')], { stdio: 'ignore' });
+  execFileSync('openssl', ['verify', '-purpose', 'sslclient', '-CAfile', files.path('ca.pem'), files.path('rsa.pem'), files.path('ec.pem')], { stdio: 'ignore' });
   for (const digest of ['SHA-1', 'SHA-256'] as const) {
     for (const signedAttributes of [false, true]) {
       for (const indefiniteLength of [false, true]) {
-        const sig = join(dir, 'ours.der');
+        const sig = files.path('ours.der');
         writeFileSync(sig, Buffer.from(await signMdmBody(device, body, { digest, signedAttributes, indefiniteLength }), 'base64'));
         execFileSync('openssl', [
-          'cms', '-verify', '-binary', '-inform', 'DER', '-in', sig, '-content', join(dir, 'body'),
-          '-CAfile', join(dir, 'ca.pem'), '-purpose', 'sslclient', '-out', '/dev/null',
+          'cms', '-verify', '-binary', '-inform', 'DER', '-in', sig, '-content', files.path('body'),
+          '-CAfile', files.path('ca.pem'), '-purpose', 'sslclient', '-out', '/dev/null',
         ], { stdio: 'ignore' });
       }
     }
