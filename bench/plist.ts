@@ -9,7 +9,7 @@ import { loadavg } from 'node:os';
 import * as reference from 'plist';
 import { parsePlist, serializePlist, type PlistDict, type PlistValue } from '../src/plist/index.ts';
 
-const FIXTURE = new URL('../../shared/fixtures/checkin/tokenupdate-macos-10.12.2-device.plist', import.meta.url);
+const FIXTURE = new URL('../test/fixtures/checkin/tokenupdate-macos-10.12.2-device.plist', import.meta.url);
 
 function bench(name: string, iterations: number, fn: () => unknown): number {
   for (let i = 0; i < Math.min(iterations, 2000); i++) fn(); // warm-up for the JIT

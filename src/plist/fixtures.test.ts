@@ -1,4 +1,4 @@
-// Real device check-in messages (shared/fixtures/checkin, see SOURCES.md there).
+// Real device check-in messages (test/fixtures/checkin, see SOURCES.md there).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parsePlistDict, serializePlist, parsePlist } from './index.ts';
@@ -10,9 +10,9 @@ const load = (name: string) => {
   return parsePlistDict(f.bytes);
 };
 
-test('fixture directory resolves to ../shared/fixtures/checkin beside the checkout, with six plists', () => {
-  // Relative to the repository, so a checkout anywhere (CI clones elsewhere) finds it.
-  assert.ok(FIXTURES_DIR.endsWith('/shared/fixtures/checkin/'), FIXTURES_DIR);
+test('fixtures live in the repository (test/fixtures/checkin), six plists', () => {
+  // Inside the checkout: a user's clone has nothing beside it.
+  assert.ok(FIXTURES_DIR.endsWith('/test/fixtures/checkin/'), FIXTURES_DIR);
   assert.deepEqual(
     fixtures().map((f) => f.name),
     [

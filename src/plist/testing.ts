@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { PlistError, type PlistDict, type PlistValue } from './index.ts';
 
-export const FIXTURES_DIR = fileURLToPath(new URL('../../../shared/fixtures/checkin/', import.meta.url));
+export const FIXTURES_DIR = fileURLToPath(new URL('../../test/fixtures/checkin/', import.meta.url));
 
 export function fixtures(): { name: string; bytes: Buffer }[] {
   return readdirSync(FIXTURES_DIR)
