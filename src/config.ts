@@ -98,6 +98,9 @@ export interface UserAuthConfig {
 
 export class ConfigError extends Error {}
 
+/** pino's levels; anything else would end the process with a stack trace. */
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
 // Every flag, with its kind and default. The environment variable of a flag is
 // ORCHARD_ and its name in upper case with '-' as '_' (--data-dir: ORCHARD_DATA_DIR).
 const FLAGS = {
@@ -193,6 +196,8 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
   const tlsCert = get("tls-cert");
   const tlsKey = get("tls-key");
   if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new ConfigError("--tls-cert and --tls-key go together");
+  const logLevel = get("log-level")!;
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(", ")}`);
   const policy = get("userauth")!;
   if (policy !== "digest" && policy !== "zero-length" && policy !== "decline") {
     throw new ConfigError("--userauth must be digest, zero-length or decline");
@@ -221,7 +226,7 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
     checkinPath: urlPath(get("checkin-path")!, "--checkin-path"),
     serverPath: urlPath(get("server-path")!, "--server-path"),
     dmUrl: get("dm-url"),
-    logLevel: get("log-level")!,
+    logLevel,
     trustProxy: trustProxy(get("trust-proxy")),
     resultRetentionMs: parseDuration(get("result-retention")!, "--result-retention"),
     eventRetentionMs: parseDuration(get("event-retention")!, "--event-retention"),

@@ -52,7 +52,17 @@ async function serve(args: string[]): Promise<void> {
   const config = parseServeArgs(args);
   // Loaded here so that client commands do not pay for the whole server.
   const { startServer } = await import("../server.ts");
-  const server = await startServer(config);
+  const { startupFailure } = await import("./startup-failure.ts");
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer(config);
+  } catch (err) {
+    const reason = startupFailure(err, config);
+    if (reason === undefined) throw err;
+    process.stderr.write(`orchard: ${reason}\n`);
+    // Whatever was opened (a pool, a timer) must not keep a failed start alive.
+    process.exit(1);
+  }
   const stop = async (signal: string) => {
     server.app.log.info({ signal }, "shutting down");
     await server.close();

@@ -5,6 +5,7 @@ import type { Database, Sql } from "./db.ts";
 import { EnrollmentStore } from "./enrollments.ts";
 import { EventStore } from "./events.ts";
 import { migrate } from "./migrate.ts";
+export { SchemaTooNew } from "./migrate.ts";
 import { PushStore } from "./push.ts";
 import { ScepStore } from "./scep.ts";
 import { SettingStore } from "./settings.ts";

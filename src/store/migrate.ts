@@ -5,6 +5,19 @@ import { forDialect, migrations } from "./migrations/index.ts";
 // when several processes start at once against one PostgreSQL.
 const MIGRATION_LOCK = 7_300_001;
 
+/** The database was migrated by a newer Orchard than this one. */
+export class SchemaTooNew extends Error {
+  constructor(
+    readonly schemaVersion: number,
+    readonly knownVersion: number,
+  ) {
+    super(
+      `the database's schema is version ${schemaVersion}, newer than this Orchard knows (${knownVersion}): ` +
+        "run the newer Orchard that migrated it, or restore the backup taken before the upgrade",
+    );
+  }
+}
+
 /**
  * Applies the numbered migrations not yet applied, all in one transaction.
  * On PostgreSQL an advisory lock makes concurrent starters wait for the
@@ -18,6 +31,10 @@ export async function migrate(db: Database): Promise<number[]> {
     );
     const rows = await tx.all<{ version: number }>("SELECT version FROM schema_migrations");
     const applied = new Set(rows.map((r) => Number(r.version)));
+    const known = Math.max(...migrations.map((m) => m.version));
+    const newest = Math.max(0, ...applied);
+    // A newer Orchard changed this schema: this one would misread it, or undo nothing it knows of.
+    if (newest > known) throw new SchemaTooNew(newest, known);
     const done: number[] = [];
     for (const m of migrations) {
       if (applied.has(m.version)) continue;

@@ -1,0 +1,80 @@
+// `orchard serve` failing to start says what is wrong in one line (exit 1 or,
+// for a bad flag, 2), never with a stack trace.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import Database from "better-sqlite3";
+import { runOrchard } from "./support/cli.ts";
+import { POSTGRES_ADMIN_URL, postgresReachable } from "./support/postgres.ts";
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "orchard-startup-"));
+
+async function refusesToStart(args: string[], expected: RegExp, code = 1): Promise<void> {
+  const dataDir = args.includes("--data-dir") ? [] : ["--data-dir", tmp()];
+  const run = await runOrchard(["serve", "--listen", "127.0.0.1:0", ...dataDir, ...args], { env: { ORCHARD_LOG_LEVEL: "error" } });
+  assert.equal(run.code, code, run.stderr);
+  const lines = run.stderr.split("\n").filter((l) => l.startsWith("orchard: ") || /^\s+at /.test(l) || /Error:/.test(l));
+  assert.equal(lines.length, 1, `one line, no stack trace:\n${run.stderr}`);
+  assert.match(lines[0]!, expected);
+}
+
+function listening(): Promise<net.Server> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.listen(0, "127.0.0.1", () => resolve(server));
+  });
+}
+
+test("a port in use", async () => {
+  const holder = await listening();
+  const { port } = holder.address() as net.AddressInfo;
+  try {
+    await refusesToStart(["--listen", `127.0.0.1:${port}`], /cannot listen on 127\.0\.0\.1:\d+: the address is in use/);
+  } finally {
+    holder.close();
+  }
+});
+
+test("an unknown --log-level is a usage error", async () => {
+  await refusesToStart(["--log-level", "loud"], /--log-level must be one of .*debug, trace/, 2);
+});
+
+test("an unreadable --ca names the flag and the file", async () => {
+  const missing = path.join(tmp(), "no-such-ca.pem");
+  await refusesToStart(["--ca", missing], new RegExp(`cannot read --ca ${missing.replaceAll("/", "\\/")}: no such file`));
+});
+
+test("a data dir that cannot be made", async () => {
+  const dir = tmp();
+  fs.writeFileSync(path.join(dir, "file"), "");
+  await refusesToStart(["--data-dir", path.join(dir, "file", "data")], /the data dir .* is not usable .*: give a writable directory with --data-dir/);
+});
+
+test("a database migrated by a newer Orchard is refused", async () => {
+  const dataDir = tmp();
+  const db = new Database(path.join(dataDir, "orchard.db"));
+  db.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)");
+  db.prepare("INSERT INTO schema_migrations VALUES (?, ?, ?)").run(9999, "from-the-future", Date.now());
+  db.close();
+  await refusesToStart(["--data-dir", dataDir], /schema is version 9999, newer than this Orchard knows \(\d+\): run the newer Orchard/);
+});
+
+test("PostgreSQL: a missing database says how to create it; an unreachable server and a refused login say so", async (t) => {
+  if (!(await postgresReachable())) return t.skip("PostgreSQL not reachable");
+  const admin = new URL(POSTGRES_ADMIN_URL);
+  const missing = new URL(admin);
+  missing.pathname = "/orchard_no_such_database";
+  await refusesToStart(["--storage", missing.toString()], /database "orchard_no_such_database" does not exist on .*: create it \(createdb .* orchard_no_such_database\)/);
+
+  const closed = await listening();
+  const { port } = closed.address() as net.AddressInfo;
+  await new Promise((r) => closed.close(r));
+  await refusesToStart(["--storage", `postgres://root@127.0.0.1:${port}/orchard`], new RegExp(`cannot reach PostgreSQL at 127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\)`));
+
+  const stranger = new URL(admin);
+  stranger.username = "orchard_no_such_role";
+  await refusesToStart(["--storage", stranger.toString()], /refused the login of orchard_no_such_role/);
+});
