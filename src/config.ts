@@ -363,7 +363,8 @@ function trustProxy(value: string | undefined): boolean | string[] {
   for (const a of list) {
     const [address, bits, extra] = a.split("/");
     const family = isIP(address!);
-    const ok = family !== 0 && extra === undefined && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)));
+    const prefixOk = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+    const ok = family !== 0 && extra === undefined && prefixOk;
     if (!ok) throw new ConfigError(`--trust-proxy ${a}: expected an IP address or CIDR range`);
   }
   return list;

@@ -38,7 +38,8 @@ export function secretGuard(o: SecretGuardOptions) {
     const given: string[] = [];
     const basic = basicPassword(req.headers.authorization);
     if (basic instanceof Error) {
-      req.log.info({ url: loggableUrl(req.url), remote: req.ip, reason: basic.message }, `${o.what} refused: malformed Authorization header`);
+      const where = { url: loggableUrl(req.url), remote: req.ip, reason: basic.message };
+      req.log.info(where, `${o.what} refused: malformed Authorization header`);
       sendError(req, reply, 400, basic.message);
       return reply;
     }
@@ -51,7 +52,8 @@ export function secretGuard(o: SecretGuardOptions) {
       if (tooManyFailures(req, reply, o.limiter, o.what, o.failures)) return reply;
       o.limiter.fail(req.ip, Date.now());
     }
-    req.log.info({ url: loggableUrl(req.url), remote: req.ip }, `${o.what} without a valid ${o.queryParam ? `${o.queryParam} or API key` : "API key"}`);
+    const wanted = o.queryParam ? `${o.queryParam} or API key` : "API key";
+    req.log.info({ url: loggableUrl(req.url), remote: req.ip }, `${o.what} without a valid ${wanted}`);
     if (o.basicChallenge) void reply.header("www-authenticate", 'Basic realm="orchard"');
     sendError(req, reply, 401, o.missing);
     return reply;

@@ -76,7 +76,8 @@ export class UserSessionStore {
    */
   async issueToken(enrollmentId: string, shortName: string, tokenHash: string, now: number): Promise<boolean> {
     const changed = await this.db.run(
-      `UPDATE user_sessions SET state = 'authenticated', short_name = ?, token_hash = ?, token_issued_at = ?, authenticated_at = ?, updated_at = ?
+      `UPDATE user_sessions SET state = 'authenticated', short_name = ?, token_hash = ?, token_issued_at = ?, authenticated_at = ?,
+         updated_at = ?
        WHERE enrollment_id = ? AND state = 'challenged'`,
       [shortName, tokenHash, now, now, now, enrollmentId],
     );
@@ -88,7 +89,9 @@ export class UserSessionStore {
    * many. Its Macs no longer count as ones it logged in on.
    */
   async revokeUser(shortName: string, now: number): Promise<number> {
-    await this.db.run("UPDATE user_sessions SET authenticated_at = NULL WHERE short_name = ? AND authenticated_at IS NOT NULL", [shortName]);
+    await this.db.run("UPDATE user_sessions SET authenticated_at = NULL WHERE short_name = ? AND authenticated_at IS NOT NULL", [
+      shortName,
+    ]);
     return this.db.run(
       `UPDATE user_sessions SET state = 'challenged', token_hash = NULL, updated_at = ?
        WHERE short_name = ? AND state = 'authenticated'`,
@@ -128,7 +131,11 @@ export class UserSessionStore {
    * Failures since `since`, in one query: of this user on this Mac (`pair`),
    * of this Mac for any user (`device`), of this user on any Mac (`user`).
    */
-  async failuresSince(deviceId: string, shortName: string | undefined, since: number): Promise<{ pair: number; device: number; user: number }> {
+  async failuresSince(
+    deviceId: string,
+    shortName: string | undefined,
+    since: number,
+  ): Promise<{ pair: number; device: number; user: number }> {
     const row = await this.db.get<{ by_pair: number | null; by_device: number | null; by_user: number | null }>(
       `SELECT SUM(CASE WHEN device_id = ? AND short_name = ? THEN 1 ELSE 0 END) AS by_pair,
          SUM(CASE WHEN device_id = ? THEN 1 ELSE 0 END) AS by_device, SUM(CASE WHEN short_name = ? THEN 1 ELSE 0 END) AS by_user
