@@ -253,6 +253,27 @@ describe("behind a trusted proxy (--trust-proxy)", () => {
   });
 });
 
+describe("X-Forwarded-* from a peer that is not a listed proxy", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer(["--enrollment-token", TOKEN, "--trust-proxy", "192.0.2.1"]);
+    assert.equal((await server.api("PUT", "/v1/pushcert", pushCert.certPem + pushCert.keyPem)).status, 200);
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  test("are ignored for the profile's URLs, like X-Forwarded-For for the client address", async () => {
+    const res = await fetch(`${server.url}/enroll?token=${TOKEN}`, {
+      headers: { "x-forwarded-proto": "https", "x-forwarded-host": "evil.example", "x-forwarded-for": "203.0.113.1" },
+    });
+    assert.equal(res.status, 200);
+    const mdm = payload(parsePlistDict(Buffer.from(await res.arrayBuffer())), "com.apple.mdm")!;
+    assert.equal(mdm.ServerURL, `${server.url}/mdm`);
+    assert.ok(server.logs.some((l) => l.includes("issued an enrollment profile") && l.includes('"remote":"127.0.0.1"')));
+  });
+});
+
 describe("signed enrollment profiles (--profile-signer)", () => {
   let server: TestServer;
   let signerCa: PkiIdentity;
