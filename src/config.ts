@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { isIP } from "node:net";
 import os from "node:os";
 
 /** One validated configuration for `orchard serve`: flags, then ORCHARD_* variables, then defaults. */
@@ -17,7 +18,7 @@ export interface Config {
   serverPath: string;
   dmUrl?: string;
   logLevel: string;
-  /** Believe X-Forwarded-* from these proxies (true: from any). */
+  /** Believe X-Forwarded-* from these proxies (the parser never yields true: it refuses "--trust-proxy true"). */
   trustProxy: boolean | string[];
   checkinBodyLimit: number;
   resultRetentionMs: number;
@@ -348,13 +349,28 @@ function publicUrl(value: string | undefined): string | undefined {
   return url.origin + url.pathname.replace(/\/+$/, "");
 }
 
-/** --trust-proxy: "true", or the proxies' addresses and CIDR ranges, comma-separated. */
+/**
+ * --trust-proxy: the proxies' addresses and CIDR ranges, comma-separated.
+ * The client address is then the right-most X-Forwarded-For entry not in
+ * the list (the one the nearest trusted proxy saw), and X-Forwarded-Proto/
+ * -Host count only from a listed peer. "true" is refused: it would believe
+ * the left-most entry, which the client writes, from any peer.
+ */
 function trustProxy(value: string | undefined): boolean | string[] {
   if (value === undefined || /^(false|0|no|off)$/i.test(value)) return false;
-  if (/^(true|1|yes|on)$/i.test(value)) return true;
+  if (/^(true|1|yes|on)$/i.test(value)) {
+    throw new ConfigError(
+      `--trust-proxy ${value}: trusting every peer would let any client choose its own address through X-Forwarded-For; ` +
+        "name your proxies' addresses or CIDR ranges instead (e.g. --trust-proxy 127.0.0.1 or --trust-proxy 10.0.0.0/8,::1)",
+    );
+  }
   const list = value.split(",").map((a) => a.trim()).filter(Boolean);
   for (const a of list) {
-    if (!/^[0-9A-Fa-f:.]+(\/\d{1,3})?$/.test(a)) throw new ConfigError(`--trust-proxy ${a}: expected an IP address or CIDR range, or true`);
+    const [address, bits, extra] = a.split("/");
+    const family = isIP(address!);
+    const prefixOk = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+    const ok = family !== 0 && extra === undefined && prefixOk;
+    if (!ok) throw new ConfigError(`--trust-proxy ${a}: expected an IP address or CIDR range`);
   }
   return list;
 }

@@ -198,20 +198,24 @@ describe("refused SCEP requests and enrollment tokens are limited per address", 
     await server.stop();
   });
 
-  test("after 3 refusals: 429 with Retry-After on /scep and on /enroll, each counted apart, the right secret included", async () => {
+  test("after 3 refusals: wrong secrets get 429 with Retry-After on /scep and on /enroll, each counted apart; the right secret still passes", async () => {
     const client = new ScepTestClient(`${server.url}/scep`);
     await assert.rejects(client.enroll({ challenge: "wrong-challenge-0123456789" }), ScepRefused);
     assert.equal((await client.pkiOperation(Buffer.from("not a pkiMessage"))).status, 400);
     await assert.rejects(client.enroll({ challenge: "wrong-challenge-9876543210" }), ScepRefused);
+    await assert.rejects(client.enroll({ challenge: "wrong-challenge-5555555555" }), /429/);
+    assert.equal((await client.pkiOperation(Buffer.from("not a pkiMessage"))).status, 429);
+    assert.equal((await server.api("GET", "/v1/events?type=scep.refused")).json.events.length, 2, "the throttled requests wrote nothing");
     const { challenge } = (await server.api("POST", "/v1/scep/challenges")).json;
-    await assert.rejects(client.enroll({ challenge }), /429/);
-    assert.equal((await server.api("GET", "/v1/events?type=scep.refused")).json.events.length, 2, "the blocked request wrote nothing");
+    const identity = await client.enroll({ challenge });
+    assert.ok(identity.certPem.includes("BEGIN CERTIFICATE"), "a valid challenge from a throttled address is still honoured");
 
     assert.equal((await fetch(`${server.url}/enroll?token=${TOKEN}`)).status, 409, "SCEP refusals do not block /enroll");
     for (let i = 0; i < 3; i++) assert.equal((await fetch(`${server.url}/enroll?token=wrong-token-0123456789`)).status, 401);
-    const res = await fetch(`${server.url}/enroll?token=${TOKEN}`);
+    const res = await fetch(`${server.url}/enroll?token=wrong-token-0123456789`);
     assert.equal(res.status, 429);
     assert.match(res.headers.get("retry-after") ?? "", /^\d+$/);
+    assert.equal((await fetch(`${server.url}/enroll?token=${TOKEN}`)).status, 409, "the right token passes the guard (409: no push certificate yet)");
   });
 });
 
@@ -236,8 +240,37 @@ describe("behind a trusted proxy (--trust-proxy)", () => {
 
   test("failures count per forwarded client address, not per proxy", async () => {
     for (let i = 0; i < 2; i++) assert.equal((await get("?token=wrong-token-0123456789", "203.0.113.1")).status, 401);
-    assert.equal((await get(`?token=${TOKEN}`, "203.0.113.1")).status, 429);
-    assert.equal((await get(`?token=${TOKEN}`, "203.0.113.2")).status, 200);
+    assert.equal((await get("?token=wrong-token-0123456789", "203.0.113.1")).status, 429);
+    assert.equal((await get("?token=wrong-token-0123456789", "203.0.113.2")).status, 401);
+    assert.equal((await get(`?token=${TOKEN}`, "203.0.113.1")).status, 200, "the right token passes from the throttled address");
+  });
+
+  test("a client's own X-Forwarded-For entries cannot choose whom is counted: the right-most untrusted hop is", async () => {
+    // What nginx's $proxy_add_x_forwarded_for sends: the client's header, then the address the proxy saw.
+    for (let i = 0; i < 2; i++) assert.equal((await get("?token=wrong-token-0123456789", "203.0.113.50, 198.51.100.66")).status, 401);
+    assert.equal((await get("?token=wrong-token-0123456789", "203.0.113.50, 198.51.100.66")).status, 429);
+    assert.equal((await get("?token=wrong-token-0123456789", "203.0.113.50")).status, 401, "the address the attacker wrote is not throttled");
+  });
+});
+
+describe("X-Forwarded-* from a peer that is not a listed proxy", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer(["--enrollment-token", TOKEN, "--trust-proxy", "192.0.2.1"]);
+    assert.equal((await server.api("PUT", "/v1/pushcert", pushCert.certPem + pushCert.keyPem)).status, 200);
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  test("are ignored for the profile's URLs, like X-Forwarded-For for the client address", async () => {
+    const res = await fetch(`${server.url}/enroll?token=${TOKEN}`, {
+      headers: { "x-forwarded-proto": "https", "x-forwarded-host": "evil.example", "x-forwarded-for": "203.0.113.1" },
+    });
+    assert.equal(res.status, 200);
+    const mdm = payload(parsePlistDict(Buffer.from(await res.arrayBuffer())), "com.apple.mdm")!;
+    assert.equal(mdm.ServerURL, `${server.url}/mdm`);
+    assert.ok(server.logs.some((l) => l.includes("issued an enrollment profile") && l.includes('"remote":"127.0.0.1"')));
   });
 });
 

@@ -2,10 +2,15 @@ import assert from "node:assert/strict";
 import { createHash, randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { mintNonce } from "../src/digest/index.ts";
-import type { SimDevice, SimUser } from "../src/sim/device.ts";
+import { issueDeviceIdentity } from "../src/identity/testing/pki.ts";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { SimDevice, type SimUser } from "../src/sim/device.ts";
+import { RoundRobin, Transport } from "../src/sim/transport.ts";
 import { challengeParams, digestResponse } from "./support/digest-client.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
-import { forEachBackend } from "./support/postgres.ts";
+import { createTestDatabase, forEachBackend, postgresReachable } from "./support/postgres.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 const REALM = "fusion.home";
@@ -313,5 +318,136 @@ describe("UserAuthenticate policies and challenge options", () => {
       fleet.close();
       await server.stop();
     }
+  });
+});
+
+await forEachBackend("UserAuthenticate failure limits: brute force is stopped, no Mac locks a user out elsewhere", (backend) => {
+  let server: TestServer;
+  let fleet: TestFleet;
+
+  before(async () => {
+    server = await startTestServer(["--digest-realm", REALM, "--userauth-max-failures", "3"], backend);
+    fleet = await testFleet(server.url);
+  });
+  after(async () => {
+    fleet.close();
+    await server.stop();
+  });
+
+  async function mac(): Promise<SimDevice> {
+    const d = await fleet.device();
+    await d.enroll();
+    return d;
+  }
+  async function user(shortName: string): Promise<SimUser & { guid: string }> {
+    const u = newUser(shortName);
+    assert.equal((await server.api("PUT", `/v1/users/${shortName}`, { password: "secret", guid: u.guid })).status, 201);
+    return u;
+  }
+  async function causes(d: SimDevice, u: SimUser): Promise<string[]> {
+    const r = await server.api("GET", `/v1/events?type=userauth.failed&enrollment=${encodeURIComponent(`${d.udid}:${u.userId}`)}`);
+    return r.json.events.map((e: { detail: { cause: string } }) => e.detail.cause);
+  }
+
+  test("wrong digests for V from Mac A stop Mac A only: V still logs in on Mac B", async () => {
+    const [a, b] = [await mac(), await mac()];
+    const v = await user("lock-v");
+    for (let i = 0; i < 6; i++) assert.equal((await login(a, v, "wrong")).authToken, "");
+    assert.notEqual((await login(b, v, "secret")).authToken, "", "V logs in on Mac B with the right password");
+    assert.equal((await login(a, v, "secret")).authToken, "", "Mac A stays stopped for V");
+    assert.deepEqual(await causes(a, v), ["wrong-password", "wrong-password", "wrong-password", "rate-limited", "rate-limited", "rate-limited", "rate-limited"]);
+    assert.notEqual((await login(b, v, "secret")).authToken, "", "and again on Mac B");
+  });
+
+  test("a response sent again as it was is refused but not counted again", async () => {
+    const a = await mac();
+    const v = await user("resend-v");
+    const first = await a.checkin("UserAuthenticate", { UserID: v.userId });
+    const { nonce } = challengeParams(first.plist!.DigestChallenge as string);
+    const wrong = digestResponse({ username: v.shortName, password: "wrong", realm: REALM, nonce: nonce! });
+    for (let i = 0; i < 6; i++) {
+      const r = await a.checkin("UserAuthenticate", { UserID: v.userId, DigestResponse: wrong });
+      assert.equal(r.plist!.AuthToken, "");
+    }
+    assert.deepEqual(await causes(a, v), ["wrong-password", "resent", "resent", "resent", "resent", "resent"]);
+    const other = digestResponse({ username: v.shortName, password: "other", realm: REALM, nonce: nonce! });
+    assert.equal((await a.checkin("UserAuthenticate", { UserID: v.userId, DigestResponse: other })).plist!.AuthToken, "");
+    assert.equal((await causes(a, v)).at(-1), "nonce-replayed", "another response on a used nonce is still a failure");
+    assert.notEqual((await login(a, v, "secret")).authToken, "", "two failures counted, not eight: the right password works");
+  });
+
+  test("one Mac guessing many users is stopped for users new to it, not for a user who logged in there before", async () => {
+    const [a, b] = [await mac(), await mac()];
+    const known = await user("mac-known");
+    assert.notEqual((await login(a, known, "secret")).authToken, "");
+    for (let u = 0; u < 4; u++) {
+      const guessed = newUser(`mac-guess-${u}`);
+      for (let i = 0; i < 3; i++) assert.equal((await login(a, guessed, "wrong")).authToken, "");
+    }
+    const fresh = await user("mac-fresh");
+    assert.equal((await login(a, fresh, "secret")).authToken, "", "12 failures on Mac A: a user new to it is refused unchecked");
+    assert.equal((await causes(a, fresh)).at(-1), "rate-limited-mac");
+    assert.notEqual((await login(a, known, "secret")).authToken, "", "a user who logged in on Mac A before still can");
+    assert.notEqual((await login(b, fresh, "secret")).authToken, "", "and the new user logs in on another Mac");
+  });
+
+  test("one user guessed at from many Macs: past the ceiling only Macs the user logged in on may try", async () => {
+    const home = await mac();
+    const v = await user("fleet-v");
+    assert.notEqual((await login(home, v, "secret")).authToken, "");
+    for (let m = 0; m < 4; m++) {
+      const attacker = await mac();
+      for (let i = 0; i < 5; i++) assert.equal((await login(attacker, v, "wrong")).authToken, "");
+    }
+    const fresh = await mac();
+    assert.equal((await login(fresh, v, "secret")).authToken, "", "12 failures from 4 Macs: a Mac new to V is refused unchecked");
+    assert.equal((await causes(fresh, v)).at(-1), "rate-limited-user");
+    assert.notEqual((await login(home, v, "secret")).authToken, "", "V's own Mac is not locked out");
+  });
+});
+
+describe("UserAuthenticate failure limits across two servers on one PostgreSQL", { skip: (await postgresReachable()) ? false : "PostgreSQL not reachable" }, () => {
+  let db: { url: string; drop(): Promise<void> };
+  let servers: TestServer[] = [];
+  let fleet: TestFleet;
+  let transports: Transport[] = [];
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-userauth-mp-"));
+
+  before(async () => {
+    db = await createTestDatabase();
+    const args = ["--storage", db.url, "--data-dir", dataDir, "--digest-realm", REALM, "--userauth-max-failures", "3"];
+    servers = [await startTestServer(args), await startTestServer(args)];
+    fleet = await testFleet(servers[0]!.url);
+    transports = servers.map((s) => new Transport(s.url));
+  });
+  after(async () => {
+    fleet.close();
+    transports.forEach((t) => t.close());
+    for (const s of servers) await s.stop();
+    await db?.drop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  /** A Mac whose requests alternate between the two servers: each login's challenge and response reach different processes. */
+  async function alternatingMac(): Promise<SimDevice> {
+    const identity = await issueDeviceIdentity(fleet.ca, { commonName: `mp-${randomUUID()}`, keyPair: fleet.key });
+    const alternating = new SimDevice({ transport: new RoundRobin(transports), identity, mode: { kind: "header", header: "x-client-cert" } });
+    await alternating.enroll();
+    return alternating;
+  }
+
+  test("per (user, Mac) counts and resent responses are judged the same by both processes", async () => {
+    const a = await alternatingMac();
+    const b = await alternatingMac();
+    const v = newUser("mp-v");
+    assert.equal((await servers[0]!.api("PUT", "/v1/users/mp-v", { password: "secret", guid: v.guid })).status, 201);
+
+    const first = await a.checkin("UserAuthenticate", { UserID: v.userId });
+    const { nonce } = challengeParams(first.plist!.DigestChallenge as string);
+    const wrong = digestResponse({ username: "mp-v", password: "wrong", realm: REALM, nonce: nonce! });
+    for (let i = 0; i < 4; i++) assert.equal((await a.checkin("UserAuthenticate", { UserID: v.userId, DigestResponse: wrong })).plist!.AuthToken, "");
+    for (let i = 0; i < 2; i++) assert.equal((await login(a, v, "wrong")).authToken, "");
+    assert.equal((await login(a, v, "secret")).authToken, "", "three failures, whichever process judged them: Mac A is stopped for V");
+    assert.notEqual((await login(b, v, "secret")).authToken, "", "V logs in on Mac B");
   });
 });

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { UserAuthConfig } from "../config.ts";
 import { Declined } from "../errors.ts";
 import {
@@ -20,6 +21,9 @@ import type { CheckinReply, MdmRequest } from "./service.ts";
 /** Why a digest response was refused: in the log and the event, never to the Mac. */
 export type FailureCause =
   | "rate-limited"
+  | "rate-limited-mac"
+  | "rate-limited-user"
+  | "resent"
   | "malformed"
   | "realm-mismatch"
   | "nonce-malformed"
@@ -46,6 +50,21 @@ class Refused extends Error {
 // A fixed HA1 to verify against when the user is unknown, so that an unknown
 // user costs the same work as a wrong password.
 const DUMMY_HA1 = { MD5: "0".repeat(32), "SHA-256": "0".repeat(64) };
+
+/**
+ * Failures that are not counted again: attempts refused unchecked by the
+ * limits (counting them would let a Mac past its limit keep adding to the
+ * per-user count), and a response resent as it was.
+ */
+const UNCOUNTED: ReadonlySet<FailureCause> = new Set(["rate-limited", "rate-limited-mac", "rate-limited-user", "resent"]);
+
+/**
+ * The ceilings of failures per Mac (any users) and per user (any Macs), in
+ * multiples of --userauth-max-failures, the limit per (user, Mac). Since one
+ * Mac adds at most that limit for a user, the per-user ceiling needs this
+ * many Macs; past either, only Macs the user logged in on before may try.
+ */
+export const WIDE_FAILURE_FACTOR = 4;
 
 /**
  * The macOS UserAuthenticate handshake (brief 4.4, 5.3): a real HTTP Digest
@@ -122,7 +141,7 @@ export class UserAuthService implements UserAuthenticator {
         return { kind: "plist", body: { AuthToken: token } };
       } catch (err) {
         if (!(err instanceof Refused)) throw err;
-        await s.userSessions.recordFailure(deviceId, err.shortName, req.now);
+        if (!UNCOUNTED.has(err.reason)) await s.userSessions.recordFailure(deviceId, err.shortName, req.now);
         req.log.info({ enrollmentId, cause: err.reason, shortName: err.shortName }, "UserAuthenticate digest refused");
         await event(s, req, "userauth.failed", enrollmentId, { cause: err.reason, shortName: err.shortName });
         return { kind: "plist", body: { AuthToken: "" } };
@@ -140,10 +159,7 @@ export class UserAuthService implements UserAuthenticator {
       if (!(err instanceof DigestError)) throw err;
     }
     const shortName = response?.username;
-    const failures = await s.userSessions.failuresSince(deviceId, shortName, req.now - this.config.failureWindowMs);
-    if (failures.device >= this.config.maxFailures || failures.user >= this.config.maxFailures) {
-      throw new Refused("rate-limited", shortName);
-    }
+    await this.checkFailures(s, deviceId, shortName, req.now);
     if (!response || shortName === undefined) throw new Refused("malformed");
     if (response.realm !== this.config.realm) throw new Refused("realm-mismatch", shortName);
 
@@ -157,9 +173,10 @@ export class UserAuthService implements UserAuthenticator {
     });
     if (!nonce.ok) throw new Refused(`nonce-${nonce.reason}`, shortName);
     // A nonce answers once, right or wrong: a replay fails on every instance.
-    if (!(await s.userSessions.useNonce(nonce.nonceId, nonce.issuedAt + this.config.nonceTtlMs + 60_000))) {
-      throw new Refused("nonce-replayed", shortName);
-    }
+    // The same response sent again is a retry, refused but not a new failure.
+    const use = await s.userSessions.useNonce(nonce.nonceId, nonce.issuedAt + this.config.nonceTtlMs + 60_000, sha256Hex(raw));
+    if (use === "resent") throw new Refused("resent", shortName);
+    if (use === "replayed") throw new Refused("nonce-replayed", shortName);
     const session = await s.userSessions.get(enrollmentId);
     if (session?.state !== "challenged") throw new Refused("no-challenge", shortName);
 
@@ -177,6 +194,24 @@ export class UserAuthService implements UserAuthenticator {
       req.log.info({ enrollmentId, method: result.method }, "digest matched with an extra method");
     }
     return shortName;
+  }
+
+  /**
+   * The brute-force limits, checked before the response is: a user on one
+   * Mac (--userauth-max-failures per --userauth-failure-window), then one Mac
+   * guessing many users and one user guessed at from many Macs (each
+   * WIDE_FAILURE_FACTOR times that), which stop only Macs the user never
+   * logged in on. No Mac alone can stop a user's logins on another Mac.
+   */
+  private async checkFailures(s: Store, deviceId: string, shortName: string | undefined, now: number): Promise<void> {
+    const max = this.config.maxFailures;
+    const f = await s.userSessions.failuresSince(deviceId, shortName, now - this.config.failureWindowMs);
+    if (shortName !== undefined && f.pair >= max) throw new Refused("rate-limited", shortName);
+    const mac = f.device >= WIDE_FAILURE_FACTOR * max;
+    const user = f.user >= WIDE_FAILURE_FACTOR * max;
+    if (!mac && !user) return;
+    if (shortName !== undefined && (await s.userSessions.hasAuthenticated(deviceId, shortName))) return;
+    throw new Refused(mac ? "rate-limited-mac" : "rate-limited-user", shortName);
   }
 
   /** The directory entry for a UserAuthenticate: by GUID, else by a GUID-less entry's short name. */
@@ -203,4 +238,8 @@ export class UserAuthService implements UserAuthenticator {
 
 function event(store: Store, req: MdmRequest, type: string, enrollmentId: string, detail: Record<string, unknown>): Promise<void> {
   return store.events.add({ type, enrollmentId, detail }, req.now);
+}
+
+function sha256Hex(s: string): string {
+  return createHash("sha256").update(s).digest("hex");
 }

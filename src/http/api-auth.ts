@@ -22,32 +22,73 @@ export interface SecretGuardOptions {
 /**
  * HTTP Basic auth: any user name, a secret as the password (or, with
  * queryParam, in the query). Compared as SHA-256 digests in constant time, so
- * neither a secret's length nor its prefix leaks through timing. With a
- * limiter, an address past its failures gets 429 until its window ends.
+ * neither a secret's length nor its prefix leaks through timing.
+ *
+ * The secret is checked first: a right one always passes, even from an
+ * address the limiter throttles, so nobody can lock the operator out by
+ * sending wrong keys from the operator's address. A wrong one is counted,
+ * or answered 429 once the address (or everyone) is past its failures: the
+ * limit slows guessing, and an attacker who guesses right is in anyway, so
+ * answering the right key differently is no oracle. A request with no
+ * secret at all is 401 and not counted: it guesses nothing.
  */
 export function secretGuard(o: SecretGuardOptions) {
   const expected = o.secrets.map(sha256);
   return async (req: FastifyRequest, reply: FastifyReply) => {
-    const now = Date.now();
-    if (o.limiter && tooManyFailures(req, reply, o.limiter, o.what, o.failures)) return reply;
     const given: string[] = [];
-    const header = req.headers.authorization;
-    if (header?.startsWith("Basic ")) {
-      const decoded = Buffer.from(header.slice(6), "base64").toString("utf8");
-      given.push(decoded.slice(decoded.indexOf(":") + 1));
-    }
-    const fromQuery = o.queryParam === undefined ? undefined : (req.query as Record<string, unknown>)[o.queryParam];
-    if (typeof fromQuery === "string") given.push(fromQuery);
-    const ok = given.some((g) => g.length > 0 && expected.some((e) => timingSafeEqual(sha256(g), e)));
-    if (!ok) {
-      o.limiter?.fail(req.ip, now);
-      req.log.info({ url: loggableUrl(req.url), remote: req.ip }, `${o.what} without a valid ${o.queryParam ? `${o.queryParam} or API key` : "API key"}`);
-      if (o.basicChallenge) void reply.header("www-authenticate", 'Basic realm="orchard"');
-      sendError(req, reply, 401, o.missing);
+    const basic = basicPassword(req.headers.authorization);
+    if (basic instanceof Error) {
+      const where = { url: loggableUrl(req.url), remote: req.ip, reason: basic.message };
+      req.log.info(where, `${o.what} refused: malformed Authorization header`);
+      sendError(req, reply, 400, basic.message);
       return reply;
     }
-    o.limiter?.succeed(req.ip);
+    if (basic) given.push(basic);
+    const fromQuery = o.queryParam === undefined ? undefined : (req.query as Record<string, unknown>)[o.queryParam];
+    if (typeof fromQuery === "string" && fromQuery.length > 0) given.push(fromQuery);
+    if (given.some((g) => matchesAny(sha256(g), expected))) return;
+
+    if (given.length > 0 && o.limiter) {
+      if (tooManyFailures(req, reply, o.limiter, o.what, o.failures)) return reply;
+      o.limiter.fail(req.ip, Date.now());
+    }
+    const wanted = o.queryParam ? `${o.queryParam} or API key` : "API key";
+    req.log.info({ url: loggableUrl(req.url), remote: req.ip }, `${o.what} without a valid ${wanted}`);
+    if (o.basicChallenge) void reply.header("www-authenticate", 'Basic realm="orchard"');
+    sendError(req, reply, 401, o.missing);
+    return reply;
   };
+}
+
+/**
+ * The password of an `Authorization: Basic` header (RFC 7617): undefined when
+ * there is none (or another scheme), an Error with the reason when the
+ * credentials are not base64 of UTF-8 `user:password`.
+ */
+export function basicPassword(header: string | undefined): string | undefined | Error {
+  const m = header === undefined ? null : /^basic(?: +(.*))?$/is.exec(header.trim());
+  if (!m) return undefined;
+  const b64 = (m[1] ?? "").trim();
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.replace(/=+$/, "").length % 4 === 1) {
+    return new Error("malformed Basic credentials: not base64");
+  }
+  let decoded: string;
+  try {
+    decoded = new TextDecoder("utf-8", { fatal: true }).decode(Buffer.from(b64, "base64"));
+  } catch {
+    return new Error("malformed Basic credentials: not UTF-8");
+  }
+  const colon = decoded.indexOf(":");
+  if (colon < 0) return new Error("malformed Basic credentials: expected user:password (the API key is the password)");
+  const password = decoded.slice(colon + 1);
+  return password.length > 0 ? password : undefined;
+}
+
+/** Every expected digest is compared, so the time does not tell which secret matched. */
+function matchesAny(given: Buffer, expected: Buffer[]): boolean {
+  let ok = false;
+  for (const e of expected) ok = timingSafeEqual(given, e) || ok;
+  return ok;
 }
 
 /** The operator API's guard: the API key as the Basic password. */
@@ -56,16 +97,22 @@ export function apiKeyGuard(apiKey: string, limiter?: ApiFailureLimiter) {
 }
 
 /**
- * Answers 429 with Retry-After when the client's address is past its failures
- * (and says so in the log); false when it may go on.
+ * Answers 429 with Retry-After when a failure from the client's address would
+ * not be heard now (it or everyone is past its failures; says so in the
+ * log); false when it may be judged. Ask it only for what already failed.
  */
 export function tooManyFailures(req: FastifyRequest, reply: FastifyReply, limiter: ApiFailureLimiter, what: string, failures: string): boolean {
   const wait = limiter.blockedFor(req.ip, Date.now());
   if (wait === 0) return false;
+  sendTooMany(req, reply, wait, what, failures);
+  return true;
+}
+
+/** The 429 for a failure not heard now, with Retry-After: `wait` seconds. */
+export function sendTooMany(req: FastifyRequest, reply: FastifyReply, wait: number, what: string, failures: string): void {
   req.log.info({ url: loggableUrl(req.url), remote: req.ip, retryAfter: wait }, `${what} refused: too many failed ${failures}`);
   void reply.header("retry-after", String(wait));
-  sendError(req, reply, 429, `too many failed ${failures} from this address; retry in ${wait} s`);
-  return true;
+  sendError(req, reply, 429, `too many failed ${failures}; retry in ${wait} s`);
 }
 
 function sha256(s: string): Buffer {

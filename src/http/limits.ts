@@ -24,52 +24,78 @@ export class BodyTooLarge extends Error {
 }
 
 /**
- * Failed API key attempts per client address, in a fixed window from the
- * first failure. Past `maxFailures` every request from that address gets 429
- * until the window ends, the right key included: answering the right key
- * differently would turn the limit into an oracle. In memory, per process:
- * several processes each allow `maxFailures`. Behind a reverse proxy every
- * client has the proxy's address, so the limit is then shared by all.
+ * Wrong secrets (API key, enrollment token, SCEP challenge) per client
+ * address, and from all addresses together. It only throttles what is
+ * wrong: a guard checks the secret first and lets the right one through
+ * whatever this says, so a guesser sharing the operator's address (or
+ * choosing an address to blame) cannot lock the operator out.
+ *
+ * - Per address: past `maxFailures` wrong secrets within `windowMs` (a fixed
+ *   window from the first), the address's wrong secrets get 429 until the
+ *   window ends. IPv6 addresses count per /64, what one host is usually
+ *   given. At most `maxAddresses` windows are kept (expired ones, then the
+ *   oldest, make room).
+ * - All addresses together (a guesser with many addresses, or one that
+ *   evicts its own window): a bucket of `GLOBAL_BURST` x `maxFailures` wrong
+ *   secrets refilled at `maxFailures` per window, one address's pace.
+ *
+ * A right secret never resets a count: it would renew the budget of a
+ * guesser sharing the operator's address at each of the operator's calls.
+ * In memory, per process: N processes allow N times the limits.
  */
 export class ApiFailureLimiter {
   private readonly failures = new Map<string, { count: number; since: number }>();
+  private readonly globalCapacity: number;
+  private globalTokens: number;
+  private globalAt = 0;
 
   constructor(
     readonly maxFailures: number,
     readonly windowMs: number,
     private readonly maxAddresses = 10_000,
-  ) {}
-
-  /** Seconds until the address may try again, or 0 when it may now. */
-  blockedFor(address: string, now: number): number {
-    const entry = this.failures.get(address);
-    if (!entry) return 0;
-    if (now - entry.since >= this.windowMs) {
-      this.failures.delete(address);
-      return 0;
-    }
-    return entry.count >= this.maxFailures ? Math.max(1, Math.ceil((entry.since + this.windowMs - now) / 1000)) : 0;
+  ) {
+    this.globalCapacity = GLOBAL_BURST * maxFailures;
+    this.globalTokens = this.globalCapacity;
   }
 
+  /** Seconds until a wrong secret from the address is heard again (per address or for everyone), or 0 when it is now. */
+  blockedFor(address: string, now: number): number {
+    const key = addressKey(address);
+    let wait = 0;
+    const entry = this.failures.get(key);
+    if (entry && now - entry.since >= this.windowMs) this.failures.delete(key);
+    else if (entry && entry.count >= this.maxFailures) wait = entry.since + this.windowMs - now;
+    this.refill(now);
+    if (this.globalTokens < 1) wait = Math.max(wait, ((1 - this.globalTokens) * this.windowMs) / this.maxFailures);
+    return wait > 0 ? Math.max(1, Math.ceil(wait / 1000)) : 0;
+  }
+
+  /** Counts a wrong secret (call it only when blockedFor said 0). */
   fail(address: string, now: number): void {
-    const entry = this.failures.get(address);
+    this.refill(now);
+    this.globalTokens = Math.max(0, this.globalTokens - 1);
+    const key = addressKey(address);
+    const entry = this.failures.get(key);
     if (entry && now - entry.since < this.windowMs) {
       entry.count++;
       return;
     }
-    if (entry) this.failures.delete(address);
+    if (entry) this.failures.delete(key);
     if (this.failures.size >= this.maxAddresses) this.evict(now);
-    this.failures.set(address, { count: 1, since: now });
+    this.failures.set(key, { count: 1, since: now });
   }
 
-  succeed(address: string): void {
-    this.failures.delete(address);
+  private refill(now: number): void {
+    if (now > this.globalAt) {
+      this.globalTokens = Math.min(this.globalCapacity, this.globalTokens + ((now - this.globalAt) * this.maxFailures) / this.windowMs);
+      this.globalAt = now;
+    }
   }
 
   /** Drops expired windows, then the oldest, so the map stays bounded. */
   private evict(now: number): void {
-    for (const [address, entry] of this.failures) {
-      if (now - entry.since >= this.windowMs) this.failures.delete(address);
+    for (const [key, entry] of this.failures) {
+      if (now - entry.since >= this.windowMs) this.failures.delete(key);
     }
     while (this.failures.size >= this.maxAddresses) {
       const oldest = this.failures.keys().next().value;
@@ -77,6 +103,22 @@ export class ApiFailureLimiter {
       this.failures.delete(oldest);
     }
   }
+}
+
+/** The budget of wrong secrets from all addresses together, in multiples of one address's. */
+export const GLOBAL_BURST = 10;
+
+/** What one client is counted as: an IPv4 address, or an IPv6 address's /64 (IPv4-mapped IPv6 as IPv4). */
+export function addressKey(address: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  if (!address.includes(":")) return address;
+  const [head, tail] = address.split("%")[0]!.toLowerCase().split("::", 2) as [string, string | undefined];
+  const left = head === "" ? [] : head.split(":");
+  const right = tail === undefined || tail === "" ? [] : tail.split(":");
+  const groups = tail === undefined ? left : [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
+  if (groups.length < 4 || groups.slice(0, 4).some((g) => !/^[0-9a-f]{1,4}$/.test(g))) return address;
+  return groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":") + "::/64";
 }
 
 /**

@@ -3,12 +3,12 @@ import { ConfigError, parseDuration } from "../config.ts";
 import type { DeviceCa } from "../enroll/device-ca.ts";
 import { BadRequest } from "../errors.ts";
 import { bodyBuffer } from "../http/api-routes.ts";
-import { tooManyFailures } from "../http/api-auth.ts";
+import { sendTooMany } from "../http/api-auth.ts";
 import type { ApiFailureLimiter } from "../http/limits.ts";
 import type { Store } from "../store/index.ts";
 import type { ScepChallenges } from "./challenges.ts";
 import { ScepMalformed } from "./message.ts";
-import { ScepService } from "./service.ts";
+import { ScepFailure, ScepService } from "./service.ts";
 
 export interface ScepDeps {
   store: Store;
@@ -37,19 +37,26 @@ interface ScepQuery {
 export function registerScepRoutes(app: FastifyInstance, deps: ScepDeps): void {
   const service = new ScepService({ store: deps.store, deviceCa: deps.deviceCa });
 
-  // Refusals (malformed messages, wrong challenges) count per address: past
-  // the limit an address gets 429 until its window ends, so nobody can fill
-  // the events table with scep.refused rows or guess at challenges.
+  // Refusals (malformed messages, wrong challenges) count per address and in
+  // all: past the limit a refusal is answered 429 without a scep.refused
+  // event, so nobody can fill the events table or guess at challenges. As
+  // with the API key, the request is judged first: a valid challenge or
+  // renewal from a throttled address (a NAT shared with a guesser) succeeds.
   const pkiOperation = async (req: FastifyRequest, reply: FastifyReply, message: () => Buffer) => {
-    if (tooManyFailures(req, reply, deps.limiter, "SCEP request", "SCEP requests")) return reply;
+    const wait = deps.limiter.blockedFor(req.ip, Date.now());
+    const throttled = wait > 0;
     const refused = () => deps.limiter.fail(req.ip, Date.now());
     try {
       const der = message();
       if (der.length === 0) throw new ScepMalformed("empty message");
       if (der.length > MAX_PKI_MESSAGE_BYTES) throw new ScepMalformed("message too large");
-      const answer = await service.pkiOperation(der, req.log, refused);
+      const answer = await service.pkiOperation(der, req.log, refused, throttled);
       return reply.code(200).type("application/x-pki-message").send(answer);
     } catch (err) {
+      if (throttled && (err instanceof ScepMalformed || err instanceof ScepFailure)) {
+        sendTooMany(req, reply, wait, "SCEP request", "SCEP requests");
+        return reply;
+      }
       if (err instanceof ScepMalformed) refused();
       throw err;
     }

@@ -21,6 +21,8 @@ export class ScepFailure extends Error {
     message: string,
     /** Logged with the refusal (never a secret). */
     readonly detail: Record<string, unknown> = {},
+    /** The detail of the scep.refused event it is recorded as, if any. */
+    readonly event?: Record<string, unknown>,
   ) {
     super(message);
     this.name = "ScepFailure";
@@ -43,9 +45,12 @@ export class ScepService {
 
   /**
    * Answers a PKIOperation message with a CertRep (DER). Throws ScepMalformed
-   * for undecodable input; onRefused hears of a FAILURE answer.
+   * for undecodable input; onRefused hears of a FAILURE answer. For a client
+   * past its failures (`throttled`) a refusal is thrown as the ScepFailure
+   * instead, unlogged and without a scep.refused event: its caller answers
+   * 429, and a valid request still succeeds.
    */
-  async pkiOperation(body: Buffer, log: ScepLog, onRefused?: () => void): Promise<Buffer> {
+  async pkiOperation(body: Buffer, log: ScepLog, onRefused?: () => void, throttled = false): Promise<Buffer> {
     const msg = decodePkiMessage(body);
     const ca = { cert: this.o.deviceCa.cert, key: this.o.deviceCa.key };
     // Answer with the digest the client signed with: it may know no other.
@@ -63,6 +68,8 @@ export class ScepService {
     } catch (err) {
       const failure = asFailure(err);
       if (!failure) throw err;
+      if (throttled) throw failure;
+      if (failure.event) await this.o.store.events.add({ type: "scep.refused", detail: failure.event }, Date.now());
       log.info({ scep: type, transactionId: msg.transactionId, failInfo: failure.failInfo, reason: failure.message, ...failure.detail }, "SCEP request refused");
       onRefused?.();
       return encodeCertRep({ ...reply, status: PkiStatus.FAILURE, failInfo: failure.failInfo });
@@ -111,8 +118,7 @@ export class ScepService {
     const again = await this.resent(msg, csr, "PKCSReq");
     if (again) return again;
     const reason = state === "used" ? "challenge password already used" : state === "expired" ? "challenge password expired" : "unknown challenge password";
-    await this.o.store.events.add({ type: "scep.refused", detail: { reason, transaction_id: msg.transactionId.slice(0, 64) } }, now);
-    throw new ScepFailure("badRequest", reason, { challengeState: state });
+    throw new ScepFailure("badRequest", reason, { challengeState: state }, { reason, transaction_id: msg.transactionId.slice(0, 64) });
   }
 
   /**

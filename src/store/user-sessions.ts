@@ -76,15 +76,22 @@ export class UserSessionStore {
    */
   async issueToken(enrollmentId: string, shortName: string, tokenHash: string, now: number): Promise<boolean> {
     const changed = await this.db.run(
-      `UPDATE user_sessions SET state = 'authenticated', short_name = ?, token_hash = ?, token_issued_at = ?, updated_at = ?
+      `UPDATE user_sessions SET state = 'authenticated', short_name = ?, token_hash = ?, token_issued_at = ?, authenticated_at = ?,
+         updated_at = ?
        WHERE enrollment_id = ? AND state = 'challenged'`,
-      [shortName, tokenHash, now, now, enrollmentId],
+      [shortName, tokenHash, now, now, now, enrollmentId],
     );
     return changed > 0;
   }
 
-  /** Ends every AuthToken of a user (removed from the directory); returns how many. */
+  /**
+   * Ends every AuthToken of a user (removed from the directory); returns how
+   * many. Its Macs no longer count as ones it logged in on.
+   */
   async revokeUser(shortName: string, now: number): Promise<number> {
+    await this.db.run("UPDATE user_sessions SET authenticated_at = NULL WHERE short_name = ? AND authenticated_at IS NOT NULL", [
+      shortName,
+    ]);
     return this.db.run(
       `UPDATE user_sessions SET state = 'challenged', token_hash = NULL, updated_at = ?
        WHERE short_name = ? AND state = 'authenticated'`,
@@ -92,27 +99,50 @@ export class UserSessionStore {
     );
   }
 
-  /** Marks a nonce used; resolves false if it already was (a replay). */
-  async useNonce(nonceId: string, expiresAt: number): Promise<boolean> {
-    const changed = await this.db.run("INSERT INTO used_nonces (nonce_id, expires_at) VALUES (?, ?) ON CONFLICT (nonce_id) DO NOTHING", [
-      nonceId,
-      expiresAt,
-    ]);
-    return changed > 0;
+  /** Whether the user ever got an AuthToken on this Mac (since it was last removed from the directory). */
+  async hasAuthenticated(deviceId: string, shortName: string): Promise<boolean> {
+    const row = await this.db.get<{ one: number }>(
+      "SELECT 1 AS one FROM user_sessions WHERE device_id = ? AND short_name = ? AND authenticated_at IS NOT NULL LIMIT 1",
+      [deviceId, shortName],
+    );
+    return row !== undefined;
+  }
+
+  /**
+   * Marks a nonce used by a response (`responseHash`, its SHA-256). "fresh"
+   * the first time; "resent" when it was used by this very response (a retry
+   * of an attempt already judged); "replayed" when by another.
+   */
+  async useNonce(nonceId: string, expiresAt: number, responseHash: string): Promise<"fresh" | "resent" | "replayed"> {
+    const changed = await this.db.run(
+      "INSERT INTO used_nonces (nonce_id, expires_at, response_hash) VALUES (?, ?, ?) ON CONFLICT (nonce_id) DO NOTHING",
+      [nonceId, expiresAt, responseHash],
+    );
+    if (changed > 0) return "fresh";
+    const row = await this.db.get<{ response_hash: string | null }>("SELECT response_hash FROM used_nonces WHERE nonce_id = ?", [nonceId]);
+    return row?.response_hash === responseHash ? "resent" : "replayed";
   }
 
   async recordFailure(deviceId: string, shortName: string | undefined, now: number): Promise<void> {
     await this.db.run("INSERT INTO userauth_failures (at, device_id, short_name) VALUES (?, ?, ?)", [now, deviceId, shortName ?? null]);
   }
 
-  /** Failures since `since` for this device, and for this short name when given, in one query. */
-  async failuresSince(deviceId: string, shortName: string | undefined, since: number): Promise<{ device: number; user: number }> {
-    const row = await this.db.get<{ by_device: number | null; by_user: number | null }>(
-      `SELECT SUM(CASE WHEN device_id = ? THEN 1 ELSE 0 END) AS by_device, SUM(CASE WHEN short_name = ? THEN 1 ELSE 0 END) AS by_user
+  /**
+   * Failures since `since`, in one query: of this user on this Mac (`pair`),
+   * of this Mac for any user (`device`), of this user on any Mac (`user`).
+   */
+  async failuresSince(
+    deviceId: string,
+    shortName: string | undefined,
+    since: number,
+  ): Promise<{ pair: number; device: number; user: number }> {
+    const row = await this.db.get<{ by_pair: number | null; by_device: number | null; by_user: number | null }>(
+      `SELECT SUM(CASE WHEN device_id = ? AND short_name = ? THEN 1 ELSE 0 END) AS by_pair,
+         SUM(CASE WHEN device_id = ? THEN 1 ELSE 0 END) AS by_device, SUM(CASE WHEN short_name = ? THEN 1 ELSE 0 END) AS by_user
        FROM userauth_failures WHERE at >= ? AND (device_id = ? OR short_name = ?)`,
-      [deviceId, shortName ?? null, since, deviceId, shortName ?? null],
+      [deviceId, shortName ?? null, deviceId, shortName ?? null, since, deviceId, shortName ?? null],
     );
-    return { device: Number(row?.by_device ?? 0), user: Number(row?.by_user ?? 0) };
+    return { pair: Number(row?.by_pair ?? 0), device: Number(row?.by_device ?? 0), user: Number(row?.by_user ?? 0) };
   }
 
   /** Writes coalesced token-use times (see core/coalesce.ts). */
