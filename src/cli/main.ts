@@ -7,6 +7,9 @@ async function usage(): Promise<string> {
 
 server:
   orchard serve [flags]   run the MDM server (see README for its flags)
+  orchard backup --out DIR [--data-dir DIR] [--storage sqlite:FILE]
+                          a consistent copy of the SQLite store, taken while serving, and
+                          the data dir's secrets (docs/operations.md)
 
 client (talks to a running server's API):
 ${clientUsage()}
@@ -27,6 +30,12 @@ export async function main(argv: string[]): Promise<void> {
     switch (command) {
       case "serve":
         return await serve(rest);
+      case "backup": {
+        const { backup } = await import("./backup.ts");
+        const done = await backup(rest);
+        process.stdout.write(`backed up ${done.database} (${done.bytes} bytes)${done.files.length ? ` and ${done.files.join(", ")}` : ""} to ${done.dir}\n`);
+        return;
+      }
       case undefined:
       case "help":
       case "--help":

@@ -1,0 +1,68 @@
+// `orchard backup` copies a SQLite store while the server writes to it, with
+// the data dir's secrets, and a server starts on the copy.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import Database from "better-sqlite3";
+import { runOrchard } from "./support/cli.ts";
+import { startTestServer } from "./support/server.ts";
+
+test("a consistent copy while serving, the secrets beside it, and a server that starts on it", async () => {
+  const server = await startTestServer();
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "orchard-backup-")), "copy");
+  let restored: Awaited<ReturnType<typeof startTestServer>> | undefined;
+  try {
+    // The server keeps writing while the copy is taken.
+    let writing = true;
+    let written = 0;
+    const writer = (async () => {
+      while (writing) {
+        await server.store.events.add({ type: "backup.test", detail: { n: written } }, Date.now());
+        written++;
+        if (written % 50 === 0) await new Promise((r) => setImmediate(r));
+      }
+    })();
+    while (written < 200) await new Promise((r) => setTimeout(r, 5));
+    const run = await runOrchard(["backup", "--data-dir", server.dataDir, "--out", out]);
+    writing = false;
+    await writer;
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /backed up .*orchard\.db \(\d+ bytes\) and secret-key, device-ca\.pem, device-ca\.key to /);
+
+    // (The test server is given --api-key, so there is no api-key file to copy.)
+    for (const name of ["orchard.db", "secret-key", "device-ca.pem", "device-ca.key"]) {
+      assert.equal(fs.statSync(path.join(out, name)).mode & 0o777, 0o600, name);
+    }
+    assert.equal(fs.readFileSync(path.join(out, "device-ca.key"), "utf8"), fs.readFileSync(path.join(server.dataDir, "device-ca.key"), "utf8"));
+    const copy = new Database(path.join(out, "orchard.db"), { readonly: true });
+    const copied = (copy.prepare("SELECT COUNT(*) AS n FROM events WHERE type = 'backup.test'").get() as { n: number }).n;
+    assert.equal(copy.pragma("integrity_check", { simple: true }), "ok");
+    copy.close();
+    assert.ok(copied >= 200 && copied <= written, `${copied} of ${written} events in the copy`);
+
+    restored = await startTestServer(["--data-dir", out]);
+    const events = await restored.api("GET", "/v1/events?type=backup.test&limit=1000");
+    assert.equal(events.status, 200);
+    assert.equal(events.json.events.length, Math.min(copied, 1000));
+    assert.equal(restored.deviceCa.fingerprint, server.deviceCa.fingerprint);
+  } finally {
+    await restored?.stop();
+    await server.stop();
+  }
+});
+
+test("refuses a non-empty --out, a missing store, and PostgreSQL (pg_dump is its tool)", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-backup-"));
+  fs.writeFileSync(path.join(dir, "something"), "");
+  let run = await runOrchard(["backup", "--data-dir", dir, "--out", dir]);
+  assert.equal(run.code, 2);
+  assert.match(run.stderr, /is not empty/);
+  run = await runOrchard(["backup", "--data-dir", dir, "--out", path.join(dir, "copy")]);
+  assert.equal(run.code, 2);
+  assert.match(run.stderr, /no SQLite store at/);
+  run = await runOrchard(["backup", "--storage", "postgres://root@127.0.0.1/orchard", "--out", path.join(dir, "copy")]);
+  assert.equal(run.code, 2);
+  assert.match(run.stderr, /for PostgreSQL run pg_dump/);
+});
