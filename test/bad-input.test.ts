@@ -67,7 +67,7 @@ await forEachBackend("bad input", (backend) => {
     });
 
     test("missing required keys", async () => {
-      const tu = { MessageType: "TokenUpdate", Topic: "t", Token: Buffer.from("x"), PushMagic: "m" };
+      const tu = { MessageType: "TokenUpdate", Topic: "t", Token: Buffer.alloc(32, 1), PushMagic: "m" };
       for (const key of ["Token", "PushMagic", "Topic"]) {
         const fields: Record<string, any> = { ...tu };
         delete fields[key];
@@ -79,7 +79,7 @@ await forEachBackend("bad input", (backend) => {
     });
 
     test("keys of the wrong type", async () => {
-      const tu = { MessageType: "TokenUpdate", Topic: "t", Token: Buffer.from("x"), PushMagic: "m" };
+      const tu = { MessageType: "TokenUpdate", Topic: "t", Token: Buffer.alloc(32, 1), PushMagic: "m" };
       await refused({ body: checkin({ ...tu, Token: "abcd" }), reason: /^Token is not a data/ });
       await refused({ body: checkin({ ...tu, Topic: 12 }), reason: /^Topic is not a string/ });
       await refused({ body: checkin({ ...tu, PushMagic: Buffer.from("m") }), reason: /^PushMagic is not a string/ });
@@ -100,7 +100,7 @@ await forEachBackend("bad input", (backend) => {
       await refused({ body: plist({ MessageType: "Authenticate", Topic: "t", UDID: "A:B" }), reason: /^UDID contains a character not allowed/ });
       await refused({ body: plist({ MessageType: "Authenticate", Topic: "t", UDID: "A/B" }), reason: /^UDID contains a character not allowed/ });
       await refused({ body: plist({ MessageType: "Authenticate", Topic: "t", UDID: "x".repeat(300) }), reason: /^UDID is longer than 256/ });
-      const tu = { MessageType: "TokenUpdate", Topic: "t", Token: Buffer.from("x"), PushMagic: "m" };
+      const tu = { MessageType: "TokenUpdate", Topic: "t", Token: Buffer.alloc(32, 1), PushMagic: "m" };
       await refused({ body: checkin({ ...tu, UserID: "U,2" }), reason: /^UserID contains a character not allowed/ });
       await refused({ body: checkin({ ...tu, UserID: "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF" }), reason: /^Shared iPad user channel without UserShortName/ });
     });
@@ -192,7 +192,7 @@ await forEachBackend("bad input", (backend) => {
   describe("identity refusals change nothing either", () => {
     test("another certificate for this device, this certificate for another device, no identity", async () => {
       const other = await identity(fleet);
-      await refused({ auth: { kind: "header", identity: other }, body: checkin({ MessageType: "TokenUpdate", Topic: "t", Token: Buffer.from("x"), PushMagic: "hijack" }), status: 403, reason: /does not match/ });
+      await refused({ auth: { kind: "header", identity: other }, body: checkin({ MessageType: "TokenUpdate", Topic: "t", Token: Buffer.alloc(32, 1), PushMagic: "hijack" }), status: 403, reason: /does not match/ });
       await refused({ auth: { kind: "header", identity: other }, path: "/mdm", contentType: COMMAND_TYPE, body: report({ Status: "Acknowledged", CommandUUID: "BAD-INPUT-CMD" }), status: 403, reason: /does not match/ });
       await refused({ body: plist({ MessageType: "Authenticate", Topic: "t", UDID: "SOMEONE-ELSE" }), status: 403, reason: /bound to another device/ });
       await refused({ auth: { kind: "none" }, body: checkin({ MessageType: "Authenticate", Topic: "t" }), reason: /^device identity: no client certificate/ });

@@ -102,14 +102,6 @@ export function decodeCheckin(body: PlistDict, raw: Buffer): CheckinMessage {
     const kind = TYPED.get(key);
     if (kind !== undefined && !isKind(value, kind)) throw new BadRequest(`${key} is not a ${kind}`);
   }
-  // A required string that is empty names nothing (an empty Topic or PushMagic
-  // would be stored and every push to the channel would then fail).
-  for (const [key, kind] of Object.entries(REQUIRED[type])) {
-    if (kind === "string" && body[key] === "") throw new BadRequest(`${type} with an empty ${key}`);
-  }
-  if (type === "TokenUpdate" && (body.Token as Buffer).length < MIN_PUSH_TOKEN_BYTES) {
-    throw new BadRequest(`TokenUpdate Token is ${(body.Token as Buffer).length} bytes; an APNs device token has ${MIN_PUSH_TOKEN_BYTES}`);
-  }
   const channel = resolveChannel(body);
   if (DEVICE_CHANNEL_ONLY.has(type) && channel.isUserChannel) {
     throw new BadRequest(`${type} is a device channel message but came on a user channel`);
@@ -119,6 +111,14 @@ export function decodeCheckin(body: PlistDict, raw: Buffer): CheckinMessage {
   }
   if (type === "UserAuthenticate" && channel.type !== "User") {
     throw new BadRequest("UserAuthenticate must name a macOS user (UDID and UserID)");
+  }
+  // A required string that is empty names nothing (an empty Topic or PushMagic
+  // would be stored and every push to the channel would then fail).
+  for (const [key, kind] of Object.entries(REQUIRED[type])) {
+    if (kind === "string" && body[key] === "") throw new BadRequest(`${type} with an empty ${key}`);
+  }
+  if (type === "TokenUpdate" && (body.Token as Buffer).length < MIN_PUSH_TOKEN_BYTES) {
+    throw new BadRequest(`TokenUpdate Token is ${(body.Token as Buffer).length} bytes; an APNs device token has ${MIN_PUSH_TOKEN_BYTES}`);
   }
   return { messageType: type, channel, body, raw };
 }
