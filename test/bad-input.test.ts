@@ -78,6 +78,18 @@ await forEachBackend("bad input", (backend) => {
       await refused({ body: checkin({ MessageType: "DeclarativeManagement" }), reason: /^DeclarativeManagement without Endpoint/ });
     });
 
+    test("a TokenUpdate with an empty Topic or PushMagic, or a Token shorter than an APNs token (32 bytes)", async () => {
+      const tu = { MessageType: "TokenUpdate", Topic: "com.apple.mgmt.External.test", Token: Buffer.alloc(32, 1), PushMagic: "m" };
+      await refused({ body: checkin({ ...tu, Topic: "" }), reason: /^TokenUpdate with an empty Topic\n$/ });
+      await refused({ body: checkin({ ...tu, PushMagic: "" }), reason: /^TokenUpdate with an empty PushMagic\n$/ });
+      for (const size of [0, 1, 16, 31]) {
+        await refused({ body: checkin({ ...tu, Token: Buffer.alloc(size, 2) }), reason: new RegExp(`^TokenUpdate Token is ${size} bytes; an APNs device token has 32\\n$`) });
+        await refused({ body: checkin({ ...tu, ...USER, Token: Buffer.alloc(size, 2) }), reason: /^TokenUpdate Token is \d+ bytes/ });
+      }
+      await refused({ body: checkin({ ...tu, ...USER, PushMagic: "" }), reason: /^TokenUpdate with an empty PushMagic/ });
+      await refused({ body: checkin({ MessageType: "Authenticate", Topic: "", SerialNumber: "S" }), reason: /^Authenticate with an empty Topic/ });
+    });
+
     test("keys of the wrong type", async () => {
       const tu = { MessageType: "TokenUpdate", Topic: "t", Token: Buffer.alloc(32, 1), PushMagic: "m" };
       await refused({ body: checkin({ ...tu, Token: "abcd" }), reason: /^Token is not a data/ });
