@@ -83,11 +83,13 @@ await forEachBackend("bad input", (backend) => {
       await refused({ body: checkin({ ...tu, Topic: "" }), reason: /^TokenUpdate with an empty Topic\n$/ });
       await refused({ body: checkin({ ...tu, PushMagic: "" }), reason: /^TokenUpdate with an empty PushMagic\n$/ });
       for (const size of [0, 1, 16, 31]) {
-        await refused({ body: checkin({ ...tu, Token: Buffer.alloc(size, 2) }), reason: new RegExp(`^TokenUpdate Token is ${size} bytes; an APNs device token has 32\\n$`) });
+        const reason = new RegExp(`^TokenUpdate Token is ${size} bytes; an APNs device token has 32\\n$`);
+        await refused({ body: checkin({ ...tu, Token: Buffer.alloc(size, 2) }), reason });
         await refused({ body: checkin({ ...tu, ...USER, Token: Buffer.alloc(size, 2) }), reason: /^TokenUpdate Token is \d+ bytes/ });
       }
       await refused({ body: checkin({ ...tu, ...USER, PushMagic: "" }), reason: /^TokenUpdate with an empty PushMagic/ });
-      await refused({ body: checkin({ MessageType: "Authenticate", Topic: "", SerialNumber: "S" }), reason: /^Authenticate with an empty Topic/ });
+      const emptyTopic = checkin({ MessageType: "Authenticate", Topic: "", SerialNumber: "S" });
+      await refused({ body: emptyTopic, reason: /^Authenticate with an empty Topic/ });
     });
 
     test("keys of the wrong type", async () => {

@@ -24,7 +24,8 @@ const PG_STATES = new Set(["57P01", "57P02", "57P03", "53100", "53300"]);
 const SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ENOTFOUND"]);
 // What pg and pg-pool throw, without a code, when a connection ends under a
 // query or cannot be made in time.
-const PG_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection closed)/;
+const PG_MESSAGES =
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection closed)/;
 // SQLite: the write lock still held by another process after busy_timeout,
 // a failing disk, a full disk. Extended codes (SQLITE_IOERR_WRITE) included.
 const SQLITE_CODES = /^SQLITE_(BUSY|LOCKED|IOERR|FULL)(_|$)/;
