@@ -8,6 +8,7 @@ import net from "node:net";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import BetterSqlite3 from "better-sqlite3";
+import pg from "pg";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { commandPlist, eventually, identity, RawDevice, type RawReply } from "./support/mdm.ts";
 import { createTestDatabase, POSTGRES_ADMIN_URL, postgresReachable } from "./support/postgres.ts";
@@ -141,6 +142,30 @@ describe("PostgreSQL outage", async () => {
     assert.ok(!lines.some((l) => l.msg === "request failed" || l.msg === "device request failed"), "no request was logged as a failure (500)");
     assert.ok(lines.some((l) => l.msg === "store unavailable"), "the API logged the outage");
     assert.ok(lines.some((l) => l.msg === "device request deferred" && l.status === 503), "the device endpoint logged the outage");
+  });
+
+  test("connections the server ends (pg_terminate_backend) cost at most 503s, then work again", { skip: !available && "PostgreSQL not reachable" }, async () => {
+    const dbName = new URL(database.url).pathname.slice(1);
+    const admin = new pg.Client(POSTGRES_ADMIN_URL);
+    await admin.connect();
+    try {
+      // Fill the pool with idle connections, then end them all under it.
+      await Promise.all(Array.from({ length: 8 }, () => server.api("GET", "/v1/enrollments")));
+      const ended = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [dbName]);
+      assert.ok(ended.rowCount! > 0, "some connection was ended");
+    } finally {
+      await admin.end();
+    }
+    const statuses: number[] = [];
+    await eventually(async () => {
+      const results = await Promise.all([dev.report("Idle"), apiCall(server, "GET", "/v1/enrollments")]);
+      for (const r of results) {
+        statuses.push(r.status);
+        if (r.status !== 200) deferred(r, "after pg_terminate_backend");
+      }
+      return results.every((r) => r.status === 200) ? true : undefined;
+    }, 15_000, "requests to succeed again");
+    assert.ok(!statuses.includes(500), statuses.join());
   });
 });
 
