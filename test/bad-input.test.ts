@@ -67,7 +67,7 @@ await forEachBackend("bad input", (backend) => {
     });
 
     test("missing required keys", async () => {
-      const tu = { MessageType: "TokenUpdate", Topic: "t", Token: Buffer.from("x"), PushMagic: "m" };
+      const tu = { MessageType: "TokenUpdate", Topic: "t", Token: Buffer.alloc(32, 1), PushMagic: "m" };
       for (const key of ["Token", "PushMagic", "Topic"]) {
         const fields: Record<string, any> = { ...tu };
         delete fields[key];
@@ -78,8 +78,22 @@ await forEachBackend("bad input", (backend) => {
       await refused({ body: checkin({ MessageType: "DeclarativeManagement" }), reason: /^DeclarativeManagement without Endpoint/ });
     });
 
+    test("a TokenUpdate with an empty Topic or PushMagic, or a Token shorter than an APNs token (32 bytes)", async () => {
+      const tu = { MessageType: "TokenUpdate", Topic: "com.apple.mgmt.External.test", Token: Buffer.alloc(32, 1), PushMagic: "m" };
+      await refused({ body: checkin({ ...tu, Topic: "" }), reason: /^TokenUpdate with an empty Topic\n$/ });
+      await refused({ body: checkin({ ...tu, PushMagic: "" }), reason: /^TokenUpdate with an empty PushMagic\n$/ });
+      for (const size of [0, 1, 16, 31]) {
+        const reason = new RegExp(`^TokenUpdate Token is ${size} bytes; an APNs device token has 32\\n$`);
+        await refused({ body: checkin({ ...tu, Token: Buffer.alloc(size, 2) }), reason });
+        await refused({ body: checkin({ ...tu, ...USER, Token: Buffer.alloc(size, 2) }), reason: /^TokenUpdate Token is \d+ bytes/ });
+      }
+      await refused({ body: checkin({ ...tu, ...USER, PushMagic: "" }), reason: /^TokenUpdate with an empty PushMagic/ });
+      const emptyTopic = checkin({ MessageType: "Authenticate", Topic: "", SerialNumber: "S" });
+      await refused({ body: emptyTopic, reason: /^Authenticate with an empty Topic/ });
+    });
+
     test("keys of the wrong type", async () => {
-      const tu = { MessageType: "TokenUpdate", Topic: "t", Token: Buffer.from("x"), PushMagic: "m" };
+      const tu = { MessageType: "TokenUpdate", Topic: "t", Token: Buffer.alloc(32, 1), PushMagic: "m" };
       await refused({ body: checkin({ ...tu, Token: "abcd" }), reason: /^Token is not a data/ });
       await refused({ body: checkin({ ...tu, Topic: 12 }), reason: /^Topic is not a string/ });
       await refused({ body: checkin({ ...tu, PushMagic: Buffer.from("m") }), reason: /^PushMagic is not a string/ });
@@ -100,7 +114,7 @@ await forEachBackend("bad input", (backend) => {
       await refused({ body: plist({ MessageType: "Authenticate", Topic: "t", UDID: "A:B" }), reason: /^UDID contains a character not allowed/ });
       await refused({ body: plist({ MessageType: "Authenticate", Topic: "t", UDID: "A/B" }), reason: /^UDID contains a character not allowed/ });
       await refused({ body: plist({ MessageType: "Authenticate", Topic: "t", UDID: "x".repeat(300) }), reason: /^UDID is longer than 256/ });
-      const tu = { MessageType: "TokenUpdate", Topic: "t", Token: Buffer.from("x"), PushMagic: "m" };
+      const tu = { MessageType: "TokenUpdate", Topic: "t", Token: Buffer.alloc(32, 1), PushMagic: "m" };
       await refused({ body: checkin({ ...tu, UserID: "U,2" }), reason: /^UserID contains a character not allowed/ });
       await refused({ body: checkin({ ...tu, UserID: "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF" }), reason: /^Shared iPad user channel without UserShortName/ });
     });
@@ -192,7 +206,7 @@ await forEachBackend("bad input", (backend) => {
   describe("identity refusals change nothing either", () => {
     test("another certificate for this device, this certificate for another device, no identity", async () => {
       const other = await identity(fleet);
-      await refused({ auth: { kind: "header", identity: other }, body: checkin({ MessageType: "TokenUpdate", Topic: "t", Token: Buffer.from("x"), PushMagic: "hijack" }), status: 403, reason: /does not match/ });
+      await refused({ auth: { kind: "header", identity: other }, body: checkin({ MessageType: "TokenUpdate", Topic: "t", Token: Buffer.alloc(32, 1), PushMagic: "hijack" }), status: 403, reason: /does not match/ });
       await refused({ auth: { kind: "header", identity: other }, path: "/mdm", contentType: COMMAND_TYPE, body: report({ Status: "Acknowledged", CommandUUID: "BAD-INPUT-CMD" }), status: 403, reason: /does not match/ });
       await refused({ body: plist({ MessageType: "Authenticate", Topic: "t", UDID: "SOMEONE-ELSE" }), status: 403, reason: /bound to another device/ });
       await refused({ auth: { kind: "none" }, body: checkin({ MessageType: "Authenticate", Topic: "t" }), reason: /^device identity: no client certificate/ });

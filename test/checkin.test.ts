@@ -187,8 +187,8 @@ await forEachBackend("check-in messages", (backend) => {
       const ue = (msg: Record<string, any>) =>
         rawPut(fleet.transport, "/checkin", plist({ EnrollmentID: enrollmentId, Topic: "com.apple.mgmt.x", ...msg }), { auth: { kind: "header", identity: ident } });
       assert.equal((await ue({ MessageType: "Authenticate" })).status, 200);
-      assert.equal((await ue({ MessageType: "TokenUpdate", Token: Buffer.from("t"), PushMagic: "m" })).status, 200);
-      assert.equal((await ue({ MessageType: "TokenUpdate", Token: Buffer.from("u"), PushMagic: "m", EnrollmentUserID: `EU-${enrollmentId}` })).status, 200);
+      assert.equal((await ue({ MessageType: "TokenUpdate", Token: Buffer.alloc(32, "t"), PushMagic: "m" })).status, 200);
+      assert.equal((await ue({ MessageType: "TokenUpdate", Token: Buffer.alloc(32, "u"), PushMagic: "m", EnrollmentUserID: `EU-${enrollmentId}` })).status, 200);
       assert.equal((await enrollment(enrollmentId)).type, "UserEnrollmentDevice");
       const user = await enrollment(`EU-${enrollmentId}`);
       assert.equal(user.type, "UserEnrollmentUser");
@@ -292,7 +292,7 @@ await forEachBackend("check-in messages", (backend) => {
     test("check-ins on /mdm with the check-in content type (with parameters) work", async () => {
       const d = await rawDevice();
       assert.equal((await d.authenticate()).status, 200);
-      const a = await d.checkin("TokenUpdate", { Topic: "t", Token: Buffer.from("tok"), PushMagic: "pm" }, { path: "/mdm", contentType: `${CHECKIN_TYPE}; charset=UTF-8` });
+      const a = await d.checkin("TokenUpdate", { Topic: "t", Token: Buffer.alloc(32, "tok"), PushMagic: "pm" }, { path: "/mdm", contentType: `${CHECKIN_TYPE}; charset=UTF-8` });
       assert.equal(a.status, 200, a.text);
       assert.equal((await enrollment(d.udid)).pushMagic, "pm");
       const get = await d.checkin("GetBootstrapToken", {}, { path: "/mdm", contentType: "Application/X-Apple-Aspen-MDM-Checkin" });
@@ -304,7 +304,7 @@ await forEachBackend("check-in messages", (backend) => {
       const d = await rawDevice();
       const a = await d.authenticate();
       assert.equal(a.status, 200);
-      const t = await d.checkin("TokenUpdate", { Topic: "t", Token: Buffer.from("tok"), PushMagic: "no-type" }, { path: "/mdm", contentType: null });
+      const t = await d.checkin("TokenUpdate", { Topic: "t", Token: Buffer.alloc(32, "tok"), PushMagic: "no-type" }, { path: "/mdm", contentType: null });
       assert.equal(t.status, 200, t.text);
       assert.equal((await enrollment(d.udid)).pushMagic, "no-type");
       const id = randomUUID().toUpperCase();
@@ -320,7 +320,7 @@ await forEachBackend("check-in messages", (backend) => {
     test("a check-in on /checkin with the command content type is still a check-in", async () => {
       const d = await rawDevice();
       assert.equal((await d.checkin("Authenticate", { Topic: "t" }, { contentType: COMMAND_TYPE })).status, 200);
-      const t = await d.checkin("TokenUpdate", { Topic: "t", Token: Buffer.from("x"), PushMagic: "cmd-type" }, { contentType: COMMAND_TYPE });
+      const t = await d.checkin("TokenUpdate", { Topic: "t", Token: Buffer.alloc(32, "x"), PushMagic: "cmd-type" }, { contentType: COMMAND_TYPE });
       assert.equal(t.status, 200, t.text);
       assert.equal((await enrollment(d.udid)).pushMagic, "cmd-type");
     });
@@ -341,7 +341,7 @@ await forEachBackend("check-in messages", (backend) => {
       try {
         const d = new RawDevice(transport, await identity(fleet), randomUUID().toUpperCase());
         assert.equal((await d.authenticate({}, "/mdm")).status, 200);
-        assert.equal((await d.checkin("TokenUpdate", { Topic: "t", Token: Buffer.from("x"), PushMagic: "one-url" }, { path: "/mdm", contentType: null })).status, 200);
+        assert.equal((await d.checkin("TokenUpdate", { Topic: "t", Token: Buffer.alloc(32, "x"), PushMagic: "one-url" }, { path: "/mdm", contentType: null })).status, 200);
         assert.equal((await one.api("GET", `/v1/enrollments/${d.udid}`)).json.pushMagic, "one-url");
         const id = randomUUID().toUpperCase();
         await one.api("PUT", `/v1/enqueue/${d.udid}?nopush=1`, commandPlist("DeviceInformation", id));

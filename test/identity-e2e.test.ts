@@ -38,7 +38,7 @@ await forEachBackend("device identity", (backend) => {
 
   const udid = () => randomUUID().toUpperCase();
   const authenticate = (id: string) => plist({ MessageType: "Authenticate", UDID: id, Topic: "com.apple.mgmt.x", SerialNumber: "S" });
-  const tokenUpdate = (id: string) => plist({ MessageType: "TokenUpdate", UDID: id, Topic: "com.apple.mgmt.x", Token: Buffer.from("tok"), PushMagic: "pm" });
+  const tokenUpdate = (id: string) => plist({ MessageType: "TokenUpdate", UDID: id, Topic: "com.apple.mgmt.x", Token: Buffer.alloc(32, 2), PushMagic: "pm" });
   const idle = (id: string) => plist({ Status: "Idle", UDID: id });
 
   describe("Mdm-Signature", () => {

@@ -71,8 +71,11 @@ export function buildCommandPlist(requestType: string, params: string[]): string
     if (eq <= 0) throw new UsageError(`--param ${JSON.stringify(p)} is not Key=Value`);
     const key = p.slice(0, eq);
     if (key === "RequestType") throw new UsageError("set RequestType with --type");
+    // Assigning "__proto__" would set the object's prototype, not a key a plist can carry.
+    if (key === "__proto__") throw new UsageError("--param __proto__ is not a key a command can carry");
     const value = paramValue(p.slice(eq + 1));
-    const prev = command[key];
+    // Own keys only: "constructor" or "toString" are keys like any other here.
+    const prev = Object.hasOwn(command, key) ? command[key] : undefined;
     command[key] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
   }
   if (requestType === "DeviceInformation" && params.length === 0) command.Queries = [...DEFAULT_DEVICE_QUERIES];
@@ -101,7 +104,12 @@ function describe(ids: string[], r: ApiResult): string {
   if (r.push_error) text += `push error: ${printable(r.push_error)}\n`;
   const listed = new Set(ids);
   const all = [...ids, ...Object.keys(r.status ?? {}).filter((id) => !listed.has(id))];
-  return text + formatTable(["ENROLLMENT", "RESULT"], all.map((id) => [id, outcome(r.status?.[id], r.no_push === true)]));
+  return text + formatTable(["ENROLLMENT", "RESULT"], all.map((id) => [id, outcome(ownEntry(r.status, id), r.no_push === true)]));
+}
+
+/** The result for one id: an own entry only (an id "constructor" must not read Object's). */
+export function ownEntry(status: ApiResult["status"], id: string): EnrollmentResult | undefined {
+  return status !== undefined && Object.hasOwn(status, id) ? status[id] : undefined;
 }
 
 function outcome(s: EnrollmentResult | undefined, noPush: boolean): string {

@@ -1,6 +1,7 @@
 import type { ApiResult, EnrollmentResult } from "../core/enqueue.ts";
 import { ApiError, errorReason } from "./api-client.ts";
 import { checkIds, connect, idPath, parseCommand, printJson, type ClientCommand } from "./command.ts";
+import { ownEntry } from "./enqueue.ts";
 import { formatTable } from "./table.ts";
 
 export const pushCommand: ClientCommand = {
@@ -21,7 +22,7 @@ export const pushCommand: ClientCommand = {
     else {
       const listed = new Set(ids);
       const all = [...ids, ...Object.keys(result.status ?? {}).filter((id) => !listed.has(id))];
-      ctx.out(formatTable(["ENROLLMENT", "RESULT"], all.map((id) => [id, outcome(result.status?.[id])])));
+      ctx.out(formatTable(["ENROLLMENT", "RESULT"], all.map((id) => [id, outcome(ownEntry(result.status, id))])));
     }
     if (res.status === 200) return 0;
     if (res.status === 207) {

@@ -1,3 +1,4 @@
+import { isShortName, SHORT_NAME_RULE } from "../core/short-name.ts";
 import type { DirectoryUser } from "../store/directory.ts";
 import type { UserSession } from "../store/user-sessions.ts";
 import { ApiError, expectOk, type ApiClient } from "./api-client.ts";
@@ -72,6 +73,9 @@ async function addOrSet(sub: "add" | "set", args: string[], ctx: CliContext): Pr
   const options = sub === "add" ? { ...USER_FIELDS, "no-password": { type: "boolean", default: false } as const } : USER_FIELDS;
   const { values, positionals } = parseCommand(args, options);
   const shortName = oneShortName(positionals);
+  // Refused here too, before a password is asked for; show and remove still
+  // reach a user named before this rule.
+  if (!isShortName(shortName)) throw new UsageError(SHORT_NAME_RULE);
   const state = values.state;
   if (state !== undefined && state !== "managed" && state !== "declined") throw new UsageError("--state must be managed or declined");
   const noPassword = (values as { "no-password"?: boolean })["no-password"] === true;

@@ -67,7 +67,7 @@ export async function enqueueCommand(
   const cmd = prepareCommand(raw);
   const known = await store.enrollments.existing(ids);
   const targets = ids.filter((id) => known.has(id));
-  const result: ApiResult = { command_uuid: cmd.commandUuid, request_type: cmd.requestType, status: {} };
+  const result: ApiResult = { command_uuid: cmd.commandUuid, request_type: cmd.requestType, status: statusMap() };
   for (const id of ids) if (!known.has(id)) result.status![id] = { command_error: "unknown enrollment" };
   if (targets.length === 0) return { status: 404, result };
   await store.commands.enqueue(cmd, targets, now);
@@ -79,13 +79,23 @@ export async function enqueueCommand(
 /** Pushes ids and records each outcome in the result. */
 export async function pushInto(pusher: Pusher, ids: readonly string[], result: ApiResult, trigger = "api"): Promise<void> {
   const outcomes = await pusher.push(ids, { trigger });
-  result.status ??= {};
+  result.status ??= statusMap();
   for (const id of ids) {
     const o = outcomes.get(id);
     const entry = (result.status[id] ??= {});
     if (o?.pushId) entry.push_result = o.pushId;
     else entry.push_error = o?.error ?? "not pushed";
   }
+}
+
+/**
+ * The per-id results, keyed by ids the client chose: without a prototype, so
+ * that an id "__proto__" or "constructor" is an entry like any other rather
+ * than Object.prototype (which `??= {}` would then write into, for every
+ * object in the process).
+ */
+export function statusMap(): Record<string, EnrollmentResult> {
+  return Object.create(null) as Record<string, EnrollmentResult>;
 }
 
 export function apiStatus(result: ApiResult, idCount: number): number {

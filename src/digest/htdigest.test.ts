@@ -13,15 +13,15 @@ test('formatHtdigestLine matches MD5(user:realm:password) and round trips', () =
   const parsed = parseHtdigest(`${line}\n${net1}\n`);
   assert.deepEqual(parsed.errors, []);
   assert.deepEqual(parsed.entries, [
-    { username: 'user', realm: 'realm', ha1: md5('user:realm:password') },
-    { username: 'net1', realm: 'fusion.home', ha1: computeHA1('MD5', 'net1', 'fusion.home', 'secret') },
+    { line: 1, username: 'user', realm: 'realm', ha1: md5('user:realm:password') },
+    { line: 2, username: 'net1', realm: 'fusion.home', ha1: computeHA1('MD5', 'net1', 'fusion.home', 'secret') },
   ]);
 });
 
 test('comments, blank lines, CRLF, BOM and uppercase hex', () => {
   const ha1 = md5('net1:fusion.home:secret');
   const text = `\uFEFF# Orchard network users\r\n\r\n   \n  # indented comment\nnet1:fusion.home:${ha1.toUpperCase()}  \r\n`;
-  assert.deepEqual(parseHtdigest(text), { entries: [{ username: 'net1', realm: 'fusion.home', ha1 }], errors: [] });
+  assert.deepEqual(parseHtdigest(text), { entries: [{ line: 5, username: 'net1', realm: 'fusion.home', ha1 }], errors: [] });
 });
 
 test('malformed lines are reported by number without content', () => {

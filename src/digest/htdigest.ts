@@ -5,6 +5,8 @@
 import { computeHA1 } from './compute.ts';
 
 export interface HtdigestEntry {
+  /** 1-based, for an error about this entry found later. */
+  line: number;
   username: string;
   realm: string;
   /** Lowercase hex MD5 HA1. */
@@ -46,7 +48,7 @@ export function parseHtdigest(text: string): HtdigestParseResult {
     const key = JSON.stringify([username, realm]);
     if (seen.has(key)) return void errors.push({ line, reason: 'duplicate' });
     seen.add(key);
-    entries.push({ username, realm, ha1: ha1.toLowerCase() });
+    entries.push({ line, username, realm, ha1: ha1.toLowerCase() });
   });
   return { entries, errors };
 }

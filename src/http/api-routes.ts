@@ -29,8 +29,10 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
     async (req, reply) => {
       const raw = bodyBuffer(req);
       if (raw.length === 0) throw new BadRequest("the body must be a command plist");
-      const { status, result } = await enqueueCommand(store, o.pusher, idList(req.params.ids), raw, truthy(req.query.nopush), Date.now());
-      req.log.info({ commandUuid: result.command_uuid, requestType: result.request_type, ids: Object.keys(result.status ?? {}).length, status }, "command enqueued");
+      const ids = idList(req.params.ids);
+      const { status, result } = await enqueueCommand(store, o.pusher, ids, raw, truthy(req.query.nopush), Date.now());
+      // The ids asked for: status holds entries only for unknown ids and pushes (none with nopush).
+      req.log.info({ commandUuid: result.command_uuid, requestType: result.request_type, ids: ids.length, status }, "command enqueued");
       return reply.code(status).send(result);
     },
   );

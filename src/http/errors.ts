@@ -2,13 +2,16 @@ import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { OrchardError } from "../errors.ts";
 import { PlistError } from "../plist/index.ts";
 import { IdentityError } from "../identity/index.ts";
+import { StoreUnavailable } from "../store/unavailable.ts";
 
 /**
  * The one place where an error becomes an HTTP status. Known errors are 4xx
  * with their reason; anything else is a 500 whose details stay in the log.
  * Nothing here ever produces a 401 for a device: a 401 unenrolls it.
  */
-export function statusOf(err: unknown): { status: number; reason: string } {
+export function statusOf(err: unknown): { status: number; reason: string; retryAfterSeconds?: number } {
+  // A database outage: 503, and when to try again (the pool reconnects by itself).
+  if (err instanceof StoreUnavailable) return { status: 503, reason: err.message, retryAfterSeconds: err.retryAfterSeconds };
   if (err instanceof OrchardError) return { status: err.status, reason: err.message };
   if (err instanceof PlistError) return { status: 400, reason: `malformed plist: ${err.message}` };
   if (err instanceof IdentityError) return { status: 400, reason: `device identity: ${err.message}` };
@@ -28,9 +31,11 @@ export function loggableUrl(url: string): string {
 }
 
 export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyReply): void {
-  const { status, reason } = statusOf(err);
-  if (status >= 500) req.log.error({ err }, "request failed");
+  const { status, reason, retryAfterSeconds } = statusOf(err);
+  if (err instanceof StoreUnavailable) req.log.warn({ err: err.cause, url: loggableUrl(req.url) }, "store unavailable");
+  else if (status >= 500) req.log.error({ err }, "request failed");
   else req.log.info({ status, reason, url: loggableUrl(req.url) }, "request refused");
+  if (retryAfterSeconds !== undefined) void reply.header("retry-after", String(retryAfterSeconds));
   sendError(req, reply, status, reason);
 }
 

@@ -93,12 +93,15 @@ async function handle(o: MdmHandlerOptions, endpoint: Endpoint, req: IncomingMes
 
 function reply(res: ServerResponse, req: IncomingMessage, outcome: Outcome, log: Log): void {
   if ("error" in outcome) {
-    const { status, reason } = statusOf(outcome.error);
-    if (status >= 500) log.error({ err: outcome.error }, "device request failed");
+    const { status, reason, retryAfterSeconds } = statusOf(outcome.error);
+    // A passing condition (a database outage) is a warning; a 500 is a bug.
+    if (retryAfterSeconds !== undefined) log.warn({ status, reason, err: (outcome.error as Error).cause }, "device request deferred");
+    else if (status >= 500) log.error({ err: outcome.error }, "device request failed");
     else log.info({ status, reason, url: loggableUrl(req.url ?? "") }, "device request refused");
     // A stalled body: this connection is done. (A body too large is read to its
     // end and dropped, so that the client, still sending, reads the 413.)
     const close = outcome.error instanceof BodyTimeout;
+    if (retryAfterSeconds !== undefined) res.setHeader("retry-after", String(retryAfterSeconds));
     send(res, status, "text/plain; charset=utf-8", Buffer.from(reason + "\n"), close);
     return;
   }

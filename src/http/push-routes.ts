@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { apiStatus, pushInto, type ApiResult } from "../core/enqueue.ts";
+import { apiStatus, pushInto, statusMap, type ApiResult } from "../core/enqueue.ts";
 import type { Pusher } from "../core/push.ts";
 import { BadRequest, NotFound } from "../errors.ts";
 import { parsePushCertificate } from "../push/certificate.ts";
@@ -60,7 +60,7 @@ export function registerPushRoutes(app: FastifyInstance, o: PushRouteOptions): v
   // NanoMDM's push API: status per id with push_result (the apns-id) or push_error.
   const push = async (req: FastifyRequest<{ Params: { ids: string } }>, reply: FastifyReply) => {
     const ids = idList(req.params.ids);
-    const result: ApiResult = { status: {} };
+    const result: ApiResult = { status: statusMap() };
     await pushInto(o.pusher, ids, result, "api");
     return reply.code(apiStatus(result, ids.length)).send(result);
   };

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from "fastify";
 import { BadRequest } from "../errors.ts";
+import { DuplicateKey, parseStrictJson } from "./strict-json.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -16,13 +17,17 @@ export function utf8Body(req: FastifyRequest, what: string): string {
   }
 }
 
-/** Parses a JSON object body; every field is checked by the route's own rules. */
+/**
+ * Parses a JSON object body; every field is checked by the route's own rules.
+ * A key given twice, at any depth, is refused (strict-json.ts says why).
+ */
 export function jsonObject(req: FastifyRequest): Record<string, unknown> {
   const raw = utf8Body(req, "the body");
   let value: unknown;
   try {
-    value = JSON.parse(raw);
-  } catch {
+    value = parseStrictJson(raw);
+  } catch (err) {
+    if (err instanceof DuplicateKey) throw new BadRequest(`the body has a ${err.message}`);
     throw new BadRequest("the body must be a JSON object");
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw new BadRequest("the body must be a JSON object");

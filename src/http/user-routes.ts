@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { computeHA1, parseHtdigest } from "../digest/index.ts";
+import { isShortName, SHORT_NAME_RULE } from "../core/short-name.ts";
 import { BadRequest, Conflict, NotFound } from "../errors.ts";
 import type { DirectoryState } from "../store/directory.ts";
 import type { Store } from "../store/index.ts";
@@ -11,7 +12,6 @@ export interface UserRouteOptions {
   realm: string;
 }
 
-const SHORT_NAME = /^[^\u0000-\u001f\u007f:/,]{1,256}$/;
 /** A user's JSON is a few hundred bytes; far more is not one. */
 const USER_BODY_LIMIT = 64 * 1024;
 
@@ -80,8 +80,8 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): v
         otherRealms.push({ username: e.username, realm: e.realm });
         continue;
       }
-      if (!SHORT_NAME.test(e.username)) {
-        errors.push({ line: 0, reason: "bad-char" });
+      if (!isShortName(e.username)) {
+        errors.push({ line: e.line, reason: "bad-char" });
         continue;
       }
       const isNew = await store.directory.put({ shortName: e.username, digests: [{ realm, algorithm: "MD5", ha1: e.ha1 }] }, now);
@@ -104,6 +104,6 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): v
 }
 
 function checkShortName(value: string): string {
-  if (!SHORT_NAME.test(value)) throw new BadRequest("a short name is 1 to 256 characters without ':', '/', ',' or control characters");
+  if (!isShortName(value)) throw new BadRequest(SHORT_NAME_RULE);
   return value;
 }

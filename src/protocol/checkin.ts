@@ -32,7 +32,9 @@ const REQUIRED: Record<CheckinMessageType, Record<string, KeyKind>> = {
   ReturnToService: {},
 };
 
-const TYPED: Record<string, KeyKind> = {
+// A Map, not an object: a device's key "constructor" or "toString" must not
+// find Object.prototype's members here.
+const TYPED = new Map<string, KeyKind>(Object.entries({
   Topic: "string",
   Token: "data",
   PushMagic: "string",
@@ -57,7 +59,13 @@ const TYPED: Record<string, KeyKind> = {
   DeviceName: "string",
   Model: "string",
   ModelName: "string",
-};
+} satisfies Record<string, KeyKind>));
+
+/**
+ * An APNs device token is 32 bytes; Apple says not to assume its size, so
+ * longer ones pass, but a shorter one is no token APNs ever issued.
+ */
+export const MIN_PUSH_TOKEN_BYTES = 32;
 
 /** Which channels may send each message (brief sections 4 and 5.5). */
 const DEVICE_CHANNEL_ONLY = new Set<CheckinMessageType>([
@@ -87,11 +95,11 @@ export function decodeCheckin(body: PlistDict, raw: Buffer): CheckinMessage {
     throw new BadRequest(`unknown MessageType ${JSON.stringify(messageType.slice(0, 64))}`);
   }
   const type = messageType as CheckinMessageType;
-  for (const [key, kind] of Object.entries(REQUIRED[type])) {
+  for (const key of Object.keys(REQUIRED[type])) {
     if (body[key] === undefined) throw new BadRequest(`${type} without ${key}`);
   }
   for (const [key, value] of Object.entries(body)) {
-    const kind = TYPED[key];
+    const kind = TYPED.get(key);
     if (kind !== undefined && !isKind(value, kind)) throw new BadRequest(`${key} is not a ${kind}`);
   }
   const channel = resolveChannel(body);
@@ -103,6 +111,14 @@ export function decodeCheckin(body: PlistDict, raw: Buffer): CheckinMessage {
   }
   if (type === "UserAuthenticate" && channel.type !== "User") {
     throw new BadRequest("UserAuthenticate must name a macOS user (UDID and UserID)");
+  }
+  // A required string that is empty names nothing (an empty Topic or PushMagic
+  // would be stored and every push to the channel would then fail).
+  for (const [key, kind] of Object.entries(REQUIRED[type])) {
+    if (kind === "string" && body[key] === "") throw new BadRequest(`${type} with an empty ${key}`);
+  }
+  if (type === "TokenUpdate" && (body.Token as Buffer).length < MIN_PUSH_TOKEN_BYTES) {
+    throw new BadRequest(`TokenUpdate Token is ${(body.Token as Buffer).length} bytes; an APNs device token has ${MIN_PUSH_TOKEN_BYTES}`);
   }
   return { messageType: type, channel, body, raw };
 }

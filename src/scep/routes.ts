@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { ConfigError, parseDuration } from "../config.ts";
 import type { DeviceCa } from "../enroll/device-ca.ts";
 import { BadRequest } from "../errors.ts";
+import { DuplicateKey, parseStrictJson } from "../http/strict-json.ts";
 import { bodyBuffer } from "../http/api-routes.ts";
 import { sendTooMany } from "../http/api-auth.ts";
 import type { ApiFailureLimiter } from "../http/limits.ts";
@@ -108,8 +109,9 @@ function requestedTtl(body: Buffer): number | undefined {
   if (body.length === 0) return undefined;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(body.toString("utf8"));
-  } catch {
+    parsed = parseStrictJson(body.toString("utf8"));
+  } catch (err) {
+    if (err instanceof DuplicateKey) throw new BadRequest(`the body has a ${err.message}`);
     throw new BadRequest('the body must be JSON, e.g. {"ttl":"10m"}, or empty');
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new BadRequest('the body must be a JSON object, e.g. {"ttl":"10m"}');

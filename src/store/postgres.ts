@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import pg from "pg";
 import type { Database, Sql, SqlParam } from "./db.ts";
 import { normalizeParams } from "./params.ts";
+import { storeError } from "./unavailable.ts";
 
 // BIGINT (int8) columns hold millisecond times and counts, all well inside
 // Number's exact range; read them as numbers, as SQLite returns them.
@@ -39,14 +40,18 @@ export class PostgresDatabase implements Database {
   private on(client: pg.Pool | pg.PoolClient): Sql {
     const exec = async <T>(sql: string, params: readonly SqlParam[] = []) => {
       const { name, text } = this.query(sql);
-      return client.query({ name, text, values: normalizeParams(params) }) as unknown as Promise<pg.QueryResult<T & pg.QueryResultRow>>;
+      try {
+        return (await client.query({ name, text, values: normalizeParams(params) })) as unknown as pg.QueryResult<T & pg.QueryResultRow>;
+      } catch (err) {
+        throw storeError(err);
+      }
     };
     return {
       all: async <T>(sql: string, params?: readonly SqlParam[]) => (await exec<T>(sql, params)).rows as T[],
       get: async <T>(sql: string, params?: readonly SqlParam[]) => (await exec<T>(sql, params)).rows[0] as T | undefined,
       run: async (sql: string, params?: readonly SqlParam[]) => (await exec(sql, params)).rowCount ?? 0,
       exec: async (script: string) => {
-        await client.query(script);
+        await client.query(script).catch((err: unknown) => Promise.reject(storeError(err)));
       },
     };
   }
@@ -68,7 +73,7 @@ export class PostgresDatabase implements Database {
   }
 
   async transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
+    const client = await this.pool.connect().catch((err: unknown) => Promise.reject(storeError(err)));
     try {
       await client.query("BEGIN");
       const result = await fn(this.on(client));
@@ -76,7 +81,7 @@ export class PostgresDatabase implements Database {
       return result;
     } catch (err) {
       await client.query("ROLLBACK").catch(() => {});
-      throw err;
+      throw storeError(err);
     } finally {
       client.release();
     }

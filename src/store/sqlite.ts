@@ -1,6 +1,7 @@
 import BetterSqlite3 from "better-sqlite3";
 import type { Database, Sql, SqlParam } from "./db.ts";
 import { normalizeParams } from "./params.ts";
+import { storeError } from "./unavailable.ts";
 
 // better-sqlite3 is synchronous and holds one connection. A transaction in
 // Orchard is an async function, so another request could interleave its own
@@ -35,13 +36,13 @@ export class SqliteDatabase implements Database {
 
   private readonly direct: Sql = {
     all: async <T>(sql: string, params: readonly SqlParam[] = []) =>
-      this.statement(sql).all(...normalizeParams(params)) as T[],
+      guarded(() => this.statement(sql).all(...normalizeParams(params)) as T[]),
     get: async <T>(sql: string, params: readonly SqlParam[] = []) =>
-      this.statement(sql).get(...normalizeParams(params)) as T | undefined,
+      guarded(() => this.statement(sql).get(...normalizeParams(params)) as T | undefined),
     run: async (sql: string, params: readonly SqlParam[] = []) =>
-      this.statement(sql).run(...normalizeParams(params)).changes,
+      guarded(() => this.statement(sql).run(...normalizeParams(params)).changes),
     exec: async (script: string) => {
-      this.db.exec(script);
+      guarded(() => this.db.exec(script));
     },
   };
 
@@ -69,10 +70,10 @@ export class SqliteDatabase implements Database {
   async transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
     await this.acquire();
     try {
-      this.db.exec("BEGIN IMMEDIATE");
+      guarded(() => this.db.exec("BEGIN IMMEDIATE"));
       try {
         const result = await fn(this.direct);
-        this.db.exec("COMMIT");
+        guarded(() => this.db.exec("COMMIT"));
         return result;
       } catch (err) {
         if (this.db.inTransaction) this.db.exec("ROLLBACK");
@@ -103,5 +104,14 @@ export class SqliteDatabase implements Database {
     const next = this.waiting.shift();
     if (next) next();
     else this.locked = false;
+  }
+}
+
+/** Runs a driver call; an outage (busy past the timeout, I/O error, full disk) becomes StoreUnavailable. */
+function guarded<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (err) {
+    throw storeError(err);
   }
 }

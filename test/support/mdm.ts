@@ -88,7 +88,7 @@ export class RawDevice {
   tokenUpdate(extra: PlistDict = {}): Promise<RawReply> {
     return this.checkin("TokenUpdate", {
       Topic: "com.apple.mgmt.External.test",
-      Token: Buffer.from("00112233445566778899aabbccddeeff", "hex"),
+      Token: Buffer.from("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", "hex"),
       PushMagic: "PUSH-MAGIC",
       ...extra,
     });

@@ -1,0 +1,62 @@
+// JSON.parse keeps the last of two equal keys without a word, so
+// {"state":"managed","state":"declined"} means whatever the reader happens to
+// pick; another parser in front of Orchard (a proxy, an audit log) may pick the
+// first. Orchard refuses such a body instead. No npm package does just this
+// check (secure-json-parse guards __proto__, not duplicates), and the scan is
+// short because JSON.parse has already refused anything that is not JSON.
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/**
+ * Parses JSON text, refusing a duplicate key in any object at any depth (keys
+ * compared after unescaping: "a" and "\u0061" are the same key). Throws
+ * SyntaxError for text that is not JSON, DuplicateKey for a repeated key.
+ */
+export function parseStrictJson(text: string): unknown {
+  const value: unknown = JSON.parse(text);
+  const key = firstDuplicateKey(text);
+  if (key !== undefined) throw new DuplicateKey(key);
+  return value;
+}
+
+export class DuplicateKey extends Error {
+  constructor(readonly key: string) {
+    super(`duplicate key ${JSON.stringify(key.slice(0, 64))}`);
+  }
+}
+
+/** The first key repeated within one object of valid JSON text, if any. */
+export function firstDuplicateKey(text: string): string | undefined {
+  // One entry per open container: the keys seen so far, or null for an array.
+  const open: (Set<string> | null)[] = [];
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      let end = i + 1;
+      while (text.charCodeAt(end) !== QUOTE) end += text.charCodeAt(end) === BACKSLASH ? 2 : 1;
+      if (expectKey) {
+        const raw = text.slice(i + 1, end);
+        const key = raw.includes("\\") ? (JSON.parse(text.slice(i, end + 1)) as string) : raw;
+        const keys = open[open.length - 1]!;
+        if (keys.has(key)) return key;
+        keys.add(key);
+        expectKey = false;
+      }
+      i = end;
+    } else if (c === 0x7b /* { */) {
+      open.push(new Set());
+      expectKey = true;
+    } else if (c === 0x5b /* [ */) {
+      open.push(null);
+      expectKey = false;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      open.pop();
+      expectKey = false;
+    } else if (c === 0x2c /* , */) {
+      expectKey = open[open.length - 1] !== null;
+    }
+  }
+  return undefined;
+}
