@@ -1,5 +1,6 @@
 import path from "node:path";
 import { SchemaTooNew } from "../store/index.ts";
+import { StoreUnavailable } from "../store/unavailable.ts";
 import type { Config } from "../config.ts";
 
 // `orchard serve` failing to start is an operator's problem, not a bug: say
@@ -42,7 +43,7 @@ export function startupFailure(err: unknown, config: Config): string | undefined
     if (e.code === "EADDRNOTAVAIL") return `cannot listen on ${where}: no such address on this machine`;
     return `cannot listen on ${where}: ${e.code ?? e.message}`;
   }
-  const postgres = postgresFailure(e, config.storage);
+  const postgres = postgresFailure(driverError(err), config.storage);
   if (postgres) return postgres;
   const reason = typeof e.path === "string" && e.code ? FILE_ERRORS[e.code] : undefined;
   if (reason) {
@@ -54,6 +55,19 @@ export function startupFailure(err: unknown, config: Config): string | undefined
     return `cannot use ${e.path}: ${reason}`;
   }
   return undefined;
+}
+
+/** The driver's own error under the store's StoreUnavailable, or under Node's AggregateError for both of localhost's addresses. */
+function driverError(err: unknown): NodeJS.ErrnoException {
+  type Wrapped = NodeJS.ErrnoException & { errors?: unknown[] };
+  let e: unknown = err;
+  for (let depth = 0; depth < 4; depth++) {
+    const w = e as Wrapped;
+    if (e instanceof StoreUnavailable && e.cause) e = e.cause;
+    else if (!w.code && Array.isArray(w.errors) && w.errors.length > 0) e = w.errors[0];
+    else break;
+  }
+  return e as NodeJS.ErrnoException;
 }
 
 /** PostgreSQL's own failures at connect: the database, the server, the role. */
