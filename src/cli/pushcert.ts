@@ -11,6 +11,8 @@ interface PushCertListing {
 }
 
 const DAY_MS = 86_400_000;
+/** As the server's pushcert.expiring event (push/expiry.ts). */
+const RENEW_WITHIN_DAYS = 30;
 
 export const pushcertCommand: ClientCommand = {
   name: "pushcert",
@@ -131,7 +133,8 @@ async function upload(args: string[], ctx: CliContext): Promise<number> {
   if (values["passphrase-stdin"]) passphrase = firstLine(await ctx.readStdin());
   else if (!isPem && ctx.stdinIsTTY) passphrase = await ctx.readSecret("PKCS#12 passphrase: ");
   const client = connect(values, ctx);
-  const res = await client.request("PUT", values.force ? "/v1/pushcert?force=1" : "/v1/pushcert", {
+  const res = await client.request("PUT", "/v1/pushcert", {
+    query: { force: values.force ? "1" : undefined },
     body,
     contentType: isPem ? "application/x-pem-file" : "application/x-pkcs12",
     headers: passphrase === undefined ? undefined : { "x-passphrase": passphrase },
@@ -156,18 +159,25 @@ async function show(args: string[], ctx: CliContext): Promise<number> {
     return 0;
   }
   const now = Date.now();
+  const daysLeft = (c: { not_after: string }) => Math.floor((Date.parse(c.not_after) - now) / DAY_MS);
   ctx.out(
     formatTable(
       ["TOPIC", "NOT AFTER", "DAYS LEFT", "SHA-256", "UPDATED"],
       r.push_certs.map((c) => [
         c.topic,
         formatTime(c.not_after),
-        Math.floor((Date.parse(c.not_after) - now) / DAY_MS),
+        daysLeft(c),
         c.fingerprint.slice(0, 16) + "…",
         formatTime(c.updated_at),
       ]),
     ),
   );
+  for (const c of r.push_certs) {
+    const days = daysLeft(c);
+    if (days > RENEW_WITHIN_DAYS) continue;
+    const when = Date.parse(c.not_after) <= now ? `expired on ${formatTime(c.not_after)}` : `expires in ${days} days`;
+    ctx.out(`${printable(c.topic)} ${when}: renew it with Renew at https://identity.apple.com/pushcert and upload it (docs/push-certificate.md)\n`);
+  }
   return 0;
 }
 
