@@ -13,6 +13,7 @@ interface PushCertListing {
 const DAY_MS = 86_400_000;
 /** As the server's pushcert.expiring event (push/expiry.ts). */
 const RENEW_WITHIN_DAYS = 30;
+const PORTAL = "https://identity.apple.com/pushcert";
 
 export const pushcertCommand: ClientCommand = {
   name: "pushcert",
@@ -50,7 +51,10 @@ async function csr(args: string[], ctx: CliContext): Promise<number> {
   const keyFile = path.resolve(ctx.cwd, values["out-key"]);
   const csrFile = path.resolve(ctx.cwd, values["out-csr"]);
   if (keyFile === csrFile) throw new UsageError("--out-key and --out-csr name the same file");
-  if (!values.force) for (const f of [keyFile, csrFile]) if (fs.existsSync(f)) throw new CliError(`${f} exists: keep it (a push certificate may depend on it), or give --force`);
+  for (const f of [keyFile, csrFile]) {
+    if (values.force || !fs.existsSync(f)) continue;
+    throw new CliError(`${f} exists: keep it (a push certificate may depend on it), or give --force`);
+  }
   const made = await vendorStep(() => createPushCsr({ commonName: values.cn, email: values.email, country: values.country }));
   writeFile(keyFile, made.keyPem, 0o600, values.force);
   writeFile(csrFile, made.csrPem, 0o644, values.force);
@@ -94,7 +98,7 @@ async function sign(args: string[], ctx: CliContext): Promise<number> {
   if (!values.force && fs.existsSync(outFile)) throw new CliError(`${outFile} exists: give --force to replace it`);
   writeFile(outFile, request.encoded + "\n", 0o644, values.force);
   if (values.json) printJson(ctx, { request: outFile, csr_subject: request.csrSubject });
-  else ctx.out(`wrote the signed request for ${printable(request.csrSubject)} to ${outFile}: upload it at https://identity.apple.com/pushcert\n`);
+  else ctx.out(`wrote the signed request for ${printable(request.csrSubject)} to ${outFile}: upload it at ${PORTAL}\n`);
   return 0;
 }
 
@@ -176,7 +180,7 @@ async function show(args: string[], ctx: CliContext): Promise<number> {
     const days = daysLeft(c);
     if (days > RENEW_WITHIN_DAYS) continue;
     const when = Date.parse(c.not_after) <= now ? `expired on ${formatTime(c.not_after)}` : `expires in ${days} days`;
-    ctx.out(`${printable(c.topic)} ${when}: renew it with Renew at https://identity.apple.com/pushcert and upload it (docs/push-certificate.md)\n`);
+    ctx.out(`${printable(c.topic)} ${when}: renew it with Renew at ${PORTAL} and upload it (docs/push-certificate.md)\n`);
   }
   return 0;
 }

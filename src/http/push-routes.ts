@@ -33,14 +33,20 @@ export function registerPushRoutes(app: FastifyInstance, o: PushRouteOptions): v
     const force = req.query.force !== undefined && /^(1|true|yes)$/i.test(req.query.force);
     const refusal = await newTopicRefusal(store.push, cert.topic);
     if (refusal && !force) {
-      req.log.warn({ topic: cert.topic, fingerprint: cert.fingerprint }, "push certificate refused: a new topic while devices are enrolled under another");
+      req.log.warn(
+        { topic: cert.topic, fingerprint: cert.fingerprint },
+        "push certificate refused: a new topic while devices are enrolled under another",
+      );
       throw new Conflict(refusal);
     }
-    if (refusal) req.log.warn({ topic: cert.topic }, "push certificate for a new topic stored with force=1 while devices are enrolled under another topic");
+    if (refusal) {
+      req.log.warn({ topic: cert.topic }, "push certificate for a new topic stored with force=1 while devices are enrolled under another");
+    }
     const now = Date.now();
     const created = await certs.put(cert, now);
     const notAfter = new Date(cert.notAfter).toISOString();
-    await store.events.add({ type: "pushcert.uploaded", detail: { topic: cert.topic, not_after: notAfter, fingerprint: cert.fingerprint, created, ...(refusal ? { forced: true } : {}) } }, now);
+    const detail = { topic: cert.topic, not_after: notAfter, fingerprint: cert.fingerprint, created, ...(refusal ? { forced: true } : {}) };
+    await store.events.add({ type: "pushcert.uploaded", detail }, now);
     req.log.info({ topic: cert.topic, notAfter, fingerprint: cert.fingerprint, created }, "push certificate stored");
     return { topic: cert.topic, not_after: notAfter };
   });

@@ -27,17 +27,21 @@ export async function checkPushCertExpiry(store: Store, log: Log, o: { now?: num
     const detail = { topic: cert.topic, not_after: notAfter, days_left: days, expired, fingerprint: cert.fingerprint };
     const recorded = await store.push.noteExpiring(cert.topic, cert.fingerprint, { type: "pushcert.expiring", detail }, now);
     if (!recorded && !o.atStart) continue;
-    const what = expired ? `PUSH CERTIFICATE EXPIRED on ${notAfter}: devices enrolled under ${cert.topic} get no pushes` : `push certificate expires in ${days} days (${notAfter})`;
+    const what = expired
+      ? `PUSH CERTIFICATE EXPIRED on ${notAfter}: devices enrolled under ${cert.topic} get no pushes`
+      : `push certificate expires in ${days} days (${notAfter})`;
     log.warn(
       { topic: cert.topic, notAfter, daysLeft: days },
-      `${what}: renew it with Renew at https://identity.apple.com/pushcert (same Apple ID, same topic) and upload it (docs/push-certificate.md)`,
+      `${what}: renew it with Renew at https://identity.apple.com/pushcert (same Apple ID, same topic) ` +
+        "and upload it (docs/push-certificate.md)",
     );
   }
 }
 
 /** The check at start and then hourly; returns a stop function that waits for a check in progress. */
 export function startPushCertExpiryCheck(store: Store, log: Log, intervalMs = CHECK_INTERVAL_MS): () => Promise<void> {
-  const run = (atStart: boolean) => checkPushCertExpiry(store, log, { atStart }).catch((err: unknown) => log.warn({ err }, "push certificate expiry check failed"));
+  const run = (atStart: boolean) =>
+    checkPushCertExpiry(store, log, { atStart }).catch((err: unknown) => log.warn({ err }, "push certificate expiry check failed"));
   let running = run(true);
   const timer = setInterval(() => {
     running = running.then(() => run(false));

@@ -32,8 +32,12 @@ export interface CsrSubject {
 /** A new RSA 2048 key and a CSR for it (PEM both; the key is PKCS#8, unencrypted). */
 export async function createPushCsr(subject: CsrSubject): Promise<{ keyPem: string; csrPem: string }> {
   if (!subject.commonName.trim()) throw new VendorSignError("the common name is empty");
-  if (subject.country !== undefined && !/^[A-Za-z]{2}$/.test(subject.country)) throw new VendorSignError("the country must be a two-letter code, e.g. US");
-  if (subject.email !== undefined && !/^[^\s@]+@[^\s@]+$/.test(subject.email)) throw new VendorSignError(`${JSON.stringify(subject.email)} is not an email address`);
+  if (subject.country !== undefined && !/^[A-Za-z]{2}$/.test(subject.country)) {
+    throw new VendorSignError("the country must be a two-letter code, e.g. US");
+  }
+  if (subject.email !== undefined && !/^[^\s@]+@[^\s@]+$/.test(subject.email)) {
+    throw new VendorSignError(`${JSON.stringify(subject.email)} is not an email address`);
+  }
   const crypto = webcrypto as unknown as Crypto;
   const keys = (await crypto.subtle.generateKey({ ...RSA_SHA256, modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) }, true, [
     "sign",
@@ -79,13 +83,20 @@ export async function signPushCertRequest(input: VendorSignInput): Promise<PushC
   } catch {
     throw new VendorSignError("the CSR file is not a certificate signing request (PEM or DER)");
   }
-  if (!(await csr.verify(webcrypto as unknown as Crypto))) throw new VendorSignError("the CSR's own signature does not verify: the file is damaged or not a CSR");
+  if (!(await csr.verify(webcrypto as unknown as Crypto))) {
+    throw new VendorSignError("the CSR's own signature does not verify: the file is damaged or not a CSR");
+  }
   const vendor = readCertificate(input.vendorCert, "the vendor certificate");
   const key = readVendorKey(input.vendorKey, input.passphrase);
-  if (key.asymmetricKeyType !== "rsa") throw new VendorSignError("the vendor key is not an RSA key (Apple's MDM vendor certificates are RSA)");
+  if (key.asymmetricKeyType !== "rsa") {
+    throw new VendorSignError("the vendor key is not an RSA key (Apple's MDM vendor certificates are RSA)");
+  }
   if (!vendor.checkPrivateKey(key)) throw new VendorSignError("the vendor key does not match the vendor certificate");
   const now = input.now ?? Date.now();
-  if (Date.parse(vendor.validTo) < now) throw new VendorSignError(`the vendor certificate expired on ${new Date(vendor.validTo).toISOString()}: renew it in the Apple Developer portal`);
+  if (Date.parse(vendor.validTo) < now) {
+    const expired = new Date(vendor.validTo).toISOString();
+    throw new VendorSignError(`the vendor certificate expired on ${expired}: renew it in the Apple Developer portal`);
+  }
   const chain = input.chain.map((c, i) => readCertificate(c, `chain file ${i + 1}`));
   checkChain([vendor, ...chain]);
 
@@ -102,18 +113,24 @@ export async function signPushCertRequest(input: VendorSignInput): Promise<PushC
 function checkChain(certs: X509Certificate[]): void {
   if (certs.length < 3) {
     throw new VendorSignError(
-      "give the chain: Apple's WWDR intermediate and Apple's root CA (--chain AppleWWDRCAG3.cer --chain AppleIncRootCertificate.cer); the portal refuses a request without them",
+      "give the chain: Apple's WWDR intermediate and Apple's root CA (--chain AppleWWDRCAG3.cer --chain AppleIncRootCertificate.cer); " +
+        "the request carries them to the portal",
     );
   }
   for (let i = 0; i < certs.length - 1; i++) {
     const [cert, issuer] = [certs[i]!, certs[i + 1]!];
     if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) {
       const what = i === 0 ? "the vendor certificate" : `chain file ${i}`;
-      throw new VendorSignError(`${what} (${cert.subject.replace(/\n/g, ", ")}) is not issued by chain file ${i + 1} (${issuer.subject.replace(/\n/g, ", ")}): give the chain in order, intermediate then root`);
+      throw new VendorSignError(
+        `${what} (${oneLine(cert.subject)}) is not issued by chain file ${i + 1} (${oneLine(issuer.subject)}): ` +
+          "give the chain in order, intermediate then root",
+      );
     }
   }
   const root = certs[certs.length - 1]!;
-  if (!root.checkIssued(root)) throw new VendorSignError(`the last chain file (${root.subject.replace(/\n/g, ", ")}) is not a root certificate: end the chain with Apple's root CA`);
+  if (!root.checkIssued(root)) {
+    throw new VendorSignError(`the last chain file (${oneLine(root.subject)}) is not a root certificate: end it with Apple's root CA`);
+  }
 }
 
 function readCsr(body: Buffer): Buffer {
@@ -157,9 +174,15 @@ function readVendorKey(body: Buffer, passphrase: string | undefined): KeyObject 
     return createPrivateKey({ key: body, format: "pem", passphrase });
   } catch (err) {
     const code = (err as { code?: string }).code;
-    if (code === "ERR_MISSING_PASSPHRASE") throw new VendorSignError("the vendor key is encrypted: give its passphrase (--passphrase-stdin)");
+    if (code === "ERR_MISSING_PASSPHRASE") {
+      throw new VendorSignError("the vendor key is encrypted: give its passphrase (--passphrase-stdin)");
+    }
     throw new VendorSignError("the vendor key cannot be read (a PEM private key or a PKCS#12 file is expected; wrong passphrase?)");
   }
+}
+
+function oneLine(name: string): string {
+  return name.replace(/\n/g, ", ");
 }
 
 function fromPem(block: string): Buffer {
