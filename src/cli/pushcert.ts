@@ -96,7 +96,7 @@ async function sign(args: string[], ctx: CliContext): Promise<number> {
   }
   const outFile = path.resolve(ctx.cwd, values.out);
   if (!values.force && fs.existsSync(outFile)) throw new CliError(`${outFile} exists: give --force to replace it`);
-  writeFile(outFile, request.encoded + "\n", 0o644, values.force);
+  writeFile(outFile, request.encoded, 0o644, values.force); // as mdmctl writes it: no trailing newline
   if (values.json) printJson(ctx, { request: outFile, csr_subject: request.csrSubject });
   else ctx.out(`wrote the signed request for ${printable(request.csrSubject)} to ${outFile}: upload it at ${PORTAL}\n`);
   return 0;
