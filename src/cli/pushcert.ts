@@ -1,3 +1,6 @@
+import fs from "node:fs";
+import path from "node:path";
+import { createPushCsr, signPushCertRequest, VendorSignError } from "../push/vendor-sign.ts";
 import { expectOk } from "./api-client.ts";
 import { CliError, connect, parseCommand, readFileArg, printJson, runSubcommand, UsageError, type CliContext, type ClientCommand } from "./command.ts";
 import { firstLine } from "./secret.ts";
@@ -8,24 +11,122 @@ interface PushCertListing {
 }
 
 const DAY_MS = 86_400_000;
+/** As the server's pushcert.expiring event (push/expiry.ts). */
+const RENEW_WITHIN_DAYS = 30;
+const PORTAL = "https://identity.apple.com/pushcert";
 
 export const pushcertCommand: ClientCommand = {
   name: "pushcert",
-  summary: "upload and list APNs push certificates",
+  summary: "get, upload and list APNs push certificates",
   usage: [
-    `pushcert upload <file | -> [--passphrase-stdin]`,
+    `pushcert csr [--out-key push.key] [--out-csr push.csr] [--cn NAME] [--email ADDRESS] [--country CC] [--force]`,
+    "  a new RSA 2048 key (mode 0600) and a CSR for it, for an MDM vendor to sign (see docs/push-certificate.md);",
+    "  an existing file is kept unless --force",
+    `pushcert sign --csr FILE --vendor-cert FILE --vendor-key FILE --chain FILE --chain FILE [--out FILE] [--passphrase-stdin] [--force]`,
+    "  signs a customer CSR with an MDM vendor certificate and key: the request (base64 plist) to upload at",
+    "  https://identity.apple.com/pushcert. --chain: Apple's WWDR intermediate, then Apple's root CA (DER or PEM);",
+    "  --vendor-key: PEM or PKCS#12; its passphrase from stdin's first line with --passphrase-stdin",
+    `pushcert upload <file | -> [--passphrase-stdin] [--force]`,
     "  a PEM certificate with its unencrypted key (cat push.pem push.key > both.pem), or a PKCS#12 (.p12)",
     "  file; a .p12's passphrase is asked for at a terminal, or read from stdin's first line with",
-    "  --passphrase-stdin. The topic comes from the certificate; a new one for a topic replaces the old",
+    "  --passphrase-stdin. The topic comes from the certificate; a new one for a topic replaces the old (renewal);",
+    "  a new topic while devices are enrolled under another is refused unless --force (it would orphan them)",
     `pushcert show`,
-    "  the topics with their expiry (never a key)",
+    "  the topics with their expiry and days left (never a key)",
     `pushcert remove <topic>`,
   ],
-  run: (args, ctx) => runSubcommand(args, ctx, { upload, show, remove }),
+  run: (args, ctx) => runSubcommand(args, ctx, { csr, sign, upload, show, remove }),
 };
 
+async function csr(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parseCommand(args, {
+    "out-key": { type: "string", default: "push.key" },
+    "out-csr": { type: "string", default: "push.csr" },
+    cn: { type: "string", default: "Orchard MDM push" },
+    email: { type: "string" },
+    country: { type: "string" },
+    force: { type: "boolean", default: false },
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+  const keyFile = path.resolve(ctx.cwd, values["out-key"]);
+  const csrFile = path.resolve(ctx.cwd, values["out-csr"]);
+  if (keyFile === csrFile) throw new UsageError("--out-key and --out-csr name the same file");
+  for (const f of [keyFile, csrFile]) {
+    if (values.force || !fs.existsSync(f)) continue;
+    throw new CliError(`${f} exists: keep it (a push certificate may depend on it), or give --force`);
+  }
+  const made = await vendorStep(() => createPushCsr({ commonName: values.cn, email: values.email, country: values.country }));
+  writeFile(keyFile, made.keyPem, 0o600, values.force);
+  writeFile(csrFile, made.csrPem, 0o644, values.force);
+  if (values.json) printJson(ctx, { key: keyFile, csr: csrFile });
+  else {
+    ctx.out(`wrote the private key to ${keyFile} (mode 0600: keep it, the push certificate is useless without it)\n`);
+    ctx.out(`wrote the CSR to ${csrFile}: have it signed by an MDM vendor (orchard pushcert sign, or see docs/push-certificate.md)\n`);
+  }
+  return 0;
+}
+
+async function sign(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parseCommand(args, {
+    csr: { type: "string" },
+    "vendor-cert": { type: "string" },
+    "vendor-key": { type: "string" },
+    chain: { type: "string", multiple: true, default: [] },
+    out: { type: "string" },
+    "passphrase-stdin": { type: "boolean", default: false },
+    force: { type: "boolean", default: false },
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+  for (const flag of ["csr", "vendor-cert", "vendor-key"] as const) if (!values[flag]) throw new UsageError(`give --${flag} FILE`);
+  if (values.chain.length === 0) throw new UsageError("give --chain FILE for Apple's WWDR intermediate, then again for Apple's root CA");
+  const read = (file: string) => readFileArg(file, ctx);
+  const passphrase = values["passphrase-stdin"] ? firstLine(await ctx.readStdin()) : undefined;
+  const request = await vendorStep(async () =>
+    signPushCertRequest({
+      csr: await read(values.csr!),
+      vendorCert: await read(values["vendor-cert"]!),
+      vendorKey: await read(values["vendor-key"]!),
+      passphrase,
+      chain: await Promise.all(values.chain.map(read)),
+    }),
+  );
+  if (values.out === undefined) {
+    ctx.out(request.encoded + "\n");
+    return 0;
+  }
+  const outFile = path.resolve(ctx.cwd, values.out);
+  if (!values.force && fs.existsSync(outFile)) throw new CliError(`${outFile} exists: give --force to replace it`);
+  writeFile(outFile, request.encoded, 0o644, values.force); // as mdmctl writes it: no trailing newline
+  if (values.json) printJson(ctx, { request: outFile, csr_subject: request.csrSubject });
+  else ctx.out(`wrote the signed request for ${printable(request.csrSubject)} to ${outFile}: upload it at ${PORTAL}\n`);
+  return 0;
+}
+
+/** The operator's file mistakes become one readable line. */
+async function vendorStep<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof VendorSignError) throw new CliError(err.message);
+    throw err;
+  }
+}
+
+/** Writes a file with this mode from the start (a key is never readable by others, not even briefly). */
+function writeFile(file: string, content: string, mode: number, replace: boolean): void {
+  try {
+    if (replace) fs.rmSync(file, { force: true });
+    fs.writeFileSync(file, content, { mode, flag: "wx" });
+  } catch (err) {
+    throw new CliError(`cannot write ${file}: ${(err as Error).message}`);
+  }
+}
+
 async function upload(args: string[], ctx: CliContext): Promise<number> {
-  const { values, positionals } = parseCommand(args, { "passphrase-stdin": { type: "boolean", default: false } });
+  const { values, positionals } = parseCommand(args, {
+    "passphrase-stdin": { type: "boolean", default: false },
+    force: { type: "boolean", default: false },
+  });
   if (positionals.length !== 1) throw new UsageError("give one certificate file, or - for stdin");
   const file = positionals[0]!;
   if (file === "-" && values["passphrase-stdin"]) throw new UsageError("stdin cannot carry both the file and the passphrase");
@@ -37,6 +138,7 @@ async function upload(args: string[], ctx: CliContext): Promise<number> {
   else if (!isPem && ctx.stdinIsTTY) passphrase = await ctx.readSecret("PKCS#12 passphrase: ");
   const client = connect(values, ctx);
   const res = await client.request("PUT", "/v1/pushcert", {
+    query: { force: values.force ? "1" : undefined },
     body,
     contentType: isPem ? "application/x-pem-file" : "application/x-pkcs12",
     headers: passphrase === undefined ? undefined : { "x-passphrase": passphrase },
@@ -61,18 +163,25 @@ async function show(args: string[], ctx: CliContext): Promise<number> {
     return 0;
   }
   const now = Date.now();
+  const daysLeft = (c: { not_after: string }) => Math.floor((Date.parse(c.not_after) - now) / DAY_MS);
   ctx.out(
     formatTable(
       ["TOPIC", "NOT AFTER", "DAYS LEFT", "SHA-256", "UPDATED"],
       r.push_certs.map((c) => [
         c.topic,
         formatTime(c.not_after),
-        Math.floor((Date.parse(c.not_after) - now) / DAY_MS),
+        daysLeft(c),
         c.fingerprint.slice(0, 16) + "…",
         formatTime(c.updated_at),
       ]),
     ),
   );
+  for (const c of r.push_certs) {
+    const days = daysLeft(c);
+    if (days > RENEW_WITHIN_DAYS) continue;
+    const when = Date.parse(c.not_after) <= now ? `expired on ${formatTime(c.not_after)}` : `expires in ${days} days`;
+    ctx.out(`${printable(c.topic)} ${when}: renew it with Renew at ${PORTAL} and upload it (docs/push-certificate.md)\n`);
+  }
   return 0;
 }
 

@@ -1,9 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { apiStatus, pushInto, statusMap, type ApiResult } from "../core/enqueue.ts";
 import type { Pusher } from "../core/push.ts";
-import { BadRequest, NotFound } from "../errors.ts";
+import { BadRequest, Conflict, NotFound } from "../errors.ts";
 import { parsePushCertificate } from "../push/certificate.ts";
 import type { PushCertSource } from "../push/certs.ts";
+import { newTopicRefusal } from "../push/topic-guard.ts";
 import type { Store } from "../store/index.ts";
 import { bodyBuffer, idList } from "./api-routes.ts";
 
@@ -22,16 +23,30 @@ export function registerPushRoutes(app: FastifyInstance, o: PushRouteOptions): v
   const { store, certs } = o;
 
   // NanoMDM-compatible: `cat push.pem push.key | curl -T - .../v1/pushcert`, whatever the Content-Type; or a .p12.
-  app.put("/v1/pushcert", { bodyLimit: PUSHCERT_BODY_LIMIT }, async (req) => {
+  // A new topic while devices are enrolled under another is refused (409) unless ?force=1: see push/topic-guard.ts.
+  app.put<{ Querystring: Record<string, string> }>("/v1/pushcert", { bodyLimit: PUSHCERT_BODY_LIMIT }, async (req) => {
     const body = bodyBuffer(req);
     if (body.length === 0) throw new BadRequest("the body must be a PEM certificate and its private key, or a PKCS#12 file");
     const header = req.headers[PASSPHRASE_HEADER];
     const passphrase = typeof header === "string" ? header : undefined;
     const cert = parsePushCertificate(body, passphrase);
+    const force = req.query.force !== undefined && /^(1|true|yes)$/i.test(req.query.force);
+    const refusal = await newTopicRefusal(store.push, cert.topic);
+    if (refusal && !force) {
+      req.log.warn(
+        { topic: cert.topic, fingerprint: cert.fingerprint },
+        "push certificate refused: a new topic while devices are enrolled under another",
+      );
+      throw new Conflict(refusal);
+    }
+    if (refusal) {
+      req.log.warn({ topic: cert.topic }, "push certificate for a new topic stored with force=1 while devices are enrolled under another");
+    }
     const now = Date.now();
     const created = await certs.put(cert, now);
     const notAfter = new Date(cert.notAfter).toISOString();
-    await store.events.add({ type: "pushcert.uploaded", detail: { topic: cert.topic, not_after: notAfter, fingerprint: cert.fingerprint, created } }, now);
+    const detail = { topic: cert.topic, not_after: notAfter, fingerprint: cert.fingerprint, created, ...(refusal ? { forced: true } : {}) };
+    await store.events.add({ type: "pushcert.uploaded", detail }, now);
     req.log.info({ topic: cert.topic, notAfter, fingerprint: cert.fingerprint, created }, "push certificate stored");
     return { topic: cert.topic, not_after: notAfter };
   });

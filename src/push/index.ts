@@ -3,6 +3,7 @@ import type { PushConfig } from "../config.ts";
 import type { Log } from "../core/service.ts";
 import type { Store } from "../store/index.ts";
 import { PushCertSource } from "./certs.ts";
+import { startPushCertExpiryCheck } from "./expiry.ts";
 import { NotNowRepush } from "./notnow.ts";
 import { ApnsPusher } from "./pusher.ts";
 import { loadOrCreateSecretKey, SecretBox } from "./secret-box.ts";
@@ -19,7 +20,7 @@ export interface PushService {
 const PING_INTERVAL_MS = 10 * 60_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 
-/** Assembles pushing: the certificates, the APNs provider, the NotNow re-push and the sweep. */
+/** Assembles pushing: the certificates (and their expiry check), the APNs provider, the NotNow re-push and the sweep. */
 export function startPush(o: { config: PushConfig; store: Store; dataDir: string; log: Log }): PushService {
   const { config, store, log } = o;
   const box = new SecretBox(config.secretKey ?? loadOrCreateSecretKey(o.dataDir, log));
@@ -44,11 +45,13 @@ export function startPush(o: { config: PushConfig; store: Store; dataDir: string
     config.sweepIntervalMs > 0
       ? startPushSweep(store, pusher, { intervalMs: config.sweepIntervalMs, silenceMs: config.sweepSilenceMs }, log)
       : async () => {};
+  const stopExpiryCheck = startPushCertExpiryCheck(store, log);
   return {
     pusher,
     certs,
     notNow,
     async close() {
+      await stopExpiryCheck();
       await stopSweep();
       await notNow?.stop();
       await pusher.close();

@@ -61,7 +61,8 @@ export class PushStore {
       `INSERT INTO push_certs (${CERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (topic) DO UPDATE SET cert_pem = excluded.cert_pem, key_sealed = excluded.key_sealed,
          fingerprint = excluded.fingerprint, not_before = excluded.not_before, not_after = excluded.not_after,
-         updated_at = excluded.updated_at
+         updated_at = excluded.updated_at,
+         expiry_notified_at = CASE WHEN push_certs.fingerprint = excluded.fingerprint THEN push_certs.expiry_notified_at ELSE NULL END
        RETURNING created_at`,
       [c.topic, c.certPem, c.keySealed, c.fingerprint, c.notBefore, c.notAfter, now, now],
     );
@@ -87,6 +88,37 @@ export class PushStore {
     return rows.map((r) => {
       const { keySealed: _key, certPem: _pem, ...info } = toCert(r);
       return info;
+    });
+  }
+
+  /** Enrolled devices (with an enabled channel) per topic other than `topic`. */
+  async enrolledOnOtherTopics(topic: string): Promise<Array<{ topic: string; devices: number }>> {
+    const rows = await this.db.all<{ topic: string; n: number | string }>(
+      "SELECT topic, COUNT(DISTINCT device_id) AS n FROM enrollments WHERE enabled = 1 AND topic <> ? GROUP BY topic ORDER BY topic",
+      [topic],
+    );
+    return rows.map((r) => ({ topic: r.topic, devices: Number(r.n) }));
+  }
+
+  /**
+   * Records the event that this certificate (topic and fingerprint) is about
+   * to expire, unless it was recorded already (by any process): true when
+   * this call recorded it.
+   */
+  async noteExpiring(topic: string, fingerprint: string, event: NewEvent, now: number): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const claimed = await tx.run(
+        "UPDATE push_certs SET expiry_notified_at = ? WHERE topic = ? AND fingerprint = ? AND expiry_notified_at IS NULL",
+        [now, topic, fingerprint],
+      );
+      if (claimed === 0) return false;
+      await tx.run("INSERT INTO events (at, type, enrollment_id, detail) VALUES (?, ?, ?, ?)", [
+        now,
+        event.type,
+        event.enrollmentId ?? null,
+        event.detail ? JSON.stringify(event.detail) : null,
+      ]);
+      return true;
     });
   }
 

@@ -3,6 +3,7 @@ import { userAuth } from "./002-userauth.ts";
 import { push } from "./003-push.ts";
 import { scep } from "./004-scep.ts";
 import { lockout } from "./006-lockout.ts";
+import { pushCertExpiry } from "./009-pushcert-expiry.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
@@ -11,7 +12,7 @@ export interface Migration {
   sql: string;
 }
 
-export const migrations: readonly Migration[] = [core, userAuth, push, scep, lockout];
+export const migrations: readonly Migration[] = [core, userAuth, push, scep, lockout, pushCertExpiry];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
   const types =
