@@ -143,8 +143,33 @@ test("users import adds the realm's htdigest lines, lists other realms and bad l
   assert.equal((await server.api("GET", "/v1/users/net5")).status, 404);
 
   assert.equal(bad.code, 1);
-  assert.deepEqual(JSON.parse(bad.stdout), { realm: REALM, created: 0, updated: 0, other_realms: [], errors: [{ line: 1, reason: "field-count" }] });
+  assert.deepEqual(JSON.parse(bad.stdout), {
+    realm: REALM,
+    server_realm: REALM,
+    created: 0,
+    updated: 0,
+    file_realms: [],
+    other_realms: [],
+    errors: [{ line: 1, reason: "field-count" }],
+  });
   assert.match(bad.stderr, /^orchard: nothing was imported$/m);
+});
+
+test("users import of a file for another realm imports nothing, names the file's realm, exits 1; --realm imports it", async () => {
+  const lines = [`net6:lab.example:${md5("net6:lab.example:pw6")}`, `net7:lab.example:${md5("net7:lab.example:pw7")}`, ""].join("\n");
+  const refused = await orchard(["users", "import", "-"], lines);
+  assert.equal(refused.code, 1, refused.stdout);
+  assert.match(refused.stdout, /^realm fusion\.home: created 0, updated 0$/m);
+  assert.match(refused.stderr, /^orchard: nothing was imported: the file is for realm lab\.example \(2 lines\), the import was for fusion\.home$/m);
+  assert.match(refused.stderr, /give --realm lab\.example to import them/);
+  assert.equal((await server.api("GET", "/v1/users/net6")).status, 404);
+
+  const imported = await orchard(["users", "import", "-", "--realm", "lab.example"], lines);
+  assert.equal(imported.code, 0, imported.stderr);
+  assert.match(imported.stdout, /^realm lab\.example: created 2, updated 0$/m);
+  assert.match(imported.stdout, /log in once the server runs with --digest-realm lab\.example \(it is fusion\.home now\)/);
+  const net6 = await server.api("GET", "/v1/users/net6");
+  assert.deepEqual(net6.json.digests, [{ realm: "lab.example", algorithm: "MD5" }]);
 });
 
 test("user-sessions shows a Mac's login of a network user; --json parses", async () => {

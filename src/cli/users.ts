@@ -22,7 +22,10 @@ import { formatFields, formatTable, formatTime, printable } from "./table.ts";
 type ApiUserSession = Omit<UserSession, "tokenHash">;
 
 interface ImportAnswer {
+  /** The realm whose lines were imported; the server's own unless --realm. */
   realm: string;
+  server_realm: string;
+  file_realms: Array<{ realm: string; lines: number }>;
   created: number;
   updated: number;
   other_realms: Array<{ username: string; realm: string }>;
@@ -54,9 +57,9 @@ export const usersCommand: ClientCommand = {
     `users show <shortName>`,
     `users remove <shortName>`,
     "  also revokes the user's AuthTokens on every Mac",
-    `users import <htdigest file | ->`,
-    "  adds or updates the users of the server's realm (MD5 digests), lists lines of other realms and bad",
-    "  lines; exit 1 when nothing was imported and some lines were bad",
+    `users import <htdigest file | -> [--realm R]`,
+    "  adds or updates the users of the server's realm (or of realm R: they log in once --digest-realm is R)",
+    "  from their MD5 digests, lists lines of other realms and bad lines; exit 1 when nothing was imported",
   ],
   run: (args, ctx) =>
     runSubcommand(args, ctx, {
@@ -192,18 +195,25 @@ async function remove(args: string[], ctx: CliContext): Promise<number> {
 }
 
 async function importFile(args: string[], ctx: CliContext): Promise<number> {
-  const { values, positionals } = parseCommand(args, {});
+  const { values, positionals } = parseCommand(args, { realm: { type: "string" } });
   if (positionals.length !== 1) throw new UsageError("give one htdigest file, or - for stdin");
   const file = positionals[0]!;
   const client = connect(values, ctx);
   const body = await readFileArg(file, ctx);
-  const res = await client.request("POST", "/v1/users/import", { body, contentType: "text/plain; charset=utf-8" });
+  const query = values.realm === undefined ? undefined : { realm: values.realm };
+  const res = await client.request("POST", "/v1/users/import", { body, contentType: "text/plain; charset=utf-8", query });
   const r = expectOk<ImportAnswer>(res);
-  if (!Array.isArray(r.other_realms) || !Array.isArray(r.errors)) throw new ApiError("the server's import answer is incomplete");
-  const failed = r.created + r.updated === 0 && r.errors.length > 0;
+  if (!Array.isArray(r.other_realms) || !Array.isArray(r.errors) || !Array.isArray(r.file_realms)) {
+    throw new ApiError("the server's import answer is incomplete");
+  }
+  const imported = r.created + r.updated;
+  const failed = imported === 0 && (r.errors.length > 0 || r.other_realms.length > 0);
   if (values.json) printJson(ctx, r);
   else {
     ctx.out(`realm ${printable(r.realm)}: created ${r.created}, updated ${r.updated}\n`);
+    if (r.realm !== r.server_realm && imported > 0) {
+      ctx.out(`these users log in once the server runs with --digest-realm ${printable(r.realm)} (it is ${printable(r.server_realm)} now)\n`);
+    }
     if (r.other_realms.length > 0) {
       ctx.out(`skipped ${r.other_realms.length} line${r.other_realms.length === 1 ? "" : "s"} of other realms:\n`);
       for (const o of r.other_realms) ctx.out(`  ${printable(o.username)} (realm ${printable(o.realm)})\n`);
@@ -213,7 +223,15 @@ async function importFile(args: string[], ctx: CliContext): Promise<number> {
       for (const e of r.errors) ctx.out(`  ${e.line > 0 ? `line ${e.line}` : "a line"}: ${printable(e.reason)}\n`);
     }
   }
-  if (failed) ctx.err("orchard: nothing was imported\n");
+  if (failed) {
+    const held = r.file_realms.filter((f) => f.realm !== r.realm);
+    const realms = held.map((f) => `${printable(f.realm)} (${f.lines} line${f.lines === 1 ? "" : "s"})`).join(", ");
+    ctx.err(`orchard: nothing was imported${realms ? `: the file is for realm ${realms}, the import was for ${printable(r.realm)}` : ""}\n`);
+    if (held.length > 0) {
+      ctx.err(`orchard: give --realm ${printable(held[0]!.realm)} to import them (users log in once the server's --digest-realm is that realm), ` +
+        `or make the file for realm ${printable(r.server_realm)}\n`);
+    }
+  }
   return failed ? 1 : 0;
 }
 

@@ -69,14 +69,22 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): v
     return { removed: req.params.shortName, sessions_revoked: revoked };
   });
 
-  app.post("/v1/users/import", async (req) => {
+  // Digests are per realm: by default the lines of the server's realm are
+  // imported; ?realm= imports another's (usable once --digest-realm is it).
+  app.post<{ Querystring: Record<string, string> }>("/v1/users/import", async (req) => {
+    const wanted = req.query.realm ?? realm;
+    if (wanted.length === 0 || wanted.length > 256 || /[\x00-\x1f\x7f"\\]/.test(wanted)) {
+      throw new BadRequest("realm must be 1 to 256 characters without control characters, quotes or backslashes");
+    }
     const { entries, errors } = parseHtdigest(utf8Body(req, "the htdigest file"));
     const otherRealms: Array<{ username: string; realm: string }> = [];
+    const fileRealms = new Map<string, number>();
     let created = 0;
     let updated = 0;
     const now = Date.now();
     for (const e of entries) {
-      if (e.realm !== realm) {
+      fileRealms.set(e.realm, (fileRealms.get(e.realm) ?? 0) + 1);
+      if (e.realm !== wanted) {
         otherRealms.push({ username: e.username, realm: e.realm });
         continue;
       }
@@ -84,12 +92,20 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): v
         errors.push({ line: e.line, reason: "bad-char" });
         continue;
       }
-      const isNew = await store.directory.put({ shortName: e.username, digests: [{ realm, algorithm: "MD5", ha1: e.ha1 }] }, now);
+      const isNew = await store.directory.put({ shortName: e.username, digests: [{ realm: wanted, algorithm: "MD5", ha1: e.ha1 }] }, now);
       if (isNew) created++;
       else updated++;
     }
-    req.log.info({ created, updated, otherRealms: otherRealms.length, errors: errors.length }, "htdigest imported");
-    return { realm, created, updated, other_realms: otherRealms, errors };
+    req.log.info({ realm: wanted, created, updated, otherRealms: otherRealms.length, errors: errors.length }, "htdigest imported");
+    return {
+      realm: wanted,
+      server_realm: realm,
+      created,
+      updated,
+      file_realms: [...fileRealms].map(([name, lines]) => ({ realm: name, lines })),
+      other_realms: otherRealms,
+      errors,
+    };
   });
 
   app.get<{ Querystring: Record<string, string> }>("/v1/user-sessions", async (req) => {
