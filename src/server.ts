@@ -16,6 +16,7 @@ import { UserAuthService } from "./core/userauth.ts";
 import { buildApp } from "./http/app.ts";
 import { registerUserRoutes } from "./http/user-routes.ts";
 import { registerPushRoutes } from "./http/push-routes.ts";
+import { registerRebindRoutes } from "./http/rebind-routes.ts";
 import { startPush } from "./push/index.ts";
 import { DeviceTrust } from "./identity/index.ts";
 import { loadDeviceCa, type DeviceCa } from "./enroll/device-ca.ts";
@@ -84,7 +85,10 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   });
   // Outermost first: the certificate binding, then the AuthToken of a
   // network user's channel, then the core.
-  const service: MdmService = new CertBinding(new AuthTokenGuard(core, store, tokenUse), store);
+  const service: MdmService = new CertBinding(new AuthTokenGuard(core, store, tokenUse), store, { rebind: config.rebind, pusher: push.pusher });
+  if (config.rebind.policy === "any") {
+    log.warn("--rebind any: ANY TRUSTED CERTIFICATE THAT SENDS Authenticate WITH AN ENROLLED DEVICE'S UDID TAKES THAT DEVICE OVER (its commands, its bootstrap token)");
+  }
 
   const challenges = new ScepChallenges(store, config.enrollment.scepChallengeTtlMs);
   // Failed attempts per client address on the routes devices reach without the API key, one count per route.
@@ -125,6 +129,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       (api) => registerUserRoutes(api, { store, realm: config.userAuth.realm }),
       (api) => registerPushRoutes(api, { store, certs: push.certs, pusher: push.pusher }),
       (api) => registerScepApiRoutes(api, challenges),
+      (api) => registerRebindRoutes(api, { store }),
     ],
     trustProxy: config.trustProxy,
     https: config.tlsCert ? { cert: fs.readFileSync(config.tlsCert), key: fs.readFileSync(config.tlsKey!) } : undefined,

@@ -2,6 +2,7 @@ import { core } from "./001-core.ts";
 import { userAuth } from "./002-userauth.ts";
 import { push } from "./003-push.ts";
 import { scep } from "./004-scep.ts";
+import { rebind } from "./005-rebind.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
@@ -10,7 +11,7 @@ export interface Migration {
   sql: string;
 }
 
-export const migrations: readonly Migration[] = [core, userAuth, push, scep];
+export const migrations: readonly Migration[] = [core, userAuth, push, scep, rebind];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
   const types =
