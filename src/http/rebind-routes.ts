@@ -1,7 +1,8 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { BadRequest, Conflict, NotFound } from "../errors.ts";
 import type { RebindHold } from "../store/rebinds.ts";
 import type { Store } from "../store/index.ts";
+import { jsonObject, onlyKeys } from "./request-helpers.ts";
 
 const FINGERPRINT = /^[0-9a-f]{64}$/;
 
@@ -22,7 +23,7 @@ export function registerRebindRoutes(app: FastifyInstance, o: { store: Store }):
   // Body (optional): {"fingerprint": "<SHA-256 hex>"}; without it, the certificate held for the device.
   app.post<{ Params: { id: string } }>("/v1/enrollments/:id/rebind", async (req) => {
     const deviceId = req.params.id;
-    const fingerprint = fingerprintOf(req.body);
+    const fingerprint = fingerprintOf(req);
     const binding = await store.rebinds.binding(deviceId);
     if (!binding) throw new NotFound("no such device");
     if (fingerprint !== undefined && fingerprint === binding.certFingerprint) throw new Conflict("the device is bound to this certificate already");
@@ -36,13 +37,12 @@ export function registerRebindRoutes(app: FastifyInstance, o: { store: Store }):
   });
 }
 
-function fingerprintOf(body: unknown): string | undefined {
-  if (body === undefined || body === null || (typeof body === "string" && body === "")) return undefined;
-  if (typeof body !== "object" || Array.isArray(body)) throw new BadRequest('the body must be a JSON object: {"fingerprint": "<SHA-256 hex>"} or nothing');
-  const keys = Object.keys(body);
-  const unknown = keys.find((k) => k !== "fingerprint");
-  if (unknown !== undefined) throw new BadRequest(`unknown field ${JSON.stringify(unknown.slice(0, 64))}`);
-  const fp = (body as { fingerprint?: unknown }).fingerprint;
+/** The fingerprint the body names, normalised; undefined for an empty body or none given. */
+function fingerprintOf(req: FastifyRequest): string | undefined {
+  if (!Buffer.isBuffer(req.body) || req.body.length === 0) return undefined;
+  const body = jsonObject(req);
+  onlyKeys(body, ["fingerprint"]);
+  const fp = body.fingerprint;
   if (fp === undefined) return undefined;
   if (typeof fp !== "string") throw new BadRequest("fingerprint must be a string");
   const normal = fp.replaceAll(":", "").toLowerCase();
