@@ -4,12 +4,16 @@
 // operator approves the new certificate (API, CLI); --rebind any is the peers' way.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { runWith } from "../src/cli/client-commands.ts";
+import { Transport } from "../src/sim/transport.ts";
 import { cliContext } from "./support/cli.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { commandPlist, dumpStore, eventually, identity, RawDevice } from "./support/mdm.ts";
-import { forEachBackend } from "./support/postgres.ts";
+import { createTestDatabase, forEachBackend } from "./support/postgres.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 const HOUR = 3_600_000;
@@ -163,7 +167,44 @@ await forEachBackend("re-binding an enrolled device", (backend) => {
     assert.notEqual((await real.report("Idle", user)).status, 403);
   });
 
-  test("SCEP-free renewal path: the same certificate re-authenticates as before", async () => {
+  test("two processes on one database: held in one, approved through the other, bound in both", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-rebind-shared-"));
+    const database = backend === "postgres" ? await createTestDatabase() : undefined;
+    const storage = database?.url ?? `sqlite:${path.join(dir, "shared.db")}`;
+    const one = await startTestServer(["--storage", storage]);
+    const two = await startTestServer(["--storage", storage]);
+    const viaOne = new Transport(one.url);
+    const viaTwo = new Transport(two.url);
+    try {
+      const udid = randomUUID().toUpperCase();
+      const realId = await identity(fleet);
+      const newId = await identity(fleet);
+      const realOnOne = new RawDevice(viaOne, realId, udid);
+      const realOnTwo = new RawDevice(viaTwo, realId, udid);
+      await realOnOne.enroll();
+      assert.equal((await realOnTwo.report("Idle")).status, 200, "process two confirms (and caches) the binding");
+      const newcomer = new RawDevice(viaTwo, newId, udid);
+      assert.equal((await newcomer.authenticate()).status, 403);
+      assert.equal((await new RawDevice(viaOne, newId, udid).authenticate()).status, 403);
+      assert.equal((await one.api("POST", `/v1/enrollments/${udid}/rebind`)).status, 200);
+      await newcomer.enroll();
+      assert.equal(await one.store.enrollments.certFingerprintOf(udid), newId.fingerprint);
+      assert.equal((await new RawDevice(viaOne, newId, udid).report("Idle")).status, 200);
+      // Process two re-bound the device itself: it refuses the old certificate at once; process one
+      // once its few seconds of confirmed binding are over.
+      assert.equal((await realOnTwo.report("Idle")).status, 403);
+      await eventually(async () => ((await realOnOne.report("Idle")).status === 403 ? true : undefined), 15_000, "process one refuses the old certificate");
+    } finally {
+      viaOne.close();
+      viaTwo.close();
+      await one.stop();
+      await two.stop();
+      await database?.drop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("the same certificate re-authenticates as before", async () => {
     const { real } = await victim();
     assert.equal((await real.authenticate()).status, 200);
     assert.equal((await events(real.udid, "enrollment.rebind_held")).length, 0);
