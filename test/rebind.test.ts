@@ -10,6 +10,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { runWith } from "../src/cli/client-commands.ts";
 import { Transport } from "../src/sim/transport.ts";
+import { pushArgs, pushPki, startApnsStandIn, type ApnsStandIn } from "./support/apns.ts";
 import { cliContext } from "./support/cli.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { commandPlist, dumpStore, eventually, identity, RawDevice } from "./support/mdm.ts";
@@ -236,3 +237,39 @@ describe("--rebind any: the peers' way", () => {
     assert.ok(server.logs.some((l) => l.includes('"level":40') && l.includes("--rebind any")));
   });
 });
+
+describe("a held re-binding pushes the device's current identity", () => {
+  let apns: ApnsStandIn;
+  let server: TestServer;
+  let fleet: TestFleet;
+  before(async () => {
+    const pki = await pushPki();
+    apns = await startApnsStandIn({ pushCa: pki.pushCa, serverCa: pki.serverCa, serverKey: pki.serverKey });
+    server = await startTestServer(pushArgs(apns));
+    fleet = await testFleet(server.url);
+    assert.equal((await server.api("PUT", "/v1/pushcert", pki.pem())).status, 200);
+  });
+  after(async () => {
+    fleet.close();
+    await server?.stop();
+    await apns?.close();
+  });
+
+  test("once per hour at most, so that a live device shows it is alive", async () => {
+    const real = await fleet.device();
+    await real.enroll();
+    const token = real.pushToken.toString("hex");
+    const intruder = new RawDevice(fleet.transport, await identity(fleet), real.udid);
+    assert.equal((await intruder.authenticate()).status, 403);
+    await eventually(async () => (apns.seen.some((p) => p.token === token) ? true : undefined), 5000, "the push to the current identity");
+    assert.equal((await intruder.authenticate()).status, 403);
+    assert.equal((await events(server, real.udid, "enrollment.rebind_held")).length, 2);
+    assert.equal(apns.seen.filter((p) => p.token === token).length, 1);
+  });
+});
+
+async function events(server: TestServer, udid: string, type: string): Promise<any[]> {
+  const r = await server.api("GET", `/v1/events?enrollment=${udid}&type=${type}`);
+  assert.equal(r.status, 200, r.text);
+  return r.json.events;
+}
