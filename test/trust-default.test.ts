@@ -76,6 +76,7 @@ describe("no --ca: the device CA alone", () => {
     assert.equal(report.enrolled, 2);
     assert.equal(report.errors, 0);
     assert.equal(report.identitySource, "ca");
+    assert.equal(report.identity, "Mdm-Signature", "signed: read by any server, whatever its --cert-header");
     assert.match(ctx.stderr, /device CA in/);
   });
 
