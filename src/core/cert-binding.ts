@@ -28,7 +28,7 @@ export interface CertBindingOptions {
  *
  * An Authenticate with another certificate for a device that is bound already
  * re-binds it only when the device is not enrolled (it sent CheckOut, or never
- * finished enrolling), when its current identity has been silent for
+ * finished its first enrollment), when its current identity has been silent for
  * --rebind-after-silence, or when an operator approved that certificate
  * (POST /v1/enrollments/:id/rebind). Otherwise it is held: 403, an
  * enrollment.rebind_held event, nothing of the device changed, and a push to

@@ -131,7 +131,7 @@ export class EnrollmentStore {
            os_version = excluded.os_version, build_version = excluded.build_version, imei = excluded.imei,
            meid = excluded.meid, topic = excluded.topic, cert_fingerprint = excluded.cert_fingerprint,
            bootstrap_token = NULL, authenticate_message = excluded.authenticate_message,
-           authenticated_at = excluded.authenticated_at
+           authenticated_at = excluded.authenticated_at, checked_out_at = NULL
          ${guard}
          RETURNING id`,
         [
@@ -188,9 +188,12 @@ export class EnrollmentStore {
     return Number(row!.token_update_count);
   }
 
-  /** The device left management: disable it and its user channels. */
+  /** The device left management: disable it and its user channels; it may re-enroll with another certificate. */
   async checkOut(deviceId: string, now: number): Promise<number> {
-    return this.db.run("UPDATE enrollments SET enabled = 0, token_update_count = 0, updated_at = ? WHERE device_id = ?", [now, deviceId]);
+    return this.db.transaction(async (tx) => {
+      await tx.run("UPDATE devices SET checked_out_at = ? WHERE id = ?", [now, deviceId]);
+      return tx.run("UPDATE enrollments SET enabled = 0, token_update_count = 0, updated_at = ? WHERE device_id = ?", [now, deviceId]);
+    });
   }
 
   async setBootstrapToken(deviceId: string, token: Buffer | null): Promise<void> {

@@ -4,7 +4,11 @@ import type { Database } from "./db.ts";
 export interface Binding {
   /** SHA-256 of the bound identity certificate. */
   certFingerprint: string;
-  /** Some channel of the device is enabled: it is enrolled (not checked out, not half-enrolled). */
+  /**
+   * The device finished an enrollment (a TokenUpdate) and has not sent
+   * CheckOut since. A device re-authenticating between its Authenticate and
+   * TokenUpdate is still enrolled: that moment opens no window.
+   */
   enrolled: boolean;
   /** The device's last answered request on any channel, or its Authenticate. */
   lastContactAt: number;
@@ -24,9 +28,15 @@ export class RebindStore {
   constructor(private readonly db: Database) {}
 
   async binding(deviceId: string): Promise<Binding | undefined> {
-    const row = await this.db.get<{ cert_fingerprint: string; authenticated_at: number | string; enabled: number | string | null; seen: number | string | null }>(
-      `SELECT d.cert_fingerprint, d.authenticated_at,
-         (SELECT MAX(e.enabled) FROM enrollments e WHERE e.device_id = d.id) AS enabled,
+    const row = await this.db.get<{
+      cert_fingerprint: string;
+      authenticated_at: number | string;
+      checked_out_at: number | string | null;
+      channels: number | string;
+      seen: number | string | null;
+    }>(
+      `SELECT d.cert_fingerprint, d.authenticated_at, d.checked_out_at,
+         (SELECT COUNT(*) FROM enrollments e WHERE e.device_id = d.id) AS channels,
          (SELECT MAX(e.last_seen_at) FROM enrollments e WHERE e.device_id = d.id) AS seen
        FROM devices d WHERE d.id = ?`,
       [deviceId],
@@ -34,7 +44,7 @@ export class RebindStore {
     if (!row) return undefined;
     return {
       certFingerprint: row.cert_fingerprint,
-      enrolled: Number(row.enabled ?? 0) === 1,
+      enrolled: Number(row.channels) > 0 && row.checked_out_at === null,
       lastContactAt: Math.max(Number(row.authenticated_at), row.seen === null ? 0 : Number(row.seen)),
     };
   }

@@ -171,8 +171,15 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.equal(after.certFingerprint, "fp-a");
         assert.equal(after.approvedAt, T0 + 5);
         assert.equal((await store.rebinds.approve(id, "fp-c", T0 + 7))!.certFingerprint, "fp-c");
-        await store.enrollments.checkOut(id, T0 + 8);
-        assert.equal((await store.rebinds.binding(id))!.enrolled, false);
+        await authenticate(id, { now: T0 + 8 });
+        assert.equal((await store.rebinds.binding(id))!.enrolled, true, "re-authenticating (channels disabled until TokenUpdate) is still enrolled");
+        await store.enrollments.checkOut(id, T0 + 9);
+        assert.equal((await store.rebinds.binding(id))!.enrolled, false, "checked out");
+        await authenticate(id, { now: T0 + 10 });
+        assert.equal((await store.rebinds.binding(id))!.enrolled, true, "Authenticate ends the checkout");
+        const fresh = newId();
+        await authenticate(fresh);
+        assert.equal((await store.rebinds.binding(fresh))!.enrolled, false, "never finished enrolling");
       });
 
       test("UnlockToken is kept unless replaced", async () => {

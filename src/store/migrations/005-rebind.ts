@@ -17,5 +17,9 @@ CREATE TABLE rebind_holds (
   pushed_at BIGINT,
   approved_at BIGINT
 );
+
+-- When the device last sent CheckOut; cleared by its next Authenticate. A
+-- device that checked out re-enrolls with any certificate at once.
+ALTER TABLE devices ADD COLUMN checked_out_at BIGINT;
 `,
 };
