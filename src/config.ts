@@ -11,6 +11,10 @@ export interface Config {
   storagePoolSize: number;
   apiKey?: string;
   caFiles: string[];
+  /** Accept any device certificate within its validity (labs only): --insecure-accept-any-device-cert. */
+  insecureAcceptAnyDeviceCert: boolean;
+  /** Who may re-bind an enrolled device to another identity certificate (docs/enrolling-devices.md, Re-enrollment). */
+  rebind: RebindConfig;
   certHeader?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -29,6 +33,14 @@ export interface Config {
   userAuth: UserAuthConfig;
   push: PushConfig;
   enrollment: EnrollmentConfig;
+}
+
+/** The re-binding policy of core/cert-binding.ts. */
+export interface RebindConfig {
+  /** held: a new certificate for an enrolled device waits; any: every Authenticate re-binds (as the peers do). */
+  policy: "held" | "any";
+  /** A held certificate is bound once the device's current identity has been silent this long. */
+  afterSilenceMs: number;
 }
 
 /** The device CA, SCEP and enrollment profiles (src/enroll/, src/scep/, docs/enrolling-devices.md). */
@@ -111,6 +123,9 @@ const FLAGS = {
   "storage-pool-size": { type: "string", default: "10" },
   "api-key": { type: "string" },
   ca: { type: "string", multiple: true },
+  "insecure-accept-any-device-cert": { type: "boolean", default: false },
+  rebind: { type: "string", default: "held" },
+  "rebind-after-silence": { type: "string", default: "7d" },
   "cert-header": { type: "string" },
   "tls-cert": { type: "string" },
   "tls-key": { type: "string" },
@@ -213,6 +228,8 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
   if (enrollmentToken !== undefined && enrollmentToken.length < 16) throw new ConfigError("--enrollment-token must be at least 16 characters");
   const caFromEnv = env[envName("ca")]?.split(",").filter(Boolean) ?? [];
   const caFiles = (values.ca as string[] | undefined) ?? caFromEnv;
+  const rebind = get("rebind")!;
+  if (rebind !== "held" && rebind !== "any") throw new ConfigError("--rebind must be held or any");
   return {
     host,
     port,
@@ -221,6 +238,8 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
     storagePoolSize: parseCount(get("storage-pool-size")!, "--storage-pool-size"),
     apiKey: get("api-key"),
     caFiles,
+    insecureAcceptAnyDeviceCert: flag("insecure-accept-any-device-cert"),
+    rebind: { policy: rebind, afterSilenceMs: positive(parseDuration(get("rebind-after-silence")!, "--rebind-after-silence"), "--rebind-after-silence") },
     certHeader: get("cert-header")?.toLowerCase(),
     tlsCert,
     tlsKey,

@@ -16,6 +16,7 @@ import { UserAuthService } from "./core/userauth.ts";
 import { buildApp } from "./http/app.ts";
 import { registerUserRoutes } from "./http/user-routes.ts";
 import { registerPushRoutes } from "./http/push-routes.ts";
+import { registerRebindRoutes } from "./http/rebind-routes.ts";
 import { startPush } from "./push/index.ts";
 import { DeviceTrust } from "./identity/index.ts";
 import { loadDeviceCa, type DeviceCa } from "./enroll/device-ca.ts";
@@ -60,7 +61,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     deviceCertDays: config.enrollment.deviceCertDays,
     log,
   });
-  const trust = loadTrust(config.caFiles, deviceCa, log);
+  const trust = loadTrust(config, deviceCa, log);
   const store = await openStore(config.storage, config.dataDir, config.storagePoolSize);
   const lastSeen = new Coalescer("last-seen times", (seen) => store.enrollments.markSeen(seen), log);
   const tokenUse = new Coalescer("AuthToken use times", (used) => store.userSessions.markTokensUsed(used), log);
@@ -84,7 +85,10 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   });
   // Outermost first: the certificate binding, then the AuthToken of a
   // network user's channel, then the core.
-  const service: MdmService = new CertBinding(new AuthTokenGuard(core, store, tokenUse), store);
+  const service: MdmService = new CertBinding(new AuthTokenGuard(core, store, tokenUse), store, { rebind: config.rebind, pusher: push.pusher });
+  if (config.rebind.policy === "any") {
+    log.warn("--rebind any: ANY TRUSTED CERTIFICATE THAT SENDS Authenticate WITH AN ENROLLED DEVICE'S UDID TAKES THAT DEVICE OVER (its commands, its bootstrap token)");
+  }
 
   const challenges = new ScepChallenges(store, config.enrollment.scepChallengeTtlMs);
   // Failed attempts per client address on the routes devices reach without the API key, one count per route.
@@ -125,6 +129,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       (api) => registerUserRoutes(api, { store, realm: config.userAuth.realm }),
       (api) => registerPushRoutes(api, { store, certs: push.certs, pusher: push.pusher }),
       (api) => registerScepApiRoutes(api, challenges),
+      (api) => registerRebindRoutes(api, { store }),
     ],
     trustProxy: config.trustProxy,
     https: config.tlsCert ? { cert: fs.readFileSync(config.tlsCert), key: fs.readFileSync(config.tlsKey!) } : undefined,
@@ -191,15 +196,19 @@ async function checkSharedDeviceCa(store: Store, deviceCa: DeviceCa, log: Logger
   }
 }
 
-/** --ca and the device CA; without --ca, any certificate (issue #2's rule), said loudly. */
-function loadTrust(caFiles: string[], deviceCa: DeviceCa, log: Logger): DeviceTrust {
-  if (caFiles.length === 0) {
+/**
+ * The device CA and every --ca: nothing else, unless the lab opt-in
+ * --insecure-accept-any-device-cert asks for any certificate, said loudly.
+ */
+function loadTrust(config: Config, deviceCa: DeviceCa, log: Logger): DeviceTrust {
+  if (config.insecureAcceptAnyDeviceCert) {
     log.warn(
-      "NO --ca GIVEN: ANY DEVICE CERTIFICATE WITH A VALID SIGNATURE IS ACCEPTED. " +
-        "Give --ca with the CA that issues your devices' identity certificates before enrolling real devices " +
-        "(devices enrolled with Orchard's own profile get theirs from the device CA, which --ca adds to automatically).",
+      "--insecure-accept-any-device-cert: ANY DEVICE CERTIFICATE WITHIN ITS VALIDITY IS ACCEPTED, self-signed ones included. " +
+        "Anyone who can reach this server can enroll as any device it has not seen yet. For labs only: never with real devices.",
     );
     return DeviceTrust.any();
   }
-  return new DeviceTrust([...caFiles.map((f) => fs.readFileSync(f, "utf8")), deviceCa.certPem]);
+  const trust = new DeviceTrust([...config.caFiles.map((f) => fs.readFileSync(f, "utf8")), deviceCa.certPem]);
+  log.info({ deviceCa: deviceCa.fingerprint, caFiles: config.caFiles }, "device identities trusted: the device CA and --ca");
+  return trust;
 }

@@ -274,9 +274,11 @@ await forEachBackend("check-in messages", (backend) => {
       assert.equal((await enrollment(userId)).enabled, true);
     });
 
-    test("re-enrollment may bind a new certificate; the old one is refused afterwards", async () => {
+    test("re-enrollment after CheckOut may bind a new certificate; the old one is refused afterwards", async () => {
+      // Without CheckOut the new certificate is held (test/rebind.test.ts).
       const d = await rawDevice();
       await d.enroll();
+      assert.equal((await d.checkin("CheckOut")).status, 200);
       const renewed = new RawDevice(fleet.transport, await identity(fleet), d.udid);
       assert.equal((await renewed.authenticate()).status, 200);
       assert.equal((await renewed.tokenUpdate()).status, 200);

@@ -254,6 +254,24 @@ await forEachBackend("SCEP", (backend) => {
     });
   });
 
+  test("a renewal re-binds as before while another certificate's Authenticate for the device is held", async () => {
+    const client = new ScepTestClient(scepUrl);
+    const key = await generateKeyPair();
+    const first = await client.enroll({ challenge: await challenge(), commonName: `sim-${randomUUID()}`, key });
+    const device = new SimDevice({ transport, identity: first, mode: HEADER_MODE });
+    await device.enroll();
+    // Another certificate the server trusts (its own SCEP's) claims the device's UDID: held.
+    const stranger = await client.enroll({ challenge: await challenge(), commonName: `stranger-${randomUUID()}`, key });
+    const claim = new SimDevice({ transport, identity: stranger, mode: HEADER_MODE, udid: device.udid, serialNumber: device.serialNumber });
+    assert.equal((await claim.authenticate()).status, 403);
+
+    const renewed = await client.renew(first, { key: await generateKeyPair() });
+    await assertRebound(device, first, renewed);
+    const again = new SimDevice({ transport, identity: renewed, mode: HEADER_MODE, udid: device.udid, serialNumber: device.serialNumber });
+    assert.equal((await again.authenticate()).status, 200, "the renewed certificate is the device's own");
+    assert.equal((await claim.authenticate()).status, 403, "the stranger is still held");
+  });
+
   /**
    * The renewed certificate works for Idle without a new Authenticate, and the
    * old one is refused. Order matters within 10 s of the old certificate's last

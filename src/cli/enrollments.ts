@@ -1,5 +1,6 @@
 import type { Enrollment } from "../store/enrollments.ts";
-import { connect, parseCommand, positiveInt, printJson, UsageError, type ClientCommand } from "./command.ts";
+import { expectOk } from "./api-client.ts";
+import { connect, parseCommand, positiveInt, printJson, UsageError, type CliContext, type ClientCommand } from "./command.ts";
 import { fetchPages, PAGE_OPTIONS } from "./paging.ts";
 import { formatFields, formatTable, formatTime, type Cell } from "./table.ts";
 
@@ -8,12 +9,16 @@ type ApiEnrollment = Enrollment;
 
 export const enrollmentsCommand: ClientCommand = {
   name: "enrollments",
-  summary: "list enrollments",
+  summary: "list enrollments; approve a device's new identity certificate",
   usage: [
     `enrollments [--type T] [--enabled true|false] [--serial S] [--device UDID] [--limit N] [--cursor ID] [--all]`,
     "  one page of --limit (default 100, at most 1000) from --cursor; --all follows every page",
+    `enrollments rebind <device id> [--fingerprint SHA256] [--show]`,
+    "  approve the identity certificate held for the device (or the one given): its next Authenticate re-binds the",
+    "  device (docs/enrolling-devices.md, Re-enrollment); --show prints the binding and what is held, approving nothing",
   ],
   async run(args, ctx) {
+    if (args[0] === "rebind") return rebind(args.slice(1), ctx);
     const { values, positionals } = parseCommand(args, {
       type: { type: "string" },
       enabled: { type: "string" },
@@ -77,6 +82,46 @@ export const enrollmentCommand: ClientCommand = {
     return 0;
   },
 };
+
+interface RebindState {
+  device_id: string;
+  cert_fingerprint: string;
+  last_contact_at?: number;
+  held?: { cert_fingerprint: string; held_at: number; attempts: number; approved_at: number | null } | null;
+  approved?: { cert_fingerprint: string; approved_at: number | null };
+}
+
+async function rebind(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parseCommand(args, { fingerprint: { type: "string" }, show: { type: "boolean", default: false } });
+  if (positionals.length !== 1) throw new UsageError("give one device id");
+  if (values.show && values.fingerprint !== undefined) throw new UsageError("--show approves nothing: not with --fingerprint");
+  const client = connect(values, ctx);
+  const apiPath = `/v1/enrollments/${encodeURIComponent(positionals[0]!)}/rebind`;
+  const state = values.show
+    ? await client.get<RebindState>(apiPath)
+    : expectOk<RebindState>(
+        await client.request("POST", apiPath, {
+          body: values.fingerprint === undefined ? undefined : Buffer.from(JSON.stringify({ fingerprint: values.fingerprint })),
+          contentType: "application/json",
+        }),
+      );
+  if (values.json) {
+    printJson(ctx, state);
+    return 0;
+  }
+  const held = state.approved ?? state.held ?? undefined;
+  ctx.out(
+    formatFields([
+      ["device", state.device_id],
+      ["bound certificate", state.cert_fingerprint],
+      ...(state.last_contact_at !== undefined ? ([["last contact", formatTime(state.last_contact_at)]] as [string, Cell][]) : []),
+      ["held certificate", held?.cert_fingerprint ?? null],
+      ["approved at", formatTime(held?.approved_at ?? null)],
+    ]),
+  );
+  if (state.approved) ctx.out("approved: the device re-binds to this certificate at its next Authenticate\n");
+  return 0;
+}
 
 /** `lastSeenAt` -> `last seen at`. */
 function label(key: string): string {

@@ -1,4 +1,6 @@
 import fs from "node:fs";
+import path from "node:path";
+import { DEVICE_CA_CERT_FILE, DEVICE_CA_KEY_FILE } from "../enroll/device-ca.ts";
 import { ConfigError, parseDuration } from "../config.ts";
 import { runSimulation, type PlatformMix, type SimulateOptions, type SimulationReport } from "../sim/fleet-sim.ts";
 import { SimStats } from "../sim/metrics.ts";
@@ -28,6 +30,8 @@ export const simulateCommand: ClientCommand = {
     "  poll and answer the commands the run queues; a summary at the end (--json: one JSON object); exit 1",
     "  when any error was seen. Also: [--rate R] [--concurrency C] [--platform mixed|macOS|iOS] [--seed S]",
     "  [--cert-header NAME | --sign-messages] [--scep | --ca-cert F --ca-key F | --ca-out DIR] [--checkin-path P]",
+    "  (default: messages signed (Mdm-Signature); identities from the device CA in ./data (ORCHARD_DATA_DIR) when found,",
+    "  else from the server's SCEP)",
     "  [--server-path P] [--poll-interval 5s] [--command-interval 10s | --no-commands] [--not-now 0.05]",
     "  [--cleanup]; see docs/simulator.md",
   ],
@@ -74,7 +78,20 @@ export const simulateCommand: ClientCommand = {
     }
     if ((values["ca-cert"] === undefined) !== (values["ca-key"] === undefined)) throw new UsageError("give --ca-cert and --ca-key together");
     if (values["ca-cert"] !== undefined && values["ca-out"] !== undefined) throw new UsageError("--ca-out is where a generated CA goes: not with --ca-cert");
-    const ca = values["ca-cert"] !== undefined ? { certPem: readFile(values["ca-cert"], "--ca-cert"), keyPem: readFile(values["ca-key"]!, "--ca-key") } : undefined;
+    let ca = values["ca-cert"] !== undefined ? { certPem: readFile(values["ca-cert"], "--ca-cert"), keyPem: readFile(values["ca-key"]!, "--ca-key") } : undefined;
+    let scep = values.scep;
+    const defaultNotice: string[] = [];
+    if (!scep && ca === undefined && values["ca-out"] === undefined) {
+      // No identity source given: one the server trusts by default (it trusts its device CA, nothing else).
+      const local = localDeviceCa(ctx);
+      if (local) {
+        ca = { certPem: readFile(local.certFile, "the device CA"), keyPem: readFile(local.keyFile, "the device CA key") };
+        defaultNotice.push(`signing the devices' identities with the server's device CA in ${local.dir} (give --scep, --ca-cert or --ca-out for another source)`);
+      } else {
+        scep = true;
+        defaultNotice.push("no device CA in the data dir: the devices get their identities from the server's SCEP (give --ca-cert or --ca-out for another source)");
+      }
+    }
 
     const platform = values.platform ?? "mixed";
     if (platform !== "mixed" && platform !== "macOS" && platform !== "iOS") throw new UsageError("--platform must be mixed, macOS or iOS");
@@ -88,11 +105,12 @@ export const simulateCommand: ClientCommand = {
       networkUsers: values["network-users"],
       ca,
       caOutDir: values["ca-out"],
-      scep: values.scep,
+      scep,
       durationMs: duration("--duration", values.duration) ?? 60_000,
       rate: positiveNumber("--rate", values.rate),
       concurrency: positiveInt("--concurrency", values.concurrency),
-      identity: values["sign-messages"] ? { kind: "signature" } : { kind: "header", header },
+      // Mdm-Signature unless a header is asked for: any server reads it, whatever its --cert-header and proxy.
+      identity: values["cert-header"] === undefined ? { kind: "signature" } : { kind: "header", header },
       checkinPath: urlPath("--checkin-path", values["checkin-path"]),
       serverPath: urlPath("--server-path", values["server-path"]),
       platform: platform as PlatformMix,
@@ -114,6 +132,7 @@ export const simulateCommand: ClientCommand = {
       progress?.clear();
       ctx.err(`orchard: ${text}\n`);
     };
+    for (const text of defaultNotice) options.onNotice(text);
     options.onPhase = (phase) => {
       if (phase === "enroll") progress?.trafficStarted();
     };
@@ -190,6 +209,23 @@ class Progress {
     clearInterval(this.timer);
     this.clear();
   }
+}
+
+/**
+ * The device CA files of a server run from this directory: <data dir>/device-ca.pem
+ * and .key (ORCHARD_DATA_DIR, default ./data), when both are there and readable.
+ */
+function localDeviceCa(ctx: CliContext): { dir: string; certFile: string; keyFile: string } | undefined {
+  const dir = path.resolve(ctx.cwd, nonEmpty(ctx.env.ORCHARD_DATA_DIR) ?? "data");
+  const certFile = path.join(dir, DEVICE_CA_CERT_FILE);
+  const keyFile = path.join(dir, DEVICE_CA_KEY_FILE);
+  try {
+    fs.accessSync(certFile, fs.constants.R_OK);
+    fs.accessSync(keyFile, fs.constants.R_OK);
+  } catch {
+    return undefined;
+  }
+  return { dir, certFile, keyFile };
 }
 
 function readFile(file: string, flag: string): string {

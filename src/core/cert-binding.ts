@@ -1,17 +1,39 @@
+import type { RebindConfig } from "../config.ts";
 import { Forbidden } from "../errors.ts";
 import type { CheckinMessage } from "../protocol/checkin.ts";
 import type { CommandReport } from "../protocol/report.ts";
 import type { Store } from "../store/index.ts";
+import type { Pusher } from "./push.ts";
 import type { CheckinReply, MdmRequest, MdmService } from "./service.ts";
 
 /** How long a confirmed (device, certificate) binding is trusted without reading the store. */
 const CONFIRMED_TTL_MS = 10_000;
 const MAX_CONFIRMED = 100_000;
+/** A held re-binding pushes the device's current identity at most this often. */
+const HELD_PUSH_INTERVAL_MS = 60 * 60 * 1000;
+
+/** Why an Authenticate with another certificate than the bound one was let through. */
+type RebindReason = "not_enrolled" | "silence" | "approved" | "any";
+
+export interface CertBindingOptions {
+  rebind: RebindConfig;
+  /** Wakes the current identity of a device whose re-binding is held, so that a live device proves it is. */
+  pusher?: Pusher;
+}
 
 /**
  * Binds a device's identity certificate at Authenticate and holds every later
  * request of the device and its user channels to it (brief 2.5). Refusals are
  * 403 with a plain reason: never 401, never com.apple.unrecognized.device.
+ *
+ * An Authenticate with another certificate for a device that is bound already
+ * re-binds it only when the device is not enrolled (it sent CheckOut, or never
+ * finished its first enrollment), when its current identity has been silent for
+ * --rebind-after-silence, or when an operator approved that certificate
+ * (POST /v1/enrollments/:id/rebind). Otherwise it is held: 403, an
+ * enrollment.rebind_held event, nothing of the device changed, and a push to
+ * the current identity. --rebind any re-binds at every Authenticate, as the
+ * peers do. docs/enrolling-devices.md, "Re-enrollment", says why.
  *
  * A binding confirmed by the store is remembered for a few seconds, which
  * saves a query on nearly every poll. Only matches are remembered and this
@@ -25,6 +47,7 @@ export class CertBinding implements MdmService {
   constructor(
     private readonly next: MdmService,
     private readonly store: Store,
+    private readonly o: CertBindingOptions = { rebind: { policy: "held", afterSilenceMs: 7 * 24 * 3600_000 } },
   ) {}
 
   async checkIn(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
@@ -35,16 +58,57 @@ export class CertBinding implements MdmService {
       if (owner !== undefined && owner !== deviceId) {
         throw new Forbidden("identity certificate is bound to another device");
       }
-    } else {
-      await this.requireBinding(req, deviceId);
-      if (msg.messageType === "CheckOut") this.confirmed.delete(deviceId);
+      const { replaces, reason } = await this.admit(req, deviceId);
+      const reply = await this.next.checkIn({ ...req, replaces }, msg);
+      if (reason) {
+        const detail = { old_fingerprint: replaces ?? null, new_fingerprint: req.certFingerprint, reason };
+        await this.store.events.add({ type: "enrollment.rebound", enrollmentId: deviceId, detail }, req.now);
+        req.log.info({ enrollmentId: deviceId, ...detail }, "device re-bound to a new identity certificate");
+      }
+      return reply;
     }
+    await this.requireBinding(req, deviceId);
+    if (msg.messageType === "CheckOut") this.confirmed.delete(deviceId);
     return this.next.checkIn(req, msg);
   }
 
   async report(req: MdmRequest, report: CommandReport) {
     await this.requireBinding(req, report.channel.deviceId);
     return this.next.report(req, report);
+  }
+
+  /**
+   * The re-binding policy for an Authenticate: what the device must still be
+   * bound to when the store writes (see MdmRequest.replaces), and why a
+   * different certificate may replace it. Throws Forbidden when it is held.
+   */
+  private async admit(req: MdmRequest, deviceId: string): Promise<{ replaces?: string | null; reason?: RebindReason }> {
+    const { policy, afterSilenceMs } = this.o.rebind;
+    const binding = await this.store.rebinds.binding(deviceId);
+    if (!binding) return { replaces: policy === "any" ? undefined : null };
+    const old = binding.certFingerprint;
+    if (old === req.certFingerprint) return { replaces: policy === "any" ? undefined : old };
+    if (policy === "any") return { replaces: old, reason: "any" };
+    if (!binding.enrolled) return { replaces: old, reason: "not_enrolled" };
+    const silentMs = req.now - binding.lastContactAt;
+    if (silentMs >= afterSilenceMs) return { replaces: old, reason: "silence" };
+    const approved = await this.store.rebinds.get(deviceId);
+    if (approved?.approvedAt != null && approved.certFingerprint === req.certFingerprint) return { replaces: old, reason: "approved" };
+
+    const hold = await this.store.rebinds.hold(deviceId, req.certFingerprint, req.now);
+    const detail = { old_fingerprint: old, new_fingerprint: req.certFingerprint, attempts: hold.attempts, silent_ms: silentMs, rebind_after_silence_ms: afterSilenceMs };
+    await this.store.events.add({ type: "enrollment.rebind_held", enrollmentId: deviceId, detail }, req.now);
+    req.log.warn({ enrollmentId: deviceId, ...detail }, "re-binding held: an enrolled device sent Authenticate with another identity certificate");
+    if (this.o.pusher && (await this.store.rebinds.claimPush(deviceId, req.now, HELD_PUSH_INTERVAL_MS))) {
+      // A live device answers the push, and its contact restarts the silence the held certificate waits for.
+      this.o.pusher.push([deviceId], { trigger: "rebind_held" }).catch((err: unknown) => {
+        req.log.warn({ enrollmentId: deviceId, err: (err as Error).message }, "push to the device's current identity failed");
+      });
+    }
+    throw new Forbidden(
+      `this device is enrolled with another identity certificate: re-binding held until that one has been silent for ${duration(afterSilenceMs)}, ` +
+        "the device checks out, or an operator approves it (POST /v1/enrollments/:id/rebind)",
+    );
   }
 
   private async requireBinding(req: MdmRequest, deviceId: string): Promise<void> {
@@ -56,4 +120,12 @@ export class CertBinding implements MdmService {
     if (this.confirmed.size >= MAX_CONFIRMED) this.confirmed.clear();
     this.confirmed.set(deviceId, { fingerprint: bound, until: req.now + CONFIRMED_TTL_MS });
   }
+}
+
+/** 604800000 -> "7d", 90000 -> "90s": the largest whole unit. */
+function duration(ms: number): string {
+  for (const [unit, size] of [["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], ["s", 1000]] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
 }

@@ -1,4 +1,4 @@
-import { BadRequest, Declined } from "../errors.ts";
+import { BadRequest, Declined, Forbidden } from "../errors.ts";
 import { bool, data, str, type CheckinMessage, type CheckinMessageType } from "../protocol/checkin.ts";
 import type { CommandReport } from "../protocol/report.ts";
 import type { PendingCommand } from "../store/commands.ts";
@@ -70,10 +70,11 @@ export class CoreService implements MdmService {
 
   private async authenticate(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
     const deviceId = msg.channel.deviceId;
-    await this.o.store.enrollments.authenticate({
+    const bound = await this.o.store.enrollments.authenticate({
       deviceId,
       topic: str(msg, "Topic")!,
       certFingerprint: req.certFingerprint,
+      replaces: req.replaces,
       message: msg.raw,
       now: req.now,
       facts: {
@@ -88,6 +89,8 @@ export class CoreService implements MdmService {
         meid: str(msg, "MEID"),
       },
     });
+    // Another request re-bound the device between the policy's decision and this write: nothing was written.
+    if (!bound) throw new Forbidden("the device's identity binding changed meanwhile: send Authenticate again");
     await this.o.store.events.add({ type: "device.authenticated", enrollmentId: deviceId, detail: { serialNumber: str(msg, "SerialNumber") } }, req.now);
     return EMPTY;
   }

@@ -15,6 +15,12 @@ import type { PendingCommand } from "../store/commands.ts";
 export interface MdmRequest {
   /** SHA-256 of the identity certificate's DER, lowercase hex. */
   certFingerprint: string;
+  /**
+   * Set by CertBinding at an Authenticate its policy let through: the
+   * certificate the device must still be bound to when the store binds this
+   * one (null: none); absent, the store re-binds unconditionally.
+   */
+  replaces?: string | null;
   /** The HTTP method that carried the message (HA2 of a digest uses it). */
   method: string;
   log: Log;

@@ -474,7 +474,7 @@ class FleetRun {
     this.caCertPath = certPath;
     this.o.onNotice?.(
       `made a device CA for this run: ${certPath} (key ${keyPath}).\n` +
-        `The server must accept it: run it without --ca, or with --ca ${certPath}; ` +
+        `The server must accept it: run it with --ca ${certPath} (or, in a lab, --insecure-accept-any-device-cert); ` +
         `later runs can reuse it with --ca-cert ${certPath} --ca-key ${keyPath}.`,
     );
     return ca;

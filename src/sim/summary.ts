@@ -73,6 +73,6 @@ export function formatSummary(r: SimulationReport): string {
 /** Where the device certificates came from. */
 function identitySource(r: SimulationReport): string {
   if (r.identitySource === "scep") return `from the server's SCEP, ${r.scepUrl} (${r.scepCertificates ?? 0} issued)`;
-  if (r.identitySource === "ca") return "issued by the CA given with --ca-cert";
+  if (r.identitySource === "ca") return "issued by a CA given (--ca-cert, or the server's device CA in the data dir)";
   return "issued by a CA made for this run (device CA below)";
 }

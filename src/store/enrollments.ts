@@ -18,6 +18,13 @@ export interface AuthenticateRecord {
   topic: string;
   facts: DeviceFacts;
   certFingerprint: string;
+  /**
+   * The certificate the device must still be bound to for this Authenticate
+   * to bind `certFingerprint` (null: the device must be new, or bound to
+   * `certFingerprint` already), checked in the same statement; absent: bind
+   * whatever the device was bound to (--rebind any).
+   */
+  replaces?: string | null;
   message: Buffer;
   now: number;
 }
@@ -108,11 +115,14 @@ export class EnrollmentStore {
   /**
    * A (re-)enrollment: keep the facts, bind the certificate, and start clean:
    * channels disabled until their TokenUpdate, queues and bootstrap token cleared.
+   * False, with nothing written, when the device is no longer bound to
+   * `replaces` (another request re-bound it meanwhile).
    */
-  async authenticate(a: AuthenticateRecord): Promise<void> {
+  async authenticate(a: AuthenticateRecord): Promise<boolean> {
     const f = a.facts;
-    await this.db.transaction(async (tx) => {
-      await tx.run(
+    const guard = a.replaces === undefined ? "" : "WHERE devices.cert_fingerprint = ?";
+    return this.db.transaction(async (tx) => {
+      const bound = await tx.get<{ id: string }>(
         `INSERT INTO devices (id, serial_number, product_name, model, model_name, device_name, os_version, build_version,
            imei, meid, topic, cert_fingerprint, bootstrap_token, authenticate_message, authenticated_at, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)
@@ -121,13 +131,19 @@ export class EnrollmentStore {
            os_version = excluded.os_version, build_version = excluded.build_version, imei = excluded.imei,
            meid = excluded.meid, topic = excluded.topic, cert_fingerprint = excluded.cert_fingerprint,
            bootstrap_token = NULL, authenticate_message = excluded.authenticate_message,
-           authenticated_at = excluded.authenticated_at`,
+           authenticated_at = excluded.authenticated_at, checked_out_at = NULL
+         ${guard}
+         RETURNING id`,
         [
           a.deviceId, f.serialNumber ?? null, f.productName ?? null, f.model ?? null, f.modelName ?? null,
           f.deviceName ?? null, f.osVersion ?? null, f.buildVersion ?? null, f.imei ?? null, f.meid ?? null,
           a.topic, a.certFingerprint, a.message, a.now, a.now,
+          ...(a.replaces === undefined ? [] : [a.replaces ?? a.certFingerprint]),
         ],
       );
+      if (!bound) return false;
+      // Whatever was held for the device is settled by this binding.
+      await tx.run("DELETE FROM rebind_holds WHERE device_id = ?", [a.deviceId]);
       // As NanoMDM does: the tally restarts, so the next TokenUpdate counts as
       // 1 again and marks the enrollment as new (the trigger for initial setup).
       await tx.run("UPDATE enrollments SET enabled = 0, token_update_count = 0, updated_at = ? WHERE device_id = ?", [a.now, a.deviceId]);
@@ -142,6 +158,7 @@ export class EnrollmentStore {
         "UPDATE user_sessions SET state = 'challenged', token_hash = NULL, updated_at = ? WHERE device_id = ? AND state = 'authenticated'",
         [a.now, a.deviceId],
       );
+      return true;
     });
   }
 
@@ -171,9 +188,12 @@ export class EnrollmentStore {
     return Number(row!.token_update_count);
   }
 
-  /** The device left management: disable it and its user channels. */
+  /** The device left management: disable it and its user channels; it may re-enroll with another certificate. */
   async checkOut(deviceId: string, now: number): Promise<number> {
-    return this.db.run("UPDATE enrollments SET enabled = 0, token_update_count = 0, updated_at = ? WHERE device_id = ?", [now, deviceId]);
+    return this.db.transaction(async (tx) => {
+      await tx.run("UPDATE devices SET checked_out_at = ? WHERE id = ?", [now, deviceId]);
+      return tx.run("UPDATE enrollments SET enabled = 0, token_update_count = 0, updated_at = ? WHERE device_id = ?", [now, deviceId]);
+    });
   }
 
   async setBootstrapToken(deviceId: string, token: Buffer | null): Promise<void> {

@@ -7,6 +7,7 @@ import { EventStore } from "./events.ts";
 import { migrate } from "./migrate.ts";
 export { SchemaTooNew } from "./migrate.ts";
 import { PushStore } from "./push.ts";
+import { RebindStore } from "./rebinds.ts";
 import { ScepStore } from "./scep.ts";
 import { SettingStore } from "./settings.ts";
 import { DirectoryStore } from "./directory.ts";
@@ -24,6 +25,7 @@ export class Store {
   readonly userSessions: UserSessionStore;
   readonly push: PushStore;
   readonly scep: ScepStore;
+  readonly rebinds: RebindStore;
 
   constructor(readonly db: Database) {
     this.enrollments = new EnrollmentStore(db);
@@ -34,6 +36,7 @@ export class Store {
     this.userSessions = new UserSessionStore(db);
     this.push = new PushStore(db);
     this.scep = new ScepStore(db);
+    this.rebinds = new RebindStore(db);
   }
 
   /**

@@ -1,8 +1,9 @@
-import { createCa, issueDeviceIdentity, generateKeyPair, type CaIdentity, type KeyPair } from "../../src/identity/testing/pki.ts";
+import { issueDeviceIdentity, type CaIdentity, type KeyPair } from "../../src/identity/testing/pki.ts";
 import { SimDevice, type IdentityMode } from "../../src/sim/device.ts";
 import { Transport } from "../../src/sim/transport.ts";
+import { testDeviceCa } from "./device-ca.ts";
 
-/** A CA and a shared key for quick test devices (RSA key generation is slow). */
+/** The test device CA (trusted by startTestServer) and a shared key for quick test devices (RSA key generation is slow). */
 export interface TestFleet {
   ca: CaIdentity;
   key: KeyPair;
@@ -12,8 +13,7 @@ export interface TestFleet {
 }
 
 export async function testFleet(baseUrl: string): Promise<TestFleet> {
-  const ca = await createCa({ commonName: "Orchard Test Device CA" });
-  const key = await generateKeyPair();
+  const { ca, key } = await testDeviceCa();
   const transport = new Transport(baseUrl);
   let n = 0;
   return {

@@ -11,9 +11,15 @@ export interface OrchardProcess {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Runs `orchard serve` as its own process on a free port and waits until it listens. */
+/**
+ * Runs `orchard serve` as its own process on a free port and waits until it
+ * listens. The crash and multi-process tests make their own device CAs after
+ * the servers start: without --ca in `args` the process accepts any device
+ * certificate (the lab opt-in); trust itself is tested in identity-e2e.
+ */
 export function spawnOrchard(args: string[], timeoutMs = 90_000): Promise<OrchardProcess> {
-  const child = spawn(process.execPath, [BIN, "serve", "--listen", "127.0.0.1:0", ...args], {
+  const trust = args.includes("--ca") || args.includes("--insecure-accept-any-device-cert") ? [] : ["--insecure-accept-any-device-cert"];
+  const child = spawn(process.execPath, [BIN, "serve", "--listen", "127.0.0.1:0", ...trust, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

@@ -4,6 +4,7 @@ import path from "node:path";
 import { Writable } from "node:stream";
 import { parseServeArgs } from "../../src/config.ts";
 import { createLogger, startServer, type RunningServer } from "../../src/server.ts";
+import { trustArgs } from "./device-ca.ts";
 import { createTestDatabase, type Backend } from "./postgres.ts";
 
 export interface TestServer extends RunningServer {
@@ -17,11 +18,14 @@ export interface TestServer extends RunningServer {
 
 /**
  * Starts a real Orchard on 127.0.0.1:0 over a fresh store: SQLite in a temp
- * dir, or a new PostgreSQL database dropped again by stop().
+ * dir, or a new PostgreSQL database dropped again by stop(). The server
+ * trusts the test device CA (testFleet's) unless `args` give --ca or
+ * --insecure-accept-any-device-cert, or `testCa` is false (Orchard's own default).
  */
-export async function startTestServer(args: string[] = [], backend: Backend = "sqlite"): Promise<TestServer> {
+export async function startTestServer(args: string[] = [], backend: Backend = "sqlite", o: { testCa?: boolean } = {}): Promise<TestServer> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-test-"));
   const database = backend === "postgres" ? await createTestDatabase() : undefined;
+  if (o.testCa !== false) args = [...(await trustArgs(args)), ...args];
   if (database) args = ["--storage", database.url, ...args];
   const logs: string[] = [];
   const sink = new Writable({

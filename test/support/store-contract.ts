@@ -136,6 +136,52 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.equal((await store.enrollments.get(`${id}:U1`))!.enabled, false);
       });
 
+      test("Authenticate guarded by `replaces` binds only while the device is bound to it; a refused one writes nothing", async () => {
+        const id = await enrolledDevice();
+        const guarded = (fingerprint: string, replaces: string | null, now: number) =>
+          store.enrollments.authenticate({ deviceId: id, topic: "t", certFingerprint: fingerprint, replaces, message: Buffer.from("a"), now, facts: { serialNumber: "SN-GUARD" } });
+        await store.rebinds.hold(id, `fp-held-${id}`, T0 + 50);
+        assert.equal(await guarded(`fp-other-${id}`, `fp-stale-${id}`, T0 + 100), false);
+        assert.equal(await guarded(`fp-other-${id}`, null, T0 + 100), false, "null: only a new device, or the same certificate");
+        assert.equal(await store.enrollments.certFingerprintOf(id), `fp-${id}`);
+        assert.equal((await store.enrollments.get(id))!.enabled, true, "nothing written");
+        assert.equal((await store.enrollments.get(id))!.serialNumber, `SN-${id}`);
+        assert.equal((await store.rebinds.get(id))!.certFingerprint, `fp-held-${id}`);
+        assert.equal(await guarded(`fp-next-${id}`, `fp-${id}`, T0 + 200), true);
+        assert.equal(await store.enrollments.certFingerprintOf(id), `fp-next-${id}`);
+        assert.equal(await store.rebinds.get(id), undefined, "a binding settles what was held");
+        assert.equal(await guarded(`fp-next-${id}`, null, T0 + 300), true, "the same certificate again");
+      });
+
+      test("re-binding holds: a held certificate does not replace an approved one; the push is claimed once per interval", async () => {
+        const id = await enrolledDevice();
+        const b = await store.rebinds.binding(id);
+        assert.equal(b!.certFingerprint, `fp-${id}`);
+        assert.equal(b!.enrolled, true);
+        assert.equal(await store.rebinds.approve(id, undefined, T0), undefined, "nothing held, nothing given");
+        assert.equal((await store.rebinds.hold(id, "fp-a", T0 + 1)).attempts, 1);
+        assert.equal((await store.rebinds.hold(id, "fp-a", T0 + 2)).attempts, 2);
+        assert.equal(await store.rebinds.claimPush(id, T0 + 2, 1000), true);
+        assert.equal(await store.rebinds.claimPush(id, T0 + 3, 1000), false);
+        assert.equal(await store.rebinds.claimPush(id, T0 + 1002, 1000), true);
+        const approved = await store.rebinds.approve(id, undefined, T0 + 5);
+        assert.equal(approved!.certFingerprint, "fp-a");
+        assert.equal(approved!.approvedAt, T0 + 5);
+        const after = await store.rebinds.hold(id, "fp-b", T0 + 6);
+        assert.equal(after.certFingerprint, "fp-a");
+        assert.equal(after.approvedAt, T0 + 5);
+        assert.equal((await store.rebinds.approve(id, "fp-c", T0 + 7))!.certFingerprint, "fp-c");
+        await authenticate(id, { now: T0 + 8 });
+        assert.equal((await store.rebinds.binding(id))!.enrolled, true, "re-authenticating (channels disabled until TokenUpdate) is still enrolled");
+        await store.enrollments.checkOut(id, T0 + 9);
+        assert.equal((await store.rebinds.binding(id))!.enrolled, false, "checked out");
+        await authenticate(id, { now: T0 + 10 });
+        assert.equal((await store.rebinds.binding(id))!.enrolled, true, "Authenticate ends the checkout");
+        const fresh = newId();
+        await authenticate(fresh);
+        assert.equal((await store.rebinds.binding(fresh))!.enrolled, false, "never finished enrolling");
+      });
+
       test("UnlockToken is kept unless replaced", async () => {
         const id = await enrolledDevice();
         assert.equal(await store.enrollments.unlockToken(id), undefined);

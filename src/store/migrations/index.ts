@@ -2,8 +2,9 @@ import { core } from "./001-core.ts";
 import { userAuth } from "./002-userauth.ts";
 import { push } from "./003-push.ts";
 import { scep } from "./004-scep.ts";
+import { rebind } from "./005-rebind.ts";
 import { lockout } from "./006-lockout.ts";
-import { pushCertExpiry } from "./009-pushcert-expiry.ts";
+import { pushCertExpiry } from "./007-pushcert-expiry.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
@@ -12,7 +13,7 @@ export interface Migration {
   sql: string;
 }
 
-export const migrations: readonly Migration[] = [core, userAuth, push, scep, lockout, pushCertExpiry];
+export const migrations: readonly Migration[] = [core, userAuth, push, scep, rebind, lockout, pushCertExpiry];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
   const types =

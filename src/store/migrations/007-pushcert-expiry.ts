@@ -1,7 +1,7 @@
 import type { Migration } from "./index.ts";
 
 export const pushCertExpiry: Migration = {
-  version: 9,
+  version: 7,
   name: "pushcert-expiry",
   sql: `
 -- When the pushcert.expiring event was recorded for the stored certificate:
