@@ -167,6 +167,26 @@ await forEachBackend("UserAuthenticate with the digest policy", (backend) => {
     assert.equal((await mac.report("Idle", mac.userKeys({ ...net1, authToken: a.authToken }))).status, 200);
   });
 
+  test("a GUID is validated, and one typed in lower case matches the Mac's upper-case UserID", async () => {
+    for (const guid of ["not-a-guid", "16C0477E-EB2F-4B5E-AAFD", "16C0477E-EB2F-4B5E-AAFD-92B2B91C4B1G"]) {
+      const r = await server.api("PUT", "/v1/users/badguid", { password: "secret", guid });
+      assert.equal(r.status, 400, r.text);
+      assert.match(r.json.error, /guid is not a GUID: a GUID is 32 hex digits as 8-4-4-4-12/);
+    }
+    const lower = newUser("lowerguid");
+    const put = await server.api("PUT", `/v1/users/${lower.shortName}`, { password: "secret", guid: lower.guid.toLowerCase() });
+    assert.equal(put.status, 201, put.text);
+    assert.equal((await server.api("GET", `/v1/users/${lower.shortName}`)).json.guid, lower.guid);
+    // The same GUID in another case is the same GUID: another user cannot take it.
+    const taken = await server.api("PUT", "/v1/users/otherguid", { password: "secret", guid: lower.guid.toLowerCase() });
+    assert.equal(taken.status, 409, taken.text);
+    const { authToken } = await login(mac, lower, "secret");
+    assert.ok(authToken.length > 0, "the lower-case GUID entry logs in");
+    // A Mac that sends the GUID in lower case is the same user too.
+    const { authToken: again } = await login(mac2, { ...lower, userId: lower.guid.toLowerCase() }, "secret");
+    assert.ok(again.length > 0);
+  });
+
   test("a command queued for UDID:UserID reaches only that user's channel", async () => {
     const a = await login(mac, net1, "secret");
     const b = await login(mac, net2, "secret");

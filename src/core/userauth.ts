@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { canonicalGuid } from "./user-guid.ts";
 import type { UserAuthConfig } from "../config.ts";
 import { Declined } from "../errors.ts";
 import {
@@ -186,7 +187,7 @@ export class UserAuthService implements UserAuthenticator {
     const methods = [req.method, ...this.config.extraMethods.filter((m) => m !== req.method)];
     const result = verifyDigestResponse({ response, ha1: ha1 ?? DUMMY_HA1[hash], methods });
     if (!user) throw new Refused("unknown-user", shortName);
-    if (user.guid !== null && user.guid !== userId) throw new Refused("guid-mismatch", shortName);
+    if (user.guid !== null && user.guid !== canonicalGuid(userId!)) throw new Refused("guid-mismatch", shortName);
     if (user.state === "declined") throw new Refused("declined-user", shortName);
     if (ha1 === undefined) throw new Refused("no-digest", shortName);
     if (!result.ok) throw new Refused("wrong-password", shortName);
@@ -216,7 +217,7 @@ export class UserAuthService implements UserAuthenticator {
 
   /** The directory entry for a UserAuthenticate: by GUID, else by a GUID-less entry's short name. */
   private async directoryUser(userId: string, shortName: string | undefined): Promise<DirectoryEntry | undefined> {
-    const byGuid = await this.store.directory.entryByGuid(userId);
+    const byGuid = await this.store.directory.entryByGuid(canonicalGuid(userId));
     if (byGuid) return byGuid;
     if (shortName === undefined) return undefined;
     const byName = await this.store.directory.entry(shortName);

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { computeHA1, parseHtdigest } from "../digest/index.ts";
 import { isShortName, SHORT_NAME_RULE } from "../core/short-name.ts";
+import { canonicalGuid, GUID_RULE, isUserGuid } from "../core/user-guid.ts";
 import { BadRequest, Conflict, NotFound } from "../errors.ts";
 import type { DirectoryState } from "../store/directory.ts";
 import type { Store } from "../store/index.ts";
@@ -24,7 +25,9 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): v
     const body = jsonObject(req);
     onlyKeys(body, ["password", "guid", "fullName", "state"]);
     const password = optionalString(body, "password", 1024);
-    const guid = optionalString(body, "guid", 128);
+    const givenGuid = optionalString(body, "guid", 128);
+    if (givenGuid && !isUserGuid(givenGuid)) throw new BadRequest(`guid is not a GUID: ${GUID_RULE}`);
+    const guid = givenGuid ? canonicalGuid(givenGuid) : givenGuid;
     const fullName = optionalString(body, "fullName", 256);
     const state = body.state;
     if (state !== undefined && state !== "managed" && state !== "declined") throw new BadRequest("state must be managed or declined");

@@ -5,6 +5,7 @@ import { scep } from "./004-scep.ts";
 import { rebind } from "./005-rebind.ts";
 import { lockout } from "./006-lockout.ts";
 import { pushCertExpiry } from "./007-pushcert-expiry.ts";
+import { userGuids } from "./009-user-guids.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
@@ -13,7 +14,7 @@ export interface Migration {
   sql: string;
 }
 
-export const migrations: readonly Migration[] = [core, userAuth, push, scep, rebind, lockout, pushCertExpiry];
+export const migrations: readonly Migration[] = [core, userAuth, push, scep, rebind, lockout, pushCertExpiry, userGuids];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
   const types =
