@@ -260,8 +260,20 @@ await forEachBackend("check-in messages", (backend) => {
       assert.equal((await enrollment(d.udid)).enabled, false);
       assert.equal((await enrollment(userId)).enabled, false);
       assert.equal((await enrollment(d.udid)).serialNumber, "NEWSERIAL");
-      // Results of finished commands stay.
+      // Results of finished commands stay; the queued ones end as Discarded, with an event.
       assert.equal((await server.api("GET", `/v1/commands/${done}`)).json.results[0].status, "Acknowledged");
+      for (const [uuid, id] of [[a, d.udid], [b, userId]] as const) {
+        const results = (await server.api("GET", `/v1/commands/${uuid}`)).json.results;
+        assert.deepEqual(results.map((r: { enrollment_id: string; status: string; active: boolean }) => [r.enrollment_id, r.status, r.active]), [[id, "Discarded", false]]);
+      }
+      const events = (await server.api("GET", `/v1/events?enrollment=${d.udid}&type=device.queue_discarded`)).json.events;
+      assert.equal(events.length, 1);
+      assert.equal(events[0].detail.count, 2);
+      assert.deepEqual(
+        events[0].detail.commands.map((c: { command_uuid: string }) => c.command_uuid).sort(),
+        [a, b].sort(),
+      );
+      assert.ok(server.logs.some((l) => l.includes("re-enrollment discarded queued commands") && l.includes('"discarded":2')));
       assert.equal((await d.report("Idle")).body.length, 0);
 
       assert.equal((await d.tokenUpdate()).status, 200);

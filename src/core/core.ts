@@ -27,6 +27,8 @@ export interface CoreOptions {
 }
 
 const EMPTY: CheckinReply = { kind: "empty" };
+/** The most command UUIDs a device.queue_discarded event lists (it always gives the count). */
+const MAX_LISTED_COMMANDS = 100;
 
 /** The MDM service itself: what each message means for the store. */
 export class CoreService implements MdmService {
@@ -92,6 +94,14 @@ export class CoreService implements MdmService {
     // Another request re-bound the device between the policy's decision and this write: nothing was written.
     if (!bound) throw new Forbidden("the device's identity binding changed meanwhile: send Authenticate again");
     await this.o.store.events.add({ type: "device.authenticated", enrollmentId: deviceId, detail: { serialNumber: str(msg, "SerialNumber") } }, req.now);
+    if (bound.discarded.length > 0) {
+      const commands = bound.discarded.slice(0, MAX_LISTED_COMMANDS).map((d) => ({ enrollment_id: d.enrollmentId, command_uuid: d.commandUuid }));
+      await this.o.store.events.add(
+        { type: "device.queue_discarded", enrollmentId: deviceId, detail: { count: bound.discarded.length, commands } },
+        req.now,
+      );
+      req.log.info({ enrollmentId: deviceId, discarded: bound.discarded.length }, "re-enrollment discarded queued commands");
+    }
     return EMPTY;
   }
 

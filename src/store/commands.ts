@@ -3,7 +3,8 @@ import type { Database } from "./db.ts";
 import { chunks } from "./enrollments.ts";
 
 export type ResultStatus = "Acknowledged" | "Error" | "CommandFormatError" | "NotNow";
-export type QueueStatus = "Queued" | ResultStatus;
+/** Discarded: still queued when its device enrolled again (a wipe, a new profile), never sent. */
+export type QueueStatus = "Queued" | "Discarded" | ResultStatus;
 
 export interface NewCommand {
   commandUuid: string;

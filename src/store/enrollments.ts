@@ -115,10 +115,11 @@ export class EnrollmentStore {
   /**
    * A (re-)enrollment: keep the facts, bind the certificate, and start clean:
    * channels disabled until their TokenUpdate, queues and bootstrap token cleared.
-   * False, with nothing written, when the device is no longer bound to
-   * `replaces` (another request re-bound it meanwhile).
+   * Undefined, with nothing written, when the device is no longer bound to
+   * `replaces` (another request re-bound it meanwhile); else the commands
+   * the re-enrollment discarded.
    */
-  async authenticate(a: AuthenticateRecord): Promise<boolean> {
+  async authenticate(a: AuthenticateRecord): Promise<{ discarded: Array<{ enrollmentId: string; commandUuid: string }> } | undefined> {
     const f = a.facts;
     const guard = a.replaces === undefined ? "" : "WHERE devices.cert_fingerprint = ?";
     return this.db.transaction(async (tx) => {
@@ -141,16 +142,20 @@ export class EnrollmentStore {
           ...(a.replaces === undefined ? [] : [a.replaces ?? a.certFingerprint]),
         ],
       );
-      if (!bound) return false;
+      if (!bound) return undefined;
       // Whatever was held for the device is settled by this binding.
       await tx.run("DELETE FROM rebind_holds WHERE device_id = ?", [a.deviceId]);
       // As NanoMDM does: the tally restarts, so the next TokenUpdate counts as
       // 1 again and marks the enrollment as new (the trigger for initial setup).
       await tx.run("UPDATE enrollments SET enabled = 0, token_update_count = 0, updated_at = ? WHERE device_id = ?", [a.now, a.deviceId]);
-      await tx.run(
-        `DELETE FROM command_queue WHERE active = 1
-           AND enrollment_id IN (SELECT id FROM enrollments WHERE device_id = ?)`,
-        [a.deviceId],
+      // The old enrollment's queued commands are not sent to the new one (they
+      // were meant for a device that has since been wiped or re-enrolled): they
+      // end as Discarded, visible in each command's status, never deleted unseen.
+      const discarded = await tx.all<{ enrollment_id: string; command_uuid: string }>(
+        `UPDATE command_queue SET status = 'Discarded', active = 0, updated_at = ?
+         WHERE active = 1 AND enrollment_id IN (SELECT id FROM enrollments WHERE device_id = ?)
+         RETURNING enrollment_id, command_uuid`,
+        [a.now, a.deviceId],
       );
       // A new enrollment ends the AuthTokens of the old one: its network
       // users must log in again (UserAuthenticate) before their channels work.
@@ -158,7 +163,7 @@ export class EnrollmentStore {
         "UPDATE user_sessions SET state = 'challenged', token_hash = NULL, updated_at = ? WHERE device_id = ? AND state = 'authenticated'",
         [a.now, a.deviceId],
       );
-      return true;
+      return { discarded: discarded.map((d) => ({ enrollmentId: d.enrollment_id, commandUuid: d.command_uuid })) };
     });
   }
 

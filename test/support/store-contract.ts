@@ -138,8 +138,10 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
 
       test("Authenticate guarded by `replaces` binds only while the device is bound to it; a refused one writes nothing", async () => {
         const id = await enrolledDevice();
-        const guarded = (fingerprint: string, replaces: string | null, now: number) =>
-          store.enrollments.authenticate({ deviceId: id, topic: "t", certFingerprint: fingerprint, replaces, message: Buffer.from("a"), now, facts: { serialNumber: "SN-GUARD" } });
+        const guarded = async (fingerprint: string, replaces: string | null, now: number) =>
+          (await store.enrollments.authenticate({
+            deviceId: id, topic: "t", certFingerprint: fingerprint, replaces, message: Buffer.from("a"), now, facts: { serialNumber: "SN-GUARD" },
+          })) !== undefined;
         await store.rebinds.hold(id, `fp-held-${id}`, T0 + 50);
         assert.equal(await guarded(`fp-other-${id}`, `fp-stale-${id}`, T0 + 100), false);
         assert.equal(await guarded(`fp-other-${id}`, null, T0 + 100), false, "null: only a new device, or the same certificate");
@@ -270,6 +272,25 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     });
 
     describe("commands", () => {
+      test("a re-enrollment discards the queued commands: Discarded in their results, returned to the caller, never sent", async () => {
+        const id = await enrolledDevice();
+        const a = cmd("DeviceInformation");
+        const done = cmd("ProfileList");
+        await store.commands.enqueue(done, [id], T0 + 1);
+        await store.commands.report(id, done.commandUuid, "Acknowledged", Buffer.from("<ack/>"), T0 + 2);
+        await store.commands.enqueue(a, [id], T0 + 3);
+        const r = await store.enrollments.authenticate({
+          deviceId: id, topic: "t", certFingerprint: `fp-${id}`, message: Buffer.from("a"), now: T0 + 4, facts: {},
+        });
+        assert.deepEqual(r, { discarded: [{ enrollmentId: id, commandUuid: a.commandUuid }] });
+        assert.deepEqual(await store.commands.results(a.commandUuid), [
+          { enrollmentId: id, status: "Discarded", active: false, notNowCount: 0, result: null, updatedAt: T0 + 4 },
+        ]);
+        assert.equal((await store.commands.results(done.commandUuid))[0]!.status, "Acknowledged", "answered commands keep their result");
+        assert.equal(await store.commands.next(id, false), undefined);
+        assert.deepEqual(await store.commands.queue(id), []);
+      });
+
       test("enqueue, next in FIFO order, report, results, queue", async () => {
         const id = await enrolledDevice();
         const a = cmd("DeviceInformation");
