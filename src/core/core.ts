@@ -62,6 +62,8 @@ export class CoreService implements MdmService {
       const outcome = await this.o.store.commands.report(id, report.commandUuid!, report.status, report.raw, req.now);
       if (outcome !== "recorded") {
         req.log.info({ enrollmentId: id, commandUuid: report.commandUuid, status: report.status, outcome }, "report for no active command");
+      } else {
+        req.log.info({ enrollmentId: id, commandUuid: report.commandUuid, status: report.status }, "command answered");
       }
     }
     const next = (await this.o.store.commands.next(id, report.status === "NotNow")) ?? null;
@@ -94,6 +96,7 @@ export class CoreService implements MdmService {
     // Another request re-bound the device between the policy's decision and this write: nothing was written.
     if (!bound) throw new Forbidden("the device's identity binding changed meanwhile: send Authenticate again");
     await this.o.store.events.add({ type: "device.authenticated", enrollmentId: deviceId, detail: { serialNumber: str(msg, "SerialNumber") } }, req.now);
+    req.log.info({ enrollmentId: deviceId, serialNumber: str(msg, "SerialNumber"), model: str(msg, "Model") }, "device authenticated (enrolling)");
     if (bound.discarded.length > 0) {
       const commands = bound.discarded.slice(0, MAX_LISTED_COMMANDS).map((d) => ({ enrollment_id: d.enrollmentId, command_uuid: d.commandUuid }));
       await this.o.store.events.add(
@@ -127,6 +130,7 @@ export class CoreService implements MdmService {
     });
     if (count === 1) {
       await this.o.store.events.add({ type: "enrollment.enrolled", enrollmentId: channel.id, detail: { type: channel.type } }, req.now);
+      req.log.info({ enrollmentId: channel.id, type: channel.type }, "enrolled");
     }
     return EMPTY;
   }
@@ -134,6 +138,7 @@ export class CoreService implements MdmService {
   private async checkOut(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
     await this.o.store.enrollments.checkOut(msg.channel.deviceId, req.now);
     await this.o.store.events.add({ type: "device.checked_out", enrollmentId: msg.channel.deviceId }, req.now);
+    req.log.info({ enrollmentId: msg.channel.deviceId }, "device checked out (management profile removed)");
     return EMPTY;
   }
 

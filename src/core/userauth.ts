@@ -139,11 +139,12 @@ export class UserAuthService implements UserAuthenticator {
           throw new Refused("no-challenge", shortName);
         }
         await event(s, req, "userauth.authenticated", enrollmentId, { shortName });
+        req.log.info({ enrollmentId, shortName }, "network user logged in");
         return { kind: "plist", body: { AuthToken: token } };
       } catch (err) {
         if (!(err instanceof Refused)) throw err;
         if (!UNCOUNTED.has(err.reason)) await s.userSessions.recordFailure(deviceId, err.shortName, req.now);
-        req.log.info({ enrollmentId, cause: err.reason, shortName: err.shortName }, "UserAuthenticate digest refused");
+        req.log.info({ enrollmentId, cause: err.reason, shortName: err.shortName }, "network user refused");
         await event(s, req, "userauth.failed", enrollmentId, { cause: err.reason, shortName: err.shortName });
         return { kind: "plist", body: { AuthToken: "" } };
       }
