@@ -96,7 +96,8 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
     if (since !== undefined && Number.isNaN(since)) throw new BadRequest("since must be an ISO 8601 time");
     const after = q.cursor === undefined ? undefined : Number(q.cursor);
     if (after !== undefined && !Number.isInteger(after)) throw new BadRequest("cursor must be an event id");
-    const events = await store.events.list({ enrollmentId: q.enrollment, type: q.type, since, after, limit });
+    if (q.order !== undefined && q.order !== "asc" && q.order !== "desc") throw new BadRequest("order must be asc (oldest first) or desc (newest first)");
+    const events = await store.events.list({ enrollmentId: q.enrollment, type: q.type, since, after, limit, newestFirst: q.order === "desc" });
     return { events, next_cursor: nextCursor(events, limit, (e) => e.id) };
   });
 }

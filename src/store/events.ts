@@ -19,8 +19,10 @@ export interface EventFilter {
   enrollmentId?: string;
   type?: string;
   since?: number;
-  /** Events with an id greater than this (cursor pagination). */
+  /** The page's cursor: events after this id (oldest first), or before it (newest first). */
   after?: number;
+  /** Oldest first (the default) or newest first. */
+  newestFirst?: boolean;
   limit: number;
 }
 
@@ -64,7 +66,8 @@ export function eventListQuery(filter: EventFilter): { sql: string; params: Arra
   if (filter.enrollmentId !== undefined) (where.push("enrollment_id = ?"), params.push(filter.enrollmentId));
   if (filter.type !== undefined) (where.push("type = ?"), params.push(filter.type));
   if (filter.since !== undefined) (where.push("at >= ?"), params.push(filter.since));
-  if (filter.after !== undefined) (where.push("id > ?"), params.push(filter.after));
-  const sql = `SELECT id, at, type, enrollment_id, detail FROM events ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT ?`;
+  if (filter.after !== undefined) (where.push(filter.newestFirst ? "id < ?" : "id > ?"), params.push(filter.after));
+  const order = filter.newestFirst ? "id DESC" : "id";
+  const sql = `SELECT id, at, type, enrollment_id, detail FROM events ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY ${order} LIMIT ?`;
   return { sql, params: [...params, filter.limit] };
 }

@@ -1,0 +1,73 @@
+// `orchard events`: newest first, and --follow printing each new event once
+// as it is recorded, until interrupted.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { runWith } from "../src/cli/client-commands.ts";
+import { cliContext } from "./support/cli.ts";
+import { startTestServer, type TestServer } from "./support/server.ts";
+
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../bin/orchard.js");
+let server: TestServer;
+
+before(async () => {
+  server = await startTestServer();
+});
+after(async () => {
+  await server?.stop();
+});
+
+const add = (type: string, n: number) => server.store.events.add({ type, enrollmentId: "FOLLOW-1", detail: { n } }, Date.now());
+
+test("--newest-first lists the newest first and pages backwards", async () => {
+  for (let n = 1; n <= 3; n++) await add("cli.order", n);
+  const ctx = cliContext(server.url);
+  assert.equal(await runWith(ctx, "events", ["--type", "cli.order", "--newest-first", "--limit", "2", "--json"]), 0, ctx.stderr);
+  const page = JSON.parse(ctx.stdout);
+  assert.deepEqual(page.events.map((e: { detail: { n: number } }) => e.detail.n), [3, 2]);
+  const rest = cliContext(server.url);
+  assert.equal(await runWith(rest, "events", ["--type", "cli.order", "--newest-first", "--cursor", page.next_cursor, "--json"]), 0);
+  assert.deepEqual(JSON.parse(rest.stdout).events.map((e: { detail: { n: number } }) => e.detail.n), [1]);
+  const bad = await server.api("GET", "/v1/events?order=sideways");
+  assert.equal(bad.status, 400);
+});
+
+test("--follow prints the recent events, then each new one once, and stops on Ctrl-C", async () => {
+  await add("cli.follow", 1);
+  await add("cli.follow", 2);
+  const child = spawn(process.execPath, [BIN, "events", "--follow", "--type", "cli.follow", "--interval", "100ms", "--json"], {
+    env: { ...process.env, ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  const waitFor = (what: () => boolean) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (what()) resolve();
+        else if (child.exitCode !== null) reject(new Error(`orchard exited: ${stderr}`));
+        else setTimeout(check, 20);
+      };
+      check();
+    });
+  child.stdout.on("data", (c) => (stdout += c));
+  child.stderr.on("data", (c) => (stderr += c));
+  const seen = () => stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l).detail.n as number);
+  try {
+    await waitFor(() => stderr.includes("following events"));
+    assert.deepEqual(seen(), [1, 2]);
+    await add("cli.follow", 3);
+    await add("other.type", 99);
+    await add("cli.follow", 4);
+    await waitFor(() => seen().length >= 4);
+    assert.deepEqual(seen(), [1, 2, 3, 4]);
+    const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+    child.kill("SIGINT");
+    assert.equal(await exited, 0, stderr);
+    assert.deepEqual(seen(), [1, 2, 3, 4], "nothing printed twice");
+  } finally {
+    child.kill("SIGKILL");
+  }
+});
