@@ -6,7 +6,7 @@ async function usage(): Promise<string> {
   return `usage: orchard <command> [options]
 
 server:
-  orchard serve [flags]   run the MDM server (see README for its flags)
+  orchard serve [flags]   run the MDM server (orchard serve --help lists its flags)
   orchard backup --out DIR [--data-dir DIR] [--storage sqlite:FILE]
                           a consistent copy of the SQLite store, taken while serving, and
                           the data dir's secrets (docs/operations.md)
@@ -58,6 +58,11 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 async function serve(args: string[]): Promise<void> {
+  if (args.includes("--help") || args.includes("-h")) {
+    const { serveHelp } = await import("./serve-flags.ts");
+    process.stdout.write(serveHelp());
+    return;
+  }
   const config = parseServeArgs(args);
   // Loaded here so that client commands do not pay for the whole server.
   const { startServer } = await import("../server.ts");
