@@ -1,0 +1,120 @@
+// Every `orchard` command the README and docs/ show is one the CLI accepts:
+// client commands run against a test server (placeholders filled in; a file
+// the page assumes may be missing, so exit 1 is fine, a usage error is not),
+// `orchard serve` lines parse with the server's own flag parser, and
+// `orchard backup` backs up a test server's data dir.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseServeArgs } from "../src/config.ts";
+import { runWith } from "../src/cli/client-commands.ts";
+import { backup } from "../src/cli/backup.ts";
+import { cliContext } from "./support/cli.ts";
+import { startTestServer, type TestServer } from "./support/server.ts";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const PAGES = ["README.md", ...fs.readdirSync(path.join(ROOT, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+const UDID = "0000FE00-1111-2222-3333-444455556666";
+
+interface DocCommand {
+  page: string;
+  line: string;
+  args: string[];
+}
+
+/** The `orchard ...` invocations in a page's shell code blocks, continuation lines joined. */
+function docCommands(page: string): DocCommand[] {
+  const found: DocCommand[] = [];
+  let inBlock = false;
+  let shell = false;
+  let pending = "";
+  for (const raw of fs.readFileSync(path.join(ROOT, page), "utf8").split("\n")) {
+    const fence = /^\s*```(\w*)/.exec(raw);
+    if (fence) {
+      inBlock = !inBlock;
+      shell = inBlock && ["", "sh", "bash", "shell", "console"].includes(fence[1]!);
+      pending = "";
+      continue;
+    }
+    if (!inBlock || !shell) continue;
+    const line = pending + raw.trim();
+    if (line.endsWith("\\")) {
+      pending = line.slice(0, -1) + " ";
+      continue;
+    }
+    pending = "";
+    const m = /(?:^|[|;&]\s*)(?:npx )?orchard (.*)$/.exec(line);
+    if (!m || line.startsWith("#")) continue;
+    found.push({ page, line, args: words(m[1]!) });
+  }
+  return found;
+}
+
+/** Shell words, with comments, redirections, `...` and command substitutions dealt with. */
+function words(text: string): string[] {
+  const filled = text
+    .replace(/\$\(openssl rand -hex 16\)/g, "0123456789abcdef0123456789abcdef")
+    .replace(/\$\(date \+%F\)/g, "2026-01-01")
+    .replace(/\$ORCHARD_API_KEY/g, "test-api-key")
+    .replace(/<UDID>|\bUDID[12]?\b/g, UDID)
+    .replace(/<SHA-256>/g, "a".repeat(64));
+  const out: string[] = [];
+  for (const m of filled.matchAll(/"((?:[^"\\]|\\.)*)"|'([^']*)'|(\S+)/g)) {
+    const word = m[1] ?? m[2] ?? m[3]!;
+    if (m[3] !== undefined && (word.startsWith("#") || /^[<>|]/.test(word))) break;
+    if (word !== "...") out.push(word);
+  }
+  return out;
+}
+
+let server: TestServer;
+let cwd: string;
+before(async () => {
+  server = await startTestServer();
+  cwd = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-docs-"));
+});
+after(async () => {
+  await server?.stop();
+  if (cwd) fs.rmSync(cwd, { recursive: true, force: true });
+});
+
+const commands = PAGES.flatMap(docCommands);
+
+test("the docs show orchard commands (the extraction finds them)", () => {
+  assert.ok(commands.length >= 30, `${commands.length} commands found`);
+  assert.ok(commands.some((c) => c.args[0] === "enqueue"));
+});
+
+for (const c of commands) {
+  test(`${c.page}: orchard ${c.args.join(" ").slice(0, 100)}`, async () => {
+    const [name, ...args] = c.args;
+    if (name === "serve") {
+      assert.doesNotThrow(() => parseServeArgs(args, {}), c.line);
+      return;
+    }
+    if (name === "backup") {
+      const at = (flag: string, value: string) => {
+        const i = args.indexOf(flag);
+        if (i >= 0) args[i + 1] = value;
+      };
+      at("--data-dir", server.dataDir);
+      at("--out", path.join(cwd, `backup-${Math.random().toString(36).slice(2)}`));
+      const done = await backup(args, {});
+      assert.ok(fs.existsSync(done.database));
+      return;
+    }
+    // Never a host the page names: the test server, small and short runs.
+    for (let i = 0; i < args.length; i++) {
+      if (args[i] === "--url") args[i + 1] = server.url;
+      if (name === "simulate" && args[i] === "--devices") args[i + 1] = "2";
+      if (name === "simulate" && args[i] === "--duration") args[i + 1] = "1s";
+    }
+    // As at a terminal, where the pages' commands that ask for a password or passphrase are typed.
+    const ctx = { ...cliContext(server.url, { cwd }), stdinIsTTY: true, readSecret: async () => "doc-test-passphrase" };
+    const code = await runWith(ctx, name!, args);
+    assert.notEqual(code, 2, `a usage error:\n${c.line}\n${ctx.stderr}`);
+  });
+}
