@@ -82,6 +82,10 @@ export interface LimitsConfig {
   /** Failed API key attempts per client address before 429. */
   apiMaxFailures: number;
   apiFailureWindowMs: number;
+  /** Open connections past which new ones get 503; undefined: derived from the descriptor limit at start. */
+  maxConnections?: number;
+  /** In-flight body bytes of device requests not identified yet (Mdm-Signature), server-wide. */
+  unidentifiedBodyBudget: number;
   plist: { maxDepth: number; maxKeys: number; maxStringBytes: number; maxDataBytes: number };
 }
 
@@ -121,6 +125,8 @@ const FLAGS = {
   "body-idle-timeout": { type: "string", default: "20s" },
   "api-max-failures": { type: "string", default: "50" },
   "api-failure-window": { type: "string", default: "5m" },
+  "max-connections": { type: "string" },
+  "unidentified-body-budget": { type: "string", default: "64mb" },
   "plist-max-depth": { type: "string", default: "32" },
   "plist-max-keys": { type: "string", default: "10000" },
   "plist-max-string": { type: "string", default: "1mb" },
@@ -233,6 +239,8 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
       bodyIdleTimeoutMs: positive(parseDuration(get("body-idle-timeout")!, "--body-idle-timeout"), "--body-idle-timeout"),
       apiMaxFailures: positive(parseCount(get("api-max-failures")!, "--api-max-failures"), "--api-max-failures"),
       apiFailureWindowMs: parseDuration(get("api-failure-window")!, "--api-failure-window"),
+      maxConnections: optional(get("max-connections"), (v) => positive(parseCount(v, "--max-connections"), "--max-connections")),
+      unidentifiedBodyBudget: positive(parseBytes(get("unidentified-body-budget")!, "--unidentified-body-budget"), "--unidentified-body-budget"),
       plist: {
         maxDepth: positive(parseCount(get("plist-max-depth")!, "--plist-max-depth"), "--plist-max-depth"),
         maxKeys: positive(parseCount(get("plist-max-keys")!, "--plist-max-keys"), "--plist-max-keys"),
@@ -303,6 +311,10 @@ export function parseBytes(value: string, name: string): number {
 function parseCount(value: string, name: string): number {
   if (!/^\d+$/.test(value)) throw new ConfigError(`${name} ${value}: expected a whole number`);
   return Number(value);
+}
+
+function optional<T>(value: string | undefined, parse: (v: string) => T): T | undefined {
+  return value === undefined ? undefined : parse(value);
 }
 
 function positive(value: number, name: string): number {

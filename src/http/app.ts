@@ -10,7 +10,10 @@ import { apiKeyGuard } from "./api-auth.ts";
 import { registerApiRoutes } from "./api-routes.ts";
 import { errorHandler, loggableUrl } from "./errors.ts";
 import { ApiFailureLimiter, clientErrorHandler, frameworkErrorHandler, plainRequestStrings } from "./limits.ts";
+import { BodyBudget } from "./body-budget.ts";
+import { capConnections, defaultMaxConnections, descriptorLimit } from "./connection-cap.ts";
 import { mdmEndpoints } from "./mdm-handler.ts";
+import { trustedProxy } from "./trusted-proxy.ts";
 import type { PlistLimits } from "../plist/index.ts";
 import { VERSION } from "../version.ts";
 
@@ -36,9 +39,16 @@ export interface AppOptions {
     apiMaxFailures: number;
     apiFailureWindowMs: number;
     plist?: Partial<PlistLimits>;
+    /** Open connections past which new ones get 503 (--max-connections); undefined: from the descriptor limit. */
+    maxConnections?: number;
+    /** In-flight body bytes of device requests not identified yet, server-wide (--unidentified-body-budget). */
+    unidentifiedBodyBudget: number;
   };
   https?: { cert: Buffer; key: Buffer };
-  /** --trust-proxy: whose X-Forwarded-For/-Proto/-Host to believe (the client address of rate limits, profile URLs). */
+  /**
+   * --trust-proxy: whose X-Forwarded-For/-Proto/-Host to believe (the client address of rate limits, profile URLs),
+   * and whose --cert-header (loopback peers when not given).
+   */
   trustProxy?: boolean | string[];
   /** Extra routes (the API of later features) registered behind the API key. */
   apiPlugins?: Array<(app: FastifyInstance) => void>;
@@ -47,7 +57,18 @@ export interface AppOptions {
 }
 
 export function buildApp(o: AppOptions): FastifyInstance {
-  const deviceEndpoints = mdmEndpoints({ ...o, log: o.log, bodyIdleTimeoutMs: o.limits.bodyIdleTimeoutMs, plistLimits: o.limits.plist });
+  const deviceEndpoints = mdmEndpoints({
+    ...o,
+    log: o.log,
+    bodyIdleTimeoutMs: o.limits.bodyIdleTimeoutMs,
+    plistLimits: o.limits.plist,
+    fromTrustedProxy: trustedProxy(o.trustProxy, "loopback"),
+    unidentifiedBodies: new BodyBudget(o.limits.unidentifiedBodyBudget),
+  });
+  if (o.certHeader) {
+    const from = o.trustProxy === true ? "any peer" : Array.isArray(o.trustProxy) && o.trustProxy.length ? o.trustProxy.join(", ") : "loopback peers only";
+    o.log.info({ certHeader: o.certHeader, from }, "device certificate header believed from trusted proxies");
+  }
   const app = Fastify({
     loggerInstance: o.log as FastifyBaseLogger,
     // One log line per notable event, not two per request: at thousands of
@@ -64,6 +85,8 @@ export function buildApp(o: AppOptions): FastifyInstance {
     // node:http handler in mdm-handler.ts and everything else to Fastify.
     serverFactory: (fastifyHandler) => {
       const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+        // A connection past --max-connections already has its 503 and is closing.
+        if (cap.refused(req.socket)) return void res.destroy();
         if (!deviceEndpoints(req, res)) fastifyHandler(req, res);
       };
       // Slow clients (slow-loris): headers and the whole request each have a
@@ -84,6 +107,9 @@ export function buildApp(o: AppOptions): FastifyInstance {
       // races clients and proxies reusing an idle connection (ECONNRESET);
       // keep idle connections longer than common load balancers' 60 s.
       server.keepAliveTimeout = 65_000;
+      const maxConnections = o.limits.maxConnections ?? defaultMaxConnections();
+      const cap = capConnections(server, maxConnections, o.log, { tls: o.https !== undefined });
+      o.log.info({ maxConnections, descriptorLimit: descriptorLimit() ?? "unknown" }, "connection cap");
       return server;
     },
   });
