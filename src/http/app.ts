@@ -86,7 +86,7 @@ export function buildApp(o: AppOptions): FastifyInstance {
     serverFactory: (fastifyHandler) => {
       const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
         // A connection past --max-connections already has its 503 and is closing.
-        if (cap.refused(req.socket)) return void res.destroy();
+        if (cap.refused(req.socket)) return void req.resume();
         if (!deviceEndpoints(req, res)) fastifyHandler(req, res);
       };
       // Slow clients (slow-loris): headers and the whole request each have a

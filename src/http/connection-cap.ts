@@ -5,6 +5,7 @@ import type https from "node:https";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
+import { lingeringClose } from "./lingering-close.ts";
 
 // --max-connections: every connection holds a file descriptor. Past the
 // process's descriptor limit, libuv accepts and closes new connections at once
@@ -93,7 +94,8 @@ export function capConnections(
 
   const refuse = (socket: Socket) => {
     socket.on("error", () => {}); // a client gone before it read the 503 is no fault
-    socket.end(REFUSAL, () => socket.destroy());
+    socket.write(REFUSAL);
+    lingeringClose(socket);
   };
   server.on("connection", (socket: Socket) => {
     open++;

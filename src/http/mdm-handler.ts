@@ -10,6 +10,7 @@ import { BodyBudget, BudgetExhausted } from "./body-budget.ts";
 import { identifyBySignature, identifyFromHeaders, type DeviceIdentity, type HeaderIdentity } from "./device-identity.ts";
 import { loggableUrl, statusOf } from "./errors.ts";
 import { BodyTimeout, BodyTooLarge } from "./limits.ts";
+import { lingerAfterResponse } from "./lingering-close.ts";
 import type { TrustedProxy } from "./trusted-proxy.ts";
 
 // The device endpoints, served by plain node:http rather than through Fastify.
@@ -173,10 +174,8 @@ function send(
   if (close) headers.connection = "close";
   res.writeHead(status, headers);
   // node would keep reading the rest of the body before it closes; a stalled or unwanted one is not waited for.
-  if (close) {
-    const socket = res.socket;
-    res.end(body, () => socket?.destroy());
-  } else res.end(body);
+  if (close) lingerAfterResponse(res.socket);
+  res.end(body);
 }
 
 /**

@@ -11,9 +11,13 @@ export interface OrchardProcess {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Runs `orchard serve` as its own process on a free port and waits until it listens. */
-export function spawnOrchard(args: string[], timeoutMs = 90_000): Promise<OrchardProcess> {
-  const child = spawn(process.execPath, [BIN, "serve", "--listen", "127.0.0.1:0", ...args], {
+/**
+ * Runs `orchard serve` as its own process on a free port and waits until it
+ * listens. `wrap` runs it under another command (e.g. `prlimit --nofile=256`).
+ */
+export function spawnOrchard(args: string[], timeoutMs = 90_000, wrap: string[] = []): Promise<OrchardProcess> {
+  const command = [...wrap, process.execPath, BIN, "serve", "--listen", "127.0.0.1:0", ...args];
+  const child = spawn(command[0]!, command.slice(1), {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
