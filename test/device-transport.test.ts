@@ -102,15 +102,15 @@ describe("identity before the body", () => {
   });
 
   test("Mdm-Signature requests share the unidentified body budget: past it 503 + Retry-After; freed when done", async () => {
-    const big = 800 * 1024; // two of these pass the 1 MB budget
+    const big = 800 * 1024;
+    const part = 600 * 1024; // two of these pass the 1 MB budget
     const head = { "content-type": COMMAND_TYPE, "content-length": big, "mdm-signature": "AAAA" };
     const a = new RawConnection(server.url);
     const b = new RawConnection(server.url);
     a.head("PUT", "/mdm", head);
-    await a.write(Buffer.alloc(64 * 1024));
     b.head("PUT", "/mdm", head);
-    await b.write(Buffer.alloc(64 * 1024));
-    // Whichever the server saw second is refused; the first holds its reservation.
+    await Promise.all([a.write(Buffer.alloc(part)), b.write(Buffer.alloc(part))]);
+    // Whichever passed the budget is refused (and frees what it held); the other keeps its bytes.
     const answers = new Map([a, b].map((c) => [c, c.answer()] as const));
     const first = await Promise.race([a, b].map((c) => answers.get(c)!.then((r) => ({ r, other: c === a ? b : a }))));
     assert.equal(first.r?.status, 503);
@@ -118,7 +118,7 @@ describe("identity before the body", () => {
     assert.match(first.r!.body, /unidentified/);
     assert.equal(first.other.hasAnswer, false);
     // The holder finishes its body: its (bogus) signature is refused and the budget freed.
-    await first.other.write(Buffer.alloc(big - 64 * 1024));
+    await first.other.write(Buffer.alloc(big - part));
     const held = await answers.get(first.other);
     assert.equal(held?.status, 400);
     assert.match(held!.body, /device identity/);
@@ -129,6 +129,20 @@ describe("identity before the body", () => {
     assert.equal((await c.answer())?.status, 400);
     c.close();
     assert.ok(server.logs.some((l) => /unidentified body budget spent/.test(l)));
+  });
+
+  test("an Mdm-Signature body declared larger than the whole budget is refused at once; one declared but not sent holds none", async () => {
+    const huge = new RawConnection(server.url);
+    huge.head("PUT", "/mdm", { "content-type": COMMAND_TYPE, "content-length": 2 * 1024 * 1024, "mdm-signature": "AAAA" });
+    assert.equal((await huge.answer())?.status, 503);
+    huge.close();
+    // Ten connections each declaring the whole budget and sending nothing: a signed request still gets through.
+    const idle = Array.from({ length: 10 }, () => new RawConnection(server.url));
+    for (const c of idle) c.head("PUT", "/mdm", { "content-type": COMMAND_TYPE, "content-length": 1024 * 1024, "mdm-signature": "AAAA" });
+    const id = await identity(fleet);
+    const r = await rawPut(fleet.transport, "/checkin", authenticate(udid()), { auth: { kind: "signature", identity: id } });
+    assert.equal(r.status, 200);
+    for (const c of idle) c.close();
   });
 
   test("a check-in sent to ServerURL gets the check-in body limit", async () => {

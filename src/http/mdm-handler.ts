@@ -183,10 +183,11 @@ function send(
  * the limit, and with 408 when it stalls for idleMs. Past the limit nothing
  * more is kept: the rest is read and dropped (--request-timeout bounds how
  * long), so that the client, still sending, gets its answer. With a budget
- * (a caller not identified yet), the bytes it may hold are reserved from it
- * first (its declared length at once, or each chunk as it comes), and the
- * request is refused with 503 when the budget is spent; the caller releases
- * the reservation once the request is identified.
+ * (a caller not identified yet), each chunk is reserved from it as it comes,
+ * and the request is refused with 503 when the budget is spent; the caller
+ * releases the reservation once the request is identified. Chunks, not the
+ * declared length: a caller that declares much and sends nothing then holds
+ * no budget, so idle connections cannot lock signing devices out.
  */
 function readBody(req: IncomingMessage, limit: number, idleMs: number, budget?: BodyBudget): Promise<{ body: Buffer; release: () => void }> {
   return new Promise((resolve, reject) => {
@@ -211,10 +212,8 @@ function readBody(req: IncomingMessage, limit: number, idleMs: number, budget?: 
     const timer = setTimeout(() => fail(new BodyTimeout(idleMs)), idleMs);
     const declared = Number(req.headers["content-length"] ?? 0);
     if (declared > limit) fail(new BodyTooLarge(limit));
-    else if (budget && declared > 0) {
-      if (budget.take(declared)) reserved = declared;
-      else fail(new BudgetExhausted());
-    }
+    // One that could never fit is refused at once.
+    else if (budget && declared > budget.limit) fail(new BudgetExhausted());
     req.on("data", (chunk: Buffer) => {
       if (done) return;
       timer.refresh();
