@@ -60,6 +60,7 @@ describe("memory before identity", { skip: process.platform === "linux" ? false 
       peak = Math.max(peak, rssBytes(pid));
       const noIdentity = answers.filter(({ i }) => i % 2 === 0).map(({ a }) => a?.status);
       const signed = answers.filter(({ i }) => i % 2 === 1).map(({ a }) => a);
+      t.diagnostic(`RSS ${Math.round(baseline / MB)} MB -> peak ${Math.round(peak / MB)} MB; signed: ${signed.map((a) => a?.status).join(",")}`);
       // No identity: refused from the headers, nothing read.
       assert.deepEqual(noIdentity, Array(15).fill(400));
       // Bogus signatures: the few that fit the budget are read and refused (400); the rest get 503 + Retry-After.
@@ -68,7 +69,6 @@ describe("memory before identity", { skip: process.platform === "linux" ? false 
       for (const a of busy) assert.ok(Number(a!.headers["retry-after"]) > 0);
       for (const a of signed) assert.ok(a?.status === 503 || a?.status === 400, `status ${a?.status}`);
       const growth = peak - baseline;
-      t.diagnostic(`RSS ${Math.round(baseline / MB)} MB -> peak ${Math.round(peak / MB)} MB; signed: ${signed.map((a) => a?.status).join(",")}`);
       // Unprotected, the same attack made the server hold 30 x 16 MB (480 MB; 451 MB of RSS was measured).
       assert.ok(growth < 200 * MB, `RSS grew by ${Math.round(growth / MB)} MB`);
     } finally {

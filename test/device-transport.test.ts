@@ -67,7 +67,7 @@ describe("identity before the body", () => {
   let fleet: TestFleet;
   before(async () => {
     // Short deadlines: a server that waited for the body would answer 408, not 400.
-    server = await startTestServer(["--body-idle-timeout", "3s", "--unidentified-body-budget", "1mb", "--checkin-body-limit", "1kb"]);
+    server = await startTestServer(["--body-idle-timeout", "3s", "--unidentified-body-budget", "2mb", "--checkin-body-limit", "1kb"]);
     fleet = await testFleet(server.url);
   });
   after(async () => {
@@ -103,7 +103,7 @@ describe("identity before the body", () => {
 
   test("Mdm-Signature requests share the unidentified body budget: past it 503 + Retry-After; freed when done", async () => {
     const big = 800 * 1024;
-    const part = 600 * 1024; // two of these pass the 1 MB budget
+    const part = 600 * 1024; // two of these pass the budget (2 MB, each byte counted twice)
     const head = { "content-type": COMMAND_TYPE, "content-length": big, "mdm-signature": "AAAA" };
     const a = new RawConnection(server.url);
     const b = new RawConnection(server.url);

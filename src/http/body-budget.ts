@@ -1,5 +1,6 @@
 /**
- * The body bytes that requests not yet identified (Mdm-Signature requests,
+ * The memory (in bytes; a body counts twice, its pieces and the buffer they
+ * are joined into) that requests not yet identified (Mdm-Signature requests,
  * whose signature covers the body) may hold at once, server-wide
  * (--unidentified-body-budget). Without it, 30 connections declaring 16 MB
  * each made the server hold 480 MB for anyone. Past it the request is refused

@@ -183,7 +183,8 @@ function send(
  * the limit, and with 408 when it stalls for idleMs. Past the limit nothing
  * more is kept: the rest is read and dropped (--request-timeout bounds how
  * long), so that the client, still sending, gets its answer. With a budget
- * (a caller not identified yet), each chunk is reserved from it as it comes,
+ * (a caller not identified yet), each chunk is reserved from it as it comes
+ * (twice: the chunks are joined into one buffer at the end, a copy),
  * and the request is refused with 503 when the budget is spent; the caller
  * releases the reservation once the request is identified. Chunks, not the
  * declared length: a caller that declares much and sends nothing then holds
@@ -213,15 +214,16 @@ function readBody(req: IncomingMessage, limit: number, idleMs: number, budget?: 
     const declared = Number(req.headers["content-length"] ?? 0);
     if (declared > limit) fail(new BodyTooLarge(limit));
     // One that could never fit is refused at once.
-    else if (budget && declared > budget.limit) fail(new BudgetExhausted());
+    else if (budget && 2 * declared > budget.limit) fail(new BudgetExhausted());
     req.on("data", (chunk: Buffer) => {
       if (done) return;
       timer.refresh();
       size += chunk.length;
       if (size > limit) return fail(new BodyTooLarge(limit));
-      if (budget && size > reserved) {
-        if (!budget.take(size - reserved)) return fail(new BudgetExhausted());
-        reserved = size;
+      // Twice the bytes: the pieces, then the one buffer they are joined into.
+      if (budget && 2 * size > reserved) {
+        if (!budget.take(2 * size - reserved)) return fail(new BudgetExhausted());
+        reserved = 2 * size;
       }
       chunks.push(chunk);
     });
