@@ -70,7 +70,8 @@ describe("memory before identity", { skip: process.platform === "linux" ? false 
       for (const a of signed) assert.ok(a?.status === 503 || a?.status === 400, `status ${a?.status}`);
       const growth = peak - baseline;
       // Unprotected, the same attack made the server hold 30 x 16 MB (480 MB; 451 MB of RSS was measured).
-      assert.ok(growth < 200 * MB, `RSS grew by ${Math.round(growth / MB)} MB`);
+      // Protected: the budget bounds the live bytes (64 MB); what RSS adds is buffers read and not yet collected (about 120 MB measured).
+      assert.ok(growth < 220 * MB, `RSS grew by ${Math.round(growth / MB)} MB`);
     } finally {
       clearInterval(sampler);
     }
