@@ -3,9 +3,11 @@
 // body is held, the unidentified body budget, and the connection cap.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import fs from "node:fs";
 import os from "node:os";
+import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { escapedPemHeader } from "../src/identity/testing/pki.ts";
+import { createCa, escapedPemHeader, issueDeviceIdentity } from "../src/identity/testing/pki.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { CHECKIN_TYPE, COMMAND_TYPE, eventually, identity, plist, rawPut } from "./support/mdm.ts";
 import { RawConnection } from "./support/raw-http.ts";
@@ -200,6 +202,31 @@ describe("--max-connections", () => {
       for (const c of idle) c.close();
       fleet.close();
       await server.stop();
+    }
+  });
+
+  test("over TLS the refusal comes after the handshake, as a 503 in the TLS session", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-tls-cap-"));
+    const ca = await createCa({ commonName: "Orchard TLS cap test CA" });
+    const serverCert = await issueDeviceIdentity(ca, { commonName: "127.0.0.1", extendedKeyUsages: ["1.3.6.1.5.5.7.3.1"] });
+    fs.writeFileSync(path.join(dir, "server.pem"), serverCert.certPem);
+    fs.writeFileSync(path.join(dir, "server.key"), serverCert.keyPem);
+    const server = await startTestServer(["--max-connections", "1", "--tls-cert", path.join(dir, "server.pem"), "--tls-key", path.join(dir, "server.key")]);
+    const first = new RawConnection(server.url);
+    try {
+      first.head("GET", "/version", {});
+      assert.equal((await first.answer())?.status, 200);
+      const over = new RawConnection(server.url);
+      await over.connected;
+      over.head("GET", "/version", {});
+      const a = await over.answer();
+      assert.equal(a?.status, 503);
+      assert.ok(Number(a!.headers["retry-after"]) > 0);
+      over.close();
+    } finally {
+      first.close();
+      await server.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

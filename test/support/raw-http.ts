@@ -1,7 +1,8 @@
-// A raw HTTP/1.1 client over one TCP connection, for tests that need what
+// A raw HTTP/1.1 client over one TCP (or TLS, for https URLs) connection, for tests that need what
 // fetch hides: a body sent in part, a request on an idle keep-alive connection,
 // an answer that comes before the body, a connection the server closes.
 import net from "node:net";
+import tls from "node:tls";
 
 export interface RawAnswer {
   status: number;
@@ -18,9 +19,10 @@ export class RawConnection {
 
   constructor(url: string) {
     const u = new URL(url);
-    this.socket = net.connect(Number(u.port), u.hostname);
+    const secure = u.protocol === "https:";
+    this.socket = secure ? tls.connect({ port: Number(u.port), host: u.hostname, rejectUnauthorized: false }) : net.connect(Number(u.port), u.hostname);
     this.connected = new Promise((resolve, reject) => {
-      this.socket.once("connect", () => resolve());
+      this.socket.once(secure ? "secureConnect" : "connect", () => resolve());
       this.socket.once("error", reject);
     });
     this.socket.on("error", () => {}); // a reset is an outcome the tests look at, not a failure
