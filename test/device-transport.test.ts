@@ -92,15 +92,23 @@ describe("identity before the body", () => {
     });
   }
 
-  test("an untrusted certificate from the header is refused before the body", async () => {
-    // A certificate the server's trust refuses: expired or foreign ones are the trust helper's; an unparseable chain works with any trust.
-    const id = await identity(fleet);
-    const c = new RawConnection(server.url);
-    const pem = escapedPemHeader(id.certPem).replace("MII", "MIJ");
-    c.head("PUT", "/mdm", { "content-type": COMMAND_TYPE, "content-length": 1024 * 1024, "x-client-cert": pem });
-    const a = await c.answer();
-    assert.equal(a?.status, 400);
-    c.close();
+  test("a certificate from the header that trust refuses (another CA than --ca) is refused before the body", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-ca-"));
+    const otherCa = await createCa({ commonName: "Some other CA" });
+    fs.writeFileSync(path.join(dir, "ca.pem"), otherCa.certPem);
+    const strict = await startTestServer(["--ca", path.join(dir, "ca.pem"), "--body-idle-timeout", "3s"]);
+    try {
+      const id = await identity(fleet);
+      const c = new RawConnection(strict.url);
+      c.head("PUT", "/mdm", { "content-type": COMMAND_TYPE, "content-length": 16 * 1024 * 1024, "x-client-cert": escapedPemHeader(id.certPem) });
+      const a = await c.answer();
+      assert.equal(a?.status, 400);
+      assert.match(a!.body, /^device identity: /);
+      c.close();
+    } finally {
+      await strict.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("Mdm-Signature requests share the unidentified body budget: past it 503 + Retry-After; freed when done", async () => {
