@@ -65,6 +65,13 @@ export function buildApp(o: AppOptions): FastifyInstance {
     fromTrustedProxy: trustedProxy(o.trustProxy, "loopback"),
     unidentifiedBodies: new BodyBudget(o.limits.unidentifiedBodyBudget),
   });
+  const largestBody = Math.max(o.reportBodyLimit, o.checkinBodyLimit);
+  if (2 * largestBody > o.limits.unidentifiedBodyBudget) {
+    o.log.warn(
+      { unidentifiedBodyBudget: o.limits.unidentifiedBodyBudget, largestBody },
+      "--unidentified-body-budget is less than twice the largest body limit: larger signed (Mdm-Signature) bodies will always get 503",
+    );
+  }
   if (o.certHeader) {
     const from = o.trustProxy === true ? "any peer" : Array.isArray(o.trustProxy) && o.trustProxy.length ? o.trustProxy.join(", ") : "loopback peers only";
     o.log.info({ certHeader: o.certHeader, from }, "device certificate header believed from trusted proxies");
@@ -107,9 +114,13 @@ export function buildApp(o: AppOptions): FastifyInstance {
       // races clients and proxies reusing an idle connection (ECONNRESET);
       // keep idle connections longer than common load balancers' 60 s.
       server.keepAliveTimeout = 65_000;
-      const maxConnections = o.limits.maxConnections ?? defaultMaxConnections();
-      const cap = capConnections(server, maxConnections, o.log, { tls: o.https !== undefined });
-      o.log.info({ maxConnections, descriptorLimit: descriptorLimit() ?? "unknown" }, "connection cap");
+      const fdLimit = descriptorLimit();
+      const maxConnections = o.limits.maxConnections ?? defaultMaxConnections(fdLimit);
+      const cap = capConnections(server, maxConnections, o.log, { tls: o.https !== undefined, fdLimit });
+      o.log.info({ maxConnections, descriptorLimit: fdLimit ?? "unknown" }, "connection cap");
+      if (fdLimit !== undefined && maxConnections >= fdLimit) {
+        o.log.warn({ maxConnections, descriptorLimit: fdLimit }, "--max-connections is not below the descriptor limit: the process can run out of descriptors");
+      }
       return server;
     },
   });

@@ -22,6 +22,7 @@ const REFUSAL =
 /** Descriptors kept for everything but client connections: the database pool, SQLite's files, logs, APNs, SCEP. */
 const MIN_HEADROOM = 128;
 const WARN_EVERY_MS = 60_000;
+const TLS_REFUSAL_HANDSHAKE_MS = 10_000;
 
 /** The soft limit on open file descriptors (`ulimit -n`), or undefined when it cannot be read. */
 export function descriptorLimit(): number | undefined {
@@ -85,7 +86,7 @@ export function capConnections(
   server: http.Server | https.Server,
   max: number,
   log: Logger,
-  options: { tls: boolean; watchMs?: number; fdLimit?: number },
+  options: { tls: boolean; fdLimit: number | undefined; watchMs?: number },
 ): ConnectionCap {
   let open = 0;
   const refusedSockets = new WeakSet<Socket>();
@@ -103,8 +104,9 @@ export function capConnections(
     if (open <= max) return;
     refusedSockets.add(socket);
     atCap.warn({ open: open - 1, maxConnections: max });
-    // Over TLS the answer waits for the handshake (below); plain HTTP gets it now.
+    // Over TLS the answer waits for the handshake (below), which must not hold the descriptor long; plain HTTP gets it now.
     if (!options.tls) refuse(socket);
+    else socket.setTimeout(TLS_REFUSAL_HANDSHAKE_MS, () => socket.destroy());
   });
   if (options.tls) {
     server.on("secureConnection", (socket: TLSSocket) => {
@@ -121,7 +123,7 @@ export function capConnections(
     else if (server.listening) log.error({ err }, "server error");
   });
 
-  const fdLimit = options.fdLimit ?? descriptorLimit();
+  const fdLimit = options.fdLimit;
   const watch = setInterval(() => {
     const used = openDescriptors();
     if (used === "exhausted" || (fdLimit !== undefined && typeof used === "number" && used >= fdLimit - 1)) {
