@@ -69,7 +69,7 @@ describe("identity before the body", () => {
   let fleet: TestFleet;
   before(async () => {
     // Short deadlines: a server that waited for the body would answer 408, not 400.
-    server = await startTestServer(["--body-idle-timeout", "3s", "--unidentified-body-budget", "2mb", "--checkin-body-limit", "1kb"]);
+    server = await startTestServer(["--body-idle-timeout", "3s", "--request-timeout", "10s", "--unidentified-body-budget", "2mb", "--checkin-body-limit", "1kb"]);
     fleet = await testFleet(server.url);
   });
   after(async () => {
@@ -153,6 +153,18 @@ describe("identity before the body", () => {
     const r = await rawPut(fleet.transport, "/checkin", authenticate(udid()), { auth: { kind: "signature", identity: id } });
     assert.equal(r.status, 200);
     for (const c of idle) c.close();
+  });
+
+  test("a body sent to no route is not read: 404 from the headers, connection closed", async () => {
+    for (const [method, url] of [["PUT", "/nope"], ["POST", "/v1-nope"], ["PUT", "/enroll"]]) {
+      const c = new RawConnection(server.url);
+      c.head(method!, url!, { "content-type": "application/octet-stream", "content-length": 16 * 1024 * 1024 });
+      await c.write(Buffer.alloc(1024));
+      const a = await c.answer();
+      assert.equal(a?.status, 404, `${method} ${url}`);
+      assert.equal(a!.headers.connection, "close");
+      c.close();
+    }
   });
 
   test("a check-in sent to ServerURL gets the check-in body limit", async () => {

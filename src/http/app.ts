@@ -12,6 +12,7 @@ import { errorHandler, loggableUrl } from "./errors.ts";
 import { ApiFailureLimiter, clientErrorHandler, frameworkErrorHandler, plainRequestStrings } from "./limits.ts";
 import { BodyBudget } from "./body-budget.ts";
 import { capConnections, defaultMaxConnections, descriptorLimit } from "./connection-cap.ts";
+import { lingerAfterResponse } from "./lingering-close.ts";
 import { mdmEndpoints } from "./mdm-handler.ts";
 import { trustedProxy } from "./trusted-proxy.ts";
 import type { PlistLimits } from "../plist/index.ts";
@@ -130,6 +131,15 @@ export function buildApp(o: AppOptions): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
   app.setErrorHandler(errorHandler);
+  // No route: answered from the headers, before the catch-all parser above
+  // would read (and hold) a body of up to --report-body-limit for anyone.
+  app.addHook("onRequest", async (req, reply) => {
+    const hasBody = req.raw.headers["content-length"] !== undefined || req.raw.headers["transfer-encoding"] !== undefined;
+    if (!req.is404 || !hasBody) return;
+    req.log.info({ method: req.method, url: loggableUrl(req.url) }, "no such route");
+    lingerAfterResponse(req.raw.socket);
+    return reply.code(404).header("connection", "close").type("text/plain").send("not found\n");
+  });
   app.setNotFoundHandler((req, reply) => {
     req.log.info({ method: req.method, url: loggableUrl(req.url) }, "no such route");
     void reply.code(404).type("text/plain").send("not found\n");
