@@ -134,7 +134,8 @@ async function handle(
 function reply(res: ServerResponse, req: IncomingMessage, outcome: Outcome, log: Log): void {
   if ("error" in outcome) {
     if (outcome.error instanceof BudgetExhausted) {
-      log.warn({ url: loggableUrl(req.url ?? "") }, "device request refused: unidentified body budget spent");
+      // One line per refusal, as for every refused device request (info: an attack must not flood warnings).
+      log.info({ status: 503, reason: outcome.error.message, url: loggableUrl(req.url ?? "") }, "device request refused");
       const extra = { "retry-after": outcome.error.retryAfterSeconds };
       send(res, 503, "text/plain; charset=utf-8", Buffer.from(outcome.error.message + "\n"), true, extra);
       return;
