@@ -95,6 +95,10 @@ export interface LimitsConfig {
   /** Failed API key attempts per client address before 429. */
   apiMaxFailures: number;
   apiFailureWindowMs: number;
+  /** Open connections past which new ones get 503; undefined: derived from the descriptor limit at start. */
+  maxConnections?: number;
+  /** In-flight body bytes of device requests not identified yet (Mdm-Signature), server-wide. */
+  unidentifiedBodyBudget: number;
   plist: { maxDepth: number; maxKeys: number; maxStringBytes: number; maxDataBytes: number };
 }
 
@@ -144,7 +148,10 @@ export const SERVE_FLAGS = {
     type: "string", default: "7d",
     help: "a held certificate is bound once the device's current identity has been silent this long",
   },
-  "cert-header": { type: "string", arg: "NAME", help: "read the device certificate from this proxy header" },
+  "cert-header": {
+    type: "string", arg: "NAME",
+    help: "read the device certificate from this proxy header (believed from `--trust-proxy` peers; without it from loopback only)",
+  },
   "tls-cert": {
     type: "string", arg: "FILE",
     help: "serve HTTPS with this certificate (and chain) and request client certificates; with `--tls-key`",
@@ -164,6 +171,14 @@ export const SERVE_FLAGS = {
     help: "wrong API keys (enrollment tokens, SCEP refusals) per client address before they get 429; the right key always passes",
   },
   "api-failure-window": { type: "string", default: "5m", help: "the window of that limit" },
+  "max-connections": {
+    type: "string", arg: "N", shown: "descriptor limit less a tenth (at least 128)",
+    help: "open connections; past it a new one is answered 503 + `Retry-After` and closed",
+  },
+  "unidentified-body-budget": {
+    type: "string", default: "64mb",
+    help: "memory that `Mdm-Signature` bodies not yet verified may hold at once, server-wide, each byte counted twice (503 + `Retry-After` past it); keep it at least twice the largest body limit",
+  },
   "plist-max-depth": { type: "string", default: "32", help: "deepest nesting of dicts and arrays in a device message" },
   "plist-max-keys": { type: "string", default: "10000", help: "most keys in one dict" },
   "plist-max-string": { type: "string", default: "1mb", help: "largest string or key" },
@@ -217,7 +232,7 @@ export const SERVE_FLAGS = {
   "profile-signer": { type: "string", arg: "FILE", help: "PEM certificate (and chain) with its key: sign enrollment profiles" },
   "trust-proxy": {
     type: "string", arg: "LIST", shown: "off",
-    help: "believe `X-Forwarded-For/-Proto/-Host` from these proxy addresses or CIDR ranges; the client is the right-most address not in the list (`true` is refused)",
+    help: "believe `X-Forwarded-For/-Proto/-Host` and `--cert-header` from these proxy addresses or CIDR ranges; the client is the right-most address not in the list (`true` is refused)",
   },
 } as const;
 
@@ -304,6 +319,8 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
       bodyIdleTimeoutMs: positive(parseDuration(get("body-idle-timeout")!, "--body-idle-timeout"), "--body-idle-timeout"),
       apiMaxFailures: positive(parseCount(get("api-max-failures")!, "--api-max-failures"), "--api-max-failures"),
       apiFailureWindowMs: parseDuration(get("api-failure-window")!, "--api-failure-window"),
+      maxConnections: optional(get("max-connections"), (v) => positive(parseCount(v, "--max-connections"), "--max-connections")),
+      unidentifiedBodyBudget: positive(parseBytes(get("unidentified-body-budget")!, "--unidentified-body-budget"), "--unidentified-body-budget"),
       plist: {
         maxDepth: positive(parseCount(get("plist-max-depth")!, "--plist-max-depth"), "--plist-max-depth"),
         maxKeys: positive(parseCount(get("plist-max-keys")!, "--plist-max-keys"), "--plist-max-keys"),
@@ -374,6 +391,10 @@ export function parseBytes(value: string, name: string): number {
 function parseCount(value: string, name: string): number {
   if (!/^\d+$/.test(value)) throw new ConfigError(`${name} ${value}: expected a whole number`);
   return Number(value);
+}
+
+function optional<T>(value: string | undefined, parse: (v: string) => T): T | undefined {
+  return value === undefined ? undefined : parse(value);
 }
 
 function positive(value: number, name: string): number {

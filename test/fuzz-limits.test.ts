@@ -49,6 +49,8 @@ describe("the limit flags", () => {
       bodyIdleTimeoutMs: 20_000,
       apiMaxFailures: 50,
       apiFailureWindowMs: 300_000,
+      maxConnections: undefined, // derived from the descriptor limit at start
+      unidentifiedBodyBudget: 64 * 1024 * 1024,
       plist: { maxDepth: 32, maxKeys: 10_000, maxStringBytes: 1024 * 1024, maxDataBytes: 16 * 1024 * 1024 },
     });
     const e = parseServeArgs(["--plist-max-depth", "8"], { ORCHARD_BODY_IDLE_TIMEOUT: "5s", ORCHARD_API_MAX_FAILURES: "7", ORCHARD_PLIST_MAX_STRING: "64kb" }).limits;

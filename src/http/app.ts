@@ -10,7 +10,11 @@ import { apiKeyGuard } from "./api-auth.ts";
 import { registerApiRoutes } from "./api-routes.ts";
 import { errorHandler, loggableUrl } from "./errors.ts";
 import { ApiFailureLimiter, clientErrorHandler, frameworkErrorHandler, plainRequestStrings } from "./limits.ts";
+import { BodyBudget } from "./body-budget.ts";
+import { capConnections, defaultMaxConnections, descriptorLimit } from "./connection-cap.ts";
+import { lingerAfterResponse } from "./lingering-close.ts";
 import { mdmEndpoints } from "./mdm-handler.ts";
+import { trustedProxy } from "./trusted-proxy.ts";
 import type { PlistLimits } from "../plist/index.ts";
 import { VERSION } from "../version.ts";
 
@@ -36,9 +40,16 @@ export interface AppOptions {
     apiMaxFailures: number;
     apiFailureWindowMs: number;
     plist?: Partial<PlistLimits>;
+    /** Open connections past which new ones get 503 (--max-connections); undefined: from the descriptor limit. */
+    maxConnections?: number;
+    /** In-flight body bytes of device requests not identified yet, server-wide (--unidentified-body-budget). */
+    unidentifiedBodyBudget: number;
   };
   https?: { cert: Buffer; key: Buffer };
-  /** --trust-proxy: whose X-Forwarded-For/-Proto/-Host to believe (the client address of rate limits, profile URLs). */
+  /**
+   * --trust-proxy: whose X-Forwarded-For/-Proto/-Host to believe (the client address of rate limits, profile URLs),
+   * and whose --cert-header (loopback peers when not given).
+   */
   trustProxy?: boolean | string[];
   /** Extra routes (the API of later features) registered behind the API key. */
   apiPlugins?: Array<(app: FastifyInstance) => void>;
@@ -47,7 +58,25 @@ export interface AppOptions {
 }
 
 export function buildApp(o: AppOptions): FastifyInstance {
-  const deviceEndpoints = mdmEndpoints({ ...o, log: o.log, bodyIdleTimeoutMs: o.limits.bodyIdleTimeoutMs, plistLimits: o.limits.plist });
+  const deviceEndpoints = mdmEndpoints({
+    ...o,
+    log: o.log,
+    bodyIdleTimeoutMs: o.limits.bodyIdleTimeoutMs,
+    plistLimits: o.limits.plist,
+    fromTrustedProxy: trustedProxy(o.trustProxy, "loopback"),
+    unidentifiedBodies: new BodyBudget(o.limits.unidentifiedBodyBudget),
+  });
+  const largestBody = Math.max(o.reportBodyLimit, o.checkinBodyLimit);
+  if (2 * largestBody > o.limits.unidentifiedBodyBudget) {
+    o.log.warn(
+      { unidentifiedBodyBudget: o.limits.unidentifiedBodyBudget, largestBody },
+      "--unidentified-body-budget is less than twice the largest body limit: larger signed (Mdm-Signature) bodies will always get 503",
+    );
+  }
+  if (o.certHeader) {
+    const from = o.trustProxy === true ? "any peer" : Array.isArray(o.trustProxy) && o.trustProxy.length ? o.trustProxy.join(", ") : "loopback peers only";
+    o.log.info({ certHeader: o.certHeader, from }, "device certificate header believed from trusted proxies");
+  }
   const app = Fastify({
     loggerInstance: o.log as FastifyBaseLogger,
     // One log line per notable event, not two per request: at thousands of
@@ -64,6 +93,8 @@ export function buildApp(o: AppOptions): FastifyInstance {
     // node:http handler in mdm-handler.ts and everything else to Fastify.
     serverFactory: (fastifyHandler) => {
       const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+        // A connection past --max-connections already has its 503 and is closing.
+        if (cap.refused(req.socket)) return void req.resume();
         if (!deviceEndpoints(req, res)) fastifyHandler(req, res);
       };
       // Slow clients (slow-loris): headers and the whole request each have a
@@ -84,6 +115,13 @@ export function buildApp(o: AppOptions): FastifyInstance {
       // races clients and proxies reusing an idle connection (ECONNRESET);
       // keep idle connections longer than common load balancers' 60 s.
       server.keepAliveTimeout = 65_000;
+      const fdLimit = descriptorLimit();
+      const maxConnections = o.limits.maxConnections ?? defaultMaxConnections(fdLimit);
+      const cap = capConnections(server, maxConnections, o.log, { tls: o.https !== undefined, fdLimit });
+      o.log.info({ maxConnections, descriptorLimit: fdLimit ?? "unknown" }, "connection cap");
+      if (fdLimit !== undefined && maxConnections >= fdLimit) {
+        o.log.warn({ maxConnections, descriptorLimit: fdLimit }, "--max-connections is not below the descriptor limit: the process can run out of descriptors");
+      }
       return server;
     },
   });
@@ -93,6 +131,15 @@ export function buildApp(o: AppOptions): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
   app.setErrorHandler(errorHandler);
+  // No route: answered from the headers, before the catch-all parser above
+  // would read (and hold) a body of up to --report-body-limit for anyone.
+  app.addHook("onRequest", async (req, reply) => {
+    const hasBody = req.raw.headers["content-length"] !== undefined || req.raw.headers["transfer-encoding"] !== undefined;
+    if (!req.is404 || !hasBody) return;
+    req.log.info({ method: req.method, url: loggableUrl(req.url) }, "no such route");
+    lingerAfterResponse(req.raw.socket);
+    return reply.code(404).header("connection", "close").type("text/plain").send("not found\n");
+  });
   app.setNotFoundHandler((req, reply) => {
     req.log.info({ method: req.method, url: loggableUrl(req.url) }, "no such route");
     void reply.code(404).type("text/plain").send("not found\n");

@@ -3,6 +3,7 @@ import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { X509Certificate } from "node:crypto";
 import { certFingerprint, certFromHeader, IdentityError, verifyMdmSignatureDetailed, type DeviceTrust } from "../identity/index.ts";
+import type { TrustedProxy } from "./trusted-proxy.ts";
 
 /** A verified device identity: the certificate's SHA-256 fingerprint. */
 export interface DeviceIdentity {
@@ -10,41 +11,58 @@ export interface DeviceIdentity {
   source: "tls" | "header" | "signature";
 }
 
+/**
+ * What the headers alone tell: a verified identity (TLS certificate or the
+ * proxy's header), or an Mdm-Signature still to be checked over the body.
+ */
+export type HeaderIdentity = { identity: DeviceIdentity } | { signature: string };
+
 const tlsPeerCerts = new WeakMap<object, X509Certificate | null>();
 
 /**
- * Finds who is calling, in the issue's order: the TLS peer certificate, the
- * proxy's certificate header, then the Mdm-Signature over the raw body; and
- * checks the certificate against the configured CAs.
+ * Finds who is calling before any of the body is read, in the issue's order:
+ * the TLS peer certificate, the proxy's certificate header (believed only from
+ * a trusted proxy), then the Mdm-Signature, verified later over the body.
+ * Certificates are checked against trust here, so that a caller without a
+ * trusted identity never makes the server hold its body.
  */
-export async function identifyDevice(
+export function identifyFromHeaders(
   headers: IncomingHttpHeaders,
   socket: Socket,
-  body: Buffer,
   trust: DeviceTrust,
   certHeader: string | undefined,
-): Promise<DeviceIdentity> {
+  fromTrustedProxy: TrustedProxy,
+): HeaderIdentity {
   const peer = tlsPeerCert(socket);
   if (peer) {
     trust.verify(peer);
-    return { fingerprint: certFingerprint(peer), source: "tls" };
+    return { identity: { fingerprint: certFingerprint(peer), source: "tls" } };
   }
   if (certHeader) {
     const value = headers[certHeader];
-    if (typeof value === "string" && value.length > 0) {
-      const cert = certFromHeader(value);
-      trust.verify(cert);
-      return { fingerprint: certFingerprint(cert), source: "header" };
+    if (value !== undefined) {
+      // Anyone who bypasses the proxy could present a device's public certificate here.
+      if (!fromTrustedProxy(socket.remoteAddress)) {
+        throw new IdentityError("untrusted-proxy", "certificate header from a peer that is not a trusted proxy (--trust-proxy)");
+      }
+      if (typeof value === "string" && value.length > 0) {
+        const cert = certFromHeader(value);
+        trust.verify(cert);
+        return { identity: { fingerprint: certFingerprint(cert), source: "header" } };
+      }
     }
   }
   const signature = headers["mdm-signature"];
-  if (typeof signature === "string" && signature.length > 0) {
-    // Intermediates may travel in the signature's certificate set.
-    const { signer, certificates } = await verifyMdmSignatureDetailed(signature, body);
-    trust.verify(signer, certificates);
-    return { fingerprint: certFingerprint(signer), source: "signature" };
-  }
+  if (typeof signature === "string" && signature.length > 0) return { signature };
   throw new IdentityError("no-identity", "no client certificate and no Mdm-Signature header");
+}
+
+/** Checks an Mdm-Signature over the exact body bytes, and its signer against trust. */
+export async function identifyBySignature(signature: string, body: Buffer, trust: DeviceTrust): Promise<DeviceIdentity> {
+  // Intermediates may travel in the signature's certificate set.
+  const { signer, certificates } = await verifyMdmSignatureDetailed(signature, body);
+  trust.verify(signer, certificates);
+  return { fingerprint: certFingerprint(signer), source: "signature" };
 }
 
 function tlsPeerCert(plain: Socket): X509Certificate | null {

@@ -6,9 +6,12 @@ import { parsePlistDict, serializePlist } from "../plist/index.ts";
 import { decodeCheckin } from "../protocol/checkin.ts";
 import { decodeReport } from "../protocol/report.ts";
 import type { PlistLimits } from "../plist/index.ts";
-import { identifyDevice } from "./device-identity.ts";
+import { BodyBudget, BudgetExhausted } from "./body-budget.ts";
+import { identifyBySignature, identifyFromHeaders, type DeviceIdentity, type HeaderIdentity } from "./device-identity.ts";
 import { loggableUrl, statusOf } from "./errors.ts";
 import { BodyTimeout, BodyTooLarge } from "./limits.ts";
+import { lingerAfterResponse } from "./lingering-close.ts";
+import type { TrustedProxy } from "./trusted-proxy.ts";
 
 // The device endpoints, served by plain node:http rather than through Fastify.
 // Every device poll comes here, and Fastify's routing, hooks and request and
@@ -25,6 +28,10 @@ export interface MdmHandlerOptions {
   trust: DeviceTrust;
   log: Logger;
   certHeader?: string;
+  /** Peers whose --cert-header is believed (src/http/trusted-proxy.ts). */
+  fromTrustedProxy: TrustedProxy;
+  /** In-flight body bytes of requests not yet identified, server-wide (--unidentified-body-budget). */
+  unidentifiedBodies: BodyBudget;
   checkinPath: string;
   serverPath: string;
   checkinBodyLimit: number;
@@ -40,17 +47,31 @@ type Endpoint = "checkin" | "server";
 /**
  * Returns the handler for device requests, or undefined for a request that
  * is not a PUT to CheckInURL or ServerURL (the API's, left to Fastify).
+ *
+ * Who calls is settled before the body is read: a TLS or proxy-header
+ * certificate is verified from the headers alone, and a caller with no
+ * identity, or one that is not trusted, is answered and its connection closed
+ * without holding any of its body. Only Mdm-Signature requests (the signature
+ * covers the body) are read before they are identified, within the
+ * server-wide unidentified body budget.
  */
 export function mdmEndpoints(o: MdmHandlerOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
   let requests = 0;
-  const serverLimit = Math.max(o.reportBodyLimit, o.checkinBodyLimit);
   return (req, res) => {
     const endpoint = endpointOf(req, o);
     if (!endpoint) return false;
     const log = new RequestLog(o.log, `mdm-${++requests}`);
-    readBody(req, endpoint === "checkin" ? o.checkinBodyLimit : serverLimit, o.bodyIdleTimeoutMs).then(
-      (body) => handle(o, endpoint, req, body, log),
-      (err: unknown) => ({ error: err }),
+    let caller: HeaderIdentity;
+    try {
+      caller = identifyFromHeaders(req.headers, req.socket, o.trust, o.certHeader, o.fromTrustedProxy);
+    } catch (error) {
+      reply(res, req, { error, close: true }, log);
+      return true;
+    }
+    const budget = "signature" in caller ? o.unidentifiedBodies : undefined;
+    readBody(req, bodyLimit(endpoint, req.headers["content-type"], o), o.bodyIdleTimeoutMs, budget).then(
+      ({ body, release }) => handle(o, endpoint, req, body, caller, release, log),
+      (err: unknown): Outcome => ({ error: err, close: err instanceof BodyTimeout || err instanceof BudgetExhausted }),
     )
       .then((result) => reply(res, req, result, log))
       // Never an unhandled rejection (it would end the process): a reply that
@@ -74,11 +95,30 @@ function endpointOf(req: IncomingMessage, o: MdmHandlerOptions): Endpoint | unde
   return undefined;
 }
 
-type Outcome = { answer: CheckinReply } | { command: Buffer | null } | { error: unknown };
+/** A check-in, wherever it is sent, gets the check-in limit; ServerURL otherwise the larger one. */
+function bodyLimit(endpoint: Endpoint, contentType: string | undefined, o: MdmHandlerOptions): number {
+  if (endpoint === "checkin" || mediaType(contentType) === CHECKIN_TYPE) return o.checkinBodyLimit;
+  return Math.max(o.reportBodyLimit, o.checkinBodyLimit);
+}
 
-async function handle(o: MdmHandlerOptions, endpoint: Endpoint, req: IncomingMessage, raw: Buffer, log: Log): Promise<Outcome> {
+type Outcome = { answer: CheckinReply } | { command: Buffer | null } | { error: unknown; close?: boolean };
+
+async function handle(
+  o: MdmHandlerOptions,
+  endpoint: Endpoint,
+  req: IncomingMessage,
+  raw: Buffer,
+  caller: HeaderIdentity,
+  release: () => void,
+  log: Log,
+): Promise<Outcome> {
   try {
-    const identity = await identifyDevice(req.headers, req.socket, raw, o.trust, o.certHeader);
+    let identity: DeviceIdentity;
+    try {
+      identity = "identity" in caller ? caller.identity : await identifyBySignature(caller.signature, raw, o.trust);
+    } finally {
+      release();
+    }
     const body = parsePlistDict(raw, o.plistLimits);
     const mdmReq = { certFingerprint: identity.fingerprint, method: req.method!, log, now: Date.now() };
     if (isCheckin(endpoint, req.headers["content-type"], body)) {
@@ -93,16 +133,23 @@ async function handle(o: MdmHandlerOptions, endpoint: Endpoint, req: IncomingMes
 
 function reply(res: ServerResponse, req: IncomingMessage, outcome: Outcome, log: Log): void {
   if ("error" in outcome) {
+    if (outcome.error instanceof BudgetExhausted) {
+      // One line per refusal, as for every refused device request (info: an attack must not flood warnings).
+      log.info({ status: 503, reason: outcome.error.message, url: loggableUrl(req.url ?? "") }, "device request refused");
+      const extra = { "retry-after": outcome.error.retryAfterSeconds };
+      send(res, 503, "text/plain; charset=utf-8", Buffer.from(outcome.error.message + "\n"), true, extra);
+      return;
+    }
     const { status, reason, retryAfterSeconds } = statusOf(outcome.error);
     // A passing condition (a database outage) is a warning; a 500 is a bug.
     if (retryAfterSeconds !== undefined) log.warn({ status, reason, err: (outcome.error as Error).cause }, "device request deferred");
     else if (status >= 500) log.error({ err: outcome.error }, "device request failed");
     else log.info({ status, reason, url: loggableUrl(req.url ?? "") }, "device request refused");
-    // A stalled body: this connection is done. (A body too large is read to its
-    // end and dropped, so that the client, still sending, reads the 413.)
-    const close = outcome.error instanceof BodyTimeout;
-    if (retryAfterSeconds !== undefined) res.setHeader("retry-after", String(retryAfterSeconds));
-    send(res, status, "text/plain; charset=utf-8", Buffer.from(reason + "\n"), close);
+    // A stalled body, or a caller refused before its body was read: this
+    // connection is done. (A body too large is read to its end and dropped,
+    // so that the client, still sending, reads the 413.)
+    const extra = retryAfterSeconds !== undefined ? { "retry-after": retryAfterSeconds } : undefined;
+    send(res, status, "text/plain; charset=utf-8", Buffer.from(reason + "\n"), outcome.close === true, extra);
     return;
   }
   if ("command" in outcome) {
@@ -117,52 +164,78 @@ function reply(res: ServerResponse, req: IncomingMessage, outcome: Outcome, log:
   else send(res, a.status, a.contentType, a.body);
 }
 
-function send(res: ServerResponse, status: number, contentType: string | undefined, body: Buffer | undefined, close = false): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  contentType: string | undefined,
+  body: Buffer | undefined,
+  close = false,
+  extra: Record<string, string | number> = {},
+): void {
   if (res.headersSent || res.destroyed) return;
-  const headers: Record<string, string | number> = { "content-length": body ? body.length : 0 };
+  const headers: Record<string, string | number> = { ...extra, "content-length": body ? body.length : 0 };
   if (contentType) headers["content-type"] = contentType;
   if (close) headers.connection = "close";
   res.writeHead(status, headers);
-  // node would keep reading the rest of the body before it closes; a stalled one never comes.
-  if (close) {
-    const socket = res.socket;
-    res.end(body, () => socket?.destroy());
-  } else res.end(body);
+  // node would keep reading the rest of the body before it closes; a stalled or unwanted one is not waited for.
+  if (close) lingerAfterResponse(res.socket);
+  res.end(body);
 }
 
 /**
  * The raw body (the signature covers these exact bytes). Refused with 413 past
  * the limit, and with 408 when it stalls for idleMs. Past the limit nothing
  * more is kept: the rest is read and dropped (--request-timeout bounds how
- * long), so that the client, still sending, gets its answer.
+ * long), so that the client, still sending, gets its answer. With a budget
+ * (a caller not identified yet), each chunk is reserved from it as it comes
+ * (twice: the chunks are joined into one buffer at the end, a copy),
+ * and the request is refused with 503 when the budget is spent; the caller
+ * releases the reservation once the request is identified. Chunks, not the
+ * declared length: a caller that declares much and sends nothing then holds
+ * no budget, so idle connections cannot lock signing devices out.
  */
-function readBody(req: IncomingMessage, limit: number, idleMs: number): Promise<Buffer> {
+function readBody(req: IncomingMessage, limit: number, idleMs: number, budget?: BodyBudget): Promise<{ body: Buffer; release: () => void }> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let reserved = 0;
     let done = false;
+    const release = () => {
+      budget?.release(reserved);
+      reserved = 0;
+    };
     const fail = (err: Error) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       chunks.length = 0;
+      release();
+      // Nothing more is kept; an unwanted body still arriving is dropped.
+      req.resume();
       reject(err);
     };
     const timer = setTimeout(() => fail(new BodyTimeout(idleMs)), idleMs);
     const declared = Number(req.headers["content-length"] ?? 0);
     if (declared > limit) fail(new BodyTooLarge(limit));
+    // One that could never fit is refused at once.
+    else if (budget && 2 * declared > budget.limit) fail(new BudgetExhausted());
     req.on("data", (chunk: Buffer) => {
       if (done) return;
       timer.refresh();
       size += chunk.length;
-      if (size > limit) fail(new BodyTooLarge(limit));
-      else chunks.push(chunk);
+      if (size > limit) return fail(new BodyTooLarge(limit));
+      // Twice the bytes: the pieces, then the one buffer they are joined into.
+      if (budget && 2 * size > reserved) {
+        if (!budget.take(2 * size - reserved)) return fail(new BudgetExhausted());
+        reserved = 2 * size;
+      }
+      chunks.push(chunk);
     });
     req.on("end", () => {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+      resolve({ body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), release });
     });
     // The client went away mid-body: nobody to answer, and no server fault.
     req.on("error", () => fail(new ClientGone()));
@@ -182,10 +255,14 @@ class ClientGone extends Error {
  */
 function isCheckin(endpoint: Endpoint, contentType: string | undefined, body: Record<string, unknown>): boolean {
   if (endpoint === "checkin") return true;
-  const media = contentType?.split(";")[0]?.trim().toLowerCase();
+  const media = mediaType(contentType);
   if (media === CHECKIN_TYPE) return true;
   if (media === COMMAND_TYPE) return false;
   return body.MessageType !== undefined && body.Status === undefined;
+}
+
+function mediaType(contentType: string | undefined): string | undefined {
+  return contentType?.split(";")[0]?.trim().toLowerCase();
 }
 
 /** A request's logger, made (with its request id) only when something is logged. */

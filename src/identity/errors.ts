@@ -6,7 +6,8 @@ export type IdentityErrorReason =
   | 'bad-certificate'
   | 'untrusted'
   | 'expired'
-  | 'bad-header';
+  | 'bad-header'
+  | 'untrusted-proxy';
 
 export class IdentityError extends Error {
   readonly reason: IdentityErrorReason;

@@ -16,10 +16,12 @@ export interface OrchardProcess {
  * listens. The crash and multi-process tests make their own device CAs after
  * the servers start: without --ca in `args` the process accepts any device
  * certificate (the lab opt-in); trust itself is tested in identity-e2e.
+ * `wrap` runs it under another command (e.g. `prlimit --nofile=256`).
  */
-export function spawnOrchard(args: string[], timeoutMs = 90_000): Promise<OrchardProcess> {
+export function spawnOrchard(args: string[], timeoutMs = 90_000, wrap: string[] = []): Promise<OrchardProcess> {
   const trust = args.includes("--ca") || args.includes("--insecure-accept-any-device-cert") ? [] : ["--insecure-accept-any-device-cert"];
-  const child = spawn(process.execPath, [BIN, "serve", "--listen", "127.0.0.1:0", ...trust, ...args], {
+  const command = [...wrap, process.execPath, BIN, "serve", "--listen", "127.0.0.1:0", ...trust, ...args];
+  const child = spawn(command[0]!, command.slice(1), {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
