@@ -18,7 +18,7 @@ import { issueCertificates, type IssueDone, type IssueJob } from "./issue-worker
 const ISSUE_WORKER = fileURLToPath(new URL("./issue-worker.ts", import.meta.url));
 
 export const CERT_HEADER = "x-client-cert";
-export const API_KEY = "bench";
+export const API_KEY = "bench-api-key-0123456789abcdef";
 /** Replaced by a fresh CommandUUID (same length) in every round trip. */
 export const UUID_PLACEHOLDER = "XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX";
 /** The realm of the bench servers' digest challenges (--digest-realm). */

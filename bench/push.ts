@@ -27,7 +27,7 @@ import { pushArgs, pushPki, seedEnrollments, startApnsStandIn, type ApnsStandIn,
 import { createBenchDatabase, redactUrl, type BenchDatabase } from "./postgres.ts";
 import { ServerHandle } from "./servers.ts";
 
-const API_KEY = "bench";
+const API_KEY = "bench-api-key-0123456789abcdef";
 export const IDS_PER_REQUEST = 10_000;
 export const PUSH_WARMUP = 1000;
 

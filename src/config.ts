@@ -115,6 +115,15 @@ export interface UserAuthConfig {
 
 export class ConfigError extends Error {}
 
+/** The shortest API key or enrollment token Orchard takes; a generated API key has 32 characters. */
+export const MIN_SECRET_LENGTH = 24;
+
+export function requireLongSecret(what: string, value: string | undefined): void {
+  if (value !== undefined && value.length < MIN_SECRET_LENGTH) {
+    throw new ConfigError(`${what} must be at least ${MIN_SECRET_LENGTH} characters (e.g. openssl rand -hex 16): it is what stops guessing`);
+  }
+}
+
 /** pino's levels; anything else would end the process with a stack trace. */
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
@@ -131,7 +140,7 @@ export const SERVE_FLAGS = {
     help: "`sqlite:/path/file.db` or `postgres://user@host:port/db`",
   },
   "storage-pool-size": { type: "string", default: "10", arg: "N", help: "PostgreSQL connections per process" },
-  "api-key": { type: "string", arg: "KEY", shown: "generated", help: "the operator API's key" },
+  "api-key": { type: "string", arg: "KEY", shown: "generated", help: "the operator API's key (at least 24 characters)" },
   ca: {
     type: "string", multiple: true, arg: "FILE",
     help: "device identity CA (PEM), repeatable; `ORCHARD_CA` takes a comma-separated list",
@@ -227,7 +236,7 @@ export const SERVE_FLAGS = {
     type: "string", arg: "URL", shown: "the request's",
     help: "the `https://host[/prefix]` devices reach Orchard at, for profiles",
   },
-  "enrollment-token": { type: "string", arg: "TOKEN", help: "lets `GET /enroll?token=TOKEN` hand out profiles without the API key" },
+  "enrollment-token": { type: "string", arg: "TOKEN", help: "lets `GET /enroll?token=TOKEN` hand out profiles without the API key (at least 24 characters)" },
   "scep-challenge-ttl": { type: "string", default: "1h", help: "how long a SCEP challenge password stays usable (each is single-use)" },
   "profile-signer": { type: "string", arg: "FILE", help: "PEM certificate (and chain) with its key: sign enrollment profiles" },
   "trust-proxy": {
@@ -286,7 +295,12 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
   const deviceCaKey = get("device-ca-key");
   if ((deviceCaCert === undefined) !== (deviceCaKey === undefined)) throw new ConfigError("--device-ca-cert and --device-ca-key go together");
   const enrollmentToken = get("enrollment-token");
-  if (enrollmentToken !== undefined && enrollmentToken.length < 16) throw new ConfigError("--enrollment-token must be at least 16 characters");
+  // A right secret always passes, even from a throttled address (nobody can
+  // lock the operator out), so a secret's length, not the limit, is what
+  // stops guessing: a chosen one must be long (`openssl rand -hex 16`).
+  requireLongSecret("--enrollment-token", enrollmentToken);
+  const apiKey = get("api-key");
+  requireLongSecret("--api-key", apiKey);
   const caFromEnv = env[envName("ca")]?.split(",").filter(Boolean) ?? [];
   const caFiles = (values.ca as string[] | undefined) ?? caFromEnv;
   const rebind = get("rebind")!;
@@ -297,7 +311,7 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
     dataDir: get("data-dir")!,
     storage: get("storage"),
     storagePoolSize: parseCount(get("storage-pool-size")!, "--storage-pool-size"),
-    apiKey: get("api-key"),
+    apiKey,
     caFiles,
     insecureAcceptAnyDeviceCert: flag("insecure-accept-any-device-cert"),
     rebind: { policy: rebind, afterSilenceMs: positive(parseDuration(get("rebind-after-silence")!, "--rebind-after-silence"), "--rebind-after-silence") },

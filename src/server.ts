@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
-import { APNS_SANDBOX, type Config } from "./config.ts";
+import { APNS_SANDBOX, requireLongSecret, type Config } from "./config.ts";
 import { AuthTokenGuard } from "./core/auth-token-guard.ts";
 import { CertBinding } from "./core/cert-binding.ts";
 import { CoreService } from "./core/core.ts";
@@ -172,7 +172,11 @@ function plistLimits(caps: Config["limits"]["plist"]): Partial<PlistLimits> | un
 
 function loadOrCreateApiKey(dataDir: string, log: Logger): string {
   const file = path.join(dataDir, "api-key");
-  if (fs.existsSync(file)) return fs.readFileSync(file, "utf8").trim();
+  if (fs.existsSync(file)) {
+    const key = fs.readFileSync(file, "utf8").trim();
+    requireLongSecret(`the API key in ${file}`, key);
+    return key;
+  }
   const key = randomBytes(24).toString("base64url");
   fs.writeFileSync(file, key + "\n", { mode: 0o600, flag: "wx" });
   // Printed once, on the terminal rather than in the JSON log.

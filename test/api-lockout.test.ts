@@ -31,14 +31,29 @@ describe("the API key under a guesser at the operator's address", () => {
       const wrong = await apiCall(server, basic(`x:wrong-key-${i}`));
       statuses.push(wrong.status);
       if (wrong.status === 429) assert.ok(Number(wrong.headers.get("retry-after")) >= 1);
-      const admin = await apiCall(server, basic("admin:test-api-key"));
+      const admin = await apiCall(server, basic("admin:test-api-key-0123456789abcdef"));
       assert.equal(admin.status, 200, `the operator's call after wrong key ${i + 1}`);
     }
     assert.deepEqual(statuses.slice(0, 3), [401, 401, 401]);
     assert.ok(statuses.slice(3).every((s) => s === 429), statuses.join(","));
     const limited = await apiCall(server, basic("x:one-more"));
     assert.match((await limited.json()).error, /too many failed API key attempts/);
-    assert.ok(server.logs.some((l) => l.includes("too many failed API key attempts")));
+    // A log line at most once a second, with the count, not one per refused guess.
+    const refusals = server.logs.filter((l) => l.includes("too many failed API key attempts"));
+    assert.ok(refusals.length >= 1 && refusals.length < 10, `${refusals.length} lines for 46 refusals`);
+    const counted = refusals.reduce((n, l) => n + (JSON.parse(l) as { refused: number }).refused, 0);
+    assert.ok(counted >= 1 && counted <= 46, String(counted));
+  });
+
+  test("an API key or enrollment token shorter than 24 characters is refused at start: its length is what stops guessing", () => {
+    for (const flag of ["--api-key", "--enrollment-token"]) {
+      assert.throws(
+        () => parseServeArgs([flag, "abc"], {}),
+        (err: Error) => err instanceof ConfigError && new RegExp(`${flag} must be at least 24 characters`).test(err.message),
+      );
+      assert.doesNotThrow(() => parseServeArgs([flag, "0123456789abcdef01234567"], {}));
+    }
+    assert.throws(() => parseServeArgs([], { ORCHARD_API_KEY: "short-key" }), ConfigError);
   });
 
   test("a request without a key is 401 with the Basic challenge, throttled or not: it guesses nothing", async () => {
@@ -48,7 +63,7 @@ describe("the API key under a guesser at the operator's address", () => {
   });
 
   test("Basic credentials without ':' or not base64 are 400 with a reason, never taken as the key", async () => {
-    const noColon = await apiCall(server, basic("test-api-key"));
+    const noColon = await apiCall(server, basic("test-api-key-0123456789abcdef"));
     assert.equal(noColon.status, 400);
     assert.match((await noColon.json()).error, /expected user:password/);
     const notBase64 = await apiCall(server, "Basic ***not-base64***");
@@ -57,7 +72,7 @@ describe("the API key under a guesser at the operator's address", () => {
     const notUtf8 = await apiCall(server, "Basic " + Buffer.from([0x78, 0x3a, 0xff, 0xfe]).toString("base64"));
     assert.equal(notUtf8.status, 400);
     assert.match((await notUtf8.json()).error, /not UTF-8/);
-    assert.equal((await apiCall(server, "basic " + Buffer.from(":test-api-key").toString("base64"))).status, 200, "scheme in any case, empty user");
+    assert.equal((await apiCall(server, "basic " + Buffer.from(":test-api-key-0123456789abcdef").toString("base64"))).status, 200, "scheme in any case, empty user");
   });
 });
 
@@ -76,8 +91,8 @@ describe("behind a proxy: the client address is the right-most untrusted hop", (
     for (let i = 0; i < 2; i++) assert.equal((await apiCall(server, basic("x:wrong"), attacker)).status, 401);
     for (let i = 0; i < 5; i++) assert.equal((await apiCall(server, basic("x:wrong"), attacker)).status, 429);
     assert.equal((await apiCall(server, basic("x:typo"), "203.0.113.9")).status, 401, "the victim's own wrong key is still heard");
-    assert.equal((await apiCall(server, basic("x:test-api-key"), "203.0.113.9")).status, 200);
-    assert.equal((await apiCall(server, basic("x:test-api-key"), attacker)).status, 200, "the right key passes at the throttled address");
+    assert.equal((await apiCall(server, basic("x:test-api-key-0123456789abcdef"), "203.0.113.9")).status, 200);
+    assert.equal((await apiCall(server, basic("x:test-api-key-0123456789abcdef"), attacker)).status, 200, "the right key passes at the throttled address");
   });
 
   test("IPv6 clients count per /64", async () => {

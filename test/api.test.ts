@@ -46,7 +46,7 @@ await forEachBackend("operator API", (backend) => {
 
   function call(method: string, urlPath: string, o: { auth?: string | null; body?: Buffer } = {}) {
     const headers: Record<string, string> = {};
-    if (o.auth !== null) headers.authorization = o.auth ?? "Basic " + Buffer.from("anyone:test-api-key").toString("base64");
+    if (o.auth !== null) headers.authorization = o.auth ?? "Basic " + Buffer.from("anyone:test-api-key-0123456789abcdef").toString("base64");
     return fetch(server.url + urlPath, { method, headers, body: o.body ? new Uint8Array(o.body) : undefined });
   }
 
@@ -74,21 +74,21 @@ await forEachBackend("operator API", (backend) => {
       ];
       const before = await dumpStore(server.store);
       for (const [method, p] of paths) {
-        for (const auth of [null, basic("orchard", "wrong"), basic("orchard", ""), "Bearer test-api-key", basic("", "test-api-keyX")]) {
+        for (const auth of [null, basic("orchard", "wrong"), basic("orchard", ""), "Bearer test-api-key-0123456789abcdef", basic("", "test-api-key-0123456789abcdefX")]) {
           const r = await call(method, p, { auth, body: method === "PUT" ? commandPlist("DeviceInformation") : undefined });
           assert.equal(r.status, 401, `${method} ${p} with ${auth}`);
           assert.equal(r.headers.get("www-authenticate"), 'Basic realm="orchard"');
           assert.deepEqual(await r.json(), { error: "missing or wrong API key" });
         }
       }
-      for (const auth of ["Basic !!!", "Basic " + Buffer.from("test-api-key").toString("base64")]) {
+      for (const auth of ["Basic !!!", "Basic " + Buffer.from("test-api-key-0123456789abcdef").toString("base64")]) {
         const r = await call("PUT", `/v1/enqueue/${devices[0]!.udid}`, { auth, body: commandPlist("DeviceInformation") });
         assert.equal(r.status, 400, `malformed Basic credentials ${auth}`);
         assert.match((await r.json()).error, /malformed Basic credentials/);
       }
       assert.deepEqual(await dumpStore(server.store), before, "nothing was queued");
       for (const user of ["", "orchard", "nanomdm"]) {
-        const r = await call("GET", "/v1/enrollments?limit=1", { auth: basic(user, "test-api-key") });
+        const r = await call("GET", "/v1/enrollments?limit=1", { auth: basic(user, "test-api-key-0123456789abcdef") });
         assert.equal(r.status, 200, user);
       }
     });

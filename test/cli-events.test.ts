@@ -38,7 +38,7 @@ test("--follow prints the recent events, then each new one once, and stops on Ct
   await add("cli.follow", 1);
   await add("cli.follow", 2);
   const child = spawn(process.execPath, [BIN, "events", "--follow", "--type", "cli.follow", "--interval", "100ms", "--json"], {
-    env: { ...process.env, ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key" },
+    env: { ...process.env, ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key-0123456789abcdef" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";

@@ -24,7 +24,7 @@ const net1: SimUser = { userId: randomUUID().toUpperCase(), shortName: "net1", l
 
 /** `orchard <args>` against the test server; stdin is a pipe (never a terminal). */
 function orchard(args: string[], input = ""): Promise<CliRun> {
-  return runOrchard(args, { input, env: { ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key" } });
+  return runOrchard(args, { input, env: { ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key-0123456789abcdef" } });
 }
 
 const md5 = (s: string) => createHash("md5").update(s).digest("hex");

@@ -24,7 +24,7 @@ let infoUuid = "";
 
 /** `orchard <args>` with the test server's URL and key unless env overrides them. */
 function orchard(args: string[], o: { env?: Record<string, string | undefined>; input?: string; cwd?: string } = {}): Promise<CliRun> {
-  return runOrchard(args, { ...o, env: { ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key", ...o.env } });
+  return runOrchard(args, { ...o, env: { ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key-0123456789abcdef", ...o.env } });
 }
 
 async function queueOf(id: string): Promise<Array<{ commandUuid: string; requestType: string; status: string }>> {
@@ -215,7 +215,7 @@ test("without --api-key or ORCHARD_API_KEY the key comes from ./data/api-key, el
   const withKey = path.join(tmp, "with-key");
   fs.mkdirSync(empty);
   fs.mkdirSync(path.join(withKey, "data"), { recursive: true });
-  fs.writeFileSync(path.join(withKey, "data", "api-key"), "test-api-key\n");
+  fs.writeFileSync(path.join(withKey, "data", "api-key"), "test-api-key-0123456789abcdef\n");
   const [missing, fromFile] = await Promise.all([
     orchard(["enrollments"], { env: { ORCHARD_API_KEY: undefined }, cwd: empty }),
     orchard(["enrollments", "--json"], { env: { ORCHARD_API_KEY: undefined }, cwd: withKey }),

@@ -355,7 +355,7 @@ await forEachBackend("commands", (backend) => {
         const body = commandPlist("DeviceInformation", id);
         const res = await fetch(`${server.url}/v1/enqueue/${d.udid}?nopush=1`, {
           method: "PUT",
-          headers: { authorization: "Basic " + Buffer.from("x:test-api-key").toString("base64"), "content-type": type },
+          headers: { authorization: "Basic " + Buffer.from("x:test-api-key-0123456789abcdef").toString("base64"), "content-type": type },
           body: new Uint8Array(body),
         });
         assert.equal(res.status, 200, type);

@@ -58,7 +58,7 @@ function words(text: string): string[] {
   const filled = text
     .replace(/\$\(openssl rand -hex 16\)/g, "0123456789abcdef0123456789abcdef")
     .replace(/\$\(date \+%F\)/g, "2026-01-01")
-    .replace(/\$ORCHARD_API_KEY/g, "test-api-key")
+    .replace(/\$ORCHARD_API_KEY/g, "test-api-key-0123456789abcdef")
     .replace(/<UDID>|\bUDID[12]?\b/g, UDID)
     .replace(/<SHA-256>/g, "a".repeat(64));
   const out: string[] = [];

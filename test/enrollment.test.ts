@@ -52,7 +52,7 @@ describe("enrollment profiles", () => {
   });
 
   const get = (query = "", headers: Record<string, string> = {}) => fetch(`${server.url}/enroll${query}`, { headers });
-  const withKey = { authorization: "Basic " + Buffer.from("x:test-api-key").toString("base64") };
+  const withKey = { authorization: "Basic " + Buffer.from("x:test-api-key-0123456789abcdef").toString("base64") };
 
   test("without a push certificate: 409 with the reason", async () => {
     const res = await get(`?token=${TOKEN}`);
@@ -293,7 +293,7 @@ describe("signed enrollment profiles (--profile-signer)", () => {
   test("openssl cms -verify accepts the profile and returns the plist; --public-url sets every URL", async () => {
     const res = await server.api("GET", "/enroll");
     assert.equal(res.status, 200);
-    const signed = Buffer.from(await (await fetch(`${server.url}/enroll`, { headers: { authorization: "Basic " + Buffer.from("x:test-api-key").toString("base64") } })).arrayBuffer());
+    const signed = Buffer.from(await (await fetch(`${server.url}/enroll`, { headers: { authorization: "Basic " + Buffer.from("x:test-api-key-0123456789abcdef").toString("base64") } })).arrayBuffer());
     const signedFile = path.join(tmp, "signed.mobileconfig");
     const caFile = path.join(tmp, "signer-ca.pem");
     fs.writeFileSync(signedFile, signed);

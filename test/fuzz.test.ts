@@ -415,7 +415,7 @@ await forEachBackend("fuzz", (backend) => {
       [1, () => rng.bytes(rng.size())],
       [1, () => Buffer.alloc(0)],
     ])();
-    const headers: Record<string, string> = { authorization: rng.chance(0.9) ? "Basic " + Buffer.from("fuzz:test-api-key").toString("base64") : rng.pick(["Basic", "Basic !!!", "Bearer x", "Basic " + Buffer.from("x:wrong").toString("base64")]) };
+    const headers: Record<string, string> = { authorization: rng.chance(0.9) ? "Basic " + Buffer.from("fuzz:test-api-key-0123456789abcdef").toString("base64") : rng.pick(["Basic", "Basic !!!", "Bearer x", "Basic " + Buffer.from("x:wrong").toString("base64")]) };
     if (rng.chance(0.7)) headers["content-type"] = rng.pick(["application/json", "application/xml", "text/plain", "application/octet-stream", "application/json; charset=latin1"]);
     return { kind: `api ${method} ${p().split("/")[2]}`, method, path: `${p()}${q ? "?" + q : ""}`, headers, body: method === "GET" || method === "DELETE" ? Buffer.alloc(0) : body };
   }
@@ -432,7 +432,7 @@ await forEachBackend("fuzz", (backend) => {
       ])();
     const b64 = (b: Buffer) => rng.pick([b.toString("base64"), encodeURIComponent(b.toString("base64")), b.toString("base64url"), b.toString("hex"), "%%%", "x".repeat(rng.pick([10, 200_000]))]);
     const operation = () => rng.pick(["GetCACaps", "GetCACert", "PKIOperation", "GetNextCACert", "getcacaps", "", "%00", "x".repeat(300)]);
-    const token = () => rng.pick(["", "x", "enrollment-token-fuzz-0", "%FF%FE", "test-api-key", "a".repeat(5000)]);
+    const token = () => rng.pick(["", "x", "enrollment-token-fuzz-0", "%FF%FE", "test-api-key-0123456789abcdef", "a".repeat(5000)]);
     return rng.weighted<() => Input>([
       [4, () => ({ kind: "scep POST", method: "POST", path: `/scep?operation=${rng.chance(0.85) ? "PKIOperation" : operation()}`, headers: { "content-type": rng.pick(["application/x-pki-message", "application/octet-stream", "text/plain"]) }, body: message() })],
       [3, () => ({ kind: "scep GET", method: "GET", path: `/scep?operation=${operation()}${rng.chance(0.7) ? `&message=${b64(message())}` : ""}${rng.chance(0.2) ? "&operation=GetCACert" : ""}`, headers: {}, body: Buffer.alloc(0) })],
@@ -440,7 +440,7 @@ await forEachBackend("fuzz", (backend) => {
         kind: "enroll",
         method: rng.chance(0.9) ? "GET" : rng.pick(["POST", "PUT"]),
         path: `/enroll?${rng.pick(["token", "identity", "topic", "cn", "x"])}=${rng.pick(["pkcs12", "scep", "jks", "%00", "a%0Ab", "x".repeat(100)])}&token=${token()}`,
-        headers: rng.chance(0.3) ? { authorization: rng.pick(["Basic " + Buffer.from("x:test-api-key").toString("base64"), "Basic !!!", "Bearer x"]) } : {},
+        headers: rng.chance(0.3) ? { authorization: rng.pick(["Basic " + Buffer.from("x:test-api-key-0123456789abcdef").toString("base64"), "Basic !!!", "Bearer x"]) } : {},
         body: Buffer.alloc(0),
       })],
     ])();

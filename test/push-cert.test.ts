@@ -48,7 +48,7 @@ after(async () => {
 const put = (body: Buffer | string, headers: Record<string, string> = {}) =>
   fetch(`${server.url}/v1/pushcert`, {
     method: "PUT",
-    headers: { authorization: "Basic " + Buffer.from("x:test-api-key").toString("base64"), ...headers },
+    headers: { authorization: "Basic " + Buffer.from("x:test-api-key-0123456789abcdef").toString("base64"), ...headers },
     body: typeof body === "string" ? body : new Uint8Array(body),
   }).then(async (r) => ({ status: r.status, json: (await r.json()) as any }));
 

@@ -116,7 +116,7 @@ test("every sh block of docs/push-certificate.md runs, in order, and ends with t
   for (const form of ["npx orchard pushcert csr", "npx orchard pushcert sign", "npx orchard pushcert upload", "npx orchard pushcert show"]) {
     assert.ok(all.includes(form), `the page shows ${form}`);
   }
-  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${path.join(tmp, ".bin")}:${process.env.PATH}`, ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key" };
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${path.join(tmp, ".bin")}:${process.env.PATH}`, ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key-0123456789abcdef" };
   delete env.ORCHARD_DATA_DIR;
   let show = "";
   for (const block of blocks) {

@@ -18,7 +18,7 @@ import { forEachBackend } from "./support/postgres.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 const REALM = "secrets.test";
-const ENROLLMENT_TOKEN = "enrollment-token-secret";
+const ENROLLMENT_TOKEN = "enrollment-token-secret-value";
 
 /** A private key as it could leak: slices of its PKCS#8 DER in base64 and hex. */
 function keyForms(key: KeyObject): string[] {
@@ -48,7 +48,7 @@ await forEachBackend("secrets never reach a log line or an error body", (backend
   before(async () => {
     server = await startTestServer(["--digest-realm", REALM, "--userauth-max-failures", "100", "--enrollment-token", ENROLLMENT_TOKEN], backend);
     fleet = await testFleet(server.url);
-    secret("API key", "test-api-key", Buffer.from("orchard:test-api-key").toString("base64"));
+    secret("API key", "test-api-key-0123456789abcdef", Buffer.from("orchard:test-api-key-0123456789abcdef").toString("base64"));
   });
   after(async () => {
     fleet.close();
@@ -63,7 +63,7 @@ await forEachBackend("secrets never reach a log line or an error body", (backend
     return { status: res.status, text, plist: res.status === 200 && res.body.length > 0 ? parsePlistDict(res.body) : undefined };
   }
 
-  async function api(method: string, urlPath: string, body?: string | Buffer | object, key = "test-api-key") {
+  async function api(method: string, urlPath: string, body?: string | Buffer | object, key = "test-api-key-0123456789abcdef") {
     const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? new Uint8Array(body) : typeof body === "string" ? body : JSON.stringify(body);
     const res = await fetch(server.url + urlPath, { method, headers: { authorization: "Basic " + Buffer.from(`op:${key}`).toString("base64") }, body: payload });
     const text = await res.text();
@@ -193,7 +193,7 @@ await forEachBackend("secrets never reach a log line or an error body", (backend
     const scepProfile = await enroll(`?token=${ENROLLMENT_TOKEN}`);
     const profileChallenge = /<key>Challenge<\/key>\s*<string>([^<]+)<\/string>/.exec(scepProfile.text)![1]!;
     secret("SCEP challenge", profileChallenge, "wrong-challenge-0123456789");
-    const minted = await fetch(`${server.url}/v1/scep/challenges`, { method: "POST", headers: { authorization: "Basic " + Buffer.from("op:test-api-key").toString("base64") } });
+    const minted = await fetch(`${server.url}/v1/scep/challenges`, { method: "POST", headers: { authorization: "Basic " + Buffer.from("op:test-api-key-0123456789abcdef").toString("base64") } });
     const challenge = ((await minted.json()) as { challenge: string }).challenge;
     secret("SCEP challenge", challenge);
     const scep = new ScepTestClient(`${server.url}/scep`);

@@ -40,7 +40,7 @@ after(async () => {
 function options(url: string, o: Partial<SimulateOptions> = {}): SimulateOptions {
   return {
     url,
-    api: new ApiClient(new URL(url), "test-api-key"),
+    api: new ApiClient(new URL(url), "test-api-key-0123456789abcdef"),
     devices: 2,
     durationMs: 2_000,
     pollIntervalMs: 200,
@@ -190,7 +190,7 @@ describe("a small fleet with network users against a real server", () => {
 test("orchard simulate --json: one JSON object, exit 0, the generated CA written where asked", async () => {
   const caOut = path.join(tmp, "cli-ca");
   const r = await orchard([
-    "simulate", "--url", server.url, "--api-key", "test-api-key", "--devices", "3", "--users-per-device", "1", "--network-users",
+    "simulate", "--url", server.url, "--api-key", "test-api-key-0123456789abcdef", "--devices", "3", "--users-per-device", "1", "--network-users",
     "--duration", "2500ms", "--poll-interval", "200ms", "--command-interval", "500ms", "--seed", "cli", "--ca-out", caOut, "--json",
   ]);
   assert.equal(r.code, 0, r.stderr + r.stdout);
@@ -388,7 +388,7 @@ describe("--scep: the devices' identities from the server's own SCEP, behind a p
 
   test("orchard simulate --scep: the summary says where the identities came from", async () => {
     const ctx = context();
-    const code = await runWith(ctx, "simulate", ["--url", proxy.url, "--api-key", "test-api-key", "--scep", "--devices", "2", "--no-commands", "--duration", "1s", "--poll-interval", "200ms"]);
+    const code = await runWith(ctx, "simulate", ["--url", proxy.url, "--api-key", "test-api-key-0123456789abcdef", "--scep", "--devices", "2", "--no-commands", "--duration", "1s", "--poll-interval", "200ms"]);
     assert.equal(code, 0, ctx.stderr + ctx.stdout);
     assert.match(ctx.stdout, /^devices: +2 .*\nidentities: +from the server's SCEP, http:\/\/127\.0\.0\.1:\d+\/orchard\/scep \(2 issued\)\nenrolled: +2\/2\n/m);
   });

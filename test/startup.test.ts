@@ -53,6 +53,12 @@ test("a data dir that cannot be made", async () => {
   await refusesToStart(["--data-dir", path.join(dir, "file", "data")], /the data dir .* is not usable .*: give a writable directory with --data-dir/);
 });
 
+test("a short API key in the data dir is refused: its length is what stops guessing", async () => {
+  const dataDir = tmp();
+  fs.writeFileSync(path.join(dataDir, "api-key"), "short\n");
+  await refusesToStart(["--data-dir", dataDir], /the API key in .*api-key must be at least 24 characters/, 2);
+});
+
 test("a database migrated by a newer Orchard is refused", async () => {
   const dataDir = tmp();
   const db = new Database(path.join(dataDir, "orchard.db"));

@@ -55,7 +55,7 @@ class CuttableProxy {
 async function apiCall(server: TestServer, method: string, urlPath: string, body?: string | Buffer) {
   const res = await fetch(server.url + urlPath, {
     method,
-    headers: { authorization: "Basic " + Buffer.from("o:test-api-key").toString("base64") },
+    headers: { authorization: "Basic " + Buffer.from("o:test-api-key-0123456789abcdef").toString("base64") },
     body: body === undefined ? undefined : typeof body === "string" ? body : new Uint8Array(body),
   });
   return { status: res.status, headers: res.headers, text: await res.text() };

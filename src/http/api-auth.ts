@@ -102,15 +102,19 @@ export function apiKeyGuard(apiKey: string, limiter?: ApiFailureLimiter) {
  * log); false when it may be judged. Ask it only for what already failed.
  */
 export function tooManyFailures(req: FastifyRequest, reply: FastifyReply, limiter: ApiFailureLimiter, what: string, failures: string): boolean {
-  const wait = limiter.blockedFor(req.ip, Date.now());
+  const now = Date.now();
+  const wait = limiter.blockedFor(req.ip, now);
   if (wait === 0) return false;
-  sendTooMany(req, reply, wait, what, failures);
+  sendTooMany(req, reply, wait, what, failures, limiter.refusalsToLog(now));
   return true;
 }
 
-/** The 429 for a failure not heard now, with Retry-After: `wait` seconds. */
-export function sendTooMany(req: FastifyRequest, reply: FastifyReply, wait: number, what: string, failures: string): void {
-  req.log.info({ url: loggableUrl(req.url), remote: req.ip, retryAfter: wait }, `${what} refused: too many failed ${failures}`);
+/**
+ * The 429 for a failure not heard now, with Retry-After: `wait` seconds;
+ * logged when `refused` (how many since the last such line) is not 0.
+ */
+export function sendTooMany(req: FastifyRequest, reply: FastifyReply, wait: number, what: string, failures: string, refused = 1): void {
+  if (refused > 0) req.log.info({ url: loggableUrl(req.url), remote: req.ip, retryAfter: wait, refused }, `${what} refused: too many failed ${failures}`);
   void reply.header("retry-after", String(wait));
   sendError(req, reply, 429, `too many failed ${failures}; retry in ${wait} s`);
 }

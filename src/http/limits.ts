@@ -43,11 +43,16 @@ export class BodyTooLarge extends Error {
  * guesser sharing the operator's address at each of the operator's calls.
  * In memory, per process: N processes allow N times the limits.
  */
+/** Refusals past the limit are logged at most this often (with their count). */
+const REFUSAL_LOG_MS = 1000;
+
 export class ApiFailureLimiter {
   private readonly failures = new Map<string, { count: number; since: number }>();
   private readonly globalCapacity: number;
   private globalTokens: number;
   private globalAt = 0;
+  private refusedUnlogged = 0;
+  private refusalLoggedAt = -Infinity;
 
   constructor(
     readonly maxFailures: number,
@@ -68,6 +73,20 @@ export class ApiFailureLimiter {
     this.refill(now);
     if (this.globalTokens < 1) wait = Math.max(wait, ((1 - this.globalTokens) * this.windowMs) / this.maxFailures);
     return wait > 0 ? Math.max(1, Math.ceil(wait / 1000)) : 0;
+  }
+
+  /**
+   * Whether to log a refusal (429) now: at most one line a second, which
+   * says how many were refused since the last (a guesser past its limit
+   * could otherwise write a log line per request). 0: do not log.
+   */
+  refusalsToLog(now: number): number {
+    this.refusedUnlogged++;
+    if (now - this.refusalLoggedAt < REFUSAL_LOG_MS) return 0;
+    const count = this.refusedUnlogged;
+    this.refusedUnlogged = 0;
+    this.refusalLoggedAt = now;
+    return count;
   }
 
   /** Counts a wrong secret (call it only when blockedFor said 0). */

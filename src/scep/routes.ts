@@ -55,7 +55,7 @@ export function registerScepRoutes(app: FastifyInstance, deps: ScepDeps): void {
       return reply.code(200).type("application/x-pki-message").send(answer);
     } catch (err) {
       if (throttled && (err instanceof ScepMalformed || err instanceof ScepFailure)) {
-        sendTooMany(req, reply, wait, "SCEP request", "SCEP requests");
+        sendTooMany(req, reply, wait, "SCEP request", "SCEP requests", deps.limiter.refusalsToLog(Date.now()));
         return reply;
       }
       if (err instanceof ScepMalformed) refused();

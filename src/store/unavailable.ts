@@ -18,10 +18,15 @@ export class StoreUnavailable extends OrchardError {
 
 // PostgreSQL SQLSTATEs: class 08 is "connection exception"; 57P01-03 are
 // admin_shutdown, crash_shutdown and cannot_connect_now (starting up or
-// shutting down); 53100 disk_full and 53300 too_many_connections.
-const PG_STATES = new Set(["57P01", "57P02", "57P03", "53100", "53300"]);
-// A socket that never connects or breaks under the pool.
-const SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ENOTFOUND"]);
+// shutting down); 53100 disk_full and 53300 too_many_connections; 57014 a
+// statement cancelled (statement_timeout); 40001 and 40P01 a serialization
+// failure and a deadlock, which the same request sent again gets past.
+const PG_STATES = new Set(["57P01", "57P02", "57P03", "53100", "53300", "57014", "40001", "40P01"]);
+// A socket that never connects or breaks under the pool; no descriptor left for one.
+const SOCKET_CODES = new Set([
+  ...["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ENOTFOUND"],
+  ...["EMFILE", "ENFILE"],
+]);
 // What pg and pg-pool throw, without a code, when a connection ends under a
 // query or cannot be made in time.
 const PG_MESSAGES =

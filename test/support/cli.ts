@@ -15,7 +15,7 @@ export function cliContext(url: string, o: { cwd?: string; stdin?: string | Buff
     stderr: "",
     out: (t) => void (ctx.stdout += typeof t === "string" ? t : Buffer.from(t).toString("utf8")),
     err: (t) => void (ctx.stderr += t),
-    env: { ORCHARD_URL: url, ORCHARD_API_KEY: "test-api-key" },
+    env: { ORCHARD_URL: url, ORCHARD_API_KEY: "test-api-key-0123456789abcdef" },
     cwd: o.cwd ?? os.tmpdir(),
     readStdin: async () => Buffer.from(o.stdin ?? ""),
     stdinIsTTY: false,

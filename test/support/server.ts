@@ -35,11 +35,11 @@ export async function startTestServer(args: string[] = [], backend: Backend = "s
     },
   });
   const config = parseServeArgs(
-    ["--listen", "127.0.0.1:0", "--data-dir", dataDir, "--api-key", "test-api-key", "--cert-header", "x-client-cert", "--log-level", "debug", ...args],
+    ["--listen", "127.0.0.1:0", "--data-dir", dataDir, "--api-key", "test-api-key-0123456789abcdef", "--cert-header", "x-client-cert", "--log-level", "debug", ...args],
     {},
   );
   const server = await startServer(config, createLogger(config.logLevel, sink));
-  const auth = "Basic " + Buffer.from("orchard:test-api-key").toString("base64");
+  const auth = "Basic " + Buffer.from("orchard:test-api-key-0123456789abcdef").toString("base64");
   return {
     ...server,
     dataDir,
