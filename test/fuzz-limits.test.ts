@@ -10,7 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { ConfigError, parseServeArgs } from "../src/config.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { refusalChanges, snapshot } from "./support/fuzz.ts";
-import { CHECKIN_TYPE, COMMAND_TYPE, commandPlist, identity, plist, rawPut, RawDevice, sleep } from "./support/mdm.ts";
+import { CHECKIN_TYPE, COMMAND_TYPE, commandPlist, identity, plist, rawPut, RawDevice, serverWithDevice, sleep } from "./support/mdm.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 const xml = (inner: string, prolog = '<?xml version="1.0" encoding="UTF-8"?>\n') => `${prolog}<plist version="1.0">${inner}</plist>\n`;
@@ -68,16 +68,13 @@ describe("hostile plist documents, with the parser's rules", () => {
   let server: TestServer;
   let fleet: TestFleet;
   let dev: RawDevice;
+  let stop: () => Promise<void>;
 
   before(async () => {
-    server = await startTestServer();
-    fleet = await testFleet(server.url);
-    dev = new RawDevice(fleet.transport, await identity(fleet), randomUUID().toUpperCase());
-    await dev.enroll();
+    ({ server, fleet, dev, stop } = await serverWithDevice());
   });
   after(async () => {
-    fleet.close();
-    await server.stop();
+    await stop?.();
   });
 
   const auth = () => ({ kind: "header" as const, identity: dev.identity });

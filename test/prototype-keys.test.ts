@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
-import { commandPlist, identity, plist, rawPut, RawDevice } from "./support/mdm.ts";
+import { commandPlist, identity, plist, rawPut, RawDevice, serverWithDevice } from "./support/mdm.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 const NAMES = ["__proto__", "constructor", "prototype"] as const;
@@ -25,17 +25,14 @@ function prototypes(): Record<string, string[]> {
 let server: TestServer;
 let fleet: TestFleet;
 let dev: RawDevice;
+let stop: () => Promise<void>;
 const before0 = prototypes();
 
 before(async () => {
-  server = await startTestServer();
-  fleet = await testFleet(server.url);
-  dev = new RawDevice(fleet.transport, await identity(fleet), randomUUID().toUpperCase());
-  await dev.enroll();
+  ({ server, fleet, dev, stop } = await serverWithDevice());
 });
 after(async () => {
-  fleet.close();
-  await server.stop();
+  await stop?.();
 });
 
 function assertClean(where: string): void {

@@ -10,7 +10,7 @@ import { after, before, describe, test } from "node:test";
 import BetterSqlite3 from "better-sqlite3";
 import pg from "pg";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
-import { commandPlist, eventually, identity, RawDevice, type RawReply } from "./support/mdm.ts";
+import { commandPlist, eventually, identity, RawDevice, serverWithDevice, type RawReply } from "./support/mdm.ts";
 import { createTestDatabase, POSTGRES_ADMIN_URL, postgresReachable } from "./support/postgres.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
@@ -173,16 +173,13 @@ describe("SQLite write lock held by another process", () => {
   let server: TestServer;
   let fleet: TestFleet;
   let dev: RawDevice;
+  let stop: () => Promise<void>;
 
   before(async () => {
-    server = await startTestServer();
-    fleet = await testFleet(server.url);
-    dev = new RawDevice(fleet.transport, await identity(fleet), randomUUID().toUpperCase());
-    await dev.enroll();
+    ({ server, fleet, dev, stop } = await serverWithDevice());
   });
   after(async () => {
-    fleet.close();
-    await server.stop();
+    await stop?.();
   });
 
   test("a write that waits out the busy timeout is 503 + Retry-After, then works", async () => {

@@ -1,4 +1,5 @@
 // Raw device requests and store snapshots for the end-to-end tests.
+import { randomUUID } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { escapedPemHeader, issueDeviceIdentity, rfc9440Header, signMdmBody, type DeviceIdentity } from "../../src/identity/testing/pki.ts";
@@ -6,7 +7,8 @@ import { parsePlistDict, serializePlist, type PlistDict } from "../../src/plist/
 import { FIXTURES_DIR } from "../../src/plist/testing.ts";
 import type { Response, Transport } from "../../src/sim/transport.ts";
 import type { Store } from "../../src/store/index.ts";
-import type { TestFleet } from "./fleet.ts";
+import { testFleet, type TestFleet } from "./fleet.ts";
+import { startTestServer, type TestServer } from "./server.ts";
 
 export const CHECKIN_TYPE = "application/x-apple-aspen-mdm-checkin";
 export const COMMAND_TYPE = "application/x-apple-aspen-mdm";
@@ -136,4 +138,21 @@ export function commandPlist(requestType: string, commandUuid?: string, extra: P
   const dict: PlistDict = { Command: { RequestType: requestType, ...extra } };
   if (commandUuid !== undefined) dict.CommandUUID = commandUuid;
   return plist(dict);
+}
+
+/** A test server (SQLite) with its fleet and one enrolled raw device; stop() ends all three. */
+export async function serverWithDevice(args: string[] = []): Promise<{ server: TestServer; fleet: TestFleet; dev: RawDevice; stop(): Promise<void> }> {
+  const server = await startTestServer(args);
+  const fleet = await testFleet(server.url);
+  const dev = new RawDevice(fleet.transport, await identity(fleet), randomUUID().toUpperCase());
+  await dev.enroll();
+  return {
+    server,
+    fleet,
+    dev,
+    async stop() {
+      fleet.close();
+      await server.stop();
+    },
+  };
 }
