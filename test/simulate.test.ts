@@ -405,6 +405,12 @@ test("--scep is refused with --ca-cert, --ca-key or --ca-out", async () => {
   }
 });
 
+test("every device enrolls before --duration starts, however short it is (what a run covers does not depend on load)", async () => {
+  const report = await runSimulation(options(server.url, { devices: 6, usersPerDevice: 1, durationMs: 1, commands: false, seed: "short" }));
+  assert.deepEqual(report.errorKinds, {});
+  assert.equal(report.enrolled, 6);
+});
+
 test("--rate bounds the requests per second of the whole run", async () => {
   const report = await runSimulation(options(server.url, { devices: 4, rate: 20, durationMs: 1_500, pollIntervalMs: 20, commandIntervalMs: 300, seed: "rate" }));
   assert.equal(report.errors, 0, JSON.stringify(report.errorKinds));
