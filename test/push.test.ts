@@ -10,7 +10,7 @@ import { after, before, beforeEach, describe, test } from "node:test";
 import type { SimDevice } from "../src/sim/device.ts";
 import { pushArgs, pushPki, seedEnrollments, startApnsStandIn, TEST_TOPIC, type ApnsStandIn } from "./support/apns.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
-import { commandPlist } from "./support/mdm.ts";
+import { commandPlist, waitFor } from "./support/mdm.ts";
 import { createTestDatabase, forEachBackend } from "./support/postgres.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
@@ -20,14 +20,6 @@ const DAY_S = 86_400;
 const uuid = () => randomUUID().toUpperCase();
 const hex = (d: SimDevice) => d.pushToken.toString("hex");
 
-/** Waits until check() is true (polling), or fails after timeoutMs. */
-async function eventually(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 await forEachBackend("push", (backend) => {
   let apns: ApnsStandIn;
@@ -248,9 +240,9 @@ await forEachBackend("push", (backend) => {
     assert.equal((await quiet.report("Idle")).plist?.CommandUUID, c);
     assert.equal((await quiet.report("NotNow", { CommandUUID: c })).body.length, 0);
 
-    await eventually("the push after NotNow", () => apns.seen.some((p) => p.token === hex(d)));
+    await waitFor("the push after NotNow", () => apns.seen.some((p) => p.token === hex(d)));
     // Its event is written once the batch is done, just after APNs answered.
-    await eventually("the push.sent event", async () => (await events(d.udid, "push.sent")).length > 0);
+    await waitFor("the push.sent event", async () => (await events(d.udid, "push.sent")).length > 0);
     assert.equal((await events(d.udid, "push.sent")).at(-1).detail.trigger, "notnow");
     await new Promise((r) => setTimeout(r, 400));
     assert.equal(apns.seen.filter((p) => p.token === hex(quiet)).length, 0);
@@ -267,9 +259,9 @@ await forEachBackend("push", (backend) => {
       const idle = await f.device();
       await idle.enroll();
       assert.equal((await sweeper.api("PUT", `/v1/enqueue/${waiting.udid}?nopush=1`, commandPlist("ProfileList", uuid()))).status, 200);
-      await eventually("the sweep's push", () => apns.seen.some((p) => p.token === hex(waiting)));
+      await waitFor("the sweep's push", () => apns.seen.some((p) => p.token === hex(waiting)));
       const sent = async () => (await sweeper.api("GET", `/v1/events?enrollment=${waiting.udid}&type=push.sent`)).json.events;
-      await eventually("the push.sent event", async () => (await sent()).length > 0);
+      await waitFor("the push.sent event", async () => (await sent()).length > 0);
       assert.equal((await sent())[0].detail.trigger, "sweep");
       assert.ok(!apns.seen.some((p) => p.token === hex(idle)), "nothing queued: not pushed");
     } finally {
@@ -295,10 +287,12 @@ await forEachBackend("push", (backend) => {
       assert.equal(apns.seen.at(-1)!.certFingerprint, pki.cert.fingerprint);
 
       assert.equal((await one.api("PUT", "/v1/pushcert", pki.pem(pki.rotated))).status, 200);
-      await new Promise((r) => setTimeout(r, 250));
-      const r = await two.api("POST", `/v1/push/${d.udid}`);
-      assert.equal(r.status, 200, r.text);
-      assert.equal(apns.seen.at(-1)!.certFingerprint, pki.rotated.fingerprint, "the second process pushes with the new certificate");
+      // Within --pushcert-refresh (100 ms) on a quiet machine; waited for, not timed.
+      await waitFor("the second process pushes with the new certificate", async () => {
+        const r = await two.api("POST", `/v1/push/${d.udid}`);
+        assert.equal(r.status, 200, r.text);
+        return apns.seen.at(-1)!.certFingerprint === pki.rotated.fingerprint;
+      });
       assert.equal((await two.api("GET", "/v1/pushcert")).json.push_certs[0].fingerprint, pki.rotated.fingerprint);
 
       // A process with another secret key cannot open the stored key, and says why.

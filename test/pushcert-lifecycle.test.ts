@@ -14,6 +14,7 @@ import { pushPki, seedEnrollments, TEST_TOPIC } from "./support/apns.ts";
 import { cliContext } from "./support/cli.ts";
 import { createTestDatabase, forEachBackend } from "./support/postgres.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
+import { waitFor } from "./support/mdm.ts";
 
 const pki = await pushPki();
 const DAY_MS = 86_400_000;
@@ -23,14 +24,6 @@ const SECRET = ["--secret-key", "test-secret-key-0123456789"];
 const keyPair = { privateKey: pki.cert.key, publicKey: pki.cert.publicKey };
 const certFor = (topic: string, o: { notAfter?: Date } = {}) => issuePushCertificate(pki.pushCa, { topic, keyPair, ...o });
 
-/** Waits until check() is true (polling), or fails after timeoutMs. */
-async function eventually(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 function captureLog() {
   const lines: Array<{ level: string; obj: object; msg?: string }> = [];
@@ -187,7 +180,7 @@ await forEachBackend("push certificate lifecycle", (backend) => {
       for (let start = 0; start < 2; start++) {
         const second = await startTestServer(["--storage", storage, ...SECRET]);
         try {
-          await eventually("the start-up warning", () => second.logs.some((l) => /"level":40.*push certificate expires in 5 days/.test(l)));
+          await waitFor("the start-up warning", () => second.logs.some((l) => /"level":40.*push certificate expires in 5 days/.test(l)));
         } finally {
           await second.close();
           fs.rmSync(second.dataDir, { recursive: true, force: true });
@@ -202,7 +195,7 @@ await forEachBackend("push certificate lifecycle", (backend) => {
       const stop = startPushCertExpiryCheck(server.store, log, 20);
       try {
         assert.equal((await server.api("PUT", "/v1/pushcert", pki.pem(next))).status, 200);
-        await eventually("the periodic check's event", async () => (await events("pushcert.expiring")).some((e: any) => e.detail.fingerprint === next.fingerprint));
+        await waitFor("the periodic check's event", async () => (await events("pushcert.expiring")).some((e: any) => e.detail.fingerprint === next.fingerprint));
       } finally {
         await stop();
       }

@@ -123,7 +123,7 @@ export async function dumpStore(store: Store): Promise<Record<string, unknown[]>
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls fn until it returns a value other than undefined, within timeoutMs. */
-export async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs = 3000, what = "condition"): Promise<T> {
+export async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs = 15_000, what = "condition"): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -155,4 +155,13 @@ export async function serverWithDevice(args: string[] = []): Promise<{ server: T
       await server.stop();
     },
   };
+}
+
+/** Waits until check() is true (polling), or fails after timeoutMs: a condition, never a duration. */
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }
