@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
 import { canonicalGuid } from "./user-guid.ts";
-import type { UserAuthConfig } from "../config.ts";
 import { Declined } from "../errors.ts";
 import {
   baseHash,
@@ -67,6 +66,21 @@ const UNCOUNTED: ReadonlySet<FailureCause> = new Set(["rate-limited", "rate-limi
  */
 export const WIDE_FAILURE_FACTOR = 4;
 
+/** The --userauth-* settings (README flag table). */
+export interface UserAuthOptions {
+  /** What a user without a directory entry gets: a challenge, a zero-length challenge, or 410. */
+  policy: "digest" | "zero-length" | "decline";
+  realm: string;
+  qop: boolean;
+  md5SessChallenge: boolean;
+  nonceTtlMs: number;
+  /** HTTP methods besides the request's that HA2 may have used. */
+  extraMethods: string[];
+  /** Failures per (user, Mac) within failureWindowMs before attempts are refused unchecked. */
+  maxFailures: number;
+  failureWindowMs: number;
+}
+
 /**
  * The macOS UserAuthenticate handshake (brief 4.4, 5.3): a real HTTP Digest
  * challenge, the response checked against the directory, an AuthToken issued.
@@ -75,7 +89,7 @@ export const WIDE_FAILURE_FACTOR = 4;
 export class UserAuthService implements UserAuthenticator {
   constructor(
     private readonly store: Store,
-    private readonly config: UserAuthConfig,
+    private readonly config: UserAuthOptions,
     /** The HMAC key for nonces, shared by every process through the store. */
     private readonly nonceSecret: Buffer,
   ) {}
@@ -230,7 +244,7 @@ export class UserAuthService implements UserAuthenticator {
    * is declined; a managed entry is challenged even where the server declines
    * unknown users.
    */
-  private policyFor(user: DirectoryEntry | undefined): UserAuthConfig["policy"] {
+  private policyFor(user: DirectoryEntry | undefined): UserAuthOptions["policy"] {
     if (user?.state === "declined") return "decline";
     if (user?.state === "managed" && this.config.policy === "decline") return "digest";
     return this.config.policy;

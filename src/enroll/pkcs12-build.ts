@@ -1,5 +1,5 @@
 // A PKCS#12 (RFC 7292) writer for device identities embedded in an enrollment
-// profile (com.apple.security.pkcs12), the inverse of src/push/pkcs12.ts.
+// profile (com.apple.security.pkcs12), the inverse of src/identity/pkcs12.ts.
 //
 // Layout (what `openssl pkcs12 -export` writes):
 //   PFX { version 3,
@@ -20,7 +20,7 @@ import { createCipheriv, createHash, createHmac, generateKeyPair, pbkdf2, random
 import { promisify } from "node:util";
 import * as asn1js from "asn1js";
 import { bmpString, explicit, implicitPrimitive, integer, nullValue, octetString, oid, sequence, setOf } from "../identity/der.ts";
-import { pkcs12Kdf } from "../push/pkcs12.ts";
+import { pkcs12Kdf } from "../identity/pkcs12.ts";
 import type { DeviceCa } from "./device-ca.ts";
 
 export type Pkcs12Encryption = "aes-256-cbc" | "3des";

@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey, X509Certificate, type KeyObject } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { BadRequest } from "../errors.ts";
-import { looksLikePkcs12, Pkcs12Error, readPkcs12 } from "./pkcs12.ts";
+import { looksLikePkcs12, Pkcs12Error, readPkcs12 } from "../identity/pkcs12.ts";
 
 /** The subject attribute that holds an MDM push certificate's topic (brief 7.1). */
 export const UID_OID = "0.9.2342.19200300.100.1.1";

@@ -13,7 +13,7 @@
 import { createPrivateKey, sign, webcrypto, X509Certificate, type KeyObject } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { serializePlist } from "../plist/index.ts";
-import { looksLikePkcs12, Pkcs12Error, readPkcs12 } from "./pkcs12.ts";
+import { looksLikePkcs12, Pkcs12Error, readPkcs12 } from "../identity/pkcs12.ts";
 
 /** A mistake in the operator's files: the message names it and never quotes a key. */
 export class VendorSignError extends Error {}

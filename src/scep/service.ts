@@ -14,6 +14,9 @@ import { decodePkiMessage, encodeCertRep, MessageType, messageTypeName, PkiStatu
 
 export type ScepLog = Pick<Logger, "info" | "warn">;
 
+/** What this server does (RFC 8894 3.5.2): nothing is advertised that is not implemented. */
+export const SCEP_CAPABILITIES = ["AES", "DES3", "POSTPKIOperation", "Renewal", "SCEPStandard", "SHA-1", "SHA-256", "SHA-512"] as const;
+
 /** A request SCEP refuses with a CertRep FAILURE; the message goes to the log only. */
 export class ScepFailure extends Error {
   constructor(
