@@ -11,7 +11,7 @@ import {
   verifyDigestResponse,
   type DigestResponse,
 } from "../digest/index.ts";
-import { str, type CheckinMessage } from "../protocol/checkin.ts";
+import type { UserAuthenticateMessage } from "../protocol/checkin.ts";
 import type { DirectoryEntry } from "../store/directory.ts";
 import type { Store } from "../store/index.ts";
 import { authTokenMatches, hashAuthToken, newAuthToken } from "./auth-token.ts";
@@ -94,23 +94,23 @@ export class UserAuthService implements UserAuthenticator {
     private readonly nonceSecret: Buffer,
   ) {}
 
-  userAuthenticate(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
-    const response = str(msg, "DigestResponse");
+  userAuthenticate(req: MdmRequest, msg: UserAuthenticateMessage): Promise<CheckinReply> {
+    const response = msg.digestResponse;
     return response === undefined ? this.challenge(req, msg) : this.answer(req, msg, response);
   }
 
   /** Step 1: decline, manage without a token, or challenge. */
-  private async challenge(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
+  private async challenge(req: MdmRequest, msg: UserAuthenticateMessage): Promise<CheckinReply> {
     const { id: enrollmentId, deviceId, userId } = msg.channel;
     const base = { enrollmentId, deviceId, userId: userId! };
     const session = await this.store.userSessions.get(enrollmentId);
     // Apple's server answers a message that already carries the user's valid
     // AuthToken with a zero-length challenge and keeps the token.
-    if (session?.state === "authenticated" && authTokenMatches(msg.body.AuthToken, session.tokenHash)) {
+    if (session?.state === "authenticated" && authTokenMatches(msg.authToken, session.tokenHash)) {
       await event(this.store, req, "userauth.already_authenticated", enrollmentId, { shortName: session.shortName });
       return { kind: "plist", body: { DigestChallenge: "" } };
     }
-    const user = await this.directoryUser(userId!, str(msg, "UserShortName"));
+    const user = await this.directoryUser(userId!, msg.userShortName);
     const policy = this.policyFor(user);
     const shortName = user?.shortName;
     // The new state and its event commit together.
@@ -143,7 +143,7 @@ export class UserAuthService implements UserAuthenticator {
    * transaction: the nonce's use, the token or the failure, and the event
    * commit together.
    */
-  private answer(req: MdmRequest, msg: CheckinMessage, raw: string): Promise<CheckinReply> {
+  private answer(req: MdmRequest, msg: UserAuthenticateMessage, raw: string): Promise<CheckinReply> {
     const { id: enrollmentId, deviceId } = msg.channel;
     return this.store.transaction(async (s) => {
       try {
@@ -166,7 +166,7 @@ export class UserAuthService implements UserAuthenticator {
   }
 
   /** Resolves to the authenticated short name, or throws Refused with the cause. */
-  private async verify(s: Store, req: MdmRequest, msg: CheckinMessage, raw: string): Promise<string> {
+  private async verify(s: Store, req: MdmRequest, msg: UserAuthenticateMessage, raw: string): Promise<string> {
     const { id: enrollmentId, deviceId, userId } = msg.channel;
     let response: DigestResponse | undefined;
     try {
