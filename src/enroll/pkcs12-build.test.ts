@@ -6,7 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DeviceCa } from "./device-ca.ts";
-import { buildPkcs12, issuePkcs12Identity, newPkcs12Passphrase } from "./pkcs12-build.ts";
+import { issuePkcs12Identity, newPkcs12Passphrase } from "./pkcs12-build.ts";
+import { buildPkcs12 } from "../identity/pkcs12-write.ts";
 import { Pkcs12Error, readPkcs12 } from "../identity/pkcs12.ts";
 
 const OID_CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";

@@ -8,8 +8,8 @@ import type { DeviceCa } from "../enroll/device-ca.ts";
 import { certFingerprint } from "../identity/fingerprint.ts";
 import type { Store } from "../store/index.ts";
 import { challengeHash } from "./challenges.ts";
-import { buildCertsOnly, buildEnvelopedData, certSubjectDer, CmsError, decryptEnvelope, findSignerCertificate, parseEnvelopedData, verifySigner, type CipherName } from "./cms.ts";
-import { CsrError, parseCsr, type Csr } from "./csr.ts";
+import { buildCertsOnly, buildEnvelopedData, certSubjectDer, CmsError, decryptEnvelope, findSignerCertificate, parseEnvelopedData, verifySigner, type CipherName } from "../identity/cms.ts";
+import { CsrError, parseCsr, type Csr } from "../identity/csr.ts";
 import { decodePkiMessage, encodeCertRep, MessageType, messageTypeName, PkiStatus, type FailInfoName, type PkiMessage } from "./message.ts";
 
 export type ScepLog = Pick<Logger, "info" | "warn">;
