@@ -10,8 +10,8 @@ import ts from "typescript";
 
 /**
  * Bottom first. A folder is named with its slash, a file at the top of src/
- * by its name. Test files (*.test.ts) are not bound by it: a test wires
- * pieces of several layers together as server.ts does.
+ * by its name. A test file beside its subject (*.test.ts) follows its
+ * folder's row too, and may also use test/support/.
  */
 export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly string[], what: string]> = [
   ["errors.ts", [], "the errors every layer throws, with their HTTP status"],
@@ -101,7 +101,7 @@ export function violations(files: string[], read = (file: string) => fs.readFile
         continue;
       }
       const to = layerOf(target);
-      if (to === from || isTest) continue;
+      if (to === from) continue;
       if (!allowed.has(to)) out.push(`${rel}: imports "${spec}": ${from} may not import ${to} (may import: ${[...allowed].join(", ") || "nothing"})`);
     }
   }
@@ -129,6 +129,11 @@ test("the check names the file and the import that breaks the table", () => {
     'src/scep/probe.ts: imports "../http/app.ts": scep/ may not import http/ (may import: enroll/, store/, identity/, errors.ts)',
     'src/scep/probe.ts: imports "../config.ts": scep/ may not import config.ts (may import: enroll/, store/, identity/, errors.ts)',
     'src/scep/probe.ts: imports "../../test/support/mdm.ts", outside src/',
+  ]);
+  // A test beside its subject: test/support/ yes, an upper layer no.
+  const probeTest = path.join(SRC, "store", "probe.test.ts");
+  assert.deepEqual(violations([probeTest], () => 'import "../../test/support/postgres.ts";\nimport { statusOf } from "../http/errors.ts";\n'), [
+    'src/store/probe.test.ts: imports "../http/errors.ts": store/ may not import http/ (may import: protocol/, errors.ts)',
   ]);
   assert.deepEqual(violations([path.join(SRC, "newlayer", "x.ts")], () => ""), [
     "src/newlayer/x.ts: newlayer/ is in no row of the layer table (test/layers.test.ts): place it",
