@@ -45,6 +45,14 @@ export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly 
   ],
 ];
 
+/** Packages that belong to one layer: the rest of the code reaches them only through it. */
+export const PACKAGES: ReadonlyArray<readonly [pkg: string, layers: readonly string[]]> = [
+  ["fastify", ["http/", "server.ts"]],
+  ["pg", ["store/"]],
+  ["better-sqlite3", ["store/"]],
+  ["pkijs", ["identity/"]],
+];
+
 const ROOT = path.resolve(import.meta.dirname, "..");
 const SRC = path.join(ROOT, "src");
 
@@ -62,16 +70,20 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-/** Every relative import of a file: import, export ... from, import type, import(). */
-function relativeImports(text: string): string[] {
-  const info = ts.preProcessFile(text, true, true);
-  return info.importedFiles.map((f) => f.fileName).filter((name) => name.startsWith("."));
+/** Every import of a file: import, export ... from, import type, import(). */
+function imports(text: string): string[] {
+  return ts.preProcessFile(text, true, true).importedFiles.map((f) => f.fileName);
 }
 
 /** The table as docs/architecture.md shows it. */
 export function layerTable(): string {
   const rows = [...LAYERS].reverse().map(([layer, may, what]) => `| \`${layer}\` | ${may.map((m) => `\`${m}\``).join(", ") || "nothing"} | ${what} |`);
   return ["| layer (top first) | may import | what it holds |", "| --- | --- | --- |", ...rows].join("\n");
+}
+
+/** The packages confined to a layer, as docs/architecture.md says it. */
+export function packageLine(): string {
+  return `Packages kept to their layer: ${PACKAGES.map(([pkg, layers]) => `\`${pkg}\` (${layers.map((l) => `\`${l}\``).join(", ")})`).join(", ")}.`;
 }
 
 /** The violations in the files given, one line each: file, import, and why. */
@@ -87,7 +99,13 @@ export function violations(files: string[], read = (file: string) => fs.readFile
       out.push(`${rel}: ${from} is in no row of the layer table (test/layers.test.ts): place it`);
       continue;
     }
-    for (const spec of relativeImports(read(file))) {
+    for (const spec of imports(read(file))) {
+      if (!spec.startsWith(".")) {
+        const pkg = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0]!;
+        const owners = PACKAGES.find(([p]) => p === pkg)?.[1];
+        if (owners && !owners.includes(from)) out.push(`${rel}: imports "${spec}": only ${owners.join(", ")} may import ${pkg}`);
+        continue;
+      }
       const target = path.resolve(path.dirname(file), spec);
       if (target.endsWith(".test.ts")) {
         out.push(`${rel}: imports "${spec}", a test file`);
@@ -135,6 +153,10 @@ test("the check names the file and the import that breaks the table", () => {
   assert.deepEqual(violations([probeTest], () => 'import "../../test/support/postgres.ts";\nimport { statusOf } from "../http/errors.ts";\n'), [
     'src/store/probe.test.ts: imports "../http/errors.ts": store/ may not import http/ (may import: protocol/, errors.ts)',
   ]);
+  assert.deepEqual(violations([path.join(SRC, "core", "probe.ts")], () => 'import type { FastifyReply } from "fastify";\nimport pg from "pg";\n'), [
+    'src/core/probe.ts: imports "fastify": only http/, server.ts may import fastify',
+    'src/core/probe.ts: imports "pg": only store/ may import pg',
+  ]);
   assert.deepEqual(violations([path.join(SRC, "newlayer", "x.ts")], () => ""), [
     "src/newlayer/x.ts: newlayer/ is in no row of the layer table (test/layers.test.ts): place it",
   ]);
@@ -146,4 +168,5 @@ test("docs/architecture.md shows the same table", () => {
   assert.ok(start >= 0, "docs/architecture.md has the layer table");
   const end = doc.indexOf("\n\n", start);
   assert.equal(doc.slice(start, end === -1 ? undefined : end), layerTable(), `docs/architecture.md's layer table differs; it should be:\n${layerTable()}`);
+  assert.ok(doc.replace(/\s*\n\s*/g, " ").includes(packageLine()), `docs/architecture.md should say, below the table:\n${packageLine()}`);
 });
