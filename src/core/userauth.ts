@@ -101,8 +101,9 @@ export class UserAuthService implements UserAuthenticator {
 
   /** Step 1: decline, manage without a token, or challenge. */
   private async challenge(req: MdmRequest, msg: UserAuthenticateMessage): Promise<CheckinReply> {
-    const { id: enrollmentId, deviceId, userId } = msg.channel;
-    const base = { enrollmentId, deviceId, userId: userId! };
+    const { id: enrollmentId, deviceId } = msg.channel;
+    const userId = msg.userId;
+    const base = { enrollmentId, deviceId, userId };
     const session = await this.store.userSessions.get(enrollmentId);
     // Apple's server answers a message that already carries the user's valid
     // AuthToken with a zero-length challenge and keeps the token.
@@ -110,7 +111,7 @@ export class UserAuthService implements UserAuthenticator {
       await event(this.store, req, "userauth.already_authenticated", enrollmentId, { shortName: session.shortName });
       return { kind: "plist", body: { DigestChallenge: "" } };
     }
-    const user = await this.directoryUser(userId!, msg.userShortName);
+    const user = await this.directoryUser(userId, msg.userShortName);
     const policy = this.policyFor(user);
     const shortName = user?.shortName;
     // The new state and its event commit together.
@@ -128,7 +129,7 @@ export class UserAuthService implements UserAuthenticator {
       return { kind: "plist", body: { DigestChallenge: "" } };
     }
     await begin("challenged", "userauth.challenged");
-    const nonce = mintNonce({ secret: this.nonceSecret, udid: deviceId, userId: userId!, now: req.now });
+    const nonce = mintNonce({ secret: this.nonceSecret, udid: deviceId, userId, now: req.now });
     const body: Record<string, string> = {
       DigestChallenge: buildChallenge({ nonce, realm: this.config.realm, qop: this.config.qop }),
     };
@@ -167,7 +168,8 @@ export class UserAuthService implements UserAuthenticator {
 
   /** Resolves to the authenticated short name, or throws Refused with the cause. */
   private async verify(s: Store, req: MdmRequest, msg: UserAuthenticateMessage, raw: string): Promise<string> {
-    const { id: enrollmentId, deviceId, userId } = msg.channel;
+    const { id: enrollmentId, deviceId } = msg.channel;
+    const userId = msg.userId;
     let response: DigestResponse | undefined;
     try {
       response = parseDigestResponse(raw);
@@ -183,7 +185,7 @@ export class UserAuthService implements UserAuthenticator {
       secret: this.nonceSecret,
       nonce: response.nonce,
       udid: deviceId,
-      userId: userId!,
+      userId,
       now: req.now,
       ttlMs: this.config.nonceTtlMs,
     });
@@ -202,7 +204,7 @@ export class UserAuthService implements UserAuthenticator {
     const methods = [req.method, ...this.config.extraMethods.filter((m) => m !== req.method)];
     const result = verifyDigestResponse({ response, ha1: ha1 ?? DUMMY_HA1[hash], methods });
     if (!user) throw new Refused("unknown-user", shortName);
-    if (user.guid !== null && user.guid !== canonicalGuid(userId!)) throw new Refused("guid-mismatch", shortName);
+    if (user.guid !== null && user.guid !== canonicalGuid(userId)) throw new Refused("guid-mismatch", shortName);
     if (user.state === "declined") throw new Refused("declined-user", shortName);
     if (ha1 === undefined) throw new Refused("no-digest", shortName);
     if (!result.ok) throw new Refused("wrong-password", shortName);
