@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { isIP } from "node:net";
 import os from "node:os";
+import { DURATION_EXAMPLES, durationMs } from "./duration.ts";
 
 /** One validated configuration for `orchard serve`: flags, then ORCHARD_* variables, then defaults. */
 export interface Config {
@@ -389,10 +390,9 @@ export function parseListen(value: string): { host: string; port: number } {
 }
 
 export function parseDuration(value: string, name: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
-  if (!m) throw new ConfigError(`${name} ${value}: expected a duration such as 300s, 5m, 1h or 90d`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h" | "d"];
-  return Math.round(Number(m[1]) * unit);
+  const ms = durationMs(value);
+  if (ms === undefined) throw new ConfigError(`${name} ${value}: expected a duration such as ${DURATION_EXAMPLES}`);
+  return ms;
 }
 
 export function parseBytes(value: string, name: string): number {

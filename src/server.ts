@@ -24,7 +24,7 @@ import { loadProfileSigner } from "./enroll/sign-profile.ts";
 import { registerEnrollRoutes } from "./http/enroll-routes.ts";
 import { ApiFailureLimiter } from "./http/limits.ts";
 import { ScepChallenges } from "./scep/challenges.ts";
-import { registerScepApiRoutes, registerScepRoutes } from "./scep/index.ts";
+import { registerScepApiRoutes, registerScepRoutes } from "./http/scep-routes.ts";
 import { DEFAULT_PLIST_LIMITS, type PlistLimits } from "./plist/index.ts";
 import { openStore, type Store } from "./store/index.ts";
 

@@ -13,7 +13,7 @@ import { cliContext } from "./support/cli.ts";
 import { createCa, issueDeviceIdentity, pkiIdentity, type PkiIdentity } from "../src/identity/testing/pki.ts";
 import { issuePushCertificate, issueServerCertificate } from "../src/identity/testing/push-cert.ts";
 import { parsePlistDict, type PlistDict } from "../src/plist/index.ts";
-import { readPkcs12 } from "../src/push/pkcs12.ts";
+import { readPkcs12 } from "../src/identity/pkcs12.ts";
 import { ScepRefused, ScepTestClient } from "../src/scep/testing/client.ts";
 import { SimDevice } from "../src/sim/device.ts";
 import { Transport } from "../src/sim/transport.ts";

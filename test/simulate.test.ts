@@ -17,7 +17,7 @@ import { IdentityFactory } from "../src/sim/identities.ts";
 import { runSimulation, type SimulateOptions, type SimulationReport } from "../src/sim/fleet-sim.ts";
 import { answerCommand, UNKNOWN_COMMAND_ERROR_CODE, type DeviceProfile } from "../src/sim/responder.ts";
 import { Rng } from "../src/sim/rng.ts";
-import { formatSummary } from "../src/sim/summary.ts";
+import { formatSummary } from "../src/cli/simulate-summary.ts";
 import { runOrchard, type CliRun } from "./support/cli.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 

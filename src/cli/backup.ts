@@ -1,9 +1,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import Database from "better-sqlite3";
 import { ConfigError, envName } from "../config.ts";
 import { DEVICE_CA_CERT_FILE, DEVICE_CA_KEY_FILE } from "../enroll/device-ca.ts";
+import { backupSqlite } from "../store/sqlite-backup.ts";
 
 // `orchard backup`: a consistent copy of a SQLite store taken while the server
 // runs, with the data dir's secrets without which the copy is of little use
@@ -44,22 +44,8 @@ export async function backup(args: string[], env: NodeJS.ProcessEnv = process.en
   if (!fs.existsSync(source)) throw new ConfigError(`no SQLite store at ${source}: give --data-dir or --storage sqlite:FILE`);
   fs.mkdirSync(out, { recursive: true, mode: 0o700 });
 
-  // SQLite's online backup: a consistent snapshot, safe while other
-  // connections (the server) read and write; it restarts when they write.
   const database = path.join(out, "orchard.db");
-  const db = new Database(source, { fileMustExist: true });
-  try {
-    await db.backup(database);
-  } finally {
-    db.close();
-  }
-  const check = new Database(database, { readonly: true });
-  try {
-    const result = check.pragma("integrity_check", { simple: true });
-    if (result !== "ok") throw new Error(`the copy failed SQLite's integrity check: ${String(result)}`);
-  } finally {
-    check.close();
-  }
+  await backupSqlite(source, database);
   fs.chmodSync(database, 0o600);
 
   const files: string[] = [];

@@ -4,7 +4,7 @@ import { DEVICE_CA_CERT_FILE, DEVICE_CA_KEY_FILE } from "../enroll/device-ca.ts"
 import { ConfigError, parseDuration } from "../config.ts";
 import { runSimulation, type PlatformMix, type SimulateOptions, type SimulationReport } from "../sim/fleet-sim.ts";
 import { SimStats } from "../sim/metrics.ts";
-import { formatSummary, progressLine } from "../sim/summary.ts";
+import { formatSummary, progressLine } from "./simulate-summary.ts";
 import {
   CliError,
   connect,

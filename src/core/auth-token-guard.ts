@@ -22,7 +22,7 @@ export class AuthTokenGuard implements MdmService {
   ) {}
 
   async checkIn(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
-    if (msg.messageType !== "UserAuthenticate") await this.check(req, msg.channel, msg.body.AuthToken);
+    if (msg.messageType !== "UserAuthenticate") await this.check(req, msg.channel, msg.authToken);
     return this.next.checkIn(req, msg);
   }
 

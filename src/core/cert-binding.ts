@@ -1,4 +1,3 @@
-import type { RebindConfig } from "../config.ts";
 import { Forbidden } from "../errors.ts";
 import type { CheckinMessage } from "../protocol/checkin.ts";
 import type { CommandReport } from "../protocol/report.ts";
@@ -15,8 +14,16 @@ const HELD_PUSH_INTERVAL_MS = 60 * 60 * 1000;
 /** Why an Authenticate with another certificate than the bound one was let through. */
 type RebindReason = "not_enrolled" | "silence" | "approved" | "any";
 
+/** Who may re-bind an enrolled device to another identity certificate (--rebind, docs/enrolling-devices.md, Re-enrollment). */
+export interface RebindPolicy {
+  /** held: a new certificate for an enrolled device waits; any: every Authenticate re-binds (as the peers do). */
+  policy: "held" | "any";
+  /** A held certificate is bound once the device's current identity has been silent this long. */
+  afterSilenceMs: number;
+}
+
 export interface CertBindingOptions {
-  rebind: RebindConfig;
+  rebind: RebindPolicy;
   /** Wakes the current identity of a device whose re-binding is held, so that a live device proves it is. */
   pusher?: Pusher;
 }

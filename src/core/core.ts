@@ -1,5 +1,15 @@
 import { BadRequest, Declined, Forbidden } from "../errors.ts";
-import { bool, data, str, type CheckinMessage, type CheckinMessageType } from "../protocol/checkin.ts";
+import type {
+  AuthenticateMessage,
+  CheckinMessage,
+  CheckinMessageOf,
+  CheckinMessageType,
+  DeclarativeManagementMessage,
+  GetTokenMessage,
+  SetBootstrapTokenMessage,
+  TokenUpdateMessage,
+  UserAuthenticateMessage,
+} from "../protocol/checkin.ts";
 import type { CommandReport } from "../protocol/report.ts";
 import type { PendingCommand } from "../store/commands.ts";
 import type { Store } from "../store/index.ts";
@@ -8,11 +18,11 @@ import type { Coalescer } from "./coalesce.ts";
 import type { CheckinReply, MdmRequest, MdmService } from "./service.ts";
 
 /** Answers GetToken for one TokenServiceType with the TokenData bytes. */
-export type TokenService = (req: MdmRequest, msg: CheckinMessage) => Promise<Buffer>;
+export type TokenService = (req: MdmRequest, msg: GetTokenMessage) => Promise<Buffer>;
 
 /** Answers UserAuthenticate; the core alone declines every network user. */
 export interface UserAuthenticator {
-  userAuthenticate(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply>;
+  userAuthenticate(req: MdmRequest, msg: UserAuthenticateMessage): Promise<CheckinReply>;
 }
 
 export interface CoreOptions {
@@ -26,13 +36,16 @@ export interface CoreOptions {
   notNow?: { afterReport(enrollmentId: string, status: string, hasNext: boolean, now: number): Promise<void> };
 }
 
+/** One handler per MessageType, each given its own typed message. */
+type Handlers = { [T in CheckinMessageType]: (req: MdmRequest, msg: CheckinMessageOf<T>) => Promise<CheckinReply> };
+
 const EMPTY: CheckinReply = { kind: "empty" };
 /** The most command UUIDs a device.queue_discarded event lists (it always gives the count). */
 const MAX_LISTED_COMMANDS = 100;
 
 /** The MDM service itself: what each message means for the store. */
 export class CoreService implements MdmService {
-  private readonly handlers: Record<CheckinMessageType, (req: MdmRequest, msg: CheckinMessage) => Promise<CheckinReply>>;
+  private readonly handlers: Handlers;
 
   constructor(private readonly o: CoreOptions) {
     this.handlers = {
@@ -50,7 +63,9 @@ export class CoreService implements MdmService {
   }
 
   async checkIn(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
-    const reply = await this.handlers[msg.messageType](req, msg);
+    // The table pairs each type with its handler; TypeScript cannot follow the pairing through the lookup.
+    const handler = this.handlers[msg.messageType] as (req: MdmRequest, msg: CheckinMessage) => Promise<CheckinReply>;
+    const reply = await handler(req, msg);
     // Only a request that was answered counts as seen: a refused one changes nothing.
     this.o.lastSeen.mark(msg.channel.id, req.now);
     return reply;
@@ -72,31 +87,31 @@ export class CoreService implements MdmService {
     return next;
   }
 
-  private async authenticate(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
+  private async authenticate(req: MdmRequest, msg: AuthenticateMessage): Promise<CheckinReply> {
     const deviceId = msg.channel.deviceId;
     const bound = await this.o.store.enrollments.authenticate({
       deviceId,
-      topic: str(msg, "Topic")!,
+      topic: msg.topic,
       certFingerprint: req.certFingerprint,
       replaces: req.replaces,
       message: msg.raw,
       now: req.now,
       facts: {
-        serialNumber: str(msg, "SerialNumber"),
-        productName: str(msg, "ProductName"),
-        model: str(msg, "Model"),
-        modelName: str(msg, "ModelName"),
-        deviceName: str(msg, "DeviceName"),
-        osVersion: str(msg, "OSVersion"),
-        buildVersion: str(msg, "BuildVersion"),
-        imei: str(msg, "IMEI"),
-        meid: str(msg, "MEID"),
+        serialNumber: msg.serialNumber,
+        productName: msg.productName,
+        model: msg.model,
+        modelName: msg.modelName,
+        deviceName: msg.deviceName,
+        osVersion: msg.osVersion,
+        buildVersion: msg.buildVersion,
+        imei: msg.imei,
+        meid: msg.meid,
       },
     });
     // Another request re-bound the device between the policy's decision and this write: nothing was written.
     if (!bound) throw new Forbidden("the device's identity binding changed meanwhile: send Authenticate again");
-    await this.o.store.events.add({ type: "device.authenticated", enrollmentId: deviceId, detail: { serialNumber: str(msg, "SerialNumber") } }, req.now);
-    req.log.info({ enrollmentId: deviceId, serialNumber: str(msg, "SerialNumber"), model: str(msg, "Model") }, "device authenticated (enrolling)");
+    await this.o.store.events.add({ type: "device.authenticated", enrollmentId: deviceId, detail: { serialNumber: msg.serialNumber } }, req.now);
+    req.log.info({ enrollmentId: deviceId, serialNumber: msg.serialNumber, model: msg.model }, "device authenticated (enrolling)");
     if (bound.discarded.length > 0) {
       const commands = bound.discarded.slice(0, MAX_LISTED_COMMANDS).map((d) => ({ enrollment_id: d.enrollmentId, command_uuid: d.commandUuid }));
       await this.o.store.events.add(
@@ -108,23 +123,23 @@ export class CoreService implements MdmService {
     return EMPTY;
   }
 
-  private async tokenUpdate(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
+  private async tokenUpdate(req: MdmRequest, msg: TokenUpdateMessage): Promise<CheckinReply> {
     const channel = msg.channel;
-    let unlockToken = data(msg, "UnlockToken");
+    let unlockToken = msg.unlockToken;
     if (unlockToken !== undefined && channel.isUserChannel) {
       req.log.warn({ enrollmentId: channel.id }, "UnlockToken on a user channel: ignored");
       unlockToken = undefined;
     }
     const count = await this.o.store.enrollments.tokenUpdate({
       channel,
-      topic: str(msg, "Topic")!,
-      pushToken: data(msg, "Token")!.toString("hex"),
-      pushMagic: str(msg, "PushMagic")!,
+      topic: msg.topic,
+      pushToken: msg.token.toString("hex"),
+      pushMagic: msg.pushMagic,
       unlockToken: unlockToken && unlockToken.length > 0 ? unlockToken : undefined,
-      awaitingConfiguration: bool(msg, "AwaitingConfiguration") ?? false,
-      userShortName: str(msg, "UserShortName"),
-      userLongName: str(msg, "UserLongName"),
-      notOnConsole: bool(msg, "NotOnConsole"),
+      awaitingConfiguration: msg.awaitingConfiguration ?? false,
+      userShortName: msg.userShortName,
+      userLongName: msg.userLongName,
+      notOnConsole: msg.notOnConsole,
       message: msg.raw,
       now: req.now,
     });
@@ -142,8 +157,8 @@ export class CoreService implements MdmService {
     return EMPTY;
   }
 
-  private async setBootstrapToken(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
-    const token = data(msg, "BootstrapToken");
+  private async setBootstrapToken(req: MdmRequest, msg: SetBootstrapTokenMessage): Promise<CheckinReply> {
+    const token = msg.bootstrapToken;
     await this.o.store.enrollments.setBootstrapToken(msg.channel.deviceId, token && token.length > 0 ? token : null);
     await this.o.store.events.add(
       { type: token && token.length > 0 ? "bootstrap_token.escrowed" : "bootstrap_token.cleared", enrollmentId: msg.channel.deviceId },
@@ -158,15 +173,15 @@ export class CoreService implements MdmService {
     return { kind: "plist", body: token ? { BootstrapToken: token } : {} };
   }
 
-  private async getToken(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
-    const type = str(msg, "TokenServiceType")!;
+  private async getToken(req: MdmRequest, msg: GetTokenMessage): Promise<CheckinReply> {
+    const type = msg.tokenServiceType;
     const service = this.o.tokenServices?.get(type);
     // Apple requires 400 for a TokenServiceType the server does not serve.
     if (!service) throw new BadRequest(`unsupported TokenServiceType ${JSON.stringify(type.slice(0, 64))}`);
     return { kind: "plist", body: { TokenData: await service(req, msg) } };
   }
 
-  private async declarativeManagement(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
+  private async declarativeManagement(req: MdmRequest, msg: DeclarativeManagementMessage): Promise<CheckinReply> {
     if (!this.o.declarative) throw new BadRequest("declarative management is not configured on this server (--dm-url)");
     return this.o.declarative.forward(req, msg);
   }

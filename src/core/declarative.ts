@@ -1,5 +1,5 @@
 import { OrchardError } from "../errors.ts";
-import { data, str, type CheckinMessage } from "../protocol/checkin.ts";
+import type { DeclarativeManagementMessage } from "../protocol/checkin.ts";
 import type { CheckinReply, MdmRequest } from "./service.ts";
 
 /**
@@ -13,13 +13,13 @@ export class DeclarativeManagement {
     private readonly timeoutMs = 10_000,
   ) {}
 
-  async forward(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
-    const endpoint = str(msg, "Endpoint")!;
+  async forward(req: MdmRequest, msg: DeclarativeManagementMessage): Promise<CheckinReply> {
+    const endpoint = msg.endpoint;
     const segments = endpoint.replace(/^\//, "").split("/");
     if (endpoint.length > 1024 || segments.some((s) => s === "" || s === "." || s === "..")) {
       throw new OrchardError(400, "DeclarativeManagement Endpoint is not a valid path");
     }
-    const body = data(msg, "Data");
+    const body = msg.data;
     // Declaration identifiers may hold any character: escape each segment.
     const url = this.baseUrl.replace(/\/?$/, "/") + segments.map(encodeURIComponent).join("/");
     let res: Response;

@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
 import { canonicalGuid } from "./user-guid.ts";
-import type { UserAuthConfig } from "../config.ts";
 import { Declined } from "../errors.ts";
 import {
   baseHash,
@@ -12,7 +11,7 @@ import {
   verifyDigestResponse,
   type DigestResponse,
 } from "../digest/index.ts";
-import { str, type CheckinMessage } from "../protocol/checkin.ts";
+import type { UserAuthenticateMessage } from "../protocol/checkin.ts";
 import type { DirectoryEntry } from "../store/directory.ts";
 import type { Store } from "../store/index.ts";
 import { authTokenMatches, hashAuthToken, newAuthToken } from "./auth-token.ts";
@@ -67,6 +66,21 @@ const UNCOUNTED: ReadonlySet<FailureCause> = new Set(["rate-limited", "rate-limi
  */
 export const WIDE_FAILURE_FACTOR = 4;
 
+/** The --userauth-* settings (README flag table). */
+export interface UserAuthOptions {
+  /** What a user without a directory entry gets: a challenge, a zero-length challenge, or 410. */
+  policy: "digest" | "zero-length" | "decline";
+  realm: string;
+  qop: boolean;
+  md5SessChallenge: boolean;
+  nonceTtlMs: number;
+  /** HTTP methods besides the request's that HA2 may have used. */
+  extraMethods: string[];
+  /** Failures per (user, Mac) within failureWindowMs before attempts are refused unchecked. */
+  maxFailures: number;
+  failureWindowMs: number;
+}
+
 /**
  * The macOS UserAuthenticate handshake (brief 4.4, 5.3): a real HTTP Digest
  * challenge, the response checked against the directory, an AuthToken issued.
@@ -75,28 +89,29 @@ export const WIDE_FAILURE_FACTOR = 4;
 export class UserAuthService implements UserAuthenticator {
   constructor(
     private readonly store: Store,
-    private readonly config: UserAuthConfig,
+    private readonly config: UserAuthOptions,
     /** The HMAC key for nonces, shared by every process through the store. */
     private readonly nonceSecret: Buffer,
   ) {}
 
-  userAuthenticate(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
-    const response = str(msg, "DigestResponse");
+  userAuthenticate(req: MdmRequest, msg: UserAuthenticateMessage): Promise<CheckinReply> {
+    const response = msg.digestResponse;
     return response === undefined ? this.challenge(req, msg) : this.answer(req, msg, response);
   }
 
   /** Step 1: decline, manage without a token, or challenge. */
-  private async challenge(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
-    const { id: enrollmentId, deviceId, userId } = msg.channel;
-    const base = { enrollmentId, deviceId, userId: userId! };
+  private async challenge(req: MdmRequest, msg: UserAuthenticateMessage): Promise<CheckinReply> {
+    const { id: enrollmentId, deviceId } = msg.channel;
+    const userId = msg.userId;
+    const base = { enrollmentId, deviceId, userId };
     const session = await this.store.userSessions.get(enrollmentId);
     // Apple's server answers a message that already carries the user's valid
     // AuthToken with a zero-length challenge and keeps the token.
-    if (session?.state === "authenticated" && authTokenMatches(msg.body.AuthToken, session.tokenHash)) {
+    if (session?.state === "authenticated" && authTokenMatches(msg.authToken, session.tokenHash)) {
       await event(this.store, req, "userauth.already_authenticated", enrollmentId, { shortName: session.shortName });
       return { kind: "plist", body: { DigestChallenge: "" } };
     }
-    const user = await this.directoryUser(userId!, str(msg, "UserShortName"));
+    const user = await this.directoryUser(userId, msg.userShortName);
     const policy = this.policyFor(user);
     const shortName = user?.shortName;
     // The new state and its event commit together.
@@ -114,7 +129,7 @@ export class UserAuthService implements UserAuthenticator {
       return { kind: "plist", body: { DigestChallenge: "" } };
     }
     await begin("challenged", "userauth.challenged");
-    const nonce = mintNonce({ secret: this.nonceSecret, udid: deviceId, userId: userId!, now: req.now });
+    const nonce = mintNonce({ secret: this.nonceSecret, udid: deviceId, userId, now: req.now });
     const body: Record<string, string> = {
       DigestChallenge: buildChallenge({ nonce, realm: this.config.realm, qop: this.config.qop }),
     };
@@ -129,7 +144,7 @@ export class UserAuthService implements UserAuthenticator {
    * transaction: the nonce's use, the token or the failure, and the event
    * commit together.
    */
-  private answer(req: MdmRequest, msg: CheckinMessage, raw: string): Promise<CheckinReply> {
+  private answer(req: MdmRequest, msg: UserAuthenticateMessage, raw: string): Promise<CheckinReply> {
     const { id: enrollmentId, deviceId } = msg.channel;
     return this.store.transaction(async (s) => {
       try {
@@ -152,8 +167,9 @@ export class UserAuthService implements UserAuthenticator {
   }
 
   /** Resolves to the authenticated short name, or throws Refused with the cause. */
-  private async verify(s: Store, req: MdmRequest, msg: CheckinMessage, raw: string): Promise<string> {
-    const { id: enrollmentId, deviceId, userId } = msg.channel;
+  private async verify(s: Store, req: MdmRequest, msg: UserAuthenticateMessage, raw: string): Promise<string> {
+    const { id: enrollmentId, deviceId } = msg.channel;
+    const userId = msg.userId;
     let response: DigestResponse | undefined;
     try {
       response = parseDigestResponse(raw);
@@ -169,7 +185,7 @@ export class UserAuthService implements UserAuthenticator {
       secret: this.nonceSecret,
       nonce: response.nonce,
       udid: deviceId,
-      userId: userId!,
+      userId,
       now: req.now,
       ttlMs: this.config.nonceTtlMs,
     });
@@ -188,7 +204,7 @@ export class UserAuthService implements UserAuthenticator {
     const methods = [req.method, ...this.config.extraMethods.filter((m) => m !== req.method)];
     const result = verifyDigestResponse({ response, ha1: ha1 ?? DUMMY_HA1[hash], methods });
     if (!user) throw new Refused("unknown-user", shortName);
-    if (user.guid !== null && user.guid !== canonicalGuid(userId!)) throw new Refused("guid-mismatch", shortName);
+    if (user.guid !== null && user.guid !== canonicalGuid(userId)) throw new Refused("guid-mismatch", shortName);
     if (user.state === "declined") throw new Refused("declined-user", shortName);
     if (ha1 === undefined) throw new Refused("no-digest", shortName);
     if (!result.ok) throw new Refused("wrong-password", shortName);
@@ -230,7 +246,7 @@ export class UserAuthService implements UserAuthenticator {
    * is declined; a managed entry is challenged even where the server declines
    * unknown users.
    */
-  private policyFor(user: DirectoryEntry | undefined): UserAuthConfig["policy"] {
+  private policyFor(user: DirectoryEntry | undefined): UserAuthOptions["policy"] {
     if (user?.state === "declined") return "decline";
     if (user?.state === "managed" && this.config.policy === "decline") return "digest";
     return this.config.policy;

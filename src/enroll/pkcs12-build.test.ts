@@ -6,8 +6,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DeviceCa } from "./device-ca.ts";
-import { buildPkcs12, issuePkcs12Identity, newPkcs12Passphrase } from "./pkcs12-build.ts";
-import { Pkcs12Error, readPkcs12 } from "../push/pkcs12.ts";
+import { issuePkcs12Identity, newPkcs12Passphrase } from "./pkcs12-build.ts";
+import { buildPkcs12 } from "../identity/pkcs12-write.ts";
+import { Pkcs12Error, readPkcs12 } from "../identity/pkcs12.ts";
 
 const OID_CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
 let dir: string;
@@ -75,7 +76,7 @@ for (const name of ["aes", "3des"] as const) {
     assert.notEqual(wrongCa.status, 0);
   });
 
-  test(`${name}: our reader (src/push/pkcs12.ts) reads it too`, () => {
+  test(`${name}: our reader (src/identity/pkcs12.ts) reads it too`, () => {
     const contents = readPkcs12(name === "aes" ? aes : tdes, passphrase);
     assert.equal(contents.keys.length, 1);
     assert.equal(contents.certificates.length, 2);

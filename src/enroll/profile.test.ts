@@ -12,7 +12,7 @@ import {
 } from "./profile.ts";
 import { parsePlist, type PlistDict } from "../plist/index.ts";
 import { createCa } from "../identity/testing/pki.ts";
-import { readPkcs12 } from "../push/pkcs12.ts";
+import { readPkcs12 } from "../identity/pkcs12.ts";
 
 const TOPIC = "com.apple.mgmt.External.11111111-2222-3333-4444-555555555555";
 let ca: DeviceCa;

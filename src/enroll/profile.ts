@@ -5,7 +5,7 @@
 // device-management schema for TopLevel, com.apple.security.scep,
 // com.apple.security.pkcs12 and com.apple.security.root).
 import { randomBytes, randomUUID, X509Certificate } from "node:crypto";
-import { readPkcs12, type Pkcs12Contents } from "../push/pkcs12.ts";
+import { readPkcs12, type Pkcs12Contents } from "../identity/pkcs12.ts";
 import { serializePlist, type PlistDict } from "../plist/index.ts";
 
 /** AccessRights bits (protocol brief §8): 1 … 4096. */

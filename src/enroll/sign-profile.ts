@@ -13,6 +13,7 @@ import fs from "node:fs";
 import { promisify } from "node:util";
 import * as asn1js from "asn1js";
 import { certFields } from "../identity/cms-certs.ts";
+import { pemBlocks } from "../identity/pem.ts";
 import { explicit, integer, nullValue, octetString, oid, retag, sequence, setOf, tlv } from "../identity/der.ts";
 
 export interface ProfileSigner {
@@ -36,7 +37,6 @@ const OID = {
 };
 
 const signAsync = promisify(signCb);
-const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
 
 /** Signs `profile` (the plist bytes, kept exactly) and returns the DER SignedData. */
 export async function signProfile(profile: Buffer, signer: ProfileSigner, now = new Date()): Promise<Buffer> {
@@ -86,7 +86,7 @@ export function loadProfileSigner(file: string): ProfileSigner {
   } catch (err) {
     throw new ProfileSignerError(`cannot read the profile signing file ${file}: ${(err as Error).message}`);
   }
-  const blocks = [...text.matchAll(PEM_BLOCK)].map((m) => ({ label: m[1]!, pem: m[0] }));
+  const blocks = pemBlocks(text);
   const keys = blocks.filter((b) => b.label.endsWith("PRIVATE KEY"));
   if (keys.length === 0) throw new ProfileSignerError(`${file} holds no private key: put the signing key (PEM, unencrypted) in the same file as the certificate`);
   if (keys.length > 1) throw new ProfileSignerError(`${file} holds ${keys.length} private keys; expected one`);
@@ -115,10 +115,10 @@ function resolveSigner(certPem: string, keyPem: string, where: string): { key: S
   if (type !== "rsa" && type !== "ec") throw new ProfileSignerError(`the private key in ${where} is ${type ?? "of an unknown type"}; profile signing needs RSA or EC`);
 
   const certs: X509Certificate[] = [];
-  for (const m of certPem.matchAll(PEM_BLOCK)) {
-    if (m[1] !== "CERTIFICATE") continue;
+  for (const { label, pem } of pemBlocks(certPem)) {
+    if (label !== "CERTIFICATE") continue;
     try {
-      certs.push(new X509Certificate(m[0]));
+      certs.push(new X509Certificate(pem));
     } catch (err) {
       throw new ProfileSignerError(`cannot read a certificate in ${where}: ${(err as Error).message}`);
     }

@@ -1,8 +1,8 @@
 // A minimal DER writer, the counterpart of the strict BER reader next to it
 // (ber.ts). Every builder returns a complete DER element (definite lengths,
 // SET OF sorted), so the bytes that get signed are exactly the bytes that get
-// sent. Used by the SCEP CMS layers (src/scep), the enrollment profile signer
-// and the PKCS#12 writer (src/enroll).
+// sent. Used by the CMS layers (cms.ts), the PKCS#12 writer (pkcs12-write.ts),
+// and the enrollment profile signer (src/enroll).
 
 /** One encoded element: identifier octet, length, contents. */
 export function tlv(identifier: number, content: Uint8Array): Buffer {

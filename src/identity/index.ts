@@ -1,5 +1,7 @@
 // Device identity: who is calling (TLS peer cert, forwarded cert header, or the
-// Mdm-Signature header) and whether our CA issued that certificate.
+// Mdm-Signature header) and whether our CA issued that certificate. The crypto
+// formats beside it (der, ber, cms, csr, pkcs12, pem: docs/architecture.md,
+// "Crypto formats") are imported by their own paths.
 export { IdentityError, type IdentityErrorReason } from './errors.ts';
 export {
   verifyMdmSignature,

@@ -2,64 +2,46 @@ import type { PlistDict } from "../plist/index.ts";
 import { BadRequest } from "../errors.ts";
 import { resolveChannel, type Channel } from "./enrollment.ts";
 
-export const CHECKIN_MESSAGE_TYPES = [
-  "Authenticate",
-  "TokenUpdate",
-  "CheckOut",
-  "UserAuthenticate",
-  "GetBootstrapToken",
-  "SetBootstrapToken",
-  "GetToken",
-  "DeclarativeManagement",
-  "ReturnToService",
-] as const;
-export type CheckinMessageType = (typeof CHECKIN_MESSAGE_TYPES)[number];
+type Kind = "string" | "data" | "boolean" | "dict";
+interface KindTypes {
+  string: string;
+  data: Buffer;
+  boolean: boolean;
+  dict: PlistDict;
+}
 
-type KeyKind = "string" | "data" | "boolean" | "dict";
+/** One key of a message: its name in the plist, its type, and whether the message must carry it. */
+interface Field<K extends Kind = Kind, R extends boolean = boolean> {
+  key: string;
+  kind: K;
+  required: R;
+}
+const required = <K extends Kind>(key: string, kind: K): Field<K, true> => ({ key, kind, required: true });
+const optional = <K extends Kind>(key: string, kind: K): Field<K, false> => ({ key, kind, required: false });
 
-// Keys each message must carry, and the type of every key Orchard reads.
-// Apple labels many keys "required" that exist on one channel only (brief 9.13),
-// so identity keys are checked by resolveChannel, not here.
-const REQUIRED: Record<CheckinMessageType, Record<string, KeyKind>> = {
-  Authenticate: { Topic: "string" },
-  TokenUpdate: { Topic: "string", Token: "data", PushMagic: "string" },
-  CheckOut: {},
-  UserAuthenticate: { UserID: "string" },
-  GetBootstrapToken: {},
-  SetBootstrapToken: {},
-  GetToken: { TokenServiceType: "string" },
-  DeclarativeManagement: { Endpoint: "string" },
-  ReturnToService: {},
+/** The typed fields a message's keys decode to. */
+type Fields<F extends Record<string, Field>> = {
+  readonly [N in keyof F]: F[N] extends Field<infer K, infer R> ? (R extends true ? KindTypes[K] : KindTypes[K] | undefined) : never;
 };
 
-// A Map, not an object: a device's key "constructor" or "toString" must not
-// find Object.prototype's members here.
-const TYPED = new Map<string, KeyKind>(Object.entries({
-  Topic: "string",
-  Token: "data",
-  PushMagic: "string",
-  UnlockToken: "data",
-  AwaitingConfiguration: "boolean",
-  NotOnConsole: "boolean",
-  UserShortName: "string",
-  UserLongName: "string",
-  DigestResponse: "string",
-  AuthToken: "string",
-  BootstrapToken: "data",
-  TokenServiceType: "string",
-  TokenParameters: "dict",
-  Endpoint: "string",
-  Data: "data",
-  SerialNumber: "string",
-  ProductName: "string",
-  OSVersion: "string",
-  BuildVersion: "string",
-  IMEI: "string",
-  MEID: "string",
-  DeviceName: "string",
-  Model: "string",
-  ModelName: "string",
-} satisfies Record<string, KeyKind>));
+/**
+ * Which channels may send a message (brief sections 4 and 5.5): any; the
+ * device channel only; the device channel outside a User Enrollment (no
+ * bootstrap token, no return to service there); a macOS user (UDID and UserID).
+ */
+type Channels = "any" | "device" | "device, not User Enrollment" | "macOS user";
+
+interface MessageSpec<F extends Record<string, Field> = Record<string, Field>> {
+  channels: Channels;
+  fields: F;
+  /** A rule beyond keys and types, on the decoded message. */
+  check?: (msg: Fields<F>) => void;
+}
+const message = <F extends Record<string, Field>>(channels: Channels, fields: F, check?: (msg: Fields<F>) => void): MessageSpec<F> => ({
+  channels,
+  fields,
+  check,
+});
 
 /**
  * An APNs device token is 32 bytes; Apple says not to assume its size, so
@@ -67,63 +49,158 @@ const TYPED = new Map<string, KeyKind>(Object.entries({
  */
 export const MIN_PUSH_TOKEN_BYTES = 32;
 
-/** Which channels may send each message (brief sections 4 and 5.5). */
-const DEVICE_CHANNEL_ONLY = new Set<CheckinMessageType>([
-  "Authenticate",
-  "CheckOut",
-  "GetBootstrapToken",
-  "SetBootstrapToken",
-  "ReturnToService",
-]);
+// Every check-in message: its channels and its keys. Apple labels many keys
+// "required" that exist on one channel only (brief 9.13), so identity keys are
+// checked by resolveChannel, not here. A new message type is one entry here
+// and one handler in core/core.ts.
+const MESSAGES = {
+  Authenticate: message("device", {
+    topic: required("Topic", "string"),
+    serialNumber: optional("SerialNumber", "string"),
+    productName: optional("ProductName", "string"),
+    model: optional("Model", "string"),
+    modelName: optional("ModelName", "string"),
+    deviceName: optional("DeviceName", "string"),
+    osVersion: optional("OSVersion", "string"),
+    buildVersion: optional("BuildVersion", "string"),
+    imei: optional("IMEI", "string"),
+    meid: optional("MEID", "string"),
+  }),
+  TokenUpdate: message(
+    "any",
+    {
+      topic: required("Topic", "string"),
+      token: required("Token", "data"),
+      pushMagic: required("PushMagic", "string"),
+      unlockToken: optional("UnlockToken", "data"),
+      awaitingConfiguration: optional("AwaitingConfiguration", "boolean"),
+      userShortName: optional("UserShortName", "string"),
+      userLongName: optional("UserLongName", "string"),
+      notOnConsole: optional("NotOnConsole", "boolean"),
+    },
+    (msg) => {
+      if (msg.token.length < MIN_PUSH_TOKEN_BYTES) {
+        throw new BadRequest(`TokenUpdate Token is ${msg.token.length} bytes; an APNs device token has ${MIN_PUSH_TOKEN_BYTES}`);
+      }
+    },
+  ),
+  CheckOut: message("device", {}),
+  UserAuthenticate: message("macOS user", {
+    userId: required("UserID", "string"),
+    digestResponse: optional("DigestResponse", "string"),
+    userShortName: optional("UserShortName", "string"),
+    userLongName: optional("UserLongName", "string"),
+  }),
+  GetBootstrapToken: message("device, not User Enrollment", {}),
+  SetBootstrapToken: message("device, not User Enrollment", { bootstrapToken: optional("BootstrapToken", "data") }),
+  GetToken: message("any", {
+    tokenServiceType: required("TokenServiceType", "string"),
+    tokenParameters: optional("TokenParameters", "dict"),
+  }),
+  DeclarativeManagement: message("any", { endpoint: required("Endpoint", "string"), data: optional("Data", "data") }),
+  ReturnToService: message("device, not User Enrollment", {}),
+};
 
-/** Not part of User Enrollment (brief 5.5): no bootstrap token, no return to service. */
-const NOT_IN_USER_ENROLLMENT = new Set<CheckinMessageType>(["GetBootstrapToken", "SetBootstrapToken", "ReturnToService"]);
+/** Keys every check-in may carry. */
+const COMMON = { authToken: optional("AuthToken", "string") };
 
-export interface CheckinMessage {
-  messageType: CheckinMessageType;
-  channel: Channel;
-  /** The decoded plist; its keys have the types in TYPED. */
-  body: PlistDict;
-  /** The exact bytes the device sent. */
-  raw: Buffer;
+type Messages = typeof MESSAGES;
+export type CheckinMessageType = keyof Messages;
+export const CHECKIN_MESSAGE_TYPES = Object.keys(MESSAGES) as readonly CheckinMessageType[];
+
+/** A decoded check-in of one MessageType: its typed keys, its channel, and the exact bytes the device sent. */
+export type CheckinMessageOf<T extends CheckinMessageType> = {
+  readonly messageType: T;
+  readonly channel: Channel;
+  /** The exact bytes the device sent (events and webhooks carry them). */
+  readonly raw: Buffer;
+} & Fields<typeof COMMON> &
+  (Messages[T] extends MessageSpec<infer F> ? Fields<F> : never);
+
+/** Any decoded check-in; `messageType` tells which. */
+export type CheckinMessage = { [T in CheckinMessageType]: CheckinMessageOf<T> }[CheckinMessageType];
+
+export type AuthenticateMessage = CheckinMessageOf<"Authenticate">;
+export type TokenUpdateMessage = CheckinMessageOf<"TokenUpdate">;
+export type UserAuthenticateMessage = CheckinMessageOf<"UserAuthenticate">;
+export type SetBootstrapTokenMessage = CheckinMessageOf<"SetBootstrapToken">;
+export type GetTokenMessage = CheckinMessageOf<"GetToken">;
+export type DeclarativeManagementMessage = CheckinMessageOf<"DeclarativeManagement">;
+
+/** A message's spec, laid out once for the per-request loop. */
+interface Decoder {
+  type: CheckinMessageType;
+  channels: Channels;
+  fields: ReadonlyArray<readonly [name: string, field: Field]>;
+  required: readonly Field[];
+  check?: (msg: never) => void;
+}
+
+// Maps, not objects: a device's MessageType or key "constructor" or
+// "__proto__" must not find Object.prototype's members here.
+const DECODERS = new Map<string, Decoder>(
+  Object.entries(MESSAGES).map(([type, spec]) => {
+    const fields: Array<[string, Field]> = Object.entries({ ...COMMON, ...spec.fields });
+    const decoder: Decoder = {
+      type: type as CheckinMessageType,
+      channels: spec.channels,
+      fields,
+      required: fields.map(([, f]) => f).filter((f) => f.required),
+      check: spec.check as Decoder["check"],
+    };
+    return [type, decoder];
+  }),
+);
+
+/** The type of every key Orchard reads, in any message: one type per key, checked wherever it appears. */
+const KEY_KINDS = new Map<string, Kind>();
+for (const { fields } of DECODERS.values()) {
+  for (const [, f] of fields) {
+    const had = KEY_KINDS.get(f.key);
+    if (had !== undefined && had !== f.kind) throw new Error(`check-in key ${f.key} is declared as ${had} and as ${f.kind}`);
+    KEY_KINDS.set(f.key, f.kind);
+  }
 }
 
 export function decodeCheckin(body: PlistDict, raw: Buffer): CheckinMessage {
   const messageType = body.MessageType;
   if (typeof messageType !== "string") throw new BadRequest("check-in message has no MessageType");
-  if (!(CHECKIN_MESSAGE_TYPES as readonly string[]).includes(messageType)) {
-    throw new BadRequest(`unknown MessageType ${JSON.stringify(messageType.slice(0, 64))}`);
-  }
-  const type = messageType as CheckinMessageType;
-  for (const key of Object.keys(REQUIRED[type])) {
-    if (body[key] === undefined) throw new BadRequest(`${type} without ${key}`);
+  const decoder = DECODERS.get(messageType);
+  if (decoder === undefined) throw new BadRequest(`unknown MessageType ${JSON.stringify(messageType.slice(0, 64))}`);
+  const type = decoder.type;
+  for (const f of decoder.required) {
+    if (body[f.key] === undefined) throw new BadRequest(`${type} without ${f.key}`);
   }
   for (const [key, value] of Object.entries(body)) {
-    const kind = TYPED.get(key);
+    const kind = KEY_KINDS.get(key);
     if (kind !== undefined && !isKind(value, kind)) throw new BadRequest(`${key} is not a ${kind}`);
   }
   const channel = resolveChannel(body);
-  if (DEVICE_CHANNEL_ONLY.has(type) && channel.isUserChannel) {
-    throw new BadRequest(`${type} is a device channel message but came on a user channel`);
-  }
-  if (NOT_IN_USER_ENROLLMENT.has(type) && channel.type === "UserEnrollmentDevice") {
-    throw new BadRequest(`${type} is not available in a User Enrollment`);
-  }
-  if (type === "UserAuthenticate" && channel.type !== "User") {
-    throw new BadRequest("UserAuthenticate must name a macOS user (UDID and UserID)");
-  }
+  checkChannel(type, decoder.channels, channel);
   // A required string that is empty names nothing (an empty Topic or PushMagic
   // would be stored and every push to the channel would then fail).
-  for (const [key, kind] of Object.entries(REQUIRED[type])) {
-    if (kind === "string" && body[key] === "") throw new BadRequest(`${type} with an empty ${key}`);
+  for (const f of decoder.required) {
+    if (f.kind === "string" && body[f.key] === "") throw new BadRequest(`${type} with an empty ${f.key}`);
   }
-  if (type === "TokenUpdate" && (body.Token as Buffer).length < MIN_PUSH_TOKEN_BYTES) {
-    throw new BadRequest(`TokenUpdate Token is ${(body.Token as Buffer).length} bytes; an APNs device token has ${MIN_PUSH_TOKEN_BYTES}`);
-  }
-  return { messageType: type, channel, body, raw };
+  const msg: Record<string, unknown> = { messageType: type, channel, raw };
+  for (const [name, f] of decoder.fields) msg[name] = body[f.key];
+  decoder.check?.(msg as never);
+  return msg as CheckinMessage;
 }
 
-function isKind(value: unknown, kind: KeyKind): boolean {
+function checkChannel(type: CheckinMessageType, channels: Channels, channel: Channel): void {
+  if (channels === "macOS user") {
+    if (channel.type !== "User") throw new BadRequest(`${type} must name a macOS user (UDID and UserID)`);
+    return;
+  }
+  if (channels === "any") return;
+  if (channel.isUserChannel) throw new BadRequest(`${type} is a device channel message but came on a user channel`);
+  if (channels === "device, not User Enrollment" && channel.type === "UserEnrollmentDevice") {
+    throw new BadRequest(`${type} is not available in a User Enrollment`);
+  }
+}
+
+function isKind(value: unknown, kind: Kind): boolean {
   switch (kind) {
     case "string":
       return typeof value === "string";
@@ -134,15 +211,4 @@ function isKind(value: unknown, kind: KeyKind): boolean {
     case "dict":
       return typeof value === "object" && value !== null && !Array.isArray(value) && !Buffer.isBuffer(value) && !(value instanceof Date);
   }
-}
-
-/** Reads a key decodeCheckin has type-checked. */
-export function str(msg: CheckinMessage, key: string): string | undefined {
-  return msg.body[key] as string | undefined;
-}
-export function data(msg: CheckinMessage, key: string): Buffer | undefined {
-  return msg.body[key] as Buffer | undefined;
-}
-export function bool(msg: CheckinMessage, key: string): boolean | undefined {
-  return msg.body[key] as boolean | undefined;
 }

@@ -1,7 +1,8 @@
 import { createHash, createPrivateKey, X509Certificate, type KeyObject } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { BadRequest } from "../errors.ts";
-import { looksLikePkcs12, Pkcs12Error, readPkcs12 } from "./pkcs12.ts";
+import { looksLikePkcs12, Pkcs12Error, readPkcs12 } from "../identity/pkcs12.ts";
+import { pemBlocks } from "../identity/pem.ts";
 
 /** The subject attribute that holds an MDM push certificate's topic (brief 7.1). */
 export const UID_OID = "0.9.2342.19200300.100.1.1";
@@ -19,7 +20,6 @@ export interface PushCertificate {
   notAfter: number;
 }
 
-const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g;
 const KEY_LABELS = new Set(["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY"]);
 
 /**
@@ -69,15 +69,14 @@ export function topicOf(cert: X509Certificate): string {
 function fromPem(text: string, passphrase: string | undefined): { cert: X509Certificate; key: KeyObject } {
   const certs: X509Certificate[] = [];
   const keys: KeyObject[] = [];
-  for (const m of text.matchAll(PEM_BLOCK)) {
-    const label = m[1]!;
+  for (const { label, pem } of pemBlocks(text)) {
     if (label === "CERTIFICATE") {
       try {
-        certs.push(new X509Certificate(m[0]));
+        certs.push(new X509Certificate(pem));
       } catch {
         throw new BadRequest("a CERTIFICATE block is not a valid X.509 certificate");
       }
-    } else if (KEY_LABELS.has(label)) keys.push(privateKey(m[0], passphrase));
+    } else if (KEY_LABELS.has(label)) keys.push(privateKey(pem, passphrase));
   }
   if (certs.length === 0) throw new BadRequest("no CERTIFICATE block found");
   if (keys.length === 0) throw new BadRequest("no private key found: send the certificate and its unencrypted key together (cat push.pem push.key)");

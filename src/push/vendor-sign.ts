@@ -13,13 +13,13 @@
 import { createPrivateKey, sign, webcrypto, X509Certificate, type KeyObject } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { serializePlist } from "../plist/index.ts";
-import { looksLikePkcs12, Pkcs12Error, readPkcs12 } from "./pkcs12.ts";
+import { looksLikePkcs12, Pkcs12Error, readPkcs12 } from "../identity/pkcs12.ts";
+import { pemBlocks } from "../identity/pem.ts";
 
 /** A mistake in the operator's files: the message names it and never quotes a key. */
 export class VendorSignError extends Error {}
 
 const EMAIL_OID = "1.2.840.113549.1.9.1";
-const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g;
 const RSA_SHA256 = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } as const;
 
 export interface CsrSubject {
@@ -136,9 +136,9 @@ function checkChain(certs: X509Certificate[]): void {
 function readCsr(body: Buffer): Buffer {
   const text = body.toString("latin1");
   if (text.includes("-----BEGIN ")) {
-    const block = [...text.matchAll(PEM_BLOCK)].find((m) => m[1] === "CERTIFICATE REQUEST" || m[1] === "NEW CERTIFICATE REQUEST");
+    const block = pemBlocks(text).find((b) => b.label === "CERTIFICATE REQUEST" || b.label === "NEW CERTIFICATE REQUEST");
     if (!block) throw new VendorSignError("no CERTIFICATE REQUEST block in the CSR file");
-    return fromPem(block[0]);
+    return fromPem(block.pem);
   }
   return body;
 }
@@ -147,9 +147,9 @@ function readCertificate(body: Buffer, what: string): X509Certificate {
   const text = body.toString("latin1");
   let der = body;
   if (text.includes("-----BEGIN ")) {
-    const block = [...text.matchAll(PEM_BLOCK)].find((m) => m[1] === "CERTIFICATE");
+    const block = pemBlocks(text).find((b) => b.label === "CERTIFICATE");
     if (!block) throw new VendorSignError(`no CERTIFICATE block in ${what}`);
-    der = fromPem(block[0]);
+    der = fromPem(block.pem);
   }
   try {
     return new X509Certificate(der);

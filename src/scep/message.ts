@@ -2,9 +2,9 @@
 // message type, transaction id, nonces and status, around the CMS layers.
 import { randomBytes, type KeyObject, type X509Certificate } from "node:crypto";
 import { BadRequest } from "../errors.ts";
-import { attribute, buildSignedData, CmsError, parseSignedData, singleValue, type AttributeValue, type ParsedSignedData, type ParsedSigner } from "./cms.ts";
+import { attribute, buildSignedData, CmsError, parseSignedData, singleValue, type AttributeValue, type ParsedSignedData, type ParsedSigner } from "../identity/cms.ts";
 import { octetString, printableString, tlv } from "../identity/der.ts";
-import { OIDS, type Digest } from "./oids.ts";
+import { OIDS, type Digest } from "../identity/oids.ts";
 
 export const MessageType = {
   CertRep: 3,

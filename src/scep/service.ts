@@ -8,11 +8,14 @@ import type { DeviceCa } from "../enroll/device-ca.ts";
 import { certFingerprint } from "../identity/fingerprint.ts";
 import type { Store } from "../store/index.ts";
 import { challengeHash } from "./challenges.ts";
-import { buildCertsOnly, buildEnvelopedData, certSubjectDer, CmsError, decryptEnvelope, findSignerCertificate, parseEnvelopedData, verifySigner, type CipherName } from "./cms.ts";
-import { CsrError, parseCsr, type Csr } from "./csr.ts";
+import { buildCertsOnly, buildEnvelopedData, certSubjectDer, CmsError, decryptEnvelope, findSignerCertificate, parseEnvelopedData, verifySigner, type CipherName } from "../identity/cms.ts";
+import { CsrError, parseCsr, type Csr } from "../identity/csr.ts";
 import { decodePkiMessage, encodeCertRep, MessageType, messageTypeName, PkiStatus, type FailInfoName, type PkiMessage } from "./message.ts";
 
 export type ScepLog = Pick<Logger, "info" | "warn">;
+
+/** What this server does (RFC 8894 3.5.2): nothing is advertised that is not implemented. */
+export const SCEP_CAPABILITIES = ["AES", "DES3", "POSTPKIOperation", "Renewal", "SCEPStandard", "SHA-1", "SHA-256", "SHA-512"] as const;
 
 /** A request SCEP refuses with a CertRep FAILURE; the message goes to the log only. */
 export class ScepFailure extends Error {

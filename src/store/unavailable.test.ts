@@ -6,7 +6,6 @@ import path from "node:path";
 import { test } from "node:test";
 import BetterSqlite3 from "better-sqlite3";
 import pg from "pg";
-import { statusOf } from "../http/errors.ts";
 import { SqliteDatabase } from "./sqlite.ts";
 import { isStoreUnavailable, StoreUnavailable, storeError } from "./unavailable.ts";
 
@@ -53,16 +52,6 @@ test("errors that mean a bug, bad data or a conflict stay what they are", () => 
   assert.equal(isStoreUnavailable(new AggregateError([coded("ECONNREFUSED"), new TypeError("bug")], "")), false);
   const bug = new Error("bug");
   assert.equal(storeError(bug), bug);
-});
-
-test("an outage answers 503 with Retry-After; other errors keep their status", () => {
-  const outage = storeError(coded("57P01"));
-  assert.ok(outage instanceof StoreUnavailable);
-  assert.equal(storeError(outage), outage, "classified once");
-  assert.deepEqual(statusOf(outage), { status: 503, reason: "store unavailable", retryAfterSeconds: 5 });
-  assert.deepEqual(statusOf(coded("23505")), { status: 500, reason: "internal error" });
-  // Only what the store rethrew is classified: the same message from elsewhere is a 500.
-  assert.deepEqual(statusOf(new Error("Connection terminated")), { status: 500, reason: "internal error" });
 });
 
 test("a real refused PostgreSQL connection is classified", async () => {

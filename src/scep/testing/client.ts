@@ -8,9 +8,9 @@ import * as x509 from "@peculiar/x509";
 import { generateKeyPair, pkiIdentity, type KeyPair, type PkiIdentity } from "../../identity/testing/pki.ts";
 import {
   buildEnvelopedData, certSubjectDer, decryptEnvelope, findSignerCertificate, parseEnvelopedData, parseSignedData, verifySigner, type CipherName,
-} from "../cms.ts";
+} from "../../identity/cms.ts";
 import { algorithm, integer, nullValue, oid, printableString, sequence, setOf, tlv } from "../../identity/der.ts";
-import { OIDS, type Digest } from "../oids.ts";
+import { OIDS, type Digest } from "../../identity/oids.ts";
 import { decodeCertRep, encodePkiRequest, FailInfo, MessageType, PkiStatus, type CertRep } from "../message.ts";
 
 const wc = webcrypto as unknown as Crypto;

@@ -1,5 +1,5 @@
-// The OIDs SCEP's CMS layers use (the DER writer is src/identity/der.ts).
-import { oidHex } from "../identity/der.ts";
+// The OIDs of the CMS layers SCEP uses (cms.ts, csr.ts; the DER writer is der.ts).
+import { oidHex } from "./der.ts";
 
 export const OIDS = {
   data: "1.2.840.113549.1.7.1",

@@ -3,8 +3,8 @@
 // public key go into the certificate byte for byte, and the signature is checked
 // over the request info exactly as received.
 import { createPublicKey, verify, type KeyObject } from "node:crypto";
-import { BerError, BerReader, CONTEXT, is, TAG_BIT_STRING, TAG_SEQUENCE, TAG_SET, UNIVERSAL, type Tlv } from "../identity/ber.ts";
-import { oidHex } from "../identity/der.ts";
+import { BerError, BerReader, CONTEXT, is, TAG_BIT_STRING, TAG_SEQUENCE, TAG_SET, UNIVERSAL, type Tlv } from "./ber.ts";
+import { oidHex } from "./der.ts";
 import { OIDS, RSA_SIGNATURES } from "./oids.ts";
 
 /**

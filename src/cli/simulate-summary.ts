@@ -1,6 +1,6 @@
-import { formatFields, formatTable } from "../cli/table.ts";
-import type { SimulationReport } from "./fleet-sim.ts";
-import type { SimStats } from "./metrics.ts";
+import { formatFields, formatTable } from "./table.ts";
+import type { SimulationReport } from "../sim/fleet-sim.ts";
+import type { SimStats } from "../sim/metrics.ts";
 
 /** How a simulation run reads for people: the live progress line and the summary at the end. */
 

@@ -9,13 +9,13 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
-import { cmsEngine } from "../identity/engine.ts";
-import { createCa, issueDeviceIdentity, type PkiIdentity } from "../identity/testing/pki.ts";
+import { cmsEngine } from "./engine.ts";
+import { createCa, issueDeviceIdentity, type PkiIdentity } from "./testing/pki.ts";
 import {
   buildCertsOnly, buildEnvelopedData, buildSignedData, CIPHERS, CmsError, decryptEnvelope, findSignerCertificate, parseEnvelopedData, parseSignedData, verifySigner,
   type CipherName,
 } from "./cms.ts";
-import { oidContent } from "../identity/der.ts";
+import { oidContent } from "./der.ts";
 import type { Digest } from "./oids.ts";
 
 let dir: string;

@@ -1,14 +1,14 @@
 // The CMS (RFC 5652) layers of a SCEP message: SignedData around EnvelopedData
-// around the payload. Reading uses the strict BER reader of src/identity, which
-// hands back the exact bytes of each element (the signed attributes are verified
-// over the bytes as received, the CSR over its own); writing uses the DER
-// writer next to that reader (der.ts). The cryptography is node's: hashes, RSA
-// signatures, AES and 3DES-CBC, and RSA key transport (PKCS#1 v1.5 decryption
-// with implicit rejection, rsa-pkcs1.ts).
+// around the payload, as src/scep reads and writes them. Reading uses the
+// strict BER reader (ber.ts), which hands back the exact bytes of each element
+// (the signed attributes are verified over the bytes as received, the CSR over
+// its own); writing uses the DER writer next to that reader (der.ts). The
+// cryptography is node's: hashes, RSA signatures, AES and 3DES-CBC, and RSA key
+// transport (PKCS#1 v1.5 decryption with implicit rejection, rsa-pkcs1.ts).
 import { createCipheriv, createDecipheriv, createHash, constants, publicEncrypt, randomBytes, sign, verify, type KeyObject, type X509Certificate } from "node:crypto";
-import { BerError, BerReader, CONTEXT, is, TAG_INTEGER, TAG_NULL, TAG_OCTET_STRING, TAG_SEQUENCE, TAG_SET, UNIVERSAL, type Tlv } from "../identity/ber.ts";
-import { certFields, certInfo, type CertInfo } from "../identity/cms-certs.ts";
-import { algorithm, explicit, implicitPrimitive, integer, nullValue, octetString, oid, oidHex, retag, sequence, setOf, sortedTlv, tlv } from "../identity/der.ts";
+import { BerError, BerReader, CONTEXT, is, TAG_INTEGER, TAG_NULL, TAG_OCTET_STRING, TAG_SEQUENCE, TAG_SET, UNIVERSAL, type Tlv } from "./ber.ts";
+import { certFields, certInfo, type CertInfo } from "./cms-certs.ts";
+import { algorithm, explicit, implicitPrimitive, integer, nullValue, octetString, oid, oidHex, retag, sequence, setOf, sortedTlv, tlv } from "./der.ts";
 import { DIGEST_OIDS, DIGESTS, OIDS, RSA_SIGNATURES, type Digest } from "./oids.ts";
 import { decryptPkcs1v15 } from "./rsa-pkcs1.ts";
 

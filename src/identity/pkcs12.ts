@@ -1,4 +1,4 @@
-// A PKCS#12 (.p12 / .pfx) reader for push certificates: the certificates
+// A PKCS#12 (.p12 / .pfx) reader (push certificates, enrollment identities): the certificates
 // and the private key, with the MAC checked. node:crypto cannot read PKCS#12
 // and pkijs decrypts only PBES2, so the structure is walked with asn1js and
 // decrypted with node:crypto (PBES2 with AES or 3DES: OpenSSL 3's default;

@@ -1,15 +1,15 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { ConfigError, parseDuration } from "../config.ts";
+import { DURATION_EXAMPLES, durationMs } from "../duration.ts";
 import type { DeviceCa } from "../enroll/device-ca.ts";
 import { BadRequest } from "../errors.ts";
-import { DuplicateKey, parseStrictJson } from "../http/strict-json.ts";
-import { bodyBuffer } from "../http/api-routes.ts";
-import { sendTooMany } from "../http/api-auth.ts";
-import type { ApiFailureLimiter } from "../http/limits.ts";
+import type { ScepChallenges } from "../scep/challenges.ts";
+import { ScepMalformed } from "../scep/message.ts";
+import { SCEP_CAPABILITIES, ScepFailure, ScepService } from "../scep/service.ts";
 import type { Store } from "../store/index.ts";
-import type { ScepChallenges } from "./challenges.ts";
-import { ScepMalformed } from "./message.ts";
-import { ScepFailure, ScepService } from "./service.ts";
+import { sendTooMany } from "./api-auth.ts";
+import { bodyBuffer } from "./api-routes.ts";
+import type { ApiFailureLimiter } from "./limits.ts";
+import { DuplicateKey, parseStrictJson } from "./strict-json.ts";
 
 export interface ScepDeps {
   store: Store;
@@ -17,9 +17,6 @@ export interface ScepDeps {
   /** Refused requests per client address. */
   limiter: ApiFailureLimiter;
 }
-
-/** What this server does (RFC 8894 3.5.2): nothing is advertised that is not implemented. */
-export const SCEP_CAPABILITIES = ["AES", "DES3", "POSTPKIOperation", "Renewal", "SCEPStandard", "SHA-1", "SHA-256", "SHA-512"] as const;
 
 /** A pkiMessage is 2-10 KB; anything far larger is not one. */
 export const MAX_PKI_MESSAGE_BYTES = 64 * 1024;
@@ -120,13 +117,8 @@ function requestedTtl(body: Buffer): number | undefined {
   const ttl = (parsed as { ttl?: unknown }).ttl;
   if (ttl === undefined) return undefined;
   if (typeof ttl !== "string") throw new BadRequest('ttl must be a duration string such as "10m"');
-  let ms: number;
-  try {
-    ms = parseDuration(ttl, "ttl");
-  } catch (err) {
-    if (err instanceof ConfigError) throw new BadRequest(err.message);
-    throw err;
-  }
+  const ms = durationMs(ttl);
+  if (ms === undefined) throw new BadRequest(`ttl ${ttl}: expected a duration such as ${DURATION_EXAMPLES}`);
   if (ms < 1000 || ms > MAX_TTL_MS) throw new BadRequest("ttl must be between 1s and 30d");
   return ms;
 }

@@ -1,0 +1,14 @@
+// Durations as operators write them (300s, 5m, 1h, 90d): one grammar for the
+// serve flags (config.ts) and for API bodies (the SCEP challenge ttl), so
+// neither layer has to import the other.
+
+/** What a duration looks like, for error messages. */
+export const DURATION_EXAMPLES = "300s, 5m, 1h or 90d";
+
+/** Milliseconds, or undefined when the text is not a duration (a bare number is seconds). */
+export function durationMs(value: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
+  if (!m) return undefined;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h" | "d"];
+  return Math.round(Number(m[1]) * unit);
+}
