@@ -2,7 +2,6 @@
 // believed, the unidentified body budget, the default connection cap, and the flags.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ConfigError, parseServeArgs } from "../config.ts";
 import { BodyBudget } from "./body-budget.ts";
 import { defaultMaxConnections } from "./connection-cap.ts";
 import { trustedProxy } from "./trusted-proxy.ts";
@@ -42,19 +41,4 @@ test("the default --max-connections leaves descriptors for the rest of the proce
   assert.equal(defaultMaxConnections(256), 128);
   assert.equal(defaultMaxConnections(64), 16);
   assert.ok(defaultMaxConnections() >= 16);
-});
-
-test("--max-connections and --unidentified-body-budget: flags, environment, defaults", () => {
-  const base = parseServeArgs([], {});
-  assert.equal(base.limits.maxConnections, undefined);
-  assert.equal(base.limits.unidentifiedBodyBudget, 64 * 1024 * 1024);
-  const set = parseServeArgs(["--max-connections", "500", "--unidentified-body-budget", "8mb"], {});
-  assert.equal(set.limits.maxConnections, 500);
-  assert.equal(set.limits.unidentifiedBodyBudget, 8 * 1024 * 1024);
-  const env = parseServeArgs([], { ORCHARD_MAX_CONNECTIONS: "42", ORCHARD_UNIDENTIFIED_BODY_BUDGET: "1mb" });
-  assert.equal(env.limits.maxConnections, 42);
-  assert.equal(env.limits.unidentifiedBodyBudget, 1024 * 1024);
-  assert.throws(() => parseServeArgs(["--max-connections", "0"], {}), ConfigError);
-  assert.throws(() => parseServeArgs(["--max-connections", "many"], {}), ConfigError);
-  assert.throws(() => parseServeArgs(["--unidentified-body-budget", "0"], {}), ConfigError);
 });
