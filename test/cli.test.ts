@@ -73,8 +73,11 @@ test("tables align columns, show '-' for empty, escape control characters, forma
   const t = formatTable(["ID", "NAME", "N"], [["a", null, 1], ["long-id", "x\x1b[2Jy", ""]]);
   assert.equal(t, "ID       NAME       N\na        -          1\nlong-id  x\\x1b[2Jy  -\n");
   const d = new Date(2026, 10, 25, 12, 0, 3);
-  assert.equal(formatTime(d.getTime()), "2026-11-25 12:00:03");
+  assert.equal(formatTime(d.toISOString()), "2026-11-25 12:00:03");
   assert.equal(formatTime(null), "-");
+  // Not an RFC 3339 time (an epoch number of an older server, a device's text): shown as it is.
+  assert.equal(formatTime(String(d.getTime())), String(d.getTime()));
+  assert.equal(formatTime("x\x1b[2J"), "x\\x1b[2J");
   assert.equal(printable("a\tb\nc"), "a b\\x0ac");
 });
 
