@@ -6,6 +6,7 @@ import { parsePlist, type PlistLimits } from "../plist/index.ts";
 import type { EnrollmentType } from "../protocol/enrollment.ts";
 import type { Store } from "../store/index.ts";
 import { nextCursor, pageSize } from "./request-helpers.ts";
+import { OPENAPI } from "./openapi.ts";
 import { plistToJson } from "./plist-json.ts";
 import type { CommandJson, EnqueueResult, EnrollmentJson, EnrollmentPage, EventPage, QueueCleared, QueueJson } from "./wire.ts";
 import { commandResultJson, enrollmentJson, eventJson, queuedCommandJson, time } from "./wire-map.ts";
@@ -68,8 +69,9 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
     return { enrollment_id: req.params.id, commands: commands.map(queuedCommandJson) };
   });
 
-  app.delete<{ Params: { ids: string } }>("/v1/queue/:ids", async (req): Promise<QueueCleared> => {
-    const removed = await store.commands.clear(idList(req.params.ids));
+  // One path template with GET: :id is a comma-separated list here, as in NanoMDM's API.
+  app.delete<{ Params: { id: string } }>("/v1/queue/:id", async (req): Promise<QueueCleared> => {
+    const removed = await store.commands.clear(idList(req.params.id));
     req.log.info({ removed }, "queues cleared");
     return { removed };
   });
@@ -97,6 +99,9 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
     const events = await store.events.list({ enrollmentId: q.enrollment, type: q.type, since, after, limit, newestFirst: q.order === "desc" });
     return { events: events.map(eventJson), next_cursor: nextCursor(events, limit, (e) => e.id) };
   });
+
+  // This API's own description (http/openapi.ts), behind the API key like the rest of /v1.
+  app.get("/v1/openapi.json", async () => OPENAPI);
 }
 
 export function bodyBuffer(req: FastifyRequest): Buffer {

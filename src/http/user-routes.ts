@@ -22,8 +22,8 @@ const USER_BODY_LIMIT = 64 * 1024;
 export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): void {
   const { store, realm } = o;
 
-  app.put<{ Params: { shortName: string } }>("/v1/users/:shortName", { bodyLimit: USER_BODY_LIMIT }, async (req, reply) => {
-    const shortName = checkShortName(req.params.shortName);
+  app.put<{ Params: { short_name: string } }>("/v1/users/:short_name", { bodyLimit: USER_BODY_LIMIT }, async (req, reply) => {
+    const shortName = checkShortName(req.params.short_name);
     const body = jsonObject(req);
     onlyKeys(body, ["password", "guid", "full_name", "state"]);
     const password = optionalString(body, "password", 1024);
@@ -61,18 +61,18 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): v
     return { users: users.map(userJson), next_cursor: nextCursor(users, limit, (u) => u.shortName) };
   });
 
-  app.get<{ Params: { shortName: string } }>("/v1/users/:shortName", async (req): Promise<UserJson> => {
-    const user = await store.directory.get(req.params.shortName);
+  app.get<{ Params: { short_name: string } }>("/v1/users/:short_name", async (req): Promise<UserJson> => {
+    const user = await store.directory.get(req.params.short_name);
     if (!user) throw new NotFound("no such user");
     return userJson(user);
   });
 
-  app.delete<{ Params: { shortName: string } }>("/v1/users/:shortName", async (req): Promise<UserRemoved> => {
-    if (!(await store.directory.remove(req.params.shortName))) throw new NotFound("no such user");
+  app.delete<{ Params: { short_name: string } }>("/v1/users/:short_name", async (req): Promise<UserRemoved> => {
+    if (!(await store.directory.remove(req.params.short_name))) throw new NotFound("no such user");
     // A removed user's AuthTokens stop working at once, on every Mac.
-    const revoked = await store.userSessions.revokeUser(req.params.shortName, Date.now());
-    req.log.info({ shortName: req.params.shortName, revoked }, "directory user removed");
-    return { removed: req.params.shortName, sessions_revoked: revoked };
+    const revoked = await store.userSessions.revokeUser(req.params.short_name, Date.now());
+    req.log.info({ shortName: req.params.short_name, revoked }, "directory user removed");
+    return { removed: req.params.short_name, sessions_revoked: revoked };
   });
 
   // Digests are per realm: by default the lines of the server's realm are
