@@ -354,7 +354,7 @@ describe("API requests are checked before anything is stored", () => {
   });
 
   test("a NUL in a path or query value, or in a JSON string, is 400 (PostgreSQL cannot store it: it was a 500 there)", async () => {
-    await refused("DELETE", "/v1/queue/%00", 400, /path parameter "ids" contains a NUL/);
+    await refused("DELETE", "/v1/queue/%00", 400, /path parameter "id" contains a NUL/);
     await refused("GET", "/v1/enrollments/a%00b", 400, /contains a NUL/);
     await refused("GET", "/v1/enrollments?cursor=%00", 400, /query parameter "cursor" contains a NUL/);
     await refused("PUT", "/v1/users/nul", 400, /full_name contains a NUL/, { full_name: "a\u0000b" });
