@@ -1,6 +1,6 @@
 import type { EnqueueResult, IdResult } from "../http/wire.ts";
 import { serializePlist, type PlistDict, type PlistValue } from "../plist/index.ts";
-import { ApiError, errorReason } from "./api-client.ts";
+import { ApiError, errorCode, errorReason } from "./api-client.ts";
 import { checkIds, CliError, connect, idPath, parseCommand, readFileArg, printJson, UsageError, type CliContext, type ClientCommand } from "./command.ts";
 import { formatTable, printable } from "./table.ts";
 
@@ -27,7 +27,7 @@ export const enqueueCommand: ClientCommand = {
       contentType: "application/xml",
     });
     const result = res.json as EnqueueResult | undefined;
-    if (!result || typeof result !== "object" || !result.command_uuid) throw new ApiError(errorReason(res), res.status);
+    if (!result || typeof result !== "object" || !result.command_uuid) throw new ApiError(errorReason(res), res.status, errorCode(res));
 
     if (values.json) printJson(ctx, result);
     else ctx.out(describe(ids, result));

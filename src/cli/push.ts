@@ -1,5 +1,5 @@
 import type { IdResult, PushResult } from "../http/wire.ts";
-import { ApiError, errorReason } from "./api-client.ts";
+import { ApiError, errorCode, errorReason } from "./api-client.ts";
 import { checkIds, connect, idPath, parseCommand, printJson, type ClientCommand } from "./command.ts";
 import { ownEntry } from "./enqueue.ts";
 import { formatTable } from "./table.ts";
@@ -17,7 +17,7 @@ export const pushCommand: ClientCommand = {
     const client = connect(values, ctx);
     const res = await client.request("POST", `/v1/push/${idPath(ids)}`);
     const result = res.json as PushResult | undefined;
-    if (!result || typeof result !== "object" || typeof result.status !== "object") throw new ApiError(errorReason(res), res.status);
+    if (!result || typeof result !== "object" || typeof result.status !== "object") throw new ApiError(errorReason(res), res.status, errorCode(res));
     if (values.json) printJson(ctx, result);
     else {
       const listed = new Set(ids);
