@@ -17,7 +17,9 @@ export const pushCommand: ClientCommand = {
     const client = connect(values, ctx);
     const res = await client.request("POST", `/v1/push/${idPath(ids)}`);
     const result = res.json as PushResult | undefined;
-    if (!result || typeof result !== "object" || typeof result.status !== "object") throw new ApiError(errorReason(res), res.status, errorCode(res));
+    if (!result || typeof result !== "object" || typeof result.status !== "object") {
+      throw new ApiError(errorReason(res), res.status, errorCode(res));
+    }
     if (values.json) printJson(ctx, result);
     else {
       const listed = new Set(ids);

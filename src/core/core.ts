@@ -95,7 +95,8 @@ export class CoreService implements MdmService {
     });
     // Another request re-bound the device between the policy's decision and this write: nothing was written.
     if (!bound) throw new Forbidden("the device's identity binding changed meanwhile: send Authenticate again");
-    await this.o.store.events.add({ type: "device.authenticated", enrollmentId: deviceId, detail: { serial_number: str(msg, "SerialNumber") } }, req.now);
+    const detail = { serial_number: str(msg, "SerialNumber") };
+    await this.o.store.events.add({ type: "device.authenticated", enrollmentId: deviceId, detail }, req.now);
     req.log.info({ enrollmentId: deviceId, serialNumber: str(msg, "SerialNumber"), model: str(msg, "Model") }, "device authenticated (enrolling)");
     if (bound.discarded.length > 0) {
       const commands = bound.discarded.slice(0, MAX_LISTED_COMMANDS).map((d) => ({ enrollment_id: d.enrollmentId, command_uuid: d.commandUuid }));

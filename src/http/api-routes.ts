@@ -14,6 +14,8 @@ import { commandResultJson, enrollmentJson, eventJson, queuedCommandJson, time }
 const ENROLLMENT_TYPES: readonly EnrollmentType[] = ["Device", "User", "SharediPadUser", "UserEnrollmentDevice", "UserEnrollmentUser"];
 const MAX_IDS = 10_000;
 
+type PlistJson = Record<string, unknown>;
+
 export interface ApiOptions {
   store: Store;
   pusher: Pusher;
@@ -84,7 +86,7 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
       command_uuid: command.commandUuid,
       request_type: command.requestType,
       created_at: time(command.createdAt),
-      results: results.map((r) => commandResultJson(r, r.result ? (plistToJson(parsePlist(r.result, o.plistLimits)) as Record<string, unknown>) : null)),
+      results: results.map((r) => commandResultJson(r, r.result ? (plistToJson(parsePlist(r.result, o.plistLimits)) as PlistJson) : null)),
     };
   });
 
@@ -95,7 +97,9 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
     if (since !== undefined && Number.isNaN(since)) throw new BadRequest("since must be an RFC 3339 time", "invalid_parameter");
     const after = q.cursor === undefined ? undefined : Number(q.cursor);
     if (after !== undefined && !Number.isInteger(after)) throw new BadRequest("cursor must be an event id", "invalid_parameter");
-    if (q.order !== undefined && q.order !== "asc" && q.order !== "desc") throw new BadRequest("order must be asc (oldest first) or desc (newest first)", "invalid_parameter");
+    if (q.order !== undefined && q.order !== "asc" && q.order !== "desc") {
+      throw new BadRequest("order must be asc (oldest first) or desc (newest first)", "invalid_parameter");
+    }
     const events = await store.events.list({ enrollmentId: q.enrollment, type: q.type, since, after, limit, newestFirst: q.order === "desc" });
     return { events: events.map(eventJson), next_cursor: nextCursor(events, limit, (e) => e.id) };
   });

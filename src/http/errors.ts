@@ -27,7 +27,9 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
  */
 export function statusOf(err: unknown): ErrorAnswer {
   // A database outage: 503, and when to try again (the pool reconnects by itself).
-  if (err instanceof StoreUnavailable) return { status: 503, reason: err.message, code: err.code, retryAfterSeconds: err.retryAfterSeconds };
+  if (err instanceof StoreUnavailable) {
+    return { status: 503, reason: err.message, code: err.code, retryAfterSeconds: err.retryAfterSeconds };
+  }
   if (err instanceof OrchardError) return { status: err.status, reason: err.message, code: err.code };
   if (err instanceof PlistError) return { status: 400, reason: `malformed plist: ${err.message}`, code: "bad_request" };
   if (err instanceof IdentityError) return { status: 400, reason: `device identity: ${err.message}`, code: "bad_request" };
@@ -60,7 +62,13 @@ export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyRe
  * An error answer: JSON `{"error": reason, "code": code}` on the API (the
  * code defaults to the status's generic one), one plain line elsewhere.
  */
-export function sendError(req: FastifyRequest, reply: FastifyReply, status: number, reason: string, code: ErrorCode = codeOfStatus(status)): void {
+export function sendError(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  status: number,
+  reason: string,
+  code: ErrorCode = codeOfStatus(status),
+): void {
   if (req.url.startsWith("/v1/")) {
     const body: ApiErrorBody = { error: reason, code };
     void reply.code(status).type("application/json").send(JSON.stringify(body));

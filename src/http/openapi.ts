@@ -35,7 +35,8 @@ function object(properties: Record<string, Schema>, o: { optional?: string[]; de
 
 /** A cursor-paged list: `{ <key>: [...], next_cursor }`. */
 function page(key: string, item: string): Schema {
-  return object({ [key]: arrayOf(ref(item)), next_cursor: { ...nullableStr, description: "the cursor of the next page; null on the last" } });
+  const next_cursor = { ...nullableStr, description: "the cursor of the next page; null on the last" };
+  return object({ [key]: arrayOf(ref(item)), next_cursor });
 }
 
 const ENROLLMENT_TYPES = ["Device", "User", "SharediPadUser", "UserEnrollmentDevice", "UserEnrollmentUser"];
@@ -135,7 +136,12 @@ const schemas: Record<string, Schema> = {
     pushed_at: nullableTime,
     approved_at: nullableTime,
   }),
-  RebindState: object({ device_id: str, cert_fingerprint: str, last_contact_at: time, held: { anyOf: [ref("RebindHold"), { type: "null" }] } }),
+  RebindState: object({
+    device_id: str,
+    cert_fingerprint: str,
+    last_contact_at: time,
+    held: { anyOf: [ref("RebindHold"), { type: "null" }] },
+  }),
   RebindApproved: object({ device_id: str, cert_fingerprint: str, approved: ref("RebindHold") }),
   RebindBody: object(
     { fingerprint: { ...str, description: "SHA-256 of the certificate to approve, 64 hex digits (colons allowed)" } },
@@ -217,7 +223,24 @@ const PAGING = [
   param("limit", "query", "page size", { type: "integer", minimum: 1, maximum: 1000, default: 100 }),
   param("cursor", "query", "the next_cursor of the previous page"),
 ];
-const FORCE = param("force", "query", "1: accept a new topic while devices are enrolled under another", { type: "string", enum: ["1", "true", "yes"] });
+const FORCE = param("force", "query", "1: accept a new topic while devices are enrolled under another", {
+  type: "string",
+  enum: ["1", "true", "yes"],
+});
+const ID = param("id", "path", "enrollment id");
+const SHORT_NAME = param("short_name", "path", "the user's short name");
+const DEVICE_ID = param("id", "path", "device id (UDID)");
+const PASSPHRASE = {
+  name: "X-Passphrase",
+  in: "header",
+  required: false,
+  description: "the PKCS#12's or encrypted key's passphrase",
+  schema: str,
+};
+/** A request body of this media type: a string (a plist, PEM, htdigest text) or binary. */
+const body = (type: string, description?: string, binary = false) => ({
+  [type]: { schema: { type: "string", ...(binary ? { contentEncoding: "binary" } : {}), ...(description ? { description } : {}) } },
+});
 
 interface Operation {
   summary: string;
@@ -250,7 +273,7 @@ const paths: Record<string, Record<string, Operation>> = {
       },
       {
         parameters: [IDS, param("nopush", "query", "queue without pushing")],
-        requestBody: { required: true, content: { "application/xml": { schema: { type: "string", description: "a command plist (CommandUUID generated if absent)" } } } },
+        requestBody: { required: true, content: body("application/xml", "a command plist (CommandUUID generated if absent)") },
       },
     ),
   },
@@ -270,12 +293,15 @@ const paths: Record<string, Record<string, Operation>> = {
     }),
   },
   "/v1/enrollments/{id}": {
-    get: op("enrollments", "One enrollment", { "200": ok("Enrollment"), ...NOT_FOUND }, { parameters: [param("id", "path", "enrollment id")] }),
+    get: op("enrollments", "One enrollment", { "200": ok("Enrollment"), ...NOT_FOUND }, { parameters: [ID] }),
   },
   "/v1/enrollments/{id}/rebind": {
-    get: op("enrollments", "A device's bound identity certificate and any certificate held for approval", { "200": ok("RebindState"), ...NOT_FOUND }, {
-      parameters: [param("id", "path", "device id (UDID)")],
-    }),
+    get: op(
+      "enrollments",
+      "A device's bound identity certificate and any certificate held for approval",
+      { "200": ok("RebindState"), ...NOT_FOUND },
+      { parameters: [DEVICE_ID] },
+    ),
     post: op(
       "enrollments",
       "Approve a new identity certificate for a device (the one held, or the one given)",
@@ -284,17 +310,19 @@ const paths: Record<string, Record<string, Operation>> = {
         ...NOT_FOUND,
         "409": error("nothing held (code rebind_not_held), or bound to it already (code rebind_already_bound)"),
       },
-      { parameters: [param("id", "path", "device id (UDID)")], requestBody: { required: false, content: json(ref("RebindBody")) } },
+      { parameters: [DEVICE_ID], requestBody: { required: false, content: json(ref("RebindBody")) } },
     ),
   },
   "/v1/queue/{id}": {
-    get: op("commands", "An enrollment's queued and answered commands", { "200": ok("Queue") }, { parameters: [param("id", "path", "enrollment id")] }),
+    get: op("commands", "An enrollment's queued and answered commands", { "200": ok("Queue") }, { parameters: [ID] }),
     delete: op("commands", "Remove the queued commands of enrollments", { "200": ok("QueueCleared") }, {
       parameters: [param("id", "path", "enrollment ids, comma-separated")],
     }),
   },
   "/v1/commands/{uuid}": {
-    get: op("commands", "A command and each enrollment's answer", { "200": ok("Command"), ...NOT_FOUND }, { parameters: [param("uuid", "path", "CommandUUID")] }),
+    get: op("commands", "A command and each enrollment's answer", { "200": ok("Command"), ...NOT_FOUND }, {
+      parameters: [param("uuid", "path", "CommandUUID")],
+    }),
   },
   "/v1/events": {
     get: op("events", "The event log, oldest first (or newest first)", { "200": ok("EventPage") }, {
@@ -311,21 +339,26 @@ const paths: Record<string, Record<string, Operation>> = {
     get: op("users", "List network users, ordered by short name", { "200": ok("UserPage") }, { parameters: PAGING }),
   },
   "/v1/users/{short_name}": {
-    get: op("users", "One network user (never a digest)", { "200": ok("User"), ...NOT_FOUND }, { parameters: [param("short_name", "path", "the user's short name")] }),
+    get: op("users", "One network user (never a digest)", { "200": ok("User"), ...NOT_FOUND }, { parameters: [SHORT_NAME] }),
     put: op(
       "users",
       "Create or change a network user",
-      { "200": ok("User", "changed"), "201": ok("User", "created"), "409": error("another user has this guid (code guid_in_use)"), ...TOO_LARGE },
-      { parameters: [param("short_name", "path", "the user's short name")], requestBody: { required: true, content: json(ref("UserPutBody")) } },
+      {
+        "200": ok("User", "changed"),
+        "201": ok("User", "created"),
+        "409": error("another user has this guid (code guid_in_use)"),
+        ...TOO_LARGE,
+      },
+      { parameters: [SHORT_NAME], requestBody: { required: true, content: json(ref("UserPutBody")) } },
     ),
     delete: op("users", "Remove a network user and revoke their AuthTokens", { "200": ok("UserRemoved"), ...NOT_FOUND }, {
-      parameters: [param("short_name", "path", "the user's short name")],
+      parameters: [SHORT_NAME],
     }),
   },
   "/v1/users/import": {
     post: op("users", "Import an htdigest file's MD5 digests", { "200": ok("UserImport"), ...TOO_LARGE }, {
       parameters: [param("realm", "query", "import this realm's lines (default: the server's --digest-realm)")],
-      requestBody: { required: true, content: { "text/plain": { schema: { type: "string", description: "htdigest lines user:realm:HA1" } } } },
+      requestBody: { required: true, content: body("text/plain", "htdigest lines user:realm:HA1") },
     }),
   },
   "/v1/user-sessions": {
@@ -337,19 +370,22 @@ const paths: Record<string, Record<string, Operation>> = {
     put: op(
       "push",
       "Upload a push certificate with its key (NanoMDM): PEM certificate then key, or PKCS#12",
-      { "200": ok("PushCertStored"), "409": error("a new topic while devices are enrolled under another (code push_topic_change)"), ...TOO_LARGE },
       {
-        parameters: [FORCE, { name: "X-Passphrase", in: "header", required: false, description: "the PKCS#12's or encrypted key's passphrase", schema: str }],
-        requestBody: {
-          required: true,
-          content: { "application/x-pem-file": { schema: { type: "string" } }, "application/x-pkcs12": { schema: { type: "string", contentEncoding: "binary" } } },
-        },
+        "200": ok("PushCertStored"),
+        "409": error("a new topic while devices are enrolled under another (code push_topic_change)"),
+        ...TOO_LARGE,
+      },
+      {
+        parameters: [FORCE, PASSPHRASE],
+        requestBody: { required: true, content: { ...body("application/x-pem-file"), ...body("application/x-pkcs12", undefined, true) } },
       },
     ),
     get: op("push", "The push certificates (never a key)", { "200": ok("PushCertList") }),
   },
   "/v1/pushcert/{topic}": {
-    delete: op("push", "Remove a topic's push certificate", { "200": ok("PushCertRemoved"), ...NOT_FOUND }, { parameters: [param("topic", "path", "the push topic")] }),
+    delete: op("push", "Remove a topic's push certificate", { "200": ok("PushCertRemoved"), ...NOT_FOUND }, {
+      parameters: [param("topic", "path", "the push topic")],
+    }),
   },
   "/v1/scep/challenges": {
     post: op("enrollment", "A new single-use SCEP challenge password", { "201": ok("ScepChallenge", "created") }, {
@@ -370,7 +406,10 @@ const paths: Record<string, Record<string, Operation>> = {
         param("cn", "query", "the common name of the device's identity"),
       ],
       responses: {
-        "200": { description: "the profile, signed with --profile-signer", content: { "application/x-apple-aspen-config": { schema: { type: "string" } } } },
+        "200": {
+          description: "the profile, signed with --profile-signer",
+          content: body("application/x-apple-aspen-config", undefined, true),
+        },
         "401": textError("no enrollment token or API key"),
         "400": textError("bad input, or several push topics: give topic"),
         "404": textError("no usable push certificate for the topic given"),
@@ -423,9 +462,9 @@ function scepOperation(summary: string): Operation {
       "200": {
         description: "the capabilities, the CA certificate, or a CertRep",
         content: {
-          "text/plain": { schema: str },
-          "application/x-x509-ca-cert": { schema: { type: "string", contentEncoding: "binary" } },
-          "application/x-pki-message": { schema: { type: "string", contentEncoding: "binary" } },
+          ...body("text/plain"),
+          ...body("application/x-x509-ca-cert", undefined, true),
+          ...body("application/x-pki-message", undefined, true),
         },
       },
       "400": textError("not a SCEP request"),

@@ -28,7 +28,9 @@ export function registerPushRoutes(app: FastifyInstance, o: PushRouteOptions): v
   // A new topic while devices are enrolled under another is refused (409) unless ?force=1: see push/topic-guard.ts.
   app.put<{ Querystring: Record<string, string> }>("/v1/pushcert", { bodyLimit: PUSHCERT_BODY_LIMIT }, async (req): Promise<PushCertStored> => {
     const body = bodyBuffer(req);
-    if (body.length === 0) throw new BadRequest("the body must be a PEM certificate and its private key, or a PKCS#12 file", "invalid_push_certificate");
+    if (body.length === 0) {
+      throw new BadRequest("the body must be a PEM certificate and its private key, or a PKCS#12 file", "invalid_push_certificate");
+    }
     const header = req.headers[PASSPHRASE_HEADER];
     const passphrase = typeof header === "string" ? header : undefined;
     const cert = pushCertificate(body, passphrase);

@@ -32,10 +32,14 @@ export function registerRebindRoutes(app: FastifyInstance, o: { store: Store }):
     const fingerprint = fingerprintOf(req);
     const binding = await store.rebinds.binding(deviceId);
     if (!binding) throw new NotFound("no such device");
-    if (fingerprint !== undefined && fingerprint === binding.certFingerprint) throw new Conflict("the device is bound to this certificate already", "rebind_already_bound");
+    if (fingerprint !== undefined && fingerprint === binding.certFingerprint) {
+      throw new Conflict("the device is bound to this certificate already", "rebind_already_bound");
+    }
     const now = Date.now();
     const hold = await store.rebinds.approve(deviceId, fingerprint, now);
-    if (!hold) throw new Conflict("no certificate is held for this device: give the one to approve as {\"fingerprint\": ...}", "rebind_not_held");
+    if (!hold) {
+      throw new Conflict('no certificate is held for this device: give the one to approve as {"fingerprint": ...}', "rebind_not_held");
+    }
     const detail = { old_fingerprint: binding.certFingerprint, new_fingerprint: hold.certFingerprint };
     await store.events.add({ type: "enrollment.rebind_approved", enrollmentId: deviceId, detail }, now);
     req.log.info({ enrollmentId: deviceId, ...detail }, "re-binding approved");
@@ -52,6 +56,8 @@ function fingerprintOf(req: FastifyRequest): string | undefined {
   if (fp === undefined) return undefined;
   if (typeof fp !== "string") throw new BadRequest("fingerprint must be a string", "invalid_fingerprint");
   const normal = fp.replaceAll(":", "").toLowerCase();
-  if (!FINGERPRINT.test(normal)) throw new BadRequest("fingerprint must be the certificate's SHA-256, 64 hex digits", "invalid_fingerprint");
+  if (!FINGERPRINT.test(normal)) {
+    throw new BadRequest("fingerprint must be the certificate's SHA-256, 64 hex digits", "invalid_fingerprint");
+  }
   return normal;
 }

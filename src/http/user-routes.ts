@@ -32,7 +32,9 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): v
     const guid = givenGuid ? canonicalGuid(givenGuid) : givenGuid;
     const fullName = optionalString(body, "full_name", 256);
     const state = body.state;
-    if (state !== undefined && state !== "managed" && state !== "declined") throw new BadRequest("state must be managed or declined", "invalid_parameter");
+    if (state !== undefined && state !== "managed" && state !== "declined") {
+      throw new BadRequest("state must be managed or declined", "invalid_parameter");
+    }
     if (password === null) throw new BadRequest("password cannot be null");
     if (guid && (await store.directory.guidInUse(guid, shortName))) throw new Conflict("another user has this guid", "guid_in_use");
     const created = await store.directory.put(
