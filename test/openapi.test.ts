@@ -146,6 +146,14 @@ await forEachBackend("real answers match the OpenAPI document", (backend) => {
     assertDocumented("GET", "/v1/enrollments/{id}/rebind", await server.api("GET", `/v1/enrollments/${device.udid}/rebind`));
   });
 
+  test("event details have snake_case keys, also those an earlier version wrote in camelCase", async () => {
+    const detail = { serialNumber: "OLD-1", commands: [{ commandUuid: "C1", enrollment_id: "E1" }] };
+    await server.store.events.add({ type: "test.old_event", enrollmentId: device.udid, detail }, Date.now());
+    const r = await server.api("GET", "/v1/events?type=test.old_event");
+    assertDocumented("GET", "/v1/events", r);
+    assert.deepEqual(r.json.events[0].detail, { serial_number: "OLD-1", commands: [{ command_uuid: "C1", enrollment_id: "E1" }] });
+  });
+
   test("users, sessions, push certificates, SCEP challenges and the open routes", async () => {
     const alice = { password: "pw", full_name: "Alice A", guid: "6e8b4a32-8a2b-4c1b-9f5e-0c1d2e3f4a5b" };
     const put = await server.api("PUT", "/v1/users/alice", alice);

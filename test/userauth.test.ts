@@ -220,7 +220,7 @@ await forEachBackend("UserAuthenticate with the digest policy", (backend) => {
     for (let i = 0; i < 5; i++) assert.equal((await login(mac3, net4, "wrong")).authToken, "");
     assert.equal((await login(mac3, net4, "secret")).authToken, "");
     const events = await server.api("GET", `/v1/events?type=userauth.failed&enrollment=${encodeURIComponent(`${mac3.udid}:${net4.userId}`)}`);
-    assert.equal(events.json.events.at(-1).detail.cause, "rate-limited");
+    assert.deepEqual(events.json.events.at(-1).detail, { cause: "rate-limited", short_name: "net4" });
   });
 
   test("a re-enrollment (Authenticate) ends the Mac's AuthTokens", async () => {

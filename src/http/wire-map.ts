@@ -80,7 +80,23 @@ export function commandResultJson(r: CommandResult, result: Record<string, unkno
 }
 
 export function eventJson(e: StoredEvent): EventJson {
-  return { id: e.id, at: time(e.at), type: e.type, enrollment_id: e.enrollmentId, detail: e.detail };
+  return { id: e.id, at: time(e.at), type: e.type, enrollment_id: e.enrollmentId, detail: e.detail && snakeKeys(e.detail) };
+}
+
+/**
+ * An event's detail with snake_case keys at every depth. Orchard writes them
+ * so; events recorded by earlier versions (`serialNumber`, `shortName`) are
+ * shown the same way. Details hold only Orchard's own facts, never a device's
+ * plist, so no key is Apple's.
+ */
+function snakeKeys(detail: Record<string, unknown>): Record<string, unknown> {
+  const convert = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(convert)
+      : v !== null && typeof v === "object"
+        ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase(), convert(x)]))
+        : v;
+  return convert(detail) as Record<string, unknown>;
 }
 
 export function rebindHoldJson(h: RebindHold): RebindHoldJson {
