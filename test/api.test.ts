@@ -78,7 +78,7 @@ await forEachBackend("operator API", (backend) => {
           const r = await call(method, p, { auth, body: method === "PUT" ? commandPlist("DeviceInformation") : undefined });
           assert.equal(r.status, 401, `${method} ${p} with ${auth}`);
           assert.equal(r.headers.get("www-authenticate"), 'Basic realm="orchard"');
-          assert.deepEqual(await r.json(), { error: "missing or wrong API key" });
+          assert.deepEqual(await r.json(), { error: "missing or wrong API key", code: "unauthorized" });
         }
       }
       for (const auth of ["Basic !!!", "Basic " + Buffer.from("test-api-key-0123456789abcdef").toString("base64")]) {
@@ -160,7 +160,7 @@ await forEachBackend("operator API", (backend) => {
         status: { "NOPE-3": { command_error: "unknown enrollment" } },
         no_push: true,
       });
-      assert.deepEqual((await server.api("GET", `/v1/queue/${known}`)).json.commands.map((c: any) => c.commandUuid), [a]);
+      assert.deepEqual((await server.api("GET", `/v1/queue/${known}`)).json.commands.map((c: any) => c.command_uuid), [a]);
 
       const b = randomUUID().toUpperCase();
       const p = await server.api("PUT", `/v1/enqueue/${known},NOPE-3`, commandPlist("DeviceInformation", b));
@@ -169,7 +169,7 @@ await forEachBackend("operator API", (backend) => {
         "NOPE-3": { command_error: "unknown enrollment" },
         [known]: { push_error: "no push certificate is configured" },
       });
-      assert.deepEqual((await server.api("GET", `/v1/queue/${known}`)).json.commands.map((c: any) => c.commandUuid), [a, b]);
+      assert.deepEqual((await server.api("GET", `/v1/queue/${known}`)).json.commands.map((c: any) => c.command_uuid), [a, b]);
 
       const del = await server.api("DELETE", `/v1/queue/${known},NOPE-3`);
       assert.deepEqual(del.json, { removed: 2 });
@@ -200,11 +200,11 @@ await forEachBackend("operator API", (backend) => {
       const e = await server.api("GET", `/v1/enrollments/${devices[0]!.udid}:U-A`);
       assert.equal(e.status, 200);
       assert.equal(e.json.type, "User");
-      assert.equal(e.json.userShortName, "a");
-      assert.equal(e.json.serialNumber, "SERIAL-0");
+      assert.equal(e.json.user_short_name, "a");
+      assert.equal(e.json.serial_number, "SERIAL-0");
       const missing = await server.api("GET", "/v1/enrollments/NOPE");
       assert.equal(missing.status, 404);
-      assert.deepEqual(missing.json, { error: "no such enrollment" });
+      assert.deepEqual(missing.json, { error: "no such enrollment", code: "not_found" });
       assert.equal((await server.api("GET", "/v1/commands/NOPE")).status, 404);
     });
 

@@ -53,22 +53,22 @@ await forEachBackend("check-in messages", (backend) => {
 
       const e = await enrollment(udid);
       assert.equal(e.id, udid);
-      assert.equal(e.deviceId, udid);
+      assert.equal(e.device_id, udid);
       assert.equal(e.type, "Device");
       assert.equal(e.enabled, true);
-      assert.equal(e.serialNumber, "000000000000");
+      assert.equal(e.serial_number, "000000000000");
       assert.equal(e.model, "iMac17,1");
-      assert.equal(e.modelName, "iMac");
-      assert.equal(e.productName, "iMac17,1");
-      assert.equal(e.deviceName, "device-name");
-      assert.equal(e.osVersion, "10.12.2");
-      assert.equal(e.buildVersion, "16C67");
+      assert.equal(e.model_name, "iMac");
+      assert.equal(e.product_name, "iMac17,1");
+      assert.equal(e.device_name, "device-name");
+      assert.equal(e.os_version, "10.12.2");
+      assert.equal(e.build_version, "16C67");
       assert.equal(e.topic, "com.apple.mgmt.commandment.dev");
-      assert.equal(e.pushMagic, "B81B1FEC-09C6-4EC2-871C-E521EC971B38");
-      assert.equal(e.pushToken, Buffer.from("MDAyMDEwNTItQTJEMC00MDNELUI4NTctNzJGOTEzRjVCQ0NFCg==", "base64").toString("hex"));
-      assert.equal(e.tokenUpdateCount, 1);
-      assert.equal(e.awaitingConfiguration, false);
-      assert.equal(e.userShortName, null);
+      assert.equal(e.push_magic, "B81B1FEC-09C6-4EC2-871C-E521EC971B38");
+      assert.equal(e.push_token, Buffer.from("MDAyMDEwNTItQTJEMC00MDNELUI4NTctNzJGOTEzRjVCQ0NFCg==", "base64").toString("hex"));
+      assert.equal(e.token_update_count, 1);
+      assert.equal(e.awaiting_configuration, false);
+      assert.equal(e.user_short_name, null);
 
       const userTu = fixture("tokenupdate-macos-10.12.2-user.plist");
       const u = await rawPut(fleet.transport, "/checkin", userTu, { auth });
@@ -76,14 +76,14 @@ await forEachBackend("check-in messages", (backend) => {
       const userId = `${udid}:A522C2FB-D0BA-487E-BBC6-BE0DB2DC7883`;
       const ue = await enrollment(userId);
       assert.equal(ue.type, "User");
-      assert.equal(ue.deviceId, udid);
-      assert.equal(ue.userId, "A522C2FB-D0BA-487E-BBC6-BE0DB2DC7883");
-      assert.equal(ue.userShortName, "cjoe");
-      assert.equal(ue.userLongName, "Commando Joe");
+      assert.equal(ue.device_id, udid);
+      assert.equal(ue.user_id, "A522C2FB-D0BA-487E-BBC6-BE0DB2DC7883");
+      assert.equal(ue.user_short_name, "cjoe");
+      assert.equal(ue.user_long_name, "Commando Joe");
       assert.equal(ue.enabled, true);
-      assert.equal(ue.tokenUpdateCount, 1);
-      assert.equal(ue.pushToken, Buffer.from("MDAyMDEwNTItQTJEMC00MDNELUI4NTctNzJGOTEzRjVCQ0NECg==", "base64").toString("hex"));
-      assert.equal(ue.serialNumber, "000000000000", "a user channel shows its device's facts");
+      assert.equal(ue.token_update_count, 1);
+      assert.equal(ue.push_token, Buffer.from("MDAyMDEwNTItQTJEMC00MDNELUI4NTctNzJGOTEzRjVCQ0NECg==", "base64").toString("hex"));
+      assert.equal(ue.serial_number, "000000000000", "a user channel shows its device's facts");
       const row = await server.store.db.get<any>("SELECT token_update_message, not_on_console FROM enrollments WHERE id = ?", [userId]);
       assert.ok(Buffer.from(row.token_update_message).equals(userTu));
       assert.equal(row.not_on_console, 0);
@@ -102,10 +102,10 @@ await forEachBackend("check-in messages", (backend) => {
       assert.equal((await dev.tokenUpdate({ UserID: "USER-1", UserShortName: "u1", UserLongName: "User One" })).status, 200);
 
       const e = await enrollment(udid);
-      assert.equal(e.serialNumber, "C00000000004");
+      assert.equal(e.serial_number, "C00000000004");
       assert.equal(e.model, "iMac15,1");
-      assert.equal(e.osVersion, "10.11.6");
-      assert.equal(e.buildVersion, "15G1004");
+      assert.equal(e.os_version, "10.11.6");
+      assert.equal(e.build_version, "15G1004");
       assert.equal(e.enabled, true);
       assert.equal((await enrollment(`${udid}:USER-1`)).enabled, true);
 
@@ -129,13 +129,13 @@ await forEachBackend("check-in messages", (backend) => {
       assert.equal((await server.api("GET", `/v1/enrollments/${udid}`)).status, 404);
       assert.equal((await dev.tokenUpdate()).status, 200);
       const e = await enrollment(udid);
-      assert.equal(e.serialNumber, "XXXXXXXXXXXX");
-      assert.equal(e.productName, "iPad4,1");
-      assert.equal(e.osVersion, "9.3.2");
-      assert.equal(e.buildVersion, "13F69");
+      assert.equal(e.serial_number, "XXXXXXXXXXXX");
+      assert.equal(e.product_name, "iPad4,1");
+      assert.equal(e.os_version, "9.3.2");
+      assert.equal(e.build_version, "13F69");
       assert.equal(e.model, null);
-      assert.equal(e.modelName, null);
-      assert.equal(e.deviceName, null);
+      assert.equal(e.model_name, null);
+      assert.equal(e.device_name, null);
     });
   });
 
@@ -152,8 +152,8 @@ await forEachBackend("check-in messages", (backend) => {
       assert.equal((await d.tokenUpdate({ UnlockToken: unlock2 })).status, 200);
       assert.ok((await server.store.enrollments.unlockToken(d.udid))!.equals(unlock2), "replaced");
       const e = await enrollment(d.udid);
-      assert.equal(e.tokenUpdateCount, 4);
-      assert.equal(e.pushMagic, "PUSH-MAGIC");
+      assert.equal(e.token_update_count, 4);
+      assert.equal(e.push_magic, "PUSH-MAGIC");
 
       const user = { UserID: "U-UNLOCK", UserShortName: "un", UserLongName: "Un Lock" };
       assert.equal((await d.tokenUpdate({ ...user, UnlockToken: Buffer.from("user-unlock") })).status, 200);
@@ -179,8 +179,8 @@ await forEachBackend("check-in messages", (backend) => {
       );
       const shared = await enrollment(`${d.udid}:student@example.org`);
       assert.equal(shared.type, "SharediPadUser");
-      assert.equal(shared.userId, "student@example.org");
-      assert.equal(shared.awaitingConfiguration, true);
+      assert.equal(shared.user_id, "student@example.org");
+      assert.equal(shared.awaiting_configuration, true);
 
       const enrollmentId = `UE-${randomUUID()}`;
       const ident = await identity(fleet);
@@ -192,7 +192,7 @@ await forEachBackend("check-in messages", (backend) => {
       assert.equal((await enrollment(enrollmentId)).type, "UserEnrollmentDevice");
       const user = await enrollment(`EU-${enrollmentId}`);
       assert.equal(user.type, "UserEnrollmentUser");
-      assert.equal(user.deviceId, enrollmentId);
+      assert.equal(user.device_id, enrollmentId);
     });
   });
 
@@ -259,7 +259,7 @@ await forEachBackend("check-in messages", (backend) => {
       assert.deepEqual((await server.api("GET", `/v1/queue/${userId}`)).json.commands, []);
       assert.equal((await enrollment(d.udid)).enabled, false);
       assert.equal((await enrollment(userId)).enabled, false);
-      assert.equal((await enrollment(d.udid)).serialNumber, "NEWSERIAL");
+      assert.equal((await enrollment(d.udid)).serial_number, "NEWSERIAL");
       // Results of finished commands stay; the queued ones end as Discarded, with an event.
       assert.equal((await server.api("GET", `/v1/commands/${done}`)).json.results[0].status, "Acknowledged");
       for (const [uuid, id] of [[a, d.udid], [b, userId]] as const) {
@@ -279,7 +279,7 @@ await forEachBackend("check-in messages", (backend) => {
       assert.equal((await d.tokenUpdate()).status, 200);
       const e = await enrollment(d.udid);
       assert.equal(e.enabled, true);
-      assert.equal(e.tokenUpdateCount, 1, "re-enrollment restarts the tally: the enrollment is new again");
+      assert.equal(e.token_update_count, 1, "re-enrollment restarts the tally: the enrollment is new again");
       assert.ok((await server.store.enrollments.unlockToken(d.udid))!.equals(unlock), "UnlockToken kept until replaced");
       assert.equal((await enrollment(userId)).enabled, false, "a user channel waits for its own TokenUpdate");
       assert.equal((await d.tokenUpdate(user)).status, 200);
@@ -308,7 +308,7 @@ await forEachBackend("check-in messages", (backend) => {
       assert.equal((await d.authenticate()).status, 200);
       const a = await d.checkin("TokenUpdate", { Topic: "t", Token: Buffer.alloc(32, "tok"), PushMagic: "pm" }, { path: "/mdm", contentType: `${CHECKIN_TYPE}; charset=UTF-8` });
       assert.equal(a.status, 200, a.text);
-      assert.equal((await enrollment(d.udid)).pushMagic, "pm");
+      assert.equal((await enrollment(d.udid)).push_magic, "pm");
       const get = await d.checkin("GetBootstrapToken", {}, { path: "/mdm", contentType: "Application/X-Apple-Aspen-MDM-Checkin" });
       assert.equal(get.status, 200);
       assert.deepEqual(get.plist, {});
@@ -320,7 +320,7 @@ await forEachBackend("check-in messages", (backend) => {
       assert.equal(a.status, 200);
       const t = await d.checkin("TokenUpdate", { Topic: "t", Token: Buffer.alloc(32, "tok"), PushMagic: "no-type" }, { path: "/mdm", contentType: null });
       assert.equal(t.status, 200, t.text);
-      assert.equal((await enrollment(d.udid)).pushMagic, "no-type");
+      assert.equal((await enrollment(d.udid)).push_magic, "no-type");
       const id = randomUUID().toUpperCase();
       await server.api("PUT", `/v1/enqueue/${d.udid}?nopush=1`, commandPlist("DeviceInformation", id));
       const idle = await d.report("Idle", {}, { contentType: null });
@@ -336,7 +336,7 @@ await forEachBackend("check-in messages", (backend) => {
       assert.equal((await d.checkin("Authenticate", { Topic: "t" }, { contentType: COMMAND_TYPE })).status, 200);
       const t = await d.checkin("TokenUpdate", { Topic: "t", Token: Buffer.alloc(32, "x"), PushMagic: "cmd-type" }, { contentType: COMMAND_TYPE });
       assert.equal(t.status, 200, t.text);
-      assert.equal((await enrollment(d.udid)).pushMagic, "cmd-type");
+      assert.equal((await enrollment(d.udid)).push_magic, "cmd-type");
     });
 
     test("a report on /mdm with the check-in content type is read as a check-in and refused", async () => {
@@ -356,7 +356,7 @@ await forEachBackend("check-in messages", (backend) => {
         const d = new RawDevice(transport, await identity(fleet), randomUUID().toUpperCase());
         assert.equal((await d.authenticate({}, "/mdm")).status, 200);
         assert.equal((await d.checkin("TokenUpdate", { Topic: "t", Token: Buffer.alloc(32, "x"), PushMagic: "one-url" }, { path: "/mdm", contentType: null })).status, 200);
-        assert.equal((await one.api("GET", `/v1/enrollments/${d.udid}`)).json.pushMagic, "one-url");
+        assert.equal((await one.api("GET", `/v1/enrollments/${d.udid}`)).json.push_magic, "one-url");
         const id = randomUUID().toUpperCase();
         await one.api("PUT", `/v1/enqueue/${d.udid}?nopush=1`, commandPlist("DeviceInformation", id));
         const idle = await d.report("Idle");
@@ -380,23 +380,23 @@ await forEachBackend("check-in messages", (backend) => {
   });
 
   describe("last seen", () => {
-    test("an Idle poll moves lastSeenAt forward within about a second", async () => {
+    test("an Idle poll moves last_seen_at forward within about a second", async () => {
       const d = await rawDevice();
       await d.enroll();
-      const before = (await enrollment(d.udid)).lastSeenAt;
-      assert.equal(typeof before, "number");
+      const before = Date.parse((await enrollment(d.udid)).last_seen_at);
+      assert.ok(Number.isFinite(before), "an RFC 3339 time");
       await sleep(5);
       const t0 = Date.now();
       assert.equal((await d.report("Idle")).status, 200);
       const seen = await eventually(
         async () => {
-          const at = (await enrollment(d.udid)).lastSeenAt as number;
+          const at = Date.parse((await enrollment(d.udid)).last_seen_at);
           return at > before ? at : undefined;
         },
         3000,
-        "lastSeenAt to move",
+        "last_seen_at to move",
       );
-      assert.ok(seen >= t0 && seen <= Date.now(), `lastSeenAt ${seen} is the poll's time`);
+      assert.ok(seen >= t0 && seen <= Date.now(), `last_seen_at ${seen} is the poll's time`);
     });
   });
 });

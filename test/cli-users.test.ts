@@ -50,7 +50,7 @@ test("users add --password-stdin stores MD5 and SHA-256 digests for the server's
   const user = await server.api("GET", "/v1/users/net1");
   assert.equal(user.status, 200, user.text);
   assert.equal(user.json.guid, net1.userId);
-  assert.equal(user.json.fullName, "Net One");
+  assert.equal(user.json.full_name, "Net One");
   assert.equal(user.json.state, "managed");
   assert.deepEqual(
     user.json.digests.map((d: { realm: string; algorithm: string }) => `${d.realm} ${d.algorithm}`).sort(),
@@ -76,7 +76,7 @@ test("users add without a password is refused (exit 2) unless --no-password", as
 
   assert.equal(declined.code, 0, declined.stderr);
   const answer = JSON.parse(declined.stdout);
-  assert.equal(answer.shortName, "net3");
+  assert.equal(answer.short_name, "net3");
   assert.equal(answer.state, "declined");
   assert.deepEqual(answer.digests, []);
 });
@@ -90,7 +90,7 @@ test("users set changes an existing user (state, name, password) and refuses an 
   assert.equal(set.stdout, "updated net3\n");
   const net3 = await server.api("GET", "/v1/users/net3");
   assert.equal(net3.json.state, "managed");
-  assert.equal(net3.json.fullName, "Net Three");
+  assert.equal(net3.json.full_name, "Net Three");
   assert.equal(net3.json.digests.length, 2);
 
   assert.equal(unknown.code, 1);

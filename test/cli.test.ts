@@ -4,6 +4,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
+import type { QueuedCommandJson } from "../src/http/wire.ts";
 import { buildCommandPlist, DEFAULT_DEVICE_QUERIES, paramValue } from "../src/cli/enqueue.ts";
 import { clientUsage } from "../src/cli/registry.ts";
 import { formatTable, formatTime, printable } from "../src/cli/table.ts";
@@ -27,7 +28,7 @@ function orchard(args: string[], o: { env?: Record<string, string | undefined>; 
   return runOrchard(args, { ...o, env: { ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key-0123456789abcdef", ...o.env } });
 }
 
-async function queueOf(id: string): Promise<Array<{ commandUuid: string; requestType: string; status: string }>> {
+async function queueOf(id: string): Promise<QueuedCommandJson[]> {
   const res = await server.api("GET", "/v1/queue/" + encodeURIComponent(id));
   assert.equal(res.status, 200, res.text);
   return res.json.commands;
@@ -73,8 +74,11 @@ test("tables align columns, show '-' for empty, escape control characters, forma
   const t = formatTable(["ID", "NAME", "N"], [["a", null, 1], ["long-id", "x\x1b[2Jy", ""]]);
   assert.equal(t, "ID       NAME       N\na        -          1\nlong-id  x\\x1b[2Jy  -\n");
   const d = new Date(2026, 10, 25, 12, 0, 3);
-  assert.equal(formatTime(d.getTime()), "2026-11-25 12:00:03");
+  assert.equal(formatTime(d.toISOString()), "2026-11-25 12:00:03");
   assert.equal(formatTime(null), "-");
+  // Not an RFC 3339 time (an epoch number of an older server, a device's text): shown as it is.
+  assert.equal(formatTime(String(d.getTime())), String(d.getTime()));
+  assert.equal(formatTime("x\x1b[2J"), "x\\x1b[2J");
   assert.equal(printable("a\tb\nc"), "a b\\x0ac");
 });
 
@@ -87,7 +91,7 @@ test("enqueue --type queues the command (exit 0) and prints its UUID and each id
   assert.match(r.stdout, new RegExp(`^${device.udid}\\s+queued, not pushed$`, "m"));
   const queue = await queueOf(device.udid);
   assert.deepEqual(
-    queue.map((c) => [c.commandUuid, c.requestType]),
+    queue.map((c) => [c.command_uuid, c.request_type]),
     [[infoUuid, "DeviceInformation"]],
   );
 });
@@ -110,14 +114,14 @@ test("enqueue --file and --file - send the plist as written", async () => {
 
   const queue = await queueOf(device.udid);
   assert.deepEqual(
-    queue.map((c) => [c.commandUuid, c.requestType]).sort(),
+    queue.map((c) => [c.command_uuid, c.request_type]).sort(),
     [
       [infoUuid, "DeviceInformation"],
       ["cli-file-1", "ProfileList"],
       ["cli-stdin-1", "CertificateList"],
     ].sort(),
   );
-  assert.equal(queue[0]!.commandUuid, infoUuid);
+  assert.equal(queue[0]!.command_uuid, infoUuid);
 });
 
 test("enqueue to an unknown id fails with the reason; a partly unknown list exits 3", async () => {
@@ -133,7 +137,7 @@ test("enqueue to an unknown id fails with the reason; a partly unknown list exit
   assert.match(partial.stdout, new RegExp(`^${device.udid}\\s+queued, not pushed$`, "m"));
   assert.match(partial.stdout, /^NO-SUCH-DEVICE\s+not queued: unknown enrollment$/m);
   const uuid = /^command (\S+) /m.exec(partial.stdout)![1]!;
-  assert.ok((await queueOf(device.udid)).some((c) => c.commandUuid === uuid && c.requestType === "ProfileList"));
+  assert.ok((await queueOf(device.udid)).some((c) => c.command_uuid === uuid && c.request_type === "ProfileList"));
 });
 
 test("enqueue without --type or --file is a usage error (exit 2)", async () => {
@@ -159,7 +163,7 @@ test("enrollments shows the device in a table, and --json matches the API", asyn
   const api = await server.api("GET", "/v1/enrollments?type=Device");
   assert.deepEqual(answer, api.json);
   assert.equal(answer.enrollments[0].id, device.udid);
-  assert.equal(answer.enrollments[0].serialNumber, device.serialNumber);
+  assert.equal(answer.enrollments[0].serial_number, device.serialNumber);
 });
 
 test("queue lists the enrollment's commands", async () => {

@@ -54,7 +54,7 @@ await forEachBackend("commands", (backend) => {
       const queued = await server.api("GET", `/v1/queue/${d.udid}`);
       assert.equal(queued.status, 200);
       assert.deepEqual(
-        queued.json.commands.map((c: any) => [c.commandUuid, c.requestType, c.status, c.notNowCount]),
+        queued.json.commands.map((c: any) => [c.command_uuid, c.request_type, c.status, c.not_now_count]),
         [[id, "DeviceInformation", "Queued", 0]],
       );
 
@@ -130,7 +130,7 @@ await forEachBackend("commands", (backend) => {
       for (let i = 0; i < ids.length; i++) assert.equal((await enqueue(d.udid, commandPlist(types[i]!, ids[i]))).status, 200);
 
       const queue = await server.api("GET", `/v1/queue/${d.udid}`);
-      assert.deepEqual(queue.json.commands.map((c: any) => c.commandUuid), ids);
+      assert.deepEqual(queue.json.commands.map((c: any) => c.command_uuid), ids);
 
       const seen: string[] = [];
       let reply = await d.report("Idle");
@@ -221,7 +221,7 @@ await forEachBackend("commands", (backend) => {
       assert.equal(n.status, 200);
       assert.equal(parsePlistDict(n.body).CommandUUID, a);
       const q = await server.api("GET", `/v1/queue/${d.udid}`);
-      assert.deepEqual(q.json.commands.map((c: any) => [c.commandUuid, c.status, c.notNowCount]), [[a, "Queued", 0]]);
+      assert.deepEqual(q.json.commands.map((c: any) => [c.command_uuid, c.status, c.not_now_count]), [[a, "Queued", 0]]);
     });
 
     test("a report names a command of this channel only", async () => {
@@ -234,7 +234,7 @@ await forEachBackend("commands", (backend) => {
       assert.equal(r.status, 200);
       assert.equal(r.body.length, 0);
       const q = await server.api("GET", `/v1/queue/${d1.udid}`);
-      assert.deepEqual(q.json.commands.map((c: any) => [c.commandUuid, c.status]), [[a, "Queued"]]);
+      assert.deepEqual(q.json.commands.map((c: any) => [c.command_uuid, c.status]), [[a, "Queued"]]);
     });
 
     test("one command for several ids: each channel has its own queue entry and result", async () => {
@@ -299,7 +299,7 @@ await forEachBackend("commands", (backend) => {
       assert.equal(parsePlistDict(afterNotNow.body).CommandUUID, b, "B, never tried, not A");
 
       const q = await server.api("GET", `/v1/queue/${d.udid}`);
-      assert.deepEqual(q.json.commands.map((c: any) => [c.commandUuid, c.status, c.notNowCount]), [
+      assert.deepEqual(q.json.commands.map((c: any) => [c.command_uuid, c.status, c.not_now_count]), [
         [a, "NotNow", 1],
         [b, "Queued", 0],
       ]);

@@ -243,7 +243,7 @@ describe("body sizes per endpoint and plist caps from flags", () => {
     const cmd = plist({ Command: { RequestType: "DeviceInformation", Pad: pad(70) } });
     const r = await server.api("PUT", `/v1/enqueue/${dev.udid}?nopush=1`, cmd);
     assert.equal(r.status, 413, r.text);
-    const u = await server.api("PUT", "/v1/users/big", { password: "p", fullName: "f", guid: "x".repeat(70_000) });
+    const u = await server.api("PUT", "/v1/users/big", { password: "p", full_name: "f", guid: "x".repeat(70_000) });
     assert.equal(u.status, 413, u.text);
     assert.deepEqual(await refusalChanges(server.store, before, await snapshot(server.store)), []);
   });
@@ -353,17 +353,17 @@ describe("API requests are checked before anything is stored", () => {
   });
 
   test("a NUL in a path or query value, or in a JSON string, is 400 (PostgreSQL cannot store it: it was a 500 there)", async () => {
-    await refused("DELETE", "/v1/queue/%00", 400, /path parameter "ids" contains a NUL/);
+    await refused("DELETE", "/v1/queue/%00", 400, /path parameter "id" contains a NUL/);
     await refused("GET", "/v1/enrollments/a%00b", 400, /contains a NUL/);
     await refused("GET", "/v1/enrollments?cursor=%00", 400, /query parameter "cursor" contains a NUL/);
-    await refused("PUT", "/v1/users/nul", 400, /fullName contains a NUL/, { fullName: "a\u0000b" });
+    await refused("PUT", "/v1/users/nul", 400, /full_name contains a NUL/, { full_name: "a\u0000b" });
     await refused("PUT", "/v1/users/nul", 400, /not valid Unicode/, '{"guid":"\\ud800"}');
   });
 
   test("a malformed percent-encoding is a short 400 in the API's shape, never the URL echoed", async () => {
     const r = await server.api("GET", `/v1/enrollments/%ZZ${"x".repeat(5000)}`);
     assert.equal(r.status, 400);
-    assert.deepEqual(r.json, { error: "malformed URL: bad percent-encoding" });
+    assert.deepEqual(r.json, { error: "malformed URL: bad percent-encoding", code: "bad_request" });
   });
 
   test("JSON bodies: not JSON, not an object, invalid UTF-8, unknown or mistyped fields, absurd nesting", async () => {

@@ -409,7 +409,7 @@ await forEachBackend("fuzz", (backend) => {
     ]);
     const q = query();
     const body = rng.weighted<() => Buffer>([
-      [3, () => Buffer.from(JSON.stringify(Object.fromEntries(Array.from({ length: rng.int(4) }, () => [rng.pick(["password", "guid", "fullName", "state", "__proto__", "x"]), rng.pick<unknown>(["", "pw", 5, null, [], {}, true, "managed", "declined", "x".repeat(2000)])]))))],
+      [3, () => Buffer.from(JSON.stringify(Object.fromEntries(Array.from({ length: rng.int(4) }, () => [rng.pick(["password", "guid", "full_name", "state", "__proto__", "x"]), rng.pick<unknown>(["", "pw", 5, null, [], {}, true, "managed", "declined", "x".repeat(2000)])]))))],
       [2, () => Buffer.from(plistText(mutateDict({ Command: { RequestType: "DeviceInformation" }, CommandUUID: `FUZZ-API-${rng.int(1e9)}` }, rng)))],
       [2, () => Buffer.from(rng.pick(["[]", "null", "1", '"x"', "{", "[".repeat(100000), '{"password":"a","password":"b"}', "fuzz:fuzz.test:0123456789abcdef0123456789abcdef\nbad line\n:::\n"]))],
       [1, () => rng.bytes(rng.size())],

@@ -170,7 +170,7 @@ await forEachBackend("device identity", (backend) => {
         assert.equal(r.text, "identity certificate does not match the one bound to this device\n");
       }
       const e = await server.api("GET", `/v1/enrollments/${a.udid}`);
-      assert.equal(e.json.pushMagic, "PUSH-MAGIC");
+      assert.equal(e.json.push_magic, "PUSH-MAGIC");
       assert.equal(e.json.enabled, true);
       assert.equal((await server.api("GET", `/v1/enrollments/${a.udid}:U`)).status, 404);
     });

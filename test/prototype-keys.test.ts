@@ -89,11 +89,11 @@ test("enrollments, commands and events by name, and as query parameters", async 
 test("users: short names, body keys and htdigest lines", async () => {
   for (const name of NAMES) {
     const n = encodeURIComponent(name);
-    const put = await server.api("PUT", `/v1/users/${n}`, { fullName: "Proto Type", password: "pw" });
+    const put = await server.api("PUT", `/v1/users/${n}`, { full_name: "Proto Type", password: "pw" });
     assert.equal(put.status, 201, put.text);
-    assert.equal(put.json.shortName, name);
-    assert.equal((await server.api("GET", `/v1/users/${n}`)).json.fullName, "Proto Type");
-    for (const body of [`{"${name}":{"state":"declined","x":1}}`, `{"state":"managed","${name}":"x"}`, `{"fullName":{"${name}":{"x":1}}}`]) {
+    assert.equal(put.json.short_name, name);
+    assert.equal((await server.api("GET", `/v1/users/${n}`)).json.full_name, "Proto Type");
+    for (const body of [`{"${name}":{"state":"declined","x":1}}`, `{"state":"managed","${name}":"x"}`, `{"full_name":{"${name}":{"x":1}}}`]) {
       const r = await server.api("PUT", "/v1/users/proto-body", body);
       assert.equal(r.status, 400, r.text);
     }

@@ -89,13 +89,13 @@ describe("PUT /v1/pushcert", () => {
     const without = await put(pki.cert.certPem + encrypted);
     assert.equal(without.status, 400);
     assert.match(without.json.error, /^the private key is encrypted/);
-    assert.deepEqual(await put(pki.cert.certPem + encrypted, { "x-passphrase": "nope" }), { status: 400, json: { error: "cannot decrypt the private key: wrong passphrase?" } });
+    assert.deepEqual(await put(pki.cert.certPem + encrypted, { "x-passphrase": "nope" }), { status: 400, json: { error: "cannot decrypt the private key: wrong passphrase?", code: "invalid_push_certificate" } });
     assert.equal((await put(pki.cert.certPem + encrypted, { "x-passphrase": PASSPHRASE })).status, 200);
   });
 
   test("refused with a reason: a key that does not match, a topic outside com.apple.mgmt., no UID, expired, garbage", async () => {
     const mismatch = await put(pki.cert.certPem + pki.rotated.keyPem);
-    assert.deepEqual(mismatch, { status: 400, json: { error: "the private key does not match the certificate" } });
+    assert.deepEqual(mismatch, { status: 400, json: { error: "the private key does not match the certificate", code: "invalid_push_certificate" } });
 
     const notMdm = await issuePushCertificate(pki.pushCa, { topic: "com.example.not-mdm", keyPair: { privateKey: pki.cert.key, publicKey: pki.cert.publicKey } });
     const wrongTopic = await put(notMdm.certPem + notMdm.keyPem);

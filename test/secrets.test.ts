@@ -103,7 +103,7 @@ await forEachBackend("secrets never reach a log line or an error body", (backend
     secret("password", password);
     secret("HA1", md5(`net1:${REALM}:${password}`), sha256(`net1:${REALM}:${password}`));
     const guid = randomUUID().toUpperCase();
-    assert.equal((await api("PUT", "/v1/users/net1", { password, guid, fullName: "Net One" })).status, 201);
+    assert.equal((await api("PUT", "/v1/users/net1", { password, guid, full_name: "Net One" })).status, 201);
     assert.equal((await api("PUT", "/v1/users/net1", { password: 12345678 })).status, 400);
     assert.equal((await api("PUT", "/v1/users/net1", { password, unknownField: password })).status, 400);
     const importedPassword = `imp-${randomBytes(9).toString("base64url")}`;

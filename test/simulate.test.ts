@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import type { EnrollmentJson, UserJson, UserSessionJson } from "../src/http/wire.ts";
 import { ApiClient } from "../src/cli/api-client.ts";
 import { runWith } from "../src/cli/client-commands.ts";
 import type { CliContext } from "../src/cli/command.ts";
@@ -114,29 +115,29 @@ describe("a small fleet with network users against a real server", () => {
   });
 
   test("the server has every device and user channel enrolled", async () => {
-    const devices = await all<{ id: string; enabled: boolean; serialNumber: string; productName: string; osVersion: string }>("/v1/enrollments?type=Device&limit=1000", "enrollments");
+    const devices = await all<EnrollmentJson>("/v1/enrollments?type=Device&limit=1000", "enrollments");
     assert.equal(devices.length, 6);
     for (const d of devices) {
       assert.equal(d.enabled, true);
-      assert.match(d.serialNumber, /^[0-9A-Z]{10}$/);
-      assert.match(d.productName, /^(Mac|iPhone)\d+,\d+$/);
-      assert.ok(d.osVersion);
+      assert.match(d.serial_number!, /^[0-9A-Z]{10}$/);
+      assert.match(d.product_name!, /^(Mac|iPhone)\d+,\d+$/);
+      assert.ok(d.os_version);
     }
-    const users = await all<{ id: string; deviceId: string; userShortName: string }>("/v1/enrollments?type=User&limit=1000", "enrollments");
+    const users = await all<EnrollmentJson>("/v1/enrollments?type=User&limit=1000", "enrollments");
     assert.equal(users.length, 6);
-    assert.ok(users.every((u) => u.userShortName.startsWith("sim-") && devices.some((d) => d.id === u.deviceId)));
+    assert.ok(users.every((u) => u.user_short_name?.startsWith("sim-") && devices.some((d) => d.id === u.device_id)));
   });
 
   test("every network user is logged in with a token", async () => {
-    const sessions = await all<{ enrollmentId: string; state: string; shortName: string; tokenIssuedAt: number | null; tokenLastUsedAt: number | null }>("/v1/user-sessions?limit=1000", "sessions");
+    const sessions = await all<UserSessionJson>("/v1/user-sessions?limit=1000", "sessions");
     assert.equal(sessions.length, 6);
     for (const s of sessions) {
       assert.equal(s.state, "authenticated", JSON.stringify(s));
-      assert.ok(s.tokenIssuedAt);
+      assert.ok(s.token_issued_at);
     }
-    const users = await all<{ shortName: string; guid: string }>("/v1/users?limit=1000", "users");
+    const users = await all<UserJson>("/v1/users?limit=1000", "users");
     assert.equal(users.length, 6);
-    assert.deepEqual(new Set(users.map((u) => u.shortName)), new Set(sessions.map((s) => s.shortName)));
+    assert.deepEqual(new Set(users.map((u) => u.short_name)), new Set(sessions.map((s) => s.short_name)));
   });
 
   test("every command the run queued has a final answer from every enrollment it went to", async () => {
@@ -168,8 +169,8 @@ describe("a small fleet with network users against a real server", () => {
       const info = r.result.QueryResponses;
       assert.equal(info.UDID, r.enrollment_id);
       const device = (await server.api("GET", `/v1/enrollments/${r.enrollment_id}`)).json;
-      assert.equal(info.SerialNumber, device.serialNumber);
-      assert.equal(info.OSVersion, device.osVersion);
+      assert.equal(info.SerialNumber, device.serial_number);
+      assert.equal(info.OSVersion, device.os_version);
       assert.equal(typeof info.DeviceCapacity, "number");
       assert.match(info.WiFiMAC, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
     }

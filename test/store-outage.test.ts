@@ -121,7 +121,7 @@ describe("PostgreSQL outage", async () => {
     for (const [method, p, body] of api) {
       const r = await apiCall(server, method, p, body);
       deferred(r, `${method} ${p}`);
-      assert.deepEqual(JSON.parse(r.text), { error: "store unavailable" });
+      assert.deepEqual(JSON.parse(r.text), { error: "store unavailable", code: "store_unavailable" });
     }
     const health = await fetch(server.url + "/healthz");
     assert.equal(health.status, 503);
@@ -189,7 +189,7 @@ describe("SQLite write lock held by another process", () => {
       other.exec("BEGIN IMMEDIATE");
       const r = await apiCall(server, "PUT", "/v1/users/locked", '{"password":"pw"}');
       deferred(r, "PUT /v1/users/locked");
-      assert.deepEqual(JSON.parse(r.text), { error: "store unavailable" });
+      assert.deepEqual(JSON.parse(r.text), { error: "store unavailable", code: "store_unavailable" });
       deferred(await dev.tokenUpdate(), "TokenUpdate");
     } finally {
       if (other.inTransaction) other.exec("ROLLBACK");

@@ -50,7 +50,7 @@ async function refusedWithLog(method: string, urlPath: string, body: string, rea
 test("a JSON body with a key given twice, at any depth, is 400 and changes nothing", async () => {
   const bodies: Array<[string, string]> = [
     ['{"state":"managed","state":"declined"}', "state"],
-    ['{"fullName":"A","password":"x","fullName":"B"}', "fullName"],
+    ['{"full_name":"A","password":"x","full_name":"B"}', "full_name"],
     ['{"state":"managed","st\\u0061te":"declined"}', "state"],
     ['{"guid":"G","x":{"a":1,"b":[{"c":1,"c":2}]}}', "c"],
     ['{"a":{"k":1,"k":1}}', "k"],
@@ -61,9 +61,9 @@ test("a JSON body with a key given twice, at any depth, is 400 and changes nothi
   assert.equal((await server.api("GET", "/v1/users/dup-user")).status, 404, "no user was written");
   await refusedWithLog("POST", "/v1/scep/challenges", '{"ttl":"10m","ttl":"30d"}', /^the body has a duplicate key "ttl"$/);
   // Equal keys in different objects, and strings that look like keys, are fine.
-  const ok = await server.api("PUT", "/v1/users/dup-user", '{"fullName":"{\\"state\\":1,\\"state\\":2}","state":"managed"}');
+  const ok = await server.api("PUT", "/v1/users/dup-user", '{"full_name":"{\\"state\\":1,\\"state\\":2}","state":"managed"}');
   assert.equal(ok.status, 201, ok.text);
-  assert.equal(ok.json.fullName, '{"state":1,"state":2}');
+  assert.equal(ok.json.full_name, '{"state":1,"state":2}');
 });
 
 test("a short name with CR, LF, quotes, backslashes or control characters is 400 on the API", async () => {

@@ -1,3 +1,5 @@
+import type { ApiErrorBody, ErrorCode } from "../http/wire.ts";
+
 /** What the server answered: the status and the body, parsed when it is JSON. */
 export interface ApiResponse {
   status: number;
@@ -16,11 +18,12 @@ export interface RequestOptions {
   headers?: Record<string, string>;
 }
 
-/** A request that got no usable answer, or an answer that is an error. */
+/** A request that got no usable answer, or an answer that is an error (with the server's stable code, when it gave one). */
 export class ApiError extends Error {
   constructor(
     message: string,
     readonly status?: number,
+    readonly code?: ErrorCode,
   ) {
     super(message);
   }
@@ -91,14 +94,20 @@ export class ApiClient {
 }
 
 export function expectOk<T>(res: ApiResponse): T {
-  if (res.status < 200 || res.status > 299) throw new ApiError(errorReason(res), res.status);
+  if (res.status < 200 || res.status > 299) throw new ApiError(errorReason(res), res.status, errorCode(res));
   if (res.json === undefined) throw new ApiError(`the server answered HTTP ${res.status} without JSON`, res.status);
   return res.json as T;
 }
 
+/** The `code` of the server's error answer (http/wire.ts ApiErrorBody), if it has one. */
+export function errorCode(res: ApiResponse): ErrorCode | undefined {
+  const code = (res.json as Partial<ApiErrorBody> | undefined)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
 /** The server's `{"error": ...}` text, its plain-text reason (non-API routes), or the HTTP status. */
 export function errorReason(res: ApiResponse): string {
-  const error = (res.json as { error?: unknown } | undefined)?.error;
+  const error = (res.json as Partial<ApiErrorBody> | undefined)?.error;
   const plain = res.json === undefined && res.text.length <= 500 && !res.text.includes("<") ? res.text.trim().replace(/[\x00-\x1f\x7f]/g, " ") : "";
   const reason = typeof error === "string" && error !== "" ? error : plain !== "" ? `${plain} (HTTP ${res.status})` : `HTTP ${res.status}`;
   if (res.status === 401) return `${reason} (check --api-key or ORCHARD_API_KEY)`;

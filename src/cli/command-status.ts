@@ -1,20 +1,6 @@
+import type { CommandJson } from "../http/wire.ts";
 import { connect, parseCommand, printJson, UsageError, type ClientCommand } from "./command.ts";
 import { formatFields, formatTable, formatTime, type Cell } from "./table.ts";
-
-/** GET /v1/commands/{uuid}. */
-interface CommandAnswer {
-  command_uuid: string;
-  request_type: string;
-  created_at: number;
-  results: Array<{
-    enrollment_id: string;
-    status: string;
-    active: boolean;
-    not_now_count: number;
-    updated_at: number;
-    result: Record<string, unknown> | null;
-  }>;
-}
 
 export const commandCommand: ClientCommand = {
   name: "command",
@@ -24,7 +10,7 @@ export const commandCommand: ClientCommand = {
     const { values, positionals } = parseCommand(args, {});
     if (positionals.length !== 1 || positionals[0] === "") throw new UsageError("give one command UUID");
     const client = connect(values, ctx);
-    const c = await client.get<CommandAnswer>(`/v1/commands/${encodeURIComponent(positionals[0]!)}`);
+    const c = await client.get<CommandJson>(`/v1/commands/${encodeURIComponent(positionals[0]!)}`);
     if (values.json) {
       printJson(ctx, c);
       return 0;

@@ -1,6 +1,6 @@
-import type { ApiResult, EnrollmentResult } from "../core/enqueue.ts";
+import type { EnqueueResult, IdResult } from "../http/wire.ts";
 import { serializePlist, type PlistDict, type PlistValue } from "../plist/index.ts";
-import { ApiError, errorReason } from "./api-client.ts";
+import { ApiError, errorCode, errorReason } from "./api-client.ts";
 import { checkIds, CliError, connect, idPath, parseCommand, readFileArg, printJson, UsageError, type CliContext, type ClientCommand } from "./command.ts";
 import { formatTable, printable } from "./table.ts";
 
@@ -26,8 +26,8 @@ export const enqueueCommand: ClientCommand = {
       body,
       contentType: "application/xml",
     });
-    const result = res.json as ApiResult | undefined;
-    if (!result || typeof result !== "object" || !result.command_uuid) throw new ApiError(errorReason(res), res.status);
+    const result = res.json as EnqueueResult | undefined;
+    if (!result || typeof result !== "object" || !result.command_uuid) throw new ApiError(errorReason(res), res.status, errorCode(res));
 
     if (values.json) printJson(ctx, result);
     else ctx.out(describe(ids, result));
@@ -98,7 +98,7 @@ export function paramValue(v: string): PlistValue {
 }
 
 /** The command UUID then one line per id, in the order given. */
-function describe(ids: string[], r: ApiResult): string {
+function describe(ids: string[], r: EnqueueResult): string {
   let text = `command ${r.command_uuid} (${printable(r.request_type ?? "?")})\n`;
   if (r.command_error) text += `command error: ${printable(r.command_error)}\n`;
   if (r.push_error) text += `push error: ${printable(r.push_error)}\n`;
@@ -108,18 +108,18 @@ function describe(ids: string[], r: ApiResult): string {
 }
 
 /** The result for one id: an own entry only (an id "constructor" must not read Object's). */
-export function ownEntry(status: ApiResult["status"], id: string): EnrollmentResult | undefined {
+export function ownEntry(status: EnqueueResult["status"], id: string): IdResult | undefined {
   return status !== undefined && Object.hasOwn(status, id) ? status[id] : undefined;
 }
 
-function outcome(s: EnrollmentResult | undefined, noPush: boolean): string {
+function outcome(s: IdResult | undefined, noPush: boolean): string {
   if (s?.command_error) return `not queued: ${s.command_error}`;
   if (s?.push_error) return `queued, push failed: ${s.push_error}`;
   if (s?.push_result) return `queued, pushed (apns-id ${s.push_result})`;
   return noPush ? "queued, not pushed" : "queued";
 }
 
-function failure(status: number, r: ApiResult): string {
+function failure(status: number, r: EnqueueResult): string {
   const reason = r.command_error ?? r.push_error;
   if (reason) return reason;
   const results = Object.values(r.status ?? {});

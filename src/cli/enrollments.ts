@@ -1,11 +1,8 @@
-import type { Enrollment } from "../store/enrollments.ts";
+import type { EnrollmentJson, RebindApprovedJson, RebindStateJson } from "../http/wire.ts";
 import { expectOk } from "./api-client.ts";
 import { connect, parseCommand, positiveInt, printJson, UsageError, type CliContext, type ClientCommand } from "./command.ts";
 import { fetchPages, PAGE_OPTIONS } from "./paging.ts";
 import { formatFields, formatTable, formatTime, type Cell } from "./table.ts";
-
-/** Enrollments as the API answers them (JSON: the store's record). */
-type ApiEnrollment = Enrollment;
 
 export const enrollmentsCommand: ClientCommand = {
   name: "enrollments",
@@ -33,7 +30,7 @@ export const enrollmentsCommand: ClientCommand = {
     const limit = positiveInt("--limit", values.limit);
     const client = connect(values, ctx);
     const query = { type: values.type, enabled: values.enabled, serial: values.serial, device: values.device, limit: limit?.toString() };
-    const page = await fetchPages<"enrollments", ApiEnrollment>(client, ctx, "/v1/enrollments", "enrollments", query, {
+    const page = await fetchPages<"enrollments", EnrollmentJson>(client, ctx, "/v1/enrollments", "enrollments", query, {
       all: values.all,
       cursor: values.cursor,
     });
@@ -52,12 +49,12 @@ export const enrollmentsCommand: ClientCommand = {
           e.id,
           e.type,
           e.enabled,
-          e.serialNumber,
-          e.modelName ?? e.model ?? e.productName,
-          e.osVersion && e.buildVersion ? `${e.osVersion} (${e.buildVersion})` : e.osVersion,
-          e.userShortName ?? e.userId,
-          formatTime(e.lastSeenAt),
-          e.tokenUpdateCount,
+          e.serial_number,
+          e.model_name ?? e.model ?? e.product_name,
+          e.os_version && e.build_version ? `${e.os_version} (${e.build_version})` : e.os_version,
+          e.user_short_name ?? e.user_id,
+          formatTime(e.last_seen_at),
+          e.token_update_count,
         ]),
       ),
     );
@@ -73,23 +70,18 @@ export const enrollmentCommand: ClientCommand = {
     const { values, positionals } = parseCommand(args, {});
     if (positionals.length !== 1) throw new UsageError("give one enrollment id");
     const client = connect(values, ctx);
-    const e = await client.get<Record<string, unknown>>(`/v1/enrollments/${encodeURIComponent(positionals[0]!)}`);
+    const e = await client.get<EnrollmentJson>(`/v1/enrollments/${encodeURIComponent(positionals[0]!)}`);
     if (values.json) {
       printJson(ctx, e);
       return 0;
     }
-    ctx.out(formatFields(Object.entries(e).map(([k, v]) => [label(k), show(k, v)])));
+    ctx.out(formatFields(Object.entries(e as unknown as Record<string, unknown>).map(([k, v]) => [label(k), show(k, v)])));
     return 0;
   },
 };
 
-interface RebindState {
-  device_id: string;
-  cert_fingerprint: string;
-  last_contact_at?: number;
-  held?: { cert_fingerprint: string; held_at: number; attempts: number; approved_at: number | null } | null;
-  approved?: { cert_fingerprint: string; approved_at: number | null };
-}
+/** What either rebind route answers: the state (GET) or the approval (POST). */
+type RebindState = Partial<RebindStateJson> & Partial<RebindApprovedJson> & { device_id: string; cert_fingerprint: string };
 
 async function rebind(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, { fingerprint: { type: "string" }, show: { type: "boolean", default: false } });
@@ -123,13 +115,13 @@ async function rebind(args: string[], ctx: CliContext): Promise<number> {
   return 0;
 }
 
-/** `lastSeenAt` -> `last seen at`. */
+/** `last_seen_at` -> `last seen at`. */
 function label(key: string): string {
-  return key.replace(/([a-z0-9])([A-Z])/g, "$1 $2").toLowerCase();
+  return key.replaceAll("_", " ");
 }
 
 function show(key: string, v: unknown): Cell {
-  if (/At$/.test(key) && (typeof v === "number" || typeof v === "string")) return formatTime(v);
+  if (key.endsWith("_at") && typeof v === "string") return formatTime(v);
   if (v === null || v === undefined || typeof v === "string" || typeof v === "number" || typeof v === "boolean") return v;
   return JSON.stringify(v);
 }

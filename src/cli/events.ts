@@ -1,4 +1,4 @@
-import type { StoredEvent } from "../store/events.ts";
+import type { EventJson, EventPage } from "../http/wire.ts";
 import { parseDuration } from "../config.ts";
 import type { ApiClient } from "./api-client.ts";
 import { connect, parseCommand, positiveInt, printJson, UsageError, type CliContext, type ClientCommand } from "./command.ts";
@@ -49,7 +49,7 @@ export const eventsCommand: ClientCommand = {
     }
     if (values.interval !== undefined) throw new UsageError("--interval goes with --follow");
     const query = { ...filter, order: values["newest-first"] ? "desc" : undefined, limit: limit?.toString() };
-    const page = await fetchPages<"events", StoredEvent>(client, ctx, "/v1/events", "events", query, {
+    const page = await fetchPages<"events", EventJson>(client, ctx, "/v1/events", "events", query, {
       all: values.all,
       cursor: values.cursor,
     });
@@ -66,8 +66,8 @@ export const eventsCommand: ClientCommand = {
   },
 };
 
-function row(e: StoredEvent): Array<string | null> {
-  return [formatTime(e.at), e.type, e.enrollmentId, e.detail ? JSON.stringify(e.detail) : null];
+function row(e: EventJson): Array<string | null> {
+  return [formatTime(e.at), e.type, e.enrollment_id, e.detail ? JSON.stringify(e.detail) : null];
 }
 
 /**
@@ -89,7 +89,7 @@ async function follow(
   };
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
-  const print = (events: StoredEvent[]) => {
+  const print = (events: EventJson[]) => {
     if (json) for (const e of events) ctx.out(JSON.stringify(e) + "\n");
     // Without a table's column widths known in advance: one aligned line per event.
     else for (const e of events) ctx.out(row(e).map((v) => v ?? "-").join("  ") + "\n");
@@ -98,18 +98,18 @@ async function follow(
     let cursor: string | undefined;
     if (filter.since === undefined) {
       // The last few events for context, then everything after them.
-      const last = await client.get<{ events: StoredEvent[] }>("/v1/events", { ...filter, order: "desc", limit: "10" });
+      const last = await client.get<EventPage>("/v1/events", { ...filter, order: "desc", limit: "10" });
       const events = [...last.events].reverse();
       print(events);
       cursor = events.length > 0 ? String(events.at(-1)!.id) : undefined;
       if (cursor === undefined) {
-        const newest = await client.get<{ events: StoredEvent[] }>("/v1/events", { order: "desc", limit: "1" });
+        const newest = await client.get<EventPage>("/v1/events", { order: "desc", limit: "1" });
         cursor = newest.events[0] ? String(newest.events[0].id) : undefined;
       }
     }
     ctx.err(`orchard: following events${filter.type ? ` of type ${filter.type}` : ""}; Ctrl-C stops\n`);
     while (!stopped) {
-      const page = await client.get<{ events: StoredEvent[]; next_cursor: string | null }>("/v1/events", { ...filter, cursor, limit: "1000" });
+      const page = await client.get<EventPage>("/v1/events", { ...filter, cursor, limit: "1000" });
       print(page.events);
       if (page.events.length > 0) cursor = String(page.events.at(-1)!.id);
       if (page.next_cursor !== null) continue;

@@ -1,4 +1,5 @@
 import { ApiError, type ApiClient } from "./api-client.ts";
+import type { Page } from "../http/wire.ts";
 import type { CliContext } from "./command.ts";
 
 /** The flags of every paged list command: --limit N, --cursor C, --all. */
@@ -7,9 +8,6 @@ export const PAGE_OPTIONS = {
   cursor: { type: "string" },
   all: { type: "boolean", default: false },
 } as const;
-
-/** A cursor-paged list answer: `{ <key>: [...], next_cursor }`. */
-export type Page<K extends string, T> = { [k in K]: T[] } & { next_cursor: string | null };
 
 /**
  * GETs one page from `cursor`, or every page with `all`. When more remain

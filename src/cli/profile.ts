@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { ApiError, errorReason } from "./api-client.ts";
+import { ApiError, errorCode, errorReason } from "./api-client.ts";
 import { CliError, connect, parseCommand, runSubcommand, UsageError, type CliContext, type ClientCommand } from "./command.ts";
 import { printable } from "./table.ts";
 
@@ -30,7 +30,7 @@ async function enroll(args: string[], ctx: CliContext): Promise<number> {
     }
     const client = connect(values, ctx);
     const res = await client.request("GET", "/enroll", { query: { identity: values.identity, topic: values.topic, cn: values.cn } });
-    if (res.status !== 200) throw new ApiError(errorReason(res), res.status);
+    if (res.status !== 200) throw new ApiError(errorReason(res), res.status, errorCode(res));
     if (values.out === undefined || values.out === "-") {
       ctx.out(res.body);
       return 0;

@@ -1,5 +1,5 @@
-import type { ApiResult, EnrollmentResult } from "../core/enqueue.ts";
-import { ApiError, errorReason } from "./api-client.ts";
+import type { IdResult, PushResult } from "../http/wire.ts";
+import { ApiError, errorCode, errorReason } from "./api-client.ts";
 import { checkIds, connect, idPath, parseCommand, printJson, type ClientCommand } from "./command.ts";
 import { ownEntry } from "./enqueue.ts";
 import { formatTable } from "./table.ts";
@@ -16,8 +16,10 @@ export const pushCommand: ClientCommand = {
     const ids = checkIds(positionals);
     const client = connect(values, ctx);
     const res = await client.request("POST", `/v1/push/${idPath(ids)}`);
-    const result = res.json as ApiResult | undefined;
-    if (!result || typeof result !== "object" || typeof result.status !== "object") throw new ApiError(errorReason(res), res.status);
+    const result = res.json as PushResult | undefined;
+    if (!result || typeof result !== "object" || typeof result.status !== "object") {
+      throw new ApiError(errorReason(res), res.status, errorCode(res));
+    }
     if (values.json) printJson(ctx, result);
     else {
       const listed = new Set(ids);
@@ -34,7 +36,7 @@ export const pushCommand: ClientCommand = {
   },
 };
 
-function outcome(s: EnrollmentResult | undefined): string {
+function outcome(s: IdResult | undefined): string {
   if (s?.push_result) return `pushed (apns-id ${s.push_result})`;
   return `not pushed: ${s?.push_error ?? s?.command_error ?? "no answer for this id"}`;
 }

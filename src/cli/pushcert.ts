@@ -1,14 +1,11 @@
 import fs from "node:fs";
 import path from "node:path";
 import { createPushCsr, signPushCertRequest, VendorSignError } from "../push/vendor-sign.ts";
+import type { PushCertList, PushCertRemoved, PushCertStored } from "../http/wire.ts";
 import { expectOk } from "./api-client.ts";
 import { CliError, connect, parseCommand, readFileArg, printJson, runSubcommand, UsageError, type CliContext, type ClientCommand } from "./command.ts";
 import { firstLine } from "./secret.ts";
 import { formatTable, formatTime, printable } from "./table.ts";
-
-interface PushCertListing {
-  push_certs: Array<{ topic: string; not_before: string; not_after: string; fingerprint: string; updated_at: string }>;
-}
 
 const DAY_MS = 86_400_000;
 /** As the server's pushcert.expiring event (push/expiry.ts). */
@@ -143,7 +140,7 @@ async function upload(args: string[], ctx: CliContext): Promise<number> {
     contentType: isPem ? "application/x-pem-file" : "application/x-pkcs12",
     headers: passphrase === undefined ? undefined : { "x-passphrase": passphrase },
   });
-  const r = expectOk<{ topic: string; not_after: string }>(res);
+  const r = expectOk<PushCertStored>(res);
   if (values.json) printJson(ctx, r);
   else ctx.out(`stored the push certificate of ${printable(r.topic)}, valid until ${formatTime(r.not_after)}\n`);
   return 0;
@@ -153,7 +150,7 @@ async function show(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, {});
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
   const client = connect(values, ctx);
-  const r = await client.get<PushCertListing>("/v1/pushcert");
+  const r = await client.get<PushCertList>("/v1/pushcert");
   if (values.json) {
     printJson(ctx, r);
     return 0;
@@ -192,7 +189,7 @@ async function remove(args: string[], ctx: CliContext): Promise<number> {
   const client = connect(values, ctx);
   const res = await client.request("DELETE", `/v1/pushcert/${encodeURIComponent(topic)}`);
   if (res.status === 404) throw new CliError(`no push certificate for ${printable(topic)}`);
-  const r = expectOk<{ removed: string }>(res);
+  const r = expectOk<PushCertRemoved>(res);
   if (values.json) printJson(ctx, r);
   else ctx.out(`removed the push certificate of ${printable(topic)}\n`);
   return 0;

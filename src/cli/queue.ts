@@ -1,4 +1,4 @@
-import type { QueuedCommand } from "../store/commands.ts";
+import type { QueueCleared, QueueJson } from "../http/wire.ts";
 import { checkIds, connect, idPath, parseCommand, printJson, UsageError, type ClientCommand } from "./command.ts";
 import { formatTable, formatTime, printable } from "./table.ts";
 
@@ -11,7 +11,7 @@ export const queueCommand: ClientCommand = {
     if (positionals[0] === "clear") {
       const ids = checkIds(positionals.slice(1));
       const client = connect(values, ctx);
-      const r = await client.delete<{ removed: number }>(`/v1/queue/${idPath(ids)}`);
+      const r = await client.delete<QueueCleared>(`/v1/queue/${idPath(ids)}`);
       if (values.json) printJson(ctx, r);
       else ctx.out(`removed ${r.removed} queued command${r.removed === 1 ? "" : "s"}\n`);
       return 0;
@@ -19,7 +19,7 @@ export const queueCommand: ClientCommand = {
     if (positionals.length !== 1) throw new UsageError("give one enrollment id, or clear and ids");
     const [id] = checkIds(positionals);
     const client = connect(values, ctx);
-    const r = await client.get<{ enrollment_id: string; commands: QueuedCommand[] }>(`/v1/queue/${encodeURIComponent(id!)}`);
+    const r = await client.get<QueueJson>(`/v1/queue/${encodeURIComponent(id!)}`);
     if (values.json) {
       printJson(ctx, r);
       return 0;
@@ -31,7 +31,7 @@ export const queueCommand: ClientCommand = {
     ctx.out(
       formatTable(
         ["COMMAND UUID", "REQUEST TYPE", "STATUS", "NOT NOW", "QUEUED AT"],
-        r.commands.map((c) => [c.commandUuid, c.requestType, c.status, c.notNowCount, formatTime(c.createdAt)]),
+        r.commands.map((c) => [c.command_uuid, c.request_type, c.status, c.not_now_count, formatTime(c.created_at)]),
       ),
     );
     return 0;

@@ -1,3 +1,4 @@
+import type { ScepChallengeJson } from "../http/wire.ts";
 import { expectOk } from "./api-client.ts";
 import { connect, parseCommand, printJson, UsageError, type ClientCommand } from "./command.ts";
 import { printable } from "./table.ts";
@@ -21,7 +22,7 @@ export const scepCommand: ClientCommand = {
     const client = connect(values, ctx);
     const body = values.ttl === undefined ? undefined : Buffer.from(JSON.stringify({ ttl: values.ttl.trim() }));
     const res = await client.request("POST", "/v1/scep/challenges", { body, contentType: "application/json" });
-    const r = expectOk<{ challenge: string; expires_at: string }>(res);
+    const r = expectOk<ScepChallengeJson>(res);
     if (values.json) printJson(ctx, r);
     else ctx.out(`${r.challenge}\n`);
     return 0;

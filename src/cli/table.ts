@@ -29,11 +29,13 @@ export function printable(s: string): string {
   return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => (c === "\t" ? " " : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`));
 }
 
-/** A time as local `YYYY-MM-DD HH:MM:SS`; millisecond numbers or ISO strings. */
-export function formatTime(value: number | string | null | undefined): string {
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i;
+
+/** An API time (RFC 3339, http/wire.ts Time) as local `YYYY-MM-DD HH:MM:SS`; anything else shown as it is. */
+export function formatTime(value: string | null | undefined): string {
   if (value === null || value === undefined || value === "") return "-";
-  const d = new Date(typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value);
-  if (Number.isNaN(d.getTime())) return printable(String(value));
+  const d = RFC3339.test(value) ? new Date(value) : new Date(NaN);
+  if (Number.isNaN(d.getTime())) return printable(value);
   const p = (n: number) => String(n).padStart(2, "0");
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }

@@ -1,6 +1,5 @@
 import { isShortName, SHORT_NAME_RULE } from "../core/short-name.ts";
-import type { DirectoryUser } from "../store/directory.ts";
-import type { UserSession } from "../store/user-sessions.ts";
+import type { UserImportJson, UserJson, UserPutBody, UserRemoved, UserSessionJson } from "../http/wire.ts";
 import { ApiError, expectOk, type ApiClient } from "./api-client.ts";
 import {
   CliError,
@@ -17,20 +16,6 @@ import {
 import { fetchPages, PAGE_OPTIONS } from "./paging.ts";
 import { firstLine } from "./secret.ts";
 import { formatFields, formatTable, formatTime, printable } from "./table.ts";
-
-/** A session as GET /v1/user-sessions answers it: never the token hash. */
-type ApiUserSession = Omit<UserSession, "tokenHash">;
-
-interface ImportAnswer {
-  /** The realm whose lines were imported; the server's own unless --realm. */
-  realm: string;
-  server_realm: string;
-  file_realms: Array<{ realm: string; lines: number }>;
-  created: number;
-  updated: number;
-  other_realms: Array<{ username: string; realm: string }>;
-  errors: Array<{ line: number; reason: string }>;
-}
 
 const PAGE_HELP = "  one page of --limit (default 100, at most 1000) from --cursor; --all follows every page";
 
@@ -83,10 +68,10 @@ async function addOrSet(sub: "add" | "set", args: string[], ctx: CliContext): Pr
   if (state !== undefined && state !== "managed" && state !== "declined") throw new UsageError("--state must be managed or declined");
   const noPassword = (values as { "no-password"?: boolean })["no-password"] === true;
   if (noPassword && values["password-stdin"]) throw new UsageError("give --password-stdin or --no-password, not both");
-  const body: Record<string, unknown> = {};
+  const body: UserPutBody = {};
   // An empty value clears the field: the server takes null for "none".
   if (values.guid !== undefined) body.guid = values.guid === "" ? null : values.guid;
-  if (values["full-name"] !== undefined) body.fullName = values["full-name"] === "" ? null : values["full-name"];
+  if (values["full-name"] !== undefined) body.full_name = values["full-name"] === "" ? null : values["full-name"];
   if (state !== undefined) body.state = state;
 
   let prompt = false;
@@ -110,7 +95,7 @@ async function addOrSet(sub: "add" | "set", args: string[], ctx: CliContext): Pr
   else if (prompt) body.password = await askTwice(ctx);
 
   const res = await client.request("PUT", userPath, { body: Buffer.from(JSON.stringify(body)), contentType: "application/json" });
-  const user = expectOk<DirectoryUser>(res);
+  const user = expectOk<UserJson>(res);
   if (values.json) printJson(ctx, user);
   else ctx.out(`${res.status === 201 ? "created" : "updated"} ${printable(shortName)}\n`);
   return 0;
@@ -138,7 +123,7 @@ async function list(args: string[], ctx: CliContext): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
   const limit = positiveInt("--limit", values.limit);
   const client = connect(values, ctx);
-  const page = await fetchPages<"users", DirectoryUser>(client, ctx, "/v1/users", "users", { limit: limit?.toString() }, {
+  const page = await fetchPages<"users", UserJson>(client, ctx, "/v1/users", "users", { limit: limit?.toString() }, {
     all: values.all,
     cursor: values.cursor,
   });
@@ -153,7 +138,7 @@ async function list(args: string[], ctx: CliContext): Promise<number> {
   ctx.out(
     formatTable(
       ["SHORT NAME", "GUID", "FULL NAME", "STATE", "DIGESTS", "UPDATED"],
-      page.users.map((u) => [u.shortName, u.guid, u.fullName, u.state, digestSummary(u.digests), formatTime(u.updatedAt)]),
+      page.users.map((u) => [u.short_name, u.guid, u.full_name, u.state, digestSummary(u.digests), formatTime(u.updated_at)]),
     ),
   );
   return 0;
@@ -170,13 +155,13 @@ async function show(args: string[], ctx: CliContext): Promise<number> {
   }
   ctx.out(
     formatFields([
-      ["short name", u.shortName],
+      ["short name", u.short_name],
       ["guid", u.guid],
-      ["full name", u.fullName],
+      ["full name", u.full_name],
       ["state", u.state],
       ["digests", digestSummary(u.digests)],
-      ["created at", formatTime(u.createdAt)],
-      ["updated at", formatTime(u.updatedAt)],
+      ["created at", formatTime(u.created_at)],
+      ["updated at", formatTime(u.updated_at)],
     ]),
   );
   return 0;
@@ -188,7 +173,7 @@ async function remove(args: string[], ctx: CliContext): Promise<number> {
   const client = connect(values, ctx);
   const res = await client.request("DELETE", `/v1/users/${encodeURIComponent(shortName)}`);
   if (res.status === 404) throw new CliError(`no such user ${printable(shortName)}`);
-  const r = expectOk<{ removed: string; sessions_revoked: number }>(res);
+  const r = expectOk<UserRemoved>(res);
   if (values.json) printJson(ctx, r);
   else ctx.out(`removed ${printable(shortName)}; revoked ${r.sessions_revoked} session${r.sessions_revoked === 1 ? "" : "s"}\n`);
   return 0;
@@ -202,7 +187,7 @@ async function importFile(args: string[], ctx: CliContext): Promise<number> {
   const body = await readFileArg(file, ctx);
   const query = values.realm === undefined ? undefined : { realm: values.realm };
   const res = await client.request("POST", "/v1/users/import", { body, contentType: "text/plain; charset=utf-8", query });
-  const r = expectOk<ImportAnswer>(res);
+  const r = expectOk<UserImportJson>(res);
   if (!Array.isArray(r.other_realms) || !Array.isArray(r.errors) || !Array.isArray(r.file_realms)) {
     throw new ApiError("the server's import answer is incomplete");
   }
@@ -248,7 +233,7 @@ export const userSessionsCommand: ClientCommand = {
     const limit = positiveInt("--limit", values.limit);
     const client = connect(values, ctx);
     const query = { device: values.device, limit: limit?.toString() };
-    const page = await fetchPages<"sessions", ApiUserSession>(client, ctx, "/v1/user-sessions", "sessions", query, {
+    const page = await fetchPages<"sessions", UserSessionJson>(client, ctx, "/v1/user-sessions", "sessions", query, {
       all: values.all,
       cursor: values.cursor,
     });
@@ -261,12 +246,12 @@ export const userSessionsCommand: ClientCommand = {
       formatTable(
         ["ENROLLMENT", "SHORT NAME", "STATE", "TOKEN ISSUED", "TOKEN LAST USED", "UPDATED"],
         page.sessions.map((s) => [
-          s.enrollmentId,
-          s.shortName,
+          s.enrollment_id,
+          s.short_name,
           s.state,
-          formatTime(s.tokenIssuedAt),
-          formatTime(s.tokenLastUsedAt),
-          formatTime(s.updatedAt),
+          formatTime(s.token_issued_at),
+          formatTime(s.token_last_used_at),
+          formatTime(s.updated_at),
         ]),
       ),
     );
@@ -281,14 +266,14 @@ function oneShortName(positionals: string[]): string {
   return name;
 }
 
-async function getUser(client: ApiClient, shortName: string): Promise<DirectoryUser> {
+async function getUser(client: ApiClient, shortName: string): Promise<UserJson> {
   const res = await client.request("GET", `/v1/users/${encodeURIComponent(shortName)}`);
   if (res.status === 404) throw new CliError(`no such user ${printable(shortName)}`);
-  return expectOk<DirectoryUser>(res);
+  return expectOk<UserJson>(res);
 }
 
 /** `fusion.home MD5,SHA-256`, realms separated by `; `. */
-export function digestSummary(digests: DirectoryUser["digests"] | undefined): string {
+export function digestSummary(digests: UserJson["digests"] | undefined): string {
   const byRealm = new Map<string, string[]>();
   for (const d of digests ?? []) byRealm.set(d.realm, [...(byRealm.get(d.realm) ?? []), d.algorithm]);
   return [...byRealm]

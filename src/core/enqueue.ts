@@ -30,22 +30,22 @@ export function prepareCommand(raw: Buffer): NewCommand {
   try {
     dict = parsePlistDict(raw);
   } catch (err) {
-    if (err instanceof PlistError) throw new BadRequest(`command is not a valid plist: ${err.message}`);
+    if (err instanceof PlistError) throw new BadRequest(`command is not a valid plist: ${err.message}`, "invalid_command");
     throw err;
   }
   const command = dict.Command;
   if (typeof command !== "object" || command === null || Array.isArray(command) || Buffer.isBuffer(command) || command instanceof Date) {
-    throw new BadRequest("command plist has no Command dict");
+    throw new BadRequest("command plist has no Command dict", "invalid_command");
   }
   const requestType = (command as PlistDict).RequestType;
-  if (typeof requestType !== "string" || requestType.length === 0) throw new BadRequest("Command has no RequestType");
+  if (typeof requestType !== "string" || requestType.length === 0) throw new BadRequest("Command has no RequestType", "invalid_command");
   const uuid = dict.CommandUUID;
   if (uuid === undefined) {
     const commandUuid = randomUUID().toUpperCase();
     return { commandUuid, requestType, command: Buffer.from(serializePlist({ ...dict, CommandUUID: commandUuid })) };
   }
   if (typeof uuid !== "string" || !/^[A-Za-z0-9._-]{1,128}$/.test(uuid)) {
-    throw new BadRequest("CommandUUID must be 1 to 128 letters, digits, '.', '_' or '-'");
+    throw new BadRequest("CommandUUID must be 1 to 128 letters, digits, '.', '_' or '-'", "invalid_command");
   }
   return { commandUuid: uuid, requestType, command: raw };
 }

@@ -108,7 +108,7 @@ export class UserAuthService implements UserAuthenticator {
     // Apple's server answers a message that already carries the user's valid
     // AuthToken with a zero-length challenge and keeps the token.
     if (session?.state === "authenticated" && authTokenMatches(msg.authToken, session.tokenHash)) {
-      await event(this.store, req, "userauth.already_authenticated", enrollmentId, { shortName: session.shortName });
+      await event(this.store, req, "userauth.already_authenticated", enrollmentId, { short_name: session.shortName });
       return { kind: "plist", body: { DigestChallenge: "" } };
     }
     const user = await this.directoryUser(userId, msg.userShortName);
@@ -118,7 +118,7 @@ export class UserAuthService implements UserAuthenticator {
     const begin = (state: "declined" | "zero-length" | "challenged", type: string) =>
       this.store.transaction(async (s) => {
         await s.userSessions.begin({ ...base, state, shortName }, req.now);
-        await event(s, req, type, enrollmentId, { shortName });
+        await event(s, req, type, enrollmentId, { short_name: shortName });
       });
     if (policy === "decline") {
       await begin("declined", "userauth.declined");
@@ -153,14 +153,14 @@ export class UserAuthService implements UserAuthenticator {
         if (!(await s.userSessions.issueToken(enrollmentId, shortName, hashAuthToken(token), req.now))) {
           throw new Refused("no-challenge", shortName);
         }
-        await event(s, req, "userauth.authenticated", enrollmentId, { shortName });
+        await event(s, req, "userauth.authenticated", enrollmentId, { short_name: shortName });
         req.log.info({ enrollmentId, shortName }, "network user logged in");
         return { kind: "plist", body: { AuthToken: token } };
       } catch (err) {
         if (!(err instanceof Refused)) throw err;
         if (!UNCOUNTED.has(err.reason)) await s.userSessions.recordFailure(deviceId, err.shortName, req.now);
         req.log.info({ enrollmentId, cause: err.reason, shortName: err.shortName }, "network user refused");
-        await event(s, req, "userauth.failed", enrollmentId, { cause: err.reason, shortName: err.shortName });
+        await event(s, req, "userauth.failed", enrollmentId, { cause: err.reason, short_name: err.shortName });
         return { kind: "plist", body: { AuthToken: "" } };
       }
     });

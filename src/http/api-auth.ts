@@ -40,7 +40,7 @@ export function secretGuard(o: SecretGuardOptions) {
     if (basic instanceof Error) {
       const where = { url: loggableUrl(req.url), remote: req.ip, reason: basic.message };
       req.log.info(where, `${o.what} refused: malformed Authorization header`);
-      sendError(req, reply, 400, basic.message);
+      sendError(req, reply, 400, basic.message, "malformed_authorization");
       return reply;
     }
     if (basic) given.push(basic);
@@ -55,7 +55,7 @@ export function secretGuard(o: SecretGuardOptions) {
     const wanted = o.queryParam ? `${o.queryParam} or API key` : "API key";
     req.log.info({ url: loggableUrl(req.url), remote: req.ip }, `${o.what} without a valid ${wanted}`);
     if (o.basicChallenge) void reply.header("www-authenticate", 'Basic realm="orchard"');
-    sendError(req, reply, 401, o.missing);
+    sendError(req, reply, 401, o.missing, "unauthorized");
     return reply;
   };
 }
@@ -116,7 +116,7 @@ export function tooManyFailures(req: FastifyRequest, reply: FastifyReply, limite
 export function sendTooMany(req: FastifyRequest, reply: FastifyReply, wait: number, what: string, failures: string, refused = 1): void {
   if (refused > 0) req.log.info({ url: loggableUrl(req.url), remote: req.ip, retryAfter: wait, refused }, `${what} refused: too many failed ${failures}`);
   void reply.header("retry-after", String(wait));
-  sendError(req, reply, 429, `too many failed ${failures}; retry in ${wait} s`);
+  sendError(req, reply, 429, `too many failed ${failures}; retry in ${wait} s`, "rate_limited");
 }
 
 function sha256(s: string): Buffer {

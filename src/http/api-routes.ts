@@ -6,10 +6,15 @@ import { parsePlist, type PlistLimits } from "../plist/index.ts";
 import type { EnrollmentType } from "../protocol/enrollment.ts";
 import type { Store } from "../store/index.ts";
 import { nextCursor, pageSize } from "./request-helpers.ts";
+import { OPENAPI } from "./openapi.ts";
 import { plistToJson } from "./plist-json.ts";
+import type { CommandJson, EnqueueResult, EnrollmentJson, EnrollmentPage, EventPage, QueueCleared, QueueJson } from "./wire.ts";
+import { commandResultJson, enrollmentJson, eventJson, queuedCommandJson, time } from "./wire-map.ts";
 
 const ENROLLMENT_TYPES: readonly EnrollmentType[] = ["Device", "User", "SharediPadUser", "UserEnrollmentDevice", "UserEnrollmentUser"];
 const MAX_IDS = 10_000;
+
+type PlistJson = Record<string, unknown>;
 
 export interface ApiOptions {
   store: Store;
@@ -28,19 +33,20 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
     { bodyLimit: o.commandBodyLimit },
     async (req, reply) => {
       const raw = bodyBuffer(req);
-      if (raw.length === 0) throw new BadRequest("the body must be a command plist");
+      if (raw.length === 0) throw new BadRequest("the body must be a command plist", "invalid_command");
       const ids = idList(req.params.ids);
       const { status, result } = await enqueueCommand(store, o.pusher, ids, raw, truthy(req.query.nopush), Date.now());
       // The ids asked for: status holds entries only for unknown ids and pushes (none with nopush).
       req.log.info({ commandUuid: result.command_uuid, requestType: result.request_type, ids: ids.length, status }, "command enqueued");
-      return reply.code(status).send(result);
+      const answer: EnqueueResult = result;
+      return reply.code(status).send(answer);
     },
   );
 
-  app.get<{ Querystring: Record<string, string> }>("/v1/enrollments", async (req) => {
+  app.get<{ Querystring: Record<string, string> }>("/v1/enrollments", async (req): Promise<EnrollmentPage> => {
     const q = req.query;
     if (q.type !== undefined && !ENROLLMENT_TYPES.includes(q.type as EnrollmentType)) {
-      throw new BadRequest(`type must be one of ${ENROLLMENT_TYPES.join(", ")}`);
+      throw new BadRequest(`type must be one of ${ENROLLMENT_TYPES.join(", ")}`, "invalid_parameter");
     }
     const limit = pageSize(q.limit);
     const enrollments = await store.enrollments.list({
@@ -51,55 +57,55 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
       after: q.cursor,
       limit,
     });
-    return { enrollments, next_cursor: nextCursor(enrollments, limit, (e) => e.id) };
+    return { enrollments: enrollments.map(enrollmentJson), next_cursor: nextCursor(enrollments, limit, (e) => e.id) };
   });
 
-  app.get<{ Params: { id: string } }>("/v1/enrollments/:id", async (req) => {
+  app.get<{ Params: { id: string } }>("/v1/enrollments/:id", async (req): Promise<EnrollmentJson> => {
     const enrollment = await store.enrollments.get(req.params.id);
     if (!enrollment) throw new NotFound("no such enrollment");
-    return enrollment;
+    return enrollmentJson(enrollment);
   });
 
-  app.get<{ Params: { id: string } }>("/v1/queue/:id", async (req) => {
-    return { enrollment_id: req.params.id, commands: await store.commands.queue(req.params.id) };
+  app.get<{ Params: { id: string } }>("/v1/queue/:id", async (req): Promise<QueueJson> => {
+    const commands = await store.commands.queue(req.params.id);
+    return { enrollment_id: req.params.id, commands: commands.map(queuedCommandJson) };
   });
 
-  app.delete<{ Params: { ids: string } }>("/v1/queue/:ids", async (req) => {
-    const removed = await store.commands.clear(idList(req.params.ids));
+  // One path template with GET: :id is a comma-separated list here, as in NanoMDM's API.
+  app.delete<{ Params: { id: string } }>("/v1/queue/:id", async (req): Promise<QueueCleared> => {
+    const removed = await store.commands.clear(idList(req.params.id));
     req.log.info({ removed }, "queues cleared");
     return { removed };
   });
 
-  app.get<{ Params: { uuid: string } }>("/v1/commands/:uuid", async (req) => {
+  app.get<{ Params: { uuid: string } }>("/v1/commands/:uuid", async (req): Promise<CommandJson> => {
     const command = await store.commands.command(req.params.uuid);
     if (!command) throw new NotFound("no such command");
     const results = await store.commands.results(req.params.uuid);
     return {
       command_uuid: command.commandUuid,
       request_type: command.requestType,
-      created_at: command.createdAt,
-      results: results.map((r) => ({
-        enrollment_id: r.enrollmentId,
-        status: r.status,
-        active: r.active,
-        not_now_count: r.notNowCount,
-        updated_at: r.updatedAt,
-        result: r.result ? plistToJson(parsePlist(r.result, o.plistLimits)) : null,
-      })),
+      created_at: time(command.createdAt),
+      results: results.map((r) => commandResultJson(r, r.result ? (plistToJson(parsePlist(r.result, o.plistLimits)) as PlistJson) : null)),
     };
   });
 
-  app.get<{ Querystring: Record<string, string> }>("/v1/events", async (req) => {
+  app.get<{ Querystring: Record<string, string> }>("/v1/events", async (req): Promise<EventPage> => {
     const q = req.query;
     const limit = pageSize(q.limit);
     const since = q.since === undefined ? undefined : Date.parse(q.since);
-    if (since !== undefined && Number.isNaN(since)) throw new BadRequest("since must be an ISO 8601 time");
+    if (since !== undefined && Number.isNaN(since)) throw new BadRequest("since must be an RFC 3339 time", "invalid_parameter");
     const after = q.cursor === undefined ? undefined : Number(q.cursor);
-    if (after !== undefined && !Number.isInteger(after)) throw new BadRequest("cursor must be an event id");
-    if (q.order !== undefined && q.order !== "asc" && q.order !== "desc") throw new BadRequest("order must be asc (oldest first) or desc (newest first)");
+    if (after !== undefined && !Number.isInteger(after)) throw new BadRequest("cursor must be an event id", "invalid_parameter");
+    if (q.order !== undefined && q.order !== "asc" && q.order !== "desc") {
+      throw new BadRequest("order must be asc (oldest first) or desc (newest first)", "invalid_parameter");
+    }
     const events = await store.events.list({ enrollmentId: q.enrollment, type: q.type, since, after, limit, newestFirst: q.order === "desc" });
-    return { events, next_cursor: nextCursor(events, limit, (e) => e.id) };
+    return { events: events.map(eventJson), next_cursor: nextCursor(events, limit, (e) => e.id) };
   });
+
+  // This API's own description (http/openapi.ts), behind the API key like the rest of /v1.
+  app.get("/v1/openapi.json", async () => OPENAPI);
 }
 
 export function bodyBuffer(req: FastifyRequest): Buffer {
@@ -109,8 +115,8 @@ export function bodyBuffer(req: FastifyRequest): Buffer {
 /** Comma-separated enrollment ids from a path segment. */
 export function idList(value: string): string[] {
   const ids = value.split(",").map((s) => s.trim()).filter(Boolean);
-  if (ids.length === 0) throw new BadRequest("no enrollment id given");
-  if (ids.length > MAX_IDS) throw new BadRequest(`at most ${MAX_IDS} ids at once`);
+  if (ids.length === 0) throw new BadRequest("no enrollment id given", "invalid_parameter");
+  if (ids.length > MAX_IDS) throw new BadRequest(`at most ${MAX_IDS} ids at once`, "too_many_ids");
   return [...new Set(ids)];
 }
 

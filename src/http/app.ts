@@ -8,7 +8,7 @@ import type { DeviceTrust } from "../identity/index.ts";
 import type { Store } from "../store/index.ts";
 import { apiKeyGuard } from "./api-auth.ts";
 import { registerApiRoutes } from "./api-routes.ts";
-import { errorHandler, loggableUrl } from "./errors.ts";
+import { errorHandler, loggableUrl, sendError } from "./errors.ts";
 import { ApiFailureLimiter, clientErrorHandler, frameworkErrorHandler, plainRequestStrings } from "./limits.ts";
 import { BodyBudget } from "./body-budget.ts";
 import { capConnections, defaultMaxConnections, descriptorLimit } from "./connection-cap.ts";
@@ -142,7 +142,7 @@ export function buildApp(o: AppOptions): FastifyInstance {
   });
   app.setNotFoundHandler((req, reply) => {
     req.log.info({ method: req.method, url: loggableUrl(req.url) }, "no such route");
-    void reply.code(404).type("text/plain").send("not found\n");
+    sendError(req, reply, 404, "not found", "no_such_route");
   });
 
   app.get("/healthz", async (_req, reply) => {

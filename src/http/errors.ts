@@ -1,25 +1,44 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { OrchardError } from "../errors.ts";
+import { codeOfStatus, OrchardError, type ErrorCode } from "../errors.ts";
 import { PlistError } from "../plist/index.ts";
 import { IdentityError } from "../identity/index.ts";
 import { StoreUnavailable } from "../store/unavailable.ts";
+import type { ApiErrorBody } from "./wire.ts";
+
+/** What an error is answered with: the status, the message and the stable code (http/wire.ts ApiErrorBody). */
+export interface ErrorAnswer {
+  status: number;
+  reason: string;
+  code: ErrorCode;
+  retryAfterSeconds?: number;
+}
+
+/** Fastify's own error codes that have a code of Orchard's. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: "payload_too_large",
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: "unsupported_media_type",
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: "bad_request",
+};
 
 /**
  * The one place where an error becomes an HTTP status. Known errors are 4xx
- * with their reason; anything else is a 500 whose details stay in the log.
- * Nothing here ever produces a 401 for a device: a 401 unenrolls it.
+ * with their reason and code; anything else is a 500 whose details stay in
+ * the log. Nothing here ever produces a 401 for a device: a 401 unenrolls it.
  */
-export function statusOf(err: unknown): { status: number; reason: string; retryAfterSeconds?: number } {
+export function statusOf(err: unknown): ErrorAnswer {
   // A database outage: 503, and when to try again (the pool reconnects by itself).
-  if (err instanceof StoreUnavailable) return { status: 503, reason: err.message, retryAfterSeconds: err.retryAfterSeconds };
-  if (err instanceof OrchardError) return { status: err.status, reason: err.message };
-  if (err instanceof PlistError) return { status: 400, reason: `malformed plist: ${err.message}` };
-  if (err instanceof IdentityError) return { status: 400, reason: `device identity: ${err.message}` };
+  if (err instanceof StoreUnavailable) {
+    return { status: 503, reason: err.message, code: err.code, retryAfterSeconds: err.retryAfterSeconds };
+  }
+  if (err instanceof OrchardError) return { status: err.status, reason: err.message, code: err.code };
+  if (err instanceof PlistError) return { status: 400, reason: `malformed plist: ${err.message}`, code: "bad_request" };
+  if (err instanceof IdentityError) return { status: 400, reason: `device identity: ${err.message}`, code: "bad_request" };
   const fe = err as Partial<FastifyError>;
   if (typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500 && fe.statusCode !== 401) {
-    return { status: fe.statusCode, reason: fe.message ?? "bad request" };
+    const code = (fe.code !== undefined ? FASTIFY_CODES[fe.code] : undefined) ?? codeOfStatus(fe.statusCode);
+    return { status: fe.statusCode, reason: fe.message ?? "bad request", code };
   }
-  return { status: 500, reason: "internal error" };
+  return { status: 500, reason: "internal error", code: "internal_error" };
 }
 
 /**
@@ -31,16 +50,27 @@ export function loggableUrl(url: string): string {
 }
 
 export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyReply): void {
-  const { status, reason, retryAfterSeconds } = statusOf(err);
+  const { status, reason, code, retryAfterSeconds } = statusOf(err);
   if (err instanceof StoreUnavailable) req.log.warn({ err: err.cause, url: loggableUrl(req.url) }, "store unavailable");
   else if (status >= 500) req.log.error({ err }, "request failed");
   else req.log.info({ status, reason, url: loggableUrl(req.url) }, "request refused");
   if (retryAfterSeconds !== undefined) void reply.header("retry-after", String(retryAfterSeconds));
-  sendError(req, reply, status, reason);
+  sendError(req, reply, status, reason, code);
 }
 
-/** An error answer: JSON `{"error": reason}` on the API, one plain line elsewhere. */
-export function sendError(req: FastifyRequest, reply: FastifyReply, status: number, reason: string): void {
-  if (req.url.startsWith("/v1/")) void reply.code(status).type("application/json").send(JSON.stringify({ error: reason }));
-  else void reply.code(status).type("text/plain; charset=utf-8").send(reason + "\n");
+/**
+ * An error answer: JSON `{"error": reason, "code": code}` on the API (the
+ * code defaults to the status's generic one), one plain line elsewhere.
+ */
+export function sendError(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  status: number,
+  reason: string,
+  code: ErrorCode = codeOfStatus(status),
+): void {
+  if (req.url.startsWith("/v1/")) {
+    const body: ApiErrorBody = { error: reason, code };
+    void reply.code(status).type("application/json").send(JSON.stringify(body));
+  } else void reply.code(status).type("text/plain; charset=utf-8").send(reason + "\n");
 }

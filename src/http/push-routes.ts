@@ -1,12 +1,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { apiStatus, pushInto, statusMap, type ApiResult } from "../core/enqueue.ts";
+import { apiStatus, pushInto, statusMap } from "../core/enqueue.ts";
 import type { Pusher } from "../core/push.ts";
-import { BadRequest, Conflict, NotFound } from "../errors.ts";
+import { BadRequest, Conflict, NotFound, OrchardError } from "../errors.ts";
 import { parsePushCertificate } from "../push/certificate.ts";
 import type { PushCertSource } from "../push/certs.ts";
 import { newTopicRefusal } from "../push/topic-guard.ts";
 import type { Store } from "../store/index.ts";
 import { bodyBuffer, idList } from "./api-routes.ts";
+import type { PushCertList, PushCertRemoved, PushCertStored, PushResult } from "./wire.ts";
+import { pushCertJson } from "./wire-map.ts";
 
 export interface PushRouteOptions {
   store: Store;
@@ -24,12 +26,14 @@ export function registerPushRoutes(app: FastifyInstance, o: PushRouteOptions): v
 
   // NanoMDM-compatible: `cat push.pem push.key | curl -T - .../v1/pushcert`, whatever the Content-Type; or a .p12.
   // A new topic while devices are enrolled under another is refused (409) unless ?force=1: see push/topic-guard.ts.
-  app.put<{ Querystring: Record<string, string> }>("/v1/pushcert", { bodyLimit: PUSHCERT_BODY_LIMIT }, async (req) => {
+  app.put<{ Querystring: Record<string, string> }>("/v1/pushcert", { bodyLimit: PUSHCERT_BODY_LIMIT }, async (req): Promise<PushCertStored> => {
     const body = bodyBuffer(req);
-    if (body.length === 0) throw new BadRequest("the body must be a PEM certificate and its private key, or a PKCS#12 file");
+    if (body.length === 0) {
+      throw new BadRequest("the body must be a PEM certificate and its private key, or a PKCS#12 file", "invalid_push_certificate");
+    }
     const header = req.headers[PASSPHRASE_HEADER];
     const passphrase = typeof header === "string" ? header : undefined;
-    const cert = parsePushCertificate(body, passphrase);
+    const cert = pushCertificate(body, passphrase);
     const force = req.query.force !== undefined && /^(1|true|yes)$/i.test(req.query.force);
     const refusal = await newTopicRefusal(store.push, cert.topic);
     if (refusal && !force) {
@@ -37,7 +41,7 @@ export function registerPushRoutes(app: FastifyInstance, o: PushRouteOptions): v
         { topic: cert.topic, fingerprint: cert.fingerprint },
         "push certificate refused: a new topic while devices are enrolled under another",
       );
-      throw new Conflict(refusal);
+      throw new Conflict(refusal, "push_topic_change");
     }
     if (refusal) {
       req.log.warn({ topic: cert.topic }, "push certificate for a new topic stored with force=1 while devices are enrolled under another");
@@ -51,21 +55,12 @@ export function registerPushRoutes(app: FastifyInstance, o: PushRouteOptions): v
     return { topic: cert.topic, not_after: notAfter };
   });
 
-  app.get("/v1/pushcert", async () => {
+  app.get("/v1/pushcert", async (): Promise<PushCertList> => {
     const list = await store.push.certs();
-    return {
-      push_certs: list.map((c) => ({
-        topic: c.topic,
-        not_before: new Date(c.notBefore).toISOString(),
-        not_after: new Date(c.notAfter).toISOString(),
-        fingerprint: c.fingerprint,
-        created_at: new Date(c.createdAt).toISOString(),
-        updated_at: new Date(c.updatedAt).toISOString(),
-      })),
-    };
+    return { push_certs: list.map(pushCertJson) };
   });
 
-  app.delete<{ Params: { topic: string } }>("/v1/pushcert/:topic", async (req) => {
+  app.delete<{ Params: { topic: string } }>("/v1/pushcert/:topic", async (req): Promise<PushCertRemoved> => {
     if (!(await certs.remove(req.params.topic))) throw new NotFound("no push certificate for this topic");
     await store.events.add({ type: "pushcert.removed", detail: { topic: req.params.topic } }, Date.now());
     req.log.info({ topic: req.params.topic }, "push certificate removed");
@@ -75,10 +70,20 @@ export function registerPushRoutes(app: FastifyInstance, o: PushRouteOptions): v
   // NanoMDM's push API: status per id with push_result (the apns-id) or push_error.
   const push = async (req: FastifyRequest<{ Params: { ids: string } }>, reply: FastifyReply) => {
     const ids = idList(req.params.ids);
-    const result: ApiResult = { status: statusMap() };
+    const result: PushResult = { status: statusMap() };
     await pushInto(o.pusher, ids, result, "api");
     return reply.code(apiStatus(result, ids.length)).send(result);
   };
   app.get("/v1/push/:ids", push);
   app.post("/v1/push/:ids", push);
+}
+
+/** The uploaded certificate; whatever is wrong with it is an invalid_push_certificate. */
+function pushCertificate(body: Buffer, passphrase: string | undefined) {
+  try {
+    return parsePushCertificate(body, passphrase);
+  } catch (err) {
+    if (err instanceof OrchardError && err.status === 400) throw new BadRequest(err.message, "invalid_push_certificate");
+    throw err;
+  }
 }

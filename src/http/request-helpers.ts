@@ -27,17 +27,21 @@ export function jsonObject(req: FastifyRequest): Record<string, unknown> {
   try {
     value = parseStrictJson(raw);
   } catch (err) {
-    if (err instanceof DuplicateKey) throw new BadRequest(`the body has a ${err.message}`);
-    throw new BadRequest("the body must be a JSON object");
+    if (err instanceof DuplicateKey) throw new BadRequest(`the body has a ${err.message}`, "duplicate_json_key");
+    throw new BadRequest("the body must be a JSON object", "invalid_json");
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new BadRequest("the body must be a JSON object");
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new BadRequest("the body must be a JSON object", "invalid_json");
+  }
   return value as Record<string, unknown>;
 }
 
 /** Refuses keys a route does not know, so a typo is an error rather than a no-op. */
 export function onlyKeys(body: Record<string, unknown>, allowed: readonly string[]): void {
   const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
-  if (unknown.length > 0) throw new BadRequest(`unknown field ${JSON.stringify(unknown[0]!.slice(0, 64))}; allowed: ${allowed.join(", ")}`);
+  if (unknown.length > 0) {
+    throw new BadRequest(`unknown field ${JSON.stringify(unknown[0]!.slice(0, 64))}; allowed: ${allowed.join(", ")}`, "unknown_field");
+  }
 }
 
 export function optionalString(body: Record<string, unknown>, key: string, max: number): string | null | undefined {
@@ -54,7 +58,7 @@ export function optionalString(body: Record<string, unknown>, key: string, max: 
 export function pageSize(value: string | undefined): number {
   if (value === undefined) return 100;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new BadRequest("limit must be a whole number from 1 to 1000");
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new BadRequest("limit must be a whole number from 1 to 1000", "invalid_parameter");
   return n;
 }
 

@@ -6,6 +6,8 @@ import { BadRequest, Conflict, NotFound } from "../errors.ts";
 import type { DirectoryState } from "../store/directory.ts";
 import type { Store } from "../store/index.ts";
 import { jsonObject, nextCursor, onlyKeys, optionalString, pageSize, utf8Body } from "./request-helpers.ts";
+import type { UserImportJson, UserJson, UserPage, UserRemoved, UserSessionPage } from "./wire.ts";
+import { userJson, userSessionJson } from "./wire-map.ts";
 
 export interface UserRouteOptions {
   store: Store;
@@ -20,19 +22,21 @@ const USER_BODY_LIMIT = 64 * 1024;
 export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): void {
   const { store, realm } = o;
 
-  app.put<{ Params: { shortName: string } }>("/v1/users/:shortName", { bodyLimit: USER_BODY_LIMIT }, async (req, reply) => {
-    const shortName = checkShortName(req.params.shortName);
+  app.put<{ Params: { short_name: string } }>("/v1/users/:short_name", { bodyLimit: USER_BODY_LIMIT }, async (req, reply) => {
+    const shortName = checkShortName(req.params.short_name);
     const body = jsonObject(req);
-    onlyKeys(body, ["password", "guid", "fullName", "state"]);
+    onlyKeys(body, ["password", "guid", "full_name", "state"]);
     const password = optionalString(body, "password", 1024);
     const givenGuid = optionalString(body, "guid", 128);
-    if (givenGuid && !isUserGuid(givenGuid)) throw new BadRequest(`guid is not a GUID: ${GUID_RULE}`);
+    if (givenGuid && !isUserGuid(givenGuid)) throw new BadRequest(`guid is not a GUID: ${GUID_RULE}`, "invalid_guid");
     const guid = givenGuid ? canonicalGuid(givenGuid) : givenGuid;
-    const fullName = optionalString(body, "fullName", 256);
+    const fullName = optionalString(body, "full_name", 256);
     const state = body.state;
-    if (state !== undefined && state !== "managed" && state !== "declined") throw new BadRequest("state must be managed or declined");
+    if (state !== undefined && state !== "managed" && state !== "declined") {
+      throw new BadRequest("state must be managed or declined", "invalid_parameter");
+    }
     if (password === null) throw new BadRequest("password cannot be null");
-    if (guid && (await store.directory.guidInUse(guid, shortName))) throw new Conflict("another user has this guid");
+    if (guid && (await store.directory.guidInUse(guid, shortName))) throw new Conflict("another user has this guid", "guid_in_use");
     const created = await store.directory.put(
       {
         shortName,
@@ -49,35 +53,36 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): v
       Date.now(),
     );
     req.log.info({ shortName, created, passwordSet: password !== undefined }, "directory user saved");
-    return reply.code(created ? 201 : 200).send(await store.directory.get(shortName));
+    const saved: UserJson = userJson((await store.directory.get(shortName))!);
+    return reply.code(created ? 201 : 200).send(saved);
   });
 
-  app.get<{ Querystring: Record<string, string> }>("/v1/users", async (req) => {
+  app.get<{ Querystring: Record<string, string> }>("/v1/users", async (req): Promise<UserPage> => {
     const limit = pageSize(req.query.limit);
     const users = await store.directory.list(req.query.cursor, limit);
-    return { users, next_cursor: nextCursor(users, limit, (u) => u.shortName) };
+    return { users: users.map(userJson), next_cursor: nextCursor(users, limit, (u) => u.shortName) };
   });
 
-  app.get<{ Params: { shortName: string } }>("/v1/users/:shortName", async (req) => {
-    const user = await store.directory.get(req.params.shortName);
+  app.get<{ Params: { short_name: string } }>("/v1/users/:short_name", async (req): Promise<UserJson> => {
+    const user = await store.directory.get(req.params.short_name);
     if (!user) throw new NotFound("no such user");
-    return user;
+    return userJson(user);
   });
 
-  app.delete<{ Params: { shortName: string } }>("/v1/users/:shortName", async (req) => {
-    if (!(await store.directory.remove(req.params.shortName))) throw new NotFound("no such user");
+  app.delete<{ Params: { short_name: string } }>("/v1/users/:short_name", async (req): Promise<UserRemoved> => {
+    if (!(await store.directory.remove(req.params.short_name))) throw new NotFound("no such user");
     // A removed user's AuthTokens stop working at once, on every Mac.
-    const revoked = await store.userSessions.revokeUser(req.params.shortName, Date.now());
-    req.log.info({ shortName: req.params.shortName, revoked }, "directory user removed");
-    return { removed: req.params.shortName, sessions_revoked: revoked };
+    const revoked = await store.userSessions.revokeUser(req.params.short_name, Date.now());
+    req.log.info({ shortName: req.params.short_name, revoked }, "directory user removed");
+    return { removed: req.params.short_name, sessions_revoked: revoked };
   });
 
   // Digests are per realm: by default the lines of the server's realm are
   // imported; ?realm= imports another's (usable once --digest-realm is it).
-  app.post<{ Querystring: Record<string, string> }>("/v1/users/import", async (req) => {
+  app.post<{ Querystring: Record<string, string> }>("/v1/users/import", async (req): Promise<UserImportJson> => {
     const wanted = req.query.realm ?? realm;
     if (wanted.length === 0 || wanted.length > 256 || /[\x00-\x1f\x7f"\\]/.test(wanted)) {
-      throw new BadRequest("realm must be 1 to 256 characters without control characters, quotes or backslashes");
+      throw new BadRequest("realm must be 1 to 256 characters without control characters, quotes or backslashes", "invalid_parameter");
     }
     const { entries, errors } = parseHtdigest(utf8Body(req, "the htdigest file"));
     const otherRealms: Array<{ username: string; realm: string }> = [];
@@ -111,18 +116,17 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): v
     };
   });
 
-  app.get<{ Querystring: Record<string, string> }>("/v1/user-sessions", async (req) => {
+  app.get<{ Querystring: Record<string, string> }>("/v1/user-sessions", async (req): Promise<UserSessionPage> => {
     const limit = pageSize(req.query.limit);
     const sessions = await store.userSessions.list({ deviceId: req.query.device, after: req.query.cursor, limit });
     return {
-      // Never the token hash: only what the operator needs to see a login's state.
-      sessions: sessions.map(({ tokenHash: _hash, ...s }) => s),
+      sessions: sessions.map(userSessionJson),
       next_cursor: nextCursor(sessions, limit, (s) => s.enrollmentId),
     };
   });
 }
 
 function checkShortName(value: string): string {
-  if (!isShortName(value)) throw new BadRequest(SHORT_NAME_RULE);
+  if (!isShortName(value)) throw new BadRequest(SHORT_NAME_RULE, "invalid_short_name");
   return value;
 }

@@ -593,7 +593,7 @@ class FleetRun {
 
   private async createDirectoryUser(d: Device, u: ChannelUser): Promise<boolean> {
     const res = await this.api("PUT", `/v1/users/${encodeURIComponent(u.profile.shortName)}`, {
-      json: { password: u.password, guid: u.profile.guid, fullName: u.profile.fullName },
+      json: { password: u.password, guid: u.profile.guid, full_name: u.profile.fullName },
     });
     if (!res) return false;
     if (res.status !== 200 && res.status !== 201) {

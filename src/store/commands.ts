@@ -57,7 +57,7 @@ export class CommandStore {
   async enqueue(cmd: NewCommand, enrollmentIds: readonly string[], now: number): Promise<void> {
     await this.db.transaction(async (tx) => {
       const existing = await tx.get("SELECT 1 AS x FROM commands WHERE command_uuid = ?", [cmd.commandUuid]);
-      if (existing) throw new Conflict(`a command with CommandUUID ${cmd.commandUuid} already exists`);
+      if (existing) throw new Conflict(`a command with CommandUUID ${cmd.commandUuid} already exists`, "command_exists");
       await tx.run("INSERT INTO commands (command_uuid, request_type, command, created_at) VALUES (?, ?, ?, ?)", [
         cmd.commandUuid,
         cmd.requestType,

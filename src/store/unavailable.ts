@@ -11,7 +11,7 @@ export class StoreUnavailable extends OrchardError {
   /** What a client is told to wait: a PostgreSQL restart takes a few seconds. */
   readonly retryAfterSeconds = 5;
   constructor(cause: unknown) {
-    super(503, "store unavailable");
+    super(503, "store unavailable", "store_unavailable");
     this.cause = cause;
   }
 }

@@ -1,0 +1,498 @@
+// The OpenAPI 3.1 description of every route Orchard's Fastify app serves,
+// served at GET /v1/openapi.json. The schemas under components are the
+// shapes of http/wire.ts written as JSON Schema (2020-12, as OpenAPI 3.1
+// uses). test/openapi.test.ts keeps this true: every registered route is
+// here and every route here is registered, and real answers validate against
+// their schemas (additionalProperties: false, so a new key must be added here).
+// The device endpoints (check-in, server URL) are plain node:http, not part
+// of this API; they speak Apple's MDM protocol.
+
+import { ERROR_CODES } from "../errors.ts";
+import { VERSION } from "../version.ts";
+
+type Schema = Record<string, unknown>;
+
+const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
+const str: Schema = { type: "string" };
+const nullableStr: Schema = { type: ["string", "null"] };
+const int: Schema = { type: "integer", minimum: 0 };
+const bool: Schema = { type: "boolean" };
+const time: Schema = ref("Time");
+const nullableTime: Schema = { anyOf: [ref("Time"), { type: "null" }] };
+const arrayOf = (items: Schema): Schema => ({ type: "array", items });
+
+/** An object with exactly these properties, all present (nullable ones are null, not absent). */
+function object(properties: Record<string, Schema>, o: { optional?: string[]; description?: string } = {}): Schema {
+  const optional = new Set(o.optional ?? []);
+  return {
+    type: "object",
+    ...(o.description ? { description: o.description } : {}),
+    properties,
+    required: Object.keys(properties).filter((k) => !optional.has(k)),
+    additionalProperties: false,
+  };
+}
+
+/** A cursor-paged list: `{ <key>: [...], next_cursor }`. */
+function page(key: string, item: string): Schema {
+  const next_cursor = { ...nullableStr, description: "the cursor of the next page; null on the last" };
+  return object({ [key]: arrayOf(ref(item)), next_cursor });
+}
+
+const ENROLLMENT_TYPES = ["Device", "User", "SharediPadUser", "UserEnrollmentDevice", "UserEnrollmentUser"];
+const QUEUE_STATUSES = ["Queued", "Discarded", "Acknowledged", "Error", "CommandFormatError", "NotNow"];
+
+const schemas: Record<string, Schema> = {
+  Time: {
+    type: "string",
+    format: "date-time",
+    pattern: "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z$",
+    description: "an RFC 3339 UTC time with milliseconds",
+    examples: ["2026-12-03T12:00:00.000Z"],
+  },
+  Error: object(
+    {
+      error: { ...str, description: "what went wrong, for people; may be reworded" },
+      code: { type: "string", enum: [...ERROR_CODES], description: "stable and machine-readable: never renamed or reused" },
+    },
+    { description: "every API error (any 4xx or 5xx under /v1)" },
+  ),
+  IdResult: object(
+    {
+      push_result: { ...str, description: "the apns-id of the push" },
+      push_error: str,
+      command_error: str,
+    },
+    { optional: ["push_result", "push_error", "command_error"], description: "one id's outcome (NanoMDM)" },
+  ),
+  ApiResult: object(
+    {
+      status: { type: "object", additionalProperties: ref("IdResult"), description: "per enrollment id" },
+      no_push: bool,
+      push_error: str,
+      command_error: str,
+      command_uuid: str,
+      request_type: str,
+    },
+    { optional: ["status", "no_push", "push_error", "command_error", "command_uuid", "request_type"], description: "NanoMDM's APIResult" },
+  ),
+  PushCertStored: object({ topic: str, not_after: time }, { description: "NanoMDM's answer to PUT /v1/pushcert" }),
+  Enrollment: object({
+    id: { ...str, description: "the device's UDID, or UDID:UserID for a user channel (NanoMDM's ids)" },
+    device_id: str,
+    type: { type: "string", enum: ENROLLMENT_TYPES },
+    user_id: nullableStr,
+    user_short_name: nullableStr,
+    user_long_name: nullableStr,
+    enabled: bool,
+    topic: str,
+    push_token: str,
+    push_magic: str,
+    token_update_count: int,
+    awaiting_configuration: bool,
+    serial_number: nullableStr,
+    model: nullableStr,
+    model_name: nullableStr,
+    product_name: nullableStr,
+    device_name: nullableStr,
+    os_version: nullableStr,
+    build_version: nullableStr,
+    created_at: time,
+    updated_at: time,
+    last_seen_at: nullableTime,
+  }),
+  EnrollmentPage: page("enrollments", "Enrollment"),
+  QueuedCommand: object({
+    command_uuid: str,
+    request_type: str,
+    status: { type: "string", enum: QUEUE_STATUSES },
+    not_now_count: int,
+    created_at: time,
+    updated_at: time,
+  }),
+  Queue: object({ enrollment_id: str, commands: arrayOf(ref("QueuedCommand")) }),
+  QueueCleared: object({ removed: { ...int, description: "queued commands removed" } }),
+  CommandResult: object({
+    enrollment_id: str,
+    status: { type: "string", enum: QUEUE_STATUSES },
+    active: { ...bool, description: "still to be sent (queued, or NotNow)" },
+    not_now_count: int,
+    updated_at: time,
+    result: { type: ["object", "null"], description: "the device's latest report as JSON (dates as RFC 3339, data as base64)" },
+  }),
+  Command: object({ command_uuid: str, request_type: str, created_at: time, results: arrayOf(ref("CommandResult")) }),
+  Event: object({
+    id: { type: "integer" },
+    at: time,
+    type: { ...str, description: "e.g. enrollment.enrolled, push.sent, userauth.token_refused" },
+    enrollment_id: nullableStr,
+    detail: { type: ["object", "null"], description: "facts about the event, snake_case keys; never a secret" },
+  }),
+  EventPage: page("events", "Event"),
+  RebindHold: object({
+    cert_fingerprint: str,
+    held_at: time,
+    attempts: int,
+    pushed_at: nullableTime,
+    approved_at: nullableTime,
+  }),
+  RebindState: object({
+    device_id: str,
+    cert_fingerprint: str,
+    last_contact_at: time,
+    held: { anyOf: [ref("RebindHold"), { type: "null" }] },
+  }),
+  RebindApproved: object({ device_id: str, cert_fingerprint: str, approved: ref("RebindHold") }),
+  RebindBody: object(
+    { fingerprint: { ...str, description: "SHA-256 of the certificate to approve, 64 hex digits (colons allowed)" } },
+    { optional: ["fingerprint"] },
+  ),
+  UserPutBody: object(
+    {
+      password: { type: "string", minLength: 1, maxLength: 1024, description: "stored only as digests for the server's realm" },
+      guid: { type: ["string", "null"], description: "the user's GUID (compared case-insensitively); null clears it" },
+      full_name: { type: ["string", "null"], minLength: 1, maxLength: 256 },
+      state: { type: "string", enum: ["managed", "declined"] },
+    },
+    { optional: ["password", "guid", "full_name", "state"] },
+  ),
+  User: object({
+    short_name: str,
+    guid: nullableStr,
+    full_name: nullableStr,
+    state: { type: "string", enum: ["managed", "declined"] },
+    digests: arrayOf(object({ realm: str, algorithm: { type: "string", enum: ["MD5", "SHA-256"] } })),
+    created_at: time,
+    updated_at: time,
+  }),
+  UserPage: page("users", "User"),
+  UserRemoved: object({ removed: str, sessions_revoked: int }),
+  UserImport: object({
+    realm: { ...str, description: "the realm whose lines were imported" },
+    server_realm: str,
+    created: int,
+    updated: int,
+    file_realms: arrayOf(object({ realm: str, lines: int })),
+    other_realms: arrayOf(object({ username: str, realm: str })),
+    errors: arrayOf(object({ line: int, reason: str })),
+  }),
+  UserSession: object({
+    enrollment_id: str,
+    device_id: str,
+    user_id: str,
+    short_name: nullableStr,
+    state: { type: "string", enum: ["challenged", "authenticated", "zero-length", "declined"] },
+    challenged_at: nullableTime,
+    token_issued_at: nullableTime,
+    token_last_used_at: nullableTime,
+    updated_at: time,
+  }),
+  UserSessionPage: page("sessions", "UserSession"),
+  PushCert: object({ topic: str, not_before: time, not_after: time, fingerprint: str, created_at: time, updated_at: time }),
+  PushCertList: object({ push_certs: arrayOf(ref("PushCert")) }),
+  PushCertRemoved: object({ removed: str }),
+  ScepChallengeBody: object({ ttl: { ...str, description: "a duration such as 10m (1s to 30d)" } }, { optional: ["ttl"] }),
+  ScepChallenge: object({ challenge: str, expires_at: time }),
+  Health: object({ status: { type: "string", enum: ["ok", "store unavailable"] } }),
+  Version: object({ version: str }),
+};
+
+const json = (schema: Schema) => ({ "application/json": { schema } });
+const ok = (name: string, description = "OK") => ({ description, content: json(ref(name)) });
+const error = (description: string) => ({ description, content: json(ref("Error")) });
+
+/** The errors any /v1 route may answer. */
+const COMMON_ERRORS = {
+  "400": error("bad input: the reason in error, the kind in code"),
+  "401": error("no API key, or a wrong one (code unauthorized)"),
+  "429": error("too many failed API key attempts from this address (code rate_limited); see Retry-After"),
+  "503": error("the store is unavailable (code store_unavailable); see Retry-After"),
+};
+const NOT_FOUND = { "404": error("no such thing (code not_found)") };
+const TOO_LARGE = { "413": error("the body is too large (code payload_too_large)") };
+
+const param = (name: string, where: "path" | "query", description: string, schema: Schema = str) => ({
+  name,
+  in: where,
+  required: where === "path",
+  description,
+  schema,
+});
+const IDS = param("ids", "path", "enrollment ids, comma-separated (at most 10,000)");
+const PAGING = [
+  param("limit", "query", "page size", { type: "integer", minimum: 1, maximum: 1000, default: 100 }),
+  param("cursor", "query", "the next_cursor of the previous page"),
+];
+const FORCE = param("force", "query", "1: accept a new topic while devices are enrolled under another", {
+  type: "string",
+  enum: ["1", "true", "yes"],
+});
+const ID = param("id", "path", "enrollment id");
+const SHORT_NAME = param("short_name", "path", "the user's short name");
+const DEVICE_ID = param("id", "path", "device id (UDID)");
+const PASSPHRASE = {
+  name: "X-Passphrase",
+  in: "header",
+  required: false,
+  description: "the PKCS#12's or encrypted key's passphrase",
+  schema: str,
+};
+/** A request body of this media type: a string (a plist, PEM, htdigest text) or binary. */
+const body = (type: string, description?: string, binary = false) => ({
+  [type]: { schema: { type: "string", ...(binary ? { contentEncoding: "binary" } : {}), ...(description ? { description } : {}) } },
+});
+
+interface Operation {
+  summary: string;
+  tags: string[];
+  parameters?: unknown[];
+  requestBody?: unknown;
+  responses: Record<string, unknown>;
+  security?: unknown[];
+}
+
+const op = (tag: string, summary: string, responses: Record<string, unknown>, extra: Partial<Operation> = {}): Operation => ({
+  summary,
+  tags: [tag],
+  ...extra,
+  responses: { ...responses, ...COMMON_ERRORS },
+});
+
+const paths: Record<string, Record<string, Operation>> = {
+  "/v1/enqueue/{ids}": {
+    put: op(
+      "commands",
+      "Queue a command plist for enrollments and push them (NanoMDM)",
+      {
+        "200": ok("ApiResult", "queued (and pushed) for every id"),
+        "207": ok("ApiResult", "some ids failed: see status"),
+        "404": ok("ApiResult", "no id names a known enrollment: nothing queued"),
+        "409": error("a command with this CommandUUID exists (code command_exists)"),
+        "500": ok("ApiResult", "every id failed"),
+        ...TOO_LARGE,
+      },
+      {
+        parameters: [IDS, param("nopush", "query", "queue without pushing")],
+        requestBody: { required: true, content: body("application/xml", "a command plist (CommandUUID generated if absent)") },
+      },
+    ),
+  },
+  "/v1/push/{ids}": {
+    get: op("commands", "Push enrollments so they poll for commands (NanoMDM)", pushResponses(), { parameters: [IDS] }),
+    post: op("commands", "Push enrollments so they poll for commands (NanoMDM)", pushResponses(), { parameters: [IDS] }),
+  },
+  "/v1/enrollments": {
+    get: op("enrollments", "List enrollments, ordered by id", { "200": ok("EnrollmentPage") }, {
+      parameters: [
+        param("type", "query", "only this enrollment type", { type: "string", enum: ENROLLMENT_TYPES }),
+        param("enabled", "query", "true or false"),
+        param("serial", "query", "only this serial number"),
+        param("device", "query", "only the channels of this device id (UDID)"),
+        ...PAGING,
+      ],
+    }),
+  },
+  "/v1/enrollments/{id}": {
+    get: op("enrollments", "One enrollment", { "200": ok("Enrollment"), ...NOT_FOUND }, { parameters: [ID] }),
+  },
+  "/v1/enrollments/{id}/rebind": {
+    get: op(
+      "enrollments",
+      "A device's bound identity certificate and any certificate held for approval",
+      { "200": ok("RebindState"), ...NOT_FOUND },
+      { parameters: [DEVICE_ID] },
+    ),
+    post: op(
+      "enrollments",
+      "Approve a new identity certificate for a device (the one held, or the one given)",
+      {
+        "200": ok("RebindApproved"),
+        ...NOT_FOUND,
+        "409": error("nothing held (code rebind_not_held), or bound to it already (code rebind_already_bound)"),
+      },
+      { parameters: [DEVICE_ID], requestBody: { required: false, content: json(ref("RebindBody")) } },
+    ),
+  },
+  "/v1/queue/{id}": {
+    get: op("commands", "An enrollment's queued and answered commands", { "200": ok("Queue") }, { parameters: [ID] }),
+    delete: op("commands", "Remove the queued commands of enrollments", { "200": ok("QueueCleared") }, {
+      parameters: [param("id", "path", "enrollment ids, comma-separated")],
+    }),
+  },
+  "/v1/commands/{uuid}": {
+    get: op("commands", "A command and each enrollment's answer", { "200": ok("Command"), ...NOT_FOUND }, {
+      parameters: [param("uuid", "path", "CommandUUID")],
+    }),
+  },
+  "/v1/events": {
+    get: op("events", "The event log, oldest first (or newest first)", { "200": ok("EventPage") }, {
+      parameters: [
+        param("enrollment", "query", "only this enrollment's events"),
+        param("type", "query", "only events of this type"),
+        param("since", "query", "only events at or after this RFC 3339 time"),
+        param("order", "query", "asc (oldest first, the default) or desc", { type: "string", enum: ["asc", "desc"] }),
+        ...PAGING,
+      ],
+    }),
+  },
+  "/v1/users": {
+    get: op("users", "List network users, ordered by short name", { "200": ok("UserPage") }, { parameters: PAGING }),
+  },
+  "/v1/users/{short_name}": {
+    get: op("users", "One network user (never a digest)", { "200": ok("User"), ...NOT_FOUND }, { parameters: [SHORT_NAME] }),
+    put: op(
+      "users",
+      "Create or change a network user",
+      {
+        "200": ok("User", "changed"),
+        "201": ok("User", "created"),
+        "409": error("another user has this guid (code guid_in_use)"),
+        ...TOO_LARGE,
+      },
+      { parameters: [SHORT_NAME], requestBody: { required: true, content: json(ref("UserPutBody")) } },
+    ),
+    delete: op("users", "Remove a network user and revoke their AuthTokens", { "200": ok("UserRemoved"), ...NOT_FOUND }, {
+      parameters: [SHORT_NAME],
+    }),
+  },
+  "/v1/users/import": {
+    post: op("users", "Import an htdigest file's MD5 digests", { "200": ok("UserImport"), ...TOO_LARGE }, {
+      parameters: [param("realm", "query", "import this realm's lines (default: the server's --digest-realm)")],
+      requestBody: { required: true, content: body("text/plain", "htdigest lines user:realm:HA1") },
+    }),
+  },
+  "/v1/user-sessions": {
+    get: op("users", "Network users' logins (never a token)", { "200": ok("UserSessionPage") }, {
+      parameters: [param("device", "query", "only this device's sessions"), ...PAGING],
+    }),
+  },
+  "/v1/pushcert": {
+    put: op(
+      "push",
+      "Upload a push certificate with its key (NanoMDM): PEM certificate then key, or PKCS#12",
+      {
+        "200": ok("PushCertStored"),
+        "409": error("a new topic while devices are enrolled under another (code push_topic_change)"),
+        ...TOO_LARGE,
+      },
+      {
+        parameters: [FORCE, PASSPHRASE],
+        requestBody: { required: true, content: { ...body("application/x-pem-file"), ...body("application/x-pkcs12", undefined, true) } },
+      },
+    ),
+    get: op("push", "The push certificates (never a key)", { "200": ok("PushCertList") }),
+  },
+  "/v1/pushcert/{topic}": {
+    delete: op("push", "Remove a topic's push certificate", { "200": ok("PushCertRemoved"), ...NOT_FOUND }, {
+      parameters: [param("topic", "path", "the push topic")],
+    }),
+  },
+  "/v1/scep/challenges": {
+    post: op("enrollment", "A new single-use SCEP challenge password", { "201": ok("ScepChallenge", "created") }, {
+      requestBody: { required: false, content: json(ref("ScepChallengeBody")) },
+    }),
+  },
+  "/v1/openapi.json": {
+    get: op("meta", "This document", { "200": { description: "OpenAPI 3.1", content: json({ type: "object" }) } }),
+  },
+  "/enroll": {
+    get: {
+      summary: "An enrollment profile (.mobileconfig) for one device",
+      tags: ["enrollment"],
+      security: [{ basic: [] }, { enrollmentToken: [] }],
+      parameters: [
+        param("identity", "query", "scep (default) or pkcs12", { type: "string", enum: ["scep", "pkcs12"] }),
+        param("topic", "query", "the push topic, when there are several"),
+        param("cn", "query", "the common name of the device's identity"),
+      ],
+      responses: {
+        "200": {
+          description: "the profile, signed with --profile-signer",
+          content: body("application/x-apple-aspen-config", undefined, true),
+        },
+        "401": textError("no enrollment token or API key"),
+        "400": textError("bad input, or several push topics: give topic"),
+        "404": textError("no usable push certificate for the topic given"),
+        "409": textError("no usable push certificate: upload one first"),
+        "429": textError("too many failed attempts; see Retry-After"),
+        "503": textError("the profile cannot be signed now"),
+      },
+    },
+  },
+  "/scep": {
+    get: scepOperation("GetCACaps, GetCACert, or PKIOperation with the message base64 in message="),
+    post: scepOperation("PKIOperation with the pkiMessage as the body"),
+  },
+  "/healthz": {
+    get: {
+      summary: "Whether the server can reach its store",
+      tags: ["meta"],
+      security: [],
+      responses: { "200": ok("Health"), "503": { description: "the store is unavailable", content: json(ref("Health")) } },
+    },
+  },
+  "/version": {
+    get: { summary: "The server's version", tags: ["meta"], security: [], responses: { "200": ok("Version") } },
+  },
+};
+
+function pushResponses(): Record<string, unknown> {
+  return {
+    "200": ok("ApiResult", "pushed every id"),
+    "207": ok("ApiResult", "some ids failed: see status"),
+    "500": ok("ApiResult", "every id failed"),
+  };
+}
+
+/** Outside /v1 an error is one plain-text line. */
+function textError(description: string) {
+  return { description, content: { "text/plain": { schema: str } } };
+}
+
+function scepOperation(summary: string): Operation {
+  return {
+    summary: `SCEP (RFC 8894) for devices: ${summary}`,
+    tags: ["enrollment"],
+    security: [],
+    parameters: [
+      param("operation", "query", "the SCEP operation", { type: "string", enum: ["GetCACaps", "GetCACert", "PKIOperation"] }),
+      param("message", "query", "PKIOperation over GET: the pkiMessage, base64"),
+    ],
+    responses: {
+      "200": {
+        description: "the capabilities, the CA certificate, or a CertRep",
+        content: {
+          ...body("text/plain"),
+          ...body("application/x-x509-ca-cert", undefined, true),
+          ...body("application/x-pki-message", undefined, true),
+        },
+      },
+      "400": textError("not a SCEP request"),
+      "429": textError("too many refused requests from this address; see Retry-After"),
+    },
+  };
+}
+
+/** The document served at GET /v1/openapi.json. */
+export const OPENAPI = {
+  openapi: "3.1.0",
+  info: {
+    title: "Orchard operator API",
+    version: VERSION,
+    description:
+      "Every key is snake_case; every time an RFC 3339 UTC string with milliseconds; durations and counts are numbers. " +
+      "Errors under /v1 are {\"error\": message, \"code\": stable_code}. NanoMDM-compatible routes (enqueue, push, pushcert) " +
+      "keep NanoMDM's shapes. HEAD is answered wherever GET is.",
+  },
+  jsonSchemaDialect: "https://spec.openapis.org/oas/3.1/dialect/base",
+  security: [{ basic: [] }],
+  tags: ["enrollments", "commands", "events", "users", "push", "enrollment", "meta"].map((name) => ({ name })),
+  paths,
+  components: {
+    schemas,
+    securitySchemes: {
+      basic: { type: "http", scheme: "basic", description: "any user name; the API key as the password" },
+      enrollmentToken: { type: "apiKey", in: "query", name: "token", description: "--enrollment-token, for a link opened on the device" },
+    },
+  },
+} as const;

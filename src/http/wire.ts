@@ -1,0 +1,249 @@
+// The operator API's JSON, as the server sends it and the CLI reads it: one
+// module both use, so an answer's shape is written down once. Types only: no
+// runtime code, and nothing imported but types from lower layers.
+//
+// The contract (docs/api.md): every key is snake_case; every time is an
+// RFC 3339 UTC string with milliseconds (`2026-12-03T12:00:00.000Z`), or
+// null; durations and counts are numbers. NanoMDM-compatible routes
+// (PUT /v1/enqueue, GET|POST /v1/push, PUT /v1/pushcert) keep NanoMDM's
+// shapes, which follow the same rules. http/openapi.ts describes each of these
+// shapes as a JSON Schema; test/openapi.test.ts checks real answers against it.
+
+import type { ErrorCode } from "../errors.ts";
+import type { ApiResult, EnrollmentResult } from "../core/enqueue.ts";
+import type { QueueStatus } from "../store/commands.ts";
+import type { DigestHashName, DirectoryState } from "../store/directory.ts";
+import type { UserSessionState } from "../store/user-sessions.ts";
+import type { EnrollmentType } from "../protocol/enrollment.ts";
+
+export type { ErrorCode } from "../errors.ts";
+
+/** An RFC 3339 UTC time with milliseconds: `2026-12-03T12:00:00.000Z`. */
+export type Time = string;
+
+/** Every API error: the message for people, the stable code for scripts. */
+export interface ApiErrorBody {
+  error: string;
+  code: ErrorCode;
+}
+
+/** A cursor-paged list: `{ <key>: [...], next_cursor }` (null on the last page). */
+export type Page<K extends string, T> = { [k in K]: T[] } & { next_cursor: string | null };
+
+// --- NanoMDM-compatible -------------------------------------------------
+
+/** PUT /v1/enqueue/{ids} and GET|POST /v1/push/{ids}: NanoMDM's APIResult. */
+export type EnqueueResult = ApiResult;
+export type PushResult = ApiResult;
+/** One id's outcome in an EnqueueResult's `status`. */
+export type IdResult = EnrollmentResult;
+
+/** PUT /v1/pushcert. */
+export interface PushCertStored {
+  topic: string;
+  not_after: Time;
+}
+
+// --- Enrollments, queues, commands, events -------------------------------
+
+/** GET /v1/enrollments (in a page) and GET /v1/enrollments/{id}. */
+export interface EnrollmentJson {
+  id: string;
+  device_id: string;
+  type: EnrollmentType;
+  user_id: string | null;
+  user_short_name: string | null;
+  user_long_name: string | null;
+  enabled: boolean;
+  topic: string;
+  push_token: string;
+  push_magic: string;
+  token_update_count: number;
+  awaiting_configuration: boolean;
+  serial_number: string | null;
+  model: string | null;
+  model_name: string | null;
+  product_name: string | null;
+  device_name: string | null;
+  os_version: string | null;
+  build_version: string | null;
+  created_at: Time;
+  updated_at: Time;
+  last_seen_at: Time | null;
+}
+
+export type EnrollmentPage = Page<"enrollments", EnrollmentJson>;
+
+/** One command in GET /v1/queue/{id}. */
+export interface QueuedCommandJson {
+  command_uuid: string;
+  request_type: string;
+  status: QueueStatus;
+  not_now_count: number;
+  created_at: Time;
+  updated_at: Time;
+}
+
+/** GET /v1/queue/{id}. */
+export interface QueueJson {
+  enrollment_id: string;
+  commands: QueuedCommandJson[];
+}
+
+/** DELETE /v1/queue/{ids}. */
+export interface QueueCleared {
+  removed: number;
+}
+
+/** One enrollment's answer in GET /v1/commands/{uuid}. */
+export interface CommandResultJson {
+  enrollment_id: string;
+  status: QueueStatus;
+  active: boolean;
+  not_now_count: number;
+  updated_at: Time;
+  /** The device's latest report as JSON (dates ISO strings, data base64), or null before one. */
+  result: Record<string, unknown> | null;
+}
+
+/** GET /v1/commands/{uuid}. */
+export interface CommandJson {
+  command_uuid: string;
+  request_type: string;
+  created_at: Time;
+  results: CommandResultJson[];
+}
+
+/** GET /v1/events (in a page). */
+export interface EventJson {
+  id: number;
+  at: Time;
+  type: string;
+  enrollment_id: string | null;
+  /** Facts about the event, snake_case keys; never a secret. */
+  detail: Record<string, unknown> | null;
+}
+
+export type EventPage = Page<"events", EventJson>;
+
+// --- Re-binding ----------------------------------------------------------
+
+/** A certificate held for a device, waiting for (or given) the operator's approval. */
+export interface RebindHoldJson {
+  cert_fingerprint: string;
+  held_at: Time;
+  attempts: number;
+  pushed_at: Time | null;
+  approved_at: Time | null;
+}
+
+/** GET /v1/enrollments/{id}/rebind. */
+export interface RebindStateJson {
+  device_id: string;
+  cert_fingerprint: string;
+  last_contact_at: Time;
+  held: RebindHoldJson | null;
+}
+
+/** POST /v1/enrollments/{id}/rebind. */
+export interface RebindApprovedJson {
+  device_id: string;
+  cert_fingerprint: string;
+  approved: RebindHoldJson;
+}
+
+// --- Network users ---------------------------------------------------------
+
+/** PUT /v1/users/{short_name}'s body: every field optional. */
+export interface UserPutBody {
+  password?: string;
+  guid?: string | null;
+  full_name?: string | null;
+  state?: DirectoryState;
+}
+
+/** GET|PUT /v1/users/{short_name}, and each of GET /v1/users. */
+export interface UserJson {
+  short_name: string;
+  guid: string | null;
+  full_name: string | null;
+  state: DirectoryState;
+  /** Realm and hash of each digest held; never the digests themselves. */
+  digests: Array<{ realm: string; algorithm: DigestHashName }>;
+  created_at: Time;
+  updated_at: Time;
+}
+
+export type UserPage = Page<"users", UserJson>;
+
+/** DELETE /v1/users/{short_name}. */
+export interface UserRemoved {
+  removed: string;
+  sessions_revoked: number;
+}
+
+/** POST /v1/users/import. */
+export interface UserImportJson {
+  realm: string;
+  server_realm: string;
+  created: number;
+  updated: number;
+  file_realms: Array<{ realm: string; lines: number }>;
+  other_realms: Array<{ username: string; realm: string }>;
+  errors: Array<{ line: number; reason: string }>;
+}
+
+/** Each of GET /v1/user-sessions: a login's state, never its token. */
+export interface UserSessionJson {
+  enrollment_id: string;
+  device_id: string;
+  user_id: string;
+  short_name: string | null;
+  state: UserSessionState;
+  challenged_at: Time | null;
+  token_issued_at: Time | null;
+  token_last_used_at: Time | null;
+  updated_at: Time;
+}
+
+export type UserSessionPage = Page<"sessions", UserSessionJson>;
+
+// --- Push certificates, SCEP ------------------------------------------------
+
+/** Each of GET /v1/pushcert: never the key. */
+export interface PushCertJson {
+  topic: string;
+  not_before: Time;
+  not_after: Time;
+  fingerprint: string;
+  created_at: Time;
+  updated_at: Time;
+}
+
+/** GET /v1/pushcert. */
+export interface PushCertList {
+  push_certs: PushCertJson[];
+}
+
+/** DELETE /v1/pushcert/{topic}. */
+export interface PushCertRemoved {
+  removed: string;
+}
+
+/** POST /v1/scep/challenges. */
+export interface ScepChallengeJson {
+  challenge: string;
+  expires_at: Time;
+}
+
+// --- Outside /v1 -------------------------------------------------------------
+
+/** GET /healthz. */
+export interface HealthJson {
+  status: "ok" | "store unavailable";
+}
+
+/** GET /version. */
+export interface VersionJson {
+  version: string;
+}
