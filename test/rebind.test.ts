@@ -329,6 +329,7 @@ await forEachBackend("a held re-binding pushes the device's current identity", (
     assert.equal(await server.store.enrollments.certFingerprintOf(real.udid), wiped.identity.fingerprint);
     const rebound = await events(server, real.udid, "enrollment.rebound");
     assert.equal(rebound.at(-1).detail.reason, "silence");
+    assert.equal(typeof rebound.at(-1).detail.unanswered_push_at, "number");
     assert.equal(pushesTo(token), 1, "no second push while the first was unanswered");
   });
 

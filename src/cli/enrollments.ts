@@ -13,8 +13,8 @@ export const enrollmentsCommand: ClientCommand = {
   usage: [
     `enrollments [--type T] [--enabled true|false] [--serial S] [--device UDID] [--limit N] [--cursor ID] [--all]`,
     "  one page of --limit (default 100, at most 1000) from --cursor; --all follows every page",
-    `enrollments rebind <device id> [--fingerprint SHA256]`,
-    "  without --fingerprint: the device's binding and every certificate held for it, approving nothing;",
+    `enrollments rebind <device id> [--fingerprint SHA256 | --show]`,
+    "  without --fingerprint: the device's binding and every certificate held for it, approving nothing (exit 1; 0 with --show);",
     "  with it: approve that certificate, whose next Authenticate re-binds the device (docs/enrolling-devices.md, Re-enrollment)",
   ],
   async run(args, ctx) {

@@ -79,10 +79,15 @@ export class CertBinding implements MdmService {
       if (owner !== undefined && owner !== deviceId) {
         throw new Forbidden("identity certificate is bound to another device");
       }
-      const { replaces, reason } = await this.admit(req, deviceId);
+      const { replaces, reason, unansweredPushAt } = await this.admit(req, deviceId);
       const reply = await this.next.checkIn({ ...req, replaces }, msg);
       if (reason) {
-        const detail = { old_fingerprint: replaces ?? null, new_fingerprint: req.certFingerprint, reason };
+        const detail = {
+          old_fingerprint: replaces ?? null,
+          new_fingerprint: req.certFingerprint,
+          reason,
+          ...(unansweredPushAt === undefined ? {} : { unanswered_push_at: unansweredPushAt }),
+        };
         await this.store.events.add({ type: "enrollment.rebound", enrollmentId: deviceId, detail }, req.now);
         req.log.info({ enrollmentId: deviceId, ...detail }, "device re-bound to a new identity certificate");
       }
@@ -103,7 +108,7 @@ export class CertBinding implements MdmService {
    * bound to when the store writes (see MdmRequest.replaces), and why a
    * different certificate may replace it. Throws Forbidden when it is held.
    */
-  private async admit(req: MdmRequest, deviceId: string): Promise<{ replaces?: string | null; reason?: RebindReason }> {
+  private async admit(req: MdmRequest, deviceId: string): Promise<{ replaces?: string | null; reason?: RebindReason; unansweredPushAt?: number }> {
     const { policy, afterSilenceMs, pushGraceMs } = this.o.rebind;
     const binding = await this.store.rebinds.binding(deviceId);
     if (!binding) return { replaces: policy === "any" ? undefined : null };
@@ -116,7 +121,7 @@ export class CertBinding implements MdmService {
     // Silence alone never re-binds: an idle device only talks when pushed, so
     // the current identity must also have left a push unanswered (docs/enrolling-devices.md, Re-enrollment).
     const silence = silenceState(this.o.rebind, binding.lastContactAt, current?.pushedAt, req.now);
-    if (silence.state === "ready") return { replaces: old, reason: "silence" };
+    if (silence.state === "ready") return { replaces: old, reason: "silence", unansweredPushAt: silence.pushedAt };
 
     const { hold, note } = await this.store.rebinds.hold(deviceId, req.certFingerprint, req.now, HELD_NOTE_INTERVAL_MS);
     if (note) {
