@@ -37,11 +37,14 @@ export interface Config {
 }
 
 /** The re-binding policy of core/cert-binding.ts. */
+/** The re-binding policy as the flags give it (the shape of core/cert-binding.ts's RebindPolicy, which config.ts may not import). */
 export interface RebindConfig {
   /** held: a new certificate for an enrolled device waits; any: every Authenticate re-binds (as the peers do). */
   policy: "held" | "any";
-  /** A held certificate is bound once the device's current identity has been silent this long. */
+  /** Past this silence of the device's current identity, a held certificate makes Orchard push that identity. */
   afterSilenceMs: number;
+  /** ...and it is bound at an Authenticate once the current identity has stayed silent this long after an accepted push. */
+  pushGraceMs: number;
 }
 
 /** The device CA, SCEP and enrollment profiles (src/enroll/, src/scep/, docs/enrolling-devices.md). */
@@ -156,7 +159,11 @@ export const SERVE_FLAGS = {
   },
   "rebind-after-silence": {
     type: "string", default: "7d",
-    help: "a held certificate is bound once the device's current identity has been silent this long",
+    help: "past this silence of the device's current identity, a held certificate's `Authenticate` pushes that identity (see `--rebind-push-grace`)",
+  },
+  "rebind-push-grace": {
+    type: "string", default: "1h",
+    help: "a held certificate is bound once the current identity has also left that push unanswered this long (a live device answers in seconds)",
   },
   "cert-header": {
     type: "string", arg: "NAME",
@@ -315,7 +322,11 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
     apiKey,
     caFiles,
     insecureAcceptAnyDeviceCert: flag("insecure-accept-any-device-cert"),
-    rebind: { policy: rebind, afterSilenceMs: positive(parseDuration(get("rebind-after-silence")!, "--rebind-after-silence"), "--rebind-after-silence") },
+    rebind: {
+      policy: rebind,
+      afterSilenceMs: positive(parseDuration(get("rebind-after-silence")!, "--rebind-after-silence"), "--rebind-after-silence"),
+      pushGraceMs: positive(parseDuration(get("rebind-push-grace")!, "--rebind-push-grace"), "--rebind-push-grace"),
+    },
     certHeader: get("cert-header")?.toLowerCase(),
     tlsCert,
     tlsKey,

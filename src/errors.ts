@@ -32,7 +32,6 @@ export const ERROR_CODES = [
   "command_exists",
   "guid_in_use",
   "push_topic_change",
-  "rebind_not_held",
   "rebind_already_bound",
   "declined",
   // 413, 414, 415, 422, 429

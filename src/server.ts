@@ -129,7 +129,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       (api) => registerUserRoutes(api, { store, realm: config.userAuth.realm }),
       (api) => registerPushRoutes(api, { store, certs: push.certs, pusher: push.pusher }),
       (api) => registerScepApiRoutes(api, challenges),
-      (api) => registerRebindRoutes(api, { store }),
+      (api) => registerRebindRoutes(api, { store, rebind: config.rebind }),
     ],
     trustProxy: config.trustProxy,
     https: config.tlsCert ? { cert: fs.readFileSync(config.tlsCert), key: fs.readFileSync(config.tlsKey!) } : undefined,

@@ -186,7 +186,7 @@ await forEachBackend("real answers match the OpenAPI document", (backend) => {
       ["PUT", "/v1/users/carol", "/v1/users/{short_name}", 400, "duplicate_json_key", '{"state":"managed","state":"declined"}'],
       ["PUT", "/v1/users/carol", "/v1/users/{short_name}", 400, "invalid_json", "[1"],
       ["PUT", "/v1/users/carol", "/v1/users/{short_name}", 413, "payload_too_large", { guid: "x".repeat(70_000) }],
-      ["POST", `/v1/enrollments/${"OPENAPI-DEVICE-1"}/rebind`, "/v1/enrollments/{id}/rebind", 409, "rebind_not_held"],
+      ["POST", `/v1/enrollments/${"OPENAPI-DEVICE-1"}/rebind`, "/v1/enrollments/{id}/rebind", 400, "invalid_fingerprint"],
       ["PUT", "/v1/pushcert", "/v1/pushcert", 400, "invalid_push_certificate", "not a certificate"],
       ["PUT", `/v1/enqueue/OPENAPI-DEVICE-1`, "/v1/enqueue/{ids}", 400, "invalid_command", "not a plist"],
     ];

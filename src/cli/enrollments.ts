@@ -10,9 +10,9 @@ export const enrollmentsCommand: ClientCommand = {
   usage: [
     `enrollments [--type T] [--enabled true|false] [--serial S] [--device UDID] [--limit N] [--cursor ID] [--all]`,
     "  one page of --limit (default 100, at most 1000) from --cursor; --all follows every page",
-    `enrollments rebind <device id> [--fingerprint SHA256] [--show]`,
-    "  approve the identity certificate held for the device (or the one given): its next Authenticate re-binds the",
-    "  device (docs/enrolling-devices.md, Re-enrollment); --show prints the binding and what is held, approving nothing",
+    `enrollments rebind <device id> [--fingerprint SHA256 | --show]`,
+    "  without --fingerprint: the device's binding and every certificate held for it, approving nothing (exit 1; 0 with --show);",
+    "  with it: approve that certificate, whose next Authenticate re-binds the device (docs/enrolling-devices.md, Re-enrollment)",
   ],
   async run(args, ctx) {
     if (args[0] === "rebind") return rebind(args.slice(1), ctx);
@@ -83,35 +83,63 @@ export const enrollmentCommand: ClientCommand = {
 /** What either rebind route answers: the state (GET) or the approval (POST). */
 type RebindState = Partial<RebindStateJson> & Partial<RebindApprovedJson> & { device_id: string; cert_fingerprint: string };
 
+/**
+ * Approval names the certificate: an approval of "whatever is held" could
+ * approve a certificate that arrived after the operator looked (anybody's).
+ * Without --fingerprint the command shows every held certificate and approves nothing.
+ */
 async function rebind(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, { fingerprint: { type: "string" }, show: { type: "boolean", default: false } });
   if (positionals.length !== 1) throw new UsageError("give one device id");
   if (values.show && values.fingerprint !== undefined) throw new UsageError("--show approves nothing: not with --fingerprint");
   const client = connect(values, ctx);
   const apiPath = `/v1/enrollments/${encodeURIComponent(positionals[0]!)}/rebind`;
-  const state = values.show
-    ? await client.get<RebindState>(apiPath)
-    : expectOk<RebindState>(
-        await client.request("POST", apiPath, {
-          body: values.fingerprint === undefined ? undefined : Buffer.from(JSON.stringify({ fingerprint: values.fingerprint })),
-          contentType: "application/json",
-        }),
-      );
+  const state =
+    values.fingerprint === undefined
+      ? await client.get<RebindState>(apiPath)
+      : expectOk<RebindState>(
+          await client.request("POST", apiPath, {
+            body: Buffer.from(JSON.stringify({ fingerprint: values.fingerprint })),
+            contentType: "application/json",
+          }),
+        );
   if (values.json) {
     printJson(ctx, state);
     return 0;
   }
-  const held = state.approved ?? state.held ?? undefined;
+  const current = state.approved ?? state.held ?? undefined;
   ctx.out(
     formatFields([
       ["device", state.device_id],
       ["bound certificate", state.cert_fingerprint],
       ...(state.last_contact_at !== undefined ? ([["last contact", formatTime(state.last_contact_at)]] as [string, Cell][]) : []),
-      ["held certificate", held?.cert_fingerprint ?? null],
-      ["approved at", formatTime(held?.approved_at ?? null)],
+      ...(state.silence ? ([["silence", state.silence.state + (state.silence.until ? ` until ${formatTime(state.silence.until)}` : "")]] as [string, Cell][]) : []),
+      [state.approved || current?.approved_at ? "approved certificate" : "latest held certificate", current?.cert_fingerprint ?? null],
+      ["approved at", formatTime(current?.approved_at ?? null)],
     ]),
   );
-  if (state.approved) ctx.out("approved: the device re-binds to this certificate at its next Authenticate\n");
+  if (state.approved) {
+    ctx.out("approved: the device re-binds to this certificate at its next Authenticate\n");
+    return 0;
+  }
+  const held = state.held_certificates ?? [];
+  if (held.length > 0) {
+    ctx.out("\n");
+    ctx.out(
+      formatTable(
+        ["HELD CERTIFICATE (SHA-256)", "ATTEMPTS", "FIRST", "LAST"],
+        held.map((c) => [c.cert_fingerprint, c.attempts, formatTime(c.first_held_at), formatTime(c.last_held_at)]),
+      ),
+    );
+  }
+  if (!values.show) {
+    ctx.err(
+      held.length > 1
+        ? "orchard: more than one certificate is held: approve the device's own with --fingerprint <SHA-256> (compare it on the device)\n"
+        : "orchard: nothing approved: approve a certificate with --fingerprint <SHA-256>, after comparing it with the device's\n",
+    );
+    return 1;
+  }
   return 0;
 }
 

@@ -8,8 +8,10 @@ import type { CheckinReply, MdmRequest, MdmService } from "./service.ts";
 /** How long a confirmed (device, certificate) binding is trusted without reading the store. */
 const CONFIRMED_TTL_MS = 10_000;
 const MAX_CONFIRMED = 100_000;
-/** A held re-binding pushes the device's current identity at most this often. */
+/** Held re-bindings push a device's current identity at most this often, whichever certificates are held. */
 const HELD_PUSH_INTERVAL_MS = 60 * 60 * 1000;
+/** Held re-bindings of a device make at most one enrollment.rebind_held event and warn line this often (with a count). */
+const HELD_NOTE_INTERVAL_MS = 60 * 60 * 1000;
 
 /** Why an Authenticate with another certificate than the bound one was let through. */
 type RebindReason = "not_enrolled" | "silence" | "approved" | "any";
@@ -18,8 +20,28 @@ type RebindReason = "not_enrolled" | "silence" | "approved" | "any";
 export interface RebindPolicy {
   /** held: a new certificate for an enrolled device waits; any: every Authenticate re-binds (as the peers do). */
   policy: "held" | "any";
-  /** A held certificate is bound once the device's current identity has been silent this long. */
+  /** After this long without a word from the device's current identity, a held Authenticate asks for a push. */
   afterSilenceMs: number;
+  /** A push APNs accepted and the current identity left unanswered this long: the held certificate is bound. */
+  pushGraceMs: number;
+}
+
+/**
+ * Where a device stands on the way to a re-binding after silence:
+ * - `live`: its current identity talked within --rebind-after-silence;
+ * - `push_due`: silent that long, but no push accepted by APNs since then (the next held Authenticate asks for one);
+ * - `grace`: such a push was accepted at `pushedAt` and is unanswered, until `until`;
+ * - `ready`: that push has been unanswered for --rebind-push-grace: the next held certificate's Authenticate re-binds.
+ * A device that answers the push is `live` again: it keeps its binding.
+ */
+export type SilenceState = { state: "live" | "push_due" } | { state: "grace" | "ready"; pushedAt: number; until: number };
+
+export function silenceState(rebind: RebindPolicy, lastContactAt: number, pushedAt: number | null | undefined, now: number): SilenceState {
+  if (now - lastContactAt < rebind.afterSilenceMs) return { state: "live" };
+  // Only a push sent once the silence was long enough counts, and only while nothing answered it.
+  if (pushedAt == null || pushedAt - lastContactAt < rebind.afterSilenceMs) return { state: "push_due" };
+  const until = pushedAt + rebind.pushGraceMs;
+  return { state: now >= until ? "ready" : "grace", pushedAt, until };
 }
 
 export interface CertBindingOptions {
@@ -36,10 +58,11 @@ export interface CertBindingOptions {
  * An Authenticate with another certificate for a device that is bound already
  * re-binds it only when the device is not enrolled (it sent CheckOut, or never
  * finished its first enrollment), when its current identity has been silent for
- * --rebind-after-silence, or when an operator approved that certificate
- * (POST /v1/enrollments/:id/rebind). Otherwise it is held: 403, an
- * enrollment.rebind_held event, nothing of the device changed, and a push to
- * the current identity. --rebind any re-binds at every Authenticate, as the
+ * --rebind-after-silence and then left a push unanswered for --rebind-push-grace,
+ * or when an operator approved that certificate (POST /v1/enrollments/:id/rebind).
+ * Otherwise it is held: 403, nothing of the device changed, a push to the
+ * current identity and an enrollment.rebind_held event (each at most once an
+ * hour per device, whatever certificates alternate). --rebind any re-binds at every Authenticate, as the
  * peers do. docs/enrolling-devices.md, "Re-enrollment", says why.
  *
  * A binding confirmed by the store is remembered for a few seconds, which
@@ -54,7 +77,7 @@ export class CertBinding implements MdmService {
   constructor(
     private readonly next: MdmService,
     private readonly store: Store,
-    private readonly o: CertBindingOptions = { rebind: { policy: "held", afterSilenceMs: 7 * 24 * 3600_000 } },
+    private readonly o: CertBindingOptions = { rebind: { policy: "held", afterSilenceMs: 7 * 24 * 3600_000, pushGraceMs: 3600_000 } },
   ) {}
 
   async checkIn(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
@@ -65,10 +88,15 @@ export class CertBinding implements MdmService {
       if (owner !== undefined && owner !== deviceId) {
         throw new Forbidden("identity certificate is bound to another device");
       }
-      const { replaces, reason } = await this.admit(req, deviceId);
+      const { replaces, reason, unansweredPushAt } = await this.admit(req, deviceId);
       const reply = await this.next.checkIn({ ...req, replaces }, msg);
       if (reason) {
-        const detail = { old_fingerprint: replaces ?? null, new_fingerprint: req.certFingerprint, reason };
+        const detail = {
+          old_fingerprint: replaces ?? null,
+          new_fingerprint: req.certFingerprint,
+          reason,
+          ...(unansweredPushAt === undefined ? {} : { unanswered_push_at: unansweredPushAt }),
+        };
         await this.store.events.add({ type: "enrollment.rebound", enrollmentId: deviceId, detail }, req.now);
         req.log.info({ enrollmentId: deviceId, ...detail }, "device re-bound to a new identity certificate");
       }
@@ -89,33 +117,63 @@ export class CertBinding implements MdmService {
    * bound to when the store writes (see MdmRequest.replaces), and why a
    * different certificate may replace it. Throws Forbidden when it is held.
    */
-  private async admit(req: MdmRequest, deviceId: string): Promise<{ replaces?: string | null; reason?: RebindReason }> {
-    const { policy, afterSilenceMs } = this.o.rebind;
+  private async admit(req: MdmRequest, deviceId: string): Promise<{ replaces?: string | null; reason?: RebindReason; unansweredPushAt?: number }> {
+    const { policy, afterSilenceMs, pushGraceMs } = this.o.rebind;
     const binding = await this.store.rebinds.binding(deviceId);
     if (!binding) return { replaces: policy === "any" ? undefined : null };
     const old = binding.certFingerprint;
     if (old === req.certFingerprint) return { replaces: policy === "any" ? undefined : old };
     if (policy === "any") return { replaces: old, reason: "any" };
     if (!binding.enrolled) return { replaces: old, reason: "not_enrolled" };
-    const silentMs = req.now - binding.lastContactAt;
-    if (silentMs >= afterSilenceMs) return { replaces: old, reason: "silence" };
-    const approved = await this.store.rebinds.get(deviceId);
-    if (approved?.approvedAt != null && approved.certFingerprint === req.certFingerprint) return { replaces: old, reason: "approved" };
+    const current = await this.store.rebinds.get(deviceId);
+    if (current?.approvedAt != null && current.certFingerprint === req.certFingerprint) return { replaces: old, reason: "approved" };
+    // Silence alone never re-binds: an idle device only talks when pushed, so
+    // the current identity must also have left a push unanswered (docs/enrolling-devices.md, Re-enrollment).
+    const silence = silenceState(this.o.rebind, binding.lastContactAt, current?.pushedAt, req.now);
+    if (silence.state === "ready") return { replaces: old, reason: "silence", unansweredPushAt: silence.pushedAt };
 
-    const hold = await this.store.rebinds.hold(deviceId, req.certFingerprint, req.now);
-    const detail = { old_fingerprint: old, new_fingerprint: req.certFingerprint, attempts: hold.attempts, silent_ms: silentMs, rebind_after_silence_ms: afterSilenceMs };
-    await this.store.events.add({ type: "enrollment.rebind_held", enrollmentId: deviceId, detail }, req.now);
-    req.log.warn({ enrollmentId: deviceId, ...detail }, "re-binding held: an enrolled device sent Authenticate with another identity certificate");
-    if (this.o.pusher && (await this.store.rebinds.claimPush(deviceId, req.now, HELD_PUSH_INTERVAL_MS))) {
-      // A live device answers the push, and its contact restarts the silence the held certificate waits for.
-      this.o.pusher.push([deviceId], { trigger: "rebind_held" }).catch((err: unknown) => {
+    const { hold, note } = await this.store.rebinds.hold(deviceId, req.certFingerprint, req.now, HELD_NOTE_INTERVAL_MS);
+    if (note) {
+      const detail = {
+        old_fingerprint: old,
+        new_fingerprint: req.certFingerprint,
+        attempts: note.attempts,
+        attempts_since_binding: hold.attempts,
+        silent_ms: req.now - binding.lastContactAt,
+        rebind_after_silence_ms: afterSilenceMs,
+        silence: silence.state,
+      };
+      await this.store.events.add({ type: "enrollment.rebind_held", enrollmentId: deviceId, detail }, req.now);
+      req.log.warn({ enrollmentId: deviceId, ...detail }, "re-binding held: an enrolled device sent Authenticate with another identity certificate");
+    }
+    // A push out and unanswered is not repeated: a later one would restart the grace.
+    if (silence.state !== "grace") await this.pushCurrentIdentity(req, deviceId);
+    throw new Forbidden(
+      "this device is enrolled with another identity certificate: re-binding held until the device checks out, an operator approves " +
+        `this certificate (POST /v1/enrollments/:id/rebind), or the current one has been silent for ${duration(afterSilenceMs)} and then ` +
+        `left a push unanswered for ${duration(pushGraceMs)}`,
+    );
+  }
+
+  /**
+   * A held re-binding pushes the device's current identity (at most once per
+   * HELD_PUSH_INTERVAL_MS per device): a live device answers, and its contact
+   * keeps its binding. Only a push APNs accepted is recorded as one.
+   */
+  private async pushCurrentIdentity(req: MdmRequest, deviceId: string): Promise<void> {
+    const pusher = this.o.pusher;
+    if (!pusher || !(await this.store.rebinds.claimPush(deviceId, req.now, HELD_PUSH_INTERVAL_MS))) return;
+    const claimedAt = req.now;
+    pusher
+      .push([deviceId], { trigger: "rebind_held" })
+      .then(async (outcomes) => {
+        const outcome = outcomes.get(deviceId);
+        if (outcome?.pushId) return this.store.rebinds.pushed(deviceId, claimedAt);
+        req.log.warn({ enrollmentId: deviceId, error: outcome?.error }, "push to the device's current identity not sent: it does not count toward a re-binding");
+      })
+      .catch((err: unknown) => {
         req.log.warn({ enrollmentId: deviceId, err: (err as Error).message }, "push to the device's current identity failed");
       });
-    }
-    throw new Forbidden(
-      `this device is enrolled with another identity certificate: re-binding held until that one has been silent for ${duration(afterSilenceMs)}, ` +
-        "the device checks out, or an operator approves it (POST /v1/enrollments/:id/rebind)",
-    );
   }
 
   private async requireBinding(req: MdmRequest, deviceId: string): Promise<void> {

@@ -136,17 +136,25 @@ const schemas: Record<string, Schema> = {
     pushed_at: nullableTime,
     approved_at: nullableTime,
   }),
+  RebindSilence: object(
+    {
+      state: { type: "string", enum: ["live", "push_due", "grace", "ready"] },
+      pushed_at: time,
+      until: time,
+    },
+    { optional: ["pushed_at", "until"] },
+  ),
+  HeldCertificate: object({ cert_fingerprint: str, first_held_at: time, last_held_at: time, attempts: int }),
   RebindState: object({
     device_id: str,
     cert_fingerprint: str,
     last_contact_at: time,
+    silence: ref("RebindSilence"),
     held: { anyOf: [ref("RebindHold"), { type: "null" }] },
+    held_certificates: arrayOf(ref("HeldCertificate")),
   }),
   RebindApproved: object({ device_id: str, cert_fingerprint: str, approved: ref("RebindHold") }),
-  RebindBody: object(
-    { fingerprint: { ...str, description: "SHA-256 of the certificate to approve, 64 hex digits (colons allowed)" } },
-    { optional: ["fingerprint"] },
-  ),
+  RebindBody: object({ fingerprint: { ...str, description: "SHA-256 of the certificate to approve, 64 hex digits (colons allowed)" } }),
   UserPutBody: object(
     {
       password: { type: "string", minLength: 1, maxLength: 1024, description: "stored only as digests for the server's realm" },
@@ -304,13 +312,14 @@ const paths: Record<string, Record<string, Operation>> = {
     ),
     post: op(
       "enrollments",
-      "Approve a new identity certificate for a device (the one held, or the one given)",
+      "Approve a new identity certificate for a device, named by its fingerprint",
       {
         "200": ok("RebindApproved"),
+        "400": error("no fingerprint named, or not 64 hex digits (code invalid_fingerprint)"),
         ...NOT_FOUND,
-        "409": error("nothing held (code rebind_not_held), or bound to it already (code rebind_already_bound)"),
+        "409": error("the device is bound to it already (code rebind_already_bound)"),
       },
-      { parameters: [DEVICE_ID], requestBody: { required: false, content: json(ref("RebindBody")) } },
+      { parameters: [DEVICE_ID], requestBody: { required: true, content: json(ref("RebindBody")) } },
     ),
   },
   "/v1/queue/{id}": {

@@ -6,12 +6,13 @@ import type { DirectoryUser } from "../store/directory.ts";
 import type { Enrollment } from "../store/enrollments.ts";
 import type { StoredEvent } from "../store/events.ts";
 import type { PushCertInfo } from "../store/push.ts";
-import type { RebindHold } from "../store/rebinds.ts";
+import type { HeldCertificate, RebindHold } from "../store/rebinds.ts";
 import type { UserSession } from "../store/user-sessions.ts";
 import type {
   CommandResultJson,
   EnrollmentJson,
   EventJson,
+  HeldCertificateJson,
   PushCertJson,
   QueuedCommandJson,
   RebindHoldJson,
@@ -107,6 +108,10 @@ export function rebindHoldJson(h: RebindHold): RebindHoldJson {
     pushed_at: timeOrNull(h.pushedAt),
     approved_at: timeOrNull(h.approvedAt),
   };
+}
+
+export function heldCertificateJson(c: HeldCertificate): HeldCertificateJson {
+  return { cert_fingerprint: c.certFingerprint, first_held_at: time(c.firstHeldAt), last_held_at: time(c.lastHeldAt), attempts: c.attempts };
 }
 
 export function userJson(u: DirectoryUser): UserJson {

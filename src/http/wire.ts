@@ -137,12 +137,31 @@ export interface RebindHoldJson {
   approved_at: Time | null;
 }
 
+/** Where a device stands on the way to a re-binding after silence (src/core/cert-binding.ts silenceState). */
+export interface RebindSilenceJson {
+  state: "live" | "push_due" | "grace" | "ready";
+  /** The accepted push the current identity has left unanswered (grace, ready). */
+  pushed_at?: Time;
+  /** When the grace ends (grace) or ended (ready). */
+  until?: Time;
+}
+
+/** A distinct certificate held for a device since its last binding. */
+export interface HeldCertificateJson {
+  cert_fingerprint: string;
+  first_held_at: Time;
+  last_held_at: Time;
+  attempts: number;
+}
+
 /** GET /v1/enrollments/{id}/rebind. */
 export interface RebindStateJson {
   device_id: string;
   cert_fingerprint: string;
   last_contact_at: Time;
+  silence: RebindSilenceJson;
   held: RebindHoldJson | null;
+  held_certificates: HeldCertificateJson[];
 }
 
 /** POST /v1/enrollments/{id}/rebind. */

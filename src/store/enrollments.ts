@@ -145,6 +145,7 @@ export class EnrollmentStore {
       if (!bound) return undefined;
       // Whatever was held for the device is settled by this binding.
       await tx.run("DELETE FROM rebind_holds WHERE device_id = ?", [a.deviceId]);
+      await tx.run("DELETE FROM rebind_held_certs WHERE device_id = ?", [a.deviceId]);
       // As NanoMDM does: the tally restarts, so the next TokenUpdate counts as
       // 1 again and marks the enrollment as new (the trigger for initial setup).
       await tx.run("UPDATE enrollments SET enabled = 0, token_update_count = 0, updated_at = ? WHERE device_id = ?", [a.now, a.deviceId]);

@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { resolveChannel, type Channel } from "../../src/protocol/enrollment.ts";
 import type { Store } from "../../src/store/index.ts";
+import { MAX_HELD_CERTS } from "../../src/store/rebinds.ts";
 
 export function storeContract(name: string, open: () => Promise<Store>): void {
   describe(`Store contract: ${name}`, () => {
@@ -142,7 +143,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
           (await store.enrollments.authenticate({
             deviceId: id, topic: "t", certFingerprint: fingerprint, replaces, message: Buffer.from("a"), now, facts: { serialNumber: "SN-GUARD" },
           })) !== undefined;
-        await store.rebinds.hold(id, `fp-held-${id}`, T0 + 50);
+        await store.rebinds.hold(id, `fp-held-${id}`, T0 + 50, 1000);
         assert.equal(await guarded(`fp-other-${id}`, `fp-stale-${id}`, T0 + 100), false);
         assert.equal(await guarded(`fp-other-${id}`, null, T0 + 100), false, "null: only a new device, or the same certificate");
         assert.equal(await store.enrollments.certFingerprintOf(id), `fp-${id}`);
@@ -160,20 +161,26 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         const b = await store.rebinds.binding(id);
         assert.equal(b!.certFingerprint, `fp-${id}`);
         assert.equal(b!.enrolled, true);
-        assert.equal(await store.rebinds.approve(id, undefined, T0), undefined, "nothing held, nothing given");
-        assert.equal((await store.rebinds.hold(id, "fp-a", T0 + 1)).attempts, 1);
-        assert.equal((await store.rebinds.hold(id, "fp-a", T0 + 2)).attempts, 2);
+        assert.equal((await store.rebinds.hold(id, "fp-a", T0 + 1, 1000)).hold.attempts, 1);
+        assert.equal((await store.rebinds.hold(id, "fp-a", T0 + 2, 1000)).hold.attempts, 2);
         assert.equal(await store.rebinds.claimPush(id, T0 + 2, 1000), true);
         assert.equal(await store.rebinds.claimPush(id, T0 + 3, 1000), false);
         assert.equal(await store.rebinds.claimPush(id, T0 + 1002, 1000), true);
-        const approved = await store.rebinds.approve(id, undefined, T0 + 5);
-        assert.equal(approved!.certFingerprint, "fp-a");
-        assert.equal(approved!.approvedAt, T0 + 5);
-        const after = await store.rebinds.hold(id, "fp-b", T0 + 6);
-        assert.equal(after.certFingerprint, "fp-a");
-        assert.equal(after.approvedAt, T0 + 5);
-        assert.equal((await store.rebinds.approve(id, "fp-c", T0 + 7))!.certFingerprint, "fp-c");
+        assert.equal((await store.rebinds.get(id))!.pushedAt, null, "claimed is not pushed");
+        await store.rebinds.pushed(id, T0 + 1002);
+        await store.rebinds.pushed(id, T0 + 900);
+        assert.equal((await store.rebinds.get(id))!.pushedAt, T0 + 1002, "an older push does not move it back");
+        const approved = await store.rebinds.approve(id, "fp-a", T0 + 5);
+        assert.equal(approved.certFingerprint, "fp-a");
+        assert.equal(approved.approvedAt, T0 + 5);
+        const after = await store.rebinds.hold(id, "fp-b", T0 + 6, 1000);
+        assert.equal(after.hold.certFingerprint, "fp-a");
+        assert.equal(after.hold.approvedAt, T0 + 5);
+        assert.equal(after.hold.attempts, 3, "attempts of every certificate count");
+        assert.equal((await store.rebinds.approve(id, "fp-c", T0 + 7)).certFingerprint, "fp-c");
         await authenticate(id, { now: T0 + 8 });
+        assert.equal(await store.rebinds.get(id), undefined);
+        assert.deepEqual(await store.rebinds.heldCertificates(id), [], "a binding clears the held certificates");
         assert.equal((await store.rebinds.binding(id))!.enrolled, true, "re-authenticating (channels disabled until TokenUpdate) is still enrolled");
         await store.enrollments.checkOut(id, T0 + 9);
         assert.equal((await store.rebinds.binding(id))!.enrolled, false, "checked out");
@@ -182,6 +189,34 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         const fresh = newId();
         await authenticate(fresh);
         assert.equal((await store.rebinds.binding(fresh))!.enrolled, false, "never finished enrolling");
+      });
+
+      test("held attempts: every distinct certificate counted; one note per interval per device, whichever certificate", async () => {
+        const id = await enrolledDevice();
+        const first = await store.rebinds.hold(id, "fp-x", T0 + 10, 1000);
+        assert.deepEqual(first.note, { attempts: 1 }, "the first attempt is noted");
+        // Alternating certificates within the interval: quiet, and the push stays claimed.
+        assert.equal(await store.rebinds.claimPush(id, T0 + 10, 1000), true);
+        for (let i = 0; i < 6; i++) {
+          const h = await store.rebinds.hold(id, i % 2 ? "fp-x" : "fp-y", T0 + 20 + i, 1000);
+          assert.equal(h.note, undefined);
+          assert.equal(h.hold.certFingerprint, i % 2 ? "fp-x" : "fp-y", "the latest held one");
+          assert.equal(await store.rebinds.claimPush(id, T0 + 20 + i, 1000), false);
+        }
+        const later = await store.rebinds.hold(id, "fp-y", T0 + 1010, 1000);
+        assert.deepEqual(later.note, { attempts: 7 }, "the next note speaks for the quiet attempts too");
+        assert.equal(later.hold.attempts, 8);
+        assert.equal(later.hold.notedAt, T0 + 1010);
+        assert.equal((await store.rebinds.hold(id, "fp-x", T0 + 1011, 1000)).note, undefined);
+        const certs = await store.rebinds.heldCertificates(id);
+        assert.deepEqual(
+          certs.map((c) => [c.certFingerprint, c.attempts, c.firstHeldAt, c.lastHeldAt]),
+          [["fp-x", 5, T0 + 10, T0 + 1011], ["fp-y", 4, T0 + 20, T0 + 1010]],
+        );
+        // Distinct certificates are remembered up to a bound; more are still counted in the hold.
+        for (let i = 0; i < MAX_HELD_CERTS + 5; i++) await store.rebinds.hold(id, `fp-many-${i}`, T0 + 2000 + i, 1000);
+        assert.equal((await store.rebinds.heldCertificates(id)).length, MAX_HELD_CERTS);
+        assert.equal((await store.rebinds.get(id))!.attempts, 9 + MAX_HELD_CERTS + 5);
       });
 
       test("UnlockToken is kept unless replaced", async () => {

@@ -6,6 +6,7 @@ import { rebind } from "./005-rebind.ts";
 import { lockout } from "./006-lockout.ts";
 import { pushCertExpiry } from "./007-pushcert-expiry.ts";
 import { userGuids } from "./009-user-guids.ts";
+import { rebindPush } from "./010-rebind-push.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
@@ -14,7 +15,7 @@ export interface Migration {
   sql: string;
 }
 
-export const migrations: readonly Migration[] = [core, userAuth, push, scep, rebind, lockout, pushCertExpiry, userGuids];
+export const migrations: readonly Migration[] = [core, userAuth, push, scep, rebind, lockout, pushCertExpiry, userGuids, rebindPush];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
   const types =
