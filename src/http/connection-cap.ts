@@ -99,9 +99,9 @@ export interface ConnectionCap {
  * accepted only to be answered 503 + Retry-After and closed (kinder than the
  * reset of node's maxConnections), as long as at most `refusedAllowance` of
  * them are open; past that, node's maxConnections closes new connections at
- * once, and that is logged (rate-limited). A watch reads the process's open descriptors every `watchMs` and logs a
- * warning when they reach the limit, or when even that read fails with
- * EMFILE / ENFILE.
+ * once, and that is logged (rate-limited). A watch reads the process's open
+ * descriptors every `watchMs` and logs a warning when they reach the limit,
+ * or when even that read fails with EMFILE / ENFILE.
  */
 export function capConnections(
   server: http.Server | https.Server,
