@@ -7,7 +7,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { createCa, escapedPemHeader, issueDeviceIdentity } from "../src/identity/testing/pki.ts";
+import { createCa, escapedPemHeader, issueDeviceIdentity, signMdmBody } from "../src/identity/testing/pki.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { CHECKIN_TYPE, COMMAND_TYPE, eventually, identity, plist, rawPut } from "./support/mdm.ts";
 import { RawConnection } from "./support/raw-http.ts";
@@ -80,6 +80,9 @@ describe("identity before the body", () => {
   for (const [name, headers] of [
     ["no identity at all", {}],
     ["a certificate header that holds no certificate", { "x-client-cert": "not-a-certificate" }],
+    // Any non-empty Mdm-Signature used to put the body on the budget: one that is not a CMS SignedData is refused from the headers.
+    ["an Mdm-Signature that is not a CMS SignedData", { "mdm-signature": "bogus" }],
+    ["an Mdm-Signature of base64 garbage", { "mdm-signature": "AAAA" }],
   ] as const) {
     test(`${name}: refused from the headers alone, before any body byte, and the connection closed`, async () => {
       const c = new RawConnection(server.url);
@@ -92,29 +95,35 @@ describe("identity before the body", () => {
     });
   }
 
-  test("a certificate from the header that trust refuses (another CA than --ca) is refused before the body", async () => {
+  test("a certificate (header or Mdm-Signature signer) that trust refuses (another CA than --ca) is refused before the body", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-ca-"));
     const otherCa = await createCa({ commonName: "Some other CA" });
     fs.writeFileSync(path.join(dir, "ca.pem"), otherCa.certPem);
     const strict = await startTestServer(["--ca", path.join(dir, "ca.pem"), "--body-idle-timeout", "3s"]);
     try {
       const id = await identity(fleet);
-      const c = new RawConnection(strict.url);
-      c.head("PUT", "/mdm", { "content-type": COMMAND_TYPE, "content-length": 16 * 1024 * 1024, "x-client-cert": escapedPemHeader(id.certPem) });
-      const a = await c.answer();
-      assert.equal(a?.status, 400);
-      assert.match(a!.body, /^device identity: /);
-      c.close();
+      const headers: Record<string, string>[] = [{ "x-client-cert": escapedPemHeader(id.certPem) }, { "mdm-signature": await signMdmBody(id, Buffer.from("x")) }];
+      for (const header of headers) {
+        const c = new RawConnection(strict.url);
+        c.head("PUT", "/mdm", { "content-type": COMMAND_TYPE, "content-length": 16 * 1024 * 1024, ...header });
+        const a = await c.answer();
+        assert.equal(a?.status, 400);
+        assert.match(a!.body, /^device identity: certificate is not issued by a trusted CA/);
+        c.close();
+      }
     } finally {
       await strict.stop();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
+  /** An Mdm-Signature naming a trusted device (a copy of its certificate) over other bytes: it verifies only after the body. */
+  const forged = async () => signMdmBody(await identity(fleet), Buffer.from("other bytes"));
+
   test("Mdm-Signature requests share the unidentified body budget: past it 503 + Retry-After; freed when done", async () => {
     const big = 800 * 1024;
     const part = 600 * 1024; // two of these pass the budget (2 MB, each byte counted twice)
-    const head = { "content-type": COMMAND_TYPE, "content-length": big, "mdm-signature": "AAAA" };
+    const head = { "content-type": COMMAND_TYPE, "content-length": big, "mdm-signature": await forged() };
     const a = new RawConnection(server.url);
     const b = new RawConnection(server.url);
     a.head("PUT", "/mdm", head);
@@ -142,17 +151,48 @@ describe("identity before the body", () => {
   });
 
   test("an Mdm-Signature body declared larger than the whole budget is refused at once; one declared but not sent holds none", async () => {
+    const signature = await forged();
     const huge = new RawConnection(server.url);
-    huge.head("PUT", "/mdm", { "content-type": COMMAND_TYPE, "content-length": 2 * 1024 * 1024, "mdm-signature": "AAAA" });
+    huge.head("PUT", "/mdm", { "content-type": COMMAND_TYPE, "content-length": 2 * 1024 * 1024, "mdm-signature": signature });
     assert.equal((await huge.answer())?.status, 503);
     huge.close();
     // Ten connections each declaring the whole budget and sending nothing: a signed request still gets through.
     const idle = Array.from({ length: 10 }, () => new RawConnection(server.url));
-    for (const c of idle) c.head("PUT", "/mdm", { "content-type": COMMAND_TYPE, "content-length": 1024 * 1024, "mdm-signature": "AAAA" });
+    for (const c of idle) c.head("PUT", "/mdm", { "content-type": COMMAND_TYPE, "content-length": 1024 * 1024, "mdm-signature": signature });
     const id = await identity(fleet);
     const r = await rawPut(fleet.transport, "/checkin", authenticate(udid()), { auth: { kind: "signature", identity: id } });
     assert.equal(r.status, 200);
     for (const c of idle) c.close();
+  });
+
+  test("one signer certificate holds at most its share of the budget: a copied certificate cannot lock other signing devices out", async () => {
+    // Budget 4 MB, largest body 256 KB: a share is 512 KB (an eighth, and one largest body counted twice).
+    const shared = await startTestServer(["--unidentified-body-budget", "4mb", "--report-body-limit", "256kb", "--checkin-body-limit", "1kb"]);
+    const sharedFleet = await testFleet(shared.url);
+    const conns: RawConnection[] = [];
+    try {
+      const copied = await signMdmBody(await identity(sharedFleet), Buffer.from("other bytes"));
+      const head = { "content-type": COMMAND_TYPE, "content-length": 256 * 1024, "mdm-signature": copied };
+      const first = new RawConnection(shared.url);
+      conns.push(first);
+      first.head("PUT", "/mdm", head);
+      await first.write(Buffer.alloc(200 * 1024)); // 400 KB of its 512 KB share, held
+      const second = new RawConnection(shared.url);
+      conns.push(second);
+      second.head("PUT", "/mdm", head);
+      await second.write(Buffer.alloc(100 * 1024)); // past the share (the budget has room)
+      const refused = await second.answer();
+      assert.equal(refused?.status, 503);
+      assert.match(refused!.body, /unidentified/);
+      assert.equal(first.hasAnswer, false);
+      // Another device, signing for real, still gets through.
+      const r = await rawPut(sharedFleet.transport, "/mdm", authenticate(udid()), { auth: { kind: "signature", identity: await identity(sharedFleet) } });
+      assert.equal(r.status, 200);
+    } finally {
+      for (const c of conns) c.close();
+      sharedFleet.close();
+      await shared.stop();
+    }
   });
 
   test("a body sent to no route is not read: 404 from the headers, connection closed", async () => {
@@ -169,7 +209,7 @@ describe("identity before the body", () => {
 
   test("a check-in sent to ServerURL gets the check-in body limit", async () => {
     const c = new RawConnection(server.url);
-    c.head("PUT", "/mdm", { "content-type": CHECKIN_TYPE, "content-length": 2048, "mdm-signature": "AAAA" });
+    c.head("PUT", "/mdm", { "content-type": CHECKIN_TYPE, "content-length": 2048, "mdm-signature": await forged() });
     await c.write(Buffer.alloc(2048));
     const a = await c.answer();
     assert.equal(a?.status, 413);

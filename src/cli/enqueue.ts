@@ -1,7 +1,7 @@
 import type { EnqueueResult, IdResult } from "../http/wire.ts";
 import { serializePlist, type PlistDict, type PlistValue } from "../plist/index.ts";
 import { ApiError, errorCode, errorReason } from "./api-client.ts";
-import { checkIds, CliError, connect, idPath, parseCommand, readFileArg, printJson, UsageError, type CliContext, type ClientCommand } from "./command.ts";
+import { checkIds, CliError, connect, parseCommand, readFileArg, printJson, UsageError, type CliContext, type ClientCommand } from "./command.ts";
 import { formatTable, printable } from "./table.ts";
 
 /** What `DeviceInformation` asks for when no --param is given. */
@@ -21,10 +21,11 @@ export const enqueueCommand: ClientCommand = {
     const ids = checkIds(positionals);
     const body = await commandBody(values, ctx);
     const client = connect(values, ctx);
-    const res = await client.request("PUT", `/v1/enqueue/${idPath(ids)}`, {
+    // The ids in the body: a path holds only about 1,500 of them (the header cap, app.ts).
+    const res = await client.request("POST", "/v1/enqueue", {
       query: { nopush: values.nopush ? "1" : undefined },
-      body,
-      contentType: "application/xml",
+      body: Buffer.from(JSON.stringify({ ids, command_base64: body.toString("base64") })),
+      contentType: "application/json",
     });
     const result = res.json as EnqueueResult | undefined;
     if (!result || typeof result !== "object" || !result.command_uuid) throw new ApiError(errorReason(res), res.status, errorCode(res));

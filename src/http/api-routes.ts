@@ -114,12 +114,16 @@ export function bodyBuffer(req: FastifyRequest): Buffer {
 
 /** Comma-separated enrollment ids from a path segment. */
 export function idList(value: string): string[] {
-  const ids = value.split(",").map((s) => s.trim()).filter(Boolean);
+  return enrollmentIds(value.split(",").map((s) => s.trim()).filter(Boolean));
+}
+
+/** 1 to MAX_IDS enrollment ids, repeats dropped, order kept: from the path or from a body (bulk-ids.ts). */
+export function enrollmentIds(ids: string[]): string[] {
   if (ids.length === 0) throw new BadRequest("no enrollment id given", "invalid_parameter");
   if (ids.length > MAX_IDS) throw new BadRequest(`at most ${MAX_IDS} ids at once`, "too_many_ids");
   return [...new Set(ids)];
 }
 
-function truthy(value: string | undefined): boolean {
+export function truthy(value: string | undefined): boolean {
   return value !== undefined && /^(1|true|yes|on|)$/i.test(value);
 }

@@ -8,17 +8,26 @@ import type { DeviceTrust } from "../identity/index.ts";
 import type { Store } from "../store/index.ts";
 import { apiKeyGuard } from "./api-auth.ts";
 import { registerApiRoutes } from "./api-routes.ts";
+import { registerBulkIdRoutes } from "./bulk-ids.ts";
 import { errorHandler, loggableUrl, sendError } from "./errors.ts";
 import { ApiFailureLimiter, clientErrorHandler, frameworkErrorHandler, plainRequestStrings } from "./limits.ts";
-import { BodyBudget } from "./body-budget.ts";
-import { capConnections, defaultMaxConnections, descriptorLimit } from "./connection-cap.ts";
+import { BodyBudget, signerShare } from "./body-budget.ts";
+import { capConnections, defaultMaxConnections, descriptorLimit, refusedAllowance } from "./connection-cap.ts";
 import { lingerAfterResponse } from "./lingering-close.ts";
 import { mdmEndpoints } from "./mdm-handler.ts";
 import { trustedProxy } from "./trusted-proxy.ts";
 import type { PlistLimits } from "../plist/index.ts";
 import { VERSION } from "../version.ts";
 
-const MAX_ID_LIST_BYTES = 512 * 1024;
+/**
+ * The most a request's headers (request line included) may take. The server
+ * holds them for anyone, before any identity or API key: 300 connections
+ * sending 560 KB request lines once raised RSS by 170 MB. 64 KB (node's
+ * default is 16 KB) still takes a device's Mdm-Signature or certificate
+ * header (2-5 KB) and about 1,500 UUID-style ids in an enqueue or push path;
+ * longer id lists go in the body (POST /v1/enqueue, POST /v1/push: bulk-ids.ts).
+ */
+const MAX_HEADER_BYTES = 64 * 1024;
 
 export interface AppOptions {
   log: Logger;
@@ -58,15 +67,15 @@ export interface AppOptions {
 }
 
 export function buildApp(o: AppOptions): FastifyInstance {
+  const largestBody = Math.max(o.reportBodyLimit, o.checkinBodyLimit);
   const deviceEndpoints = mdmEndpoints({
     ...o,
     log: o.log,
     bodyIdleTimeoutMs: o.limits.bodyIdleTimeoutMs,
     plistLimits: o.limits.plist,
     fromTrustedProxy: trustedProxy(o.trustProxy, "loopback"),
-    unidentifiedBodies: new BodyBudget(o.limits.unidentifiedBodyBudget),
+    unidentifiedBodies: new BodyBudget(o.limits.unidentifiedBodyBudget, signerShare(o.limits.unidentifiedBodyBudget, largestBody)),
   });
-  const largestBody = Math.max(o.reportBodyLimit, o.checkinBodyLimit);
   if (2 * largestBody > o.limits.unidentifiedBodyBudget) {
     o.log.warn(
       { unidentifiedBodyBudget: o.limits.unidentifiedBodyBudget, largestBody },
@@ -85,8 +94,8 @@ export function buildApp(o: AppOptions): FastifyInstance {
     trustProxy: o.trustProxy ?? false,
     bodyLimit: o.reportBodyLimit,
     // Enqueue and push name their enrollment ids in the path (NanoMDM's API):
-    // allow a long list (10,000 UUID-style ids is about 370 KB).
-    routerOptions: { maxParamLength: MAX_ID_LIST_BYTES },
+    // as long a list as the header cap lets through (longer ones: bulk-ids.ts).
+    routerOptions: { maxParamLength: MAX_HEADER_BYTES },
     clientErrorHandler: clientErrorHandler(o.log),
     frameworkErrors: frameworkErrorHandler(errorHandler),
     // Device requests never reach Fastify: the server hands them to the
@@ -101,7 +110,7 @@ export function buildApp(o: AppOptions): FastifyInstance {
       // deadline, checked every second (node's default is every 30 s).
       const { headersTimeoutMs, requestTimeoutMs } = o.limits;
       const options = {
-        maxHeaderSize: MAX_ID_LIST_BYTES + 64 * 1024,
+        maxHeaderSize: MAX_HEADER_BYTES,
         headersTimeout: Math.min(headersTimeoutMs, requestTimeoutMs),
         requestTimeout: requestTimeoutMs,
         connectionsCheckingInterval: Math.min(1000, headersTimeoutMs, requestTimeoutMs),
@@ -117,8 +126,9 @@ export function buildApp(o: AppOptions): FastifyInstance {
       server.keepAliveTimeout = 65_000;
       const fdLimit = descriptorLimit();
       const maxConnections = o.limits.maxConnections ?? defaultMaxConnections(fdLimit);
-      const cap = capConnections(server, maxConnections, o.log, { tls: o.https !== undefined, fdLimit });
-      o.log.info({ maxConnections, descriptorLimit: fdLimit ?? "unknown" }, "connection cap");
+      const refused = refusedAllowance(maxConnections, fdLimit);
+      const cap = capConnections(server, maxConnections, o.log, { tls: o.https !== undefined, fdLimit, refusedAllowance: refused });
+      o.log.info({ maxConnections, refusedAllowance: refused, descriptorLimit: fdLimit ?? "unknown" }, "connection cap");
       if (fdLimit !== undefined && maxConnections >= fdLimit) {
         o.log.warn({ maxConnections, descriptorLimit: fdLimit }, "--max-connections is not below the descriptor limit: the process can run out of descriptors");
       }
@@ -159,6 +169,7 @@ export function buildApp(o: AppOptions): FastifyInstance {
     api.addHook("onRequest", apiKeyGuard(o.apiKey, new ApiFailureLimiter(o.limits.apiMaxFailures, o.limits.apiFailureWindowMs)));
     api.addHook("preValidation", plainRequestStrings);
     registerApiRoutes(api, { store: o.store, pusher: o.pusher, commandBodyLimit: o.reportBodyLimit, plistLimits: o.limits.plist });
+    registerBulkIdRoutes(api, { store: o.store, pusher: o.pusher, commandBodyLimit: o.reportBodyLimit });
     for (const plugin of o.apiPlugins ?? []) plugin(api);
   });
   return app;

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { X509Certificate } from "node:crypto";
-import { certFingerprint, certFromHeader, IdentityError, verifyMdmSignatureDetailed, type DeviceTrust } from "../identity/index.ts";
+import { certFingerprint, certFromHeader, IdentityError, mdmSignatureSigner, verifyMdmSignatureDetailed, type DeviceTrust } from "../identity/index.ts";
 import type { TrustedProxy } from "./trusted-proxy.ts";
 
 /** A verified device identity: the certificate's SHA-256 fingerprint. */
@@ -13,9 +13,10 @@ export interface DeviceIdentity {
 
 /**
  * What the headers alone tell: a verified identity (TLS certificate or the
- * proxy's header), or an Mdm-Signature still to be checked over the body.
+ * proxy's header), or an Mdm-Signature still to be checked over the body,
+ * whose named signer (`signer`, its fingerprint) trust has already accepted.
  */
-export type HeaderIdentity = { identity: DeviceIdentity } | { signature: string };
+export type HeaderIdentity = { identity: DeviceIdentity } | { signature: string; signer: string };
 
 const tlsPeerCerts = new WeakMap<object, X509Certificate | null>();
 
@@ -24,7 +25,9 @@ const tlsPeerCerts = new WeakMap<object, X509Certificate | null>();
  * the TLS peer certificate, the proxy's certificate header (believed only from
  * a trusted proxy), then the Mdm-Signature, verified later over the body.
  * Certificates are checked against trust here, so that a caller without a
- * trusted identity never makes the server hold its body.
+ * trusted identity never makes the server hold its body. For an Mdm-Signature
+ * that is the signer certificate the header's CMS SignedData carries: a header
+ * that does not parse, or names a signer trust refuses, is refused here.
  */
 export function identifyFromHeaders(
   headers: IncomingHttpHeaders,
@@ -53,16 +56,25 @@ export function identifyFromHeaders(
     }
   }
   const signature = headers["mdm-signature"];
-  if (typeof signature === "string" && signature.length > 0) return { signature };
+  if (typeof signature === "string" && signature.length > 0) {
+    const { signer, certificates } = mdmSignatureSigner(signature);
+    trust.verify(signer, certificates);
+    return { signature, signer: certFingerprint(signer) };
+  }
   throw new IdentityError("no-identity", "no client certificate and no Mdm-Signature header");
 }
 
-/** Checks an Mdm-Signature over the exact body bytes, and its signer against trust. */
-export async function identifyBySignature(signature: string, body: Buffer, trust: DeviceTrust): Promise<DeviceIdentity> {
+/**
+ * Checks an Mdm-Signature over the exact body bytes, and its signer against
+ * trust; it must be the signer the headers named (`expected`, a fingerprint).
+ */
+export async function identifyBySignature(signature: string, body: Buffer, trust: DeviceTrust, expected: string): Promise<DeviceIdentity> {
   // Intermediates may travel in the signature's certificate set.
   const { signer, certificates } = await verifyMdmSignatureDetailed(signature, body);
   trust.verify(signer, certificates);
-  return { fingerprint: certFingerprint(signer), source: "signature" };
+  const fingerprint = certFingerprint(signer);
+  if (fingerprint !== expected) throw new IdentityError("bad-signature", "Mdm-Signature verified with another certificate than the one it names");
+  return { fingerprint, source: "signature" };
 }
 
 function tlsPeerCert(plain: Socket): X509Certificate | null {

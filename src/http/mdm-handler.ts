@@ -51,9 +51,11 @@ type Endpoint = "checkin" | "server";
  * Who calls is settled before the body is read: a TLS or proxy-header
  * certificate is verified from the headers alone, and a caller with no
  * identity, or one that is not trusted, is answered and its connection closed
- * without holding any of its body. Only Mdm-Signature requests (the signature
- * covers the body) are read before they are identified, within the
- * server-wide unidentified body budget.
+ * without holding any of its body. Mdm-Signature requests (the signature
+ * covers the body) name their signer certificate in the header, which trust
+ * judges first; only then is the body read, before the signature over it is
+ * verified, within the server-wide unidentified body budget and the signer's
+ * share of it.
  */
 export function mdmEndpoints(o: MdmHandlerOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
   let requests = 0;
@@ -68,7 +70,7 @@ export function mdmEndpoints(o: MdmHandlerOptions): (req: IncomingMessage, res: 
       reply(res, req, { error, close: true }, log);
       return true;
     }
-    const budget = "signature" in caller ? o.unidentifiedBodies : undefined;
+    const budget = "signature" in caller ? { budget: o.unidentifiedBodies, signer: caller.signer } : undefined;
     readBody(req, bodyLimit(endpoint, req.headers["content-type"], o), o.bodyIdleTimeoutMs, budget).then(
       ({ body, release }) => handle(o, endpoint, req, body, caller, release, log),
       (err: unknown): Outcome => ({ error: err, close: err instanceof BodyTimeout || err instanceof BudgetExhausted }),
@@ -115,7 +117,7 @@ async function handle(
   try {
     let identity: DeviceIdentity;
     try {
-      identity = "identity" in caller ? caller.identity : await identifyBySignature(caller.signature, raw, o.trust);
+      identity = "identity" in caller ? caller.identity : await identifyBySignature(caller.signature, raw, o.trust, caller.signer);
     } finally {
       release();
     }
@@ -189,19 +191,25 @@ function send(
  * long), so that the client, still sending, gets its answer. With a budget
  * (a caller not identified yet), each chunk is reserved from it as it comes
  * (twice: the chunks are joined into one buffer at the end, a copy),
- * and the request is refused with 503 when the budget is spent; the caller
+ * and the request is refused with 503 when the budget or the signer's share
+ * of it is spent; the caller
  * releases the reservation once the request is identified. Chunks, not the
  * declared length: a caller that declares much and sends nothing then holds
  * no budget, so idle connections cannot lock signing devices out.
  */
-function readBody(req: IncomingMessage, limit: number, idleMs: number, budget?: BodyBudget): Promise<{ body: Buffer; release: () => void }> {
+function readBody(
+  req: IncomingMessage,
+  limit: number,
+  idleMs: number,
+  unidentified?: { budget: BodyBudget; signer: string },
+): Promise<{ body: Buffer; release: () => void }> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let reserved = 0;
     let done = false;
     const release = () => {
-      budget?.release(reserved);
+      unidentified?.budget.release(reserved, unidentified.signer);
       reserved = 0;
     };
     const fail = (err: Error) => {
@@ -218,15 +226,15 @@ function readBody(req: IncomingMessage, limit: number, idleMs: number, budget?: 
     const declared = Number(req.headers["content-length"] ?? 0);
     if (declared > limit) fail(new BodyTooLarge(limit));
     // One that could never fit is refused at once.
-    else if (budget && 2 * declared > budget.limit) fail(new BudgetExhausted());
+    else if (unidentified && 2 * declared > unidentified.budget.share) fail(new BudgetExhausted());
     req.on("data", (chunk: Buffer) => {
       if (done) return;
       timer.refresh();
       size += chunk.length;
       if (size > limit) return fail(new BodyTooLarge(limit));
       // Twice the bytes: the pieces, then the one buffer they are joined into.
-      if (budget && 2 * size > reserved) {
-        if (!budget.take(2 * size - reserved)) return fail(new BudgetExhausted());
+      if (unidentified && 2 * size > reserved) {
+        if (!unidentified.budget.take(2 * size - reserved, unidentified.signer)) return fail(new BudgetExhausted());
         reserved = 2 * size;
       }
       chunks.push(chunk);

@@ -136,6 +136,15 @@ const schemas: Record<string, Schema> = {
     pushed_at: nullableTime,
     approved_at: nullableTime,
   }),
+  BulkEnqueueBody: object(
+    {
+      ids: { ...arrayOf(str), minItems: 1, maxItems: 10_000 },
+      command: { ...str, description: "the command plist as text" },
+      command_base64: { ...str, description: "or its bytes in base64 (a binary plist)" },
+    },
+    { optional: ["command", "command_base64"] },
+  ),
+  BulkPushBody: object({ ids: { ...arrayOf(str), minItems: 1, maxItems: 10_000 } }),
   RebindSilence: object(
     {
       state: { type: "string", enum: ["live", "push_due", "grace", "ready"] },
@@ -284,6 +293,26 @@ const paths: Record<string, Record<string, Operation>> = {
         requestBody: { required: true, content: body("application/xml", "a command plist (CommandUUID generated if absent)") },
       },
     ),
+  },
+  "/v1/enqueue": {
+    post: op(
+      "commands",
+      "Queue a command for a long list of enrollments, the ids in the body (the path holds about 1,500)",
+      {
+        "200": ok("ApiResult", "queued (and pushed) for every id"),
+        "207": ok("ApiResult", "some ids failed: see status"),
+        "404": ok("ApiResult", "no id names a known enrollment: nothing queued"),
+        "409": error("a command with this CommandUUID exists (code command_exists)"),
+        "500": ok("ApiResult", "every id failed"),
+        ...TOO_LARGE,
+      },
+      { parameters: [param("nopush", "query", "queue without pushing")], requestBody: { required: true, content: json(ref("BulkEnqueueBody")) } },
+    ),
+  },
+  "/v1/push": {
+    post: op("commands", "Push a long list of enrollments, the ids in the body", pushResponses(), {
+      requestBody: { required: true, content: json(ref("BulkPushBody")) },
+    }),
   },
   "/v1/push/{ids}": {
     get: op("commands", "Push enrollments so they poll for commands (NanoMDM)", pushResponses(), { parameters: [IDS] }),

@@ -2,8 +2,8 @@
 // believed, the unidentified body budget, the default connection cap, and the flags.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { BodyBudget } from "./body-budget.ts";
-import { defaultMaxConnections } from "./connection-cap.ts";
+import { BodyBudget, signerShare } from "./body-budget.ts";
+import { defaultMaxConnections, refusedAllowance } from "./connection-cap.ts";
 import { trustedProxy } from "./trusted-proxy.ts";
 
 test("no --trust-proxy: the certificate header is believed from loopback peers only", () => {
@@ -26,13 +26,33 @@ test("--trust-proxy true: every peer", () => {
 
 test("the body budget reserves and releases, and refuses what would pass it", () => {
   const b = new BodyBudget(100);
-  assert.equal(b.take(60), true);
-  assert.equal(b.take(41), false);
+  assert.equal(b.take(60, "a"), true);
+  assert.equal(b.take(41, "b"), false);
   assert.equal(b.inUse, 60);
-  assert.equal(b.take(40), true);
-  b.release(60);
-  assert.equal(b.take(50), true);
+  assert.equal(b.take(40, "b"), true);
+  b.release(60, "a");
+  assert.equal(b.take(50, "c"), true);
   assert.equal(b.inUse, 90);
+});
+
+test("one signer certificate holds at most its share of the budget; the others still fit", () => {
+  const b = new BodyBudget(100, 30);
+  assert.equal(b.take(30, "copied-cert"), true);
+  assert.equal(b.take(1, "copied-cert"), false);
+  assert.equal(b.heldBy("copied-cert"), 30);
+  assert.equal(b.take(30, "device-1"), true);
+  assert.equal(b.take(30, "device-2"), true);
+  b.release(30, "copied-cert");
+  assert.equal(b.heldBy("copied-cert"), 0);
+  assert.equal(b.take(10, "copied-cert"), true);
+  assert.equal(b.inUse, 70);
+});
+
+test("a signer's share: an eighth of the budget, at least the largest body twice, at most the budget", () => {
+  const MB = 1024 * 1024;
+  assert.equal(signerShare(64 * MB, 16 * MB), 32 * MB); // the defaults: one largest report fits
+  assert.equal(signerShare(64 * MB, 1 * MB), 8 * MB);
+  assert.equal(signerShare(8 * MB, 16 * MB), 8 * MB);
 });
 
 test("the default --max-connections leaves descriptors for the rest of the process", () => {
@@ -41,4 +61,13 @@ test("the default --max-connections leaves descriptors for the rest of the proce
   assert.equal(defaultMaxConnections(256), 128);
   assert.equal(defaultMaxConnections(64), 16);
   assert.ok(defaultMaxConnections() >= 16);
+});
+
+test("refused-but-open connections get a quarter of the headroom left under the descriptor limit", () => {
+  assert.equal(refusedAllowance(defaultMaxConnections(256), 256), 32);
+  assert.equal(refusedAllowance(defaultMaxConnections(1024), 1024), 32);
+  assert.equal(refusedAllowance(defaultMaxConnections(65536), 65536), 1638);
+  assert.equal(refusedAllowance(100, undefined), 32);
+  // A cap at or above the limit leaves no room: past the cap connections are closed at once.
+  assert.equal(refusedAllowance(1000, 128), 0);
 });

@@ -83,8 +83,55 @@ export function verifyFast(der: Uint8Array, body: Buffer): MdmSignature | null {
   }
 }
 
+/**
+ * The signer's certificate and the others of the set, read from a decoded
+ * Mdm-Signature without any body: nothing is verified. Throws
+ * IdentityError('bad-signature') where pkijs would refuse the signature too,
+ * or returns null: ask pkijs.
+ */
+export function signerFast(der: Uint8Array): MdmSignature | null {
+  try {
+    const { certs, signerIndex } = parse(der);
+    return { signer: certs[signerIndex]!.cert, certificates: certs.filter((_, i) => i !== signerIndex).map((c) => c.cert) };
+  } catch (err) {
+    if (err instanceof IdentityError) throw err;
+    return null;
+  }
+}
+
 function verifyOrThrow(der: Uint8Array, body: Buffer): MdmSignature {
   if (body.byteLength === 0) throw bad('request body is empty');
+  const { r, signer, certs, signerIndex } = parse(der);
+  const cert = certs[signerIndex]!;
+  if (!cert.scheme) throw new Unsupported();
+  let data: Uint8Array = body;
+  if (signer.signedAttrs) {
+    const messageDigest = signedAttributesDigest(r, signer.signedAttrs);
+    const actual = createHash(signer.digest).update(body).digest();
+    if (!actual.equals(messageDigest)) throw bad('Mdm-Signature does not verify');
+    // Signed over the attributes with the [0] tag turned into SET OF; like pkijs, over
+    // the bytes as received (definite-length encodings only reach this point).
+    const copy = Buffer.from(r.bytes(signer.signedAttrs));
+    copy[0] = 0x31;
+    data = copy;
+  }
+  const hash = signer.signatureHash ?? signer.digest;
+  const ok = cert.scheme === 'rsa'
+    ? cryptoVerify(hash, data, cert.key, signer.signature)
+    : cryptoVerify(hash, data, { key: cert.key, dsaEncoding: 'ieee-p1363' }, ecdsaRaw(signer.signature, cert.ecSize));
+  if (!ok) throw bad('Mdm-Signature does not verify');
+  return { signer: cert.cert, certificates: certs.filter((_, i) => i !== signerIndex).map((c) => c.cert) };
+}
+
+interface Parsed {
+  r: BerReader;
+  signer: Signer;
+  certs: CertInfo[];
+  signerIndex: number;
+}
+
+// The SignedData up to the signer's certificate: what verifying and naming the signer share.
+function parse(der: Uint8Array): Parsed {
   if (der.byteLength > MAX_FAST_INPUT) throw new Unsupported();
   const r = new BerReader(der);
 
@@ -119,27 +166,7 @@ function verifyOrThrow(der: Uint8Array, body: Buffer): MdmSignature {
     if (!info) throw new Unsupported();
     return info;
   });
-  const signerIndex = findSigner(certs, signer);
-  const cert = certs[signerIndex]!;
-  if (!cert.scheme) throw new Unsupported();
-
-  let data: Uint8Array = body;
-  if (signer.signedAttrs) {
-    const messageDigest = signedAttributesDigest(r, signer.signedAttrs);
-    const actual = createHash(signer.digest).update(body).digest();
-    if (!actual.equals(messageDigest)) throw bad('Mdm-Signature does not verify');
-    // Signed over the attributes with the [0] tag turned into SET OF; like pkijs, over
-    // the bytes as received (definite-length encodings only reach this point).
-    const copy = Buffer.from(r.bytes(signer.signedAttrs));
-    copy[0] = 0x31;
-    data = copy;
-  }
-  const hash = signer.signatureHash ?? signer.digest;
-  const ok = cert.scheme === 'rsa'
-    ? cryptoVerify(hash, data, cert.key, signer.signature)
-    : cryptoVerify(hash, data, { key: cert.key, dsaEncoding: 'ieee-p1363' }, ecdsaRaw(signer.signature, cert.ecSize));
-  if (!ok) throw bad('Mdm-Signature does not verify');
-  return { signer: cert.cert, certificates: certs.filter((_, i) => i !== signerIndex).map((c) => c.cert) };
+  return { r, signer, certs, signerIndex: findSigner(certs, signer) };
 }
 
 interface Signer {

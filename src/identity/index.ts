@@ -6,6 +6,7 @@ export { IdentityError, type IdentityErrorReason } from './errors.ts';
 export {
   verifyMdmSignature,
   verifyMdmSignatureDetailed,
+  mdmSignatureSigner,
   MAX_SIGNATURE_HEADER_LENGTH,
   type MdmSignature,
 } from './signature.ts';

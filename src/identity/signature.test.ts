@@ -1,6 +1,6 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { IdentityError, verifyMdmSignature, verifyMdmSignatureDetailed, certFingerprint, MAX_SIGNATURE_HEADER_LENGTH } from './index.ts';
+import { IdentityError, verifyMdmSignature, verifyMdmSignatureDetailed, certFingerprint, MAX_SIGNATURE_HEADER_LENGTH, mdmSignatureSigner } from './index.ts';
 import { createCa, issueDeviceIdentity, signMdmBody, type CaIdentity, type DeviceIdentity } from './testing/pki.ts';
 
 const body = Buffer.from(
@@ -109,4 +109,23 @@ test('corrupting any byte never escapes as a non-IdentityError', async () => {
     }
   }
   assert.ok(accepted < der.length / 6, `too many corrupted signatures accepted: ${accepted}`);
+});
+
+test('mdmSignatureSigner names the signer from the header alone, as the verification does (fast path and pkijs)', async () => {
+  // Apple's shape takes the fast path; a set past its 16 KB input bound goes to pkijs.
+  const padding = await Promise.all(Array.from({ length: 24 }, (_, i) => issueDeviceIdentity(ca, { commonName: `pad-${i}` })));
+  for (const extraCertificates of [[], [other.cert], padding.map((p) => p.cert)]) {
+    for (const d of [device, ecDevice]) {
+      const header = await signMdmBody(d, body, { extraCertificates });
+      const named = mdmSignatureSigner(header);
+      assert.equal(certFingerprint(named.signer), certFingerprint(d.cert));
+      assert.equal(named.certificates.length, extraCertificates.length);
+      assert.equal(certFingerprint((await verifyMdmSignatureDetailed(header, body)).signer), certFingerprint(d.cert));
+    }
+  }
+  // It proves nothing: a signature over other bytes names its signer all the same (the body check refuses it later).
+  assert.equal(certFingerprint(mdmSignatureSigner(await signMdmBody(device, Buffer.from('other'))).signer), certFingerprint(device.cert));
+  for (const garbage of ['bogus', 'AAAA', Buffer.from('hello').toString('base64'), 'not base64!']) {
+    assert.throws(() => mdmSignatureSigner(garbage), (err: unknown) => err instanceof IdentityError, garbage);
+  }
 });

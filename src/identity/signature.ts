@@ -1,9 +1,9 @@
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { cmsEngine } from './engine.ts';
 import { IdentityError } from './errors.ts';
-import { verifyFast } from './fast-signature.ts';
+import { signerFast, verifyFast } from './fast-signature.ts';
 
 // A real header is ~2-3 KB; anything far larger is not a device signature.
 export const MAX_SIGNATURE_HEADER_LENGTH = 64 * 1024;
@@ -38,6 +38,20 @@ export async function verifyMdmSignatureDetailed(headerValue: string, body: Buff
   // The hand-written path (fast-signature.ts, ~80x faster) answers for the shapes it
   // knows and hands anything else to pkijs, the reference, so the answers are pkijs's.
   return verifyFast(der, body) ?? verifyWithPkijs(der, body);
+}
+
+/**
+ * The certificate an Mdm-Signature names as its signer, and the others it
+ * carries, read from the header alone, before any body: so that trust can
+ * judge the caller before the server holds its body. It proves nothing by
+ * itself (a device's certificate is public; anyone can copy it into a
+ * header): verifyMdmSignatureDetailed must still check the signature over
+ * the body. Same rule as the verification (the fast path, else pkijs's rule),
+ * so both name the same signer. Throws IdentityError.
+ */
+export function mdmSignatureSigner(headerValue: string): MdmSignature {
+  const der = decodeSignatureHeader(headerValue);
+  return signerFast(der) ?? signerWithPkijs(der);
 }
 
 /** The pkijs-only verification (the reference the fast path is tested against). */
@@ -96,6 +110,46 @@ async function verifyWithPkijs(der: Buffer, body: Buffer): Promise<MdmSignature>
     if (i === index || other.idBlock.tagClass !== 1) return; // skip the signer and non-X.509 choices
     try {
       certificates.push(new X509Certificate(Buffer.from(other.valueBeforeDecodeView)));
+    } catch {
+      // An unreadable extra certificate cannot help build a chain; ignore it.
+    }
+  });
+  return { signer, certificates };
+}
+
+// pkijs's own rule (SignedData.verify): the first certificate with the sid's
+// issuer and serial, or whose subjectPublicKey's SHA-1 is the sid's key id.
+function signerWithPkijs(der: Buffer): MdmSignature {
+  const { signedData, certBlocks } = parseSignedData(der);
+  if (signedData.signerInfos.length !== 1) throw bad('Mdm-Signature must have exactly one signer');
+  if (signedData.encapContentInfo.eContent !== undefined) throw bad('Mdm-Signature is not detached');
+  if (signedData.encapContentInfo.eContentType !== OID_DATA) throw bad('Mdm-Signature content type is not id-data');
+  const sid = signedData.signerInfos[0]!.sid as pkijs.IssuerAndSerialNumber | asn1js.OctetString;
+  const certs = signedData.certificates ?? [];
+  let index = -1;
+  if (sid instanceof pkijs.IssuerAndSerialNumber) {
+    index = certs.findIndex((c) => c instanceof pkijs.Certificate && c.issuer.isEqual(sid.issuer) && c.serialNumber.isEqual(sid.serialNumber));
+  } else {
+    const keyId = Buffer.from(sid.idBlock.isConstructed ? (sid.valueBlock.value[0] as asn1js.OctetString).valueBlock.valueHexView : sid.valueBlock.valueHexView);
+    index = certs.findIndex((c) => {
+      if (!(c instanceof pkijs.Certificate)) return false;
+      return createHash('sha1').update(c.subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView).digest().equals(keyId);
+    });
+  }
+  const block = certBlocks[index];
+  if (index < 0 || block === undefined) throw bad('Mdm-Signature signer certificate not found');
+  const toX509 = (b: asn1js.AsnType) => new X509Certificate(Buffer.from(b.valueBeforeDecodeView));
+  let signer: X509Certificate;
+  try {
+    signer = toX509(block);
+  } catch {
+    throw new IdentityError('bad-certificate', 'Mdm-Signature signer certificate is malformed');
+  }
+  const certificates: X509Certificate[] = [];
+  certBlocks.forEach((other, i) => {
+    if (i === index || other.idBlock.tagClass !== 1) return;
+    try {
+      certificates.push(toX509(other));
     } catch {
       // An unreadable extra certificate cannot help build a chain; ignore it.
     }
