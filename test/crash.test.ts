@@ -21,7 +21,7 @@ import { spawnOrchard, type OrchardProcess } from "./support/process.ts";
 
 const KILLS = Number(process.env.CRASH_KILLS ?? 5);
 const DEVICES = 12;
-const KEY = "crash-test-key";
+const KEY = "crash-test-key-0123456789abcdef";
 const AUTH = "Basic " + Buffer.from(`x:${KEY}`).toString("base64");
 
 /** Requests go to whichever server process is up; while none is, they fail at once. */

@@ -25,7 +25,7 @@ function rssBytes(pid: number): number {
 
 async function serve(args: string[], wrap: string[] = []): Promise<{ proc: OrchardProcess; stop: () => Promise<void> }> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-res-"));
-  const proc = await spawnOrchard(["--data-dir", dataDir, "--api-key", "resources-test-key", "--cert-header", "x-client-cert", ...args], 90_000, wrap);
+  const proc = await spawnOrchard(["--data-dir", dataDir, "--api-key", "resources-test-key-0123456789abcdef", "--cert-header", "x-client-cert", ...args], 90_000, wrap);
   return {
     proc,
     stop: async () => {

@@ -14,7 +14,7 @@ import { spawnOrchard, type OrchardProcess } from "./support/process.ts";
 
 const DEVICES = 500;
 const COMMANDS = 10;
-const KEY = "mp-key";
+const KEY = "mp-key-0123456789abcdef012345";
 const auth = "Basic " + Buffer.from(`x:${KEY}`).toString("base64");
 const available = await postgresReachable();
 
