@@ -10,7 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { ConfigError, parseServeArgs } from "../src/config.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { refusalChanges, snapshot } from "./support/fuzz.ts";
-import { CHECKIN_TYPE, COMMAND_TYPE, commandPlist, identity, plist, rawPut, RawDevice, serverWithDevice, sleep } from "./support/mdm.ts";
+import { COMMAND_TYPE, commandPlist, identity, plist, rawPut, RawDevice, serverWithDevice, sleep } from "./support/mdm.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 const xml = (inner: string, prolog = '<?xml version="1.0" encoding="UTF-8"?>\n') => `${prolog}<plist version="1.0">${inner}</plist>\n`;

@@ -35,7 +35,7 @@ describe("three orchard processes on one PostgreSQL", { skip: available ? false 
   });
 
   after(async () => {
-    transports.forEach((t) => t.close());
+    for (const t of transports) t.close();
     await Promise.all(procs.map((p) => p.stop()));
     await db?.drop();
     fs.rmSync(dataDir, { recursive: true, force: true });

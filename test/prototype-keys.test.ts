@@ -6,9 +6,9 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
-import { testFleet, type TestFleet } from "./support/fleet.ts";
+import type { TestFleet } from "./support/fleet.ts";
 import { commandPlist, identity, plist, rawPut, RawDevice, serverWithDevice } from "./support/mdm.ts";
-import { startTestServer, type TestServer } from "./support/server.ts";
+import type { TestServer } from "./support/server.ts";
 
 const NAMES = ["__proto__", "constructor", "prototype"] as const;
 

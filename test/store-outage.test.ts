@@ -171,12 +171,11 @@ describe("PostgreSQL outage", async () => {
 
 describe("SQLite write lock held by another process", () => {
   let server: TestServer;
-  let fleet: TestFleet;
   let dev: RawDevice;
   let stop: () => Promise<void>;
 
   before(async () => {
-    ({ server, fleet, dev, stop } = await serverWithDevice());
+    ({ server, dev, stop } = await serverWithDevice());
   });
   after(async () => {
     await stop?.();

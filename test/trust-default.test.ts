@@ -9,7 +9,7 @@ import { after, before, describe, test } from "node:test";
 import * as x509 from "@peculiar/x509";
 import { runWith } from "../src/cli/client-commands.ts";
 import { parseServeArgs } from "../src/config.ts";
-import { generateKeyPair, issueCertificate, pkiIdentity, validity, type KeyPair, type PkiIdentity } from "../src/identity/testing/pki.ts";
+import { issueCertificate, pkiIdentity, validity, type KeyPair, type PkiIdentity } from "../src/identity/testing/pki.ts";
 import { commonNameSubject } from "../src/scep/testing/client.ts";
 import { Transport } from "../src/sim/transport.ts";
 import { cliContext } from "./support/cli.ts";

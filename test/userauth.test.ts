@@ -442,7 +442,7 @@ describe("UserAuthenticate failure limits across two servers on one PostgreSQL",
   });
   after(async () => {
     fleet.close();
-    transports.forEach((t) => t.close());
+    for (const t of transports) t.close();
     for (const s of servers) await s.stop();
     await db?.drop();
     fs.rmSync(dataDir, { recursive: true, force: true });

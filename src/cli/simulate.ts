@@ -140,7 +140,7 @@ export const simulateCommand: ClientCommand = {
     const onSigint = () => interrupt.abort();
     process.once("SIGINT", onSigint);
     options.signal = interrupt.signal;
-    let report;
+    let report: SimulationReport;
     try {
       report = await runSimulation(options);
     } catch (err) {

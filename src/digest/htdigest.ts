@@ -23,6 +23,17 @@ export interface HtdigestParseResult {
 const HA1_RE = /^[0-9a-fA-F]{32}$/;
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
+/** What is wrong with a line's fields, if anything. */
+function fieldsError(fields: string[]): HtdigestErrorReason | undefined {
+  if (fields.length !== 3) return 'field-count';
+  const [username, realm, ha1] = fields as [string, string, string];
+  if (username === '') return 'empty-username';
+  if (realm === '') return 'empty-realm';
+  if (CONTROL.test(username) || CONTROL.test(realm)) return 'bad-char';
+  if (!HA1_RE.test(ha1)) return 'bad-ha1';
+  return undefined;
+}
+
 /** Lines are 1-based. The first entry wins on duplicates, as in mod_authn_file. */
 export function parseHtdigest(text: string): HtdigestParseResult {
   const entries: HtdigestEntry[] = [];
@@ -30,26 +41,23 @@ export function parseHtdigest(text: string): HtdigestParseResult {
   const seen = new Set<string>();
   const lines = text.replace(/^\uFEFF/, '').split('\n');
 
-  lines.forEach((rawLine, index) => {
+  for (const [index, rawLine] of lines.entries()) {
     const line = index + 1;
     const content = rawLine.replace(/[ \t\r]+$/, ''); // CRLF files and trailing blanks
     const trimmed = content.trimStart();
-    if (trimmed === '' || trimmed.startsWith('#')) return;
-
+    if (trimmed === '' || trimmed.startsWith('#')) continue;
     // htdigest forbids ':' in user and realm, so exactly three fields.
     const fields = content.split(':');
-    if (fields.length !== 3) return void errors.push({ line, reason: 'field-count' });
     const [username, realm, ha1] = fields as [string, string, string];
-    if (username === '') return void errors.push({ line, reason: 'empty-username' });
-    if (realm === '') return void errors.push({ line, reason: 'empty-realm' });
-    if (CONTROL.test(username) || CONTROL.test(realm)) return void errors.push({ line, reason: 'bad-char' });
-    if (!HA1_RE.test(ha1)) return void errors.push({ line, reason: 'bad-ha1' });
-
     const key = JSON.stringify([username, realm]);
-    if (seen.has(key)) return void errors.push({ line, reason: 'duplicate' });
+    const reason = fieldsError(fields) ?? (seen.has(key) ? 'duplicate' : undefined);
+    if (reason) {
+      errors.push({ line, reason });
+      continue;
+    }
     seen.add(key);
     entries.push({ line, username, realm, ha1: ha1.toLowerCase() });
-  });
+  }
   return { entries, errors };
 }
 

@@ -84,7 +84,7 @@ function tlsPeerCert(plain: Socket): X509Certificate | null {
   let cert = tlsPeerCerts.get(socket);
   if (cert === undefined) {
     const peer = socket.getPeerCertificate(false);
-    cert = peer && peer.raw ? new X509Certificate(peer.raw) : null;
+    cert = peer?.raw ? new X509Certificate(peer.raw) : null;
     tlsPeerCerts.set(socket, cert);
   }
   return cert;

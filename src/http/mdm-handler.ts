@@ -6,7 +6,7 @@ import { parsePlistDict, serializePlist } from "../plist/index.ts";
 import { decodeCheckin } from "../protocol/checkin.ts";
 import { decodeReport } from "../protocol/report.ts";
 import type { PlistLimits } from "../plist/index.ts";
-import { BodyBudget, BudgetExhausted } from "./body-budget.ts";
+import { type BodyBudget, BudgetExhausted } from "./body-budget.ts";
 import { identifyBySignature, identifyFromHeaders, type DeviceIdentity, type HeaderIdentity } from "./device-identity.ts";
 import { loggableUrl, statusOf } from "./errors.ts";
 import { BodyTimeout, BodyTooLarge } from "./limits.ts";

@@ -327,7 +327,7 @@ export function verifySigner(signer: ParsedSigner, key: KeyObject, content: Uint
   if (key.asymmetricKeyType !== "rsa") throw new CmsError("unsupported-algorithm", "the signer's key is not RSA");
   const contentType = singleValue(signer, OIDS.contentType);
   const messageDigest = singleValue(signer, OIDS.messageDigest);
-  if (!contentType || contentType.tag !== 6 || contentType.content.toString("hex") !== HEX.data) {
+  if (contentType?.tag !== 6 || contentType.content.toString("hex") !== HEX.data) {
     throw new CmsError("bad-signature", "the content-type attribute must be id-data");
   }
   if (!messageDigest || messageDigest.tag !== TAG_OCTET_STRING || messageDigest.constructed) {

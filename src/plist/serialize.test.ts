@@ -124,7 +124,7 @@ test('round trip of every type, exactly', () => {
     [[[]], [{}], { a: [{ b: [] }] }],
     { '': 'empty key', constructor: 'own', toString: 1, 'a.b': { 'c d': [true] } },
   ];
-  values.forEach((v, i) => assert.deepStrictEqual(parsePlist(serializePlist(v)), v, `round trip of values[${i}]`));
+  for (const [i, v] of values.entries()) assert.deepStrictEqual(parsePlist(serializePlist(v)), v, `round trip of values[${i}]`);
 });
 
 test('round trip of 500 random nested values (seeded)', () => {

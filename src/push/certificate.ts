@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey, X509Certificate, type KeyObject } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { BadRequest } from "../errors.ts";
-import { looksLikePkcs12, Pkcs12Error, readPkcs12 } from "../identity/pkcs12.ts";
+import { looksLikePkcs12, Pkcs12Error, readPkcs12, type Pkcs12Contents } from "../identity/pkcs12.ts";
 import { pemBlocks } from "../identity/pem.ts";
 
 /** The subject attribute that holds an MDM push certificate's topic (brief 7.1). */
@@ -84,7 +84,7 @@ function fromPem(text: string, passphrase: string | undefined): { cert: X509Cert
 }
 
 function fromPkcs12(der: Buffer, passphrase: string | undefined): { cert: X509Certificate; key: KeyObject } {
-  let contents;
+  let contents: Pkcs12Contents;
   try {
     contents = readPkcs12(der, passphrase ?? "");
   } catch (err) {

@@ -66,7 +66,7 @@ export function decodePkiMessage(der: Uint8Array): PkiMessage {
       throw new ScepMalformed("bad transactionID");
     }
     const nonce = singleValue(signer, OIDS.scepSenderNonce);
-    if (!nonce || nonce.cls !== 0 || nonce.tag !== 4 || nonce.constructed) throw new ScepMalformed("no senderNonce");
+    if (nonce?.cls !== 0 || nonce.tag !== 4 || nonce.constructed) throw new ScepMalformed("no senderNonce");
     if (nonce.content.length === 0 || nonce.content.length > MAX_NONCE) throw new ScepMalformed("bad senderNonce");
     return { messageType: Number(messageType), transactionId, senderNonce: nonce.content, digest: signer.digest, signedData, signer };
   } catch (err) {

@@ -1,7 +1,7 @@
 // The SCEP CA without HTTP: every request kind, every refusal, and a fuzz of the
 // parser, against a real store on both backends.
 import assert from "node:assert/strict";
-import { createHash, generateKeyPair as generateKeyPairCb, randomBytes, X509Certificate } from "node:crypto";
+import { createHash, generateKeyPair as generateKeyPairCb, randomBytes, type X509Certificate } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";

@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, randomBytes, X509Certificate } from "node:crypto";
+import { createHash, createPrivateKey, createPublicKey, randomBytes, X509Certificate, type KeyObject } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import fs from "node:fs";
 import os from "node:os";
@@ -714,7 +714,7 @@ class FleetRun {
         fields = answer.fields;
       }
       reply = await this.device(`${status} report of ${c.id}`, () => d.sim.report(status, { ...keys, CommandUUID: uuid, ...fields }));
-      if (!reply || reply.status !== 200) continue; // the loop reports a bad status
+      if (reply?.status !== 200) continue; // the loop reports a bad status
       if (notNow) {
         counts.notNow++;
         this.stats.notNow++;
@@ -915,7 +915,7 @@ export function caFromPem(certPem: string, keyPem: string): CaIdentity {
   } catch (err) {
     throw new Error(`the CA certificate is not a PEM certificate: ${(err as Error).message}`);
   }
-  let key;
+  let key: KeyObject;
   try {
     key = createPrivateKey(keyPem);
   } catch (err) {

@@ -6,7 +6,7 @@ import { CHECKIN_MESSAGE_TYPES } from "../../src/protocol/checkin.ts";
 import { REPORT_STATUSES } from "../../src/protocol/report.ts";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
-import type { PlistDict, PlistValue } from "../../src/plist/index.ts";
+import type { PlistValue } from "../../src/plist/index.ts";
 import type { Store } from "../../src/store/index.ts";
 
 // ---------------------------------------------------------------------------
@@ -115,6 +115,7 @@ const STRINGS = [
   "", " ", "a", "0", "-1", "true", "null", "undefined", "NaN", "__proto__", "constructor",
   "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF", "A:B", "A/B", "A,B", "../..", "/", "%00", "%s%n", "\u0001\u0002", "\t\r\n",
   "\u00e9\u00e8", "\u202e\u202d", "\ud83c\udf4f", "\ufeff", "\ufffd", "<", ">", "&", "&amp;", "]]>", "<!--", "'\"",
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a template-injection probe, meant literally
   "Robert'); DROP TABLE enrollments;--", "' OR 1=1 --", "${7*7}", "{{7*7}}", "\\", "\\\\\\\"",
   "x".repeat(256), "x".repeat(257), "y".repeat(4096), "Digest ", "com.apple.mgmt.External.test",
 ];
