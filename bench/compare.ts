@@ -114,11 +114,16 @@ export function viewResults(json: any, label: string): ResultsView {
   }
   const p = json.parameters ?? {};
   const when = typeof json.startedAt === "string" ? json.startedAt.slice(0, 16).replace("T", " ") : "?";
-  return { label: `${label} (${when}, ${p.devices ?? "?"} devices, ${p.runs ?? "?"} run(s) x ${p.durationS ?? "?"} s${p.quick ? ", quick" : ""})`, backends };
+  return {
+    label: `${label} (${when}, ${p.devices ?? "?"} devices, ${p.runs ?? "?"} run(s) x ${p.durationS ?? "?"} s${p.quick ? ", quick" : ""})`,
+    backends,
+  };
 }
 
 const fmt = (x: number | undefined, digits = 0) =>
-  x === undefined || !Number.isFinite(x) ? "-" : x.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  x === undefined || !Number.isFinite(x)
+    ? "-"
+    : x.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
 function change(before: number | undefined, now: number | undefined): string {
   if (before === undefined || now === undefined || !Number.isFinite(before) || !Number.isFinite(now) || before === 0) return "-";
@@ -146,7 +151,9 @@ export function compare(before: ResultsView, now: ResultsView): string {
       out.push("", `${backend}: not in the earlier file`);
       continue;
     }
-    const rows = [["scenario", "req/s before", "req/s now", "change", "CPU s/1k before", "CPU s/1k now", "change", "other % before", "other % now"]];
+    const rows = [
+      ["scenario", "req/s before", "req/s now", "change", "CPU s/1k before", "CPU s/1k now", "change", "other % before", "other % now"],
+    ];
     for (const [name, m] of scenarios) {
       const o = old.get(name);
       if (!o) {
@@ -168,14 +175,20 @@ export function compare(before: ResultsView, now: ResultsView): string {
     any = true;
     out.push("", backend, table(rows));
   }
-  if (any) out.push("", "CPU s/1k is the server's CPU per 1000 requests: lower is better, and it depends far less on the machine's other load than req/s.");
+  if (any)
+    out.push(
+      "",
+      "CPU s/1k is the server's CPU per 1000 requests: lower is better, and it depends far less on the machine's other load than req/s.",
+    );
   return out.join("\n");
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const [a, b] = process.argv.slice(2);
   if (!a || !b) {
-    process.stderr.write("usage: node --import tsx bench/compare.ts OLD NEW   (each a results file, a date prefix such as bench/results/2026-11-26, or a directory)\n");
+    process.stderr.write(
+      "usage: node --import tsx bench/compare.ts OLD NEW   (each a results file, a date prefix such as bench/results/2026-11-26, or a directory)\n",
+    );
     process.exit(2);
   }
   try {

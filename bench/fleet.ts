@@ -5,7 +5,14 @@ import { X509Certificate } from "node:crypto";
 import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import { createCa, generateKeyPair, issueDeviceIdentity, type CaIdentity, type DeviceIdentity, type KeyPair } from "../src/identity/testing/pki.ts";
+import {
+  createCa,
+  generateKeyPair,
+  issueDeviceIdentity,
+  type CaIdentity,
+  type DeviceIdentity,
+  type KeyPair,
+} from "../src/identity/testing/pki.ts";
 import { certFingerprint } from "../src/identity/fingerprint.ts";
 import { serializePlist } from "../src/plist/index.ts";
 import { SimDevice } from "../src/sim/device.ts";
@@ -108,7 +115,11 @@ export function benchUdid(i: number): string {
 
 /** Device i's network user, fixed for the same reason. */
 export function benchUser(i: number): BenchUser {
-  return { userId: `BE4C0001-0000-4000-8000-${i.toString(16).toUpperCase().padStart(12, "0")}`, shortName: `bench-user-${i}`, password: `bench-password-${i}` };
+  return {
+    userId: `BE4C0001-0000-4000-8000-${i.toString(16).toUpperCase().padStart(12, "0")}`,
+    shortName: `bench-user-${i}`,
+    password: `bench-password-${i}`,
+  };
 }
 
 export async function recordFleet(count: number): Promise<Fleet> {

@@ -5,12 +5,12 @@
 // attributes, BER with indefinite lengths, over a 1 KB body. Median of the runs; one
 // core, sequential calls. Also the fast path's cost on a certificate it has not seen
 // yet (parsed once, then cached), and with SHA-256 signed attributes.
-import { parseArgs } from 'node:util';
-import { verifyFast } from '../src/identity/fast-signature.ts';
-import { decodeSignatureHeader, verifyMdmSignatureDetailed, verifyMdmSignaturePkijs } from '../src/identity/signature.ts';
-import { createCa, generateKeyPair, issueDeviceIdentity, signMdmBody } from '../src/identity/testing/pki.ts';
+import { parseArgs } from "node:util";
+import { verifyFast } from "../src/identity/fast-signature.ts";
+import { decodeSignatureHeader, verifyMdmSignatureDetailed, verifyMdmSignaturePkijs } from "../src/identity/signature.ts";
+import { createCa, generateKeyPair, issueDeviceIdentity, signMdmBody } from "../src/identity/testing/pki.ts";
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' } } });
+const { values } = parseArgs({ options: { runs: { type: "string", default: "5" } } });
 const RUNS = Number(values.runs);
 const RUN_MS = 1000;
 
@@ -29,23 +29,23 @@ async function rate(verify: Verify, header: string, body: Buffer): Promise<numbe
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const fmt = (x: number) => Math.round(x).toLocaleString('en-US').padStart(9);
+const fmt = (x: number) => Math.round(x).toLocaleString("en-US").padStart(9);
 
-const body = Buffer.alloc(1024, '<key>Status</key><string>Idle</string>');
-const ca = await createCa({ commonName: 'Bench CA' });
-const keyPair = await generateKeyPair('RSA');
-const device = await issueDeviceIdentity(ca, { commonName: 'bench-device', keyPair });
+const body = Buffer.alloc(1024, "<key>Status</key><string>Idle</string>");
+const ca = await createCa({ commonName: "Bench CA" });
+const keyPair = await generateKeyPair("RSA");
+const device = await issueDeviceIdentity(ca, { commonName: "bench-device", keyPair });
 const apple = await signMdmBody(device, body); // SHA-1, no attributes, indefinite lengths
-const withAttrs = await signMdmBody(device, body, { digest: 'SHA-256', signedAttributes: true });
+const withAttrs = await signMdmBody(device, body, { digest: "SHA-256", signedAttributes: true });
 for (const header of [apple, withAttrs]) {
-  if (verifyFast(decodeSignatureHeader(header), body) === null) throw new Error('the fast path handed the bench input to pkijs');
+  if (verifyFast(decodeSignatureHeader(header), body) === null) throw new Error("the fast path handed the bench input to pkijs");
 }
 
 const paths: [string, Verify, string][] = [
-  ['pkijs, SHA-1, no attributes', verifyMdmSignaturePkijs, apple],
-  ['fast,  SHA-1, no attributes', verifyMdmSignatureDetailed, apple],
-  ['pkijs, SHA-256 + attributes', verifyMdmSignaturePkijs, withAttrs],
-  ['fast,  SHA-256 + attributes', verifyMdmSignatureDetailed, withAttrs],
+  ["pkijs, SHA-1, no attributes", verifyMdmSignaturePkijs, apple],
+  ["fast,  SHA-1, no attributes", verifyMdmSignatureDetailed, apple],
+  ["pkijs, SHA-256 + attributes", verifyMdmSignaturePkijs, withAttrs],
+  ["fast,  SHA-256 + attributes", verifyMdmSignatureDetailed, withAttrs],
 ];
 const results = new Map<string, number[]>(paths.map(([name]) => [name, []]));
 for (const [, verify, header] of paths) await rate(verify, header, body); // warm-up
@@ -63,7 +63,9 @@ const coldMs = (performance.now() - coldStart) / fresh.length;
 
 console.log(`Mdm-Signature verification, 1 KB body, RSA-2048, median of ${RUNS} runs of ${RUN_MS} ms (verifications/s)`);
 for (const [name, rates] of results) {
-  console.log(`  ${name}  ${fmt(median(rates))}/s  (${(1000 / median(rates)).toFixed(3)} ms)   runs: ${rates.map((r) => Math.round(r)).join(' ')}`);
+  console.log(
+    `  ${name}  ${fmt(median(rates))}/s  (${(1000 / median(rates)).toFixed(3)} ms)   runs: ${rates.map((r) => Math.round(r)).join(" ")}`,
+  );
 }
 const speedup = median(results.get(paths[1]![0])!) / median(results.get(paths[0]![0])!);
 console.log(`  fast path speed-up, Apple's shape: ${speedup.toFixed(0)}x`);

@@ -54,7 +54,10 @@ if (process.send && process.argv[1] && path.resolve(process.argv[1]) === fileURL
   process.once("message", (job: IssueJob) => {
     issueCertificates(job).then(
       (certPems) => process.send!({ certPems } satisfies IssueDone, () => process.exit(0)),
-      (err: unknown) => process.send!({ error: err instanceof Error ? (err.stack ?? err.message) : String(err) } satisfies IssueDone, () => process.exit(1)),
+      (err: unknown) =>
+        process.send!({ error: err instanceof Error ? (err.stack ?? err.message) : String(err) } satisfies IssueDone, () =>
+          process.exit(1),
+        ),
     );
   });
 }

@@ -77,7 +77,11 @@ export function summarizeProfile(file: string, n = 20): ProfileSummary {
   return { busyMs: Math.round(busy / 1000), self: top(self), inclusive: top(inclusive) };
 }
 
-function add(m: Map<string, { name: string; where: string; us: number }>, l: { key: string; name: string; where: string }, us: number): void {
+function add(
+  m: Map<string, { name: string; where: string; us: number }>,
+  l: { key: string; name: string; where: string },
+  us: number,
+): void {
   const e = m.get(l.key);
   if (e) e.us += us;
   else m.set(l.key, { name: l.name, where: l.where, us });
@@ -95,7 +99,10 @@ export function profileTable(self: TopFunction[], inclusive: TopFunction[]): str
   const left = ["self time (% of busy)", ...self.map(cell)];
   const right = ["src/ inclusive time (% of busy)", ...inclusive.map(cell)];
   const width = Math.max(...left.map((s) => s.length));
-  return Array.from({ length: Math.max(left.length, right.length) }, (_, i) => `${(left[i] ?? "").padEnd(width)}  |  ${right[i] ?? ""}`).join("\n");
+  return Array.from(
+    { length: Math.max(left.length, right.length) },
+    (_, i) => `${(left[i] ?? "").padEnd(width)}  |  ${right[i] ?? ""}`,
+  ).join("\n");
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

@@ -137,8 +137,21 @@ export class PushRig {
       const caFile = path.join(rig.dir, "device-ca.pem");
       fs.writeFileSync(caFile, o.pki.pushCa.certPem);
       rig.server = await ServerHandle.start("orchard", [
-        "--listen", "127.0.0.1:0", "--data-dir", rig.dir, "--storage", storage, "--api-key", API_KEY, "--log-level", "warn", "--ca", caFile,
-        "--push-sweep-interval", "0", ...pushArgs(o.apns, ["--apns-max-streams", String(o.maxStreams)]),
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        rig.dir,
+        "--storage",
+        storage,
+        "--api-key",
+        API_KEY,
+        "--log-level",
+        "warn",
+        "--ca",
+        caFile,
+        "--push-sweep-interval",
+        "0",
+        ...pushArgs(o.apns, ["--apns-max-streams", String(o.maxStreams)]),
       ]);
       const up = await rig.call("PUT", "/v1/pushcert", o.pki.pem());
       if (up.status !== 200) throw new Error(`pushcert upload: HTTP ${up.status} ${JSON.stringify(up.json)}`);
@@ -146,7 +159,8 @@ export class PushRig {
       const warm = await rig.call("POST", `/v1/push/${rig.ids.slice(0, PUSH_WARMUP).join(",")}`);
       rig.warmupS = (performance.now() - warmStart) / 1000;
       const bad = Object.values(warm.json.status ?? {}).filter((s) => !s.push_result);
-      if (warm.status !== 200 || bad.length > 0) throw new Error(`push warm-up: HTTP ${warm.status}, ${bad.length} pushes failed: ${JSON.stringify(bad[0] ?? warm.json)}`);
+      if (warm.status !== 200 || bad.length > 0)
+        throw new Error(`push warm-up: HTTP ${warm.status}, ${bad.length} pushes failed: ${JSON.stringify(bad[0] ?? warm.json)}`);
       return rig;
     } catch (err) {
       await rig.stop().catch(() => {});
@@ -261,7 +275,14 @@ export async function startPushStandIn(): Promise<{ apns: ApnsStandIn; pki: Push
 }
 
 /** Standalone: per size, seed, start, warm up, then `runs` measured runs (the last one reported, every one logged). */
-export async function runPushBench(o: { sizes: number[]; maxStreams: number; inFlight: number; postgres?: string; profileDir?: string; runs?: number }): Promise<PushBenchResult[]> {
+export async function runPushBench(o: {
+  sizes: number[];
+  maxStreams: number;
+  inFlight: number;
+  postgres?: string;
+  profileDir?: string;
+  runs?: number;
+}): Promise<PushBenchResult[]> {
   const { apns, pki } = await startPushStandIn();
   const results: PushBenchResult[] = [];
   try {
@@ -273,7 +294,9 @@ export async function runPushBench(o: { sizes: number[]; maxStreams: number; inF
         let r: PushRun | undefined;
         for (let run = 1; run <= (o.runs ?? 1); run++) {
           r = await rig.run();
-          log(`${size}: run ${run}: ${Math.round(r.pushesPerSec)} pushes/s, peak ${r.peakStreams} streams, peak RSS ${r.peakRssMb.toFixed(0)} MB, ${r.failed} failed${r.failed ? ` ${JSON.stringify(r.errorKinds)}` : ""}`);
+          log(
+            `${size}: run ${run}: ${Math.round(r.pushesPerSec)} pushes/s, peak ${r.peakStreams} streams, peak RSS ${r.peakRssMb.toFixed(0)} MB, ${r.failed} failed${r.failed ? ` ${JSON.stringify(r.errorKinds)}` : ""}`,
+          );
         }
         if (o.profileDir) await rig.server!.stopProfile(path.join(o.profileDir, `push-${size}.cpuprofile`));
         results.push({
@@ -301,7 +324,19 @@ export async function runPushBench(o: { sizes: number[]; maxStreams: number; inF
 
 export function pushTable(results: PushBenchResult[]): string {
   const rows = [
-    ["enrollments", "backend", "pushes/s", "seconds", "peak streams", "cap", "connections", "peak RSS MB", "CPU s/1k", "stand-in CPU s/1k", "failed"],
+    [
+      "enrollments",
+      "backend",
+      "pushes/s",
+      "seconds",
+      "peak streams",
+      "cap",
+      "connections",
+      "peak RSS MB",
+      "CPU s/1k",
+      "stand-in CPU s/1k",
+      "failed",
+    ],
     ...results.map((r) => [
       r.size.toLocaleString("en-US"),
       r.backend,
@@ -348,7 +383,8 @@ async function main(): Promise<void> {
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new Error("--runs: a whole number >= 1");
   const postgres = values.storage;
-  if (postgres !== undefined && !/^postgres(ql)?:\/\//.test(postgres)) throw new Error("--storage: a postgres:// URL (SQLite is the default)");
+  if (postgres !== undefined && !/^postgres(ql)?:\/\//.test(postgres))
+    throw new Error("--storage: a postgres:// URL (SQLite is the default)");
   const profileDir = values.profile ? fs.mkdtempSync(path.join(os.tmpdir(), "orchard-push-profile-")) : undefined;
   const results = await runPushBench({
     sizes,
@@ -358,7 +394,9 @@ async function main(): Promise<void> {
     postgres,
     profileDir,
   });
-  process.stdout.write(`\npush scenario (${os.cpus().length} cores${postgres ? `, PostgreSQL ${redactUrl(postgres)}` : ", SQLite"}${runs > 1 ? `, last of ${runs} runs` : ""})\n`);
+  process.stdout.write(
+    `\npush scenario (${os.cpus().length} cores${postgres ? `, PostgreSQL ${redactUrl(postgres)}` : ", SQLite"}${runs > 1 ? `, last of ${runs} runs` : ""})\n`,
+  );
   process.stdout.write(pushTable(results));
   if (profileDir) process.stdout.write(`server CPU profiles in ${profileDir} (node --import tsx bench/profile-top.ts FILE)\n`);
 }

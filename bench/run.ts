@@ -14,11 +14,29 @@ import { AUTH_TOKEN_RE, parseChallenge, plistStringReader, xmlText } from "../sr
 import { seedEnrollments } from "../test/support/apns.ts";
 import { compare, readResultsSpec, resolveResultsSpec, viewResults } from "./compare.ts";
 import {
-  API_KEY, CERT_HEADER, DIGEST_REALM, enrolleeForServer, forServer, recordEnrollees, recordFleet,
-  type BenchDevice, type BenchEnrollee, type Fleet, type RecordedEnrollee,
+  API_KEY,
+  CERT_HEADER,
+  DIGEST_REALM,
+  enrolleeForServer,
+  forServer,
+  recordEnrollees,
+  recordFleet,
+  type BenchDevice,
+  type BenchEnrollee,
+  type Fleet,
+  type RecordedEnrollee,
 } from "./fleet.ts";
 import { ConnPool, drive, forEachDevice, quantiles, type Check, type ClientKind, type DriveResult, type Unit } from "./load.ts";
-import { cpuBetween, createBenchDatabase, DatabaseCpu, DEFAULT_POSTGRES_URL, isPostgresUrl, postgresInfo, redactUrl, type BenchDatabase } from "./postgres.ts";
+import {
+  cpuBetween,
+  createBenchDatabase,
+  DatabaseCpu,
+  DEFAULT_POSTGRES_URL,
+  isPostgresUrl,
+  postgresInfo,
+  redactUrl,
+  type BenchDatabase,
+} from "./postgres.ts";
 import { profileTable, summarizeProfile } from "./profile-top.ts";
 import { IDS_PER_REQUEST, PUSH_WARMUP, PushRig, startPushStandIn } from "./push.ts";
 import { REPO_ROOT, ServerHandle } from "./servers.ts";
@@ -118,12 +136,16 @@ interface Options {
 
 /** "1k,100k" or "1000,100000". */
 function sizes(v: string, name: string): number[] {
-  const out = v.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean).map((s) => {
-    const m = /^(\d+(?:\.\d+)?)(k)?$/.exec(s);
-    const n = m ? Number(m[1]) * (m[2] ? 1000 : 1) : NaN;
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: ${s} is not a count (e.g. 1000 or 1k)`);
-    return n;
-  });
+  const out = v
+    .split(",")
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean)
+    .map((s) => {
+      const m = /^(\d+(?:\.\d+)?)(k)?$/.exec(s);
+      const n = m ? Number(m[1]) * (m[2] ? 1000 : 1) : NaN;
+      if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: ${s} is not a count (e.g. 1000 or 1k)`);
+      return n;
+    });
   if (out.length === 0) throw new Error(`--${name}: none given`);
   return [...new Set(out)].sort((a, b) => a - b);
 }
@@ -174,8 +196,12 @@ function parseOptions(argv: string[]): Options {
     if (!m) throw new Error(`--${name} must be a duration in seconds, e.g. 5, 2.5s or 500ms`);
     return Number(m[1]) * (m[2] === "ms" ? 1 : 1000);
   };
-  const picked = (values.scenarios ?? SCENARIOS.join(",")).split(",").map((s) => s.trim().toLowerCase()).filter(Boolean);
-  for (const s of picked) if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`unknown scenario ${s}; pick from ${SCENARIOS.join(", ")}`);
+  const picked = (values.scenarios ?? SCENARIOS.join(","))
+    .split(",")
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
+  for (const s of picked)
+    if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`unknown scenario ${s}; pick from ${SCENARIOS.join(", ")}`);
   const scenarios = SCENARIOS.filter((s) => s === "floor" || picked.includes(s));
   const storage: Options["storage"] = { postgres: DEFAULT_POSTGRES_URL };
   let postgresGiven = false;
@@ -190,9 +216,13 @@ function parseOptions(argv: string[]): Options {
     }
   }
   const backends = values.backends
-    ? values.backends.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean)
+    ? values.backends
+        .split(",")
+        .map((s) => s.trim().toLowerCase())
+        .filter(Boolean)
     : ["sqlite", ...(postgresGiven ? ["postgres"] : [])];
-  for (const b of backends) if (!(BACKENDS as readonly string[]).includes(b)) throw new Error(`unknown backend ${b}; pick from ${BACKENDS.join(", ")}`);
+  for (const b of backends)
+    if (!(BACKENDS as readonly string[]).includes(b)) throw new Error(`unknown backend ${b}; pick from ${BACKENDS.join(", ")}`);
   if (backends.length === 0) throw new Error("--backends: none given");
   if (values.compare !== undefined) {
     try {
@@ -556,7 +586,20 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
       s.warmup = { reqPerSec: Math.round(PUSH_WARMUP / rig.warmupS), errors: 0, errorKinds: {} };
     } else {
       s.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `orchard-bench-${name}-`));
-      const args = ["--listen", "127.0.0.1:0", "--data-dir", s.dataDir, "--cert-header", CERT_HEADER, "--api-key", API_KEY, "--log-level", "warn", "--ca", shared.caFile];
+      const args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        s.dataDir,
+        "--cert-header",
+        CERT_HEADER,
+        "--api-key",
+        API_KEY,
+        "--log-level",
+        "warn",
+        "--ca",
+        shared.caFile,
+      ];
       args.push("--digest-realm", DIGEST_REALM);
       if (backend === "postgres") {
         s.database = await createBenchDatabase(o.storage.postgres);
@@ -585,7 +628,9 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
     if (kind === "login") {
       // One directory user per device (201 created; 200 when a persistent store has it).
       const users = await forEachDevice(s.pool!, s.devices, async (d, call) => {
-        await call(d.login.createUser, "PUT /v1/users", (r) => (r.status === 200 || r.status === 201 ? undefined : `status ${r.status}: ${r.body.toString().slice(0, 200)}`));
+        await call(d.login.createUser, "PUT /v1/users", (r) =>
+          r.status === 200 || r.status === 201 ? undefined : `status ${r.status}: ${r.body.toString().slice(0, 200)}`,
+        );
       });
       s.usersS = round3(users.elapsedMs / 1000);
       if (users.errors > 0) throw new Error(`${name}: creating the directory users failed: ${JSON.stringify(users.errorKinds)}`);
@@ -651,9 +696,28 @@ const round3 = (x: number) => Math.round(x * 1000) / 1000;
 const round4 = (x: number) => Math.round(x * 10000) / 10000;
 
 const MEDIAN_KEYS = [
-  "reqPerSec", "roundTripsPerSec", "loginsPerSec", "enrollmentsPerSec", "pushesPerSec", "peakStreams", "apnsConnections", "pushRequestP50Ms",
-  "p50Ms", "p90Ms", "p99Ms", "maxMs", "errors", "serverCpuPer1k", "serverCorePct",
-  "clientCpuPer1k", "clientCorePct", "dbCpuPer1k", "dbCorePct", "otherCpuPct", "serverPeakRssMb", "xFloor",
+  "reqPerSec",
+  "roundTripsPerSec",
+  "loginsPerSec",
+  "enrollmentsPerSec",
+  "pushesPerSec",
+  "peakStreams",
+  "apnsConnections",
+  "pushRequestP50Ms",
+  "p50Ms",
+  "p90Ms",
+  "p99Ms",
+  "maxMs",
+  "errors",
+  "serverCpuPer1k",
+  "serverCorePct",
+  "clientCpuPer1k",
+  "clientCorePct",
+  "dbCpuPer1k",
+  "dbCorePct",
+  "otherCpuPct",
+  "serverPeakRssMb",
+  "xFloor",
 ] as const;
 type Medians = Partial<Record<(typeof MEDIAN_KEYS)[number], number>>;
 
@@ -673,10 +737,14 @@ function table(rows: string[][]): string {
 }
 
 const fmt = (x: number | undefined, digits = 0) =>
-  x === undefined || !Number.isFinite(x) ? "-" : x.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  x === undefined || !Number.isFinite(x)
+    ? "-"
+    : x.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
 const pct = (before: number | undefined, now: number | undefined) =>
-  before === undefined || now === undefined || !before ? "-" : `${now >= before ? "+" : ""}${(((now - before) / before) * 100).toFixed(1)}%`;
+  before === undefined || now === undefined || !before
+    ? "-"
+    : `${now >= before ? "+" : ""}${(((now - before) / before) * 100).toFixed(1)}%`;
 
 /** Today's date (local time): the results files' names start with it. */
 function today(): string {
@@ -708,11 +776,17 @@ function storageLabel(backend: Backend, o: Options): string {
 
 function runLine(backend: Backend, s: Scenario, r: RunResult, o: Options): string {
   const per =
-    r.loginsPerSec !== undefined ? ` (${fmt(r.loginsPerSec)} logins/s)`
-    : r.roundTripsPerSec !== undefined ? ` (${fmt(r.roundTripsPerSec)} round trips/s)`
-    : r.enrollmentsPerSec !== undefined ? ` (${fmt(r.enrollmentsPerSec)} enrollments/s)`
-    : "";
-  const rate = r.pushesPerSec !== undefined ? `${fmt(r.pushesPerSec).padStart(7)} pushes/s, peak ${r.peakStreams} streams` : `${fmt(r.reqPerSec).padStart(7)} req/s${per}`;
+    r.loginsPerSec !== undefined
+      ? ` (${fmt(r.loginsPerSec)} logins/s)`
+      : r.roundTripsPerSec !== undefined
+        ? ` (${fmt(r.roundTripsPerSec)} round trips/s)`
+        : r.enrollmentsPerSec !== undefined
+          ? ` (${fmt(r.enrollmentsPerSec)} enrollments/s)`
+          : "";
+  const rate =
+    r.pushesPerSec !== undefined
+      ? `${fmt(r.pushesPerSec).padStart(7)} pushes/s, peak ${r.peakStreams} streams`
+      : `${fmt(r.reqPerSec).padStart(7)} req/s${per}`;
   return (
     `round ${r.round}/${o.runs} ${backend.padEnd(8)} ${s.name.padEnd(11)} ${rate}  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  ` +
     `server ${r.serverCorePct}% core, client ${r.clientCorePct}% core, ` +
@@ -795,7 +869,11 @@ function rowJson({ s, m, peakRss }: RowSummary) {
 
 /** One backend's tables and its part of the results JSON. */
 function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?: EnrollPoolInfo) {
-  const summary: RowSummary[] = scenarios.map((s) => ({ s, m: medians(s.runs), peakRss: Math.max(...s.runs.map((r) => r.serverPeakRssMb)) }));
+  const summary: RowSummary[] = scenarios.map((s) => ({
+    s,
+    m: medians(s.runs),
+    peakRss: Math.max(...s.runs.map((r) => r.serverPeakRssMb)),
+  }));
   const out: string[] = [];
   out.push("", `${BACKEND_TITLE[backend]} (${storageLabel(backend, o)})`, "");
   const rows = [["scenario", "req/s", "p50 ms", "p99 ms", "CPU s/1k req", "peak RSS MB", "x floor", "errors"]];
@@ -813,18 +891,35 @@ function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?
   }
   out.push(table(rows));
   if (summary.some(({ s }) => s.kind === "push")) {
-    out.push("* push rows: pushes/s, CPU s per 1k pushes, and per push the time from the start of the POST /v1/push that named it to its arrival at the APNs stand-in");
+    out.push(
+      "* push rows: pushes/s, CPU s per 1k pushes, and per push the time from the start of the POST /v1/push that named it to its arrival at the APNs stand-in",
+    );
   }
   out.push("");
   const withDb = summary.some(({ m }) => m.dbCpuPer1k !== undefined);
-  const extra = [["scenario", "per unit", "runs", "server % core", "client % core", "client CPU s/1k", ...(withDb ? ["db % core", "db CPU s/1k"] : []), "other % machine"]];
+  const extra = [
+    [
+      "scenario",
+      "per unit",
+      "runs",
+      "server % core",
+      "client % core",
+      "client CPU s/1k",
+      ...(withDb ? ["db % core", "db CPU s/1k"] : []),
+      "other % machine",
+    ],
+  ];
   for (const { s, m } of summary) {
     const per =
-      m.roundTripsPerSec !== undefined ? `${fmt(m.roundTripsPerSec)} round trips/s`
-      : m.loginsPerSec !== undefined ? `${fmt(m.loginsPerSec)} logins/s`
-      : m.enrollmentsPerSec !== undefined ? `${fmt(m.enrollmentsPerSec)} enrollments/s`
-      : m.pushesPerSec !== undefined ? `${fmt(m.pushesPerSec)} pushes/s`
-      : "-";
+      m.roundTripsPerSec !== undefined
+        ? `${fmt(m.roundTripsPerSec)} round trips/s`
+        : m.loginsPerSec !== undefined
+          ? `${fmt(m.loginsPerSec)} logins/s`
+          : m.enrollmentsPerSec !== undefined
+            ? `${fmt(m.enrollmentsPerSec)} enrollments/s`
+            : m.pushesPerSec !== undefined
+              ? `${fmt(m.pushesPerSec)} pushes/s`
+              : "-";
     extra.push([
       s.name,
       per,
@@ -848,7 +943,10 @@ function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?
     );
   }
   const scale = summary.filter(({ s }) => s.kind === "scale");
-  for (const { s } of scale) notes.push(`${s.name}: ${fmt(s.seeded)} enrollments seeded in ${s.seedS} s + ${fmt(s.devices.length)} bench devices enrolled over HTTP = ${fmt((s.seeded ?? 0) + s.devices.length)} in the store`);
+  for (const { s } of scale)
+    notes.push(
+      `${s.name}: ${fmt(s.seeded)} enrollments seeded in ${s.seedS} s + ${fmt(s.devices.length)} bench devices enrolled over HTTP = ${fmt((s.seeded ?? 0) + s.devices.length)} in the store`,
+    );
   if (scale.length > 1) {
     const a = scale[0]!.m;
     for (const { s, m } of scale.slice(1)) {
@@ -862,7 +960,24 @@ function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?
   const push = summary.filter(({ s }) => s.kind === "push");
   if (push.length > 0) {
     if (notes.length) notes.push("");
-    const pushRows = [["push", "pushes/s", "p50 ms", "p99 ms", "POST p50 ms", "peak streams", "connections", "CPU s/1k pushes", "stand-in CPU s/1k", "peak RSS MB", "seeded", "seed s", "runs", "failed"]];
+    const pushRows = [
+      [
+        "push",
+        "pushes/s",
+        "p50 ms",
+        "p99 ms",
+        "POST p50 ms",
+        "peak streams",
+        "connections",
+        "CPU s/1k pushes",
+        "stand-in CPU s/1k",
+        "peak RSS MB",
+        "seeded",
+        "seed s",
+        "runs",
+        "failed",
+      ],
+    ];
     for (const { s, m, peakRss } of push) {
       pushRows.push([
         s.name,
@@ -895,13 +1010,22 @@ function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?
     const value = t && m[t.metric];
     if (!t || value === undefined) continue;
     targets[s.name] = { target: t.min, unit: t.unit, median: value, met: value >= t.min };
-    out.push(`target ${backend} ${s.name.padEnd(11)} >= ${fmt(t.min).padStart(6)} ${t.unit.padEnd(8)}: ${value >= t.min ? "met" : "MISSED"} (${fmt(value)})`);
+    out.push(
+      `target ${backend} ${s.name.padEnd(11)} >= ${fmt(t.min).padStart(6)} ${t.unit.padEnd(8)}: ${value >= t.min ? "met" : "MISSED"} (${fmt(value)})`,
+    );
   }
-  const errorKinds = summary.flatMap(({ s }) => s.runs.flatMap((r) => Object.entries(r.errorKinds).map(([k, n]) => `${s.name}: ${k} x${n}`)));
+  const errorKinds = summary.flatMap(({ s }) =>
+    s.runs.flatMap((r) => Object.entries(r.errorKinds).map(([k, n]) => `${s.name}: ${k} x${n}`)),
+  );
   if (errorKinds.length) out.push("", "errors:", ...errorKinds.map((e) => "  " + e));
   for (const s of scenarios) {
     const server = s.server!;
-    if (server.logLines > 0) out.push("", `${backend} ${s.name} server wrote ${server.logLines} line(s) of log or warnings; last:`, ...server.logTail.map((l) => "  " + l.slice(0, 300)));
+    if (server.logLines > 0)
+      out.push(
+        "",
+        `${backend} ${s.name} server wrote ${server.logLines} line(s) of log or warnings; last:`,
+        ...server.logTail.map((l) => "  " + l.slice(0, 300)),
+      );
   }
   const json = {
     backend,
@@ -947,7 +1071,9 @@ async function main(): Promise<void> {
   log(`bench: ${machine.cpuCount} x ${machine.cpuModel}, node ${machine.node}; load average ${machine.loadAvgAtStart.join(" ")}`);
   log(
     `bench: ${o.devices} devices, ${o.runs} run(s) x ${o.durationMs / 1000} s per scenario, ${inFlight(o)} in flight, ` +
-      `${o.client} client; scenarios ${o.scenarios.join(", ")} (rows ${rowsOf(o).map((r) => r.name).join(", ")}); ` +
+      `${o.client} client; scenarios ${o.scenarios.join(", ")} (rows ${rowsOf(o)
+        .map((r) => r.name)
+        .join(", ")}); ` +
       `backends ${o.backends.map((b) => `${b} (${storageLabel(b, o)})`).join(", ")}`,
   );
   let postgres: Record<string, string> | undefined;
@@ -955,9 +1081,15 @@ async function main(): Promise<void> {
     try {
       postgres = await postgresInfo(o.storage.postgres);
     } catch (err) {
-      throw new Error(`PostgreSQL is not reachable at ${redactUrl(o.storage.postgres)} (--storage postgres://...): ${(err as Error).message}`);
+      throw new Error(
+        `PostgreSQL is not reachable at ${redactUrl(o.storage.postgres)} (--storage postgres://...): ${(err as Error).message}`,
+      );
     }
-    log(`bench: PostgreSQL ${Object.entries(postgres).map(([k, v]) => `${k}=${v}`).join(", ")}`);
+    log(
+      `bench: PostgreSQL ${Object.entries(postgres)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(", ")}`,
+    );
   }
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-bench-"));
@@ -979,7 +1111,14 @@ async function main(): Promise<void> {
       const tag = randomBytes(2).toString("hex").toUpperCase();
       const r = await recordEnrollees(fleet, count, tag);
       shared.enrollees = r.enrollees;
-      enrollPool = { devices: count, batches: enrollBatches(o), batchSize: o.enrollBatch, issueS: round3(r.issueS), issueProcesses: r.processes, recordS: round3(r.recordS) };
+      enrollPool = {
+        devices: count,
+        batches: enrollBatches(o),
+        batchSize: o.enrollBatch,
+        issueS: round3(r.issueS),
+        issueProcesses: r.processes,
+        recordS: round3(r.recordS),
+      };
       log(
         `bench: enroll: issued ${count} new device certificates in ${r.issueS.toFixed(1)} s (${((r.issueS / count) * 1000).toFixed(2)} ms each, ` +
           `${r.processes} process${r.processes > 1 ? "es" : ""}), recorded their requests in ${r.recordS.toFixed(1)} s`,
@@ -1008,9 +1147,13 @@ async function main(): Promise<void> {
   const out: string[] = [];
   out.push("");
   out.push(`Medians of ${o.runs} run(s) of ${o.durationMs / 1000} s, ${o.devices} devices, ${inFlight(o)} in flight (${o.client} client).`);
-  out.push("CPU s/1k req and peak RSS are the server process's; x floor is the median of per-round req/s ratios; errors are summed over the runs.");
-  if (o.scenarios.includes("login")) out.push("A login is UserAuthenticate (challenge), UserAuthenticate (digest response, AuthToken) and the user's Idle: 3 requests.");
-  if (o.scenarios.includes("enroll")) out.push(`An enroll run is a batch of ${fmt(o.enrollBatch)} new devices, each Authenticate + TokenUpdate: 2 requests.`);
+  out.push(
+    "CPU s/1k req and peak RSS are the server process's; x floor is the median of per-round req/s ratios; errors are summed over the runs.",
+  );
+  if (o.scenarios.includes("login"))
+    out.push("A login is UserAuthenticate (challenge), UserAuthenticate (digest response, AuthToken) and the user's Idle: 3 requests.");
+  if (o.scenarios.includes("enroll"))
+    out.push(`An enroll run is a batch of ${fmt(o.enrollBatch)} new devices, each Authenticate + TokenUpdate: 2 requests.`);
   if (o.scenarios.includes("scale")) out.push("scale-N: Idle polls of the bench devices with N devices enrolled in the store.");
   const backendsJson: Record<string, unknown> = {};
   for (const { backend, scenarios } of done) {
@@ -1033,7 +1176,9 @@ async function main(): Promise<void> {
       if (!file || !fs.existsSync(file)) continue;
       const { busyMs, self, inclusive } = summarizeProfile(file, 15);
       (profiles[backend] ??= {})[s.name] = { file: path.relative(REPO_ROOT, file), busyMs, self, inclusive };
-      process.stdout.write(`\nserver profile, ${backend} ${s.name} (${path.relative(REPO_ROOT, file)}): ${fmt(busyMs)} ms busy during the runs\n`);
+      process.stdout.write(
+        `\nserver profile, ${backend} ${s.name} (${path.relative(REPO_ROOT, file)}): ${fmt(busyMs)} ms busy during the runs\n`,
+      );
       process.stdout.write(profileTable(self, inclusive) + "\n");
     }
   }
@@ -1055,7 +1200,13 @@ async function main(): Promise<void> {
     enrollBatch: o.enrollBatch,
     scaleSizes: o.scaleSizes,
     pushSizes: o.pushSizes,
-    push: { idsPerRequest: IDS_PER_REQUEST, inFlight: PUSH_IN_FLIGHT, maxStreams: PUSH_MAX_STREAMS, warmupPushes: PUSH_WARMUP, runs: Object.fromEntries(o.pushSizes.map((n) => [`push-${sizeLabel(n)}`, pushRuns(o, n)])) },
+    push: {
+      idsPerRequest: IDS_PER_REQUEST,
+      inFlight: PUSH_IN_FLIGHT,
+      maxStreams: PUSH_MAX_STREAMS,
+      warmupPushes: PUSH_WARMUP,
+      runs: Object.fromEntries(o.pushSizes.map((n) => [`push-${sizeLabel(n)}`, pushRuns(o, n)])),
+    },
     quick: o.quick,
     profile: o.profile,
   };
@@ -1095,13 +1246,18 @@ function scenarioFile(json: any, kind: ScenarioName): unknown {
       backends[backend] = b; // failed: the error
       continue;
     }
-    const scenarios = Object.fromEntries(Object.entries<any>(b.scenarios).filter(([name, row]) => name === "floor" || row?.scenario === kind));
+    const scenarios = Object.fromEntries(
+      Object.entries<any>(b.scenarios).filter(([name, row]) => name === "floor" || row?.scenario === kind),
+    );
     const targets = Object.fromEntries(Object.entries<any>(b.targets ?? {}).filter(([name]) => name in scenarios));
     backends[backend] = { ...b, targets, scenarios };
   }
   const profiles = json.profiles
     ? Object.fromEntries(
-        Object.entries<any>(json.profiles).map(([backend, p]) => [backend, Object.fromEntries(Object.entries<any>(p).filter(([name]) => json.backends[backend]?.scenarios?.[name]?.scenario === kind))]),
+        Object.entries<any>(json.profiles).map(([backend, p]) => [
+          backend,
+          Object.fromEntries(Object.entries<any>(p).filter(([name]) => json.backends[backend]?.scenarios?.[name]?.scenario === kind)),
+        ]),
       )
     : undefined;
   const { enrollPool, ...rest } = json;

@@ -124,7 +124,9 @@ export const MIN_SECRET_LENGTH = 24;
 
 export function requireLongSecret(what: string, value: string | undefined): void {
   if (value !== undefined && value.length < MIN_SECRET_LENGTH) {
-    throw new ConfigError(`${what} must be at least ${MIN_SECRET_LENGTH} characters (e.g. openssl rand -hex 16): it is what stops guessing`);
+    throw new ConfigError(
+      `${what} must be at least ${MIN_SECRET_LENGTH} characters (e.g. openssl rand -hex 16): it is what stops guessing`,
+    );
   }
 }
 
@@ -140,37 +142,48 @@ export const SERVE_FLAGS = {
   listen: { type: "string", default: "127.0.0.1:9000", arg: "HOST:PORT", help: "where to listen" },
   "data-dir": { type: "string", default: "./data", arg: "DIR", help: "holds `orchard.db` and generated secrets" },
   storage: {
-    type: "string", arg: "URL", shown: "SQLite in the data dir",
+    type: "string",
+    arg: "URL",
+    shown: "SQLite in the data dir",
     help: "`sqlite:/path/file.db` or `postgres://user@host:port/db`",
   },
   "storage-pool-size": { type: "string", default: "10", arg: "N", help: "PostgreSQL connections per process" },
   "api-key": { type: "string", arg: "KEY", shown: "generated", help: "the operator API's key (at least 24 characters)" },
   ca: {
-    type: "string", multiple: true, arg: "FILE",
+    type: "string",
+    multiple: true,
+    arg: "FILE",
     help: "device identity CA (PEM), repeatable; `ORCHARD_CA` takes a comma-separated list",
   },
   "insecure-accept-any-device-cert": {
-    type: "boolean", default: false,
+    type: "boolean",
+    default: false,
     help: "accept any device certificate within its validity, self-signed ones included (labs only; warned at start)",
   },
   rebind: {
-    type: "string", default: "held", arg: "held|any",
+    type: "string",
+    default: "held",
+    arg: "held|any",
     help: "`held`: another certificate's `Authenticate` for an enrolled device waits (silence, CheckOut or approval); `any`: it re-binds at once, as other MDM servers do",
   },
   "rebind-after-silence": {
-    type: "string", default: "7d",
+    type: "string",
+    default: "7d",
     help: "past this silence of the device's current identity, a held certificate's `Authenticate` pushes that identity (see `--rebind-push-grace`)",
   },
   "rebind-push-grace": {
-    type: "string", default: "1h",
+    type: "string",
+    default: "1h",
     help: "a held certificate is bound once the current identity has also left that push unanswered this long (a live device answers in seconds)",
   },
   "cert-header": {
-    type: "string", arg: "NAME",
+    type: "string",
+    arg: "NAME",
     help: "read the device certificate from this proxy header (believed from `--trust-proxy` peers; without it from loopback only)",
   },
   "tls-cert": {
-    type: "string", arg: "FILE",
+    type: "string",
+    arg: "FILE",
     help: "serve HTTPS with this certificate (and chain) and request client certificates; with `--tls-key`",
   },
   "tls-key": { type: "string", arg: "FILE", help: "the key of `--tls-cert`" },
@@ -184,16 +197,20 @@ export const SERVE_FLAGS = {
   "request-timeout": { type: "string", default: "120s", help: "time a client has to send a whole request, body included (408 after it)" },
   "body-idle-timeout": { type: "string", default: "20s", help: "longest pause inside a device request's body (408 after it)" },
   "api-max-failures": {
-    type: "string", default: "50",
+    type: "string",
+    default: "50",
     help: "wrong API keys (enrollment tokens, SCEP refusals) per client address before they get 429; the right key always passes",
   },
   "api-failure-window": { type: "string", default: "5m", help: "the window of that limit" },
   "max-connections": {
-    type: "string", arg: "N", shown: "descriptor limit less a tenth (at least 128)",
+    type: "string",
+    arg: "N",
+    shown: "descriptor limit less a tenth (at least 128)",
     help: "open connections; past it a new one is answered 503 + `Retry-After` and closed",
   },
   "unidentified-body-budget": {
-    type: "string", default: "64mb",
+    type: "string",
+    default: "64mb",
     help: "memory that `Mdm-Signature` bodies not yet verified may hold at once, server-wide, each byte counted twice (503 + `Retry-After` past it); keep it at least twice the largest body limit",
   },
   "plist-max-depth": { type: "string", default: "32", help: "deepest nesting of dicts and arrays in a device message" },
@@ -204,21 +221,26 @@ export const SERVE_FLAGS = {
   "event-retention": { type: "string", default: "90d", help: "keep events this long (`0`: forever)" },
   userauth: { type: "string", default: "digest", help: "network users: `digest`, `zero-length` or `decline`" },
   "digest-realm": { type: "string", shown: "host name", help: "the realm of the digest challenge" },
-  "digest-qop": { type: "boolean", default: false, help: "add `qop=\"auth\"` to the challenge" },
+  "digest-qop": { type: "boolean", default: false, help: 'add `qop="auth"` to the challenge' },
   "digest-md5-sess-challenge": { type: "boolean", default: false, help: "also offer `DigestMD5SessChallenge`" },
   "digest-nonce-ttl": { type: "string", default: "5m", help: "how long a challenge can be answered" },
   "digest-extra-methods": { type: "string", default: "", help: "HTTP methods besides the request's own to try in HA2, comma-separated" },
   "userauth-max-failures": {
-    type: "string", default: "5",
+    type: "string",
+    default: "5",
     help: "failed digests for one user on one Mac before that Mac's attempts for the user stop being checked (4 times it: per Mac, per user; see docs/network-users.md)",
   },
   "userauth-failure-window": { type: "string", default: "15m", help: "the window of that limit" },
   "secret-key": {
-    type: "string", arg: "KEY", shown: "`<data dir>/secret-key`, generated",
+    type: "string",
+    arg: "KEY",
+    shown: "`<data dir>/secret-key`, generated",
     help: "seals push certificate keys in the store; the same on every process",
   },
   "apns-url": {
-    type: "string", arg: "URL", shown: "`https://api.push.apple.com`",
+    type: "string",
+    arg: "URL",
+    shown: "`https://api.push.apple.com`",
     help: "the APNs endpoint; `--apns-sandbox` for the sandbox",
   },
   "apns-sandbox": { type: "boolean", default: false, help: "push to APNs' sandbox (devices with development builds)" },
@@ -230,25 +252,36 @@ export const SERVE_FLAGS = {
   "pushcert-refresh": { type: "string", default: "5s", help: "how soon every process notices a new push certificate" },
   "notnow-push-delay": { type: "string", default: "5m", help: "push again after a NotNow the device will not recover from (`0`: off)" },
   "push-sweep-interval": {
-    type: "string", default: "15m",
+    type: "string",
+    default: "15m",
     help: "how often channels with queued commands that are silent are pushed (`0`: off)",
   },
   "push-sweep-silence": { type: "string", default: "1h", help: "how long such a channel has been silent before the sweep pushes it" },
   "device-ca-cert": {
-    type: "string", arg: "FILE", shown: "`<data dir>/device-ca.pem`, generated",
+    type: "string",
+    arg: "FILE",
+    shown: "`<data dir>/device-ca.pem`, generated",
     help: "the device CA certificate that issues device identities (SCEP, PKCS#12); trusted next to `--ca`; with `--device-ca-key`",
   },
   "device-ca-key": { type: "string", arg: "FILE", shown: "`<data dir>/device-ca.key`, generated", help: "the device CA's private key" },
   "device-cert-days": { type: "string", default: "365", help: "lifetime of the device certificates it issues" },
   "public-url": {
-    type: "string", arg: "URL", shown: "the request's",
+    type: "string",
+    arg: "URL",
+    shown: "the request's",
     help: "the `https://host[/prefix]` devices reach Orchard at, for profiles",
   },
-  "enrollment-token": { type: "string", arg: "TOKEN", help: "lets `GET /enroll?token=TOKEN` hand out profiles without the API key (at least 24 characters)" },
+  "enrollment-token": {
+    type: "string",
+    arg: "TOKEN",
+    help: "lets `GET /enroll?token=TOKEN` hand out profiles without the API key (at least 24 characters)",
+  },
   "scep-challenge-ttl": { type: "string", default: "1h", help: "how long a SCEP challenge password stays usable (each is single-use)" },
   "profile-signer": { type: "string", arg: "FILE", help: "PEM certificate (and chain) with its key: sign enrollment profiles" },
   "trust-proxy": {
-    type: "string", arg: "LIST", shown: "off",
+    type: "string",
+    arg: "LIST",
+    shown: "off",
     help: "believe `X-Forwarded-For/-Proto/-Host` and `--cert-header` from these proxy addresses or CIDR ranges; the client is the right-most address not in the list (`true` is refused)",
   },
 } as const;
@@ -301,7 +334,8 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
   if (secretKey !== undefined && secretKey.length < 16) throw new ConfigError("--secret-key must be at least 16 characters");
   const deviceCaCert = get("device-ca-cert");
   const deviceCaKey = get("device-ca-key");
-  if ((deviceCaCert === undefined) !== (deviceCaKey === undefined)) throw new ConfigError("--device-ca-cert and --device-ca-key go together");
+  if ((deviceCaCert === undefined) !== (deviceCaKey === undefined))
+    throw new ConfigError("--device-ca-cert and --device-ca-key go together");
   const enrollmentToken = get("enrollment-token");
   // A right secret always passes, even from a throttled address (nobody can
   // lock the operator out), so a secret's length, not the limit, is what
@@ -346,7 +380,10 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
       apiMaxFailures: positive(parseCount(get("api-max-failures")!, "--api-max-failures"), "--api-max-failures"),
       apiFailureWindowMs: parseDuration(get("api-failure-window")!, "--api-failure-window"),
       maxConnections: optional(get("max-connections"), (v) => positive(parseCount(v, "--max-connections"), "--max-connections")),
-      unidentifiedBodyBudget: positive(parseBytes(get("unidentified-body-budget")!, "--unidentified-body-budget"), "--unidentified-body-budget"),
+      unidentifiedBodyBudget: positive(
+        parseBytes(get("unidentified-body-budget")!, "--unidentified-body-budget"),
+        "--unidentified-body-budget",
+      ),
       plist: {
         maxDepth: positive(parseCount(get("plist-max-depth")!, "--plist-max-depth"), "--plist-max-depth"),
         maxKeys: positive(parseCount(get("plist-max-keys")!, "--plist-max-keys"), "--plist-max-keys"),
@@ -475,7 +512,10 @@ function trustProxy(value: string | undefined): boolean | string[] {
         "name your proxies' addresses or CIDR ranges instead (e.g. --trust-proxy 127.0.0.1 or --trust-proxy 10.0.0.0/8,::1)",
     );
   }
-  const list = value.split(",").map((a) => a.trim()).filter(Boolean);
+  const list = value
+    .split(",")
+    .map((a) => a.trim())
+    .filter(Boolean);
   for (const a of list) {
     const [address, bits, extra] = a.split("/");
     const family = isIP(address!);

@@ -85,9 +85,14 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   });
   // Outermost first: the certificate binding, then the AuthToken of a
   // network user's channel, then the core.
-  const service: MdmService = new CertBinding(new AuthTokenGuard(core, store, tokenUse), store, { rebind: config.rebind, pusher: push.pusher });
+  const service: MdmService = new CertBinding(new AuthTokenGuard(core, store, tokenUse), store, {
+    rebind: config.rebind,
+    pusher: push.pusher,
+  });
   if (config.rebind.policy === "any") {
-    log.warn("--rebind any: ANY TRUSTED CERTIFICATE THAT SENDS Authenticate WITH AN ENROLLED DEVICE'S UDID TAKES THAT DEVICE OVER (its commands, its bootstrap token)");
+    log.warn(
+      "--rebind any: ANY TRUSTED CERTIFICATE THAT SENDS Authenticate WITH AN ENROLLED DEVICE'S UDID TAKES THAT DEVICE OVER (its commands, its bootstrap token)",
+    );
   }
 
   const challenges = new ScepChallenges(store, config.enrollment.scepChallengeTtlMs);
@@ -137,7 +142,8 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   await app.listen({ host: config.host, port: config.port });
   // Fastify does not know the node:http server it was given is TLS: build the URL here.
   const { port } = app.server.address() as AddressInfo;
-  const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host.includes(":") ? `[${config.host}]` : config.host;
+  const host =
+    config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host.includes(":") ? `[${config.host}]` : config.host;
   const url = `${config.tlsCert ? "https" : "http"}://${host}:${port}`;
   log.info(
     { url, checkinPath: config.checkinPath, serverPath: config.serverPath, userAuth: config.userAuth.policy, realm: config.userAuth.realm },

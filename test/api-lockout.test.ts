@@ -35,7 +35,10 @@ describe("the API key under a guesser at the operator's address", () => {
       assert.equal(admin.status, 200, `the operator's call after wrong key ${i + 1}`);
     }
     assert.deepEqual(statuses.slice(0, 3), [401, 401, 401]);
-    assert.ok(statuses.slice(3).every((s) => s === 429), statuses.join(","));
+    assert.ok(
+      statuses.slice(3).every((s) => s === 429),
+      statuses.join(","),
+    );
     const limited = await apiCall(server, basic("x:one-more"));
     assert.match((await limited.json()).error, /too many failed API key attempts/);
     // A log line at most once a second, with the count, not one per refused guess.
@@ -72,7 +75,11 @@ describe("the API key under a guesser at the operator's address", () => {
     const notUtf8 = await apiCall(server, "Basic " + Buffer.from([0x78, 0x3a, 0xff, 0xfe]).toString("base64"));
     assert.equal(notUtf8.status, 400);
     assert.match((await notUtf8.json()).error, /not UTF-8/);
-    assert.equal((await apiCall(server, "basic " + Buffer.from(":test-api-key-0123456789abcdef").toString("base64"))).status, 200, "scheme in any case, empty user");
+    assert.equal(
+      (await apiCall(server, "basic " + Buffer.from(":test-api-key-0123456789abcdef").toString("base64"))).status,
+      200,
+      "scheme in any case, empty user",
+    );
   });
 });
 
@@ -92,7 +99,11 @@ describe("behind a proxy: the client address is the right-most untrusted hop", (
     for (let i = 0; i < 5; i++) assert.equal((await apiCall(server, basic("x:wrong"), attacker)).status, 429);
     assert.equal((await apiCall(server, basic("x:typo"), "203.0.113.9")).status, 401, "the victim's own wrong key is still heard");
     assert.equal((await apiCall(server, basic("x:test-api-key-0123456789abcdef"), "203.0.113.9")).status, 200);
-    assert.equal((await apiCall(server, basic("x:test-api-key-0123456789abcdef"), attacker)).status, 200, "the right key passes at the throttled address");
+    assert.equal(
+      (await apiCall(server, basic("x:test-api-key-0123456789abcdef"), attacker)).status,
+      200,
+      "the right key passes at the throttled address",
+    );
   });
 
   test("IPv6 clients count per /64", async () => {
@@ -121,7 +132,10 @@ describe("X-Forwarded-For from a peer that is not a trusted proxy is ignored", (
 describe("--trust-proxy", () => {
   test("true is refused with a reason that says to name the proxies, as flag and as ORCHARD_TRUST_PROXY", () => {
     for (const value of ["true", "1", "yes"]) {
-      assert.throws(() => parseServeArgs(["--trust-proxy", value], {}), (err: Error) => err instanceof ConfigError && /name your proxies/.test(err.message));
+      assert.throws(
+        () => parseServeArgs(["--trust-proxy", value], {}),
+        (err: Error) => err instanceof ConfigError && /name your proxies/.test(err.message),
+      );
     }
     assert.throws(() => parseServeArgs([], { ORCHARD_TRUST_PROXY: "true" }), ConfigError);
   });

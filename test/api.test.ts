@@ -46,7 +46,8 @@ await forEachBackend("operator API", (backend) => {
 
   function call(method: string, urlPath: string, o: { auth?: string | null; body?: Buffer } = {}) {
     const headers: Record<string, string> = {};
-    if (o.auth !== null) headers.authorization = o.auth ?? "Basic " + Buffer.from("anyone:test-api-key-0123456789abcdef").toString("base64");
+    if (o.auth !== null)
+      headers.authorization = o.auth ?? "Basic " + Buffer.from("anyone:test-api-key-0123456789abcdef").toString("base64");
     return fetch(server.url + urlPath, { method, headers, body: o.body ? new Uint8Array(o.body) : undefined });
   }
 
@@ -74,7 +75,13 @@ await forEachBackend("operator API", (backend) => {
       ];
       const before = await dumpStore(server.store);
       for (const [method, p] of paths) {
-        for (const auth of [null, basic("orchard", "wrong"), basic("orchard", ""), "Bearer test-api-key-0123456789abcdef", basic("", "test-api-key-0123456789abcdefX")]) {
+        for (const auth of [
+          null,
+          basic("orchard", "wrong"),
+          basic("orchard", ""),
+          "Bearer test-api-key-0123456789abcdef",
+          basic("", "test-api-key-0123456789abcdefX"),
+        ]) {
           const r = await call(method, p, { auth, body: method === "PUT" ? commandPlist("DeviceInformation") : undefined });
           assert.equal(r.status, 401, `${method} ${p} with ${auth}`);
           assert.equal(r.headers.get("www-authenticate"), 'Basic realm="orchard"');
@@ -113,25 +120,79 @@ await forEachBackend("operator API", (backend) => {
     test("a body that is not a command plist is 400", async () => {
       const id = devices[1]!.udid;
       await refused("PUT", `/v1/enqueue/${id}`, 400, /^the body must be a command plist$/);
-      await refused("PUT", `/v1/enqueue/${id}`, 400, /^command is not a valid plist: /, Buffer.from('{"Command":{"RequestType":"DeviceInformation"}}'));
+      await refused(
+        "PUT",
+        `/v1/enqueue/${id}`,
+        400,
+        /^command is not a valid plist: /,
+        Buffer.from('{"Command":{"RequestType":"DeviceInformation"}}'),
+      );
       await refused("PUT", `/v1/enqueue/${id}`, 400, /^command is not a valid plist: /, plist({ a: 1 }).subarray(0, 40));
       await refused("PUT", `/v1/enqueue/${id}`, 400, /^command plist has no Command dict$/, plist({ CommandUUID: "X1" }));
-      await refused("PUT", `/v1/enqueue/${id}`, 400, /^command plist has no Command dict$/, plist({ CommandUUID: "X1", Command: "DeviceInformation" }));
+      await refused(
+        "PUT",
+        `/v1/enqueue/${id}`,
+        400,
+        /^command plist has no Command dict$/,
+        plist({ CommandUUID: "X1", Command: "DeviceInformation" }),
+      );
       await refused("PUT", `/v1/enqueue/${id}`, 400, /^Command has no RequestType$/, plist({ CommandUUID: "X1", Command: {} }));
-      await refused("PUT", `/v1/enqueue/${id}`, 400, /^Command has no RequestType$/, plist({ CommandUUID: "X1", Command: { RequestType: "" } }));
-      await refused("PUT", `/v1/enqueue/${id}`, 400, /^Command has no RequestType$/, plist({ CommandUUID: "X1", Command: { RequestType: 3 } }));
-      await refused("PUT", `/v1/enqueue/${id}`, 400, /^CommandUUID must be/, plist({ CommandUUID: "a b", Command: { RequestType: "DeviceInformation" } }));
-      await refused("PUT", `/v1/enqueue/${id}`, 400, /^CommandUUID must be/, plist({ CommandUUID: 42, Command: { RequestType: "DeviceInformation" } }));
-      await refused("PUT", `/v1/enqueue/${id}`, 400, /^CommandUUID must be/, plist({ CommandUUID: "", Command: { RequestType: "DeviceInformation" } }));
+      await refused(
+        "PUT",
+        `/v1/enqueue/${id}`,
+        400,
+        /^Command has no RequestType$/,
+        plist({ CommandUUID: "X1", Command: { RequestType: "" } }),
+      );
+      await refused(
+        "PUT",
+        `/v1/enqueue/${id}`,
+        400,
+        /^Command has no RequestType$/,
+        plist({ CommandUUID: "X1", Command: { RequestType: 3 } }),
+      );
+      await refused(
+        "PUT",
+        `/v1/enqueue/${id}`,
+        400,
+        /^CommandUUID must be/,
+        plist({ CommandUUID: "a b", Command: { RequestType: "DeviceInformation" } }),
+      );
+      await refused(
+        "PUT",
+        `/v1/enqueue/${id}`,
+        400,
+        /^CommandUUID must be/,
+        plist({ CommandUUID: 42, Command: { RequestType: "DeviceInformation" } }),
+      );
+      await refused(
+        "PUT",
+        `/v1/enqueue/${id}`,
+        400,
+        /^CommandUUID must be/,
+        plist({ CommandUUID: "", Command: { RequestType: "DeviceInformation" } }),
+      );
     });
 
     test("a duplicate CommandUUID is 409 and queues nothing", async () => {
       const id = randomUUID().toUpperCase();
-      assert.equal((await server.api("PUT", `/v1/enqueue/${devices[1]!.udid}?nopush=1`, commandPlist("DeviceInformation", id))).status, 200);
-      await refused("PUT", `/v1/enqueue/${devices[2]!.udid}?nopush=1`, 409, new RegExp(`^a command with CommandUUID ${id} already exists$`), commandPlist("ProfileList", id));
+      assert.equal(
+        (await server.api("PUT", `/v1/enqueue/${devices[1]!.udid}?nopush=1`, commandPlist("DeviceInformation", id))).status,
+        200,
+      );
+      await refused(
+        "PUT",
+        `/v1/enqueue/${devices[2]!.udid}?nopush=1`,
+        409,
+        new RegExp(`^a command with CommandUUID ${id} already exists$`),
+        commandPlist("ProfileList", id),
+      );
       const r = await server.api("GET", `/v1/commands/${id}`);
       assert.equal(r.json.request_type, "DeviceInformation");
-      assert.deepEqual(r.json.results.map((x: any) => x.enrollment_id), [devices[1]!.udid]);
+      assert.deepEqual(
+        r.json.results.map((x: any) => x.enrollment_id),
+        [devices[1]!.udid],
+      );
       await server.api("DELETE", `/v1/queue/${devices[1]!.udid}`);
     });
 
@@ -160,7 +221,10 @@ await forEachBackend("operator API", (backend) => {
         status: { "NOPE-3": { command_error: "unknown enrollment" } },
         no_push: true,
       });
-      assert.deepEqual((await server.api("GET", `/v1/queue/${known}`)).json.commands.map((c: any) => c.command_uuid), [a]);
+      assert.deepEqual(
+        (await server.api("GET", `/v1/queue/${known}`)).json.commands.map((c: any) => c.command_uuid),
+        [a],
+      );
 
       const b = randomUUID().toUpperCase();
       const p = await server.api("PUT", `/v1/enqueue/${known},NOPE-3`, commandPlist("DeviceInformation", b));
@@ -169,7 +233,10 @@ await forEachBackend("operator API", (backend) => {
         "NOPE-3": { command_error: "unknown enrollment" },
         [known]: { push_error: "no push certificate is configured" },
       });
-      assert.deepEqual((await server.api("GET", `/v1/queue/${known}`)).json.commands.map((c: any) => c.command_uuid), [a, b]);
+      assert.deepEqual(
+        (await server.api("GET", `/v1/queue/${known}`)).json.commands.map((c: any) => c.command_uuid),
+        [a, b],
+      );
 
       const del = await server.api("DELETE", `/v1/queue/${known},NOPE-3`);
       assert.deepEqual(del.json, { removed: 2 });
@@ -178,7 +245,11 @@ await forEachBackend("operator API", (backend) => {
     test("a long list of ids fits in the path", async () => {
       const unknown = Array.from({ length: 300 }, () => randomUUID().toUpperCase());
       const a = randomUUID().toUpperCase();
-      const r = await server.api("PUT", `/v1/enqueue/${[devices[3]!.udid, ...unknown].join(",")}?nopush=1`, commandPlist("DeviceInformation", a));
+      const r = await server.api(
+        "PUT",
+        `/v1/enqueue/${[devices[3]!.udid, ...unknown].join(",")}?nopush=1`,
+        commandPlist("DeviceInformation", a),
+      );
       assert.equal(r.status, 207, r.text.slice(0, 200));
       assert.equal(Object.keys(r.json.status).length, 300);
       const del = await server.api("DELETE", `/v1/queue/${[...unknown, devices[3]!.udid].join(",")}`);
@@ -211,9 +282,7 @@ await forEachBackend("operator API", (backend) => {
     test("cursor pagination walks every enrollment once, in id order", async () => {
       const all = await server.api("GET", "/v1/enrollments?limit=1000");
       const ids: string[] = all.json.enrollments.map((e: any) => e.id);
-      assert.deepEqual(ids, [
-        "API-DEV-0", "API-DEV-0:U-A", "API-DEV-0:U-B", "API-DEV-1", "API-DEV-2", "API-DEV-3", "API-DEV-4",
-      ]);
+      assert.deepEqual(ids, ["API-DEV-0", "API-DEV-0:U-A", "API-DEV-0:U-B", "API-DEV-1", "API-DEV-2", "API-DEV-3", "API-DEV-4"]);
       assert.equal(all.json.next_cursor, null);
 
       const walked: string[] = [];
@@ -254,11 +323,17 @@ await forEachBackend("operator API", (backend) => {
 
     test("events: filtered by enrollment and type, with a cursor", async () => {
       const r = await server.api("GET", "/v1/events?enrollment=API-DEV-4");
-      assert.deepEqual(r.json.events.map((e: any) => e.type), ["device.authenticated", "enrollment.enrolled", "device.checked_out"]);
+      assert.deepEqual(
+        r.json.events.map((e: any) => e.type),
+        ["device.authenticated", "enrollment.enrolled", "device.checked_out"],
+      );
       const page = await server.api("GET", "/v1/events?enrollment=API-DEV-4&limit=2");
       assert.equal(page.json.events.length, 2);
       const rest = await server.api("GET", `/v1/events?enrollment=API-DEV-4&cursor=${page.json.next_cursor}`);
-      assert.deepEqual(rest.json.events.map((e: any) => e.type), ["device.checked_out"]);
+      assert.deepEqual(
+        rest.json.events.map((e: any) => e.type),
+        ["device.checked_out"],
+      );
     });
   });
 });

@@ -35,7 +35,10 @@ test("a consistent copy while serving, the secrets beside it, and a server that 
     for (const name of ["orchard.db", "secret-key", "device-ca.pem", "device-ca.key"]) {
       assert.equal(fs.statSync(path.join(out, name)).mode & 0o777, 0o600, name);
     }
-    assert.equal(fs.readFileSync(path.join(out, "device-ca.key"), "utf8"), fs.readFileSync(path.join(server.dataDir, "device-ca.key"), "utf8"));
+    assert.equal(
+      fs.readFileSync(path.join(out, "device-ca.key"), "utf8"),
+      fs.readFileSync(path.join(server.dataDir, "device-ca.key"), "utf8"),
+    );
     const copy = new Database(path.join(out, "orchard.db"), { readonly: true });
     const copied = (copy.prepare("SELECT COUNT(*) AS n FROM events WHERE type = 'backup.test'").get() as { n: number }).n;
     assert.equal(copy.pragma("integrity_check", { simple: true }), "ok");

@@ -4,7 +4,18 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
-import { CHECKIN_TYPE, COMMAND_TYPE, commandPlist, dumpStore, identity, plist, rawPut, RawDevice, sleep, type Auth } from "./support/mdm.ts";
+import {
+  CHECKIN_TYPE,
+  COMMAND_TYPE,
+  commandPlist,
+  dumpStore,
+  identity,
+  plist,
+  rawPut,
+  RawDevice,
+  sleep,
+  type Auth,
+} from "./support/mdm.ts";
 import { forEachBackend } from "./support/postgres.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
@@ -25,7 +36,10 @@ await forEachBackend("bad input", (backend) => {
     assert.equal((await dev.tokenUpdate(USER)).status, 200);
     // Straight into the store: a check-in here would leave a last-seen write pending.
     await server.store.enrollments.setBootstrapToken(dev.udid, Buffer.from("bootstrap"));
-    assert.equal((await server.api("PUT", `/v1/enqueue/${dev.udid}?nopush=1`, commandPlist("DeviceInformation", "BAD-INPUT-CMD"))).status, 200);
+    assert.equal(
+      (await server.api("PUT", `/v1/enqueue/${dev.udid}?nopush=1`, commandPlist("DeviceInformation", "BAD-INPUT-CMD"))).status,
+      200,
+    );
     auth = { kind: "header", identity: dev.identity };
     // The last-seen times of Authenticate and TokenUpdate equal what TokenUpdate
     // stored, so a pending flush cannot change this baseline.
@@ -48,7 +62,10 @@ await forEachBackend("bad input", (backend) => {
 
   async function refused(c: Case): Promise<void> {
     const body = typeof c.body === "string" ? Buffer.from(c.body) : c.body;
-    const r = await rawPut(fleet.transport, c.path ?? "/checkin", body, { auth: c.auth ?? auth, contentType: c.contentType === undefined ? CHECKIN_TYPE : c.contentType });
+    const r = await rawPut(fleet.transport, c.path ?? "/checkin", body, {
+      auth: c.auth ?? auth,
+      contentType: c.contentType === undefined ? CHECKIN_TYPE : c.contentType,
+    });
     statuses.push(r.status);
     assert.equal(r.status, c.status ?? 400, `${r.status} ${r.text}`);
     assert.match(r.text, c.reason);
@@ -100,45 +117,90 @@ await forEachBackend("bad input", (backend) => {
       await refused({ body: checkin({ ...tu, UnlockToken: "u" }), reason: /^UnlockToken is not a data/ });
       await refused({ body: checkin({ ...tu, AwaitingConfiguration: "true" }), reason: /^AwaitingConfiguration is not a boolean/ });
       await refused({ body: checkin({ ...tu, ...USER, UserLongName: ["x"] }), reason: /^UserLongName is not a string/ });
-      await refused({ body: checkin({ MessageType: "SetBootstrapToken", BootstrapToken: "text" }), reason: /^BootstrapToken is not a data/ });
-      await refused({ body: checkin({ MessageType: "Authenticate", Topic: "t", SerialNumber: 5 }), reason: /^SerialNumber is not a string/ });
+      await refused({
+        body: checkin({ MessageType: "SetBootstrapToken", BootstrapToken: "text" }),
+        reason: /^BootstrapToken is not a data/,
+      });
+      await refused({
+        body: checkin({ MessageType: "Authenticate", Topic: "t", SerialNumber: 5 }),
+        reason: /^SerialNumber is not a string/,
+      });
       await refused({ body: plist({ MessageType: "Authenticate", Topic: "t", UDID: 42 }), reason: /^UDID is not a string/ });
       await refused({ body: checkin({ ...tu, UserID: true }), reason: /^UserID is not a string/ });
-      await refused({ body: checkin({ MessageType: "GetToken", TokenServiceType: "com.apple.maid", TokenParameters: "p" }), reason: /^TokenParameters is not a dict/ });
+      await refused({
+        body: checkin({ MessageType: "GetToken", TokenServiceType: "com.apple.maid", TokenParameters: "p" }),
+        reason: /^TokenParameters is not a dict/,
+      });
     });
 
     test("no UDID or EnrollmentID, both, or ids with forbidden characters", async () => {
       await refused({ body: plist({ MessageType: "Authenticate", Topic: "t" }), reason: /^message has neither UDID nor EnrollmentID/ });
       await refused({ body: plist({ MessageType: "Authenticate", Topic: "t", UDID: "" }), reason: /neither UDID nor EnrollmentID/ });
-      await refused({ body: checkin({ MessageType: "Authenticate", Topic: "t", EnrollmentID: "E1" }), reason: /^message carries both UDID and EnrollmentID/ });
-      await refused({ body: plist({ MessageType: "Authenticate", Topic: "t", UDID: "A:B" }), reason: /^UDID contains a character not allowed/ });
-      await refused({ body: plist({ MessageType: "Authenticate", Topic: "t", UDID: "A/B" }), reason: /^UDID contains a character not allowed/ });
-      await refused({ body: plist({ MessageType: "Authenticate", Topic: "t", UDID: "x".repeat(300) }), reason: /^UDID is longer than 256/ });
+      await refused({
+        body: checkin({ MessageType: "Authenticate", Topic: "t", EnrollmentID: "E1" }),
+        reason: /^message carries both UDID and EnrollmentID/,
+      });
+      await refused({
+        body: plist({ MessageType: "Authenticate", Topic: "t", UDID: "A:B" }),
+        reason: /^UDID contains a character not allowed/,
+      });
+      await refused({
+        body: plist({ MessageType: "Authenticate", Topic: "t", UDID: "A/B" }),
+        reason: /^UDID contains a character not allowed/,
+      });
+      await refused({
+        body: plist({ MessageType: "Authenticate", Topic: "t", UDID: "x".repeat(300) }),
+        reason: /^UDID is longer than 256/,
+      });
       const tu = { MessageType: "TokenUpdate", Topic: "t", Token: Buffer.alloc(32, 1), PushMagic: "m" };
       await refused({ body: checkin({ ...tu, UserID: "U,2" }), reason: /^UserID contains a character not allowed/ });
-      await refused({ body: checkin({ ...tu, UserID: "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF" }), reason: /^Shared iPad user channel without UserShortName/ });
+      await refused({
+        body: checkin({ ...tu, UserID: "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF" }),
+        reason: /^Shared iPad user channel without UserShortName/,
+      });
     });
 
     test("device channel messages on a user channel", async () => {
-      await refused({ body: checkin({ MessageType: "Authenticate", Topic: "t", ...USER }), reason: /^Authenticate is a device channel message but came on a user channel/ });
+      await refused({
+        body: checkin({ MessageType: "Authenticate", Topic: "t", ...USER }),
+        reason: /^Authenticate is a device channel message but came on a user channel/,
+      });
       await refused({ body: checkin({ MessageType: "CheckOut", ...USER }), reason: /^CheckOut is a device channel message/ });
-      await refused({ body: checkin({ MessageType: "SetBootstrapToken", ...USER }), reason: /^SetBootstrapToken is a device channel message/ });
-      await refused({ body: checkin({ MessageType: "GetBootstrapToken", ...USER }), reason: /^GetBootstrapToken is a device channel message/ });
+      await refused({
+        body: checkin({ MessageType: "SetBootstrapToken", ...USER }),
+        reason: /^SetBootstrapToken is a device channel message/,
+      });
+      await refused({
+        body: checkin({ MessageType: "GetBootstrapToken", ...USER }),
+        reason: /^GetBootstrapToken is a device channel message/,
+      });
     });
 
     test("bootstrap token and return to service are not part of User Enrollment", async () => {
       for (const type of ["SetBootstrapToken", "GetBootstrapToken", "ReturnToService"]) {
-        await refused({ body: plist({ MessageType: type, EnrollmentID: "SOME-USER-ENROLLMENT" }), reason: new RegExp(`^${type} is not available in a User Enrollment`) });
+        await refused({
+          body: plist({ MessageType: type, EnrollmentID: "SOME-USER-ENROLLMENT" }),
+          reason: new RegExp(`^${type} is not available in a User Enrollment`),
+        });
       }
     });
 
     test("GetToken for a TokenServiceType the server does not serve", async () => {
-      await refused({ body: checkin({ MessageType: "GetToken", TokenServiceType: "com.apple.maid" }), reason: /^unsupported TokenServiceType "com.apple.maid"/ });
-      await refused({ body: checkin({ MessageType: "GetToken", TokenServiceType: "com.example.nope", ...USER }), reason: /^unsupported TokenServiceType/ });
+      await refused({
+        body: checkin({ MessageType: "GetToken", TokenServiceType: "com.apple.maid" }),
+        reason: /^unsupported TokenServiceType "com.apple.maid"/,
+      });
+      await refused({
+        body: checkin({ MessageType: "GetToken", TokenServiceType: "com.example.nope", ...USER }),
+        reason: /^unsupported TokenServiceType/,
+      });
     });
 
     test("DeclarativeManagement without --dm-url", async () => {
-      await refused({ body: checkin({ MessageType: "DeclarativeManagement", Endpoint: "tokens" }), reason: /^declarative management is not configured on this server \(--dm-url\)/ });
+      await refused({
+        body: checkin({ MessageType: "DeclarativeManagement", Endpoint: "tokens" }),
+        reason: /^declarative management is not configured on this server \(--dm-url\)/,
+      });
     });
   });
 
@@ -146,15 +208,25 @@ await forEachBackend("bad input", (backend) => {
     test("bad plist, wrong top level, empty body", async () => {
       await refused({ body: "not xml at all", reason: /^malformed plist: / });
       await refused({ body: xml("<dict><key>MessageType</key><string>Authenticate</string>"), reason: /^malformed plist: / });
-      await refused({ body: xml("<array><string>Authenticate</string></array>"), reason: /^malformed plist: top-level value is not a dict/ });
+      await refused({
+        body: xml("<array><string>Authenticate</string></array>"),
+        reason: /^malformed plist: top-level value is not a dict/,
+      });
       await refused({ body: "", reason: /^malformed plist: / });
-      await refused({ body: xml("<dict><key>MessageType</key><string>Authenticate</string><key>MessageType</key><string>TokenUpdate</string></dict>"), reason: /^malformed plist: / });
+      await refused({
+        body: xml("<dict><key>MessageType</key><string>Authenticate</string><key>MessageType</key><string>TokenUpdate</string></dict>"),
+        reason: /^malformed plist: /,
+      });
       await refused({ path: "/mdm", contentType: COMMAND_TYPE, body: "<plist><dict><key>Status</key>", reason: /^malformed plist: / });
     });
 
     test("invalid UTF-8", async () => {
       const body = Buffer.concat([
-        Buffer.from(xml(`<dict><key>MessageType</key><string>Authenticate</string><key>Topic</key><string>t</string><key>UDID</key><string>${dev.udid}</string><key>SerialNumber</key><string>`).replace("</plist>\n", "")),
+        Buffer.from(
+          xml(
+            `<dict><key>MessageType</key><string>Authenticate</string><key>Topic</key><string>t</string><key>UDID</key><string>${dev.udid}</string><key>SerialNumber</key><string>`,
+          ).replace("</plist>\n", ""),
+        ),
         Buffer.from([0xc3, 0x28, 0xff]),
         Buffer.from("</string></dict></plist>"),
       ]);
@@ -163,16 +235,25 @@ await forEachBackend("bad input", (backend) => {
 
     test("a DOCTYPE with entity declarations", async () => {
       const inner = `<dict><key>MessageType</key><string>Authenticate</string><key>Topic</key><string>t</string><key>UDID</key><string>&u;</string></dict>`;
-      await refused({ body: `<?xml version="1.0"?>\n<!DOCTYPE plist [<!ENTITY u "${dev.udid}">]>\n<plist version="1.0">${inner}</plist>`, reason: /^malformed plist: / });
+      await refused({
+        body: `<?xml version="1.0"?>\n<!DOCTYPE plist [<!ENTITY u "${dev.udid}">]>\n<plist version="1.0">${inner}</plist>`,
+        reason: /^malformed plist: /,
+      });
       const laughs = `<!DOCTYPE plist [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>`;
-      await refused({ body: `<?xml version="1.0"?>\n${laughs}<plist version="1.0"><dict><key>MessageType</key><string>&c;</string></dict></plist>`, reason: /^malformed plist: / });
+      await refused({
+        body: `<?xml version="1.0"?>\n${laughs}<plist version="1.0"><dict><key>MessageType</key><string>&c;</string></dict></plist>`,
+        reason: /^malformed plist: /,
+      });
       // An entity used without any declaration is refused too.
       await refused({ body: `<?xml version="1.0"?>\n<plist version="1.0">${inner}</plist>`, reason: /^malformed plist: / });
     });
 
     test("absurd nesting", async () => {
       const deep = "<array>".repeat(5000) + "</array>".repeat(5000);
-      await refused({ body: xml(`<dict><key>MessageType</key><string>Authenticate</string><key>X</key>${deep}</dict>`), reason: /^malformed plist: / });
+      await refused({
+        body: xml(`<dict><key>MessageType</key><string>Authenticate</string><key>X</key>${deep}</dict>`),
+        reason: /^malformed plist: /,
+      });
     });
 
     test("a body over the check-in limit is 413", async () => {
@@ -190,28 +271,77 @@ await forEachBackend("bad input", (backend) => {
 
     test("a non-Idle report without CommandUUID", async () => {
       for (const status of ["Acknowledged", "Error", "CommandFormatError", "NotNow"]) {
-        await refused({ path: "/mdm", contentType: COMMAND_TYPE, body: report({ Status: status }), reason: new RegExp(`^${status} report without CommandUUID`) });
+        await refused({
+          path: "/mdm",
+          contentType: COMMAND_TYPE,
+          body: report({ Status: status }),
+          reason: new RegExp(`^${status} report without CommandUUID`),
+        });
       }
-      await refused({ path: "/mdm", contentType: COMMAND_TYPE, body: report({ Status: "Acknowledged", CommandUUID: "" }), reason: /without CommandUUID/ });
-      await refused({ path: "/mdm", contentType: COMMAND_TYPE, body: report({ Status: "Acknowledged", CommandUUID: 5 }), reason: /without CommandUUID/ });
-      await refused({ path: "/mdm", contentType: COMMAND_TYPE, body: report({ Status: "Acknowledged", CommandUUID: "X".repeat(129) }), reason: /longer than 128/ });
+      await refused({
+        path: "/mdm",
+        contentType: COMMAND_TYPE,
+        body: report({ Status: "Acknowledged", CommandUUID: "" }),
+        reason: /without CommandUUID/,
+      });
+      await refused({
+        path: "/mdm",
+        contentType: COMMAND_TYPE,
+        body: report({ Status: "Acknowledged", CommandUUID: 5 }),
+        reason: /without CommandUUID/,
+      });
+      await refused({
+        path: "/mdm",
+        contentType: COMMAND_TYPE,
+        body: report({ Status: "Acknowledged", CommandUUID: "X".repeat(129) }),
+        reason: /longer than 128/,
+      });
     });
 
     test("report identity keys are checked like check-ins", async () => {
       await refused({ path: "/mdm", contentType: COMMAND_TYPE, body: plist({ Status: "Idle" }), reason: /neither UDID nor EnrollmentID/ });
-      await refused({ path: "/mdm", contentType: COMMAND_TYPE, body: report({ Status: "Idle", EnrollmentID: "E" }), reason: /both UDID and EnrollmentID/ });
+      await refused({
+        path: "/mdm",
+        contentType: COMMAND_TYPE,
+        body: report({ Status: "Idle", EnrollmentID: "E" }),
+        reason: /both UDID and EnrollmentID/,
+      });
     });
   });
 
   describe("identity refusals change nothing either", () => {
     test("another certificate for this device, this certificate for another device, no identity", async () => {
       const other = await identity(fleet);
-      await refused({ auth: { kind: "header", identity: other }, body: checkin({ MessageType: "TokenUpdate", Topic: "t", Token: Buffer.alloc(32, 1), PushMagic: "hijack" }), status: 403, reason: /does not match/ });
-      await refused({ auth: { kind: "header", identity: other }, path: "/mdm", contentType: COMMAND_TYPE, body: report({ Status: "Acknowledged", CommandUUID: "BAD-INPUT-CMD" }), status: 403, reason: /does not match/ });
-      await refused({ body: plist({ MessageType: "Authenticate", Topic: "t", UDID: "SOMEONE-ELSE" }), status: 403, reason: /bound to another device/ });
-      await refused({ auth: { kind: "none" }, body: checkin({ MessageType: "Authenticate", Topic: "t" }), reason: /^device identity: no client certificate/ });
+      await refused({
+        auth: { kind: "header", identity: other },
+        body: checkin({ MessageType: "TokenUpdate", Topic: "t", Token: Buffer.alloc(32, 1), PushMagic: "hijack" }),
+        status: 403,
+        reason: /does not match/,
+      });
+      await refused({
+        auth: { kind: "header", identity: other },
+        path: "/mdm",
+        contentType: COMMAND_TYPE,
+        body: report({ Status: "Acknowledged", CommandUUID: "BAD-INPUT-CMD" }),
+        status: 403,
+        reason: /does not match/,
+      });
+      await refused({
+        body: plist({ MessageType: "Authenticate", Topic: "t", UDID: "SOMEONE-ELSE" }),
+        status: 403,
+        reason: /bound to another device/,
+      });
+      await refused({
+        auth: { kind: "none" },
+        body: checkin({ MessageType: "Authenticate", Topic: "t" }),
+        reason: /^device identity: no client certificate/,
+      });
       const body = checkin({ MessageType: "CheckOut" });
-      await refused({ auth: { kind: "signature", identity: dev.identity, signOver: Buffer.concat([body, Buffer.from(" ")]) }, body, reason: /^device identity: / });
+      await refused({
+        auth: { kind: "signature", identity: dev.identity, signOver: Buffer.concat([body, Buffer.from(" ")]) },
+        body,
+        reason: /^device identity: /,
+      });
     });
   });
 

@@ -89,7 +89,10 @@ await forEachBackend("check-in messages", (backend) => {
       assert.equal(row.not_on_console, 0);
 
       const list = await server.api("GET", `/v1/enrollments?device=${udid}`);
-      assert.deepEqual(list.json.enrollments.map((x: any) => x.id), [udid, userId]);
+      assert.deepEqual(
+        list.json.enrollments.map((x: any) => x.id),
+        [udid, userId],
+      );
     });
 
     test("macOS 10.11.6: Authenticate, then CheckOut disables the device and its user channels", async () => {
@@ -123,7 +126,9 @@ await forEachBackend("check-in messages", (backend) => {
     test("iOS 9.3.2: Authenticate facts of an iPad", async () => {
       const udid = "1111111111111111111111111111111111111111";
       const dev = new RawDevice(fleet.transport, await identity(fleet), udid);
-      const a = await rawPut(fleet.transport, "/checkin", fixture("authenticate-ios-9.3.2.plist"), { auth: { kind: "header", identity: dev.identity } });
+      const a = await rawPut(fleet.transport, "/checkin", fixture("authenticate-ios-9.3.2.plist"), {
+        auth: { kind: "header", identity: dev.identity },
+      });
       assert.equal(a.status, 200, a.text);
       // Authenticate alone does not make an enrollment (the profile may still fail to install).
       assert.equal((await server.api("GET", `/v1/enrollments/${udid}`)).status, 404);
@@ -174,7 +179,13 @@ await forEachBackend("check-in messages", (backend) => {
       const d = await rawDevice();
       await d.enroll();
       assert.equal(
-        (await d.tokenUpdate({ UserID: "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF", UserShortName: "student@example.org", AwaitingConfiguration: true })).status,
+        (
+          await d.tokenUpdate({
+            UserID: "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF",
+            UserShortName: "student@example.org",
+            AwaitingConfiguration: true,
+          })
+        ).status,
         200,
       );
       const shared = await enrollment(`${d.udid}:student@example.org`);
@@ -185,10 +196,16 @@ await forEachBackend("check-in messages", (backend) => {
       const enrollmentId = `UE-${randomUUID()}`;
       const ident = await identity(fleet);
       const ue = (msg: Record<string, any>) =>
-        rawPut(fleet.transport, "/checkin", plist({ EnrollmentID: enrollmentId, Topic: "com.apple.mgmt.x", ...msg }), { auth: { kind: "header", identity: ident } });
+        rawPut(fleet.transport, "/checkin", plist({ EnrollmentID: enrollmentId, Topic: "com.apple.mgmt.x", ...msg }), {
+          auth: { kind: "header", identity: ident },
+        });
       assert.equal((await ue({ MessageType: "Authenticate" })).status, 200);
       assert.equal((await ue({ MessageType: "TokenUpdate", Token: Buffer.alloc(32, "t"), PushMagic: "m" })).status, 200);
-      assert.equal((await ue({ MessageType: "TokenUpdate", Token: Buffer.alloc(32, "u"), PushMagic: "m", EnrollmentUserID: `EU-${enrollmentId}` })).status, 200);
+      assert.equal(
+        (await ue({ MessageType: "TokenUpdate", Token: Buffer.alloc(32, "u"), PushMagic: "m", EnrollmentUserID: `EU-${enrollmentId}` }))
+          .status,
+        200,
+      );
       assert.equal((await enrollment(enrollmentId)).type, "UserEnrollmentDevice");
       const user = await enrollment(`EU-${enrollmentId}`);
       assert.equal(user.type, "UserEnrollmentUser");
@@ -262,17 +279,20 @@ await forEachBackend("check-in messages", (backend) => {
       assert.equal((await enrollment(d.udid)).serial_number, "NEWSERIAL");
       // Results of finished commands stay; the queued ones end as Discarded, with an event.
       assert.equal((await server.api("GET", `/v1/commands/${done}`)).json.results[0].status, "Acknowledged");
-      for (const [uuid, id] of [[a, d.udid], [b, userId]] as const) {
+      for (const [uuid, id] of [
+        [a, d.udid],
+        [b, userId],
+      ] as const) {
         const results = (await server.api("GET", `/v1/commands/${uuid}`)).json.results;
-        assert.deepEqual(results.map((r: { enrollment_id: string; status: string; active: boolean }) => [r.enrollment_id, r.status, r.active]), [[id, "Discarded", false]]);
+        assert.deepEqual(
+          results.map((r: { enrollment_id: string; status: string; active: boolean }) => [r.enrollment_id, r.status, r.active]),
+          [[id, "Discarded", false]],
+        );
       }
       const events = (await server.api("GET", `/v1/events?enrollment=${d.udid}&type=device.queue_discarded`)).json.events;
       assert.equal(events.length, 1);
       assert.equal(events[0].detail.count, 2);
-      assert.deepEqual(
-        events[0].detail.commands.map((c: { command_uuid: string }) => c.command_uuid).sort(),
-        [a, b].sort(),
-      );
+      assert.deepEqual(events[0].detail.commands.map((c: { command_uuid: string }) => c.command_uuid).sort(), [a, b].sort());
       assert.ok(server.logs.some((l) => l.includes("re-enrollment discarded queued commands") && l.includes('"discarded":2')));
       assert.equal((await d.report("Idle")).body.length, 0);
 
@@ -306,7 +326,11 @@ await forEachBackend("check-in messages", (backend) => {
     test("check-ins on /mdm with the check-in content type (with parameters) work", async () => {
       const d = await rawDevice();
       assert.equal((await d.authenticate()).status, 200);
-      const a = await d.checkin("TokenUpdate", { Topic: "t", Token: Buffer.alloc(32, "tok"), PushMagic: "pm" }, { path: "/mdm", contentType: `${CHECKIN_TYPE}; charset=UTF-8` });
+      const a = await d.checkin(
+        "TokenUpdate",
+        { Topic: "t", Token: Buffer.alloc(32, "tok"), PushMagic: "pm" },
+        { path: "/mdm", contentType: `${CHECKIN_TYPE}; charset=UTF-8` },
+      );
       assert.equal(a.status, 200, a.text);
       assert.equal((await enrollment(d.udid)).push_magic, "pm");
       const get = await d.checkin("GetBootstrapToken", {}, { path: "/mdm", contentType: "Application/X-Apple-Aspen-MDM-Checkin" });
@@ -318,7 +342,11 @@ await forEachBackend("check-in messages", (backend) => {
       const d = await rawDevice();
       const a = await d.authenticate();
       assert.equal(a.status, 200);
-      const t = await d.checkin("TokenUpdate", { Topic: "t", Token: Buffer.alloc(32, "tok"), PushMagic: "no-type" }, { path: "/mdm", contentType: null });
+      const t = await d.checkin(
+        "TokenUpdate",
+        { Topic: "t", Token: Buffer.alloc(32, "tok"), PushMagic: "no-type" },
+        { path: "/mdm", contentType: null },
+      );
       assert.equal(t.status, 200, t.text);
       assert.equal((await enrollment(d.udid)).push_magic, "no-type");
       const id = randomUUID().toUpperCase();
@@ -334,7 +362,11 @@ await forEachBackend("check-in messages", (backend) => {
     test("a check-in on /checkin with the command content type is still a check-in", async () => {
       const d = await rawDevice();
       assert.equal((await d.checkin("Authenticate", { Topic: "t" }, { contentType: COMMAND_TYPE })).status, 200);
-      const t = await d.checkin("TokenUpdate", { Topic: "t", Token: Buffer.alloc(32, "x"), PushMagic: "cmd-type" }, { contentType: COMMAND_TYPE });
+      const t = await d.checkin(
+        "TokenUpdate",
+        { Topic: "t", Token: Buffer.alloc(32, "x"), PushMagic: "cmd-type" },
+        { contentType: COMMAND_TYPE },
+      );
       assert.equal(t.status, 200, t.text);
       assert.equal((await enrollment(d.udid)).push_magic, "cmd-type");
     });
@@ -355,13 +387,26 @@ await forEachBackend("check-in messages", (backend) => {
       try {
         const d = new RawDevice(transport, await identity(fleet), randomUUID().toUpperCase());
         assert.equal((await d.authenticate({}, "/mdm")).status, 200);
-        assert.equal((await d.checkin("TokenUpdate", { Topic: "t", Token: Buffer.alloc(32, "x"), PushMagic: "one-url" }, { path: "/mdm", contentType: null })).status, 200);
+        assert.equal(
+          (
+            await d.checkin(
+              "TokenUpdate",
+              { Topic: "t", Token: Buffer.alloc(32, "x"), PushMagic: "one-url" },
+              { path: "/mdm", contentType: null },
+            )
+          ).status,
+          200,
+        );
         assert.equal((await one.api("GET", `/v1/enrollments/${d.udid}`)).json.push_magic, "one-url");
         const id = randomUUID().toUpperCase();
         await one.api("PUT", `/v1/enqueue/${d.udid}?nopush=1`, commandPlist("DeviceInformation", id));
         const idle = await d.report("Idle");
         assert.equal(parsePlistDict(idle.body).CommandUUID, id);
-        assert.equal((await rawPut(transport, "/checkin", plist({ Status: "Idle", UDID: d.udid }), { auth: { kind: "header", identity: d.identity } })).status, 404);
+        assert.equal(
+          (await rawPut(transport, "/checkin", plist({ Status: "Idle", UDID: d.udid }), { auth: { kind: "header", identity: d.identity } }))
+            .status,
+          404,
+        );
       } finally {
         transport.close();
         await one.stop();

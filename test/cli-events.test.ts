@@ -26,10 +26,16 @@ test("--newest-first lists the newest first and pages backwards", async () => {
   const ctx = cliContext(server.url);
   assert.equal(await runWith(ctx, "events", ["--type", "cli.order", "--newest-first", "--limit", "2", "--json"]), 0, ctx.stderr);
   const page = JSON.parse(ctx.stdout);
-  assert.deepEqual(page.events.map((e: { detail: { n: number } }) => e.detail.n), [3, 2]);
+  assert.deepEqual(
+    page.events.map((e: { detail: { n: number } }) => e.detail.n),
+    [3, 2],
+  );
   const rest = cliContext(server.url);
   assert.equal(await runWith(rest, "events", ["--type", "cli.order", "--newest-first", "--cursor", page.next_cursor, "--json"]), 0);
-  assert.deepEqual(JSON.parse(rest.stdout).events.map((e: { detail: { n: number } }) => e.detail.n), [1]);
+  assert.deepEqual(
+    JSON.parse(rest.stdout).events.map((e: { detail: { n: number } }) => e.detail.n),
+    [1],
+  );
   const bad = await server.api("GET", "/v1/events?order=sideways");
   assert.equal(bad.status, 400);
 });
@@ -54,7 +60,11 @@ test("--follow prints the recent events, then each new one once, and stops on Ct
     });
   child.stdout.on("data", (c) => (stdout += c));
   child.stderr.on("data", (c) => (stderr += c));
-  const seen = () => stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l).detail.n as number);
+  const seen = () =>
+    stdout
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l).detail.n as number);
   try {
     await waitFor(() => stderr.includes("following events"));
     assert.deepEqual(seen(), [1, 2]);

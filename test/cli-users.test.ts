@@ -21,7 +21,6 @@ let mac: SimDevice;
 let tmp: string;
 const net1: SimUser = { userId: randomUUID().toUpperCase(), shortName: "net1", longName: "Net One" };
 
-
 /** `orchard <args>` against the test server; stdin is a pipe (never a terminal). */
 function orchard(args: string[], input = ""): Promise<CliRun> {
   return runOrchard(args, { input, env: { ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key-0123456789abcdef" } });
@@ -52,10 +51,10 @@ test("users add --password-stdin stores MD5 and SHA-256 digests for the server's
   assert.equal(user.json.guid, net1.userId);
   assert.equal(user.json.full_name, "Net One");
   assert.equal(user.json.state, "managed");
-  assert.deepEqual(
-    user.json.digests.map((d: { realm: string; algorithm: string }) => `${d.realm} ${d.algorithm}`).sort(),
-    [`${REALM} MD5`, `${REALM} SHA-256`],
-  );
+  assert.deepEqual(user.json.digests.map((d: { realm: string; algorithm: string }) => `${d.realm} ${d.algorithm}`).sort(), [
+    `${REALM} MD5`,
+    `${REALM} SHA-256`,
+  ]);
   assert.ok(!user.text.includes(PASSWORD));
   assert.ok(!(r.stdout + r.stderr).includes(PASSWORD));
   assert.ok(!server.logs.some((l) => l.includes(PASSWORD)), "the server logged the password");
@@ -160,7 +159,10 @@ test("users import of a file for another realm imports nothing, names the file's
   const refused = await orchard(["users", "import", "-"], lines);
   assert.equal(refused.code, 1, refused.stdout);
   assert.match(refused.stdout, /^realm fusion\.home: created 0, updated 0$/m);
-  assert.match(refused.stderr, /^orchard: nothing was imported: the file is for realm lab\.example \(2 lines\), the import was for fusion\.home$/m);
+  assert.match(
+    refused.stderr,
+    /^orchard: nothing was imported: the file is for realm lab\.example \(2 lines\), the import was for fusion\.home$/m,
+  );
   assert.match(refused.stderr, /give --realm lab\.example to import them/);
   assert.equal((await server.api("GET", "/v1/users/net6")).status, 404);
 

@@ -14,14 +14,12 @@ import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { runOrchard, type CliRun } from "./support/cli.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
-
 let server: TestServer;
 let fleet: TestFleet;
 let device: SimDevice;
 let tmp: string;
 /** The DeviceInformation command queued by `enqueue --type`. */
 let infoUuid = "";
-
 
 /** `orchard <args>` with the test server's URL and key unless env overrides them. */
 function orchard(args: string[], o: { env?: Record<string, string | undefined>; input?: string; cwd?: string } = {}): Promise<CliRun> {
@@ -71,7 +69,13 @@ test("--type builds the command plist: typed params, repeated keys, default Devi
 });
 
 test("tables align columns, show '-' for empty, escape control characters, format local times", () => {
-  const t = formatTable(["ID", "NAME", "N"], [["a", null, 1], ["long-id", "x\x1b[2Jy", ""]]);
+  const t = formatTable(
+    ["ID", "NAME", "N"],
+    [
+      ["a", null, 1],
+      ["long-id", "x\x1b[2Jy", ""],
+    ],
+  );
   assert.equal(t, "ID       NAME       N\na        -          1\nlong-id  x\\x1b[2Jy  -\n");
   const d = new Date(2026, 10, 25, 12, 0, 3);
   assert.equal(formatTime(d.toISOString()), "2026-11-25 12:00:03");
@@ -202,7 +206,10 @@ test("events shows what happened to the enrollment", async () => {
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.trimEnd().split("\n");
   assert.match(lines[0]!, /^TIME\s+TYPE\s+ENROLLMENT\s+DETAIL$/);
-  assert.match(lines[1]!, new RegExp(`^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\s+enrollment\\.enrolled\\s+${device.udid}\\s+\\{"type":"Device"\\}$`));
+  assert.match(
+    lines[1]!,
+    new RegExp(`^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\s+enrollment\\.enrolled\\s+${device.udid}\\s+\\{"type":"Device"\\}$`),
+  );
   assert.equal(lines.length, 2);
 });
 

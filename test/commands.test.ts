@@ -80,7 +80,12 @@ await forEachBackend("commands", (backend) => {
       assert.equal(r.status, "Acknowledged");
       assert.equal(r.active, false);
       assert.equal(r.not_now_count, 0);
-      assert.deepEqual(r.result, { Status: "Acknowledged", UDID: d.udid, CommandUUID: id, QueryResponses: { SerialNumber: d.serialNumber } });
+      assert.deepEqual(r.result, {
+        Status: "Acknowledged",
+        UDID: d.udid,
+        CommandUUID: id,
+        QueryResponses: { SerialNumber: d.serialNumber },
+      });
 
       const empty = await server.api("GET", `/v1/queue/${d.udid}`);
       assert.deepEqual(empty.json, { enrollment_id: d.udid, commands: [] });
@@ -130,7 +135,10 @@ await forEachBackend("commands", (backend) => {
       for (let i = 0; i < ids.length; i++) assert.equal((await enqueue(d.udid, commandPlist(types[i]!, ids[i]))).status, 200);
 
       const queue = await server.api("GET", `/v1/queue/${d.udid}`);
-      assert.deepEqual(queue.json.commands.map((c: any) => c.command_uuid), ids);
+      assert.deepEqual(
+        queue.json.commands.map((c: any) => c.command_uuid),
+        ids,
+      );
 
       const seen: string[] = [];
       let reply = await d.report("Idle");
@@ -160,7 +168,12 @@ await forEachBackend("commands", (backend) => {
       await enqueue(d.udid, commandPlist("InstallProfile", a, { Payload: Buffer.from("not a profile") }));
       await enqueue(d.udid, commandPlist("Bogus", b));
       const chain: PlistDict[] = [
-        { ErrorCode: 4001, ErrorDomain: "MCProfileErrorDomain", LocalizedDescription: "Le profil est invalide.", USEnglishDescription: "The profile is invalid." },
+        {
+          ErrorCode: 4001,
+          ErrorDomain: "MCProfileErrorDomain",
+          LocalizedDescription: "Le profil est invalide.",
+          USEnglishDescription: "The profile is invalid.",
+        },
         { ErrorCode: 12021, ErrorDomain: "MCMDMErrorDomain", LocalizedDescription: "Underlying cause" },
       ];
       assert.equal(parsePlistDict((await d.report("Idle")).body).CommandUUID, a);
@@ -221,7 +234,10 @@ await forEachBackend("commands", (backend) => {
       assert.equal(n.status, 200);
       assert.equal(parsePlistDict(n.body).CommandUUID, a);
       const q = await server.api("GET", `/v1/queue/${d.udid}`);
-      assert.deepEqual(q.json.commands.map((c: any) => [c.command_uuid, c.status, c.not_now_count]), [[a, "Queued", 0]]);
+      assert.deepEqual(
+        q.json.commands.map((c: any) => [c.command_uuid, c.status, c.not_now_count]),
+        [[a, "Queued", 0]],
+      );
     });
 
     test("a report names a command of this channel only", async () => {
@@ -234,7 +250,10 @@ await forEachBackend("commands", (backend) => {
       assert.equal(r.status, 200);
       assert.equal(r.body.length, 0);
       const q = await server.api("GET", `/v1/queue/${d1.udid}`);
-      assert.deepEqual(q.json.commands.map((c: any) => [c.command_uuid, c.status]), [[a, "Queued"]]);
+      assert.deepEqual(
+        q.json.commands.map((c: any) => [c.command_uuid, c.status]),
+        [[a, "Queued"]],
+      );
     });
 
     test("one command for several ids: each channel has its own queue entry and result", async () => {
@@ -265,7 +284,10 @@ await forEachBackend("commands", (backend) => {
       const ack = await d.report("Acknowledged", { CommandUUID: a, ...d.userKeys(user) });
       assert.equal(ack.status, 200);
       const r = await server.api("GET", `/v1/commands/${a}`);
-      assert.deepEqual(r.json.results.map((x: any) => [x.enrollment_id, x.status]), [[userChannel, "Acknowledged"]]);
+      assert.deepEqual(
+        r.json.results.map((x: any) => [x.enrollment_id, x.status]),
+        [[userChannel, "Acknowledged"]],
+      );
     });
 
     test("DELETE /v1/queue removes what waits, results stay", async () => {
@@ -299,10 +321,13 @@ await forEachBackend("commands", (backend) => {
       assert.equal(parsePlistDict(afterNotNow.body).CommandUUID, b, "B, never tried, not A");
 
       const q = await server.api("GET", `/v1/queue/${d.udid}`);
-      assert.deepEqual(q.json.commands.map((c: any) => [c.command_uuid, c.status, c.not_now_count]), [
-        [a, "NotNow", 1],
-        [b, "Queued", 0],
-      ]);
+      assert.deepEqual(
+        q.json.commands.map((c: any) => [c.command_uuid, c.status, c.not_now_count]),
+        [
+          [a, "NotNow", 1],
+          [b, "Queued", 0],
+        ],
+      );
 
       // B acknowledged: the next command is the oldest active one (src/store/commands.ts
       // next(id, false)), as NanoMDM does after a non-NotNow report: A again.
@@ -367,7 +392,10 @@ await forEachBackend("commands", (backend) => {
     test("the raw command bytes are stored as sent (no re-serialization when CommandUUID is given)", async () => {
       const d = await enrolled();
       const id = uuid();
-      const body = plist({ CommandUUID: id, Command: { RequestType: "Settings", Settings: [{ Item: "DeviceName", DeviceName: "é ü <&>" }] } });
+      const body = plist({
+        CommandUUID: id,
+        Command: { RequestType: "Settings", Settings: [{ Item: "DeviceName", DeviceName: "é ü <&>" }] },
+      });
       await enqueue(d.udid, body);
       const row = await server.store.db.get<{ command: Buffer }>("SELECT command FROM commands WHERE command_uuid = ?", [id]);
       assert.ok(row!.command.equals(body));

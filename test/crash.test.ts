@@ -61,7 +61,12 @@ class CrashDevice {
   }
 
   async authenticate(): Promise<void> {
-    const { res } = await this.put("/checkin", "application/x-apple-aspen-mdm-checkin", { MessageType: "Authenticate", UDID: this.udid, Topic: "com.apple.mgmt.External.crash", SerialNumber: this.udid.slice(0, 12) });
+    const { res } = await this.put("/checkin", "application/x-apple-aspen-mdm-checkin", {
+      MessageType: "Authenticate",
+      UDID: this.udid,
+      Topic: "com.apple.mgmt.External.crash",
+      SerialNumber: this.udid.slice(0, 12),
+    });
     assert.equal(res.status, 200, res.body.toString());
   }
 
@@ -70,7 +75,13 @@ class CrashDevice {
     const t = this.ledger.tokens.get(this.udid) ?? { sent: [], acked: 0 };
     this.ledger.tokens.set(this.udid, t);
     t.sent.push(token.toString("hex"));
-    const { res } = await this.put("/checkin", "application/x-apple-aspen-mdm-checkin", { MessageType: "TokenUpdate", UDID: this.udid, Topic: "com.apple.mgmt.External.crash", Token: token, PushMagic: "MAGIC" });
+    const { res } = await this.put("/checkin", "application/x-apple-aspen-mdm-checkin", {
+      MessageType: "TokenUpdate",
+      UDID: this.udid,
+      Topic: "com.apple.mgmt.External.crash",
+      Token: token,
+      PushMagic: "MAGIC",
+    });
     if (res.status !== 200) throw new Error(`TokenUpdate answered ${res.status}: ${res.body}`);
     t.acked = t.sent.length;
     this.ledger.counts.tokenAcks++;
@@ -141,7 +152,12 @@ interface Row {
 }
 
 /** The ledger against the store: what was acknowledged is there. Returns the problems found. */
-function audit(ledger: Ledger, rows: Row[], commands: Set<string>, enrollments: Map<string, { push_token: string; enabled: number }>): string[] {
+function audit(
+  ledger: Ledger,
+  rows: Row[],
+  commands: Set<string>,
+  enrollments: Map<string, { push_token: string; enabled: number }>,
+): string[] {
   const problems: string[] = [];
   const byKey = new Map<string, Row[]>();
   for (const r of rows) {
@@ -171,7 +187,9 @@ function audit(ledger: Ledger, rows: Row[], commands: Set<string>, enrollments: 
     if (rep.status === "NotNow") {
       if (r.status === "Queued") problems.push(`acknowledged NotNow for ${key} is lost`);
     } else if (r.status !== rep.status || Number(r.active) !== 0 || !r.result || !Buffer.from(r.result).equals(rep.body)) {
-      problems.push(`acknowledged ${rep.status} for ${key} is stored as ${r.status} (active ${r.active}, ${r.result ? "other bytes" : "no result"})`);
+      problems.push(
+        `acknowledged ${rep.status} for ${key} is stored as ${r.status} (active ${r.active}, ${r.result ? "other bytes" : "no result"})`,
+      );
     }
   }
   for (const [udid, t] of ledger.tokens) {
@@ -194,7 +212,11 @@ const postgres = await postgresReachable();
 describe("crash safety", { concurrency: 2 }, () => {
   for (const backend of ["sqlite", "postgres"] as const) {
     const skip = backend === "postgres" && !postgres ? "PostgreSQL not reachable (set ORCHARD_TEST_POSTGRES)" : false;
-    test(`[${backend}] SIGKILL ${KILLS} times under load, restart on the same data: nothing acknowledged is lost`, { timeout: 120_000, skip }, () => crashRun(backend));
+    test(
+      `[${backend}] SIGKILL ${KILLS} times under load, restart on the same data: nothing acknowledged is lost`,
+      { timeout: 120_000, skip },
+      () => crashRun(backend),
+    );
   }
 });
 
@@ -202,8 +224,23 @@ async function crashRun(backend: Backend): Promise<void> {
   {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-crash-"));
     const db = backend === "postgres" ? await createTestDatabase() : undefined;
-    const args = ["--data-dir", dataDir, "--api-key", KEY, "--cert-header", "x-client-cert", "--log-level", "info", ...(db ? ["--storage", db.url] : [])];
-    const ledger: Ledger = { enqueued: new Map(), reported: new Map(), tokens: new Map(), counts: { enqueueAcks: 0, reportAcks: 0, tokenAcks: 0, failures: 0 } };
+    const args = [
+      "--data-dir",
+      dataDir,
+      "--api-key",
+      KEY,
+      "--cert-header",
+      "x-client-cert",
+      "--log-level",
+      "info",
+      ...(db ? ["--storage", db.url] : []),
+    ];
+    const ledger: Ledger = {
+      enqueued: new Map(),
+      reported: new Map(),
+      tokens: new Map(),
+      counts: { enqueueAcks: 0, reportAcks: 0, tokenAcks: 0, failures: 0 },
+    };
     const sw = new Switch();
     let proc: OrchardProcess | undefined;
     let stopped = false;
@@ -225,7 +262,15 @@ async function crashRun(backend: Backend): Promise<void> {
       // Still running until now: an unhandled rejection or a crash would have ended it.
       assert.equal(p.child.exitCode, null, `orchard exited on its own:\n${p.output().slice(-3000)}`);
       await p.stop("SIGKILL");
-      assert.ok(!/"level":(50|60)/.test(p.output()), `error-level log lines:\n${p.output().split("\n").filter((l) => /"level":(50|60)/.test(l)).slice(0, 3).join("\n")}`);
+      assert.ok(
+        !/"level":(50|60)/.test(p.output()),
+        `error-level log lines:\n${p
+          .output()
+          .split("\n")
+          .filter((l) => /"level":(50|60)/.test(l))
+          .slice(0, 3)
+          .join("\n")}`,
+      );
     };
     const checkIntegrity = async () => {
       if (backend === "sqlite") {
@@ -259,8 +304,18 @@ async function crashRun(backend: Backend): Promise<void> {
         try {
           return {
             rows: file.prepare("SELECT enrollment_id, command_uuid, status, active, result FROM command_queue").all() as Row[],
-            commands: new Set((file.prepare("SELECT command_uuid FROM commands").all() as Array<{ command_uuid: string }>).map((r) => r.command_uuid)),
-            enrollments: new Map((file.prepare("SELECT id, push_token, enabled FROM enrollments").all() as Array<{ id: string; push_token: string; enabled: number }>).map((r) => [r.id, r])),
+            commands: new Set(
+              (file.prepare("SELECT command_uuid FROM commands").all() as Array<{ command_uuid: string }>).map((r) => r.command_uuid),
+            ),
+            enrollments: new Map(
+              (
+                file.prepare("SELECT id, push_token, enabled FROM enrollments").all() as Array<{
+                  id: string;
+                  push_token: string;
+                  enabled: number;
+                }>
+              ).map((r) => [r.id, r]),
+            ),
           };
         } finally {
           file.close();
@@ -283,14 +338,22 @@ async function crashRun(backend: Backend): Promise<void> {
       const key = await generateKeyPair();
       const ca = await createCa({ commonName: "Crash Test CA", keyPair: key });
       const devices: CrashDevice[] = [];
-      for (let i = 0; i < DEVICES; i++) devices.push(new CrashDevice(sw, await issueDeviceIdentity(ca, { commonName: `crash-${i}`, keyPair: key }), ledger));
+      for (let i = 0; i < DEVICES; i++)
+        devices.push(new CrashDevice(sw, await issueDeviceIdentity(ca, { commonName: `crash-${i}`, keyPair: key }), ledger));
       await start();
       for (const d of devices) {
         await d.authenticate();
         await d.tokenUpdate();
       }
       for (const d of devices) loops.push(d.run(() => stopped));
-      loops.push(operator(() => (sw.current ? proc?.url : undefined), devices, ledger, () => stopped));
+      loops.push(
+        operator(
+          () => (sw.current ? proc?.url : undefined),
+          devices,
+          ledger,
+          () => stopped,
+        ),
+      );
 
       for (let k = 0; k < KILLS; k++) {
         await sleep(1000 + randomInt(1500));

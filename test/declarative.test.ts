@@ -26,10 +26,17 @@ before(async () => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
-      const s: Seen = { method: req.method!, url: req.url!, enrollmentId: req.headers["x-enrollment-id"] as string | undefined, body: Buffer.concat(chunks) };
+      const s: Seen = {
+        method: req.method!,
+        url: req.url!,
+        enrollmentId: req.headers["x-enrollment-id"] as string | undefined,
+        body: Buffer.concat(chunks),
+      };
       seen.push(s);
       if (req.url!.endsWith("/tokens")) {
-        res.writeHead(200, { "content-type": "application/json" }).end('{"SyncTokens":{"DeclarationsToken":"abc","Timestamp":"2024-01-01T00:00:00Z"}}');
+        res
+          .writeHead(200, { "content-type": "application/json" })
+          .end('{"SyncTokens":{"DeclarationsToken":"abc","Timestamp":"2024-01-01T00:00:00Z"}}');
       } else if (req.url!.endsWith("/status")) {
         res.writeHead(204).end();
       } else if (req.url!.includes("/declaration/")) {
@@ -74,7 +81,10 @@ describe("DeclarativeManagement forwarding", () => {
     assert.equal(r.status, 200);
     assert.match(String(r.headers["content-type"]), /^application\/json/);
     assert.deepEqual(JSON.parse(r.text), { SyncTokens: { DeclarationsToken: "abc", Timestamp: "2024-01-01T00:00:00Z" } });
-    assert.deepEqual(seen.map((s) => [s.method, s.url, s.enrollmentId, s.body.length]), [["GET", "/ddm/tokens", "DDM-DEVICE-1", 0]]);
+    assert.deepEqual(
+      seen.map((s) => [s.method, s.url, s.enrollmentId, s.body.length]),
+      [["GET", "/ddm/tokens", "DDM-DEVICE-1", 0]],
+    );
   });
 
   test("status: PUT with the Data bytes; a 204 comes back as 204", async () => {
@@ -93,17 +103,27 @@ describe("DeclarativeManagement forwarding", () => {
   test("a user channel forwards its own enrollment id; a 404 is relayed", async () => {
     assert.equal((await dev.tokenUpdate({ UserID: "DDM-USER", UserShortName: "d" })).status, 200);
     seen = [];
-    const r = await dev.checkin("DeclarativeManagement", { Endpoint: "declaration/configuration/com.example.missing", UserID: "DDM-USER", UserShortName: "d" });
+    const r = await dev.checkin("DeclarativeManagement", {
+      Endpoint: "declaration/configuration/com.example.missing",
+      UserID: "DDM-USER",
+      UserShortName: "d",
+    });
     assert.equal(r.status, 404);
     assert.equal(r.text, "no such declaration");
-    assert.deepEqual(seen.map((s) => [s.method, s.url, s.enrollmentId]), [["GET", "/ddm/declaration/configuration/com.example.missing", "DDM-DEVICE-1:DDM-USER"]]);
+    assert.deepEqual(
+      seen.map((s) => [s.method, s.url, s.enrollmentId]),
+      [["GET", "/ddm/declaration/configuration/com.example.missing", "DDM-DEVICE-1:DDM-USER"]],
+    );
   });
 
   test("a declaration identifier with any characters reaches the service escaped", async () => {
     seen = [];
     const r = await dev.checkin("DeclarativeManagement", { Endpoint: "declaration/configuration/com.example id:1?x" });
     assert.equal(r.status, 404);
-    assert.deepEqual(seen.map((s) => s.url), ["/ddm/declaration/configuration/com.example%20id%3A1%3Fx"]);
+    assert.deepEqual(
+      seen.map((s) => s.url),
+      ["/ddm/declaration/configuration/com.example%20id%3A1%3Fx"],
+    );
   });
 
   test("an unreachable service is 503 with a reason", async () => {

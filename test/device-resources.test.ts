@@ -25,7 +25,11 @@ function rssBytes(pid: number): number {
 
 async function serve(args: string[], wrap: string[] = []): Promise<{ proc: OrchardProcess; stop: () => Promise<void> }> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-res-"));
-  const proc = await spawnOrchard(["--data-dir", dataDir, "--api-key", "resources-test-key-0123456789abcdef", "--cert-header", "x-client-cert", ...args], 90_000, wrap);
+  const proc = await spawnOrchard(
+    ["--data-dir", dataDir, "--api-key", "resources-test-key-0123456789abcdef", "--cert-header", "x-client-cert", ...args],
+    90_000,
+    wrap,
+  );
   return {
     proc,
     stop: async () => {
@@ -66,12 +70,16 @@ describe("memory before identity", { skip: process.platform === "linux" ? false 
     try {
       const size = 16 * MB;
       const answers = await Promise.all(
-        Array.from({ length: 30 }, (_, i) => attack(server!.proc.url, [{}, { "mdm-signature": "AAAA" }, { "mdm-signature": copied }][i % 3]!, size).then((a) => ({ i, a }))),
+        Array.from({ length: 30 }, (_, i) =>
+          attack(server!.proc.url, [{}, { "mdm-signature": "AAAA" }, { "mdm-signature": copied }][i % 3]!, size).then((a) => ({ i, a })),
+        ),
       );
       peak = Math.max(peak, rssBytes(pid));
       const fromHeaders = answers.filter(({ i }) => i % 3 !== 2).map(({ a }) => a?.status);
       const signed = answers.filter(({ i }) => i % 3 === 2).map(({ a }) => a);
-      t.diagnostic(`RSS ${Math.round(baseline / MB)} MB -> peak ${Math.round(peak / MB)} MB; signed: ${signed.map((a) => a?.status).join(",")}`);
+      t.diagnostic(
+        `RSS ${Math.round(baseline / MB)} MB -> peak ${Math.round(peak / MB)} MB; signed: ${signed.map((a) => a?.status).join(",")}`,
+      );
       // No identity, or an Mdm-Signature that names no trusted signer: refused from the headers, nothing read.
       assert.deepEqual(fromHeaders, Array(20).fill(400));
       // A copied certificate: the few that fit its share of the budget are read and refused (400); the rest get 503 + Retry-After.
@@ -113,10 +121,14 @@ describe("file descriptors", { skip: process.platform === "linux" ? false : "use
     const conns = await openMany(s.proc.url, 140);
     try {
       // The connections past the cap are answered at once, before any request.
-      const refused = await eventually(async () => {
-        const n = conns.filter((c) => c.hasAnswer).length;
-        return n >= 12 ? n : undefined;
-      }, 30_000, "refused connections");
+      const refused = await eventually(
+        async () => {
+          const n = conns.filter((c) => c.hasAnswer).length;
+          return n >= 12 ? n : undefined;
+        },
+        30_000,
+        "refused connections",
+      );
       assert.ok(refused >= 12);
       const a = await conns.at(-1)!.answer();
       assert.equal(a?.status, 503);
@@ -140,7 +152,11 @@ describe("file descriptors", { skip: process.platform === "linux" ? false : "use
     // 128 idle connections take the cap, then 300 more that never read their 503 (so each would linger).
     const conns = await openMany(s.proc.url, 128 + 300);
     try {
-      await eventually(async () => (/too many refused connections still open/.test(s.proc.output()) ? true : undefined), 30_000, "the reset log line");
+      await eventually(
+        async () => (/too many refused connections still open/.test(s.proc.output()) ? true : undefined),
+        30_000,
+        "the reset log line",
+      );
       peak = Math.max(peak, openDescriptors(pid));
       t.diagnostic(`descriptors ${baseline} -> peak ${peak} (limit 256)`);
       // Before: 128 + 300 refused connections lingering 2 s each took every descriptor (EMFILE, /healthz hung).
@@ -151,13 +167,17 @@ describe("file descriptors", { skip: process.platform === "linux" ? false : "use
       for (const c of conns) c.close();
     }
     // The server has its descriptors: once the idle connections are gone it serves again.
-    const a = await eventually(async () => {
-      const c = new RawConnection(s.proc.url);
-      c.head("GET", "/healthz", {});
-      const answer = await c.answer();
-      c.close();
-      return answer?.status === 200 ? answer : undefined;
-    }, 30_000, "/healthz after the flood");
+    const a = await eventually(
+      async () => {
+        const c = new RawConnection(s.proc.url);
+        c.head("GET", "/healthz", {});
+        const answer = await c.answer();
+        c.close();
+        return answer?.status === 200 ? answer : undefined;
+      },
+      30_000,
+      "/healthz after the flood",
+    );
     assert.equal(a.status, 200);
   });
 
@@ -168,7 +188,10 @@ describe("file descriptors", { skip: process.platform === "linux" ? false : "use
     const conns = await openMany(s.proc.url, 160);
     try {
       await eventually(async () => (/out of file descriptors/.test(s.proc.output()) ? true : undefined), 30_000, "the EMFILE log line");
-      const line = s.proc.output().split("\n").find((l) => /out of file descriptors/.test(l))!;
+      const line = s.proc
+        .output()
+        .split("\n")
+        .find((l) => /out of file descriptors/.test(l))!;
       assert.match(line, /"level":40/);
     } finally {
       for (const c of conns) c.close();
@@ -187,14 +210,18 @@ describe("headers before identity", { skip: process.platform === "linux" ? false
       const { port } = new URL(s.proc.url);
       const line = Buffer.from(`GET /scep?operation=GetCACaps&x=${"a".repeat(560 * 1024)} HTTP/1.1\r\nHost: x\r\n`);
       const answers = await Promise.all(
-        Array.from({ length: 300 }, () => new Promise<string>((resolve) => {
-          const socket = net.connect(Number(port), "127.0.0.1");
-          let got = "";
-          socket.on("error", () => {});
-          socket.on("data", (d) => (got += d.toString("latin1")));
-          socket.on("close", () => resolve(got));
-          socket.write(line); // headers never finished
-        })),
+        Array.from(
+          { length: 300 },
+          () =>
+            new Promise<string>((resolve) => {
+              const socket = net.connect(Number(port), "127.0.0.1");
+              let got = "";
+              socket.on("error", () => {});
+              socket.on("data", (d) => (got += d.toString("latin1")));
+              socket.on("close", () => resolve(got));
+              socket.write(line); // headers never finished
+            }),
+        ),
       );
       clearInterval(sampler);
       peak = Math.max(peak, rssBytes(pid));

@@ -53,7 +53,9 @@ describe("--cert-header is believed only from a trusted proxy", () => {
     });
   });
 
-  test("without --trust-proxy only loopback peers are believed", { skip: lanAddress ? false : "no non-loopback IPv4 address" }, async () => {
+  test("without --trust-proxy only loopback peers are believed", {
+    skip: lanAddress ? false : "no non-loopback IPv4 address",
+  }, async () => {
     await withServer(["--listen", `${lanAddress}:0`], async (server, fleet) => {
       assert.ok(server.url.includes(lanAddress!));
       const id = await identity(fleet);
@@ -69,7 +71,16 @@ describe("identity before the body", () => {
   let fleet: TestFleet;
   before(async () => {
     // Short deadlines: a server that waited for the body would answer 408, not 400.
-    server = await startTestServer(["--body-idle-timeout", "3s", "--request-timeout", "10s", "--unidentified-body-budget", "2mb", "--checkin-body-limit", "1kb"]);
+    server = await startTestServer([
+      "--body-idle-timeout",
+      "3s",
+      "--request-timeout",
+      "10s",
+      "--unidentified-body-budget",
+      "2mb",
+      "--checkin-body-limit",
+      "1kb",
+    ]);
     fleet = await testFleet(server.url);
   });
   after(async () => {
@@ -102,7 +113,10 @@ describe("identity before the body", () => {
     const strict = await startTestServer(["--ca", path.join(dir, "ca.pem"), "--body-idle-timeout", "3s"]);
     try {
       const id = await identity(fleet);
-      const headers: Record<string, string>[] = [{ "x-client-cert": escapedPemHeader(id.certPem) }, { "mdm-signature": await signMdmBody(id, Buffer.from("x")) }];
+      const headers: Record<string, string>[] = [
+        { "x-client-cert": escapedPemHeader(id.certPem) },
+        { "mdm-signature": await signMdmBody(id, Buffer.from("x")) },
+      ];
       for (const header of headers) {
         const c = new RawConnection(strict.url);
         c.head("PUT", "/mdm", { "content-type": COMMAND_TYPE, "content-length": 16 * 1024 * 1024, ...header });
@@ -158,7 +172,8 @@ describe("identity before the body", () => {
     huge.close();
     // Ten connections each declaring the whole budget and sending nothing: a signed request still gets through.
     const idle = Array.from({ length: 10 }, () => new RawConnection(server.url));
-    for (const c of idle) c.head("PUT", "/mdm", { "content-type": COMMAND_TYPE, "content-length": 1024 * 1024, "mdm-signature": signature });
+    for (const c of idle)
+      c.head("PUT", "/mdm", { "content-type": COMMAND_TYPE, "content-length": 1024 * 1024, "mdm-signature": signature });
     const id = await identity(fleet);
     const r = await rawPut(fleet.transport, "/checkin", authenticate(udid()), { auth: { kind: "signature", identity: id } });
     assert.equal(r.status, 200);
@@ -167,7 +182,14 @@ describe("identity before the body", () => {
 
   test("one signer certificate holds at most its share of the budget: a copied certificate cannot lock other signing devices out", async () => {
     // Budget 4 MB, largest body 256 KB: a share is 512 KB (an eighth, and one largest body counted twice).
-    const shared = await startTestServer(["--unidentified-body-budget", "4mb", "--report-body-limit", "256kb", "--checkin-body-limit", "1kb"]);
+    const shared = await startTestServer([
+      "--unidentified-body-budget",
+      "4mb",
+      "--report-body-limit",
+      "256kb",
+      "--checkin-body-limit",
+      "1kb",
+    ]);
     const sharedFleet = await testFleet(shared.url);
     const conns: RawConnection[] = [];
     try {
@@ -186,7 +208,9 @@ describe("identity before the body", () => {
       assert.match(refused!.body, /unidentified/);
       assert.equal(first.hasAnswer, false);
       // Another device, signing for real, still gets through.
-      const r = await rawPut(sharedFleet.transport, "/mdm", authenticate(udid()), { auth: { kind: "signature", identity: await identity(sharedFleet) } });
+      const r = await rawPut(sharedFleet.transport, "/mdm", authenticate(udid()), {
+        auth: { kind: "signature", identity: await identity(sharedFleet) },
+      });
       assert.equal(r.status, 200);
     } finally {
       for (const c of conns) c.close();
@@ -196,7 +220,11 @@ describe("identity before the body", () => {
   });
 
   test("a body sent to no route is not read: 404 from the headers, connection closed", async () => {
-    for (const [method, url] of [["PUT", "/nope"], ["POST", "/v1-nope"], ["PUT", "/enroll"]]) {
+    for (const [method, url] of [
+      ["PUT", "/nope"],
+      ["POST", "/v1-nope"],
+      ["PUT", "/enroll"],
+    ]) {
       const c = new RawConnection(server.url);
       c.head(method!, url!, { "content-type": "application/octet-stream", "content-length": 16 * 1024 * 1024 });
       await c.write(Buffer.alloc(1024));
@@ -271,7 +299,14 @@ describe("--max-connections", () => {
     const serverCert = await issueDeviceIdentity(ca, { commonName: "127.0.0.1", extendedKeyUsages: ["1.3.6.1.5.5.7.3.1"] });
     fs.writeFileSync(path.join(dir, "server.pem"), serverCert.certPem);
     fs.writeFileSync(path.join(dir, "server.key"), serverCert.keyPem);
-    const server = await startTestServer(["--max-connections", "1", "--tls-cert", path.join(dir, "server.pem"), "--tls-key", path.join(dir, "server.key")]);
+    const server = await startTestServer([
+      "--max-connections",
+      "1",
+      "--tls-cert",
+      path.join(dir, "server.pem"),
+      "--tls-key",
+      path.join(dir, "server.key"),
+    ]);
     const first = new RawConnection(server.url);
     try {
       first.head("GET", "/version", {});

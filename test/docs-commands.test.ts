@@ -16,7 +16,13 @@ import { cliContext } from "./support/cli.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const PAGES = ["README.md", ...fs.readdirSync(path.join(ROOT, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+const PAGES = [
+  "README.md",
+  ...fs
+    .readdirSync(path.join(ROOT, "docs"))
+    .filter((f) => f.endsWith(".md"))
+    .map((f) => `docs/${f}`),
+];
 const UDID = "0000FE00-1111-2222-3333-444455556666";
 
 interface DocCommand {

@@ -63,7 +63,11 @@ describe("enrollment profiles", () => {
   test("no token, a wrong token or a wrong key: 401, and the profile is not issued", async () => {
     assert.equal((await server.api("PUT", "/v1/pushcert", pushCert.certPem + pushCert.keyPem)).status, 200);
     const before = (await server.api("GET", "/v1/events?type=enrollment.profile")).json.events.length;
-    for (const res of [await get(), await get("?token=wrong-token-0123456789"), await get("", { authorization: "Basic " + Buffer.from("x:nope").toString("base64") })]) {
+    for (const res of [
+      await get(),
+      await get("?token=wrong-token-0123456789"),
+      await get("", { authorization: "Basic " + Buffer.from("x:nope").toString("base64") }),
+    ]) {
       assert.equal(res.status, 401);
       assert.doesNotMatch(await res.text(), /mobileconfig|PayloadContent/);
     }
@@ -128,7 +132,11 @@ describe("enrollment profiles", () => {
 
       // The control: a certificate from a CA that is neither --ca nor the device CA.
       const strangerCa = await createCa({ commonName: "Stranger CA" });
-      const stranger = new SimDevice({ transport, identity: await issueDeviceIdentity(strangerCa, { commonName: "stranger" }), mode: { kind: "signature" } });
+      const stranger = new SimDevice({
+        transport,
+        identity: await issueDeviceIdentity(strangerCa, { commonName: "stranger" }),
+        mode: { kind: "signature" },
+      });
       const refused = await stranger.authenticate();
       assert.ok(refused.status >= 400 && refused.status < 500 && refused.status !== 401, `status ${refused.status}`);
     } finally {
@@ -141,13 +149,21 @@ describe("enrollment profiles", () => {
     const profile = parsePlistDict(Buffer.from(await res.arrayBuffer()));
     const scep = payload(profile, "com.apple.security.scep")!.PayloadContent as PlistDict;
     const client = new ScepTestClient(String(scep.URL));
-    const identity = await client.enroll({ challenge: String(scep.Challenge), commonName: String((scep.Subject as string[][][])[0]![0]![1]) });
+    const identity = await client.enroll({
+      challenge: String(scep.Challenge),
+      commonName: String((scep.Subject as string[][][])[0]![0]![1]),
+    });
     assert.match(identity.cert.subject, /CN=scep-device/);
     await assert.rejects(client.enroll({ challenge: String(scep.Challenge) }), ScepRefused, "the profile's challenge is single-use");
 
     const transport = new Transport(server.url);
     try {
-      const device = new SimDevice({ transport, identity, mode: { kind: "signature" }, topic: String(payload(profile, "com.apple.mdm")!.Topic) });
+      const device = new SimDevice({
+        transport,
+        identity,
+        mode: { kind: "signature" },
+        topic: String(payload(profile, "com.apple.mdm")!.Topic),
+      });
       await device.enroll();
       const enrollment = (await server.api("GET", `/v1/enrollments/${device.udid}`)).json;
       assert.equal(enrollment.enabled, true);
@@ -215,7 +231,11 @@ describe("refused SCEP requests and enrollment tokens are limited per address", 
     const res = await fetch(`${server.url}/enroll?token=wrong-token-0123456789`);
     assert.equal(res.status, 429);
     assert.match(res.headers.get("retry-after") ?? "", /^\d+$/);
-    assert.equal((await fetch(`${server.url}/enroll?token=${TOKEN}`)).status, 409, "the right token passes the guard (409: no push certificate yet)");
+    assert.equal(
+      (await fetch(`${server.url}/enroll?token=${TOKEN}`)).status,
+      409,
+      "the right token passes the guard (409: no push certificate yet)",
+    );
   });
 });
 
@@ -249,7 +269,11 @@ describe("behind a trusted proxy (--trust-proxy)", () => {
     // What nginx's $proxy_add_x_forwarded_for sends: the client's header, then the address the proxy saw.
     for (let i = 0; i < 2; i++) assert.equal((await get("?token=wrong-token-0123456789", "203.0.113.50, 198.51.100.66")).status, 401);
     assert.equal((await get("?token=wrong-token-0123456789", "203.0.113.50, 198.51.100.66")).status, 429);
-    assert.equal((await get("?token=wrong-token-0123456789", "203.0.113.50")).status, 401, "the address the attacker wrote is not throttled");
+    assert.equal(
+      (await get("?token=wrong-token-0123456789", "203.0.113.50")).status,
+      401,
+      "the address the attacker wrote is not throttled",
+    );
   });
 });
 
@@ -293,12 +317,20 @@ describe("signed enrollment profiles (--profile-signer)", () => {
   test("openssl cms -verify accepts the profile and returns the plist; --public-url sets every URL", async () => {
     const res = await server.api("GET", "/enroll");
     assert.equal(res.status, 200);
-    const signed = Buffer.from(await (await fetch(`${server.url}/enroll`, { headers: { authorization: "Basic " + Buffer.from("x:test-api-key-0123456789abcdef").toString("base64") } })).arrayBuffer());
+    const signed = Buffer.from(
+      await (
+        await fetch(`${server.url}/enroll`, {
+          headers: { authorization: "Basic " + Buffer.from("x:test-api-key-0123456789abcdef").toString("base64") },
+        })
+      ).arrayBuffer(),
+    );
     const signedFile = path.join(tmp, "signed.mobileconfig");
     const caFile = path.join(tmp, "signer-ca.pem");
     fs.writeFileSync(signedFile, signed);
     fs.writeFileSync(caFile, signerCa.certPem);
-    const content = execFileSync("openssl", ["cms", "-verify", "-inform", "DER", "-in", signedFile, "-CAfile", caFile, "-purpose", "any"], { stdio: ["ignore", "pipe", "pipe"] });
+    const content = execFileSync("openssl", ["cms", "-verify", "-inform", "DER", "-in", signedFile, "-CAfile", caFile, "-purpose", "any"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     const profile = parsePlistDict(content);
     const mdm = payload(profile, "com.apple.mdm")!;
     assert.equal(mdm.ServerURL, "https://mdm.example.com/orchard/mdm");
@@ -308,7 +340,11 @@ describe("signed enrollment profiles (--profile-signer)", () => {
 
   test("a signing certificate that has expired: 503 with the reason, not a 500", async () => {
     const day = 86_400_000;
-    const expired = await issueDeviceIdentity(signerCa, { commonName: "expired signer", notBefore: new Date(Date.now() - 30 * day), notAfter: new Date(Date.now() - day) });
+    const expired = await issueDeviceIdentity(signerCa, {
+      commonName: "expired signer",
+      notBefore: new Date(Date.now() - 30 * day),
+      notAfter: new Date(Date.now() - day),
+    });
     const file = path.join(tmp, "expired-signer.pem");
     fs.writeFileSync(file, expired.certPem + expired.keyPem);
     const stale = await startTestServer(["--profile-signer", file]);
@@ -322,4 +358,3 @@ describe("signed enrollment profiles (--profile-signer)", () => {
     }
   });
 });
-

@@ -16,7 +16,12 @@ import { startTestServer, type TestServer } from "./support/server.ts";
 const xml = (inner: string, prolog = '<?xml version="1.0" encoding="UTF-8"?>\n') => `${prolog}<plist version="1.0">${inner}</plist>\n`;
 
 /** Sends raw bytes on a fresh socket; resolves with what came back and when the server closed it. */
-function rawExchange(port: number, chunks: Array<string | Buffer>, gapMs: number, giveUpMs: number): Promise<{ reply: string; closedAfterMs: number }> {
+function rawExchange(
+  port: number,
+  chunks: Array<string | Buffer>,
+  gapMs: number,
+  giveUpMs: number,
+): Promise<{ reply: string; closedAfterMs: number }> {
   return new Promise((resolve) => {
     const started = Date.now();
     const socket = net.connect(port, "127.0.0.1");
@@ -53,12 +58,21 @@ describe("the limit flags", () => {
       unidentifiedBodyBudget: 64 * 1024 * 1024,
       plist: { maxDepth: 32, maxKeys: 10_000, maxStringBytes: 1024 * 1024, maxDataBytes: 16 * 1024 * 1024 },
     });
-    const e = parseServeArgs(["--plist-max-depth", "8"], { ORCHARD_BODY_IDLE_TIMEOUT: "5s", ORCHARD_API_MAX_FAILURES: "7", ORCHARD_PLIST_MAX_STRING: "64kb" }).limits;
+    const e = parseServeArgs(["--plist-max-depth", "8"], {
+      ORCHARD_BODY_IDLE_TIMEOUT: "5s",
+      ORCHARD_API_MAX_FAILURES: "7",
+      ORCHARD_PLIST_MAX_STRING: "64kb",
+    }).limits;
     assert.equal(e.bodyIdleTimeoutMs, 5000);
     assert.equal(e.apiMaxFailures, 7);
     assert.equal(e.plist.maxDepth, 8);
     assert.equal(e.plist.maxStringBytes, 65536);
-    for (const bad of [["--request-timeout", "0"], ["--headers-timeout", "0s"], ["--plist-max-depth", "0"], ["--api-max-failures", "x"]]) {
+    for (const bad of [
+      ["--request-timeout", "0"],
+      ["--headers-timeout", "0s"],
+      ["--plist-max-depth", "0"],
+      ["--api-max-failures", "x"],
+    ]) {
       assert.throws(() => parseServeArgs(bad, {}), ConfigError, bad.join(" "));
     }
   });
@@ -79,7 +93,8 @@ describe("hostile plist documents, with the parser's rules", () => {
 
   const auth = () => ({ kind: "header" as const, identity: dev.identity });
   /** A report's dict around extra XML, so that only the extra part can be at fault. */
-  const report = (extra: string) => xml(`<dict><key>Status</key><string>Idle</string><key>UDID</key><string>${dev.udid}</string>${extra}</dict>`);
+  const report = (extra: string) =>
+    xml(`<dict><key>Status</key><string>Idle</string><key>UDID</key><string>${dev.udid}</string>${extra}</dict>`);
   const nested = (n: number) => "<array>".repeat(n) + "</array>".repeat(n);
   /** A report whose string value A holds exactly these bytes. */
   const withBytes = (bytes: number[]) => {
@@ -88,35 +103,138 @@ describe("hostile plist documents, with the parser's rules", () => {
   };
 
   const cases: Array<{ name: string; body: () => string | Buffer; status: number; reason: RegExp }> = [
-    { name: "billion laughs (DOCTYPE internal subset)", status: 400, reason: /DOCTYPE internal subset is not allowed/, body: () => xml(`<dict><key>Status</key><string>&c;</string></dict>`, `<?xml version="1.0"?>\n<!DOCTYPE plist [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>\n`) },
-    { name: "external entity (XXE) through SYSTEM", status: 400, reason: /unknown entity reference/, body: () => xml(`<dict><key>Status</key><string>&xxe;</string></dict>`, `<?xml version="1.0"?>\n<!DOCTYPE plist SYSTEM "file:///etc/passwd">\n`) },
-    { name: "parameter entity", status: 400, reason: /DOCTYPE internal subset/, body: () => xml("<dict/>", `<!DOCTYPE plist [<!ENTITY % p SYSTEM "http://127.0.0.1:1/">%p;]>`) },
-    { name: "an entity declaration outside a DOCTYPE", status: 400, reason: /entity declarations are not allowed/, body: () => `<!ENTITY x "y">${xml("<dict/>", "")}` },
-    { name: "a processing instruction", status: 400, reason: /processing instructions are not allowed/, body: () => xml("<dict/>", `<?xml version="1.0"?><?xml-stylesheet href="x"?>`) },
-    { name: "a declared encoding other than UTF-8", status: 400, reason: /unsupported encoding/, body: () => xml("<dict/>", `<?xml version="1.0" encoding="ISO-8859-1"?>`) },
-    { name: "UTF-16 with a BOM", status: 400, reason: /invalid UTF-8|NUL|malformed/, body: () => Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(report(""), "utf16le")]) },
+    {
+      name: "billion laughs (DOCTYPE internal subset)",
+      status: 400,
+      reason: /DOCTYPE internal subset is not allowed/,
+      body: () =>
+        xml(
+          `<dict><key>Status</key><string>&c;</string></dict>`,
+          `<?xml version="1.0"?>\n<!DOCTYPE plist [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>\n`,
+        ),
+    },
+    {
+      name: "external entity (XXE) through SYSTEM",
+      status: 400,
+      reason: /unknown entity reference/,
+      body: () =>
+        xml(
+          `<dict><key>Status</key><string>&xxe;</string></dict>`,
+          `<?xml version="1.0"?>\n<!DOCTYPE plist SYSTEM "file:///etc/passwd">\n`,
+        ),
+    },
+    {
+      name: "parameter entity",
+      status: 400,
+      reason: /DOCTYPE internal subset/,
+      body: () => xml("<dict/>", `<!DOCTYPE plist [<!ENTITY % p SYSTEM "http://127.0.0.1:1/">%p;]>`),
+    },
+    {
+      name: "an entity declaration outside a DOCTYPE",
+      status: 400,
+      reason: /entity declarations are not allowed/,
+      body: () => `<!ENTITY x "y">${xml("<dict/>", "")}`,
+    },
+    {
+      name: "a processing instruction",
+      status: 400,
+      reason: /processing instructions are not allowed/,
+      body: () => xml("<dict/>", `<?xml version="1.0"?><?xml-stylesheet href="x"?>`),
+    },
+    {
+      name: "a declared encoding other than UTF-8",
+      status: 400,
+      reason: /unsupported encoding/,
+      body: () => xml("<dict/>", `<?xml version="1.0" encoding="ISO-8859-1"?>`),
+    },
+    {
+      name: "UTF-16 with a BOM",
+      status: 400,
+      reason: /invalid UTF-8|NUL|malformed/,
+      body: () => Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(report(""), "utf16le")]),
+    },
     { name: "invalid UTF-8", status: 400, reason: /invalid UTF-8/, body: () => withBytes([0x61, 0xc3, 0x28]) },
     { name: "an overlong UTF-8 encoding", status: 400, reason: /invalid UTF-8/, body: () => withBytes([0xc0, 0xaf]) },
     { name: "an encoded surrogate", status: 400, reason: /invalid UTF-8/, body: () => withBytes([0xed, 0xa0, 0x80]) },
     { name: "a NUL character", status: 400, reason: /NUL character/, body: () => report("<key>A</key><string>a\u0000b</string>") },
-    { name: "a character reference to NUL", status: 400, reason: /invalid code point/, body: () => report("<key>A</key><string>&#0;</string>") },
-    { name: "a character reference to a surrogate", status: 400, reason: /invalid code point/, body: () => report("<key>A</key><string>&#xD800;</string>") },
-    { name: "an integer of 2^64", status: 400, reason: /out of 64-bit range/, body: () => report("<key>A</key><integer>18446744073709551616</integer>") },
-    { name: "an integer below -2^63", status: 400, reason: /out of 64-bit range/, body: () => report("<key>A</key><integer>-9223372036854775809</integer>") },
-    { name: "an integer of 400 digits", status: 400, reason: /out of 64-bit range/, body: () => report(`<key>A</key><integer>${"9".repeat(400)}</integer>`) },
-    { name: "an integer that is not one", status: 400, reason: /malformed <integer>/, body: () => report("<key>A</key><integer>1e10</integer>") },
-    { name: "a year past 9999", status: 400, reason: /malformed <date>/, body: () => report("<key>A</key><date>10000-01-01T00:00:00Z</date>") },
+    {
+      name: "a character reference to NUL",
+      status: 400,
+      reason: /invalid code point/,
+      body: () => report("<key>A</key><string>&#0;</string>"),
+    },
+    {
+      name: "a character reference to a surrogate",
+      status: 400,
+      reason: /invalid code point/,
+      body: () => report("<key>A</key><string>&#xD800;</string>"),
+    },
+    {
+      name: "an integer of 2^64",
+      status: 400,
+      reason: /out of 64-bit range/,
+      body: () => report("<key>A</key><integer>18446744073709551616</integer>"),
+    },
+    {
+      name: "an integer below -2^63",
+      status: 400,
+      reason: /out of 64-bit range/,
+      body: () => report("<key>A</key><integer>-9223372036854775809</integer>"),
+    },
+    {
+      name: "an integer of 400 digits",
+      status: 400,
+      reason: /out of 64-bit range/,
+      body: () => report(`<key>A</key><integer>${"9".repeat(400)}</integer>`),
+    },
+    {
+      name: "an integer that is not one",
+      status: 400,
+      reason: /malformed <integer>/,
+      body: () => report("<key>A</key><integer>1e10</integer>"),
+    },
+    {
+      name: "a year past 9999",
+      status: 400,
+      reason: /malformed <date>/,
+      body: () => report("<key>A</key><date>10000-01-01T00:00:00Z</date>"),
+    },
     { name: "month 13", status: 400, reason: /malformed <date>/, body: () => report("<key>A</key><date>2024-13-01T00:00:00Z</date>") },
-    { name: "29 February of a common year", status: 400, reason: /malformed <date>/, body: () => report("<key>A</key><date>2023-02-29T00:00:00Z</date>") },
+    {
+      name: "29 February of a common year",
+      status: 400,
+      reason: /malformed <date>/,
+      body: () => report("<key>A</key><date>2023-02-29T00:00:00Z</date>"),
+    },
     { name: "hour 24", status: 400, reason: /malformed <date>/, body: () => report("<key>A</key><date>2024-01-01T24:00:00Z</date>") },
-    { name: "a time zone offset", status: 400, reason: /malformed <date>/, body: () => report("<key>A</key><date>2024-01-01T00:00:00+02:00</date>") },
-    { name: "base64 with a bad character", status: 400, reason: /invalid base64 character/, body: () => report("<key>A</key><data>YX!w</data>") },
+    {
+      name: "a time zone offset",
+      status: 400,
+      reason: /malformed <date>/,
+      body: () => report("<key>A</key><date>2024-01-01T00:00:00+02:00</date>"),
+    },
+    {
+      name: "base64 with a bad character",
+      status: 400,
+      reason: /invalid base64 character/,
+      body: () => report("<key>A</key><data>YX!w</data>"),
+    },
     { name: "base64 with bad padding", status: 400, reason: /bad base64/, body: () => report("<key>A</key><data>AAAA=</data>") },
     { name: "base64 after padding", status: 400, reason: /base64 after padding/, body: () => report("<key>A</key><data>AA==AA==</data>") },
-    { name: "a duplicate key (refused, never first- or last-wins)", status: 400, reason: /duplicate key in <dict>/, body: () => report(`<key>UDID</key><string>SOMEONE-ELSE</string>`) },
+    {
+      name: "a duplicate key (refused, never first- or last-wins)",
+      status: 400,
+      reason: /duplicate key in <dict>/,
+      body: () => report(`<key>UDID</key><string>SOMEONE-ELSE</string>`),
+    },
     { name: "a __proto__ key", status: 400, reason: /forbidden key/, body: () => report("<key>__proto__</key><dict/>") },
     { name: "nesting 33 deep (the limit is 32)", status: 400, reason: /nesting too deep/, body: () => report(`<key>A</key>${nested(32)}`) },
-    { name: "10,001 keys in one dict", status: 400, reason: /too many keys/, body: () => report(Array.from({ length: 9_999 }, (_, i) => `<key>k${i}</key><true/>`).join("")) },
+    {
+      name: "10,001 keys in one dict",
+      status: 400,
+      reason: /too many keys/,
+      body: () => report(Array.from({ length: 9_999 }, (_, i) => `<key>k${i}</key><true/>`).join("")),
+    },
     { name: "content after </plist>", status: 400, reason: /unexpected content after/, body: () => report("") + "<plist/>" },
     { name: "an unknown element", status: 400, reason: /unknown element/, body: () => report("<key>A</key><foo/>") },
     { name: "an empty body", status: 400, reason: /malformed plist/, body: () => "" },
@@ -126,7 +244,10 @@ describe("hostile plist documents, with the parser's rules", () => {
     test(`${c.name}: ${c.status}`, async () => {
       const before = await snapshot(server.store);
       const body = c.body();
-      const r = await rawPut(fleet.transport, "/mdm", Buffer.isBuffer(body) ? body : Buffer.from(body), { auth: auth(), contentType: COMMAND_TYPE });
+      const r = await rawPut(fleet.transport, "/mdm", Buffer.isBuffer(body) ? body : Buffer.from(body), {
+        auth: auth(),
+        contentType: COMMAND_TYPE,
+      });
       assert.equal(r.status, c.status, r.text);
       assert.match(r.text, c.reason);
       assert.deepEqual(await refusalChanges(server.store, before, await snapshot(server.store)), []);
@@ -134,7 +255,11 @@ describe("hostile plist documents, with the parser's rules", () => {
   }
 
   test("within the limits: 32 deep, 10,000 keys, a BOM, CDATA and comments parse", async () => {
-    for (const extra of [`<key>A</key>${nested(31)}`, Array.from({ length: 9_998 }, (_, i) => `<key>k${i}</key><true/>`).join(""), "<key>A</key><string><![CDATA[x<y]]><!-- c -->z</string>"]) {
+    for (const extra of [
+      `<key>A</key>${nested(31)}`,
+      Array.from({ length: 9_998 }, (_, i) => `<key>k${i}</key><true/>`).join(""),
+      "<key>A</key><string><![CDATA[x<y]]><!-- c -->z</string>",
+    ]) {
       const r = await rawPut(fleet.transport, "/mdm", Buffer.from(report(extra)), { auth: auth(), contentType: COMMAND_TYPE });
       assert.equal(r.status, 200, r.text);
     }
@@ -146,19 +271,34 @@ describe("hostile plist documents, with the parser's rules", () => {
   // counter (src/plist/parse.ts value() popped `stack` but not `keys`/`counts`), so a
   // real InstalledApplicationList of 1,500 apps was refused as "too many keys".
   test("a report of 1,500 apps (sibling dicts with 10,500 keys in all) is accepted", async () => {
-    const app = (i: number) => `<dict><key>Identifier</key><string>com.example.app${i}</string><key>Name</key><string>App ${i}</string><key>Version</key><string>1.0</string><key>ShortVersion</key><string>1.0</string><key>BundleSize</key><integer>123456</integer><key>IsValidated</key><true/><key>Installing</key><false/></dict>`;
-    const r = await rawPut(fleet.transport, "/mdm", Buffer.from(report(`<key>InstalledApplicationList</key><array>${Array.from({ length: 1500 }, (_, i) => app(i)).join("")}</array>`)), { auth: auth(), contentType: COMMAND_TYPE });
+    const app = (i: number) =>
+      `<dict><key>Identifier</key><string>com.example.app${i}</string><key>Name</key><string>App ${i}</string><key>Version</key><string>1.0</string><key>ShortVersion</key><string>1.0</string><key>BundleSize</key><integer>123456</integer><key>IsValidated</key><true/><key>Installing</key><false/></dict>`;
+    const r = await rawPut(
+      fleet.transport,
+      "/mdm",
+      Buffer.from(report(`<key>InstalledApplicationList</key><array>${Array.from({ length: 1500 }, (_, i) => app(i)).join("")}</array>`)),
+      { auth: auth(), contentType: COMMAND_TYPE },
+    );
     assert.equal(r.status, 200, r.text);
   });
 
   test("a string past 1 MB and 2,000,001 values are refused by the parser (on /mdm, under its 16 MB body limit)", async () => {
-    const big = await rawPut(fleet.transport, "/mdm", Buffer.from(report(`<key>A</key><string>${"a".repeat(1024 * 1024 + 1)}</string>`)), { auth: auth(), contentType: COMMAND_TYPE });
+    const big = await rawPut(fleet.transport, "/mdm", Buffer.from(report(`<key>A</key><string>${"a".repeat(1024 * 1024 + 1)}</string>`)), {
+      auth: auth(),
+      contentType: COMMAND_TYPE,
+    });
     assert.equal(big.status, 400);
     assert.match(big.text, /string exceeds size limit/);
-    const many = await rawPut(fleet.transport, "/mdm", Buffer.from(report(`<key>A</key><array>${"<true/>".repeat(1_000_001)}</array>`)), { auth: auth(), contentType: COMMAND_TYPE });
+    const many = await rawPut(fleet.transport, "/mdm", Buffer.from(report(`<key>A</key><array>${"<true/>".repeat(1_000_001)}</array>`)), {
+      auth: auth(),
+      contentType: COMMAND_TYPE,
+    });
     assert.equal(many.status, 400);
     assert.match(many.text, /too many items in <array>/);
-    assert.ok(server.logs.some((l) => l.includes('"device request refused"') && l.includes("too many items")), "the refusal is logged");
+    assert.ok(
+      server.logs.some((l) => l.includes('"device request refused"') && l.includes("too many items")),
+      "the refusal is logged",
+    );
   });
 });
 
@@ -169,8 +309,18 @@ describe("body sizes per endpoint and plist caps from flags", () => {
 
   before(async () => {
     server = await startTestServer([
-      "--checkin-body-limit", "16kb", "--report-body-limit", "64kb",
-      "--plist-max-depth", "6", "--plist-max-keys", "20", "--plist-max-string", "2kb", "--plist-max-data", "3kb",
+      "--checkin-body-limit",
+      "16kb",
+      "--report-body-limit",
+      "64kb",
+      "--plist-max-depth",
+      "6",
+      "--plist-max-keys",
+      "20",
+      "--plist-max-string",
+      "2kb",
+      "--plist-max-data",
+      "3kb",
     ]);
     fleet = await testFleet(server.url);
     dev = new RawDevice(fleet.transport, await identity(fleet), randomUUID().toUpperCase());
@@ -206,11 +356,14 @@ describe("body sizes per endpoint and plist caps from flags", () => {
     const { port } = new URL(server.url);
     const put = (body: Buffer[], headers: Record<string, string>) =>
       new Promise<{ status: number; text: string }>((resolve, reject) => {
-        const req = http.request({ host: "127.0.0.1", port, method: "PUT", path: "/mdm", agent, headers: { "content-type": COMMAND_TYPE, ...headers } }, (res) => {
-          let text = "";
-          res.on("data", (d) => (text += d));
-          res.on("end", () => resolve({ status: res.statusCode!, text }));
-        });
+        const req = http.request(
+          { host: "127.0.0.1", port, method: "PUT", path: "/mdm", agent, headers: { "content-type": COMMAND_TYPE, ...headers } },
+          (res) => {
+            let text = "";
+            res.on("data", (d) => (text += d));
+            res.on("end", () => resolve({ status: res.statusCode!, text }));
+          },
+        );
         req.on("error", reject);
         for (const b of body) req.write(b);
         req.end();
@@ -226,7 +379,8 @@ describe("body sizes per endpoint and plist caps from flags", () => {
 
   test("--plist-max-depth, --plist-max-keys, --plist-max-string and --plist-max-data reach the parser", async () => {
     const base = { Status: "Idle", UDID: dev.udid };
-    const send = (extra: Record<string, any>) => rawPut(fleet.transport, "/mdm", plist({ ...base, ...extra }), { auth: auth(), contentType: COMMAND_TYPE });
+    const send = (extra: Record<string, any>) =>
+      rawPut(fleet.transport, "/mdm", plist({ ...base, ...extra }), { auth: auth(), contentType: COMMAND_TYPE });
     const deep = (n: number): any => (n === 0 ? "x" : [deep(n - 1)]);
     assert.equal((await send({ A: deep(5) })).status, 200);
     assert.match((await send({ A: deep(6) })).text, /nesting too deep/);
@@ -256,7 +410,10 @@ describe("results parse again with the configured caps", () => {
     try {
       const dev = new RawDevice(fleet.transport, await identity(fleet), randomUUID().toUpperCase());
       await dev.enroll();
-      assert.equal((await server.api("PUT", `/v1/enqueue/${dev.udid}?nopush=1`, commandPlist("DeviceInformation", "DEEP-RESULT"))).status, 200);
+      assert.equal(
+        (await server.api("PUT", `/v1/enqueue/${dev.udid}?nopush=1`, commandPlist("DeviceInformation", "DEEP-RESULT"))).status,
+        200,
+      );
       const deep = (n: number): any => (n === 0 ? "x" : [deep(n - 1)]);
       assert.equal((await dev.report("Idle")).status, 200);
       assert.equal((await dev.report("Acknowledged", { CommandUUID: "DEEP-RESULT", Deep: deep(36) })).status, 200);
@@ -378,8 +535,20 @@ describe("API requests are checked before anything is stored", () => {
   });
 
   test("a command plist is parsed and checked before anything is queued", async () => {
-    await refused("PUT", "/v1/enqueue/X?nopush=1", 400, /command is not a valid plist: DOCTYPE internal subset/, `<!DOCTYPE plist [<!ENTITY a "a">]><plist><dict/></plist>`);
-    await refused("PUT", "/v1/enqueue/X?nopush=1", 400, /command is not a valid plist: duplicate key/, xml("<dict><key>Command</key><dict/><key>Command</key><dict/></dict>"));
+    await refused(
+      "PUT",
+      "/v1/enqueue/X?nopush=1",
+      400,
+      /command is not a valid plist: DOCTYPE internal subset/,
+      `<!DOCTYPE plist [<!ENTITY a "a">]><plist><dict/></plist>`,
+    );
+    await refused(
+      "PUT",
+      "/v1/enqueue/X?nopush=1",
+      400,
+      /command is not a valid plist: duplicate key/,
+      xml("<dict><key>Command</key><dict/><key>Command</key><dict/></dict>"),
+    );
     await refused("PUT", "/v1/enqueue/X?nopush=1", 400, /Command has no RequestType/, plist({ Command: {} }));
   });
 });

@@ -30,7 +30,13 @@ await forEachBackend("device identity", (backend) => {
     await server.stop();
   });
 
-  async function put(urlPath: string, body: Buffer, auth: Auth, contentType = CHECKIN_TYPE, transport = fleet.transport): Promise<RawReply> {
+  async function put(
+    urlPath: string,
+    body: Buffer,
+    auth: Auth,
+    contentType = CHECKIN_TYPE,
+    transport = fleet.transport,
+  ): Promise<RawReply> {
     const r = await rawPut(transport, urlPath, body, { auth, contentType });
     statuses.push(r.status);
     return r;
@@ -38,7 +44,8 @@ await forEachBackend("device identity", (backend) => {
 
   const udid = () => randomUUID().toUpperCase();
   const authenticate = (id: string) => plist({ MessageType: "Authenticate", UDID: id, Topic: "com.apple.mgmt.x", SerialNumber: "S" });
-  const tokenUpdate = (id: string) => plist({ MessageType: "TokenUpdate", UDID: id, Topic: "com.apple.mgmt.x", Token: Buffer.alloc(32, 2), PushMagic: "pm" });
+  const tokenUpdate = (id: string) =>
+    plist({ MessageType: "TokenUpdate", UDID: id, Topic: "com.apple.mgmt.x", Token: Buffer.alloc(32, 2), PushMagic: "pm" });
   const idle = (id: string) => plist({ Status: "Idle", UDID: id });
 
   describe("Mdm-Signature", () => {
@@ -89,7 +96,10 @@ await forEachBackend("device identity", (backend) => {
       }
       // Beyond Node's header limit the HTTP parser itself refuses it (431, or 400 when the
       // header arrives in pieces): still not a 401.
-      const huge = await rawPut(fleet.transport, "/checkin", body, { auth: { kind: "none" }, headers: { "mdm-signature": "A".repeat(200_000) } });
+      const huge = await rawPut(fleet.transport, "/checkin", body, {
+        auth: { kind: "none" },
+        headers: { "mdm-signature": "A".repeat(200_000) },
+      });
       statuses.push(huge.status);
       assert.ok(huge.status === 431 || huge.status === 400, `status ${huge.status}`);
     });
@@ -108,7 +118,10 @@ await forEachBackend("device identity", (backend) => {
 
     test("a header that holds no certificate is 400", async () => {
       for (const value of ["garbage", ":bm90IGEgY2VydA==:", "%ZZ", "-----BEGIN CERTIFICATE-----%0AAAAA%0A-----END CERTIFICATE-----"]) {
-        const r = await rawPut(fleet.transport, "/checkin", authenticate(udid()), { auth: { kind: "none" }, headers: { "x-client-cert": value } });
+        const r = await rawPut(fleet.transport, "/checkin", authenticate(udid()), {
+          auth: { kind: "none" },
+          headers: { "x-client-cert": value },
+        });
         statuses.push(r.status);
         assert.equal(r.status, 400, value);
         assert.match(r.text, /^device identity: /);
@@ -177,7 +190,11 @@ await forEachBackend("device identity", (backend) => {
 
     test("a device that never authenticated is 403 for everything but Authenticate", async () => {
       const d = new RawDevice(fleet.transport, await identity(fleet), udid());
-      for (const r of [await d.tokenUpdate(), await d.report("Idle"), await d.checkin("SetBootstrapToken", { BootstrapToken: Buffer.from("x") })]) {
+      for (const r of [
+        await d.tokenUpdate(),
+        await d.report("Idle"),
+        await d.checkin("SetBootstrapToken", { BootstrapToken: Buffer.from("x") }),
+      ]) {
         statuses.push(r.status);
         assert.equal(r.status, 403);
         assert.equal(r.text, "device is not enrolled: Authenticate first\n");
@@ -211,10 +228,7 @@ await forEachBackend("device identity", (backend) => {
       const otherCa = await createCa({ commonName: "Somebody Else's CA" });
       const stranger = await issueDeviceIdentity(otherCa, { commonName: "stranger", keyPair: fleet.key });
       const id = udid();
-      for (const auth of [
-        { kind: "header", identity: stranger } as const,
-        { kind: "signature", identity: stranger } as const,
-      ]) {
+      for (const auth of [{ kind: "header", identity: stranger } as const, { kind: "signature", identity: stranger } as const]) {
         const r = await put("/checkin", authenticate(id), auth, CHECKIN_TYPE, transport);
         assert.equal(r.status, 400);
         assert.equal(r.text, "device identity: certificate is not issued by a trusted CA\n");
@@ -244,7 +258,11 @@ await forEachBackend("device identity", (backend) => {
     let dir: string;
     before(async () => {
       dir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-tls-"));
-      const serverCert = await issueDeviceIdentity(fleet.ca, { commonName: "127.0.0.1", keyPair: fleet.key, extendedKeyUsages: ["1.3.6.1.5.5.7.3.1"] });
+      const serverCert = await issueDeviceIdentity(fleet.ca, {
+        commonName: "127.0.0.1",
+        keyPair: fleet.key,
+        extendedKeyUsages: ["1.3.6.1.5.5.7.3.1"],
+      });
       fs.writeFileSync(path.join(dir, "server.pem"), serverCert.certPem);
       fs.writeFileSync(path.join(dir, "server.key"), serverCert.keyPem);
       tlsServer = await startTestServer(["--tls-cert", path.join(dir, "server.pem"), "--tls-key", path.join(dir, "server.key")], backend);

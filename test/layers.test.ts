@@ -28,7 +28,20 @@ export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly 
   ["scep/", ["enroll/", "store/", "identity/", "errors.ts"], "the SCEP CA (RFC 8894)"],
   [
     "http/",
-    ["scep/", "enroll/", "push/", "core/", "store/", "protocol/", "identity/", "digest/", "plist/", "duration.ts", "version.ts", "errors.ts"],
+    [
+      "scep/",
+      "enroll/",
+      "push/",
+      "core/",
+      "store/",
+      "protocol/",
+      "identity/",
+      "digest/",
+      "plist/",
+      "duration.ts",
+      "version.ts",
+      "errors.ts",
+    ],
     "device endpoints, the API, SCEP's routes; errors become statuses",
   ],
   ["sim/", ["scep/", "identity/", "digest/", "plist/"], "the fleet simulator (a client of the server)"],
@@ -40,7 +53,21 @@ export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly 
   ],
   [
     "cli/",
-    ["server.ts", "config.ts", "sim/", "http/", "scep/", "enroll/", "push/", "core/", "store/", "identity/", "plist/", "duration.ts", "errors.ts"],
+    [
+      "server.ts",
+      "config.ts",
+      "sim/",
+      "http/",
+      "scep/",
+      "enroll/",
+      "push/",
+      "core/",
+      "store/",
+      "identity/",
+      "plist/",
+      "duration.ts",
+      "errors.ts",
+    ],
     "the orchard command",
   ],
 ];
@@ -77,7 +104,9 @@ function imports(text: string): string[] {
 
 /** The table as docs/architecture.md shows it. */
 export function layerTable(): string {
-  const rows = [...LAYERS].reverse().map(([layer, may, what]) => `| \`${layer}\` | ${may.map((m) => `\`${m}\``).join(", ") || "nothing"} | ${what} |`);
+  const rows = [...LAYERS]
+    .reverse()
+    .map(([layer, may, what]) => `| \`${layer}\` | ${may.map((m) => `\`${m}\``).join(", ") || "nothing"} | ${what} |`);
   return ["| layer (top first) | may import | what it holds |", "| --- | --- | --- |", ...rows].join("\n");
 }
 
@@ -120,7 +149,8 @@ export function violations(files: string[], read = (file: string) => fs.readFile
       }
       const to = layerOf(target);
       if (to === from) continue;
-      if (!allowed.has(to)) out.push(`${rel}: imports "${spec}": ${from} may not import ${to} (may import: ${[...allowed].join(", ") || "nothing"})`);
+      if (!allowed.has(to))
+        out.push(`${rel}: imports "${spec}": ${from} may not import ${to} (may import: ${[...allowed].join(", ") || "nothing"})`);
     }
   }
   return out;
@@ -142,24 +172,33 @@ test("every import in src/ follows the layer table", () => {
 
 test("the check names the file and the import that breaks the table", () => {
   const probe = path.join(SRC, "scep", "probe.ts");
-  const text = 'import type { X } from "../http/app.ts";\nexport const y = await import("../config.ts");\nimport "../../test/support/mdm.ts";\n';
-  assert.deepEqual(violations([probe], () => text), [
-    'src/scep/probe.ts: imports "../http/app.ts": scep/ may not import http/ (may import: enroll/, store/, identity/, errors.ts)',
-    'src/scep/probe.ts: imports "../config.ts": scep/ may not import config.ts (may import: enroll/, store/, identity/, errors.ts)',
-    'src/scep/probe.ts: imports "../../test/support/mdm.ts", outside src/',
-  ]);
+  const text =
+    'import type { X } from "../http/app.ts";\nexport const y = await import("../config.ts");\nimport "../../test/support/mdm.ts";\n';
+  assert.deepEqual(
+    violations([probe], () => text),
+    [
+      'src/scep/probe.ts: imports "../http/app.ts": scep/ may not import http/ (may import: enroll/, store/, identity/, errors.ts)',
+      'src/scep/probe.ts: imports "../config.ts": scep/ may not import config.ts (may import: enroll/, store/, identity/, errors.ts)',
+      'src/scep/probe.ts: imports "../../test/support/mdm.ts", outside src/',
+    ],
+  );
   // A test beside its subject: test/support/ yes, an upper layer no.
   const probeTest = path.join(SRC, "store", "probe.test.ts");
-  assert.deepEqual(violations([probeTest], () => 'import "../../test/support/postgres.ts";\nimport { statusOf } from "../http/errors.ts";\n'), [
-    'src/store/probe.test.ts: imports "../http/errors.ts": store/ may not import http/ (may import: protocol/, errors.ts)',
-  ]);
-  assert.deepEqual(violations([path.join(SRC, "core", "probe.ts")], () => 'import type { FastifyReply } from "fastify";\nimport pg from "pg";\n'), [
-    'src/core/probe.ts: imports "fastify": only http/, server.ts may import fastify',
-    'src/core/probe.ts: imports "pg": only store/ may import pg',
-  ]);
-  assert.deepEqual(violations([path.join(SRC, "newlayer", "x.ts")], () => ""), [
-    "src/newlayer/x.ts: newlayer/ is in no row of the layer table (test/layers.test.ts): place it",
-  ]);
+  assert.deepEqual(
+    violations([probeTest], () => 'import "../../test/support/postgres.ts";\nimport { statusOf } from "../http/errors.ts";\n'),
+    ['src/store/probe.test.ts: imports "../http/errors.ts": store/ may not import http/ (may import: protocol/, errors.ts)'],
+  );
+  assert.deepEqual(
+    violations([path.join(SRC, "core", "probe.ts")], () => 'import type { FastifyReply } from "fastify";\nimport pg from "pg";\n'),
+    [
+      'src/core/probe.ts: imports "fastify": only http/, server.ts may import fastify',
+      'src/core/probe.ts: imports "pg": only store/ may import pg',
+    ],
+  );
+  assert.deepEqual(
+    violations([path.join(SRC, "newlayer", "x.ts")], () => ""),
+    ["src/newlayer/x.ts: newlayer/ is in no row of the layer table (test/layers.test.ts): place it"],
+  );
 });
 
 test("docs/architecture.md shows the same table", () => {
@@ -167,6 +206,10 @@ test("docs/architecture.md shows the same table", () => {
   const start = doc.indexOf("| layer (top first) |");
   assert.ok(start >= 0, "docs/architecture.md has the layer table");
   const end = doc.indexOf("\n\n", start);
-  assert.equal(doc.slice(start, end === -1 ? undefined : end), layerTable(), `docs/architecture.md's layer table differs; it should be:\n${layerTable()}`);
+  assert.equal(
+    doc.slice(start, end === -1 ? undefined : end),
+    layerTable(),
+    `docs/architecture.md's layer table differs; it should be:\n${layerTable()}`,
+  );
   assert.ok(doc.replace(/\s*\n\s*/g, " ").includes(packageLine()), `docs/architecture.md should say, below the table:\n${packageLine()}`);
 });

@@ -18,7 +18,9 @@ const KEY = "mp-key-0123456789abcdef012345";
 const auth = "Basic " + Buffer.from(`x:${KEY}`).toString("base64");
 const available = await postgresReachable();
 
-describe("three orchard processes on one PostgreSQL", { skip: available ? false : "PostgreSQL not reachable (set ORCHARD_TEST_POSTGRES)" }, () => {
+describe("three orchard processes on one PostgreSQL", {
+  skip: available ? false : "PostgreSQL not reachable (set ORCHARD_TEST_POSTGRES)",
+}, () => {
   let db: { url: string; drop(): Promise<void> };
   let procs: OrchardProcess[] = [];
   let transports: Transport[] = [];
@@ -27,7 +29,20 @@ describe("three orchard processes on one PostgreSQL", { skip: available ? false 
 
   before(async () => {
     db = await createTestDatabase();
-    const args = ["--storage", db.url, "--data-dir", dataDir, "--api-key", KEY, "--cert-header", "x-client-cert", "--digest-realm", "mp.test", "--log-level", "info"];
+    const args = [
+      "--storage",
+      db.url,
+      "--data-dir",
+      dataDir,
+      "--api-key",
+      KEY,
+      "--cert-header",
+      "x-client-cert",
+      "--digest-realm",
+      "mp.test",
+      "--log-level",
+      "info",
+    ];
     // All three start at once against the empty database: migrations must run once.
     procs = await Promise.all([spawnOrchard(args), spawnOrchard(args), spawnOrchard(args)]);
     transports = procs.map((p) => new Transport(p.url, undefined, 16));

@@ -42,13 +42,21 @@ test("one info line for each thing an operator looks for", async () => {
     };
     assert.equal(one("device authenticated (enrolling)").enrollmentId, mac.udid);
     assert.deepEqual(pick(one("enrolled"), "enrollmentId", "type"), { enrollmentId: mac.udid, type: "Device" });
-    assert.deepEqual(pick(one("command answered"), "enrollmentId", "commandUuid", "status"), { enrollmentId: mac.udid, commandUuid: uuid, status: "Acknowledged" });
+    assert.deepEqual(pick(one("command answered"), "enrollmentId", "commandUuid", "status"), {
+      enrollmentId: mac.udid,
+      commandUuid: uuid,
+      status: "Acknowledged",
+    });
     assert.deepEqual(pick(one("network user refused"), "cause", "shortName"), { cause: "wrong-password", shortName: "net1" });
-    assert.deepEqual(pick(one("network user logged in"), "enrollmentId", "shortName"), { enrollmentId: `${mac.udid}:${guid}`, shortName: "net1" });
+    assert.deepEqual(pick(one("network user logged in"), "enrollmentId", "shortName"), {
+      enrollmentId: `${mac.udid}:${guid}`,
+      shortName: "net1",
+    });
     assert.equal(one("device checked out (management profile removed)").enrollmentId, mac.udid);
 
     const text = server.logs.join("\n");
-    for (const secret of [...logins.filter(Boolean), "test-api-key-0123456789abcdef"]) assert.ok(!text.includes(secret), "no AuthToken, digest response or key in the log");
+    for (const secret of [...logins.filter(Boolean), "test-api-key-0123456789abcdef"])
+      assert.ok(!text.includes(secret), "no AuthToken, digest response or key in the log");
   } finally {
     fleet.close();
     await server.stop();

@@ -93,7 +93,11 @@ test("users: short names, body keys and htdigest lines", async () => {
     assert.equal(put.status, 201, put.text);
     assert.equal(put.json.short_name, name);
     assert.equal((await server.api("GET", `/v1/users/${n}`)).json.full_name, "Proto Type");
-    for (const body of [`{"${name}":{"state":"declined","x":1}}`, `{"state":"managed","${name}":"x"}`, `{"full_name":{"${name}":{"x":1}}}`]) {
+    for (const body of [
+      `{"${name}":{"state":"declined","x":1}}`,
+      `{"state":"managed","${name}":"x"}`,
+      `{"full_name":{"${name}":{"x":1}}}`,
+    ]) {
       const r = await server.api("PUT", "/v1/users/proto-body", body);
       assert.equal(r.status, 400, r.text);
     }
@@ -132,7 +136,11 @@ test("device check-ins: UDIDs, user ids and plist keys", async () => {
     const u = await dev.tokenUpdate({ UserID: name, UserShortName: name, UserLongName: name });
     assert.equal(u.status, 200, u.text);
     const cmd = randomUUID();
-    const e = await server.api("PUT", `/v1/enqueue/${encodeURIComponent(name)}?nopush=1`, commandPlist("DeviceInformation", cmd, { constructor: "c" }));
+    const e = await server.api(
+      "PUT",
+      `/v1/enqueue/${encodeURIComponent(name)}?nopush=1`,
+      commandPlist("DeviceInformation", cmd, { constructor: "c" }),
+    );
     assert.equal(e.status, 200, e.text);
     const polled = await d.report("Idle");
     assert.equal(polled.status, 200, polled.text);
@@ -148,7 +156,9 @@ test("device check-ins: UDIDs, user ids and plist keys", async () => {
   }
   // A dict key "__proto__" would replace the dict's prototype: the plist parser refuses it.
   const raw = Buffer.from(
-    plist({ MessageType: "Authenticate", Topic: "com.apple.mgmt.External.test", UDID: dev.udid, KEY: { push_error: "x" } }).toString().replace("<key>KEY</key>", "<key>__proto__</key>"),
+    plist({ MessageType: "Authenticate", Topic: "com.apple.mgmt.External.test", UDID: dev.udid, KEY: { push_error: "x" } })
+      .toString()
+      .replace("<key>KEY</key>", "<key>__proto__</key>"),
   );
   const r = await rawPut(fleet.transport, "/checkin", raw, { auth: { kind: "header", identity: dev.identity } });
   assert.equal(r.status, 400, r.text);
@@ -159,7 +169,10 @@ test("device check-ins: UDIDs, user ids and plist keys", async () => {
 test("afterwards every route answers as usual", async () => {
   const e = await server.api("PUT", `/v1/enqueue/${dev.udid}?nopush=1`, commandPlist("DeviceInformation"));
   assert.equal(e.status, 200, e.text);
-  assert.deepEqual({ ...e.json, command_uuid: undefined }, { command_uuid: undefined, request_type: "DeviceInformation", status: {}, no_push: true });
+  assert.deepEqual(
+    { ...e.json, command_uuid: undefined },
+    { command_uuid: undefined, request_type: "DeviceInformation", status: {}, no_push: true },
+  );
   const p = await server.api("POST", `/v1/push/${dev.udid}`);
   assert.equal(p.status, 500, p.text); // no push certificate: all failed, as before
   assert.deepEqual(Object.keys(p.json.status), [dev.udid]);

@@ -11,7 +11,13 @@ const servers: TestServer[] = [];
 const standIns: ApnsStandIn[] = [];
 
 async function pair(o: { serverMax: number; cap: number; delayMs: number }): Promise<{ apns: ApnsStandIn; server: TestServer }> {
-  const apns = await startApnsStandIn({ pushCa: pki.pushCa, serverCa: pki.serverCa, serverKey: pki.serverKey, maxConcurrentStreams: o.serverMax, delayMs: o.delayMs });
+  const apns = await startApnsStandIn({
+    pushCa: pki.pushCa,
+    serverCa: pki.serverCa,
+    serverKey: pki.serverKey,
+    maxConcurrentStreams: o.serverMax,
+    delayMs: o.delayMs,
+  });
   standIns.push(apns);
   const server = await startTestServer(pushArgs(apns, ["--apns-max-streams", String(o.cap), "--log-level", "info"]));
   servers.push(server);
@@ -38,7 +44,9 @@ test("10,000 channels in one push: every id answered, at most --apns-max-streams
   assert.ok(apns.maxOpen >= 20, `streams do run concurrently (saw ${apns.maxOpen})`);
   assert.equal(apns.sessions, 1, "one long-lived connection");
   assert.deepEqual(apns.violations, []);
-  const events = await server.store.db.get<{ n: number }>("SELECT COUNT(*) AS n FROM events WHERE type = 'push.sent' AND enrollment_id LIKE 'BULK-%'");
+  const events = await server.store.db.get<{ n: number }>(
+    "SELECT COUNT(*) AS n FROM events WHERE type = 'push.sent' AND enrollment_id LIKE 'BULK-%'",
+  );
   assert.equal(Number(events!.n), 10_000);
 });
 
@@ -51,6 +59,9 @@ test("the server's SETTINGS_MAX_CONCURRENT_STREAMS bounds the streams below our 
   assert.ok(apns.maxOpen >= 4, `streams do run concurrently (saw ${apns.maxOpen})`);
   assert.equal(apns.seen.length, 1000);
   // Orchard's own count: it never even hands nghttp2 more streams than the server allows.
-  const summary = server.logs.map((l) => JSON.parse(l)).filter((l) => l.msg === "push").at(-1);
+  const summary = server.logs
+    .map((l) => JSON.parse(l))
+    .filter((l) => l.msg === "push")
+    .at(-1);
   assert.ok(summary.peakStreams <= 8 && summary.peakStreams >= 4, `Orchard opened at most 8 streams at once, saw ${summary.peakStreams}`);
 });

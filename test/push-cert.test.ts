@@ -50,7 +50,9 @@ function p12(extra: string[] = [], passphrase = PASSPHRASE): Buffer {
   const out = path.join(tmp, `out-${Math.random().toString(36).slice(2)}.p12`);
   fs.writeFileSync(cert, pki.cert.certPem);
   fs.writeFileSync(key, pki.cert.keyPem);
-  execFileSync("openssl", ["pkcs12", "-export", "-in", cert, "-inkey", key, "-out", out, "-passout", `pass:${passphrase}`, ...extra], { stdio: "pipe" });
+  execFileSync("openssl", ["pkcs12", "-export", "-in", cert, "-inkey", key, "-out", out, "-passout", `pass:${passphrase}`, ...extra], {
+    stdio: "pipe",
+  });
   return fs.readFileSync(out);
 }
 
@@ -89,20 +91,32 @@ describe("PUT /v1/pushcert", () => {
     const without = await put(pki.cert.certPem + encrypted);
     assert.equal(without.status, 400);
     assert.match(without.json.error, /^the private key is encrypted/);
-    assert.deepEqual(await put(pki.cert.certPem + encrypted, { "x-passphrase": "nope" }), { status: 400, json: { error: "cannot decrypt the private key: wrong passphrase?", code: "invalid_push_certificate" } });
+    assert.deepEqual(await put(pki.cert.certPem + encrypted, { "x-passphrase": "nope" }), {
+      status: 400,
+      json: { error: "cannot decrypt the private key: wrong passphrase?", code: "invalid_push_certificate" },
+    });
     assert.equal((await put(pki.cert.certPem + encrypted, { "x-passphrase": PASSPHRASE })).status, 200);
   });
 
   test("refused with a reason: a key that does not match, a topic outside com.apple.mgmt., no UID, expired, garbage", async () => {
     const mismatch = await put(pki.cert.certPem + pki.rotated.keyPem);
-    assert.deepEqual(mismatch, { status: 400, json: { error: "the private key does not match the certificate", code: "invalid_push_certificate" } });
+    assert.deepEqual(mismatch, {
+      status: 400,
+      json: { error: "the private key does not match the certificate", code: "invalid_push_certificate" },
+    });
 
-    const notMdm = await issuePushCertificate(pki.pushCa, { topic: "com.example.not-mdm", keyPair: { privateKey: pki.cert.key, publicKey: pki.cert.publicKey } });
+    const notMdm = await issuePushCertificate(pki.pushCa, {
+      topic: "com.example.not-mdm",
+      keyPair: { privateKey: pki.cert.key, publicKey: pki.cert.publicKey },
+    });
     const wrongTopic = await put(notMdm.certPem + notMdm.keyPem);
     assert.equal(wrongTopic.status, 400);
     assert.match(wrongTopic.json.error, /^topic "com\.example\.not-mdm" does not start with com\.apple\.mgmt\./);
 
-    const device = await issueDeviceIdentity(pki.pushCa, { commonName: "not a push cert", keyPair: { privateKey: pki.cert.key, publicKey: pki.cert.publicKey } });
+    const device = await issueDeviceIdentity(pki.pushCa, {
+      commonName: "not a push cert",
+      keyPair: { privateKey: pki.cert.key, publicKey: pki.cert.publicKey },
+    });
     const noUid = await put(device.certPem + device.keyPem);
     assert.equal(noUid.status, 400);
     assert.match(noUid.json.error, /has no UID/);
@@ -128,7 +142,10 @@ describe("PUT /v1/pushcert", () => {
 
   test("the key is sealed in the store, never shown by GET, never logged", async () => {
     assert.equal((await put(pki.pem(), { "x-passphrase": PASSPHRASE })).status, 200);
-    const row = await server.store.db.get<{ key_sealed: Buffer; cert_pem: string }>("SELECT key_sealed, cert_pem FROM push_certs WHERE topic = ?", [TEST_TOPIC]);
+    const row = await server.store.db.get<{ key_sealed: Buffer; cert_pem: string }>(
+      "SELECT key_sealed, cert_pem FROM push_certs WHERE topic = ?",
+      [TEST_TOPIC],
+    );
     const keyDer = pki.cert.key.export({ type: "pkcs8", format: "der" });
     assert.ok(!Buffer.from(row!.key_sealed).includes(keyDer.subarray(40, 72)), "no plain key bytes in the store");
     assert.ok(!Buffer.from(row!.key_sealed).toString("latin1").includes("PRIVATE KEY"));
@@ -152,12 +169,21 @@ describe("PUT /v1/pushcert", () => {
   });
 
   test("DELETE /v1/pushcert/<topic> removes it", async () => {
-    const other = await issuePushCertificate(pki.pushCa, { topic: "com.apple.mgmt.External.to-remove", keyPair: { privateKey: pki.cert.key, publicKey: pki.cert.publicKey } });
+    const other = await issuePushCertificate(pki.pushCa, {
+      topic: "com.apple.mgmt.External.to-remove",
+      keyPair: { privateKey: pki.cert.key, publicKey: pki.cert.publicKey },
+    });
     assert.equal((await put(other.certPem + other.keyPem)).status, 200);
-    assert.deepEqual((await server.api("GET", "/v1/pushcert")).json.push_certs.map((c: any) => c.topic), ["com.apple.mgmt.External.orchard-sim", "com.apple.mgmt.External.to-remove"]);
+    assert.deepEqual(
+      (await server.api("GET", "/v1/pushcert")).json.push_certs.map((c: any) => c.topic),
+      ["com.apple.mgmt.External.orchard-sim", "com.apple.mgmt.External.to-remove"],
+    );
     assert.equal((await server.api("DELETE", "/v1/pushcert/com.apple.mgmt.External.to-remove")).status, 200);
     assert.equal((await server.api("DELETE", "/v1/pushcert/com.apple.mgmt.External.to-remove")).status, 404);
-    assert.deepEqual((await server.api("GET", "/v1/pushcert")).json.push_certs.map((c: any) => c.topic), [TEST_TOPIC]);
+    assert.deepEqual(
+      (await server.api("GET", "/v1/pushcert")).json.push_certs.map((c: any) => c.topic),
+      [TEST_TOPIC],
+    );
   });
 });
 
@@ -182,7 +208,10 @@ describe("the CLI", () => {
 
     const show = context();
     assert.equal(await runWith(show, "pushcert", ["show"]), 0);
-    assert.match(show.stdout, /^TOPIC\s+NOT AFTER\s+DAYS LEFT\s+SHA-256\s+UPDATED\ncom\.apple\.mgmt\.External\.orchard-sim\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+36[45]\s/);
+    assert.match(
+      show.stdout,
+      /^TOPIC\s+NOT AFTER\s+DAYS LEFT\s+SHA-256\s+UPDATED\ncom\.apple\.mgmt\.External\.orchard-sim\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+36[45]\s/,
+    );
     assert.ok(!show.stdout.includes("PRIVATE"));
     const bad = context();
     assert.equal(await runWith(bad, "pushcert", ["frobnicate"]), 2);

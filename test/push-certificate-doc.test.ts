@@ -27,7 +27,12 @@ function shBlocks(markdown: string): string[] {
   const blocks: string[] = [];
   for (const m of markdown.matchAll(/^( *)```sh\n([\s\S]*?)^ *```$/gm)) {
     const indent = m[1]!.length;
-    blocks.push(m[2]!.split("\n").map((l) => l.slice(Math.min(indent, l.length - l.trimStart().length))).join("\n"));
+    blocks.push(
+      m[2]!
+        .split("\n")
+        .map((l) => l.slice(Math.min(indent, l.length - l.trimStart().length)))
+        .join("\n"),
+    );
   }
   return blocks;
 }
@@ -85,7 +90,11 @@ async function standIns(block: string): Promise<{ expectRequest?: string }> {
   }
   const vendor = /--vendor-cert (\S+) --vendor-key (\S+)/.exec(block);
   if (vendor && !fs.existsSync(file(vendor[1]!))) {
-    const id = await issueDeviceIdentity(wwdr, { commonName: "MDM Vendor: Example Org", keyPair: keyPairOf(vendor[2]!), extendedKeyUsages: null });
+    const id = await issueDeviceIdentity(wwdr, {
+      commonName: "MDM Vendor: Example Org",
+      keyPair: keyPairOf(vendor[2]!),
+      extendedKeyUsages: null,
+    });
     fs.writeFileSync(file(vendor[1]!), id.certDer); // the developer portal's mdm.cer is DER
   }
   for (const m of block.matchAll(/^cat (\S+) (\S+) > \S+$/gm)) {
@@ -103,20 +112,36 @@ async function standIns(block: string): Promise<{ expectRequest?: string }> {
       chain: [wwdr.certDer, root.certDer],
     });
     fs.writeFileSync(file("answer.plain"), request.encoded);
-    execFileSync("openssl", ["cms", "-encrypt", "-binary", "-aes256", "-outform", "DER", "-in", "answer.plain", "-out", "answer.p7", "mdmcert.crt"], { cwd: tmp });
+    execFileSync(
+      "openssl",
+      ["cms", "-encrypt", "-binary", "-aes256", "-outform", "DER", "-in", "answer.plain", "-out", "answer.p7", "mdmcert.crt"],
+      { cwd: tmp },
+    );
     fs.writeFileSync(file("mdm_signed_request.20261203_120000_123.plist.b64.p7"), fs.readFileSync(file("answer.p7")).toString("hex"));
     return { expectRequest: request.encoded };
   }
   return {};
 }
 
-test("every sh block of docs/push-certificate.md runs, in order, and ends with the certificate in Orchard", { skip: tools.length > 0 && `needs ${tools.join(", ")}` }, async () => {
+test("every sh block of docs/push-certificate.md runs, in order, and ends with the certificate in Orchard", {
+  skip: tools.length > 0 && `needs ${tools.join(", ")}`,
+}, async () => {
   const blocks = shBlocks(fs.readFileSync(DOC, "utf8"));
   const all = blocks.join("\n");
-  for (const form of ["npx orchard pushcert csr", "npx orchard pushcert sign", "npx orchard pushcert upload", "npx orchard pushcert show"]) {
+  for (const form of [
+    "npx orchard pushcert csr",
+    "npx orchard pushcert sign",
+    "npx orchard pushcert upload",
+    "npx orchard pushcert show",
+  ]) {
     assert.ok(all.includes(form), `the page shows ${form}`);
   }
-  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${path.join(tmp, ".bin")}:${process.env.PATH}`, ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key-0123456789abcdef" };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PATH: `${path.join(tmp, ".bin")}:${process.env.PATH}`,
+    ORCHARD_URL: server.url,
+    ORCHARD_API_KEY: "test-api-key-0123456789abcdef",
+  };
   delete env.ORCHARD_DATA_DIR;
   let show = "";
   for (const block of blocks) {
@@ -124,7 +149,8 @@ test("every sh block of docs/push-certificate.md runs, in order, and ends with t
     const r = await bash(block, env);
     assert.equal(r.status, 0, `block failed:\n${block}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
     if (block.includes("pushcert show")) show = r.stdout;
-    if (expectRequest) assert.equal(fs.readFileSync(file("push-request.b64"), "utf8"), expectRequest, "the service's answer opens to the signed request");
+    if (expectRequest)
+      assert.equal(fs.readFileSync(file("push-request.b64"), "utf8"), expectRequest, "the service's answer opens to the signed request");
   }
 
   assert.equal(fs.statSync(file("push.key")).mode & 0o777, 0o600);
@@ -134,7 +160,9 @@ test("every sh block of docs/push-certificate.md runs, in order, and ends with t
   // The renewal replaced the first certificate: one topic, the 2027 one's fingerprint.
   const stored = (await server.api("GET", "/v1/pushcert")).json.push_certs;
   assert.equal(stored.length, 1);
-  const renewed = execFileSync("openssl", ["x509", "-in", "MDM_Certificate_2027.pem", "-noout", "-fingerprint", "-sha256"], { cwd: tmp }).toString();
+  const renewed = execFileSync("openssl", ["x509", "-in", "MDM_Certificate_2027.pem", "-noout", "-fingerprint", "-sha256"], {
+    cwd: tmp,
+  }).toString();
   assert.equal(stored[0].fingerprint, renewed.split("=")[1]!.trim().replace(/:/g, "").toLowerCase());
 });
 

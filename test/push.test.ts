@@ -20,7 +20,6 @@ const DAY_S = 86_400;
 const uuid = () => randomUUID().toUpperCase();
 const hex = (d: SimDevice) => d.pushToken.toString("hex");
 
-
 await forEachBackend("push", (backend) => {
   let apns: ApnsStandIn;
   let server: TestServer;
@@ -46,19 +45,23 @@ await forEachBackend("push", (backend) => {
     return d;
   }
   const push = (ids: string) => server.api("POST", `/v1/push/${ids}`);
-  const events = async (id: string, type: string) => (await server.api("GET", `/v1/events?enrollment=${encodeURIComponent(id)}&type=${type}`)).json.events;
+  const events = async (id: string, type: string) =>
+    (await server.api("GET", `/v1/events?enrollment=${encodeURIComponent(id)}&type=${type}`)).json.events;
 
   test("PUT /v1/pushcert answers topic and not_after; GET lists it without the key", async () => {
     const up = await server.api("PUT", "/v1/pushcert", pki.pem());
     assert.deepEqual(up.json, { topic: TEST_TOPIC, not_after: new Date(pki.cert.cert.validTo).toISOString() });
     const list = await server.api("GET", "/v1/pushcert");
     assert.equal(list.status, 200);
-    assert.deepEqual(list.json.push_certs.map((c: any) => [c.topic, c.fingerprint]), [[TEST_TOPIC, pki.cert.fingerprint]]);
+    assert.deepEqual(
+      list.json.push_certs.map((c: any) => [c.topic, c.fingerprint]),
+      [[TEST_TOPIC, pki.cert.fingerprint]],
+    );
     assert.ok(!/PRIVATE KEY|key/i.test(JSON.stringify(Object.keys(list.json.push_certs[0]))), "no key field");
     assert.ok(!list.text.includes(pki.cert.keyPem.split("\n")[1]!), "no key material");
   });
 
-  test("a push goes out as an MDM push: the push certificate, /3/device/<hex token>, headers, {\"mdm\": PushMagic}", async () => {
+  test('a push goes out as an MDM push: the push certificate, /3/device/<hex token>, headers, {"mdm": PushMagic}', async () => {
     const d = await enrolled();
     const r = await push(d.udid);
     assert.equal(r.status, 200, r.text);
@@ -89,7 +92,11 @@ await forEachBackend("push", (backend) => {
     const q = await server.api("PUT", `/v1/enqueue/${d.udid}`, commandPlist("DeviceInformation", id));
     assert.equal(q.status, 200, q.text);
     assert.equal(apns.seen.length, 1);
-    assert.deepEqual(q.json, { command_uuid: id, request_type: "DeviceInformation", status: { [d.udid]: { push_result: apns.seen[0]!.apnsId } } });
+    assert.deepEqual(q.json, {
+      command_uuid: id,
+      request_type: "DeviceInformation",
+      status: { [d.udid]: { push_result: apns.seen[0]!.apnsId } },
+    });
     assert.equal((await events(d.udid, "push.sent"))[0].detail.trigger, "enqueue");
     assert.equal((await server.api("PUT", `/v1/enqueue/${d.udid}?nopush=1`, commandPlist("ProfileList", uuid()))).status, 200);
     assert.equal(apns.seen.length, 1);
@@ -107,7 +114,10 @@ await forEachBackend("push", (backend) => {
 
     const again = await push(d.udid);
     assert.equal(again.status, 500);
-    assert.match(again.json.status[d.udid].push_error, /APNs refused this push token \(410 Unregistered\).*no pushes until the device sends a TokenUpdate/);
+    assert.match(
+      again.json.status[d.udid].push_error,
+      /APNs refused this push token \(410 Unregistered\).*no pushes until the device sends a TokenUpdate/,
+    );
     const viaEnqueue = await server.api("PUT", `/v1/enqueue/${d.udid}`, commandPlist("ProfileList", uuid()));
     assert.match(viaEnqueue.json.status[d.udid].push_error, /refused this push token/);
     assert.equal(apns.seen.filter((p) => p.token === hex(d)).length, 1, "nothing more was sent to the dead token");
@@ -184,7 +194,10 @@ await forEachBackend("push", (backend) => {
     for (const row of rows) assert.ok(delivered.has(row.token), `token of ${row.id} reached APNs`);
     assert.deepEqual(apns.violations, []);
     // Refused streams were never processed by APNs: resent at once, not counted as failed attempts.
-    const attempts = await server.store.db.all<{ detail: string }>("SELECT detail FROM events WHERE type = 'push.sent' AND enrollment_id LIKE ?", [`GOAWAY-${backend}-%`]);
+    const attempts = await server.store.db.all<{ detail: string }>(
+      "SELECT detail FROM events WHERE type = 'push.sent' AND enrollment_id LIKE ?",
+      [`GOAWAY-${backend}-%`],
+    );
     assert.equal(attempts.length, 300);
     assert.deepEqual([...new Set(attempts.map((e) => JSON.parse(e.detail).attempts))], [1]);
   });
@@ -229,7 +242,11 @@ await forEachBackend("push", (backend) => {
     const d = await enrolled();
     const quiet = await enrolled();
     const [a, b, c] = [uuid(), uuid(), uuid()];
-    for (const [id, cmd] of [[d.udid, a], [d.udid, b], [quiet.udid, c]] as const) {
+    for (const [id, cmd] of [
+      [d.udid, a],
+      [d.udid, b],
+      [quiet.udid, c],
+    ] as const) {
       assert.equal((await server.api("PUT", `/v1/enqueue/${id}?nopush=1`, commandPlist("ProfileList", cmd))).status, 200);
     }
     // d: A NotNow, then B Acknowledged: the device will not come back by itself (brief 6.6).
@@ -308,7 +325,10 @@ await forEachBackend("push", (backend) => {
   });
 
   test("APNs unreachable: retried, then a push_error that says so", async () => {
-    const lonely = await startTestServer(["--apns-url", "https://127.0.0.1:1", "--apns-backoff", "5ms", "--secret-key", "test-secret-key-0123456789"], backend);
+    const lonely = await startTestServer(
+      ["--apns-url", "https://127.0.0.1:1", "--apns-backoff", "5ms", "--secret-key", "test-secret-key-0123456789"],
+      backend,
+    );
     const f = await testFleet(lonely.url);
     try {
       assert.equal((await lonely.api("PUT", "/v1/pushcert", pki.pem())).status, 200);

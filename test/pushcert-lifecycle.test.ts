@@ -24,7 +24,6 @@ const SECRET = ["--secret-key", "test-secret-key-0123456789"];
 const keyPair = { privateKey: pki.cert.key, publicKey: pki.cert.publicKey };
 const certFor = (topic: string, o: { notAfter?: Date } = {}) => issuePushCertificate(pki.pushCa, { topic, keyPair, ...o });
 
-
 function captureLog() {
   const lines: Array<{ level: string; obj: object; msg?: string }> = [];
   const at = (level: string) => (obj: object, msg?: string) => void lines.push({ level, obj, msg });
@@ -79,7 +78,9 @@ await forEachBackend("push certificate lifecycle", (backend) => {
       assert.equal(refused.status, 409);
       assert.match(
         refused.json.error,
-        new RegExp(`^this certificate's topic ${OTHER.replace(/\./g, "\\.")} is new, but devices are enrolled under another topic \\(3 under ${TEST_TOPIC.replace(/\./g, "\\.")}\\).*orphan.*Renew \\(not Create\\).*\\?force=1`),
+        new RegExp(
+          `^this certificate's topic ${OTHER.replace(/\./g, "\\.")} is new, but devices are enrolled under another topic \\(3 under ${TEST_TOPIC.replace(/\./g, "\\.")}\\).*orphan.*Renew \\(not Create\\).*\\?force=1`,
+        ),
       );
       assert.deepEqual(await topics(), [[TEST_TOPIC, pki.rotated.fingerprint]]);
       assert.equal((await events("pushcert.uploaded")).filter((e: any) => e.detail.topic === OTHER && e.detail.forced).length, 0);
@@ -94,7 +95,10 @@ await forEachBackend("push certificate lifecycle", (backend) => {
       assert.match(refused.stderr, /^orchard: this certificate's topic .* is new, but devices are enrolled under another topic .*--force/);
       const forced = await cli(["upload", "other.pem", "--force"]);
       assert.equal(forced.code, 0, forced.stderr);
-      assert.deepEqual((await topics()).map((t: string[]) => t[0]), [OTHER, TEST_TOPIC].sort());
+      assert.deepEqual(
+        (await topics()).map((t: string[]) => t[0]),
+        [OTHER, TEST_TOPIC].sort(),
+      );
       const uploaded = (await events("pushcert.uploaded")).filter((e: any) => e.detail.topic === OTHER);
       assert.equal(uploaded.at(-1).detail.forced, true);
       // Now that the topic has a certificate, a new one for it is a renewal.
@@ -115,7 +119,12 @@ await forEachBackend("push certificate lifecycle", (backend) => {
     test("pushcert show prints the days left and says which to renew", async () => {
       const r = await cli(["show"]);
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, new RegExp(`^TOPIC\\s+NOT AFTER\\s+DAYS LEFT\\s+SHA-256\\s+UPDATED\\n${TEST_TOPIC.replace(/\./g, "\\.")}\\s+\\S+ \\S+\\s+36[45]\\s`));
+      assert.match(
+        r.stdout,
+        new RegExp(
+          `^TOPIC\\s+NOT AFTER\\s+DAYS LEFT\\s+SHA-256\\s+UPDATED\\n${TEST_TOPIC.replace(/\./g, "\\.")}\\s+\\S+ \\S+\\s+36[45]\\s`,
+        ),
+      );
       assert.doesNotMatch(r.stdout, /renew/);
       soon = await certFor(TEST_TOPIC, { notAfter: new Date(Date.now() + 10 * DAY_MS + 3_600_000) });
       assert.equal((await server.api("PUT", "/v1/pushcert", pki.pem(soon))).status, 200);
@@ -140,14 +149,21 @@ await forEachBackend("push certificate lifecycle", (backend) => {
 
       // At start: warned again, but no second event.
       await checkPushCertExpiry(server.store, log, { atStart: true });
-      assert.match(lines.at(-1)!.msg!, /^push certificate expires in 10 days .*renew it with Renew at https:\/\/identity\.apple\.com\/pushcert/);
+      assert.match(
+        lines.at(-1)!.msg!,
+        /^push certificate expires in 10 days .*renew it with Renew at https:\/\/identity\.apple\.com\/pushcert/,
+      );
       assert.equal((await events("pushcert.expiring")).length, expiring.length);
 
       // The same certificate uploaded again is not a new one; a renewed one is.
       assert.equal((await server.api("PUT", "/v1/pushcert", pki.pem(soon))).status, 200);
       await checkPushCertExpiry(server.store, log);
       assert.equal((await events("pushcert.expiring")).length, expiring.length);
-      const renewedSoon = await issuePushCertificate(pki.pushCa, { topic: TEST_TOPIC, keyPair: { privateKey: pki.rotated.key, publicKey: pki.rotated.publicKey }, notAfter: new Date(Date.now() + 20 * DAY_MS + 3_600_000) });
+      const renewedSoon = await issuePushCertificate(pki.pushCa, {
+        topic: TEST_TOPIC,
+        keyPair: { privateKey: pki.rotated.key, publicKey: pki.rotated.publicKey },
+        notAfter: new Date(Date.now() + 20 * DAY_MS + 3_600_000),
+      });
       assert.equal((await server.api("PUT", "/v1/pushcert", pki.pem(renewedSoon))).status, 200);
       await checkPushCertExpiry(server.store, log);
       const after = await events("pushcert.expiring");
@@ -170,7 +186,10 @@ await forEachBackend("push certificate lifecycle", (backend) => {
       assert.equal((await events("pushcert.expiring")).length, n + 1);
       assert.equal(e.detail.expired, true);
       assert.equal(e.detail.days_left, -1);
-      assert.match(lines.at(-1)!.msg!, /^PUSH CERTIFICATE EXPIRED on .*: devices enrolled under com\.apple\.mgmt\.External\.orchard-sim get no pushes/);
+      assert.match(
+        lines.at(-1)!.msg!,
+        /^PUSH CERTIFICATE EXPIRED on .*: devices enrolled under com\.apple\.mgmt\.External\.orchard-sim get no pushes/,
+      );
       assert.equal(lines.at(-1)!.level, "warn");
     });
 
@@ -195,7 +214,9 @@ await forEachBackend("push certificate lifecycle", (backend) => {
       const stop = startPushCertExpiryCheck(server.store, log, 20);
       try {
         assert.equal((await server.api("PUT", "/v1/pushcert", pki.pem(next))).status, 200);
-        await waitFor("the periodic check's event", async () => (await events("pushcert.expiring")).some((e: any) => e.detail.fingerprint === next.fingerprint));
+        await waitFor("the periodic check's event", async () =>
+          (await events("pushcert.expiring")).some((e: any) => e.detail.fingerprint === next.fingerprint),
+        );
       } finally {
         await stop();
       }

@@ -47,7 +47,19 @@ const openssl = (args: string[], cwd = tmp) => execFileSync("openssl", args, { c
 
 describe("orchard pushcert csr", () => {
   test("writes an RSA 2048 key (mode 0600) and a CSR for it; the key is never printed", async () => {
-    const r = await orchard(["csr", "--out-key", "c1.key", "--out-csr", "c1.csr", "--cn", "Example Push", "--email", "Admin@Example.org", "--country", "de"]);
+    const r = await orchard([
+      "csr",
+      "--out-key",
+      "c1.key",
+      "--out-csr",
+      "c1.csr",
+      "--cn",
+      "Example Push",
+      "--email",
+      "Admin@Example.org",
+      "--country",
+      "de",
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const keyPem = fs.readFileSync(path.join(tmp, "c1.key"), "utf8");
     assert.equal(fs.statSync(path.join(tmp, "c1.key")).mode & 0o777, 0o600);
@@ -59,7 +71,11 @@ describe("orchard pushcert csr", () => {
     assert.match(subject, /CN=Example Push/);
     assert.match(subject, /emailAddress=admin@example\.org|1\.2\.840\.113549\.1\.9\.1=/);
     assert.match(openssl(["pkey", "-in", "c1.key", "-noout", "-text"]), /Private-Key: \(2048 bit/);
-    assert.equal(openssl(["req", "-in", "c1.csr", "-noout", "-pubkey"]), openssl(["pkey", "-in", "c1.key", "-pubout"]), "the CSR is for this key");
+    assert.equal(
+      openssl(["req", "-in", "c1.csr", "-noout", "-pubkey"]),
+      openssl(["pkey", "-in", "c1.key", "-pubout"]),
+      "the CSR is for this key",
+    );
   });
 
   test("an existing key or CSR is kept unless --force", async () => {
@@ -86,11 +102,25 @@ describe("orchard pushcert sign", () => {
   test("the request is base64 of a plist with exactly the portal's three fields; the CSR is the customer's; the signature verifies with openssl", async () => {
     assert.equal((await orchard(["csr", "--out-key", "cust.key", "--out-csr", "cust.csr", "--email", "it@example.org"])).code, 0);
     const r = await orchard([
-      "sign", "--csr", "cust.csr", "--vendor-cert", "mdm.cer", "--vendor-key", "vendor.key",
-      "--chain", "AppleWWDRCAG3.cer", "--chain", "AppleIncRootCertificate.cer", "--out", "push-request.b64",
+      "sign",
+      "--csr",
+      "cust.csr",
+      "--vendor-cert",
+      "mdm.cer",
+      "--vendor-key",
+      "vendor.key",
+      "--chain",
+      "AppleWWDRCAG3.cer",
+      "--chain",
+      "AppleIncRootCertificate.cer",
+      "--out",
+      "push-request.b64",
     ]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^wrote the signed request for .*CN=Orchard MDM push.* to .*push-request\.b64: upload it at https:\/\/identity\.apple\.com\/pushcert\n$/);
+    assert.match(
+      r.stdout,
+      /^wrote the signed request for .*CN=Orchard MDM push.* to .*push-request\.b64: upload it at https:\/\/identity\.apple\.com\/pushcert\n$/,
+    );
     const encoded = fs.readFileSync(path.join(tmp, "push-request.b64"), "utf8");
     assert.match(encoded, /^[A-Za-z0-9+/]+=*$/, "base64 alone, as mdmctl writes it");
     const plist = parsePlistDict(Buffer.from(encoded, "base64"));
@@ -103,7 +133,11 @@ describe("orchard pushcert sign", () => {
     assert.deepEqual(csrDer, customerDer, "the CSR inside is the customer's, as DER");
 
     const chain = (plist.PushCertCertificateChain as string).match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n/g)!;
-    assert.deepEqual(chain, [vendor.certPem, wwdr.certPem, root.certPem].map((p) => p.trim() + "\n"), "vendor, WWDR, root, as PEM, in that order");
+    assert.deepEqual(
+      chain,
+      [vendor.certPem, wwdr.certPem, root.certPem].map((p) => p.trim() + "\n"),
+      "vendor, WWDR, root, as PEM, in that order",
+    );
     assert.equal(chain.join(""), plist.PushCertCertificateChain);
 
     fs.writeFileSync(path.join(tmp, "inner.der"), csrDer);
@@ -120,7 +154,20 @@ describe("orchard pushcert sign", () => {
   test("without --out the request goes to stdout; a PKCS#12 vendor key with its passphrase on stdin works", async () => {
     openssl(["pkcs12", "-export", "-in", "vendor.pem", "-inkey", "vendor.key", "-out", "vendor.p12", "-passout", "pass:vendor-pass"], tmp);
     const r = await orchard(
-      ["sign", "--csr", "cust.csr", "--vendor-cert", "mdm.cer", "--vendor-key", "vendor.p12", "--passphrase-stdin", "--chain", "AppleWWDRCAG3.cer", "--chain", "AppleIncRootCertificate.cer"],
+      [
+        "sign",
+        "--csr",
+        "cust.csr",
+        "--vendor-cert",
+        "mdm.cer",
+        "--vendor-key",
+        "vendor.p12",
+        "--passphrase-stdin",
+        "--chain",
+        "AppleWWDRCAG3.cer",
+        "--chain",
+        "AppleIncRootCertificate.cer",
+      ],
       { stdin: "vendor-pass\n" },
     );
     assert.equal(r.code, 0, r.stderr);
@@ -134,7 +181,15 @@ describe("orchard pushcert sign", () => {
     const wrongKey = await orchard([...base, "--vendor-key", "cust.key", ...chain]);
     assert.equal(wrongKey.code, 1);
     assert.match(wrongKey.stderr, /the vendor key does not match the vendor certificate/);
-    const swapped = await orchard([...base, "--vendor-key", "vendor.key", "--chain", "AppleIncRootCertificate.cer", "--chain", "AppleWWDRCAG3.cer"]);
+    const swapped = await orchard([
+      ...base,
+      "--vendor-key",
+      "vendor.key",
+      "--chain",
+      "AppleIncRootCertificate.cer",
+      "--chain",
+      "AppleWWDRCAG3.cer",
+    ]);
     assert.match(swapped.stderr, /is not issued by chain file 1 .*intermediate then root/);
     const short = await orchard([...base, "--vendor-key", "vendor.key", "--chain", "AppleWWDRCAG3.cer"]);
     assert.match(short.stderr, /Apple's WWDR intermediate and Apple's root CA/);
@@ -145,10 +200,14 @@ describe("orchard pushcert sign", () => {
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /^orchard: the CSR file is not a certificate signing request/);
     fs.writeFileSync(path.join(tmp, "junk.csr"), "junk");
-    assert.match((await orchard(["sign", "--csr", "junk.csr", "--vendor-cert", "mdm.cer", "--vendor-key", "vendor.key", ...chain])).stderr, /^orchard: the CSR file is not a certificate signing request/);
+    assert.match(
+      (await orchard(["sign", "--csr", "junk.csr", "--vendor-cert", "mdm.cer", "--vendor-key", "vendor.key", ...chain])).stderr,
+      /^orchard: the CSR file is not a certificate signing request/,
+    );
     fs.writeFileSync(path.join(tmp, "taken.b64"), "x");
     const taken = await orchard([...base, "--vendor-key", "vendor.key", ...chain, "--out", "taken.b64"]);
     assert.match(taken.stderr, /taken\.b64 exists/);
-    for (const r of [wrongKey, swapped, short, bad, taken]) assert.ok(!r.stderr.includes("PRIVATE KEY") && !/\n\s+at /.test(r.stderr), r.stderr);
+    for (const r of [wrongKey, swapped, short, bad, taken])
+      assert.ok(!r.stderr.includes("PRIVATE KEY") && !/\n\s+at /.test(r.stderr), r.stderr);
   });
 });

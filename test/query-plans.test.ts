@@ -12,7 +12,11 @@ const CASES = [
   { name: "next command for an enrollment", sql: NEXT_COMMAND_SQL, params: ["X"], index: "command_queue_next" },
   { name: "results by command", sql: RESULTS_SQL, params: ["X"], index: "command_queue_command" },
   { name: "events by enrollment", ...eventListQuery({ enrollmentId: "X", limit: 100 }), index: "events_enrollment" },
-  { name: "events by enrollment, newest first", ...eventListQuery({ enrollmentId: "X", after: 10, newestFirst: true, limit: 100 }), index: "events_enrollment" },
+  {
+    name: "events by enrollment, newest first",
+    ...eventListQuery({ enrollmentId: "X", after: 10, newestFirst: true, limit: 100 }),
+    index: "events_enrollment",
+  },
   { name: "retention of results", sql: PRUNE_RESULTS_SQL, params: [0], index: "command_queue_done" },
   { name: "retention of events", sql: PRUNE_EVENTS_SQL, params: [0], index: "events_at" },
 ];

@@ -60,7 +60,12 @@ await forEachBackend("re-binding an enrolled device", (backend) => {
   test("a takeover is held: 403, an event with both fingerprints, nothing changed, the real device keeps working", async () => {
     const { real, intruder, command } = await victim();
     const before = await dumpStore(server.store);
-    const tables = (d: Record<string, unknown[]>) => ({ devices: d.devices, enrollments: d.enrollments, command_queue: d.command_queue, user_sessions: d.user_sessions });
+    const tables = (d: Record<string, unknown[]>) => ({
+      devices: d.devices,
+      enrollments: d.enrollments,
+      command_queue: d.command_queue,
+      user_sessions: d.user_sessions,
+    });
 
     const r = await intruder.authenticate();
     assert.equal(r.status, 403);
@@ -80,7 +85,10 @@ await forEachBackend("re-binding an enrolled device", (backend) => {
     assert.equal(server.logs.filter((l) => l.includes("re-binding held") && l.includes(intruder.identity.fingerprint)).length, 1);
     const shown = await server.api("GET", `/v1/enrollments/${real.udid}/rebind`);
     assert.equal(shown.json.held.attempts, 2);
-    assert.deepEqual(shown.json.held_certificates.map((c: any) => [c.cert_fingerprint, c.attempts]), [[intruder.identity.fingerprint, 2]]);
+    assert.deepEqual(
+      shown.json.held_certificates.map((c: any) => [c.cert_fingerprint, c.attempts]),
+      [[intruder.identity.fingerprint, 2]],
+    );
 
     // The real device still gets its command and its bootstrap token.
     const poll = await real.report("Idle");
@@ -122,7 +130,10 @@ await forEachBackend("re-binding an enrolled device", (backend) => {
     const approve = (fingerprint?: unknown) =>
       server.api("POST", `/v1/enrollments/${real.udid}/rebind`, fingerprint === undefined ? undefined : { fingerprint });
     assert.equal((await approve("xyz")).status, 400);
-    assert.equal((await server.api("POST", `/v1/enrollments/NO-SUCH-DEVICE/rebind`, { fingerprint: wiped.identity.fingerprint })).status, 404);
+    assert.equal(
+      (await server.api("POST", `/v1/enrollments/NO-SUCH-DEVICE/rebind`, { fingerprint: wiped.identity.fingerprint })).status,
+      404,
+    );
     assert.equal((await approve(real.identity.fingerprint)).status, 409, "bound to it already");
 
     // The wiped device tries, the operator looks; then somebody else's certificate arrives and is the latest held.
@@ -134,7 +145,10 @@ await forEachBackend("re-binding an enrolled device", (backend) => {
     assert.equal(shown.json.held.attempts, 3);
     assert.deepEqual(
       shown.json.held_certificates.map((c: any) => [c.cert_fingerprint, c.attempts]).sort(),
-      [[attacker.identity.fingerprint, 2], [wiped.identity.fingerprint, 1]].sort(),
+      [
+        [attacker.identity.fingerprint, 2],
+        [wiped.identity.fingerprint, 1],
+      ].sort(),
     );
     // "Approve the held one" is no longer a request: it would approve the attacker's.
     const blind = await approve();
@@ -173,7 +187,11 @@ await forEachBackend("re-binding an enrolled device", (backend) => {
     assert.equal((await server.api("GET", `/v1/enrollments/${real.udid}/rebind`)).json.held.approved_at, null);
 
     const ctx = cliContext(server.url);
-    assert.equal(await runWith(ctx, "enrollments", ["rebind", real.udid, "--fingerprint", replacement.identity.fingerprint.toUpperCase()]), 0, ctx.stderr);
+    assert.equal(
+      await runWith(ctx, "enrollments", ["rebind", real.udid, "--fingerprint", replacement.identity.fingerprint.toUpperCase()]),
+      0,
+      ctx.stderr,
+    );
     assert.match(ctx.stdout, /approved/);
     // A held attempt of another certificate does not replace the approval.
     assert.equal((await other.authenticate()).status, 403);
@@ -222,7 +240,11 @@ await forEachBackend("re-binding an enrolled device", (backend) => {
       // Process two re-bound the device itself: it refuses the old certificate at once; process one
       // once its few seconds of confirmed binding are over.
       assert.equal((await realOnTwo.report("Idle")).status, 403);
-      await eventually(async () => ((await realOnOne.report("Idle")).status === 403 ? true : undefined), 15_000, "process one refuses the old certificate");
+      await eventually(
+        async () => ((await realOnOne.report("Idle")).status === 403 ? true : undefined),
+        15_000,
+        "process one refuses the old certificate",
+      );
     } finally {
       viaOne.close();
       viaTwo.close();
@@ -305,7 +327,11 @@ await forEachBackend("a held re-binding pushes the device's current identity", (
       "UPDATE rebind_holds SET held_at = held_at - ?, pushed_at = pushed_at - ?, push_claimed_at = push_claimed_at - ?, noted_at = noted_at - ? WHERE device_id = ?",
       [ms, ms, ms, ms, udid],
     );
-    await db.run("UPDATE rebind_held_certs SET first_held_at = first_held_at - ?, last_held_at = last_held_at - ? WHERE device_id = ?", [ms, ms, udid]);
+    await db.run("UPDATE rebind_held_certs SET first_held_at = first_held_at - ?, last_held_at = last_held_at - ? WHERE device_id = ?", [
+      ms,
+      ms,
+      udid,
+    ]);
   }
 
   async function pushRecorded(udid: string): Promise<number> {
@@ -341,7 +367,11 @@ await forEachBackend("a held re-binding pushes the device's current identity", (
     const pushedAt = await pushRecorded(real.udid);
     // The device wakes and polls.
     assert.equal((await real.report("Idle")).status, 200);
-    await eventually(async () => ((await server.store.enrollments.get(real.udid))!.lastSeenAt! >= pushedAt ? true : undefined), 5000, "the answer recorded");
+    await eventually(
+      async () => ((await server.store.enrollments.get(real.udid))!.lastSeenAt! >= pushedAt ? true : undefined),
+      5000,
+      "the answer recorded",
+    );
     assert.equal((await rebindState(real.udid)).silence.state, "live");
     await pass(real.udid, HOUR - 60_000); // the grace would be over had it not answered; it is idle again, not yet for an hour
     assert.equal((await intruder.authenticate()).status, 403);
@@ -357,7 +387,11 @@ await forEachBackend("a held re-binding pushes the device's current identity", (
     try {
       await pass(real.udid, 2 * HOUR);
       assert.equal((await intruder.authenticate()).status, 403);
-      await eventually(async () => ((await events(server, real.udid, "push.failed")).length > 0 ? true : undefined), 5000, "the refused push");
+      await eventually(
+        async () => ((await events(server, real.udid, "push.failed")).length > 0 ? true : undefined),
+        5000,
+        "the refused push",
+      );
       await eventually(
         async () => (server.logs.some((l) => l.includes("not sent") && l.includes(real.udid)) ? true : undefined),
         5000,
@@ -388,7 +422,10 @@ await forEachBackend("a held re-binding pushes the device's current identity", (
     assert.equal(server.logs.filter((l) => l.includes("re-binding held") && l.includes(real.udid)).length, 1);
     const state = await rebindState(real.udid);
     assert.equal(state.held.attempts, 10);
-    assert.deepEqual(state.held_certificates.map((x: any) => x.attempts), [5, 5]);
+    assert.deepEqual(
+      state.held_certificates.map((x: any) => x.attempts),
+      [5, 5],
+    );
 
     await pass(real.udid, HOUR);
     assert.equal((await b.authenticate()).status, 403);

@@ -67,10 +67,15 @@ await forEachBackend("SCEP", (backend) => {
   async function scepclient(dir: string, args: string[]): Promise<{ code: number; output: string }> {
     fs.mkdirSync(dir, { recursive: true });
     return new Promise((resolve) => {
-      execFile(SCEPCLIENT ?? "scepclient", ["-server-url", scepUrl, "-private-key", path.join(dir, "key.pem"), "-debug", ...args], { timeout: 15_000 }, (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
-        resolve({ code, output: `${stdout}\n${stderr}` });
-      });
+      execFile(
+        SCEPCLIENT ?? "scepclient",
+        ["-server-url", scepUrl, "-private-key", path.join(dir, "key.pem"), "-debug", ...args],
+        { timeout: 15_000 },
+        (err, stdout, stderr) => {
+          const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
+          resolve({ code, output: `${stdout}\n${stderr}` });
+        },
+      );
     });
   }
   const newDir = () => path.join(tmp, `client-${++dirs}`);
@@ -78,7 +83,10 @@ await forEachBackend("SCEP", (backend) => {
   /** The identity scepclient keeps in dir, as a PkiIdentity for a SimDevice. */
   function scepclientIdentity(dir: string): PkiIdentity {
     const privateKey = createPrivateKey(fs.readFileSync(path.join(dir, "key.pem")));
-    return pkiIdentity(new X509Certificate(fs.readFileSync(path.join(dir, "client.pem"))), { privateKey, publicKey: createPublicKey(privateKey) });
+    return pkiIdentity(new X509Certificate(fs.readFileSync(path.join(dir, "client.pem"))), {
+      privateKey,
+      publicKey: createPublicKey(privateKey),
+    });
   }
 
   function assertIssuedByDeviceCa(cert: X509Certificate): void {
@@ -93,7 +101,8 @@ await forEachBackend("SCEP", (backend) => {
       assert.equal(caps.status, 200);
       assert.match(caps.headers.get("content-type") ?? "", /^text\/plain/);
       const list = (await caps.text()).trim().split("\n");
-      for (const cap of ["AES", "POSTPKIOperation", "SHA-256", "SHA-1", "Renewal", "SCEPStandard", "DES3"]) assert.ok(list.includes(cap), cap);
+      for (const cap of ["AES", "POSTPKIOperation", "SHA-256", "SHA-1", "Renewal", "SCEPStandard", "DES3"])
+        assert.ok(list.includes(cap), cap);
       assert.deepEqual(list, [...SCEP_CAPABILITIES]);
       const ca = await fetch(`${scepUrl}?operation=GetCACert`);
       assert.equal(ca.status, 200);
@@ -152,30 +161,34 @@ await forEachBackend("SCEP", (backend) => {
   describe("scepclient (micromdm, v2.1.0)", () => {
     // What it sends, observed: DES-CBC content encryption whatever the caps
     // say (Go pkcs7's default), SHA-1 digests, sha1WithRSAEncryption.
-    test("enrolls with a challenge and the CA's SHA-256 fingerprint; the certificate is the device CA's, with the -cn given", needsScepclient, async () => {
-      const dir = newDir();
-      const c = await challenge();
-      const r = await scepclient(dir, ["-challenge", c, "-cn", `scep-e2e-${backend}`, "-ca-fingerprint", caFingerprint]);
-      assert.equal(r.code, 0, r.output);
-      assert.match(r.output, new RegExp(`hash=${caFingerprint}`), "scepclient fetched our CA");
-      const cert = new X509Certificate(fs.readFileSync(path.join(dir, "client.pem")));
-      assertIssuedByDeviceCa(cert);
-      assert.match(cert.subject, new RegExp(`(^|\\n)CN=scep-e2e-${backend}($|\\n)`));
-      const key = createPrivateKey(fs.readFileSync(path.join(dir, "key.pem")));
-      assert.ok(cert.checkPrivateKey(key));
-      const issued = await server.store.scep.certificateByFingerprint(createHash("sha256").update(cert.raw).digest("hex"));
-      assert.equal(issued?.requestType, "PKCSReq");
-      const line = server.logs.find((l) => l.includes("SCEP certificate issued") && l.includes(cert.serialNumber));
-      assert.ok(line);
-      assert.equal(JSON.parse(line).cipher, "des-cbc");
-      assert.equal(JSON.parse(line).digest, "sha1");
-      assert.ok(!server.logs.some((l) => l.includes(c)), "the challenge is never logged");
+    test(
+      "enrolls with a challenge and the CA's SHA-256 fingerprint; the certificate is the device CA's, with the -cn given",
+      needsScepclient,
+      async () => {
+        const dir = newDir();
+        const c = await challenge();
+        const r = await scepclient(dir, ["-challenge", c, "-cn", `scep-e2e-${backend}`, "-ca-fingerprint", caFingerprint]);
+        assert.equal(r.code, 0, r.output);
+        assert.match(r.output, new RegExp(`hash=${caFingerprint}`), "scepclient fetched our CA");
+        const cert = new X509Certificate(fs.readFileSync(path.join(dir, "client.pem")));
+        assertIssuedByDeviceCa(cert);
+        assert.match(cert.subject, new RegExp(`(^|\\n)CN=scep-e2e-${backend}($|\\n)`));
+        const key = createPrivateKey(fs.readFileSync(path.join(dir, "key.pem")));
+        assert.ok(cert.checkPrivateKey(key));
+        const issued = await server.store.scep.certificateByFingerprint(createHash("sha256").update(cert.raw).digest("hex"));
+        assert.equal(issued?.requestType, "PKCSReq");
+        const line = server.logs.find((l) => l.includes("SCEP certificate issued") && l.includes(cert.serialNumber));
+        assert.ok(line);
+        assert.equal(JSON.parse(line).cipher, "des-cbc");
+        assert.equal(JSON.parse(line).digest, "sha1");
+        assert.ok(!server.logs.some((l) => l.includes(c)), "the challenge is never logged");
 
-      // A wrong fingerprint: scepclient finds no CA to encrypt to.
-      const wrong = await scepclient(newDir(), ["-challenge", await challenge(), "-ca-fingerprint", "00".repeat(32)]);
-      assert.notEqual(wrong.code, 0, wrong.output);
-      assert.match(wrong.output, /no selected CA/);
-    });
+        // A wrong fingerprint: scepclient finds no CA to encrypt to.
+        const wrong = await scepclient(newDir(), ["-challenge", await challenge(), "-ca-fingerprint", "00".repeat(32)]);
+        assert.notEqual(wrong.code, 0, wrong.output);
+        assert.match(wrong.output, /no selected CA/);
+      },
+    );
 
     test("a reused, a wrong and an expired challenge are refused (failInfo badRequest)", needsScepclient, async () => {
       const c = await challenge();
@@ -228,9 +241,19 @@ await forEachBackend("SCEP", (backend) => {
       const client = new ScepTestClient(scepUrl);
       assert.deepEqual(await client.caps(), [...SCEP_CAPABILITIES]);
       const key = await generateKeyPair();
-      const viaGet = await client.enroll({ challenge: await challenge(), commonName: "get-device", method: "GET", cipher: "des-ede3-cbc", digest: "sha1", key });
+      const viaGet = await client.enroll({
+        challenge: await challenge(),
+        commonName: "get-device",
+        method: "GET",
+        cipher: "des-ede3-cbc",
+        digest: "sha1",
+        key,
+      });
       assertIssuedByDeviceCa(viaGet.cert);
-      await assert.rejects(client.enroll({ challenge: "nope", key }), (e: unknown) => e instanceof ScepRefused && e.failInfo === "badRequest");
+      await assert.rejects(
+        client.enroll({ challenge: "nope", key }),
+        (e: unknown) => e instanceof ScepRefused && e.failInfo === "badRequest",
+      );
 
       const first = await client.enroll({ challenge: await challenge(), commonName: `sim-${randomUUID()}`, key, cipher: "aes-128-cbc" });
       assert.equal(first.cert.subject, `CN=${first.commonName}`);
@@ -310,4 +333,3 @@ function findInPath(name: string): string | undefined {
   }
   return undefined;
 }
-

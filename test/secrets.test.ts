@@ -43,10 +43,14 @@ await forEachBackend("secrets never reach a log line or an error body", (backend
     for (const f of forms.flat()) if (f.length >= 8) set.add(f);
     secrets.set(name, set);
   };
-  const bytesSecret = (name: string, b: Buffer) => secret(name, b.toString("base64"), b.toString("hex"), b.toString("hex").toUpperCase(), b.toString("base64url"));
+  const bytesSecret = (name: string, b: Buffer) =>
+    secret(name, b.toString("base64"), b.toString("hex"), b.toString("hex").toUpperCase(), b.toString("base64url"));
 
   before(async () => {
-    server = await startTestServer(["--digest-realm", REALM, "--userauth-max-failures", "100", "--enrollment-token", ENROLLMENT_TOKEN], backend);
+    server = await startTestServer(
+      ["--digest-realm", REALM, "--userauth-max-failures", "100", "--enrollment-token", ENROLLMENT_TOKEN],
+      backend,
+    );
     fleet = await testFleet(server.url);
     secret("API key", "test-api-key-0123456789abcdef", Buffer.from("orchard:test-api-key-0123456789abcdef").toString("base64"));
   });
@@ -57,15 +61,31 @@ await forEachBackend("secrets never reach a log line or an error body", (backend
 
   async function device(body: PlistDict, o: { path?: string; headers: Record<string, string>; type?: string }) {
     const raw = Buffer.from(serializePlist(body));
-    const res = await fleet.transport.send({ method: "PUT", path: o.path ?? "/checkin", headers: { "content-type": o.type ?? CHECKIN_TYPE, ...o.headers }, body: raw });
+    const res = await fleet.transport.send({
+      method: "PUT",
+      path: o.path ?? "/checkin",
+      headers: { "content-type": o.type ?? CHECKIN_TYPE, ...o.headers },
+      body: raw,
+    });
     const text = res.body.toString("utf8");
     if (res.status >= 400) errorBodies.push({ where: `${body.MessageType ?? body.Status} ${res.status}`, body: text });
     return { status: res.status, text, plist: res.status === 200 && res.body.length > 0 ? parsePlistDict(res.body) : undefined };
   }
 
   async function api(method: string, urlPath: string, body?: string | Buffer | object, key = "test-api-key-0123456789abcdef") {
-    const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? new Uint8Array(body) : typeof body === "string" ? body : JSON.stringify(body);
-    const res = await fetch(server.url + urlPath, { method, headers: { authorization: "Basic " + Buffer.from(`op:${key}`).toString("base64") }, body: payload });
+    const payload =
+      body === undefined
+        ? undefined
+        : Buffer.isBuffer(body)
+          ? new Uint8Array(body)
+          : typeof body === "string"
+            ? body
+            : JSON.stringify(body);
+    const res = await fetch(server.url + urlPath, {
+      method,
+      headers: { authorization: "Basic " + Buffer.from(`op:${key}`).toString("base64") },
+      body: payload,
+    });
     const text = await res.text();
     apiBodies.push({ where: `${method} ${urlPath} ${res.status}`, body: text });
     if (res.status >= 400) errorBodies.push({ where: `${method} ${urlPath} ${res.status}`, body: text });
@@ -88,15 +108,34 @@ await forEachBackend("secrets never reach a log line or an error body", (backend
     bytesSecret("UnlockToken", unlockToken);
     bytesSecret("BootstrapToken", bootstrapToken);
     await ok({ MessageType: "Authenticate", Topic: "com.apple.mgmt.External.secrets", SerialNumber: "SECRETS1" });
-    await ok({ MessageType: "TokenUpdate", Topic: "com.apple.mgmt.External.secrets", Token: randomBytes(32), PushMagic: "MAGIC", UnlockToken: unlockToken });
+    await ok({
+      MessageType: "TokenUpdate",
+      Topic: "com.apple.mgmt.External.secrets",
+      Token: randomBytes(32),
+      PushMagic: "MAGIC",
+      UnlockToken: unlockToken,
+    });
     await ok({ MessageType: "SetBootstrapToken", BootstrapToken: bootstrapToken });
     const got = await ok({ MessageType: "GetBootstrapToken" });
     assert.ok(Buffer.isBuffer(got.plist!.BootstrapToken) && bootstrapToken.equals(got.plist!.BootstrapToken as Buffer));
     // Refused messages that carry them: wrong types, a binding mismatch.
-    await device({ UDID: udid, MessageType: "TokenUpdate", Topic: "t", Token: randomBytes(32), PushMagic: "M", UnlockToken: unlockToken.toString("base64") }, { headers });
+    await device(
+      {
+        UDID: udid,
+        MessageType: "TokenUpdate",
+        Topic: "t",
+        Token: randomBytes(32),
+        PushMagic: "M",
+        UnlockToken: unlockToken.toString("base64"),
+      },
+      { headers },
+    );
     await device({ UDID: udid, MessageType: "SetBootstrapToken", BootstrapToken: bootstrapToken.toString("hex") }, { headers });
     const other = await identity(fleet, "secrets-intruder");
-    await device({ UDID: udid, MessageType: "SetBootstrapToken", BootstrapToken: bootstrapToken }, { headers: { "x-client-cert": escapedPemHeader(other.certPem) } });
+    await device(
+      { UDID: udid, MessageType: "SetBootstrapToken", BootstrapToken: bootstrapToken },
+      { headers: { "x-client-cert": escapedPemHeader(other.certPem) } },
+    );
 
     // The directory: a user with a password, and an htdigest import.
     const password = `pw-${randomBytes(9).toString("base64url")}`;
@@ -116,7 +155,8 @@ await forEachBackend("secrets never reach a log line or an error body", (backend
 
     // UserAuthenticate: a failed login (wrong password, malformed), then a good one.
     const user = { UserID: guid, UserShortName: "net1", UserLongName: "Net One" };
-    const step1 = async () => challengeParams((await ok({ MessageType: "UserAuthenticate", ...user })).plist!.DigestChallenge as string).nonce!;
+    const step1 = async () =>
+      challengeParams((await ok({ MessageType: "UserAuthenticate", ...user })).plist!.DigestChallenge as string).nonce!;
     const wrong = digestResponse({ username: "net1", password: "not-the-password", realm: REALM, nonce: await step1() });
     secret("DigestResponse", wrong, /response="([0-9a-f]+)"/.exec(wrong)![1]!);
     assert.equal((await ok({ MessageType: "UserAuthenticate", ...user, DigestResponse: wrong })).plist!.AuthToken, "");
@@ -130,17 +170,38 @@ await forEachBackend("secrets never reach a log line or an error body", (backend
     secret("AuthToken", token, sha256(token), Buffer.from(token, "base64").toString("hex"));
     // A replay of the good response, the user's channel with and without the token.
     assert.equal((await ok({ MessageType: "UserAuthenticate", ...user, DigestResponse: good })).plist!.AuthToken, "");
-    await ok({ MessageType: "TokenUpdate", Topic: "com.apple.mgmt.External.secrets", Token: randomBytes(32), PushMagic: "UM", ...user, AuthToken: token });
+    await ok({
+      MessageType: "TokenUpdate",
+      Topic: "com.apple.mgmt.External.secrets",
+      Token: randomBytes(32),
+      PushMagic: "UM",
+      ...user,
+      AuthToken: token,
+    });
     await ok({ Status: "Idle", ...user, AuthToken: token }, { path: "/mdm", type: COMMAND_TYPE });
-    assert.equal((await device({ UDID: udid, Status: "Idle", ...user, AuthToken: token.slice(0, -4) + "AAA=" }, { path: "/mdm", type: COMMAND_TYPE, headers })).status, 403);
-    assert.equal((await device({ UDID: udid, Status: "Idle", ...user, AuthToken: 42 }, { path: "/mdm", type: COMMAND_TYPE, headers })).status, 403);
+    assert.equal(
+      (
+        await device(
+          { UDID: udid, Status: "Idle", ...user, AuthToken: token.slice(0, -4) + "AAA=" },
+          { path: "/mdm", type: COMMAND_TYPE, headers },
+        )
+      ).status,
+      403,
+    );
+    assert.equal(
+      (await device({ UDID: udid, Status: "Idle", ...user, AuthToken: 42 }, { path: "/mdm", type: COMMAND_TYPE, headers })).status,
+      403,
+    );
     assert.equal((await device({ UDID: udid, Status: "Idle", ...user }, { path: "/mdm", type: COMMAND_TYPE, headers })).status, 403);
     // A new login rotates the token; the old one is refused.
     const again = digestResponse({ username: "net1", password, realm: REALM, nonce: await step1() });
     secret("DigestResponse", again);
     const token2 = (await ok({ MessageType: "UserAuthenticate", ...user, DigestResponse: again })).plist!.AuthToken as string;
     secret("AuthToken", token2, sha256(token2));
-    assert.equal((await device({ UDID: udid, Status: "Idle", ...user, AuthToken: token }, { path: "/mdm", type: COMMAND_TYPE, headers })).status, 403);
+    assert.equal(
+      (await device({ UDID: udid, Status: "Idle", ...user, AuthToken: token }, { path: "/mdm", type: COMMAND_TYPE, headers })).status,
+      403,
+    );
     await ok({ Status: "Idle", ...user, AuthToken: token2 }, { path: "/mdm", type: COMMAND_TYPE });
     // A step 1 that carries the valid token keeps it.
     await ok({ MessageType: "UserAuthenticate", ...user, AuthToken: token2 });
@@ -152,17 +213,36 @@ await forEachBackend("secrets never reach a log line or an error body", (backend
       const raw = Buffer.from(serializePlist({ UDID: sigUdid, ...body }));
       const sig = await signMdmBody(sigId, signOver ?? raw);
       secret("Mdm-Signature", sig, sig.slice(sig.length / 2, sig.length / 2 + 48));
-      const res = await fleet.transport.send({ method: "PUT", path: p, headers: { "content-type": type, "mdm-signature": sig }, body: raw });
+      const res = await fleet.transport.send({
+        method: "PUT",
+        path: p,
+        headers: { "content-type": type, "mdm-signature": sig },
+        body: raw,
+      });
       if (res.status >= 400) errorBodies.push({ where: `signed ${res.status}`, body: res.body.toString() });
       return res.status;
     };
     assert.equal(await signed({ MessageType: "Authenticate", Topic: "com.apple.mgmt.External.secrets" }), 200);
-    assert.equal(await signed({ MessageType: "TokenUpdate", Topic: "com.apple.mgmt.External.secrets", Token: randomBytes(32), PushMagic: "S", UnlockToken: unlockToken }), 200);
+    assert.equal(
+      await signed({
+        MessageType: "TokenUpdate",
+        Topic: "com.apple.mgmt.External.secrets",
+        Token: randomBytes(32),
+        PushMagic: "S",
+        UnlockToken: unlockToken,
+      }),
+      200,
+    );
     assert.equal(await signed({ Status: "Idle" }, undefined, COMMAND_TYPE, "/mdm"), 200);
     assert.equal(await signed({ Status: "Idle" }, Buffer.from("another body"), COMMAND_TYPE, "/mdm"), 400);
     const badSig = (await signMdmBody(sigId, Buffer.from("x"))).slice(0, 200);
     secret("Mdm-Signature", badSig.slice(100, 160));
-    const res = await fleet.transport.send({ method: "PUT", path: "/checkin", headers: { "content-type": CHECKIN_TYPE, "mdm-signature": badSig }, body: Buffer.from(serializePlist({ UDID: sigUdid, MessageType: "CheckOut" })) });
+    const res = await fleet.transport.send({
+      method: "PUT",
+      path: "/checkin",
+      headers: { "content-type": CHECKIN_TYPE, "mdm-signature": badSig },
+      body: Buffer.from(serializePlist({ UDID: sigUdid, MessageType: "CheckOut" })),
+    });
     assert.equal(res.status, 400);
     errorBodies.push({ where: "truncated signature", body: res.body.toString() });
 
@@ -170,13 +250,25 @@ await forEachBackend("secrets never reach a log line or an error body", (backend
     secret("API key", "test-api-kez", Buffer.from("op:test-api-kez").toString("base64"));
     assert.equal((await api("GET", "/v1/enrollments", undefined, "test-api-kez")).status, 401);
     assert.equal((await api("PUT", `/v1/enqueue/${udid}?nopush=1`, commandPlist("DeviceInformation"))).status, 200);
-    for (const p of [`/v1/enrollments/${udid}`, `/v1/enrollments/${encodeURIComponent(`${udid}:${guid}`)}`, "/v1/enrollments", "/v1/users/net1", "/v1/users/imp1", "/v1/users", `/v1/user-sessions?device=${udid}`, "/v1/events?limit=1000", `/v1/queue/${udid}`]) {
+    for (const p of [
+      `/v1/enrollments/${udid}`,
+      `/v1/enrollments/${encodeURIComponent(`${udid}:${guid}`)}`,
+      "/v1/enrollments",
+      "/v1/users/net1",
+      "/v1/users/imp1",
+      "/v1/users",
+      `/v1/user-sessions?device=${udid}`,
+      "/v1/events?limit=1000",
+      `/v1/queue/${udid}`,
+    ]) {
       assert.equal((await api("GET", p)).status, 200, p);
     }
     // Enrollment: the push key, the enrollment token, SCEP challenges (the API
     // hands a challenge out by design: that one answer is not checked), a
     // profile's PKCS#12 passphrase, and the device CA's key.
-    const pushCert = await issuePushCertificate(await createCa({ commonName: "Secrets Push CA" }), { topic: "com.apple.mgmt.External.secrets" });
+    const pushCert = await issuePushCertificate(await createCa({ commonName: "Secrets Push CA" }), {
+      topic: "com.apple.mgmt.External.secrets",
+    });
     secret("push key", keyForms(pushCert.key));
     secret("device CA key", keyForms(server.deviceCa.key));
     assert.equal((await api("PUT", "/v1/pushcert", pushCert.certPem + pushCert.keyPem)).status, 200);
@@ -193,7 +285,10 @@ await forEachBackend("secrets never reach a log line or an error body", (backend
     const scepProfile = await enroll(`?token=${ENROLLMENT_TOKEN}`);
     const profileChallenge = /<key>Challenge<\/key>\s*<string>([^<]+)<\/string>/.exec(scepProfile.text)![1]!;
     secret("SCEP challenge", profileChallenge, "wrong-challenge-0123456789");
-    const minted = await fetch(`${server.url}/v1/scep/challenges`, { method: "POST", headers: { authorization: "Basic " + Buffer.from("op:test-api-key-0123456789abcdef").toString("base64") } });
+    const minted = await fetch(`${server.url}/v1/scep/challenges`, {
+      method: "POST",
+      headers: { authorization: "Basic " + Buffer.from("op:test-api-key-0123456789abcdef").toString("base64") },
+    });
     const challenge = ((await minted.json()) as { challenge: string }).challenge;
     secret("SCEP challenge", challenge);
     const scep = new ScepTestClient(`${server.url}/scep`);
@@ -221,12 +316,16 @@ await forEachBackend("secrets never reach a log line or an error body", (backend
     for (const [name, forms] of secrets) {
       for (const form of forms) {
         for (const line of server.logs) if (line.includes(form)) leaks.push(`${name} in a log line: ${line.slice(0, 300)}`);
-        for (const e of errorBodies) if (e.body.includes(form)) leaks.push(`${name} in the error body of ${e.where}: ${e.body.slice(0, 300)}`);
-        for (const a of apiBodies) if (a.body.includes(form)) leaks.push(`${name} in the API answer to ${a.where}: ${a.body.slice(0, 300)}`);
+        for (const e of errorBodies)
+          if (e.body.includes(form)) leaks.push(`${name} in the error body of ${e.where}: ${e.body.slice(0, 300)}`);
+        for (const a of apiBodies)
+          if (a.body.includes(form)) leaks.push(`${name} in the API answer to ${a.where}: ${a.body.slice(0, 300)}`);
       }
     }
     const forms = [...secrets.values()].reduce((n, f) => n + f.size, 0);
-    process.stdout.write(`# secrets [${backend}]: ${secrets.size} kinds (${forms} forms) checked against ${server.logs.length} log lines, ${errorBodies.length} error bodies, ${apiBodies.length} API answers\n`);
+    process.stdout.write(
+      `# secrets [${backend}]: ${secrets.size} kinds (${forms} forms) checked against ${server.logs.length} log lines, ${errorBodies.length} error bodies, ${apiBodies.length} API answers\n`,
+    );
     assert.deepEqual(leaks.slice(0, 10), []);
   });
 });

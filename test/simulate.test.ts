@@ -51,7 +51,6 @@ function options(url: string, o: Partial<SimulateOptions> = {}): SimulateOptions
   };
 }
 
-
 function orchard(args: string[]): Promise<CliRun> {
   return runOrchard(args, { cwd: tmp, env: { ORCHARD_URL: "", ORCHARD_API_KEY: "" } });
 }
@@ -141,24 +140,43 @@ describe("a small fleet with network users against a real server", () => {
   });
 
   test("every command the run queued has a final answer from every enrollment it went to", async () => {
-    assert.equal([...queued.values()].reduce((n, q) => n + q.ids.length, 0), report.commandsEnqueued);
+    assert.equal(
+      [...queued.values()].reduce((n, q) => n + q.ids.length, 0),
+      report.commandsEnqueued,
+    );
     let sawNotNowThenAnswer = false;
     for (const [uuid, q] of queued) {
       const res = await server.api("GET", `/v1/commands/${uuid}`);
       assert.equal(res.status, 200, res.text);
       assert.equal(res.json.request_type, q.type);
-      const results: Array<{ enrollment_id: string; status: string; active: boolean; not_now_count: number; result: Record<string, unknown> }> = res.json.results;
+      const results: Array<{
+        enrollment_id: string;
+        status: string;
+        active: boolean;
+        not_now_count: number;
+        result: Record<string, unknown>;
+      }> = res.json.results;
       assert.deepEqual(results.map((r) => r.enrollment_id).sort(), [...q.ids].sort());
       for (const r of results) {
         assert.equal(r.status, "Acknowledged", `${q.type} on ${r.enrollment_id}`);
         assert.equal(r.active, false);
-        const key = { DeviceInformation: "QueryResponses", ProfileList: "ProfileList", InstalledApplicationList: "InstalledApplicationList", SecurityInfo: "SecurityInfo", CertificateList: "CertificateList" }[q.type];
+        const key = {
+          DeviceInformation: "QueryResponses",
+          ProfileList: "ProfileList",
+          InstalledApplicationList: "InstalledApplicationList",
+          SecurityInfo: "SecurityInfo",
+          CertificateList: "CertificateList",
+        }[q.type];
         assert.ok(key && r.result[key] !== undefined, `${q.type} answered without ${key}`);
         if (r.not_now_count > 0) sawNotNowThenAnswer = true;
       }
     }
     assert.ok(sawNotNowThenAnswer, "no command was answered NotNow first and then for good");
-    const queues = await Promise.all((await all<{ id: string }>("/v1/enrollments?limit=1000", "enrollments")).map((e) => server.api("GET", `/v1/queue/${encodeURIComponent(e.id)}`)));
+    const queues = await Promise.all(
+      (await all<{ id: string }>("/v1/enrollments?limit=1000", "enrollments")).map((e) =>
+        server.api("GET", `/v1/queue/${encodeURIComponent(e.id)}`),
+      ),
+    );
     for (const q of queues) assert.deepEqual(q.json.commands, [], `${q.json.enrollment_id} still has queued commands`);
   });
 
@@ -191,12 +209,32 @@ describe("a small fleet with network users against a real server", () => {
 test("orchard simulate --json: one JSON object, exit 0, the generated CA written where asked", async () => {
   const caOut = path.join(tmp, "cli-ca");
   const r = await orchard([
-    "simulate", "--url", server.url, "--api-key", "test-api-key-0123456789abcdef", "--devices", "3", "--users-per-device", "1", "--network-users",
-    "--duration", "2500ms", "--poll-interval", "200ms", "--command-interval", "500ms", "--seed", "cli", "--ca-out", caOut, "--json",
+    "simulate",
+    "--url",
+    server.url,
+    "--api-key",
+    "test-api-key-0123456789abcdef",
+    "--devices",
+    "3",
+    "--users-per-device",
+    "1",
+    "--network-users",
+    "--duration",
+    "2500ms",
+    "--poll-interval",
+    "200ms",
+    "--command-interval",
+    "500ms",
+    "--seed",
+    "cli",
+    "--ca-out",
+    caOut,
+    "--json",
   ]);
   assert.equal(r.code, 0, r.stderr + r.stdout);
   const report = JSON.parse(r.stdout);
-  for (const key of ["devices", "enrolled", "logins", "commands", "requests", "errors", "latencyMs", "durationMs"]) assert.ok(key in report, `no ${key}`);
+  for (const key of ["devices", "enrolled", "logins", "commands", "requests", "errors", "latencyMs", "durationMs"])
+    assert.ok(key in report, `no ${key}`);
   assert.equal(report.devices, 3);
   assert.equal(report.enrolled, 3);
   assert.equal(report.logins, 2);
@@ -257,7 +295,9 @@ test("a server that trusts another device CA: every enrollment is an error, the 
   fs.writeFileSync(caFile, other.certPem);
   const strict = await startTestServer(["--ca", caFile]);
   try {
-    const report = await runSimulation(options(strict.url, { devices: 2, platform: "macOS", usersPerDevice: 1, networkUsers: true, durationMs: 1_500, seed: "other-ca" }));
+    const report = await runSimulation(
+      options(strict.url, { devices: 2, platform: "macOS", usersPerDevice: 1, networkUsers: true, durationMs: 1_500, seed: "other-ca" }),
+    );
     assert.equal(report.enrolled, 0);
     assert.equal(report.logins, 0);
     assert.equal(report.errors, 2);
@@ -275,13 +315,18 @@ test("a server that trusts another device CA: every enrollment is an error, the 
  * /v1/scep/challenges itself, with a challenge the server never made; with
  * `scepTarget` SCEP and its challenges go to another server.
  */
-async function prefixProxy(target: string, o: { fakeChallenges?: boolean; scepTarget?: string } = {}): Promise<{ url: string; close(): Promise<void> }> {
+async function prefixProxy(
+  target: string,
+  o: { fakeChallenges?: boolean; scepTarget?: string } = {},
+): Promise<{ url: string; close(): Promise<void> }> {
   const proxy = http.createServer((req, res) => {
     if (!req.url?.startsWith("/orchard/")) return void res.writeHead(404).end("not under /orchard");
     const path = req.url.slice("/orchard".length);
     if (o.fakeChallenges && req.method === "POST" && path === "/v1/scep/challenges") {
       req.resume();
-      return void res.writeHead(201, { "content-type": "application/json" }).end(JSON.stringify({ challenge: "not-issued-by-this-server", expires_at: new Date(Date.now() + 60_000).toISOString() }));
+      return void res
+        .writeHead(201, { "content-type": "application/json" })
+        .end(JSON.stringify({ challenge: "not-issued-by-this-server", expires_at: new Date(Date.now() + 60_000).toISOString() }));
     }
     const upstream = new URL(o.scepTarget && /^\/(v1\/)?scep(\/|\?|$)/.test(path) ? o.scepTarget : target);
     const out = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path, headers: req.headers }, (answer) => {
@@ -316,7 +361,15 @@ describe("--scep: the devices' identities from the server's own SCEP, behind a p
     strict = await startTestServer(["--ca", caFile]);
     proxy = await prefixProxy(strict.url);
     report = await runSimulation(
-      options(proxy.url, { devices: 4, usersPerDevice: 1, networkUsers: true, scep: true, caOutDir: undefined, durationMs: 2_500, seed: "scep" }),
+      options(proxy.url, {
+        devices: 4,
+        usersPerDevice: 1,
+        networkUsers: true,
+        scep: true,
+        caOutDir: undefined,
+        durationMs: 2_500,
+        seed: "scep",
+      }),
     );
   });
   after(async () => {
@@ -360,7 +413,9 @@ describe("--scep: the devices' identities from the server's own SCEP, behind a p
   test("a refused PKCSReq is a scep error per device, with the failInfo; nothing enrolls", async () => {
     const faking = await prefixProxy(strict.url, { fakeChallenges: true });
     try {
-      const r = await runSimulation(options(faking.url, { devices: 2, scep: true, caOutDir: undefined, durationMs: 1_500, seed: "scep-refused" }));
+      const r = await runSimulation(
+        options(faking.url, { devices: 2, scep: true, caOutDir: undefined, durationMs: 1_500, seed: "scep-refused" }),
+      );
       assert.equal(r.enrolled, 0);
       assert.equal(r.scepCertificates, 0);
       assert.equal(r.errors, 2, JSON.stringify(r.errorKinds));
@@ -375,12 +430,17 @@ describe("--scep: the devices' identities from the server's own SCEP, behind a p
     // SCEP answered by the shared test server (its own device CA), check-ins by the strict one.
     const split = await prefixProxy(strict.url, { scepTarget: server.url });
     try {
-      const r = await runSimulation(options(split.url, { devices: 2, scep: true, caOutDir: undefined, durationMs: 1_500, seed: "scep-split" }));
+      const r = await runSimulation(
+        options(split.url, { devices: 2, scep: true, caOutDir: undefined, durationMs: 1_500, seed: "scep-split" }),
+      );
       assert.equal(r.scepCertificates, 2);
       assert.equal(r.enrolled, 0);
       assert.equal(r.errors, 2, JSON.stringify(r.errorKinds));
       const example = r.errorKinds.enroll?.example ?? "";
-      assert.match(example, /^Authenticate of .*: HTTP 400.*not issued by a trusted CA.*from the server's own SCEP at \/orchard\/scep.*--device-ca-cert/);
+      assert.match(
+        example,
+        /^Authenticate of .*: HTTP 400.*not issued by a trusted CA.*from the server's own SCEP at \/orchard\/scep.*--device-ca-cert/,
+      );
       assert.doesNotMatch(example, /--ca[ -]/);
     } finally {
       await split.close();
@@ -389,9 +449,25 @@ describe("--scep: the devices' identities from the server's own SCEP, behind a p
 
   test("orchard simulate --scep: the summary says where the identities came from", async () => {
     const ctx = context();
-    const code = await runWith(ctx, "simulate", ["--url", proxy.url, "--api-key", "test-api-key-0123456789abcdef", "--scep", "--devices", "2", "--no-commands", "--duration", "1s", "--poll-interval", "200ms"]);
+    const code = await runWith(ctx, "simulate", [
+      "--url",
+      proxy.url,
+      "--api-key",
+      "test-api-key-0123456789abcdef",
+      "--scep",
+      "--devices",
+      "2",
+      "--no-commands",
+      "--duration",
+      "1s",
+      "--poll-interval",
+      "200ms",
+    ]);
     assert.equal(code, 0, ctx.stderr + ctx.stdout);
-    assert.match(ctx.stdout, /^devices: +2 .*\nidentities: +from the server's SCEP, http:\/\/127\.0\.0\.1:\d+\/orchard\/scep \(2 issued\)\nenrolled: +2\/2\n/m);
+    assert.match(
+      ctx.stdout,
+      /^devices: +2 .*\nidentities: +from the server's SCEP, http:\/\/127\.0\.0\.1:\d+\/orchard\/scep \(2 issued\)\nenrolled: +2\/2\n/m,
+    );
   });
 });
 
@@ -402,7 +478,11 @@ test("--scep is refused with --ca-cert, --ca-key or --ca-out", async () => {
   ]) {
     const ctx = context();
     assert.equal(await runWith(ctx, "simulate", args), 2, `${args.join(" ")}: ${ctx.stderr}`);
-    assert.match(ctx.stderr, /^orchard: --scep takes the certificates from the server's SCEP: not with --ca-.*\nusage: orchard simulate/, args.join(" "));
+    assert.match(
+      ctx.stderr,
+      /^orchard: --scep takes the certificates from the server's SCEP: not with --ca-.*\nusage: orchard simulate/,
+      args.join(" "),
+    );
   }
 });
 
@@ -413,7 +493,9 @@ test("every device enrolls before --duration starts, however short it is (what a
 });
 
 test("--rate bounds the requests per second of the whole run", async () => {
-  const report = await runSimulation(options(server.url, { devices: 4, rate: 20, durationMs: 1_500, pollIntervalMs: 20, commandIntervalMs: 300, seed: "rate" }));
+  const report = await runSimulation(
+    options(server.url, { devices: 4, rate: 20, durationMs: 1_500, pollIntervalMs: 20, commandIntervalMs: 300, seed: "rate" }),
+  );
   assert.equal(report.errors, 0, JSON.stringify(report.errorKinds));
   const sent = report.requests + report.apiRequests;
   // Without the limit these devices poll every 20 ms: hundreds of requests.
@@ -424,7 +506,9 @@ test("--rate bounds the requests per second of the whole run", async () => {
 test("with the Mdm-Signature identity and a given CA, devices enroll and answer", async () => {
   const made = await createCa({ commonName: "Simulate Test CA", keyAlgorithm: "ECDSA" });
   const ca = { certPem: made.certPem, keyPem: made.keyPem };
-  const report = await runSimulation(options(server.url, { devices: 2, identity: { kind: "signature" }, ca, durationMs: 3_000, seed: "sig" }));
+  const report = await runSimulation(
+    options(server.url, { devices: 2, identity: { kind: "signature" }, ca, durationMs: 3_000, seed: "sig" }),
+  );
   assert.deepEqual(report.errorKinds, {});
   assert.equal(report.enrolled, 2);
   assert.equal(report.caCertPath, undefined);
@@ -451,11 +535,18 @@ test("the responder: known queries only, unknown request types get an ErrorChain
     users: [],
   };
   const rng = new Rng("t");
-  const info = answerCommand({ CommandUUID: "1", Command: { RequestType: "DeviceInformation", Queries: ["UDID", "OSVersion", "NoSuchQuery", "BatteryLevel"] } }, d, rng);
+  const info = answerCommand(
+    { CommandUUID: "1", Command: { RequestType: "DeviceInformation", Queries: ["UDID", "OSVersion", "NoSuchQuery", "BatteryLevel"] } },
+    d,
+    rng,
+  );
   assert.equal(info.status, "Acknowledged");
   assert.deepEqual(info.fields, { QueryResponses: { UDID: "U1", OSVersion: "18.1", BatteryLevel: 0.5 } });
   const certs = answerCommand({ Command: { RequestType: "CertificateList" } }, d, rng);
-  assert.deepEqual((certs.fields.CertificateList as Array<{ IsIdentity: boolean }>).map((c) => c.IsIdentity), [true, false]);
+  assert.deepEqual(
+    (certs.fields.CertificateList as Array<{ IsIdentity: boolean }>).map((c) => c.IsIdentity),
+    [true, false],
+  );
   assert.deepEqual(answerCommand({ Command: { RequestType: "RestartDevice" } }, d, rng), { status: "Acknowledged", fields: {} });
   const unknown = answerCommand({ Command: { RequestType: "Frobnicate" } }, d, rng);
   assert.equal(unknown.status, "Error");

@@ -50,7 +50,10 @@ test("an unreadable --ca names the flag and the file", async () => {
 test("a data dir that cannot be made", async () => {
   const dir = tmp();
   fs.writeFileSync(path.join(dir, "file"), "");
-  await refusesToStart(["--data-dir", path.join(dir, "file", "data")], /the data dir .* is not usable .*: give a writable directory with --data-dir/);
+  await refusesToStart(
+    ["--data-dir", path.join(dir, "file", "data")],
+    /the data dir .* is not usable .*: give a writable directory with --data-dir/,
+  );
 });
 
 test("a short API key in the data dir is refused: its length is what stops guessing", async () => {
@@ -73,12 +76,18 @@ test("PostgreSQL: a missing database says how to create it; an unreachable serve
   const admin = new URL(POSTGRES_ADMIN_URL);
   const missing = new URL(admin);
   missing.pathname = "/orchard_no_such_database";
-  await refusesToStart(["--storage", missing.toString()], /database "orchard_no_such_database" does not exist on .*: create it \(createdb .* orchard_no_such_database\)/);
+  await refusesToStart(
+    ["--storage", missing.toString()],
+    /database "orchard_no_such_database" does not exist on .*: create it \(createdb .* orchard_no_such_database\)/,
+  );
 
   const closed = await listening();
   const { port } = closed.address() as net.AddressInfo;
   await new Promise((r) => closed.close(r));
-  await refusesToStart(["--storage", `postgres://root@127.0.0.1:${port}/orchard`], new RegExp(`cannot reach PostgreSQL at 127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\)`));
+  await refusesToStart(
+    ["--storage", `postgres://root@127.0.0.1:${port}/orchard`],
+    new RegExp(`cannot reach PostgreSQL at 127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\)`),
+  );
 
   const stranger = new URL(admin);
   stranger.username = "orchard_no_such_role";

@@ -99,7 +99,9 @@ describe("PostgreSQL outage", async () => {
     await database?.drop();
   });
 
-  test("devices and the API get 503 + Retry-After during the outage, and everything works after it", { skip: !available && "PostgreSQL not reachable" }, async () => {
+  test("devices and the API get 503 + Retry-After during the outage, and everything works after it", {
+    skip: !available && "PostgreSQL not reachable",
+  }, async () => {
     const before = await server.api("PUT", `/v1/enqueue/${dev.udid}?nopush=1`, commandPlist("DeviceInformation", "BEFORE-OUTAGE"));
     assert.equal(before.status, 200, before.text);
     const logFrom = server.logs.length;
@@ -127,11 +129,15 @@ describe("PostgreSQL outage", async () => {
     assert.equal(health.status, 503);
 
     await proxy.open(); // the same port: the pool reconnects by itself
-    const polled = await eventually(async () => {
-      const r = await dev.report("Idle");
-      assert.ok(r.status === 200 || r.status === 503, `${r.status} ${r.text}`);
-      return r.status === 200 ? r : undefined;
-    }, 15_000, "the store to come back");
+    const polled = await eventually(
+      async () => {
+        const r = await dev.report("Idle");
+        assert.ok(r.status === 200 || r.status === 503, `${r.status} ${r.text}`);
+        return r.status === 200 ? r : undefined;
+      },
+      15_000,
+      "the store to come back",
+    );
     assert.equal(polled.plist?.CommandUUID, "BEFORE-OUTAGE", "the command queued before the outage is delivered");
     const after = await server.api("PUT", `/v1/enqueue/${dev.udid}?nopush=1`, commandPlist("DeviceInformation", "AFTER-OUTAGE"));
     assert.equal(after.status, 200, after.text);
@@ -139,12 +145,23 @@ describe("PostgreSQL outage", async () => {
     assert.equal((await server.api("GET", "/v1/commands/DURING-OUTAGE")).status, 404, "the refused enqueue left nothing");
 
     const lines = server.logs.slice(logFrom).map((l) => JSON.parse(l));
-    assert.ok(!lines.some((l) => l.msg === "request failed" || l.msg === "device request failed"), "no request was logged as a failure (500)");
-    assert.ok(lines.some((l) => l.msg === "store unavailable"), "the API logged the outage");
-    assert.ok(lines.some((l) => l.msg === "device request deferred" && l.status === 503), "the device endpoint logged the outage");
+    assert.ok(
+      !lines.some((l) => l.msg === "request failed" || l.msg === "device request failed"),
+      "no request was logged as a failure (500)",
+    );
+    assert.ok(
+      lines.some((l) => l.msg === "store unavailable"),
+      "the API logged the outage",
+    );
+    assert.ok(
+      lines.some((l) => l.msg === "device request deferred" && l.status === 503),
+      "the device endpoint logged the outage",
+    );
   });
 
-  test("connections the server ends (pg_terminate_backend) cost at most 503s, then work again", { skip: !available && "PostgreSQL not reachable" }, async () => {
+  test("connections the server ends (pg_terminate_backend) cost at most 503s, then work again", {
+    skip: !available && "PostgreSQL not reachable",
+  }, async () => {
     const dbName = new URL(database.url).pathname.slice(1);
     const admin = new pg.Client(POSTGRES_ADMIN_URL);
     await admin.connect();
@@ -157,14 +174,18 @@ describe("PostgreSQL outage", async () => {
       await admin.end();
     }
     const statuses: number[] = [];
-    await eventually(async () => {
-      const results = await Promise.all([dev.report("Idle"), apiCall(server, "GET", "/v1/enrollments")]);
-      for (const r of results) {
-        statuses.push(r.status);
-        if (r.status !== 200) deferred(r, "after pg_terminate_backend");
-      }
-      return results.every((r) => r.status === 200) ? true : undefined;
-    }, 15_000, "requests to succeed again");
+    await eventually(
+      async () => {
+        const results = await Promise.all([dev.report("Idle"), apiCall(server, "GET", "/v1/enrollments")]);
+        for (const r of results) {
+          statuses.push(r.status);
+          if (r.status !== 200) deferred(r, "after pg_terminate_backend");
+        }
+        return results.every((r) => r.status === 200) ? true : undefined;
+      },
+      15_000,
+      "requests to succeed again",
+    );
     assert.ok(!statuses.includes(500), statuses.join());
   });
 });

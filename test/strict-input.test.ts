@@ -69,7 +69,12 @@ test("a JSON body with a key given twice, at any depth, is 400 and changes nothi
 test("a short name with CR, LF, quotes, backslashes or control characters is 400 on the API", async () => {
   const bad = ["a\rb", "a\nb", "line\r\nInjected: 1", 'quo"te', "back\\slash", "tab\tname", "del\u007f", "c1\u0085", "ls\u2028"];
   for (const name of bad) {
-    await refusedWithLog("PUT", `/v1/users/${encodeURIComponent(name)}`, '{"password":"pw"}', /^a short name is 1 to 256 characters without control characters, quotes, backslashes/);
+    await refusedWithLog(
+      "PUT",
+      `/v1/users/${encodeURIComponent(name)}`,
+      '{"password":"pw"}',
+      /^a short name is 1 to 256 characters without control characters, quotes, backslashes/,
+    );
   }
   for (const name of ["jane.doe", "Jane Doe", "jörg", "o'brien", "user@example.com"]) {
     const r = await server.api("PUT", `/v1/users/${encodeURIComponent(name)}`, '{"password":"pw"}');

@@ -22,7 +22,13 @@ let selfSigned: PkiIdentity;
 
 before(async () => {
   key = (await testDeviceCa()).key;
-  selfSigned = await issueCertificate([{ CN: ["self-signed device"] }], key, null, [new x509.BasicConstraintsExtension(false, undefined, true)], validity({}, 30));
+  selfSigned = await issueCertificate(
+    [{ CN: ["self-signed device"] }],
+    key,
+    null,
+    [new x509.BasicConstraintsExtension(false, undefined, true)],
+    validity({}, 30),
+  );
 });
 
 const udid = () => randomUUID().toUpperCase();
@@ -61,7 +67,10 @@ describe("no --ca: the device CA alone", () => {
   });
 
   test("a certificate of the device CA enrolls", async () => {
-    const cert = await server.deviceCa.issue({ subjectDer: commonNameSubject("device-ca device"), publicKeyDer: key.publicKey.export({ type: "spki", format: "der" }) });
+    const cert = await server.deviceCa.issue({
+      subjectDer: commonNameSubject("device-ca device"),
+      publicKeyDer: key.publicKey.export({ type: "spki", format: "der" }),
+    });
     const device = new RawDevice(transport, pkiIdentity(cert, key), udid());
     await device.enroll();
     assert.equal((await server.api("GET", `/v1/enrollments/${device.udid}`)).json.enabled, true);

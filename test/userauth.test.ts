@@ -22,7 +22,12 @@ interface Login {
 }
 
 /** Both UserAuthenticate steps, answering the challenge with the given password. */
-async function login(d: SimDevice, user: SimUser, password: string, opts: { method?: string; algorithm?: "MD5" | "SHA-256" | "MD5-sess"; qop?: boolean } = {}): Promise<Login> {
+async function login(
+  d: SimDevice,
+  user: SimUser,
+  password: string,
+  opts: { method?: string; algorithm?: "MD5" | "SHA-256" | "MD5-sess"; qop?: boolean } = {},
+): Promise<Login> {
   const first = await d.checkin("UserAuthenticate", { UserID: user.userId });
   assert.equal(first.status, 200, first.body.toString());
   const challenge = first.plist!.DigestChallenge as string;
@@ -90,7 +95,10 @@ await forEachBackend("UserAuthenticate with the digest policy", (backend) => {
     assert.equal((await mac.report("Idle", mac.userKeys({ ...net1, authToken: "bm9wZQ==" }))).status, 403);
     assert.equal((await mac.userTokenUpdate({ ...net1, authToken: undefined })).status, 403);
     assert.equal((await mac.report("Idle", mac.userKeys(good))).status, 200);
-    const events = await server.api("GET", `/v1/events?enrollment=${encodeURIComponent(`${mac.udid}:${net1.userId}`)}&type=userauth.token_refused`);
+    const events = await server.api(
+      "GET",
+      `/v1/events?enrollment=${encodeURIComponent(`${mac.udid}:${net1.userId}`)}&type=userauth.token_refused`,
+    );
     assert.ok(events.json.events.length >= 3);
   });
 
@@ -113,7 +121,15 @@ await forEachBackend("UserAuthenticate with the digest policy", (backend) => {
     assert.equal(replay.plist!.AuthToken, "");
 
     await mac2.checkin("UserAuthenticate", { UserID: net2.userId });
-    const foreign = await mac2.checkin("UserAuthenticate", { UserID: net2.userId, DigestResponse: digestResponse({ username: "net2", password: "secret", realm: REALM, nonce: challengeParams((await mac.checkin("UserAuthenticate", { UserID: net2.userId })).plist!.DigestChallenge as string).nonce! }) });
+    const foreign = await mac2.checkin("UserAuthenticate", {
+      UserID: net2.userId,
+      DigestResponse: digestResponse({
+        username: "net2",
+        password: "secret",
+        realm: REALM,
+        nonce: challengeParams((await mac.checkin("UserAuthenticate", { UserID: net2.userId })).plist!.DigestChallenge as string).nonce!,
+      }),
+    });
     assert.equal(foreign.plist!.AuthToken, "");
   });
 
@@ -121,7 +137,10 @@ await forEachBackend("UserAuthenticate with the digest policy", (backend) => {
     const secret = await server.store.settings.getOrCreate("digest-nonce-secret", () => Buffer.alloc(32));
     await mac.checkin("UserAuthenticate", { UserID: net1.userId });
     const stale = mintNonce({ secret, udid: mac.udid, userId: net1.userId, now: Date.now() - 6 * 60_000 });
-    const r = await mac.checkin("UserAuthenticate", { UserID: net1.userId, DigestResponse: digestResponse({ username: "net1", password: "secret", realm: REALM, nonce: stale }) });
+    const r = await mac.checkin("UserAuthenticate", {
+      UserID: net1.userId,
+      DigestResponse: digestResponse({ username: "net1", password: "secret", realm: REALM, nonce: stale }),
+    });
     assert.equal(r.plist!.AuthToken, "");
     const events = await server.api("GET", `/v1/events?type=userauth.failed`);
     assert.ok(events.json.events.some((e: { detail: { cause: string } }) => e.detail.cause === "nonce-expired"));
@@ -219,7 +238,10 @@ await forEachBackend("UserAuthenticate with the digest policy", (backend) => {
     await server.api("PUT", "/v1/users/net4", { password: "secret", guid: net4.guid });
     for (let i = 0; i < 5; i++) assert.equal((await login(mac3, net4, "wrong")).authToken, "");
     assert.equal((await login(mac3, net4, "secret")).authToken, "");
-    const events = await server.api("GET", `/v1/events?type=userauth.failed&enrollment=${encodeURIComponent(`${mac3.udid}:${net4.userId}`)}`);
+    const events = await server.api(
+      "GET",
+      `/v1/events?type=userauth.failed&enrollment=${encodeURIComponent(`${mac3.udid}:${net4.userId}`)}`,
+    );
     assert.deepEqual(events.json.events.at(-1).detail, { cause: "rate-limited", short_name: "net4" });
   });
 
@@ -321,8 +343,10 @@ describe("UserAuthenticate policies and challenge options", () => {
     const fleet = await testFleet(server.url);
     try {
       // The format Apache's htdigest tool writes: user:realm:MD5(user:realm:password)
-      const line = (user: string, realm: string, pw: string) => `${user}:${realm}:${createHash("md5").update(`${user}:${realm}:${pw}`).digest("hex")}`;
-      const file = [line("alice", REALM, "wonder"), line("bob", "other.realm", "x"), "broken line", line("carol", REALM, "c")].join("\n") + "\n";
+      const line = (user: string, realm: string, pw: string) =>
+        `${user}:${realm}:${createHash("md5").update(`${user}:${realm}:${pw}`).digest("hex")}`;
+      const file =
+        [line("alice", REALM, "wonder"), line("bob", "other.realm", "x"), "broken line", line("carol", REALM, "c")].join("\n") + "\n";
       const r = await server.api("POST", "/v1/users/import", file);
       assert.equal(r.status, 200, r.text);
       assert.equal(r.json.created, 2);
@@ -375,7 +399,15 @@ await forEachBackend("UserAuthenticate failure limits: brute force is stopped, n
     for (let i = 0; i < 6; i++) assert.equal((await login(a, v, "wrong")).authToken, "");
     assert.notEqual((await login(b, v, "secret")).authToken, "", "V logs in on Mac B with the right password");
     assert.equal((await login(a, v, "secret")).authToken, "", "Mac A stays stopped for V");
-    assert.deepEqual(await causes(a, v), ["wrong-password", "wrong-password", "wrong-password", "rate-limited", "rate-limited", "rate-limited", "rate-limited"]);
+    assert.deepEqual(await causes(a, v), [
+      "wrong-password",
+      "wrong-password",
+      "wrong-password",
+      "rate-limited",
+      "rate-limited",
+      "rate-limited",
+      "rate-limited",
+    ]);
     assert.notEqual((await login(b, v, "secret")).authToken, "", "and again on Mac B");
   });
 
@@ -426,7 +458,9 @@ await forEachBackend("UserAuthenticate failure limits: brute force is stopped, n
   });
 });
 
-describe("UserAuthenticate failure limits across two servers on one PostgreSQL", { skip: (await postgresReachable()) ? false : "PostgreSQL not reachable" }, () => {
+describe("UserAuthenticate failure limits across two servers on one PostgreSQL", {
+  skip: (await postgresReachable()) ? false : "PostgreSQL not reachable",
+}, () => {
   let db: { url: string; drop(): Promise<void> };
   let servers: TestServer[] = [];
   let fleet: TestFleet;
@@ -451,7 +485,11 @@ describe("UserAuthenticate failure limits across two servers on one PostgreSQL",
   /** A Mac whose requests alternate between the two servers: each login's challenge and response reach different processes. */
   async function alternatingMac(): Promise<SimDevice> {
     const identity = await issueDeviceIdentity(fleet.ca, { commonName: `mp-${randomUUID()}`, keyPair: fleet.key });
-    const alternating = new SimDevice({ transport: new RoundRobin(transports), identity, mode: { kind: "header", header: "x-client-cert" } });
+    const alternating = new SimDevice({
+      transport: new RoundRobin(transports),
+      identity,
+      mode: { kind: "header", header: "x-client-cert" },
+    });
     await alternating.enroll();
     return alternating;
   }
@@ -465,7 +503,8 @@ describe("UserAuthenticate failure limits across two servers on one PostgreSQL",
     const first = await a.checkin("UserAuthenticate", { UserID: v.userId });
     const { nonce } = challengeParams(first.plist!.DigestChallenge as string);
     const wrong = digestResponse({ username: "mp-v", password: "wrong", realm: REALM, nonce: nonce! });
-    for (let i = 0; i < 4; i++) assert.equal((await a.checkin("UserAuthenticate", { UserID: v.userId, DigestResponse: wrong })).plist!.AuthToken, "");
+    for (let i = 0; i < 4; i++)
+      assert.equal((await a.checkin("UserAuthenticate", { UserID: v.userId, DigestResponse: wrong })).plist!.AuthToken, "");
     for (let i = 0; i < 2; i++) assert.equal((await login(a, v, "wrong")).authToken, "");
     assert.equal((await login(a, v, "secret")).authToken, "", "three failures, whichever process judged them: Mac A is stopped for V");
     assert.notEqual((await login(b, v, "secret")).authToken, "", "V logs in on Mac B");

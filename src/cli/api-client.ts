@@ -108,7 +108,8 @@ export function errorCode(res: ApiResponse): ErrorCode | undefined {
 /** The server's `{"error": ...}` text, its plain-text reason (non-API routes), or the HTTP status. */
 export function errorReason(res: ApiResponse): string {
   const error = (res.json as Partial<ApiErrorBody> | undefined)?.error;
-  const plain = res.json === undefined && res.text.length <= 500 && !res.text.includes("<") ? res.text.trim().replace(/[\x00-\x1f\x7f]/g, " ") : "";
+  const plain =
+    res.json === undefined && res.text.length <= 500 && !res.text.includes("<") ? res.text.trim().replace(/[\x00-\x1f\x7f]/g, " ") : "";
   const reason = typeof error === "string" && error !== "" ? error : plain !== "" ? `${plain} (HTTP ${res.status})` : `HTTP ${res.status}`;
   if (res.status === 401) return `${reason} (check --api-key or ORCHARD_API_KEY)`;
   return reason;

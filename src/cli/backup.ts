@@ -25,7 +25,11 @@ export interface BackupResult {
 export async function backup(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<BackupResult> {
   let values: { out?: string; "data-dir"?: string; storage?: string };
   try {
-    values = parseArgs({ args, options: { out: { type: "string" }, "data-dir": { type: "string" }, storage: { type: "string" } }, strict: true }).values;
+    values = parseArgs({
+      args,
+      options: { out: { type: "string" }, "data-dir": { type: "string" }, storage: { type: "string" } },
+      strict: true,
+    }).values;
   } catch (err) {
     throw new ConfigError(`${(err as Error).message}\nusage: ${BACKUP_USAGE}`);
   }

@@ -86,7 +86,8 @@ function apiKey(values: Common, ctx: CliContext): string {
   try {
     key = fs.readFileSync(file, "utf8").trim();
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw new CliError(`cannot read the API key from ${file}: ${(err as Error).message}`);
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT")
+      throw new CliError(`cannot read the API key from ${file}: ${(err as Error).message}`);
   }
   if (key) return key;
   throw new CliError(

@@ -1,11 +1,30 @@
 import type { EnqueueResult, IdResult } from "../http/wire.ts";
 import { serializePlist, type PlistDict, type PlistValue } from "../plist/index.ts";
 import { ApiError, errorCode, errorReason } from "./api-client.ts";
-import { checkIds, CliError, connect, parseCommand, readFileArg, printJson, UsageError, type CliContext, type ClientCommand } from "./command.ts";
+import {
+  checkIds,
+  CliError,
+  connect,
+  parseCommand,
+  readFileArg,
+  printJson,
+  UsageError,
+  type CliContext,
+  type ClientCommand,
+} from "./command.ts";
 import { formatTable, printable } from "./table.ts";
 
 /** What `DeviceInformation` asks for when no --param is given. */
-export const DEFAULT_DEVICE_QUERIES = ["DeviceName", "OSVersion", "BuildVersion", "ModelName", "Model", "ProductName", "SerialNumber", "UDID"];
+export const DEFAULT_DEVICE_QUERIES = [
+  "DeviceName",
+  "OSVersion",
+  "BuildVersion",
+  "ModelName",
+  "Model",
+  "ProductName",
+  "SerialNumber",
+  "UDID",
+];
 
 export const enqueueCommand: ClientCommand = {
   name: "enqueue",
@@ -62,7 +81,6 @@ async function commandBody(values: { file?: string; type?: string; param?: strin
   return Buffer.from(buildCommandPlist(values.type!, values.param ?? []));
 }
 
-
 /** `{ Command: { RequestType, ...params } }`; the server adds the CommandUUID. */
 export function buildCommandPlist(requestType: string, params: string[]): string {
   if (!/^[A-Za-z0-9._-]+$/.test(requestType)) throw new UsageError(`--type ${JSON.stringify(requestType)} is not a RequestType`);
@@ -105,7 +123,13 @@ function describe(ids: string[], r: EnqueueResult): string {
   if (r.push_error) text += `push error: ${printable(r.push_error)}\n`;
   const listed = new Set(ids);
   const all = [...ids, ...Object.keys(r.status ?? {}).filter((id) => !listed.has(id))];
-  return text + formatTable(["ENROLLMENT", "RESULT"], all.map((id) => [id, outcome(ownEntry(r.status, id), r.no_push === true)]));
+  return (
+    text +
+    formatTable(
+      ["ENROLLMENT", "RESULT"],
+      all.map((id) => [id, outcome(ownEntry(r.status, id), r.no_push === true)]),
+    )
+  );
 }
 
 /** The result for one id: an own entry only (an id "constructor" must not read Object's). */

@@ -113,7 +113,12 @@ async function rebind(args: string[], ctx: CliContext): Promise<number> {
       ["device", state.device_id],
       ["bound certificate", state.cert_fingerprint],
       ...(state.last_contact_at !== undefined ? ([["last contact", formatTime(state.last_contact_at)]] as [string, Cell][]) : []),
-      ...(state.silence ? ([["silence", state.silence.state + (state.silence.until ? ` until ${formatTime(state.silence.until)}` : "")]] as [string, Cell][]) : []),
+      ...(state.silence
+        ? ([["silence", state.silence.state + (state.silence.until ? ` until ${formatTime(state.silence.until)}` : "")]] as [
+            string,
+            Cell,
+          ][])
+        : []),
       [state.approved || current?.approved_at ? "approved certificate" : "latest held certificate", current?.cert_fingerprint ?? null],
       ["approved at", formatTime(current?.approved_at ?? null)],
     ]),

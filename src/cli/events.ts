@@ -92,7 +92,13 @@ async function follow(
   const print = (events: EventJson[]) => {
     if (json) for (const e of events) ctx.out(JSON.stringify(e) + "\n");
     // Without a table's column widths known in advance: one aligned line per event.
-    else for (const e of events) ctx.out(row(e).map((v) => v ?? "-").join("  ") + "\n");
+    else
+      for (const e of events)
+        ctx.out(
+          row(e)
+            .map((v) => v ?? "-")
+            .join("  ") + "\n",
+        );
   };
   try {
     let cursor: string | undefined;

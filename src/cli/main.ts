@@ -33,7 +33,9 @@ export async function main(argv: string[]): Promise<void> {
       case "backup": {
         const { backup } = await import("./backup.ts");
         const done = await backup(rest);
-        process.stdout.write(`backed up ${done.database} (${done.bytes} bytes)${done.files.length ? ` and ${done.files.join(", ")}` : ""} to ${done.dir}\n`);
+        process.stdout.write(
+          `backed up ${done.database} (${done.bytes} bytes)${done.files.length ? ` and ${done.files.join(", ")}` : ""} to ${done.dir}\n`,
+        );
         return;
       }
       case undefined:

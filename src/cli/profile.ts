@@ -18,28 +18,28 @@ export const profileCommand: ClientCommand = {
 };
 
 async function enroll(args: string[], ctx: CliContext): Promise<number> {
-    const { values, positionals } = parseCommand(args, {
-      out: { type: "string", short: "o" },
-      identity: { type: "string" },
-      topic: { type: "string" },
-      cn: { type: "string" },
-    });
-    if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
-    if (values.identity !== undefined && values.identity !== "scep" && values.identity !== "pkcs12") {
-      throw new UsageError("--identity must be scep or pkcs12");
-    }
-    const client = connect(values, ctx);
-    const res = await client.request("GET", "/enroll", { query: { identity: values.identity, topic: values.topic, cn: values.cn } });
-    if (res.status !== 200) throw new ApiError(errorReason(res), res.status, errorCode(res));
-    if (values.out === undefined || values.out === "-") {
-      ctx.out(res.body);
-      return 0;
-    }
-    try {
-      fs.writeFileSync(path.resolve(ctx.cwd, values.out), res.body, { mode: 0o600 });
-    } catch (err) {
-      throw new CliError(`cannot write ${values.out}: ${(err as Error).message}`);
-    }
-    if (!values.json) ctx.out(`wrote ${values.out} (${res.body.length} bytes)\n`);
+  const { values, positionals } = parseCommand(args, {
+    out: { type: "string", short: "o" },
+    identity: { type: "string" },
+    topic: { type: "string" },
+    cn: { type: "string" },
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+  if (values.identity !== undefined && values.identity !== "scep" && values.identity !== "pkcs12") {
+    throw new UsageError("--identity must be scep or pkcs12");
+  }
+  const client = connect(values, ctx);
+  const res = await client.request("GET", "/enroll", { query: { identity: values.identity, topic: values.topic, cn: values.cn } });
+  if (res.status !== 200) throw new ApiError(errorReason(res), res.status, errorCode(res));
+  if (values.out === undefined || values.out === "-") {
+    ctx.out(res.body);
     return 0;
+  }
+  try {
+    fs.writeFileSync(path.resolve(ctx.cwd, values.out), res.body, { mode: 0o600 });
+  } catch (err) {
+    throw new CliError(`cannot write ${values.out}: ${(err as Error).message}`);
+  }
+  if (!values.json) ctx.out(`wrote ${values.out} (${res.body.length} bytes)\n`);
+  return 0;
 }

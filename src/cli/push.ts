@@ -7,10 +7,7 @@ import { formatTable } from "./table.ts";
 export const pushCommand: ClientCommand = {
   name: "push",
   summary: "wake enrollments with an APNs push so that they poll for commands",
-  usage: [
-    `push <id...>`,
-    "  prints the apns-id or the reason per id. Exit 0: all pushed, 3: some failed (HTTP 207), 1: all failed",
-  ],
+  usage: [`push <id...>`, "  prints the apns-id or the reason per id. Exit 0: all pushed, 3: some failed (HTTP 207), 1: all failed"],
   async run(args, ctx) {
     const { values, positionals } = parseCommand(args, {});
     const ids = checkIds(positionals);
@@ -25,7 +22,12 @@ export const pushCommand: ClientCommand = {
     else {
       const listed = new Set(ids);
       const all = [...ids, ...Object.keys(result.status ?? {}).filter((id) => !listed.has(id))];
-      ctx.out(formatTable(["ENROLLMENT", "RESULT"], all.map((id) => [id, outcome(ownEntry(result.status, id))])));
+      ctx.out(
+        formatTable(
+          ["ENROLLMENT", "RESULT"],
+          all.map((id) => [id, outcome(ownEntry(result.status, id))]),
+        ),
+      );
     }
     if (res.status === 200) return 0;
     if (res.status === 207) {

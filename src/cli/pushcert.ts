@@ -3,7 +3,17 @@ import path from "node:path";
 import { createPushCsr, signPushCertRequest, VendorSignError } from "../push/vendor-sign.ts";
 import type { PushCertList, PushCertRemoved, PushCertStored } from "../http/wire.ts";
 import { expectOk } from "./api-client.ts";
-import { CliError, connect, parseCommand, readFileArg, printJson, runSubcommand, UsageError, type CliContext, type ClientCommand } from "./command.ts";
+import {
+  CliError,
+  connect,
+  parseCommand,
+  readFileArg,
+  printJson,
+  runSubcommand,
+  UsageError,
+  type CliContext,
+  type ClientCommand,
+} from "./command.ts";
 import { firstLine } from "./secret.ts";
 import { formatTable, formatTime, printable } from "./table.ts";
 
@@ -164,13 +174,7 @@ async function show(args: string[], ctx: CliContext): Promise<number> {
   ctx.out(
     formatTable(
       ["TOPIC", "NOT AFTER", "DAYS LEFT", "SHA-256", "UPDATED"],
-      r.push_certs.map((c) => [
-        c.topic,
-        formatTime(c.not_after),
-        daysLeft(c),
-        c.fingerprint.slice(0, 16) + "…",
-        formatTime(c.updated_at),
-      ]),
+      r.push_certs.map((c) => [c.topic, formatTime(c.not_after), daysLeft(c), c.fingerprint.slice(0, 16) + "…", formatTime(c.updated_at)]),
     ),
   );
   for (const c of r.push_certs) {

@@ -45,5 +45,7 @@ export function usageBlock(lines: string[]): string {
 
 /** Every client command's forms, without the common flags, for `orchard help`. */
 export function clientUsage(): string {
-  return CLIENT_COMMANDS.flatMap((c) => c.usage).map((line) => `  ${line.startsWith(" ") ? "  " : "orchard "}${line}\n`).join("");
+  return CLIENT_COMMANDS.flatMap((c) => c.usage)
+    .map((line) => `  ${line.startsWith(" ") ? "  " : "orchard "}${line}\n`)
+    .join("");
 }

@@ -13,7 +13,8 @@ export const scepCommand: ClientCommand = {
   ],
   async run(args, ctx) {
     const sub = args[0];
-    if (sub !== "challenge") throw new UsageError(sub === undefined ? "give a subcommand: challenge" : `unknown subcommand ${printable(sub)}`);
+    if (sub !== "challenge")
+      throw new UsageError(sub === undefined ? "give a subcommand: challenge" : `unknown subcommand ${printable(sub)}`);
     const { values, positionals } = parseCommand(args.slice(1), { ttl: { type: "string" } });
     if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
     if (values.ttl !== undefined && !/^\d+(\.\d+)?(ms|s|m|h|d)?$/.test(values.ttl.trim())) {

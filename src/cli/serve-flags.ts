@@ -13,7 +13,8 @@ interface FlagInfo {
 function flags(): FlagInfo[] {
   return Object.entries(SERVE_FLAGS).map(([name, f]) => {
     const spec = f as { type: string; default?: string | boolean; arg?: string; shown?: string; help: string };
-    const natural = spec.default === false ? "off" : spec.default === "" ? "empty" : spec.default === undefined ? "none" : `\`${String(spec.default)}\``;
+    const natural =
+      spec.default === false ? "off" : spec.default === "" ? "empty" : spec.default === undefined ? "none" : `\`${String(spec.default)}\``;
     return { name, arg: spec.arg, shown: spec.shown ?? natural, help: spec.help };
   });
 }

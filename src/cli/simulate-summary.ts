@@ -14,12 +14,12 @@ const PHASES: Record<string, string> = {
 };
 
 /** One line of what the run has seen so far; `perSecond` is the recent device request rate. */
-export function progressLine(s: SimStats, o: { devices: number; durationMs: number; perSecond: number; trafficStartedMs?: number }): string {
+export function progressLine(
+  s: SimStats,
+  o: { devices: number; durationMs: number; perSecond: number; trafficStartedMs?: number },
+): string {
   if (s.phase === "setup") return `simulate: preparing devices and certificates ${s.devices}/${o.devices}`;
-  const parts = [
-    `simulate: ${PHASES[s.phase] ?? s.phase}`,
-    `enrolled ${s.enrolled}/${o.devices}`,
-  ];
+  const parts = [`simulate: ${PHASES[s.phase] ?? s.phase}`, `enrolled ${s.enrolled}/${o.devices}`];
   if (s.loginsExpected > 0) parts.push(`logins ${s.logins}/${s.loginsExpected}`);
   else if (s.userChannelsExpected > 0) parts.push(`user channels ${s.userChannels}/${s.userChannelsExpected}`);
   parts.push(`commands ${s.commands}`, `${Math.round(o.perSecond)} req/s`, `errors ${s.errors}`);
@@ -47,7 +47,12 @@ export function formatSummary(r: SimulationReport): string {
     ["commands", `${r.commands} answered, ${r.notNow} NotNow; the run queued ${r.commandsEnqueued}, ${r.unanswered} left unanswered`],
     ["requests", `${r.requests} from devices (${r.requestsPerSecond}/s), ${r.apiRequests} to the API`],
     ["latency", `p50 ${ms(r.latencyMs.p50)}, p90 ${ms(r.latencyMs.p90)}, p99 ${ms(r.latencyMs.p99)}, max ${ms(r.latencyMs.max)}`],
-    ["HTTP statuses", Object.entries(r.statuses).map(([k, v]) => `${k}: ${v}`).join(", ") || "none"],
+    [
+      "HTTP statuses",
+      Object.entries(r.statuses)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(", ") || "none",
+    ],
     ["duration", `${(r.durationMs / 1000).toFixed(1)} s${r.interrupted ? " (interrupted)" : ""}`],
     ["seed", `${r.seed} (--seed ${r.seed} makes the same fleet again)`],
   );
@@ -65,7 +70,12 @@ export function formatSummary(r: SimulationReport): string {
   }
   const kinds = Object.entries(r.errorKinds);
   if (kinds.length > 0) {
-    text += "\n" + formatTable(["ERROR", "COUNT", "FIRST SEEN"], kinds.map(([k, e]) => [k, String(e.count), e.example]));
+    text +=
+      "\n" +
+      formatTable(
+        ["ERROR", "COUNT", "FIRST SEEN"],
+        kinds.map(([k, e]) => [k, String(e.count), e.example]),
+      );
   }
   return text;
 }

@@ -68,17 +68,24 @@ export const simulateCommand: ClientCommand = {
     if (values["network-users"] && usersPerDevice === undefined) usersPerDevice = 1;
     if (values["network-users"] && usersPerDevice === 0) throw new UsageError("--network-users needs --users-per-device 1 or more");
 
-    if (values["cert-header"] !== undefined && values["sign-messages"]) throw new UsageError("give --cert-header or --sign-messages, not both");
+    if (values["cert-header"] !== undefined && values["sign-messages"])
+      throw new UsageError("give --cert-header or --sign-messages, not both");
     const header = values["cert-header"] ?? "x-client-cert";
     if (!/^[A-Za-z0-9-]+$/.test(header)) throw new UsageError("--cert-header must be an HTTP header name");
 
     if (values.scep) {
       const given = (["ca-cert", "ca-key", "ca-out"] as const).filter((f) => values[f] !== undefined);
-      if (given.length > 0) throw new UsageError(`--scep takes the certificates from the server's SCEP: not with ${given.map((f) => `--${f}`).join(" or ")}`);
+      if (given.length > 0)
+        throw new UsageError(`--scep takes the certificates from the server's SCEP: not with ${given.map((f) => `--${f}`).join(" or ")}`);
     }
-    if ((values["ca-cert"] === undefined) !== (values["ca-key"] === undefined)) throw new UsageError("give --ca-cert and --ca-key together");
-    if (values["ca-cert"] !== undefined && values["ca-out"] !== undefined) throw new UsageError("--ca-out is where a generated CA goes: not with --ca-cert");
-    let ca = values["ca-cert"] !== undefined ? { certPem: readFile(values["ca-cert"], "--ca-cert"), keyPem: readFile(values["ca-key"]!, "--ca-key") } : undefined;
+    if ((values["ca-cert"] === undefined) !== (values["ca-key"] === undefined))
+      throw new UsageError("give --ca-cert and --ca-key together");
+    if (values["ca-cert"] !== undefined && values["ca-out"] !== undefined)
+      throw new UsageError("--ca-out is where a generated CA goes: not with --ca-cert");
+    let ca =
+      values["ca-cert"] !== undefined
+        ? { certPem: readFile(values["ca-cert"], "--ca-cert"), keyPem: readFile(values["ca-key"]!, "--ca-key") }
+        : undefined;
     let scep = values.scep;
     const defaultNotice: string[] = [];
     if (!scep && ca === undefined && values["ca-out"] === undefined) {
@@ -86,16 +93,21 @@ export const simulateCommand: ClientCommand = {
       const local = localDeviceCa(ctx);
       if (local) {
         ca = { certPem: readFile(local.certFile, "the device CA"), keyPem: readFile(local.keyFile, "the device CA key") };
-        defaultNotice.push(`signing the devices' identities with the server's device CA in ${local.dir} (give --scep, --ca-cert or --ca-out for another source)`);
+        defaultNotice.push(
+          `signing the devices' identities with the server's device CA in ${local.dir} (give --scep, --ca-cert or --ca-out for another source)`,
+        );
       } else {
         scep = true;
-        defaultNotice.push("no device CA in the data dir: the devices get their identities from the server's SCEP (give --ca-cert or --ca-out for another source)");
+        defaultNotice.push(
+          "no device CA in the data dir: the devices get their identities from the server's SCEP (give --ca-cert or --ca-out for another source)",
+        );
       }
     }
 
     const platform = values.platform ?? "mixed";
     if (platform !== "mixed" && platform !== "macOS" && platform !== "iOS") throw new UsageError("--platform must be mixed, macOS or iOS");
-    if (values["no-commands"] && values["command-interval"] !== undefined) throw new UsageError("--command-interval and --no-commands do not go together");
+    if (values["no-commands"] && values["command-interval"] !== undefined)
+      throw new UsageError("--command-interval and --no-commands do not go together");
     if (values.seed === "") throw new UsageError("--seed is empty");
 
     const options: SimulateOptions = {
@@ -164,7 +176,6 @@ export const simulateCommand: ClientCommand = {
   },
 };
 
-
 /** The live progress line on stderr (a terminal only), redrawn in place. */
 class Progress {
   private readonly timer: NodeJS.Timeout;
@@ -194,7 +205,12 @@ class Progress {
     if (dt > 0) this.perSecond = ((this.stats.requests - this.lastRequests) / dt) * 1000;
     this.lastRequests = this.stats.requests;
     this.lastAt = now;
-    const line = progressLine(this.stats, { devices: this.devices, durationMs: this.durationMs, perSecond: this.perSecond, trafficStartedMs: this.trafficStartedMs });
+    const line = progressLine(this.stats, {
+      devices: this.devices,
+      durationMs: this.durationMs,
+      perSecond: this.perSecond,
+      trafficStartedMs: this.trafficStartedMs,
+    });
     const width = Math.max(20, (process.stderr.columns || 120) - 1);
     this.ctx.err(`\r${line.slice(0, width)}\x1b[K`);
     this.drawn = true;

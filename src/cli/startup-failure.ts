@@ -38,7 +38,8 @@ export function startupFailure(err: unknown, config: Config): string | undefined
   const e = err as NodeJS.ErrnoException & { address?: string; port?: number; syscall?: string };
   const where = `${config.host}:${config.port}`;
   if (e.syscall === "listen") {
-    if (e.code === "EADDRINUSE") return `cannot listen on ${where}: the address is in use (is another orchard running?); choose another with --listen`;
+    if (e.code === "EADDRINUSE")
+      return `cannot listen on ${where}: the address is in use (is another orchard running?); choose another with --listen`;
     if (e.code === "EACCES") return `cannot listen on ${where}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)`;
     if (e.code === "EADDRNOTAVAIL") return `cannot listen on ${where}: no such address on this machine`;
     return `cannot listen on ${where}: ${e.code ?? e.message}`;
@@ -95,6 +96,7 @@ function postgresFailure(e: NodeJS.ErrnoException, storage: string | undefined):
     case "EHOSTUNREACH":
       return `cannot reach PostgreSQL at ${server} (${e.code}): is it running, and is --storage right?`;
   }
-  if (/connection terminated|timeout exceeded when trying to connect/i.test(e.message ?? "")) return `cannot reach PostgreSQL at ${server}: ${e.message}`;
+  if (/connection terminated|timeout exceeded when trying to connect/i.test(e.message ?? ""))
+    return `cannot reach PostgreSQL at ${server}: ${e.message}`;
   return undefined;
 }

@@ -5,7 +5,15 @@ export type Cell = string | number | boolean | null | undefined;
 export function formatTable(headers: string[], rows: Cell[][]): string {
   const text = [headers, ...rows.map((r) => headers.map((_, i) => cell(r[i])))];
   const widths = headers.map((_, i) => Math.max(...text.map((r) => r[i]!.length)));
-  return text.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd() + "\n").join("");
+  return text
+    .map(
+      (r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+          .join("  ")
+          .trimEnd() + "\n",
+    )
+    .join("");
 }
 
 /** `key: value` lines with the values aligned. */

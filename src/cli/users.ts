@@ -27,7 +27,6 @@ const USER_FIELDS = {
   "password-stdin": { type: "boolean", default: false },
 } as const;
 
-
 export const usersCommand: ClientCommand = {
   name: "users",
   summary: "manage the directory of network users (UserAuthenticate)",
@@ -123,10 +122,17 @@ async function list(args: string[], ctx: CliContext): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
   const limit = positiveInt("--limit", values.limit);
   const client = connect(values, ctx);
-  const page = await fetchPages<"users", UserJson>(client, ctx, "/v1/users", "users", { limit: limit?.toString() }, {
-    all: values.all,
-    cursor: values.cursor,
-  });
+  const page = await fetchPages<"users", UserJson>(
+    client,
+    ctx,
+    "/v1/users",
+    "users",
+    { limit: limit?.toString() },
+    {
+      all: values.all,
+      cursor: values.cursor,
+    },
+  );
   if (values.json) {
     printJson(ctx, page);
     return 0;
@@ -197,7 +203,9 @@ async function importFile(args: string[], ctx: CliContext): Promise<number> {
   else {
     ctx.out(`realm ${printable(r.realm)}: created ${r.created}, updated ${r.updated}\n`);
     if (r.realm !== r.server_realm && imported > 0) {
-      ctx.out(`these users log in once the server runs with --digest-realm ${printable(r.realm)} (it is ${printable(r.server_realm)} now)\n`);
+      ctx.out(
+        `these users log in once the server runs with --digest-realm ${printable(r.realm)} (it is ${printable(r.server_realm)} now)\n`,
+      );
     }
     if (r.other_realms.length > 0) {
       ctx.out(`skipped ${r.other_realms.length} line${r.other_realms.length === 1 ? "" : "s"} of other realms:\n`);
@@ -211,10 +219,14 @@ async function importFile(args: string[], ctx: CliContext): Promise<number> {
   if (failed) {
     const held = r.file_realms.filter((f) => f.realm !== r.realm);
     const realms = held.map((f) => `${printable(f.realm)} (${f.lines} line${f.lines === 1 ? "" : "s"})`).join(", ");
-    ctx.err(`orchard: nothing was imported${realms ? `: the file is for realm ${realms}, the import was for ${printable(r.realm)}` : ""}\n`);
+    ctx.err(
+      `orchard: nothing was imported${realms ? `: the file is for realm ${realms}, the import was for ${printable(r.realm)}` : ""}\n`,
+    );
     if (held.length > 0) {
-      ctx.err(`orchard: give --realm ${printable(held[0]!.realm)} to import them (users log in once the server's --digest-realm is that realm), ` +
-        `or make the file for realm ${printable(r.server_realm)}\n`);
+      ctx.err(
+        `orchard: give --realm ${printable(held[0]!.realm)} to import them (users log in once the server's --digest-realm is that realm), ` +
+          `or make the file for realm ${printable(r.server_realm)}\n`,
+      );
     }
   }
   return failed ? 1 : 0;

@@ -117,7 +117,10 @@ export class CertBinding implements MdmService {
    * bound to when the store writes (see MdmRequest.replaces), and why a
    * different certificate may replace it. Throws Forbidden when it is held.
    */
-  private async admit(req: MdmRequest, deviceId: string): Promise<{ replaces?: string | null; reason?: RebindReason; unansweredPushAt?: number }> {
+  private async admit(
+    req: MdmRequest,
+    deviceId: string,
+  ): Promise<{ replaces?: string | null; reason?: RebindReason; unansweredPushAt?: number }> {
     const { policy, afterSilenceMs, pushGraceMs } = this.o.rebind;
     const binding = await this.store.rebinds.binding(deviceId);
     if (!binding) return { replaces: policy === "any" ? undefined : null };
@@ -144,7 +147,10 @@ export class CertBinding implements MdmService {
         silence: silence.state,
       };
       await this.store.events.add({ type: "enrollment.rebind_held", enrollmentId: deviceId, detail }, req.now);
-      req.log.warn({ enrollmentId: deviceId, ...detail }, "re-binding held: an enrolled device sent Authenticate with another identity certificate");
+      req.log.warn(
+        { enrollmentId: deviceId, ...detail },
+        "re-binding held: an enrolled device sent Authenticate with another identity certificate",
+      );
     }
     // A push out and unanswered is not repeated: a later one would restart the grace.
     if (silence.state !== "grace") await this.pushCurrentIdentity(req, deviceId);
@@ -169,7 +175,10 @@ export class CertBinding implements MdmService {
       .then(async (outcomes) => {
         const outcome = outcomes.get(deviceId);
         if (outcome?.pushId) return this.store.rebinds.pushed(deviceId, claimedAt);
-        req.log.warn({ enrollmentId: deviceId, error: outcome?.error }, "push to the device's current identity not sent: it does not count toward a re-binding");
+        req.log.warn(
+          { enrollmentId: deviceId, error: outcome?.error },
+          "push to the device's current identity not sent: it does not count toward a re-binding",
+        );
       })
       .catch((err: unknown) => {
         req.log.warn({ enrollmentId: deviceId, err: (err as Error).message }, "push to the device's current identity failed");
@@ -189,7 +198,12 @@ export class CertBinding implements MdmService {
 
 /** 604800000 -> "7d", 90000 -> "90s": the largest whole unit. */
 function duration(ms: number): string {
-  for (const [unit, size] of [["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], ["s", 1000]] as const) {
+  for (const [unit, size] of [
+    ["d", 86_400_000],
+    ["h", 3_600_000],
+    ["m", 60_000],
+    ["s", 1000],
+  ] as const) {
     if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;

@@ -110,10 +110,15 @@ export class CoreService implements MdmService {
     });
     // Another request re-bound the device between the policy's decision and this write: nothing was written.
     if (!bound) throw new Forbidden("the device's identity binding changed meanwhile: send Authenticate again");
-    await this.o.store.events.add({ type: "device.authenticated", enrollmentId: deviceId, detail: { serial_number: msg.serialNumber } }, req.now);
+    await this.o.store.events.add(
+      { type: "device.authenticated", enrollmentId: deviceId, detail: { serial_number: msg.serialNumber } },
+      req.now,
+    );
     req.log.info({ enrollmentId: deviceId, serialNumber: msg.serialNumber, model: msg.model }, "device authenticated (enrolling)");
     if (bound.discarded.length > 0) {
-      const commands = bound.discarded.slice(0, MAX_LISTED_COMMANDS).map((d) => ({ enrollment_id: d.enrollmentId, command_uuid: d.commandUuid }));
+      const commands = bound.discarded
+        .slice(0, MAX_LISTED_COMMANDS)
+        .map((d) => ({ enrollment_id: d.enrollmentId, command_uuid: d.commandUuid }));
       await this.o.store.events.add(
         { type: "device.queue_discarded", enrollmentId: deviceId, detail: { count: bound.discarded.length, commands } },
         req.now,
@@ -169,7 +174,10 @@ export class CoreService implements MdmService {
 
   private async getBootstrapToken(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
     const token = await this.o.store.enrollments.bootstrapToken(msg.channel.deviceId);
-    await this.o.store.events.add({ type: "bootstrap_token.retrieved", enrollmentId: msg.channel.deviceId, detail: { found: token !== undefined } }, req.now);
+    await this.o.store.events.add(
+      { type: "bootstrap_token.retrieved", enrollmentId: msg.channel.deviceId, detail: { found: token !== undefined } },
+      req.now,
+    );
     return { kind: "plist", body: token ? { BootstrapToken: token } : {} };
   }
 

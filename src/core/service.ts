@@ -1,4 +1,3 @@
-
 /** The logging a handler needs; a request's logger carries its request id. */
 export interface Log {
   debug(obj: object, msg?: string): void;

@@ -7,8 +7,7 @@
 const FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\u2028\u2029"\\:/,]/;
 const MAX_LENGTH = 256;
 
-export const SHORT_NAME_RULE =
-  `a short name is 1 to ${MAX_LENGTH} characters without control characters, quotes, backslashes, ':', '/' or ','`;
+export const SHORT_NAME_RULE = `a short name is 1 to ${MAX_LENGTH} characters without control characters, quotes, backslashes, ':', '/' or ','`;
 
 /** Whether a name may be a directory user's short name (see SHORT_NAME_RULE). */
 export function isShortName(value: string): boolean {

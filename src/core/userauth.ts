@@ -251,7 +251,6 @@ export class UserAuthService implements UserAuthenticator {
     if (user?.state === "managed" && this.config.policy === "decline") return "digest";
     return this.config.policy;
   }
-
 }
 
 function event(store: Store, req: MdmRequest, type: string, enrollmentId: string, detail: Record<string, unknown>): Promise<void> {

@@ -1,6 +1,6 @@
 // Builds the `DigestChallenge` string sent in step 1 of UserAuthenticate.
 
-import { DIGEST_ALGORITHMS, isSessAlgorithm, type DigestAlgorithm } from './types.ts';
+import { DIGEST_ALGORITHMS, isSessAlgorithm, type DigestAlgorithm } from "./types.ts";
 
 export interface ChallengeOptions {
   nonce: string;
@@ -16,7 +16,7 @@ export interface ChallengeOptions {
 const UNSAFE = /["\\\u0000-\u001f\u007f]/;
 
 function checkValue(name: string, value: unknown): asserts value is string {
-  if (typeof value !== 'string' || value === '') throw new TypeError(`Digest challenge: ${name} must be a non-empty string`);
+  if (typeof value !== "string" || value === "") throw new TypeError(`Digest challenge: ${name} must be a non-empty string`);
   if (UNSAFE.test(value)) throw new TypeError(`Digest challenge: ${name} contains a quote, backslash or control character`);
 }
 
@@ -26,14 +26,14 @@ function checkValue(name: string, value: unknown): asserts value is string {
  */
 export function buildChallenge(options: ChallengeOptions): string {
   const { nonce, realm, qop = false, algorithm } = options;
-  checkValue('nonce', nonce);
-  checkValue('realm', realm);
+  checkValue("nonce", nonce);
+  checkValue("realm", realm);
   if (algorithm !== undefined && !DIGEST_ALGORITHMS.includes(algorithm)) {
-    throw new TypeError('Digest challenge: unknown algorithm');
+    throw new TypeError("Digest challenge: unknown algorithm");
   }
   // A -sess HA1 needs the client's cnonce, which clients only send with qop.
   if (algorithm !== undefined && isSessAlgorithm(algorithm) && !qop) {
-    throw new TypeError('Digest challenge: -sess algorithms require qop');
+    throw new TypeError("Digest challenge: -sess algorithms require qop");
   }
   let out = `Digest nonce="${nonce}",realm="${realm}"`;
   if (qop) out += ',qop="auth"';

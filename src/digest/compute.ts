@@ -1,21 +1,21 @@
 // RFC 2617 / RFC 7616 digest arithmetic. Strings are hashed as UTF-8 (RFC 7616
 // charset=UTF-8); all outputs are lowercase hex.
 
-import { createHash } from 'node:crypto';
-import { baseHash, isSessAlgorithm, type DigestAlgorithm, type DigestHash } from './types.ts';
+import { createHash } from "node:crypto";
+import { baseHash, isSessAlgorithm, type DigestAlgorithm, type DigestHash } from "./types.ts";
 
-const NODE_HASH: Record<DigestHash, string> = { MD5: 'md5', 'SHA-256': 'sha256' };
+const NODE_HASH: Record<DigestHash, string> = { MD5: "md5", "SHA-256": "sha256" };
 
 /** H(data) as lowercase hex. */
 export function digestHash(hash: DigestHash, data: string): string {
   const name = NODE_HASH[hash];
-  if (!name) throw new TypeError('unknown Digest hash');
-  return createHash(name).update(data, 'utf8').digest('hex');
+  if (!name) throw new TypeError("unknown Digest hash");
+  return createHash(name).update(data, "utf8").digest("hex");
 }
 
 /** HA1 = H(username ":" realm ":" password): what a directory or htdigest file stores. */
 export function computeHA1(hash: DigestHash, username: string, realm: string, password: string): string {
-  if (hash !== 'MD5' && hash !== 'SHA-256') throw new TypeError('computeHA1 takes a base hash (MD5 or SHA-256)');
+  if (hash !== "MD5" && hash !== "SHA-256") throw new TypeError("computeHA1 takes a base hash (MD5 or SHA-256)");
   return digestHash(hash, `${username}:${realm}:${password}`);
 }
 
@@ -35,7 +35,7 @@ export interface ResponseInput {
   nonce: string;
   cnonce?: string;
   nc?: string;
-  qop?: 'auth';
+  qop?: "auth";
   method: string;
   uri: string;
 }
@@ -46,12 +46,12 @@ export function computeResponse(input: ResponseInput): string {
   const hash = baseHash(algorithm);
   let ha1 = input.ha1.toLowerCase(); // the hex string itself is hashed, so case matters
   if (isSessAlgorithm(algorithm)) {
-    if (cnonce === undefined) throw new TypeError('computeResponse: -sess algorithms need cnonce');
+    if (cnonce === undefined) throw new TypeError("computeResponse: -sess algorithms need cnonce");
     ha1 = computeSessionHA1(hash, ha1, nonce, cnonce);
   }
   const ha2 = digestHash(hash, `${method}:${uri}`);
   if (qop === undefined) return digestHash(hash, `${ha1}:${nonce}:${ha2}`);
-  if (qop !== 'auth') throw new TypeError('computeResponse: only qop=auth is supported');
-  if (nc === undefined || cnonce === undefined) throw new TypeError('computeResponse: qop=auth needs nc and cnonce');
+  if (qop !== "auth") throw new TypeError("computeResponse: only qop=auth is supported");
+  if (nc === undefined || cnonce === undefined) throw new TypeError("computeResponse: qop=auth needs nc and cnonce");
   return digestHash(hash, `${ha1}:${nonce}:${nc}:${cnonce}:${qop}:${ha2}`);
 }

@@ -13,12 +13,12 @@ export {
   type DigestChallenge,
   type DigestErrorReason,
   type DigestResponse,
-} from './types.ts';
-export { MAX_DIGEST_LENGTH, MAX_PARAM_VALUE_LENGTH } from './params.ts';
-export { parseDigestChallenge, parseDigestResponse } from './parse.ts';
-export { buildChallenge, type ChallengeOptions } from './challenge.ts';
-export { computeHA1, computeResponse, computeSessionHA1, digestHash, type ResponseInput } from './compute.ts';
-export { verifyDigestResponse, type VerifyInput, type VerifyResult } from './verify.ts';
+} from "./types.ts";
+export { MAX_DIGEST_LENGTH, MAX_PARAM_VALUE_LENGTH } from "./params.ts";
+export { parseDigestChallenge, parseDigestResponse } from "./parse.ts";
+export { buildChallenge, type ChallengeOptions } from "./challenge.ts";
+export { computeHA1, computeResponse, computeSessionHA1, digestHash, type ResponseInput } from "./compute.ts";
+export { verifyDigestResponse, type VerifyInput, type VerifyResult } from "./verify.ts";
 export {
   checkNonce,
   mintNonce,
@@ -26,11 +26,11 @@ export {
   type CheckNonceInput,
   type CheckNonceResult,
   type MintNonceInput,
-} from './nonce.ts';
+} from "./nonce.ts";
 export {
   formatHtdigestLine,
   parseHtdigest,
   type HtdigestEntry,
   type HtdigestErrorReason,
   type HtdigestParseResult,
-} from './htdigest.ts';
+} from "./htdigest.ts";

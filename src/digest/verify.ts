@@ -2,9 +2,9 @@
 // Mac hashes into HA2 is undocumented (protocol brief §9 item 1), so callers
 // pass the request's own method first and any configured extras after it.
 
-import { timingSafeEqual } from 'node:crypto';
-import { computeResponse } from './compute.ts';
-import { baseHash, hexLength, type DigestResponse } from './types.ts';
+import { timingSafeEqual } from "node:crypto";
+import { computeResponse } from "./compute.ts";
+import { baseHash, hexLength, type DigestResponse } from "./types.ts";
 
 export interface VerifyInput {
   response: DigestResponse;
@@ -18,14 +18,14 @@ export type VerifyResult = { ok: true; method: string } | { ok: false };
 
 export function verifyDigestResponse(input: VerifyInput): VerifyResult {
   const { response, ha1, methods } = input;
-  if (methods.length === 0) throw new TypeError('verifyDigestResponse: methods must not be empty');
+  if (methods.length === 0) throw new TypeError("verifyDigestResponse: methods must not be empty");
   const hexLen = hexLength(baseHash(response.algorithm));
   // A bad stored HA1 is a configuration error, not a wrong password.
   if (!new RegExp(`^[0-9a-fA-F]{${hexLen}}$`).test(ha1)) {
-    throw new TypeError('verifyDigestResponse: ha1 is not hex of the algorithm base hash length');
+    throw new TypeError("verifyDigestResponse: ha1 is not hex of the algorithm base hash length");
   }
 
-  const received = Buffer.from(response.response, 'hex');
+  const received = Buffer.from(response.response, "hex");
   // Hand-built responses may skip the parser's length check; never let that
   // throw inside timingSafeEqual, just fail.
   const receivedOk = received.length * 2 === hexLen && response.response.length === hexLen;
@@ -34,7 +34,7 @@ export function verifyDigestResponse(input: VerifyInput): VerifyResult {
   let matched: string | undefined;
   // Try every method even after a match so timing does not depend on which one matched.
   for (const method of methods) {
-    const expected = Buffer.from(computeResponse({ ...response, ha1, method }), 'hex');
+    const expected = Buffer.from(computeResponse({ ...response, ha1, method }), "hex");
     const equal = timingSafeEqual(expected, compareTo);
     if (equal && receivedOk && matched === undefined) matched = method;
   }

@@ -58,7 +58,14 @@ test("issued certificates: the request's subject and key, clientAuth, chained to
   try {
     fs.writeFileSync(path.join(dir, "ca.pem"), ca.certPem);
     fs.writeFileSync(path.join(dir, "device.pem"), cert.toString());
-    const out = execFileSync("openssl", ["verify", "-purpose", "sslclient", "-CAfile", path.join(dir, "ca.pem"), path.join(dir, "device.pem")]).toString();
+    const out = execFileSync("openssl", [
+      "verify",
+      "-purpose",
+      "sslclient",
+      "-CAfile",
+      path.join(dir, "ca.pem"),
+      path.join(dir, "device.pem"),
+    ]).toString();
     assert.match(out, /device\.pem: OK/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

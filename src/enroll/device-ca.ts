@@ -95,7 +95,9 @@ export class DeviceCa {
   private async authorityKeyId(): Promise<x509.Extension> {
     const ski = this.peculiarCert.getExtension(x509.SubjectKeyIdentifierExtension);
     if (ski) return new x509.AuthorityKeyIdentifierExtension(ski.keyId, false);
-    const publicKey = await wc.subtle.importKey("spki", this.cert.publicKey.export({ type: "spki", format: "der" }), SIGNING, true, ["verify"]);
+    const publicKey = await wc.subtle.importKey("spki", this.cert.publicKey.export({ type: "spki", format: "der" }), SIGNING, true, [
+      "verify",
+    ]);
     return x509.AuthorityKeyIdentifierExtension.create(publicKey, false, wc);
   }
 
@@ -103,7 +105,9 @@ export class DeviceCa {
   static async create(commonName = `Orchard Device CA (${os.hostname()})`, deviceCertDays?: number): Promise<DeviceCa> {
     const keys = await promisify(generateKeyPair)("rsa", { modulusLength: 2048, publicExponent: 0x10001 });
     const publicKey = await wc.subtle.importKey("spki", keys.publicKey.export({ type: "spki", format: "der" }), SIGNING, true, ["verify"]);
-    const signingKey = await wc.subtle.importKey("pkcs8", keys.privateKey.export({ type: "pkcs8", format: "der" }), SIGNING, false, ["sign"]);
+    const signingKey = await wc.subtle.importKey("pkcs8", keys.privateKey.export({ type: "pkcs8", format: "der" }), SIGNING, false, [
+      "sign",
+    ]);
     const notBefore = new Date(Date.now() - CLOCK_SKEW_MS);
     const name: x509.JsonName = [{ CN: [commonName] }, { O: ["Orchard"] }];
     const generated = await x509.X509CertificateGenerator.create(
@@ -119,7 +123,10 @@ export class DeviceCa {
         extensions: [
           new x509.BasicConstraintsExtension(true, 0, true),
           new x509.KeyUsagesExtension(
-            x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+            x509.KeyUsageFlags.keyCertSign |
+              x509.KeyUsageFlags.cRLSign |
+              x509.KeyUsageFlags.digitalSignature |
+              x509.KeyUsageFlags.keyEncipherment,
             true,
           ),
           await x509.SubjectKeyIdentifierExtension.create(publicKey, false, wc),
@@ -185,7 +192,9 @@ async function waitForCert(file: string, keyFile: string, timeoutMs = 10_000): P
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
       if (Date.now() > until) {
-        throw new Error(`${keyFile} exists without ${file} (a first start that was interrupted?): remove ${keyFile} to create a new device CA`);
+        throw new Error(
+          `${keyFile} exists without ${file} (a first start that was interrupted?): remove ${keyFile} to create a new device CA`,
+        );
       }
     }
     await new Promise((r) => setTimeout(r, 50));

@@ -133,10 +133,7 @@ test("buildPkcs12 packs an existing key and chain", async () => {
   const contents = readPkcs12(p12, "pw");
   assert.deepEqual(contents.certificates, [ca.certDer]);
   const key = createPrivateKey({ key: contents.keys[0]!, format: "der", type: "pkcs8" });
-  assert.deepEqual(
-    createPublicKey(key).export({ type: "spki", format: "der" }),
-    ca.cert.publicKey.export({ type: "spki", format: "der" }),
-  );
+  assert.deepEqual(createPublicKey(key).export({ type: "spki", format: "der" }), ca.cert.publicKey.export({ type: "spki", format: "der" }));
 });
 
 test("newPkcs12Passphrase: 24 URL-safe characters, fresh each time", () => {

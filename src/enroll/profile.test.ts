@@ -30,7 +30,12 @@ function scepOptions(extra: Partial<EnrollmentProfileOptions> = {}): EnrollmentP
     serverUrl: "https://mdm.example.com/mdm",
     checkInUrl: "https://mdm.example.com/checkin",
     topic: TOPIC,
-    identity: { kind: "scep", url: "https://mdm.example.com/scep", challenge: "s3cret-challenge", subjectCommonName: "Orchard device test" },
+    identity: {
+      kind: "scep",
+      url: "https://mdm.example.com/scep",
+      challenge: "s3cret-challenge",
+      subjectCommonName: "Orchard device test",
+    },
     caCertDer: ca.certDer,
     ...extra,
   };
@@ -132,7 +137,10 @@ test("PKCS#12 profile: identity payload carries the file and password; MDM point
 });
 
 test("PKCS#12 profile: a passphrase that does not open the file is refused at build time", () => {
-  assert.throws(() => buildEnrollmentProfile(scepOptions({ identity: { kind: "pkcs12", pkcs12: p12, passphrase: "wrong" } })), /passphrase/);
+  assert.throws(
+    () => buildEnrollmentProfile(scepOptions({ identity: { kind: "pkcs12", pkcs12: p12, passphrase: "wrong" } })),
+    /passphrase/,
+  );
   assert.throws(
     () => buildEnrollmentProfile(scepOptions({ identity: { kind: "pkcs12", pkcs12: Buffer.from("junk"), passphrase: "x" } })),
     /PKCS#12/,
@@ -141,17 +149,29 @@ test("PKCS#12 profile: a passphrase that does not open the file is refused at bu
 
 test("without caCertDer no root payload; extra trust certificates are added", () => {
   const bare = python(buildEnrollmentProfile(scepOptions({ caCertDer: undefined, checkInUrl: undefined })));
-  assert.deepEqual(bare.PayloadContent.map((x: any) => x.PayloadType), ["com.apple.security.scep", "com.apple.mdm"]);
+  assert.deepEqual(
+    bare.PayloadContent.map((x: any) => x.PayloadType),
+    ["com.apple.security.scep", "com.apple.mdm"],
+  );
   assert.equal(bare.PayloadContent[1].CheckInURL, undefined);
 
   const withTls = python(buildEnrollmentProfile(scepOptions({ trustCertsDer: [tlsRootDer] })));
   const roots = withTls.PayloadContent.filter((x: any) => x.PayloadType === "com.apple.security.root");
-  assert.deepEqual(roots.map((r: any) => r.PayloadContent.$data), [ca.certDer.toString("base64"), tlsRootDer.toString("base64")]);
+  assert.deepEqual(
+    roots.map((r: any) => r.PayloadContent.$data),
+    [ca.certDer.toString("base64"), tlsRootDer.toString("base64")],
+  );
   assert.equal(roots[1].PayloadDisplayName, "TLS Root");
 });
 
 test("fresh UUIDs per build, stable identifiers; options are honoured", () => {
-  const o = scepOptions({ identifierPrefix: "com.example.mdm", displayName: "Example", signMessage: false, accessRights: 1 | 16, checkOutWhenRemoved: false });
+  const o = scepOptions({
+    identifierPrefix: "com.example.mdm",
+    displayName: "Example",
+    signMessage: false,
+    accessRights: 1 | 16,
+    checkOutWhenRemoved: false,
+  });
   const a = python(buildEnrollmentProfile(o));
   const b = python(buildEnrollmentProfile(o));
   assert.notEqual(a.PayloadUUID, b.PayloadUUID);

@@ -135,7 +135,11 @@ export function buildEnrollmentProfile(o: EnrollmentProfileOptions): Buffer {
     // com.apple.security.root is an alias of com.apple.security.pkcs1; name by role for readability.
     const selfSigned = cert.issuer === cert.subject && cert.checkIssued(cert);
     payloads.push({
-      ...common(selfSigned ? "com.apple.security.root" : "com.apple.security.pkcs1", `trust.${i + 1}`, commonName(cert) ?? `Certificate ${i + 1}`),
+      ...common(
+        selfSigned ? "com.apple.security.root" : "com.apple.security.pkcs1",
+        `trust.${i + 1}`,
+        commonName(cert) ?? `Certificate ${i + 1}`,
+      ),
       PayloadCertificateFileName: `orchard-trust-${i + 1}.cer`,
       PayloadContent: Buffer.from(der),
     });
@@ -199,7 +203,8 @@ function identityPayload(identity: ScepIdentity | Pkcs12Identity, common: Common
   if (identity?.kind === "pkcs12") {
     if (!(identity.pkcs12 instanceof Uint8Array) || identity.pkcs12.length === 0) throw new TypeError("the PKCS#12 identity is empty");
     const pkcs12 = Buffer.from(identity.pkcs12);
-    if (typeof identity.passphrase !== "string" || identity.passphrase === "") throw new TypeError("the PKCS#12 identity needs its passphrase");
+    if (typeof identity.passphrase !== "string" || identity.passphrase === "")
+      throw new TypeError("the PKCS#12 identity needs its passphrase");
     // Fails here, not on the device, when the file or passphrase is wrong.
     let contents: Pkcs12Contents;
     try {
@@ -208,7 +213,9 @@ function identityPayload(identity: ScepIdentity | Pkcs12Identity, common: Common
       throw new TypeError(`the PKCS#12 identity cannot be opened: ${(err as Error).message}`);
     }
     if (contents.keys.length !== 1 || contents.certificates.length === 0) {
-      throw new TypeError(`the PKCS#12 identity must hold one key and its certificate (has ${contents.keys.length} keys, ${contents.certificates.length} certificates)`);
+      throw new TypeError(
+        `the PKCS#12 identity must hold one key and its certificate (has ${contents.keys.length} keys, ${contents.certificates.length} certificates)`,
+      );
     }
     return {
       ...common("com.apple.security.pkcs12", "identity", "Device identity", "This device's MDM identity certificate."),
@@ -248,16 +255,19 @@ function checkTopic(topic: string): string {
 
 /** Apple: not 0; 2 requires 1; 128 requires 64. */
 function checkAccessRights(rights: number): number {
-  if (!Number.isInteger(rights) || rights < 1 || rights > ALL_ACCESS_RIGHTS) throw new RangeError(`AccessRights must be an integer in [1, ${ALL_ACCESS_RIGHTS}]`);
+  if (!Number.isInteger(rights) || rights < 1 || rights > ALL_ACCESS_RIGHTS)
+    throw new RangeError(`AccessRights must be an integer in [1, ${ALL_ACCESS_RIGHTS}]`);
   if (rights & 2 && !(rights & 1)) throw new RangeError("AccessRights: 2 (install/remove profiles) requires 1 (inspect profiles)");
-  if (rights & 128 && !(rights & 64)) throw new RangeError("AccessRights: 128 (install/remove provisioning profiles) requires 64 (inspect them)");
+  if (rights & 128 && !(rights & 64))
+    throw new RangeError("AccessRights: 128 (install/remove provisioning profiles) requires 64 (inspect them)");
   return rights;
 }
 
 function checkCapabilities(capabilities: readonly string[]): string[] {
   const out: string[] = [];
   for (const c of capabilities) {
-    if (typeof c !== "string" || !/^com\.apple\.mdm\.[a-z0-9.-]+$/.test(c)) throw new TypeError(`not a server capability: ${JSON.stringify(c)}`);
+    if (typeof c !== "string" || !/^com\.apple\.mdm\.[a-z0-9.-]+$/.test(c))
+      throw new TypeError(`not a server capability: ${JSON.stringify(c)}`);
     if (!out.includes(c)) out.push(c);
   }
   return out;

@@ -48,7 +48,19 @@ function verify(signed: Buffer, extra: string[] = []): { ok: boolean; content: B
   const out = join(dir, "verified.plist");
   writeFileSync(file, signed);
   rmSync(out, { force: true });
-  const r = spawnSync("openssl", ["cms", "-verify", "-inform", "DER", "-CAfile", join(dir, "root.pem"), "-in", file, "-out", out, ...extra]);
+  const r = spawnSync("openssl", [
+    "cms",
+    "-verify",
+    "-inform",
+    "DER",
+    "-CAfile",
+    join(dir, "root.pem"),
+    "-in",
+    file,
+    "-out",
+    out,
+    ...extra,
+  ]);
   return { ok: r.status === 0, content: r.status === 0 ? readFileSync(out) : Buffer.alloc(0), stderr: r.stderr.toString() };
 }
 
@@ -162,8 +174,16 @@ test("loadProfileSigner: clear errors", () => {
       write("encrypted.pem", rsaSigner.certPem + "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n"),
       /encrypted/,
     ],
-    [write("garbage-key.pem", rsaSigner.certPem + "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), /cannot read the private key/],
+    [
+      write("garbage-key.pem", rsaSigner.certPem + "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+      /cannot read the private key/,
+    ],
     [join(dir, "missing.pem"), /cannot read the profile signing file/],
   ];
-  for (const [file, message] of cases) assert.throws(() => loadProfileSigner(file), (e: unknown) => e instanceof ProfileSignerError && message.test(e.message), file);
+  for (const [file, message] of cases)
+    assert.throws(
+      () => loadProfileSigner(file),
+      (e: unknown) => e instanceof ProfileSignerError && message.test(e.message),
+      file,
+    );
 });

@@ -43,7 +43,8 @@ export async function signProfile(profile: Buffer, signer: ProfileSigner, now = 
   const { key, chain } = resolveSigner(signer.certPem, signer.keyPem, "the profile signer");
   const cert = chain[0]!;
   if (now.getTime() > Date.parse(cert.validTo)) throw new ProfileSignerError(`the profile signing certificate expired on ${cert.validTo}`);
-  if (now.getTime() < Date.parse(cert.validFrom)) throw new ProfileSignerError(`the profile signing certificate is not valid before ${cert.validFrom}`);
+  if (now.getTime() < Date.parse(cert.validFrom))
+    throw new ProfileSignerError(`the profile signing certificate is not valid before ${cert.validFrom}`);
 
   const sha256 = sequence(oid(OID.sha256)); // RFC 5754: parameters absent
   const signedAttrs = setOf(
@@ -88,9 +89,15 @@ export function loadProfileSigner(file: string): ProfileSigner {
   }
   const blocks = pemBlocks(text);
   const keys = blocks.filter((b) => b.label.endsWith("PRIVATE KEY"));
-  if (keys.length === 0) throw new ProfileSignerError(`${file} holds no private key: put the signing key (PEM, unencrypted) in the same file as the certificate`);
+  if (keys.length === 0)
+    throw new ProfileSignerError(
+      `${file} holds no private key: put the signing key (PEM, unencrypted) in the same file as the certificate`,
+    );
   if (keys.length > 1) throw new ProfileSignerError(`${file} holds ${keys.length} private keys; expected one`);
-  const certPem = blocks.filter((b) => b.label === "CERTIFICATE").map((b) => b.pem).join("\n");
+  const certPem = blocks
+    .filter((b) => b.label === "CERTIFICATE")
+    .map((b) => b.pem)
+    .join("\n");
   const { chain } = resolveSigner(certPem, keys[0]!.pem, file);
   return { certPem: chain.map((c) => c.toString()).join(""), keyPem: keys[0]!.pem + "\n" };
 }
@@ -112,7 +119,8 @@ function resolveSigner(certPem: string, keyPem: string, where: string): { key: S
     throw new ProfileSignerError(`cannot read the private key in ${where}: ${(err as Error).message}`);
   }
   const type = key.asymmetricKeyType;
-  if (type !== "rsa" && type !== "ec") throw new ProfileSignerError(`the private key in ${where} is ${type ?? "of an unknown type"}; profile signing needs RSA or EC`);
+  if (type !== "rsa" && type !== "ec")
+    throw new ProfileSignerError(`the private key in ${where} is ${type ?? "of an unknown type"}; profile signing needs RSA or EC`);
 
   const certs: X509Certificate[] = [];
   for (const { label, pem } of pemBlocks(certPem)) {

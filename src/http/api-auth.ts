@@ -93,7 +93,14 @@ function matchesAny(given: Buffer, expected: Buffer[]): boolean {
 
 /** The operator API's guard: the API key as the Basic password. */
 export function apiKeyGuard(apiKey: string, limiter?: ApiFailureLimiter) {
-  return secretGuard({ secrets: [apiKey], limiter, what: "API request", failures: "API key attempts", missing: "missing or wrong API key", basicChallenge: true });
+  return secretGuard({
+    secrets: [apiKey],
+    limiter,
+    what: "API request",
+    failures: "API key attempts",
+    missing: "missing or wrong API key",
+    basicChallenge: true,
+  });
 }
 
 /**
@@ -101,7 +108,13 @@ export function apiKeyGuard(apiKey: string, limiter?: ApiFailureLimiter) {
  * not be heard now (it or everyone is past its failures; says so in the
  * log); false when it may be judged. Ask it only for what already failed.
  */
-export function tooManyFailures(req: FastifyRequest, reply: FastifyReply, limiter: ApiFailureLimiter, what: string, failures: string): boolean {
+export function tooManyFailures(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  limiter: ApiFailureLimiter,
+  what: string,
+  failures: string,
+): boolean {
   const now = Date.now();
   const wait = limiter.blockedFor(req.ip, now);
   if (wait === 0) return false;
@@ -114,7 +127,8 @@ export function tooManyFailures(req: FastifyRequest, reply: FastifyReply, limite
  * logged when `refused` (how many since the last such line) is not 0.
  */
 export function sendTooMany(req: FastifyRequest, reply: FastifyReply, wait: number, what: string, failures: string, refused = 1): void {
-  if (refused > 0) req.log.info({ url: loggableUrl(req.url), remote: req.ip, retryAfter: wait, refused }, `${what} refused: too many failed ${failures}`);
+  if (refused > 0)
+    req.log.info({ url: loggableUrl(req.url), remote: req.ip, retryAfter: wait, refused }, `${what} refused: too many failed ${failures}`);
   void reply.header("retry-after", String(wait));
   sendError(req, reply, 429, `too many failed ${failures}; retry in ${wait} s`, "rate_limited");
 }

@@ -100,7 +100,14 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
     if (q.order !== undefined && q.order !== "asc" && q.order !== "desc") {
       throw new BadRequest("order must be asc (oldest first) or desc (newest first)", "invalid_parameter");
     }
-    const events = await store.events.list({ enrollmentId: q.enrollment, type: q.type, since, after, limit, newestFirst: q.order === "desc" });
+    const events = await store.events.list({
+      enrollmentId: q.enrollment,
+      type: q.type,
+      since,
+      after,
+      limit,
+      newestFirst: q.order === "desc",
+    });
     return { events: events.map(eventJson), next_cursor: nextCursor(events, limit, (e) => e.id) };
   });
 
@@ -114,7 +121,12 @@ export function bodyBuffer(req: FastifyRequest): Buffer {
 
 /** Comma-separated enrollment ids from a path segment. */
 export function idList(value: string): string[] {
-  return enrollmentIds(value.split(",").map((s) => s.trim()).filter(Boolean));
+  return enrollmentIds(
+    value
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
 }
 
 /** 1 to MAX_IDS enrollment ids, repeats dropped, order kept: from the path or from a body (bulk-ids.ts). */

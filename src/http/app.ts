@@ -83,7 +83,12 @@ export function buildApp(o: AppOptions): FastifyInstance {
     );
   }
   if (o.certHeader) {
-    const from = o.trustProxy === true ? "any peer" : Array.isArray(o.trustProxy) && o.trustProxy.length ? o.trustProxy.join(", ") : "loopback peers only";
+    const from =
+      o.trustProxy === true
+        ? "any peer"
+        : Array.isArray(o.trustProxy) && o.trustProxy.length
+          ? o.trustProxy.join(", ")
+          : "loopback peers only";
     o.log.info({ certHeader: o.certHeader, from }, "device certificate header believed from trusted proxies");
   }
   const app = Fastify({
@@ -130,7 +135,10 @@ export function buildApp(o: AppOptions): FastifyInstance {
       const cap = capConnections(server, maxConnections, o.log, { tls: o.https !== undefined, fdLimit, refusedAllowance: refused });
       o.log.info({ maxConnections, refusedAllowance: refused, descriptorLimit: fdLimit ?? "unknown" }, "connection cap");
       if (fdLimit !== undefined && maxConnections >= fdLimit) {
-        o.log.warn({ maxConnections, descriptorLimit: fdLimit }, "--max-connections is not below the descriptor limit: the process can run out of descriptors");
+        o.log.warn(
+          { maxConnections, descriptorLimit: fdLimit },
+          "--max-connections is not below the descriptor limit: the process can run out of descriptors",
+        );
       }
       return server;
     },

@@ -28,16 +28,20 @@ export interface BulkIdOptions {
 /** POST /v1/enqueue and POST /v1/push (registered behind the API key). */
 export function registerBulkIdRoutes(app: FastifyInstance, o: BulkIdOptions): void {
   // A plist in a JSON string grows by its escapes (quotes, newlines): twice the command limit, plus the ids.
-  app.post<{ Querystring: Record<string, string> }>("/v1/enqueue", { bodyLimit: 2 * o.commandBodyLimit + ID_LIST_BODY_BYTES }, async (req, reply) => {
-    const body = jsonObject(req);
-    onlyKeys(body, ["ids", "command", "command_base64"]);
-    const ids = idsOf(body);
-    const command = commandOf(body);
-    if (command.length > o.commandBodyLimit) throw new OrchardError(413, `the command is larger than ${o.commandBodyLimit} bytes`);
-    const { status, result } = await enqueueCommand(o.store, o.pusher, ids, command, truthy(req.query.nopush), Date.now());
-    req.log.info({ commandUuid: result.command_uuid, requestType: result.request_type, ids: ids.length, status }, "command enqueued");
-    return reply.code(status).send(result);
-  });
+  app.post<{ Querystring: Record<string, string> }>(
+    "/v1/enqueue",
+    { bodyLimit: 2 * o.commandBodyLimit + ID_LIST_BODY_BYTES },
+    async (req, reply) => {
+      const body = jsonObject(req);
+      onlyKeys(body, ["ids", "command", "command_base64"]);
+      const ids = idsOf(body);
+      const command = commandOf(body);
+      if (command.length > o.commandBodyLimit) throw new OrchardError(413, `the command is larger than ${o.commandBodyLimit} bytes`);
+      const { status, result } = await enqueueCommand(o.store, o.pusher, ids, command, truthy(req.query.nopush), Date.now());
+      req.log.info({ commandUuid: result.command_uuid, requestType: result.request_type, ids: ids.length, status }, "command enqueued");
+      return reply.code(status).send(result);
+    },
+  );
 
   app.post("/v1/push", { bodyLimit: ID_LIST_BODY_BYTES }, async (req, reply) => {
     const body = jsonObject(req);
@@ -54,7 +58,8 @@ function idsOf(body: Record<string, unknown>): string[] {
   const ids = body.ids;
   if (!Array.isArray(ids)) throw new BadRequest('"ids" must be a non-empty array of enrollment ids', "invalid_parameter");
   for (const id of ids) {
-    if (typeof id !== "string" || id.trim() === "" || id.includes("\0")) throw new BadRequest('"ids" must hold non-empty strings', "invalid_parameter");
+    if (typeof id !== "string" || id.trim() === "" || id.includes("\0"))
+      throw new BadRequest('"ids" must hold non-empty strings', "invalid_parameter");
   }
   return enrollmentIds((ids as string[]).map((id) => id.trim()));
 }
@@ -66,9 +71,11 @@ function commandOf(body: Record<string, unknown>): Buffer {
     throw new BadRequest('give the command plist as "command" (text) or "command_base64"', "invalid_command");
   }
   if (command !== undefined) {
-    if (typeof command !== "string" || command.length === 0) throw new BadRequest('"command" must be the command plist as text', "invalid_command");
+    if (typeof command !== "string" || command.length === 0)
+      throw new BadRequest('"command" must be the command plist as text', "invalid_command");
     return Buffer.from(command, "utf8");
   }
-  if (typeof base64 !== "string" || !/^[A-Za-z0-9+/]+={0,2}$/.test(base64)) throw new BadRequest('"command_base64" must be base64', "invalid_command");
+  if (typeof base64 !== "string" || !/^[A-Za-z0-9+/]+={0,2}$/.test(base64))
+    throw new BadRequest('"command_base64" must be base64', "invalid_command");
   return Buffer.from(base64, "base64");
 }

@@ -116,9 +116,15 @@ export function capConnections(
   // The hard stop: node closes a connection past this before any of our code runs.
   server.maxConnections = max + allowance;
   const atCap = new Warner(log, "connection cap reached: new connections answered 503 (--max-connections)");
-  const dropped = new Warner(log, "connection cap reached and too many refused connections still open: new connections are reset (--max-connections)");
+  const dropped = new Warner(
+    log,
+    "connection cap reached and too many refused connections still open: new connections are reset (--max-connections)",
+  );
   server.on("drop", () => dropped.warn({ open, refusedOpen, maxConnections: max, refusedAllowance: allowance }));
-  const exhausted = new Warner(log, "out of file descriptors: new connections are being reset (raise ulimit -n or lower --max-connections)");
+  const exhausted = new Warner(
+    log,
+    "out of file descriptors: new connections are being reset (raise ulimit -n or lower --max-connections)",
+  );
 
   const refuse = (socket: Socket) => {
     socket.on("error", () => {}); // a client gone before it read the 503 is no fault

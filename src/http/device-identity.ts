@@ -2,7 +2,14 @@ import type { IncomingHttpHeaders } from "node:http";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { X509Certificate } from "node:crypto";
-import { certFingerprint, certFromHeader, IdentityError, mdmSignatureSigner, verifyMdmSignatureDetailed, type DeviceTrust } from "../identity/index.ts";
+import {
+  certFingerprint,
+  certFromHeader,
+  IdentityError,
+  mdmSignatureSigner,
+  verifyMdmSignatureDetailed,
+  type DeviceTrust,
+} from "../identity/index.ts";
 import type { TrustedProxy } from "./trusted-proxy.ts";
 
 /** A verified device identity: the certificate's SHA-256 fingerprint. */
@@ -73,7 +80,8 @@ export async function identifyBySignature(signature: string, body: Buffer, trust
   const { signer, certificates } = await verifyMdmSignatureDetailed(signature, body);
   trust.verify(signer, certificates);
   const fingerprint = certFingerprint(signer);
-  if (fingerprint !== expected) throw new IdentityError("bad-signature", "Mdm-Signature verified with another certificate than the one it names");
+  if (fingerprint !== expected)
+    throw new IdentityError("bad-signature", "Mdm-Signature verified with another certificate than the one it names");
   return { fingerprint, source: "signature" };
 }
 

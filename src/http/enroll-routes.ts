@@ -84,7 +84,10 @@ export function registerEnrollRoutes(app: FastifyInstance, o: EnrollRoutesOption
       req.log.warn({ base }, "enrollment profile with an http:// URL: devices only enroll over https (set --public-url)");
     }
     if (o.signer) profile = await signed(profile, o.signer, req);
-    await o.store.events.add({ type: "enrollment.profile", detail: { identity: identityKind, topic, signed: o.signer !== undefined, remote: req.ip } }, Date.now());
+    await o.store.events.add(
+      { type: "enrollment.profile", detail: { identity: identityKind, topic, signed: o.signer !== undefined, remote: req.ip } },
+      Date.now(),
+    );
     req.log.info({ identity: identityKind, topic, signed: o.signer !== undefined, remote: req.ip }, "issued an enrollment profile");
     return reply
       .header("content-type", "application/x-apple-aspen-config")
@@ -104,7 +107,6 @@ async function signed(profile: Buffer, signer: ProfileSigner, req: FastifyReques
     throw new OrchardError(503, `enrollment profiles cannot be signed now: ${err.message}`);
   }
 }
-
 
 /** The push topic for the profile: the one asked for, or the only usable one. */
 async function pickTopic(store: Store, wanted: string | undefined, now: number): Promise<string> {

@@ -72,5 +72,9 @@ export function sendError(
   if (req.url.startsWith("/v1/")) {
     const body: ApiErrorBody = { error: reason, code };
     void reply.code(status).type("application/json").send(JSON.stringify(body));
-  } else void reply.code(status).type("text/plain; charset=utf-8").send(reason + "\n");
+  } else
+    void reply
+      .code(status)
+      .type("text/plain; charset=utf-8")
+      .send(reason + "\n");
 }

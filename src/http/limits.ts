@@ -137,7 +137,12 @@ export function addressKey(address: string): string {
   const right = tail === undefined || tail === "" ? [] : tail.split(":");
   const groups = tail === undefined ? left : [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
   if (groups.length < 4 || groups.slice(0, 4).some((g) => !/^[0-9a-f]{1,4}$/.test(g))) return address;
-  return groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":") + "::/64";
+  return (
+    groups
+      .slice(0, 4)
+      .map((g) => g.replace(/^0+(?=.)/, ""))
+      .join(":") + "::/64"
+  );
 }
 
 /**
@@ -147,7 +152,10 @@ export function addressKey(address: string): string {
  * there too). Both are refused as a 400.
  */
 export async function plainRequestStrings(req: FastifyRequest): Promise<void> {
-  for (const [where, values] of [["query parameter", req.query], ["path parameter", req.params]] as const) {
+  for (const [where, values] of [
+    ["query parameter", req.query],
+    ["path parameter", req.params],
+  ] as const) {
     if (!values || typeof values !== "object") continue;
     for (const [name, value] of Object.entries(values as Record<string, unknown>)) {
       const label = `${where} ${JSON.stringify(name.slice(0, 64))}`;
@@ -189,7 +197,9 @@ export function clientErrorHandler(log: Logger) {
     const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
     if (socket.writable && !inFlight?.headersSent) {
       const reason = status === 408 ? "request timeout" : status === 431 ? "request headers too large" : "malformed HTTP request";
-      socket.write(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${reason.length + 1}\r\nConnection: close\r\n\r\n${reason}\n`);
+      socket.write(
+        `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${reason.length + 1}\r\nConnection: close\r\n\r\n${reason}\n`,
+      );
     }
     socket.destroy();
   };

@@ -71,10 +71,11 @@ export function mdmEndpoints(o: MdmHandlerOptions): (req: IncomingMessage, res: 
       return true;
     }
     const budget = "signature" in caller ? { budget: o.unidentifiedBodies, signer: caller.signer } : undefined;
-    readBody(req, bodyLimit(endpoint, req.headers["content-type"], o), o.bodyIdleTimeoutMs, budget).then(
-      ({ body, release }) => handle(o, endpoint, req, body, caller, release, log),
-      (err: unknown): Outcome => ({ error: err, close: err instanceof BodyTimeout || err instanceof BudgetExhausted }),
-    )
+    readBody(req, bodyLimit(endpoint, req.headers["content-type"], o), o.bodyIdleTimeoutMs, budget)
+      .then(
+        ({ body, release }) => handle(o, endpoint, req, body, caller, release, log),
+        (err: unknown): Outcome => ({ error: err, close: err instanceof BodyTimeout || err instanceof BudgetExhausted }),
+      )
       .then((result) => reply(res, req, result, log))
       // Never an unhandled rejection (it would end the process): a reply that
       // cannot be written is logged and its connection dropped.

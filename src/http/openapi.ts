@@ -306,7 +306,10 @@ const paths: Record<string, Record<string, Operation>> = {
         "500": ok("ApiResult", "every id failed"),
         ...TOO_LARGE,
       },
-      { parameters: [param("nopush", "query", "queue without pushing")], requestBody: { required: true, content: json(ref("BulkEnqueueBody")) } },
+      {
+        parameters: [param("nopush", "query", "queue without pushing")],
+        requestBody: { required: true, content: json(ref("BulkEnqueueBody")) },
+      },
     ),
   },
   "/v1/push": {
@@ -319,15 +322,20 @@ const paths: Record<string, Record<string, Operation>> = {
     post: op("commands", "Push enrollments so they poll for commands (NanoMDM)", pushResponses(), { parameters: [IDS] }),
   },
   "/v1/enrollments": {
-    get: op("enrollments", "List enrollments, ordered by id", { "200": ok("EnrollmentPage") }, {
-      parameters: [
-        param("type", "query", "only this enrollment type", { type: "string", enum: ENROLLMENT_TYPES }),
-        param("enabled", "query", "true or false"),
-        param("serial", "query", "only this serial number"),
-        param("device", "query", "only the channels of this device id (UDID)"),
-        ...PAGING,
-      ],
-    }),
+    get: op(
+      "enrollments",
+      "List enrollments, ordered by id",
+      { "200": ok("EnrollmentPage") },
+      {
+        parameters: [
+          param("type", "query", "only this enrollment type", { type: "string", enum: ENROLLMENT_TYPES }),
+          param("enabled", "query", "true or false"),
+          param("serial", "query", "only this serial number"),
+          param("device", "query", "only the channels of this device id (UDID)"),
+          ...PAGING,
+        ],
+      },
+    ),
   },
   "/v1/enrollments/{id}": {
     get: op("enrollments", "One enrollment", { "200": ok("Enrollment"), ...NOT_FOUND }, { parameters: [ID] }),
@@ -353,25 +361,40 @@ const paths: Record<string, Record<string, Operation>> = {
   },
   "/v1/queue/{id}": {
     get: op("commands", "An enrollment's queued and answered commands", { "200": ok("Queue") }, { parameters: [ID] }),
-    delete: op("commands", "Remove the queued commands of enrollments", { "200": ok("QueueCleared") }, {
-      parameters: [param("id", "path", "enrollment ids, comma-separated")],
-    }),
+    delete: op(
+      "commands",
+      "Remove the queued commands of enrollments",
+      { "200": ok("QueueCleared") },
+      {
+        parameters: [param("id", "path", "enrollment ids, comma-separated")],
+      },
+    ),
   },
   "/v1/commands/{uuid}": {
-    get: op("commands", "A command and each enrollment's answer", { "200": ok("Command"), ...NOT_FOUND }, {
-      parameters: [param("uuid", "path", "CommandUUID")],
-    }),
+    get: op(
+      "commands",
+      "A command and each enrollment's answer",
+      { "200": ok("Command"), ...NOT_FOUND },
+      {
+        parameters: [param("uuid", "path", "CommandUUID")],
+      },
+    ),
   },
   "/v1/events": {
-    get: op("events", "The event log, oldest first (or newest first)", { "200": ok("EventPage") }, {
-      parameters: [
-        param("enrollment", "query", "only this enrollment's events"),
-        param("type", "query", "only events of this type"),
-        param("since", "query", "only events at or after this RFC 3339 time"),
-        param("order", "query", "asc (oldest first, the default) or desc", { type: "string", enum: ["asc", "desc"] }),
-        ...PAGING,
-      ],
-    }),
+    get: op(
+      "events",
+      "The event log, oldest first (or newest first)",
+      { "200": ok("EventPage") },
+      {
+        parameters: [
+          param("enrollment", "query", "only this enrollment's events"),
+          param("type", "query", "only events of this type"),
+          param("since", "query", "only events at or after this RFC 3339 time"),
+          param("order", "query", "asc (oldest first, the default) or desc", { type: "string", enum: ["asc", "desc"] }),
+          ...PAGING,
+        ],
+      },
+    ),
   },
   "/v1/users": {
     get: op("users", "List network users, ordered by short name", { "200": ok("UserPage") }, { parameters: PAGING }),
@@ -389,20 +412,35 @@ const paths: Record<string, Record<string, Operation>> = {
       },
       { parameters: [SHORT_NAME], requestBody: { required: true, content: json(ref("UserPutBody")) } },
     ),
-    delete: op("users", "Remove a network user and revoke their AuthTokens", { "200": ok("UserRemoved"), ...NOT_FOUND }, {
-      parameters: [SHORT_NAME],
-    }),
+    delete: op(
+      "users",
+      "Remove a network user and revoke their AuthTokens",
+      { "200": ok("UserRemoved"), ...NOT_FOUND },
+      {
+        parameters: [SHORT_NAME],
+      },
+    ),
   },
   "/v1/users/import": {
-    post: op("users", "Import an htdigest file's MD5 digests", { "200": ok("UserImport"), ...TOO_LARGE }, {
-      parameters: [param("realm", "query", "import this realm's lines (default: the server's --digest-realm)")],
-      requestBody: { required: true, content: body("text/plain", "htdigest lines user:realm:HA1") },
-    }),
+    post: op(
+      "users",
+      "Import an htdigest file's MD5 digests",
+      { "200": ok("UserImport"), ...TOO_LARGE },
+      {
+        parameters: [param("realm", "query", "import this realm's lines (default: the server's --digest-realm)")],
+        requestBody: { required: true, content: body("text/plain", "htdigest lines user:realm:HA1") },
+      },
+    ),
   },
   "/v1/user-sessions": {
-    get: op("users", "Network users' logins (never a token)", { "200": ok("UserSessionPage") }, {
-      parameters: [param("device", "query", "only this device's sessions"), ...PAGING],
-    }),
+    get: op(
+      "users",
+      "Network users' logins (never a token)",
+      { "200": ok("UserSessionPage") },
+      {
+        parameters: [param("device", "query", "only this device's sessions"), ...PAGING],
+      },
+    ),
   },
   "/v1/pushcert": {
     put: op(
@@ -421,14 +459,24 @@ const paths: Record<string, Record<string, Operation>> = {
     get: op("push", "The push certificates (never a key)", { "200": ok("PushCertList") }),
   },
   "/v1/pushcert/{topic}": {
-    delete: op("push", "Remove a topic's push certificate", { "200": ok("PushCertRemoved"), ...NOT_FOUND }, {
-      parameters: [param("topic", "path", "the push topic")],
-    }),
+    delete: op(
+      "push",
+      "Remove a topic's push certificate",
+      { "200": ok("PushCertRemoved"), ...NOT_FOUND },
+      {
+        parameters: [param("topic", "path", "the push topic")],
+      },
+    ),
   },
   "/v1/scep/challenges": {
-    post: op("enrollment", "A new single-use SCEP challenge password", { "201": ok("ScepChallenge", "created") }, {
-      requestBody: { required: false, content: json(ref("ScepChallengeBody")) },
-    }),
+    post: op(
+      "enrollment",
+      "A new single-use SCEP challenge password",
+      { "201": ok("ScepChallenge", "created") },
+      {
+        requestBody: { required: false, content: json(ref("ScepChallengeBody")) },
+      },
+    ),
   },
   "/v1/openapi.json": {
     get: op("meta", "This document", { "200": { description: "OpenAPI 3.1", content: json({ type: "object" }) } }),
@@ -519,7 +567,7 @@ export const OPENAPI = {
     version: VERSION,
     description:
       "Every key is snake_case; every time an RFC 3339 UTC string with milliseconds; durations and counts are numbers. " +
-      "Errors under /v1 are {\"error\": message, \"code\": stable_code}. NanoMDM-compatible routes (enqueue, push, pushcert) " +
+      'Errors under /v1 are {"error": message, "code": stable_code}. NanoMDM-compatible routes (enqueue, push, pushcert) ' +
       "keep NanoMDM's shapes. HEAD is answered wherever GET is.",
   },
   jsonSchemaDialect: "https://spec.openapis.org/oas/3.1/dialect/base",

@@ -26,34 +26,47 @@ export function registerPushRoutes(app: FastifyInstance, o: PushRouteOptions): v
 
   // NanoMDM-compatible: `cat push.pem push.key | curl -T - .../v1/pushcert`, whatever the Content-Type; or a .p12.
   // A new topic while devices are enrolled under another is refused (409) unless ?force=1: see push/topic-guard.ts.
-  app.put<{ Querystring: Record<string, string> }>("/v1/pushcert", { bodyLimit: PUSHCERT_BODY_LIMIT }, async (req): Promise<PushCertStored> => {
-    const body = bodyBuffer(req);
-    if (body.length === 0) {
-      throw new BadRequest("the body must be a PEM certificate and its private key, or a PKCS#12 file", "invalid_push_certificate");
-    }
-    const header = req.headers[PASSPHRASE_HEADER];
-    const passphrase = typeof header === "string" ? header : undefined;
-    const cert = pushCertificate(body, passphrase);
-    const force = req.query.force !== undefined && /^(1|true|yes)$/i.test(req.query.force);
-    const refusal = await newTopicRefusal(store.push, cert.topic);
-    if (refusal && !force) {
-      req.log.warn(
-        { topic: cert.topic, fingerprint: cert.fingerprint },
-        "push certificate refused: a new topic while devices are enrolled under another",
-      );
-      throw new Conflict(refusal, "push_topic_change");
-    }
-    if (refusal) {
-      req.log.warn({ topic: cert.topic }, "push certificate for a new topic stored with force=1 while devices are enrolled under another");
-    }
-    const now = Date.now();
-    const created = await certs.put(cert, now);
-    const notAfter = new Date(cert.notAfter).toISOString();
-    const detail = { topic: cert.topic, not_after: notAfter, fingerprint: cert.fingerprint, created, ...(refusal ? { forced: true } : {}) };
-    await store.events.add({ type: "pushcert.uploaded", detail }, now);
-    req.log.info({ topic: cert.topic, notAfter, fingerprint: cert.fingerprint, created }, "push certificate stored");
-    return { topic: cert.topic, not_after: notAfter };
-  });
+  app.put<{ Querystring: Record<string, string> }>(
+    "/v1/pushcert",
+    { bodyLimit: PUSHCERT_BODY_LIMIT },
+    async (req): Promise<PushCertStored> => {
+      const body = bodyBuffer(req);
+      if (body.length === 0) {
+        throw new BadRequest("the body must be a PEM certificate and its private key, or a PKCS#12 file", "invalid_push_certificate");
+      }
+      const header = req.headers[PASSPHRASE_HEADER];
+      const passphrase = typeof header === "string" ? header : undefined;
+      const cert = pushCertificate(body, passphrase);
+      const force = req.query.force !== undefined && /^(1|true|yes)$/i.test(req.query.force);
+      const refusal = await newTopicRefusal(store.push, cert.topic);
+      if (refusal && !force) {
+        req.log.warn(
+          { topic: cert.topic, fingerprint: cert.fingerprint },
+          "push certificate refused: a new topic while devices are enrolled under another",
+        );
+        throw new Conflict(refusal, "push_topic_change");
+      }
+      if (refusal) {
+        req.log.warn(
+          { topic: cert.topic },
+          "push certificate for a new topic stored with force=1 while devices are enrolled under another",
+        );
+      }
+      const now = Date.now();
+      const created = await certs.put(cert, now);
+      const notAfter = new Date(cert.notAfter).toISOString();
+      const detail = {
+        topic: cert.topic,
+        not_after: notAfter,
+        fingerprint: cert.fingerprint,
+        created,
+        ...(refusal ? { forced: true } : {}),
+      };
+      await store.events.add({ type: "pushcert.uploaded", detail }, now);
+      req.log.info({ topic: cert.topic, notAfter, fingerprint: cert.fingerprint, created }, "push certificate stored");
+      return { topic: cert.topic, not_after: notAfter };
+    },
+  );
 
   app.get("/v1/pushcert", async (): Promise<PushCertList> => {
     const list = await store.push.certs();

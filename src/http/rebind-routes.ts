@@ -39,7 +39,8 @@ export function registerRebindRoutes(app: FastifyInstance, o: { store: Store; re
     const fingerprint = fingerprintOf(req);
     const binding = await store.rebinds.binding(deviceId);
     if (!binding) throw new NotFound("no such device");
-    if (fingerprint === binding.certFingerprint) throw new Conflict("the device is bound to this certificate already", "rebind_already_bound");
+    if (fingerprint === binding.certFingerprint)
+      throw new Conflict("the device is bound to this certificate already", "rebind_already_bound");
     const now = Date.now();
     const hold = await store.rebinds.approve(deviceId, fingerprint, now);
     const held = (await store.rebinds.heldCertificates(deviceId)).find((c) => c.certFingerprint === fingerprint);

@@ -111,7 +111,8 @@ function requestedTtl(body: Buffer): number | undefined {
     if (err instanceof DuplicateKey) throw new BadRequest(`the body has a ${err.message}`);
     throw new BadRequest('the body must be JSON, e.g. {"ttl":"10m"}, or empty');
   }
-  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new BadRequest('the body must be a JSON object, e.g. {"ttl":"10m"}');
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed))
+    throw new BadRequest('the body must be a JSON object, e.g. {"ttl":"10m"}');
   const unknown = Object.keys(parsed).filter((k) => k !== "ttl");
   if (unknown.length > 0) throw new BadRequest(`unknown field ${JSON.stringify(unknown[0]!.slice(0, 64))}`);
   const ttl = (parsed as { ttl?: unknown }).ttl;

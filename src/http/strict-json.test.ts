@@ -15,7 +15,10 @@ test("duplicate keys are found at any depth, after unescaping", () => {
   ];
   for (const [text, key] of cases) {
     assert.equal(firstDuplicateKey(text), key, text);
-    assert.throws(() => parseStrictJson(text), (err: unknown) => err instanceof DuplicateKey && err.key === key);
+    assert.throws(
+      () => parseStrictJson(text),
+      (err: unknown) => err instanceof DuplicateKey && err.key === key,
+    );
   }
 });
 

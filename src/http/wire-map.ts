@@ -111,7 +111,12 @@ export function rebindHoldJson(h: RebindHold): RebindHoldJson {
 }
 
 export function heldCertificateJson(c: HeldCertificate): HeldCertificateJson {
-  return { cert_fingerprint: c.certFingerprint, first_held_at: time(c.firstHeldAt), last_held_at: time(c.lastHeldAt), attempts: c.attempts };
+  return {
+    cert_fingerprint: c.certFingerprint,
+    first_held_at: time(c.firstHeldAt),
+    last_held_at: time(c.lastHeldAt),
+    attempts: c.attempts,
+  };
 }
 
 export function userJson(u: DirectoryUser): UserJson {

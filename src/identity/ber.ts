@@ -7,7 +7,7 @@
 export class BerError extends Error {
   constructor(message: string) {
     super(message);
-    this.name = 'BerError';
+    this.name = "BerError";
   }
 }
 
@@ -58,17 +58,17 @@ export class BerReader {
   /** The one element that spans the whole buffer (no trailing bytes). */
   root(): Tlv {
     const tlv = this.read(0, this.buf.length, 0);
-    if (tlv.end !== this.buf.length) throw new BerError('trailing data after the outer element');
+    if (tlv.end !== this.buf.length) throw new BerError("trailing data after the outer element");
     return tlv;
   }
 
   /** The element at `pos`, which must end by `limit`. */
   read(pos: number, limit: number, depth: number): Tlv {
     const buf = this.buf;
-    if (depth > this.maxDepth) throw new BerError('nesting too deep');
-    if (limit > buf.length) throw new BerError('limit beyond input');
+    if (depth > this.maxDepth) throw new BerError("nesting too deep");
+    if (limit > buf.length) throw new BerError("limit beyond input");
     let p = pos;
-    if (p >= limit) throw new BerError('element expected, input ended');
+    if (p >= limit) throw new BerError("element expected, input ended");
     const first = buf[p++]!;
     const cls = first >> 6;
     const constructed = (first & 0x20) !== 0;
@@ -77,32 +77,32 @@ export class BerReader {
       // High-tag-number form: base-128, no leading 0x80, only for numbers >= 31.
       tag = 0;
       for (let n = 0; ; n++) {
-        if (p >= limit) throw new BerError('truncated tag');
-        if (n === MAX_TAG_OCTETS) throw new BerError('tag number too large');
+        if (p >= limit) throw new BerError("truncated tag");
+        if (n === MAX_TAG_OCTETS) throw new BerError("tag number too large");
         const b = buf[p++]!;
-        if (n === 0 && b === 0x80) throw new BerError('non-minimal tag number');
+        if (n === 0 && b === 0x80) throw new BerError("non-minimal tag number");
         tag = tag * 128 + (b & 0x7f);
         if ((b & 0x80) === 0) break;
       }
-      if (tag < 31) throw new BerError('high-tag-number form for a low tag number');
+      if (tag < 31) throw new BerError("high-tag-number form for a low tag number");
     }
-    if (cls === UNIVERSAL && tag === 0) throw new BerError('unexpected end-of-contents');
+    if (cls === UNIVERSAL && tag === 0) throw new BerError("unexpected end-of-contents");
 
-    if (p >= limit) throw new BerError('truncated length');
+    if (p >= limit) throw new BerError("truncated length");
     const l0 = buf[p++]!;
     if (l0 === 0x80) {
-      if (!constructed) throw new BerError('indefinite length on a primitive element');
+      if (!constructed) throw new BerError("indefinite length on a primitive element");
       return this.#readIndefinite(pos, p, limit, depth, cls, tag);
     }
     let length = l0;
     if (l0 > 0x80) {
       const count = l0 & 0x7f;
-      if (count > MAX_LENGTH_OCTETS) throw new BerError('length too large'); // also 0xff, reserved
-      if (p + count > limit) throw new BerError('truncated length');
+      if (count > MAX_LENGTH_OCTETS) throw new BerError("length too large"); // also 0xff, reserved
+      if (p + count > limit) throw new BerError("truncated length");
       length = 0;
       for (let i = 0; i < count; i++) length = length * 256 + buf[p++]!;
     }
-    if (length > limit - p) throw new BerError('element overruns its container');
+    if (length > limit - p) throw new BerError("element overruns its container");
     const end = p + length;
     return { cls, constructed, tag, start: pos, contentStart: p, contentEnd: end, end, indefinite: false, depth };
   }
@@ -112,7 +112,7 @@ export class BerReader {
     const kids: Tlv[] = [];
     let p = contentStart;
     for (;;) {
-      if (p + 2 > limit) throw new BerError('missing end-of-contents');
+      if (p + 2 > limit) throw new BerError("missing end-of-contents");
       if (buf[p] === 0 && buf[p + 1] === 0) break;
       const kid = this.read(p, limit, depth + 1);
       kids.push(kid);
@@ -123,7 +123,7 @@ export class BerReader {
 
   /** The elements inside a constructed element. */
   children(tlv: Tlv): readonly Tlv[] {
-    if (!tlv.constructed) throw new BerError('primitive element has no children');
+    if (!tlv.constructed) throw new BerError("primitive element has no children");
     if (tlv.kids) return tlv.kids;
     const kids: Tlv[] = [];
     for (let p = tlv.contentStart; p < tlv.contentEnd; ) {
@@ -141,13 +141,13 @@ export class BerReader {
 
   /** The contents of a primitive element (a view). */
   content(tlv: Tlv): Uint8Array {
-    if (tlv.constructed) throw new BerError('constructed element where a primitive one is required');
+    if (tlv.constructed) throw new BerError("constructed element where a primitive one is required");
     return this.buf.subarray(tlv.contentStart, tlv.contentEnd);
   }
 
   /** An OCTET STRING's value; BER lets a sender split it into nested segments. */
   octets(tlv: Tlv): Uint8Array {
-    if (!is(tlv, UNIVERSAL, TAG_OCTET_STRING)) throw new BerError('OCTET STRING expected');
+    if (!is(tlv, UNIVERSAL, TAG_OCTET_STRING)) throw new BerError("OCTET STRING expected");
     if (!tlv.constructed) return this.content(tlv);
     const parts: Uint8Array[] = [];
     this.#collectSegments(tlv, parts);
@@ -156,7 +156,7 @@ export class BerReader {
 
   #collectSegments(tlv: Tlv, parts: Uint8Array[]): void {
     for (const kid of this.children(tlv)) {
-      if (!is(kid, UNIVERSAL, TAG_OCTET_STRING)) throw new BerError('OCTET STRING segment expected');
+      if (!is(kid, UNIVERSAL, TAG_OCTET_STRING)) throw new BerError("OCTET STRING segment expected");
       if (kid.constructed) this.#collectSegments(kid, parts);
       else parts.push(this.content(kid));
     }
@@ -168,16 +168,16 @@ export class BerReader {
    * OIDs always give equal strings.
    */
   oidHex(tlv: Tlv): string {
-    if (!is(tlv, UNIVERSAL, TAG_OID) || tlv.constructed) throw new BerError('OBJECT IDENTIFIER expected');
+    if (!is(tlv, UNIVERSAL, TAG_OID) || tlv.constructed) throw new BerError("OBJECT IDENTIFIER expected");
     const c = this.content(tlv);
-    if (c.length === 0) throw new BerError('empty OBJECT IDENTIFIER');
+    if (c.length === 0) throw new BerError("empty OBJECT IDENTIFIER");
     let startOfSubid = true;
     for (const b of c) {
-      if (startOfSubid && b === 0x80) throw new BerError('non-minimal OBJECT IDENTIFIER');
+      if (startOfSubid && b === 0x80) throw new BerError("non-minimal OBJECT IDENTIFIER");
       startOfSubid = (b & 0x80) === 0;
     }
-    if (!startOfSubid) throw new BerError('truncated OBJECT IDENTIFIER');
-    return Buffer.from(c.buffer, c.byteOffset, c.byteLength).toString('hex');
+    if (!startOfSubid) throw new BerError("truncated OBJECT IDENTIFIER");
+    return Buffer.from(c.buffer, c.byteOffset, c.byteLength).toString("hex");
   }
 }
 

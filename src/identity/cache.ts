@@ -5,7 +5,7 @@ export class BoundedCache<V> {
   readonly #maxEntries: number;
 
   constructor(maxEntries: number) {
-    if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new RangeError('maxEntries must be a positive integer');
+    if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new RangeError("maxEntries must be a positive integer");
     this.#maxEntries = maxEntries;
   }
 

@@ -12,7 +12,16 @@ import * as pkijs from "pkijs";
 import { cmsEngine } from "./engine.ts";
 import { createCa, issueDeviceIdentity, type PkiIdentity } from "./testing/pki.ts";
 import {
-  buildCertsOnly, buildEnvelopedData, buildSignedData, CIPHERS, CmsError, decryptEnvelope, findSignerCertificate, parseEnvelopedData, parseSignedData, verifySigner,
+  buildCertsOnly,
+  buildEnvelopedData,
+  buildSignedData,
+  CIPHERS,
+  CmsError,
+  decryptEnvelope,
+  findSignerCertificate,
+  parseEnvelopedData,
+  parseSignedData,
+  verifySigner,
   type CipherName,
 } from "./cms.ts";
 import { oidContent } from "./der.ts";
@@ -38,7 +47,10 @@ function openssl(args: string[], input?: Buffer): Buffer {
 /** Whether this OpenSSL can load its legacy provider (single DES). */
 function hasLegacyDes(): boolean {
   try {
-    openssl(["enc", "-des-cbc", "-K", "0123456789abcdef", "-iv", "0000000000000000", "-provider", "legacy", "-provider", "default"], Buffer.from("x"));
+    openssl(
+      ["enc", "-des-cbc", "-K", "0123456789abcdef", "-iv", "0000000000000000", "-provider", "legacy", "-provider", "default"],
+      Buffer.from("x"),
+    );
     return true;
   } catch {
     return false;
@@ -76,7 +88,10 @@ describe("EnvelopedData", () => {
         t.diagnostic("this OpenSSL has no legacy provider: single DES checked by round trip only");
         return;
       }
-      const theirs = openssl(["cms", "-decrypt", "-binary", "-inform", "DER", "-recip", path.join(dir, "ca.pem"), "-inkey", path.join(dir, "ca.key"), ...legacy], env);
+      const theirs = openssl(
+        ["cms", "-decrypt", "-binary", "-inform", "DER", "-recip", path.join(dir, "ca.pem"), "-inkey", path.join(dir, "ca.key"), ...legacy],
+        env,
+      );
       assert.deepEqual(theirs, content);
 
       const flag = openSslCipher[c.name] ?? "-des";
@@ -115,7 +130,10 @@ describe("EnvelopedData", () => {
     oidContent("2.16.840.1.101.3.4.1.6").copy(patched, at);
     const parsed = parseEnvelopedData(patched);
     assert.equal(parsed.cipher, undefined);
-    assert.throws(() => decryptEnvelope(parsed, ca.cert, ca.key), (e: unknown) => e instanceof CmsError && e.kind === "unsupported-algorithm");
+    assert.throws(
+      () => decryptEnvelope(parsed, ca.cert, ca.key),
+      (e: unknown) => e instanceof CmsError && e.kind === "unsupported-algorithm",
+    );
   });
 });
 
@@ -139,7 +157,20 @@ describe("SignedData", () => {
 
       // ours, on OpenSSL's
       const fromOpenssl = openssl(
-        ["cms", "-sign", "-binary", "-nodetach", "-outform", "DER", "-md", digest, "-signer", path.join(dir, "ca.pem"), "-inkey", path.join(dir, "ca.key")],
+        [
+          "cms",
+          "-sign",
+          "-binary",
+          "-nodetach",
+          "-outform",
+          "DER",
+          "-md",
+          digest,
+          "-signer",
+          path.join(dir, "ca.pem"),
+          "-inkey",
+          path.join(dir, "ca.key"),
+        ],
         content,
       );
       const p = parseSignedData(fromOpenssl);
@@ -163,7 +194,10 @@ describe("SignedData", () => {
   test("a degenerate certs-only SignedData carries the certificates, and OpenSSL reads it", () => {
     const der = buildCertsOnly([other.certDer, ca.certDer]);
     const parsed = parseSignedData(der);
-    assert.deepEqual(new Set(parsed.certificates.map((c) => createHash("sha256").update(c).digest("hex"))), new Set([other.fingerprint, ca.fingerprint]));
+    assert.deepEqual(
+      new Set(parsed.certificates.map((c) => createHash("sha256").update(c).digest("hex"))),
+      new Set([other.fingerprint, ca.fingerprint]),
+    );
     assert.equal(parsed.signers.length, 0);
     const pem = openssl(["pkcs7", "-inform", "DER", "-print_certs"], der).toString();
     assert.equal((pem.match(/BEGIN CERTIFICATE/g) ?? []).length, 2);

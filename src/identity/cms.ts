@@ -5,10 +5,47 @@
 // its own); writing uses the DER writer next to that reader (der.ts). The
 // cryptography is node's: hashes, RSA signatures, AES and 3DES-CBC, and RSA key
 // transport (PKCS#1 v1.5 decryption with implicit rejection, rsa-pkcs1.ts).
-import { createCipheriv, createDecipheriv, createHash, constants, publicEncrypt, randomBytes, sign, verify, type KeyObject, type X509Certificate } from "node:crypto";
-import { BerError, BerReader, CONTEXT, is, TAG_INTEGER, TAG_NULL, TAG_OCTET_STRING, TAG_SEQUENCE, TAG_SET, UNIVERSAL, type Tlv } from "./ber.ts";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  constants,
+  publicEncrypt,
+  randomBytes,
+  sign,
+  verify,
+  type KeyObject,
+  type X509Certificate,
+} from "node:crypto";
+import {
+  BerError,
+  BerReader,
+  CONTEXT,
+  is,
+  TAG_INTEGER,
+  TAG_NULL,
+  TAG_OCTET_STRING,
+  TAG_SEQUENCE,
+  TAG_SET,
+  UNIVERSAL,
+  type Tlv,
+} from "./ber.ts";
 import { certFields, certInfo, type CertInfo } from "./cms-certs.ts";
-import { algorithm, explicit, implicitPrimitive, integer, nullValue, octetString, oid, oidHex, retag, sequence, setOf, sortedTlv, tlv } from "./der.ts";
+import {
+  algorithm,
+  explicit,
+  implicitPrimitive,
+  integer,
+  nullValue,
+  octetString,
+  oid,
+  oidHex,
+  retag,
+  sequence,
+  setOf,
+  sortedTlv,
+  tlv,
+} from "./der.ts";
 import { DIGEST_OIDS, DIGESTS, OIDS, RSA_SIGNATURES, type Digest } from "./oids.ts";
 import { decryptPkcs1v15 } from "./rsa-pkcs1.ts";
 
@@ -305,7 +342,11 @@ export function findSignerCertificate(sd: ParsedSignedData, signer: ParsedSigner
   for (const der of sd.certificates) {
     const info = certInfo(der);
     if (!info) continue;
-    if ("keyId" in signer.sid ? info.keyHash.equals(signer.sid.keyId) : info.serial.equals(signer.sid.serial) && info.issuer.equals(signer.sid.issuer)) {
+    if (
+      "keyId" in signer.sid
+        ? info.keyHash.equals(signer.sid.keyId)
+        : info.serial.equals(signer.sid.serial) && info.issuer.equals(signer.sid.issuer)
+    ) {
       return info;
     }
   }
@@ -382,7 +423,11 @@ export function parseEnvelopedData(der: Uint8Array): ParsedEnvelope {
         throw malformed(`${what}: bad recipient identifier`);
       }
       const alg = algorithmOf(r, f[2]!, what);
-      recipients.push({ rid, keyEncryption: nullOrAbsent(r, alg.params) ? alg.oid : `${alg.oid}+params`, encryptedKey: octets(r, f[3]!, what) });
+      recipients.push({
+        rid,
+        keyEncryption: nullOrAbsent(r, alg.params) ? alg.oid : `${alg.oid}+params`,
+        encryptedKey: octets(r, f[3]!, what),
+      });
     }
     const c = kidsOf(r, eci, UNIVERSAL, TAG_SEQUENCE, what);
     if (c.length < 2 || c.length > 3) throw malformed(`${what}: bad EncryptedContentInfo`);
@@ -407,13 +452,15 @@ export function parseEnvelopedData(der: Uint8Array): ParsedEnvelope {
  * only one). Bad RSA padding and a wrong key end in the same CmsError.
  */
 export function decryptEnvelope(env: ParsedEnvelope, cert: X509Certificate, key: KeyObject): { content: Buffer; cipher: CipherName } {
-  if (!env.cipher || !env.iv) throw new CmsError("unsupported-algorithm", "unsupported content encryption algorithm (AES-CBC, 3DES-CBC or DES-CBC)");
+  if (!env.cipher || !env.iv)
+    throw new CmsError("unsupported-algorithm", "unsupported content encryption algorithm (AES-CBC, 3DES-CBC or DES-CBC)");
   const ours = certIds(cert);
   const recipient =
     env.recipients.find((ri) => ("keyId" in ri.rid ? false : ri.rid.serial.equals(ours.serial) && ri.rid.issuer.equals(ours.issuer))) ??
     (env.recipients.length === 1 ? env.recipients[0] : undefined);
   if (!recipient) throw new CmsError("cannot-decrypt", "the request is not encrypted to the CA certificate");
-  if (recipient.keyEncryption !== HEX.rsaEncryption) throw new CmsError("unsupported-algorithm", "unsupported key encryption algorithm (rsaEncryption only)");
+  if (recipient.keyEncryption !== HEX.rsaEncryption)
+    throw new CmsError("unsupported-algorithm", "unsupported key encryption algorithm (rsaEncryption only)");
   const spec = cipherSpec(env.cipher);
   const contentKey = decryptPkcs1v15(key, recipient.encryptedKey, spec.keyLength);
   const content = decryptContent(env.cipher, contentKey, env.iv, env.encryptedContent);
@@ -448,7 +495,12 @@ export function buildEnvelopedData(content: Uint8Array, recipient: X509Certifica
   // PKCS#1 v1.5 encryption is still allowed in node (only decryption is refused).
   const encryptedKey = publicEncrypt({ key: recipient.publicKey, padding: constants.RSA_PKCS1_PADDING }, key);
   key.fill(0);
-  const ktri = sequence(integer(0), issuerAndSerial(certIds(recipient)), algorithm(OIDS.rsaEncryption, nullValue()), octetString(encryptedKey));
+  const ktri = sequence(
+    integer(0),
+    issuerAndSerial(certIds(recipient)),
+    algorithm(OIDS.rsaEncryption, nullValue()),
+    octetString(encryptedKey),
+  );
   const eci = sequence(oid(OIDS.data), algorithm(spec.oid, octetString(iv)), implicitPrimitive(0, encrypted));
   return contentInfoOf(OIDS.envelopedData, sequence(integer(0), setOf(ktri), eci));
 }

@@ -78,7 +78,8 @@ function parse(der: Uint8Array): Csr {
     const [type, values] = seq(r, a);
     if (!type || !values || !is(type, UNIVERSAL, 6)) throw new CsrError("malformed", "bad attribute");
     if (r.oidHex(type) !== CHALLENGE_PASSWORD) continue;
-    if (challengePassword !== undefined || !is(values, UNIVERSAL, TAG_SET) || !values.constructed) throw new CsrError("malformed", "bad challengePassword");
+    if (challengePassword !== undefined || !is(values, UNIVERSAL, TAG_SET) || !values.constructed)
+      throw new CsrError("malformed", "bad challengePassword");
     const v = r.children(values);
     if (v.length !== 1) throw new CsrError("malformed", "challengePassword must have one value");
     challengePassword = directoryString(r, v[0]!);
@@ -93,7 +94,8 @@ function parse(der: Uint8Array): Csr {
     throw new CsrError("malformed", "unreadable public key");
   }
   if (publicKey.asymmetricKeyType !== "rsa") throw new CsrError("key", "the key must be RSA");
-  if ((publicKey.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) throw new CsrError("key", `the RSA key must have at least ${MIN_RSA_BITS} bits`);
+  if ((publicKey.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS)
+    throw new CsrError("key", `the RSA key must have at least ${MIN_RSA_BITS} bits`);
   const hash = RSA_SIGNATURES.get(sigAlg);
   if (!hash) throw new CsrError("key", "unsupported CSR signature algorithm (RSA PKCS#1 v1.5 with SHA-1 or SHA-2)");
   let ok = false;

@@ -20,16 +20,14 @@
 // One deliberate difference: the RFC 5652 rules for signed attributes (exactly one
 // content-type, equal to id-data, exactly one message-digest, each single-valued),
 // which pkijs does not enforce; only the key holder can make such attributes.
-import { createHash, verify as cryptoVerify } from 'node:crypto';
-import * as asn1js from 'asn1js';
-import * as pkijs from 'pkijs';
-import {
-  BerReader, is, CONTEXT, UNIVERSAL, TAG_INTEGER, TAG_NULL, TAG_OCTET_STRING, TAG_SEQUENCE, TAG_SET, type Tlv,
-} from './ber.ts';
-import { certInfo, type CertInfo } from './cms-certs.ts';
-import { oidHex } from './der.ts';
-import { IdentityError } from './errors.ts';
-import type { MdmSignature } from './signature.ts';
+import { createHash, verify as cryptoVerify } from "node:crypto";
+import * as asn1js from "asn1js";
+import * as pkijs from "pkijs";
+import { BerReader, is, CONTEXT, UNIVERSAL, TAG_INTEGER, TAG_NULL, TAG_OCTET_STRING, TAG_SEQUENCE, TAG_SET, type Tlv } from "./ber.ts";
+import { certInfo, type CertInfo } from "./cms-certs.ts";
+import { oidHex } from "./der.ts";
+import { IdentityError } from "./errors.ts";
+import type { MdmSignature } from "./signature.ts";
 
 // asn1js refuses inputs with more than 10,000 nodes; every node takes at least two
 // bytes, so below this size that limit cannot decide anything. Real headers: 2-5 KB.
@@ -39,35 +37,35 @@ const MAX_FAST_INPUT = 16 * 1024;
 const PKIJS_ATTRS_MAX_DEPTH = 95;
 
 const OID = {
-  signedData: oidHex('1.2.840.113549.1.7.2'),
-  data: oidHex('1.2.840.113549.1.7.1'),
-  contentType: oidHex('1.2.840.113549.1.9.3'),
-  messageDigest: oidHex('1.2.840.113549.1.9.4'),
-  rsaEncryption: oidHex('1.2.840.113549.1.1.1'),
+  signedData: oidHex("1.2.840.113549.1.7.2"),
+  data: oidHex("1.2.840.113549.1.7.1"),
+  contentType: oidHex("1.2.840.113549.1.9.3"),
+  messageDigest: oidHex("1.2.840.113549.1.9.4"),
+  rsaEncryption: oidHex("1.2.840.113549.1.1.1"),
 };
 const DIGESTS = new Map([
-  [oidHex('1.3.14.3.2.26'), 'sha1'],
-  [oidHex('2.16.840.1.101.3.4.2.1'), 'sha256'],
-  [oidHex('2.16.840.1.101.3.4.2.2'), 'sha384'],
-  [oidHex('2.16.840.1.101.3.4.2.3'), 'sha512'],
+  [oidHex("1.3.14.3.2.26"), "sha1"],
+  [oidHex("2.16.840.1.101.3.4.2.1"), "sha256"],
+  [oidHex("2.16.840.1.101.3.4.2.2"), "sha384"],
+  [oidHex("2.16.840.1.101.3.4.2.3"), "sha512"],
 ]);
 // pkijs takes only the hash from these; the key decides RSA or ECDSA (as here).
 const SIGNATURE_HASHES = new Map([
-  [oidHex('1.2.840.113549.1.1.5'), 'sha1'],
-  [oidHex('1.2.840.113549.1.1.11'), 'sha256'],
-  [oidHex('1.2.840.113549.1.1.12'), 'sha384'],
-  [oidHex('1.2.840.113549.1.1.13'), 'sha512'],
-  [oidHex('1.2.840.10045.4.1'), 'sha1'],
-  [oidHex('1.2.840.10045.4.3.2'), 'sha256'],
-  [oidHex('1.2.840.10045.4.3.3'), 'sha384'],
-  [oidHex('1.2.840.10045.4.3.4'), 'sha512'],
+  [oidHex("1.2.840.113549.1.1.5"), "sha1"],
+  [oidHex("1.2.840.113549.1.1.11"), "sha256"],
+  [oidHex("1.2.840.113549.1.1.12"), "sha384"],
+  [oidHex("1.2.840.113549.1.1.13"), "sha512"],
+  [oidHex("1.2.840.10045.4.1"), "sha1"],
+  [oidHex("1.2.840.10045.4.3.2"), "sha256"],
+  [oidHex("1.2.840.10045.4.3.3"), "sha384"],
+  [oidHex("1.2.840.10045.4.3.4"), "sha512"],
 ]);
 
 /** Thrown inside: the input is outside what this path decides; pkijs will. */
 class Unsupported extends Error {}
 
 function bad(message: string): IdentityError {
-  return new IdentityError('bad-signature', message);
+  return new IdentityError("bad-signature", message);
 }
 
 /**
@@ -100,7 +98,7 @@ export function signerFast(der: Uint8Array): MdmSignature | null {
 }
 
 function verifyOrThrow(der: Uint8Array, body: Buffer): MdmSignature {
-  if (body.byteLength === 0) throw bad('request body is empty');
+  if (body.byteLength === 0) throw bad("request body is empty");
   const { r, signer, certs, signerIndex } = parse(der);
   const cert = certs[signerIndex]!;
   if (!cert.scheme) throw new Unsupported();
@@ -108,7 +106,7 @@ function verifyOrThrow(der: Uint8Array, body: Buffer): MdmSignature {
   if (signer.signedAttrs) {
     const messageDigest = signedAttributesDigest(r, signer.signedAttrs);
     const actual = createHash(signer.digest).update(body).digest();
-    if (!actual.equals(messageDigest)) throw bad('Mdm-Signature does not verify');
+    if (!actual.equals(messageDigest)) throw bad("Mdm-Signature does not verify");
     // Signed over the attributes with the [0] tag turned into SET OF; like pkijs, over
     // the bytes as received (definite-length encodings only reach this point).
     const copy = Buffer.from(r.bytes(signer.signedAttrs));
@@ -116,10 +114,11 @@ function verifyOrThrow(der: Uint8Array, body: Buffer): MdmSignature {
     data = copy;
   }
   const hash = signer.signatureHash ?? signer.digest;
-  const ok = cert.scheme === 'rsa'
-    ? cryptoVerify(hash, data, cert.key, signer.signature)
-    : cryptoVerify(hash, data, { key: cert.key, dsaEncoding: 'ieee-p1363' }, ecdsaRaw(signer.signature, cert.ecSize));
-  if (!ok) throw bad('Mdm-Signature does not verify');
+  const ok =
+    cert.scheme === "rsa"
+      ? cryptoVerify(hash, data, cert.key, signer.signature)
+      : cryptoVerify(hash, data, { key: cert.key, dsaEncoding: "ieee-p1363" }, ecdsaRaw(signer.signature, cert.ecSize));
+  if (!ok) throw bad("Mdm-Signature does not verify");
   return { signer: cert.cert, certificates: certs.filter((_, i) => i !== signerIndex).map((c) => c.cert) };
 }
 
@@ -137,7 +136,7 @@ function parse(der: Uint8Array): Parsed {
 
   // ContentInfo ::= SEQUENCE { contentType, [0] EXPLICIT SignedData }
   const [contentType, explicit] = kids(r, r.root(), UNIVERSAL, TAG_SEQUENCE, 2);
-  if (r.oidHex(contentType!) !== OID.signedData) throw bad('Mdm-Signature is not a CMS SignedData');
+  if (r.oidHex(contentType!) !== OID.signedData) throw bad("Mdm-Signature is not a CMS SignedData");
   const [signedData] = kids(r, explicit!, CONTEXT, 0, 1);
 
   // SignedData ::= SEQUENCE { version, digestAlgorithms SET, encapContentInfo,
@@ -153,13 +152,13 @@ function parse(der: Uint8Array): Parsed {
   for (const alg of algs) algorithm(r, alg);
   // Detached: encapContentInfo is the content type alone.
   const [eContentType] = kids(r, encap!, UNIVERSAL, TAG_SEQUENCE, 1);
-  if (r.oidHex(eContentType!) !== OID.data) throw bad('Mdm-Signature content type is not id-data');
+  if (r.oidHex(eContentType!) !== OID.data) throw bad("Mdm-Signature content type is not id-data");
   if (certSet && !(is(certSet, CONTEXT, 0) && certSet.constructed)) throw new Unsupported();
   const signers = kidsOf(r, signerInfos, UNIVERSAL, TAG_SET);
-  if (signers.length !== 1) throw bad('Mdm-Signature must have exactly one signer');
+  if (signers.length !== 1) throw bad("Mdm-Signature must have exactly one signer");
   const signer = signerInfo(r, signers[0]!);
 
-  if (!certSet) throw bad('Mdm-Signature carries no certificates');
+  if (!certSet) throw bad("Mdm-Signature carries no certificates");
   const certs = r.children(certSet).map((tlv) => {
     if (!is(tlv, UNIVERSAL, TAG_SEQUENCE) || !tlv.constructed) throw new Unsupported(); // other CertificateChoices
     const info = certInfo(r.bytes(tlv));
@@ -228,7 +227,7 @@ function findSigner(certs: CertInfo[], signer: Signer): number {
       throw new Unsupported();
     }
   }
-  throw bad('Mdm-Signature signer certificate not found');
+  throw bad("Mdm-Signature signer certificate not found");
 }
 
 // Returns the message-digest value. RFC 5652 5.3/11: exactly one content-type (equal
@@ -244,19 +243,19 @@ function signedAttributesDigest(r: BerReader, attrs: Tlv): Uint8Array {
     if (oid !== OID.contentType && oid !== OID.messageDigest) continue;
     const values = kidsOf(r, set!, UNIVERSAL, TAG_SET);
     const value = values[0];
-    if (values.length !== 1 || !value) throw bad('Mdm-Signature signed attribute must have one value');
+    if (values.length !== 1 || !value) throw bad("Mdm-Signature signed attribute must have one value");
     if (oid === OID.contentType) {
       contentTypes++;
-      if (!is(value, UNIVERSAL, 6) || r.oidHex(value) !== OID.data) throw bad('Mdm-Signature content-type attribute is not id-data');
+      if (!is(value, UNIVERSAL, 6) || r.oidHex(value) !== OID.data) throw bad("Mdm-Signature content-type attribute is not id-data");
     } else {
       digests++;
-      if (!is(value, UNIVERSAL, TAG_OCTET_STRING)) throw bad('Mdm-Signature message-digest is not an OCTET STRING');
+      if (!is(value, UNIVERSAL, TAG_OCTET_STRING)) throw bad("Mdm-Signature message-digest is not an OCTET STRING");
       if (value.constructed) throw new Unsupported(); // pkijs compares its empty primitive value
       digest = r.content(value);
     }
   }
   if (contentTypes !== 1 || digests !== 1 || !digest) {
-    throw bad('Mdm-Signature needs exactly one content-type and one message-digest attribute');
+    throw bad("Mdm-Signature needs exactly one content-type and one message-digest attribute");
   }
   return digest;
 }
@@ -278,7 +277,7 @@ function ecdsaRaw(der: Uint8Array, size: number): Buffer {
     let v = minimalInteger(r, tlv);
     if (v[0]! >= 0x80) throw new Unsupported(); // negative: pkijs reads it as unsigned
     if (v[0] === 0) v = v.subarray(1);
-    if (v.length > size) throw bad('Mdm-Signature does not verify'); // pkijs throws here
+    if (v.length > size) throw bad("Mdm-Signature does not verify"); // pkijs throws here
     out.set(v, (i + 1) * size - v.length);
   }
   return out;

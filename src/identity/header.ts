@@ -1,6 +1,6 @@
-import { X509Certificate } from 'node:crypto';
-import { BoundedCache } from './cache.ts';
-import { IdentityError } from './errors.ts';
+import { X509Certificate } from "node:crypto";
+import { BoundedCache } from "./cache.ts";
+import { IdentityError } from "./errors.ts";
 
 // A forwarded client certificate is 1-3 KB; bound the work done on hostile input.
 export const MAX_CERT_HEADER_LENGTH = 64 * 1024;
@@ -20,8 +20,8 @@ const MAX_CACHED_LENGTH = 8 * 1024; // real headers are 1-4 KB; keeps the cache 
  * Throws IdentityError('bad-header') on anything else.
  */
 export function certFromHeader(value: string): X509Certificate {
-  if (typeof value !== 'string') throw badHeader('certificate header is missing');
-  if (value.length > MAX_CERT_HEADER_LENGTH) throw badHeader('certificate header is too long');
+  if (typeof value !== "string") throw badHeader("certificate header is missing");
+  if (value.length > MAX_CERT_HEADER_LENGTH) throw badHeader("certificate header is too long");
   const now = Date.now();
   const cached = parsed.get(value, now);
   if (cached !== undefined) return cached;
@@ -31,38 +31,38 @@ export function certFromHeader(value: string): X509Certificate {
 }
 
 function parseCertHeader(value: string): X509Certificate {
-  if (value === '') throw badHeader('certificate header is empty');
+  if (value === "") throw badHeader("certificate header is empty");
   let der: Buffer;
-  if (value.length > 2 && value.startsWith(':') && value.endsWith(':')) {
+  if (value.length > 2 && value.startsWith(":") && value.endsWith(":")) {
     der = decodeBase64(value.slice(1, -1)); // RFC 9440 byte sequence
   } else {
     let pem = value;
-    if (value.includes('%')) {
+    if (value.includes("%")) {
       try {
         // decodeURIComponent, unlike querystring, leaves '+' alone (it is base64 here).
         pem = decodeURIComponent(value);
       } catch {
-        throw badHeader('certificate header is not valid URL escaping');
+        throw badHeader("certificate header is not valid URL escaping");
       }
     }
     // nginx forwards the client's leaf only; if several blocks come, the first is the leaf.
     const match = PEM_BLOCK.exec(pem);
-    if (!match) throw badHeader('certificate header is not a PEM certificate or RFC 9440 value');
+    if (!match) throw badHeader("certificate header is not a PEM certificate or RFC 9440 value");
     der = decodeBase64(match[1]!);
   }
   try {
     return new X509Certificate(der);
   } catch {
-    throw badHeader('certificate header does not hold a valid certificate');
+    throw badHeader("certificate header does not hold a valid certificate");
   }
 }
 
 function decodeBase64(text: string): Buffer {
-  const b64 = text.replace(/\s+/g, '');
-  if (!BASE64.test(b64) || b64.length % 4 === 1) throw badHeader('certificate header is not valid base64');
-  return Buffer.from(b64, 'base64');
+  const b64 = text.replace(/\s+/g, "");
+  if (!BASE64.test(b64) || b64.length % 4 === 1) throw badHeader("certificate header is not valid base64");
+  return Buffer.from(b64, "base64");
 }
 
 function badHeader(message: string): IdentityError {
-  return new IdentityError('bad-header', message);
+  return new IdentityError("bad-header", message);
 }

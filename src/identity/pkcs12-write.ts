@@ -76,7 +76,11 @@ export async function buildPkcs12(o: BuildPkcs12Options): Promise<Buffer> {
   const attributes = bagAttributes(localKeyId, o.friendlyName);
 
   const certBags = o.certificates.map((der, i) =>
-    sequence(oid(OID.certBag), explicit(0, sequence(oid(OID.x509Certificate), explicit(0, octetString(der)))), ...(i === 0 ? [attributes] : [])),
+    sequence(
+      oid(OID.certBag),
+      explicit(0, sequence(oid(OID.x509Certificate), explicit(0, octetString(der)))),
+      ...(i === 0 ? [attributes] : []),
+    ),
   );
   const certSafe = sequence(...certBags);
   const encryptedCerts = await encrypt(encryption, pw, iterations, certSafe);
@@ -87,7 +91,11 @@ export async function buildPkcs12(o: BuildPkcs12Options): Promise<Buffer> {
   );
 
   const encryptedKey = await encrypt(encryption, pw, iterations, keyDer);
-  const keyBag = sequence(oid(OID.shroudedKeyBag), explicit(0, sequence(encryptedKey.algorithm, octetString(encryptedKey.ciphertext))), attributes);
+  const keyBag = sequence(
+    oid(OID.shroudedKeyBag),
+    explicit(0, sequence(encryptedKey.algorithm, octetString(encryptedKey.ciphertext))),
+    attributes,
+  );
   const keyInfo = sequence(oid(OID.data), explicit(0, octetString(sequence(keyBag))));
 
   const authSafe = sequence(certInfo, keyInfo);
@@ -95,7 +103,11 @@ export async function buildPkcs12(o: BuildPkcs12Options): Promise<Buffer> {
   const macSalt = randomBytes(encryption === "3des" ? 8 : 16);
   const macKey = pkcs12Kdf(macHash, pw.bmp, macSalt, 3, iterations, createHash(macHash).digest().length);
   const mac = createHmac(macHash, macKey).update(authSafe).digest();
-  const macData = sequence(sequence(sequence(oid(macHash === "sha1" ? OID.sha1 : OID.sha256), nullValue()), octetString(mac)), octetString(macSalt), integer(iterations));
+  const macData = sequence(
+    sequence(sequence(oid(macHash === "sha1" ? OID.sha1 : OID.sha256), nullValue()), octetString(mac)),
+    octetString(macSalt),
+    integer(iterations),
+  );
 
   return sequence(integer(3), sequence(oid(OID.data), explicit(0, octetString(authSafe))), macData);
 }

@@ -46,7 +46,12 @@ export function syntheticMessage(key: KeyObject, ciphertext: Uint8Array, length:
   const secret = rejectionSecret(key);
   const blocks: Buffer[] = [];
   for (let i = 0; blocks.length * 32 < length; i++) {
-    blocks.push(createHmac("sha256", secret).update(Buffer.from([i >> 24, i >> 16, i >> 8, i].map((b) => b & 0xff))).update(ciphertext).digest());
+    blocks.push(
+      createHmac("sha256", secret)
+        .update(Buffer.from([i >> 24, i >> 16, i >> 8, i].map((b) => b & 0xff)))
+        .update(ciphertext)
+        .digest(),
+    );
   }
   return Buffer.concat(blocks).subarray(0, length);
 }
@@ -59,7 +64,8 @@ export function syntheticMessage(key: KeyObject, ciphertext: Uint8Array, length:
 export function decryptPkcs1v15(key: KeyObject, ciphertext: Uint8Array, length: number): Buffer {
   if (key.type !== "private" || key.asymmetricKeyType !== "rsa") throw new Error("an RSA private key is required");
   const k = Math.ceil((key.asymmetricKeyDetails?.modulusLength ?? 0) / 8);
-  if (!Number.isInteger(length) || length < 1 || length > k - 11) throw new Error(`cannot carry a ${length}-byte message in a ${k}-byte RSA block`);
+  if (!Number.isInteger(length) || length < 1 || length > k - 11)
+    throw new Error(`cannot carry a ${length}-byte message in a ${k}-byte RSA block`);
   const synthetic = syntheticMessage(key, ciphertext, length);
 
   let em: Buffer;

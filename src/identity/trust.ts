@@ -1,11 +1,11 @@
-import { X509Certificate, type KeyObject } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
-import { BoundedCache } from './cache.ts';
-import { IdentityError } from './errors.ts';
-import { certFingerprint } from './fingerprint.ts';
+import { X509Certificate, type KeyObject } from "node:crypto";
+import * as x509 from "@peculiar/x509";
+import { BoundedCache } from "./cache.ts";
+import { IdentityError } from "./errors.ts";
+import { certFingerprint } from "./fingerprint.ts";
 
-const OID_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
-const OID_ANY_EKU = '2.5.29.37.0';
+const OID_CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
+const OID_ANY_EKU = "2.5.29.37.0";
 const MAX_CHAIN_LENGTH = 8; // certificates from leaf to anchor, inclusive
 const MAX_EXTRA_INTERMEDIATES = 16; // caller-supplied (attacker-controlled) helpers used
 const CACHE_TTL_MS = 5 * 60 * 1000;
@@ -30,7 +30,7 @@ function describe(cert: X509Certificate): CertInfo {
   const notBefore = Date.parse(cert.validFrom);
   const notAfter = Date.parse(cert.validTo);
   if (Number.isNaN(notBefore) || Number.isNaN(notAfter)) {
-    throw new IdentityError('bad-certificate', 'certificate validity cannot be read');
+    throw new IdentityError("bad-certificate", "certificate validity cannot be read");
   }
   return {
     cert,
@@ -47,7 +47,7 @@ function pathLength(cert: X509Certificate): number | undefined {
   try {
     return new x509.X509Certificate(new Uint8Array(cert.raw)).getExtension(x509.BasicConstraintsExtension)?.pathLength;
   } catch {
-    throw new IdentityError('bad-certificate', 'certificate cannot be parsed');
+    throw new IdentityError("bad-certificate", "certificate cannot be parsed");
   }
 }
 
@@ -91,13 +91,13 @@ export class DeviceTrust {
   constructor(caPems: string[]) {
     for (const pem of caPems) {
       const blocks = pem.match(PEM_CERT);
-      if (!blocks) throw new Error('CA file contains no PEM certificate');
+      if (!blocks) throw new Error("CA file contains no PEM certificate");
       for (const block of blocks) {
         let info: CertInfo;
         try {
           info = describe(new X509Certificate(block));
         } catch {
-          throw new Error('CA file holds an unreadable certificate');
+          throw new Error("CA file holds an unreadable certificate");
         }
         this.#anchors.set(info.fingerprint, info);
       }
@@ -127,15 +127,15 @@ export class DeviceTrust {
     if (hit !== undefined && t >= hit.validFrom) return;
 
     const leaf = describe(cert);
-    if (!withinValidity(leaf, t)) throw new IdentityError('expired', 'certificate is expired or not yet valid');
+    if (!withinValidity(leaf, t)) throw new IdentityError("expired", "certificate is expired or not yet valid");
     if (this.#open) {
       this.#remember(fingerprint, [leaf], t);
       return;
     }
-    if (leaf.isCa) throw new IdentityError('bad-certificate', 'certificate is a CA certificate');
+    if (leaf.isCa) throw new IdentityError("bad-certificate", "certificate is a CA certificate");
     const ekus = leaf.extendedKeyUsages;
     if (ekus && !ekus.includes(OID_CLIENT_AUTH) && !ekus.includes(OID_ANY_EKU)) {
-      throw new IdentityError('bad-certificate', 'certificate is not for client authentication');
+      throw new IdentityError("bad-certificate", "certificate is not for client authentication");
     }
     // A certificate placed in the CA file itself is pinned.
     if (this.#anchors.has(fingerprint)) {
@@ -159,8 +159,8 @@ export class DeviceTrust {
       this.#remember(fingerprint, chain, t);
       return;
     }
-    if (search.issuerOutOfValidity) throw new IdentityError('expired', 'issuing CA certificate is expired or not yet valid');
-    throw new IdentityError('untrusted', 'certificate is not issued by a trusted CA');
+    if (search.issuerOutOfValidity) throw new IdentityError("expired", "issuing CA certificate is expired or not yet valid");
+    throw new IdentityError("untrusted", "certificate is not issued by a trusted CA");
   }
 
   // Depth-first search upward; returns the chain ending at an anchor, or undefined.

@@ -7,7 +7,7 @@ export class PlistError extends Error {
 
   constructor(reason: string, offset?: number) {
     super(offset === undefined ? reason : `${reason} at offset ${offset}`);
-    this.name = 'PlistError';
+    this.name = "PlistError";
     this.offset = offset;
   }
 }

@@ -4,10 +4,10 @@
 // Only the XML subset Apple writes is accepted: no DTD internal subset, no
 // entity declarations, no processing instructions besides the XML declaration.
 
-import { PlistError } from './errors.ts';
-import { parseData, parseDate, parseInteger, parseReal } from './scalars.ts';
-import { decodeEntities, decodeInput } from './text.ts';
-import { resolveLimits, type PlistDict, type PlistLimits, type PlistValue } from './types.ts';
+import { PlistError } from "./errors.ts";
+import { parseData, parseDate, parseInteger, parseReal } from "./scalars.ts";
+import { decodeEntities, decodeInput } from "./text.ts";
+import { resolveLimits, type PlistDict, type PlistLimits, type PlistValue } from "./types.ts";
 
 // Element ids; NAMES[id] is the tag name.
 const DICT = 1;
@@ -21,7 +21,7 @@ const FALSE = 8;
 const DATE = 9;
 const DATA = 10;
 const PLIST = 11;
-const NAMES = ['', 'dict', 'array', 'key', 'string', 'integer', 'real', 'true', 'false', 'date', 'data', 'plist'];
+const NAMES = ["", "dict", "array", "key", "string", "integer", "real", "true", "false", "date", "data", "plist"];
 
 const LT = 0x3c;
 const GT = 0x3e;
@@ -46,15 +46,15 @@ export function parsePlist(input: Buffer | string, limits?: Partial<PlistLimits>
   } catch (err) {
     if (err instanceof PlistError) throw err;
     // Safety net (e.g. out of memory building a string): callers rely on PlistError.
-    throw new PlistError('internal parser error');
+    throw new PlistError("internal parser error");
   }
 }
 
 /** Parses an XML plist whose top-level value must be a dict (every MDM message). */
 export function parsePlistDict(input: Buffer | string, limits?: Partial<PlistLimits>): PlistDict {
   const v = parsePlist(input, limits);
-  if (typeof v !== 'object' || Array.isArray(v) || v instanceof Date || Buffer.isBuffer(v)) {
-    throw new PlistError('top-level value is not a dict');
+  if (typeof v !== "object" || Array.isArray(v) || v instanceof Date || Buffer.isBuffer(v)) {
+    throw new PlistError("top-level value is not a dict");
   }
   return v;
 }
@@ -62,14 +62,14 @@ export function parsePlistDict(input: Buffer | string, limits?: Partial<PlistLim
 class Parser {
   // `declare`: assigned in the constructor only, so no class-field definitions
   // run per parse (this object is created for every request).
-  private declare readonly s: string;
-  private declare readonly lim: Readonly<PlistLimits>;
-  private declare pos: number;
-  private declare nodes: number;
-  private declare selfClosing: boolean;
+  declare private readonly s: string;
+  declare private readonly lim: Readonly<PlistLimits>;
+  declare private pos: number;
+  declare private nodes: number;
+  declare private selfClosing: boolean;
   // Offset of the next '&' at or after pos (-1: none left). '&' is rare, so
   // keeping it saves a search per string.
-  private declare nextAmp: number;
+  declare private nextAmp: number;
 
   constructor(s: string, lim: Readonly<PlistLimits>) {
     this.s = s;
@@ -77,11 +77,11 @@ class Parser {
     this.pos = 0;
     this.nodes = 0;
     this.selfClosing = false;
-    this.nextAmp = s.indexOf('&');
+    this.nextAmp = s.indexOf("&");
   }
 
   private fail(reason: string, at = this.pos): never {
-    throw new PlistError(at >= this.s.length ? 'unexpected end of document' : reason, at);
+    throw new PlistError(at >= this.s.length ? "unexpected end of document" : reason, at);
   }
 
   document(): PlistValue {
@@ -92,7 +92,7 @@ class Parser {
     if (s.startsWith(APPLE_PROLOG, 0)) {
       this.pos = APPLE_PROLOG.length;
       doctype = true;
-    } else if (s.startsWith('<?xml', 0) && isWs(s.charCodeAt(5))) {
+    } else if (s.startsWith("<?xml", 0) && isWs(s.charCodeAt(5))) {
       this.xmlDeclaration();
     }
     this.prolog(doctype);
@@ -100,26 +100,26 @@ class Parser {
       this.pos += PLIST_TAG.length;
     } else {
       this.openTag(); // <plist ...>, checked by prolog
-      if (this.selfClosing) this.fail('<plist> has no value', this.pos - 2);
+      if (this.selfClosing) this.fail("<plist> has no value", this.pos - 2);
     }
     const value = this.value();
     this.skipMisc();
-    if (!this.atEndTag()) this.fail('<plist> must contain exactly one value');
+    if (!this.atEndTag()) this.fail("<plist> must contain exactly one value");
     this.endTag(PLIST);
     this.skipMisc();
-    if (this.pos < s.length) this.fail('unexpected content after </plist>');
+    if (this.pos < s.length) this.fail("unexpected content after </plist>");
     return value;
   }
 
   // <?xml version="1.0" encoding="UTF-8"?> — only at the very start, and only UTF-8
   // (the body was decoded as UTF-8, so any other declared encoding is a lie).
   private xmlDeclaration(): void {
-    const end = this.s.indexOf('?>', 5);
-    if (end === -1) this.fail('unterminated XML declaration', this.s.length);
+    const end = this.s.indexOf("?>", 5);
+    if (end === -1) this.fail("unterminated XML declaration", this.s.length);
     const decl = this.s.slice(5, end);
     if (decl !== ' version="1.0" encoding="UTF-8"') {
       const enc = /\bencoding\s*=\s*(["'])([^"']*)\1/.exec(decl);
-      if (enc && !/^utf-?8$/i.test(enc[2]!)) this.fail('unsupported encoding in XML declaration', 0);
+      if (enc && !/^utf-?8$/i.test(enc[2]!)) this.fail("unsupported encoding in XML declaration", 0);
     }
     this.pos = end + 2;
   }
@@ -130,22 +130,22 @@ class Parser {
     for (;;) {
       this.skipMisc();
       const at = this.pos;
-      if (s.charCodeAt(at) !== LT) this.fail('expected <plist>');
-      if (s.startsWith('<!DOCTYPE', at) && !doctype) {
+      if (s.charCodeAt(at) !== LT) this.fail("expected <plist>");
+      if (s.startsWith("<!DOCTYPE", at) && !doctype) {
         APPLE_DOCTYPE.lastIndex = at;
         if (APPLE_DOCTYPE.test(s)) this.pos = APPLE_DOCTYPE.lastIndex;
         else this.doctype();
         doctype = true;
-      } else if (s.startsWith('<!ENTITY', at)) {
-        this.fail('entity declarations are not allowed');
-      } else if (s.startsWith('<?', at)) {
-        this.fail('processing instructions are not allowed');
-      } else if (s.startsWith('<!', at)) {
-        this.fail('unsupported markup declaration');
-      } else if (s.startsWith('plist', at + 1) && this.peekTag() === PLIST) {
+      } else if (s.startsWith("<!ENTITY", at)) {
+        this.fail("entity declarations are not allowed");
+      } else if (s.startsWith("<?", at)) {
+        this.fail("processing instructions are not allowed");
+      } else if (s.startsWith("<!", at)) {
+        this.fail("unsupported markup declaration");
+      } else if (s.startsWith("plist", at + 1) && this.peekTag() === PLIST) {
         return;
       } else {
-        this.fail('root element must be <plist>');
+        this.fail("root element must be <plist>");
       }
     }
   }
@@ -155,18 +155,18 @@ class Parser {
   private doctype(): void {
     const s = this.s;
     let i = this.pos + 9;
-    if (!isWs(s.charCodeAt(i))) this.fail('malformed DOCTYPE');
+    if (!isWs(s.charCodeAt(i))) this.fail("malformed DOCTYPE");
     for (;;) {
       const c = s.charCodeAt(i);
       if (c === GT) break;
       if (c === 0x22 || c === 0x27) {
         const close = s.indexOf(c === 0x22 ? '"' : "'", i + 1);
-        if (close === -1) this.fail('unterminated DOCTYPE', s.length);
+        if (close === -1) this.fail("unterminated DOCTYPE", s.length);
         i = close + 1;
         continue;
       }
-      if (c === 0x5b /* [ */) this.fail('DOCTYPE internal subset is not allowed', i);
-      if (c === LT || i >= s.length) this.fail('unterminated DOCTYPE', i);
+      if (c === 0x5b /* [ */) this.fail("DOCTYPE internal subset is not allowed", i);
+      if (c === LT || i >= s.length) this.fail("unterminated DOCTYPE", i);
       i++;
     }
     this.pos = i + 1;
@@ -180,15 +180,15 @@ class Parser {
       let c = s.charCodeAt(i);
       while (isWs(c)) c = s.charCodeAt(++i);
       this.pos = i;
-      if (c !== LT || s.charCodeAt(i + 1) !== 0x21 /* ! */ || !s.startsWith('<!--', i)) return;
+      if (c !== LT || s.charCodeAt(i + 1) !== 0x21 /* ! */ || !s.startsWith("<!--", i)) return;
       this.skipComment();
       i = this.pos;
     }
   }
 
   private skipComment(): void {
-    const end = this.s.indexOf('-->', this.pos + 4);
-    if (end === -1) this.fail('unterminated comment', this.s.length);
+    const end = this.s.indexOf("-->", this.pos + 4);
+    if (end === -1) this.fail("unterminated comment", this.s.length);
     this.pos = end + 3;
   }
 
@@ -214,7 +214,7 @@ class Parser {
     let c = s.charCodeAt(i);
     while (c >= 0x61 && c <= 0x7a) c = s.charCodeAt(++i);
     const id = tagId(s, start, i - start);
-    if (id === 0) this.fail('unknown element', i >= s.length ? i : this.pos);
+    if (id === 0) this.fail("unknown element", i >= s.length ? i : this.pos);
     if (isWs(c)) {
       this.pos = i;
       this.skipAttributes();
@@ -228,7 +228,7 @@ class Parser {
       this.selfClosing = true;
       this.pos = i + 2;
     } else {
-      this.fail(isNameChar(c) ? 'unknown element' : 'malformed start tag', i);
+      this.fail(isNameChar(c) ? "unknown element" : "malformed start tag", i);
     }
     return id;
   }
@@ -239,22 +239,22 @@ class Parser {
     const s = this.s;
     // Values cannot contain '<', so the first '<' must lie beyond every value
     // in this tag. Found once: searching per attribute would be quadratic.
-    const lt = s.indexOf('<', this.pos);
+    const lt = s.indexOf("<", this.pos);
     for (;;) {
       let c = s.charCodeAt(this.pos);
       while (isWs(c)) c = s.charCodeAt(++this.pos);
       if (c === GT || c === SLASH) return;
       const nameStart = this.pos;
       while (isNameChar(c)) c = s.charCodeAt(++this.pos);
-      if (this.pos === nameStart) this.fail('malformed attribute');
+      if (this.pos === nameStart) this.fail("malformed attribute");
       while (isWs(c)) c = s.charCodeAt(++this.pos);
-      if (c !== 0x3d /* = */) this.fail('malformed attribute');
+      if (c !== 0x3d /* = */) this.fail("malformed attribute");
       c = s.charCodeAt(++this.pos);
       while (isWs(c)) c = s.charCodeAt(++this.pos);
-      if (c !== 0x22 && c !== 0x27) this.fail('malformed attribute');
+      if (c !== 0x22 && c !== 0x27) this.fail("malformed attribute");
       const close = s.indexOf(c === 0x22 ? '"' : "'", this.pos + 1);
-      if (close === -1) this.fail('unterminated attribute', s.length);
-      if (lt !== -1 && lt < close) this.fail('malformed attribute', lt);
+      if (close === -1) this.fail("unterminated attribute", s.length);
+      if (lt !== -1 && lt < close) this.fail("malformed attribute", lt);
       this.pos = close + 1;
     }
   }
@@ -299,21 +299,21 @@ class Parser {
         if (top !== undefined && !Array.isArray(top)) {
           this.key(top, depth - 1, keys, counts);
           this.skipMisc();
-          if (this.atEndTag()) this.fail('missing value for <key>');
+          if (this.atEndTag()) this.fail("missing value for <key>");
         }
-        if (s.charCodeAt(this.pos) !== LT) this.fail('unexpected text between elements');
+        if (s.charCodeAt(this.pos) !== LT) this.fail("unexpected text between elements");
         const at = this.pos;
-        if (s.charCodeAt(at + 1) === SLASH) this.fail('<plist> has no value'); // depth 0 only
+        if (s.charCodeAt(at + 1) === SLASH) this.fail("<plist> has no value"); // depth 0 only
         const id = this.openTag();
-        if (++this.nodes > lim.maxNodes) this.fail('too many values', at);
+        if (++this.nodes > lim.maxNodes) this.fail("too many values", at);
         if (id === DICT || id === ARRAY) {
           const c: PlistDict | PlistValue[] = id === DICT ? {} : [];
           if (this.selfClosing) {
             v = c;
           } else {
-            if (depth >= lim.maxDepth) this.fail('nesting too deep', at);
+            if (depth >= lim.maxDepth) this.fail("nesting too deep", at);
             stack.push(c);
-            keys.push('');
+            keys.push("");
             counts.push(0);
             depth++;
             continue;
@@ -325,7 +325,7 @@ class Parser {
       if (depth === 0) return v;
       const parent = stack[depth - 1]!;
       if (Array.isArray(parent)) {
-        if (parent.length >= lim.maxItems) this.fail('too many items in <array>');
+        if (parent.length >= lim.maxItems) this.fail("too many items in <array>");
         parent.push(v);
       } else {
         parent[keys[depth - 1]!] = v;
@@ -336,19 +336,19 @@ class Parser {
   /** Reads `<key>` into keys[i], checking duplicates and the per-dict limit. */
   private key(dict: PlistDict, i: number, keys: string[], counts: number[]): void {
     const at = this.pos;
-    if (this.s.charCodeAt(at) !== LT) this.fail('unexpected text in <dict>');
+    if (this.s.charCodeAt(at) !== LT) this.fail("unexpected text in <dict>");
     let k: string;
-    if (matchAt(this.s, at + 1, 'key>')) {
+    if (matchAt(this.s, at + 1, "key>")) {
       this.pos = at + 5; // the usual spelling, without the general tag reader
       k = this.text(KEY);
     } else {
-      if (this.s.charCodeAt(at + 1) === SLASH || this.openTag() !== KEY) this.fail('expected <key> in <dict>', at);
-      k = this.selfClosing ? '' : this.text(KEY);
+      if (this.s.charCodeAt(at + 1) === SLASH || this.openTag() !== KEY) this.fail("expected <key> in <dict>", at);
+      k = this.selfClosing ? "" : this.text(KEY);
     }
-    if (++counts[i]! > this.lim.maxKeys) this.fail('too many keys in <dict>', at);
+    if (++counts[i]! > this.lim.maxKeys) this.fail("too many keys in <dict>", at);
     // Assigning "__proto__" would replace the object's prototype.
-    if (k === '__proto__') this.fail('forbidden key', at);
-    if (Object.hasOwn(dict, k)) this.fail('duplicate key in <dict>', at);
+    if (k === "__proto__") this.fail("forbidden key", at);
+    if (Object.hasOwn(dict, k)) this.fail("duplicate key in <dict>", at);
     keys[i] = k;
   }
 
@@ -356,7 +356,7 @@ class Parser {
     const empty = this.selfClosing;
     switch (id) {
       case STRING:
-        return empty ? '' : this.text(STRING);
+        return empty ? "" : this.text(STRING);
       case TRUE:
       case FALSE:
         if (!empty) {
@@ -365,7 +365,7 @@ class Parser {
         }
         return id === TRUE;
       case DATA:
-        return parseData(empty ? '' : this.raw(DATA), at, this.lim.maxDataBytes);
+        return parseData(empty ? "" : this.raw(DATA), at, this.lim.maxDataBytes);
       case INTEGER:
       case REAL:
       case DATE: {
@@ -380,7 +380,7 @@ class Parser {
 
   /** Content of a leaf that holds plain characters only (numbers, dates, base64). */
   private raw(id: number): string {
-    const lt = this.s.indexOf('<', this.pos);
+    const lt = this.s.indexOf("<", this.pos);
     if (lt === -1) this.fail(`unterminated <${NAMES[id]}>`, this.s.length);
     const t = this.s.slice(this.pos, lt);
     this.pos = lt;
@@ -393,35 +393,35 @@ class Parser {
   private text(id: number): string {
     const s = this.s;
     const max = this.lim.maxStringBytes;
-    let out = '';
+    let out = "";
     for (;;) {
-      const lt = s.indexOf('<', this.pos);
+      const lt = s.indexOf("<", this.pos);
       if (lt === -1) this.fail(`unterminated <${NAMES[id]}>`, s.length);
       let piece = s.slice(this.pos, lt);
       if (this.nextAmp !== -1 && this.nextAmp < lt) {
         piece = decodeEntities(piece, this.pos);
-        this.nextAmp = s.indexOf('&', lt);
+        this.nextAmp = s.indexOf("&", lt);
       }
       out = out.length === 0 ? piece : out + piece;
       this.pos = lt;
       if (s.charCodeAt(lt + 1) === SLASH) {
         this.endTag(id);
         break;
-      } else if (s.startsWith('<![CDATA[', lt)) {
-        const end = s.indexOf(']]>', lt + 9);
-        if (end === -1) this.fail('unterminated CDATA section', s.length);
+      } else if (s.startsWith("<![CDATA[", lt)) {
+        const end = s.indexOf("]]>", lt + 9);
+        if (end === -1) this.fail("unterminated CDATA section", s.length);
         out += s.slice(lt + 9, end);
         this.pos = end + 3;
-      } else if (s.startsWith('<!--', lt)) {
+      } else if (s.startsWith("<!--", lt)) {
         this.skipComment();
       } else {
         this.fail(`unexpected markup in <${NAMES[id]}>`);
       }
       // UTF-16 units never exceed UTF-8 bytes, so this cheap check stops growth early.
-      if (out.length > max) this.fail('string exceeds size limit', lt);
+      if (out.length > max) this.fail("string exceeds size limit", lt);
     }
     // Exact UTF-8 size only when the string could be near the limit.
-    if (out.length * 3 > max && Buffer.byteLength(out, 'utf8') > max) this.fail('string exceeds size limit');
+    if (out.length * 3 > max && Buffer.byteLength(out, "utf8") > max) this.fail("string exceeds size limit");
     return out;
   }
 }

@@ -1,22 +1,22 @@
 // Test helpers shared by the plist tests: fixtures, error assertions and a
 // seeded generator of random plist values. Not used by production code.
 
-import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { PlistError, type PlistDict, type PlistValue } from './index.ts';
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { PlistError, type PlistDict, type PlistValue } from "./index.ts";
 
-export const FIXTURES_DIR = fileURLToPath(new URL('../../test/fixtures/checkin/', import.meta.url));
+export const FIXTURES_DIR = fileURLToPath(new URL("../../test/fixtures/checkin/", import.meta.url));
 
 export function fixtures(): { name: string; bytes: Buffer }[] {
   return readdirSync(FIXTURES_DIR)
-    .filter((f) => f.endsWith('.plist'))
+    .filter((f) => f.endsWith(".plist"))
     .sort()
     .map((name) => ({ name, bytes: readFileSync(FIXTURES_DIR + name) }));
 }
 
 /** Asserts fn throws a PlistError whose message matches and leaks none of `secrets`. */
-export function assertPlistError(fn: () => unknown, message?: RegExp, secrets: string[] = [], label = ''): PlistError {
+export function assertPlistError(fn: () => unknown, message?: RegExp, secrets: string[] = [], label = ""): PlistError {
   let caught: unknown;
   try {
     fn();
@@ -49,12 +49,12 @@ export interface GenOptions {
   exotic: boolean;
 }
 
-const ALPHABET = ['a', 'Z', '0', ' ', '\t', '\n', '&', '<', '>', '"', "'", ']]>', 'é', '中', '😀', '\u00a0', '-', '.', '/', ';', '#'];
-const EXOTIC_CHARS = ['\r', '\u0001', '\u001f', '\u007f', '\ufffe'];
+const ALPHABET = ["a", "Z", "0", " ", "\t", "\n", "&", "<", ">", '"', "'", "]]>", "é", "中", "😀", "\u00a0", "-", ".", "/", ";", "#"];
+const EXOTIC_CHARS = ["\r", "\u0001", "\u001f", "\u007f", "\ufffe"];
 
 export function randomString(rnd: () => number, exotic: boolean, maxLen = 12): string {
   const n = Math.floor(rnd() * (maxLen + 1));
-  let s = '';
+  let s = "";
   for (let i = 0; i < n; i++) {
     const pool = exotic && rnd() < 0.2 ? EXOTIC_CHARS : ALPHABET;
     s += pool[Math.floor(rnd() * pool.length)];
@@ -100,7 +100,7 @@ export function randomValue(rnd: () => number, opts: GenOptions, depth = 0): Pli
       const n = Math.floor(rnd() * 6);
       for (let i = 0; i < n; i++) {
         const k = randomString(rnd, opts.exotic, 8);
-        if (k !== '__proto__') d[k] = randomValue(rnd, opts, depth + 1);
+        if (k !== "__proto__") d[k] = randomValue(rnd, opts, depth + 1);
       }
       return d;
     }
@@ -109,10 +109,10 @@ export function randomValue(rnd: () => number, opts: GenOptions, depth = 0): Pli
 
 /** Deep copy with every Uint8Array (Buffer or not) as a plain { data: hex } marker. */
 export function normalise(v: unknown): unknown {
-  if (v instanceof Uint8Array) return { data: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex') };
+  if (v instanceof Uint8Array) return { data: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex") };
   if (Array.isArray(v)) return v.map(normalise);
   if (v instanceof Date) return v;
-  if (v !== null && typeof v === 'object') {
+  if (v !== null && typeof v === "object") {
     const out: Record<string, unknown> = {};
     for (const k of Object.keys(v)) out[k] = normalise((v as Record<string, unknown>)[k]);
     return out;

@@ -48,7 +48,7 @@ export function resolveLimits(overrides: Partial<PlistLimits> | undefined): Read
     const v = overrides[name];
     if (v === undefined) continue;
     // NaN would silently disable every comparison, so refuse it loudly.
-    if (typeof v !== 'number' || !(v >= 0)) throw new TypeError(`plist limit ${name} must be a number >= 0`);
+    if (typeof v !== "number" || !(v >= 0)) throw new TypeError(`plist limit ${name} must be a number >= 0`);
     out[name] = v;
   }
   return out;

@@ -17,11 +17,22 @@ function decode(body: PlistDict): CheckinMessage {
 }
 
 function refused(body: PlistDict, reason: RegExp): void {
-  assert.throws(() => decode(body), (err: unknown) => err instanceof BadRequest && reason.test(err.message));
+  assert.throws(
+    () => decode(body),
+    (err: unknown) => err instanceof BadRequest && reason.test(err.message),
+  );
 }
 
 test("a TokenUpdate decodes to its typed fields, with the exact bytes kept", () => {
-  const body = { MessageType: "TokenUpdate", UDID, Topic: "com.apple.mgmt.x", Token: TOKEN, PushMagic: "magic", AwaitingConfiguration: true, Extra: "kept in raw" };
+  const body = {
+    MessageType: "TokenUpdate",
+    UDID,
+    Topic: "com.apple.mgmt.x",
+    Token: TOKEN,
+    PushMagic: "magic",
+    AwaitingConfiguration: true,
+    Extra: "kept in raw",
+  };
   const msg = decode(body);
   assert.equal(msg.messageType, "TokenUpdate");
   if (msg.messageType !== "TokenUpdate") return;
@@ -35,15 +46,38 @@ test("a TokenUpdate decodes to its typed fields, with the exact bytes kept", () 
   assert.deepEqual(parsePlistDict(msg.raw), body);
   // Only the fields of its type: nothing a device adds becomes a property.
   assert.deepEqual(Object.keys(msg).sort(), [
-    "authToken", "awaitingConfiguration", "channel", "messageType", "notOnConsole", "pushMagic", "raw", "token", "topic", "unlockToken",
-    "userLongName", "userShortName",
+    "authToken",
+    "awaitingConfiguration",
+    "channel",
+    "messageType",
+    "notOnConsole",
+    "pushMagic",
+    "raw",
+    "token",
+    "topic",
+    "unlockToken",
+    "userLongName",
+    "userShortName",
   ]);
 });
 
 test("each MessageType has its own fields", () => {
   const auth = decode({ MessageType: "Authenticate", UDID, Topic: "t", SerialNumber: "C02", Model: "Mac14,2" });
-  assert.ok(auth.messageType === "Authenticate" && auth.topic === "t" && auth.serialNumber === "C02" && auth.model === "Mac14,2" && auth.imei === undefined);
-  const ua = decode({ MessageType: "UserAuthenticate", UDID, UserID: USER, UserShortName: "ann", DigestResponse: "Digest x", AuthToken: "tok" });
+  assert.ok(
+    auth.messageType === "Authenticate" &&
+      auth.topic === "t" &&
+      auth.serialNumber === "C02" &&
+      auth.model === "Mac14,2" &&
+      auth.imei === undefined,
+  );
+  const ua = decode({
+    MessageType: "UserAuthenticate",
+    UDID,
+    UserID: USER,
+    UserShortName: "ann",
+    DigestResponse: "Digest x",
+    AuthToken: "tok",
+  });
   assert.ok(ua.messageType === "UserAuthenticate");
   assert.equal(ua.userId, USER);
   assert.equal(ua.userShortName, "ann");
@@ -68,18 +102,30 @@ test("required keys, their types and the channel rules still answer 400 with the
   refused({ MessageType: "CheckOut", UDID, Topic: 5 }, /^Topic is not a string$/);
   refused({ ...tu, AuthToken: Buffer.from("x") }, /^AuthToken is not a string$/);
   refused({ MessageType: "UserAuthenticate", UDID }, /^UserAuthenticate without UserID$/);
-  refused({ MessageType: "Authenticate", UDID, UserID: USER, Topic: "t" }, /^Authenticate is a device channel message but came on a user channel$/);
+  refused(
+    { MessageType: "Authenticate", UDID, UserID: USER, Topic: "t" },
+    /^Authenticate is a device channel message but came on a user channel$/,
+  );
   refused({ MessageType: "ReturnToService", EnrollmentID: "E1" }, /^ReturnToService is not available in a User Enrollment$/);
 });
 
 test("a MessageType or key named after an Object.prototype member finds nothing", () => {
   const xml = (pairs: string[][]) =>
-    Buffer.from(`<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict>${pairs.map(([k, v]) => `<key>${k}</key><string>${v}</string>`).join("")}</dict></plist>`);
+    Buffer.from(
+      `<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict>${pairs.map(([k, v]) => `<key>${k}</key><string>${v}</string>`).join("")}</dict></plist>`,
+    );
   for (const name of ["__proto__", "constructor", "toString", "hasOwnProperty"]) {
-    const unknown = xml([["MessageType", name], ["UDID", UDID]]);
+    const unknown = xml([
+      ["MessageType", name],
+      ["UDID", UDID],
+    ]);
     assert.throws(() => decodeCheckin(parsePlistDict(unknown), unknown), /unknown MessageType/);
     if (name === "__proto__") continue; // the plist parser refuses this key outright
-    const raw = xml([["MessageType", "CheckOut"], ["UDID", UDID], [name, "x"]]);
+    const raw = xml([
+      ["MessageType", "CheckOut"],
+      ["UDID", UDID],
+      [name, "x"],
+    ]);
     const msg = decodeCheckin(parsePlistDict(raw), raw);
     assert.equal(Object.hasOwn(msg, name), false, name);
     assert.equal(msg.messageType, "CheckOut");
@@ -88,7 +134,14 @@ test("a MessageType or key named after an Object.prototype member finds nothing"
 
 test("the decoder knows every MessageType the protocol lists", () => {
   assert.deepEqual([...CHECKIN_MESSAGE_TYPES].sort(), [
-    "Authenticate", "CheckOut", "DeclarativeManagement", "GetBootstrapToken", "GetToken", "ReturnToService", "SetBootstrapToken",
-    "TokenUpdate", "UserAuthenticate",
+    "Authenticate",
+    "CheckOut",
+    "DeclarativeManagement",
+    "GetBootstrapToken",
+    "GetToken",
+    "ReturnToService",
+    "SetBootstrapToken",
+    "TokenUpdate",
+    "UserAuthenticate",
   ]);
 });

@@ -3,12 +3,7 @@ import { BadRequest } from "../errors.ts";
 /** Shared iPad user channels carry this UserID (brief section 3). */
 export const SHARED_IPAD_USER_ID = "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF";
 
-export type EnrollmentType =
-  | "Device"
-  | "User"
-  | "SharediPadUser"
-  | "UserEnrollmentDevice"
-  | "UserEnrollmentUser";
+export type EnrollmentType = "Device" | "User" | "SharediPadUser" | "UserEnrollmentDevice" | "UserEnrollmentUser";
 
 /** Which channel a message belongs to, with NanoMDM's id convention. */
 export interface Channel {

@@ -217,7 +217,8 @@ export class ApnsClient {
     stream.on("close", () => {
       this.active--;
       this.deadlines.delete(stream);
-      if (this.timedOut.has(stream)) settle(() => p.reject(new ApnsTransportError(`no answer from APNs within ${this.o.requestTimeoutMs} ms`)));
+      if (this.timedOut.has(stream))
+        settle(() => p.reject(new ApnsTransportError(`no answer from APNs within ${this.o.requestTimeoutMs} ms`)));
       settle(() => p.reject(new ApnsTransportError(`stream closed without an answer (code ${stream.rstCode})`, refused())));
       this.pump();
     });

@@ -33,13 +33,17 @@ export function parsePushCertificate(body: Buffer, passphrase: string | undefine
   let pair: { cert: X509Certificate; key: KeyObject };
   if (text.includes("-----BEGIN ")) pair = fromPem(text, passphrase);
   else if (looksLikePkcs12(body)) pair = fromPkcs12(body, passphrase);
-  else if (/^[A-Za-z0-9+/=\s]+$/.test(text) && looksLikePkcs12(Buffer.from(text, "base64"))) pair = fromPkcs12(Buffer.from(text, "base64"), passphrase);
+  else if (/^[A-Za-z0-9+/=\s]+$/.test(text) && looksLikePkcs12(Buffer.from(text, "base64")))
+    pair = fromPkcs12(Buffer.from(text, "base64"), passphrase);
   else throw new BadRequest("expected a PEM certificate followed by its unencrypted private key, or a PKCS#12 (.p12) file");
   const { cert, key } = pair;
 
   const topic = topicOf(cert);
   const notAfter = Date.parse(cert.validTo);
-  if (notAfter < now) throw new BadRequest(`the push certificate of ${topic} expired on ${new Date(notAfter).toISOString()}: renew it at https://identity.apple.com/pushcert`);
+  if (notAfter < now)
+    throw new BadRequest(
+      `the push certificate of ${topic} expired on ${new Date(notAfter).toISOString()}: renew it at https://identity.apple.com/pushcert`,
+    );
   return {
     topic,
     certPem: cert.toString(),
@@ -79,7 +83,8 @@ function fromPem(text: string, passphrase: string | undefined): { cert: X509Cert
     } else if (KEY_LABELS.has(label)) keys.push(privateKey(pem, passphrase));
   }
   if (certs.length === 0) throw new BadRequest("no CERTIFICATE block found");
-  if (keys.length === 0) throw new BadRequest("no private key found: send the certificate and its unencrypted key together (cat push.pem push.key)");
+  if (keys.length === 0)
+    throw new BadRequest("no private key found: send the certificate and its unencrypted key together (cat push.pem push.key)");
   return pairUp(certs, keys);
 }
 
@@ -122,7 +127,8 @@ function privateKey(pem: string, passphrase: string | undefined): KeyObject {
     return createPrivateKey({ key: pem, format: "pem", passphrase });
   } catch (err) {
     const code = (err as { code?: string }).code;
-    if (code === "ERR_MISSING_PASSPHRASE") throw new BadRequest("the private key is encrypted: send it unencrypted, or give its passphrase in the X-Passphrase header");
+    if (code === "ERR_MISSING_PASSPHRASE")
+      throw new BadRequest("the private key is encrypted: send it unencrypted, or give its passphrase in the X-Passphrase header");
     if (encrypted) throw new BadRequest("cannot decrypt the private key: wrong passphrase?");
     throw new BadRequest("the private key cannot be read");
   }

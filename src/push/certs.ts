@@ -129,6 +129,13 @@ export class PushCertSource {
       }
       throw new PushCertUnusable(message);
     }
-    return { topic, certPem: row.certPem, keyPem, fingerprint: row.fingerprint, notAfter: row.notAfter, version: `${row.fingerprint}@${row.updatedAt}` };
+    return {
+      topic,
+      certPem: row.certPem,
+      keyPem,
+      fingerprint: row.fingerprint,
+      notAfter: row.notAfter,
+      version: `${row.fingerprint}@${row.updatedAt}`,
+    };
   }
 }

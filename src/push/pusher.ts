@@ -75,7 +75,11 @@ export class ApnsPusher implements Pusher {
       if (!t) batch.outcomes.set(id, { error: "unknown enrollment" });
       else if (!t.enabled) this.fail(batch, t, "enrollment is disabled (no TokenUpdate since its last Authenticate, or it checked out)");
       else if (t.dead) {
-        this.fail(batch, t, `APNs refused this push token (${t.dead.status} ${t.dead.reason}) at ${new Date(t.dead.markedAt).toISOString()}; no pushes until the device sends a TokenUpdate`);
+        this.fail(
+          batch,
+          t,
+          `APNs refused this push token (${t.dead.status} ${t.dead.reason}) at ${new Date(t.dead.markedAt).toISOString()}; no pushes until the device sends a TokenUpdate`,
+        );
       } else {
         let group = byTopic.get(t.topic);
         if (!group) byTopic.set(t.topic, (group = []));
@@ -150,7 +154,9 @@ export class ApnsPusher implements Pusher {
       try {
         client = await this.clientFor(topic);
       } catch (err) {
-        return this.fail(batch, t, err instanceof PushCertUnusable ? err.message : `push certificate: ${(err as Error).message}`, { attempts });
+        return this.fail(batch, t, err instanceof PushCertUnusable ? err.message : `push certificate: ${(err as Error).message}`, {
+          attempts,
+        });
       }
       if (typeof client === "string") return this.fail(batch, t, client, { attempts });
       attempts++;
@@ -189,11 +195,16 @@ export class ApnsPusher implements Pusher {
       const detail = { status: res.status, reason, attempts };
       if (res.status === 410 || (res.status === 400 && reason === "BadDeviceToken")) {
         batch.dead.push({ enrollmentId: t.id, pushToken: t.pushToken, status: res.status, reason, apnsTimestamp: res.timestamp, sentAt });
-        return this.fail(batch, t, `APNs ${res.status} ${reason}: the push token is no longer valid; no pushes until the device sends a TokenUpdate`, {
-          ...detail,
-          token_dead: true,
-          apns_timestamp: res.timestamp,
-        });
+        return this.fail(
+          batch,
+          t,
+          `APNs ${res.status} ${reason}: the push token is no longer valid; no pushes until the device sends a TokenUpdate`,
+          {
+            ...detail,
+            token_dead: true,
+            apns_timestamp: res.timestamp,
+          },
+        );
       }
       if (res.status === 403 && (CERT_REASONS.has(reason) || reason === "")) {
         return this.fail(batch, t, this.certificateRefused(topic, client.version, reason, client.client), detail);

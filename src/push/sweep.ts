@@ -27,7 +27,8 @@ export function startPushSweep(store: Store, pusher: Pusher, policy: SweepPolicy
     try {
       // A little shorter than the interval, so the next tick (of any process) can take it.
       if ((await store.push.certCount()) === 0) return;
-      if (!(await store.push.acquireLease(LEASE, holder, now, Math.max(1, policy.intervalMs - Math.min(1000, policy.intervalMs / 10))))) return;
+      if (!(await store.push.acquireLease(LEASE, holder, now, Math.max(1, policy.intervalMs - Math.min(1000, policy.intervalMs / 10)))))
+        return;
       let after = "";
       let pushed = 0;
       for (;;) {

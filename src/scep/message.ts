@@ -2,7 +2,16 @@
 // message type, transaction id, nonces and status, around the CMS layers.
 import { randomBytes, type KeyObject, type X509Certificate } from "node:crypto";
 import { BadRequest } from "../errors.ts";
-import { attribute, buildSignedData, CmsError, parseSignedData, singleValue, type AttributeValue, type ParsedSignedData, type ParsedSigner } from "../identity/cms.ts";
+import {
+  attribute,
+  buildSignedData,
+  CmsError,
+  parseSignedData,
+  singleValue,
+  type AttributeValue,
+  type ParsedSignedData,
+  type ParsedSigner,
+} from "../identity/cms.ts";
 import { octetString, printableString, tlv } from "../identity/der.ts";
 import { OIDS, type Digest } from "../identity/oids.ts";
 
@@ -109,7 +118,8 @@ export function encodeCertRep(o: CertRepOptions): Buffer {
     attribute(OIDS.scepSenderNonce, octetString(randomBytes(16))),
     attribute(OIDS.scepRecipientNonce, octetString(o.recipientNonce)),
   ];
-  if (o.status === PkiStatus.FAILURE) attributes.push(attribute(OIDS.scepFailInfo, printableString(String(FailInfo[o.failInfo ?? "badRequest"]))));
+  if (o.status === PkiStatus.FAILURE)
+    attributes.push(attribute(OIDS.scepFailInfo, printableString(String(FailInfo[o.failInfo ?? "badRequest"]))));
   return buildSignedData({ content: o.envelope, signerCert: o.ca.cert, signerKey: o.ca.key, digest: o.digest, attributes });
 }
 

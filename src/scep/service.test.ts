@@ -48,7 +48,12 @@ await forEachBackend("SCEP service", (backend) => {
       storage = db.url;
       drop = db.drop;
     }
-    [store, ca, key, key2] = await Promise.all([openStore(storage, dir), DeviceCa.create("SCEP Service Test CA"), generateKeyPair(), generateKeyPair()]);
+    [store, ca, key, key2] = await Promise.all([
+      openStore(storage, dir),
+      DeviceCa.create("SCEP Service Test CA"),
+      generateKeyPair(),
+      generateKeyPair(),
+    ]);
     service = new ScepService({ store, deviceCa: ca });
     challenges = new ScepChallenges(store, 60_000);
     selfSigned = await selfSignedSigner(key);
@@ -104,7 +109,10 @@ await forEachBackend("SCEP service", (backend) => {
       assert.equal(rep.transactionId, req.transactionId);
       assert.deepEqual(rep.recipientNonce, req.senderNonce);
       // Still a signed answer the client can check.
-      assert.throws(() => readCertRep(body, { ca: ca.cert, signer: req.signer, transactionId: req.transactionId, senderNonce: req.senderNonce }), (e: unknown) => e instanceof ScepRefused && e.failInfo === expected);
+      assert.throws(
+        () => readCertRep(body, { ca: ca.cert, signer: req.signer, transactionId: req.transactionId, senderNonce: req.senderNonce }),
+        (e: unknown) => e instanceof ScepRefused && e.failInfo === expected,
+      );
     }
   }
 
@@ -192,7 +200,12 @@ await forEachBackend("SCEP service", (backend) => {
     // Envelope for someone else.
     const other = await createCa({ commonName: "not the device CA", keyPair: key2 });
     const csrDer = buildCsr({ key, subjectDer: commonNameSubject("x"), challenge });
-    const misaddressed = buildPkiRequest({ messageType: MessageType.PKCSReq, csrDer, signer: { cert: selfSigned, key: key.privateKey }, recipient: other.cert });
+    const misaddressed = buildPkiRequest({
+      messageType: MessageType.PKCSReq,
+      csrDer,
+      signer: { cert: selfSigned, key: key.privateKey },
+      recipient: other.cert,
+    });
     await refusal(misaddressed.der, "badMessageCheck");
     // A CSR whose signature does not match its key.
     const forged = buildCsr({ key, subjectDer: commonNameSubject("x"), challenge });
@@ -223,8 +236,18 @@ await forEachBackend("SCEP service", (backend) => {
       const ek = parseEnvelopedData(env).recipients[0]!.encryptedKey;
       const mangled = Buffer.from(env);
       randomBytes(ek.length).copy(mangled, mangled.indexOf(ek));
-      const badPadding = encodePkiRequest({ messageType: MessageType.PKCSReq, transactionId: `pad-${i}`, senderNonce: randomBytes(16), digest: "sha256", envelope: mangled, signer });
-      for (const [what, der] of [["wrong key", misaddressed], ["bad padding", badPadding]] as const) {
+      const badPadding = encodePkiRequest({
+        messageType: MessageType.PKCSReq,
+        transactionId: `pad-${i}`,
+        senderNonce: randomBytes(16),
+        digest: "sha256",
+        envelope: mangled,
+        signer,
+      });
+      for (const [what, der] of [
+        ["wrong key", misaddressed],
+        ["bad padding", badPadding],
+      ] as const) {
         const rep = decodeCertRep(await service.pkiOperation(der, log));
         answers.add(`${rep.status}/${rep.failInfo}`);
         assert.equal(rep.failInfo, FailInfo.badMessageCheck, what);
@@ -241,7 +264,11 @@ await forEachBackend("SCEP service", (backend) => {
     const small = await keygen("rsa", { modulusLength: 1024 });
     await refusal({ challenge, csrKey: small }, "badRequest");
     // An EC CSR cannot be built by buildCsr's RSA signature OIDs; a CSR with an EC key signed "as RSA" is refused too.
-    const spkiSwapped = buildCsr({ key: { privateKey: key.privateKey, publicKey: ec.publicKey }, subjectDer: commonNameSubject("ec"), challenge });
+    const spkiSwapped = buildCsr({
+      key: { privateKey: key.privateKey, publicKey: ec.publicKey },
+      subjectDer: commonNameSubject("ec"),
+      challenge,
+    });
     await refusal({ csrDer: spkiSwapped }, "badRequest");
     await send({ challenge });
   });
@@ -251,7 +278,14 @@ await forEachBackend("SCEP service", (backend) => {
     const first = pkiIdentity(await send({ challenge, cn: "renew-me" }), key);
     // Bind a device to it, as Authenticate would.
     const udid = `UDID-${randomBytes(4).toString("hex")}`;
-    await store.enrollments.authenticate({ deviceId: udid, topic: "t", facts: {}, certFingerprint: first.fingerprint, message: Buffer.from("m"), now: Date.now() });
+    await store.enrollments.authenticate({
+      deviceId: udid,
+      topic: "t",
+      facts: {},
+      certFingerprint: first.fingerprint,
+      message: Buffer.from("m"),
+      now: Date.now(),
+    });
 
     const renewReq = (current: PkiIdentity, newKey: KeyPair = key, transactionId?: string) =>
       request({
@@ -261,7 +295,12 @@ await forEachBackend("SCEP service", (backend) => {
         transactionId,
       });
     const req = renewReq(first, key2, "renewal-1");
-    const second = readCertRep(await service.pkiOperation(req.der, log), { ca: ca.cert, signer: req.signer, transactionId: req.transactionId, senderNonce: req.senderNonce }).cert;
+    const second = readCertRep(await service.pkiOperation(req.der, log), {
+      ca: ca.cert,
+      signer: req.signer,
+      transactionId: req.transactionId,
+      senderNonce: req.senderNonce,
+    }).cert;
     const secondFp = createHash("sha256").update(second.raw).digest("hex");
     assert.equal(second.subject, "CN=renew-me");
     assert.notEqual(secondFp, first.fingerprint);
@@ -277,7 +316,10 @@ await forEachBackend("SCEP service", (backend) => {
     // The same request again (lost answer): the same certificate, no second rebinding.
     const resent = renewReq(first, key2, "renewal-1");
     const again = readCertRep(await service.pkiOperation(resent.der, log), {
-      ca: ca.cert, signer: resent.signer, transactionId: resent.transactionId, senderNonce: resent.senderNonce,
+      ca: ca.cert,
+      signer: resent.signer,
+      transactionId: resent.transactionId,
+      senderNonce: resent.senderNonce,
     }).cert;
     assert.equal(again.fingerprint256, second.fingerprint256);
     assert.equal(await store.enrollments.certFingerprintOf(udid), secondFp);
@@ -299,9 +341,16 @@ await forEachBackend("SCEP service", (backend) => {
     // A second renewal of the same certificate, as another transaction: refused.
     await refusal({ messageType: MessageType.RenewalReq, csrDer, signer, transactionId: "r-b" }, "badRequest");
     // An expired certificate of the device CA cannot renew.
-    const expired = await ca.issue({ subjectDer: commonNameSubject("keep-subject"), publicKeyDer: key.publicKey.export({ type: "spki", format: "der" }), days: 0 });
+    const expired = await ca.issue({
+      subjectDer: commonNameSubject("keep-subject"),
+      publicKeyDer: key.publicKey.export({ type: "spki", format: "der" }),
+      days: 0,
+    });
     assert.ok(Date.parse(expired.validTo) < Date.now());
-    await refusal({ messageType: MessageType.RenewalReq, csrDer, signer: { cert: expired, key: key.privateKey }, transactionId: "r-c" }, "badRequest");
+    await refusal(
+      { messageType: MessageType.RenewalReq, csrDer, signer: { cert: expired, key: key.privateKey }, transactionId: "r-c" },
+      "badRequest",
+    );
   });
 
   test("PKCSReq signed with an existing device certificate still needs a challenge", async () => {
@@ -313,50 +362,58 @@ await forEachBackend("SCEP service", (backend) => {
   });
 
   // The parser does not depend on the backend: fuzzed on SQLite only.
-  if (backend === "sqlite") test("fuzz: random bytes, truncations and bit flips answer a CertRep or ScepMalformed, nothing else", async () => {
-    const rng = new Rng(8894);
-    const { challenge } = await challenges.create();
-    const valid = request({ challenge }).der;
-    const inputs: Buffer[] = [Buffer.alloc(0), Buffer.from([0x30]), Buffer.from([0x30, 0x80]), Buffer.from("not der at all")];
-    for (let i = 0; i < 60; i++) inputs.push(randomBytes(rng.int(200)));
-    for (let i = 0; i < 120; i++) inputs.push(valid.subarray(0, rng.int(valid.length)));
-    for (let i = 0; i < 250; i++) {
-      const b = Buffer.from(valid);
-      for (let n = 1 + rng.int(3); n > 0; n--) b[rng.int(b.length)]! ^= 1 << rng.int(8);
-      inputs.push(b);
-    }
-    // Nested definite lengths that claim too much, deep nesting.
-    inputs.push(Buffer.concat([Buffer.from([0x30, 0x84, 0x7f, 0xff, 0xff, 0xff]), randomBytes(10)]));
-    inputs.push(Buffer.concat(Array.from({ length: 200 }, () => Buffer.from([0x30, 0x80]))));
-    let replies = 0;
-    for (const input of inputs) {
-      try {
-        decodeCertRep(await service.pkiOperation(input, log));
-        replies++;
-      } catch (err) {
-        if (!(err instanceof ScepMalformed)) throw new Error(`input ${input.toString("base64").slice(0, 80)}… threw ${String(err)}`);
+  if (backend === "sqlite")
+    test("fuzz: random bytes, truncations and bit flips answer a CertRep or ScepMalformed, nothing else", async () => {
+      const rng = new Rng(8894);
+      const { challenge } = await challenges.create();
+      const valid = request({ challenge }).der;
+      const inputs: Buffer[] = [Buffer.alloc(0), Buffer.from([0x30]), Buffer.from([0x30, 0x80]), Buffer.from("not der at all")];
+      for (let i = 0; i < 60; i++) inputs.push(randomBytes(rng.int(200)));
+      for (let i = 0; i < 120; i++) inputs.push(valid.subarray(0, rng.int(valid.length)));
+      for (let i = 0; i < 250; i++) {
+        const b = Buffer.from(valid);
+        for (let n = 1 + rng.int(3); n > 0; n--) b[rng.int(b.length)]! ^= 1 << rng.int(8);
+        inputs.push(b);
       }
-    }
-    assert.ok(replies > 0, "some mutations still decode as a SCEP message");
+      // Nested definite lengths that claim too much, deep nesting.
+      inputs.push(Buffer.concat([Buffer.from([0x30, 0x84, 0x7f, 0xff, 0xff, 0xff]), randomBytes(10)]));
+      inputs.push(Buffer.concat(Array.from({ length: 200 }, () => Buffer.from([0x30, 0x80]))));
+      let replies = 0;
+      for (const input of inputs) {
+        try {
+          decodeCertRep(await service.pkiOperation(input, log));
+          replies++;
+        } catch (err) {
+          if (!(err instanceof ScepMalformed)) throw new Error(`input ${input.toString("base64").slice(0, 80)}… threw ${String(err)}`);
+        }
+      }
+      assert.ok(replies > 0, "some mutations still decode as a SCEP message");
 
-    // The inner layers are reached only under a valid signature: damage the
-    // EnvelopedData, or the CSR inside it, and sign the result properly. Every
-    // one of these must get a CertRep (the outer message is well formed).
-    const { challenge: c2 } = await challenges.create();
-    const csr = buildCsr({ key, subjectDer: commonNameSubject("fuzz"), challenge: c2 });
-    const env = buildEnvelopedData(csr, ca.cert, "aes-128-cbc");
-    const signer = { cert: selfSigned, key: key.privateKey };
-    const mutate = (b: Buffer): Buffer => {
-      if (rng.chance(0.25)) return b.subarray(0, rng.int(b.length));
-      const m = Buffer.from(b);
-      for (let n = 1 + rng.int(3); n > 0; n--) m[rng.int(m.length)] = rng.int(256);
-      return m;
-    };
-    for (let i = 0; i < 150; i++) {
-      const envelope = i % 2 === 0 ? mutate(env) : buildEnvelopedData(mutate(csr), ca.cert, "aes-128-cbc");
-      const der = encodePkiRequest({ messageType: MessageType.PKCSReq, transactionId: `fuzz-${i}`, senderNonce: randomBytes(16), digest: "sha256", envelope, signer });
-      const rep = decodeCertRep(await service.pkiOperation(der, log));
-      assert.ok(rep.status === PkiStatus.FAILURE || rep.status === PkiStatus.SUCCESS);
-    }
-  });
+      // The inner layers are reached only under a valid signature: damage the
+      // EnvelopedData, or the CSR inside it, and sign the result properly. Every
+      // one of these must get a CertRep (the outer message is well formed).
+      const { challenge: c2 } = await challenges.create();
+      const csr = buildCsr({ key, subjectDer: commonNameSubject("fuzz"), challenge: c2 });
+      const env = buildEnvelopedData(csr, ca.cert, "aes-128-cbc");
+      const signer = { cert: selfSigned, key: key.privateKey };
+      const mutate = (b: Buffer): Buffer => {
+        if (rng.chance(0.25)) return b.subarray(0, rng.int(b.length));
+        const m = Buffer.from(b);
+        for (let n = 1 + rng.int(3); n > 0; n--) m[rng.int(m.length)] = rng.int(256);
+        return m;
+      };
+      for (let i = 0; i < 150; i++) {
+        const envelope = i % 2 === 0 ? mutate(env) : buildEnvelopedData(mutate(csr), ca.cert, "aes-128-cbc");
+        const der = encodePkiRequest({
+          messageType: MessageType.PKCSReq,
+          transactionId: `fuzz-${i}`,
+          senderNonce: randomBytes(16),
+          digest: "sha256",
+          envelope,
+          signer,
+        });
+        const rep = decodeCertRep(await service.pkiOperation(der, log));
+        assert.ok(rep.status === PkiStatus.FAILURE || rep.status === PkiStatus.SUCCESS);
+      }
+    });
 });

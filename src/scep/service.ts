@@ -8,7 +8,17 @@ import type { DeviceCa } from "../enroll/device-ca.ts";
 import { certFingerprint } from "../identity/fingerprint.ts";
 import type { Store } from "../store/index.ts";
 import { challengeHash } from "./challenges.ts";
-import { buildCertsOnly, buildEnvelopedData, certSubjectDer, CmsError, decryptEnvelope, findSignerCertificate, parseEnvelopedData, verifySigner, type CipherName } from "../identity/cms.ts";
+import {
+  buildCertsOnly,
+  buildEnvelopedData,
+  certSubjectDer,
+  CmsError,
+  decryptEnvelope,
+  findSignerCertificate,
+  parseEnvelopedData,
+  verifySigner,
+  type CipherName,
+} from "../identity/cms.ts";
 import { CsrError, parseCsr, type Csr } from "../identity/csr.ts";
 import { decodePkiMessage, encodeCertRep, MessageType, messageTypeName, PkiStatus, type FailInfoName, type PkiMessage } from "./message.ts";
 
@@ -64,7 +74,15 @@ export class ScepService {
       const { issued, cipher, signer } = await this.handle(msg);
       const envelope = buildEnvelopedData(buildCertsOnly([issued.cert.raw]), signer, cipher);
       log.info(
-        { scep: type, transactionId: msg.transactionId, subject: issued.cert.subject, serial: issued.cert.serialNumber, cipher, digest, resent: issued.resent },
+        {
+          scep: type,
+          transactionId: msg.transactionId,
+          subject: issued.cert.subject,
+          serial: issued.cert.serialNumber,
+          cipher,
+          digest,
+          resent: issued.resent,
+        },
         issued.resent ? "SCEP certificate sent again" : "SCEP certificate issued",
       );
       return encodeCertRep({ ...reply, status: PkiStatus.SUCCESS, envelope });
@@ -73,7 +91,10 @@ export class ScepService {
       if (!failure) throw err;
       if (throttled) throw failure;
       if (failure.event) await this.o.store.events.add({ type: "scep.refused", detail: failure.event }, Date.now());
-      log.info({ scep: type, transactionId: msg.transactionId, failInfo: failure.failInfo, reason: failure.message, ...failure.detail }, "SCEP request refused");
+      log.info(
+        { scep: type, transactionId: msg.transactionId, failInfo: failure.failInfo, reason: failure.message, ...failure.detail },
+        "SCEP request refused",
+      );
       onRefused?.();
       return encodeCertRep({ ...reply, status: PkiStatus.FAILURE, failInfo: failure.failInfo });
     }
@@ -120,7 +141,12 @@ export class ScepService {
     }
     const again = await this.resent(msg, csr, "PKCSReq");
     if (again) return again;
-    const reason = state === "used" ? "challenge password already used" : state === "expired" ? "challenge password expired" : "unknown challenge password";
+    const reason =
+      state === "used"
+        ? "challenge password already used"
+        : state === "expired"
+          ? "challenge password expired"
+          : "unknown challenge password";
     throw new ScepFailure("badRequest", reason, { challengeState: state }, { reason, transaction_id: msg.transactionId.slice(0, 64) });
   }
 
@@ -137,22 +163,25 @@ export class ScepService {
     if (Date.parse(old.validFrom) > now || Date.parse(old.validTo) < now) {
       throw new ScepFailure("badRequest", "the certificate to renew is not currently valid");
     }
-    if (!certSubjectDer(old).equals(csr.subjectDer)) throw new ScepFailure("badRequest", "a renewal keeps the subject of the certificate it renews");
+    if (!certSubjectDer(old).equals(csr.subjectDer))
+      throw new ScepFailure("badRequest", "a renewal keeps the subject of the certificate it renews");
     const oldFingerprint = certFingerprint(old);
     const cert = await this.issue(csr);
     const newFingerprint = certFingerprint(cert);
-    const done = await this.o.store.transaction(async (tx) => {
-      const devices = await tx.enrollments.rebindCertificate(oldFingerprint, newFingerprint);
-      const rec = record(cert, "RenewalReq", msg.transactionId, now, devices[0] ?? null, oldFingerprint);
-      if (!(await tx.scep.recordCertificate(rec))) throw new AlreadyRenewed();
-      const detail = { ...certDetail(cert, "RenewalReq"), renewed_from: oldFingerprint };
-      if (devices.length === 0) await tx.events.add({ type: "scep.renewed", detail }, now);
-      for (const device of devices) await tx.events.add({ type: "scep.renewed", enrollmentId: device, detail }, now);
-      return true;
-    }).catch((err: unknown) => {
-      if (err instanceof AlreadyRenewed) return false; // rolled back: the rebinding did not happen
-      throw err;
-    });
+    const done = await this.o.store
+      .transaction(async (tx) => {
+        const devices = await tx.enrollments.rebindCertificate(oldFingerprint, newFingerprint);
+        const rec = record(cert, "RenewalReq", msg.transactionId, now, devices[0] ?? null, oldFingerprint);
+        if (!(await tx.scep.recordCertificate(rec))) throw new AlreadyRenewed();
+        const detail = { ...certDetail(cert, "RenewalReq"), renewed_from: oldFingerprint };
+        if (devices.length === 0) await tx.events.add({ type: "scep.renewed", detail }, now);
+        for (const device of devices) await tx.events.add({ type: "scep.renewed", enrollmentId: device, detail }, now);
+        return true;
+      })
+      .catch((err: unknown) => {
+        if (err instanceof AlreadyRenewed) return false; // rolled back: the rebinding did not happen
+        throw err;
+      });
     if (done) return { cert, resent: false };
     const again = await this.resent(msg, csr, "RenewalReq");
     if (again) return again;
@@ -185,7 +214,14 @@ export class ScepService {
 
 class AlreadyRenewed extends Error {}
 
-function record(cert: X509Certificate, requestType: "PKCSReq" | "RenewalReq", transactionId: string, now: number, deviceId: string | null, renewedFrom: string | null) {
+function record(
+  cert: X509Certificate,
+  requestType: "PKCSReq" | "RenewalReq",
+  transactionId: string,
+  now: number,
+  deviceId: string | null,
+  renewedFrom: string | null,
+) {
   return {
     serialNumber: cert.serialNumber.toLowerCase(),
     fingerprint: certFingerprint(cert),
@@ -201,7 +237,13 @@ function record(cert: X509Certificate, requestType: "PKCSReq" | "RenewalReq", tr
 }
 
 function certDetail(cert: X509Certificate, requestType: string): Record<string, unknown> {
-  return { request_type: requestType, subject: cert.subject, serial: cert.serialNumber.toLowerCase(), fingerprint: certFingerprint(cert), not_after: new Date(cert.validTo).toISOString() };
+  return {
+    request_type: requestType,
+    subject: cert.subject,
+    serial: cert.serialNumber.toLowerCase(),
+    fingerprint: certFingerprint(cert),
+    not_after: new Date(cert.validTo).toISOString(),
+  };
 }
 
 /** The CertRep failure for an error, or undefined when it is not the request's fault. */

@@ -78,7 +78,14 @@ export class SimDevice {
   facts(): PlistDict {
     if (this.o.facts) return { ...this.o.facts };
     return this.platform === "macOS"
-      ? { Model: "Mac14,2", ModelName: "MacBook Air", DeviceName: `Sim ${this.serialNumber}`, ProductName: "Mac14,2", OSVersion: "14.6", BuildVersion: "23G80" }
+      ? {
+          Model: "Mac14,2",
+          ModelName: "MacBook Air",
+          DeviceName: `Sim ${this.serialNumber}`,
+          ProductName: "Mac14,2",
+          OSVersion: "14.6",
+          BuildVersion: "23G80",
+        }
       : { ProductName: "iPhone15,2", OSVersion: "17.5", BuildVersion: "21F79" };
   }
 
@@ -117,7 +124,13 @@ export class SimDevice {
   }
 
   userTokenUpdate(user: SimUser, token = randomBytes(32), pushMagic = randomUUID().toUpperCase()): Promise<DeviceReply> {
-    return this.checkin("TokenUpdate", { Topic: this.topic, Token: token, PushMagic: pushMagic, NotOnConsole: false, ...this.userKeys(user) });
+    return this.checkin("TokenUpdate", {
+      Topic: this.topic,
+      Token: token,
+      PushMagic: pushMagic,
+      NotOnConsole: false,
+      ...this.userKeys(user),
+    });
   }
 
   private async put(path: string, contentType: string, message: PlistDict): Promise<DeviceReply> {

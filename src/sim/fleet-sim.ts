@@ -151,7 +151,24 @@ const SCEP_CHALLENGE_TTL = "5m";
 
 /** What the run queues on device channels, one type per round in turn. */
 export const DEVICE_COMMANDS: readonly PlistDict[] = [
-  { RequestType: "DeviceInformation", Queries: ["DeviceName", "OSVersion", "BuildVersion", "ModelName", "Model", "ProductName", "SerialNumber", "UDID", "DeviceCapacity", "AvailableDeviceCapacity", "BatteryLevel", "WiFiMAC", "IsSupervised"] },
+  {
+    RequestType: "DeviceInformation",
+    Queries: [
+      "DeviceName",
+      "OSVersion",
+      "BuildVersion",
+      "ModelName",
+      "Model",
+      "ProductName",
+      "SerialNumber",
+      "UDID",
+      "DeviceCapacity",
+      "AvailableDeviceCapacity",
+      "BatteryLevel",
+      "WiFiMAC",
+      "IsSupervised",
+    ],
+  },
   { RequestType: "ProfileList" },
   { RequestType: "InstalledApplicationList" },
   { RequestType: "SecurityInfo" },
@@ -248,12 +265,14 @@ class FleetRun {
     this.commandIntervalMs = Math.max(10, o.commandIntervalMs ?? 10_000);
     this.notNow = Math.min(1, Math.max(0, o.notNow ?? 0.05));
     this.usersPerDevice = o.usersPerDevice ?? 0;
-    if (o.scep && (o.ca || o.caOutDir !== undefined)) throw new Error("scep: the identities come from the server's SCEP, not from a CA given or made for the run");
+    if (o.scep && (o.ca || o.caOutDir !== undefined))
+      throw new Error("scep: the identities come from the server's SCEP, not from a CA given or made for the run");
     this.scepPath = this.base.pathname.replace(/\/+$/, "") + "/scep";
     if (o.rate !== undefined) this.limiter = new RateLimiter(o.rate);
     // Every sleeping worker and waiting request listens for an interrupt.
     setMaxListeners(0, this.halt.signal);
-    if (this.needsApi() && !o.api) throw new Error("the operator API is needed for network users, queued commands, SCEP challenges and cleanup");
+    if (this.needsApi() && !o.api)
+      throw new Error("the operator API is needed for network users, queued commands, SCEP challenges and cleanup");
   }
 
   async execute(): Promise<SimulationReport> {
@@ -287,11 +306,16 @@ class FleetRun {
       this.sender!.deadline = this.hardStop;
       await this.phase("run");
       // With no device enrolled there is nothing to poll or to queue for: the errors say why.
-      if (this.liveCount > 0) await Promise.all([this.pollUntilEnd(), this.o.commands === false ? Promise.resolve() : this.commandRounds()]);
+      if (this.liveCount > 0)
+        await Promise.all([this.pollUntilEnd(), this.o.commands === false ? Promise.resolve() : this.commandRounds()]);
       await this.phase("drain");
       // The last sessions aim to end by the deadline; a slow answer gets a short grace, not forever.
       this.sender!.deadline = this.hardStop + Math.min(10_000, Math.max(1_000, this.durationMs * 0.1));
-      await pool(this.channels.filter((c) => c.live), this.concurrency, (c) => this.session(c, false));
+      await pool(
+        this.channels.filter((c) => c.live),
+        this.concurrency,
+        (c) => this.session(c, false),
+      );
       this.countUnanswered();
       if (this.o.cleanup) {
         await this.phase("cleanup");
@@ -306,7 +330,12 @@ class FleetRun {
   }
 
   private needsApi(): boolean {
-    return (this.o.networkUsers === true && this.usersPerDevice > 0) || this.o.commands !== false || this.o.cleanup === true || this.o.scep === true;
+    return (
+      (this.o.networkUsers === true && this.usersPerDevice > 0) ||
+      this.o.commands !== false ||
+      this.o.cleanup === true ||
+      this.o.scep === true
+    );
   }
 
   /**
@@ -337,7 +366,10 @@ class FleetRun {
 
   /** One API request that needs the key: a wrong key or URL stops the run before any device is made. */
   private async preflight(): Promise<boolean> {
-    const res = await this.api("GET", "/v1/enrollments", { query: { limit: "1" }, deadline: performance.now() + (this.o.requestTimeoutMs ?? 30_000) });
+    const res = await this.api("GET", "/v1/enrollments", {
+      query: { limit: "1" },
+      deadline: performance.now() + (this.o.requestTimeoutMs ?? 30_000),
+    });
     if (!res) return false;
     if (res.status === 200) return true;
     const hint = res.status === 401 ? " (check --api-key)" : res.status === 404 ? " (is --url an Orchard server?)" : "";
@@ -363,7 +395,9 @@ class FleetRun {
     const keyMade = generateKeyPair("RSA");
     keyMade.catch(() => {}); // awaited below; not an unhandled rejection if GetCACert fails first
     const what = `SCEP GetCACert at ${this.scepPath}`;
-    const r = await this.device(what, () => this.sender!.send({ method: "GET", path: `${this.scepPath}?operation=GetCACert`, headers: {} }));
+    const r = await this.device(what, () =>
+      this.sender!.send({ method: "GET", path: `${this.scepPath}?operation=GetCACert`, headers: {} }),
+    );
     if (!r) return false;
     if (r.status !== 200) {
       const hint = r.status === 404 ? " (the server has no SCEP endpoint there: is --url an Orchard server with SCEP?)" : "";
@@ -419,7 +453,14 @@ class FleetRun {
         ca,
         users,
       };
-      const device: Device = { index: i, profile, sim: undefined as unknown as SimDevice, channel: undefined as unknown as Channel, users: [], createdUsers: [] };
+      const device: Device = {
+        index: i,
+        profile,
+        sim: undefined as unknown as SimDevice,
+        channel: undefined as unknown as Channel,
+        users: [],
+        createdUsers: [],
+      };
       if (identity) this.giveIdentity(device, identity);
       device.channel = this.channel(hw.udid, device, drng.fork("channel"));
       for (const u of users) {
@@ -496,7 +537,11 @@ class FleetRun {
       await this.enroll(d);
     });
     if (skipped > 0 && !this.interrupted) {
-      this.stats.error("incomplete", `${skipped} device${skipped === 1 ? " was" : "s were"} not enrolled: the run was stopped first`, skipped);
+      this.stats.error(
+        "incomplete",
+        `${skipped} device${skipped === 1 ? " was" : "s were"} not enrolled: the run was stopped first`,
+        skipped,
+      );
     }
   }
 
@@ -534,7 +579,12 @@ class FleetRun {
     const what = `SCEP PKCSReq of ${udid}`;
     const req = this.scep!.request(challenge, udid);
     const r = await this.device(what, () =>
-      this.sender!.send({ method: "POST", path: `${this.scepPath}?operation=PKIOperation`, headers: { "content-type": "application/x-pki-message" }, body: req.body }),
+      this.sender!.send({
+        method: "POST",
+        path: `${this.scepPath}?operation=PKIOperation`,
+        headers: { "content-type": "application/x-pki-message" },
+        body: req.body,
+      }),
     );
     if (!r) return false;
     if (r.status !== 200) {
@@ -610,12 +660,18 @@ class FleetRun {
     const first = await this.device(`UserAuthenticate of ${who}`, () => d.sim.userAuthenticate(u.sim));
     if (!first) return false;
     if (first.status === 410) {
-      this.stats.error("login", `UserAuthenticate of ${who}: HTTP 410, the server declines the user (--userauth decline, or a declined directory entry)`);
+      this.stats.error(
+        "login",
+        `UserAuthenticate of ${who}: HTTP 410, the server declines the user (--userauth decline, or a declined directory entry)`,
+      );
       return false;
     }
     const challenge = first.plist?.DigestChallenge;
     if (first.status !== 200 || typeof challenge !== "string") {
-      this.stats.error("login", `UserAuthenticate of ${who}: ${first.status === 200 ? "no DigestChallenge in the answer" : describe(first)}`);
+      this.stats.error(
+        "login",
+        `UserAuthenticate of ${who}: ${first.status === 200 ? "no DigestChallenge in the answer" : describe(first)}`,
+      );
       return false;
     }
     if (challenge === "") {
@@ -630,18 +686,27 @@ class FleetRun {
       if (!params) throw new Error("not a Digest challenge");
       response = new DigestAnswerer({ username: u.profile.shortName, password: u.password }).respond(params);
     } catch (err) {
-      this.stats.error("login", `UserAuthenticate of ${who}: cannot answer the challenge ${JSON.stringify(challenge.slice(0, 120))}: ${(err as Error).message}`);
+      this.stats.error(
+        "login",
+        `UserAuthenticate of ${who}: cannot answer the challenge ${JSON.stringify(challenge.slice(0, 120))}: ${(err as Error).message}`,
+      );
       return false;
     }
     const second = await this.device(`UserAuthenticate response of ${who}`, () => d.sim.userAuthenticate(u.sim, response));
     if (!second) return false;
     const token = second.plist?.AuthToken;
     if (second.status !== 200 || typeof token !== "string") {
-      this.stats.error("login", `UserAuthenticate response of ${who}: ${second.status === 200 ? "no AuthToken in the answer" : describe(second)}`);
+      this.stats.error(
+        "login",
+        `UserAuthenticate response of ${who}: ${second.status === 200 ? "no AuthToken in the answer" : describe(second)}`,
+      );
       return false;
     }
     if (token === "") {
-      this.stats.error("login", `UserAuthenticate of ${who}: empty AuthToken, the digest was refused (orchard events --type userauth.failed says why)`);
+      this.stats.error(
+        "login",
+        `UserAuthenticate of ${who}: empty AuthToken, the digest was refused (orchard events --type userauth.failed says why)`,
+      );
       return false;
     }
     u.sim.authToken = token;
@@ -735,8 +800,14 @@ class FleetRun {
       if (this.activeOver(this.liveCount)) return;
       const started = performance.now();
       const live = this.channels.filter((c) => c.live);
-      await this.enqueue(live.filter((c) => !c.user), DEVICE_COMMANDS[round % DEVICE_COMMANDS.length]!);
-      await this.enqueue(live.filter((c) => c.user), USER_COMMANDS[round % USER_COMMANDS.length]!);
+      await this.enqueue(
+        live.filter((c) => !c.user),
+        DEVICE_COMMANDS[round % DEVICE_COMMANDS.length]!,
+      );
+      await this.enqueue(
+        live.filter((c) => c.user),
+        USER_COMMANDS[round % USER_COMMANDS.length]!,
+      );
       while (performance.now() < started + this.commandIntervalMs) {
         if (this.activeOver(this.liveCount)) return;
         if (!(await sleepUntil(Math.min(started + this.commandIntervalMs, performance.now() + 200), this.halt.signal))) return;
@@ -752,9 +823,15 @@ class FleetRun {
       const ids = chunk.map((c) => encodeURIComponent(c.id)).join(",");
       const res = await this.api("PUT", `/v1/enqueue/${ids}`, { query: { nopush: "1" }, body, contentType: "application/xml" });
       if (!res) return;
-      const r = res.json as { command_uuid?: string; command_error?: string; status?: Record<string, { command_error?: string }> } | undefined;
+      const r = res.json as
+        | { command_uuid?: string; command_error?: string; status?: Record<string, { command_error?: string }> }
+        | undefined;
       if (!r?.command_uuid || r.command_error || (res.status !== 200 && res.status !== 207)) {
-        this.stats.error("enqueue", `queueing ${type} for ${chunk.length} enrollment${chunk.length === 1 ? "" : "s"}: ${describe(res)}`, chunk.length);
+        this.stats.error(
+          "enqueue",
+          `queueing ${type} for ${chunk.length} enrollment${chunk.length === 1 ? "" : "s"}: ${describe(res)}`,
+          chunk.length,
+        );
         continue;
       }
       const queued: string[] = [];
@@ -959,17 +1036,27 @@ const IOS = [
 /** Apple's serial number characters (no vowels that could spell words). */
 const SERIAL_CHARS = "0123456789CDFGHJKLMNPQRTVWXY";
 
-type Hardware = Pick<DeviceProfile, "udid" | "serialNumber" | "facts" | "wifiMac" | "bluetoothMac" | "capacity" | "available" | "batteryLevel" | "imei">;
+type Hardware = Pick<
+  DeviceProfile,
+  "udid" | "serialNumber" | "facts" | "wifiMac" | "bluetoothMac" | "capacity" | "available" | "batteryLevel" | "imei"
+>;
 
 /** A device's fixed facts, drawn from its own random stream. */
 function hardware(platform: Platform, rng: Rng, index: number): Hardware {
   const serialNumber = rng.chars(10, SERIAL_CHARS);
-  const mac = () => Array.from({ length: 6 }, (_, i) => (i === 0 ? (rng.int(64) * 4).toString(16) : rng.hex(2).toLowerCase()).padStart(2, "0")).join(":");
+  const mac = () =>
+    Array.from({ length: 6 }, (_, i) => (i === 0 ? (rng.int(64) * 4).toString(16) : rng.hex(2).toLowerCase()).padStart(2, "0")).join(":");
   const capacity = rng.pick([245.11, 494.38, 994.66]);
   if (platform === "macOS") {
     const m = rng.pick(MACS);
     const release = rng.pick(MAC_OS);
-    const facts: PlistDict = { Model: m.Model, ModelName: m.ModelName, DeviceName: `Simulated ${m.ModelName} ${index}`, ProductName: m.Model, ...release };
+    const facts: PlistDict = {
+      Model: m.Model,
+      ModelName: m.ModelName,
+      DeviceName: `Simulated ${m.ModelName} ${index}`,
+      ProductName: m.Model,
+      ...release,
+    };
     return {
       udid: rng.uuid(),
       serialNumber,

@@ -85,4 +85,3 @@ function der(tag: number, content: Buffer): Buffer {
   else head = [tag, 0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
   return Buffer.concat([Buffer.from(head), content]);
 }
-

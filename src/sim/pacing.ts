@@ -37,7 +37,10 @@ export class RateLimiter {
   private readonly tolerance: number;
   private nextSlot = 0;
 
-  constructor(readonly rate: number, burst = Math.max(1, Math.min(50, Math.floor(rate / 10)))) {
+  constructor(
+    readonly rate: number,
+    burst = Math.max(1, Math.min(50, Math.floor(rate / 10))),
+  ) {
     if (!(rate > 0)) throw new RangeError("rate must be greater than 0");
     this.interval = 1000 / rate;
     this.tolerance = (burst - 1) * this.interval;

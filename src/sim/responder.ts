@@ -157,7 +157,21 @@ function stringList(v: PlistValue | undefined): string[] | undefined {
 }
 
 /** Queried when a DeviceInformation command names no Queries. */
-const DEFAULT_QUERIES = ["UDID", "DeviceName", "OSVersion", "BuildVersion", "ModelName", "Model", "ProductName", "SerialNumber", "DeviceCapacity", "AvailableDeviceCapacity", "WiFiMAC", "BluetoothMAC", "IsSupervised"];
+const DEFAULT_QUERIES = [
+  "UDID",
+  "DeviceName",
+  "OSVersion",
+  "BuildVersion",
+  "ModelName",
+  "Model",
+  "ProductName",
+  "SerialNumber",
+  "DeviceCapacity",
+  "AvailableDeviceCapacity",
+  "WiFiMAC",
+  "BluetoothMAC",
+  "IsSupervised",
+];
 
 /** Answers the queries the device knows; like a real device, it leaves out the ones it does not. */
 function deviceInformation(d: DeviceProfile, queries: string[] | undefined, rng: Rng): PlistDict {
@@ -246,11 +260,18 @@ function profileList(d: DeviceProfile, user: SimUserProfile | undefined): PlistD
       { PayloadType: "com.apple.security.pkcs12", PayloadDisplayName: d.identity.commonName },
       { PayloadType: "com.apple.security.root", PayloadDisplayName: d.ca.commonName },
     ]),
-    profile("com.orchard.sim.wifi", "Orchard Simulator: Wi-Fi", d.udid + "wifi", [{ PayloadType: "com.apple.wifi.managed", PayloadDisplayName: "Wi-Fi" }]),
+    profile("com.orchard.sim.wifi", "Orchard Simulator: Wi-Fi", d.udid + "wifi", [
+      { PayloadType: "com.apple.wifi.managed", PayloadDisplayName: "Wi-Fi" },
+    ]),
   ];
 }
 
-function profile(identifier: string, name: string, salt: string, payloads: Array<{ PayloadType: string; PayloadDisplayName: string }>): PlistDict {
+function profile(
+  identifier: string,
+  name: string,
+  salt: string,
+  payloads: Array<{ PayloadType: string; PayloadDisplayName: string }>,
+): PlistDict {
   return {
     PayloadIdentifier: identifier,
     PayloadUUID: stableUuid(identifier + salt),
@@ -278,7 +299,10 @@ function stableUuid(text: string): string {
     h1 = Math.imul(h1 ^ text.charCodeAt(i), 16777619) >>> 0;
     h2 = Math.imul(h2 + text.charCodeAt(i), 2654435761) >>> 0;
   }
-  const hex = [h1, h2, h1 ^ h2, Math.imul(h1, 31) ^ h2].map((n) => (n >>> 0).toString(16).padStart(8, "0")).join("").toUpperCase();
+  const hex = [h1, h2, h1 ^ h2, Math.imul(h1, 31) ^ h2]
+    .map((n) => (n >>> 0).toString(16).padStart(8, "0"))
+    .join("")
+    .toUpperCase();
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-8${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
@@ -294,7 +318,13 @@ const MAC_APPS: App[] = [
   { Identifier: "com.apple.Safari", Name: "Safari", ShortVersion: "18.1", Version: "20619.2.8.11.10", BundleSize: 12_900_000 },
   { Identifier: "com.apple.iWork.Keynote", Name: "Keynote", ShortVersion: "14.2", Version: "7040.0.73", BundleSize: 707_000_000 },
   { Identifier: "com.apple.iWork.Pages", Name: "Pages", ShortVersion: "14.2", Version: "7040.0.73", BundleSize: 556_000_000 },
-  { Identifier: "com.google.Chrome", Name: "Google Chrome", ShortVersion: "130.0.6723.117", Version: "6723.117", BundleSize: 1_240_000_000 },
+  {
+    Identifier: "com.google.Chrome",
+    Name: "Google Chrome",
+    ShortVersion: "130.0.6723.117",
+    Version: "6723.117",
+    BundleSize: 1_240_000_000,
+  },
   { Identifier: "com.tinyspeck.slackmacgap", Name: "Slack", ShortVersion: "4.41.97", Version: "441000097", BundleSize: 532_000_000 },
   { Identifier: "com.microsoft.Word", Name: "Microsoft Word", ShortVersion: "16.90", Version: "16.90.24101917", BundleSize: 2_350_000_000 },
 ];
@@ -303,8 +333,20 @@ const IOS_APPS: App[] = [
   { Identifier: "com.apple.Keynote", Name: "Keynote", ShortVersion: "14.2", Version: "7040.0.73", BundleSize: 580_000_000 },
   { Identifier: "com.apple.Pages", Name: "Pages", ShortVersion: "14.2", Version: "7040.0.73", BundleSize: 470_000_000 },
   { Identifier: "com.tinyspeck.chatlyio", Name: "Slack", ShortVersion: "24.11.10", Version: "24.11.10.0", BundleSize: 210_000_000 },
-  { Identifier: "com.microsoft.Office.Outlook", Name: "Microsoft Outlook", ShortVersion: "4.2444.0", Version: "4.2444.0", BundleSize: 330_000_000 },
-  { Identifier: "com.google.chrome.ios", Name: "Google Chrome", ShortVersion: "130.0.6723.90", Version: "6723.90", BundleSize: 260_000_000 },
+  {
+    Identifier: "com.microsoft.Office.Outlook",
+    Name: "Microsoft Outlook",
+    ShortVersion: "4.2444.0",
+    Version: "4.2444.0",
+    BundleSize: 330_000_000,
+  },
+  {
+    Identifier: "com.google.chrome.ios",
+    Name: "Google Chrome",
+    ShortVersion: "130.0.6723.90",
+    Version: "6723.90",
+    BundleSize: 260_000_000,
+  },
 ];
 
 function installedApplications(d: DeviceProfile, command: PlistDict): PlistDict[] {

@@ -44,7 +44,12 @@ export class ScepIdentities {
    * its failInfo) for a FAILURE, an Error for an answer that does not check out.
    */
   identity(req: ScepRequest, certRep: Buffer): PkiIdentity {
-    const { cert } = readCertRep(certRep, { ca: this.ca, signer: this.signer, transactionId: req.transactionId, senderNonce: req.senderNonce });
+    const { cert } = readCertRep(certRep, {
+      ca: this.ca,
+      signer: this.signer,
+      transactionId: req.transactionId,
+      senderNonce: req.senderNonce,
+    });
     return pkiIdentity(cert, this.key);
   }
 }

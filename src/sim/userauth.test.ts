@@ -12,7 +12,9 @@ test("the RFC 2069-style vector (no qop)", () => {
   const a = new DigestAnswerer({ username: "Mufasa", password: "CircleOfLife", method: "GET", uri: "/dir/index.html" });
   const r = a.respond({ nonce: "dcd98b7102dd2f0e8b11d0f600bfb0c093", realm: "testrealm@host.com" });
   assert.match(r, /,response="1949323746fe6a43ef61f9606e7febea"$/);
-  assert.ok(r.startsWith('Digest username="Mufasa",realm="testrealm@host.com",nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", uri="/dir/index.html"'));
+  assert.ok(
+    r.startsWith('Digest username="Mufasa",realm="testrealm@host.com",nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", uri="/dir/index.html"'),
+  );
 });
 
 test("answers to Orchard's own challenges verify with src/digest, with and without qop", () => {
@@ -32,7 +34,12 @@ test("answers to Orchard's own challenges verify with src/digest, with and witho
 });
 
 test("parseChallenge: bare and quoted values, spaces, not a digest", () => {
-  assert.deepEqual(parseChallenge('Digest realm = "a b" , nonce=xyz,algorithm=MD5, qop="auth"'), { realm: "a b", nonce: "xyz", algorithm: "MD5", qop: "auth" });
+  assert.deepEqual(parseChallenge('Digest realm = "a b" , nonce=xyz,algorithm=MD5, qop="auth"'), {
+    realm: "a b",
+    nonce: "xyz",
+    algorithm: "MD5",
+    qop: "auth",
+  });
   assert.equal(parseChallenge("Basic realm=x"), undefined);
   assert.equal(parseChallenge(""), undefined);
 });
@@ -56,7 +63,12 @@ test("SplicedRequest: any length in place of the placeholder, Content-Length kep
   const device = new SimDevice({ transport, identity, mode: { kind: "header", header: "x-client-cert" } });
   const recorded = await transport.record(() => device.checkin("UserAuthenticate", { UserID: "U1", DigestResponse: "@@PLACEHOLDER@@" }));
   const spliced = new SplicedRequest(prepare("127.0.0.1:1", recorded), "@@PLACEHOLDER@@");
-  for (const value of ["", "short", 'Digest username="u",realm="r",nonce="' + "n".repeat(300) + '", uri="/",response="x"', xmlText("a<b&c")]) {
+  for (const value of [
+    "",
+    "short",
+    'Digest username="u",realm="r",nonce="' + "n".repeat(300) + '", uri="/",response="x"',
+    xmlText("a<b&c"),
+  ]) {
     const p = spliced.prepared(value);
     const wire = p.wire.toString("utf8");
     const headEnd = wire.indexOf("\r\n\r\n");

@@ -56,14 +56,21 @@ export class DigestAnswerer {
   respond(challenge: Record<string, string>): string {
     const { nonce, realm } = challenge;
     if (!nonce || realm === undefined) throw new Error("challenge without nonce or realm");
-    if (challenge.algorithm !== undefined && challenge.algorithm.toUpperCase() !== "MD5") throw new Error(`algorithm ${challenge.algorithm} is not supported`);
+    if (challenge.algorithm !== undefined && challenge.algorithm.toUpperCase() !== "MD5")
+      throw new Error(`algorithm ${challenge.algorithm} is not supported`);
     if (this.ha1Realm !== realm) {
       this.ha1 = md5(`${this.user.username}:${realm}:${this.user.password}`);
       this.ha1Realm = realm;
     }
     const head = `Digest username="${this.user.username}",realm="${realm}",nonce="${nonce}", uri="${this.uri}"`;
     if (challenge.qop === undefined) return `${head},response="${md5(`${this.ha1}:${nonce}:${this.ha2}`)}"`;
-    if (!challenge.qop.split(",").map((q) => q.trim()).includes("auth")) throw new Error(`qop ${challenge.qop} is not supported`);
+    if (
+      !challenge.qop
+        .split(",")
+        .map((q) => q.trim())
+        .includes("auth")
+    )
+      throw new Error(`qop ${challenge.qop} is not supported`);
     const cnonce = randomBytes(8).toString("hex");
     const nc = "00000001";
     return `${head},response="${md5(`${this.ha1}:${nonce}:${nc}:${cnonce}:auth:${this.ha2}`)}",qop=auth,nc=${nc},cnonce="${cnonce}"`;

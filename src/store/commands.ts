@@ -79,18 +79,14 @@ export class CommandStore {
    * tried are offered, so one session cannot loop on NotNow (brief 6.6).
    */
   async next(enrollmentId: string, neverTriedOnly: boolean): Promise<PendingCommand | undefined> {
-    const row = await this.db.get<{ command_uuid: string; command: Buffer }>(neverTriedOnly ? NEXT_NEVER_TRIED_SQL : NEXT_COMMAND_SQL, [enrollmentId]);
+    const row = await this.db.get<{ command_uuid: string; command: Buffer }>(neverTriedOnly ? NEXT_NEVER_TRIED_SQL : NEXT_COMMAND_SQL, [
+      enrollmentId,
+    ]);
     return row && { commandUuid: row.command_uuid, command: row.command };
   }
 
   /** Stores a report; idempotent by CommandUUID (a repeated report changes nothing). */
-  async report(
-    enrollmentId: string,
-    commandUuid: string,
-    status: ResultStatus,
-    result: Buffer,
-    now: number,
-  ): Promise<ReportOutcome> {
+  async report(enrollmentId: string, commandUuid: string, status: ResultStatus, result: Buffer, now: number): Promise<ReportOutcome> {
     const changed =
       status === "NotNow"
         ? await this.db.run(

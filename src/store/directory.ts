@@ -52,10 +52,14 @@ export class DirectoryStore {
           u.shortName,
         ]);
       } else {
-        await tx.run(
-          "INSERT INTO directory_users (short_name, guid, full_name, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-          [u.shortName, u.guid ?? null, u.fullName ?? null, u.state ?? "managed", now, now],
-        );
+        await tx.run("INSERT INTO directory_users (short_name, guid, full_name, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)", [
+          u.shortName,
+          u.guid ?? null,
+          u.fullName ?? null,
+          u.state ?? "managed",
+          now,
+          now,
+        ]);
       }
       for (const d of u.digests ?? []) {
         await tx.run(

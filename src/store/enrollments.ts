@@ -136,9 +136,21 @@ export class EnrollmentStore {
          ${guard}
          RETURNING id`,
         [
-          a.deviceId, f.serialNumber ?? null, f.productName ?? null, f.model ?? null, f.modelName ?? null,
-          f.deviceName ?? null, f.osVersion ?? null, f.buildVersion ?? null, f.imei ?? null, f.meid ?? null,
-          a.topic, a.certFingerprint, a.message, a.now, a.now,
+          a.deviceId,
+          f.serialNumber ?? null,
+          f.productName ?? null,
+          f.model ?? null,
+          f.modelName ?? null,
+          f.deviceName ?? null,
+          f.osVersion ?? null,
+          f.buildVersion ?? null,
+          f.imei ?? null,
+          f.meid ?? null,
+          a.topic,
+          a.certFingerprint,
+          a.message,
+          a.now,
+          a.now,
           ...(a.replaces === undefined ? [] : [a.replaces ?? a.certFingerprint]),
         ],
       );
@@ -186,9 +198,22 @@ export class EnrollmentStore {
          updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at
        RETURNING token_update_count`,
       [
-        c.id, c.deviceId, c.type, c.userId ?? null, t.userShortName ?? null, t.userLongName ?? null, t.topic,
-        t.pushToken, t.pushMagic, t.unlockToken ?? null, t.awaitingConfiguration,
-        t.notOnConsole === undefined ? null : t.notOnConsole, t.message, t.now, t.now, t.now,
+        c.id,
+        c.deviceId,
+        c.type,
+        c.userId ?? null,
+        t.userShortName ?? null,
+        t.userLongName ?? null,
+        t.topic,
+        t.pushToken,
+        t.pushMagic,
+        t.unlockToken ?? null,
+        t.awaitingConfiguration,
+        t.notOnConsole === undefined ? null : t.notOnConsole,
+        t.message,
+        t.now,
+        t.now,
+        t.now,
       ],
     );
     return Number(row!.token_update_count);
@@ -227,11 +252,11 @@ export class EnrollmentStore {
   async list(filter: EnrollmentFilter): Promise<Enrollment[]> {
     const where: string[] = [];
     const params: Array<string | number | boolean> = [];
-    if (filter.type !== undefined) (where.push("e.type = ?"), params.push(filter.type));
-    if (filter.enabled !== undefined) (where.push("e.enabled = ?"), params.push(filter.enabled ? 1 : 0));
-    if (filter.serialNumber !== undefined) (where.push("d.serial_number = ?"), params.push(filter.serialNumber));
-    if (filter.deviceId !== undefined) (where.push("e.device_id = ?"), params.push(filter.deviceId));
-    if (filter.after !== undefined) (where.push("e.id > ?"), params.push(filter.after));
+    if (filter.type !== undefined) where.push("e.type = ?"), params.push(filter.type);
+    if (filter.enabled !== undefined) where.push("e.enabled = ?"), params.push(filter.enabled ? 1 : 0);
+    if (filter.serialNumber !== undefined) where.push("d.serial_number = ?"), params.push(filter.serialNumber);
+    if (filter.deviceId !== undefined) where.push("e.device_id = ?"), params.push(filter.deviceId);
+    if (filter.after !== undefined) where.push("e.id > ?"), params.push(filter.after);
     const rows = await this.db.all<EnrollmentRow>(
       `SELECT ${ENROLLMENT_COLUMNS} FROM enrollments e JOIN devices d ON d.id = e.device_id
        ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY e.id LIMIT ?`,

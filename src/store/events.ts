@@ -48,7 +48,10 @@ export class EventStore {
 
   async list(filter: EventFilter): Promise<StoredEvent[]> {
     const { sql, params } = eventListQuery(filter);
-    const rows = await this.db.all<{ id: number; at: number; type: string; enrollment_id: string | null; detail: string | null }>(sql, params);
+    const rows = await this.db.all<{ id: number; at: number; type: string; enrollment_id: string | null; detail: string | null }>(
+      sql,
+      params,
+    );
     return rows.map((r) => ({
       id: Number(r.id),
       at: Number(r.at),
@@ -63,10 +66,10 @@ export class EventStore {
 export function eventListQuery(filter: EventFilter): { sql: string; params: Array<string | number> } {
   const where: string[] = [];
   const params: Array<string | number> = [];
-  if (filter.enrollmentId !== undefined) (where.push("enrollment_id = ?"), params.push(filter.enrollmentId));
-  if (filter.type !== undefined) (where.push("type = ?"), params.push(filter.type));
-  if (filter.since !== undefined) (where.push("at >= ?"), params.push(filter.since));
-  if (filter.after !== undefined) (where.push(filter.newestFirst ? "id < ?" : "id > ?"), params.push(filter.after));
+  if (filter.enrollmentId !== undefined) where.push("enrollment_id = ?"), params.push(filter.enrollmentId);
+  if (filter.type !== undefined) where.push("type = ?"), params.push(filter.type);
+  if (filter.since !== undefined) where.push("at >= ?"), params.push(filter.since);
+  if (filter.after !== undefined) where.push(filter.newestFirst ? "id < ?" : "id > ?"), params.push(filter.after);
   const order = filter.newestFirst ? "id DESC" : "id";
   const sql = `SELECT id, at, type, enrollment_id, detail FROM events ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY ${order} LIMIT ?`;
   return { sql, params: [...params, filter.limit] };

@@ -172,10 +172,9 @@ export class PushStore {
 
   /** True when the channel has a command it answered NotNow to still queued. */
   async hasNotNowQueued(enrollmentId: string): Promise<boolean> {
-    const row = await this.db.get(
-      "SELECT 1 AS x FROM command_queue WHERE enrollment_id = ? AND active = 1 AND status = 'NotNow' LIMIT 1",
-      [enrollmentId],
-    );
+    const row = await this.db.get("SELECT 1 AS x FROM command_queue WHERE enrollment_id = ? AND active = 1 AND status = 'NotNow' LIMIT 1", [
+      enrollmentId,
+    ]);
     return row !== undefined;
   }
 

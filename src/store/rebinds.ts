@@ -121,7 +121,12 @@ export class RebindStore {
 
   /** Every distinct certificate held since the last binding, the most recent first. */
   async heldCertificates(deviceId: string): Promise<HeldCertificate[]> {
-    const rows = await this.db.all<{ cert_fingerprint: string; first_held_at: number | string; last_held_at: number | string; attempts: number | string }>(
+    const rows = await this.db.all<{
+      cert_fingerprint: string;
+      first_held_at: number | string;
+      last_held_at: number | string;
+      attempts: number | string;
+    }>(
       "SELECT cert_fingerprint, first_held_at, last_held_at, attempts FROM rebind_held_certs WHERE device_id = ? ORDER BY last_held_at DESC, cert_fingerprint",
       [deviceId],
     );
@@ -144,7 +149,11 @@ export class RebindStore {
 
   /** APNs accepted the push claimed at `claimedAt`: from then on the current identity's silence is an answer. */
   async pushed(deviceId: string, claimedAt: number): Promise<void> {
-    await this.db.run("UPDATE rebind_holds SET pushed_at = ? WHERE device_id = ? AND (pushed_at IS NULL OR pushed_at < ?)", [claimedAt, deviceId, claimedAt]);
+    await this.db.run("UPDATE rebind_holds SET pushed_at = ? WHERE device_id = ? AND (pushed_at IS NULL OR pushed_at < ?)", [
+      claimedAt,
+      deviceId,
+      claimedAt,
+    ]);
   }
 
   /**

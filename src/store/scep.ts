@@ -32,7 +32,8 @@ interface CertificateRow {
   cert_der: Buffer;
 }
 
-const CERT_COLUMNS = "serial_number, fingerprint, subject, issued_at, not_after, request_type, transaction_id, device_id, renewed_from, cert_der";
+const CERT_COLUMNS =
+  "serial_number, fingerprint, subject, issued_at, not_after, request_type, transaction_id, device_id, renewed_from, cert_der";
 
 /** SCEP challenge passwords (as hashes) and the certificates SCEP issued. */
 export class ScepStore {
@@ -49,7 +50,11 @@ export class ScepStore {
 
   /** Spends a challenge: true for exactly one caller, across all processes, while it is unused and unexpired. */
   async consumeChallenge(hash: string, now: number): Promise<boolean> {
-    const changed = await this.db.run("UPDATE scep_challenges SET used_at = ? WHERE hash = ? AND used_at IS NULL AND expires_at > ?", [now, hash, now]);
+    const changed = await this.db.run("UPDATE scep_challenges SET used_at = ? WHERE hash = ? AND used_at IS NULL AND expires_at > ?", [
+      now,
+      hash,
+      now,
+    ]);
     return changed === 1;
   }
 
@@ -71,7 +76,18 @@ export class ScepStore {
   async recordCertificate(c: ScepCertificateRecord): Promise<boolean> {
     const changed = await this.db.run(
       `INSERT INTO scep_certificates (${CERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-      [c.serialNumber, c.fingerprint, c.subject, c.issuedAt, c.notAfter, c.requestType, c.transactionId, c.deviceId, c.renewedFrom, c.certDer],
+      [
+        c.serialNumber,
+        c.fingerprint,
+        c.subject,
+        c.issuedAt,
+        c.notAfter,
+        c.requestType,
+        c.transactionId,
+        c.deviceId,
+        c.renewedFrom,
+        c.certDer,
+      ],
     );
     return changed === 1;
   }

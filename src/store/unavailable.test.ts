@@ -85,7 +85,10 @@ test("SQLite: the write lock held by another process past busy_timeout is StoreU
       assert.match(String((err.cause as { code?: string }).code), /^SQLITE_BUSY/);
       return true;
     });
-    await assert.rejects(db.transaction(async (tx) => tx.run("INSERT INTO t (k) VALUES (?)", ["c"])), StoreUnavailable);
+    await assert.rejects(
+      db.transaction(async (tx) => tx.run("INSERT INTO t (k) VALUES (?)", ["c"])),
+      StoreUnavailable,
+    );
     other.exec("ROLLBACK");
     assert.equal(await db.run("INSERT INTO t (k) VALUES (?)", ["b"]), 1, "works again once the lock is gone");
   } finally {

@@ -45,8 +45,8 @@ export class UserSessionStore {
   async list(filter: { deviceId?: string; after?: string; limit: number }): Promise<UserSession[]> {
     const where: string[] = [];
     const params: Array<string | number> = [];
-    if (filter.deviceId !== undefined) (where.push("device_id = ?"), params.push(filter.deviceId));
-    if (filter.after !== undefined) (where.push("enrollment_id > ?"), params.push(filter.after));
+    if (filter.deviceId !== undefined) where.push("device_id = ?"), params.push(filter.deviceId);
+    if (filter.after !== undefined) where.push("enrollment_id > ?"), params.push(filter.after);
     const rows = await this.db.all<SessionRow>(
       `SELECT * FROM user_sessions ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY enrollment_id LIMIT ?`,
       [...params, filter.limit],
@@ -58,7 +58,10 @@ export class UserSessionStore {
    * Starts a new handshake state for a (Mac, user): whatever AuthToken the
    * user had on this Mac ends here.
    */
-  async begin(s: { enrollmentId: string; deviceId: string; userId: string; state: UserSessionState; shortName?: string }, now: number): Promise<void> {
+  async begin(
+    s: { enrollmentId: string; deviceId: string; userId: string; state: UserSessionState; shortName?: string },
+    now: number,
+  ): Promise<void> {
     await this.db.run(
       `INSERT INTO user_sessions (enrollment_id, device_id, user_id, short_name, state, token_hash, challenged_at,
          token_issued_at, token_last_used_at, updated_at)

@@ -53,7 +53,13 @@ export interface ApnsStandIn {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-export async function startApnsStandIn(o: { pushCa: CaIdentity; serverCa: CaIdentity; serverKey?: KeyPair; maxConcurrentStreams?: number; delayMs?: number }): Promise<ApnsStandIn> {
+export async function startApnsStandIn(o: {
+  pushCa: CaIdentity;
+  serverCa: CaIdentity;
+  serverKey?: KeyPair;
+  maxConcurrentStreams?: number;
+  delayMs?: number;
+}): Promise<ApnsStandIn> {
   const serverCert = await issueServerCertificate(o.serverCa, { hosts: ["127.0.0.1", "localhost"], keyPair: o.serverKey });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-apns-"));
   const caFile = path.join(dir, "apns-ca.pem");
@@ -120,11 +126,13 @@ export async function startApnsStandIn(o: { pushCa: CaIdentity; serverCa: CaIden
         const token = /^\/3\/device\/([0-9a-f]+)$/.exec(String(headers[":path"]))?.[1];
         if (headers[":method"] !== "POST") return fail(405, "MethodNotAllowed", `method ${headers[":method"]}`);
         if (!token) return fail(404, "BadPath", `path ${headers[":path"]}`);
-        if (headers["apns-topic"] !== certTopic) return fail(400, "TopicDisallowed", `apns-topic ${headers["apns-topic"]} but the certificate's UID is ${certTopic}`);
+        if (headers["apns-topic"] !== certTopic)
+          return fail(400, "TopicDisallowed", `apns-topic ${headers["apns-topic"]} but the certificate's UID is ${certTopic}`);
         if (headers["apns-push-type"] !== "mdm") return fail(400, "InvalidPushType", `apns-push-type ${headers["apns-push-type"]}`);
         if (headers["apns-priority"] !== "10") return fail(400, "BadPriority", `apns-priority ${headers["apns-priority"]}`);
         const expiration = Number(headers["apns-expiration"]);
-        if (!/^\d+$/.test(String(headers["apns-expiration"]))) return fail(400, "BadExpirationDate", `apns-expiration ${headers["apns-expiration"]}`);
+        if (!/^\d+$/.test(String(headers["apns-expiration"])))
+          return fail(400, "BadExpirationDate", `apns-expiration ${headers["apns-expiration"]}`);
         const apnsId = String(headers["apns-id"]);
         if (!UUID.test(apnsId)) return fail(400, "BadMessageId", `apns-id ${apnsId}`);
         let magic: unknown;
@@ -135,7 +143,17 @@ export async function startApnsStandIn(o: { pushCa: CaIdentity; serverCa: CaIden
           magic = undefined;
         }
         if (typeof magic !== "string" || body !== JSON.stringify({ mdm: magic })) return fail(400, "PayloadEmpty", `body ${body}`);
-        const push: SeenPush = { token, topic: certTopic, apnsId, expiration, priority: "10", pushMagic: magic, certFingerprint, session: number, at: Date.now() };
+        const push: SeenPush = {
+          token,
+          topic: certTopic,
+          apnsId,
+          expiration,
+          priority: "10",
+          pushMagic: magic,
+          certFingerprint,
+          session: number,
+          at: Date.now(),
+        };
         state.seen.push(push);
         const answer = state.answer(push, ++requests);
         if ("goaway" in answer) {
@@ -151,7 +169,10 @@ export async function startApnsStandIn(o: { pushCa: CaIdentity; serverCa: CaIden
         }
         const send = () => {
           if (stream.destroyed) return;
-          const json = answer.status === 200 ? undefined : { reason: answer.reason, ...(answer.timestamp === undefined ? {} : { timestamp: answer.timestamp }) };
+          const json =
+            answer.status === 200
+              ? undefined
+              : { reason: answer.reason, ...(answer.timestamp === undefined ? {} : { timestamp: answer.timestamp }) };
           respond(stream, answer.status, json, apnsId);
         };
         if (answer.delayMs) setTimeout(send, answer.delayMs);
@@ -208,7 +229,11 @@ export function pushArgs(apns: ApnsStandIn, extra: string[] = [], secretKey = "t
  * second, where enrolling through HTTP would take many): device + channel,
  * enabled, with a random token and PushMagic. Ids are `<prefix>-<n>`.
  */
-export async function seedEnrollments(store: Store, count: number, o: { prefix?: string; topic?: string } = {}): Promise<Array<{ id: string; token: string; pushMagic: string }>> {
+export async function seedEnrollments(
+  store: Store,
+  count: number,
+  o: { prefix?: string; topic?: string } = {},
+): Promise<Array<{ id: string; token: string; pushMagic: string }>> {
   const prefix = o.prefix ?? "SEED";
   const topic = o.topic ?? TEST_TOPIC;
   const now = Date.now();

@@ -38,7 +38,10 @@ export interface CliRun {
  * process's environment (an undefined value removes a variable); ORCHARD_DATA_DIR
  * never leaks in from the test runner.
  */
-export function runOrchard(args: string[], o: { env?: Record<string, string | undefined>; input?: string; cwd?: string } = {}): Promise<CliRun> {
+export function runOrchard(
+  args: string[],
+  o: { env?: Record<string, string | undefined>; input?: string; cwd?: string } = {},
+): Promise<CliRun> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...o.env };
   delete env.ORCHARD_DATA_DIR;
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];

@@ -104,55 +104,193 @@ export const MESSAGE_TYPES: readonly string[] = CHECKIN_MESSAGE_TYPES;
 export const STATUSES: readonly string[] = REPORT_STATUSES;
 /** Keys Orchard reads, so mutations land where the code looks. */
 export const KNOWN_KEYS = [
-  "MessageType", "Status", "UDID", "EnrollmentID", "EnrollmentUserID", "UserID", "UserShortName", "UserLongName",
-  "Topic", "Token", "PushMagic", "UnlockToken", "AwaitingConfiguration", "NotOnConsole", "DigestResponse", "AuthToken",
-  "BootstrapToken", "TokenServiceType", "TokenParameters", "Endpoint", "Data", "SerialNumber", "ProductName", "OSVersion",
-  "BuildVersion", "IMEI", "MEID", "DeviceName", "Model", "ModelName", "CommandUUID", "ErrorChain", "QueryResponses",
-  "Challenge", "__proto__", "constructor", "toString", "hasOwnProperty", "",
+  "MessageType",
+  "Status",
+  "UDID",
+  "EnrollmentID",
+  "EnrollmentUserID",
+  "UserID",
+  "UserShortName",
+  "UserLongName",
+  "Topic",
+  "Token",
+  "PushMagic",
+  "UnlockToken",
+  "AwaitingConfiguration",
+  "NotOnConsole",
+  "DigestResponse",
+  "AuthToken",
+  "BootstrapToken",
+  "TokenServiceType",
+  "TokenParameters",
+  "Endpoint",
+  "Data",
+  "SerialNumber",
+  "ProductName",
+  "OSVersion",
+  "BuildVersion",
+  "IMEI",
+  "MEID",
+  "DeviceName",
+  "Model",
+  "ModelName",
+  "CommandUUID",
+  "ErrorChain",
+  "QueryResponses",
+  "Challenge",
+  "__proto__",
+  "constructor",
+  "toString",
+  "hasOwnProperty",
+  "",
 ];
 
 const STRINGS = [
-  "", " ", "a", "0", "-1", "true", "null", "undefined", "NaN", "__proto__", "constructor",
-  "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF", "A:B", "A/B", "A,B", "../..", "/", "%00", "%s%n", "\u0001\u0002", "\t\r\n",
-  "\u00e9\u00e8", "\u202e\u202d", "\ud83c\udf4f", "\ufeff", "\ufffd", "<", ">", "&", "&amp;", "]]>", "<!--", "'\"",
+  "",
+  " ",
+  "a",
+  "0",
+  "-1",
+  "true",
+  "null",
+  "undefined",
+  "NaN",
+  "__proto__",
+  "constructor",
+  "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF",
+  "A:B",
+  "A/B",
+  "A,B",
+  "../..",
+  "/",
+  "%00",
+  "%s%n",
+  "\u0001\u0002",
+  "\t\r\n",
+  "\u00e9\u00e8",
+  "\u202e\u202d",
+  "\ud83c\udf4f",
+  "\ufeff",
+  "\ufffd",
+  "<",
+  ">",
+  "&",
+  "&amp;",
+  "]]>",
+  "<!--",
+  "'\"",
+  "Robert'); DROP TABLE enrollments;--",
+  "' OR 1=1 --",
   // biome-ignore lint/suspicious/noTemplateCurlyInString: a template-injection probe, meant literally
-  "Robert'); DROP TABLE enrollments;--", "' OR 1=1 --", "${7*7}", "{{7*7}}", "\\", "\\\\\\\"",
-  "x".repeat(256), "x".repeat(257), "y".repeat(4096), "Digest ", "com.apple.mgmt.External.test",
+  "${7*7}",
+  "{{7*7}}",
+  "\\",
+  '\\\\\\"',
+  "x".repeat(256),
+  "x".repeat(257),
+  "y".repeat(4096),
+  "Digest ",
+  "com.apple.mgmt.External.test",
 ];
 
 const INTEGERS: FuzzValue[] = [
-  0, 1, -1, 2 ** 31, -(2 ** 31), 2 ** 53 - 1, -(2 ** 53 - 1), 2n ** 63n - 1n, -(2n ** 63n), 2n ** 64n - 1n, 2n ** 63n,
+  0,
+  1,
+  -1,
+  2 ** 31,
+  -(2 ** 31),
+  2 ** 53 - 1,
+  -(2 ** 53 - 1),
+  2n ** 63n - 1n,
+  -(2n ** 63n),
+  2n ** 64n - 1n,
+  2n ** 63n,
   new Raw("<integer>18446744073709551616</integer>"), // 2^64
   new Raw("<integer>-9223372036854775809</integer>"), // -2^63 - 1
   new Raw(`<integer>${"9".repeat(400)}</integer>`),
-  new Raw("<integer>0x</integer>"), new Raw("<integer>0xFFFFFFFFFFFFFFFFF</integer>"), new Raw("<integer>1e10</integer>"),
-  new Raw("<integer>--1</integer>"), new Raw("<integer> 12 </integer>"), new Raw("<integer></integer>"), new Raw("<integer/>"),
-  new Raw("<integer>١٢</integer>"), new Raw(`<integer>${"0".repeat(5000)}1</integer>`),
+  new Raw("<integer>0x</integer>"),
+  new Raw("<integer>0xFFFFFFFFFFFFFFFFF</integer>"),
+  new Raw("<integer>1e10</integer>"),
+  new Raw("<integer>--1</integer>"),
+  new Raw("<integer> 12 </integer>"),
+  new Raw("<integer></integer>"),
+  new Raw("<integer/>"),
+  new Raw("<integer>١٢</integer>"),
+  new Raw(`<integer>${"0".repeat(5000)}1</integer>`),
 ];
 const REALS: FuzzValue[] = [
-  0.5, -0, NaN, Infinity, -Infinity, 1e308, 5e-324,
-  new Raw("<real>1e999</real>"), new Raw("<real>.</real>"), new Raw("<real>0x10</real>"), new Raw("<real>infinityx</real>"), new Raw("<real/>"),
+  0.5,
+  -0,
+  NaN,
+  Infinity,
+  -Infinity,
+  1e308,
+  5e-324,
+  new Raw("<real>1e999</real>"),
+  new Raw("<real>.</real>"),
+  new Raw("<real>0x10</real>"),
+  new Raw("<real>infinityx</real>"),
+  new Raw("<real/>"),
 ];
 const DATES: FuzzValue[] = [
-  new Date(0), new Date("2024-02-29T12:00:00Z"), new Date("9999-12-31T23:59:59Z"), new Date("0000-01-01T00:00:00Z"),
-  new Raw("<date>10000-01-01T00:00:00Z</date>"), new Raw("<date>2024-13-01T00:00:00Z</date>"), new Raw("<date>2023-02-29T00:00:00Z</date>"),
-  new Raw("<date>2024-01-01T24:00:00Z</date>"), new Raw("<date>2024-01-01T23:60:00Z</date>"), new Raw("<date>2024-01-01T23:59:60Z</date>"),
-  new Raw("<date>2024-01-01T00:00:00+02:00</date>"), new Raw("<date>2024-01-01</date>"), new Raw("<date>-0001-01-01T00:00:00Z</date>"),
-  new Raw("<date>2024-01-01T00:00:00.Z</date>"), new Raw(`<date>2024-01-01T00:00:00.${"9".repeat(1000)}Z</date>`), new Raw("<date/>"),
+  new Date(0),
+  new Date("2024-02-29T12:00:00Z"),
+  new Date("9999-12-31T23:59:59Z"),
+  new Date("0000-01-01T00:00:00Z"),
+  new Raw("<date>10000-01-01T00:00:00Z</date>"),
+  new Raw("<date>2024-13-01T00:00:00Z</date>"),
+  new Raw("<date>2023-02-29T00:00:00Z</date>"),
+  new Raw("<date>2024-01-01T24:00:00Z</date>"),
+  new Raw("<date>2024-01-01T23:60:00Z</date>"),
+  new Raw("<date>2024-01-01T23:59:60Z</date>"),
+  new Raw("<date>2024-01-01T00:00:00+02:00</date>"),
+  new Raw("<date>2024-01-01</date>"),
+  new Raw("<date>-0001-01-01T00:00:00Z</date>"),
+  new Raw("<date>2024-01-01T00:00:00.Z</date>"),
+  new Raw(`<date>2024-01-01T00:00:00.${"9".repeat(1000)}Z</date>`),
+  new Raw("<date/>"),
   new Raw("<date>+275760-09-13T00:00:00Z</date>"),
 ];
 const DATAS: FuzzValue[] = [
-  Buffer.alloc(0), Buffer.from("x"), Buffer.alloc(32, 0xff),
-  new Raw("<data>!!!!</data>"), new Raw("<data>AAAA=</data>"), new Raw("<data>AAA</data>"), new Raw("<data>A===</data>"),
-  new Raw("<data>AA==AA==</data>"), new Raw("<data>\n\tYXBw\n\tbGU=\n</data>"), new Raw("<data>YXBwbGU=\u00e9</data>"),
-  new Raw("<data>YX&#66;wbGU=</data>"), new Raw("<data><![CDATA[YXBwbGU=]]></data>"), new Raw("<data/>"), new Raw("<data>=</data>"),
+  Buffer.alloc(0),
+  Buffer.from("x"),
+  Buffer.alloc(32, 0xff),
+  new Raw("<data>!!!!</data>"),
+  new Raw("<data>AAAA=</data>"),
+  new Raw("<data>AAA</data>"),
+  new Raw("<data>A===</data>"),
+  new Raw("<data>AA==AA==</data>"),
+  new Raw("<data>\n\tYXBw\n\tbGU=\n</data>"),
+  new Raw("<data>YXBwbGU=\u00e9</data>"),
+  new Raw("<data>YX&#66;wbGU=</data>"),
+  new Raw("<data><![CDATA[YXBwbGU=]]></data>"),
+  new Raw("<data/>"),
+  new Raw("<data>=</data>"),
 ];
 const ODD_ELEMENTS = [
-  "<true>x</true>", "<false></false>", "<string><string/></string>", "<foo/>", "<String>x</String>", "<string a='1' b=\"2\">x</string>",
-  "<string a=>x</string>", "<string>&bogus;</string>", "<string>&#0;</string>", "<string>&#xD800;</string>", "<string>&#x110000;</string>",
-  "<string>&#99999999999999999999;</string>", "<string>&#x;</string>", "<string>&amp</string>", "<string><![CDATA[a]]>b<!--c-->d</string>",
-  "<string><?pi x?></string>", "<key>k</key>", "<dict><key>a</key></dict>", "<dict><string>v</string></dict>", "<array><key>k</key></array>",
-  "<plist><dict/></plist>", "<dict><key>a</key><string>1</string><key>a</key><string>2</string></dict>", "<![CDATA[x]]>",
+  "<true>x</true>",
+  "<false></false>",
+  "<string><string/></string>",
+  "<foo/>",
+  "<String>x</String>",
+  "<string a='1' b=\"2\">x</string>",
+  "<string a=>x</string>",
+  "<string>&bogus;</string>",
+  "<string>&#0;</string>",
+  "<string>&#xD800;</string>",
+  "<string>&#x110000;</string>",
+  "<string>&#99999999999999999999;</string>",
+  "<string>&#x;</string>",
+  "<string>&amp</string>",
+  "<string><![CDATA[a]]>b<!--c-->d</string>",
+  "<string><?pi x?></string>",
+  "<key>k</key>",
+  "<dict><key>a</key></dict>",
+  "<dict><string>v</string></dict>",
+  "<array><key>k</key></array>",
+  "<plist><dict/></plist>",
+  "<dict><key>a</key><string>1</string><key>a</key><string>2</string></dict>",
+  "<![CDATA[x]]>",
 ];
 
 export function interestingString(rng: Rng): string {
@@ -160,7 +298,13 @@ export function interestingString(rng: Rng): string {
     [5, () => rng.pick(STRINGS)],
     [2, () => rng.bytes(rng.int(24)).toString("hex").toUpperCase()],
     [1, () => "z".repeat(rng.size())],
-    [1, () => String.fromCodePoint(...Array.from({ length: 1 + rng.int(12) }, () => 1 + rng.int(0x2ffff)).filter((c) => c < 0xd800 || c > 0xdfff))],
+    [
+      1,
+      () =>
+        String.fromCodePoint(
+          ...Array.from({ length: 1 + rng.int(12) }, () => 1 + rng.int(0x2ffff)).filter((c) => c < 0xd800 || c > 0xdfff),
+        ),
+    ],
   ])();
 }
 
@@ -178,7 +322,13 @@ export function randomValue(rng: Rng, depth = 0): FuzzValue {
   ];
   if (depth < 4) {
     kinds.push([2, () => Array.from({ length: rng.int(4) }, () => randomValue(rng, depth + 1))]);
-    kinds.push([2, () => Object.fromEntries(Array.from({ length: rng.int(4) }, () => [rng.pick(KNOWN_KEYS.filter((k) => k !== "__proto__")), randomValue(rng, depth + 1)]))]);
+    kinds.push([
+      2,
+      () =>
+        Object.fromEntries(
+          Array.from({ length: rng.int(4) }, () => [rng.pick(KNOWN_KEYS.filter((k) => k !== "__proto__")), randomValue(rng, depth + 1)]),
+        ),
+    ]);
   }
   return rng.weighted(kinds)();
 }
@@ -221,13 +371,20 @@ export function mutateDict(base: FuzzDict, rng: Rng): FuzzDict {
       [2, () => (d.Status = rng.chance(0.8) ? rng.pick(STATUSES) : interestingString(rng))],
       [1, () => put(d, key, nest(d[key] ?? "x", rng.pick([2, 8, 30, 31, 32, 33, 64]), rng))],
       [1, () => put(d, interestingString(rng), randomValue(rng))],
-      [1, () => {
-        // Many copies of a scalar; a container is repeated a few times only (copies of copies grow fast).
-        const v = d[key] ?? 0;
-        const big = (typeof v === "string" || Buffer.isBuffer(v)) && v.length > 256;
-        const scalar = !big && (typeof v !== "object" || v === null || Buffer.isBuffer(v) || v instanceof Date || v instanceof Raw);
-        put(d, key, Array.from({ length: rng.pick(scalar ? [0, 1, 100, 5000] : [0, 1, 2, 3]) }, () => v));
-      }],
+      [
+        1,
+        () => {
+          // Many copies of a scalar; a container is repeated a few times only (copies of copies grow fast).
+          const v = d[key] ?? 0;
+          const big = (typeof v === "string" || Buffer.isBuffer(v)) && v.length > 256;
+          const scalar = !big && (typeof v !== "object" || v === null || Buffer.isBuffer(v) || v instanceof Date || v instanceof Raw);
+          put(
+            d,
+            key,
+            Array.from({ length: rng.pick(scalar ? [0, 1, 100, 5000] : [0, 1, 2, 3]) }, () => v),
+          );
+        },
+      ],
       [1, () => put(d, key, new Raw(rng.pick(ODD_ELEMENTS)))],
       [1, () => (d.CommandUUID = rng.chance(0.5) ? interestingString(rng) : randomValue(rng))],
     ])();
@@ -296,8 +453,30 @@ const PROLOG_EDITS = [
 ];
 
 const TEXT_EDITS = [
-  "&x;", "&c;", "&lt;", "&#60;", "&#x3C;", "&#0;", "&#xD800;", "&#x10FFFF;", "&#1114112;", "&", "&amp", "]]>", "<![CDATA[", "<!--", "-->",
-  "<![CDATA[<dict>]]>", "<!-- <key>MessageType</key> -->", "\u0000", "\u0001", "\u000b", "\ud800", "\udfff", "\u2028", "x".repeat(70000),
+  "&x;",
+  "&c;",
+  "&lt;",
+  "&#60;",
+  "&#x3C;",
+  "&#0;",
+  "&#xD800;",
+  "&#x10FFFF;",
+  "&#1114112;",
+  "&",
+  "&amp",
+  "]]>",
+  "<![CDATA[",
+  "<!--",
+  "-->",
+  "<![CDATA[<dict>]]>",
+  "<!-- <key>MessageType</key> -->",
+  "\u0000",
+  "\u0001",
+  "\u000b",
+  "\ud800",
+  "\udfff",
+  "\u2028",
+  "x".repeat(70000),
 ];
 
 export function mutateXml(xml: string, rng: Rng): Buffer {
@@ -310,19 +489,25 @@ export function mutateXml(xml: string, rng: Rng): Buffer {
     rng.weighted<() => void>([
       [3, () => tokens.splice(i, 1)],
       [3, () => tokens.splice(i, 0, tokens[i]!)],
-      [2, () => {
-        const j = rng.int(tokens.length);
-        [tokens[i], tokens[j]] = [tokens[j]!, tokens[i]!];
-      }],
+      [
+        2,
+        () => {
+          const j = rng.int(tokens.length);
+          [tokens[i], tokens[j]] = [tokens[j]!, tokens[i]!];
+        },
+      ],
       [3, () => (tokens[i] = tokens[i]!.replace(/^<(\/?)[a-z]+/, `<$1${rng.pick(TAGS)}`))],
       [3, () => (tokens[i] = tokens[i]!.startsWith("<") ? tokens[i]! : rng.pick(TEXT_EDITS))],
       [2, () => tokens.splice(i, 0, rng.pick(TEXT_EDITS))],
       [2, () => tokens.splice(rng.int(Math.min(3, tokens.length)), 0, rng.pick(PROLOG_EDITS))],
-      [2, () => {
-        // A duplicate key: the same <key> again with another value.
-        const k = tokens.findIndex((t, n) => n >= i && t === "<key>");
-        if (k >= 0 && k + 4 < tokens.length) tokens.splice(k, 0, ...tokens.slice(k, k + 3), "<string>dup</string>");
-      }],
+      [
+        2,
+        () => {
+          // A duplicate key: the same <key> again with another value.
+          const k = tokens.findIndex((t, n) => n >= i && t === "<key>");
+          if (k >= 0 && k + 4 < tokens.length) tokens.splice(k, 0, ...tokens.slice(k, k + 3), "<string>dup</string>");
+        },
+      ],
       [2, () => tokens.splice(i, 0, `<${rng.pick(["array", "dict"])}>`.repeat(rng.pick([31, 32, 33, 100, 5000])))],
       [1, () => tokens.splice(i, 0, "<string>", "a".repeat(rng.pick([1024 * 1024 - 1, 1024 * 1024 + 1])), "</string>")],
       [1, () => tokens.splice(i, 0, `<key>k${rng.int(1e6)}</key><true/>`.repeat(rng.pick([100, 10_001])))],
@@ -343,11 +528,33 @@ export function mutateBytes(input: Buffer, rng: Rng): Buffer {
   const b = Buffer.from(input);
   const at = b.length === 0 ? 0 : rng.int(b.length);
   return rng.weighted<() => Buffer>([
-    [3, () => {
-      if (b.length > 0) b[at] = b[at]! ^ (1 << rng.int(8));
-      return b;
-    }],
-    [3, () => Buffer.concat([b.subarray(0, at), Buffer.from(rng.pick([[0xc3, 0x28], [0xff], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xc0, 0xaf], [0xe2, 0x82], [0x00], [0xef, 0xbb, 0xbf]])), b.subarray(at)])],
+    [
+      3,
+      () => {
+        if (b.length > 0) b[at] = b[at]! ^ (1 << rng.int(8));
+        return b;
+      },
+    ],
+    [
+      3,
+      () =>
+        Buffer.concat([
+          b.subarray(0, at),
+          Buffer.from(
+            rng.pick([
+              [0xc3, 0x28],
+              [0xff],
+              [0xed, 0xa0, 0x80],
+              [0xf4, 0x90, 0x80, 0x80],
+              [0xc0, 0xaf],
+              [0xe2, 0x82],
+              [0x00],
+              [0xef, 0xbb, 0xbf],
+            ]),
+          ),
+          b.subarray(at),
+        ]),
+    ],
     [2, () => b.subarray(0, at)],
     [1, () => Buffer.concat([b.subarray(0, at), rng.bytes(1 + rng.int(16)), b.subarray(at)])],
   ])();
@@ -366,24 +573,83 @@ export function malformedDigestResponses(p: DigestParts, rng: Rng): string[] {
   const hex32 = "0123456789abcdef0123456789abcdef";
   const ok = (o: Partial<Record<string, string>> = {}, extra = "") => {
     const f = { username: `"${p.username}"`, realm: `"${p.realm}"`, nonce: `"${p.nonce}"`, uri: '"/"', response: `"${hex32}"`, ...o };
-    return "Digest " + Object.entries(f).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`).join(",") + extra;
+    return (
+      "Digest " +
+      Object.entries(f)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(",") +
+      extra
+    );
   };
   const flip = (s: string) => (s.length === 0 ? "x" : s.slice(0, -1) + (s.endsWith("A") ? "B" : "A"));
   return [
-    "", " ", "Digest", "Digest ", "digest username", "Basic dXNlcjpwYXNz", "Bearer x", "Digestusername=\"a\"", "NTLM TlRMTVNTUAAB",
-    ok({ username: undefined }), ok({ realm: undefined }), ok({ nonce: undefined }), ok({ uri: undefined }), ok({ response: undefined }),
-    ok({ username: '""' }), ok({ realm: '""' }), ok({ nonce: '""' }), ok({ response: '""' }),
-    ok({}, `,username="${p.username}"`), ok({}, ",nonce=x"), ok({ username: `"${p.username}` }), ok({ realm: '"a\u0001b"' }),
-    ok({ username: `"${"u".repeat(1025)}"` }), ok({ nonce: "x".repeat(5000) }), ok({ response: '"xyz"' }), ok({ response: `"${hex32}00"` }),
-    ok({ response: `"${"g".repeat(32)}"` }), ok({}, ",algorithm=SHA-512-256"), ok({}, ",algorithm=foo"), ok({}, ",algorithm=MD5-sess"),
-    ok({}, ",algorithm=SHA-256"), ok({}, ",qop=auth-int,nc=00000001,cnonce=\"c\""), ok({}, ",qop=auth"), ok({}, ",qop=auth,nc=1,cnonce=\"c\""),
-    ok({}, ",qop=auth,nc=00000001"), ok({}, ",nc=00000001"), ok({}, ',cnonce="c"'), ok({}, ",userhash=true"), ok({ realm: '"other.realm"' }),
-    ok({ nonce: `"${flip(p.nonce)}"` }), ok({ nonce: `"${p.nonce.slice(0, Math.max(0, p.nonce.length - 5))}"` }), ok({ nonce: '"AAAA"' }),
-    ok({ nonce: `"${rng.bytes(48).toString("base64url")}"` }), ok({ nonce: `"${p.nonce}x"` }), ok({ username: '"nobody-at-all"' }),
-    ok({ username: '"a\\"b"' }), ok({ username: '"\u00e9\u00e8"' }), ok({ uri: "/mdm" }), ok({ username: "bare" }), ok({ username: "=" }),
-    ok({}, ","), "Digest ,,,,", "Digest =x", "Digest a", 'Digest a="b" c="d"', 'Digest username="a", , realm="b"', ok({}, ' garbage="x'),
-    ok({}, ",opaque=\"\u00ff\""), "DIGEST " + ok().slice(7).toUpperCase(), ok().replaceAll(",", " , "), ok().replaceAll('"', ""),
-    "Digest " + "a=b,".repeat(2000), "\u0000", rng.bytes(64).toString("latin1"), interestingString(rng), ok().slice(0, rng.int(ok().length)),
+    "",
+    " ",
+    "Digest",
+    "Digest ",
+    "digest username",
+    "Basic dXNlcjpwYXNz",
+    "Bearer x",
+    'Digestusername="a"',
+    "NTLM TlRMTVNTUAAB",
+    ok({ username: undefined }),
+    ok({ realm: undefined }),
+    ok({ nonce: undefined }),
+    ok({ uri: undefined }),
+    ok({ response: undefined }),
+    ok({ username: '""' }),
+    ok({ realm: '""' }),
+    ok({ nonce: '""' }),
+    ok({ response: '""' }),
+    ok({}, `,username="${p.username}"`),
+    ok({}, ",nonce=x"),
+    ok({ username: `"${p.username}` }),
+    ok({ realm: '"a\u0001b"' }),
+    ok({ username: `"${"u".repeat(1025)}"` }),
+    ok({ nonce: "x".repeat(5000) }),
+    ok({ response: '"xyz"' }),
+    ok({ response: `"${hex32}00"` }),
+    ok({ response: `"${"g".repeat(32)}"` }),
+    ok({}, ",algorithm=SHA-512-256"),
+    ok({}, ",algorithm=foo"),
+    ok({}, ",algorithm=MD5-sess"),
+    ok({}, ",algorithm=SHA-256"),
+    ok({}, ',qop=auth-int,nc=00000001,cnonce="c"'),
+    ok({}, ",qop=auth"),
+    ok({}, ',qop=auth,nc=1,cnonce="c"'),
+    ok({}, ",qop=auth,nc=00000001"),
+    ok({}, ",nc=00000001"),
+    ok({}, ',cnonce="c"'),
+    ok({}, ",userhash=true"),
+    ok({ realm: '"other.realm"' }),
+    ok({ nonce: `"${flip(p.nonce)}"` }),
+    ok({ nonce: `"${p.nonce.slice(0, Math.max(0, p.nonce.length - 5))}"` }),
+    ok({ nonce: '"AAAA"' }),
+    ok({ nonce: `"${rng.bytes(48).toString("base64url")}"` }),
+    ok({ nonce: `"${p.nonce}x"` }),
+    ok({ username: '"nobody-at-all"' }),
+    ok({ username: '"a\\"b"' }),
+    ok({ username: '"\u00e9\u00e8"' }),
+    ok({ uri: "/mdm" }),
+    ok({ username: "bare" }),
+    ok({ username: "=" }),
+    ok({}, ","),
+    "Digest ,,,,",
+    "Digest =x",
+    "Digest a",
+    'Digest a="b" c="d"',
+    'Digest username="a", , realm="b"',
+    ok({}, ' garbage="x'),
+    ok({}, ',opaque="\u00ff"'),
+    "DIGEST " + ok().slice(7).toUpperCase(),
+    ok().replaceAll(",", " , "),
+    ok().replaceAll('"', ""),
+    "Digest " + "a=b,".repeat(2000),
+    "\u0000",
+    rng.bytes(64).toString("latin1"),
+    interestingString(rng),
+    ok().slice(0, rng.int(ok().length)),
   ];
 }
 

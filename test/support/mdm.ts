@@ -30,7 +30,7 @@ export function identity(fleet: TestFleet, name = `raw-device-${++n}`): Promise<
 
 export type Auth =
   | { kind: "header"; identity: DeviceIdentity; form?: "nginx" | "rfc9440" }
-  | { kind: "signature"; identity: DeviceIdentity; /** sign these bytes instead of the body */ signOver?: Buffer }
+  | { kind: "signature"; identity: DeviceIdentity /** sign these bytes instead of the body */; signOver?: Buffer }
   | { kind: "none" };
 
 export interface RawReply extends Response {
@@ -84,7 +84,11 @@ export class RawDevice {
   }
 
   authenticate(extra: PlistDict = {}, path?: string): Promise<RawReply> {
-    return this.checkin("Authenticate", { Topic: "com.apple.mgmt.External.test", SerialNumber: `SN${this.udid.slice(0, 8)}`, ...extra }, { path });
+    return this.checkin(
+      "Authenticate",
+      { Topic: "com.apple.mgmt.External.test", SerialNumber: `SN${this.udid.slice(0, 8)}`, ...extra },
+      { path },
+    );
   }
 
   tokenUpdate(extra: PlistDict = {}): Promise<RawReply> {
@@ -141,7 +145,9 @@ export function commandPlist(requestType: string, commandUuid?: string, extra: P
 }
 
 /** A test server (SQLite) with its fleet and one enrolled raw device; stop() ends all three. */
-export async function serverWithDevice(args: string[] = []): Promise<{ server: TestServer; fleet: TestFleet; dev: RawDevice; stop(): Promise<void> }> {
+export async function serverWithDevice(
+  args: string[] = [],
+): Promise<{ server: TestServer; fleet: TestFleet; dev: RawDevice; stop(): Promise<void> }> {
   const server = await startTestServer(args);
   const fleet = await testFleet(server.url);
   const dev = new RawDevice(fleet.transport, await identity(fleet), randomUUID().toUpperCase());

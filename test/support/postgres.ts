@@ -19,7 +19,8 @@ export function postgresReachable(): Promise<boolean> {
       await client.query("SELECT 1");
       return true;
     } catch (err) {
-      if (REQUIRED) throw new Error(`ORCHARD_TEST_REQUIRE_POSTGRES=1 but PostgreSQL is not reachable at ${redact(POSTGRES_ADMIN_URL)}: ${String(err)}`);
+      if (REQUIRED)
+        throw new Error(`ORCHARD_TEST_REQUIRE_POSTGRES=1 but PostgreSQL is not reachable at ${redact(POSTGRES_ADMIN_URL)}: ${String(err)}`);
       return false;
     } finally {
       await client.end().catch(() => {});
@@ -61,7 +62,10 @@ export async function createTestDatabase(): Promise<{ url: string; drop(): Promi
 export async function forEachBackend(name: string, suite: (backend: Backend) => void): Promise<void> {
   describe(`${name} [sqlite]`, () => suite("sqlite"));
   if (await postgresReachable()) describe(`${name} [postgres]`, () => suite("postgres"));
-  else describe(`${name} [postgres]`, { skip: `PostgreSQL not reachable at ${redact(POSTGRES_ADMIN_URL)} (set ORCHARD_TEST_POSTGRES)` }, () => {});
+  else
+    describe(`${name} [postgres]`, {
+      skip: `PostgreSQL not reachable at ${redact(POSTGRES_ADMIN_URL)} (set ORCHARD_TEST_POSTGRES)`,
+    }, () => {});
 }
 
 function redact(url: string): string {

@@ -20,7 +20,9 @@ export class RawConnection {
   constructor(url: string) {
     const u = new URL(url);
     const secure = u.protocol === "https:";
-    this.socket = secure ? tls.connect({ port: Number(u.port), host: u.hostname, rejectUnauthorized: false }) : net.connect(Number(u.port), u.hostname);
+    this.socket = secure
+      ? tls.connect({ port: Number(u.port), host: u.hostname, rejectUnauthorized: false })
+      : net.connect(Number(u.port), u.hostname);
     this.connected = new Promise((resolve, reject) => {
       this.socket.once(secure ? "secureConnect" : "connect", () => resolve());
       this.socket.once("error", reject);

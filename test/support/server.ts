@@ -35,7 +35,19 @@ export async function startTestServer(args: string[] = [], backend: Backend = "s
     },
   });
   const config = parseServeArgs(
-    ["--listen", "127.0.0.1:0", "--data-dir", dataDir, "--api-key", "test-api-key-0123456789abcdef", "--cert-header", "x-client-cert", "--log-level", "debug", ...args],
+    [
+      "--listen",
+      "127.0.0.1:0",
+      "--data-dir",
+      dataDir,
+      "--api-key",
+      "test-api-key-0123456789abcdef",
+      "--cert-header",
+      "x-client-cert",
+      "--log-level",
+      "debug",
+      ...args,
+    ],
     {},
   );
   const server = await startServer(config, createLogger(config.logLevel, sink));
@@ -45,7 +57,14 @@ export async function startTestServer(args: string[] = [], backend: Backend = "s
     dataDir,
     logs,
     async api(method, urlPath, body) {
-      const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? new Uint8Array(body) : typeof body === "string" ? body : JSON.stringify(body);
+      const payload =
+        body === undefined
+          ? undefined
+          : Buffer.isBuffer(body)
+            ? new Uint8Array(body)
+            : typeof body === "string"
+              ? body
+              : JSON.stringify(body);
       const res = await fetch(server.url + urlPath, { method, headers: { authorization: auth }, body: payload });
       const text = await res.text();
       let json: unknown;

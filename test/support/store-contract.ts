@@ -33,7 +33,10 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       });
     }
 
-    function tokenUpdate(channel: Channel, o: { now?: number; unlock?: Buffer; magic?: string; shortName?: string; longName?: string } = {}) {
+    function tokenUpdate(
+      channel: Channel,
+      o: { now?: number; unlock?: Buffer; magic?: string; shortName?: string; longName?: string } = {},
+    ) {
       return store.enrollments.tokenUpdate({
         channel,
         topic: "com.apple.mgmt.test",
@@ -141,7 +144,13 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         const id = await enrolledDevice();
         const guarded = async (fingerprint: string, replaces: string | null, now: number) =>
           (await store.enrollments.authenticate({
-            deviceId: id, topic: "t", certFingerprint: fingerprint, replaces, message: Buffer.from("a"), now, facts: { serialNumber: "SN-GUARD" },
+            deviceId: id,
+            topic: "t",
+            certFingerprint: fingerprint,
+            replaces,
+            message: Buffer.from("a"),
+            now,
+            facts: { serialNumber: "SN-GUARD" },
           })) !== undefined;
         await store.rebinds.hold(id, `fp-held-${id}`, T0 + 50, 1000);
         assert.equal(await guarded(`fp-other-${id}`, `fp-stale-${id}`, T0 + 100), false);
@@ -181,7 +190,11 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         await authenticate(id, { now: T0 + 8 });
         assert.equal(await store.rebinds.get(id), undefined);
         assert.deepEqual(await store.rebinds.heldCertificates(id), [], "a binding clears the held certificates");
-        assert.equal((await store.rebinds.binding(id))!.enrolled, true, "re-authenticating (channels disabled until TokenUpdate) is still enrolled");
+        assert.equal(
+          (await store.rebinds.binding(id))!.enrolled,
+          true,
+          "re-authenticating (channels disabled until TokenUpdate) is still enrolled",
+        );
         await store.enrollments.checkOut(id, T0 + 9);
         assert.equal((await store.rebinds.binding(id))!.enrolled, false, "checked out");
         await authenticate(id, { now: T0 + 10 });
@@ -211,7 +224,10 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         const certs = await store.rebinds.heldCertificates(id);
         assert.deepEqual(
           certs.map((c) => [c.certFingerprint, c.attempts, c.firstHeldAt, c.lastHeldAt]),
-          [["fp-x", 5, T0 + 10, T0 + 1011], ["fp-y", 4, T0 + 20, T0 + 1010]],
+          [
+            ["fp-x", 5, T0 + 10, T0 + 1011],
+            ["fp-y", 4, T0 + 20, T0 + 1010],
+          ],
         );
         // Distinct certificates are remembered up to a bound; more are still counted in the hold.
         for (let i = 0; i < MAX_HELD_CERTS + 5; i++) await store.rebinds.hold(id, `fp-many-${i}`, T0 + 2000 + i, 1000);
@@ -276,21 +292,34 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         await tokenUpdate(device(id));
         for (const u of ["A", "B", "C", "D"]) await tokenUpdate(user(id, u));
         const all = await store.enrollments.list({ deviceId: id, limit: 100 });
-        assert.deepEqual(all.map((e) => e.id), [id, `${id}:A`, `${id}:B`, `${id}:C`, `${id}:D`]);
+        assert.deepEqual(
+          all.map((e) => e.id),
+          [id, `${id}:A`, `${id}:B`, `${id}:C`, `${id}:D`],
+        );
 
         const page1 = await store.enrollments.list({ deviceId: id, limit: 2 });
         const page2 = await store.enrollments.list({ deviceId: id, limit: 2, after: page1.at(-1)!.id });
         const page3 = await store.enrollments.list({ deviceId: id, limit: 2, after: page2.at(-1)!.id });
-        assert.deepEqual([...page1, ...page2, ...page3].map((e) => e.id), all.map((e) => e.id));
+        assert.deepEqual(
+          [...page1, ...page2, ...page3].map((e) => e.id),
+          all.map((e) => e.id),
+        );
         assert.equal(page3.length, 1);
 
-        assert.deepEqual((await store.enrollments.list({ deviceId: id, type: "User", limit: 100 })).map((e) => e.id), [
-          `${id}:A`, `${id}:B`, `${id}:C`, `${id}:D`,
-        ]);
-        assert.deepEqual((await store.enrollments.list({ serialNumber: serial, type: "Device", limit: 100 })).map((e) => e.id), [id]);
+        assert.deepEqual(
+          (await store.enrollments.list({ deviceId: id, type: "User", limit: 100 })).map((e) => e.id),
+          [`${id}:A`, `${id}:B`, `${id}:C`, `${id}:D`],
+        );
+        assert.deepEqual(
+          (await store.enrollments.list({ serialNumber: serial, type: "Device", limit: 100 })).map((e) => e.id),
+          [id],
+        );
         await store.enrollments.checkOut(id, T0);
         await tokenUpdate(user(id, "B"));
-        assert.deepEqual((await store.enrollments.list({ deviceId: id, enabled: true, limit: 100 })).map((e) => e.id), [`${id}:B`]);
+        assert.deepEqual(
+          (await store.enrollments.list({ deviceId: id, enabled: true, limit: 100 })).map((e) => e.id),
+          [`${id}:B`],
+        );
         assert.equal((await store.enrollments.list({ deviceId: id, enabled: false, limit: 100 })).length, 4);
       });
 
@@ -298,7 +327,12 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         const id = await enrolledDevice();
         await store.enrollments.markSeen(new Map([[id, T0 + 1000]]));
         assert.equal((await store.enrollments.get(id))!.lastSeenAt, T0 + 1000);
-        await store.enrollments.markSeen(new Map([[id, T0 + 500], [`${id}:unknown`, T0 + 2000]]));
+        await store.enrollments.markSeen(
+          new Map([
+            [id, T0 + 500],
+            [`${id}:unknown`, T0 + 2000],
+          ]),
+        );
         assert.equal((await store.enrollments.get(id))!.lastSeenAt, T0 + 1000);
         await store.enrollments.markSeen(new Map());
         await store.enrollments.markSeen(new Map([[id, T0 + 3000]]));
@@ -315,7 +349,12 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         await store.commands.report(id, done.commandUuid, "Acknowledged", Buffer.from("<ack/>"), T0 + 2);
         await store.commands.enqueue(a, [id], T0 + 3);
         const r = await store.enrollments.authenticate({
-          deviceId: id, topic: "t", certFingerprint: `fp-${id}`, message: Buffer.from("a"), now: T0 + 4, facts: {},
+          deviceId: id,
+          topic: "t",
+          certFingerprint: `fp-${id}`,
+          message: Buffer.from("a"),
+          now: T0 + 4,
+          facts: {},
         });
         assert.deepEqual(r, { discarded: [{ enrollmentId: id, commandUuid: a.commandUuid }] });
         assert.deepEqual(await store.commands.results(a.commandUuid), [
@@ -388,7 +427,10 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         const a = cmd();
         await store.commands.enqueue(a, [d1, d2], T0);
         assert.deepEqual((await store.commands.results(a.commandUuid)).map((r) => r.enrollmentId).sort(), [d1, d2].sort());
-        await assert.rejects(store.commands.enqueue({ ...a, command: Buffer.from("<other/>") }, [d1], T0), (err: any) => err.status === 409);
+        await assert.rejects(
+          store.commands.enqueue({ ...a, command: Buffer.from("<other/>") }, [d1], T0),
+          (err: any) => err.status === 409,
+        );
         assert.deepEqual((await store.commands.command(a.commandUuid))!.command, a.command);
         assert.equal((await store.commands.queue(d1)).length, 1);
       });
@@ -412,10 +454,13 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.equal(await store.commands.clear([d1]), 1);
         assert.deepEqual(await store.commands.queue(d1), []);
         assert.equal((await store.commands.queue(d2)).length, 1);
-        assert.deepEqual((await store.commands.results(a.commandUuid)).map((r) => [r.enrollmentId, r.status]).sort(), [
-          [d1, "Acknowledged"],
-          [d2, "Queued"],
-        ].sort());
+        assert.deepEqual(
+          (await store.commands.results(a.commandUuid)).map((r) => [r.enrollmentId, r.status]).sort(),
+          [
+            [d1, "Acknowledged"],
+            [d2, "Queued"],
+          ].sort(),
+        );
         assert.equal(await store.commands.clear([d1, d2, "nobody"]), 1);
       });
 
@@ -433,7 +478,10 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         await authenticate(id, { now: T0 + 9 });
         assert.deepEqual(await store.commands.queue(id), []);
         assert.deepEqual(await store.commands.queue(`${id}:U1`), []);
-        assert.deepEqual((await store.commands.queue(other)).map((q) => q.commandUuid), [a.commandUuid]);
+        assert.deepEqual(
+          (await store.commands.queue(other)).map((q) => q.commandUuid),
+          [a.commandUuid],
+        );
         assert.equal((await store.commands.results(done.commandUuid))[0]!.status, "Acknowledged");
       });
     });
@@ -445,16 +493,28 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         await store.events.add({ type: "contract.two", enrollmentId: id }, T0 + 2);
         await store.events.add({ type: "contract.one", enrollmentId: id, detail: { n: 3, nested: { ok: true } } }, T0 + 3);
         const all = await store.events.list({ enrollmentId: id, limit: 10 });
-        assert.deepEqual(all.map((e) => [e.type, e.at, e.enrollmentId, e.detail]), [
-          ["contract.one", T0 + 1, id, { n: 1 }],
-          ["contract.two", T0 + 2, id, null],
-          ["contract.one", T0 + 3, id, { n: 3, nested: { ok: true } }],
-        ]);
+        assert.deepEqual(
+          all.map((e) => [e.type, e.at, e.enrollmentId, e.detail]),
+          [
+            ["contract.one", T0 + 1, id, { n: 1 }],
+            ["contract.two", T0 + 2, id, null],
+            ["contract.one", T0 + 3, id, { n: 3, nested: { ok: true } }],
+          ],
+        );
         assert.ok(all[0]!.id < all[1]!.id && all[1]!.id < all[2]!.id);
-        assert.deepEqual((await store.events.list({ enrollmentId: id, type: "contract.one", limit: 10 })).map((e) => e.at), [T0 + 1, T0 + 3]);
-        assert.deepEqual((await store.events.list({ enrollmentId: id, since: T0 + 2, limit: 10 })).map((e) => e.at), [T0 + 2, T0 + 3]);
+        assert.deepEqual(
+          (await store.events.list({ enrollmentId: id, type: "contract.one", limit: 10 })).map((e) => e.at),
+          [T0 + 1, T0 + 3],
+        );
+        assert.deepEqual(
+          (await store.events.list({ enrollmentId: id, since: T0 + 2, limit: 10 })).map((e) => e.at),
+          [T0 + 2, T0 + 3],
+        );
         const page = await store.events.list({ enrollmentId: id, limit: 1, after: all[0]!.id });
-        assert.deepEqual(page.map((e) => e.id), [all[1]!.id]);
+        assert.deepEqual(
+          page.map((e) => e.id),
+          [all[1]!.id],
+        );
       });
     });
 

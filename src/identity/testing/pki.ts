@@ -1,27 +1,27 @@
 // Test and simulator PKI: CAs, device identities, and Mdm-Signature headers.
 // Keys come from node's keygen (thread pool, ~50-150 ms per RSA-2048 key): create
 // identities once per test file and reuse them, or pass `keyPair` to share a key.
-import { generateKeyPair as generateKeyPairCb, randomBytes, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
-import { promisify } from 'node:util';
-import * as x509 from '@peculiar/x509';
-import * as asn1js from 'asn1js';
-import * as pkijs from 'pkijs';
-import { cmsEngine } from '../engine.ts';
-import { certFingerprint } from '../fingerprint.ts';
+import { generateKeyPair as generateKeyPairCb, randomBytes, webcrypto, X509Certificate, type KeyObject } from "node:crypto";
+import { promisify } from "node:util";
+import * as x509 from "@peculiar/x509";
+import * as asn1js from "asn1js";
+import * as pkijs from "pkijs";
+import { cmsEngine } from "../engine.ts";
+import { certFingerprint } from "../fingerprint.ts";
 
 type WebCryptoKey = webcrypto.CryptoKey;
 const subtle = webcrypto.subtle;
 const wc = webcrypto as unknown as Crypto;
 const generateKeyPairAsync = promisify(generateKeyPairCb);
 
-const OID_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
-const OID_DATA = '1.2.840.113549.1.7.1';
-const OID_SIGNED_DATA = '1.2.840.113549.1.7.2';
+const OID_CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
+const OID_DATA = "1.2.840.113549.1.7.1";
+const OID_SIGNED_DATA = "1.2.840.113549.1.7.2";
 const DAY_MS = 24 * 60 * 60 * 1000;
 const CLOCK_SKEW_MS = 5 * 60 * 1000;
 
-export type KeyAlgorithm = 'RSA' | 'ECDSA';
-export type SignatureDigest = 'SHA-1' | 'SHA-256';
+export type KeyAlgorithm = "RSA" | "ECDSA";
+export type SignatureDigest = "SHA-1" | "SHA-256";
 
 export interface KeyPair {
   privateKey: KeyObject;
@@ -71,13 +71,13 @@ export interface DeviceIdentityOptions extends ValidityOptions {
   extendedKeyUsages?: string[] | null;
 }
 
-export async function generateKeyPair(algorithm: KeyAlgorithm = 'RSA'): Promise<KeyPair> {
-  if (algorithm === 'RSA') return generateKeyPairAsync('rsa', { modulusLength: 2048, publicExponent: 0x10001 });
-  return generateKeyPairAsync('ec', { namedCurve: 'P-256' });
+export async function generateKeyPair(algorithm: KeyAlgorithm = "RSA"): Promise<KeyPair> {
+  if (algorithm === "RSA") return generateKeyPairAsync("rsa", { modulusLength: 2048, publicExponent: 0x10001 });
+  return generateKeyPairAsync("ec", { namedCurve: "P-256" });
 }
 
 export async function createCa(options: CreateCaOptions): Promise<CaIdentity> {
-  const keys = options.keyPair ?? (await generateKeyPair(options.keyAlgorithm ?? 'RSA'));
+  const keys = options.keyPair ?? (await generateKeyPair(options.keyAlgorithm ?? "RSA"));
   const publicKey = await publicCryptoKey(keys.publicKey);
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(true, options.pathLength, true),
@@ -89,10 +89,10 @@ export async function createCa(options: CreateCaOptions): Promise<CaIdentity> {
 }
 
 export async function issueDeviceIdentity(ca: CaIdentity, options: DeviceIdentityOptions): Promise<DeviceIdentity> {
-  const keys = options.keyPair ?? (await generateKeyPair(options.keyAlgorithm ?? 'RSA'));
+  const keys = options.keyPair ?? (await generateKeyPair(options.keyAlgorithm ?? "RSA"));
   const publicKey = await publicCryptoKey(keys.publicKey);
   const usage =
-    keys.privateKey.asymmetricKeyType === 'rsa'
+    keys.privateKey.asymmetricKeyType === "rsa"
       ? x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment
       : x509.KeyUsageFlags.digitalSignature;
   const extensions: x509.Extension[] = [
@@ -119,11 +119,11 @@ export interface SignMdmBodyOptions {
 
 /** Returns an `Mdm-Signature` header value: base64 CMS SignedData, detached, over `body`. */
 export async function signMdmBody(
-  identity: Pick<PkiIdentity, 'cert' | 'key'>,
+  identity: Pick<PkiIdentity, "cert" | "key">,
   body: Buffer,
   options: SignMdmBodyOptions = {},
 ): Promise<string> {
-  const digest = options.digest ?? 'SHA-1';
+  const digest = options.digest ?? "SHA-1";
   const data = body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength) as ArrayBuffer;
   const cert = pkijs.Certificate.fromBER(identity.cert.raw);
   const signerInfo = new pkijs.SignerInfo({
@@ -136,9 +136,9 @@ export async function signMdmBody(
     signerInfo.signedAttrs = new pkijs.SignedAndUnsignedAttributes({
       type: 0,
       attributes: [
-        new pkijs.Attribute({ type: '1.2.840.113549.1.9.3', values: [new asn1js.ObjectIdentifier({ value: OID_DATA })] }),
-        new pkijs.Attribute({ type: '1.2.840.113549.1.9.5', values: [new asn1js.UTCTime({ valueDate: new Date() })] }),
-        new pkijs.Attribute({ type: '1.2.840.113549.1.9.4', values: [new asn1js.OctetString({ valueHex: messageDigest })] }),
+        new pkijs.Attribute({ type: "1.2.840.113549.1.9.3", values: [new asn1js.ObjectIdentifier({ value: OID_DATA })] }),
+        new pkijs.Attribute({ type: "1.2.840.113549.1.9.5", values: [new asn1js.UTCTime({ valueDate: new Date() })] }),
+        new pkijs.Attribute({ type: "1.2.840.113549.1.9.4", values: [new asn1js.OctetString({ valueHex: messageDigest })] }),
       ],
     });
   }
@@ -153,7 +153,7 @@ export async function signMdmBody(
   const contentInfo = new pkijs.ContentInfo({ contentType: OID_SIGNED_DATA, content: signedData.toSchema(true) });
   const schema = contentInfo.toSchema() as asn1js.Sequence;
   if (options.indefiniteLength ?? true) markIndefinite(schema);
-  return Buffer.from(schema.toBER(false)).toString('base64');
+  return Buffer.from(schema.toBER(false)).toString("base64");
 }
 
 /** nginx `$ssl_client_escaped_cert` form: URL-escaped PEM. */
@@ -163,7 +163,7 @@ export function escapedPemHeader(certPem: string): string {
 
 /** RFC 9440 Client-Cert form: `:base64(DER):`. */
 export function rfc9440Header(certDer: Uint8Array): string {
-  return `:${Buffer.from(certDer).toString('base64')}:`;
+  return `:${Buffer.from(certDer).toString("base64")}:`;
 }
 
 // ContentInfo, its [0], SignedData and EncapsulatedContentInfo: the layers Apple streams.
@@ -187,16 +187,17 @@ export async function issueCertificate(
   serial[0] = (serial[0]! & 0x7f) | 0x40; // positive, fixed length
   const generated = await x509.X509CertificateGenerator.create(
     {
-      serialNumber: serial.toString('hex'),
+      serialNumber: serial.toString("hex"),
       subject,
       issuer: issuer ? new x509.X509Certificate(new Uint8Array(issuer.certDer)).subjectName : subject,
       notBefore: period.notBefore,
       notAfter: period.notAfter,
       publicKey: await publicCryptoKey(keys.publicKey),
-      signingKey: (await signingKey(signer, 'SHA-256')) as unknown as CryptoKey,
-      signingAlgorithm: signer.asymmetricKeyType === 'rsa'
-        ? { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }
-        : ({ name: 'ECDSA', hash: 'SHA-256' } as EcdsaParams),
+      signingKey: (await signingKey(signer, "SHA-256")) as unknown as CryptoKey,
+      signingAlgorithm:
+        signer.asymmetricKeyType === "rsa"
+          ? { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }
+          : ({ name: "ECDSA", hash: "SHA-256" } as EcdsaParams),
       extensions,
     },
     wc,
@@ -210,7 +211,7 @@ export function pkiIdentity(cert: X509Certificate, keys: KeyPair): PkiIdentity {
     commonName: /(?:^|\n)CN=([^\n]*)/.exec(cert.subject)?.[1] ?? cert.subject,
     certPem: cert.toString(),
     certDer: Buffer.from(cert.raw),
-    keyPem: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+    keyPem: keys.privateKey.export({ type: "pkcs8", format: "pem" }) as string,
     cert,
     key: keys.privateKey,
     publicKey: keys.publicKey,
@@ -229,8 +230,8 @@ async function authorityKeyId(issuer: PkiIdentity): Promise<x509.Extension> {
 }
 
 async function publicCryptoKey(key: KeyObject): Promise<CryptoKey> {
-  const spki = key.export({ type: 'spki', format: 'der' });
-  return (await subtle.importKey('spki', spki, importAlgorithm(key, 'SHA-256'), true, ['verify'])) as unknown as CryptoKey;
+  const spki = key.export({ type: "spki", format: "der" });
+  return (await subtle.importKey("spki", spki, importAlgorithm(key, "SHA-256"), true, ["verify"])) as unknown as CryptoKey;
 }
 
 // WebCrypto binds the hash to an RSA key, and pkijs signs with the key's hash when
@@ -242,19 +243,19 @@ function signingKey(key: KeyObject, digest: SignatureDigest): Promise<WebCryptoK
   if (!byDigest) signingKeys.set(key, (byDigest = new Map()));
   let imported = byDigest.get(digest);
   if (!imported) {
-    const pkcs8 = key.export({ type: 'pkcs8', format: 'der' });
-    imported = subtle.importKey('pkcs8', pkcs8, importAlgorithm(key, digest), false, ['sign']);
+    const pkcs8 = key.export({ type: "pkcs8", format: "der" });
+    imported = subtle.importKey("pkcs8", pkcs8, importAlgorithm(key, digest), false, ["sign"]);
     byDigest.set(digest, imported);
   }
   return imported;
 }
 
 function importAlgorithm(key: KeyObject, digest: SignatureDigest): webcrypto.RsaHashedImportParams | webcrypto.EcKeyImportParams {
-  if (key.asymmetricKeyType === 'rsa') return { name: 'RSASSA-PKCS1-v1_5', hash: digest };
-  if (key.asymmetricKeyType === 'ec') {
+  if (key.asymmetricKeyType === "rsa") return { name: "RSASSA-PKCS1-v1_5", hash: digest };
+  if (key.asymmetricKeyType === "ec") {
     const curve = key.asymmetricKeyDetails?.namedCurve;
-    const namedCurve = curve === 'prime256v1' ? 'P-256' : curve === 'secp384r1' ? 'P-384' : curve === 'secp521r1' ? 'P-521' : undefined;
-    if (namedCurve) return { name: 'ECDSA', namedCurve };
+    const namedCurve = curve === "prime256v1" ? "P-256" : curve === "secp384r1" ? "P-384" : curve === "secp521r1" ? "P-521" : undefined;
+    if (namedCurve) return { name: "ECDSA", namedCurve };
   }
-  throw new Error(`unsupported key type ${key.asymmetricKeyType ?? 'unknown'}`);
+  throw new Error(`unsupported key type ${key.asymmetricKeyType ?? "unknown"}`);
 }

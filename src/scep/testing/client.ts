@@ -7,7 +7,14 @@ import { randomBytes, sign, webcrypto, X509Certificate, type KeyObject } from "n
 import * as x509 from "@peculiar/x509";
 import { generateKeyPair, pkiIdentity, type KeyPair, type PkiIdentity } from "../../identity/testing/pki.ts";
 import {
-  buildEnvelopedData, certSubjectDer, decryptEnvelope, findSignerCertificate, parseEnvelopedData, parseSignedData, verifySigner, type CipherName,
+  buildEnvelopedData,
+  certSubjectDer,
+  decryptEnvelope,
+  findSignerCertificate,
+  parseEnvelopedData,
+  parseSignedData,
+  verifySigner,
+  type CipherName,
 } from "../../identity/cms.ts";
 import { algorithm, integer, nullValue, oid, printableString, sequence, setOf, tlv } from "../../identity/der.ts";
 import { OIDS, type Digest } from "../../identity/oids.ts";
@@ -45,7 +52,9 @@ export interface SubjectPart {
 /** A Name: one attribute per RDN, UTF8String values (PrintableString for C). */
 export function subjectName(parts: SubjectPart[]): Buffer {
   return sequence(
-    ...parts.map((p) => setOf(sequence(oid(p.type), p.type === "2.5.4.6" ? printableString(p.value) : tlv(0x0c, Buffer.from(p.value, "utf8"))))),
+    ...parts.map((p) =>
+      setOf(sequence(oid(p.type), p.type === "2.5.4.6" ? printableString(p.value) : tlv(0x0c, Buffer.from(p.value, "utf8")))),
+    ),
   );
 }
 
@@ -62,7 +71,8 @@ export interface CsrOptions {
 export function buildCsr(o: CsrOptions): Buffer {
   const digest = o.digest ?? "sha256";
   const spki = o.key.publicKey.export({ type: "spki", format: "der" });
-  const attrs = o.challenge === undefined ? [] : [sequence(oid(OIDS.challengePassword), setOf(tlv(0x0c, Buffer.from(o.challenge, "utf8"))))];
+  const attrs =
+    o.challenge === undefined ? [] : [sequence(oid(OIDS.challengePassword), setOf(tlv(0x0c, Buffer.from(o.challenge, "utf8"))))];
   const info = sequence(integer(0), o.subjectDer, spki, tlv(0xa0, Buffer.concat(attrs)));
   const signature = sign(digest, info, o.key.privateKey);
   return sequence(info, algorithm(SIGNATURE_OIDS[digest], nullValue()), tlv(0x03, Buffer.concat([Buffer.from([0]), signature])));
@@ -107,7 +117,14 @@ export function buildPkiRequest(p: PkiRequestParts): { der: Buffer; transactionI
   const transactionId = p.transactionId ?? randomBytes(16).toString("hex");
   const senderNonce = p.senderNonce ?? randomBytes(16);
   const envelope = buildEnvelopedData(p.csrDer, p.recipient, p.cipher ?? "aes-256-cbc");
-  const der = encodePkiRequest({ messageType: p.messageType, transactionId, senderNonce, digest: p.digest ?? "sha256", envelope, signer: p.signer });
+  const der = encodePkiRequest({
+    messageType: p.messageType,
+    transactionId,
+    senderNonce,
+    digest: p.digest ?? "sha256",
+    envelope,
+    signer: p.signer,
+  });
   return { der, transactionId, senderNonce };
 }
 
@@ -126,7 +143,8 @@ export interface ReadCertRepOptions {
 export function readCertRep(body: Buffer, o: ReadCertRepOptions): { rep: CertRep; cert: X509Certificate } {
   const rep = decodeCertRep(body);
   const signerCert = findSignerCertificate(rep.signedData, rep.signer);
-  if (!signerCert || !Buffer.from(signerCert.cert.raw).equals(Buffer.from(o.ca.raw))) throw new Error("the CertRep is not signed by the CA certificate");
+  if (!signerCert || !Buffer.from(signerCert.cert.raw).equals(Buffer.from(o.ca.raw)))
+    throw new Error("the CertRep is not signed by the CA certificate");
   verifySigner(rep.signer, o.ca.publicKey, rep.envelope ?? Buffer.alloc(0));
   if (rep.transactionId !== o.transactionId) throw new Error("the CertRep answers another transaction");
   if (!rep.recipientNonce?.equals(o.senderNonce)) throw new Error("the CertRep's recipientNonce is not our senderNonce");
@@ -198,7 +216,11 @@ export class ScepTestClient {
   async pkiOperation(der: Buffer, method: "GET" | "POST" = "POST"): Promise<{ status: number; contentType: string; body: Buffer }> {
     const res =
       method === "POST"
-        ? await this.fetch(`${this.scepUrl}?operation=PKIOperation`, { method: "POST", headers: { "content-type": "application/x-pki-message" }, body: new Uint8Array(der) })
+        ? await this.fetch(`${this.scepUrl}?operation=PKIOperation`, {
+            method: "POST",
+            headers: { "content-type": "application/x-pki-message" },
+            body: new Uint8Array(der),
+          })
         : await this.fetch(`${this.scepUrl}?operation=PKIOperation&message=${encodeURIComponent(der.toString("base64"))}`);
     return { status: res.status, contentType: res.headers.get("content-type") ?? "", body: Buffer.from(await res.arrayBuffer()) };
   }
@@ -221,11 +243,17 @@ export class ScepTestClient {
     return pkiIdentity(cert, key);
   }
 
-  private async request(messageType: number, csrDer: Buffer, signer: { cert: X509Certificate; key: KeyObject }, o: RequestOptions): Promise<X509Certificate> {
+  private async request(
+    messageType: number,
+    csrDer: Buffer,
+    signer: { cert: X509Certificate; key: KeyObject },
+    o: RequestOptions,
+  ): Promise<X509Certificate> {
     const ca = await this.caCert();
     const req = buildPkiRequest({ messageType, csrDer, signer, recipient: ca, cipher: o.cipher, digest: o.digest });
     const res = await this.pkiOperation(req.der, o.method);
-    if (res.status !== 200) throw new ScepRefused(`PKIOperation answered HTTP ${res.status}: ${res.body.toString("utf8").trim()}`, undefined, res.status);
+    if (res.status !== 200)
+      throw new ScepRefused(`PKIOperation answered HTTP ${res.status}: ${res.body.toString("utf8").trim()}`, undefined, res.status);
     return readCertRep(res.body, { ca, signer, transactionId: req.transactionId, senderNonce: req.senderNonce }).cert;
   }
 }

@@ -18,9 +18,6 @@ export interface Migration {
 export const migrations: readonly Migration[] = [core, userAuth, push, scep, rebind, lockout, pushCertExpiry, userGuids, rebindPush];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
-  const types =
-    dialect === "sqlite"
-      ? { serial: "INTEGER PRIMARY KEY", blob: "BLOB" }
-      : { serial: "BIGSERIAL PRIMARY KEY", blob: "BYTEA" };
+  const types = dialect === "sqlite" ? { serial: "INTEGER PRIMARY KEY", blob: "BLOB" } : { serial: "BIGSERIAL PRIMARY KEY", blob: "BYTEA" };
   return sql.replaceAll("{{serial}}", types.serial).replaceAll("{{blob}}", types.blob);
 }
