@@ -2,9 +2,12 @@
 // client commands run against a test server (placeholders filled in; a file
 // the page assumes may be missing, so exit 1 is fine, a usage error is not),
 // `orchard serve` lines parse with the server's own flag parser, and
-// `orchard backup` backs up a test server's data dir.
+// `orchard backup` backs up a test server's data dir. Every `curl` line
+// against "$URL" runs too, through bash: it reaches a route the server has
+// and gets no 5xx.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -13,6 +16,7 @@ import { parseServeArgs } from "../src/config.ts";
 import { runWith } from "../src/cli/client-commands.ts";
 import { backup } from "../src/cli/backup.ts";
 import { cliContext } from "./support/cli.ts";
+import { commandPlist } from "./support/mdm.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -31,9 +35,9 @@ interface DocCommand {
   args: string[];
 }
 
-/** The `orchard ...` invocations in a page's shell code blocks, continuation lines joined. */
-function docCommands(page: string): DocCommand[] {
-  const found: DocCommand[] = [];
+/** The lines of a page's shell code blocks, continuation lines joined. */
+function shellLines(page: string): Array<{ page: string; line: string }> {
+  const found: Array<{ page: string; line: string }> = [];
   let inBlock = false;
   let shell = false;
   let pending = "";
@@ -52,9 +56,17 @@ function docCommands(page: string): DocCommand[] {
       continue;
     }
     pending = "";
+    if (line !== "" && !line.startsWith("#")) found.push({ page, line });
+  }
+  return found;
+}
+
+/** The `orchard ...` invocations in a page's shell code blocks. */
+function docCommands(page: string): DocCommand[] {
+  const found: DocCommand[] = [];
+  for (const { line } of shellLines(page)) {
     const m = /(?:^|[|;&]\s*)(?:npx )?orchard (.*)$/.exec(line);
-    if (!m || line.startsWith("#")) continue;
-    found.push({ page, line, args: words(m[1]!) });
+    if (m) found.push({ page, line, args: words(m[1]!) });
   }
   return found;
 }
@@ -122,5 +134,52 @@ for (const c of commands) {
     const ctx = { ...cliContext(server.url, { cwd }), stdinIsTTY: true, readSecret: async () => "doc-test-passphrase" };
     const code = await runWith(ctx, name!, args);
     assert.notEqual(code, 2, `a usage error:\n${c.line}\n${ctx.stderr}`);
+  });
+}
+
+// The curl lines: each curl answers to a file of its own (the status to
+// stderr), so that a line's own redirections and pipes still work.
+const curls = PAGES.flatMap(shellLines).filter((l) => /\bcurl\b/.test(l.line) && l.line.includes("$URL"));
+
+test("the docs show curl calls of the API (the extraction finds them)", () => {
+  assert.ok(curls.length >= 20, `${curls.length} curl lines found`);
+});
+
+for (const c of curls) {
+  test(`${c.page}: ${c.line.slice(0, 110)}`, async () => {
+    const bodies = fs.mkdtempSync(path.join(cwd, "bodies-"));
+    fs.writeFileSync(path.join(cwd, "cmd.plist"), commandPlist("DeviceInformation"));
+    fs.writeFileSync(path.join(cwd, "users.htdigest"), "docuser:fusion.home:0123456789abcdef0123456789abcdef\n");
+    for (const junk of ["push.pem", "push.key", "other.pem", "other.key", "push.p12"])
+      fs.writeFileSync(path.join(cwd, junk), "not a certificate\n");
+    const script = c.line.replace(/\bcurl /g, `curl -sS -o "$(mktemp -p ${bodies})" -w '%{stderr}HTTP %{http_code}\\n' `);
+    // Not spawnSync: the server answering the curls runs in this process.
+    const run = await bash(script, { KEY: "test-api-key-0123456789abcdef", URL: server.url, P12_PASS: "doc-test-passphrase" });
+    assert.ok(/^HTTP \d{3}$/m.test(run.stderr) && run.status === 0, `${c.line}\nexit ${run.status}: ${run.stderr}`);
+    for (const file of fs.readdirSync(bodies)) {
+      const text = fs.readFileSync(path.join(bodies, file), "utf8");
+      let body: { code?: string; status?: unknown } | undefined;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = undefined;
+      }
+      assert.notEqual(body?.code, "no_such_route", `${c.line}: no such route`);
+      assert.notEqual(body?.code, "internal_error", `${c.line}: ${text}`);
+    }
+    // 5xx only as NanoMDM's push and enqueue answer "every id failed": a per-id status, not an error.
+    for (const status of [...run.stderr.matchAll(/^HTTP (\d{3})$/gm)].map((m) => Number(m[1]))) {
+      assert.ok(status >= 200 && (status < 500 || /\/v1\/(push|enqueue)/.test(c.line)), `${c.line}: HTTP ${status}`);
+    }
+  });
+}
+
+function bash(script: string, env: Record<string, string>): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("bash", ["-c", script], { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (c) => (stderr += c));
+    child.on("error", reject);
+    child.on("close", (status) => resolve({ status, stderr }));
   });
 }
