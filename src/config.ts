@@ -1,4 +1,7 @@
 import { parseArgs } from "node:util";
+import type { RebindPolicy } from "./core/cert-binding.ts";
+import type { UserAuthOptions } from "./core/userauth.ts";
+import type { PushOptions } from "./push/index.ts";
 import { isIP } from "node:net";
 import os from "node:os";
 import { DURATION_EXAMPLES, durationMs } from "./duration.ts";
@@ -37,15 +40,8 @@ export interface Config {
 }
 
 /** The re-binding policy of core/cert-binding.ts. */
-/** The re-binding policy as the flags give it (the shape of core/cert-binding.ts's RebindPolicy, which config.ts may not import). */
-export interface RebindConfig {
-  /** held: a new certificate for an enrolled device waits; any: every Authenticate re-binds (as the peers do). */
-  policy: "held" | "any";
-  /** Past this silence of the device's current identity, a held certificate makes Orchard push that identity. */
-  afterSilenceMs: number;
-  /** ...and it is bound at an Authenticate once the current identity has stayed silent this long after an accepted push. */
-  pushGraceMs: number;
-}
+/** The re-binding policy (src/core/cert-binding.ts, docs/enrolling-devices.md). */
+export type RebindConfig = RebindPolicy;
 
 /** The device CA, SCEP and enrollment profiles (src/enroll/, src/scep/, docs/enrolling-devices.md). */
 export interface EnrollmentConfig {
@@ -65,26 +61,7 @@ export interface EnrollmentConfig {
 }
 
 /** APNs pushes and push certificates (src/push/, docs/push.md). */
-export interface PushConfig {
-  /** Encrypts push keys in the store; default: <data dir>/secret-key, generated. */
-  secretKey?: string;
-  apnsUrl: string;
-  /** CAs trusted for the APNs server besides the bundled roots (a stand-in in tests). */
-  apnsCaFiles: string[];
-  /** apns-expiration = now + this; 0 sends 0 (deliver now or never). */
-  expirationMs: number;
-  maxStreams: number;
-  retries: number;
-  backoffMs: number;
-  /** How soon every process notices a new or rotated push certificate. */
-  certRefreshMs: number;
-  /** Push again this long after a NotNow session (brief 6.6); 0 turns it off. */
-  notNowDelayMs: number;
-  /** How often the silent-channel sweep runs; 0 turns it off. */
-  sweepIntervalMs: number;
-  /** Channels silent this long with commands queued are pushed by the sweep. */
-  sweepSilenceMs: number;
-}
+export type PushConfig = PushOptions;
 
 export const APNS_PRODUCTION = "https://api.push.apple.com";
 export const APNS_SANDBOX = "https://api.sandbox.push.apple.com";
@@ -106,16 +83,8 @@ export interface LimitsConfig {
   plist: { maxDepth: number; maxKeys: number; maxStringBytes: number; maxDataBytes: number };
 }
 
-export interface UserAuthConfig {
-  policy: "digest" | "zero-length" | "decline";
-  realm: string;
-  qop: boolean;
-  md5SessChallenge: boolean;
-  nonceTtlMs: number;
-  extraMethods: string[];
-  maxFailures: number;
-  failureWindowMs: number;
-}
+/** Network users' UserAuthenticate (src/core/userauth.ts, docs/network-users.md). */
+export type UserAuthConfig = UserAuthOptions;
 
 export class ConfigError extends Error {}
 

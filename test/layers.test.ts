@@ -45,7 +45,7 @@ export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly 
     "device endpoints, the API, SCEP's routes; errors become statuses",
   ],
   ["sim/", ["scep/", "identity/", "digest/", "plist/"], "the fleet simulator (a client of the server)"],
-  ["config.ts", ["duration.ts"], "orchard serve's flags and environment"],
+  ["config.ts", ["push/", "core/", "duration.ts"], "orchard serve's flags and environment"],
   [
     "server.ts",
     ["config.ts", "http/", "scep/", "enroll/", "push/", "core/", "store/", "identity/", "plist/", "errors.ts"],
