@@ -2,9 +2,10 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
+import tls from "node:tls";
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
-import { APNS_SANDBOX, requireLongSecret, type Config } from "./config.ts";
+import { APNS_SANDBOX, ConfigError, requireLongSecret, type Config } from "./config.ts";
 import { AuthTokenGuard } from "./core/auth-token-guard.ts";
 import { CertBinding } from "./core/cert-binding.ts";
 import { CoreService } from "./core/core.ts";
@@ -137,7 +138,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       (api) => registerRebindRoutes(api, { store, rebind: config.rebind }),
     ],
     trustProxy: config.trustProxy,
-    https: config.tlsCert ? { cert: fs.readFileSync(config.tlsCert), key: fs.readFileSync(config.tlsKey!) } : undefined,
+    https: config.tlsCert ? tlsPair(config.tlsCert, config.tlsKey!) : undefined,
   });
   await app.listen({ host: config.host, port: config.port });
   // Fastify does not know the node:http server it was given is TLS: build the URL here.
@@ -168,6 +169,35 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       await store.close();
     },
   };
+}
+
+/** A file a flag names, or a ConfigError that says which flag and why (a start-up failure is one line). */
+function readFlagFile(flag: string, file: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === "ENOENT"
+        ? "no such file"
+        : code === "EISDIR"
+          ? "is a directory"
+          : code === "EACCES"
+            ? "permission denied"
+            : (err as Error).message;
+    throw new ConfigError(`cannot read ${flag} ${file}: ${why}`);
+  }
+}
+
+/** --tls-cert and --tls-key, checked to make a TLS context before the server is built. */
+function tlsPair(certFile: string, keyFile: string): { cert: Buffer; key: Buffer } {
+  const pair = { cert: readFlagFile("--tls-cert", certFile), key: readFlagFile("--tls-key", keyFile) };
+  try {
+    tls.createSecureContext(pair);
+  } catch (err) {
+    throw new ConfigError(`--tls-cert ${certFile} and --tls-key ${keyFile} do not make a TLS identity: ${(err as Error).message}`);
+  }
+  return pair;
 }
 
 /** The configured parser caps, or undefined when they are the parser's defaults (its fast path). */
@@ -218,7 +248,16 @@ function loadTrust(config: Config, deviceCa: DeviceCa, log: Logger): DeviceTrust
     );
     return DeviceTrust.any();
   }
-  const trust = new DeviceTrust([...config.caFiles.map((f) => fs.readFileSync(f, "utf8")), deviceCa.certPem]);
+  const cas = config.caFiles.map((file) => {
+    const pem = readFlagFile("--ca", file).toString("utf8");
+    if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+      throw new ConfigError(
+        `--ca ${file} holds no PEM certificate (a DER .cer converts with: openssl x509 -inform der -in ${file} -out ca.pem)`,
+      );
+    }
+    return pem;
+  });
+  const trust = new DeviceTrust([...cas, deviceCa.certPem]);
   log.info({ deviceCa: deviceCa.fingerprint, caFiles: config.caFiles }, "device identities trusted: the device CA and --ca");
   return trust;
 }

@@ -31,7 +31,9 @@ test("a consistent copy while serving, the secrets beside it, and a server that 
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /backed up .*orchard\.db \(\d+ bytes\) and secret-key, device-ca\.pem, device-ca\.key to /);
 
+    // One file per thing, each its owner's only: no -wal or -shm left beside the copy.
     // (The test server is given --api-key, so there is no api-key file to copy.)
+    assert.deepEqual(fs.readdirSync(out).sort(), ["device-ca.key", "device-ca.pem", "orchard.db", "secret-key"]);
     for (const name of ["orchard.db", "secret-key", "device-ca.pem", "device-ca.key"]) {
       assert.equal(fs.statSync(path.join(out, name)).mode & 0o777, 0o600, name);
     }

@@ -44,7 +44,22 @@ test("an unknown --log-level is a usage error", async () => {
 
 test("an unreadable --ca names the flag and the file", async () => {
   const missing = path.join(tmp(), "no-such-ca.pem");
-  await refusesToStart(["--ca", missing], new RegExp(`cannot read --ca ${missing.replaceAll("/", "\\/")}: no such file`));
+  await refusesToStart(["--ca", missing], new RegExp(`cannot read --ca ${missing.replaceAll("/", "\\/")}: no such file`), 2);
+});
+
+test("a --ca that is not a PEM certificate, or a directory, and a TLS pair that does not load: one line each", async () => {
+  const dir = tmp();
+  const garbage = path.join(dir, "ca.der");
+  fs.writeFileSync(garbage, Buffer.from([0x30, 0x82, 0x01, 0x00]));
+  await refusesToStart(
+    ["--ca", garbage],
+    /--ca .*ca\.der holds no PEM certificate \(a DER \.cer converts with: openssl x509 -inform der/,
+    2,
+  );
+  await refusesToStart(["--ca", dir], /cannot read --ca .*: is a directory/, 2);
+  const pem = path.join(dir, "bad.pem");
+  fs.writeFileSync(pem, "not a certificate\n");
+  await refusesToStart(["--tls-cert", pem, "--tls-key", pem], /--tls-cert .* and --tls-key .* do not make a TLS identity/, 2);
 });
 
 test("a data dir that cannot be made", async () => {

@@ -34,7 +34,7 @@ export const pushCommand: ClientCommand = {
       ctx.err("orchard: the push failed for some ids (HTTP 207)\n");
       return 3;
     }
-    ctx.err(`orchard: no push was sent (HTTP ${res.status})\n`);
+    ctx.err(`orchard: no push was sent: every id failed (HTTP ${res.status}, as NanoMDM answers; the reasons are above)\n`);
     return 1;
   },
 };
