@@ -7,6 +7,8 @@ import type { MdmService } from "../core/service.ts";
 import type { DeviceTrust } from "../identity/index.ts";
 import type { Store } from "../store/index.ts";
 import { apiKeyGuard } from "./api-auth.ts";
+import { Metrics } from "./metrics.ts";
+import { isStoreUnavailable } from "../store/unavailable.ts";
 import { registerApiRoutes } from "./api-routes.ts";
 import { registerBulkIdRoutes } from "./bulk-ids.ts";
 import { errorHandler, loggableUrl, sendError } from "./errors.ts";
@@ -60,6 +62,8 @@ export interface AppOptions {
    * and whose --cert-header (loopback peers when not given).
    */
   trustProxy?: boolean | string[];
+  /** The Prometheus metrics (docs/monitoring.md); undefined: the app makes its own, served at GET /v1/metrics. */
+  metrics?: Metrics;
   /** Extra routes (the API of later features) registered behind the API key. */
   apiPlugins?: Array<(app: FastifyInstance) => void>;
   /** Routes devices reach without the API key (SCEP, enrollment profiles): each guards itself. */
@@ -68,8 +72,10 @@ export interface AppOptions {
 
 export function buildApp(o: AppOptions): FastifyInstance {
   const largestBody = Math.max(o.reportBodyLimit, o.checkinBodyLimit);
+  const metrics = o.metrics ?? new Metrics(o.store);
   const deviceEndpoints = mdmEndpoints({
     ...o,
+    metrics,
     log: o.log,
     bodyIdleTimeoutMs: o.limits.bodyIdleTimeoutMs,
     plistLimits: o.limits.plist,
@@ -132,7 +138,12 @@ export function buildApp(o: AppOptions): FastifyInstance {
       const fdLimit = descriptorLimit();
       const maxConnections = o.limits.maxConnections ?? defaultMaxConnections(fdLimit);
       const refused = refusedAllowance(maxConnections, fdLimit);
-      const cap = capConnections(server, maxConnections, o.log, { tls: o.https !== undefined, fdLimit, refusedAllowance: refused });
+      const cap = capConnections(server, maxConnections, o.log, {
+        tls: o.https !== undefined,
+        fdLimit,
+        refusedAllowance: refused,
+        onRefused: (how) => metrics.connectionsRefused.labels(how).inc(),
+      });
       o.log.info({ maxConnections, refusedAllowance: refused, descriptorLimit: fdLimit ?? "unknown" }, "connection cap");
       if (fdLimit !== undefined && maxConnections >= fdLimit) {
         o.log.warn(
@@ -149,6 +160,13 @@ export function buildApp(o: AppOptions): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
   app.setErrorHandler(errorHandler);
+  // Requests by route template (never the path itself: it names enrollments and commands).
+  app.addHook("onResponse", async (req, reply) => {
+    metrics.api(req.routeOptions.url ?? "unmatched", reply.statusCode);
+  });
+  app.addHook("onError", async (_req, _reply, err) => {
+    if (isStoreUnavailable(err)) metrics.storeUnavailable.inc();
+  });
   // No route: answered from the headers, before the catch-all parser above
   // would read (and hold) a body of up to --report-body-limit for anyone.
   app.addHook("onRequest", async (req, reply) => {
@@ -178,6 +196,7 @@ export function buildApp(o: AppOptions): FastifyInstance {
     api.addHook("preValidation", plainRequestStrings);
     registerApiRoutes(api, { store: o.store, pusher: o.pusher, commandBodyLimit: o.reportBodyLimit, plistLimits: o.limits.plist });
     registerBulkIdRoutes(api, { store: o.store, pusher: o.pusher, commandBodyLimit: o.reportBodyLimit });
+    api.get("/v1/metrics", async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));
     for (const plugin of o.apiPlugins ?? []) plugin(api);
   });
   return app;

@@ -107,7 +107,14 @@ export function capConnections(
   server: http.Server | https.Server,
   max: number,
   log: Logger,
-  options: { tls: boolean; fdLimit: number | undefined; watchMs?: number; refusedAllowance?: number },
+  options: {
+    tls: boolean;
+    fdLimit: number | undefined;
+    watchMs?: number;
+    refusedAllowance?: number;
+    /** Counts each refusal (/metrics): answered 503, or reset by node past the allowance. */
+    onRefused?: (how: "answered" | "reset") => void;
+  },
 ): ConnectionCap {
   let open = 0;
   let refusedOpen = 0;
@@ -120,7 +127,10 @@ export function capConnections(
     log,
     "connection cap reached and too many refused connections still open: new connections are reset (--max-connections)",
   );
-  server.on("drop", () => dropped.warn({ open, refusedOpen, maxConnections: max, refusedAllowance: allowance }));
+  server.on("drop", () => {
+    options.onRefused?.("reset");
+    dropped.warn({ open, refusedOpen, maxConnections: max, refusedAllowance: allowance });
+  });
   const exhausted = new Warner(
     log,
     "out of file descriptors: new connections are being reset (raise ulimit -n or lower --max-connections)",
@@ -138,6 +148,7 @@ export function capConnections(
     refusedOpen++;
     socket.once("close", () => refusedOpen--);
     refusedSockets.add(socket);
+    options.onRefused?.("answered");
     atCap.warn({ open: open - 1, maxConnections: max });
     // Over TLS the answer waits for the handshake (below), which must not hold the descriptor long; plain HTTP gets it now.
     if (!options.tls) refuse(socket);

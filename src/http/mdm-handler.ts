@@ -11,6 +11,7 @@ import { identifyBySignature, identifyFromHeaders, type DeviceIdentity, type Hea
 import { loggableUrl, statusOf } from "./errors.ts";
 import { BodyTimeout, BodyTooLarge } from "./limits.ts";
 import { lingerAfterResponse } from "./lingering-close.ts";
+import type { Metrics } from "./metrics.ts";
 import type { TrustedProxy } from "./trusted-proxy.ts";
 
 // The device endpoints, served by plain node:http rather than through Fastify.
@@ -40,6 +41,8 @@ export interface MdmHandlerOptions {
   bodyIdleTimeoutMs: number;
   /** Parser caps for device messages; undefined: the parser's defaults. */
   plistLimits?: Partial<PlistLimits>;
+  /** Requests by endpoint, message type and status, and their latency (/metrics). */
+  metrics?: Metrics;
 }
 
 type Endpoint = "checkin" | "server";
@@ -62,12 +65,14 @@ export function mdmEndpoints(o: MdmHandlerOptions): (req: IncomingMessage, res: 
   return (req, res) => {
     const endpoint = endpointOf(req, o);
     if (!endpoint) return false;
+    const started = performance.now();
     const log = new RequestLog(o.log, `mdm-${++requests}`);
     let caller: HeaderIdentity;
     try {
       caller = identifyFromHeaders(req.headers, req.socket, o.trust, o.certHeader, o.fromTrustedProxy);
     } catch (error) {
       reply(res, req, { error, close: true }, log);
+      o.metrics?.device(endpoint, NOT_DECODED, res.statusCode, (performance.now() - started) / 1000);
       return true;
     }
     const budget = "signature" in caller ? { budget: o.unidentifiedBodies, signer: caller.signer } : undefined;
@@ -76,7 +81,11 @@ export function mdmEndpoints(o: MdmHandlerOptions): (req: IncomingMessage, res: 
         ({ body, release }) => handle(o, endpoint, req, body, caller, release, log),
         (err: unknown): Outcome => ({ error: err, close: err instanceof BodyTimeout || err instanceof BudgetExhausted }),
       )
-      .then((result) => reply(res, req, result, log))
+      .then((result) => {
+        reply(res, req, result, log);
+        if ("error" in result) o.metrics?.deviceError(result.error);
+        o.metrics?.device(endpoint, result.type ?? NOT_DECODED, res.statusCode, (performance.now() - started) / 1000);
+      })
       // Never an unhandled rejection (it would end the process): a reply that
       // cannot be written is logged and its connection dropped.
       .catch((err: unknown) => {
@@ -104,7 +113,11 @@ function bodyLimit(endpoint: Endpoint, contentType: string | undefined, o: MdmHa
   return Math.max(o.reportBodyLimit, o.checkinBodyLimit);
 }
 
-type Outcome = { answer: CheckinReply } | { command: Buffer | null } | { error: unknown; close?: boolean };
+/** The message's MessageType or Status (the metrics' type label), once decoded. */
+type Outcome = ({ answer: CheckinReply } | { command: Buffer | null } | { error: unknown; close?: boolean }) & { type?: string };
+
+/** The type label of a request refused before its message was decoded. */
+const NOT_DECODED = "none";
 
 async function handle(
   o: MdmHandlerOptions,
@@ -115,6 +128,7 @@ async function handle(
   release: () => void,
   log: Log,
 ): Promise<Outcome> {
+  let type: string | undefined;
   try {
     let identity: DeviceIdentity;
     try {
@@ -125,12 +139,16 @@ async function handle(
     const body = parsePlistDict(raw, o.plistLimits);
     const mdmReq = { certFingerprint: identity.fingerprint, method: req.method!, log, now: Date.now() };
     if (isCheckin(endpoint, req.headers["content-type"], body)) {
-      return { answer: await o.service.checkIn(mdmReq, decodeCheckin(body, raw)) };
+      const message = decodeCheckin(body, raw);
+      type = message.messageType;
+      return { answer: await o.service.checkIn(mdmReq, message), type };
     }
-    const next = await o.service.report(mdmReq, decodeReport(body, raw));
-    return { command: next ? next.command : null };
+    const report = decodeReport(body, raw);
+    type = report.status;
+    const next = await o.service.report(mdmReq, report);
+    return { command: next ? next.command : null, type };
   } catch (error) {
-    return { error };
+    return { error, type };
   }
 }
 

@@ -509,6 +509,11 @@ const paths: Record<string, Record<string, Operation>> = {
     get: scepOperation("GetCACaps, GetCACert, or PKIOperation with the message base64 in message="),
     post: scepOperation("PKIOperation with the pkiMessage as the body"),
   },
+  "/v1/metrics": {
+    get: op("meta", "Prometheus metrics (text exposition format); see docs/monitoring.md", {
+      "200": { description: "the metrics", content: { "text/plain": { schema: str } } },
+    }),
+  },
   "/healthz": {
     get: {
       summary: "Whether the server can reach its store",

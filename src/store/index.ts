@@ -10,6 +10,7 @@ import { PushStore } from "./push.ts";
 import { RebindStore } from "./rebinds.ts";
 import { ScepStore } from "./scep.ts";
 import { SettingStore } from "./settings.ts";
+import { StatsStore } from "./stats.ts";
 import { DirectoryStore } from "./directory.ts";
 import { UserSessionStore } from "./user-sessions.ts";
 import { SqliteDatabase } from "./sqlite.ts";
@@ -26,6 +27,7 @@ export class Store {
   readonly push: PushStore;
   readonly scep: ScepStore;
   readonly rebinds: RebindStore;
+  readonly stats: StatsStore;
 
   constructor(readonly db: Database) {
     this.enrollments = new EnrollmentStore(db);
@@ -37,6 +39,7 @@ export class Store {
     this.push = new PushStore(db);
     this.scep = new ScepStore(db);
     this.rebinds = new RebindStore(db);
+    this.stats = new StatsStore(db);
   }
 
   /**

@@ -1,0 +1,135 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { Store } from "../store/index.ts";
+import { isStoreUnavailable } from "../store/unavailable.ts";
+import { BudgetExhausted } from "./body-budget.ts";
+
+// Orchard's Prometheus metrics (docs/monitoring.md). Labels are few and
+// bounded: endpoint, MessageType/Status (validated by the decoders), HTTP
+// status, route template, enrollment type; never a UDID, user or command UUID.
+// The device path is the hot one: its children are looked up in nested maps
+// built once per label set, so a poll costs one increment and one observe.
+
+/** How long the store's figures (enrollments, queue) are reused between scrapes. */
+const STORE_FIGURES_TTL_MS = 5_000;
+
+type Child = { counter: ReturnType<Counter["labels"]>; latency: ReturnType<Histogram["labels"]> };
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly deviceRequests = new Counter({
+    name: "orchard_device_requests_total",
+    help: "Device requests by endpoint (checkin, server), message type (MessageType or Status) and HTTP status.",
+    labelNames: ["endpoint", "type", "status"] as const,
+    registers: [this.registry],
+  });
+  private readonly deviceLatency = new Histogram({
+    name: "orchard_device_request_duration_seconds",
+    help: "Device request latency, from the request's headers to its answer.",
+    labelNames: ["endpoint", "type"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  private readonly apiRequests = new Counter({
+    name: "orchard_api_requests_total",
+    help: "API and other non-device requests by route template and HTTP status.",
+    labelNames: ["route", "status"] as const,
+    registers: [this.registry],
+  });
+  readonly storeUnavailable = new Counter({
+    name: "orchard_store_unavailable_total",
+    help: "Requests answered 503 because the store did not answer.",
+    registers: [this.registry],
+  });
+  readonly connectionsRefused = new Counter({
+    name: "orchard_connections_refused_total",
+    help: "Connections refused past --max-connections: answered 503, or reset past the refused allowance.",
+    labelNames: ["how"] as const,
+    registers: [this.registry],
+  });
+  private readonly budgetRefusals = new Counter({
+    name: "orchard_unidentified_body_budget_refusals_total",
+    help: "Signed device requests answered 503 because --unidentified-body-budget (or the signer's share) was spent.",
+    registers: [this.registry],
+  });
+  private readonly children = new Map<string, Map<string, Map<number, Child>>>();
+  private storeFigures: { at: number; pending: Promise<void> } | undefined;
+  private readonly enrollments: Gauge<"type">;
+  private readonly queueDepth: Gauge;
+  private readonly queueAge: Gauge;
+
+  constructor(store: Store) {
+    collectDefaultMetrics({ register: this.registry, prefix: "orchard_" });
+    // One scrape's reads serve the three gauges: each gauge's collect awaits the same promise.
+    const collect = (): Promise<void> => this.refreshStoreFigures(store);
+    this.enrollments = new Gauge({
+      name: "orchard_enrollments",
+      help: "Enrollments by type (Device, User, ...), read from the store at scrape time (cached a few seconds).",
+      labelNames: ["type"] as const,
+      registers: [this.registry],
+      collect,
+    });
+    this.queueDepth = new Gauge({
+      name: "orchard_queue_depth",
+      help: "Commands queued and not yet answered.",
+      registers: [this.registry],
+      collect,
+    });
+    this.queueAge = new Gauge({
+      name: "orchard_queue_oldest_age_seconds",
+      help: "Age of the oldest queued command not yet answered (0 when the queue is empty).",
+      registers: [this.registry],
+      collect,
+    });
+  }
+
+  private refreshStoreFigures(store: Store): Promise<void> {
+    const now = Date.now();
+    if (this.storeFigures && now - this.storeFigures.at < STORE_FIGURES_TTL_MS) return this.storeFigures.pending;
+    const pending = (async () => {
+      const [byType, queue] = await Promise.all([store.stats.enrollmentsByType(), store.stats.queue()]);
+      this.enrollments.reset();
+      for (const { type, count } of byType) this.enrollments.set({ type }, count);
+      this.queueDepth.set(queue.depth);
+      this.queueAge.set(queue.oldestCreatedAt === undefined ? 0 : Math.max(0, (Date.now() - queue.oldestCreatedAt) / 1000));
+    })().catch(() => {
+      // The store is down: the gauges keep their last figures, and the next scrape tries again.
+      this.storeUnavailable.inc();
+      this.storeFigures = undefined;
+    });
+    this.storeFigures = { at: now, pending };
+    return pending;
+  }
+
+  /** One device request answered, seconds after its headers arrived. */
+  device(endpoint: string, type: string, status: number, seconds: number): void {
+    let byType = this.children.get(endpoint);
+    if (!byType) this.children.set(endpoint, (byType = new Map()));
+    let byStatus = byType.get(type);
+    if (!byStatus) byType.set(type, (byStatus = new Map()));
+    let child = byStatus.get(status);
+    if (!child) {
+      child = { counter: this.deviceRequests.labels(endpoint, type, String(status)), latency: this.deviceLatency.labels(endpoint, type) };
+      byStatus.set(status, child);
+    }
+    child.counter.inc();
+    child.latency.observe(seconds);
+  }
+
+  /** A device request that failed: the failures counted on their own. */
+  deviceError(err: unknown): void {
+    if (err instanceof BudgetExhausted) this.budgetRefusals.inc();
+    else if (isStoreUnavailable(err)) this.storeUnavailable.inc();
+  }
+
+  api(route: string, status: number): void {
+    this.apiRequests.labels(route, String(status)).inc();
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
