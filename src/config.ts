@@ -28,6 +28,8 @@ export interface Config {
   logLevel: string;
   /** Believe X-Forwarded-* from these proxies (the parser never yields true: it refuses "--trust-proxy true"). */
   trustProxy: boolean | string[];
+  /** --metrics-listen: a second listener serving /metrics without the API key (an internal network's); off when undefined. */
+  metricsListen?: { host: string; port: number };
   checkinBodyLimit: number;
   resultRetentionMs: number;
   eventRetentionMs: number;
@@ -109,6 +111,12 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"
 // '-' as '_' (--data-dir: ORCHARD_DATA_DIR).
 export const SERVE_FLAGS = {
   listen: { type: "string", default: "127.0.0.1:9000", arg: "HOST:PORT", help: "where to listen" },
+  "metrics-listen": {
+    type: "string",
+    arg: "HOST:PORT",
+    shown: "off",
+    help: "also serve `/metrics` WITHOUT the API key on this address (an internal network's); `GET /v1/metrics` with the key always works",
+  },
   "data-dir": { type: "string", default: "./data", arg: "DIR", help: "holds `orchard.db` and generated secrets" },
   storage: {
     type: "string",
@@ -338,6 +346,7 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
     dmUrl: get("dm-url"),
     logLevel,
     trustProxy: trustProxy(get("trust-proxy")),
+    metricsListen: get("metrics-listen") === undefined ? undefined : parseListen(get("metrics-listen")!, "--metrics-listen"),
     resultRetentionMs: parseDuration(get("result-retention")!, "--result-retention"),
     eventRetentionMs: parseDuration(get("event-retention")!, "--event-retention"),
     checkinBodyLimit: parseBytes(get("checkin-body-limit")!, "--checkin-body-limit"),
@@ -398,11 +407,11 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
   };
 }
 
-export function parseListen(value: string): { host: string; port: number } {
+export function parseListen(value: string, flag = "--listen"): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value);
-  if (!m) throw new ConfigError(`--listen ${value}: expected HOST:PORT`);
+  if (!m) throw new ConfigError(`${flag} ${value}: expected HOST:PORT`);
   const port = Number(m[3]);
-  if (port > 65535) throw new ConfigError(`--listen ${value}: port out of range`);
+  if (port > 65535) throw new ConfigError(`${flag} ${value}: port out of range`);
   return { host: m[1] ?? (m[2] || "0.0.0.0"), port };
 }
 

@@ -15,6 +15,8 @@ import { Coalescer } from "./core/coalesce.ts";
 import type { MdmService } from "./core/service.ts";
 import { UserAuthService } from "./core/userauth.ts";
 import { buildApp } from "./http/app.ts";
+import { Metrics } from "./http/metrics.ts";
+import { startMetricsListener, type MetricsListener } from "./http/metrics-listener.ts";
 import { registerUserRoutes } from "./http/user-routes.ts";
 import { registerPushRoutes } from "./http/push-routes.ts";
 import { registerRebindRoutes } from "./http/rebind-routes.ts";
@@ -37,6 +39,8 @@ export interface RunningServer {
   /** Base URL, e.g. http://127.0.0.1:9000 */
   url: string;
   apiKey: string;
+  /** --metrics-listen's URL (unauthenticated /metrics), when it is on. */
+  metricsUrl?: string;
   close(): Promise<void>;
 }
 
@@ -100,8 +104,10 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   // Failed attempts per client address on the routes devices reach without the API key, one count per route.
   const failureLimiter = () => new ApiFailureLimiter(config.limits.apiMaxFailures, config.limits.apiFailureWindowMs);
   const profileSigner = config.enrollment.profileSigner ? loadProfileSigner(config.enrollment.profileSigner) : undefined;
+  const metrics = new Metrics(store, { deviceCa: deviceCa.certPem, profileSigner: profileSigner?.certPem });
   const app = buildApp({
     log,
+    metrics,
     store,
     service,
     pusher: push.pusher,
@@ -151,6 +157,21 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     "orchard listening",
   );
 
+  let metricsListener: MetricsListener | undefined;
+  if (config.metricsListen) {
+    try {
+      metricsListener = await startMetricsListener(metrics, config.metricsListen.host, config.metricsListen.port, log);
+    } catch (err) {
+      stopRetention();
+      await app.close();
+      await push.close();
+      await lastSeen.stop();
+      await tokenUse.stop();
+      await store.close();
+      throw new ConfigError(`--metrics-listen: cannot listen: ${(err as Error).message}`);
+    }
+  }
+
   let closed = false;
   return {
     app,
@@ -158,9 +179,11 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     deviceCa,
     url,
     apiKey,
+    metricsUrl: metricsListener?.url,
     async close() {
       if (closed) return;
       closed = true;
+      await metricsListener?.close();
       stopRetention();
       await app.close();
       await push.close();

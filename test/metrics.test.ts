@@ -69,3 +69,33 @@ await forEachBackend("metrics", (backend) => {
     assert.equal(r.status, 401);
   });
 });
+
+test("--metrics-listen serves /metrics without the API key, and nothing else", async () => {
+  const server = await startTestServer(["--metrics-listen", "127.0.0.1:0"]);
+  try {
+    assert.ok(server.metricsUrl, "the listener's URL");
+    assert.ok(
+      server.logs.some((l) => l.includes("metrics served WITHOUT the API key")),
+      "logged at start",
+    );
+    const r = await fetch(server.metricsUrl!);
+    assert.equal(r.status, 200);
+    const text = await r.text();
+    assert.match(text, /^# TYPE orchard_device_requests_total counter$/m);
+    assert.match(text, /^orchard_certificate_expiry_days\{certificate="device_ca"\} \d/m, text);
+    assert.equal((await fetch(server.metricsUrl!.replace("/metrics", "/v1/enrollments"))).status, 404);
+    // The main listener still wants the key.
+    assert.equal((await fetch(`${server.url}/v1/metrics`)).status, 401);
+  } finally {
+    await server.stop();
+  }
+});
+
+test("without --metrics-listen there is no second listener", async () => {
+  const server = await startTestServer();
+  try {
+    assert.equal(server.metricsUrl, undefined);
+  } finally {
+    await server.stop();
+  }
+});

@@ -1,3 +1,4 @@
+import { X509Certificate } from "node:crypto";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Store } from "../store/index.ts";
 import { isStoreUnavailable } from "../store/unavailable.ts";
@@ -11,6 +12,16 @@ import { BudgetExhausted } from "./body-budget.ts";
 
 /** How long the store's figures (enrollments, queue) are reused between scrapes. */
 const STORE_FIGURES_TTL_MS = 5_000;
+
+const DAY_MS = 86_400_000;
+
+/** Certificates whose days to expiry are reported (push certificates are read from the store). */
+export interface WatchedCertificates {
+  /** PEM of the device CA. */
+  deviceCa?: string;
+  /** PEM of the profile signer and its chain: the earliest expiry counts. */
+  profileSigner?: string;
+}
 
 type Child = { counter: ReturnType<Counter["labels"]>; latency: ReturnType<Histogram["labels"]> };
 
@@ -56,8 +67,10 @@ export class Metrics {
   private readonly enrollments: Gauge<"type">;
   private readonly queueDepth: Gauge;
   private readonly queueAge: Gauge;
+  private readonly certExpiry: Gauge<"certificate" | "topic">;
+  private readonly fixedExpiry: Array<{ certificate: string; notAfter: number }>;
 
-  constructor(store: Store) {
+  constructor(store: Store, certificates: WatchedCertificates = {}) {
     collectDefaultMetrics({ register: this.registry, prefix: "orchard_" });
     // One scrape's reads serve the three gauges: each gauge's collect awaits the same promise.
     const collect = (): Promise<void> => this.refreshStoreFigures(store);
@@ -74,6 +87,18 @@ export class Metrics {
       registers: [this.registry],
       collect,
     });
+    this.fixedExpiry = [];
+    if (certificates.deviceCa) this.fixedExpiry.push({ certificate: "device_ca", notAfter: earliestExpiry(certificates.deviceCa) });
+    if (certificates.profileSigner) {
+      this.fixedExpiry.push({ certificate: "profile_signer", notAfter: earliestExpiry(certificates.profileSigner) });
+    }
+    this.certExpiry = new Gauge({
+      name: "orchard_certificate_expiry_days",
+      help: "Days until a certificate expires (negative: expired): certificate is push (one per topic), device_ca or profile_signer.",
+      labelNames: ["certificate", "topic"] as const,
+      registers: [this.registry],
+      collect,
+    });
     this.queueAge = new Gauge({
       name: "orchard_queue_oldest_age_seconds",
       help: "Age of the oldest queued command not yet answered (0 when the queue is empty).",
@@ -86,7 +111,11 @@ export class Metrics {
     const now = Date.now();
     if (this.storeFigures && now - this.storeFigures.at < STORE_FIGURES_TTL_MS) return this.storeFigures.pending;
     const pending = (async () => {
-      const [byType, queue] = await Promise.all([store.stats.enrollmentsByType(), store.stats.queue()]);
+      const [byType, queue, pushCerts] = await Promise.all([store.stats.enrollmentsByType(), store.stats.queue(), store.push.certs()]);
+      const days = (notAfter: number) => (notAfter - Date.now()) / DAY_MS;
+      this.certExpiry.reset();
+      for (const c of this.fixedExpiry) this.certExpiry.set({ certificate: c.certificate }, days(c.notAfter));
+      for (const c of pushCerts) this.certExpiry.set({ certificate: "push", topic: c.topic }, days(c.notAfter));
       this.enrollments.reset();
       for (const { type, count } of byType) this.enrollments.set({ type }, count);
       this.queueDepth.set(queue.depth);
@@ -132,4 +161,10 @@ export class Metrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+/** The earliest notAfter (ms) of the PEM certificates in text. */
+function earliestExpiry(pem: string): number {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  return Math.min(...blocks.map((b) => Date.parse(new X509Certificate(b).validTo)));
 }
