@@ -80,7 +80,9 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     log,
   );
 
-  const push = startPush({ config: config.push, store, dataDir: config.dataDir, log });
+  const profileSigner = config.enrollment.profileSigner ? loadProfileSigner(config.enrollment.profileSigner) : undefined;
+  const metrics = new Metrics(store, { deviceCa: deviceCa.certPem, profileSigner: profileSigner?.certPem });
+  const push = startPush({ config: config.push, store, dataDir: config.dataDir, log, observer: metrics });
   const core = new CoreService({
     store,
     lastSeen,
@@ -103,8 +105,6 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const challenges = new ScepChallenges(store, config.enrollment.scepChallengeTtlMs);
   // Failed attempts per client address on the routes devices reach without the API key, one count per route.
   const failureLimiter = () => new ApiFailureLimiter(config.limits.apiMaxFailures, config.limits.apiFailureWindowMs);
-  const profileSigner = config.enrollment.profileSigner ? loadProfileSigner(config.enrollment.profileSigner) : undefined;
-  const metrics = new Metrics(store, { deviceCa: deviceCa.certPem, profileSigner: profileSigner?.certPem });
   const app = buildApp({
     log,
     metrics,

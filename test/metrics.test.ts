@@ -4,14 +4,9 @@ import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { commandPlist, identity, RawDevice } from "./support/mdm.ts";
+import { sample } from "./support/metrics.ts";
 import { forEachBackend } from "./support/postgres.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
-
-/** The value of one sample (name and exact label set, as Prometheus writes it), 0 when absent. */
-export function sample(text: string, series: string): number {
-  const line = text.split("\n").find((l) => l.startsWith(series + " "));
-  return line ? Number(line.slice(series.length + 1)) : 0;
-}
 
 await forEachBackend("metrics", (backend) => {
   let server: TestServer;
@@ -42,6 +37,7 @@ await forEachBackend("metrics", (backend) => {
     assert.equal((await server.api("PUT", `/v1/enqueue/${udid}?nopush=1`, commandPlist("ProfileList", cmd))).status, 200);
     assert.equal((await server.api("GET", `/v1/enrollments/${udid}`)).status, 200);
     assert.equal((await server.api("GET", `/v1/enrollments/NO-SUCH-${udid}`)).status, 404);
+    assert.equal((await server.api("POST", `/v1/push/${udid}`)).status, 500, "no push certificate: every id failed");
     const bad = await dev.checkin("NoSuchMessage");
     assert.equal(bad.status, 400);
 
@@ -55,6 +51,7 @@ await forEachBackend("metrics", (backend) => {
     assert.equal(moved('orchard_api_requests_total{route="/v1/enrollments/:id",status="200"}'), 1);
     assert.equal(moved('orchard_api_requests_total{route="/v1/enrollments/:id",status="404"}'), 1);
     assert.equal(moved('orchard_api_requests_total{route="/v1/enqueue/:ids",status="200"}'), 1);
+    assert.equal(moved('orchard_push_failures_total{reason="no_certificate"}'), 1);
     assert.ok(sample(text, 'orchard_enrollments{type="Device"}') >= 1, text);
     assert.ok(sample(text, "orchard_queue_depth") >= 1);
     assert.ok(sample(text, "orchard_queue_oldest_age_seconds") >= 0);

@@ -12,6 +12,7 @@ import { pushArgs, pushPki, seedEnrollments, startApnsStandIn, TEST_TOPIC, type 
 import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { commandPlist, waitFor } from "./support/mdm.ts";
 import { createTestDatabase, forEachBackend } from "./support/postgres.ts";
+import { sample } from "./support/metrics.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 const pki = await pushPki();
@@ -63,8 +64,15 @@ await forEachBackend("push", (backend) => {
 
   test('a push goes out as an MDM push: the push certificate, /3/device/<hex token>, headers, {"mdm": PushMagic}', async () => {
     const d = await enrolled();
+    const sentBefore = sample((await server.api("GET", "/v1/metrics")).text, "orchard_pushes_sent_total");
     const r = await push(d.udid);
     assert.equal(r.status, 200, r.text);
+    const metrics = (await server.api("GET", "/v1/metrics")).text;
+    assert.equal(sample(metrics, "orchard_pushes_sent_total") - sentBefore, 1, "counted in /metrics");
+    assert.match(
+      metrics,
+      new RegExp(`^orchard_certificate_expiry_days\\{certificate="push",topic="${TEST_TOPIC.replaceAll(".", "\\.")}"\\} \\d`, "m"),
+    );
     assert.equal(apns.seen.length, 1);
     const seen = apns.seen[0]!;
     assert.deepEqual(r.json, { status: { [d.udid]: { push_result: seen.apnsId } } });

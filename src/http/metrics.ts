@@ -1,5 +1,6 @@
 import { X509Certificate } from "node:crypto";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { PushObserver } from "../push/pusher.ts";
 import type { Store } from "../store/index.ts";
 import { isStoreUnavailable } from "../store/unavailable.ts";
 import { BudgetExhausted } from "./body-budget.ts";
@@ -25,7 +26,7 @@ export interface WatchedCertificates {
 
 type Child = { counter: ReturnType<Counter["labels"]>; latency: ReturnType<Histogram["labels"]> };
 
-export class Metrics {
+export class Metrics implements PushObserver {
   readonly registry = new Registry();
   private readonly deviceRequests = new Counter({
     name: "orchard_device_requests_total",
@@ -60,6 +61,17 @@ export class Metrics {
   private readonly budgetRefusals = new Counter({
     name: "orchard_unidentified_body_budget_refusals_total",
     help: "Signed device requests answered 503 because --unidentified-body-budget (or the signer's share) was spent.",
+    registers: [this.registry],
+  });
+  private readonly pushesSent = new Counter({
+    name: "orchard_pushes_sent_total",
+    help: "Pushes APNs accepted.",
+    registers: [this.registry],
+  });
+  private readonly pushFailures = new Counter({
+    name: "orchard_push_failures_total",
+    help: "Pushes not sent, by reason: apns_STATUS_REASON, apns_unreachable, dead_token, disabled, certificate, no_certificate, unknown_enrollment.",
+    labelNames: ["reason"] as const,
     registers: [this.registry],
   });
   private readonly children = new Map<string, Map<string, Map<number, Child>>>();
@@ -148,6 +160,14 @@ export class Metrics {
   deviceError(err: unknown): void {
     if (err instanceof BudgetExhausted) this.budgetRefusals.inc();
     else if (isStoreUnavailable(err)) this.storeUnavailable.inc();
+  }
+
+  sent(count: number): void {
+    this.pushesSent.inc(count);
+  }
+
+  failed(reason: string): void {
+    this.pushFailures.labels(reason).inc();
   }
 
   api(route: string, status: number): void {

@@ -4,7 +4,7 @@ import type { Store } from "../store/index.ts";
 import { PushCertSource } from "./certs.ts";
 import { startPushCertExpiryCheck } from "./expiry.ts";
 import { NotNowRepush } from "./notnow.ts";
-import { ApnsPusher } from "./pusher.ts";
+import { ApnsPusher, type PushObserver } from "./pusher.ts";
 import { loadOrCreateSecretKey, SecretBox } from "./secret-box.ts";
 import { startPushSweep } from "./sweep.ts";
 
@@ -42,12 +42,13 @@ const PING_INTERVAL_MS = 10 * 60_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 
 /** Assembles pushing: the certificates (and their expiry check), the APNs provider, the NotNow re-push and the sweep. */
-export function startPush(o: { config: PushOptions; store: Store; dataDir: string; log: Log }): PushService {
+export function startPush(o: { config: PushOptions; store: Store; dataDir: string; log: Log; observer?: PushObserver }): PushService {
   const { config, store, log } = o;
   const box = new SecretBox(config.secretKey ?? loadOrCreateSecretKey(o.dataDir, log));
   const certs = new PushCertSource(store.push, box, config.certRefreshMs, log);
   const pusher = new ApnsPusher({
     store,
+    observer: o.observer,
     certs,
     log,
     url: config.apnsUrl,

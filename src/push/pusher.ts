@@ -7,8 +7,15 @@ import type { DeadTokenMark, PushTarget } from "../store/push.ts";
 import { ApnsClient, ApnsTransportError, type ApnsResponse } from "./apns-client.ts";
 import { PushCertUnusable, type PushCertSource } from "./certs.ts";
 
+/** Counts push outcomes (/metrics); reasons are few and bounded, never an id or a token. */
+export interface PushObserver {
+  sent(count: number): void;
+  failed(reason: string): void;
+}
+
 export interface ApnsPusherOptions {
   store: Store;
+  observer?: PushObserver;
   certs: PushCertSource;
   log: Log;
   /** The APNs endpoint (--apns-url, --apns-sandbox). */
@@ -66,14 +73,19 @@ export class ApnsPusher implements Pusher {
   async push(enrollmentIds: readonly string[], options: PushOptions = {}): Promise<Map<string, PushOutcome>> {
     const started = Date.now();
     // No certificate at all: pushing is not set up; answer as NoPusher would, without touching the store.
-    if (!(await this.o.certs.anyConfigured(started))) return new Map(enrollmentIds.map((id) => [id, { error: NO_CERTIFICATE }]));
+    if (!(await this.o.certs.anyConfigured(started))) {
+      for (const _ of enrollmentIds) this.o.observer?.failed("no_certificate");
+      return new Map(enrollmentIds.map((id) => [id, { error: NO_CERTIFICATE }]));
+    }
     const batch: Batch = { trigger: options.trigger ?? "api", outcomes: new Map(), events: [], dead: [] };
     const targets = await this.o.store.push.targets(enrollmentIds);
     const byTopic = new Map<string, PushTarget[]>();
     for (const id of enrollmentIds) {
       const t = targets.get(id);
-      if (!t) batch.outcomes.set(id, { error: "unknown enrollment" });
-      else if (!t.enabled) this.fail(batch, t, "enrollment is disabled (no TokenUpdate since its last Authenticate, or it checked out)");
+      if (!t) {
+        batch.outcomes.set(id, { error: "unknown enrollment" });
+        this.o.observer?.failed("unknown_enrollment");
+      } else if (!t.enabled) this.fail(batch, t, "enrollment is disabled (no TokenUpdate since its last Authenticate, or it checked out)");
       else if (t.dead) {
         this.fail(
           batch,
@@ -97,6 +109,7 @@ export class ApnsPusher implements Pusher {
     }
     let sent = 0;
     for (const o of batch.outcomes.values()) if (o.pushId) sent++;
+    this.o.observer?.sent(sent);
     this.o.log.info(
       {
         trigger: batch.trigger,
@@ -267,6 +280,7 @@ export class ApnsPusher implements Pusher {
 
   private fail(batch: Batch, t: PushTarget, error: string, detail: Record<string, unknown> = {}): void {
     batch.outcomes.set(t.id, { error });
+    this.o.observer?.failed(failureReason(error, detail));
     batch.events.push({ type: "push.failed", enrollmentId: t.id, detail: { topic: t.topic, trigger: batch.trigger, error, ...detail } });
   }
 
@@ -275,6 +289,18 @@ export class ApnsPusher implements Pusher {
     const step = Math.min(BACKOFF_CAP_MS, this.o.backoffMs * 2 ** (attempt - 1));
     return step / 2 + Math.random() * (step / 2);
   }
+}
+
+/** A bounded label for a failed push: the kind of failure, or APNs' status and reason (its documented names). */
+function failureReason(error: string, detail: Record<string, unknown>): string {
+  if (typeof detail.status === "number") {
+    const reason = typeof detail.reason === "string" && /^[A-Za-z]{1,40}$/.test(detail.reason) ? detail.reason : "";
+    return reason ? `apns_${detail.status}_${reason}` : `apns_${detail.status}`;
+  }
+  if (error.startsWith("APNs did not answer")) return "apns_unreachable";
+  if (error.startsWith("enrollment is disabled")) return "disabled";
+  if (error.startsWith("APNs refused this push token")) return "dead_token";
+  return "certificate";
 }
 
 function sleep(ms: number): Promise<void> {
