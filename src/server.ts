@@ -86,7 +86,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const core = new CoreService({
     store,
     lastSeen,
-    userAuth: new UserAuthService(store, config.userAuth, nonceSecret),
+    userAuth: new UserAuthService(store, config.userAuth, nonceSecret, metrics.userAuthenticate),
     declarative: config.dmUrl ? new DeclarativeManagement(config.dmUrl) : undefined,
     notNow: push.notNow,
   });

@@ -11,6 +11,7 @@ import { RoundRobin, Transport } from "../src/sim/transport.ts";
 import { challengeParams, digestResponse } from "./support/digest-client.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { createTestDatabase, forEachBackend, postgresReachable } from "./support/postgres.ts";
+import { sample } from "./support/metrics.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 const REALM = "fusion.home";
@@ -103,8 +104,16 @@ await forEachBackend("UserAuthenticate with the digest policy", (backend) => {
   });
 
   test("a wrong password and an unknown user both get 200 with an empty AuthToken", async () => {
+    const scrape = async () => (await server.api("GET", "/v1/metrics")).text;
+    const series = (cause: string) => `orchard_userauth_total{outcome="failed",cause="${cause}"}`;
+    const before = await scrape();
     assert.equal((await login(mac, net2, "wrong")).authToken, "");
     assert.equal((await login(mac, newUser("nobody"), "secret")).authToken, "");
+    const after = await scrape();
+    assert.equal(sample(after, series("wrong-password")) - sample(before, series("wrong-password")), 1, "counted in /metrics");
+    assert.equal(sample(after, series("unknown-user")) - sample(before, series("unknown-user")), 1);
+    const challenged = 'orchard_userauth_total{outcome="challenged"}';
+    assert.equal(sample(after, challenged) - sample(before, challenged), 2);
     const events = await server.api("GET", `/v1/events?type=userauth.failed`);
     const causes = events.json.events.map((e: { detail: { cause: string } }) => e.detail.cause);
     assert.ok(causes.includes("wrong-password"));

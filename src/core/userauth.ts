@@ -86,12 +86,17 @@ export interface UserAuthOptions {
  * challenge, the response checked against the directory, an AuthToken issued.
  * Every failure looks the same to the Mac: 200 with an empty AuthToken.
  */
+/** Counts UserAuthenticate outcomes once committed (/metrics); cause is a FailureCause, for failed only. */
+export type UserAuthObserver = (outcome: UserAuthOutcome, cause?: FailureCause) => void;
+export type UserAuthOutcome = "already_authenticated" | "declined" | "zero_length" | "challenged" | "authenticated" | "failed";
+
 export class UserAuthService implements UserAuthenticator {
   constructor(
     private readonly store: Store,
     private readonly config: UserAuthOptions,
     /** The HMAC key for nonces, shared by every process through the store. */
     private readonly nonceSecret: Buffer,
+    private readonly observe: UserAuthObserver = () => {},
   ) {}
 
   userAuthenticate(req: MdmRequest, msg: UserAuthenticateMessage): Promise<CheckinReply> {
@@ -109,6 +114,7 @@ export class UserAuthService implements UserAuthenticator {
     // AuthToken with a zero-length challenge and keeps the token.
     if (session?.state === "authenticated" && authTokenMatches(msg.authToken, session.tokenHash)) {
       await event(this.store, req, "userauth.already_authenticated", enrollmentId, { short_name: session.shortName });
+      this.observe("already_authenticated");
       return { kind: "plist", body: { DigestChallenge: "" } };
     }
     const user = await this.directoryUser(userId, msg.userShortName);
@@ -122,13 +128,16 @@ export class UserAuthService implements UserAuthenticator {
       });
     if (policy === "decline") {
       await begin("declined", "userauth.declined");
+      this.observe("declined");
       throw new Declined("this user is not managed");
     }
     if (policy === "zero-length") {
       await begin("zero-length", "userauth.zero_length");
+      this.observe("zero_length");
       return { kind: "plist", body: { DigestChallenge: "" } };
     }
     await begin("challenged", "userauth.challenged");
+    this.observe("challenged");
     const nonce = mintNonce({ secret: this.nonceSecret, udid: deviceId, userId, now: req.now });
     const body: Record<string, string> = {
       DigestChallenge: buildChallenge({ nonce, realm: this.config.realm, qop: this.config.qop }),
@@ -144,9 +153,11 @@ export class UserAuthService implements UserAuthenticator {
    * transaction: the nonce's use, the token or the failure, and the event
    * commit together.
    */
-  private answer(req: MdmRequest, msg: UserAuthenticateMessage, raw: string): Promise<CheckinReply> {
+  private async answer(req: MdmRequest, msg: UserAuthenticateMessage, raw: string): Promise<CheckinReply> {
     const { id: enrollmentId, deviceId } = msg.channel;
-    return this.store.transaction(async (s) => {
+    let cause: FailureCause | undefined;
+    const reply = await this.store.transaction(async (s): Promise<CheckinReply> => {
+      cause = undefined;
       try {
         const shortName = await this.verify(s, req, msg, raw);
         const token = newAuthToken();
@@ -161,9 +172,14 @@ export class UserAuthService implements UserAuthenticator {
         if (!UNCOUNTED.has(err.reason)) await s.userSessions.recordFailure(deviceId, err.shortName, req.now);
         req.log.info({ enrollmentId, cause: err.reason, shortName: err.shortName }, "network user refused");
         await event(s, req, "userauth.failed", enrollmentId, { cause: err.reason, short_name: err.shortName });
+        cause = err.reason;
         return { kind: "plist", body: { AuthToken: "" } };
       }
     });
+    // Counted once committed.
+    if (cause === undefined) this.observe("authenticated");
+    else this.observe("failed", cause);
+    return reply;
   }
 
   /** Resolves to the authenticated short name, or throws Refused with the cause. */

@@ -1,5 +1,6 @@
 import { X509Certificate } from "node:crypto";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { FailureCause, UserAuthOutcome } from "../core/userauth.ts";
 import type { PushObserver } from "../push/pusher.ts";
 import type { Store } from "../store/index.ts";
 import { isStoreUnavailable } from "../store/unavailable.ts";
@@ -72,6 +73,12 @@ export class Metrics implements PushObserver {
     name: "orchard_push_failures_total",
     help: "Pushes not sent, by reason: apns_STATUS_REASON, apns_unreachable, dead_token, disabled, certificate, no_certificate, unknown_enrollment.",
     labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+  private readonly userAuth = new Counter({
+    name: "orchard_userauth_total",
+    help: "UserAuthenticate outcomes (challenged, authenticated, failed, declined, zero_length, already_authenticated); cause for failed.",
+    labelNames: ["outcome", "cause"] as const,
     registers: [this.registry],
   });
   private readonly children = new Map<string, Map<string, Map<number, Child>>>();
@@ -169,6 +176,12 @@ export class Metrics implements PushObserver {
   failed(reason: string): void {
     this.pushFailures.labels(reason).inc();
   }
+
+  /** A UserAuthenticate outcome (UserAuthObserver). */
+  readonly userAuthenticate = (outcome: UserAuthOutcome, cause?: FailureCause): void => {
+    if (cause === undefined) this.userAuth.labels({ outcome }).inc();
+    else this.userAuth.labels({ outcome, cause }).inc();
+  };
 
   api(route: string, status: number): void {
     this.apiRequests.labels(route, String(status)).inc();
