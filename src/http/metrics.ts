@@ -1,16 +1,17 @@
 import { X509Certificate } from "node:crypto";
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { FailureCause, UserAuthOutcome } from "../core/userauth.ts";
 import type { PushObserver } from "../push/pusher.ts";
 import type { Store } from "../store/index.ts";
 import { isStoreUnavailable } from "../store/unavailable.ts";
 import { BudgetExhausted } from "./body-budget.ts";
+import { DeviceMetrics } from "./device-metrics.ts";
 
 // Orchard's Prometheus metrics (docs/monitoring.md). Labels are few and
 // bounded: endpoint, MessageType/Status (validated by the decoders), HTTP
 // status, route template, enrollment type; never a UDID, user or command UUID.
-// The device path is the hot one: its children are looked up in nested maps
-// built once per label set, so a poll costs one increment and one observe.
+// The device path is the hot one: it counts in plain numbers (device-metrics.ts),
+// so a poll costs one increment and one bucket search, and nothing allocated.
 
 /** How long the store's figures (enrollments, queue) are reused between scrapes. */
 const STORE_FIGURES_TTL_MS = 5_000;
@@ -25,23 +26,9 @@ export interface WatchedCertificates {
   profileSigner?: string;
 }
 
-type Child = { counter: ReturnType<Counter["labels"]>; latency: ReturnType<Histogram["labels"]> };
-
 export class Metrics implements PushObserver {
   readonly registry = new Registry();
-  private readonly deviceRequests = new Counter({
-    name: "orchard_device_requests_total",
-    help: "Device requests by endpoint (checkin, server), message type (MessageType or Status) and HTTP status.",
-    labelNames: ["endpoint", "type", "status"] as const,
-    registers: [this.registry],
-  });
-  private readonly deviceLatency = new Histogram({
-    name: "orchard_device_request_duration_seconds",
-    help: "Device request latency, from the request's headers to its answer.",
-    labelNames: ["endpoint", "type"] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [this.registry],
-  });
+  private readonly deviceRequests = new DeviceMetrics(this.registry);
   private readonly apiRequests = new Counter({
     name: "orchard_api_requests_total",
     help: "API and other non-device requests by route template and HTTP status.",
@@ -81,7 +68,6 @@ export class Metrics implements PushObserver {
     labelNames: ["outcome", "cause"] as const,
     registers: [this.registry],
   });
-  private readonly children = new Map<string, Map<string, Map<number, Child>>>();
   private storeFigures: { at: number; pending: Promise<void> } | undefined;
   private readonly enrollments: Gauge<"type">;
   private readonly queueDepth: Gauge;
@@ -150,17 +136,7 @@ export class Metrics implements PushObserver {
 
   /** One device request answered, seconds after its headers arrived. */
   device(endpoint: string, type: string, status: number, seconds: number): void {
-    let byType = this.children.get(endpoint);
-    if (!byType) this.children.set(endpoint, (byType = new Map()));
-    let byStatus = byType.get(type);
-    if (!byStatus) byType.set(type, (byStatus = new Map()));
-    let child = byStatus.get(status);
-    if (!child) {
-      child = { counter: this.deviceRequests.labels(endpoint, type, String(status)), latency: this.deviceLatency.labels(endpoint, type) };
-      byStatus.set(status, child);
-    }
-    child.counter.inc();
-    child.latency.observe(seconds);
+    this.deviceRequests.observe(endpoint, type, status, seconds);
   }
 
   /** A device request that failed: the failures counted on their own. */
