@@ -78,6 +78,7 @@ export const PACKAGES: ReadonlyArray<readonly [pkg: string, layers: readonly str
   ["pg", ["store/"]],
   ["better-sqlite3", ["store/"]],
   ["pkijs", ["identity/"]],
+  ["prom-client", ["http/"]],
 ];
 
 const ROOT = path.resolve(import.meta.dirname, "..");
