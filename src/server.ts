@@ -158,40 +158,28 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   );
 
   let metricsListener: MetricsListener | undefined;
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await metricsListener?.close();
+    stopRetention();
+    await app.close();
+    await push.close();
+    await lastSeen.stop();
+    await tokenUse.stop();
+    await store.close();
+  };
   if (config.metricsListen) {
     try {
       metricsListener = await startMetricsListener(metrics, config.metricsListen.host, config.metricsListen.port, log);
     } catch (err) {
-      stopRetention();
-      await app.close();
-      await push.close();
-      await lastSeen.stop();
-      await tokenUse.stop();
-      await store.close();
+      await close();
       throw new ConfigError(`--metrics-listen: cannot listen: ${(err as Error).message}`);
     }
   }
 
-  let closed = false;
-  return {
-    app,
-    store,
-    deviceCa,
-    url,
-    apiKey,
-    metricsUrl: metricsListener?.url,
-    async close() {
-      if (closed) return;
-      closed = true;
-      await metricsListener?.close();
-      stopRetention();
-      await app.close();
-      await push.close();
-      await lastSeen.stop();
-      await tokenUse.stop();
-      await store.close();
-    },
-  };
+  return { app, store, deviceCa, url, apiKey, metricsUrl: metricsListener?.url, close };
 }
 
 /** A file a flag names, or a ConfigError that says which flag and why (a start-up failure is one line). */

@@ -15,7 +15,7 @@ import { challengeParams, digestResponse } from "./support/digest-client.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { CHECKIN_TYPE, COMMAND_TYPE, commandPlist, identity, sleep } from "./support/mdm.ts";
 import { forEachBackend } from "./support/postgres.ts";
-import { startTestServer, type TestServer } from "./support/server.ts";
+import { fetchBody, startTestServer, type TestServer } from "./support/server.ts";
 
 const REALM = "secrets.test";
 const ENROLLMENT_TOKEN = "enrollment-token-secret-value";
@@ -73,18 +73,10 @@ await forEachBackend("secrets never reach a log line or an error body", (backend
   }
 
   async function api(method: string, urlPath: string, body?: string | Buffer | object, key = "test-api-key-0123456789abcdef") {
-    const payload =
-      body === undefined
-        ? undefined
-        : Buffer.isBuffer(body)
-          ? new Uint8Array(body)
-          : typeof body === "string"
-            ? body
-            : JSON.stringify(body);
     const res = await fetch(server.url + urlPath, {
       method,
       headers: { authorization: "Basic " + Buffer.from(`op:${key}`).toString("base64") },
-      body: payload,
+      body: fetchBody(body),
     });
     const text = await res.text();
     apiBodies.push({ where: `${method} ${urlPath} ${res.status}`, body: text });

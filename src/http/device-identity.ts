@@ -72,16 +72,16 @@ export function identifyFromHeaders(
 }
 
 /**
- * Checks an Mdm-Signature over the exact body bytes, and its signer against
- * trust; it must be the signer the headers named (`expected`, a fingerprint).
+ * Checks an Mdm-Signature over the exact body bytes. Its signer must be the
+ * one the headers named (`expected`, a fingerprint), which identifyFromHeaders
+ * has already checked against trust: that is not done twice.
  */
-export async function identifyBySignature(signature: string, body: Buffer, trust: DeviceTrust, expected: string): Promise<DeviceIdentity> {
-  // Intermediates may travel in the signature's certificate set.
-  const { signer, certificates } = await verifyMdmSignatureDetailed(signature, body);
-  trust.verify(signer, certificates);
+export async function identifyBySignature(signature: string, body: Buffer, expected: string): Promise<DeviceIdentity> {
+  const { signer } = await verifyMdmSignatureDetailed(signature, body);
   const fingerprint = certFingerprint(signer);
-  if (fingerprint !== expected)
+  if (fingerprint !== expected) {
     throw new IdentityError("bad-signature", "Mdm-Signature verified with another certificate than the one it names");
+  }
   return { fingerprint, source: "signature" };
 }
 

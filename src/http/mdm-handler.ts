@@ -132,7 +132,7 @@ async function handle(
   try {
     let identity: DeviceIdentity;
     try {
-      identity = "identity" in caller ? caller.identity : await identifyBySignature(caller.signature, raw, o.trust, caller.signer);
+      identity = "identity" in caller ? caller.identity : await identifyBySignature(caller.signature, raw, caller.signer);
     } finally {
       release();
     }

@@ -277,35 +277,16 @@ const op = (tag: string, summary: string, responses: Record<string, unknown>, ex
 
 const paths: Record<string, Record<string, Operation>> = {
   "/v1/enqueue/{ids}": {
-    put: op(
-      "commands",
-      "Queue a command plist for enrollments and push them (NanoMDM)",
-      {
-        "200": ok("ApiResult", "queued (and pushed) for every id"),
-        "207": ok("ApiResult", "some ids failed: see status"),
-        "404": ok("ApiResult", "no id names a known enrollment: nothing queued"),
-        "409": error("a command with this CommandUUID exists (code command_exists)"),
-        "500": ok("ApiResult", "every id failed"),
-        ...TOO_LARGE,
-      },
-      {
-        parameters: [IDS, param("nopush", "query", "queue without pushing")],
-        requestBody: { required: true, content: body("application/xml", "a command plist (CommandUUID generated if absent)") },
-      },
-    ),
+    put: op("commands", "Queue a command plist for enrollments and push them (NanoMDM)", enqueueResponses(), {
+      parameters: [IDS, param("nopush", "query", "queue without pushing")],
+      requestBody: { required: true, content: body("application/xml", "a command plist (CommandUUID generated if absent)") },
+    }),
   },
   "/v1/enqueue": {
     post: op(
       "commands",
       "Queue a command for a long list of enrollments, the ids in the body (the path holds about 1,500)",
-      {
-        "200": ok("ApiResult", "queued (and pushed) for every id"),
-        "207": ok("ApiResult", "some ids failed: see status"),
-        "404": ok("ApiResult", "no id names a known enrollment: nothing queued"),
-        "409": error("a command with this CommandUUID exists (code command_exists)"),
-        "500": ok("ApiResult", "every id failed"),
-        ...TOO_LARGE,
-      },
+      enqueueResponses(),
       {
         parameters: [param("nopush", "query", "queue without pushing")],
         requestBody: { required: true, content: json(ref("BulkEnqueueBody")) },
@@ -526,6 +507,18 @@ const paths: Record<string, Record<string, Operation>> = {
     get: { summary: "The server's version", tags: ["meta"], security: [], responses: { "200": ok("Version") } },
   },
 };
+
+/** PUT /v1/enqueue/{ids} and POST /v1/enqueue answer alike (NanoMDM's APIResult). */
+function enqueueResponses(): Record<string, unknown> {
+  return {
+    "200": ok("ApiResult", "queued (and pushed) for every id"),
+    "207": ok("ApiResult", "some ids failed: see status"),
+    "404": ok("ApiResult", "no id names a known enrollment: nothing queued"),
+    "409": error("a command with this CommandUUID exists (code command_exists)"),
+    "500": ok("ApiResult", "every id failed"),
+    ...TOO_LARGE,
+  };
+}
 
 function pushResponses(): Record<string, unknown> {
   return {

@@ -57,15 +57,7 @@ export async function startTestServer(args: string[] = [], backend: Backend = "s
     dataDir,
     logs,
     async api(method, urlPath, body) {
-      const payload =
-        body === undefined
-          ? undefined
-          : Buffer.isBuffer(body)
-            ? new Uint8Array(body)
-            : typeof body === "string"
-              ? body
-              : JSON.stringify(body);
-      const res = await fetch(server.url + urlPath, { method, headers: { authorization: auth }, body: payload });
+      const res = await fetch(server.url + urlPath, { method, headers: { authorization: auth }, body: fetchBody(body) });
       const text = await res.text();
       let json: unknown;
       try {
@@ -81,4 +73,11 @@ export async function startTestServer(args: string[] = [], backend: Backend = "s
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** An API body as fetch takes it: bytes, text, or an object as JSON. */
+export function fetchBody(body: Buffer | string | object | undefined): BodyInit | undefined {
+  if (body === undefined) return undefined;
+  if (Buffer.isBuffer(body)) return new Uint8Array(body);
+  return typeof body === "string" ? body : JSON.stringify(body);
 }
