@@ -156,10 +156,10 @@ test("enrollments shows the device in a table, and --json matches the API", asyn
   const [table, json] = await Promise.all([orchard(["enrollments"]), orchard(["enrollments", "--json", "--type", "Device"])]);
   assert.equal(table.code, 0, table.stderr);
   const lines = table.stdout.trimEnd().split("\n");
-  assert.match(lines[0]!, /^ID\s+TYPE\s+ENABLED\s+SERIAL\s+MODEL\s+OS\s+USER\s+LAST SEEN\s+TOKEN UPDATES$/);
+  assert.match(lines[0]!, /^ID\s+TYPE\s+PLATFORM\s+ENABLED\s+SERIAL\s+MODEL\s+OS\s+USER\s+LAST SEEN\s+TOKEN UPDATES$/);
   const row = lines.find((l) => l.startsWith(device.udid + " "));
   assert.ok(row, table.stdout);
-  assert.match(row, new RegExp(`^${device.udid}\\s+Device\\s+yes\\s+${device.serialNumber}\\s+`));
+  assert.match(row, new RegExp(`^${device.udid}\\s+Device\\s+macOS\\s+yes\\s+${device.serialNumber}\\s+`));
   assert.match(row, /\s\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+1$/);
 
   assert.equal(json.code, 0, json.stderr);

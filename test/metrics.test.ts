@@ -31,7 +31,7 @@ await forEachBackend("metrics", (backend) => {
     // (a scrape before it would cache the store's figures for a few seconds).
     const udid = randomUUID().toUpperCase();
     const dev = new RawDevice(fleet.transport, await identity(fleet), udid);
-    await dev.enroll();
+    await dev.enroll({ ProductName: "iPhone15,4" });
     for (let i = 0; i < 3; i++) assert.equal((await dev.report("Idle")).status, 200);
     const cmd = randomUUID().toUpperCase();
     assert.equal((await server.api("PUT", `/v1/enqueue/${udid}?nopush=1`, commandPlist("ProfileList", cmd))).status, 200);
@@ -52,7 +52,7 @@ await forEachBackend("metrics", (backend) => {
     assert.equal(moved('orchard_api_requests_total{route="/v1/enrollments/:id",status="404"}'), 1);
     assert.equal(moved('orchard_api_requests_total{route="/v1/enqueue/:ids",status="200"}'), 1);
     assert.equal(moved('orchard_push_failures_total{reason="no_certificate"}'), 1);
-    assert.ok(sample(text, 'orchard_enrollments{type="Device"}') >= 1, text);
+    assert.equal(sample(text, 'orchard_enrollments{type="Device",platform="iOS"}'), 1, text);
     assert.ok(sample(text, "orchard_queue_depth") >= 1);
     assert.ok(sample(text, "orchard_queue_oldest_age_seconds") >= 0);
     assert.match(text, /^orchard_process_cpu_seconds_total /m, "prom-client's default collectors");

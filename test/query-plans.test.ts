@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { NEXT_COMMAND_SQL, PRUNE_RESULTS_SQL, RESULTS_SQL } from "../src/store/commands.ts";
-import { ENROLLMENTS_BY_TYPE_SQL, QUEUE_STATS_SQL } from "../src/store/stats.ts";
+import { QUEUE_STATS_SQL } from "../src/store/stats.ts";
 import { eventListQuery, PRUNE_EVENTS_SQL } from "../src/store/events.ts";
 import { forEachBackend, type Backend } from "./support/postgres.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
@@ -19,7 +19,6 @@ const CASES = [
     index: "events_enrollment",
   },
   { name: "retention of results", sql: PRUNE_RESULTS_SQL, params: [0], index: "command_queue_done" },
-  { name: "enrollments by type (/metrics)", sql: ENROLLMENTS_BY_TYPE_SQL, params: [], index: "enrollments_type" },
   { name: "queue depth and oldest (/metrics)", sql: QUEUE_STATS_SQL, params: [], index: "command_queue_next" },
   { name: "retention of events", sql: PRUNE_EVENTS_SQL, params: [0], index: "events_at" },
 ];

@@ -8,7 +8,7 @@ export const enrollmentsCommand: ClientCommand = {
   name: "enrollments",
   summary: "list enrollments; approve a device's new identity certificate",
   usage: [
-    `enrollments [--type T] [--enabled true|false] [--serial S] [--device UDID] [--limit N] [--cursor ID] [--all]`,
+    `enrollments [--type T] [--platform macOS|iOS|iPadOS|tvOS|watchOS|visionOS] [--enabled true|false] [--serial S] [--device UDID] [--limit N] [--cursor ID] [--all]`,
     "  one page of --limit (default 100, at most 1000) from --cursor; --all follows every page",
     `enrollments rebind <device id> [--fingerprint SHA256 | --show]`,
     "  without --fingerprint: the device's binding and every certificate held for it, approving nothing (exit 1; 0 with --show);",
@@ -18,6 +18,7 @@ export const enrollmentsCommand: ClientCommand = {
     if (args[0] === "rebind") return rebind(args.slice(1), ctx);
     const { values, positionals } = parseCommand(args, {
       type: { type: "string" },
+      platform: { type: "string" },
       enabled: { type: "string" },
       serial: { type: "string" },
       device: { type: "string" },
@@ -29,7 +30,14 @@ export const enrollmentsCommand: ClientCommand = {
     }
     const limit = positiveInt("--limit", values.limit);
     const client = connect(values, ctx);
-    const query = { type: values.type, enabled: values.enabled, serial: values.serial, device: values.device, limit: limit?.toString() };
+    const query = {
+      type: values.type,
+      platform: values.platform,
+      enabled: values.enabled,
+      serial: values.serial,
+      device: values.device,
+      limit: limit?.toString(),
+    };
     const page = await fetchPages<"enrollments", EnrollmentJson>(client, ctx, "/v1/enrollments", "enrollments", query, {
       all: values.all,
       cursor: values.cursor,
@@ -44,10 +52,11 @@ export const enrollmentsCommand: ClientCommand = {
     }
     ctx.out(
       formatTable(
-        ["ID", "TYPE", "ENABLED", "SERIAL", "MODEL", "OS", "USER", "LAST SEEN", "TOKEN UPDATES"],
+        ["ID", "TYPE", "PLATFORM", "ENABLED", "SERIAL", "MODEL", "OS", "USER", "LAST SEEN", "TOKEN UPDATES"],
         page.enrollments.map((e) => [
           e.id,
           e.type,
+          e.platform,
           e.enabled,
           e.serial_number,
           e.model_name ?? e.model ?? e.product_name,

@@ -4,6 +4,7 @@ import type { Pusher } from "../core/push.ts";
 import { BadRequest, NotFound } from "../errors.ts";
 import { parsePlist, type PlistLimits } from "../plist/index.ts";
 import type { EnrollmentType } from "../protocol/enrollment.ts";
+import { PLATFORMS, type Platform } from "../protocol/platform.ts";
 import type { Store } from "../store/index.ts";
 import { nextCursor, pageSize } from "./request-helpers.ts";
 import { OPENAPI } from "./openapi.ts";
@@ -48,8 +49,12 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
     if (q.type !== undefined && !ENROLLMENT_TYPES.includes(q.type as EnrollmentType)) {
       throw new BadRequest(`type must be one of ${ENROLLMENT_TYPES.join(", ")}`, "invalid_parameter");
     }
+    if (q.platform !== undefined && !PLATFORMS.includes(q.platform as Platform)) {
+      throw new BadRequest(`platform must be one of ${PLATFORMS.join(", ")}`, "invalid_parameter");
+    }
     const limit = pageSize(q.limit);
     const enrollments = await store.enrollments.list({
+      platform: q.platform as Platform | undefined,
       type: q.type as EnrollmentType | undefined,
       enabled: q.enabled === undefined ? undefined : truthy(q.enabled),
       serialNumber: q.serial,

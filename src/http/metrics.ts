@@ -69,7 +69,7 @@ export class Metrics implements PushObserver {
     registers: [this.registry],
   });
   private storeFigures: { at: number; pending: Promise<void> } | undefined;
-  private readonly enrollments: Gauge<"type">;
+  private readonly enrollments: Gauge<"type" | "platform">;
   private readonly queueDepth: Gauge;
   private readonly queueAge: Gauge;
   private readonly certExpiry: Gauge<"certificate" | "topic">;
@@ -81,8 +81,8 @@ export class Metrics implements PushObserver {
     const collect = (): Promise<void> => this.refreshStoreFigures(store);
     this.enrollments = new Gauge({
       name: "orchard_enrollments",
-      help: "Enrollments by type (Device, User, ...), read from the store at scrape time (cached a few seconds).",
-      labelNames: ["type"] as const,
+      help: "Enrollments by type (Device, User, ...) and platform (macOS, iOS, ..., unknown), read from the store at scrape time (cached a few seconds).",
+      labelNames: ["type", "platform"] as const,
       registers: [this.registry],
       collect,
     });
@@ -122,7 +122,7 @@ export class Metrics implements PushObserver {
       for (const c of this.fixedExpiry) this.certExpiry.set({ certificate: c.certificate }, days(c.notAfter));
       for (const c of pushCerts) this.certExpiry.set({ certificate: "push", topic: c.topic }, days(c.notAfter));
       this.enrollments.reset();
-      for (const { type, count } of byType) this.enrollments.set({ type }, count);
+      for (const { type, platform, count } of byType) this.enrollments.set({ type, platform: platform ?? "unknown" }, count);
       this.queueDepth.set(queue.depth);
       this.queueAge.set(queue.oldestCreatedAt === undefined ? 0 : Math.max(0, (Date.now() - queue.oldestCreatedAt) / 1000));
     })().catch(() => {

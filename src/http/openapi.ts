@@ -9,6 +9,7 @@
 
 import { ERROR_CODES } from "../errors.ts";
 import { VERSION } from "../version.ts";
+import { PLATFORMS } from "../protocol/platform.ts";
 
 type Schema = Record<string, unknown>;
 
@@ -94,6 +95,7 @@ const schemas: Record<string, Schema> = {
     model: nullableStr,
     model_name: nullableStr,
     product_name: nullableStr,
+    platform: { anyOf: [{ type: "string", enum: [...PLATFORMS] }, { type: "null" }], description: "read from product_name or model_name" },
     device_name: nullableStr,
     os_version: nullableStr,
     build_version: nullableStr,
@@ -313,6 +315,7 @@ const paths: Record<string, Record<string, Operation>> = {
           param("enabled", "query", "true or false"),
           param("serial", "query", "only this serial number"),
           param("device", "query", "only the channels of this device id (UDID)"),
+          param("platform", "query", "only the channels of devices of this platform", { type: "string", enum: [...PLATFORMS] }),
           ...PAGING,
         ],
       },

@@ -48,6 +48,7 @@ export function enrollmentJson(e: Enrollment): EnrollmentJson {
     model: e.model,
     model_name: e.modelName,
     product_name: e.productName,
+    platform: e.platform,
     device_name: e.deviceName,
     os_version: e.osVersion,
     build_version: e.buildVersion,

@@ -15,6 +15,7 @@ import type { QueueStatus } from "../store/commands.ts";
 import type { DigestHashName, DirectoryState } from "../store/directory.ts";
 import type { UserSessionState } from "../store/user-sessions.ts";
 import type { EnrollmentType } from "../protocol/enrollment.ts";
+import type { Platform } from "../protocol/platform.ts";
 
 export type { ErrorCode } from "../errors.ts";
 
@@ -64,6 +65,8 @@ export interface EnrollmentJson {
   model: string | null;
   model_name: string | null;
   product_name: string | null;
+  /** Read from product_name (or model_name): macOS, iOS, iPadOS, tvOS, watchOS, visionOS; null when neither tells. */
+  platform: Platform | null;
   device_name: string | null;
   os_version: string | null;
   build_version: string | null;

@@ -1,4 +1,5 @@
 import type { Channel, EnrollmentType } from "../protocol/enrollment.ts";
+import { platformOf, type Platform } from "../protocol/platform.ts";
 import type { Database } from "./db.ts";
 
 export interface DeviceFacts {
@@ -61,6 +62,7 @@ export interface Enrollment {
   model: string | null;
   modelName: string | null;
   productName: string | null;
+  platform: Platform | null;
   deviceName: string | null;
   osVersion: string | null;
   buildVersion: string | null;
@@ -74,6 +76,7 @@ export interface EnrollmentFilter {
   enabled?: boolean;
   serialNumber?: string;
   deviceId?: string;
+  platform?: Platform;
   /** Ids greater than this one (cursor pagination, ordered by id). */
   after?: string;
   limit: number;
@@ -81,7 +84,7 @@ export interface EnrollmentFilter {
 
 const ENROLLMENT_COLUMNS = `e.id, e.device_id, e.type, e.user_id, e.user_short_name, e.user_long_name, e.enabled,
   e.topic, e.push_token, e.push_magic, e.token_update_count, e.awaiting_configuration,
-  d.serial_number, d.model, d.model_name, d.product_name, d.device_name, d.os_version, d.build_version,
+  d.serial_number, d.model, d.model_name, d.product_name, d.platform, d.device_name, d.os_version, d.build_version,
   e.created_at, e.updated_at, e.last_seen_at`;
 
 /** Devices (Authenticate facts, identity binding, bootstrap token) and their channels. */
@@ -124,10 +127,11 @@ export class EnrollmentStore {
     const guard = a.replaces === undefined ? "" : "WHERE devices.cert_fingerprint = ?";
     return this.db.transaction(async (tx) => {
       const bound = await tx.get<{ id: string }>(
-        `INSERT INTO devices (id, serial_number, product_name, model, model_name, device_name, os_version, build_version,
+        `INSERT INTO devices (id, serial_number, product_name, platform, model, model_name, device_name, os_version, build_version,
            imei, meid, topic, cert_fingerprint, bootstrap_token, authenticate_message, authenticated_at, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET serial_number = excluded.serial_number, product_name = excluded.product_name,
+           platform = excluded.platform,
            model = excluded.model, model_name = excluded.model_name, device_name = excluded.device_name,
            os_version = excluded.os_version, build_version = excluded.build_version, imei = excluded.imei,
            meid = excluded.meid, topic = excluded.topic, cert_fingerprint = excluded.cert_fingerprint,
@@ -139,6 +143,7 @@ export class EnrollmentStore {
           a.deviceId,
           f.serialNumber ?? null,
           f.productName ?? null,
+          platformOf(f.productName, f.modelName),
           f.model ?? null,
           f.modelName ?? null,
           f.deviceName ?? null,
@@ -256,6 +261,7 @@ export class EnrollmentStore {
     if (filter.enabled !== undefined) where.push("e.enabled = ?"), params.push(filter.enabled ? 1 : 0);
     if (filter.serialNumber !== undefined) where.push("d.serial_number = ?"), params.push(filter.serialNumber);
     if (filter.deviceId !== undefined) where.push("e.device_id = ?"), params.push(filter.deviceId);
+    if (filter.platform !== undefined) where.push("d.platform = ?"), params.push(filter.platform);
     if (filter.after !== undefined) where.push("e.id > ?"), params.push(filter.after);
     const rows = await this.db.all<EnrollmentRow>(
       `SELECT ${ENROLLMENT_COLUMNS} FROM enrollments e JOIN devices d ON d.id = e.device_id
@@ -310,6 +316,7 @@ interface EnrollmentRow {
   model: string | null;
   model_name: string | null;
   product_name: string | null;
+  platform: Platform | null;
   device_name: string | null;
   os_version: string | null;
   build_version: string | null;
@@ -336,6 +343,7 @@ function toEnrollment(r: EnrollmentRow): Enrollment {
     model: r.model,
     modelName: r.model_name,
     productName: r.product_name,
+    platform: r.platform,
     deviceName: r.device_name,
     osVersion: r.os_version,
     buildVersion: r.build_version,

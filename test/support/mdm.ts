@@ -100,8 +100,9 @@ export class RawDevice {
     });
   }
 
-  async enroll(): Promise<void> {
-    const a = await this.authenticate();
+  /** Authenticate (with `facts`, e.g. a ProductName) then TokenUpdate. */
+  async enroll(facts: PlistDict = {}): Promise<void> {
+    const a = await this.authenticate(facts);
     if (a.status !== 200) throw new Error(`Authenticate answered ${a.status}: ${a.text}`);
     const t = await this.tokenUpdate();
     if (t.status !== 200) throw new Error(`TokenUpdate answered ${t.status}: ${t.text}`);
