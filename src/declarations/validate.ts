@@ -5,9 +5,10 @@
 // Apple's YAML at development time (schema-data.ts) and turned into lookup
 // tables once, when this module loads; a call only walks the declaration.
 import { SCHEMA } from "./schema-data.ts";
-import { DECLARATION_FAMILIES, type DeclarationFamily, type KeySchema, type ValueType } from "./schema-types.ts";
+import { DECLARATION_FAMILIES, type DeclarationFamily, type KeySchema, type SchemaData, type ValueType } from "./schema-types.ts";
 
-export type { DeclarationFamily } from "./schema-types.ts";
+export type { DeclarationFamily, SchemaData } from "./schema-types.ts";
+export { DECLARATION_FAMILIES } from "./schema-types.ts";
 
 export interface DeclarationError {
   /** Where in the declaration: "Type", "Payload.Deferrals.MajorPeriodInDays", "Payload.StatusItems[2].Name"; "" for the whole. */
@@ -61,8 +62,12 @@ export function formatDeclarationError(e: DeclarationError): string {
   return e.path ? `${e.path}: ${e.message}` : e.message;
 }
 
-/** The warning for an Apple-looking Type the schema does not know. */
-export const UNKNOWN_TYPE_WARNING = `type not in the schema this server knows (${SCHEMA.release} seed); not validated`;
+function unknownTypeWarning(release: string): string {
+  return `type not in the schema this server knows (${release} seed); not validated`;
+}
+
+/** The warning for an Apple-looking Type the schema does not know (after `Type "<type>": `). */
+export const UNKNOWN_TYPE_WARNING = unknownTypeWarning(SCHEMA.release);
 
 /** Past this many errors the walk stops (a huge wrong array is one mistake, said enough times). */
 export const MAX_ERRORS = 50;
@@ -116,8 +121,6 @@ function compileNode(k: KeySchema): Node {
   if (k.items) node.items = compileNode(k.items);
   return node;
 }
-
-const PAYLOADS: ReadonlyMap<string, Node> = new Map(SCHEMA.declarations.map((d) => [d.type, compileNode(d.payload)]));
 
 // --- The walk ---------------------------------------------------------------
 
@@ -224,11 +227,19 @@ function checkValue(w: Walk, node: Node, v: unknown, path: string): void {
   }
   if (typeof v === "number") {
     if (node.min !== undefined && v < node.min) {
-      error(w, path, node.max !== undefined ? `must be between ${node.min} and ${node.max}, got ${v}` : `must be at least ${node.min}, got ${v}`);
+      error(
+        w,
+        path,
+        node.max !== undefined ? `must be between ${node.min} and ${node.max}, got ${v}` : `must be at least ${node.min}, got ${v}`,
+      );
       return;
     }
     if (node.max !== undefined && v > node.max) {
-      error(w, path, node.min !== undefined ? `must be between ${node.min} and ${node.max}, got ${v}` : `must be at most ${node.max}, got ${v}`);
+      error(
+        w,
+        path,
+        node.min !== undefined ? `must be between ${node.min} and ${node.max}, got ${v}` : `must be at most ${node.max}, got ${v}`,
+      );
       return;
     }
   }
@@ -275,7 +286,16 @@ function utf8Length(s: string): number {
  * does not know (the schema lags Apple's releases) is accepted with a warning;
  * any other Type is an error. ServerToken is ignored: the server sets it.
  */
-export function validateDeclaration(json: unknown): DeclarationValidation {
+export const validateDeclaration: (json: unknown) => DeclarationValidation = createDeclarationValidator(SCHEMA);
+
+/** A validator for the schema given (validateDeclaration is the one for Orchard's schema): the lookup tables are built here, once. */
+export function createDeclarationValidator(schema: SchemaData): (json: unknown) => DeclarationValidation {
+  const payloads: ReadonlyMap<string, Node> = new Map(schema.declarations.map((d) => [d.type, compileNode(d.payload)]));
+  const unknownType = unknownTypeWarning(schema.release);
+  return (json) => validate(payloads, unknownType, json);
+}
+
+function validate(payloads: ReadonlyMap<string, Node>, unknownType: string, json: unknown): DeclarationValidation {
   const w: Walk = { errors: [], warnings: [], moreWarnings: 0, type: "" };
   if (!isDictionary(json)) {
     error(w, "", `a declaration is a JSON object, got ${kindOf(json)}`);
@@ -298,16 +318,17 @@ export function validateDeclaration(json: unknown): DeclarationValidation {
   else if (!isDictionary(payload)) error(w, "Payload", `expected dictionary, got ${kindOf(payload)}`);
 
   for (const key of Object.keys(json)) {
-    if (!BASE_KEYS.has(key)) warn(w, `${child("", key).replace(/^\./, "")}: unknown key, not one of Type, Identifier, ServerToken, Payload`);
+    if (!BASE_KEYS.has(key))
+      warn(w, `${child("", key).replace(/^\./, "")}: unknown key, not one of Type, Identifier, ServerToken, Payload`);
   }
 
   if (typeof type === "string") {
     w.type = type;
-    const node = PAYLOADS.get(type);
+    const node = payloads.get(type);
     if (node) {
       if (isDictionary(payload)) checkDictionary(w, node, payload, "Payload");
     } else if (FAMILY_RE.test(type)) {
-      warn(w, `Type ${JSON.stringify(short(type))}: ${UNKNOWN_TYPE_WARNING}`);
+      warn(w, `Type ${JSON.stringify(short(type))}: ${unknownType}`);
     } else {
       error(
         w,
