@@ -68,8 +68,15 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-function readYaml(file: string): any {
-  return parse(fs.readFileSync(file, "utf8"));
+/** A schema file, as far as this script reads it. */
+interface YamlDoc {
+  title?: string;
+  payload?: { declarationtype?: unknown; statusitemtype?: unknown };
+  payloadkeys?: YamlKey[];
+}
+
+function readYaml(file: string): YamlDoc | undefined {
+  return parse(fs.readFileSync(file, "utf8")) as YamlDoc | undefined;
 }
 
 function compileKey(k: YamlKey, where: string): KeySchema {
@@ -141,7 +148,7 @@ export function compile(root: string): SchemaData {
   if (!fs.existsSync(declDir)) fail(`${declDir} does not exist: give the root of a clone of apple/device-management`);
 
   const base = readYaml(path.join(declDir, "declarationbase.yaml"));
-  const baseKeys = (base.payloadkeys as YamlKey[]).map((k) => k.key);
+  const baseKeys = (base?.payloadkeys ?? []).map((k) => k.key);
   if (baseKeys.join() !== BASE_KEYS.join())
     fail(`declarationbase.yaml's keys changed (${baseKeys.join(", ")}): update validate.ts's base rules and this check`);
 
@@ -160,8 +167,8 @@ export function compile(root: string): SchemaData {
     if (!family) fail(`${rel}: not in a family folder`);
     if (!type.startsWith(`com.apple.${family}.`)) fail(`${rel}: type ${type} is not in family ${family}`);
     if (declarations.some((d) => d.type === type)) fail(`${rel}: type ${type} twice`);
-    const payload: KeySchema = { type: "dictionary", ...compileKeys((doc.payloadkeys ?? []) as YamlKey[], type) };
-    declarations.push({ type, family, title: String(doc.title ?? type), payload });
+    const payload: KeySchema = { type: "dictionary", ...compileKeys(doc?.payloadkeys ?? [], type) };
+    declarations.push({ type, family, title: String(doc?.title ?? type), payload });
   }
   declarations.sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0));
 
