@@ -1,0 +1,20 @@
+// Declarative device management declarations, checked against Apple's schema.
+export {
+  createDeclarationValidator,
+  DECLARATION_FAMILIES,
+  DECLARATION_TYPES,
+  type DeclarationError,
+  type DeclarationFamily,
+  type DeclarationTypeInfo,
+  type DeclarationValidation,
+  declarationFamily,
+  declarationType,
+  formatDeclarationError,
+  MAX_ERRORS,
+  MAX_WARNINGS,
+  SCHEMA_SOURCE,
+  STATUS_ITEMS,
+  type SchemaData,
+  UNKNOWN_TYPE_WARNING,
+  validateDeclaration,
+} from "./validate.ts";
