@@ -9,7 +9,7 @@ import { BadRequest, Conflict, Forbidden, NotFound, OrchardError } from "../erro
 import { IdentityError, type DeviceTrust } from "../identity/index.ts";
 import type { DdmAsset, DdmProfile } from "../store/ddm-assets.ts";
 import type { Store } from "../store/index.ts";
-import { identifyBySignature, identifyFromHeaders, type DeviceIdentity } from "./device-identity.ts";
+import { identifyFromHeaders, type DeviceIdentity } from "./device-identity.ts";
 import { nextCursor, pageSize } from "./request-helpers.ts";
 import type { TrustedProxy } from "./trusted-proxy.ts";
 import type { DdmAssetJson, DdmAssetPage, DdmFileRemoved, DdmProfileJson, DdmProfilePage } from "./wire.ts";
@@ -206,15 +206,15 @@ export interface DdmDeviceRoutesOptions {
   serverPath: string;
 }
 
-const NO_BODY = Buffer.alloc(0);
-
 /**
  * GET {server-path}/assets/{id} and {server-path}/profiles/{id}: the bytes,
- * for an enrolled device only. Who calls is settled as on the MDM endpoints
- * (TLS client certificate, the trusted proxy's certificate header, or an
- * Mdm-Signature over the empty body) and must be the certificate bound to a
- * device that is enrolled; anyone else gets 403 before anything is looked
- * up, so a stranger learns nothing of which files exist.
+ * for an enrolled device only. Who calls is settled as on the MDM endpoints,
+ * from the TLS client certificate or the trusted proxy's certificate header,
+ * and must be the certificate bound to a device that is enrolled; anyone
+ * else gets 403 before anything is looked up, so a stranger learns nothing
+ * of which files exist. An Mdm-Signature alone is refused: a GET has no body,
+ * and a signature over nothing binds to no request (whoever saw one header
+ * could replay it for ever), so identity/ refuses empty bodies on purpose.
  */
 export function registerDdmDeviceRoutes(app: FastifyInstance, o: DdmDeviceRoutesOptions): void {
   const files = new FileCache(FILE_CACHE_BYTES, async (kind, id) =>
@@ -225,7 +225,12 @@ export function registerDdmDeviceRoutes(app: FastifyInstance, o: DdmDeviceRoutes
     let identity: DeviceIdentity;
     try {
       const caller = identifyFromHeaders(req.raw.headers, req.raw.socket, o.trust, o.certHeader, o.fromTrustedProxy);
-      identity = "identity" in caller ? caller.identity : await identifyBySignature(caller.signature, NO_BODY, caller.signer);
+      if (!("identity" in caller)) {
+        throw new Forbidden(
+          "device identity: an Mdm-Signature over an empty body cannot be checked against a request; downloads need the device's TLS client certificate (directly, or in --cert-header from a trusted proxy)",
+        );
+      }
+      identity = caller.identity;
     } catch (err) {
       if (err instanceof IdentityError) throw new Forbidden(`device identity: ${err.message}`);
       throw err;
