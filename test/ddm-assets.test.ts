@@ -319,3 +319,17 @@ await forEachBackend("DDM assets and stored profiles", (backend) => {
     assert.ok(!server.logs.some((l) => /"level":50/.test(l)), server.logs.filter((l) => /"level":50/.test(l)).join("\n"));
   });
 });
+
+test("devices: a certificate header is believed only from a trusted proxy (--trust-proxy)", async () => {
+  const server = await startTestServer(["--trust-proxy", "10.9.9.9"]);
+  const fleet = await testFleet(server.url);
+  try {
+    const headers = { "x-client-cert": escapedPemHeader((await identity(fleet)).certPem) };
+    const r = await fleet.transport.send({ method: "GET", path: "/mdm/assets/anything", headers });
+    assert.equal(r.status, 403);
+    assert.match(r.body.toString(), /not a trusted proxy/);
+  } finally {
+    fleet.close();
+    await server.stop();
+  }
+});
