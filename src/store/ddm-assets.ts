@@ -131,7 +131,7 @@ export class DdmAssetStore {
   /** The asset with its bytes (a download). */
   async withBytes(id: string): Promise<(DdmAsset & { bytes: Buffer }) | undefined> {
     const row = await this.db.get<AssetRow & { bytes: Buffer }>(`SELECT ${ASSET_COLUMNS}, bytes FROM ddm_assets WHERE id = ?`, [id]);
-    return row && { ...toAsset(row), bytes: Buffer.from(row.bytes) };
+    return row && { ...toAsset(row), bytes: asBuffer(row.bytes) };
   }
 
   async list(o: ListOptions): Promise<DdmAsset[]> {
@@ -197,7 +197,7 @@ export class DdmProfileStore {
 
   async withBytes(id: string): Promise<(DdmProfile & { bytes: Buffer }) | undefined> {
     const row = await this.db.get<ProfileRow & { bytes: Buffer }>(`SELECT ${PROFILE_COLUMNS}, bytes FROM ddm_profiles WHERE id = ?`, [id]);
-    return row && { ...toProfile(row), bytes: Buffer.from(row.bytes) };
+    return row && { ...toProfile(row), bytes: asBuffer(row.bytes) };
   }
 
   async list(o: ListOptions): Promise<DdmProfile[]> {
@@ -211,4 +211,9 @@ export class DdmProfileStore {
   async remove(id: string): Promise<boolean> {
     return (await this.db.run("DELETE FROM ddm_profiles WHERE id = ?", [id])) > 0;
   }
+}
+
+/** Both drivers hand back a Buffer; a copy only when one does not (a download may be tens of MB). */
+function asBuffer(bytes: Buffer | Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes);
 }
