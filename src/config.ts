@@ -34,6 +34,8 @@ export interface Config {
   resultRetentionMs: number;
   eventRetentionMs: number;
   reportBodyLimit: number;
+  /** Largest DDM asset or stored profile an operator uploads (PUT /v1/ddm/assets, /v1/ddm/profiles). */
+  assetBodyLimit: number;
   /** Hostile-input limits: timeouts, API key failures, plist parser caps (docs/reliability.md). */
   limits: LimitsConfig;
   userAuth: UserAuthConfig;
@@ -170,6 +172,11 @@ export const SERVE_FLAGS = {
   "log-level": { type: "string", default: "info", help: "`fatal`, `error`, `warn`, `info`, `debug`, `trace` or `silent`" },
   "checkin-body-limit": { type: "string", default: "1mb", help: "largest check-in body" },
   "report-body-limit": { type: "string", default: "16mb", help: "largest command report or command" },
+  "asset-body-limit": {
+    type: "string",
+    default: "50mb",
+    help: "largest DDM asset or stored profile the API takes (`PUT /v1/ddm/assets/ID`, `/v1/ddm/profiles/ID`); each download holds it in memory",
+  },
   "headers-timeout": { type: "string", default: "20s", help: "time a client has to send a request's headers (408 after it)" },
   "request-timeout": { type: "string", default: "120s", help: "time a client has to send a whole request, body included (408 after it)" },
   "body-idle-timeout": { type: "string", default: "20s", help: "longest pause inside a device request's body (408 after it)" },
@@ -351,6 +358,7 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
     eventRetentionMs: parseDuration(get("event-retention")!, "--event-retention"),
     checkinBodyLimit: parseBytes(get("checkin-body-limit")!, "--checkin-body-limit"),
     reportBodyLimit: parseBytes(get("report-body-limit")!, "--report-body-limit"),
+    assetBodyLimit: positive(parseBytes(get("asset-body-limit")!, "--asset-body-limit"), "--asset-body-limit"),
     limits: {
       headersTimeoutMs: positive(parseDuration(get("headers-timeout")!, "--headers-timeout"), "--headers-timeout"),
       requestTimeoutMs: positive(parseDuration(get("request-timeout")!, "--request-timeout"), "--request-timeout"),

@@ -21,6 +21,9 @@ export const ERROR_CODES = [
   "invalid_push_certificate",
   "too_many_ids",
   "malformed_authorization",
+  "invalid_asset_id",
+  "invalid_asset_reference",
+  "invalid_profile",
   // 401, 403
   "unauthorized",
   "forbidden",
@@ -34,11 +37,13 @@ export const ERROR_CODES = [
   "push_topic_change",
   "rebind_already_bound",
   "declined",
+  "asset_in_use",
   // 413, 414, 415, 422, 429
   "payload_too_large",
   "uri_too_long",
   "unsupported_media_type",
   "unprocessable",
+  "unknown_asset_reference",
   "rate_limited",
   // 5xx
   "internal_error",

@@ -20,6 +20,9 @@ import { startMetricsListener, type MetricsListener } from "./http/metrics-liste
 import { registerUserRoutes } from "./http/user-routes.ts";
 import { registerPushRoutes } from "./http/push-routes.ts";
 import { registerRebindRoutes } from "./http/rebind-routes.ts";
+import { registerDdmAssetRoutes, registerDdmDeviceRoutes } from "./http/ddm-asset-routes.ts";
+import { trustedProxy } from "./http/trusted-proxy.ts";
+import { resolveDeclaration, type Declaration, type DeviceUrls } from "./core/ddm-assets.ts";
 import { startPush } from "./push/index.ts";
 import { DeviceTrust } from "./identity/index.ts";
 import { loadDeviceCa, type DeviceCa } from "./enroll/device-ca.ts";
@@ -41,6 +44,12 @@ export interface RunningServer {
   apiKey: string;
   /** --metrics-listen's URL (unauthenticated /metrics), when it is on. */
   metricsUrl?: string;
+  /**
+   * A declaration with its `orchard:asset/<id>` and `orchard:profile/<id>`
+   * references made real (core/ddm-assets.ts): the hook the declaration store
+   * calls before it computes a ServerToken.
+   */
+  resolveDeclaration(decl: Declaration): Promise<Declaration>;
   close(): Promise<void>;
 }
 
@@ -103,6 +112,9 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   }
 
   const challenges = new ScepChallenges(store, config.enrollment.scepChallengeTtlMs);
+  // DDM assets and stored profiles: devices download them below ServerURL, at --public-url.
+  const ddmUrls: DeviceUrls = { publicUrl: config.enrollment.publicUrl, serverPath: config.serverPath };
+  const ddmFiles = { asset: (id: string) => store.ddmAssets.get(id), profile: (id: string) => store.ddmProfiles.get(id) };
   // Failed attempts per client address on the routes devices reach without the API key, one count per route.
   const failureLimiter = () => new ApiFailureLimiter(config.limits.apiMaxFailures, config.limits.apiFailureWindowMs);
   const app = buildApp({
@@ -136,12 +148,21 @@ export async function startServer(config: Config, log: Logger = createLogger(con
           sandboxApns: config.push.apnsUrl === APNS_SANDBOX,
           limiter: failureLimiter(),
         }),
+      (open) =>
+        registerDdmDeviceRoutes(open, {
+          store,
+          trust,
+          certHeader: config.certHeader,
+          fromTrustedProxy: trustedProxy(config.trustProxy, "loopback"),
+          serverPath: config.serverPath,
+        }),
     ],
     apiPlugins: [
       (api) => registerUserRoutes(api, { store, realm: config.userAuth.realm }),
       (api) => registerPushRoutes(api, { store, certs: push.certs, pusher: push.pusher }),
       (api) => registerScepApiRoutes(api, challenges),
       (api) => registerRebindRoutes(api, { store, rebind: config.rebind }),
+      (api) => registerDdmAssetRoutes(api, { store, urls: ddmUrls, bodyLimit: config.assetBodyLimit }),
     ],
     trustProxy: config.trustProxy,
     https: config.tlsCert ? tlsPair(config.tlsCert, config.tlsKey!) : undefined,
@@ -179,7 +200,16 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     }
   }
 
-  return { app, store, deviceCa, url, apiKey, metricsUrl: metricsListener?.url, close };
+  return {
+    app,
+    store,
+    deviceCa,
+    url,
+    apiKey,
+    metricsUrl: metricsListener?.url,
+    resolveDeclaration: (decl) => resolveDeclaration(decl, ddmFiles, ddmUrls),
+    close,
+  };
 }
 
 /** A file a flag names, or a ConfigError that says which flag and why (a start-up failure is one line). */

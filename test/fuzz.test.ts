@@ -640,6 +640,11 @@ await forEachBackend("fuzz", (backend) => {
       ["POST", () => "/v1/users/import"],
       ["GET", () => "/v1/user-sessions"],
       ["PATCH", () => "/v1/enrollments"],
+      ["PUT", () => `/v1/ddm/assets/${id()}`],
+      ["GET", () => `/v1/ddm/assets/${id()}/data`],
+      ["DELETE", () => `/v1/ddm/assets/${id()}`],
+      ["PUT", () => `/v1/ddm/profiles/${id()}`],
+      ["GET", () => `/v1/ddm/profiles/${id()}`],
     ]);
     const q = query();
     const body = rng.weighted<() => Buffer>([

@@ -7,7 +7,7 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import { ERROR_CODES } from "../src/errors.ts";
 import { OPENAPI } from "../src/http/openapi.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
-import { commandPlist, identity, RawDevice } from "./support/mdm.ts";
+import { commandPlist, identity, plist, RawDevice } from "./support/mdm.ts";
 import { forEachBackend } from "./support/postgres.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
@@ -173,6 +173,28 @@ await forEachBackend("real answers match the OpenAPI document", (backend) => {
       const res = await fetch(server.url + path);
       assertDocumented("GET", path, { status: res.status, json: await res.json(), text: "" });
     }
+  });
+
+  test("DDM assets and stored profiles (docs/ddm-assets.md)", async () => {
+    const profile = plist({ PayloadType: "Configuration", PayloadIdentifier: "com.example.p", PayloadUUID: "U-1", PayloadVersion: 1 });
+    for (const [kind, id, bytes] of [
+      ["assets", "openapi-asset", Buffer.from("asset bytes")],
+      ["profiles", "openapi-profile", profile],
+    ] as const) {
+      const created = await server.api("PUT", `/v1/ddm/${kind}/${id}`, bytes);
+      assert.equal(created.status, 201, created.text);
+      assertDocumented("PUT", `/v1/ddm/${kind}/{id}`, created);
+      assertDocumented("PUT", `/v1/ddm/${kind}/{id}`, await server.api("PUT", `/v1/ddm/${kind}/${id}`, bytes));
+      assertDocumented("GET", `/v1/ddm/${kind}/{id}`, await server.api("GET", `/v1/ddm/${kind}/${id}`));
+      assertDocumented("GET", `/v1/ddm/${kind}`, await server.api("GET", `/v1/ddm/${kind}`));
+      assertDocumented("GET", `/v1/ddm/${kind}/{id}`, await server.api("GET", `/v1/ddm/${kind}/.bad`));
+      assertDocumented("GET", `/v1/ddm/${kind}/{id}/data`, await server.api("GET", `/v1/ddm/${kind}/no-such/data`));
+      assertDocumented("DELETE", `/v1/ddm/${kind}/{id}`, await server.api("DELETE", `/v1/ddm/${kind}/${id}`));
+      assertDocumented("DELETE", `/v1/ddm/${kind}/{id}`, await server.api("DELETE", `/v1/ddm/${kind}/${id}`));
+    }
+    const notProfile = await server.api("PUT", "/v1/ddm/profiles/x", "not a profile");
+    assert.equal(notProfile.json.code, "invalid_profile");
+    assertDocumented("PUT", "/v1/ddm/profiles/{id}", notProfile);
   });
 
   test("errors carry the message and a stable code", async () => {

@@ -212,6 +212,37 @@ const schemas: Record<string, Schema> = {
   PushCertRemoved: object({ removed: str }),
   ScepChallengeBody: object({ ttl: { ...str, description: "a duration such as 10m (1s to 30d)" } }, { optional: ["ttl"] }),
   ScepChallenge: object({ challenge: str, expires_at: time }),
+  DdmAsset: object(
+    {
+      id: str,
+      content_type: str,
+      size: int,
+      sha256: { type: "string", pattern: "^[0-9a-f]{64}$", description: "lowercase hex SHA-256 of the bytes" },
+      reference: { ...str, description: "what a declaration writes as its Reference.DataURL: orchard:asset/<id>" },
+      url: { ...nullableStr, description: "where devices download it (with their MDM identity); null without --public-url" },
+      created_at: time,
+      updated_at: time,
+    },
+    { description: "a DDM asset (docs/ddm-assets.md), never its bytes" },
+  ),
+  DdmAssetPage: page("assets", "DdmAsset"),
+  DdmProfile: object(
+    {
+      id: str,
+      size: int,
+      sha256: { type: "string", pattern: "^[0-9a-f]{64}$", description: "lowercase hex SHA-256 of the bytes" },
+      signed: { ...bool, description: "CMS-signed (served as uploaded)" },
+      payload_identifier: nullableStr,
+      payload_display_name: nullableStr,
+      reference: { ...str, description: "what a legacy declaration writes as its ProfileURL: orchard:profile/<id>" },
+      url: { ...nullableStr, description: "where devices download it (with their MDM identity); null without --public-url" },
+      created_at: time,
+      updated_at: time,
+    },
+    { description: "a stored configuration profile (docs/ddm-assets.md), never its bytes" },
+  ),
+  DdmProfilePage: page("profiles", "DdmProfile"),
+  DdmFileRemoved: object({ removed: str }),
   Health: object({ status: { type: "string", enum: ["ok", "store unavailable"] } }),
   Version: object({ version: str }),
 };
@@ -462,6 +493,14 @@ const paths: Record<string, Record<string, Operation>> = {
       },
     ),
   },
+  ...ddmFilePaths("assets", "asset", "DdmAsset", {
+    put: body("*/*", "the asset's bytes; their Content-Type is recorded (application/octet-stream without one)", true),
+  }),
+  ...ddmFilePaths("profiles", "profile", "DdmProfile", {
+    put: {
+      ...body("application/x-apple-aspen-config", "a .mobileconfig: an XML plist, or CMS-signed", true),
+    },
+  }),
   "/v1/openapi.json": {
     get: op("meta", "This document", { "200": { description: "OpenAPI 3.1", content: json({ type: "object" }) } }),
   },
@@ -498,6 +537,8 @@ const paths: Record<string, Record<string, Operation>> = {
       "200": { description: "the metrics", content: { "text/plain": { schema: str } } },
     }),
   },
+  "/mdm/assets/{id}": { get: deviceDownload("a DDM asset's bytes, with its recorded Content-Type") },
+  "/mdm/profiles/{id}": { get: deviceDownload("a stored profile, as application/x-apple-aspen-config") },
   "/healthz": {
     get: {
       summary: "Whether the server can reach its store",
@@ -528,6 +569,73 @@ function pushResponses(): Record<string, unknown> {
     "200": ok("ApiResult", "pushed every id"),
     "207": ok("ApiResult", "some ids failed: see status"),
     "500": ok("ApiResult", "every id failed"),
+  };
+}
+
+/** The operator's routes of DDM assets or stored profiles (docs/ddm-assets.md). */
+function ddmFilePaths(plural: string, what: string, schema: string, content: { put: Record<string, unknown> }) {
+  const id = param("id", "path", `the ${what}'s id: 1 to 128 letters, digits, '.', '_' or '-', not starting with '.'`);
+  const badId = {
+    "400": error(
+      `bad input; an id that breaks the rule (code invalid_asset_id)${what === "profile" ? ", or not a profile (code invalid_profile)" : ""}`,
+    ),
+  };
+  return {
+    [`/v1/ddm/${plural}`]: {
+      get: op("ddm", `List the stored ${plural}, ordered by id`, { "200": ok(`${schema}Page`) }, { parameters: PAGING }),
+    },
+    [`/v1/ddm/${plural}/{id}`]: {
+      put: op(
+        "ddm",
+        `Store or replace a ${what} (the raw bytes as the body)`,
+        { "200": ok(schema, "replaced"), "201": ok(schema, "created"), ...badId, ...TOO_LARGE },
+        { parameters: [id], requestBody: { required: true, content: content.put } },
+      ),
+      get: op("ddm", `One ${what} (never its bytes)`, { "200": ok(schema), ...badId, ...NOT_FOUND }, { parameters: [id] }),
+      delete: op(
+        "ddm",
+        `Remove a ${what}`,
+        {
+          "200": ok("DdmFileRemoved"),
+          ...badId,
+          ...NOT_FOUND,
+          "409": error("a declaration still names it (code asset_in_use)"),
+        },
+        { parameters: [id] },
+      ),
+    },
+    [`/v1/ddm/${plural}/{id}/data`]: {
+      get: op(
+        "ddm",
+        `The ${what}'s bytes, as devices get them`,
+        {
+          "200": {
+            description: "the bytes",
+            content: body(what === "profile" ? "application/x-apple-aspen-config" : "*/*", undefined, true),
+          },
+          ...badId,
+          ...NOT_FOUND,
+        },
+        { parameters: [id] },
+      ),
+    },
+  };
+}
+
+/** A device download: the MDM identity, not the API key (below --server-path, /mdm by default). */
+function deviceDownload(summary: string): Operation {
+  return {
+    summary: `For enrolled devices, with their MDM identity (TLS client certificate, --cert-header from a trusted proxy, or Mdm-Signature): ${summary}`,
+    tags: ["ddm"],
+    security: [],
+    parameters: [param("id", "path", "the asset's or profile's id")],
+    responses: {
+      "200": { description: "the bytes, with Content-Length and an ETag of their SHA-256", content: body("*/*", undefined, true) },
+      "400": textError("an id that breaks the rule"),
+      "403": textError("no device identity, an untrusted one, or one not bound to an enrolled device"),
+      "404": textError("no such asset or profile (answered to enrolled devices only)"),
+      "503": textError("the store is unavailable; see Retry-After"),
+    },
   };
 }
 
@@ -573,7 +681,7 @@ export const OPENAPI = {
   },
   jsonSchemaDialect: "https://spec.openapis.org/oas/3.1/dialect/base",
   security: [{ basic: [] }],
-  tags: ["enrollments", "commands", "events", "users", "push", "enrollment", "meta"].map((name) => ({ name })),
+  tags: ["enrollments", "commands", "events", "users", "push", "enrollment", "ddm", "meta"].map((name) => ({ name })),
   paths,
   components: {
     schemas,

@@ -258,6 +258,47 @@ export interface ScepChallengeJson {
   expires_at: Time;
 }
 
+// --- DDM assets and stored profiles (docs/ddm-assets.md) ---------------------
+
+/** GET, PUT /v1/ddm/assets/{id}: an asset, never its bytes. */
+export interface DdmAssetJson {
+  id: string;
+  content_type: string;
+  size: number;
+  /** Lowercase hex SHA-256 of the bytes (what a declaration's Hash-SHA-256 becomes). */
+  sha256: string;
+  /** What a declaration writes as its Reference.DataURL: `orchard:asset/<id>`. */
+  reference: string;
+  /** Where devices download it; null without --public-url. */
+  url: string | null;
+  created_at: Time;
+  updated_at: Time;
+}
+
+export type DdmAssetPage = Page<"assets", DdmAssetJson>;
+
+/** GET, PUT /v1/ddm/profiles/{id}: a stored profile, never its bytes. */
+export interface DdmProfileJson {
+  id: string;
+  size: number;
+  sha256: string;
+  signed: boolean;
+  payload_identifier: string | null;
+  payload_display_name: string | null;
+  /** What a legacy declaration writes as its ProfileURL: `orchard:profile/<id>`. */
+  reference: string;
+  url: string | null;
+  created_at: Time;
+  updated_at: Time;
+}
+
+export type DdmProfilePage = Page<"profiles", DdmProfileJson>;
+
+/** DELETE /v1/ddm/assets/{id}, /v1/ddm/profiles/{id}. */
+export interface DdmFileRemoved {
+  removed: string;
+}
+
 // --- Outside /v1 -------------------------------------------------------------
 
 /** GET /healthz. */

@@ -1,6 +1,7 @@
 import path from "node:path";
 import { BadRequest } from "../errors.ts";
 import { CommandStore } from "./commands.ts";
+import { DdmAssetStore, DdmProfileStore } from "./ddm-assets.ts";
 import type { Database, Sql } from "./db.ts";
 import { EnrollmentStore } from "./enrollments.ts";
 import { EventStore } from "./events.ts";
@@ -28,6 +29,8 @@ export class Store {
   readonly scep: ScepStore;
   readonly rebinds: RebindStore;
   readonly stats: StatsStore;
+  readonly ddmAssets: DdmAssetStore;
+  readonly ddmProfiles: DdmProfileStore;
 
   constructor(readonly db: Database) {
     this.enrollments = new EnrollmentStore(db);
@@ -40,6 +43,8 @@ export class Store {
     this.scep = new ScepStore(db);
     this.rebinds = new RebindStore(db);
     this.stats = new StatsStore(db);
+    this.ddmAssets = new DdmAssetStore(db);
+    this.ddmProfiles = new DdmProfileStore(db);
   }
 
   /**

@@ -1,0 +1,188 @@
+// Declarations that name files Orchard serves (docs/ddm-assets.md).
+//
+// An operator writes `"DataURL": "orchard:asset/<id>"` in an asset
+// declaration (com.apple.asset.data, or a credential asset with a Reference),
+// or `"ProfileURL": "orchard:profile/<id>"` in a legacy profile configuration;
+// before the declaration's ServerToken is computed, resolveDeclaration puts in
+// the URL the device downloads from (with its MDM identity) and, for an asset,
+// the Size and Hash-SHA-256 of the stored bytes. Replacing the bytes changes
+// the resolved declaration, hence its ServerToken, and devices sync again:
+// referencedFiles tells which stored files a declaration names.
+import { BadRequest, OrchardError } from "../errors.ts";
+
+/** A declaration as KMFDDM stores it: Type, Identifier, Payload (and ServerToken, which is computed after this). */
+export interface Declaration {
+  Type: string;
+  Identifier: string;
+  Payload?: unknown;
+  [key: string]: unknown;
+}
+
+/** A stored file a declaration names. */
+export interface FileRef {
+  kind: "asset" | "profile";
+  id: string;
+}
+
+/** What resolving needs of the store: the metadata, never the bytes. */
+export interface FileLookup {
+  asset(id: string): Promise<{ contentType: string; size: number; sha256: string } | undefined>;
+  profile(id: string): Promise<{ size: number; sha256: string } | undefined>;
+}
+
+/** Where devices download: --public-url (its path prefix included) and the ServerURL path. */
+export interface DeviceUrls {
+  /** --public-url; undefined: declarations cannot name Orchard's files (no absolute https URL to give). */
+  publicUrl: string | undefined;
+  serverPath: string;
+}
+
+/**
+ * An asset's or stored profile's id: 1 to 128 of letters, digits, `.`, `_`,
+ * `-`, not starting with `.` (so never `.` or `..`): safe in a URL path
+ * segment and in a file name, the same in every store.
+ */
+export const FILE_ID = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
+export const MAX_FILE_ID = 128;
+
+/** BadRequest (code invalid_asset_id) unless `id` is a valid asset or profile id. */
+export function checkFileId(id: string, what: "asset" | "profile"): void {
+  if (!FILE_ID.test(id)) {
+    const shown = id.length === 0 ? "an empty id" : `id ${JSON.stringify(id.slice(0, 64))}${id.length > 64 ? "..." : ""}`;
+    throw new BadRequest(
+      `${shown} is not a valid ${what} id: 1 to ${MAX_FILE_ID} letters, digits, '.', '_' or '-', not starting with '.'`,
+      "invalid_asset_id",
+    );
+  }
+}
+
+const SCHEME = "orchard:";
+const ASSET_PREFIX = "orchard:asset/";
+const PROFILE_PREFIX = "orchard:profile/";
+const LEGACY_TYPES = new Set(["com.apple.configuration.legacy", "com.apple.configuration.legacy.interactive"]);
+
+/** The path (below --public-url) where devices download an asset or a stored profile. */
+export function devicePath(serverPath: string, ref: FileRef): string {
+  return `${serverPath.replace(/\/+$/, "")}/${ref.kind === "asset" ? "assets" : "profiles"}/${ref.id}`;
+}
+
+/** The URL a device downloads from, or undefined without --public-url. */
+export function deviceUrl(urls: DeviceUrls, ref: FileRef): string | undefined {
+  return urls.publicUrl === undefined ? undefined : urls.publicUrl + devicePath(urls.serverPath, ref);
+}
+
+/** The reference an operator writes in a declaration for this file. */
+export function fileReference(ref: FileRef): string {
+  return (ref.kind === "asset" ? ASSET_PREFIX : PROFILE_PREFIX) + ref.id;
+}
+
+/** The `orchard:` references in a declaration, where it may hold them; malformed ones are BadRequest. */
+export function referencedFiles(decl: Declaration): FileRef[] {
+  return slots(decl);
+}
+
+/**
+ * The declaration with each `orchard:` reference made real, as a new object
+ * (the argument is not changed); one without references comes back as it is.
+ * For an asset: DataURL becomes the device URL, Size and Hash-SHA-256 (hex)
+ * those of the stored bytes, ContentType the stored one unless the operator
+ * wrote one, Authentication.Type MDM unless given (None is refused: the
+ * download needs the device's identity). For a legacy profile: ProfileURL.
+ * An id that names nothing is a 422 (code unknown_asset_reference); a
+ * reference without --public-url a 409.
+ */
+export async function resolveDeclaration(decl: Declaration, lookup: FileLookup, urls: DeviceUrls): Promise<Declaration> {
+  const found = slots(decl);
+  if (found.length === 0) return decl;
+  if (urls.publicUrl === undefined) {
+    throw new OrchardError(
+      409,
+      `declaration ${decl.Identifier} names ${fileReference(found[0]!)}: Orchard serves its files only at --public-url (set it)`,
+    );
+  }
+  const payload = structuredClone(decl.Payload) as Record<string, unknown>;
+  for (const ref of found) {
+    const url = deviceUrl(urls, ref)!;
+    if (ref.kind === "profile") {
+      if (!(await lookup.profile(ref.id))) throw unknown(decl, ref);
+      payload.ProfileURL = url;
+      continue;
+    }
+    const asset = await lookup.asset(ref.id);
+    if (!asset) throw unknown(decl, ref);
+    const reference = payload.Reference as Record<string, unknown>;
+    const given = reference.ContentType;
+    payload.Reference = {
+      ...reference,
+      DataURL: url,
+      ContentType: typeof given === "string" && given.length > 0 ? given : asset.contentType,
+      Size: asset.size,
+      "Hash-SHA-256": asset.sha256,
+    };
+    const auth = payload.Authentication;
+    if (auth === undefined) payload.Authentication = { Type: "MDM" };
+    else if (!isObject(auth)) throw new BadRequest(`declaration ${decl.Identifier}: Payload.Authentication must be a dictionary`);
+    else if (auth.Type === undefined) payload.Authentication = { ...auth, Type: "MDM" };
+    else if (auth.Type !== "MDM") {
+      throw new BadRequest(
+        `declaration ${decl.Identifier}: Authentication.Type ${JSON.stringify(auth.Type)} cannot fetch ${fileReference(ref)}: ` +
+          'Orchard serves its assets only to enrolled devices, with their MDM identity ("Type": "MDM", the default)',
+      );
+    }
+  }
+  return { ...decl, Payload: payload };
+}
+
+/**
+ * Where a declaration names an Orchard file: Payload.Reference.DataURL of an
+ * asset (com.apple.asset.*), Payload.ProfileURL of a legacy profile. A string
+ * there that starts with `orchard:` must be a well-formed reference of the
+ * right kind; anything else (an https URL) is the operator's and left alone.
+ */
+function slots(decl: Declaration): FileRef[] {
+  const payload = decl.Payload;
+  if (!isObject(payload)) return [];
+  const type = decl.Type;
+  if (typeof type === "string" && type.startsWith("com.apple.asset.")) {
+    const reference = payload.Reference;
+    if (!isObject(reference)) return [];
+    const ref = parseRef(decl, "Reference.DataURL", reference.DataURL, "asset");
+    return ref ? [ref] : [];
+  }
+  if (LEGACY_TYPES.has(type)) {
+    const ref = parseRef(decl, "ProfileURL", payload.ProfileURL, "profile");
+    return ref ? [ref] : [];
+  }
+  return [];
+}
+
+function parseRef(decl: Declaration, key: string, value: unknown, kind: FileRef["kind"]): FileRef | undefined {
+  if (typeof value !== "string" || !value.toLowerCase().startsWith(SCHEME)) return undefined;
+  const prefix = kind === "asset" ? ASSET_PREFIX : PROFILE_PREFIX;
+  if (!value.startsWith(prefix)) {
+    throw new BadRequest(
+      `declaration ${decl.Identifier}: ${key} ${JSON.stringify(value.slice(0, 80))} is not a reference Orchard knows here: ` +
+        `write ${prefix}<id> (an ${kind} stored with PUT /v1/ddm/${kind}s/<id>)`,
+      "invalid_asset_reference",
+    );
+  }
+  const id = value.slice(prefix.length);
+  try {
+    checkFileId(id, kind);
+  } catch (err) {
+    throw new BadRequest(`declaration ${decl.Identifier}: ${key}: ${(err as Error).message}`, "invalid_asset_reference");
+  }
+  return { kind, id };
+}
+
+function unknown(decl: Declaration, ref: FileRef): OrchardError {
+  return new OrchardError(
+    422,
+    `declaration ${decl.Identifier} names ${fileReference(ref)}, which is not stored (PUT /v1/ddm/${ref.kind}s/${ref.id} first)`,
+    "unknown_asset_reference",
+  );
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
