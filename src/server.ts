@@ -11,6 +11,9 @@ import { CertBinding } from "./core/cert-binding.ts";
 import { CoreService } from "./core/core.ts";
 import { startRetention } from "./core/retention.ts";
 import { DeclarativeManagement } from "./core/declarative.ts";
+import { DdmService } from "./core/ddm.ts";
+import { DdmAdmin } from "./core/ddm-admin.ts";
+import { DdmSync } from "./core/ddm-sync.ts";
 import { Coalescer } from "./core/coalesce.ts";
 import type { MdmService } from "./core/service.ts";
 import { UserAuthService } from "./core/userauth.ts";
@@ -20,6 +23,7 @@ import { startMetricsListener, type MetricsListener } from "./http/metrics-liste
 import { registerUserRoutes } from "./http/user-routes.ts";
 import { registerPushRoutes } from "./http/push-routes.ts";
 import { registerRebindRoutes } from "./http/rebind-routes.ts";
+import { registerDdmRoutes } from "./http/ddm-routes.ts";
 import { startPush } from "./push/index.ts";
 import { DeviceTrust } from "./identity/index.ts";
 import { loadDeviceCa, type DeviceCa } from "./enroll/device-ca.ts";
@@ -88,6 +92,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     lastSeen,
     userAuth: new UserAuthService(store, config.userAuth, nonceSecret, metrics.userAuthenticate),
     declarative: config.dmUrl ? new DeclarativeManagement(config.dmUrl) : undefined,
+    ddm: new DdmService(store),
     notNow: push.notNow,
   });
   // Outermost first: the certificate binding, then the AuthToken of a
@@ -101,6 +106,14 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       "--rebind any: ANY TRUSTED CERTIFICATE THAT SENDS Authenticate WITH AN ENROLLED DEVICE'S UDID TAKES THAT DEVICE OVER (its commands, its bootstrap token)",
     );
   }
+
+  // Declarative Device Management: the operator's API and the sweep that
+  // queues a DeclarativeManagement command for each channel a change reaches.
+  // Declaration schema validation and asset resolving plug in here
+  // (DdmAdminOptions.validate, .resolve).
+  const ddmAdmin = new DdmAdmin(store);
+  const ddmSync = new DdmSync(store, push.pusher, log);
+  ddmSync.start();
 
   const challenges = new ScepChallenges(store, config.enrollment.scepChallengeTtlMs);
   // Failed attempts per client address on the routes devices reach without the API key, one count per route.
@@ -142,6 +155,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       (api) => registerPushRoutes(api, { store, certs: push.certs, pusher: push.pusher }),
       (api) => registerScepApiRoutes(api, challenges),
       (api) => registerRebindRoutes(api, { store, rebind: config.rebind }),
+      (api) => registerDdmRoutes(api, { store, admin: ddmAdmin }),
     ],
     trustProxy: config.trustProxy,
     https: config.tlsCert ? tlsPair(config.tlsCert, config.tlsKey!) : undefined,
@@ -164,6 +178,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     closed = true;
     await metricsListener?.close();
     stopRetention();
+    await ddmSync.stop();
     await app.close();
     await push.close();
     await lastSeen.stop();

@@ -1,6 +1,8 @@
 import path from "node:path";
 import { BadRequest } from "../errors.ts";
 import { CommandStore } from "./commands.ts";
+import { DdmStore } from "./ddm.ts";
+import { DdmStatusStore } from "./ddm-status.ts";
 import type { Database, Sql } from "./db.ts";
 import { EnrollmentStore } from "./enrollments.ts";
 import { EventStore } from "./events.ts";
@@ -28,6 +30,8 @@ export class Store {
   readonly scep: ScepStore;
   readonly rebinds: RebindStore;
   readonly stats: StatsStore;
+  readonly ddm: DdmStore;
+  readonly ddmStatus: DdmStatusStore;
 
   constructor(readonly db: Database) {
     this.enrollments = new EnrollmentStore(db);
@@ -40,6 +44,8 @@ export class Store {
     this.scep = new ScepStore(db);
     this.rebinds = new RebindStore(db);
     this.stats = new StatsStore(db);
+    this.ddm = new DdmStore(db);
+    this.ddmStatus = new DdmStatusStore(db);
   }
 
   /**
