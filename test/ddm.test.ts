@@ -63,7 +63,9 @@ await forEachBackend("DDM natively", (backend) => {
   async function syncCommands(id: string): Promise<string[]> {
     await eventually(async () => ((await server.store.ddm.dueCount()) === 0 ? true : undefined), 15_000, "the DDM sync sweep");
     const q = await server.api("GET", `/v1/queue/${encodeURIComponent(id)}`);
-    return q.json.commands.filter((c: { request_type: string }) => c.request_type === "DeclarativeManagement").map((c: { command_uuid: string }) => c.command_uuid);
+    return q.json.commands
+      .filter((c: { request_type: string }) => c.request_type === "DeclarativeManagement")
+      .map((c: { command_uuid: string }) => c.command_uuid);
   }
   /** Answers every queued command (so the next sync's command is alone in the queue) and returns the DeclarativeManagement ones' Data. */
   async function drain(extra: Record<string, string> = {}): Promise<unknown[]> {
@@ -188,11 +190,10 @@ await forEachBackend("DDM natively", (backend) => {
     assert.equal(errors[0].path, ".StatusItems.management.declarations.configurations");
     // Merged: the first report's values are still there.
     const merged = (await server.api("GET", `/v1/status-values/${dev.udid}?prefix=.StatusItems.device.model.%25`)).json[dev.udid];
-    assert.deepEqual(merged.map((v: { path: string }) => v.path), [
-      ".StatusItems.device.model.family",
-      ".StatusItems.device.model.identifier",
-      ".StatusItems.device.model.marketing-name",
-    ]);
+    assert.deepEqual(
+      merged.map((v: { path: string }) => v.path),
+      [".StatusItems.device.model.family", ".StatusItems.device.model.identifier", ".StatusItems.device.model.marketing-name"],
+    );
     const raw = await server.api("GET", `/v1/status-report/${dev.udid}?index=0`);
     assert.deepEqual(raw.json, JSON.parse(report("status.ios16-errors.json").toString()));
     assert.equal((await server.api("GET", `/v1/status-report/${dev.udid}?index=1`)).json.StatusItems.device.model.family, "Mac");
@@ -222,7 +223,10 @@ await forEachBackend("DDM natively", (backend) => {
       [["com.example.test", "valid", true]],
     );
     const after = (await server.api("GET", `/v1/status-values/${dev.udid}`)).json[dev.udid];
-    assert.deepEqual(after.map((v: { path: string; value: string }) => [v.path, v.value]), [[".StatusItems.device.operating-system.version", "14.6"]]);
+    assert.deepEqual(
+      after.map((v: { path: string; value: string }) => [v.path, v.value]),
+      [[".StatusItems.device.operating-system.version", "14.6"]],
+    );
 
     const compliance = await server.api("GET", "/v1/set-compliance/default");
     assert.equal(compliance.status, 200);
@@ -230,7 +234,13 @@ await forEachBackend("DDM natively", (backend) => {
       set: "default",
       enrollments: 1,
       declarations: [
-        { identifier: "com.example.activation", server_token: compliance.json.declarations[0].server_token, compliant: 0, failing: 0, pending: 1 },
+        {
+          identifier: "com.example.activation",
+          server_token: compliance.json.declarations[0].server_token,
+          compliant: 0,
+          failing: 0,
+          pending: 1,
+        },
         { identifier: "com.example.test", server_token: token, compliant: 1, failing: 0, pending: 0 },
       ],
     });
@@ -238,23 +248,29 @@ await forEachBackend("DDM natively", (backend) => {
     const events = (await server.api("GET", `/v1/events?enrollment=${dev.udid}&type=ddm.declaration_status_changed`)).json.events;
     const ours = events.filter((e: { detail: { identifier: string } }) => e.detail.identifier === "com.example.test");
     assert.equal(ours.length, 1);
-    assert.deepEqual({ ...ours[0].detail, status_id: undefined }, {
-      identifier: "com.example.test",
-      kind: "configuration",
-      server_token: token,
-      active: true,
-      valid: "valid",
-      previous_active: null,
-      previous_valid: null,
-      reason_codes: [],
-      status_id: undefined,
-    });
-    const invalidEvent = events.find((e: { detail: { identifier: string } }) => e.detail.identifier === "4D6F8451-C089-4E65-A615-7C6EFF154F72");
+    assert.deepEqual(
+      { ...ours[0].detail, status_id: undefined },
+      {
+        identifier: "com.example.test",
+        kind: "configuration",
+        server_token: token,
+        active: true,
+        valid: "valid",
+        previous_active: null,
+        previous_valid: null,
+        reason_codes: [],
+        status_id: undefined,
+      },
+    );
+    const invalidEvent = events.find(
+      (e: { detail: { identifier: string } }) => e.detail.identifier === "4D6F8451-C089-4E65-A615-7C6EFF154F72",
+    );
     assert.deepEqual(invalidEvent.detail.reason_codes, ["Error.ConfigurationCannotBeApplied"]);
     const errorEvents = (await server.api("GET", `/v1/events?enrollment=${dev.udid}&type=ddm.status_errors`)).json.events;
-    assert.deepEqual(errorEvents.map((e: { detail: { count: number; status_items: string[] } }) => [e.detail.count, e.detail.status_items]), [
-      [1, ["test.error-value"]],
-    ]);
+    assert.deepEqual(
+      errorEvents.map((e: { detail: { count: number; status_items: string[] } }) => [e.detail.count, e.detail.status_items]),
+      [[1, ["test.error-value"]]],
+    );
     // The same report again changes no declaration's state: no new event.
     assert.equal((await ddm("status", { data: Buffer.from(JSON.stringify(full)) })).status, 200);
     const again = (await server.api("GET", `/v1/events?enrollment=${dev.udid}&type=ddm.declaration_status_changed`)).json.events;
@@ -284,7 +300,10 @@ await forEachBackend("DDM natively", (backend) => {
     assert.equal((await ddm("status", { user: true, data: report("status.D0.error.json") })).status, 200);
     const both = (await server.api("GET", `/v1/declaration-status/${dev.udid},${encodeURIComponent(userId)}`)).json;
     assert.deepEqual(Object.keys(both), [dev.udid, userId]);
-    assert.deepEqual(both[userId].map((s: { identifier: string; active: boolean }) => [s.identifier, s.active]), [["com.example.test", false]]);
+    assert.deepEqual(
+      both[userId].map((s: { identifier: string; active: boolean }) => [s.identifier, s.active]),
+      [["com.example.test", false]],
+    );
     assert.equal(both[dev.udid].length, 1);
 
     // Removing every set of the channel syncs it to an empty set.
@@ -315,7 +334,15 @@ await forEachBackend("DDM natively", (backend) => {
     await drain();
     const snapshot = async () => {
       const out: Record<string, unknown> = {};
-      for (const t of ["ddm_status_declarations", "ddm_status_values", "ddm_status_errors", "ddm_status_reports", "ddm_sync_due", "events", "command_queue"]) {
+      for (const t of [
+        "ddm_status_declarations",
+        "ddm_status_values",
+        "ddm_status_errors",
+        "ddm_status_reports",
+        "ddm_sync_due",
+        "events",
+        "command_queue",
+      ]) {
         out[t] = await server.store.db.all(`SELECT * FROM ${t} ORDER BY 1, 2`);
       }
       return out;
@@ -332,7 +359,12 @@ await forEachBackend("DDM natively", (backend) => {
       ["JSON without StatusItems", () => ddm("status", { data: Buffer.from("[]") }), 400, /not a JSON object/],
       [
         "a declaration status without its token",
-        () => ddm("status", { data: Buffer.from('{"StatusItems":{"management":{"declarations":{"configurations":[{"identifier":"x","active":true,"valid":"valid"}]}}},"Errors":[]}') }),
+        () =>
+          ddm("status", {
+            data: Buffer.from(
+              '{"StatusItems":{"management":{"declarations":{"configurations":[{"identifier":"x","active":true,"valid":"valid"}]}}},"Errors":[]}',
+            ),
+          }),
         400,
         /server-token/,
       ],

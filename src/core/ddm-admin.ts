@@ -62,7 +62,11 @@ export class DdmAdmin {
   }
 
   /** Stores a declaration: created, changed, or unchanged (same content: same ServerToken, nothing written). */
-  async putDeclaration(json: unknown, notify: boolean, now: number): Promise<{ outcome: PutOutcome; serverToken: string; warnings: string[] }> {
+  async putDeclaration(
+    json: unknown,
+    notify: boolean,
+    now: number,
+  ): Promise<{ outcome: PutOutcome; serverToken: string; warnings: string[] }> {
     const given = declarationOf(json);
     const { errors, warnings } = this.validate(json);
     if (errors.length > 0) {
@@ -90,7 +94,10 @@ export class DdmAdmin {
     const outcome = await this.store.ddm.deleteDeclaration(identifier);
     if (outcome === "in_use") {
       const sets = await this.store.ddm.declarationSets(identifier);
-      throw new Conflict(`declaration ${JSON.stringify(identifier)} is in sets (${sets.slice(0, 10).join(", ")}): remove it from them first`, "declaration_in_use");
+      throw new Conflict(
+        `declaration ${JSON.stringify(identifier)} is in sets (${sets.slice(0, 10).join(", ")}): remove it from them first`,
+        "declaration_in_use",
+      );
     }
     return outcome === "deleted";
   }
@@ -107,7 +114,9 @@ export class DdmAdmin {
   assign(enrollmentId: string, set: string, add: boolean, notify: boolean, now: number): Promise<boolean> {
     name(enrollmentId, "enrollment id");
     name(set, "set");
-    return add ? this.store.ddm.assign(enrollmentId, set, this.change(notify, now)) : this.store.ddm.unassign(enrollmentId, set, this.change(notify, now));
+    return add
+      ? this.store.ddm.assign(enrollmentId, set, this.change(notify, now))
+      : this.store.ddm.unassign(enrollmentId, set, this.change(notify, now));
   }
 
   unassignAll(enrollmentId: string, notify: boolean, now: number): Promise<boolean> {
@@ -122,11 +131,15 @@ export class DdmAdmin {
 
 /** The declaration's own keys, checked for what Orchard needs to store and serve it (Apple's schema is the validator's). */
 function declarationOf(json: unknown): Declaration {
-  if (typeof json !== "object" || json === null || Array.isArray(json)) throw new BadRequest("a declaration is a JSON object", "invalid_declaration");
+  if (typeof json !== "object" || json === null || Array.isArray(json))
+    throw new BadRequest("a declaration is a JSON object", "invalid_declaration");
   const d = json as Record<string, unknown>;
   const unknown = Object.keys(d).find((k) => !DECLARATION_KEYS.has(k));
   if (unknown !== undefined) {
-    throw new BadRequest(`declaration key ${JSON.stringify(unknown.slice(0, 64))} is not one of Type, Identifier, Payload, ServerToken`, "invalid_declaration");
+    throw new BadRequest(
+      `declaration key ${JSON.stringify(unknown.slice(0, 64))} is not one of Type, Identifier, Payload, ServerToken`,
+      "invalid_declaration",
+    );
   }
   if (typeof d.Identifier !== "string") throw new BadRequest("declaration without an Identifier string", "invalid_declaration");
   name(d.Identifier, "declaration Identifier", "invalid_declaration");
@@ -144,7 +157,8 @@ function declarationOf(json: unknown): Declaration {
 
 /** An identifier, set name or enrollment id: 1 to 256 characters, no control characters. */
 function name(value: string, what: string, code: "invalid_parameter" | "invalid_declaration" = "invalid_parameter"): void {
-  if (value.length === 0 || value.length > MAX_NAME_LENGTH) throw new BadRequest(`${what} must be 1 to ${MAX_NAME_LENGTH} characters`, code);
+  if (value.length === 0 || value.length > MAX_NAME_LENGTH)
+    throw new BadRequest(`${what} must be 1 to ${MAX_NAME_LENGTH} characters`, code);
   if (/[\u0000-\u001f\u007f]/.test(value)) throw new BadRequest(`${what} contains a control character`, code);
   if (!(value as unknown as { isWellFormed(): boolean }).isWellFormed()) throw new BadRequest(`${what} is not valid Unicode`, code);
 }

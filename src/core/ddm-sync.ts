@@ -71,7 +71,10 @@ export class DdmSync {
         }
         for (const [data, ids] of groups) {
           const commandUuid = `ddm-sync-${randomUUID().toUpperCase()}`;
-          const command = serializePlist({ Command: { RequestType: "DeclarativeManagement", Data: Buffer.from(data) }, CommandUUID: commandUuid });
+          const command = serializePlist({
+            Command: { RequestType: "DeclarativeManagement", Data: Buffer.from(data) },
+            CommandUUID: commandUuid,
+          });
           await tx.commands.enqueue({ commandUuid, requestType: "DeclarativeManagement", command: Buffer.from(command) }, ids, now);
         }
         return { claimed, queued };

@@ -31,13 +31,21 @@ export class DdmService {
       case "declaration-items": {
         const [items, t] = await Promise.all([this.store.ddm.declarationItems(id), this.store.ddm.channelTokens(id)]);
         const declarations = { Activations: [] as Item[], Configurations: [] as Item[], Assets: [] as Item[], Management: [] as Item[] };
-        const lists = { activation: declarations.Activations, configuration: declarations.Configurations, asset: declarations.Assets, management: declarations.Management };
+        const lists = {
+          activation: declarations.Activations,
+          configuration: declarations.Configurations,
+          asset: declarations.Assets,
+          management: declarations.Management,
+        };
         for (const i of items) lists[i.kind].push({ Identifier: i.identifier, ServerToken: i.serverToken });
         return json({ Declarations: declarations, DeclarationsToken: t.token });
       }
       case "declaration": {
         const d = await this.store.ddm.channelDeclaration(id, endpoint.declarationKind, endpoint.identifier);
-        if (!d) throw new NotFound(`no ${endpoint.declarationKind} declaration ${JSON.stringify(endpoint.identifier.slice(0, 128))} for this enrollment`);
+        if (!d)
+          throw new NotFound(
+            `no ${endpoint.declarationKind} declaration ${JSON.stringify(endpoint.identifier.slice(0, 128))} for this enrollment`,
+          );
         return json({ Type: d.type, Identifier: d.identifier, ServerToken: d.serverToken, Payload: JSON.parse(d.payload) as unknown });
       }
       case "status":
@@ -78,7 +86,11 @@ export class DdmService {
           {
             type: "ddm.status_errors",
             enrollmentId: id,
-            detail: { count: report.errors.length, status_items: report.errors.slice(0, MAX_LISTED).map((e) => e.statusItem), status_id: statusId },
+            detail: {
+              count: report.errors.length,
+              status_items: report.errors.slice(0, MAX_LISTED).map((e) => e.statusItem),
+              status_id: statusId,
+            },
           },
           req.now,
         );
@@ -115,5 +127,7 @@ function reasonCodes(reasons: unknown[] | null): string[] {
   if (!reasons) return [];
   return reasons
     .slice(0, MAX_LISTED)
-    .map((r) => (typeof r === "object" && r !== null && typeof (r as { code?: unknown }).code === "string" ? (r as { code: string }).code : "unknown"));
+    .map((r) =>
+      typeof r === "object" && r !== null && typeof (r as { code?: unknown }).code === "string" ? (r as { code: string }).code : "unknown",
+    );
 }

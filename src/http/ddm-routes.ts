@@ -136,7 +136,12 @@ export function registerDdmRoutes(app: FastifyInstance, o: DdmRouteOptions): voi
       for (const v of await store.ddmStatus.values(id)) {
         const path = STATUS_ITEMS + v.path;
         if (!match(path)) continue;
-        out[id]!.push({ path, value: typeof v.value === "string" ? v.value : JSON.stringify(v.value), timestamp: time(v.updatedAt), status_id: v.statusId });
+        out[id]!.push({
+          path,
+          value: typeof v.value === "string" ? v.value : JSON.stringify(v.value),
+          timestamp: time(v.updatedAt),
+          status_id: v.statusId,
+        });
       }
     }
     return out;

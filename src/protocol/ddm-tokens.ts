@@ -47,5 +47,7 @@ export const EMPTY_SET_TOKEN = setToken([]);
 
 /** The tokens response (Apple's tokensresponse.yaml): Timestamp in seconds, RFC 3339. */
 export function tokensResponse(token: string, changedAt: number): { SyncTokens: { DeclarationsToken: string; Timestamp: string } } {
-  return { SyncTokens: { DeclarationsToken: token, Timestamp: new Date(Math.floor(changedAt / 1000) * 1000).toISOString().replace(".000Z", "Z") } };
+  return {
+    SyncTokens: { DeclarationsToken: token, Timestamp: new Date(Math.floor(changedAt / 1000) * 1000).toISOString().replace(".000Z", "Z") },
+  };
 }

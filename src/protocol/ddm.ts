@@ -28,15 +28,18 @@ const MAX_ENDPOINT_LENGTH = 1024;
  */
 export function parseEndpoint(endpoint: string): DdmEndpoint {
   const shown = JSON.stringify(endpoint.slice(0, 80));
-  if (endpoint.length > MAX_ENDPOINT_LENGTH) throw new BadRequest(`DeclarativeManagement Endpoint is longer than ${MAX_ENDPOINT_LENGTH} characters`);
+  if (endpoint.length > MAX_ENDPOINT_LENGTH)
+    throw new BadRequest(`DeclarativeManagement Endpoint is longer than ${MAX_ENDPOINT_LENGTH} characters`);
   const segments = endpoint.replace(/^\//, "").split("/");
-  if (segments.some((s) => s === "" || s === "." || s === "..")) throw new BadRequest(`DeclarativeManagement Endpoint ${shown} is not a valid path`);
+  if (segments.some((s) => s === "" || s === "." || s === ".."))
+    throw new BadRequest(`DeclarativeManagement Endpoint ${shown} is not a valid path`);
   if (/[\u0000-\u001f\u007f]/.test(endpoint)) throw new BadRequest("DeclarativeManagement Endpoint contains a control character");
   const [first, folder] = segments;
   if (segments.length === 1 && (first === "tokens" || first === "declaration-items" || first === "status")) return { kind: first };
   if (first === "declaration" && segments.length >= 3) {
     const declarationKind = DECLARATION_KINDS.find((k) => k === folder);
-    if (declarationKind === undefined) throw new BadRequest(`DeclarativeManagement Endpoint ${shown}: no declaration kind ${JSON.stringify(folder)}`);
+    if (declarationKind === undefined)
+      throw new BadRequest(`DeclarativeManagement Endpoint ${shown}: no declaration kind ${JSON.stringify(folder)}`);
     return { kind: "declaration", declarationKind, identifier: segments.slice(2).join("/") };
   }
   throw new BadRequest(`unknown DeclarativeManagement Endpoint ${shown}`);
@@ -141,7 +144,14 @@ function declarations(value: unknown, report: StatusReport): void {
       if (typeof valid !== "string") throw new BadRequest(`${where} valid is not a string`);
       if (typeof token !== "string") throw new BadRequest(`${where} has no server-token`);
       if (d.reasons !== undefined && !Array.isArray(d.reasons)) throw new BadRequest(`${where} reasons is not an array`);
-      report.declarations.push({ identifier, kind, active, valid, serverToken: token, reasons: (d.reasons as unknown[] | undefined) ?? null });
+      report.declarations.push({
+        identifier,
+        kind,
+        active,
+        valid,
+        serverToken: token,
+        reasons: (d.reasons as unknown[] | undefined) ?? null,
+      });
     }
   }
 }

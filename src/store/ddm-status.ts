@@ -116,10 +116,17 @@ export class DdmStatusStore {
       }
       const errors = [
         ...report.errors.map((e) => ({ path: e.statusItem, error: e.error })),
-        ...declarations.filter((d) => d.valid === "invalid").map((d) => ({ path: `management.declarations.${arrayOf(d.kind)}`, error: statusJson(d) })),
+        ...declarations
+          .filter((d) => d.valid === "invalid")
+          .map((d) => ({ path: `management.declarations.${arrayOf(d.kind)}`, error: statusJson(d) })),
       ];
       await insertErrors(tx, enrollmentId, errors, statusId, now);
-      await tx.run("INSERT INTO ddm_status_reports (enrollment_id, status_id, report, at) VALUES (?, ?, ?, ?)", [enrollmentId, statusId, raw, now]);
+      await tx.run("INSERT INTO ddm_status_reports (enrollment_id, status_id, report, at) VALUES (?, ?, ?, ?)", [
+        enrollmentId,
+        statusId,
+        raw,
+        now,
+      ]);
       await tx.run(
         `DELETE FROM ddm_status_reports WHERE enrollment_id = ? AND id NOT IN
            (SELECT id FROM ddm_status_reports WHERE enrollment_id = ? ORDER BY id DESC LIMIT ${REPORTS_KEPT})`,
@@ -174,7 +181,12 @@ export class DdmStatusStore {
       "SELECT path, value, status_id, updated_at FROM ddm_status_values WHERE enrollment_id = ? ORDER BY path",
       [enrollmentId],
     );
-    return rows.map((r) => ({ path: r.path, value: JSON.parse(r.value) as unknown, statusId: r.status_id, updatedAt: Number(r.updated_at) }));
+    return rows.map((r) => ({
+      path: r.path,
+      value: JSON.parse(r.value) as unknown,
+      statusId: r.status_id,
+      updatedAt: Number(r.updated_at),
+    }));
   }
 
   /** A channel's errors, newest first, at most `limit`. */
@@ -247,5 +259,11 @@ export function arrayOf(kind: DeclarationKind): string {
 
 /** A declaration's status as the device wrote it. */
 function statusJson(d: DeclarationStatus): Record<string, unknown> {
-  return { identifier: d.identifier, active: d.active, valid: d.valid, "server-token": d.serverToken, ...(d.reasons ? { reasons: d.reasons } : {}) };
+  return {
+    identifier: d.identifier,
+    active: d.active,
+    valid: d.valid,
+    "server-token": d.serverToken,
+    ...(d.reasons ? { reasons: d.reasons } : {}),
+  };
 }

@@ -96,7 +96,9 @@ export class DdmStore {
   }
 
   async declarationIds(): Promise<string[]> {
-    return (await this.db.all<{ identifier: string }>("SELECT identifier FROM ddm_declarations ORDER BY identifier")).map((r) => r.identifier);
+    return (await this.db.all<{ identifier: string }>("SELECT identifier FROM ddm_declarations ORDER BY identifier")).map(
+      (r) => r.identifier,
+    );
   }
 
   /**
@@ -152,7 +154,9 @@ export class DdmStore {
   // ---- sets
 
   async setNames(): Promise<string[]> {
-    return (await this.db.all<{ set_name: string }>("SELECT DISTINCT set_name FROM ddm_set_declarations ORDER BY set_name")).map((r) => r.set_name);
+    return (await this.db.all<{ set_name: string }>("SELECT DISTINCT set_name FROM ddm_set_declarations ORDER BY set_name")).map(
+      (r) => r.set_name,
+    );
   }
 
   async setDeclarations(set: string): Promise<string[]> {
@@ -195,9 +199,10 @@ export class DdmStore {
   // ---- assignments
 
   async enrollmentSets(enrollmentId: string): Promise<string[]> {
-    const rows = await this.db.all<{ set_name: string }>("SELECT set_name FROM ddm_enrollment_sets WHERE enrollment_id = ? ORDER BY set_name", [
-      enrollmentId,
-    ]);
+    const rows = await this.db.all<{ set_name: string }>(
+      "SELECT set_name FROM ddm_enrollment_sets WHERE enrollment_id = ? ORDER BY set_name",
+      [enrollmentId],
+    );
     return rows.map((r) => r.set_name);
   }
 
@@ -227,7 +232,10 @@ export class DdmStore {
   // ---- syncs
 
   /** Makes channels due for a sync: by id, by set, and through sets by declaration. Returns how many rows it added. */
-  async scheduleSync(what: { ids?: readonly string[]; sets?: readonly string[]; declarations?: readonly string[] }, dueAt: number): Promise<number> {
+  async scheduleSync(
+    what: { ids?: readonly string[]; sets?: readonly string[]; declarations?: readonly string[] },
+    dueAt: number,
+  ): Promise<number> {
     return this.db.transaction(async (tx) => {
       let added = await dueIds(tx, what.ids ?? [], dueAt);
       const sets = new Set(what.sets ?? []);
@@ -256,7 +264,10 @@ export class DdmStore {
   async syncable(enrollmentIds: readonly string[]): Promise<string[]> {
     const out: string[] = [];
     for (const chunk of chunks(enrollmentIds, 500)) {
-      const rows = await this.db.all<{ id: string }>(`SELECT id FROM enrollments WHERE enabled = 1 AND id IN (${chunk.map(() => "?").join(", ")})`, chunk);
+      const rows = await this.db.all<{ id: string }>(
+        `SELECT id FROM enrollments WHERE enabled = 1 AND id IN (${chunk.map(() => "?").join(", ")})`,
+        chunk,
+      );
       for (const r of rows) out.push(r.id);
     }
     return out;
@@ -298,7 +309,9 @@ export class DdmStore {
   }
 
   async declarationItems(enrollmentId: string): Promise<DeclarationItem[]> {
-    const rows = await this.db.all<{ identifier: string; kind: DeclarationKind; server_token: string }>(DECLARATION_ITEMS_SQL, [enrollmentId]);
+    const rows = await this.db.all<{ identifier: string; kind: DeclarationKind; server_token: string }>(DECLARATION_ITEMS_SQL, [
+      enrollmentId,
+    ]);
     return rows.map((r) => ({ identifier: r.identifier, kind: r.kind, serverToken: r.server_token }));
   }
 
@@ -336,7 +349,9 @@ function declarationOf(r: DeclarationRow): StoredDeclaration {
 }
 
 async function setsOf(tx: Sql, identifier: string): Promise<string[]> {
-  const rows = await tx.all<{ set_name: string }>("SELECT set_name FROM ddm_set_declarations WHERE declaration_identifier = ?", [identifier]);
+  const rows = await tx.all<{ set_name: string }>("SELECT set_name FROM ddm_set_declarations WHERE declaration_identifier = ?", [
+    identifier,
+  ]);
   return rows.map((r) => r.set_name);
 }
 
@@ -349,14 +364,21 @@ async function declarationChanged(tx: Sql, identifier: string, o: ChangeOptions)
 async function setsChanged(tx: Sql, sets: readonly string[], o: ChangeOptions): Promise<void> {
   const names = [...new Set(sets)].sort();
   for (const name of names) {
-    await tx.run("INSERT INTO ddm_sets (name, token, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING", [name, EMPTY_SET_TOKEN, o.now]);
+    await tx.run("INSERT INTO ddm_sets (name, token, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING", [
+      name,
+      EMPTY_SET_TOKEN,
+      o.now,
+    ]);
     await tx.run("UPDATE ddm_sets SET updated_at = ? WHERE name = ?", [o.now, name]);
     const items = await tx.all<{ identifier: string; server_token: string }>(
       `SELECT d.identifier, d.server_token FROM ddm_set_declarations sd JOIN ddm_declarations d ON d.identifier = sd.declaration_identifier
        WHERE sd.set_name = ?`,
       [name],
     );
-    await tx.run("UPDATE ddm_sets SET token = ? WHERE name = ?", [setToken(items.map((i) => ({ identifier: i.identifier, serverToken: i.server_token }))), name]);
+    await tx.run("UPDATE ddm_sets SET token = ? WHERE name = ?", [
+      setToken(items.map((i) => ({ identifier: i.identifier, serverToken: i.server_token }))),
+      name,
+    ]);
   }
   if (o.syncDueAt !== null) await dueSets(tx, names, o.syncDueAt);
 }
