@@ -19,7 +19,7 @@ const report = (name: string) => fs.readFileSync(path.join(FIXTURES, name));
 const CONFIG = {
   Type: "com.apple.configuration.management.test",
   Identifier: "com.example.test",
-  Payload: { Echo: "hello" },
+  Payload: { Echo: "hello", ReturnStatus: "Installed" },
 };
 const ACTIVATION = {
   Type: "com.apple.activation.simple",
@@ -84,7 +84,7 @@ await forEachBackend("DDM natively", (backend) => {
     assert.equal((await server.api("PUT", "/v1/declarations", CONFIG)).status, 204);
     assert.equal((await server.api("PUT", "/v1/declarations", CONFIG)).status, 304, "the same content again");
     // Key order and a ServerToken given are not content.
-    const reordered = { ServerToken: "mine", Payload: CONFIG.Payload, Identifier: CONFIG.Identifier, Type: CONFIG.Type };
+    const reordered = { ServerToken: "mine", Payload: { ReturnStatus: "Installed", Echo: "hello" }, Identifier: CONFIG.Identifier, Type: CONFIG.Type };
     assert.equal((await server.api("PUT", "/v1/declarations", reordered)).status, 304);
     assert.equal((await server.api("PUT", "/v1/declarations", ACTIVATION)).status, 204);
     assert.deepEqual((await server.api("GET", "/v1/declarations")).json, ["com.example.activation", "com.example.test"]);
