@@ -84,7 +84,12 @@ await forEachBackend("DDM natively", (backend) => {
     assert.equal((await server.api("PUT", "/v1/declarations", CONFIG)).status, 204);
     assert.equal((await server.api("PUT", "/v1/declarations", CONFIG)).status, 304, "the same content again");
     // Key order and a ServerToken given are not content.
-    const reordered = { ServerToken: "mine", Payload: { ReturnStatus: "Installed", Echo: "hello" }, Identifier: CONFIG.Identifier, Type: CONFIG.Type };
+    const reordered = {
+      ServerToken: "mine",
+      Payload: { ReturnStatus: "Installed", Echo: "hello" },
+      Identifier: CONFIG.Identifier,
+      Type: CONFIG.Type,
+    };
     assert.equal((await server.api("PUT", "/v1/declarations", reordered)).status, 304);
     assert.equal((await server.api("PUT", "/v1/declarations", ACTIVATION)).status, 204);
     assert.deepEqual((await server.api("GET", "/v1/declarations")).json, ["com.example.activation", "com.example.test"]);

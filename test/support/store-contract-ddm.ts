@@ -63,7 +63,10 @@ export function ddmStoreContract(name: string, open: () => Promise<Store>): void
       assert.equal(await storedSetToken(set), setToken([{ identifier: a, serverToken: ta }]));
       assert.equal(await store.ddm.assign(channel, set, { now: T0 + 5, syncDueAt: null }), true);
       const one = await store.ddm.channelTokens(channel);
-      assert.deepEqual(one, { token: declarationsToken([{ name: set, token: setToken([{ identifier: a, serverToken: ta }]) }]), changedAt: T0 + 5 });
+      assert.deepEqual(one, {
+        token: declarationsToken([{ name: set, token: setToken([{ identifier: a, serverToken: ta }]) }]),
+        changedAt: T0 + 5,
+      });
       await store.ddm.addToSet(set, b, { now: T0 + 10, syncDueAt: null });
       const two = await store.ddm.channelTokens(channel);
       assert.notEqual(two.token, one.token);
@@ -75,7 +78,13 @@ export function ddmStoreContract(name: string, open: () => Promise<Store>): void
       // A changed declaration changes its set's token, hence the channel's.
       const tb2 = (await store.ddm.putDeclaration(config(b, { Echo: "y" }), quiet)).serverToken;
       assert.notEqual(tb2, tb);
-      assert.equal(await storedSetToken(set), setToken([{ identifier: a, serverToken: ta }, { identifier: b, serverToken: tb2 }]));
+      assert.equal(
+        await storedSetToken(set),
+        setToken([
+          { identifier: a, serverToken: ta },
+          { identifier: b, serverToken: tb2 },
+        ]),
+      );
       assert.notEqual((await store.ddm.channelTokens(channel)).token, two.token);
       assert.equal((await store.ddm.channelDeclaration(channel, "configuration", b))?.serverToken, tb2);
       assert.equal(await store.ddm.channelDeclaration(channel, "activation", b), undefined);
@@ -98,7 +107,9 @@ export function ddmStoreContract(name: string, open: () => Promise<Store>): void
         await store.ddm.addToSet(set, id, quiet);
       }
       await Promise.all(ids.map((id, i) => store.ddm.putDeclaration(config(id, { Echo: `v${i}` }), quiet)));
-      const items = await Promise.all(ids.map(async (id) => ({ identifier: id, serverToken: (await store.ddm.declaration(id))!.serverToken })));
+      const items = await Promise.all(
+        ids.map(async (id) => ({ identifier: id, serverToken: (await store.ddm.declaration(id))!.serverToken })),
+      );
       assert.equal(await storedSetToken(set), setToken(items));
     });
 
