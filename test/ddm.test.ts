@@ -335,6 +335,23 @@ await forEachBackend("DDM natively", (backend) => {
     assert.equal(json(await ddm("declaration-items")).Declarations.Activations.length, 0);
   });
 
+  test("a set assigned to an id before it enrolls: its first TokenUpdate makes it due", async () => {
+    const later = new RawDevice(fleet.transport, await identity(fleet), `DDM-${backend.toUpperCase()}-LATER`);
+    assert.equal((await server.api("PUT", `/v1/enrollment-sets/${later.udid}?set=default`)).status, 204);
+    assert.deepEqual(await syncCommands(later.udid), [], "not enrolled: nothing to queue");
+    await later.enroll();
+    assert.equal((await syncCommands(later.udid)).length, 1);
+    const r = await later.report("Idle");
+    const command = parsePlistDict(r.body).Command as { RequestType: string; Data: Buffer };
+    assert.equal(command.RequestType, "DeclarativeManagement");
+    const tokens = JSON.parse(command.Data.toString("utf8"));
+    assert.equal(
+      tokens.SyncTokens.DeclarationsToken,
+      json(await ddm("tokens")).SyncTokens.DeclarationsToken,
+      "the same sets as the first device",
+    );
+  });
+
   test("bad input from the device: a 4xx with the reason, a log line, nothing stored", async () => {
     await drain();
     const snapshot = async () => {
