@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { serializePlist } from "../plist/index.ts";
 import { tokensResponse } from "../protocol/ddm-tokens.ts";
+import { DDM_SYNC_COMMAND_PREFIX } from "../store/ddm.ts";
 import type { Store } from "../store/index.ts";
 import type { Pusher } from "./push.ts";
 import type { Log } from "./service.ts";
@@ -21,6 +22,8 @@ export interface DdmSyncOptions {
  * leaves it due, and two processes never claim the same one. A push lost
  * after the commit is made good by the push sweep (push/sweep.ts).
  *
+ * A newer sync command replaces one still waiting unsent in a channel's
+ * queue, so an offline device wakes to one command, not one per change.
  * Channels with the same tokens share one command (one row in commands, a
  * queue row each), so a change to a set that 100,000 channels hold is a
  * handful of commands and batched queue inserts.
@@ -62,6 +65,7 @@ export class DdmSync {
         const claimed = await tx.ddm.claimDue(now, this.batch);
         if (claimed.length === 0) return { claimed, queued: [] };
         const queued = await tx.ddm.syncable(claimed);
+        await tx.ddm.dropWaitingSyncs(queued);
         const groups = new Map<string, string[]>();
         for (const [id, t] of await tx.ddm.channelTokensMany(queued)) {
           const data = JSON.stringify(tokensResponse(t.token, t.changedAt));
@@ -70,7 +74,7 @@ export class DdmSync {
           else groups.set(data, [id]);
         }
         for (const [data, ids] of groups) {
-          const commandUuid = `ddm-sync-${randomUUID().toUpperCase()}`;
+          const commandUuid = `${DDM_SYNC_COMMAND_PREFIX}${randomUUID().toUpperCase()}`;
           const command = serializePlist({
             Command: { RequestType: "DeclarativeManagement", Data: Buffer.from(data) },
             CommandUUID: commandUuid,

@@ -61,6 +61,9 @@ export interface DeclarationItem {
 
 export type PutOutcome = "created" | "changed" | "unchanged";
 
+/** The CommandUUIDs of the DeclarativeManagement commands core/ddm-sync.ts queues start so. */
+export const DDM_SYNC_COMMAND_PREFIX = "ddm-sync-";
+
 const DECLARATION_COLUMNS = "identifier, type, kind, payload, server_token, touched, created_at, updated_at";
 interface DeclarationRow {
   identifier: string;
@@ -271,6 +274,23 @@ export class DdmStore {
       for (const r of rows) out.push(r.id);
     }
     return out;
+  }
+
+  /**
+   * Removes the sync commands (DDM_SYNC_COMMAND_PREFIX) still waiting, never
+   * sent, in these channels' queues: a newer one replaces them (theirs carry
+   * older tokens), so an offline device finds one, not one per change.
+   */
+  async dropWaitingSyncs(enrollmentIds: readonly string[]): Promise<number> {
+    let dropped = 0;
+    for (const chunk of chunks(enrollmentIds, 500)) {
+      dropped += await this.db.run(
+        `DELETE FROM command_queue WHERE active = 1 AND status = 'Queued' AND command_uuid LIKE '${DDM_SYNC_COMMAND_PREFIX}%'
+           AND enrollment_id IN (${chunk.map(() => "?").join(", ")})`,
+        chunk,
+      );
+    }
+    return dropped;
   }
 
   /** A channel that just enrolled is due for a sync when sets were assigned to its id beforehand. */
