@@ -36,8 +36,6 @@ export interface CoreOptions {
   declarative?: DeclarativeManagement;
   /** Declarative Device Management served natively (core/ddm.ts). */
   ddm?: DdmService;
-  /** When a channel's first TokenUpdate makes it due for a DDM sync (sets assigned to its id beforehand). */
-  ddmSyncDelayMs?: number;
   /** Told of each command report, to push again later after a NotNow (push/notnow.ts). */
   notNow?: { afterReport(enrollmentId: string, status: string, hasNext: boolean, now: number): Promise<void> };
 }
@@ -158,7 +156,7 @@ export class CoreService implements MdmService {
       await this.o.store.events.add({ type: "enrollment.enrolled", enrollmentId: channel.id, detail: { type: channel.type } }, req.now);
       req.log.info({ enrollmentId: channel.id, type: channel.type }, "enrolled");
       // Sets assigned to this id before it enrolled: its first sync.
-      if (this.o.ddm && !this.o.declarative) await this.o.store.ddm.dueIfAssigned(channel.id, req.now + (this.o.ddmSyncDelayMs ?? 0));
+      if (this.o.ddm && !this.o.declarative) await this.o.store.ddm.dueIfAssigned(channel.id, req.now);
     }
     return EMPTY;
   }
