@@ -168,7 +168,11 @@ export const SERVE_FLAGS = {
   "tls-key": { type: "string", arg: "FILE", help: "the key of `--tls-cert`" },
   "checkin-path": { type: "string", default: "/checkin", help: "the CheckInURL path" },
   "server-path": { type: "string", default: "/mdm", help: "the ServerURL path (also takes check-ins)" },
-  "dm-url": { type: "string", arg: "URL", help: "forward `DeclarativeManagement` check-ins to this DDM service" },
+  "dm-url": {
+    type: "string",
+    arg: "URL",
+    help: "forward `DeclarativeManagement` check-ins to this DDM service (KMFDDM); without it Orchard serves DDM itself",
+  },
   "log-level": { type: "string", default: "info", help: "`fatal`, `error`, `warn`, `info`, `debug`, `trace` or `silent`" },
   "checkin-body-limit": { type: "string", default: "1mb", help: "largest check-in body" },
   "report-body-limit": { type: "string", default: "16mb", help: "largest command report or command" },

@@ -19,6 +19,7 @@ export const ERROR_CODES = [
   "invalid_fingerprint",
   "invalid_command",
   "invalid_push_certificate",
+  "invalid_declaration",
   "too_many_ids",
   "malformed_authorization",
   "invalid_asset_id",
@@ -36,6 +37,7 @@ export const ERROR_CODES = [
   "guid_in_use",
   "push_topic_change",
   "rebind_already_bound",
+  "declaration_in_use",
   "declined",
   "asset_in_use",
   // 413, 414, 415, 422, 429

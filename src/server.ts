@@ -11,6 +11,9 @@ import { CertBinding } from "./core/cert-binding.ts";
 import { CoreService } from "./core/core.ts";
 import { startRetention } from "./core/retention.ts";
 import { DeclarativeManagement } from "./core/declarative.ts";
+import { DdmService } from "./core/ddm.ts";
+import { DdmAdmin } from "./core/ddm-admin.ts";
+import { DdmSync } from "./core/ddm-sync.ts";
 import { Coalescer } from "./core/coalesce.ts";
 import type { MdmService } from "./core/service.ts";
 import { UserAuthService } from "./core/userauth.ts";
@@ -22,7 +25,9 @@ import { registerPushRoutes } from "./http/push-routes.ts";
 import { registerRebindRoutes } from "./http/rebind-routes.ts";
 import { registerDdmAssetRoutes, registerDdmDeviceRoutes } from "./http/ddm-asset-routes.ts";
 import { trustedProxy } from "./http/trusted-proxy.ts";
-import { resolveDeclaration, type Declaration, type DeviceUrls } from "./core/ddm-assets.ts";
+import { declarationFileHooks, resolveDeclaration, type Declaration, type DeviceUrls } from "./core/ddm-assets.ts";
+import { validateDeclaration } from "./declarations/index.ts";
+import { registerDdmRoutes } from "./http/ddm-routes.ts";
 import { startPush } from "./push/index.ts";
 import { DeviceTrust } from "./identity/index.ts";
 import { loadDeviceCa, type DeviceCa } from "./enroll/device-ca.ts";
@@ -97,6 +102,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     lastSeen,
     userAuth: new UserAuthService(store, config.userAuth, nonceSecret, metrics.userAuthenticate),
     declarative: config.dmUrl ? new DeclarativeManagement(config.dmUrl) : undefined,
+    ddm: new DdmService(store),
     notNow: push.notNow,
   });
   // Outermost first: the certificate binding, then the AuthToken of a
@@ -111,10 +117,18 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     );
   }
 
-  const challenges = new ScepChallenges(store, config.enrollment.scepChallengeTtlMs);
-  // DDM assets and stored profiles: devices download them below ServerURL, at --public-url.
+  // Declarative Device Management: the operator's API (declarations checked
+  // against Apple's schema, orchard: file references resolved to the URL and
+  // hash devices download), and the sweep that queues a DeclarativeManagement
+  // command for each channel a change reaches. Assets and stored profiles are
+  // downloaded below ServerURL, at --public-url.
   const ddmUrls: DeviceUrls = { publicUrl: config.enrollment.publicUrl, serverPath: config.serverPath };
   const ddmFiles = { asset: (id: string) => store.ddmAssets.get(id), profile: (id: string) => store.ddmProfiles.get(id) };
+  const ddmAdmin = new DdmAdmin(store, { validate: validateDeclaration, resolve: (d) => resolveDeclaration(d, ddmFiles, ddmUrls) });
+  const ddmSync = new DdmSync(store, push.pusher, log);
+  ddmSync.start();
+
+  const challenges = new ScepChallenges(store, config.enrollment.scepChallengeTtlMs);
   // Failed attempts per client address on the routes devices reach without the API key, one count per route.
   const failureLimiter = () => new ApiFailureLimiter(config.limits.apiMaxFailures, config.limits.apiFailureWindowMs);
   const app = buildApp({
@@ -162,7 +176,14 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       (api) => registerPushRoutes(api, { store, certs: push.certs, pusher: push.pusher }),
       (api) => registerScepApiRoutes(api, challenges),
       (api) => registerRebindRoutes(api, { store, rebind: config.rebind }),
-      (api) => registerDdmAssetRoutes(api, { store, urls: ddmUrls, bodyLimit: config.assetBodyLimit }),
+      (api) =>
+        registerDdmAssetRoutes(api, {
+          store,
+          urls: ddmUrls,
+          bodyLimit: config.assetBodyLimit,
+          hooks: declarationFileHooks(store, ddmAdmin),
+        }),
+      (api) => registerDdmRoutes(api, { store, admin: ddmAdmin }),
     ],
     trustProxy: config.trustProxy,
     https: config.tlsCert ? tlsPair(config.tlsCert, config.tlsKey!) : undefined,
@@ -185,6 +206,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     closed = true;
     await metricsListener?.close();
     stopRetention();
+    await ddmSync.stop();
     await app.close();
     await push.close();
     await lastSeen.stop();

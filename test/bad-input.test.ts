@@ -196,10 +196,10 @@ await forEachBackend("bad input", (backend) => {
       });
     });
 
-    test("DeclarativeManagement without --dm-url", async () => {
+    test("DeclarativeManagement (served natively without --dm-url) with an unknown Endpoint", async () => {
       await refused({
-        body: checkin({ MessageType: "DeclarativeManagement", Endpoint: "tokens" }),
-        reason: /^declarative management is not configured on this server \(--dm-url\)/,
+        body: checkin({ MessageType: "DeclarativeManagement", Endpoint: "no-such-endpoint" }),
+        reason: /^unknown DeclarativeManagement Endpoint "no-such-endpoint"/,
       });
     });
   });

@@ -50,7 +50,7 @@ export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly 
   ["config.ts", ["push/", "core/", "duration.ts"], "orchard serve's flags and environment"],
   [
     "server.ts",
-    ["config.ts", "http/", "scep/", "enroll/", "push/", "core/", "store/", "identity/", "plist/", "errors.ts"],
+    ["config.ts", "http/", "scep/", "enroll/", "push/", "core/", "declarations/", "store/", "identity/", "plist/", "errors.ts"],
     "wires the layers into a server",
   ],
   [

@@ -227,4 +227,70 @@ await forEachBackend("real answers match the OpenAPI document", (backend) => {
     assert.equal(wrongKey.status, 401);
     assert.deepEqual(await wrongKey.json(), { error: "missing or wrong API key", code: "unauthorized" });
   });
+
+  test("DDM (KMFDDM's shapes, and set compliance)", async () => {
+    /** A documented answer without a body (204, 304). */
+    const noBody = async (method: string, url: string, path: string, status: number, body?: object) => {
+      const r = await server.api(method, url, body);
+      assert.equal(r.status, status, `${method} ${url}: ${r.text}`);
+      assert.ok(doc.paths[path]?.[method.toLowerCase()]?.responses[String(status)], `${method} ${path} ${status} is not documented`);
+    };
+    const decl = { Type: "com.apple.configuration.management.test", Identifier: "com.example.openapi", Payload: { Echo: "x" } };
+    await noBody("PUT", "/v1/declarations", "/v1/declarations", 204, decl);
+    await noBody("PUT", "/v1/declarations", "/v1/declarations", 304, decl);
+    await noBody("POST", "/v1/declarations/com.example.openapi/touch", "/v1/declarations/{id}/touch", 204);
+    await noBody("PUT", "/v1/set-declarations/s1?declaration=com.example.openapi", "/v1/set-declarations/{id}", 204);
+    await noBody("PUT", `/v1/enrollment-sets/${device.udid}?set=s1&nonotify=1`, "/v1/enrollment-sets/{id}", 204);
+    await noBody("POST", `/v1/notify?id=${device.udid}&set=s1`, "/v1/notify", 204);
+    assertDocumented("GET", "/v1/declarations", await server.api("GET", "/v1/declarations"));
+    assertDocumented("GET", "/v1/declarations/{id}", await server.api("GET", "/v1/declarations/com.example.openapi"));
+    assertDocumented("GET", "/v1/declarations/{id}", await server.api("GET", "/v1/declarations/com.example.none"));
+    assertDocumented("PUT", "/v1/declarations", await server.api("PUT", "/v1/declarations", { ...decl, Type: "org.example.x" }));
+    assertDocumented("DELETE", "/v1/declarations/{id}", await server.api("DELETE", "/v1/declarations/com.example.openapi"));
+    assertDocumented("GET", "/v1/sets", await server.api("GET", "/v1/sets"));
+    assertDocumented("GET", "/v1/set-declarations/{id}", await server.api("GET", "/v1/set-declarations/s1"));
+    assertDocumented("GET", "/v1/enrollment-sets/{id}", await server.api("GET", `/v1/enrollment-sets/${device.udid}`));
+    assertDocumented("GET", "/v1/declaration-sets/{id}", await server.api("GET", "/v1/declaration-sets/com.example.openapi"));
+    const token = (await server.api("GET", "/v1/declarations/com.example.openapi")).json.ServerToken;
+    const report = {
+      StatusItems: {
+        management: {
+          declarations: {
+            configurations: [
+              { identifier: "com.example.openapi", active: false, valid: "invalid", "server-token": token, reasons: [{ code: "Error.X" }] },
+            ],
+          },
+        },
+        device: { "operating-system": { version: "15.1" } },
+      },
+      Errors: [],
+    };
+    const status = await device.checkin("DeclarativeManagement", { Endpoint: "status", Data: Buffer.from(JSON.stringify(report)) });
+    assert.equal(status.status, 200, status.text);
+    const withStatus = await server.api("GET", `/v1/declaration-status/${device.udid}`);
+    assertDocumented("GET", "/v1/declaration-status/{id}", withStatus);
+    assert.equal(withStatus.json[device.udid][0].current, true);
+    assertDocumented("GET", "/v1/status-errors/{id}", await server.api("GET", `/v1/status-errors/${device.udid}`));
+    assertDocumented(
+      "GET",
+      "/v1/status-values/{id}",
+      await server.api("GET", `/v1/status-values/${device.udid}?prefix=.StatusItems.device.%25`),
+    );
+    assertDocumented("GET", "/v1/status-report/{id}", await server.api("GET", `/v1/status-report/${device.udid}`));
+    assertDocumented("GET", "/v1/status-report/{id}", await server.api("GET", `/v1/status-report/${device.udid}?index=3`));
+    const compliance = await server.api("GET", "/v1/set-compliance/s1");
+    assertDocumented("GET", "/v1/set-compliance/{set}", compliance);
+    assert.deepEqual(compliance.json.declarations[0], {
+      identifier: "com.example.openapi",
+      server_token: token,
+      compliant: 0,
+      failing: 1,
+      pending: 0,
+    });
+    assertDocumented("DELETE", "/v1/declarations/{id}", await server.api("DELETE", "/v1/declarations/com.example.openapi"));
+    await noBody("DELETE", "/v1/set-declarations/s1?declaration=com.example.openapi", "/v1/set-declarations/{id}", 204);
+    await noBody("DELETE", `/v1/enrollment-sets/${device.udid}?set=s1`, "/v1/enrollment-sets/{id}", 204);
+    await noBody("DELETE", `/v1/enrollment-sets-all/${device.udid}`, "/v1/enrollment-sets-all/{id}", 304);
+    await noBody("DELETE", "/v1/declarations/com.example.openapi", "/v1/declarations/{id}", 204);
+  });
 });

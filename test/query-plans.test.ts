@@ -3,6 +3,8 @@ import { after, before, test } from "node:test";
 import { NEXT_COMMAND_SQL, PRUNE_RESULTS_SQL, RESULTS_SQL } from "../src/store/commands.ts";
 import { QUEUE_STATS_SQL } from "../src/store/stats.ts";
 import { eventListQuery, PRUNE_EVENTS_SQL } from "../src/store/events.ts";
+import { CHANNEL_SETS_SQL, DECLARATION_ITEMS_SQL } from "../src/store/ddm.ts";
+import { PRUNE_STATUS_ERRORS_SQL } from "../src/store/ddm-status.ts";
 import { forEachBackend, type Backend } from "./support/postgres.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
@@ -21,6 +23,20 @@ const CASES = [
   { name: "retention of results", sql: PRUNE_RESULTS_SQL, params: [0], index: "command_queue_done" },
   { name: "queue depth and oldest (/metrics)", sql: QUEUE_STATS_SQL, params: [], index: "command_queue_next" },
   { name: "retention of events", sql: PRUNE_EVENTS_SQL, params: [0], index: "events_at" },
+  // DDM: a channel's sets (tokens, declaration-items) by the primary key, whatever the backend names it.
+  {
+    name: "DDM tokens: a channel's sets",
+    sql: CHANNEL_SETS_SQL,
+    params: ["X"],
+    index: "ddm_enrollment_sets_pkey|autoindex_ddm_enrollment_sets",
+  },
+  {
+    name: "DDM declaration-items",
+    sql: DECLARATION_ITEMS_SQL,
+    params: ["X"],
+    index: "ddm_enrollment_sets_pkey|autoindex_ddm_enrollment_sets",
+  },
+  { name: "retention of DDM status errors", sql: PRUNE_STATUS_ERRORS_SQL, params: [0], index: "ddm_status_errors_at" },
 ];
 
 await forEachBackend("query plans", (backend: Backend) => {

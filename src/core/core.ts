@@ -14,6 +14,7 @@ import type { CommandReport } from "../protocol/report.ts";
 import type { PendingCommand } from "../store/commands.ts";
 import type { Store } from "../store/index.ts";
 import type { DeclarativeManagement } from "./declarative.ts";
+import type { DdmService } from "./ddm.ts";
 import type { Coalescer } from "./coalesce.ts";
 import type { CheckinReply, MdmRequest, MdmService } from "./service.ts";
 
@@ -31,7 +32,10 @@ export interface CoreOptions {
   lastSeen: Coalescer;
   userAuth?: UserAuthenticator;
   tokenServices?: ReadonlyMap<string, TokenService>;
+  /** Forwards DeclarativeManagement check-ins to --dm-url; without it, `ddm` answers them. */
   declarative?: DeclarativeManagement;
+  /** Declarative Device Management served natively (core/ddm.ts). */
+  ddm?: DdmService;
   /** Told of each command report, to push again later after a NotNow (push/notnow.ts). */
   notNow?: { afterReport(enrollmentId: string, status: string, hasNext: boolean, now: number): Promise<void> };
 }
@@ -151,6 +155,8 @@ export class CoreService implements MdmService {
     if (count === 1) {
       await this.o.store.events.add({ type: "enrollment.enrolled", enrollmentId: channel.id, detail: { type: channel.type } }, req.now);
       req.log.info({ enrollmentId: channel.id, type: channel.type }, "enrolled");
+      // Sets assigned to this id before it enrolled: its first sync.
+      if (this.o.ddm && !this.o.declarative) await this.o.store.ddm.dueIfAssigned(channel.id, req.now);
     }
     return EMPTY;
   }
@@ -190,7 +196,8 @@ export class CoreService implements MdmService {
   }
 
   private async declarativeManagement(req: MdmRequest, msg: DeclarativeManagementMessage): Promise<CheckinReply> {
-    if (!this.o.declarative) throw new BadRequest("declarative management is not configured on this server (--dm-url)");
-    return this.o.declarative.forward(req, msg);
+    if (this.o.declarative) return this.o.declarative.forward(req, msg);
+    if (this.o.ddm) return this.o.ddm.checkIn(req, msg);
+    throw new BadRequest("declarative management is not served by this server");
   }
 }

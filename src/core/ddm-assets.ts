@@ -9,14 +9,10 @@
 // the resolved declaration, hence its ServerToken, and devices sync again:
 // referencedFiles tells which stored files a declaration names.
 import { BadRequest, OrchardError } from "../errors.ts";
+import type { Store } from "../store/index.ts";
+import type { DdmAdmin, Declaration } from "./ddm-admin.ts";
 
-/** A declaration as KMFDDM stores it: Type, Identifier, Payload (and ServerToken, which is computed after this). */
-export interface Declaration {
-  Type: string;
-  Identifier: string;
-  Payload?: unknown;
-  [key: string]: unknown;
-}
+export type { Declaration };
 
 /** A stored file a declaration names. */
 export interface FileRef {
@@ -185,4 +181,32 @@ function unknown(decl: Declaration, ref: FileRef): OrchardError {
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * The declarations whose operator source names this file: the LIKE of the
+ * store is a superset, each one is checked with referencedFiles.
+ */
+export async function declarationsNaming(store: Store, ref: FileRef): Promise<string[]> {
+  const rows = await store.ddm.declarationsNaming(fileReference(ref));
+  return rows
+    .filter((r) => {
+      try {
+        const named = referencedFiles({ Type: r.type, Identifier: r.identifier, Payload: JSON.parse(r.source) as Record<string, unknown> });
+        return named.some((n) => n.kind === ref.kind && n.id === ref.id);
+      } catch {
+        return false;
+      }
+    })
+    .map((r) => r.identifier);
+}
+
+/** The file routes' hooks: a named file is not deleted, and a changed one re-resolves the declarations naming it. */
+export function declarationFileHooks(store: Store, admin: DdmAdmin) {
+  return {
+    referencedBy: (ref: FileRef) => declarationsNaming(store, ref),
+    changed: async (ref: FileRef) => {
+      await admin.reResolve(await declarationsNaming(store, ref), Date.now());
+    },
+  };
 }

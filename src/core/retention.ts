@@ -22,7 +22,9 @@ export function startRetention(store: Store, policy: RetentionPolicy, log: Log, 
       await store.userSessions.prune(now, policy.failureWindowMs);
       const results = policy.resultsMs > 0 ? await store.commands.pruneResults(now - policy.resultsMs) : 0;
       const events = policy.eventsMs > 0 ? await store.events.prune(now - policy.eventsMs) : 0;
-      if (results + events > 0) log.info({ results, events }, "retention sweep");
+      // Errors devices reported over DDM are kept as long as events.
+      const ddmErrors = policy.eventsMs > 0 ? await store.ddmStatus.pruneErrors(now - policy.eventsMs) : 0;
+      if (results + events + ddmErrors > 0) log.info({ results, events, ddmErrors }, "retention sweep");
     } catch (err) {
       log.warn({ err }, "retention sweep failed");
     }

@@ -149,9 +149,12 @@ export function addressKey(address: string): string {
  * The API's routes read single query values; `?a=1&a=2` would hand them an
  * array (and the store a value it cannot bind: a 500). A NUL (`%00`) in a
  * query value or a path parameter cannot be stored by PostgreSQL (a 500
- * there too). Both are refused as a 400.
+ * there too). Both are refused as a 400. A route whose config says
+ * `repeatedQuery: true` (KMFDDM's /v1/notify?id=A&id=B) reads arrays itself:
+ * there each of the values is checked.
  */
 export async function plainRequestStrings(req: FastifyRequest): Promise<void> {
+  const repeated = (req.routeOptions.config as { repeatedQuery?: boolean } | undefined)?.repeatedQuery === true;
   for (const [where, values] of [
     ["query parameter", req.query],
     ["path parameter", req.params],
@@ -159,8 +162,11 @@ export async function plainRequestStrings(req: FastifyRequest): Promise<void> {
     if (!values || typeof values !== "object") continue;
     for (const [name, value] of Object.entries(values as Record<string, unknown>)) {
       const label = `${where} ${JSON.stringify(name.slice(0, 64))}`;
-      if (typeof value !== "string") throw new BadRequest(`${label} must be given once`);
-      if (value.includes("\0")) throw new BadRequest(`${label} contains a NUL character`);
+      const list = repeated && where === "query parameter" && Array.isArray(value) ? (value as unknown[]) : [value];
+      for (const v of list) {
+        if (typeof v !== "string") throw new BadRequest(`${label} must be given once`);
+        if (v.includes("\0")) throw new BadRequest(`${label} contains a NUL character`);
+      }
     }
   }
 }

@@ -8,6 +8,7 @@
 // of this API; they speak Apple's MDM protocol.
 
 import { ERROR_CODES } from "../errors.ts";
+import { ddmOpenApi } from "./openapi-ddm.ts";
 import { VERSION } from "../version.ts";
 import { PLATFORMS } from "../protocol/platform.ts";
 
@@ -552,6 +553,9 @@ const paths: Record<string, Record<string, Operation>> = {
   },
 };
 
+/** Declarative Device Management's routes (KMFDDM's, and Orchard's set compliance). */
+const ddm = ddmOpenApi({ ref, object, param, op, ok, error, json });
+
 /** PUT /v1/enqueue/{ids} and POST /v1/enqueue answer alike (NanoMDM's APIResult). */
 function enqueueResponses(): Record<string, unknown> {
   return {
@@ -677,14 +681,14 @@ export const OPENAPI = {
     description:
       "Every key is snake_case; every time an RFC 3339 UTC string with milliseconds; durations and counts are numbers. " +
       'Errors under /v1 are {"error": message, "code": stable_code}. NanoMDM-compatible routes (enqueue, push, pushcert) ' +
-      "keep NanoMDM's shapes. HEAD is answered wherever GET is.",
+      "keep NanoMDM's shapes, and KMFDDM-compatible routes (tag ddm) KMFDDM's. HEAD is answered wherever GET is.",
   },
   jsonSchemaDialect: "https://spec.openapis.org/oas/3.1/dialect/base",
   security: [{ basic: [] }],
   tags: ["enrollments", "commands", "events", "users", "push", "enrollment", "ddm", "meta"].map((name) => ({ name })),
-  paths,
+  paths: { ...paths, ...ddm.paths },
   components: {
-    schemas,
+    schemas: { ...schemas, ...ddm.schemas },
     securitySchemes: {
       basic: { type: "http", scheme: "basic", description: "any user name; the API key as the password" },
       enrollmentToken: { type: "apiKey", in: "query", name: "token", description: "--enrollment-token, for a link opened on the device" },

@@ -2,6 +2,8 @@ import path from "node:path";
 import { BadRequest } from "../errors.ts";
 import { CommandStore } from "./commands.ts";
 import { DdmAssetStore, DdmProfileStore } from "./ddm-assets.ts";
+import { DdmStore } from "./ddm.ts";
+import { DdmStatusStore } from "./ddm-status.ts";
 import type { Database, Sql } from "./db.ts";
 import { EnrollmentStore } from "./enrollments.ts";
 import { EventStore } from "./events.ts";
@@ -31,6 +33,8 @@ export class Store {
   readonly stats: StatsStore;
   readonly ddmAssets: DdmAssetStore;
   readonly ddmProfiles: DdmProfileStore;
+  readonly ddm: DdmStore;
+  readonly ddmStatus: DdmStatusStore;
 
   constructor(readonly db: Database) {
     this.enrollments = new EnrollmentStore(db);
@@ -45,6 +49,8 @@ export class Store {
     this.stats = new StatsStore(db);
     this.ddmAssets = new DdmAssetStore(db);
     this.ddmProfiles = new DdmProfileStore(db);
+    this.ddm = new DdmStore(db);
+    this.ddmStatus = new DdmStatusStore(db);
   }
 
   /**

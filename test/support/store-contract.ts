@@ -107,6 +107,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
           model: "Mac14,2",
           modelName: null,
           productName: "Mac14,2",
+          platform: "macOS",
           deviceName: null,
           osVersion: "14.6",
           buildVersion: null,

@@ -7,6 +7,7 @@ import { lockout } from "./006-lockout.ts";
 import { pushCertExpiry } from "./007-pushcert-expiry.ts";
 import { userGuids } from "./009-user-guids.ts";
 import { rebindPush } from "./010-rebind-push.ts";
+import { ddm } from "./011-ddm.ts";
 import { ddmAssets } from "./013-ddm-assets.ts";
 import { devicePlatform } from "./014-device-platform.ts";
 
@@ -27,6 +28,7 @@ export const migrations: readonly Migration[] = [
   pushCertExpiry,
   userGuids,
   rebindPush,
+  ddm,
   ddmAssets,
   devicePlatform,
 ];

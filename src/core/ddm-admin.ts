@@ -1,0 +1,189 @@
+import { BadRequest, Conflict } from "../errors.ts";
+import { kindOfType } from "../protocol/ddm.ts";
+import type { ChangeOptions, PutOutcome } from "../store/ddm.ts";
+import type { Store } from "../store/index.ts";
+
+/** A declaration as an operator writes it (Apple's declarationbase.yaml); ServerToken is Orchard's to set. */
+export interface Declaration {
+  Type: string;
+  Identifier: string;
+  Payload: Record<string, unknown>;
+  ServerToken?: string;
+}
+
+/**
+ * Checks a declaration against Apple's schema: errors refuse it (400 naming
+ * the key), warnings (a Type newer than the schema) are answered with it.
+ * PLUG-IN POINT: the schema validator module is given here (server.ts); the
+ * default accepts everything.
+ */
+export type DeclarationValidator = (json: unknown) => { errors: Array<{ path: string; message: string }>; warnings: string[] };
+
+/**
+ * Rewrites a declaration before its ServerToken is computed and it is stored
+ * (assets: fill in Hash-SHA-256 and Size, so the asset's hash is in the token).
+ * The default is the identity.
+ */
+export type DeclarationResolver = (declaration: Declaration) => Promise<Declaration>;
+
+export interface DdmAdminOptions {
+  validate?: DeclarationValidator;
+  resolve?: DeclarationResolver;
+  /** How long changes gather before their channels get their DeclarativeManagement command (coalescing). */
+  syncDelayMs?: number;
+}
+
+export const DEFAULT_SYNC_DELAY_MS = 1000;
+const MAX_NAME_LENGTH = 256;
+const DECLARATION_KEYS = new Set(["Type", "Identifier", "Payload", "ServerToken"]);
+
+/**
+ * The operator's side of Declarative Device Management, with KMFDDM's
+ * semantics: declarations, sets, assignments; every change that reaches
+ * channels makes them due for a sync (unless notify is false), which
+ * core/ddm-sync.ts turns into one DeclarativeManagement command each.
+ */
+export class DdmAdmin {
+  private readonly validate: DeclarationValidator;
+  private readonly resolve: DeclarationResolver;
+  private readonly syncDelayMs: number;
+
+  constructor(
+    private readonly store: Store,
+    o: DdmAdminOptions = {},
+  ) {
+    this.validate = o.validate ?? (() => ({ errors: [], warnings: [] }));
+    this.resolve = o.resolve ?? (async (d) => d);
+    this.syncDelayMs = o.syncDelayMs ?? DEFAULT_SYNC_DELAY_MS;
+  }
+
+  private change(notify: boolean, now: number): ChangeOptions {
+    return { now, syncDueAt: notify ? now + this.syncDelayMs : null };
+  }
+
+  /** Stores a declaration: created, changed, or unchanged (same content: same ServerToken, nothing written). */
+  async putDeclaration(
+    json: unknown,
+    notify: boolean,
+    now: number,
+  ): Promise<{ outcome: PutOutcome; serverToken: string; warnings: string[] }> {
+    const given = declarationOf(json);
+    const { errors, warnings } = this.validate(json);
+    if (errors.length > 0) {
+      const listed = errors.slice(0, 5).map((e) => `${e.path}: ${e.message}`);
+      throw new BadRequest(`declaration ${JSON.stringify(given.Identifier)} is not valid: ${listed.join("; ")}`, "invalid_declaration");
+    }
+    const { ServerToken: _ignored, ...content } = given;
+    const resolved = await this.resolve(content);
+    if (resolved.Identifier !== given.Identifier || resolved.Type !== given.Type) {
+      throw new Error("a declaration resolver must not change Identifier or Type");
+    }
+    const kind = kindOfType(resolved.Type)!;
+    // The operator's Payload is kept beside a rewritten one, to rewrite it again when a file it names changes.
+    const rewritten = JSON.stringify(resolved.Payload) !== JSON.stringify(content.Payload);
+    const put = await this.store.ddm.putDeclaration(
+      {
+        Type: resolved.Type,
+        Identifier: resolved.Identifier,
+        Payload: resolved.Payload,
+        kind,
+        ...(rewritten ? { source: content.Payload } : {}),
+      },
+      this.change(notify, now),
+    );
+    return { ...put, warnings };
+  }
+
+  /**
+   * Resolves these declarations again from their operator source (a file they
+   * name changed): those whose result changed get a new ServerToken and their
+   * channels sync. Returns how many changed.
+   */
+  async reResolve(identifiers: readonly string[], now: number): Promise<number> {
+    let changed = 0;
+    for (const identifier of identifiers) {
+      const d = await this.store.ddm.declaration(identifier);
+      if (!d) continue;
+      const source = JSON.parse(d.source ?? d.payload) as unknown;
+      const put = await this.putDeclaration({ Type: d.type, Identifier: d.identifier, Payload: source }, true, now);
+      if (put.outcome !== "unchanged") changed++;
+    }
+    return changed;
+  }
+
+  touch(identifier: string, notify: boolean, now: number): Promise<boolean> {
+    return this.store.ddm.touch(identifier, this.change(notify, now));
+  }
+
+  async deleteDeclaration(identifier: string): Promise<boolean> {
+    const outcome = await this.store.ddm.deleteDeclaration(identifier);
+    if (outcome === "in_use") {
+      const sets = await this.store.ddm.declarationSets(identifier);
+      throw new Conflict(
+        `declaration ${JSON.stringify(identifier)} is in sets (${sets.slice(0, 10).join(", ")}): remove it from them first`,
+        "declaration_in_use",
+      );
+    }
+    return outcome === "deleted";
+  }
+
+  async setDeclaration(set: string, identifier: string, add: boolean, notify: boolean, now: number): Promise<boolean> {
+    name(set, "set");
+    name(identifier, "declaration");
+    if (!add) return this.store.ddm.removeFromSet(set, identifier, this.change(notify, now));
+    const added = await this.store.ddm.addToSet(set, identifier, this.change(notify, now));
+    if (added === "no_declaration") throw new BadRequest(`no declaration ${JSON.stringify(identifier)}: put it first`, "invalid_parameter");
+    return added;
+  }
+
+  assign(enrollmentId: string, set: string, add: boolean, notify: boolean, now: number): Promise<boolean> {
+    name(enrollmentId, "enrollment id");
+    name(set, "set");
+    return add
+      ? this.store.ddm.assign(enrollmentId, set, this.change(notify, now))
+      : this.store.ddm.unassign(enrollmentId, set, this.change(notify, now));
+  }
+
+  unassignAll(enrollmentId: string, notify: boolean, now: number): Promise<boolean> {
+    return this.store.ddm.unassign(enrollmentId, undefined, this.change(notify, now));
+  }
+
+  /** KMFDDM's notify: these channels, those holding these sets, and those holding sets with these declarations sync now. */
+  notify(what: { ids: string[]; sets: string[]; declarations: string[] }, now: number): Promise<number> {
+    return this.store.ddm.scheduleSync(what, now);
+  }
+}
+
+/** The declaration's own keys, checked for what Orchard needs to store and serve it (Apple's schema is the validator's). */
+function declarationOf(json: unknown): Declaration {
+  if (typeof json !== "object" || json === null || Array.isArray(json))
+    throw new BadRequest("a declaration is a JSON object", "invalid_declaration");
+  const d = json as Record<string, unknown>;
+  const unknown = Object.keys(d).find((k) => !DECLARATION_KEYS.has(k));
+  if (unknown !== undefined) {
+    throw new BadRequest(
+      `declaration key ${JSON.stringify(unknown.slice(0, 64))} is not one of Type, Identifier, Payload, ServerToken`,
+      "invalid_declaration",
+    );
+  }
+  if (typeof d.Identifier !== "string") throw new BadRequest("declaration without an Identifier string", "invalid_declaration");
+  name(d.Identifier, "declaration Identifier", "invalid_declaration");
+  if (typeof d.Type !== "string" || kindOfType(d.Type) === undefined) {
+    throw new BadRequest(
+      "declaration Type must start with com.apple.activation., com.apple.configuration., com.apple.asset. or com.apple.management.",
+      "invalid_declaration",
+    );
+  }
+  if (typeof d.Payload !== "object" || d.Payload === null || Array.isArray(d.Payload)) {
+    throw new BadRequest("declaration Payload must be a JSON object", "invalid_declaration");
+  }
+  return d as unknown as Declaration;
+}
+
+/** An identifier, set name or enrollment id: 1 to 256 characters, no control characters. */
+function name(value: string, what: string, code: "invalid_parameter" | "invalid_declaration" = "invalid_parameter"): void {
+  if (value.length === 0 || value.length > MAX_NAME_LENGTH)
+    throw new BadRequest(`${what} must be 1 to ${MAX_NAME_LENGTH} characters`, code);
+  if (/[\u0000-\u001f\u007f]/.test(value)) throw new BadRequest(`${what} contains a control character`, code);
+  if (!(value as unknown as { isWellFormed(): boolean }).isWellFormed()) throw new BadRequest(`${what} is not valid Unicode`, code);
+}

@@ -1,0 +1,95 @@
+import { randomUUID } from "node:crypto";
+import { serializePlist } from "../plist/index.ts";
+import { tokensResponse } from "../protocol/ddm-tokens.ts";
+import { DDM_SYNC_COMMAND_PREFIX } from "../store/ddm.ts";
+import type { Store } from "../store/index.ts";
+import type { Pusher } from "./push.ts";
+import type { Log } from "./service.ts";
+
+export interface DdmSyncOptions {
+  /** How often due channels are looked for. */
+  intervalMs?: number;
+  /** Channels per transaction. */
+  batch?: number;
+}
+
+/**
+ * Turns channels due for a sync (store/ddm.ts's ddm_sync_due, written in the
+ * transaction of each change) into one DeclarativeManagement command each,
+ * with the channel's tokens in Data (the device then skips asking for them),
+ * and pushes them. Durable and safe with several processes: a due row is
+ * claimed (deleted) in the transaction that queues its command, so a crash
+ * leaves it due, and two processes never claim the same one. A push lost
+ * after the commit is made good by the push sweep (push/sweep.ts).
+ *
+ * A newer sync command replaces one still waiting unsent in a channel's
+ * queue, so an offline device wakes to one command, not one per change.
+ * Channels with the same tokens share one command (one row in commands, a
+ * queue row each), so a change to a set that 100,000 channels hold is a
+ * handful of commands and batched queue inserts.
+ */
+export class DdmSync {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> = Promise.resolve();
+  private readonly intervalMs: number;
+  private readonly batch: number;
+
+  constructor(
+    private readonly store: Store,
+    private readonly pusher: Pusher,
+    private readonly log: Log,
+    o: DdmSyncOptions = {},
+  ) {
+    this.intervalMs = o.intervalMs ?? 250;
+    this.batch = o.batch ?? 5000;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => {
+      this.running = this.running.then(() => this.runOnce().catch((err: unknown) => this.log.warn({ err }, "DDM sync sweep failed")));
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** Queues and pushes every channel due by `now`; returns how many got a command. */
+  async runOnce(now = Date.now()): Promise<number> {
+    let total = 0;
+    if (!(await this.store.ddm.hasDue(now))) return 0;
+    for (;;) {
+      const { claimed, queued } = await this.store.transaction(async (tx) => {
+        const claimed = await tx.ddm.claimDue(now, this.batch);
+        if (claimed.length === 0) return { claimed, queued: [] };
+        const queued = await tx.ddm.syncable(claimed);
+        await tx.ddm.dropWaitingSyncs(queued);
+        const groups = new Map<string, string[]>();
+        for (const [id, t] of await tx.ddm.channelTokensMany(queued)) {
+          const data = JSON.stringify(tokensResponse(t.token, t.changedAt));
+          const group = groups.get(data);
+          if (group) group.push(id);
+          else groups.set(data, [id]);
+        }
+        for (const [data, ids] of groups) {
+          const commandUuid = `${DDM_SYNC_COMMAND_PREFIX}${randomUUID().toUpperCase()}`;
+          const command = serializePlist({
+            Command: { RequestType: "DeclarativeManagement", Data: Buffer.from(data) },
+            CommandUUID: commandUuid,
+          });
+          await tx.commands.enqueue({ commandUuid, requestType: "DeclarativeManagement", command: Buffer.from(command) }, ids, now);
+        }
+        return { claimed, queued };
+      });
+      if (queued.length > 0) {
+        const outcomes = await this.pusher.push(queued, { trigger: "ddm" });
+        const pushed = [...outcomes.values()].filter((o) => o.pushId !== undefined).length;
+        this.log.info({ due: claimed.length, queued: queued.length, pushed }, "DDM sync: DeclarativeManagement queued");
+      }
+      total += queued.length;
+      if (claimed.length < this.batch) return total;
+    }
+  }
+}

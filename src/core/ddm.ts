@@ -1,0 +1,133 @@
+import { randomBytes } from "node:crypto";
+import { NotFound } from "../errors.ts";
+import type { DeclarativeManagementMessage } from "../protocol/checkin.ts";
+import { decodeStatusReport, parseEndpoint } from "../protocol/ddm.ts";
+import { tokensResponse } from "../protocol/ddm-tokens.ts";
+import type { Store } from "../store/index.ts";
+import type { CheckinReply, MdmRequest } from "./service.ts";
+
+const JSON_TYPE = "application/json";
+
+/** The most errors or changed declarations one report's events list (they always give the count). */
+const MAX_LISTED = 50;
+
+/**
+ * Declarative Device Management served by Orchard itself (without --dm-url):
+ * a DeclarativeManagement check-in's Endpoint answered from the store, on the
+ * device channel and on every user channel alike (each channel is its own
+ * enrollment id, with its own sets and its own status).
+ */
+export class DdmService {
+  constructor(private readonly store: Store) {}
+
+  async checkIn(req: MdmRequest, msg: DeclarativeManagementMessage): Promise<CheckinReply> {
+    const endpoint = parseEndpoint(msg.endpoint);
+    const id = msg.channel.id;
+    switch (endpoint.kind) {
+      case "tokens": {
+        const t = await this.store.ddm.channelTokens(id);
+        return json(tokensResponse(t.token, t.changedAt));
+      }
+      case "declaration-items": {
+        const [items, t] = await Promise.all([this.store.ddm.declarationItems(id), this.store.ddm.channelTokens(id)]);
+        const declarations = { Activations: [] as Item[], Configurations: [] as Item[], Assets: [] as Item[], Management: [] as Item[] };
+        const lists = {
+          activation: declarations.Activations,
+          configuration: declarations.Configurations,
+          asset: declarations.Assets,
+          management: declarations.Management,
+        };
+        for (const i of items) lists[i.kind].push({ Identifier: i.identifier, ServerToken: i.serverToken });
+        return json({ Declarations: declarations, DeclarationsToken: t.token });
+      }
+      case "declaration": {
+        const d = await this.store.ddm.channelDeclaration(id, endpoint.declarationKind, endpoint.identifier);
+        if (!d)
+          throw new NotFound(
+            `no ${endpoint.declarationKind} declaration ${JSON.stringify(endpoint.identifier.slice(0, 128))} for this enrollment`,
+          );
+        return json({ Type: d.type, Identifier: d.identifier, ServerToken: d.serverToken, Payload: JSON.parse(d.payload) as unknown });
+      }
+      case "status":
+        return this.status(req, msg);
+    }
+  }
+
+  /** A status report: decoded whole before anything is stored, then stored with its events in one transaction. */
+  private async status(req: MdmRequest, msg: DeclarativeManagementMessage): Promise<CheckinReply> {
+    const report = decodeStatusReport(msg.data);
+    const id = msg.channel.id;
+    const statusId = randomBytes(8).toString("hex");
+    const changes = await this.store.transaction(async (tx) => {
+      const changed = await tx.ddmStatus.record(id, report, msg.data!.toString("utf8"), statusId, req.now);
+      for (const c of changed) {
+        const d = c.now;
+        await tx.events.add(
+          {
+            type: "ddm.declaration_status_changed",
+            enrollmentId: id,
+            detail: {
+              identifier: d.identifier,
+              kind: d.kind,
+              server_token: d.serverToken,
+              active: d.active,
+              valid: d.valid,
+              previous_active: c.before?.active ?? null,
+              previous_valid: c.before?.valid ?? null,
+              reason_codes: reasonCodes(d.reasons),
+              status_id: statusId,
+            },
+          },
+          req.now,
+        );
+      }
+      if (report.errors.length > 0) {
+        await tx.events.add(
+          {
+            type: "ddm.status_errors",
+            enrollmentId: id,
+            detail: {
+              count: report.errors.length,
+              status_items: report.errors.slice(0, MAX_LISTED).map((e) => e.statusItem),
+              status_id: statusId,
+            },
+          },
+          req.now,
+        );
+      }
+      return changed;
+    });
+    req.log.info(
+      {
+        enrollmentId: id,
+        statusId,
+        fullReport: report.fullReport,
+        declarations: report.declarations.length,
+        values: report.values.length,
+        errors: report.errors.length,
+        changed: changes.length,
+      },
+      "DDM status report stored",
+    );
+    return { kind: "empty" };
+  }
+}
+
+interface Item {
+  Identifier: string;
+  ServerToken: string;
+}
+
+function json(body: unknown): CheckinReply {
+  return { kind: "raw", status: 200, contentType: JSON_TYPE, body: Buffer.from(JSON.stringify(body)) };
+}
+
+/** The codes of a declaration's reasons (their descriptions and details stay in the status API). */
+function reasonCodes(reasons: unknown[] | null): string[] {
+  if (!reasons) return [];
+  return reasons
+    .slice(0, MAX_LISTED)
+    .map((r) =>
+      typeof r === "object" && r !== null && typeof (r as { code?: unknown }).code === "string" ? (r as { code: string }).code : "unknown",
+    );
+}

@@ -1,0 +1,221 @@
+import type { FastifyInstance, FastifyReply } from "fastify";
+import type { DdmAdmin } from "../core/ddm-admin.ts";
+import { BadRequest, NotFound } from "../errors.ts";
+import type { Store } from "../store/index.ts";
+import { idList, truthy } from "./api-routes.ts";
+import { jsonObject } from "./request-helpers.ts";
+import { time } from "./wire-map.ts";
+
+// Declarative Device Management's operator API: KMFDDM's paths, methods,
+// status codes and bodies (its openapi.yaml), so that tools written for
+// KMFDDM work unchanged against Orchard. Those bodies are KMFDDM's shapes
+// (Apple's PascalCase declarations, KMFDDM's keys), the one exception to
+// Orchard's snake_case (docs/api.md). Orchard's own route beside them
+// (/v1/set-compliance) speaks Orchard's JSON.
+//
+// KMFDDM answers a change with 204 and "nothing changed" with 304, and so do
+// these routes. (KMFDDM's openapi.yaml words PUT /v1/declarations the other
+// way round; its code, and all its other routes, answer 204 for a change.)
+
+export interface DdmRouteOptions {
+  store: Store;
+  admin: DdmAdmin;
+}
+
+/** Status paths in KMFDDM's form: `.StatusItems.device.operating-system.version`. */
+const STATUS_ITEMS = ".StatusItems.";
+const MAX_ERRORS = 1000;
+
+export function registerDdmRoutes(app: FastifyInstance, o: DdmRouteOptions): void {
+  const { store, admin } = o;
+  type Q = { Querystring: Record<string, string> };
+  type P = { Params: { id: string } };
+
+  app.get("/v1/declarations", async () => store.ddm.declarationIds());
+
+  app.put<Q>("/v1/declarations", async (req, reply) => {
+    const body = jsonObject(req);
+    const { outcome, serverToken, warnings } = await admin.putDeclaration(body, !truthy(req.query.nonotify), Date.now());
+    const identifier = body.Identifier;
+    req.log.info({ identifier, outcome, serverToken, warnings: warnings.length }, "DDM declaration stored");
+    for (const w of warnings) req.log.warn({ identifier, warning: w }, "DDM declaration accepted with a warning");
+    if (warnings.length > 0) void reply.header("orchard-warning", warnings.map(headerSafe));
+    return changed(reply, outcome !== "unchanged");
+  });
+
+  app.get<P>("/v1/declarations/:id", async (req) => {
+    const d = await store.ddm.declaration(req.params.id);
+    if (!d) throw new NotFound("no such declaration");
+    // As the operator wrote it (orchard: references kept), so that a GET, edit, PUT round trip keeps them.
+    return { Identifier: d.identifier, Type: d.type, Payload: JSON.parse(d.source ?? d.payload) as unknown, ServerToken: d.serverToken };
+  });
+
+  app.delete<P>("/v1/declarations/:id", async (req, reply) => {
+    const deleted = await admin.deleteDeclaration(req.params.id);
+    if (deleted) req.log.info({ identifier: req.params.id }, "DDM declaration deleted");
+    return changed(reply, deleted);
+  });
+
+  app.post<P & Q>("/v1/declarations/:id/touch", async (req, reply) => {
+    if (!(await admin.touch(req.params.id, !truthy(req.query.nonotify), Date.now()))) throw new NotFound("no such declaration");
+    req.log.info({ identifier: req.params.id }, "DDM declaration touched");
+    return reply.code(204).send();
+  });
+
+  app.get("/v1/sets", async () => store.ddm.setNames());
+
+  app.get<P>("/v1/set-declarations/:id", async (req) => store.ddm.setDeclarations(req.params.id));
+  for (const [method, add] of [
+    ["PUT", true],
+    ["DELETE", false],
+  ] as const) {
+    app.route<P & Q>({
+      method,
+      url: "/v1/set-declarations/:id",
+      handler: async (req, reply) => {
+        const declaration = required(req.query.declaration, "declaration");
+        const did = await admin.setDeclaration(req.params.id, declaration, add, !truthy(req.query.nonotify), Date.now());
+        if (did) req.log.info({ set: req.params.id, declaration, add }, "DDM set changed");
+        return changed(reply, did);
+      },
+    });
+    app.route<P & Q>({
+      method,
+      url: "/v1/enrollment-sets/:id",
+      handler: async (req, reply) => {
+        const set = required(req.query.set, "set");
+        const did = await admin.assign(req.params.id, set, add, !truthy(req.query.nonotify), Date.now());
+        if (did) req.log.info({ enrollmentId: req.params.id, set, add }, "DDM enrollment sets changed");
+        return changed(reply, did);
+      },
+    });
+  }
+  app.get<P>("/v1/enrollment-sets/:id", async (req) => store.ddm.enrollmentSets(req.params.id));
+
+  app.delete<P & Q>("/v1/enrollment-sets-all/:id", async (req, reply) => {
+    const did = await admin.unassignAll(req.params.id, !truthy(req.query.nonotify), Date.now());
+    if (did) req.log.info({ enrollmentId: req.params.id }, "DDM enrollment sets all removed");
+    return changed(reply, did);
+  });
+
+  app.get<P>("/v1/declaration-sets/:id", async (req) => store.ddm.declarationSets(req.params.id));
+
+  app.get<P>("/v1/declaration-status/:id", async (req) => {
+    const ids = idList(req.params.id);
+    const out = byId(ids);
+    for (const s of await store.ddmStatus.declarations(ids)) {
+      out[s.enrollmentId]!.push({
+        identifier: s.identifier,
+        active: s.active,
+        valid: s.valid,
+        "server-token": s.serverToken,
+        current: s.serverToken === s.currentToken,
+        status_received: time(s.updatedAt),
+        ...(s.reasons ? { reasons: s.reasons } : {}),
+        status_id: s.statusId,
+      });
+    }
+    return out;
+  });
+
+  app.get<P>("/v1/status-errors/:id", async (req) => {
+    const ids = idList(req.params.id);
+    const out = byId(ids);
+    for (const id of ids) {
+      for (const e of await store.ddmStatus.errors(id, MAX_ERRORS)) {
+        out[id]!.push({ path: STATUS_ITEMS + e.path, error: e.error, timestamp: time(e.at), status_id: e.statusId });
+      }
+    }
+    return out;
+  });
+
+  app.get<P & Q>("/v1/status-values/:id", async (req) => {
+    const ids = idList(req.params.id);
+    const match = prefixMatcher(req.query.prefix);
+    const out = byId(ids);
+    for (const id of ids) {
+      for (const v of await store.ddmStatus.values(id)) {
+        const path = STATUS_ITEMS + v.path;
+        if (!match(path)) continue;
+        out[id]!.push({
+          path,
+          value: typeof v.value === "string" ? v.value : JSON.stringify(v.value),
+          timestamp: time(v.updatedAt),
+          status_id: v.statusId,
+        });
+      }
+    }
+    return out;
+  });
+
+  app.get<P & Q>("/v1/status-report/:id", async (req, reply) => {
+    const { index, status_id: statusId } = req.query;
+    if (index !== undefined && !/^\d{1,4}$/.test(index)) throw new BadRequest("index must be a whole number", "invalid_parameter");
+    const report = await store.ddmStatus.report(req.params.id, statusId !== undefined ? { statusId } : { index: Number(index ?? 0) });
+    if (!report) throw new NotFound("no such status report");
+    return reply
+      .header("last-modified", new Date(report.at).toUTCString())
+      .header("x-status-report-id", report.statusId)
+      .header("x-status-report-index", String(report.index))
+      .type("application/json")
+      .send(report.report);
+  });
+
+  app.post<Q>("/v1/notify", { config: { repeatedQuery: true } }, async (req, reply) => {
+    const q = req.query as Record<string, string | string[] | undefined>;
+    const list = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]).filter((s) => s !== "");
+    const what = { ids: list(q.id), sets: list(q.set), declarations: list(q.declaration) };
+    const due = await admin.notify(what, Date.now());
+    req.log.info({ ids: what.ids.length, sets: what.sets.length, declarations: what.declarations.length, due }, "DDM notify");
+    return reply.code(204).send();
+  });
+
+  // Orchard's own: per declaration of a set, how many of its channels report it.
+  app.get<{ Params: { set: string } }>("/v1/set-compliance/:set", async (req) => {
+    const c = await store.ddmStatus.compliance(req.params.set);
+    return {
+      set: req.params.set,
+      enrollments: c.enrollments,
+      declarations: c.declarations.map((d) => ({
+        identifier: d.identifier,
+        server_token: d.serverToken,
+        compliant: d.compliant,
+        failing: d.failing,
+        pending: d.pending,
+      })),
+    };
+  });
+}
+
+/** 204 when something changed, 304 when nothing did (KMFDDM). */
+function changed(reply: FastifyReply, did: boolean): FastifyReply {
+  return reply.code(did ? 204 : 304).send();
+}
+
+function required(value: string | undefined, name: string): string {
+  if (value === undefined || value === "") throw new BadRequest(`the ${name} query parameter is required`, "invalid_parameter");
+  return value;
+}
+
+/** `{ id: [] }` for each id, without a prototype (an id "__proto__" is an entry like any other). */
+function byId(ids: readonly string[]): Record<string, unknown[]> {
+  const out = Object.create(null) as Record<string, unknown[]>;
+  for (const id of ids) out[id] = [];
+  return out;
+}
+
+/** KMFDDM's prefix: SQL LIKE-like (`%` any run, `_` one character), matched from the start, case-sensitive. */
+export function prefixMatcher(prefix: string | undefined): (path: string) => boolean {
+  if (prefix === undefined || prefix === "") return () => true;
+  const pattern = prefix
+    .split("")
+    .map((c) => (c === "%" ? ".*" : c === "_" ? "." : c.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+    .join("");
+  const re = new RegExp(`^${pattern}`, "s");
+  return (path) => re.test(path);
+}
+
+/** A warning as a header value: no control characters, bounded. */
+function headerSafe(warning: string): string {
+  return warning.replace(/[\u0000-\u001f\u007f-\uffff]/g, "?").slice(0, 500);
+}

@@ -1,0 +1,269 @@
+import type { DeclarationKind, DeclarationStatus, StatusReport } from "../protocol/ddm.ts";
+import type { Database, Sql } from "./db.ts";
+import { chunks } from "./enrollments.ts";
+
+// What each channel reports over Declarative Device Management: its
+// declarations' state, its other status items by path, its errors, and its
+// last few raw reports. A FullReport replaces what a channel reported
+// before; any other report is merged into it.
+
+/** How many raw reports each channel keeps (KMFDDM's status-report?index=). */
+export const REPORTS_KEPT = 5;
+export const PRUNE_STATUS_ERRORS_SQL = "DELETE FROM ddm_status_errors WHERE at < ?";
+
+export interface StoredDeclarationStatus {
+  enrollmentId: string;
+  identifier: string;
+  kind: DeclarationKind;
+  active: boolean;
+  valid: string;
+  serverToken: string;
+  /** The declaration's ServerToken now (null: no longer stored). */
+  currentToken: string | null;
+  reasons: unknown[] | null;
+  statusId: string;
+  updatedAt: number;
+}
+
+/** A declaration whose active, valid or reasons differ from what the channel reported before. */
+export interface DeclarationChange {
+  now: DeclarationStatus;
+  before: { active: boolean; valid: string } | null;
+}
+
+export interface StoredStatusValue {
+  path: string;
+  value: unknown;
+  statusId: string;
+  updatedAt: number;
+}
+
+export interface StoredStatusError {
+  path: string;
+  error: unknown;
+  statusId: string;
+  at: number;
+}
+
+export interface StoredReport {
+  statusId: string;
+  report: string;
+  at: number;
+  index: number;
+}
+
+export interface SetCompliance {
+  enrollments: number;
+  declarations: Array<{ identifier: string; serverToken: string; compliant: number; failing: number; pending: number }>;
+}
+
+export class DdmStatusStore {
+  constructor(private readonly db: Database) {}
+
+  /**
+   * Stores one report of a channel (in the caller's transaction, with the
+   * events it makes) and returns the declarations whose state changed.
+   */
+  async record(enrollmentId: string, report: StatusReport, raw: string, statusId: string, now: number): Promise<DeclarationChange[]> {
+    return this.db.transaction(async (tx) => {
+      const before = new Map(
+        (
+          await tx.all<{ identifier: string; active: number; valid: string; reasons: string | null }>(
+            "SELECT identifier, active, valid, reasons FROM ddm_status_declarations WHERE enrollment_id = ?",
+            [enrollmentId],
+          )
+        ).map((r) => [r.identifier, r]),
+      );
+      if (report.fullReport) {
+        await tx.run("DELETE FROM ddm_status_declarations WHERE enrollment_id = ?", [enrollmentId]);
+        await tx.run("DELETE FROM ddm_status_values WHERE enrollment_id = ?", [enrollmentId]);
+      }
+      const declarations = [...new Map(report.declarations.map((d) => [d.identifier, d])).values()];
+      const changes: DeclarationChange[] = [];
+      for (const d of declarations) {
+        const had = before.get(d.identifier);
+        const reasons = d.reasons === null ? null : JSON.stringify(d.reasons);
+        if (!had || Number(had.active) !== (d.active ? 1 : 0) || had.valid !== d.valid || had.reasons !== reasons) {
+          changes.push({ now: d, before: had ? { active: Number(had.active) === 1, valid: had.valid } : null });
+        }
+      }
+      for (const chunk of chunks(declarations, 100)) {
+        await tx.run(
+          `INSERT INTO ddm_status_declarations (enrollment_id, identifier, kind, active, valid, server_token, reasons, status_id, updated_at)
+           VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}
+           ON CONFLICT (enrollment_id, identifier) DO UPDATE SET kind = excluded.kind, active = excluded.active, valid = excluded.valid,
+             server_token = excluded.server_token, reasons = excluded.reasons, status_id = excluded.status_id, updated_at = excluded.updated_at`,
+          chunk.flatMap((d) => [
+            enrollmentId,
+            d.identifier,
+            d.kind,
+            d.active,
+            d.valid,
+            d.serverToken,
+            d.reasons === null ? null : JSON.stringify(d.reasons),
+            statusId,
+            now,
+          ]),
+        );
+      }
+      for (const chunk of chunks(report.values, 100)) {
+        await tx.run(
+          `INSERT INTO ddm_status_values (enrollment_id, path, value, status_id, updated_at)
+           VALUES ${chunk.map(() => "(?, ?, ?, ?, ?)").join(", ")}
+           ON CONFLICT (enrollment_id, path) DO UPDATE SET value = excluded.value, status_id = excluded.status_id, updated_at = excluded.updated_at`,
+          chunk.flatMap((v) => [enrollmentId, v.path, JSON.stringify(v.value), statusId, now]),
+        );
+      }
+      const errors = [
+        ...report.errors.map((e) => ({ path: e.statusItem, error: e.error })),
+        ...declarations
+          .filter((d) => d.valid === "invalid")
+          .map((d) => ({ path: `management.declarations.${arrayOf(d.kind)}`, error: statusJson(d) })),
+      ];
+      await insertErrors(tx, enrollmentId, errors, statusId, now);
+      await tx.run("INSERT INTO ddm_status_reports (enrollment_id, status_id, report, at) VALUES (?, ?, ?, ?)", [
+        enrollmentId,
+        statusId,
+        raw,
+        now,
+      ]);
+      await tx.run(
+        `DELETE FROM ddm_status_reports WHERE enrollment_id = ? AND id NOT IN
+           (SELECT id FROM ddm_status_reports WHERE enrollment_id = ? ORDER BY id DESC LIMIT ${REPORTS_KEPT})`,
+        [enrollmentId, enrollmentId],
+      );
+      return changes;
+    });
+  }
+
+  async declarations(enrollmentIds: readonly string[]): Promise<StoredDeclarationStatus[]> {
+    const out: StoredDeclarationStatus[] = [];
+    for (const chunk of chunks(enrollmentIds, 500)) {
+      const rows = await this.db.all<{
+        enrollment_id: string;
+        identifier: string;
+        kind: DeclarationKind;
+        active: number;
+        valid: string;
+        server_token: string;
+        current_token: string | null;
+        reasons: string | null;
+        status_id: string;
+        updated_at: number;
+      }>(
+        `SELECT s.enrollment_id, s.identifier, s.kind, s.active, s.valid, s.server_token, d.server_token AS current_token, s.reasons,
+           s.status_id, s.updated_at
+         FROM ddm_status_declarations s LEFT JOIN ddm_declarations d ON d.identifier = s.identifier
+         WHERE s.enrollment_id IN (${chunk.map(() => "?").join(", ")}) ORDER BY s.enrollment_id, s.identifier`,
+        chunk,
+      );
+      for (const r of rows) {
+        out.push({
+          enrollmentId: r.enrollment_id,
+          identifier: r.identifier,
+          kind: r.kind,
+          active: Number(r.active) === 1,
+          valid: r.valid,
+          serverToken: r.server_token,
+          currentToken: r.current_token,
+          reasons: r.reasons === null ? null : (JSON.parse(r.reasons) as unknown[]),
+          statusId: r.status_id,
+          updatedAt: Number(r.updated_at),
+        });
+      }
+    }
+    return out;
+  }
+
+  /** A channel's status values, in path order. */
+  async values(enrollmentId: string): Promise<StoredStatusValue[]> {
+    const rows = await this.db.all<{ path: string; value: string; status_id: string; updated_at: number }>(
+      "SELECT path, value, status_id, updated_at FROM ddm_status_values WHERE enrollment_id = ? ORDER BY path",
+      [enrollmentId],
+    );
+    return rows.map((r) => ({
+      path: r.path,
+      value: JSON.parse(r.value) as unknown,
+      statusId: r.status_id,
+      updatedAt: Number(r.updated_at),
+    }));
+  }
+
+  /** A channel's errors, newest first, at most `limit`. */
+  async errors(enrollmentId: string, limit: number): Promise<StoredStatusError[]> {
+    const rows = await this.db.all<{ path: string; error: string; status_id: string; at: number }>(
+      "SELECT path, error, status_id, at FROM ddm_status_errors WHERE enrollment_id = ? ORDER BY id DESC LIMIT ?",
+      [enrollmentId, limit],
+    );
+    return rows.map((r) => ({ path: r.path, error: JSON.parse(r.error) as unknown, statusId: r.status_id, at: Number(r.at) }));
+  }
+
+  /** A stored raw report: by index (0 the newest) or by status id. */
+  async report(enrollmentId: string, by: { index: number } | { statusId: string }): Promise<StoredReport | undefined> {
+    const rows = await this.db.all<{ status_id: string; report: string; at: number }>(
+      "SELECT status_id, report, at FROM ddm_status_reports WHERE enrollment_id = ? ORDER BY id DESC",
+      [enrollmentId],
+    );
+    const index = "index" in by ? by.index : rows.findIndex((r) => r.status_id === by.statusId);
+    const row = index >= 0 ? rows[index] : undefined;
+    return row && { statusId: row.status_id, report: row.report, at: Number(row.at), index };
+  }
+
+  /** Per declaration of a set: how many of the set's channels report its current token active and valid, otherwise, or nothing yet. */
+  async compliance(set: string): Promise<SetCompliance> {
+    const enrollments = Number(
+      (await this.db.get<{ n: number }>("SELECT COUNT(*) AS n FROM ddm_enrollment_sets WHERE set_name = ?", [set]))?.n ?? 0,
+    );
+    const rows = await this.db.all<{ identifier: string; server_token: string; compliant: number | null; failing: number | null }>(
+      `SELECT d.identifier, d.server_token,
+         SUM(CASE WHEN s.active = 1 AND s.valid = 'valid' THEN 1 ELSE 0 END) AS compliant,
+         SUM(CASE WHEN s.enrollment_id IS NOT NULL AND NOT (s.active = 1 AND s.valid = 'valid') THEN 1 ELSE 0 END) AS failing
+       FROM ddm_set_declarations sd
+       JOIN ddm_declarations d ON d.identifier = sd.declaration_identifier
+       LEFT JOIN ddm_enrollment_sets es ON es.set_name = sd.set_name
+       LEFT JOIN ddm_status_declarations s
+         ON s.enrollment_id = es.enrollment_id AND s.identifier = d.identifier AND s.server_token = d.server_token
+       WHERE sd.set_name = ?
+       GROUP BY d.identifier, d.server_token ORDER BY d.identifier`,
+      [set],
+    );
+    return {
+      enrollments,
+      declarations: rows.map((r) => {
+        const compliant = Number(r.compliant ?? 0);
+        const failing = Number(r.failing ?? 0);
+        return { identifier: r.identifier, serverToken: r.server_token, compliant, failing, pending: enrollments - compliant - failing };
+      }),
+    };
+  }
+
+  /** Deletes errors older than `before` (with the events: core/retention.ts). */
+  pruneErrors(before: number): Promise<number> {
+    return this.db.run(PRUNE_STATUS_ERRORS_SQL, [before]);
+  }
+}
+
+async function insertErrors(tx: Sql, enrollmentId: string, errors: Array<{ path: string; error: unknown }>, statusId: string, now: number) {
+  for (const chunk of chunks(errors, 100)) {
+    await tx.run(
+      `INSERT INTO ddm_status_errors (enrollment_id, path, error, status_id, at) VALUES ${chunk.map(() => "(?, ?, ?, ?, ?)").join(", ")}`,
+      chunk.flatMap((e) => [enrollmentId, e.path, JSON.stringify(e.error), statusId, now]),
+    );
+  }
+}
+
+/** The plural array name a kind's statuses come in (management stays management). */
+export function arrayOf(kind: DeclarationKind): string {
+  return kind === "management" ? "management" : `${kind}s`;
+}
+
+/** A declaration's status as the device wrote it. */
+function statusJson(d: DeclarationStatus): Record<string, unknown> {
+  return {
+    identifier: d.identifier,
+    active: d.active,
+    valid: d.valid,
+    "server-token": d.serverToken,
+    ...(d.reasons ? { reasons: d.reasons } : {}),
+  };
+}

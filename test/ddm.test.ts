@@ -1,0 +1,426 @@
+// Declarative Device Management served natively, end to end on both stores:
+// the KMFDDM-compatible API, the DeclarativeManagement command a change
+// queues, a device (and a user channel) that syncs as Apple documents it, its
+// status reports (real ones, test/fixtures/ddm/), and bad input.
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { parsePlistDict } from "../src/plist/index.ts";
+import { testFleet, type TestFleet } from "./support/fleet.ts";
+import { eventually, identity, plist, RawDevice, rawPut, type RawReply } from "./support/mdm.ts";
+import { forEachBackend } from "./support/postgres.ts";
+import { startTestServer, type TestServer } from "./support/server.ts";
+
+const FIXTURES = fileURLToPath(new URL("./fixtures/ddm/", import.meta.url));
+const report = (name: string) => fs.readFileSync(path.join(FIXTURES, name));
+
+const CONFIG = {
+  Type: "com.apple.configuration.management.test",
+  Identifier: "com.example.test",
+  Payload: { Echo: "hello", ReturnStatus: "Installed" },
+};
+const ACTIVATION = {
+  Type: "com.apple.activation.simple",
+  Identifier: "com.example.activation",
+  Payload: { StandardConfigurations: ["com.example.test"] },
+};
+const USER_CONFIG = {
+  Type: "com.apple.configuration.management.test",
+  Identifier: "com.example.user-test",
+  Payload: { Echo: "user" },
+};
+const USER = { UserID: "DDM-USER-GUID", UserShortName: "dana", UserLongName: "Dana" };
+
+await forEachBackend("DDM natively", (backend) => {
+  let server: TestServer;
+  let fleet: TestFleet;
+  let dev: RawDevice;
+  let userId: string;
+
+  before(async () => {
+    server = await startTestServer([], backend);
+    fleet = await testFleet(server.url);
+    dev = new RawDevice(fleet.transport, await identity(fleet), `DDM-${backend.toUpperCase()}-1`);
+    await dev.enroll();
+    assert.equal((await dev.tokenUpdate(USER)).status, 200);
+    userId = `${dev.udid}:${USER.UserID}`;
+  });
+  after(async () => {
+    fleet.close();
+    await server.stop();
+  });
+
+  const ddm = (endpoint: string, o: { data?: Buffer; user?: boolean } = {}): Promise<RawReply> =>
+    dev.checkin("DeclarativeManagement", { Endpoint: endpoint, ...(o.data ? { Data: o.data } : {}), ...(o.user ? USER : {}) });
+  const json = (r: RawReply) => {
+    assert.equal(r.status, 200, r.text);
+    assert.match(String(r.headers["content-type"]), /^application\/json/);
+    return JSON.parse(r.text);
+  };
+  /** The channel's queued DeclarativeManagement commands, once every due sync is swept. */
+  async function syncCommands(id: string): Promise<string[]> {
+    await eventually(async () => ((await server.store.ddm.dueCount()) === 0 ? true : undefined), 15_000, "the DDM sync sweep");
+    const q = await server.api("GET", `/v1/queue/${encodeURIComponent(id)}`);
+    return q.json.commands
+      .filter((c: { request_type: string }) => c.request_type === "DeclarativeManagement")
+      .map((c: { command_uuid: string }) => c.command_uuid);
+  }
+  /** Answers every queued command (so the next sync's command is alone in the queue) and returns the DeclarativeManagement ones' Data. */
+  async function drain(extra: Record<string, string> = {}): Promise<unknown[]> {
+    const datas: unknown[] = [];
+    let r = await dev.report("Idle", extra);
+    while (r.status === 200 && r.body.length > 0) {
+      const cmd = parsePlistDict(r.body);
+      const command = cmd.Command as { RequestType: string; Data?: Buffer };
+      if (command.RequestType === "DeclarativeManagement") datas.push(JSON.parse(command.Data!.toString("utf8")));
+      r = await dev.report("Acknowledged", { CommandUUID: cmd.CommandUUID as string, ...extra });
+    }
+    return datas;
+  }
+
+  test("declarations and sets through KMFDDM's API: 204 for a change, 304 for none", async () => {
+    assert.equal((await server.api("PUT", "/v1/declarations", CONFIG)).status, 204);
+    assert.equal((await server.api("PUT", "/v1/declarations", CONFIG)).status, 304, "the same content again");
+    // Key order and a ServerToken given are not content.
+    const reordered = {
+      ServerToken: "mine",
+      Payload: { ReturnStatus: "Installed", Echo: "hello" },
+      Identifier: CONFIG.Identifier,
+      Type: CONFIG.Type,
+    };
+    assert.equal((await server.api("PUT", "/v1/declarations", reordered)).status, 304);
+    assert.equal((await server.api("PUT", "/v1/declarations", ACTIVATION)).status, 204);
+    assert.deepEqual((await server.api("GET", "/v1/declarations")).json, ["com.example.activation", "com.example.test"]);
+    const got = await server.api("GET", "/v1/declarations/com.example.test");
+    assert.equal(got.status, 200);
+    assert.deepEqual({ ...got.json, ServerToken: undefined }, { ...CONFIG, ServerToken: undefined });
+    assert.match(got.json.ServerToken, /^[0-9a-f]{32}$/);
+    assert.notEqual(got.json.ServerToken, "mine");
+
+    assert.equal((await server.api("PUT", "/v1/set-declarations/default?declaration=com.example.test")).status, 204);
+    assert.equal((await server.api("PUT", "/v1/set-declarations/default?declaration=com.example.test")).status, 304);
+    assert.equal((await server.api("PUT", "/v1/set-declarations/default?declaration=com.example.activation")).status, 204);
+    assert.equal((await server.api("PUT", "/v1/set-declarations/default?declaration=com.example.nothing")).json.code, "invalid_parameter");
+    assert.deepEqual((await server.api("GET", "/v1/sets")).json, ["default"]);
+    assert.deepEqual((await server.api("GET", "/v1/set-declarations/default")).json, ["com.example.activation", "com.example.test"]);
+    assert.deepEqual((await server.api("GET", "/v1/declaration-sets/com.example.test")).json, ["default"]);
+    const inUse = await server.api("DELETE", "/v1/declarations/com.example.test");
+    assert.equal(inUse.status, 409);
+    assert.equal(inUse.json.code, "declaration_in_use");
+    assert.equal((await server.api("DELETE", "/v1/declarations/com.example.never")).status, 304);
+    // Nobody holds the set yet: no sync is owed.
+    assert.equal(await server.store.ddm.dueCount(), 0);
+  });
+
+  test("assigning a set and changing it quickly queues ONE DeclarativeManagement command, its tokens in Data", async () => {
+    assert.equal((await server.api("PUT", `/v1/enrollment-sets/${dev.udid}?set=default`)).status, 204);
+    assert.equal((await server.api("PUT", `/v1/enrollment-sets/${dev.udid}?set=default`)).status, 304);
+    assert.deepEqual((await server.api("GET", `/v1/enrollment-sets/${dev.udid}`)).json, ["default"]);
+    assert.equal((await server.api("POST", "/v1/declarations/com.example.activation/touch")).status, 204);
+    assert.equal((await server.api("PUT", "/v1/declarations", { ...CONFIG, Payload: { Echo: "hello again" } })).status, 204);
+    assert.equal((await server.api("PUT", "/v1/declarations", CONFIG)).status, 204);
+    assert.equal((await syncCommands(dev.udid)).length, 1);
+    const [data] = await drain();
+    const tokens = json(await ddm("tokens"));
+    assert.deepEqual(data, tokens);
+    assert.match(tokens.SyncTokens.Timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    assert.match(tokens.SyncTokens.DeclarationsToken, /^[0-9a-f]{32}$/);
+  });
+
+  test("the device's full sync: tokens, declaration-items, each declaration", async () => {
+    const tokens = json(await ddm("tokens"));
+    const items = json(await ddm("declaration-items"));
+    assert.equal(items.DeclarationsToken, tokens.SyncTokens.DeclarationsToken);
+    const config = (await server.api("GET", "/v1/declarations/com.example.test")).json;
+    const activation = (await server.api("GET", "/v1/declarations/com.example.activation")).json;
+    assert.deepEqual(items.Declarations, {
+      Activations: [{ Identifier: "com.example.activation", ServerToken: activation.ServerToken }],
+      Configurations: [{ Identifier: "com.example.test", ServerToken: config.ServerToken }],
+      Assets: [],
+      Management: [],
+    });
+    assert.deepEqual(json(await ddm("declaration/configuration/com.example.test")), config);
+    assert.deepEqual(json(await ddm("declaration/activation/com.example.activation")), activation);
+    // The folder must be the declaration's kind; one not assigned is 404.
+    assert.equal((await ddm("declaration/activation/com.example.test")).status, 404);
+    assert.equal((await ddm("declaration/configuration/com.example.nothing")).status, 404);
+  });
+
+  test("a change makes a new ServerToken and DeclarationsToken; an unchanged PUT changes neither", async () => {
+    const before = json(await ddm("tokens")).SyncTokens.DeclarationsToken;
+    const token = (await server.api("GET", "/v1/declarations/com.example.test")).json.ServerToken;
+    assert.equal((await server.api("PUT", "/v1/declarations?nonotify=1", CONFIG)).status, 304);
+    assert.equal(json(await ddm("tokens")).SyncTokens.DeclarationsToken, before);
+    assert.equal((await server.api("GET", "/v1/declarations/com.example.test")).json.ServerToken, token);
+
+    assert.equal((await server.api("PUT", "/v1/declarations?nonotify=1", { ...CONFIG, Payload: { Echo: "changed" } })).status, 204);
+    const changed = (await server.api("GET", "/v1/declarations/com.example.test")).json.ServerToken;
+    assert.notEqual(changed, token);
+    assert.notEqual(json(await ddm("tokens")).SyncTokens.DeclarationsToken, before);
+    assert.deepEqual(await syncCommands(dev.udid), [], "nonotify: nothing queued");
+    // Back to the first content: the first tokens again.
+    assert.equal((await server.api("PUT", "/v1/declarations?nonotify=1", CONFIG)).status, 204);
+    assert.equal((await server.api("GET", "/v1/declarations/com.example.test")).json.ServerToken, token);
+    assert.equal(json(await ddm("tokens")).SyncTokens.DeclarationsToken, before);
+  });
+
+  test("status reports (real ones): stored, merged, replaced by a FullReport, seen through the API and events", async () => {
+    assert.equal((await ddm("status", { data: report("status.1st.json") })).status, 200);
+    const values = (await server.api("GET", `/v1/status-values/${dev.udid}?prefix=.StatusItems.device.operating-system.`)).json[dev.udid];
+    assert.deepEqual(
+      values.map((v: { path: string; value: string }) => [v.path, v.value]),
+      [
+        [".StatusItems.device.operating-system.build-version", "22E261"],
+        [".StatusItems.device.operating-system.family", "macOS"],
+        [".StatusItems.device.operating-system.supplemental.extra-version", "(a)"],
+        [".StatusItems.device.operating-system.version", "13.3.1"],
+      ],
+    );
+    assert.equal((await ddm("status", { data: report("status.ios16-errors.json") })).status, 200);
+    const status = (await server.api("GET", `/v1/declaration-status/${dev.udid}`)).json[dev.udid];
+    assert.equal(status.length, 5);
+    const invalid = status.filter((s: { valid: string }) => s.valid === "invalid");
+    assert.deepEqual(
+      invalid.map((s: { identifier: string; active: boolean; current: boolean }) => [s.identifier, s.active, s.current]),
+      [
+        ["0FCD2F56-D5BC-48EA-B98D-E0CCC0C6F9E0", true, false],
+        ["4D6F8451-C089-4E65-A615-7C6EFF154F72", true, false],
+      ],
+    );
+    assert.equal(invalid[0].reasons[0].code, "Error.ConfigurationCannotBeApplied");
+    const errors = (await server.api("GET", `/v1/status-errors/${dev.udid}`)).json[dev.udid];
+    assert.equal(errors.length, 2);
+    assert.equal(errors[0].path, ".StatusItems.management.declarations.configurations");
+    // Merged: the first report's values are still there.
+    const merged = (await server.api("GET", `/v1/status-values/${dev.udid}?prefix=.StatusItems.device.model.%25`)).json[dev.udid];
+    assert.deepEqual(
+      merged.map((v: { path: string }) => v.path),
+      [".StatusItems.device.model.family", ".StatusItems.device.model.identifier", ".StatusItems.device.model.marketing-name"],
+    );
+    const raw = await server.api("GET", `/v1/status-report/${dev.udid}?index=0`);
+    assert.deepEqual(raw.json, JSON.parse(report("status.ios16-errors.json").toString()));
+    assert.equal((await server.api("GET", `/v1/status-report/${dev.udid}?index=1`)).json.StatusItems.device.model.family, "Mac");
+    assert.equal((await server.api("GET", `/v1/status-report/${dev.udid}?index=9`)).status, 404);
+
+    // Orchard's declaration reported active and valid with its current token, as a FullReport.
+    const token = (await server.api("GET", "/v1/declarations/com.example.test")).json.ServerToken;
+    const full = {
+      StatusItems: {
+        management: {
+          declarations: {
+            activations: [],
+            configurations: [{ identifier: "com.example.test", active: true, valid: "valid", "server-token": token }],
+            assets: [],
+            management: [],
+          },
+        },
+        device: { "operating-system": { version: "14.6" } },
+      },
+      Errors: [{ StatusItem: "test.error-value", Reasons: [{ Code: "Error.Test", Description: "a test error" }] }],
+      FullReport: true,
+    };
+    assert.equal((await ddm("status", { data: Buffer.from(JSON.stringify(full)) })).status, 200);
+    const replaced = (await server.api("GET", `/v1/declaration-status/${dev.udid}`)).json[dev.udid];
+    assert.deepEqual(
+      replaced.map((s: { identifier: string; current: boolean; valid: string }) => [s.identifier, s.valid, s.current]),
+      [["com.example.test", "valid", true]],
+    );
+    const after = (await server.api("GET", `/v1/status-values/${dev.udid}`)).json[dev.udid];
+    assert.deepEqual(
+      after.map((v: { path: string; value: string }) => [v.path, v.value]),
+      [[".StatusItems.device.operating-system.version", "14.6"]],
+    );
+
+    const compliance = await server.api("GET", "/v1/set-compliance/default");
+    assert.equal(compliance.status, 200);
+    assert.deepEqual(compliance.json, {
+      set: "default",
+      enrollments: 1,
+      declarations: [
+        {
+          identifier: "com.example.activation",
+          server_token: compliance.json.declarations[0].server_token,
+          compliant: 0,
+          failing: 0,
+          pending: 1,
+        },
+        { identifier: "com.example.test", server_token: token, compliant: 1, failing: 0, pending: 0 },
+      ],
+    });
+
+    const events = (await server.api("GET", `/v1/events?enrollment=${dev.udid}&type=ddm.declaration_status_changed`)).json.events;
+    const ours = events.filter((e: { detail: { identifier: string } }) => e.detail.identifier === "com.example.test");
+    assert.equal(ours.length, 1);
+    assert.deepEqual(
+      { ...ours[0].detail, status_id: undefined },
+      {
+        identifier: "com.example.test",
+        kind: "configuration",
+        server_token: token,
+        active: true,
+        valid: "valid",
+        previous_active: null,
+        previous_valid: null,
+        reason_codes: [],
+        status_id: undefined,
+      },
+    );
+    const invalidEvent = events.find(
+      (e: { detail: { identifier: string } }) => e.detail.identifier === "4D6F8451-C089-4E65-A615-7C6EFF154F72",
+    );
+    assert.deepEqual(invalidEvent.detail.reason_codes, ["Error.ConfigurationCannotBeApplied"]);
+    const errorEvents = (await server.api("GET", `/v1/events?enrollment=${dev.udid}&type=ddm.status_errors`)).json.events;
+    assert.deepEqual(
+      errorEvents.map((e: { detail: { count: number; status_items: string[] } }) => [e.detail.count, e.detail.status_items]),
+      [[1, ["test.error-value"]]],
+    );
+    // The same report again changes no declaration's state: no new event.
+    assert.equal((await ddm("status", { data: Buffer.from(JSON.stringify(full)) })).status, 200);
+    const again = (await server.api("GET", `/v1/events?enrollment=${dev.udid}&type=ddm.declaration_status_changed`)).json.events;
+    assert.equal(again.length, events.length);
+  });
+
+  test("a user channel has its own sets, tokens, declarations and status", async () => {
+    assert.equal((await server.api("PUT", "/v1/declarations", USER_CONFIG)).status, 204);
+    assert.equal((await server.api("PUT", "/v1/set-declarations/users?declaration=com.example.user-test")).status, 204);
+    await drain();
+    assert.equal((await server.api("PUT", `/v1/enrollment-sets/${encodeURIComponent(userId)}?set=users`)).status, 204);
+    assert.equal((await syncCommands(userId)).length, 1);
+    assert.deepEqual(await syncCommands(dev.udid), [], "the device channel's declarations did not change");
+
+    const userTokens = json(await ddm("tokens", { user: true }));
+    assert.notEqual(userTokens.SyncTokens.DeclarationsToken, json(await ddm("tokens")).SyncTokens.DeclarationsToken);
+    const items = json(await ddm("declaration-items", { user: true }));
+    assert.deepEqual(
+      items.Declarations.Configurations.map((i: { Identifier: string }) => i.Identifier),
+      ["com.example.user-test"],
+    );
+    assert.deepEqual(items.Declarations.Activations, []);
+    assert.equal(json(await ddm("declaration/configuration/com.example.user-test", { user: true })).Payload.Echo, "user");
+    assert.equal((await ddm("declaration/configuration/com.example.user-test")).status, 404, "not the device channel's");
+    assert.equal((await ddm("declaration/configuration/com.example.test", { user: true })).status, 404, "not the user channel's");
+
+    assert.equal((await ddm("status", { user: true, data: report("status.D0.error.json") })).status, 200);
+    const both = (await server.api("GET", `/v1/declaration-status/${dev.udid},${encodeURIComponent(userId)}`)).json;
+    assert.deepEqual(Object.keys(both), [dev.udid, userId]);
+    assert.deepEqual(
+      both[userId].map((s: { identifier: string; active: boolean }) => [s.identifier, s.active]),
+      [["com.example.test", false]],
+    );
+    assert.equal(both[dev.udid].length, 1);
+
+    // Removing every set of the channel syncs it to an empty set.
+    assert.equal((await server.api("DELETE", `/v1/enrollment-sets-all/${encodeURIComponent(userId)}`)).status, 204);
+    assert.equal((await server.api("DELETE", `/v1/enrollment-sets-all/${encodeURIComponent(userId)}`)).status, 304);
+    assert.equal((await syncCommands(userId)).length, 1, "the newer sync replaced the one waiting");
+    const empty = json(await ddm("declaration-items", { user: true }));
+    assert.deepEqual(empty.Declarations, { Activations: [], Configurations: [], Assets: [], Management: [] });
+  });
+
+  test("notify and touch queue a sync; a set change reaches every channel holding it", async () => {
+    await drain();
+    await drain(USER);
+    assert.equal((await server.api("POST", `/v1/notify?id=${dev.udid}&id=NO-SUCH-ENROLLMENT`)).status, 204);
+    const first = await syncCommands(dev.udid);
+    assert.equal(first.length, 1);
+    // Another sync while the first waits unsent: the newer replaces it.
+    assert.equal((await server.api("POST", `/v1/notify?set=default`)).status, 204);
+    const second = await syncCommands(dev.udid);
+    assert.equal(second.length, 1);
+    assert.notEqual(second[0], first[0]);
+    await drain();
+    assert.equal((await server.api("POST", "/v1/declarations/com.example.test/touch")).status, 204);
+    assert.equal((await server.api("POST", "/v1/declarations/com.example.nothing/touch")).status, 404);
+    assert.equal((await syncCommands(dev.udid)).length, 1);
+    await drain();
+    assert.equal((await server.api("DELETE", "/v1/set-declarations/default?declaration=com.example.activation")).status, 204);
+    assert.equal((await server.api("DELETE", "/v1/set-declarations/default?declaration=com.example.activation")).status, 304);
+    assert.equal((await syncCommands(dev.udid)).length, 1);
+    assert.equal(json(await ddm("declaration-items")).Declarations.Activations.length, 0);
+  });
+
+  test("a set assigned to an id before it enrolls: its first TokenUpdate makes it due", async () => {
+    const later = new RawDevice(fleet.transport, await identity(fleet), `DDM-${backend.toUpperCase()}-LATER`);
+    assert.equal((await server.api("PUT", `/v1/enrollment-sets/${later.udid}?set=default`)).status, 204);
+    assert.deepEqual(await syncCommands(later.udid), [], "not enrolled: nothing to queue");
+    await later.enroll();
+    assert.equal((await syncCommands(later.udid)).length, 1);
+    const r = await later.report("Idle");
+    const command = parsePlistDict(r.body).Command as { RequestType: string; Data: Buffer };
+    assert.equal(command.RequestType, "DeclarativeManagement");
+    const tokens = JSON.parse(command.Data.toString("utf8"));
+    assert.equal(
+      tokens.SyncTokens.DeclarationsToken,
+      json(await ddm("tokens")).SyncTokens.DeclarationsToken,
+      "the same sets as the first device",
+    );
+  });
+
+  test("bad input from the device: a 4xx with the reason, a log line, nothing stored", async () => {
+    await drain();
+    const snapshot = async () => {
+      const out: Record<string, unknown> = {};
+      for (const t of [
+        "ddm_status_declarations",
+        "ddm_status_values",
+        "ddm_status_errors",
+        "ddm_status_reports",
+        "ddm_sync_due",
+        "events",
+        "command_queue",
+      ]) {
+        out[t] = await server.store.db.all(`SELECT * FROM ${t} ORDER BY 1, 2`);
+      }
+      return out;
+    };
+    const before = await snapshot();
+    const logged = server.logs.length;
+    const cases: Array<[string, () => Promise<RawReply>, number, RegExp]> = [
+      ["unknown endpoint", () => ddm("configurations"), 400, /unknown DeclarativeManagement Endpoint/],
+      ["../ in a declaration path", () => ddm("declaration/configuration/../../tokens"), 400, /not a valid path/],
+      ["an unknown declaration folder", () => ddm("declaration/profile/com.example.test"), 400, /no declaration kind/],
+      ["status without Data", () => ddm("status"), 400, /without Data/],
+      ["invalid JSON", () => ddm("status", { data: Buffer.from("{not json") }), 400, /not JSON/],
+      ["not UTF-8", () => ddm("status", { data: Buffer.from([0x7b, 0xff, 0x7d]) }), 400, /not JSON/],
+      ["JSON without StatusItems", () => ddm("status", { data: Buffer.from("[]") }), 400, /not a JSON object/],
+      [
+        "a declaration status without its token",
+        () =>
+          ddm("status", {
+            data: Buffer.from(
+              '{"StatusItems":{"management":{"declarations":{"configurations":[{"identifier":"x","active":true,"valid":"valid"}]}}},"Errors":[]}',
+            ),
+          }),
+        400,
+        /server-token/,
+      ],
+      ["a huge Data", () => ddm("status", { data: Buffer.alloc(600 * 1024, 0x20) }), 413, /larger than/],
+      [
+        "bad base64 in Data",
+        () =>
+          rawPut(
+            fleet.transport,
+            "/checkin",
+            Buffer.from(
+              plist({ MessageType: "DeclarativeManagement", UDID: dev.udid, Endpoint: "status", Data: Buffer.from("x") })
+                .toString()
+                .replace(/<data>[^<]*<\/data>/, "<data>!!not base64!!</data>"),
+            ),
+            { auth: { kind: "header", identity: dev.identity } },
+          ),
+        400,
+        /base64|plist/i,
+      ],
+    ];
+    for (const [what, send, status, reason] of cases) {
+      const r = await send();
+      assert.equal(r.status, status, `${what}: ${r.text}`);
+      assert.match(r.text, reason, what);
+    }
+    assert.deepEqual(await snapshot(), before);
+    const refusals = server.logs.slice(logged).filter((l) => /device request refused/.test(l));
+    assert.equal(refusals.length, cases.length);
+  });
+});

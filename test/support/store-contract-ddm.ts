@@ -1,0 +1,220 @@
+// The store contract of Declarative Device Management (store/ddm.ts,
+// store/ddm-status.ts), run on both backends by test/store-contract.test.ts.
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import type { StatusReport } from "../../src/protocol/ddm.ts";
+import { declarationsToken, EMPTY_SET_TOKEN, serverToken, setToken } from "../../src/protocol/ddm-tokens.ts";
+import type { NewDeclaration } from "../../src/store/ddm.ts";
+import type { Store } from "../../src/store/index.ts";
+
+export function ddmStoreContract(name: string, open: () => Promise<Store>): void {
+  describe(`Store contract, DDM: ${name}`, () => {
+    let store: Store;
+    before(async () => {
+      store = await open();
+    });
+    after(async () => {
+      await store.close();
+    });
+
+    const T0 = 1_700_000_000_000;
+    const fresh = (what: string) => `${what}-${randomUUID()}`;
+    const quiet = { now: T0, syncDueAt: null };
+    const config = (identifier: string, payload: unknown = { Echo: "x" }): NewDeclaration => ({
+      Type: "com.apple.configuration.management.test",
+      Identifier: identifier,
+      Payload: payload,
+      kind: "configuration",
+    });
+    const storedSetToken = async (set: string) =>
+      (await store.db.get<{ token: string }>("SELECT token FROM ddm_sets WHERE name = ?", [set]))?.token;
+
+    test("a ServerToken is the content's: key order is not content, a change is, touch is", async () => {
+      const id = fresh("com.example.d");
+      const first = await store.ddm.putDeclaration(config(id, { A: 1, B: [1, { C: 2, D: 3 }] }), quiet);
+      assert.equal(first.outcome, "created");
+      assert.equal(first.serverToken, serverToken(config(id, { B: [1, { D: 3, C: 2 }], A: 1 }), 0));
+      assert.deepEqual(await store.ddm.putDeclaration(config(id, { B: [1, { D: 3, C: 2 }], A: 1 }), quiet), {
+        outcome: "unchanged",
+        serverToken: first.serverToken,
+      });
+      const changed = await store.ddm.putDeclaration(config(id, { A: 2, B: [1, { C: 2, D: 3 }] }), quiet);
+      assert.equal(changed.outcome, "changed");
+      assert.notEqual(changed.serverToken, first.serverToken);
+      assert.equal(await store.ddm.touch(id, quiet), true);
+      const touched = (await store.ddm.declaration(id))!;
+      assert.notEqual(touched.serverToken, changed.serverToken);
+      assert.equal(touched.touched, 1);
+      assert.equal(await store.ddm.touch(fresh("none"), quiet), false);
+    });
+
+    test("a set's token follows its declarations; a channel's DeclarationsToken follows its sets", async () => {
+      const set = fresh("set");
+      const channel = fresh("ENR");
+      const a = fresh("com.example.a");
+      const b = fresh("com.example.b");
+      assert.deepEqual(await store.ddm.channelTokens(channel), { token: declarationsToken([]), changedAt: 0 });
+      const ta = (await store.ddm.putDeclaration(config(a), quiet)).serverToken;
+      const tb = (await store.ddm.putDeclaration(config(b), quiet)).serverToken;
+      assert.equal(await store.ddm.addToSet(set, a, quiet), true);
+      assert.equal(await store.ddm.addToSet(set, a, quiet), false);
+      assert.equal(await store.ddm.addToSet(set, fresh("none"), quiet), "no_declaration");
+      assert.equal(await storedSetToken(set), setToken([{ identifier: a, serverToken: ta }]));
+      assert.equal(await store.ddm.assign(channel, set, { now: T0 + 5, syncDueAt: null }), true);
+      const one = await store.ddm.channelTokens(channel);
+      assert.deepEqual(one, {
+        token: declarationsToken([{ name: set, token: setToken([{ identifier: a, serverToken: ta }]) }]),
+        changedAt: T0 + 5,
+      });
+      await store.ddm.addToSet(set, b, { now: T0 + 10, syncDueAt: null });
+      const two = await store.ddm.channelTokens(channel);
+      assert.notEqual(two.token, one.token);
+      assert.equal(two.changedAt, T0 + 10);
+      assert.deepEqual(
+        (await store.ddm.declarationItems(channel)).map((i) => i.identifier),
+        [a, b].sort(),
+      );
+      // A changed declaration changes its set's token, hence the channel's.
+      const tb2 = (await store.ddm.putDeclaration(config(b, { Echo: "y" }), quiet)).serverToken;
+      assert.notEqual(tb2, tb);
+      assert.equal(
+        await storedSetToken(set),
+        setToken([
+          { identifier: a, serverToken: ta },
+          { identifier: b, serverToken: tb2 },
+        ]),
+      );
+      assert.notEqual((await store.ddm.channelTokens(channel)).token, two.token);
+      assert.equal((await store.ddm.channelDeclaration(channel, "configuration", b))?.serverToken, tb2);
+      assert.equal(await store.ddm.channelDeclaration(channel, "activation", b), undefined);
+      assert.equal(await store.ddm.channelDeclaration(fresh("OTHER"), "configuration", b), undefined);
+      assert.equal(await store.ddm.deleteDeclaration(b), "in_use");
+      assert.equal(await store.ddm.removeFromSet(set, b, quiet), true);
+      assert.equal(await store.ddm.deleteDeclaration(b), "deleted");
+      assert.equal(await store.ddm.deleteDeclaration(b), "absent");
+      await store.ddm.removeFromSet(set, a, quiet);
+      assert.equal(await storedSetToken(set), EMPTY_SET_TOKEN);
+      assert.equal(await store.ddm.unassign(channel, undefined, quiet), true);
+      assert.equal((await store.ddm.channelTokens(channel)).token, declarationsToken([]));
+    });
+
+    test("concurrent changes to one set's declarations leave the set's token right", async () => {
+      const set = fresh("set");
+      const ids = Array.from({ length: 8 }, (_, i) => fresh(`com.example.c${i}`));
+      for (const id of ids) {
+        await store.ddm.putDeclaration(config(id), quiet);
+        await store.ddm.addToSet(set, id, quiet);
+      }
+      await Promise.all(ids.map((id, i) => store.ddm.putDeclaration(config(id, { Echo: `v${i}` }), quiet)));
+      const items = await Promise.all(
+        ids.map(async (id) => ({ identifier: id, serverToken: (await store.ddm.declaration(id))!.serverToken })),
+      );
+      assert.equal(await storedSetToken(set), setToken(items));
+    });
+
+    test("changes make the channels they reach due once; each due channel is claimed by one caller", async () => {
+      const set = fresh("set");
+      const id = fresh("com.example.s");
+      const channels = [fresh("E1"), fresh("E2"), fresh("E3")];
+      await store.ddm.putDeclaration(config(id), quiet);
+      await store.ddm.addToSet(set, id, quiet);
+      for (const c of channels) await store.ddm.assign(c, set, quiet);
+      const due = { now: T0, syncDueAt: T0 + 1000 };
+      await store.ddm.putDeclaration(config(id, { Echo: "2" }), due);
+      await store.ddm.touch(id, { now: T0, syncDueAt: T0 + 5000 });
+      assert.deepEqual(await store.ddm.claimDue(T0 + 999, 100), []);
+      // Two claimers at once never get the same channel (on PostgreSQL the
+      // later one may get none of the rows the earlier took and stop short:
+      // those left stay due for the next sweep).
+      const [x, y] = await Promise.all([store.ddm.claimDue(T0 + 1000, 2), store.ddm.claimDue(T0 + 1000, 2)]);
+      const rest = await store.ddm.claimDue(T0 + 1000, 100);
+      assert.deepEqual([...x!, ...y!, ...rest].sort(), [...channels].sort());
+      assert.deepEqual(await store.ddm.claimDue(T0 + 10_000, 100), []);
+      assert.equal(await store.ddm.scheduleSync({ declarations: [id], ids: [channels[0]!] }, T0), 3);
+      assert.deepEqual((await store.ddm.claimDue(T0, 100)).sort(), [...channels].sort());
+    });
+
+    const status = (o: Partial<StatusReport>): StatusReport => ({ fullReport: false, declarations: [], values: [], errors: [], ...o });
+
+    test("status: merged, replaced by a full report; changes returned; errors pruned; a few reports kept", async () => {
+      const channel = fresh("ENR");
+      const d = (identifier: string, valid: string) => ({
+        identifier,
+        kind: "configuration" as const,
+        active: true,
+        valid,
+        serverToken: "t1",
+        reasons: valid === "invalid" ? [{ code: "Error.X" }] : null,
+      });
+      const first = await store.ddmStatus.record(
+        channel,
+        status({ declarations: [d("a", "valid"), d("b", "invalid")], values: [{ path: "device.x", value: 1 }] }),
+        "{}",
+        "s1",
+        T0,
+      );
+      assert.deepEqual(
+        first.map((c) => [c.now.identifier, c.before]),
+        [
+          ["a", null],
+          ["b", null],
+        ],
+      );
+      const second = await store.ddmStatus.record(
+        channel,
+        status({ declarations: [d("a", "valid"), d("b", "valid")], values: [{ path: "device.y", value: "v" }] }),
+        "{}",
+        "s2",
+        T0 + 1,
+      );
+      assert.deepEqual(
+        second.map((c) => [c.now.identifier, c.before]),
+        [["b", { active: true, valid: "invalid" }]],
+      );
+      assert.deepEqual(
+        (await store.ddmStatus.values(channel)).map((v) => [v.path, v.value, v.statusId]),
+        [
+          ["device.x", 1, "s1"],
+          ["device.y", "v", "s2"],
+        ],
+      );
+      await store.ddmStatus.record(channel, status({ fullReport: true, declarations: [d("a", "valid")], values: [] }), "{}", "s3", T0 + 2);
+      assert.deepEqual(
+        (await store.ddmStatus.declarations([channel])).map((s) => s.identifier),
+        ["a"],
+      );
+      assert.deepEqual(await store.ddmStatus.values(channel), []);
+      const errors = await store.ddmStatus.errors(channel, 10);
+      assert.deepEqual(
+        errors.map((e) => [e.path, e.statusId]),
+        [["management.declarations.configurations", "s1"]],
+      );
+      assert.ok((await store.ddmStatus.pruneErrors(T0 + 1)) >= 1);
+      assert.deepEqual(await store.ddmStatus.errors(channel, 10), []);
+      for (let i = 0; i < 7; i++) await store.ddmStatus.record(channel, status({}), `{"n":${i}}`, `r${i}`, T0 + 10 + i);
+      assert.equal((await store.ddmStatus.report(channel, { index: 0 }))?.report, '{"n":6}');
+      assert.equal((await store.ddmStatus.report(channel, { statusId: "r3" }))?.index, 3);
+      assert.equal(await store.ddmStatus.report(channel, { index: 5 }), undefined);
+      assert.equal(await store.ddmStatus.report(channel, { statusId: "r1" }), undefined);
+    });
+
+    test("compliance: per declaration of a set, its channels reporting the current token valid, not, or nothing", async () => {
+      const set = fresh("set");
+      const id = fresh("com.example.k");
+      const token = (await store.ddm.putDeclaration(config(id), quiet)).serverToken;
+      await store.ddm.addToSet(set, id, quiet);
+      const [good, bad, stale, silent] = [fresh("G"), fresh("B"), fresh("S"), fresh("N")];
+      for (const c of [good, bad, stale, silent]) await store.ddm.assign(c!, set, quiet);
+      const report = (serverToken: string, valid: string) =>
+        status({ declarations: [{ identifier: id, kind: "configuration", active: true, valid, serverToken, reasons: null }] });
+      await store.ddmStatus.record(good!, report(token, "valid"), "{}", "x", T0);
+      await store.ddmStatus.record(bad!, report(token, "invalid"), "{}", "x", T0);
+      await store.ddmStatus.record(stale!, report("old", "valid"), "{}", "x", T0);
+      assert.deepEqual(await store.ddmStatus.compliance(set), {
+        enrollments: 4,
+        declarations: [{ identifier: id, serverToken: token, compliant: 1, failing: 1, pending: 2 }],
+      });
+    });
+  });
+}
