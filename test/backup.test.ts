@@ -19,7 +19,7 @@ test("a consistent copy while serving, the secrets beside it, and a server that 
     let written = 0;
     const writer = (async () => {
       while (writing) {
-        await server.store.events.add({ type: "backup.test", detail: { n: written } }, Date.now());
+        await server.store.events.add({ type: "pushcert.removed", detail: { topic: `backup.test.${written}` } }, Date.now());
         written++;
         if (written % 50 === 0) await new Promise((r) => setImmediate(r));
       }

@@ -7,6 +7,7 @@ import { lockout } from "./006-lockout.ts";
 import { pushCertExpiry } from "./007-pushcert-expiry.ts";
 import { userGuids } from "./009-user-guids.ts";
 import { rebindPush } from "./010-rebind-push.ts";
+import { webhooks } from "./012-webhooks.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
@@ -15,7 +16,18 @@ export interface Migration {
   sql: string;
 }
 
-export const migrations: readonly Migration[] = [core, userAuth, push, scep, rebind, lockout, pushCertExpiry, userGuids, rebindPush];
+export const migrations: readonly Migration[] = [
+  core,
+  userAuth,
+  push,
+  scep,
+  rebind,
+  lockout,
+  pushCertExpiry,
+  userGuids,
+  rebindPush,
+  webhooks,
+];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
   const types = dialect === "sqlite" ? { serial: "INTEGER PRIMARY KEY", blob: "BLOB" } : { serial: "BIGSERIAL PRIMARY KEY", blob: "BYTEA" };
