@@ -42,6 +42,9 @@ test("--newest-first lists the newest first and pages backwards", async () => {
     JSON.parse(rest.stdout).events.map((e: { detail: { n: number } }) => e.detail.n),
     [1],
   );
+  const unknown = cliContext(server.url);
+  assert.notEqual(await runWith(unknown, "events", ["--type", "cli.order"]), 0);
+  assert.match(unknown.stderr, /unknown --type "cli.order": one of device.authenticated/);
   const bad = await server.api("GET", "/v1/events?order=sideways");
   assert.equal(bad.status, 400);
 });

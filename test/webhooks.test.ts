@@ -9,6 +9,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { runWith } from "../src/cli/client-commands.ts";
+import { cliContext } from "./support/cli.ts";
 import { sample } from "./support/metrics.ts";
 import { identity, RawDevice, rawPut, COMMAND_TYPE, waitFor } from "./support/mdm.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
@@ -194,9 +196,15 @@ describe("webhook delivery", () => {
       assert.equal(down.backlog, answered);
       assert.ok(down.last_failure.error.length > 0);
       assert.equal(down.last_failure.status, null);
+      const cli = cliContext(s.server.url);
+      assert.equal(await runWith(cli, "webhook", ["status"]), 0, cli.stderr);
+      assert.match(cli.stdout, new RegExp(`backlog: +${answered} events`));
+      assert.match(cli.stdout, /last failure: .*mdm\./);
       await s.receiver.up();
-      // POST /v1/webhook/retry makes the backed-off events due at once.
-      assert.equal((await s.server.api("POST", "/v1/webhook/retry")).status, 200);
+      // `orchard webhook retry` (POST /v1/webhook/retry) makes the backed-off events due at once.
+      const retry = cliContext(s.server.url);
+      assert.equal(await runWith(retry, "webhook", ["retry"]), 0, retry.stderr);
+      assert.match(retry.stdout, /made due now/);
       await waitFor("every event", () => new Set(s.receiver.eventIds).size === answered, 30_000);
       assert.equal(s.receiver.received.length, answered, "no event twice");
       for (const dev of devices) {
