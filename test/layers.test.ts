@@ -27,6 +27,11 @@ export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly 
   ["enroll/", ["identity/", "plist/", "errors.ts"], "device CA, enrollment profiles, profile signing"],
   ["scep/", ["enroll/", "store/", "identity/", "errors.ts"], "the SCEP CA (RFC 8894)"],
   [
+    "ade/",
+    ["store/", "identity/", "errors.ts"],
+    "Automated Device Enrollment: ABM tokens, Apple's device assignment API, sync, DEP profiles",
+  ],
+  [
     "http/",
     [
       "scep/",

@@ -1,5 +1,6 @@
 import path from "node:path";
 import { BadRequest } from "../errors.ts";
+import { AdeStore } from "./ade.ts";
 import { CommandStore } from "./commands.ts";
 import type { Database, Sql } from "./db.ts";
 import { EnrollmentStore } from "./enrollments.ts";
@@ -28,6 +29,7 @@ export class Store {
   readonly scep: ScepStore;
   readonly rebinds: RebindStore;
   readonly stats: StatsStore;
+  readonly ade: AdeStore;
 
   constructor(readonly db: Database) {
     this.enrollments = new EnrollmentStore(db);
@@ -40,6 +42,7 @@ export class Store {
     this.scep = new ScepStore(db);
     this.rebinds = new RebindStore(db);
     this.stats = new StatsStore(db);
+    this.ade = new AdeStore(db);
   }
 
   /**

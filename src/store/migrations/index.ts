@@ -8,6 +8,7 @@ import { pushCertExpiry } from "./007-pushcert-expiry.ts";
 import { userGuids } from "./009-user-guids.ts";
 import { rebindPush } from "./010-rebind-push.ts";
 import { devicePlatform } from "./014-device-platform.ts";
+import { ade } from "./015-ade.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
@@ -27,6 +28,7 @@ export const migrations: readonly Migration[] = [
   userGuids,
   rebindPush,
   devicePlatform,
+  ade,
 ];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
