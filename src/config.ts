@@ -2,6 +2,8 @@ import { parseArgs } from "node:util";
 import type { RebindPolicy } from "./core/cert-binding.ts";
 import type { UserAuthOptions } from "./core/userauth.ts";
 import type { PushOptions } from "./push/index.ts";
+import type { AdeOptions } from "./ade/service.ts";
+import { APPLE_ADE_URL } from "./ade/client.ts";
 import { isIP } from "node:net";
 import os from "node:os";
 import { DURATION_EXAMPLES, durationMs } from "./duration.ts";
@@ -39,7 +41,12 @@ export interface Config {
   userAuth: UserAuthConfig;
   push: PushConfig;
   enrollment: EnrollmentConfig;
+  /** Automated Device Enrollment (src/ade/, docs/automated-enrollment.md). */
+  ade: AdeConfig;
 }
+
+/** Apple's device assignment API and the sync schedule (src/ade/, docs/automated-enrollment.md). */
+export type AdeConfig = AdeOptions;
 
 /** The re-binding policy of core/cert-binding.ts. */
 /** The re-binding policy (src/core/cert-binding.ts, docs/enrolling-devices.md). */
@@ -255,6 +262,17 @@ export const SERVE_FLAGS = {
   },
   "scep-challenge-ttl": { type: "string", default: "1h", help: "how long a SCEP challenge password stays usable (each is single-use)" },
   "profile-signer": { type: "string", arg: "FILE", help: "PEM certificate (and chain) with its key: sign enrollment profiles" },
+  "ade-url": {
+    type: "string",
+    arg: "URL",
+    shown: "`https://mdmenrollment.apple.com`",
+    help: "Apple's device assignment API (ADE); another URL for a test stand-in",
+  },
+  "ade-sync-interval": {
+    type: "string",
+    default: "30m",
+    help: "how often each ABM server's device list is synced (`0`: only on demand)",
+  },
   "trust-proxy": {
     type: "string",
     arg: "LIST",
@@ -404,6 +422,10 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
       scepChallengeTtlMs: positive(parseDuration(get("scep-challenge-ttl")!, "--scep-challenge-ttl"), "--scep-challenge-ttl"),
       profileSigner: get("profile-signer"),
     },
+    ade: {
+      url: adeUrl(get("ade-url") ?? APPLE_ADE_URL),
+      syncIntervalMs: parseDuration(get("ade-sync-interval")!, "--ade-sync-interval"),
+    },
   };
 }
 
@@ -453,6 +475,20 @@ function apnsUrl(value: string): string {
     throw new ConfigError(`--apns-url ${value}: expected https://host[:port]`);
   }
   return url.origin;
+}
+
+/** --ade-url: an http(s) origin with an optional path prefix (http only makes sense for a local stand-in). */
+function adeUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`--ade-url ${value}: not a URL`);
+  }
+  if ((url.protocol !== "https:" && url.protocol !== "http:") || url.search || url.hash || url.username) {
+    throw new ConfigError(`--ade-url ${value}: expected https://host[:port][/prefix]`);
+  }
+  return url.origin + url.pathname.replace(/\/+$/, "");
 }
 
 function urlPath(value: string, name: string): string {

@@ -21,6 +21,9 @@ import { registerUserRoutes } from "./http/user-routes.ts";
 import { registerPushRoutes } from "./http/push-routes.ts";
 import { registerRebindRoutes } from "./http/rebind-routes.ts";
 import { startPush } from "./push/index.ts";
+import { loadOrCreateSecretKey, SecretBox } from "./push/secret-box.ts";
+import { AdeService } from "./ade/service.ts";
+import { registerAdeRoutes } from "./http/ade-routes.ts";
 import { DeviceTrust } from "./identity/index.ts";
 import { loadDeviceCa, type DeviceCa } from "./enroll/device-ca.ts";
 import { loadProfileSigner } from "./enroll/sign-profile.ts";
@@ -83,6 +86,15 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const profileSigner = config.enrollment.profileSigner ? loadProfileSigner(config.enrollment.profileSigner) : undefined;
   const metrics = new Metrics(store, { deviceCa: deviceCa.certPem, profileSigner: profileSigner?.certPem });
   const push = startPush({ config: config.push, store, dataDir: config.dataDir, log, observer: metrics });
+  // ABM keys and tokens are sealed like push certificate keys: the same secret key, another aad per row.
+  const ade = new AdeService({
+    store,
+    sealer: new SecretBox(config.push.secretKey ?? loadOrCreateSecretKey(config.dataDir, log)),
+    log,
+    url: config.ade.url,
+    publicUrl: config.enrollment.publicUrl,
+  });
+  const stopAde = ade.start(config.ade);
   const core = new CoreService({
     store,
     lastSeen,
@@ -142,6 +154,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       (api) => registerPushRoutes(api, { store, certs: push.certs, pusher: push.pusher }),
       (api) => registerScepApiRoutes(api, challenges),
       (api) => registerRebindRoutes(api, { store, rebind: config.rebind }),
+      (api) => registerAdeRoutes(api, { store, ade }),
     ],
     trustProxy: config.trustProxy,
     https: config.tlsCert ? tlsPair(config.tlsCert, config.tlsKey!) : undefined,
@@ -165,6 +178,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     await metricsListener?.close();
     stopRetention();
     await app.close();
+    await stopAde();
     await push.close();
     await lastSeen.stop();
     await tokenUse.stop();

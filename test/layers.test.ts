@@ -34,6 +34,7 @@ export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly 
   [
     "http/",
     [
+      "ade/",
       "scep/",
       "enroll/",
       "push/",
@@ -50,10 +51,10 @@ export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly 
     "device endpoints, the API, SCEP's routes; errors become statuses",
   ],
   ["sim/", ["scep/", "identity/", "digest/", "plist/"], "the fleet simulator (a client of the server)"],
-  ["config.ts", ["push/", "core/", "duration.ts"], "orchard serve's flags and environment"],
+  ["config.ts", ["ade/", "push/", "core/", "duration.ts"], "orchard serve's flags and environment"],
   [
     "server.ts",
-    ["config.ts", "http/", "scep/", "enroll/", "push/", "core/", "store/", "identity/", "plist/", "errors.ts"],
+    ["config.ts", "http/", "ade/", "scep/", "enroll/", "push/", "core/", "store/", "identity/", "plist/", "errors.ts"],
     "wires the layers into a server",
   ],
   [

@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { BadRequest, Conflict, NotFound, OrchardError } from "../errors.ts";
 import type { AdeDeviceRecord, AdeServerInfo, StoredAdeProfile, StoredAdeServer } from "../store/ade.ts";
 import type { Store } from "../store/index.ts";
-import { AdeApiError, AdeClient, APPLE_ADE_URL, type AppleDevice, type DeviceStatuses } from "./client.ts";
+import { AdeApiError, AdeClient, APPLE_ADE_URL, type AppleDevice, type DevicePage, type DeviceStatuses } from "./client.ts";
 import type { OAuth1Credentials } from "./oauth1.ts";
 import { checkProfile } from "./profile.ts";
 import { decryptServerToken, makeTokenKeyPair, type ServerToken } from "./token-pki.ts";
@@ -268,7 +268,7 @@ export class AdeService {
     let restarted = false;
     for (;;) {
       if (!(await this.store.ade.acquireSync(server.name, holder, Date.now(), LEASE_MS))) throw lostLease(server.name);
-      let page;
+      let page: DevicePage;
       try {
         page = phase === "fetch" ? await client.fetchDevices(cursor, this.pageSize) : await client.syncDevices(cursor!, this.pageSize);
       } catch (err) {
