@@ -81,6 +81,8 @@ export class AdeStandin {
   assignmentMakesOp = true;
 
   private readonly devices = new Map<string, StandinDevice>();
+  /** The device list in serial order, kept until a device is added or removed (a fetch of 100,000 reads it 100 times). */
+  private sorted: StandinDevice[] | undefined;
   private readonly ops: Op[] = [];
   private seq = 0;
   private readonly sessions = new Map<string, number>();
@@ -129,6 +131,7 @@ export class AdeStandin {
     for (let i = 0; i < n; i++) {
       const serial = `${prefix}${String(this.devices.size + 1).padStart(7, "0")}`;
       const at = new Date().toISOString();
+      this.sorted = undefined;
       this.devices.set(serial, {
         serial_number: serial,
         model: "MacBook Pro 14-inch",
@@ -154,6 +157,7 @@ export class AdeStandin {
   /** The device leaves this MDM server (ABM: unassigned, or moved to another server). */
   remove(serial: string): void {
     this.devices.delete(serial);
+    this.sorted = undefined;
     this.op(serial, "deleted");
   }
 
@@ -326,7 +330,8 @@ export class AdeStandin {
       if ("status" in c) return c;
       start = c;
     }
-    const list = [...this.devices.values()].sort((a, b) => (a.serial_number < b.serial_number ? -1 : 1));
+    this.sorted ??= [...this.devices.values()].sort((a, b) => (a.serial_number < b.serial_number ? -1 : 1));
+    const list = this.sorted;
     if (start.offset < 0 || (json.cursor !== undefined && start.offset >= list.length)) return { status: 400, body: '"EXHAUSTED_CURSOR"' };
     const page = list.slice(start.offset, start.offset + this.limit(json));
     const end = start.offset + page.length;
