@@ -64,7 +64,7 @@ export interface AssignResult {
 
 /** A client per ABM server (its session token in memory); swapped when a new token arrives. */
 export class AdeService {
-  private readonly clients = new Map<string, { client: AdeClient; consumerKey: string }>();
+  private readonly clients = new Map<string, AdeClient>();
   private readonly pageSize: number;
 
   constructor(
@@ -386,13 +386,13 @@ export class AdeService {
 
   private client(name: string): AdeClient {
     const cached = this.clients.get(name);
-    if (cached) return cached.client;
+    if (cached) return cached;
     const client = new AdeClient({
       baseUrl: this.o.url ?? APPLE_ADE_URL,
       credentials: () => this.credentials(name),
       sleep: this.o.sleep,
     });
-    this.clients.set(name, { client, consumerKey: "" });
+    this.clients.set(name, client);
     return client;
   }
 
