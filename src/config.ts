@@ -3,6 +3,8 @@ import type { RebindPolicy } from "./core/cert-binding.ts";
 import type { UserAuthOptions } from "./core/userauth.ts";
 import type { PushOptions } from "./push/index.ts";
 import { DEFAULT_TOPICS, parseTopics, type WebhookOptions } from "./webhook/options.ts";
+import type { AdeOptions } from "./ade/service.ts";
+import { APPLE_ADE_URL } from "./ade/client.ts";
 import { isIP } from "node:net";
 import os from "node:os";
 import { DURATION_EXAMPLES, durationMs } from "./duration.ts";
@@ -44,7 +46,12 @@ export interface Config {
   enrollment: EnrollmentConfig;
   /** --webhook-url and its settings; undefined: no webhook (nothing is written to the outbox). */
   webhook?: WebhookOptions;
+  /** Automated Device Enrollment (src/ade/, docs/automated-enrollment.md). */
+  ade: AdeConfig;
 }
+
+/** Apple's device assignment API and the sync schedule (src/ade/, docs/automated-enrollment.md). */
+export type AdeConfig = AdeOptions;
 
 /** The re-binding policy of core/cert-binding.ts. */
 /** The re-binding policy (src/core/cert-binding.ts, docs/enrolling-devices.md). */
@@ -226,7 +233,7 @@ export const SERVE_FLAGS = {
     type: "string",
     arg: "KEY",
     shown: "`<data dir>/secret-key`, generated",
-    help: "seals push certificate keys in the store; the same on every process",
+    help: "seals push certificate keys and ABM server keys and tokens in the store; the same on every process",
   },
   "apns-url": {
     type: "string",
@@ -298,6 +305,17 @@ export const SERVE_FLAGS = {
     help: "the first retry of an event waits this long, then twice as long each time (at most 10m), with jitter",
   },
   "webhook-concurrency": { type: "string", default: "32", help: "deliveries in flight at once, per process" },
+  "ade-url": {
+    type: "string",
+    arg: "URL",
+    shown: "`https://mdmenrollment.apple.com`",
+    help: "Apple's device assignment API (ADE); another URL for a test stand-in",
+  },
+  "ade-sync-interval": {
+    type: "string",
+    default: "30m",
+    help: "how often each ABM server's device list is synced (`0`: only on demand)",
+  },
   "trust-proxy": {
     type: "string",
     arg: "LIST",
@@ -450,6 +468,10 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
       profileSigner: get("profile-signer"),
     },
     webhook,
+    ade: {
+      url: adeUrl(get("ade-url") ?? APPLE_ADE_URL),
+      syncIntervalMs: parseDuration(get("ade-sync-interval")!, "--ade-sync-interval"),
+    },
   };
 }
 
@@ -534,6 +556,20 @@ function apnsUrl(value: string): string {
     throw new ConfigError(`--apns-url ${value}: expected https://host[:port]`);
   }
   return url.origin;
+}
+
+/** --ade-url: an http(s) origin with an optional path prefix (http only makes sense for a local stand-in). */
+function adeUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`--ade-url ${value}: not a URL`);
+  }
+  if ((url.protocol !== "https:" && url.protocol !== "http:") || url.search || url.hash || url.username) {
+    throw new ConfigError(`--ade-url ${value}: expected https://host[:port][/prefix]`);
+  }
+  return url.origin + url.pathname.replace(/\/+$/, "");
 }
 
 function urlPath(value: string, name: string): string {

@@ -20,6 +20,8 @@ export const ERROR_CODES = [
   "invalid_command",
   "invalid_push_certificate",
   "invalid_declaration",
+  "invalid_ade_token",
+  "invalid_ade_profile",
   "too_many_ids",
   "malformed_authorization",
   "invalid_asset_id",
@@ -40,6 +42,9 @@ export const ERROR_CODES = [
   "declaration_in_use",
   "declined",
   "asset_in_use",
+  "ade_token_change",
+  "ade_no_token",
+  "ade_sync_running",
   // 413, 414, 415, 422, 429
   "payload_too_large",
   "uri_too_long",
@@ -51,6 +56,7 @@ export const ERROR_CODES = [
   "internal_error",
   "service_unavailable",
   "store_unavailable",
+  "ade_upstream",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -90,7 +96,7 @@ export function codeOfStatus(status: number): ErrorCode {
 export class OrchardError extends Error {
   readonly code: ErrorCode;
   constructor(
-    readonly status: 400 | 403 | 404 | 409 | 410 | 413 | 415 | 422 | 429 | 503,
+    readonly status: 400 | 403 | 404 | 409 | 410 | 413 | 415 | 422 | 429 | 502 | 503,
     message: string,
     code?: ErrorCode,
   ) {

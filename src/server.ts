@@ -29,6 +29,9 @@ import { declarationFileHooks, resolveDeclaration, type Declaration, type Device
 import { validateDeclaration } from "./declarations/index.ts";
 import { registerDdmRoutes } from "./http/ddm-routes.ts";
 import { startPush } from "./push/index.ts";
+import { loadOrCreateSecretKey, SecretBox } from "./push/secret-box.ts";
+import { AdeService } from "./ade/service.ts";
+import { registerAdeRoutes } from "./http/ade-routes.ts";
 import { DeviceTrust } from "./identity/index.ts";
 import { loadDeviceCa, type DeviceCa } from "./enroll/device-ca.ts";
 import { loadProfileSigner } from "./enroll/sign-profile.ts";
@@ -102,6 +105,15 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const metrics = new Metrics(store, { deviceCa: deviceCa.certPem, profileSigner: profileSigner?.certPem });
   const push = startPush({ config: config.push, store, dataDir: config.dataDir, log, observer: metrics });
   const webhook = config.webhook ? startWebhookDelivery({ store, options: config.webhook, log, observer: metrics }) : undefined;
+  // ABM keys and tokens are sealed like push certificate keys: the same secret key, another aad per row.
+  const ade = new AdeService({
+    store,
+    sealer: new SecretBox(config.push.secretKey ?? loadOrCreateSecretKey(config.dataDir, log)),
+    log,
+    url: config.ade.url,
+    publicUrl: config.enrollment.publicUrl,
+  });
+  const stopAde = ade.start(config.ade);
   const core = new CoreService({
     store,
     lastSeen,
@@ -198,6 +210,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
             wake: () => webhook?.wake(),
           },
         }),
+      (api) => registerAdeRoutes(api, { store, ade }),
     ],
     trustProxy: config.trustProxy,
     https: config.tlsCert ? tlsPair(config.tlsCert, config.tlsKey!) : undefined,
@@ -222,6 +235,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     stopRetention();
     await ddmSync.stop();
     await app.close();
+    await stopAde();
     await push.close();
     await webhook?.close();
     await lastSeen.stop();

@@ -29,8 +29,14 @@ export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly 
   ["enroll/", ["identity/", "plist/", "errors.ts"], "device CA, enrollment profiles, profile signing"],
   ["scep/", ["enroll/", "store/", "identity/", "errors.ts"], "the SCEP CA (RFC 8894)"],
   [
+    "ade/",
+    ["store/", "identity/", "errors.ts"],
+    "Automated Device Enrollment: ABM tokens, Apple's device assignment API, sync, DEP profiles",
+  ],
+  [
     "http/",
     [
+      "ade/",
       "scep/",
       "enroll/",
       "push/",
@@ -48,10 +54,24 @@ export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly 
     "device endpoints, the API, SCEP's routes; errors become statuses",
   ],
   ["sim/", ["scep/", "identity/", "digest/", "plist/"], "the fleet simulator (a client of the server)"],
-  ["config.ts", ["push/", "webhook/", "core/", "duration.ts"], "orchard serve's flags and environment"],
+  ["config.ts", ["ade/", "push/", "webhook/", "core/", "duration.ts"], "orchard serve's flags and environment"],
   [
     "server.ts",
-    ["config.ts", "http/", "scep/", "enroll/", "push/", "webhook/", "core/", "declarations/", "store/", "identity/", "plist/", "errors.ts"],
+    [
+      "config.ts",
+      "http/",
+      "ade/",
+      "scep/",
+      "enroll/",
+      "push/",
+      "webhook/",
+      "core/",
+      "declarations/",
+      "store/",
+      "identity/",
+      "plist/",
+      "errors.ts",
+    ],
     "wires the layers into a server",
   ],
   [

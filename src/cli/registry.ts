@@ -1,3 +1,4 @@
+import { adeCommand } from "./ade.ts";
 import { COMMON_USAGE, type ClientCommand } from "./command.ts";
 import { commandCommand } from "./command-status.ts";
 import { enqueueCommand } from "./enqueue.ts";
@@ -19,6 +20,7 @@ export const CLIENT_COMMANDS: readonly ClientCommand[] = [
   pushcertCommand,
   profileCommand,
   scepCommand,
+  adeCommand,
   enrollmentsCommand,
   enrollmentCommand,
   queueCommand,

@@ -118,7 +118,7 @@ export class Metrics implements PushObserver {
     }
     this.certExpiry = new Gauge({
       name: "orchard_certificate_expiry_days",
-      help: "Days until a certificate expires (negative: expired): certificate is push (one per topic), device_ca or profile_signer.",
+      help: "Days until a certificate expires (negative: expired): certificate is push (one per topic), device_ca, profile_signer, or abm_token (an ABM server token, topic = the ABM server's name).",
       labelNames: ["certificate", "topic"] as const,
       registers: [this.registry],
       collect,
@@ -147,11 +147,12 @@ export class Metrics implements PushObserver {
     const now = Date.now();
     if (this.storeFigures && now - this.storeFigures.at < STORE_FIGURES_TTL_MS) return this.storeFigures.pending;
     const pending = (async () => {
-      const [byType, queue, pushCerts, outbox] = await Promise.all([
+      const [byType, queue, pushCerts, outbox, abmTokens] = await Promise.all([
         store.stats.enrollmentsByType(),
         store.stats.queue(),
         store.push.certs(),
         store.outbox.backlog(),
+        store.ade.tokenExpiries(),
       ]);
       this.webhookBacklog.set(outbox.count);
       this.webhookOldestAge.set(outbox.oldestCreatedAt === null ? 0 : Math.max(0, (Date.now() - outbox.oldestCreatedAt) / 1000));
@@ -159,6 +160,7 @@ export class Metrics implements PushObserver {
       this.certExpiry.reset();
       for (const c of this.fixedExpiry) this.certExpiry.set({ certificate: c.certificate }, days(c.notAfter));
       for (const c of pushCerts) this.certExpiry.set({ certificate: "push", topic: c.topic }, days(c.notAfter));
+      for (const t of abmTokens) this.certExpiry.set({ certificate: "abm_token", topic: t.name }, days(t.tokenExpiry));
       this.enrollments.reset();
       for (const { type, platform, count } of byType) this.enrollments.set({ type, platform: platform ?? "unknown" }, count);
       this.queueDepth.set(queue.depth);

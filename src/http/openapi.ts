@@ -265,6 +265,95 @@ const schemas: Record<string, Schema> = {
   ),
   DdmProfilePage: page("profiles", "DdmProfile"),
   DdmFileRemoved: object({ removed: str }),
+  AdeServer: object({
+    name: { ...str, description: "the local name of an ABM/ASM MDM server" },
+    certificate_pem: { ...str, description: "the certificate to upload at ABM for this MDM server" },
+    certificate_not_after: time,
+    token_expiry: { ...nullableTime, description: "the server token's access_token_expiry; null before a token is uploaded" },
+    token_uploaded_at: nullableTime,
+    consumer_key: { ...nullableStr, description: "the token's consumer key (an identifier, not a secret)" },
+    server_uuid: nullableStr,
+    server_name: { ...nullableStr, description: "the MDM server's name at ABM (GET /account)" },
+    org_name: nullableStr,
+    phase: { type: "string", enum: ["fetch", "sync"], description: "fetch until the first full device list is in, then sync" },
+    last_sync_at: nullableTime,
+    last_sync_error: nullableStr,
+    default_profile: { ...nullableStr, description: "the profile new devices get after a sync" },
+    devices: { ...int, description: "devices assigned to this server in ABM (removed ones not counted)" },
+    enrolled: { ...int, description: "of those, the ones enrolled in Orchard (by serial number)" },
+    created_at: time,
+    updated_at: time,
+  }),
+  AdeServerList: object({ servers: arrayOf(ref("AdeServer")) }),
+  AdeServerBody: object(
+    { common_name: { ...str, minLength: 1, maxLength: 64 }, days: { type: "integer", minimum: 1, maximum: 3650 } },
+    { optional: ["common_name", "days"] },
+  ),
+  AdeSync: object({
+    server: str,
+    phase: { type: "string", enum: ["fetch", "sync"] },
+    pages: int,
+    fetched: { ...int, description: "devices of the full list (fetch phase)" },
+    added: int,
+    modified: int,
+    deleted: int,
+    assigned: { ...int, description: "devices given the default profile" },
+    assign_failed: int,
+    cursor_reset: { anyOf: [{ type: "string", enum: ["INVALID_CURSOR", "EXPIRED_CURSOR"] }, { type: "null" }] },
+  }),
+  AdeDevice: object({
+    server: str,
+    serial_number: str,
+    model: nullableStr,
+    description: nullableStr,
+    color: nullableStr,
+    asset_tag: nullableStr,
+    os: nullableStr,
+    device_family: nullableStr,
+    profile_status: { ...nullableStr, description: "Apple's: empty, assigned, pushed or removed" },
+    profile_uuid: nullableStr,
+    profile_assign_time: nullableTime,
+    profile_push_time: nullableTime,
+    device_assigned_by: nullableStr,
+    device_assigned_date: nullableTime,
+    op_type: { ...nullableStr, description: "the last sync operation: added, modified or deleted" },
+    op_date: nullableTime,
+    removed: { ...bool, description: "ABM no longer assigns it to this server" },
+    enrolled: { ...bool, description: "a device with this serial number is enrolled" },
+    first_seen_at: time,
+    updated_at: time,
+  }),
+  AdeDevicePage: page("devices", "AdeDevice"),
+  AdeProfile: object({
+    server: str,
+    name: str,
+    profile: { type: "object", description: "the DEP profile in Apple's keys, as sent to Apple" },
+    profile_uuid: { ...nullableStr, description: "Apple's, once defined; null until the profile is first assigned" },
+    defined_at: nullableTime,
+    default: bool,
+    created_at: time,
+    updated_at: time,
+  }),
+  AdeProfileList: object({ profiles: arrayOf(ref("AdeProfile")) }),
+  AdeProfileBody: {
+    type: "object",
+    description:
+      "Apple's DEP profile keys: profile_name (default: the name), url (default: <--public-url>/ade/enroll), configuration_web_url, " +
+      "is_supervised, is_mandatory, is_mdm_removable, await_device_configured, auto_advance_setup, allow_pairing, is_multi_user, " +
+      "is_return_to_service, do_not_use_profile_from_backup, skip_setup_items (Apple's skip keys), anchor_certs, supervising_host_certs, " +
+      "department, support_phone_number, support_email_address, language, region, org_magic",
+  },
+  AdeDefaultProfileBody: object({ profile: { ...nullableStr, description: "a profile's name, or null for none" } }),
+  AdeAssignBody: object({ serials: { ...arrayOf(str), minItems: 1, maxItems: 1000 } }),
+  AdeAssign: object({
+    profile_uuid: str,
+    devices: {
+      type: "object",
+      additionalProperties: { type: "string" },
+      description: "Apple's answer per serial: SUCCESS, NOT_ACCESSIBLE, FAILED, THROTTLED",
+    },
+  }),
+  Removed: object({ removed: str }),
   Health: object({ status: { type: "string", enum: ["ok", "store unavailable"] } }),
   Version: object({ version: str }),
 };
@@ -300,6 +389,8 @@ const FORCE = param("force", "query", "1: accept a new topic while devices are e
   enum: ["1", "true", "yes"],
 });
 const ID = param("id", "path", "enrollment id");
+const ADE_SERVER = param("name", "path", "the ABM server's local name");
+const ADE_PROFILE = param("profile", "path", "the DEP profile's local name");
 const SHORT_NAME = param("short_name", "path", "the user's short name");
 const DEVICE_ID = param("id", "path", "device id (UDID)");
 const PASSPHRASE = {
@@ -532,6 +623,118 @@ const paths: Record<string, Record<string, Operation>> = {
       ...body("application/x-apple-aspen-config", "a .mobileconfig: an XML plist, or CMS-signed", true),
     },
   }),
+  "/v1/ade/servers": {
+    get: op("ade", "The ABM servers (never a key or a token's secret)", { "200": ok("AdeServerList") }),
+  },
+  "/v1/ade/servers/{name}": {
+    put: op(
+      "ade",
+      "Add an ABM server: a new key pair and the certificate to upload at ABM",
+      { "201": ok("AdeServer", "created"), "409": error("an ABM server of this name exists (code conflict)") },
+      { parameters: [ADE_SERVER], requestBody: { required: false, content: json(ref("AdeServerBody")) } },
+    ),
+    get: op("ade", "One ABM server", { "200": ok("AdeServer"), ...NOT_FOUND }, { parameters: [ADE_SERVER] }),
+    delete: op(
+      "ade",
+      "Remove an ABM server, its inventory and its profiles (nothing changes at Apple)",
+      { "200": ok("Removed"), ...NOT_FOUND },
+      { parameters: [ADE_SERVER] },
+    ),
+  },
+  "/v1/ade/servers/{name}/token": {
+    put: op(
+      "ade",
+      "Upload the server token (.p7m) ABM gave for this server's certificate",
+      {
+        "200": ok("AdeServer"),
+        "400": error("not a token for this server's key, or no credentials in it (code invalid_ade_token)"),
+        ...NOT_FOUND,
+        "409": error("a token of another ABM MDM server (code ade_token_change; force=1 replaces it)"),
+        ...TOO_LARGE,
+      },
+      {
+        parameters: [ADE_SERVER, param("force", "query", "1: replace a token of another ABM MDM server")],
+        requestBody: { required: true, content: body("application/pkcs7-mime", "the .p7m as downloaded (S/MIME text)") },
+      },
+    ),
+  },
+  "/v1/ade/servers/{name}/sync": {
+    post: op(
+      "ade",
+      "Sync the server's device list now (the first full fetch, or the changes since the stored cursor), then assign the default profile",
+      {
+        "200": ok("AdeSync"),
+        ...NOT_FOUND,
+        "409": error("no token yet (code ade_no_token), or a sync of this server is running (code ade_sync_running)"),
+        "502": error("Apple's API failed (code ade_upstream): the cursor of the pages stored is kept"),
+      },
+      { parameters: [ADE_SERVER] },
+    ),
+  },
+  "/v1/ade/servers/{name}/default-profile": {
+    put: op(
+      "ade",
+      "Choose the profile new devices of this server get after each sync",
+      { "200": ok("AdeServer"), ...NOT_FOUND },
+      { parameters: [ADE_SERVER], requestBody: { required: true, content: json(ref("AdeDefaultProfileBody")) } },
+    ),
+  },
+  "/v1/ade/servers/{name}/profiles": {
+    get: op("ade", "The server's DEP profiles", { "200": ok("AdeProfileList"), ...NOT_FOUND }, { parameters: [ADE_SERVER] }),
+  },
+  "/v1/ade/servers/{name}/profiles/{profile}": {
+    put: op(
+      "ade",
+      "Store a DEP profile (defined at Apple when first assigned)",
+      {
+        "200": ok("AdeProfile", "changed"),
+        "201": ok("AdeProfile", "created"),
+        "400": error("a key Apple does not take, a wrong type, or an unknown skip key (code invalid_ade_profile)"),
+        ...NOT_FOUND,
+        ...TOO_LARGE,
+      },
+      {
+        parameters: [ADE_SERVER, ADE_PROFILE, param("default", "query", "1: make it the server's default profile")],
+        requestBody: { required: true, content: json(ref("AdeProfileBody")) },
+      },
+    ),
+    delete: op(
+      "ade",
+      "Remove a DEP profile (devices keep it at Apple)",
+      { "200": ok("Removed"), ...NOT_FOUND },
+      { parameters: [ADE_SERVER, ADE_PROFILE] },
+    ),
+  },
+  "/v1/ade/servers/{name}/profiles/{profile}/assign": {
+    post: op(
+      "ade",
+      "Assign a DEP profile to devices by serial number (defining it at Apple first when needed)",
+      {
+        "200": ok("AdeAssign"),
+        ...NOT_FOUND,
+        "409": error("no token yet (code ade_no_token)"),
+        "502": error("Apple's API failed (code ade_upstream)"),
+      },
+      { parameters: [ADE_SERVER, ADE_PROFILE], requestBody: { required: true, content: json(ref("AdeAssignBody")) } },
+    ),
+  },
+  "/v1/ade/devices": {
+    get: op(
+      "ade",
+      "Devices seen from ABM, enrolled or not, ordered by server and serial number",
+      { "200": ok("AdeDevicePage") },
+      {
+        parameters: [
+          param("server", "query", "only this ABM server's devices"),
+          param("serial", "query", "only this serial number"),
+          param("profile_status", "query", "only this profile status (empty, assigned, pushed, removed)"),
+          param("enrolled", "query", "true or false", { type: "string", enum: ["true", "false"] }),
+          param("removed", "query", "true or false", { type: "string", enum: ["true", "false"] }),
+          ...PAGING,
+        ],
+      },
+    ),
+  },
   "/v1/openapi.json": {
     get: op("meta", "This document", { "200": { description: "OpenAPI 3.1", content: json({ type: "object" }) } }),
   },
@@ -715,7 +918,7 @@ export const OPENAPI = {
   },
   jsonSchemaDialect: "https://spec.openapis.org/oas/3.1/dialect/base",
   security: [{ basic: [] }],
-  tags: ["enrollments", "commands", "events", "users", "push", "enrollment", "ddm", "meta"].map((name) => ({ name })),
+  tags: ["enrollments", "commands", "events", "users", "push", "enrollment", "ddm", "ade", "meta"].map((name) => ({ name })),
   paths: { ...paths, ...ddm.paths },
   components: {
     schemas: { ...schemas, ...ddm.schemas },

@@ -345,3 +345,91 @@ export interface HealthJson {
 export interface VersionJson {
   version: string;
 }
+
+// --- Automated Device Enrollment (ABM) ---------------------------------------
+
+/** An ABM/ASM "MDM server": never its key or its token's secrets. */
+export interface AdeServerJson {
+  name: string;
+  /** The certificate to upload at ABM for this MDM server (PEM). */
+  certificate_pem: string;
+  certificate_not_after: Time;
+  token_expiry: Time | null;
+  token_uploaded_at: Time | null;
+  consumer_key: string | null;
+  server_uuid: string | null;
+  server_name: string | null;
+  org_name: string | null;
+  phase: "fetch" | "sync";
+  last_sync_at: Time | null;
+  last_sync_error: string | null;
+  default_profile: string | null;
+  devices: number;
+  enrolled: number;
+  created_at: Time;
+  updated_at: Time;
+}
+
+export interface AdeServerList {
+  servers: AdeServerJson[];
+}
+
+export interface AdeSyncJson {
+  server: string;
+  phase: "fetch" | "sync";
+  pages: number;
+  fetched: number;
+  added: number;
+  modified: number;
+  deleted: number;
+  assigned: number;
+  assign_failed: number;
+  cursor_reset: string | null;
+}
+
+export interface AdeDeviceJson {
+  server: string;
+  serial_number: string;
+  model: string | null;
+  description: string | null;
+  color: string | null;
+  asset_tag: string | null;
+  os: string | null;
+  device_family: string | null;
+  profile_status: string | null;
+  profile_uuid: string | null;
+  profile_assign_time: Time | null;
+  profile_push_time: Time | null;
+  device_assigned_by: string | null;
+  device_assigned_date: Time | null;
+  op_type: string | null;
+  op_date: Time | null;
+  removed: boolean;
+  enrolled: boolean;
+  first_seen_at: Time;
+  updated_at: Time;
+}
+
+export type AdeDevicePage = Page<"devices", AdeDeviceJson>;
+
+export interface AdeProfileJson {
+  server: string;
+  name: string;
+  /** The profile as sent to Apple (Apple's keys). */
+  profile: Record<string, unknown>;
+  profile_uuid: string | null;
+  defined_at: Time | null;
+  default: boolean;
+  created_at: Time;
+  updated_at: Time;
+}
+
+export interface AdeProfileList {
+  profiles: AdeProfileJson[];
+}
+
+export interface AdeAssignJson {
+  profile_uuid: string;
+  /** Apple's answer per serial: SUCCESS, NOT_ACCESSIBLE, FAILED or THROTTLED. */
+  devices: Record<string, string>;
+}

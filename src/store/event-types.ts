@@ -13,6 +13,20 @@ const none = detail<undefined>();
 
 type CertDetail = { request_type: string; subject: string; serial: string; fingerprint: string; not_after: string };
 type ShortName = { short_name?: string };
+type AdeAssignCounts = { success: number; not_accessible: number; failed: number; throttled: number };
+type AdeSyncDetail = {
+  server: string;
+  trigger: string;
+  phase: string;
+  pages: number;
+  fetched: number;
+  added: number;
+  modified: number;
+  deleted: number;
+  assigned: number;
+  assign_failed: number;
+  cursor_reset?: string;
+};
 
 export const EVENT_CATALOGUE = {
   "device.authenticated": { about: "a device sent Authenticate and was (re-)bound", detail: detail<{ serial_number?: string }>() },
@@ -117,6 +131,25 @@ export const EVENT_CATALOGUE = {
     detail: detail<{ id: string; size: number; sha256: string; signed: boolean; payload_identifier: string; created: boolean }>(),
   },
   "ddm.profile.removed": { about: "a stored DDM profile was removed", detail: detail<{ id: string }>() },
+  "ade.server_added": {
+    about: "an ABM server was added (its key pair and certificate made)",
+    detail: detail<{ server: string; cert_fingerprint: string }>(),
+  },
+  "ade.token_uploaded": { about: "an ABM server token was stored", detail: detail<{ server: string; token_expiry: string }>() },
+  "ade.server_removed": { about: "an ABM server was removed", detail: detail<{ server: string }>() },
+  "ade.token_expiring": {
+    about: "an ABM server token expires within 30 days (or has expired)",
+    detail: detail<{ server: string; token_expiry: string; days_left: number; expired: boolean }>(),
+  },
+  "ade.profile_assigned": {
+    about: "a DEP profile was assigned to devices at Apple",
+    detail: detail<{ server: string; profile: string; profile_uuid: string } & AdeAssignCounts>(),
+  },
+  "ade.sync": { about: "an ABM server's devices were fetched or synced", detail: detail<AdeSyncDetail>() },
+  "ade.sync_failed": {
+    about: "a fetch or sync of an ABM server's devices failed (its cursor is kept)",
+    detail: detail<AdeSyncDetail & { error: string }>(),
+  },
   "webhook.dropped": {
     about: "undelivered webhook events were dropped (--webhook-max-backlog or --webhook-max-age)",
     detail: detail<{ count: number; reason: "backlog" | "age"; oldest_created_at: string; newest_created_at: string }>(),

@@ -1,5 +1,6 @@
 import path from "node:path";
 import { BadRequest } from "../errors.ts";
+import { AdeStore } from "./ade.ts";
 import { CommandStore } from "./commands.ts";
 import { DdmAssetStore, DdmProfileStore } from "./ddm-assets.ts";
 import { DdmStore } from "./ddm.ts";
@@ -38,6 +39,7 @@ export class Store {
   readonly ddmStatus: DdmStatusStore;
   /** The webhook outbox; it writes nothing unless the Store was made withWebhookTopics. */
   readonly outbox: WebhookOutbox;
+  readonly ade: AdeStore;
 
   constructor(
     readonly db: Database,
@@ -58,6 +60,7 @@ export class Store {
     this.ddmProfiles = new DdmProfileStore(db);
     this.ddm = new DdmStore(db);
     this.ddmStatus = new DdmStatusStore(db);
+    this.ade = new AdeStore(db);
   }
 
   /**

@@ -11,6 +11,7 @@ import { ddm } from "./011-ddm.ts";
 import { webhooks } from "./012-webhooks.ts";
 import { ddmAssets } from "./013-ddm-assets.ts";
 import { devicePlatform } from "./014-device-platform.ts";
+import { ade } from "./015-ade.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
@@ -33,6 +34,7 @@ export const migrations: readonly Migration[] = [
   webhooks,
   ddmAssets,
   devicePlatform,
+  ade,
 ];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
