@@ -299,6 +299,17 @@ export interface DdmFileRemoved {
   removed: string;
 }
 
+/** POST, DELETE /v1/ddm/sets/{set}/enrollments: a set assigned to (or taken from) many enrollments. */
+export interface DdmBulkAssignResult {
+  set: string;
+  /** Given when the request named a platform. */
+  platform?: string;
+  /** The enrollments the request named (ids, repeats dropped) or the platform's device channels found. */
+  enrollments: number;
+  /** Those whose sets changed (and that sync, unless nonotify). */
+  changed: number;
+}
+
 // --- Outside /v1 -------------------------------------------------------------
 
 /** GET /healthz. */
