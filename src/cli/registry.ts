@@ -1,5 +1,6 @@
 import { COMMON_USAGE, type ClientCommand } from "./command.ts";
 import { commandCommand } from "./command-status.ts";
+import { ddmCommand } from "./ddm.ts";
 import { enqueueCommand } from "./enqueue.ts";
 import { enrollmentCommand, enrollmentsCommand } from "./enrollments.ts";
 import { eventsCommand } from "./events.ts";
@@ -25,6 +26,7 @@ export const CLIENT_COMMANDS: readonly ClientCommand[] = [
   eventsCommand,
   usersCommand,
   userSessionsCommand,
+  ddmCommand,
   simulateCommand,
 ];
 

@@ -45,6 +45,8 @@ export function registerDdmRoutes(app: FastifyInstance, o: DdmRouteOptions): voi
     req.log.info({ identifier, outcome, serverToken, warnings: warnings.length }, "DDM declaration stored");
     for (const w of warnings) req.log.warn({ identifier, warning: w }, "DDM declaration accepted with a warning");
     if (warnings.length > 0) void reply.header("orchard-warning", warnings.map(headerSafe));
+    // Orchard's own (KMFDDM answers 204 for both created and changed): what the CLI prints.
+    void reply.header("orchard-outcome", outcome);
     return changed(reply, outcome !== "unchanged");
   });
 
@@ -231,12 +233,15 @@ function assignTarget(body: Record<string, unknown>): { ids: string[] } | { plat
     return { platform: platform as Platform };
   }
   const ids = body.ids;
-  if (!Array.isArray(ids) || ids.length === 0) throw new BadRequest('"ids" must be a non-empty array of enrollment ids', "invalid_parameter");
-  if (ids.length > MAX_BULK_ASSIGN_IDS) throw new BadRequest(`at most ${MAX_BULK_ASSIGN_IDS} ids at once`, "too_many_ids");
+  if (!Array.isArray(ids) || ids.length === 0)
+    throw new BadRequest('"ids" must be a non-empty array of enrollment ids', "invalid_parameter");
   for (const id of ids) {
-    if (typeof id !== "string" || id === "" || id.includes("\0")) throw new BadRequest('"ids" must hold non-empty strings', "invalid_parameter");
+    if (typeof id !== "string" || id === "" || id.includes("\0"))
+      throw new BadRequest('"ids" must hold non-empty strings', "invalid_parameter");
   }
-  return { ids: [...new Set(ids as string[])] };
+  const unique = [...new Set(ids as string[])];
+  if (unique.length > MAX_BULK_ASSIGN_IDS) throw new BadRequest(`at most ${MAX_BULK_ASSIGN_IDS} ids at once`, "too_many_ids");
+  return { ids: unique };
 }
 
 /** 204 when something changed, 304 when nothing did (KMFDDM). */

@@ -123,7 +123,14 @@ export function ddmOpenApi(b: OpenApiBuilders): { schemas: Record<string, Schema
       put: op(
         tag,
         "Store a declaration (KMFDDM); its ServerToken is a hash of its content",
-        { ...changed, "400": error("not a declaration, or not valid (code invalid_declaration)") },
+        {
+          "204": {
+            description:
+              "stored; the enrollments it reaches sync (unless nonotify). Header orchard-outcome: created or changed; orchard-warning: each warning (a Type newer than Apple's schema)",
+          },
+          "304": { description: "the same content was stored already (header orchard-outcome: unchanged)" },
+          "400": error("not a declaration, or not valid (code invalid_declaration)"),
+        },
         { parameters: [NONOTIFY], requestBody: { required: true, content: json(ref("DdmDeclaration")) } },
       ),
     },
