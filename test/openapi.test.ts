@@ -175,7 +175,7 @@ await forEachBackend("real answers match the OpenAPI document", (backend) => {
     }
   });
 
-  test("DDM assets and stored profiles (docs/ddm-assets.md)", async () => {
+  test("DDM assets and stored profiles (docs/declarative-management.md)", async () => {
     const profile = plist({ PayloadType: "Configuration", PayloadIdentifier: "com.example.p", PayloadUUID: "U-1", PayloadVersion: 1 });
     for (const [kind, id, bytes] of [
       ["assets", "openapi-asset", Buffer.from("asset bytes")],

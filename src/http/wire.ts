@@ -258,7 +258,7 @@ export interface ScepChallengeJson {
   expires_at: Time;
 }
 
-// --- DDM assets and stored profiles (docs/ddm-assets.md) ---------------------
+// --- DDM assets and stored profiles (docs/declarative-management.md) ---------------------
 
 /** GET, PUT /v1/ddm/assets/{id}: an asset, never its bytes. */
 export interface DdmAssetJson {
