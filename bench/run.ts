@@ -42,7 +42,7 @@ import { IDS_PER_REQUEST, PUSH_WARMUP, PushRig, startPushStandIn } from "./push.
 import { REPO_ROOT, ServerHandle } from "./servers.ts";
 
 /** What --scenarios selects; each is one results file. scale and push give a row per size. */
-const SCENARIOS = ["floor", "idle", "tokenupdate", "roundtrip", "login", "enroll", "scale", "push"] as const;
+const SCENARIOS = ["floor", "idle", "tokenupdate", "roundtrip", "login", "enroll", "scale", "push", "webhooks"] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 /** Scenarios whose unit is driven for --duration over the bench devices. */
 type DrivenKind = "floor" | "idle" | "tokenupdate" | "roundtrip" | "login";
@@ -275,12 +275,28 @@ interface RowSpec {
   name: string;
   size?: number;
   runs: number;
+  /** webhooks: the requests driven, and whether the server has --webhook-url (to a receiver process). */
+  webhook?: WebhookRow;
 }
+
+interface WebhookRow {
+  unit: "idle" | "tokenupdate";
+  on: boolean;
+}
+
+/** The webhooks scenario's rows: Idle and TokenUpdate, each with the webhook off and on, measured in the same rounds. */
+const WEBHOOK_ROWS: ReadonlyArray<{ name: string; webhook: WebhookRow }> = [
+  { name: "wh-idle-off", webhook: { unit: "idle", on: false } },
+  { name: "wh-idle-on", webhook: { unit: "idle", on: true } },
+  { name: "wh-tu-off", webhook: { unit: "tokenupdate", on: false } },
+  { name: "wh-tu-on", webhook: { unit: "tokenupdate", on: true } },
+];
 
 function rowsOf(o: Options): RowSpec[] {
   return o.scenarios.flatMap((kind): RowSpec[] => {
     if (kind === "scale") return o.scaleSizes.map((size) => ({ kind, name: `scale-${sizeLabel(size)}`, size, runs: o.runs }));
     if (kind === "push") return o.pushSizes.map((size) => ({ kind, name: `push-${sizeLabel(size)}`, size, runs: pushRuns(o, size) }));
+    if (kind === "webhooks") return WEBHOOK_ROWS.map((r) => ({ kind, name: r.name, webhook: r.webhook, runs: o.runs }));
     return [{ kind, name: kind, runs: o.runs }];
   });
 }
@@ -344,7 +360,8 @@ const UNITS: Record<DrivenKind, Unit<BenchDevice>> = {
 };
 
 /** The driven unit of a row: scale polls Idle like idle. */
-const unitOf = (kind: ScenarioName): Unit<BenchDevice> => UNITS[kind === "scale" ? "idle" : (kind as DrivenKind)];
+const unitOf = (kind: ScenarioName, webhook?: WebhookRow): Unit<BenchDevice> =>
+  UNITS[kind === "scale" ? "idle" : kind === "webhooks" ? webhook!.unit : (kind as DrivenKind)];
 
 /** A new device enrolls: Authenticate, then TokenUpdate (skipped when Authenticate went wrong). Counts the enrollments that completed. */
 function enrollUnit(done: { n: number }): Unit<BenchEnrollee> {
@@ -373,6 +390,9 @@ interface RunResult {
   loginsPerSec?: number;
   enrollmentsPerSec?: number;
   pushesPerSec?: number;
+  /** webhooks (on): events the receiver took during the run, and per second. */
+  eventsDelivered?: number;
+  eventsPerSec?: number;
   /** Push: most streams open at once at the APNs stand-in, and the TLS connections used. */
   peakStreams?: number;
   apnsConnections?: number;
@@ -418,6 +438,9 @@ interface Scenario {
   /** enroll: the warm-up batch (when there is a warm-up), then one per run. */
   batches?: BenchEnrollee[][];
   push?: PushRig;
+  /** webhooks: what the row drives, and the receiver process of a row with the webhook on. */
+  webhook?: WebhookRow;
+  receiver?: ServerHandle;
   dataDir?: string;
   database?: BenchDatabase;
   dbCpu?: DatabaseCpu;
@@ -469,7 +492,14 @@ async function load(s: Scenario, o: Options, round: number): Promise<LoadResult>
       },
     };
   }
-  return drive(s.pool!, s.devices, unitOf(s.kind), o.durationMs);
+  if (s.receiver) {
+    // Events the receiver took during the run (the outbox may still hold more: delivery runs behind when it cannot keep up).
+    const before = (await s.receiver.stats()).requests ?? 0;
+    const r = await drive(s.pool!, s.devices, unitOf(s.kind, s.webhook), o.durationMs);
+    const delivered = ((await s.receiver.stats()).requests ?? 0) - before;
+    return { ...r, extra: { eventsDelivered: delivered, eventsPerSec: Math.round(delivered / (r.elapsedMs / 1000)) } };
+  }
+  return drive(s.pool!, s.devices, unitOf(s.kind, s.webhook), o.durationMs);
 }
 
 async function measure(s: Scenario, o: Options, round: number): Promise<RunResult> {
@@ -562,7 +592,7 @@ async function seedStore(s: Scenario, count: number): Promise<void> {
 
 async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared, profileDir?: string): Promise<Scenario> {
   const { kind, name } = spec;
-  const s: Scenario = { kind, name, size: spec.size, runsWanted: spec.runs, backend, devices: [], runs: [] };
+  const s: Scenario = { kind, name, size: spec.size, runsWanted: spec.runs, backend, devices: [], runs: [], webhook: spec.webhook };
   live.add(s);
   try {
     if (profileDir) s.profileFile = path.join(profileDir, `${name}.cpuprofile`);
@@ -609,6 +639,10 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
       }
       // scale: the server opens a fresh store (its temp dir's orchard.db, or its new database) holding size - devices enrollments.
       if (kind === "scale") await seedStore(s, Math.max(0, spec.size! - o.devices));
+      if (spec.webhook?.on) {
+        s.receiver = await ServerHandle.start("receiver");
+        args.push("--webhook-url", `${s.receiver.url}/hook`);
+      }
       s.server = await ServerHandle.start("orchard", args);
     }
     const server = s.server!;
@@ -643,7 +677,7 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
         s.warmup = { reqPerSec: Math.round(w.requests / (w.elapsedMs / 1000)), errors: w.errors, errorKinds: w.errorKinds };
       }
     } else if (kind !== "push" && o.warmupMs > 0) {
-      const w = await drive(s.pool!, s.devices, unitOf(kind), o.warmupMs);
+      const w = await drive(s.pool!, s.devices, unitOf(kind, s.webhook), o.warmupMs);
       s.warmup = { reqPerSec: Math.round(w.requests / (w.elapsedMs / 1000)), errors: w.errors, errorKinds: w.errorKinds };
     }
     // From here to the end of the last run; the time between this scenario's runs shows as (idle).
@@ -671,6 +705,7 @@ async function tearDown(s: Scenario): Promise<void> {
       }
     } else {
       await s.server?.stop();
+      await s.receiver?.stop();
       if (s.dataDir) fs.rmSync(s.dataDir, { recursive: true, force: true });
       try {
         await s.database?.drop();
@@ -701,6 +736,7 @@ const MEDIAN_KEYS = [
   "loginsPerSec",
   "enrollmentsPerSec",
   "pushesPerSec",
+  "eventsPerSec",
   "peakStreams",
   "apnsConnections",
   "pushRequestP50Ms",
@@ -782,7 +818,9 @@ function runLine(backend: Backend, s: Scenario, r: RunResult, o: Options): strin
         ? ` (${fmt(r.roundTripsPerSec)} round trips/s)`
         : r.enrollmentsPerSec !== undefined
           ? ` (${fmt(r.enrollmentsPerSec)} enrollments/s)`
-          : "";
+          : r.eventsPerSec !== undefined
+            ? ` (${fmt(r.eventsPerSec)} webhook events/s delivered)`
+            : "";
   const rate =
     r.pushesPerSec !== undefined
       ? `${fmt(r.pushesPerSec).padStart(7)} pushes/s, peak ${r.peakStreams} streams`

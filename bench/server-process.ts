@@ -28,6 +28,8 @@ export interface ServerStats {
   /** Kernel's peak RSS over the process's life (bytes). */
   maxRss: number;
   heapUsed: number;
+  /** receiver: the requests it has answered. */
+  requests?: number;
 }
 
 export type ParentMessage =
@@ -44,6 +46,8 @@ export type ChildMessage =
 
 const SAMPLE_MS = 50;
 
+let received = 0;
+
 async function main(): Promise<void> {
   const [mode, ...args] = process.argv.slice(2);
   let url: string;
@@ -56,6 +60,26 @@ async function main(): Promise<void> {
     const server = await startServer(parseServeArgs(args, {}));
     url = server.url;
     close = () => server.close();
+  } else if (mode === "receiver") {
+    // A webhook receiver: answers every POST 200 and counts them.
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        received++;
+        res.writeHead(200, { "content-length": 0 });
+        res.end();
+      });
+    });
+    server.keepAliveTimeout = 120_000;
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    if (address === null || typeof address === "string") throw new Error("no TCP address");
+    url = `http://127.0.0.1:${address.port}`;
+    close = () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      });
   } else if (mode === "floor") {
     const server = http.createServer((req, res) => {
       req.resume();
@@ -75,7 +99,7 @@ async function main(): Promise<void> {
         server.close(() => resolve());
       });
   } else {
-    throw new Error("usage: server-process.ts orchard [flags...] | floor");
+    throw new Error("usage: server-process.ts orchard [flags...] | floor | receiver");
   }
 
   let peakRss = process.memoryUsage.rss();
@@ -105,6 +129,7 @@ async function main(): Promise<void> {
         peakRss,
         maxRss: process.resourceUsage().maxRSS * 1024,
         heapUsed: mem.heapUsed,
+        ...(mode === "receiver" ? { requests: received } : {}),
       });
     } else if (m.type === "reset-peak") {
       peakRss = process.memoryUsage.rss();

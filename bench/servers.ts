@@ -19,7 +19,7 @@ export class ServerHandle {
   private exitError: Error | undefined;
 
   private constructor(
-    readonly kind: "orchard" | "floor",
+    readonly kind: "orchard" | "floor" | "receiver",
     readonly url: string,
     private readonly child: ChildProcess,
   ) {
@@ -43,7 +43,7 @@ export class ServerHandle {
    * Forks the server. `nodeArgs` go to node (e.g. --cpu-prof), `args` to
    * server-process.ts after the mode.
    */
-  static start(kind: "orchard" | "floor", args: string[] = [], nodeArgs: string[] = []): Promise<ServerHandle> {
+  static start(kind: "orchard" | "floor" | "receiver", args: string[] = [], nodeArgs: string[] = []): Promise<ServerHandle> {
     const child = fork(SCRIPT, [kind, ...args], {
       cwd: REPO_ROOT,
       execArgv: ["--import", "tsx", ...nodeArgs],

@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import type { RebindPolicy } from "./core/cert-binding.ts";
 import type { UserAuthOptions } from "./core/userauth.ts";
 import type { PushOptions } from "./push/index.ts";
+import { DEFAULT_TOPICS, parseTopics, type WebhookOptions } from "./webhook/options.ts";
 import { isIP } from "node:net";
 import os from "node:os";
 import { DURATION_EXAMPLES, durationMs } from "./duration.ts";
@@ -41,6 +42,8 @@ export interface Config {
   userAuth: UserAuthConfig;
   push: PushConfig;
   enrollment: EnrollmentConfig;
+  /** --webhook-url and its settings; undefined: no webhook (nothing is written to the outbox). */
+  webhook?: WebhookOptions;
 }
 
 /** The re-binding policy of core/cert-binding.ts. */
@@ -266,6 +269,35 @@ export const SERVE_FLAGS = {
   },
   "scep-challenge-ttl": { type: "string", default: "1h", help: "how long a SCEP challenge password stays usable (each is single-use)" },
   "profile-signer": { type: "string", arg: "FILE", help: "PEM certificate (and chain) with its key: sign enrollment profiles" },
+  "webhook-url": {
+    type: "string",
+    arg: "URL",
+    shown: "off",
+    help: "POST every MDM check-in and command report to this URL as a NanoMDM webhook event, durably (docs/webhooks.md)",
+  },
+  "webhook-hmac-key": {
+    type: "string",
+    arg: "KEY",
+    help: "sign each event: `X-Hmac-Signature` is the base64 HMAC-SHA256 of the body with this key, as NanoMDM does",
+  },
+  "webhook-topics": {
+    type: "string",
+    default: DEFAULT_TOPICS,
+    help: "comma-separated: `mdm.*` (NanoMDM's topics) or some of them, Orchard's event types (`push.failed`, `userauth.*`, `orchard.*`), or `*`",
+  },
+  "webhook-max-backlog": {
+    type: "string",
+    default: "1000000",
+    help: "undelivered events kept; past it the oldest are dropped (`webhook.dropped`)",
+  },
+  "webhook-max-age": { type: "string", default: "7d", help: "undelivered events older than this are dropped (`webhook.dropped`)" },
+  "webhook-timeout": { type: "string", default: "10s", help: "a delivery not answered within this is retried" },
+  "webhook-backoff": {
+    type: "string",
+    default: "1s",
+    help: "the first retry of an event waits this long, then twice as long each time (at most 10m), with jitter",
+  },
+  "webhook-concurrency": { type: "string", default: "32", help: "deliveries in flight at once, per process" },
   "trust-proxy": {
     type: "string",
     arg: "LIST",
@@ -334,6 +366,7 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
   const caFromEnv = env[envName("ca")]?.split(",").filter(Boolean) ?? [];
   const caFiles = (values.ca as string[] | undefined) ?? caFromEnv;
   const rebind = get("rebind")!;
+  const webhook = webhookOptions(get);
   if (rebind !== "held" && rebind !== "any") throw new ConfigError("--rebind must be held or any");
   return {
     host,
@@ -416,6 +449,42 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
       scepChallengeTtlMs: positive(parseDuration(get("scep-challenge-ttl")!, "--scep-challenge-ttl"), "--scep-challenge-ttl"),
       profileSigner: get("profile-signer"),
     },
+    webhook,
+  };
+}
+
+function webhookOptions(get: (name: FlagName) => string | undefined): WebhookOptions | undefined {
+  const url = get("webhook-url");
+  if (url === undefined) {
+    const stray = (["webhook-hmac-key"] as const).find((f) => get(f) !== undefined);
+    if (stray) throw new ConfigError(`--${stray} goes with --webhook-url`);
+    return undefined;
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError(`--webhook-url ${url.replace(/\/\/[^@/]*@/, "//...@")}: not a URL`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
+    throw new ConfigError("--webhook-url: expected an http:// or https:// URL");
+  let topics: WebhookOptions["topics"];
+  try {
+    topics = parseTopics(get("webhook-topics")!);
+  } catch (err) {
+    throw new ConfigError(`--webhook-topics: ${(err as Error).message}`);
+  }
+  const hmacKey = get("webhook-hmac-key");
+  if (hmacKey !== undefined && hmacKey.length < 16) throw new ConfigError("--webhook-hmac-key must be at least 16 characters");
+  return {
+    url,
+    hmacKey,
+    topics,
+    maxBacklog: positive(parseCount(get("webhook-max-backlog")!, "--webhook-max-backlog"), "--webhook-max-backlog"),
+    maxAgeMs: positive(parseDuration(get("webhook-max-age")!, "--webhook-max-age"), "--webhook-max-age"),
+    timeoutMs: positive(parseDuration(get("webhook-timeout")!, "--webhook-timeout"), "--webhook-timeout"),
+    backoffMs: positive(parseDuration(get("webhook-backoff")!, "--webhook-backoff"), "--webhook-backoff"),
+    concurrency: positive(parseCount(get("webhook-concurrency")!, "--webhook-concurrency"), "--webhook-concurrency"),
   };
 }
 

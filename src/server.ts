@@ -38,6 +38,8 @@ import { ScepChallenges } from "./scep/challenges.ts";
 import { registerScepApiRoutes, registerScepRoutes } from "./http/scep-routes.ts";
 import { DEFAULT_PLIST_LIMITS, type PlistLimits } from "./plist/index.ts";
 import { openStore, type Store } from "./store/index.ts";
+import { loggableUrl, startWebhookDelivery } from "./webhook/delivery.ts";
+import { registerWebhookRoutes } from "./http/webhook-routes.ts";
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -81,7 +83,9 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     log,
   });
   const trust = loadTrust(config, deviceCa, log);
-  const store = await openStore(config.storage, config.dataDir, config.storagePoolSize);
+  // With --webhook-url, the store writes the webhook's topics to the outbox in each change's transaction.
+  const opened = await openStore(config.storage, config.dataDir, config.storagePoolSize);
+  const store = config.webhook ? opened.withWebhookTopics(config.webhook.topics) : opened;
   const lastSeen = new Coalescer("last-seen times", (seen) => store.enrollments.markSeen(seen), log);
   const tokenUse = new Coalescer("AuthToken use times", (used) => store.userSessions.markTokensUsed(used), log);
   lastSeen.start();
@@ -97,6 +101,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const profileSigner = config.enrollment.profileSigner ? loadProfileSigner(config.enrollment.profileSigner) : undefined;
   const metrics = new Metrics(store, { deviceCa: deviceCa.certPem, profileSigner: profileSigner?.certPem });
   const push = startPush({ config: config.push, store, dataDir: config.dataDir, log, observer: metrics });
+  const webhook = config.webhook ? startWebhookDelivery({ store, options: config.webhook, log, observer: metrics }) : undefined;
   const core = new CoreService({
     store,
     lastSeen,
@@ -184,6 +189,15 @@ export async function startServer(config: Config, log: Logger = createLogger(con
           hooks: declarationFileHooks(store, ddmAdmin),
         }),
       (api) => registerDdmRoutes(api, { store, admin: ddmAdmin }),
+      (api) =>
+        registerWebhookRoutes(api, {
+          store,
+          webhook: config.webhook && {
+            url: loggableUrl(new URL(config.webhook.url)),
+            topics: config.webhook.topics.list(),
+            wake: () => webhook?.wake(),
+          },
+        }),
     ],
     trustProxy: config.trustProxy,
     https: config.tlsCert ? tlsPair(config.tlsCert, config.tlsKey!) : undefined,
@@ -209,6 +223,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     await ddmSync.stop();
     await app.close();
     await push.close();
+    await webhook?.close();
     await lastSeen.stop();
     await tokenUse.stop();
     await store.close();

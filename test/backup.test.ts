@@ -19,7 +19,7 @@ test("a consistent copy while serving, the secrets beside it, and a server that 
     let written = 0;
     const writer = (async () => {
       while (writing) {
-        await server.store.events.add({ type: "backup.test", detail: { n: written } }, Date.now());
+        await server.store.events.add({ type: "pushcert.removed", detail: { topic: `backup.test.${written}` } }, Date.now());
         written++;
         if (written % 50 === 0) await new Promise((r) => setImmediate(r));
       }
@@ -42,13 +42,13 @@ test("a consistent copy while serving, the secrets beside it, and a server that 
       fs.readFileSync(path.join(server.dataDir, "device-ca.key"), "utf8"),
     );
     const copy = new Database(path.join(out, "orchard.db"), { readonly: true });
-    const copied = (copy.prepare("SELECT COUNT(*) AS n FROM events WHERE type = 'backup.test'").get() as { n: number }).n;
+    const copied = (copy.prepare("SELECT COUNT(*) AS n FROM events WHERE type = 'pushcert.removed'").get() as { n: number }).n;
     assert.equal(copy.pragma("integrity_check", { simple: true }), "ok");
     copy.close();
     assert.ok(copied >= 200 && copied <= written, `${copied} of ${written} events in the copy`);
 
     restored = await startTestServer(["--data-dir", out]);
-    const events = await restored.api("GET", "/v1/events?type=backup.test&limit=1000");
+    const events = await restored.api("GET", "/v1/events?type=pushcert.removed&limit=1000");
     assert.equal(events.status, 200);
     assert.equal(events.json.events.length, Math.min(copied, 1000));
     assert.equal(restored.deviceCa.fingerprint, server.deviceCa.fingerprint);

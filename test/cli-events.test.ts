@@ -7,6 +7,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { runWith } from "../src/cli/client-commands.ts";
 import { cliContext } from "./support/cli.ts";
+import type { EventType, NewEvent } from "../src/store/event-types.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../bin/orchard.js");
@@ -19,31 +20,39 @@ after(async () => {
   await server?.stop();
 });
 
-const add = (type: string, n: number) => server.store.events.add({ type, enrollmentId: "FOLLOW-1", detail: { n } }, Date.now());
+// Catalogue types with a test's detail ({n}): the store does not check a detail's shape at run time.
+const add = (type: EventType, n: number) =>
+  server.store.events.add({ type, enrollmentId: "FOLLOW-1", detail: { n } } as unknown as NewEvent, Date.now());
 
 test("--newest-first lists the newest first and pages backwards", async () => {
-  for (let n = 1; n <= 3; n++) await add("cli.order", n);
+  for (let n = 1; n <= 3; n++) await add("enrollment.profile", n);
   const ctx = cliContext(server.url);
-  assert.equal(await runWith(ctx, "events", ["--type", "cli.order", "--newest-first", "--limit", "2", "--json"]), 0, ctx.stderr);
+  assert.equal(await runWith(ctx, "events", ["--type", "enrollment.profile", "--newest-first", "--limit", "2", "--json"]), 0, ctx.stderr);
   const page = JSON.parse(ctx.stdout);
   assert.deepEqual(
     page.events.map((e: { detail: { n: number } }) => e.detail.n),
     [3, 2],
   );
   const rest = cliContext(server.url);
-  assert.equal(await runWith(rest, "events", ["--type", "cli.order", "--newest-first", "--cursor", page.next_cursor, "--json"]), 0);
+  assert.equal(
+    await runWith(rest, "events", ["--type", "enrollment.profile", "--newest-first", "--cursor", page.next_cursor, "--json"]),
+    0,
+  );
   assert.deepEqual(
     JSON.parse(rest.stdout).events.map((e: { detail: { n: number } }) => e.detail.n),
     [1],
   );
+  const unknown = cliContext(server.url);
+  assert.notEqual(await runWith(unknown, "events", ["--type", "cli.order"]), 0);
+  assert.match(unknown.stderr, /unknown --type "cli.order": one of device.authenticated/);
   const bad = await server.api("GET", "/v1/events?order=sideways");
   assert.equal(bad.status, 400);
 });
 
 test("--follow prints the recent events, then each new one once, and stops on Ctrl-C", async () => {
-  await add("cli.follow", 1);
-  await add("cli.follow", 2);
-  const child = spawn(process.execPath, [BIN, "events", "--follow", "--type", "cli.follow", "--interval", "100ms", "--json"], {
+  await add("pushcert.removed", 1);
+  await add("pushcert.removed", 2);
+  const child = spawn(process.execPath, [BIN, "events", "--follow", "--type", "pushcert.removed", "--interval", "100ms", "--json"], {
     env: { ...process.env, ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key-0123456789abcdef" },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -68,9 +77,9 @@ test("--follow prints the recent events, then each new one once, and stops on Ct
   try {
     await waitFor(() => stderr.includes("following events"));
     assert.deepEqual(seen(), [1, 2]);
-    await add("cli.follow", 3);
-    await add("other.type", 99);
-    await add("cli.follow", 4);
+    await add("pushcert.removed", 3);
+    await add("push.sent", 99);
+    await add("pushcert.removed", 4);
     await waitFor(() => seen().length >= 4);
     assert.deepEqual(seen(), [1, 2, 3, 4]);
     const exited = new Promise<number | null>((resolve) => child.on("close", resolve));

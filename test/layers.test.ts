@@ -25,6 +25,7 @@ export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly 
   ["store/", ["protocol/", "errors.ts"], "the Store: SQLite and PostgreSQL"],
   ["core/", ["store/", "protocol/", "declarations/", "digest/", "plist/", "errors.ts"], "the MDM service and its wrappers"],
   ["push/", ["core/", "store/", "identity/", "plist/", "errors.ts"], "APNs and push certificates"],
+  ["webhook/", ["store/", "errors.ts"], "webhook delivery: the outbox POSTed to a receiver"],
   ["enroll/", ["identity/", "plist/", "errors.ts"], "device CA, enrollment profiles, profile signing"],
   ["scep/", ["enroll/", "store/", "identity/", "errors.ts"], "the SCEP CA (RFC 8894)"],
   [
@@ -47,10 +48,10 @@ export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly 
     "device endpoints, the API, SCEP's routes; errors become statuses",
   ],
   ["sim/", ["scep/", "identity/", "digest/", "plist/"], "the fleet simulator (a client of the server)"],
-  ["config.ts", ["push/", "core/", "duration.ts"], "orchard serve's flags and environment"],
+  ["config.ts", ["push/", "webhook/", "core/", "duration.ts"], "orchard serve's flags and environment"],
   [
     "server.ts",
-    ["config.ts", "http/", "scep/", "enroll/", "push/", "core/", "declarations/", "store/", "identity/", "plist/", "errors.ts"],
+    ["config.ts", "http/", "scep/", "enroll/", "push/", "webhook/", "core/", "declarations/", "store/", "identity/", "plist/", "errors.ts"],
     "wires the layers into a server",
   ],
   [

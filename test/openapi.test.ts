@@ -148,8 +148,14 @@ await forEachBackend("real answers match the OpenAPI document", (backend) => {
 
   test("event details have snake_case keys, also those an earlier version wrote in camelCase", async () => {
     const detail = { serialNumber: "OLD-1", commands: [{ commandUuid: "C1", enrollment_id: "E1" }] };
-    await server.store.events.add({ type: "test.old_event", enrollmentId: device.udid, detail }, Date.now());
-    const r = await server.api("GET", "/v1/events?type=test.old_event");
+    // As an earlier version wrote it: straight into the table.
+    await server.store.db.run("INSERT INTO events (at, type, enrollment_id, detail) VALUES (?, ?, ?, ?)", [
+      Date.now(),
+      "device.queue_discarded",
+      device.udid,
+      JSON.stringify(detail),
+    ]);
+    const r = await server.api("GET", `/v1/events?type=device.queue_discarded&enrollment=${device.udid}`);
     assertDocumented("GET", "/v1/events", r);
     assert.deepEqual(r.json.events[0].detail, { serial_number: "OLD-1", commands: [{ command_uuid: "C1", enrollment_id: "E1" }] });
   });

@@ -1,5 +1,6 @@
 import type { EventJson, EventPage } from "../http/wire.ts";
 import { parseDuration } from "../config.ts";
+import { isEventType, unknownEventTypeMessage } from "../store/event-types.ts";
 import type { ApiClient } from "./api-client.ts";
 import { connect, parseCommand, positiveInt, printJson, UsageError, type CliContext, type ClientCommand } from "./command.ts";
 import { fetchPages, PAGE_OPTIONS } from "./paging.ts";
@@ -29,6 +30,7 @@ export const eventsCommand: ClientCommand = {
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
     if (values.since !== undefined && Number.isNaN(Date.parse(values.since))) throw new UsageError("--since must be an ISO 8601 time");
+    if (values.type !== undefined && !isEventType(values.type)) throw new UsageError(unknownEventTypeMessage("--type", values.type));
     const limit = positiveInt("--limit", values.limit);
     const client = connect(values, ctx);
     const filter = { enrollment: values.enrollment, type: values.type, since: values.since };

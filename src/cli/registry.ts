@@ -11,6 +11,7 @@ import { queueCommand } from "./queue.ts";
 import { scepCommand } from "./scep.ts";
 import { simulateCommand } from "./simulate.ts";
 import { userSessionsCommand, usersCommand } from "./users.ts";
+import { webhookCommand } from "./webhook.ts";
 
 /** Every client command, in the order `orchard help` lists them. Add new ones here. */
 export const CLIENT_COMMANDS: readonly ClientCommand[] = [
@@ -24,6 +25,7 @@ export const CLIENT_COMMANDS: readonly ClientCommand[] = [
   queueCommand,
   commandCommand,
   eventsCommand,
+  webhookCommand,
   usersCommand,
   userSessionsCommand,
   ddmCommand,

@@ -89,18 +89,16 @@ export class CertBinding implements MdmService {
         throw new Forbidden("identity certificate is bound to another device");
       }
       const { replaces, reason, unansweredPushAt } = await this.admit(req, deviceId);
-      const reply = await this.next.checkIn({ ...req, replaces }, msg);
-      if (reason) {
-        const detail = {
-          old_fingerprint: replaces ?? null,
-          new_fingerprint: req.certFingerprint,
-          reason,
-          ...(unansweredPushAt === undefined ? {} : { unanswered_push_at: unansweredPushAt }),
-        };
-        await this.store.events.add({ type: "enrollment.rebound", enrollmentId: deviceId, detail }, req.now);
-        req.log.info({ enrollmentId: deviceId, ...detail }, "device re-bound to a new identity certificate");
-      }
-      return reply;
+      // The core records the enrollment.rebound event with the binding, in its transaction.
+      const rebound = reason
+        ? {
+            old_fingerprint: replaces ?? null,
+            new_fingerprint: req.certFingerprint,
+            reason,
+            ...(unansweredPushAt === undefined ? {} : { unanswered_push_at: unansweredPushAt }),
+          }
+        : undefined;
+      return this.next.checkIn({ ...req, replaces, rebound }, msg);
     }
     await this.requireBinding(req, deviceId);
     if (msg.messageType === "CheckOut") this.confirmed.delete(deviceId);
@@ -135,8 +133,10 @@ export class CertBinding implements MdmService {
     const silence = silenceState(this.o.rebind, binding.lastContactAt, current?.pushedAt, req.now);
     if (silence.state === "ready") return { replaces: old, reason: "silence", unansweredPushAt: silence.pushedAt };
 
-    const { hold, note } = await this.store.rebinds.hold(deviceId, req.certFingerprint, req.now, HELD_NOTE_INTERVAL_MS);
-    if (note) {
+    // The hold and its event commit together.
+    const held = await this.store.transaction(async (tx) => {
+      const { hold, note } = await tx.rebinds.hold(deviceId, req.certFingerprint, req.now, HELD_NOTE_INTERVAL_MS);
+      if (!note) return undefined;
       const detail = {
         old_fingerprint: old,
         new_fingerprint: req.certFingerprint,
@@ -146,7 +146,11 @@ export class CertBinding implements MdmService {
         rebind_after_silence_ms: afterSilenceMs,
         silence: silence.state,
       };
-      await this.store.events.add({ type: "enrollment.rebind_held", enrollmentId: deviceId, detail }, req.now);
+      await tx.events.add({ type: "enrollment.rebind_held", enrollmentId: deviceId, detail }, req.now);
+      return detail;
+    });
+    if (held) {
+      const detail = held;
       req.log.warn(
         { enrollmentId: deviceId, ...detail },
         "re-binding held: an enrolled device sent Authenticate with another identity certificate",

@@ -11,12 +11,13 @@ import type {
   UserAuthenticateMessage,
 } from "../protocol/checkin.ts";
 import type { CommandReport } from "../protocol/report.ts";
-import type { PendingCommand } from "../store/commands.ts";
+import type { PendingCommand, ResultStatus } from "../store/commands.ts";
 import type { Store } from "../store/index.ts";
 import type { DeclarativeManagement } from "./declarative.ts";
 import type { DdmService } from "./ddm.ts";
 import type { Coalescer } from "./coalesce.ts";
 import type { CheckinReply, MdmRequest, MdmService } from "./service.ts";
+import { recordCheckin, recordReport } from "./webhook.ts";
 
 /** Answers GetToken for one TokenServiceType with the TokenData bytes. */
 export type TokenService = (req: MdmRequest, msg: GetTokenMessage) => Promise<Buffer>;
@@ -46,6 +47,8 @@ type Handlers = { [T in CheckinMessageType]: (req: MdmRequest, msg: CheckinMessa
 const EMPTY: CheckinReply = { kind: "empty" };
 /** The most command UUIDs a device.queue_discarded event lists (it always gives the count). */
 const MAX_LISTED_COMMANDS = 100;
+/** Check-ins whose handlers change nothing in the store: their webhook event is written once they are answered. */
+const RECORDED_AFTER: ReadonlySet<CheckinMessageType> = new Set(["GetToken", "DeclarativeManagement"]);
 
 /** The MDM service itself: what each message means for the store. */
 export class CoreService implements MdmService {
@@ -70,6 +73,7 @@ export class CoreService implements MdmService {
     // The table pairs each type with its handler; TypeScript cannot follow the pairing through the lookup.
     const handler = this.handlers[msg.messageType] as (req: MdmRequest, msg: CheckinMessage) => Promise<CheckinReply>;
     const reply = await handler(req, msg);
+    if (RECORDED_AFTER.has(msg.messageType)) await recordCheckin(this.o.store, req, msg);
     // Only a request that was answered counts as seen: a refused one changes nothing.
     this.o.lastSeen.mark(msg.channel.id, req.now);
     return reply;
@@ -77,15 +81,26 @@ export class CoreService implements MdmService {
 
   async report(req: MdmRequest, report: CommandReport): Promise<PendingCommand | null> {
     const id = report.channel.id;
+    const store = this.o.store;
     if (report.status !== "Idle") {
-      const outcome = await this.o.store.commands.report(id, report.commandUuid!, report.status, report.raw, req.now);
+      const record = (s: Store) => s.commands.report(id, report.commandUuid!, report.status as ResultStatus, report.raw, req.now);
+      // The result and its webhook event commit together; without the webhook, one statement needs no transaction.
+      const outcome = store.outbox.wants("mdm.Connect")
+        ? await store.transaction(async (tx) => {
+            const o = await record(tx);
+            await recordReport(tx, req, report);
+            return o;
+          })
+        : await record(store);
       if (outcome !== "recorded") {
         req.log.info({ enrollmentId: id, commandUuid: report.commandUuid, status: report.status, outcome }, "report for no active command");
       } else {
         req.log.info({ enrollmentId: id, commandUuid: report.commandUuid, status: report.status }, "command answered");
       }
     }
-    const next = (await this.o.store.commands.next(id, report.status === "NotNow")) ?? null;
+    // An Idle changes nothing: its webhook event is one statement of its own.
+    else await recordReport(store, req, report);
+    const next = (await store.commands.next(id, report.status === "NotNow")) ?? null;
     if (this.o.notNow) await this.o.notNow.afterReport(id, report.status, next !== null, req.now);
     this.o.lastSeen.mark(id, req.now);
     return next;
@@ -93,40 +108,46 @@ export class CoreService implements MdmService {
 
   private async authenticate(req: MdmRequest, msg: AuthenticateMessage): Promise<CheckinReply> {
     const deviceId = msg.channel.deviceId;
-    const bound = await this.o.store.enrollments.authenticate({
-      deviceId,
-      topic: msg.topic,
-      certFingerprint: req.certFingerprint,
-      replaces: req.replaces,
-      message: msg.raw,
-      now: req.now,
-      facts: {
-        serialNumber: msg.serialNumber,
-        productName: msg.productName,
-        model: msg.model,
-        modelName: msg.modelName,
-        deviceName: msg.deviceName,
-        osVersion: msg.osVersion,
-        buildVersion: msg.buildVersion,
-        imei: msg.imei,
-        meid: msg.meid,
-      },
+    // The binding, its events and its webhook event commit together.
+    const bound = await this.o.store.transaction(async (tx) => {
+      const bound = await tx.enrollments.authenticate({
+        deviceId,
+        topic: msg.topic,
+        certFingerprint: req.certFingerprint,
+        replaces: req.replaces,
+        message: msg.raw,
+        now: req.now,
+        facts: {
+          serialNumber: msg.serialNumber,
+          productName: msg.productName,
+          model: msg.model,
+          modelName: msg.modelName,
+          deviceName: msg.deviceName,
+          osVersion: msg.osVersion,
+          buildVersion: msg.buildVersion,
+          imei: msg.imei,
+          meid: msg.meid,
+        },
+      });
+      // Another request re-bound the device between the policy's decision and this write: nothing was written.
+      if (!bound) throw new Forbidden("the device's identity binding changed meanwhile: send Authenticate again");
+      await tx.events.add({ type: "device.authenticated", enrollmentId: deviceId, detail: { serial_number: msg.serialNumber } }, req.now);
+      if (req.rebound) await tx.events.add({ type: "enrollment.rebound", enrollmentId: deviceId, detail: req.rebound }, req.now);
+      if (bound.discarded.length > 0) {
+        const commands = bound.discarded
+          .slice(0, MAX_LISTED_COMMANDS)
+          .map((d) => ({ enrollment_id: d.enrollmentId, command_uuid: d.commandUuid }));
+        await tx.events.add(
+          { type: "device.queue_discarded", enrollmentId: deviceId, detail: { count: bound.discarded.length, commands } },
+          req.now,
+        );
+      }
+      await recordCheckin(tx, req, msg);
+      return bound;
     });
-    // Another request re-bound the device between the policy's decision and this write: nothing was written.
-    if (!bound) throw new Forbidden("the device's identity binding changed meanwhile: send Authenticate again");
-    await this.o.store.events.add(
-      { type: "device.authenticated", enrollmentId: deviceId, detail: { serial_number: msg.serialNumber } },
-      req.now,
-    );
     req.log.info({ enrollmentId: deviceId, serialNumber: msg.serialNumber, model: msg.model }, "device authenticated (enrolling)");
+    if (req.rebound) req.log.info({ enrollmentId: deviceId, ...req.rebound }, "device re-bound to a new identity certificate");
     if (bound.discarded.length > 0) {
-      const commands = bound.discarded
-        .slice(0, MAX_LISTED_COMMANDS)
-        .map((d) => ({ enrollment_id: d.enrollmentId, command_uuid: d.commandUuid }));
-      await this.o.store.events.add(
-        { type: "device.queue_discarded", enrollmentId: deviceId, detail: { count: bound.discarded.length, commands } },
-        req.now,
-      );
       req.log.info({ enrollmentId: deviceId, discarded: bound.discarded.length }, "re-enrollment discarded queued commands");
     }
     return EMPTY;
@@ -139,21 +160,27 @@ export class CoreService implements MdmService {
       req.log.warn({ enrollmentId: channel.id }, "UnlockToken on a user channel: ignored");
       unlockToken = undefined;
     }
-    const count = await this.o.store.enrollments.tokenUpdate({
-      channel,
-      topic: msg.topic,
-      pushToken: msg.token.toString("hex"),
-      pushMagic: msg.pushMagic,
-      unlockToken: unlockToken && unlockToken.length > 0 ? unlockToken : undefined,
-      awaitingConfiguration: msg.awaitingConfiguration ?? false,
-      userShortName: msg.userShortName,
-      userLongName: msg.userLongName,
-      notOnConsole: msg.notOnConsole,
-      message: msg.raw,
-      now: req.now,
+    // The token, the enrolled event of a first TokenUpdate and the webhook event commit together.
+    const count = await this.o.store.transaction(async (tx) => {
+      const count = await tx.enrollments.tokenUpdate({
+        channel,
+        topic: msg.topic,
+        pushToken: msg.token.toString("hex"),
+        pushMagic: msg.pushMagic,
+        unlockToken: unlockToken && unlockToken.length > 0 ? unlockToken : undefined,
+        awaitingConfiguration: msg.awaitingConfiguration ?? false,
+        userShortName: msg.userShortName,
+        userLongName: msg.userLongName,
+        notOnConsole: msg.notOnConsole,
+        message: msg.raw,
+        now: req.now,
+      });
+      if (count === 1)
+        await tx.events.add({ type: "enrollment.enrolled", enrollmentId: channel.id, detail: { type: channel.type } }, req.now);
+      await recordCheckin(tx, req, msg, count);
+      return count;
     });
     if (count === 1) {
-      await this.o.store.events.add({ type: "enrollment.enrolled", enrollmentId: channel.id, detail: { type: channel.type } }, req.now);
       req.log.info({ enrollmentId: channel.id, type: channel.type }, "enrolled");
       // Sets assigned to this id before it enrolled: its first sync.
       if (this.o.ddm && !this.o.declarative) await this.o.store.ddm.dueIfAssigned(channel.id, req.now);
@@ -162,28 +189,38 @@ export class CoreService implements MdmService {
   }
 
   private async checkOut(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
-    await this.o.store.enrollments.checkOut(msg.channel.deviceId, req.now);
-    await this.o.store.events.add({ type: "device.checked_out", enrollmentId: msg.channel.deviceId }, req.now);
+    await this.o.store.transaction(async (tx) => {
+      await tx.enrollments.checkOut(msg.channel.deviceId, req.now);
+      await tx.events.add({ type: "device.checked_out", enrollmentId: msg.channel.deviceId }, req.now);
+      await recordCheckin(tx, req, msg);
+    });
     req.log.info({ enrollmentId: msg.channel.deviceId }, "device checked out (management profile removed)");
     return EMPTY;
   }
 
   private async setBootstrapToken(req: MdmRequest, msg: SetBootstrapTokenMessage): Promise<CheckinReply> {
     const token = msg.bootstrapToken;
-    await this.o.store.enrollments.setBootstrapToken(msg.channel.deviceId, token && token.length > 0 ? token : null);
-    await this.o.store.events.add(
-      { type: token && token.length > 0 ? "bootstrap_token.escrowed" : "bootstrap_token.cleared", enrollmentId: msg.channel.deviceId },
-      req.now,
-    );
+    await this.o.store.transaction(async (tx) => {
+      await tx.enrollments.setBootstrapToken(msg.channel.deviceId, token && token.length > 0 ? token : null);
+      await tx.events.add(
+        { type: token && token.length > 0 ? "bootstrap_token.escrowed" : "bootstrap_token.cleared", enrollmentId: msg.channel.deviceId },
+        req.now,
+      );
+      await recordCheckin(tx, req, msg);
+    });
     return EMPTY;
   }
 
   private async getBootstrapToken(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
-    const token = await this.o.store.enrollments.bootstrapToken(msg.channel.deviceId);
-    await this.o.store.events.add(
-      { type: "bootstrap_token.retrieved", enrollmentId: msg.channel.deviceId, detail: { found: token !== undefined } },
-      req.now,
-    );
+    const token = await this.o.store.transaction(async (tx) => {
+      const token = await tx.enrollments.bootstrapToken(msg.channel.deviceId);
+      await tx.events.add(
+        { type: "bootstrap_token.retrieved", enrollmentId: msg.channel.deviceId, detail: { found: token !== undefined } },
+        req.now,
+      );
+      await recordCheckin(tx, req, msg);
+      return token;
+    });
     return { kind: "plist", body: token ? { BootstrapToken: token } : {} };
   }
 

@@ -9,6 +9,7 @@ import type { PlistDict } from "../plist/index.ts";
 import type { CheckinMessage } from "../protocol/checkin.ts";
 import type { CommandReport } from "../protocol/report.ts";
 import type { PendingCommand } from "../store/commands.ts";
+import type { EventDetail } from "../store/event-types.ts";
 
 /** What the HTTP layer knows about a device request once its identity is checked. */
 export interface MdmRequest {
@@ -20,10 +21,14 @@ export interface MdmRequest {
    * one (null: none); absent, the store re-binds unconditionally.
    */
   replaces?: string | null;
+  /** Set by CertBinding when the Authenticate re-binds the device: the enrollment.rebound event the core records with the binding. */
+  rebound?: EventDetail<"enrollment.rebound">;
   /** The HTTP method that carried the message (HA2 of a digest uses it). */
   method: string;
   log: Log;
   now: number;
+  /** The query parameters of the request's URL (the webhook's url_params), when it had any. */
+  urlParams?: Record<string, string>;
 }
 
 export type CheckinReply =

@@ -13,7 +13,9 @@ import {
 } from "../digest/index.ts";
 import type { UserAuthenticateMessage } from "../protocol/checkin.ts";
 import type { DirectoryEntry } from "../store/directory.ts";
+import type { EventDetail } from "../store/event-types.ts";
 import type { Store } from "../store/index.ts";
+import { recordCheckin } from "./webhook.ts";
 import { authTokenMatches, hashAuthToken, newAuthToken } from "./auth-token.ts";
 import type { UserAuthenticator } from "./core.ts";
 import type { CheckinReply, MdmRequest } from "./service.ts";
@@ -113,7 +115,9 @@ export class UserAuthService implements UserAuthenticator {
     // Apple's server answers a message that already carries the user's valid
     // AuthToken with a zero-length challenge and keeps the token.
     if (session?.state === "authenticated" && authTokenMatches(msg.authToken, session.tokenHash)) {
-      await event(this.store, req, "userauth.already_authenticated", enrollmentId, { short_name: session.shortName });
+      await this.store.transaction((s) =>
+        event(s, req, msg, { type: "userauth.already_authenticated", detail: { short_name: session.shortName ?? undefined } }),
+      );
       this.observe("already_authenticated");
       return { kind: "plist", body: { DigestChallenge: "" } };
     }
@@ -121,10 +125,10 @@ export class UserAuthService implements UserAuthenticator {
     const policy = this.policyFor(user);
     const shortName = user?.shortName;
     // The new state and its event commit together.
-    const begin = (state: "declined" | "zero-length" | "challenged", type: string) =>
+    const begin = (state: "declined" | "zero-length" | "challenged", type: UserAuthEvent) =>
       this.store.transaction(async (s) => {
         await s.userSessions.begin({ ...base, state, shortName }, req.now);
-        await event(s, req, type, enrollmentId, { short_name: shortName });
+        await event(s, req, msg, { type, detail: { short_name: shortName } });
       });
     if (policy === "decline") {
       await begin("declined", "userauth.declined");
@@ -164,14 +168,14 @@ export class UserAuthService implements UserAuthenticator {
         if (!(await s.userSessions.issueToken(enrollmentId, shortName, hashAuthToken(token), req.now))) {
           throw new Refused("no-challenge", shortName);
         }
-        await event(s, req, "userauth.authenticated", enrollmentId, { short_name: shortName });
+        await event(s, req, msg, { type: "userauth.authenticated", detail: { short_name: shortName } });
         req.log.info({ enrollmentId, shortName }, "network user logged in");
         return { kind: "plist", body: { AuthToken: token } };
       } catch (err) {
         if (!(err instanceof Refused)) throw err;
         if (!UNCOUNTED.has(err.reason)) await s.userSessions.recordFailure(deviceId, err.shortName, req.now);
         req.log.info({ enrollmentId, cause: err.reason, shortName: err.shortName }, "network user refused");
-        await event(s, req, "userauth.failed", enrollmentId, { cause: err.reason, short_name: err.shortName });
+        await event(s, req, msg, { type: "userauth.failed", detail: { cause: err.reason, short_name: err.shortName } });
         cause = err.reason;
         return { kind: "plist", body: { AuthToken: "" } };
       }
@@ -269,8 +273,23 @@ export class UserAuthService implements UserAuthenticator {
   }
 }
 
-function event(store: Store, req: MdmRequest, type: string, enrollmentId: string, detail: Record<string, unknown>): Promise<void> {
-  return store.events.add({ type, enrollmentId, detail }, req.now);
+type UserAuthEvent = "userauth.challenged" | "userauth.declined" | "userauth.zero_length" | "userauth.already_authenticated";
+
+/**
+ * The event of a UserAuthenticate, and its webhook event (mdm.UserAuthenticate:
+ * what the Mac sent, never the reply with its AuthToken), in the store's transaction.
+ */
+async function event(
+  store: Store,
+  req: MdmRequest,
+  msg: UserAuthenticateMessage,
+  e:
+    | { type: UserAuthEvent; detail: EventDetail<UserAuthEvent> }
+    | { type: "userauth.authenticated"; detail: EventDetail<"userauth.authenticated"> }
+    | { type: "userauth.failed"; detail: EventDetail<"userauth.failed"> },
+): Promise<void> {
+  await store.events.add({ ...e, enrollmentId: msg.channel.id }, req.now);
+  await recordCheckin(store, req, msg);
 }
 
 function sha256Hex(s: string): string {

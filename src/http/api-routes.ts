@@ -5,6 +5,7 @@ import { BadRequest, NotFound } from "../errors.ts";
 import { parsePlist, type PlistLimits } from "../plist/index.ts";
 import type { EnrollmentType } from "../protocol/enrollment.ts";
 import { PLATFORMS, type Platform } from "../protocol/platform.ts";
+import { isEventType, unknownEventTypeMessage } from "../store/event-types.ts";
 import type { Store } from "../store/index.ts";
 import { nextCursor, pageSize } from "./request-helpers.ts";
 import { OPENAPI } from "./openapi.ts";
@@ -102,6 +103,7 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
     if (since !== undefined && Number.isNaN(since)) throw new BadRequest("since must be an RFC 3339 time", "invalid_parameter");
     const after = q.cursor === undefined ? undefined : Number(q.cursor);
     if (after !== undefined && !Number.isInteger(after)) throw new BadRequest("cursor must be an event id", "invalid_parameter");
+    if (q.type !== undefined && !isEventType(q.type)) throw new BadRequest(unknownEventTypeMessage("type", q.type), "invalid_parameter");
     if (q.order !== undefined && q.order !== "asc" && q.order !== "desc") {
       throw new BadRequest("order must be asc (oldest first) or desc (newest first)", "invalid_parameter");
     }

@@ -137,7 +137,7 @@ async function handle(
       release();
     }
     const body = parsePlistDict(raw, o.plistLimits);
-    const mdmReq = { certFingerprint: identity.fingerprint, method: req.method!, log, now: Date.now() };
+    const mdmReq = { certFingerprint: identity.fingerprint, method: req.method!, log, now: Date.now(), urlParams: urlParams(req.url) };
     if (isCheckin(endpoint, req.headers["content-type"], body)) {
       const message = decodeCheckin(body, raw);
       type = message.messageType;
@@ -286,6 +286,15 @@ function isCheckin(endpoint: Endpoint, contentType: string | undefined, body: Re
   if (media === CHECKIN_TYPE) return true;
   if (media === COMMAND_TYPE) return false;
   return body.MessageType !== undefined && body.Status === undefined;
+}
+
+/** The URL's query parameters (the first value of each, as NanoMDM's webhook gives them), or undefined without a query. */
+function urlParams(url: string | undefined): Record<string, string> | undefined {
+  const q = url?.indexOf("?") ?? -1;
+  if (q < 0) return undefined;
+  const params: Record<string, string> = Object.create(null);
+  for (const [k, v] of new URLSearchParams(url!.slice(q + 1))) if (!(k in params)) params[k] = v;
+  return Object.keys(params).length > 0 ? { ...params } : undefined;
 }
 
 function mediaType(contentType: string | undefined): string | undefined {

@@ -80,7 +80,26 @@ export class Metrics implements PushObserver {
     registers: [this.registry],
   });
   private readonly ddmRequestsBy = new Map<string, Counter.Internal>();
+  private readonly webhookDeliveries = new Counter({
+    name: "orchard_webhook_deliveries_total",
+    help: "Webhook delivery attempts by outcome: delivered (2xx), http_error (another status), timeout, unreachable. Each failure is retried.",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
+  private readonly webhookRetries = new Counter({
+    name: "orchard_webhook_retries_total",
+    help: "Webhook events delivered on a retry (after at least one failed attempt).",
+    registers: [this.registry],
+  });
+  private readonly webhookDroppedEvents = new Counter({
+    name: "orchard_webhook_dropped_total",
+    help: "Undelivered webhook events dropped, by reason: backlog (--webhook-max-backlog) or age (--webhook-max-age).",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
   private storeFigures: { at: number; pending: Promise<void> } | undefined;
+  private readonly webhookBacklog: Gauge;
+  private readonly webhookOldestAge: Gauge;
   private readonly enrollments: Gauge<"type" | "platform">;
   private readonly queueDepth: Gauge;
   private readonly queueAge: Gauge;
@@ -134,6 +153,18 @@ export class Metrics implements PushObserver {
       registers: [this.registry],
       collect,
     });
+    this.webhookBacklog = new Gauge({
+      name: "orchard_webhook_backlog",
+      help: "Webhook events not delivered yet (in the store: every process's).",
+      registers: [this.registry],
+      collect,
+    });
+    this.webhookOldestAge = new Gauge({
+      name: "orchard_webhook_oldest_age_seconds",
+      help: "Age of the oldest undelivered webhook event (0 when none).",
+      registers: [this.registry],
+      collect,
+    });
     this.queueAge = new Gauge({
       name: "orchard_queue_oldest_age_seconds",
       help: "Age of the oldest queued command not yet answered (0 when the queue is empty).",
@@ -146,13 +177,16 @@ export class Metrics implements PushObserver {
     const now = Date.now();
     if (this.storeFigures && now - this.storeFigures.at < STORE_FIGURES_TTL_MS) return this.storeFigures.pending;
     const pending = (async () => {
-      const [byType, queue, pushCerts, syncDue, states] = await Promise.all([
+      const [byType, queue, pushCerts, outbox, syncDue, states] = await Promise.all([
         store.stats.enrollmentsByType(),
         store.stats.queue(),
         store.push.certs(),
+        store.outbox.backlog(),
         store.stats.ddmSyncDue(),
         store.stats.ddmDeclarationStates(),
       ]);
+      this.webhookBacklog.set(outbox.count);
+      this.webhookOldestAge.set(outbox.oldestCreatedAt === null ? 0 : Math.max(0, (Date.now() - outbox.oldestCreatedAt) / 1000));
       this.ddmSyncDue.set(syncDue);
       this.ddmDeclarations.set({ state: "active_valid" }, states.activeValid);
       this.ddmDeclarations.set({ state: "failing" }, states.failing);
@@ -208,6 +242,20 @@ export class Metrics implements PushObserver {
     if (cause === undefined) this.userAuth.labels({ outcome }).inc();
     else this.userAuth.labels({ outcome, cause }).inc();
   };
+
+  /** Webhook deliveries (WebhookObserver). */
+  webhookDelivered(count: number, retries: number): void {
+    this.webhookDeliveries.labels("delivered").inc(count);
+    if (retries > 0) this.webhookRetries.inc(retries);
+  }
+
+  webhookFailed(outcome: string): void {
+    this.webhookDeliveries.labels(outcome).inc();
+  }
+
+  webhookDropped(reason: string, count: number): void {
+    this.webhookDroppedEvents.labels(reason).inc(count);
+  }
 
   api(route: string, status: number): void {
     this.apiRequests.labels(route, String(status)).inc();

@@ -132,6 +132,27 @@ const schemas: Record<string, Schema> = {
     detail: { type: ["object", "null"], description: "facts about the event, snake_case keys; never a secret" },
   }),
   EventPage: page("events", "Event"),
+  EventTypeList: object({ event_types: arrayOf(object({ type: str, about: str })) }),
+  WebhookStatus: object({
+    enabled: { ...bool, description: "false without --webhook-url on the process that answered" },
+    url: { ...nullableStr, description: "--webhook-url without credentials or query" },
+    topics: arrayOf(str),
+    backlog: { ...int, description: "events not delivered yet (every process's)" },
+    retrying: { ...int, description: "of them, those that failed at least once" },
+    oldest_created_at: nullableTime,
+    oldest_age_seconds: { type: "number", minimum: 0 },
+    delivered: int,
+    failed: { ...int, description: "failed attempts, each retried" },
+    dropped: { ...int, description: "events dropped past --webhook-max-backlog or --webhook-max-age" },
+    last_delivered_at: nullableTime,
+    last_failure: {
+      anyOf: [
+        object({ at: time, status: { type: ["integer", "null"] }, error: str, event_id: nullableStr, topic: nullableStr }),
+        { type: "null" },
+      ],
+    },
+  }),
+  WebhookRetried: object({ retried: int }),
   RebindHold: object({
     cert_fingerprint: str,
     held_at: time,
@@ -404,13 +425,22 @@ const paths: Record<string, Record<string, Operation>> = {
       {
         parameters: [
           param("enrollment", "query", "only this enrollment's events"),
-          param("type", "query", "only events of this type"),
+          param("type", "query", "only events of this type (one of GET /v1/event-types; another is a 400)"),
           param("since", "query", "only events at or after this RFC 3339 time"),
           param("order", "query", "asc (oldest first, the default) or desc", { type: "string", enum: ["asc", "desc"] }),
           ...PAGING,
         ],
       },
     ),
+  },
+  "/v1/event-types": {
+    get: op("events", "The catalogue of the event types Orchard records", { "200": ok("EventTypeList") }),
+  },
+  "/v1/webhook": {
+    get: op("events", "The webhook's backlog, deliveries and last failure", { "200": ok("WebhookStatus") }),
+  },
+  "/v1/webhook/retry": {
+    post: op("events", "Retry now every event waiting for a retry", { "200": ok("WebhookRetried") }),
   },
   "/v1/users": {
     get: op("users", "List network users, ordered by short name", { "200": ok("UserPage") }, { parameters: PAGING }),

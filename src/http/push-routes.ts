@@ -53,16 +53,12 @@ export function registerPushRoutes(app: FastifyInstance, o: PushRouteOptions): v
         );
       }
       const now = Date.now();
-      const created = await certs.put(cert, now);
       const notAfter = new Date(cert.notAfter).toISOString();
-      const detail = {
-        topic: cert.topic,
-        not_after: notAfter,
-        fingerprint: cert.fingerprint,
-        created,
-        ...(refusal ? { forced: true } : {}),
-      };
-      await store.events.add({ type: "pushcert.uploaded", detail }, now);
+      // The certificate and its event commit together.
+      const created = await certs.put(cert, now, (created) => ({
+        type: "pushcert.uploaded",
+        detail: { topic: cert.topic, not_after: notAfter, fingerprint: cert.fingerprint, created, ...(refusal ? { forced: true } : {}) },
+      }));
       req.log.info({ topic: cert.topic, notAfter, fingerprint: cert.fingerprint, created }, "push certificate stored");
       return { topic: cert.topic, not_after: notAfter };
     },
@@ -74,8 +70,8 @@ export function registerPushRoutes(app: FastifyInstance, o: PushRouteOptions): v
   });
 
   app.delete<{ Params: { topic: string } }>("/v1/pushcert/:topic", async (req): Promise<PushCertRemoved> => {
-    if (!(await certs.remove(req.params.topic))) throw new NotFound("no push certificate for this topic");
-    await store.events.add({ type: "pushcert.removed", detail: { topic: req.params.topic } }, Date.now());
+    const removed = await certs.remove(req.params.topic, { type: "pushcert.removed", detail: { topic: req.params.topic } });
+    if (!removed) throw new NotFound("no push certificate for this topic");
     req.log.info({ topic: req.params.topic }, "push certificate removed");
     return { removed: req.params.topic };
   });

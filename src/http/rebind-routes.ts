@@ -42,10 +42,14 @@ export function registerRebindRoutes(app: FastifyInstance, o: { store: Store; re
     if (fingerprint === binding.certFingerprint)
       throw new Conflict("the device is bound to this certificate already", "rebind_already_bound");
     const now = Date.now();
-    const hold = await store.rebinds.approve(deviceId, fingerprint, now);
-    const held = (await store.rebinds.heldCertificates(deviceId)).find((c) => c.certFingerprint === fingerprint);
-    const detail = { old_fingerprint: binding.certFingerprint, new_fingerprint: fingerprint, held_attempts: held?.attempts ?? 0 };
-    await store.events.add({ type: "enrollment.rebind_approved", enrollmentId: deviceId, detail }, now);
+    // The approval and its event commit together.
+    const { hold, detail } = await store.transaction(async (tx) => {
+      const hold = await tx.rebinds.approve(deviceId, fingerprint, now);
+      const held = (await tx.rebinds.heldCertificates(deviceId)).find((c) => c.certFingerprint === fingerprint);
+      const detail = { old_fingerprint: binding.certFingerprint, new_fingerprint: fingerprint, held_attempts: held?.attempts ?? 0 };
+      await tx.events.add({ type: "enrollment.rebind_approved", enrollmentId: deviceId, detail }, now);
+      return { hold, detail };
+    });
     req.log.info({ enrollmentId: deviceId, ...detail }, "re-binding approved");
     return { device_id: deviceId, cert_fingerprint: binding.certFingerprint, approved: rebindHoldJson(hold) };
   });

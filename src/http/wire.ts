@@ -129,6 +129,41 @@ export interface EventJson {
 
 export type EventPage = Page<"events", EventJson>;
 
+/** GET /v1/event-types: the catalogue of the events Orchard records. */
+export interface EventTypeList {
+  event_types: Array<{ type: string; about: string }>;
+}
+
+// --- Webhook -------------------------------------------------------------
+
+/** GET /v1/webhook: the outbox (shared by every process) and its deliveries. */
+export interface WebhookStatusJson {
+  /** False without --webhook-url on the process that answered (nothing is written then). */
+  enabled: boolean;
+  /** --webhook-url without credentials or query. */
+  url: string | null;
+  topics: string[];
+  /** Events not delivered yet. */
+  backlog: number;
+  /** Of them, those that failed at least once and wait for a retry. */
+  retrying: number;
+  oldest_created_at: Time | null;
+  oldest_age_seconds: number;
+  delivered: number;
+  /** Failed attempts (each is retried). */
+  failed: number;
+  /** Events dropped past --webhook-max-backlog or --webhook-max-age. */
+  dropped: number;
+  last_delivered_at: Time | null;
+  last_failure: { at: Time; status: number | null; error: string; event_id: string | null; topic: string | null } | null;
+}
+
+/** POST /v1/webhook/retry. */
+export interface WebhookRetried {
+  /** Events waiting for a retry that were made due now. */
+  retried: number;
+}
+
 // --- Re-binding ----------------------------------------------------------
 
 /** A certificate held for a device, waiting for (or given) the operator's approval. */

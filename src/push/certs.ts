@@ -1,4 +1,5 @@
 import type { Log } from "../core/service.ts";
+import type { NewEvent } from "../store/event-types.ts";
 import type { PushStore } from "../store/push.ts";
 import type { PushCertificate } from "./certificate.ts";
 import { SecretKeyMismatch, type SecretBox } from "./secret-box.ts";
@@ -65,7 +66,8 @@ export class PushCertSource {
   }
 
   /** Seals the key and stores the certificate; this process uses it at once. Returns true for a new topic. */
-  async put(cert: PushCertificate, now = Date.now()): Promise<boolean> {
+  /** Stores the certificate; `event` (given whether it was created) is recorded in the same transaction. */
+  async put(cert: PushCertificate, now = Date.now(), event?: (created: boolean) => NewEvent): Promise<boolean> {
     const created = await this.store.putCert(
       {
         topic: cert.topic,
@@ -76,6 +78,7 @@ export class PushCertSource {
         notAfter: cert.notAfter,
       },
       now,
+      event,
     );
     this.entries.delete(cert.topic);
     this.count = undefined;
@@ -83,8 +86,8 @@ export class PushCertSource {
     return created;
   }
 
-  async remove(topic: string): Promise<boolean> {
-    const removed = await this.store.removeCert(topic);
+  async remove(topic: string, event?: NewEvent): Promise<boolean> {
+    const removed = await this.store.removeCert(topic, event);
     this.entries.delete(topic);
     this.count = undefined;
     return removed;

@@ -6,6 +6,7 @@ import { X509Certificate } from "node:crypto";
 import type { Logger } from "pino";
 import type { DeviceCa } from "../enroll/device-ca.ts";
 import { certFingerprint } from "../identity/fingerprint.ts";
+import type { EventDetail } from "../store/event-types.ts";
 import type { Store } from "../store/index.ts";
 import { challengeHash } from "./challenges.ts";
 import {
@@ -35,7 +36,7 @@ export class ScepFailure extends Error {
     /** Logged with the refusal (never a secret). */
     readonly detail: Record<string, unknown> = {},
     /** The detail of the scep.refused event it is recorded as, if any. */
-    readonly event?: Record<string, unknown>,
+    readonly event?: EventDetail<"scep.refused">,
   ) {
     super(message);
     this.name = "ScepFailure";
@@ -236,7 +237,7 @@ function record(
   };
 }
 
-function certDetail(cert: X509Certificate, requestType: string): Record<string, unknown> {
+function certDetail(cert: X509Certificate, requestType: string): EventDetail<"scep.issued"> {
   return {
     request_type: requestType,
     subject: cert.subject,

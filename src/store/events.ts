@@ -1,11 +1,12 @@
-import type { Database } from "./db.ts";
+import type { Database, SqlParam } from "./db.ts";
+import { chunks } from "./enrollments.ts";
+import type { NewEvent } from "./event-types.ts";
+import type { WebhookOutbox } from "./webhooks.ts";
 
-export interface NewEvent {
-  type: string;
-  enrollmentId?: string;
-  /** Facts about the event. Never a secret: events are shown through the API. */
-  detail?: Record<string, unknown>;
-}
+export type { NewEvent } from "./event-types.ts";
+
+/** Many rows per statement when a batch of events is recorded. */
+const EVENT_ROWS_PER_INSERT = 200;
 
 export interface StoredEvent {
   id: number;
@@ -30,8 +31,16 @@ export const PRUNE_EVENTS_SQL = "DELETE FROM events WHERE at < ?";
 
 /** The audit trail: what happened to each enrollment, in order. */
 export class EventStore {
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    private readonly outbox: WebhookOutbox,
+  ) {}
 
+  /**
+   * Records an event of the catalogue (store/event-types.ts) and, when its
+   * type is one of the webhook's topics, its webhook event, through the
+   * same connection: inside a transaction, both commit with it.
+   */
   async add(event: NewEvent, now: number): Promise<void> {
     await this.db.run("INSERT INTO events (at, type, enrollment_id, detail) VALUES (?, ?, ?, ?)", [
       now,
@@ -39,6 +48,18 @@ export class EventStore {
       event.enrollmentId ?? null,
       event.detail ? JSON.stringify(event.detail) : null,
     ]);
+    await this.outbox.orchard(event.type, event.enrollmentId, event.detail, now);
+  }
+
+  /** Records several events, many rows per statement (call it inside a transaction). */
+  async addMany(events: readonly NewEvent[], now: number): Promise<void> {
+    for (const chunk of chunks(events, EVENT_ROWS_PER_INSERT)) {
+      await this.db.run(
+        `INSERT INTO events (at, type, enrollment_id, detail) VALUES ${chunk.map(() => "(?, ?, ?, ?)").join(", ")}`,
+        chunk.flatMap((e): SqlParam[] => [now, e.type, e.enrollmentId ?? null, e.detail ? JSON.stringify(e.detail) : null]),
+      );
+    }
+    for (const e of events) await this.outbox.orchard(e.type, e.enrollmentId, e.detail, now);
   }
 
   /** Deletes events older than `before`. */

@@ -18,6 +18,7 @@ import { DirectoryStore } from "./directory.ts";
 import { UserSessionStore } from "./user-sessions.ts";
 import { SqliteDatabase } from "./sqlite.ts";
 import { PostgresDatabase } from "./postgres.ts";
+import { NO_TOPICS, WebhookOutbox, type WebhookTopics } from "./webhooks.ts";
 
 /** All of Orchard's state, split by concern; every process shares it. */
 export class Store {
@@ -35,15 +36,21 @@ export class Store {
   readonly ddmProfiles: DdmProfileStore;
   readonly ddm: DdmStore;
   readonly ddmStatus: DdmStatusStore;
+  /** The webhook outbox; it writes nothing unless the Store was made withWebhookTopics. */
+  readonly outbox: WebhookOutbox;
 
-  constructor(readonly db: Database) {
+  constructor(
+    readonly db: Database,
+    private readonly webhookTopics: WebhookTopics = NO_TOPICS,
+  ) {
+    this.outbox = new WebhookOutbox(db, webhookTopics);
     this.enrollments = new EnrollmentStore(db);
     this.commands = new CommandStore(db);
-    this.events = new EventStore(db);
+    this.events = new EventStore(db, this.outbox);
     this.settings = new SettingStore(db);
     this.directory = new DirectoryStore(db);
     this.userSessions = new UserSessionStore(db);
-    this.push = new PushStore(db);
+    this.push = new PushStore(db, (tx) => new EventStore(joined(tx, db.dialect), new WebhookOutbox(joined(tx, db.dialect), webhookTopics)));
     this.scep = new ScepStore(db);
     this.rebinds = new RebindStore(db);
     this.stats = new StatsStore(db);
@@ -58,7 +65,12 @@ export class Store {
    * all of it commits, or none of it does (and one commit is cheaper than several).
    */
   transaction<T>(fn: (store: Store) => Promise<T>): Promise<T> {
-    return this.db.transaction((tx) => fn(new Store(joined(tx, this.db.dialect))));
+    return this.db.transaction((tx) => fn(new Store(joined(tx, this.db.dialect), this.webhookTopics)));
+  }
+
+  /** This store, writing the events of these topics to the webhook outbox (--webhook-url, --webhook-topics). */
+  withWebhookTopics(topics: WebhookTopics): Store {
+    return new Store(this.db, topics);
   }
 
   /** True when the database answers (health checks). */

@@ -1,6 +1,6 @@
-import type { Database, Sql, SqlParam } from "./db.ts";
+import type { Database, Sql } from "./db.ts";
 import { chunks } from "./enrollments.ts";
-import type { NewEvent } from "./events.ts";
+import type { EventStore, NewEvent } from "./events.ts";
 
 /** A push certificate as stored: the key only sealed (see push/secret-box.ts). */
 export interface StoredPushCert {
@@ -49,15 +49,27 @@ const TARGETS_SQL = (n: number) => `SELECT e.id, e.topic, e.push_token, e.push_m
   WHERE e.id IN (${Array(n).fill("?").join(", ")})`;
 
 const CERT_COLUMNS = "topic, cert_pem, key_sealed, fingerprint, not_before, not_after, created_at, updated_at";
-const EVENT_ROWS_PER_INSERT = 250;
 
 /** Push certificates, dead tokens, pushes due later and the sweep's lease. */
 export class PushStore {
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    /** The event store of a transaction. */
+    private readonly events: (tx: Sql) => EventStore,
+  ) {}
 
   /** Stores or replaces the certificate of its topic; true when the topic is new. */
-  async putCert(c: Omit<StoredPushCert, "createdAt" | "updatedAt">, now: number): Promise<boolean> {
-    const row = await this.db.get<{ created_at: number | string }>(
+  /** Stores a certificate and, in the same transaction, the event that says so (given whether it was created). */
+  async putCert(c: Omit<StoredPushCert, "createdAt" | "updatedAt">, now: number, event?: (created: boolean) => NewEvent): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const created = await this.putCertRow(tx, c, now);
+      if (event) await this.events(tx).add(event(created), now);
+      return created;
+    });
+  }
+
+  private async putCertRow(db: Sql, c: Omit<StoredPushCert, "createdAt" | "updatedAt">, now: number): Promise<boolean> {
+    const row = await db.get<{ created_at: number | string }>(
       `INSERT INTO push_certs (${CERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (topic) DO UPDATE SET cert_pem = excluded.cert_pem, key_sealed = excluded.key_sealed,
          fingerprint = excluded.fingerprint, not_before = excluded.not_before, not_after = excluded.not_after,
@@ -112,12 +124,7 @@ export class PushStore {
         [now, topic, fingerprint],
       );
       if (claimed === 0) return false;
-      await tx.run("INSERT INTO events (at, type, enrollment_id, detail) VALUES (?, ?, ?, ?)", [
-        now,
-        event.type,
-        event.enrollmentId ?? null,
-        event.detail ? JSON.stringify(event.detail) : null,
-      ]);
+      await this.events(tx).add(event, now);
       return true;
     });
   }
@@ -127,8 +134,13 @@ export class PushStore {
     return Number(row!.n);
   }
 
-  async removeCert(topic: string): Promise<boolean> {
-    return (await this.db.run("DELETE FROM push_certs WHERE topic = ?", [topic])) > 0;
+  /** Removes a certificate and records the event in the same transaction. */
+  async removeCert(topic: string, event?: NewEvent, now = Date.now()): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const removed = (await tx.run("DELETE FROM push_certs WHERE topic = ?", [topic])) > 0;
+      if (removed && event) await this.events(tx).add(event, now);
+      return removed;
+    });
   }
 
   /** Push facts of the channels that exist among these ids. */
@@ -160,12 +172,7 @@ export class PushStore {
     return this.db.transaction(async (tx) => {
       const marked = new Set<string>();
       for (const d of dead) if (await markDead(tx, d, now)) marked.add(d.enrollmentId);
-      for (const chunk of chunks(events, EVENT_ROWS_PER_INSERT)) {
-        await tx.run(
-          `INSERT INTO events (at, type, enrollment_id, detail) VALUES ${chunk.map(() => "(?, ?, ?, ?)").join(", ")}`,
-          chunk.flatMap((e): SqlParam[] => [now, e.type, e.enrollmentId ?? null, e.detail ? JSON.stringify(e.detail) : null]),
-        );
-      }
+      await this.events(tx).addMany(events, now);
       return marked;
     });
   }

@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { resolveChannel, type Channel } from "../../src/protocol/enrollment.ts";
 import type { Store } from "../../src/store/index.ts";
+import type { NewEvent } from "../../src/store/event-types.ts";
 import { MAX_HELD_CERTS } from "../../src/store/rebinds.ts";
 
 export function storeContract(name: string, open: () => Promise<Store>): void {
@@ -490,9 +491,12 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     describe("events", () => {
       test("add and list with filters and a cursor", async () => {
         const id = newId();
-        await store.events.add({ type: "contract.one", enrollmentId: id, detail: { n: 1 } }, T0 + 1);
-        await store.events.add({ type: "contract.two", enrollmentId: id }, T0 + 2);
-        await store.events.add({ type: "contract.one", enrollmentId: id, detail: { n: 3, nested: { ok: true } } }, T0 + 3);
+        await store.events.add({ type: "contract.one", enrollmentId: id, detail: { n: 1 } } as unknown as NewEvent, T0 + 1);
+        await store.events.add({ type: "contract.two", enrollmentId: id } as unknown as NewEvent, T0 + 2);
+        await store.events.add(
+          { type: "contract.one", enrollmentId: id, detail: { n: 3, nested: { ok: true } } } as unknown as NewEvent,
+          T0 + 3,
+        );
         const all = await store.events.list({ enrollmentId: id, limit: 10 });
         assert.deepEqual(
           all.map((e) => [e.type, e.at, e.enrollmentId, e.detail]),

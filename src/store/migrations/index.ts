@@ -8,6 +8,7 @@ import { pushCertExpiry } from "./007-pushcert-expiry.ts";
 import { userGuids } from "./009-user-guids.ts";
 import { rebindPush } from "./010-rebind-push.ts";
 import { ddm } from "./011-ddm.ts";
+import { webhooks } from "./012-webhooks.ts";
 import { ddmAssets } from "./013-ddm-assets.ts";
 import { devicePlatform } from "./014-device-platform.ts";
 
@@ -29,6 +30,7 @@ export const migrations: readonly Migration[] = [
   userGuids,
   rebindPush,
   ddm,
+  webhooks,
   ddmAssets,
   devicePlatform,
 ];

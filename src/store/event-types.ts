@@ -1,0 +1,147 @@
+import type { EnrollmentType } from "../protocol/enrollment.ts";
+
+// The one catalogue of the events Orchard records (GET /v1/events, `orchard
+// events`, and the webhook's extra topics all read it). Each type is one line:
+// its name, what it means, and the shape of its detail, whose keys are
+// snake_case. A detail holds facts, never a secret: events are shown through
+// the API and may leave through the webhook. Adding a type is adding a line.
+
+/** Marks a type's detail shape; the value itself is never read. */
+const detail = <T>(): T => undefined as T;
+/** A type recorded without a detail. */
+const none = detail<undefined>();
+
+type CertDetail = { request_type: string; subject: string; serial: string; fingerprint: string; not_after: string };
+type ShortName = { short_name?: string };
+
+export const EVENT_CATALOGUE = {
+  "device.authenticated": { about: "a device sent Authenticate and was (re-)bound", detail: detail<{ serial_number?: string }>() },
+  "device.queue_discarded": {
+    about: "a re-enrollment ended the commands still queued for the device",
+    detail: detail<{ count: number; commands: Array<{ enrollment_id: string; command_uuid: string }> }>(),
+  },
+  "device.checked_out": { about: "a device sent CheckOut (its management profile was removed)", detail: none },
+  "enrollment.enrolled": { about: "a channel's first TokenUpdate since Authenticate", detail: detail<{ type: EnrollmentType }>() },
+  "enrollment.rebound": {
+    about: "a device was bound to a new identity certificate",
+    detail: detail<{ old_fingerprint: string | null; new_fingerprint: string; reason: string; unanswered_push_at?: number }>(),
+  },
+  "enrollment.rebind_held": {
+    about: "an Authenticate with another identity certificate was held (at most one an hour per device)",
+    detail: detail<{
+      old_fingerprint: string;
+      new_fingerprint: string;
+      attempts: number;
+      attempts_since_binding: number;
+      silent_ms: number;
+      rebind_after_silence_ms: number;
+      silence: string;
+    }>(),
+  },
+  "enrollment.rebind_approved": {
+    about: "an operator approved a held identity certificate",
+    detail: detail<{ old_fingerprint: string; new_fingerprint: string; held_attempts: number }>(),
+  },
+  "enrollment.profile": {
+    about: "an enrollment profile was handed out",
+    detail: detail<{ identity: string; topic: string; signed: boolean; remote: string }>(),
+  },
+  "bootstrap_token.escrowed": { about: "a device escrowed its bootstrap token (SetBootstrapToken)", detail: none },
+  "bootstrap_token.cleared": { about: "a device cleared its bootstrap token (SetBootstrapToken without one)", detail: none },
+  "bootstrap_token.retrieved": {
+    about: "a device asked for its bootstrap token (GetBootstrapToken)",
+    detail: detail<{ found: boolean }>(),
+  },
+  "userauth.challenged": { about: "a network user was sent a digest challenge", detail: detail<ShortName>() },
+  "userauth.declined": { about: "a network user was declined (410)", detail: detail<ShortName>() },
+  "userauth.zero_length": { about: "a network user is managed without an AuthToken", detail: detail<ShortName>() },
+  "userauth.already_authenticated": { about: "a UserAuthenticate carried the user's valid AuthToken", detail: detail<ShortName>() },
+  "userauth.authenticated": { about: "a network user logged in: an AuthToken was issued", detail: detail<{ short_name: string }>() },
+  "userauth.failed": { about: "a network user's digest response was refused", detail: detail<{ cause: string; short_name?: string }>() },
+  "userauth.token_refused": { about: "a user channel's request lacked a valid AuthToken (403)", detail: detail<{ reason: string }>() },
+  "push.sent": {
+    about: "APNs accepted a push",
+    detail: detail<{ topic: string; apns_id: string; trigger: string; attempts: number }>(),
+  },
+  "push.failed": {
+    about: "a push was not sent",
+    detail: detail<{
+      topic?: string;
+      trigger: string;
+      error: string;
+      status?: number;
+      reason?: string;
+      attempts?: number;
+      token_dead?: boolean;
+      apns_timestamp?: number;
+    }>(),
+  },
+  "pushcert.uploaded": {
+    about: "a push certificate was stored",
+    detail: detail<{ topic: string; not_after: string; fingerprint: string; created: boolean; forced?: boolean }>(),
+  },
+  "pushcert.removed": { about: "a push certificate was removed", detail: detail<{ topic: string }>() },
+  "pushcert.refused": { about: "APNs refused a push certificate", detail: detail<{ topic: string; status: number; reason: string }>() },
+  "pushcert.expiring": {
+    about: "a push certificate expires within 30 days (or has expired)",
+    detail: detail<{ topic: string; not_after: string; days_left: number; expired: boolean; fingerprint: string }>(),
+  },
+  "scep.issued": { about: "SCEP issued a device identity certificate", detail: detail<CertDetail>() },
+  "scep.renewed": { about: "SCEP renewed a device identity certificate", detail: detail<CertDetail & { renewed_from: string }>() },
+  "scep.refused": { about: "SCEP refused a request for a certificate", detail: detail<{ reason: string; transaction_id: string }>() },
+  "ddm.declaration_status_changed": {
+    about: "a channel's status report changed a declaration's active or valid state (or reported it first)",
+    detail: detail<{
+      identifier: string;
+      kind: string;
+      server_token: string;
+      active: boolean;
+      valid: string;
+      previous_active: boolean | null;
+      previous_valid: string | null;
+      reason_codes: string[];
+      status_id: string;
+    }>(),
+  },
+  "ddm.status_errors": {
+    about: "a channel's status report carried errors",
+    detail: detail<{ count: number; status_items: string[]; status_id: string }>(),
+  },
+  "ddm.asset.stored": {
+    about: "a DDM asset's bytes were stored",
+    detail: detail<{ id: string; content_type: string; size: number; sha256: string; created: boolean }>(),
+  },
+  "ddm.asset.removed": { about: "a DDM asset was removed", detail: detail<{ id: string }>() },
+  "ddm.profile.stored": {
+    about: "a profile for DDM's legacy configurations was stored",
+    detail: detail<{ id: string; size: number; sha256: string; signed: boolean; payload_identifier: string; created: boolean }>(),
+  },
+  "ddm.profile.removed": { about: "a stored DDM profile was removed", detail: detail<{ id: string }>() },
+  "webhook.dropped": {
+    about: "undelivered webhook events were dropped (--webhook-max-backlog or --webhook-max-age)",
+    detail: detail<{ count: number; reason: "backlog" | "age"; oldest_created_at: string; newest_created_at: string }>(),
+  },
+} as const;
+
+export type EventType = keyof typeof EVENT_CATALOGUE;
+export type EventDetail<T extends EventType> = (typeof EVENT_CATALOGUE)[T]["detail"];
+
+/** Every catalogue type, in catalogue order. */
+export const EVENT_TYPES = Object.keys(EVENT_CATALOGUE) as EventType[];
+
+/** One event to record: a catalogue type with its detail's shape. */
+export type NewEvent = {
+  [T in EventType]: { type: T; enrollmentId?: string } & ([EventDetail<T>] extends [undefined]
+    ? { detail?: undefined }
+    : { detail: EventDetail<T> });
+}[EventType];
+
+/** True for a type Orchard records. */
+export function isEventType(type: string): type is EventType {
+  return Object.hasOwn(EVENT_CATALOGUE, type);
+}
+
+/** The reason given for an unknown type: the catalogue, listed. */
+export function unknownEventTypeMessage(what: string, type: string): string {
+  return `unknown ${what} ${JSON.stringify(type.slice(0, 64))}: one of ${EVENT_TYPES.join(", ")}`;
+}

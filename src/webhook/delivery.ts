@@ -1,0 +1,240 @@
+import { createHmac } from "node:crypto";
+import http from "node:http";
+import https from "node:https";
+import type { Store } from "../store/index.ts";
+import type { ClaimedEvent, FailedDelivery } from "../store/webhooks.ts";
+import type { WebhookOptions } from "./options.ts";
+
+// Delivers the webhook outbox: claim a batch of due events (a lease keeps
+// other processes off them), POST each (one JSON event per request; the
+// events of one enrollment one after another, in order; different
+// enrollments concurrently, up to --webhook-concurrency), then settle the
+// batch in one transaction: delivered rows deleted, failed ones rescheduled
+// with exponential backoff and jitter. Memory holds one batch at most: the
+// backlog stays in the store. Delivery is at least once: a process that dies
+// after a receiver's 2xx but before settling delivers again (same event_id).
+
+/** The longest wait between two attempts of one event. */
+export const MAX_BACKOFF_MS = 10 * 60_000;
+/** Events claimed per batch, per unit of concurrency. */
+const BATCH_PER_SLOT = 8;
+const IDLE_POLL_MS = 100;
+/** How often the backlog limits are checked (and the oldest events past them dropped). */
+const SWEEP_INTERVAL_MS = 2_000;
+/** While the receiver fails every delivery, the pause between batches grows to this. */
+const MAX_PAUSE_MS = 30_000;
+
+export type FailureOutcome = "http_error" | "timeout" | "unreachable";
+
+/** Told of each outcome (the /metrics counters). */
+export interface WebhookObserver {
+  webhookDelivered(count: number, retries: number): void;
+  webhookFailed(outcome: FailureOutcome): void;
+  webhookDropped(reason: "backlog" | "age", count: number): void;
+}
+
+export interface WebhookLog {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface WebhookDelivery {
+  /** Claims now rather than at the next poll. */
+  wake(): void;
+  /** Stops claiming and waits for the batch in flight to settle. */
+  close(): Promise<void>;
+}
+
+class DeliveryError extends Error {
+  constructor(
+    readonly outcome: FailureOutcome,
+    readonly status: number | null,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function startWebhookDelivery(o: {
+  store: Store;
+  options: WebhookOptions;
+  log: WebhookLog;
+  observer?: WebhookObserver;
+}): WebhookDelivery {
+  const { store, options, log, observer } = o;
+  const url = new URL(options.url);
+  const client = url.protocol === "https:" ? https : http;
+  const agent = new client.Agent({ keepAlive: true, maxSockets: options.concurrency });
+  const batchSize = options.concurrency * BATCH_PER_SLOT;
+  // Longer than a batch can take, so that no other process claims an event this one is still delivering.
+  const leaseMs = (BATCH_PER_SLOT + 2) * options.timeoutMs;
+  const target = loggableUrl(url);
+  let closed = false;
+  let wakeUp: (() => void) | undefined;
+  let lastSweep = 0;
+  let failingBatches = 0;
+
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        wakeUp = undefined;
+        resolve();
+      }
+      wakeUp = done;
+    });
+
+  const post = (body: string): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const payload = Buffer.from(body);
+      const headers: Record<string, string | number> = {
+        "content-type": "application/json",
+        "content-length": payload.length,
+        "user-agent": "orchard-webhook",
+      };
+      if (options.hmacKey !== undefined)
+        headers["x-hmac-signature"] = createHmac("sha256", options.hmacKey).update(payload).digest("base64");
+      const req = client.request(url, { method: "POST", headers, agent }, (res) => {
+        res.resume();
+        res.on("end", () => {
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) resolve();
+          else reject(new DeliveryError("http_error", status, `HTTP ${status}`));
+        });
+        res.on("error", (err) => reject(new DeliveryError("unreachable", null, err.message)));
+      });
+      req.setTimeout(options.timeoutMs, () => req.destroy(new DeliveryError("timeout", null, `no answer within ${options.timeoutMs} ms`)));
+      req.on("error", (err) => reject(err instanceof DeliveryError ? err : new DeliveryError("unreachable", null, err.message)));
+      req.end(payload);
+    });
+
+  const backoff = (attempts: number): number => {
+    const step = Math.min(MAX_BACKOFF_MS, options.backoffMs * 2 ** Math.min(attempts - 1, 30));
+    return step / 2 + Math.random() * (step / 2);
+  };
+
+  /** Delivers one batch; resolves to how many were delivered and how many failed. */
+  const deliver = async (batch: ClaimedEvent[]): Promise<{ delivered: number; failed: number }> => {
+    const groups = new Map<string | number, ClaimedEvent[]>();
+    for (const e of batch) {
+      const key = e.enrollmentId ?? e.id;
+      const g = groups.get(key);
+      if (g) g.push(e);
+      else groups.set(key, [e]);
+    }
+    const delivered: number[] = [];
+    const failed: FailedDelivery[] = [];
+    let lastFailed: ClaimedEvent | undefined;
+    let retries = 0;
+    const queue = [...groups.values()];
+    const worker = async () => {
+      for (let group = queue.shift(); group; group = queue.shift()) {
+        for (let i = 0; i < group.length; i++) {
+          const e = group[i]!;
+          try {
+            await post(e.body);
+            delivered.push(e.id);
+            if (e.attempts > 0) retries++;
+          } catch (err) {
+            const f = err as DeliveryError;
+            const dueAt = Date.now() + backoff(e.attempts + 1);
+            failed.push({ id: e.id, dueAt, attempted: true, status: f.status ?? null, error: f.message });
+            lastFailed = e;
+            observer?.webhookFailed(f.outcome ?? "unreachable");
+            // The enrollment's later events wait behind this one, in order.
+            for (const later of group.slice(i + 1)) {
+              failed.push({ id: later.id, dueAt, attempted: false, status: null, error: "held back behind an earlier event that failed" });
+            }
+            break;
+          }
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(options.concurrency, queue.length) }, worker));
+    const attempted = failed.filter((f) => f.attempted);
+    await store.outbox.settle(delivered, failed, lastFailed, Date.now());
+    if (delivered.length > 0) observer?.webhookDelivered(delivered.length, retries);
+    if (attempted.length > 0) {
+      const last = attempted.at(-1)!;
+      log.warn(
+        {
+          url: target,
+          failed: attempted.length,
+          delivered: delivered.length,
+          status: last.status,
+          error: last.error,
+          eventId: lastFailed?.eventId,
+        },
+        "webhook deliveries failed: they will be retried",
+      );
+    }
+    return { delivered: delivered.length, failed: attempted.length };
+  };
+
+  const sweep = async (now: number) => {
+    const dropped = await store.outbox.dropPastLimits(now - options.maxAgeMs, options.maxBacklog);
+    for (const reason of ["age", "backlog"] as const) {
+      const d = dropped[reason];
+      if (!d) continue;
+      const detail = {
+        count: d.count,
+        reason,
+        oldest_created_at: new Date(d.oldestCreatedAt).toISOString(),
+        newest_created_at: new Date(d.newestCreatedAt).toISOString(),
+      };
+      observer?.webhookDropped(reason, d.count);
+      log.error(
+        { url: target, ...detail },
+        reason === "age"
+          ? `WEBHOOK EVENTS DROPPED: ${d.count} undelivered events were older than --webhook-max-age`
+          : `WEBHOOK EVENTS DROPPED: the backlog passed --webhook-max-backlog (${options.maxBacklog}); the ${d.count} oldest undelivered events were dropped`,
+      );
+      await store.events.add({ type: "webhook.dropped", detail }, now);
+    }
+  };
+
+  const loop = async () => {
+    while (!closed) {
+      try {
+        const now = Date.now();
+        if (now - lastSweep >= SWEEP_INTERVAL_MS) {
+          lastSweep = now;
+          await sweep(now);
+        }
+        const batch = await store.outbox.claim(now, leaseMs, batchSize);
+        if (batch.length === 0) {
+          await pause(IDLE_POLL_MS);
+          continue;
+        }
+        const result = await deliver(batch);
+        failingBatches = result.delivered === 0 && result.failed > 0 ? failingBatches + 1 : 0;
+        // A receiver that fails everything is not hammered: the pause grows while it does.
+        if (failingBatches > 0) await pause(Math.min(MAX_PAUSE_MS, options.backoffMs * 2 ** Math.min(failingBatches - 1, 20)));
+      } catch (err) {
+        // The store is unavailable: try again shortly; claimed events come back when their lease ends.
+        log.warn({ err: (err as Error).message }, "webhook delivery could not reach the store");
+        await pause(1000);
+      }
+    }
+  };
+
+  log.info({ url: target, topics: options.topics.list(), hmac: options.hmacKey !== undefined }, "webhook delivery started");
+  const running = loop();
+  return {
+    wake: () => wakeUp?.(),
+    async close() {
+      closed = true;
+      wakeUp?.();
+      // Deliveries in flight fail at once and are settled as failures: retried by the next process.
+      agent.destroy();
+      await running;
+    },
+  };
+}
+
+/** The URL without credentials or query (they may hold a secret): for logs and the status API. */
+export function loggableUrl(url: URL): string {
+  return `${url.protocol}//${url.host}${url.pathname}`;
+}
