@@ -119,7 +119,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     lastSeen,
     userAuth: new UserAuthService(store, config.userAuth, nonceSecret, metrics.userAuthenticate),
     declarative: config.dmUrl ? new DeclarativeManagement(config.dmUrl) : undefined,
-    ddm: new DdmService(store),
+    ddm: new DdmService(store, metrics.ddmRequest),
     notNow: push.notNow,
   });
   // Outermost first: the certificate binding, then the AuthToken of a
@@ -142,7 +142,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const ddmUrls: DeviceUrls = { publicUrl: config.enrollment.publicUrl, serverPath: config.serverPath };
   const ddmFiles = { asset: (id: string) => store.ddmAssets.get(id), profile: (id: string) => store.ddmProfiles.get(id) };
   const ddmAdmin = new DdmAdmin(store, { validate: validateDeclaration, resolve: (d) => resolveDeclaration(d, ddmFiles, ddmUrls) });
-  const ddmSync = new DdmSync(store, push.pusher, log);
+  const ddmSync = new DdmSync(store, push.pusher, log, { onQueued: metrics.ddmSyncQueued });
   ddmSync.start();
 
   const challenges = new ScepChallenges(store, config.enrollment.scepChallengeTtlMs);

@@ -1,4 +1,4 @@
-// DDM assets and stored profiles end to end (docs/ddm-assets.md): the
+// DDM assets and stored profiles end to end (docs/declarative-management.md): the
 // operator's API on both stores, the download route devices reach with their
 // MDM identity, and declarations resolved to that route.
 import assert from "node:assert/strict";

@@ -61,6 +61,26 @@ function shellLines(page: string): Array<{ page: string; line: string }> {
   return found;
 }
 
+/**
+ * The files a page's shell blocks write with a heredoc (`cat > name <<'EOF'`
+ * up to `EOF`): written into the commands' directory, so that the commands
+ * after them find them.
+ */
+function heredocFiles(page: string): Array<{ name: string; text: string }> {
+  const files: Array<{ name: string; text: string }> = [];
+  let open: { name: string; end: string; lines: string[] } | undefined;
+  for (const raw of fs.readFileSync(path.join(ROOT, page), "utf8").split("\n")) {
+    if (open) {
+      if (raw.trim() === open.end) files.push({ name: open.name, text: open.lines.join("\n") + "\n" }), (open = undefined);
+      else open.lines.push(raw);
+      continue;
+    }
+    const m = /^\s*cat > ([\w.-]+) <<'?(\w+)'?\s*$/.exec(raw);
+    if (m) open = { name: m[1]!, end: m[2]!, lines: [] };
+  }
+  return files;
+}
+
 /** The `orchard ...` invocations in a page's shell code blocks. */
 function docCommands(page: string): DocCommand[] {
   const found: DocCommand[] = [];
@@ -93,6 +113,7 @@ let cwd: string;
 before(async () => {
   server = await startTestServer();
   cwd = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-docs-"));
+  for (const f of PAGES.flatMap(heredocFiles)) fs.writeFileSync(path.join(cwd, f.name), f.text);
 });
 after(async () => {
   await server?.stop();

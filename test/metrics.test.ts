@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
-import { commandPlist, identity, RawDevice } from "./support/mdm.ts";
+import { commandPlist, eventually, identity, RawDevice } from "./support/mdm.ts";
 import { sample } from "./support/metrics.ts";
 import { forEachBackend } from "./support/postgres.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
@@ -59,6 +59,72 @@ await forEachBackend("metrics", (backend) => {
 
     // Never a UDID, command UUID, or secret in the text.
     for (const secret of [udid, cmd, "test-api-key-0123456789abcdef", "PUSH-MAGIC"]) assert.ok(!text.includes(secret), secret);
+  });
+
+  test("DDM: sync commands queued, channels due, declaration states, requests by Endpoint; no identifiers", async () => {
+    // A server of its own: its first scrape sees only what this test did.
+    const own = await startTestServer([], backend);
+    const ownFleet = await testFleet(own.url);
+    try {
+      const udid = `METRICS-DDM-${randomUUID().toUpperCase()}`;
+      const dev = new RawDevice(ownFleet.transport, await identity(ownFleet), udid);
+      await dev.enroll({ ProductName: "Mac14,2" });
+      const decl = (id: string, echo: string) => ({
+        Type: "com.apple.configuration.management.test",
+        Identifier: id,
+        Payload: { Echo: echo },
+      });
+      for (const id of ["com.example.m.good", "com.example.m.bad", "com.example.m.old"]) {
+        assert.equal((await own.api("PUT", "/v1/declarations?nonotify=1", decl(id, "1"))).status, 204);
+        assert.equal((await own.api("PUT", `/v1/set-declarations/mset?declaration=${id}&nonotify=1`)).status, 204);
+      }
+      assert.equal((await own.api("POST", "/v1/ddm/sets/mset/enrollments", { ids: [udid] })).json.changed, 1);
+      await eventually(async () => ((await own.store.ddm.dueCount()) === 0 ? true : undefined), 15_000, "the DDM sync sweep");
+
+      const ddm = (endpoint: string, data?: unknown) =>
+        dev.checkin("DeclarativeManagement", { Endpoint: endpoint, ...(data ? { Data: Buffer.from(JSON.stringify(data)) } : {}) });
+      assert.equal((await ddm("tokens")).status, 200);
+      const items = JSON.parse((await ddm("declaration-items")).text);
+      assert.equal((await ddm("declaration/configuration/com.example.m.good")).status, 200);
+      const token = (id: string) =>
+        items.Declarations.Configurations.find((i: { Identifier: string }) => i.Identifier === id).ServerToken as string;
+      const state = (id: string, active: boolean, valid: string) => ({ identifier: id, active, valid, "server-token": token(id) });
+      const report = {
+        StatusItems: {
+          management: {
+            declarations: {
+              configurations: [
+                state("com.example.m.good", true, "valid"),
+                state("com.example.m.bad", false, "invalid"),
+                state("com.example.m.old", true, "valid"),
+              ],
+            },
+          },
+        },
+        Errors: [],
+      };
+      assert.equal((await ddm("status", report)).status, 200);
+      // A change the device has not applied yet: what it reported of "old" is pending.
+      assert.equal((await own.api("PUT", "/v1/declarations?nonotify=1", decl("com.example.m.old", "2"))).status, 204);
+      // A channel due an hour from now stays due.
+      await own.store.ddm.scheduleSync({ ids: ["METRICS-DDM-LATER"] }, Date.now() + 3_600_000);
+
+      const r = await own.api("GET", "/v1/metrics");
+      assert.equal(r.status, 200, r.text);
+      const text = r.text;
+      assert.equal(sample(text, "orchard_ddm_sync_commands_total"), 1, text);
+      assert.equal(sample(text, "orchard_ddm_sync_due"), 1);
+      assert.equal(sample(text, 'orchard_ddm_declarations{state="active_valid"}'), 1);
+      assert.equal(sample(text, 'orchard_ddm_declarations{state="failing"}'), 1);
+      assert.equal(sample(text, 'orchard_ddm_declarations{state="pending"}'), 1);
+      for (const endpoint of ["tokens", "declaration-items", "declaration", "status"]) {
+        assert.equal(sample(text, `orchard_ddm_requests_total{endpoint="${endpoint}"}`), 1, endpoint);
+      }
+      for (const secret of [udid, "com.example.m", "mset", "METRICS-DDM-LATER"]) assert.ok(!text.includes(secret), secret);
+    } finally {
+      ownFleet.close();
+      await own.stop();
+    }
   });
 
   test("/v1/metrics needs the API key", async () => {

@@ -181,7 +181,7 @@ await forEachBackend("real answers match the OpenAPI document", (backend) => {
     }
   });
 
-  test("DDM assets and stored profiles (docs/ddm-assets.md)", async () => {
+  test("DDM assets and stored profiles (docs/declarative-management.md)", async () => {
     const profile = plist({ PayloadType: "Configuration", PayloadIdentifier: "com.example.p", PayloadUUID: "U-1", PayloadVersion: 1 });
     for (const [kind, id, bytes] of [
       ["assets", "openapi-asset", Buffer.from("asset bytes")],
@@ -253,6 +253,11 @@ await forEachBackend("real answers match the OpenAPI document", (backend) => {
     assertDocumented("GET", "/v1/declarations/{id}", await server.api("GET", "/v1/declarations/com.example.none"));
     assertDocumented("PUT", "/v1/declarations", await server.api("PUT", "/v1/declarations", { ...decl, Type: "org.example.x" }));
     assertDocumented("DELETE", "/v1/declarations/{id}", await server.api("DELETE", "/v1/declarations/com.example.openapi"));
+    const bulk = "/v1/ddm/sets/{set}/enrollments";
+    assertDocumented("POST", bulk, await server.api("POST", "/v1/ddm/sets/s2/enrollments?nonotify=1", { ids: [device.udid, "OTHER-1"] }));
+    assertDocumented("POST", bulk, await server.api("POST", "/v1/ddm/sets/s2/enrollments", { platform: "macOS" }));
+    assertDocumented("DELETE", bulk, await server.api("DELETE", "/v1/ddm/sets/s2/enrollments", { ids: [device.udid, "OTHER-1"] }));
+    assertDocumented("DELETE", bulk, await server.api("DELETE", "/v1/ddm/sets/s2/enrollments", { ids: [], platform: "iOS" }));
     assertDocumented("GET", "/v1/sets", await server.api("GET", "/v1/sets"));
     assertDocumented("GET", "/v1/set-declarations/{id}", await server.api("GET", "/v1/set-declarations/s1"));
     assertDocumented("GET", "/v1/enrollment-sets/{id}", await server.api("GET", `/v1/enrollment-sets/${device.udid}`));

@@ -8,6 +8,7 @@ export interface ApiResponse {
   text: string;
   /** The body as sent (a signed profile is binary). */
   body: Buffer;
+  headers: Headers;
 }
 
 export interface RequestOptions {
@@ -80,7 +81,7 @@ export class ApiClient {
     } catch {
       json = undefined;
     }
-    return { status: res.status, json, text, body };
+    return { status: res.status, json, text, body, headers: res.headers };
   }
 
   /** A request whose answer must be a 2xx JSON body; anything else throws ApiError. */

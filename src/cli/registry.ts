@@ -1,6 +1,7 @@
 import { adeCommand } from "./ade.ts";
 import { COMMON_USAGE, type ClientCommand } from "./command.ts";
 import { commandCommand } from "./command-status.ts";
+import { ddmCommand } from "./ddm.ts";
 import { enqueueCommand } from "./enqueue.ts";
 import { enrollmentCommand, enrollmentsCommand } from "./enrollments.ts";
 import { eventsCommand } from "./events.ts";
@@ -29,6 +30,7 @@ export const CLIENT_COMMANDS: readonly ClientCommand[] = [
   webhookCommand,
   usersCommand,
   userSessionsCommand,
+  ddmCommand,
   simulateCommand,
 ];
 

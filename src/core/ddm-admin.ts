@@ -1,6 +1,6 @@
 import { BadRequest, Conflict } from "../errors.ts";
 import { kindOfType } from "../protocol/ddm.ts";
-import type { ChangeOptions, PutOutcome } from "../store/ddm.ts";
+import { ASSIGN_CHUNK, type ChangeOptions, type PutOutcome } from "../store/ddm.ts";
 import type { Store } from "../store/index.ts";
 
 /** A declaration as an operator writes it (Apple's declarationbase.yaml); ServerToken is Orchard's to set. */
@@ -142,6 +142,37 @@ export class DdmAdmin {
     return add
       ? this.store.ddm.assign(enrollmentId, set, this.change(notify, now))
       : this.store.ddm.unassign(enrollmentId, set, this.change(notify, now));
+  }
+
+  /**
+   * Assigns a set to many channels, or takes it from them: the ids given, or
+   * every device channel of a platform enrolled now (devices that enroll
+   * later are not included). Each channel whose sets changed syncs once.
+   */
+  async assignMany(
+    set: string,
+    target: { ids: readonly string[] } | { platform: string },
+    add: boolean,
+    notify: boolean,
+    now: number,
+  ): Promise<{ enrollments: number; changed: number }> {
+    name(set, "set");
+    const o = this.change(notify, now);
+    if ("ids" in target) {
+      for (const id of target.ids) name(id, "enrollment id");
+      return { enrollments: target.ids.length, changed: await this.store.ddm.assignMany(set, target.ids, add, o) };
+    }
+    let enrollments = 0;
+    let changed = 0;
+    let after = "";
+    for (;;) {
+      const page = await this.store.ddm.deviceChannels(target.platform, after, ASSIGN_CHUNK);
+      if (page.length === 0) break;
+      enrollments += page.length;
+      changed += await this.store.ddm.assignMany(set, page, add, o);
+      after = page[page.length - 1]!;
+    }
+    return { enrollments, changed };
   }
 
   unassignAll(enrollmentId: string, notify: boolean, now: number): Promise<boolean> {

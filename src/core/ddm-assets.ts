@@ -1,4 +1,4 @@
-// Declarations that name files Orchard serves (docs/ddm-assets.md).
+// Declarations that name files Orchard serves (docs/declarative-management.md).
 //
 // An operator writes `"DataURL": "orchard:asset/<id>"` in an asset
 // declaration (com.apple.asset.data, or a credential asset with a Reference),

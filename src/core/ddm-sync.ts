@@ -11,6 +11,8 @@ export interface DdmSyncOptions {
   intervalMs?: number;
   /** Channels per transaction. */
   batch?: number;
+  /** Told how many channels got a DeclarativeManagement command, after each batch commits (metrics). */
+  onQueued?: (channels: number) => void;
 }
 
 /**
@@ -33,6 +35,7 @@ export class DdmSync {
   private running: Promise<unknown> = Promise.resolve();
   private readonly intervalMs: number;
   private readonly batch: number;
+  private readonly onQueued: (channels: number) => void;
 
   constructor(
     private readonly store: Store,
@@ -42,6 +45,7 @@ export class DdmSync {
   ) {
     this.intervalMs = o.intervalMs ?? 250;
     this.batch = o.batch ?? 5000;
+    this.onQueued = o.onQueued ?? (() => {});
   }
 
   start(): void {
@@ -84,6 +88,7 @@ export class DdmSync {
         return { claimed, queued };
       });
       if (queued.length > 0) {
+        this.onQueued(queued.length);
         const outcomes = await this.pusher.push(queued, { trigger: "ddm" });
         const pushed = [...outcomes.values()].filter((o) => o.pushId !== undefined).length;
         this.log.info({ due: claimed.length, queued: queued.length, pushed }, "DDM sync: DeclarativeManagement queued");

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { NotFound } from "../errors.ts";
 import type { DeclarativeManagementMessage } from "../protocol/checkin.ts";
-import { decodeStatusReport, parseEndpoint } from "../protocol/ddm.ts";
+import { decodeStatusReport, parseEndpoint, type DdmEndpoint } from "../protocol/ddm.ts";
 import { tokensResponse } from "../protocol/ddm-tokens.ts";
 import type { Store } from "../store/index.ts";
 import type { CheckinReply, MdmRequest } from "./service.ts";
@@ -17,11 +17,18 @@ const MAX_LISTED = 50;
  * device channel and on every user channel alike (each channel is its own
  * enrollment id, with its own sets and its own status).
  */
+/** Told the Endpoint of each DeclarativeManagement request that names a valid one (metrics). */
+export type DdmRequestObserver = (endpoint: DdmEndpoint["kind"]) => void;
+
 export class DdmService {
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    private readonly observe: DdmRequestObserver = () => {},
+  ) {}
 
   async checkIn(req: MdmRequest, msg: DeclarativeManagementMessage): Promise<CheckinReply> {
     const endpoint = parseEndpoint(msg.endpoint);
+    this.observe(endpoint.kind);
     const id = msg.channel.id;
     switch (endpoint.kind) {
       case "tokens": {

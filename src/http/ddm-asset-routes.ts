@@ -1,4 +1,4 @@
-// DDM assets and stored profiles (docs/ddm-assets.md): the operator's API
+// DDM assets and stored profiles (docs/declarative-management.md): the operator's API
 // behind the API key, and the download route devices reach with their MDM
 // identity, which a declaration's `orchard:asset/<id>` or
 // `orchard:profile/<id>` becomes (core/ddm-assets.ts).

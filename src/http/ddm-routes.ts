@@ -1,9 +1,11 @@
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { DdmAdmin } from "../core/ddm-admin.ts";
 import { BadRequest, NotFound } from "../errors.ts";
+import { PLATFORMS, type Platform } from "../protocol/platform.ts";
 import type { Store } from "../store/index.ts";
 import { idList, truthy } from "./api-routes.ts";
-import { jsonObject } from "./request-helpers.ts";
+import { jsonObject, onlyKeys } from "./request-helpers.ts";
+import type { DdmBulkAssignResult } from "./wire.ts";
 import { time } from "./wire-map.ts";
 
 // Declarative Device Management's operator API: KMFDDM's paths, methods,
@@ -25,6 +27,9 @@ export interface DdmRouteOptions {
 /** Status paths in KMFDDM's form: `.StatusItems.device.operating-system.version`. */
 const STATUS_ITEMS = ".StatusItems.";
 const MAX_ERRORS = 1000;
+/** Ids per bulk assignment request, and room for that many of about 150 characters (a user channel is "UDID:UserGUID"). */
+export const MAX_BULK_ASSIGN_IDS = 100_000;
+const BULK_ASSIGN_BODY_BYTES = 16 * 1024 * 1024;
 
 export function registerDdmRoutes(app: FastifyInstance, o: DdmRouteOptions): void {
   const { store, admin } = o;
@@ -40,6 +45,8 @@ export function registerDdmRoutes(app: FastifyInstance, o: DdmRouteOptions): voi
     req.log.info({ identifier, outcome, serverToken, warnings: warnings.length }, "DDM declaration stored");
     for (const w of warnings) req.log.warn({ identifier, warning: w }, "DDM declaration accepted with a warning");
     if (warnings.length > 0) void reply.header("orchard-warning", warnings.map(headerSafe));
+    // Orchard's own (KMFDDM answers 204 for both created and changed): what the CLI prints.
+    void reply.header("orchard-outcome", outcome);
     return changed(reply, outcome !== "unchanged");
   });
 
@@ -170,6 +177,31 @@ export function registerDdmRoutes(app: FastifyInstance, o: DdmRouteOptions): voi
     return reply.code(204).send();
   });
 
+  // Orchard's own: a set assigned to (POST) or taken from (DELETE) many
+  // channels at once, by id or every device channel of a platform enrolled
+  // now; one transaction per chunk of ids, each channel that changed syncs once.
+  for (const [method, add] of [
+    ["POST", true],
+    ["DELETE", false],
+  ] as const) {
+    app.route<{ Params: { set: string }; Querystring: Record<string, string> }>({
+      method,
+      url: "/v1/ddm/sets/:set/enrollments",
+      bodyLimit: BULK_ASSIGN_BODY_BYTES,
+      handler: async (req) => {
+        const target = assignTarget(jsonObject(req));
+        const set = req.params.set;
+        const r = await admin.assignMany(set, target, add, !truthy(req.query.nonotify), Date.now());
+        req.log.info(
+          { set, add, ...("platform" in target ? { platform: target.platform } : {}), enrollments: r.enrollments, changed: r.changed },
+          "DDM set assigned in bulk",
+        );
+        const result: DdmBulkAssignResult = { set, ...("platform" in target ? { platform: target.platform } : {}), ...r };
+        return result;
+      },
+    });
+  }
+
   // Orchard's own: per declaration of a set, how many of its channels report it.
   app.get<{ Params: { set: string } }>("/v1/set-compliance/:set", async (req) => {
     const c = await store.ddmStatus.compliance(req.params.set);
@@ -185,6 +217,31 @@ export function registerDdmRoutes(app: FastifyInstance, o: DdmRouteOptions): voi
       })),
     };
   });
+}
+
+/** `{"ids": [...]}` or `{"platform": "macOS"}`, exactly one. */
+function assignTarget(body: Record<string, unknown>): { ids: string[] } | { platform: Platform } {
+  onlyKeys(body, ["ids", "platform"]);
+  if ((body.ids === undefined) === (body.platform === undefined)) {
+    throw new BadRequest('give "ids" (enrollment ids) or "platform" (macOS, iOS, ...), one of them', "invalid_parameter");
+  }
+  if (body.platform !== undefined) {
+    const platform = body.platform;
+    if (typeof platform !== "string" || !(PLATFORMS as readonly string[]).includes(platform)) {
+      throw new BadRequest(`"platform" must be one of ${PLATFORMS.join(", ")}`, "invalid_parameter");
+    }
+    return { platform: platform as Platform };
+  }
+  const ids = body.ids;
+  if (!Array.isArray(ids) || ids.length === 0)
+    throw new BadRequest('"ids" must be a non-empty array of enrollment ids', "invalid_parameter");
+  for (const id of ids) {
+    if (typeof id !== "string" || id === "" || id.includes("\0"))
+      throw new BadRequest('"ids" must hold non-empty strings', "invalid_parameter");
+  }
+  const unique = [...new Set(ids as string[])];
+  if (unique.length > MAX_BULK_ASSIGN_IDS) throw new BadRequest(`at most ${MAX_BULK_ASSIGN_IDS} ids at once`, "too_many_ids");
+  return { ids: unique };
 }
 
 /** 204 when something changed, 304 when nothing did (KMFDDM). */

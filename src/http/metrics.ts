@@ -13,7 +13,7 @@ import { DeviceMetrics } from "./device-metrics.ts";
 // The device path is the hot one: it counts in plain numbers (device-metrics.ts),
 // so a poll costs one increment and one bucket search, and nothing allocated.
 
-/** How long the store's figures (enrollments, queue) are reused between scrapes. */
+/** How long the store's figures (enrollments, queue, DDM) are reused between scrapes. */
 const STORE_FIGURES_TTL_MS = 5_000;
 
 const DAY_MS = 86_400_000;
@@ -68,6 +68,18 @@ export class Metrics implements PushObserver {
     labelNames: ["outcome", "cause"] as const,
     registers: [this.registry],
   });
+  private readonly ddmSyncCommands = new Counter({
+    name: "orchard_ddm_sync_commands_total",
+    help: "DeclarativeManagement commands the DDM sync sweep queued (one per channel a change reached, after coalescing).",
+    registers: [this.registry],
+  });
+  private readonly ddmRequests = new Counter({
+    name: "orchard_ddm_requests_total",
+    help: "DeclarativeManagement check-ins served by Orchard (not --dm-url), by Endpoint: tokens, declaration-items, declaration, status.",
+    labelNames: ["endpoint"] as const,
+    registers: [this.registry],
+  });
+  private readonly ddmRequestsBy = new Map<string, Counter.Internal>();
   private readonly webhookDeliveries = new Counter({
     name: "orchard_webhook_deliveries_total",
     help: "Webhook delivery attempts by outcome: delivered (2xx), http_error (another status), timeout, unreachable. Each failure is retried.",
@@ -92,6 +104,8 @@ export class Metrics implements PushObserver {
   private readonly queueDepth: Gauge;
   private readonly queueAge: Gauge;
   private readonly certExpiry: Gauge<"certificate" | "topic">;
+  private readonly ddmSyncDue: Gauge;
+  private readonly ddmDeclarations: Gauge<"state">;
   private readonly fixedExpiry: Array<{ certificate: string; notAfter: number }>;
 
   constructor(store: Store, certificates: WatchedCertificates = {}) {
@@ -111,6 +125,22 @@ export class Metrics implements PushObserver {
       registers: [this.registry],
       collect,
     });
+    this.ddmSyncDue = new Gauge({
+      name: "orchard_ddm_sync_due",
+      help: "Channels waiting for their DeclarativeManagement command (a change reached them; the sweep has not queued it yet).",
+      registers: [this.registry],
+      collect,
+    });
+    this.ddmDeclarations = new Gauge({
+      name: "orchard_ddm_declarations",
+      help: "Declarations as channels last reported them, one per channel and declaration: active_valid, failing (not active or not valid), pending (reported with an older ServerToken: not applied yet).",
+      labelNames: ["state"] as const,
+      registers: [this.registry],
+      collect,
+    });
+    for (const endpoint of ["tokens", "declaration-items", "declaration", "status"]) {
+      this.ddmRequestsBy.set(endpoint, this.ddmRequests.labels(endpoint));
+    }
     this.fixedExpiry = [];
     if (certificates.deviceCa) this.fixedExpiry.push({ certificate: "device_ca", notAfter: earliestExpiry(certificates.deviceCa) });
     if (certificates.profileSigner) {
@@ -147,15 +177,21 @@ export class Metrics implements PushObserver {
     const now = Date.now();
     if (this.storeFigures && now - this.storeFigures.at < STORE_FIGURES_TTL_MS) return this.storeFigures.pending;
     const pending = (async () => {
-      const [byType, queue, pushCerts, outbox, abmTokens] = await Promise.all([
+      const [byType, queue, pushCerts, outbox, syncDue, states, abmTokens] = await Promise.all([
         store.stats.enrollmentsByType(),
         store.stats.queue(),
         store.push.certs(),
         store.outbox.backlog(),
+        store.stats.ddmSyncDue(),
+        store.stats.ddmDeclarationStates(),
         store.ade.tokenExpiries(),
       ]);
       this.webhookBacklog.set(outbox.count);
       this.webhookOldestAge.set(outbox.oldestCreatedAt === null ? 0 : Math.max(0, (Date.now() - outbox.oldestCreatedAt) / 1000));
+      this.ddmSyncDue.set(syncDue);
+      this.ddmDeclarations.set({ state: "active_valid" }, states.activeValid);
+      this.ddmDeclarations.set({ state: "failing" }, states.failing);
+      this.ddmDeclarations.set({ state: "pending" }, states.pending);
       const days = (notAfter: number) => (notAfter - Date.now()) / DAY_MS;
       this.certExpiry.reset();
       for (const c of this.fixedExpiry) this.certExpiry.set({ certificate: c.certificate }, days(c.notAfter));
@@ -192,6 +228,16 @@ export class Metrics implements PushObserver {
   failed(reason: string): void {
     this.pushFailures.labels(reason).inc();
   }
+
+  /** DeclarativeManagement commands the sync sweep queued (DdmSyncOptions.onQueued). */
+  readonly ddmSyncQueued = (channels: number): void => {
+    this.ddmSyncCommands.inc(channels);
+  };
+
+  /** A DeclarativeManagement check-in's Endpoint (DdmRequestObserver). */
+  readonly ddmRequest = (endpoint: string): void => {
+    this.ddmRequestsBy.get(endpoint)?.inc();
+  };
 
   /** A UserAuthenticate outcome (UserAuthObserver). */
   readonly userAuthenticate = (outcome: UserAuthOutcome, cause?: FailureCause): void => {

@@ -67,6 +67,28 @@ export function ddmOpenApi(b: OpenApiBuilders): { schemas: Record<string, Schema
         status_id: str,
       }),
     ),
+    DdmBulkAssign: {
+      description: 'exactly one of "ids" and "platform"',
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        ids: { ...arrayOf(str), minItems: 1, maxItems: 100000, description: "enrollment ids (device or user channels); repeats dropped" },
+        platform: {
+          enum: ["macOS", "iOS", "iPadOS", "tvOS", "watchOS", "visionOS"],
+          description: "every device channel (type Device) of this platform enrolled now; devices enrolling later are not included",
+        },
+      },
+      oneOf: [{ required: ["ids"] }, { required: ["platform"] }],
+    },
+    DdmBulkAssignResult: object(
+      {
+        set: str,
+        platform: str,
+        enrollments: { ...count, description: "the enrollments named (repeats dropped), or the platform's device channels found" },
+        changed: { ...count, description: "those whose sets changed; each syncs once (unless nonotify)" },
+      },
+      { optional: ["platform"] },
+    ),
     SetCompliance: object({
       set: str,
       enrollments: { ...count, description: "how many enrollments hold the set" },
@@ -101,7 +123,14 @@ export function ddmOpenApi(b: OpenApiBuilders): { schemas: Record<string, Schema
       put: op(
         tag,
         "Store a declaration (KMFDDM); its ServerToken is a hash of its content",
-        { ...changed, "400": error("not a declaration, or not valid (code invalid_declaration)") },
+        {
+          "204": {
+            description:
+              "stored; the enrollments it reaches sync (unless nonotify). Header orchard-outcome: created or changed; orchard-warning: each warning (a Type newer than Apple's schema)",
+          },
+          "304": { description: "the same content was stored already (header orchard-outcome: unchanged)" },
+          "400": error("not a declaration, or not valid (code invalid_declaration)"),
+        },
         { parameters: [NONOTIFY], requestBody: { required: true, content: json(ref("DdmDeclaration")) } },
       ),
     },
@@ -203,6 +232,22 @@ export function ddmOpenApi(b: OpenApiBuilders): { schemas: Record<string, Schema
         },
       ),
     },
+    "/v1/ddm/sets/{set}/enrollments": Object.fromEntries(
+      (["post", "delete"] as const).map((method) => [
+        method,
+        op(
+          tag,
+          method === "post"
+            ? "Assign a set to many enrollments: by id, or every device channel of a platform (Orchard's own; one chunk per transaction)"
+            : "Take a set from many enrollments: by id, or every device channel of a platform (Orchard's own)",
+          { "200": ok("DdmBulkAssignResult"), "400": error("neither or both of ids and platform, a bad id, or too many ids") },
+          {
+            parameters: [param("set", "path", "the set's name"), NONOTIFY],
+            requestBody: { required: true, content: json(ref("DdmBulkAssign")) },
+          },
+        ),
+      ]),
+    ),
     "/v1/set-compliance/{set}": {
       get: op(
         tag,

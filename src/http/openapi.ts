@@ -245,7 +245,7 @@ const schemas: Record<string, Schema> = {
       created_at: time,
       updated_at: time,
     },
-    { description: "a DDM asset (docs/ddm-assets.md), never its bytes" },
+    { description: "a DDM asset (docs/declarative-management.md), never its bytes" },
   ),
   DdmAssetPage: page("assets", "DdmAsset"),
   DdmProfile: object(
@@ -261,7 +261,7 @@ const schemas: Record<string, Schema> = {
       created_at: time,
       updated_at: time,
     },
-    { description: "a stored configuration profile (docs/ddm-assets.md), never its bytes" },
+    { description: "a stored configuration profile (docs/declarative-management.md), never its bytes" },
   ),
   DdmProfilePage: page("profiles", "DdmProfile"),
   DdmFileRemoved: object({ removed: str }),
@@ -809,7 +809,7 @@ function pushResponses(): Record<string, unknown> {
   };
 }
 
-/** The operator's routes of DDM assets or stored profiles (docs/ddm-assets.md). */
+/** The operator's routes of DDM assets or stored profiles (docs/declarative-management.md). */
 function ddmFilePaths(plural: string, what: string, schema: string, content: { put: Record<string, unknown> }) {
   const id = param("id", "path", `the ${what}'s id: 1 to 128 letters, digits, '.', '_' or '-', not starting with '.'`);
   const badId = {

@@ -293,7 +293,7 @@ export interface ScepChallengeJson {
   expires_at: Time;
 }
 
-// --- DDM assets and stored profiles (docs/ddm-assets.md) ---------------------
+// --- DDM assets and stored profiles (docs/declarative-management.md) ---------------------
 
 /** GET, PUT /v1/ddm/assets/{id}: an asset, never its bytes. */
 export interface DdmAssetJson {
@@ -332,6 +332,17 @@ export type DdmProfilePage = Page<"profiles", DdmProfileJson>;
 /** DELETE /v1/ddm/assets/{id}, /v1/ddm/profiles/{id}. */
 export interface DdmFileRemoved {
   removed: string;
+}
+
+/** POST, DELETE /v1/ddm/sets/{set}/enrollments: a set assigned to (or taken from) many enrollments. */
+export interface DdmBulkAssignResult {
+  set: string;
+  /** Given when the request named a platform. */
+  platform?: string;
+  /** The enrollments the request named (ids, repeats dropped) or the platform's device channels found. */
+  enrollments: number;
+  /** Those whose sets changed (and that sync, unless nonotify). */
+  changed: number;
 }
 
 // --- Outside /v1 -------------------------------------------------------------

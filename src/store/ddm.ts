@@ -68,6 +68,9 @@ export type PutOutcome = "created" | "changed" | "unchanged";
 /** The CommandUUIDs of the DeclarativeManagement commands core/ddm-sync.ts queues start so. */
 export const DDM_SYNC_COMMAND_PREFIX = "ddm-sync-";
 
+/** Channels per statement and transaction of assignMany (3 placeholders each: far below both dialects' limits). */
+export const ASSIGN_CHUNK = 500;
+
 const DECLARATION_COLUMNS = "identifier, type, kind, payload, source, server_token, touched, created_at, updated_at";
 interface DeclarationRow {
   identifier: string;
@@ -247,6 +250,48 @@ export class DdmStore {
       if (removed > 0 && o.syncDueAt !== null) await dueIds(tx, [enrollmentId], o.syncDueAt);
       return removed > 0;
     });
+  }
+
+  /**
+   * Assigns a set to many channels (add) or takes it from them: one
+   * transaction per chunk of ASSIGN_CHUNK ids, each channel whose sets changed
+   * made due once (as assign/unassign do). Returns how many channels changed.
+   * Memory stays bounded by the chunk whatever the number of ids.
+   */
+  async assignMany(set: string, enrollmentIds: readonly string[], add: boolean, o: ChangeOptions): Promise<number> {
+    let changed = 0;
+    for (const chunk of chunks(enrollmentIds, ASSIGN_CHUNK)) {
+      changed += await this.db.transaction(async (tx) => {
+        const rows = add
+          ? await tx.all<{ enrollment_id: string }>(
+              `INSERT INTO ddm_enrollment_sets (enrollment_id, set_name, created_at) VALUES ${chunk.map(() => "(?, ?, ?)").join(", ")}
+               ON CONFLICT (enrollment_id, set_name) DO NOTHING RETURNING enrollment_id`,
+              chunk.flatMap((id) => [id, set, o.now]),
+            )
+          : await tx.all<{ enrollment_id: string }>(
+              `DELETE FROM ddm_enrollment_sets WHERE set_name = ? AND enrollment_id IN (${chunk.map(() => "?").join(", ")})
+               RETURNING enrollment_id`,
+              [set, ...chunk],
+            );
+        const ids = rows.map((r) => r.enrollment_id);
+        if (ids.length > 0 && o.syncDueAt !== null) await dueIds(tx, ids, o.syncDueAt);
+        return ids.length;
+      });
+    }
+    return changed;
+  }
+
+  /**
+   * The device channels (type Device) of a platform enrolled now (enabled),
+   * in id order after `after`: one page for assignMany.
+   */
+  async deviceChannels(platform: string, after: string, limit: number): Promise<string[]> {
+    const rows = await this.db.all<{ id: string }>(
+      `SELECT e.id FROM enrollments e JOIN devices d ON d.id = e.device_id
+       WHERE e.type = 'Device' AND e.id > ? AND e.enabled = 1 AND d.platform = ? ORDER BY e.id LIMIT ?`,
+      [after, platform, limit],
+    );
+    return rows.map((r) => r.id);
   }
 
   // ---- syncs

@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import type { StatusReport } from "../../src/protocol/ddm.ts";
 import { declarationsToken, EMPTY_SET_TOKEN, serverToken, setToken } from "../../src/protocol/ddm-tokens.ts";
-import type { NewDeclaration } from "../../src/store/ddm.ts";
+import { ASSIGN_CHUNK, type NewDeclaration } from "../../src/store/ddm.ts";
 import type { Store } from "../../src/store/index.ts";
 
 export function ddmStoreContract(name: string, open: () => Promise<Store>): void {
@@ -133,6 +133,32 @@ export function ddmStoreContract(name: string, open: () => Promise<Store>): void
       assert.deepEqual(await store.ddm.claimDue(T0 + 10_000, 100), []);
       assert.equal(await store.ddm.scheduleSync({ declarations: [id], ids: [channels[0]!] }, T0), 3);
       assert.deepEqual((await store.ddm.claimDue(T0, 100)).sort(), [...channels].sort());
+    });
+
+    test("assignMany: chunked, each changed channel due once, repeats and absent ones unchanged", async () => {
+      const set = fresh("set");
+      const id = fresh("com.example.bulk");
+      await store.ddm.putDeclaration(config(id), quiet);
+      await store.ddm.addToSet(set, id, quiet);
+      // More than two chunks; one channel already holds the set.
+      const channels = Array.from({ length: 2 * ASSIGN_CHUNK + 7 }, (_, i) => `${fresh("BULK")}-${i}`);
+      assert.equal(await store.ddm.assign(channels[0]!, set, quiet), true);
+      const dueBefore = await store.ddm.dueCount();
+      const due = { now: T0 + 1, syncDueAt: T0 + 1000 };
+      assert.equal(await store.ddm.assignMany(set, channels, true, due), channels.length - 1);
+      assert.equal(await store.ddm.dueCount(), dueBefore + channels.length - 1, "one due row per channel that changed");
+      assert.deepEqual(await store.ddm.enrollmentSets(channels[ASSIGN_CHUNK + 3]!), [set]);
+      assert.equal(await store.ddm.assignMany(set, channels, true, due), 0, "nothing changes twice");
+      assert.equal(await store.ddm.dueCount(), dueBefore + channels.length - 1, "and nothing more is due");
+      // Taking it from some (and from channels that never had it): only those that had it change.
+      const some = [...channels.slice(0, ASSIGN_CHUNK + 1), fresh("NEVER")];
+      assert.equal(await store.ddm.assignMany(set, some, false, quiet), ASSIGN_CHUNK + 1);
+      assert.deepEqual(await store.ddm.enrollmentSets(channels[0]!), []);
+      assert.deepEqual(await store.ddm.enrollmentSets(channels[ASSIGN_CHUNK + 1]!), [set]);
+      assert.equal(await store.ddm.assignMany(set, [], true, due), 0);
+      const claimed = new Set(await store.ddm.claimDue(T0 + 1000, 10 * ASSIGN_CHUNK));
+      assert.ok(channels.slice(1).every((c) => claimed.has(c)));
+      assert.ok(!claimed.has(channels[0]!), "assigned without a sync due (quiet)");
     });
 
     const status = (o: Partial<StatusReport>): StatusReport => ({ fullReport: false, declarations: [], values: [], errors: [], ...o });

@@ -1,0 +1,290 @@
+// `orchard ddm` against a real server (in-process CLI, real HTTP), and the
+// bulk assignment route it uses: by ids (100,000 of them), by platform, bad
+// bodies refused with nothing written.
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { runWith } from "../src/cli/client-commands.ts";
+import { cliContext, type CapturedCli } from "./support/cli.ts";
+import { testFleet, type TestFleet } from "./support/fleet.ts";
+import { eventually, identity, RawDevice } from "./support/mdm.ts";
+import { startTestServer, type TestServer } from "./support/server.ts";
+
+let server: TestServer;
+let fleet: TestFleet;
+let mac: RawDevice;
+let iphone: RawDevice;
+let tmp: string;
+const USER = { UserID: "CLI-DDM-USER", UserShortName: "dana", UserLongName: "Dana" };
+let userChannel: string;
+
+const TEST_DECL = {
+  Type: "com.apple.configuration.management.test",
+  Identifier: "com.example.cli.test",
+  Payload: { Echo: "hello" },
+};
+const ACTIVATION = {
+  Type: "com.apple.activation.simple",
+  Identifier: "com.example.cli.activation",
+  Payload: { StandardConfigurations: ["com.example.cli.test"] },
+};
+
+function file(name: string, value: unknown): string {
+  const p = path.join(tmp, name);
+  fs.writeFileSync(p, typeof value === "string" ? value : JSON.stringify(value, null, 2));
+  return name;
+}
+
+async function ddm(...args: string[]): Promise<CapturedCli & { code: number }> {
+  const ctx = cliContext(server.url, { cwd: tmp });
+  const code = await runWith(ctx, "ddm", args);
+  return Object.assign(ctx, { code });
+}
+
+before(async () => {
+  server = await startTestServer();
+  fleet = await testFleet(server.url);
+  mac = new RawDevice(fleet.transport, await identity(fleet), `CLI-DDM-MAC-${randomUUID().slice(0, 8)}`);
+  await mac.enroll({ ProductName: "Mac14,2" });
+  assert.equal((await mac.tokenUpdate(USER)).status, 200);
+  userChannel = `${mac.udid}:${USER.UserID}`;
+  iphone = new RawDevice(fleet.transport, await identity(fleet), `CLI-DDM-IPHONE-${randomUUID().slice(0, 8)}`);
+  await iphone.enroll({ ProductName: "iPhone15,4" });
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-cli-ddm-"));
+});
+after(async () => {
+  fleet?.close();
+  await server?.stop();
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test("ddm put: created, unchanged, changed; a refused declaration prints the server's reason and exits 1", async () => {
+  const first = await ddm("put", file("test.json", TEST_DECL), file("activation.json", ACTIVATION));
+  assert.equal(first.code, 0, first.stderr);
+  assert.equal(first.stdout, "created com.example.cli.test (test.json)\ncreated com.example.cli.activation (activation.json)\n");
+  assert.equal(first.stderr, "");
+  const again = await ddm("put", "test.json");
+  assert.equal(again.stdout, "unchanged com.example.cli.test (test.json)\n");
+  const changed = await ddm("put", file("test.json", { ...TEST_DECL, Payload: { Echo: "hello again" } }), "--json");
+  assert.equal(changed.code, 0, changed.stderr);
+  assert.deepEqual(JSON.parse(changed.stdout), [
+    { file: "test.json", identifier: "com.example.cli.test", outcome: "changed", warnings: [] },
+  ]);
+
+  const bad = {
+    Type: "com.apple.configuration.passcode.settings",
+    Identifier: "com.example.cli.passcode",
+    Payload: { MinimumLength: "six" },
+  };
+  const refused = await ddm("put", file("bad.json", bad), "test.json");
+  assert.equal(refused.code, 1);
+  assert.match(
+    refused.stderr,
+    /^orchard: bad\.json: refused: declaration "com\.example\.cli\.passcode" is not valid: Payload\.MinimumLength/m,
+  );
+  assert.equal(refused.stdout, "unchanged com.example.cli.test (test.json)\n", "the other files are still put");
+  assert.equal((await server.api("GET", "/v1/declarations/com.example.cli.passcode")).status, 404, "nothing stored");
+
+  const notJson = await ddm("put", file("broken.json", "{ not json"));
+  assert.equal(notJson.code, 1);
+  assert.match(notJson.stderr, /refused: the body must be a JSON object/);
+  const missing = await ddm("put", "no-such-file.json");
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /cannot read no-such-file\.json/);
+  const none = await ddm("put");
+  assert.equal(none.code, 2);
+});
+
+test("ddm put: a Type newer than Apple's schema is stored with the server's warning", async () => {
+  const newer = { Type: "com.apple.configuration.shiny-new", Identifier: "com.example.cli.newer", Payload: { A: 1 } };
+  const r = await ddm("put", file("newer.json", newer));
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, "created com.example.cli.newer (newer.json)\n");
+  assert.match(
+    r.stderr,
+    /^orchard: warning: com\.example\.cli\.newer: Type "com\.apple\.configuration\.shiny-new": type not in the schema/m,
+  );
+  const json = await ddm("put", "newer.json", "--json");
+  const [out] = JSON.parse(json.stdout);
+  assert.equal(out.outcome, "unchanged");
+  assert.equal(out.warnings.length, 1);
+  assert.match(out.warnings[0], /not in the schema/);
+});
+
+test("ddm declarations, show, touch, rm", async () => {
+  const list = await ddm("declarations");
+  assert.equal(list.code, 0, list.stderr);
+  assert.ok(list.stdout.split("\n").includes("com.example.cli.test"), list.stdout);
+  const shown = await ddm("show", "com.example.cli.test");
+  assert.equal(shown.code, 0);
+  const d = JSON.parse(shown.stdout);
+  assert.equal(d.Identifier, "com.example.cli.test");
+  assert.deepEqual(d.Payload, { Echo: "hello again" });
+  const touched = await ddm("touch", "com.example.cli.test", "--nonotify");
+  assert.equal(touched.stdout, "touched com.example.cli.test: it has a new ServerToken\n");
+  assert.notEqual(JSON.parse((await ddm("show", "com.example.cli.test")).stdout).ServerToken, d.ServerToken);
+  assert.equal((await ddm("touch", "com.example.none")).code, 1);
+  assert.match((await ddm("show", "com.example.none")).stderr, /^orchard: no declaration com\.example\.none$/m);
+
+  const removed = await ddm("rm", "com.example.cli.newer");
+  assert.equal(removed.stdout, "deleted com.example.cli.newer\n");
+  const gone = await ddm("rm", "com.example.cli.newer");
+  assert.equal(gone.code, 1);
+  assert.match(gone.stderr, /no declaration com\.example\.cli\.newer/);
+});
+
+test("ddm sets, set add/remove, and rm of a declaration a set holds", async () => {
+  const add = await ddm("set", "cli-set", "add", "com.example.cli.test", "com.example.cli.activation");
+  assert.equal(add.code, 0, add.stderr);
+  assert.equal(add.stdout, "added com.example.cli.test to cli-set\nadded com.example.cli.activation to cli-set\n");
+  assert.equal((await ddm("set", "cli-set", "add", "com.example.cli.test")).stdout, "com.example.cli.test was in cli-set already\n");
+  const noSuch = await ddm("set", "cli-set", "add", "com.example.none");
+  assert.equal(noSuch.code, 1);
+  assert.match(noSuch.stderr, /no declaration "com\.example\.none": put it first/);
+  assert.equal((await ddm("set", "cli-set")).stdout, "com.example.cli.activation\ncom.example.cli.test\n");
+  assert.ok((await ddm("sets")).stdout.split("\n").includes("cli-set"));
+  const inUse = await ddm("rm", "com.example.cli.test");
+  assert.equal(inUse.code, 1);
+  assert.match(inUse.stderr, /is in sets \(cli-set\): remove it from them first/);
+
+  await ddm("put", file("spare.json", { ...TEST_DECL, Identifier: "com.example.cli.spare" }));
+  await ddm("set", "cli-set", "add", "com.example.cli.spare");
+  assert.equal((await ddm("set", "cli-set", "remove", "com.example.cli.spare")).stdout, "removed com.example.cli.spare from cli-set\n");
+  assert.equal((await ddm("set", "cli-set", "remove", "com.example.cli.spare")).stdout, "com.example.cli.spare was not in cli-set\n");
+  assert.equal((await ddm("set", "cli-set", "rename")).code, 2);
+  assert.equal((await ddm("set", "cli-set", "add")).code, 2);
+});
+
+test("ddm assign and unassign: by id (device and user channels) and by platform; each channel syncs once", async () => {
+  const queued = async (id: string) => {
+    await eventually(async () => ((await server.store.ddm.dueCount()) === 0 ? true : undefined), 15_000, "the DDM sync sweep");
+    const q = await server.api("GET", `/v1/queue/${encodeURIComponent(id)}`);
+    return q.json.commands.filter((c: { request_type: string }) => c.request_type === "DeclarativeManagement").length;
+  };
+  const byId = await ddm("assign", "cli-set", mac.udid, userChannel);
+  assert.equal(byId.code, 0, byId.stderr);
+  assert.equal(byId.stdout, "assigned cli-set: 2 of 2 enrollment(s) changed\n");
+  const byPlatform = await ddm("assign", "cli-set", "--platform", "macOS");
+  assert.equal(byPlatform.stdout, "assigned cli-set: 0 of 1 macOS device channel(s) enrolled now changed; 1 had it already\n");
+  assert.equal(await queued(mac.udid), 1, "one DeclarativeManagement command for the Mac");
+  assert.equal(await queued(userChannel), 1, "and one for the user's channel");
+  assert.deepEqual((await server.api("GET", `/v1/enrollment-sets/${iphone.udid}`)).json, []);
+
+  const phones = await ddm("assign", "cli-set", "--platform", "iOS", "--json");
+  assert.deepEqual(JSON.parse(phones.stdout), { set: "cli-set", platform: "iOS", enrollments: 1, changed: 1 });
+  assert.deepEqual((await server.api("GET", `/v1/enrollment-sets/${iphone.udid}`)).json, ["cli-set"]);
+  const off = await ddm("unassign", "cli-set", "--platform", "iOS", "--nonotify");
+  assert.equal(off.stdout, "unassigned cli-set: 1 of 1 iOS device channel(s) enrolled now changed\n");
+  assert.deepEqual((await server.api("GET", `/v1/enrollment-sets/${iphone.udid}`)).json, []);
+  const notThere = await ddm("unassign", "cli-set", "NO-SUCH-ENROLLMENT");
+  assert.equal(notThere.stdout, "unassigned cli-set: 0 of 1 enrollment(s) changed; 1 did not have it\n");
+
+  for (const args of [["cli-set"], ["cli-set", mac.udid, "--platform", "macOS"], ["cli-set", "--platform", "Linux"], []]) {
+    const r = await ddm("assign", ...args);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, /^usage: orchard ddm /m);
+  }
+});
+
+test("ddm status, compliance and values show what the device reported", async () => {
+  const token = (await server.api("GET", "/v1/declarations/com.example.cli.test")).json.ServerToken;
+  const activationToken = (await server.api("GET", "/v1/declarations/com.example.cli.activation")).json.ServerToken;
+  const report = {
+    StatusItems: {
+      management: {
+        declarations: {
+          activations: [{ identifier: "com.example.cli.activation", active: true, valid: "valid", "server-token": activationToken }],
+          configurations: [
+            {
+              identifier: "com.example.cli.test",
+              active: false,
+              valid: "invalid",
+              "server-token": token,
+              reasons: [{ code: "Error.ConfigurationCannotBeApplied", description: "no\u001b[2J" }],
+            },
+          ],
+        },
+      },
+      device: { "operating-system": { version: "15.2", build: "24C101" }, model: { family: "Mac" } },
+    },
+    Errors: [{ StatusItem: "softwareupdate.install-state", Reasons: [{ code: "Error.Unsupported" }] }],
+  };
+  const sent = await mac.checkin("DeclarativeManagement", { Endpoint: "status", Data: Buffer.from(JSON.stringify(report)) });
+  assert.equal(sent.status, 200, sent.text);
+
+  const status = await ddm("status", mac.udid);
+  assert.equal(status.code, 0, status.stderr);
+  const lines = status.stdout.split("\n");
+  assert.equal(lines[0], "sets: cli-set");
+  assert.match(lines[2]!, /^DECLARATION\s+SETS\s+ACTIVE\s+VALID\s+CURRENT\s+REPORTED\s+REASONS$/);
+  assert.match(status.stdout, /^com\.example\.cli\.activation\s+cli-set\s+yes\s+valid\s+yes\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+-$/m);
+  assert.match(
+    status.stdout,
+    /^com\.example\.cli\.test\s+cli-set\s+no\s+invalid\s+yes\s+\S+ \S+\s+\[\{"code":"Error\.ConfigurationCannotBeApplied"/m,
+  );
+  assert.ok(!status.stdout.includes("\u001b"), "a device's text never reaches the terminal raw");
+  assert.match(status.stdout, /^ERROR PATH\s+ERROR\s+AT$/m);
+  assert.match(status.stdout, /^management\.declarations\.configurations\s+\{/m);
+
+  const raw = JSON.parse((await ddm("status", mac.udid, "--json")).stdout);
+  assert.deepEqual(raw.sets, { "cli-set": ["com.example.cli.activation", "com.example.cli.test"] });
+  assert.equal(raw.declarations.length, 2);
+  assert.ok(raw.errors.length >= 1);
+
+  // The user's channel has the set but reported nothing.
+  const user = await ddm("status", userChannel);
+  assert.match(user.stdout, /^com\.example\.cli\.test\s+cli-set\s+not reported\s+-/m);
+
+  const compliance = await ddm("compliance", "cli-set");
+  assert.equal(compliance.code, 0, compliance.stderr);
+  assert.match(compliance.stdout, /^set cli-set: 2 enrollment\(s\)$/m);
+  assert.match(compliance.stdout, /^com\.example\.cli\.activation\s+1\s+0\s+1$/m);
+  assert.match(compliance.stdout, /^com\.example\.cli\.test\s+0\s+1\s+1$/m);
+
+  const values = await ddm("values", mac.udid, "--prefix", "device.operating-system.");
+  assert.equal(values.code, 0, values.stderr);
+  assert.match(values.stdout, /^PATH\s+VALUE\s+UPDATED$/m);
+  assert.match(values.stdout, /^device\.operating-system\.build\s+24C101\s/m);
+  assert.match(values.stdout, /^device\.operating-system\.version\s+15\.2\s/m);
+  assert.ok(!values.stdout.includes("model.family"));
+  const all = JSON.parse((await ddm("values", mac.udid, "--json")).stdout);
+  assert.ok(all.some((v: { path: string }) => v.path === ".StatusItems.device.model.family"));
+  assert.equal((await ddm("values", "NO-SUCH")).stdout, "no status values\n");
+  assert.equal((await ddm("status", "a,b")).code, 2);
+});
+
+test("bulk assignment: 100,000 ids in one request; bad bodies refused with nothing written", async () => {
+  const ids = Array.from({ length: 100_000 }, (_, i) => `BULK-${String(i).padStart(6, "0")}-${randomUUID()}`);
+  const count = async (set: string) =>
+    Number((await server.store.db.get<{ n: number }>("SELECT COUNT(*) AS n FROM ddm_enrollment_sets WHERE set_name = ?", [set]))!.n);
+  const on = await server.api("POST", "/v1/ddm/sets/bulk-set/enrollments?nonotify=1", { ids: [...ids, ids[0]] });
+  assert.equal(on.status, 200, on.text);
+  assert.deepEqual(on.json, { set: "bulk-set", enrollments: 100_000, changed: 100_000 });
+  assert.equal(await count("bulk-set"), 100_000);
+  const off = await server.api("DELETE", "/v1/ddm/sets/bulk-set/enrollments?nonotify=1", { ids: ids.slice(0, 60_000) });
+  assert.deepEqual(off.json, { set: "bulk-set", enrollments: 60_000, changed: 60_000 });
+  assert.equal(await count("bulk-set"), 40_000);
+
+  for (const [body, code] of [
+    [{ ids: ["GOOD-1", 5] }, "invalid_parameter"],
+    [{ ids: ["GOOD-1", "x".repeat(300)] }, "invalid_parameter"],
+    [{ ids: ["GOOD-1"], platform: "macOS" }, "invalid_parameter"],
+    [{}, "invalid_parameter"],
+    [{ ids: [] }, "invalid_parameter"],
+    [{ platform: "Linux" }, "invalid_parameter"],
+    [{ ids: ["GOOD-1"], extra: 1 }, "unknown_field"],
+    [{ ids: Array.from({ length: 100_001 }, (_, i) => `X${i}`) }, "too_many_ids"],
+  ] as const) {
+    const r = await server.api("POST", "/v1/ddm/sets/bulk-bad/enrollments", body);
+    assert.equal(r.status, 400, JSON.stringify(body).slice(0, 80));
+    assert.equal(r.json.code, code, r.text);
+  }
+  assert.equal(await count("bulk-bad"), 0, "nothing written");
+  assert.ok(
+    server.logs.some((l) => l.includes("DDM set assigned in bulk") && l.includes('"changed":100000')),
+    "the change is logged",
+  );
+});
