@@ -62,6 +62,21 @@ function urlParams(p: Readonly<Record<string, string>> | undefined): string {
   return keys.length === 0 ? "" : `,"url_params":${JSON.stringify(p)}`;
 }
 
+const AUTH_TOKEN_KEY = Buffer.from("<key>AuthToken</key>");
+// The AuthToken element as a device writes it in its XML plist, and the blank after it.
+const AUTH_TOKEN_ELEMENT = /<key>AuthToken<\/key>\s*<string>[^<]*<\/string>\s*/g;
+
+/**
+ * The base64 of the bytes the device sent, less the AuthToken Orchard issued
+ * to a network user (a user channel echoes it in every request): the rest of
+ * the body stays byte for byte. The search is one indexOf for every other body.
+ */
+export function rawPayload(raw: Buffer): string {
+  if (raw.indexOf(AUTH_TOKEN_KEY) === -1) return raw.toString("base64");
+  // latin1 maps each byte to one character and back: only the element's bytes change.
+  return Buffer.from(raw.toString("latin1").replace(AUTH_TOKEN_ELEMENT, ""), "latin1").toString("base64");
+}
+
 function envelope(topic: string, field: string, inner: string, now: number): WebhookEvent {
   const eventId = randomUUID();
   const body = `{"${field}":${inner},"created_at":"${new Date(now).toISOString()}","event_id":"${eventId}","topic":${JSON.stringify(topic)}}`;
@@ -74,7 +89,7 @@ export function checkinEvent(topic: NanoMdmTopic, s: MdmEventSource, now: number
   const inner =
     "{" +
     (id.enrollmentId !== undefined ? `"enrollment_id":${JSON.stringify(id.enrollmentId)},` : "") +
-    `"ids":${id.ids},"raw_payload":"${s.raw.toString("base64")}"` +
+    `"ids":${id.ids},"raw_payload":"${rawPayload(s.raw)}"` +
     (tokenUpdateTally !== undefined ? `,"token_update_tally":${tokenUpdateTally}` : "") +
     (id.udid !== undefined ? `,"udid":${JSON.stringify(id.udid)}` : "") +
     urlParams(s.urlParams) +
@@ -89,7 +104,7 @@ export function acknowledgeEvent(s: MdmEventSource, status: string, commandUuid:
     "{" +
     (commandUuid ? `"command_uuid":${JSON.stringify(commandUuid)},` : "") +
     (id.enrollmentId !== undefined ? `"enrollment_id":${JSON.stringify(id.enrollmentId)},` : "") +
-    `"ids":${id.ids},"raw_payload":"${s.raw.toString("base64")}","status":${JSON.stringify(status)}` +
+    `"ids":${id.ids},"raw_payload":"${rawPayload(s.raw)}","status":${JSON.stringify(status)}` +
     (id.udid !== undefined ? `,"udid":${JSON.stringify(id.udid)}` : "") +
     urlParams(s.urlParams) +
     "}";
