@@ -301,7 +301,7 @@ export class DdmRig {
     if (tokens.size < want) errorKinds[`not pushed within ${CHANGE_TIMEOUT_MS / 1000} s`] = want - tokens.size;
     for (const v of apns.violations) errorKinds[`stand-in: ${v}`] = (errorKinds[`stand-in: ${v}`] ?? 0) + 1;
     const latencies = new Float64Array(apns.seen.length);
-    apns.seen.forEach((p, i) => (latencies[i] = p.at - wall0));
+    for (const [i, p] of apns.seen.entries()) latencies[i] = p.at - wall0;
     return {
       requests: want,
       units: 1,
