@@ -601,6 +601,7 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
         seeded: rig.seeded,
         seedS: round3(rig.seedS),
         enrollS: round3(rig.enrollS),
+        devices: rig.devices.map((d) => d.enroll),
       });
       if (ddm !== "change" && o.warmupMs > 0) {
         const w = await rig.load(ddm, o.warmupMs);
