@@ -39,10 +39,11 @@ import {
 } from "./postgres.ts";
 import { profileTable, summarizeProfile } from "./profile-top.ts";
 import { IDS_PER_REQUEST, PUSH_WARMUP, PushRig, startPushStandIn } from "./push.ts";
+import { ddmReport, ddmRows, DdmRig, type DdmExtra, type DdmRowKind } from "./ddm.ts";
 import { REPO_ROOT, ServerHandle } from "./servers.ts";
 
 /** What --scenarios selects; each is one results file. scale and push give a row per size. */
-const SCENARIOS = ["floor", "idle", "tokenupdate", "roundtrip", "login", "enroll", "scale", "push", "webhooks"] as const;
+const SCENARIOS = ["floor", "idle", "tokenupdate", "roundtrip", "login", "enroll", "scale", "push", "webhooks", "ddm"] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 /** Scenarios whose unit is driven for --duration over the bench devices. */
 type DrivenKind = "floor" | "idle" | "tokenupdate" | "roundtrip" | "login";
@@ -92,6 +93,8 @@ const USAGE = `usage: npm run bench -- [options]
   --scale-sizes LIST scale: enrolled devices in the store, one row each (default 1k,100k;
                      quick: 1k,10k)
   --push-sizes LIST  push: enrollments pushed per run, one row each (default 10k,100k; quick: 2k)
+  --ddm-sizes LIST   ddm: enrollments in the store, rows ddm-tokens/items/sync-N each, and
+                     ddm-change-N for the largest (default 1k,100k; quick: 1k,10k); bench/ddm.ts
   --backends LIST    sqlite,postgres: run every scenario on each, one table per backend
                      (default: sqlite, plus postgres when --storage postgres://... is given)
   --storage URL      sqlite:/path/file.db: the SQLite store (default: a temp dir per server;
@@ -123,6 +126,7 @@ interface Options {
   enrollBatch: number;
   scaleSizes: number[];
   pushSizes: number[];
+  ddmSizes: number[];
   backends: Backend[];
   /** --storage per backend; postgres is where the fresh databases are made. */
   storage: { sqlite?: string; postgres: string };
@@ -167,6 +171,7 @@ function parseOptions(argv: string[]): Options {
       "enroll-batch": { type: "string" },
       "scale-sizes": { type: "string" },
       "push-sizes": { type: "string" },
+      "ddm-sizes": { type: "string" },
       storage: { type: "string", multiple: true },
       backends: { type: "string" },
       compare: { type: "string" },
@@ -243,6 +248,7 @@ function parseOptions(argv: string[]): Options {
     enrollBatch: count(values["enroll-batch"], "enroll-batch", quick ? 200 : 2000),
     scaleSizes: sizes(values["scale-sizes"] ?? (quick ? "1k,10k" : "1k,100k"), "scale-sizes"),
     pushSizes: sizes(values["push-sizes"] ?? (quick ? "2k" : "10k,100k"), "push-sizes"),
+    ddmSizes: sizes(values["ddm-sizes"] ?? (quick ? "1k,10k" : "1k,100k"), "ddm-sizes"),
     backends: BACKENDS.filter((b) => backends.includes(b)),
     storage,
     client,
@@ -277,6 +283,7 @@ interface RowSpec {
   runs: number;
   /** webhooks: the requests driven, and whether the server has --webhook-url (to a receiver process). */
   webhook?: WebhookRow;
+  ddm?: DdmRowKind;
 }
 
 interface WebhookRow {
@@ -297,6 +304,7 @@ function rowsOf(o: Options): RowSpec[] {
     if (kind === "scale") return o.scaleSizes.map((size) => ({ kind, name: `scale-${sizeLabel(size)}`, size, runs: o.runs }));
     if (kind === "push") return o.pushSizes.map((size) => ({ kind, name: `push-${sizeLabel(size)}`, size, runs: pushRuns(o, size) }));
     if (kind === "webhooks") return WEBHOOK_ROWS.map((r) => ({ kind, name: r.name, webhook: r.webhook, runs: o.runs }));
+    if (kind === "ddm") return ddmRows(o.ddmSizes).map((r) => ({ kind, name: `ddm-${r.ddm}-${sizeLabel(r.size)}`, ...r, runs: o.runs }));
     return [{ kind, name: kind, runs: o.runs }];
   });
 }
@@ -375,7 +383,7 @@ function enrollUnit(done: { n: number }): Unit<BenchEnrollee> {
 
 // ---- measurement ---------------------------------------------------------------
 
-interface RunResult {
+interface RunResult extends DdmExtra {
   round: number;
   /** Completed requests; for push, pushes asked for. */
   requests: number;
@@ -441,6 +449,8 @@ interface Scenario {
   /** webhooks: what the row drives, and the receiver process of a row with the webhook on. */
   webhook?: WebhookRow;
   receiver?: ServerHandle;
+  /** ddm: the row's kind and the server (with its seeded store) it shares with the other rows of its size. */
+  ddm?: { kind: DdmRowKind; rig: DdmRig };
   dataDir?: string;
   database?: BenchDatabase;
   dbCpu?: DatabaseCpu;
@@ -467,6 +477,7 @@ const MB = 1024 * 1024;
 type LoadResult = DriveResult & { extra?: Partial<RunResult> };
 
 async function load(s: Scenario, o: Options, round: number): Promise<LoadResult> {
+  if (s.ddm) return s.ddm.rig.load(s.ddm.kind, o.durationMs);
   if (s.kind === "enroll") {
     const batch = s.batches![s.batches!.length - o.runs + round - 1]!;
     const done = { n: 0 };
@@ -596,6 +607,41 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
   live.add(s);
   try {
     if (profileDir) s.profileFile = path.join(profileDir, `${name}.cpuprofile`);
+    if (kind === "ddm") {
+      const ddm = spec.ddm!;
+      const { apns, pki } = shared.push!;
+      const rig = await DdmRig.hold(
+        {
+          size: spec.size!,
+          backend,
+          postgres: o.storage.postgres,
+          fleet: shared.fleet,
+          caFile: shared.caFile,
+          apns,
+          pki,
+          inFlight: inFlight(o),
+          client: o.client,
+        },
+        (r) => (s.ddm = { kind: ddm, rig: r }),
+      );
+      s.ddm = { kind: ddm, rig };
+      Object.assign(s, {
+        server: rig.server,
+        database: rig.database,
+        seeded: rig.seeded,
+        seedS: round3(rig.seedS),
+        enrollS: round3(rig.enrollS),
+        devices: rig.devices.map((d) => d.enroll),
+      });
+      if (ddm !== "change" && o.warmupMs > 0) {
+        const w = await rig.load(ddm, o.warmupMs);
+        s.warmup = { reqPerSec: Math.round(w.requests / (w.elapsedMs / 1000)), errors: w.errors, errorKinds: w.errorKinds };
+      }
+      // One profile per server: the sync row's, which also covers the other rows of its size run after it starts.
+      if (s.profileFile && ddm === "sync") rig.server!.startProfile();
+      else s.profileFile = undefined;
+      return s;
+    }
     if (kind === "floor") {
       s.profileFile = undefined;
       s.server = await ServerHandle.start("floor");
@@ -697,7 +743,9 @@ async function tearDown(s: Scenario): Promise<void> {
     process.stderr.write(`bench: ${s.backend} ${s.name}: no profile: ${(err as Error).message}\n`);
   } finally {
     s.pool?.close();
-    if (s.push) {
+    if (s.ddm) {
+      await s.ddm.rig.release();
+    } else if (s.push) {
       try {
         await s.push.stop();
       } catch (err) {
@@ -737,6 +785,8 @@ const MEDIAN_KEYS = [
   "enrollmentsPerSec",
   "pushesPerSec",
   "eventsPerSec",
+  "syncsPerSec",
+  "changeS",
   "peakStreams",
   "apnsConnections",
   "pushRequestP50Ms",
@@ -872,7 +922,7 @@ async function runBackend(backend: Backend, o: Options, shared: Shared, profileD
       for (const s of scenarios) {
         const r = s.runs.find((x) => x.round === round);
         // Pushes are not requests of the floor's kind: no ratio.
-        if (r && s.kind !== "push") r.xFloor = round4(r.reqPerSec / floor.reqPerSec);
+        if (r && s.kind !== "push" && s.ddm?.kind !== "change") r.xFloor = round4(r.reqPerSec / floor.reqPerSec);
       }
     }
   } finally {
@@ -957,7 +1007,11 @@ function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?
             ? `${fmt(m.enrollmentsPerSec)} enrollments/s`
             : m.pushesPerSec !== undefined
               ? `${fmt(m.pushesPerSec)} pushes/s`
-              : "-";
+              : m.syncsPerSec !== undefined
+                ? `${fmt(m.syncsPerSec)} full syncs/s`
+                : m.changeS !== undefined
+                  ? `all pushed in ${fmt(m.changeS, 2)} s`
+                  : "-";
     extra.push([
       s.name,
       per,
@@ -1040,9 +1094,16 @@ function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?
         `sizes above ${fmt(PUSH_LARGE)} run min(--runs, ${PUSH_LARGE_RUNS}) times)`,
     );
   }
+  const ddm = ddmReport(
+    backend,
+    summary.flatMap(({ s, m }) => (s.ddm ? [{ name: s.name, kind: s.ddm.kind, size: s.size!, m, seeded: s.seeded, seedS: s.seedS }] : [])),
+  );
+  if (notes.length && ddm.notes.length) notes.push("");
+  notes.push(...ddm.notes);
   if (notes.length) out.push(...notes, "");
 
-  const targets: Record<string, { target: number; unit: string; median: number; met: boolean }> = {};
+  const targets: Record<string, { target: number; unit: string; median: number; met: boolean }> = { ...ddm.targets };
+  out.push(...ddm.targetLines);
   for (const { s, m } of summary) {
     const t = TARGETS[backend][s.name];
     const value = t && m[t.metric];
@@ -1162,7 +1223,7 @@ async function main(): Promise<void> {
           `${r.processes} process${r.processes > 1 ? "es" : ""}), recorded their requests in ${r.recordS.toFixed(1)} s`,
       );
     }
-    if (o.scenarios.includes("push")) {
+    if (o.scenarios.includes("push") || o.scenarios.includes("ddm")) {
       shared.push = await startPushStandIn();
       log(`bench: push: APNs stand-in at ${shared.push.apns.url}`);
     }
@@ -1193,6 +1254,8 @@ async function main(): Promise<void> {
   if (o.scenarios.includes("enroll"))
     out.push(`An enroll run is a batch of ${fmt(o.enrollBatch)} new devices, each Authenticate + TokenUpdate: 2 requests.`);
   if (o.scenarios.includes("scale")) out.push("scale-N: Idle polls of the bench devices with N devices enrolled in the store.");
+  if (o.scenarios.includes("ddm"))
+    out.push("ddm-*-N: DDM check-ins with N enrollments holding ~3 of 50 sets (bench/ddm.ts); a full sync is 12 requests.");
   const backendsJson: Record<string, unknown> = {};
   for (const { backend, scenarios } of done) {
     const r = report(backend, o, scenarios, enrollPool);
@@ -1238,6 +1301,7 @@ async function main(): Promise<void> {
     enrollBatch: o.enrollBatch,
     scaleSizes: o.scaleSizes,
     pushSizes: o.pushSizes,
+    ddmSizes: o.ddmSizes,
     push: {
       idsPerRequest: IDS_PER_REQUEST,
       inFlight: PUSH_IN_FLIGHT,

@@ -45,6 +45,7 @@ export function formatSummary(r: SimulationReport): string {
   }
   fields.push(
     ["commands", `${r.commands} answered, ${r.notNow} NotNow; the run queued ${r.commandsEnqueued}, ${r.unanswered} left unanswered`],
+    ...(r.ddm.syncs > 0 ? [["DDM syncs", ddmLine(r)] as [string, string]] : []),
     ["requests", `${r.requests} from devices (${r.requestsPerSecond}/s), ${r.apiRequests} to the API`],
     ["latency", `p50 ${ms(r.latencyMs.p50)}, p90 ${ms(r.latencyMs.p90)}, p99 ${ms(r.latencyMs.p99)}, max ${ms(r.latencyMs.max)}`],
     [
@@ -78,6 +79,15 @@ export function formatSummary(r: SimulationReport): string {
       );
   }
   return text;
+}
+
+/** What the channels did over Declarative Device Management. */
+function ddmLine(r: SimulationReport): string {
+  const d = r.ddm;
+  return (
+    `${d.syncs} (${d.changed} with new declarations): ${d.tokens} tokens, ${d.declarationItems} declaration-items, ` +
+    `${d.declarations} declarations fetched, ${d.statusReports} status reports`
+  );
 }
 
 /** Where the device certificates came from. */

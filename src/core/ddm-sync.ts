@@ -60,41 +60,57 @@ export class DdmSync {
     await this.running;
   }
 
-  /** Queues and pushes every channel due by `now`; returns how many got a command. */
+  /**
+   * Queues and pushes every channel due by `now`; returns how many got a
+   * command. A batch's pushes go out while the next batch is queued (at most
+   * one batch's pushes in flight): the APNs round trips overlap the store's work.
+   */
   async runOnce(now = Date.now()): Promise<number> {
     let total = 0;
     if (!(await this.store.ddm.hasDue(now))) return 0;
-    for (;;) {
-      const { claimed, queued } = await this.store.transaction(async (tx) => {
-        const claimed = await tx.ddm.claimDue(now, this.batch);
-        if (claimed.length === 0) return { claimed, queued: [] };
-        const queued = await tx.ddm.syncable(claimed);
-        await tx.ddm.dropWaitingSyncs(queued);
-        const groups = new Map<string, string[]>();
-        for (const [id, t] of await tx.ddm.channelTokensMany(queued)) {
-          const data = JSON.stringify(tokensResponse(t.token, t.changedAt));
-          const group = groups.get(data);
-          if (group) group.push(id);
-          else groups.set(data, [id]);
-        }
-        for (const [data, ids] of groups) {
-          const commandUuid = `${DDM_SYNC_COMMAND_PREFIX}${randomUUID().toUpperCase()}`;
-          const command = serializePlist({
-            Command: { RequestType: "DeclarativeManagement", Data: Buffer.from(data) },
-            CommandUUID: commandUuid,
-          });
-          await tx.commands.enqueue({ commandUuid, requestType: "DeclarativeManagement", command: Buffer.from(command) }, ids, now);
-        }
-        return { claimed, queued };
-      });
-      if (queued.length > 0) {
-        this.onQueued(queued.length);
-        const outcomes = await this.pusher.push(queued, { trigger: "ddm" });
-        const pushed = [...outcomes.values()].filter((o) => o.pushId !== undefined).length;
-        this.log.info({ due: claimed.length, queued: queued.length, pushed }, "DDM sync: DeclarativeManagement queued");
+    let pushing: Promise<void> | undefined;
+    try {
+      for (;;) {
+        const { claimed, queued } = await this.store.transaction(async (tx) => {
+          const claimed = await tx.ddm.claimDue(now, this.batch);
+          if (claimed.length === 0) return { claimed, queued: [] };
+          const queued = await tx.ddm.syncable(claimed);
+          await tx.ddm.dropWaitingSyncs(queued);
+          const groups = new Map<string, string[]>();
+          for (const [id, t] of await tx.ddm.channelTokensMany(queued)) {
+            const data = JSON.stringify(tokensResponse(t.token, t.changedAt));
+            const group = groups.get(data);
+            if (group) group.push(id);
+            else groups.set(data, [id]);
+          }
+          for (const [data, ids] of groups) {
+            const commandUuid = `${DDM_SYNC_COMMAND_PREFIX}${randomUUID().toUpperCase()}`;
+            const command = serializePlist({
+              Command: { RequestType: "DeclarativeManagement", Data: Buffer.from(data) },
+              CommandUUID: commandUuid,
+            });
+            await tx.commands.enqueue({ commandUuid, requestType: "DeclarativeManagement", command: Buffer.from(command) }, ids, now);
+          }
+          return { claimed, queued };
+        });
+        if (queued.length > 0) this.onQueued(queued.length);
+        await pushing;
+        pushing = queued.length > 0 ? this.push(claimed.length, queued) : undefined;
+        pushing?.catch(() => {}); // awaited above or below; not unhandled meanwhile
+        total += queued.length;
+        if (claimed.length < this.batch) break;
       }
-      total += queued.length;
-      if (claimed.length < this.batch) return total;
+      await pushing;
+    } finally {
+      await pushing?.catch(() => {});
     }
+    return total;
+  }
+
+  private async push(due: number, queued: string[]): Promise<void> {
+    const outcomes = await this.pusher.push(queued, { trigger: "ddm" });
+    let pushed = 0;
+    for (const o of outcomes.values()) if (o.pushId !== undefined) pushed++;
+    this.log.info({ due, queued: queued.length, pushed }, "DDM sync: DeclarativeManagement queued");
   }
 }

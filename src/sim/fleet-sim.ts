@@ -7,8 +7,9 @@ import { certFingerprint } from "../identity/fingerprint.ts";
 import { createCa, generateKeyPair, type CaIdentity, type DeviceIdentity } from "../identity/testing/pki.ts";
 import { ScepRefused } from "../scep/testing/client.ts";
 import { serializePlist, type PlistDict, type PlistValue } from "../plist/index.ts";
+import { DdmChannel, DdmSyncError } from "./ddm.ts";
 import { SimDevice, type DeviceReply, type SimUser } from "./device.ts";
-import { SimStats, type ErrorKind, type RequestTypeCounts, type SimPhase } from "./metrics.ts";
+import { SimStats, type DdmCounts, type ErrorKind, type RequestTypeCounts, type SimPhase } from "./metrics.ts";
 import { IdentityFactory } from "./identities.ts";
 import { ScepIdentities } from "./scep-identities.ts";
 import { MeteredSender, NotSent, RateLimiter, RequestTimeout, sleepUntil } from "./pacing.ts";
@@ -78,6 +79,12 @@ export interface SimulateOptions {
   pollIntervalMs?: number;
   /** Probability that a device answers a command NotNow (it is answered for good in a later session). Default 0.05. */
   notNow?: number;
+  /**
+   * Each channel does a Declarative Device Management sync as soon as it is
+   * open (a DDM-enabled first sync), not only when a DeclarativeManagement
+   * command asks for one. Default false.
+   */
+  ddmFirstSync?: boolean;
   /** At the end, devices check out and the directory users the run made are removed. */
   cleanup?: boolean;
   requestTimeoutMs?: number;
@@ -129,6 +136,8 @@ export interface SimulationReport {
   notNow: number;
   unanswered: number;
   requestTypes: Record<string, RequestTypeCounts>;
+  /** Declarative Device Management: syncs finished, and the requests of each endpoint. */
+  ddm: DdmCounts;
   requests: number;
   apiRequests: number;
   requestsPerSecond: number;
@@ -186,6 +195,8 @@ const IDS_PER_ENQUEUE = 100;
 interface Channel {
   /** The enrollment id: UDID or UDID:UserID. */
   id: string;
+  /** What the channel has installed over DDM. */
+  ddm: DdmChannel;
   device: Device;
   user?: ChannelUser;
   rng: Rng;
@@ -502,7 +513,20 @@ class FleetRun {
   }
 
   private channel(id: string, device: Device, rng: Rng): Channel {
-    const c: Channel = { id, device, rng, live: false, due: 0, expected: new Map(), answered: new Set() };
+    const p = device.profile;
+    const facts =
+      id === p.udid
+        ? {
+            udid: p.udid,
+            serialNumber: p.serialNumber,
+            family: p.platform,
+            osVersion: String(p.facts.OSVersion ?? ""),
+            buildVersion: String(p.facts.BuildVersion ?? ""),
+            model: String(p.facts.Model ?? p.facts.ProductName ?? ""),
+            modelName: String(p.facts.ModelName ?? ""),
+          }
+        : undefined;
+    const c: Channel = { id, ddm: new DdmChannel(facts), device, rng, live: false, due: 0, expected: new Map(), answered: new Set() };
     this.channels.push(c);
     return c;
   }
@@ -557,6 +581,7 @@ class FleetRun {
     this.stats.enrolled++;
     d.channel.live = true;
     this.liveCount++;
+    if (this.o.ddmFirstSync) await this.ddmSync(d.channel);
     for (const c of d.users) await this.openUserChannel(d, c);
   }
 
@@ -639,6 +664,7 @@ class FleetRun {
     this.stats.userChannels++;
     c.live = true;
     this.liveCount++;
+    if (this.o.ddmFirstSync) await this.ddmSync(c);
   }
 
   private async createDirectoryUser(d: Device, u: ChannelUser): Promise<boolean> {
@@ -789,6 +815,9 @@ class FleetRun {
         this.stats.commands++;
         if (status === "Acknowledged") counts.acknowledged++;
         else counts.error++;
+        // Acknowledged, the device syncs its declarations as the command asks (its Data: the tokens).
+        if (type === "DeclarativeManagement" && status === "Acknowledged")
+          await this.ddmSync(c, Buffer.isBuffer(command.Data) ? command.Data : undefined);
       }
     }
   }
@@ -848,6 +877,32 @@ class FleetRun {
         queued.push(c.id);
       }
       if (queued.length > 0) this.o.onEnqueued?.(r.command_uuid, type, queued);
+    }
+  }
+
+  /** One DDM sync of a channel (DdmChannel does the protocol); a wrong answer is a `ddm` error. */
+  private async ddmSync(c: Channel, commandData?: Buffer): Promise<void> {
+    const d = c.device;
+    const keys = c.user ? d.sim.userKeys(c.user.sim) : {};
+    const counts = this.stats.ddm;
+    try {
+      const r = await c.ddm.sync(async (endpoint, data) => {
+        const reply = await this.device(`DeclarativeManagement ${endpoint} of ${c.id}`, () =>
+          d.sim.checkin("DeclarativeManagement", { Endpoint: endpoint, ...(data ? { Data: data } : {}), ...keys }),
+        );
+        if (!reply) throw new NotSent("no answer");
+        return reply;
+      }, commandData);
+      counts.syncs++;
+      if (r.changed) counts.changed++;
+      counts.tokens += r.tokens;
+      counts.declarationItems += r.declarationItems;
+      counts.declarations += r.declarations;
+      counts.statusReports += r.statusReports;
+    } catch (err) {
+      if (err instanceof NotSent) return; // counted where it failed
+      if (err instanceof DdmSyncError) return this.stats.error("ddm", `DDM sync of ${c.id}: ${err.message}`);
+      throw err;
     }
   }
 
@@ -958,6 +1013,7 @@ class FleetRun {
       notNow: s.notNow,
       unanswered: s.unanswered,
       requestTypes: Object.fromEntries([...s.requestTypes].sort(([a], [b]) => (a < b ? -1 : 1))),
+      ddm: { ...s.ddm },
       requests: s.requests,
       apiRequests: s.apiRequests,
       requestsPerSecond: durationMs > 0 ? round((s.requests / durationMs) * 1000) : 0,

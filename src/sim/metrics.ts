@@ -48,6 +48,19 @@ export interface RequestTypeCounts {
   notNow: number;
 }
 
+/** Declarative Device Management syncs and the requests they made, by endpoint. */
+export interface DdmCounts {
+  /** Syncs finished (a status report sent, or the tokens unchanged). */
+  syncs: number;
+  /** Syncs that found a new DeclarationsToken. */
+  changed: number;
+  tokens: number;
+  declarationItems: number;
+  /** declaration/<kind>/<identifier> fetches. */
+  declarations: number;
+  statusReports: number;
+}
+
 export interface ErrorKind {
   count: number;
   /** The first occurrence's message. */
@@ -85,6 +98,7 @@ export class SimStats {
   /** Device requests by HTTP status; "failed" for no answer. */
   readonly statuses = new Map<string, number>();
   readonly requestTypes = new Map<string, RequestTypeCounts>();
+  readonly ddm: DdmCounts = { syncs: 0, changed: 0, tokens: 0, declarationItems: 0, declarations: 0, statusReports: 0 };
   readonly errorKinds = new Map<string, ErrorKind>();
 
   error(kind: string, message: string, count = 1): void {

@@ -387,7 +387,16 @@ export class DdmStore {
       );
       for (const r of found) rows.get(r.enrollment_id)?.push(r);
     }
-    return new Map([...rows].map(([id, r]) => [id, tokensOf(r)]));
+    // Channels with the same sets have the same token: hashed once per combination, not once per channel.
+    const tokens = new Map<string, string>();
+    return new Map(
+      [...rows].map(([id, r]) => {
+        const key = r.map((x) => `${x.set_name}\u0000${x.token ?? ""}`).join("\u0001");
+        let token = tokens.get(key);
+        if (token === undefined) tokens.set(key, (token = tokensOf(r).token));
+        return [id, { token, changedAt: changedAtOf(r) }];
+      }),
+    );
   }
 
   async declarationItems(enrollmentId: string): Promise<DeclarationItem[]> {
@@ -412,9 +421,16 @@ interface ChannelSetRow {
 }
 
 function tokensOf(rows: readonly ChannelSetRow[]): ChannelTokens {
+  return {
+    token: declarationsToken(rows.map((r) => ({ name: r.set_name, token: r.token ?? EMPTY_SET_TOKEN }))),
+    changedAt: changedAtOf(rows),
+  };
+}
+
+function changedAtOf(rows: readonly ChannelSetRow[]): number {
   let changedAt = 0;
   for (const r of rows) changedAt = Math.max(changedAt, Number(r.created_at), Number(r.updated_at ?? 0));
-  return { token: declarationsToken(rows.map((r) => ({ name: r.set_name, token: r.token ?? EMPTY_SET_TOKEN }))), changedAt };
+  return changedAt;
 }
 
 function declarationOf(r: DeclarationRow): StoredDeclaration {

@@ -1,0 +1,235 @@
+// Declarative Device Management as a simulated device speaks it (Apple's
+// declarative/protocol: tokens, declaration-items, declaration/<kind>/<id>,
+// status). One DdmChannel per enrollment channel (the device channel and each
+// user channel), keeping what that channel has installed between syncs.
+//
+// A sync: the tokens (from the DeclarativeManagement command's Data when it
+// carries them, as Apple's devices use them, else from the `tokens`
+// endpoint); when the DeclarationsToken differs from the one last synced,
+// `declaration-items`, each declaration whose ServerToken changed, then a
+// status report with every declaration's active, valid and server-token
+// (and, on the device channel's full reports, a few device status items).
+
+/** Sends one DeclarativeManagement check-in on the channel: Endpoint, and Data when given. */
+export type DdmSend = (endpoint: string, data?: Buffer) => Promise<{ status: number; body: Buffer }>;
+
+export type DdmKind = "activation" | "configuration" | "asset" | "management";
+
+const ARRAYS: ReadonlyArray<[string, DdmKind, string]> = [
+  ["Activations", "activation", "activations"],
+  ["Configurations", "configuration", "configurations"],
+  ["Assets", "asset", "assets"],
+  ["Management", "management", "management"],
+];
+
+/** A declaration the channel installed. */
+export interface InstalledDeclaration {
+  kind: DdmKind;
+  identifier: string;
+  serverToken: string;
+  type: string;
+  payload: Record<string, unknown>;
+}
+
+/** The status items a device channel reports about itself (paths as Apple's status schema names them). */
+export interface DdmDeviceFacts {
+  udid: string;
+  serialNumber: string;
+  family: "macOS" | "iOS";
+  osVersion: string;
+  buildVersion: string;
+  model: string;
+  modelName: string;
+}
+
+/** What one sync did: the requests of each endpoint, and whether the channel's declarations changed. */
+export interface DdmSyncOutcome {
+  tokens: number;
+  declarationItems: number;
+  declarations: number;
+  statusReports: number;
+  /** The DeclarationsToken differed from the last one synced. */
+  changed: boolean;
+}
+
+/** A sync that could not finish: the endpoint and what was wrong with the answer. */
+export class DdmSyncError extends Error {}
+
+export class DdmChannel {
+  /** The DeclarationsToken of the last finished sync; undefined before the first. */
+  token: string | undefined;
+  readonly installed = new Map<string, InstalledDeclaration>();
+  /** Syncs finished. */
+  syncs = 0;
+
+  /** `device`: the facts of a device channel (undefined on a user channel: it reports its declarations only). */
+  constructor(private readonly device?: DdmDeviceFacts) {}
+
+  /**
+   * One sync. `commandData` is the Data of the DeclarativeManagement command
+   * that asked for it, if any (its SyncTokens spare the `tokens` request).
+   */
+  async sync(send: DdmSend, commandData?: Buffer): Promise<DdmSyncOutcome> {
+    const out: DdmSyncOutcome = { tokens: 0, declarationItems: 0, declarations: 0, statusReports: 0, changed: false };
+    let token = commandData ? declarationsTokenOf(parseJson(commandData, "the command's Data")) : undefined;
+    if (token === undefined) {
+      out.tokens++;
+      token = declarationsTokenOf(await call(send, "tokens"));
+      if (token === undefined) throw new DdmSyncError("tokens: no SyncTokens.DeclarationsToken in the answer");
+    }
+    if (token === this.token) return out;
+    out.changed = true;
+
+    out.declarationItems++;
+    const items = await call(send, "declaration-items");
+    if (!isObject(items) || !isObject(items.Declarations)) throw new DdmSyncError("declaration-items: no Declarations object");
+    const lists = items.Declarations;
+    if (typeof items.DeclarationsToken !== "string") throw new DdmSyncError("declaration-items: no DeclarationsToken");
+    const listed = new Map<string, { kind: DdmKind; serverToken: string }>();
+    for (const [key, kind] of ARRAYS) {
+      const list = lists[key];
+      if (!Array.isArray(list)) throw new DdmSyncError(`declaration-items: ${key} is not an array`);
+      for (const item of list) {
+        if (!isObject(item) || typeof item.Identifier !== "string" || typeof item.ServerToken !== "string")
+          throw new DdmSyncError(`declaration-items: an item of ${key} without Identifier and ServerToken`);
+        listed.set(item.Identifier, { kind, serverToken: item.ServerToken });
+      }
+    }
+    let removed = false;
+    for (const id of [...this.installed.keys()]) {
+      if (!listed.has(id)) {
+        this.installed.delete(id);
+        removed = true;
+      }
+    }
+    const changed: InstalledDeclaration[] = [];
+    for (const [identifier, { kind, serverToken }] of listed) {
+      const had = this.installed.get(identifier);
+      if (had && had.serverToken === serverToken && had.kind === kind) continue;
+      out.declarations++;
+      const d = await call(send, `declaration/${kind}/${identifier}`);
+      if (!isObject(d) || d.Identifier !== identifier || typeof d.Type !== "string" || typeof d.ServerToken !== "string")
+        throw new DdmSyncError(`declaration/${kind}/${identifier}: not that declaration`);
+      if (d.ServerToken !== serverToken)
+        throw new DdmSyncError(`declaration/${kind}/${identifier}: ServerToken ${d.ServerToken}, declaration-items said ${serverToken}`);
+      const installed = { kind, identifier, serverToken, type: d.Type, payload: isObject(d.Payload) ? d.Payload : {} };
+      this.installed.set(identifier, installed);
+      changed.push(installed);
+    }
+
+    // The first report, and one after a declaration went away, is a full one (merging cannot remove); otherwise the changes.
+    const full = this.syncs === 0 || removed;
+    out.statusReports++;
+    const r = await send("status", Buffer.from(JSON.stringify(this.statusReport(full ? [...this.installed.values()] : changed, full))));
+    if (r.status !== 200) throw new DdmSyncError(`status: HTTP ${r.status}: ${r.body.toString("utf8").slice(0, 200)}`);
+    this.token = token;
+    this.syncs++;
+    return out;
+  }
+
+  /** A status report (Apple's statusreport.yaml) about these declarations, as this channel sees them now. */
+  statusReport(declarations: readonly InstalledDeclaration[], full: boolean): Record<string, unknown> {
+    const arrays: Record<string, unknown[]> = { activations: [], configurations: [], assets: [], management: [] };
+    for (const d of declarations) arrays[ARRAYS.find(([, k]) => k === d.kind)![2]]!.push(this.statusOf(d));
+    const items: Record<string, unknown> = { management: { declarations: arrays } };
+    if (full && this.device) {
+      const f = this.device;
+      items.device = {
+        identifier: { "serial-number": f.serialNumber, udid: f.udid },
+        model: { family: f.family === "macOS" ? "Mac" : "iPhone", identifier: f.model, "marketing-name": f.modelName },
+        "operating-system": { family: f.family, version: f.osVersion, "build-version": f.buildVersion },
+      };
+    }
+    return { StatusItems: items, Errors: [], FullReport: full };
+  }
+
+  /**
+   * What a device reports for one declaration: activations and management
+   * declarations are active; a configuration is active when an activation
+   * names it (else "unknown", Info.NotReferencedByActivation, as a real
+   * device says); an asset when an active configuration names it. A test
+   * configuration (com.apple.configuration.management.test) with
+   * ReturnStatus "Failed" is invalid.
+   */
+  private statusOf(d: InstalledDeclaration): Record<string, unknown> {
+    const base = { identifier: d.identifier, "server-token": d.serverToken };
+    if (d.kind === "configuration") {
+      if (!this.activated(d.identifier)) {
+        return {
+          ...base,
+          active: false,
+          valid: "unknown",
+          reasons: [
+            {
+              code: "Info.NotReferencedByActivation",
+              description: `Configuration “${d.identifier}:${d.serverToken}” is not referenced by an activation.`,
+              details: { Identifier: d.identifier, ServerToken: d.serverToken },
+            },
+          ],
+        };
+      }
+      if (d.type === "com.apple.configuration.management.test" && d.payload.ReturnStatus === "Failed") {
+        return {
+          ...base,
+          active: true,
+          valid: "invalid",
+          reasons: [
+            {
+              code: "Error.ConfigurationCannotBeApplied",
+              description: `Configuration “${d.identifier}:${d.serverToken}” cannot be applied`,
+              details: { Identifier: d.identifier, ServerToken: d.serverToken },
+            },
+          ],
+        };
+      }
+    }
+    if (d.kind === "asset" && !this.referencedByActiveConfiguration(d.identifier)) return { ...base, active: false, valid: "valid" };
+    return { ...base, active: true, valid: "valid" };
+  }
+
+  private activated(identifier: string): boolean {
+    for (const d of this.installed.values()) {
+      const list = d.kind === "activation" ? d.payload.StandardConfigurations : undefined;
+      if (Array.isArray(list) && list.includes(identifier)) return true;
+    }
+    return false;
+  }
+
+  private referencedByActiveConfiguration(identifier: string): boolean {
+    for (const d of this.installed.values()) {
+      if (d.kind === "configuration" && this.activated(d.identifier) && mentions(d.payload, identifier)) return true;
+    }
+    return false;
+  }
+}
+
+async function call(send: DdmSend, endpoint: string): Promise<unknown> {
+  const r = await send(endpoint);
+  if (r.status !== 200) throw new DdmSyncError(`${endpoint}: HTTP ${r.status}: ${r.body.toString("utf8").slice(0, 200)}`);
+  return parseJson(r.body, endpoint);
+}
+
+function parseJson(body: Buffer, what: string): unknown {
+  try {
+    return JSON.parse(body.toString("utf8"));
+  } catch {
+    throw new DdmSyncError(`${what}: not JSON`);
+  }
+}
+
+function declarationsTokenOf(json: unknown): string | undefined {
+  const t = isObject(json) && isObject(json.SyncTokens) ? json.SyncTokens.DeclarationsToken : undefined;
+  return typeof t === "string" ? t : undefined;
+}
+
+/** Whether a string equal to `text` appears anywhere in a JSON value. */
+function mentions(v: unknown, text: string): boolean {
+  if (v === text) return true;
+  if (Array.isArray(v)) return v.some((x) => mentions(x, text));
+  if (isObject(v)) return Object.values(v).some((x) => mentions(x, text));
+  return false;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
