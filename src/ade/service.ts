@@ -461,10 +461,10 @@ function countStatuses(devices: Record<string, string>): { success: number; not_
   };
 }
 
-function syncDetail(r: SyncResult, trigger: string): EventDetail<"ade.sync"> {
+/** A run's result in snake_case: the event's detail and (less trigger) the API's answer. */
+export function syncDetail(r: SyncResult, trigger: string): EventDetail<"ade.sync"> {
   return {
     server: r.server,
-    trigger,
     phase: r.phase,
     pages: r.pages,
     fetched: r.fetched,
@@ -473,7 +473,8 @@ function syncDetail(r: SyncResult, trigger: string): EventDetail<"ade.sync"> {
     deleted: r.deleted,
     assigned: r.assigned,
     assign_failed: r.assignFailed,
-    ...(r.cursorReset ? { cursor_reset: r.cursorReset } : {}),
+    cursor_reset: r.cursorReset ?? null,
+    trigger,
   };
 }
 

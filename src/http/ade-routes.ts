@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import type { AdeService, SyncResult } from "../ade/service.ts";
+import { syncDetail, type AdeService, type SyncResult } from "../ade/service.ts";
 import { BadRequest, NotFound } from "../errors.ts";
 import type { AdeDevice, AdeServerInfo, StoredAdeProfile } from "../store/ade.ts";
 import type { Store } from "../store/index.ts";
@@ -163,18 +163,8 @@ function serverJson(s: AdeServerInfo): AdeServerJson {
 }
 
 function syncJson(r: SyncResult): AdeSyncJson {
-  return {
-    server: r.server,
-    phase: r.phase,
-    pages: r.pages,
-    fetched: r.fetched,
-    added: r.added,
-    modified: r.modified,
-    deleted: r.deleted,
-    assigned: r.assigned,
-    assign_failed: r.assignFailed,
-    cursor_reset: r.cursorReset ?? null,
-  };
+  const { trigger: _trigger, ...json } = syncDetail(r, "api");
+  return json;
 }
 
 function deviceJson(d: AdeDevice): AdeDeviceJson {

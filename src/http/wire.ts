@@ -16,6 +16,7 @@ import type { DigestHashName, DirectoryState } from "../store/directory.ts";
 import type { UserSessionState } from "../store/user-sessions.ts";
 import type { EnrollmentType } from "../protocol/enrollment.ts";
 import type { Platform } from "../protocol/platform.ts";
+import type { AdeSyncDetail } from "../store/event-types.ts";
 
 export type { ErrorCode } from "../errors.ts";
 
@@ -385,18 +386,8 @@ export interface AdeServerList {
   servers: AdeServerJson[];
 }
 
-export interface AdeSyncJson {
-  server: string;
-  phase: "fetch" | "sync";
-  pages: number;
-  fetched: number;
-  added: number;
-  modified: number;
-  deleted: number;
-  assigned: number;
-  assign_failed: number;
-  cursor_reset: string | null;
-}
+/** What a fetch or sync did (the ade.sync event's detail, less its trigger). */
+export type AdeSyncJson = Omit<AdeSyncDetail, "trigger">;
 
 export interface AdeDeviceJson {
   server: string;

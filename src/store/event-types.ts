@@ -14,10 +14,10 @@ const none = detail<undefined>();
 type CertDetail = { request_type: string; subject: string; serial: string; fingerprint: string; not_after: string };
 type ShortName = { short_name?: string };
 type AdeAssignCounts = { success: number; not_accessible: number; failed: number; throttled: number };
-type AdeSyncDetail = {
+/** What one fetch or sync of an ABM server did (also the answer of POST /v1/ade/servers/{name}/sync, less trigger). */
+export type AdeSyncDetail = {
   server: string;
-  trigger: string;
-  phase: string;
+  phase: "fetch" | "sync";
   pages: number;
   fetched: number;
   added: number;
@@ -25,7 +25,10 @@ type AdeSyncDetail = {
   deleted: number;
   assigned: number;
   assign_failed: number;
-  cursor_reset?: string;
+  /** INVALID_CURSOR or EXPIRED_CURSOR: the run started over from a full fetch. */
+  cursor_reset: string | null;
+  /** What started it: schedule, api, ... */
+  trigger: string;
 };
 
 export const EVENT_CATALOGUE = {
