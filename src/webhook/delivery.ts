@@ -1,14 +1,14 @@
 import { createHmac } from "node:crypto";
-import http from "node:http";
-import https from "node:https";
 import type { Store } from "../store/index.ts";
 import type { ClaimedEvent, FailedDelivery } from "../store/webhooks.ts";
+import { basicAuth, buildPost, PipelinedClient, type RequestError } from "./http-client.ts";
 import type { WebhookOptions } from "./options.ts";
 
 // Delivers the webhook outbox: claim a batch of due events (a lease keeps
 // other processes off them), POST each (one JSON event per request; the
 // events of one enrollment one after another, in order; different
-// enrollments concurrently, up to --webhook-concurrency), then settle the
+// enrollments concurrently, up to --webhook-concurrency requests in flight,
+// pipelined on a few keep-alive connections: http-client.ts), then settle the
 // batch in one transaction: delivered rows deleted, failed ones rescheduled
 // with exponential backoff and jitter. Memory holds one batch at most: the
 // backlog stays in the store. Delivery is at least once: a process that dies
@@ -18,6 +18,8 @@ import type { WebhookOptions } from "./options.ts";
 export const MAX_BACKOFF_MS = 10 * 60_000;
 /** Events claimed per batch, per unit of concurrency. */
 const BATCH_PER_SLOT = 8;
+/** Connections to the receiver at most, per process; the requests in flight are pipelined on them. */
+const MAX_CONNECTIONS = 4;
 const IDLE_POLL_MS = 100;
 /** How often the backlog limits are checked (and the oldest events past them dropped). */
 const SWEEP_INTERVAL_MS = 2_000;
@@ -64,8 +66,18 @@ export function startWebhookDelivery(o: {
 }): WebhookDelivery {
   const { store, options, log, observer } = o;
   const url = new URL(options.url);
-  const client = url.protocol === "https:" ? https : http;
-  const agent = new client.Agent({ keepAlive: true, maxSockets: options.concurrency });
+  const client = new PipelinedClient(url, {
+    maxInFlight: options.concurrency,
+    maxConnections: Math.min(MAX_CONNECTIONS, options.concurrency),
+    timeoutMs: options.timeoutMs,
+  });
+  const fixedHeaders: Record<string, string> = { "Content-Type": "application/json", "User-Agent": "orchard-webhook" };
+  const auth = basicAuth(url);
+  if (auth !== undefined) fixedHeaders.Authorization = auth;
+  const hmacKey =
+    options.hmacKey === undefined
+      ? undefined
+      : { sign: (body: string) => createHmac("sha256", options.hmacKey!).update(body, "utf8").digest("base64") };
   const batchSize = options.concurrency * BATCH_PER_SLOT;
   // Longer than a batch can take, so that no other process claims an event this one is still delivering.
   const leaseMs = (BATCH_PER_SLOT + 2) * options.timeoutMs;
@@ -86,29 +98,17 @@ export function startWebhookDelivery(o: {
       wakeUp = done;
     });
 
-  const post = (body: string): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const payload = Buffer.from(body);
-      const headers: Record<string, string | number> = {
-        "content-type": "application/json",
-        "content-length": payload.length,
-        "user-agent": "orchard-webhook",
-      };
-      if (options.hmacKey !== undefined)
-        headers["x-hmac-signature"] = createHmac("sha256", options.hmacKey).update(payload).digest("base64");
-      const req = client.request(url, { method: "POST", headers, agent }, (res) => {
-        res.resume();
-        res.on("end", () => {
-          const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) resolve();
-          else reject(new DeliveryError("http_error", status, `HTTP ${status}`));
-        });
-        res.on("error", (err) => reject(new DeliveryError("unreachable", null, err.message)));
-      });
-      req.setTimeout(options.timeoutMs, () => req.destroy(new DeliveryError("timeout", null, `no answer within ${options.timeoutMs} ms`)));
-      req.on("error", (err) => reject(err instanceof DeliveryError ? err : new DeliveryError("unreachable", null, err.message)));
-      req.end(payload);
-    });
+  const post = async (body: string): Promise<void> => {
+    const headers = hmacKey === undefined ? fixedHeaders : { ...fixedHeaders, "X-Hmac-Signature": hmacKey.sign(body) };
+    let status: number;
+    try {
+      status = await client.send(buildPost(url, body, headers));
+    } catch (err) {
+      const e = err as RequestError;
+      throw new DeliveryError(e.outcome ?? "unreachable", null, e.message);
+    }
+    if (status < 200 || status >= 300) throw new DeliveryError("http_error", status, `HTTP ${status}`);
+  };
 
   const backoff = (attempts: number): number => {
     const step = Math.min(MAX_BACKOFF_MS, options.backoffMs * 2 ** Math.min(attempts - 1, 30));
@@ -128,31 +128,38 @@ export function startWebhookDelivery(o: {
     const failed: FailedDelivery[] = [];
     let lastFailed: ClaimedEvent | undefined;
     let retries = 0;
-    const queue = [...groups.values()];
-    const worker = async () => {
-      for (let group = queue.shift(); group; group = queue.shift()) {
-        for (let i = 0; i < group.length; i++) {
-          const e = group[i]!;
-          try {
-            await post(e.body);
-            delivered.push(e.id);
-            if (e.attempts > 0) retries++;
-          } catch (err) {
-            const f = err as DeliveryError;
-            const dueAt = Date.now() + backoff(e.attempts + 1);
-            failed.push({ id: e.id, dueAt, attempted: true, status: f.status ?? null, error: f.message });
-            lastFailed = e;
-            observer?.webhookFailed(f.outcome ?? "unreachable");
-            // The enrollment's later events wait behind this one, in order.
-            for (const later of group.slice(i + 1)) {
-              failed.push({ id: later.id, dueAt, attempted: false, status: null, error: "held back behind an earlier event that failed" });
-            }
-            break;
+    // Every enrollment's events at once (the client pipelines them, up to --webhook-concurrency in flight);
+    // within an enrollment, each waits for the answer to the one before it.
+    const stopAt = Date.now() + leaseMs - 2 * options.timeoutMs;
+    const runGroup = async (group: ClaimedEvent[]) => {
+      for (let i = 0; i < group.length; i++) {
+        const e = group[i]!;
+        if (i > 0 && Date.now() > stopAt) {
+          // The lease is running out: the rest go back, due now, not counted as attempts.
+          for (const later of group.slice(i)) {
+            failed.push({ id: later.id, dueAt: Date.now(), attempted: false, status: null, error: "not sent before the batch's lease ran out" });
           }
+          return;
+        }
+        try {
+          await post(e.body);
+          delivered.push(e.id);
+          if (e.attempts > 0) retries++;
+        } catch (err) {
+          const f = err as DeliveryError;
+          const dueAt = Date.now() + backoff(e.attempts + 1);
+          failed.push({ id: e.id, dueAt, attempted: true, status: f.status ?? null, error: f.message });
+          lastFailed = e;
+          observer?.webhookFailed(f.outcome ?? "unreachable");
+          // The enrollment's later events wait behind this one, in order.
+          for (const later of group.slice(i + 1)) {
+            failed.push({ id: later.id, dueAt, attempted: false, status: null, error: "held back behind an earlier event that failed" });
+          }
+          return;
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(options.concurrency, queue.length) }, worker));
+    await Promise.all(Array.from(groups.values(), runGroup));
     const attempted = failed.filter((f) => f.attempted);
     await store.outbox.settle(delivered, failed, lastFailed, Date.now());
     if (delivered.length > 0) observer?.webhookDelivered(delivered.length, retries);
@@ -228,7 +235,7 @@ export function startWebhookDelivery(o: {
       closed = true;
       wakeUp?.();
       // Deliveries in flight fail at once and are settled as failures: retried by the next process.
-      agent.destroy();
+      client.close();
       await running;
     },
   };
