@@ -18,7 +18,7 @@ import { DirectoryStore } from "./directory.ts";
 import { UserSessionStore } from "./user-sessions.ts";
 import { SqliteDatabase } from "./sqlite.ts";
 import { PostgresDatabase } from "./postgres.ts";
-import { NO_TOPICS, WebhookOutbox, type WebhookTopics } from "./webhooks.ts";
+import { NO_TOPICS, OutboxGroupCommit, WebhookOutbox, type WebhookTopics } from "./webhooks.ts";
 
 /** All of Orchard's state, split by concern; every process shares it. */
 export class Store {
@@ -42,8 +42,10 @@ export class Store {
   constructor(
     readonly db: Database,
     private readonly webhookTopics: WebhookTopics = NO_TOPICS,
+    /** Given to the Store outside any transaction: its stand-alone webhook events are written in groups. */
+    outboxGroup?: OutboxGroupCommit,
   ) {
-    this.outbox = new WebhookOutbox(db, webhookTopics);
+    this.outbox = new WebhookOutbox(db, webhookTopics, outboxGroup);
     this.enrollments = new EnrollmentStore(db);
     this.commands = new CommandStore(db);
     this.events = new EventStore(db, this.outbox);
@@ -70,7 +72,7 @@ export class Store {
 
   /** This store, writing the events of these topics to the webhook outbox (--webhook-url, --webhook-topics). */
   withWebhookTopics(topics: WebhookTopics): Store {
-    return new Store(this.db, topics);
+    return new Store(this.db, topics, topics.size > 0 ? new OutboxGroupCommit(this.db) : undefined);
   }
 
   /** True when the database answers (health checks). */

@@ -17,7 +17,9 @@ import type { WebhookOptions } from "./options.ts";
 /** The longest wait between two attempts of one event. */
 export const MAX_BACKOFF_MS = 10 * 60_000;
 /** Events claimed per batch, per unit of concurrency. */
-const BATCH_PER_SLOT = 8;
+const BATCH_PER_SLOT = 2;
+/** A claim's lease, in --webhook-timeout: longer than a batch can take (a batch stops starting deliveries before it ends). */
+const LEASE_TIMEOUTS = 10;
 /** Connections to the receiver at most, per process; the requests in flight are pipelined on them. */
 const MAX_CONNECTIONS = 4;
 const IDLE_POLL_MS = 100;
@@ -80,7 +82,7 @@ export function startWebhookDelivery(o: {
       : { sign: (body: string) => createHmac("sha256", options.hmacKey!).update(body, "utf8").digest("base64") };
   const batchSize = options.concurrency * BATCH_PER_SLOT;
   // Longer than a batch can take, so that no other process claims an event this one is still delivering.
-  const leaseMs = (BATCH_PER_SLOT + 2) * options.timeoutMs;
+  const leaseMs = LEASE_TIMEOUTS * options.timeoutMs;
   const target = loggableUrl(url);
   let closed = false;
   let wakeUp: (() => void) | undefined;
