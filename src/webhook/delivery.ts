@@ -1,6 +1,7 @@
 import { createHmac } from "node:crypto";
 import type { Store } from "../store/index.ts";
 import type { ClaimedEvent, FailedDelivery } from "../store/webhooks.ts";
+import { FreshEvents } from "./fresh-events.ts";
 import { basicAuth, buildPost, PipelinedClient, type RequestError } from "./http-client.ts";
 import type { WebhookOptions } from "./options.ts";
 
@@ -60,13 +61,28 @@ class DeliveryError extends Error {
   }
 }
 
+/** Events delivered per batch. */
+const batchSizeOf = (options: WebhookOptions) => options.concurrency * BATCH_PER_SLOT;
+/** Longer than a batch can take, so that no other process claims an event this one is still delivering. */
+const leaseOf = (options: WebhookOptions) => LEASE_TIMEOUTS * options.timeoutMs;
+
+/**
+ * The handoff of this process's new events to its delivery: give it to the
+ * Store (Store.withWebhookTopics) and to startWebhookDelivery.
+ */
+export function freshEventsFor(options: WebhookOptions): FreshEvents {
+  return new FreshEvents(leaseOf(options), batchSizeOf(options));
+}
+
 export function startWebhookDelivery(o: {
   store: Store;
   options: WebhookOptions;
   log: WebhookLog;
   observer?: WebhookObserver;
+  /** The events this process writes, handed over leased (else every event is claimed from the store). */
+  fresh?: FreshEvents;
 }): WebhookDelivery {
-  const { store, options, log, observer } = o;
+  const { store, options, log, observer, fresh } = o;
   const url = new URL(options.url);
   const client = new PipelinedClient(url, {
     maxInFlight: options.concurrency,
@@ -80,9 +96,8 @@ export function startWebhookDelivery(o: {
     options.hmacKey === undefined
       ? undefined
       : { sign: (body: string) => createHmac("sha256", options.hmacKey!).update(body, "utf8").digest("base64") };
-  const batchSize = options.concurrency * BATCH_PER_SLOT;
-  // Longer than a batch can take, so that no other process claims an event this one is still delivering.
-  const leaseMs = LEASE_TIMEOUTS * options.timeoutMs;
+  const batchSize = batchSizeOf(options);
+  const leaseMs = leaseOf(options);
   const target = loggableUrl(url);
   let closed = false;
   let wakeUp: (() => void) | undefined;
@@ -132,7 +147,10 @@ export function startWebhookDelivery(o: {
     let retries = 0;
     // Every enrollment's events at once (the client pipelines them, up to --webhook-concurrency in flight);
     // within an enrollment, each waits for the answer to the one before it.
-    const stopAt = Date.now() + leaseMs - 2 * options.timeoutMs;
+    const start = Date.now();
+    let leaseEnd = start + leaseMs;
+    for (const e of batch) if (e.leasedUntil !== undefined && e.leasedUntil < leaseEnd) leaseEnd = e.leasedUntil;
+    const stopAt = leaseEnd - 2 * options.timeoutMs;
     const runGroup = async (group: ClaimedEvent[]) => {
       for (let i = 0; i < group.length; i++) {
         const e = group[i]!;
@@ -204,6 +222,23 @@ export function startWebhookDelivery(o: {
     }
   };
 
+  /** This process's new events first; the store's due ones when there are none, or every IDLE_POLL_MS. */
+  let lastClaim = 0;
+  const nextBatch = async (now: number): Promise<ClaimedEvent[]> => {
+    let batch: ClaimedEvent[] = [];
+    if (fresh && fresh.size > 0) {
+      const { events, stale } = fresh.take(batchSize, now, 2 * options.timeoutMs);
+      if (stale.length > 0) await store.outbox.unlease(stale.map((e) => e.id), now);
+      batch = events;
+    }
+    if (batch.length < batchSize && (batch.length === 0 || now - lastClaim >= IDLE_POLL_MS)) {
+      lastClaim = now;
+      const claimed = await store.outbox.claim(now, leaseMs, batchSize - batch.length);
+      if (claimed.length > 0) batch = batch.length === 0 ? claimed : [...batch, ...claimed].sort((a, b) => a.id - b.id);
+    }
+    return batch;
+  };
+
   const loop = async () => {
     while (!closed) {
       try {
@@ -212,7 +247,7 @@ export function startWebhookDelivery(o: {
           lastSweep = now;
           await sweep(now);
         }
-        const batch = await store.outbox.claim(now, leaseMs, batchSize);
+        const batch = await nextBatch(now);
         if (batch.length === 0) {
           await pause(IDLE_POLL_MS);
           continue;
@@ -220,7 +255,11 @@ export function startWebhookDelivery(o: {
         const result = await deliver(batch);
         failingBatches = result.delivered === 0 && result.failed > 0 ? failingBatches + 1 : 0;
         // A receiver that fails everything is not hammered: the pause grows while it does.
-        if (failingBatches > 0) await pause(Math.min(MAX_PAUSE_MS, options.backoffMs * 2 ** Math.min(failingBatches - 1, 20)));
+        if (failingBatches > 0) {
+          // Meanwhile new events go to the store unleased, and those waiting in memory go back to it.
+          if (fresh) await giveBack(fresh.pause());
+          await pause(Math.min(MAX_PAUSE_MS, options.backoffMs * 2 ** Math.min(failingBatches - 1, 20)));
+        } else fresh?.resume();
       } catch (err) {
         // The store is unavailable: try again shortly; claimed events come back when their lease ends.
         log.warn({ err: (err as Error).message }, "webhook delivery could not reach the store");
@@ -229,6 +268,12 @@ export function startWebhookDelivery(o: {
     }
   };
 
+  /** Events this process holds leased but will not deliver now: due again at once, for any process. */
+  const giveBack = async (events: ClaimedEvent[]) => {
+    if (events.length > 0) await store.outbox.unlease(events.map((e) => e.id), Date.now());
+  };
+
+  if (fresh) fresh.onArrival = () => wakeUp?.();
   log.info({ url: target, topics: options.topics.list(), hmac: options.hmacKey !== undefined }, "webhook delivery started");
   const running = loop();
   return {
@@ -239,6 +284,12 @@ export function startWebhookDelivery(o: {
       // Deliveries in flight fail at once and are settled as failures: retried by the next process.
       client.close();
       await running;
+      if (fresh) {
+        if (fresh.onArrival) fresh.onArrival = undefined;
+        await giveBack(fresh.pause()).catch((err) =>
+          log.warn({ err: (err as Error).message }, "webhook events held for delivery could not be given back: they are due when their lease ends"),
+        );
+      }
     },
   };
 }
