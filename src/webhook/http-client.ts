@@ -296,13 +296,15 @@ class Connection {
       const e = new RequestError("unreachable", err ? err.message : "connection closed before it was established");
       for (const p of left) this.events.failed(p, e);
     } else {
-      // Closed with requests unanswered: each goes again once, on another connection.
-      const again: Pending[] = [];
-      for (const p of left) {
-        if (this.closeAfter || ++p.lost <= 1) again.push(p);
-        else this.events.failed(p, new RequestError("unreachable", err ? err.message : "the receiver closed the connection before answering"));
+      // Closed with requests unanswered: they go again on another connection. The first of them
+      // (the one the receiver was at) goes again once: a request that makes the receiver drop the
+      // connection every time fails, and those behind it get through.
+      const head = left[0];
+      if (head && !this.closeAfter && ++head.lost > 1) {
+        left.shift();
+        this.events.failed(head, new RequestError("unreachable", err ? err.message : "the receiver closed the connection before answering"));
       }
-      if (again.length > 0) this.events.again(again);
+      if (left.length > 0) this.events.again(left);
     }
     this.events.gone(this);
   }
