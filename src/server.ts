@@ -103,7 +103,9 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const profileSigner = config.enrollment.profileSigner ? loadProfileSigner(config.enrollment.profileSigner) : undefined;
   const metrics = new Metrics(store, { deviceCa: deviceCa.certPem, profileSigner: profileSigner?.certPem });
   const push = startPush({ config: config.push, store, dataDir: config.dataDir, log, observer: metrics });
-  const webhook = config.webhook ? startWebhookDelivery({ store, options: config.webhook, log, observer: metrics, fresh: freshEvents }) : undefined;
+  const webhook = config.webhook
+    ? startWebhookDelivery({ store, options: config.webhook, log, observer: metrics, fresh: freshEvents })
+    : undefined;
   const core = new CoreService({
     store,
     lastSeen,

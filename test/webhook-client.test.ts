@@ -65,9 +65,7 @@ const client = (url: URL, o: Partial<ConstructorParameters<typeof PipelinedClien
 
 /** Sends bodies 0..n-1 at once; resolves to each one's status or error. */
 async function sendAll(c: PipelinedClient, url: URL, n: number): Promise<Array<number | RequestError>> {
-  return Promise.all(
-    Array.from({ length: n }, (_, i) => c.send(buildPost(url, body(i), HEADERS)).catch((err: RequestError) => err)),
-  );
+  return Promise.all(Array.from({ length: n }, (_, i) => c.send(buildPost(url, body(i), HEADERS)).catch((err: RequestError) => err)));
 }
 
 describe("the pipelined webhook client against node:http", () => {

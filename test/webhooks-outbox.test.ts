@@ -44,7 +44,9 @@ async function rows(store: Store): Promise<Array<{ event_id: string; leased: num
 const pg = await postgresReachable();
 
 for (const backend of ["sqlite", "postgres"] as const) {
-  describe(`[${backend}] the outbox's group commit and handoff`, { skip: backend === "postgres" && !pg ? "PostgreSQL not reachable" : false }, () => {
+  describe(`[${backend}] the outbox's group commit and handoff`, {
+    skip: backend === "postgres" && !pg ? "PostgreSQL not reachable" : false,
+  }, () => {
     test("stand-alone events of concurrent requests: each add resolves once its row is committed, every row once", async () => {
       await withStore(backend, async (open) => {
         const base = await open();
@@ -62,7 +64,10 @@ for (const backend of ["sqlite", "postgres"] as const) {
         assert.deepEqual(committed, Array(150).fill(true));
         const all = await rows(base);
         assert.equal(all.length, 150);
-        assert.ok(all.every((r) => r.leased === 0 && r.due_at === now), "without a handoff, due now for any process");
+        assert.ok(
+          all.every((r) => r.leased === 0 && r.due_at === now),
+          "without a handoff, due now for any process",
+        );
         // Claimed from the store as before.
         assert.equal((await store.outbox.claim(now, LEASE_MS, 500)).length, 150);
       });

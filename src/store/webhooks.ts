@@ -228,7 +228,10 @@ export class WebhookOutbox {
   /** Gives up the lease of events this process holds but will not deliver: due now, for any process. */
   async unlease(ids: readonly number[], now: number): Promise<void> {
     for (const chunk of chunks(ids, 500)) {
-      await this.db.run(`UPDATE webhook_outbox SET due_at = ?, leased = 0 WHERE id IN (${chunk.map(() => "?").join(", ")})`, [now, ...chunk]);
+      await this.db.run(`UPDATE webhook_outbox SET due_at = ?, leased = 0 WHERE id IN (${chunk.map(() => "?").join(", ")})`, [
+        now,
+        ...chunk,
+      ]);
     }
   }
 

@@ -163,7 +163,13 @@ export function startWebhookDelivery(o: {
         if (i > 0 && Date.now() > stopAt) {
           // The lease is running out: the rest go back, due now, not counted as attempts.
           for (const later of group.slice(i)) {
-            failed.push({ id: later.id, dueAt: Date.now(), attempted: false, status: null, error: "not sent before the batch's lease ran out" });
+            failed.push({
+              id: later.id,
+              dueAt: Date.now(),
+              attempted: false,
+              status: null,
+              error: "not sent before the batch's lease ran out",
+            });
           }
           return;
         }
@@ -234,7 +240,11 @@ export function startWebhookDelivery(o: {
     let batch: ClaimedEvent[] = [];
     if (fresh && fresh.size > 0) {
       const { events, stale } = fresh.take(batchSize, now, 2 * options.timeoutMs);
-      if (stale.length > 0) await store.outbox.unlease(stale.map((e) => e.id), now);
+      if (stale.length > 0)
+        await store.outbox.unlease(
+          stale.map((e) => e.id),
+          now,
+        );
       batch = events;
     }
     if (batch.length < batchSize && (batch.length === 0 || now - lastClaim >= IDLE_POLL_MS)) {
@@ -282,7 +292,11 @@ export function startWebhookDelivery(o: {
 
   /** Events this process holds leased but will not deliver now: due again at once, for any process. */
   const giveBack = async (events: ClaimedEvent[]) => {
-    if (events.length > 0) await store.outbox.unlease(events.map((e) => e.id), Date.now());
+    if (events.length > 0)
+      await store.outbox.unlease(
+        events.map((e) => e.id),
+        Date.now(),
+      );
   };
 
   let gathering = false;
@@ -300,7 +314,10 @@ export function startWebhookDelivery(o: {
       if (fresh) {
         if (fresh.onArrival) fresh.onArrival = undefined;
         await giveBack(fresh.pause()).catch((err) =>
-          log.warn({ err: (err as Error).message }, "webhook events held for delivery could not be given back: they are due when their lease ends"),
+          log.warn(
+            { err: (err as Error).message },
+            "webhook events held for delivery could not be given back: they are due when their lease ends",
+          ),
         );
       }
     },

@@ -175,7 +175,7 @@ interface ConnectionEvents {
   gone(c: Connection): void;
 }
 
-const enum State {
+enum State {
   Head,
   Length,
   ChunkSize,
@@ -286,7 +286,7 @@ class Connection {
   private onClose(err: Error | undefined): void {
     if (this.dead) return;
     // A body that ran to the end of the connection: its answer is complete (and the rest go again).
-    if (this.state === State.UntilClose && this.inFlight.length > 0) return this.answered();
+    if (this.state === State.UntilClose && this.inFlight.length > 0) return void this.answered();
     this.dead = true;
     if (this.timer) clearTimeout(this.timer);
     this.socket.destroy();
@@ -302,7 +302,10 @@ class Connection {
       const head = left[0];
       if (head && !this.closeAfter && ++head.lost > 1) {
         left.shift();
-        this.events.failed(head, new RequestError("unreachable", err ? err.message : "the receiver closed the connection before answering"));
+        this.events.failed(
+          head,
+          new RequestError("unreachable", err ? err.message : "the receiver closed the connection before answering"),
+        );
       }
       if (left.length > 0) this.events.again(left);
     }
@@ -341,11 +344,11 @@ class Connection {
         case State.Head: {
           const end = data.indexOf("\r\n\r\n", at, "latin1");
           if (end === -1) {
-            if (data.length - at > MAX_HEAD) return this.protocolError("answer head too long");
+            if (data.length - at > MAX_HEAD) return void this.protocolError("answer head too long");
             this.buf = data.subarray(at);
             return;
           }
-          if (this.inFlight.length === 0) return this.protocolError("an answer to no request");
+          if (this.inFlight.length === 0) return void this.protocolError("an answer to no request");
           const head = data.toString("latin1", at, end);
           at = end + 4;
           if (!this.readHead(head)) return;
@@ -363,18 +366,18 @@ class Connection {
         case State.Trailer: {
           const end = data.indexOf("\r\n", at, "latin1");
           if (end === -1) {
-            if (data.length - at > MAX_LINE) return this.protocolError("chunk line too long");
+            if (data.length - at > MAX_LINE) return void this.protocolError("chunk line too long");
             this.buf = data.subarray(at);
             return;
           }
           const line = data.toString("latin1", at, end);
           at = end + 2;
           if (this.state === State.ChunkEnd) {
-            if (line !== "") return this.protocolError("chunk without its CRLF");
+            if (line !== "") return void this.protocolError("chunk without its CRLF");
             this.state = State.ChunkSize;
           } else if (this.state === State.ChunkSize) {
             const size = Number.parseInt(line, 16);
-            if (!/^[0-9a-fA-F]+/.test(line) || Number.isNaN(size)) return this.protocolError("bad chunk size");
+            if (!/^[0-9a-fA-F]+/.test(line) || Number.isNaN(size)) return void this.protocolError("bad chunk size");
             if (size === 0) this.state = State.Trailer;
             else {
               this.remaining = size;
