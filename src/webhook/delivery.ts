@@ -11,9 +11,11 @@ import type { WebhookOptions } from "./options.ts";
 // enrollments concurrently, up to --webhook-concurrency requests in flight,
 // pipelined on a few keep-alive connections: http-client.ts), then settle the
 // batch in one transaction: delivered rows deleted, failed ones rescheduled
-// with exponential backoff and jitter. Memory holds one batch at most: the
-// backlog stays in the store. Delivery is at least once: a process that dies
-// after a receiver's 2xx but before settling delivers again (same event_id).
+// with exponential backoff and jitter. The events this process writes come
+// to it already leased (fresh-events.ts) and need no claim. Memory holds one
+// batch and at most a batch of such events: the backlog stays in the store.
+// Delivery is at least once: a process that dies after a receiver's 2xx but
+// before settling delivers again (same event_id).
 
 /** The longest wait between two attempts of one event. */
 export const MAX_BACKOFF_MS = 10 * 60_000;

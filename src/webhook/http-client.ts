@@ -4,14 +4,17 @@ import tls from "node:tls";
 // The webhook's HTTP/1.1 client: a few keep-alive connections to the one
 // receiver, with requests PIPELINED on each (the POSTs of a batch written in
 // one socket write, the answers read back in order). It replaces node's
-// http.request per event, which was the bottleneck: in the webhooks bench of
-// 2026-12-03 (BENCHMARKS.md) an event cost about 0.2 ms of server CPU in all
-// and a CPU profile of the server put most of it in node's http client
-// (ClientRequest, its agent, the IncomingMessage of each answer); this client
-// writes a request as one buffer and parses an answer with a few indexOf
-// calls. test/webhook-client.test.ts checks it against node:http servers
-// (chunked answers, bodies, Connection: close, a connection closed
-// mid-batch, a slow receiver, TLS).
+// http.request per event, which was the bottleneck (BENCHMARKS.md,
+// 2026-12-03: webhooks): with node's client, delivering cost 0.115 ms of
+// server CPU per event on top of writing it to the outbox (wh-idle-store
+// 0.174 against wh-idle-on 0.289 CPU s per 1,000 Idle polls, same run), and
+// swapping in this client, nothing else changed, took wh-idle-on from 0.306
+// to 0.215 in the next run. A request here is one buffer written with the
+// others of its turn of the event loop; an answer is parsed with a few
+// indexOf calls and nothing is allocated for its headers or body.
+// test/webhook-client.test.ts checks it against node's http server and
+// client (bodies, 1xx, Connection: close, connections dropped mid-batch, a
+// receiver that never answers, HTTP/1.0, TLS).
 //
 // What it does with an answer is only to read its status: bodies are
 // skipped (Content-Length, chunked, or until the connection closes), 1xx
