@@ -5,11 +5,11 @@ import tls from "node:tls";
 // receiver, with requests PIPELINED on each (the POSTs of a batch written in
 // one socket write, the answers read back in order). It replaces node's
 // http.request per event, which was the bottleneck (BENCHMARKS.md,
-// 2026-12-03: webhooks): with node's client, delivering cost 0.115 ms of
+// 2026-12-03: webhooks): with node's client, delivering cost 0.068 ms of
 // server CPU per event on top of writing it to the outbox (wh-idle-store
-// 0.174 against wh-idle-on 0.289 CPU s per 1,000 Idle polls, same run), and
+// 0.153 against wh-idle-on 0.221 CPU s per 1,000 Idle polls, same run), and
 // swapping in this client, nothing else changed, took wh-idle-on from 0.306
-// to 0.215 in the next run. A request here is one buffer written with the
+// to 0.215 (3 runs each, one after the other). A request here is one buffer written with the
 // others of its turn of the event loop; an answer is parsed with a few
 // indexOf calls and nothing is allocated for its headers or body.
 // test/webhook-client.test.ts checks it against node's http server and
