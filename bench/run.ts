@@ -289,13 +289,17 @@ interface RowSpec {
 interface WebhookRow {
   unit: "idle" | "tokenupdate";
   on: boolean;
+  /** The webhook on, pointed at a port where nothing listens: what writing the outbox costs, without delivering. */
+  nowhere?: boolean;
 }
 
 /** The webhooks scenario's rows: Idle and TokenUpdate, each with the webhook off and on, measured in the same rounds. */
 const WEBHOOK_ROWS: ReadonlyArray<{ name: string; webhook: WebhookRow }> = [
   { name: "wh-idle-off", webhook: { unit: "idle", on: false } },
+  { name: "wh-idle-store", webhook: { unit: "idle", on: true, nowhere: true } },
   { name: "wh-idle-on", webhook: { unit: "idle", on: true } },
   { name: "wh-tu-off", webhook: { unit: "tokenupdate", on: false } },
+  { name: "wh-tu-store", webhook: { unit: "tokenupdate", on: true, nowhere: true } },
   { name: "wh-tu-on", webhook: { unit: "tokenupdate", on: true } },
 ];
 
@@ -685,7 +689,10 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
       }
       // scale: the server opens a fresh store (its temp dir's orchard.db, or its new database) holding size - devices enrollments.
       if (kind === "scale") await seedStore(s, Math.max(0, spec.size! - o.devices));
-      if (spec.webhook?.on) {
+      if (spec.webhook?.nowhere) {
+        // Port 9 (discard): nothing listens there; every delivery fails and backs off.
+        args.push("--webhook-url", "http://127.0.0.1:9/hook");
+      } else if (spec.webhook?.on) {
         s.receiver = await ServerHandle.start("receiver");
         args.push("--webhook-url", `${s.receiver.url}/hook`);
       }

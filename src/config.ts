@@ -304,7 +304,11 @@ export const SERVE_FLAGS = {
     default: "1s",
     help: "the first retry of an event waits this long, then twice as long each time (at most 10m), with jitter",
   },
-  "webhook-concurrency": { type: "string", default: "32", help: "deliveries in flight at once, per process" },
+  "webhook-concurrency": {
+    type: "string",
+    default: "256",
+    help: "deliveries in flight at once, per process (pipelined on at most 4 connections)",
+  },
   "ade-url": {
     type: "string",
     arg: "URL",

@@ -41,7 +41,7 @@ import { ScepChallenges } from "./scep/challenges.ts";
 import { registerScepApiRoutes, registerScepRoutes } from "./http/scep-routes.ts";
 import { DEFAULT_PLIST_LIMITS, type PlistLimits } from "./plist/index.ts";
 import { openStore, type Store } from "./store/index.ts";
-import { loggableUrl, startWebhookDelivery } from "./webhook/delivery.ts";
+import { freshEventsFor, loggableUrl, startWebhookDelivery } from "./webhook/delivery.ts";
 import { registerWebhookRoutes } from "./http/webhook-routes.ts";
 
 export interface RunningServer {
@@ -88,7 +88,9 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const trust = loadTrust(config, deviceCa, log);
   // With --webhook-url, the store writes the webhook's topics to the outbox in each change's transaction.
   const opened = await openStore(config.storage, config.dataDir, config.storagePoolSize);
-  const store = config.webhook ? opened.withWebhookTopics(config.webhook.topics) : opened;
+  // The events this process writes go straight to its delivery, already leased (webhook/fresh-events.ts).
+  const freshEvents = config.webhook ? freshEventsFor(config.webhook) : undefined;
+  const store = config.webhook ? opened.withWebhookTopics(config.webhook.topics, freshEvents) : opened;
   const lastSeen = new Coalescer("last-seen times", (seen) => store.enrollments.markSeen(seen), log);
   const tokenUse = new Coalescer("AuthToken use times", (used) => store.userSessions.markTokensUsed(used), log);
   lastSeen.start();
@@ -104,7 +106,9 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const profileSigner = config.enrollment.profileSigner ? loadProfileSigner(config.enrollment.profileSigner) : undefined;
   const metrics = new Metrics(store, { deviceCa: deviceCa.certPem, profileSigner: profileSigner?.certPem });
   const push = startPush({ config: config.push, store, dataDir: config.dataDir, log, observer: metrics });
-  const webhook = config.webhook ? startWebhookDelivery({ store, options: config.webhook, log, observer: metrics }) : undefined;
+  const webhook = config.webhook
+    ? startWebhookDelivery({ store, options: config.webhook, log, observer: metrics, fresh: freshEvents })
+    : undefined;
   // ABM keys and tokens are sealed like push certificate keys: the same secret key, another aad per row.
   const ade = new AdeService({
     store,

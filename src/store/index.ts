@@ -19,7 +19,7 @@ import { DirectoryStore } from "./directory.ts";
 import { UserSessionStore } from "./user-sessions.ts";
 import { SqliteDatabase } from "./sqlite.ts";
 import { PostgresDatabase } from "./postgres.ts";
-import { NO_TOPICS, WebhookOutbox, type WebhookTopics } from "./webhooks.ts";
+import { type ClaimedEvent, NO_TOPICS, OutboxGroupCommit, type OutboxHandoff, WebhookOutbox, type WebhookTopics } from "./webhooks.ts";
 
 /** All of Orchard's state, split by concern; every process shares it. */
 export class Store {
@@ -44,8 +44,18 @@ export class Store {
   constructor(
     readonly db: Database,
     private readonly webhookTopics: WebhookTopics = NO_TOPICS,
+    /** The delivery of this process, handed the events it writes (webhook/fresh-events.ts). */
+    private readonly handoff?: OutboxHandoff,
+    /** Inside a transaction: the events it wrote leased, handed over at its commit. */
+    private readonly txAdded?: ClaimedEvent[],
   ) {
-    this.outbox = new WebhookOutbox(db, webhookTopics);
+    // Outside a transaction, stand-alone webhook events are written in groups (one transaction for many).
+    this.outbox = new WebhookOutbox(
+      db,
+      webhookTopics,
+      txAdded === undefined && webhookTopics.size > 0 ? new OutboxGroupCommit(db, handoff) : undefined,
+      txAdded !== undefined && handoff ? { handoff, added: txAdded } : undefined,
+    );
     this.enrollments = new EnrollmentStore(db);
     this.commands = new CommandStore(db);
     this.events = new EventStore(db, this.outbox);
@@ -67,13 +77,28 @@ export class Store {
    * Runs fn with a Store whose every statement belongs to one transaction:
    * all of it commits, or none of it does (and one commit is cheaper than several).
    */
-  transaction<T>(fn: (store: Store) => Promise<T>): Promise<T> {
-    return this.db.transaction((tx) => fn(new Store(joined(tx, this.db.dialect), this.webhookTopics)));
+  async transaction<T>(fn: (store: Store) => Promise<T>): Promise<T> {
+    // A nested transaction joins the open one: its events are handed over when that one commits.
+    const added = this.txAdded ?? [];
+    const handoff = this.handoff;
+    let result: T;
+    try {
+      result = await this.db.transaction((tx) => fn(new Store(joined(tx, this.db.dialect), this.webhookTopics, handoff, added)));
+    } catch (err) {
+      if (handoff && this.txAdded === undefined) handoff.release(added.length);
+      throw err;
+    }
+    if (handoff && this.txAdded === undefined && added.length > 0) handoff.deliver(added);
+    return result;
   }
 
-  /** This store, writing the events of these topics to the webhook outbox (--webhook-url, --webhook-topics). */
-  withWebhookTopics(topics: WebhookTopics): Store {
-    return new Store(this.db, topics);
+  /**
+   * This store, writing the events of these topics to the webhook outbox
+   * (--webhook-url, --webhook-topics); with a handoff, the events it writes
+   * are delivered by this process without being claimed.
+   */
+  withWebhookTopics(topics: WebhookTopics, handoff?: OutboxHandoff): Store {
+    return new Store(this.db, topics, handoff);
   }
 
   /** True when the database answers (health checks). */
