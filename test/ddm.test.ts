@@ -358,6 +358,56 @@ await forEachBackend("DDM natively", (backend) => {
     );
   });
 
+  test("a status report whose dotted key and nested path collide: the last one is kept", async () => {
+    const r = await ddm("status", {
+      data: Buffer.from('{"StatusItems":{"collide":{"a.b":1,"a":{"b":2}},"collide2":{"c":{"d":3},"c.d":4}}}'),
+    });
+    assert.equal(r.status, 200, r.text);
+    const values = (await server.api("GET", `/v1/status-values/${dev.udid}?prefix=.StatusItems.collide`)).json[dev.udid];
+    assert.deepEqual(
+      values.map((v: { path: string; value: string }) => [v.path, v.value]),
+      [
+        [".StatusItems.collide.a.b", "2"],
+        [".StatusItems.collide2.c.d", "4"],
+      ],
+    );
+  });
+
+  test("bad declarations from the operator: 400 invalid_declaration, nothing stored", async () => {
+    const before = await server.api("GET", "/v1/declarations");
+    const cases: Array<[string, string | object, RegExp]> = [
+      ["NUL in Type", { Type: "com.apple.configuration.zz\u0000", Identifier: "bad.nul", Payload: {} }, /NUL/],
+      ["NUL in a Payload key", { Type: CONFIG.Type, Identifier: "bad.nul-key", Payload: { "a\u0000": 1 } }, /NUL/],
+      [
+        "a lone surrogate in a Payload string",
+        { Type: CONFIG.Type, Identifier: "bad.surrogate", Payload: { Echo: "\ud800" } },
+        /lone surrogate/,
+      ],
+      [
+        "a Type of 300 characters",
+        { Type: `com.apple.configuration.${"z".repeat(300)}`, Identifier: "bad.long", Payload: {} },
+        /Type is longer than 256/,
+      ],
+      [
+        "a Payload nesting 200,000 arrays",
+        `{"Type":"com.apple.configuration.zz.deep","Identifier":"bad.deep","Payload":{"a":${"[".repeat(200_000)}${"]".repeat(200_000)}}}`,
+        /deeper than 32 levels/,
+      ],
+      [
+        "a Payload nesting 40 objects",
+        `{"Type":"com.apple.configuration.zz.deep","Identifier":"bad.deep2","Payload":${'{"a":'.repeat(40)}1${"}".repeat(40)}}`,
+        /deeper than 32 levels/,
+      ],
+    ];
+    for (const [what, body, reason] of cases) {
+      const r = await server.api("PUT", "/v1/declarations", body);
+      assert.equal(r.status, 400, `${what}: ${r.text.slice(0, 300)}`);
+      assert.equal(r.json.code, "invalid_declaration", what);
+      assert.match(r.json.error, reason, what);
+    }
+    assert.deepEqual((await server.api("GET", "/v1/declarations")).json, before.json);
+  });
+
   test("bad input from the device: a 4xx with the reason, a log line, nothing stored", async () => {
     await drain();
     const snapshot = async () => {
@@ -397,6 +447,42 @@ await forEachBackend("DDM natively", (backend) => {
         /server-token/,
       ],
       ["a huge Data", () => ddm("status", { data: Buffer.alloc(600 * 1024, 0x20) }), 413, /larger than/],
+      [
+        "a value nesting 200,000 arrays",
+        () => ddm("status", { data: Buffer.from(`{"StatusItems":{"x":${"[".repeat(200_000)}${"]".repeat(200_000)}}}`) }),
+        400,
+        /deeper than 32 levels/,
+      ],
+      [
+        "reasons nesting 40 objects",
+        () =>
+          ddm("status", {
+            data: Buffer.from(
+              `{"StatusItems":{"management":{"declarations":{"configurations":[{"identifier":"x","active":true,"valid":"invalid","server-token":"t","reasons":[${'{"a":'.repeat(40)}1${"}".repeat(40)}]}]}}}}`,
+            ),
+          }),
+        400,
+        /deeper than 32 levels/,
+      ],
+      ["NUL in a key", () => ddm("status", { data: Buffer.from('{"StatusItems":{"x\\u0000y":1}}') }), 400, /NUL/],
+      [
+        "NUL in a declaration identifier",
+        () =>
+          ddm("status", {
+            data: Buffer.from(
+              '{"StatusItems":{"management":{"declarations":{"configurations":[{"identifier":"a\\u0000","active":true,"valid":"valid","server-token":"x"}]}}}}',
+            ),
+          }),
+        400,
+        /NUL/,
+      ],
+      [
+        "NUL in an error's StatusItem",
+        () => ddm("status", { data: Buffer.from('{"StatusItems":{},"Errors":[{"StatusItem":"a\\u0000"}]}') }),
+        400,
+        /NUL/,
+      ],
+      ["a lone surrogate in a value", () => ddm("status", { data: Buffer.from('{"StatusItems":{"x":"\\ud800"}}') }), 400, /lone surrogate/],
       [
         "bad base64 in Data",
         () =>

@@ -3,6 +3,7 @@
 // Data carries (Apple's declarative/protocol/statusreport.yaml and
 // declarative/status/management.declarations.yaml). Pure: no I/O.
 import { BadRequest, OrchardError } from "../errors.ts";
+import { checkJsonValue } from "./json-value.ts";
 
 /** The four kinds of declaration, as the Endpoint's folder names them (`declaration/<kind>/<identifier>`). */
 export const DECLARATION_KINDS = ["activation", "configuration", "asset", "management"] as const;
@@ -92,6 +93,8 @@ export function decodeStatusReport(data: Buffer | undefined): StatusReport {
     throw new BadRequest("status report Data is not JSON (UTF-8)");
   }
   if (!isObject(json)) throw new BadRequest("status report is not a JSON object");
+  // Before anything walks it: bounded depth (arrays too), no NUL or lone surrogate to reach the store.
+  checkJsonValue(json, "status report");
   const { StatusItems: items, Errors: errors, FullReport: full } = json;
   if (!isObject(items)) throw new BadRequest("status report has no StatusItems object");
   if (errors !== undefined && !Array.isArray(errors)) throw new BadRequest("status report Errors is not an array");

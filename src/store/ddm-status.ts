@@ -106,7 +106,9 @@ export class DdmStatusStore {
           ]),
         );
       }
-      for (const chunk of chunks(report.values, 100)) {
+      // "a.b": 1 and a: { b: 2 } flatten to one path: the last one wins (one statement may not write a row twice).
+      const values = [...new Map(report.values.map((v) => [v.path, v])).values()];
+      for (const chunk of chunks(values, 100)) {
         await tx.run(
           `INSERT INTO ddm_status_values (enrollment_id, path, value, status_id, updated_at)
            VALUES ${chunk.map(() => "(?, ?, ?, ?, ?)").join(", ")}
