@@ -373,6 +373,19 @@ await forEachBackend("DDM natively", (backend) => {
     );
   });
 
+  test("status-values: a prefix of many % is matched without backtracking, with LIKE's answers", async () => {
+    const key = `many-a-${"a".repeat(300)}`;
+    assert.equal((await ddm("status", { data: Buffer.from(JSON.stringify({ StatusItems: { [key]: "v" } })) })).status, 200);
+    const values = async (prefix: string) =>
+      (await server.api("GET", `/v1/status-values/${dev.udid}?prefix=${encodeURIComponent(prefix)}`)).json[dev.udid].map(
+        (v: { path: string }) => v.path,
+      );
+    // A backtracking regular expression (^.*a.*a...b) would not answer this one within the test's life.
+    assert.deepEqual(await values(`.StatusItems.many-${"%a".repeat(30)}%b`), []);
+    assert.deepEqual(await values(`.StatusItems.many-${"%a".repeat(30)}`), [`.StatusItems.${key}`]);
+    assert.deepEqual(await values(`%%%.many_a-a%%`), [`.StatusItems.${key}`]);
+  });
+
   test("bad declarations from the operator: 400 invalid_declaration, nothing stored", async () => {
     const before = await server.api("GET", "/v1/declarations");
     const cases: Array<[string, string | object, RegExp]> = [
