@@ -77,6 +77,9 @@ export interface StatusReport {
 export const MAX_STATUS_REPORT_BYTES = 512 * 1024;
 /** The most status values one report may carry, and how deep its items may nest. */
 export const MAX_STATUS_VALUES = 5000;
+/** The most declaration statuses, and root-level errors, one report may carry (400 past them: no device sends that many). */
+export const MAX_STATUS_DECLARATIONS = 1000;
+export const MAX_STATUS_ERRORS = 100;
 const MAX_DEPTH = 24;
 const MAX_PATH_LENGTH = 512;
 
@@ -99,6 +102,8 @@ export function decodeStatusReport(data: Buffer | undefined): StatusReport {
   if (!isObject(items)) throw new BadRequest("status report has no StatusItems object");
   if (errors !== undefined && !Array.isArray(errors)) throw new BadRequest("status report Errors is not an array");
   if (full !== undefined && typeof full !== "boolean") throw new BadRequest("status report FullReport is not a boolean");
+  if (errors !== undefined && errors.length > MAX_STATUS_ERRORS)
+    throw new BadRequest(`status report has more than ${MAX_STATUS_ERRORS} Errors`);
   const report: StatusReport = { fullReport: full === true, declarations: [], values: [], errors: [] };
   for (const [i, e] of (errors ?? []).entries()) {
     if (!isObject(e) || typeof e.StatusItem !== "string") throw new BadRequest(`status report Errors[${i}] has no StatusItem`);
@@ -137,6 +142,8 @@ function declarations(value: unknown, report: StatusReport): void {
     const list = value[key];
     if (list === undefined) continue;
     if (!Array.isArray(list)) throw new BadRequest(`management.declarations.${key} is not an array`);
+    if (report.declarations.length + list.length > MAX_STATUS_DECLARATIONS)
+      throw new BadRequest(`status report has more than ${MAX_STATUS_DECLARATIONS} declarations`);
     for (const [i, d] of list.entries()) {
       const where = `management.declarations.${key}[${i}]`;
       if (!isObject(d)) throw new BadRequest(`${where} is not an object`);
