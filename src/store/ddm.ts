@@ -115,6 +115,22 @@ export class DdmStore {
     return this.db.all("SELECT identifier, type, source FROM ddm_declarations WHERE source LIKE ?", [`%${text.replace(/%/g, "")}%`]);
   }
 
+  /**
+   * declarationsNaming, among the declarations one device holds: those of the
+   * sets of any of its channels (the device's and its users'). A superset as
+   * well; from the device's channels through primary keys.
+   */
+  async deviceDeclarationsNaming(deviceId: string, text: string): Promise<Array<{ identifier: string; type: string; source: string }>> {
+    return this.db.all(
+      `SELECT DISTINCT d.identifier, d.type, d.source FROM enrollments e
+       JOIN ddm_enrollment_sets es ON es.enrollment_id = e.id
+       JOIN ddm_set_declarations sd ON sd.set_name = es.set_name
+       JOIN ddm_declarations d ON d.identifier = sd.declaration_identifier
+       WHERE e.device_id = ? AND d.source LIKE ?`,
+      [deviceId, `%${text.replace(/%/g, "")}%`],
+    );
+  }
+
   async declarationIds(): Promise<string[]> {
     return (await this.db.all<{ identifier: string }>("SELECT identifier FROM ddm_declarations ORDER BY identifier")).map(
       (r) => r.identifier,
