@@ -162,6 +162,48 @@ export function ddmStoreContract(name: string, open: () => Promise<Store>): void
       assert.ok(!claimed.has(channels[0]!), "assigned without a sync due (quiet)");
     });
 
+    // Races of two transactions: one holds its change open while the other
+    // runs. Correct either way the scheduler orders them; without the locks,
+    // PostgreSQL let the second one read around the open change.
+    const hold = () => new Promise((r) => setTimeout(r, 300));
+
+    test("race: a set's new member while the declaration changes: the set's token has the new ServerToken", async () => {
+      const id = fresh("com.example.race");
+      const set = fresh("race-set");
+      await store.ddm.putDeclaration(config(id, { Echo: "old" }), quiet);
+      let adding: Promise<unknown> | undefined;
+      const changed = await store.transaction(async (tx) => {
+        const put = await tx.ddm.putDeclaration(config(id, { Echo: "new" }), quiet);
+        adding = store.ddm.addToSet(set, id, quiet);
+        await hold();
+        return put.serverToken;
+      });
+      await adding;
+      assert.equal(await storedSetToken(set), setToken([{ identifier: id, serverToken: changed }]));
+    });
+
+    test("race: a sweep claiming a channel while a change makes it due again: it waits, then reads the new tokens", async () => {
+      const id = fresh("com.example.race-due");
+      const set = fresh("race-due-set");
+      const channel = fresh("RACE");
+      await store.ddm.putDeclaration(config(id, { Echo: "old" }), quiet);
+      await store.ddm.addToSet(set, id, quiet);
+      await store.ddm.assign(channel, set, { now: T0, syncDueAt: T0 }); // due already
+      let sweep: Promise<{ claimed: string[]; token: string }> | undefined;
+      await store.transaction(async (tx) => {
+        await tx.ddm.putDeclaration(config(id, { Echo: "new" }), { now: T0, syncDueAt: T0 });
+        sweep = (async () => {
+          const claimed = await store.ddm.claimDue(T0 + 10, 100_000);
+          return { claimed, token: (await store.ddm.channelTokens(channel)).token };
+        })();
+        await hold();
+      });
+      const { claimed, token } = await sweep!;
+      const final = (await store.ddm.channelTokens(channel)).token;
+      if (claimed.includes(channel)) assert.equal(token, final, "the sweep that took the channel read its new tokens");
+      else assert.ok((await store.ddm.claimDue(T0 + 10, 100_000)).includes(channel), "else the channel is still due");
+    });
+
     const status = (o: Partial<StatusReport>): StatusReport => ({ fullReport: false, declarations: [], values: [], errors: [], ...o });
 
     test("status: merged, replaced by a full report; changes returned; errors pruned; a few reports kept", async () => {
