@@ -213,6 +213,89 @@ await forEachBackend("check-in messages", (backend) => {
     });
   });
 
+  describe("User Enrollment: a user channel is its own device's alone", () => {
+    test("another device naming its EnrollmentUserID is refused (DDM read and status, command poll, TokenUpdate): 403, nothing written", async () => {
+      const topic = "com.apple.mgmt.External.test";
+      const ueDevice = async () => {
+        const ident = await identity(fleet);
+        const enrollmentId = `UE-${randomUUID()}`;
+        const send = (msg: Record<string, any>, path = "/checkin", contentType = CHECKIN_TYPE) =>
+          rawPut(fleet.transport, path, plist({ EnrollmentID: enrollmentId, ...msg }), {
+            auth: { kind: "header", identity: ident },
+            contentType,
+          });
+        assert.equal((await send({ MessageType: "Authenticate", Topic: topic })).status, 200);
+        assert.equal((await send({ MessageType: "TokenUpdate", Topic: topic, Token: Buffer.alloc(32, 1), PushMagic: "PM" })).status, 200);
+        return { enrollmentId, send };
+      };
+      const victim = await ueDevice();
+      const attacker = await ueDevice();
+      const victimUser = `EU-${randomUUID()}`;
+      const asVictimUser = { EnrollmentUserID: victimUser };
+      assert.equal(
+        (await victim.send({ MessageType: "TokenUpdate", Topic: topic, Token: Buffer.alloc(32, 2), PushMagic: "VICTIM", ...asVictimUser }))
+          .status,
+        200,
+      );
+      // The operator gives the victim's user channel a declaration and a command.
+      const decl = `ue.secret.${randomUUID()}`;
+      const set = `ue-victim-${randomUUID()}`;
+      const declared = { Type: "com.apple.configuration.management.test", Identifier: decl, Payload: { Echo: "victim-only" } };
+      assert.equal((await server.api("PUT", "/v1/declarations", declared)).status, 204);
+      assert.equal((await server.api("PUT", `/v1/set-declarations/${set}?declaration=${decl}`)).status, 204);
+      assert.equal((await server.api("PUT", `/v1/enrollment-sets/${victimUser}?set=${set}`)).status, 204);
+      const uuid = `UE-CMD-${randomUUID()}`;
+      const command = commandPlist("ProfileList", uuid).toString("utf8");
+      assert.equal((await server.api("POST", "/v1/enqueue?nopush=1", { ids: [victimUser], command })).status, 200);
+      const before = await enrollment(victimUser);
+
+      const asAttacker = (msg: Record<string, any>, path?: string, type?: string) => attacker.send({ ...msg, ...asVictimUser }, path, type);
+      const read = await asAttacker({ MessageType: "DeclarativeManagement", Endpoint: `declaration/configuration/${decl}` });
+      assert.equal(read.status, 403, read.text);
+      assert.doesNotMatch(read.text, /victim-only/);
+      assert.equal((await asAttacker({ MessageType: "DeclarativeManagement", Endpoint: "tokens" })).status, 403);
+      const forged = {
+        StatusItems: {
+          management: { declarations: { configurations: [{ identifier: decl, active: true, valid: "valid", "server-token": "forged" }] } },
+        },
+      };
+      const write = await asAttacker({
+        MessageType: "DeclarativeManagement",
+        Endpoint: "status",
+        Data: Buffer.from(JSON.stringify(forged)),
+      });
+      assert.equal(write.status, 403, write.text);
+      const poll = await asAttacker({ Status: "Idle" }, "/mdm", COMMAND_TYPE);
+      assert.equal(poll.status, 403, poll.text);
+      const takeover = await asAttacker({ MessageType: "TokenUpdate", Topic: topic, Token: Buffer.alloc(32, 3), PushMagic: "ATTACKER" });
+      assert.equal(takeover.status, 403, takeover.text);
+      assert.ok(server.logs.some((l) => l.includes("request for a user channel of another device: refused") && l.includes(victimUser)));
+
+      // Nothing of the victim's channel changed: its push token, its status, its queue.
+      assert.deepEqual(await enrollment(victimUser), before);
+      const status = await server.api("GET", `/v1/declaration-status/${victimUser}`);
+      assert.doesNotMatch(status.text, /forged/);
+      const own = await victim.send({ Status: "Idle", ...asVictimUser }, "/mdm", COMMAND_TYPE);
+      assert.equal(own.status, 200, own.text);
+      assert.equal(own.plist?.CommandUUID, uuid, "the command is still the victim's to fetch");
+      const ownRead = await victim.send({
+        MessageType: "DeclarativeManagement",
+        Endpoint: `declaration/configuration/${decl}`,
+        ...asVictimUser,
+      });
+      assert.equal(ownRead.status, 200, ownRead.text);
+      // The attacker's own user channel works.
+      const mine = await attacker.send({
+        MessageType: "TokenUpdate",
+        Topic: topic,
+        Token: Buffer.alloc(32, 4),
+        PushMagic: "M",
+        EnrollmentUserID: `EU-${randomUUID()}`,
+      });
+      assert.equal(mine.status, 200, mine.text);
+    });
+  });
+
   describe("bootstrap token", () => {
     test("set, get, clear with an empty or missing token, cleared by Authenticate", async () => {
       const d = await rawDevice();

@@ -52,6 +52,32 @@ await forEachBackend("DDM assets and stored profiles", (backend) => {
     }).then(async (r) => ({ status: r.status, json: JSON.parse(await r.text()) }));
   const auth = () => "Basic " + Buffer.from("orchard:test-api-key-0123456789abcdef").toString("base64");
 
+  /**
+   * A declaration naming this file, in a set of its own assigned to this
+   * channel: what lets the channel's device download the file. remove() undoes it all.
+   */
+  let named = 0;
+  async function give(kind: "asset" | "profile", id: string, channel: string) {
+    const identifier = `com.example.${kind}.${id}.${++named}`;
+    const declaration =
+      kind === "asset"
+        ? { Type: "com.apple.asset.data", Identifier: identifier, Payload: { Reference: { DataURL: `orchard:asset/${id}` } } }
+        : { Type: "com.apple.configuration.legacy", Identifier: identifier, Payload: { ProfileURL: `orchard:profile/${id}` } };
+    const r = await server.api("PUT", "/v1/declarations?nonotify=1", declaration);
+    assert.equal(r.status, 204, r.text);
+    const set = `files-${named}`;
+    assert.equal((await server.api("PUT", `/v1/set-declarations/${set}?declaration=${identifier}&nonotify=1`)).status, 204);
+    assert.equal((await server.api("PUT", `/v1/enrollment-sets/${encodeURIComponent(channel)}?set=${set}&nonotify=1`)).status, 204);
+    return {
+      identifier,
+      async remove() {
+        assert.equal((await server.api("DELETE", `/v1/enrollment-sets/${encodeURIComponent(channel)}?set=${set}&nonotify=1`)).status, 204);
+        assert.equal((await server.api("DELETE", `/v1/set-declarations/${set}?declaration=${identifier}&nonotify=1`)).status, 204);
+        assert.equal((await server.api("DELETE", `/v1/declarations/${identifier}`)).status, 204);
+      },
+    };
+  }
+
   /** A device's GET of a download path, with this identity. */
   async function deviceGet(path: string, a: Auth) {
     const headers: Record<string, string> = {};
@@ -207,33 +233,49 @@ await forEachBackend("DDM assets and stored profiles", (backend) => {
     assert.equal((await put("/v1/ddm/assets/typed", Buffer.from("x"), 'text/plain; charset="utf-8"')).status, 201);
   });
 
-  test("devices: an enrolled device gets the bytes with its certificate; any enrolled device may", async () => {
+  test("devices: a device gets a file a declaration of one of its channels names; any other file is a 404, as an unknown one", async () => {
     const bytes = Buffer.from(`asset for devices ${randomUUID()}`);
     await put("/v1/ddm/assets/for-devices", bytes, "application/json");
-    for (const a of [
-      { kind: "header", identity: dev.identity },
-      { kind: "header", identity: other.identity },
-    ] as const) {
+    const asDev = { kind: "header", identity: dev.identity } as const;
+    const asOther = { kind: "header", identity: other.identity } as const;
+    const unknown = await deviceGet("/mdm/assets/no-such", asDev);
+    assert.equal(unknown.status, 404);
+    // Stored, but no declaration of either device names it: the same answer as an id that is not stored.
+    for (const a of [asDev, asOther]) {
       const r = await deviceGet("/mdm/assets/for-devices", a);
-      assert.equal(r.status, 200, `${a.kind}: ${r.text}`);
-      assert.equal(r.headers["content-type"], "application/json");
-      assert.equal(Number(r.headers["content-length"]), bytes.length);
-      assert.equal(sha256(r.body), sha256(bytes));
+      assert.equal(r.status, 404, r.text);
+      assert.equal(r.text, unknown.text);
     }
+    assert.ok(server.logs.some((l) => l.includes("DDM file refused: no declaration of this device names it") && l.includes(dev.udid)));
+    const given = await give("asset", "for-devices", dev.udid);
+    const r = await deviceGet("/mdm/assets/for-devices", asDev);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.headers["content-type"], "application/json");
+    assert.equal(Number(r.headers["content-length"]), bytes.length);
+    assert.equal(sha256(r.body), sha256(bytes));
+    assert.equal((await deviceGet("/mdm/assets/for-devices", asOther)).status, 404, "the other device holds no declaration naming it");
     // Replaced: the next download is the new bytes (the kept copy is checked against the store).
     const replaced = Buffer.from("replaced bytes");
     await put("/v1/ddm/assets/for-devices", replaced, "application/json");
-    assert.deepEqual((await deviceGet("/mdm/assets/for-devices", { kind: "header", identity: dev.identity })).body, replaced);
-    assert.equal((await deviceGet("/mdm/assets/no-such", { kind: "header", identity: dev.identity })).status, 404);
+    assert.deepEqual((await deviceGet("/mdm/assets/for-devices", asDev)).body, replaced);
 
+    // A user channel's declarations count for its device.
     await put("/v1/ddm/profiles/p1", profile);
-    const p = await deviceGet("/mdm/profiles/p1", { kind: "header", identity: other.identity });
+    assert.equal((await deviceGet("/mdm/profiles/p1", asOther)).status, 404);
+    assert.equal((await other.tokenUpdate({ UserID: "FILES-USER", UserShortName: "files" })).status, 200);
+    const givenProfile = await give("profile", "p1", `${other.udid}:FILES-USER`);
+    const p = await deviceGet("/mdm/profiles/p1", asOther);
     assert.equal(p.status, 200, p.text);
     assert.equal(p.headers["content-type"], "application/x-apple-aspen-config");
     assert.deepEqual(p.body, profile);
-    // Removed: gone for devices too.
+    assert.equal((await deviceGet("/mdm/profiles/p1", asDev)).status, 404);
+
+    // The declaration taken away: the file with it. Removed: gone for devices too.
+    await given.remove();
+    assert.equal((await deviceGet("/mdm/assets/for-devices", asDev)).status, 404);
+    await givenProfile.remove();
     await server.api("DELETE", "/v1/ddm/assets/for-devices");
-    assert.equal((await deviceGet("/mdm/assets/for-devices", { kind: "header", identity: dev.identity })).status, 404);
+    assert.equal((await deviceGet("/mdm/assets/for-devices", asDev)).status, 404);
   });
 
   test("strangers get 403 with a reason, the same whether the asset exists or not, and a log line", async () => {
@@ -243,6 +285,7 @@ await forEachBackend("DDM assets and stored profiles", (backend) => {
     const untrusted = await issueDeviceIdentity(otherCa, { commonName: "untrusted" });
     const checkedOut = new RawDevice(fleet.transport, await identity(fleet), randomUUID().toUpperCase());
     await checkedOut.enroll();
+    await give("asset", "secret", checkedOut.udid);
     assert.equal((await deviceGet("/mdm/assets/secret", { kind: "header", identity: checkedOut.identity })).status, 200);
     assert.equal((await checkedOut.checkin("CheckOut")).status, 200);
     const cases: Array<[string, Auth, RegExp]> = [
@@ -289,6 +332,8 @@ await forEachBackend("DDM assets and stored profiles", (backend) => {
     assert.equal(reference.Size, bytes.length);
     assert.deepEqual((resolved.Payload as { Authentication: unknown }).Authentication, { Type: "MDM" });
     // What the device fetches at that URL (the proxy strips the prefix) hashes to what the declaration says.
+    await give("asset", "tasks.zip", dev.udid);
+    await give("profile", "wifi", dev.udid);
     const path = String(reference.DataURL).slice(PUBLIC_URL.length);
     const got = await deviceGet(path, { kind: "header", identity: dev.identity });
     assert.equal(got.status, 200);

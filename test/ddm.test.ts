@@ -167,6 +167,16 @@ await forEachBackend("DDM natively", (backend) => {
   });
 
   test("status reports (real ones): stored, merged, replaced by a FullReport, seen through the API and events", async () => {
+    // Only declarations Orchard stores keep a status: the ones these real reports name.
+    for (const identifier of [
+      "49F6F16A-70EB-4A89-B092-465FAEC5E550",
+      "0FCD2F56-D5BC-48EA-B98D-E0CCC0C6F9E0",
+      "4D6F8451-C089-4E65-A615-7C6EFF154F72",
+      "85B5130A-4D0D-462B-AA0D-0C3B6630E5AA",
+      "AF0E633E-7ADB-4B2A-A48C-1B20AA271D08",
+    ]) {
+      assert.equal((await server.api("PUT", "/v1/declarations?nonotify=1", { ...CONFIG, Identifier: identifier })).status, 204);
+    }
     assert.equal((await ddm("status", { data: report("status.1st.json") })).status, 200);
     const values = (await server.api("GET", `/v1/status-values/${dev.udid}?prefix=.StatusItems.device.operating-system.`)).json[dev.udid];
     assert.deepEqual(
@@ -358,6 +368,96 @@ await forEachBackend("DDM natively", (backend) => {
     );
   });
 
+  test("a status report whose dotted key and nested path collide: the last one is kept", async () => {
+    const r = await ddm("status", {
+      data: Buffer.from('{"StatusItems":{"collide":{"a.b":1,"a":{"b":2}},"collide2":{"c":{"d":3},"c.d":4}}}'),
+    });
+    assert.equal(r.status, 200, r.text);
+    const values = (await server.api("GET", `/v1/status-values/${dev.udid}?prefix=.StatusItems.collide`)).json[dev.udid];
+    assert.deepEqual(
+      values.map((v: { path: string; value: string }) => [v.path, v.value]),
+      [
+        [".StatusItems.collide.a.b", "2"],
+        [".StatusItems.collide2.c.d", "4"],
+      ],
+    );
+  });
+
+  test("status-values: a prefix of many % is matched without backtracking, with LIKE's answers", async () => {
+    const key = `many-a-${"a".repeat(300)}`;
+    assert.equal((await ddm("status", { data: Buffer.from(JSON.stringify({ StatusItems: { [key]: "v" } })) })).status, 200);
+    const values = async (prefix: string) =>
+      (await server.api("GET", `/v1/status-values/${dev.udid}?prefix=${encodeURIComponent(prefix)}`)).json[dev.udid].map(
+        (v: { path: string }) => v.path,
+      );
+    // A backtracking regular expression (^.*a.*a...b) would not answer this one within the test's life.
+    assert.deepEqual(await values(`.StatusItems.many-${"%a".repeat(30)}%b`), []);
+    assert.deepEqual(await values(`.StatusItems.many-${"%a".repeat(30)}`), [`.StatusItems.${key}`]);
+    assert.deepEqual(await values(`%%%.many_a-a%%`), [`.StatusItems.${key}`]);
+  });
+
+  test("one report cannot write thousands of rows: declarations Orchard does not store are not kept", async () => {
+    const madeUp = Array.from({ length: 999 }, (_, i) => ({
+      identifier: `made-up-${i}`,
+      active: false,
+      valid: "invalid",
+      "server-token": "",
+    }));
+    const known = { identifier: "com.example.test", active: true, valid: "valid", "server-token": "amplify" };
+    const errors = Array.from({ length: 100 }, (_, i) => ({ StatusItem: `x${i}` }));
+    const count = async (table: string) =>
+      Number((await server.store.db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table} WHERE enrollment_id = ?`, [dev.udid]))!.n);
+    const [declarationsBefore, errorsBefore, eventsBefore] = [
+      await count("ddm_status_declarations"),
+      await count("ddm_status_errors"),
+      await count("events"),
+    ];
+    const data = { StatusItems: { management: { declarations: { configurations: [...madeUp, known] } } }, Errors: errors };
+    const r = await ddm("status", { data: Buffer.from(JSON.stringify(data)) });
+    assert.equal(r.status, 200, r.text);
+    assert.ok((await count("ddm_status_declarations")) - declarationsBefore <= 1, "only com.example.test");
+    assert.equal((await count("ddm_status_errors")) - errorsBefore, 100, "the report's errors, none for made-up declarations");
+    assert.ok((await count("events")) - eventsBefore <= 3, "no event per made-up declaration");
+    const status = (await server.api("GET", `/v1/declaration-status/${dev.udid}`)).json[dev.udid];
+    assert.ok(!status.some((s: { identifier: string }) => s.identifier.startsWith("made-up-")));
+    assert.ok(server.logs.some((l) => l.includes("DDM status report stored") && l.includes('"unknownDeclarations":999')));
+  });
+
+  test("bad declarations from the operator: 400 invalid_declaration, nothing stored", async () => {
+    const before = await server.api("GET", "/v1/declarations");
+    const cases: Array<[string, string | object, RegExp]> = [
+      ["NUL in Type", { Type: "com.apple.configuration.zz\u0000", Identifier: "bad.nul", Payload: {} }, /NUL/],
+      ["NUL in a Payload key", { Type: CONFIG.Type, Identifier: "bad.nul-key", Payload: { "a\u0000": 1 } }, /NUL/],
+      [
+        "a lone surrogate in a Payload string",
+        { Type: CONFIG.Type, Identifier: "bad.surrogate", Payload: { Echo: "\ud800" } },
+        /lone surrogate/,
+      ],
+      [
+        "a Type of 300 characters",
+        { Type: `com.apple.configuration.${"z".repeat(300)}`, Identifier: "bad.long", Payload: {} },
+        /Type is longer than 256/,
+      ],
+      [
+        "a Payload nesting 200,000 arrays",
+        `{"Type":"com.apple.configuration.zz.deep","Identifier":"bad.deep","Payload":{"a":${"[".repeat(200_000)}${"]".repeat(200_000)}}}`,
+        /deeper than 32 levels/,
+      ],
+      [
+        "a Payload nesting 40 objects",
+        `{"Type":"com.apple.configuration.zz.deep","Identifier":"bad.deep2","Payload":${'{"a":'.repeat(40)}1${"}".repeat(40)}}`,
+        /deeper than 32 levels/,
+      ],
+    ];
+    for (const [what, body, reason] of cases) {
+      const r = await server.api("PUT", "/v1/declarations", body);
+      assert.equal(r.status, 400, `${what}: ${r.text.slice(0, 300)}`);
+      assert.equal(r.json.code, "invalid_declaration", what);
+      assert.match(r.json.error, reason, what);
+    }
+    assert.deepEqual((await server.api("GET", "/v1/declarations")).json, before.json);
+  });
+
   test("bad input from the device: a 4xx with the reason, a log line, nothing stored", async () => {
     await drain();
     const snapshot = async () => {
@@ -397,6 +497,62 @@ await forEachBackend("DDM natively", (backend) => {
         /server-token/,
       ],
       ["a huge Data", () => ddm("status", { data: Buffer.alloc(600 * 1024, 0x20) }), 413, /larger than/],
+      [
+        "1,001 declarations",
+        () => {
+          const d = Array.from({ length: 1001 }, (_, i) => ({ identifier: `d${i}`, active: false, valid: "unknown", "server-token": "" }));
+          return ddm("status", {
+            data: Buffer.from(JSON.stringify({ StatusItems: { management: { declarations: { configurations: d } } } })),
+          });
+        },
+        400,
+        /more than 1000 declarations/,
+      ],
+      [
+        "101 Errors",
+        () =>
+          ddm("status", {
+            data: Buffer.from(JSON.stringify({ StatusItems: {}, Errors: Array.from({ length: 101 }, () => ({ StatusItem: "x" })) })),
+          }),
+        400,
+        /more than 100 Errors/,
+      ],
+      [
+        "a value nesting 200,000 arrays",
+        () => ddm("status", { data: Buffer.from(`{"StatusItems":{"x":${"[".repeat(200_000)}${"]".repeat(200_000)}}}`) }),
+        400,
+        /deeper than 32 levels/,
+      ],
+      [
+        "reasons nesting 40 objects",
+        () =>
+          ddm("status", {
+            data: Buffer.from(
+              `{"StatusItems":{"management":{"declarations":{"configurations":[{"identifier":"x","active":true,"valid":"invalid","server-token":"t","reasons":[${'{"a":'.repeat(40)}1${"}".repeat(40)}]}]}}}}`,
+            ),
+          }),
+        400,
+        /deeper than 32 levels/,
+      ],
+      ["NUL in a key", () => ddm("status", { data: Buffer.from('{"StatusItems":{"x\\u0000y":1}}') }), 400, /NUL/],
+      [
+        "NUL in a declaration identifier",
+        () =>
+          ddm("status", {
+            data: Buffer.from(
+              '{"StatusItems":{"management":{"declarations":{"configurations":[{"identifier":"a\\u0000","active":true,"valid":"valid","server-token":"x"}]}}}}',
+            ),
+          }),
+        400,
+        /NUL/,
+      ],
+      [
+        "NUL in an error's StatusItem",
+        () => ddm("status", { data: Buffer.from('{"StatusItems":{},"Errors":[{"StatusItem":"a\\u0000"}]}') }),
+        400,
+        /NUL/,
+      ],
+      ["a lone surrogate in a value", () => ddm("status", { data: Buffer.from('{"StatusItems":{"x":"\\ud800"}}') }), 400, /lone surrogate/],
       [
         "bad base64 in Data",
         () =>

@@ -1,5 +1,6 @@
 import { Forbidden } from "../errors.ts";
 import type { CheckinMessage } from "../protocol/checkin.ts";
+import type { Channel } from "../protocol/enrollment.ts";
 import type { CommandReport } from "../protocol/report.ts";
 import type { Store } from "../store/index.ts";
 import type { Pusher } from "./push.ts";
@@ -101,13 +102,32 @@ export class CertBinding implements MdmService {
       return this.next.checkIn({ ...req, replaces, rebound }, msg);
     }
     await this.requireBinding(req, deviceId);
+    await this.requireOwnChannel(req, msg.channel);
     if (msg.messageType === "CheckOut") this.confirmed.delete(deviceId);
     return this.next.checkIn(req, msg);
   }
 
   async report(req: MdmRequest, report: CommandReport) {
     await this.requireBinding(req, report.channel.deviceId);
+    await this.requireOwnChannel(req, report.channel);
     return this.next.report(req, report);
+  }
+
+  /**
+   * A user channel is used only by the device that owns it. `UDID:UserID` and
+   * `UDID:UserShortName` carry their device's id (ids hold no `:`), so only a
+   * User Enrollment user channel, whose id is the EnrollmentUserID alone, can
+   * name a channel of another device: one lookup by primary key, on those
+   * channels only (a device channel is the device itself: no query). A channel
+   * not stored yet is free (its first TokenUpdate creates it; the store's
+   * upsert never takes over another device's row).
+   */
+  private async requireOwnChannel(req: MdmRequest, channel: Channel): Promise<void> {
+    if (channel.type !== "UserEnrollmentUser" || channel.id === channel.deviceId) return;
+    const owner = await this.store.enrollments.deviceOfChannel(channel.id);
+    if (owner === undefined || owner === channel.deviceId) return;
+    req.log.warn({ enrollmentId: channel.id, deviceId: channel.deviceId }, "request for a user channel of another device: refused");
+    throw new Forbidden("this user channel belongs to another device");
   }
 
   /**

@@ -175,6 +175,11 @@ export class CoreService implements MdmService {
         message: msg.raw,
         now: req.now,
       });
+      // Another device's channel has this id (CertBinding refuses that first; this closes the race): nothing is written.
+      if (count === undefined) {
+        req.log.warn({ enrollmentId: channel.id, deviceId: channel.deviceId }, "TokenUpdate for a channel of another device: refused");
+        throw new Forbidden("this channel belongs to another device");
+      }
       if (count === 1)
         await tx.events.add({ type: "enrollment.enrolled", enrollmentId: channel.id, detail: { type: channel.type } }, req.now);
       await recordCheckin(tx, req, msg, count);

@@ -1,5 +1,6 @@
 import { BadRequest, Conflict } from "../errors.ts";
 import { kindOfType } from "../protocol/ddm.ts";
+import { checkJsonValue } from "../protocol/json-value.ts";
 import { ASSIGN_CHUNK, type ChangeOptions, type PutOutcome } from "../store/ddm.ts";
 import type { Store } from "../store/index.ts";
 
@@ -189,6 +190,8 @@ export class DdmAdmin {
 function declarationOf(json: unknown): Declaration {
   if (typeof json !== "object" || json === null || Array.isArray(json))
     throw new BadRequest("a declaration is a JSON object", "invalid_declaration");
+  // Before the validator, the resolver or the token walk it: bounded depth, no NUL or lone surrogate.
+  checkJsonValue(json, "declaration", undefined, "invalid_declaration");
   const d = json as Record<string, unknown>;
   const unknown = Object.keys(d).find((k) => !DECLARATION_KEYS.has(k));
   if (unknown !== undefined) {
@@ -199,6 +202,8 @@ function declarationOf(json: unknown): Declaration {
   }
   if (typeof d.Identifier !== "string") throw new BadRequest("declaration without an Identifier string", "invalid_declaration");
   name(d.Identifier, "declaration Identifier", "invalid_declaration");
+  if (typeof d.Type === "string" && d.Type.length > MAX_NAME_LENGTH)
+    throw new BadRequest(`declaration Type is longer than ${MAX_NAME_LENGTH} characters`, "invalid_declaration");
   if (typeof d.Type !== "string" || kindOfType(d.Type) === undefined) {
     throw new BadRequest(
       "declaration Type must start with com.apple.activation., com.apple.configuration., com.apple.asset. or com.apple.management.",

@@ -188,7 +188,19 @@ function isObject(v: unknown): v is Record<string, unknown> {
  * store is a superset, each one is checked with referencedFiles.
  */
 export async function declarationsNaming(store: Store, ref: FileRef): Promise<string[]> {
-  const rows = await store.ddm.declarationsNaming(fileReference(ref));
+  return naming(await store.ddm.declarationsNaming(fileReference(ref)), ref);
+}
+
+/**
+ * Whether a device may download this file: a declaration of one of its
+ * channels' sets (its own or its users') names it. Files follow the
+ * declarations: a device is given only what its declarations need.
+ */
+export async function deviceMayFetch(store: Store, deviceId: string, ref: FileRef): Promise<boolean> {
+  return (await naming(await store.ddm.deviceDeclarationsNaming(deviceId, fileReference(ref)), ref)).length > 0;
+}
+
+function naming(rows: ReadonlyArray<{ identifier: string; type: string; source: string }>, ref: FileRef): string[] {
   return rows
     .filter((r) => {
       try {

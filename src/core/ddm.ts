@@ -3,6 +3,7 @@ import { NotFound } from "../errors.ts";
 import type { DeclarativeManagementMessage } from "../protocol/checkin.ts";
 import { decodeStatusReport, parseEndpoint, type DdmEndpoint } from "../protocol/ddm.ts";
 import { tokensResponse } from "../protocol/ddm-tokens.ts";
+import { MAX_CHANNEL_STATUS_VALUES } from "../store/ddm-status.ts";
 import type { Store } from "../store/index.ts";
 import type { CheckinReply, MdmRequest } from "./service.ts";
 
@@ -65,9 +66,9 @@ export class DdmService {
     const report = decodeStatusReport(msg.data);
     const id = msg.channel.id;
     const statusId = randomBytes(8).toString("hex");
-    const changes = await this.store.transaction(async (tx) => {
-      const changed = await tx.ddmStatus.record(id, report, msg.data!.toString("utf8"), statusId, req.now);
-      for (const c of changed) {
+    const outcome = await this.store.transaction(async (tx) => {
+      const outcome = await tx.ddmStatus.record(id, report, msg.data!.toString("utf8"), statusId, req.now);
+      for (const c of outcome.changes) {
         const d = c.now;
         await tx.events.add(
           {
@@ -102,8 +103,14 @@ export class DdmService {
           req.now,
         );
       }
-      return changed;
+      return outcome;
     });
+    if (outcome.refusedValues > 0) {
+      req.log.warn(
+        { enrollmentId: id, statusId, refused: outcome.refusedValues, max: MAX_CHANNEL_STATUS_VALUES },
+        "DDM status report: new status paths refused, the channel holds the most status values it may",
+      );
+    }
     req.log.info(
       {
         enrollmentId: id,
@@ -112,7 +119,8 @@ export class DdmService {
         declarations: report.declarations.length,
         values: report.values.length,
         errors: report.errors.length,
-        changed: changes.length,
+        changed: outcome.changes.length,
+        unknownDeclarations: outcome.unknownDeclarations,
       },
       "DDM status report stored",
     );

@@ -3,7 +3,7 @@
 // identity, which a declaration's `orchard:asset/<id>` or
 // `orchard:profile/<id>` becomes (core/ddm-assets.ts).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { checkFileId, devicePath, deviceUrl, fileReference, type DeviceUrls, type FileRef } from "../core/ddm-assets.ts";
+import { checkFileId, devicePath, deviceMayFetch, deviceUrl, fileReference, type DeviceUrls, type FileRef } from "../core/ddm-assets.ts";
 import { inspectStoredProfile } from "../enroll/stored-profile.ts";
 import { BadRequest, Conflict, Forbidden, NotFound, OrchardError } from "../errors.ts";
 import { IdentityError, type DeviceTrust } from "../identity/index.ts";
@@ -240,11 +240,22 @@ export function registerDdmDeviceRoutes(app: FastifyInstance, o: DdmDeviceRoutes
     return deviceId;
   };
 
+  // A file no declaration of the device names is answered as one that is not stored: 404, the same reason.
+  const requireNamed = async (req: FastifyRequest, deviceId: string, ref: FileRef): Promise<void> => {
+    if (await deviceMayFetch(o.store, deviceId, ref)) return;
+    req.log.info(
+      { enrollmentId: deviceId, [ref.kind === "asset" ? "assetId" : "profileId"]: ref.id },
+      "DDM file refused: no declaration of this device names it",
+    );
+    throw new NotFound(`no such ${ref.kind}`);
+  };
+
   const assetPath = devicePath(o.serverPath, { kind: "asset", id: ":id" });
   app.get<{ Params: { id: string } }>(assetPath, async (req, reply) => {
     const deviceId = await enrolledCaller(req);
     const id = req.params.id;
     checkFileId(id, "asset");
+    await requireNamed(req, deviceId, { kind: "asset", id });
     const asset = await files.load("asset", id, () => o.store.ddmAssets.withBytes(id));
     if (!asset) throw new NotFound("no such asset");
     req.log.info({ enrollmentId: deviceId, assetId: id, size: asset.bytes.length }, "DDM asset downloaded");
@@ -256,6 +267,7 @@ export function registerDdmDeviceRoutes(app: FastifyInstance, o: DdmDeviceRoutes
     const deviceId = await enrolledCaller(req);
     const id = req.params.id;
     checkFileId(id, "profile");
+    await requireNamed(req, deviceId, { kind: "profile", id });
     const profile = await files.load("profile", id, async () => {
       const p = await o.store.ddmProfiles.withBytes(id);
       return p && { ...p, contentType: PROFILE_TYPE };

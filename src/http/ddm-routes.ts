@@ -261,15 +261,41 @@ function byId(ids: readonly string[]): Record<string, unknown[]> {
   return out;
 }
 
-/** KMFDDM's prefix: SQL LIKE-like (`%` any run, `_` one character), matched from the start, case-sensitive. */
+/**
+ * KMFDDM's prefix: SQL LIKE-like (`%` any run, `_` one character), matched
+ * from the start, case-sensitive. Matched without a regular expression, in
+ * time linear in the path for each part between `%`s: the parts are found
+ * in order, each at its leftmost place (enough for a prefix, whose end is
+ * open), so no pattern can make it backtrack.
+ */
 export function prefixMatcher(prefix: string | undefined): (path: string) => boolean {
   if (prefix === undefined || prefix === "") return () => true;
-  const pattern = prefix
-    .split("")
-    .map((c) => (c === "%" ? ".*" : c === "_" ? "." : c.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
-    .join("");
-  const re = new RegExp(`^${pattern}`, "s");
-  return (path) => re.test(path);
+  const [head, ...parts] = prefix.split("%");
+  const rest = parts.filter((p) => p !== "");
+  return (path) => {
+    if (!likeAt(path, 0, head!)) return false;
+    let at = head!.length;
+    for (const part of rest) {
+      const found = likeFind(path, at, part);
+      if (found < 0) return false;
+      at = found + part.length;
+    }
+    return true;
+  };
+}
+
+/** Whether `part` (literal characters and `_`) matches `path` at `at`. */
+function likeAt(path: string, at: number, part: string): boolean {
+  if (at + part.length > path.length) return false;
+  for (let i = 0; i < part.length; i++) if (part[i] !== "_" && part[i] !== path[at + i]) return false;
+  return true;
+}
+
+/** The first place at or after `from` where `part` matches, or -1. */
+function likeFind(path: string, from: number, part: string): number {
+  if (!part.includes("_")) return path.indexOf(part, from);
+  for (let i = from; i + part.length <= path.length; i++) if (likeAt(path, i, part)) return i;
+  return -1;
 }
 
 /** A warning as a header value: no control characters, bounded. */

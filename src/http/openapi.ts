@@ -870,7 +870,9 @@ function deviceDownload(summary: string): Operation {
       "200": { description: "the bytes, with Content-Length and an ETag of their SHA-256", content: body("*/*", undefined, true) },
       "400": textError("an id that breaks the rule"),
       "403": textError("no device identity, an untrusted one, or one not bound to an enrolled device"),
-      "404": textError("no such asset or profile (answered to enrolled devices only)"),
+      "404": textError(
+        "no such asset or profile, or none that a declaration of the device's channels names (the same answer; to enrolled devices only)",
+      ),
       "503": textError("the store is unavailable; see Retry-After"),
     },
   };

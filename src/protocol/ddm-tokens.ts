@@ -2,13 +2,21 @@
 // the token over the entire declaration content"). Pure functions; the store
 // computes them once per change (store/ddm.ts), never per device request.
 import { createHash } from "node:crypto";
+import { BadRequest } from "../errors.ts";
+import { MAX_JSON_DEPTH } from "./json-value.ts";
 
-/** JSON with every object's keys sorted, at any depth: one text per content, whatever order it was written in. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+/**
+ * JSON with every object's keys sorted, at any depth: one text per content,
+ * whatever order it was written in. Deeper than MAX_JSON_DEPTH is a 400
+ * (checkJsonValue refuses such input first; this keeps the recursion bounded whatever the caller).
+ */
+export function canonicalJson(value: unknown, depth = 1): string {
+  if (typeof value === "object" && value !== null && depth > MAX_JSON_DEPTH)
+    throw new BadRequest(`JSON nests deeper than ${MAX_JSON_DEPTH} levels`);
+  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v, depth + 1)).join(",")}]`;
   if (typeof value === "object" && value !== null) {
     const keys = Object.keys(value).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(",")}}`;
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k], depth + 1)}`).join(",")}}`;
   }
   return JSON.stringify(value) ?? "null";
 }

@@ -3,6 +3,7 @@
 // Data carries (Apple's declarative/protocol/statusreport.yaml and
 // declarative/status/management.declarations.yaml). Pure: no I/O.
 import { BadRequest, OrchardError } from "../errors.ts";
+import { checkJsonValue } from "./json-value.ts";
 
 /** The four kinds of declaration, as the Endpoint's folder names them (`declaration/<kind>/<identifier>`). */
 export const DECLARATION_KINDS = ["activation", "configuration", "asset", "management"] as const;
@@ -76,6 +77,9 @@ export interface StatusReport {
 export const MAX_STATUS_REPORT_BYTES = 512 * 1024;
 /** The most status values one report may carry, and how deep its items may nest. */
 export const MAX_STATUS_VALUES = 5000;
+/** The most declaration statuses, and root-level errors, one report may carry (400 past them: no device sends that many). */
+export const MAX_STATUS_DECLARATIONS = 1000;
+export const MAX_STATUS_ERRORS = 100;
 const MAX_DEPTH = 24;
 const MAX_PATH_LENGTH = 512;
 
@@ -92,10 +96,14 @@ export function decodeStatusReport(data: Buffer | undefined): StatusReport {
     throw new BadRequest("status report Data is not JSON (UTF-8)");
   }
   if (!isObject(json)) throw new BadRequest("status report is not a JSON object");
+  // Before anything walks it: bounded depth (arrays too), no NUL or lone surrogate to reach the store.
+  checkJsonValue(json, "status report");
   const { StatusItems: items, Errors: errors, FullReport: full } = json;
   if (!isObject(items)) throw new BadRequest("status report has no StatusItems object");
   if (errors !== undefined && !Array.isArray(errors)) throw new BadRequest("status report Errors is not an array");
   if (full !== undefined && typeof full !== "boolean") throw new BadRequest("status report FullReport is not a boolean");
+  if (errors !== undefined && errors.length > MAX_STATUS_ERRORS)
+    throw new BadRequest(`status report has more than ${MAX_STATUS_ERRORS} Errors`);
   const report: StatusReport = { fullReport: full === true, declarations: [], values: [], errors: [] };
   for (const [i, e] of (errors ?? []).entries()) {
     if (!isObject(e) || typeof e.StatusItem !== "string") throw new BadRequest(`status report Errors[${i}] has no StatusItem`);
@@ -134,6 +142,8 @@ function declarations(value: unknown, report: StatusReport): void {
     const list = value[key];
     if (list === undefined) continue;
     if (!Array.isArray(list)) throw new BadRequest(`management.declarations.${key} is not an array`);
+    if (report.declarations.length + list.length > MAX_STATUS_DECLARATIONS)
+      throw new BadRequest(`status report has more than ${MAX_STATUS_DECLARATIONS} declarations`);
     for (const [i, d] of list.entries()) {
       const where = `management.declarations.${key}[${i}]`;
       if (!isObject(d)) throw new BadRequest(`${where} is not an object`);

@@ -151,8 +151,8 @@ export class DdmAssetStore {
    * The device that may download DDM files with this identity certificate:
    * one bound to it (its Authenticate), not checked out, with a channel
    * enabled (a TokenUpdate since its last Authenticate). Undefined for any
-   * other certificate. Assets and stored profiles are not per device: any
-   * such device may fetch any of them, as it may fetch any declaration.
+   * other certificate. Which files it may fetch is the declarations' business
+   * (core/ddm-assets.ts deviceMayFetch: those its channels' declarations name).
    */
   async enrolledDevice(certFingerprint: string): Promise<string | undefined> {
     const row = await this.db.get<{ id: string }>(

@@ -9,6 +9,8 @@ import { chunks } from "./enrollments.ts";
 
 /** How many raw reports each channel keeps (KMFDDM's status-report?index=). */
 export const REPORTS_KEPT = 5;
+/** The most status values a channel keeps: past it, a report's new paths are refused (the paths already stored are updated). */
+export const MAX_CHANNEL_STATUS_VALUES = 5000;
 export const PRUNE_STATUS_ERRORS_SQL = "DELETE FROM ddm_status_errors WHERE at < ?";
 
 export interface StoredDeclarationStatus {
@@ -23,6 +25,16 @@ export interface StoredDeclarationStatus {
   reasons: unknown[] | null;
   statusId: string;
   updatedAt: number;
+}
+
+/** What a report changed, and what of it was not kept. */
+export interface RecordOutcome {
+  /** The declarations whose state changed. */
+  changes: DeclarationChange[];
+  /** Declaration statuses dropped: no declaration of that identifier is stored. */
+  unknownDeclarations: number;
+  /** New status paths refused: the channel holds MAX_CHANNEL_STATUS_VALUES already. */
+  refusedValues: number;
 }
 
 /** A declaration whose active, valid or reasons differ from what the channel reported before. */
@@ -62,9 +74,12 @@ export class DdmStatusStore {
 
   /**
    * Stores one report of a channel (in the caller's transaction, with the
-   * events it makes) and returns the declarations whose state changed.
+   * events it makes) and returns the declarations whose state changed. Only
+   * declarations Orchard stores are kept (a report cannot fill the table with
+   * made-up identifiers), and a channel holds at most MAX_CHANNEL_STATUS_VALUES
+   * status values (reports that are not full cannot grow it without bound).
    */
-  async record(enrollmentId: string, report: StatusReport, raw: string, statusId: string, now: number): Promise<DeclarationChange[]> {
+  async record(enrollmentId: string, report: StatusReport, raw: string, statusId: string, now: number): Promise<RecordOutcome> {
     return this.db.transaction(async (tx) => {
       const before = new Map(
         (
@@ -78,7 +93,16 @@ export class DdmStatusStore {
         await tx.run("DELETE FROM ddm_status_declarations WHERE enrollment_id = ?", [enrollmentId]);
         await tx.run("DELETE FROM ddm_status_values WHERE enrollment_id = ?", [enrollmentId]);
       }
-      const declarations = [...new Map(report.declarations.map((d) => [d.identifier, d])).values()];
+      const reported = [...new Map(report.declarations.map((d) => [d.identifier, d])).values()];
+      const known = new Set<string>();
+      for (const chunk of chunks(reported, 500)) {
+        const rows = await tx.all<{ identifier: string }>(
+          `SELECT identifier FROM ddm_declarations WHERE identifier IN (${chunk.map(() => "?").join(", ")})`,
+          chunk.map((d) => d.identifier),
+        );
+        for (const r of rows) known.add(r.identifier);
+      }
+      const declarations = reported.filter((d) => known.has(d.identifier));
       const changes: DeclarationChange[] = [];
       for (const d of declarations) {
         const had = before.get(d.identifier);
@@ -106,7 +130,33 @@ export class DdmStatusStore {
           ]),
         );
       }
-      for (const chunk of chunks(report.values, 100)) {
+      // "a.b": 1 and a: { b: 2 } flatten to one path: the last one wins (one statement may not write a row twice).
+      let values = [...new Map(report.values.map((v) => [v.path, v])).values()];
+      let refusedValues = 0;
+      const held = report.fullReport
+        ? 0
+        : Number((await tx.get<{ n: number }>("SELECT COUNT(*) AS n FROM ddm_status_values WHERE enrollment_id = ?", [enrollmentId]))!.n);
+      if (held + values.length > MAX_CHANNEL_STATUS_VALUES) {
+        // Paths already stored are updated; new ones only while there is room.
+        const stored = new Set<string>();
+        for (const chunk of chunks(values, 500)) {
+          const rows = await tx.all<{ path: string }>(
+            `SELECT path FROM ddm_status_values WHERE enrollment_id = ? AND path IN (${chunk.map(() => "?").join(", ")})`,
+            [enrollmentId, ...chunk.map((v) => v.path)],
+          );
+          for (const r of rows) stored.add(r.path);
+        }
+        let room = Math.max(0, MAX_CHANNEL_STATUS_VALUES - held);
+        const kept = values.filter((v) => {
+          if (stored.has(v.path)) return true;
+          if (room === 0) return false;
+          room--;
+          return true;
+        });
+        refusedValues = values.length - kept.length;
+        values = kept;
+      }
+      for (const chunk of chunks(values, 100)) {
         await tx.run(
           `INSERT INTO ddm_status_values (enrollment_id, path, value, status_id, updated_at)
            VALUES ${chunk.map(() => "(?, ?, ?, ?, ?)").join(", ")}
@@ -132,7 +182,7 @@ export class DdmStatusStore {
            (SELECT id FROM ddm_status_reports WHERE enrollment_id = ? ORDER BY id DESC LIMIT ${REPORTS_KEPT})`,
         [enrollmentId, enrollmentId],
       );
-      return changes;
+      return { changes, unknownDeclarations: reported.length - declarations.length, refusedValues };
     });
   }
 

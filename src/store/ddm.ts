@@ -115,6 +115,22 @@ export class DdmStore {
     return this.db.all("SELECT identifier, type, source FROM ddm_declarations WHERE source LIKE ?", [`%${text.replace(/%/g, "")}%`]);
   }
 
+  /**
+   * declarationsNaming, among the declarations one device holds: those of the
+   * sets of any of its channels (the device's and its users'). A superset as
+   * well; from the device's channels through primary keys.
+   */
+  async deviceDeclarationsNaming(deviceId: string, text: string): Promise<Array<{ identifier: string; type: string; source: string }>> {
+    return this.db.all(
+      `SELECT DISTINCT d.identifier, d.type, d.source FROM enrollments e
+       JOIN ddm_enrollment_sets es ON es.enrollment_id = e.id
+       JOIN ddm_set_declarations sd ON sd.set_name = es.set_name
+       JOIN ddm_declarations d ON d.identifier = sd.declaration_identifier
+       WHERE e.device_id = ? AND d.source LIKE ?`,
+      [deviceId, `%${text.replace(/%/g, "")}%`],
+    );
+  }
+
   async declarationIds(): Promise<string[]> {
     return (await this.db.all<{ identifier: string }>("SELECT identifier FROM ddm_declarations ORDER BY identifier")).map(
       (r) => r.identifier,
@@ -198,10 +214,21 @@ export class DdmStore {
     return rows.map((r) => r.set_name);
   }
 
+  /**
+   * A set's membership change locks the declaration's row first (PostgreSQL;
+   * SQLite has one writer at a time): a putDeclaration of it in flight either
+   * committed before (the set's token is computed from its new ServerToken)
+   * or waits (and then finds the set among the declaration's).
+   */
+  private get forUpdate(): string {
+    return this.db.dialect === "postgres" ? " FOR UPDATE" : "";
+  }
+
   /** Puts a declaration in a set: true when that changed anything, "no_declaration" when it does not exist. */
   async addToSet(set: string, identifier: string, o: ChangeOptions): Promise<boolean | "no_declaration"> {
     return this.db.transaction(async (tx) => {
-      if (!(await tx.get("SELECT 1 AS x FROM ddm_declarations WHERE identifier = ?", [identifier]))) return "no_declaration";
+      if (!(await tx.get(`SELECT 1 AS x FROM ddm_declarations WHERE identifier = ?${this.forUpdate}`, [identifier])))
+        return "no_declaration";
       const added = await tx.run(
         "INSERT INTO ddm_set_declarations (set_name, declaration_identifier) VALUES (?, ?) ON CONFLICT (set_name, declaration_identifier) DO NOTHING",
         [set, identifier],
@@ -213,6 +240,7 @@ export class DdmStore {
 
   async removeFromSet(set: string, identifier: string, o: ChangeOptions): Promise<boolean> {
     return this.db.transaction(async (tx) => {
+      await tx.get(`SELECT 1 AS x FROM ddm_declarations WHERE identifier = ?${this.forUpdate}`, [identifier]);
       const removed = await tx.run("DELETE FROM ddm_set_declarations WHERE set_name = ? AND declaration_identifier = ?", [set, identifier]);
       if (removed > 0) await setsChanged(tx, [set], o);
       return removed > 0;
@@ -482,13 +510,23 @@ async function setsChanged(tx: Sql, sets: readonly string[], o: ChangeOptions): 
   if (o.syncDueAt !== null) await dueSets(tx, names, o.syncDueAt);
 }
 
+/**
+ * A channel due already keeps the earlier due time, and its row is locked
+ * by the change's transaction either way (PostgreSQL locks every row a DO
+ * UPDATE meets, updated or not): a sweep claiming it waits for the change
+ * to commit, then reads its new tokens. DO NOTHING locked nothing, and a
+ * sweep could take the row and queue the old tokens while the change was
+ * still open, leaving nothing due once it committed.
+ */
+const DUE_CONFLICT = "ON CONFLICT (enrollment_id) DO UPDATE SET due_at = excluded.due_at WHERE excluded.due_at < ddm_sync_due.due_at";
+
 /** Every channel holding one of the sets is due (one statement per set, whatever the number of channels). */
 async function dueSets(tx: Sql, sets: readonly string[], dueAt: number): Promise<number> {
   let added = 0;
   for (const set of sets) {
     added += await tx.run(
       `INSERT INTO ddm_sync_due (enrollment_id, due_at) SELECT enrollment_id, ? FROM ddm_enrollment_sets WHERE set_name = ?
-       ON CONFLICT (enrollment_id) DO NOTHING`,
+       ${DUE_CONFLICT}`,
       [dueAt, set],
     );
   }
@@ -499,7 +537,7 @@ async function dueIds(tx: Sql, ids: readonly string[], dueAt: number): Promise<n
   let added = 0;
   for (const chunk of chunks(ids, 200)) {
     added += await tx.run(
-      `INSERT INTO ddm_sync_due (enrollment_id, due_at) VALUES ${chunk.map(() => "(?, ?)").join(", ")} ON CONFLICT (enrollment_id) DO NOTHING`,
+      `INSERT INTO ddm_sync_due (enrollment_id, due_at) VALUES ${chunk.map(() => "(?, ?)").join(", ")} ${DUE_CONFLICT}`,
       chunk.flatMap((id) => [id, dueAt]),
     );
   }

@@ -185,8 +185,19 @@ export class EnrollmentStore {
     });
   }
 
-  /** Stores a channel's push token; returns how many TokenUpdates it has sent. */
-  async tokenUpdate(t: TokenUpdateRecord): Promise<number> {
+  /** The device a channel belongs to (undefined: no such channel yet). */
+  async deviceOfChannel(id: string): Promise<string | undefined> {
+    const row = await this.db.get<{ device_id: string }>("SELECT device_id FROM enrollments WHERE id = ?", [id]);
+    return row?.device_id;
+  }
+
+  /**
+   * Stores a channel's push token; returns how many TokenUpdates it has sent,
+   * or undefined, with nothing written, when a channel of that id belongs to
+   * another device (a User Enrollment user channel's id is the device's
+   * EnrollmentUserID alone: another device may name it, never take it over).
+   */
+  async tokenUpdate(t: TokenUpdateRecord): Promise<number | undefined> {
     const c = t.channel;
     const row = await this.db.get<{ token_update_count: number }>(
       `INSERT INTO enrollments (id, device_id, type, user_id, user_short_name, user_long_name, enabled, topic, push_token,
@@ -201,6 +212,7 @@ export class EnrollmentStore {
          user_long_name = COALESCE(excluded.user_long_name, enrollments.user_long_name),
          not_on_console = excluded.not_on_console, token_update_message = excluded.token_update_message,
          updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at
+       WHERE enrollments.device_id = excluded.device_id
        RETURNING token_update_count`,
       [
         c.id,
@@ -221,7 +233,7 @@ export class EnrollmentStore {
         t.now,
       ],
     );
-    return Number(row!.token_update_count);
+    return row ? Number(row.token_update_count) : undefined;
   }
 
   /** The device left management: disable it and its user channels; it may re-enroll with another certificate. */

@@ -6,6 +6,7 @@ import { after, before, describe, test } from "node:test";
 import type { StatusReport } from "../../src/protocol/ddm.ts";
 import { declarationsToken, EMPTY_SET_TOKEN, serverToken, setToken } from "../../src/protocol/ddm-tokens.ts";
 import { ASSIGN_CHUNK, type NewDeclaration } from "../../src/store/ddm.ts";
+import { MAX_CHANNEL_STATUS_VALUES } from "../../src/store/ddm-status.ts";
 import type { Store } from "../../src/store/index.ts";
 
 export function ddmStoreContract(name: string, open: () => Promise<Store>): void {
@@ -161,10 +162,54 @@ export function ddmStoreContract(name: string, open: () => Promise<Store>): void
       assert.ok(!claimed.has(channels[0]!), "assigned without a sync due (quiet)");
     });
 
+    // Races of two transactions: one holds its change open while the other
+    // runs. Correct either way the scheduler orders them; without the locks,
+    // PostgreSQL let the second one read around the open change.
+    const hold = () => new Promise((r) => setTimeout(r, 300));
+
+    test("race: a set's new member while the declaration changes: the set's token has the new ServerToken", async () => {
+      const id = fresh("com.example.race");
+      const set = fresh("race-set");
+      await store.ddm.putDeclaration(config(id, { Echo: "old" }), quiet);
+      let adding: Promise<unknown> | undefined;
+      const changed = await store.transaction(async (tx) => {
+        const put = await tx.ddm.putDeclaration(config(id, { Echo: "new" }), quiet);
+        adding = store.ddm.addToSet(set, id, quiet);
+        await hold();
+        return put.serverToken;
+      });
+      await adding;
+      assert.equal(await storedSetToken(set), setToken([{ identifier: id, serverToken: changed }]));
+    });
+
+    test("race: a sweep claiming a channel while a change makes it due again: it waits, then reads the new tokens", async () => {
+      const id = fresh("com.example.race-due");
+      const set = fresh("race-due-set");
+      const channel = fresh("RACE");
+      await store.ddm.putDeclaration(config(id, { Echo: "old" }), quiet);
+      await store.ddm.addToSet(set, id, quiet);
+      await store.ddm.assign(channel, set, { now: T0, syncDueAt: T0 }); // due already
+      let sweep: Promise<{ claimed: string[]; token: string }> | undefined;
+      await store.transaction(async (tx) => {
+        await tx.ddm.putDeclaration(config(id, { Echo: "new" }), { now: T0, syncDueAt: T0 });
+        sweep = (async () => {
+          const claimed = await store.ddm.claimDue(T0 + 10, 100_000);
+          return { claimed, token: (await store.ddm.channelTokens(channel)).token };
+        })();
+        await hold();
+      });
+      const { claimed, token } = await sweep!;
+      const final = (await store.ddm.channelTokens(channel)).token;
+      if (claimed.includes(channel)) assert.equal(token, final, "the sweep that took the channel read its new tokens");
+      else assert.ok((await store.ddm.claimDue(T0 + 10, 100_000)).includes(channel), "else the channel is still due");
+    });
+
     const status = (o: Partial<StatusReport>): StatusReport => ({ fullReport: false, declarations: [], values: [], errors: [], ...o });
 
     test("status: merged, replaced by a full report; changes returned; errors pruned; a few reports kept", async () => {
       const channel = fresh("ENR");
+      const [a, b] = [fresh("com.example.sa"), fresh("com.example.sb")];
+      for (const x of [a, b]) await store.ddm.putDeclaration(config(x), quiet);
       const d = (identifier: string, valid: string) => ({
         identifier,
         kind: "configuration" as const,
@@ -175,28 +220,28 @@ export function ddmStoreContract(name: string, open: () => Promise<Store>): void
       });
       const first = await store.ddmStatus.record(
         channel,
-        status({ declarations: [d("a", "valid"), d("b", "invalid")], values: [{ path: "device.x", value: 1 }] }),
+        status({ declarations: [d(a, "valid"), d(b, "invalid")], values: [{ path: "device.x", value: 1 }] }),
         "{}",
         "s1",
         T0,
       );
       assert.deepEqual(
-        first.map((c) => [c.now.identifier, c.before]),
+        first.changes.map((c) => [c.now.identifier, c.before]),
         [
-          ["a", null],
-          ["b", null],
+          [a, null],
+          [b, null],
         ],
       );
       const second = await store.ddmStatus.record(
         channel,
-        status({ declarations: [d("a", "valid"), d("b", "valid")], values: [{ path: "device.y", value: "v" }] }),
+        status({ declarations: [d(a, "valid"), d(b, "valid")], values: [{ path: "device.y", value: "v" }] }),
         "{}",
         "s2",
         T0 + 1,
       );
       assert.deepEqual(
-        second.map((c) => [c.now.identifier, c.before]),
-        [["b", { active: true, valid: "invalid" }]],
+        second.changes.map((c) => [c.now.identifier, c.before]),
+        [[b, { active: true, valid: "invalid" }]],
       );
       assert.deepEqual(
         (await store.ddmStatus.values(channel)).map((v) => [v.path, v.value, v.statusId]),
@@ -205,10 +250,10 @@ export function ddmStoreContract(name: string, open: () => Promise<Store>): void
           ["device.y", "v", "s2"],
         ],
       );
-      await store.ddmStatus.record(channel, status({ fullReport: true, declarations: [d("a", "valid")], values: [] }), "{}", "s3", T0 + 2);
+      await store.ddmStatus.record(channel, status({ fullReport: true, declarations: [d(a, "valid")], values: [] }), "{}", "s3", T0 + 2);
       assert.deepEqual(
         (await store.ddmStatus.declarations([channel])).map((s) => s.identifier),
-        ["a"],
+        [a],
       );
       assert.deepEqual(await store.ddmStatus.values(channel), []);
       const errors = await store.ddmStatus.errors(channel, 10);
@@ -223,6 +268,55 @@ export function ddmStoreContract(name: string, open: () => Promise<Store>): void
       assert.equal((await store.ddmStatus.report(channel, { statusId: "r3" }))?.index, 3);
       assert.equal(await store.ddmStatus.report(channel, { index: 5 }), undefined);
       assert.equal(await store.ddmStatus.report(channel, { statusId: "r1" }), undefined);
+    });
+
+    test("status: only stored declarations are kept; a channel holds at most MAX_CHANNEL_STATUS_VALUES values", async () => {
+      const channel = fresh("CAP");
+      const known = fresh("com.example.known");
+      await store.ddm.putDeclaration(config(known), quiet);
+      const d = (identifier: string) => ({
+        identifier,
+        kind: "configuration" as const,
+        active: false,
+        valid: "invalid",
+        serverToken: "t",
+        reasons: null,
+      });
+      const unknownIds = Array.from({ length: 600 }, (_, i) => fresh(`made-up-${i}`));
+      const first = await store.ddmStatus.record(channel, status({ declarations: [d(known), ...unknownIds.map(d)] }), "{}", "s1", T0);
+      assert.deepEqual(
+        first.changes.map((c) => c.now.identifier),
+        [known],
+      );
+      assert.equal(first.unknownDeclarations, 600);
+      assert.deepEqual(
+        (await store.ddmStatus.declarations([channel])).map((s) => s.identifier),
+        [known],
+      );
+      assert.equal((await store.ddmStatus.errors(channel, 1000)).length, 1, "an error row for the known invalid one only");
+
+      const values = (from: number, n: number) =>
+        Array.from({ length: n }, (_, i) => ({ path: `p.${String(from + i).padStart(5, "0")}`, value: i }));
+      const max = MAX_CHANNEL_STATUS_VALUES;
+      assert.equal((await store.ddmStatus.record(channel, status({ values: values(0, max - 10) }), "{}", "s2", T0)).refusedValues, 0);
+      // 10 new paths fit, 15 more do not; a stored path is still updated.
+      const over = await store.ddmStatus.record(
+        channel,
+        status({ values: [{ path: "p.00000", value: "updated" }, ...values(max - 10, 25)] }),
+        "{}",
+        "s3",
+        T0,
+      );
+      assert.equal(over.refusedValues, 15);
+      const stored = await store.ddmStatus.values(channel);
+      assert.equal(stored.length, max);
+      assert.equal(stored[0]!.value, "updated");
+      assert.equal(stored.at(-1)!.path, `p.${String(max - 1).padStart(5, "0")}`);
+      assert.equal((await store.ddmStatus.record(channel, status({ values: values(max + 100, 1) }), "{}", "s4", T0)).refusedValues, 1);
+      // A full report replaces them all: it always fits.
+      const full = await store.ddmStatus.record(channel, status({ fullReport: true, values: values(max + 200, max) }), "{}", "s5", T0);
+      assert.equal(full.refusedValues, 0);
+      assert.equal((await store.ddmStatus.values(channel)).length, max);
     });
 
     test("compliance: per declaration of a set, its channels reporting the current token valid, not, or nothing", async () => {

@@ -261,6 +261,23 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.equal(u!.serialNumber, `SN-${id}`);
       });
 
+      test("a User Enrollment user channel is never taken over by another device's TokenUpdate", async () => {
+        const victim = await enrolledDevice();
+        const attacker = await enrolledDevice();
+        const userId = `EU-${randomUUID()}`;
+        const ue = (enrollmentId: string) => resolveChannel({ EnrollmentID: enrollmentId, EnrollmentUserID: userId });
+        assert.equal(await tokenUpdate(ue(victim), { magic: "victim" }), 1);
+        assert.equal(await store.enrollments.deviceOfChannel(userId), victim);
+        assert.equal(await tokenUpdate(ue(attacker), { magic: "attacker", now: T0 + 1 }), undefined, "no row written");
+        const u = await store.enrollments.get(userId);
+        assert.equal(u!.deviceId, victim);
+        assert.equal(u!.pushMagic, "victim");
+        assert.equal(u!.tokenUpdateCount, 1);
+        assert.equal(u!.updatedAt, T0);
+        assert.equal(await tokenUpdate(ue(victim), { magic: "victim-2" }), 2, "its own device still updates it");
+        assert.equal(await store.enrollments.deviceOfChannel("NO-SUCH-CHANNEL"), undefined);
+      });
+
       test("CheckOut disables the device and its user channels only", async () => {
         const id = await enrolledDevice();
         const other = await enrolledDevice();
