@@ -41,7 +41,7 @@ import { ScepChallenges } from "./scep/challenges.ts";
 import { registerScepApiRoutes, registerScepRoutes } from "./http/scep-routes.ts";
 import { DEFAULT_PLIST_LIMITS, type PlistLimits } from "./plist/index.ts";
 import { openStore, type Store } from "./store/index.ts";
-import { freshEventsFor, loggableUrl, startWebhookDelivery } from "./webhook/delivery.ts";
+import { freshEventsFor, startWebhookDelivery, webhookTarget } from "./webhook/delivery.ts";
 import { registerWebhookRoutes } from "./http/webhook-routes.ts";
 
 export interface RunningServer {
@@ -209,7 +209,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
         registerWebhookRoutes(api, {
           store,
           webhook: config.webhook && {
-            url: loggableUrl(new URL(config.webhook.url)),
+            url: webhookTarget(new URL(config.webhook.url)),
             topics: config.webhook.topics.list(),
             wake: () => webhook?.wake(),
           },

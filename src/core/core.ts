@@ -180,16 +180,15 @@ export class CoreService implements MdmService {
         req.log.warn({ enrollmentId: channel.id, deviceId: channel.deviceId }, "TokenUpdate for a channel of another device: refused");
         throw new Forbidden("this channel belongs to another device");
       }
-      if (count === 1)
+      if (count === 1) {
         await tx.events.add({ type: "enrollment.enrolled", enrollmentId: channel.id, detail: { type: channel.type } }, req.now);
+        // Sets assigned to this id before it enrolled: its first sync, due with the enrollment itself.
+        if (this.o.ddm && !this.o.declarative) await tx.ddm.dueIfAssigned(channel.id, req.now);
+      }
       await recordCheckin(tx, req, msg, count);
       return count;
     });
-    if (count === 1) {
-      req.log.info({ enrollmentId: channel.id, type: channel.type }, "enrolled");
-      // Sets assigned to this id before it enrolled: its first sync.
-      if (this.o.ddm && !this.o.declarative) await this.o.store.ddm.dueIfAssigned(channel.id, req.now);
-    }
+    if (count === 1) req.log.info({ enrollmentId: channel.id, type: channel.type }, "enrolled");
     return EMPTY;
   }
 

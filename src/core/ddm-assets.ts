@@ -9,6 +9,7 @@
 // the resolved declaration, hence its ServerToken, and devices sync again:
 // referencedFiles tells which stored files a declaration names.
 import { BadRequest, OrchardError } from "../errors.ts";
+import { isObject } from "../protocol/ddm.ts";
 import type { Store } from "../store/index.ts";
 import type { DdmAdmin, Declaration } from "./ddm-admin.ts";
 
@@ -177,10 +178,6 @@ function unknown(decl: Declaration, ref: FileRef): OrchardError {
     `declaration ${decl.Identifier} names ${fileReference(ref)}, which is not stored (PUT /v1/ddm/${ref.kind}s/${ref.id} first)`,
     "unknown_asset_reference",
   );
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /**

@@ -106,7 +106,7 @@ export function startWebhookDelivery(o: {
       : { sign: (body: string) => createHmac("sha256", options.hmacKey!).update(body, "utf8").digest("base64") };
   const batchSize = batchSizeOf(options);
   const leaseMs = leaseOf(options);
-  const target = loggableUrl(url);
+  const target = webhookTarget(url);
   let closed = false;
   let wakeUp: (() => void) | undefined;
   let lastSweep = 0;
@@ -327,6 +327,6 @@ export function startWebhookDelivery(o: {
 }
 
 /** The URL without credentials or query (they may hold a secret): for logs and the status API. */
-export function loggableUrl(url: URL): string {
+export function webhookTarget(url: URL): string {
   return `${url.protocol}//${url.host}${url.pathname}`;
 }
