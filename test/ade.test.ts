@@ -2,6 +2,7 @@
 // API stand-in (test/support/ade-standin.ts), on both stores: the token
 // exchange, the device list fetched and synced in pages, the default profile,
 // and every way Apple's API fails that Orchard must ride out.
+import { parseTopics } from "../src/webhook/options.ts";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
@@ -388,6 +389,15 @@ await forEachBackend("ADE against the Apple API stand-in", (backend) => {
     await ade.uploadToken("main", standin.issueToken(added.certPem, { expiry: new Date(Date.now() + 5 * 86_400_000) }));
     await ade.checkTokenExpiry();
     assert.equal((await events(f.store, "ade.token_expiring")).length, 2);
+    // The event goes through the event store, so a webhook asked for the topic gets it too.
+    await ade.uploadToken("main", standin.issueToken(added.certPem, { expiry: new Date(Date.now() + 3 * 86_400_000) }));
+    await service(f.store.withWebhookTopics(parseTopics("ade.token_expiring")), standin, logs).checkTokenExpiry();
+    const outbox = await f.store.db.all<{ topic: string; body: string }>("SELECT topic, body FROM webhook_outbox");
+    assert.deepEqual(
+      outbox.map((r) => r.topic),
+      ["ade.token_expiring"],
+    );
+    assert.equal(JSON.parse(outbox[0]!.body).orchard_event.detail.days_left, 2);
   });
 
   test("sync needs a token; an unknown server is 404", async () => {

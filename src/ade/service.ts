@@ -376,7 +376,10 @@ export class AdeService {
       const expired = t.tokenExpiry <= now;
       const tokenExpiry = new Date(t.tokenExpiry).toISOString();
       const detail = { server: t.name, token_expiry: tokenExpiry, days_left: days, expired };
-      await this.store.ade.noteTokenExpiring(t.name, t.tokenExpiry, { type: "ade.token_expiring", detail }, now);
+      // The notice and its event commit together, through the event store (so the webhook sees it too).
+      await this.store.transaction(async (tx) => {
+        if (await tx.ade.claimExpiryNotice(t.name, t.tokenExpiry, now)) await tx.events.add({ type: "ade.token_expiring", detail }, now);
+      });
       this.o.log.warn(
         { server: t.name, tokenExpiry, daysLeft: days },
         `${expired ? "ABM SERVER TOKEN EXPIRED" : `ABM server token expires in ${days} days`} (${tokenExpiry}): ` +

@@ -1,6 +1,5 @@
 import type { Database, SqlParam } from "./db.ts";
 import { chunks } from "./enrollments.ts";
-import type { NewEvent } from "./events.ts";
 
 /** An ABM/ASM "MDM server" as stored: the key and the token only sealed. */
 export interface StoredAdeServer {
@@ -339,22 +338,17 @@ export class AdeStore {
     return rows.map((r) => ({ name: r.name, tokenExpiry: Number(r.token_expiry), consumerKey: r.consumer_key }));
   }
 
-  /** Records the token-expiring event once per token (any process); true when this call recorded it. */
-  async noteTokenExpiring(name: string, tokenExpiry: number, event: NewEvent, now: number): Promise<boolean> {
-    return this.db.transaction(async (tx) => {
-      const claimed = await tx.run(
-        "UPDATE ade_servers SET expiry_notified_at = ? WHERE name = ? AND token_expiry = ? AND expiry_notified_at IS NULL",
-        [now, name, tokenExpiry],
-      );
-      if (claimed === 0) return false;
-      await tx.run("INSERT INTO events (at, type, enrollment_id, detail) VALUES (?, ?, ?, ?)", [
-        now,
-        event.type,
-        event.enrollmentId ?? null,
-        event.detail ? JSON.stringify(event.detail) : null,
-      ]);
-      return true;
-    });
+  /**
+   * Claims the expiry notice of this token (once per token, whichever process
+   * comes first): true when this call claimed it. The caller records the
+   * event in the same transaction.
+   */
+  async claimExpiryNotice(name: string, tokenExpiry: number, now: number): Promise<boolean> {
+    const claimed = await this.db.run(
+      "UPDATE ade_servers SET expiry_notified_at = ? WHERE name = ? AND token_expiry = ? AND expiry_notified_at IS NULL",
+      [now, name, tokenExpiry],
+    );
+    return claimed > 0;
   }
 }
 
