@@ -12,15 +12,15 @@ const JSON_TYPE = "application/json";
 /** The most errors or changed declarations one report's events list (they always give the count). */
 const MAX_LISTED = 50;
 
+/** Told the Endpoint of each DeclarativeManagement request that names a valid one (metrics). */
+export type DdmRequestObserver = (endpoint: DdmEndpoint["kind"]) => void;
+
 /**
  * Declarative Device Management served by Orchard itself (without --dm-url):
  * a DeclarativeManagement check-in's Endpoint answered from the store, on the
  * device channel and on every user channel alike (each channel is its own
  * enrollment id, with its own sets and its own status).
  */
-/** Told the Endpoint of each DeclarativeManagement request that names a valid one (metrics). */
-export type DdmRequestObserver = (endpoint: DdmEndpoint["kind"]) => void;
-
 export class DdmService {
   constructor(
     private readonly store: Store,
@@ -54,7 +54,9 @@ export class DdmService {
           throw new NotFound(
             `no ${endpoint.declarationKind} declaration ${JSON.stringify(endpoint.identifier.slice(0, 128))} for this enrollment`,
           );
-        return json({ Type: d.type, Identifier: d.identifier, ServerToken: d.serverToken, Payload: JSON.parse(d.payload) as unknown });
+        // The stored Payload is JSON text already (JSON.stringify wrote it): put in as it is, not parsed and written again.
+        const body = `{"Type":${JSON.stringify(d.type)},"Identifier":${JSON.stringify(d.identifier)},"ServerToken":${JSON.stringify(d.serverToken)},"Payload":${d.payload}}`;
+        return { kind: "raw", status: 200, contentType: JSON_TYPE, body: Buffer.from(body) };
       }
       case "status":
         return this.status(req, msg);
