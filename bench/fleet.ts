@@ -256,26 +256,33 @@ function issueInChild(job: IssueJob): Promise<string[]> {
   });
 }
 
-export function enrolleeForServer(url: string, d: RecordedEnrollee): BenchEnrollee {
+/**
+ * Rewrites a recorded request for a server other than Orchard (the NanoMDM
+ * baseline: its paths and API credentials); the identity function for Orchard.
+ */
+export type RequestMap = (o: RequestOptions) => RequestOptions;
+
+export function enrolleeForServer(url: string, d: RecordedEnrollee, map: RequestMap = (o) => o): BenchEnrollee {
   const host = new URL(url).host;
-  return { udid: d.udid, authenticate: prepare(host, d.authenticate), tokenUpdate: prepare(host, d.tokenUpdate) };
+  return { udid: d.udid, authenticate: prepare(host, map(d.authenticate)), tokenUpdate: prepare(host, map(d.tokenUpdate)) };
 }
 
-export function forServer(url: string, d: RecordedDevice): BenchDevice {
+export function forServer(url: string, d: RecordedDevice, map: RequestMap = (o) => o): BenchDevice {
   const host = new URL(url).host;
+  const p = (o: RequestOptions) => prepare(host, map(o));
   return {
     udid: d.udid,
-    authenticate: prepare(host, d.authenticate),
-    tokenUpdate: prepare(host, d.tokenUpdate),
-    idle: prepare(host, d.idle),
-    ack: new RequestTemplate(prepare(host, d.ack), UUID_PLACEHOLDER),
-    enqueue: new RequestTemplate(prepare(host, d.enqueue), UUID_PLACEHOLDER),
+    authenticate: p(d.authenticate),
+    tokenUpdate: p(d.tokenUpdate),
+    idle: p(d.idle),
+    ack: new RequestTemplate(p(d.ack), UUID_PLACEHOLDER),
+    enqueue: new RequestTemplate(p(d.enqueue), UUID_PLACEHOLDER),
     login: {
       user: d.user,
-      createUser: prepare(host, d.createUser),
-      challenge: prepare(host, d.userAuthenticate),
-      response: new SplicedRequest(prepare(host, d.userAuthenticateResponse), DIGEST_PLACEHOLDER),
-      idle: new RequestTemplate(prepare(host, d.userIdle), AUTH_TOKEN_PLACEHOLDER),
+      createUser: p(d.createUser),
+      challenge: p(d.userAuthenticate),
+      response: new SplicedRequest(p(d.userAuthenticateResponse), DIGEST_PLACEHOLDER),
+      idle: new RequestTemplate(p(d.userIdle), AUTH_TOKEN_PLACEHOLDER),
       answerer: new DigestAnswerer({ username: d.user.shortName, password: d.user.password }),
     },
   };

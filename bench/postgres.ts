@@ -1,9 +1,9 @@
 // PostgreSQL for the bench: a fresh database per Orchard server (each scenario
 // needs an empty one), created and dropped through the URL given to --storage.
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import pg from "pg";
+import { procCpuS } from "./proc.ts";
 
 /** Used by --backends postgres when no postgres:// --storage is given. */
 export const DEFAULT_POSTGRES_URL = process.env.ORCHARD_BENCH_POSTGRES || "postgres://root@127.0.0.1:5432/postgres";
@@ -35,9 +35,10 @@ export interface BenchDatabase {
   drop(): Promise<void>;
 }
 
-/** CREATE DATABASE orchard_bench_<random> on the server of `adminUrl`. */
-export async function createBenchDatabase(adminUrl: string): Promise<BenchDatabase> {
-  const name = `orchard_bench_${randomBytes(6).toString("hex")}`;
+/** CREATE DATABASE <prefix>_<random> (orchard_bench_… unless told) on the server of `adminUrl`. */
+export async function createBenchDatabase(adminUrl: string, prefix = "orchard_bench"): Promise<BenchDatabase> {
+  if (!/^[a-z_][a-z0-9_]*$/.test(prefix)) throw new Error(`not a database name prefix: ${prefix}`);
+  const name = `${prefix}_${randomBytes(6).toString("hex")}`;
   await withClient(adminUrl, (c) => c.query(`CREATE DATABASE ${name}`));
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
@@ -58,20 +59,6 @@ export async function postgresInfo(adminUrl: string): Promise<Record<string, str
     );
     return Object.fromEntries(rows.map((r) => [r.name, r.unit && r.unit !== "" ? `${r.setting} (${r.unit})` : r.setting]));
   });
-}
-
-let clockTicks: number | undefined;
-
-/** CPU seconds (user + system) of a local process, from /proc; undefined when it cannot be read. */
-function procCpuS(pid: number): number | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "latin1");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    clockTicks ??= Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-    return (Number(f[11]) + Number(f[12])) / clockTicks;
-  } catch {
-    return undefined;
-  }
 }
 
 /**

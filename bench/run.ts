@@ -40,6 +40,17 @@ import {
 import { profileTable, summarizeProfile } from "./profile-top.ts";
 import { IDS_PER_REQUEST, PUSH_WARMUP, PushRig, startPushStandIn } from "./push.ts";
 import { ddmReport, ddmRows, DdmRig, type DdmExtra, type DdmRowKind } from "./ddm.ts";
+import {
+  findNanoMdmSchema,
+  isNanoMdmKind,
+  loadNanoMdmSchema,
+  nanomdmPgsqlDsn,
+  nanomdmRequest,
+  nanomdmSchemaCandidates,
+  NanoMdmServer,
+  nanomdmVersion,
+  type NanoMdmStorage,
+} from "./nanomdm.ts";
 import { REPO_ROOT, ServerHandle } from "./servers.ts";
 
 /** What --scenarios selects; each is one results file. scale and push give a row per size. */
@@ -110,6 +121,15 @@ const USAGE = `usage: npm run bench -- [options]
   --save / --no-save write bench/results/<YYYY-MM-DD>-<scenario>.json, one file per scenario
                      (that day's file of the scenario is overwritten; default: save unless --quick)
   --out PREFIX       write PREFIX-<scenario>.json instead (PREFIX a directory: DIR/<date>-<scenario>.json)
+  --baseline-nanomdm PATH
+                     also run NanoMDM (the binary at PATH, built from github.com/micromdm/nanomdm)
+                     in the same rounds, with the same devices and requests, for the scenarios it
+                     has (idle, tokenupdate, roundtrip, enroll): rows nanomdm-<scenario>, and an
+                     "x nanomdm" column; SQLite backend: NanoMDM's filekv in a temp dir, postgres:
+                     its pgsql storage on a fresh database with its schema (bench/README.md)
+  --nanomdm-schema FILE
+                     NanoMDM's PostgreSQL schema (default: pgsql-schema.sql beside PATH, or
+                     storage/pgsql/schema.sql of a NanoMDM checkout PATH was built in)
   --compare SPEC     print the change of req/s and CPU s/1k against earlier results: a results file
                      (per scenario, or an older combined one), a date prefix such as
                      bench/results/2026-11-25 (that day's per-scenario files), or a directory
@@ -136,6 +156,8 @@ interface Options {
   save: boolean;
   out?: string;
   compare?: string;
+  /** --baseline-nanomdm: the binary, its version, and (postgres backend) its schema file. */
+  nanomdm?: { binary: string; version: string; schema?: string };
 }
 
 /** "1k,100k" or "1000,100000". */
@@ -181,6 +203,8 @@ function parseOptions(argv: string[]): Options {
       save: { type: "boolean" },
       "no-save": { type: "boolean" },
       out: { type: "string" },
+      "baseline-nanomdm": { type: "string" },
+      "nanomdm-schema": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -236,6 +260,23 @@ function parseOptions(argv: string[]): Options {
       throw new Error(`--compare: ${(err as Error).message}`);
     }
   }
+  let nanomdm: Options["nanomdm"];
+  if (values["baseline-nanomdm"] !== undefined) {
+    const binary = path.resolve(values["baseline-nanomdm"]);
+    // Checked now, not after the Orchard servers are up.
+    const version = nanomdmVersion(binary);
+    let schema: string | undefined;
+    if (backends.includes("postgres")) {
+      schema = findNanoMdmSchema(binary, values["nanomdm-schema"]);
+      if (schema === undefined)
+        throw new Error(
+          `--baseline-nanomdm on PostgreSQL needs NanoMDM's schema; none at ${nanomdmSchemaCandidates(binary, values["nanomdm-schema"]).join(" or ")} (--nanomdm-schema FILE)`,
+        );
+    }
+    nanomdm = { binary, version, schema };
+  } else if (values["nanomdm-schema"] !== undefined) {
+    throw new Error("--nanomdm-schema goes with --baseline-nanomdm");
+  }
   const client = (values.client ?? "raw") as ClientKind;
   if (client !== "raw" && client !== "node") throw new Error("--client must be raw or node");
   return {
@@ -257,6 +298,7 @@ function parseOptions(argv: string[]): Options {
     save: values["no-save"] ? false : (values.save ?? (!quick || values.out !== undefined)),
     out: values.out,
     compare: values.compare,
+    nanomdm,
   };
 }
 
@@ -284,6 +326,8 @@ interface RowSpec {
   /** webhooks: the requests driven, and whether the server has --webhook-url (to a receiver process). */
   webhook?: WebhookRow;
   ddm?: DdmRowKind;
+  /** A row of the NanoMDM baseline (nanomdm-<kind>), measured in the same rounds as Orchard's row of that kind. */
+  baseline?: "nanomdm";
 }
 
 interface WebhookRow {
@@ -305,6 +349,12 @@ const WEBHOOK_ROWS: ReadonlyArray<{ name: string; webhook: WebhookRow }> = [
 
 function rowsOf(o: Options): RowSpec[] {
   return o.scenarios.flatMap((kind): RowSpec[] => {
+    // NanoMDM's row right after Orchard's, so the two are measured as close together as the round allows.
+    if (o.nanomdm && isNanoMdmKind(kind))
+      return [
+        { kind, name: kind, runs: o.runs },
+        { kind, name: `nanomdm-${kind}`, runs: o.runs, baseline: "nanomdm" },
+      ];
     if (kind === "scale") return o.scaleSizes.map((size) => ({ kind, name: `scale-${sizeLabel(size)}`, size, runs: o.runs }));
     if (kind === "push") return o.pushSizes.map((size) => ({ kind, name: `push-${sizeLabel(size)}`, size, runs: pushRuns(o, size) }));
     if (kind === "webhooks") return WEBHOOK_ROWS.map((r) => ({ kind, name: r.name, webhook: r.webhook, runs: o.runs }));
@@ -433,6 +483,8 @@ interface RunResult extends DdmExtra {
   serverPeakRssMb: number;
   serverRssEndMb: number;
   xFloor?: number;
+  /** Orchard's req/s ÷ the NanoMDM row's req/s of the same round (--baseline-nanomdm). */
+  xNanomdm?: number;
 }
 
 interface Scenario {
@@ -444,7 +496,9 @@ interface Scenario {
   /** Measured runs wanted (push: fewer for large sizes). */
   runsWanted: number;
   backend: Backend;
-  server?: ServerHandle;
+  server?: ServerHandle | NanoMdmServer;
+  /** A NanoMDM row (--baseline-nanomdm). */
+  baseline?: "nanomdm";
   pool?: ConnPool;
   devices: BenchDevice[];
   /** enroll: the warm-up batch (when there is a warm-up), then one per run. */
@@ -607,10 +661,21 @@ async function seedStore(s: Scenario, count: number): Promise<void> {
 
 async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared, profileDir?: string): Promise<Scenario> {
   const { kind, name } = spec;
-  const s: Scenario = { kind, name, size: spec.size, runsWanted: spec.runs, backend, devices: [], runs: [], webhook: spec.webhook };
+  const s: Scenario = {
+    kind,
+    name,
+    size: spec.size,
+    runsWanted: spec.runs,
+    backend,
+    devices: [],
+    runs: [],
+    webhook: spec.webhook,
+    baseline: spec.baseline,
+  };
   live.add(s);
   try {
-    if (profileDir) s.profileFile = path.join(profileDir, `${name}.cpuprofile`);
+    // NanoMDM is a Go binary: V8's profiler has nothing to say about it.
+    if (profileDir && !spec.baseline) s.profileFile = path.join(profileDir, `${name}.cpuprofile`);
     if (kind === "ddm") {
       const ddm = spec.ddm!;
       const { apns, pki } = shared.push!;
@@ -664,6 +729,26 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
       s.seeded = spec.size! + PUSH_WARMUP;
       s.seedS = round3(rig.seedS);
       s.warmup = { reqPerSec: Math.round(PUSH_WARMUP / rig.warmupS), errors: 0, errorKinds: {} };
+    } else if (spec.baseline === "nanomdm") {
+      // NanoMDM's own storage of the backend: filekv in a temp dir for SQLite, pgsql on a fresh database for PostgreSQL.
+      const nano = o.nanomdm!;
+      s.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `nanomdm-bench-${kind}-`));
+      let storage: NanoMdmStorage;
+      if (backend === "postgres") {
+        s.database = await createBenchDatabase(o.storage.postgres, "nanomdm_bench");
+        await loadNanoMdmSchema(s.database.url, nano.schema!);
+        storage = { kind: "pgsql", dsn: nanomdmPgsqlDsn(s.database.url) };
+      } else {
+        storage = { kind: "filekv", dir: path.join(s.dataDir, "db") };
+      }
+      s.server = await NanoMdmServer.start({
+        binary: nano.binary,
+        caFile: shared.caFile,
+        apiKey: API_KEY,
+        certHeader: CERT_HEADER,
+        storage,
+        logFile: path.join(s.dataDir, "nanomdm.log"),
+      });
     } else {
       s.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `orchard-bench-${name}-`));
       const args = [
@@ -700,9 +785,11 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
     }
     const server = s.server!;
     const url = server.url;
+    // The same recorded requests, retargeted to NanoMDM's paths and API credentials.
+    const map = spec.baseline === "nanomdm" ? nanomdmRequest(API_KEY) : undefined;
     if (kind !== "push") {
       s.pool = await ConnPool.open(url, inFlight(o), o.client);
-      s.devices = shared.fleet.devices.map((d) => forServer(url, d));
+      s.devices = shared.fleet.devices.map((d) => forServer(url, d, map));
     }
     if (kind !== "floor" && kind !== "push" && kind !== "enroll") {
       const enroll = await forEachDevice(s.pool!, s.devices, async (d, call) => {
@@ -723,7 +810,7 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
       if (users.errors > 0) throw new Error(`${name}: creating the directory users failed: ${JSON.stringify(users.errorKinds)}`);
     }
     if (kind === "enroll") {
-      const all = shared.enrollees!.map((d) => enrolleeForServer(url, d));
+      const all = shared.enrollees!.map((d) => enrolleeForServer(url, d, map));
       s.batches = Array.from({ length: enrollBatches(o) }, (_, i) => all.slice(i * o.enrollBatch, (i + 1) * o.enrollBatch));
       if (o.warmupMs > 0) {
         const w = await forEachDevice(s.pool!, s.batches[0]!, enrollUnit({ n: 0 }));
@@ -734,7 +821,7 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
       s.warmup = { reqPerSec: Math.round(w.requests / (w.elapsedMs / 1000)), errors: w.errors, errorKinds: w.errorKinds };
     }
     // From here to the end of the last run; the time between this scenario's runs shows as (idle).
-    if (s.profileFile) server.startProfile();
+    if (s.profileFile && server instanceof ServerHandle) server.startProfile();
     return s;
   } catch (err) {
     s.profileFile = undefined;
@@ -745,7 +832,7 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
 
 async function tearDown(s: Scenario): Promise<void> {
   try {
-    if (s.profileFile && s.server) await s.server.stopProfile(s.profileFile);
+    if (s.profileFile && s.server instanceof ServerHandle) await s.server.stopProfile(s.profileFile);
   } catch (err) {
     process.stderr.write(`bench: ${s.backend} ${s.name}: no profile: ${(err as Error).message}\n`);
   } finally {
@@ -811,6 +898,7 @@ const MEDIAN_KEYS = [
   "otherCpuPct",
   "serverPeakRssMb",
   "xFloor",
+  "xNanomdm",
 ] as const;
 type Medians = Partial<Record<(typeof MEDIAN_KEYS)[number], number>>;
 
@@ -865,6 +953,10 @@ type Log = (msg: string) => void;
 function storageLabel(backend: Backend, o: Options): string {
   if (backend === "postgres") return `${redactUrl(o.storage.postgres)}: a fresh database per scenario server`;
   return o.storage.sqlite ? `${o.storage.sqlite} (scale and push: a temp dir per server)` : "a temp dir per server";
+}
+
+function nanomdmStorageLabel(backend: Backend): string {
+  return backend === "postgres" ? "pgsql: a fresh database per server, NanoMDM's schema loaded" : "filekv in a temp dir per server";
 }
 
 function runLine(backend: Backend, s: Scenario, r: RunResult, o: Options): string {
@@ -930,6 +1022,9 @@ async function runBackend(backend: Backend, o: Options, shared: Shared, profileD
         const r = s.runs.find((x) => x.round === round);
         // Pushes are not requests of the floor's kind: no ratio.
         if (r && s.kind !== "push" && s.ddm?.kind !== "change") r.xFloor = round4(r.reqPerSec / floor.reqPerSec);
+        // Orchard against NanoMDM on the same kind of request in the same round.
+        const base = !s.baseline && scenarios.find((b) => b.baseline && b.kind === s.kind)?.runs.find((x) => x.round === round);
+        if (r && base) r.xNanomdm = round4(r.reqPerSec / base.reqPerSec);
       }
     }
   } finally {
@@ -950,6 +1045,7 @@ function rowJson({ s, m, peakRss }: RowSummary) {
   return {
     backend: s.backend,
     scenario: s.kind,
+    ...(s.baseline ? { baseline: s.baseline } : {}),
     ...(s.size !== undefined ? { size: s.size } : {}),
     ...(s.seeded !== undefined ? { seeded: s.seeded, seedS: s.seedS } : {}),
     enrollS: s.enrollS,
@@ -971,7 +1067,10 @@ function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?
   }));
   const out: string[] = [];
   out.push("", `${BACKEND_TITLE[backend]} (${storageLabel(backend, o)})`, "");
-  const rows = [["scenario", "req/s", "p50 ms", "p99 ms", "CPU s/1k req", "peak RSS MB", "x floor", "errors"]];
+  const withNano = o.nanomdm !== undefined;
+  const rows = [
+    ["scenario", "req/s", "p50 ms", "p99 ms", "CPU s/1k req", "peak RSS MB", "x floor", ...(withNano ? ["x nanomdm"] : []), "errors"],
+  ];
   for (const { s, m, peakRss } of summary) {
     rows.push([
       s.name + (s.kind === "push" ? " *" : ""),
@@ -981,10 +1080,22 @@ function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?
       fmt(m.serverCpuPer1k, 3),
       fmt(peakRss, 1),
       s.kind === "push" ? "-" : fmt(m.xFloor, 2),
+      ...(withNano ? [fmt(m.xNanomdm, 2)] : []),
       String(s.runs.reduce((n, r) => n + r.errors, 0)),
     ]);
   }
   out.push(table(rows));
+  if (o.nanomdm) {
+    out.push(
+      `nanomdm-*: NanoMDM ${o.nanomdm.version} (${nanomdmStorageLabel(backend)}), the same devices and recorded requests (check-ins to /checkin, ` +
+        "the enqueue with Basic nanomdm:KEY); x nanomdm: Orchard's req/s ÷ NanoMDM's in the same round, median over rounds",
+    );
+    if (o.scenarios.some((k) => k !== "floor" && !isNanoMdmKind(k)))
+      out.push(
+        `(no NanoMDM row for ${o.scenarios.filter((k) => k !== "floor" && !isNanoMdmKind(k)).join(", ")}: ` +
+          "NanoMDM has no digest login, no way to seed a store but over HTTP, and no DDM, push or webhook path of the same kind)",
+      );
+  }
   if (summary.some(({ s }) => s.kind === "push")) {
     out.push(
       "* push rows: pushes/s, CPU s per 1k pushes, and per push the time from the start of the POST /v1/push that named it to its arrival at the APNs stand-in",
@@ -1136,6 +1247,7 @@ function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?
   const json = {
     backend,
     storage: storageLabel(backend, o),
+    ...(o.nanomdm ? { nanomdm: { version: o.nanomdm.version, storage: nanomdmStorageLabel(backend) } } : {}),
     targets,
     scenarios: Object.fromEntries(summary.map((row) => [row.s.name, rowJson(row)])),
   };
@@ -1182,6 +1294,11 @@ async function main(): Promise<void> {
         .join(", ")}); ` +
       `backends ${o.backends.map((b) => `${b} (${storageLabel(b, o)})`).join(", ")}`,
   );
+  if (o.nanomdm)
+    log(
+      `bench: baseline NanoMDM ${o.nanomdm.version} (${o.nanomdm.binary})` +
+        (o.nanomdm.schema ? `, PostgreSQL schema ${o.nanomdm.schema}` : ""),
+    );
   let postgres: Record<string, string> | undefined;
   if (o.backends.includes("postgres")) {
     try {
@@ -1261,6 +1378,10 @@ async function main(): Promise<void> {
   if (o.scenarios.includes("enroll"))
     out.push(`An enroll run is a batch of ${fmt(o.enrollBatch)} new devices, each Authenticate + TokenUpdate: 2 requests.`);
   if (o.scenarios.includes("scale")) out.push("scale-N: Idle polls of the bench devices with N devices enrolled in the store.");
+  if (o.nanomdm)
+    out.push(
+      `nanomdm-*: the NanoMDM baseline (${o.nanomdm.binary}, ${o.nanomdm.version}); x nanomdm is the median of per-round req/s ratios.`,
+    );
   if (o.scenarios.includes("ddm"))
     out.push("ddm-*-N: DDM check-ins with N enrollments holding ~3 of 50 sets (bench/ddm.ts); a full sync is 12 requests.");
   const backendsJson: Record<string, unknown> = {};
@@ -1318,6 +1439,18 @@ async function main(): Promise<void> {
     },
     quick: o.quick,
     profile: o.profile,
+    ...(o.nanomdm
+      ? {
+          baselineNanomdm: {
+            binary: o.nanomdm.binary,
+            version: o.nanomdm.version,
+            ...(o.nanomdm.schema ? { schema: o.nanomdm.schema } : {}),
+            rows: rowsOf(o)
+              .filter((r) => r.baseline)
+              .map((r) => r.name),
+          },
+        }
+      : {}),
   };
   const json = {
     startedAt: started.toISOString(),
