@@ -2,7 +2,8 @@
 //
 // Measures Orchard's device hot paths, new enrollments, Idle with a large
 // store and bulk pushes against a bare node:http "floor", each server in its
-// own child process, on SQLite and/or PostgreSQL; see bench/README.md.
+// own child process, on SQLite and/or PostgreSQL; with --baseline-nanomdm,
+// also NanoMDM on the paths it has, in the same rounds; see bench/README.md.
 import { randomBytes, randomUUID } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -480,6 +481,8 @@ interface RunResult extends DdmExtra {
   dbCorePct?: number;
   /** CPU the machine spent outside the bench's two processes (and the database's backends), as % of all cores. */
   otherCpuPct: number;
+  /** The machine's 1-minute load average at the end of the run. */
+  loadAvg1: number;
   serverPeakRssMb: number;
   serverRssEndMb: number;
   xFloor?: number;
@@ -606,6 +609,7 @@ async function measure(s: Scenario, o: Options, round: number): Promise<RunResul
     clientCpuPer1k: round4(clientCpuS / (r.requests / 1000)),
     clientCorePct: Math.round((clientCpuS / elapsedS) * 100),
     otherCpuPct: Math.max(0, Math.round((((busy1 - busy0) / 1000 - serverCpuS - clientCpuS - (dbCpuS ?? 0)) / (elapsedS * ncpu)) * 100)),
+    loadAvg1: round1(os.loadavg()[0]!),
     serverPeakRssMb: round1(after.peakRss / MB),
     serverRssEndMb: round1(after.rss / MB),
     ...r.extra,
