@@ -113,7 +113,7 @@ export class SoftwareUpdates {
     const last = Math.max(feed.fetchedAt ?? 0, feed.attemptedAt ?? 0);
     const interval = this.o.options.refreshIntervalMs;
     let reconciled = false;
-    if (interval > 0 && now - last >= interval) reconciled = (await this.refresh(now)).reconciled;
+    if (interval > 0 && now - last >= interval) reconciled = (await this.refresh(now)).applied !== undefined;
     if (!reconciled && now - this.lastReconcile >= RECONCILE_MS) await this.reconcile(now);
     await this.checkDeadlines(now);
   }
@@ -146,7 +146,7 @@ export class SoftwareUpdates {
    * one before, devices are re-targeted); a failure is stored beside the
    * last good copy, which stays in use, and logged and recorded as an event.
    */
-  async refresh(now: number): Promise<FeedInfo & { refreshed: boolean; changed: boolean; reconciled: boolean }> {
+  async refresh(now: number): Promise<FeedInfo & { refreshed: boolean; changed: boolean; applied?: ReconcileResult }> {
     const url = shownUrl(this.o.options.url);
     let releases: Releases;
     try {
@@ -166,7 +166,7 @@ export class SoftwareUpdates {
         "software lookup feed refresh failed: the last good copy stays in use",
       );
       this.o.observer?.("failed");
-      return { ...(await this.feedInfo()), refreshed: false, changed: false, reconciled: false };
+      return { ...(await this.feedInfo()), refreshed: false, changed: false };
     }
     const text = JSON.stringify(releases);
     const sha = createHash("sha256").update(text).digest("hex");
@@ -181,8 +181,8 @@ export class SoftwareUpdates {
     });
     this.o.observer?.(changed ? "changed" : "unchanged");
     this.o.log.info({ url, changed, releases: counts }, "software lookup feed refreshed");
-    if (changed) await this.reconcile(now);
-    return { ...(await this.feedInfo()), refreshed: true, changed, reconciled: changed };
+    const applied = changed ? await this.reconcile(now) : undefined;
+    return { ...(await this.feedInfo()), refreshed: true, changed, ...(applied ? { applied } : {}) };
   }
 
   // ---- policies
@@ -198,7 +198,11 @@ export class SoftwareUpdates {
       return created;
     });
     this.o.log.info({ policy: name, platform: policy.platform, mode: policy.mode, scope: policy.scope, created }, "update policy saved");
-    if (policy.mode === "latest" && (await this.store.softwareUpdates.feed()).releases === null) await this.refresh(now);
+    // The first latest policy reads the feed; a new feed re-targets every policy's devices, this one's included.
+    if (policy.mode === "latest" && (await this.store.softwareUpdates.feed()).releases === null) {
+      const applied = (await this.refresh(now)).applied;
+      if (applied && !applied.skipped) return { created, result: applied };
+    }
     return { created, result: await this.reconcile(now) };
   }
 
