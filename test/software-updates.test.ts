@@ -10,6 +10,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import { OPENAPI } from "../src/http/openapi.ts";
 import { issueDeviceIdentity } from "../src/identity/testing/pki.ts";
 import type { PlistDict } from "../src/plist/index.ts";
 import { DdmChannel, type DdmSend } from "../src/sim/ddm.ts";
@@ -17,6 +19,20 @@ import { SimDevice } from "../src/sim/device.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { forEachBackend } from "./support/postgres.ts";
 import { SOFTWARE_LOOKUP_FIXTURE, startTestServer, type TestServer } from "./support/server.ts";
+
+const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true });
+ajv.addSchema({ $id: "orchard", components: OPENAPI.components });
+type Op = { responses: Record<string, { content?: Record<string, { schema: object }> }> };
+
+/** An answer is what the OpenAPI document says this route answers with this status. */
+function assertDocumented(method: string, template: string, r: { status: number; json: unknown; text: string }): void {
+  const op = (OPENAPI.paths as unknown as Record<string, Record<string, Op>>)[template]?.[method.toLowerCase()];
+  assert.ok(op, `${method} ${template} is not documented`);
+  const schema = op.responses[String(r.status)]?.content?.["application/json"]?.schema;
+  assert.ok(schema, `${method} ${template} ${r.status} is not documented: ${r.text}`);
+  const validate = ajv.compile(JSON.parse(JSON.stringify(schema).replaceAll('"#/components/', '"orchard#/components/')));
+  assert.ok(validate(r.json), `${method} ${template} ${r.status}: ${ajv.errorsText(validate.errors)}\n${r.text}`);
+}
 
 const ENFORCEMENT = "com.apple.configuration.softwareupdate.enforcement.specific";
 const DAY_MS = 86_400_000;
@@ -276,6 +292,34 @@ await forEachBackend("OS updates through DDM", (backend) => {
     assert.ok(server.logs.some((l) => l.includes("last good copy stays in use")));
     const metrics = (await server.api("GET", "/v1/metrics")).text;
     assert.match(metrics, /orchard_software_lookup_refreshes_total\{outcome="failed"\} 3/);
+  });
+
+  test("the answers are what the OpenAPI document says", async () => {
+    const check = async (method: string, template: string, url: string, body?: object) =>
+      assertDocumented(method, template, await server.api(method, url, body));
+    await check("GET", "/v1/updates/feed", "/v1/updates/feed");
+    await check("POST", "/v1/updates/feed/refresh", "/v1/updates/feed/refresh");
+    await check("GET", "/v1/updates/releases", "/v1/updates/releases?platform=iPadOS");
+    await check("GET", "/v1/updates/policies", "/v1/updates/policies");
+    await check("GET", "/v1/updates/policies/{name}", "/v1/updates/policies/macs");
+    await check("GET", "/v1/updates/policies/{name}", "/v1/updates/policies/nope");
+    await check("PUT", "/v1/updates/policies/{name}", "/v1/updates/policies/pinned", {
+      platform: "macOS",
+      mode: "version",
+      target_os_version: "15.3",
+      target_local_date_time: "2099-01-01T09:00:00",
+      enrollments: { ids: [d.m2!.sim.udid] },
+      details_url: "https://example.com/updates",
+    });
+    await check("PUT", "/v1/updates/policies/{name}", "/v1/updates/policies/pinned", { platform: "macOS" });
+    await check("GET", "/v1/updates/policies/{name}/compliance", "/v1/updates/policies/macs/compliance");
+    await check("GET", "/v1/updates/policies/{name}/devices", "/v1/updates/policies/macs/devices?limit=2");
+    await check("GET", "/v1/updates/devices/{id}", `/v1/updates/devices/${d.m2!.sim.udid}`);
+    await check("POST", "/v1/updates/apply", "/v1/updates/apply");
+    // The list of ids reaches its device before the policy for all.
+    const pinned = (await server.api("GET", `/v1/updates/devices/${d.m2!.sim.udid}`)).json;
+    assert.deepEqual([pinned.policy, pinned.target.local_date_time], ["pinned", "2099-01-01T09:00:00"]);
+    await check("DELETE", "/v1/updates/policies/{name}", "/v1/updates/policies/pinned");
   });
 
   test("a removed policy takes its devices out of its sets", async () => {
