@@ -94,12 +94,25 @@ await forEachBackend("OS updates through DDM", (backend) => {
     return { sim, ddm, send };
   }
 
-  const mac = (model: string, version: string, build: string) => ({ ProductName: model, Model: model, ModelName: "Mac", OSVersion: version, BuildVersion: build });
-  const iphone = (model: string, version: string, build: string) => ({ ProductName: model, ModelName: "iPhone", OSVersion: version, BuildVersion: build });
+  const mac = (model: string, version: string, build: string) => ({
+    ProductName: model,
+    Model: model,
+    ModelName: "Mac",
+    OSVersion: version,
+    BuildVersion: build,
+  });
+  const iphone = (model: string, version: string, build: string) => ({
+    ProductName: model,
+    ModelName: "iPhone",
+    OSVersion: version,
+    BuildVersion: build,
+  });
 
   /** The enforcement declarations a device installed on its last sync. */
   const enforced = (t: TestDevice) =>
-    [...t.ddm.installed.values()].filter((x) => x.type === ENFORCEMENT).map((x) => [x.payload.TargetOSVersion, x.payload.TargetBuildVersion, x.payload.TargetLocalDateTime]);
+    [...t.ddm.installed.values()]
+      .filter((x) => x.type === ENFORCEMENT)
+      .map((x) => [x.payload.TargetOSVersion, x.payload.TargetBuildVersion, x.payload.TargetLocalDateTime]);
   const device = async (t: TestDevice) => (await server.api("GET", `/v1/updates/devices/${t.sim.udid}`)).json;
   const events = async (type: string, t?: TestDevice) =>
     (await server.api("GET", `/v1/events?type=${type}&limit=100${t ? `&enrollment=${t.sim.udid}` : ""}`)).json.events;
@@ -131,8 +144,16 @@ await forEachBackend("OS updates through DDM", (backend) => {
       ["macs", { platform: "macOS", mode: "latest", deadline_days: 7, deadline_time: "25:00:00" }, /deadline_time/],
       ["macs", { platform: "macOS", mode: "latest", deadline_days: 7, target_os_version: "15.2" }, /target_os_version/],
       ["macs", { platform: "macOS", mode: "version", target_os_version: "15.2" }, /target_local_date_time/],
-      ["macs", { platform: "macOS", mode: "version", target_os_version: "fifteen", target_local_date_time: "2030-01-01T10:00:00" }, /target_os_version/],
-      ["macs", { platform: "macOS", mode: "version", target_os_version: "15.2", target_local_date_time: "2030-02-30T10:00:00" }, /target_local_date_time/],
+      [
+        "macs",
+        { platform: "macOS", mode: "version", target_os_version: "fifteen", target_local_date_time: "2030-01-01T10:00:00" },
+        /target_os_version/,
+      ],
+      [
+        "macs",
+        { platform: "macOS", mode: "version", target_os_version: "15.2", target_local_date_time: "2030-02-30T10:00:00" },
+        /target_local_date_time/,
+      ],
       ["macs", { platform: "macOS", mode: "latest", deadline_days: 7, enrollments: { ids: [] } }, /enrollments/],
       ["macs", { platform: "macOS", mode: "latest", deadline_days: 7, enrollments: { set: "a", ids: ["b"] } }, /enrollments/],
       ["macs", { platform: "macOS", mode: "latest", deadline_days: 7, settings: { Deferrals: { MajorPeriodInDays: "ten" } } }, /settings/],
@@ -165,7 +186,12 @@ await forEachBackend("OS updates through DDM", (backend) => {
     assert.deepEqual(phones.json.applied, { devices: 5, targeted: 3, targets: 3, changed: 2, released: 0, skipped: false });
 
     const target = async (t: TestDevice) => (await device(t)).target;
-    assert.deepEqual(await target(d.m1!), { os_version: "15.2", build_version: "24C101", local_date_time: "2024-12-18T19:00:00", set: (await target(d.m1!)).set });
+    assert.deepEqual(await target(d.m1!), {
+      os_version: "15.2",
+      build_version: "24C101",
+      local_date_time: "2024-12-18T19:00:00",
+      set: (await target(d.m1!)).set,
+    });
     assert.equal(await target(d.m2!), null);
     assert.equal((await device(d.m2!)).state, "up_to_date");
     // MacBookPro14,1 cannot run 15.2: the newest it can run.
@@ -193,7 +219,10 @@ await forEachBackend("OS updates through DDM", (backend) => {
     // The deadlines (Apple's 2024 posting dates + 7 days) have passed: overdue, told once each.
     assert.equal((await device(d.m1!)).state, "overdue");
     const overdue = await events("update.overdue");
-    assert.deepEqual(overdue.map((e: { enrollment_id: string }) => e.enrollment_id).sort(), [d.m1!.sim.udid, d.m3!.sim.udid, d.i1!.sim.udid].sort());
+    assert.deepEqual(
+      overdue.map((e: { enrollment_id: string }) => e.enrollment_id).sort(),
+      [d.m1!.sim.udid, d.m3!.sim.udid, d.i1!.sim.udid].sort(),
+    );
     assert.equal(overdue.find((e: { enrollment_id: string }) => e.enrollment_id === d.m1!.sim.udid).detail.deadline, "2024-12-18T19:00:00");
     await server.api("POST", "/v1/updates/apply");
     assert.equal((await events("update.overdue")).length, 3, "not told again");
@@ -216,7 +245,11 @@ await forEachBackend("OS updates through DDM", (backend) => {
     assert.equal((await device(d.i1!)).target.os_version, "18.3");
     // The old 15.2 declaration went with its set.
     const ids: string[] = (await server.api("GET", "/v1/declarations")).json;
-    const targets = await Promise.all(ids.filter((id) => /^orchard\.su\..*\.[0-9a-f]{10}$/.test(id)).map(async (id) => (await server.api("GET", `/v1/declarations/${id}`)).json.Payload.TargetOSVersion));
+    const targets = await Promise.all(
+      ids
+        .filter((id) => /^orchard\.su\..*\.[0-9a-f]{10}$/.test(id))
+        .map(async (id) => (await server.api("GET", `/v1/declarations/${id}`)).json.Payload.TargetOSVersion),
+    );
     assert.deepEqual(targets.sort(), ["13.7.2", "15.3", "18.3"]);
     // The DDM sync queues a DeclarativeManagement command for each device whose target moved.
     for (const t of [d.m1!, d.m2!, d.i1!]) {
@@ -259,14 +292,21 @@ await forEachBackend("OS updates through DDM", (backend) => {
     assert.equal((await device(m4)).state, "downloading");
     await m4.ddm.advanceUpdate(m4.send);
     assert.deepEqual([(await device(m4)).state, (await device(m4)).reason], ["failed", "Insufficient storage"]);
-    const again = { StatusItems: { softwareupdate: { "install-state": "failed", "failure-reason": { count: 2, reason: "Insufficient storage" } } }, Errors: [], FullReport: false };
+    const again = {
+      StatusItems: { softwareupdate: { "install-state": "failed", "failure-reason": { count: 2, reason: "Insufficient storage" } } },
+      Errors: [],
+      FullReport: false,
+    };
     assert.equal((await m4.send("status", Buffer.from(JSON.stringify(again)))).status, 200);
     const failed = await events("update.failed", m4);
     assert.equal(failed.length, 1, "told once");
     assert.equal(failed[0].detail.reason, "Insufficient storage");
     assert.equal(failed[0].detail.target_os_version, "15.3");
     const devices = (await server.api("GET", "/v1/updates/policies/macs/devices?state=failed")).json;
-    assert.deepEqual(devices.devices.map((x: { enrollment_id: string }) => x.enrollment_id), [m4.sim.udid]);
+    assert.deepEqual(
+      devices.devices.map((x: { enrollment_id: string }) => x.enrollment_id),
+      [m4.sim.udid],
+    );
   });
 
   test("a broken feed keeps the last good copy, and says so", async () => {

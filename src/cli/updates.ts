@@ -89,7 +89,12 @@ function printFeed(ctx: CliContext, f: UpdateFeedJson): void {
     formatFields([
       ["url", f.url],
       ["read at", f.fetched_at ? formatTime(f.fetched_at) : "never"],
-      ["releases", Object.entries(f.releases).map(([k, v]) => `${k} ${v}`).join(", ") || "none"],
+      [
+        "releases",
+        Object.entries(f.releases)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(", ") || "none",
+      ],
       ["last attempt", formatTime(f.attempted_at)],
       ["last error", f.error ? `${f.error} (${formatTime(f.error_at)}; the good copy above stays in use)` : null],
     ]),
@@ -115,7 +120,12 @@ async function policies(args: string[], ctx: CliContext): Promise<number> {
   const r = await connect(values, ctx).get<UpdatePolicyList>("/v1/updates/policies");
   if (values.json) return (printJson(ctx, r), 0);
   if (r.policies.length === 0) return (ctx.out("no update policy (orchard updates policy put NAME ... makes one)\n"), 0);
-  ctx.out(formatTable(["NAME", "PLATFORM", "DEVICES", "TARGET", "DEADLINE"], r.policies.map((x) => [x.name, x.platform, scope(x), target(x), deadline(x)])));
+  ctx.out(
+    formatTable(
+      ["NAME", "PLATFORM", "DEVICES", "TARGET", "DEADLINE"],
+      r.policies.map((x) => [x.name, x.platform, scope(x), target(x), deadline(x)]),
+    ),
+  );
   return 0;
 }
 
@@ -175,7 +185,10 @@ async function put(args: string[], ctx: CliContext): Promise<number> {
   }
   const client = connect(values, ctx);
   const r = expectOk<UpdatePolicySaved>(
-    await client.request("PUT", `/v1/updates/policies/${seg(name!)}`, { body: Buffer.from(JSON.stringify(body)), contentType: "application/json" }),
+    await client.request("PUT", `/v1/updates/policies/${seg(name!)}`, {
+      body: Buffer.from(JSON.stringify(body)),
+      contentType: "application/json",
+    }),
   );
   if (values.json) return (printJson(ctx, r), 0);
   ctx.out(`${r.created ? "created" : "replaced"} update policy ${printable(name!)}: ${applied(r.applied)}\n`);
@@ -257,7 +270,8 @@ async function device(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals: p } = parseCommand(args, {});
   const [id] = positionals(p, 1, "an enrollment id");
   const res = await connect(values, ctx).request("GET", `/v1/updates/devices/${seg(id!)}`);
-  if (res.status === 404) throw new CliError(`no update policy reaches ${printable(id!)} (or it is not re-targeted yet: orchard updates apply)`);
+  if (res.status === 404)
+    throw new CliError(`no update policy reaches ${printable(id!)} (or it is not re-targeted yet: orchard updates apply)`);
   const x = expectOk<UpdateDeviceJson>(res);
   if (values.json) return (printJson(ctx, x), 0);
   ctx.out(

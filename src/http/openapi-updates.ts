@@ -68,7 +68,7 @@ export function updatesOpenApi(b: OpenApiBuilders): { schemas: Record<string, Sc
       additionalProperties: false,
       required: ["platform", "mode"],
       properties: policyFields,
-      description: 'mode latest needs deadline_days; mode version needs target_os_version and target_local_date_time',
+      description: "mode latest needs deadline_days; mode version needs target_os_version and target_local_date_time",
     },
     UpdatePolicy: object({ name: str, ...policyFields, created_at: ref("Time"), updated_at: ref("Time") }),
     UpdatePolicyList: object({ policies: arrayOf(ref("UpdatePolicy")) }),
@@ -94,7 +94,12 @@ export function updatesOpenApi(b: OpenApiBuilders): { schemas: Record<string, Sc
       reason: { ...nullableStr, description: "Apple's failure reason, when failed" },
       target: {
         anyOf: [
-          object({ os_version: str, build_version: nullableStr, local_date_time: str, set: { ...str, description: "the built-in DDM set" } }),
+          object({
+            os_version: str,
+            build_version: nullableStr,
+            local_date_time: str,
+            set: { ...str, description: "the built-in DDM set" },
+          }),
           { type: "null" },
         ],
       },
@@ -106,43 +111,75 @@ export function updatesOpenApi(b: OpenApiBuilders): { schemas: Record<string, Sc
   const POLICY = param("name", "path", "the policy's name (1 to 40 letters, digits, _ and -)");
   const NOT_FOUND = { "404": error("no such policy (code not_found)") };
   const paths: Record<string, Record<string, unknown>> = {
-    "/v1/updates/feed": { get: op(tag, "The software lookup feed: the good copy in use, and the last attempt's error", { "200": ok("UpdateFeed") }) },
+    "/v1/updates/feed": {
+      get: op(tag, "The software lookup feed: the good copy in use, and the last attempt's error", { "200": ok("UpdateFeed") }),
+    },
     "/v1/updates/feed/refresh": {
       post: op(tag, "Read the software lookup feed now (a failure keeps the last good copy: refreshed false)", {
         "200": ok("UpdateFeedRefresh"),
       }),
     },
     "/v1/updates/releases": {
-      get: op(tag, "The releases of the feed in use, newest first, by feed platform", { "200": ok("UpdateReleases") }, {
-        parameters: [param("platform", "query", "only this platform's list (iPadOS: Apple's iOS list)", { enum: PLATFORMS })],
-      }),
+      get: op(
+        tag,
+        "The releases of the feed in use, newest first, by feed platform",
+        { "200": ok("UpdateReleases") },
+        {
+          parameters: [param("platform", "query", "only this platform's list (iPadOS: Apple's iOS list)", { enum: PLATFORMS })],
+        },
+      ),
     },
     "/v1/updates/policies": { get: op(tag, "The update policies", { "200": ok("UpdatePolicyList") }) },
     "/v1/updates/policies/{name}": {
-      put: op(tag, "Create or replace an update policy; its devices are re-targeted at once", { "200": ok("UpdatePolicySaved", "replaced"), "201": ok("UpdatePolicySaved", "created") }, {
-        parameters: [POLICY],
-        requestBody: { required: true, content: json(ref("UpdatePolicyBody")) },
-      }),
+      put: op(
+        tag,
+        "Create or replace an update policy; its devices are re-targeted at once",
+        { "200": ok("UpdatePolicySaved", "replaced"), "201": ok("UpdatePolicySaved", "created") },
+        {
+          parameters: [POLICY],
+          requestBody: { required: true, content: json(ref("UpdatePolicyBody")) },
+        },
+      ),
       get: op(tag, "One update policy", { "200": ok("UpdatePolicy"), ...NOT_FOUND }, { parameters: [POLICY] }),
-      delete: op(tag, "Remove an update policy: its devices leave its sets", { "200": ok("UpdatePolicyRemoved"), ...NOT_FOUND }, { parameters: [POLICY] }),
+      delete: op(
+        tag,
+        "Remove an update policy: its devices leave its sets",
+        { "200": ok("UpdatePolicyRemoved"), ...NOT_FOUND },
+        { parameters: [POLICY] },
+      ),
     },
     "/v1/updates/policies/{name}/compliance": {
-      get: op(tag, "How many of a policy's devices are in each state", { "200": ok("UpdateCompliance"), ...NOT_FOUND }, { parameters: [POLICY] }),
+      get: op(
+        tag,
+        "How many of a policy's devices are in each state",
+        { "200": ok("UpdateCompliance"), ...NOT_FOUND },
+        { parameters: [POLICY] },
+      ),
     },
     "/v1/updates/policies/{name}/devices": {
-      get: op(tag, "A policy's devices with their target and state", { "200": ok("UpdateDevicePage"), ...NOT_FOUND }, {
-        parameters: [
-          POLICY,
-          param("state", "query", "only devices in this state", { enum: STATES }),
-          param("limit", "query", "page size, 1 to 1000 (default 100)"),
-          param("cursor", "query", "next_cursor of the page before"),
-        ],
-      }),
+      get: op(
+        tag,
+        "A policy's devices with their target and state",
+        { "200": ok("UpdateDevicePage"), ...NOT_FOUND },
+        {
+          parameters: [
+            POLICY,
+            param("state", "query", "only devices in this state", { enum: STATES }),
+            param("limit", "query", "page size, 1 to 1000 (default 100)"),
+            param("cursor", "query", "next_cursor of the page before"),
+          ],
+        },
+      ),
     },
     "/v1/updates/devices/{id}": {
-      get: op(tag, "One device channel's target and state", { "200": ok("UpdateDevice"), "404": error("no policy reaches it (code not_found)") }, {
-        parameters: [param("id", "path", "an enrollment id (a device channel)")],
-      }),
+      get: op(
+        tag,
+        "One device channel's target and state",
+        { "200": ok("UpdateDevice"), "404": error("no policy reaches it (code not_found)") },
+        {
+          parameters: [param("id", "path", "an enrollment id (a device channel)")],
+        },
+      ),
     },
     "/v1/updates/apply": {
       post: op(tag, "Re-target every policy's devices now (also done every 5 minutes, and at each feed or policy change)", {

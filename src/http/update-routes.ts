@@ -44,7 +44,13 @@ export function registerUpdateRoutes(app: FastifyInstance, o: { updates: Softwar
     const keys = platform === undefined ? Object.keys(all) : [FEED_KEYS[platform]!];
     const releases: UpdateReleasesJson["releases"] = {};
     for (const k of keys) {
-      releases[k] = (all[k] ?? []).map((r) => ({ version: r.version, build: r.build, posted_on: r.postedOn, expires_on: r.expiresOn, devices: r.devices }));
+      releases[k] = (all[k] ?? []).map((r) => ({
+        version: r.version,
+        build: r.build,
+        posted_on: r.postedOn,
+        expires_on: r.expiresOn,
+        devices: r.devices,
+      }));
     }
     return { releases };
   });

@@ -181,7 +181,11 @@ export class DdmChannel {
   private followEnforcement(): boolean {
     if (!this.device) return false;
     const enforced = [...this.installed.values()].find(
-      (d) => d.kind === "configuration" && d.type === ENFORCEMENT && this.activated(d.identifier) && typeof d.payload.TargetOSVersion === "string",
+      (d) =>
+        d.kind === "configuration" &&
+        d.type === ENFORCEMENT &&
+        this.activated(d.identifier) &&
+        typeof d.payload.TargetOSVersion === "string",
     );
     const version = enforced?.payload.TargetOSVersion as string | undefined;
     if (!version || !newer(version, this.device.osVersion)) {
@@ -190,7 +194,8 @@ export class DdmChannel {
       return had;
     }
     if (this.update?.version === version) return false;
-    const build = typeof enforced!.payload.TargetBuildVersion === "string" ? enforced!.payload.TargetBuildVersion : `${version.replace(/\./g, "")}SIM`;
+    const build =
+      typeof enforced!.payload.TargetBuildVersion === "string" ? enforced!.payload.TargetBuildVersion : `${version.replace(/\./g, "")}SIM`;
     this.update = { version, build, stage: "downloading", failures: 0 };
     return true;
   }

@@ -148,16 +148,14 @@ export class SoftwareUpdateStore {
   /** A good copy: stored; true when its releases differ from the copy before (only one process sees true for one change). */
   async saveFeed(url: string, releases: string, sha256: string, now: number): Promise<boolean> {
     return this.db.transaction(async (tx) => {
-      const changed = await tx.run("UPDATE software_lookup_feed SET releases = ?, sha256 = ? WHERE id = 1 AND (sha256 IS NULL OR sha256 <> ?)", [
-        releases,
-        sha256,
-        sha256,
-      ]);
-      await tx.run("UPDATE software_lookup_feed SET url = ?, fetched_at = ?, attempted_at = ?, error = NULL, error_at = NULL WHERE id = 1", [
-        url,
-        now,
-        now,
-      ]);
+      const changed = await tx.run(
+        "UPDATE software_lookup_feed SET releases = ?, sha256 = ? WHERE id = 1 AND (sha256 IS NULL OR sha256 <> ?)",
+        [releases, sha256, sha256],
+      );
+      await tx.run(
+        "UPDATE software_lookup_feed SET url = ?, fetched_at = ?, attempted_at = ?, error = NULL, error_at = NULL WHERE id = 1",
+        [url, now, now],
+      );
       return changed > 0;
     });
   }
@@ -243,12 +241,16 @@ export class SoftwareUpdateStore {
   }
 
   async policyIds(name: string): Promise<string[]> {
-    const rows = await this.db.all<{ enrollment_id: string }>("SELECT enrollment_id FROM update_policy_enrollments WHERE policy = ?", [name]);
+    const rows = await this.db.all<{ enrollment_id: string }>("SELECT enrollment_id FROM update_policy_enrollments WHERE policy = ?", [
+      name,
+    ]);
     return rows.map((r) => r.enrollment_id);
   }
 
   async policyIdCount(name: string): Promise<number> {
-    return Number((await this.db.get<{ n: number }>("SELECT COUNT(*) AS n FROM update_policy_enrollments WHERE policy = ?", [name]))?.n ?? 0);
+    return Number(
+      (await this.db.get<{ n: number }>("SELECT COUNT(*) AS n FROM update_policy_enrollments WHERE policy = ?", [name]))?.n ?? 0,
+    );
   }
 
   /** The channels holding a DDM set (a policy's scope "set"). */
@@ -261,7 +263,11 @@ export class SoftwareUpdateStore {
 
   /** The facts of the device channels of a platform enrolled now, in id order after `after` (one page). */
   async deviceFacts(platform: string, after: string, limit: number): Promise<DeviceFacts[]> {
-    const rows = await this.db.all<FactsRow>(`${FACTS_SQL} AND d.platform = ? AND e.id > ? ORDER BY e.id LIMIT ?`, [platform, after, limit]);
+    const rows = await this.db.all<FactsRow>(`${FACTS_SQL} AND d.platform = ? AND e.id > ? ORDER BY e.id LIMIT ?`, [
+      platform,
+      after,
+      limit,
+    ]);
     return rows.map(factsOf);
   }
 
@@ -358,7 +364,12 @@ export class SoftwareUpdateStore {
   }
 
   async setState(enrollmentId: string, state: string, reason: string | null, now: number): Promise<void> {
-    await this.db.run("UPDATE update_devices SET state = ?, reason = ?, updated_at = ? WHERE enrollment_id = ?", [state, reason, now, enrollmentId]);
+    await this.db.run("UPDATE update_devices SET state = ?, reason = ?, updated_at = ? WHERE enrollment_id = ?", [
+      state,
+      reason,
+      now,
+      enrollmentId,
+    ]);
   }
 
   /**

@@ -45,7 +45,8 @@ export function policyDeclarations(policy: string, settings: string | null): Dec
     Payload: { StatusItems: SUBSCRIBED_STATUS_ITEMS.map((Name) => ({ Name })) },
   };
   const configs = [subscription];
-  if (settings !== null) configs.push({ Type: SETTINGS_TYPE, Identifier: `${base}.settings`, Payload: JSON.parse(settings) as Record<string, unknown> });
+  if (settings !== null)
+    configs.push({ Type: SETTINGS_TYPE, Identifier: `${base}.settings`, Payload: JSON.parse(settings) as Record<string, unknown> });
   return [
     ...configs,
     {

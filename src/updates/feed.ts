@@ -91,9 +91,19 @@ function release(item: unknown, where: string): Release {
   if (typeof posted !== "string" || !DATE.test(posted)) throw new FeedError(`${where}: PostingDate is not YYYY-MM-DD`);
   if (expires !== undefined && (typeof expires !== "string" || !DATE.test(expires)))
     throw new FeedError(`${where}: ExpirationDate is not YYYY-MM-DD`);
-  if (!Array.isArray(devices) || devices.length > MAX_DEVICES || devices.some((d) => typeof d !== "string" || d.length === 0 || d.length > 64))
+  if (
+    !Array.isArray(devices) ||
+    devices.length > MAX_DEVICES ||
+    devices.some((d) => typeof d !== "string" || d.length === 0 || d.length > 64)
+  )
     throw new FeedError(`${where}: SupportedDevices is not a list of device names`);
-  return { version, build, postedOn: posted, expiresOn: (expires as string | undefined) ?? null, devices: [...new Set(devices as string[])] };
+  return {
+    version,
+    build,
+    postedOn: posted,
+    expiresOn: (expires as string | undefined) ?? null,
+    devices: [...new Set(devices as string[])],
+  };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

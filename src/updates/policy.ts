@@ -42,7 +42,8 @@ export function policyOf(name: string, body: Record<string, unknown>): { policy:
   const unknown = Object.keys(body).find((k) => !KEYS.includes(k));
   if (unknown !== undefined) bad(`unknown field ${JSON.stringify(unknown.slice(0, 64))}; allowed: ${KEYS.join(", ")}`);
   const platform = body.platform;
-  if (typeof platform !== "string" || !(PLATFORMS as readonly string[]).includes(platform)) bad(`platform must be one of ${PLATFORMS.join(", ")}`);
+  if (typeof platform !== "string" || !(PLATFORMS as readonly string[]).includes(platform))
+    bad(`platform must be one of ${PLATFORMS.join(", ")}`);
   const { scope, scopeSet, ids } = enrollments(body.enrollments);
   const mode = body.mode;
   if (mode !== "latest" && mode !== "version") bad('mode must be "latest" (the newest release for each model) or "version"');
@@ -129,7 +130,13 @@ function settings(v: unknown): string | null {
   if (v === undefined || v === null) return null;
   if (typeof v !== "object" || Array.isArray(v)) bad("settings must be a softwareupdate.settings Payload object");
   const { errors } = validateDeclaration({ Type: SETTINGS_TYPE, Identifier: "orchard.policy.settings", Payload: v });
-  if (errors.length > 0) bad(`settings: ${errors.slice(0, 5).map((e) => `${e.path.replace(/^Payload\.?/, "") || "(payload)"}: ${e.message}`).join("; ")}`);
+  if (errors.length > 0)
+    bad(
+      `settings: ${errors
+        .slice(0, 5)
+        .map((e) => `${e.path.replace(/^Payload\.?/, "") || "(payload)"}: ${e.message}`)
+        .join("; ")}`,
+    );
   const text = JSON.stringify(v);
   if (text.length > 64 * 1024) bad("settings is larger than 64 KB");
   return text;

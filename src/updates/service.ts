@@ -66,6 +66,8 @@ const SCOPE_RANK = { ids: 0, set: 1, all: 2 } as const;
 const FACTS_PAGE = 2000;
 const LEASE_MS = 10 * 60_000;
 const TICK_MS = 60_000;
+/** Devices whose state is re-read and told in one transaction. */
+const EVALUATE_BATCH = 500;
 /** Devices that enroll, update or change policy group are re-targeted this often (and at every feed or policy change). */
 export const RECONCILE_MS = 5 * 60_000;
 
@@ -95,7 +97,9 @@ export class SoftwareUpdates {
   /** Refreshes, re-targets and checks deadlines on a timer (only while a policy exists); returns stop. */
   start(): () => Promise<void> {
     const run = () => {
-      this.ticking = this.ticking.then(() => this.tick(Date.now()).catch((err: unknown) => this.o.log.warn({ err }, "software update tick failed")));
+      this.ticking = this.ticking.then(() =>
+        this.tick(Date.now()).catch((err: unknown) => this.o.log.warn({ err }, "software update tick failed")),
+      );
     };
     this.timer = setInterval(run, this.o.tickMs ?? TICK_MS);
     this.timer.unref();
@@ -192,7 +196,10 @@ export class SoftwareUpdates {
     const created = await this.store.transaction(async (tx) => {
       const created = await tx.softwareUpdates.putPolicy(policy, ids, now);
       await tx.events.add(
-        { type: "update.policy_saved", detail: { policy: name, platform: policy.platform, mode: policy.mode, scope: policy.scope, created } },
+        {
+          type: "update.policy_saved",
+          detail: { policy: name, platform: policy.platform, mode: policy.mode, scope: policy.scope, created },
+        },
         now,
       );
       return created;
@@ -303,7 +310,8 @@ export class SoftwareUpdates {
     // The declarations first: a device put in a set finds it complete.
     const targetSets = new Map<string, { policy: StoredPolicy; target: Target }>();
     for (const d of desired.values()) {
-      if (d.outcome.kind === "target") targetSets.set(targetSetName(d.policy.name, d.outcome.target, d.policy.detailsUrl), { policy: d.policy, target: d.outcome.target });
+      if (d.outcome.kind === "target")
+        targetSets.set(targetSetName(d.policy.name, d.outcome.target, d.policy.detailsUrl), { policy: d.policy, target: d.outcome.target });
     }
     for (const p of policies) await this.ensureSet(policySetName(p.name), policyDeclarations(p.name, p.settings), now);
     for (const [set, t] of targetSets) await this.ensureSet(set, targetDeclarations(t.policy.name, t.target, t.policy.detailsUrl), now);
@@ -378,7 +386,10 @@ export class SoftwareUpdates {
     for (const set of await su.setsNamed(SET_PREFIX)) if (!used.has(set)) await this.dropSet(set, now);
 
     // A failure or a missed deadline found now is told now (once).
-    for (const r of rows) if ((r.state === "failed" && !r.failedNotified) || r.state === "overdue") await this.store.transaction((tx) => this.evaluate(tx, r.enrollmentId, now));
+    await this.evaluateMany(
+      rows.filter((r) => (r.state === "failed" && !r.failedNotified) || r.state === "overdue").map((r) => r.enrollmentId),
+      now,
+    );
     const result = { devices: desired.size, targeted, targets: targetSets.size, changed, released: released.length, skipped: false };
     this.o.log.info({ ...result, policies: policies.length }, "software update targets applied");
     return result;
@@ -418,7 +429,10 @@ export class SoftwareUpdates {
 
   /** Re-reads a device's state after a status report that carried update or OS items (in the report's transaction). */
   readonly statusHook = async (tx: Store, enrollmentId: string, report: StatusReport, now: number): Promise<void> => {
-    if (!report.fullReport && !report.values.some((v) => v.path.startsWith("softwareupdate.") || v.path.startsWith("device.operating-system.")))
+    if (
+      !report.fullReport &&
+      !report.values.some((v) => v.path.startsWith("softwareupdate.") || v.path.startsWith("device.operating-system."))
+    )
       return;
     await this.evaluate(tx, enrollmentId, now);
   };
@@ -427,10 +441,27 @@ export class SoftwareUpdates {
   async checkDeadlines(now: number): Promise<number> {
     let told = 0;
     for (;;) {
-      const rows = await this.store.softwareUpdates.pastDeadline(now, 500);
-      for (const r of rows) if (await this.store.transaction((tx) => this.evaluate(tx, r.enrollmentId, now))) told++;
-      if (rows.length < 500) return told;
+      const rows = await this.store.softwareUpdates.pastDeadline(now, EVALUATE_BATCH);
+      told += await this.evaluateMany(
+        rows.map((r) => r.enrollmentId),
+        now,
+      );
+      if (rows.length < EVALUATE_BATCH) return told;
     }
+  }
+
+  /** evaluate() of many devices, a transaction per batch (one per device would be a commit each); how many events. */
+  private async evaluateMany(ids: readonly string[], now: number): Promise<number> {
+    let told = 0;
+    for (let i = 0; i < ids.length; i += EVALUATE_BATCH) {
+      const batch = ids.slice(i, i + EVALUATE_BATCH);
+      told += await this.store.transaction(async (tx) => {
+        let n = 0;
+        for (const id of batch) if (await this.evaluate(tx, id, now)) n++;
+        return n;
+      });
+    }
+    return told;
   }
 
   /**
@@ -448,7 +479,12 @@ export class SoftwareUpdates {
     const { state, reason } = complianceOf(target, row.state === "no_release", facts, status, now);
     if (state !== row.state || reason !== row.reason) await su.setState(enrollmentId, state, reason, now);
     let told = false;
-    const detail = { policy: row.policy, target_os_version: row.osVersion ?? "", target_build_version: row.buildVersion, os_version: facts?.osVersion ?? null };
+    const detail = {
+      policy: row.policy,
+      target_os_version: row.osVersion ?? "",
+      target_build_version: row.buildVersion,
+      os_version: facts?.osVersion ?? null,
+    };
     if (state === "failed" && !row.failedNotified && (await su.markTold(enrollmentId, "failed"))) {
       await tx.events.add(
         { type: "update.failed", enrollmentId, detail: { ...detail, reason, failure_count: status?.failureCount ?? null } },
@@ -456,13 +492,16 @@ export class SoftwareUpdates {
       );
       told = true;
     }
-    if (target && row.deadlineAt !== null && now >= row.deadlineAt && !row.overdueNotified && (await su.markTold(enrollmentId, "overdue"))) {
+    if (
+      target &&
+      row.deadlineAt !== null &&
+      now >= row.deadlineAt &&
+      !row.overdueNotified &&
+      (await su.markTold(enrollmentId, "overdue"))
+    ) {
       // Up to date by the deadline: marked, nothing to tell.
       if (state !== "up_to_date") {
-        await tx.events.add(
-          { type: "update.overdue", enrollmentId, detail: { ...detail, deadline: row.localDateTime ?? "", state } },
-          now,
-        );
+        await tx.events.add({ type: "update.overdue", enrollmentId, detail: { ...detail, deadline: row.localDateTime ?? "", state } }, now);
         told = true;
       }
     }

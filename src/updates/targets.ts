@@ -41,7 +41,8 @@ const DAY_MS = 86_400_000;
  */
 export function targetFor(policy: StoredPolicy, facts: DeviceFacts, releases: readonly Release[]): TargetOutcome {
   const runnable = facts.productType ? releases.filter((r) => r.devices.includes(facts.productType!)) : [];
-  const give = (t: Target): TargetOutcome => (compareVersions(facts.osVersion, t.osVersion) >= 0 ? { kind: "current" } : { kind: "target", target: t });
+  const give = (t: Target): TargetOutcome =>
+    compareVersions(facts.osVersion, t.osVersion) >= 0 ? { kind: "current" } : { kind: "target", target: t };
   if (policy.mode === "latest") {
     const newest = runnable[0];
     if (!newest) return { kind: "no_release" };
