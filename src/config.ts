@@ -5,6 +5,10 @@ import type { PushOptions } from "./push/index.ts";
 import { DEFAULT_TOPICS, parseTopics, type WebhookOptions } from "./webhook/options.ts";
 import type { AdeOptions } from "./ade/service.ts";
 import { APPLE_ADE_URL } from "./ade/client.ts";
+import { APPLE_SOFTWARE_LOOKUP_URL } from "./updates/feed-source.ts";
+import type { SoftwareUpdateOptions } from "./updates/service.ts";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { isIP } from "node:net";
 import os from "node:os";
 import { DURATION_EXAMPLES, durationMs } from "./duration.ts";
@@ -48,6 +52,8 @@ export interface Config {
   webhook?: WebhookOptions;
   /** Automated Device Enrollment (src/ade/, docs/automated-enrollment.md). */
   ade: AdeConfig;
+  /** OS updates through DDM: the software lookup feed (src/updates/, docs/software-updates.md). */
+  softwareUpdates: SoftwareUpdateOptions;
 }
 
 /** Apple's device assignment API and the sync schedule (src/ade/, docs/automated-enrollment.md). */
@@ -320,6 +326,17 @@ export const SERVE_FLAGS = {
     default: "30m",
     help: "how often each ABM server's device list is synced (`0`: only on demand)",
   },
+  "software-lookup-url": {
+    type: "string",
+    arg: "URL",
+    shown: "`https://gdmf.apple.com/v2/pmv`",
+    help: "Apple's software lookup feed (OS releases and the devices each runs on), for update policies; a mirror, or a file (`file:/path` or a path) for air-gapped sites",
+  },
+  "software-lookup-interval": {
+    type: "string",
+    default: "6h",
+    help: "how often the software lookup feed is read while an update policy exists (`0`: only on demand); a failed read keeps the last good copy",
+  },
   "trust-proxy": {
     type: "string",
     arg: "LIST",
@@ -476,6 +493,10 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
       url: adeUrl(get("ade-url") ?? APPLE_ADE_URL),
       syncIntervalMs: parseDuration(get("ade-sync-interval")!, "--ade-sync-interval"),
     },
+    softwareUpdates: {
+      url: softwareLookupUrl(get("software-lookup-url") ?? APPLE_SOFTWARE_LOOKUP_URL),
+      refreshIntervalMs: parseDuration(get("software-lookup-interval")!, "--software-lookup-interval"),
+    },
   };
 }
 
@@ -574,6 +595,21 @@ function adeUrl(value: string): string {
     throw new ConfigError(`--ade-url ${value}: expected https://host[:port][/prefix]`);
   }
   return url.origin + url.pathname.replace(/\/+$/, "");
+}
+
+/** --software-lookup-url: an http(s) URL, a file: URL, or a path (made a file: URL). */
+function softwareLookupUrl(value: string): string {
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:/.test(value)) return pathToFileURL(path.resolve(value)).toString();
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError("--software-lookup-url: not a URL");
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:" && url.protocol !== "file:") {
+    throw new ConfigError("--software-lookup-url: expected https://..., http://..., file:/path or a path");
+  }
+  return url.toString();
 }
 
 function urlPath(value: string, name: string): string {

@@ -43,6 +43,8 @@ import { DEFAULT_PLIST_LIMITS, type PlistLimits } from "./plist/index.ts";
 import { openStore, type Store } from "./store/index.ts";
 import { freshEventsFor, startWebhookDelivery, webhookTarget } from "./webhook/delivery.ts";
 import { registerWebhookRoutes } from "./http/webhook-routes.ts";
+import { registerUpdateRoutes } from "./http/update-routes.ts";
+import { SoftwareUpdates } from "./updates/service.ts";
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -118,12 +120,14 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     publicUrl: config.enrollment.publicUrl,
   });
   const stopAde = ade.start(config.ade);
+  // OS updates through DDM: its compliance reads each status report, in the report's transaction.
+  let updates: SoftwareUpdates | undefined;
   const core = new CoreService({
     store,
     lastSeen,
     userAuth: new UserAuthService(store, config.userAuth, nonceSecret, metrics.userAuthenticate),
     declarative: config.dmUrl ? new DeclarativeManagement(config.dmUrl) : undefined,
-    ddm: new DdmService(store, metrics.ddmRequest),
+    ddm: new DdmService(store, metrics.ddmRequest, (tx, id, report, now) => updates?.statusHook(tx, id, report, now) ?? Promise.resolve()),
     notNow: push.notNow,
   });
   // Outermost first: the certificate binding, then the AuthToken of a
@@ -148,6 +152,9 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const ddmAdmin = new DdmAdmin(store, { validate: validateDeclaration, resolve: (d) => resolveDeclaration(d, ddmFiles, ddmUrls) });
   const ddmSync = new DdmSync(store, push.pusher, log, { onQueued: metrics.ddmSyncQueued });
   ddmSync.start();
+  // Update policies become enforcement declarations in built-in sets (src/updates/, docs/software-updates.md).
+  updates = new SoftwareUpdates({ store, admin: ddmAdmin, log, options: config.softwareUpdates, observer: metrics.softwareLookup });
+  const stopUpdates = updates.start();
 
   const challenges = new ScepChallenges(store, config.enrollment.scepChallengeTtlMs);
   // Failed attempts per client address on the routes devices reach without the API key, one count per route.
@@ -215,6 +222,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
           },
         }),
       (api) => registerAdeRoutes(api, { store, ade }),
+      (api) => registerUpdateRoutes(api, { updates: updates! }),
     ],
     trustProxy: config.trustProxy,
     https: config.tlsCert ? tlsPair(config.tlsCert, config.tlsKey!) : undefined,
@@ -237,6 +245,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     closed = true;
     await metricsListener?.close();
     stopRetention();
+    await stopUpdates();
     await ddmSync.stop();
     await app.close();
     await stopAde();

@@ -34,8 +34,14 @@ export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly 
     "Automated Device Enrollment: ABM tokens, Apple's device assignment API, sync, DEP profiles",
   ],
   [
+    "updates/",
+    ["core/", "store/", "protocol/", "declarations/", "errors.ts"],
+    "OS updates through DDM: Apple's software lookup feed, update policies, targets, compliance",
+  ],
+  [
     "http/",
     [
+      "updates/",
       "ade/",
       "scep/",
       "enroll/",
@@ -54,12 +60,13 @@ export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly 
     "device endpoints, the API, SCEP's routes; errors become statuses",
   ],
   ["sim/", ["scep/", "identity/", "digest/", "plist/"], "the fleet simulator (a client of the server)"],
-  ["config.ts", ["ade/", "push/", "webhook/", "core/", "duration.ts"], "orchard serve's flags and environment"],
+  ["config.ts", ["updates/", "ade/", "push/", "webhook/", "core/", "duration.ts"], "orchard serve's flags and environment"],
   [
     "server.ts",
     [
       "config.ts",
       "http/",
+      "updates/",
       "ade/",
       "scep/",
       "enroll/",

@@ -12,6 +12,7 @@ import { queueCommand } from "./queue.ts";
 import { scepCommand } from "./scep.ts";
 import { simulateCommand } from "./simulate.ts";
 import { userSessionsCommand, usersCommand } from "./users.ts";
+import { updatesCommand } from "./updates.ts";
 import { webhookCommand } from "./webhook.ts";
 
 /** Every client command, in the order `orchard help` lists them. Add new ones here. */
@@ -31,6 +32,7 @@ export const CLIENT_COMMANDS: readonly ClientCommand[] = [
   usersCommand,
   userSessionsCommand,
   ddmCommand,
+  updatesCommand,
   simulateCommand,
 ];
 

@@ -86,7 +86,8 @@ function ddmLine(r: SimulationReport): string {
   const d = r.ddm;
   return (
     `${d.syncs} (${d.changed} with new declarations): ${d.tokens} tokens, ${d.declarationItems} declaration-items, ` +
-    `${d.declarations} declarations fetched, ${d.statusReports} status reports`
+    `${d.declarations} declarations fetched, ${d.statusReports} status reports` +
+    (d.updateSteps > 0 ? `; OS updates: ${d.updateSteps} steps reported, ${d.updatesInstalled} installed` : "")
   );
 }
 

@@ -33,7 +33,8 @@ export const simulateCommand: ClientCommand = {
     "  (default: messages signed (Mdm-Signature); identities from the device CA in ./data (ORCHARD_DATA_DIR) when found,",
     "  else from the server's SCEP)",
     "  [--server-path P] [--poll-interval 5s] [--command-interval 10s | --no-commands] [--not-now 0.05]",
-    "  [--cleanup]; see docs/simulator.md",
+    "  [--update-failure 0] [--cleanup]; see docs/simulator.md (devices given an OS update enforcement declaration",
+    "  download, install and report the new version, a step per poll: docs/software-updates.md)",
   ],
   async run(args, ctx) {
     const { values, positionals } = parseCommand(args, {
@@ -57,6 +58,7 @@ export const simulateCommand: ClientCommand = {
       "command-interval": { type: "string" },
       "poll-interval": { type: "string" },
       "not-now": { type: "string" },
+      "update-failure": { type: "string" },
       cleanup: { type: "boolean", default: false },
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
@@ -131,6 +133,7 @@ export const simulateCommand: ClientCommand = {
       commandIntervalMs: duration("--command-interval", values["command-interval"]),
       pollIntervalMs: duration("--poll-interval", values["poll-interval"]),
       notNow: probability("--not-now", values["not-now"]),
+      updateFailure: probability("--update-failure", values["update-failure"]),
       cleanup: values.cleanup,
     };
     // The API (and so its key) only when the run needs it.

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { NotFound } from "../errors.ts";
 import type { DeclarativeManagementMessage } from "../protocol/checkin.ts";
-import { decodeStatusReport, parseEndpoint, type DdmEndpoint } from "../protocol/ddm.ts";
+import { decodeStatusReport, parseEndpoint, type DdmEndpoint, type StatusReport } from "../protocol/ddm.ts";
 import { tokensResponse } from "../protocol/ddm-tokens.ts";
 import { MAX_CHANNEL_STATUS_VALUES } from "../store/ddm-status.ts";
 import type { Store } from "../store/index.ts";
@@ -11,6 +11,13 @@ const JSON_TYPE = "application/json";
 
 /** The most errors or changed declarations one report's events list (they always give the count). */
 const MAX_LISTED = 50;
+
+/**
+ * Called with each status report, in the transaction that stores it (after
+ * it is stored): a feature above the core that reads DDM status (OS update
+ * compliance, updates/service.ts) writes its state and events with it.
+ */
+export type DdmStatusHook = (tx: Store, enrollmentId: string, report: StatusReport, now: number) => Promise<void>;
 
 /** Told the Endpoint of each DeclarativeManagement request that names a valid one (metrics). */
 export type DdmRequestObserver = (endpoint: DdmEndpoint["kind"]) => void;
@@ -25,6 +32,7 @@ export class DdmService {
   constructor(
     private readonly store: Store,
     private readonly observe: DdmRequestObserver = () => {},
+    private readonly onStatus?: DdmStatusHook,
   ) {}
 
   async checkIn(req: MdmRequest, msg: DeclarativeManagementMessage): Promise<CheckinReply> {
@@ -105,6 +113,7 @@ export class DdmService {
           req.now,
         );
       }
+      await this.onStatus?.(tx, id, report, req.now);
       return outcome;
     });
     if (outcome.refusedValues > 0) {

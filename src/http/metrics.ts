@@ -80,6 +80,12 @@ export class Metrics implements PushObserver {
     registers: [this.registry],
   });
   private readonly ddmRequestsBy = new Map<string, Counter.Internal>();
+  private readonly softwareLookupRefreshes = new Counter({
+    name: "orchard_software_lookup_refreshes_total",
+    help: "Reads of the software lookup feed by this process, by outcome: changed, unchanged, failed (a failure keeps the last good copy).",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
   private readonly webhookDeliveries = new Counter({
     name: "orchard_webhook_deliveries_total",
     help: "Webhook delivery attempts by outcome: delivered (2xx), http_error (another status), timeout, unreachable. Each failure is retried.",
@@ -106,6 +112,7 @@ export class Metrics implements PushObserver {
   private readonly certExpiry: Gauge<"certificate" | "topic">;
   private readonly ddmSyncDue: Gauge;
   private readonly ddmDeclarations: Gauge<"state">;
+  private readonly softwareLookupAge: Gauge;
   private readonly fixedExpiry: Array<{ certificate: string; notAfter: number }>;
 
   constructor(store: Store, certificates: WatchedCertificates = {}) {
@@ -135,6 +142,12 @@ export class Metrics implements PushObserver {
       name: "orchard_ddm_declarations",
       help: "Declarations as channels last reported them, one per channel and declaration: active_valid, failing (not active or not valid), pending (reported with an older ServerToken: not applied yet).",
       labelNames: ["state"] as const,
+      registers: [this.registry],
+      collect,
+    });
+    this.softwareLookupAge = new Gauge({
+      name: "orchard_software_lookup_age_seconds",
+      help: "Age of the software lookup feed's good copy in use (absent before the first; growing past --software-lookup-interval: refreshes fail).",
       registers: [this.registry],
       collect,
     });
@@ -177,7 +190,7 @@ export class Metrics implements PushObserver {
     const now = Date.now();
     if (this.storeFigures && now - this.storeFigures.at < STORE_FIGURES_TTL_MS) return this.storeFigures.pending;
     const pending = (async () => {
-      const [byType, queue, pushCerts, outbox, syncDue, states, abmTokens] = await Promise.all([
+      const [byType, queue, pushCerts, outbox, syncDue, states, abmTokens, feed] = await Promise.all([
         store.stats.enrollmentsByType(),
         store.stats.queue(),
         store.push.certs(),
@@ -185,7 +198,10 @@ export class Metrics implements PushObserver {
         store.stats.ddmSyncDue(),
         store.stats.ddmDeclarationStates(),
         store.ade.tokenExpiries(),
+        store.softwareUpdates.feed(),
       ]);
+      if (feed.fetchedAt === null) this.softwareLookupAge.reset();
+      else this.softwareLookupAge.set(Math.max(0, (Date.now() - feed.fetchedAt) / 1000));
       this.webhookBacklog.set(outbox.count);
       this.webhookOldestAge.set(outbox.oldestCreatedAt === null ? 0 : Math.max(0, (Date.now() - outbox.oldestCreatedAt) / 1000));
       this.ddmSyncDue.set(syncDue);
@@ -237,6 +253,11 @@ export class Metrics implements PushObserver {
   /** A DeclarativeManagement check-in's Endpoint (DdmRequestObserver). */
   readonly ddmRequest = (endpoint: string): void => {
     this.ddmRequestsBy.get(endpoint)?.inc();
+  };
+
+  /** A software lookup feed refresh (FeedObserver). */
+  readonly softwareLookup = (outcome: "changed" | "unchanged" | "failed"): void => {
+    this.softwareLookupRefreshes.labels(outcome).inc();
   };
 
   /** A UserAuthenticate outcome (UserAuthObserver). */

@@ -435,3 +435,91 @@ export interface AdeAssignJson {
   /** Apple's answer per serial: SUCCESS, NOT_ACCESSIBLE, FAILED or THROTTLED. */
   devices: Record<string, string>;
 }
+
+// ---- OS updates through DDM (http/update-routes.ts, docs/software-updates.md)
+
+/** The software lookup feed: the good copy in use, and the last attempt's error (the copy stays). */
+export interface UpdateFeedJson {
+  url: string;
+  fetched_at: Time | null;
+  attempted_at: Time | null;
+  error: string | null;
+  error_at: Time | null;
+  /** Releases per feed platform (iOS, macOS, ...). */
+  releases: Record<string, number>;
+}
+
+export interface UpdateFeedRefreshJson extends UpdateFeedJson {
+  /** false: this attempt failed (error says why); the last good copy stays in use. */
+  refreshed: boolean;
+  /** The releases differ from the copy before: devices were re-targeted. */
+  changed: boolean;
+}
+
+export interface UpdateReleaseJson {
+  version: string;
+  build: string;
+  posted_on: string;
+  expires_on: string | null;
+  devices: string[];
+}
+
+export interface UpdateReleasesJson {
+  releases: Record<string, UpdateReleaseJson[]>;
+}
+
+export interface UpdatePolicyJson {
+  name: string;
+  platform: string;
+  enrollments: "all" | { set: string } | { ids: number };
+  mode: "latest" | "version";
+  deadline_days: number | null;
+  deadline_time: string | null;
+  target_os_version: string | null;
+  target_build_version: string | null;
+  target_local_date_time: string | null;
+  details_url: string | null;
+  settings: Record<string, unknown> | null;
+  created_at: Time;
+  updated_at: Time;
+}
+
+export interface UpdatePolicyList {
+  policies: UpdatePolicyJson[];
+}
+
+/** What one re-targeting did. */
+export interface UpdateApplyJson {
+  devices: number;
+  targeted: number;
+  targets: number;
+  changed: number;
+  released: number;
+  skipped: boolean;
+}
+
+export interface UpdatePolicySaved {
+  policy: UpdatePolicyJson;
+  created: boolean;
+  applied: UpdateApplyJson;
+}
+
+export interface UpdateComplianceJson {
+  policy: string;
+  total: number;
+  /** Devices per state: up_to_date, pending, downloading, installing, failed, overdue, not_reporting, no_release. */
+  counts: Record<string, number>;
+}
+
+export interface UpdateDeviceJson {
+  enrollment_id: string;
+  policy: string;
+  state: string;
+  /** Apple's failure reason, when failed. */
+  reason: string | null;
+  /** The enforcement target (null: none, the device is current or no release is known for it). */
+  target: { os_version: string; build_version: string | null; local_date_time: string; set: string } | null;
+  updated_at: Time;
+}
+
+export type UpdateDevicePage = Page<"devices", UpdateDeviceJson>;

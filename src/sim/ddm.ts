@@ -9,6 +9,13 @@
 // `declaration-items`, each declaration whose ServerToken changed, then a
 // status report with every declaration's active, valid and server-token
 // (and, on the device channel's full reports, a few device status items).
+//
+// OS updates: a device channel given an active
+// softwareupdate.enforcement.specific for a version newer than its own
+// starts the update (install-state downloading, pending-version the target);
+// each advanceUpdate() moves it on (installing, then the new OS version, or
+// failed when the channel was told to fail), reported in a status report as
+// a device reports a change of the items it is subscribed to.
 
 /** Sends one DeclarativeManagement check-in on the channel: Endpoint, and Data when given. */
 export type DdmSend = (endpoint: string, data?: Buffer) => Promise<{ status: number; body: Buffer }>;
@@ -42,6 +49,16 @@ export interface DdmDeviceFacts {
   modelName: string;
 }
 
+const ENFORCEMENT = "com.apple.configuration.softwareupdate.enforcement.specific";
+
+/** An OS update under way on a simulated device. */
+export interface SimUpdate {
+  version: string;
+  build: string;
+  stage: "downloading" | "installing" | "failed";
+  failures: number;
+}
+
 /** What one sync did: the requests of each endpoint, and whether the channel's declarations changed. */
 export interface DdmSyncOutcome {
   tokens: number;
@@ -62,8 +79,18 @@ export class DdmChannel {
   /** Syncs finished. */
   syncs = 0;
 
-  /** `device`: the facts of a device channel (undefined on a user channel: it reports its declarations only). */
-  constructor(private readonly device?: DdmDeviceFacts) {}
+  /** The OS update under way (device channels only). */
+  update: SimUpdate | undefined;
+
+  /**
+   * `device`: the facts of a device channel (undefined on a user channel: it
+   * reports its declarations only); an update finished changes its OS version.
+   * `updateFailure`: updates fail with this reason (softwareupdate.failure-reason).
+   */
+  constructor(
+    private readonly device?: DdmDeviceFacts,
+    private readonly o: { updateFailure?: string } = {},
+  ) {}
 
   /**
    * One sync. `commandData` is the Data of the DeclarativeManagement command
@@ -117,10 +144,13 @@ export class DdmChannel {
       changed.push(installed);
     }
 
+    const updateChanged = this.followEnforcement();
     // The first report, and one after a declaration went away, is a full one (merging cannot remove); otherwise the changes.
     const full = this.syncs === 0 || removed;
     out.statusReports++;
-    const r = await send("status", Buffer.from(JSON.stringify(this.statusReport(full ? [...this.installed.values()] : changed, full))));
+    const report = this.statusReport(full ? [...this.installed.values()] : changed, full);
+    if (updateChanged && !full) Object.assign(report.StatusItems as Record<string, unknown>, this.updateItems());
+    const r = await send("status", Buffer.from(JSON.stringify(report)));
     if (r.status !== 200) throw new DdmSyncError(`status: HTTP ${r.status}: ${r.body.toString("utf8").slice(0, 200)}`);
     this.token = token;
     this.syncs++;
@@ -140,7 +170,75 @@ export class DdmChannel {
         "operating-system": { family: f.family, version: f.osVersion, "build-version": f.buildVersion },
       };
     }
+    if (full && this.device) Object.assign(items, this.updateItems());
     return { StatusItems: items, Errors: [], FullReport: full };
+  }
+
+  /**
+   * Starts (or drops) the update an active enforcement declaration asks for:
+   * true when the update state changed (the status report then carries it).
+   */
+  private followEnforcement(): boolean {
+    if (!this.device) return false;
+    const enforced = [...this.installed.values()].find(
+      (d) =>
+        d.kind === "configuration" &&
+        d.type === ENFORCEMENT &&
+        this.activated(d.identifier) &&
+        typeof d.payload.TargetOSVersion === "string",
+    );
+    const version = enforced?.payload.TargetOSVersion as string | undefined;
+    if (!version || !newer(version, this.device.osVersion)) {
+      const had = this.update !== undefined;
+      this.update = undefined;
+      return had;
+    }
+    if (this.update?.version === version) return false;
+    const build =
+      typeof enforced!.payload.TargetBuildVersion === "string" ? enforced!.payload.TargetBuildVersion : `${version.replace(/\./g, "")}SIM`;
+    this.update = { version, build, stage: "downloading", failures: 0 };
+    return true;
+  }
+
+  /**
+   * One step of the update under way, reported: downloading becomes
+   * installing (or failed), installing ends with the new OS version. False
+   * when there is no update to move on (a failed one stays failed).
+   */
+  async advanceUpdate(send: DdmSend): Promise<boolean> {
+    const u = this.update;
+    if (!this.device || !u || u.stage === "failed") return false;
+    if (u.stage === "downloading") {
+      if (this.o.updateFailure) {
+        u.stage = "failed";
+        u.failures++;
+      } else u.stage = "installing";
+    } else {
+      this.device.osVersion = u.version;
+      this.device.buildVersion = u.build;
+      this.update = undefined;
+    }
+    const f = this.device;
+    const items: Record<string, unknown> = this.updateItems();
+    if (this.update === undefined) items.device = { "operating-system": { version: f.osVersion, "build-version": f.buildVersion } };
+    const r = await send("status", Buffer.from(JSON.stringify({ StatusItems: items, Errors: [], FullReport: false })));
+    if (r.status !== 200) throw new DdmSyncError(`status: HTTP ${r.status}: ${r.body.toString("utf8").slice(0, 200)}`);
+    return true;
+  }
+
+  /** The softwareupdate.* status items as the device reports them now. */
+  private updateItems(): Record<string, unknown> {
+    const u = this.update;
+    return {
+      softwareupdate: {
+        "install-state": u?.stage ?? "none",
+        "pending-version": { "os-version": u?.version ?? "", "build-version": u?.build ?? "" },
+        "failure-reason":
+          u?.stage === "failed"
+            ? { count: u.failures, reason: this.o.updateFailure, timestamp: new Date().toISOString().replace(/\.\d{3}Z$/, "Z") }
+            : { count: 0 },
+      },
+    };
   }
 
   /**
@@ -220,6 +318,17 @@ function parseJson(body: Buffer, what: string): unknown {
 function declarationsTokenOf(json: unknown): string | undefined {
   const t = isObject(json) && isObject(json.SyncTokens) ? json.SyncTokens.DeclarationsToken : undefined;
   return typeof t === "string" ? t : undefined;
+}
+
+/** Whether version a is newer than b (numeric parts; a missing part is 0). */
+function newer(a: string, b: string): boolean {
+  const pa = a.split(".").map(Number);
+  const pb = b.split(".").map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d > 0;
+  }
+  return false;
 }
 
 /** Whether a string equal to `text` appears anywhere in a JSON value. */

@@ -85,6 +85,12 @@ export interface SimulateOptions {
    * command asks for one. Default false.
    */
   ddmFirstSync?: boolean;
+  /**
+   * Probability that a device's OS update fails (it reports install-state
+   * failed). Devices given an enforcement declaration otherwise download,
+   * install and report the new OS version, one step per poll. Default 0.
+   */
+  updateFailure?: number;
   /** At the end, devices check out and the directory users the run made are removed. */
   cleanup?: boolean;
   requestTimeoutMs?: number;
@@ -526,7 +532,9 @@ class FleetRun {
             modelName: String(p.facts.ModelName ?? ""),
           }
         : undefined;
-    const c: Channel = { id, ddm: new DdmChannel(facts), device, rng, live: false, due: 0, expected: new Map(), answered: new Set() };
+    const fails = facts !== undefined && (this.o.updateFailure ?? 0) > 0 && rng.chance(this.o.updateFailure!);
+    const ddm = new DdmChannel(facts, fails ? { updateFailure: "Simulated failure (orchard simulate --update-failure)" } : {});
+    const c: Channel = { id, ddm, device, rng, live: false, due: 0, expected: new Map(), answered: new Set() };
     this.channels.push(c);
     return c;
   }
@@ -762,6 +770,7 @@ class FleetRun {
         }
         if (this.halted() || this.activeOver()) return;
         await this.session(c, true);
+        if (c.ddm.update) await this.updateStep(c);
         c.due = performance.now() + this.pollIntervalMs * (0.75 + 0.5 * c.rng.next());
         heap.push(c);
       }
@@ -902,6 +911,29 @@ class FleetRun {
     } catch (err) {
       if (err instanceof NotSent) return; // counted where it failed
       if (err instanceof DdmSyncError) return this.stats.error("ddm", `DDM sync of ${c.id}: ${err.message}`);
+      throw err;
+    }
+  }
+
+  /** The next step of the channel's OS update, reported over DDM. */
+  private async updateStep(c: Channel): Promise<void> {
+    const d = c.device;
+    const installing = c.ddm.update?.stage === "installing";
+    try {
+      const reported = await c.ddm.advanceUpdate(async (endpoint, data) => {
+        const reply = await this.device(`DeclarativeManagement ${endpoint} of ${c.id}`, () =>
+          d.sim.checkin("DeclarativeManagement", { Endpoint: endpoint, ...(data ? { Data: data } : {}) }),
+        );
+        if (!reply) throw new NotSent("no answer");
+        return reply;
+      });
+      if (!reported) return;
+      this.stats.ddm.updateSteps++;
+      this.stats.ddm.statusReports++;
+      if (installing) this.stats.ddm.updatesInstalled++;
+    } catch (err) {
+      if (err instanceof NotSent) return;
+      if (err instanceof DdmSyncError) return this.stats.error("ddm", `OS update status of ${c.id}: ${err.message}`);
       throw err;
     }
   }

@@ -59,6 +59,10 @@ export interface DdmCounts {
   /** declaration/<kind>/<identifier> fetches. */
   declarations: number;
   statusReports: number;
+  /** Status reports of OS update steps (installing, installed, failed). */
+  updateSteps: number;
+  /** OS updates finished: the device reports the new version. */
+  updatesInstalled: number;
 }
 
 export interface ErrorKind {
@@ -98,7 +102,16 @@ export class SimStats {
   /** Device requests by HTTP status; "failed" for no answer. */
   readonly statuses = new Map<string, number>();
   readonly requestTypes = new Map<string, RequestTypeCounts>();
-  readonly ddm: DdmCounts = { syncs: 0, changed: 0, tokens: 0, declarationItems: 0, declarations: 0, statusReports: 0 };
+  readonly ddm: DdmCounts = {
+    syncs: 0,
+    changed: 0,
+    tokens: 0,
+    declarationItems: 0,
+    declarations: 0,
+    statusReports: 0,
+    updateSteps: 0,
+    updatesInstalled: 0,
+  };
   readonly errorKinds = new Map<string, ErrorKind>();
 
   error(kind: string, message: string, count = 1): void {

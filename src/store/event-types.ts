@@ -31,6 +31,9 @@ export type AdeSyncDetail = {
   trigger: string;
 };
 
+/** The OS update target a device missed or failed (store/software-updates.ts). */
+type UpdateDetail = { policy: string; target_os_version: string; target_build_version: string | null; os_version: string | null };
+
 export const EVENT_CATALOGUE = {
   "device.authenticated": { about: "a device sent Authenticate and was (re-)bound", detail: detail<{ serial_number?: string }>() },
   "device.queue_discarded": {
@@ -152,6 +155,27 @@ export const EVENT_CATALOGUE = {
   "ade.sync_failed": {
     about: "a fetch or sync of an ABM server's devices failed (its cursor is kept)",
     detail: detail<AdeSyncDetail & { error: string }>(),
+  },
+  "update.policy_saved": {
+    about: "an OS update policy was created or replaced",
+    detail: detail<{ policy: string; platform: string; mode: string; scope: string; created: boolean }>(),
+  },
+  "update.policy_removed": { about: "an OS update policy was removed", detail: detail<{ policy: string }>() },
+  "update.feed_changed": {
+    about: "the software lookup feed's releases changed (devices are re-targeted)",
+    detail: detail<{ url: string; releases: Record<string, number>; newest: Record<string, string | null> }>(),
+  },
+  "update.feed_failed": {
+    about: "a software lookup feed refresh failed (the last good copy stays in use)",
+    detail: detail<{ url: string; error: string; last_good_at: string | null }>(),
+  },
+  "update.failed": {
+    about: "a device reported its OS update failed (once per target)",
+    detail: detail<UpdateDetail & { reason: string | null; failure_count: number | null }>(),
+  },
+  "update.overdue": {
+    about: "a device missed its OS update deadline (once per target)",
+    detail: detail<UpdateDetail & { deadline: string; state: string }>(),
   },
   "webhook.dropped": {
     about: "undelivered webhook events were dropped (--webhook-max-backlog or --webhook-max-age)",

@@ -14,6 +14,7 @@ import { PushStore } from "./push.ts";
 import { RebindStore } from "./rebinds.ts";
 import { ScepStore } from "./scep.ts";
 import { SettingStore } from "./settings.ts";
+import { SoftwareUpdateStore } from "./software-updates.ts";
 import { StatsStore } from "./stats.ts";
 import { DirectoryStore } from "./directory.ts";
 import { UserSessionStore } from "./user-sessions.ts";
@@ -40,6 +41,8 @@ export class Store {
   /** The webhook outbox; it writes nothing unless the Store was made withWebhookTopics. */
   readonly outbox: WebhookOutbox;
   readonly ade: AdeStore;
+  /** OS updates through DDM: the software lookup feed, update policies, each device's target and state. */
+  readonly softwareUpdates: SoftwareUpdateStore;
 
   constructor(
     readonly db: Database,
@@ -71,6 +74,7 @@ export class Store {
     this.ddm = new DdmStore(db);
     this.ddmStatus = new DdmStatusStore(db);
     this.ade = new AdeStore(db);
+    this.softwareUpdates = new SoftwareUpdateStore(db);
   }
 
   /**

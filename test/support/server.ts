@@ -7,6 +7,9 @@ import { createLogger, startServer, type RunningServer } from "../../src/server.
 import { trustArgs } from "./device-ca.ts";
 import { createTestDatabase, type Backend } from "./postgres.ts";
 
+/** The made-up software lookup feed every test server reads unless told otherwise (test/fixtures/software-updates/README.md). */
+export const SOFTWARE_LOOKUP_FIXTURE = path.resolve(import.meta.dirname, "../fixtures/software-updates/pmv.json");
+
 export interface TestServer extends RunningServer {
   dataDir: string;
   /** Every log line the server wrote, as text. */
@@ -27,6 +30,8 @@ export async function startTestServer(args: string[] = [], backend: Backend = "s
   const database = backend === "postgres" ? await createTestDatabase() : undefined;
   if (o.testCa !== false) args = [...(await trustArgs(args)), ...args];
   if (database) args = ["--storage", database.url, ...args];
+  // Never Apple's software lookup service from a test: the project's made-up feed unless a test names one.
+  if (!args.includes("--software-lookup-url")) args = ["--software-lookup-url", SOFTWARE_LOOKUP_FIXTURE, ...args];
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk, _enc, done) {

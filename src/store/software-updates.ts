@@ -1,0 +1,503 @@
+import type { Database } from "./db.ts";
+import { chunks } from "./enrollments.ts";
+
+// OS updates through DDM (src/updates/): the software lookup feed's last good
+// copy, the operators' update policies, and each device channel's target and
+// compliance state. The targets themselves are DDM declarations in built-in
+// sets (store/ddm.ts); update_devices says which set each device is in.
+
+export interface FeedRow {
+  url: string | null;
+  /** The releases as Orchard read them (JSON text); null before the first good copy. */
+  releases: string | null;
+  sha256: string | null;
+  fetchedAt: number | null;
+  attemptedAt: number | null;
+  /** The last attempt's error, when it failed (the good copy stays). */
+  error: string | null;
+  errorAt: number | null;
+}
+
+export type PolicyScope = "all" | "set" | "ids";
+export type PolicyMode = "latest" | "version";
+
+export interface StoredPolicy {
+  name: string;
+  platform: string;
+  scope: PolicyScope;
+  scopeSet: string | null;
+  mode: PolicyMode;
+  targetOsVersion: string | null;
+  targetBuildVersion: string | null;
+  targetLocalDateTime: string | null;
+  deadlineDays: number | null;
+  deadlineTime: string | null;
+  detailsUrl: string | null;
+  /** The softwareupdate.settings Payload, JSON text; null: none. */
+  settings: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** What Orchard knows of a device channel to pick its target (the inventory will be its source). */
+export interface DeviceFacts {
+  enrollmentId: string;
+  platform: string;
+  /** The product type: Mac14,2, iPhone15,2 (null: unknown). */
+  productType: string | null;
+  osVersion: string | null;
+  buildVersion: string | null;
+}
+
+/** The softwareupdate.* status items a channel reported (ddm_status_values). */
+export interface UpdateStatus {
+  installState: string | null;
+  pendingVersion: string | null;
+  failureReason: string | null;
+  failureCount: number | null;
+}
+
+export interface UpdateDeviceRow {
+  enrollmentId: string;
+  policy: string;
+  targetSet: string | null;
+  osVersion: string | null;
+  buildVersion: string | null;
+  localDateTime: string | null;
+  deadlineAt: number | null;
+  state: string;
+  reason: string | null;
+  failedNotified: boolean;
+  overdueNotified: boolean;
+  updatedAt: number;
+}
+
+const POLICY_COLUMNS =
+  "name, platform, scope, scope_set, mode, target_os_version, target_build_version, target_local_date_time, deadline_days, deadline_time, details_url, settings, created_at, updated_at";
+const DEVICE_COLUMNS =
+  "enrollment_id, policy, target_set, os_version, build_version, local_date_time, deadline_at, state, reason, failed_notified, overdue_notified, updated_at";
+
+/** The status paths the facts and the compliance read (ddm_status_values.path). */
+export const STATUS_PATHS = {
+  model: "device.model.identifier",
+  osVersion: "device.operating-system.version",
+  buildVersion: "device.operating-system.build-version",
+  installState: "softwareupdate.install-state",
+  pendingVersion: "softwareupdate.pending-version.os-version",
+  failureReason: "softwareupdate.failure-reason.reason",
+  failureCount: "softwareupdate.failure-reason.count",
+} as const;
+
+/**
+ * THE one place device facts are read for updates: the Authenticate facts of
+ * devices (product_name, model, os_version, build_version, platform) and the
+ * DDM status values a channel reported (device.model.identifier,
+ * device.operating-system.version, .build-version), the newer of the two
+ * winning. When the inventory lands, point this query at it.
+ */
+const FACTS_SQL = `SELECT e.id, d.platform, d.product_name, d.model, d.os_version, d.build_version, d.authenticated_at,
+  mi.value AS s_model, mi.updated_at AS s_model_at, ov.value AS s_os, ov.updated_at AS s_os_at, bv.value AS s_build, bv.updated_at AS s_build_at
+  FROM enrollments e JOIN devices d ON d.id = e.device_id
+  LEFT JOIN ddm_status_values mi ON mi.enrollment_id = e.id AND mi.path = '${STATUS_PATHS.model}'
+  LEFT JOIN ddm_status_values ov ON ov.enrollment_id = e.id AND ov.path = '${STATUS_PATHS.osVersion}'
+  LEFT JOIN ddm_status_values bv ON bv.enrollment_id = e.id AND bv.path = '${STATUS_PATHS.buildVersion}'
+  WHERE e.type = 'Device' AND e.enabled = 1`;
+
+interface FactsRow {
+  id: string;
+  platform: string | null;
+  product_name: string | null;
+  model: string | null;
+  os_version: string | null;
+  build_version: string | null;
+  authenticated_at: number;
+  s_model: string | null;
+  s_model_at: number | null;
+  s_os: string | null;
+  s_os_at: number | null;
+  s_build: string | null;
+  s_build_at: number | null;
+}
+
+export class SoftwareUpdateStore {
+  constructor(private readonly db: Database) {}
+
+  // ---- the feed
+
+  async feed(): Promise<FeedRow> {
+    const r = await this.db.get<{
+      url: string | null;
+      releases: string | null;
+      sha256: string | null;
+      fetched_at: number | null;
+      attempted_at: number | null;
+      error: string | null;
+      error_at: number | null;
+    }>("SELECT url, releases, sha256, fetched_at, attempted_at, error, error_at FROM software_lookup_feed WHERE id = 1");
+    return {
+      url: r?.url ?? null,
+      releases: r?.releases ?? null,
+      sha256: r?.sha256 ?? null,
+      fetchedAt: num(r?.fetched_at),
+      attemptedAt: num(r?.attempted_at),
+      error: r?.error ?? null,
+      errorAt: num(r?.error_at),
+    };
+  }
+
+  /** A good copy: stored; true when its releases differ from the copy before (only one process sees true for one change). */
+  async saveFeed(url: string, releases: string, sha256: string, now: number): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const changed = await tx.run(
+        "UPDATE software_lookup_feed SET releases = ?, sha256 = ? WHERE id = 1 AND (sha256 IS NULL OR sha256 <> ?)",
+        [releases, sha256, sha256],
+      );
+      await tx.run(
+        "UPDATE software_lookup_feed SET url = ?, fetched_at = ?, attempted_at = ?, error = NULL, error_at = NULL WHERE id = 1",
+        [url, now, now],
+      );
+      return changed > 0;
+    });
+  }
+
+  /** A failed refresh: the error is kept beside the last good copy, which stays. */
+  async feedFailed(url: string, error: string, now: number): Promise<void> {
+    await this.db.run("UPDATE software_lookup_feed SET url = COALESCE(url, ?), attempted_at = ?, error = ?, error_at = ? WHERE id = 1", [
+      url,
+      now,
+      error,
+      now,
+    ]);
+  }
+
+  /** One process re-targets devices at a time: true when `holder` has the lease until now + ms. */
+  async takeLease(holder: string, now: number, ms: number): Promise<boolean> {
+    const n = await this.db.run(
+      "UPDATE software_lookup_feed SET lease_holder = ?, lease_until = ? WHERE id = 1 AND (lease_until IS NULL OR lease_until < ? OR lease_holder = ?)",
+      [holder, now + ms, now, holder],
+    );
+    return n > 0;
+  }
+
+  async releaseLease(holder: string): Promise<void> {
+    await this.db.run("UPDATE software_lookup_feed SET lease_until = NULL WHERE id = 1 AND lease_holder = ?", [holder]);
+  }
+
+  // ---- policies
+
+  async policies(): Promise<StoredPolicy[]> {
+    return (await this.db.all<PolicyRow>(`SELECT ${POLICY_COLUMNS} FROM update_policies ORDER BY name`)).map(policyOf);
+  }
+
+  async policy(name: string): Promise<StoredPolicy | undefined> {
+    const r = await this.db.get<PolicyRow>(`SELECT ${POLICY_COLUMNS} FROM update_policies WHERE name = ?`, [name]);
+    return r && policyOf(r);
+  }
+
+  /** Creates or replaces a policy (its id list too, when its scope is ids); true when it was created. */
+  async putPolicy(p: Omit<StoredPolicy, "createdAt" | "updatedAt">, ids: readonly string[], now: number): Promise<boolean> {
+    const tx = this.db;
+    const had = await tx.get("SELECT 1 AS x FROM update_policies WHERE name = ?", [p.name]);
+    await tx.run(
+      `INSERT INTO update_policies (${POLICY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET platform = excluded.platform, scope = excluded.scope, scope_set = excluded.scope_set,
+         mode = excluded.mode, target_os_version = excluded.target_os_version, target_build_version = excluded.target_build_version,
+         target_local_date_time = excluded.target_local_date_time, deadline_days = excluded.deadline_days,
+         deadline_time = excluded.deadline_time, details_url = excluded.details_url, settings = excluded.settings,
+         updated_at = excluded.updated_at`,
+      [
+        p.name,
+        p.platform,
+        p.scope,
+        p.scopeSet,
+        p.mode,
+        p.targetOsVersion,
+        p.targetBuildVersion,
+        p.targetLocalDateTime,
+        p.deadlineDays,
+        p.deadlineTime,
+        p.detailsUrl,
+        p.settings,
+        now,
+        now,
+      ],
+    );
+    await tx.run("DELETE FROM update_policy_enrollments WHERE policy = ?", [p.name]);
+    for (const chunk of chunks(ids, 400)) {
+      await tx.run(
+        `INSERT INTO update_policy_enrollments (policy, enrollment_id) VALUES ${chunk.map(() => "(?, ?)").join(", ")}
+         ON CONFLICT (policy, enrollment_id) DO NOTHING`,
+        chunk.flatMap((id) => [p.name, id]),
+      );
+    }
+    return !had;
+  }
+
+  /** Removes a policy and its id list (its devices leave its sets at the next re-targeting). */
+  async deletePolicy(name: string): Promise<boolean> {
+    const tx = this.db;
+    await tx.run("DELETE FROM update_policy_enrollments WHERE policy = ?", [name]);
+    return (await tx.run("DELETE FROM update_policies WHERE name = ?", [name])) > 0;
+  }
+
+  async policyIds(name: string): Promise<string[]> {
+    const rows = await this.db.all<{ enrollment_id: string }>("SELECT enrollment_id FROM update_policy_enrollments WHERE policy = ?", [
+      name,
+    ]);
+    return rows.map((r) => r.enrollment_id);
+  }
+
+  async policyIdCount(name: string): Promise<number> {
+    return Number(
+      (await this.db.get<{ n: number }>("SELECT COUNT(*) AS n FROM update_policy_enrollments WHERE policy = ?", [name]))?.n ?? 0,
+    );
+  }
+
+  /** The channels holding a DDM set (a policy's scope "set"). */
+  async setEnrollments(set: string): Promise<string[]> {
+    const rows = await this.db.all<{ enrollment_id: string }>("SELECT enrollment_id FROM ddm_enrollment_sets WHERE set_name = ?", [set]);
+    return rows.map((r) => r.enrollment_id);
+  }
+
+  // ---- devices' facts and status
+
+  /** The facts of the device channels of a platform enrolled now, in id order after `after` (one page). */
+  async deviceFacts(platform: string, after: string, limit: number): Promise<DeviceFacts[]> {
+    const rows = await this.db.all<FactsRow>(`${FACTS_SQL} AND d.platform = ? AND e.id > ? ORDER BY e.id LIMIT ?`, [
+      platform,
+      after,
+      limit,
+    ]);
+    return rows.map(factsOf);
+  }
+
+  /** One channel's facts (undefined: not an enrolled device channel). */
+  async deviceFactsOf(enrollmentId: string): Promise<DeviceFacts | undefined> {
+    const r = await this.db.get<FactsRow>(`${FACTS_SQL} AND e.id = ?`, [enrollmentId]);
+    return r && factsOf(r);
+  }
+
+  /** The softwareupdate.* status of these channels (absent: nothing reported). */
+  async updateStatuses(enrollmentIds: readonly string[]): Promise<Map<string, UpdateStatus>> {
+    const out = new Map<string, UpdateStatus>();
+    const paths = [STATUS_PATHS.installState, STATUS_PATHS.pendingVersion, STATUS_PATHS.failureReason, STATUS_PATHS.failureCount];
+    for (const chunk of chunks(enrollmentIds, 500)) {
+      const rows = await this.db.all<{ enrollment_id: string; path: string; value: string }>(
+        `SELECT enrollment_id, path, value FROM ddm_status_values WHERE path IN (?, ?, ?, ?) AND enrollment_id IN (${chunk.map(() => "?").join(", ")})`,
+        [...paths, ...chunk],
+      );
+      for (const r of rows) {
+        let s = out.get(r.enrollment_id);
+        if (!s) out.set(r.enrollment_id, (s = { installState: null, pendingVersion: null, failureReason: null, failureCount: null }));
+        const v = parse(r.value);
+        if (r.path === STATUS_PATHS.installState) s.installState = typeof v === "string" ? v : null;
+        else if (r.path === STATUS_PATHS.pendingVersion) s.pendingVersion = typeof v === "string" && v !== "" ? v : null;
+        else if (r.path === STATUS_PATHS.failureReason) s.failureReason = typeof v === "string" ? v : null;
+        else if (r.path === STATUS_PATHS.failureCount) s.failureCount = typeof v === "number" ? v : null;
+      }
+    }
+    return out;
+  }
+
+  // ---- update_devices
+
+  async devices(): Promise<Map<string, UpdateDeviceRow>> {
+    const rows = await this.db.all<DeviceRow>(`SELECT ${DEVICE_COLUMNS} FROM update_devices`);
+    return new Map(rows.map((r) => [r.enrollment_id, deviceOf(r)]));
+  }
+
+  async device(enrollmentId: string): Promise<UpdateDeviceRow | undefined> {
+    const r = await this.db.get<DeviceRow>(`SELECT ${DEVICE_COLUMNS} FROM update_devices WHERE enrollment_id = ?`, [enrollmentId]);
+    return r && deviceOf(r);
+  }
+
+  /** A policy's devices, in id order after `after`, of one state when given. */
+  async policyDevices(policy: string, state: string | undefined, after: string, limit: number): Promise<UpdateDeviceRow[]> {
+    const rows = await this.db.all<DeviceRow>(
+      `SELECT ${DEVICE_COLUMNS} FROM update_devices WHERE policy = ? AND enrollment_id > ?${state ? " AND state = ?" : ""}
+       ORDER BY enrollment_id LIMIT ?`,
+      state ? [policy, after, state, limit] : [policy, after, limit],
+    );
+    return rows.map(deviceOf);
+  }
+
+  /** How many of a policy's devices are in each state. */
+  async policyCounts(policy: string): Promise<Record<string, number>> {
+    const rows = await this.db.all<{ state: string; n: number }>(
+      "SELECT state, COUNT(*) AS n FROM update_devices WHERE policy = ? GROUP BY state",
+      [policy],
+    );
+    return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+  }
+
+  /** Writes these rows whole (a new target clears the told flags: the caller says so). */
+  async putDevices(rows: readonly UpdateDeviceRow[]): Promise<void> {
+    for (const chunk of chunks(rows, 80)) {
+      await this.db.run(
+        `INSERT INTO update_devices (${DEVICE_COLUMNS}) VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}
+         ON CONFLICT (enrollment_id) DO UPDATE SET policy = excluded.policy, target_set = excluded.target_set,
+           os_version = excluded.os_version, build_version = excluded.build_version, local_date_time = excluded.local_date_time,
+           deadline_at = excluded.deadline_at, state = excluded.state, reason = excluded.reason,
+           failed_notified = excluded.failed_notified, overdue_notified = excluded.overdue_notified, updated_at = excluded.updated_at`,
+        chunk.flatMap((r) => [
+          r.enrollmentId,
+          r.policy,
+          r.targetSet,
+          r.osVersion,
+          r.buildVersion,
+          r.localDateTime,
+          r.deadlineAt,
+          r.state,
+          r.reason,
+          r.failedNotified ? 1 : 0,
+          r.overdueNotified ? 1 : 0,
+          r.updatedAt,
+        ]),
+      );
+    }
+  }
+
+  async deleteDevices(enrollmentIds: readonly string[]): Promise<void> {
+    for (const chunk of chunks(enrollmentIds, 500)) {
+      await this.db.run(`DELETE FROM update_devices WHERE enrollment_id IN (${chunk.map(() => "?").join(", ")})`, chunk);
+    }
+  }
+
+  async setState(enrollmentId: string, state: string, reason: string | null, now: number): Promise<void> {
+    await this.db.run("UPDATE update_devices SET state = ?, reason = ?, updated_at = ? WHERE enrollment_id = ?", [
+      state,
+      reason,
+      now,
+      enrollmentId,
+    ]);
+  }
+
+  /**
+   * Marks a device's failure, or its missed deadline, told: true only for the
+   * call that marked it (the caller then records the event, in the same
+   * transaction), so each is told once per target, by one process.
+   */
+  async markTold(enrollmentId: string, what: "failed" | "overdue"): Promise<boolean> {
+    const column = what === "failed" ? "failed_notified" : "overdue_notified";
+    return (await this.db.run(`UPDATE update_devices SET ${column} = 1 WHERE enrollment_id = ? AND ${column} = 0`, [enrollmentId])) > 0;
+  }
+
+  /** Devices with a target whose deadline passed and whose missed deadline was not told yet. */
+  async pastDeadline(now: number, limit: number): Promise<UpdateDeviceRow[]> {
+    const rows = await this.db.all<DeviceRow>(
+      `SELECT ${DEVICE_COLUMNS} FROM update_devices WHERE deadline_at <= ? AND overdue_notified = 0 AND target_set IS NOT NULL
+       ORDER BY deadline_at LIMIT ?`,
+      [now, limit],
+    );
+    return rows.map(deviceOf);
+  }
+
+  /** The built-in sets that still hold declarations, by name prefix (to remove those no device uses). */
+  async setsNamed(prefix: string): Promise<string[]> {
+    const rows = await this.db.all<{ set_name: string }>(
+      "SELECT DISTINCT set_name FROM ddm_set_declarations WHERE set_name >= ? AND set_name < ? ORDER BY set_name",
+      [prefix, `${prefix}\uffff`],
+    );
+    return rows.map((r) => r.set_name);
+  }
+}
+
+interface PolicyRow {
+  name: string;
+  platform: string;
+  scope: PolicyScope;
+  scope_set: string | null;
+  mode: PolicyMode;
+  target_os_version: string | null;
+  target_build_version: string | null;
+  target_local_date_time: string | null;
+  deadline_days: number | null;
+  deadline_time: string | null;
+  details_url: string | null;
+  settings: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+function policyOf(r: PolicyRow): StoredPolicy {
+  return {
+    name: r.name,
+    platform: r.platform,
+    scope: r.scope,
+    scopeSet: r.scope_set,
+    mode: r.mode,
+    targetOsVersion: r.target_os_version,
+    targetBuildVersion: r.target_build_version,
+    targetLocalDateTime: r.target_local_date_time,
+    deadlineDays: num(r.deadline_days),
+    deadlineTime: r.deadline_time,
+    detailsUrl: r.details_url,
+    settings: r.settings,
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+  };
+}
+
+interface DeviceRow {
+  enrollment_id: string;
+  policy: string;
+  target_set: string | null;
+  os_version: string | null;
+  build_version: string | null;
+  local_date_time: string | null;
+  deadline_at: number | null;
+  state: string;
+  reason: string | null;
+  failed_notified: number;
+  overdue_notified: number;
+  updated_at: number;
+}
+
+function deviceOf(r: DeviceRow): UpdateDeviceRow {
+  return {
+    enrollmentId: r.enrollment_id,
+    policy: r.policy,
+    targetSet: r.target_set,
+    osVersion: r.os_version,
+    buildVersion: r.build_version,
+    localDateTime: r.local_date_time,
+    deadlineAt: num(r.deadline_at),
+    state: r.state,
+    reason: r.reason,
+    failedNotified: Number(r.failed_notified) === 1,
+    overdueNotified: Number(r.overdue_notified) === 1,
+    updatedAt: Number(r.updated_at),
+  };
+}
+
+/** The newer of the Authenticate fact and the status value wins. */
+function factsOf(r: FactsRow): DeviceFacts {
+  const at = Number(r.authenticated_at);
+  const newer = (fact: string | null, value: string | null, valueAt: number | null): string | null => {
+    const v = parse(value);
+    const status = typeof v === "string" && v !== "" ? v : null;
+    if (status === null) return fact;
+    if (fact === null || fact === "") return status;
+    return Number(valueAt ?? 0) >= at ? status : fact;
+  };
+  return {
+    enrollmentId: r.id,
+    platform: r.platform ?? "",
+    productType: newer(r.product_name || r.model, r.s_model, r.s_model_at),
+    osVersion: newer(r.os_version, r.s_os, r.s_os_at),
+    buildVersion: newer(r.build_version, r.s_build, r.s_build_at),
+  };
+}
+
+function parse(value: string | null): unknown {
+  if (value === null) return null;
+  try {
+    return JSON.parse(value);
+  } catch {
+    return null;
+  }
+}
+
+function num(v: number | string | null | undefined): number | null {
+  return v === null || v === undefined ? null : Number(v);
+}

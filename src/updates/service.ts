@@ -1,0 +1,529 @@
+// OS updates through Declarative Device Management: Apple's software lookup
+// feed kept (a failed refresh leaves the last good copy in use, and says
+// so), operators' update policies turned into enforcement declarations in
+// built-in DDM sets (updates/declarations.ts), devices moved between those
+// sets as the feed, the policies and the devices change (the DDM sync then
+// queues and pushes one DeclarativeManagement command per device), and each
+// device's compliance read from its DDM status (docs/software-updates.md).
+import { createHash, randomUUID } from "node:crypto";
+import type { DdmAdmin } from "../core/ddm-admin.ts";
+import { NotFound, OrchardError } from "../errors.ts";
+import type { StatusReport } from "../protocol/ddm.ts";
+import type { Store } from "../store/index.ts";
+import type { DeviceFacts, StoredPolicy, UpdateDeviceRow } from "../store/software-updates.ts";
+import { policyDeclarations, policySetName, SET_PREFIX, targetDeclarations, targetSetName } from "./declarations.ts";
+import { FEED_KEYS, parseFeed, type Releases } from "./feed.ts";
+import { readFeed, shownUrl } from "./feed-source.ts";
+import { policyOf } from "./policy.ts";
+import { complianceOf, COMPLIANCE_STATES, deadlineAt, type Target, targetFor, type TargetOutcome } from "./targets.ts";
+
+/** The --software-lookup-* settings (README flag table). */
+export interface SoftwareUpdateOptions {
+  /** Apple's feed, a mirror, or a file: URL. */
+  url: string;
+  /** How often the feed is refreshed while a policy exists; 0: only on demand. */
+  refreshIntervalMs: number;
+}
+
+export interface UpdatesLog {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+/** Told each refresh's outcome (metrics). */
+export type FeedObserver = (outcome: "changed" | "unchanged" | "failed") => void;
+
+export interface FeedInfo {
+  url: string;
+  /** When the good copy in use was read (null: never). */
+  fetchedAt: number | null;
+  attemptedAt: number | null;
+  /** The last attempt's error; the good copy (if any) is still in use. */
+  error: string | null;
+  errorAt: number | null;
+  /** Releases per feed platform (iOS, macOS, ...). */
+  releases: Record<string, number>;
+}
+
+/** What one re-targeting did. */
+export interface ReconcileResult {
+  /** Device channels a policy reaches. */
+  devices: number;
+  /** Of them, with an enforcement declaration. */
+  targeted: number;
+  /** Distinct targets (declarations and sets). */
+  targets: number;
+  /** Devices whose policy or target changed (each syncs once). */
+  changed: number;
+  /** Devices no policy reaches any more. */
+  released: number;
+  /** Another process holds the lease: it re-targets, this one did nothing. */
+  skipped: boolean;
+}
+
+/** Policies reach a device in this order: a list of ids first, then a set, then all; by name within each. */
+const SCOPE_RANK = { ids: 0, set: 1, all: 2 } as const;
+const FACTS_PAGE = 2000;
+const LEASE_MS = 10 * 60_000;
+const TICK_MS = 60_000;
+/** Devices whose state is re-read and told in one transaction. */
+const EVALUATE_BATCH = 500;
+/** Devices that enroll, update or change policy group are re-targeted this often (and at every feed or policy change). */
+export const RECONCILE_MS = 5 * 60_000;
+
+export class SoftwareUpdates {
+  private readonly holder = randomUUID();
+  private chain: Promise<unknown> = Promise.resolve();
+  private lastReconcile = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> = Promise.resolve();
+  private cached: { sha: string; releases: Releases } | undefined;
+
+  constructor(
+    private readonly o: {
+      store: Store;
+      admin: DdmAdmin;
+      log: UpdatesLog;
+      options: SoftwareUpdateOptions;
+      observer?: FeedObserver;
+      tickMs?: number;
+    },
+  ) {}
+
+  private get store(): Store {
+    return this.o.store;
+  }
+
+  /** Refreshes, re-targets and checks deadlines on a timer (only while a policy exists); returns stop. */
+  start(): () => Promise<void> {
+    const run = () => {
+      this.ticking = this.ticking.then(() =>
+        this.tick(Date.now()).catch((err: unknown) => this.o.log.warn({ err }, "software update tick failed")),
+      );
+    };
+    this.timer = setInterval(run, this.o.tickMs ?? TICK_MS);
+    this.timer.unref();
+    run();
+    return async () => {
+      clearInterval(this.timer);
+      await this.ticking;
+      await this.chain.catch(() => {});
+    };
+  }
+
+  async tick(now: number): Promise<void> {
+    if ((await this.store.softwareUpdates.policies()).length === 0) return;
+    const feed = await this.store.softwareUpdates.feed();
+    const last = Math.max(feed.fetchedAt ?? 0, feed.attemptedAt ?? 0);
+    const interval = this.o.options.refreshIntervalMs;
+    let reconciled = false;
+    if (interval > 0 && now - last >= interval) reconciled = (await this.refresh(now)).applied !== undefined;
+    if (!reconciled && now - this.lastReconcile >= RECONCILE_MS) await this.reconcile(now);
+    await this.checkDeadlines(now);
+  }
+
+  // ---- the feed
+
+  async feedInfo(): Promise<FeedInfo> {
+    const f = await this.store.softwareUpdates.feed();
+    const releases = await this.releases();
+    return {
+      url: f.url ?? shownUrl(this.o.options.url),
+      fetchedAt: f.fetchedAt,
+      attemptedAt: f.attemptedAt,
+      error: f.error,
+      errorAt: f.errorAt,
+      releases: Object.fromEntries(Object.entries(releases).map(([k, v]) => [k, v.length])),
+    };
+  }
+
+  /** The releases of the good copy in use ({} before the first). */
+  async releases(): Promise<Releases> {
+    const f = await this.store.softwareUpdates.feed();
+    if (f.releases === null || f.sha256 === null) return {};
+    if (this.cached?.sha !== f.sha256) this.cached = { sha: f.sha256, releases: JSON.parse(f.releases) as Releases };
+    return this.cached.releases;
+  }
+
+  /**
+   * Reads the feed now. A good copy is stored (and, when it differs from the
+   * one before, devices are re-targeted); a failure is stored beside the
+   * last good copy, which stays in use, and logged and recorded as an event.
+   */
+  async refresh(now: number): Promise<FeedInfo & { refreshed: boolean; changed: boolean; applied?: ReconcileResult }> {
+    const url = shownUrl(this.o.options.url);
+    let releases: Releases;
+    try {
+      releases = parseFeed(await readFeed(this.o.options.url));
+    } catch (err) {
+      const error = (err as Error).message.slice(0, 500);
+      const before = await this.store.softwareUpdates.feed();
+      await this.store.transaction(async (tx) => {
+        await tx.softwareUpdates.feedFailed(url, error, now);
+        await tx.events.add(
+          { type: "update.feed_failed", detail: { url, error, last_good_at: before.fetchedAt === null ? null : iso(before.fetchedAt) } },
+          now,
+        );
+      });
+      this.o.log.warn(
+        { url, error, lastGoodAt: before.fetchedAt === null ? null : iso(before.fetchedAt) },
+        "software lookup feed refresh failed: the last good copy stays in use",
+      );
+      this.o.observer?.("failed");
+      return { ...(await this.feedInfo()), refreshed: false, changed: false };
+    }
+    const text = JSON.stringify(releases);
+    const sha = createHash("sha256").update(text).digest("hex");
+    const counts = Object.fromEntries(Object.entries(releases).map(([k, v]) => [k, v.length]));
+    const changed = await this.store.transaction(async (tx) => {
+      const changed = await tx.softwareUpdates.saveFeed(url, text, sha, now);
+      if (changed) {
+        const newest = Object.fromEntries(Object.entries(releases).map(([k, v]) => [k, v[0]?.version ?? null]));
+        await tx.events.add({ type: "update.feed_changed", detail: { url, releases: counts, newest } }, now);
+      }
+      return changed;
+    });
+    this.o.observer?.(changed ? "changed" : "unchanged");
+    this.o.log.info({ url, changed, releases: counts }, "software lookup feed refreshed");
+    const applied = changed ? await this.reconcile(now) : undefined;
+    return { ...(await this.feedInfo()), refreshed: true, changed, ...(applied ? { applied } : {}) };
+  }
+
+  // ---- policies
+
+  async putPolicy(name: string, body: Record<string, unknown>, now: number): Promise<{ created: boolean; result: ReconcileResult }> {
+    const { policy, ids } = policyOf(name, body);
+    const created = await this.store.transaction(async (tx) => {
+      const created = await tx.softwareUpdates.putPolicy(policy, ids, now);
+      await tx.events.add(
+        {
+          type: "update.policy_saved",
+          detail: { policy: name, platform: policy.platform, mode: policy.mode, scope: policy.scope, created },
+        },
+        now,
+      );
+      return created;
+    });
+    this.o.log.info({ policy: name, platform: policy.platform, mode: policy.mode, scope: policy.scope, created }, "update policy saved");
+    // The first latest policy reads the feed; a new feed re-targets every policy's devices, this one's included.
+    if (policy.mode === "latest" && (await this.store.softwareUpdates.feed()).releases === null) {
+      const applied = (await this.refresh(now)).applied;
+      if (applied && !applied.skipped) return { created, result: applied };
+    }
+    return { created, result: await this.reconcile(now) };
+  }
+
+  async deletePolicy(name: string, now: number): Promise<ReconcileResult> {
+    const deleted = await this.store.transaction(async (tx) => {
+      const deleted = await tx.softwareUpdates.deletePolicy(name);
+      if (deleted) await tx.events.add({ type: "update.policy_removed", detail: { policy: name } }, now);
+      return deleted;
+    });
+    if (!deleted) throw new NotFound(`no update policy ${JSON.stringify(name.slice(0, 64))}`);
+    this.o.log.info({ policy: name }, "update policy removed");
+    return this.reconcile(now);
+  }
+
+  policies(): Promise<StoredPolicy[]> {
+    return this.store.softwareUpdates.policies();
+  }
+
+  policy(name: string): Promise<StoredPolicy | undefined> {
+    return this.store.softwareUpdates.policy(name);
+  }
+
+  policyIdCount(name: string): Promise<number> {
+    return this.store.softwareUpdates.policyIdCount(name);
+  }
+
+  policyDevices(name: string, state: string | undefined, after: string, limit: number): Promise<UpdateDeviceRow[]> {
+    return this.store.softwareUpdates.policyDevices(name, state, after, limit);
+  }
+
+  device(enrollmentId: string): Promise<UpdateDeviceRow | undefined> {
+    return this.store.softwareUpdates.device(enrollmentId);
+  }
+
+  /** Per state, how many of a policy's devices are in it. */
+  async compliance(name: string): Promise<{ policy: StoredPolicy; counts: Record<string, number>; total: number }> {
+    const policy = await this.store.softwareUpdates.policy(name);
+    if (!policy) throw new NotFound(`no update policy ${JSON.stringify(name.slice(0, 64))}`);
+    const found = await this.store.softwareUpdates.policyCounts(name);
+    const counts = Object.fromEntries(COMPLIANCE_STATES.map((s) => [s, found[s] ?? 0]));
+    return { policy, counts, total: Object.values(counts).reduce((a, b) => a + b, 0) };
+  }
+
+  // ---- re-targeting
+
+  /**
+   * Gives every device channel a policy reaches its target: the declarations
+   * of each policy and each distinct target stored (unchanged ones write
+   * nothing), devices moved between the built-in sets (each device that
+   * changed syncs once, through the DDM sync), sets no device uses removed.
+   * One at a time in this process, and in one process at a time (a lease).
+   */
+  reconcile(now: number): Promise<ReconcileResult> {
+    const run = this.chain.then(async () => {
+      if (!(await this.store.softwareUpdates.takeLease(this.holder, now, LEASE_MS))) {
+        return { devices: 0, targeted: 0, targets: 0, changed: 0, released: 0, skipped: true };
+      }
+      try {
+        const result = await this.reconcileNow(now);
+        this.lastReconcile = Date.now();
+        return result;
+      } finally {
+        await this.store.softwareUpdates.releaseLease(this.holder);
+      }
+    });
+    this.chain = run.catch(() => {});
+    return run;
+  }
+
+  private async reconcileNow(now: number): Promise<ReconcileResult> {
+    const su = this.store.softwareUpdates;
+    const policies = await su.policies();
+    const releases = await this.releases();
+    const ordered = [...policies].sort((a, b) => SCOPE_RANK[a.scope] - SCOPE_RANK[b.scope] || a.name.localeCompare(b.name));
+    const scopes = new Map<string, Set<string> | "all">();
+    for (const p of ordered) {
+      if (p.scope === "all") scopes.set(p.name, "all");
+      else scopes.set(p.name, new Set(p.scope === "ids" ? await su.policyIds(p.name) : await su.setEnrollments(p.scopeSet!)));
+    }
+    const desired = new Map<string, { policy: StoredPolicy; facts: DeviceFacts; outcome: TargetOutcome }>();
+    for (const platform of new Set(ordered.map((p) => p.platform))) {
+      const mine = ordered.filter((p) => p.platform === platform);
+      const list = releases[FEED_KEYS[platform] ?? platform] ?? [];
+      for (let after = ""; ; ) {
+        const page = await su.deviceFacts(platform, after, FACTS_PAGE);
+        for (const f of page) {
+          const policy = mine.find((p) => {
+            const s = scopes.get(p.name)!;
+            return s === "all" || s.has(f.enrollmentId);
+          });
+          if (policy) desired.set(f.enrollmentId, { policy, facts: f, outcome: targetFor(policy, f, list) });
+        }
+        if (page.length < FACTS_PAGE) break;
+        after = page[page.length - 1]!.enrollmentId;
+      }
+    }
+
+    // The declarations first: a device put in a set finds it complete.
+    const targetSets = new Map<string, { policy: StoredPolicy; target: Target }>();
+    for (const d of desired.values()) {
+      if (d.outcome.kind === "target")
+        targetSets.set(targetSetName(d.policy.name, d.outcome.target, d.policy.detailsUrl), { policy: d.policy, target: d.outcome.target });
+    }
+    for (const p of policies) await this.ensureSet(policySetName(p.name), policyDeclarations(p.name, p.settings), now);
+    for (const [set, t] of targetSets) await this.ensureSet(set, targetDeclarations(t.policy.name, t.target, t.policy.detailsUrl), now);
+
+    const current = await su.devices();
+    const statuses = await su.updateStatuses([...desired.keys()]);
+    const adds = new Map<string, string[]>();
+    const removes = new Map<string, string[]>();
+    const add = (m: Map<string, string[]>, set: string, id: string) => {
+      const l = m.get(set);
+      if (l) l.push(id);
+      else m.set(set, [id]);
+    };
+    const rows: UpdateDeviceRow[] = [];
+    let changed = 0;
+    let targeted = 0;
+    for (const [id, d] of desired) {
+      const cur = current.get(id);
+      const target = d.outcome.kind === "target" ? d.outcome.target : null;
+      const targetSet = target ? targetSetName(d.policy.name, target, d.policy.detailsUrl) : null;
+      const policySet = policySetName(d.policy.name);
+      let moved = false;
+      if (!cur || cur.policy !== d.policy.name) {
+        add(adds, policySet, id);
+        if (cur) add(removes, policySetName(cur.policy), id);
+        moved = true;
+      }
+      if ((cur?.targetSet ?? null) !== targetSet) {
+        if (targetSet) add(adds, targetSet, id);
+        if (cur?.targetSet) add(removes, cur.targetSet, id);
+        moved = true;
+      }
+      if (moved) changed++;
+      if (target) targeted++;
+      const due = target ? deadlineAt(target.localDateTime) : null;
+      const { state, reason } = complianceOf(
+        target ? { osVersion: target.osVersion, deadlineAt: due } : null,
+        d.outcome.kind === "no_release",
+        d.facts,
+        statuses.get(id),
+        now,
+      );
+      const sameTarget = cur !== undefined && cur.targetSet === targetSet;
+      const row: UpdateDeviceRow = {
+        enrollmentId: id,
+        policy: d.policy.name,
+        targetSet,
+        osVersion: target?.osVersion ?? null,
+        buildVersion: target?.buildVersion ?? null,
+        localDateTime: target?.localDateTime ?? null,
+        deadlineAt: due,
+        state,
+        reason,
+        failedNotified: sameTarget ? cur.failedNotified : false,
+        overdueNotified: sameTarget ? cur.overdueNotified : false,
+        updatedAt: now,
+      };
+      if (!cur || differs(cur, row)) rows.push(row);
+    }
+    const released = [...current.values()].filter((cur) => !desired.has(cur.enrollmentId));
+    for (const cur of released) {
+      add(removes, policySetName(cur.policy), cur.enrollmentId);
+      if (cur.targetSet) add(removes, cur.targetSet, cur.enrollmentId);
+    }
+    // Into the new sets before out of the old ones: a device syncing between the two never has no target.
+    for (const [set, ids] of adds) await this.o.admin.assignMany(set, { ids }, true, true, now);
+    for (const [set, ids] of removes) await this.o.admin.assignMany(set, { ids }, false, true, now);
+    await su.putDevices(rows);
+    await su.deleteDevices(released.map((r) => r.enrollmentId));
+
+    const used = new Set([...policies.map((p) => policySetName(p.name)), ...targetSets.keys()]);
+    for (const set of await su.setsNamed(SET_PREFIX)) if (!used.has(set)) await this.dropSet(set, now);
+
+    // A failure or a missed deadline found now is told now (once).
+    await this.evaluateMany(
+      rows.filter((r) => (r.state === "failed" && !r.failedNotified) || r.state === "overdue").map((r) => r.enrollmentId),
+      now,
+    );
+    const result = { devices: desired.size, targeted, targets: targetSets.size, changed, released: released.length, skipped: false };
+    this.o.log.info({ ...result, policies: policies.length }, "software update targets applied");
+    return result;
+  }
+
+  /** A built-in set holding exactly these declarations (stored through DdmAdmin: checked against Apple's schema). */
+  private async ensureSet(set: string, declarations: ReturnType<typeof policyDeclarations>, now: number): Promise<void> {
+    for (const d of declarations) {
+      await this.o.admin.putDeclaration(d, true, now);
+      await this.o.admin.setDeclaration(set, d.Identifier, true, true, now);
+    }
+    const wanted = new Set(declarations.map((d) => d.Identifier));
+    for (const id of await this.store.ddm.setDeclarations(set)) {
+      if (wanted.has(id)) continue;
+      await this.o.admin.setDeclaration(set, id, false, true, now);
+      await this.deleteIfUnused(id);
+    }
+  }
+
+  private async dropSet(set: string, now: number): Promise<void> {
+    for (const id of await this.store.ddm.setDeclarations(set)) {
+      await this.o.admin.setDeclaration(set, id, false, true, now);
+      await this.deleteIfUnused(id);
+    }
+  }
+
+  private async deleteIfUnused(identifier: string): Promise<void> {
+    try {
+      await this.o.admin.deleteDeclaration(identifier);
+    } catch (err) {
+      // Another set holds it (an operator put it there): it stays.
+      if (!(err instanceof OrchardError && err.status === 409)) throw err;
+    }
+  }
+
+  // ---- compliance
+
+  /** Re-reads a device's state after a status report that carried update or OS items (in the report's transaction). */
+  readonly statusHook = async (tx: Store, enrollmentId: string, report: StatusReport, now: number): Promise<void> => {
+    if (
+      !report.fullReport &&
+      !report.values.some((v) => v.path.startsWith("softwareupdate.") || v.path.startsWith("device.operating-system."))
+    )
+      return;
+    await this.evaluate(tx, enrollmentId, now);
+  };
+
+  /** Devices whose deadline passed: each becomes overdue (unless up to date) and is told once. */
+  async checkDeadlines(now: number): Promise<number> {
+    let told = 0;
+    for (;;) {
+      const rows = await this.store.softwareUpdates.pastDeadline(now, EVALUATE_BATCH);
+      told += await this.evaluateMany(
+        rows.map((r) => r.enrollmentId),
+        now,
+      );
+      if (rows.length < EVALUATE_BATCH) return told;
+    }
+  }
+
+  /** evaluate() of many devices, a transaction per batch (one per device would be a commit each); how many events. */
+  private async evaluateMany(ids: readonly string[], now: number): Promise<number> {
+    let told = 0;
+    for (let i = 0; i < ids.length; i += EVALUATE_BATCH) {
+      const batch = ids.slice(i, i + EVALUATE_BATCH);
+      told += await this.store.transaction(async (tx) => {
+        let n = 0;
+        for (const id of batch) if (await this.evaluate(tx, id, now)) n++;
+        return n;
+      });
+    }
+    return told;
+  }
+
+  /**
+   * A device's state from its facts and status now; a failure, and a missed
+   * deadline, recorded as an event the first time (per target). True when an
+   * event was recorded.
+   */
+  private async evaluate(tx: Store, enrollmentId: string, now: number): Promise<boolean> {
+    const su = tx.softwareUpdates;
+    const row = await su.device(enrollmentId);
+    if (!row) return false;
+    const facts = await su.deviceFactsOf(enrollmentId);
+    const status = (await su.updateStatuses([enrollmentId])).get(enrollmentId);
+    const target = row.targetSet && row.osVersion ? { osVersion: row.osVersion, deadlineAt: row.deadlineAt } : null;
+    const { state, reason } = complianceOf(target, row.state === "no_release", facts, status, now);
+    if (state !== row.state || reason !== row.reason) await su.setState(enrollmentId, state, reason, now);
+    let told = false;
+    const detail = {
+      policy: row.policy,
+      target_os_version: row.osVersion ?? "",
+      target_build_version: row.buildVersion,
+      os_version: facts?.osVersion ?? null,
+    };
+    if (state === "failed" && !row.failedNotified && (await su.markTold(enrollmentId, "failed"))) {
+      await tx.events.add(
+        { type: "update.failed", enrollmentId, detail: { ...detail, reason, failure_count: status?.failureCount ?? null } },
+        now,
+      );
+      told = true;
+    }
+    if (
+      target &&
+      row.deadlineAt !== null &&
+      now >= row.deadlineAt &&
+      !row.overdueNotified &&
+      (await su.markTold(enrollmentId, "overdue"))
+    ) {
+      // Up to date by the deadline: marked, nothing to tell.
+      if (state !== "up_to_date") {
+        await tx.events.add({ type: "update.overdue", enrollmentId, detail: { ...detail, deadline: row.localDateTime ?? "", state } }, now);
+        told = true;
+      }
+    }
+    return told;
+  }
+}
+
+function differs(a: UpdateDeviceRow, b: UpdateDeviceRow): boolean {
+  return (
+    a.policy !== b.policy ||
+    a.targetSet !== b.targetSet ||
+    a.osVersion !== b.osVersion ||
+    a.buildVersion !== b.buildVersion ||
+    a.localDateTime !== b.localDateTime ||
+    a.deadlineAt !== b.deadlineAt ||
+    a.state !== b.state ||
+    a.reason !== b.reason ||
+    a.failedNotified !== b.failedNotified ||
+    a.overdueNotified !== b.overdueNotified
+  );
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}

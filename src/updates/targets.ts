@@ -1,0 +1,102 @@
+import type { DeviceFacts, StoredPolicy, UpdateStatus } from "../store/software-updates.ts";
+import type { Release } from "./feed.ts";
+import { compareVersions } from "./versions.ts";
+
+// What each device should run, and where it stands: pure functions of a
+// policy, the feed's releases for the device's platform (newest first), the
+// device's facts and its reported status.
+
+/** An enforcement target: TargetOSVersion, TargetBuildVersion, TargetLocalDateTime. */
+export interface Target {
+  osVersion: string;
+  buildVersion: string | null;
+  /** yyyy-mm-ddThh:mm:ss, the device's local time. */
+  localDateTime: string;
+}
+
+/** A device's target, or why it has none: it runs the target or newer (current), or the feed knows no release for it. */
+export type TargetOutcome = { kind: "target"; target: Target } | { kind: "current" } | { kind: "no_release" };
+
+export const COMPLIANCE_STATES = [
+  "up_to_date",
+  "pending",
+  "downloading",
+  "installing",
+  "failed",
+  "overdue",
+  "not_reporting",
+  "no_release",
+] as const;
+export type ComplianceState = (typeof COMPLIANCE_STATES)[number];
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The target of one device under one policy. "latest": the newest release
+ * listing the device's product type, deadline_days after its PostingDate at
+ * deadline_time. "version": the policy's target; a device the feed says
+ * cannot run it gets the newest release it can run (with the policy's
+ * deadline), and when the feed does not list the version at all the target
+ * is given as the operator wrote it. A device on the target or newer gets none.
+ */
+export function targetFor(policy: StoredPolicy, facts: DeviceFacts, releases: readonly Release[]): TargetOutcome {
+  const runnable = facts.productType ? releases.filter((r) => r.devices.includes(facts.productType!)) : [];
+  const give = (t: Target): TargetOutcome =>
+    compareVersions(facts.osVersion, t.osVersion) >= 0 ? { kind: "current" } : { kind: "target", target: t };
+  if (policy.mode === "latest") {
+    const newest = runnable[0];
+    if (!newest) return { kind: "no_release" };
+    return give({
+      osVersion: newest.version,
+      buildVersion: newest.build,
+      localDateTime: `${addDays(newest.postedOn, policy.deadlineDays ?? 0)}T${policy.deadlineTime ?? DEFAULT_DEADLINE_TIME}`,
+    });
+  }
+  const wanted: Target = {
+    osVersion: policy.targetOsVersion!,
+    buildVersion: policy.targetBuildVersion,
+    localDateTime: policy.targetLocalDateTime!,
+  };
+  const listed = releases.filter((r) => compareVersions(r.version, wanted.osVersion) === 0);
+  if (listed.length === 0 || listed.some((r) => facts.productType && r.devices.includes(facts.productType))) return give(wanted);
+  // The feed lists the version, not for this model: the newest this model can run, older than the target.
+  const fallback = runnable.find((r) => compareVersions(r.version, wanted.osVersion) < 0);
+  if (!fallback) return { kind: "no_release" };
+  return give({ osVersion: fallback.version, buildVersion: fallback.build, localDateTime: wanted.localDateTime });
+}
+
+export const DEFAULT_DEADLINE_TIME = "19:00:00";
+
+/** When a local date-time passes, judged in UTC (the device's own time zone is not known to the server). */
+export function deadlineAt(localDateTime: string): number {
+  return Date.parse(`${localDateTime}Z`);
+}
+
+function addDays(date: string, days: number): string {
+  return new Date(Date.parse(`${date}T00:00:00Z`) + days * DAY_MS).toISOString().slice(0, 10);
+}
+
+/**
+ * Where a device stands against its target: up to date (it runs the target
+ * or newer, or has no target because it is current), failed (with Apple's
+ * reason), overdue (past the deadline), installing (prepared or
+ * installing), downloading, pending (waiting or nothing started yet), not
+ * reporting (no softwareupdate.install-state status), or no release.
+ */
+export function complianceOf(
+  target: { osVersion: string; deadlineAt: number | null } | null,
+  noRelease: boolean,
+  facts: DeviceFacts | undefined,
+  status: UpdateStatus | undefined,
+  now: number,
+): { state: ComplianceState; reason: string | null } {
+  if (target === null) return { state: noRelease ? "no_release" : "up_to_date", reason: null };
+  if (facts && compareVersions(facts.osVersion, target.osVersion) >= 0) return { state: "up_to_date", reason: null };
+  const install = status?.installState ?? null;
+  if (install === "failed") return { state: "failed", reason: status?.failureReason ?? null };
+  if (target.deadlineAt !== null && now >= target.deadlineAt) return { state: "overdue", reason: null };
+  if (install === "installing" || install === "prepared") return { state: "installing", reason: null };
+  if (install === "downloading") return { state: "downloading", reason: null };
+  if (install === "none" || install === "waiting") return { state: "pending", reason: null };
+  return { state: "not_reporting", reason: null };
+}

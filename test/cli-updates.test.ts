@@ -1,0 +1,49 @@
+// `orchard updates`: the CLI over the OS update API, against a real server
+// reading the made-up feed fixture.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { runWith } from "../src/cli/client-commands.ts";
+import { cliContext } from "./support/cli.ts";
+import { startTestServer, type TestServer } from "./support/server.ts";
+
+let server: TestServer;
+before(async () => {
+  server = await startTestServer();
+});
+after(() => server?.stop());
+
+async function orchard(...args: string[]) {
+  const ctx = cliContext(server.url);
+  const code = await runWith(ctx, "updates", args);
+  return { code, out: ctx.stdout, err: ctx.stderr };
+}
+
+test("a policy put, shown and listed; the feed read and its releases", async () => {
+  const put = await orchard("policy", "put", "every-mac", "--platform", "macOS", "--latest", "--deadline-days", "7");
+  assert.equal(put.code, 0, put.err);
+  assert.match(put.out, /^created update policy every-mac: 0 devices/);
+  const show = await orchard("policy", "show", "every-mac");
+  assert.match(show.out, /target:\s+latest/);
+  assert.match(show.out, /7 days after release, 19:00:00/);
+  assert.match((await orchard("policies")).out, /every-mac\s+macOS\s+all\s+latest/);
+  const feed = await orchard("feed");
+  assert.match(feed.out, /releases:\s+iOS 4, macOS 4, visionOS 1/);
+  const releases = await orchard("releases", "--platform", "macOS");
+  assert.match(releases.out, /macOS\s+15\.2\s+24C101\s+2024-12-11/);
+  const refresh = await orchard("feed", "refresh");
+  assert.equal(refresh.code, 0, refresh.err);
+  assert.match(refresh.out, /no change/);
+  const compliance = await orchard("compliance", "every-mac", "--json");
+  assert.equal(JSON.parse(compliance.out).total, 0);
+});
+
+test("mistakes: usage errors exit 2, refused input exits 1 with the server's reason", async () => {
+  assert.equal((await orchard("policy", "put", "x", "--platform", "macOS")).code, 2);
+  assert.equal((await orchard("policy", "put", "x", "--platform", "macOS", "--latest", "--version", "15.2")).code, 2);
+  const bad = await orchard("policy", "put", "x", "--platform", "macOS", "--version", "15.2", "--deadline", "tomorrow");
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, /target_local_date_time/);
+  const missing = await orchard("policy", "show", "nope");
+  assert.equal(missing.code, 1);
+  assert.match(missing.err, /no update policy nope/);
+});

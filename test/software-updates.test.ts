@@ -1,0 +1,375 @@
+// OS updates through DDM end to end, on both stores: simulated Macs and
+// iPhones of several models enroll, "latest + 7 days" policies give each its
+// target from a test feed (test/fixtures/software-updates/pmv.json, made up
+// in Apple's shape), a device already current gets no enforcement
+// declaration, a new version in the feed moves the targets, the devices'
+// status reports move them through the compliance states, and a broken feed
+// keeps the last good copy.
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import { OPENAPI } from "../src/http/openapi.ts";
+import { issueDeviceIdentity } from "../src/identity/testing/pki.ts";
+import type { PlistDict } from "../src/plist/index.ts";
+import { DdmChannel, type DdmSend } from "../src/sim/ddm.ts";
+import { SimDevice } from "../src/sim/device.ts";
+import { testFleet, type TestFleet } from "./support/fleet.ts";
+import { forEachBackend } from "./support/postgres.ts";
+import { SOFTWARE_LOOKUP_FIXTURE, startTestServer, type TestServer } from "./support/server.ts";
+
+const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true });
+ajv.addSchema({ $id: "orchard", components: OPENAPI.components });
+type Op = { responses: Record<string, { content?: Record<string, { schema: object }> }> };
+
+/** An answer is what the OpenAPI document says this route answers with this status. */
+function assertDocumented(method: string, template: string, r: { status: number; json: unknown; text: string }): void {
+  const op = (OPENAPI.paths as unknown as Record<string, Record<string, Op>>)[template]?.[method.toLowerCase()];
+  assert.ok(op, `${method} ${template} is not documented`);
+  const schema = op.responses[String(r.status)]?.content?.["application/json"]?.schema;
+  assert.ok(schema, `${method} ${template} ${r.status} is not documented: ${r.text}`);
+  const validate = ajv.compile(JSON.parse(JSON.stringify(schema).replaceAll('"#/components/', '"orchard#/components/')));
+  assert.ok(validate(r.json), `${method} ${template} ${r.status}: ${ajv.errorsText(validate.errors)}\n${r.text}`);
+}
+
+const ENFORCEMENT = "com.apple.configuration.softwareupdate.enforcement.specific";
+const DAY_MS = 86_400_000;
+
+interface TestDevice {
+  sim: SimDevice;
+  ddm: DdmChannel;
+  send: DdmSend;
+}
+
+/** Today and today + 7 days (UTC), for the release the test posts "today". */
+const today = new Date().toISOString().slice(0, 10);
+const inAWeek = new Date(Date.parse(`${today}T00:00:00Z`) + 7 * DAY_MS).toISOString().slice(0, 10);
+
+/** The fixture feed with a new macOS and iOS release posted today (the second feed the server reads). */
+function feedWithNewReleases(): string {
+  const feed = JSON.parse(fs.readFileSync(SOFTWARE_LOOKUP_FIXTURE, "utf8"));
+  feed.PublicAssetSets.macOS.unshift({
+    ProductVersion: "15.3",
+    Build: "24D60",
+    PostingDate: today,
+    ExpirationDate: inAWeek,
+    SupportedDevices: ["Mac14,2", "Mac15,3"],
+  });
+  feed.PublicAssetSets.iOS.unshift({
+    ProductVersion: "18.3",
+    Build: "22D63",
+    PostingDate: today,
+    SupportedDevices: ["iPhone15,2", "iPhone15,4", "iPhone16,1"],
+  });
+  return JSON.stringify(feed);
+}
+
+await forEachBackend("OS updates through DDM", (backend) => {
+  let server: TestServer;
+  let fleet: TestFleet;
+  let tmp: string;
+  let feedFile: string;
+  const d: Record<string, TestDevice> = {};
+  let n = 0;
+
+  async function enroll(platform: "macOS" | "iOS", facts: PlistDict, o: { updateFailure?: string } = {}): Promise<TestDevice> {
+    const identity = await issueDeviceIdentity(fleet.ca, { commonName: `update-device-${++n}`, keyPair: fleet.key });
+    const sim = new SimDevice({ transport: fleet.transport, identity, mode: { kind: "header", header: "x-client-cert" }, platform, facts });
+    await sim.enroll();
+    const ddm = new DdmChannel(
+      {
+        udid: sim.udid,
+        serialNumber: sim.serialNumber,
+        family: platform,
+        osVersion: String(facts.OSVersion),
+        buildVersion: String(facts.BuildVersion),
+        model: String(facts.ProductName),
+        modelName: String(facts.ModelName ?? ""),
+      },
+      o,
+    );
+    const send: DdmSend = (endpoint, data) => sim.checkin("DeclarativeManagement", { Endpoint: endpoint, ...(data ? { Data: data } : {}) });
+    return { sim, ddm, send };
+  }
+
+  const mac = (model: string, version: string, build: string) => ({
+    ProductName: model,
+    Model: model,
+    ModelName: "Mac",
+    OSVersion: version,
+    BuildVersion: build,
+  });
+  const iphone = (model: string, version: string, build: string) => ({
+    ProductName: model,
+    ModelName: "iPhone",
+    OSVersion: version,
+    BuildVersion: build,
+  });
+
+  /** The enforcement declarations a device installed on its last sync. */
+  const enforced = (t: TestDevice) =>
+    [...t.ddm.installed.values()]
+      .filter((x) => x.type === ENFORCEMENT)
+      .map((x) => [x.payload.TargetOSVersion, x.payload.TargetBuildVersion, x.payload.TargetLocalDateTime]);
+  const device = async (t: TestDevice) => (await server.api("GET", `/v1/updates/devices/${t.sim.udid}`)).json;
+  const events = async (type: string, t?: TestDevice) =>
+    (await server.api("GET", `/v1/events?type=${type}&limit=100${t ? `&enrollment=${t.sim.udid}` : ""}`)).json.events;
+
+  before(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-updates-"));
+    feedFile = path.join(tmp, "pmv.json");
+    fs.copyFileSync(SOFTWARE_LOOKUP_FIXTURE, feedFile);
+    server = await startTestServer(["--software-lookup-url", `file:${feedFile}`, "--software-lookup-interval", "0"], backend);
+    fleet = await testFleet(server.url);
+    d.m1 = await enroll("macOS", mac("Mac14,2", "15.1", "24B83"));
+    d.m2 = await enroll("macOS", mac("Mac15,3", "15.2", "24C101"));
+    d.m3 = await enroll("macOS", mac("MacBookPro14,1", "13.6", "22G120"));
+    d.i1 = await enroll("iOS", iphone("iPhone15,2", "17.5", "21F79"));
+    d.i2 = await enroll("iOS", iphone("iPhone10,1", "16.7.10", "20H350"));
+  });
+  after(async () => {
+    fleet?.close();
+    await server?.stop();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test("bad policy input is a 400 naming what is wrong, and stores nothing", async () => {
+    const bad: Array<[string, unknown, RegExp]> = [
+      ["macs", { platform: "macOS" }, /mode/],
+      ["macs", { platform: "Windows", mode: "latest", deadline_days: 7 }, /platform/],
+      ["macs", { platform: "macOS", mode: "latest" }, /deadline_days/],
+      ["macs", { platform: "macOS", mode: "latest", deadline_days: 7.5 }, /deadline_days/],
+      ["macs", { platform: "macOS", mode: "latest", deadline_days: 7, deadline_time: "25:00:00" }, /deadline_time/],
+      ["macs", { platform: "macOS", mode: "latest", deadline_days: 7, target_os_version: "15.2" }, /target_os_version/],
+      ["macs", { platform: "macOS", mode: "version", target_os_version: "15.2" }, /target_local_date_time/],
+      [
+        "macs",
+        { platform: "macOS", mode: "version", target_os_version: "fifteen", target_local_date_time: "2030-01-01T10:00:00" },
+        /target_os_version/,
+      ],
+      [
+        "macs",
+        { platform: "macOS", mode: "version", target_os_version: "15.2", target_local_date_time: "2030-02-30T10:00:00" },
+        /target_local_date_time/,
+      ],
+      ["macs", { platform: "macOS", mode: "latest", deadline_days: 7, enrollments: { ids: [] } }, /enrollments/],
+      ["macs", { platform: "macOS", mode: "latest", deadline_days: 7, enrollments: { set: "a", ids: ["b"] } }, /enrollments/],
+      ["macs", { platform: "macOS", mode: "latest", deadline_days: 7, settings: { Deferrals: { MajorPeriodInDays: "ten" } } }, /settings/],
+      ["macs", { platform: "macOS", mode: "latest", deadline_days: 7, details_url: "javascript:alert(1)" }, /details_url/],
+      ["macs", { platform: "macOS", mode: "latest", deadline_days: 7, colour: "red" }, /colour/],
+      ["bad name!", { platform: "macOS", mode: "latest", deadline_days: 7 }, /policy name/],
+      ["x".repeat(41), { platform: "macOS", mode: "latest", deadline_days: 7 }, /policy name/],
+    ];
+    for (const [name, body, reason] of bad) {
+      const r = await server.api("PUT", `/v1/updates/policies/${encodeURIComponent(name)}`, body as object);
+      assert.equal(r.status, 400, `${JSON.stringify(body)}: ${r.text}`);
+      assert.match(r.json.error, reason, JSON.stringify(body));
+    }
+    assert.equal((await server.api("PUT", "/v1/updates/policies/macs", "{not json")).status, 400);
+    assert.deepEqual((await server.api("GET", "/v1/updates/policies")).json.policies, []);
+    assert.equal((await server.api("GET", "/v1/updates/feed")).json.fetched_at, null, "no policy was stored, so no feed was read");
+  });
+
+  test('"latest + 7 days" gives each device the newest release its model runs; a current device gets none', async () => {
+    const macs = await server.api("PUT", "/v1/updates/policies/macs", {
+      platform: "macOS",
+      mode: "latest",
+      deadline_days: 7,
+      settings: { Notifications: true, Deferrals: { MajorPeriodInDays: 30 } },
+    });
+    assert.equal(macs.status, 201, macs.text);
+    assert.deepEqual(macs.json.applied, { devices: 3, targeted: 2, targets: 2, changed: 3, released: 0, skipped: false });
+    const phones = await server.api("PUT", "/v1/updates/policies/iphones", { platform: "iOS", mode: "latest", deadline_days: 7 });
+    assert.equal(phones.status, 201, phones.text);
+    assert.deepEqual(phones.json.applied, { devices: 5, targeted: 3, targets: 3, changed: 2, released: 0, skipped: false });
+
+    const target = async (t: TestDevice) => (await device(t)).target;
+    assert.deepEqual(await target(d.m1!), {
+      os_version: "15.2",
+      build_version: "24C101",
+      local_date_time: "2024-12-18T19:00:00",
+      set: (await target(d.m1!)).set,
+    });
+    assert.equal(await target(d.m2!), null);
+    assert.equal((await device(d.m2!)).state, "up_to_date");
+    // MacBookPro14,1 cannot run 15.2: the newest it can run.
+    assert.equal((await target(d.m3!)).os_version, "13.7.2");
+    assert.equal((await target(d.i1!)).os_version, "18.2");
+    assert.equal(await target(d.i2!), null, "iPhone10,1 runs the newest release it can");
+
+    for (const t of Object.values(d)) await t.ddm.sync(t.send);
+    assert.deepEqual(enforced(d.m1!), [["15.2", "24C101", "2024-12-18T19:00:00"]]);
+    assert.deepEqual(enforced(d.m2!), []);
+    assert.deepEqual(enforced(d.m3!), [["13.7.2", "22H313", "2024-12-18T19:00:00"]]);
+    assert.deepEqual(enforced(d.i1!), [["18.2", "22C152", "2024-12-18T19:00:00"]]);
+    assert.deepEqual(enforced(d.i2!), []);
+    // Every device of a policy has its status subscription and settings, active.
+    const types = [...d.m2!.ddm.installed.values()].map((x) => x.type).sort();
+    assert.deepEqual(types, [
+      "com.apple.activation.simple",
+      "com.apple.configuration.management.status-subscriptions",
+      "com.apple.configuration.softwareupdate.settings",
+    ]);
+    // One declaration per distinct target, whatever the number of devices.
+    const ids: string[] = (await server.api("GET", "/v1/declarations")).json;
+    assert.equal(ids.filter((id) => id.startsWith("orchard.su.") && !id.endsWith(".a") && /\.[0-9a-f]{10}$/.test(id)).length, 3);
+
+    // The deadlines (Apple's 2024 posting dates + 7 days) have passed: overdue, told once each.
+    assert.equal((await device(d.m1!)).state, "overdue");
+    const overdue = await events("update.overdue");
+    assert.deepEqual(
+      overdue.map((e: { enrollment_id: string }) => e.enrollment_id).sort(),
+      [d.m1!.sim.udid, d.m3!.sim.udid, d.i1!.sim.udid].sort(),
+    );
+    assert.equal(overdue.find((e: { enrollment_id: string }) => e.enrollment_id === d.m1!.sim.udid).detail.deadline, "2024-12-18T19:00:00");
+    await server.api("POST", "/v1/updates/apply");
+    assert.equal((await events("update.overdue")).length, 3, "not told again");
+  });
+
+  test("a new version in the feed moves the targets, and the devices sync", async () => {
+    fs.writeFileSync(feedFile, feedWithNewReleases());
+    const r = await server.api("POST", "/v1/updates/feed/refresh");
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.refreshed, true);
+    assert.equal(r.json.changed, true);
+    const deadline = `${inAWeek}T19:00:00`;
+    assert.deepEqual(
+      { ...(await device(d.m1!)).target, set: undefined },
+      { os_version: "15.3", build_version: "24D60", local_date_time: deadline, set: undefined },
+    );
+    assert.equal((await device(d.m2!)).target.os_version, "15.3", "the device that was current has a target now");
+    assert.equal((await device(d.m2!)).state, "pending", "it reported install-state none: nothing started yet");
+    assert.equal((await device(d.m3!)).target.os_version, "13.7.2", "unchanged");
+    assert.equal((await device(d.i1!)).target.os_version, "18.3");
+    // The old 15.2 declaration went with its set.
+    const ids: string[] = (await server.api("GET", "/v1/declarations")).json;
+    const targets = await Promise.all(
+      ids
+        .filter((id) => /^orchard\.su\..*\.[0-9a-f]{10}$/.test(id))
+        .map(async (id) => (await server.api("GET", `/v1/declarations/${id}`)).json.Payload.TargetOSVersion),
+    );
+    assert.deepEqual(targets.sort(), ["13.7.2", "15.3", "18.3"]);
+    // The DDM sync queues a DeclarativeManagement command for each device whose target moved.
+    for (const t of [d.m1!, d.m2!, d.i1!]) {
+      let queued = false;
+      for (let i = 0; i < 50 && !queued; i++) {
+        const q = (await server.api("GET", `/v1/queue/${t.sim.udid}`)).json;
+        queued = JSON.stringify(q).includes("DeclarativeManagement");
+        if (!queued) await new Promise((res) => setTimeout(res, 100));
+      }
+      assert.ok(queued, `${t.sim.udid} got a DeclarativeManagement command`);
+    }
+    for (const t of Object.values(d)) await t.ddm.sync(t.send);
+    assert.deepEqual(enforced(d.m1!), [["15.3", "24D60", deadline]]);
+    assert.deepEqual(enforced(d.m2!), [["15.3", "24D60", deadline]]);
+  });
+
+  test("status reports move devices through the compliance states", async () => {
+    // The sync above started the update (install-state downloading).
+    assert.equal((await device(d.m1!)).state, "downloading");
+    assert.equal(await d.m1!.ddm.advanceUpdate(d.m1!.send), true);
+    assert.equal((await device(d.m1!)).state, "installing");
+    assert.equal(await d.m1!.ddm.advanceUpdate(d.m1!.send), true);
+    assert.equal((await device(d.m1!)).state, "up_to_date", "it reported 15.3");
+    const compliance = (await server.api("GET", "/v1/updates/policies/macs/compliance")).json;
+    assert.equal(compliance.total, 3);
+    assert.equal(compliance.counts.up_to_date, 1);
+    assert.equal(compliance.counts.downloading, 1);
+    assert.equal(compliance.counts.overdue, 1);
+    // Re-targeting takes the device that is now current out of its target set.
+    await server.api("POST", "/v1/updates/apply");
+    assert.equal((await device(d.m1!)).target, null);
+    await d.m1!.ddm.sync(d.m1!.send);
+    assert.deepEqual(enforced(d.m1!), []);
+
+    // A Mac whose update fails: failed with Apple's reason, told once.
+    const m4 = await enroll("macOS", mac("Mac15,3", "15.1", "24B83"), { updateFailure: "Insufficient storage" });
+    assert.equal((await server.api("POST", "/v1/updates/apply")).json.changed, 1);
+    assert.equal((await device(m4)).state, "not_reporting", "no status report yet");
+    await m4.ddm.sync(m4.send);
+    assert.equal((await device(m4)).state, "downloading");
+    await m4.ddm.advanceUpdate(m4.send);
+    assert.deepEqual([(await device(m4)).state, (await device(m4)).reason], ["failed", "Insufficient storage"]);
+    const again = {
+      StatusItems: { softwareupdate: { "install-state": "failed", "failure-reason": { count: 2, reason: "Insufficient storage" } } },
+      Errors: [],
+      FullReport: false,
+    };
+    assert.equal((await m4.send("status", Buffer.from(JSON.stringify(again)))).status, 200);
+    const failed = await events("update.failed", m4);
+    assert.equal(failed.length, 1, "told once");
+    assert.equal(failed[0].detail.reason, "Insufficient storage");
+    assert.equal(failed[0].detail.target_os_version, "15.3");
+    const devices = (await server.api("GET", "/v1/updates/policies/macs/devices?state=failed")).json;
+    assert.deepEqual(
+      devices.devices.map((x: { enrollment_id: string }) => x.enrollment_id),
+      [m4.sim.udid],
+    );
+  });
+
+  test("a broken feed keeps the last good copy, and says so", async () => {
+    const before = (await server.api("GET", "/v1/updates/feed")).json;
+    assert.deepEqual(before.releases, { iOS: 5, macOS: 5, visionOS: 1 });
+    for (const [content, reason] of [
+      ["{ not json", /not JSON/],
+      [JSON.stringify({ PublicAssetSets: { macOS: [{ ProductVersion: "15.4" }] } }), /Build/],
+      [undefined, /no such file/],
+    ] as const) {
+      if (content === undefined) fs.rmSync(feedFile);
+      else fs.writeFileSync(feedFile, content);
+      const r = await server.api("POST", "/v1/updates/feed/refresh");
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.refreshed, false);
+      assert.match(r.json.error, reason);
+      assert.deepEqual(r.json.releases, before.releases, "the good copy stays");
+      assert.equal(r.json.fetched_at, before.fetched_at);
+    }
+    assert.equal((await device(d.m2!)).target.os_version, "15.3", "targets unchanged");
+    const failed = await events("update.feed_failed");
+    assert.equal(failed.length, 3);
+    assert.ok(server.logs.some((l) => l.includes("last good copy stays in use")));
+    const metrics = (await server.api("GET", "/v1/metrics")).text;
+    assert.match(metrics, /orchard_software_lookup_refreshes_total\{outcome="failed"\} 3/);
+  });
+
+  test("the answers are what the OpenAPI document says", async () => {
+    const check = async (method: string, template: string, url: string, body?: object) =>
+      assertDocumented(method, template, await server.api(method, url, body));
+    await check("GET", "/v1/updates/feed", "/v1/updates/feed");
+    await check("POST", "/v1/updates/feed/refresh", "/v1/updates/feed/refresh");
+    await check("GET", "/v1/updates/releases", "/v1/updates/releases?platform=iPadOS");
+    await check("GET", "/v1/updates/policies", "/v1/updates/policies");
+    await check("GET", "/v1/updates/policies/{name}", "/v1/updates/policies/macs");
+    await check("GET", "/v1/updates/policies/{name}", "/v1/updates/policies/nope");
+    await check("PUT", "/v1/updates/policies/{name}", "/v1/updates/policies/pinned", {
+      platform: "macOS",
+      mode: "version",
+      target_os_version: "15.3",
+      target_local_date_time: "2099-01-01T09:00:00",
+      enrollments: { ids: [d.m2!.sim.udid] },
+      details_url: "https://example.com/updates",
+    });
+    await check("PUT", "/v1/updates/policies/{name}", "/v1/updates/policies/pinned", { platform: "macOS" });
+    await check("GET", "/v1/updates/policies/{name}/compliance", "/v1/updates/policies/macs/compliance");
+    await check("GET", "/v1/updates/policies/{name}/devices", "/v1/updates/policies/macs/devices?limit=2");
+    await check("GET", "/v1/updates/devices/{id}", `/v1/updates/devices/${d.m2!.sim.udid}`);
+    await check("POST", "/v1/updates/apply", "/v1/updates/apply");
+    // The list of ids reaches its device before the policy for all.
+    const pinned = (await server.api("GET", `/v1/updates/devices/${d.m2!.sim.udid}`)).json;
+    assert.deepEqual([pinned.policy, pinned.target.local_date_time], ["pinned", "2099-01-01T09:00:00"]);
+    await check("DELETE", "/v1/updates/policies/{name}", "/v1/updates/policies/pinned");
+  });
+
+  test("a removed policy takes its devices out of its sets", async () => {
+    const r = await server.api("DELETE", "/v1/updates/policies/iphones");
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.applied.released, 2);
+    assert.equal((await server.api("GET", `/v1/updates/devices/${d.i1!.sim.udid}`)).status, 404);
+    assert.deepEqual((await server.api("GET", `/v1/enrollment-sets/${d.i1!.sim.udid}`)).json, []);
+    await d.i1!.ddm.sync(d.i1!.send);
+    assert.equal(d.i1!.ddm.installed.size, 0);
+    assert.equal((await server.api("DELETE", "/v1/updates/policies/iphones")).status, 404);
+  });
+});
