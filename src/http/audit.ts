@@ -23,20 +23,22 @@ const MAX_BODY_READ = 1024 * 1024;
 /**
  * Writes the audit log: one entry for every answered request to a route that
  * changes something (its `action` in http/route-roles.ts; a change nobody
- * declared is written under its method and route). Written once the answer
- * is sent, with its status, whatever the route did: refused (403, 400) or done.
+ * declared is written under its method and route). Written as the answer
+ * goes out (onSend: whoever sees the answer can find its entry), with its
+ * status, whatever the route did: refused (403, 400) or done. A request the
+ * guard refused was not read, so its body's ids are not in its entry.
  * Requests refused for want of a credential are not entries (they are not
  * anyone's); a failed sign-in is, as `anonymous`.
  */
 export function registerAuditHook(app: FastifyInstance, store: Store): void {
-  app.addHook("onResponse", async (req, reply) => {
+  app.addHook("onSend", async (req, reply, payload) => {
     const route = req.routeOptions.url;
-    if (route === undefined || !route.startsWith("/v1/")) return;
+    if (route === undefined || !route.startsWith("/v1/")) return payload;
     const rule = routeRule(req.method, route);
     const action = rule?.action ?? (isSafeMethod(req.method) ? undefined : `${req.method} ${route}`);
-    if (action === undefined) return;
+    if (action === undefined) return payload;
     const actor = req.actor;
-    if (actor === undefined && rule?.role !== "public") return;
+    if (actor === undefined && rule?.role !== "public") return payload;
     try {
       await store.audit.add({
         at: Date.now(),
@@ -53,6 +55,7 @@ export function registerAuditHook(app: FastifyInstance, store: Store): void {
     } catch (err) {
       req.log.error({ err, action, route }, "audit entry not written");
     }
+    return payload;
   });
 }
 
