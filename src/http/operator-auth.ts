@@ -85,7 +85,7 @@ export function apiGuard(o: ApiGuardOptions) {
         req,
         reply,
         401,
-        found.kind === "session" ? "the session has ended; sign in again" : "missing or wrong API key or token",
+        found.kind === "session" ? "the session has ended; sign in again" : "missing or wrong API key",
         "unauthorized",
       );
       return reply;
