@@ -217,3 +217,38 @@ await forEachBackend("operator accounts, tokens and the audit log", (backend) =>
     assert.equal((await server.api("GET", "/v1/audit?since=yesterday")).status, 400);
   });
 });
+
+describe("the answers match the OpenAPI document", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer();
+  });
+  after(() => server.stop());
+
+  test("sessions, accounts, tokens, me and the audit log", async () => {
+    const { Ajv2020 } = await import("ajv/dist/2020.js");
+    const { OPENAPI } = await import("../src/http/openapi.ts");
+    const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true });
+    ajv.addSchema({ $id: "orchard", components: OPENAPI.components });
+    const check = (name: string, value: unknown) => {
+      const validate = ajv.getSchema(`orchard#/components/schemas/${name}`)!;
+      assert.ok(validate(value), `${name}: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(value)}`);
+    };
+    const added = await server.api("POST", "/v1/operators", { name: "schema", role: "operator", password: PASSWORD });
+    check("Operator", added.json);
+    check("OperatorPage", (await server.api("GET", "/v1/operators")).json);
+    const signed = await fetch(server.url + "/v1/session", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "schema", password: PASSWORD }),
+    });
+    check("Session", await signed.json());
+    const token = await server.api("POST", "/v1/tokens", { operator: "schema", label: "schema" });
+    check("TokenCreated", token.json);
+    check("TokenPage", (await server.api("GET", "/v1/tokens")).json);
+    check("Me", (await bearer(server, token.json.token, "GET", "/v1/me")).json);
+    check("Token", (await server.api("DELETE", `/v1/tokens/${token.json.id}`)).json);
+    check("AuditPage", (await server.api("GET", "/v1/audit")).json);
+    check("OperatorRemoved", (await server.api("DELETE", "/v1/operators/schema")).json);
+  });
+});
