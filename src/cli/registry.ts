@@ -5,6 +5,7 @@ import { ddmCommand } from "./ddm.ts";
 import { enqueueCommand } from "./enqueue.ts";
 import { enrollmentCommand, enrollmentsCommand } from "./enrollments.ts";
 import { eventsCommand } from "./events.ts";
+import { auditCommand, operatorsCommand, tokensCommand } from "./operators.ts";
 import { pushCommand } from "./push.ts";
 import { profileCommand } from "./profile.ts";
 import { pushcertCommand } from "./pushcert.ts";
@@ -33,6 +34,9 @@ export const CLIENT_COMMANDS: readonly ClientCommand[] = [
   userSessionsCommand,
   ddmCommand,
   updatesCommand,
+  operatorsCommand,
+  tokensCommand,
+  auditCommand,
   simulateCommand,
 ];
 

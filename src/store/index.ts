@@ -1,6 +1,7 @@
 import path from "node:path";
 import { BadRequest } from "../errors.ts";
 import { AdeStore } from "./ade.ts";
+import { AuditStore } from "./audit.ts";
 import { CommandStore } from "./commands.ts";
 import { DdmAssetStore, DdmProfileStore } from "./ddm-assets.ts";
 import { DdmStore } from "./ddm.ts";
@@ -10,6 +11,7 @@ import { EnrollmentStore } from "./enrollments.ts";
 import { EventStore } from "./events.ts";
 import { migrate } from "./migrate.ts";
 export { SchemaTooNew } from "./migrate.ts";
+import { OperatorStore } from "./operators.ts";
 import { PushStore } from "./push.ts";
 import { RebindStore } from "./rebinds.ts";
 import { ScepStore } from "./scep.ts";
@@ -43,6 +45,9 @@ export class Store {
   readonly ade: AdeStore;
   /** OS updates through DDM: the software lookup feed, update policies, each device's target and state. */
   readonly softwareUpdates: SoftwareUpdateStore;
+  /** Operator accounts, personal API tokens, browser sessions. */
+  readonly operators: OperatorStore;
+  readonly audit: AuditStore;
 
   constructor(
     readonly db: Database,
@@ -75,6 +80,8 @@ export class Store {
     this.ddmStatus = new DdmStatusStore(db);
     this.ade = new AdeStore(db);
     this.softwareUpdates = new SoftwareUpdateStore(db);
+    this.operators = new OperatorStore(db);
+    this.audit = new AuditStore(db);
   }
 
   /**

@@ -13,6 +13,7 @@ import { ddmAssets } from "./013-ddm-assets.ts";
 import { devicePlatform } from "./014-device-platform.ts";
 import { ade } from "./015-ade.ts";
 import { softwareUpdates } from "./018-software-updates.ts";
+import { operators } from "./019-operators.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
@@ -37,6 +38,7 @@ export const migrations: readonly Migration[] = [
   devicePlatform,
   ade,
   softwareUpdates,
+  operators,
 ];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
