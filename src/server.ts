@@ -144,8 +144,9 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   // command for each channel a change reaches. Assets and stored profiles are
   // downloaded below ServerURL, at --public-url.
   const ddmUrls: DeviceUrls = { publicUrl: config.enrollment.publicUrl, serverPath: config.serverPath };
-  const ddmFiles = { asset: (id: string) => store.ddmAssets.get(id), profile: (id: string) => store.ddmProfiles.get(id) };
-  const ddmAdmin = new DdmAdmin(store, { validate: validateDeclaration, resolve: (d) => resolveDeclaration(d, ddmFiles, ddmUrls) });
+  // The files are read through the store the resolver is given: the open transaction when a file is replaced.
+  const ddmFiles = (s: Store) => ({ asset: (id: string) => s.ddmAssets.get(id), profile: (id: string) => s.ddmProfiles.get(id) });
+  const ddmAdmin = new DdmAdmin(store, { validate: validateDeclaration, resolve: (d, s) => resolveDeclaration(d, ddmFiles(s), ddmUrls) });
   const ddmSync = new DdmSync(store, push.pusher, log, { onQueued: metrics.ddmSyncQueued });
   ddmSync.start();
 
@@ -262,7 +263,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     url,
     apiKey,
     metricsUrl: metricsListener?.url,
-    resolveDeclaration: (decl) => resolveDeclaration(decl, ddmFiles, ddmUrls),
+    resolveDeclaration: (decl) => resolveDeclaration(decl, ddmFiles(store), ddmUrls),
     close,
   };
 }

@@ -210,12 +210,17 @@ function naming(rows: ReadonlyArray<{ identifier: string; type: string; source: 
     .map((r) => r.identifier);
 }
 
-/** The file routes' hooks: a named file is not deleted, and a changed one re-resolves the declarations naming it. */
+/**
+ * The file routes' hooks: a named file is not deleted, and a changed one
+ * re-resolves the declarations naming it, inside the transaction that stored
+ * it (`tx`): a failure part way rolls back the new bytes too, so declarations
+ * never keep the old Size and hash of a file that was replaced.
+ */
 export function declarationFileHooks(store: Store, admin: DdmAdmin) {
   return {
     referencedBy: (ref: FileRef) => declarationsNaming(store, ref),
-    changed: async (ref: FileRef) => {
-      await admin.reResolve(await declarationsNaming(store, ref), Date.now());
+    changed: async (ref: FileRef, tx: Store, now: number) => {
+      await admin.reResolve(await declarationsNaming(tx, ref), now, tx);
     },
   };
 }

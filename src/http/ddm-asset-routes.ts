@@ -22,9 +22,10 @@ export interface DdmFileHooks {
   /**
    * The file's bytes (or an asset's content type) changed: the declarations
    * naming it resolve to a new Size and Hash-SHA-256, so their ServerToken
-   * changes and the devices that hold them must sync.
+   * changes and the devices that hold them must sync. Called inside the
+   * transaction that stores the file (`tx`), so that both commit or neither.
    */
-  changed?(ref: FileRef): Promise<void>;
+  changed?(ref: FileRef, tx: Store, now: number): Promise<void>;
 }
 
 export interface DdmAssetRoutesOptions {
@@ -99,10 +100,11 @@ export function registerDdmAssetRoutes(app: FastifyInstance, o: DdmAssetRoutesOp
         { type: "ddm.asset.stored", detail: { id, content_type: contentType, size, sha256, created: outcome.created } },
         now,
       );
+      // The declarations naming it re-resolve in this transaction: new bytes and new ServerTokens commit together.
+      if (outcome.changed) await o.hooks?.changed?.({ kind: "asset", id }, tx, now);
       return outcome;
     });
     req.log.info({ assetId: id, contentType, size: bytes.length, sha256: put.stored.sha256, created: put.created }, "DDM asset stored");
-    if (put.changed) await o.hooks?.changed?.({ kind: "asset", id });
     return reply.code(put.created ? 201 : 200).send(assetJson(put.stored));
   });
 
@@ -157,13 +159,13 @@ export function registerDdmAssetRoutes(app: FastifyInstance, o: DdmAssetRoutesOp
         created: outcome.created,
       };
       await tx.events.add({ type: "ddm.profile.stored", detail }, now);
+      if (outcome.changed) await o.hooks?.changed?.({ kind: "profile", id }, tx, now);
       return outcome;
     });
     req.log.info(
       { profileId: id, payloadIdentifier: facts.payloadIdentifier, signed: facts.signed, size: bytes.length, created: put.created },
       "DDM profile stored",
     );
-    if (put.changed) await o.hooks?.changed?.({ kind: "profile", id });
     return reply.code(put.created ? 201 : 200).send(profileJson(put.stored));
   });
 
