@@ -290,7 +290,10 @@ test("bulk assignment: 100,000 ids in one request; bad bodies refused with nothi
 });
 
 test("ddm credential put, show, rm, ca and ddm credentials", async () => {
-  const template = file("wifi-credential.json", { subject: [["CN", "{{serial_number}}"]], subject_alt_names: { dns_name: "{{udid}}.example.test" } });
+  const template = file("wifi-credential.json", {
+    subject: [["CN", "{{serial_number}}"]],
+    subject_alt_names: { dns_name: "{{udid}}.example.test" },
+  });
   const put = await ddm("credential", "put", "wifi", template);
   assert.equal(put.code, 0, put.stderr);
   assert.equal(put.stdout, "created wifi: orchard:credential/scep/wifi\n");
