@@ -39,9 +39,11 @@ interface ScepQuery {
 }
 
 /**
- * The public SCEP endpoint, /scep (devices reach it without the API key: a
- * PKCSReq is authorised by its challenge password, a RenewalReq by the device
- * certificate that signs it).
+ * The public SCEP endpoints (devices reach them without the API key): /scep
+ * on the device CA, where a PKCSReq is authorised by its challenge password
+ * and a RenewalReq by the device certificate that signs it; and
+ * /scep/credential on the credential CA, for DDM credentials, where a PKCSReq
+ * is authorised by a challenge a device got in its credential JSON.
  */
 export function registerScepRoutes(app: FastifyInstance, deps: ScepDeps): void {
   registerScepEndpoint(app, "/scep", new ScepService({ store: deps.store, deviceCa: deps.deviceCa }), deps.deviceCa, deps.limiter);
