@@ -253,7 +253,7 @@ export const SERVE_FLAGS = {
     type: "string",
     arg: "KEY",
     shown: "`<data dir>/secret-key`, generated",
-    help: "seals push certificate keys and ABM server keys and tokens in the store; the same on every process",
+    help: "seals push certificate keys, ABM server keys and tokens, and the DDM credential CA's key in the store; the same on every process",
   },
   "apns-url": {
     type: "string",

@@ -27,6 +27,7 @@ export const ERROR_CODES = [
   "invalid_asset_id",
   "invalid_asset_reference",
   "invalid_profile",
+  "invalid_credential",
   // 401, 403
   "unauthorized",
   "forbidden",

@@ -30,16 +30,19 @@ import { declarationFileHooks, resolveDeclaration, type Declaration, type Device
 import { validateDeclaration } from "./declarations/index.ts";
 import { registerDdmRoutes } from "./http/ddm-routes.ts";
 import { startPush } from "./push/index.ts";
-import { loadOrCreateSecretKey, SecretBox } from "./push/secret-box.ts";
+import { loadOrCreateSecretKey, SecretBox, SecretKeyMismatch } from "./push/secret-box.ts";
 import { AdeService } from "./ade/service.ts";
 import { registerAdeRoutes } from "./http/ade-routes.ts";
 import { DeviceTrust } from "./identity/index.ts";
 import { loadDeviceCa, type DeviceCa } from "./enroll/device-ca.ts";
+import { CREDENTIAL_CA_SETTING, loadCredentialCa } from "./enroll/credential-ca.ts";
+import { registerDdmCredentialRoutes } from "./http/ddm-credential-routes.ts";
+import { sha256Hex } from "./store/ddm-assets.ts";
 import { loadProfileSigner } from "./enroll/sign-profile.ts";
 import { registerEnrollRoutes } from "./http/enroll-routes.ts";
 import { ApiFailureLimiter } from "./http/limits.ts";
 import { ScepChallenges } from "./scep/challenges.ts";
-import { registerScepApiRoutes, registerScepRoutes } from "./http/scep-routes.ts";
+import { CREDENTIAL_SCEP_PATH, registerScepApiRoutes, registerScepRoutes } from "./http/scep-routes.ts";
 import { DEFAULT_PLIST_LIMITS, type PlistLimits } from "./plist/index.ts";
 import { openStore, type Store } from "./store/index.ts";
 import { freshEventsFor, startWebhookDelivery, webhookTarget } from "./webhook/delivery.ts";
@@ -52,6 +55,8 @@ export interface RunningServer {
   store: Store;
   /** Issues device identities (SCEP); trusted next to --ca. */
   deviceCa: DeviceCa;
+  /** Issues DDM credentials (SCEP at /scep/credential); its certificates are never device identities. */
+  credentialCa: DeviceCa;
   /** Base URL, e.g. http://127.0.0.1:9000 */
   url: string;
   apiKey: string;
@@ -121,10 +126,25 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const webhook = config.webhook
     ? startWebhookDelivery({ store, options: config.webhook, log, observer: metrics, fresh: freshEvents })
     : undefined;
-  // ABM keys and tokens are sealed like push certificate keys: the same secret key, another aad per row.
+  // ABM keys and tokens, and the credential CA's key, are sealed like push certificate keys: the same secret key, another aad.
+  const sealer = new SecretBox(config.push.secretKey ?? loadOrCreateSecretKey(config.dataDir, log));
+  const credentialCa = await loadCredentialCa({
+    stored: () => store.settings.get(CREDENTIAL_CA_SETTING),
+    storeIfAbsent: (value) => store.settings.getOrCreate(CREDENTIAL_CA_SETTING, () => value),
+    sealer,
+    log,
+  }).catch((err: unknown) => {
+    if (!(err instanceof SecretKeyMismatch)) throw err;
+    throw new ConfigError(
+      "the credential CA kept in the store does not open with this server's secret key: give every process the same --secret-key",
+    );
+  });
+  // A certificate the credential CA issued (a Wi-Fi or VPN identity) never authenticates a device, whatever --ca says.
+  trust.refuseIssuer(credentialCa.certPem);
+  const credentialCaPem = Buffer.from(credentialCa.certPem, "utf8");
   const ade = new AdeService({
     store,
-    sealer: new SecretBox(config.push.secretKey ?? loadOrCreateSecretKey(config.dataDir, log)),
+    sealer,
     log,
     url: config.ade.url,
     publicUrl: config.enrollment.publicUrl,
@@ -158,8 +178,14 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   // command for each channel a change reaches. Assets and stored profiles are
   // downloaded below ServerURL, at --public-url.
   const ddmUrls: DeviceUrls = { publicUrl: config.enrollment.publicUrl, serverPath: config.serverPath };
-  const ddmFiles = { asset: (id: string) => store.ddmAssets.get(id), profile: (id: string) => store.ddmProfiles.get(id) };
-  const ddmAdmin = new DdmAdmin(store, { validate: validateDeclaration, resolve: (d) => resolveDeclaration(d, ddmFiles, ddmUrls) });
+  // The files are read through the store the resolver is given: the open transaction when a file is replaced.
+  const ddmFiles = (s: Store) => ({
+    asset: (id: string) => s.ddmAssets.get(id),
+    profile: (id: string) => s.ddmProfiles.get(id),
+    credential: (name: string) => s.ddmCredentials.get(name),
+    credentialCa: () => ({ size: credentialCaPem.length, sha256: sha256Hex(credentialCaPem) }),
+  });
+  const ddmAdmin = new DdmAdmin(store, { validate: validateDeclaration, resolve: (d, s) => resolveDeclaration(d, ddmFiles(s), ddmUrls) });
   const ddmSync = new DdmSync(store, push.pusher, log, { onQueued: metrics.ddmSyncQueued });
   ddmSync.start();
   // Update policies become enforcement declarations in built-in sets (src/updates/, docs/software-updates.md).
@@ -185,7 +211,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     reportBodyLimit: config.reportBodyLimit,
     limits: { ...config.limits, plist: plistLimits(config.limits.plist) },
     publicPlugins: [
-      (open) => registerScepRoutes(open, { store, deviceCa, limiter: failureLimiter() }),
+      (open) => registerScepRoutes(open, { store, deviceCa, credentialCa, limiter: failureLimiter() }),
       (open) =>
         registerEnrollRoutes(open, {
           store,
@@ -208,6 +234,11 @@ export async function startServer(config: Config, log: Logger = createLogger(con
           certHeader: config.certHeader,
           fromTrustedProxy: trustedProxy(config.trustProxy, "loopback"),
           serverPath: config.serverPath,
+          credentials: {
+            caPem: credentialCa.certPem,
+            scepUrl: config.enrollment.publicUrl === undefined ? undefined : config.enrollment.publicUrl + CREDENTIAL_SCEP_PATH,
+            challengeTtlMs: config.enrollment.scepChallengeTtlMs,
+          },
         }),
     ],
     apiPlugins: [
@@ -220,6 +251,13 @@ export async function startServer(config: Config, log: Logger = createLogger(con
           store,
           urls: ddmUrls,
           bodyLimit: config.assetBodyLimit,
+          hooks: declarationFileHooks(store, ddmAdmin),
+        }),
+      (api) =>
+        registerDdmCredentialRoutes(api, {
+          store,
+          urls: ddmUrls,
+          caPem: credentialCa.certPem,
           hooks: declarationFileHooks(store, ddmAdmin),
         }),
       (api) => registerDdmRoutes(api, { store, admin: ddmAdmin }),
@@ -279,10 +317,11 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     app,
     store,
     deviceCa,
+    credentialCa,
     url,
     apiKey,
     metricsUrl: metricsListener?.url,
-    resolveDeclaration: (decl) => resolveDeclaration(decl, ddmFiles, ddmUrls),
+    resolveDeclaration: (decl) => resolveDeclaration(decl, ddmFiles(store), ddmUrls),
     close,
   };
 }

@@ -288,3 +288,27 @@ test("bulk assignment: 100,000 ids in one request; bad bodies refused with nothi
     "the change is logged",
   );
 });
+
+test("ddm credential put, show, rm, ca and ddm credentials", async () => {
+  const template = file("wifi-credential.json", {
+    subject: [["CN", "{{serial_number}}"]],
+    subject_alt_names: { dns_name: "{{udid}}.example.test" },
+  });
+  const put = await ddm("credential", "put", "wifi", template);
+  assert.equal(put.code, 0, put.stderr);
+  assert.equal(put.stdout, "created wifi: orchard:credential/scep/wifi\n");
+  assert.equal((await ddm("credential", "put", "wifi", template)).stdout, "stored wifi: orchard:credential/scep/wifi\n");
+  const bad = await ddm("credential", "put", "bad", file("bad.json", { subject: [["CN", "{{nope}}"]] }));
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /unknown variable \{\{nope\}\}/);
+
+  const list = await ddm("credentials");
+  assert.match(list.stdout, /^NAME +KIND +REFERENCE +UPDATED\nwifi +scep +orchard:credential\/scep\/wifi /);
+  const shown = JSON.parse((await ddm("credential", "show", "wifi")).stdout);
+  assert.deepEqual(shown.template.subject, [["CN", "{{serial_number}}"]]);
+  assert.equal((await ddm("credential", "ca")).stdout, server.credentialCa.certPem);
+  assert.equal((await ddm("credential", "rm", "wifi")).stdout, "removed wifi\n");
+  const gone = await ddm("credential", "show", "wifi");
+  assert.notEqual(gone.code, 0);
+  assert.match(gone.stderr, /no credential wifi/);
+});

@@ -1,4 +1,4 @@
-import type { DdmBulkAssignResult } from "../http/wire.ts";
+import type { DdmBulkAssignResult, DdmCredentialJson, DdmCredentialPage } from "../http/wire.ts";
 import { ApiError, errorCode, errorReason, expectOk, type ApiResponse } from "./api-client.ts";
 import {
   checkIds,
@@ -47,6 +47,14 @@ export const ddmCommand: ClientCommand = {
     `ddm compliance <set>`,
     "  per declaration of the set: enrollments reporting it active and valid, failing, or not yet",
     `ddm values <enrollment id> [--prefix device.operating-system.]`,
+    `ddm credential put <name> <template.json>`,
+    "  stores a credential template (PUT /v1/ddm/credentials/<name>): what a com.apple.asset.credential.scep naming",
+    "  orchard:credential/scep/<name> gives each device (subject, names, key; docs/declarative-management.md)",
+    `ddm credential show <name>`,
+    `ddm credential rm <name>`,
+    `ddm credential ca`,
+    "  the credential CA's certificate, PEM (for the RADIUS server or VPN gateway that checks the credentials)",
+    `ddm credentials`,
   ],
   run: (args, ctx) =>
     runSubcommand(args, ctx, {
@@ -62,8 +70,70 @@ export const ddmCommand: ClientCommand = {
       status,
       compliance,
       values,
+      credential,
+      credentials,
     }),
 };
+
+/** `ddm credential put|show|rm|ca`: the credential templates and the credential CA. */
+async function credential(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parseCommand(args, {});
+  const [verb, name, file, ...extra] = positionals;
+  if (extra.length > 0) throw new UsageError(`unexpected argument ${printable(extra[0]!)}`);
+  const client = connect(values, ctx);
+  if (verb === "ca") {
+    if (name !== undefined) throw new UsageError(`unexpected argument ${printable(name)}`);
+    const res = await client.request("GET", "/v1/ddm/credential-ca");
+    if (res.status !== 200) throw new ApiError(errorReason(res), res.status, errorCode(res));
+    ctx.out(res.text);
+    return 0;
+  }
+  if (name === undefined || name === "") throw new UsageError("give a credential name");
+  if (verb === "put") {
+    if (file === undefined) throw new UsageError("give the template file (JSON)");
+    const res = await client.request("PUT", `/v1/ddm/credentials/${seg(name)}`, {
+      body: await readFileArg(file, ctx),
+      contentType: "application/json",
+    });
+    const stored = expectOk(res) as DdmCredentialJson;
+    if (values.json) printJson(ctx, stored);
+    else ctx.out(`${res.status === 201 ? "created" : "stored"} ${printable(stored.name)}: ${printable(stored.reference)}\n`);
+    return 0;
+  }
+  if (file !== undefined) throw new UsageError(`unexpected argument ${printable(file)}`);
+  if (verb === "show") {
+    const res = await client.request("GET", `/v1/ddm/credentials/${seg(name)}`);
+    if (res.status === 404) throw new CliError(`no credential ${printable(name)}`);
+    printJson(ctx, expectOk(res));
+    return 0;
+  }
+  if (verb === "rm") {
+    const res = await client.request("DELETE", `/v1/ddm/credentials/${seg(name)}`);
+    if (res.status === 404) throw new CliError(`no credential ${printable(name)}`);
+    return done(ctx, values.json, res, `removed ${printable(name)}`, { removed: name });
+  }
+  throw new UsageError("ddm credential takes put, show, rm or ca");
+}
+
+async function credentials(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parseCommand(args, {});
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+  const client = connect(values, ctx);
+  const all: DdmCredentialJson[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await client.get<DdmCredentialPage>("/v1/ddm/credentials", { cursor, limit: "500" });
+    all.push(...page.credentials);
+    cursor = page.next_cursor ?? undefined;
+  } while (cursor !== undefined);
+  if (values.json) printJson(ctx, all);
+  else if (all.length === 0) ctx.out("no credentials\n");
+  else {
+    const rows = all.map((c) => [c.name, c.kind, c.reference, formatTime(c.updated_at)]);
+    ctx.out(formatTable(["NAME", "KIND", "REFERENCE", "UPDATED"], rows));
+  }
+  return 0;
+}
 
 interface PutOutcome {
   file: string;

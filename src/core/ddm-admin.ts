@@ -23,9 +23,11 @@ export type DeclarationValidator = (json: unknown) => { errors: Array<{ path: st
 /**
  * Rewrites a declaration before its ServerToken is computed and it is stored
  * (assets: fill in Hash-SHA-256 and Size, so the asset's hash is in the token).
- * The default is the identity.
+ * It reads what it needs through `store`, which is the open transaction when
+ * the rewrite is part of one (a file replaced and the declarations naming it
+ * re-resolved together). The default is the identity.
  */
-export type DeclarationResolver = (declaration: Declaration) => Promise<Declaration>;
+export type DeclarationResolver = (declaration: Declaration, store: Store) => Promise<Declaration>;
 
 export interface DdmAdminOptions {
   validate?: DeclarationValidator;
@@ -62,11 +64,15 @@ export class DdmAdmin {
     return { now, syncDueAt: notify ? now + this.syncDelayMs : null };
   }
 
-  /** Stores a declaration: created, changed, or unchanged (same content: same ServerToken, nothing written). */
+  /**
+   * Stores a declaration: created, changed, or unchanged (same content: same
+   * ServerToken, nothing written). `store` is a transaction to join, if any.
+   */
   async putDeclaration(
     json: unknown,
     notify: boolean,
     now: number,
+    store: Store = this.store,
   ): Promise<{ outcome: PutOutcome; serverToken: string; warnings: string[] }> {
     const given = declarationOf(json);
     const { errors, warnings } = this.validate(json);
@@ -75,14 +81,14 @@ export class DdmAdmin {
       throw new BadRequest(`declaration ${JSON.stringify(given.Identifier)} is not valid: ${listed.join("; ")}`, "invalid_declaration");
     }
     const { ServerToken: _ignored, ...content } = given;
-    const resolved = await this.resolve(content);
+    const resolved = await this.resolve(content, store);
     if (resolved.Identifier !== given.Identifier || resolved.Type !== given.Type) {
       throw new Error("a declaration resolver must not change Identifier or Type");
     }
     const kind = kindOfType(resolved.Type)!;
     // The operator's Payload is kept beside a rewritten one, to rewrite it again when a file it names changes.
     const rewritten = JSON.stringify(resolved.Payload) !== JSON.stringify(content.Payload);
-    const put = await this.store.ddm.putDeclaration(
+    const put = await store.ddm.putDeclaration(
       {
         Type: resolved.Type,
         Identifier: resolved.Identifier,
@@ -98,15 +104,17 @@ export class DdmAdmin {
   /**
    * Resolves these declarations again from their operator source (a file they
    * name changed): those whose result changed get a new ServerToken and their
-   * channels sync. Returns how many changed.
+   * channels sync. Returns how many changed. Given the transaction that
+   * changed the file (`store`), it is part of it: the file and the
+   * declarations naming it commit together or not at all.
    */
-  async reResolve(identifiers: readonly string[], now: number): Promise<number> {
+  async reResolve(identifiers: readonly string[], now: number, store: Store = this.store): Promise<number> {
     let changed = 0;
     for (const identifier of identifiers) {
-      const d = await this.store.ddm.declaration(identifier);
+      const d = await store.ddm.declaration(identifier);
       if (!d) continue;
       const source = JSON.parse(d.source ?? d.payload) as unknown;
-      const put = await this.putDeclaration({ Type: d.type, Identifier: d.identifier, Payload: source }, true, now);
+      const put = await this.putDeclaration({ Type: d.type, Identifier: d.identifier, Payload: source }, true, now, store);
       if (put.outcome !== "unchanged") changed++;
     }
     return changed;

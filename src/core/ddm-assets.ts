@@ -8,6 +8,12 @@
 // the Size and Hash-SHA-256 of the stored bytes. Replacing the bytes changes
 // the resolved declaration, hence its ServerToken, and devices sync again:
 // referencedFiles tells which stored files a declaration names.
+//
+// Credentials (core/ddm-credentials.ts) are named the same way:
+// `orchard:credential/scep/<name>` in a com.apple.asset.credential.scep (a
+// JSON made for each device: no Size or hash, the template's revision in the
+// URL instead), `orchard:credential/ca` in a
+// com.apple.asset.credential.certificate (the credential CA's certificate).
 import { BadRequest, OrchardError } from "../errors.ts";
 import { isObject } from "../protocol/ddm.ts";
 import type { Store } from "../store/index.ts";
@@ -15,9 +21,9 @@ import type { DdmAdmin, Declaration } from "./ddm-admin.ts";
 
 export type { Declaration };
 
-/** A stored file a declaration names. */
+/** A stored file a declaration names: an asset, a profile, a credential template (by name) or the credential CA (id "ca"). */
 export interface FileRef {
-  kind: "asset" | "profile";
+  kind: "asset" | "profile" | "credential" | "credential-ca";
   id: string;
 }
 
@@ -25,7 +31,18 @@ export interface FileRef {
 export interface FileLookup {
   asset(id: string): Promise<{ contentType: string; size: number; sha256: string } | undefined>;
   profile(id: string): Promise<{ size: number; sha256: string } | undefined>;
+  /** A credential template's revision; absent: credentials are not served. */
+  credential?(name: string): Promise<{ revision: string } | undefined>;
+  /** The credential CA's certificate (PEM) as served; absent: not served. */
+  credentialCa?(): { size: number; sha256: string } | undefined;
 }
+
+/** The credential CA's certificate's id in its reference and URL. */
+export const CREDENTIAL_CA_ID = "ca";
+const CREDENTIAL_TYPES: Record<string, FileRef["kind"]> = {
+  "com.apple.asset.credential.scep": "credential",
+  "com.apple.asset.credential.certificate": "credential-ca",
+};
 
 /** Where devices download: --public-url (its path prefix included) and the ServerURL path. */
 export interface DeviceUrls {
@@ -42,8 +59,8 @@ export interface DeviceUrls {
 export const FILE_ID = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 export const MAX_FILE_ID = 128;
 
-/** BadRequest (code invalid_asset_id) unless `id` is a valid asset or profile id. */
-export function checkFileId(id: string, what: "asset" | "profile"): void {
+/** BadRequest (code invalid_asset_id) unless `id` is a valid asset or profile id (or credential name). */
+export function checkFileId(id: string, what: "asset" | "profile" | "credential"): void {
   if (!FILE_ID.test(id)) {
     const shown = id.length === 0 ? "an empty id" : `id ${JSON.stringify(id.slice(0, 64))}${id.length > 64 ? "..." : ""}`;
     throw new BadRequest(
@@ -56,11 +73,25 @@ export function checkFileId(id: string, what: "asset" | "profile"): void {
 const SCHEME = "orchard:";
 const ASSET_PREFIX = "orchard:asset/";
 const PROFILE_PREFIX = "orchard:profile/";
+const CREDENTIAL_PREFIX = "orchard:credential/scep/";
+const CREDENTIAL_CA_REFERENCE = "orchard:credential/ca";
 const LEGACY_TYPES = new Set(["com.apple.configuration.legacy", "com.apple.configuration.legacy.interactive"]);
+const PEM_TYPE = "application/pem";
+const JSON_TYPE = "application/json";
 
-/** The path (below --public-url) where devices download an asset or a stored profile. */
+/** The path (below --public-url) where devices download an asset, a stored profile, a credential's JSON or the credential CA. */
 export function devicePath(serverPath: string, ref: FileRef): string {
-  return `${serverPath.replace(/\/+$/, "")}/${ref.kind === "asset" ? "assets" : "profiles"}/${ref.id}`;
+  const base = serverPath.replace(/\/+$/, "");
+  switch (ref.kind) {
+    case "asset":
+      return `${base}/assets/${ref.id}`;
+    case "profile":
+      return `${base}/profiles/${ref.id}`;
+    case "credential":
+      return `${base}/credentials/scep/${ref.id}`;
+    case "credential-ca":
+      return `${base}/credentials/${CREDENTIAL_CA_ID}`;
+  }
 }
 
 /** The URL a device downloads from, or undefined without --public-url. */
@@ -70,7 +101,16 @@ export function deviceUrl(urls: DeviceUrls, ref: FileRef): string | undefined {
 
 /** The reference an operator writes in a declaration for this file. */
 export function fileReference(ref: FileRef): string {
-  return (ref.kind === "asset" ? ASSET_PREFIX : PROFILE_PREFIX) + ref.id;
+  switch (ref.kind) {
+    case "asset":
+      return ASSET_PREFIX + ref.id;
+    case "profile":
+      return PROFILE_PREFIX + ref.id;
+    case "credential":
+      return CREDENTIAL_PREFIX + ref.id;
+    case "credential-ca":
+      return CREDENTIAL_CA_REFERENCE;
+  }
 }
 
 /** The `orchard:` references in a declaration, where it may hold them; malformed ones are BadRequest. */
@@ -105,17 +145,32 @@ export async function resolveDeclaration(decl: Declaration, lookup: FileLookup, 
       payload.ProfileURL = url;
       continue;
     }
-    const asset = await lookup.asset(ref.id);
-    if (!asset) throw unknown(decl, ref);
     const reference = payload.Reference as Record<string, unknown>;
     const given = reference.ContentType;
-    payload.Reference = {
-      ...reference,
-      DataURL: url,
-      ContentType: typeof given === "string" && given.length > 0 ? given : asset.contentType,
-      Size: asset.size,
-      "Hash-SHA-256": asset.sha256,
-    };
+    if (ref.kind === "credential") {
+      // A JSON made for each device on each download: no Size or hash (both optional in Apple's schema);
+      // the template's revision in the URL changes the ServerToken when the template changes.
+      const credential = await lookup.credential?.(ref.id);
+      if (!credential) throw unknown(decl, ref);
+      requireType(decl, given, JSON_TYPE);
+      const { Size: _size, "Hash-SHA-256": _hash, ...rest } = reference;
+      payload.Reference = { ...rest, DataURL: `${url}?v=${credential.revision.slice(0, 16)}`, ContentType: JSON_TYPE };
+    } else if (ref.kind === "credential-ca") {
+      const ca = lookup.credentialCa?.();
+      if (!ca) throw unknown(decl, ref);
+      requireType(decl, given, PEM_TYPE);
+      payload.Reference = { ...reference, DataURL: url, ContentType: PEM_TYPE, Size: ca.size, "Hash-SHA-256": ca.sha256 };
+    } else {
+      const asset = await lookup.asset(ref.id);
+      if (!asset) throw unknown(decl, ref);
+      payload.Reference = {
+        ...reference,
+        DataURL: url,
+        ContentType: typeof given === "string" && given.length > 0 ? given : asset.contentType,
+        Size: asset.size,
+        "Hash-SHA-256": asset.sha256,
+      };
+    }
     const auth = payload.Authentication;
     if (auth === undefined) payload.Authentication = { Type: "MDM" };
     else if (!isObject(auth)) throw new BadRequest(`declaration ${decl.Identifier}: Payload.Authentication must be a dictionary`);
@@ -143,7 +198,27 @@ function slots(decl: Declaration): FileRef[] {
   if (typeof type === "string" && type.startsWith("com.apple.asset.")) {
     const reference = payload.Reference;
     if (!isObject(reference)) return [];
-    const ref = parseRef(decl, "Reference.DataURL", reference.DataURL, "asset");
+    const value = reference.DataURL;
+    const credentialKind = CREDENTIAL_TYPES[type];
+    if (typeof value === "string" && value.startsWith("orchard:credential/")) {
+      const wanted = value === CREDENTIAL_CA_REFERENCE ? "credential-ca" : value.startsWith(CREDENTIAL_PREFIX) ? "credential" : undefined;
+      if (wanted === undefined || wanted !== credentialKind) {
+        throw new BadRequest(
+          `declaration ${decl.Identifier}: Reference.DataURL ${JSON.stringify(value.slice(0, 80))} is not a reference Orchard knows here: ` +
+            `${CREDENTIAL_PREFIX}<name> goes in a com.apple.asset.credential.scep, ${CREDENTIAL_CA_REFERENCE} in a com.apple.asset.credential.certificate`,
+          "invalid_asset_reference",
+        );
+      }
+      if (wanted === "credential-ca") return [{ kind: "credential-ca", id: CREDENTIAL_CA_ID }];
+      const name = value.slice(CREDENTIAL_PREFIX.length);
+      try {
+        checkFileId(name, "credential");
+      } catch (err) {
+        throw new BadRequest(`declaration ${decl.Identifier}: Reference.DataURL: ${(err as Error).message}`, "invalid_asset_reference");
+      }
+      return [{ kind: "credential", id: name }];
+    }
+    const ref = parseRef(decl, "Reference.DataURL", value, "asset");
     return ref ? [ref] : [];
   }
   if (LEGACY_TYPES.has(type)) {
@@ -153,7 +228,7 @@ function slots(decl: Declaration): FileRef[] {
   return [];
 }
 
-function parseRef(decl: Declaration, key: string, value: unknown, kind: FileRef["kind"]): FileRef | undefined {
+function parseRef(decl: Declaration, key: string, value: unknown, kind: "asset" | "profile"): FileRef | undefined {
   if (typeof value !== "string" || !value.toLowerCase().startsWith(SCHEME)) return undefined;
   const prefix = kind === "asset" ? ASSET_PREFIX : PROFILE_PREFIX;
   if (!value.startsWith(prefix)) {
@@ -173,11 +248,21 @@ function parseRef(decl: Declaration, key: string, value: unknown, kind: FileRef[
 }
 
 function unknown(decl: Declaration, ref: FileRef): OrchardError {
+  const hint =
+    ref.kind === "credential-ca"
+      ? "this server does not serve its credential CA"
+      : `PUT /v1/ddm/${ref.kind === "credential" ? "credentials" : `${ref.kind}s`}/${ref.id} first`;
   return new OrchardError(
     422,
-    `declaration ${decl.Identifier} names ${fileReference(ref)}, which is not stored (PUT /v1/ddm/${ref.kind}s/${ref.id} first)`,
+    `declaration ${decl.Identifier} names ${fileReference(ref)}, which is not stored (${hint})`,
     "unknown_asset_reference",
   );
+}
+
+/** An operator's ContentType on a credential reference: absent, or the one Apple requires for it. */
+function requireType(decl: Declaration, given: unknown, type: string): void {
+  if (given === undefined || given === type) return;
+  throw new BadRequest(`declaration ${decl.Identifier}: Reference.ContentType of this credential must be ${type} (or left out)`);
 }
 
 /**
@@ -210,12 +295,17 @@ function naming(rows: ReadonlyArray<{ identifier: string; type: string; source: 
     .map((r) => r.identifier);
 }
 
-/** The file routes' hooks: a named file is not deleted, and a changed one re-resolves the declarations naming it. */
+/**
+ * The file routes' hooks: a named file is not deleted, and a changed one
+ * re-resolves the declarations naming it, inside the transaction that stored
+ * it (`tx`): a failure part way rolls back the new bytes too, so declarations
+ * never keep the old Size and hash of a file that was replaced.
+ */
 export function declarationFileHooks(store: Store, admin: DdmAdmin) {
   return {
     referencedBy: (ref: FileRef) => declarationsNaming(store, ref),
-    changed: async (ref: FileRef) => {
-      await admin.reResolve(await declarationsNaming(store, ref), Date.now());
+    changed: async (ref: FileRef, tx: Store, now: number) => {
+      await admin.reResolve(await declarationsNaming(tx, ref), now, tx);
     },
   };
 }

@@ -27,6 +27,17 @@ export interface IssueRequest {
   publicKeyDer: Uint8Array;
   /** Lifetime; default the CA's configured device certificate lifetime. */
   days?: number;
+  /** A credential's profile (credential-ca.ts); without it, a device identity: clientAuth, signature and key encipherment. */
+  profile?: CertificateProfile;
+}
+
+/** What a certificate of a credential is for, and the names it carries beside its subject. */
+export interface CertificateProfile {
+  /** KeyUsage bits (@peculiar/x509's KeyUsageFlags). */
+  keyUsage: number;
+  /** ExtendedKeyUsage OIDs; none: no extension. */
+  extendedKeyUsages: string[];
+  subjectAltNames: Array<{ type: "dns" | "email" | "url" | "upn"; value: string }>;
 }
 
 export class DeviceCa {
@@ -51,7 +62,7 @@ export class DeviceCa {
     this.peculiarCert = new x509.X509Certificate(toArrayBuffer(this.certDer));
   }
 
-  /** Issues a device identity certificate: clientAuth, signature and key encipherment. */
+  /** Issues a device identity certificate (clientAuth, signature and key encipherment), or a credential's (req.profile). */
   async issue(req: IssueRequest): Promise<X509Certificate> {
     const publicKey = await wc.subtle.importKey("spki", toArrayBuffer(req.publicKeyDer), SIGNING, true, ["verify"]).catch(() => {
       throw new Error("the request's public key is not an RSA key");
@@ -71,8 +82,7 @@ export class DeviceCa {
         signingAlgorithm: SIGNING,
         extensions: [
           new x509.BasicConstraintsExtension(false, undefined, true),
-          new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
-          new x509.ExtendedKeyUsageExtension([OID_CLIENT_AUTH], false),
+          ...profileExtensions(req.profile),
           await x509.SubjectKeyIdentifierExtension.create(publicKey, false, wc),
           await this.authorityKeyId(),
         ],
@@ -101,7 +111,7 @@ export class DeviceCa {
     return x509.AuthorityKeyIdentifierExtension.create(publicKey, false, wc);
   }
 
-  /** Creates a self-signed device CA (RSA-2048, ten years). */
+  /** Creates a self-signed CA (RSA-2048, ten years): the device CA, or by its name another (credential-ca.ts). */
   static async create(commonName = `Orchard Device CA (${os.hostname()})`, deviceCertDays?: number): Promise<DeviceCa> {
     const keys = await promisify(generateKeyPair)("rsa", { modulusLength: 2048, publicExponent: 0x10001 });
     const publicKey = await wc.subtle.importKey("spki", keys.publicKey.export({ type: "spki", format: "der" }), SIGNING, true, ["verify"]);
@@ -199,6 +209,20 @@ async function waitForCert(file: string, keyFile: string, timeoutMs = 10_000): P
     }
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+function profileExtensions(p: CertificateProfile | undefined): x509.Extension[] {
+  if (!p) {
+    return [
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+      new x509.ExtendedKeyUsageExtension([OID_CLIENT_AUTH], false),
+    ];
+  }
+  const out: x509.Extension[] = [];
+  if (p.keyUsage !== 0) out.push(new x509.KeyUsagesExtension(p.keyUsage, true));
+  if (p.extendedKeyUsages.length > 0) out.push(new x509.ExtendedKeyUsageExtension(p.extendedKeyUsages, false));
+  if (p.subjectAltNames.length > 0) out.push(new x509.SubjectAlternativeNameExtension(p.subjectAltNames, false));
+  return out;
 }
 
 function serialNumber(): string {

@@ -6,7 +6,8 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import Fastify, { type FastifyInstance } from "fastify";
-import type { FileRef } from "../core/ddm-assets.ts";
+import { DdmAdmin } from "../core/ddm-admin.ts";
+import { declarationFileHooks, resolveDeclaration, type FileRef } from "../core/ddm-assets.ts";
 import { openStore, type Store } from "../store/index.ts";
 import { registerDdmAssetRoutes } from "./ddm-asset-routes.ts";
 import { errorHandler } from "./errors.ts";
@@ -67,4 +68,59 @@ test("a file that declarations name is not removed: 409 asset_in_use naming them
   assert.ok(await store.ddmAssets.get("a"), "still stored");
   naming.delete("asset/a");
   assert.equal((await app.inject({ method: "DELETE", url: "/v1/ddm/assets/a" })).statusCode, 200);
+});
+
+test("a replaced file and the declarations naming it commit together: a failure part way rolls back the bytes too", async () => {
+  // The real hooks and resolver, with a failure injected while the second declaration is re-resolved.
+  const urls = { publicUrl: "https://mdm.example.test", serverPath: "/mdm" };
+  let failOn: string | undefined;
+  const admin = new DdmAdmin(store, {
+    resolve: async (d, s) => {
+      if (d.Identifier === failOn) throw new Error("injected failure between the bytes and the re-resolve");
+      return resolveDeclaration(d, { asset: (id) => s.ddmAssets.get(id), profile: (id) => s.ddmProfiles.get(id) }, urls);
+    },
+  });
+  const atomic = Fastify();
+  atomic.removeAllContentTypeParsers();
+  atomic.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
+  atomic.setErrorHandler(errorHandler);
+  registerDdmAssetRoutes(atomic, { store, urls, bodyLimit: 1024, hooks: declarationFileHooks(store, admin) });
+  await atomic.ready();
+  try {
+    const putAsset = (body: string) =>
+      atomic.inject({ method: "PUT", url: "/v1/ddm/assets/shared", payload: body, headers: { "content-type": "text/plain" } });
+    assert.equal((await putAsset("first")).statusCode, 201);
+    for (const identifier of ["com.example.atomic.1", "com.example.atomic.2"]) {
+      const decl = { Type: "com.apple.asset.data", Identifier: identifier, Payload: { Reference: { DataURL: "orchard:asset/shared" } } };
+      await admin.putDeclaration(decl, false, Date.now());
+    }
+    const hashOf = async (identifier: string) => {
+      const d = await store.ddm.declaration(identifier);
+      return { token: d!.serverToken, hash: (JSON.parse(d!.payload) as { Reference: Record<string, unknown> }).Reference["Hash-SHA-256"] };
+    };
+    const before = [await hashOf("com.example.atomic.1"), await hashOf("com.example.atomic.2")];
+    const storedBefore = await store.ddmAssets.get("shared");
+    assert.equal(before[0]!.hash, storedBefore!.sha256);
+
+    failOn = "com.example.atomic.2";
+    const failed = await putAsset("second");
+    assert.equal(failed.statusCode, 500, failed.body);
+    // Nothing of it stayed: the old bytes, both declarations as they were, no ddm.asset.stored event for it.
+    assert.equal((await store.ddmAssets.get("shared"))!.sha256, storedBefore!.sha256, "the new bytes were rolled back");
+    assert.deepEqual([await hashOf("com.example.atomic.1"), await hashOf("com.example.atomic.2")], before);
+    const events = await store.events.list({ type: "ddm.asset.stored", limit: 100 });
+    assert.equal(events.filter((e) => (e.detail as { id?: string }).id === "shared").length, 1, "only the first PUT's event");
+
+    failOn = undefined;
+    assert.equal((await putAsset("second")).statusCode, 200);
+    const now = await store.ddmAssets.get("shared");
+    assert.notEqual(now!.sha256, storedBefore!.sha256);
+    for (const identifier of ["com.example.atomic.1", "com.example.atomic.2"]) {
+      const after = await hashOf(identifier);
+      assert.equal(after.hash, now!.sha256, `${identifier} names the new bytes`);
+      assert.notEqual(after.token, before[0]!.token);
+    }
+  } finally {
+    await atomic.close();
+  }
 });

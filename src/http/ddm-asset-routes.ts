@@ -3,11 +3,22 @@
 // identity, which a declaration's `orchard:asset/<id>` or
 // `orchard:profile/<id>` becomes (core/ddm-assets.ts).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { checkFileId, devicePath, deviceMayFetch, deviceUrl, fileReference, type DeviceUrls, type FileRef } from "../core/ddm-assets.ts";
+import {
+  checkFileId,
+  CREDENTIAL_CA_ID,
+  devicePath,
+  deviceMayFetch,
+  deviceUrl,
+  fileReference,
+  type DeviceUrls,
+  type FileRef,
+} from "../core/ddm-assets.ts";
+import { MissingVariable, parseCredentialTemplate, renderCredential, scepCredentialDocument } from "../core/ddm-credentials.ts";
+import { createCredentialChallenge } from "../scep/credential-service.ts";
 import { inspectStoredProfile } from "../enroll/stored-profile.ts";
 import { BadRequest, Conflict, Forbidden, NotFound, OrchardError } from "../errors.ts";
 import { IdentityError, type DeviceTrust } from "../identity/index.ts";
-import type { DdmAsset, DdmProfile } from "../store/ddm-assets.ts";
+import { sha256Hex, type DdmAsset, type DdmProfile } from "../store/ddm-assets.ts";
 import type { Store } from "../store/index.ts";
 import { identifyFromHeaders, type DeviceIdentity } from "./device-identity.ts";
 import { nextCursor, pageSize } from "./request-helpers.ts";
@@ -22,9 +33,10 @@ export interface DdmFileHooks {
   /**
    * The file's bytes (or an asset's content type) changed: the declarations
    * naming it resolve to a new Size and Hash-SHA-256, so their ServerToken
-   * changes and the devices that hold them must sync.
+   * changes and the devices that hold them must sync. Called inside the
+   * transaction that stores the file (`tx`), so that both commit or neither.
    */
-  changed?(ref: FileRef): Promise<void>;
+  changed?(ref: FileRef, tx: Store, now: number): Promise<void>;
 }
 
 export interface DdmAssetRoutesOptions {
@@ -99,10 +111,11 @@ export function registerDdmAssetRoutes(app: FastifyInstance, o: DdmAssetRoutesOp
         { type: "ddm.asset.stored", detail: { id, content_type: contentType, size, sha256, created: outcome.created } },
         now,
       );
+      // The declarations naming it re-resolve in this transaction: new bytes and new ServerTokens commit together.
+      if (outcome.changed) await o.hooks?.changed?.({ kind: "asset", id }, tx, now);
       return outcome;
     });
     req.log.info({ assetId: id, contentType, size: bytes.length, sha256: put.stored.sha256, created: put.created }, "DDM asset stored");
-    if (put.changed) await o.hooks?.changed?.({ kind: "asset", id });
     return reply.code(put.created ? 201 : 200).send(assetJson(put.stored));
   });
 
@@ -157,13 +170,13 @@ export function registerDdmAssetRoutes(app: FastifyInstance, o: DdmAssetRoutesOp
         created: outcome.created,
       };
       await tx.events.add({ type: "ddm.profile.stored", detail }, now);
+      if (outcome.changed) await o.hooks?.changed?.({ kind: "profile", id }, tx, now);
       return outcome;
     });
     req.log.info(
       { profileId: id, payloadIdentifier: facts.payloadIdentifier, signed: facts.signed, size: bytes.length, created: put.created },
       "DDM profile stored",
     );
-    if (put.changed) await o.hooks?.changed?.({ kind: "profile", id });
     return reply.code(put.created ? 201 : 200).send(profileJson(put.stored));
   });
 
@@ -204,6 +217,17 @@ export interface DdmDeviceRoutesOptions {
   fromTrustedProxy: TrustedProxy;
   /** --server-path: the downloads are below it ({serverPath}/assets/{id}, {serverPath}/profiles/{id}). */
   serverPath: string;
+  /** DDM credentials from Orchard's credential CA; absent: none are served. */
+  credentials?: CredentialDeviceOptions;
+}
+
+export interface CredentialDeviceOptions {
+  /** The credential CA's certificate, PEM (orchard:credential/ca). */
+  caPem: string;
+  /** Orchard's SCEP URL for credentials (--public-url + /scep/credential); undefined without --public-url. */
+  scepUrl: string | undefined;
+  /** How long a credential's challenge stays usable (--scep-challenge-ttl). */
+  challengeTtlMs: number;
 }
 
 /**
@@ -244,10 +268,10 @@ export function registerDdmDeviceRoutes(app: FastifyInstance, o: DdmDeviceRoutes
   const requireNamed = async (req: FastifyRequest, deviceId: string, ref: FileRef): Promise<void> => {
     if (await deviceMayFetch(o.store, deviceId, ref)) return;
     req.log.info(
-      { enrollmentId: deviceId, [ref.kind === "asset" ? "assetId" : "profileId"]: ref.id },
+      { enrollmentId: deviceId, [`${ref.kind === "credential-ca" ? "credential" : ref.kind}Id`]: ref.id },
       "DDM file refused: no declaration of this device names it",
     );
-    throw new NotFound(`no such ${ref.kind}`);
+    throw new NotFound(`no such ${ref.kind === "credential-ca" ? "credential" : ref.kind}`);
   };
 
   const assetPath = devicePath(o.serverPath, { kind: "asset", id: ":id" });
@@ -262,6 +286,8 @@ export function registerDdmDeviceRoutes(app: FastifyInstance, o: DdmDeviceRoutes
     return sendFile(reply, asset.contentType, asset.bytes, asset.sha256);
   });
 
+  if (o.credentials) registerCredentialDeviceRoutes(app, o, o.credentials, enrolledCaller, requireNamed);
+
   const profilePath = devicePath(o.serverPath, { kind: "profile", id: ":id" });
   app.get<{ Params: { id: string } }>(profilePath, async (req, reply) => {
     const deviceId = await enrolledCaller(req);
@@ -275,6 +301,62 @@ export function registerDdmDeviceRoutes(app: FastifyInstance, o: DdmDeviceRoutes
     if (!profile) throw new NotFound("no such profile");
     req.log.info({ enrollmentId: deviceId, profileId: id, size: profile.bytes.length }, "DDM profile downloaded");
     return sendFile(reply, PROFILE_TYPE, profile.bytes, profile.sha256);
+  });
+}
+
+/**
+ * GET {server-path}/credentials/scep/{name}: the SCEP credential JSON made
+ * for the calling device (its template rendered for it, a fresh challenge
+ * bound to it), and GET {server-path}/credentials/ca: the credential CA's
+ * certificate. The same gate as files: an enrolled device's certificate, and
+ * a declaration of its channels naming it (404 otherwise).
+ */
+function registerCredentialDeviceRoutes(
+  app: FastifyInstance,
+  o: DdmDeviceRoutesOptions,
+  c: CredentialDeviceOptions,
+  enrolledCaller: (req: FastifyRequest) => Promise<string>,
+  requireNamed: (req: FastifyRequest, deviceId: string, ref: FileRef) => Promise<void>,
+): void {
+  app.get<{ Params: { name: string } }>(devicePath(o.serverPath, { kind: "credential", id: ":name" }), async (req, reply) => {
+    const deviceId = await enrolledCaller(req);
+    const name = req.params.name;
+    checkFileId(name, "credential");
+    await requireNamed(req, deviceId, { kind: "credential", id: name });
+    const stored = await o.store.ddmCredentials.get(name);
+    if (!stored) throw new NotFound("no such credential");
+    if (c.scepUrl === undefined) throw new Conflict("Orchard serves credentials only at --public-url (set it)");
+    const facts = await o.store.ddmCredentials.deviceFacts(deviceId);
+    let request: ReturnType<typeof renderCredential>;
+    try {
+      request = renderCredential(parseCredentialTemplate(JSON.parse(stored.spec)), { udid: deviceId, serial_number: facts.serialNumber });
+    } catch (err) {
+      if (!(err instanceof MissingVariable)) throw err;
+      req.log.warn(
+        { enrollmentId: deviceId, credential: name, variable: err.variable },
+        "DDM credential refused: the device lacks a fact its template names",
+      );
+      throw new Conflict(`credential ${name}: ${err.message}`);
+    }
+    const challenge = await createCredentialChallenge(o.store, { deviceId, credential: name, request }, c.challengeTtlMs);
+    // The challenge is a secret: the answer carries it, the log line does not.
+    req.log.info(
+      { enrollmentId: deviceId, credential: name, revision: stored.revision },
+      "DDM credential handed out with a fresh challenge",
+    );
+    return reply
+      .header("content-type", "application/json")
+      .header("cache-control", "private, no-store")
+      .header("x-content-type-options", "nosniff")
+      .send(JSON.stringify(scepCredentialDocument(request, c.scepUrl, challenge)));
+  });
+
+  const caPem = Buffer.from(c.caPem, "utf8");
+  const caHash = sha256Hex(caPem);
+  app.get(devicePath(o.serverPath, { kind: "credential-ca", id: CREDENTIAL_CA_ID }), async (req, reply) => {
+    const deviceId = await enrolledCaller(req);
+    await requireNamed(req, deviceId, { kind: "credential-ca", id: CREDENTIAL_CA_ID });
+    return sendFile(reply, "application/pem", caPem, caHash);
   });
 }
 

@@ -267,6 +267,58 @@ const schemas: Record<string, Schema> = {
   ),
   DdmProfilePage: page("profiles", "DdmProfile"),
   DdmFileRemoved: object({ removed: str }),
+  DdmCredentialTemplate: object(
+    {
+      kind: { enum: ["scep"], description: "a com.apple.asset.credential.scep (the default)" },
+      ca: { enum: ["orchard"], description: "the issuing CA: Orchard's credential CA (the default, the only one)" },
+      subject: {
+        type: "array",
+        minItems: 1,
+        maxItems: 16,
+        items: { type: "array", items: str, minItems: 2, maxItems: 2 },
+        description:
+          "Apple's Subject as [attribute, value] pairs, one per RDN: C, L, ST, O, OU, CN or a dotted OID; values may hold {{udid}} and {{serial_number}}",
+        examples: [
+          [
+            ["CN", "{{serial_number}}"],
+            ["O", "Example"],
+          ],
+        ],
+      },
+      subject_alt_names: object(
+        { dns_name: str, rfc822_name: str, uri: str, nt_principal_name: str },
+        { optional: ["dns_name", "rfc822_name", "uri", "nt_principal_name"], description: "each with {{variables}} like the subject" },
+      ),
+      key_size: { enum: [2048, 4096], description: "RSA bits; default 2048" },
+      key_usage: { enum: [1, 4, 5], description: "Apple's Key Usage: 1 signing, 4 encryption, 5 both (the default)" },
+      extended_key_usages: { ...arrayOf(str), description: "clientAuth (the default), serverAuth, emailProtection or dotted OIDs" },
+      days: { ...int, minimum: 1, maximum: 825, description: "lifetime of an issued certificate; default 365" },
+    },
+    {
+      optional: ["kind", "ca", "subject_alt_names", "key_size", "key_usage", "extended_key_usages", "days"],
+      description: "a DDM credential template (docs/declarative-management.md)",
+    },
+  ),
+  DdmCredential: object(
+    {
+      name: str,
+      kind: { enum: ["scep"] },
+      template: ref("DdmCredentialTemplate"),
+      revision: { type: "string", pattern: "^[0-9a-f]{64}$", description: "SHA-256 of the template; in the device URL" },
+      reference: {
+        ...str,
+        description: "what a com.apple.asset.credential.scep writes as its Reference.DataURL: orchard:credential/scep/<name>",
+      },
+      url: {
+        ...nullableStr,
+        description: "where devices download their credential JSON (with their MDM identity); null without --public-url",
+      },
+      created_at: time,
+      updated_at: time,
+    },
+    { description: "a DDM credential template" },
+  ),
+  DdmCredentialPage: page("credentials", "DdmCredential"),
   AdeServer: object({
     name: { ...str, description: "the local name of an ABM/ASM MDM server" },
     certificate_pem: { ...str, description: "the certificate to upload at ABM for this MDM server" },
@@ -395,6 +447,7 @@ const FORCE = param("force", "query", "1: accept a new topic while devices are e
 });
 const ID = param("id", "path", "enrollment id");
 const ADE_SERVER = param("name", "path", "the ABM server's local name");
+const CREDENTIAL_NAME = param("name", "path", "the template's name: 1 to 128 letters, digits, '.', '_' or '-', not starting with '.'");
 const ADE_PROFILE = param("profile", "path", "the DEP profile's local name");
 const SHORT_NAME = param("short_name", "path", "the user's short name");
 const DEVICE_ID = param("id", "path", "device id (UDID)");
@@ -628,6 +681,33 @@ const paths: Record<string, Record<string, Operation>> = {
       ...body("application/x-apple-aspen-config", "a .mobileconfig: an XML plist, or CMS-signed", true),
     },
   }),
+  "/v1/ddm/credentials": {
+    get: op("ddm", "List the DDM credential templates, ordered by name", { "200": ok("DdmCredentialPage") }, { parameters: PAGING }),
+  },
+  "/v1/ddm/credentials/{name}": {
+    put: op(
+      "ddm",
+      "Store or replace a credential template; the declarations naming it change in the same transaction",
+      {
+        "200": ok("DdmCredential", "replaced"),
+        "201": ok("DdmCredential", "created"),
+        "400": error("bad input; a template that breaks a rule (code invalid_credential)"),
+      },
+      { parameters: [CREDENTIAL_NAME], requestBody: { required: true, content: json(ref("DdmCredentialTemplate")) } },
+    ),
+    get: op("ddm", "One credential template", { "200": ok("DdmCredential"), ...NOT_FOUND }, { parameters: [CREDENTIAL_NAME] }),
+    delete: op(
+      "ddm",
+      "Remove a credential template",
+      { "200": ok("DdmFileRemoved"), ...NOT_FOUND, "409": error("a declaration still names it (code asset_in_use)") },
+      { parameters: [CREDENTIAL_NAME] },
+    ),
+  },
+  "/v1/ddm/credential-ca": {
+    get: op("ddm", "The credential CA's certificate, PEM (for the services that check the credentials)", {
+      "200": { description: "the certificate", content: { "application/x-pem-file": { schema: str } } },
+    }),
+  },
   "/v1/ade/servers": {
     get: op("ade", "The ABM servers (never a key or a token's secret)", { "200": ok("AdeServerList") }),
   },
@@ -771,6 +851,12 @@ const paths: Record<string, Record<string, Operation>> = {
     get: scepOperation("GetCACaps, GetCACert, or PKIOperation with the message base64 in message="),
     post: scepOperation("PKIOperation with the pkiMessage as the body"),
   },
+  "/scep/credential": {
+    get: scepOperation(
+      "DDM credentials from the credential CA (PKCSReq with a credential JSON's challenge): GetCACaps, GetCACert, PKIOperation",
+    ),
+    post: scepOperation("DDM credentials from the credential CA: PKIOperation with the pkiMessage as the body"),
+  },
   "/v1/metrics": {
     get: op("meta", "Prometheus metrics (text exposition format); see docs/monitoring.md", {
       "200": { description: "the metrics", content: { "text/plain": { schema: str } } },
@@ -778,6 +864,15 @@ const paths: Record<string, Record<string, Operation>> = {
   },
   "/mdm/assets/{id}": { get: deviceDownload("a DDM asset's bytes, with its recorded Content-Type") },
   "/mdm/profiles/{id}": { get: deviceDownload("a stored profile, as application/x-apple-aspen-config") },
+  "/mdm/credentials/scep/{name}": {
+    get: {
+      ...deviceDownload("the SCEP credential JSON (com.apple.credential.scep) made for this device, with a fresh single-use challenge"),
+      parameters: [param("name", "path", "the credential template's name")],
+    },
+  },
+  "/mdm/credentials/ca": {
+    get: { ...deviceDownload("the credential CA's certificate, application/pem"), parameters: [] },
+  },
   "/healthz": {
     get: {
       summary: "Whether the server can reach its store",

@@ -100,6 +100,11 @@ export const ROUTE_ROLES: Readonly<Record<string, RouteRule>> = {
   "GET /v1/ddm/profiles/:id/data": read,
   "PUT /v1/ddm/profiles/:id": op("ddm.profile_put"),
   "DELETE /v1/ddm/profiles/:id": op("ddm.profile_remove"),
+  "GET /v1/ddm/credentials": read,
+  "GET /v1/ddm/credentials/:name": read,
+  "PUT /v1/ddm/credentials/:name": op("ddm.credential_put"),
+  "DELETE /v1/ddm/credentials/:name": op("ddm.credential_remove"),
+  "GET /v1/ddm/credential-ca": read,
   // Webhooks
   "GET /v1/webhook": read,
   "POST /v1/webhook/retry": op("webhook.retry"),

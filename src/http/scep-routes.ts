@@ -4,6 +4,7 @@ import type { DeviceCa } from "../enroll/device-ca.ts";
 import { BadRequest } from "../errors.ts";
 import type { ScepChallenges } from "../scep/challenges.ts";
 import { ScepMalformed } from "../scep/message.ts";
+import { CredentialScepService } from "../scep/credential-service.ts";
 import { SCEP_CAPABILITIES, ScepFailure, ScepService } from "../scep/service.ts";
 import type { Store } from "../store/index.ts";
 import { sendTooMany } from "./api-auth.ts";
@@ -14,8 +15,18 @@ import { DuplicateKey, parseStrictJson } from "./strict-json.ts";
 export interface ScepDeps {
   store: Store;
   deviceCa: DeviceCa;
-  /** Refused requests per client address. */
+  /** The credential CA: its SCEP endpoint, /scep/credential, for DDM credentials; absent: none. */
+  credentialCa?: DeviceCa;
+  /** Refused requests per client address (both endpoints). */
   limiter: ApiFailureLimiter;
+}
+
+/** Where DDM credentials are requested (scep/credential-service.ts), beside the device identities' /scep. */
+export const CREDENTIAL_SCEP_PATH = "/scep/credential";
+
+/** What answers a PKIOperation: the device CA's ScepService or the credential CA's service. */
+interface PkiAnswerer {
+  pkiOperation(body: Buffer, log: FastifyRequest["log"], onRefused?: () => void, throttled?: boolean): Promise<Buffer>;
 }
 
 /** A pkiMessage is 2-10 KB; anything far larger is not one. */
@@ -28,12 +39,23 @@ interface ScepQuery {
 }
 
 /**
- * The public SCEP endpoint, /scep (devices reach it without the API key: a
- * PKCSReq is authorised by its challenge password, a RenewalReq by the device
- * certificate that signs it).
+ * The public SCEP endpoints (devices reach them without the API key): /scep
+ * on the device CA, where a PKCSReq is authorised by its challenge password
+ * and a RenewalReq by the device certificate that signs it; and
+ * /scep/credential on the credential CA, for DDM credentials, where a PKCSReq
+ * is authorised by a challenge a device got in its credential JSON.
  */
 export function registerScepRoutes(app: FastifyInstance, deps: ScepDeps): void {
-  const service = new ScepService({ store: deps.store, deviceCa: deps.deviceCa });
+  registerScepEndpoint(app, "/scep", new ScepService({ store: deps.store, deviceCa: deps.deviceCa }), deps.deviceCa, deps.limiter);
+  if (deps.credentialCa) {
+    const service = new CredentialScepService({ store: deps.store, ca: deps.credentialCa });
+    registerScepEndpoint(app, CREDENTIAL_SCEP_PATH, service, deps.credentialCa, deps.limiter);
+  }
+}
+
+/** One SCEP endpoint: GetCACaps, GetCACert (this CA), PKIOperation by GET or POST. */
+function registerScepEndpoint(app: FastifyInstance, path: string, service: PkiAnswerer, ca: DeviceCa, limiter: ApiFailureLimiter): void {
+  const deps = { limiter };
 
   // Refusals (malformed messages, wrong challenges) count per address and in
   // all: past the limit a refusal is answered 429 without a scep.refused
@@ -60,14 +82,14 @@ export function registerScepRoutes(app: FastifyInstance, deps: ScepDeps): void {
     }
   };
 
-  app.get<{ Querystring: ScepQuery }>("/scep", async (req, reply) => {
+  app.get<{ Querystring: ScepQuery }>(path, async (req, reply) => {
     const operation = req.query.operation;
     switch (operation) {
       case "GetCACaps":
         return reply.type("text/plain").send(SCEP_CAPABILITIES.join("\n") + "\n");
       case "GetCACert":
         // One CA, no RA: the certificate itself (RFC 8894 4.2.1.1).
-        return reply.type("application/x-x509-ca-cert").send(deps.deviceCa.certDer);
+        return reply.type("application/x-x509-ca-cert").send(ca.certDer);
       case "PKIOperation":
         return pkiOperation(req, reply, () => decodeMessageParameter(req.query.message));
       default:
@@ -75,8 +97,8 @@ export function registerScepRoutes(app: FastifyInstance, deps: ScepDeps): void {
     }
   });
 
-  app.post<{ Querystring: ScepQuery }>("/scep", { bodyLimit: MAX_PKI_MESSAGE_BYTES }, async (req, reply) => {
-    if (req.query.operation !== "PKIOperation") throw new BadRequest("POST /scep takes operation=PKIOperation");
+  app.post<{ Querystring: ScepQuery }>(path, { bodyLimit: MAX_PKI_MESSAGE_BYTES }, async (req, reply) => {
+    if (req.query.operation !== "PKIOperation") throw new BadRequest(`POST ${path} takes operation=PKIOperation`);
     return pkiOperation(req, reply, () => bodyBuffer(req));
   });
 }

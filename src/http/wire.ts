@@ -331,7 +331,24 @@ export interface DdmProfileJson {
 
 export type DdmProfilePage = Page<"profiles", DdmProfileJson>;
 
-/** DELETE /v1/ddm/assets/{id}, /v1/ddm/profiles/{id}. */
+/** GET, PUT /v1/ddm/credentials/{name}: a credential template (docs/declarative-management.md). */
+export interface DdmCredentialJson {
+  name: string;
+  kind: "scep";
+  /** The template as Orchard checked it, defaults filled in. */
+  template: Record<string, unknown>;
+  /** Lowercase hex SHA-256 of the template: in the device URL, so a changed template syncs its devices. */
+  revision: string;
+  /** What a com.apple.asset.credential.scep writes as its Reference.DataURL: `orchard:credential/scep/<name>`. */
+  reference: string;
+  url: string | null;
+  created_at: Time;
+  updated_at: Time;
+}
+
+export type DdmCredentialPage = Page<"credentials", DdmCredentialJson>;
+
+/** DELETE /v1/ddm/assets/{id}, /v1/ddm/profiles/{id}, /v1/ddm/credentials/{name}. */
 export interface DdmFileRemoved {
   removed: string;
 }

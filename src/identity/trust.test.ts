@@ -168,3 +168,21 @@ test("a mesh of cross-signing attacker CAs in the extras does not blow up the se
   });
   assert.equal(child.status, 0, child.signal ? `killed by ${child.signal} (search did not finish)` : child.stderr);
 });
+
+test("refuseIssuer: a certificate of that CA is never an identity, even when its CA is trusted or anything is accepted", async () => {
+  const credentialCa = await createCa({ commonName: "Orchard Credential CA" });
+  const credential = await issueDeviceIdentity(credentialCa, { commonName: "wifi", keyPair: deviceKeys });
+  const open = DeviceTrust.any();
+  open.verify(credential.cert); // accepted (and cached) before the refusal: refuseIssuer forgets what was trusted
+  open.refuseIssuer(credentialCa.certPem);
+  const bothTrusted = new DeviceTrust([caA.certPem, credentialCa.certPem]);
+  bothTrusted.refuseIssuer(credentialCa.certPem);
+  for (const trust of [open, bothTrusted]) {
+    assert.throws(
+      () => trust.verify(credential.cert),
+      (err: unknown) => err instanceof IdentityError && err.reason === "untrusted" && /credential CA/.test(err.message),
+    );
+    assert.throws(() => trust.verify(credentialCa.cert), IdentityError, "nor the CA certificate itself");
+    trust.verify(deviceA.cert); // others still pass
+  }
+});

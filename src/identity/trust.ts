@@ -84,6 +84,7 @@ interface TrustedWindow {
  */
 export class DeviceTrust {
   readonly #anchors = new Map<string, CertInfo>(); // fingerprint -> CA-file certificate
+  readonly #refused: CertInfo[] = []; // CAs whose certificates are never device identities
   readonly #cache = new BoundedCache<TrustedWindow>(CACHE_MAX_ENTRIES);
   #open = false;
 
@@ -116,6 +117,16 @@ export class DeviceTrust {
   }
 
   /**
+   * Never accepts a certificate this CA issued, whatever else is trusted
+   * (--ca, --insecure-accept-any-device-cert): Orchard's credential CA, whose
+   * certificates are a device's Wi-Fi or VPN identity, never its MDM identity.
+   */
+  refuseIssuer(caPem: string): void {
+    this.#refused.push(describe(new X509Certificate(caPem)));
+    this.#cache.clear();
+  }
+
+  /**
    * Throws IdentityError ('expired', 'bad-certificate', 'untrusted') unless `cert`
    * chains to a CA-file certificate. `extraIntermediates` are untrusted helpers,
    * e.g. the other certificates of an Mdm-Signature.
@@ -127,6 +138,11 @@ export class DeviceTrust {
     if (hit !== undefined && t >= hit.validFrom) return;
 
     const leaf = describe(cert);
+    for (const ca of this.#refused) {
+      if (ca.fingerprint === fingerprint || issuedBy(leaf, ca)) {
+        throw new IdentityError("untrusted", "certificate was issued by Orchard's credential CA: a credential is never a device identity");
+      }
+    }
     if (!withinValidity(leaf, t)) throw new IdentityError("expired", "certificate is expired or not yet valid");
     if (this.#open) {
       this.#remember(fingerprint, [leaf], t);

@@ -248,7 +248,7 @@ function certDetail(cert: X509Certificate, requestType: string): EventDetail<"sc
 }
 
 /** The CertRep failure for an error, or undefined when it is not the request's fault. */
-function asFailure(err: unknown): ScepFailure | undefined {
+export function asFailure(err: unknown): ScepFailure | undefined {
   if (err instanceof ScepFailure) return err;
   if (err instanceof CmsError) {
     const failInfo: FailInfoName =

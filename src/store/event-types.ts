@@ -137,6 +137,19 @@ export const EVENT_CATALOGUE = {
     detail: detail<{ id: string; size: number; sha256: string; signed: boolean; payload_identifier: string; created: boolean }>(),
   },
   "ddm.profile.removed": { about: "a stored DDM profile was removed", detail: detail<{ id: string }>() },
+  "ddm.credential.stored": {
+    about: "a DDM credential template was stored",
+    detail: detail<{ name: string; kind: string; revision: string; created: boolean }>(),
+  },
+  "ddm.credential.removed": { about: "a DDM credential template was removed", detail: detail<{ name: string }>() },
+  "ddm.credential.issued": {
+    about: "the credential CA issued a device a DDM credential's certificate",
+    detail: detail<{ credential: string; subject: string; serial: string; fingerprint: string; not_after: string }>(),
+  },
+  "ddm.credential.refused": {
+    about: "the credential CA refused a request for a DDM credential's certificate",
+    detail: detail<{ reason: string; transaction_id: string; credential: string | null }>(),
+  },
   "ade.server_added": {
     about: "an ABM server was added (its key pair and certificate made)",
     detail: detail<{ server: string; cert_fingerprint: string }>(),

@@ -4,6 +4,7 @@ import { AdeStore } from "./ade.ts";
 import { AuditStore } from "./audit.ts";
 import { CommandStore } from "./commands.ts";
 import { DdmAssetStore, DdmProfileStore } from "./ddm-assets.ts";
+import { DdmCredentialStore } from "./ddm-credentials.ts";
 import { DdmStore } from "./ddm.ts";
 import { DdmStatusStore } from "./ddm-status.ts";
 import type { Database, Sql } from "./db.ts";
@@ -38,6 +39,7 @@ export class Store {
   readonly stats: StatsStore;
   readonly ddmAssets: DdmAssetStore;
   readonly ddmProfiles: DdmProfileStore;
+  readonly ddmCredentials: DdmCredentialStore;
   readonly ddm: DdmStore;
   readonly ddmStatus: DdmStatusStore;
   /** The webhook outbox; it writes nothing unless the Store was made withWebhookTopics. */
@@ -76,6 +78,7 @@ export class Store {
     this.stats = new StatsStore(db);
     this.ddmAssets = new DdmAssetStore(db);
     this.ddmProfiles = new DdmProfileStore(db);
+    this.ddmCredentials = new DdmCredentialStore(db);
     this.ddm = new DdmStore(db);
     this.ddmStatus = new DdmStatusStore(db);
     this.ade = new AdeStore(db);

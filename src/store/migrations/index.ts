@@ -14,6 +14,7 @@ import { devicePlatform } from "./014-device-platform.ts";
 import { ade } from "./015-ade.ts";
 import { softwareUpdates } from "./018-software-updates.ts";
 import { operators } from "./019-operators.ts";
+import { ddmCredentials } from "./020-ddm-credentials.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
@@ -39,6 +40,7 @@ export const migrations: readonly Migration[] = [
   ade,
   softwareUpdates,
   operators,
+  ddmCredentials,
 ];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
