@@ -8,6 +8,7 @@ import { DdmStatusStore } from "./ddm-status.ts";
 import type { Database, Sql } from "./db.ts";
 import { EnrollmentStore } from "./enrollments.ts";
 import { EventStore } from "./events.ts";
+import { InventoryStore } from "./inventory.ts";
 import { migrate } from "./migrate.ts";
 export { SchemaTooNew } from "./migrate.ts";
 import { PushStore } from "./push.ts";
@@ -40,6 +41,7 @@ export class Store {
   /** The webhook outbox; it writes nothing unless the Store was made withWebhookTopics. */
   readonly outbox: WebhookOutbox;
   readonly ade: AdeStore;
+  readonly inventory: InventoryStore;
 
   constructor(
     readonly db: Database,
@@ -71,6 +73,7 @@ export class Store {
     this.ddm = new DdmStore(db);
     this.ddmStatus = new DdmStatusStore(db);
     this.ade = new AdeStore(db);
+    this.inventory = new InventoryStore(db);
   }
 
   /**
@@ -147,9 +150,11 @@ export async function openStore(storage: string | undefined, dataDir: string, po
   }
   try {
     await migrate(db);
+    const store = new Store(db);
+    await store.inventory.fillVersionKeys();
+    return store;
   } catch (err) {
     await db.close();
     throw err;
   }
-  return new Store(db);
 }
