@@ -308,13 +308,16 @@ export class InventoryStore {
 }
 
 /**
- * A version as a sortable key: each leading number zero-padded to 5 digits
- * (15.2 -> 00015.00002, 9.3.1 -> 00009.00003.00001); undefined when the text
- * does not start with a number.
+ * A version as a sortable key: its first four numbers, each zero-padded to 5
+ * digits, missing ones 0 (15.2 -> 00015.00002.00000.00000: 15.2 and 15.2.0
+ * are one version); undefined when the text does not start with a number.
  */
 export function versionKey(version: string): string | undefined {
   const m = /^\d{1,5}(\.\d{1,5})*/.exec(version.trim());
-  return m ? m[0].split(".").map((n) => n.padStart(5, "0")).join(".") : undefined;
+  if (!m) return undefined;
+  const numbers = m[0].split(".").slice(0, 4);
+  while (numbers.length < 4) numbers.push("0");
+  return numbers.map((n) => n.padStart(5, "0")).join(".");
 }
 
 /** A version an operator may filter on: 1 to 4 numbers, dot-separated (15, 15.2, 15.2.1). */

@@ -14,9 +14,9 @@ export const inventory: Migration = {
 -- DeviceInformation or SecurityInfo result, a DDM status report). learned
 -- holds, per field, that message's kind and time as JSON
 -- ({"os_version":{"source":"ddm-status","at":1765000000000}}). A row is
--- written only when a value changes. os_version_key is os_version with each
--- number zero-padded (15.2 -> 00015.00002) so that "below 15.2" is an index
--- range.
+-- written only when a value changes. os_version_key is os_version's first
+-- four numbers zero-padded (15.2 -> 00015.00002.00000.00000), so that
+-- "below 15.2" is an index range.
 CREATE TABLE inventory (
   device_id TEXT PRIMARY KEY REFERENCES devices (id) ON DELETE CASCADE,
   serial_number TEXT,
