@@ -3,7 +3,13 @@ import { subscribedItems, type InventorySubscriptions } from "../core/inventory-
 import { BadRequest, NotFound } from "../errors.ts";
 import { PLATFORMS, type Platform } from "../protocol/platform.ts";
 import type { Store } from "../store/index.ts";
-import { INVENTORY_FIELD_NAMES, isFilterVersion, type InventoryFilter, type InventoryRecord } from "../store/inventory.ts";
+import {
+  INVENTORY_FIELD_NAMES,
+  isFilterVersion,
+  UPDATE_INSTALL_STATES,
+  type InventoryFilter,
+  type InventoryRecord,
+} from "../store/inventory.ts";
 import { nextCursor, pageSize } from "./request-helpers.ts";
 import type {
   InventoryDeviceJson,
@@ -24,9 +30,6 @@ export interface InventoryRouteOptions {
   store: Store;
   subscriptions: InventorySubscriptions;
 }
-
-/** Apple's softwareupdate.install-state values (declarative/status/softwareupdate.install-state.yaml). */
-export const UPDATE_INSTALL_STATES = ["none", "waiting", "downloading", "prepared", "installing", "failed"] as const;
 
 /** The list's query parameters; any other is refused (a misspelt filter must not list every device). */
 const LIST_PARAMETERS = [

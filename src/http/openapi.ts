@@ -9,6 +9,7 @@
 
 import { ERROR_CODES } from "../errors.ts";
 import { ddmOpenApi } from "./openapi-ddm.ts";
+import { inventoryOpenApi } from "./openapi-inventory.ts";
 import { VERSION } from "../version.ts";
 import { PLATFORMS } from "../protocol/platform.ts";
 
@@ -788,6 +789,8 @@ const paths: Record<string, Record<string, Operation>> = {
 
 /** Declarative Device Management's routes (KMFDDM's, and Orchard's set compliance). */
 const ddm = ddmOpenApi({ ref, object, param, op, ok, error, json });
+/** The device inventory and its status subscription (http/inventory-routes.ts). */
+const inventory = inventoryOpenApi({ ref, object, param, op, ok, error, json, paging: PAGING, notFound: NOT_FOUND });
 
 /** PUT /v1/enqueue/{ids} and POST /v1/enqueue answer alike (NanoMDM's APIResult). */
 function enqueueResponses(): Record<string, unknown> {
@@ -920,10 +923,10 @@ export const OPENAPI = {
   },
   jsonSchemaDialect: "https://spec.openapis.org/oas/3.1/dialect/base",
   security: [{ basic: [] }],
-  tags: ["enrollments", "commands", "events", "users", "push", "enrollment", "ddm", "ade", "meta"].map((name) => ({ name })),
-  paths: { ...paths, ...ddm.paths },
+  tags: ["enrollments", "commands", "events", "users", "push", "enrollment", "ddm", "inventory", "ade", "meta"].map((name) => ({ name })),
+  paths: { ...paths, ...ddm.paths, ...inventory.paths },
   components: {
-    schemas: { ...schemas, ...ddm.schemas },
+    schemas: { ...schemas, ...ddm.schemas, ...inventory.schemas },
     securitySchemes: {
       basic: { type: "http", scheme: "basic", description: "any user name; the API key as the password" },
       enrollmentToken: { type: "apiKey", in: "query", name: "token", description: "--enrollment-token, for a link opened on the device" },

@@ -12,6 +12,9 @@ import { chunks } from "./enrollments.ts";
 export const INVENTORY_SOURCES = ["authenticate", "device-information", "security-info", "ddm-status"] as const;
 export type InventorySource = (typeof INVENTORY_SOURCES)[number];
 
+/** Apple's softwareupdate.install-state values (declarative/status/softwareupdate.install-state.yaml). */
+export const UPDATE_INSTALL_STATES = ["none", "waiting", "downloading", "prepared", "installing", "failed"] as const;
+
 type Kind = "text" | "boolean" | "number" | "json";
 
 /**
