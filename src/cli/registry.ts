@@ -5,6 +5,7 @@ import { ddmCommand } from "./ddm.ts";
 import { enqueueCommand } from "./enqueue.ts";
 import { enrollmentCommand, enrollmentsCommand } from "./enrollments.ts";
 import { eventsCommand } from "./events.ts";
+import { inventoryCommand } from "./inventory.ts";
 import { pushCommand } from "./push.ts";
 import { profileCommand } from "./profile.ts";
 import { pushcertCommand } from "./pushcert.ts";
@@ -24,6 +25,7 @@ export const CLIENT_COMMANDS: readonly ClientCommand[] = [
   adeCommand,
   enrollmentsCommand,
   enrollmentCommand,
+  inventoryCommand,
   queueCommand,
   commandCommand,
   eventsCommand,
