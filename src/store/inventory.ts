@@ -106,6 +106,7 @@ export interface InventoryFilter {
   platform?: Platform;
   /** The model identifier (product_name, Mac14,2) or the model name (MacBook Pro). */
   model?: string;
+  /** This version, number by number (15.2 is 15.2.0). */
   osVersion?: string;
   /** Devices whose os_version is lower than this one, compared number by number. */
   osVersionBelow?: string;
@@ -137,8 +138,8 @@ const UPSERT_SQL = `INSERT INTO inventory (${ALL_COLUMNS}) VALUES (${ALL_COLUMNS
     .slice(1)
     .map((c) => `${c} = excluded.${c}`)
     .join(", ")}`;
-/** The list's query, for test/query-plans.test.ts (filters appended). */
-export const INVENTORY_LIST_SQL = `SELECT i.device_id, ${INVENTORY_FIELD_NAMES.map((f) => `i.${f}`).join(", ")}, i.learned, i.updated_at,
+/** Every column of a record, and the device channel's last request. */
+const INVENTORY_LIST_SQL = `SELECT i.device_id, ${INVENTORY_FIELD_NAMES.map((f) => `i.${f}`).join(", ")}, i.learned, i.updated_at,
   e.last_seen_at FROM inventory i LEFT JOIN enrollments e ON e.id = i.device_id`;
 
 type Row = Record<string, unknown> & { device_id: string; learned: string; updated_at: number | string; last_seen_at?: number | string | null };
@@ -201,27 +202,8 @@ export class InventoryStore {
 
   /** A page of records in device id order, after `filter.after`. */
   async list(filter: InventoryFilter): Promise<InventoryRecord[]> {
-    const where: string[] = [];
-    const params: Array<string | number> = [];
-    const add = (sql: string, ...p: Array<string | number>) => {
-      where.push(sql);
-      params.push(...p);
-    };
-    if (filter.platform !== undefined) add("i.platform = ?", filter.platform);
-    if (filter.model !== undefined) add("(i.product_name = ? OR i.model_name = ?)", filter.model, filter.model);
-    if (filter.osVersion !== undefined) add("i.os_version = ?", filter.osVersion);
-    if (filter.osVersionBelow !== undefined) add("i.os_version_key < ?", versionKey(filter.osVersionBelow)!);
-    if (filter.serialNumber !== undefined) add("i.serial_number = ?", filter.serialNumber);
-    if (filter.user !== undefined)
-      add("i.device_id IN (SELECT u.device_id FROM enrollments u WHERE u.user_short_name = ? OR u.user_id = ?)", filter.user, filter.user);
-    if (filter.lastSeenBefore !== undefined) add("(e.last_seen_at IS NULL OR e.last_seen_at < ?)", filter.lastSeenBefore);
-    if (filter.lastSeenAfter !== undefined) add("e.last_seen_at >= ?", filter.lastSeenAfter);
-    if (filter.updateInstallState !== undefined) add("i.update_install_state = ?", filter.updateInstallState);
-    if (filter.after !== undefined) add("i.device_id > ?", filter.after);
-    const rows = await this.db.all<Row>(
-      `${INVENTORY_LIST_SQL} ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY i.device_id LIMIT ?`,
-      [...params, filter.limit],
-    );
+    const q = inventoryListQuery(filter);
+    const rows = await this.db.all<Row>(q.sql, q.params);
     const users = await this.users(rows.map((r) => r.device_id));
     return rows.map((r) => toRecord(r, users.get(r.device_id) ?? []));
   }
@@ -308,6 +290,32 @@ export class InventoryStore {
     );
     return added > 0;
   }
+}
+
+/** The list's statement for a filter (exported for test/query-plans.test.ts): each filter is an indexed condition. */
+export function inventoryListQuery(filter: InventoryFilter): { sql: string; params: Array<string | number> } {
+  const where: string[] = [];
+  const params: Array<string | number> = [];
+  const add = (sql: string, ...p: Array<string | number>) => {
+    where.push(sql);
+    params.push(...p);
+  };
+  if (filter.platform !== undefined) add("i.platform = ?", filter.platform);
+  if (filter.model !== undefined) add("(i.product_name = ? OR i.model_name = ?)", filter.model, filter.model);
+  // By the key: 15.2 and 15.2.0 are one version.
+  if (filter.osVersion !== undefined) add("i.os_version_key = ?", versionKey(filter.osVersion) ?? "");
+  if (filter.osVersionBelow !== undefined) add("i.os_version_key < ?", versionKey(filter.osVersionBelow) ?? "");
+  if (filter.serialNumber !== undefined) add("i.serial_number = ?", filter.serialNumber);
+  if (filter.user !== undefined)
+    add("i.device_id IN (SELECT u.device_id FROM enrollments u WHERE u.user_short_name = ? OR u.user_id = ?)", filter.user, filter.user);
+  if (filter.lastSeenBefore !== undefined) add("(e.last_seen_at IS NULL OR e.last_seen_at < ?)", filter.lastSeenBefore);
+  if (filter.lastSeenAfter !== undefined) add("e.last_seen_at >= ?", filter.lastSeenAfter);
+  if (filter.updateInstallState !== undefined) add("i.update_install_state = ?", filter.updateInstallState);
+  if (filter.after !== undefined) add("i.device_id > ?", filter.after);
+  return {
+    sql: `${INVENTORY_LIST_SQL} ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY i.device_id LIMIT ?`,
+    params: [...params, filter.limit],
+  };
 }
 
 /**
