@@ -12,9 +12,31 @@ import { commandPlist, eventually, identity, RawDevice } from "./support/mdm.ts"
 import { forEachBackend } from "./support/postgres.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
-const MAC = { SerialNumber: "C02MAC00001", ProductName: "Mac14,2", ModelName: "MacBook Air", Model: "Mac14,2", OSVersion: "14.6", BuildVersion: "23G80", DeviceName: "Ada's Mac" };
-const MAC2 = { SerialNumber: "C02MAC00002", ProductName: "Mac15,3", ModelName: "MacBook Pro", OSVersion: "15.1", BuildVersion: "24B83", DeviceName: "Lab Mac" };
-const PHONE = { SerialNumber: "F2LPHONE0001", ProductName: "iPhone15,4", ModelName: "iPhone", OSVersion: "9.3.2", BuildVersion: "13F69", DeviceName: "Phone" };
+const MAC = {
+  SerialNumber: "C02MAC00001",
+  ProductName: "Mac14,2",
+  ModelName: "MacBook Air",
+  Model: "Mac14,2",
+  OSVersion: "14.6",
+  BuildVersion: "23G80",
+  DeviceName: "Ada's Mac",
+};
+const MAC2 = {
+  SerialNumber: "C02MAC00002",
+  ProductName: "Mac15,3",
+  ModelName: "MacBook Pro",
+  OSVersion: "15.1",
+  BuildVersion: "24B83",
+  DeviceName: "Lab Mac",
+};
+const PHONE = {
+  SerialNumber: "F2LPHONE0001",
+  ProductName: "iPhone15,4",
+  ModelName: "iPhone",
+  OSVersion: "9.3.2",
+  BuildVersion: "13F69",
+  DeviceName: "Phone",
+};
 const USER = { UserID: "INV-USER-GUID", UserShortName: "dana", UserLongName: "Dana Scully" };
 
 await forEachBackend("inventory", (backend) => {
@@ -87,7 +109,13 @@ await forEachBackend("inventory", (backend) => {
   test("a DeviceInformation result moves the fields it changes; the ones it repeats keep their source", async () => {
     const before = await record(mac);
     await answer(mac, "DeviceInformation", {
-      QueryResponses: { OSVersion: "14.7", BuildVersion: "23H124", DeviceName: "Ada's Mac", IsSupervised: true, AvailableDeviceCapacity: 120.5 },
+      QueryResponses: {
+        OSVersion: "14.7",
+        BuildVersion: "23H124",
+        DeviceName: "Ada's Mac",
+        IsSupervised: true,
+        AvailableDeviceCapacity: 120.5,
+      },
     });
     const r = await record(mac);
     assert.equal(r.fields.os_version.value, "14.7");
@@ -152,7 +180,11 @@ await forEachBackend("inventory", (backend) => {
     assert.equal((await status(mac, report)).status, 200);
     assert.equal((await record(mac)).updated_at, updatedAt, "a repeated report writes nothing");
 
-    const done = { StatusItems: { softwareupdate: { "install-state": "none", "failure-reason": { count: 0 } } }, Errors: [], FullReport: false };
+    const done = {
+      StatusItems: { softwareupdate: { "install-state": "none", "failure-reason": { count: 0 } } },
+      Errors: [],
+      FullReport: false,
+    };
     assert.equal((await status(mac, done)).status, 200);
     r = await record(mac);
     assert.equal(r.fields.update_install_state.value, "none");

@@ -7,7 +7,17 @@ import type {
   InventoryValueJson,
 } from "../http/wire.ts";
 import { ApiError, errorCode, errorReason } from "./api-client.ts";
-import { CliError, connect, parseCommand, positiveInt, printJson, runSubcommand, UsageError, type CliContext, type ClientCommand } from "./command.ts";
+import {
+  CliError,
+  connect,
+  parseCommand,
+  positiveInt,
+  printJson,
+  runSubcommand,
+  UsageError,
+  type CliContext,
+  type ClientCommand,
+} from "./command.ts";
 import { fetchPages, PAGE_OPTIONS } from "./paging.ts";
 import { formatTable, formatTime, printable, type Cell } from "./table.ts";
 
@@ -34,7 +44,14 @@ export const inventoryCommand: ClientCommand = {
     `inventory unsubscribe --platform ${PLATFORM_USAGE}`,
     `inventory subscriptions`,
   ],
-  run: (args, ctx) => runSubcommand(args, ctx, { list, show, subscribe: (a, c) => subscribe(a, c, true), unsubscribe: (a, c) => subscribe(a, c, false), subscriptions }),
+  run: (args, ctx) =>
+    runSubcommand(args, ctx, {
+      list,
+      show,
+      subscribe: (a, c) => subscribe(a, c, true),
+      unsubscribe: (a, c) => subscribe(a, c, false),
+      subscriptions,
+    }),
 };
 
 async function list(args: string[], ctx: CliContext): Promise<number> {
@@ -107,7 +124,8 @@ async function show(args: string[], ctx: CliContext): Promise<number> {
     return 0;
   }
   ctx.out(`device ${printable(r.device_id)}, last seen ${formatTime(r.last_seen_at)}\n`);
-  for (const u of r.users) ctx.out(`user ${printable(u.user_short_name ?? u.user_id ?? u.enrollment_id)} (${printable(u.enrollment_id)})\n`);
+  for (const u of r.users)
+    ctx.out(`user ${printable(u.user_short_name ?? u.user_id ?? u.enrollment_id)} (${printable(u.enrollment_id)})\n`);
   ctx.out(
     formatTable(
       ["FIELD", "VALUE", "SOURCE", "LEARNED"],
@@ -121,7 +139,10 @@ async function subscribe(args: string[], ctx: CliContext, add: boolean): Promise
   const { values, positionals } = parseCommand(args, { platform: { type: "string" } });
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
   if (values.platform === undefined) throw new UsageError(`give --platform ${PLATFORM_USAGE}`);
-  const res = await connect(values, ctx).request(add ? "PUT" : "DELETE", `/v1/inventory-subscriptions/${encodeURIComponent(values.platform)}`);
+  const res = await connect(values, ctx).request(
+    add ? "PUT" : "DELETE",
+    `/v1/inventory-subscriptions/${encodeURIComponent(values.platform)}`,
+  );
   if (res.status !== 200) throw new ApiError(errorReason(res), res.status, errorCode(res));
   const r = res.json as InventorySubscriptionResult;
   if (values.json) {
@@ -161,7 +182,8 @@ function moment(v: string | undefined, flag: string): string | undefined {
   if (v === undefined) return undefined;
   const ms = durationMs(v);
   if (ms !== undefined) return new Date(Date.now() - ms).toISOString();
-  if (!/^\d{4}-\d{2}-\d{2}T/.test(v)) throw new UsageError(`${flag} must be an RFC 3339 time (2026-12-03T12:00:00Z) or a duration ago (30d)`);
+  if (!/^\d{4}-\d{2}-\d{2}T/.test(v))
+    throw new UsageError(`${flag} must be an RFC 3339 time (2026-12-03T12:00:00Z) or a duration ago (30d)`);
   return v;
 }
 

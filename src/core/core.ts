@@ -93,7 +93,11 @@ export class CoreService implements MdmService {
           ? await store.transaction(async (tx) => {
               const o = await record(tx);
               // Only the answer to a command of that type that was queued for this channel.
-              if (inventory && o === "recorded" && (await tx.commands.command(report.commandUuid!))?.requestType === inventory.requestType) {
+              if (
+                inventory &&
+                o === "recorded" &&
+                (await tx.commands.command(report.commandUuid!))?.requestType === inventory.requestType
+              ) {
                 await tx.inventory.learn(report.channel.deviceId, inventory.values, inventory.source, req.now);
               }
               await recordReport(tx, req, report);

@@ -72,7 +72,8 @@ export class DdmService {
     const outcome = await this.store.transaction(async (tx) => {
       const outcome = await tx.ddmStatus.record(id, report, msg.data!.toString("utf8"), statusId, req.now);
       // The device channel's status items are the device's (a user channel's are its user's).
-      if (!msg.channel.isUserChannel) await tx.inventory.learn(msg.channel.deviceId, fromStatusValues(report.values), "ddm-status", req.now);
+      if (!msg.channel.isUserChannel)
+        await tx.inventory.learn(msg.channel.deviceId, fromStatusValues(report.values), "ddm-status", req.now);
       for (const c of outcome.changes) {
         const d = c.now;
         await tx.events.add(

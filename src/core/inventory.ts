@@ -180,7 +180,10 @@ function unflatten(values: ReadonlyArray<{ path: string; value: unknown }>, item
     let node = out as Record<string, unknown>;
     for (const key of keys.slice(0, -1)) {
       const next = node[key];
-      node = typeof next === "object" && next !== null && !Array.isArray(next) ? (next as Record<string, unknown>) : (node[key] = Object.create(null));
+      node =
+        typeof next === "object" && next !== null && !Array.isArray(next)
+          ? (next as Record<string, unknown>)
+          : (node[key] = Object.create(null));
     }
     node[keys.at(-1)!] = value;
   }

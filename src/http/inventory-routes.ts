@@ -66,17 +66,26 @@ export function registerInventoryRoutes(app: FastifyInstance, o: InventoryRouteO
       const learned = r.learned[f];
       fields[f] = { value: value as InventoryValueJson, source: learned?.source ?? null, learned_at: timeOrNull(learned?.at) };
     }
-    return { device_id: r.deviceId, fields, users: r.users.map(userJson), last_seen_at: timeOrNull(r.lastSeenAt), updated_at: time(r.updatedAt) };
+    return {
+      device_id: r.deviceId,
+      fields,
+      users: r.users.map(userJson),
+      last_seen_at: timeOrNull(r.lastSeenAt),
+      updated_at: time(r.updatedAt),
+    };
   });
 
-  app.get("/v1/inventory-subscriptions", async (): Promise<InventorySubscriptionList> => ({
-    subscriptions: (await subscriptions.list()).map((s) => ({
-      platform: s.platform,
-      set: s.setName,
-      status_items: subscribedItems(s.platform),
-      created_at: time(s.createdAt),
-    })),
-  }));
+  app.get(
+    "/v1/inventory-subscriptions",
+    async (): Promise<InventorySubscriptionList> => ({
+      subscriptions: (await subscriptions.list()).map((s) => ({
+        platform: s.platform,
+        set: s.setName,
+        status_items: subscribedItems(s.platform),
+        created_at: time(s.createdAt),
+      })),
+    }),
+  );
 
   for (const [method, add] of [
     ["PUT", true],
@@ -130,7 +139,8 @@ function listFilter(q: Record<string, string>): Omit<InventoryFilter, "limit"> {
 }
 
 function platformOf(value: string, what: string): Platform {
-  if (!(PLATFORMS as readonly string[]).includes(value)) throw new BadRequest(`${what} must be one of ${PLATFORMS.join(", ")}`, "invalid_parameter");
+  if (!(PLATFORMS as readonly string[]).includes(value))
+    throw new BadRequest(`${what} must be one of ${PLATFORMS.join(", ")}`, "invalid_parameter");
   return value as Platform;
 }
 

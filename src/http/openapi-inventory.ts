@@ -20,9 +20,10 @@ const KIND_SCHEMA: Record<string, Schema> = {
 };
 const orNull = (s: Schema): Schema => ({ anyOf: [s, { type: "null" }] });
 
-export function inventoryOpenApi(
-  b: OpenApiBuilders & { paging: unknown[]; notFound: Record<string, unknown> },
-): { schemas: Record<string, Schema>; paths: Record<string, Record<string, unknown>> } {
+export function inventoryOpenApi(b: OpenApiBuilders & { paging: unknown[]; notFound: Record<string, unknown> }): {
+  schemas: Record<string, Schema>;
+  paths: Record<string, Record<string, unknown>>;
+} {
   const { ref, object, param, op, ok, paging, notFound } = b;
   const fields = Object.entries(INVENTORY_FIELDS);
   const PLATFORM = param("platform", "path", "the platform", platform);

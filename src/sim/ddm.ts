@@ -275,7 +275,7 @@ function putItem(items: Record<string, unknown>, name: string, value: unknown): 
   let node = items;
   for (const key of keys.slice(0, -1)) {
     const next = node[key];
-    node = isObject(next) ? next : (node[key] = {}) as Record<string, unknown>;
+    node = isObject(next) ? next : ((node[key] = {}) as Record<string, unknown>);
   }
   node[keys.at(-1)!] = value;
 }

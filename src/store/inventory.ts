@@ -142,7 +142,12 @@ const UPSERT_SQL = `INSERT INTO inventory (${ALL_COLUMNS}) VALUES (${ALL_COLUMNS
 const INVENTORY_LIST_SQL = `SELECT i.device_id, ${INVENTORY_FIELD_NAMES.map((f) => `i.${f}`).join(", ")}, i.learned, i.updated_at,
   e.last_seen_at FROM inventory i LEFT JOIN enrollments e ON e.id = i.device_id`;
 
-type Row = Record<string, unknown> & { device_id: string; learned: string; updated_at: number | string; last_seen_at?: number | string | null };
+type Row = Record<string, unknown> & {
+  device_id: string;
+  learned: string;
+  updated_at: number | string;
+  last_seen_at?: number | string | null;
+};
 
 export class InventoryStore {
   constructor(private readonly db: Database) {}

@@ -1,7 +1,18 @@
 import type { Migration } from "./index.ts";
 
 /** What a device enrolled before the inventory brings to it: its Authenticate facts (devices columns of the same names). */
-const AUTHENTICATE_COLUMNS = ["serial_number", "platform", "product_name", "model", "model_name", "device_name", "os_version", "build_version", "imei", "meid"];
+const AUTHENTICATE_COLUMNS = [
+  "serial_number",
+  "platform",
+  "product_name",
+  "model",
+  "model_name",
+  "device_name",
+  "os_version",
+  "build_version",
+  "imei",
+  "meid",
+];
 /** Each of them learned from Authenticate, at the device's authenticated_at, as the learned JSON. */
 const learnedFromAuthenticate = `'{' || ${AUTHENTICATE_COLUMNS.map((c) => `'"${c}":{"source":"authenticate","at":' || authenticated_at || '}'`).join(" || ',' || ")} || '}'`;
 
