@@ -5,11 +5,16 @@
 // the built-in status subscription, assigned per platform now and at
 // enrollment, and taken away again.
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { after, before, test } from "node:test";
+import { openStore } from "../src/store/index.ts";
+import { forDialect, migrations } from "../src/store/migrations/index.ts";
 import { parsePlistDict, type PlistDict } from "../src/plist/index.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { commandPlist, eventually, identity, RawDevice } from "./support/mdm.ts";
-import { forEachBackend } from "./support/postgres.ts";
+import { createTestDatabase, forEachBackend } from "./support/postgres.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 const MAC = {
@@ -90,6 +95,53 @@ await forEachBackend("inventory", (backend) => {
       Data: Buffer.from(JSON.stringify(report)),
       ...(user ? USER : {}),
     });
+
+  test("a store made before the inventory gets a record per device from its Authenticate facts", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-inventory-migration-"));
+    const database = backend === "postgres" ? await createTestDatabase() : undefined;
+    const url = database?.url ?? `sqlite:${path.join(dir, "orchard.db")}`;
+    try {
+      // The schema as it was before migration 17, with a device in it.
+      const before = await openStore(url, dir);
+      await before.db.exec(
+        forDialect(
+          "DROP TABLE inventory; DROP TABLE inventory_subscriptions; DROP INDEX enrollments_user_short_name; DROP INDEX enrollments_user_id;",
+          before.db.dialect,
+        ),
+      );
+      await before.db.run("DELETE FROM schema_migrations WHERE version = 17");
+      await before.db.run(
+        `INSERT INTO devices (id, serial_number, product_name, platform, model_name, os_version, build_version, cert_fingerprint,
+           authenticated_at, created_at) VALUES ('OLD-MAC', 'C02OLD', 'Mac14,2', 'macOS', 'MacBook Air', '13.6.1', '22G313', 'fp', 1700000000000, 1700000000000)`,
+      );
+      await before.close();
+      assert.ok(migrations.some((m) => m.version === 17));
+      const after = await openStore(url, dir);
+      try {
+        const r = await after.inventory.get("OLD-MAC");
+        assert.ok(r);
+        assert.deepEqual(r.values, {
+          serial_number: "C02OLD",
+          platform: "macOS",
+          product_name: "Mac14,2",
+          model_name: "MacBook Air",
+          os_version: "13.6.1",
+          build_version: "22G313",
+        });
+        assert.deepEqual(r.learned.os_version, { source: "authenticate", at: 1700000000000 });
+        // The version key was filled when the store opened: the device is found below 14.
+        assert.deepEqual(
+          (await after.inventory.list({ osVersionBelow: "14", limit: 10 })).map((d) => d.deviceId),
+          ["OLD-MAC"],
+        );
+      } finally {
+        await after.close();
+      }
+    } finally {
+      await database?.drop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   test("Authenticate fills the record: each field from authenticate, at the time it came", async () => {
     const r = await record(mac);
