@@ -29,6 +29,8 @@ import { trustedProxy } from "./http/trusted-proxy.ts";
 import { declarationFileHooks, resolveDeclaration, type Declaration, type DeviceUrls } from "./core/ddm-assets.ts";
 import { validateDeclaration } from "./declarations/index.ts";
 import { registerDdmRoutes } from "./http/ddm-routes.ts";
+import { registerInventoryRoutes } from "./http/inventory-routes.ts";
+import { InventorySubscriptions } from "./core/inventory-subscription.ts";
 import { startPush } from "./push/index.ts";
 import { loadOrCreateSecretKey, SecretBox, SecretKeyMismatch } from "./push/secret-box.ts";
 import { AdeService } from "./ade/service.ts";
@@ -261,6 +263,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
           hooks: declarationFileHooks(store, ddmAdmin),
         }),
       (api) => registerDdmRoutes(api, { store, admin: ddmAdmin }),
+      (api) => registerInventoryRoutes(api, { store, subscriptions: new InventorySubscriptions(store, ddmAdmin) }),
       (api) =>
         registerWebhookRoutes(api, {
           store,

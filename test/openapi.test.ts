@@ -304,4 +304,28 @@ await forEachBackend("real answers match the OpenAPI document", (backend) => {
     await noBody("DELETE", `/v1/enrollment-sets-all/${device.udid}`, "/v1/enrollment-sets-all/{id}", 304);
     await noBody("DELETE", "/v1/declarations/com.example.openapi", "/v1/declarations/{id}", 204);
   });
+
+  test("inventory", async () => {
+    const report = {
+      StatusItems: {
+        softwareupdate: { "install-state": "none", "failure-reason": { count: 0 }, "install-reason": { reason: ["manual"] } },
+        management: { "client-capabilities": { "supported-versions": ["1.0.0"] } },
+      },
+      Errors: [],
+    };
+    const status = await device.checkin("DeclarativeManagement", { Endpoint: "status", Data: Buffer.from(JSON.stringify(report)) });
+    assert.equal(status.status, 200, status.text);
+    const page = await server.api("GET", "/v1/inventory?limit=1");
+    assertDocumented("GET", "/v1/inventory", page);
+    assert.equal(page.json.devices[0].update_install_state, "none");
+    assertDocumented("GET", "/v1/inventory", await server.api("GET", "/v1/inventory?os_version_below=x"));
+    const record = await server.api("GET", `/v1/inventory/${device.udid}`);
+    assertDocumented("GET", "/v1/inventory/{device_id}", record);
+    assert.deepEqual(record.json.fields.update_install_reason.value, { reason: ["manual"] });
+    assertDocumented("GET", "/v1/inventory/{device_id}", await server.api("GET", "/v1/inventory/NOPE"));
+    assertDocumented("PUT", "/v1/inventory-subscriptions/{platform}", await server.api("PUT", "/v1/inventory-subscriptions/iOS"));
+    assertDocumented("PUT", "/v1/inventory-subscriptions/{platform}", await server.api("PUT", "/v1/inventory-subscriptions/Amiga"));
+    assertDocumented("GET", "/v1/inventory-subscriptions", await server.api("GET", "/v1/inventory-subscriptions"));
+    assertDocumented("DELETE", "/v1/inventory-subscriptions/{platform}", await server.api("DELETE", "/v1/inventory-subscriptions/iOS"));
+  });
 });

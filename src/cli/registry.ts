@@ -6,6 +6,7 @@ import { enqueueCommand } from "./enqueue.ts";
 import { enrollmentCommand, enrollmentsCommand } from "./enrollments.ts";
 import { eventsCommand } from "./events.ts";
 import { auditCommand, operatorsCommand, tokensCommand } from "./operators.ts";
+import { inventoryCommand } from "./inventory.ts";
 import { pushCommand } from "./push.ts";
 import { profileCommand } from "./profile.ts";
 import { pushcertCommand } from "./pushcert.ts";
@@ -26,6 +27,7 @@ export const CLIENT_COMMANDS: readonly ClientCommand[] = [
   adeCommand,
   enrollmentsCommand,
   enrollmentCommand,
+  inventoryCommand,
   queueCommand,
   commandCommand,
   eventsCommand,

@@ -17,6 +17,7 @@ import type { DeclarativeManagement } from "./declarative.ts";
 import type { DdmService } from "./ddm.ts";
 import type { Coalescer } from "./coalesce.ts";
 import type { CheckinReply, MdmRequest, MdmService } from "./service.ts";
+import { fromAuthenticate, fromCommandResult } from "./inventory.ts";
 import { recordCheckin, recordReport } from "./webhook.ts";
 
 /** Answers GetToken for one TokenServiceType with the TokenData bytes. */
@@ -84,14 +85,25 @@ export class CoreService implements MdmService {
     const store = this.o.store;
     if (report.status !== "Idle") {
       const record = (s: Store) => s.commands.report(id, report.commandUuid!, report.status as ResultStatus, report.raw, req.now);
-      // The result and its webhook event commit together; without the webhook, one statement needs no transaction.
-      const outcome = store.outbox.wants("mdm.Connect")
-        ? await store.transaction(async (tx) => {
-            const o = await record(tx);
-            await recordReport(tx, req, report);
-            return o;
-          })
-        : await record(store);
+      // A DeviceInformation or SecurityInfo result also updates the device's inventory (a look at the result's keys).
+      const inventory = report.status === "Acknowledged" ? fromCommandResult(report.body) : undefined;
+      // The result, its inventory fields and its webhook event commit together; else one statement needs no transaction.
+      const outcome =
+        store.outbox.wants("mdm.Connect") || inventory
+          ? await store.transaction(async (tx) => {
+              const o = await record(tx);
+              // Only the answer to a command of that type that was queued for this channel.
+              if (
+                inventory &&
+                o === "recorded" &&
+                (await tx.commands.command(report.commandUuid!))?.requestType === inventory.requestType
+              ) {
+                await tx.inventory.learn(report.channel.deviceId, inventory.values, inventory.source, req.now);
+              }
+              await recordReport(tx, req, report);
+              return o;
+            })
+          : await record(store);
       if (outcome !== "recorded") {
         req.log.info({ enrollmentId: id, commandUuid: report.commandUuid, status: report.status, outcome }, "report for no active command");
       } else {
@@ -131,6 +143,7 @@ export class CoreService implements MdmService {
       });
       // Another request re-bound the device between the policy's decision and this write: nothing was written.
       if (!bound) throw new Forbidden("the device's identity binding changed meanwhile: send Authenticate again");
+      await tx.inventory.learn(deviceId, fromAuthenticate(msg), "authenticate", req.now);
       await tx.events.add({ type: "device.authenticated", enrollmentId: deviceId, detail: { serial_number: msg.serialNumber } }, req.now);
       if (req.rebound) await tx.events.add({ type: "enrollment.rebound", enrollmentId: deviceId, detail: req.rebound }, req.now);
       if (bound.discarded.length > 0) {
@@ -182,8 +195,12 @@ export class CoreService implements MdmService {
       }
       if (count === 1) {
         await tx.events.add({ type: "enrollment.enrolled", enrollmentId: channel.id, detail: { type: channel.type } }, req.now);
-        // Sets assigned to this id before it enrolled: its first sync, due with the enrollment itself.
-        if (this.o.ddm && !this.o.declarative) await tx.ddm.dueIfAssigned(channel.id, req.now);
+        if (this.o.ddm && !this.o.declarative) {
+          // A device of a platform subscribed to the inventory's status items gets that set (core/inventory-subscription.ts).
+          if (!channel.isUserChannel) await tx.inventory.assignOnEnrollment(channel.id, channel.deviceId, req.now);
+          // Sets assigned to this id before it enrolled: its first sync, due with the enrollment itself.
+          await tx.ddm.dueIfAssigned(channel.id, req.now);
+        }
       }
       await recordCheckin(tx, req, msg, count);
       return count;

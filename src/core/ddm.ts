@@ -5,6 +5,7 @@ import { decodeStatusReport, parseEndpoint, type DdmEndpoint, type StatusReport 
 import { tokensResponse } from "../protocol/ddm-tokens.ts";
 import { MAX_CHANNEL_STATUS_VALUES } from "../store/ddm-status.ts";
 import type { Store } from "../store/index.ts";
+import { fromStatusValues } from "./inventory.ts";
 import type { CheckinReply, MdmRequest } from "./service.ts";
 
 const JSON_TYPE = "application/json";
@@ -78,6 +79,9 @@ export class DdmService {
     const statusId = randomBytes(8).toString("hex");
     const outcome = await this.store.transaction(async (tx) => {
       const outcome = await tx.ddmStatus.record(id, report, msg.data!.toString("utf8"), statusId, req.now);
+      // The device channel's status items are the device's (a user channel's are its user's).
+      if (!msg.channel.isUserChannel)
+        await tx.inventory.learn(msg.channel.deviceId, fromStatusValues(report.values), "ddm-status", req.now);
       for (const c of outcome.changes) {
         const d = c.now;
         await tx.events.add(

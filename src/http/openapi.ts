@@ -11,6 +11,7 @@ import { ERROR_CODES } from "../errors.ts";
 import { ddmOpenApi } from "./openapi-ddm.ts";
 import { updatesOpenApi } from "./openapi-updates.ts";
 import { operatorsOpenApi } from "./openapi-operators.ts";
+import { inventoryOpenApi } from "./openapi-inventory.ts";
 import { VERSION } from "../version.ts";
 import { PLATFORMS } from "../protocol/platform.ts";
 
@@ -891,6 +892,8 @@ const ddm = ddmOpenApi({ ref, object, param, op, ok, error, json });
 /** OS updates through DDM (docs/software-updates.md). */
 const updates = updatesOpenApi({ ref, object, param, op, ok, error, json });
 const operators = operatorsOpenApi({ ref, object, param, op, ok, error, json, time, nullableTime, paging: PAGING });
+/** The device inventory and its status subscription (http/inventory-routes.ts). */
+const inventory = inventoryOpenApi({ ref, object, param, op, ok, error, json, paging: PAGING, notFound: NOT_FOUND });
 
 /** PUT /v1/enqueue/{ids} and POST /v1/enqueue answer alike (NanoMDM's APIResult). */
 function enqueueResponses(): Record<string, unknown> {
@@ -1023,12 +1026,12 @@ export const OPENAPI = {
   },
   jsonSchemaDialect: "https://spec.openapis.org/oas/3.1/dialect/base",
   security: [{ basic: [] }, { bearer: [] }, { session: [] }],
-  tags: ["enrollments", "commands", "events", "users", "push", "enrollment", "ddm", "updates", "ade", "operators", "meta"].map((name) => ({
-    name,
-  })),
-  paths: { ...paths, ...ddm.paths, ...updates.paths, ...operators.paths },
+  tags: ["enrollments", "commands", "events", "users", "push", "enrollment", "ddm", "inventory", "updates", "ade", "operators", "meta"].map(
+    (name) => ({ name }),
+  ),
+  paths: { ...paths, ...ddm.paths, ...inventory.paths, ...updates.paths, ...operators.paths },
   components: {
-    schemas: { ...schemas, ...ddm.schemas, ...updates.schemas, ...operators.schemas },
+    schemas: { ...schemas, ...ddm.schemas, ...inventory.schemas, ...updates.schemas, ...operators.schemas },
     securitySchemes: {
       basic: {
         type: "http",

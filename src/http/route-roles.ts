@@ -121,6 +121,12 @@ export const ROUTE_ROLES: Readonly<Record<string, RouteRule>> = {
   "DELETE /v1/ade/servers/:name/profiles/:profile": op("ade.profile_remove"),
   "POST /v1/ade/servers/:name/profiles/:profile/assign": op("ade.profile_assign"),
   "POST /v1/ade/servers/:name/sync": op("ade.sync"),
+  // The device inventory
+  "GET /v1/inventory": read,
+  "GET /v1/inventory/:device_id": read,
+  "GET /v1/inventory-subscriptions": read,
+  "PUT /v1/inventory-subscriptions/:platform": op("inventory.subscribe"),
+  "DELETE /v1/inventory-subscriptions/:platform": op("inventory.unsubscribe"),
   // OS updates through DDM
   "GET /v1/updates/feed": read,
   "POST /v1/updates/feed/refresh": op("updates.feed_refresh"),

@@ -17,6 +17,7 @@ import type { UserSessionState } from "../store/user-sessions.ts";
 import type { EnrollmentType } from "../protocol/enrollment.ts";
 import type { Platform } from "../protocol/platform.ts";
 import type { AdeSyncDetail } from "../store/event-types.ts";
+import type { InventoryField, InventorySource } from "../store/inventory.ts";
 
 export type { ErrorCode } from "../errors.ts";
 export type * from "./wire-operators.ts";
@@ -541,3 +542,65 @@ export interface UpdateDeviceJson {
 }
 
 export type UpdateDevicePage = Page<"devices", UpdateDeviceJson>;
+// --- Inventory -------------------------------------------------------------
+
+/** A user of a device: one of its user channels. */
+export interface InventoryUserJson {
+  enrollment_id: string;
+  user_id: string | null;
+  user_short_name: string | null;
+  user_long_name: string | null;
+}
+
+/** A field's value: text, a boolean, a number, or (client_capabilities, update_install_reason) the item's JSON. */
+export type InventoryValueJson = string | number | boolean | Record<string, unknown> | unknown[];
+
+/** GET /v1/inventory (in a page): every field, null when not known. */
+export type InventoryDeviceJson = { device_id: string } & { [F in InventoryField]: InventoryValueJson | null } & {
+  users: InventoryUserJson[];
+  last_seen_at: Time | null;
+  updated_at: Time;
+};
+
+export type InventoryPage = Page<"devices", InventoryDeviceJson>;
+
+/** One field of a device's full record: its value, and where and when it was learned. */
+export interface InventoryFieldJson {
+  value: InventoryValueJson;
+  /** The message it came from: authenticate, device-information, security-info or ddm-status. */
+  source: InventorySource | null;
+  learned_at: Time | null;
+}
+
+/** GET /v1/inventory/{device_id}: the known fields, each with its source and time. */
+export interface InventoryRecordJson {
+  device_id: string;
+  fields: Partial<Record<InventoryField, InventoryFieldJson>>;
+  users: InventoryUserJson[];
+  last_seen_at: Time | null;
+  updated_at: Time;
+}
+
+/** GET /v1/inventory-subscriptions (in a list). */
+export interface InventorySubscriptionJson {
+  platform: Platform;
+  set: string;
+  status_items: string[];
+  created_at: Time;
+}
+
+export interface InventorySubscriptionList {
+  subscriptions: InventorySubscriptionJson[];
+}
+
+/** PUT or DELETE /v1/inventory-subscriptions/{platform}. */
+export interface InventorySubscriptionResult {
+  platform: Platform;
+  set: string;
+  /** The subscription was made (PUT) or ended (DELETE) now; false when it already was. */
+  changed: boolean;
+  /** Device channels the set was assigned to (or taken from) now. */
+  enrollments: number;
+  /** Of those, the ones whose sets changed (each syncs). */
+  assigned: number;
+}

@@ -16,6 +16,10 @@
 // each advanceUpdate() moves it on (installing, then the new OS version, or
 // failed when the channel was told to fail), reported in a status report as
 // a device reports a change of the items it is subscribed to.
+// A device channel with an active status-subscriptions configuration
+// (com.apple.configuration.management.status-subscriptions) also reports
+// the status items it names: all of them in the report after the
+// subscription changed and in full reports, as a device does.
 
 /** Sends one DeclarativeManagement check-in on the channel: Endpoint, and Data when given. */
 export type DdmSend = (endpoint: string, data?: Buffer) => Promise<{ status: number; body: Buffer }>;
@@ -78,6 +82,8 @@ export class DdmChannel {
   readonly installed = new Map<string, InstalledDeclaration>();
   /** Syncs finished. */
   syncs = 0;
+  /** The status items reported since the subscription last changed (a newly subscribed one is reported once). */
+  private reportedItems = new Set<string>();
 
   /** The OS update under way (device channels only). */
   update: SimUpdate | undefined;
@@ -162,16 +168,31 @@ export class DdmChannel {
     const arrays: Record<string, unknown[]> = { activations: [], configurations: [], assets: [], management: [] };
     for (const d of declarations) arrays[ARRAYS.find(([, k]) => k === d.kind)![2]]!.push(this.statusOf(d));
     const items: Record<string, unknown> = { management: { declarations: arrays } };
-    if (full && this.device) {
-      const f = this.device;
-      items.device = {
-        identifier: { "serial-number": f.serialNumber, udid: f.udid },
-        model: { family: f.family === "macOS" ? "Mac" : "iPhone", identifier: f.model, "marketing-name": f.modelName },
-        "operating-system": { family: f.family, version: f.osVersion, "build-version": f.buildVersion },
-      };
+    if (this.device) {
+      const values = deviceStatus(this.device);
+      // The update state is the one under way (followEnforcement), not a fixed "none".
+      const update = this.updateItems().softwareupdate as Record<string, unknown>;
+      for (const [key, value] of Object.entries(update)) values.set(`softwareupdate.${key}`, value);
+      const subscribed = this.subscribedItems();
+      const names = new Set(full ? FULL_REPORT_ITEMS : []);
+      for (const name of subscribed) if (full || !this.reportedItems.has(name)) names.add(name);
+      this.reportedItems = new Set(subscribed);
+      for (const name of names) if (values.has(name)) putItem(items, name, values.get(name));
     }
     if (full && this.device) Object.assign(items, this.updateItems());
     return { StatusItems: items, Errors: [], FullReport: full };
+  }
+
+  /** The status items named by the channel's active status-subscriptions configurations. */
+  private subscribedItems(): string[] {
+    const names = new Set<string>();
+    for (const d of this.installed.values()) {
+      if (d.type !== STATUS_SUBSCRIPTIONS || !this.activated(d.identifier)) continue;
+      const list = d.payload.StatusItems;
+      if (!Array.isArray(list)) continue;
+      for (const item of list) if (isObject(item) && typeof item.Name === "string") names.add(item.Name);
+    }
+    return [...names].sort();
   }
 
   /**
@@ -299,6 +320,63 @@ export class DdmChannel {
     }
     return false;
   }
+}
+
+const STATUS_SUBSCRIPTIONS = "com.apple.configuration.management.status-subscriptions";
+
+/** Reported in every full report of a device channel, subscribed or not. */
+const FULL_REPORT_ITEMS = [
+  "device.identifier.serial-number",
+  "device.identifier.udid",
+  "device.model.family",
+  "device.model.identifier",
+  "device.model.marketing-name",
+  "device.operating-system.family",
+  "device.operating-system.version",
+  "device.operating-system.build-version",
+];
+
+/**
+ * What a simulated device reports for each status item it knows (Apple's
+ * declarative/status): its facts, an up-to-date software update state, a
+ * FileVault (Mac) or passcode (iPhone) that is on, its protocol capabilities
+ * (the softwareupdate state under way comes from the channel: updateItems).
+ */
+function deviceStatus(f: DdmDeviceFacts): Map<string, unknown> {
+  const mac = f.family === "macOS";
+  const values = new Map<string, unknown>([
+    ["device.identifier.serial-number", f.serialNumber],
+    ["device.identifier.udid", f.udid],
+    ["device.model.family", mac ? "Mac" : "iPhone"],
+    ["device.model.identifier", f.model],
+    ["device.model.marketing-name", f.modelName],
+    ["device.operating-system.family", f.family],
+    ["device.operating-system.version", f.osVersion],
+    ["device.operating-system.build-version", f.buildVersion],
+    ["device.operating-system.marketing-name", mac ? "macOS" : "iOS"],
+    ["device.operating-system.supplemental.build-version", f.buildVersion],
+    ["device.operating-system.supplemental.extra-version", ""],
+    ["softwareupdate.install-reason", { reason: [] }],
+    ["softwareupdate.beta-enrollment", ""],
+    ["management.client-capabilities", { "supported-versions": ["1.0.0"], "supported-features": {} }],
+  ]);
+  if (mac) values.set("diskmanagement.filevault.enabled", true);
+  else {
+    values.set("passcode.is-present", true);
+    values.set("passcode.is-compliant", true);
+  }
+  return values;
+}
+
+/** Puts a status item's value at its place in StatusItems (device.operating-system.version: device → operating-system → version). */
+function putItem(items: Record<string, unknown>, name: string, value: unknown): void {
+  const keys = name.split(".");
+  let node = items;
+  for (const key of keys.slice(0, -1)) {
+    const next = node[key];
+    node = isObject(next) ? next : ((node[key] = {}) as Record<string, unknown>);
+  }
+  node[keys.at(-1)!] = value;
 }
 
 async function call(send: DdmSend, endpoint: string): Promise<unknown> {

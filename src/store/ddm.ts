@@ -322,6 +322,15 @@ export class DdmStore {
     return rows.map((r) => r.id);
   }
 
+  /** The channels holding a set, in id order after `after`: one page. */
+  async setHolders(set: string, after: string, limit: number): Promise<string[]> {
+    const rows = await this.db.all<{ enrollment_id: string }>(
+      "SELECT enrollment_id FROM ddm_enrollment_sets WHERE set_name = ? AND enrollment_id > ? ORDER BY enrollment_id LIMIT ?",
+      [set, after, limit],
+    );
+    return rows.map((r) => r.enrollment_id);
+  }
+
   // ---- syncs
 
   /** Makes channels due for a sync: by id, by set, and through sets by declaration. Returns how many rows it added. */

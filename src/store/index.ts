@@ -10,6 +10,7 @@ import { DdmStatusStore } from "./ddm-status.ts";
 import type { Database, Sql } from "./db.ts";
 import { EnrollmentStore } from "./enrollments.ts";
 import { EventStore } from "./events.ts";
+import { InventoryStore } from "./inventory.ts";
 import { migrate } from "./migrate.ts";
 export { SchemaTooNew } from "./migrate.ts";
 import { OperatorStore } from "./operators.ts";
@@ -50,6 +51,7 @@ export class Store {
   /** Operator accounts, personal API tokens, browser sessions. */
   readonly operators: OperatorStore;
   readonly audit: AuditStore;
+  readonly inventory: InventoryStore;
 
   constructor(
     readonly db: Database,
@@ -85,6 +87,7 @@ export class Store {
     this.softwareUpdates = new SoftwareUpdateStore(db);
     this.operators = new OperatorStore(db);
     this.audit = new AuditStore(db);
+    this.inventory = new InventoryStore(db);
   }
 
   /**
@@ -161,9 +164,11 @@ export async function openStore(storage: string | undefined, dataDir: string, po
   }
   try {
     await migrate(db);
+    const store = new Store(db);
+    await store.inventory.fillVersionKeys();
+    return store;
   } catch (err) {
     await db.close();
     throw err;
   }
-  return new Store(db);
 }

@@ -15,6 +15,7 @@ import { ade } from "./015-ade.ts";
 import { softwareUpdates } from "./018-software-updates.ts";
 import { operators } from "./019-operators.ts";
 import { ddmCredentials } from "./020-ddm-credentials.ts";
+import { inventory } from "./017-inventory.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
@@ -41,6 +42,7 @@ export const migrations: readonly Migration[] = [
   softwareUpdates,
   operators,
   ddmCredentials,
+  inventory,
 ];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
