@@ -50,8 +50,11 @@ export interface Config {
   ade: AdeConfig;
 }
 
-/** Apple's device assignment API and the sync schedule (src/ade/, docs/automated-enrollment.md). */
-export type AdeConfig = AdeOptions;
+/** Apple's device assignment API, the sync schedule and the enrollment URL's trust (src/ade/, docs/automated-enrollment.md). */
+export type AdeConfig = AdeOptions & {
+  /** --ade-device-ca: PEM file of Apple's device CA(s) MachineInfo signers must chain to. */
+  deviceCaFile?: string;
+};
 
 /** The re-binding policy of core/cert-binding.ts. */
 /** The re-binding policy (src/core/cert-binding.ts, docs/enrolling-devices.md). */
@@ -320,6 +323,12 @@ export const SERVE_FLAGS = {
     default: "30m",
     help: "how often each ABM server's device list is synced (`0`: only on demand)",
   },
+  "ade-device-ca": {
+    type: "string",
+    arg: "FILE",
+    shown: "none (the MachineInfo signature is checked, not its chain)",
+    help: "PEM of Apple's device CA: the ADE enrollment URL takes only a MachineInfo signed by a device identity it issued",
+  },
   "trust-proxy": {
     type: "string",
     arg: "LIST",
@@ -475,6 +484,7 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
     ade: {
       url: adeUrl(get("ade-url") ?? APPLE_ADE_URL),
       syncIntervalMs: parseDuration(get("ade-sync-interval")!, "--ade-sync-interval"),
+      deviceCaFile: get("ade-device-ca"),
     },
   };
 }

@@ -31,7 +31,13 @@ import { registerDdmRoutes } from "./http/ddm-routes.ts";
 import { startPush } from "./push/index.ts";
 import { loadOrCreateSecretKey, SecretBox } from "./push/secret-box.ts";
 import { AdeService } from "./ade/service.ts";
+import { AdeEnrollment } from "./ade/enrollment.ts";
+import { appleDeviceCas } from "./ade/machine-info.ts";
+import { readSettings } from "./ade/settings.ts";
+import { AdeIdentity } from "./core/ade-identity.ts";
+import { AdeSetup } from "./core/ade-setup.ts";
 import { registerAdeRoutes } from "./http/ade-routes.ts";
+import { registerAdeEnrollRoutes } from "./http/ade-enroll-routes.ts";
 import { DeviceTrust } from "./identity/index.ts";
 import { loadDeviceCa, type DeviceCa } from "./enroll/device-ca.ts";
 import { loadProfileSigner } from "./enroll/sign-profile.ts";
@@ -118,6 +124,16 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     publicUrl: config.enrollment.publicUrl,
   });
   const stopAde = ade.start(config.ade);
+  // The ADE enrollment URL: MachineInfo signatures always, their chain to Apple's device CA with --ade-device-ca.
+  const adeEnrollment = new AdeEnrollment({ store, appleCas: loadAppleDeviceCas(config.ade.deviceCaFile, log) });
+  // Await configuration: each ABM server's initial set, then DeviceConfigured.
+  const adeSetup = new AdeSetup({
+    initialSet: (json) => {
+      const s = readSettings(json);
+      return { commands: s.initialCommands, ddmSets: s.initialDdmSets, releaseOnFailure: s.releaseOnFailure };
+    },
+    pusher: push.pusher,
+  });
   const core = new CoreService({
     store,
     lastSeen,
@@ -125,13 +141,17 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     declarative: config.dmUrl ? new DeclarativeManagement(config.dmUrl) : undefined,
     ddm: new DdmService(store, metrics.ddmRequest),
     notNow: push.notNow,
+    adeSetup,
   });
-  // Outermost first: the certificate binding, then the AuthToken of a
-  // network user's channel, then the core.
-  const service: MdmService = new CertBinding(new AuthTokenGuard(core, store, tokenUse), store, {
-    rebind: config.rebind,
-    pusher: push.pusher,
-  });
+  // Outermost first: an ADE device's serial-bound identity, the certificate
+  // binding, then the AuthToken of a network user's channel, then the core.
+  const service: MdmService = new AdeIdentity(
+    new CertBinding(new AuthTokenGuard(core, store, tokenUse), store, {
+      rebind: config.rebind,
+      pusher: push.pusher,
+    }),
+    store,
+  );
   if (config.rebind.policy === "any") {
     log.warn(
       "--rebind any: ANY TRUSTED CERTIFICATE THAT SENDS Authenticate WITH AN ENROLLED DEVICE'S UDID TAKES THAT DEVICE OVER (its commands, its bootstrap token)",
@@ -184,6 +204,19 @@ export async function startServer(config: Config, log: Logger = createLogger(con
           limiter: failureLimiter(),
         }),
       (open) =>
+        registerAdeEnrollRoutes(open, {
+          store,
+          enrollment: adeEnrollment,
+          newChallenge: async (serial) => (await challenges.create(undefined, undefined, serial)).challenge,
+          publicUrl: config.enrollment.publicUrl,
+          checkinPath: config.checkinPath,
+          serverPath: config.serverPath,
+          scepPath: "/scep",
+          signer: profileSigner,
+          sandboxApns: config.push.apnsUrl === APNS_SANDBOX,
+          limiter: failureLimiter(),
+        }),
+      (open) =>
         registerDdmDeviceRoutes(open, {
           store,
           trust,
@@ -214,7 +247,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
             wake: () => webhook?.wake(),
           },
         }),
-      (api) => registerAdeRoutes(api, { store, ade }),
+      (api) => registerAdeRoutes(api, { store, ade, adeSetup }),
     ],
     trustProxy: config.trustProxy,
     https: config.tlsCert ? tlsPair(config.tlsCert, config.tlsKey!) : undefined,
@@ -330,6 +363,23 @@ async function checkSharedDeviceCa(store: Store, deviceCa: DeviceCa, log: Logger
       "THIS PROCESS'S DEVICE CA IS NOT THE ONE OTHER PROCESSES ON THIS DATABASE USE: give every process the same --device-ca-cert and --device-ca-key",
     );
   }
+}
+
+/** --ade-device-ca's certificates; none given: the enrollment URL checks MachineInfo signatures, not their chain (said once). */
+function loadAppleDeviceCas(file: string | undefined, log: Logger) {
+  if (file === undefined) {
+    log.info("ADE enrollment URL: MachineInfo signatures are checked, but not their chain to Apple's device CA (--ade-device-ca)");
+    return [];
+  }
+  let cas;
+  try {
+    cas = appleDeviceCas(readFlagFile("--ade-device-ca", file).toString("utf8"));
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`--ade-device-ca ${file}: ${(err as Error).message}`);
+  }
+  if (cas.length === 0) throw new ConfigError(`--ade-device-ca ${file} holds no PEM certificate`);
+  return cas;
 }
 
 /**

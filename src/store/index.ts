@@ -1,6 +1,7 @@
 import path from "node:path";
 import { BadRequest } from "../errors.ts";
 import { AdeStore } from "./ade.ts";
+import { AdeEnrollmentStore } from "./ade-enrollments.ts";
 import { CommandStore } from "./commands.ts";
 import { DdmAssetStore, DdmProfileStore } from "./ddm-assets.ts";
 import { DdmStore } from "./ddm.ts";
@@ -40,6 +41,7 @@ export class Store {
   /** The webhook outbox; it writes nothing unless the Store was made withWebhookTopics. */
   readonly outbox: WebhookOutbox;
   readonly ade: AdeStore;
+  readonly adeEnrollments: AdeEnrollmentStore;
 
   constructor(
     readonly db: Database,
@@ -71,6 +73,7 @@ export class Store {
     this.ddm = new DdmStore(db);
     this.ddmStatus = new DdmStatusStore(db);
     this.ade = new AdeStore(db);
+    this.adeEnrollments = new AdeEnrollmentStore(db);
   }
 
   /**
