@@ -120,6 +120,8 @@ export class AdeStandin {
   cursorTtlMs = 7 * 86_400_000;
   /** What a profile assignment does to the device list: a modified op, as Apple records it. */
   assignmentMakesOp = true;
+  /** The server token is past its access_token_expiry: GET /session is refused, as Apple refuses it. */
+  tokenExpired = false;
 
   private readonly devices = new Map<string, StandinDevice>();
   /** The device list in serial order, kept until a device is added or removed (a fetch of 100,000 reads it 100 times). */
@@ -425,6 +427,7 @@ export class AdeStandin {
     if (!header.startsWith("OAuth ")) return { status: 401, body: '"UNAUTHORIZED"' };
     const params = new Map<string, string>();
     for (const m of header.slice(6).matchAll(/([a-z_]+)="([^"]*)"/g)) params.set(m[1]!, decodeURIComponent(m[2]!));
+    if (this.tokenExpired) return { status: 401, body: '"UNAUTHORIZED"' };
     if (params.get("oauth_consumer_key") !== this.consumerKey || params.get("oauth_token") !== this.accessToken) {
       return { status: 401, body: '"UNAUTHORIZED"' };
     }
