@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, type X509Certificate } from "node:crypto";
 import fs from "node:fs";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
@@ -366,12 +366,12 @@ async function checkSharedDeviceCa(store: Store, deviceCa: DeviceCa, log: Logger
 }
 
 /** --ade-device-ca's certificates; none given: the enrollment URL checks MachineInfo signatures, not their chain (said once). */
-function loadAppleDeviceCas(file: string | undefined, log: Logger) {
+function loadAppleDeviceCas(file: string | undefined, log: Logger): X509Certificate[] {
   if (file === undefined) {
     log.info("ADE enrollment URL: MachineInfo signatures are checked, but not their chain to Apple's device CA (--ade-device-ca)");
     return [];
   }
-  let cas;
+  let cas: X509Certificate[];
   try {
     cas = appleDeviceCas(readFlagFile("--ade-device-ca", file).toString("utf8"));
   } catch (err) {

@@ -166,7 +166,9 @@ await forEachBackend("the ADE API", (backend) => {
   test("enrollment settings and ADE enrollments: answers and errors documented; the CLI", async () => {
     const put = await server.api("PUT", "/v1/ade/servers/main/enrollment-settings", {
       minimum_os: { macos: { os_version: "15.4", build_version: "24E248" }, ios: { os_version: "18.0" } },
-      initial_commands: ['<?xml version="1.0"?><plist version="1.0"><dict><key>Command</key><dict><key>RequestType</key><string>ProfileList</string></dict></dict></plist>'],
+      initial_commands: [
+        '<?xml version="1.0"?><plist version="1.0"><dict><key>Command</key><dict><key>RequestType</key><string>ProfileList</string></dict></dict></plist>',
+      ],
       initial_ddm_sets: ["baseline"],
     });
     assert.equal(put.status, 200, put.text);
@@ -178,7 +180,11 @@ await forEachBackend("the ADE API", (backend) => {
     for (const bad of [
       { nope: 1 },
       { minimum_os: { macos: { os_version: "fifteen" } } },
-      { initial_commands: ['<?xml version="1.0"?><plist version="1.0"><dict><key>Command</key><dict><key>RequestType</key><string>DeviceConfigured</string></dict></dict></plist>'] },
+      {
+        initial_commands: [
+          '<?xml version="1.0"?><plist version="1.0"><dict><key>Command</key><dict><key>RequestType</key><string>DeviceConfigured</string></dict></dict></plist>',
+        ],
+      },
       { platform_sso: { profile_url: "http://insecure.example", package_manifest_url: "https://x", auth_url: "https://y" } },
       { release_on_failure: "no" },
     ]) {

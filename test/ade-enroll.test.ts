@@ -112,8 +112,15 @@ await forEachBackend("ADE enrollment, await configuration and serial-bound ident
     const mdm = payload(enrollProfile, "com.apple.mdm");
     assert.equal(mdm.Topic, TOPIC);
     const scep = payload(enrollProfile, "com.apple.security.scep").PayloadContent as PlistDict;
-    const identity = await new ScepTestClient(String(scep.URL)).enroll({ challenge: String(scep.Challenge), commonName: `Orchard ADE ${serial}` });
-    assert.equal((await server.store.scep.certificateByFingerprint(identity.fingerprint))?.adeSerial, serial, "the certificate records its serial");
+    const identity = await new ScepTestClient(String(scep.URL)).enroll({
+      challenge: String(scep.Challenge),
+      commonName: `Orchard ADE ${serial}`,
+    });
+    assert.equal(
+      (await server.store.scep.certificateByFingerprint(identity.fingerprint))?.adeSerial,
+      serial,
+      "the certificate records its serial",
+    );
     assert.equal((await server.api("GET", `/v1/ade/enrollments/${serial}`)).json.state, "profile_served");
 
     const mac = new RawDevice(fleet.transport, identity, udid);
@@ -138,7 +145,10 @@ await forEachBackend("ADE enrollment, await configuration and serial-bound ident
       }
       // Setup Assistant answers NotNow to DeclarativeManagement; the second initial command fails.
       const status = type === "DeclarativeManagement" ? "NotNow" : type === "InstallEnterpriseApplication" ? "Error" : "Acknowledged";
-      reply = await mac.report(status, { CommandUUID: uuid, ...(status === "Error" ? { ErrorChain: [{ ErrorCode: 12, ErrorDomain: "x" }] } : {}) });
+      reply = await mac.report(status, {
+        CommandUUID: uuid,
+        ...(status === "Error" ? { ErrorChain: [{ ErrorCode: 12, ErrorDomain: "x" }] } : {}),
+      });
       if (type === "DeviceInformation") {
         progress = (await server.api("GET", `/v1/ade/enrollments/${serial}`)).json;
         assert.equal(progress.progress, "running step 2/2");
@@ -184,7 +194,9 @@ await forEachBackend("ADE enrollment, await configuration and serial-bound ident
     assert.equal(t.status, 400);
     assert.match(t.body.toString(), /MachineInfo: the signature does not verify/);
 
-    const unsigned = await enrollUrl(Buffer.from(`<?xml version="1.0"?><plist version="1.0"><dict><key>SERIAL</key><string>${serials[10]}</string></dict></plist>`));
+    const unsigned = await enrollUrl(
+      Buffer.from(`<?xml version="1.0"?><plist version="1.0"><dict><key>SERIAL</key><string>${serials[10]}</string></dict></plist>`),
+    );
     assert.equal(unsigned.status, 400);
     assert.match(unsigned.body.toString(), /not a CMS SignedData/);
     assert.equal((await enrollUrl(Buffer.from([0x30, 0x80, 0x01]))).status, 400);
@@ -200,12 +212,19 @@ await forEachBackend("ADE enrollment, await configuration and serial-bound ident
     // Some flows send it base64 in x-apple-aspen-deviceinfo with no body.
     const viaHeader = await enrollUrl(Buffer.alloc(0), { "x-apple-aspen-deviceinfo": good.der.toString("base64") });
     assert.equal(viaHeader.status, 200, viaHeader.body.toString());
-    assert.ok(server.logs.some((l) => l.includes("does not chain to the Apple device CA")), "refusals are logged");
+    assert.ok(
+      server.logs.some((l) => l.includes("does not chain to the Apple device CA")),
+      "refusals are logged",
+    );
     assert.equal((await events("ade.enrollment_profile_served")).length, 2, "refusals record no event");
   });
 
   test("minimum OS: 403 softwareupdate.required in Apple's shape to a device that can update; Platform SSO: 403 psso.required", async () => {
-    const old = await signedInfo(serials[20]!, undefined, { OS_VERSION: "13.6.1", VERSION: "22G313", MDM_CAN_REQUEST_SOFTWARE_UPDATE: true });
+    const old = await signedInfo(serials[20]!, undefined, {
+      OS_VERSION: "13.6.1",
+      VERSION: "22G313",
+      MDM_CAN_REQUEST_SOFTWARE_UPDATE: true,
+    });
     const res = await enrollUrl(old.der);
     assert.equal(res.status, 403);
     assert.match(res.type, /application\/json/);
@@ -218,16 +237,25 @@ await forEachBackend("ADE enrollment, await configuration and serial-bound ident
     assert.equal((await enrollUrl((await signedInfo(serials[21]!, undefined, { OS_VERSION: "13.6.1" })).der)).status, 200);
 
     const current = await server.api("GET", "/v1/ade/servers/main/enrollment-settings");
-    const sso = { profile_url: "https://mdm.example.org/psso.mobileconfig", package_manifest_url: "https://mdm.example.org/psso.plist", auth_url: "https://idp.example.org/auth" };
+    const sso = {
+      profile_url: "https://mdm.example.org/psso.mobileconfig",
+      package_manifest_url: "https://mdm.example.org/psso.plist",
+      auth_url: "https://idp.example.org/auth",
+    };
     assert.equal((await server.api("PUT", "/v1/ade/servers/main/enrollment-settings", { ...current.json, platform_sso: sso })).status, 200);
-    const capable = await enrollUrl((await signedInfo(serials[22]!, undefined, { OS_VERSION: "26.0", MDM_CAN_REQUEST_PSSO_CONFIG: true })).der);
+    const capable = await enrollUrl(
+      (await signedInfo(serials[22]!, undefined, { OS_VERSION: "26.0", MDM_CAN_REQUEST_PSSO_CONFIG: true })).der,
+    );
     assert.equal(capable.status, 403);
     assert.deepEqual(JSON.parse(capable.body.toString()), {
       Code: "com.apple.psso.required",
       Details: { ProfileURL: sso.profile_url, Package: { ManifestURL: sso.package_manifest_url }, AuthURL: sso.auth_url },
     });
     // The second request (after the IdP sign-in) has no MDM_CAN_REQUEST_PSSO_CONFIG: the profile.
-    assert.equal((await enrollUrl((await signedInfo(serials[22]!, undefined, { OS_VERSION: "26.0" })).der, { authorization: "Bearer abc" })).status, 200);
+    assert.equal(
+      (await enrollUrl((await signedInfo(serials[22]!, undefined, { OS_VERSION: "26.0" })).der, { authorization: "Bearer abc" })).status,
+      200,
+    );
 
     const bad = await server.api("PUT", "/v1/ade/servers/main/enrollment-settings", { minimum_os: { windows: { os_version: "11" } } });
     assert.equal(bad.status, 400);
@@ -259,7 +287,10 @@ await forEachBackend("ADE enrollment, await configuration and serial-bound ident
     const forOther = await new ScepTestClient(String(scep.URL)).enroll({ challenge: String(scep.Challenge) });
     assert.equal((await new RawDevice(fleet.transport, forOther, udid).authenticate({ SerialNumber: serial, Topic: TOPIC })).status, 403);
     // ... and enrolls its own.
-    assert.equal((await new RawDevice(fleet.transport, forOther, udid).authenticate({ SerialNumber: serials[30]!, Topic: TOPIC })).status, 200);
+    assert.equal(
+      (await new RawDevice(fleet.transport, forOther, udid).authenticate({ SerialNumber: serials[30]!, Topic: TOPIC })).status,
+      200,
+    );
 
     const refused = await events("ade.identity_refused");
     assert.equal(refused.length, 4);
@@ -271,12 +302,22 @@ await forEachBackend("ADE enrollment, await configuration and serial-bound ident
 
   test("release_on_failure false holds the device; an operator releases it; a device not from ABM awaiting configuration is released at once", async () => {
     const current = (await server.api("GET", "/v1/ade/servers/main/enrollment-settings")).json;
-    const held = { ...current, platform_sso: null, initial_commands: [commandPlist("InstallEnterpriseApplication").toString()], initial_ddm_sets: [], release_on_failure: false };
+    const held = {
+      ...current,
+      platform_sso: null,
+      initial_commands: [commandPlist("InstallEnterpriseApplication").toString()],
+      initial_ddm_sets: [],
+      release_on_failure: false,
+    };
     assert.equal((await server.api("PUT", "/v1/ade/servers/main/enrollment-settings", held)).status, 200);
     const serial = serials[40]!;
     const { udid, der } = await signedInfo(serial);
     const scep = payload(parsePlistDict((await enrollUrl(der)).body), "com.apple.security.scep").PayloadContent as PlistDict;
-    const mac = new RawDevice(fleet.transport, await new ScepTestClient(String(scep.URL)).enroll({ challenge: String(scep.Challenge) }), udid);
+    const mac = new RawDevice(
+      fleet.transport,
+      await new ScepTestClient(String(scep.URL)).enroll({ challenge: String(scep.Challenge) }),
+      udid,
+    );
     await mac.authenticate({ SerialNumber: serial, Topic: TOPIC });
     await mac.tokenUpdate({ Topic: TOPIC, AwaitingConfiguration: true });
     const step = await mac.report("Idle");

@@ -406,7 +406,10 @@ await forEachBackend("ADE against the Apple API stand-in", (backend) => {
     standin.addDevices(10);
     standin.tokenExpired = true;
     standin.expireSessions();
-    await assert.rejects(ade.sync("main"), (err: unknown) => err instanceof OrchardError && err.code === "ade_upstream" && /401/.test(err.message));
+    await assert.rejects(
+      ade.sync("main"),
+      (err: unknown) => err instanceof OrchardError && err.code === "ade_upstream" && /401/.test(err.message),
+    );
     const failed = await events(f.store, "ade.sync_failed");
     assert.equal(failed.length, 1);
     assert.match(String(failed[0]!.error), /401/);

@@ -34,7 +34,10 @@ export class AdeEnrollment {
     const { info, chained } = await readMachineInfo(body, header, this.o.appleCas);
     const server = await this.o.store.ade.assignedServer(info.serial);
     if (server === undefined) {
-      log.warn({ serialNumber: info.serial, product: info.product }, "ADE enrollment URL: a serial number no ABM server assigns to Orchard");
+      log.warn(
+        { serialNumber: info.serial, product: info.product },
+        "ADE enrollment URL: a serial number no ABM server assigns to Orchard",
+      );
       throw new Forbidden(
         `serial number ${info.serial} is not assigned to Orchard in Apple Business Manager (or not synced yet: orchard ade sync)`,
         "ade_not_assigned",
@@ -43,7 +46,11 @@ export class AdeEnrollment {
     const settings = readSettings((await this.o.store.ade.server(server))?.enrollmentSettings ?? null);
     const platform = platformOfProduct(info.product);
     const minimum: MinimumOs | undefined =
-      platform === "macos" || platform === "ios" ? settings.minimumOs[platform] : platform === "ipados" ? (settings.minimumOs.ipados ?? settings.minimumOs.ios) : undefined;
+      platform === "macos" || platform === "ios"
+        ? settings.minimumOs[platform]
+        : platform === "ipados"
+          ? (settings.minimumOs.ipados ?? settings.minimumOs.ios)
+          : undefined;
     if (minimum && (info.osVersion === undefined || compareVersions(info.osVersion, minimum.osVersion) < 0)) {
       if (info.canRequestSoftwareUpdate) {
         const detail = {
@@ -79,7 +86,10 @@ export class AdeEnrollment {
       return {
         kind: "refuse",
         reason: "platform_sso",
-        body: { Code: "com.apple.psso.required", Details: { ProfileURL: p.profileUrl, Package: { ManifestURL: p.packageManifestUrl }, AuthURL: p.authUrl } },
+        body: {
+          Code: "com.apple.psso.required",
+          Details: { ProfileURL: p.profileUrl, Package: { ManifestURL: p.packageManifestUrl }, AuthURL: p.authUrl },
+        },
       };
     }
     return { kind: "profile", machine: info, server, appleCaVerified: chained };
@@ -90,7 +100,14 @@ export class AdeEnrollment {
     const m = d.machine;
     await this.o.store.transaction(async (tx) => {
       await tx.adeEnrollments.served(
-        { serialNumber: m.serial, serverName: d.server, udid: m.udid, product: m.product, osVersion: m.osVersion, buildVersion: m.buildVersion },
+        {
+          serialNumber: m.serial,
+          serverName: d.server,
+          udid: m.udid,
+          product: m.product,
+          osVersion: m.osVersion,
+          buildVersion: m.buildVersion,
+        },
         now,
       );
       await tx.events.add(

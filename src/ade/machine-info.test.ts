@@ -8,9 +8,18 @@ import { compareVersions, platformOfProduct, readMachineInfo } from "./machine-i
 
 const apple = await createCa({ commonName: "Test Apple iPhone Device CA" });
 const device = await issueDeviceIdentity(apple, { commonName: "device", extendedKeyUsages: null });
-const info = { UDID: "0000-1111-2222", SERIAL: "C02ABC123", PRODUCT: "MacBookPro18,2", VERSION: "25A300", OS_VERSION: "26.0", MDM_CAN_REQUEST_PSSO_CONFIG: true };
-const sign = (content: Buffer, who = device) => buildSignedData({ content, signerCert: who.cert, signerKey: who.key, digest: "sha256", attributes: [] });
-const rejects = (p: Promise<unknown>, why: RegExp) => assert.rejects(p, (e: unknown) => e instanceof BadRequest && e.code === "invalid_machine_info" && why.test(e.message));
+const info = {
+  UDID: "0000-1111-2222",
+  SERIAL: "C02ABC123",
+  PRODUCT: "MacBookPro18,2",
+  VERSION: "25A300",
+  OS_VERSION: "26.0",
+  MDM_CAN_REQUEST_PSSO_CONFIG: true,
+};
+const sign = (content: Buffer, who = device) =>
+  buildSignedData({ content, signerCert: who.cert, signerKey: who.key, digest: "sha256", attributes: [] });
+const rejects = (p: Promise<unknown>, why: RegExp) =>
+  assert.rejects(p, (e: unknown) => e instanceof BadRequest && e.code === "invalid_machine_info" && why.test(e.message));
 
 test("without an Apple CA the signature is checked, not its chain; the plist's keys are read", async () => {
   const self = await createCa({ commonName: "self-signed device" });

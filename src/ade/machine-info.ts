@@ -7,7 +7,7 @@
 import { X509Certificate } from "node:crypto";
 import { BadRequest } from "../errors.ts";
 import { IdentityError } from "../identity/errors.ts";
-import { chainsTo, verifySignedContent } from "../identity/signed-content.ts";
+import { chainsTo, verifySignedContent, type SignedContent } from "../identity/signed-content.ts";
 import { parsePlistDict, PlistError, type PlistDict } from "../plist/index.ts";
 
 export interface MachineInfo {
@@ -50,16 +50,21 @@ export function appleDeviceCas(pem: string): X509Certificate[] {
  * and, when anchors are given, the signer's chain to one of them. Throws
  * BadRequest (invalid_machine_info) with the reason.
  */
-export async function readMachineInfo(body: Buffer, header: string | undefined, anchors: readonly X509Certificate[]): Promise<VerifiedMachineInfo> {
+export async function readMachineInfo(
+  body: Buffer,
+  header: string | undefined,
+  anchors: readonly X509Certificate[],
+): Promise<VerifiedMachineInfo> {
   let der = body;
   if (der.length === 0 && header !== undefined) {
     const b64 = header.replace(/\s+/g, "");
-    if (b64.length > (MAX_MACHINE_INFO_BYTES * 4) / 3 + 4 || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) throw invalid("x-apple-aspen-deviceinfo is not base64");
+    if (b64.length > (MAX_MACHINE_INFO_BYTES * 4) / 3 + 4 || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64))
+      throw invalid("x-apple-aspen-deviceinfo is not base64");
     der = Buffer.from(b64, "base64");
   }
   if (der.length === 0) throw invalid("no MachineInfo: the body (or x-apple-aspen-deviceinfo) is empty");
   if (der.length > MAX_MACHINE_INFO_BYTES) throw invalid("too large");
-  let signed;
+  let signed: SignedContent;
   try {
     signed = await verifySignedContent(der);
   } catch (err) {

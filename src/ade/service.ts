@@ -305,7 +305,12 @@ export class AdeService {
         const now = Date.now();
         const r = await tx.ade.applyPage(server.name, holder, { devices, cursor: nextCursor ?? null, phase: nextPhase }, now);
         if (r.applied && devices.length > 0 && tx.outbox.wants("ade.sync_devices")) {
-          const detail = { server: server.name, phase, more_to_follow: page.more_to_follow === true, devices: (page.devices ?? []).map(syncedDevice) };
+          const detail = {
+            server: server.name,
+            phase,
+            more_to_follow: page.more_to_follow === true,
+            devices: (page.devices ?? []).map(syncedDevice),
+          };
           await tx.events.add({ type: "ade.sync_devices", detail }, now);
         }
         return r;

@@ -54,8 +54,10 @@ export function checkSettings(input: unknown): EnrollmentSettings {
       if (!(MIN_OS_PLATFORMS as readonly string[]).includes(platform))
         throw invalid(`minimum_os: platform ${JSON.stringify(platform.slice(0, 32))} is not one of ${MIN_OS_PLATFORMS.join(", ")}`);
       if (!isObject(v)) throw invalid(`minimum_os.${platform} must be {"os_version": "15.4", "build_version"?: "24E248"}`);
-      for (const k of Object.keys(v)) if (k !== "os_version" && k !== "build_version") throw invalid(`minimum_os.${platform}: unknown key ${k}`);
-      if (typeof v.os_version !== "string" || !VERSION.test(v.os_version)) throw invalid(`minimum_os.${platform}.os_version must be like 15.4 or 17.5.1`);
+      for (const k of Object.keys(v))
+        if (k !== "os_version" && k !== "build_version") throw invalid(`minimum_os.${platform}: unknown key ${k}`);
+      if (typeof v.os_version !== "string" || !VERSION.test(v.os_version))
+        throw invalid(`minimum_os.${platform}.os_version must be like 15.4 or 17.5.1`);
       if (v.build_version !== undefined && (typeof v.build_version !== "string" || !BUILD.test(v.build_version)))
         throw invalid(`minimum_os.${platform}.build_version must be a build like 24E248`);
       out.minimumOs[platform as MinOsPlatform] = { osVersion: v.os_version, buildVersion: v.build_version as string | undefined };

@@ -357,7 +357,10 @@ async function settingsPut(args: string[], ctx: CliContext): Promise<number> {
   const [name, file] = names(positionals, 2, "the ABM server's name and the settings' JSON file (or - for stdin)");
   const body = await readFileArg(file!, ctx);
   const r = expectOk<AdeSettingsJson>(
-    await connect(values, ctx).request("PUT", `/v1/ade/servers/${seg(name!)}/enrollment-settings`, { body, contentType: "application/json" }),
+    await connect(values, ctx).request("PUT", `/v1/ade/servers/${seg(name!)}/enrollment-settings`, {
+      body,
+      contentType: "application/json",
+    }),
   );
   if (values.json) return (printJson(ctx, r), 0);
   const minimum = Object.entries(r.minimum_os).map(([p, m]) => `${p} ${m.os_version}`);

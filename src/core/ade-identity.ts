@@ -41,7 +41,8 @@ export class AdeIdentity implements MdmService {
     if (bound !== null) {
       // A certificate made for one ADE device speaks for that device only.
       if (claimed !== undefined && claimed !== bound) (serial = claimed), (reason = `the certificate was issued for serial ${bound}`);
-      else if (known !== undefined && known !== bound) (serial = known), (reason = `this UDID is ADE serial ${known}; the certificate was issued for ${bound}`);
+      else if (known !== undefined && known !== bound)
+        (serial = known), (reason = `this UDID is ADE serial ${known}; the certificate was issued for ${bound}`);
     } else if (claimedIsAde !== undefined || known !== undefined) {
       serial = claimedIsAde !== undefined ? claimed! : known!;
       reason = "the certificate was not issued for this ADE serial number by Orchard's ADE enrollment";
@@ -49,7 +50,10 @@ export class AdeIdentity implements MdmService {
     if (reason === undefined || serial === undefined) return;
     const detail = { serial_number: serial, fingerprint: req.certFingerprint, bound_serial: bound, reason };
     await this.store.events.add({ type: "ade.identity_refused", enrollmentId: deviceId, detail }, req.now);
-    req.log.warn({ enrollmentId: deviceId, ...detail }, "Authenticate for an ADE device refused: its identity is bound to its serial number");
+    req.log.warn(
+      { enrollmentId: deviceId, ...detail },
+      "Authenticate for an ADE device refused: its identity is bound to its serial number",
+    );
     throw new Forbidden(
       `serial number ${serial} is an Automated Device Enrollment device: ${reason} (docs/automated-enrollment.md, serial-bound identity)`,
       "ade_identity_refused",

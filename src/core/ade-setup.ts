@@ -41,7 +41,7 @@ export class AdeSetup {
 
   /** True for the CommandUUIDs of initial steps and DeviceConfigured. */
   wants(commandUuid: string | undefined): boolean {
-    return commandUuid !== undefined && commandUuid.startsWith(ADE_COMMAND_PREFIX);
+    return commandUuid?.startsWith(ADE_COMMAND_PREFIX) === true;
   }
 
   /**
@@ -74,7 +74,11 @@ export class AdeSetup {
     const configured = steps.length === 0 ? deviceConfigured() : undefined;
     const started = await tx.adeEnrollments.start(
       row.serialNumber,
-      { steps: steps.map((s) => s.commandUuid), releaseOnFailure: set.releaseOnFailure, configuredCommand: configured?.commandUuid ?? null },
+      {
+        steps: steps.map((s) => s.commandUuid),
+        releaseOnFailure: set.releaseOnFailure,
+        configuredCommand: configured?.commandUuid ?? null,
+      },
       now,
     );
     if (!started) return false;
@@ -85,7 +89,11 @@ export class AdeSetup {
     await tx.events.add({ type: "ade.configuration_started", enrollmentId: deviceId, detail }, now);
     if (configured) {
       await tx.events.add(
-        { type: "ade.device_released", enrollmentId: deviceId, detail: { serial_number: row.serialNumber, steps_failed: 0, by: "orchard" } },
+        {
+          type: "ade.device_released",
+          enrollmentId: deviceId,
+          detail: { serial_number: row.serialNumber, steps_failed: 0, by: "orchard" },
+        },
         now,
       );
     }
@@ -119,7 +127,11 @@ export class AdeSetup {
         }
       } else if (await tx.adeEnrollments.fail(serial, `DeviceConfigured answered ${status}`, "releasing", now)) {
         await tx.events.add(
-          { type: "ade.configuration_failed", enrollmentId: deviceId, detail: { serial_number: serial, reason: `DeviceConfigured answered ${status}`, steps_failed: row.stepsFailed } },
+          {
+            type: "ade.configuration_failed",
+            enrollmentId: deviceId,
+            detail: { serial_number: serial, reason: `DeviceConfigured answered ${status}`, steps_failed: row.stepsFailed },
+          },
           now,
         );
         log.warn({ enrollmentId: deviceId, serialNumber: serial, status }, "the device refused DeviceConfigured");
@@ -133,7 +145,14 @@ export class AdeSetup {
     if (!counts) return;
     if (failed) {
       const requestType = (await tx.commands.command(commandUuid))?.requestType ?? "unknown";
-      const detail = { serial_number: serial, step: index + 1, of: counts.stepTotal, command_uuid: commandUuid, request_type: requestType, status };
+      const detail = {
+        serial_number: serial,
+        step: index + 1,
+        of: counts.stepTotal,
+        command_uuid: commandUuid,
+        request_type: requestType,
+        status,
+      };
       await tx.events.add({ type: "ade.configuration_step_failed", enrollmentId: deviceId, detail }, now);
       log.warn({ enrollmentId: deviceId, ...detail }, "an ADE initial command failed");
     }
@@ -142,10 +161,17 @@ export class AdeSetup {
       const reason = `${counts.stepsFailed} of ${counts.stepTotal} initial commands failed; release_on_failure is false`;
       if (await tx.adeEnrollments.fail(serial, reason, "running", now)) {
         await tx.events.add(
-          { type: "ade.configuration_failed", enrollmentId: deviceId, detail: { serial_number: serial, reason, steps_failed: counts.stepsFailed } },
+          {
+            type: "ade.configuration_failed",
+            enrollmentId: deviceId,
+            detail: { serial_number: serial, reason, steps_failed: counts.stepsFailed },
+          },
           now,
         );
-        log.warn({ enrollmentId: deviceId, serialNumber: serial, reason }, "ADE device held in Setup Assistant: release it with orchard ade release");
+        log.warn(
+          { enrollmentId: deviceId, serialNumber: serial, reason },
+          "ADE device held in Setup Assistant: release it with orchard ade release",
+        );
       }
       return;
     }
@@ -178,7 +204,10 @@ export class AdeSetup {
     const configured = deviceConfigured();
     if (!(await tx.adeEnrollments.release(serial, configured.commandUuid, from, now))) return false;
     await tx.commands.enqueue(configured, [deviceId], now);
-    await tx.events.add({ type: "ade.device_released", enrollmentId: deviceId, detail: { serial_number: serial, steps_failed: stepsFailed, by } }, now);
+    await tx.events.add(
+      { type: "ade.device_released", enrollmentId: deviceId, detail: { serial_number: serial, steps_failed: stepsFailed, by } },
+      now,
+    );
     return true;
   }
 }

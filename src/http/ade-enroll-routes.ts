@@ -64,17 +64,31 @@ async function answer(req: FastifyRequest, reply: FastifyReply, o: AdeEnrollRout
     serverUrl: base + o.serverPath,
     checkInUrl: base + o.checkinPath,
     topic,
-    identity: { kind: "scep", url: base + o.scepPath, challenge: await o.newChallenge(m.serial), subjectCommonName: `Orchard ADE ${m.serial}` },
+    identity: {
+      kind: "scep",
+      url: base + o.scepPath,
+      challenge: await o.newChallenge(m.serial),
+      subjectCommonName: `Orchard ADE ${m.serial}`,
+    },
     useDevelopmentApns: o.sandboxApns || undefined,
     allowHttp: true,
   });
-  if (!base.startsWith("https://")) req.log.warn({ base }, "ADE enrollment profile with an http:// URL: devices only enroll over https (set --public-url)");
+  if (!base.startsWith("https://"))
+    req.log.warn({ base }, "ADE enrollment profile with an http:// URL: devices only enroll over https (set --public-url)");
   if (o.signer) profile = await signed(profile, o.signer, req);
   await o.enrollment.served(decision);
   // The bearer token of Platform SSO's second request is not verified (docs/automated-enrollment.md).
   const bearer = /^Bearer\s/i.test(req.headers.authorization ?? "");
   req.log.info(
-    { serialNumber: m.serial, udid: m.udid, product: m.product, osVersion: m.osVersion, server: decision.server, appleCaVerified: decision.appleCaVerified, bearer },
+    {
+      serialNumber: m.serial,
+      udid: m.udid,
+      product: m.product,
+      osVersion: m.osVersion,
+      server: decision.server,
+      appleCaVerified: decision.appleCaVerified,
+      bearer,
+    },
     "ADE enrollment profile served",
   );
   return reply.header("content-type", "application/x-apple-aspen-config").header("cache-control", "no-store").send(profile);

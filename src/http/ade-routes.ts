@@ -137,7 +137,12 @@ export function registerAdeRoutes(app: FastifyInstance, o: AdeRouteOptions): voi
     if (!(await store.ade.setEnrollmentSettings(req.params.name, JSON.stringify(json), Date.now())))
       throw new NotFound(`no ABM server named ${req.params.name}`);
     req.log.info(
-      { server: req.params.name, minimumOs: Object.keys(settings.minimumOs), platformSso: settings.platformSso !== undefined, initialCommands: settings.initialCommands.length },
+      {
+        server: req.params.name,
+        minimumOs: Object.keys(settings.minimumOs),
+        platformSso: settings.platformSso !== undefined,
+        initialCommands: settings.initialCommands.length,
+      },
       "ADE enrollment settings stored",
     );
     return json as unknown as AdeSettingsJson;
@@ -148,7 +153,12 @@ export function registerAdeRoutes(app: FastifyInstance, o: AdeRouteOptions): voi
     const limit = pageSize(q.limit);
     if (q.state !== undefined && !(ADE_ENROLLMENT_STATES as readonly string[]).includes(q.state))
       throw new BadRequest(`state must be one of ${ADE_ENROLLMENT_STATES.join(", ")}`, "invalid_parameter");
-    const rows = await store.adeEnrollments.list({ server: q.server, state: q.state as AdeEnrollmentState | undefined, after: q.cursor, limit });
+    const rows = await store.adeEnrollments.list({
+      server: q.server,
+      state: q.state as AdeEnrollmentState | undefined,
+      after: q.cursor,
+      limit,
+    });
     return { enrollments: rows.map(enrollmentJson), next_cursor: nextCursor(rows, limit, (r) => r.serialNumber) };
   });
 

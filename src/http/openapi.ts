@@ -370,7 +370,8 @@ const schemas: Record<string, Schema> = {
   AdeMinimumOs: object({ os_version: str, build_version: str }, { optional: ["build_version"] }),
   AdeSettingsBody: {
     type: "object",
-    description: "AdeSettings' keys, each optional: a key left out is its default (no minimum, no Platform SSO, no initial set, release_on_failure true)",
+    description:
+      "AdeSettings' keys, each optional: a key left out is its default (no minimum, no Platform SSO, no initial set, release_on_failure true)",
   },
   AdeEnrollment: object({
     serial_number: str,
@@ -832,15 +833,23 @@ const paths: Record<string, Record<string, Operation>> = {
       security: [],
       requestBody: {
         required: false,
-        content: body("application/pkcs7-signature", "MachineInfo (a plist) in a CMS SignedData; or empty with x-apple-aspen-deviceinfo", true),
+        content: body(
+          "application/pkcs7-signature",
+          "MachineInfo (a plist) in a CMS SignedData; or empty with x-apple-aspen-deviceinfo",
+          true,
+        ),
       },
-      parameters: [{ name: "x-apple-aspen-deviceinfo", in: "header", required: false, description: "the signed MachineInfo, base64", schema: str }],
+      parameters: [
+        { name: "x-apple-aspen-deviceinfo", in: "header", required: false, description: "the signed MachineInfo, base64", schema: str },
+      ],
       responses: {
         "200": {
           description: "the enrollment profile (SCEP with a single-use challenge bound to the serial number), signed with --profile-signer",
           content: body("application/x-apple-aspen-config", undefined, true),
         },
-        "400": textError("not a signed MachineInfo, a signature that does not verify, or (with --ade-device-ca) a signer Apple did not issue"),
+        "400": textError(
+          "not a signed MachineInfo, a signature that does not verify, or (with --ade-device-ca) a signer Apple did not issue",
+        ),
         "403": {
           description:
             "a serial number no ABM server assigns to Orchard (text), or Apple's JSON: softwareupdate.required (a minimum OS) or psso.required",

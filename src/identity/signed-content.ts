@@ -76,7 +76,12 @@ export async function verifySignedContent(der: Buffer): Promise<SignedContent> {
  * intermediates: each link's issuer name and signature checked, each
  * certificate within its validity at `now`.
  */
-export function chainsTo(leaf: X509Certificate, intermediates: readonly X509Certificate[], anchors: readonly X509Certificate[], now = new Date()): boolean {
+export function chainsTo(
+  leaf: X509Certificate,
+  intermediates: readonly X509Certificate[],
+  anchors: readonly X509Certificate[],
+  now = new Date(),
+): boolean {
   const valid = (c: X509Certificate) => Date.parse(c.validFrom) <= now.getTime() && now.getTime() <= Date.parse(c.validTo);
   const issued = (child: X509Certificate, parent: X509Certificate) => {
     try {
@@ -88,7 +93,8 @@ export function chainsTo(leaf: X509Certificate, intermediates: readonly X509Cert
   let current = leaf;
   for (let depth = 0; depth < MAX_CHAIN; depth++) {
     if (!valid(current)) return false;
-    for (const anchor of anchors) if (anchor.fingerprint256 === current.fingerprint256 || (issued(current, anchor) && valid(anchor))) return true;
+    for (const anchor of anchors)
+      if (anchor.fingerprint256 === current.fingerprint256 || (issued(current, anchor) && valid(anchor))) return true;
     const next = intermediates.find((c) => c.ca && c !== current && issued(current, c));
     if (!next) return false;
     current = next;

@@ -183,7 +183,12 @@ export class AdeEnrollmentStore {
     failed: boolean,
     now: number,
   ): Promise<{ stepsDone: number; stepTotal: number; stepsFailed: number; releaseOnFailure: boolean } | undefined> {
-    const row = await this.db.get<{ steps_done: number | string; step_total: number | string; steps_failed: number | string; release_on_failure: number | string }>(
+    const row = await this.db.get<{
+      steps_done: number | string;
+      step_total: number | string;
+      steps_failed: number | string;
+      release_on_failure: number | string;
+    }>(
       `UPDATE ade_enrollments SET steps_done = steps_done + 1, steps_failed = steps_failed + ?, updated_at = ?
        WHERE serial_number = ? AND state = 'running' AND steps_done < step_total
        RETURNING steps_done, step_total, steps_failed, release_on_failure`,
