@@ -174,6 +174,11 @@ await forEachBackend("ADE enrollment, await configuration and serial-bound ident
     assert.equal((await events("ade.device_configured"))[0]!.enrollment_id, udid);
     assert.equal((await server.api("GET", `/v1/ade/devices?serial=${serial}`)).json.devices[0].enrolled, true);
 
+    // A SCEP renewal keeps the certificate bound to the serial; the Mac goes on with it.
+    const renewed = await new ScepTestClient(String(scep.URL)).renew(identity);
+    assert.equal((await server.store.scep.certificateByFingerprint(renewed.fingerprint))?.adeSerial, serial);
+    assert.equal((await new RawDevice(fleet.transport, renewed, udid).report("Idle")).status, 200);
+
     const ctx = cliContext(server.url, { cwd: tmp });
     assert.equal(await runWith(ctx, "ade", ["enrollments", "--server", "main"]), 0, ctx.stderr);
     assert.match(ctx.stdout, new RegExp(`${serial}.*configured`));

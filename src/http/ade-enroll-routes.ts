@@ -39,7 +39,8 @@ export function registerAdeEnrollRoutes(app: FastifyInstance, o: AdeEnrollRoutes
       return await answer(req, reply, o);
     } catch (err) {
       // A valid MachineInfo from a throttled address is still answered; refusals past the limit are a 429.
-      if (err instanceof OrchardError && err.status < 500) {
+      // Only the device's own fault counts (not a 409 for a missing push certificate).
+      if (err instanceof OrchardError && (err.status === 400 || err.status === 403)) {
         if (wait > 0) {
           sendTooMany(req, reply, wait, "ADE enrollment", "ADE enrollments", o.limiter.refusalsToLog(Date.now()));
           return reply;
