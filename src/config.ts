@@ -67,8 +67,11 @@ export interface OperatorsConfig {
   auditRetentionMs: number;
 }
 
-/** Apple's device assignment API and the sync schedule (src/ade/, docs/automated-enrollment.md). */
-export type AdeConfig = AdeOptions;
+/** Apple's device assignment API, the sync schedule and the enrollment URL's trust (src/ade/, docs/automated-enrollment.md). */
+export type AdeConfig = AdeOptions & {
+  /** --ade-device-ca: PEM file of Apple's device CA(s) MachineInfo signers must chain to. */
+  deviceCaFile?: string;
+};
 
 /** The re-binding policy of core/cert-binding.ts. */
 /** The re-binding policy (src/core/cert-binding.ts, docs/enrolling-devices.md). */
@@ -351,6 +354,12 @@ export const SERVE_FLAGS = {
     default: "6h",
     help: "how often the software lookup feed is read while an update policy exists (`0`: only on demand); a failed read keeps the last good copy",
   },
+  "ade-device-ca": {
+    type: "string",
+    arg: "FILE",
+    shown: "none (the MachineInfo signature is checked, not its chain)",
+    help: "PEM of Apple's device CA: the ADE enrollment URL takes only a MachineInfo signed by a device identity it issued",
+  },
   "trust-proxy": {
     type: "string",
     arg: "LIST",
@@ -511,6 +520,7 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
     ade: {
       url: adeUrl(get("ade-url") ?? APPLE_ADE_URL),
       syncIntervalMs: parseDuration(get("ade-sync-interval")!, "--ade-sync-interval"),
+      deviceCaFile: get("ade-device-ca"),
     },
     softwareUpdates: {
       url: softwareLookupUrl(get("software-lookup-url") ?? APPLE_SOFTWARE_LOOKUP_URL),

@@ -22,6 +22,8 @@ export const ERROR_CODES = [
   "invalid_declaration",
   "invalid_ade_token",
   "invalid_ade_profile",
+  "invalid_ade_settings",
+  "invalid_machine_info",
   "too_many_ids",
   "malformed_authorization",
   "invalid_asset_id",
@@ -31,6 +33,8 @@ export const ERROR_CODES = [
   // 401, 403
   "unauthorized",
   "forbidden",
+  "ade_not_assigned",
+  "ade_identity_refused",
   // 404, 405, 408, 409, 410
   "not_found",
   "no_such_route",
@@ -46,6 +50,7 @@ export const ERROR_CODES = [
   "ade_token_change",
   "ade_no_token",
   "ade_sync_running",
+  "ade_release_refused",
   // 413, 414, 415, 422, 429
   "payload_too_large",
   "uri_too_long",

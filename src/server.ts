@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, type X509Certificate } from "node:crypto";
 import fs from "node:fs";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
@@ -34,7 +34,13 @@ import { InventorySubscriptions } from "./core/inventory-subscription.ts";
 import { startPush } from "./push/index.ts";
 import { loadOrCreateSecretKey, SecretBox, SecretKeyMismatch } from "./push/secret-box.ts";
 import { AdeService } from "./ade/service.ts";
+import { AdeEnrollment } from "./ade/enrollment.ts";
+import { appleDeviceCas } from "./ade/machine-info.ts";
+import { readSettings } from "./ade/settings.ts";
+import { AdeIdentity } from "./core/ade-identity.ts";
+import { AdeSetup } from "./core/ade-setup.ts";
 import { registerAdeRoutes } from "./http/ade-routes.ts";
+import { registerAdeEnrollRoutes } from "./http/ade-enroll-routes.ts";
 import { DeviceTrust } from "./identity/index.ts";
 import { loadDeviceCa, type DeviceCa } from "./enroll/device-ca.ts";
 import { CREDENTIAL_CA_SETTING, loadCredentialCa } from "./enroll/credential-ca.ts";
@@ -154,6 +160,16 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const stopAde = ade.start(config.ade);
   // OS updates through DDM: its compliance reads each status report, in the report's transaction.
   let updates: SoftwareUpdates | undefined;
+  // The ADE enrollment URL: MachineInfo signatures always, their chain to Apple's device CA with --ade-device-ca.
+  const adeEnrollment = new AdeEnrollment({ store, appleCas: loadAppleDeviceCas(config.ade.deviceCaFile, log) });
+  // Await configuration: each ABM server's initial set, then DeviceConfigured.
+  const adeSetup = new AdeSetup({
+    initialSet: (json) => {
+      const s = readSettings(json);
+      return { commands: s.initialCommands, ddmSets: s.initialDdmSets, releaseOnFailure: s.releaseOnFailure };
+    },
+    pusher: push.pusher,
+  });
   const core = new CoreService({
     store,
     lastSeen,
@@ -161,13 +177,17 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     declarative: config.dmUrl ? new DeclarativeManagement(config.dmUrl) : undefined,
     ddm: new DdmService(store, metrics.ddmRequest, (tx, id, report, now) => updates?.statusHook(tx, id, report, now) ?? Promise.resolve()),
     notNow: push.notNow,
+    adeSetup,
   });
-  // Outermost first: the certificate binding, then the AuthToken of a
-  // network user's channel, then the core.
-  const service: MdmService = new CertBinding(new AuthTokenGuard(core, store, tokenUse), store, {
-    rebind: config.rebind,
-    pusher: push.pusher,
-  });
+  // Outermost first: an ADE device's serial-bound identity, the certificate
+  // binding, then the AuthToken of a network user's channel, then the core.
+  const service: MdmService = new AdeIdentity(
+    new CertBinding(new AuthTokenGuard(core, store, tokenUse), store, {
+      rebind: config.rebind,
+      pusher: push.pusher,
+    }),
+    store,
+  );
   if (config.rebind.policy === "any") {
     log.warn(
       "--rebind any: ANY TRUSTED CERTIFICATE THAT SENDS Authenticate WITH AN ENROLLED DEVICE'S UDID TAKES THAT DEVICE OVER (its commands, its bootstrap token)",
@@ -230,6 +250,19 @@ export async function startServer(config: Config, log: Logger = createLogger(con
           limiter: failureLimiter(),
         }),
       (open) =>
+        registerAdeEnrollRoutes(open, {
+          store,
+          enrollment: adeEnrollment,
+          newChallenge: async (serial) => (await challenges.create(undefined, undefined, serial)).challenge,
+          publicUrl: config.enrollment.publicUrl,
+          checkinPath: config.checkinPath,
+          serverPath: config.serverPath,
+          scepPath: "/scep",
+          signer: profileSigner,
+          sandboxApns: config.push.apnsUrl === APNS_SANDBOX,
+          limiter: failureLimiter(),
+        }),
+      (open) =>
         registerDdmDeviceRoutes(open, {
           store,
           trust,
@@ -273,7 +306,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
             wake: () => webhook?.wake(),
           },
         }),
-      (api) => registerAdeRoutes(api, { store, ade }),
+      (api) => registerAdeRoutes(api, { store, ade, adeSetup }),
       (api) => registerUpdateRoutes(api, { updates: updates! }),
     ],
     trustProxy: config.trustProxy,
@@ -392,6 +425,23 @@ async function checkSharedDeviceCa(store: Store, deviceCa: DeviceCa, log: Logger
       "THIS PROCESS'S DEVICE CA IS NOT THE ONE OTHER PROCESSES ON THIS DATABASE USE: give every process the same --device-ca-cert and --device-ca-key",
     );
   }
+}
+
+/** --ade-device-ca's certificates; none given: the enrollment URL checks MachineInfo signatures, not their chain (said once). */
+function loadAppleDeviceCas(file: string | undefined, log: Logger): X509Certificate[] {
+  if (file === undefined) {
+    log.info("ADE enrollment URL: MachineInfo signatures are checked, but not their chain to Apple's device CA (--ade-device-ca)");
+    return [];
+  }
+  let cas: X509Certificate[];
+  try {
+    cas = appleDeviceCas(readFlagFile("--ade-device-ca", file).toString("utf8"));
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`--ade-device-ca ${file}: ${(err as Error).message}`);
+  }
+  if (cas.length === 0) throw new ConfigError(`--ade-device-ca ${file} holds no PEM certificate`);
+  return cas;
 }
 
 /**

@@ -162,4 +162,66 @@ await forEachBackend("the ADE API", (backend) => {
     assert.equal((await run("servers", "show", "cli")).code, 1);
     assert.equal((await run("nonsense")).code, 2);
   });
+
+  test("enrollment settings and ADE enrollments: answers and errors documented; the CLI", async () => {
+    const put = await server.api("PUT", "/v1/ade/servers/main/enrollment-settings", {
+      minimum_os: { macos: { os_version: "15.4", build_version: "24E248" }, ios: { os_version: "18.0" } },
+      initial_commands: [
+        '<?xml version="1.0"?><plist version="1.0"><dict><key>Command</key><dict><key>RequestType</key><string>ProfileList</string></dict></dict></plist>',
+      ],
+      initial_ddm_sets: ["baseline"],
+    });
+    assert.equal(put.status, 200, put.text);
+    documented("PUT", "/v1/ade/servers/{name}/enrollment-settings", put);
+    assert.equal(put.json.release_on_failure, true);
+    const get = await server.api("GET", "/v1/ade/servers/main/enrollment-settings");
+    documented("GET", "/v1/ade/servers/{name}/enrollment-settings", get);
+    assert.deepEqual(get.json, put.json);
+    for (const bad of [
+      { nope: 1 },
+      { minimum_os: { macos: { os_version: "fifteen" } } },
+      {
+        initial_commands: [
+          '<?xml version="1.0"?><plist version="1.0"><dict><key>Command</key><dict><key>RequestType</key><string>DeviceConfigured</string></dict></dict></plist>',
+        ],
+      },
+      { platform_sso: { profile_url: "http://insecure.example", package_manifest_url: "https://x", auth_url: "https://y" } },
+      { release_on_failure: "no" },
+    ]) {
+      const r = await server.api("PUT", "/v1/ade/servers/main/enrollment-settings", bad);
+      assert.equal(r.status, 400, JSON.stringify(bad));
+      assert.equal(r.json.code, "invalid_ade_settings");
+      documented("PUT", "/v1/ade/servers/{name}/enrollment-settings", r);
+    }
+    const missing = await server.api("PUT", "/v1/ade/servers/nope/enrollment-settings", {});
+    assert.equal(missing.status, 404);
+    documented("PUT", "/v1/ade/servers/{name}/enrollment-settings", missing);
+
+    const list = await server.api("GET", "/v1/ade/enrollments?server=main");
+    documented("GET", "/v1/ade/enrollments", list);
+    assert.deepEqual(list.json.enrollments, []);
+    const badState = await server.api("GET", "/v1/ade/enrollments?state=sleeping");
+    assert.equal(badState.status, 400);
+    documented("GET", "/v1/ade/enrollments", badState);
+    const none = await server.api("GET", "/v1/ade/enrollments/C02NOPE");
+    assert.equal(none.status, 404);
+    documented("GET", "/v1/ade/enrollments/{serial}", none);
+    const release = await server.api("POST", "/v1/ade/enrollments/C02NOPE/release");
+    assert.equal(release.status, 404);
+    documented("POST", "/v1/ade/enrollments/{serial}/release", release);
+
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-ade-settings-"));
+    fs.writeFileSync(path.join(dir, "settings.json"), JSON.stringify({ release_on_failure: false }));
+    const ctx = cliContext(server.url, { cwd: dir });
+    assert.equal(await runWith(ctx, "ade", ["settings", "put", "main", "settings.json"]), 0, ctx.stderr);
+    assert.match(ctx.stdout, /minimum OS none; Platform SSO off; 0 initial commands, 0 DDM sets; a failed step holds the device/);
+    const show = cliContext(server.url, { cwd: dir });
+    assert.equal(await runWith(show, "ade", ["settings", "show", "main"]), 0);
+    assert.equal(JSON.parse(show.stdout).release_on_failure, false);
+    const empty = cliContext(server.url, { cwd: dir });
+    assert.equal(await runWith(empty, "ade", ["enrollments"]), 0);
+    assert.match(empty.stdout, /no ADE device has reached the enrollment URL/);
+    const rel = cliContext(server.url, { cwd: dir });
+    assert.equal(await runWith(rel, "ade", ["release", "C02NOPE"]), 1);
+  });
 });

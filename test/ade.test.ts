@@ -400,6 +400,57 @@ await forEachBackend("ADE against the Apple API stand-in", (backend) => {
     assert.equal(JSON.parse(outbox[0]!.body).orchard_event.detail.days_left, 2);
   });
 
+  test("an expired server token: Apple refuses the session, the sync fails with Apple's reason, the expiry is reported", async () => {
+    const added = await ade.addServer("main");
+    await ade.uploadToken("main", standin.issueToken(added.certPem, { expiry: new Date(Date.now() - 86_400_000) }));
+    standin.addDevices(10);
+    standin.tokenExpired = true;
+    standin.expireSessions();
+    await assert.rejects(
+      ade.sync("main"),
+      (err: unknown) => err instanceof OrchardError && err.code === "ade_upstream" && /401/.test(err.message),
+    );
+    const failed = await events(f.store, "ade.sync_failed");
+    assert.equal(failed.length, 1);
+    assert.match(String(failed[0]!.error), /401/);
+    assert.equal((await inventory(f.store)).length, 0);
+    await ade.checkTokenExpiry();
+    assert.equal((await events(f.store, "ade.token_expiring"))[0]!.expired, true);
+    assert.ok(logs.some((l) => /ABM SERVER TOKEN EXPIRED/.test(l.msg ?? "")));
+    // A new token from ABM: the sync goes through.
+    standin.tokenExpired = false;
+    await ade.uploadToken("main", standin.issueToken(added.certPem));
+    assert.equal((await ade.sync("main")).fetched, 10);
+  });
+
+  test("ade.sync_devices: each page's devices for the webhook, as NanoDEP's dep.SyncDevices (only when subscribed)", async () => {
+    await withToken();
+    standin.addDevices(25);
+    const hooked = service(f.store.withWebhookTopics(parseTopics("ade.sync_devices")), standin, logs, { pageSize: 10 });
+    await hooked.sync("main");
+    const outbox = await f.store.db.all<{ topic: string; body: string }>("SELECT topic, body FROM webhook_outbox ORDER BY id");
+    assert.deepEqual(
+      outbox.map((r) => r.topic),
+      ["ade.sync_devices", "ade.sync_devices", "ade.sync_devices"],
+    );
+    const pages = outbox.map((r) => JSON.parse(r.body).orchard_event.detail);
+    assert.deepEqual(
+      pages.map((p) => [p.phase, p.devices.length, p.more_to_follow]),
+      [
+        ["fetch", 10, true],
+        ["fetch", 10, true],
+        ["fetch", 5, false],
+      ],
+    );
+    assert.equal(pages[0].server, "main");
+    assert.equal(pages[0].devices[0].serial_number, "C020000001");
+    assert.equal(pages[0].devices[0].model, "MacBook Pro 14-inch");
+    // Without the subscription nothing is recorded (a full fetch would otherwise fill the events table).
+    standin.addDevices(3);
+    await ade.sync("main");
+    assert.equal((await events(f.store, "ade.sync_devices")).length, 3);
+  });
+
   test("sync needs a token; an unknown server is 404", async () => {
     await ade.addServer("main");
     await assert.rejects(ade.sync("main"), code("ade_no_token"));

@@ -30,8 +30,8 @@ export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly 
   ["scep/", ["enroll/", "store/", "identity/", "errors.ts"], "the SCEP CA (RFC 8894)"],
   [
     "ade/",
-    ["store/", "identity/", "errors.ts"],
-    "Automated Device Enrollment: ABM tokens, Apple's device assignment API, sync, DEP profiles",
+    ["store/", "identity/", "plist/", "errors.ts"],
+    "Automated Device Enrollment: ABM tokens, Apple's device assignment API, sync, DEP profiles, the enrollment URL's MachineInfo",
   ],
   [
     "updates/",

@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { BadRequest, Conflict, NotFound, OrchardError } from "../errors.ts";
 import type { AdeDeviceRecord, AdeServerInfo, StoredAdeProfile, StoredAdeServer } from "../store/ade.ts";
-import type { EventDetail } from "../store/event-types.ts";
+import type { AdeSyncedDevice, EventDetail } from "../store/event-types.ts";
 import type { Store } from "../store/index.ts";
 import { AdeApiError, AdeClient, APPLE_ADE_URL, type AppleDevice, type DevicePage, type DeviceStatuses } from "./client.ts";
 import type { OAuth1Credentials } from "./oauth1.ts";
@@ -300,12 +300,21 @@ export class AdeService {
       }
       const nextPhase = phase === "fetch" && !page.more_to_follow ? "sync" : phase;
       const nextCursor = typeof page.cursor === "string" && page.cursor !== "" ? page.cursor : cursor;
-      const applied = await this.store.ade.applyPage(
-        server.name,
-        holder,
-        { devices, cursor: nextCursor ?? null, phase: nextPhase },
-        Date.now(),
-      );
+      // The page, its cursor and (when the webhook subscribes to it) its ade.sync_devices event commit together.
+      const applied = await this.store.transaction(async (tx) => {
+        const now = Date.now();
+        const r = await tx.ade.applyPage(server.name, holder, { devices, cursor: nextCursor ?? null, phase: nextPhase }, now);
+        if (r.applied && devices.length > 0 && tx.outbox.wants("ade.sync_devices")) {
+          const detail = {
+            server: server.name,
+            phase,
+            more_to_follow: page.more_to_follow === true,
+            devices: (page.devices ?? []).map(syncedDevice),
+          };
+          await tx.events.add({ type: "ade.sync_devices", detail }, now);
+        }
+        return r;
+      });
       if (!applied.applied) throw lostLease(server.name);
       for (const serial of applied.withoutProfile) unassigned.add(serial);
       for (const d of devices) if (d.opType === "deleted" || d.opType === "removed") unassigned.delete(d.serialNumber);
@@ -487,6 +496,23 @@ const time = (v: string | undefined): number | undefined => {
   return Number.isNaN(t) ? undefined : t;
 };
 const text = (v: unknown): string | undefined => (typeof v === "string" && v !== "" ? v.slice(0, 512) : undefined);
+
+/** A device of a page as ade.sync_devices carries it (NanoDEP's dep.SyncDevices: Apple's keys). */
+function syncedDevice(d: AppleDevice): AdeSyncedDevice {
+  const v = (x: unknown) => (typeof x === "string" && x !== "" ? x.slice(0, 512) : null);
+  return {
+    serial_number: v(d?.serial_number) ?? "",
+    op_type: v(d.op_type),
+    op_date: v(d.op_date),
+    model: v(d.model),
+    description: v(d.description),
+    color: v(d.color),
+    os: v(d.os),
+    device_family: v(d.device_family),
+    profile_status: v(d.profile_status),
+    profile_uuid: v(d.profile_uuid),
+  };
+}
 
 /** Apple's device JSON as a stored record; one without a serial number is left out. */
 export function deviceRecord(d: AppleDevice): AdeDeviceRecord | undefined {

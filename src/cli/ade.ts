@@ -3,7 +3,9 @@ import path from "node:path";
 import type {
   AdeAssignJson,
   AdeDeviceJson,
+  AdeEnrollmentJson,
   AdeProfileJson,
+  AdeSettingsJson,
   AdeProfileList,
   AdeServerJson,
   AdeServerList,
@@ -49,6 +51,13 @@ export const adeCommand: ClientCommand = {
     `ade profiles default <name> <profile | --none>`,
     `ade profiles assign <name> <profile> <serial>...`,
     `ade profiles remove <name> <profile>`,
+    `ade settings show <name>`,
+    `ade settings put <name> <file.json | ->`,
+    "  enrollment settings: minimum_os per platform, platform_sso, initial_commands (plists), initial_ddm_sets, release_on_failure",
+    `ade enrollments [--server NAME] [--state profile_served|running|releasing|configured|failed] [--limit N] [--cursor C] [--all]`,
+    "  ADE devices that reached the enrollment URL, and where each stands (running step n/m, configured, failed)",
+    `ade release <serial>`,
+    "  sends DeviceConfigured now: a device held by a failed initial set, or one not to keep waiting",
   ],
   run: (args, ctx) =>
     runSubcommand(args, ctx, {
@@ -58,6 +67,9 @@ export const adeCommand: ClientCommand = {
       devices,
       profiles: (a, c) =>
         runSubcommand(a, c, { put: profilePut, list: profileList, default: profileDefault, assign, remove: profileRemove }),
+      settings: (a, c) => runSubcommand(a, c, { show: settingsShow, put: settingsPut }),
+      enrollments,
+      release,
     }),
 };
 
@@ -329,5 +341,74 @@ async function profileRemove(args: string[], ctx: CliContext): Promise<number> {
   );
   if (values.json) printJson(ctx, r);
   else ctx.out(`removed DEP profile ${printable(r.removed)}\n`);
+  return 0;
+}
+
+async function settingsShow(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parseCommand(args, {});
+  const [name] = names(positionals, 1, "the ABM server's name");
+  const r = await connect(values, ctx).get<AdeSettingsJson>(`/v1/ade/servers/${seg(name!)}/enrollment-settings`);
+  printJson(ctx, r);
+  return 0;
+}
+
+async function settingsPut(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parseCommand(args, {});
+  const [name, file] = names(positionals, 2, "the ABM server's name and the settings' JSON file (or - for stdin)");
+  const body = await readFileArg(file!, ctx);
+  const r = expectOk<AdeSettingsJson>(
+    await connect(values, ctx).request("PUT", `/v1/ade/servers/${seg(name!)}/enrollment-settings`, {
+      body,
+      contentType: "application/json",
+    }),
+  );
+  if (values.json) return (printJson(ctx, r), 0);
+  const minimum = Object.entries(r.minimum_os).map(([p, m]) => `${p} ${m.os_version}`);
+  ctx.out(
+    `stored the enrollment settings of ${printable(name!)}: minimum OS ${minimum.length ? minimum.join(", ") : "none"}; ` +
+      `Platform SSO ${r.platform_sso ? "on" : "off"}; ${r.initial_commands.length} initial commands, ${r.initial_ddm_sets.length} DDM sets; ` +
+      `a failed step ${r.release_on_failure ? "still releases" : "holds"} the device\n`,
+  );
+  return 0;
+}
+
+async function enrollments(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parseCommand(args, { server: { type: "string" }, state: { type: "string" }, ...PAGE_OPTIONS });
+  names(positionals, 0, "no argument (filters are flags)");
+  const limit = positiveInt("--limit", values.limit);
+  const query = { server: values.server, state: values.state, limit: limit?.toString() };
+  const page = await fetchPages<"enrollments", AdeEnrollmentJson>(connect(values, ctx), ctx, "/v1/ade/enrollments", "enrollments", query, {
+    all: values.all,
+    cursor: values.cursor,
+  });
+  if (values.json) return (printJson(ctx, page), 0);
+  if (page.enrollments.length === 0) return (ctx.out("no ADE device has reached the enrollment URL\n"), 0);
+  ctx.out(
+    formatTable(
+      ["SERIAL", "SERVER", "UDID", "PRODUCT", "OS", "STATE", "PROGRESS", "SERVED", "UPDATED"],
+      page.enrollments.map((e) => [
+        e.serial_number,
+        e.server,
+        e.udid,
+        e.product,
+        e.os_version,
+        e.state,
+        e.progress,
+        formatTime(e.served_at),
+        formatTime(e.updated_at),
+      ]),
+    ),
+  );
+  return 0;
+}
+
+async function release(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parseCommand(args, {});
+  const [serial] = names(positionals, 1, "the device's serial number");
+  const res = await connect(values, ctx).request("POST", `/v1/ade/enrollments/${seg(serial!)}/release`);
+  if (res.status === 404) throw new CliError(`no ADE device ${printable(serial!)} reached the enrollment URL`);
+  const e = expectOk<AdeEnrollmentJson>(res);
+  if (values.json) return (printJson(ctx, e), 0);
+  ctx.out(`DeviceConfigured queued for ${printable(e.serial_number)} (${printable(e.udid)}): ${e.progress}\n`);
   return 0;
 }

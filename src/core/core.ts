@@ -13,6 +13,7 @@ import type {
 import type { CommandReport } from "../protocol/report.ts";
 import type { PendingCommand, ResultStatus } from "../store/commands.ts";
 import type { Store } from "../store/index.ts";
+import type { AdeSetup } from "./ade-setup.ts";
 import type { DeclarativeManagement } from "./declarative.ts";
 import type { DdmService } from "./ddm.ts";
 import type { Coalescer } from "./coalesce.ts";
@@ -38,6 +39,8 @@ export interface CoreOptions {
   declarative?: DeclarativeManagement;
   /** Declarative Device Management served natively (core/ddm.ts). */
   ddm?: DdmService;
+  /** ADE await configuration: the initial set at AwaitingConfiguration, DeviceConfigured after it (core/ade-setup.ts). */
+  adeSetup?: AdeSetup;
   /** Told of each command report, to push again later after a NotNow (push/notnow.ts). */
   notNow?: { afterReport(enrollmentId: string, status: string, hasNext: boolean, now: number): Promise<void> };
 }
@@ -84,12 +87,15 @@ export class CoreService implements MdmService {
     const id = report.channel.id;
     const store = this.o.store;
     if (report.status !== "Idle") {
-      const record = (s: Store) => s.commands.report(id, report.commandUuid!, report.status as ResultStatus, report.raw, req.now);
+      const status = report.status as ResultStatus;
+      const record = (s: Store) => s.commands.report(id, report.commandUuid!, status, report.raw, req.now);
       // A DeviceInformation or SecurityInfo result also updates the device's inventory (a look at the result's keys).
       const inventory = report.status === "Acknowledged" ? fromCommandResult(report.body) : undefined;
-      // The result, its inventory fields and its webhook event commit together; else one statement needs no transaction.
+      const ade = this.o.adeSetup?.wants(report.commandUuid) ? this.o.adeSetup : undefined;
+      // The result, its inventory fields, its webhook event and an ADE step's progress commit together;
+      // otherwise one statement needs no transaction.
       const outcome =
-        store.outbox.wants("mdm.Connect") || inventory
+        store.outbox.wants("mdm.Connect") || inventory || ade
           ? await store.transaction(async (tx) => {
               const o = await record(tx);
               // Only the answer to a command of that type that was queued for this channel.
@@ -101,6 +107,7 @@ export class CoreService implements MdmService {
                 await tx.inventory.learn(report.channel.deviceId, inventory.values, inventory.source, req.now);
               }
               await recordReport(tx, req, report);
+              if (o === "recorded" && ade) await ade.result(tx, req.log, id, report.commandUuid!, status, req.now);
               return o;
             })
           : await record(store);
@@ -174,7 +181,7 @@ export class CoreService implements MdmService {
       unlockToken = undefined;
     }
     // The token, the enrolled event of a first TokenUpdate and the webhook event commit together.
-    const count = await this.o.store.transaction(async (tx) => {
+    const { count, adeStarted } = await this.o.store.transaction(async (tx) => {
       const count = await tx.enrollments.tokenUpdate({
         channel,
         topic: msg.topic,
@@ -202,10 +209,16 @@ export class CoreService implements MdmService {
           await tx.ddm.dueIfAssigned(channel.id, req.now);
         }
       }
+      // An ADE device waiting in Setup Assistant: its initial set, in this transaction.
+      const adeStarted =
+        msg.awaitingConfiguration === true && !channel.isUserChannel && this.o.adeSetup
+          ? await this.o.adeSetup.awaiting(tx, req.log, channel.id, req.now)
+          : false;
       await recordCheckin(tx, req, msg, count);
-      return count;
+      return { count, adeStarted };
     });
     if (count === 1) req.log.info({ enrollmentId: channel.id, type: channel.type }, "enrolled");
+    if (adeStarted) this.o.adeSetup!.wake(channel.id, req.log);
     return EMPTY;
   }
 

@@ -1,5 +1,8 @@
 import type { FastifyInstance } from "fastify";
 import { syncDetail, type AdeService, type SyncResult } from "../ade/service.ts";
+import { checkSettings, readSettings, settingsJson } from "../ade/settings.ts";
+import type { AdeSetup } from "../core/ade-setup.ts";
+import { ADE_ENROLLMENT_STATES, type AdeEnrollment, type AdeEnrollmentState } from "../store/ade-enrollments.ts";
 import { BadRequest, NotFound } from "../errors.ts";
 import type { AdeDevice, AdeServerInfo, StoredAdeProfile } from "../store/ade.ts";
 import type { Store } from "../store/index.ts";
@@ -9,6 +12,9 @@ import type {
   AdeAssignJson,
   AdeDeviceJson,
   AdeDevicePage,
+  AdeEnrollmentJson,
+  AdeEnrollmentPage,
+  AdeSettingsJson,
   AdeProfileJson,
   AdeProfileList,
   AdeServerJson,
@@ -20,10 +26,13 @@ import { time, timeOrNull } from "./wire-map.ts";
 export interface AdeRouteOptions {
   store: Store;
   ade: AdeService;
+  /** Releases ADE devices (DeviceConfigured) on an operator's word. */
+  adeSetup: AdeSetup;
 }
 
 const TOKEN_BODY_LIMIT = 64 * 1024;
 const PROFILE_BODY_LIMIT = 256 * 1024;
+const SETTINGS_BODY_LIMIT = 4 * 1024 * 1024;
 
 /** ABM servers, their device inventory and DEP profiles (behind the API key). */
 export function registerAdeRoutes(app: FastifyInstance, o: AdeRouteOptions): void {
@@ -116,6 +125,55 @@ export function registerAdeRoutes(app: FastifyInstance, o: AdeRouteOptions): voi
     return { profile_uuid: r.profileUuid, devices: r.devices };
   });
 
+  app.get<Named>("/v1/ade/servers/:name/enrollment-settings", async (req): Promise<AdeSettingsJson> => {
+    const server = await store.ade.server(req.params.name);
+    if (!server) throw new NotFound(`no ABM server named ${req.params.name}`);
+    return settingsJson(readSettings(server.enrollmentSettings)) as unknown as AdeSettingsJson;
+  });
+
+  app.put<Named>("/v1/ade/servers/:name/enrollment-settings", { bodyLimit: SETTINGS_BODY_LIMIT }, async (req): Promise<AdeSettingsJson> => {
+    const settings = checkSettings(jsonObject(req));
+    const json = settingsJson(settings);
+    if (!(await store.ade.setEnrollmentSettings(req.params.name, JSON.stringify(json), Date.now())))
+      throw new NotFound(`no ABM server named ${req.params.name}`);
+    req.log.info(
+      {
+        server: req.params.name,
+        minimumOs: Object.keys(settings.minimumOs),
+        platformSso: settings.platformSso !== undefined,
+        initialCommands: settings.initialCommands.length,
+      },
+      "ADE enrollment settings stored",
+    );
+    return json as unknown as AdeSettingsJson;
+  });
+
+  app.get<{ Querystring: Record<string, string> }>("/v1/ade/enrollments", async (req): Promise<AdeEnrollmentPage> => {
+    const q = req.query;
+    const limit = pageSize(q.limit);
+    if (q.state !== undefined && !(ADE_ENROLLMENT_STATES as readonly string[]).includes(q.state))
+      throw new BadRequest(`state must be one of ${ADE_ENROLLMENT_STATES.join(", ")}`, "invalid_parameter");
+    const rows = await store.adeEnrollments.list({
+      server: q.server,
+      state: q.state as AdeEnrollmentState | undefined,
+      after: q.cursor,
+      limit,
+    });
+    return { enrollments: rows.map(enrollmentJson), next_cursor: nextCursor(rows, limit, (r) => r.serialNumber) };
+  });
+
+  app.get<{ Params: { serial: string } }>("/v1/ade/enrollments/:serial", async (req): Promise<AdeEnrollmentJson> => {
+    const row = await store.adeEnrollments.get(req.params.serial);
+    if (!row) throw new NotFound(`no ADE device ${req.params.serial} reached the enrollment URL`);
+    return enrollmentJson(row);
+  });
+
+  app.post<{ Params: { serial: string } }>("/v1/ade/enrollments/:serial/release", async (req): Promise<AdeEnrollmentJson> => {
+    await o.adeSetup.release(store, req.params.serial, Date.now());
+    req.log.info({ serialNumber: req.params.serial }, "ADE device released by an operator: DeviceConfigured queued");
+    return enrollmentJson((await store.adeEnrollments.get(req.params.serial))!);
+  });
+
   app.get<{ Querystring: Record<string, string> }>("/v1/ade/devices", async (req): Promise<AdeDevicePage> => {
     const q = req.query;
     const limit = pageSize(q.limit);
@@ -138,6 +196,45 @@ export function registerAdeRoutes(app: FastifyInstance, o: AdeRouteOptions): voi
     });
     return { devices: devices.map(deviceJson), next_cursor: nextCursor(devices, limit, (d) => `${d.serverName}/${d.serialNumber}`) };
   });
+}
+
+/** Where a device stands, in words. */
+export function progressOf(e: AdeEnrollment): string {
+  switch (e.state) {
+    case "profile_served":
+      return "waiting (profile served, not awaiting configuration yet)";
+    case "running":
+      return `running step ${Math.min(e.stepsDone + 1, e.stepTotal)}/${e.stepTotal}`;
+    case "releasing":
+      return `releasing (DeviceConfigured sent${e.stepsFailed ? `; ${e.stepsFailed} of ${e.stepTotal} steps failed` : ""})`;
+    case "configured":
+      return e.stepsFailed ? `configured (${e.stepsFailed} of ${e.stepTotal} steps failed)` : "configured";
+    case "failed":
+      return `failed: ${e.error ?? "unknown"}`;
+  }
+}
+
+function enrollmentJson(e: AdeEnrollment): AdeEnrollmentJson {
+  return {
+    serial_number: e.serialNumber,
+    server: e.serverName,
+    udid: e.udid,
+    product: e.product,
+    os_version: e.osVersion,
+    build_version: e.buildVersion,
+    state: e.state,
+    progress: progressOf(e),
+    step_total: e.stepTotal,
+    steps_done: e.stepsDone,
+    steps_failed: e.stepsFailed,
+    release_on_failure: e.releaseOnFailure,
+    error: e.error,
+    served_at: time(e.servedAt),
+    started_at: timeOrNull(e.startedAt),
+    released_at: timeOrNull(e.releasedAt),
+    configured_at: timeOrNull(e.configuredAt),
+    updated_at: time(e.updatedAt),
+  };
 }
 
 function serverJson(s: AdeServerInfo): AdeServerJson {

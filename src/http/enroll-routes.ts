@@ -98,7 +98,7 @@ export function registerEnrollRoutes(app: FastifyInstance, o: EnrollRoutesOption
 }
 
 /** A signer that expired since the start is the operator's to fix: 503 with the reason, never a 500. */
-async function signed(profile: Buffer, signer: ProfileSigner, req: FastifyRequest): Promise<Buffer> {
+export async function signed(profile: Buffer, signer: ProfileSigner, req: FastifyRequest): Promise<Buffer> {
   try {
     return await signProfile(profile, signer);
   } catch (err) {
@@ -109,7 +109,7 @@ async function signed(profile: Buffer, signer: ProfileSigner, req: FastifyReques
 }
 
 /** The push topic for the profile: the one asked for, or the only usable one. */
-async function pickTopic(store: Store, wanted: string | undefined, now: number): Promise<string> {
+export async function pickTopic(store: Store, wanted: string | undefined, now: number): Promise<string> {
   const usable = (await store.push.certs()).filter((c) => c.notAfter > now);
   if (wanted !== undefined) {
     if (!usable.some((c) => c.topic === wanted)) throw new NotFound(`no usable push certificate for topic ${wanted}`);
@@ -120,7 +120,7 @@ async function pickTopic(store: Store, wanted: string | undefined, now: number):
   return usable[0]!.topic;
 }
 
-function baseUrl(req: FastifyRequest, o: EnrollRoutesOptions): string {
+export function baseUrl(req: FastifyRequest, o: { publicUrl?: string }): string {
   if (o.publicUrl) return o.publicUrl;
   const host = req.host;
   if (!host || !HOST_RE.test(host)) throw new BadRequest("no usable Host header: set --public-url");

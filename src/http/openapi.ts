@@ -408,6 +408,47 @@ const schemas: Record<string, Schema> = {
       description: "Apple's answer per serial: SUCCESS, NOT_ACCESSIBLE, FAILED, THROTTLED",
     },
   }),
+  AdeSettings: object({
+    minimum_os: {
+      type: "object",
+      additionalProperties: ref("AdeMinimumOs"),
+      description: "per platform (macos, ios, ipados): below it, a device that can update is answered 403 softwareupdate.required",
+    },
+    platform_sso: {
+      anyOf: [object({ profile_url: str, package_manifest_url: str, auth_url: str }), { type: "null" }],
+      description: "macOS 26: answer 403 com.apple.psso.required to a device that can set up Platform SSO in Setup Assistant",
+    },
+    initial_commands: { ...arrayOf(str), description: "command plists (XML) queued, in order, when a device awaits configuration" },
+    initial_ddm_sets: { ...arrayOf(str), description: "DDM sets assigned to the device when it awaits configuration" },
+    release_on_failure: { ...bool, description: "a failed initial command still sends DeviceConfigured (default true)" },
+  }),
+  AdeMinimumOs: object({ os_version: str, build_version: str }, { optional: ["build_version"] }),
+  AdeSettingsBody: {
+    type: "object",
+    description:
+      "AdeSettings' keys, each optional: a key left out is its default (no minimum, no Platform SSO, no initial set, release_on_failure true)",
+  },
+  AdeEnrollment: object({
+    serial_number: str,
+    server: str,
+    udid: str,
+    product: nullableStr,
+    os_version: nullableStr,
+    build_version: nullableStr,
+    state: { type: "string", enum: ["profile_served", "running", "releasing", "configured", "failed"] },
+    progress: { ...str, description: "in words: waiting, running step n/m, releasing, configured, failed: reason" },
+    step_total: int,
+    steps_done: int,
+    steps_failed: int,
+    release_on_failure: bool,
+    error: nullableStr,
+    served_at: time,
+    started_at: nullableTime,
+    released_at: nullableTime,
+    configured_at: nullableTime,
+    updated_at: time,
+  }),
+  AdeEnrollmentPage: page("enrollments", "AdeEnrollment"),
   Removed: object({ removed: str }),
   Health: object({ status: { type: "string", enum: ["ok", "store unavailable"] } }),
   Version: object({ version: str }),
@@ -450,6 +491,7 @@ const ID = param("id", "path", "enrollment id");
 const ADE_SERVER = param("name", "path", "the ABM server's local name");
 const CREDENTIAL_NAME = param("name", "path", "the template's name: 1 to 128 letters, digits, '.', '_' or '-', not starting with '.'");
 const ADE_PROFILE = param("profile", "path", "the DEP profile's local name");
+const ADE_SERIAL = param("serial", "path", "the device's serial number");
 const SHORT_NAME = param("short_name", "path", "the user's short name");
 const DEVICE_ID = param("id", "path", "device id (UDID)");
 const PASSPHRASE = {
@@ -804,6 +846,52 @@ const paths: Record<string, Record<string, Operation>> = {
       { parameters: [ADE_SERVER, ADE_PROFILE], requestBody: { required: true, content: json(ref("AdeAssignBody")) } },
     ),
   },
+  "/v1/ade/servers/{name}/enrollment-settings": {
+    get: op("ade", "The server's enrollment settings", { "200": ok("AdeSettings"), ...NOT_FOUND }, { parameters: [ADE_SERVER] }),
+    put: op(
+      "ade",
+      "Replace the server's enrollment settings: minimum OS, Platform SSO, the initial set before DeviceConfigured",
+      {
+        "200": ok("AdeSettings"),
+        "400": error("an unknown key, a wrong type, or a command that is not a command plist (code invalid_ade_settings)"),
+        ...NOT_FOUND,
+        ...TOO_LARGE,
+      },
+      { parameters: [ADE_SERVER], requestBody: { required: true, content: json(ref("AdeSettingsBody")) } },
+    ),
+  },
+  "/v1/ade/enrollments": {
+    get: op(
+      "ade",
+      "ADE devices that reached the enrollment URL, and where each stands (ordered by serial number)",
+      { "200": ok("AdeEnrollmentPage") },
+      {
+        parameters: [
+          param("server", "query", "only this ABM server's devices"),
+          param("state", "query", "only this state", {
+            type: "string",
+            enum: ["profile_served", "running", "releasing", "configured", "failed"],
+          }),
+          ...PAGING,
+        ],
+      },
+    ),
+  },
+  "/v1/ade/enrollments/{serial}": {
+    get: op("ade", "One ADE device's progress", { "200": ok("AdeEnrollment"), ...NOT_FOUND }, { parameters: [ADE_SERIAL] }),
+  },
+  "/v1/ade/enrollments/{serial}/release": {
+    post: op(
+      "ade",
+      "Send DeviceConfigured now (a device held by a failed initial set, or one an operator will not keep waiting)",
+      {
+        "200": ok("AdeEnrollment"),
+        ...NOT_FOUND,
+        "409": error("the device is releasing or configured already (code ade_release_refused)"),
+      },
+      { parameters: [ADE_SERIAL] },
+    ),
+  },
   "/v1/ade/devices": {
     get: op(
       "ade",
@@ -823,6 +911,40 @@ const paths: Record<string, Record<string, Operation>> = {
   },
   "/v1/openapi.json": {
     get: op("meta", "This document", { "200": { description: "OpenAPI 3.1", content: json({ type: "object" }) } }),
+  },
+  "/ade/enroll": {
+    post: {
+      summary: "The ADE enrollment URL a DEP profile points at: a device's signed MachineInfo in, its enrollment profile out",
+      tags: ["ade"],
+      security: [],
+      requestBody: {
+        required: false,
+        content: body(
+          "application/pkcs7-signature",
+          "MachineInfo (a plist) in a CMS SignedData; or empty with x-apple-aspen-deviceinfo",
+          true,
+        ),
+      },
+      parameters: [
+        { name: "x-apple-aspen-deviceinfo", in: "header", required: false, description: "the signed MachineInfo, base64", schema: str },
+      ],
+      responses: {
+        "200": {
+          description: "the enrollment profile (SCEP with a single-use challenge bound to the serial number), signed with --profile-signer",
+          content: body("application/x-apple-aspen-config", undefined, true),
+        },
+        "400": textError(
+          "not a signed MachineInfo, a signature that does not verify, or (with --ade-device-ca) a signer Apple did not issue",
+        ),
+        "403": {
+          description:
+            "a serial number no ABM server assigns to Orchard (text), or Apple's JSON: softwareupdate.required (a minimum OS) or psso.required",
+          content: { "text/plain": { schema: str }, ...json({ type: "object" }) },
+        },
+        "409": textError("no usable push certificate: upload one first"),
+        "429": textError("too many refused MachineInfos from this address; see Retry-After"),
+      },
+    },
   },
   "/enroll": {
     get: {

@@ -121,6 +121,11 @@ export const ROUTE_ROLES: Readonly<Record<string, RouteRule>> = {
   "DELETE /v1/ade/servers/:name/profiles/:profile": op("ade.profile_remove"),
   "POST /v1/ade/servers/:name/profiles/:profile/assign": op("ade.profile_assign"),
   "POST /v1/ade/servers/:name/sync": op("ade.sync"),
+  "GET /v1/ade/servers/:name/enrollment-settings": read,
+  "PUT /v1/ade/servers/:name/enrollment-settings": op("ade.enrollment_settings_put"),
+  "GET /v1/ade/enrollments": read,
+  "GET /v1/ade/enrollments/:serial": read,
+  "POST /v1/ade/enrollments/:serial/release": op("ade.device_release"),
   // The device inventory
   "GET /v1/inventory": read,
   "GET /v1/inventory/:device_id": read,

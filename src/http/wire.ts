@@ -604,3 +604,36 @@ export interface InventorySubscriptionResult {
   /** Of those, the ones whose sets changed (each syncs). */
   assigned: number;
 }
+/** An ABM server's enrollment settings (docs/automated-enrollment.md, "Enrollment settings"). */
+export interface AdeSettingsJson {
+  minimum_os: Record<string, { os_version: string; build_version?: string }>;
+  platform_sso: { profile_url: string; package_manifest_url: string; auth_url: string } | null;
+  initial_commands: string[];
+  initial_ddm_sets: string[];
+  release_on_failure: boolean;
+}
+
+/** An ADE device on its way from the enrollment URL to DeviceConfigured. */
+export interface AdeEnrollmentJson {
+  serial_number: string;
+  server: string;
+  udid: string;
+  product: string | null;
+  os_version: string | null;
+  build_version: string | null;
+  state: "profile_served" | "running" | "releasing" | "configured" | "failed";
+  /** In words: waiting, running step n/m, releasing, configured, failed (with the reason). */
+  progress: string;
+  step_total: number;
+  steps_done: number;
+  steps_failed: number;
+  release_on_failure: boolean;
+  error: string | null;
+  served_at: Time;
+  started_at: Time | null;
+  released_at: Time | null;
+  configured_at: Time | null;
+  updated_at: Time;
+}
+
+export type AdeEnrollmentPage = Page<"enrollments", AdeEnrollmentJson>;

@@ -23,13 +23,17 @@ export class ScepChallenges {
     if (!(ttlMs > 0)) throw new Error("the SCEP challenge lifetime must be positive");
   }
 
-  /** A fresh challenge, usable once within ttlMs (default: the configured lifetime). */
-  async create(ttlMs: number = this.ttlMs, now: number = Date.now()): Promise<NewChallenge> {
+  /**
+   * A fresh challenge, usable once within ttlMs (default: the configured
+   * lifetime); adeSerial binds it (and the certificate it buys) to the serial
+   * number of an ADE device.
+   */
+  async create(ttlMs: number = this.ttlMs, now: number = Date.now(), adeSerial?: string): Promise<NewChallenge> {
     if (!(ttlMs > 0)) throw new Error("the SCEP challenge lifetime must be positive");
     // Hex: PrintableString-safe, so every client encodes it the same way in its CSR.
     const challenge = randomBytes(20).toString("hex");
     const expiresAt = now + ttlMs;
-    await this.store.scep.createChallenge(challengeHash(challenge), now, expiresAt);
+    await this.store.scep.createChallenge(challengeHash(challenge), now, expiresAt, adeSerial ?? null);
     return { challenge, expiresAt: new Date(expiresAt) };
   }
 }

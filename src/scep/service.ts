@@ -129,12 +129,16 @@ export class ScepService {
     if (state === "valid") {
       const cert = await this.issue(csr);
       const recorded = await this.o.store.transaction(async (tx) => {
-        if (!(await tx.scep.consumeChallenge(hash, now))) return false;
-        if (!(await tx.scep.recordCertificate(record(cert, "PKCSReq", msg.transactionId, now, null, null)))) {
+        const spent = await tx.scep.consumeChallenge(hash, now);
+        if (!spent) return false;
+        // A challenge of the ADE enrollment URL binds the certificate to its device's serial number.
+        const adeSerial = spent.adeSerial;
+        if (!(await tx.scep.recordCertificate({ ...record(cert, "PKCSReq", msg.transactionId, now, null, null), adeSerial }))) {
           // A serial or key fingerprint seen before: roll back, the challenge stays unused.
           throw new ScepFailure("badRequest", "the certificate could not be recorded; send the request again");
         }
-        await tx.events.add({ type: "scep.issued", detail: certDetail(cert, "PKCSReq") }, now);
+        const detail = certDetail(cert, "PKCSReq");
+        await tx.events.add({ type: "scep.issued", detail: adeSerial ? { ...detail, ade_serial: adeSerial } : detail }, now);
         return true;
       });
       if (recorded) return { cert, resent: false };
@@ -172,7 +176,9 @@ export class ScepService {
     const done = await this.o.store
       .transaction(async (tx) => {
         const devices = await tx.enrollments.rebindCertificate(oldFingerprint, newFingerprint);
-        const rec = record(cert, "RenewalReq", msg.transactionId, now, devices[0] ?? null, oldFingerprint);
+        // The renewed certificate stays bound to the ADE serial number of the one it replaces.
+        const adeSerial = (await tx.scep.certificateByFingerprint(oldFingerprint))?.adeSerial ?? null;
+        const rec = { ...record(cert, "RenewalReq", msg.transactionId, now, devices[0] ?? null, oldFingerprint), adeSerial };
         if (!(await tx.scep.recordCertificate(rec))) throw new AlreadyRenewed();
         const detail = { ...certDetail(cert, "RenewalReq"), renewed_from: oldFingerprint };
         if (devices.length === 0) await tx.events.add({ type: "scep.renewed", detail }, now);

@@ -19,6 +19,8 @@ export interface StoredAdeServer {
   lastSyncAt: number | null;
   lastSyncError: string | null;
   defaultProfile: string | null;
+  /** The enrollment settings (JSON, ade/settings.ts), or null for none. */
+  enrollmentSettings: string | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -75,7 +77,7 @@ export interface StoredAdeProfile {
 }
 
 const SERVER_COLUMNS = `name, cert_pem, key_sealed, cert_not_after, tokens_sealed, consumer_key, token_expiry, token_uploaded_at,
-  server_uuid, server_name, org_name, cursor, phase, last_sync_at, last_sync_error, default_profile, created_at, updated_at`;
+  server_uuid, server_name, org_name, cursor, phase, last_sync_at, last_sync_error, default_profile, enrollment_settings, created_at, updated_at`;
 
 const DEVICE_FIELDS = [
   "model",
@@ -147,6 +149,7 @@ export class AdeStore {
 
   async removeServer(name: string): Promise<boolean> {
     return this.db.transaction(async (tx) => {
+      await tx.run("DELETE FROM ade_enrollments WHERE server_name = ?", [name]);
       await tx.run("DELETE FROM ade_devices WHERE server_name = ?", [name]);
       await tx.run("DELETE FROM ade_profiles WHERE server_name = ?", [name]);
       return (await tx.run("DELETE FROM ade_servers WHERE name = ?", [name])) > 0;
@@ -171,6 +174,19 @@ export class AdeStore {
       now,
       name,
     ]);
+  }
+
+  async setEnrollmentSettings(name: string, settings: string | null, now: number): Promise<boolean> {
+    return (await this.db.run("UPDATE ade_servers SET enrollment_settings = ?, updated_at = ? WHERE name = ?", [settings, now, name])) > 0;
+  }
+
+  /** The ABM server that assigns this serial number now (not removed); the latest one if several say so. */
+  async assignedServer(serial: string): Promise<string | undefined> {
+    const row = await this.db.get<{ server_name: string }>(
+      "SELECT server_name FROM ade_devices WHERE serial_number = ? AND removed = 0 ORDER BY updated_at DESC LIMIT 1",
+      [serial],
+    );
+    return row?.server_name;
   }
 
   async setDefaultProfile(name: string, profile: string | null, now: number): Promise<boolean> {
@@ -396,6 +412,7 @@ interface ServerRow {
   last_sync_at: Num;
   last_sync_error: string | null;
   default_profile: string | null;
+  enrollment_settings: string | null;
   created_at: number | string;
   updated_at: number | string;
 }
@@ -454,6 +471,7 @@ function toServer(r: ServerRow): StoredAdeServer {
     lastSyncAt: num(r.last_sync_at),
     lastSyncError: r.last_sync_error,
     defaultProfile: r.default_profile,
+    enrollmentSettings: r.enrollment_settings,
     createdAt: Number(r.created_at),
     updatedAt: Number(r.updated_at),
   };

@@ -11,7 +11,15 @@ const detail = <T>(): T => undefined as T;
 /** A type recorded without a detail. */
 const none = detail<undefined>();
 
-type CertDetail = { request_type: string; subject: string; serial: string; fingerprint: string; not_after: string };
+type CertDetail = {
+  request_type: string;
+  subject: string;
+  serial: string;
+  fingerprint: string;
+  not_after: string;
+  /** The ADE device serial number the certificate is bound to. */
+  ade_serial?: string;
+};
 type ShortName = { short_name?: string };
 type AdeAssignCounts = { success: number; not_accessible: number; failed: number; throttled: number };
 /** What one fetch or sync of an ABM server did (also the answer of POST /v1/ade/servers/{name}/sync, less trigger). */
@@ -33,6 +41,19 @@ export type AdeSyncDetail = {
 
 /** The OS update target a device missed or failed (store/software-updates.ts). */
 type UpdateDetail = { policy: string; target_os_version: string; target_build_version: string | null; os_version: string | null };
+/** One device of an ade.sync_devices page: Apple's keys, as NanoDEP's dep.SyncDevices carries them. */
+export type AdeSyncedDevice = {
+  serial_number: string;
+  op_type: string | null;
+  op_date: string | null;
+  model: string | null;
+  description: string | null;
+  color: string | null;
+  os: string | null;
+  device_family: string | null;
+  profile_status: string | null;
+  profile_uuid: string | null;
+};
 
 export const EVENT_CATALOGUE = {
   "device.authenticated": { about: "a device sent Authenticate and was (re-)bound", detail: detail<{ serial_number?: string }>() },
@@ -189,6 +210,60 @@ export const EVENT_CATALOGUE = {
   "update.overdue": {
     about: "a device missed its OS update deadline (once per target)",
     detail: detail<UpdateDetail & { deadline: string; state: string }>(),
+  },
+  "ade.sync_devices": {
+    about: "one page of an ABM server's device list, as NanoDEP's dep.SyncDevices (recorded only when the webhook subscribes to it)",
+    detail: detail<{ server: string; phase: "fetch" | "sync"; more_to_follow: boolean; devices: AdeSyncedDevice[] }>(),
+  },
+  "ade.enrollment_profile_served": {
+    about: "the ADE enrollment URL answered a device's signed MachineInfo with its enrollment profile",
+    detail: detail<{
+      server: string;
+      serial_number: string;
+      product: string;
+      os_version: string | null;
+      build_version: string;
+      apple_ca_verified: boolean;
+    }>(),
+  },
+  "ade.os_update_required": {
+    about: "the ADE enrollment URL answered 403 softwareupdate.required: the device is below the minimum OS",
+    detail: detail<{
+      server: string;
+      serial_number: string;
+      product: string;
+      os_version: string | null;
+      required_os_version: string;
+      required_build_version: string | null;
+    }>(),
+  },
+  "ade.platform_sso_required": {
+    about: "the ADE enrollment URL answered 403 com.apple.psso.required (Platform SSO during Setup Assistant)",
+    detail: detail<{ server: string; serial_number: string }>(),
+  },
+  "ade.configuration_started": {
+    about: "an ADE device awaiting configuration got its initial set",
+    detail: detail<{ server: string; serial_number: string; steps: number; ddm_sets: string[] }>(),
+  },
+  "ade.configuration_step_failed": {
+    about: "an initial command of an ADE device answered Error or CommandFormatError",
+    detail: detail<{ serial_number: string; step: number; of: number; command_uuid: string; request_type: string; status: string }>(),
+  },
+  "ade.configuration_failed": {
+    about: "an ADE device is held in Setup Assistant: initial commands failed (release_on_failure false), or it refused DeviceConfigured",
+    detail: detail<{ serial_number: string; reason: string; steps_failed: number }>(),
+  },
+  "ade.device_released": {
+    about: "DeviceConfigured was queued for an ADE device (by Orchard after its initial set, or by an operator)",
+    detail: detail<{ serial_number: string; steps_failed: number; by: "orchard" | "operator" }>(),
+  },
+  "ade.device_configured": {
+    about: "an ADE device acknowledged DeviceConfigured: Setup Assistant goes on",
+    detail: detail<{ serial_number: string }>(),
+  },
+  "ade.identity_refused": {
+    about: "an Authenticate for an ADE device's serial number came from a certificate not issued for that serial (403)",
+    detail: detail<{ serial_number: string; fingerprint: string; bound_serial: string | null; reason: string }>(),
   },
   "webhook.dropped": {
     about: "undelivered webhook events were dropped (--webhook-max-backlog or --webhook-max-age)",

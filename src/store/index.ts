@@ -2,6 +2,7 @@ import path from "node:path";
 import { BadRequest } from "../errors.ts";
 import { AdeStore } from "./ade.ts";
 import { AuditStore } from "./audit.ts";
+import { AdeEnrollmentStore } from "./ade-enrollments.ts";
 import { CommandStore } from "./commands.ts";
 import { DdmAssetStore, DdmProfileStore } from "./ddm-assets.ts";
 import { DdmCredentialStore } from "./ddm-credentials.ts";
@@ -52,6 +53,7 @@ export class Store {
   readonly operators: OperatorStore;
   readonly audit: AuditStore;
   readonly inventory: InventoryStore;
+  readonly adeEnrollments: AdeEnrollmentStore;
 
   constructor(
     readonly db: Database,
@@ -88,6 +90,7 @@ export class Store {
     this.operators = new OperatorStore(db);
     this.audit = new AuditStore(db);
     this.inventory = new InventoryStore(db);
+    this.adeEnrollments = new AdeEnrollmentStore(db);
   }
 
   /**

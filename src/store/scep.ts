@@ -17,6 +17,8 @@ export interface ScepCertificateRecord {
   /** Fingerprint of the certificate a renewal replaced. */
   renewedFrom: string | null;
   certDer: Buffer;
+  /** The ADE serial number it was issued for (a challenge of the ADE enrollment URL, or a renewal of such a certificate). */
+  adeSerial?: string | null;
 }
 
 interface CertificateRow {
@@ -30,10 +32,11 @@ interface CertificateRow {
   device_id: string | null;
   renewed_from: string | null;
   cert_der: Buffer;
+  ade_serial: string | null;
 }
 
 const CERT_COLUMNS =
-  "serial_number, fingerprint, subject, issued_at, not_after, request_type, transaction_id, device_id, renewed_from, cert_der";
+  "serial_number, fingerprint, subject, issued_at, not_after, request_type, transaction_id, device_id, renewed_from, cert_der, ade_serial";
 
 /** SCEP challenge passwords (as hashes) and the certificates SCEP issued. */
 export class ScepStore {
@@ -43,19 +46,27 @@ export class ScepStore {
    * Stores a new challenge's hash. Challenges expired more than a day ago are
    * deleted here, lazily: creating challenges is what makes the table grow.
    */
-  async createChallenge(hash: string, now: number, expiresAt: number): Promise<void> {
+  async createChallenge(hash: string, now: number, expiresAt: number, adeSerial: string | null = null): Promise<void> {
     await this.db.run("DELETE FROM scep_challenges WHERE expires_at < ?", [now - SCEP_CHALLENGE_KEEP_MS]);
-    await this.db.run("INSERT INTO scep_challenges (hash, created_at, expires_at, used_at) VALUES (?, ?, ?, NULL)", [hash, now, expiresAt]);
-  }
-
-  /** Spends a challenge: true for exactly one caller, across all processes, while it is unused and unexpired. */
-  async consumeChallenge(hash: string, now: number): Promise<boolean> {
-    const changed = await this.db.run("UPDATE scep_challenges SET used_at = ? WHERE hash = ? AND used_at IS NULL AND expires_at > ?", [
-      now,
+    await this.db.run("INSERT INTO scep_challenges (hash, created_at, expires_at, used_at, ade_serial) VALUES (?, ?, ?, NULL, ?)", [
       hash,
       now,
+      expiresAt,
+      adeSerial,
     ]);
-    return changed === 1;
+  }
+
+  /**
+   * Spends a challenge: for exactly one caller, across all processes, while it
+   * is unused and unexpired; false otherwise. A challenge of the ADE
+   * enrollment URL answers the serial number it is bound to.
+   */
+  async consumeChallenge(hash: string, now: number): Promise<false | { adeSerial: string | null }> {
+    const row = await this.db.get<{ ade_serial: string | null }>(
+      "UPDATE scep_challenges SET used_at = ? WHERE hash = ? AND used_at IS NULL AND expires_at > ? RETURNING ade_serial",
+      [now, hash, now],
+    );
+    return row === undefined ? false : { adeSerial: row.ade_serial };
   }
 
   /** Why a challenge cannot be spent (for the log; the client hears one answer for all). */
@@ -75,7 +86,7 @@ export class ScepStore {
    */
   async recordCertificate(c: ScepCertificateRecord): Promise<boolean> {
     const changed = await this.db.run(
-      `INSERT INTO scep_certificates (${CERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      `INSERT INTO scep_certificates (${CERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
       [
         c.serialNumber,
         c.fingerprint,
@@ -87,6 +98,7 @@ export class ScepStore {
         c.deviceId,
         c.renewedFrom,
         c.certDer,
+        c.adeSerial ?? null,
       ],
     );
     return changed === 1;
@@ -119,5 +131,6 @@ function toRecord(r: CertificateRow): ScepCertificateRecord {
     deviceId: r.device_id,
     renewedFrom: r.renewed_from,
     certDer: Buffer.from(r.cert_der),
+    adeSerial: r.ade_serial,
   };
 }

@@ -7,12 +7,53 @@
 // fetched and synced with cursors (and EXHAUSTED_CURSOR, INVALID_CURSOR,
 // EXPIRED_CURSOR), profiles defined, assigned and removed, and any status
 // (401/403/429/500) injected on demand. It also issues a server token
-// (.p7m) encrypted to the certificate an admin would upload to ABM.
+// (.p7m) encrypted to the certificate an admin would upload to ABM, and plays
+// Apple's device CA: device identities that sign the MachineInfo a Mac sends
+// the enrollment URL during Setup Assistant.
 import { createHmac, randomBytes, X509Certificate } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { buildEnvelopedData } from "../../src/identity/cms.ts";
+import { buildEnvelopedData, buildSignedData } from "../../src/identity/cms.ts";
 import { buildSmime, buildSmimeInner } from "../../src/identity/smime.ts";
+import { createCa, generateKeyPair, issueDeviceIdentity, type KeyPair, type PkiIdentity } from "../../src/identity/testing/pki.ts";
+import { serializePlist, type PlistDict } from "../../src/plist/index.ts";
+
+/**
+ * A test "Apple device CA" (Apple's is "Apple iPhone Device CA"): it issues
+ * device identities, and a device signs its MachineInfo with its own (a CMS
+ * SignedData with the plist inside, as Setup Assistant sends it).
+ */
+export class AppleDeviceCa {
+  private constructor(
+    readonly ca: PkiIdentity,
+    private readonly key: KeyPair,
+  ) {}
+
+  static async create(commonName = "Test Apple iPhone Device CA"): Promise<AppleDeviceCa> {
+    return new AppleDeviceCa(await createCa({ commonName }), await generateKeyPair());
+  }
+
+  /** A device identity (one shared key: RSA key generation is slow). */
+  device(udid: string): Promise<PkiIdentity> {
+    return issueDeviceIdentity(this.ca, { commonName: udid, keyPair: this.key, extendedKeyUsages: null });
+  }
+
+  /** MachineInfo as a device sends it: the plist, signed with the device's identity. */
+  static sign(info: PlistDict, identity: PkiIdentity): Buffer {
+    return buildSignedData({
+      content: Buffer.from(serializePlist(info)),
+      signerCert: identity.cert,
+      signerKey: identity.key,
+      digest: "sha256",
+      attributes: [],
+    });
+  }
+}
+
+/** A Mac's MachineInfo keys (Apple's other/machineinfo.yaml). */
+export function machineInfo(serial: string, udid: string, extra: PlistDict = {}): PlistDict {
+  return { UDID: udid, SERIAL: serial, PRODUCT: "MacBookPro18,3", VERSION: "24A335", OS_VERSION: "15.0", LANGUAGE: "en", ...extra };
+}
 
 export interface StandinDevice {
   serial_number: string;
@@ -79,6 +120,8 @@ export class AdeStandin {
   cursorTtlMs = 7 * 86_400_000;
   /** What a profile assignment does to the device list: a modified op, as Apple records it. */
   assignmentMakesOp = true;
+  /** The server token is past its access_token_expiry: GET /session is refused, as Apple refuses it. */
+  tokenExpired = false;
 
   private readonly devices = new Map<string, StandinDevice>();
   /** The device list in serial order, kept until a device is added or removed (a fetch of 100,000 reads it 100 times). */
@@ -384,6 +427,7 @@ export class AdeStandin {
     if (!header.startsWith("OAuth ")) return { status: 401, body: '"UNAUTHORIZED"' };
     const params = new Map<string, string>();
     for (const m of header.slice(6).matchAll(/([a-z_]+)="([^"]*)"/g)) params.set(m[1]!, decodeURIComponent(m[2]!));
+    if (this.tokenExpired) return { status: 401, body: '"UNAUTHORIZED"' };
     if (params.get("oauth_consumer_key") !== this.consumerKey || params.get("oauth_token") !== this.accessToken) {
       return { status: 401, body: '"UNAUTHORIZED"' };
     }

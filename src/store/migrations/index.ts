@@ -16,6 +16,7 @@ import { softwareUpdates } from "./018-software-updates.ts";
 import { operators } from "./019-operators.ts";
 import { ddmCredentials } from "./020-ddm-credentials.ts";
 import { inventory } from "./017-inventory.ts";
+import { adeEnrollment } from "./016-ade-enrollment.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
@@ -43,6 +44,7 @@ export const migrations: readonly Migration[] = [
   operators,
   ddmCredentials,
   inventory,
+  adeEnrollment,
 ];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {

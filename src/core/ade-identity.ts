@@ -1,0 +1,62 @@
+// Serial-bound identity for ADE devices. The certificate Orchard's SCEP issues
+// through a challenge of the ADE enrollment URL records the serial number it
+// was made for (store/scep.ts). An Authenticate that speaks for an ADE device
+// (its SerialNumber is one an ABM server assigns to Orchard, or its UDID is
+// already known for such a serial) is let through only from a certificate
+// issued for that serial; and a certificate issued for one serial never
+// enrolls another. Someone holding any other trusted certificate cannot take
+// an ADE device over, whatever the re-binding policy (core/cert-binding.ts).
+import { Forbidden } from "../errors.ts";
+import type { AuthenticateMessage, CheckinMessage } from "../protocol/checkin.ts";
+import type { CommandReport } from "../protocol/report.ts";
+import type { Store } from "../store/index.ts";
+import type { CheckinReply, MdmRequest, MdmService } from "./service.ts";
+
+export class AdeIdentity implements MdmService {
+  constructor(
+    private readonly next: MdmService,
+    private readonly store: Store,
+  ) {}
+
+  async checkIn(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
+    if (msg.messageType === "Authenticate") await this.check(req, msg);
+    return this.next.checkIn(req, msg);
+  }
+
+  report(req: MdmRequest, report: CommandReport) {
+    return this.next.report(req, report);
+  }
+
+  private async check(req: MdmRequest, msg: AuthenticateMessage): Promise<void> {
+    const deviceId = msg.channel.deviceId;
+    const claimed = msg.serialNumber;
+    const [claimedIsAde, known, cert] = await Promise.all([
+      claimed === undefined ? Promise.resolve(undefined) : this.store.ade.assignedServer(claimed),
+      this.store.adeEnrollments.serialOfDevice(deviceId),
+      this.store.scep.certificateByFingerprint(req.certFingerprint),
+    ]);
+    const bound = cert?.adeSerial ?? null;
+    let reason: string | undefined;
+    let serial: string | undefined;
+    if (bound !== null) {
+      // A certificate made for one ADE device speaks for that device only.
+      if (claimed !== undefined && claimed !== bound) (serial = claimed), (reason = `the certificate was issued for serial ${bound}`);
+      else if (known !== undefined && known !== bound)
+        (serial = known), (reason = `this UDID is ADE serial ${known}; the certificate was issued for ${bound}`);
+    } else if (claimedIsAde !== undefined || known !== undefined) {
+      serial = claimedIsAde !== undefined ? claimed! : known!;
+      reason = "the certificate was not issued for this ADE serial number by Orchard's ADE enrollment";
+    }
+    if (reason === undefined || serial === undefined) return;
+    const detail = { serial_number: serial, fingerprint: req.certFingerprint, bound_serial: bound, reason };
+    await this.store.events.add({ type: "ade.identity_refused", enrollmentId: deviceId, detail }, req.now);
+    req.log.warn(
+      { enrollmentId: deviceId, ...detail },
+      "Authenticate for an ADE device refused: its identity is bound to its serial number",
+    );
+    throw new Forbidden(
+      `serial number ${serial} is an Automated Device Enrollment device: ${reason} (docs/automated-enrollment.md, serial-bound identity)`,
+      "ade_identity_refused",
+    );
+  }
+}
