@@ -63,6 +63,20 @@ export class DdmAdmin {
   }
 
   /** Stores a declaration: created, changed, or unchanged (same content: same ServerToken, nothing written). */
+  /**
+   * What putDeclaration would refuse or warn about, without storing anything
+   * (the console checks a declaration as the operator types it).
+   */
+  check(json: unknown): { errors: Array<{ path: string; message: string }>; warnings: string[] } {
+    try {
+      declarationOf(json);
+    } catch (err) {
+      if (err instanceof BadRequest) return { errors: [{ path: "", message: err.message }], warnings: [] };
+      throw err;
+    }
+    return this.validate(json);
+  }
+
   async putDeclaration(
     json: unknown,
     notify: boolean,
