@@ -12,6 +12,8 @@ export class ApiError extends Error {
     readonly status: number,
     message: string,
     readonly code: string | undefined,
+    /** The parsed JSON body, when there was one. */
+    readonly body?: unknown,
   ) {
     super(message);
   }
@@ -59,15 +61,17 @@ export async function request(method: string, path: string, body?: Body, o: Requ
   if (res.ok || res.status === 304) return res;
   let reason = `${res.status} ${res.statusText}`;
   let code: string | undefined;
+  let parsed: unknown;
   try {
-    const e = (await res.json()) as Partial<ApiErrorBody>;
+    parsed = await res.json();
+    const e = parsed as Partial<ApiErrorBody>;
     if (typeof e.error === "string") reason = e.error;
     if (typeof e.code === "string") code = e.code;
   } catch {
     // Not JSON: the status says enough.
   }
   if (res.status === 401 && !o.quiet401) onSignedOut();
-  throw new ApiError(res.status, reason, code);
+  throw new ApiError(res.status, reason, code, parsed);
 }
 
 /** A JSON answer (or undefined for 204/304). */
@@ -76,6 +80,28 @@ export async function api<T>(method: string, path: string, body?: Body, o: Reque
   if (res.status === 204 || res.status === 304) return undefined as T;
   const text = await res.text();
   return (text ? JSON.parse(text) : undefined) as T;
+}
+
+/**
+ * NanoMDM's routes (enqueue, push) answer 207 or 500 with their per-id
+ * APIResult when some or every id failed (a push without a push
+ * certificate): that is an answer to read, not an error, unless it is an
+ * error body ({"error", "code"}).
+ */
+export async function apiResult<T>(
+  method: string,
+  path: string,
+  body?: Body,
+  o: RequestOptions = {},
+): Promise<{ status: number; result: T }> {
+  try {
+    const res = await request(method, path, body, o);
+    return { status: res.status, result: (await res.json()) as T };
+  } catch (e) {
+    const b = e instanceof ApiError ? e.body : undefined;
+    if (e instanceof ApiError && typeof b === "object" && b !== null && !("error" in b)) return { status: e.status, result: b as T };
+    throw e;
+  }
 }
 
 export const get = <T>(path: string) => api<T>("GET", path);

@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import { api, get, query, seg } from "../api.ts";
+import { api, apiResult, get, query, seg } from "../api.ts";
 import type {
   CommandHistoryPage,
   CommandJson,
@@ -263,9 +263,9 @@ function Commands({ channel, writable }: { channel: EnrollmentJson; writable: bo
               disabled={act.busy}
               onClick={() =>
                 act.run(async () => {
-                  const r = await api<PushResult>("POST", `/v1/push/${seg(id)}`);
-                  const s = r.status?.[id];
-                  return s?.push_error ? `Push failed: ${s.push_error}` : "Pushed: the device will check in.";
+                  const { result } = await apiResult<PushResult>("POST", `/v1/push/${seg(id)}`);
+                  const err = result.push_error ?? result.status?.[id]?.push_error;
+                  return err ? `The push failed: ${err}` : "Pushed: the device will check in.";
                 })
               }
             >
@@ -402,11 +402,14 @@ function QueueCommand({ channelId, onQueued }: { channelId: string; onQueued: ()
   const cmd = commonCommand(type);
   const queue = (body: string) =>
     act.run(async () => {
-      const r = await api<EnqueueResult>("PUT", `/v1/enqueue/${seg(channelId)}`, body, { contentType: "application/xml" });
+      const { result: r } = await apiResult<EnqueueResult>("PUT", `/v1/enqueue/${seg(channelId)}`, body, {
+        contentType: "application/xml",
+      });
       onQueued();
       const s = r.status?.[channelId];
-      if (s?.command_error) throw new Error(s.command_error);
-      return `Queued ${r.request_type} (${r.command_uuid})${s?.push_error ? `; push failed: ${s.push_error}` : ""}.`;
+      if (r.command_error || s?.command_error) throw new Error(r.command_error ?? s?.command_error);
+      const pushError = r.push_error ?? s?.push_error;
+      return `Queued ${r.request_type} (${r.command_uuid})${pushError ? `; the push failed: ${pushError}` : ""}.`;
     });
   const submit = (e: Event) => {
     e.preventDefault();
