@@ -216,7 +216,7 @@ describe("the web console", { skip: hasChromium() ? false : "no chromium at /usr
         '{"Type": "com.apple.configuration.passcode.settings", "Identifier": "com.example.console", "Payload": {"MinimumLength": "six"}}',
       );
       await page.locator("#check ul.error li").first().waitFor();
-      assert.match(await page.locator("#check").innerText(), /MinimumLength/);
+      assert.match((await page.locator("#check").textContent()) ?? "", /MinimumLength/);
       assert.equal(await page.getByRole("button", { name: "Save" }).isDisabled(), true);
       await editor.fill(
         '{"Type": "com.apple.configuration.passcode.settings", "Identifier": "com.example.console", "Payload": {"MinimumLength": 6}}',
