@@ -48,6 +48,17 @@ export interface Config {
   webhook?: WebhookOptions;
   /** Automated Device Enrollment (src/ade/, docs/automated-enrollment.md). */
   ade: AdeConfig;
+  /** Operator sessions and the audit log (docs/operators.md). */
+  operators: OperatorsConfig;
+}
+
+export interface OperatorsConfig {
+  /** A browser session unused this long ends (--session-idle-timeout). */
+  sessionIdleMs: number;
+  /** A browser session ends this long after sign-in, used or not (--session-max-age). */
+  sessionMaxAgeMs: number;
+  /** Audit log entries are kept this long; 0: forever (--audit-retention). */
+  auditRetentionMs: number;
 }
 
 /** Apple's device assignment API and the sync schedule (src/ade/, docs/automated-enrollment.md). */
@@ -217,6 +228,9 @@ export const SERVE_FLAGS = {
   "plist-max-data": { type: "string", default: "16mb", help: "largest data value" },
   "result-retention": { type: "string", default: "90d", help: "keep answered command results this long (`0`: forever)" },
   "event-retention": { type: "string", default: "90d", help: "keep events this long (`0`: forever)" },
+  "audit-retention": { type: "string", default: "365d", help: "keep the audit log's entries this long (`0`: forever; docs/operators.md)" },
+  "session-idle-timeout": { type: "string", default: "30m", help: "an operator's browser session unused this long ends" },
+  "session-max-age": { type: "string", default: "12h", help: "an operator's browser session ends this long after sign-in, used or not" },
   userauth: { type: "string", default: "digest", help: "network users: `digest`, `zero-length` or `decline`" },
   "digest-realm": { type: "string", shown: "host name", help: "the realm of the digest challenge" },
   "digest-qop": { type: "boolean", default: false, help: 'add `qop="auth"` to the challenge' },
@@ -415,6 +429,11 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
     metricsListen: get("metrics-listen") === undefined ? undefined : parseListen(get("metrics-listen")!, "--metrics-listen"),
     resultRetentionMs: parseDuration(get("result-retention")!, "--result-retention"),
     eventRetentionMs: parseDuration(get("event-retention")!, "--event-retention"),
+    operators: {
+      sessionIdleMs: positive(parseDuration(get("session-idle-timeout")!, "--session-idle-timeout"), "--session-idle-timeout"),
+      sessionMaxAgeMs: positive(parseDuration(get("session-max-age")!, "--session-max-age"), "--session-max-age"),
+      auditRetentionMs: parseDuration(get("audit-retention")!, "--audit-retention"),
+    },
     checkinBodyLimit: parseBytes(get("checkin-body-limit")!, "--checkin-body-limit"),
     reportBodyLimit: parseBytes(get("report-body-limit")!, "--report-body-limit"),
     assetBodyLimit: positive(parseBytes(get("asset-body-limit")!, "--asset-body-limit"), "--asset-body-limit"),

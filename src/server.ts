@@ -17,6 +17,7 @@ import { DdmSync } from "./core/ddm-sync.ts";
 import { Coalescer } from "./core/coalesce.ts";
 import type { MdmService } from "./core/service.ts";
 import { UserAuthService } from "./core/userauth.ts";
+import { OperatorAuth } from "./core/operator-auth.ts";
 import { buildApp } from "./http/app.ts";
 import { Metrics } from "./http/metrics.ts";
 import { startMetricsListener, type MetricsListener } from "./http/metrics-listener.ts";
@@ -99,7 +100,13 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   await checkSharedDeviceCa(store, deviceCa, log);
   const stopRetention = startRetention(
     store,
-    { resultsMs: config.resultRetentionMs, eventsMs: config.eventRetentionMs, failureWindowMs: config.userAuth.failureWindowMs },
+    {
+      resultsMs: config.resultRetentionMs,
+      eventsMs: config.eventRetentionMs,
+      failureWindowMs: config.userAuth.failureWindowMs,
+      auditMs: config.operators.auditRetentionMs,
+      operatorSessionIdleMs: config.operators.sessionIdleMs,
+    },
     log,
   );
 
@@ -160,6 +167,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     pusher: push.pusher,
     trust,
     apiKey,
+    operatorAuth: new OperatorAuth(store, { idleMs: config.operators.sessionIdleMs, absoluteMs: config.operators.sessionMaxAgeMs }),
     certHeader: config.certHeader,
     checkinPath: config.checkinPath,
     serverPath: config.serverPath,

@@ -7,7 +7,6 @@ import { randomUUID } from "node:crypto";
 import { after, before, describe, test, type TestContext } from "node:test";
 import type { SimDevice } from "../src/sim/device.ts";
 import { hasChromium, launchBrowser, type TestBrowser } from "./support/browser.ts";
-import { runOrchard } from "./support/cli.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { identity, RawDevice } from "./support/mdm.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
@@ -247,6 +246,28 @@ describe("the web console", { skip: hasChromium() ? false : "no chromium at /usr
       await page.getByRole("link", { name: "Events" }).click();
       await page.getByRole("cell", { name: "enrollment.rebind_approved" }).first().waitFor();
 
+      // The audit log: every change above, by this operator, each with its objects.
+      await page.getByRole("link", { name: "Audit log" }).click();
+      await page
+        .getByRole("cell", { name: /ddm\.enrollment_set_add/ })
+        .first()
+        .waitFor();
+      const audit = (await server.api("GET", `/v1/audit?actor=${ADMIN.name}&limit=100`)).json.entries as Array<{ action: string }>;
+      const actions = new Set(audit.map((e) => e.action));
+      for (const action of [
+        "session.sign_in",
+        "command.enqueue",
+        "queue.clear",
+        "enrollment.rebind_approve",
+        "user.put",
+        "ddm.declaration_put",
+        "ddm.set_declaration_add",
+        "ddm.enrollment_set_add",
+        "scep.challenge_create",
+      ]) {
+        assert.ok(actions.has(action), `the audit log has ${action}: ${[...actions].join(", ")}`);
+      }
+
       // Sign out: the session ends, the sign-in page is back.
       await page.getByRole("button", { name: "Sign out" }).click();
       await page.getByLabel("Password").waitFor();
@@ -261,7 +282,7 @@ describe("the web console", { skip: hasChromium() ? false : "no chromium at /usr
     if (!s) return;
     const { page, problems, context } = s;
     try {
-      for (const where of ["fleet", "devices", `device/${macs[0]!.udid}`, "users", "ddm", "enrollment", "events"]) {
+      for (const where of ["fleet", "devices", `device/${macs[0]!.udid}`, "users", "ddm", "enrollment", "events", "audit"]) {
         await page.goto(`${server.url}/ui/#/${where}`);
         await page.locator("main h1").waitFor();
         await page.waitForLoadState("networkidle");
@@ -275,8 +296,8 @@ describe("the web console", { skip: hasChromium() ? false : "no chromium at /usr
   });
 });
 
-/** `orchard operators add NAME --role ROLE`, the password on stdin. */
+/** An operator account, made by the admin (the API key) as `orchard operators add` would. */
 async function addOperator(server: TestServer, name: string, role: string, password: string): Promise<void> {
-  const r = await runOrchard(["operators", "add", name, "--role", role, "--data-dir", server.dataDir], { input: `${password}\n` });
-  assert.equal(r.code, 0, r.stderr);
+  const r = await server.api("POST", "/v1/operators", { name, role, password });
+  assert.equal(r.status, 201, r.text);
 }

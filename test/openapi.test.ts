@@ -85,7 +85,7 @@ describe("the OpenAPI document", () => {
     assert.equal(r.json.openapi, "3.1.0");
     const { type, scheme } = r.json.components.securitySchemes.basic;
     assert.deepEqual({ type, scheme }, { type: "http", scheme: "basic" });
-    assert.deepEqual(r.json.security, [{ basic: [] }]);
+    assert.deepEqual(r.json.security, [{ basic: [] }, { bearer: [] }, { session: [] }]);
     const anonymous = await fetch(server.url + "/v1/openapi.json");
     assert.equal(anonymous.status, 401);
     assertDocumented("GET", "/v1/openapi.json", { status: 401, json: await anonymous.json(), text: "" });

@@ -4,6 +4,7 @@
 import type { FunctionComponent } from "preact";
 import type { Route } from "./route.ts";
 import type { SessionJson } from "./session.ts";
+import { AuditLogPage } from "./pages/audit.tsx";
 import { DdmPage } from "./pages/ddm.tsx";
 import { DevicePage } from "./pages/device.tsx";
 import { DevicesPage } from "./pages/devices.tsx";
@@ -34,4 +35,5 @@ export const PAGES: readonly PageEntry[] = [
   { path: "ddm", title: "Declarations", component: DdmPage },
   { path: "enrollment", title: "Enrollment", component: EnrollmentPage },
   { path: "events", title: "Events", component: EventsPage },
+  { path: "audit", title: "Audit log", component: AuditLogPage },
 ];

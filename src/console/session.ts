@@ -2,15 +2,10 @@
 // an HttpOnly cookie the script never sees; the CSRF token comes in the
 // answer's body and is kept in memory, so a reload asks GET /v1/session again.
 
+import type { Role, SessionJson } from "../http/wire.ts";
 import { api, setCsrfToken } from "./api.ts";
 
-export type Role = "admin" | "operator" | "auditor";
-
-/** The answer of POST and GET /v1/session. */
-export interface SessionJson {
-  operator: { name: string; role: Role };
-  csrf_token: string;
-}
+export type { Role, SessionJson } from "../http/wire.ts";
 
 export async function currentSession(): Promise<SessionJson | undefined> {
   try {
@@ -39,4 +34,9 @@ export async function signOut(): Promise<void> {
 /** May this role change things (queue, approve, add)? Auditors read only; the server enforces it, the console only hides buttons. */
 export function canChange(role: Role): boolean {
   return role === "admin" || role === "operator";
+}
+
+/** Push certificates and accounts are the admin's (http/route-roles.ts). */
+export function isAdmin(role: Role): boolean {
+  return role === "admin";
 }

@@ -8,7 +8,14 @@ export interface RetentionPolicy {
   eventsMs: number;
   /** How long nonces and rate-limit failures are remembered. */
   failureWindowMs: number;
+  /** How long audit log entries are kept; 0 (or none) keeps them forever. */
+  auditMs?: number;
+  /** Operator sessions unused this long are deleted (they no longer work anyway). */
+  operatorSessionIdleMs?: number;
 }
+
+/** Expired and revoked personal API tokens are listed this long, then deleted. */
+const ENDED_TOKENS_KEPT_MS = 30 * 86_400_000;
 
 /**
  * The periodic clean-up every process runs: old results and events, used
@@ -24,7 +31,14 @@ export function startRetention(store: Store, policy: RetentionPolicy, log: Log, 
       const events = policy.eventsMs > 0 ? await store.events.prune(now - policy.eventsMs) : 0;
       // Errors devices reported over DDM are kept as long as events.
       const ddmErrors = policy.eventsMs > 0 ? await store.ddmStatus.pruneErrors(now - policy.eventsMs) : 0;
-      if (results + events + ddmErrors > 0) log.info({ results, events, ddmErrors }, "retention sweep");
+      const audit = policy.auditMs ? await store.audit.prune(now - policy.auditMs) : 0;
+      const operatorSessions =
+        policy.operatorSessionIdleMs !== undefined
+          ? await store.operators.prune(now, policy.operatorSessionIdleMs, now - ENDED_TOKENS_KEPT_MS)
+          : 0;
+      if (results + events + ddmErrors + audit + operatorSessions > 0) {
+        log.info({ results, events, ddmErrors, audit, operatorSessions }, "retention sweep");
+      }
     } catch (err) {
       log.warn({ err }, "retention sweep failed");
     }

@@ -6,7 +6,11 @@ import type { Pusher } from "../core/push.ts";
 import type { MdmService } from "../core/service.ts";
 import type { DeviceTrust } from "../identity/index.ts";
 import type { Store } from "../store/index.ts";
-import { apiKeyGuard } from "./api-auth.ts";
+import type { OperatorAuth } from "../core/operator-auth.ts";
+import { registerAuditHook, registerAuditRoutes } from "./audit.ts";
+import { apiGuard } from "./operator-auth.ts";
+import { registerOperatorRoutes, registerSessionRoutes } from "./operator-routes.ts";
+import { routeRule } from "./route-roles.ts";
 import { Metrics } from "./metrics.ts";
 import { isStoreUnavailable } from "../store/unavailable.ts";
 import { registerApiRoutes } from "./api-routes.ts";
@@ -40,6 +44,8 @@ export interface AppOptions {
   pusher: Pusher;
   trust: DeviceTrust;
   apiKey: string;
+  /** Operator accounts, personal tokens and browser sessions (docs/operators.md). */
+  operatorAuth: OperatorAuth;
   certHeader?: string;
   checkinPath: string;
   serverPath: string;
@@ -195,9 +201,27 @@ export function buildApp(o: AppOptions): FastifyInstance {
     open.addHook("preValidation", plainRequestStrings);
     for (const plugin of o.publicPlugins ?? []) plugin(open);
   });
+  // Who is calling (http/operator-auth.ts) and the audit log of every change (http/audit.ts).
+  app.decorateRequest("actor", undefined);
+  registerAuditHook(app, o.store);
+  const limiter = () => new ApiFailureLimiter(o.limits.apiMaxFailures, o.limits.apiFailureWindowMs);
+  app.register(async (session) => {
+    session.addHook("preValidation", plainRequestStrings);
+    registerSessionRoutes(session, { auth: o.operatorAuth, limiter: limiter() });
+  });
   app.register(async (api) => {
-    api.addHook("onRequest", apiKeyGuard(o.apiKey, new ApiFailureLimiter(o.limits.apiMaxFailures, o.limits.apiFailureWindowMs)));
+    // A route nobody gave a role is the admin's alone (http/route-roles.ts); say so at start-up.
+    api.addHook("onRoute", (route) => {
+      for (const method of [route.method].flat()) {
+        if (method !== "HEAD" && route.url.startsWith("/v1/") && routeRule(method, route.url) === undefined) {
+          o.log.warn({ method, route: route.url }, "API route without a role in http/route-roles.ts: admins only");
+        }
+      }
+    });
+    api.addHook("onRequest", apiGuard({ apiKey: o.apiKey, auth: o.operatorAuth, limiter: limiter() }));
     api.addHook("preValidation", plainRequestStrings);
+    registerOperatorRoutes(api, { store: o.store, auth: o.operatorAuth });
+    registerAuditRoutes(api, o.store);
     registerApiRoutes(api, { store: o.store, pusher: o.pusher, commandBodyLimit: o.reportBodyLimit, plistLimits: o.limits.plist });
     registerBulkIdRoutes(api, { store: o.store, pusher: o.pusher, commandBodyLimit: o.reportBodyLimit });
     registerFleetRoutes(api, { store: o.store });

@@ -30,7 +30,10 @@ export function statusOf(err: unknown): ErrorAnswer {
   if (err instanceof StoreUnavailable) {
     return { status: 503, reason: err.message, code: err.code, retryAfterSeconds: err.retryAfterSeconds };
   }
-  if (err instanceof OrchardError) return { status: err.status, reason: err.message, code: err.code };
+  if (err instanceof OrchardError) {
+    const retryAfterSeconds = (err as { retryAfterSeconds?: number }).retryAfterSeconds;
+    return { status: err.status, reason: err.message, code: err.code, ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }) };
+  }
   if (err instanceof PlistError) return { status: 400, reason: `malformed plist: ${err.message}`, code: "bad_request" };
   if (err instanceof IdentityError) return { status: 400, reason: `device identity: ${err.message}`, code: "bad_request" };
   const fe = err as Partial<FastifyError>;

@@ -9,6 +9,7 @@
 
 import { ERROR_CODES } from "../errors.ts";
 import { ddmOpenApi } from "./openapi-ddm.ts";
+import { operatorsOpenApi } from "./openapi-operators.ts";
 import { VERSION } from "../version.ts";
 import { PLATFORMS } from "../protocol/platform.ts";
 
@@ -393,7 +394,10 @@ const error = (description: string) => ({ description, content: json(ref("Error"
 /** The errors any /v1 route may answer. */
 const COMMON_ERRORS = {
   "400": error("bad input: the reason in error, the kind in code"),
-  "401": error("no API key, or a wrong one (code unauthorized)"),
+  "401": error("no credential (API key, token, session cookie), or a wrong or ended one (code unauthorized)"),
+  "403": error(
+    "the caller's role may not call this route, a change made with the session cookie lacks its X-CSRF-Token, or another site asked for a change (code forbidden)",
+  ),
   "429": error("too many failed API key attempts from this address (code rate_limited); see Retry-After"),
   "503": error("the store is unavailable (code store_unavailable); see Retry-After"),
 };
@@ -852,6 +856,7 @@ function consoleFile(summary: string, responses: Record<string, unknown>): Opera
 
 /** Declarative Device Management's routes (KMFDDM's, and Orchard's set compliance). */
 const ddm = ddmOpenApi({ ref, object, param, op, ok, error, json });
+const operators = operatorsOpenApi({ ref, object, param, op, ok, error, json, time, nullableTime, paging: PAGING });
 
 /** PUT /v1/enqueue/{ids} and POST /v1/enqueue answer alike (NanoMDM's APIResult). */
 function enqueueResponses(): Record<string, unknown> {
@@ -983,13 +988,26 @@ export const OPENAPI = {
       "keep NanoMDM's shapes, and KMFDDM-compatible routes (tag ddm) KMFDDM's. HEAD is answered wherever GET is.",
   },
   jsonSchemaDialect: "https://spec.openapis.org/oas/3.1/dialect/base",
-  security: [{ basic: [] }],
-  tags: ["enrollments", "commands", "events", "users", "push", "enrollment", "ddm", "ade", "console", "meta"].map((name) => ({ name })),
-  paths: { ...paths, ...ddm.paths },
+  security: [{ basic: [] }, { bearer: [] }, { session: [] }],
+  tags: ["enrollments", "commands", "events", "users", "push", "enrollment", "ddm", "ade", "operators", "console", "meta"].map((name) => ({
+    name,
+  })),
+  paths: { ...paths, ...ddm.paths, ...operators.paths },
   components: {
-    schemas: { ...schemas, ...ddm.schemas },
+    schemas: { ...schemas, ...ddm.schemas, ...operators.schemas },
     securitySchemes: {
-      basic: { type: "http", scheme: "basic", description: "any user name; the API key as the password" },
+      basic: {
+        type: "http",
+        scheme: "basic",
+        description: "any user name; the API key (the admin role) or a personal API token as the password",
+      },
+      bearer: { type: "http", scheme: "bearer", description: "a personal API token (POST /v1/tokens)" },
+      session: {
+        type: "apiKey",
+        in: "cookie",
+        name: "orchard_session",
+        description: "a browser session (POST /v1/session); every change also needs the X-CSRF-Token header",
+      },
       enrollmentToken: { type: "apiKey", in: "query", name: "token", description: "--enrollment-token, for a link opened on the device" },
     },
   },

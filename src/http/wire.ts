@@ -19,6 +19,7 @@ import type { Platform } from "../protocol/platform.ts";
 import type { AdeSyncDetail } from "../store/event-types.ts";
 
 export type { ErrorCode } from "../errors.ts";
+export type * from "./wire-operators.ts";
 
 /** An RFC 3339 UTC time with milliseconds: `2026-12-03T12:00:00.000Z`. */
 export type Time = string;

@@ -1,6 +1,7 @@
 import path from "node:path";
 import { BadRequest } from "../errors.ts";
 import { AdeStore } from "./ade.ts";
+import { AuditStore } from "./audit.ts";
 import { CommandStore } from "./commands.ts";
 import { DdmAssetStore, DdmProfileStore } from "./ddm-assets.ts";
 import { DdmStore } from "./ddm.ts";
@@ -10,6 +11,7 @@ import { EnrollmentStore } from "./enrollments.ts";
 import { EventStore } from "./events.ts";
 import { migrate } from "./migrate.ts";
 export { SchemaTooNew } from "./migrate.ts";
+import { OperatorStore } from "./operators.ts";
 import { PushStore } from "./push.ts";
 import { RebindStore } from "./rebinds.ts";
 import { ScepStore } from "./scep.ts";
@@ -40,6 +42,9 @@ export class Store {
   /** The webhook outbox; it writes nothing unless the Store was made withWebhookTopics. */
   readonly outbox: WebhookOutbox;
   readonly ade: AdeStore;
+  /** Operator accounts, personal API tokens, browser sessions. */
+  readonly operators: OperatorStore;
+  readonly audit: AuditStore;
 
   constructor(
     readonly db: Database,
@@ -71,6 +76,8 @@ export class Store {
     this.ddm = new DdmStore(db);
     this.ddmStatus = new DdmStatusStore(db);
     this.ade = new AdeStore(db);
+    this.operators = new OperatorStore(db);
+    this.audit = new AuditStore(db);
   }
 
   /**

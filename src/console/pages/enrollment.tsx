@@ -2,7 +2,7 @@ import { useState } from "preact/hooks";
 import { api, get, seg } from "../api.ts";
 import type { PushCertList, PushCertRemoved, PushCertStored, ScepChallengeJson } from "../../http/wire.ts";
 import type { PageProps } from "../pages.ts";
-import { canChange } from "../session.ts";
+import { canChange, isAdmin } from "../session.ts";
 import { ErrorNote, Field, Loading, Notice, Section, Time, useAction, useLoad } from "../ui.tsx";
 
 const DAY_MS = 86_400_000;
@@ -13,7 +13,7 @@ export function EnrollmentPage({ session }: PageProps) {
   return (
     <>
       <h1>Enrollment</h1>
-      <PushCertificates writable={writable} />
+      <PushCertificates writable={isAdmin(session.operator.role)} />
       <ProfileLink />
       {writable && <ScepChallenge />}
     </>

@@ -12,6 +12,7 @@ import { webhooks } from "./012-webhooks.ts";
 import { ddmAssets } from "./013-ddm-assets.ts";
 import { devicePlatform } from "./014-device-platform.ts";
 import { ade } from "./015-ade.ts";
+import { operators } from "./019-operators.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
@@ -35,6 +36,7 @@ export const migrations: readonly Migration[] = [
   ddmAssets,
   devicePlatform,
   ade,
+  operators,
 ];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {

@@ -1,0 +1,153 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { allows, csrfTokenOf, type Actor, type OperatorAuth, TOKEN_PREFIX } from "../core/operator-auth.ts";
+import { basicPassword, sendTooMany } from "./api-auth.ts";
+import { loggableUrl, sendError } from "./errors.ts";
+import type { ApiFailureLimiter } from "./limits.ts";
+import { routeRule } from "./route-roles.ts";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** Who is calling, once the API's guard has let the request in (or a sign-in succeeded). */
+    actor?: Actor;
+  }
+}
+
+export const SESSION_COOKIE = "orchard_session";
+export const CSRF_HEADER = "x-csrf-token";
+
+/** Methods that change nothing: no CSRF token needed with a cookie. */
+export function isSafeMethod(method: string): boolean {
+  return method === "GET" || method === "HEAD" || method === "OPTIONS";
+}
+
+/** A cookie's value from a Cookie header (RFC 6265: `a=1; b=2`); the first of a repeated name. */
+export function cookieValue(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+export interface ApiGuardOptions {
+  apiKey: string;
+  auth: OperatorAuth;
+  limiter: ApiFailureLimiter;
+}
+
+/**
+ * The API's guard (every /v1 route but signing in): who is calling, then
+ * whether their role may call this route (http/route-roles.ts).
+ *
+ * Credentials, in order: `Authorization: Bearer <personal token>`; HTTP
+ * Basic with the shared API key (the admin role, for NanoMDM-style tools) or
+ * a personal token as the password; else the session cookie, which on a
+ * change must come with `X-CSRF-Token`. A right credential always passes,
+ * whatever the failure limiter says about its address (api-auth.ts says why);
+ * a wrong key or token is counted, and past the limit answered 429.
+ */
+export function apiGuard(o: ApiGuardOptions) {
+  const keyDigest = sha256(o.apiKey);
+  return async (req: FastifyRequest, reply: FastifyReply) => {
+    // A browser says where a request comes from: a change asked by another
+    // site is refused whatever it carries (Basic credentials a browser
+    // remembers are sent cross-site, SameSite or not).
+    if (!isSafeMethod(req.method) && req.headers["sec-fetch-site"] === "cross-site") {
+      req.log.info({ method: req.method, url: loggableUrl(req.url), remote: req.ip }, "API change refused: cross-site request");
+      sendError(req, reply, 403, "cross-site requests may not change anything", "forbidden");
+      return reply;
+    }
+    const found = await identify(req, o, keyDigest);
+    if (found instanceof Error) {
+      req.log.info(
+        { url: loggableUrl(req.url), remote: req.ip, reason: found.message },
+        "API request refused: malformed Authorization header",
+      );
+      sendError(req, reply, 400, found.message, "malformed_authorization");
+      return reply;
+    }
+    if (found.kind === "wrong") {
+      const now = Date.now();
+      const wait = o.limiter.blockedFor(req.ip, now);
+      if (wait > 0) {
+        sendTooMany(req, reply, wait, "API request", "API key attempts", o.limiter.refusalsToLog(now));
+        return reply;
+      }
+      o.limiter.fail(req.ip, now);
+    }
+    if (found.kind !== "actor") {
+      req.log.info({ url: loggableUrl(req.url), remote: req.ip, credential: found.kind }, "API request without a valid credential");
+      // No Basic challenge to a browser that came with a cookie: its own sign-in page handles the 401.
+      if (found.kind !== "session") void reply.header("www-authenticate", 'Basic realm="orchard"');
+      sendError(
+        req,
+        reply,
+        401,
+        found.kind === "session" ? "the session has ended; sign in again" : "missing or wrong API key",
+        "unauthorized",
+      );
+      return reply;
+    }
+    const actor = found.actor;
+    if (actor.credential === "session" && !isSafeMethod(req.method)) {
+      const given = req.headers[CSRF_HEADER];
+      if (typeof given !== "string" || !sameText(given, found.csrf!)) {
+        req.log.info(
+          { method: req.method, url: loggableUrl(req.url), operator: actor.name },
+          "API change refused: missing or wrong X-CSRF-Token",
+        );
+        sendError(req, reply, 403, "a change made with the session cookie needs its X-CSRF-Token header", "forbidden");
+        return reply;
+      }
+    }
+    req.actor = actor;
+    if (req.is404) return;
+    const rule = routeRule(req.method, req.routeOptions.url);
+    // A route nobody declared is the admin's alone: secure by default.
+    const needed = rule === undefined || rule.role === "public" ? "admin" : rule.role;
+    if (!allows(actor.role, needed)) {
+      req.log.info(
+        { method: req.method, route: req.routeOptions.url, actor: actor.name, role: actor.role, needed },
+        "API request refused: role",
+      );
+      sendError(req, reply, 403, `this needs the ${needed} role (${actor.name} has ${actor.role})`, "forbidden");
+      return reply;
+    }
+  };
+}
+
+type Found = { kind: "actor"; actor: Actor; csrf?: string } | { kind: "none" | "wrong" | "session" };
+
+async function identify(req: FastifyRequest, o: ApiGuardOptions, keyDigest: Buffer): Promise<Found | Error> {
+  const header = req.headers.authorization;
+  const bearer = header === undefined ? null : /^bearer +(\S+)\s*$/i.exec(header.trim());
+  if (bearer) {
+    const actor = await o.auth.token(bearer[1]!);
+    return actor ? { kind: "actor", actor } : { kind: "wrong" };
+  }
+  const basic = basicPassword(header);
+  if (basic instanceof Error) return basic;
+  if (basic !== undefined) {
+    if (timingSafeEqual(sha256(basic), keyDigest))
+      return { kind: "actor", actor: { name: "api-key", credential: "api-key", role: "admin" } };
+    const actor = basic.startsWith(TOKEN_PREFIX) ? await o.auth.token(basic) : undefined;
+    return actor ? { kind: "actor", actor } : { kind: "wrong" };
+  }
+  const sessionId = cookieValue(req.headers.cookie, SESSION_COOKIE);
+  if (sessionId !== undefined) {
+    const actor = await o.auth.session(sessionId);
+    return actor ? { kind: "actor", actor, csrf: csrfTokenOf(sessionId) } : { kind: "session" };
+  }
+  return { kind: "none" };
+}
+
+/** Compares two texts in constant time (as SHA-256 digests, so the length does not leak either). */
+export function sameText(a: string, b: string): boolean {
+  return timingSafeEqual(sha256(a), sha256(b));
+}
+
+function sha256(s: string): Buffer {
+  return createHash("sha256").update(s).digest();
+}

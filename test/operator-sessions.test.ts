@@ -1,0 +1,176 @@
+// Browser sessions (issue #16): sign in with name and password, the cookie's
+// flags, the CSRF token on every change, sign out, idle and absolute
+// timeouts, disabling and password changes ending sessions at once, and
+// per-address sign-in throttling that never locks out the right password.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { forEachBackend } from "./support/postgres.ts";
+import { startTestServer, type TestServer } from "./support/server.ts";
+
+const PASSWORD = "correct horse battery staple";
+
+interface Signed {
+  cookie: string;
+  csrf: string;
+  setCookie: string;
+  json: any;
+}
+
+export async function signIn(server: TestServer, name: string, password: string, headers: Record<string, string> = {}) {
+  const res = await fetch(server.url + "/v1/session", {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify({ name, password }),
+  });
+  const json = (await res.json()) as any;
+  const setCookie = res.headers.get("set-cookie") ?? "";
+  return { status: res.status, json, setCookie, cookie: setCookie.split(";")[0]!, csrf: json.csrf_token as string };
+}
+
+function withCookie(server: TestServer, s: Signed, method: string, path: string, o: { csrf?: string | null; body?: object } = {}) {
+  const headers: Record<string, string> = { cookie: s.cookie };
+  const csrf = o.csrf === undefined ? s.csrf : o.csrf;
+  if (csrf !== null) headers["x-csrf-token"] = csrf;
+  if (o.body) headers["content-type"] = "application/json";
+  return fetch(server.url + path, { method, headers, body: o.body ? JSON.stringify(o.body) : undefined });
+}
+
+await forEachBackend("operator sessions", (backend) => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer(["--session-idle-timeout", "1500ms", "--session-max-age", "1h", "--api-max-failures", "3"], backend);
+    const added = await server.api("POST", "/v1/operators", { name: "alice", role: "operator", password: PASSWORD });
+    assert.equal(added.status, 201, added.text);
+    assert.equal(added.json.name, "alice");
+    assert.ok(!added.text.includes("scrypt") && !added.text.includes(PASSWORD), "no hash or password in the answer");
+  });
+  after(() => server.stop());
+
+  test("signing in sets an HttpOnly SameSite=Strict cookie and answers the operator and a CSRF token", async () => {
+    const s = await signIn(server, "alice", PASSWORD);
+    assert.equal(s.status, 200, JSON.stringify(s.json));
+    assert.deepEqual(s.json.operator, { name: "alice", role: "operator" });
+    assert.match(s.json.csrf_token, /^[A-Za-z0-9_-]{43}$/);
+    assert.match(s.setCookie, /^orchard_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/; Max-Age=3600$/);
+    assert.ok(!s.setCookie.includes("Secure"), "no Secure flag over plain HTTP");
+    const again = await withCookie(server, s, "GET", "/v1/session");
+    assert.equal(again.status, 200);
+    assert.deepEqual(((await again.json()) as any).operator, { name: "alice", role: "operator" });
+    const enrollments = await withCookie(server, s, "GET", "/v1/enrollments", { csrf: null });
+    assert.equal(enrollments.status, 200, "a read needs no CSRF token");
+  });
+
+  test("the cookie is Secure when a trusted proxy says the request came over https", async () => {
+    const proxied = await startTestServer(["--trust-proxy", "127.0.0.1"], backend);
+    try {
+      assert.equal((await proxied.api("POST", "/v1/operators", { name: "bob", role: "auditor", password: PASSWORD })).status, 201);
+      const s = await signIn(proxied, "bob", PASSWORD, { "x-forwarded-proto": "https" });
+      assert.equal(s.status, 200);
+      assert.match(s.setCookie, /; Secure$/);
+    } finally {
+      await proxied.stop();
+    }
+  });
+
+  test("wrong name and wrong password get the same 401", async () => {
+    const wrongPassword = await signIn(server, "alice", "not the password at all");
+    const wrongName = await signIn(server, "nobody-here", PASSWORD);
+    assert.equal(wrongPassword.status, 401);
+    assert.equal(wrongName.status, 401);
+    assert.deepEqual(wrongPassword.json, wrongName.json);
+    assert.equal(wrongPassword.setCookie, "");
+  });
+
+  test("a change with the cookie needs the X-CSRF-Token, and a wrong one is 403", async () => {
+    const s = await signIn(server, "alice", PASSWORD);
+    const body = { password: "a network user's password" };
+    assert.equal((await withCookie(server, s, "PUT", "/v1/users/csrfuser", { csrf: null, body })).status, 403);
+    assert.equal((await withCookie(server, s, "PUT", "/v1/users/csrfuser", { csrf: "x".repeat(43), body })).status, 403);
+    assert.equal((await server.api("GET", "/v1/users/csrfuser")).status, 404, "nothing was changed");
+    assert.equal((await withCookie(server, s, "PUT", "/v1/users/csrfuser", { body })).status, 201);
+  });
+
+  test("a change another site asks for is refused, whatever the credential", async () => {
+    const res = await fetch(server.url + "/v1/users/crosssite", {
+      method: "PUT",
+      headers: {
+        authorization: "Basic " + Buffer.from("x:test-api-key-0123456789abcdef").toString("base64"),
+        "sec-fetch-site": "cross-site",
+      },
+      body: "{}",
+    });
+    assert.equal(res.status, 403);
+    const form = await fetch(server.url + "/v1/session", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "name=alice&password=x",
+    });
+    assert.equal(form.status, 400, "signing in takes JSON only");
+  });
+
+  test("signing out ends the session on the server at once (needs the CSRF token)", async () => {
+    const s = await signIn(server, "alice", PASSWORD);
+    assert.equal((await withCookie(server, s, "DELETE", "/v1/session", { csrf: null })).status, 403);
+    const out = await withCookie(server, s, "DELETE", "/v1/session");
+    assert.equal(out.status, 204);
+    assert.match(out.headers.get("set-cookie") ?? "", /^orchard_session=; .*Max-Age=0/);
+    assert.equal((await withCookie(server, s, "GET", "/v1/session")).status, 401);
+    assert.equal((await withCookie(server, s, "GET", "/v1/enrollments")).status, 401);
+  });
+
+  test("a session unused past the idle timeout ends; one in use stays", async () => {
+    const idle = await signIn(server, "alice", PASSWORD);
+    const busy = await signIn(server, "alice", PASSWORD);
+    // 1.5 s idle timeout: the busy session is used every 0.4 s (it is written at most every 150 ms), the idle one not at all.
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal((await withCookie(server, busy, "GET", "/v1/session")).status, 200, `busy session, use ${i + 1}`);
+    }
+    assert.equal((await withCookie(server, idle, "GET", "/v1/session")).status, 401);
+  });
+
+  test("a session past its absolute end is over, however busy", async () => {
+    const short = await startTestServer(["--session-max-age", "1s"], backend);
+    try {
+      assert.equal((await short.api("POST", "/v1/operators", { name: "carol", role: "admin", password: PASSWORD })).status, 201);
+      const s = await signIn(short, "carol", PASSWORD);
+      assert.equal((await withCookie(short, s, "GET", "/v1/session")).status, 200);
+      await new Promise((r) => setTimeout(r, 1100));
+      assert.equal((await withCookie(short, s, "GET", "/v1/session")).status, 401);
+    } finally {
+      await short.stop();
+    }
+  });
+
+  test("disabling an operator or changing the password ends its sessions at once", async () => {
+    assert.equal((await server.api("POST", "/v1/operators", { name: "dave", role: "operator", password: PASSWORD })).status, 201);
+    const s = await signIn(server, "dave", PASSWORD);
+    assert.equal((await server.api("PATCH", "/v1/operators/dave", { disabled: true })).status, 200);
+    assert.equal((await withCookie(server, s, "GET", "/v1/enrollments")).status, 401);
+    assert.equal((await signIn(server, "dave", PASSWORD)).status, 401, "a disabled operator cannot sign in");
+    assert.equal((await server.api("PATCH", "/v1/operators/dave", { disabled: false })).status, 200);
+    const t = await signIn(server, "dave", PASSWORD);
+    assert.equal(t.status, 200);
+    assert.equal((await server.api("PATCH", "/v1/operators/dave", { password: "a brand new passphrase" })).status, 200);
+    assert.equal((await withCookie(server, t, "GET", "/v1/session")).status, 401);
+    assert.equal((await signIn(server, "dave", "a brand new passphrase")).status, 200);
+  });
+
+  test("sign-in throttling never locks out the right password", async () => {
+    await server.api("POST", "/v1/operators", { name: "erin", role: "auditor", password: PASSWORD });
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      statuses.push((await signIn(server, "erin", `wrong password ${i}`)).status);
+      assert.equal((await signIn(server, "erin", PASSWORD)).status, 200, `the right password after wrong one ${i + 1}`);
+    }
+    // --api-max-failures 3, counted since this server started (the wrong sign-ins above count too).
+    assert.ok(
+      statuses.every((s) => s === 401 || s === 429),
+      statuses.join(","),
+    );
+    assert.ok(
+      statuses.slice(3).every((s) => s === 429),
+      statuses.join(","),
+    );
+  });
+});
