@@ -69,7 +69,10 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     {
       level,
       // Belt and braces: these headers carry credentials and never reach a log line.
-      redact: { paths: ["req.headers.authorization", 'req.headers["mdm-signature"]'], remove: true },
+      redact: {
+        paths: ["req.headers.authorization", 'req.headers["mdm-signature"]', "req.headers.cookie", 'req.headers["x-csrf-token"]'],
+        remove: true,
+      },
     },
     destination,
   );

@@ -105,7 +105,7 @@ await forEachBackend("operator sessions", (backend) => {
       headers: { "content-type": "application/x-www-form-urlencoded" },
       body: "name=alice&password=x",
     });
-    assert.equal(form.status, 400, "signing in takes JSON only");
+    assert.equal(form.status, 415, "signing in takes JSON only");
   });
 
   test("signing out ends the session on the server at once (needs the CSRF token)", async () => {

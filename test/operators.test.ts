@@ -154,6 +154,49 @@ await forEachBackend("operator accounts, tokens and the audit log", (backend) =>
     }
   });
 
+  test("retention: old audit entries (with their objects), ended sessions and long-ended tokens are deleted", async () => {
+    const { store } = server;
+    const now = Date.now();
+    const old = await store.audit.add({
+      at: now - 400 * 86_400_000,
+      actor: "root",
+      credential: "session",
+      action: "user.put",
+      method: "PUT",
+      route: "/v1/users/:short_name",
+      objects: ["retention-old"],
+      address: "127.0.0.1",
+      status: 201,
+    });
+    assert.equal((await store.audit.list({ object: "retention-old", limit: 10 }))[0]?.id, old);
+    assert.ok((await store.audit.prune(now - 365 * 86_400_000)) >= 1);
+    assert.deepEqual(await store.audit.list({ object: "retention-old", limit: 10 }), []);
+    const orphans = await store.db.get<{ n: number | string }>("SELECT COUNT(*) AS n FROM audit_objects WHERE entry_id = ?", [old]);
+    assert.equal(Number(orphans!.n), 0);
+    assert.ok((await store.audit.list({ limit: 1 })).length === 1, "recent entries stay");
+
+    await store.operators.addSession(
+      { idHash: "a".repeat(64), operator: "avi", expiresAt: now + 3_600_000, address: null },
+      now - 7_200_000,
+    );
+    await store.operators.addSession({ idHash: "b".repeat(64), operator: "avi", expiresAt: now + 3_600_000, address: null }, now);
+    await store.operators.addToken(
+      {
+        id: "retention0000001",
+        operator: "avi",
+        label: "old",
+        role: "auditor",
+        tokenHash: "c".repeat(64),
+        expiresAt: now - 40 * 86_400_000,
+      },
+      now - 50 * 86_400_000,
+    );
+    await store.operators.prune(now, 3_600_000, now - 30 * 86_400_000);
+    assert.equal(await store.operators.session("a".repeat(64)), undefined, "idle past the timeout");
+    assert.ok(await store.operators.session("b".repeat(64)));
+    assert.equal(await store.operators.token("retention0000001"), undefined);
+  });
+
   test("the audit log filters by who, action, object and time, and pages newest first", async () => {
     const byObject = await server.api("GET", "/v1/audit?object=audited");
     assert.deepEqual(
@@ -172,5 +215,40 @@ await forEachBackend("operator accounts, tokens and the audit log", (backend) =>
     const page2 = await server.api("GET", `/v1/audit?limit=2&cursor=${page1.json.next_cursor}`);
     assert.ok(page2.json.entries[0].id < page1.json.entries[1].id);
     assert.equal((await server.api("GET", "/v1/audit?since=yesterday")).status, 400);
+  });
+});
+
+describe("the answers match the OpenAPI document", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer();
+  });
+  after(() => server.stop());
+
+  test("sessions, accounts, tokens, me and the audit log", async () => {
+    const { Ajv2020 } = await import("ajv/dist/2020.js");
+    const { OPENAPI } = await import("../src/http/openapi.ts");
+    const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true });
+    ajv.addSchema({ $id: "orchard", components: OPENAPI.components });
+    const check = (name: string, value: unknown) => {
+      const validate = ajv.getSchema(`orchard#/components/schemas/${name}`)!;
+      assert.ok(validate(value), `${name}: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(value)}`);
+    };
+    const added = await server.api("POST", "/v1/operators", { name: "schema", role: "operator", password: PASSWORD });
+    check("Operator", added.json);
+    check("OperatorPage", (await server.api("GET", "/v1/operators")).json);
+    const signed = await fetch(server.url + "/v1/session", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "schema", password: PASSWORD }),
+    });
+    check("Session", await signed.json());
+    const token = await server.api("POST", "/v1/tokens", { operator: "schema", label: "schema" });
+    check("TokenCreated", token.json);
+    check("TokenPage", (await server.api("GET", "/v1/tokens")).json);
+    check("Me", (await bearer(server, token.json.token, "GET", "/v1/me")).json);
+    check("Token", (await server.api("DELETE", `/v1/tokens/${token.json.id}`)).json);
+    check("AuditPage", (await server.api("GET", "/v1/audit")).json);
+    check("OperatorRemoved", (await server.api("DELETE", "/v1/operators/schema")).json);
   });
 });

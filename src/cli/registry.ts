@@ -5,6 +5,7 @@ import { ddmCommand } from "./ddm.ts";
 import { enqueueCommand } from "./enqueue.ts";
 import { enrollmentCommand, enrollmentsCommand } from "./enrollments.ts";
 import { eventsCommand } from "./events.ts";
+import { auditCommand, operatorsCommand, tokensCommand } from "./operators.ts";
 import { pushCommand } from "./push.ts";
 import { profileCommand } from "./profile.ts";
 import { pushcertCommand } from "./pushcert.ts";
@@ -31,6 +32,9 @@ export const CLIENT_COMMANDS: readonly ClientCommand[] = [
   usersCommand,
   userSessionsCommand,
   ddmCommand,
+  operatorsCommand,
+  tokensCommand,
+  auditCommand,
   simulateCommand,
 ];
 

@@ -100,6 +100,7 @@ export function operatorsOpenApi(b: OpenApiBuilders & { time: Schema; nullableTi
         {
           "200": ok("Session"),
           "401": error("wrong name or password, one answer for both (code unauthorized)"),
+          "415": error("not a JSON body, or asked by another site (code unsupported_media_type)"),
           "503": error("too many sign-ins at once (code service_unavailable), or the store is unavailable; see Retry-After"),
         },
         { security: [], requestBody: { required: true, content: json(ref("SignInBody")) } },

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { checkOperatorName, checkRole, csrfTokenOf, type OperatorAuth } from "../core/operator-auth.ts";
 import { durationMs } from "../duration.ts";
-import { BadRequest, Forbidden, NotFound } from "../errors.ts";
+import { BadRequest, Forbidden, NotFound, OrchardError } from "../errors.ts";
 import type { Store } from "../store/index.ts";
 import type { Operator, OperatorToken } from "../store/operators.ts";
 import { sendTooMany } from "./api-auth.ts";
@@ -31,7 +31,11 @@ export function registerSessionRoutes(app: FastifyInstance, o: SessionRouteOptio
   app.post("/v1/session", { bodyLimit: BODY_LIMIT }, async (req, reply) => {
     // A form on another site cannot send JSON without asking first (CORS, which Orchard never allows).
     if (!/^application\/json\s*(;|$)/i.test(req.headers["content-type"] ?? "") || req.headers["sec-fetch-site"] === "cross-site") {
-      throw new BadRequest("sign in with a JSON body (Content-Type: application/json) from Orchard's own pages", "unsupported_media_type");
+      throw new OrchardError(
+        415,
+        "sign in with a JSON body (Content-Type: application/json) from Orchard's own pages",
+        "unsupported_media_type",
+      );
     }
     const body = jsonObject(req);
     onlyKeys(body, ["name", "password"]);

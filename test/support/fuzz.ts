@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import type { PlistValue } from "../../src/plist/index.ts";
 import type { Store } from "../../src/store/index.ts";
+import { AUDIT_TABLES } from "./mdm.ts";
 
 // ---------------------------------------------------------------------------
 // PRNG: sfc32 seeded through splitmix32, so one 32-bit seed reproduces a run.
@@ -699,7 +700,8 @@ export async function snapshot(store: Store): Promise<Snapshot> {
       store.db.dialect === "sqlite"
         ? "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
         : "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name";
-    names = (await store.db.all<{ name: string }>(tablesSql)).map((r) => r.name);
+    // The audit log records refused API requests by design (docs/operators.md).
+    names = (await store.db.all<{ name: string }>(tablesSql)).map((r) => r.name).filter((t) => !AUDIT_TABLES.includes(t));
     tableLists.set(store, names);
   }
   const out: Snapshot = { writes: await writeCounter(store), tables: new Map(), appendOnly: new Map() };

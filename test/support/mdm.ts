@@ -112,13 +112,16 @@ export class RawDevice {
 /** The core tables; dumpStore reads these and any table a later migration adds. */
 export const TABLES = ["devices", "enrollments", "commands", "command_queue", "settings", "events"] as const;
 
-/** Every row of every table Orchard writes (SQLite), in a stable order. */
+/** The audit log records refused API requests too, by design (docs/operators.md): "nothing changed" leaves it out. */
+export const AUDIT_TABLES: readonly string[] = ["audit_log", "audit_objects"];
+
+/** Every row of every table Orchard writes (SQLite), in a stable order; the audit log left out. */
 export async function dumpStore(store: Store): Promise<Record<string, unknown[]>> {
   const tablesSql =
     store.db.dialect === "sqlite"
       ? "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
       : "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name";
-  const names = (await store.db.all<{ name: string }>(tablesSql)).map((r) => r.name);
+  const names = (await store.db.all<{ name: string }>(tablesSql)).map((r) => r.name).filter((t) => !AUDIT_TABLES.includes(t));
   for (const t of TABLES) if (!names.includes(t)) throw new Error(`table ${t} is missing`);
   const out: Record<string, unknown[]> = {};
   for (const t of names) out[t] = await store.db.all(`SELECT * FROM ${t} ORDER BY 1`);
