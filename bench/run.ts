@@ -53,6 +53,7 @@ import {
   type NanoMdmStorage,
 } from "./nanomdm.ts";
 import { REPO_ROOT, ServerHandle } from "./servers.ts";
+import { runConsoleBench } from "./console.ts";
 
 /** What --scenarios selects; each is one results file. scale and push give a row per size. */
 const SCENARIOS = ["floor", "idle", "tokenupdate", "roundtrip", "login", "enroll", "scale", "push", "webhooks", "ddm"] as const;
@@ -1269,7 +1270,11 @@ interface EnrollPoolInfo {
 }
 
 async function main(): Promise<void> {
-  const o = parseOptions(process.argv.slice(2));
+  // The console's scenario (bench/console.ts) is run by name only (--scenarios console): server time of its
+  // pages over a seeded SQLite store, not a load; it keeps its own results file.
+  const argv = await consoleScenario(process.argv.slice(2));
+  if (argv === undefined) return;
+  const o = parseOptions(argv);
   const log: Log = (msg) => process.stderr.write(msg + "\n");
   const started = new Date();
   const t0 = performance.now();
@@ -1514,6 +1519,44 @@ function scenarioFile(json: any, kind: ScenarioName): unknown {
     backends,
     ...(profiles ? { profiles } : {}),
   };
+}
+
+/**
+ * Runs the console scenario when --scenarios names it, and returns the
+ * arguments for the other scenarios (undefined: none left to run).
+ */
+async function consoleScenario(argv: string[]): Promise<string[] | undefined> {
+  const { values } = parseArgs({ args: argv, options: { scenarios: { type: "string" } }, strict: false });
+  const picked = typeof values.scenarios === "string" ? values.scenarios.split(",").map((x) => x.trim()) : [];
+  if (!picked.includes("console")) return argv;
+  const own = (name: string) => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const devices = Number(own("--console-devices") ?? 100_000);
+  const quick = argv.includes("--quick");
+  const result = await runConsoleBench({ devices: quick ? 10_000 : devices, runs: Number(own("--runs") ?? (quick ? 10 : 50)) });
+  if (!argv.includes("--no-save") && !quick) {
+    const file = path.join(REPO_ROOT, "bench", "results", `${new Date().toISOString().slice(0, 10)}-console.json`);
+    const machine = { cpuModel: os.cpus()[0]?.model.trim() ?? "unknown", cpuCount: os.cpus().length, node: process.version };
+    fs.writeFileSync(file, JSON.stringify({ scenario: "console", machine, ...result }, null, 2) + "\n");
+    process.stdout.write(`results: ${path.relative(process.cwd(), file)}\n`);
+  }
+  if (!result.pass) process.exitCode = 1;
+  const rest = picked.filter((x) => x !== "console");
+  if (rest.length === 0) return undefined;
+  const i = argv.indexOf("--scenarios");
+  const out = [...argv];
+  if (i >= 0) out[i + 1] = rest.join(",");
+  else
+    out.splice(
+      out.findIndex((a) => a.startsWith("--scenarios=")),
+      1,
+      `--scenarios=${rest.join(",")}`,
+    );
+  const c = out.indexOf("--console-devices");
+  if (c >= 0) out.splice(c, 2);
+  return out;
 }
 
 main().catch((err: unknown) => {

@@ -142,6 +142,22 @@ await forEachBackend("real answers match the OpenAPI document", (backend) => {
     const authenticated = events.json.events.find((e: { type: string }) => e.type === "device.authenticated");
     assert.deepEqual(authenticated?.detail, { serial_number: `SN${device.udid.slice(0, 8)}` });
 
+    // The console's reads: one channel's history and answer, the overview, search and filters.
+    const history = await server.api("GET", `/v1/enrollments/${device.udid}/commands`);
+    assertDocumented("GET", "/v1/enrollments/{id}/commands", history);
+    assert.equal(history.json.commands[0].command_uuid, commandUuid);
+    assertDocumented("GET", "/v1/commands/{uuid}", await server.api("GET", `/v1/commands/${commandUuid}?enrollment=${device.udid}`));
+    const fleetAnswer = await server.api("GET", "/v1/fleet");
+    assertDocumented("GET", "/v1/fleet", fleetAnswer);
+    assert.equal(fleetAnswer.json.not_seen.length, 3);
+    const found = await server.api("GET", `/v1/enrollments?q=${device.udid.slice(2, 10).toLowerCase()}&type=Device,UserEnrollmentDevice`);
+    assertDocumented("GET", "/v1/enrollments", found);
+    assert.deepEqual(
+      found.json.enrollments.map((e: { id: string }) => e.id),
+      [device.udid],
+    );
+    assertDocumented("GET", "/v1/enrollments", await server.api("GET", "/v1/enrollments?seen_before=yesterday"));
+
     assertDocumented("DELETE", "/v1/queue/{id}", await server.api("DELETE", `/v1/queue/${device.udid}`));
     assertDocumented("GET", "/v1/enrollments/{id}/rebind", await server.api("GET", `/v1/enrollments/${device.udid}/rebind`));
   });
@@ -249,6 +265,11 @@ await forEachBackend("real answers match the OpenAPI document", (backend) => {
     await noBody("PUT", `/v1/enrollment-sets/${device.udid}?set=s1&nonotify=1`, "/v1/enrollment-sets/{id}", 204);
     await noBody("POST", `/v1/notify?id=${device.udid}&set=s1`, "/v1/notify", 204);
     assertDocumented("GET", "/v1/declarations", await server.api("GET", "/v1/declarations"));
+    const check = await server.api("POST", "/v1/declarations/validate", { ...decl, Payload: { Echo: 1 } });
+    assertDocumented("POST", "/v1/declarations/validate", check);
+    assert.equal(check.json.valid, false);
+    assertDocumented("POST", "/v1/declarations/validate", await server.api("POST", "/v1/declarations/validate", decl));
+    assertDocumented("POST", "/v1/declarations/validate", await server.api("POST", "/v1/declarations/validate", "[1]"));
     assertDocumented("GET", "/v1/declarations/{id}", await server.api("GET", "/v1/declarations/com.example.openapi"));
     assertDocumented("GET", "/v1/declarations/{id}", await server.api("GET", "/v1/declarations/com.example.none"));
     assertDocumented("PUT", "/v1/declarations", await server.api("PUT", "/v1/declarations", { ...decl, Type: "org.example.x" }));

@@ -65,6 +65,20 @@ export class DdmAdmin {
   }
 
   /**
+   * What putDeclaration would refuse or warn about, without storing anything
+   * (the console checks a declaration as the operator types it).
+   */
+  check(json: unknown): { errors: Array<{ path: string; message: string }>; warnings: string[] } {
+    try {
+      declarationOf(json);
+    } catch (err) {
+      if (err instanceof BadRequest) return { errors: [{ path: "", message: err.message }], warnings: [] };
+      throw err;
+    }
+    return this.validate(json);
+  }
+
+  /**
    * Stores a declaration: created, changed, or unchanged (same content: same
    * ServerToken, nothing written). `store` is a transaction to join, if any.
    */

@@ -10,11 +10,21 @@ import type { Store } from "../store/index.ts";
 import { nextCursor, pageSize } from "./request-helpers.ts";
 import { OPENAPI } from "./openapi.ts";
 import { plistToJson } from "./plist-json.ts";
-import type { CommandJson, EnqueueResult, EnrollmentJson, EnrollmentPage, EventPage, QueueCleared, QueueJson } from "./wire.ts";
-import { commandResultJson, enrollmentJson, eventJson, queuedCommandJson, time } from "./wire-map.ts";
+import type {
+  CommandHistoryPage,
+  CommandJson,
+  EnqueueResult,
+  EnrollmentJson,
+  EnrollmentPage,
+  EventPage,
+  QueueCleared,
+  QueueJson,
+} from "./wire.ts";
+import { commandHistoryJson, commandResultJson, enrollmentJson, eventJson, queuedCommandJson, time } from "./wire-map.ts";
 
 const ENROLLMENT_TYPES: readonly EnrollmentType[] = ["Device", "User", "SharediPadUser", "UserEnrollmentDevice", "UserEnrollmentUser"];
 const MAX_IDS = 10_000;
+const MAX_SEARCH = 200;
 
 type PlistJson = Record<string, unknown>;
 
@@ -47,16 +57,25 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
 
   app.get<{ Querystring: Record<string, string> }>("/v1/enrollments", async (req): Promise<EnrollmentPage> => {
     const q = req.query;
-    if (q.type !== undefined && !ENROLLMENT_TYPES.includes(q.type as EnrollmentType)) {
-      throw new BadRequest(`type must be one of ${ENROLLMENT_TYPES.join(", ")}`, "invalid_parameter");
+    // One type, or several separated by commas (the console's device list: Device,UserEnrollmentDevice).
+    const types = q.type?.split(",");
+    if (types !== undefined && !types.every((t) => ENROLLMENT_TYPES.includes(t as EnrollmentType))) {
+      throw new BadRequest(`type must be one or more (comma-separated) of ${ENROLLMENT_TYPES.join(", ")}`, "invalid_parameter");
     }
+    const seenBefore = q.seen_before === undefined ? undefined : Date.parse(q.seen_before);
+    if (seenBefore !== undefined && Number.isNaN(seenBefore))
+      throw new BadRequest("seen_before must be an RFC 3339 time", "invalid_parameter");
+    if (q.q !== undefined && q.q.length > MAX_SEARCH)
+      throw new BadRequest(`q is longer than ${MAX_SEARCH} characters`, "invalid_parameter");
     if (q.platform !== undefined && !PLATFORMS.includes(q.platform as Platform)) {
       throw new BadRequest(`platform must be one of ${PLATFORMS.join(", ")}`, "invalid_parameter");
     }
     const limit = pageSize(q.limit);
     const enrollments = await store.enrollments.list({
       platform: q.platform as Platform | undefined,
-      type: q.type as EnrollmentType | undefined,
+      type: types?.length === 1 ? (types[0] as EnrollmentType) : (types as EnrollmentType[] | undefined),
+      seenBefore,
+      search: q.q?.trim(),
       enabled: q.enabled === undefined ? undefined : truthy(q.enabled),
       serialNumber: q.serial,
       deviceId: q.device,
@@ -72,6 +91,17 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
     return enrollmentJson(enrollment);
   });
 
+  app.get<{ Params: { id: string }; Querystring: Record<string, string> }>(
+    "/v1/enrollments/:id/commands",
+    async (req): Promise<CommandHistoryPage> => {
+      const limit = pageSize(req.query.limit);
+      const before = req.query.cursor === undefined ? undefined : Number(req.query.cursor);
+      if (before !== undefined && !Number.isSafeInteger(before)) throw new BadRequest("cursor must be a row id", "invalid_parameter");
+      const commands = await store.commands.history(req.params.id, before, limit);
+      return { commands: commands.map(commandHistoryJson), next_cursor: nextCursor(commands, limit, (c) => c.id) };
+    },
+  );
+
   app.get<{ Params: { id: string } }>("/v1/queue/:id", async (req): Promise<QueueJson> => {
     const commands = await store.commands.queue(req.params.id);
     return { enrollment_id: req.params.id, commands: commands.map(queuedCommandJson) };
@@ -84,10 +114,11 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
     return { removed };
   });
 
-  app.get<{ Params: { uuid: string } }>("/v1/commands/:uuid", async (req): Promise<CommandJson> => {
+  // ?enrollment=: only that channel's answer (a command sent to many, read from one device's page).
+  app.get<{ Params: { uuid: string }; Querystring: Record<string, string> }>("/v1/commands/:uuid", async (req): Promise<CommandJson> => {
     const command = await store.commands.command(req.params.uuid);
     if (!command) throw new NotFound("no such command");
-    const results = await store.commands.results(req.params.uuid);
+    const results = await store.commands.results(req.params.uuid, req.query.enrollment);
     return {
       command_uuid: command.commandUuid,
       request_type: command.requestType,

@@ -15,6 +15,8 @@ import { Metrics } from "./metrics.ts";
 import { isStoreUnavailable } from "../store/unavailable.ts";
 import { registerApiRoutes } from "./api-routes.ts";
 import { registerBulkIdRoutes } from "./bulk-ids.ts";
+import { registerConsoleRoutes } from "./console-routes.ts";
+import { registerFleetRoutes } from "./fleet-routes.ts";
 import { errorHandler, loggableUrl, sendError } from "./errors.ts";
 import { ApiFailureLimiter, clientErrorHandler, frameworkErrorHandler, plainRequestStrings } from "./limits.ts";
 import { BodyBudget, signerShare } from "./body-budget.ts";
@@ -192,6 +194,8 @@ export function buildApp(o: AppOptions): FastifyInstance {
     return reply.code(ok ? 200 : 503).send({ status: ok ? "ok" : "store unavailable" });
   });
   app.get("/version", async () => ({ version: VERSION }));
+  // The web console's page and files (docs/console.md): it signs in and reads /v1 like any client.
+  registerConsoleRoutes(app);
 
   app.register(async (open) => {
     open.addHook("preValidation", plainRequestStrings);
@@ -220,6 +224,7 @@ export function buildApp(o: AppOptions): FastifyInstance {
     registerAuditRoutes(api, o.store);
     registerApiRoutes(api, { store: o.store, pusher: o.pusher, commandBodyLimit: o.reportBodyLimit, plistLimits: o.limits.plist });
     registerBulkIdRoutes(api, { store: o.store, pusher: o.pusher, commandBodyLimit: o.reportBodyLimit });
+    registerFleetRoutes(api, { store: o.store });
     api.get("/v1/metrics", async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));
     for (const plugin of o.apiPlugins ?? []) plugin(api);
   });

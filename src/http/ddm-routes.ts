@@ -5,7 +5,7 @@ import { PLATFORMS, type Platform } from "../protocol/platform.ts";
 import type { Store } from "../store/index.ts";
 import { idList, truthy } from "./api-routes.ts";
 import { jsonObject, onlyKeys } from "./request-helpers.ts";
-import type { DdmBulkAssignResult } from "./wire.ts";
+import type { DdmBulkAssignResult, DeclarationCheckJson } from "./wire.ts";
 import { time } from "./wire-map.ts";
 
 // Declarative Device Management's operator API: KMFDDM's paths, methods,
@@ -48,6 +48,12 @@ export function registerDdmRoutes(app: FastifyInstance, o: DdmRouteOptions): voi
     // Orchard's own (KMFDDM answers 204 for both created and changed): what the CLI prints.
     void reply.header("orchard-outcome", outcome);
     return changed(reply, outcome !== "unchanged");
+  });
+
+  // Orchard's own: the same checks as PUT, nothing stored (the console calls it as the operator types).
+  app.post("/v1/declarations/validate", async (req): Promise<DeclarationCheckJson> => {
+    const { errors, warnings } = admin.check(jsonObject(req));
+    return { valid: errors.length === 0, errors: errors.slice(0, MAX_ERRORS), warnings };
   });
 
   app.get<P>("/v1/declarations/:id", async (req) => {

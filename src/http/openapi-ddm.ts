@@ -89,6 +89,14 @@ export function ddmOpenApi(b: OpenApiBuilders): { schemas: Record<string, Schema
       },
       { optional: ["platform"] },
     ),
+    DeclarationCheck: object(
+      {
+        valid: { ...bool, description: "PUT /v1/declarations would store it" },
+        errors: arrayOf(object({ path: { ...str, description: "a JSON path into the declaration; empty for the whole" }, message: str })),
+        warnings: arrayOf(str),
+      },
+      { description: "Orchard's own: what PUT /v1/declarations would say of a declaration, nothing stored" },
+    ),
     SetCompliance: object({
       set: str,
       enrollments: { ...count, description: "how many enrollments hold the set" },
@@ -132,6 +140,14 @@ export function ddmOpenApi(b: OpenApiBuilders): { schemas: Record<string, Schema
           "400": error("not a declaration, or not valid (code invalid_declaration)"),
         },
         { parameters: [NONOTIFY], requestBody: { required: true, content: json(ref("DdmDeclaration")) } },
+      ),
+    },
+    "/v1/declarations/validate": {
+      post: op(
+        tag,
+        "Check a declaration as PUT would (its keys, its Type, Apple's schema) without storing it (Orchard's own)",
+        { "200": ok("DeclarationCheck"), "400": error("the body is not a JSON object (code invalid_json)") },
+        { requestBody: { required: true, content: json({ type: "object" }) } },
       ),
     },
     "/v1/declarations/{id}": {

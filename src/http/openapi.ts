@@ -117,6 +117,34 @@ const schemas: Record<string, Schema> = {
     updated_at: time,
   }),
   Queue: object({ enrollment_id: str, commands: arrayOf(ref("QueuedCommand")) }),
+  CommandHistoryEntry: object({
+    command_uuid: str,
+    request_type: str,
+    status: { type: "string", enum: QUEUE_STATUSES },
+    not_now_count: int,
+    created_at: time,
+    updated_at: time,
+    active: { ...bool, description: "still in the queue (Queued, or NotNow to be sent again)" },
+  }),
+  CommandHistoryPage: page("commands", "CommandHistoryEntry"),
+  Fleet: object({
+    enrollments: arrayOf(
+      object({
+        type: { type: "string", enum: ENROLLMENT_TYPES },
+        platform: { type: ["string", "null"], enum: [...PLATFORMS, null] },
+        count: int,
+      }),
+    ),
+    not_seen: arrayOf(
+      object(
+        { days: int, since: time, count: int },
+        { description: "enabled device channels not seen since `since` (days ago), or never: GET /v1/enrollments?seen_before=" },
+      ),
+    ),
+    os_versions: arrayOf(
+      object({ platform: { type: ["string", "null"], enum: [...PLATFORMS, null] }, os_version: nullableStr, count: int }),
+    ),
+  }),
   QueueCleared: object({ removed: { ...int, description: "queued commands removed" } }),
   CommandResult: object({
     enrollment_id: str,
@@ -556,8 +584,13 @@ const paths: Record<string, Record<string, Operation>> = {
       { "200": ok("EnrollmentPage") },
       {
         parameters: [
-          param("type", "query", "only this enrollment type", { type: "string", enum: ENROLLMENT_TYPES }),
+          param("type", "query", "only this enrollment type, or these (comma-separated: Device,UserEnrollmentDevice)", {
+            type: "string",
+            pattern: `^(${ENROLLMENT_TYPES.join("|")})(,(${ENROLLMENT_TYPES.join("|")}))*$`,
+          }),
           param("enabled", "query", "true or false"),
+          param("q", "query", "only channels whose serial number, id, device name or user names contain this text (any case; a scan)"),
+          param("seen_before", "query", "only channels not seen since this RFC 3339 time, or never"),
           param("serial", "query", "only this serial number"),
           param("device", "query", "only the channels of this device id (UDID)"),
           param("platform", "query", "only the channels of devices of this platform", { type: "string", enum: [...PLATFORMS] }),
@@ -588,6 +621,19 @@ const paths: Record<string, Record<string, Operation>> = {
       { parameters: [DEVICE_ID], requestBody: { required: true, content: json(ref("RebindBody")) } },
     ),
   },
+  "/v1/enrollments/{id}/commands": {
+    get: op(
+      "commands",
+      "An enrollment's commands, queued and answered, newest first",
+      { "200": ok("CommandHistoryPage") },
+      { parameters: [ID, ...PAGING] },
+    ),
+  },
+  "/v1/fleet": {
+    get: op("enrollments", "The fleet at a glance: channels by type and platform, devices not seen lately, OS versions", {
+      "200": ok("Fleet"),
+    }),
+  },
   "/v1/queue/{id}": {
     get: op("commands", "An enrollment's queued and answered commands", { "200": ok("Queue") }, { parameters: [ID] }),
     delete: op(
@@ -605,7 +651,7 @@ const paths: Record<string, Record<string, Operation>> = {
       "A command and each enrollment's answer",
       { "200": ok("Command"), ...NOT_FOUND },
       {
-        parameters: [param("uuid", "path", "CommandUUID")],
+        parameters: [param("uuid", "path", "CommandUUID"), param("enrollment", "query", "only this enrollment's answer")],
       },
     ),
   },
@@ -1007,7 +1053,25 @@ const paths: Record<string, Record<string, Operation>> = {
   "/version": {
     get: { summary: "The server's version", tags: ["meta"], security: [], responses: { "200": ok("Version") } },
   },
+  // The web console (docs/console.md): a page and its two files, no data; it signs in and reads /v1.
+  "/": { get: consoleFile("Redirects to the console (/ui/)", { "302": { description: "to /ui/" } }) },
+  "/ui": { get: consoleFile("Redirects to /ui/", { "301": { description: "to /ui/" } }) },
+  "/ui/": {
+    get: consoleFile("The console's page (Content-Security-Policy: script-src 'self', no inline script or style)", {
+      "200": { description: "the page", content: body("text/html") },
+    }),
+  },
+  "/ui/app.js": {
+    get: consoleFile("The console's script, bundled at the first request", {
+      "200": { description: "JavaScript", content: body("text/javascript") },
+    }),
+  },
+  "/ui/app.css": { get: consoleFile("The console's style sheet", { "200": { description: "CSS", content: body("text/css") } }) },
 };
+
+function consoleFile(summary: string, responses: Record<string, unknown>): Operation {
+  return { summary, tags: ["console"], security: [], responses };
+}
 
 /** Declarative Device Management's routes (KMFDDM's, and Orchard's set compliance). */
 const ddm = ddmOpenApi({ ref, object, param, op, ok, error, json });
@@ -1148,9 +1212,21 @@ export const OPENAPI = {
   },
   jsonSchemaDialect: "https://spec.openapis.org/oas/3.1/dialect/base",
   security: [{ basic: [] }, { bearer: [] }, { session: [] }],
-  tags: ["enrollments", "commands", "events", "users", "push", "enrollment", "ddm", "inventory", "updates", "ade", "operators", "meta"].map(
-    (name) => ({ name }),
-  ),
+  tags: [
+    "enrollments",
+    "commands",
+    "events",
+    "users",
+    "push",
+    "enrollment",
+    "ddm",
+    "inventory",
+    "updates",
+    "ade",
+    "operators",
+    "console",
+    "meta",
+  ].map((name) => ({ name })),
   paths: { ...paths, ...ddm.paths, ...inventory.paths, ...updates.paths, ...operators.paths },
   components: {
     schemas: { ...schemas, ...ddm.schemas, ...inventory.schemas, ...updates.schemas, ...operators.schemas },

@@ -42,6 +42,8 @@ export const ROUTE_ROLES: Readonly<Record<string, RouteRule>> = {
   "GET /v1/enrollments": read,
   "GET /v1/enrollments/:id": read,
   "GET /v1/enrollments/:id/rebind": read,
+  "GET /v1/enrollments/:id/commands": read,
+  "GET /v1/fleet": read,
   "POST /v1/enrollments/:id/rebind": op("enrollment.rebind_approve"),
   "PUT /v1/enqueue/:ids": op("command.enqueue"),
   "POST /v1/enqueue": op("command.enqueue"),
@@ -71,6 +73,8 @@ export const ROUTE_ROLES: Readonly<Record<string, RouteRule>> = {
   "GET /v1/declarations": read,
   "PUT /v1/declarations": op("ddm.declaration_put"),
   "GET /v1/declarations/:id": read,
+  // A check that stores nothing (the console's editor): a read, for every role.
+  "POST /v1/declarations/validate": read,
   "DELETE /v1/declarations/:id": op("ddm.declaration_remove"),
   "POST /v1/declarations/:id/touch": op("ddm.declaration_touch"),
   "GET /v1/sets": read,
@@ -145,6 +149,14 @@ export const ROUTE_ROLES: Readonly<Record<string, RouteRule>> = {
   "GET /v1/updates/devices/:id": read,
   "POST /v1/updates/apply": op("updates.apply"),
 };
+
+/**
+ * POSTs that change nothing (a body too large for a query, checked and
+ * answered): reads, never in the audit log. The console's declaration editor
+ * calls the check as the operator types; an entry per keystroke would bury
+ * the changes.
+ */
+export const READ_ONLY_POSTS: ReadonlySet<string> = new Set(["POST /v1/declarations/validate"]);
 
 /** The rule of a route (method and Fastify template); undefined for one nobody declared. */
 export function routeRule(method: string, url: string | undefined): RouteRule | undefined {

@@ -1,7 +1,7 @@
 // The store's records (camelCase, epoch milliseconds) as the API's JSON
 // (snake_case, RFC 3339 UTC strings): http/wire.ts says what each looks like.
 
-import type { CommandResult, QueuedCommand } from "../store/commands.ts";
+import type { CommandHistoryEntry, CommandResult, QueuedCommand } from "../store/commands.ts";
 import type { DirectoryUser } from "../store/directory.ts";
 import type { Enrollment } from "../store/enrollments.ts";
 import type { StoredEvent } from "../store/events.ts";
@@ -9,6 +9,7 @@ import type { PushCertInfo } from "../store/push.ts";
 import type { HeldCertificate, RebindHold } from "../store/rebinds.ts";
 import type { UserSession } from "../store/user-sessions.ts";
 import type {
+  CommandHistoryJson,
   CommandResultJson,
   EnrollmentJson,
   EventJson,
@@ -70,6 +71,10 @@ export function queuedCommandJson(c: QueuedCommand): QueuedCommandJson {
 }
 
 /** `result` is the report already turned into JSON (http/plist-json.ts). */
+export function commandHistoryJson(c: CommandHistoryEntry): CommandHistoryJson {
+  return { ...queuedCommandJson(c), active: c.active };
+}
+
 export function commandResultJson(r: CommandResult, result: Record<string, unknown> | null): CommandResultJson {
   return {
     enrollment_id: r.enrollmentId,

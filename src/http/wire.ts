@@ -120,6 +120,39 @@ export interface CommandJson {
   results: CommandResultJson[];
 }
 
+/** Each of GET /v1/enrollments/{id}/commands: one of a channel's commands, queued or answered. */
+export interface CommandHistoryJson {
+  command_uuid: string;
+  request_type: string;
+  status: QueueStatus;
+  /** Still in the queue (Queued, or NotNow to be sent again). */
+  active: boolean;
+  not_now_count: number;
+  created_at: Time;
+  updated_at: Time;
+}
+
+/** GET /v1/enrollments/{id}/commands: newest first. */
+export type CommandHistoryPage = Page<"commands", CommandHistoryJson>;
+
+/** GET /v1/fleet: the fleet at a glance (the console's overview). */
+export interface FleetJson {
+  /** Channels by type and platform (null: the device's facts do not tell). */
+  enrollments: Array<{ type: EnrollmentType; platform: Platform | null; count: number }>;
+  /** Enabled device channels not seen for this many days, or never (GET /v1/enrollments?seen_before=). */
+  not_seen: Array<{ days: number; since: Time; count: number }>;
+  /** Device channels by platform and OS version, the most common first (at most 50). */
+  os_versions: Array<{ platform: Platform | null; os_version: string | null; count: number }>;
+}
+
+/** POST /v1/declarations/validate: what PUT /v1/declarations would say of this declaration; nothing is stored. */
+export interface DeclarationCheckJson {
+  valid: boolean;
+  /** Against Apple's schema; `path` is a JSON path into the declaration ("" for the whole). */
+  errors: Array<{ path: string; message: string }>;
+  warnings: string[];
+}
+
 /** GET /v1/events (in a page). */
 export interface EventJson {
   id: number;

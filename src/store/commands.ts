@@ -49,6 +49,20 @@ export const PRUNE_RESULTS_SQL = "DELETE FROM command_queue WHERE active = 0 AND
 export const RESULTS_SQL = `SELECT enrollment_id, status, active, not_now_count, result, updated_at FROM command_queue
   WHERE command_uuid = ? ORDER BY enrollment_id`;
 
+const RESULT_OF_SQL = `SELECT enrollment_id, status, active, not_now_count, result, updated_at FROM command_queue
+  WHERE command_uuid = ? AND enrollment_id = ?`;
+/** A channel's commands, newest first (through the (enrollment_id, command_uuid) unique index). */
+export const HISTORY_SQL = `SELECT q.id, q.command_uuid, c.request_type, q.status, q.active, q.not_now_count, q.created_at, q.updated_at
+  FROM command_queue q JOIN commands c ON c.command_uuid = q.command_uuid
+  WHERE q.enrollment_id = ? AND q.id < ? ORDER BY q.id DESC LIMIT ?`;
+
+/** One of a channel's commands: queued, or answered (its result stays until pruned). */
+export interface CommandHistoryEntry extends QueuedCommand {
+  /** The row's id: the cursor of the next (older) page. */
+  id: number;
+  active: boolean;
+}
+
 /** Per-channel command queues; a queue row becomes the result once answered. */
 export class CommandStore {
   constructor(private readonly db: Database) {}
@@ -138,6 +152,25 @@ export class CommandStore {
     }));
   }
 
+  /** A channel's commands, queued and answered, newest first: those older than `before` (a row id). */
+  async history(enrollmentId: string, before: number | undefined, limit: number): Promise<CommandHistoryEntry[]> {
+    const rows = await this.db.all<QueueRow & { id: number | string; active: number }>(HISTORY_SQL, [
+      enrollmentId,
+      before ?? Number.MAX_SAFE_INTEGER,
+      limit,
+    ]);
+    return rows.map((r) => ({
+      id: Number(r.id),
+      commandUuid: r.command_uuid,
+      requestType: r.request_type,
+      status: r.status,
+      active: Number(r.active) === 1,
+      notNowCount: Number(r.not_now_count),
+      createdAt: Number(r.created_at),
+      updatedAt: Number(r.updated_at),
+    }));
+  }
+
   /** Removes the commands still waiting in these channels' queues; results stay. */
   async clear(enrollmentIds: readonly string[]): Promise<number> {
     return this.db.transaction(async (tx) => {
@@ -157,7 +190,8 @@ export class CommandStore {
     return row && { commandUuid: row.command_uuid, requestType: row.request_type, command: row.command, createdAt: Number(row.created_at) };
   }
 
-  async results(commandUuid: string): Promise<CommandResult[]> {
+  /** Every channel's answer to a command, or only this channel's. */
+  async results(commandUuid: string, enrollmentId?: string): Promise<CommandResult[]> {
     const rows = await this.db.all<{
       enrollment_id: string;
       status: QueueStatus;
@@ -165,7 +199,7 @@ export class CommandStore {
       not_now_count: number;
       result: Buffer | null;
       updated_at: number;
-    }>(RESULTS_SQL, [commandUuid]);
+    }>(enrollmentId === undefined ? RESULTS_SQL : RESULT_OF_SQL, enrollmentId === undefined ? [commandUuid] : [commandUuid, enrollmentId]);
     return rows.map((r) => ({
       enrollmentId: r.enrollment_id,
       status: r.status,

@@ -72,11 +72,20 @@ export interface Enrollment {
 }
 
 export interface EnrollmentFilter {
-  type?: EnrollmentType;
+  /** One type, or any of several. */
+  type?: EnrollmentType | readonly EnrollmentType[];
   enabled?: boolean;
   serialNumber?: string;
   deviceId?: string;
   platform?: Platform;
+  /** Not seen since this time (milliseconds), or never. */
+  seenBefore?: number;
+  /**
+   * Text found (case-insensitive) in the serial number, the enrollment or
+   * device id, the device name or the user's names: a scan, stopped as soon
+   * as a page is full (ordered by id).
+   */
+  search?: string;
   /** Ids greater than this one (cursor pagination, ordered by id). */
   after?: string;
   limit: number;
@@ -269,11 +278,23 @@ export class EnrollmentStore {
   async list(filter: EnrollmentFilter): Promise<Enrollment[]> {
     const where: string[] = [];
     const params: Array<string | number | boolean> = [];
-    if (filter.type !== undefined) where.push("e.type = ?"), params.push(filter.type);
+    if (typeof filter.type === "string") where.push("e.type = ?"), params.push(filter.type);
+    // Several types (the console's device list: Device, UserEnrollmentDevice) match most rows: read in id
+    // order and stop at the page's end, not through enrollments_type and a sort of them all (`|| ''` keeps
+    // the planner off that index: 0.2 ms against 800 ms for the first page of 100,000, SQLite).
+    else if (filter.type !== undefined)
+      where.push(`(e.type || '') IN (${filter.type.map(() => "?").join(", ")})`), params.push(...filter.type);
     if (filter.enabled !== undefined) where.push("e.enabled = ?"), params.push(filter.enabled ? 1 : 0);
     if (filter.serialNumber !== undefined) where.push("d.serial_number = ?"), params.push(filter.serialNumber);
     if (filter.deviceId !== undefined) where.push("e.device_id = ?"), params.push(filter.deviceId);
     if (filter.platform !== undefined) where.push("d.platform = ?"), params.push(filter.platform);
+    if (filter.seenBefore !== undefined) where.push("(e.last_seen_at IS NULL OR e.last_seen_at < ?)"), params.push(filter.seenBefore);
+    if (filter.search !== undefined && filter.search !== "") {
+      const like = `%${filter.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      const columns = ["d.serial_number", "e.id", "d.device_name", "e.user_short_name", "e.user_long_name"];
+      where.push(`(${columns.map((c) => `LOWER(${c}) LIKE ? ESCAPE '\\'`).join(" OR ")})`);
+      params.push(...columns.map(() => like));
+    }
     if (filter.after !== undefined) where.push("e.id > ?"), params.push(filter.after);
     const rows = await this.db.all<EnrollmentRow>(
       `SELECT ${ENROLLMENT_COLUMNS} FROM enrollments e JOIN devices d ON d.id = e.device_id

@@ -35,6 +35,12 @@ export interface DdmDeclarationStates {
   pending: number;
 }
 
+/** The console's overview (GET /v1/fleet): device channels by when they were last seen, one pass. */
+export interface NotSeenCount {
+  since: number;
+  count: number;
+}
+
 export class StatsStore {
   constructor(private readonly db: Sql) {}
 
@@ -42,6 +48,30 @@ export class StatsStore {
   async enrollmentsByType(): Promise<Array<{ type: string; platform: string | null; count: number }>> {
     const rows = await this.db.all<{ type: string; platform: string | null; n: number | string }>(ENROLLMENTS_BY_TYPE_SQL);
     return rows.map((r) => ({ type: r.type, platform: r.platform, count: Number(r.n) }));
+  }
+
+  /**
+   * Enabled device channels (not user channels) not seen since each of these
+   * times, or never: one pass over enrollments.
+   */
+  async notSeenSince(times: readonly number[]): Promise<NotSeenCount[]> {
+    if (times.length === 0) return [];
+    const sums = times.map((_, i) => `SUM(CASE WHEN last_seen_at IS NULL OR last_seen_at < ? THEN 1 ELSE 0 END) AS n${i}`).join(", ");
+    const row = await this.db.get<Record<string, number | string | null>>(
+      `SELECT ${sums} FROM enrollments WHERE enabled = 1 AND type IN ('Device', 'UserEnrollmentDevice')`,
+      [...times],
+    );
+    return times.map((since, i) => ({ since, count: Number(row?.[`n${i}`] ?? 0) }));
+  }
+
+  /** Device channels by platform and OS version, the most common first. */
+  async osVersions(limit: number): Promise<Array<{ platform: string | null; osVersion: string | null; count: number }>> {
+    const rows = await this.db.all<{ platform: string | null; os_version: string | null; n: number | string }>(
+      `SELECT d.platform, d.os_version, COUNT(*) AS n FROM enrollments e JOIN devices d ON d.id = e.device_id
+       WHERE e.type IN ('Device', 'UserEnrollmentDevice') GROUP BY d.platform, d.os_version ORDER BY n DESC, d.os_version LIMIT ?`,
+      [limit],
+    );
+    return rows.map((r) => ({ platform: r.platform, osVersion: r.os_version, count: Number(r.n) }));
   }
 
   async ddmDeclarationStates(): Promise<DdmDeclarationStates> {

@@ -1,0 +1,572 @@
+import { useState } from "preact/hooks";
+import { api, apiResult, get, query, seg } from "../api.ts";
+import type {
+  CommandHistoryPage,
+  CommandJson,
+  EnqueueResult,
+  EnrollmentJson,
+  EnrollmentPage,
+  EventPage,
+  PushResult,
+  QueueCleared,
+  QueueJson,
+  RebindStateJson,
+  UserSessionPage,
+} from "../../http/wire.ts";
+import { commandFields, COMMON_COMMANDS, commonCommand } from "../commands.ts";
+import type { PageProps } from "../pages.ts";
+import { commandPlist } from "../plist.ts";
+import { href } from "../route.ts";
+import { canChange } from "../session.ts";
+import { Structured, ErrorNote, Field, Loading, Notice, Pager, Section, Time, useAction, useLoad, usePager } from "../ui.tsx";
+import { EventTable } from "./events.tsx";
+
+const DEVICE_TYPES = new Set(["Device", "UserEnrollmentDevice"]);
+
+/** One device: its facts, channels, network users, queue and history, DDM state and events; the actions an operator takes on it. */
+export function DevicePage({ route, session }: PageProps) {
+  const deviceId = route.parts[1] ?? "";
+  const channels = useLoad(`ch|${deviceId}`, () => get<EnrollmentPage>(`/v1/enrollments${query({ device: deviceId, limit: 1000 })}`));
+  const list = channels.data?.enrollments ?? [];
+  const device = list.find((e) => DEVICE_TYPES.has(e.type)) ?? list[0];
+  const channelId = route.params.get("channel") ?? device?.id ?? deviceId;
+  const channel = list.find((e) => e.id === channelId);
+  const writable = canChange(session.operator.role);
+  return (
+    <>
+      <p class="crumbs">
+        <a href={href(["devices"])}>Devices</a> /
+      </p>
+      <h1>{device?.device_name ?? deviceId}</h1>
+      <Loading what={channels} />
+      {channels.data && list.length === 0 && <p class="error">No enrollment of this device.</p>}
+      {device && <Facts e={device} />}
+      {list.length > 0 && (
+        <Section title="Channels">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Channel</th>
+                <th scope="col">Type</th>
+                <th scope="col">User</th>
+                <th scope="col">Enrolled</th>
+                <th scope="col">Last seen</th>
+              </tr>
+            </thead>
+            <tbody>
+              {list.map((e) => (
+                <tr key={e.id} class={e.id === channelId ? "selected" : undefined}>
+                  <td>
+                    <a href={href(["device", deviceId], { channel: e.id })} aria-current={e.id === channelId ? "true" : undefined}>
+                      <code>{e.id}</code>
+                    </a>
+                  </td>
+                  <td>{e.type}</td>
+                  <td>{e.user_short_name ?? ""}</td>
+                  <td>{e.enabled ? "yes" : "no"}</td>
+                  <td>
+                    <Time at={e.last_seen_at} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </Section>
+      )}
+      {device && <Rebind deviceId={device.device_id} writable={writable} />}
+      {device && <NetworkUsers deviceId={device.device_id} />}
+      {channel && <Commands channel={channel} writable={writable} />}
+      {channel && <Ddm channelId={channel.id} />}
+      {channel && (
+        <Section title="Events">
+          <ChannelEvents channelId={channel.id} />
+        </Section>
+      )}
+    </>
+  );
+}
+
+function Facts({ e }: { e: EnrollmentJson }) {
+  const rows: Array<[string, string | null]> = [
+    ["UDID", e.device_id],
+    ["Serial number", e.serial_number],
+    ["Model", [e.model_name, e.model].filter(Boolean).join(" · ") || null],
+    ["Platform", e.platform],
+    ["OS", [e.os_version, e.build_version && `(${e.build_version})`].filter(Boolean).join(" ") || null],
+    ["Push topic", e.topic],
+    ["Enrolled since", e.created_at],
+  ];
+  return (
+    <Section title="Facts">
+      <dl class="facts">
+        {rows.map(([k, v]) => (
+          <div key={k}>
+            <dt>{k}</dt>
+            <dd>{k === "Enrolled since" ? <Time at={v} /> : (v ?? <span class="muted">unknown</span>)}</dd>
+          </div>
+        ))}
+        <div>
+          <dt>Last seen</dt>
+          <dd>
+            <Time at={e.last_seen_at} />
+          </dd>
+        </div>
+      </dl>
+    </Section>
+  );
+}
+
+/** A held re-binding (docs/enrolling-devices.md): the certificates waiting, each approvable. */
+function Rebind({ deviceId, writable }: { deviceId: string; writable: boolean }) {
+  const state = useLoad(`rb|${deviceId}`, () => get<RebindStateJson>(`/v1/enrollments/${seg(deviceId)}/rebind`));
+  const act = useAction();
+  const held = state.data?.held_certificates ?? [];
+  if (held.length === 0) return null;
+  return (
+    <Section title="Held re-binding">
+      <p>
+        This device asked to enroll again with another identity certificate. It is bound to <code>{state.data?.cert_fingerprint}</code> and
+        was last in contact <Time at={state.data?.last_contact_at} />.
+      </p>
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Certificate (SHA-256)</th>
+            <th scope="col">Attempts</th>
+            <th scope="col">Last held</th>
+            <th scope="col">Action</th>
+          </tr>
+        </thead>
+        <tbody>
+          {held.map((c) => (
+            <tr key={c.cert_fingerprint}>
+              <td>
+                <code>{c.cert_fingerprint}</code>
+              </td>
+              <td class="num">{c.attempts}</td>
+              <td>
+                <Time at={c.last_held_at} />
+              </td>
+              <td>
+                {state.data?.held?.cert_fingerprint === c.cert_fingerprint && state.data.held.approved_at ? (
+                  "approved"
+                ) : writable ? (
+                  <button
+                    type="button"
+                    disabled={act.busy}
+                    onClick={() =>
+                      act.run(async () => {
+                        await api("POST", `/v1/enrollments/${seg(deviceId)}/rebind`, { fingerprint: c.cert_fingerprint });
+                        state.reload();
+                        return "Approved: the device is re-bound at its next Authenticate with this certificate.";
+                      })
+                    }
+                  >
+                    Approve
+                  </button>
+                ) : null}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <ErrorNote error={act.error} />
+      <Notice>{act.done}</Notice>
+    </Section>
+  );
+}
+
+function NetworkUsers({ deviceId }: { deviceId: string }) {
+  const sessions = useLoad(`us|${deviceId}`, () => get<UserSessionPage>(`/v1/user-sessions${query({ device: deviceId, limit: 100 })}`));
+  const list = sessions.data?.sessions ?? [];
+  if (list.length === 0) return null;
+  return (
+    <Section title="Network users">
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">User</th>
+            <th scope="col">State</th>
+            <th scope="col">Challenged</th>
+            <th scope="col">Token issued</th>
+            <th scope="col">Token last used</th>
+            <th scope="col">Refusals</th>
+          </tr>
+        </thead>
+        <tbody>
+          {list.map((s) => (
+            <tr key={s.enrollment_id}>
+              <td>
+                <a href={href(["device", deviceId], { channel: s.enrollment_id })}>{s.short_name ?? s.user_id}</a>
+              </td>
+              <td>{s.state}</td>
+              <td>
+                <Time at={s.challenged_at} />
+              </td>
+              <td>
+                <Time at={s.token_issued_at} />
+              </td>
+              <td>
+                <Time at={s.token_last_used_at} />
+              </td>
+              <td>
+                <Refusals channelId={s.enrollment_id} />
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </Section>
+  );
+}
+
+/** A user channel's refused logins and requests, newest first. */
+function Refusals({ channelId }: { channelId: string }) {
+  const events = useLoad(`rf|${channelId}`, async () => {
+    const [failed, refused] = await Promise.all(
+      ["userauth.failed", "userauth.token_refused"].map((type) =>
+        get<EventPage>(`/v1/events${query({ enrollment: channelId, type, order: "desc", limit: 5 })}`),
+      ),
+    );
+    return [...failed!.events, ...refused!.events].sort((a, b) => b.id - a.id).slice(0, 5);
+  });
+  const list = events.data ?? [];
+  if (list.length === 0) return <span class="muted">none</span>;
+  return (
+    <ul class="plain">
+      {list.map((e) => (
+        <li key={e.id}>
+          <Time at={e.at} />: {String(e.detail?.cause ?? e.detail?.reason ?? e.type)}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+function Commands({ channel, writable }: { channel: EnrollmentJson; writable: boolean }) {
+  const id = channel.id;
+  const queue = useLoad(`q|${id}`, () => get<QueueJson>(`/v1/queue/${seg(id)}`), { pollMs: 5000 });
+  const pager = usePager(id);
+  const history = useLoad(`h|${id}|${pager.cursor ?? ""}`, () =>
+    get<CommandHistoryPage>(`/v1/enrollments/${seg(id)}/commands${query({ cursor: pager.cursor, limit: 25 })}`),
+  );
+  const [open, setOpen] = useState<string>();
+  const act = useAction();
+  const refresh = () => (queue.reload(), history.reload());
+  return (
+    <>
+      {writable && (
+        <Section title="Actions">
+          <div class="actions">
+            <button
+              type="button"
+              disabled={act.busy}
+              onClick={() =>
+                act.run(async () => {
+                  const { result } = await apiResult<PushResult>("POST", `/v1/push/${seg(id)}`);
+                  const err = result.push_error ?? result.status?.[id]?.push_error;
+                  return err ? `The push failed: ${err}` : "Pushed: the device will check in.";
+                })
+              }
+            >
+              Push
+            </button>
+            <button
+              type="button"
+              disabled={act.busy || (queue.data?.commands.length ?? 0) === 0}
+              onClick={() =>
+                act.run(async () => {
+                  const r = await api<QueueCleared>("DELETE", `/v1/queue/${seg(id)}`);
+                  refresh();
+                  return `Queue cleared: ${r.removed} command(s) removed.`;
+                })
+              }
+            >
+              Clear the queue
+            </button>
+          </div>
+          <ErrorNote error={act.error} />
+          <Notice>{act.done}</Notice>
+          <QueueCommand channelId={id} onQueued={refresh} />
+        </Section>
+      )}
+      <Section title="Queue">
+        <Loading what={queue} />
+        {queue.data && queue.data.commands.length === 0 && <p class="muted">Nothing queued.</p>}
+        {queue.data && queue.data.commands.length > 0 && (
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Command</th>
+                <th scope="col">Status</th>
+                <th scope="col">Not now</th>
+                <th scope="col">Queued</th>
+              </tr>
+            </thead>
+            <tbody>
+              {queue.data.commands.map((c) => (
+                <tr key={c.command_uuid}>
+                  <td>
+                    {c.request_type} <code class="small">{c.command_uuid}</code>
+                  </td>
+                  <td>{c.status}</td>
+                  <td class="num">{c.not_now_count}</td>
+                  <td>
+                    <Time at={c.created_at} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Section>
+      <Section title="Command history">
+        <Loading what={history} />
+        {history.data && (
+          <>
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Command</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Queued</th>
+                  <th scope="col">Updated</th>
+                  <th scope="col">Result</th>
+                </tr>
+              </thead>
+              <tbody>
+                {history.data.commands.map((c) => (
+                  <>
+                    <tr key={c.command_uuid}>
+                      <td>
+                        {c.request_type} <code class="small">{c.command_uuid}</code>
+                      </td>
+                      <td class={`status-${c.status}`}>{c.status}</td>
+                      <td>
+                        <Time at={c.created_at} />
+                      </td>
+                      <td>
+                        <Time at={c.updated_at} />
+                      </td>
+                      <td>
+                        {c.active ? (
+                          <span class="muted">waiting</span>
+                        ) : (
+                          <button
+                            type="button"
+                            aria-expanded={open === c.command_uuid}
+                            onClick={() => setOpen(open === c.command_uuid ? undefined : c.command_uuid)}
+                          >
+                            {open === c.command_uuid ? "Hide" : "Show"} result
+                          </button>
+                        )}
+                      </td>
+                    </tr>
+                    {open === c.command_uuid && (
+                      <tr key={`${c.command_uuid}-r`}>
+                        <td colSpan={5}>
+                          <CommandResult uuid={c.command_uuid} channelId={id} />
+                        </td>
+                      </tr>
+                    )}
+                  </>
+                ))}
+              </tbody>
+            </table>
+            {history.data.commands.length === 0 && <p class="muted">No command yet.</p>}
+            <Pager pager={pager} nextCursor={history.data.next_cursor} />
+          </>
+        )}
+      </Section>
+    </>
+  );
+}
+
+function CommandResult({ uuid, channelId }: { uuid: string; channelId: string }) {
+  const r = useLoad(`r|${uuid}|${channelId}`, () => get<CommandJson>(`/v1/commands/${seg(uuid)}${query({ enrollment: channelId })}`));
+  const result = r.data?.results[0];
+  return (
+    <div class="result">
+      <Loading what={r} />
+      {result && (result.result ? <Structured value={result.result} /> : <p class="muted">No report stored.</p>)}
+    </div>
+  );
+}
+
+/** The common commands with a form for their fields, or a raw command plist. */
+function QueueCommand({ channelId, onQueued }: { channelId: string; onQueued: () => void }) {
+  const [type, setType] = useState(COMMON_COMMANDS[0]!.requestType);
+  const [values, setValues] = useState<Record<string, string | boolean>>({});
+  const [raw, setRaw] = useState("");
+  const act = useAction();
+  const cmd = commonCommand(type);
+  const queue = (body: string) =>
+    act.run(async () => {
+      const { result: r } = await apiResult<EnqueueResult>("PUT", `/v1/enqueue/${seg(channelId)}`, body, {
+        contentType: "application/xml",
+      });
+      onQueued();
+      const s = r.status?.[channelId];
+      if (r.command_error || s?.command_error) throw new Error(r.command_error ?? s?.command_error);
+      const pushError = r.push_error ?? s?.push_error;
+      return `Queued ${r.request_type} (${r.command_uuid})${pushError ? `; the push failed: ${pushError}` : ""}.`;
+    });
+  const submit = (e: Event) => {
+    e.preventDefault();
+    if (type === "raw") return void queue(raw);
+    if (!cmd) return;
+    const built = commandFields(cmd, values);
+    if ("errors" in built) return void act.run(async () => Promise.reject(new Error(built.errors.join("; "))));
+    if (cmd.destructive && !confirm(`${cmd.label}: this cannot be undone. Queue it?`)) return;
+    void queue(commandPlist(cmd.requestType, built.fields, crypto.randomUUID()));
+  };
+  return (
+    <form class="queue" onSubmit={submit} aria-label="Queue a command">
+      <h3>Queue a command</h3>
+      <Field label="Command">
+        <select
+          name="command"
+          value={type}
+          onChange={(e) => {
+            setType(e.currentTarget.value);
+            setValues({});
+          }}
+        >
+          {COMMON_COMMANDS.map((c) => (
+            <option key={c.requestType} value={c.requestType}>
+              {c.label} ({c.requestType})
+            </option>
+          ))}
+          <option value="raw">Raw plist…</option>
+        </select>
+      </Field>
+      {cmd?.fields.map((f) =>
+        f.kind === "boolean" ? (
+          <label class="check" key={f.key}>
+            <input
+              type="checkbox"
+              name={f.key}
+              checked={Boolean(values[f.key] ?? f.initial)}
+              onChange={(e) => setValues({ ...values, [f.key]: e.currentTarget.checked })}
+            />
+            {f.label}
+          </label>
+        ) : f.kind === "list" ? (
+          <Field label={f.label} key={f.key} help={f.help}>
+            <textarea
+              name={f.key}
+              rows={6}
+              value={String(values[f.key] ?? f.initial ?? "")}
+              onInput={(e) => setValues({ ...values, [f.key]: e.currentTarget.value })}
+            />
+          </Field>
+        ) : (
+          <Field label={f.label} key={f.key} help={f.help}>
+            <input
+              name={f.key}
+              required={f.required}
+              inputMode={f.kind === "number" ? "numeric" : undefined}
+              value={String(values[f.key] ?? f.initial ?? "")}
+              onInput={(e) => setValues({ ...values, [f.key]: e.currentTarget.value })}
+            />
+          </Field>
+        ),
+      )}
+      {type === "raw" && (
+        <Field label="Command plist (XML)" help="A dict with Command (RequestType and its keys) and CommandUUID.">
+          <textarea name="raw" rows={10} class="code" spellcheck={false} value={raw} onInput={(e) => setRaw(e.currentTarget.value)} />
+        </Field>
+      )}
+      <button type="submit" disabled={act.busy}>
+        Queue
+      </button>
+      <ErrorNote error={act.error} />
+      <Notice>{act.done}</Notice>
+    </form>
+  );
+}
+
+interface DeclarationStatus {
+  identifier: string;
+  active: boolean;
+  valid: string;
+  "server-token": string;
+  current: boolean;
+  status_received: string;
+  reasons?: unknown;
+}
+
+function Ddm({ channelId }: { channelId: string }) {
+  const sets = useLoad(`ds|${channelId}`, () => get<string[]>(`/v1/enrollment-sets/${seg(channelId)}`));
+  const status = useLoad(`dst|${channelId}`, () => get<Record<string, DeclarationStatus[]>>(`/v1/declaration-status/${seg(channelId)}`));
+  const reported = status.data?.[channelId] ?? [];
+  return (
+    <Section title="Declarative management">
+      <ErrorNote error={sets.error ?? status.error} />
+      <p>
+        Sets:{" "}
+        {(sets.data ?? []).length === 0 ? (
+          <span class="muted">none</span>
+        ) : (
+          sets.data!.map((s, i) => (
+            <>
+              {i > 0 && ", "}
+              <a key={s} href={href(["ddm"], { set: s })}>
+                {s}
+              </a>
+            </>
+          ))
+        )}
+      </p>
+      {reported.length > 0 ? (
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Declaration</th>
+              <th scope="col">Active</th>
+              <th scope="col">Valid</th>
+              <th scope="col">Current</th>
+              <th scope="col">Reported</th>
+              <th scope="col">Reasons</th>
+            </tr>
+          </thead>
+          <tbody>
+            {reported.map((d) => (
+              <tr key={d.identifier}>
+                <td>{d.identifier}</td>
+                <td>{d.active ? "yes" : "no"}</td>
+                <td>{d.valid}</td>
+                <td>{d.current ? "yes" : "not yet"}</td>
+                <td>
+                  <Time at={d.status_received} />
+                </td>
+                <td>{d.reasons ? <Structured value={d.reasons} /> : ""}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : (
+        <p class="muted">No declaration status reported.</p>
+      )}
+    </Section>
+  );
+}
+
+function ChannelEvents({ channelId }: { channelId: string }) {
+  const events = useLoad(
+    `ev|${channelId}`,
+    () => get<EventPage>(`/v1/events${query({ enrollment: channelId, order: "desc", limit: 50 })}`),
+    {
+      pollMs: 5000,
+    },
+  );
+  return (
+    <>
+      <Loading what={events} />
+      {events.data && <EventTable events={events.data.events} />}
+      <p>
+        <a href={href(["events"], { enrollment: channelId })}>All events of this channel</a>
+      </p>
+    </>
+  );
+}

@@ -1,0 +1,120 @@
+import { get } from "../api.ts";
+import type { FleetJson, PushCertList, WebhookStatusJson } from "../../http/wire.ts";
+import type { PageProps } from "../pages.ts";
+import { href } from "../route.ts";
+import { ErrorNote, Loading, Section, Time, useLoad } from "../ui.tsx";
+
+const DAY_MS = 86_400_000;
+
+/** The fleet at a glance; every number links to the device list it counts. */
+export function FleetPage(_: PageProps) {
+  const fleet = useLoad("fleet", () => get<FleetJson>("/v1/fleet"));
+  const certs = useLoad("pushcert", () => get<PushCertList>("/v1/pushcert"));
+  const webhook = useLoad("webhook", () => get<WebhookStatusJson>("/v1/webhook"));
+  const f = fleet.data;
+  const platforms = new Map<string, number>();
+  let users = 0;
+  for (const e of f?.enrollments ?? []) {
+    if (e.type === "Device" || e.type === "UserEnrollmentDevice")
+      platforms.set(e.platform ?? "", (platforms.get(e.platform ?? "") ?? 0) + e.count);
+    else users += e.count;
+  }
+  return (
+    <>
+      <h1>Fleet</h1>
+      <Loading what={fleet} />
+      {f && (
+        <div class="cards">
+          <Section title="Devices by platform">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Platform</th>
+                  <th scope="col">Devices</th>
+                </tr>
+              </thead>
+              <tbody>
+                {[...platforms].map(([platform, count]) => (
+                  <tr key={platform}>
+                    <td>{platform || "unknown"}</td>
+                    <td class="num">{platform ? <a href={href(["devices"], { platform })}>{count}</a> : count}</td>
+                  </tr>
+                ))}
+                <tr>
+                  <td>User channels</td>
+                  <td class="num">{users}</td>
+                </tr>
+              </tbody>
+            </table>
+          </Section>
+          <Section title="Devices not seen lately">
+            <table>
+              <tbody>
+                {f.not_seen.map((n) => (
+                  <tr key={n.days}>
+                    <th scope="row">Not seen for {n.days === 1 ? "a day" : `${n.days} days`}</th>
+                    <td class="num">
+                      <a href={href(["devices"], { seen_before: n.since })}>{n.count}</a>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </Section>
+          <Section title="OS versions">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Platform</th>
+                  <th scope="col">Version</th>
+                  <th scope="col">Devices</th>
+                </tr>
+              </thead>
+              <tbody>
+                {f.os_versions.slice(0, 10).map((o) => (
+                  <tr key={`${o.platform}/${o.os_version}`}>
+                    <td>{o.platform ?? "unknown"}</td>
+                    <td>{o.os_version ?? "unknown"}</td>
+                    <td class="num">{o.count}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </Section>
+        </div>
+      )}
+      <div class="cards">
+        <Section title="Push certificates">
+          <ErrorNote error={certs.error} />
+          {certs.data && certs.data.push_certs.length === 0 && (
+            <p class="warn">
+              No push certificate: devices cannot be woken. <a href={href(["enrollment"])}>Upload one</a>.
+            </p>
+          )}
+          <ul class="plain">
+            {certs.data?.push_certs.map((c) => {
+              const days = Math.floor((Date.parse(c.not_after) - Date.now()) / DAY_MS);
+              return (
+                <li key={c.topic} class={days < 30 ? "warn" : undefined}>
+                  <code>{c.topic}</code>: <strong>{days}</strong> days left (expires <Time at={c.not_after} />)
+                </li>
+              );
+            })}
+          </ul>
+        </Section>
+        <Section title="Webhook">
+          <ErrorNote error={webhook.error} />
+          {webhook.data &&
+            (webhook.data.enabled ? (
+              <p>
+                Backlog: <strong>{webhook.data.backlog}</strong> events ({webhook.data.retrying} retrying), oldest{" "}
+                <Time at={webhook.data.oldest_created_at} />. <a href={href(["events"])}>Events</a>
+              </p>
+            ) : (
+              <p class="muted">No webhook is configured (--webhook-url).</p>
+            ))}
+        </Section>
+      </div>
+    </>
+  );
+}

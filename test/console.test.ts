@@ -1,0 +1,303 @@
+// The web console (docs/console.md) in a real browser: Debian's chromium
+// driven by playwright-core. The console signs in with an operator's session
+// (POST /v1/session) like any browser; there is no other way in. Each action
+// is checked through the API afterwards.
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, test, type TestContext } from "node:test";
+import type { SimDevice } from "../src/sim/device.ts";
+import { hasChromium, launchBrowser, type TestBrowser } from "./support/browser.ts";
+import { testFleet, type TestFleet } from "./support/fleet.ts";
+import { identity, RawDevice } from "./support/mdm.ts";
+import { startTestServer, type TestServer } from "./support/server.ts";
+
+const XSS_NAME = "<img src=x onerror=alert(1)>";
+const ADMIN = { name: "console-admin", password: "console-admin-password-1" };
+
+describe("the web console", { skip: hasChromium() ? false : "no chromium at /usr/bin/chromium" }, () => {
+  let server: TestServer;
+  let fleet: TestFleet;
+  let browser: TestBrowser;
+  /** Whether this build has operators' sessions (POST /v1/session). */
+  let sessions = false;
+  const macs: SimDevice[] = [];
+  let evil: RawDevice;
+  let held: { udid: string; fingerprint: string };
+
+  before(async () => {
+    server = await startTestServer();
+    fleet = await testFleet(server.url);
+    for (const platform of ["macOS", "macOS", "iOS"] as const) {
+      const d = await fleet.device({ platform });
+      await d.enroll();
+      if (platform === "macOS") macs.push(d);
+    }
+    evil = new RawDevice(fleet.transport, await identity(fleet), randomUUID().toUpperCase());
+    await evil.enroll({ DeviceName: XSS_NAME, ProductName: "Mac14,2", OSVersion: "14.6" });
+    // A device whose UDID another certificate claims: held for the operator's approval.
+    const real = new RawDevice(fleet.transport, await identity(fleet), randomUUID().toUpperCase());
+    await real.enroll({ ProductName: "Mac14,2" });
+    const other = new RawDevice(fleet.transport, await identity(fleet), real.udid);
+    assert.equal((await other.authenticate({ ProductName: "Mac14,2" })).status, 403);
+    const state = await server.api("GET", `/v1/enrollments/${real.udid}/rebind`);
+    held = { udid: real.udid, fingerprint: state.json.held_certificates[0].cert_fingerprint };
+    sessions = (await fetch(`${server.url}/v1/session`)).status !== 404;
+    if (sessions) await addOperator(server, ADMIN.name, "admin", ADMIN.password);
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    fleet?.close();
+    await server?.stop();
+  });
+
+  test("served at /ui with a strict Content-Security-Policy and no inline script or style", async () => {
+    const root = await fetch(`${server.url}/`, { redirect: "manual" });
+    assert.equal(root.status, 302);
+    assert.equal(root.headers.get("location"), "/ui/");
+    const page = await fetch(`${server.url}/ui/`);
+    assert.equal(page.status, 200);
+    const csp = page.headers.get("content-security-policy") ?? "";
+    for (const directive of ["default-src 'none'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'", "base-uri 'none'"]) {
+      assert.ok(csp.includes(directive), `CSP has ${directive}: ${csp}`);
+    }
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+    assert.equal(page.headers.get("x-frame-options"), "DENY");
+    const html = await page.text();
+    // Scripts only by src, styles only by link: nothing inline for the CSP to forbid.
+    assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/);
+    assert.doesNotMatch(html, /<style|\sstyle=|\son[a-z]+=/i);
+    const src = /<script type="module" src="([^"]+)"/.exec(html)?.[1];
+    assert.ok(src, html);
+    const js = await fetch(server.url + src);
+    assert.equal(js.status, 200);
+    assert.match(js.headers.get("content-type") ?? "", /javascript/);
+    assert.match(js.headers.get("cache-control") ?? "", /immutable/);
+    const css = await fetch(`${server.url}/ui/app.css`);
+    assert.match(css.headers.get("content-type") ?? "", /text\/css/);
+  });
+
+  test("the sign-in page: labelled controls reached by the keyboard; a wrong password is refused", async (t) => {
+    const { page, problems, context } = await browser.page();
+    try {
+      await page.goto(`${server.url}/ui/`);
+      const name = page.getByLabel("Name");
+      await name.waitFor();
+      await name.focus();
+      await page.keyboard.type(ADMIN.name);
+      await page.keyboard.press("Tab");
+      assert.equal(await page.evaluate(() => document.activeElement?.getAttribute("name")), "password");
+      await page.keyboard.type("not-the-password");
+      await page.keyboard.press("Enter");
+      await page.getByRole("alert").waitFor();
+      if (!sessions) t.diagnostic("no /v1/session in this build: the refusal is its 404");
+      assert.equal(await page.getByLabel("Password").inputValue(), "", "the password field is emptied after a refusal");
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  /** A signed-in page, or the test skipped when this build has no operators' sessions yet. */
+  async function signedIn(t: TestContext, o: { width?: number } = {}) {
+    if (!sessions) {
+      t.skip("no operator sessions (POST /v1/session) in this build");
+      return undefined;
+    }
+    const s = await browser.page(o);
+    await s.page.goto(`${server.url}/ui/`);
+    await s.page.getByLabel("Name").fill(ADMIN.name);
+    await s.page.getByLabel("Password").fill(ADMIN.password);
+    await s.page.getByRole("button", { name: "Sign in" }).click();
+    await s.page.getByRole("navigation", { name: "Pages" }).waitFor();
+    return s;
+  }
+
+  test("a device named like markup is shown as text, and nothing runs", async (t) => {
+    const s = await signedIn(t);
+    if (!s) return;
+    const { page, problems, context } = s;
+    try {
+      for (const where of [`#/devices?q=${encodeURIComponent("onerror")}`, `#/device/${evil.udid}`]) {
+        await page.goto(`${server.url}/ui/${where}`);
+        await page.getByText(XSS_NAME).first().waitFor();
+        assert.equal(await page.locator('img[src="x"]').count(), 0, "the name became an element");
+      }
+      assert.deepEqual(problems, [], "no dialog, page error or CSP violation");
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("walk every page, queue a command and read its result, approve a re-binding, add a user, assign a set", async (t) => {
+    const s = await signedIn(t);
+    if (!s) return;
+    const { page, problems, context } = s;
+    try {
+      // Fleet: the macOS count links to the filtered device list.
+      await page.getByRole("heading", { name: "Devices by platform" }).waitFor();
+      const macCount = (await server.api("GET", "/v1/enrollments?platform=macOS&type=Device")).json.enrollments.length;
+      await page
+        .getByRole("link", { name: String(macCount), exact: true })
+        .first()
+        .click();
+      await page.waitForURL(/#\/devices\?platform=macOS/);
+      await page.locator("table.list tbody tr").first().waitFor();
+      assert.equal(await page.locator("table.list tbody tr").count(), macCount);
+
+      // Devices: search by serial, open the device.
+      const sim = macs[0]!;
+      const mac = (await server.api("GET", `/v1/enrollments/${sim.udid}`)).json;
+      await page.goto(`${server.url}/ui/#/devices`);
+      await page.getByLabel("Search serial, UDID, name or user").fill(mac.serial_number.toLowerCase());
+      await page.getByRole("button", { name: "Search" }).click();
+      await page.waitForURL(/q=/);
+      await page.getByRole("link", { name: mac.device_name }).click();
+      await page.getByRole("heading", { name: mac.device_name, level: 1 }).waitFor();
+
+      // Queue DeviceInformation from its form; the API shows it queued.
+      await page.getByRole("combobox", { name: /^Command/ }).selectOption("DeviceInformation");
+      await page.getByRole("button", { name: "Queue", exact: true }).click();
+      await page.getByRole("status").filter({ hasText: "Queued DeviceInformation" }).waitFor();
+      const queued = (await server.api("GET", `/v1/queue/${sim.udid}`)).json.commands;
+      assert.deepEqual(
+        queued.map((c: { request_type: string }) => c.request_type),
+        ["DeviceInformation"],
+      );
+      // The device answers; the result is shown as structured data.
+      const sent = await sim.report("Idle");
+      assert.equal(sent.plist?.CommandUUID, queued[0].command_uuid);
+      await sim.report("Acknowledged", {
+        CommandUUID: queued[0].command_uuid,
+        QueryResponses: { DeviceName: "Answered Mac", OSVersion: "14.6" },
+      });
+      await page.reload();
+      await page.getByRole("button", { name: "Show result" }).first().click();
+      await page.locator(".result dt", { hasText: "QueryResponses" }).waitFor();
+      await page.locator(".result dd", { hasText: "Answered Mac" }).first().waitFor();
+
+      // A command queued, then the queue cleared.
+      await page.getByRole("combobox", { name: /^Command/ }).selectOption("ProfileList");
+      await page.getByRole("button", { name: "Queue", exact: true }).click();
+      await page.getByRole("status").filter({ hasText: "Queued ProfileList" }).waitFor();
+      await page.getByRole("button", { name: "Clear the queue" }).click();
+      await page.getByRole("status").filter({ hasText: "Queue cleared: 1" }).waitFor();
+      assert.deepEqual((await server.api("GET", `/v1/queue/${sim.udid}`)).json.commands, []);
+
+      // A held re-binding, approved.
+      await page.goto(`${server.url}/ui/#/device/${held.udid}`);
+      await page.getByRole("heading", { name: "Held re-binding" }).waitFor();
+      await page.getByRole("button", { name: "Approve" }).click();
+      await page.getByRole("status").filter({ hasText: "Approved" }).waitFor();
+      const rebind = (await server.api("GET", `/v1/enrollments/${held.udid}/rebind`)).json;
+      assert.equal(rebind.held.cert_fingerprint, held.fingerprint);
+      assert.ok(rebind.held.approved_at);
+
+      // A network user added, then declined.
+      await page.getByRole("link", { name: "Network users" }).click();
+      await page.getByLabel("Short name").fill("carol");
+      await page.getByLabel("Full name").fill("Carol <i>C</i>");
+      await page.getByLabel("Password").fill("carol-password-1");
+      await page.getByRole("button", { name: "Save user" }).click();
+      await page.getByRole("status").filter({ hasText: "Saved carol" }).waitFor();
+      const carol = await server.api("GET", "/v1/users/carol");
+      assert.equal(carol.status, 200);
+      assert.equal(carol.json.full_name, "Carol <i>C</i>");
+      await page.getByRole("button", { name: "Decline carol" }).click();
+      await page.getByRole("status").filter({ hasText: "carol is now declined" }).waitFor();
+      assert.equal((await server.api("GET", "/v1/users/carol")).json.state, "declined");
+
+      // DDM: the server's schema errors appear as the declaration is typed; saved once valid; a set made and assigned.
+      await page.getByRole("link", { name: "Declarations" }).click();
+      await page.getByRole("link", { name: "New declaration" }).click();
+      const editor = page.getByLabel("Declaration (JSON: Type, Identifier, Payload)");
+      await editor.fill(
+        '{"Type": "com.apple.configuration.passcode.settings", "Identifier": "com.example.console", "Payload": {"MinimumLength": "six"}}',
+      );
+      await page.locator("#check ul.error li").first().waitFor();
+      assert.match((await page.locator("#check").textContent()) ?? "", /MinimumLength/);
+      assert.equal(await page.getByRole("button", { name: "Save" }).isDisabled(), true);
+      await editor.fill(
+        '{"Type": "com.apple.configuration.passcode.settings", "Identifier": "com.example.console", "Payload": {"MinimumLength": 6}}',
+      );
+      await page.locator("#check .ok").waitFor();
+      await page.getByRole("button", { name: "Save" }).click();
+      // A new declaration, once saved, opens as itself.
+      await page.getByRole("heading", { name: "com.example.console" }).waitFor();
+      assert.equal((await server.api("GET", "/v1/declarations/com.example.console")).status, 200);
+      await page.getByLabel("New set's name").fill("console-set");
+      await page.getByLabel("Its first declaration").selectOption("com.example.console");
+      await page.getByRole("button", { name: "Make set" }).click();
+      await page.getByRole("heading", { name: "Set console-set" }).waitFor();
+      await page.getByLabel(/Assign to an enrollment id/).fill(sim.udid);
+      await page.getByRole("button", { name: "Assign" }).click();
+      await page
+        .getByRole("status")
+        .filter({ hasText: `console-set assigned to ${sim.udid}` })
+        .waitFor();
+      assert.deepEqual((await server.api("GET", `/v1/enrollment-sets/${sim.udid}`)).json, ["console-set"]);
+
+      // Enrollment: a SCEP challenge, shown once.
+      await page.getByRole("link", { name: "Enrollment" }).click();
+      await page.getByRole("button", { name: "New challenge" }).click();
+      await page.getByRole("status").filter({ hasText: "Challenge" }).waitFor();
+
+      // Events, live: the approval above is there.
+      await page.getByRole("link", { name: "Events" }).click();
+      await page.getByRole("cell", { name: "enrollment.rebind_approved" }).first().waitFor();
+
+      // The audit log: every change above, by this operator, each with its objects.
+      await page.getByRole("link", { name: "Audit log" }).click();
+      await page
+        .getByRole("cell", { name: /ddm\.enrollment_set_add/ })
+        .first()
+        .waitFor();
+      const audit = (await server.api("GET", `/v1/audit?actor=${ADMIN.name}&limit=100`)).json.entries as Array<{ action: string }>;
+      const actions = new Set(audit.map((e) => e.action));
+      for (const action of [
+        "session.sign_in",
+        "command.enqueue",
+        "queue.clear",
+        "enrollment.rebind_approve",
+        "user.put",
+        "ddm.declaration_put",
+        "ddm.set_declaration_add",
+        "ddm.enrollment_set_add",
+        "scep.challenge_create",
+      ]) {
+        assert.ok(actions.has(action), `the audit log has ${action}: ${[...actions].join(", ")}`);
+      }
+
+      // Sign out: the session ends, the sign-in page is back.
+      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.getByLabel("Password").waitFor();
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("readable on a tablet: no page wider than the screen", async (t) => {
+    const s = await signedIn(t, { width: 768 });
+    if (!s) return;
+    const { page, problems, context } = s;
+    try {
+      for (const where of ["fleet", "devices", `device/${macs[0]!.udid}`, "users", "ddm", "enrollment", "events", "audit"]) {
+        await page.goto(`${server.url}/ui/#/${where}`);
+        await page.locator("main h1").waitFor();
+        await page.waitForLoadState("networkidle");
+        const width = await page.evaluate(() => document.documentElement.scrollWidth);
+        assert.ok(width <= 768, `#/${where} is ${width}px wide at 768px`);
+      }
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+/** An operator account, made by the admin (the API key) as `orchard operators add` would. */
+async function addOperator(server: TestServer, name: string, role: string, password: string): Promise<void> {
+  const r = await server.api("POST", "/v1/operators", { name, role, password });
+  assert.equal(r.status, 201, r.text);
+}
