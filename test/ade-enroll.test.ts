@@ -351,4 +351,54 @@ await forEachBackend("ADE enrollment, await configuration and serial-bound ident
     assert.equal(((await dev.report("Idle")).plist!.Command as PlistDict).RequestType, "DeviceConfigured");
     assert.equal((await server.api("PUT", "/v1/ade/servers/main/enrollment-settings", current)).status, 200);
   });
+
+  test("the enrollment URL does not restart a device running its initial set (a replayed MachineInfo, another UDID); its Authenticate does", async () => {
+    const current = (await server.api("GET", "/v1/ade/servers/main/enrollment-settings")).json;
+    const one = {
+      ...current,
+      platform_sso: null,
+      initial_commands: [commandPlist("DeviceInformation", undefined, { Queries: ["OSVersion"] }).toString()],
+      initial_ddm_sets: [],
+      release_on_failure: true,
+    };
+    assert.equal((await server.api("PUT", "/v1/ade/servers/main/enrollment-settings", one)).status, 200);
+    const serial = serials[50]!;
+    const { udid, der } = await signedInfo(serial);
+    const scep = payload(parsePlistDict((await enrollUrl(der)).body), "com.apple.security.scep").PayloadContent as PlistDict;
+    const mac = new RawDevice(
+      fleet.transport,
+      await new ScepTestClient(String(scep.URL)).enroll({ challenge: String(scep.Challenge) }),
+      udid,
+    );
+    await mac.authenticate({ SerialNumber: serial, Topic: TOPIC });
+    await mac.tokenUpdate({ Topic: TOPIC, AwaitingConfiguration: true });
+    assert.equal((await server.api("GET", `/v1/ade/enrollments/${serial}`)).json.state, "running");
+
+    // Anyone who holds the Mac's MachineInfo (or, without --ade-device-ca, anyone who knows its serial) posts it again.
+    assert.equal((await enrollUrl(der)).status, 200);
+    assert.equal((await enrollUrl((await signedInfo(serial)).der)).status, 200);
+    let row = (await server.api("GET", `/v1/ade/enrollments/${serial}`)).json;
+    assert.equal(row.state, "running", "an unauthenticated POST does not reset a device's progress");
+    assert.equal(row.udid, udid, "nor its UDID");
+
+    // The Mac answers its step and is released as if nothing happened.
+    const step = await mac.report("Idle");
+    assert.equal((step.plist!.Command as PlistDict).RequestType, "DeviceInformation");
+    const released = await mac.report("Acknowledged", { CommandUUID: step.plist!.CommandUUID as string });
+    assert.equal((released.plist!.Command as PlistDict).RequestType, "DeviceConfigured");
+
+    // The Mac starts over (Authenticate discards its queue): its set runs again from the start.
+    assert.equal((await mac.authenticate({ SerialNumber: serial, Topic: TOPIC })).status, 200);
+    assert.equal((await server.api("GET", `/v1/ade/enrollments/${serial}`)).json.state, "profile_served");
+    await mac.tokenUpdate({ Topic: TOPIC, AwaitingConfiguration: true });
+    row = (await server.api("GET", `/v1/ade/enrollments/${serial}`)).json;
+    assert.equal(row.state, "running");
+    const again = await mac.report("Idle");
+    assert.equal((again.plist!.Command as PlistDict).RequestType, "DeviceInformation");
+    const last = await mac.report("Acknowledged", { CommandUUID: again.plist!.CommandUUID as string });
+    assert.equal((last.plist!.Command as PlistDict).RequestType, "DeviceConfigured");
+    await mac.report("Acknowledged", { CommandUUID: last.plist!.CommandUUID as string });
+    assert.equal((await server.api("GET", `/v1/ade/enrollments/${serial}`)).json.state, "configured");
+    assert.equal((await server.api("PUT", "/v1/ade/servers/main/enrollment-settings", current)).status, 200);
+  });
 });

@@ -101,6 +101,18 @@ export class AdeSetup {
     return true;
   }
 
+  /**
+   * A device's Authenticate, inside its transaction: it enrolls again, its
+   * queue is discarded, so an initial set under way starts over at its next
+   * AwaitingConfiguration (the enrollment URL never resets one: anyone may
+   * post a MachineInfo there).
+   */
+  async authenticated(tx: Store, log: Log, deviceId: string, now: number): Promise<void> {
+    if (await tx.adeEnrollments.restart(deviceId, now)) {
+      log.info({ enrollmentId: deviceId }, "ADE device enrolls again: its initial set starts over at its next AwaitingConfiguration");
+    }
+  }
+
   /** After the TokenUpdate committed: wake the device for its initial set (best effort). */
   wake(deviceId: string, log: Log): void {
     this.o.pusher?.push([deviceId], { trigger: "ade" }).catch((err: unknown) => {

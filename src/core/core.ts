@@ -151,6 +151,7 @@ export class CoreService implements MdmService {
       // Another request re-bound the device between the policy's decision and this write: nothing was written.
       if (!bound) throw new Forbidden("the device's identity binding changed meanwhile: send Authenticate again");
       await tx.inventory.learn(deviceId, fromAuthenticate(msg), "authenticate", req.now);
+      await this.o.adeSetup?.authenticated(tx, req.log, deviceId, req.now);
       await tx.events.add({ type: "device.authenticated", enrollmentId: deviceId, detail: { serial_number: msg.serialNumber } }, req.now);
       if (req.rebound) await tx.events.add({ type: "enrollment.rebound", enrollmentId: deviceId, detail: req.rebound }, req.now);
       if (bound.discarded.length > 0) {

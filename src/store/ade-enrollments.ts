@@ -100,7 +100,13 @@ function toEnrollment(r: Row): AdeEnrollment {
 export class AdeEnrollmentStore {
   constructor(private readonly db: Database) {}
 
-  /** The enrollment URL answered this device: it starts (again) from profile_served. */
+  /**
+   * The enrollment URL answered this device: it starts (again) from
+   * profile_served, unless its initial set is under way (running,
+   * releasing). Anyone holding a MachineInfo can reach the enrollment URL,
+   * so it never resets a device's progress nor its UDID; the device's own
+   * Authenticate does (restart).
+   */
   async served(
     e: { serialNumber: string; serverName: string; udid: string; product?: string; osVersion?: string; buildVersion?: string },
     now: number,
@@ -111,8 +117,25 @@ export class AdeEnrollmentStore {
        ON CONFLICT (serial_number) DO UPDATE SET server_name = excluded.server_name, udid = excluded.udid, product = excluded.product,
          os_version = excluded.os_version, build_version = excluded.build_version, state = 'profile_served', steps = '[]',
          step_total = 0, steps_done = 0, steps_failed = 0, release_on_failure = 1, configured_command = NULL, error = NULL,
-         served_at = excluded.served_at, started_at = NULL, released_at = NULL, configured_at = NULL, updated_at = excluded.updated_at`,
+         served_at = excluded.served_at, started_at = NULL, released_at = NULL, configured_at = NULL, updated_at = excluded.updated_at
+       WHERE ade_enrollments.state NOT IN ('running', 'releasing')`,
       [e.serialNumber, e.serverName, e.udid, e.product ?? null, e.osVersion ?? null, e.buildVersion ?? null, now, now],
+    );
+  }
+
+  /**
+   * The device enrolls again (its Authenticate, which the serial-bound
+   * identity let through, discards its queue): an initial set under way
+   * starts over at its next AwaitingConfiguration. True when one was reset.
+   */
+  async restart(udid: string, now: number): Promise<boolean> {
+    return (
+      (await this.db.run(
+        `UPDATE ade_enrollments SET state = 'profile_served', steps = '[]', step_total = 0, steps_done = 0, steps_failed = 0,
+           configured_command = NULL, error = NULL, started_at = NULL, released_at = NULL, configured_at = NULL, updated_at = ?
+         WHERE udid = ? AND state IN ('running', 'releasing')`,
+        [now, udid],
+      )) > 0
     );
   }
 
