@@ -62,3 +62,17 @@ test("bad templates: a 400 naming the key", () => {
     );
   }
 });
+
+test("a device fact the device itself claims is only letters, digits and '-': no wildcard, no other name, in its certificate", () => {
+  const t = parseCredentialTemplate({ ...TEMPLATE, extended_key_usages: ["clientAuth", "serverAuth"] });
+  // SerialNumber comes from the device's Authenticate: a device could claim "*" and get *.example.test.
+  for (const serial of ["*", "a.b", "x@evil.test", "C02X\u0000", "C02X ", "a".repeat(65)]) {
+    assert.throws(
+      () => renderCredential(t, { udid: "UDID-1", serial_number: serial }),
+      (err: unknown) => err instanceof MissingVariable && err.variable === "serial_number",
+      JSON.stringify(serial),
+    );
+  }
+  assert.throws(() => renderCredential(t, { udid: "*", serial_number: "C02X" }), MissingVariable);
+  assert.equal(renderCredential(t, { udid: "0000FE00-1111", serial_number: "C02XK1ABJG5J" }).subject[0]![1], "C02XK1ABJG5J");
+});

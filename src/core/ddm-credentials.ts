@@ -53,6 +53,8 @@ const EKU_NAMES: Record<string, string> = {
 };
 const SUBJECT_KEYS = /^(C|L|ST|O|OU|CN|[0-2](\.(0|[1-9][0-9]{0,8})){1,20})$/;
 const VARIABLE = /\{\{\s*([a-z_]+)\s*\}\}/g;
+/** What a device fact may be to go into a certificate: a UDID or a serial number, nothing a name could be widened with. */
+const DEVICE_FACT = /^[A-Za-z0-9-]{1,64}$/;
 const KNOWN_VARIABLES = new Set(["udid", "serial_number"]);
 const TEMPLATE_KEYS = new Set(["kind", "ca", "subject", "subject_alt_names", "key_size", "key_usage", "extended_key_usages", "days"]);
 const MAX_VALUE = 256;
@@ -133,6 +135,8 @@ export function renderCredential(t: CredentialTemplate, vars: CredentialVariable
     text.replace(VARIABLE, (_m, name: string) => {
       const value = vars[name as keyof CredentialVariables];
       if (value === null || value === undefined || value === "") throw new MissingVariable(name);
+      // The device claims its facts (SerialNumber in its Authenticate): "*" or "a.b" would widen a name it is certified for.
+      if (!DEVICE_FACT.test(value)) throw new MissingVariable(name, "is not only letters, digits and '-'");
       return value;
     });
   return {
@@ -148,10 +152,13 @@ export function renderCredential(t: CredentialTemplate, vars: CredentialVariable
   };
 }
 
-/** A template names a device fact this device does not have. */
+/** A template names a device fact this device does not have, or has in a form no certificate may carry. */
 export class MissingVariable extends Error {
-  constructor(readonly variable: string) {
-    super(`this device has no ${variable} for the template`);
+  constructor(
+    readonly variable: string,
+    why?: string,
+  ) {
+    super(why === undefined ? `this device has no ${variable} for the template` : `this device's ${variable} ${why}`);
     this.name = "MissingVariable";
   }
 }
