@@ -162,7 +162,6 @@ export class SqliteDatabase implements Database {
     for (const d of done) d.m.resolve(d.result);
   }
 
-
   /** Undoes the member in its savepoint; false when the transaction itself is gone (then nothing of it stays). */
   private rollbackMember(): boolean {
     if (!this.db.inTransaction) return false;
