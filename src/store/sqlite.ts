@@ -103,15 +103,22 @@ export class SqliteDatabase implements Database {
     // Those asked for while waiting for the lock join this group too.
     const members = this.group;
     this.group = [];
+    // Each member's answer, given once the lock is released (what its caller does next needs no queueing).
+    let answers: Array<() => void> = [];
     try {
-      if (members.length === 1) await this.runAlone(members[0]!);
-      else await this.runTogether(members);
+      if (members.length === 1) await this.runAlone(members[0]!, answers);
+      else await this.runTogether(members, answers);
+    } catch (err) {
+      // Not expected (every statement's failure is handled above): nothing of the group stays, every member hears why.
+      this.rollback();
+      answers = members.map((m) => () => m.reject(err));
     } finally {
       this.release();
     }
+    for (const answer of answers) answer();
   }
 
-  private async runAlone(m: GroupMember): Promise<void> {
+  private async runAlone(m: GroupMember, answers: Array<() => void>): Promise<void> {
     let result: unknown;
     try {
       guarded(() => this.db.exec("BEGIN IMMEDIATE"));
@@ -119,16 +126,17 @@ export class SqliteDatabase implements Database {
       guarded(() => this.db.exec("COMMIT"));
     } catch (err) {
       this.rollback();
-      return m.reject(err);
+      answers.push(() => m.reject(err));
+      return;
     }
-    m.resolve(result);
+    answers.push(() => m.resolve(result));
   }
 
-  private async runTogether(members: readonly GroupMember[]): Promise<void> {
+  private async runTogether(members: readonly GroupMember[], answers: Array<() => void>): Promise<void> {
     // Members done but not yet committed: answered after the COMMIT.
     let done: Array<{ m: GroupMember; result: unknown }> = [];
-    const failAll = (err: unknown) => {
-      for (const d of done) d.m.reject(err);
+    const failDone = (err: unknown) => {
+      for (const d of done) answers.push(() => d.m.reject(err));
       done = [];
     };
     for (const [i, m] of members.entries()) {
@@ -136,8 +144,8 @@ export class SqliteDatabase implements Database {
         if (!this.db.inTransaction) guarded(() => this.db.exec("BEGIN IMMEDIATE"));
       } catch (err) {
         // No transaction to be had (another process holds the write lock past the busy timeout): none of the rest runs.
-        failAll(err);
-        for (const rest of members.slice(i)) rest.reject(err);
+        failDone(err);
+        for (const rest of members.slice(i)) answers.push(() => rest.reject(err));
         return;
       }
       try {
@@ -146,10 +154,10 @@ export class SqliteDatabase implements Database {
         guarded(() => this.releaseSavepoint.run());
         done.push({ m, result });
       } catch (err) {
-        m.reject(err);
+        answers.push(() => m.reject(err));
         // SQLite may have rolled the whole transaction back (a full disk, an I/O
         // error): the members before this one went with it. The rest start a new one.
-        if (!this.rollbackMember()) failAll(err);
+        if (!this.rollbackMember()) failDone(err);
       }
     }
     if (done.length === 0) return this.rollback();
@@ -157,9 +165,9 @@ export class SqliteDatabase implements Database {
       guarded(() => this.db.exec("COMMIT"));
     } catch (err) {
       this.rollback();
-      return failAll(err);
+      return failDone(err);
     }
-    for (const d of done) d.m.resolve(d.result);
+    for (const d of done) answers.push(() => d.m.resolve(d.result));
   }
 
   /** Undoes the member in its savepoint; false when the transaction itself is gone (then nothing of it stays). */
