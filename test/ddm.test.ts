@@ -151,6 +151,12 @@ await forEachBackend("DDM natively", (backend) => {
   test("a change makes a new ServerToken and DeclarationsToken; an unchanged PUT changes neither", async () => {
     const before = json(await ddm("tokens")).SyncTokens.DeclarationsToken;
     const token = (await server.api("GET", "/v1/declarations/com.example.test")).json.ServerToken;
+    // declaration-items answers are kept by DeclarationsToken: each change shows at once, and going back gives the first answer.
+    const configItem = async () => {
+      const items = json(await ddm("declaration-items"));
+      return [items.DeclarationsToken, items.Declarations.Configurations[0].ServerToken];
+    };
+    assert.deepEqual(await configItem(), [before, token]);
     assert.equal((await server.api("PUT", "/v1/declarations?nonotify=1", CONFIG)).status, 304);
     assert.equal(json(await ddm("tokens")).SyncTokens.DeclarationsToken, before);
     assert.equal((await server.api("GET", "/v1/declarations/com.example.test")).json.ServerToken, token);
@@ -158,12 +164,15 @@ await forEachBackend("DDM natively", (backend) => {
     assert.equal((await server.api("PUT", "/v1/declarations?nonotify=1", { ...CONFIG, Payload: { Echo: "changed" } })).status, 204);
     const changed = (await server.api("GET", "/v1/declarations/com.example.test")).json.ServerToken;
     assert.notEqual(changed, token);
-    assert.notEqual(json(await ddm("tokens")).SyncTokens.DeclarationsToken, before);
+    const changedTokens = json(await ddm("tokens")).SyncTokens.DeclarationsToken;
+    assert.notEqual(changedTokens, before);
+    assert.deepEqual(await configItem(), [changedTokens, changed]);
     assert.deepEqual(await syncCommands(dev.udid), [], "nonotify: nothing queued");
     // Back to the first content: the first tokens again.
     assert.equal((await server.api("PUT", "/v1/declarations?nonotify=1", CONFIG)).status, 204);
     assert.equal((await server.api("GET", "/v1/declarations/com.example.test")).json.ServerToken, token);
     assert.equal(json(await ddm("tokens")).SyncTokens.DeclarationsToken, before);
+    assert.deepEqual(await configItem(), [before, token]);
   });
 
   test("status reports (real ones): stored, merged, replaced by a FullReport, seen through the API and events", async () => {

@@ -20,6 +20,9 @@ const MAX_LISTED = 50;
  */
 export type DdmStatusHook = (tx: Store, enrollmentId: string, report: StatusReport, now: number) => Promise<void>;
 
+/** The bytes of declaration-items answers kept at most; past it they are forgotten and composed again. */
+const MAX_KEPT_BYTES = 8 * 1024 * 1024;
+
 /** Told the Endpoint of each DeclarativeManagement request that names a valid one (metrics). */
 export type DdmRequestObserver = (endpoint: DdmEndpoint["kind"]) => void;
 
@@ -30,6 +33,10 @@ export type DdmRequestObserver = (endpoint: DdmEndpoint["kind"]) => void;
  * enrollment id, with its own sets and its own status).
  */
 export class DdmService {
+  /** declaration-items answers by DeclarationsToken (one per combination of sets and their contents). */
+  private readonly itemsAnswers = new Map<string, Buffer>();
+  private itemsBytes = 0;
+
   constructor(
     private readonly store: Store,
     private readonly observe: DdmRequestObserver = () => {},
@@ -45,18 +52,8 @@ export class DdmService {
         const t = await this.store.ddm.channelTokens(id);
         return json(tokensResponse(t.token, t.changedAt));
       }
-      case "declaration-items": {
-        const [items, t] = await Promise.all([this.store.ddm.declarationItems(id), this.store.ddm.channelTokens(id)]);
-        const declarations = { Activations: [] as Item[], Configurations: [] as Item[], Assets: [] as Item[], Management: [] as Item[] };
-        const lists = {
-          activation: declarations.Activations,
-          configuration: declarations.Configurations,
-          asset: declarations.Assets,
-          management: declarations.Management,
-        };
-        for (const i of items) lists[i.kind].push({ Identifier: i.identifier, ServerToken: i.serverToken });
-        return json({ Declarations: declarations, DeclarationsToken: t.token });
-      }
+      case "declaration-items":
+        return { kind: "raw", status: 200, contentType: JSON_TYPE, body: await this.declarationItems(id) };
       case "declaration": {
         const d = await this.store.ddm.channelDeclaration(id, endpoint.declarationKind, endpoint.identifier);
         if (!d)
@@ -70,6 +67,41 @@ export class DdmService {
       case "status":
         return this.status(req, msg);
     }
+  }
+
+  /**
+   * The declaration-items answer. Its content follows from the channel's sets
+   * and their tokens, which its DeclarationsToken hashes: channels with the
+   * same token get the same bytes, composed once and kept (a change to a set
+   * makes a new token, so nothing kept can be stale, with any number of
+   * processes). The token is read before the items: if a change lands in
+   * between, the answer pairs the newer items with the older token, and the
+   * device, seeing the newer token at its next tokens request, syncs again.
+   */
+  private async declarationItems(id: string): Promise<Buffer> {
+    const t = await this.store.ddm.channelTokens(id);
+    const kept = this.itemsAnswers.get(t.token);
+    if (kept) return kept;
+    const items = await this.store.ddm.declarationItems(id);
+    const declarations = { Activations: [] as Item[], Configurations: [] as Item[], Assets: [] as Item[], Management: [] as Item[] };
+    const lists = {
+      activation: declarations.Activations,
+      configuration: declarations.Configurations,
+      asset: declarations.Assets,
+      management: declarations.Management,
+    };
+    for (const i of items) lists[i.kind].push({ Identifier: i.identifier, ServerToken: i.serverToken });
+    const body = Buffer.from(JSON.stringify({ Declarations: declarations, DeclarationsToken: t.token }));
+    // Kept only when nothing changed while the items were read.
+    if ((await this.store.ddm.channelTokens(id)).token === t.token) {
+      if (this.itemsBytes + body.length > MAX_KEPT_BYTES) {
+        this.itemsAnswers.clear();
+        this.itemsBytes = 0;
+      }
+      this.itemsAnswers.set(t.token, body);
+      this.itemsBytes += body.length;
+    }
+    return body;
   }
 
   /** A status report: decoded whole before anything is stored, then stored with its events in one transaction. */

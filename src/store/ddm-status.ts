@@ -78,6 +78,8 @@ export class DdmStatusStore {
    * declarations Orchard stores are kept (a report cannot fill the table with
    * made-up identifiers), and a channel holds at most MAX_CHANNEL_STATUS_VALUES
    * status values (reports that are not full cannot grow it without bound).
+   * statusId is new for every report: a full report removes the rows it did
+   * not write (those of another status id).
    */
   async record(enrollmentId: string, report: StatusReport, raw: string, statusId: string, now: number): Promise<RecordOutcome> {
     return this.db.transaction(async (tx) => {
@@ -89,10 +91,6 @@ export class DdmStatusStore {
           )
         ).map((r) => [r.identifier, r]),
       );
-      if (report.fullReport) {
-        await tx.run("DELETE FROM ddm_status_declarations WHERE enrollment_id = ?", [enrollmentId]);
-        await tx.run("DELETE FROM ddm_status_values WHERE enrollment_id = ?", [enrollmentId]);
-      }
       const reported = [...new Map(report.declarations.map((d) => [d.identifier, d])).values()];
       const known = new Set<string>();
       for (const chunk of chunks(reported, 500)) {
@@ -136,7 +134,11 @@ export class DdmStatusStore {
       const held = report.fullReport
         ? 0
         : Number((await tx.get<{ n: number }>("SELECT COUNT(*) AS n FROM ddm_status_values WHERE enrollment_id = ?", [enrollmentId]))!.n);
-      if (held + values.length > MAX_CHANNEL_STATUS_VALUES) {
+      if (report.fullReport && values.length > MAX_CHANNEL_STATUS_VALUES) {
+        // A full report replaces them all: the first ones are kept.
+        refusedValues = values.length - MAX_CHANNEL_STATUS_VALUES;
+        values = values.slice(0, MAX_CHANNEL_STATUS_VALUES);
+      } else if (held + values.length > MAX_CHANNEL_STATUS_VALUES) {
         // Paths already stored are updated; new ones only while there is room.
         const stored = new Set<string>();
         for (const chunk of chunks(values, 500)) {
@@ -164,6 +166,12 @@ export class DdmStatusStore {
           chunk.flatMap((v) => [enrollmentId, v.path, JSON.stringify(v.value), statusId, now]),
         );
       }
+      if (report.fullReport) {
+        // What the full report did not name goes: every row it named carries its status id now. (Rows
+        // are updated in place rather than deleted and inserted again: most reports change little.)
+        await tx.run("DELETE FROM ddm_status_declarations WHERE enrollment_id = ? AND status_id <> ?", [enrollmentId, statusId]);
+        await tx.run("DELETE FROM ddm_status_values WHERE enrollment_id = ? AND status_id <> ?", [enrollmentId, statusId]);
+      }
       const errors = [
         ...report.errors.map((e) => ({ path: e.statusItem, error: e.error })),
         ...declarations
@@ -177,9 +185,10 @@ export class DdmStatusStore {
         raw,
         now,
       ]);
+      // Ids grow: everything up to the one past the newest REPORTS_KEPT goes (nothing while there are no more).
       await tx.run(
-        `DELETE FROM ddm_status_reports WHERE enrollment_id = ? AND id NOT IN
-           (SELECT id FROM ddm_status_reports WHERE enrollment_id = ? ORDER BY id DESC LIMIT ${REPORTS_KEPT})`,
+        `DELETE FROM ddm_status_reports WHERE enrollment_id = ? AND id <=
+           (SELECT id FROM ddm_status_reports WHERE enrollment_id = ? ORDER BY id DESC LIMIT 1 OFFSET ${REPORTS_KEPT})`,
         [enrollmentId, enrollmentId],
       );
       return { changes, unknownDeclarations: reported.length - declarations.length, refusedValues };

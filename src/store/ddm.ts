@@ -424,16 +424,8 @@ export class DdmStore {
       );
       for (const r of found) rows.get(r.enrollment_id)?.push(r);
     }
-    // Channels with the same sets have the same token: hashed once per combination, not once per channel.
-    const tokens = new Map<string, string>();
-    return new Map(
-      [...rows].map(([id, r]) => {
-        const key = r.map((x) => `${x.set_name}\u0000${x.token ?? ""}`).join("\u0001");
-        let token = tokens.get(key);
-        if (token === undefined) tokens.set(key, (token = tokensOf(r).token));
-        return [id, { token, changedAt: changedAtOf(r) }];
-      }),
-    );
+    // Channels with the same sets have the same token: hashed once per combination (tokensOf), not once per channel.
+    return new Map([...rows].map(([id, r]) => [id, tokensOf(r)]));
   }
 
   async declarationItems(enrollmentId: string): Promise<DeclarationItem[]> {
@@ -457,11 +449,20 @@ interface ChannelSetRow {
   updated_at: number | null;
 }
 
+/** DeclarationsTokens by their sets' names and tokens: hashed once per combination, not per request. */
+const channelTokenMemo = new Map<string, string>();
+const MAX_MEMO = 10_000;
+
 function tokensOf(rows: readonly ChannelSetRow[]): ChannelTokens {
-  return {
-    token: declarationsToken(rows.map((r) => ({ name: r.set_name, token: r.token ?? EMPTY_SET_TOKEN }))),
-    changedAt: changedAtOf(rows),
-  };
+  // JSON escapes every control character: no two combinations share a key.
+  const key = rows.map((r) => `${JSON.stringify(r.set_name)} ${r.token ?? ""}`).join("\n");
+  let token = channelTokenMemo.get(key);
+  if (token === undefined) {
+    token = declarationsToken(rows.map((r) => ({ name: r.set_name, token: r.token ?? EMPTY_SET_TOKEN })));
+    if (channelTokenMemo.size >= MAX_MEMO) channelTokenMemo.clear();
+    channelTokenMemo.set(key, token);
+  }
+  return { token, changedAt: changedAtOf(rows) };
 }
 
 function changedAtOf(rows: readonly ChannelSetRow[]): number {

@@ -8,12 +8,29 @@ import { storeError } from "./unavailable.ts";
 // statements between two awaits and land inside the open transaction. A small
 // lock keeps every statement outside a transaction waiting until it ends;
 // when no transaction is open (the common case) statements run at once.
+//
+// Group commit: the transactions asked for in one turn of the event loop run
+// one after the other inside ONE BEGIN/COMMIT, each in a savepoint of its
+// own, so each still commits or rolls back whole (a member that throws is
+// rolled back to its savepoint; the others go on). Every member is answered
+// only once the shared COMMIT is done, so nothing answered can be lost. On
+// SQLite a commit (writing the changed pages to the WAL) costs more than the
+// statements of a small transaction (BENCHMARKS.md, 2026-12-03: the outbox
+// row doubled a TokenUpdate's commit); sharing it makes concurrent check-ins
+// cheaper. What a member sees is what it would see run alone after the
+// members before it.
 export class SqliteDatabase implements Database {
   readonly dialect = "sqlite" as const;
   private readonly db: BetterSqlite3.Database;
   private readonly statements = new Map<string, BetterSqlite3.Statement>();
   private locked = false;
   private readonly waiting: Array<() => void> = [];
+  /** Transactions waiting for the next group (run at the end of this turn of the event loop). */
+  private group: GroupMember[] = [];
+  private groupScheduled = false;
+  private readonly savepoint: BetterSqlite3.Statement;
+  private readonly releaseSavepoint: BetterSqlite3.Statement;
+  private readonly rollbackSavepoint: BetterSqlite3.Statement;
 
   constructor(file: string) {
     this.db = new BetterSqlite3(file);
@@ -23,6 +40,9 @@ export class SqliteDatabase implements Database {
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("foreign_keys = ON");
     this.db.pragma("busy_timeout = 5000");
+    this.savepoint = this.db.prepare("SAVEPOINT orchard_member");
+    this.releaseSavepoint = this.db.prepare("RELEASE orchard_member");
+    this.rollbackSavepoint = this.db.prepare("ROLLBACK TO orchard_member");
   }
 
   private statement(sql: string): BetterSqlite3.Statement {
@@ -67,20 +87,108 @@ export class SqliteDatabase implements Database {
     }
   }
 
-  async transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
+  transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.group.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      if (this.groupScheduled) return;
+      this.groupScheduled = true;
+      setImmediate(() => void this.runGroup());
+    });
+  }
+
+  /** The transactions gathered so far, in one BEGIN/COMMIT (see the comment at the top). */
+  private async runGroup(): Promise<void> {
+    this.groupScheduled = false;
     await this.acquire();
+    // Those asked for while waiting for the lock join this group too.
+    const members = this.group;
+    this.group = [];
+    // Each member's answer, given once the lock is released (what its caller does next needs no queueing).
+    let answers: Array<() => void> = [];
     try {
-      guarded(() => this.db.exec("BEGIN IMMEDIATE"));
-      try {
-        const result = await fn(this.direct);
-        guarded(() => this.db.exec("COMMIT"));
-        return result;
-      } catch (err) {
-        if (this.db.inTransaction) this.db.exec("ROLLBACK");
-        throw err;
-      }
+      if (members.length === 1) await this.runAlone(members[0]!, answers);
+      else await this.runTogether(members, answers);
+    } catch (err) {
+      // Not expected (every statement's failure is handled above): nothing of the group stays, every member hears why.
+      this.rollback();
+      answers = members.map((m) => () => m.reject(err));
     } finally {
       this.release();
+    }
+    for (const answer of answers) answer();
+  }
+
+  private async runAlone(m: GroupMember, answers: Array<() => void>): Promise<void> {
+    let result: unknown;
+    try {
+      guarded(() => this.db.exec("BEGIN IMMEDIATE"));
+      result = await m.fn(this.direct);
+      guarded(() => this.db.exec("COMMIT"));
+    } catch (err) {
+      this.rollback();
+      answers.push(() => m.reject(err));
+      return;
+    }
+    answers.push(() => m.resolve(result));
+  }
+
+  private async runTogether(members: readonly GroupMember[], answers: Array<() => void>): Promise<void> {
+    // Members done but not yet committed: answered after the COMMIT.
+    let done: Array<{ m: GroupMember; result: unknown }> = [];
+    const failDone = (err: unknown) => {
+      for (const d of done) answers.push(() => d.m.reject(err));
+      done = [];
+    };
+    for (const [i, m] of members.entries()) {
+      try {
+        if (!this.db.inTransaction) guarded(() => this.db.exec("BEGIN IMMEDIATE"));
+      } catch (err) {
+        // No transaction to be had (another process holds the write lock past the busy timeout): none of the rest runs.
+        failDone(err);
+        for (const rest of members.slice(i)) answers.push(() => rest.reject(err));
+        return;
+      }
+      try {
+        guarded(() => this.savepoint.run());
+        const result = await m.fn(this.direct);
+        guarded(() => this.releaseSavepoint.run());
+        done.push({ m, result });
+      } catch (err) {
+        answers.push(() => m.reject(err));
+        // SQLite may have rolled the whole transaction back (a full disk, an I/O
+        // error): the members before this one went with it. The rest start a new one.
+        if (!this.rollbackMember()) failDone(err);
+      }
+    }
+    if (done.length === 0) return this.rollback();
+    try {
+      guarded(() => this.db.exec("COMMIT"));
+    } catch (err) {
+      this.rollback();
+      return failDone(err);
+    }
+    for (const d of done) answers.push(() => d.m.resolve(d.result));
+  }
+
+  /** Undoes the member in its savepoint; false when the transaction itself is gone (then nothing of it stays). */
+  private rollbackMember(): boolean {
+    if (!this.db.inTransaction) return false;
+    try {
+      this.rollbackSavepoint.run();
+      this.releaseSavepoint.run();
+      return true;
+    } catch {
+      this.rollback();
+      return false;
+    }
+  }
+
+  /** Ends the open transaction, if any, keeping none of it; never throws (its callers are answering already). */
+  private rollback(): void {
+    try {
+      if (this.db.inTransaction) this.db.exec("ROLLBACK");
+    } catch {
+      // Nothing more to undo: SQLite ends the transaction when its ROLLBACK fails.
     }
   }
 
@@ -105,6 +213,12 @@ export class SqliteDatabase implements Database {
     if (next) next();
     else this.locked = false;
   }
+}
+
+interface GroupMember {
+  fn: (tx: Sql) => Promise<unknown>;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
 }
 
 /** Runs a driver call; an outage (busy past the timeout, I/O error, full disk) becomes StoreUnavailable. */

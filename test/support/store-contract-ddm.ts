@@ -256,6 +256,36 @@ export function ddmStoreContract(name: string, open: () => Promise<Store>): void
         [a],
       );
       assert.deepEqual(await store.ddmStatus.values(channel), []);
+      // A full report that names what is stored keeps it, with its own status id and time; the rest goes.
+      await store.ddmStatus.record(
+        channel,
+        status({
+          declarations: [d(b, "valid")],
+          values: [
+            { path: "device.x", value: 1 },
+            { path: "device.y", value: 2 },
+          ],
+        }),
+        "{}",
+        "s3b",
+        T0 + 2,
+      );
+      const same = await store.ddmStatus.record(
+        channel,
+        status({ fullReport: true, declarations: [d(a, "valid")], values: [{ path: "device.x", value: 1 }] }),
+        "{}",
+        "s3c",
+        T0 + 3,
+      );
+      assert.deepEqual(same.changes, []);
+      assert.deepEqual(
+        (await store.ddmStatus.declarations([channel])).map((s) => [s.identifier, s.statusId, s.updatedAt]),
+        [[a, "s3c", T0 + 3]],
+      );
+      assert.deepEqual(
+        (await store.ddmStatus.values(channel)).map((v) => [v.path, v.value, v.statusId, v.updatedAt]),
+        [["device.x", 1, "s3c", T0 + 3]],
+      );
       const errors = await store.ddmStatus.errors(channel, 10);
       assert.deepEqual(
         errors.map((e) => [e.path, e.statusId]),
