@@ -167,9 +167,12 @@ await forEachBackend("inventory", (backend) => {
         DeviceName: "Ada's Mac",
         IsSupervised: true,
         AvailableDeviceCapacity: 120.5,
+        SoftwareUpdateDeviceID: "J413AP",
       },
     });
     const r = await record(mac);
+    // The id Apple's software lookup feed lists Macs by (a board id, not Mac14,2).
+    assert.deepEqual([r.fields.update_device_id?.value, r.fields.update_device_id?.source], ["J413AP", "device-information"]);
     assert.equal(r.fields.os_version.value, "14.7");
     assert.equal(r.fields.os_version.source, "device-information");
     assert.equal(r.fields.build_version.source, "device-information");
@@ -243,6 +246,17 @@ await forEachBackend("inventory", (backend) => {
     assert.equal(r.fields.update_failure_count.value, 0);
     assert.equal(r.fields.update_failure_reason, undefined, "no reason once the count is 0");
     assert.equal(r.fields.update_pending_version.value, "15.1", "pending-version was not in that report");
+  });
+
+  test("a status value its column cannot hold is left out, the report stored (never a 500)", async () => {
+    for (const count of [1.5, 1e12, -1e12]) {
+      const report = { StatusItems: { softwareupdate: { "failure-reason": { count, reason: "odd" } } }, Errors: [], FullReport: false };
+      const r = await status(mac2, report);
+      assert.equal(r.status, 200, `count ${count}: ${r.text}`);
+      const rec = await record(mac2);
+      assert.equal(rec.fields.update_failure_count, undefined, `count ${count} is not a count`);
+      assert.equal(rec.fields.update_failure_reason.value, "odd");
+    }
   });
 
   test("a user channel's status report does not move the device's fields", async () => {

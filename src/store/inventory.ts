@@ -15,13 +15,14 @@ export type InventorySource = (typeof INVENTORY_SOURCES)[number];
 /** Apple's softwareupdate.install-state values (declarative/status/softwareupdate.install-state.yaml). */
 export const UPDATE_INSTALL_STATES = ["none", "waiting", "downloading", "prepared", "installing", "failed"] as const;
 
-type Kind = "text" | "boolean" | "number" | "json";
+type Kind = "text" | "boolean" | "number" | "integer" | "json";
 
 /**
  * Every field, by its column (same name) and kind: MDM's names in snake_case
  * (ProductName is product_name, the model identifier such as Mac14,2;
  * softwareupdate.install-state is update_install_state). Booleans are 0/1
- * columns, JSON values canonical JSON text.
+ * columns, integers INTEGER columns (PostgreSQL refuses 1.5 or 2^31 there),
+ * JSON values canonical JSON text.
  */
 export const INVENTORY_FIELDS = {
   serial_number: "text",
@@ -56,7 +57,7 @@ export const INVENTORY_FIELDS = {
   update_pending_version: "text",
   update_pending_build: "text",
   update_target_local_date_time: "text",
-  update_failure_count: "number",
+  update_failure_count: "integer",
   update_failure_reason: "text",
   update_failure_at: "text",
   update_install_reason: "json",
@@ -68,7 +69,13 @@ export const INVENTORY_FIELDS = {
 export type InventoryField = keyof typeof INVENTORY_FIELDS;
 export const INVENTORY_FIELD_NAMES = Object.keys(INVENTORY_FIELDS) as InventoryField[];
 
-type ValueOf<K extends Kind> = K extends "text" ? string : K extends "boolean" ? boolean : K extends "number" ? number : unknown;
+type ValueOf<K extends Kind> = K extends "text"
+  ? string
+  : K extends "boolean"
+    ? boolean
+    : K extends "number" | "integer"
+      ? number
+      : unknown;
 /**
  * Field values. A field absent from a message is not learned from it; null
  * is a device saying there is none now (no failure reason since the update
@@ -354,7 +361,7 @@ function toColumn(f: InventoryField, v: unknown): string | number | null {
 }
 
 function sameColumn(kind: Kind, stored: unknown, given: string | number): boolean {
-  return kind === "boolean" || kind === "number" ? Number(stored) === given : stored === given;
+  return kind === "text" || kind === "json" ? stored === given : Number(stored) === given;
 }
 
 function fromColumn(f: InventoryField, v: unknown): unknown {
@@ -362,6 +369,7 @@ function fromColumn(f: InventoryField, v: unknown): unknown {
     case "boolean":
       return Number(v) === 1;
     case "number":
+    case "integer":
       return Number(v);
     case "json":
       return JSON.parse(v as string) as unknown;
