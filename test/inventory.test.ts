@@ -375,4 +375,22 @@ await forEachBackend("inventory", (backend) => {
     await after.enroll({ ProductName: "Mac16,1", OSVersion: "15.2" });
     assert.deepEqual(await sets(after.udid), []);
   });
+
+  test("a device enrolled again (wiped, given to someone else) lists only the users enrolled since", async () => {
+    assert.deepEqual(await list("user=dana"), [mac.udid]);
+    await mac.enroll(MAC);
+    assert.deepEqual((await record(mac)).users, [], "dana's channel ended with the old enrollment");
+    assert.deepEqual(await list("user=dana"), []);
+    assert.deepEqual(await list(`user=${USER.UserID}`), []);
+    const eve = { UserID: "INV-USER-EVE", UserShortName: "eve", UserLongName: "Eve" };
+    assert.equal((await mac.tokenUpdate(eve)).status, 200);
+    assert.deepEqual(
+      (await record(mac)).users.map((u: { user_short_name: string }) => u.user_short_name),
+      ["eve"],
+    );
+    assert.deepEqual(await list("user=eve"), [mac.udid]);
+    // dana logs in again: her channel is enrolled again, and she is a user once more.
+    assert.equal((await mac.tokenUpdate(USER)).status, 200);
+    assert.deepEqual(await list("user=dana"), [mac.udid]);
+  });
 });

@@ -118,7 +118,7 @@ export interface InventoryFilter {
   /** Devices whose os_version is lower than this one, compared number by number. */
   osVersionBelow?: string;
   serialNumber?: string;
-  /** A user channel's short name or user id (GUID). */
+  /** An enrolled user channel's short name or user id (GUID). */
   user?: string;
   /** Last seen before (or never seen), after (ms). */
   lastSeenBefore?: number;
@@ -220,7 +220,12 @@ export class InventoryStore {
     return rows.map((r) => toRecord(r, users.get(r.device_id) ?? []));
   }
 
-  /** The user channels of these devices. */
+  /**
+   * The enrolled user channels of these devices: a channel ends with its
+   * device's enrollment (a new Authenticate, a CheckOut) until its user's
+   * next TokenUpdate, so a wiped Mac given to someone else does not keep
+   * listing (or being found by) its former users.
+   */
   private async users(deviceIds: readonly string[]): Promise<Map<string, InventoryUser[]>> {
     const out = new Map<string, InventoryUser[]>();
     for (const chunk of chunks(deviceIds, 500)) {
@@ -232,7 +237,7 @@ export class InventoryStore {
         user_long_name: string | null;
       }>(
         `SELECT id, device_id, user_id, user_short_name, user_long_name FROM enrollments
-         WHERE device_id IN (${chunk.map(() => "?").join(", ")}) AND id <> device_id ORDER BY id`,
+         WHERE device_id IN (${chunk.map(() => "?").join(", ")}) AND id <> device_id AND enabled = 1 ORDER BY id`,
         chunk,
       );
       for (const r of rows) {
@@ -319,7 +324,11 @@ export function inventoryListQuery(filter: InventoryFilter): { sql: string; para
   if (filter.osVersionBelow !== undefined) add("i.os_version_key < ?", versionKey(filter.osVersionBelow) ?? "");
   if (filter.serialNumber !== undefined) add("i.serial_number = ?", filter.serialNumber);
   if (filter.user !== undefined)
-    add("i.device_id IN (SELECT u.device_id FROM enrollments u WHERE u.user_short_name = ? OR u.user_id = ?)", filter.user, filter.user);
+    add(
+      "i.device_id IN (SELECT u.device_id FROM enrollments u WHERE (u.user_short_name = ? OR u.user_id = ?) AND u.enabled = 1)",
+      filter.user,
+      filter.user,
+    );
   if (filter.lastSeenBefore !== undefined) add("(e.last_seen_at IS NULL OR e.last_seen_at < ?)", filter.lastSeenBefore);
   if (filter.lastSeenAfter !== undefined) add("e.last_seen_at >= ?", filter.lastSeenAfter);
   if (filter.updateInstallState !== undefined) add("i.update_install_state = ?", filter.updateInstallState);
