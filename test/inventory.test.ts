@@ -167,9 +167,12 @@ await forEachBackend("inventory", (backend) => {
         DeviceName: "Ada's Mac",
         IsSupervised: true,
         AvailableDeviceCapacity: 120.5,
+        SoftwareUpdateDeviceID: "J413AP",
       },
     });
     const r = await record(mac);
+    // The id Apple's software lookup feed lists Macs by (a board id, not Mac14,2).
+    assert.deepEqual([r.fields.update_device_id?.value, r.fields.update_device_id?.source], ["J413AP", "device-information"]);
     assert.equal(r.fields.os_version.value, "14.7");
     assert.equal(r.fields.os_version.source, "device-information");
     assert.equal(r.fields.build_version.source, "device-information");
@@ -243,6 +246,17 @@ await forEachBackend("inventory", (backend) => {
     assert.equal(r.fields.update_failure_count.value, 0);
     assert.equal(r.fields.update_failure_reason, undefined, "no reason once the count is 0");
     assert.equal(r.fields.update_pending_version.value, "15.1", "pending-version was not in that report");
+  });
+
+  test("a status value its column cannot hold is left out, the report stored (never a 500)", async () => {
+    for (const count of [1.5, 1e12, -1e12]) {
+      const report = { StatusItems: { softwareupdate: { "failure-reason": { count, reason: "odd" } } }, Errors: [], FullReport: false };
+      const r = await status(mac2, report);
+      assert.equal(r.status, 200, `count ${count}: ${r.text}`);
+      const rec = await record(mac2);
+      assert.equal(rec.fields.update_failure_count, undefined, `count ${count} is not a count`);
+      assert.equal(rec.fields.update_failure_reason.value, "odd");
+    }
   });
 
   test("a user channel's status report does not move the device's fields", async () => {
@@ -360,5 +374,23 @@ await forEachBackend("inventory", (backend) => {
     const after = new RawDevice(fleet.transport, await identity(fleet), `INV-${tag}-F-MAC`);
     await after.enroll({ ProductName: "Mac16,1", OSVersion: "15.2" });
     assert.deepEqual(await sets(after.udid), []);
+  });
+
+  test("a device enrolled again (wiped, given to someone else) lists only the users enrolled since", async () => {
+    assert.deepEqual(await list("user=dana"), [mac.udid]);
+    await mac.enroll(MAC);
+    assert.deepEqual((await record(mac)).users, [], "dana's channel ended with the old enrollment");
+    assert.deepEqual(await list("user=dana"), []);
+    assert.deepEqual(await list(`user=${USER.UserID}`), []);
+    const eve = { UserID: "INV-USER-EVE", UserShortName: "eve", UserLongName: "Eve" };
+    assert.equal((await mac.tokenUpdate(eve)).status, 200);
+    assert.deepEqual(
+      (await record(mac)).users.map((u: { user_short_name: string }) => u.user_short_name),
+      ["eve"],
+    );
+    assert.deepEqual(await list("user=eve"), [mac.udid]);
+    // dana logs in again: her channel is enrolled again, and she is a user once more.
+    assert.equal((await mac.tokenUpdate(USER)).status, 200);
+    assert.deepEqual(await list("user=dana"), [mac.udid]);
   });
 });

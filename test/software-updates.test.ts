@@ -158,6 +158,8 @@ await forEachBackend("OS updates through DDM", (backend) => {
       ["macs", { platform: "macOS", mode: "latest", deadline_days: 7, enrollments: { set: "a", ids: ["b"] } }, /enrollments/],
       ["macs", { platform: "macOS", mode: "latest", deadline_days: 7, settings: { Deferrals: { MajorPeriodInDays: "ten" } } }, /settings/],
       ["macs", { platform: "macOS", mode: "latest", deadline_days: 7, details_url: "javascript:alert(1)" }, /details_url/],
+      ["macs", { platform: "macOS", mode: "latest", deadline_days: 7, details_url: "https://it.example/\u0000" }, /details_url/],
+      ["macs", { platform: "macOS", mode: "latest", deadline_days: 7, details_url: "https://it.example/a\nb" }, /details_url/],
       ["macs", { platform: "macOS", mode: "latest", deadline_days: 7, colour: "red" }, /colour/],
       ["bad name!", { platform: "macOS", mode: "latest", deadline_days: 7 }, /policy name/],
       ["x".repeat(41), { platform: "macOS", mode: "latest", deadline_days: 7 }, /policy name/],

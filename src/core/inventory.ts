@@ -12,6 +12,8 @@ import { INVENTORY_FIELDS, type InventoryField, type InventorySource, type Inven
 // itself was valid, only this field is not learned from it.
 
 const MAX_TEXT = 1024;
+/** The largest value of an INTEGER column (PostgreSQL's is 32 bits). */
+const MAX_INTEGER = 2 ** 31 - 1;
 
 /** The Authenticate facts. */
 export function fromAuthenticate(msg: AuthenticateMessage): InventoryValues {
@@ -50,6 +52,8 @@ const DEVICE_INFORMATION: ReadonlyArray<[string, InventoryField]> = [
   ["WiFiMAC", "wifi_mac"],
   ["BluetoothMAC", "bluetooth_mac"],
   ["SystemIntegrityProtectionEnabled", "system_integrity_protection"],
+  // The id Apple's software lookup feed lists the device by (a Mac's board id: J413AP).
+  ["SoftwareUpdateDeviceID", "update_device_id"],
 ];
 
 /**
@@ -199,6 +203,9 @@ function set(v: InventoryValues, f: InventoryField, value: unknown): void {
       return;
     case "number":
       if (typeof value === "number" && Number.isFinite(value)) out[f] = value;
+      return;
+    case "integer":
+      if (typeof value === "number" && Number.isInteger(value) && Math.abs(value) <= MAX_INTEGER) out[f] = value;
       return;
     default: {
       const t = text(value);

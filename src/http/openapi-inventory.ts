@@ -16,6 +16,7 @@ const KIND_SCHEMA: Record<string, Schema> = {
   text: str,
   boolean: { type: "boolean" },
   number: { type: "number" },
+  integer: { type: "integer" },
   json: { type: ["object", "array", "string", "number", "boolean"], description: "the status item's value, as the device reported it" },
 };
 const orNull = (s: Schema): Schema => ({ anyOf: [s, { type: "null" }] });

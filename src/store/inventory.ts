@@ -15,13 +15,14 @@ export type InventorySource = (typeof INVENTORY_SOURCES)[number];
 /** Apple's softwareupdate.install-state values (declarative/status/softwareupdate.install-state.yaml). */
 export const UPDATE_INSTALL_STATES = ["none", "waiting", "downloading", "prepared", "installing", "failed"] as const;
 
-type Kind = "text" | "boolean" | "number" | "json";
+type Kind = "text" | "boolean" | "number" | "integer" | "json";
 
 /**
  * Every field, by its column (same name) and kind: MDM's names in snake_case
  * (ProductName is product_name, the model identifier such as Mac14,2;
  * softwareupdate.install-state is update_install_state). Booleans are 0/1
- * columns, JSON values canonical JSON text.
+ * columns, integers INTEGER columns (PostgreSQL refuses 1.5 or 2^31 there),
+ * JSON values canonical JSON text.
  */
 export const INVENTORY_FIELDS = {
   serial_number: "text",
@@ -56,7 +57,7 @@ export const INVENTORY_FIELDS = {
   update_pending_version: "text",
   update_pending_build: "text",
   update_target_local_date_time: "text",
-  update_failure_count: "number",
+  update_failure_count: "integer",
   update_failure_reason: "text",
   update_failure_at: "text",
   update_install_reason: "json",
@@ -68,7 +69,13 @@ export const INVENTORY_FIELDS = {
 export type InventoryField = keyof typeof INVENTORY_FIELDS;
 export const INVENTORY_FIELD_NAMES = Object.keys(INVENTORY_FIELDS) as InventoryField[];
 
-type ValueOf<K extends Kind> = K extends "text" ? string : K extends "boolean" ? boolean : K extends "number" ? number : unknown;
+type ValueOf<K extends Kind> = K extends "text"
+  ? string
+  : K extends "boolean"
+    ? boolean
+    : K extends "number" | "integer"
+      ? number
+      : unknown;
 /**
  * Field values. A field absent from a message is not learned from it; null
  * is a device saying there is none now (no failure reason since the update
@@ -111,7 +118,7 @@ export interface InventoryFilter {
   /** Devices whose os_version is lower than this one, compared number by number. */
   osVersionBelow?: string;
   serialNumber?: string;
-  /** A user channel's short name or user id (GUID). */
+  /** An enrolled user channel's short name or user id (GUID). */
   user?: string;
   /** Last seen before (or never seen), after (ms). */
   lastSeenBefore?: number;
@@ -213,7 +220,12 @@ export class InventoryStore {
     return rows.map((r) => toRecord(r, users.get(r.device_id) ?? []));
   }
 
-  /** The user channels of these devices. */
+  /**
+   * The enrolled user channels of these devices: a channel ends with its
+   * device's enrollment (a new Authenticate, a CheckOut) until its user's
+   * next TokenUpdate, so a wiped Mac given to someone else does not keep
+   * listing (or being found by) its former users.
+   */
   private async users(deviceIds: readonly string[]): Promise<Map<string, InventoryUser[]>> {
     const out = new Map<string, InventoryUser[]>();
     for (const chunk of chunks(deviceIds, 500)) {
@@ -225,7 +237,7 @@ export class InventoryStore {
         user_long_name: string | null;
       }>(
         `SELECT id, device_id, user_id, user_short_name, user_long_name FROM enrollments
-         WHERE device_id IN (${chunk.map(() => "?").join(", ")}) AND id <> device_id ORDER BY id`,
+         WHERE device_id IN (${chunk.map(() => "?").join(", ")}) AND id <> device_id AND enabled = 1 ORDER BY id`,
         chunk,
       );
       for (const r of rows) {
@@ -312,7 +324,11 @@ export function inventoryListQuery(filter: InventoryFilter): { sql: string; para
   if (filter.osVersionBelow !== undefined) add("i.os_version_key < ?", versionKey(filter.osVersionBelow) ?? "");
   if (filter.serialNumber !== undefined) add("i.serial_number = ?", filter.serialNumber);
   if (filter.user !== undefined)
-    add("i.device_id IN (SELECT u.device_id FROM enrollments u WHERE u.user_short_name = ? OR u.user_id = ?)", filter.user, filter.user);
+    add(
+      "i.device_id IN (SELECT u.device_id FROM enrollments u WHERE (u.user_short_name = ? OR u.user_id = ?) AND u.enabled = 1)",
+      filter.user,
+      filter.user,
+    );
   if (filter.lastSeenBefore !== undefined) add("(e.last_seen_at IS NULL OR e.last_seen_at < ?)", filter.lastSeenBefore);
   if (filter.lastSeenAfter !== undefined) add("e.last_seen_at >= ?", filter.lastSeenAfter);
   if (filter.updateInstallState !== undefined) add("i.update_install_state = ?", filter.updateInstallState);
@@ -354,7 +370,7 @@ function toColumn(f: InventoryField, v: unknown): string | number | null {
 }
 
 function sameColumn(kind: Kind, stored: unknown, given: string | number): boolean {
-  return kind === "boolean" || kind === "number" ? Number(stored) === given : stored === given;
+  return kind === "text" || kind === "json" ? stored === given : Number(stored) === given;
 }
 
 function fromColumn(f: InventoryField, v: unknown): unknown {
@@ -362,6 +378,7 @@ function fromColumn(f: InventoryField, v: unknown): unknown {
     case "boolean":
       return Number(v) === 1;
     case "number":
+    case "integer":
       return Number(v);
     case "json":
       return JSON.parse(v as string) as unknown;

@@ -88,9 +88,8 @@ function release(item: unknown, where: string): Release {
   const { ProductVersion: version, Build: build, PostingDate: posted, ExpirationDate: expires, SupportedDevices: devices } = item;
   if (typeof version !== "string" || !isVersion(version)) throw new FeedError(`${where}: ProductVersion is not a version`);
   if (typeof build !== "string" || !/^[0-9A-Za-z]{1,24}$/.test(build)) throw new FeedError(`${where}: Build is not a build number`);
-  if (typeof posted !== "string" || !DATE.test(posted)) throw new FeedError(`${where}: PostingDate is not YYYY-MM-DD`);
-  if (expires !== undefined && (typeof expires !== "string" || !DATE.test(expires)))
-    throw new FeedError(`${where}: ExpirationDate is not YYYY-MM-DD`);
+  if (!isDate(posted)) throw new FeedError(`${where}: PostingDate is not a date (YYYY-MM-DD)`);
+  if (expires !== undefined && !isDate(expires)) throw new FeedError(`${where}: ExpirationDate is not a date (YYYY-MM-DD)`);
   if (
     !Array.isArray(devices) ||
     devices.length > MAX_DEVICES ||
@@ -104,6 +103,13 @@ function release(item: unknown, where: string): Release {
     expiresOn: (expires as string | undefined) ?? null,
     devices: [...new Set(devices as string[])],
   };
+}
+
+/** YYYY-MM-DD naming a day of the calendar: deadlines are counted from it (2024-02-30 would move, 2024-13-01 not count). */
+function isDate(v: unknown): v is string {
+  if (typeof v !== "string" || !DATE.test(v)) return false;
+  const t = Date.parse(`${v}T00:00:00Z`);
+  return Number.isFinite(t) && new Date(t).toISOString().slice(0, 10) === v;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -117,11 +117,13 @@ function detailsUrl(v: unknown): string | null {
   if (v === undefined || v === null) return null;
   let url: URL | undefined;
   try {
-    url = typeof v === "string" && v.length <= 2048 ? new URL(v) : undefined;
+    // No control characters: URL would accept a NUL or newline, and it is stored and sent as written.
+    url = typeof v === "string" && v.length <= 2048 && !/[\u0000-\u001f\u007f]/.test(v) ? new URL(v) : undefined;
   } catch {
     url = undefined;
   }
-  if (!url || (url.protocol !== "https:" && url.protocol !== "http:")) bad("details_url must be an http(s) URL of at most 2048 characters");
+  if (!url || (url.protocol !== "https:" && url.protocol !== "http:"))
+    bad("details_url must be an http(s) URL of at most 2048 characters, without control characters");
   return v as string;
 }
 

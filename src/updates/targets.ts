@@ -14,6 +14,16 @@ export interface Target {
   localDateTime: string;
 }
 
+/**
+ * What a target is chosen from: the device's model identifier (Mac14,2,
+ * iPhone15,2) and, when known, its software update device id
+ * (softwareupdate.device-id, DeviceInformation's SoftwareUpdateDeviceID).
+ * Apple's feed lists iPhones and iPads by model identifier but Macs by that
+ * id (board ids such as J413AP, Mac-... for Intel Macs): a release runs on
+ * the device when it lists either.
+ */
+export type TargetFacts = Pick<DeviceFacts, "productType" | "osVersion"> & { softwareUpdateDeviceId?: string | null };
+
 /** A device's target, or why it has none: it runs the target or newer (current), or the feed knows no release for it. */
 export type TargetOutcome = { kind: "target"; target: Target } | { kind: "current" } | { kind: "no_release" };
 
@@ -33,14 +43,16 @@ const DAY_MS = 86_400_000;
 
 /**
  * The target of one device under one policy. "latest": the newest release
- * listing the device's product type, deadline_days after its PostingDate at
+ * listing the device (TargetFacts), deadline_days after its PostingDate at
  * deadline_time. "version": the policy's target; a device the feed says
  * cannot run it gets the newest release it can run (with the policy's
  * deadline), and when the feed does not list the version at all the target
  * is given as the operator wrote it. A device on the target or newer gets none.
  */
-export function targetFor(policy: StoredPolicy, facts: DeviceFacts, releases: readonly Release[]): TargetOutcome {
-  const runnable = facts.productType ? releases.filter((r) => r.devices.includes(facts.productType!)) : [];
+export function targetFor(policy: StoredPolicy, facts: TargetFacts, releases: readonly Release[]): TargetOutcome {
+  const ids = [facts.productType, facts.softwareUpdateDeviceId].filter((id): id is string => typeof id === "string" && id !== "");
+  const runs = (r: Release) => ids.some((id) => r.devices.includes(id));
+  const runnable = releases.filter(runs);
   const give = (t: Target): TargetOutcome =>
     compareVersions(facts.osVersion, t.osVersion) >= 0 ? { kind: "current" } : { kind: "target", target: t };
   if (policy.mode === "latest") {
@@ -58,7 +70,7 @@ export function targetFor(policy: StoredPolicy, facts: DeviceFacts, releases: re
     localDateTime: policy.targetLocalDateTime!,
   };
   const listed = releases.filter((r) => compareVersions(r.version, wanted.osVersion) === 0);
-  if (listed.length === 0 || listed.some((r) => facts.productType && r.devices.includes(facts.productType))) return give(wanted);
+  if (listed.length === 0 || listed.some(runs)) return give(wanted);
   // The feed lists the version, not for this model: the newest this model can run, older than the target.
   const fallback = runnable.find((r) => compareVersions(r.version, wanted.osVersion) < 0);
   if (!fallback) return { kind: "no_release" };

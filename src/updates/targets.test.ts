@@ -1,0 +1,64 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { StoredPolicy } from "../store/software-updates.ts";
+import { FeedError, parseFeed, type Release } from "./feed.ts";
+import { targetFor } from "./targets.ts";
+
+// A Mac in Apple's feed: macOS releases list Macs by their software update
+// device id (board ids such as J413AP, Mac-... for Intel Macs), the value of
+// the softwareupdate.device-id status item and DeviceInformation's
+// SoftwareUpdateDeviceID, not by the model identifier (Mac14,2).
+const MAC_RELEASES: Release[] = [
+  { version: "15.2", build: "24C101", postedOn: "2024-12-11", expiresOn: null, devices: ["J413AP", "J414sAP", "VMA2MACOSAP"] },
+  { version: "14.7.2", build: "23H311", postedOn: "2024-12-11", expiresOn: null, devices: ["J413AP", "Mac-B4831CEBD52A0C4C"] },
+];
+
+const policy = (p: Partial<StoredPolicy>): StoredPolicy => ({
+  name: "p",
+  platform: "macOS",
+  scope: "all",
+  scopeSet: null,
+  mode: "latest",
+  targetOsVersion: null,
+  targetBuildVersion: null,
+  targetLocalDateTime: null,
+  deadlineDays: 7,
+  deadlineTime: "19:00:00",
+  detailsUrl: null,
+  settings: null,
+  createdAt: 0,
+  updatedAt: 0,
+  ...p,
+});
+
+test("a Mac is matched by its software update device id (board id) as Apple's feed lists Macs", () => {
+  const facts = { productType: "Mac14,2", softwareUpdateDeviceId: "J413AP", osVersion: "15.1" };
+  assert.deepEqual(targetFor(policy({}), facts, MAC_RELEASES), {
+    kind: "target",
+    target: { osVersion: "15.2", buildVersion: "24C101", localDateTime: "2024-12-18T19:00:00" },
+  });
+  // An Intel Mac whose newest release is 14.7.2: a "version" policy for 15.2 gives it that one.
+  const intel = { productType: "MacBookPro16,1", softwareUpdateDeviceId: "Mac-B4831CEBD52A0C4C", osVersion: "14.6" };
+  const v = policy({ mode: "version", targetOsVersion: "15.2", targetLocalDateTime: "2025-01-10T12:00:00", deadlineDays: null });
+  assert.deepEqual(targetFor(v, intel, MAC_RELEASES), {
+    kind: "target",
+    target: { osVersion: "14.7.2", buildVersion: "23H311", localDateTime: "2025-01-10T12:00:00" },
+  });
+  // The model identifier alone still matches where the feed lists it (iPhones, iPads).
+  assert.equal(targetFor(policy({}), { productType: "J413AP", osVersion: "15.1" }, MAC_RELEASES).kind, "target");
+  assert.equal(targetFor(policy({}), { productType: "Mac14,2", osVersion: "15.1" }, MAC_RELEASES).kind, "no_release");
+});
+
+const feed = (release: Record<string, unknown>) =>
+  JSON.stringify({
+    PublicAssetSets: {
+      macOS: [{ ProductVersion: "15.2", Build: "24C101", PostingDate: "2024-12-11", SupportedDevices: ["J413AP"], ...release }],
+    },
+  });
+
+test("a feed with a PostingDate or ExpirationDate that is no calendar date is refused (targets add days to it)", () => {
+  for (const bad of [{ PostingDate: "2024-02-30" }, { PostingDate: "2024-13-01" }, { ExpirationDate: "2025-00-10" }]) {
+    assert.throws(() => parseFeed(feed(bad)), FeedError, JSON.stringify(bad));
+  }
+  assert.equal(parseFeed(feed({ PostingDate: "2024-02-29" })).macOS?.[0]?.postedOn, "2024-02-29");
+});
