@@ -313,7 +313,7 @@ await forEachBackend("operator API", (backend) => {
     });
 
     test("bad listing parameters are 400", async () => {
-      await refused("GET", "/v1/enrollments?type=Laptop", 400, /^type must be one of /);
+      await refused("GET", "/v1/enrollments?type=Laptop", 400, /^type must be one or more \(comma-separated\) of /);
       await refused("GET", "/v1/enrollments?limit=0", 400, /^limit must be/);
       await refused("GET", "/v1/enrollments?limit=abc", 400, /^limit must be/);
       await refused("GET", "/v1/enrollments?limit=1001", 400, /^limit must be/);
