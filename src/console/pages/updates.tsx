@@ -23,6 +23,8 @@ export function UpdatesPage({ session }: PageProps) {
   const writable = canChange(session.operator.role);
   const policies = useLoad("policies", () => get<UpdatePolicyList>("/v1/updates/policies"));
   const [editing, setEditing] = useState<UpdatePolicyJson | "new">();
+  /** What the form saved: said here, the form being gone once it saved. */
+  const [saved, setSaved] = useState<string>();
   const act = useAction();
   const remove = (name: string) => {
     if (!confirm(`Remove the update policy ${name}? Its devices drop its declarations at their next sync.`)) return;
@@ -62,7 +64,7 @@ export function UpdatesPage({ session }: PageProps) {
                   </td>
                   {writable && (
                     <td class="actions">
-                      <button type="button" onClick={() => setEditing(p)}>
+                      <button type="button" onClick={() => (setSaved(undefined), act.clear(), setEditing(p))}>
                         Edit<span class="sr"> {p.name}</span>
                       </button>
                       <button type="button" disabled={act.busy} onClick={() => remove(p.name)}>
@@ -76,9 +78,9 @@ export function UpdatesPage({ session }: PageProps) {
           </table>
         )}
         <ErrorNote error={act.error} />
-        <Notice>{act.done}</Notice>
+        <Notice>{act.done ?? saved}</Notice>
         {writable && editing === undefined && (
-          <button type="button" onClick={() => setEditing("new")}>
+          <button type="button" onClick={() => (setSaved(undefined), setEditing("new"))}>
             New policy
           </button>
         )}
@@ -87,9 +89,10 @@ export function UpdatesPage({ session }: PageProps) {
         <PolicyForm
           key={editing === "new" ? "" : editing.name}
           policy={editing === "new" ? undefined : editing}
-          onDone={(saved) => {
+          onDone={(said) => {
             setEditing(undefined);
-            if (saved) policies.reload();
+            setSaved(said);
+            if (said) policies.reload();
           }}
         />
       )}
@@ -130,7 +133,7 @@ export function Compliance({ policy, version }: { policy: string; version: strin
 }
 
 /** The form of PUT /v1/updates/policies/{name}: the API's fields, checked by the server (its 400 names the field). */
-function PolicyForm({ policy, onDone }: { policy?: UpdatePolicyJson; onDone: (saved: boolean) => void }) {
+function PolicyForm({ policy, onDone }: { policy?: UpdatePolicyJson; onDone: (said: string | undefined) => void }) {
   const [name, setName] = useState(policy?.name ?? "");
   const [platform, setPlatform] = useState(policy?.platform ?? "macOS");
   const initialScope = policy === undefined || policy.enrollments === "all" ? "all" : "set" in policy.enrollments ? "set" : "ids";
@@ -170,8 +173,8 @@ function PolicyForm({ policy, onDone }: { policy?: UpdatePolicyJson; onDone: (sa
         }
       }
       const r = await api<UpdatePolicySaved>("PUT", `/v1/updates/policies/${seg(name.trim())}`, body);
-      onDone(true);
-      return `${r.created ? "Created" : "Saved"} ${r.policy.name}; ${r.applied.targeted} device(s) targeted.`;
+      onDone(`${r.created ? "Created" : "Saved"} ${r.policy.name}; ${r.applied.targeted} device(s) targeted.`);
+      return undefined;
     });
   };
   return (
@@ -256,7 +259,7 @@ function PolicyForm({ policy, onDone }: { policy?: UpdatePolicyJson; onDone: (sa
           <button type="submit" disabled={act.busy || !name.trim()}>
             Save policy
           </button>
-          <button type="button" onClick={() => onDone(false)}>
+          <button type="button" onClick={() => onDone(undefined)}>
             Cancel
           </button>
         </div>
