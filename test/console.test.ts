@@ -168,7 +168,10 @@ describe("the web console", { skip: hasChromium() ? false : "no chromium at /usr
       await page.waitForURL(/os_below=100/);
       const below = (await server.api("GET", "/v1/inventory?platform=macOS&os_version_below=100")).json.devices.length;
       assert.ok(below > 0);
-      await page.locator("table.list tbody tr").nth(below - 1).waitFor();
+      await page
+        .locator("table.list tbody tr")
+        .nth(below - 1)
+        .waitFor();
       assert.equal(await page.locator("table.list tbody tr").count(), below);
 
       // Devices: search by serial, open the device.
@@ -285,7 +288,10 @@ describe("the web console", { skip: hasChromium() ? false : "no chromium at /usr
       const row = page.getByRole("row", { name: /console-macs/ });
       await row.locator(`a[href$="compliance=${state}"]`).click();
       await page.waitForURL(new RegExp(`policy=console-macs&compliance=${state}`));
-      await page.locator("table.list tbody tr").nth(count - 1).waitFor();
+      await page
+        .locator("table.list tbody tr")
+        .nth(count - 1)
+        .waitFor();
       assert.equal(await page.locator("table.list tbody tr").count(), count);
       assert.equal(await page.locator("table.list tbody tr", { hasText: state.replace(/_/g, " ") }).count(), count);
       await page.getByRole("link", { name: "OS updates" }).click();
@@ -313,7 +319,10 @@ describe("the web console", { skip: hasChromium() ? false : "no chromium at /usr
       const waiting = page.getByRole("row", { name: new RegExp(ADE_SERIAL) });
       await waiting.getByText("running step 2/3").waitFor();
       await waiting.getByRole("button", { name: `Release ${ADE_SERIAL}` }).click();
-      await page.getByRole("status").filter({ hasText: `${ADE_SERIAL} released` }).waitFor();
+      await page
+        .getByRole("status")
+        .filter({ hasText: `${ADE_SERIAL} released` })
+        .waitFor();
       assert.equal((await server.api("GET", `/v1/ade/enrollments/${ADE_SERIAL}`)).json.state, "releasing");
       const macQueue = (await server.api("GET", `/v1/queue/${macs[1]!.udid}`)).json.commands as Array<{ request_type: string }>;
       assert.ok(macQueue.some((c) => c.request_type === "DeviceConfigured"));
@@ -398,8 +407,20 @@ describe("the web console", { skip: hasChromium() ? false : "no chromium at /usr
     const { page, problems, context } = s;
     try {
       // Something to change on every page an operator acts on.
-      assert.equal((await server.api("PUT", "/v1/updates/policies/role-check", { platform: "iOS", mode: "latest", deadline_days: 5 })).status, 201);
-      for (const where of [`device/${macs[0]!.udid}`, `device/${held.udid}`, "users", "ddm?declaration=com.example.console", "updates", "enrollment", "ade", "operators"]) {
+      assert.equal(
+        (await server.api("PUT", "/v1/updates/policies/role-check", { platform: "iOS", mode: "latest", deadline_days: 5 })).status,
+        201,
+      );
+      for (const where of [
+        `device/${macs[0]!.udid}`,
+        `device/${held.udid}`,
+        "users",
+        "ddm?declaration=com.example.console",
+        "updates",
+        "enrollment",
+        "ade",
+        "operators",
+      ]) {
         await page.goto(`${server.url}/ui/#/${where}`);
         await page.locator("main h1").waitFor();
         await page.waitForLoadState("networkidle");

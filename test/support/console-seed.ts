@@ -29,7 +29,10 @@ export async function seedAwaiting(
 ): Promise<void> {
   const now = Date.now();
   const store = server.store;
-  await store.adeEnrollments.served({ serialNumber: e.serial, serverName: e.server, udid: e.udid, product: "Mac14,2", osVersion: "15.1" }, now);
+  await store.adeEnrollments.served(
+    { serialNumber: e.serial, serverName: e.server, udid: e.udid, product: "Mac14,2", osVersion: "15.1" },
+    now,
+  );
   const steps = Array.from({ length: e.steps }, (_, i) => `ade-step-seed-${e.serial}-${i}`);
   assert.ok(await store.adeEnrollments.start(e.serial, { steps, releaseOnFailure: true, configuredCommand: null }, now));
   for (let i = 0; i < e.done; i++) assert.ok(await store.adeEnrollments.stepDone(e.serial, false, now));

@@ -155,7 +155,11 @@ function Enrollments({ writable, state }: { writable: boolean; state: string }) 
                   <td class={e.state === "failed" ? "warn" : undefined}>
                     {e.progress}
                     {e.step_total > 0 && (
-                      <progress max={e.step_total} value={e.steps_done} aria-label={`${e.serial_number}: ${e.steps_done} of ${e.step_total} steps`} />
+                      <progress
+                        max={e.step_total}
+                        value={e.steps_done}
+                        aria-label={`${e.serial_number}: ${e.steps_done} of ${e.step_total} steps`}
+                      />
                     )}
                   </td>
                   <td>

@@ -92,7 +92,13 @@ export function DevicesPage({ route }: PageProps) {
           <input name="model" value={model} placeholder="Mac14,2 or MacBook Air" onInput={(e) => setModel(e.currentTarget.value)} />
         </Field>
         <Field label="OS version below">
-          <input name="os_below" value={osBelow} placeholder="15.2" inputMode="decimal" onInput={(e) => setOsBelow(e.currentTarget.value)} />
+          <input
+            name="os_below"
+            value={osBelow}
+            placeholder="15.2"
+            inputMode="decimal"
+            onInput={(e) => setOsBelow(e.currentTarget.value)}
+          />
         </Field>
         <Field label="Update state">
           <select name="update_state" value={filters.update_state} onChange={(e) => set({ update_state: e.currentTarget.value })}>
@@ -165,7 +171,10 @@ export function DevicesPage({ route }: PageProps) {
   );
 }
 
-type Filters = Record<"q" | "platform" | "kind" | "enabled" | "seen_before" | "model" | "os_below" | "update_state" | "policy" | "compliance", string>;
+type Filters = Record<
+  "q" | "platform" | "kind" | "enabled" | "seen_before" | "model" | "os_below" | "update_state" | "policy" | "compliance",
+  string
+>;
 
 /** One row of the list, whichever API it came from: its link, name, five cells and a time. */
 interface Row {
@@ -192,7 +201,13 @@ async function loadRows(
         key: d.enrollment_id,
         deviceId: d.enrollment_id,
         name: d.enrollment_id,
-        cells: ["", d.state.replace(/_/g, " "), d.target ? `${d.target.os_version} by ${d.target.local_date_time}` : "", d.reason ?? "", d.policy],
+        cells: [
+          "",
+          d.state.replace(/_/g, " "),
+          d.target ? `${d.target.os_version} by ${d.target.local_date_time}` : "",
+          d.reason ?? "",
+          d.policy,
+        ],
         at: d.updated_at,
       })),
     };

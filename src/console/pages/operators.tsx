@@ -94,7 +94,11 @@ function Accounts({ me }: { me: string }) {
                         type="button"
                         disabled={act.busy}
                         onClick={() =>
-                          change(o, { disabled: !o.disabled }, o.disabled ? "is enabled again" : "is disabled; their sessions and tokens stop working")
+                          change(
+                            o,
+                            { disabled: !o.disabled },
+                            o.disabled ? "is enabled again" : "is disabled; their sessions and tokens stop working",
+                          )
                         }
                       >
                         {o.disabled ? "Enable" : "Disable"}

@@ -208,7 +208,9 @@ function PolicyForm({ policy, onDone }: { policy?: UpdatePolicyJson; onDone: (sa
           <Field
             label="Enrollment ids"
             help={
-              policy && initialScope === "ids" ? "The policy lists its ids; write the whole list again to save it." : "One a line, or commas."
+              policy && initialScope === "ids"
+                ? "The policy lists its ids; write the whole list again to save it."
+                : "One a line, or commas."
             }
           >
             <textarea name="ids" rows={4} class="code" required value={ids} onInput={(e) => setIds(e.currentTarget.value)} />
@@ -308,7 +310,9 @@ function Feed({ writable }: { writable: boolean }) {
             act.run(async () => {
               const r = await api<UpdateFeedRefreshJson>("POST", "/v1/updates/feed/refresh");
               feed.reload();
-              return r.refreshed ? `Refreshed${r.changed ? ": the releases changed, devices re-targeted" : ", unchanged"}.` : `Not refreshed: ${r.error}`;
+              return r.refreshed
+                ? `Refreshed${r.changed ? ": the releases changed, devices re-targeted" : ", unchanged"}.`
+                : `Not refreshed: ${r.error}`;
             })
           }
         >
