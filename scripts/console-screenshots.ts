@@ -3,13 +3,16 @@
 // (needs chromium; writes docs/console/*.png).
 import path from "node:path";
 import { randomUUID } from "node:crypto";
+import { AdeStandin } from "../test/support/ade-standin.ts";
 import { launchBrowser } from "../test/support/browser.ts";
+import { seedAdeServer, seedAwaiting } from "../test/support/console-seed.ts";
 import { testFleet } from "../test/support/fleet.ts";
 import { identity, RawDevice } from "../test/support/mdm.ts";
 import { startTestServer } from "../test/support/server.ts";
 
 const OUT = path.join(import.meta.dirname, "..", "docs", "console");
-const server = await startTestServer();
+const standin = await new AdeStandin().start();
+const server = await startTestServer(["--ade-url", standin.url, "--ade-sync-interval", "0"]);
 const fleet = await testFleet(server.url);
 try {
   const devices = [];
@@ -42,6 +45,21 @@ try {
   await server.api("PUT", "/v1/set-declarations/macs?declaration=com.example.passcode");
   await server.api("POST", "/v1/ddm/sets/macs/enrollments", { platform: "macOS" });
   await server.api("POST", "/v1/operators", { name: "admin", role: "admin", password: "screenshot-password-1" });
+  await server.api("POST", "/v1/operators", { name: "dana", role: "operator", password: "screenshot-password-2" });
+  await server.api("POST", "/v1/operators", { name: "audit", role: "auditor", password: "screenshot-password-3" });
+  await server.api("POST", "/v1/tokens", { label: "inventory export", role: "auditor", operator: "admin", expires_in: "30d" });
+  // OS updates: a policy for every Mac, a pinned one for the iPhones.
+  await server.api("PUT", "/v1/updates/policies/every-mac", { platform: "macOS", mode: "latest", deadline_days: 7 });
+  await server.api("PUT", "/v1/updates/policies/iphones", {
+    platform: "iOS",
+    mode: "version",
+    target_os_version: "18.2",
+    target_local_date_time: "2027-01-15T19:00:00",
+  });
+  // ADE: an ABM server with devices synced, two Macs awaiting configuration.
+  await seedAdeServer(server, standin, "main", 12);
+  await seedAwaiting(server, { serial: "C02ADE00001", server: "main", udid: devices[3]!.udid, steps: 4, done: 2 });
+  await seedAwaiting(server, { serial: "C02ADE00002", server: "main", udid: devices[4]!.udid, steps: 3, done: 0 });
 
   const browser = await launchBrowser();
   const shots: Array<[string, string, number?]> = [
@@ -51,6 +69,9 @@ try {
     ["device", `#/device/${mac.udid}`],
     ["rebind", `#/device/${real.udid}`],
     ["users", "#/users"],
+    ["updates", "#/updates"],
+    ["ade", "#/ade"],
+    ["operators", "#/operators"],
     ["ddm", "#/ddm?declaration=com.example.passcode&set=macs"],
     ["events", "#/events"],
     ["audit", "#/audit"],
@@ -77,6 +98,7 @@ try {
 } finally {
   fleet.close();
   await server.stop();
+  await standin.stop();
 }
 
 function plistCommand(requestType: string): string {

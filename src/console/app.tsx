@@ -30,7 +30,7 @@ export function App() {
             {PAGES.filter((p) => !p.hidden).map((p) => (
               <li key={p.path}>
                 <a href={href([p.path])} aria-current={p === page || (page.path === "device" && p.path === "devices") ? "page" : undefined}>
-                  {p.title}
+                  {p.nav ?? p.title}
                 </a>
               </li>
             ))}

@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import { api, apiResult, get, query, seg } from "../api.ts";
+import { ApiError, api, apiResult, get, query, seg } from "../api.ts";
 import type {
   CommandHistoryPage,
   CommandJson,
@@ -7,6 +7,7 @@ import type {
   EnrollmentJson,
   EnrollmentPage,
   EventPage,
+  InventoryRecordJson,
   PushResult,
   QueueCleared,
   QueueJson,
@@ -41,6 +42,7 @@ export function DevicePage({ route, session }: PageProps) {
       <Loading what={channels} />
       {channels.data && list.length === 0 && <p class="error">No enrollment of this device.</p>}
       {device && <Facts e={device} />}
+      {device && <Inventory deviceId={device.device_id} />}
       {list.length > 0 && (
         <Section title="Channels">
           <table>
@@ -112,6 +114,58 @@ function Facts({ e }: { e: EnrollmentJson }) {
           </dd>
         </div>
       </dl>
+    </Section>
+  );
+}
+
+/** Where a field was learned (docs/inventory.md), in words. */
+const SOURCES: Record<string, string> = {
+  authenticate: "Authenticate",
+  "device-information": "DeviceInformation",
+  "security-info": "SecurityInfo",
+  "ddm-status": "DDM status",
+};
+
+/** The device's inventory record (GET /v1/inventory/{id}): every known field with where and when it was learned. */
+function Inventory({ deviceId }: { deviceId: string }) {
+  const record = useLoad(`inv|${deviceId}`, async () => {
+    try {
+      return await get<InventoryRecordJson>(`/v1/inventory/${seg(deviceId)}`);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return null;
+      throw e;
+    }
+  });
+  const fields = Object.entries(record.data?.fields ?? {});
+  return (
+    <Section title="Inventory">
+      <Loading what={record} />
+      {record.data === null && <p class="muted">No inventory record yet.</p>}
+      {record.data && (
+        <table class="inventory">
+          <thead>
+            <tr>
+              <th scope="col">Field</th>
+              <th scope="col">Value</th>
+              <th scope="col">Source</th>
+              <th scope="col">Learned</th>
+            </tr>
+          </thead>
+          <tbody>
+            {fields.map(([name, f]) => (
+              <tr key={name}>
+                <th scope="row">{name}</th>
+                <td>{f && typeof f.value === "object" ? <Structured value={f.value} /> : String(f?.value)}</td>
+                <td>{f?.source ? (SOURCES[f.source] ?? f.source) : ""}</td>
+                <td>
+                  <Time at={f?.learned_at} />
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {record.data && fields.length === 0 && <p class="muted">Nothing learned yet.</p>}
     </Section>
   );
 }

@@ -1,12 +1,14 @@
 import { useEffect, useState } from "preact/hooks";
-import { get, query } from "../api.ts";
-import type { EnrollmentJson, EnrollmentPage } from "../../http/wire.ts";
+import { get, query, seg } from "../api.ts";
+import type { EnrollmentJson, EnrollmentPage, InventoryPage, UpdateDevicePage } from "../../http/wire.ts";
 import type { PageProps } from "../pages.ts";
 import { href, navigate } from "../route.ts";
 import { Field, Loading, Pager, Time, useLoad, usePager } from "../ui.tsx";
 
 const PAGE = 50;
-const PLATFORMS = ["macOS", "iOS", "iPadOS", "tvOS", "watchOS", "visionOS"];
+export const PLATFORMS = ["macOS", "iOS", "iPadOS", "tvOS", "watchOS", "visionOS"];
+/** softwareupdate.install-state, as the inventory filters it (GET /v1/inventory?update_state=). */
+const UPDATE_STATES = ["none", "waiting", "downloading", "prepared", "installing", "failed"];
 /** Which channels the list shows: devices (the default), users, or every channel. */
 const KINDS: Record<string, string | undefined> = {
   devices: "Device,UserEnrollmentDevice",
@@ -28,25 +30,25 @@ export function DevicesPage({ route }: PageProps) {
     kind: p.get("kind") ?? "devices",
     enabled: p.get("enabled") ?? "",
     seen_before: p.get("seen_before") ?? "",
+    model: p.get("model") ?? "",
+    os_below: p.get("os_below") ?? "",
+    update_state: p.get("update_state") ?? "",
+    policy: p.get("policy") ?? "",
+    compliance: p.get("compliance") ?? "",
   };
+  // The inventory's filters (model, OS version below, update state) are GET /v1/inventory's; an update
+  // policy's compliance state is GET /v1/updates/policies/{name}/devices'. Search and channel kinds are the enrollments'.
+  const source = filters.policy ? "policy" : filters.model || filters.os_below || filters.update_state ? "inventory" : "enrollments";
   const key = JSON.stringify(filters);
   const pager = usePager(key);
   const [q, setQ] = useState(filters.q);
+  const [model, setModel] = useState(filters.model);
+  const [osBelow, setOsBelow] = useState(filters.os_below);
   useEffect(() => setQ(filters.q), [filters.q]);
-  const list = useLoad(`${key}|${pager.cursor ?? ""}`, () =>
-    get<EnrollmentPage>(
-      `/v1/enrollments${query({
-        q: filters.q,
-        platform: filters.platform,
-        type: KINDS[filters.kind],
-        enabled: filters.enabled,
-        seen_before: filters.seen_before,
-        cursor: pager.cursor,
-        limit: PAGE,
-      })}`,
-    ),
-  );
-  const set = (change: Partial<typeof filters>) =>
+  useEffect(() => setModel(filters.model), [filters.model]);
+  useEffect(() => setOsBelow(filters.os_below), [filters.os_below]);
+  const list = useLoad(`${key}|${pager.cursor ?? ""}`, () => loadRows(source, filters, pager.cursor));
+  const set = (change: Partial<Filters>) =>
     navigate(href(["devices"], { ...filters, kind: undefined, ...nonDefault({ ...filters, ...change }) }));
   return (
     <>
@@ -56,7 +58,7 @@ export function DevicesPage({ route }: PageProps) {
         aria-label="Search devices"
         onSubmit={(e) => {
           e.preventDefault();
-          set({ q: q.trim() });
+          set({ q: q.trim(), model: model.trim(), os_below: osBelow.trim() });
         }}
       >
         <Field label="Search serial, UDID, name or user">
@@ -86,7 +88,41 @@ export function DevicesPage({ route }: PageProps) {
             <option value="0">unenrolled</option>
           </select>
         </Field>
+        <Field label="Model">
+          <input name="model" value={model} placeholder="Mac14,2 or MacBook Air" onInput={(e) => setModel(e.currentTarget.value)} />
+        </Field>
+        <Field label="OS version below">
+          <input
+            name="os_below"
+            value={osBelow}
+            placeholder="15.2"
+            inputMode="decimal"
+            onInput={(e) => setOsBelow(e.currentTarget.value)}
+          />
+        </Field>
+        <Field label="Update state">
+          <select name="update_state" value={filters.update_state} onChange={(e) => set({ update_state: e.currentTarget.value })}>
+            <option value="">any</option>
+            {UPDATE_STATES.map((st) => (
+              <option key={st} value={st}>
+                {st}
+              </option>
+            ))}
+          </select>
+        </Field>
         <button type="submit">Search</button>
+        {source === "inventory" && (filters.q || filters.kind !== "devices" || filters.enabled) && (
+          <p class="chip muted">The inventory's filters list devices: search, channels and state do not apply.</p>
+        )}
+        {filters.policy && (
+          <p class="chip">
+            Update policy <strong>{filters.policy}</strong>
+            {filters.compliance && `: ${filters.compliance.replace(/_/g, " ")}`}{" "}
+            <button type="button" onClick={() => set({ policy: "", compliance: "" })}>
+              Clear
+            </button>
+          </p>
+        )}
         {filters.seen_before && (
           <p class="chip">
             Not seen since <Time at={filters.seen_before} />{" "}
@@ -104,37 +140,141 @@ export function DevicesPage({ route }: PageProps) {
               <tr>
                 <th scope="col">Name</th>
                 <th scope="col">Serial</th>
-                <th scope="col">Platform</th>
-                <th scope="col">OS</th>
-                <th scope="col">Channel</th>
-                <th scope="col">Enrolled</th>
-                <th scope="col">Last seen</th>
+                <th scope="col">{list.data.kind === "policy" ? "Update state" : "Platform"}</th>
+                <th scope="col">{list.data.kind === "enrollments" ? "OS" : list.data.kind === "inventory" ? "OS" : "Target"}</th>
+                <th scope="col">{list.data.kind === "enrollments" ? "Channel" : list.data.kind === "inventory" ? "Model" : "Reason"}</th>
+                <th scope="col">{list.data.kind === "inventory" ? "Update" : list.data.kind === "policy" ? "Policy" : "Enrolled"}</th>
+                <th scope="col">{list.data.kind === "policy" ? "Updated" : "Last seen"}</th>
               </tr>
             </thead>
             <tbody>
-              {list.data.enrollments.map((e) => (
-                <tr key={e.id}>
+              {list.data.rows.map((r) => (
+                <tr key={r.key}>
                   <td>
-                    <a href={deviceHref(e)}>{e.device_name ?? e.device_id}</a>
+                    <a href={href(["device", r.deviceId])}>{r.name}</a>
                   </td>
-                  <td>{e.serial_number ?? ""}</td>
-                  <td>{e.platform ?? ""}</td>
-                  <td>{e.os_version ?? ""}</td>
-                  <td>{e.user_short_name ? `${e.type}: ${e.user_short_name}` : e.type}</td>
-                  <td>{e.enabled ? "yes" : "no"}</td>
+                  {r.cells.map((c, i) => (
+                    <td key={i}>{c}</td>
+                  ))}
                   <td>
-                    <Time at={e.last_seen_at} />
+                    <Time at={r.at} />
                   </td>
                 </tr>
               ))}
             </tbody>
           </table>
-          {list.data.enrollments.length === 0 && <p class="muted">No channel matches.</p>}
+          {list.data.rows.length === 0 && <p class="muted">No {list.data.kind === "enrollments" ? "channel" : "device"} matches.</p>}
           <Pager pager={pager} nextCursor={list.data.next_cursor} />
         </>
       )}
     </>
   );
+}
+
+type Filters = Record<
+  "q" | "platform" | "kind" | "enabled" | "seen_before" | "model" | "os_below" | "update_state" | "policy" | "compliance",
+  string
+>;
+
+/** One row of the list, whichever API it came from: its link, name, five cells and a time. */
+interface Row {
+  key: string;
+  deviceId: string;
+  name: string;
+  cells: string[];
+  at: string | null;
+}
+
+async function loadRows(
+  source: "enrollments" | "inventory" | "policy",
+  f: Filters,
+  cursor: string | undefined,
+): Promise<{ kind: typeof source; rows: Row[]; next_cursor: string | null }> {
+  if (source === "policy") {
+    const page = await get<UpdateDevicePage>(
+      `/v1/updates/policies/${seg(f.policy)}/devices${query({ state: f.compliance, cursor, limit: PAGE })}`,
+    );
+    return {
+      kind: source,
+      next_cursor: page.next_cursor,
+      rows: page.devices.map((d) => ({
+        key: d.enrollment_id,
+        deviceId: d.enrollment_id,
+        name: d.enrollment_id,
+        cells: [
+          "",
+          d.state.replace(/_/g, " "),
+          d.target ? `${d.target.os_version} by ${d.target.local_date_time}` : "",
+          d.reason ?? "",
+          d.policy,
+        ],
+        at: d.updated_at,
+      })),
+    };
+  }
+  if (source === "inventory") {
+    const page = await get<InventoryPage>(
+      `/v1/inventory${query({
+        platform: f.platform,
+        model: f.model,
+        os_version_below: f.os_below,
+        update_state: f.update_state,
+        last_seen_before: f.seen_before,
+        cursor,
+        limit: PAGE,
+      })}`,
+    );
+    return {
+      kind: source,
+      next_cursor: page.next_cursor,
+      rows: page.devices.map((d) => ({
+        key: d.device_id,
+        deviceId: d.device_id,
+        name: text(d.device_name) || d.device_id,
+        cells: [
+          text(d.serial_number),
+          text(d.platform),
+          text(d.os_version),
+          text(d.model_name) || text(d.product_name),
+          [text(d.update_install_state), text(d.update_pending_version)].filter(Boolean).join(" "),
+        ],
+        at: d.last_seen_at,
+      })),
+    };
+  }
+  const page = await get<EnrollmentPage>(
+    `/v1/enrollments${query({
+      q: f.q,
+      platform: f.platform,
+      type: KINDS[f.kind],
+      enabled: f.enabled,
+      seen_before: f.seen_before,
+      cursor,
+      limit: PAGE,
+    })}`,
+  );
+  return {
+    kind: source,
+    next_cursor: page.next_cursor,
+    rows: page.enrollments.map((e) => ({
+      key: e.id,
+      deviceId: e.device_id,
+      name: e.device_name ?? e.device_id,
+      cells: [
+        e.serial_number ?? "",
+        e.platform ?? "",
+        e.os_version ?? "",
+        e.user_short_name ? `${e.type}: ${e.user_short_name}` : e.type,
+        e.enabled ? "yes" : "no",
+      ],
+      at: e.last_seen_at,
+    })),
+  };
+}
+
+/** An inventory value as text (the list's fields are text; null is empty). */
+function text(v: unknown): string {
+  return v === null || v === undefined ? "" : typeof v === "object" ? JSON.stringify(v) : String(v);
 }
 
 function nonDefault(f: Record<string, string>): Record<string, string | undefined> {

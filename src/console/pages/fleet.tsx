@@ -1,8 +1,9 @@
 import { get } from "../api.ts";
-import type { FleetJson, PushCertList, WebhookStatusJson } from "../../http/wire.ts";
+import type { FleetJson, PushCertList, UpdatePolicyList, WebhookStatusJson } from "../../http/wire.ts";
 import type { PageProps } from "../pages.ts";
 import { href } from "../route.ts";
 import { ErrorNote, Loading, Section, Time, useLoad } from "../ui.tsx";
+import { Compliance } from "./updates.tsx";
 
 const DAY_MS = 86_400_000;
 
@@ -11,6 +12,7 @@ export function FleetPage(_: PageProps) {
   const fleet = useLoad("fleet", () => get<FleetJson>("/v1/fleet"));
   const certs = useLoad("pushcert", () => get<PushCertList>("/v1/pushcert"));
   const webhook = useLoad("webhook", () => get<WebhookStatusJson>("/v1/webhook"));
+  const policies = useLoad("policies", () => get<UpdatePolicyList>("/v1/updates/policies"));
   const f = fleet.data;
   const platforms = new Map<string, number>();
   let users = 0;
@@ -101,6 +103,30 @@ export function FleetPage(_: PageProps) {
               );
             })}
           </ul>
+        </Section>
+        <Section title="OS update compliance">
+          <ErrorNote error={policies.error} />
+          {policies.data && policies.data.policies.length === 0 && (
+            <p class="muted">
+              No update policy. <a href={href(["updates"])}>Make one</a>.
+            </p>
+          )}
+          {policies.data && policies.data.policies.length > 0 && (
+            <table>
+              <tbody>
+                {policies.data.policies.map((p) => (
+                  <tr key={p.name}>
+                    <th scope="row">
+                      <a href={href(["updates"])}>{p.name}</a> ({p.platform})
+                    </th>
+                    <td>
+                      <Compliance policy={p.name} version={p.updated_at} />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
         </Section>
         <Section title="Webhook">
           <ErrorNote error={webhook.error} />
