@@ -154,6 +154,16 @@ await forEachBackend("operator accounts, tokens and the audit log", (backend) =>
     }
   });
 
+  test("an id with control characters (a NUL) is refused and still audited, written as \\u0000", async () => {
+    const r = await server.api("PUT", "/v1/ddm/assets/a%00b", Buffer.from("x"));
+    assert.equal(r.status, 400, r.text);
+    const entry = (await server.api("GET", "/v1/audit?action=ddm.asset_put&limit=1")).json.entries[0];
+    assert.ok(entry, "the refused change has its entry");
+    assert.deepEqual(entry.objects, ["a\\u0000b"]);
+    assert.equal(entry.status, 400);
+    assert.ok(!server.logs.some((l) => l.includes("audit entry not written")), "no entry was lost");
+  });
+
   test("retention: old audit entries (with their objects), ended sessions and long-ended tokens are deleted", async () => {
     const { store } = server;
     const now = Date.now();

@@ -63,7 +63,7 @@ export function registerAuditHook(app: FastifyInstance, store: Store): void {
 export function auditObjects(req: FastifyRequest, readBody: boolean): string[] {
   const objects: string[] = [];
   const add = (value: unknown) => {
-    if (typeof value === "string" && value !== "") objects.push(value.slice(0, MAX_OBJECT_CHARS));
+    if (typeof value === "string" && value !== "") objects.push(printable(value.slice(0, MAX_OBJECT_CHARS)));
   };
   for (const value of Object.values((req.params ?? {}) as Record<string, unknown>)) {
     if (typeof value === "string") for (const part of value.split(",")) add(part.trim());
@@ -132,4 +132,14 @@ export function auditJson(e: AuditEntry): AuditEntryJson {
     address: e.address,
     status: e.status,
   };
+}
+
+/**
+ * Control characters written as \uXXXX: an id a request made up may hold a
+ * NUL, which PostgreSQL's text refuses (the entry would be lost), and the
+ * audit log is read on terminals.
+ */
+function printable(s: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
+  return s.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
