@@ -37,6 +37,9 @@ import { VERSION } from "../version.ts";
  */
 const MAX_HEADER_BYTES = 64 * 1024;
 
+/** The API's answers are data, never a page: nothing runs, nothing loads, no framing. */
+export const API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'; sandbox";
+
 export interface AppOptions {
   log: Logger;
   store: Store;
@@ -171,6 +174,15 @@ export function buildApp(o: AppOptions): FastifyInstance {
   // Requests by route template (never the path itself: it names enrollments and commands).
   app.addHook("onResponse", async (req, reply) => {
     metrics.api(req.routeOptions.url ?? "unmatched", reply.statusCode);
+  });
+  // API answers share the console's origin: whatever a body holds (an asset
+  // uploaded as text/html, a device's string in an error), a browser that
+  // opens one runs no script and loads nothing, in a sandbox of its own origin.
+  app.addHook("onSend", async (req, reply, payload) => {
+    if (req.url.startsWith("/v1/")) {
+      void reply.header("content-security-policy", API_CSP).header("x-content-type-options", "nosniff");
+    }
+    return payload;
   });
   app.addHook("onError", async (_req, _reply, err) => {
     if (isStoreUnavailable(err)) metrics.storeUnavailable.inc();
