@@ -8,7 +8,7 @@ import type { DeviceTrust } from "../identity/index.ts";
 import type { Store } from "../store/index.ts";
 import type { OperatorAuth } from "../core/operator-auth.ts";
 import { registerAuditHook, registerAuditRoutes } from "./audit.ts";
-import { apiGuard } from "./operator-auth.ts";
+import { apiGuard, knownBrowserKey } from "./operator-auth.ts";
 import { registerOperatorRoutes, registerSessionRoutes } from "./operator-routes.ts";
 import { routeRule } from "./route-roles.ts";
 import { Metrics } from "./metrics.ts";
@@ -219,7 +219,7 @@ export function buildApp(o: AppOptions): FastifyInstance {
   const limiter = () => new ApiFailureLimiter(o.limits.apiMaxFailures, o.limits.apiFailureWindowMs);
   app.register(async (session) => {
     session.addHook("preValidation", plainRequestStrings);
-    registerSessionRoutes(session, { auth: o.operatorAuth, limiter: limiter() });
+    registerSessionRoutes(session, { auth: o.operatorAuth, limiter: limiter(), knownKey: knownBrowserKey(o.apiKey) });
   });
   app.register(async (api) => {
     // A route nobody gave a role is the admin's alone (http/route-roles.ts); say so at start-up.

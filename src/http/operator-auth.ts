@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { allows, csrfTokenOf, type Actor, type OperatorAuth, TOKEN_PREFIX } from "../core/operator-auth.ts";
 import { basicPassword, sendTooMany } from "./api-auth.ts";
@@ -29,6 +29,47 @@ export function cookieValue(header: string | undefined, name: string): string | 
     if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
   }
   return undefined;
+}
+
+/**
+ * The known-browser cookie: which operators signed in from this browser
+ * before, each name with a MAC under the server's key. Sign-in throttling
+ * holds back an address's unknown browsers only: a guesser at the operator's
+ * address stops being heard, and the operator's own browser still signs in
+ * (OWASP's "device cookies"). Path=/v1/session: no other request carries it.
+ */
+export const KNOWN_COOKIE = "orchard_known";
+/** Names one browser remembers (the newest kept). */
+const KNOWN_NAMES = 5;
+/** A year: the browser is known as long as it keeps the cookie. */
+export const KNOWN_MAX_AGE_SECONDS = 366 * 86_400;
+
+/** The MAC key of known-browser cookies, from the server's API key (a key every process shares, and no password). */
+export function knownBrowserKey(apiKey: string): Buffer {
+  return createHash("sha256").update(`orchard-known-browser\0${apiKey}`).digest();
+}
+
+function knownMac(key: Buffer, name: string): string {
+  return createHmac("sha256", key).update(name).digest("base64url").slice(0, 22);
+}
+
+/** The names a known-browser cookie's value vouches for (entries with a wrong MAC are dropped). */
+export function knownNames(value: string | undefined, key: Buffer): string[] {
+  if (value === undefined || value.length > 1024) return [];
+  const names: string[] = [];
+  for (const entry of value.split("~")) {
+    const colon = entry.lastIndexOf(":");
+    if (colon <= 0) continue;
+    const name = entry.slice(0, colon);
+    if (sameText(entry.slice(colon + 1), knownMac(key, name))) names.push(name);
+  }
+  return names.slice(-KNOWN_NAMES);
+}
+
+/** The cookie's new value after `name` signed in: its names, this one last. */
+export function knownValue(names: string[], name: string, key: Buffer): string {
+  const kept = [...names.filter((n) => n !== name), name].slice(-KNOWN_NAMES);
+  return kept.map((n) => `${n}:${knownMac(key, n)}`).join("~");
 }
 
 export interface ApiGuardOptions {
