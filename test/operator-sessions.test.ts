@@ -99,6 +99,21 @@ await forEachBackend("operator sessions", (backend) => {
     assert.equal((await withCookie(server, s, "PUT", "/v1/users/csrfuser", { body })).status, 201);
   });
 
+  test("GET /v1/push/{ids} pushes (NanoMDM's form): with the cookie it needs the CSRF token, and another site may not ask it", async () => {
+    const s = await signIn(server, "alice", PASSWORD);
+    const noToken = await withCookie(server, s, "GET", "/v1/push/csrf-push-device", { csrf: null });
+    assert.equal(noToken.status, 403, await noToken.text());
+    const withToken = await withCookie(server, s, "GET", "/v1/push/csrf-push-device");
+    assert.notEqual(withToken.status, 403, await withToken.text());
+    const crossSite = await fetch(server.url + "/v1/push/csrf-push-device", {
+      headers: {
+        authorization: "Basic " + Buffer.from("x:test-api-key-0123456789abcdef").toString("base64"),
+        "sec-fetch-site": "cross-site",
+      },
+    });
+    assert.equal(crossSite.status, 403, "an <img> on another site must not push with the Basic credentials a browser remembers");
+  });
+
   test("a change another site asks for is refused, whatever the credential", async () => {
     const res = await fetch(server.url + "/v1/users/crosssite", {
       method: "PUT",

@@ -92,10 +92,14 @@ export interface ApiGuardOptions {
 export function apiGuard(o: ApiGuardOptions) {
   const keyDigest = sha256(o.apiKey);
   return async (req: FastifyRequest, reply: FastifyReply) => {
+    const rule = req.is404 ? undefined : routeRule(req.method, req.routeOptions.url);
+    // A change is any method but GET and HEAD, and a GET with an audit action
+    // (GET /v1/push/{ids} pushes, NanoMDM's form): an <img> must not push.
+    const changes = !isSafeMethod(req.method) || rule?.action !== undefined;
     // A browser says where a request comes from: a change asked by another
     // site is refused whatever it carries (Basic credentials a browser
     // remembers are sent cross-site, SameSite or not).
-    if (!isSafeMethod(req.method) && req.headers["sec-fetch-site"] === "cross-site") {
+    if (changes && req.headers["sec-fetch-site"] === "cross-site") {
       req.log.info({ method: req.method, url: loggableUrl(req.url), remote: req.ip }, "API change refused: cross-site request");
       sendError(req, reply, 403, "cross-site requests may not change anything", "forbidden");
       return reply;
@@ -132,7 +136,7 @@ export function apiGuard(o: ApiGuardOptions) {
       return reply;
     }
     const actor = found.actor;
-    if (actor.credential === "session" && !isSafeMethod(req.method)) {
+    if (actor.credential === "session" && changes) {
       const given = req.headers[CSRF_HEADER];
       if (typeof given !== "string" || !sameText(given, found.csrf!)) {
         req.log.info(
@@ -145,7 +149,6 @@ export function apiGuard(o: ApiGuardOptions) {
     }
     req.actor = actor;
     if (req.is404) return;
-    const rule = routeRule(req.method, req.routeOptions.url);
     // A route nobody declared is the admin's alone: secure by default.
     const needed = rule === undefined || rule.role === "public" ? "admin" : rule.role;
     if (!allows(actor.role, needed)) {
