@@ -114,6 +114,15 @@ await forEachBackend("operator sessions", (backend) => {
     assert.equal(crossSite.status, 403, "an <img> on another site must not push with the Basic credentials a browser remembers");
   });
 
+  test("signing out without a session is no audit entry: a stranger cannot fill the audit log", async () => {
+    const before = (await server.api("GET", "/v1/audit?action=session.sign_out&limit=500")).json.entries.length;
+    for (let i = 0; i < 3; i++) assert.equal((await fetch(server.url + "/v1/session", { method: "DELETE" })).status, 204);
+    const bogus = await fetch(server.url + "/v1/session", { method: "DELETE", headers: { cookie: `orchard_session=${"x".repeat(43)}` } });
+    assert.equal(bogus.status, 204);
+    const entries = (await server.api("GET", "/v1/audit?action=session.sign_out&limit=500")).json.entries;
+    assert.equal(entries.length, before, JSON.stringify(entries[0]));
+  });
+
   test("a change another site asks for is refused, whatever the credential", async () => {
     const res = await fetch(server.url + "/v1/users/crosssite", {
       method: "PUT",
