@@ -23,8 +23,17 @@ export async function signIn(server: TestServer, name: string, password: string,
     body: JSON.stringify({ name, password }),
   });
   const json = (await res.json()) as any;
-  const setCookie = res.headers.get("set-cookie") ?? "";
-  return { status: res.status, json, setCookie, cookie: setCookie.split(";")[0]!, csrf: json.csrf_token as string };
+  const setCookies = res.headers.getSetCookie();
+  const setCookie = setCookies.find((c) => c.startsWith("orchard_session=")) ?? "";
+  return {
+    status: res.status,
+    json,
+    headers: res.headers,
+    setCookie,
+    setCookies,
+    cookie: setCookie.split(";")[0]!,
+    csrf: json.csrf_token as string,
+  };
 }
 
 function withCookie(server: TestServer, s: Signed, method: string, path: string, o: { csrf?: string | null; body?: object } = {}) {
@@ -90,6 +99,30 @@ await forEachBackend("operator sessions", (backend) => {
     assert.equal((await withCookie(server, s, "PUT", "/v1/users/csrfuser", { body })).status, 201);
   });
 
+  test("GET /v1/push/{ids} pushes (NanoMDM's form): with the cookie it needs the CSRF token, and another site may not ask it", async () => {
+    const s = await signIn(server, "alice", PASSWORD);
+    const noToken = await withCookie(server, s, "GET", "/v1/push/csrf-push-device", { csrf: null });
+    assert.equal(noToken.status, 403, await noToken.text());
+    const withToken = await withCookie(server, s, "GET", "/v1/push/csrf-push-device");
+    assert.notEqual(withToken.status, 403, await withToken.text());
+    const crossSite = await fetch(server.url + "/v1/push/csrf-push-device", {
+      headers: {
+        authorization: "Basic " + Buffer.from("x:test-api-key-0123456789abcdef").toString("base64"),
+        "sec-fetch-site": "cross-site",
+      },
+    });
+    assert.equal(crossSite.status, 403, "an <img> on another site must not push with the Basic credentials a browser remembers");
+  });
+
+  test("signing out without a session is no audit entry: a stranger cannot fill the audit log", async () => {
+    const before = (await server.api("GET", "/v1/audit?action=session.sign_out&limit=500")).json.entries.length;
+    for (let i = 0; i < 3; i++) assert.equal((await fetch(server.url + "/v1/session", { method: "DELETE" })).status, 204);
+    const bogus = await fetch(server.url + "/v1/session", { method: "DELETE", headers: { cookie: `orchard_session=${"x".repeat(43)}` } });
+    assert.equal(bogus.status, 204);
+    const entries = (await server.api("GET", "/v1/audit?action=session.sign_out&limit=500")).json.entries;
+    assert.equal(entries.length, before, JSON.stringify(entries[0]));
+  });
+
   test("a change another site asks for is refused, whatever the credential", async () => {
     const res = await fetch(server.url + "/v1/users/crosssite", {
       method: "PUT",
@@ -145,32 +178,55 @@ await forEachBackend("operator sessions", (backend) => {
   test("disabling an operator or changing the password ends its sessions at once", async () => {
     assert.equal((await server.api("POST", "/v1/operators", { name: "dave", role: "operator", password: PASSWORD })).status, 201);
     const s = await signIn(server, "dave", PASSWORD);
+    // Dave's browser from here on (this address is past its failures: unknown browsers are not heard).
+    const browser = { cookie: s.setCookies.find((c) => c.startsWith("orchard_known="))!.split(";")[0]! };
     assert.equal((await server.api("PATCH", "/v1/operators/dave", { disabled: true })).status, 200);
     assert.equal((await withCookie(server, s, "GET", "/v1/enrollments")).status, 401);
-    assert.equal((await signIn(server, "dave", PASSWORD)).status, 401, "a disabled operator cannot sign in");
+    assert.equal((await signIn(server, "dave", PASSWORD, browser)).status, 401, "a disabled operator cannot sign in");
     assert.equal((await server.api("PATCH", "/v1/operators/dave", { disabled: false })).status, 200);
-    const t = await signIn(server, "dave", PASSWORD);
+    const t = await signIn(server, "dave", PASSWORD, browser);
     assert.equal(t.status, 200);
     assert.equal((await server.api("PATCH", "/v1/operators/dave", { password: "a brand new passphrase" })).status, 200);
     assert.equal((await withCookie(server, t, "GET", "/v1/session")).status, 401);
-    assert.equal((await signIn(server, "dave", "a brand new passphrase")).status, 200);
+    assert.equal((await signIn(server, "dave", "a brand new passphrase", browser)).status, 200);
   });
 
-  test("sign-in throttling never locks out the right password", async () => {
-    await server.api("POST", "/v1/operators", { name: "erin", role: "auditor", password: PASSWORD });
-    const statuses: number[] = [];
-    for (let i = 0; i < 6; i++) {
-      statuses.push((await signIn(server, "erin", `wrong password ${i}`)).status);
-      assert.equal((await signIn(server, "erin", PASSWORD)).status, 200, `the right password after wrong one ${i + 1}`);
+  test("sign-in throttling stops a guesser and never locks out a browser that signed in before", async () => {
+    // Addresses chosen by X-Forwarded-For from a trusted proxy: each part of the test has its own count.
+    const proxied = await startTestServer(["--trust-proxy", "127.0.0.1", "--api-max-failures", "3"], backend);
+    try {
+      await proxied.api("POST", "/v1/operators", { name: "erin", role: "auditor", password: PASSWORD });
+      await proxied.api("POST", "/v1/operators", { name: "frank", role: "auditor", password: PASSWORD });
+      const from = (address: string, cookie?: string) => ({ "x-forwarded-for": address, ...(cookie ? { cookie } : {}) });
+      // Erin's own browser signed in before: it holds a cookie that says so (for erin only).
+      const first = await signIn(proxied, "erin", PASSWORD, from("192.0.2.10"));
+      assert.equal(first.status, 200);
+      const known = /orchard_known=([^;]*)/.exec(first.setCookies.find((c) => c.startsWith("orchard_known=")) ?? "");
+      assert.ok(known, first.setCookies.join(" | "));
+      const knownCookie = `orchard_known=${known[1]}`;
+      assert.match(
+        first.setCookies.find((c) => c.startsWith("orchard_known="))!,
+        /HttpOnly; SameSite=Strict; Path=\/v1\/session; Max-Age=\d+/,
+      );
+
+      // A guesser at the same address: 3 wrong passwords are heard, then nothing is checked.
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) statuses.push((await signIn(proxied, "erin", `wrong password ${i}`, from("192.0.2.10"))).status);
+      assert.deepEqual(statuses, [401, 401, 401, 429, 429]);
+      const guessed = await signIn(proxied, "erin", PASSWORD, from("192.0.2.10"));
+      assert.equal(guessed.status, 429, "the right password from an unknown browser past the limit is not checked: guessing is over");
+      assert.ok(Number(guessed.headers.get("retry-after")) > 0);
+
+      // Erin's browser is not held back, at that address or any other.
+      assert.equal((await signIn(proxied, "erin", PASSWORD, from("192.0.2.10", knownCookie))).status, 200);
+      // Its cookie is for erin alone, and a forged one is nothing.
+      assert.equal((await signIn(proxied, "frank", PASSWORD, from("192.0.2.10", knownCookie))).status, 429);
+      const forged = `orchard_known=frank:${"A".repeat(22)}`;
+      assert.equal((await signIn(proxied, "frank", PASSWORD, from("192.0.2.10", forged))).status, 429);
+      // Another address is not held back either.
+      assert.equal((await signIn(proxied, "frank", PASSWORD, from("198.51.100.7"))).status, 200);
+    } finally {
+      await proxied.stop();
     }
-    // --api-max-failures 3, counted since this server started (the wrong sign-ins above count too).
-    assert.ok(
-      statuses.every((s) => s === 401 || s === 429),
-      statuses.join(","),
-    );
-    assert.ok(
-      statuses.slice(3).every((s) => s === 429),
-      statuses.join(","),
-    );
   });
 });

@@ -262,3 +262,41 @@ describe("the answers match the OpenAPI document", () => {
     check("OperatorRemoved", (await server.api("DELETE", "/v1/operators/schema")).json);
   });
 });
+
+await forEachBackend("the last admin, under concurrent changes", (backend) => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer([], backend);
+  });
+  after(() => server.stop());
+
+  test("two admins demoted, disabled or removed at once: one of them stays an enabled admin", async () => {
+    const changes: Array<[string, (name: string) => Promise<{ status: number }>]> = [
+      ["demote", (name) => server.api("PATCH", `/v1/operators/${name}`, { role: "operator" })],
+      ["disable", (name) => server.api("PATCH", `/v1/operators/${name}`, { disabled: true })],
+      ["remove", (name) => server.api("DELETE", `/v1/operators/${name}`)],
+    ];
+    for (let round = 0; round < 6; round++) {
+      const [what, change] = changes[round % changes.length]!;
+      const names = [`race${round}a`, `race${round}b`];
+      for (const name of names)
+        assert.equal((await server.api("POST", "/v1/operators", { name, role: "admin", password: PASSWORD })).status, 201);
+      // Every other admin left from the rounds before is demoted first: these two are the only ones.
+      for (const o of (await server.api("GET", "/v1/operators?limit=1000")).json.operators as Array<{
+        name: string;
+        role: string;
+        disabled: boolean;
+      }>) {
+        if (o.role === "admin" && !o.disabled && !names.includes(o.name)) {
+          assert.equal((await server.api("PATCH", `/v1/operators/${o.name}`, { role: "operator" })).status, 200);
+        }
+      }
+      const statuses = (await Promise.all(names.map((n) => change(n)))).map((r) => r.status).sort();
+      assert.deepEqual(statuses, [200, 409], `${what}: ${statuses}`);
+      const admins = (
+        (await server.api("GET", "/v1/operators?limit=1000")).json.operators as Array<{ role: string; disabled: boolean }>
+      ).filter((o) => o.role === "admin" && !o.disabled);
+      assert.equal(admins.length, 1, what);
+    }
+  });
+});

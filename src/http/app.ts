@@ -8,7 +8,7 @@ import type { DeviceTrust } from "../identity/index.ts";
 import type { Store } from "../store/index.ts";
 import type { OperatorAuth } from "../core/operator-auth.ts";
 import { registerAuditHook, registerAuditRoutes } from "./audit.ts";
-import { apiGuard } from "./operator-auth.ts";
+import { apiGuard, knownBrowserKey } from "./operator-auth.ts";
 import { registerOperatorRoutes, registerSessionRoutes } from "./operator-routes.ts";
 import { routeRule } from "./route-roles.ts";
 import { Metrics } from "./metrics.ts";
@@ -36,6 +36,9 @@ import { VERSION } from "../version.ts";
  * longer id lists go in the body (POST /v1/enqueue, POST /v1/push: bulk-ids.ts).
  */
 const MAX_HEADER_BYTES = 64 * 1024;
+
+/** The API's answers are data, never a page: nothing runs, nothing loads, no framing. */
+export const API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'; sandbox";
 
 export interface AppOptions {
   log: Logger;
@@ -172,6 +175,15 @@ export function buildApp(o: AppOptions): FastifyInstance {
   app.addHook("onResponse", async (req, reply) => {
     metrics.api(req.routeOptions.url ?? "unmatched", reply.statusCode);
   });
+  // API answers share the console's origin: whatever a body holds (an asset
+  // uploaded as text/html, a device's string in an error), a browser that
+  // opens one runs no script and loads nothing, in a sandbox of its own origin.
+  app.addHook("onSend", async (req, reply, payload) => {
+    if (req.url.startsWith("/v1/")) {
+      void reply.header("content-security-policy", API_CSP).header("x-content-type-options", "nosniff");
+    }
+    return payload;
+  });
   app.addHook("onError", async (_req, _reply, err) => {
     if (isStoreUnavailable(err)) metrics.storeUnavailable.inc();
   });
@@ -207,7 +219,7 @@ export function buildApp(o: AppOptions): FastifyInstance {
   const limiter = () => new ApiFailureLimiter(o.limits.apiMaxFailures, o.limits.apiFailureWindowMs);
   app.register(async (session) => {
     session.addHook("preValidation", plainRequestStrings);
-    registerSessionRoutes(session, { auth: o.operatorAuth, limiter: limiter() });
+    registerSessionRoutes(session, { auth: o.operatorAuth, limiter: limiter(), knownKey: knownBrowserKey(o.apiKey) });
   });
   app.register(async (api) => {
     // A route nobody gave a role is the admin's alone (http/route-roles.ts); say so at start-up.

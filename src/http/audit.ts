@@ -38,7 +38,9 @@ export function registerAuditHook(app: FastifyInstance, store: Store): void {
     const action = rule?.action ?? (isSafeMethod(req.method) ? undefined : `${req.method} ${route}`);
     if (action === undefined) return payload;
     const actor = req.actor;
-    if (actor === undefined && rule?.role !== "public") return payload;
+    // Without a caller, only a sign-in is an entry (a failed one, as anonymous):
+    // a sign-out with no session changed nothing, and anyone could send it.
+    if (actor === undefined && !(rule?.role === "public" && req.method === "POST")) return payload;
     try {
       await store.audit.add({
         at: Date.now(),

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { allows, csrfTokenOf, type Actor, type OperatorAuth, TOKEN_PREFIX } from "../core/operator-auth.ts";
 import { basicPassword, sendTooMany } from "./api-auth.ts";
@@ -31,6 +31,47 @@ export function cookieValue(header: string | undefined, name: string): string | 
   return undefined;
 }
 
+/**
+ * The known-browser cookie: which operators signed in from this browser
+ * before, each name with a MAC under the server's key. Sign-in throttling
+ * holds back an address's unknown browsers only: a guesser at the operator's
+ * address stops being heard, and the operator's own browser still signs in
+ * (OWASP's "device cookies"). Path=/v1/session: no other request carries it.
+ */
+export const KNOWN_COOKIE = "orchard_known";
+/** Names one browser remembers (the newest kept). */
+const KNOWN_NAMES = 5;
+/** A year: the browser is known as long as it keeps the cookie. */
+export const KNOWN_MAX_AGE_SECONDS = 366 * 86_400;
+
+/** The MAC key of known-browser cookies, from the server's API key (a key every process shares, and no password). */
+export function knownBrowserKey(apiKey: string): Buffer {
+  return createHash("sha256").update(`orchard-known-browser\0${apiKey}`).digest();
+}
+
+function knownMac(key: Buffer, name: string): string {
+  return createHmac("sha256", key).update(name).digest("base64url").slice(0, 22);
+}
+
+/** The names a known-browser cookie's value vouches for (entries with a wrong MAC are dropped). */
+export function knownNames(value: string | undefined, key: Buffer): string[] {
+  if (value === undefined || value.length > 1024) return [];
+  const names: string[] = [];
+  for (const entry of value.split("~")) {
+    const colon = entry.lastIndexOf(":");
+    if (colon <= 0) continue;
+    const name = entry.slice(0, colon);
+    if (sameText(entry.slice(colon + 1), knownMac(key, name))) names.push(name);
+  }
+  return names.slice(-KNOWN_NAMES);
+}
+
+/** The cookie's new value after `name` signed in: its names, this one last. */
+export function knownValue(names: string[], name: string, key: Buffer): string {
+  const kept = [...names.filter((n) => n !== name), name].slice(-KNOWN_NAMES);
+  return kept.map((n) => `${n}:${knownMac(key, n)}`).join("~");
+}
+
 export interface ApiGuardOptions {
   apiKey: string;
   auth: OperatorAuth;
@@ -51,10 +92,14 @@ export interface ApiGuardOptions {
 export function apiGuard(o: ApiGuardOptions) {
   const keyDigest = sha256(o.apiKey);
   return async (req: FastifyRequest, reply: FastifyReply) => {
+    const rule = req.is404 ? undefined : routeRule(req.method, req.routeOptions.url);
+    // A change is any method but GET and HEAD, and a GET with an audit action
+    // (GET /v1/push/{ids} pushes, NanoMDM's form): an <img> must not push.
+    const changes = !isSafeMethod(req.method) || rule?.action !== undefined;
     // A browser says where a request comes from: a change asked by another
     // site is refused whatever it carries (Basic credentials a browser
     // remembers are sent cross-site, SameSite or not).
-    if (!isSafeMethod(req.method) && req.headers["sec-fetch-site"] === "cross-site") {
+    if (changes && req.headers["sec-fetch-site"] === "cross-site") {
       req.log.info({ method: req.method, url: loggableUrl(req.url), remote: req.ip }, "API change refused: cross-site request");
       sendError(req, reply, 403, "cross-site requests may not change anything", "forbidden");
       return reply;
@@ -91,7 +136,7 @@ export function apiGuard(o: ApiGuardOptions) {
       return reply;
     }
     const actor = found.actor;
-    if (actor.credential === "session" && !isSafeMethod(req.method)) {
+    if (actor.credential === "session" && changes) {
       const given = req.headers[CSRF_HEADER];
       if (typeof given !== "string" || !sameText(given, found.csrf!)) {
         req.log.info(
@@ -104,7 +149,6 @@ export function apiGuard(o: ApiGuardOptions) {
     }
     req.actor = actor;
     if (req.is404) return;
-    const rule = routeRule(req.method, req.routeOptions.url);
     // A route nobody declared is the admin's alone: secure by default.
     const needed = rule === undefined || rule.role === "public" ? "admin" : rule.role;
     if (!allows(actor.role, needed)) {

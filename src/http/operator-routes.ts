@@ -7,7 +7,16 @@ import type { Operator, OperatorToken } from "../store/operators.ts";
 import { sendTooMany } from "./api-auth.ts";
 import { sendError } from "./errors.ts";
 import type { ApiFailureLimiter } from "./limits.ts";
-import { cookieValue, CSRF_HEADER, SESSION_COOKIE, sameText } from "./operator-auth.ts";
+import {
+  cookieValue,
+  CSRF_HEADER,
+  KNOWN_COOKIE,
+  KNOWN_MAX_AGE_SECONDS,
+  knownNames,
+  knownValue,
+  SESSION_COOKIE,
+  sameText,
+} from "./operator-auth.ts";
 import { jsonObject, nextCursor, onlyKeys, optionalString, pageSize } from "./request-helpers.ts";
 import type { MeJson, OperatorJson, OperatorPage, OperatorRemoved, SessionJson, TokenCreated, TokenJson, TokenPage } from "./wire.ts";
 import { time, timeOrNull } from "./wire-map.ts";
@@ -17,8 +26,10 @@ const BODY_LIMIT = 16 * 1024;
 
 export interface SessionRouteOptions {
   auth: OperatorAuth;
-  /** Wrong passwords per address (the right one always passes). */
+  /** Wrong passwords per address; past the limit, only browsers that signed in before are heard. */
   limiter: ApiFailureLimiter;
+  /** The MAC key of the known-browser cookie (knownBrowserKey). */
+  knownKey: Buffer;
 }
 
 /**
@@ -43,17 +54,22 @@ export function registerSessionRoutes(app: FastifyInstance, o: SessionRouteOptio
     const password = body.password;
     if (typeof name !== "string" || typeof password !== "string")
       throw new BadRequest("name and password are strings", "invalid_parameter");
-    // The password is checked first: the right one always passes, even from
-    // an address past its failures, so nobody can lock an operator out.
-    const signed = await auth.signIn(name, password, req.ip);
-    if (!signed) {
+    // Past its failures, an address's sign-ins are refused unchecked (else a
+    // guesser loses nothing: a right guess would still pass), but for a
+    // browser that signed in as this name before: the operator's own browser
+    // is never held back by a guesser sharing its address.
+    const known = knownNames(cookieValue(req.headers.cookie, KNOWN_COOKIE), o.knownKey);
+    if (!known.includes(name)) {
       const now = Date.now();
       const wait = o.limiter.blockedFor(req.ip, now);
       if (wait > 0) {
         sendTooMany(req, reply, wait, "sign-in", "sign-ins", o.limiter.refusalsToLog(now));
         return reply;
       }
-      o.limiter.fail(req.ip, now);
+    }
+    const signed = await auth.signIn(name, password, req.ip);
+    if (!signed) {
+      o.limiter.fail(req.ip, Date.now());
       req.log.info({ remote: req.ip }, "sign-in refused");
       sendError(req, reply, 401, "wrong name or password", "unauthorized");
       return reply;
@@ -62,6 +78,11 @@ export function registerSessionRoutes(app: FastifyInstance, o: SessionRouteOptio
     req.actor = { name: operator.name, operator: operator.name, credential: "password", role: operator.role };
     req.log.info({ operator: operator.name, remote: req.ip }, "signed in");
     setSessionCookie(req, reply, sessionId, Math.floor(auth.times.absoluteMs / 1000));
+    const secure = req.protocol === "https" ? "; Secure" : "";
+    void reply.header(
+      "set-cookie",
+      `${KNOWN_COOKIE}=${knownValue(known, operator.name, o.knownKey)}; HttpOnly; SameSite=Strict; Path=/v1/session; Max-Age=${KNOWN_MAX_AGE_SECONDS}${secure}`,
+    );
     return reply.send(sessionJson(operator.name, operator.role, sessionId, Date.now() + auth.times.absoluteMs, auth));
   });
 

@@ -95,10 +95,17 @@ export class OperatorStore {
     return rows.map(operatorOf);
   }
 
-  /** Admins that are not disabled: the last one may not be demoted, disabled or removed. */
+  /**
+   * Admins that are not disabled: the last one may not be demoted, disabled
+   * or removed. Inside a transaction on PostgreSQL their rows are locked (in
+   * name order: no deadlock), so two transactions demoting two admins at once
+   * cannot both count two: the second waits and counts again after the first
+   * (READ COMMITTED re-reads a locked row). SQLite's write lock does the same.
+   */
   async activeAdmins(): Promise<number> {
-    const row = await this.db.get<{ n: number | string }>("SELECT COUNT(*) AS n FROM operators WHERE role = 'admin' AND disabled = 0");
-    return Number(row?.n ?? 0);
+    const lock = this.db.dialect === "postgres" ? " ORDER BY name FOR UPDATE" : "";
+    const rows = await this.db.all<{ name: string }>(`SELECT name FROM operators WHERE role = 'admin' AND disabled = 0${lock}`);
+    return rows.length;
   }
 
   /**
