@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { BadRequest } from "../errors.ts";
 import type { Store } from "../store/index.ts";
-import type { AuditEntry } from "../store/audit.ts";
+import type { AuditEntry, NewAuditEntry } from "../store/audit.ts";
 import { isSafeMethod } from "./operator-auth.ts";
 import { nextCursor, pageSize } from "./request-helpers.ts";
 import { routeRule } from "./route-roles.ts";
@@ -31,34 +31,58 @@ const MAX_BODY_READ = 1024 * 1024;
  * anyone's); a failed sign-in is, as `anonymous`.
  */
 export function registerAuditHook(app: FastifyInstance, store: Store): void {
-  app.addHook("onSend", async (req, reply, payload) => {
+  const entryOf = (req: FastifyRequest, status: number): NewAuditEntry | undefined => {
     const route = req.routeOptions.url;
-    if (route === undefined || !route.startsWith("/v1/")) return payload;
+    if (route === undefined || !route.startsWith("/v1/")) return undefined;
     const rule = routeRule(req.method, route);
     const action = rule?.action ?? (isSafeMethod(req.method) ? undefined : `${req.method} ${route}`);
-    if (action === undefined) return payload;
+    if (action === undefined) return undefined;
     const actor = req.actor;
     // Without a caller, only a sign-in is an entry (a failed one, as anonymous):
     // a sign-out with no session changed nothing, and anyone could send it.
-    if (actor === undefined && !(rule?.role === "public" && req.method === "POST")) return payload;
+    if (actor === undefined && !(rule?.role === "public" && req.method === "POST")) return undefined;
+    return {
+      at: Date.now(),
+      actor: actor?.name ?? "anonymous",
+      credential: actor?.credential ?? "password",
+      action,
+      method: req.method,
+      route,
+      // A failed sign-in's name may be a password typed in the wrong box: only a known caller's body is read.
+      objects: auditObjects(req, actor !== undefined),
+      address: req.ip ?? null,
+      status,
+    };
+  };
+  // A change a known caller may make is written before it runs, with status 0,
+  // and settled as its answer goes out: a crash in between leaves the entry
+  // (status 0: no answer was sent), never a change nobody can find. If the
+  // entry cannot be written, the change is not made (the error is the answer).
+  app.addHook("preHandler", async (req) => {
+    if (req.actor === undefined) return;
+    const entry = entryOf(req, 0);
+    if (entry) req.auditEntryId = await store.audit.add(entry);
+  });
+  app.addHook("onSend", async (req, reply, payload) => {
     try {
-      await store.audit.add({
-        at: Date.now(),
-        actor: actor?.name ?? "anonymous",
-        credential: actor?.credential ?? "password",
-        action,
-        method: req.method,
-        route,
-        // A failed sign-in's name may be a password typed in the wrong box: only a known caller's body is read.
-        objects: auditObjects(req, actor !== undefined),
-        address: req.ip ?? null,
-        status: reply.statusCode,
-      });
+      if (req.auditEntryId !== undefined) await store.audit.settle(req.auditEntryId, reply.statusCode);
+      else {
+        // Refused before the handler (a role too low, bad input, a sign-in): written now.
+        const entry = entryOf(req, reply.statusCode);
+        if (entry) await store.audit.add(entry);
+      }
     } catch (err) {
-      req.log.error({ err, action, route }, "audit entry not written");
+      req.log.error({ err, route: req.routeOptions.url }, "audit entry not written");
     }
     return payload;
   });
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The audit entry written as this change started (http/audit.ts). */
+    auditEntryId?: number;
+  }
 }
 
 /** The ids a change names: its path parameters (comma lists split), and the id-like keys of a JSON body. */

@@ -16,7 +16,7 @@ export interface AuditEntry {
   /** The ids the change names (enrollment ids, a short name, a declaration identifier). */
   objects: string[];
   address: string | null;
-  /** The HTTP status it was answered with. */
+  /** The HTTP status it was answered with; 0 while it runs (and for good when the process stopped before answering). */
   status: number;
 }
 
@@ -66,6 +66,11 @@ export class AuditStore {
       );
     }
     return id;
+  }
+
+  /** The status a change (recorded as it started, status 0) was answered with. */
+  async settle(id: number, status: number): Promise<void> {
+    await this.db.run("UPDATE audit_log SET status = ? WHERE id = ?", [status, id]);
   }
 
   /** Entries newest first. */
