@@ -279,7 +279,14 @@ export class SoftwareUpdates {
     return run;
   }
 
-  private async reconcileNow(now: number): Promise<ReconcileResult> {
+  /**
+   * The work of reconcile(): every device, or `only` these (a device whose
+   * facts changed: its row and its sets alone, unused sets left to the next
+   * full run). Targets are computed here, row by row; the rows are written in
+   * batches and the devices moved between sets by set-based statements
+   * (store.softwareUpdates.applyMemberships).
+   */
+  private async reconcileNow(now: number, only?: readonly string[]): Promise<ReconcileResult> {
     const su = this.store.softwareUpdates;
     const policies = await su.policies();
     const releases = await this.releases();
@@ -287,71 +294,63 @@ export class SoftwareUpdates {
     const scopes = new Map<string, Set<string> | "all">();
     for (const p of ordered) {
       if (p.scope === "all") scopes.set(p.name, "all");
-      else scopes.set(p.name, new Set(p.scope === "ids" ? await su.policyIds(p.name) : await su.setEnrollments(p.scopeSet!)));
+      else scopes.set(p.name, new Set(p.scope === "ids" ? await su.policyIds(p.name, only) : await su.setEnrollments(p.scopeSet!, only)));
     }
-    const desired = new Map<string, { policy: StoredPolicy; facts: DeviceFacts; outcome: TargetOutcome }>();
-    for (const platform of new Set(ordered.map((p) => p.platform))) {
-      const mine = ordered.filter((p) => p.platform === platform);
-      const list = releases[FEED_KEYS[platform] ?? platform] ?? [];
-      for (let after = ""; ; ) {
-        const page = await su.deviceFacts(platform, after, FACTS_PAGE);
-        for (const f of page) {
-          const policy = mine.find((p) => {
-            const s = scopes.get(p.name)!;
-            return s === "all" || s.has(f.enrollmentId);
-          });
-          if (policy) desired.set(f.enrollmentId, { policy, facts: f, outcome: targetFor(policy, f, list) });
+    const desired = new Map<string, { policy: StoredPolicy; facts: DeviceFacts; outcome: TargetOutcome; targetSet: string | null }>();
+    // Devices of one model on one version under one policy share their outcome: computed once (a handful, not 100,000).
+    const outcomes = new Map<string, { outcome: TargetOutcome; targetSet: string | null }>();
+    const place = (f: DeviceFacts) => {
+      const policy = ordered.find((p) => {
+        if (p.platform !== f.platform) return false;
+        const s = scopes.get(p.name)!;
+        return s === "all" || s.has(f.enrollmentId);
+      });
+      if (!policy) return;
+      const key = JSON.stringify([policy.name, f.productType, f.osVersion]);
+      let o = outcomes.get(key);
+      if (!o) {
+        const outcome = targetFor(policy, f, releases[FEED_KEYS[f.platform] ?? f.platform] ?? []);
+        const targetSet = outcome.kind === "target" ? targetSetName(policy.name, outcome.target, policy.detailsUrl) : null;
+        outcomes.set(key, (o = { outcome, targetSet }));
+      }
+      desired.set(f.enrollmentId, { policy, facts: f, ...o });
+    };
+    if (only) for (const f of await su.deviceFactsIn(only)) place(f);
+    else {
+      for (const platform of new Set(ordered.map((p) => p.platform))) {
+        for (let after = ""; ; ) {
+          const page = await su.deviceFacts(platform, after, FACTS_PAGE);
+          for (const f of page) place(f);
+          if (page.length < FACTS_PAGE) break;
+          after = page[page.length - 1]!.enrollmentId;
         }
-        if (page.length < FACTS_PAGE) break;
-        after = page[page.length - 1]!.enrollmentId;
       }
     }
 
     // The declarations first: a device put in a set finds it complete.
     const targetSets = new Map<string, { policy: StoredPolicy; target: Target }>();
     for (const d of desired.values()) {
-      if (d.outcome.kind === "target")
-        targetSets.set(targetSetName(d.policy.name, d.outcome.target, d.policy.detailsUrl), { policy: d.policy, target: d.outcome.target });
+      if (d.outcome.kind === "target" && d.targetSet) targetSets.set(d.targetSet, { policy: d.policy, target: d.outcome.target });
     }
     for (const p of policies) await this.ensureSet(policySetName(p.name), policyDeclarations(p.name, p.settings), now);
     for (const [set, t] of targetSets) await this.ensureSet(set, targetDeclarations(t.policy.name, t.target, t.policy.detailsUrl), now);
 
-    const current = await su.devices();
-    const statuses = await su.updateStatuses([...desired.keys()]);
-    const adds = new Map<string, string[]>();
-    const removes = new Map<string, string[]>();
-    const add = (m: Map<string, string[]>, set: string, id: string) => {
-      const l = m.get(set);
-      if (l) l.push(id);
-      else m.set(set, [id]);
-    };
+    const current = await su.devices(only);
     const rows: UpdateDeviceRow[] = [];
     let changed = 0;
     let targeted = 0;
     for (const [id, d] of desired) {
       const cur = current.get(id);
       const target = d.outcome.kind === "target" ? d.outcome.target : null;
-      const targetSet = target ? targetSetName(d.policy.name, target, d.policy.detailsUrl) : null;
-      const policySet = policySetName(d.policy.name);
-      let moved = false;
-      if (!cur || cur.policy !== d.policy.name) {
-        add(adds, policySet, id);
-        if (cur) add(removes, policySetName(cur.policy), id);
-        moved = true;
-      }
-      if ((cur?.targetSet ?? null) !== targetSet) {
-        if (targetSet) add(adds, targetSet, id);
-        if (cur?.targetSet) add(removes, cur.targetSet, id);
-        moved = true;
-      }
-      if (moved) changed++;
+      const targetSet = d.targetSet;
+      if (!cur || cur.policy !== d.policy.name || cur.targetSet !== targetSet) changed++;
       if (target) targeted++;
       const due = target ? deadlineAt(target.localDateTime) : null;
       const { state, reason } = complianceOf(
         target ? { osVersion: target.osVersion, deadlineAt: due } : null,
         d.outcome.kind === "no_release",
         d.facts,
-        statuses.get(id),
+        d.facts.status,
         now,
       );
       const sameTarget = cur !== undefined && cur.targetSet === targetSet;
@@ -371,19 +370,16 @@ export class SoftwareUpdates {
       };
       if (!cur || differs(cur, row)) rows.push(row);
     }
-    const released = [...current.values()].filter((cur) => !desired.has(cur.enrollmentId));
-    for (const cur of released) {
-      add(removes, policySetName(cur.policy), cur.enrollmentId);
-      if (cur.targetSet) add(removes, cur.targetSet, cur.enrollmentId);
-    }
-    // Into the new sets before out of the old ones: a device syncing between the two never has no target.
-    for (const [set, ids] of adds) await this.o.admin.assignMany(set, { ids }, true, true, now);
-    for (const [set, ids] of removes) await this.o.admin.assignMany(set, { ids }, false, true, now);
+    const released = [...current.values()].filter((cur) => !desired.has(cur.enrollmentId)).map((r) => r.enrollmentId);
+    // The rows say where each device belongs; then the sets are made to match them.
     await su.putDevices(rows);
-    await su.deleteDevices(released.map((r) => r.enrollmentId));
+    await su.deleteDevices(released);
+    await su.applyMemberships(SET_PREFIX, now, this.o.admin.syncDueAt(now), only);
 
-    const used = new Set([...policies.map((p) => policySetName(p.name)), ...targetSets.keys()]);
-    for (const set of await su.setsNamed(SET_PREFIX)) if (!used.has(set)) await this.dropSet(set, now);
+    if (!only) {
+      const used = new Set([...policies.map((p) => policySetName(p.name)), ...targetSets.keys()]);
+      for (const set of await su.setsNamed(SET_PREFIX)) if (!used.has(set)) await this.dropSet(set, now);
+    }
 
     // A failure or a missed deadline found now is told now (once).
     await this.evaluateMany(
@@ -391,7 +387,7 @@ export class SoftwareUpdates {
       now,
     );
     const result = { devices: desired.size, targeted, targets: targetSets.size, changed, released: released.length, skipped: false };
-    this.o.log.info({ ...result, policies: policies.length }, "software update targets applied");
+    this.o.log.info({ ...result, policies: policies.length, ...(only ? { only: only.length } : {}) }, "software update targets applied");
     return result;
   }
 
@@ -474,7 +470,7 @@ export class SoftwareUpdates {
     const row = await su.device(enrollmentId);
     if (!row) return false;
     const facts = await su.deviceFactsOf(enrollmentId);
-    const status = (await su.updateStatuses([enrollmentId])).get(enrollmentId);
+    const status = facts?.status;
     const target = row.targetSet && row.osVersion ? { osVersion: row.osVersion, deadlineAt: row.deadlineAt } : null;
     const { state, reason } = complianceOf(target, row.state === "no_release", facts, status, now);
     if (state !== row.state || reason !== row.reason) await su.setState(enrollmentId, state, reason, now);
