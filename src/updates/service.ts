@@ -68,7 +68,13 @@ const LEASE_MS = 10 * 60_000;
 const TICK_MS = 60_000;
 /** Devices whose state is re-read and told in one transaction. */
 const EVALUATE_BATCH = 500;
-/** Devices that enroll, update or change policy group are re-targeted this often (and at every feed or policy change). */
+/** A device whose facts changed is re-targeted within this (in the process that heard of it). */
+export const DUE_MS = 1000;
+/** Devices re-targeted in one run of the due sweep. */
+const DUE_BATCH = 1000;
+/** Past this many waiting devices, the due sweep re-targets every device instead (a flood: one full run is cheaper). */
+const DUE_MAX = 20_000;
+/** Devices that change policy group (a set, an id list) are re-targeted this often (and at every feed or policy change). */
 export const RECONCILE_MS = 5 * 60_000;
 
 export class SoftwareUpdates {
@@ -78,6 +84,10 @@ export class SoftwareUpdates {
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> = Promise.resolve();
   private cached: { sha: string; releases: Releases } | undefined;
+  /** Device channels whose facts changed, waiting for the due sweep; "all" after a flood. */
+  private due: Set<string> | "all" = new Set();
+  private dueTimer: NodeJS.Timeout | undefined;
+  private dueRun: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly o: {
@@ -104,9 +114,20 @@ export class SoftwareUpdates {
     this.timer = setInterval(run, this.o.tickMs ?? TICK_MS);
     this.timer.unref();
     run();
+    this.dueTimer = setInterval(() => {
+      this.dueRun = this.dueRun.then(() =>
+        this.retargetDue(Date.now()).then(
+          () => {},
+          (err: unknown) => this.o.log.warn({ err }, "software update re-targeting of changed devices failed"),
+        ),
+      );
+    }, DUE_MS);
+    this.dueTimer.unref();
     return async () => {
       clearInterval(this.timer);
+      clearInterval(this.dueTimer);
       await this.ticking;
+      await this.dueRun;
       await this.chain.catch(() => {});
     };
   }
@@ -256,20 +277,55 @@ export class SoftwareUpdates {
   // ---- re-targeting
 
   /**
+   * A device channel enrolled, or a fact its target is picked by changed (a
+   * new OS version, model, platform): it is re-targeted by the due sweep
+   * within DUE_MS, alone, rather than at the next full run. Kept in memory:
+   * a process that stops before its sweep leaves the device to the full run
+   * (RECONCILE_MS), which re-reads every device.
+   */
+  factsChanged(enrollmentId: string): void {
+    if (this.due === "all") return;
+    this.due.add(enrollmentId);
+    if (this.due.size > DUE_MAX) this.due = "all";
+  }
+
+  /** The due sweep: re-targets the devices whose facts changed (nothing to do without a policy). */
+  async retargetDue(now: number): Promise<ReconcileResult | undefined> {
+    const due = this.due;
+    if (due !== "all" && due.size === 0) return undefined;
+    if ((await this.store.softwareUpdates.policies()).length === 0) {
+      this.due = new Set();
+      return undefined;
+    }
+    if (due === "all") {
+      this.due = new Set();
+      const result = await this.reconcile(now);
+      if (result.skipped) this.due = "all";
+      return result;
+    }
+    const ids = [...due].slice(0, DUE_BATCH);
+    for (const id of ids) due.delete(id);
+    const result = await this.reconcile(now, ids);
+    // Another process holds the lease: these wait for the next sweep.
+    if (result.skipped) for (const id of ids) this.factsChanged(id);
+    return result;
+  }
+
+  /**
    * Gives every device channel a policy reaches its target: the declarations
    * of each policy and each distinct target stored (unchanged ones write
    * nothing), devices moved between the built-in sets (each device that
    * changed syncs once, through the DDM sync), sets no device uses removed.
    * One at a time in this process, and in one process at a time (a lease).
    */
-  reconcile(now: number): Promise<ReconcileResult> {
+  reconcile(now: number, only?: readonly string[]): Promise<ReconcileResult> {
     const run = this.chain.then(async () => {
       if (!(await this.store.softwareUpdates.takeLease(this.holder, now, LEASE_MS))) {
         return { devices: 0, targeted: 0, targets: 0, changed: 0, released: 0, skipped: true };
       }
       try {
-        const result = await this.reconcileNow(now);
-        this.lastReconcile = Date.now();
+        const result = await this.reconcileNow(now, only);
+        if (!only) this.lastReconcile = Date.now();
         return result;
       } finally {
         await this.store.softwareUpdates.releaseLease(this.holder);
