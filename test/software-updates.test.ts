@@ -114,9 +114,9 @@ await forEachBackend("OS updates through DDM", (backend) => {
       .filter((x) => x.type === ENFORCEMENT)
       .map((x) => [x.payload.TargetOSVersion, x.payload.TargetBuildVersion, x.payload.TargetLocalDateTime]);
   const device = async (t: TestDevice) => (await server.api("GET", `/v1/updates/devices/${t.sim.udid}`)).json;
-  /** Polls until check() holds (true), or gives up after 10 s (false): prompt re-targeting runs on a 1 s sweep. */
+  /** Polls until check() holds (true), or gives up after 30 s (false): prompt re-targeting runs on a 1 s sweep. */
   const eventually = async (check: () => Promise<boolean>): Promise<boolean> => {
-    for (let i = 0; i < 100; i++) {
+    for (let i = 0; i < 300; i++) {
       if (await check()) return true;
       await new Promise((res) => setTimeout(res, 100));
     }
