@@ -28,6 +28,7 @@ import { DdmSync } from "../src/core/ddm-sync.ts";
 import { NoPusher } from "../src/core/push.ts";
 import { validateDeclaration } from "../src/declarations/index.ts";
 import { openStore } from "../src/store/index.ts";
+import { versionKey } from "../src/store/inventory.ts";
 import { SoftwareUpdates } from "../src/updates/service.ts";
 import { seedEnrollments } from "../test/support/apns.ts";
 import { createBenchDatabase, DEFAULT_POSTGRES_URL } from "./postgres.ts";
@@ -55,17 +56,20 @@ console.log(`updates bench: ${n} Macs, ${values.postgres ? "PostgreSQL" : "SQLit
 let t = performance.now();
 const rows = await seedEnrollments(store, n, { prefix: "MAC" });
 const models = ["Mac14,2", "Mac15,3", "MacBookPro14,1"];
+// Each Mac's inventory record (updates read their facts there), as its Authenticate would have written it.
 await store.db.transaction(async (tx) => {
-  for (let i = 0; i < rows.length; i += 500) {
-    const chunk = rows.slice(i, i + 500);
-    for (const [k, model] of models.entries()) {
-      const ids = chunk.filter((_, j) => (i + j) % models.length === k).map((r) => r.id);
-      if (ids.length === 0) continue;
-      await tx.run(
-        `UPDATE devices SET platform = 'macOS', product_name = ?, os_version = ?, build_version = ? WHERE id IN (${ids.map(() => "?").join(", ")})`,
-        [model, k === 2 ? "13.6" : "15.1", k === 2 ? "22G120" : "24B83", ...ids],
-      );
-    }
+  const now = Date.now();
+  for (let i = 0; i < rows.length; i += 200) {
+    const chunk = rows.slice(i, i + 200);
+    await tx.run(
+      `INSERT INTO inventory (device_id, platform, product_name, os_version, os_version_key, build_version, learned, updated_at)
+       VALUES ${chunk.map(() => "(?, 'macOS', ?, ?, ?, ?, '{}', ?)").join(", ")}`,
+      chunk.flatMap((r, j) => {
+        const k = (i + j) % models.length;
+        const os = k === 2 ? "13.6" : "15.1";
+        return [r.id, models[k]!, os, versionKey(os)!, k === 2 ? "22G120" : "24B83", now];
+      }),
+    );
   }
 });
 console.log(`seeded in ${seconds(t)} s`);

@@ -175,9 +175,16 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     lastSeen,
     userAuth: new UserAuthService(store, config.userAuth, nonceSecret, metrics.userAuthenticate),
     declarative: config.dmUrl ? new DeclarativeManagement(config.dmUrl) : undefined,
-    ddm: new DdmService(store, metrics.ddmRequest, (tx, id, report, now) => updates?.statusHook(tx, id, report, now) ?? Promise.resolve()),
+    ddm: new DdmService(
+      store,
+      metrics.ddmRequest,
+      (tx, id, report, now) => updates?.statusHook(tx, id, report, now) ?? Promise.resolve(),
+      (id) => updates?.factsChanged(id),
+    ),
     notNow: push.notNow,
     adeSetup,
+    // A device that enrolls or reports a new OS version is re-targeted at once (updates/service.ts).
+    onDeviceFacts: (id) => updates?.factsChanged(id),
   });
   // Outermost first: an ADE device's serial-bound identity, the certificate
   // binding, then the AuthToken of a network user's channel, then the core.

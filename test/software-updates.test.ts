@@ -114,6 +114,14 @@ await forEachBackend("OS updates through DDM", (backend) => {
       .filter((x) => x.type === ENFORCEMENT)
       .map((x) => [x.payload.TargetOSVersion, x.payload.TargetBuildVersion, x.payload.TargetLocalDateTime]);
   const device = async (t: TestDevice) => (await server.api("GET", `/v1/updates/devices/${t.sim.udid}`)).json;
+  /** Polls until check() holds (true), or gives up after 30 s (false): prompt re-targeting runs on a 1 s sweep. */
+  const eventually = async (check: () => Promise<boolean>): Promise<boolean> => {
+    for (let i = 0; i < 300; i++) {
+      if (await check()) return true;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    return false;
+  };
   const events = async (type: string, t?: TestDevice) =>
     (await server.api("GET", `/v1/events?type=${type}&limit=100${t ? `&enrollment=${t.sim.udid}` : ""}`)).json.events;
 
@@ -280,15 +288,16 @@ await forEachBackend("OS updates through DDM", (backend) => {
     assert.equal(compliance.counts.up_to_date, 1);
     assert.equal(compliance.counts.downloading, 1);
     assert.equal(compliance.counts.overdue, 1);
-    // Re-targeting takes the device that is now current out of its target set.
-    await server.api("POST", "/v1/updates/apply");
-    assert.equal((await device(d.m1!)).target, null);
+    // Its report of 15.3 re-targets it at once (no apply, no sweep): out of its target set.
+    assert.equal(await eventually(async () => (await device(d.m1!)).target === null), true, "re-targeted after its new OS version");
     await d.m1!.ddm.sync(d.m1!.send);
     assert.deepEqual(enforced(d.m1!), []);
 
     // A Mac whose update fails: failed with Apple's reason, told once.
     const m4 = await enroll("macOS", mac("Mac15,3", "15.1", "24B83"), { updateFailure: "Insufficient storage" });
-    assert.equal((await server.api("POST", "/v1/updates/apply")).json.changed, 1);
+    // A new Mac gets its target at once (its first TokenUpdate), not at the next full re-targeting.
+    assert.equal(await eventually(async () => (await device(m4)).target?.os_version === "15.3"), true, "targeted on enrollment");
+    assert.equal((await server.api("POST", "/v1/updates/apply")).json.changed, 0, "nothing left for the full run");
     assert.equal((await device(m4)).state, "not_reporting", "no status report yet");
     await m4.ddm.sync(m4.send);
     assert.equal((await device(m4)).state, "downloading");

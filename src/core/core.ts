@@ -18,7 +18,7 @@ import type { DeclarativeManagement } from "./declarative.ts";
 import type { DdmService } from "./ddm.ts";
 import type { Coalescer } from "./coalesce.ts";
 import type { CheckinReply, MdmRequest, MdmService } from "./service.ts";
-import { fromAuthenticate, fromCommandResult } from "./inventory.ts";
+import { changesTargeting, type DeviceFactsListener, fromAuthenticate, fromCommandResult } from "./inventory.ts";
 import { recordCheckin, recordReport } from "./webhook.ts";
 
 /** Answers GetToken for one TokenServiceType with the TokenData bytes. */
@@ -43,6 +43,8 @@ export interface CoreOptions {
   adeSetup?: AdeSetup;
   /** Told of each command report, to push again later after a NotNow (push/notnow.ts). */
   notNow?: { afterReport(enrollmentId: string, status: string, hasNext: boolean, now: number): Promise<void> };
+  /** Told when a device channel first enrolls, or its Authenticate or DeviceInformation changes its targeting facts. */
+  onDeviceFacts?: DeviceFactsListener;
 }
 
 /** One handler per MessageType, each given its own typed message. */
@@ -92,6 +94,7 @@ export class CoreService implements MdmService {
       // A DeviceInformation or SecurityInfo result also updates the device's inventory (a look at the result's keys).
       const inventory = report.status === "Acknowledged" ? fromCommandResult(report.body) : undefined;
       const ade = this.o.adeSetup?.wants(report.commandUuid) ? this.o.adeSetup : undefined;
+      let retarget = false;
       // The result, its inventory fields, its webhook event and an ADE step's progress commit together;
       // otherwise one statement needs no transaction.
       const outcome =
@@ -104,13 +107,15 @@ export class CoreService implements MdmService {
                 o === "recorded" &&
                 (await tx.commands.command(report.commandUuid!))?.requestType === inventory.requestType
               ) {
-                await tx.inventory.learn(report.channel.deviceId, inventory.values, inventory.source, req.now);
+                const changed = await tx.inventory.learn(report.channel.deviceId, inventory.values, inventory.source, req.now);
+                retarget = changesTargeting(changed);
               }
               await recordReport(tx, req, report);
               if (o === "recorded" && ade) await ade.result(tx, req.log, id, report.commandUuid!, status, req.now);
               return o;
             })
           : await record(store);
+      if (retarget) this.o.onDeviceFacts?.(report.channel.deviceId);
       if (outcome !== "recorded") {
         req.log.info({ enrollmentId: id, commandUuid: report.commandUuid, status: report.status, outcome }, "report for no active command");
       } else {
@@ -127,6 +132,7 @@ export class CoreService implements MdmService {
 
   private async authenticate(req: MdmRequest, msg: AuthenticateMessage): Promise<CheckinReply> {
     const deviceId = msg.channel.deviceId;
+    let retarget = false;
     // The binding, its events and its webhook event commit together.
     const bound = await this.o.store.transaction(async (tx) => {
       const bound = await tx.enrollments.authenticate({
@@ -150,7 +156,7 @@ export class CoreService implements MdmService {
       });
       // Another request re-bound the device between the policy's decision and this write: nothing was written.
       if (!bound) throw new Forbidden("the device's identity binding changed meanwhile: send Authenticate again");
-      await tx.inventory.learn(deviceId, fromAuthenticate(msg), "authenticate", req.now);
+      retarget = changesTargeting(await tx.inventory.learn(deviceId, fromAuthenticate(msg), "authenticate", req.now));
       await this.o.adeSetup?.authenticated(tx, req.log, deviceId, req.now);
       await tx.events.add({ type: "device.authenticated", enrollmentId: deviceId, detail: { serial_number: msg.serialNumber } }, req.now);
       if (req.rebound) await tx.events.add({ type: "enrollment.rebound", enrollmentId: deviceId, detail: req.rebound }, req.now);
@@ -167,6 +173,7 @@ export class CoreService implements MdmService {
       return bound;
     });
     req.log.info({ enrollmentId: deviceId, serialNumber: msg.serialNumber, model: msg.model }, "device authenticated (enrolling)");
+    if (retarget) this.o.onDeviceFacts?.(deviceId);
     if (req.rebound) req.log.info({ enrollmentId: deviceId, ...req.rebound }, "device re-bound to a new identity certificate");
     if (bound.discarded.length > 0) {
       req.log.info({ enrollmentId: deviceId, discarded: bound.discarded.length }, "re-enrollment discarded queued commands");
@@ -219,6 +226,8 @@ export class CoreService implements MdmService {
       return { count, adeStarted };
     });
     if (count === 1) req.log.info({ enrollmentId: channel.id, type: channel.type }, "enrolled");
+    // A device channel that just enrolled gets its OS update target now, not at the next sweep.
+    if (count === 1 && !channel.isUserChannel) this.o.onDeviceFacts?.(channel.id);
     if (adeStarted) this.o.adeSetup!.wake(channel.id, req.log);
     return EMPTY;
   }

@@ -60,6 +60,11 @@ export class DdmAdmin {
     this.syncDelayMs = o.syncDelayMs ?? DEFAULT_SYNC_DELAY_MS;
   }
 
+  /** When a channel whose declarations change now syncs (changes within the window coalesce). */
+  syncDueAt(now: number): number {
+    return now + this.syncDelayMs;
+  }
+
   private change(notify: boolean, now: number): ChangeOptions {
     return { now, syncDueAt: notify ? now + this.syncDelayMs : null };
   }

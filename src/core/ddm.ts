@@ -5,7 +5,7 @@ import { decodeStatusReport, parseEndpoint, type DdmEndpoint, type StatusReport 
 import { tokensResponse } from "../protocol/ddm-tokens.ts";
 import { MAX_CHANNEL_STATUS_VALUES } from "../store/ddm-status.ts";
 import type { Store } from "../store/index.ts";
-import { fromStatusValues } from "./inventory.ts";
+import { changesTargeting, type DeviceFactsListener, fromStatusValues } from "./inventory.ts";
 import type { CheckinReply, MdmRequest } from "./service.ts";
 
 const JSON_TYPE = "application/json";
@@ -41,6 +41,8 @@ export class DdmService {
     private readonly store: Store,
     private readonly observe: DdmRequestObserver = () => {},
     private readonly onStatus?: DdmStatusHook,
+    /** Told when a status report changed the device's targeting facts (a new OS version). */
+    private readonly onDeviceFacts?: DeviceFactsListener,
   ) {}
 
   async checkIn(req: MdmRequest, msg: DeclarativeManagementMessage): Promise<CheckinReply> {
@@ -109,11 +111,12 @@ export class DdmService {
     const report = decodeStatusReport(msg.data);
     const id = msg.channel.id;
     const statusId = randomBytes(8).toString("hex");
+    let retarget = false;
     const outcome = await this.store.transaction(async (tx) => {
       const outcome = await tx.ddmStatus.record(id, report, msg.data!.toString("utf8"), statusId, req.now);
       // The device channel's status items are the device's (a user channel's are its user's).
       if (!msg.channel.isUserChannel)
-        await tx.inventory.learn(msg.channel.deviceId, fromStatusValues(report.values), "ddm-status", req.now);
+        retarget = changesTargeting(await tx.inventory.learn(msg.channel.deviceId, fromStatusValues(report.values), "ddm-status", req.now));
       for (const c of outcome.changes) {
         const d = c.now;
         await tx.events.add(
@@ -152,6 +155,7 @@ export class DdmService {
       await this.onStatus?.(tx, id, report, req.now);
       return outcome;
     });
+    if (retarget) this.onDeviceFacts?.(id);
     if (outcome.refusedValues > 0) {
       req.log.warn(
         { enrollmentId: id, statusId, refused: outcome.refusedValues, max: MAX_CHANNEL_STATUS_VALUES },

@@ -15,6 +15,20 @@ const MAX_TEXT = 1024;
 /** The largest value of an INTEGER column (PostgreSQL's is 32 bits). */
 const MAX_INTEGER = 2 ** 31 - 1;
 
+/**
+ * Told, after the change committed, that a device channel enrolled or that
+ * a fact a feature picks devices by changed (OS updates re-target it at
+ * once: updates/service.ts). Never awaited: it must not slow a check-in.
+ */
+export type DeviceFactsListener = (enrollmentId: string) => void;
+
+/** The fields OS update targets are picked by: a change to one of them re-targets the device. */
+const TARGETING_FIELDS: ReadonlySet<InventoryField> = new Set(["platform", "product_name", "model", "os_version", "build_version"]);
+
+export function changesTargeting(changed: readonly InventoryField[]): boolean {
+  return changed.some((f) => TARGETING_FIELDS.has(f));
+}
+
 /** The Authenticate facts. */
 export function fromAuthenticate(msg: AuthenticateMessage): InventoryValues {
   const v: InventoryValues = {};

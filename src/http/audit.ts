@@ -166,6 +166,5 @@ export function auditJson(e: AuditEntry): AuditEntryJson {
  * audit log is read on terminals.
  */
 function printable(s: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
   return s.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }

@@ -543,7 +543,8 @@ async function dueSets(tx: Sql, sets: readonly string[], dueAt: number): Promise
   return added;
 }
 
-async function dueIds(tx: Sql, ids: readonly string[], dueAt: number): Promise<number> {
+/** These channels are due at dueAt (or sooner, when they already were). */
+export async function dueIds(tx: Sql, ids: readonly string[], dueAt: number): Promise<number> {
   let added = 0;
   for (const chunk of chunks(ids, 200)) {
     added += await tx.run(

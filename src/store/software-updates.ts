@@ -1,4 +1,5 @@
-import type { Database } from "./db.ts";
+import type { Database, Sql } from "./db.ts";
+import { dueIds } from "./ddm.ts";
 import { chunks } from "./enrollments.ts";
 
 // OS updates through DDM (src/updates/): the software lookup feed's last good
@@ -39,7 +40,7 @@ export interface StoredPolicy {
   updatedAt: number;
 }
 
-/** What Orchard knows of a device channel to pick its target (the inventory will be its source). */
+/** What Orchard knows of a device channel to pick its target (from its inventory record). */
 export interface DeviceFacts {
   enrollmentId: string;
   platform: string;
@@ -47,9 +48,11 @@ export interface DeviceFacts {
   productType: string | null;
   osVersion: string | null;
   buildVersion: string | null;
+  /** Its softwareupdate.* status. */
+  status: UpdateStatus;
 }
 
-/** The softwareupdate.* status items a channel reported (ddm_status_values). */
+/** The softwareupdate.* status items a device reported (its inventory record). */
 export interface UpdateStatus {
   installState: string | null;
   pendingVersion: string | null;
@@ -77,30 +80,16 @@ const POLICY_COLUMNS =
 const DEVICE_COLUMNS =
   "enrollment_id, policy, target_set, os_version, build_version, local_date_time, deadline_at, state, reason, failed_notified, overdue_notified, updated_at";
 
-/** The status paths the facts and the compliance read (ddm_status_values.path). */
-export const STATUS_PATHS = {
-  model: "device.model.identifier",
-  osVersion: "device.operating-system.version",
-  buildVersion: "device.operating-system.build-version",
-  installState: "softwareupdate.install-state",
-  pendingVersion: "softwareupdate.pending-version.os-version",
-  failureReason: "softwareupdate.failure-reason.reason",
-  failureCount: "softwareupdate.failure-reason.count",
-} as const;
-
 /**
- * THE one place device facts are read for updates: the Authenticate facts of
- * devices (product_name, model, os_version, build_version, platform) and the
- * DDM status values a channel reported (device.model.identifier,
- * device.operating-system.version, .build-version), the newer of the two
- * winning. When the inventory lands, point this query at it.
+ * THE one place device facts and update status are read for updates: the
+ * device's inventory record (store/inventory.ts), which keeps the latest
+ * value of each field from whichever message brought it (Authenticate, a
+ * DeviceInformation result, a DDM status report). The product type is the
+ * model identifier (product_name, Mac14,2), else Authenticate's Model.
  */
-const FACTS_SQL = `SELECT e.id, d.platform, d.product_name, d.model, d.os_version, d.build_version, d.authenticated_at,
-  mi.value AS s_model, mi.updated_at AS s_model_at, ov.value AS s_os, ov.updated_at AS s_os_at, bv.value AS s_build, bv.updated_at AS s_build_at
-  FROM enrollments e JOIN devices d ON d.id = e.device_id
-  LEFT JOIN ddm_status_values mi ON mi.enrollment_id = e.id AND mi.path = '${STATUS_PATHS.model}'
-  LEFT JOIN ddm_status_values ov ON ov.enrollment_id = e.id AND ov.path = '${STATUS_PATHS.osVersion}'
-  LEFT JOIN ddm_status_values bv ON bv.enrollment_id = e.id AND bv.path = '${STATUS_PATHS.buildVersion}'
+const FACTS_SQL = `SELECT e.id, i.platform, i.product_name, i.model, i.os_version, i.build_version,
+  i.update_install_state, i.update_pending_version, i.update_failure_reason, i.update_failure_count
+  FROM enrollments e JOIN inventory i ON i.device_id = e.device_id
   WHERE e.type = 'Device' AND e.enabled = 1`;
 
 interface FactsRow {
@@ -110,13 +99,10 @@ interface FactsRow {
   model: string | null;
   os_version: string | null;
   build_version: string | null;
-  authenticated_at: number;
-  s_model: string | null;
-  s_model_at: number | null;
-  s_os: string | null;
-  s_os_at: number | null;
-  s_build: string | null;
-  s_build_at: number | null;
+  update_install_state: string | null;
+  update_pending_version: string | null;
+  update_failure_reason: string | null;
+  update_failure_count: number | string | null;
 }
 
 export class SoftwareUpdateStore {
@@ -240,11 +226,10 @@ export class SoftwareUpdateStore {
     return (await tx.run("DELETE FROM update_policies WHERE name = ?", [name])) > 0;
   }
 
-  async policyIds(name: string): Promise<string[]> {
-    const rows = await this.db.all<{ enrollment_id: string }>("SELECT enrollment_id FROM update_policy_enrollments WHERE policy = ?", [
-      name,
-    ]);
-    return rows.map((r) => r.enrollment_id);
+  /** A policy's id list (among these ids only, when given). */
+  async policyIds(name: string, among?: readonly string[]): Promise<string[]> {
+    const sql = "SELECT enrollment_id FROM update_policy_enrollments WHERE policy = ?";
+    return this.among(sql, [name], among);
   }
 
   async policyIdCount(name: string): Promise<number> {
@@ -254,16 +239,29 @@ export class SoftwareUpdateStore {
   }
 
   /** The channels holding a DDM set (a policy's scope "set"). */
-  async setEnrollments(set: string): Promise<string[]> {
-    const rows = await this.db.all<{ enrollment_id: string }>("SELECT enrollment_id FROM ddm_enrollment_sets WHERE set_name = ?", [set]);
-    return rows.map((r) => r.enrollment_id);
+  async setEnrollments(set: string, among?: readonly string[]): Promise<string[]> {
+    return this.among("SELECT enrollment_id FROM ddm_enrollment_sets WHERE set_name = ?", [set], among);
+  }
+
+  /** The enrollment_id column of a query, all of it or among these ids. */
+  private async among(sql: string, params: string[], among: readonly string[] | undefined): Promise<string[]> {
+    if (!among) return (await this.db.all<{ enrollment_id: string }>(sql, params)).map((r) => r.enrollment_id);
+    const out: string[] = [];
+    for (const chunk of chunks(among, 500)) {
+      const rows = await this.db.all<{ enrollment_id: string }>(`${sql} AND enrollment_id IN (${chunk.map(() => "?").join(", ")})`, [
+        ...params,
+        ...chunk,
+      ]);
+      out.push(...rows.map((r) => r.enrollment_id));
+    }
+    return out;
   }
 
   // ---- devices' facts and status
 
   /** The facts of the device channels of a platform enrolled now, in id order after `after` (one page). */
   async deviceFacts(platform: string, after: string, limit: number): Promise<DeviceFacts[]> {
-    const rows = await this.db.all<FactsRow>(`${FACTS_SQL} AND d.platform = ? AND e.id > ? ORDER BY e.id LIMIT ?`, [
+    const rows = await this.db.all<FactsRow>(`${FACTS_SQL} AND i.platform = ? AND e.id > ? ORDER BY e.id LIMIT ?`, [
       platform,
       after,
       limit,
@@ -277,33 +275,38 @@ export class SoftwareUpdateStore {
     return r && factsOf(r);
   }
 
-  /** The softwareupdate.* status of these channels (absent: nothing reported). */
+  /** The facts of those of these channels that are enrolled device channels. */
+  async deviceFactsIn(enrollmentIds: readonly string[]): Promise<DeviceFacts[]> {
+    const out: DeviceFacts[] = [];
+    for (const chunk of chunks(enrollmentIds, 500)) {
+      const rows = await this.db.all<FactsRow>(`${FACTS_SQL} AND e.id IN (${chunk.map(() => "?").join(", ")})`, chunk);
+      out.push(...rows.map(factsOf));
+    }
+    return out;
+  }
+
+  /** The softwareupdate.* status of these channels, from their devices' inventory (absent: not an enrolled device channel). */
   async updateStatuses(enrollmentIds: readonly string[]): Promise<Map<string, UpdateStatus>> {
     const out = new Map<string, UpdateStatus>();
-    const paths = [STATUS_PATHS.installState, STATUS_PATHS.pendingVersion, STATUS_PATHS.failureReason, STATUS_PATHS.failureCount];
     for (const chunk of chunks(enrollmentIds, 500)) {
-      const rows = await this.db.all<{ enrollment_id: string; path: string; value: string }>(
-        `SELECT enrollment_id, path, value FROM ddm_status_values WHERE path IN (?, ?, ?, ?) AND enrollment_id IN (${chunk.map(() => "?").join(", ")})`,
-        [...paths, ...chunk],
-      );
-      for (const r of rows) {
-        let s = out.get(r.enrollment_id);
-        if (!s) out.set(r.enrollment_id, (s = { installState: null, pendingVersion: null, failureReason: null, failureCount: null }));
-        const v = parse(r.value);
-        if (r.path === STATUS_PATHS.installState) s.installState = typeof v === "string" ? v : null;
-        else if (r.path === STATUS_PATHS.pendingVersion) s.pendingVersion = typeof v === "string" && v !== "" ? v : null;
-        else if (r.path === STATUS_PATHS.failureReason) s.failureReason = typeof v === "string" ? v : null;
-        else if (r.path === STATUS_PATHS.failureCount) s.failureCount = typeof v === "number" ? v : null;
-      }
+      const rows = await this.db.all<FactsRow>(`${FACTS_SQL} AND e.id IN (${chunk.map(() => "?").join(", ")})`, chunk);
+      for (const r of rows) out.set(r.id, statusOf(r));
     }
     return out;
   }
 
   // ---- update_devices
 
-  async devices(): Promise<Map<string, UpdateDeviceRow>> {
-    const rows = await this.db.all<DeviceRow>(`SELECT ${DEVICE_COLUMNS} FROM update_devices`);
-    return new Map(rows.map((r) => [r.enrollment_id, deviceOf(r)]));
+  /** Every device's row, or these devices' rows. */
+  async devices(among?: readonly string[]): Promise<Map<string, UpdateDeviceRow>> {
+    const sql = `SELECT ${DEVICE_COLUMNS} FROM update_devices`;
+    if (!among) return new Map((await this.db.all<DeviceRow>(sql)).map((r) => [r.enrollment_id, deviceOf(r)]));
+    const out = new Map<string, UpdateDeviceRow>();
+    for (const chunk of chunks(among, 500)) {
+      const rows = await this.db.all<DeviceRow>(`${sql} WHERE enrollment_id IN (${chunk.map(() => "?").join(", ")})`, chunk);
+      for (const r of rows) out.set(r.enrollment_id, deviceOf(r));
+    }
+    return out;
   }
 
   async device(enrollmentId: string): Promise<UpdateDeviceRow | undefined> {
@@ -330,10 +333,14 @@ export class SoftwareUpdateStore {
     return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
   }
 
-  /** Writes these rows whole (a new target clears the told flags: the caller says so). */
+  /** Writes these rows whole (a new target clears the told flags: the caller says so); a transaction per 4,000 rows. */
   async putDevices(rows: readonly UpdateDeviceRow[]): Promise<void> {
+    for (const batch of chunks(rows, 4000)) await this.db.transaction((tx) => this.putDeviceRows(tx, batch));
+  }
+
+  private async putDeviceRows(tx: Sql, rows: readonly UpdateDeviceRow[]): Promise<void> {
     for (const chunk of chunks(rows, 80)) {
-      await this.db.run(
+      await tx.run(
         `INSERT INTO update_devices (${DEVICE_COLUMNS}) VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}
          ON CONFLICT (enrollment_id) DO UPDATE SET policy = excluded.policy, target_set = excluded.target_set,
            os_version = excluded.os_version, build_version = excluded.build_version, local_date_time = excluded.local_date_time,
@@ -358,9 +365,58 @@ export class SoftwareUpdateStore {
   }
 
   async deleteDevices(enrollmentIds: readonly string[]): Promise<void> {
-    for (const chunk of chunks(enrollmentIds, 500)) {
-      await this.db.run(`DELETE FROM update_devices WHERE enrollment_id IN (${chunk.map(() => "?").join(", ")})`, chunk);
+    for (const batch of chunks(enrollmentIds, 4000)) {
+      await this.db.transaction(async (tx) => {
+        for (const chunk of chunks(batch, 500)) {
+          await tx.run(`DELETE FROM update_devices WHERE enrollment_id IN (${chunk.map(() => "?").join(", ")})`, chunk);
+        }
+      });
     }
+  }
+
+  /**
+   * Makes the channels of the built-in update sets (names from `prefix`)
+   * what update_devices says: each device in its policy's set (prefix +
+   * policy) and its target's set, in no other. Set-based: one statement adds
+   * what is missing, then one removes what is left over, whatever the number
+   * of devices (new sets before old ones: a device syncing between the two
+   * never lacks a target). Each channel that gained or lost a set is due for
+   * a sync at dueAt. `only`: these channels alone (one device re-targeted).
+   */
+  async applyMemberships(
+    prefix: string,
+    now: number,
+    dueAt: number,
+    only?: readonly string[],
+  ): Promise<{ added: number; removed: number }> {
+    if (only?.length === 0) return { added: 0, removed: 0 };
+    const ids = only ? ` AND u.enrollment_id IN (${only.map(() => "?").join(", ")})` : "";
+    const given = only ?? [];
+    return this.db.transaction(async (tx) => {
+      const added = [
+        ...(await tx.all<{ enrollment_id: string }>(
+          `INSERT INTO ddm_enrollment_sets (enrollment_id, set_name, created_at)
+           SELECT u.enrollment_id, ? || u.policy, ? FROM update_devices u WHERE 1 = 1${ids}
+           ON CONFLICT (enrollment_id, set_name) DO NOTHING RETURNING enrollment_id`,
+          [prefix, now, ...given],
+        )),
+        ...(await tx.all<{ enrollment_id: string }>(
+          `INSERT INTO ddm_enrollment_sets (enrollment_id, set_name, created_at)
+           SELECT u.enrollment_id, u.target_set, ? FROM update_devices u WHERE u.target_set IS NOT NULL${ids}
+           ON CONFLICT (enrollment_id, set_name) DO NOTHING RETURNING enrollment_id`,
+          [now, ...given],
+        )),
+      ];
+      const removed = await tx.all<{ enrollment_id: string }>(
+        `DELETE FROM ddm_enrollment_sets WHERE set_name >= ? AND set_name < ?${ids.replace("u.enrollment_id", "enrollment_id")}
+           AND NOT EXISTS (SELECT 1 FROM update_devices u WHERE u.enrollment_id = ddm_enrollment_sets.enrollment_id
+             AND (u.target_set = ddm_enrollment_sets.set_name OR ? || u.policy = ddm_enrollment_sets.set_name))
+         RETURNING enrollment_id`,
+        [prefix, `${prefix}\uffff`, ...given, prefix],
+      );
+      await dueIds(tx, [...new Set([...added, ...removed].map((r) => r.enrollment_id))], dueAt);
+      return { added: added.length, removed: removed.length };
+    });
   }
 
   async setState(enrollmentId: string, state: string, reason: string | null, now: number): Promise<void> {
@@ -470,32 +526,24 @@ function deviceOf(r: DeviceRow): UpdateDeviceRow {
   };
 }
 
-/** The newer of the Authenticate fact and the status value wins. */
 function factsOf(r: FactsRow): DeviceFacts {
-  const at = Number(r.authenticated_at);
-  const newer = (fact: string | null, value: string | null, valueAt: number | null): string | null => {
-    const v = parse(value);
-    const status = typeof v === "string" && v !== "" ? v : null;
-    if (status === null) return fact;
-    if (fact === null || fact === "") return status;
-    return Number(valueAt ?? 0) >= at ? status : fact;
-  };
   return {
     enrollmentId: r.id,
     platform: r.platform ?? "",
-    productType: newer(r.product_name || r.model, r.s_model, r.s_model_at),
-    osVersion: newer(r.os_version, r.s_os, r.s_os_at),
-    buildVersion: newer(r.build_version, r.s_build, r.s_build_at),
+    productType: r.product_name || r.model || null,
+    osVersion: r.os_version || null,
+    buildVersion: r.build_version || null,
+    status: statusOf(r),
   };
 }
 
-function parse(value: string | null): unknown {
-  if (value === null) return null;
-  try {
-    return JSON.parse(value);
-  } catch {
-    return null;
-  }
+function statusOf(r: FactsRow): UpdateStatus {
+  return {
+    installState: r.update_install_state,
+    pendingVersion: r.update_pending_version || null,
+    failureReason: r.update_failure_reason,
+    failureCount: num(r.update_failure_count),
+  };
 }
 
 function num(v: number | string | null | undefined): number | null {

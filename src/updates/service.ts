@@ -68,7 +68,13 @@ const LEASE_MS = 10 * 60_000;
 const TICK_MS = 60_000;
 /** Devices whose state is re-read and told in one transaction. */
 const EVALUATE_BATCH = 500;
-/** Devices that enroll, update or change policy group are re-targeted this often (and at every feed or policy change). */
+/** A device whose facts changed is re-targeted within this (in the process that heard of it). */
+export const DUE_MS = 1000;
+/** Devices re-targeted in one run of the due sweep. */
+const DUE_BATCH = 1000;
+/** Past this many waiting devices, the due sweep re-targets every device instead (a flood: one full run is cheaper). */
+const DUE_MAX = 20_000;
+/** Devices that change policy group (a set, an id list) are re-targeted this often (and at every feed or policy change). */
 export const RECONCILE_MS = 5 * 60_000;
 
 export class SoftwareUpdates {
@@ -78,6 +84,10 @@ export class SoftwareUpdates {
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> = Promise.resolve();
   private cached: { sha: string; releases: Releases } | undefined;
+  /** Device channels whose facts changed, waiting for the due sweep; "all" after a flood. */
+  private due: Set<string> | "all" = new Set();
+  private dueTimer: NodeJS.Timeout | undefined;
+  private dueRun: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly o: {
@@ -104,9 +114,20 @@ export class SoftwareUpdates {
     this.timer = setInterval(run, this.o.tickMs ?? TICK_MS);
     this.timer.unref();
     run();
+    this.dueTimer = setInterval(() => {
+      this.dueRun = this.dueRun.then(() =>
+        this.retargetDue(Date.now()).then(
+          () => {},
+          (err: unknown) => this.o.log.warn({ err }, "software update re-targeting of changed devices failed"),
+        ),
+      );
+    }, DUE_MS);
+    this.dueTimer.unref();
     return async () => {
       clearInterval(this.timer);
+      clearInterval(this.dueTimer);
       await this.ticking;
+      await this.dueRun;
       await this.chain.catch(() => {});
     };
   }
@@ -256,20 +277,55 @@ export class SoftwareUpdates {
   // ---- re-targeting
 
   /**
+   * A device channel enrolled, or a fact its target is picked by changed (a
+   * new OS version, model, platform): it is re-targeted by the due sweep
+   * within DUE_MS, alone, rather than at the next full run. Kept in memory:
+   * a process that stops before its sweep leaves the device to the full run
+   * (RECONCILE_MS), which re-reads every device.
+   */
+  factsChanged(enrollmentId: string): void {
+    if (this.due === "all") return;
+    this.due.add(enrollmentId);
+    if (this.due.size > DUE_MAX) this.due = "all";
+  }
+
+  /** The due sweep: re-targets the devices whose facts changed (nothing to do without a policy). */
+  async retargetDue(now: number): Promise<ReconcileResult | undefined> {
+    const due = this.due;
+    if (due !== "all" && due.size === 0) return undefined;
+    if ((await this.store.softwareUpdates.policies()).length === 0) {
+      this.due = new Set();
+      return undefined;
+    }
+    if (due === "all") {
+      this.due = new Set();
+      const result = await this.reconcile(now);
+      if (result.skipped) this.due = "all";
+      return result;
+    }
+    const ids = [...due].slice(0, DUE_BATCH);
+    for (const id of ids) due.delete(id);
+    const result = await this.reconcile(now, ids);
+    // Another process holds the lease: these wait for the next sweep.
+    if (result.skipped) for (const id of ids) this.factsChanged(id);
+    return result;
+  }
+
+  /**
    * Gives every device channel a policy reaches its target: the declarations
    * of each policy and each distinct target stored (unchanged ones write
    * nothing), devices moved between the built-in sets (each device that
    * changed syncs once, through the DDM sync), sets no device uses removed.
    * One at a time in this process, and in one process at a time (a lease).
    */
-  reconcile(now: number): Promise<ReconcileResult> {
+  reconcile(now: number, only?: readonly string[]): Promise<ReconcileResult> {
     const run = this.chain.then(async () => {
       if (!(await this.store.softwareUpdates.takeLease(this.holder, now, LEASE_MS))) {
         return { devices: 0, targeted: 0, targets: 0, changed: 0, released: 0, skipped: true };
       }
       try {
-        const result = await this.reconcileNow(now);
-        this.lastReconcile = Date.now();
+        const result = await this.reconcileNow(now, only);
+        if (!only) this.lastReconcile = Date.now();
         return result;
       } finally {
         await this.store.softwareUpdates.releaseLease(this.holder);
@@ -279,7 +335,14 @@ export class SoftwareUpdates {
     return run;
   }
 
-  private async reconcileNow(now: number): Promise<ReconcileResult> {
+  /**
+   * The work of reconcile(): every device, or `only` these (a device whose
+   * facts changed: its row and its sets alone, unused sets left to the next
+   * full run). Targets are computed here, row by row; the rows are written in
+   * batches and the devices moved between sets by set-based statements
+   * (store.softwareUpdates.applyMemberships).
+   */
+  private async reconcileNow(now: number, only?: readonly string[]): Promise<ReconcileResult> {
     const su = this.store.softwareUpdates;
     const policies = await su.policies();
     const releases = await this.releases();
@@ -287,71 +350,63 @@ export class SoftwareUpdates {
     const scopes = new Map<string, Set<string> | "all">();
     for (const p of ordered) {
       if (p.scope === "all") scopes.set(p.name, "all");
-      else scopes.set(p.name, new Set(p.scope === "ids" ? await su.policyIds(p.name) : await su.setEnrollments(p.scopeSet!)));
+      else scopes.set(p.name, new Set(p.scope === "ids" ? await su.policyIds(p.name, only) : await su.setEnrollments(p.scopeSet!, only)));
     }
-    const desired = new Map<string, { policy: StoredPolicy; facts: DeviceFacts; outcome: TargetOutcome }>();
-    for (const platform of new Set(ordered.map((p) => p.platform))) {
-      const mine = ordered.filter((p) => p.platform === platform);
-      const list = releases[FEED_KEYS[platform] ?? platform] ?? [];
-      for (let after = ""; ; ) {
-        const page = await su.deviceFacts(platform, after, FACTS_PAGE);
-        for (const f of page) {
-          const policy = mine.find((p) => {
-            const s = scopes.get(p.name)!;
-            return s === "all" || s.has(f.enrollmentId);
-          });
-          if (policy) desired.set(f.enrollmentId, { policy, facts: f, outcome: targetFor(policy, f, list) });
+    const desired = new Map<string, { policy: StoredPolicy; facts: DeviceFacts; outcome: TargetOutcome; targetSet: string | null }>();
+    // Devices of one model on one version under one policy share their outcome: computed once (a handful, not 100,000).
+    const outcomes = new Map<string, { outcome: TargetOutcome; targetSet: string | null }>();
+    const place = (f: DeviceFacts) => {
+      const policy = ordered.find((p) => {
+        if (p.platform !== f.platform) return false;
+        const s = scopes.get(p.name)!;
+        return s === "all" || s.has(f.enrollmentId);
+      });
+      if (!policy) return;
+      const key = JSON.stringify([policy.name, f.productType, f.osVersion]);
+      let o = outcomes.get(key);
+      if (!o) {
+        const outcome = targetFor(policy, f, releases[FEED_KEYS[f.platform] ?? f.platform] ?? []);
+        const targetSet = outcome.kind === "target" ? targetSetName(policy.name, outcome.target, policy.detailsUrl) : null;
+        outcomes.set(key, (o = { outcome, targetSet }));
+      }
+      desired.set(f.enrollmentId, { policy, facts: f, ...o });
+    };
+    if (only) for (const f of await su.deviceFactsIn(only)) place(f);
+    else {
+      for (const platform of new Set(ordered.map((p) => p.platform))) {
+        for (let after = ""; ; ) {
+          const page = await su.deviceFacts(platform, after, FACTS_PAGE);
+          for (const f of page) place(f);
+          if (page.length < FACTS_PAGE) break;
+          after = page[page.length - 1]!.enrollmentId;
         }
-        if (page.length < FACTS_PAGE) break;
-        after = page[page.length - 1]!.enrollmentId;
       }
     }
 
     // The declarations first: a device put in a set finds it complete.
     const targetSets = new Map<string, { policy: StoredPolicy; target: Target }>();
     for (const d of desired.values()) {
-      if (d.outcome.kind === "target")
-        targetSets.set(targetSetName(d.policy.name, d.outcome.target, d.policy.detailsUrl), { policy: d.policy, target: d.outcome.target });
+      if (d.outcome.kind === "target" && d.targetSet) targetSets.set(d.targetSet, { policy: d.policy, target: d.outcome.target });
     }
     for (const p of policies) await this.ensureSet(policySetName(p.name), policyDeclarations(p.name, p.settings), now);
     for (const [set, t] of targetSets) await this.ensureSet(set, targetDeclarations(t.policy.name, t.target, t.policy.detailsUrl), now);
 
-    const current = await su.devices();
-    const statuses = await su.updateStatuses([...desired.keys()]);
-    const adds = new Map<string, string[]>();
-    const removes = new Map<string, string[]>();
-    const add = (m: Map<string, string[]>, set: string, id: string) => {
-      const l = m.get(set);
-      if (l) l.push(id);
-      else m.set(set, [id]);
-    };
+    const current = await su.devices(only);
     const rows: UpdateDeviceRow[] = [];
     let changed = 0;
     let targeted = 0;
     for (const [id, d] of desired) {
       const cur = current.get(id);
       const target = d.outcome.kind === "target" ? d.outcome.target : null;
-      const targetSet = target ? targetSetName(d.policy.name, target, d.policy.detailsUrl) : null;
-      const policySet = policySetName(d.policy.name);
-      let moved = false;
-      if (!cur || cur.policy !== d.policy.name) {
-        add(adds, policySet, id);
-        if (cur) add(removes, policySetName(cur.policy), id);
-        moved = true;
-      }
-      if ((cur?.targetSet ?? null) !== targetSet) {
-        if (targetSet) add(adds, targetSet, id);
-        if (cur?.targetSet) add(removes, cur.targetSet, id);
-        moved = true;
-      }
-      if (moved) changed++;
+      const targetSet = d.targetSet;
+      if (!cur || cur.policy !== d.policy.name || cur.targetSet !== targetSet) changed++;
       if (target) targeted++;
       const due = target ? deadlineAt(target.localDateTime) : null;
       const { state, reason } = complianceOf(
         target ? { osVersion: target.osVersion, deadlineAt: due } : null,
         d.outcome.kind === "no_release",
         d.facts,
-        statuses.get(id),
+        d.facts.status,
         now,
       );
       const sameTarget = cur !== undefined && cur.targetSet === targetSet;
@@ -371,19 +426,16 @@ export class SoftwareUpdates {
       };
       if (!cur || differs(cur, row)) rows.push(row);
     }
-    const released = [...current.values()].filter((cur) => !desired.has(cur.enrollmentId));
-    for (const cur of released) {
-      add(removes, policySetName(cur.policy), cur.enrollmentId);
-      if (cur.targetSet) add(removes, cur.targetSet, cur.enrollmentId);
-    }
-    // Into the new sets before out of the old ones: a device syncing between the two never has no target.
-    for (const [set, ids] of adds) await this.o.admin.assignMany(set, { ids }, true, true, now);
-    for (const [set, ids] of removes) await this.o.admin.assignMany(set, { ids }, false, true, now);
+    const released = [...current.values()].filter((cur) => !desired.has(cur.enrollmentId)).map((r) => r.enrollmentId);
+    // The rows say where each device belongs; then the sets are made to match them.
     await su.putDevices(rows);
-    await su.deleteDevices(released.map((r) => r.enrollmentId));
+    await su.deleteDevices(released);
+    await su.applyMemberships(SET_PREFIX, now, this.o.admin.syncDueAt(now), only);
 
-    const used = new Set([...policies.map((p) => policySetName(p.name)), ...targetSets.keys()]);
-    for (const set of await su.setsNamed(SET_PREFIX)) if (!used.has(set)) await this.dropSet(set, now);
+    if (!only) {
+      const used = new Set([...policies.map((p) => policySetName(p.name)), ...targetSets.keys()]);
+      for (const set of await su.setsNamed(SET_PREFIX)) if (!used.has(set)) await this.dropSet(set, now);
+    }
 
     // A failure or a missed deadline found now is told now (once).
     await this.evaluateMany(
@@ -391,7 +443,7 @@ export class SoftwareUpdates {
       now,
     );
     const result = { devices: desired.size, targeted, targets: targetSets.size, changed, released: released.length, skipped: false };
-    this.o.log.info({ ...result, policies: policies.length }, "software update targets applied");
+    this.o.log.info({ ...result, policies: policies.length, ...(only ? { only: only.length } : {}) }, "software update targets applied");
     return result;
   }
 
@@ -474,7 +526,7 @@ export class SoftwareUpdates {
     const row = await su.device(enrollmentId);
     if (!row) return false;
     const facts = await su.deviceFactsOf(enrollmentId);
-    const status = (await su.updateStatuses([enrollmentId])).get(enrollmentId);
+    const status = facts?.status;
     const target = row.targetSet && row.osVersion ? { osVersion: row.osVersion, deadlineAt: row.deadlineAt } : null;
     const { state, reason } = complianceOf(target, row.state === "no_release", facts, status, now);
     if (state !== row.state || reason !== row.reason) await su.setState(enrollmentId, state, reason, now);

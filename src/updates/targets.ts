@@ -79,9 +79,49 @@ export function targetFor(policy: StoredPolicy, facts: TargetFacts, releases: re
 
 export const DEFAULT_DEADLINE_TIME = "19:00:00";
 
-/** When a local date-time passes, judged in UTC (the device's own time zone is not known to the server). */
-export function deadlineAt(localDateTime: string): number {
-  return Date.parse(`${localDateTime}Z`);
+/** The last time zone to reach a local time: UTC-12 (Baker Island), 12 hours behind UTC. */
+const LATEST_ZONE_MS = 12 * 3_600_000;
+
+/**
+ * When TargetLocalDateTime, a time on the device's own clock, has passed.
+ * In a known IANA time zone (iOS's DeviceInformation TimeZone): that zone's
+ * wall clock, daylight saving included. Unknown (Macs never report one),
+ * the rule is the one a device anywhere agrees with: the deadline has
+ * passed once it has passed in every time zone, that is in UTC-12, 12 hours
+ * after the same wall-clock time in UTC. So no device is called overdue
+ * before its own clock reaches the deadline; one far east of UTC-12 is
+ * called overdue up to 26 hours late (UTC+14).
+ */
+export function deadlineAt(localDateTime: string, timeZone?: string | null): number {
+  const asUtc = Date.parse(`${localDateTime}Z`);
+  if (!timeZone) return asUtc + LATEST_ZONE_MS;
+  const offset = (at: number) => zoneOffsetMs(timeZone, at);
+  if (offset(asUtc) === undefined) return asUtc + LATEST_ZONE_MS;
+  // The instant whose wall clock in the zone reads localDateTime (twice over: the offset there may differ across a change).
+  const first = asUtc - offset(asUtc)!;
+  return asUtc - offset(first)!;
+}
+
+/** The zone's offset from UTC at an instant (ms); undefined for a zone the runtime does not know. */
+function zoneOffsetMs(timeZone: string, at: number): number | undefined {
+  let parts: Intl.DateTimeFormatPart[];
+  try {
+    parts = new Intl.DateTimeFormat("en-US", {
+      timeZone,
+      hourCycle: "h23",
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
+    }).formatToParts(new Date(at));
+  } catch {
+    return undefined;
+  }
+  const get = (t: string) => Number(parts.find((p) => p.type === t)?.value);
+  const wall = Date.UTC(get("year"), get("month") - 1, get("day"), get("hour"), get("minute"), get("second"));
+  return wall - Math.floor(at / 1000) * 1000;
 }
 
 function addDays(date: string, days: number): string {
