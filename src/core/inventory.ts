@@ -23,7 +23,14 @@ const MAX_INTEGER = 2 ** 31 - 1;
 export type DeviceFactsListener = (enrollmentId: string) => void;
 
 /** The fields OS update targets are picked by: a change to one of them re-targets the device. */
-const TARGETING_FIELDS: ReadonlySet<InventoryField> = new Set(["platform", "product_name", "model", "os_version", "build_version"]);
+const TARGETING_FIELDS: ReadonlySet<InventoryField> = new Set([
+  "platform",
+  "product_name",
+  "model",
+  "update_device_id",
+  "os_version",
+  "build_version",
+]);
 
 export function changesTargeting(changed: readonly InventoryField[]): boolean {
   return changed.some((f) => TARGETING_FIELDS.has(f));

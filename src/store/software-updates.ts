@@ -46,6 +46,8 @@ export interface DeviceFacts {
   platform: string;
   /** The product type: Mac14,2, iPhone15,2 (null: unknown). */
   productType: string | null;
+  /** The software update device id Apple's feed lists Macs by (J413AP; softwareupdate.device-id, SoftwareUpdateDeviceID). */
+  softwareUpdateDeviceId: string | null;
   osVersion: string | null;
   buildVersion: string | null;
   /** Its softwareupdate.* status. */
@@ -87,7 +89,7 @@ const DEVICE_COLUMNS =
  * DeviceInformation result, a DDM status report). The product type is the
  * model identifier (product_name, Mac14,2), else Authenticate's Model.
  */
-const FACTS_SQL = `SELECT e.id, i.platform, i.product_name, i.model, i.os_version, i.build_version,
+const FACTS_SQL = `SELECT e.id, i.platform, i.product_name, i.model, i.update_device_id, i.os_version, i.build_version,
   i.update_install_state, i.update_pending_version, i.update_failure_reason, i.update_failure_count
   FROM enrollments e JOIN inventory i ON i.device_id = e.device_id
   WHERE e.type = 'Device' AND e.enabled = 1`;
@@ -97,6 +99,7 @@ interface FactsRow {
   platform: string | null;
   product_name: string | null;
   model: string | null;
+  update_device_id: string | null;
   os_version: string | null;
   build_version: string | null;
   update_install_state: string | null;
@@ -531,6 +534,7 @@ function factsOf(r: FactsRow): DeviceFacts {
     enrollmentId: r.id,
     platform: r.platform ?? "",
     productType: r.product_name || r.model || null,
+    softwareUpdateDeviceId: r.update_device_id || null,
     osVersion: r.os_version || null,
     buildVersion: r.build_version || null,
     status: statusOf(r),

@@ -19,6 +19,8 @@ const ID_PREFIX = "orchard.su.";
 /** The status items the policy set subscribes to: what compliance and the targets read. */
 export const SUBSCRIBED_STATUS_ITEMS = [
   "device.model.identifier",
+  // Apple's feed lists Macs by this id, not by model identifier (updates/targets.ts).
+  "softwareupdate.device-id",
   "device.operating-system.version",
   "device.operating-system.build-version",
   "softwareupdate.install-state",

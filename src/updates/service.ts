@@ -345,7 +345,7 @@ export class SoftwareUpdates {
   private async reconcileNow(now: number, only?: readonly string[]): Promise<ReconcileResult> {
     const su = this.store.softwareUpdates;
     const policies = await su.policies();
-    const releases = await this.releases();
+    const releases = unexpired(await this.releases(), now);
     const ordered = [...policies].sort((a, b) => SCOPE_RANK[a.scope] - SCOPE_RANK[b.scope] || a.name.localeCompare(b.name));
     const scopes = new Map<string, Set<string> | "all">();
     for (const p of ordered) {
@@ -362,7 +362,7 @@ export class SoftwareUpdates {
         return s === "all" || s.has(f.enrollmentId);
       });
       if (!policy) return;
-      const key = JSON.stringify([policy.name, f.productType, f.osVersion]);
+      const key = JSON.stringify([policy.name, f.productType, f.softwareUpdateDeviceId, f.osVersion]);
       let o = outcomes.get(key);
       if (!o) {
         const outcome = targetFor(policy, f, releases[FEED_KEYS[f.platform] ?? f.platform] ?? []);
@@ -578,4 +578,16 @@ function differs(a: UpdateDeviceRow, b: UpdateDeviceRow): boolean {
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();
+}
+
+/**
+ * The releases Apple still signs: one past its ExpirationDate can no longer
+ * be installed, so it is never a target (a stale last good copy, or a mirror
+ * left behind, may still list it).
+ */
+export function unexpired(releases: Releases, now: number): Releases {
+  const today = new Date(now).toISOString().slice(0, 10);
+  return Object.fromEntries(
+    Object.entries(releases).map(([platform, list]) => [platform, list.filter((r) => !r.expiresOn || r.expiresOn >= today)]),
+  );
 }

@@ -78,6 +78,7 @@ test("a deadline in an unknown time zone passes when it has passed everywhere: U
     enrollmentId: "M",
     platform: "macOS",
     productType: "Mac14,2",
+    softwareUpdateDeviceId: null,
     osVersion: "15.2",
     buildVersion: null,
     status: { installState: "none", pendingVersion: null, failureReason: null, failureCount: null },
@@ -96,4 +97,29 @@ test("a deadline in a known time zone is that zone's wall clock, daylight saving
   // East of UTC the deadline comes before the same wall-clock time in UTC.
   assert.equal(deadlineAt("2030-07-10T19:00:00", "Asia/Tokyo"), Date.parse("2030-07-10T10:00:00Z"));
   assert.equal(deadlineAt("2030-07-10T19:00:00", "Pacific/Kiritimati"), Date.parse("2030-07-10T05:00:00Z"));
+});
+
+test("a release past its ExpirationDate is never a target (Apple no longer signs it)", async () => {
+  const { unexpired } = await import("./service.ts");
+  const now = Date.parse("2025-02-01T10:00:00Z");
+  const kept = unexpired(
+    {
+      macOS: [
+        { ...MAC_RELEASES[0]!, expiresOn: "2025-01-31" },
+        { ...MAC_RELEASES[1]!, expiresOn: "2025-02-01" },
+      ],
+      iOS: [{ version: "18.2", build: "22C152", postedOn: "2024-12-11", expiresOn: null, devices: ["iPhone15,2"] }],
+    },
+    now,
+  );
+  assert.deepEqual(
+    kept.macOS?.map((r) => r.version),
+    ["14.7.2"],
+  );
+  assert.equal(kept.iOS?.length, 1);
+  // With 15.2 expired, a Mac on 15.1 has no newer release left: "latest" gives it none.
+  assert.equal(
+    targetFor(policy({}), { productType: "Mac14,2", softwareUpdateDeviceId: "J413AP", osVersion: "15.1" }, kept.macOS!).kind,
+    "current",
+  );
 });
