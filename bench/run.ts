@@ -52,7 +52,7 @@ import {
   nanomdmVersion,
   type NanoMdmStorage,
 } from "./nanomdm.ts";
-import { REPO_ROOT, ServerHandle } from "./servers.ts";
+import { REPO_ROOT, ServerHandle, serverRuntime } from "./servers.ts";
 
 /** What --scenarios selects; each is one results file. scale and push give a row per size. */
 const SCENARIOS = ["floor", "idle", "tokenupdate", "roundtrip", "login", "enroll", "scale", "push", "webhooks", "ddm"] as const;
@@ -117,6 +117,11 @@ const USAGE = `usage: npm run bench -- [options]
                      May be given twice, once per backend.
   --client KIND      raw (default: pre-encoded requests over raw sockets) or node (src/sim Transport)
   --profile          run the Orchard servers under the CPU profiler and print their top functions
+  --runtime KIND     bundle (default: Orchard from dist/orchard.mjs on plain node, as bin/orchard.js
+                     runs it) or tsx (the TypeScript sources through tsx, as before the bundle)
+  --server-node-args "FLAGS"
+                     node/V8 flags for the Orchard servers, e.g. "--max-semi-space-size=4"
+                     (not for the floor); recorded in the results' parameters
   --quick            smoke run: 1 run, 1 s, 20 devices, 0.5 s warmup, small enroll/scale/push
                      sizes; results not saved unless --save
   --save / --no-save write bench/results/<YYYY-MM-DD>-<scenario>.json, one file per scenario
@@ -153,6 +158,8 @@ interface Options {
   storage: { sqlite?: string; postgres: string };
   client: ClientKind;
   profile: boolean;
+  runtime: "bundle" | "tsx";
+  serverNodeArgs: string[];
   quick: boolean;
   save: boolean;
   out?: string;
@@ -200,6 +207,8 @@ function parseOptions(argv: string[]): Options {
       compare: { type: "string" },
       client: { type: "string" },
       profile: { type: "boolean", default: false },
+      runtime: { type: "string" },
+      "server-node-args": { type: "string" },
       quick: { type: "boolean", default: false },
       save: { type: "boolean" },
       "no-save": { type: "boolean" },
@@ -280,6 +289,8 @@ function parseOptions(argv: string[]): Options {
   }
   const client = (values.client ?? "raw") as ClientKind;
   if (client !== "raw" && client !== "node") throw new Error("--client must be raw or node");
+  const runtime = values.runtime ?? "bundle";
+  if (runtime !== "bundle" && runtime !== "tsx") throw new Error("--runtime must be bundle or tsx");
   return {
     scenarios,
     devices: count(values.devices, "devices", quick ? 20 : 200),
@@ -295,6 +306,8 @@ function parseOptions(argv: string[]): Options {
     storage,
     client,
     profile: values.profile!,
+    runtime,
+    serverNodeArgs: (values["server-node-args"] ?? "").split(/\s+/).filter(Boolean),
     quick,
     save: values["no-save"] ? false : (values.save ?? (!quick || values.out !== undefined)),
     out: values.out,
@@ -1271,6 +1284,12 @@ interface EnrollPoolInfo {
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   const log: Log = (msg) => process.stderr.write(msg + "\n");
+  serverRuntime.kind = o.runtime;
+  serverRuntime.nodeArgs = o.serverNodeArgs;
+  log(
+    `bench: servers run ${o.runtime === "tsx" ? "the sources through tsx" : "from dist/orchard.mjs (bin/bundle.js)"}` +
+      (o.serverNodeArgs.length ? `; Orchard's node flags: ${o.serverNodeArgs.join(" ")}` : ""),
+  );
   const started = new Date();
   const t0 = performance.now();
   const cpus = os.cpus();
@@ -1443,6 +1462,8 @@ async function main(): Promise<void> {
     },
     quick: o.quick,
     profile: o.profile,
+    runtime: o.runtime,
+    serverNodeArgs: o.serverNodeArgs,
     ...(o.nanomdm
       ? {
           baselineNanomdm: {

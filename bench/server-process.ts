@@ -4,6 +4,11 @@
 //   node --import tsx bench/server-process.ts orchard [orchard serve flags...]
 //   node --import tsx bench/server-process.ts floor
 //
+// The bench runs it bundled (dist/bench/server-process.mjs, bench/servers.ts)
+// on plain node, with ORCHARD_BENCH_BUNDLE naming Orchard's bundle
+// (dist/orchard.mjs), which `orchard` mode then loads: Orchard as
+// bin/orchard.js runs it. Without that variable it loads the sources.
+//
 // `orchard` runs startServer(parseServeArgs(flags)); `floor` runs a bare
 // node:http server answering every request 200 with an empty body (the
 // baseline). Either prints its URL as the first line on stdout. Under fork()
@@ -16,6 +21,7 @@
 import fs from "node:fs";
 import http from "node:http";
 import { Session } from "node:inspector/promises";
+import { pathToFileURL } from "node:url";
 
 export interface ServerStats {
   type: "stats";
@@ -54,8 +60,13 @@ async function main(): Promise<void> {
   let close: () => Promise<void>;
   if (mode === "orchard") {
     // Loaded here only, so the floor process carries none of Orchard's modules.
-    const { parseServeArgs } = await import("../src/config.ts");
-    const { startServer } = await import("../src/server.ts");
+    const bundle = process.env.ORCHARD_BENCH_BUNDLE;
+    const {
+      parseServeArgs,
+      startServer,
+    }: Pick<typeof import("../src/config.ts"), "parseServeArgs"> & Pick<typeof import("../src/server.ts"), "startServer"> = bundle
+      ? await import(pathToFileURL(bundle).href)
+      : { ...(await import("../src/config.ts")), ...(await import("../src/server.ts")) };
     // The environment is left out so ORCHARD_* variables of the shell cannot skew a run.
     const server = await startServer(parseServeArgs(args, {}));
     url = server.url;
