@@ -1,6 +1,7 @@
 import BetterSqlite3 from "better-sqlite3";
 import type { Database, Sql, SqlParam } from "./db.ts";
 import { normalizeParams } from "./params.ts";
+import { StatementCache } from "./statement-cache.ts";
 import { storeError } from "./unavailable.ts";
 
 // better-sqlite3 is synchronous and holds one connection. A transaction in
@@ -11,7 +12,8 @@ import { storeError } from "./unavailable.ts";
 export class SqliteDatabase implements Database {
   readonly dialect = "sqlite" as const;
   private readonly db: BetterSqlite3.Database;
-  private readonly statements = new Map<string, BetterSqlite3.Statement>();
+  /** Prepared statements by SQL text (a statement no longer kept is freed by the GC). */
+  readonly statements: StatementCache<BetterSqlite3.Statement>;
   private locked = false;
   private readonly waiting: Array<() => void> = [];
 
@@ -23,15 +25,11 @@ export class SqliteDatabase implements Database {
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("foreign_keys = ON");
     this.db.pragma("busy_timeout = 5000");
+    this.statements = new StatementCache((sql) => this.db.prepare(sql));
   }
 
   private statement(sql: string): BetterSqlite3.Statement {
-    let stmt = this.statements.get(sql);
-    if (!stmt) {
-      stmt = this.db.prepare(sql);
-      this.statements.set(sql, stmt);
-    }
-    return stmt;
+    return this.statements.get(sql);
   }
 
   private readonly direct: Sql = {
