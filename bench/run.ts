@@ -52,6 +52,7 @@ import {
   nanomdmVersion,
   type NanoMdmStorage,
 } from "./nanomdm.ts";
+import type { MemoryBreakdown } from "./server-process.ts";
 import { REPO_ROOT, ServerHandle, serverRuntime } from "./servers.ts";
 
 /** What --scenarios selects; each is one results file. scale and push give a row per size. */
@@ -498,6 +499,8 @@ interface RunResult extends DdmExtra {
   loadAvg1: number;
   serverPeakRssMb: number;
   serverRssEndMb: number;
+  /** Where the server's memory was at its peak (server-process.ts); not for NanoMDM. */
+  serverPeakMemory?: MemoryBreakdown;
   xFloor?: number;
   /** Orchard's req/s ÷ the NanoMDM row's req/s of the same round (--baseline-nanomdm). */
   xNanomdm?: number;
@@ -625,6 +628,7 @@ async function measure(s: Scenario, o: Options, round: number): Promise<RunResul
     loadAvg1: round1(os.loadavg()[0]!),
     serverPeakRssMb: round1(after.peakRss / MB),
     serverRssEndMb: round1(after.rss / MB),
+    ...(after.peakMemory ? { serverPeakMemory: after.peakMemory } : {}),
     ...r.extra,
   };
   if (dbCpuS !== undefined) {
@@ -1075,6 +1079,22 @@ function rowJson({ s, m, peakRss }: RowSummary) {
   };
 }
 
+/** Under the table: where each row's memory was at its highest peak (docs/scaling.md, "Memory"). */
+function memoryLines(summary: RowSummary[]): string[] {
+  const lines: string[] = [];
+  for (const { s } of summary) {
+    const top = s.runs.reduce<RunResult | undefined>((a, r) => (!a || r.serverPeakRssMb > a.serverPeakRssMb ? r : a), undefined);
+    const p = top?.serverPeakMemory;
+    if (!p) continue;
+    lines.push(
+      `  ${s.name}: at the peak ${fmt(p.rss, 1)} MB = anonymous ${fmt(p.rssAnon, 1)} (V8 heap ${fmt(p.heapTotal, 1)}: used ${fmt(p.heapUsed, 1)}, ` +
+        `new space ${fmt(p.newSpace, 1)}, old ${fmt(p.oldSpace, 1)}, code ${fmt(p.codeSpace, 1)}; external ${fmt(p.external, 1)}; ` +
+        `the rest native: ${fmt(Math.max(0, p.rssAnon - p.heapTotal - p.external), 1)}) + file-backed ${fmt(p.rssFile, 1)}; ${p.threads} threads`,
+    );
+  }
+  return lines.length ? ["memory at each row's peak (MB; server-process.ts MemoryBreakdown):", ...lines] : [];
+}
+
 /** One backend's tables and its part of the results JSON. */
 function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?: EnrollPoolInfo) {
   const summary: RowSummary[] = scenarios.map((s) => ({
@@ -1102,6 +1122,7 @@ function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?
     ]);
   }
   out.push(table(rows));
+  out.push(...memoryLines(summary));
   if (o.nanomdm) {
     out.push(
       `nanomdm-*: NanoMDM ${o.nanomdm.version} (${nanomdmStorageLabel(backend)}), the same devices and recorded requests (check-ins to /checkin, ` +
