@@ -53,6 +53,7 @@ import {
   type NanoMdmStorage,
 } from "./nanomdm.ts";
 import type { MemoryBreakdown } from "./server-process.ts";
+import { SERVE_NODE_FLAGS } from "../bin/bundle.js";
 import { REPO_ROOT, ServerHandle, serverRuntime } from "./servers.ts";
 
 /** What --scenarios selects; each is one results file. scale and push give a row per size. */
@@ -120,9 +121,10 @@ const USAGE = `usage: npm run bench -- [options]
   --profile          run the Orchard servers under the CPU profiler and print their top functions
   --runtime KIND     bundle (default: Orchard from dist/orchard.mjs on plain node, as bin/orchard.js
                      runs it) or tsx (the TypeScript sources through tsx, as before the bundle)
-  --server-node-args "FLAGS"
-                     node/V8 flags for the Orchard servers, e.g. "--max-semi-space-size=4"
-                     (not for the floor); recorded in the results' parameters
+  --server-node-args=FLAGS
+                     node/V8 flags for the Orchard servers instead of those orchard serve is
+                     deployed with (${SERVE_NODE_FLAGS.join(" ")}; "--server-node-args=" for none);
+                     not for the floor; recorded in the results' parameters
   --quick            smoke run: 1 run, 1 s, 20 devices, 0.5 s warmup, small enroll/scale/push
                      sizes; results not saved unless --save
   --save / --no-save write bench/results/<YYYY-MM-DD>-<scenario>.json, one file per scenario
@@ -160,7 +162,8 @@ interface Options {
   client: ClientKind;
   profile: boolean;
   runtime: "bundle" | "tsx";
-  serverNodeArgs: string[];
+  /** Undefined: SERVE_NODE_FLAGS, as deployed. */
+  serverNodeArgs?: string[];
   quick: boolean;
   save: boolean;
   out?: string;
@@ -308,7 +311,7 @@ function parseOptions(argv: string[]): Options {
     client,
     profile: values.profile!,
     runtime,
-    serverNodeArgs: (values["server-node-args"] ?? "").split(/\s+/).filter(Boolean),
+    serverNodeArgs: values["server-node-args"]?.split(/\s+/).filter(Boolean),
     quick,
     save: values["no-save"] ? false : (values.save ?? (!quick || values.out !== undefined)),
     out: values.out,
@@ -1306,10 +1309,10 @@ async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   const log: Log = (msg) => process.stderr.write(msg + "\n");
   serverRuntime.kind = o.runtime;
-  serverRuntime.nodeArgs = o.serverNodeArgs;
+  if (o.serverNodeArgs) serverRuntime.nodeArgs = o.serverNodeArgs;
   log(
-    `bench: servers run ${o.runtime === "tsx" ? "the sources through tsx" : "from dist/orchard.mjs (bin/bundle.js)"}` +
-      (o.serverNodeArgs.length ? `; Orchard's node flags: ${o.serverNodeArgs.join(" ")}` : ""),
+    `bench: servers run ${o.runtime === "tsx" ? "the sources through tsx" : "from dist/orchard.mjs (bin/bundle.js)"}; ` +
+      `Orchard's node flags: ${serverRuntime.nodeArgs.join(" ") || "none"}`,
   );
   const started = new Date();
   const t0 = performance.now();
@@ -1484,7 +1487,7 @@ async function main(): Promise<void> {
     quick: o.quick,
     profile: o.profile,
     runtime: o.runtime,
-    serverNodeArgs: o.serverNodeArgs,
+    serverNodeArgs: serverRuntime.nodeArgs,
     ...(o.nanomdm
       ? {
           baselineNanomdm: {
