@@ -53,7 +53,6 @@ import {
   type NanoMdmStorage,
 } from "./nanomdm.ts";
 import type { MemoryBreakdown } from "./server-process.ts";
-import { SERVE_NODE_FLAGS } from "../bin/bundle.js";
 import { REPO_ROOT, ServerHandle, serverRuntime } from "./servers.ts";
 
 /** What --scenarios selects; each is one results file. scale and push give a row per size. */
@@ -122,9 +121,8 @@ const USAGE = `usage: npm run bench -- [options]
   --runtime KIND     bundle (default: Orchard from dist/orchard.mjs on plain node, as bin/orchard.js
                      runs it) or tsx (the TypeScript sources through tsx, as before the bundle)
   --server-node-args=FLAGS
-                     node/V8 flags for the Orchard servers instead of those orchard serve is
-                     deployed with (${SERVE_NODE_FLAGS.join(" ")}; "--server-node-args=" for none);
-                     not for the floor; recorded in the results' parameters
+                     node/V8 flags for the Orchard servers, e.g. --max-semi-space-size=4
+                     (not for the floor); recorded in the results' parameters
   --quick            smoke run: 1 run, 1 s, 20 devices, 0.5 s warmup, small enroll/scale/push
                      sizes; results not saved unless --save
   --save / --no-save write bench/results/<YYYY-MM-DD>-<scenario>.json, one file per scenario
@@ -162,7 +160,7 @@ interface Options {
   client: ClientKind;
   profile: boolean;
   runtime: "bundle" | "tsx";
-  /** Undefined: SERVE_NODE_FLAGS, as deployed. */
+  /** Undefined: none. */
   serverNodeArgs?: string[];
   quick: boolean;
   save: boolean;

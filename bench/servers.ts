@@ -3,7 +3,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import type { Readable } from "node:stream";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { bundle, ensureOrchardBundle, SERVE_NODE_FLAGS } from "../bin/bundle.js";
+import { bundle, ensureOrchardBundle } from "../bin/bundle.js";
 import type { ChildMessage, ParentMessage, ServerStats } from "./server-process.ts";
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -16,10 +16,10 @@ const KEEP_LOG_LINES = 20;
  * (bin/orchard.js): Orchard from dist/orchard.mjs on plain node, and
  * server-process.ts bundled apart (the floor and the receiver load none of
  * Orchard). `tsx`: the sources through tsx, as before the bundle (35 to 55 MB
- * more RSS). `nodeArgs` go to node for the Orchard servers only (not the
- * floor's): by default those `orchard serve` is deployed with (SERVE_NODE_FLAGS).
+ * more RSS). `nodeArgs` go to node for the Orchard servers only (V8 flags such
+ * as --max-semi-space-size; not the floor's).
  */
-export const serverRuntime: { kind: "bundle" | "tsx"; nodeArgs: string[] } = { kind: "bundle", nodeArgs: [...SERVE_NODE_FLAGS] };
+export const serverRuntime: { kind: "bundle" | "tsx"; nodeArgs: string[] } = { kind: "bundle", nodeArgs: [] };
 
 let prepared: Promise<string> | undefined;
 

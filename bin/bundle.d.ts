@@ -1,6 +1,5 @@
 // Types of bin/bundle.js, for the bench and the tests (TypeScript) that use it.
 export const ROOT: string;
-export const SERVE_NODE_FLAGS: string[];
 export function bundlePath(root?: string): string;
 export function sourceStamp(root?: string): string;
 export function bundleStamp(file: string): string | undefined;

@@ -22,14 +22,6 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-/**
- * The node flags `orchard serve` is started with (package.json's `npm start`,
- * deploy/orchard.service; the bench's servers too): V8's young generation kept
- * at 2 x 4 MB instead of growing to 2 x 16 MB under load, 6 to 25 MB less RSS at
- * no measured cost in speed (docs/scaling.md, "Memory").
- */
-export const SERVE_NODE_FLAGS = ["--max-semi-space-size=4"];
-
 /** Bump when the build options below change: the stamp then changes and old bundles are rebuilt. */
 const BUILD_VERSION = 1;
 
