@@ -46,8 +46,8 @@ export function summarizeProfile(file: string, n = 20): ProfileSummary {
   const label = (node: ProfileNode) => {
     const f = node.callFrame;
     const name = f.functionName || "(anonymous)";
-    // Under tsx the line numbers are those of the transpiled code: the file is what helps.
-    const where = f.url ? shorten(f.url) : "";
+    // Under tsx the line numbers are those of the transpiled code, in the bundle the bundle's: the file is what helps.
+    const where = f.url ? (bundledSource(f.url, f.lineNumber) ?? shorten(f.url)) : "";
     return { key: `${name}\0${where}`, name, where, ours: where.startsWith("src/") };
   };
   const self = new Map<string, { name: string; where: string; us: number }>();
@@ -85,6 +85,36 @@ function add(
   const e = m.get(l.key);
   if (e) e.us += us;
   else m.set(l.key, { name: l.name, where: l.where, us });
+}
+
+const bundles = new Map<string, { line: number; file: string }[]>();
+
+/**
+ * A function of a bundle (dist/*.mjs, made by bin/bundle.js): the source file it came
+ * from, found by the `// src/....ts` line esbuild writes before each module.
+ */
+function bundledSource(url: string, lineNumber: number): string | undefined {
+  if (!url.startsWith("file://") || !url.endsWith(".mjs") || !shorten(url).startsWith("dist/")) return undefined;
+  let index = bundles.get(url);
+  if (!index) {
+    index = [];
+    try {
+      const lines = fs.readFileSync(fileURLToPath(url), "utf8").split("\n");
+      lines.forEach((text, line) => {
+        const m = /^\/\/ ((?:src|bench)\/\S+\.ts)$/.exec(text);
+        if (m) index!.push({ line, file: m[1]! });
+      });
+    } catch {
+      // The bundle was rebuilt or removed since: the bundle's name is all there is.
+    }
+    bundles.set(url, index);
+  }
+  let found: string | undefined;
+  for (const m of index) {
+    if (m.line > lineNumber) break;
+    found = m.file;
+  }
+  return found;
 }
 
 function shorten(url: string): string {

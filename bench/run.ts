@@ -52,8 +52,9 @@ import {
   nanomdmVersion,
   type NanoMdmStorage,
 } from "./nanomdm.ts";
-import { REPO_ROOT, ServerHandle } from "./servers.ts";
 import { runConsoleBench } from "./console.ts";
+import type { MemoryBreakdown } from "./server-process.ts";
+import { REPO_ROOT, ServerHandle, serverRuntime } from "./servers.ts";
 
 /** What --scenarios selects; each is one results file. scale and push give a row per size. */
 const SCENARIOS = ["floor", "idle", "tokenupdate", "roundtrip", "login", "enroll", "scale", "push", "webhooks", "ddm"] as const;
@@ -118,6 +119,11 @@ const USAGE = `usage: npm run bench -- [options]
                      May be given twice, once per backend.
   --client KIND      raw (default: pre-encoded requests over raw sockets) or node (src/sim Transport)
   --profile          run the Orchard servers under the CPU profiler and print their top functions
+  --runtime KIND     bundle (default: Orchard from dist/orchard.mjs on plain node, as bin/orchard.js
+                     runs it) or tsx (the TypeScript sources through tsx, as before the bundle)
+  --server-node-args=FLAGS
+                     node/V8 flags for the Orchard servers, e.g. --max-semi-space-size=4
+                     (not for the floor); recorded in the results' parameters
   --quick            smoke run: 1 run, 1 s, 20 devices, 0.5 s warmup, small enroll/scale/push
                      sizes; results not saved unless --save
   --save / --no-save write bench/results/<YYYY-MM-DD>-<scenario>.json, one file per scenario
@@ -154,6 +160,9 @@ interface Options {
   storage: { sqlite?: string; postgres: string };
   client: ClientKind;
   profile: boolean;
+  runtime: "bundle" | "tsx";
+  /** Undefined: none. */
+  serverNodeArgs?: string[];
   quick: boolean;
   save: boolean;
   out?: string;
@@ -201,6 +210,8 @@ function parseOptions(argv: string[]): Options {
       compare: { type: "string" },
       client: { type: "string" },
       profile: { type: "boolean", default: false },
+      runtime: { type: "string" },
+      "server-node-args": { type: "string" },
       quick: { type: "boolean", default: false },
       save: { type: "boolean" },
       "no-save": { type: "boolean" },
@@ -281,6 +292,8 @@ function parseOptions(argv: string[]): Options {
   }
   const client = (values.client ?? "raw") as ClientKind;
   if (client !== "raw" && client !== "node") throw new Error("--client must be raw or node");
+  const runtime = values.runtime ?? "bundle";
+  if (runtime !== "bundle" && runtime !== "tsx") throw new Error("--runtime must be bundle or tsx");
   return {
     scenarios,
     devices: count(values.devices, "devices", quick ? 20 : 200),
@@ -296,6 +309,8 @@ function parseOptions(argv: string[]): Options {
     storage,
     client,
     profile: values.profile!,
+    runtime,
+    serverNodeArgs: values["server-node-args"]?.split(/\s+/).filter(Boolean),
     quick,
     save: values["no-save"] ? false : (values.save ?? (!quick || values.out !== undefined)),
     out: values.out,
@@ -486,6 +501,8 @@ interface RunResult extends DdmExtra {
   loadAvg1: number;
   serverPeakRssMb: number;
   serverRssEndMb: number;
+  /** Where the server's memory was at its peak (server-process.ts); not for NanoMDM. */
+  serverPeakMemory?: MemoryBreakdown;
   xFloor?: number;
   /** Orchard's req/s ÷ the NanoMDM row's req/s of the same round (--baseline-nanomdm). */
   xNanomdm?: number;
@@ -613,6 +630,7 @@ async function measure(s: Scenario, o: Options, round: number): Promise<RunResul
     loadAvg1: round1(os.loadavg()[0]!),
     serverPeakRssMb: round1(after.peakRss / MB),
     serverRssEndMb: round1(after.rss / MB),
+    ...(after.peakMemory ? { serverPeakMemory: after.peakMemory } : {}),
     ...r.extra,
   };
   if (dbCpuS !== undefined) {
@@ -1063,6 +1081,22 @@ function rowJson({ s, m, peakRss }: RowSummary) {
   };
 }
 
+/** Under the table: where each row's memory was at its highest peak (docs/scaling.md, "Memory"). */
+function memoryLines(summary: RowSummary[]): string[] {
+  const lines: string[] = [];
+  for (const { s } of summary) {
+    const top = s.runs.reduce<RunResult | undefined>((a, r) => (!a || r.serverPeakRssMb > a.serverPeakRssMb ? r : a), undefined);
+    const p = top?.serverPeakMemory;
+    if (!p) continue;
+    lines.push(
+      `  ${s.name}: at the peak ${fmt(p.rss, 1)} MB = anonymous ${fmt(p.rssAnon, 1)} (V8 heap ${fmt(p.heapTotal, 1)}: used ${fmt(p.heapUsed, 1)}, ` +
+        `new space ${fmt(p.newSpace, 1)}, old ${fmt(p.oldSpace, 1)}, code ${fmt(p.codeSpace, 1)}; external ${fmt(p.external, 1)}; ` +
+        `the rest native: ${fmt(Math.max(0, p.rssAnon - p.heapTotal - p.external), 1)}) + file-backed ${fmt(p.rssFile, 1)}; ${p.threads} threads`,
+    );
+  }
+  return lines.length ? ["memory at each row's peak (MB; server-process.ts MemoryBreakdown):", ...lines] : [];
+}
+
 /** One backend's tables and its part of the results JSON. */
 function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?: EnrollPoolInfo) {
   const summary: RowSummary[] = scenarios.map((s) => ({
@@ -1090,6 +1124,7 @@ function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?
     ]);
   }
   out.push(table(rows));
+  out.push(...memoryLines(summary));
   if (o.nanomdm) {
     out.push(
       `nanomdm-*: NanoMDM ${o.nanomdm.version} (${nanomdmStorageLabel(backend)}), the same devices and recorded requests (check-ins to /checkin, ` +
@@ -1276,6 +1311,12 @@ async function main(): Promise<void> {
   if (argv === undefined) return;
   const o = parseOptions(argv);
   const log: Log = (msg) => process.stderr.write(msg + "\n");
+  serverRuntime.kind = o.runtime;
+  if (o.serverNodeArgs) serverRuntime.nodeArgs = o.serverNodeArgs;
+  log(
+    `bench: servers run ${o.runtime === "tsx" ? "the sources through tsx" : "from dist/orchard.mjs (bin/bundle.js)"}; ` +
+      `Orchard's node flags: ${serverRuntime.nodeArgs.join(" ") || "none"}`,
+  );
   const started = new Date();
   const t0 = performance.now();
   const cpus = os.cpus();
@@ -1448,6 +1489,8 @@ async function main(): Promise<void> {
     },
     quick: o.quick,
     profile: o.profile,
+    runtime: o.runtime,
+    serverNodeArgs: serverRuntime.nodeArgs,
     ...(o.nanomdm
       ? {
           baselineNanomdm: {

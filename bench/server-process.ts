@@ -4,6 +4,11 @@
 //   node --import tsx bench/server-process.ts orchard [orchard serve flags...]
 //   node --import tsx bench/server-process.ts floor
 //
+// The bench runs it bundled (dist/bench/server-process.mjs, bench/servers.ts)
+// on plain node, with ORCHARD_BENCH_BUNDLE naming Orchard's bundle
+// (dist/orchard.mjs), which `orchard` mode then loads: Orchard as
+// bin/orchard.js runs it. Without that variable it loads the sources.
+//
 // `orchard` runs startServer(parseServeArgs(flags)); `floor` runs a bare
 // node:http server answering every request 200 with an empty body (the
 // baseline). Either prints its URL as the first line on stdout. Under fork()
@@ -15,7 +20,9 @@
 // and {type:"stop"} by closing and exiting.
 import fs from "node:fs";
 import http from "node:http";
+import v8 from "node:v8";
 import { Session } from "node:inspector/promises";
+import { pathToFileURL } from "node:url";
 
 export interface ServerStats {
   type: "stats";
@@ -28,8 +35,32 @@ export interface ServerStats {
   /** Kernel's peak RSS over the process's life (bytes). */
   maxRss: number;
   heapUsed: number;
+  /** Where the memory was when peakRss was sampled (MB). */
+  peakMemory?: MemoryBreakdown;
   /** receiver: the requests it has answered. */
   requests?: number;
+}
+
+/**
+ * One sample of where the process's memory is, in MB: V8's heap (committed,
+ * used, and its spaces), memory outside it that V8 knows of (external, of it
+ * arrayBuffers), and the kernel's view: anonymous RSS (heaps, V8 and malloc
+ * alike, and thread stacks) against file-backed RSS (node's binary and the
+ * shared libraries, shared with other node processes).
+ */
+export interface MemoryBreakdown {
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  newSpace: number;
+  oldSpace: number;
+  codeSpace: number;
+  largeObjects: number;
+  external: number;
+  arrayBuffers: number;
+  rssAnon: number;
+  rssFile: number;
+  threads: number;
 }
 
 export type ParentMessage =
@@ -54,8 +85,13 @@ async function main(): Promise<void> {
   let close: () => Promise<void>;
   if (mode === "orchard") {
     // Loaded here only, so the floor process carries none of Orchard's modules.
-    const { parseServeArgs } = await import("../src/config.ts");
-    const { startServer } = await import("../src/server.ts");
+    const bundle = process.env.ORCHARD_BENCH_BUNDLE;
+    const {
+      parseServeArgs,
+      startServer,
+    }: Pick<typeof import("../src/config.ts"), "parseServeArgs"> & Pick<typeof import("../src/server.ts"), "startServer"> = bundle
+      ? await import(pathToFileURL(bundle).href)
+      : { ...(await import("../src/config.ts")), ...(await import("../src/server.ts")) };
     // The environment is left out so ORCHARD_* variables of the shell cannot skew a run.
     const server = await startServer(parseServeArgs(args, {}));
     url = server.url;
@@ -103,9 +139,13 @@ async function main(): Promise<void> {
   }
 
   let peakRss = process.memoryUsage.rss();
+  let peakMemory: MemoryBreakdown | undefined;
   const sampler = setInterval(() => {
     const rss = process.memoryUsage.rss();
-    if (rss > peakRss) peakRss = rss;
+    if (rss > peakRss) {
+      peakRss = rss;
+      peakMemory = memoryBreakdown();
+    }
   }, SAMPLE_MS);
   sampler.unref();
 
@@ -129,10 +169,12 @@ async function main(): Promise<void> {
         peakRss,
         maxRss: process.resourceUsage().maxRSS * 1024,
         heapUsed: mem.heapUsed,
+        peakMemory,
         ...(mode === "receiver" ? { requests: received } : {}),
       });
     } else if (m.type === "reset-peak") {
       peakRss = process.memoryUsage.rss();
+      peakMemory = memoryBreakdown();
     } else if (m.type === "profile-start") {
       void (async () => {
         profiler ??= new Session();
@@ -158,6 +200,33 @@ async function main(): Promise<void> {
   // The bench died: do not linger.
   process.on("disconnect", () => void stop());
   send({ type: "ready", url });
+}
+
+function memoryBreakdown(): MemoryBreakdown {
+  const mb = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
+  const mem = process.memoryUsage();
+  const space = (name: string) => mb(v8.getHeapSpaceStatistics().find((s) => s.space_name === name)?.space_size ?? 0);
+  let status = "";
+  try {
+    status = fs.readFileSync("/proc/self/status", "utf8");
+  } catch {
+    // Not Linux: the kernel's part stays 0.
+  }
+  const kb = (key: string) => mb(Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0) * 1024);
+  return {
+    rss: mb(mem.rss),
+    heapTotal: mb(mem.heapTotal),
+    heapUsed: mb(mem.heapUsed),
+    newSpace: space("new_space"),
+    oldSpace: space("old_space"),
+    codeSpace: space("code_space"),
+    largeObjects: space("large_object_space"),
+    external: mb(mem.external),
+    arrayBuffers: mb(mem.arrayBuffers),
+    rssAnon: kb("RssAnon"),
+    rssFile: kb("RssFile"),
+    threads: Number(/^Threads:\s+(\d+)/m.exec(status)?.[1] ?? 0),
+  };
 }
 
 main().catch((err: unknown) => {

@@ -3,11 +3,37 @@ import { fork, type ChildProcess } from "node:child_process";
 import type { Readable } from "node:stream";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { bundle, ensureOrchardBundle } from "../bin/bundle.js";
 import type { ChildMessage, ParentMessage, ServerStats } from "./server-process.ts";
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const SCRIPT = path.join(REPO_ROOT, "bench", "server-process.ts");
+const BUNDLED_SCRIPT = path.join(REPO_ROOT, "dist", "bench", "server-process.mjs");
 const KEEP_LOG_LINES = 20;
+
+/**
+ * How the servers run. `bundle` (the default) as `orchard serve` runs
+ * (bin/orchard.js): Orchard from dist/orchard.mjs on plain node, and
+ * server-process.ts bundled apart (the floor and the receiver load none of
+ * Orchard). `tsx`: the sources through tsx, as before the bundle (35 to 55 MB
+ * more RSS). `nodeArgs` go to node for the Orchard servers only (V8 flags such
+ * as --max-semi-space-size; not the floor's).
+ */
+export const serverRuntime: { kind: "bundle" | "tsx"; nodeArgs: string[] } = { kind: "bundle", nodeArgs: [] };
+
+let prepared: Promise<string> | undefined;
+
+/** Builds (when src/ changed) Orchard's bundle and, once per bench process, the bundled server-process. */
+function prepareBundle(): Promise<string> {
+  prepared ??= (async () => {
+    const orchard = ensureOrchardBundle(REPO_ROOT);
+    if (orchard instanceof Error) throw orchard;
+    // Its `import("../src/...")` lines are the tsx runtime's: under the bundle it imports ORCHARD_BENCH_BUNDLE.
+    await bundle({ root: REPO_ROOT, entry: SCRIPT, outfile: BUNDLED_SCRIPT, external: ["../src/*"] });
+    return orchard;
+  })();
+  return prepared;
+}
 
 export class ServerHandle {
   /** Lines the server wrote on stdout after its URL (log lines) and on stderr (warnings), the last few kept. */
@@ -43,12 +69,21 @@ export class ServerHandle {
    * Forks the server. `nodeArgs` go to node (e.g. --cpu-prof), `args` to
    * server-process.ts after the mode.
    */
-  static start(kind: "orchard" | "floor" | "receiver", args: string[] = [], nodeArgs: string[] = []): Promise<ServerHandle> {
-    const child = fork(SCRIPT, [kind, ...args], {
-      cwd: REPO_ROOT,
-      execArgv: ["--import", "tsx", ...nodeArgs],
-      stdio: ["ignore", "pipe", "pipe", "ipc"],
-    });
+  static async start(kind: "orchard" | "floor" | "receiver", args: string[] = [], nodeArgs: string[] = []): Promise<ServerHandle> {
+    const orchardArgs = kind === "orchard" ? serverRuntime.nodeArgs : [];
+    const child =
+      serverRuntime.kind === "tsx"
+        ? fork(SCRIPT, [kind, ...args], {
+            cwd: REPO_ROOT,
+            execArgv: ["--import", "tsx", ...orchardArgs, ...nodeArgs],
+            stdio: ["ignore", "pipe", "pipe", "ipc"],
+          })
+        : fork(BUNDLED_SCRIPT, [kind, ...args], {
+            cwd: REPO_ROOT,
+            execArgv: [...orchardArgs, ...nodeArgs],
+            env: { ...process.env, ORCHARD_BENCH_BUNDLE: await prepareBundle() },
+            stdio: ["ignore", "pipe", "pipe", "ipc"],
+          });
     return new Promise((resolve, reject) => {
       let handle: ServerHandle | undefined;
       let sawUrl = false;

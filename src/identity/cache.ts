@@ -1,7 +1,7 @@
 // A bounded map with per-entry expiry. Map keeps insertion order, so re-inserting
 // on a hit and evicting the first key gives a cheap LRU.
 export class BoundedCache<V> {
-  readonly #entries = new Map<string, { value: V; expiresAt: number }>();
+  readonly #entries = new Map<string, { key: string; value: V; expiresAt: number }>();
   readonly #maxEntries: number;
 
   constructor(maxEntries: number) {
@@ -18,7 +18,9 @@ export class BoundedCache<V> {
     if (entry === undefined) return undefined;
     this.#entries.delete(key);
     if (now >= entry.expiresAt) return undefined;
-    this.#entries.set(key, entry);
+    // Re-inserted under the key it was stored with: the caller's equal string
+    // (a request's header) dies young instead of living on in the cache.
+    this.#entries.set(entry.key, entry);
     return entry.value;
   }
 
@@ -28,7 +30,7 @@ export class BoundedCache<V> {
       const oldest = this.#entries.keys().next();
       if (!oldest.done) this.#entries.delete(oldest.value);
     }
-    this.#entries.set(key, { value, expiresAt });
+    this.#entries.set(key, { key, value, expiresAt });
   }
 
   clear(): void {

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import pg from "pg";
 import type { Database, Sql, SqlParam } from "./db.ts";
 import { normalizeParams } from "./params.ts";
+import { LIST_PLACEHOLDERS, placeholders, StatementCache } from "./statement-cache.ts";
 import { storeError } from "./unavailable.ts";
 
 // BIGINT (int8) columns hold millisecond times and counts, all well inside
@@ -11,12 +12,21 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 /**
  * PostgreSQL through a `pg` pool. Orchard's SQL is written with `?`
  * placeholders; each text is rewritten to $1..$n once and run as a named
- * prepared statement, so a hot query is parsed once per connection.
+ * prepared statement, so a hot query is parsed once per connection. A list's
+ * statement (more than LIST_PLACEHOLDERS placeholders, a text per list
+ * length) runs unnamed: named, every length would stay prepared on every
+ * connection (statement-cache.ts).
  */
 export class PostgresDatabase implements Database {
   readonly dialect = "postgres" as const;
   private readonly pool: pg.Pool;
-  private readonly queries = new Map<string, { name: string; text: string }>();
+  /** The $n text of each SQL text, and its statement name (none for a list's). */
+  readonly queries = new StatementCache<{ name?: string; text: string }>((sql) => {
+    let n = 0;
+    const text = sql.replace(/\?/g, () => `$${++n}`);
+    if (placeholders(sql) > LIST_PLACEHOLDERS) return { text };
+    return { name: "o_" + createHash("sha1").update(text).digest("hex").slice(0, 20), text };
+  });
   private readonly direct: Sql;
 
   constructor(url: string, poolSize = 10) {
@@ -26,20 +36,9 @@ export class PostgresDatabase implements Database {
     this.direct = this.on(this.pool);
   }
 
-  private query(sql: string): { name: string; text: string } {
-    let q = this.queries.get(sql);
-    if (!q) {
-      let n = 0;
-      const text = sql.replace(/\?/g, () => `$${++n}`);
-      q = { name: "o_" + createHash("sha1").update(text).digest("hex").slice(0, 20), text };
-      this.queries.set(sql, q);
-    }
-    return q;
-  }
-
   private on(client: pg.Pool | pg.PoolClient): Sql {
     const exec = async <T>(sql: string, params: readonly SqlParam[] = []) => {
-      const { name, text } = this.query(sql);
+      const { name, text } = this.queries.get(sql);
       try {
         return (await client.query({ name, text, values: normalizeParams(params) })) as unknown as pg.QueryResult<T & pg.QueryResultRow>;
       } catch (err) {

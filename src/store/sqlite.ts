@@ -1,6 +1,7 @@
 import BetterSqlite3 from "better-sqlite3";
 import type { Database, Sql, SqlParam } from "./db.ts";
 import { normalizeParams } from "./params.ts";
+import { StatementCache } from "./statement-cache.ts";
 import { storeError } from "./unavailable.ts";
 
 // better-sqlite3 is synchronous and holds one connection. A transaction in
@@ -22,7 +23,8 @@ import { storeError } from "./unavailable.ts";
 export class SqliteDatabase implements Database {
   readonly dialect = "sqlite" as const;
   private readonly db: BetterSqlite3.Database;
-  private readonly statements = new Map<string, BetterSqlite3.Statement>();
+  /** Prepared statements by SQL text (a statement no longer kept is freed by the GC). */
+  readonly statements: StatementCache<BetterSqlite3.Statement>;
   private locked = false;
   private readonly waiting: Array<() => void> = [];
   /** Transactions waiting for the next group (run at the end of this turn of the event loop). */
@@ -43,15 +45,11 @@ export class SqliteDatabase implements Database {
     this.savepoint = this.db.prepare("SAVEPOINT orchard_member");
     this.releaseSavepoint = this.db.prepare("RELEASE orchard_member");
     this.rollbackSavepoint = this.db.prepare("ROLLBACK TO orchard_member");
+    this.statements = new StatementCache((sql) => this.db.prepare(sql));
   }
 
   private statement(sql: string): BetterSqlite3.Statement {
-    let stmt = this.statements.get(sql);
-    if (!stmt) {
-      stmt = this.db.prepare(sql);
-      this.statements.set(sql, stmt);
-    }
-    return stmt;
+    return this.statements.get(sql);
   }
 
   private readonly direct: Sql = {
