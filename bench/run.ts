@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 // npm run bench [-- --quick | --devices N --runs R --duration S --concurrency C --scenarios a,b ...]
 //
 // Measures Orchard's device hot paths, new enrollments, Idle with a large
@@ -1307,7 +1308,10 @@ interface EnrollPoolInfo {
 async function main(): Promise<void> {
   // The console's scenario (bench/console.ts) is run by name only (--scenarios console): server time of its
   // pages over a seeded SQLite store, not a load; it keeps its own results file.
-  const argv = await consoleScenario(process.argv.slice(2));
+  const consoleRest = await consoleScenario(process.argv.slice(2));
+  if (consoleRest === undefined) return;
+  // So is OS updates' (bench/updates.ts): re-targeting 100,000 enrollments after a feed change, in one process.
+  const argv = updatesScenario(consoleRest);
   if (argv === undefined) return;
   const o = parseOptions(argv);
   const log: Log = (msg) => process.stderr.write(msg + "\n");
@@ -1599,6 +1603,32 @@ async function consoleScenario(argv: string[]): Promise<string[] | undefined> {
     );
   const c = out.indexOf("--console-devices");
   if (c >= 0) out.splice(c, 2);
+  return out;
+}
+
+/**
+ * Runs bench/updates.ts when --scenarios names `updates` (--updates-devices N,
+ * 100,000 by default; on PostgreSQL too with --backends naming postgres), and
+ * returns the arguments for the other scenarios (undefined: none left).
+ */
+function updatesScenario(argv: string[]): string[] | undefined {
+  const { values } = parseArgs({ args: argv, options: { scenarios: { type: "string" }, backends: { type: "string" } }, strict: false });
+  const picked = typeof values.scenarios === "string" ? values.scenarios.split(",").map((x) => x.trim()) : [];
+  if (!picked.includes("updates")) return argv;
+  const i = argv.indexOf("--updates-devices");
+  const devices = i >= 0 ? argv[i + 1]! : argv.includes("--quick") ? "10000" : "100000";
+  const backends = typeof values.backends === "string" ? values.backends.split(",") : ["sqlite"];
+  for (const backend of backends) {
+    const args = ["--import", "tsx", path.join(REPO_ROOT, "bench", "updates.ts"), "--devices", devices];
+    if (backend === "postgres") args.push("--postgres");
+    const r = spawnSync(process.execPath, args, { stdio: "inherit" });
+    if (r.status !== 0) process.exitCode = 1;
+  }
+  const rest = picked.filter((x) => x !== "updates");
+  if (rest.length === 0) return undefined;
+  const out = argv.filter((_, k) => k !== i && k !== i + 1);
+  const s = out.indexOf("--scenarios");
+  if (s >= 0) out[s + 1] = rest.join(",");
   return out;
 }
 

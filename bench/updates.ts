@@ -17,7 +17,7 @@
 //             DeclarativeManagement command per due channel (pushes go to
 //             core/push.ts's NoPusher: APNs is not measured here)
 //
-// Not wired into bench/run.ts (its scenarios drive a server over HTTP);
+// Run by bench/run.ts when --scenarios names updates, or alone;
 // this one measures the store-side work, in one process.
 import fs from "node:fs";
 import os from "node:os";
