@@ -65,7 +65,8 @@ export function decryptServerToken(p7m: Buffer, certPem: string, keyPem: string)
   let inner: string;
   try {
     const env = parseEnvelopedData(smimeContent(p7m));
-    inner = smimeInnerText(decryptEnvelope(env, new X509Certificate(certPem), createPrivateKey(keyPem)).content);
+    // ABM names the certificate it encrypted to: a token for another key is told apart for sure, not by its padding.
+    inner = smimeInnerText(decryptEnvelope(env, new X509Certificate(certPem), createPrivateKey(keyPem), true).content);
   } catch (err) {
     if (err instanceof SmimeError) throw new BadRequest(err.message, "invalid_ade_token");
     if (err instanceof CmsError) {

@@ -448,16 +448,22 @@ export function parseEnvelopedData(der: Uint8Array): ParsedEnvelope {
 }
 
 /**
- * Decrypts an EnvelopedData addressed to `cert` (the recipient naming it, or the
- * only one). Bad RSA padding and a wrong key end in the same CmsError.
+ * Decrypts an EnvelopedData addressed to `cert` (the recipient naming it, or,
+ * unless `namedOnly`, the only one: SCEP clients may name the CA loosely).
+ * Bad RSA padding and a wrong key end in the same CmsError.
  */
-export function decryptEnvelope(env: ParsedEnvelope, cert: X509Certificate, key: KeyObject): { content: Buffer; cipher: CipherName } {
+export function decryptEnvelope(
+  env: ParsedEnvelope,
+  cert: X509Certificate,
+  key: KeyObject,
+  namedOnly = false,
+): { content: Buffer; cipher: CipherName } {
   if (!env.cipher || !env.iv)
     throw new CmsError("unsupported-algorithm", "unsupported content encryption algorithm (AES-CBC, 3DES-CBC or DES-CBC)");
   const ours = certIds(cert);
   const recipient =
     env.recipients.find((ri) => ("keyId" in ri.rid ? false : ri.rid.serial.equals(ours.serial) && ri.rid.issuer.equals(ours.issuer))) ??
-    (env.recipients.length === 1 ? env.recipients[0] : undefined);
+    (env.recipients.length === 1 && !namedOnly ? env.recipients[0] : undefined);
   if (!recipient) throw new CmsError("cannot-decrypt", "the request is not encrypted to the CA certificate");
   if (recipient.keyEncryption !== HEX.rsaEncryption)
     throw new CmsError("unsupported-algorithm", "unsupported key encryption algorithm (rsaEncryption only)");
