@@ -187,12 +187,14 @@ describe("enrollment profiles", () => {
 });
 
 test("a process whose device CA differs from the one already recorded for its database says so at start", async () => {
+  // One secret key for all three, as processes on one database need (it opens the credential CA they share).
   const storage = `sqlite:${path.join(tmp, "shared.db")}`;
-  const first = await startTestServer(["--storage", storage]);
+  const secret = ["--secret-key", "test-secret-key-0123456789abcdef"];
+  const first = await startTestServer(["--storage", storage, ...secret]);
   const caCert = path.join(first.dataDir, "device-ca.pem");
   const caKey = path.join(first.dataDir, "device-ca.key");
-  const shared = await startTestServer(["--storage", storage, "--device-ca-cert", caCert, "--device-ca-key", caKey]);
-  const stray = await startTestServer(["--storage", storage]);
+  const shared = await startTestServer(["--storage", storage, ...secret, "--device-ca-cert", caCert, "--device-ca-key", caKey]);
+  const stray = await startTestServer(["--storage", storage, ...secret]);
   try {
     const warned = (s: TestServer) => s.logs.some((l) => l.includes("DEVICE CA IS NOT THE ONE OTHER PROCESSES ON THIS DATABASE USE"));
     assert.equal(warned(first), false);
