@@ -118,6 +118,24 @@ export function Structured({ value, depth = 0 }: { value: unknown; depth?: numbe
   return <span class={`v-${typeof value}`}>{String(value)}</span>;
 }
 
+/** A table's header row from its column names; a false entry is a column this operator does not get (e.g. Action for a read-only role). */
+export function TableHead({ columns }: { columns: Array<string | false> }) {
+  return (
+    <thead>
+      <tr>
+        {columns.map(
+          (c, i) =>
+            c !== false && (
+              <th scope="col" key={i}>
+                {c}
+              </th>
+            ),
+        )}
+      </tr>
+    </thead>
+  );
+}
+
 /** A labelled control: the label wraps it, so a click or a screen reader finds it. */
 export function Field({ label, children, help }: { label: string; children: ComponentChildren; help?: string }) {
   return (

@@ -3,7 +3,7 @@ import { get, query } from "../api.ts";
 import type { AuditPage } from "../../http/wire.ts";
 import type { PageProps } from "../pages.ts";
 import { href, navigate } from "../route.ts";
-import { Field, Loading, Pager, Time, useLoad, usePager } from "../ui.tsx";
+import { Field, Loading, Pager, TableHead, Time, useLoad, usePager } from "../ui.tsx";
 
 const LIVE_MS = 3000;
 
@@ -47,16 +47,7 @@ export function AuditLogPage({ route }: PageProps) {
       {log.data && (
         <>
           <table class="audit">
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Who</th>
-                <th scope="col">Action</th>
-                <th scope="col">Objects</th>
-                <th scope="col">From</th>
-                <th scope="col">Result</th>
-              </tr>
-            </thead>
+            <TableHead columns={["When", "Who", "Action", "Objects", "From", "Result"]} />
             <tbody>
               {log.data.entries.map((e) => (
                 <tr key={e.id}>

@@ -4,7 +4,7 @@ import type { DdmBulkAssignResult, DeclarationCheckJson } from "../../http/wire.
 import type { PageProps } from "../pages.ts";
 import { href, navigate } from "../route.ts";
 import { canChange } from "../session.ts";
-import { ErrorNote, Field, Loading, Notice, Section, useAction, useLoad } from "../ui.tsx";
+import { ErrorNote, Field, Loading, Notice, Section, TableHead, useAction, useLoad } from "../ui.tsx";
 
 const CHECK_DELAY_MS = 400;
 const TEMPLATE = `{
@@ -260,15 +260,7 @@ function SetView({
         Assigned to <strong>{compliance.data?.enrollments ?? "…"}</strong> channel(s).
       </p>
       <table>
-        <thead>
-          <tr>
-            <th scope="col">Declaration</th>
-            <th scope="col">Compliant</th>
-            <th scope="col">Failing</th>
-            <th scope="col">Pending</th>
-            {writable && <th scope="col">Action</th>}
-          </tr>
-        </thead>
+        <TableHead columns={["Declaration", "Compliant", "Failing", "Pending", writable && "Action"]} />
         <tbody>
           {members.data?.map((d) => {
             const c = byId.get(d);

@@ -3,7 +3,7 @@ import { get, query, seg } from "../api.ts";
 import type { EnrollmentJson, EnrollmentPage, InventoryPage, UpdateDevicePage } from "../../http/wire.ts";
 import type { PageProps } from "../pages.ts";
 import { href, navigate } from "../route.ts";
-import { Field, Loading, Pager, Time, useLoad, usePager } from "../ui.tsx";
+import { Field, Loading, Pager, TableHead, Time, useLoad, usePager } from "../ui.tsx";
 
 const PAGE = 50;
 export const PLATFORMS = ["macOS", "iOS", "iPadOS", "tvOS", "watchOS", "visionOS"];
@@ -136,17 +136,17 @@ export function DevicesPage({ route }: PageProps) {
       {list.data && (
         <>
           <table class="list">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Serial</th>
-                <th scope="col">{list.data.kind === "policy" ? "Update state" : "Platform"}</th>
-                <th scope="col">{list.data.kind === "enrollments" ? "OS" : list.data.kind === "inventory" ? "OS" : "Target"}</th>
-                <th scope="col">{list.data.kind === "enrollments" ? "Channel" : list.data.kind === "inventory" ? "Model" : "Reason"}</th>
-                <th scope="col">{list.data.kind === "inventory" ? "Update" : list.data.kind === "policy" ? "Policy" : "Enrolled"}</th>
-                <th scope="col">{list.data.kind === "policy" ? "Updated" : "Last seen"}</th>
-              </tr>
-            </thead>
+            <TableHead
+              columns={[
+                "Name",
+                "Serial",
+                list.data.kind === "policy" ? "Update state" : "Platform",
+                list.data.kind === "enrollments" ? "OS" : list.data.kind === "inventory" ? "OS" : "Target",
+                list.data.kind === "enrollments" ? "Channel" : list.data.kind === "inventory" ? "Model" : "Reason",
+                list.data.kind === "inventory" ? "Update" : list.data.kind === "policy" ? "Policy" : "Enrolled",
+                list.data.kind === "policy" ? "Updated" : "Last seen",
+              ]}
+            />
             <tbody>
               {list.data.rows.map((r) => (
                 <tr key={r.key}>

@@ -3,7 +3,7 @@ import { get, query } from "../api.ts";
 import type { EventJson, EventPage, EventTypeList } from "../../http/wire.ts";
 import type { PageProps } from "../pages.ts";
 import { href, navigate } from "../route.ts";
-import { Structured, Field, Loading, Pager, Time, useLoad, usePager } from "../ui.tsx";
+import { Field, Loading, Pager, Structured, TableHead, Time, useLoad, usePager } from "../ui.tsx";
 
 const LIVE_MS = 3000;
 
@@ -11,14 +11,7 @@ export function EventTable({ events }: { events: EventJson[] }) {
   if (events.length === 0) return <p class="muted">No event.</p>;
   return (
     <table class="events">
-      <thead>
-        <tr>
-          <th scope="col">When</th>
-          <th scope="col">Type</th>
-          <th scope="col">Channel</th>
-          <th scope="col">Detail</th>
-        </tr>
-      </thead>
+      <TableHead columns={["When", "Type", "Channel", "Detail"]} />
       <tbody>
         {events.map((e) => (
           <tr key={e.id}>

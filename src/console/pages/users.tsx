@@ -4,7 +4,7 @@ import type { UserImportJson, UserJson, UserPage, UserPutBody, UserRemoved, User
 import type { PageProps } from "../pages.ts";
 import { href } from "../route.ts";
 import { canChange } from "../session.ts";
-import { ErrorNote, Field, Loading, Notice, Pager, Section, Time, useAction, useLoad, usePager } from "../ui.tsx";
+import { ErrorNote, Field, Loading, Notice, Pager, Section, TableHead, Time, useAction, useLoad, usePager } from "../ui.tsx";
 
 /** The directory of network users (macOS UserAuthenticate) and their logins across Macs. */
 export function UsersPage({ session }: PageProps) {
@@ -34,16 +34,7 @@ export function UsersPage({ session }: PageProps) {
         {users.data && (
           <>
             <table>
-              <thead>
-                <tr>
-                  <th scope="col">Short name</th>
-                  <th scope="col">Full name</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Digests</th>
-                  <th scope="col">Updated</th>
-                  {writable && <th scope="col">Actions</th>}
-                </tr>
-              </thead>
+              <TableHead columns={["Short name", "Full name", "State", "Digests", "Updated", writable && "Actions"]} />
               <tbody>
                 {users.data.users.map((u) => (
                   <tr key={u.short_name}>
@@ -185,15 +176,7 @@ function Sessions() {
       {sessions.data && (
         <>
           <table>
-            <thead>
-              <tr>
-                <th scope="col">User</th>
-                <th scope="col">Mac</th>
-                <th scope="col">State</th>
-                <th scope="col">Token issued</th>
-                <th scope="col">Last used</th>
-              </tr>
-            </thead>
+            <TableHead columns={["User", "Mac", "State", "Token issued", "Last used"]} />
             <tbody>
               {sessions.data.sessions.map((s) => (
                 <tr key={s.enrollment_id}>
