@@ -56,6 +56,29 @@ export function Notice({ children }: { children: ComponentChildren }) {
   );
 }
 
+/** An action's outcome under its form: the error, or what it did (useAction). */
+export function Outcome({ of }: { of: { error: unknown; done: string | undefined } }) {
+  return (
+    <>
+      <ErrorNote error={of.error} />
+      <Notice>{of.done}</Notice>
+    </>
+  );
+}
+
+/** How often a Live list refreshes while its first page is shown. */
+export const LIVE_MS = 3000;
+
+/** The Live checkbox of a log page (audit, events). */
+export function LiveToggle({ live, set }: { live: boolean; set: (on: boolean) => void }) {
+  return (
+    <label class="check">
+      <input type="checkbox" checked={live} onChange={(e) => set(e.currentTarget.checked)} />
+      Live (refresh every {LIVE_MS / 1000} s)
+    </label>
+  );
+}
+
 export function Loading({ what }: { what: Loaded<unknown> }) {
   if (what.error) return <ErrorNote error={what.error} />;
   if (what.loading && what.data === undefined) return <p class="muted">Loading…</p>;
@@ -133,6 +156,19 @@ export function TableHead({ columns }: { columns: Array<string | false> }) {
         )}
       </tr>
     </thead>
+  );
+}
+
+/** One <option> per value, its text the value or `text(value)`. */
+export function Options({ values, text = (v) => v }: { values: readonly string[]; text?: (value: string) => string }) {
+  return (
+    <>
+      {values.map((v) => (
+        <option key={v} value={v}>
+          {text(v)}
+        </option>
+      ))}
+    </>
   );
 }
 

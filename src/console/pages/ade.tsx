@@ -4,7 +4,7 @@ import type { AdeDevicePage, AdeEnrollmentJson, AdeEnrollmentPage, AdeServerList
 import type { PageProps } from "../pages.ts";
 import { href } from "../route.ts";
 import { canChange } from "../session.ts";
-import { ErrorNote, Field, Loading, Notice, Pager, Section, TableHead, Time, useAction, useLoad, usePager } from "../ui.tsx";
+import { Field, Loading, Options, Outcome, Pager, Section, TableHead, Time, useAction, useLoad, usePager } from "../ui.tsx";
 
 const DAY_MS = 86_400_000;
 /** The states an operator may release from (core/ade-setup.ts). */
@@ -88,8 +88,7 @@ export function AdePage({ route, session }: PageProps) {
             </tbody>
           </table>
         )}
-        <ErrorNote error={act.error} />
-        <Notice>{act.done}</Notice>
+        <Outcome of={act} />
       </Section>
       <Enrollments writable={writable} state={route.params.get("state") ?? ""} />
       <Devices server={route.params.get("server") ?? ""} />
@@ -120,11 +119,7 @@ function Enrollments({ writable, state }: { writable: boolean; state: string }) 
         <Field label="State">
           <select name="state" value={state} onChange={(e) => (location.hash = href(["ade"], { state: e.currentTarget.value }))}>
             <option value="">any</option>
-            {ENROLLMENT_STATES.map((s) => (
-              <option key={s} value={s}>
-                {s.replace(/_/g, " ")}
-              </option>
-            ))}
+            <Options values={ENROLLMENT_STATES} text={(s) => s.replace(/_/g, " ")} />
           </select>
         </Field>
       </form>
@@ -172,8 +167,7 @@ function Enrollments({ writable, state }: { writable: boolean; state: string }) 
           <Pager pager={pager} nextCursor={list.data.next_cursor} />
         </>
       )}
-      <ErrorNote error={act.error} />
-      <Notice>{act.done}</Notice>
+      <Outcome of={act} />
     </Section>
   );
 }

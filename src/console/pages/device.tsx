@@ -19,7 +19,7 @@ import type { PageProps } from "../pages.ts";
 import { commandPlist } from "../plist.ts";
 import { href } from "../route.ts";
 import { canChange } from "../session.ts";
-import { ErrorNote, Field, Loading, Notice, Pager, Section, Structured, TableHead, Time, useAction, useLoad, usePager } from "../ui.tsx";
+import { ErrorNote, Field, Loading, Outcome, Pager, Section, Structured, TableHead, Time, useAction, useLoad, usePager } from "../ui.tsx";
 import { EventTable } from "./events.tsx";
 
 const DEVICE_TYPES = new Set(["Device", "UserEnrollmentDevice"]);
@@ -202,8 +202,7 @@ function Rebind({ deviceId, writable }: { deviceId: string; writable: boolean })
           ))}
         </tbody>
       </table>
-      <ErrorNote error={act.error} />
-      <Notice>{act.done}</Notice>
+      <Outcome of={act} />
     </Section>
   );
 }
@@ -308,8 +307,7 @@ function Commands({ channel, writable }: { channel: EnrollmentJson; writable: bo
               Clear the queue
             </button>
           </div>
-          <ErrorNote error={act.error} />
-          <Notice>{act.done}</Notice>
+          <Outcome of={act} />
           <QueueCommand channelId={id} onQueued={refresh} />
         </Section>
       )}
@@ -488,8 +486,7 @@ function QueueCommand({ channelId, onQueued }: { channelId: string; onQueued: ()
       <button type="submit" disabled={act.busy}>
         Queue
       </button>
-      <ErrorNote error={act.error} />
-      <Notice>{act.done}</Notice>
+      <Outcome of={act} />
     </form>
   );
 }

@@ -3,7 +3,7 @@ import { get, query, seg } from "../api.ts";
 import type { EnrollmentJson, EnrollmentPage, InventoryPage, UpdateDevicePage } from "../../http/wire.ts";
 import type { PageProps } from "../pages.ts";
 import { href, navigate } from "../route.ts";
-import { Field, Loading, Pager, TableHead, Time, useLoad, usePager } from "../ui.tsx";
+import { Field, Loading, Options, Pager, TableHead, Time, useLoad, usePager } from "../ui.tsx";
 
 const PAGE = 50;
 export const PLATFORMS = ["macOS", "iOS", "iPadOS", "tvOS", "watchOS", "visionOS"];
@@ -67,11 +67,7 @@ export function DevicesPage({ route }: PageProps) {
         <Field label="Platform">
           <select name="platform" value={filters.platform} onChange={(e) => set({ platform: e.currentTarget.value })}>
             <option value="">any</option>
-            {PLATFORMS.map((pl) => (
-              <option key={pl} value={pl}>
-                {pl}
-              </option>
-            ))}
+            <Options values={PLATFORMS} />
           </select>
         </Field>
         <Field label="Channels">
@@ -103,11 +99,7 @@ export function DevicesPage({ route }: PageProps) {
         <Field label="Update state">
           <select name="update_state" value={filters.update_state} onChange={(e) => set({ update_state: e.currentTarget.value })}>
             <option value="">any</option>
-            {UPDATE_STATES.map((st) => (
-              <option key={st} value={st}>
-                {st}
-              </option>
-            ))}
+            <Options values={UPDATE_STATES} />
           </select>
         </Field>
         <button type="submit">Search</button>

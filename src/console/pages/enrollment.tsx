@@ -3,7 +3,7 @@ import { api, get, seg } from "../api.ts";
 import type { PushCertList, PushCertRemoved, PushCertStored, ScepChallengeJson } from "../../http/wire.ts";
 import type { PageProps } from "../pages.ts";
 import { canChange, isAdmin } from "../session.ts";
-import { ErrorNote, Field, Loading, Notice, Section, TableHead, Time, useAction, useLoad } from "../ui.tsx";
+import { ErrorNote, Field, Loading, Outcome, Section, TableHead, Time, useAction, useLoad } from "../ui.tsx";
 
 const DAY_MS = 86_400_000;
 
@@ -105,8 +105,7 @@ function PushCertificates({ writable }: { writable: boolean }) {
           </button>
         </form>
       )}
-      <ErrorNote error={act.error} />
-      <Notice>{act.done}</Notice>
+      <Outcome of={act} />
     </Section>
   );
 }

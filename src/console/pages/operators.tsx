@@ -3,7 +3,7 @@ import { api, get, query, seg } from "../api.ts";
 import type { OperatorJson, OperatorPage, Role, TokenCreated, TokenJson, TokenPage } from "../../http/wire.ts";
 import type { PageProps } from "../pages.ts";
 import { isAdmin } from "../session.ts";
-import { ErrorNote, Field, Loading, Notice, Pager, Section, TableHead, Time, useAction, useLoad, usePager } from "../ui.tsx";
+import { Field, Loading, Outcome, Pager, Section, TableHead, Time, useAction, useLoad, usePager } from "../ui.tsx";
 
 const ROLES: Role[] = ["auditor", "operator", "admin"];
 
@@ -132,8 +132,7 @@ function Accounts({ me }: { me: string }) {
           Add operator
         </button>
       </form>
-      <ErrorNote error={act.error} />
-      <Notice>{act.done}</Notice>
+      <Outcome of={act} />
     </Section>
   );
 }
@@ -228,8 +227,7 @@ function Tokens({ me, role }: { me: string; role: Role }) {
           hash. Use it as the password of HTTP Basic auth (any user name) or as <code>Authorization: Bearer</code>.
         </p>
       )}
-      <ErrorNote error={act.error} />
-      <Notice>{act.done}</Notice>
+      <Outcome of={act} />
     </Section>
   );
 }
@@ -278,8 +276,7 @@ function Password() {
           Change password
         </button>
       </form>
-      <ErrorNote error={act.error} />
-      <Notice>{act.done}</Notice>
+      <Outcome of={act} />
     </Section>
   );
 }

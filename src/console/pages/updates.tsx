@@ -12,7 +12,7 @@ import type {
 import type { PageProps } from "../pages.ts";
 import { href } from "../route.ts";
 import { canChange } from "../session.ts";
-import { ErrorNote, Field, Loading, Notice, Section, TableHead, Time, useAction, useLoad } from "../ui.tsx";
+import { ErrorNote, Field, Loading, Notice, Outcome, Section, TableHead, Time, useAction, useLoad } from "../ui.tsx";
 import { PLATFORMS } from "./devices.tsx";
 
 /** The compliance states, in the order docs/software-updates.md lists them. */
@@ -256,8 +256,7 @@ function PolicyForm({ policy, onDone }: { policy?: UpdatePolicyJson; onDone: (sa
             Cancel
           </button>
         </div>
-        <ErrorNote error={act.error} />
-        <Notice>{act.done}</Notice>
+        <Outcome of={act} />
       </form>
     </Section>
   );
@@ -310,8 +309,7 @@ function Feed({ writable }: { writable: boolean }) {
           Refresh the feed
         </button>
       )}
-      <ErrorNote error={act.error} />
-      <Notice>{act.done}</Notice>
+      <Outcome of={act} />
     </Section>
   );
 }

@@ -4,7 +4,7 @@ import type { UserImportJson, UserJson, UserPage, UserPutBody, UserRemoved, User
 import type { PageProps } from "../pages.ts";
 import { href } from "../route.ts";
 import { canChange } from "../session.ts";
-import { ErrorNote, Field, Loading, Notice, Pager, Section, TableHead, Time, useAction, useLoad, usePager } from "../ui.tsx";
+import { Field, Loading, Outcome, Pager, Section, TableHead, Time, useAction, useLoad, usePager } from "../ui.tsx";
 
 /** The directory of network users (macOS UserAuthenticate) and their logins across Macs. */
 export function UsersPage({ session }: PageProps) {
@@ -68,8 +68,7 @@ export function UsersPage({ session }: PageProps) {
             <Pager pager={pager} nextCursor={users.data.next_cursor} />
           </>
         )}
-        <ErrorNote error={act.error} />
-        <Notice>{act.done}</Notice>
+        <Outcome of={act} />
       </Section>
       {writable && <AddUser onAdded={users.reload} />}
       {writable && <ImportHtdigest onImported={users.reload} />}
@@ -113,8 +112,7 @@ function AddUser({ onAdded }: { onAdded: () => void }) {
           Save user
         </button>
       </form>
-      <ErrorNote error={act.error} />
-      <Notice>{act.done}</Notice>
+      <Outcome of={act} />
     </Section>
   );
 }
@@ -159,8 +157,7 @@ function ImportHtdigest({ onImported }: { onImported: () => void }) {
           Import
         </button>
       </form>
-      <ErrorNote error={act.error} />
-      <Notice>{act.done}</Notice>
+      <Outcome of={act} />
     </Section>
   );
 }
