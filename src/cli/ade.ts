@@ -15,9 +15,11 @@ import { expectOk } from "./api-client.ts";
 import {
   CliError,
   connect,
+  expectArgs,
   parseCommand,
   positiveInt,
   printJson,
+  printList,
   readFileArg,
   runSubcommand,
   UsageError,
@@ -73,14 +75,9 @@ export const adeCommand: ClientCommand = {
     }),
 };
 
-function names(positionals: string[], n: number, what: string): string[] {
-  if (positionals.length !== n) throw new UsageError(`give ${what}`);
-  return positionals;
-}
-
 async function add(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, { cn: { type: "string" }, days: { type: "string" }, out: { type: "string" } });
-  const [name] = names(positionals, 1, "the ABM server's name");
+  const [name] = expectArgs(positionals, 1, "the ABM server's name");
   const days = positiveInt("--days", values.days);
   const out = path.resolve(ctx.cwd, values.out ?? `${name}.pem`);
   if (fs.existsSync(out)) throw new CliError(`${out} exists: give another --out`);
@@ -103,27 +100,28 @@ async function add(args: string[], ctx: CliContext): Promise<number> {
 
 async function list(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, {});
-  names(positionals, 0, "no argument");
+  expectArgs(positionals, 0, "no argument");
   const r = await connect(values, ctx).get<AdeServerList>("/v1/ade/servers");
-  if (values.json) return (printJson(ctx, r), 0);
-  if (r.servers.length === 0) return (ctx.out("no ABM server (orchard ade servers add NAME adds one)\n"), 0);
-  ctx.out(
-    formatTable(
-      ["NAME", "ABM SERVER", "ORG", "TOKEN EXPIRY", "DEVICES", "ENROLLED", "LAST SYNC", "DEFAULT PROFILE", "LAST ERROR"],
-      r.servers.map((s) => [
-        s.name,
-        s.server_name,
-        s.org_name,
-        s.token_expiry ? formatTime(s.token_expiry) : "no token",
-        s.devices,
-        s.enrolled,
-        formatTime(s.last_sync_at),
-        s.default_profile,
-        s.last_sync_error,
-      ]),
-    ),
+  printList(
+    ctx,
+    values.json,
+    r,
+    r.servers,
+    "no ABM server (orchard ade servers add NAME adds one)",
+    ["NAME", "ABM SERVER", "ORG", "TOKEN EXPIRY", "DEVICES", "ENROLLED", "LAST SYNC", "DEFAULT PROFILE", "LAST ERROR"],
+    (s) => [
+      s.name,
+      s.server_name,
+      s.org_name,
+      s.token_expiry ? formatTime(s.token_expiry) : "no token",
+      s.devices,
+      s.enrolled,
+      formatTime(s.last_sync_at),
+      s.default_profile,
+      s.last_sync_error,
+    ],
   );
-  for (const s of r.servers) warnExpiry(ctx, s);
+  if (!values.json) for (const s of r.servers) warnExpiry(ctx, s);
   return 0;
 }
 
@@ -137,7 +135,7 @@ function warnExpiry(ctx: CliContext, s: AdeServerJson): void {
 
 async function show(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, {});
-  const [name] = names(positionals, 1, "the ABM server's name");
+  const [name] = expectArgs(positionals, 1, "the ABM server's name");
   const res = await connect(values, ctx).request("GET", `/v1/ade/servers/${seg(name!)}`);
   if (res.status === 404) throw new CliError(`no ABM server named ${printable(name!)}`);
   const s = expectOk<AdeServerJson>(res);
@@ -165,7 +163,7 @@ async function show(args: string[], ctx: CliContext): Promise<number> {
 
 async function remove(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, {});
-  const [name] = names(positionals, 1, "the ABM server's name");
+  const [name] = expectArgs(positionals, 1, "the ABM server's name");
   const res = await connect(values, ctx).request("DELETE", `/v1/ade/servers/${seg(name!)}`);
   if (res.status === 404) throw new CliError(`no ABM server named ${printable(name!)}`);
   const r = expectOk<{ removed: string }>(res);
@@ -176,7 +174,7 @@ async function remove(args: string[], ctx: CliContext): Promise<number> {
 
 async function upload(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, { force: { type: "boolean", default: false } });
-  const [name, file] = names(positionals, 2, "the ABM server's name and the token file (.p7m), or - for stdin");
+  const [name, file] = expectArgs(positionals, 2, "the ABM server's name and the token file (.p7m), or - for stdin");
   const body = await readFileArg(file!, ctx);
   if (body.length === 0) throw new CliError(`${file === "-" ? "stdin" : file} is empty`);
   const res = await connect(values, ctx).request("PUT", `/v1/ade/servers/${seg(name!)}/token`, {
@@ -193,7 +191,7 @@ async function upload(args: string[], ctx: CliContext): Promise<number> {
 
 async function sync(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, {});
-  const [name] = names(positionals, 1, "the ABM server's name");
+  const [name] = expectArgs(positionals, 1, "the ABM server's name");
   const r = expectOk<AdeSyncJson>(await connect(values, ctx).request("POST", `/v1/ade/servers/${seg(name!)}/sync`));
   if (values.json) return (printJson(ctx, r), 0);
   const what = r.fetched > 0 ? `fetched ${r.fetched} devices` : `${r.added} added, ${r.modified} modified, ${r.deleted} deleted`;
@@ -216,7 +214,7 @@ async function devices(args: string[], ctx: CliContext): Promise<number> {
     removed: { type: "string" },
     ...PAGE_OPTIONS,
   });
-  names(positionals, 0, "no argument (filters are flags)");
+  expectArgs(positionals, 0, "no argument (filters are flags)");
   for (const flag of ["enrolled", "removed"] as const) {
     if (values[flag] !== undefined && values[flag] !== "true" && values[flag] !== "false")
       throw new UsageError(`--${flag} must be true or false`);
@@ -234,32 +232,32 @@ async function devices(args: string[], ctx: CliContext): Promise<number> {
     all: values.all,
     cursor: values.cursor,
   });
-  if (values.json) return (printJson(ctx, page), 0);
-  if (page.devices.length === 0) return (ctx.out("no devices\n"), 0);
-  ctx.out(
-    formatTable(
-      ["SERVER", "SERIAL", "MODEL", "OS", "COLOR", "PROFILE STATUS", "PROFILE UUID", "OP", "OP DATE", "ENROLLED", "REMOVED"],
-      page.devices.map((d) => [
-        d.server,
-        d.serial_number,
-        d.model ?? d.description,
-        d.os,
-        d.color,
-        d.profile_status,
-        d.profile_uuid,
-        d.op_type,
-        formatTime(d.op_date),
-        d.enrolled,
-        d.removed,
-      ]),
-    ),
+  return printList(
+    ctx,
+    values.json,
+    page,
+    page.devices,
+    "no devices",
+    ["SERVER", "SERIAL", "MODEL", "OS", "COLOR", "PROFILE STATUS", "PROFILE UUID", "OP", "OP DATE", "ENROLLED", "REMOVED"],
+    (d) => [
+      d.server,
+      d.serial_number,
+      d.model ?? d.description,
+      d.os,
+      d.color,
+      d.profile_status,
+      d.profile_uuid,
+      d.op_type,
+      formatTime(d.op_date),
+      d.enrolled,
+      d.removed,
+    ],
   );
-  return 0;
 }
 
 async function profilePut(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, { default: { type: "boolean", default: false } });
-  const [name, profile, file] = names(positionals, 3, "the ABM server's name, the profile's name and its JSON file (or - for stdin)");
+  const [name, profile, file] = expectArgs(positionals, 3, "the ABM server's name, the profile's name and its JSON file (or - for stdin)");
   const body = await readFileArg(file!, ctx);
   const res = await connect(values, ctx).request("PUT", `/v1/ade/servers/${seg(name!)}/profiles/${seg(profile!)}`, {
     query: { default: values.default ? "1" : undefined },
@@ -276,32 +274,32 @@ async function profilePut(args: string[], ctx: CliContext): Promise<number> {
 
 async function profileList(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, {});
-  const [name] = names(positionals, 1, "the ABM server's name");
+  const [name] = expectArgs(positionals, 1, "the ABM server's name");
   const r = await connect(values, ctx).get<AdeProfileList>(`/v1/ade/servers/${seg(name!)}/profiles`);
-  if (values.json) return (printJson(ctx, r), 0);
-  if (r.profiles.length === 0) return (ctx.out("no DEP profiles\n"), 0);
-  ctx.out(
-    formatTable(
-      ["NAME", "DEFAULT", "PROFILE UUID", "DEFINED", "SUPERVISED", "AWAIT CONFIGURED", "URL"],
-      r.profiles.map((p) => [
-        p.name,
-        p.default,
-        p.profile_uuid,
-        formatTime(p.defined_at),
-        p.profile.is_supervised === true,
-        p.profile.await_device_configured === true,
-        String(p.profile.url),
-      ]),
-    ),
+  return printList(
+    ctx,
+    values.json,
+    r,
+    r.profiles,
+    "no DEP profiles",
+    ["NAME", "DEFAULT", "PROFILE UUID", "DEFINED", "SUPERVISED", "AWAIT CONFIGURED", "URL"],
+    (p) => [
+      p.name,
+      p.default,
+      p.profile_uuid,
+      formatTime(p.defined_at),
+      p.profile.is_supervised === true,
+      p.profile.await_device_configured === true,
+      String(p.profile.url),
+    ],
   );
-  return 0;
 }
 
 async function profileDefault(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, { none: { type: "boolean", default: false } });
   const [name, profile] = values.none
-    ? names(positionals, 1, "the ABM server's name and --none")
-    : names(positionals, 2, "the ABM server's name and a profile (or --none)");
+    ? expectArgs(positionals, 1, "the ABM server's name and --none")
+    : expectArgs(positionals, 2, "the ABM server's name and a profile (or --none)");
   const body = Buffer.from(JSON.stringify({ profile: values.none ? null : profile }));
   const s = expectOk<AdeServerJson>(
     await connect(values, ctx).request("PUT", `/v1/ade/servers/${seg(name!)}/default-profile`, { body, contentType: "application/json" }),
@@ -335,7 +333,7 @@ async function assign(args: string[], ctx: CliContext): Promise<number> {
 
 async function profileRemove(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, {});
-  const [name, profile] = names(positionals, 2, "the ABM server's name and the profile's name");
+  const [name, profile] = expectArgs(positionals, 2, "the ABM server's name and the profile's name");
   const r = expectOk<{ removed: string }>(
     await connect(values, ctx).request("DELETE", `/v1/ade/servers/${seg(name!)}/profiles/${seg(profile!)}`),
   );
@@ -346,7 +344,7 @@ async function profileRemove(args: string[], ctx: CliContext): Promise<number> {
 
 async function settingsShow(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, {});
-  const [name] = names(positionals, 1, "the ABM server's name");
+  const [name] = expectArgs(positionals, 1, "the ABM server's name");
   const r = await connect(values, ctx).get<AdeSettingsJson>(`/v1/ade/servers/${seg(name!)}/enrollment-settings`);
   printJson(ctx, r);
   return 0;
@@ -354,7 +352,7 @@ async function settingsShow(args: string[], ctx: CliContext): Promise<number> {
 
 async function settingsPut(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, {});
-  const [name, file] = names(positionals, 2, "the ABM server's name and the settings' JSON file (or - for stdin)");
+  const [name, file] = expectArgs(positionals, 2, "the ABM server's name and the settings' JSON file (or - for stdin)");
   const body = await readFileArg(file!, ctx);
   const r = expectOk<AdeSettingsJson>(
     await connect(values, ctx).request("PUT", `/v1/ade/servers/${seg(name!)}/enrollment-settings`, {
@@ -374,37 +372,37 @@ async function settingsPut(args: string[], ctx: CliContext): Promise<number> {
 
 async function enrollments(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, { server: { type: "string" }, state: { type: "string" }, ...PAGE_OPTIONS });
-  names(positionals, 0, "no argument (filters are flags)");
+  expectArgs(positionals, 0, "no argument (filters are flags)");
   const limit = positiveInt("--limit", values.limit);
   const query = { server: values.server, state: values.state, limit: limit?.toString() };
   const page = await fetchPages<"enrollments", AdeEnrollmentJson>(connect(values, ctx), ctx, "/v1/ade/enrollments", "enrollments", query, {
     all: values.all,
     cursor: values.cursor,
   });
-  if (values.json) return (printJson(ctx, page), 0);
-  if (page.enrollments.length === 0) return (ctx.out("no ADE device has reached the enrollment URL\n"), 0);
-  ctx.out(
-    formatTable(
-      ["SERIAL", "SERVER", "UDID", "PRODUCT", "OS", "STATE", "PROGRESS", "SERVED", "UPDATED"],
-      page.enrollments.map((e) => [
-        e.serial_number,
-        e.server,
-        e.udid,
-        e.product,
-        e.os_version,
-        e.state,
-        e.progress,
-        formatTime(e.served_at),
-        formatTime(e.updated_at),
-      ]),
-    ),
+  return printList(
+    ctx,
+    values.json,
+    page,
+    page.enrollments,
+    "no ADE device has reached the enrollment URL",
+    ["SERIAL", "SERVER", "UDID", "PRODUCT", "OS", "STATE", "PROGRESS", "SERVED", "UPDATED"],
+    (e) => [
+      e.serial_number,
+      e.server,
+      e.udid,
+      e.product,
+      e.os_version,
+      e.state,
+      e.progress,
+      formatTime(e.served_at),
+      formatTime(e.updated_at),
+    ],
   );
-  return 0;
 }
 
 async function release(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, {});
-  const [serial] = names(positionals, 1, "the device's serial number");
+  const [serial] = expectArgs(positionals, 1, "the device's serial number");
   const res = await connect(values, ctx).request("POST", `/v1/ade/enrollments/${seg(serial!)}/release`);
   if (res.status === 404) throw new CliError(`no ADE device ${printable(serial!)} reached the enrollment URL`);
   const e = expectOk<AdeEnrollmentJson>(res);

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { ApiClient } from "./api-client.ts";
-import { printable } from "./table.ts";
+import { formatTable, printable, type Cell } from "./table.ts";
 
 /** Where a command reads and writes; process-backed in `orchard`, swappable in tests. */
 export interface CliContext {
@@ -123,6 +123,33 @@ export function idPath(ids: string[]): string {
 
 export function printJson(ctx: CliContext, value: unknown): void {
   ctx.out(JSON.stringify(value, null, 2) + "\n");
+}
+
+/** Exactly `n` positional arguments, else a usage error that says what to give. */
+export function expectArgs(positionals: string[], n: number, what: string): string[] {
+  if (positionals.length !== n) throw new UsageError(`give ${what}`);
+  return positionals;
+}
+
+/** A command that takes no positional argument. */
+export function noArgs(positionals: string[]): void {
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+}
+
+/** A list answer: the whole reply with --json, `none` when there is nothing, else a table of one row per item. */
+export function printList<T>(
+  ctx: CliContext,
+  json: boolean,
+  reply: unknown,
+  items: T[],
+  none: string,
+  headers: string[],
+  row: (item: T) => Cell[],
+): number {
+  if (json) printJson(ctx, reply);
+  else if (items.length === 0) ctx.out(`${none}\n`);
+  else ctx.out(formatTable(headers, items.map(row)));
+  return 0;
 }
 
 type Subcommand = (args: string[], ctx: CliContext) => Promise<number>;

@@ -4,6 +4,7 @@ import {
   checkIds,
   CliError,
   connect,
+  noArgs,
   parseCommand,
   printJson,
   readFileArg,
@@ -117,7 +118,7 @@ async function credential(args: string[], ctx: CliContext): Promise<number> {
 
 async function credentials(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, {});
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+  noArgs(positionals);
   const client = connect(values, ctx);
   const all: DdmCredentialJson[] = [];
   let cursor: string | undefined;
@@ -194,7 +195,7 @@ function splitWarnings(header: string | null): string[] {
 
 async function names(args: string[], ctx: CliContext, apiPath: string, none: string): Promise<number> {
   const { values, positionals } = parseCommand(args, {});
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+  noArgs(positionals);
   const list = await connect(values, ctx).get<string[]>(apiPath);
   printNames(ctx, values.json, list, none);
   return 0;

@@ -1,6 +1,6 @@
 import type { EnrollmentJson, RebindApprovedJson, RebindStateJson } from "../http/wire.ts";
 import { expectOk } from "./api-client.ts";
-import { connect, parseCommand, positiveInt, printJson, UsageError, type CliContext, type ClientCommand } from "./command.ts";
+import { connect, parseCommand, positiveInt, printJson, printList, UsageError, type CliContext, type ClientCommand } from "./command.ts";
 import { fetchPages, PAGE_OPTIONS } from "./paging.ts";
 import { formatFields, formatTable, formatTime, type Cell } from "./table.ts";
 
@@ -42,32 +42,26 @@ export const enrollmentsCommand: ClientCommand = {
       all: values.all,
       cursor: values.cursor,
     });
-    if (values.json) {
-      printJson(ctx, page);
-      return 0;
-    }
-    if (page.enrollments.length === 0) {
-      ctx.out("no enrollments\n");
-      return 0;
-    }
-    ctx.out(
-      formatTable(
-        ["ID", "TYPE", "PLATFORM", "ENABLED", "SERIAL", "MODEL", "OS", "USER", "LAST SEEN", "TOKEN UPDATES"],
-        page.enrollments.map((e) => [
-          e.id,
-          e.type,
-          e.platform,
-          e.enabled,
-          e.serial_number,
-          e.model_name ?? e.model ?? e.product_name,
-          e.os_version && e.build_version ? `${e.os_version} (${e.build_version})` : e.os_version,
-          e.user_short_name ?? e.user_id,
-          formatTime(e.last_seen_at),
-          e.token_update_count,
-        ]),
-      ),
+    return printList(
+      ctx,
+      values.json,
+      page,
+      page.enrollments,
+      "no enrollments",
+      ["ID", "TYPE", "PLATFORM", "ENABLED", "SERIAL", "MODEL", "OS", "USER", "LAST SEEN", "TOKEN UPDATES"],
+      (e) => [
+        e.id,
+        e.type,
+        e.platform,
+        e.enabled,
+        e.serial_number,
+        e.model_name ?? e.model ?? e.product_name,
+        e.os_version && e.build_version ? `${e.os_version} (${e.build_version})` : e.os_version,
+        e.user_short_name ?? e.user_id,
+        formatTime(e.last_seen_at),
+        e.token_update_count,
+      ],
     );
-    return 0;
   },
 };
 

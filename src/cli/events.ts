@@ -2,9 +2,9 @@ import type { EventJson, EventPage } from "../http/wire.ts";
 import { parseDuration } from "../config.ts";
 import { isEventType, unknownEventTypeMessage } from "../store/event-types.ts";
 import type { ApiClient } from "./api-client.ts";
-import { connect, parseCommand, positiveInt, printJson, UsageError, type CliContext, type ClientCommand } from "./command.ts";
+import { connect, parseCommand, positiveInt, printList, UsageError, type CliContext, type ClientCommand } from "./command.ts";
 import { fetchPages, PAGE_OPTIONS } from "./paging.ts";
-import { formatTable, formatTime } from "./table.ts";
+import { formatTime } from "./table.ts";
 
 const HEADER = ["TIME", "TYPE", "ENROLLMENT", "DETAIL"];
 
@@ -55,16 +55,7 @@ export const eventsCommand: ClientCommand = {
       all: values.all,
       cursor: values.cursor,
     });
-    if (values.json) {
-      printJson(ctx, page);
-      return 0;
-    }
-    if (page.events.length === 0) {
-      ctx.out("no events\n");
-      return 0;
-    }
-    ctx.out(formatTable(HEADER, page.events.map(row)));
-    return 0;
+    return printList(ctx, values.json, page, page.events, "no events", HEADER, row);
   },
 };
 

@@ -10,9 +10,11 @@ import { ApiError, errorCode, errorReason } from "./api-client.ts";
 import {
   CliError,
   connect,
+  noArgs,
   parseCommand,
   positiveInt,
   printJson,
+  printList,
   runSubcommand,
   UsageError,
   type CliContext,
@@ -67,7 +69,7 @@ async function list(args: string[], ctx: CliContext): Promise<number> {
     "update-state": { type: "string" },
     ...PAGE_OPTIONS,
   });
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+  noArgs(positionals);
   const limit = positiveInt("--limit", values.limit);
   const query = {
     platform: values.platform,
@@ -85,30 +87,24 @@ async function list(args: string[], ctx: CliContext): Promise<number> {
     all: values.all,
     cursor: values.cursor,
   });
-  if (values.json) {
-    printJson(ctx, page);
-    return 0;
-  }
-  if (page.devices.length === 0) {
-    ctx.out("no devices\n");
-    return 0;
-  }
-  ctx.out(
-    formatTable(
-      ["DEVICE", "PLATFORM", "MODEL", "OS", "SERIAL", "USERS", "UPDATE", "LAST SEEN"],
-      page.devices.map((d) => [
-        d.device_id,
-        text(d.platform),
-        text(d.product_name) ?? text(d.model_name),
-        d.os_version && d.build_version ? `${text(d.os_version)} (${text(d.build_version)})` : text(d.os_version),
-        text(d.serial_number),
-        d.users.map((u) => u.user_short_name ?? u.user_id).join(",") || null,
-        updateCell(d),
-        formatTime(d.last_seen_at),
-      ]),
-    ),
+  return printList(
+    ctx,
+    values.json,
+    page,
+    page.devices,
+    "no devices",
+    ["DEVICE", "PLATFORM", "MODEL", "OS", "SERIAL", "USERS", "UPDATE", "LAST SEEN"],
+    (d) => [
+      d.device_id,
+      text(d.platform),
+      text(d.product_name) ?? text(d.model_name),
+      d.os_version && d.build_version ? `${text(d.os_version)} (${text(d.build_version)})` : text(d.os_version),
+      text(d.serial_number),
+      d.users.map((u) => u.user_short_name ?? u.user_id).join(",") || null,
+      updateCell(d),
+      formatTime(d.last_seen_at),
+    ],
   );
-  return 0;
 }
 
 async function show(args: string[], ctx: CliContext): Promise<number> {
@@ -137,7 +133,7 @@ async function show(args: string[], ctx: CliContext): Promise<number> {
 
 async function subscribe(args: string[], ctx: CliContext, add: boolean): Promise<number> {
   const { values, positionals } = parseCommand(args, { platform: { type: "string" } });
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+  noArgs(positionals);
   if (values.platform === undefined) throw new UsageError(`give --platform ${PLATFORM_USAGE}`);
   const res = await connect(values, ctx).request(
     add ? "PUT" : "DELETE",
@@ -163,18 +159,14 @@ async function subscribe(args: string[], ctx: CliContext, add: boolean): Promise
 
 async function subscriptions(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, {});
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+  noArgs(positionals);
   const r = await connect(values, ctx).get<InventorySubscriptionList>("/v1/inventory-subscriptions");
-  if (values.json) printJson(ctx, r);
-  else if (r.subscriptions.length === 0) ctx.out("no platform is subscribed\n");
-  else
-    ctx.out(
-      formatTable(
-        ["PLATFORM", "SET", "SINCE", "STATUS ITEMS"],
-        r.subscriptions.map((s) => [s.platform, s.set, formatTime(s.created_at), s.status_items.length]),
-      ),
-    );
-  return 0;
+  return printList(ctx, values.json, r, r.subscriptions, "no platform is subscribed", ["PLATFORM", "SET", "SINCE", "STATUS ITEMS"], (s) => [
+    s.platform,
+    s.set,
+    formatTime(s.created_at),
+    s.status_items.length,
+  ]);
 }
 
 /** An RFC 3339 time as given, or a duration (30d) as that long ago. */

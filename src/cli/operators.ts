@@ -3,9 +3,11 @@ import { expectOk, type ApiClient } from "./api-client.ts";
 import {
   CliError,
   connect,
+  noArgs,
   parseCommand,
   positiveInt,
   printJson,
+  printList,
   runSubcommand,
   UsageError,
   type CliContext,
@@ -13,7 +15,7 @@ import {
 } from "./command.ts";
 import { fetchPages, PAGE_OPTIONS } from "./paging.ts";
 import { firstLine } from "./secret.ts";
-import { formatFields, formatTable, formatTime, printable } from "./table.ts";
+import { formatFields, formatTime, printable } from "./table.ts";
 
 // `orchard operators`, `orchard tokens` and `orchard audit`: through the
 // running server's API like every client command, so the audit log has each
@@ -158,7 +160,7 @@ async function show(args: string[], ctx: CliContext): Promise<number> {
 
 async function list(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, PAGE_OPTIONS);
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+  noArgs(positionals);
   const limit = positiveInt("--limit", values.limit);
   const page = await fetchPages<"operators", OperatorJson>(
     connect(values, ctx),
@@ -168,16 +170,12 @@ async function list(args: string[], ctx: CliContext): Promise<number> {
     { limit: limit?.toString() },
     values,
   );
-  if (values.json) printJson(ctx, page);
-  else if (page.operators.length === 0) ctx.out("no operators\n");
-  else
-    ctx.out(
-      formatTable(
-        ["NAME", "ROLE", "DISABLED", "PASSWORD CHANGED"],
-        page.operators.map((o) => [o.name, o.role, o.disabled ? "yes" : "", formatTime(o.password_changed_at)]),
-      ),
-    );
-  return 0;
+  return printList(ctx, values.json, page, page.operators, "no operators", ["NAME", "ROLE", "DISABLED", "PASSWORD CHANGED"], (o) => [
+    o.name,
+    o.role,
+    o.disabled ? "yes" : "",
+    formatTime(o.password_changed_at),
+  ]);
 }
 
 export const tokensCommand: ClientCommand = {
@@ -200,7 +198,7 @@ async function createToken(args: string[], ctx: CliContext): Promise<number> {
     expires: { type: "string" },
     operator: { type: "string" },
   });
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+  noArgs(positionals);
   if (!values.label) throw new UsageError("give --label (what the token is for)");
   const body = {
     label: values.label,
@@ -219,7 +217,7 @@ async function createToken(args: string[], ctx: CliContext): Promise<number> {
 
 async function listTokens(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, { ...PAGE_OPTIONS, operator: { type: "string" } });
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+  noArgs(positionals);
   const limit = positiveInt("--limit", values.limit);
   const page = await fetchPages<"tokens", TokenJson>(
     connect(values, ctx),
@@ -229,24 +227,15 @@ async function listTokens(args: string[], ctx: CliContext): Promise<number> {
     { limit: limit?.toString(), operator: values.operator },
     values,
   );
-  if (values.json) printJson(ctx, page);
-  else if (page.tokens.length === 0) ctx.out("no tokens\n");
-  else
-    ctx.out(
-      formatTable(
-        ["ID", "OPERATOR", "LABEL", "ROLE", "EXPIRES", "LAST USED", "REVOKED"],
-        page.tokens.map((t) => [
-          t.id,
-          t.operator,
-          t.label,
-          t.role,
-          formatTime(t.expires_at),
-          formatTime(t.last_used_at),
-          formatTime(t.revoked_at),
-        ]),
-      ),
-    );
-  return 0;
+  return printList(
+    ctx,
+    values.json,
+    page,
+    page.tokens,
+    "no tokens",
+    ["ID", "OPERATOR", "LABEL", "ROLE", "EXPIRES", "LAST USED", "REVOKED"],
+    (t) => [t.id, t.operator, t.label, t.role, formatTime(t.expires_at), formatTime(t.last_used_at), formatTime(t.revoked_at)],
+  );
 }
 
 async function revokeToken(args: string[], ctx: CliContext): Promise<number> {
@@ -274,7 +263,7 @@ export const auditCommand: ClientCommand = {
       since: { type: "string" },
       until: { type: "string" },
     });
-    if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+    noArgs(positionals);
     const limit = positiveInt("--limit", values.limit);
     const query = {
       limit: limit?.toString(),
@@ -285,15 +274,14 @@ export const auditCommand: ClientCommand = {
       until: values.until,
     };
     const page = await fetchPages<"entries", AuditEntryJson>(connect(values, ctx), ctx, "/v1/audit", "entries", query, values);
-    if (values.json) printJson(ctx, page);
-    else if (page.entries.length === 0) ctx.out("no entries\n");
-    else
-      ctx.out(
-        formatTable(
-          ["AT", "ACTOR", "CREDENTIAL", "ACTION", "OBJECTS", "STATUS", "ADDRESS"],
-          page.entries.map((e) => [formatTime(e.at), e.actor, e.credential, e.action, e.objects.join(","), String(e.status), e.address]),
-        ),
-      );
-    return 0;
+    return printList(
+      ctx,
+      values.json,
+      page,
+      page.entries,
+      "no entries",
+      ["AT", "ACTOR", "CREDENTIAL", "ACTION", "OBJECTS", "STATUS", "ADDRESS"],
+      (e) => [formatTime(e.at), e.actor, e.credential, e.action, e.objects.join(","), String(e.status), e.address],
+    );
   },
 };

@@ -1,8 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { ApiError, errorCode, errorReason } from "./api-client.ts";
-import { CliError, connect, parseCommand, runSubcommand, UsageError, type CliContext, type ClientCommand } from "./command.ts";
-import { printable } from "./table.ts";
+import { CliError, connect, parseCommand, runSubcommand, UsageError, type CliContext, type ClientCommand, noArgs } from "./command.ts";
 
 export const profileCommand: ClientCommand = {
   name: "profile",
@@ -24,7 +23,7 @@ async function enroll(args: string[], ctx: CliContext): Promise<number> {
     topic: { type: "string" },
     cn: { type: "string" },
   });
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+  noArgs(positionals);
   if (values.identity !== undefined && values.identity !== "scep" && values.identity !== "pkcs12") {
     throw new UsageError("--identity must be scep or pkcs12");
   }

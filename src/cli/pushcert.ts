@@ -6,6 +6,7 @@ import { expectOk } from "./api-client.ts";
 import {
   CliError,
   connect,
+  noArgs,
   parseCommand,
   readFileArg,
   printJson,
@@ -54,7 +55,7 @@ async function csr(args: string[], ctx: CliContext): Promise<number> {
     country: { type: "string" },
     force: { type: "boolean", default: false },
   });
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+  noArgs(positionals);
   const keyFile = path.resolve(ctx.cwd, values["out-key"]);
   const csrFile = path.resolve(ctx.cwd, values["out-csr"]);
   if (keyFile === csrFile) throw new UsageError("--out-key and --out-csr name the same file");
@@ -83,7 +84,7 @@ async function sign(args: string[], ctx: CliContext): Promise<number> {
     "passphrase-stdin": { type: "boolean", default: false },
     force: { type: "boolean", default: false },
   });
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+  noArgs(positionals);
   for (const flag of ["csr", "vendor-cert", "vendor-key"] as const) if (!values[flag]) throw new UsageError(`give --${flag} FILE`);
   if (values.chain.length === 0) throw new UsageError("give --chain FILE for Apple's WWDR intermediate, then again for Apple's root CA");
   const read = (file: string) => readFileArg(file, ctx);
@@ -158,7 +159,7 @@ async function upload(args: string[], ctx: CliContext): Promise<number> {
 
 async function show(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, {});
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+  noArgs(positionals);
   const client = connect(values, ctx);
   const r = await client.get<PushCertList>("/v1/pushcert");
   if (values.json) {

@@ -1,6 +1,6 @@
 import type { ScepChallengeJson } from "../http/wire.ts";
 import { expectOk } from "./api-client.ts";
-import { connect, parseCommand, printJson, UsageError, type ClientCommand } from "./command.ts";
+import { connect, parseCommand, printJson, UsageError, type ClientCommand, noArgs } from "./command.ts";
 import { printable } from "./table.ts";
 
 export const scepCommand: ClientCommand = {
@@ -16,7 +16,7 @@ export const scepCommand: ClientCommand = {
     if (sub !== "challenge")
       throw new UsageError(sub === undefined ? "give a subcommand: challenge" : `unknown subcommand ${printable(sub)}`);
     const { values, positionals } = parseCommand(args.slice(1), { ttl: { type: "string" } });
-    if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+    noArgs(positionals);
     if (values.ttl !== undefined && !/^\d+(\.\d+)?(ms|s|m|h|d)?$/.test(values.ttl.trim())) {
       throw new UsageError("--ttl must be a duration such as 300s, 10m or 1h");
     }

@@ -13,8 +13,10 @@ import { expectOk } from "./api-client.ts";
 import {
   CliError,
   connect,
+  expectArgs,
   parseCommand,
   printJson,
+  printList,
   readFileArg,
   runSubcommand,
   UsageError,
@@ -58,11 +60,6 @@ export const updatesCommand: ClientCommand = {
     }),
 };
 
-function positionals(given: string[], n: number, what: string): string[] {
-  if (given.length !== n) throw new UsageError(`give ${what}`);
-  return given;
-}
-
 async function feed(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals: p } = parseCommand(args, {});
   if (p.length > 1 || (p.length === 1 && p[0] !== "refresh")) throw new UsageError("orchard updates feed [refresh]");
@@ -103,7 +100,7 @@ function printFeed(ctx: CliContext, f: UpdateFeedJson): void {
 
 async function releases(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals: p } = parseCommand(args, { platform: { type: "string" } });
-  positionals(p, 0, "no argument");
+  expectArgs(p, 0, "no argument");
   const r = await connect(values, ctx).get<UpdateReleasesJson>("/v1/updates/releases", { platform: values.platform });
   if (values.json) return (printJson(ctx, r), 0);
   const rows = Object.entries(r.releases).flatMap(([platform, list]) =>
@@ -116,17 +113,17 @@ async function releases(args: string[], ctx: CliContext): Promise<number> {
 
 async function policies(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals: p } = parseCommand(args, {});
-  positionals(p, 0, "no argument");
+  expectArgs(p, 0, "no argument");
   const r = await connect(values, ctx).get<UpdatePolicyList>("/v1/updates/policies");
-  if (values.json) return (printJson(ctx, r), 0);
-  if (r.policies.length === 0) return (ctx.out("no update policy (orchard updates policy put NAME ... makes one)\n"), 0);
-  ctx.out(
-    formatTable(
-      ["NAME", "PLATFORM", "DEVICES", "TARGET", "DEADLINE"],
-      r.policies.map((x) => [x.name, x.platform, scope(x), target(x), deadline(x)]),
-    ),
+  return printList(
+    ctx,
+    values.json,
+    r,
+    r.policies,
+    "no update policy (orchard updates policy put NAME ... makes one)",
+    ["NAME", "PLATFORM", "DEVICES", "TARGET", "DEADLINE"],
+    (x) => [x.name, x.platform, scope(x), target(x), deadline(x)],
   );
-  return 0;
 }
 
 const scope = (p: UpdatePolicyJson) =>
@@ -151,7 +148,7 @@ async function put(args: string[], ctx: CliContext): Promise<number> {
     "details-url": { type: "string" },
     settings: { type: "string" },
   });
-  const [name] = positionals(p, 1, "the policy's name");
+  const [name] = expectArgs(p, 1, "the policy's name");
   if (!values.platform) throw new UsageError("give --platform (macOS, iOS, iPadOS, ...)");
   if (values.latest === (values.version !== undefined)) throw new UsageError("give --latest or --version V, one of them");
   if ([values.set, values.ids, values["ids-file"]].filter((v) => v !== undefined).length > 1)
@@ -202,7 +199,7 @@ function applied(a: UpdateApplyJson): string {
 
 async function show(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals: p } = parseCommand(args, {});
-  const [name] = positionals(p, 1, "the policy's name");
+  const [name] = expectArgs(p, 1, "the policy's name");
   const res = await connect(values, ctx).request("GET", `/v1/updates/policies/${seg(name!)}`);
   if (res.status === 404) throw new CliError(`no update policy ${printable(name!)}`);
   const x = expectOk<UpdatePolicyJson>(res);
@@ -224,7 +221,7 @@ async function show(args: string[], ctx: CliContext): Promise<number> {
 
 async function remove(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals: p } = parseCommand(args, {});
-  const [name] = positionals(p, 1, "the policy's name");
+  const [name] = expectArgs(p, 1, "the policy's name");
   const res = await connect(values, ctx).request("DELETE", `/v1/updates/policies/${seg(name!)}`);
   if (res.status === 404) throw new CliError(`no update policy ${printable(name!)}`);
   const r = expectOk<{ removed: string; applied: UpdateApplyJson }>(res);
@@ -235,7 +232,7 @@ async function remove(args: string[], ctx: CliContext): Promise<number> {
 
 async function compliance(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals: p } = parseCommand(args, {});
-  const [name] = positionals(p, 1, "the policy's name");
+  const [name] = expectArgs(p, 1, "the policy's name");
   const res = await connect(values, ctx).request("GET", `/v1/updates/policies/${seg(name!)}/compliance`);
   if (res.status === 404) throw new CliError(`no update policy ${printable(name!)}`);
   const r = expectOk<UpdateComplianceJson>(res);
@@ -246,7 +243,7 @@ async function compliance(args: string[], ctx: CliContext): Promise<number> {
 
 async function devices(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals: p } = parseCommand(args, { state: { type: "string" }, ...PAGE_OPTIONS });
-  const [name] = positionals(p, 1, "the policy's name");
+  const [name] = expectArgs(p, 1, "the policy's name");
   const client = connect(values, ctx);
   const page = await fetchPages<"devices", UpdateDeviceJson>(
     client,
@@ -268,7 +265,7 @@ async function devices(args: string[], ctx: CliContext): Promise<number> {
 
 async function device(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals: p } = parseCommand(args, {});
-  const [id] = positionals(p, 1, "an enrollment id");
+  const [id] = expectArgs(p, 1, "an enrollment id");
   const res = await connect(values, ctx).request("GET", `/v1/updates/devices/${seg(id!)}`);
   if (res.status === 404)
     throw new CliError(`no update policy reaches ${printable(id!)} (or it is not re-targeted yet: orchard updates apply)`);
@@ -290,7 +287,7 @@ async function device(args: string[], ctx: CliContext): Promise<number> {
 
 async function apply(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals: p } = parseCommand(args, {});
-  positionals(p, 0, "no argument");
+  expectArgs(p, 0, "no argument");
   const r = expectOk<UpdateApplyJson>(await connect(values, ctx).request("POST", "/v1/updates/apply"));
   if (values.json) return (printJson(ctx, r), 0);
   ctx.out(`${applied(r)}\n`);

@@ -4,10 +4,12 @@ import { ApiError, expectOk, type ApiClient } from "./api-client.ts";
 import {
   CliError,
   connect,
+  noArgs,
   parseCommand,
   readFileArg,
   positiveInt,
   printJson,
+  printList,
   runSubcommand,
   UsageError,
   type CliContext,
@@ -119,7 +121,7 @@ async function list(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, {
     ...PAGE_OPTIONS,
   });
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+  noArgs(positionals);
   const limit = positiveInt("--limit", values.limit);
   const client = connect(values, ctx);
   const page = await fetchPages<"users", UserJson>(
@@ -133,21 +135,15 @@ async function list(args: string[], ctx: CliContext): Promise<number> {
       cursor: values.cursor,
     },
   );
-  if (values.json) {
-    printJson(ctx, page);
-    return 0;
-  }
-  if (page.users.length === 0) {
-    ctx.out("no users\n");
-    return 0;
-  }
-  ctx.out(
-    formatTable(
-      ["SHORT NAME", "GUID", "FULL NAME", "STATE", "DIGESTS", "UPDATED"],
-      page.users.map((u) => [u.short_name, u.guid, u.full_name, u.state, digestSummary(u.digests), formatTime(u.updated_at)]),
-    ),
+  return printList(
+    ctx,
+    values.json,
+    page,
+    page.users,
+    "no users",
+    ["SHORT NAME", "GUID", "FULL NAME", "STATE", "DIGESTS", "UPDATED"],
+    (u) => [u.short_name, u.guid, u.full_name, u.state, digestSummary(u.digests), formatTime(u.updated_at)],
   );
-  return 0;
 }
 
 async function show(args: string[], ctx: CliContext): Promise<number> {
@@ -241,7 +237,7 @@ export const userSessionsCommand: ClientCommand = {
       device: { type: "string" },
       ...PAGE_OPTIONS,
     });
-    if (positionals.length > 0) throw new UsageError(`unexpected argument ${printable(positionals[0]!)}`);
+    noArgs(positionals);
     const limit = positiveInt("--limit", values.limit);
     const client = connect(values, ctx);
     const query = { device: values.device, limit: limit?.toString() };

@@ -56,6 +56,29 @@ export function Notice({ children }: { children: ComponentChildren }) {
   );
 }
 
+/** An action's outcome under its form: the error, or what it did (useAction). */
+export function Outcome({ of }: { of: { error: unknown; done: string | undefined } }) {
+  return (
+    <>
+      <ErrorNote error={of.error} />
+      <Notice>{of.done}</Notice>
+    </>
+  );
+}
+
+/** How often a Live list refreshes while its first page is shown. */
+export const LIVE_MS = 3000;
+
+/** The Live checkbox of a log page (audit, events). */
+export function LiveToggle({ live, set }: { live: boolean; set: (on: boolean) => void }) {
+  return (
+    <label class="check">
+      <input type="checkbox" checked={live} onChange={(e) => set(e.currentTarget.checked)} />
+      Live (refresh every {LIVE_MS / 1000} s)
+    </label>
+  );
+}
+
 export function Loading({ what }: { what: Loaded<unknown> }) {
   if (what.error) return <ErrorNote error={what.error} />;
   if (what.loading && what.data === undefined) return <p class="muted">Loading…</p>;
@@ -116,6 +139,37 @@ export function Structured({ value, depth = 0 }: { value: unknown; depth?: numbe
     );
   }
   return <span class={`v-${typeof value}`}>{String(value)}</span>;
+}
+
+/** A table's header row from its column names; a false entry is a column this operator does not get (e.g. Action for a read-only role). */
+export function TableHead({ columns }: { columns: Array<string | false> }) {
+  return (
+    <thead>
+      <tr>
+        {columns.map(
+          (c, i) =>
+            c !== false && (
+              <th scope="col" key={i}>
+                {c}
+              </th>
+            ),
+        )}
+      </tr>
+    </thead>
+  );
+}
+
+/** One <option> per value, its text the value or `text(value)`. */
+export function Options({ values, text = (v) => v }: { values: readonly string[]; text?: (value: string) => string }) {
+  return (
+    <>
+      {values.map((v) => (
+        <option key={v} value={v}>
+          {text(v)}
+        </option>
+      ))}
+    </>
+  );
 }
 
 /** A labelled control: the label wraps it, so a click or a screen reader finds it. */

@@ -4,7 +4,7 @@ import type { AdeDevicePage, AdeEnrollmentJson, AdeEnrollmentPage, AdeServerList
 import type { PageProps } from "../pages.ts";
 import { href } from "../route.ts";
 import { canChange } from "../session.ts";
-import { ErrorNote, Field, Loading, Notice, Pager, Section, Time, useAction, useLoad, usePager } from "../ui.tsx";
+import { Field, Loading, Options, Outcome, Pager, Section, TableHead, Time, useAction, useLoad, usePager } from "../ui.tsx";
 
 const DAY_MS = 86_400_000;
 /** The states an operator may release from (core/ade-setup.ts). */
@@ -28,18 +28,18 @@ export function AdePage({ route, session }: PageProps) {
         )}
         {servers.data && servers.data.servers.length > 0 && (
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Server</th>
-                <th scope="col">Organisation</th>
-                <th scope="col">Token expires</th>
-                <th scope="col">Devices</th>
-                <th scope="col">Enrolled</th>
-                <th scope="col">Default profile</th>
-                <th scope="col">Last sync</th>
-                {writable && <th scope="col">Action</th>}
-              </tr>
-            </thead>
+            <TableHead
+              columns={[
+                "Server",
+                "Organisation",
+                "Token expires",
+                "Devices",
+                "Enrolled",
+                "Default profile",
+                "Last sync",
+                writable && "Action",
+              ]}
+            />
             <tbody>
               {servers.data.servers.map((s) => {
                 const days = s.token_expiry ? Math.floor((Date.parse(s.token_expiry) - Date.now()) / DAY_MS) : undefined;
@@ -88,8 +88,7 @@ export function AdePage({ route, session }: PageProps) {
             </tbody>
           </table>
         )}
-        <ErrorNote error={act.error} />
-        <Notice>{act.done}</Notice>
+        <Outcome of={act} />
       </Section>
       <Enrollments writable={writable} state={route.params.get("state") ?? ""} />
       <Devices server={route.params.get("server") ?? ""} />
@@ -120,11 +119,7 @@ function Enrollments({ writable, state }: { writable: boolean; state: string }) 
         <Field label="State">
           <select name="state" value={state} onChange={(e) => (location.hash = href(["ade"], { state: e.currentTarget.value }))}>
             <option value="">any</option>
-            {ENROLLMENT_STATES.map((s) => (
-              <option key={s} value={s}>
-                {s.replace(/_/g, " ")}
-              </option>
-            ))}
+            <Options values={ENROLLMENT_STATES} text={(s) => s.replace(/_/g, " ")} />
           </select>
         </Field>
       </form>
@@ -132,17 +127,7 @@ function Enrollments({ writable, state }: { writable: boolean; state: string }) 
       {list.data && (
         <>
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Serial</th>
-                <th scope="col">Server</th>
-                <th scope="col">Device</th>
-                <th scope="col">OS</th>
-                <th scope="col">Progress</th>
-                <th scope="col">Since</th>
-                {writable && <th scope="col">Action</th>}
-              </tr>
-            </thead>
+            <TableHead columns={["Serial", "Server", "Device", "OS", "Progress", "Since", writable && "Action"]} />
             <tbody>
               {list.data.enrollments.map((e) => (
                 <tr key={e.serial_number}>
@@ -182,8 +167,7 @@ function Enrollments({ writable, state }: { writable: boolean; state: string }) 
           <Pager pager={pager} nextCursor={list.data.next_cursor} />
         </>
       )}
-      <ErrorNote error={act.error} />
-      <Notice>{act.done}</Notice>
+      <Outcome of={act} />
     </Section>
   );
 }
@@ -220,16 +204,7 @@ function Devices({ server }: { server: string }) {
       {list.data && (
         <>
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Serial</th>
-                <th scope="col">Model</th>
-                <th scope="col">Server</th>
-                <th scope="col">Profile</th>
-                <th scope="col">Enrolled</th>
-                <th scope="col">Assigned</th>
-              </tr>
-            </thead>
+            <TableHead columns={["Serial", "Model", "Server", "Profile", "Enrolled", "Assigned"]} />
             <tbody>
               {list.data.devices.map((d) => (
                 <tr key={`${d.server}/${d.serial_number}`} class={d.removed ? "muted" : undefined}>

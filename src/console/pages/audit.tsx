@@ -3,9 +3,7 @@ import { get, query } from "../api.ts";
 import type { AuditPage } from "../../http/wire.ts";
 import type { PageProps } from "../pages.ts";
 import { href, navigate } from "../route.ts";
-import { Field, Loading, Pager, Time, useLoad, usePager } from "../ui.tsx";
-
-const LIVE_MS = 3000;
+import { Field, LIVE_MS, LiveToggle, Loading, Pager, TableHead, Time, useLoad, usePager } from "../ui.tsx";
 
 /** Every change, by whom, from where, with its result: newest first, refreshed while the first page is shown. */
 export function AuditLogPage({ route }: PageProps) {
@@ -38,25 +36,13 @@ export function AuditLogPage({ route }: PageProps) {
         <Field label="Object (an enrollment id, a user, a set)">
           <input name="object" value={filters.object} onChange={(e) => set({ object: e.currentTarget.value.trim() })} />
         </Field>
-        <label class="check">
-          <input type="checkbox" checked={live} onChange={(e) => setLive(e.currentTarget.checked)} />
-          Live (refresh every {LIVE_MS / 1000} s)
-        </label>
+        <LiveToggle live={live} set={setLive} />
       </form>
       <Loading what={log} />
       {log.data && (
         <>
           <table class="audit">
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Who</th>
-                <th scope="col">Action</th>
-                <th scope="col">Objects</th>
-                <th scope="col">From</th>
-                <th scope="col">Result</th>
-              </tr>
-            </thead>
+            <TableHead columns={["When", "Who", "Action", "Objects", "From", "Result"]} />
             <tbody>
               {log.data.entries.map((e) => (
                 <tr key={e.id}>

@@ -4,7 +4,7 @@ import type { DdmBulkAssignResult, DeclarationCheckJson } from "../../http/wire.
 import type { PageProps } from "../pages.ts";
 import { href, navigate } from "../route.ts";
 import { canChange } from "../session.ts";
-import { ErrorNote, Field, Loading, Notice, Section, useAction, useLoad } from "../ui.tsx";
+import { ErrorNote, Field, Loading, Options, Outcome, Section, TableHead, useAction, useLoad } from "../ui.tsx";
 
 const CHECK_DELAY_MS = 400;
 const TEMPLATE = `{
@@ -172,8 +172,7 @@ function Editor({ identifier, writable, onSaved }: { identifier?: string; writab
           </div>
         )}
       </form>
-      <ErrorNote error={act.error} />
-      <Notice>{act.done}</Notice>
+      <Outcome of={act} />
     </Section>
   );
 }
@@ -260,15 +259,7 @@ function SetView({
         Assigned to <strong>{compliance.data?.enrollments ?? "…"}</strong> channel(s).
       </p>
       <table>
-        <thead>
-          <tr>
-            <th scope="col">Declaration</th>
-            <th scope="col">Compliant</th>
-            <th scope="col">Failing</th>
-            <th scope="col">Pending</th>
-            {writable && <th scope="col">Action</th>}
-          </tr>
-        </thead>
+        <TableHead columns={["Declaration", "Compliant", "Failing", "Pending", writable && "Action"]} />
         <tbody>
           {members.data?.map((d) => {
             const c = byId.get(d);
@@ -304,13 +295,7 @@ function SetView({
             <Field label="Add a declaration">
               <select name="add" value={add} onChange={(e) => setAdd(e.currentTarget.value)}>
                 <option value="">choose…</option>
-                {declarations
-                  .filter((d) => !members.data?.includes(d))
-                  .map((d) => (
-                    <option key={d} value={d}>
-                      {d}
-                    </option>
-                  ))}
+                <Options values={declarations.filter((d) => !members.data?.includes(d))} />
               </select>
             </Field>
             <button type="submit" disabled={act.busy || !add}>
@@ -327,8 +312,7 @@ function SetView({
           </form>
         </>
       )}
-      <ErrorNote error={act.error} />
-      <Notice>{act.done}</Notice>
+      <Outcome of={act} />
     </Section>
   );
 }

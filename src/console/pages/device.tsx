@@ -19,7 +19,7 @@ import type { PageProps } from "../pages.ts";
 import { commandPlist } from "../plist.ts";
 import { href } from "../route.ts";
 import { canChange } from "../session.ts";
-import { Structured, ErrorNote, Field, Loading, Notice, Pager, Section, Time, useAction, useLoad, usePager } from "../ui.tsx";
+import { ErrorNote, Field, Loading, Outcome, Pager, Section, Structured, TableHead, Time, useAction, useLoad, usePager } from "../ui.tsx";
 import { EventTable } from "./events.tsx";
 
 const DEVICE_TYPES = new Set(["Device", "UserEnrollmentDevice"]);
@@ -46,15 +46,7 @@ export function DevicePage({ route, session }: PageProps) {
       {list.length > 0 && (
         <Section title="Channels">
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Channel</th>
-                <th scope="col">Type</th>
-                <th scope="col">User</th>
-                <th scope="col">Enrolled</th>
-                <th scope="col">Last seen</th>
-              </tr>
-            </thead>
+            <TableHead columns={["Channel", "Type", "User", "Enrolled", "Last seen"]} />
             <tbody>
               {list.map((e) => (
                 <tr key={e.id} class={e.id === channelId ? "selected" : undefined}>
@@ -143,14 +135,7 @@ function Inventory({ deviceId }: { deviceId: string }) {
       {record.data === null && <p class="muted">No inventory record yet.</p>}
       {record.data && (
         <table class="inventory">
-          <thead>
-            <tr>
-              <th scope="col">Field</th>
-              <th scope="col">Value</th>
-              <th scope="col">Source</th>
-              <th scope="col">Learned</th>
-            </tr>
-          </thead>
+          <TableHead columns={["Field", "Value", "Source", "Learned"]} />
           <tbody>
             {fields.map(([name, f]) => (
               <tr key={name}>
@@ -183,14 +168,7 @@ function Rebind({ deviceId, writable }: { deviceId: string; writable: boolean })
         was last in contact <Time at={state.data?.last_contact_at} />.
       </p>
       <table>
-        <thead>
-          <tr>
-            <th scope="col">Certificate (SHA-256)</th>
-            <th scope="col">Attempts</th>
-            <th scope="col">Last held</th>
-            <th scope="col">Action</th>
-          </tr>
-        </thead>
+        <TableHead columns={["Certificate (SHA-256)", "Attempts", "Last held", "Action"]} />
         <tbody>
           {held.map((c) => (
             <tr key={c.cert_fingerprint}>
@@ -224,8 +202,7 @@ function Rebind({ deviceId, writable }: { deviceId: string; writable: boolean })
           ))}
         </tbody>
       </table>
-      <ErrorNote error={act.error} />
-      <Notice>{act.done}</Notice>
+      <Outcome of={act} />
     </Section>
   );
 }
@@ -237,16 +214,7 @@ function NetworkUsers({ deviceId }: { deviceId: string }) {
   return (
     <Section title="Network users">
       <table>
-        <thead>
-          <tr>
-            <th scope="col">User</th>
-            <th scope="col">State</th>
-            <th scope="col">Challenged</th>
-            <th scope="col">Token issued</th>
-            <th scope="col">Token last used</th>
-            <th scope="col">Refusals</th>
-          </tr>
-        </thead>
+        <TableHead columns={["User", "State", "Challenged", "Token issued", "Token last used", "Refusals"]} />
         <tbody>
           {list.map((s) => (
             <tr key={s.enrollment_id}>
@@ -339,8 +307,7 @@ function Commands({ channel, writable }: { channel: EnrollmentJson; writable: bo
               Clear the queue
             </button>
           </div>
-          <ErrorNote error={act.error} />
-          <Notice>{act.done}</Notice>
+          <Outcome of={act} />
           <QueueCommand channelId={id} onQueued={refresh} />
         </Section>
       )}
@@ -349,14 +316,7 @@ function Commands({ channel, writable }: { channel: EnrollmentJson; writable: bo
         {queue.data && queue.data.commands.length === 0 && <p class="muted">Nothing queued.</p>}
         {queue.data && queue.data.commands.length > 0 && (
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Command</th>
-                <th scope="col">Status</th>
-                <th scope="col">Not now</th>
-                <th scope="col">Queued</th>
-              </tr>
-            </thead>
+            <TableHead columns={["Command", "Status", "Not now", "Queued"]} />
             <tbody>
               {queue.data.commands.map((c) => (
                 <tr key={c.command_uuid}>
@@ -379,15 +339,7 @@ function Commands({ channel, writable }: { channel: EnrollmentJson; writable: bo
         {history.data && (
           <>
             <table>
-              <thead>
-                <tr>
-                  <th scope="col">Command</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Queued</th>
-                  <th scope="col">Updated</th>
-                  <th scope="col">Result</th>
-                </tr>
-              </thead>
+              <TableHead columns={["Command", "Status", "Queued", "Updated", "Result"]} />
               <tbody>
                 {history.data.commands.map((c) => (
                   <>
@@ -534,8 +486,7 @@ function QueueCommand({ channelId, onQueued }: { channelId: string; onQueued: ()
       <button type="submit" disabled={act.busy}>
         Queue
       </button>
-      <ErrorNote error={act.error} />
-      <Notice>{act.done}</Notice>
+      <Outcome of={act} />
     </form>
   );
 }
@@ -574,16 +525,7 @@ function Ddm({ channelId }: { channelId: string }) {
       </p>
       {reported.length > 0 ? (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Declaration</th>
-              <th scope="col">Active</th>
-              <th scope="col">Valid</th>
-              <th scope="col">Current</th>
-              <th scope="col">Reported</th>
-              <th scope="col">Reasons</th>
-            </tr>
-          </thead>
+          <TableHead columns={["Declaration", "Active", "Valid", "Current", "Reported", "Reasons"]} />
           <tbody>
             {reported.map((d) => (
               <tr key={d.identifier}>

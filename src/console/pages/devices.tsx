@@ -3,7 +3,7 @@ import { get, query, seg } from "../api.ts";
 import type { EnrollmentJson, EnrollmentPage, InventoryPage, UpdateDevicePage } from "../../http/wire.ts";
 import type { PageProps } from "../pages.ts";
 import { href, navigate } from "../route.ts";
-import { Field, Loading, Pager, Time, useLoad, usePager } from "../ui.tsx";
+import { Field, Loading, Options, Pager, TableHead, Time, useLoad, usePager } from "../ui.tsx";
 
 const PAGE = 50;
 export const PLATFORMS = ["macOS", "iOS", "iPadOS", "tvOS", "watchOS", "visionOS"];
@@ -67,11 +67,7 @@ export function DevicesPage({ route }: PageProps) {
         <Field label="Platform">
           <select name="platform" value={filters.platform} onChange={(e) => set({ platform: e.currentTarget.value })}>
             <option value="">any</option>
-            {PLATFORMS.map((pl) => (
-              <option key={pl} value={pl}>
-                {pl}
-              </option>
-            ))}
+            <Options values={PLATFORMS} />
           </select>
         </Field>
         <Field label="Channels">
@@ -103,11 +99,7 @@ export function DevicesPage({ route }: PageProps) {
         <Field label="Update state">
           <select name="update_state" value={filters.update_state} onChange={(e) => set({ update_state: e.currentTarget.value })}>
             <option value="">any</option>
-            {UPDATE_STATES.map((st) => (
-              <option key={st} value={st}>
-                {st}
-              </option>
-            ))}
+            <Options values={UPDATE_STATES} />
           </select>
         </Field>
         <button type="submit">Search</button>
@@ -136,17 +128,17 @@ export function DevicesPage({ route }: PageProps) {
       {list.data && (
         <>
           <table class="list">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Serial</th>
-                <th scope="col">{list.data.kind === "policy" ? "Update state" : "Platform"}</th>
-                <th scope="col">{list.data.kind === "enrollments" ? "OS" : list.data.kind === "inventory" ? "OS" : "Target"}</th>
-                <th scope="col">{list.data.kind === "enrollments" ? "Channel" : list.data.kind === "inventory" ? "Model" : "Reason"}</th>
-                <th scope="col">{list.data.kind === "inventory" ? "Update" : list.data.kind === "policy" ? "Policy" : "Enrolled"}</th>
-                <th scope="col">{list.data.kind === "policy" ? "Updated" : "Last seen"}</th>
-              </tr>
-            </thead>
+            <TableHead
+              columns={[
+                "Name",
+                "Serial",
+                list.data.kind === "policy" ? "Update state" : "Platform",
+                list.data.kind === "enrollments" ? "OS" : list.data.kind === "inventory" ? "OS" : "Target",
+                list.data.kind === "enrollments" ? "Channel" : list.data.kind === "inventory" ? "Model" : "Reason",
+                list.data.kind === "inventory" ? "Update" : list.data.kind === "policy" ? "Policy" : "Enrolled",
+                list.data.kind === "policy" ? "Updated" : "Last seen",
+              ]}
+            />
             <tbody>
               {list.data.rows.map((r) => (
                 <tr key={r.key}>

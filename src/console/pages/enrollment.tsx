@@ -3,7 +3,7 @@ import { api, get, seg } from "../api.ts";
 import type { PushCertList, PushCertRemoved, PushCertStored, ScepChallengeJson } from "../../http/wire.ts";
 import type { PageProps } from "../pages.ts";
 import { canChange, isAdmin } from "../session.ts";
-import { ErrorNote, Field, Loading, Notice, Section, Time, useAction, useLoad } from "../ui.tsx";
+import { ErrorNote, Field, Loading, Outcome, Section, TableHead, Time, useAction, useLoad } from "../ui.tsx";
 
 const DAY_MS = 86_400_000;
 
@@ -54,15 +54,7 @@ function PushCertificates({ writable }: { writable: boolean }) {
       {certs.data && certs.data.push_certs.length === 0 && <p class="warn">No push certificate yet.</p>}
       {certs.data && certs.data.push_certs.length > 0 && (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Topic</th>
-              <th scope="col">Days left</th>
-              <th scope="col">Expires</th>
-              <th scope="col">Fingerprint</th>
-              {writable && <th scope="col">Action</th>}
-            </tr>
-          </thead>
+          <TableHead columns={["Topic", "Days left", "Expires", "Fingerprint", writable && "Action"]} />
           <tbody>
             {certs.data.push_certs.map((c) => {
               const days = Math.floor((Date.parse(c.not_after) - Date.now()) / DAY_MS);
@@ -113,8 +105,7 @@ function PushCertificates({ writable }: { writable: boolean }) {
           </button>
         </form>
       )}
-      <ErrorNote error={act.error} />
-      <Notice>{act.done}</Notice>
+      <Outcome of={act} />
     </Section>
   );
 }

@@ -3,22 +3,13 @@ import { get, query } from "../api.ts";
 import type { EventJson, EventPage, EventTypeList } from "../../http/wire.ts";
 import type { PageProps } from "../pages.ts";
 import { href, navigate } from "../route.ts";
-import { Structured, Field, Loading, Pager, Time, useLoad, usePager } from "../ui.tsx";
-
-const LIVE_MS = 3000;
+import { Field, LIVE_MS, LiveToggle, Loading, Pager, Structured, TableHead, Time, useLoad, usePager } from "../ui.tsx";
 
 export function EventTable({ events }: { events: EventJson[] }) {
   if (events.length === 0) return <p class="muted">No event.</p>;
   return (
     <table class="events">
-      <thead>
-        <tr>
-          <th scope="col">When</th>
-          <th scope="col">Type</th>
-          <th scope="col">Channel</th>
-          <th scope="col">Detail</th>
-        </tr>
-      </thead>
+      <TableHead columns={["When", "Type", "Channel", "Detail"]} />
       <tbody>
         {events.map((e) => (
           <tr key={e.id}>
@@ -70,10 +61,7 @@ export function EventsPage({ route }: PageProps) {
         <Field label="Channel (enrollment id)">
           <input name="enrollment" value={enrollment} onChange={(e) => set({ enrollment: e.currentTarget.value.trim() })} />
         </Field>
-        <label class="check">
-          <input type="checkbox" checked={live} onChange={(e) => setLive(e.currentTarget.checked)} />
-          Live (refresh every {LIVE_MS / 1000} s)
-        </label>
+        <LiveToggle live={live} set={setLive} />
       </form>
       <Loading what={events} />
       {events.data && (

@@ -2,7 +2,7 @@ import { get } from "../api.ts";
 import type { FleetJson, PushCertList, UpdatePolicyList, WebhookStatusJson } from "../../http/wire.ts";
 import type { PageProps } from "../pages.ts";
 import { href } from "../route.ts";
-import { ErrorNote, Loading, Section, Time, useLoad } from "../ui.tsx";
+import { ErrorNote, Loading, Section, TableHead, Time, useLoad } from "../ui.tsx";
 import { Compliance } from "./updates.tsx";
 
 const DAY_MS = 86_400_000;
@@ -29,12 +29,7 @@ export function FleetPage(_: PageProps) {
         <div class="cards">
           <Section title="Devices by platform">
             <table>
-              <thead>
-                <tr>
-                  <th scope="col">Platform</th>
-                  <th scope="col">Devices</th>
-                </tr>
-              </thead>
+              <TableHead columns={["Platform", "Devices"]} />
               <tbody>
                 {[...platforms].map(([platform, count]) => (
                   <tr key={platform}>
@@ -65,13 +60,7 @@ export function FleetPage(_: PageProps) {
           </Section>
           <Section title="OS versions">
             <table>
-              <thead>
-                <tr>
-                  <th scope="col">Platform</th>
-                  <th scope="col">Version</th>
-                  <th scope="col">Devices</th>
-                </tr>
-              </thead>
+              <TableHead columns={["Platform", "Version", "Devices"]} />
               <tbody>
                 {f.os_versions.slice(0, 10).map((o) => (
                   <tr key={`${o.platform}/${o.os_version}`}>

@@ -3,7 +3,7 @@ import { api, get, query, seg } from "../api.ts";
 import type { OperatorJson, OperatorPage, Role, TokenCreated, TokenJson, TokenPage } from "../../http/wire.ts";
 import type { PageProps } from "../pages.ts";
 import { isAdmin } from "../session.ts";
-import { ErrorNote, Field, Loading, Notice, Pager, Section, Time, useAction, useLoad, usePager } from "../ui.tsx";
+import { Field, Loading, Outcome, Pager, Section, TableHead, Time, useAction, useLoad, usePager } from "../ui.tsx";
 
 const ROLES: Role[] = ["auditor", "operator", "admin"];
 
@@ -57,15 +57,7 @@ function Accounts({ me }: { me: string }) {
       {list.data && (
         <>
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Role</th>
-                <th scope="col">State</th>
-                <th scope="col">Password changed</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
+            <TableHead columns={["Name", "Role", "State", "Password changed", "Actions"]} />
             <tbody>
               {list.data.operators.map((o) => (
                 <tr key={o.name}>
@@ -140,8 +132,7 @@ function Accounts({ me }: { me: string }) {
           Add operator
         </button>
       </form>
-      <ErrorNote error={act.error} />
-      <Notice>{act.done}</Notice>
+      <Outcome of={act} />
     </Section>
   );
 }
@@ -169,15 +160,7 @@ function Tokens({ me, role }: { me: string; role: Role }) {
       {list.data && list.data.tokens.length === 0 && <p class="muted">No token yet.</p>}
       {list.data && list.data.tokens.length > 0 && (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Label</th>
-              <th scope="col">Role</th>
-              <th scope="col">Expires</th>
-              <th scope="col">Last used</th>
-              <th scope="col">Action</th>
-            </tr>
-          </thead>
+          <TableHead columns={["Label", "Role", "Expires", "Last used", "Action"]} />
           <tbody>
             {list.data.tokens.map((t) => (
               <tr key={t.id}>
@@ -244,8 +227,7 @@ function Tokens({ me, role }: { me: string; role: Role }) {
           hash. Use it as the password of HTTP Basic auth (any user name) or as <code>Authorization: Bearer</code>.
         </p>
       )}
-      <ErrorNote error={act.error} />
-      <Notice>{act.done}</Notice>
+      <Outcome of={act} />
     </Section>
   );
 }
@@ -294,8 +276,7 @@ function Password() {
           Change password
         </button>
       </form>
-      <ErrorNote error={act.error} />
-      <Notice>{act.done}</Notice>
+      <Outcome of={act} />
     </Section>
   );
 }

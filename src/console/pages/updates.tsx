@@ -12,7 +12,7 @@ import type {
 import type { PageProps } from "../pages.ts";
 import { href } from "../route.ts";
 import { canChange } from "../session.ts";
-import { ErrorNote, Field, Loading, Notice, Section, Time, useAction, useLoad } from "../ui.tsx";
+import { ErrorNote, Field, Loading, Notice, Outcome, Section, TableHead, Time, useAction, useLoad } from "../ui.tsx";
 import { PLATFORMS } from "./devices.tsx";
 
 /** The compliance states, in the order docs/software-updates.md lists them. */
@@ -42,16 +42,7 @@ export function UpdatesPage({ session }: PageProps) {
         {policies.data && policies.data.policies.length === 0 && <p class="muted">No update policy yet.</p>}
         {policies.data && policies.data.policies.length > 0 && (
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Policy</th>
-                <th scope="col">Platform</th>
-                <th scope="col">Devices</th>
-                <th scope="col">Target</th>
-                <th scope="col">Compliance</th>
-                {writable && <th scope="col">Actions</th>}
-              </tr>
-            </thead>
+            <TableHead columns={["Policy", "Platform", "Devices", "Target", "Compliance", writable && "Actions"]} />
             <tbody>
               {policies.data.policies.map((p) => (
                 <tr key={p.name}>
@@ -265,8 +256,7 @@ function PolicyForm({ policy, onDone }: { policy?: UpdatePolicyJson; onDone: (sa
             Cancel
           </button>
         </div>
-        <ErrorNote error={act.error} />
-        <Notice>{act.done}</Notice>
+        <Outcome of={act} />
       </form>
     </Section>
   );
@@ -319,8 +309,7 @@ function Feed({ writable }: { writable: boolean }) {
           Refresh the feed
         </button>
       )}
-      <ErrorNote error={act.error} />
-      <Notice>{act.done}</Notice>
+      <Outcome of={act} />
     </Section>
   );
 }

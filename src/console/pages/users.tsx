@@ -4,7 +4,7 @@ import type { UserImportJson, UserJson, UserPage, UserPutBody, UserRemoved, User
 import type { PageProps } from "../pages.ts";
 import { href } from "../route.ts";
 import { canChange } from "../session.ts";
-import { ErrorNote, Field, Loading, Notice, Pager, Section, Time, useAction, useLoad, usePager } from "../ui.tsx";
+import { Field, Loading, Outcome, Pager, Section, TableHead, Time, useAction, useLoad, usePager } from "../ui.tsx";
 
 /** The directory of network users (macOS UserAuthenticate) and their logins across Macs. */
 export function UsersPage({ session }: PageProps) {
@@ -34,16 +34,7 @@ export function UsersPage({ session }: PageProps) {
         {users.data && (
           <>
             <table>
-              <thead>
-                <tr>
-                  <th scope="col">Short name</th>
-                  <th scope="col">Full name</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Digests</th>
-                  <th scope="col">Updated</th>
-                  {writable && <th scope="col">Actions</th>}
-                </tr>
-              </thead>
+              <TableHead columns={["Short name", "Full name", "State", "Digests", "Updated", writable && "Actions"]} />
               <tbody>
                 {users.data.users.map((u) => (
                   <tr key={u.short_name}>
@@ -77,8 +68,7 @@ export function UsersPage({ session }: PageProps) {
             <Pager pager={pager} nextCursor={users.data.next_cursor} />
           </>
         )}
-        <ErrorNote error={act.error} />
-        <Notice>{act.done}</Notice>
+        <Outcome of={act} />
       </Section>
       {writable && <AddUser onAdded={users.reload} />}
       {writable && <ImportHtdigest onImported={users.reload} />}
@@ -122,8 +112,7 @@ function AddUser({ onAdded }: { onAdded: () => void }) {
           Save user
         </button>
       </form>
-      <ErrorNote error={act.error} />
-      <Notice>{act.done}</Notice>
+      <Outcome of={act} />
     </Section>
   );
 }
@@ -168,8 +157,7 @@ function ImportHtdigest({ onImported }: { onImported: () => void }) {
           Import
         </button>
       </form>
-      <ErrorNote error={act.error} />
-      <Notice>{act.done}</Notice>
+      <Outcome of={act} />
     </Section>
   );
 }
@@ -185,15 +173,7 @@ function Sessions() {
       {sessions.data && (
         <>
           <table>
-            <thead>
-              <tr>
-                <th scope="col">User</th>
-                <th scope="col">Mac</th>
-                <th scope="col">State</th>
-                <th scope="col">Token issued</th>
-                <th scope="col">Last used</th>
-              </tr>
-            </thead>
+            <TableHead columns={["User", "Mac", "State", "Token issued", "Last used"]} />
             <tbody>
               {sessions.data.sessions.map((s) => (
                 <tr key={s.enrollment_id}>
