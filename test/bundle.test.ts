@@ -93,3 +93,23 @@ describe("the bundle", () => {
     assert.ok(bundled > 0 && tsx > bundled, `threads: bundle ${bundled}, tsx ${tsx}`);
   });
 });
+
+describe("orchard serve from the bundle", () => {
+  it("serves the console: its client is found from dist/ as from src/ (a 500 before)", async () => {
+    const { spawnOrchard } = await import("./support/process.ts");
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-bundle-serve-"));
+    const server = await spawnOrchard(["--data-dir", dataDir]);
+    try {
+      const page = await fetch(`${server.url}/ui/`);
+      assert.equal(page.status, 200, await page.text());
+      const script = /src="([^"]+\.js[^"]*)"/.exec(await (await fetch(`${server.url}/ui/`)).text())?.[1];
+      assert.ok(script, "the page names its script");
+      const js = await fetch(new URL(script!, `${server.url}/ui/`));
+      assert.equal(js.status, 200);
+      assert.ok((await js.text()).length > 1000, "the bundled client");
+    } finally {
+      await server.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import fs from "node:fs";
 import path from "node:path";
 import { build } from "esbuild";
 import type { FastifyInstance, FastifyReply } from "fastify";
@@ -9,7 +10,11 @@ import type { FastifyInstance, FastifyReply } from "fastify";
 // API like any other (signed in with a session cookie); these routes only
 // hand out its page, script and style sheet, which hold no data and no secret.
 
-const ENTRY = path.join(import.meta.dirname, "..", "console", "main.tsx");
+/** src/console/main.tsx, from src/http/ (run through tsx) or from dist/ (the bundle orchard serve runs, bin/bundle.js). */
+const ENTRY = [
+  path.join(import.meta.dirname, "..", "console", "main.tsx"),
+  path.join(import.meta.dirname, "..", "src", "console", "main.tsx"),
+].find((file) => fs.existsSync(file))!;
 
 /**
  * Strict: only this origin's script and style files run or apply; no inline
