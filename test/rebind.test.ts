@@ -220,8 +220,8 @@ await forEachBackend("re-binding an enrolled device", (backend) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-rebind-shared-"));
     const database = backend === "postgres" ? await createTestDatabase() : undefined;
     const storage = database?.url ?? `sqlite:${path.join(dir, "shared.db")}`;
-    const one = await startTestServer(["--storage", storage]);
-    const two = await startTestServer(["--storage", storage]);
+    const one = await startTestServer(["--storage", storage, "--secret-key", "test-secret-key-0123456789"]);
+    const two = await startTestServer(["--storage", storage, "--secret-key", "test-secret-key-0123456789"]);
     const viaOne = new Transport(one.url);
     const viaTwo = new Transport(two.url);
     try {
