@@ -67,6 +67,20 @@ await forEachBackend("ADE enrollment, await configuration and serial-bound ident
     return { udid, der: AppleDeviceCa.sign(machineInfo(serial, udid, extra), await apple.device(udid)) };
   }
 
+  /** A Mac from ABM through the enrollment URL, SCEP, Authenticate and a TokenUpdate awaiting configuration. */
+  async function enrollAwaiting(serial: string) {
+    const { udid, der } = await signedInfo(serial);
+    const scep = payload(parsePlistDict((await enrollUrl(der)).body), "com.apple.security.scep").PayloadContent as PlistDict;
+    const mac = new RawDevice(
+      fleet.transport,
+      await new ScepTestClient(String(scep.URL)).enroll({ challenge: String(scep.Challenge) }),
+      udid,
+    );
+    await mac.authenticate({ SerialNumber: serial, Topic: TOPIC });
+    await mac.tokenUpdate({ Topic: TOPIC, AwaitingConfiguration: true });
+    return { mac, udid, der };
+  }
+
   async function events(type: string) {
     return (await server.api("GET", `/v1/events?type=${type}`)).json.events as Array<{ enrollment_id: string | null; detail: any }>;
   }
@@ -316,15 +330,7 @@ await forEachBackend("ADE enrollment, await configuration and serial-bound ident
     };
     assert.equal((await server.api("PUT", "/v1/ade/servers/main/enrollment-settings", held)).status, 200);
     const serial = serials[40]!;
-    const { udid, der } = await signedInfo(serial);
-    const scep = payload(parsePlistDict((await enrollUrl(der)).body), "com.apple.security.scep").PayloadContent as PlistDict;
-    const mac = new RawDevice(
-      fleet.transport,
-      await new ScepTestClient(String(scep.URL)).enroll({ challenge: String(scep.Challenge) }),
-      udid,
-    );
-    await mac.authenticate({ SerialNumber: serial, Topic: TOPIC });
-    await mac.tokenUpdate({ Topic: TOPIC, AwaitingConfiguration: true });
+    const { mac } = await enrollAwaiting(serial);
     const step = await mac.report("Idle");
     assert.equal((step.plist!.Command as PlistDict).RequestType, "InstallEnterpriseApplication");
     const after = await mac.report("Error", { CommandUUID: step.plist!.CommandUUID as string });
@@ -363,15 +369,7 @@ await forEachBackend("ADE enrollment, await configuration and serial-bound ident
     };
     assert.equal((await server.api("PUT", "/v1/ade/servers/main/enrollment-settings", one)).status, 200);
     const serial = serials[50]!;
-    const { udid, der } = await signedInfo(serial);
-    const scep = payload(parsePlistDict((await enrollUrl(der)).body), "com.apple.security.scep").PayloadContent as PlistDict;
-    const mac = new RawDevice(
-      fleet.transport,
-      await new ScepTestClient(String(scep.URL)).enroll({ challenge: String(scep.Challenge) }),
-      udid,
-    );
-    await mac.authenticate({ SerialNumber: serial, Topic: TOPIC });
-    await mac.tokenUpdate({ Topic: TOPIC, AwaitingConfiguration: true });
+    const { mac, udid, der } = await enrollAwaiting(serial);
     assert.equal((await server.api("GET", `/v1/ade/enrollments/${serial}`)).json.state, "running");
 
     // Anyone who holds the Mac's MachineInfo (or, without --ade-device-ca, anyone who knows its serial) posts it again.
