@@ -20,6 +20,14 @@ import { storeError } from "./unavailable.ts";
 // row doubled a TokenUpdate's commit); sharing it makes concurrent check-ins
 // cheaper. What a member sees is what it would see run alone after the
 // members before it.
+//
+// Read snapshot: the reads outside a transaction in one turn of the event
+// loop share one read transaction (BEGIN, then COMMIT at the turn's end).
+// On its own each read would take and drop SQLite's file locks (four fcntl
+// calls, about 4 us here: more than the query of an Idle's empty queue;
+// BENCHMARKS.md, 2026-12-03 third session). Any write of this connection
+// ends the snapshot first, so the process always reads its own writes;
+// another process's commit is seen from the next turn on.
 export class SqliteDatabase implements Database {
   readonly dialect = "sqlite" as const;
   private readonly db: BetterSqlite3.Database;
@@ -33,6 +41,10 @@ export class SqliteDatabase implements Database {
   private readonly savepoint: BetterSqlite3.Statement;
   private readonly releaseSavepoint: BetterSqlite3.Statement;
   private readonly rollbackSavepoint: BetterSqlite3.Statement;
+  /** True while this turn's read snapshot is open (see the comment at the top). */
+  private reading = false;
+  private readonly beginRead: BetterSqlite3.Statement;
+  private readonly endRead: BetterSqlite3.Statement;
 
   constructor(file: string) {
     this.db = new BetterSqlite3(file);
@@ -45,6 +57,8 @@ export class SqliteDatabase implements Database {
     this.savepoint = this.db.prepare("SAVEPOINT orchard_member");
     this.releaseSavepoint = this.db.prepare("RELEASE orchard_member");
     this.rollbackSavepoint = this.db.prepare("ROLLBACK TO orchard_member");
+    this.beginRead = this.db.prepare("BEGIN");
+    this.endRead = this.db.prepare("COMMIT");
     this.statements = new StatementCache((sql) => this.db.prepare(sql));
   }
 
@@ -65,15 +79,46 @@ export class SqliteDatabase implements Database {
   };
 
   all<T>(sql: string, params?: readonly SqlParam[]): Promise<T[]> {
-    return this.locked ? this.queued(() => this.direct.all<T>(sql, params)) : this.direct.all<T>(sql, params);
+    return this.locked
+      ? this.queued(() => this.read(() => this.direct.all<T>(sql, params)))
+      : this.read(() => this.direct.all<T>(sql, params));
   }
 
   get<T>(sql: string, params?: readonly SqlParam[]): Promise<T | undefined> {
-    return this.locked ? this.queued(() => this.direct.get<T>(sql, params)) : this.direct.get<T>(sql, params);
+    return this.locked
+      ? this.queued(() => this.read(() => this.direct.get<T>(sql, params)))
+      : this.read(() => this.direct.get<T>(sql, params));
   }
 
   run(sql: string, params?: readonly SqlParam[]): Promise<number> {
-    return this.locked ? this.queued(() => this.direct.run(sql, params)) : this.direct.run(sql, params);
+    return this.locked ? this.queued(() => this.write(() => this.direct.run(sql, params))) : this.write(() => this.direct.run(sql, params));
+  }
+
+  /** A read outside a transaction: in this turn's read snapshot, opened by the first. */
+  private read<T>(statement: () => Promise<T>): Promise<T> {
+    if (!this.reading) {
+      guarded(() => this.beginRead.run());
+      this.reading = true;
+      setImmediate(() => this.endReadSnapshot());
+    }
+    return statement();
+  }
+
+  /** A write outside a transaction: the read snapshot ends first (a write in it could not commit on its own). */
+  private write<T>(statement: () => Promise<T>): Promise<T> {
+    this.endReadSnapshot();
+    return statement();
+  }
+
+  private endReadSnapshot(): void {
+    if (!this.reading) return;
+    this.reading = false;
+    try {
+      if (this.db.inTransaction) this.endRead.run();
+    } catch {
+      // A read-only transaction has nothing to lose: end it whatever the COMMIT said.
+      this.rollback();
+    }
   }
 
   private async queued<T>(statement: () => Promise<T>): Promise<T> {
@@ -98,6 +143,7 @@ export class SqliteDatabase implements Database {
   private async runGroup(): Promise<void> {
     this.groupScheduled = false;
     await this.acquire();
+    this.endReadSnapshot();
     // Those asked for while waiting for the lock join this group too.
     const members = this.group;
     this.group = [];
@@ -191,10 +237,11 @@ export class SqliteDatabase implements Database {
   }
 
   exec(script: string): Promise<void> {
-    return this.locked ? this.queued(() => this.direct.exec(script)) : this.direct.exec(script);
+    return this.locked ? this.queued(() => this.write(() => this.direct.exec(script))) : this.write(() => this.direct.exec(script));
   }
 
   async close(): Promise<void> {
+    this.endReadSnapshot();
     this.db.close();
   }
 
@@ -227,3 +274,4 @@ function guarded<T>(call: () => T): T {
     throw storeError(err);
   }
 }
+
