@@ -3,7 +3,8 @@
 // RSS for as long as the process lives (tsx's module hooks run in a loader
 // thread with a V8 heap of its own) and several seconds of start-up
 // (docs/scaling.md, "Memory"). Packages stay imports (resolved from
-// node_modules as before); only src/ is bundled.
+// node_modules as before); only src/ is bundled. The webhook sender's
+// thread gets a small bundle of its own beside it (webhook-sender.mjs).
 //
 // The bundle carries a stamp of the sources it was built from (each file's
 // path, size and mtime, and the build's own version): bin/orchard.js rebuilds
@@ -23,7 +24,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 /** Bump when the build options below change: the stamp then changes and old bundles are rebuilt. */
-const BUILD_VERSION = 1;
+const BUILD_VERSION = 2;
 
 /** What the bundle exports: the command, and what the bench's server process starts. */
 const ENTRY = [
@@ -133,9 +134,18 @@ export async function bundle({ root = ROOT, entry, outfile, stamp, external = []
   }
 }
 
-/** Builds the checkout's bundle of Orchard. */
-export function buildOrchard(root = ROOT) {
-  return bundle({ root, entry: { contents: ENTRY }, outfile: bundlePath(root), stamp: sourceStamp(root) });
+/**
+ * The webhook sender's thread loads this small bundle of its own, beside
+ * Orchard's (src/webhook/sender-thread.ts SENDER_BUNDLE names it).
+ */
+const SENDER_ENTRY = "src/webhook/sender-worker.ts";
+const SENDER_BUNDLE = "webhook-sender.mjs";
+
+/** Builds the checkout's bundle of Orchard (the sender's first: Orchard's, with the stamp, is the one checked). */
+export async function buildOrchard(root = ROOT) {
+  const stamp = sourceStamp(root);
+  await bundle({ root, entry: SENDER_ENTRY, outfile: path.join(path.dirname(bundlePath(root)), SENDER_BUNDLE), stamp });
+  await bundle({ root, entry: { contents: ENTRY }, outfile: bundlePath(root), stamp });
 }
 
 /**

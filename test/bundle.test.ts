@@ -10,7 +10,7 @@ import { bundlePath, bundleStamp, ensureOrchardBundle, ROOT, sourceStamp } from 
 
 const BIN = path.join(ROOT, "bin", "orchard.js");
 
-/** A checkout of its own: a small src/ with the three modules the bundle exports, and node_modules linked. */
+/** A checkout of its own: a small src/ with the three modules the bundle exports and the webhook sender's entry, and node_modules linked. */
 function miniCheckout(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-bundle-"));
   fs.mkdirSync(path.join(dir, "src", "cli"), { recursive: true });
@@ -23,6 +23,8 @@ function miniCheckout(): string {
   fs.writeFileSync(path.join(dir, "src", "word.ts"), 'export const word: string = "one";\n');
   fs.writeFileSync(path.join(dir, "src", "server.ts"), "export function startServer(): void {}\n");
   fs.writeFileSync(path.join(dir, "src", "config.ts"), "export function parseServeArgs(): void {}\n");
+  fs.mkdirSync(path.join(dir, "src", "webhook"));
+  fs.writeFileSync(path.join(dir, "src", "webhook", "sender-worker.ts"), 'export const SENDER_THREAD: string = "sender";\n');
   return dir;
 }
 
@@ -42,6 +44,7 @@ describe("the bundle", () => {
     assert.match(text, /"one"/);
     assert.doesNotMatch(text, /[^\0-\x7f]/, "one non-ASCII character would make V8 keep the whole source as two-byte");
     assert.ok(fs.existsSync(`${file}.map`));
+    assert.match(fs.readFileSync(path.join(path.dirname(file), "webhook-sender.mjs"), "utf8"), /"sender"/, "the sender thread's bundle beside it");
     const built = fs.statSync(file).mtimeMs;
 
     assert.equal(ensureOrchardBundle(dir), file, "up to date: used as it is");

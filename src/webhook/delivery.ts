@@ -1,30 +1,24 @@
-import { createHmac } from "node:crypto";
 import type { Store } from "../store/index.ts";
-import type { ClaimedEvent, FailedDelivery } from "../store/webhooks.ts";
+import type { ClaimedEvent } from "../store/webhooks.ts";
+import type { FailureOutcome, Sender } from "./batch-sender.ts";
 import { FreshEvents } from "./fresh-events.ts";
-import { basicAuth, buildPost, PipelinedClient, type RequestError } from "./http-client.ts";
 import type { WebhookOptions } from "./options.ts";
+import { ThreadSender } from "./sender-thread.ts";
 
 // Delivers the webhook outbox: claim a batch of due events (a lease keeps
-// other processes off them), POST each (one JSON event per request; the
-// events of one enrollment one after another, in order; different
-// enrollments concurrently, up to --webhook-concurrency requests in flight,
-// pipelined on a few keep-alive connections: http-client.ts), then settle the
-// batch in one transaction: delivered rows deleted, failed ones rescheduled
-// with exponential backoff and jitter. The events this process writes come
-// to it already leased (fresh-events.ts) and need no claim. Memory holds one
-// batch and at most a batch of such events: the backlog stays in the store.
-// Delivery is at least once: a process that dies after a receiver's 2xx but
-// before settling delivers again (same event_id).
+// other processes off them), hand it to the sender (batch-sender.ts, in a
+// thread of its own: sender-thread.ts) which POSTs each event, then settle
+// the batch in one transaction: delivered rows deleted, failed ones
+// rescheduled with exponential backoff and jitter. The events this process
+// writes come to it already leased (fresh-events.ts) and need no claim.
+// Memory holds one batch and at most a batch of such events: the backlog
+// stays in the store. Delivery is at least once: a process that dies after
+// a receiver's 2xx but before settling delivers again (same event_id).
 
-/** The longest wait between two attempts of one event. */
-export const MAX_BACKOFF_MS = 10 * 60_000;
 /** Events claimed per batch, per unit of concurrency. */
 const BATCH_PER_SLOT = 2;
 /** A claim's lease, in --webhook-timeout: longer than a batch can take (a batch stops starting deliveries before it ends). */
 const LEASE_TIMEOUTS = 10;
-/** Connections to the receiver at most, per process; the requests in flight are pipelined on them. */
-const MAX_CONNECTIONS = 4;
 const IDLE_POLL_MS = 100;
 /**
  * A batch that was not full is followed by the next one this long after it
@@ -37,7 +31,7 @@ const SWEEP_INTERVAL_MS = 2_000;
 /** While the receiver fails every delivery, the pause between batches grows to this. */
 const MAX_PAUSE_MS = 30_000;
 
-export type FailureOutcome = "http_error" | "timeout" | "unreachable";
+export type { FailureOutcome };
 
 /** Told of each outcome (the /metrics counters). */
 export interface WebhookObserver {
@@ -57,16 +51,6 @@ export interface WebhookDelivery {
   wake(): void;
   /** Stops claiming and waits for the batch in flight to settle. */
   close(): Promise<void>;
-}
-
-class DeliveryError extends Error {
-  constructor(
-    readonly outcome: FailureOutcome,
-    readonly status: number | null,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /** Events delivered per batch. */
@@ -92,18 +76,13 @@ export function startWebhookDelivery(o: {
 }): WebhookDelivery {
   const { store, options, log, observer, fresh } = o;
   const url = new URL(options.url);
-  const client = new PipelinedClient(url, {
-    maxInFlight: options.concurrency,
-    maxConnections: Math.min(MAX_CONNECTIONS, options.concurrency),
+  const sender: Sender = new ThreadSender({
+    url: options.url,
+    hmacKey: options.hmacKey,
+    concurrency: options.concurrency,
     timeoutMs: options.timeoutMs,
+    backoffMs: options.backoffMs,
   });
-  const fixedHeaders: Record<string, string> = { "Content-Type": "application/json", "User-Agent": "orchard-webhook" };
-  const auth = basicAuth(url);
-  if (auth !== undefined) fixedHeaders.Authorization = auth;
-  const hmacKey =
-    options.hmacKey === undefined
-      ? undefined
-      : { sign: (body: string) => createHmac("sha256", options.hmacKey!).update(body, "utf8").digest("base64") };
   const batchSize = batchSizeOf(options);
   const leaseMs = leaseOf(options);
   const target = webhookTarget(url);
@@ -123,87 +102,24 @@ export function startWebhookDelivery(o: {
       wakeUp = done;
     });
 
-  const post = async (body: string): Promise<void> => {
-    const headers = hmacKey === undefined ? fixedHeaders : { ...fixedHeaders, "X-Hmac-Signature": hmacKey.sign(body) };
-    let status: number;
-    try {
-      status = await client.send(buildPost(url, body, headers));
-    } catch (err) {
-      const e = err as RequestError;
-      throw new DeliveryError(e.outcome ?? "unreachable", null, e.message);
-    }
-    if (status < 200 || status >= 300) throw new DeliveryError("http_error", status, `HTTP ${status}`);
-  };
-
-  const backoff = (attempts: number): number => {
-    const step = Math.min(MAX_BACKOFF_MS, options.backoffMs * 2 ** Math.min(attempts - 1, 30));
-    return step / 2 + Math.random() * (step / 2);
-  };
-
   /** Delivers one batch; resolves to how many were delivered and how many failed. */
   const deliver = async (batch: ClaimedEvent[]): Promise<{ delivered: number; failed: number }> => {
-    const groups = new Map<string | number, ClaimedEvent[]>();
-    for (const e of batch) {
-      const key = e.enrollmentId ?? e.id;
-      const g = groups.get(key);
-      if (g) g.push(e);
-      else groups.set(key, [e]);
-    }
-    const delivered: number[] = [];
-    const failed: FailedDelivery[] = [];
-    let lastFailed: ClaimedEvent | undefined;
-    let retries = 0;
-    // Every enrollment's events at once (the client pipelines them, up to --webhook-concurrency in flight);
-    // within an enrollment, each waits for the answer to the one before it.
-    const start = Date.now();
-    let leaseEnd = start + leaseMs;
+    // No delivery starts too close to the end of the batch's lease (the claim's, or the shortest of its fresh events').
+    let leaseEnd = Date.now() + leaseMs;
     for (const e of batch) if (e.leasedUntil !== undefined && e.leasedUntil < leaseEnd) leaseEnd = e.leasedUntil;
-    const stopAt = leaseEnd - 2 * options.timeoutMs;
-    const runGroup = async (group: ClaimedEvent[]) => {
-      for (let i = 0; i < group.length; i++) {
-        const e = group[i]!;
-        if (i > 0 && Date.now() > stopAt) {
-          // The lease is running out: the rest go back, due now, not counted as attempts.
-          for (const later of group.slice(i)) {
-            failed.push({
-              id: later.id,
-              dueAt: Date.now(),
-              attempted: false,
-              status: null,
-              error: "not sent before the batch's lease ran out",
-            });
-          }
-          return;
-        }
-        try {
-          await post(e.body);
-          delivered.push(e.id);
-          if (e.attempts > 0) retries++;
-        } catch (err) {
-          const f = err as DeliveryError;
-          const dueAt = Date.now() + backoff(e.attempts + 1);
-          failed.push({ id: e.id, dueAt, attempted: true, status: f.status ?? null, error: f.message });
-          lastFailed = e;
-          observer?.webhookFailed(f.outcome ?? "unreachable");
-          // The enrollment's later events wait behind this one, in order.
-          for (const later of group.slice(i + 1)) {
-            failed.push({ id: later.id, dueAt, attempted: false, status: null, error: "held back behind an earlier event that failed" });
-          }
-          return;
-        }
-      }
-    };
-    await Promise.all(Array.from(groups.values(), runGroup));
-    const attempted = failed.filter((f) => f.attempted);
-    await store.outbox.settle(delivered, failed, lastFailed, Date.now());
-    if (delivered.length > 0) observer?.webhookDelivered(delivered.length, retries);
+    const outcome = await sender.send(batch, leaseEnd);
+    for (const f of outcome.failures) observer?.webhookFailed(f);
+    const lastFailed = outcome.lastFailedId === undefined ? undefined : batch.find((e) => e.id === outcome.lastFailedId);
+    const attempted = outcome.failed.filter((f) => f.attempted);
+    await store.outbox.settle(outcome.delivered, outcome.failed, lastFailed, Date.now());
+    if (outcome.delivered.length > 0) observer?.webhookDelivered(outcome.delivered.length, outcome.retries);
     if (attempted.length > 0) {
       const last = attempted.at(-1)!;
       log.warn(
         {
           url: target,
           failed: attempted.length,
-          delivered: delivered.length,
+          delivered: outcome.delivered.length,
           status: last.status,
           error: last.error,
           eventId: lastFailed?.eventId,
@@ -211,7 +127,7 @@ export function startWebhookDelivery(o: {
         "webhook deliveries failed: they will be retried",
       );
     }
-    return { delivered: delivered.length, failed: attempted.length };
+    return { delivered: outcome.delivered.length, failed: attempted.length };
   };
 
   const sweep = async (now: number) => {
@@ -285,8 +201,8 @@ export function startWebhookDelivery(o: {
           await pause(Math.min(MAX_PAUSE_MS, options.backoffMs * 2 ** Math.min(failingBatches - 1, 20)));
         } else fresh?.resume();
       } catch (err) {
-        // The store is unavailable: try again shortly; claimed events come back when their lease ends.
-        log.warn({ err: (err as Error).message }, "webhook delivery could not reach the store");
+        // The store is unavailable, or the sender's thread failed: try again shortly; the batch's events come back when their lease ends.
+        log.warn({ err: (err as Error).message }, "webhook delivery failed: it goes on in a second");
         await pause(1000);
       }
     }
@@ -311,7 +227,7 @@ export function startWebhookDelivery(o: {
       closed = true;
       wakeUp?.();
       // Deliveries in flight fail at once and are settled as failures: retried by the next process.
-      client.close();
+      await sender.close();
       await running;
       if (fresh) {
         if (fresh.onArrival) fresh.onArrival = undefined;
