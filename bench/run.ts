@@ -154,6 +154,7 @@ const USAGE = `usage: npm run bench -- [options]
                      / the base's in the same round, median over rounds (> 1: this tree is faster).
                      Not with --runtime tsx or --storage sqlite:... (one store cannot serve two
                      schemas); with --baseline-nanomdm, NanoMDM's row follows the base row
+                     (bench/README.md, "A/B of two Orchard builds")
   --nanomdm-schema FILE
                      NanoMDM's PostgreSQL schema (default: pgsql-schema.sql beside PATH, or
                      storage/pgsql/schema.sql of a NanoMDM checkout PATH was built in)
@@ -1054,7 +1055,7 @@ function runLine(backend: Backend, s: Scenario, r: RunResult, o: Options): strin
       ? `${fmt(r.pushesPerSec).padStart(7)} pushes/s, peak ${r.peakStreams} streams`
       : `${fmt(r.reqPerSec).padStart(7)} req/s${per}`;
   return (
-    `round ${r.round}/${o.runs} ${backend.padEnd(8)} ${s.name.padEnd(11)} ${rate}  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  ` +
+    `round ${r.round}/${o.runs} ${backend.padEnd(8)} ${s.name.padEnd(Math.max(11, ...rowsOf(o).map((x) => x.name.length)))} ${rate}  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  ` +
     `server ${r.serverCorePct}% core, client ${r.clientCorePct}% core, ` +
     (r.dbCorePct !== undefined ? `db ${r.dbCorePct}% core, ` : "") +
     `other ${r.otherCpuPct}% machine` +
