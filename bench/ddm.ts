@@ -32,8 +32,8 @@ import { kindOfType } from "../src/protocol/ddm.ts";
 import { DdmChannel, type DdmKind } from "../src/sim/ddm.ts";
 import { SimDevice } from "../src/sim/device.ts";
 import { prepare, RecordingTransport, type PreparedRequest } from "../src/sim/prebuilt.ts";
-import { openStore } from "../src/store/index.ts";
-import { pushArgs, seedEnrollments, type ApnsStandIn, type PushPki } from "../test/support/apns.ts";
+import { pushArgs, type ApnsStandIn, type PushPki } from "../test/support/apns.ts";
+import { storeKit, type BaseOrchard } from "./base-orchard.ts";
 import { API_KEY, CERT_HEADER, DIGEST_REALM, forServer, type BenchDevice, type Fleet } from "./fleet.ts";
 import { ConnPool, drive, forEachDevice, type Check, type ClientKind, type DriveResult, type Unit } from "./load.ts";
 import { createBenchDatabase, type BenchDatabase } from "./postgres.ts";
@@ -125,6 +125,8 @@ export interface DdmRigOptions {
   pki: PushPki;
   inFlight: number;
   client: ClientKind;
+  /** --baseline-orchard: that revision's Orchard, on a store its own code seeded (a rig of its own). */
+  base?: BaseOrchard;
 }
 
 /**
@@ -150,9 +152,13 @@ export class DdmRig {
 
   private static rigs = new Map<string, Promise<DdmRig>>();
 
-  /** The rig of this backend and size, started by its first row. */
+  private static key(o: DdmRigOptions): string {
+    return `${o.backend}-${o.size}-${o.base?.commit ?? "checkout"}`;
+  }
+
+  /** The rig of this backend, size and build, started by its first row. */
   static async hold(o: DdmRigOptions, onResource: (rig: DdmRig) => void): Promise<DdmRig> {
-    const key = `${o.backend}-${o.size}`;
+    const key = DdmRig.key(o);
     let p = DdmRig.rigs.get(key);
     if (!p) {
       p = DdmRig.start(o, onResource);
@@ -167,7 +173,7 @@ export class DdmRig {
   /** A row is done with the rig; the last one stops it. */
   async release(): Promise<void> {
     if (--this.holders > 0) return;
-    DdmRig.rigs.delete(`${this.o.backend}-${this.o.size}`);
+    DdmRig.rigs.delete(DdmRig.key(this.o));
     await this.stop();
   }
 
@@ -179,6 +185,7 @@ export class DdmRig {
       const storage = rig.database?.url ?? `sqlite:${path.join(rig.dir, "orchard.db")}`;
       const t0 = performance.now();
       const bench = o.fleet.devices.map((d) => d.udid);
+      const { openStore, seedEnrollments } = await storeKit(o.base);
       const store = await openStore(storage, rig.dir);
       const expected = new Map<string, Array<{ identifier: string; kind: DdmKind; serverToken: string }>>();
       try {
@@ -209,27 +216,32 @@ export class DdmRig {
       }
       rig.seedS = (performance.now() - t0) / 1000;
 
-      rig.server = await ServerHandle.start("orchard", [
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        rig.dir,
-        "--storage",
-        storage,
-        "--cert-header",
-        CERT_HEADER,
-        "--api-key",
-        API_KEY,
-        "--log-level",
-        "warn",
-        "--ca",
-        o.caFile,
-        "--digest-realm",
-        DIGEST_REALM,
-        "--push-sweep-interval",
-        "0",
-        ...pushArgs(o.apns, ["--apns-max-streams", "1000"]),
-      ]);
+      rig.server = await ServerHandle.start(
+        "orchard",
+        [
+          "--listen",
+          "127.0.0.1:0",
+          "--data-dir",
+          rig.dir,
+          "--storage",
+          storage,
+          "--cert-header",
+          CERT_HEADER,
+          "--api-key",
+          API_KEY,
+          "--log-level",
+          "warn",
+          "--ca",
+          o.caFile,
+          "--digest-realm",
+          DIGEST_REALM,
+          "--push-sweep-interval",
+          "0",
+          ...pushArgs(o.apns, ["--apns-max-streams", "1000"]),
+        ],
+        [],
+        o.base,
+      );
       const up = await rig.api("PUT", "/v1/pushcert", o.pki.pem());
       if (up.status !== 200) throw new Error(`pushcert upload: HTTP ${up.status} ${up.text.slice(0, 200)}`);
       const url = rig.server.url;

@@ -90,11 +90,13 @@ function add(
 const bundles = new Map<string, { line: number; file: string }[]>();
 
 /**
- * A function of a bundle (dist/*.mjs, made by bin/bundle.js): the source file it came
- * from, found by the `// src/....ts` line esbuild writes before each module.
+ * A function of a bundle (dist/*.mjs, made by bin/bundle.js; or the dist/orchard.mjs of
+ * another revision's tree, --baseline-orchard): the source file it came from, found by
+ * the `// src/....ts` line esbuild writes before each module.
  */
 function bundledSource(url: string, lineNumber: number): string | undefined {
-  if (!url.startsWith("file://") || !url.endsWith(".mjs") || !shorten(url).startsWith("dist/")) return undefined;
+  if (!url.startsWith("file://") || !url.endsWith(".mjs")) return undefined;
+  if (!shorten(url).startsWith("dist/") && !url.endsWith("/dist/orchard.mjs")) return undefined;
   let index = bundles.get(url);
   if (!index) {
     index = [];

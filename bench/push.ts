@@ -22,8 +22,8 @@ import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import { openStore } from "../src/store/index.ts";
-import { pushArgs, pushPki, seedEnrollments, startApnsStandIn, type ApnsStandIn, type PushPki } from "../test/support/apns.ts";
+import { pushArgs, pushPki, startApnsStandIn, type ApnsStandIn, type PushPki } from "../test/support/apns.ts";
+import { storeKit, type BaseOrchard } from "./base-orchard.ts";
 import { createBenchDatabase, redactUrl, type BenchDatabase } from "./postgres.ts";
 import { ServerHandle } from "./servers.ts";
 
@@ -78,6 +78,8 @@ export interface PushRigOptions {
   inFlight: number;
   /** Called as soon as a server or database exists, so an interrupted caller can clean up. */
   onResource?: (rig: PushRig) => void;
+  /** --baseline-orchard: that revision's Orchard, on a store its own code seeded. */
+  base?: BaseOrchard;
 }
 
 type StatusMap = Record<string, { push_result?: string; push_error?: string }>;
@@ -116,6 +118,7 @@ export class PushRig {
       if (o.postgres) rig.database = await createBenchDatabase(o.postgres);
       const storage = rig.database?.url ?? `sqlite:${path.join(rig.dir, "orchard.db")}`;
       const seedStart = performance.now();
+      const { openStore, seedEnrollments } = await storeKit(o.base);
       const store = await openStore(storage, rig.dir);
       let rows: Awaited<ReturnType<typeof seedEnrollments>>;
       try {
@@ -136,23 +139,28 @@ export class PushRig {
       // No device talks to this server; --ca (any CA) only keeps it from warning that none was given.
       const caFile = path.join(rig.dir, "device-ca.pem");
       fs.writeFileSync(caFile, o.pki.pushCa.certPem);
-      rig.server = await ServerHandle.start("orchard", [
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        rig.dir,
-        "--storage",
-        storage,
-        "--api-key",
-        API_KEY,
-        "--log-level",
-        "warn",
-        "--ca",
-        caFile,
-        "--push-sweep-interval",
-        "0",
-        ...pushArgs(o.apns, ["--apns-max-streams", String(o.maxStreams)]),
-      ]);
+      rig.server = await ServerHandle.start(
+        "orchard",
+        [
+          "--listen",
+          "127.0.0.1:0",
+          "--data-dir",
+          rig.dir,
+          "--storage",
+          storage,
+          "--api-key",
+          API_KEY,
+          "--log-level",
+          "warn",
+          "--ca",
+          caFile,
+          "--push-sweep-interval",
+          "0",
+          ...pushArgs(o.apns, ["--apns-max-streams", String(o.maxStreams)]),
+        ],
+        [],
+        o.base,
+      );
       const up = await rig.call("PUT", "/v1/pushcert", o.pki.pem());
       if (up.status !== 200) throw new Error(`pushcert upload: HTTP ${up.status} ${JSON.stringify(up.json)}`);
       const warmStart = performance.now();

@@ -4,16 +4,25 @@ import { spawnSync } from "node:child_process";
 // Measures Orchard's device hot paths, new enrollments, Idle with a large
 // store and bulk pushes against a bare node:http "floor", each server in its
 // own child process, on SQLite and/or PostgreSQL; with --baseline-nanomdm,
-// also NanoMDM on the paths it has, in the same rounds; see bench/README.md.
+// also NanoMDM on the paths it has, in the same rounds; with
+// --baseline-orchard REV, also that git revision's Orchard (A/B); see
+// bench/README.md.
 import { randomBytes, randomUUID } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import { openStore } from "../src/store/index.ts";
 import { AUTH_TOKEN_RE, parseChallenge, plistStringReader, xmlText } from "../src/sim/userauth.ts";
-import { seedEnrollments } from "../test/support/apns.ts";
+import {
+  describeTree,
+  prepareBaseOrchard,
+  removeBaseOrchard,
+  resolveBaseRevision,
+  storeKit,
+  type BaseOrchard,
+  type BaseRevision,
+} from "./base-orchard.ts";
 import { compare, readResultsSpec, resolveResultsSpec, viewResults } from "./compare.ts";
 import {
   API_KEY,
@@ -136,6 +145,16 @@ const USAGE = `usage: npm run bench -- [options]
                      has (idle, tokenupdate, roundtrip, enroll): rows nanomdm-<scenario>, and an
                      "x nanomdm" column; SQLite backend: NanoMDM's filekv in a temp dir, postgres:
                      its pgsql storage on a fresh database with its schema (bench/README.md)
+  --baseline-orchard REV
+                     A/B: also run the Orchard of git revision REV (HEAD~1, a hash, a branch),
+                     exported with git archive and bundled by this checkout's bin/bundle.js, in the
+                     same rounds with the same devices, flags and seeding: a row base-<row> right
+                     after each Orchard row (every scenario but floor, which is not Orchard; console
+                     and updates run alone, without one), and an "x base" column: this tree's req/s
+                     / the base's in the same round, median over rounds (> 1: this tree is faster).
+                     Not with --runtime tsx or --storage sqlite:... (one store cannot serve two
+                     schemas); with --baseline-nanomdm, NanoMDM's row follows the base row
+                     (bench/README.md, "A/B of two Orchard builds")
   --nanomdm-schema FILE
                      NanoMDM's PostgreSQL schema (default: pgsql-schema.sql beside PATH, or
                      storage/pgsql/schema.sql of a NanoMDM checkout PATH was built in)
@@ -170,6 +189,8 @@ interface Options {
   compare?: string;
   /** --baseline-nanomdm: the binary, its version, and (postgres backend) its schema file. */
   nanomdm?: { binary: string; version: string; schema?: string };
+  /** --baseline-orchard: the revision, resolved (exported and built in main). */
+  baseOrchard?: BaseRevision;
 }
 
 /** "1k,100k" or "1000,100000". */
@@ -219,6 +240,7 @@ function parseOptions(argv: string[]): Options {
       out: { type: "string" },
       "baseline-nanomdm": { type: "string" },
       "nanomdm-schema": { type: "string" },
+      "baseline-orchard": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -295,6 +317,17 @@ function parseOptions(argv: string[]): Options {
   if (client !== "raw" && client !== "node") throw new Error("--client must be raw or node");
   const runtime = values.runtime ?? "bundle";
   if (runtime !== "bundle" && runtime !== "tsx") throw new Error("--runtime must be bundle or tsx");
+  let baseOrchard: BaseRevision | undefined;
+  if (values["baseline-orchard"] !== undefined) {
+    // Refused now, not after the fleet's certificates are issued.
+    if (runtime === "tsx") throw new Error("--baseline-orchard runs both builds from their bundles: not with --runtime tsx");
+    if (storage.sqlite !== undefined)
+      throw new Error(
+        "--baseline-orchard cannot share --storage sqlite:... between the two builds (an older Orchard refuses a store a newer one migrated); " +
+          "leave --storage out (a temp store per server)",
+      );
+    baseOrchard = resolveBaseRevision(REPO_ROOT, values["baseline-orchard"]);
+  }
   return {
     scenarios,
     devices: count(values.devices, "devices", quick ? 20 : 200),
@@ -317,6 +350,7 @@ function parseOptions(argv: string[]): Options {
     out: values.out,
     compare: values.compare,
     nanomdm,
+    baseOrchard,
   };
 }
 
@@ -344,9 +378,14 @@ interface RowSpec {
   /** webhooks: the requests driven, and whether the server has --webhook-url (to a receiver process). */
   webhook?: WebhookRow;
   ddm?: DdmRowKind;
-  /** A row of the NanoMDM baseline (nanomdm-<kind>), measured in the same rounds as Orchard's row of that kind. */
-  baseline?: "nanomdm";
+  /**
+   * A baseline row, measured in the same rounds as Orchard's: NanoMDM's
+   * (nanomdm-<kind>) or the --baseline-orchard revision's (base-<row>).
+   */
+  baseline?: Baseline;
 }
+
+type Baseline = "nanomdm" | "orchard";
 
 interface WebhookRow {
   unit: "idle" | "tokenupdate";
@@ -367,19 +406,26 @@ const WEBHOOK_ROWS: ReadonlyArray<{ name: string; webhook: WebhookRow }> = [
 
 function rowsOf(o: Options): RowSpec[] {
   return o.scenarios.flatMap((kind): RowSpec[] => {
-    // NanoMDM's row right after Orchard's, so the two are measured as close together as the round allows.
-    if (o.nanomdm && isNanoMdmKind(kind))
-      return [
-        { kind, name: kind, runs: o.runs },
-        { kind, name: `nanomdm-${kind}`, runs: o.runs, baseline: "nanomdm" },
-      ];
-    if (kind === "scale") return o.scaleSizes.map((size) => ({ kind, name: `scale-${sizeLabel(size)}`, size, runs: o.runs }));
-    if (kind === "push") return o.pushSizes.map((size) => ({ kind, name: `push-${sizeLabel(size)}`, size, runs: pushRuns(o, size) }));
-    if (kind === "webhooks") return WEBHOOK_ROWS.map((r) => ({ kind, name: r.name, webhook: r.webhook, runs: o.runs }));
-    if (kind === "ddm") return ddmRows(o.ddmSizes).map((r) => ({ kind, name: `ddm-${r.ddm}-${sizeLabel(r.size)}`, ...r, runs: o.runs }));
-    return [{ kind, name: kind, runs: o.runs }];
+    const orchard = orchardRows(o, kind);
+    // The baselines' rows right after Orchard's, so they are measured as close together as the round allows.
+    const rows = o.baseOrchard && kind !== "floor" ? orchard.flatMap((r) => [r, baseRow(r)]) : orchard;
+    if (o.nanomdm && isNanoMdmKind(kind)) rows.push({ kind, name: `nanomdm-${kind}`, runs: o.runs, baseline: "nanomdm" });
+    return rows;
   });
 }
+
+/** Orchard's rows of a scenario. */
+function orchardRows(o: Options, kind: ScenarioName): RowSpec[] {
+  if (kind === "scale") return o.scaleSizes.map((size) => ({ kind, name: `scale-${sizeLabel(size)}`, size, runs: o.runs }));
+  if (kind === "push") return o.pushSizes.map((size) => ({ kind, name: `push-${sizeLabel(size)}`, size, runs: pushRuns(o, size) }));
+  if (kind === "webhooks") return WEBHOOK_ROWS.map((r) => ({ kind, name: r.name, webhook: r.webhook, runs: o.runs }));
+  if (kind === "ddm") return ddmRows(o.ddmSizes).map((r) => ({ kind, name: `ddm-${r.ddm}-${sizeLabel(r.size)}`, ...r, runs: o.runs }));
+  return [{ kind, name: kind, runs: o.runs }];
+}
+
+/** The --baseline-orchard twin of an Orchard row: the same set-up, the base revision's server. */
+const BASE_PREFIX = "base-";
+const baseRow = (r: RowSpec): RowSpec => ({ ...r, name: BASE_PREFIX + r.name, baseline: "orchard" });
 
 // ---- checks and units ----------------------------------------------------------
 
@@ -507,6 +553,8 @@ interface RunResult extends DdmExtra {
   xFloor?: number;
   /** Orchard's req/s ÷ the NanoMDM row's req/s of the same round (--baseline-nanomdm). */
   xNanomdm?: number;
+  /** This tree's req/s ÷ its base-<row>'s req/s of the same round (--baseline-orchard). */
+  xBase?: number;
 }
 
 interface Scenario {
@@ -519,8 +567,8 @@ interface Scenario {
   runsWanted: number;
   backend: Backend;
   server?: ServerHandle | NanoMdmServer;
-  /** A NanoMDM row (--baseline-nanomdm). */
-  baseline?: "nanomdm";
+  /** A NanoMDM row (--baseline-nanomdm) or a base-<row> (--baseline-orchard). */
+  baseline?: Baseline;
   pool?: ConnPool;
   devices: BenchDevice[];
   /** enroll: the warm-up batch (when there is a warm-up), then one per run. */
@@ -662,6 +710,8 @@ interface Shared {
   enrollees?: RecordedEnrollee[];
   /** push: the APNs stand-in in this process, and its certificates. */
   push?: Awaited<ReturnType<typeof startPushStandIn>>;
+  /** --baseline-orchard: the revision's tree and bundle. */
+  base?: BaseOrchard;
 }
 
 /**
@@ -670,8 +720,9 @@ interface Shared {
  * autovacuum would do it within a minute of such an insert, and doing it now
  * keeps the plans from changing in the middle of the runs.
  */
-async function seedStore(s: Scenario, count: number): Promise<void> {
+async function seedStore(s: Scenario, count: number, base?: BaseOrchard): Promise<void> {
   const t0 = performance.now();
+  const { openStore, seedEnrollments } = await storeKit(base);
   const store = await openStore(s.database?.url, s.dataDir!);
   try {
     if (count > 0) await seedEnrollments(store, count, { prefix: "SCALE" });
@@ -697,9 +748,11 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
     baseline: spec.baseline,
   };
   live.add(s);
+  // A base row's server and seeded store are the base revision's; all else is the row's set-up as is.
+  const base = spec.baseline === "orchard" ? shared.base! : undefined;
   try {
     // NanoMDM is a Go binary: V8's profiler has nothing to say about it.
-    if (profileDir && !spec.baseline) s.profileFile = path.join(profileDir, `${name}.cpuprofile`);
+    if (profileDir && spec.baseline !== "nanomdm") s.profileFile = path.join(profileDir, `${name}.cpuprofile`);
     if (kind === "ddm") {
       const ddm = spec.ddm!;
       const { apns, pki } = shared.push!;
@@ -714,6 +767,7 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
           pki,
           inFlight: inFlight(o),
           client: o.client,
+          base,
         },
         (r) => (s.ddm = { kind: ddm, rig: r }),
       );
@@ -747,6 +801,7 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
         maxStreams: PUSH_MAX_STREAMS,
         inFlight: PUSH_IN_FLIGHT,
         onResource: (r) => (s.push = r),
+        base,
       });
       s.server = rig.server;
       s.database = rig.database;
@@ -797,7 +852,7 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
         args.push("--storage", o.storage.sqlite);
       }
       // scale: the server opens a fresh store (its temp dir's orchard.db, or its new database) holding size - devices enrollments.
-      if (kind === "scale") await seedStore(s, Math.max(0, spec.size! - o.devices));
+      if (kind === "scale") await seedStore(s, Math.max(0, spec.size! - o.devices), base);
       if (spec.webhook?.nowhere) {
         // Port 9 (discard): nothing listens there; every delivery fails and backs off.
         args.push("--webhook-url", "http://127.0.0.1:9/hook");
@@ -805,7 +860,7 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
         s.receiver = await ServerHandle.start("receiver");
         args.push("--webhook-url", `${s.receiver.url}/hook`);
       }
-      s.server = await ServerHandle.start("orchard", args);
+      s.server = await ServerHandle.start("orchard", args, [], base);
     }
     const server = s.server!;
     const url = server.url;
@@ -923,6 +978,7 @@ const MEDIAN_KEYS = [
   "serverPeakRssMb",
   "xFloor",
   "xNanomdm",
+  "xBase",
 ] as const;
 type Medians = Partial<Record<(typeof MEDIAN_KEYS)[number], number>>;
 
@@ -999,7 +1055,7 @@ function runLine(backend: Backend, s: Scenario, r: RunResult, o: Options): strin
       ? `${fmt(r.pushesPerSec).padStart(7)} pushes/s, peak ${r.peakStreams} streams`
       : `${fmt(r.reqPerSec).padStart(7)} req/s${per}`;
   return (
-    `round ${r.round}/${o.runs} ${backend.padEnd(8)} ${s.name.padEnd(11)} ${rate}  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  ` +
+    `round ${r.round}/${o.runs} ${backend.padEnd(8)} ${s.name.padEnd(Math.max(11, ...rowsOf(o).map((x) => x.name.length)))} ${rate}  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  ` +
     `server ${r.serverCorePct}% core, client ${r.clientCorePct}% core, ` +
     (r.dbCorePct !== undefined ? `db ${r.dbCorePct}% core, ` : "") +
     `other ${r.otherCpuPct}% machine` +
@@ -1046,9 +1102,13 @@ async function runBackend(backend: Backend, o: Options, shared: Shared, profileD
         const r = s.runs.find((x) => x.round === round);
         // Pushes are not requests of the floor's kind: no ratio.
         if (r && s.kind !== "push" && s.ddm?.kind !== "change") r.xFloor = round4(r.reqPerSec / floor.reqPerSec);
-        // Orchard against NanoMDM on the same kind of request in the same round.
-        const base = !s.baseline && scenarios.find((b) => b.baseline && b.kind === s.kind)?.runs.find((x) => x.round === round);
-        if (r && base) r.xNanomdm = round4(r.reqPerSec / base.reqPerSec);
+        if (!r || s.baseline === "nanomdm") continue;
+        // Orchard (this tree's, and the base's) against NanoMDM on the same kind of request in the same round.
+        const nano = scenarios.find((b) => b.baseline === "nanomdm" && b.kind === s.kind)?.runs.find((x) => x.round === round);
+        if (nano) r.xNanomdm = round4(r.reqPerSec / nano.reqPerSec);
+        // This tree against the base revision on the same row in the same round.
+        const base = !s.baseline && scenarios.find((b) => b.name === BASE_PREFIX + s.name)?.runs.find((x) => x.round === round);
+        if (base) r.xBase = round4(r.reqPerSec / base.reqPerSec);
       }
     }
   } finally {
@@ -1108,8 +1168,20 @@ function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?
   const out: string[] = [];
   out.push("", `${BACKEND_TITLE[backend]} (${storageLabel(backend, o)})`, "");
   const withNano = o.nanomdm !== undefined;
+  const withBase = o.baseOrchard !== undefined;
   const rows = [
-    ["scenario", "req/s", "p50 ms", "p99 ms", "CPU s/1k req", "peak RSS MB", "x floor", ...(withNano ? ["x nanomdm"] : []), "errors"],
+    [
+      "scenario",
+      "req/s",
+      "p50 ms",
+      "p99 ms",
+      "CPU s/1k req",
+      "peak RSS MB",
+      "x floor",
+      ...(withBase ? ["x base"] : []),
+      ...(withNano ? ["x nanomdm"] : []),
+      "errors",
+    ],
   ];
   for (const { s, m, peakRss } of summary) {
     rows.push([
@@ -1120,12 +1192,20 @@ function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?
       fmt(m.serverCpuPer1k, 3),
       fmt(peakRss, 1),
       s.kind === "push" ? "-" : fmt(m.xFloor, 2),
+      ...(withBase ? [fmt(m.xBase, 2)] : []),
       ...(withNano ? [fmt(m.xNanomdm, 2)] : []),
       String(s.runs.reduce((n, r) => n + r.errors, 0)),
     ]);
   }
   out.push(table(rows));
   out.push(...memoryLines(summary));
+  if (o.baseOrchard) {
+    const b = o.baseOrchard;
+    out.push(
+      `base-*: Orchard at ${b.describe} (${b.commit}, --baseline-orchard ${b.rev}) against this tree (${describeTree(REPO_ROOT)}), ` +
+        "the same devices, flags and seeding; x base: this tree's req/s ÷ the base's in the same round, median over rounds (> 1: this tree is faster)",
+    );
+  }
   if (o.nanomdm) {
     out.push(
       `nanomdm-*: NanoMDM ${o.nanomdm.version} (${nanomdmStorageLabel(backend)}), the same devices and recorded requests (check-ins to /checkin, ` +
@@ -1186,7 +1266,7 @@ function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?
 
   // The scenarios with a set-up worth knowing: new devices, seeded stores, pushes.
   const notes: string[] = [];
-  const enroll = summary.find(({ s }) => s.kind === "enroll");
+  const enroll = summary.find(({ s }) => s.kind === "enroll" && !s.baseline);
   if (enroll && enrollPool) {
     notes.push(
       `enroll: ${fmt(o.enrollBatch)} new devices per run (Authenticate + TokenUpdate each), ${fmt(enroll.m.enrollmentsPerSec)} enrollments/s; ` +
@@ -1198,11 +1278,13 @@ function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?
     notes.push(
       `${s.name}: ${fmt(s.seeded)} enrollments seeded in ${s.seedS} s + ${fmt(s.devices.length)} bench devices enrolled over HTTP = ${fmt((s.seeded ?? 0) + s.devices.length)} in the store`,
     );
-  if (scale.length > 1) {
-    const a = scale[0]!.m;
-    for (const { s, m } of scale.slice(1)) {
+  // Each build's larger sizes against its own smallest.
+  for (const same of [scale.filter(({ s }) => !s.baseline), scale.filter(({ s }) => s.baseline)]) {
+    if (same.length < 2) continue;
+    const a = same[0]!.m;
+    for (const { s, m } of same.slice(1)) {
       notes.push(
-        `${s.name} against ${scale[0]!.s.name}: req/s ${pct(a.reqPerSec, m.reqPerSec)}, p50 ${pct(a.p50Ms, m.p50Ms)}, p99 ${pct(a.p99Ms, m.p99Ms)}, ` +
+        `${s.name} against ${same[0]!.s.name}: req/s ${pct(a.reqPerSec, m.reqPerSec)}, p50 ${pct(a.p50Ms, m.p50Ms)}, p99 ${pct(a.p99Ms, m.p99Ms)}, ` +
           `CPU s/1k ${pct(a.serverCpuPer1k, m.serverCpuPer1k)}, x floor ${fmt(a.xFloor, 2)} -> ${fmt(m.xFloor, 2)}` +
           (a.dbCpuPer1k !== undefined ? `, db CPU s/1k ${pct(a.dbCpuPer1k, m.dbCpuPer1k)}` : ""),
       );
@@ -1253,9 +1335,12 @@ function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?
         `sizes above ${fmt(PUSH_LARGE)} run min(--runs, ${PUSH_LARGE_RUNS}) times)`,
     );
   }
+  // The ddm notes and targets are this tree's; its base rows are read against them through x base.
   const ddm = ddmReport(
     backend,
-    summary.flatMap(({ s, m }) => (s.ddm ? [{ name: s.name, kind: s.ddm.kind, size: s.size!, m, seeded: s.seeded, seedS: s.seedS }] : [])),
+    summary.flatMap(({ s, m }) =>
+      s.ddm && !s.baseline ? [{ name: s.name, kind: s.ddm.kind, size: s.size!, m, seeded: s.seeded, seedS: s.seedS }] : [],
+    ),
   );
   if (notes.length && ddm.notes.length) notes.push("");
   notes.push(...ddm.notes);
@@ -1353,6 +1438,20 @@ async function main(): Promise<void> {
       `bench: baseline NanoMDM ${o.nanomdm.version} (${o.nanomdm.binary})` +
         (o.nanomdm.schema ? `, PostgreSQL schema ${o.nanomdm.schema}` : ""),
     );
+  let base: BaseOrchard | undefined;
+  if (o.baseOrchard) {
+    const built = prepareBaseOrchard(REPO_ROOT, o.baseOrchard);
+    // At exit, whatever ends the run (a base row's profile is read from its bundle after the runs).
+    process.once("exit", () => removeBaseOrchard(built));
+    base = built;
+    log(
+      `bench: baseline Orchard ${base.describe} (${base.commit}) exported to ${base.root} and built in ${base.buildS.toFixed(1)} s; ` +
+        `this tree is ${describeTree(REPO_ROOT)}`,
+    );
+    if (base.dependenciesDiffer)
+      log("bench: WARNING: the base's package.json names other dependencies than this checkout's; it runs on this checkout's node_modules");
+  }
+
   let postgres: Record<string, string> | undefined;
   if (o.backends.includes("postgres")) {
     try {
@@ -1382,7 +1481,7 @@ async function main(): Promise<void> {
     const caFile = path.join(tmp, "ca.pem");
     fs.writeFileSync(caFile, fleet.ca.certPem);
     log(`bench: issued ${o.devices} device certificates and recorded their requests in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-    shared = { fleet, caFile };
+    shared = { fleet, caFile, base };
     if (o.scenarios.includes("enroll")) {
       const count = enrollBatches(o) * o.enrollBatch;
       const tag = randomBytes(2).toString("hex").toUpperCase();
@@ -1432,6 +1531,8 @@ async function main(): Promise<void> {
   if (o.scenarios.includes("enroll"))
     out.push(`An enroll run is a batch of ${fmt(o.enrollBatch)} new devices, each Authenticate + TokenUpdate: 2 requests.`);
   if (o.scenarios.includes("scale")) out.push("scale-N: Idle polls of the bench devices with N devices enrolled in the store.");
+  if (o.baseOrchard)
+    out.push(`base-*: the Orchard of ${o.baseOrchard.describe} (--baseline-orchard); x base is the median of per-round req/s ratios.`);
   if (o.nanomdm)
     out.push(
       `nanomdm-*: the NanoMDM baseline (${o.nanomdm.binary}, ${o.nanomdm.version}); x nanomdm is the median of per-round req/s ratios.`,
@@ -1502,7 +1603,22 @@ async function main(): Promise<void> {
             version: o.nanomdm.version,
             ...(o.nanomdm.schema ? { schema: o.nanomdm.schema } : {}),
             rows: rowsOf(o)
-              .filter((r) => r.baseline)
+              .filter((r) => r.baseline === "nanomdm")
+              .map((r) => r.name),
+          },
+        }
+      : {}),
+    ...(o.baseOrchard
+      ? {
+          baselineOrchard: {
+            rev: o.baseOrchard.rev,
+            commit: o.baseOrchard.commit,
+            describe: o.baseOrchard.describe,
+            // What it was compared with: this checkout, "-dirty" with uncommitted changes.
+            tree: describeTree(REPO_ROOT),
+            buildS: base ? round1(base.buildS) : undefined,
+            rows: rowsOf(o)
+              .filter((r) => r.baseline === "orchard")
               .map((r) => r.name),
           },
         }

@@ -4,6 +4,7 @@ import type { Readable } from "node:stream";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { bundle, ensureOrchardBundle } from "../bin/bundle.js";
+import type { BaseOrchard } from "./base-orchard.ts";
 import type { ChildMessage, ParentMessage, ServerStats } from "./server-process.ts";
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -67,21 +68,48 @@ export class ServerHandle {
 
   /**
    * Forks the server. `nodeArgs` go to node (e.g. --cpu-prof), `args` to
-   * server-process.ts after the mode.
+   * server-process.ts after the mode. `base`: Orchard from that revision's
+   * bundle (--baseline-orchard) instead of this checkout's.
    */
-  static async start(kind: "orchard" | "floor" | "receiver", args: string[] = [], nodeArgs: string[] = []): Promise<ServerHandle> {
+  static async start(
+    kind: "orchard" | "floor" | "receiver",
+    args: string[] = [],
+    nodeArgs: string[] = [],
+    base?: BaseOrchard,
+  ): Promise<ServerHandle> {
     const orchardArgs = kind === "orchard" ? serverRuntime.nodeArgs : [];
+    if (base && serverRuntime.kind === "tsx") throw new Error("a base Orchard runs from its bundle only, not under --runtime tsx");
+    const started = ServerHandle.fork(kind, args, [...orchardArgs, ...nodeArgs], base);
+    if (!base) return started;
+    return started.catch((err: Error) => {
+      // Flag names only: their values hold the bench's API key and database URLs.
+      const flags = args.filter((a) => a.startsWith("--")).join(" ");
+      throw new Error(
+        `the base Orchard ${base.describe} failed to start with the flags this bench gives Orchard (${flags}); ` +
+          `a revision older than one of them cannot be A/B'd on this row. ${err.message}`,
+      );
+    });
+  }
+
+  private static async fork(
+    kind: "orchard" | "floor" | "receiver",
+    args: string[],
+    execArgs: string[],
+    base?: BaseOrchard,
+  ): Promise<ServerHandle> {
+    // This checkout's bundles are built either way: the server process is its own, whichever Orchard it loads.
+    const bundle = serverRuntime.kind === "bundle" ? await prepareBundle() : undefined;
     const child =
       serverRuntime.kind === "tsx"
         ? fork(SCRIPT, [kind, ...args], {
             cwd: REPO_ROOT,
-            execArgv: ["--import", "tsx", ...orchardArgs, ...nodeArgs],
+            execArgv: ["--import", "tsx", ...execArgs],
             stdio: ["ignore", "pipe", "pipe", "ipc"],
           })
         : fork(BUNDLED_SCRIPT, [kind, ...args], {
             cwd: REPO_ROOT,
-            execArgv: [...orchardArgs, ...nodeArgs],
-            env: { ...process.env, ORCHARD_BENCH_BUNDLE: await prepareBundle() },
+            execArgv: execArgs,
+            env: { ...process.env, ORCHARD_BENCH_BUNDLE: base?.bundle ?? bundle },
             stdio: ["ignore", "pipe", "pipe", "ipc"],
           });
     return new Promise((resolve, reject) => {
