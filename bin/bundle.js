@@ -144,7 +144,9 @@ const SENDER_BUNDLE = "webhook-sender.mjs";
 /** Builds the checkout's bundle of Orchard (the sender's first: Orchard's, with the stamp, is the one checked). */
 export async function buildOrchard(root = ROOT) {
   const stamp = sourceStamp(root);
-  await bundle({ root, entry: SENDER_ENTRY, outfile: path.join(path.dirname(bundlePath(root)), SENDER_BUNDLE), stamp });
+  // A tree from before the sender's thread (the bench's --baseline-orchard builds older revisions) has none.
+  if (fs.existsSync(path.join(root, SENDER_ENTRY)))
+    await bundle({ root, entry: SENDER_ENTRY, outfile: path.join(path.dirname(bundlePath(root)), SENDER_BUNDLE), stamp });
   await bundle({ root, entry: { contents: ENTRY }, outfile: bundlePath(root), stamp });
 }
 
