@@ -86,8 +86,12 @@ await forEachBackend("operator accounts, tokens and the audit log", (backend) =>
     const after = await server.api("GET", "/v1/tokens?operator=olga");
     assert.ok(after.json.tokens.find((t: { id: string }) => t.id === made.json.id).last_used_at !== null);
 
-    // An operator makes its own, lower tokens; an auditor token cannot change anything.
-    const own = await bearer(server, made.json.token, "POST", "/v1/tokens", { label: "read only", role: "auditor" });
+    // A token cannot make tokens (a leaked one would outlive its revocation in them); an operator makes its own,
+    // lower tokens signed in; an auditor token cannot change anything.
+    const minted = await bearer(server, made.json.token, "POST", "/v1/tokens", { label: "read only", role: "auditor" });
+    assert.equal(minted.status, 403, minted.text);
+    assert.match(JSON.stringify(minted.json), /cannot make tokens/);
+    const own = await server.api("POST", "/v1/tokens", { operator: "olga", label: "read only", role: "auditor" });
     assert.equal(own.status, 201);
     assert.equal(own.json.operator, "olga");
     assert.equal((await bearer(server, own.json.token, "PUT", "/v1/users/tokenuser2", { password: "network user password" })).status, 403);

@@ -223,6 +223,10 @@ export function registerOperatorRoutes(app: FastifyInstance, o: OperatorRouteOpt
 
   app.post("/v1/tokens", { bodyLimit: BODY_LIMIT }, async (req, reply) => {
     const actor = req.actor!;
+    // A leaked token must not be able to mint others (new ones outlive its revocation): tokens are made from a
+    // signed-in session (the password) or with the API key.
+    if (actor.credential.startsWith("token:"))
+      throw new Forbidden("a personal API token cannot make tokens: make them signed in to the console or with the API key");
     const body = jsonObject(req);
     onlyKeys(body, ["label", "role", "expires_in", "operator"]);
     const label = requiredString(body, "label", 128);
