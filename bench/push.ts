@@ -10,7 +10,7 @@
 // Per size: N enrollments (plus 1,000 for the warm-up) are written straight
 // into a fresh store, Orchard starts with --apns-url pointing at the stand-in,
 // a push certificate is uploaded, 1,000 pushes warm up the connection and the
-// JIT, then every run pushes all N enrollments through POST /v1/push/<ids> in
+// JIT, then every run pushes all N enrollments through POST /v1/push {"ids"} in
 // requests of 10,000 ids (the API's limit), `--in-flight` requests at once
 // (the same server and store are pushed again on every run). Reported:
 // pushes/s, the peak number of streams open at the stand-in, the server's
@@ -156,7 +156,7 @@ export class PushRig {
       const up = await rig.call("PUT", "/v1/pushcert", o.pki.pem());
       if (up.status !== 200) throw new Error(`pushcert upload: HTTP ${up.status} ${JSON.stringify(up.json)}`);
       const warmStart = performance.now();
-      const warm = await rig.call("POST", `/v1/push/${rig.ids.slice(0, PUSH_WARMUP).join(",")}`);
+      const warm = await rig.pushIds(rig.ids.slice(0, PUSH_WARMUP));
       rig.warmupS = (performance.now() - warmStart) / 1000;
       const bad = Object.values(warm.json.status ?? {}).filter((s) => !s.push_result);
       if (warm.status !== 200 || bad.length > 0)
@@ -168,9 +168,21 @@ export class PushRig {
     }
   }
 
-  private async call(method: string, url: string, body?: string): Promise<{ status: number; json: { status?: StatusMap; body?: string } }> {
+  /** POST /v1/push with the ids in a JSON body (the path form's headers are capped at 64 kB: about 1,500 ids). */
+  private pushIds(ids: readonly string[]) {
+    return this.call("POST", "/v1/push", JSON.stringify({ ids }), "application/json");
+  }
+
+  private async call(
+    method: string,
+    url: string,
+    body?: string,
+    contentType?: string,
+  ): Promise<{ status: number; json: { status?: StatusMap; body?: string } }> {
     const auth = "Basic " + Buffer.from(`x:${API_KEY}`).toString("base64");
-    const res = await fetch(this.server!.url + url, { method, headers: { authorization: auth }, body });
+    const headers: Record<string, string> = { authorization: auth };
+    if (contentType) headers["content-type"] = contentType;
+    const res = await fetch(this.server!.url + url, { method, headers, body });
     const text = await res.text();
     let json: { status?: StatusMap; body?: string } = {};
     try {
@@ -206,7 +218,7 @@ export class PushRig {
           const chunk = this.requests[i]!;
           starts[i] = Date.now();
           const c0 = performance.now();
-          const r = await this.call("POST", `/v1/push/${chunk.join(",")}`);
+          const r = await this.pushIds(chunk);
           requestMs.push(performance.now() - c0);
           if (r.status !== 200) {
             fail(`POST /v1/push: HTTP ${r.status}`, chunk.length);
