@@ -2,7 +2,7 @@
 // local APNs stand-in (HTTP/2 + TLS + client certificate, in this process).
 //
 //   node --import tsx bench/push.ts [--sizes 10000,100000] [--runs 1] [--max-streams 1000]
-//        [--in-flight 2] [--storage postgres://user@host:port/db] [--profile]
+//        [--in-flight 2] [--storage postgres://user@host:port/db] [--profile] [--all]
 //
 // `npm run bench -- --scenarios push` runs the same thing (PushRig below) as
 // rows push-10k and push-100k of the bench's tables, on each backend.
@@ -12,7 +12,9 @@
 // a push certificate is uploaded, 1,000 pushes warm up the connection and the
 // JIT, then every run pushes all N enrollments through POST /v1/push {"ids"} in
 // requests of 10,000 ids (the API's limit), `--in-flight` requests at once
-// (the same server and store are pushed again on every run). Reported:
+// (the same server and store are pushed again on every run); with --all, a
+// run is one POST /v1/push {"all": true}, which pushes every enabled channel
+// (the N and the warm-up's 1,000) read from the store a page at a time. Reported:
 // pushes/s, the peak number of streams open at the stand-in, the server's
 // peak RSS and its CPU time per 1,000 pushes, and per push the time from the
 // start of the POST that named it to the stand-in receiving it. Every push
@@ -76,6 +78,8 @@ export interface PushRigOptions {
   postgres?: string;
   maxStreams: number;
   inFlight: number;
+  /** Each run is one POST /v1/push {"all": true}: every enabled channel (the warm-up ones too), streamed from the store. */
+  all?: boolean;
   /** Called as soon as a server or database exists, so an interrupted caller can clean up. */
   onResource?: (rig: PushRig) => void;
 }
@@ -173,6 +177,17 @@ export class PushRig {
     return this.call("POST", "/v1/push", JSON.stringify({ ids }), "application/json");
   }
 
+  /** POST /v1/push {"all": true}: every enabled channel; the answer lists only failures. */
+  private async runAll(fail: (kind: string, n?: number) => void, starts: number[], requestMs: number[]): Promise<void> {
+    starts.fill(Date.now());
+    const c0 = performance.now();
+    const r = await this.call("POST", "/v1/push", JSON.stringify({ all: true }), "application/json");
+    requestMs.push(performance.now() - c0);
+    const answer = r.json as { pushed?: number; failed?: number; status?: StatusMap };
+    if (r.status !== 200) fail(`POST /v1/push all: HTTP ${r.status}`, answer.failed ?? this.ids.length);
+    else if (answer.pushed !== this.ids.length) fail(`pushed ${answer.pushed} of ${this.ids.length}`);
+  }
+
   private async call(
     method: string,
     url: string,
@@ -211,27 +226,29 @@ export class PushRig {
     const ownBefore = process.cpuUsage();
     const t0 = performance.now();
     let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(this.o.inFlight, this.requests.length) }, async () => {
-        while (next < this.requests.length) {
-          const i = next++;
-          const chunk = this.requests[i]!;
-          starts[i] = Date.now();
-          const c0 = performance.now();
-          const r = await this.pushIds(chunk);
-          requestMs.push(performance.now() - c0);
-          if (r.status !== 200) {
-            fail(`POST /v1/push: HTTP ${r.status}`, chunk.length);
-            continue;
+    if (this.o.all) await this.runAll(fail, starts, requestMs);
+    else
+      await Promise.all(
+        Array.from({ length: Math.min(this.o.inFlight, this.requests.length) }, async () => {
+          while (next < this.requests.length) {
+            const i = next++;
+            const chunk = this.requests[i]!;
+            starts[i] = Date.now();
+            const c0 = performance.now();
+            const r = await this.pushIds(chunk);
+            requestMs.push(performance.now() - c0);
+            if (r.status !== 200) {
+              fail(`POST /v1/push: HTTP ${r.status}`, chunk.length);
+              continue;
+            }
+            const status = r.json.status ?? {};
+            for (const id of chunk) {
+              const s = status[id];
+              if (!s?.push_result) fail(s?.push_error ? `push_error: ${s.push_error}` : "no status for the id");
+            }
           }
-          const status = r.json.status ?? {};
-          for (const id of chunk) {
-            const s = status[id];
-            if (!s?.push_result) fail(s?.push_error ? `push_error: ${s.push_error}` : "no status for the id");
-          }
-        }
-      }),
-    );
+        }),
+      );
     const elapsedMs = performance.now() - t0;
     const own = process.cpuUsage(ownBefore);
     const stats = await server.stats();
@@ -246,7 +263,8 @@ export class PushRig {
       if (i === undefined) continue;
       latencies[n++] = p.at - starts[i]!;
     }
-    const size = this.o.size;
+    // A push to all also pushes the warm-up's channels.
+    const size = this.o.all ? this.ids.length : this.o.size;
     return {
       pushes: size,
       elapsedMs,
@@ -294,12 +312,21 @@ export async function runPushBench(o: {
   postgres?: string;
   profileDir?: string;
   runs?: number;
+  all?: boolean;
 }): Promise<PushBenchResult[]> {
   const { apns, pki } = await startPushStandIn();
   const results: PushBenchResult[] = [];
   try {
     for (const size of o.sizes) {
-      const rig = await PushRig.start({ size, apns, pki, postgres: o.postgres, maxStreams: o.maxStreams, inFlight: o.inFlight });
+      const rig = await PushRig.start({
+        size,
+        apns,
+        pki,
+        postgres: o.postgres,
+        maxStreams: o.maxStreams,
+        inFlight: o.inFlight,
+        all: o.all,
+      });
       try {
         log(`${size}: seeded ${size + PUSH_WARMUP} enrollments in ${rig.seedS.toFixed(1)} s`);
         if (o.profileDir) rig.server!.startProfile();
@@ -380,12 +407,14 @@ async function main(): Promise<void> {
       "in-flight": { type: "string", default: "2" },
       storage: { type: "string" },
       profile: { type: "boolean", default: false },
+      all: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
     process.stdout.write(
-      "usage: node --import tsx bench/push.ts [--sizes 10000,100000] [--runs 1] [--max-streams 1000] [--in-flight 2] [--storage postgres://...] [--profile]\n" +
+      "usage: node --import tsx bench/push.ts [--sizes 10000,100000] [--runs 1] [--max-streams 1000] [--in-flight 2] [--storage postgres://...] [--profile] [--all]\n" +
+        '--all: each run is one POST /v1/push {"all": true} (every enabled channel, the 1,000 warm-up ones too) instead of requests of 10,000 ids\n' +
         "(npm run bench -- --scenarios push: the same, medians of several runs, on each backend)\n",
     );
     return;
@@ -405,6 +434,7 @@ async function main(): Promise<void> {
     inFlight: Number(values["in-flight"]),
     postgres,
     profileDir,
+    all: values.all,
   });
   process.stdout.write(
     `\npush scenario (${os.cpus().length} cores${postgres ? `, PostgreSQL ${redactUrl(postgres)}` : ", SQLite"}${runs > 1 ? `, last of ${runs} runs` : ""})\n`,
