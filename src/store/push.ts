@@ -49,7 +49,7 @@ const TARGETS_SQL = (n: number) => `SELECT e.id, e.topic, e.push_token, e.push_m
   WHERE e.id IN (${Array(n).fill("?").join(", ")})`;
 
 // Every enabled channel, a page at a time in id order (keyset: the primary key, never an OFFSET).
-const ENABLED_PAGE_SQL = `SELECT e.id, e.topic, e.push_token, e.push_magic, e.enabled,
+export const ENABLED_PAGE_SQL = `SELECT e.id, e.topic, e.push_token, e.push_magic, e.enabled,
     d.status AS dead_status, d.reason AS dead_reason, d.marked_at AS dead_at
   FROM enrollments e
   LEFT JOIN push_dead_tokens d ON d.enrollment_id = e.id AND d.push_token = e.push_token AND d.marked_at >= e.updated_at
