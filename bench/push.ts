@@ -2,7 +2,7 @@
 // local APNs stand-in (HTTP/2 + TLS + client certificate, in this process).
 //
 //   node --import tsx bench/push.ts [--sizes 10000,100000] [--runs 1] [--max-streams 1000]
-//        [--in-flight 2] [--storage postgres://user@host:port/db] [--profile]
+//        [--in-flight 2] [--storage postgres://user@host:port/db] [--profile] [--all]
 //
 // `npm run bench -- --scenarios push` runs the same thing (PushRig below) as
 // rows push-10k and push-100k of the bench's tables, on each backend.
@@ -10,14 +10,17 @@
 // Per size: N enrollments (plus 1,000 for the warm-up) are written straight
 // into a fresh store, Orchard starts with --apns-url pointing at the stand-in,
 // a push certificate is uploaded, 1,000 pushes warm up the connection and the
-// JIT, then every run pushes all N enrollments through POST /v1/push/<ids> in
+// JIT, then every run pushes all N enrollments through POST /v1/push {"ids"} in
 // requests of 10,000 ids (the API's limit), `--in-flight` requests at once
-// (the same server and store are pushed again on every run). Reported:
+// (the same server and store are pushed again on every run); with --all, a
+// run is one POST /v1/push {"all": true}, which pushes every enabled channel
+// (the N and the warm-up's 1,000) read from the store a page at a time. Reported:
 // pushes/s, the peak number of streams open at the stand-in, the server's
 // peak RSS and its CPU time per 1,000 pushes, and per push the time from the
 // start of the POST that named it to the stand-in receiving it. Every push
 // must come back with an apns-id.
 import fs from "node:fs";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
@@ -76,6 +79,8 @@ export interface PushRigOptions {
   postgres?: string;
   maxStreams: number;
   inFlight: number;
+  /** Each run is one POST /v1/push {"all": true}: every enabled channel (the warm-up ones too), streamed from the store. */
+  all?: boolean;
   /** Called as soon as a server or database exists, so an interrupted caller can clean up. */
   onResource?: (rig: PushRig) => void;
   /** --baseline-orchard: that revision's Orchard, on a store its own code seeded. */
@@ -164,7 +169,7 @@ export class PushRig {
       const up = await rig.call("PUT", "/v1/pushcert", o.pki.pem());
       if (up.status !== 200) throw new Error(`pushcert upload: HTTP ${up.status} ${JSON.stringify(up.json)}`);
       const warmStart = performance.now();
-      const warm = await rig.call("POST", `/v1/push/${rig.ids.slice(0, PUSH_WARMUP).join(",")}`);
+      const warm = await rig.pushIds(rig.ids.slice(0, PUSH_WARMUP));
       rig.warmupS = (performance.now() - warmStart) / 1000;
       const bad = Object.values(warm.json.status ?? {}).filter((s) => !s.push_result);
       if (warm.status !== 200 || bad.length > 0)
@@ -176,9 +181,32 @@ export class PushRig {
     }
   }
 
-  private async call(method: string, url: string, body?: string): Promise<{ status: number; json: { status?: StatusMap; body?: string } }> {
+  /** POST /v1/push with the ids in a JSON body (the path form's headers are capped at 64 kB: about 1,500 ids). */
+  private pushIds(ids: readonly string[]) {
+    return this.call("POST", "/v1/push", JSON.stringify({ ids }), "application/json");
+  }
+
+  /** POST /v1/push {"all": true}: every enabled channel; the answer lists only failures. */
+  private async runAll(fail: (kind: string, n?: number) => void, starts: number[], requestMs: number[]): Promise<void> {
+    starts.fill(Date.now());
+    const c0 = performance.now();
+    const r = await postWithoutTimeout(this.server!.url + "/v1/push", API_KEY, JSON.stringify({ all: true }));
+    requestMs.push(performance.now() - c0);
+    const answer = r.json as { pushed?: number; failed?: number; status?: StatusMap };
+    if (r.status !== 200) fail(`POST /v1/push all: HTTP ${r.status}`, answer.failed ?? this.ids.length);
+    else if (answer.pushed !== this.ids.length) fail(`pushed ${answer.pushed} of ${this.ids.length}`);
+  }
+
+  private async call(
+    method: string,
+    url: string,
+    body?: string,
+    contentType?: string,
+  ): Promise<{ status: number; json: { status?: StatusMap; body?: string } }> {
     const auth = "Basic " + Buffer.from(`x:${API_KEY}`).toString("base64");
-    const res = await fetch(this.server!.url + url, { method, headers: { authorization: auth }, body });
+    const headers: Record<string, string> = { authorization: auth };
+    if (contentType) headers["content-type"] = contentType;
+    const res = await fetch(this.server!.url + url, { method, headers, body });
     const text = await res.text();
     let json: { status?: StatusMap; body?: string } = {};
     try {
@@ -207,27 +235,29 @@ export class PushRig {
     const ownBefore = process.cpuUsage();
     const t0 = performance.now();
     let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(this.o.inFlight, this.requests.length) }, async () => {
-        while (next < this.requests.length) {
-          const i = next++;
-          const chunk = this.requests[i]!;
-          starts[i] = Date.now();
-          const c0 = performance.now();
-          const r = await this.call("POST", `/v1/push/${chunk.join(",")}`);
-          requestMs.push(performance.now() - c0);
-          if (r.status !== 200) {
-            fail(`POST /v1/push: HTTP ${r.status}`, chunk.length);
-            continue;
+    if (this.o.all) await this.runAll(fail, starts, requestMs);
+    else
+      await Promise.all(
+        Array.from({ length: Math.min(this.o.inFlight, this.requests.length) }, async () => {
+          while (next < this.requests.length) {
+            const i = next++;
+            const chunk = this.requests[i]!;
+            starts[i] = Date.now();
+            const c0 = performance.now();
+            const r = await this.pushIds(chunk);
+            requestMs.push(performance.now() - c0);
+            if (r.status !== 200) {
+              fail(`POST /v1/push: HTTP ${r.status}`, chunk.length);
+              continue;
+            }
+            const status = r.json.status ?? {};
+            for (const id of chunk) {
+              const s = status[id];
+              if (!s?.push_result) fail(s?.push_error ? `push_error: ${s.push_error}` : "no status for the id");
+            }
           }
-          const status = r.json.status ?? {};
-          for (const id of chunk) {
-            const s = status[id];
-            if (!s?.push_result) fail(s?.push_error ? `push_error: ${s.push_error}` : "no status for the id");
-          }
-        }
-      }),
-    );
+        }),
+      );
     const elapsedMs = performance.now() - t0;
     const own = process.cpuUsage(ownBefore);
     const stats = await server.stats();
@@ -242,7 +272,8 @@ export class PushRig {
       if (i === undefined) continue;
       latencies[n++] = p.at - starts[i]!;
     }
-    const size = this.o.size;
+    // A push to all also pushes the warm-up's channels.
+    const size = this.o.all ? this.ids.length : this.o.size;
     return {
       pushes: size,
       elapsedMs,
@@ -275,6 +306,41 @@ export class PushRig {
   }
 }
 
+/**
+ * A POST answered when the last of a million pushes is: minutes on a busy
+ * machine, past fetch's 300 s wait for the answer's headers.
+ */
+function postWithoutTimeout(
+  url: string,
+  apiKey: string,
+  body: string,
+): Promise<{ status: number; json: { status?: StatusMap; body?: string } }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      {
+        method: "POST",
+        headers: { authorization: "Basic " + Buffer.from(`x:${apiKey}`).toString("base64"), "content-type": "application/json" },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          try {
+            resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as { status?: StatusMap } });
+          } catch {
+            resolve({ status: res.statusCode ?? 0, json: { body: text.slice(0, 200) } });
+          }
+        });
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
 /** A stand-in and the push certificates it trusts (4 RSA keys: about a second). */
 export async function startPushStandIn(): Promise<{ apns: ApnsStandIn; pki: PushPki }> {
   const pki = await pushPki();
@@ -290,12 +356,21 @@ export async function runPushBench(o: {
   postgres?: string;
   profileDir?: string;
   runs?: number;
+  all?: boolean;
 }): Promise<PushBenchResult[]> {
   const { apns, pki } = await startPushStandIn();
   const results: PushBenchResult[] = [];
   try {
     for (const size of o.sizes) {
-      const rig = await PushRig.start({ size, apns, pki, postgres: o.postgres, maxStreams: o.maxStreams, inFlight: o.inFlight });
+      const rig = await PushRig.start({
+        size,
+        apns,
+        pki,
+        postgres: o.postgres,
+        maxStreams: o.maxStreams,
+        inFlight: o.inFlight,
+        all: o.all,
+      });
       try {
         log(`${size}: seeded ${size + PUSH_WARMUP} enrollments in ${rig.seedS.toFixed(1)} s`);
         if (o.profileDir) rig.server!.startProfile();
@@ -376,12 +451,14 @@ async function main(): Promise<void> {
       "in-flight": { type: "string", default: "2" },
       storage: { type: "string" },
       profile: { type: "boolean", default: false },
+      all: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
     process.stdout.write(
-      "usage: node --import tsx bench/push.ts [--sizes 10000,100000] [--runs 1] [--max-streams 1000] [--in-flight 2] [--storage postgres://...] [--profile]\n" +
+      "usage: node --import tsx bench/push.ts [--sizes 10000,100000] [--runs 1] [--max-streams 1000] [--in-flight 2] [--storage postgres://...] [--profile] [--all]\n" +
+        '--all: each run is one POST /v1/push {"all": true} (every enabled channel, the 1,000 warm-up ones too) instead of requests of 10,000 ids\n' +
         "(npm run bench -- --scenarios push: the same, medians of several runs, on each backend)\n",
     );
     return;
@@ -401,6 +478,7 @@ async function main(): Promise<void> {
     inFlight: Number(values["in-flight"]),
     postgres,
     profileDir,
+    all: values.all,
   });
   process.stdout.write(
     `\npush scenario (${os.cpus().length} cores${postgres ? `, PostgreSQL ${redactUrl(postgres)}` : ", SQLite"}${runs > 1 ? `, last of ${runs} runs` : ""})\n`,

@@ -23,6 +23,8 @@ import {
   type BaseOrchard,
   type BaseRevision,
 } from "./base-orchard.ts";
+import { timeApiPages } from "./scale-api.ts";
+import { seedManyEnrollments } from "./seed.ts";
 import { compare, readResultsSpec, resolveResultsSpec, viewResults } from "./compare.ts";
 import {
   API_KEY,
@@ -193,24 +195,25 @@ interface Options {
   baseOrchard?: BaseRevision;
 }
 
-/** "1k,100k" or "1000,100000". */
+/** "1k,100k,1m" or "1000,100000,1000000". */
 function sizes(v: string, name: string): number[] {
   const out = v
     .split(",")
     .map((s) => s.trim().toLowerCase())
     .filter(Boolean)
     .map((s) => {
-      const m = /^(\d+(?:\.\d+)?)(k)?$/.exec(s);
-      const n = m ? Number(m[1]) * (m[2] ? 1000 : 1) : NaN;
-      if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: ${s} is not a count (e.g. 1000 or 1k)`);
+      const m = /^(\d+(?:\.\d+)?)([km])?$/.exec(s);
+      const n = m ? Number(m[1]) * (m[2] === "m" ? 1_000_000 : m[2] === "k" ? 1000 : 1) : NaN;
+      if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: ${s} is not a count (e.g. 1000, 1k or 1m)`);
       return n;
     });
   if (out.length === 0) throw new Error(`--${name}: none given`);
   return [...new Set(out)].sort((a, b) => a - b);
 }
 
-/** 1000 -> 1k, 100000 -> 100k, 1500 -> 1500. */
-const sizeLabel = (n: number) => (n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : String(n));
+/** 1000 -> 1k, 100000 -> 100k, 1000000 -> 1m, 1500 -> 1500. */
+const sizeLabel = (n: number) =>
+  n >= 1_000_000 && n % 1_000_000 === 0 ? `${n / 1_000_000}m` : n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : String(n);
 
 function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
@@ -383,6 +386,8 @@ interface RowSpec {
    * (nanomdm-<kind>) or the --baseline-orchard revision's (base-<row>).
    */
   baseline?: Baseline;
+  /** scale: the row drives TokenUpdate rather than Idle. */
+  tokenUpdate?: boolean;
 }
 
 type Baseline = "nanomdm" | "orchard";
@@ -416,7 +421,12 @@ function rowsOf(o: Options): RowSpec[] {
 
 /** Orchard's rows of a scenario. */
 function orchardRows(o: Options, kind: ScenarioName): RowSpec[] {
-  if (kind === "scale") return o.scaleSizes.map((size) => ({ kind, name: `scale-${sizeLabel(size)}`, size, runs: o.runs }));
+  // scale: Idle (scale-N) and TokenUpdate (scale-tu-N) with N enrollments in the store, a store each.
+  if (kind === "scale")
+    return o.scaleSizes.flatMap((size): RowSpec[] => [
+      { kind, name: `scale-${sizeLabel(size)}`, size, runs: o.runs },
+      { kind, name: `scale-tu-${sizeLabel(size)}`, size, runs: o.runs, tokenUpdate: true },
+    ]);
   if (kind === "push") return o.pushSizes.map((size) => ({ kind, name: `push-${sizeLabel(size)}`, size, runs: pushRuns(o, size) }));
   if (kind === "webhooks") return WEBHOOK_ROWS.map((r) => ({ kind, name: r.name, webhook: r.webhook, runs: o.runs }));
   if (kind === "ddm") return ddmRows(o.ddmSizes).map((r) => ({ kind, name: `ddm-${r.ddm}-${sizeLabel(r.size)}`, ...r, runs: o.runs }));
@@ -485,9 +495,9 @@ const UNITS: Record<DrivenKind, Unit<BenchDevice>> = {
   },
 };
 
-/** The driven unit of a row: scale polls Idle like idle. */
-const unitOf = (kind: ScenarioName, webhook?: WebhookRow): Unit<BenchDevice> =>
-  UNITS[kind === "scale" ? "idle" : kind === "webhooks" ? webhook!.unit : (kind as DrivenKind)];
+/** The driven unit of a row: scale polls Idle like idle (scale-tu-N: TokenUpdate like tokenupdate). */
+const unitOf = (s: { kind: ScenarioName; webhook?: WebhookRow; tokenUpdate?: boolean }): Unit<BenchDevice> =>
+  UNITS[s.kind === "scale" ? (s.tokenUpdate ? "tokenupdate" : "idle") : s.kind === "webhooks" ? s.webhook!.unit : (s.kind as DrivenKind)];
 
 /** A new device enrolls: Authenticate, then TokenUpdate (skipped when Authenticate went wrong). Counts the enrollments that completed. */
 function enrollUnit(done: { n: number }): Unit<BenchEnrollee> {
@@ -589,6 +599,14 @@ interface Scenario {
   /** scale and push: enrollments written straight into the store before the server started, and how long it took. */
   seeded?: number;
   seedS?: number;
+  /** scale: TokenUpdate rather than Idle (scale-tu-N). */
+  tokenUpdate?: boolean;
+  /** scale: seconds from forking the server to its listening, with the seeded store. */
+  startS?: number;
+  /** scale on SQLite: the store's files on disk (database, WAL) after the bench devices enrolled, MB. */
+  storeMb?: number;
+  /** scale: median ms of each API page (bench/scale-api.ts). */
+  apiMs?: Record<string, number>;
   warmup?: { reqPerSec: number; errors: number; errorKinds: Record<string, number> };
   runs: RunResult[];
 }
@@ -634,11 +652,11 @@ async function load(s: Scenario, o: Options, round: number): Promise<LoadResult>
   if (s.receiver) {
     // Events the receiver took during the run (the outbox may still hold more: delivery runs behind when it cannot keep up).
     const before = (await s.receiver.stats()).requests ?? 0;
-    const r = await drive(s.pool!, s.devices, unitOf(s.kind, s.webhook), o.durationMs);
+    const r = await drive(s.pool!, s.devices, unitOf(s), o.durationMs);
     const delivered = ((await s.receiver.stats()).requests ?? 0) - before;
     return { ...r, extra: { eventsDelivered: delivered, eventsPerSec: Math.round(delivered / (r.elapsedMs / 1000)) } };
   }
-  return drive(s.pool!, s.devices, unitOf(s.kind, s.webhook), o.durationMs);
+  return drive(s.pool!, s.devices, unitOf(s), o.durationMs);
 }
 
 async function measure(s: Scenario, o: Options, round: number): Promise<RunResult> {
@@ -699,6 +717,16 @@ async function measure(s: Scenario, o: Options, round: number): Promise<RunResul
 
 // ---- setup ---------------------------------------------------------------------
 
+/** scale: the seeded enrollments' ids are SCALE-0000000 on. */
+const SCALE_PREFIX = "SCALE";
+
+/** The SQLite store's files (orchard.db and its -wal, -shm) in MB. */
+function storeFilesMb(dir: string): number {
+  let bytes = 0;
+  for (const f of fs.readdirSync(dir)) if (f.startsWith("orchard.db")) bytes += fs.statSync(path.join(dir, f)).size;
+  return Math.round((bytes / 1024 / 1024) * 10) / 10;
+}
+
 /** Scenarios with a server or database alive, for cleaning up after an interrupt. */
 const live = new Set<Scenario>();
 
@@ -722,10 +750,10 @@ interface Shared {
  */
 async function seedStore(s: Scenario, count: number, base?: BaseOrchard): Promise<void> {
   const t0 = performance.now();
-  const { openStore, seedEnrollments } = await storeKit(base);
+  const { openStore } = await storeKit(base);
   const store = await openStore(s.database?.url, s.dataDir!);
   try {
-    if (count > 0) await seedEnrollments(store, count, { prefix: "SCALE" });
+    if (count > 0) await seedManyEnrollments(store, count, SCALE_PREFIX);
     if (s.database) await store.db.exec("ANALYZE");
   } finally {
     await store.close();
@@ -745,6 +773,7 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
     devices: [],
     runs: [],
     webhook: spec.webhook,
+    tokenUpdate: spec.tokenUpdate,
     baseline: spec.baseline,
   };
   live.add(s);
@@ -860,7 +889,9 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
         s.receiver = await ServerHandle.start("receiver");
         args.push("--webhook-url", `${s.receiver.url}/hook`);
       }
+      const started = performance.now();
       s.server = await ServerHandle.start("orchard", args, [], base);
+      if (kind === "scale") s.startS = round3((performance.now() - started) / 1000);
     }
     const server = s.server!;
     const url = server.url;
@@ -877,6 +908,11 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
       });
       s.enrollS = round3(enroll.elapsedMs / 1000);
       if (enroll.errors > 0) throw new Error(`${name}: enrollment failed: ${JSON.stringify(enroll.errorKinds)}`);
+    }
+    if (kind === "scale") {
+      if (backend === "sqlite") s.storeMb = storeFilesMb(s.dataDir!);
+      // Once per size: the Idle row's server.
+      if (!s.tokenUpdate) s.apiMs = await timeApiPages(url, API_KEY, s.seeded ?? 0, SCALE_PREFIX);
     }
     if (kind === "login") {
       // One directory user per device (201 created; 200 when a persistent store has it).
@@ -896,7 +932,7 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
         s.warmup = { reqPerSec: Math.round(w.requests / (w.elapsedMs / 1000)), errors: w.errors, errorKinds: w.errorKinds };
       }
     } else if (kind !== "push" && o.warmupMs > 0) {
-      const w = await drive(s.pool!, s.devices, unitOf(kind, s.webhook), o.warmupMs);
+      const w = await drive(s.pool!, s.devices, unitOf(s), o.warmupMs);
       s.warmup = { reqPerSec: Math.round(w.requests / (w.elapsedMs / 1000)), errors: w.errors, errorKinds: w.errorKinds };
     }
     // From here to the end of the last run; the time between this scenario's runs shows as (idle).
@@ -1132,6 +1168,7 @@ function rowJson({ s, m, peakRss }: RowSummary) {
     ...(s.baseline ? { baseline: s.baseline } : {}),
     ...(s.size !== undefined ? { size: s.size } : {}),
     ...(s.seeded !== undefined ? { seeded: s.seeded, seedS: s.seedS } : {}),
+    ...(s.startS !== undefined ? { startS: s.startS, storeMb: s.storeMb, apiMs: s.apiMs } : {}),
     enrollS: s.enrollS,
     usersS: s.usersS,
     warmup: s.warmup,
@@ -1274,12 +1311,25 @@ function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?
     );
   }
   const scale = summary.filter(({ s }) => s.kind === "scale");
-  for (const { s } of scale)
+  for (const { s } of scale) {
     notes.push(
-      `${s.name}: ${fmt(s.seeded)} enrollments seeded in ${s.seedS} s + ${fmt(s.devices.length)} bench devices enrolled over HTTP = ${fmt((s.seeded ?? 0) + s.devices.length)} in the store`,
+      `${s.name}: ${fmt(s.seeded)} enrollments seeded in ${s.seedS} s + ${fmt(s.devices.length)} bench devices enrolled over HTTP = ${fmt((s.seeded ?? 0) + s.devices.length)} in the store; ` +
+        `server started in ${s.startS} s` +
+        (s.storeMb !== undefined ? `, store ${fmt(s.storeMb, 1)} MB on disk` : ""),
     );
-  // Each build's larger sizes against its own smallest.
-  for (const same of [scale.filter(({ s }) => !s.baseline), scale.filter(({ s }) => s.baseline)]) {
+    if (s.apiMs)
+      notes.push(
+        `${s.name} API pages (median ms): ${Object.entries(s.apiMs)
+          .map(([page, ms]) => `${page} ${ms}`)
+          .join(", ")}`,
+      );
+  }
+  // Each build's larger sizes against its own smallest, Idle rows and TokenUpdate rows apart.
+  for (const same of [false, true].flatMap((tu) =>
+    [scale.filter(({ s }) => !s.baseline), scale.filter(({ s }) => s.baseline)].map((rows) =>
+      rows.filter(({ s }) => !!s.tokenUpdate === tu),
+    ),
+  )) {
     if (same.length < 2) continue;
     const a = same[0]!.m;
     for (const { s, m } of same.slice(1)) {

@@ -44,7 +44,11 @@ describe("the bundle", () => {
     assert.match(text, /"one"/);
     assert.doesNotMatch(text, /[^\0-\x7f]/, "one non-ASCII character would make V8 keep the whole source as two-byte");
     assert.ok(fs.existsSync(`${file}.map`));
-    assert.match(fs.readFileSync(path.join(path.dirname(file), "webhook-sender.mjs"), "utf8"), /"sender"/, "the sender thread's bundle beside it");
+    assert.match(
+      fs.readFileSync(path.join(path.dirname(file), "webhook-sender.mjs"), "utf8"),
+      /"sender"/,
+      "the sender thread's bundle beside it",
+    );
     const built = fs.statSync(file).mtimeMs;
 
     assert.equal(ensureOrchardBundle(dir), file, "up to date: used as it is");

@@ -65,3 +65,41 @@ test("the server's SETTINGS_MAX_CONCURRENT_STREAMS bounds the streams below our 
     .at(-1);
   assert.ok(summary.peakStreams <= 8 && summary.peakStreams >= 4, `Orchard opened at most 8 streams at once, saw ${summary.peakStreams}`);
 });
+
+test('a push to all ({"all": true}) reaches every enabled channel across pages, with counts and only the failures listed', async () => {
+  const { apns, server } = await pair({ serverMax: 1000, cap: 20, delayMs: 0 });
+  // 2,500: the store is read 1,000 channels a page, so three pages.
+  const rows = await seedEnrollments(server.store, 2500, { prefix: "ALL" });
+  await server.store.db.run("UPDATE enrollments SET enabled = 0 WHERE id = ?", ["ALL-000007"]);
+  const refused = new Set([rows[1500]!.token, rows[2499]!.token]);
+  apns.answer = (p) => (refused.has(p.token) ? { status: 410, reason: "Unregistered", timestamp: Date.now() } : { status: 200 });
+  const r = await server.api("POST", "/v1/push", { all: true });
+  assert.equal(r.status, 207, JSON.stringify(r.json));
+  assert.equal(r.json.pushed, 2497);
+  assert.equal(r.json.failed, 2);
+  assert.equal(r.json.truncated, false);
+  assert.deepEqual(Object.keys(r.json.status).sort(), [rows[1500]!.id, rows[2499]!.id]);
+  assert.match(r.json.status[rows[1500]!.id].push_error, /410 Unregistered/);
+  assert.equal(apns.seen.length, 2499, "the disabled channel is not pushed");
+  assert.equal(new Set(apns.seen.map((p) => p.token)).size, 2499, "each channel once");
+  assert.ok(apns.maxOpen <= 20, `at most 20 streams open at once, saw ${apns.maxOpen}`);
+  const events = await server.store.db.get<{ sent: number; failed: number }>(
+    `SELECT SUM(CASE WHEN type = 'push.sent' THEN 1 ELSE 0 END) AS sent, SUM(CASE WHEN type = 'push.failed' THEN 1 ELSE 0 END) AS failed
+     FROM events WHERE enrollment_id LIKE 'ALL-%'`,
+  );
+  assert.deepEqual([Number(events!.sent), Number(events!.failed)], [2497, 2]);
+  // The dead tokens are marked: the next push to all skips them without sending.
+  apns.reset();
+  const again = await server.api("POST", "/v1/push", { all: true });
+  assert.equal(again.status, 207);
+  assert.equal(apns.seen.length, 2497);
+  assert.match(again.json.status[rows[2499]!.id].push_error, /APNs refused this push token/);
+});
+
+test('"all" must be true and comes without "ids"', async () => {
+  const { server } = await pair({ serverMax: 1000, cap: 20, delayMs: 0 });
+  for (const body of [{ all: false }, { all: "yes" }, { all: true, ids: ["X"] }]) {
+    const r = await server.api("POST", "/v1/push", body);
+    assert.equal(r.status, 400, JSON.stringify(body));
+  }
+});

@@ -6,6 +6,7 @@ import { eventListQuery, PRUNE_EVENTS_SQL } from "../src/store/events.ts";
 import { CHANNEL_SETS_SQL, DECLARATION_ITEMS_SQL } from "../src/store/ddm.ts";
 import { PRUNE_STATUS_ERRORS_SQL } from "../src/store/ddm-status.ts";
 import { inventoryListQuery } from "../src/store/inventory.ts";
+import { ENABLED_PAGE_SQL } from "../src/store/push.ts";
 import { forEachBackend, type Backend } from "./support/postgres.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
@@ -21,6 +22,8 @@ const CASES = [
     ...eventListQuery({ enrollmentId: "X", after: 10, newestFirst: true, limit: 100 }),
     index: "events_enrollment",
   },
+  // A push to all reads the enabled channels a page at a time, by the primary key from the last id on.
+  { name: "push to all: a page of channels", sql: ENABLED_PAGE_SQL, params: ["X", 1000], index: "enrollments_pkey|autoindex_enrollments" },
   { name: "retention of results", sql: PRUNE_RESULTS_SQL, params: [0], index: "command_queue_done" },
   { name: "queue depth and oldest (/metrics)", sql: QUEUE_STATS_SQL, params: [], index: "command_queue_next" },
   { name: "retention of events", sql: PRUNE_EVENTS_SQL, params: [0], index: "events_at" },

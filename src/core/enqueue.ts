@@ -19,6 +19,10 @@ export interface ApiResult {
   command_error?: string;
   command_uuid?: string;
   request_type?: string;
+  /** A push to all: how many were pushed and not (status then lists only failures, the first MAX_LISTED_FAILURES). */
+  pushed?: number;
+  failed?: number;
+  truncated?: boolean;
 }
 
 /**

@@ -9,9 +9,20 @@ export interface PushOptions {
   trigger?: string;
 }
 
+/** What a push to every enabled channel came to: counts, and the first failures (push/pusher.ts, MAX_LISTED_FAILURES). */
+export interface PushAllSummary {
+  pushed: number;
+  failed: number;
+  failures: Array<{ id: string; error: string }>;
+  /** More failed than are listed. */
+  truncated: boolean;
+}
+
 /** Wakes channels with an APNs push so that they poll for commands (push/pusher.ts). */
 export interface Pusher {
   push(enrollmentIds: readonly string[], options?: PushOptions): Promise<Map<string, PushOutcome>>;
+  /** Every enabled channel, streamed from the store; undefined when pushing is not set up (no certificate). */
+  pushAll?(options?: PushOptions): Promise<PushAllSummary | undefined>;
 }
 
 /** A pusher that sends nothing and says so for every id (embedders, tests); the server uses push/pusher.ts. */

@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { apiStatus, enqueueCommand, pushInto, statusMap, type ApiResult } from "../core/enqueue.ts";
 import type { Pusher } from "../core/push.ts";
 import { BadRequest, OrchardError } from "../errors.ts";
+import { NO_CERTIFICATE } from "../push/pusher.ts";
 import type { Store } from "../store/index.ts";
 import { enrollmentIds, truthy } from "./api-routes.ts";
 import { jsonObject, onlyKeys } from "./request-helpers.ts";
@@ -14,7 +15,11 @@ import { jsonObject, onlyKeys } from "./request-helpers.ts";
 // JSON body read only after the API key:
 //   POST /v1/enqueue?nopush=1  {"ids": ["ID1", ...], "command": "<?xml ... plist>"}
 //   POST /v1/push              {"ids": ["ID1", ...]}
-// The answers are those of the path forms.
+// The answers are those of the path forms. And a push to every enabled
+// channel, however many (read from the store a page at a time):
+//   POST /v1/push              {"all": true}
+// answers counts ("pushed", "failed") and, in "status", only the failures
+// (the first 1,000; "truncated" when there were more).
 
 /** Room for 10,000 ids of up to ~100 characters (a user channel is "UDID:UserGUID"). */
 const ID_LIST_BODY_BYTES = 1024 * 1024;
@@ -45,12 +50,28 @@ export function registerBulkIdRoutes(app: FastifyInstance, o: BulkIdOptions): vo
 
   app.post("/v1/push", { bodyLimit: ID_LIST_BODY_BYTES }, async (req, reply) => {
     const body = jsonObject(req);
-    onlyKeys(body, ["ids"]);
+    onlyKeys(body, ["ids", "all"]);
+    if (body.all !== undefined) {
+      if (body.all !== true || body.ids !== undefined) throw new BadRequest('give "ids" or "all": true, not both', "invalid_parameter");
+      const { status, result } = await pushAll(o.pusher);
+      req.log.info({ pushed: result.pushed, failed: result.failed, status }, "pushed every enabled channel");
+      return reply.code(status).send(result);
+    }
     const ids = idsOf(body);
     const result: ApiResult = { status: statusMap() };
     await pushInto(o.pusher, ids, result, "api");
     return reply.code(apiStatus(result, ids.length)).send(result);
   });
+}
+
+/** Every enabled channel: 200 all pushed (or none enabled), 207 some failed, 500 none pushed. */
+async function pushAll(pusher: Pusher): Promise<{ status: number; result: ApiResult }> {
+  const summary = await pusher.pushAll?.({ trigger: "api" });
+  if (!summary) return { status: 500, result: { push_error: NO_CERTIFICATE } };
+  const status = statusMap();
+  for (const f of summary.failures) status[f.id] = { push_error: f.error };
+  const result: ApiResult = { pushed: summary.pushed, failed: summary.failed, truncated: summary.truncated, status };
+  return { status: summary.failed === 0 ? 200 : summary.pushed > 0 ? 207 : 500, result };
 }
 
 /** "ids": non-empty strings (api-routes.ts's rules for the rest: how many, repeats). */

@@ -78,8 +78,14 @@ const schemas: Record<string, Schema> = {
       command_error: str,
       command_uuid: str,
       request_type: str,
+      pushed: { ...int, description: 'a push to all ({"all": true}): channels pushed' },
+      failed: { ...int, description: "a push to all: channels not pushed (status lists the first 1,000)" },
+      truncated: { ...bool, description: "a push to all: more failed than status lists" },
     },
-    { optional: ["status", "no_push", "push_error", "command_error", "command_uuid", "request_type"], description: "NanoMDM's APIResult" },
+    {
+      optional: ["status", "no_push", "push_error", "command_error", "command_uuid", "request_type", "pushed", "failed", "truncated"],
+      description: "NanoMDM's APIResult; a push to all adds counts, and its status holds only failures",
+    },
   ),
   PushCertStored: object({ topic: str, not_after: time }, { description: "NanoMDM's answer to PUT /v1/pushcert" }),
   Enrollment: object({
@@ -199,7 +205,12 @@ const schemas: Record<string, Schema> = {
     },
     { optional: ["command", "command_base64"] },
   ),
-  BulkPushBody: object({ ids: { ...arrayOf(str), minItems: 1, maxItems: 10_000 } }),
+  BulkPushBody: {
+    anyOf: [
+      object({ ids: { ...arrayOf(str), minItems: 1, maxItems: 10_000 } }),
+      object({ all: { type: "boolean", const: true, description: "every enabled channel, read from the store a page at a time" } }),
+    ],
+  },
   RebindSilence: object(
     {
       state: { type: "string", enum: ["live", "push_due", "grace", "ready"] },
@@ -569,7 +580,7 @@ const paths: Record<string, Record<string, Operation>> = {
     ),
   },
   "/v1/push": {
-    post: op("commands", "Push a long list of enrollments, the ids in the body", pushResponses(), {
+    post: op("commands", "Push a long list of enrollments (the ids in the body), or every enabled one", pushResponses(), {
       requestBody: { required: true, content: json(ref("BulkPushBody")) },
     }),
   },

@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
-import type { PushOptions, PushOutcome, Pusher } from "../core/push.ts";
+import type { PushAllSummary, PushOptions, PushOutcome, Pusher } from "../core/push.ts";
 import type { Log } from "../core/service.ts";
 import type { NewEvent } from "../store/events.ts";
 import type { Store } from "../store/index.ts";
 import type { DeadTokenMark, PushTarget } from "../store/push.ts";
 import { ApnsClient, ApnsTransportError, type ApnsResponse } from "./apns-client.ts";
+import { chunks } from "../store/enrollments.ts";
 import { PushCertUnusable, type PushCertSource } from "./certs.ts";
 
 /** Counts push outcomes (/metrics); reasons are few and bounded, never an id or a token. */
@@ -48,20 +49,42 @@ const CERT_BLOCK_MS = 10 * 60_000;
 const MAX_REFUSED_RESENDS = 5;
 const BACKOFF_CAP_MS = 30_000;
 
+/** Push outcomes recorded a batch at a time: a push to many never holds every event until it ends. */
+const RECORD_EVERY = 1000;
+/** Channels read from the store per page by a push to all. */
+const ALL_PAGE = 1000;
+/** Failures a push to all lists by id; past this only counted. */
+export const MAX_LISTED_FAILURES = 1000;
+
+/** One push call: its outcomes go to `outcome` as they come; events and dead tokens are written a batch at a time. */
 interface Batch {
   trigger: string;
-  outcomes: Map<string, PushOutcome>;
+  outcome(id: string, o: PushOutcome): void;
   events: NewEvent[];
   dead: DeadTokenMark[];
+  /** The write of the previous batch of events, if any. */
+  writing: Promise<void>;
+  /** Topic -> why it cannot be pushed (undefined: it can), looked up once per call. */
+  certProblems: Map<string, Promise<string | undefined>>;
+  ids: number;
+  sent: number;
+  deadTokens: number;
+}
+
+/** A page of a push: the channels found, and the ids asked for that name none. */
+interface Page {
+  targets: readonly PushTarget[];
+  unknown: readonly string[];
 }
 
 /**
- * Wakes channels through APNs. Groups the ids by topic, sends each group on
- * that topic's long-lived connection (bounded concurrent streams), retries
- * 429, 5xx and lost streams with backoff and jitter, stops pushing to tokens
- * APNs calls dead (410, 400 BadDeviceToken) and on topics whose certificate
- * it refuses (403, reported once), and records every outcome as an event,
- * many to a statement.
+ * Wakes channels through APNs. Reads the channels a page at a time, sends
+ * each on its topic's long-lived connection with a bounded number in flight
+ * (twice the stream cap: the connection stays full, memory stays flat
+ * however many are pushed), retries 429, 5xx and lost streams with backoff
+ * and jitter, stops pushing to tokens APNs calls dead (410, 400
+ * BadDeviceToken) and on topics whose certificate it refuses (403, reported
+ * once), and records every outcome as an event, many to a statement.
  */
 export class ApnsPusher implements Pusher {
   private readonly clients = new Map<string, { version: string; client: ApnsClient }>();
@@ -71,58 +94,154 @@ export class ApnsPusher implements Pusher {
   constructor(private readonly o: ApnsPusherOptions) {}
 
   async push(enrollmentIds: readonly string[], options: PushOptions = {}): Promise<Map<string, PushOutcome>> {
-    const started = Date.now();
+    const outcomes = new Map<string, PushOutcome>();
     // No certificate at all: pushing is not set up; answer as NoPusher would, without touching the store.
-    if (!(await this.o.certs.anyConfigured(started))) {
+    if (!(await this.o.certs.anyConfigured(Date.now()))) {
       for (const _ of enrollmentIds) this.o.observer?.failed("no_certificate");
-      return new Map(enrollmentIds.map((id) => [id, { error: NO_CERTIFICATE }]));
+      for (const id of enrollmentIds) outcomes.set(id, { error: NO_CERTIFICATE });
+      return outcomes;
     }
-    const batch: Batch = { trigger: options.trigger ?? "api", outcomes: new Map(), events: [], dead: [] };
-    const targets = await this.o.store.push.targets(enrollmentIds);
-    const byTopic = new Map<string, PushTarget[]>();
-    for (const id of enrollmentIds) {
-      const t = targets.get(id);
-      if (!t) {
-        batch.outcomes.set(id, { error: "unknown enrollment" });
-        this.o.observer?.failed("unknown_enrollment");
-      } else if (!t.enabled) this.fail(batch, t, "enrollment is disabled (no TokenUpdate since its last Authenticate, or it checked out)");
-      else if (t.dead) {
-        this.fail(
-          batch,
-          t,
-          `APNs refused this push token (${t.dead.status} ${t.dead.reason}) at ${new Date(t.dead.markedAt).toISOString()}; no pushes until the device sends a TokenUpdate`,
-        );
-      } else {
-        let group = byTopic.get(t.topic);
-        if (!group) byTopic.set(t.topic, (group = []));
-        group.push(t);
+    const store = this.o.store.push;
+    async function* pages(): AsyncGenerator<Page> {
+      for (const chunk of chunks(enrollmentIds, ALL_PAGE)) {
+        const found = await store.targets(chunk);
+        const targets: PushTarget[] = [];
+        const unknown: string[] = [];
+        for (const id of chunk) {
+          const t = found.get(id);
+          if (t) targets.push(t);
+          else unknown.push(id);
+        }
+        yield { targets, unknown };
       }
     }
-    await Promise.all([...byTopic].map(([topic, group]) => this.pushTopic(topic, group, batch)));
+    await this.run(pages(), options.trigger ?? "api", (id, o) => outcomes.set(id, o));
+    return outcomes;
+  }
 
-    // The pushes went out whatever happens here: a failed write is logged, the answer stands.
-    let marked = new Set<string>();
-    try {
-      marked = await this.o.store.push.recordOutcomes(batch.dead, batch.events, Date.now());
-    } catch (err) {
-      this.o.log.error({ err, events: batch.events.length, deadTokens: batch.dead.length }, "could not record push outcomes");
+  /**
+   * Pushes every enabled channel in the store, read a page at a time (by id):
+   * memory stays flat whatever the fleet's size. Answers counts and the
+   * first MAX_LISTED_FAILURES failures; undefined when no push certificate
+   * is stored at all (nothing was read or sent).
+   */
+  async pushAll(options: PushOptions = {}): Promise<PushAllSummary | undefined> {
+    if (!(await this.o.certs.anyConfigured(Date.now()))) return undefined;
+    const store = this.o.store.push;
+    async function* pages(): AsyncGenerator<Page> {
+      let after = "";
+      for (;;) {
+        const targets = await store.enabledTargets(after, ALL_PAGE);
+        if (targets.length === 0) return;
+        yield { targets, unknown: [] };
+        if (targets.length < ALL_PAGE) return;
+        after = targets[targets.length - 1]!.id;
+      }
     }
-    let sent = 0;
-    for (const o of batch.outcomes.values()) if (o.pushId) sent++;
-    this.o.observer?.sent(sent);
+    const summary: PushAllSummary = { pushed: 0, failed: 0, failures: [], truncated: false };
+    await this.run(pages(), options.trigger ?? "api", (id, o) => {
+      if (o.pushId) summary.pushed++;
+      else {
+        summary.failed++;
+        if (summary.failures.length < MAX_LISTED_FAILURES) summary.failures.push({ id, error: o.error ?? "not pushed" });
+        else summary.truncated = true;
+      }
+    });
+    return summary;
+  }
+
+  /** Sends every page's channels, at most twice the stream cap in flight, and logs what the call came to. */
+  private async run(pages: AsyncIterable<Page>, trigger: string, outcome: (id: string, o: PushOutcome) => void): Promise<void> {
+    const started = Date.now();
+    const batch: Batch = {
+      trigger,
+      outcome,
+      events: [],
+      dead: [],
+      writing: Promise.resolve(),
+      certProblems: new Map(),
+      ids: 0,
+      sent: 0,
+      deadTokens: 0,
+    };
+    const limit = Math.max(1, this.o.maxStreams) * 2;
+    let inFlight = 0;
+    let slotFreed: (() => void) | undefined;
+    const done = () => {
+      inFlight--;
+      slotFreed?.();
+    };
+    for await (const page of pages) {
+      for (const id of page.unknown) {
+        batch.ids++;
+        outcome(id, { error: "unknown enrollment" });
+        this.o.observer?.failed("unknown_enrollment");
+      }
+      for (const t of page.targets) {
+        batch.ids++;
+        if (!t.enabled) this.fail(batch, t, "enrollment is disabled (no TokenUpdate since its last Authenticate, or it checked out)");
+        else if (t.dead) {
+          this.fail(
+            batch,
+            t,
+            `APNs refused this push token (${t.dead.status} ${t.dead.reason}) at ${new Date(t.dead.markedAt).toISOString()}; no pushes until the device sends a TokenUpdate`,
+          );
+        } else {
+          // One lookup per topic and call: a topic without a usable certificate fails as a whole.
+          let problem = batch.certProblems.get(t.topic);
+          if (!problem) batch.certProblems.set(t.topic, (problem = this.certProblem(t.topic)));
+          const why = await problem;
+          if (why) this.fail(batch, t, why);
+          else {
+            while (inFlight >= limit) await new Promise<void>((resolve) => (slotFreed = resolve));
+            inFlight++;
+            void this.pushOne(t.topic, t, batch).then(done, (err: unknown) => {
+              done();
+              this.fail(batch, t, `push failed: ${(err as Error).message}`);
+            });
+          }
+        }
+        if (batch.events.length >= RECORD_EVERY) await this.record(batch);
+      }
+    }
+    while (inFlight > 0) await new Promise<void>((resolve) => (slotFreed = resolve));
+    await this.record(batch);
+    await batch.writing;
+    this.o.observer?.sent(batch.sent);
     this.o.log.info(
       {
-        trigger: batch.trigger,
-        ids: enrollmentIds.length,
-        sent,
-        failed: enrollmentIds.length - sent,
-        deadTokens: marked.size,
+        trigger,
+        ids: batch.ids,
+        sent: batch.sent,
+        failed: batch.ids - batch.sent,
+        deadTokens: batch.deadTokens,
         ms: Date.now() - started,
         peakStreams: this.peakStreams(),
       },
       "push",
     );
-    return batch.outcomes;
+  }
+
+  /**
+   * Writes the events and dead tokens gathered so far in the background, one
+   * write at a time: waits only for the write before (so at most two batches
+   * are held). The pushes went out whatever happens here: a failed write is
+   * logged, the answer stands.
+   */
+  private async record(batch: Batch): Promise<void> {
+    const { events, dead } = batch;
+    if (events.length === 0 && dead.length === 0) return;
+    batch.events = [];
+    batch.dead = [];
+    const previous = batch.writing;
+    batch.writing = previous.then(async () => {
+      try {
+        batch.deadTokens += (await this.o.store.push.recordOutcomes(dead, events, Date.now())).size;
+      } catch (err) {
+        this.o.log.error({ err, events: events.length, deadTokens: dead.length }, "could not record push outcomes");
+      }
+    });
+    await previous;
   }
 
   /** Closes every APNs connection (server shutdown). */
@@ -136,16 +255,6 @@ export class ApnsPusher implements Pusher {
   /** The most streams ever open at once on any topic's connection (bench). */
   peakStreams(): number {
     return Math.max(0, ...[...this.clients.values()].map((c) => c.client.peakStreams));
-  }
-
-  private async pushTopic(topic: string, group: PushTarget[], batch: Batch): Promise<void> {
-    // One lookup up front: a topic without a usable certificate fails as a whole.
-    const problem = await this.certProblem(topic);
-    if (problem) {
-      for (const t of group) this.fail(batch, t, problem);
-      return;
-    }
-    await Promise.all(group.map((t) => this.pushOne(topic, t, batch)));
   }
 
   private async certProblem(topic: string): Promise<string | undefined> {
@@ -201,7 +310,8 @@ export class ApnsPusher implements Pusher {
       const reason = res.reason ?? "";
       if (res.status === 200) {
         const pushId = res.apnsId ?? apnsId;
-        batch.outcomes.set(t.id, { pushId });
+        batch.sent++;
+        batch.outcome(t.id, { pushId });
         batch.events.push({ type: "push.sent", enrollmentId: t.id, detail: { topic, apns_id: pushId, trigger: batch.trigger, attempts } });
         return;
       }
@@ -279,7 +389,7 @@ export class ApnsPusher implements Pusher {
   }
 
   private fail(batch: Batch, t: PushTarget, error: string, detail: Record<string, unknown> = {}): void {
-    batch.outcomes.set(t.id, { error });
+    batch.outcome(t.id, { error });
     this.o.observer?.failed(failureReason(error, detail));
     batch.events.push({ type: "push.failed", enrollmentId: t.id, detail: { topic: t.topic, trigger: batch.trigger, error, ...detail } });
   }

@@ -48,6 +48,14 @@ const TARGETS_SQL = (n: number) => `SELECT e.id, e.topic, e.push_token, e.push_m
   LEFT JOIN push_dead_tokens d ON d.enrollment_id = e.id AND d.push_token = e.push_token AND d.marked_at >= e.updated_at
   WHERE e.id IN (${Array(n).fill("?").join(", ")})`;
 
+// Every enabled channel, a page at a time in id order (keyset: the primary key, never an OFFSET).
+export const ENABLED_PAGE_SQL = `SELECT e.id, e.topic, e.push_token, e.push_magic, e.enabled,
+    d.status AS dead_status, d.reason AS dead_reason, d.marked_at AS dead_at
+  FROM enrollments e
+  LEFT JOIN push_dead_tokens d ON d.enrollment_id = e.id AND d.push_token = e.push_token AND d.marked_at >= e.updated_at
+  WHERE e.id > ? AND e.enabled = 1
+  ORDER BY e.id LIMIT ?`;
+
 const CERT_COLUMNS = "topic, cert_pem, key_sealed, fingerprint, not_before, not_after, created_at, updated_at";
 
 /** Push certificates, dead tokens, pushes due later and the sweep's lease. */
@@ -148,18 +156,15 @@ export class PushStore {
     const out = new Map<string, PushTarget>();
     for (const chunk of chunks(ids, 500)) {
       const rows = await this.db.all<TargetRow>(TARGETS_SQL(chunk.length), chunk);
-      for (const r of rows) {
-        out.set(r.id, {
-          id: r.id,
-          topic: r.topic,
-          pushToken: r.push_token,
-          pushMagic: r.push_magic,
-          enabled: Number(r.enabled) === 1,
-          dead: r.dead_status === null ? undefined : { status: Number(r.dead_status), reason: r.dead_reason!, markedAt: Number(r.dead_at) },
-        });
-      }
+      for (const r of rows) out.set(r.id, toTarget(r));
     }
     return out;
+  }
+
+  /** Push facts of the enabled channels after `after` in id order, `limit` of them: a push to all reads the store a page at a time. */
+  async enabledTargets(after: string, limit: number): Promise<PushTarget[]> {
+    const rows = await this.db.all<TargetRow>(ENABLED_PAGE_SQL, [after, limit]);
+    return rows.map(toTarget);
   }
 
   /**
@@ -284,6 +289,17 @@ interface TargetRow {
   dead_status: number | null;
   dead_reason: string | null;
   dead_at: number | string | null;
+}
+
+function toTarget(r: TargetRow): PushTarget {
+  return {
+    id: r.id,
+    topic: r.topic,
+    pushToken: r.push_token,
+    pushMagic: r.push_magic,
+    enabled: Number(r.enabled) === 1,
+    dead: r.dead_status === null ? undefined : { status: Number(r.dead_status), reason: r.dead_reason!, markedAt: Number(r.dead_at) },
+  };
 }
 
 function toCert(r: CertRow): StoredPushCert {

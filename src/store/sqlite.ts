@@ -274,4 +274,3 @@ function guarded<T>(call: () => T): T {
     throw storeError(err);
   }
 }
-
