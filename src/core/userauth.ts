@@ -111,7 +111,8 @@ export class UserAuthService implements UserAuthenticator {
     const { id: enrollmentId, deviceId } = msg.channel;
     const userId = msg.userId;
     const base = { enrollmentId, deviceId, userId };
-    const session = await this.store.userSessions.get(enrollmentId);
+    // Only a message with an AuthToken can be one of an authenticated user: without one, no need to read the session.
+    const session = msg.authToken ? await this.store.userSessions.get(enrollmentId) : undefined;
     // Apple's server answers a message that already carries the user's valid
     // AuthToken with a zero-length challenge and keeps the token.
     if (session?.state === "authenticated" && authTokenMatches(msg.authToken, session.tokenHash)) {
@@ -124,12 +125,14 @@ export class UserAuthService implements UserAuthenticator {
     const user = await this.directoryUser(userId, msg.userShortName);
     const policy = this.policyFor(user);
     const shortName = user?.shortName;
-    // The new state and its event commit together.
+    // The new state and its event commit together: one statement where the webhook outbox needs neither.
     const begin = (state: "declined" | "zero-length" | "challenged", type: UserAuthEvent) =>
-      this.store.transaction(async (s) => {
-        await s.userSessions.begin({ ...base, state, shortName }, req.now);
-        await event(s, req, msg, { type, detail: { short_name: shortName } });
-      });
+      this.outboxWantsNone(type)
+        ? this.store.logins.begin({ ...base, state, shortName }, { type, detail: { short_name: shortName } }, req.now)
+        : this.store.transaction(async (s) => {
+            await s.userSessions.begin({ ...base, state, shortName }, req.now);
+            await event(s, req, msg, { type, detail: { short_name: shortName } });
+          });
     if (policy === "decline") {
       await begin("declined", "userauth.declined");
       this.observe("declined");
@@ -158,6 +161,10 @@ export class UserAuthService implements UserAuthenticator {
    * commit together.
    */
   private async answer(req: MdmRequest, msg: UserAuthenticateMessage, raw: string): Promise<CheckinReply> {
+    if (this.outboxWantsNone("userauth.authenticated", "userauth.failed")) {
+      const reply = await this.answerAccepted(req, msg, raw);
+      if (reply) return reply;
+    }
     const { id: enrollmentId, deviceId } = msg.channel;
     let cause: FailureCause | undefined;
     const reply = await this.store.transaction(async (s): Promise<CheckinReply> => {
@@ -184,6 +191,87 @@ export class UserAuthService implements UserAuthenticator {
     if (cause === undefined) this.observe("authenticated");
     else this.observe("failed", cause);
     return reply;
+  }
+
+  /**
+   * Step 2 when the response checks out, in two statements: one read of
+   * everything it is checked against, one write of the nonce's use, the token
+   * and the event (store/logins.ts). Resolves to undefined for any other
+   * case, which answer() then judges and records as ever, in one transaction;
+   * nothing was written meanwhile. Unknown users are verified against
+   * DUMMY_HA1 here too, so that they cost what a wrong password does.
+   */
+  private async answerAccepted(req: MdmRequest, msg: UserAuthenticateMessage, raw: string): Promise<CheckinReply | undefined> {
+    const { id: enrollmentId, deviceId } = msg.channel;
+    let response: DigestResponse;
+    try {
+      response = parseDigestResponse(raw);
+    } catch (err) {
+      if (!(err instanceof DigestError)) throw err;
+      return undefined;
+    }
+    const shortName = response.username;
+    if (shortName === undefined || response.realm !== this.config.realm) return undefined;
+    const nonce = checkNonce({
+      secret: this.nonceSecret,
+      nonce: response.nonce,
+      udid: deviceId,
+      userId: msg.userId,
+      now: req.now,
+      ttlMs: this.config.nonceTtlMs,
+    });
+    if (!nonce.ok) return undefined;
+    const hash = baseHash(response.algorithm);
+    const facts = await this.store.logins.answerFacts({
+      enrollmentId,
+      deviceId,
+      shortName,
+      since: req.now - this.config.failureWindowMs,
+      realm: this.config.realm,
+      algorithm: hash,
+    });
+    const result = verifyDigestResponse({ response, ha1: facts.ha1 ?? DUMMY_HA1[hash], methods: this.methodsFor(req) });
+    const wide = WIDE_FAILURE_FACTOR * this.config.maxFailures;
+    const { failures: f, user } = facts;
+    if (f.pair >= this.config.maxFailures || f.device >= wide || f.user >= wide) return undefined;
+    if (facts.sessionState !== "challenged" || !user || facts.ha1 === undefined || !result.ok) return undefined;
+    if ((user.guid !== null && user.guid !== canonicalGuid(msg.userId)) || user.state === "declined") return undefined;
+
+    const token = newAuthToken();
+    const outcome = await this.store.logins.issueToken({
+      enrollmentId,
+      deviceId,
+      shortName,
+      tokenHash: hashAuthToken(token),
+      nonce: { id: nonce.nonceId, expiresAt: nonce.issuedAt + this.config.nonceTtlMs + 60_000, responseHash: sha256Hex(raw) },
+      issued: { type: "userauth.authenticated", detail: { short_name: shortName } },
+      refused: { type: "userauth.failed", detail: { cause: "no-challenge", short_name: shortName } },
+      now: req.now,
+    });
+    // Resent or replayed: nothing was written; the general path tells which.
+    if (outcome === "nonce-used") return undefined;
+    if (result.method !== req.method) {
+      req.log.info({ enrollmentId, method: result.method }, "digest matched with an extra method");
+    }
+    if (outcome === "no-challenge") {
+      req.log.info({ enrollmentId, cause: outcome, shortName }, "network user refused");
+      this.observe("failed", outcome);
+      return { kind: "plist", body: { AuthToken: "" } };
+    }
+    req.log.info({ enrollmentId, shortName }, "network user logged in");
+    this.observe("authenticated");
+    return { kind: "plist", body: { AuthToken: token } };
+  }
+
+  /** True when the webhook outbox wants none of these events nor mdm.UserAuthenticate: a login's writes need not go through it. */
+  private outboxWantsNone(...types: string[]): boolean {
+    const outbox = this.store.outbox;
+    return !outbox.wants("mdm.UserAuthenticate") && types.every((t) => !outbox.wants(t));
+  }
+
+  /** The request's method first, then the extra ones HA2 may have used. */
+  private methodsFor(req: MdmRequest): string[] {
+    return [req.method, ...this.config.extraMethods.filter((m) => m !== req.method)];
   }
 
   /** Resolves to the authenticated short name, or throws Refused with the cause. */
@@ -221,8 +309,7 @@ export class UserAuthService implements UserAuthenticator {
     const user = await s.directory.entry(shortName);
     const hash = baseHash(response.algorithm);
     const ha1 = user ? await s.directory.ha1(shortName, this.config.realm, hash) : undefined;
-    const methods = [req.method, ...this.config.extraMethods.filter((m) => m !== req.method)];
-    const result = verifyDigestResponse({ response, ha1: ha1 ?? DUMMY_HA1[hash], methods });
+    const result = verifyDigestResponse({ response, ha1: ha1 ?? DUMMY_HA1[hash], methods: this.methodsFor(req) });
     if (!user) throw new Refused("unknown-user", shortName);
     if (user.guid !== null && user.guid !== canonicalGuid(userId)) throw new Refused("guid-mismatch", shortName);
     if (user.state === "declined") throw new Refused("declined-user", shortName);
@@ -254,11 +341,7 @@ export class UserAuthService implements UserAuthenticator {
 
   /** The directory entry for a UserAuthenticate: by GUID, else by a GUID-less entry's short name. */
   private async directoryUser(userId: string, shortName: string | undefined): Promise<DirectoryEntry | undefined> {
-    const byGuid = await this.store.directory.entryByGuid(canonicalGuid(userId));
-    if (byGuid) return byGuid;
-    if (shortName === undefined) return undefined;
-    const byName = await this.store.directory.entry(shortName);
-    return byName && byName.guid === null ? byName : undefined;
+    return this.store.directory.entryForUser(canonicalGuid(userId), shortName);
   }
 
   /**

@@ -83,8 +83,16 @@ export class DirectoryStore {
     return row && toEntry(row);
   }
 
-  async entryByGuid(guid: string): Promise<DirectoryEntry | undefined> {
-    const row = await this.db.get<UserRow>("SELECT * FROM directory_users WHERE guid = ?", [guid]);
+  /**
+   * The entry a UserAuthenticate names, in one read: the one with its GUID,
+   * else a GUID-less entry with its short name.
+   */
+  async entryForUser(guid: string, shortName: string | undefined): Promise<DirectoryEntry | undefined> {
+    const row = await this.db.get<UserRow>(
+      `SELECT * FROM directory_users WHERE guid = ? OR (guid IS NULL AND short_name = ?)
+       ORDER BY CASE WHEN guid = ? THEN 0 ELSE 1 END LIMIT 1`,
+      [guid, shortName ?? null, guid],
+    );
     return row && toEntry(row);
   }
 

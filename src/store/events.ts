@@ -27,6 +27,9 @@ export interface EventFilter {
   limit: number;
 }
 
+/** Records one event (params: at, type, enrollment id, detail JSON). */
+export const ADD_EVENT_SQL = "INSERT INTO events (at, type, enrollment_id, detail) VALUES (?, ?, ?, ?)";
+
 export const PRUNE_EVENTS_SQL = "DELETE FROM events WHERE at < ?";
 
 /** The audit trail: what happened to each enrollment, in order. */
@@ -42,12 +45,7 @@ export class EventStore {
    * same connection: inside a transaction, both commit with it.
    */
   async add(event: NewEvent, now: number): Promise<void> {
-    await this.db.run("INSERT INTO events (at, type, enrollment_id, detail) VALUES (?, ?, ?, ?)", [
-      now,
-      event.type,
-      event.enrollmentId ?? null,
-      event.detail ? JSON.stringify(event.detail) : null,
-    ]);
+    await this.db.run(ADD_EVENT_SQL, [now, event.type, event.enrollmentId ?? null, event.detail ? JSON.stringify(event.detail) : null]);
     await this.outbox.orchard(event.type, event.enrollmentId, event.detail, now);
   }
 

@@ -22,6 +22,7 @@ import { SettingStore } from "./settings.ts";
 import { SoftwareUpdateStore } from "./software-updates.ts";
 import { StatsStore } from "./stats.ts";
 import { DirectoryStore } from "./directory.ts";
+import { LoginStore } from "./logins.ts";
 import { UserSessionStore } from "./user-sessions.ts";
 import { SqliteDatabase } from "./sqlite.ts";
 import { PostgresDatabase } from "./postgres.ts";
@@ -35,6 +36,8 @@ export class Store {
   readonly settings: SettingStore;
   readonly directory: DirectoryStore;
   readonly userSessions: UserSessionStore;
+  /** A login's common path in as few round trips as the store allows. */
+  readonly logins: LoginStore;
   readonly push: PushStore;
   readonly scep: ScepStore;
   readonly rebinds: RebindStore;
@@ -76,6 +79,7 @@ export class Store {
     this.settings = new SettingStore(db);
     this.directory = new DirectoryStore(db);
     this.userSessions = new UserSessionStore(db);
+    this.logins = new LoginStore(db);
     this.push = new PushStore(db, (tx) => new EventStore(joined(tx, db.dialect), new WebhookOutbox(joined(tx, db.dialect), webhookTopics)));
     this.scep = new ScepStore(db);
     this.rebinds = new RebindStore(db);

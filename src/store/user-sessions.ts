@@ -29,6 +29,60 @@ interface SessionRow {
   updated_at: number;
 }
 
+// The writes of a login, shared with the one-statement forms of logins.ts.
+
+/** Starts a handshake state (params: beginParams). */
+export const BEGIN_SESSION_SQL = `INSERT INTO user_sessions (enrollment_id, device_id, user_id, short_name, state, token_hash, challenged_at,
+     token_issued_at, token_last_used_at, updated_at)
+   VALUES (?, ?, ?, ?, ?, NULL, ?, NULL, NULL, ?)
+   ON CONFLICT (enrollment_id) DO UPDATE SET state = excluded.state, short_name = COALESCE(excluded.short_name, user_sessions.short_name),
+     token_hash = NULL, challenged_at = excluded.challenged_at, token_issued_at = NULL, token_last_used_at = NULL,
+     updated_at = excluded.updated_at`;
+
+/** Issues a token to a session still challenged (params: short name, token hash, now x3, enrollment id). */
+export const ISSUE_TOKEN_SQL = `UPDATE user_sessions SET state = 'authenticated', short_name = ?, token_hash = ?, token_issued_at = ?,
+     authenticated_at = ?, updated_at = ?
+   WHERE enrollment_id = ? AND state = 'challenged'`;
+
+/** Marks a nonce used, unless it was (params: nonce id, expiry, response hash). */
+export const USE_NONCE_SQL =
+  "INSERT INTO used_nonces (nonce_id, expires_at, response_hash) VALUES (?, ?, ?) ON CONFLICT (nonce_id) DO NOTHING";
+
+/** Counts a failed attempt (params: now, device id, short name). */
+export const RECORD_FAILURE_SQL = "INSERT INTO userauth_failures (at, device_id, short_name) VALUES (?, ?, ?)";
+
+/** Failures since a time, of a (Mac, user) pair, of the Mac, of the user: one row (params: failureCountParams). */
+export const FAILURE_COUNTS_SQL = `SELECT SUM(CASE WHEN device_id = ? AND short_name = ? THEN 1 ELSE 0 END) AS by_pair,
+     SUM(CASE WHEN device_id = ? THEN 1 ELSE 0 END) AS by_device, SUM(CASE WHEN short_name = ? THEN 1 ELSE 0 END) AS by_user
+   FROM userauth_failures WHERE at >= ? AND (device_id = ? OR short_name = ?)`;
+
+export interface FailureCountRow {
+  by_pair: number | null;
+  by_device: number | null;
+  by_user: number | null;
+}
+
+export function failureCountParams(deviceId: string, shortName: string | undefined, since: number): Array<string | number | null> {
+  const name = shortName ?? null;
+  return [deviceId, name, deviceId, name, since, deviceId, name];
+}
+
+export function failureCounts(row: FailureCountRow | undefined): { pair: number; device: number; user: number } {
+  return { pair: Number(row?.by_pair ?? 0), device: Number(row?.by_device ?? 0), user: Number(row?.by_user ?? 0) };
+}
+
+export interface NewSessionState {
+  enrollmentId: string;
+  deviceId: string;
+  userId: string;
+  state: UserSessionState;
+  shortName?: string;
+}
+
+export function beginParams(s: NewSessionState, now: number): Array<string | number | null> {
+  return [s.enrollmentId, s.deviceId, s.userId, s.shortName ?? null, s.state, s.state === "challenged" ? now : null, now];
+}
+
 /**
  * The state of each (Mac, network user) handshake, the nonces already used
  * and the failures counted for rate limiting: everything every Orchard
@@ -58,19 +112,8 @@ export class UserSessionStore {
    * Starts a new handshake state for a (Mac, user): whatever AuthToken the
    * user had on this Mac ends here.
    */
-  async begin(
-    s: { enrollmentId: string; deviceId: string; userId: string; state: UserSessionState; shortName?: string },
-    now: number,
-  ): Promise<void> {
-    await this.db.run(
-      `INSERT INTO user_sessions (enrollment_id, device_id, user_id, short_name, state, token_hash, challenged_at,
-         token_issued_at, token_last_used_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, NULL, ?, NULL, NULL, ?)
-       ON CONFLICT (enrollment_id) DO UPDATE SET state = excluded.state, short_name = COALESCE(excluded.short_name, user_sessions.short_name),
-         token_hash = NULL, challenged_at = excluded.challenged_at, token_issued_at = NULL, token_last_used_at = NULL,
-         updated_at = excluded.updated_at`,
-      [s.enrollmentId, s.deviceId, s.userId, s.shortName ?? null, s.state, s.state === "challenged" ? now : null, now],
-    );
+  async begin(s: NewSessionState, now: number): Promise<void> {
+    await this.db.run(BEGIN_SESSION_SQL, beginParams(s, now));
   }
 
   /**
@@ -78,12 +121,7 @@ export class UserSessionStore {
    * Resolves false if the session moved on meanwhile (a newer login).
    */
   async issueToken(enrollmentId: string, shortName: string, tokenHash: string, now: number): Promise<boolean> {
-    const changed = await this.db.run(
-      `UPDATE user_sessions SET state = 'authenticated', short_name = ?, token_hash = ?, token_issued_at = ?, authenticated_at = ?,
-         updated_at = ?
-       WHERE enrollment_id = ? AND state = 'challenged'`,
-      [shortName, tokenHash, now, now, now, enrollmentId],
-    );
+    const changed = await this.db.run(ISSUE_TOKEN_SQL, [shortName, tokenHash, now, now, now, enrollmentId]);
     return changed > 0;
   }
 
@@ -117,17 +155,14 @@ export class UserSessionStore {
    * of an attempt already judged); "replayed" when by another.
    */
   async useNonce(nonceId: string, expiresAt: number, responseHash: string): Promise<"fresh" | "resent" | "replayed"> {
-    const changed = await this.db.run(
-      "INSERT INTO used_nonces (nonce_id, expires_at, response_hash) VALUES (?, ?, ?) ON CONFLICT (nonce_id) DO NOTHING",
-      [nonceId, expiresAt, responseHash],
-    );
+    const changed = await this.db.run(USE_NONCE_SQL, [nonceId, expiresAt, responseHash]);
     if (changed > 0) return "fresh";
     const row = await this.db.get<{ response_hash: string | null }>("SELECT response_hash FROM used_nonces WHERE nonce_id = ?", [nonceId]);
     return row?.response_hash === responseHash ? "resent" : "replayed";
   }
 
   async recordFailure(deviceId: string, shortName: string | undefined, now: number): Promise<void> {
-    await this.db.run("INSERT INTO userauth_failures (at, device_id, short_name) VALUES (?, ?, ?)", [now, deviceId, shortName ?? null]);
+    await this.db.run(RECORD_FAILURE_SQL, [now, deviceId, shortName ?? null]);
   }
 
   /**
@@ -139,13 +174,8 @@ export class UserSessionStore {
     shortName: string | undefined,
     since: number,
   ): Promise<{ pair: number; device: number; user: number }> {
-    const row = await this.db.get<{ by_pair: number | null; by_device: number | null; by_user: number | null }>(
-      `SELECT SUM(CASE WHEN device_id = ? AND short_name = ? THEN 1 ELSE 0 END) AS by_pair,
-         SUM(CASE WHEN device_id = ? THEN 1 ELSE 0 END) AS by_device, SUM(CASE WHEN short_name = ? THEN 1 ELSE 0 END) AS by_user
-       FROM userauth_failures WHERE at >= ? AND (device_id = ? OR short_name = ?)`,
-      [deviceId, shortName ?? null, deviceId, shortName ?? null, since, deviceId, shortName ?? null],
-    );
-    return { pair: Number(row?.by_pair ?? 0), device: Number(row?.by_device ?? 0), user: Number(row?.by_user ?? 0) };
+    const row = await this.db.get<FailureCountRow>(FAILURE_COUNTS_SQL, failureCountParams(deviceId, shortName, since));
+    return failureCounts(row);
   }
 
   /** Writes coalesced token-use times (see core/coalesce.ts). */

@@ -576,5 +576,87 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.deepEqual(await store.db.get("SELECT name FROM settings WHERE name = ?", [outside]), { name: outside });
       });
     });
+
+    describe("logins (store/logins.ts)", () => {
+      const REALM = "contract.realm";
+
+      async function challenged() {
+        const deviceId = await enrolledDevice();
+        const userId = randomUUID().toUpperCase();
+        const enrollmentId = `${deviceId}:${userId}`;
+        const shortName = `u${randomUUID().slice(0, 8)}`;
+        await store.directory.put({ shortName, guid: userId, digests: [{ realm: REALM, algorithm: "MD5", ha1: "a".repeat(32) }] }, T0);
+        const event = { type: "userauth.challenged", detail: { short_name: shortName } };
+        await store.logins.begin({ enrollmentId, deviceId, userId, state: "challenged", shortName }, event, T0);
+        return { deviceId, userId, enrollmentId, shortName };
+      }
+
+      function issue(c: Awaited<ReturnType<typeof challenged>>, nonceId: string, responseHash = "r1") {
+        return store.logins.issueToken({
+          enrollmentId: c.enrollmentId,
+          deviceId: c.deviceId,
+          shortName: c.shortName,
+          tokenHash: "f".repeat(64),
+          nonce: { id: nonceId, expiresAt: T0 + 60_000, responseHash },
+          issued: { type: "userauth.authenticated", detail: { short_name: c.shortName } },
+          refused: { type: "userauth.failed", detail: { cause: "no-challenge", short_name: c.shortName } },
+          now: T0 + 1,
+        });
+      }
+
+      const eventsOf = async (enrollmentId: string) =>
+        (await store.events.list({ enrollmentId, limit: 10 })).map((e) => [e.type, e.detail] as const);
+
+      test("begin writes the state and its event together", async () => {
+        const c = await challenged();
+        assert.equal((await store.userSessions.get(c.enrollmentId))?.state, "challenged");
+        assert.deepEqual(await eventsOf(c.enrollmentId), [["userauth.challenged", { short_name: c.shortName }]]);
+      });
+
+      test("answerFacts reads the failures, the session, the entry and its HA1 in one row", async () => {
+        const c = await challenged();
+        await store.userSessions.recordFailure(c.deviceId, c.shortName, T0);
+        const q = { enrollmentId: c.enrollmentId, deviceId: c.deviceId, shortName: c.shortName, since: T0, realm: REALM };
+        const facts = await store.logins.answerFacts({ ...q, algorithm: "MD5" });
+        assert.deepEqual(facts, {
+          failures: { pair: 1, device: 1, user: 1 },
+          sessionState: "challenged",
+          user: { guid: c.userId, state: "managed" },
+          ha1: "a".repeat(32),
+        });
+        assert.equal((await store.logins.answerFacts({ ...q, algorithm: "SHA-256" })).ha1, undefined, "no digest of that hash");
+        const unknown = await store.logins.answerFacts({ ...q, shortName: "nobody-here", algorithm: "MD5" });
+        assert.deepEqual([unknown.user, unknown.ha1, unknown.failures.pair], [undefined, undefined, 0]);
+      });
+
+      test("issueToken uses the nonce, issues the token and records the event; a used nonce writes nothing", async () => {
+        const c = await challenged();
+        const nonceId = randomUUID();
+        assert.equal(await issue(c, nonceId), "issued");
+        const session = await store.userSessions.get(c.enrollmentId);
+        assert.deepEqual([session?.state, session?.tokenHash], ["authenticated", "f".repeat(64)]);
+        assert.equal(await store.userSessions.useNonce(nonceId, T0 + 60_000, "r1"), "resent", "the nonce's use is recorded");
+        // Challenged again: the same nonce is refused before anything is written.
+        await store.logins.begin({ ...c, state: "challenged" }, { type: "userauth.challenged", detail: {} }, T0 + 2);
+        assert.equal(await issue(c, nonceId, "r2"), "nonce-used");
+        assert.equal((await store.userSessions.get(c.enrollmentId))?.state, "challenged");
+        assert.deepEqual(
+          (await eventsOf(c.enrollmentId)).map(([type]) => type),
+          ["userauth.challenged", "userauth.authenticated", "userauth.challenged"],
+        );
+        assert.equal((await store.userSessions.failuresSince(c.deviceId, c.shortName, T0)).pair, 0);
+      });
+
+      test("issueToken for a session no longer challenged uses the nonce and counts a no-challenge failure", async () => {
+        const c = await challenged();
+        await store.logins.begin({ ...c, state: "zero-length" }, { type: "userauth.zero_length", detail: {} }, T0);
+        const nonceId = randomUUID();
+        assert.equal(await issue(c, nonceId), "no-challenge");
+        assert.equal((await store.userSessions.get(c.enrollmentId))?.state, "zero-length");
+        assert.equal(await store.userSessions.useNonce(nonceId, T0 + 60_000, "other"), "replayed");
+        assert.equal((await store.userSessions.failuresSince(c.deviceId, c.shortName, T0)).pair, 1);
+        assert.deepEqual((await eventsOf(c.enrollmentId)).at(-1), ["userauth.failed", { cause: "no-challenge", short_name: c.shortName }]);
+      });
+    });
   });
 }

@@ -1,0 +1,143 @@
+import type { Database } from "./db.ts";
+import type { DigestHashName, DirectoryState } from "./directory.ts";
+import { ADD_EVENT_SQL } from "./events.ts";
+import {
+  BEGIN_SESSION_SQL,
+  FAILURE_COUNTS_SQL,
+  type FailureCountRow,
+  ISSUE_TOKEN_SQL,
+  type NewSessionState,
+  RECORD_FAILURE_SQL,
+  USE_NONCE_SQL,
+  beginParams,
+  failureCountParams,
+  failureCounts,
+} from "./user-sessions.ts";
+
+// The common path of a login in as few round trips as the store allows: on
+// PostgreSQL each write below is one statement (data-modifying CTEs), atomic
+// on its own, where BEGIN, two to four statements and COMMIT ran before. SQLite
+// has no such CTEs; there each is a transaction of the same statements (in
+// process, a transaction costs no round trips). Neither writes the webhook
+// outbox: a caller whose outbox wants these events uses the general path.
+
+/** What the digest response of a login is checked against, read in one statement. */
+export interface AnswerFacts {
+  failures: { pair: number; device: number; user: number };
+  sessionState: string | null;
+  /** The directory entry of the response's user name, if there is one. */
+  user: { guid: string | null; state: DirectoryState } | undefined;
+  /** Its HA1 for the realm and hash, if it has one. */
+  ha1: string | undefined;
+}
+
+interface AnswerFactsRow extends FailureCountRow {
+  session_state: string | null;
+  user_short_name: string | null;
+  guid: string | null;
+  user_state: DirectoryState | null;
+  ha1: string | null;
+}
+
+/** The event of a login step: its type and JSON detail. */
+export interface LoginEvent {
+  type: string;
+  detail: Record<string, unknown>;
+}
+
+export type TokenOutcome = "issued" | "no-challenge" | "nonce-used";
+
+export class LoginStore {
+  constructor(private readonly db: Database) {}
+
+  /** The failure counts since `since`, the session's state, the user's entry and its HA1. */
+  async answerFacts(q: {
+    enrollmentId: string;
+    deviceId: string;
+    shortName: string;
+    since: number;
+    realm: string;
+    algorithm: DigestHashName;
+  }): Promise<AnswerFacts> {
+    const row = await this.db.get<AnswerFactsRow>(
+      `SELECT f.by_pair, f.by_device, f.by_user, s.state AS session_state, u.short_name AS user_short_name, u.guid,
+         u.state AS user_state, d.ha1
+       FROM (${FAILURE_COUNTS_SQL}) f
+       LEFT JOIN user_sessions s ON s.enrollment_id = ?
+       LEFT JOIN directory_users u ON u.short_name = ?
+       LEFT JOIN directory_digests d ON d.short_name = u.short_name AND d.realm = ? AND d.algorithm = ?`,
+      [...failureCountParams(q.deviceId, q.shortName, q.since), q.enrollmentId, q.shortName, q.realm, q.algorithm],
+    );
+    return {
+      failures: failureCounts(row),
+      sessionState: row?.session_state ?? null,
+      user: row?.user_short_name == null ? undefined : { guid: row.guid, state: row.user_state! },
+      ha1: row?.ha1 ?? undefined,
+    };
+  }
+
+  /** Starts a handshake state and records its event, together. */
+  async begin(s: NewSessionState, event: LoginEvent, now: number): Promise<void> {
+    const eventParams = [now, event.type, s.enrollmentId, JSON.stringify(event.detail)];
+    if (this.db.dialect === "postgres") {
+      await this.db.run(
+        `WITH s AS (${BEGIN_SESSION_SQL} RETURNING 1)
+         INSERT INTO events (at, type, enrollment_id, detail) SELECT CAST(? AS BIGINT), ?, ?, ? FROM s`,
+        [...beginParams(s, now), ...eventParams],
+      );
+      return;
+    }
+    await this.db.transaction(async (tx) => {
+      await tx.run(BEGIN_SESSION_SQL, beginParams(s, now));
+      await tx.run(ADD_EVENT_SQL, eventParams);
+    });
+  }
+
+  /**
+   * Step 2 of a login whose response checked out: uses the nonce, issues the
+   * token and records `issued`, all or nothing. If the session moved on
+   * meanwhile (a newer challenge), the nonce is used all the same, the
+   * failure counted and `refused` recorded instead ("no-challenge"). If the
+   * nonce was used already nothing is written ("nonce-used": the caller's
+   * general path tells a resent response from a replay).
+   */
+  async issueToken(q: {
+    enrollmentId: string;
+    deviceId: string;
+    shortName: string;
+    tokenHash: string;
+    nonce: { id: string; expiresAt: number; responseHash: string };
+    issued: LoginEvent;
+    refused: LoginEvent;
+    now: number;
+  }): Promise<TokenOutcome> {
+    const { enrollmentId, deviceId, shortName, now } = q;
+    const nonceParams = [q.nonce.id, q.nonce.expiresAt, q.nonce.responseHash];
+    const issueParams = [shortName, q.tokenHash, now, now, now, enrollmentId];
+    const event = (e: LoginEvent) => [now, e.type, enrollmentId, JSON.stringify(e.detail)];
+    if (this.db.dialect === "postgres") {
+      // Each part sees the one before it only through its RETURNING rows.
+      const row = await this.db.get<{ fresh: number; issued: number }>(
+        `WITH n AS (${USE_NONCE_SQL} RETURNING 1),
+         t AS (${ISSUE_TOKEN_SQL} AND EXISTS (SELECT 1 FROM n) RETURNING 1),
+         f AS (INSERT INTO userauth_failures (at, device_id, short_name) SELECT CAST(? AS BIGINT), ?, ? FROM n
+               WHERE NOT EXISTS (SELECT 1 FROM t)),
+         e AS (INSERT INTO events (at, type, enrollment_id, detail)
+               SELECT CAST(? AS BIGINT), ?, ?, ? FROM t UNION ALL SELECT CAST(? AS BIGINT), ?, ?, ? FROM n WHERE NOT EXISTS (SELECT 1 FROM t))
+         SELECT (SELECT COUNT(*) FROM n) AS fresh, (SELECT COUNT(*) FROM t) AS issued`,
+        [...nonceParams, ...issueParams, now, deviceId, shortName, ...event(q.issued), ...event(q.refused)],
+      );
+      return Number(row?.fresh) === 0 ? "nonce-used" : Number(row?.issued) > 0 ? "issued" : "no-challenge";
+    }
+    return this.db.transaction(async (tx) => {
+      if ((await tx.run(USE_NONCE_SQL, nonceParams)) === 0) return "nonce-used";
+      if ((await tx.run(ISSUE_TOKEN_SQL, issueParams)) > 0) {
+        await tx.run(ADD_EVENT_SQL, event(q.issued));
+        return "issued";
+      }
+      await tx.run(RECORD_FAILURE_SQL, [now, deviceId, shortName]);
+      await tx.run(ADD_EVENT_SQL, event(q.refused));
+      return "no-challenge";
+    });
+  }
+}
