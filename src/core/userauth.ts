@@ -246,10 +246,11 @@ export class UserAuthService implements UserAuthenticator {
       nonce: { id: nonce.nonceId, expiresAt: nonce.issuedAt + this.config.nonceTtlMs + 60_000, responseHash: sha256Hex(raw) },
       issued: { type: "userauth.authenticated", detail: { short_name: shortName } },
       refused: { type: "userauth.failed", detail: { cause: "no-challenge", short_name: shortName } },
+      limits: { since: req.now - this.config.failureWindowMs, pair: this.config.maxFailures, device: wide, user: wide },
       now: req.now,
     });
-    // Resent or replayed: nothing was written; the general path tells which.
-    if (outcome === "nonce-used") return undefined;
+    // Resent or replayed, or failures committed meanwhile reached a limit: nothing was written; the general path tells which.
+    if (outcome === "nonce-used" || outcome === "limited") return undefined;
     if (result.method !== req.method) {
       req.log.info({ enrollmentId, method: result.method }, "digest matched with an extra method");
     }

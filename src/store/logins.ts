@@ -45,7 +45,15 @@ export interface LoginEvent {
   detail: Record<string, unknown>;
 }
 
-export type TokenOutcome = "issued" | "no-challenge" | "nonce-used";
+export type TokenOutcome = "issued" | "no-challenge" | "nonce-used" | "limited";
+
+/** The failure limits of a login, checked again where the token is written. */
+export interface FailureLimits {
+  since: number;
+  pair: number;
+  device: number;
+  user: number;
+}
 
 export class LoginStore {
   constructor(private readonly db: Database) {}
@@ -99,7 +107,11 @@ export class LoginStore {
    * meanwhile (a newer challenge), the nonce is used all the same, the
    * failure counted and `refused` recorded instead ("no-challenge"). If the
    * nonce was used already nothing is written ("nonce-used": the caller's
-   * general path tells a resent response from a replay).
+   * general path tells a resent response from a replay). The failure counts
+   * are checked again in the same statement (or transaction): failures that
+   * committed since the caller read them (wrong guesses sent together with
+   * the right one) stop the token, and nothing is written ("limited": the
+   * general path refuses it as rate-limited).
    */
   async issueToken(q: {
     enrollmentId: string;
@@ -109,27 +121,48 @@ export class LoginStore {
     nonce: { id: string; expiresAt: number; responseHash: string };
     issued: LoginEvent;
     refused: LoginEvent;
+    limits: FailureLimits;
     now: number;
   }): Promise<TokenOutcome> {
-    const { enrollmentId, deviceId, shortName, now } = q;
+    const { enrollmentId, deviceId, shortName, now, limits } = q;
+    const countParams = failureCountParams(deviceId, shortName, limits.since);
     const nonceParams = [q.nonce.id, q.nonce.expiresAt, q.nonce.responseHash];
     const issueParams = [shortName, q.tokenHash, now, now, now, enrollmentId];
     const event = (e: LoginEvent) => [now, e.type, enrollmentId, JSON.stringify(e.detail)];
     if (this.db.dialect === "postgres") {
       // Each part sees the one before it only through its RETURNING rows.
-      const row = await this.db.get<{ fresh: number; issued: number }>(
-        `WITH n AS (${USE_NONCE_SQL} RETURNING 1),
+      const row = await this.db.get<{ allowed: number; fresh: number; issued: number }>(
+        `WITH c AS (${FAILURE_COUNTS_SQL}),
+         ok AS (SELECT 1 FROM c WHERE COALESCE(c.by_pair, 0) < CAST(? AS BIGINT) AND COALESCE(c.by_device, 0) < CAST(? AS BIGINT)
+                AND COALESCE(c.by_user, 0) < CAST(? AS BIGINT)),
+         n AS (INSERT INTO used_nonces (nonce_id, expires_at, response_hash) SELECT CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT) FROM ok
+               ON CONFLICT (nonce_id) DO NOTHING RETURNING 1),
          t AS (${ISSUE_TOKEN_SQL} AND EXISTS (SELECT 1 FROM n) RETURNING 1),
          f AS (INSERT INTO userauth_failures (at, device_id, short_name) SELECT CAST(? AS BIGINT), ?, ? FROM n
                WHERE NOT EXISTS (SELECT 1 FROM t)),
          e AS (INSERT INTO events (at, type, enrollment_id, detail)
                SELECT CAST(? AS BIGINT), ?, ?, ? FROM t UNION ALL SELECT CAST(? AS BIGINT), ?, ?, ? FROM n WHERE NOT EXISTS (SELECT 1 FROM t))
-         SELECT (SELECT COUNT(*) FROM n) AS fresh, (SELECT COUNT(*) FROM t) AS issued`,
-        [...nonceParams, ...issueParams, now, deviceId, shortName, ...event(q.issued), ...event(q.refused)],
+         SELECT (SELECT COUNT(*) FROM ok) AS allowed, (SELECT COUNT(*) FROM n) AS fresh, (SELECT COUNT(*) FROM t) AS issued`,
+        [
+          ...countParams,
+          limits.pair,
+          limits.device,
+          limits.user,
+          ...nonceParams,
+          ...issueParams,
+          now,
+          deviceId,
+          shortName,
+          ...event(q.issued),
+          ...event(q.refused),
+        ],
       );
+      if (Number(row?.allowed) === 0) return "limited";
       return Number(row?.fresh) === 0 ? "nonce-used" : Number(row?.issued) > 0 ? "issued" : "no-challenge";
     }
     return this.db.transaction(async (tx) => {
+      const f = failureCounts(await tx.get<FailureCountRow>(FAILURE_COUNTS_SQL, countParams));
+      if (f.pair >= limits.pair || f.device >= limits.device || f.user >= limits.user) return "limited";
       if ((await tx.run(USE_NONCE_SQL, nonceParams)) === 0) return "nonce-used";
       if ((await tx.run(ISSUE_TOKEN_SQL, issueParams)) > 0) {
         await tx.run(ADD_EVENT_SQL, event(q.issued));

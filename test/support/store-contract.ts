@@ -591,7 +591,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         return { deviceId, userId, enrollmentId, shortName };
       }
 
-      function issue(c: Awaited<ReturnType<typeof challenged>>, nonceId: string, responseHash = "r1") {
+      function issue(c: Awaited<ReturnType<typeof challenged>>, nonceId: string, responseHash = "r1", pairLimit = 3) {
         return store.logins.issueToken({
           enrollmentId: c.enrollmentId,
           deviceId: c.deviceId,
@@ -600,6 +600,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
           nonce: { id: nonceId, expiresAt: T0 + 60_000, responseHash },
           issued: { type: "userauth.authenticated", detail: { short_name: c.shortName } },
           refused: { type: "userauth.failed", detail: { cause: "no-challenge", short_name: c.shortName } },
+          limits: { since: T0, pair: pairLimit, device: 3 * pairLimit, user: 3 * pairLimit },
           now: T0 + 1,
         });
       }
@@ -656,6 +657,19 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.equal(await store.userSessions.useNonce(nonceId, T0 + 60_000, "other"), "replayed");
         assert.equal((await store.userSessions.failuresSince(c.deviceId, c.shortName, T0)).pair, 1);
         assert.deepEqual((await eventsOf(c.enrollmentId)).at(-1), ["userauth.failed", { cause: "no-challenge", short_name: c.shortName }]);
+      });
+
+      test("issueToken checks the failure limits again: failures that committed since they were read stop the token, nothing written", async () => {
+        const c = await challenged();
+        // Wrong guesses sent with the right one commit between the caller's read of the counts and this write.
+        for (let i = 0; i < 2; i++) await store.userSessions.recordFailure(c.deviceId, c.shortName, T0);
+        const nonceId = randomUUID();
+        assert.equal(await issue(c, nonceId, "r1", 2), "limited");
+        assert.equal((await store.userSessions.get(c.enrollmentId))?.state, "challenged", "no token");
+        assert.equal(await store.userSessions.useNonce(nonceId, T0 + 60_000, "r1"), "fresh", "the nonce was not used");
+        assert.equal((await store.userSessions.failuresSince(c.deviceId, c.shortName, T0)).pair, 2, "no failure added");
+        // Under the limit, the same call issues the token.
+        assert.equal(await issue(c, randomUUID(), "r1", 3), "issued");
       });
     });
   });
