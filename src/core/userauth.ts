@@ -101,6 +101,9 @@ export class UserAuthService implements UserAuthenticator {
     private readonly observe: UserAuthObserver = () => {},
   ) {}
 
+  /** Per Mac (device id), the end of its digest response being answered in this process (see answer). */
+  private readonly answering = new Map<string, Promise<void>>();
+
   userAuthenticate(req: MdmRequest, msg: UserAuthenticateMessage): Promise<CheckinReply> {
     const response = msg.digestResponse;
     return response === undefined ? this.challenge(req, msg) : this.answer(req, msg, response);
@@ -160,7 +163,25 @@ export class UserAuthService implements UserAuthenticator {
    * transaction: the nonce's use, the token or the failure, and the event
    * commit together.
    */
-  private async answer(req: MdmRequest, msg: UserAuthenticateMessage, raw: string): Promise<CheckinReply> {
+  private answer(req: MdmRequest, msg: UserAuthenticateMessage, raw: string): Promise<CheckinReply> {
+    // One response of a Mac at a time in this process: each then reads the failure counts the one before
+    // it committed, so a burst of guesses gets no more checked than the limit allows (sent together,
+    // they all read the counts before any of them had written a failure).
+    const key = msg.channel.deviceId;
+    const before = this.answering.get(key);
+    const mine = before ? before.then(() => this.answerOne(req, msg, raw)) : this.answerOne(req, msg, raw);
+    const settled = mine.then(
+      () => {},
+      () => {},
+    );
+    this.answering.set(key, settled);
+    void settled.then(() => {
+      if (this.answering.get(key) === settled) this.answering.delete(key);
+    });
+    return mine;
+  }
+
+  private async answerOne(req: MdmRequest, msg: UserAuthenticateMessage, raw: string): Promise<CheckinReply> {
     if (this.outboxWantsNone("userauth.authenticated", "userauth.failed")) {
       const reply = await this.answerAccepted(req, msg, raw);
       if (reply) return reply;
