@@ -24,7 +24,7 @@ import {
   type BaseRevision,
 } from "./base-orchard.ts";
 import { timeApiPages } from "./scale-api.ts";
-import { seedManyEnrollments } from "./seed.ts";
+import { seedManyEnrollments, seedManyEvents, storeFilesMb } from "./seed.ts";
 import { compare, readResultsSpec, resolveResultsSpec, viewResults } from "./compare.ts";
 import {
   API_KEY,
@@ -120,7 +120,8 @@ const USAGE = `usage: npm run bench -- [options]
                      quick: 1k,10k)
   --push-sizes LIST  push: enrollments pushed per run, one row each (default 10k,100k; quick: 2k)
   --ddm-sizes LIST   ddm: enrollments in the store, rows ddm-tokens/items/sync-N each, and
-                     ddm-change-N for the largest (default 1k,100k; quick: 1k,10k); bench/ddm.ts
+                     ddm-change-N for the largest up to 100k (default 1k,100k; quick: 1k,10k);
+                     bench/ddm.ts
   --backends LIST    sqlite,postgres: run every scenario on each, one table per backend
                      (default: sqlite, plus postgres when --storage postgres://... is given)
   --storage URL      sqlite:/path/file.db: the SQLite store (default: a temp dir per server;
@@ -599,11 +600,14 @@ interface Scenario {
   /** scale and push: enrollments written straight into the store before the server started, and how long it took. */
   seeded?: number;
   seedS?: number;
+  /** scale: events written into the store after the enrollments (bench/seed.ts's seedManyEvents), and how long it took. */
+  eventsSeeded?: number;
+  eventsSeedS?: number;
   /** scale: TokenUpdate rather than Idle (scale-tu-N). */
   tokenUpdate?: boolean;
   /** scale: seconds from forking the server to its listening, with the seeded store. */
   startS?: number;
-  /** scale on SQLite: the store's files on disk (database, WAL) after the bench devices enrolled, MB. */
+  /** scale and ddm on SQLite: the store's files on disk (database, WAL) after the bench devices enrolled, MB. */
   storeMb?: number;
   /** scale: median ms of each API page (bench/scale-api.ts). */
   apiMs?: Record<string, number>;
@@ -720,13 +724,6 @@ async function measure(s: Scenario, o: Options, round: number): Promise<RunResul
 /** scale: the seeded enrollments' ids are SCALE-0000000 on. */
 const SCALE_PREFIX = "SCALE";
 
-/** The SQLite store's files (orchard.db and its -wal, -shm) in MB. */
-function storeFilesMb(dir: string): number {
-  let bytes = 0;
-  for (const f of fs.readdirSync(dir)) if (f.startsWith("orchard.db")) bytes += fs.statSync(path.join(dir, f)).size;
-  return Math.round((bytes / 1024 / 1024) * 10) / 10;
-}
-
 /** Scenarios with a server or database alive, for cleaning up after an interrupt. */
 const live = new Set<Scenario>();
 
@@ -744,22 +741,27 @@ interface Shared {
 
 /**
  * scale: `count` enrollments written into the store the server will open
- * (multi-row inserts in one transaction), then, on PostgreSQL, ANALYZE:
- * autovacuum would do it within a minute of such an insert, and doing it now
- * keeps the plans from changing in the middle of the runs.
+ * (multi-row inserts, 50,000 rows a transaction), then `events` events
+ * spread over them, then, on PostgreSQL, ANALYZE: autovacuum would do it
+ * within a minute of such an insert, and doing it now keeps the plans from
+ * changing in the middle of the runs.
  */
-async function seedStore(s: Scenario, count: number, base?: BaseOrchard): Promise<void> {
+async function seedStore(s: Scenario, count: number, events: number, base?: BaseOrchard): Promise<void> {
   const t0 = performance.now();
   const { openStore } = await storeKit(base);
   const store = await openStore(s.database?.url, s.dataDir!);
   try {
     if (count > 0) await seedManyEnrollments(store, count, SCALE_PREFIX);
+    const t1 = performance.now();
+    s.seedS = round3((t1 - t0) / 1000);
+    await seedManyEvents(store, events, SCALE_PREFIX, count);
+    s.eventsSeedS = round3((performance.now() - t1) / 1000);
     if (s.database) await store.db.exec("ANALYZE");
   } finally {
     await store.close();
   }
   s.seeded = count;
-  s.seedS = round3((performance.now() - t0) / 1000);
+  s.eventsSeeded = count > 0 ? events : 0;
 }
 
 async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared, profileDir?: string): Promise<Scenario> {
@@ -806,6 +808,7 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
         database: rig.database,
         seeded: rig.seeded,
         seedS: round3(rig.seedS),
+        storeMb: rig.storeMb,
         enrollS: round3(rig.enrollS),
         devices: rig.devices.map((d) => d.enroll),
       });
@@ -880,8 +883,8 @@ async function setUp(spec: RowSpec, backend: Backend, o: Options, shared: Shared
       } else if (o.storage.sqlite && kind !== "scale") {
         args.push("--storage", o.storage.sqlite);
       }
-      // scale: the server opens a fresh store (its temp dir's orchard.db, or its new database) holding size - devices enrollments.
-      if (kind === "scale") await seedStore(s, Math.max(0, spec.size! - o.devices), base);
+      // scale: the server opens a fresh store (its temp dir's orchard.db, or its new database) holding size - devices enrollments and size events.
+      if (kind === "scale") await seedStore(s, Math.max(0, spec.size! - o.devices), spec.size!, base);
       if (spec.webhook?.nowhere) {
         // Port 9 (discard): nothing listens there; every delivery fails and backs off.
         args.push("--webhook-url", "http://127.0.0.1:9/hook");
@@ -1116,6 +1119,7 @@ async function runBackend(backend: Backend, o: Options, shared: Shared, profileD
         `bench: ${backend} ${s.name}: server pid ${s.server!.pid} at ${s.server!.url}` +
           (s.database ? ` on database ${s.database.name}` : "") +
           (s.seedS !== undefined ? `, ${fmt(s.seeded)} enrollments seeded in ${s.seedS} s` : "") +
+          (s.eventsSeedS !== undefined ? `, ${fmt(s.eventsSeeded)} events in ${s.eventsSeedS} s` : "") +
           (s.enrollS !== undefined ? `, ${s.devices.length} devices enrolled in ${s.enrollS} s` : "") +
           (s.usersS !== undefined ? `, ${s.devices.length} directory users in ${s.usersS} s` : "") +
           (w ? `, warmup ${fmt(w.reqPerSec)} ${s.kind === "push" ? "pushes" : "req"}/s` : "") +
@@ -1168,7 +1172,9 @@ function rowJson({ s, m, peakRss }: RowSummary) {
     ...(s.baseline ? { baseline: s.baseline } : {}),
     ...(s.size !== undefined ? { size: s.size } : {}),
     ...(s.seeded !== undefined ? { seeded: s.seeded, seedS: s.seedS } : {}),
+    ...(s.eventsSeeded !== undefined ? { eventsSeeded: s.eventsSeeded, eventsSeedS: s.eventsSeedS } : {}),
     ...(s.startS !== undefined ? { startS: s.startS, storeMb: s.storeMb, apiMs: s.apiMs } : {}),
+    ...(s.ddm && s.storeMb !== undefined ? { storeMb: s.storeMb } : {}),
     enrollS: s.enrollS,
     usersS: s.usersS,
     warmup: s.warmup,
@@ -1314,6 +1320,7 @@ function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?
   for (const { s } of scale) {
     notes.push(
       `${s.name}: ${fmt(s.seeded)} enrollments seeded in ${s.seedS} s + ${fmt(s.devices.length)} bench devices enrolled over HTTP = ${fmt((s.seeded ?? 0) + s.devices.length)} in the store; ` +
+        `${fmt(s.eventsSeeded)} events seeded in ${s.eventsSeedS} s; ` +
         `server started in ${s.startS} s` +
         (s.storeMb !== undefined ? `, store ${fmt(s.storeMb, 1)} MB on disk` : ""),
     );
@@ -1389,7 +1396,9 @@ function report(backend: Backend, o: Options, scenarios: Scenario[], enrollPool?
   const ddm = ddmReport(
     backend,
     summary.flatMap(({ s, m }) =>
-      s.ddm && !s.baseline ? [{ name: s.name, kind: s.ddm.kind, size: s.size!, m, seeded: s.seeded, seedS: s.seedS }] : [],
+      s.ddm && !s.baseline
+        ? [{ name: s.name, kind: s.ddm.kind, size: s.size!, m, seeded: s.seeded, seedS: s.seedS, storeMb: s.storeMb }]
+        : [],
     ),
   );
   if (notes.length && ddm.notes.length) notes.push("");

@@ -2,12 +2,13 @@
 // the operator's list pages take (median of a few GETs each, one at a time,
 // before the load runs). The ids are those bench/seed.ts writes.
 import { performance } from "node:perf_hooks";
+import { seededId } from "./seed.ts";
 
 const TRIES = 5;
 
 /** Path -> median ms of TRIES GETs; a page that does not answer 200 throws. */
 export async function timeApiPages(url: string, apiKey: string, seeded: number, prefix: string): Promise<Record<string, number>> {
-  const mid = `${prefix}-${String(Math.floor(seeded / 2)).padStart(7, "0")}`;
+  const mid = seededId(prefix, Math.floor(seeded / 2));
   const pages = [
     "/v1/enrollments?limit=100",
     `/v1/enrollments?limit=100&cursor=${mid}`,
