@@ -109,7 +109,8 @@ await forEachBackend("inventory", (backend) => {
           before.db.dialect,
         ),
       );
-      await before.db.run("DELETE FROM schema_migrations WHERE version = 17");
+      // And before the migrations that add inventory columns.
+      await before.db.run("DELETE FROM schema_migrations WHERE version IN (17, 21)");
       await before.db.run(
         `INSERT INTO devices (id, serial_number, product_name, platform, model_name, os_version, build_version, cert_fingerprint,
            authenticated_at, created_at) VALUES ('OLD-MAC', 'C02OLD', 'Mac14,2', 'macOS', 'MacBook Air', '13.6.1', '22G313', 'fp', 1700000000000, 1700000000000)`,
@@ -179,6 +180,19 @@ await forEachBackend("inventory", (backend) => {
     assert.equal(r.fields.is_supervised.value, true);
     assert.equal(r.fields.available_device_capacity.value, 120.5);
     assert.deepEqual(r.fields.device_name, before.fields.device_name, "the same name: not learned again");
+  });
+
+  test("an iPhone's TimeZone is learned as time_zone; a name no zone has is left out", async () => {
+    await answer(phone, "DeviceInformation", { QueryResponses: { TimeZone: "Europe/Paris" } });
+    let r = await record(phone);
+    assert.deepEqual([r.fields.time_zone?.value, r.fields.time_zone?.source], ["Europe/Paris", "device-information"]);
+    await answer(phone, "DeviceInformation", { QueryResponses: { TimeZone: "Europe/Atlantis", DeviceName: "Travelling phone" } });
+    r = await record(phone);
+    assert.equal(r.fields.time_zone.value, "Europe/Paris", "kept");
+    assert.equal(r.fields.device_name.value, "Travelling phone", "the rest of the answer is learned");
+    const listed = (await server.api("GET", `/v1/inventory?platform=iOS`)).json.devices;
+    assert.equal(listed.find((d: { device_id: string }) => d.device_id === phone.udid).time_zone, "Europe/Paris");
+    assert.equal((await record(mac)).fields.time_zone, undefined, "a Mac never reported one");
   });
 
   test("a SecurityInfo result moves its fields; a result of another command with the same keys does not", async () => {

@@ -17,6 +17,7 @@ import type { PlistDict } from "../src/plist/index.ts";
 import { DdmChannel, type DdmSend } from "../src/sim/ddm.ts";
 import { SimDevice } from "../src/sim/device.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
+import { commandPlist } from "./support/mdm.ts";
 import { forEachBackend } from "./support/postgres.ts";
 import { SOFTWARE_LOOKUP_FIXTURE, startTestServer, type TestServer } from "./support/server.ts";
 
@@ -382,5 +383,65 @@ await forEachBackend("OS updates through DDM", (backend) => {
     await d.i1!.ddm.sync(d.i1!.send);
     assert.equal(d.i1!.ddm.installed.size, 0);
     assert.equal((await server.api("DELETE", "/v1/updates/policies/iphones")).status, 404);
+  });
+
+  test("an iPhone that told its time zone is judged on its own clock; one that did not, and a Mac, in UTC-12", async () => {
+    const HOUR = 3_600_000;
+    /** Queues a DeviceInformation for the device and answers it with these QueryResponses (other commands queued first: acknowledged). */
+    const answerDeviceInformation = async (t: TestDevice, responses: PlistDict) => {
+      const q = await server.api(
+        "PUT",
+        `/v1/enqueue/${t.sim.udid}?nopush=1`,
+        commandPlist("DeviceInformation", undefined, { Queries: ["TimeZone"] }),
+      );
+      assert.equal(q.status, 200, q.text);
+      let answered = false;
+      for (let reply = await t.sim.report("Idle"); reply.plist; ) {
+        const info = (reply.plist.Command as PlistDict).RequestType === "DeviceInformation";
+        answered ||= info;
+        reply = await t.sim.report("Acknowledged", {
+          CommandUUID: reply.plist.CommandUUID!,
+          ...(info ? { QueryResponses: responses } : {}),
+        });
+      }
+      assert.ok(answered, "the DeviceInformation was answered");
+    };
+    const row = async (t: TestDevice) => (await server.store.softwareUpdates.devices([t.sim.udid])).get(t.sim.udid)!;
+    // A deadline one hour past on Kiritimati's clock (UTC+14): 13 hours ahead of UTC's wall clock now.
+    const local = new Date(Date.now() + 13 * HOUR).toISOString().slice(0, 19);
+    const asUtc = Date.parse(`${local}Z`);
+    const east = await enroll("iOS", iphone("iPhone15,2", "17.5", "21F79"));
+    const unknown = await enroll("iOS", iphone("iPhone15,2", "17.5", "21F79"));
+    const m5 = await enroll("macOS", mac("Mac15,3", "15.1", "24B83"));
+    // Their enrollments are re-targeted (the Mac by "macs"), so that only a new fact of theirs re-targets them below.
+    assert.equal(await eventually(async () => (await device(m5)).policy === "macs"), true);
+    const pin = (platform: string, version: string, ids: string[]) =>
+      server.api("PUT", `/v1/updates/policies/zones-${platform}`, {
+        platform,
+        mode: "version",
+        target_os_version: version,
+        target_local_date_time: local,
+        enrollments: { ids },
+      });
+    assert.equal((await pin("iOS", "18.3", [east.sim.udid, unknown.sim.udid])).status, 201);
+    assert.equal((await pin("macOS", "15.3", [m5.sim.udid])).status, 201);
+    for (const t of [east, unknown, m5]) {
+      assert.deepEqual([(await row(t)).deadlineAt, (await device(t)).state], [asUtc + 12 * HOUR, "not_reporting"], "no zone yet: UTC-12");
+    }
+
+    // The iPhone tells its zone: re-targeted at once, its deadline on its own clock, 26 hours before UTC-12's: overdue, told.
+    await answerDeviceInformation(east, { TimeZone: "Pacific/Kiritimati" });
+    assert.equal(await eventually(async () => (await row(east)).deadlineAt === asUtc - 14 * HOUR), true, "re-judged in its zone");
+    assert.equal((await device(east)).state, "overdue");
+    assert.equal((await events("update.overdue", east)).length, 1);
+    // A zone no database knows is not learned; a Mac does not answer TimeZone.
+    await answerDeviceInformation(unknown, { TimeZone: "Pacific/Atlantis" });
+    await answerDeviceInformation(m5, {});
+    assert.equal((await server.api("POST", "/v1/updates/apply")).status, 200);
+    assert.equal((await row(east)).deadlineAt, asUtc - 14 * HOUR, "the full run judges it in its zone too");
+    for (const t of [unknown, m5]) {
+      assert.deepEqual([(await row(t)).deadlineAt, (await device(t)).state], [asUtc + 12 * HOUR, "not_reporting"], "still UTC-12");
+    }
+    assert.equal((await row(unknown)).deadlineAt! - (await row(east)).deadlineAt!, 26 * HOUR, "26 hours earlier in UTC+14");
   });
 });

@@ -24,6 +24,8 @@ export const DEFAULT_DEVICE_QUERIES = [
   "ProductName",
   "SerialNumber",
   "UDID",
+  // Where OS update deadlines are judged (iOS, iPadOS, tvOS; a Mac leaves it out).
+  "TimeZone",
 ];
 
 export const enqueueCommand: ClientCommand = {

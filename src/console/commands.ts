@@ -39,6 +39,7 @@ const QUERIES = [
   "IsSupervised",
   "IsActivationLockEnabled",
   "WiFiMAC",
+  "TimeZone",
 ].join("\n");
 
 export const COMMON_COMMANDS: readonly CommonCommand[] = [

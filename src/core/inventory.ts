@@ -22,7 +22,7 @@ const MAX_INTEGER = 2 ** 31 - 1;
  */
 export type DeviceFactsListener = (enrollmentId: string) => void;
 
-/** The fields OS update targets are picked by: a change to one of them re-targets the device. */
+/** The fields OS update targets are picked and judged by: a change to one of them re-targets the device. */
 const TARGETING_FIELDS: ReadonlySet<InventoryField> = new Set([
   "platform",
   "product_name",
@@ -30,6 +30,8 @@ const TARGETING_FIELDS: ReadonlySet<InventoryField> = new Set([
   "update_device_id",
   "os_version",
   "build_version",
+  // The zone its deadline is judged in (updates/targets.ts deadlineAt).
+  "time_zone",
 ]);
 
 export function changesTargeting(changed: readonly InventoryField[]): boolean {
@@ -73,6 +75,8 @@ const DEVICE_INFORMATION: ReadonlyArray<[string, InventoryField]> = [
   ["WiFiMAC", "wifi_mac"],
   ["BluetoothMAC", "bluetooth_mac"],
   ["SystemIntegrityProtectionEnabled", "system_integrity_protection"],
+  // An IANA zone name (Europe/Paris): iOS, iPadOS and tvOS 14+, visionOS 2+; Macs do not report it.
+  ["TimeZone", "time_zone"],
   // The id Apple's software lookup feed lists the device by (a Mac's board id: J413AP).
   ["SoftwareUpdateDeviceID", "update_device_id"],
 ];
@@ -215,6 +219,26 @@ function unflatten(values: ReadonlyArray<{ path: string; value: unknown }>, item
   return out;
 }
 
+/** Text fields with a stricter form than text: a value outside it is left out like one of the wrong type. */
+const TEXT_FORMS: Partial<Record<InventoryField, (value: string) => boolean>> = {
+  time_zone: isTimeZone,
+};
+
+/**
+ * A time zone the runtime knows by its IANA name (Intl throws a RangeError
+ * for any other). An offset (+01:00) is not a name, though newer runtimes
+ * take it: names start with a letter.
+ */
+export function isTimeZone(zone: string): boolean {
+  if (!/^[A-Za-z]/.test(zone)) return false;
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Sets a field when the value has its field's type (see the file's comment). */
 function set(v: InventoryValues, f: InventoryField, value: unknown): void {
   const out = v as Record<string, unknown>;
@@ -230,7 +254,7 @@ function set(v: InventoryValues, f: InventoryField, value: unknown): void {
       return;
     default: {
       const t = text(value);
-      if (t !== undefined) out[f] = t;
+      if (t !== undefined && (TEXT_FORMS[f]?.(t) ?? true)) out[f] = t;
     }
   }
 }

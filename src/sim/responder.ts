@@ -234,7 +234,8 @@ function query(d: DeviceProfile, q: string, rng: Rng): PlistValue | undefined {
     case "SupplementalBuildVersion":
       return d.facts.BuildVersion;
     case "TimeZone":
-      return "Europe/Zurich";
+      // iOS, iPadOS and tvOS answer it; macOS does not know the query.
+      return mac ? undefined : "Europe/Zurich";
     default:
       return undefined;
   }

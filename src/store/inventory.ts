@@ -46,6 +46,7 @@ export const INVENTORY_FIELDS = {
   available_device_capacity: "number",
   wifi_mac: "text",
   bluetooth_mac: "text",
+  time_zone: "text",
   filevault_enabled: "boolean",
   passcode_present: "boolean",
   passcode_compliant: "boolean",

@@ -50,6 +50,8 @@ export interface DeviceFacts {
   softwareUpdateDeviceId: string | null;
   osVersion: string | null;
   buildVersion: string | null;
+  /** Its IANA time zone (DeviceInformation's TimeZone; null: not known, as on every Mac): the deadline's clock. */
+  timeZone: string | null;
   /** Its softwareupdate.* status. */
   status: UpdateStatus;
 }
@@ -89,7 +91,7 @@ const DEVICE_COLUMNS =
  * DeviceInformation result, a DDM status report). The product type is the
  * model identifier (product_name, Mac14,2), else Authenticate's Model.
  */
-const FACTS_SQL = `SELECT e.id, i.platform, i.product_name, i.model, i.update_device_id, i.os_version, i.build_version,
+const FACTS_SQL = `SELECT e.id, i.platform, i.product_name, i.model, i.update_device_id, i.os_version, i.build_version, i.time_zone,
   i.update_install_state, i.update_pending_version, i.update_failure_reason, i.update_failure_count
   FROM enrollments e JOIN inventory i ON i.device_id = e.device_id
   WHERE e.type = 'Device' AND e.enabled = 1`;
@@ -102,6 +104,7 @@ interface FactsRow {
   update_device_id: string | null;
   os_version: string | null;
   build_version: string | null;
+  time_zone: string | null;
   update_install_state: string | null;
   update_pending_version: string | null;
   update_failure_reason: string | null;
@@ -537,6 +540,7 @@ function factsOf(r: FactsRow): DeviceFacts {
     softwareUpdateDeviceId: r.update_device_id || null,
     osVersion: r.os_version || null,
     buildVersion: r.build_version || null,
+    timeZone: r.time_zone || null,
     status: statusOf(r),
   };
 }

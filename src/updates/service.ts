@@ -401,7 +401,8 @@ export class SoftwareUpdates {
       const targetSet = d.targetSet;
       if (!cur || cur.policy !== d.policy.name || cur.targetSet !== targetSet) changed++;
       if (target) targeted++;
-      const due = target ? deadlineAt(target.localDateTime) : null;
+      // On the device's own clock when it told its zone; else UTC-12 (targets.ts).
+      const due = target ? deadlineAt(target.localDateTime, d.facts.timeZone) : null;
       const { state, reason } = complianceOf(
         target ? { osVersion: target.osVersion, deadlineAt: due } : null,
         d.outcome.kind === "no_release",

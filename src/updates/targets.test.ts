@@ -81,6 +81,7 @@ test("a deadline in an unknown time zone passes when it has passed everywhere: U
     softwareUpdateDeviceId: null,
     osVersion: "15.2",
     buildVersion: null,
+    timeZone: null,
     status: { installState: "none", pendingVersion: null, failureReason: null, failureCount: null },
   };
   // At 19:00 UTC the deadline has passed in London, not yet in Honolulu or on Baker Island: pending.

@@ -17,6 +17,7 @@ import { operators } from "./019-operators.ts";
 import { ddmCredentials } from "./020-ddm-credentials.ts";
 import { inventory } from "./017-inventory.ts";
 import { adeEnrollment } from "./016-ade-enrollment.ts";
+import { inventoryTimeZone } from "./021-inventory-time-zone.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
@@ -45,6 +46,7 @@ export const migrations: readonly Migration[] = [
   ddmCredentials,
   inventory,
   adeEnrollment,
+  inventoryTimeZone,
 ];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
