@@ -64,8 +64,8 @@ interface Batch {
   dead: DeadTokenMark[];
   /** The write of the previous batch of events, if any. */
   writing: Promise<void>;
-  /** Topic -> why it cannot be pushed (undefined: it can), looked up once per call. */
-  certProblems: Map<string, Promise<string | undefined>>;
+  /** Topic -> why it cannot be pushed ("": it can), looked up once per call. */
+  certProblems: Map<string, string>;
   ids: number;
   sent: number;
   deadTokens: number;
@@ -166,11 +166,19 @@ export class ApnsPusher implements Pusher {
     };
     const limit = Math.max(1, this.o.maxStreams) * 2;
     let inFlight = 0;
+    // A full window is refilled once half of it is free, not one push at a
+    // time: one wake-up of this loop per limit/2 pushes rather than per push.
+    let waitingFor = 0;
     let slotFreed: (() => void) | undefined;
     const done = () => {
       inFlight--;
-      slotFreed?.();
+      if (inFlight <= waitingFor) slotFreed?.();
     };
+    const inFlightAtMost = (n: number) =>
+      new Promise<void>((resolve) => {
+        waitingFor = n;
+        slotFreed = resolve;
+      });
     for await (const page of pages) {
       for (const id of page.unknown) {
         batch.ids++;
@@ -188,12 +196,11 @@ export class ApnsPusher implements Pusher {
           );
         } else {
           // One lookup per topic and call: a topic without a usable certificate fails as a whole.
-          let problem = batch.certProblems.get(t.topic);
-          if (!problem) batch.certProblems.set(t.topic, (problem = this.certProblem(t.topic)));
-          const why = await problem;
+          let why = batch.certProblems.get(t.topic);
+          if (why === undefined) batch.certProblems.set(t.topic, (why = (await this.certProblem(t.topic)) ?? ""));
           if (why) this.fail(batch, t, why);
           else {
-            while (inFlight >= limit) await new Promise<void>((resolve) => (slotFreed = resolve));
+            if (inFlight >= limit) await inFlightAtMost(limit / 2);
             inFlight++;
             void this.pushOne(t.topic, t, batch).then(done, (err: unknown) => {
               done();
@@ -204,7 +211,7 @@ export class ApnsPusher implements Pusher {
         if (batch.events.length >= RECORD_EVERY) await this.record(batch);
       }
     }
-    while (inFlight > 0) await new Promise<void>((resolve) => (slotFreed = resolve));
+    if (inFlight > 0) await inFlightAtMost(0);
     await this.record(batch);
     await batch.writing;
     this.o.observer?.sent(batch.sent);
