@@ -95,30 +95,57 @@ const LATEST_ZONE_MS = 12 * 3_600_000;
 export function deadlineAt(localDateTime: string, timeZone?: string | null): number {
   const asUtc = Date.parse(`${localDateTime}Z`);
   if (!timeZone) return asUtc + LATEST_ZONE_MS;
-  const offset = (at: number) => zoneOffsetMs(timeZone, at);
-  if (offset(asUtc) === undefined) return asUtc + LATEST_ZONE_MS;
+  // A fleet has a few targets times a few zones; a re-target judges every device (service.ts).
+  const key = `${localDateTime} ${timeZone}`;
+  let at = zonedDeadlines.get(key);
+  if (at === undefined) {
+    at = inZone(asUtc, timeZone);
+    if (zonedDeadlines.size >= MAX_KEPT) zonedDeadlines.clear();
+    zonedDeadlines.set(key, at);
+  }
+  return at;
+}
+
+const MAX_KEPT = 4096;
+const zonedDeadlines = new Map<string, number>();
+
+function inZone(asUtc: number, timeZone: string): number {
+  const offset = zoneOffsetMs(timeZone, asUtc);
+  if (offset === undefined) return asUtc + LATEST_ZONE_MS;
   // The instant whose wall clock in the zone reads localDateTime (twice over: the offset there may differ across a change).
-  const first = asUtc - offset(asUtc)!;
-  return asUtc - offset(first)!;
+  return asUtc - (zoneOffsetMs(timeZone, asUtc - offset) ?? offset);
+}
+
+/** One formatter per zone (building one costs about 50 us, using it 5); null: a zone the runtime does not know. */
+const formatters = new Map<string, Intl.DateTimeFormat | null>();
+
+function formatterOf(timeZone: string): Intl.DateTimeFormat | null {
+  let f = formatters.get(timeZone);
+  if (f === undefined) {
+    try {
+      f = new Intl.DateTimeFormat("en-US", {
+        timeZone,
+        hourCycle: "h23",
+        year: "numeric",
+        month: "2-digit",
+        day: "2-digit",
+        hour: "2-digit",
+        minute: "2-digit",
+        second: "2-digit",
+      });
+    } catch {
+      f = null;
+    }
+    if (formatters.size >= MAX_KEPT) formatters.clear();
+    formatters.set(timeZone, f);
+  }
+  return f;
 }
 
 /** The zone's offset from UTC at an instant (ms); undefined for a zone the runtime does not know. */
 function zoneOffsetMs(timeZone: string, at: number): number | undefined {
-  let parts: Intl.DateTimeFormatPart[];
-  try {
-    parts = new Intl.DateTimeFormat("en-US", {
-      timeZone,
-      hourCycle: "h23",
-      year: "numeric",
-      month: "2-digit",
-      day: "2-digit",
-      hour: "2-digit",
-      minute: "2-digit",
-      second: "2-digit",
-    }).formatToParts(new Date(at));
-  } catch {
-    return undefined;
-  }
+  const parts = formatterOf(timeZone)?.formatToParts(new Date(at));
+  if (!parts) return undefined;
   const get = (t: string) => Number(parts.find((p) => p.type === t)?.value);
   const wall = Date.UTC(get("year"), get("month") - 1, get("day"), get("hour"), get("minute"), get("second"));
   return wall - Math.floor(at / 1000) * 1000;
