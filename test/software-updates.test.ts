@@ -163,6 +163,11 @@ await forEachBackend("OS updates through DDM", (backend) => {
         { platform: "macOS", mode: "version", target_os_version: "15.2", target_local_date_time: "2030-02-30T10:00:00" },
         /target_local_date_time/,
       ],
+      [
+        "macs",
+        { platform: "macOS", mode: "version", target_os_version: "15.2", target_local_date_time: "0050-03-29T02:30:00" },
+        /target_local_date_time/,
+      ],
       ["macs", { platform: "macOS", mode: "latest", deadline_days: 7, enrollments: { ids: [] } }, /enrollments/],
       ["macs", { platform: "macOS", mode: "latest", deadline_days: 7, enrollments: { set: "a", ids: ["b"] } }, /enrollments/],
       ["macs", { platform: "macOS", mode: "latest", deadline_days: 7, settings: { Deferrals: { MajorPeriodInDays: "ten" } } }, /settings/],

@@ -148,7 +148,8 @@ function validLocalDateTime(v: string): boolean {
   const m = LOCAL_DATE_TIME.exec(v);
   if (!m) return false;
   const t = Date.parse(`${v}Z`);
-  return Number.isFinite(t) && new Date(t).toISOString().slice(0, 19) === v;
+  // Not before 1970: a year below 100 would be read as 19xx where a time zone's wall clock is worked out (targets.ts).
+  return Number.isFinite(t) && t >= 0 && new Date(t).toISOString().slice(0, 19) === v;
 }
 
 function bad(message: string): never {
