@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { pushArgs, pushPki, seedEnrollments, startApnsStandIn, type ApnsStandIn } from "./support/apns.ts";
+import { StoreUnavailable } from "../src/store/unavailable.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 const pki = await pushPki();
@@ -102,4 +103,25 @@ test('"all" must be true and comes without "ids"', async () => {
     const r = await server.api("POST", "/v1/push", body);
     assert.equal(r.status, 400, JSON.stringify(body));
   }
+});
+
+test("a push to all that loses the store part way still records the pushes it sent, and answers 503", async () => {
+  const { apns, server } = await pair({ serverMax: 1000, cap: 20, delayMs: 2 });
+  await seedEnrollments(server.store, 1500, { prefix: "LOST" });
+  // The second page read fails as an outage does: the first 1,000 channels were pushed.
+  const push = server.store.push;
+  const read = push.enabledTargets.bind(push);
+  let pages = 0;
+  push.enabledTargets = async (after, limit) => {
+    if (++pages === 2) throw new StoreUnavailable(new Error("the disk went away"));
+    return read(after, limit);
+  };
+  const r = await server.api("POST", "/v1/push", { all: true });
+  push.enabledTargets = read;
+  assert.equal(r.status, 503, JSON.stringify(r.json));
+  assert.equal(apns.seen.length, 1000);
+  const events = await server.store.db.get<{ n: number }>(
+    "SELECT COUNT(*) AS n FROM events WHERE type = 'push.sent' AND enrollment_id LIKE 'LOST-%'",
+  );
+  assert.equal(Number(events!.n), 1000, "every push that went out has its event");
 });

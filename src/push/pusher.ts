@@ -179,41 +179,45 @@ export class ApnsPusher implements Pusher {
         waitingFor = n;
         slotFreed = resolve;
       });
-    for await (const page of pages) {
-      for (const id of page.unknown) {
-        batch.ids++;
-        outcome(id, { error: "unknown enrollment" });
-        this.o.observer?.failed("unknown_enrollment");
-      }
-      for (const t of page.targets) {
-        batch.ids++;
-        if (!t.enabled) this.fail(batch, t, "enrollment is disabled (no TokenUpdate since its last Authenticate, or it checked out)");
-        else if (t.dead) {
-          this.fail(
-            batch,
-            t,
-            `APNs refused this push token (${t.dead.status} ${t.dead.reason}) at ${new Date(t.dead.markedAt).toISOString()}; no pushes until the device sends a TokenUpdate`,
-          );
-        } else {
-          // One lookup per topic and call: a topic without a usable certificate fails as a whole.
-          let why = batch.certProblems.get(t.topic);
-          if (why === undefined) batch.certProblems.set(t.topic, (why = (await this.certProblem(t.topic)) ?? ""));
-          if (why) this.fail(batch, t, why);
-          else {
-            if (inFlight >= limit) await inFlightAtMost(limit / 2);
-            inFlight++;
-            void this.pushOne(t.topic, t, batch).then(done, (err: unknown) => {
-              done();
-              this.fail(batch, t, `push failed: ${(err as Error).message}`);
-            });
-          }
+    try {
+      for await (const page of pages) {
+        for (const id of page.unknown) {
+          batch.ids++;
+          outcome(id, { error: "unknown enrollment" });
+          this.o.observer?.failed("unknown_enrollment");
         }
-        if (batch.events.length >= RECORD_EVERY) await this.record(batch);
+        for (const t of page.targets) {
+          batch.ids++;
+          if (!t.enabled) this.fail(batch, t, "enrollment is disabled (no TokenUpdate since its last Authenticate, or it checked out)");
+          else if (t.dead) {
+            this.fail(
+              batch,
+              t,
+              `APNs refused this push token (${t.dead.status} ${t.dead.reason}) at ${new Date(t.dead.markedAt).toISOString()}; no pushes until the device sends a TokenUpdate`,
+            );
+          } else {
+            // One lookup per topic and call: a topic without a usable certificate fails as a whole.
+            let why = batch.certProblems.get(t.topic);
+            if (why === undefined) batch.certProblems.set(t.topic, (why = (await this.certProblem(t.topic)) ?? ""));
+            if (why) this.fail(batch, t, why);
+            else {
+              if (inFlight >= limit) await inFlightAtMost(limit / 2);
+              inFlight++;
+              void this.pushOne(t.topic, t, batch).then(done, (err: unknown) => {
+                done();
+                this.fail(batch, t, `push failed: ${(err as Error).message}`);
+              });
+            }
+          }
+          if (batch.events.length >= RECORD_EVERY) await this.record(batch);
+        }
       }
+    } finally {
+      // Even when reading the channels or a certificate failed part way: the pushes already sent finish and are recorded.
+      if (inFlight > 0) await inFlightAtMost(0);
+      await this.record(batch);
+      await batch.writing;
     }
-    if (inFlight > 0) await inFlightAtMost(0);
-    await this.record(batch);
-    await batch.writing;
     this.o.observer?.sent(batch.sent);
     this.o.log.info(
       {
