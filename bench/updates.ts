@@ -47,7 +47,7 @@ fs.writeFileSync(feedFile, JSON.stringify(fixture));
 const silent = { info() {}, warn() {} };
 const pusher = new NoPusher();
 const admin = new DdmAdmin(store, { validate: validateDeclaration, syncDelayMs: 0 });
-const updates = new SoftwareUpdates({ store, admin, log: silent, options: { url: `file:${feedFile}`, refreshIntervalMs: 0 } });
+const updates = new SoftwareUpdates({ store, admin, pusher, log: silent, options: { url: `file:${feedFile}`, refreshIntervalMs: 0 } });
 const sync = new DdmSync(store, pusher, { ...silent, error() {}, debug() {} }, { batch: 5000 });
 
 const seconds = (t: number) => Math.round((performance.now() - t) / 10) / 100;

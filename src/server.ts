@@ -218,7 +218,14 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const ddmSync = new DdmSync(store, push.pusher, log, { onQueued: metrics.ddmSyncQueued });
   ddmSync.start();
   // Update policies become enforcement declarations in built-in sets (src/updates/, docs/software-updates.md).
-  updates = new SoftwareUpdates({ store, admin: ddmAdmin, log, options: config.softwareUpdates, observer: metrics.softwareLookup });
+  updates = new SoftwareUpdates({
+    store,
+    admin: ddmAdmin,
+    pusher: push.pusher,
+    log,
+    options: config.softwareUpdates,
+    observer: metrics.softwareLookup,
+  });
   const stopUpdates = updates.start();
 
   const challenges = new ScepChallenges(store, config.enrollment.scepChallengeTtlMs);

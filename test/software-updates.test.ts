@@ -16,6 +16,9 @@ import { issueDeviceIdentity } from "../src/identity/testing/pki.ts";
 import type { PlistDict } from "../src/plist/index.ts";
 import { DdmChannel, type DdmSend } from "../src/sim/ddm.ts";
 import { SimDevice } from "../src/sim/device.ts";
+import { answerCommand, type DeviceProfile } from "../src/sim/responder.ts";
+import { Rng } from "../src/sim/rng.ts";
+import { ZONE_ASK_COMMAND_PREFIX } from "../src/updates/zone-ask.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { commandPlist } from "./support/mdm.ts";
 import { forEachBackend } from "./support/postgres.ts";
@@ -448,5 +451,80 @@ await forEachBackend("OS updates through DDM", (backend) => {
       assert.deepEqual([(await row(t)).deadlineAt, (await device(t)).state], [asUtc + 12 * HOUR, "not_reporting"], "still UTC-12");
     }
     assert.equal((await row(unknown)).deadlineAt! - (await row(east)).deadlineAt!, 26 * HOUR, "26 hours earlier in UTC+14");
+  });
+
+  test("Orchard asks an iPhone with a deadline for its time zone, once; the simulator's answer puts its deadline in that zone", async () => {
+    const row = async (t: TestDevice) => (await server.store.softwareUpdates.devices([t.sim.udid])).get(t.sim.udid)!;
+    /** The DeviceInformation commands Orchard queued for a device (its command history: answered ones too). */
+    const zoneAsks = async (t: TestDevice) =>
+      (await server.api("GET", `/v1/enrollments/${t.sim.udid}/commands?limit=100`)).json.commands.filter(
+        (c: { command_uuid: string; request_type: string }) =>
+          c.request_type === "DeviceInformation" && c.command_uuid.startsWith(ZONE_ASK_COMMAND_PREFIX),
+      );
+    const phone = await enroll("iOS", iphone("iPhone15,2", "17.5", "21F79"));
+    const mac6 = await enroll("macOS", mac("Mac15,3", "15.1", "24B83"));
+    assert.equal(await eventually(async () => (await device(mac6)).policy === "macs"), true);
+    assert.deepEqual(await zoneAsks(phone), [], "no policy reaches it yet: not asked");
+
+    // A fixed deadline, 09:00 on Zurich's clock (UTC+1 in January).
+    const pin = (localDateTime: string) =>
+      server.api("PUT", "/v1/updates/policies/zone-ask", {
+        platform: "iOS",
+        mode: "version",
+        target_os_version: "18.3",
+        target_local_date_time: localDateTime,
+        enrollments: { ids: [phone.sim.udid] },
+      });
+    assert.equal((await pin("2030-01-15T09:00:00")).status, 201);
+    assert.equal((await row(phone)).deadlineAt, Date.parse("2030-01-15T21:00:00Z"), "no zone yet: UTC-12");
+    const asks = await zoneAsks(phone);
+    assert.equal(asks.length, 1, "asked once");
+    assert.equal(asks[0].status, "Queued");
+    const queued = (await server.api("GET", `/v1/commands/${asks[0].command_uuid}`)).json;
+    assert.deepEqual(
+      queued.results.map((r: { enrollment_id: string }) => r.enrollment_id),
+      [phone.sim.udid],
+    );
+    // Re-targeted to the same target, then to a new one before it answered: the ask still waiting covers both.
+    assert.equal((await server.api("POST", "/v1/updates/apply")).status, 200);
+    assert.equal((await pin("2030-01-15T09:00:00")).status, 200);
+    assert.equal((await pin("2030-01-16T09:00:00")).status, 200);
+    assert.equal((await zoneAsks(phone)).length, 1, "not asked again");
+    // A Mac never knows the query: not asked.
+    assert.deepEqual(await zoneAsks(mac6), []);
+    assert.ok((await row(mac6)).deadlineAt !== null, "though it has a deadline");
+
+    // The simulated iPhone answers its queue as the fleet simulator does (src/sim/responder.ts): TimeZone is Europe/Zurich.
+    const profile: DeviceProfile = {
+      udid: phone.sim.udid,
+      serialNumber: phone.sim.serialNumber,
+      platform: "iOS",
+      facts: phone.sim.facts(),
+      wifiMac: "a4:00:00:00:00:01",
+      bluetoothMac: "a4:00:00:00:00:02",
+      capacity: 128,
+      available: 64,
+      supervised: false,
+      identity: { commonName: phone.sim.udid, der: Buffer.alloc(1) },
+      ca: { commonName: "CA", der: Buffer.alloc(1) },
+      users: [],
+    };
+    const rng = new Rng("zone-ask");
+    for (let reply = await phone.sim.report("Idle"); reply.plist; ) {
+      const answer = answerCommand(reply.plist, profile, rng);
+      reply = await phone.sim.report(answer.status, { CommandUUID: reply.plist.CommandUUID!, ...answer.fields });
+    }
+    const answered = (await zoneAsks(phone))[0];
+    assert.deepEqual([answered.status, answered.active], ["Acknowledged", false]);
+    const inventory = (await server.api("GET", `/v1/inventory/${phone.sim.udid}`)).json;
+    assert.deepEqual([inventory.fields.time_zone?.value, inventory.fields.time_zone?.source], ["Europe/Zurich", "device-information"]);
+    assert.equal(
+      await eventually(async () => (await row(phone)).deadlineAt === Date.parse("2030-01-16T08:00:00Z")),
+      true,
+      "its deadline on Zurich's clock",
+    );
+    assert.equal((await server.api("POST", "/v1/updates/apply")).status, 200);
+    assert.equal((await row(phone)).deadlineAt, Date.parse("2030-01-16T08:00:00Z"));
+    assert.equal((await zoneAsks(phone)).length, 1, "a device of known zone is not asked");
   });
 });

@@ -76,13 +76,15 @@ export interface UpdateDeviceRow {
   reason: string | null;
   failedNotified: boolean;
   overdueNotified: boolean;
+  /** When Orchard asked the device for its time zone (updates/zone-ask.ts); null: not for this target. */
+  zoneAskedAt: number | null;
   updatedAt: number;
 }
 
 const POLICY_COLUMNS =
   "name, platform, scope, scope_set, mode, target_os_version, target_build_version, target_local_date_time, deadline_days, deadline_time, details_url, settings, created_at, updated_at";
 const DEVICE_COLUMNS =
-  "enrollment_id, policy, target_set, os_version, build_version, local_date_time, deadline_at, state, reason, failed_notified, overdue_notified, updated_at";
+  "enrollment_id, policy, target_set, os_version, build_version, local_date_time, deadline_at, state, reason, failed_notified, overdue_notified, zone_asked_at, updated_at";
 
 /**
  * THE one place device facts and update status are read for updates: the
@@ -347,11 +349,12 @@ export class SoftwareUpdateStore {
   private async putDeviceRows(tx: Sql, rows: readonly UpdateDeviceRow[]): Promise<void> {
     for (const chunk of chunks(rows, 80)) {
       await tx.run(
-        `INSERT INTO update_devices (${DEVICE_COLUMNS}) VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}
+        `INSERT INTO update_devices (${DEVICE_COLUMNS}) VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}
          ON CONFLICT (enrollment_id) DO UPDATE SET policy = excluded.policy, target_set = excluded.target_set,
            os_version = excluded.os_version, build_version = excluded.build_version, local_date_time = excluded.local_date_time,
            deadline_at = excluded.deadline_at, state = excluded.state, reason = excluded.reason,
-           failed_notified = excluded.failed_notified, overdue_notified = excluded.overdue_notified, updated_at = excluded.updated_at`,
+           failed_notified = excluded.failed_notified, overdue_notified = excluded.overdue_notified,
+           zone_asked_at = excluded.zone_asked_at, updated_at = excluded.updated_at`,
         chunk.flatMap((r) => [
           r.enrollmentId,
           r.policy,
@@ -364,6 +367,7 @@ export class SoftwareUpdateStore {
           r.reason,
           r.failedNotified ? 1 : 0,
           r.overdueNotified ? 1 : 0,
+          r.zoneAskedAt,
           r.updatedAt,
         ]),
       );
@@ -444,6 +448,24 @@ export class SoftwareUpdateStore {
     return (await this.db.run(`UPDATE update_devices SET ${column} = 1 WHERE enrollment_id = ? AND ${column} = 0`, [enrollmentId])) > 0;
   }
 
+  /**
+   * Marks these devices asked for their time zone now, those not asked yet
+   * (the caller then queues the DeviceInformation, in the same transaction):
+   * the ids it marked, so each device is asked once, by one process.
+   */
+  async markZoneAsked(enrollmentIds: readonly string[], now: number): Promise<string[]> {
+    const out: string[] = [];
+    for (const chunk of chunks(enrollmentIds, 500)) {
+      const rows = await this.db.all<{ enrollment_id: string }>(
+        `UPDATE update_devices SET zone_asked_at = ? WHERE enrollment_id IN (${chunk.map(() => "?").join(", ")}) AND zone_asked_at IS NULL
+         RETURNING enrollment_id`,
+        [now, ...chunk],
+      );
+      out.push(...rows.map((r) => r.enrollment_id));
+    }
+    return out;
+  }
+
   /** Devices with a target whose deadline passed and whose missed deadline was not told yet. */
   async pastDeadline(now: number, limit: number): Promise<UpdateDeviceRow[]> {
     const rows = await this.db.all<DeviceRow>(
@@ -512,6 +534,7 @@ interface DeviceRow {
   reason: string | null;
   failed_notified: number;
   overdue_notified: number;
+  zone_asked_at: number | null;
   updated_at: number;
 }
 
@@ -528,6 +551,7 @@ function deviceOf(r: DeviceRow): UpdateDeviceRow {
     reason: r.reason,
     failedNotified: Number(r.failed_notified) === 1,
     overdueNotified: Number(r.overdue_notified) === 1,
+    zoneAskedAt: num(r.zone_asked_at),
     updatedAt: Number(r.updated_at),
   };
 }

@@ -7,6 +7,7 @@
 // device's compliance read from its DDM status (docs/software-updates.md).
 import { createHash, randomUUID } from "node:crypto";
 import type { DdmAdmin } from "../core/ddm-admin.ts";
+import type { Pusher } from "../core/push.ts";
 import { NotFound, OrchardError } from "../errors.ts";
 import type { StatusReport } from "../protocol/ddm.ts";
 import type { Store } from "../store/index.ts";
@@ -16,6 +17,7 @@ import { FEED_KEYS, parseFeed, type Releases } from "./feed.ts";
 import { readFeed, shownUrl } from "./feed-source.ts";
 import { policyOf } from "./policy.ts";
 import { complianceOf, COMPLIANCE_STATES, deadlineAt, type Target, targetFor, type TargetOutcome } from "./targets.ts";
+import { answersTimeZone, askZones, ZONE_ASK_COVERS_MS } from "./zone-ask.ts";
 
 /** The --software-lookup-* settings (README flag table). */
 export interface SoftwareUpdateOptions {
@@ -93,6 +95,8 @@ export class SoftwareUpdates {
     private readonly o: {
       store: Store;
       admin: DdmAdmin;
+      /** Pushes the devices asked for their time zone (zone-ask.ts). */
+      pusher: Pusher;
       log: UpdatesLog;
       options: SoftwareUpdateOptions;
       observer?: FeedObserver;
@@ -393,6 +397,8 @@ export class SoftwareUpdates {
 
     const current = await su.devices(only);
     const rows: UpdateDeviceRow[] = [];
+    /** Devices with a deadline and no known zone that can tell it and were not asked (zone-ask.ts). */
+    const askZone: string[] = [];
     let changed = 0;
     let targeted = 0;
     for (const [id, d] of desired) {
@@ -411,6 +417,11 @@ export class SoftwareUpdates {
         now,
       );
       const sameTarget = cur !== undefined && cur.targetSet === targetSet;
+      // Asked for this target; or for an earlier one less than a day ago, an ask still waiting or just answered.
+      const zoneAskedAt = cur?.zoneAskedAt != null && (sameTarget || now - cur.zoneAskedAt < ZONE_ASK_COVERS_MS) ? cur.zoneAskedAt : null;
+      if (due !== null && d.facts.timeZone === null && zoneAskedAt === null && answersTimeZone(d.facts.platform, d.facts.osVersion)) {
+        askZone.push(id);
+      }
       const row: UpdateDeviceRow = {
         enrollmentId: id,
         policy: d.policy.name,
@@ -423,6 +434,7 @@ export class SoftwareUpdates {
         reason,
         failedNotified: sameTarget ? cur.failedNotified : false,
         overdueNotified: sameTarget ? cur.overdueNotified : false,
+        zoneAskedAt,
         updatedAt: now,
       };
       if (!cur || differs(cur, row)) rows.push(row);
@@ -432,6 +444,7 @@ export class SoftwareUpdates {
     await su.putDevices(rows);
     await su.deleteDevices(released);
     await su.applyMemberships(SET_PREFIX, now, this.o.admin.syncDueAt(now), only);
+    const zonesAsked = await askZones(this.store, this.o.pusher, this.o.log, askZone, now);
 
     if (!only) {
       const used = new Set([...policies.map((p) => policySetName(p.name)), ...targetSets.keys()]);
@@ -444,7 +457,10 @@ export class SoftwareUpdates {
       now,
     );
     const result = { devices: desired.size, targeted, targets: targetSets.size, changed, released: released.length, skipped: false };
-    this.o.log.info({ ...result, policies: policies.length, ...(only ? { only: only.length } : {}) }, "software update targets applied");
+    this.o.log.info(
+      { ...result, policies: policies.length, zonesAsked, ...(only ? { only: only.length } : {}) },
+      "software update targets applied",
+    );
     return result;
   }
 
@@ -573,7 +589,8 @@ function differs(a: UpdateDeviceRow, b: UpdateDeviceRow): boolean {
     a.state !== b.state ||
     a.reason !== b.reason ||
     a.failedNotified !== b.failedNotified ||
-    a.overdueNotified !== b.overdueNotified
+    a.overdueNotified !== b.overdueNotified ||
+    a.zoneAskedAt !== b.zoneAskedAt
   );
 }
 

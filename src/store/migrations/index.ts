@@ -18,6 +18,7 @@ import { ddmCredentials } from "./020-ddm-credentials.ts";
 import { inventory } from "./017-inventory.ts";
 import { adeEnrollment } from "./016-ade-enrollment.ts";
 import { inventoryTimeZone } from "./021-inventory-time-zone.ts";
+import { updateZoneAsked } from "./022-update-zone-asked.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
@@ -47,6 +48,7 @@ export const migrations: readonly Migration[] = [
   inventory,
   adeEnrollment,
   inventoryTimeZone,
+  updateZoneAsked,
 ];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
