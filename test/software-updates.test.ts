@@ -299,8 +299,15 @@ await forEachBackend("OS updates through DDM", (backend) => {
     assert.equal(compliance.counts.overdue, 1);
     // Its report of 15.3 re-targets it at once (no apply, no sweep): out of its target set.
     assert.equal(await eventually(async () => (await device(d.m1!)).target === null), true, "re-targeted after its new OS version");
-    await d.m1!.ddm.sync(d.m1!.send);
-    assert.deepEqual(enforced(d.m1!), []);
+    // Its row is written first, then its set memberships (service.ts): a sync in between still finds the old set.
+    assert.equal(
+      await eventually(async () => {
+        await d.m1!.ddm.sync(d.m1!.send);
+        return enforced(d.m1!).length === 0;
+      }),
+      true,
+      "its enforcement is withdrawn",
+    );
 
     // A Mac whose update fails: failed with Apple's reason, told once.
     const m4 = await enroll("macOS", mac("Mac15,3", "15.1", "24B83"), { updateFailure: "Insufficient storage" });
@@ -440,6 +447,8 @@ await forEachBackend("OS updates through DDM", (backend) => {
     // The iPhone tells its zone: re-targeted at once, its deadline on its own clock, 26 hours before UTC-12's: overdue, told.
     await answerDeviceInformation(east, { TimeZone: "Pacific/Kiritimati" });
     assert.equal(await eventually(async () => (await row(east)).deadlineAt === asUtc - 14 * HOUR), true, "re-judged in its zone");
+    // The row first, then its overdue event (the re-target's next step): waited for, then counted.
+    assert.equal(await eventually(async () => (await events("update.overdue", east)).length > 0), true, "told it is overdue");
     assert.equal((await device(east)).state, "overdue");
     assert.equal((await events("update.overdue", east)).length, 1);
     // A zone no database knows is not learned; a Mac does not answer TimeZone.
