@@ -1,6 +1,7 @@
-import type { PlistDict, PlistValue } from "../plist/index.ts";
+import { type PlistDict, type PlistValue, serializePlist } from "../plist/index.ts";
 import type { AuthenticateMessage } from "../protocol/checkin.ts";
 import { PLATFORMS, platformOf } from "../protocol/platform.ts";
+import type { NewCommand } from "../store/commands.ts";
 import { INVENTORY_FIELDS, type InventoryField, type InventorySource, type InventoryValues } from "../store/inventory.ts";
 
 // What each message a device sends says for its inventory record
@@ -80,6 +81,12 @@ const DEVICE_INFORMATION: ReadonlyArray<[string, InventoryField]> = [
   // The id Apple's software lookup feed lists the device by (a Mac's board id: J413AP).
   ["SoftwareUpdateDeviceID", "update_device_id"],
 ];
+
+/** A DeviceInformation command asking for these query keys; its result feeds the inventory (fromCommandResult). */
+export function deviceInformationCommand(commandUuid: string, queries: readonly string[]): NewCommand {
+  const command = serializePlist({ Command: { RequestType: "DeviceInformation", Queries: [...queries] }, CommandUUID: commandUuid });
+  return { commandUuid, requestType: "DeviceInformation", command: Buffer.from(command) };
+}
 
 /**
  * What a command result says for the inventory: a DeviceInformation result

@@ -5,8 +5,8 @@
 // in its queue and command history), and its answer reaches the inventory
 // the usual way (core/inventory.ts), which re-targets it in its zone.
 import { randomUUID } from "node:crypto";
+import { deviceInformationCommand } from "../core/inventory.ts";
 import type { Pusher } from "../core/push.ts";
-import { serializePlist } from "../plist/index.ts";
 import type { Store } from "../store/index.ts";
 import { compareVersions } from "./versions.ts";
 
@@ -46,8 +46,7 @@ export async function askZones(
       const marked = await tx.softwareUpdates.markZoneAsked(batch, now);
       if (marked.length === 0) return marked;
       const commandUuid = `${ZONE_ASK_COMMAND_PREFIX}${randomUUID().toUpperCase()}`;
-      const command = serializePlist({ Command: { RequestType: "DeviceInformation", Queries: ["TimeZone"] }, CommandUUID: commandUuid });
-      await tx.commands.enqueue({ commandUuid, requestType: "DeviceInformation", command: Buffer.from(command) }, marked, now);
+      await tx.commands.enqueue(deviceInformationCommand(commandUuid, ["TimeZone"]), marked, now);
       return marked;
     });
     // The commands are queued: a push lost here is made good by the push sweep (push/sweep.ts), as for any queued command.
