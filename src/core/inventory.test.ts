@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { changesTargeting, fromCommandResult, fromDeviceInformation, isTimeZone } from "./inventory.ts";
+import { isTimeZone } from "../protocol/time-zone.ts";
+import { changesTargeting, fromCommandResult, fromDeviceInformation } from "./inventory.ts";
 
 test("DeviceInformation's TimeZone is learned as time_zone when it is an IANA zone name", () => {
   assert.equal(fromDeviceInformation({ TimeZone: "Europe/Paris" }).time_zone, "Europe/Paris");

@@ -1,6 +1,7 @@
 import { type PlistDict, type PlistValue, serializePlist } from "../plist/index.ts";
 import type { AuthenticateMessage } from "../protocol/checkin.ts";
 import { PLATFORMS, platformOf } from "../protocol/platform.ts";
+import { isTimeZone } from "../protocol/time-zone.ts";
 import type { NewCommand } from "../store/commands.ts";
 import { INVENTORY_FIELDS, type InventoryField, type InventorySource, type InventoryValues } from "../store/inventory.ts";
 
@@ -230,21 +231,6 @@ function unflatten(values: ReadonlyArray<{ path: string; value: unknown }>, item
 const TEXT_FORMS: Partial<Record<InventoryField, (value: string) => boolean>> = {
   time_zone: isTimeZone,
 };
-
-/**
- * A time zone the runtime knows by its IANA name (Intl throws a RangeError
- * for any other). An offset (+01:00) is not a name, though newer runtimes
- * take it: names start with a letter.
- */
-export function isTimeZone(zone: string): boolean {
-  if (!/^[A-Za-z]/.test(zone)) return false;
-  try {
-    new Intl.DateTimeFormat("en-US", { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Sets a field when the value has its field's type (see the file's comment). */
 function set(v: InventoryValues, f: InventoryField, value: unknown): void {

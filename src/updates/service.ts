@@ -407,8 +407,9 @@ export class SoftwareUpdates {
       const targetSet = d.targetSet;
       if (!cur || cur.policy !== d.policy.name || cur.targetSet !== targetSet) changed++;
       if (target) targeted++;
-      // On the device's own clock when it told its zone; else UTC-12 (targets.ts).
-      const due = target ? deadlineAt(target.localDateTime, d.facts.timeZone) : null;
+      // On the device's own clock when it told its zone, on a platform that has the query (a Mac's is not believed); else UTC-12 (targets.ts).
+      const zone = answersTimeZone(d.facts.platform, d.facts.osVersion) ? d.facts.timeZone : null;
+      const due = target ? deadlineAt(target.localDateTime, zone) : null;
       const { state, reason } = complianceOf(
         target ? { osVersion: target.osVersion, deadlineAt: due } : null,
         d.outcome.kind === "no_release",

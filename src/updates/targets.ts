@@ -1,3 +1,4 @@
+import { zoneFormatter } from "../protocol/time-zone.ts";
 import type { DeviceFacts, StoredPolicy, UpdateStatus } from "../store/software-updates.ts";
 import type { Release } from "./feed.ts";
 import { compareVersions } from "./versions.ts";
@@ -116,35 +117,9 @@ function inZone(asUtc: number, timeZone: string): number {
   return asUtc - (zoneOffsetMs(timeZone, asUtc - offset) ?? offset);
 }
 
-/** One formatter per zone (building one costs about 50 us, using it 5); null: a zone the runtime does not know. */
-const formatters = new Map<string, Intl.DateTimeFormat | null>();
-
-function formatterOf(timeZone: string): Intl.DateTimeFormat | null {
-  let f = formatters.get(timeZone);
-  if (f === undefined) {
-    try {
-      f = new Intl.DateTimeFormat("en-US", {
-        timeZone,
-        hourCycle: "h23",
-        year: "numeric",
-        month: "2-digit",
-        day: "2-digit",
-        hour: "2-digit",
-        minute: "2-digit",
-        second: "2-digit",
-      });
-    } catch {
-      f = null;
-    }
-    if (formatters.size >= MAX_KEPT) formatters.clear();
-    formatters.set(timeZone, f);
-  }
-  return f;
-}
-
 /** The zone's offset from UTC at an instant (ms); undefined for a zone the runtime does not know. */
 function zoneOffsetMs(timeZone: string, at: number): number | undefined {
-  const parts = formatterOf(timeZone)?.formatToParts(new Date(at));
+  const parts = zoneFormatter(timeZone)?.formatToParts(new Date(at));
   if (!parts) return undefined;
   const get = (t: string) => Number(parts.find((p) => p.type === t)?.value);
   const wall = Date.UTC(get("year"), get("month") - 1, get("day"), get("hour"), get("minute"), get("second"));
