@@ -48,6 +48,18 @@ test("a repeated header is parsed once", () => {
   assert.equal(certFromHeader(value), certFromHeader(value));
 });
 
+test("a header that ends like a cached one is read on its own", async () => {
+  const other = await issueDeviceIdentity(await createCa({ commonName: "Other CA", keyAlgorithm: "ECDSA" }), { commonName: "other" });
+  const value = rfc9440Header(device.certDer);
+  assert.equal(certFingerprint(certFromHeader(value)), device.fingerprint);
+  // The same last characters, another certificate before them: the cached one must not be returned.
+  const tail = value.slice(-100);
+  const otherValue = rfc9440Header(other.certDer);
+  badHeader(`:AAAA${tail}`);
+  assert.equal(certFingerprint(certFromHeader(otherValue)), other.fingerprint);
+  assert.equal(certFingerprint(certFromHeader(value)), device.fingerprint);
+});
+
 test("garbage is refused as bad-header", () => {
   const b64 = device.certDer.toString("base64");
   badHeader("");
