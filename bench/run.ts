@@ -137,6 +137,10 @@ const USAGE = `usage: npm run bench -- [options]
   --server-node-args=FLAGS
                      node/V8 flags for the Orchard servers, e.g. --max-semi-space-size=4
                      (not for the floor); recorded in the results' parameters
+  --base-server-node-args=FLAGS
+                     the base Orchard's node/V8 flags (--baseline-orchard), when they should
+                     differ from --server-node-args: a flag A/B'd on one build is
+                     --baseline-orchard HEAD with each side's flags
   --quick            smoke run: 1 run, 1 s, 20 devices, 0.5 s warmup, small enroll/scale/push
                      sizes; results not saved unless --save
   --save / --no-save write bench/results/<YYYY-MM-DD>-<scenario>.json, one file per scenario
@@ -186,6 +190,7 @@ interface Options {
   runtime: "bundle" | "tsx";
   /** Undefined: none. */
   serverNodeArgs?: string[];
+  baseServerNodeArgs?: string[];
   quick: boolean;
   save: boolean;
   out?: string;
@@ -238,6 +243,7 @@ function parseOptions(argv: string[]): Options {
       profile: { type: "boolean", default: false },
       runtime: { type: "string" },
       "server-node-args": { type: "string" },
+      "base-server-node-args": { type: "string" },
       quick: { type: "boolean", default: false },
       save: { type: "boolean" },
       "no-save": { type: "boolean" },
@@ -349,6 +355,7 @@ function parseOptions(argv: string[]): Options {
     profile: values.profile!,
     runtime,
     serverNodeArgs: values["server-node-args"]?.split(/\s+/).filter(Boolean),
+    baseServerNodeArgs: values["base-server-node-args"]?.split(/\s+/).filter(Boolean),
     quick,
     save: values["no-save"] ? false : (values.save ?? (!quick || values.out !== undefined)),
     out: values.out,
@@ -1117,6 +1124,7 @@ async function runBackend(backend: Backend, o: Options, shared: Shared, profileD
       const w = s.warmup;
       log(
         `bench: ${backend} ${s.name}: server pid ${s.server!.pid} at ${s.server!.url}` +
+          (s.server instanceof ServerHandle && s.server.nodeFlags.length ? ` (node ${s.server.nodeFlags.join(" ")})` : "") +
           (s.database ? ` on database ${s.database.name}` : "") +
           (s.seedS !== undefined ? `, ${fmt(s.seeded)} enrollments seeded in ${s.seedS} s` : "") +
           (s.eventsSeedS !== undefined ? `, ${fmt(s.eventsSeeded)} events in ${s.eventsSeedS} s` : "") +
@@ -1461,9 +1469,11 @@ async function main(): Promise<void> {
   const log: Log = (msg) => process.stderr.write(msg + "\n");
   serverRuntime.kind = o.runtime;
   if (o.serverNodeArgs) serverRuntime.nodeArgs = o.serverNodeArgs;
+  if (o.baseServerNodeArgs) serverRuntime.baseNodeArgs = o.baseServerNodeArgs;
   log(
     `bench: servers run ${o.runtime === "tsx" ? "the sources through tsx" : "from dist/orchard.mjs (bin/bundle.js)"}; ` +
-      `Orchard's node flags: ${serverRuntime.nodeArgs.join(" ") || "none"}`,
+      `Orchard's node flags: ${serverRuntime.nodeArgs.join(" ") || "none"}` +
+      (serverRuntime.baseNodeArgs ? `; the base's: ${serverRuntime.baseNodeArgs.join(" ") || "none"}` : ""),
   );
   const started = new Date();
   const t0 = performance.now();
@@ -1655,6 +1665,7 @@ async function main(): Promise<void> {
     profile: o.profile,
     runtime: o.runtime,
     serverNodeArgs: serverRuntime.nodeArgs,
+    ...(serverRuntime.baseNodeArgs ? { baseServerNodeArgs: serverRuntime.baseNodeArgs } : {}),
     ...(o.nanomdm
       ? {
           baselineNanomdm: {

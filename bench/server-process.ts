@@ -12,7 +12,7 @@
 // `orchard` runs startServer(parseServeArgs(flags)); `floor` runs a bare
 // node:http server answering every request 200 with an empty body (the
 // baseline). Either prints its URL as the first line on stdout. Under fork()
-// it also speaks IPC: it sends {type:"ready", url}, and answers
+// it also speaks IPC: it sends {type:"ready", url, execArgv}, and answers
 // {type:"stats"} with its CPU time and memory, {type:"reset-peak"} by
 // restarting the peak RSS tracking, {type:"profile-start"} and
 // {type:"profile-stop", file} by running V8's CPU profiler in this process
@@ -70,7 +70,7 @@ export type ParentMessage =
   | { type: "profile-stop"; file: string }
   | { type: "stop" };
 export type ChildMessage =
-  | { type: "ready"; url: string }
+  | { type: "ready"; url: string; execArgv: string[] }
   | ServerStats
   | { type: "profile-written"; file: string }
   | { type: "error"; message: string };
@@ -199,7 +199,7 @@ async function main(): Promise<void> {
   });
   // The bench died: do not linger.
   process.on("disconnect", () => void stop());
-  send({ type: "ready", url });
+  send({ type: "ready", url, execArgv: process.execArgv });
 }
 
 function memoryBreakdown(): MemoryBreakdown {

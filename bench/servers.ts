@@ -20,7 +20,7 @@ const KEEP_LOG_LINES = 20;
  * more RSS). `nodeArgs` go to node for the Orchard servers only (V8 flags such
  * as --max-semi-space-size; not the floor's).
  */
-export const serverRuntime: { kind: "bundle" | "tsx"; nodeArgs: string[] } = { kind: "bundle", nodeArgs: [] };
+export const serverRuntime: { kind: "bundle" | "tsx"; nodeArgs: string[]; baseNodeArgs?: string[] } = { kind: "bundle", nodeArgs: [] };
 
 let prepared: Promise<string> | undefined;
 
@@ -49,6 +49,8 @@ export class ServerHandle {
     readonly kind: "orchard" | "floor" | "receiver",
     readonly url: string,
     private readonly child: ChildProcess,
+    /** The node flags the server runs with, as it reports them (process.execArgv, the tsx loader's left out). */
+    readonly nodeFlags: readonly string[] = [],
   ) {
     this.exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
     child.on("message", (m: ChildMessage) => {
@@ -77,7 +79,7 @@ export class ServerHandle {
     nodeArgs: string[] = [],
     base?: BaseOrchard,
   ): Promise<ServerHandle> {
-    const orchardArgs = kind === "orchard" ? serverRuntime.nodeArgs : [];
+    const orchardArgs = kind !== "orchard" ? [] : base ? (serverRuntime.baseNodeArgs ?? serverRuntime.nodeArgs) : serverRuntime.nodeArgs;
     if (base && serverRuntime.kind === "tsx") throw new Error("a base Orchard runs from its bundle only, not under --runtime tsx");
     const started = ServerHandle.fork(kind, args, [...orchardArgs, ...nodeArgs], base);
     if (!base) return started;
@@ -130,7 +132,12 @@ export class ServerHandle {
       lines(child.stderr!, (line) => keep(`stderr: ${line}`));
       child.on("message", (m: ChildMessage) => {
         if (m.type === "ready") {
-          handle = new ServerHandle(kind, m.url, child);
+          handle = new ServerHandle(
+            kind,
+            m.url,
+            child,
+            m.execArgv.filter((a, i, all) => a !== "--import" && all[i - 1] !== "--import"),
+          );
           for (const line of early.splice(0)) keep(line);
           resolve(handle);
         } else if (m.type === "error") reject(new Error(`${kind} server failed to start: ${m.message}`));

@@ -42,6 +42,9 @@ test("--baseline-orchard HEAD runs a base row beside each Orchard row and record
         "bench/run.ts",
         ...["--quick", "--scenarios", "idle", "--baseline-orchard", "HEAD"],
         ...["--devices", "4", "--runs", "1", "--duration", "200ms", "--warmup", "0", "--out", out],
+        // A node flag A/B'd on one build: each side runs with its own.
+        "--server-node-args=--max-semi-space-size=8",
+        "--base-server-node-args=--max-semi-space-size=4",
       ],
       // The base's tree is exported under TMPDIR: this one, so that what is left of it shows.
       { cwd: ROOT, encoding: "utf8", env: { ...process.env, TMPDIR: tmp }, timeout: 110_000 },
@@ -49,6 +52,8 @@ test("--baseline-orchard HEAD runs a base row beside each Orchard row and record
     assert.equal(r.status, 0, `bench exited ${r.status}:\n${r.stderr.slice(-3000)}`);
     assert.match(r.stdout, /\| x base \|/);
     assert.match(r.stdout, /^base-idle /m);
+    assert.match(r.stderr, /sqlite idle: server pid \d+ at \S+ \(node --max-semi-space-size=8\)/);
+    assert.match(r.stderr, /sqlite base-idle: server pid \d+ at \S+ \(node --max-semi-space-size=4\)/);
 
     const results = JSON.parse(fs.readFileSync(`${out}-idle.json`, "utf8"));
     const base = results.parameters.baselineOrchard;
@@ -57,6 +62,8 @@ test("--baseline-orchard HEAD runs a base row beside each Orchard row and record
     assert.equal(typeof base.describe, "string");
     assert.deepEqual(base.rows, ["base-idle"]);
     assert.deepEqual(results.parameters.rows, ["floor", "idle", "base-idle"]);
+    assert.deepEqual(results.parameters.serverNodeArgs, ["--max-semi-space-size=8"]);
+    assert.deepEqual(results.parameters.baseServerNodeArgs, ["--max-semi-space-size=4"]);
 
     const rows = results.backends.sqlite.scenarios;
     assert.equal(rows["base-idle"].baseline, "orchard");
