@@ -81,19 +81,38 @@ export function mdmEndpoints(o: MdmHandlerOptions): (req: IncomingMessage, res: 
         ({ body, release }) => handle(o, endpoint, req, body, caller, release, log),
         (err: unknown): Outcome => ({ error: err, close: err instanceof BodyTimeout || err instanceof BudgetExhausted }),
       )
-      .then((result) => {
-        reply(res, req, result, log);
-        if ("error" in result) o.metrics?.deviceError(result.error);
-        o.metrics?.device(endpoint, result.type ?? NOT_DECODED, res.statusCode, (performance.now() - started) / 1000);
-      })
-      // Never an unhandled rejection (it would end the process): a reply that
-      // cannot be written is logged and its connection dropped.
-      .catch((err: unknown) => {
-        log.error({ err }, "device reply failed");
-        res.destroy();
-      });
+      .then((result) =>
+        atTurnEnd(() => {
+          try {
+            reply(res, req, result, log);
+            if ("error" in result) o.metrics?.deviceError(result.error);
+            o.metrics?.device(endpoint, result.type ?? NOT_DECODED, res.statusCode, (performance.now() - started) / 1000);
+          } catch (err) {
+            // A reply that cannot be written is logged and its connection dropped.
+            log.error({ err }, "device reply failed");
+            res.destroy();
+          }
+        }),
+      );
     return true;
   };
+}
+
+let answers: Array<() => void> = [];
+
+/**
+ * Runs a device answer's write at the end of this turn of the event loop,
+ * after the requests read in it: the answers then leave back to back.
+ */
+function atTurnEnd(write: () => void): void {
+  answers.push(write);
+  if (answers.length === 1) setImmediate(writeAnswers);
+}
+
+function writeAnswers(): void {
+  const now = answers;
+  answers = [];
+  for (const write of now) write();
 }
 
 function endpointOf(req: IncomingMessage, o: MdmHandlerOptions): Endpoint | undefined {
