@@ -13,6 +13,7 @@ import { BodyTimeout, BodyTooLarge } from "./limits.ts";
 import { lingerAfterResponse } from "./lingering-close.ts";
 import type { Metrics } from "./metrics.ts";
 import type { TrustedProxy } from "./trusted-proxy.ts";
+import { atTurnEnd } from "../turn-end.ts";
 
 // The device endpoints, served by plain node:http rather than through Fastify.
 // Every device poll comes here, and Fastify's routing, hooks and request and
@@ -78,12 +79,10 @@ export function mdmEndpoints(o: MdmHandlerOptions): (req: IncomingMessage, res: 
     const budget = "signature" in caller ? { budget: o.unidentifiedBodies, signer: caller.signer } : undefined;
     readBody(req, bodyLimit(endpoint, req.headers["content-type"], o), o.bodyIdleTimeoutMs, budget)
       .then(
-        ({ body, release }) => {
-          bookTurnEnd();
-          return handle(o, endpoint, req, body, caller, release, log);
-        },
+        ({ body, release }) => handle(o, endpoint, req, body, caller, release, log),
         (err: unknown): Outcome => ({ error: err, close: err instanceof BodyTimeout || err instanceof BudgetExhausted }),
       )
+      // Written at the end of the turn, with the turn's other answers (turn-end.ts).
       .then((result) =>
         atTurnEnd(() => {
           try {
@@ -99,39 +98,6 @@ export function mdmEndpoints(o: MdmHandlerOptions): (req: IncomingMessage, res: 
       );
     return true;
   };
-}
-
-let answers: Array<() => void> = [];
-let booked = false;
-
-/**
- * Runs a device answer's write at the end of this turn of the event loop,
- * after the requests read in it: the answers then leave back to back, and a
- * reader on this machine (a TLS proxy, the bench's client) is woken once for
- * them rather than once per answer, a cost paid in this process.
- */
-function atTurnEnd(write: () => void): void {
-  answers.push(write);
-  bookTurnEnd();
-}
-
-/**
- * Books the turn's write before a request is handled: SQLite's group commit
- * answers its transactions in an immediate of this turn (store/sqlite.ts),
- * and an immediate booked only then would run in the next turn, after the
- * next poll's reads. Booked first, it runs after the group commit.
- */
-function bookTurnEnd(): void {
-  if (booked) return;
-  booked = true;
-  setImmediate(writeAnswers);
-}
-
-function writeAnswers(): void {
-  booked = false;
-  const now = answers;
-  answers = [];
-  for (const write of now) write();
 }
 
 function endpointOf(req: IncomingMessage, o: MdmHandlerOptions): Endpoint | undefined {
