@@ -18,13 +18,12 @@ export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly 
   ["errors.ts", [], "the errors every layer throws, with their HTTP status"],
   ["version.ts", [], "the version Orchard reports"],
   ["duration.ts", [], "durations as operators write them (5m, 90d)"],
-  ["turn-end.ts", [], "work deferred to the end of the event loop's turn (group commit, then device answers)"],
   ["plist/", [], "XML property list codec"],
   ["digest/", [], "HTTP Digest: challenges, responses, nonces, htdigest"],
   ["identity/", [], "crypto formats (DER, BER, CMS, PKCS#12) and device identity"],
   ["declarations/", [], "DDM declarations checked against Apple's schema (compiled from its YAML)"],
   ["protocol/", ["plist/", "errors.ts"], "check-in and command messages, typed and validated; channels"],
-  ["store/", ["protocol/", "turn-end.ts", "errors.ts"], "the Store: SQLite and PostgreSQL"],
+  ["store/", ["protocol/", "errors.ts"], "the Store: SQLite and PostgreSQL"],
   ["core/", ["store/", "protocol/", "declarations/", "digest/", "plist/", "errors.ts"], "the MDM service and its wrappers"],
   ["push/", ["core/", "store/", "identity/", "plist/", "errors.ts"], "APNs and push certificates"],
   ["webhook/", ["store/", "errors.ts"], "webhook delivery: the outbox POSTed to a receiver"],
@@ -57,7 +56,6 @@ export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly 
       "plist/",
       "duration.ts",
       "version.ts",
-      "turn-end.ts",
       "errors.ts",
     ],
     "device endpoints, the API, SCEP's routes; errors become statuses",
@@ -224,7 +222,7 @@ test("the check names the file and the import that breaks the table", () => {
   const probeTest = path.join(SRC, "store", "probe.test.ts");
   assert.deepEqual(
     violations([probeTest], () => 'import "../../test/support/postgres.ts";\nimport { statusOf } from "../http/errors.ts";\n'),
-    ['src/store/probe.test.ts: imports "../http/errors.ts": store/ may not import http/ (may import: protocol/, turn-end.ts, errors.ts)'],
+    ['src/store/probe.test.ts: imports "../http/errors.ts": store/ may not import http/ (may import: protocol/, errors.ts)'],
   );
   assert.deepEqual(
     violations([path.join(SRC, "core", "probe.ts")], () => 'import type { FastifyReply } from "fastify";\nimport pg from "pg";\n'),

@@ -13,7 +13,6 @@ import { BodyTimeout, BodyTooLarge } from "./limits.ts";
 import { lingerAfterResponse } from "./lingering-close.ts";
 import type { Metrics } from "./metrics.ts";
 import type { TrustedProxy } from "./trusted-proxy.ts";
-import { atTurnEnd } from "../turn-end.ts";
 
 // The device endpoints, served by plain node:http rather than through Fastify.
 // Every device poll comes here, and Fastify's routing, hooks and request and
@@ -82,7 +81,6 @@ export function mdmEndpoints(o: MdmHandlerOptions): (req: IncomingMessage, res: 
         ({ body, release }) => handle(o, endpoint, req, body, caller, release, log),
         (err: unknown): Outcome => ({ error: err, close: err instanceof BodyTimeout || err instanceof BudgetExhausted }),
       )
-      // Written at the end of the turn, with the turn's other answers (turn-end.ts).
       .then((result) =>
         atTurnEnd(() => {
           try {
@@ -98,6 +96,28 @@ export function mdmEndpoints(o: MdmHandlerOptions): (req: IncomingMessage, res: 
       );
     return true;
   };
+}
+
+let answers: Array<() => void> = [];
+
+/**
+ * Runs a device answer's write at the end of this turn of the event loop,
+ * after the requests read in it: the answers then leave back to back, and a
+ * reader on this machine (a TLS proxy, the bench's client) is woken once for
+ * them rather than once per answer, a cost paid in this process. An answer
+ * that SQLite's group commit settles (in an immediate itself) is written in
+ * the next turn's; writing it in the commit's own turn measured no better
+ * (BENCHMARKS.md, 2026-12-04, second session).
+ */
+function atTurnEnd(write: () => void): void {
+  answers.push(write);
+  if (answers.length === 1) setImmediate(writeAnswers);
+}
+
+function writeAnswers(): void {
+  const now = answers;
+  answers = [];
+  for (const write of now) write();
 }
 
 function endpointOf(req: IncomingMessage, o: MdmHandlerOptions): Endpoint | undefined {

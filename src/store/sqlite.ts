@@ -3,7 +3,6 @@ import type { Database, Sql, SqlParam } from "./db.ts";
 import { normalizeParams } from "./params.ts";
 import { StatementCache } from "./statement-cache.ts";
 import { storeError } from "./unavailable.ts";
-import { atTurnEnd } from "../turn-end.ts";
 
 // better-sqlite3 is synchronous and holds one connection. A transaction in
 // Orchard is an async function, so another request could interleave its own
@@ -136,8 +135,7 @@ export class SqliteDatabase implements Database {
       this.group.push({ fn, resolve: resolve as (v: unknown) => void, reject });
       if (this.groupScheduled) return;
       this.groupScheduled = true;
-      // At the turn's end, before the answers of the turn are written (turn-end.ts).
-      atTurnEnd(() => void this.runGroup());
+      setImmediate(() => void this.runGroup());
     });
   }
 
