@@ -32,6 +32,7 @@ import { registerDdmRoutes } from "./http/ddm-routes.ts";
 import { registerInventoryRoutes } from "./http/inventory-routes.ts";
 import { InventorySubscriptions } from "./core/inventory-subscription.ts";
 import { startPush } from "./push/index.ts";
+import { boundHeap } from "./heap-bounds.ts";
 import { loadOrCreateSecretKey, SecretBox, SecretKeyMismatch } from "./push/secret-box.ts";
 import { AdeService } from "./ade/service.ts";
 import { AdeEnrollment } from "./ade/enrollment.ts";
@@ -95,6 +96,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
 
 /** Opens the store, assembles the MDM service and starts listening. */
 export async function startServer(config: Config, log: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
+  boundHeap();
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const apiKey = config.apiKey ?? loadOrCreateApiKey(config.dataDir, log);
   const deviceCa = await loadDeviceCa({

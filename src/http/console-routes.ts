@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { build } from "esbuild";
 import type { FastifyInstance, FastifyReply } from "fastify";
 
 // The web console (docs/console.md): the client in src/console/ is bundled
@@ -52,6 +51,8 @@ export function consoleBundle(): Promise<ConsoleBundle> {
 }
 
 async function bundle(): Promise<ConsoleBundle> {
+  // esbuild is loaded with the first console request, not with every server.
+  const { build } = await import("esbuild");
   const out = await build({
     entryPoints: [ENTRY],
     bundle: true,

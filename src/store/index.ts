@@ -165,7 +165,7 @@ export async function openStore(storage: string | undefined, dataDir: string, po
   } else if (storage.startsWith("sqlite:")) {
     db = new SqliteDatabase(storage.slice("sqlite:".length).replace(/^\/\/(?=\/)/, ""));
   } else if (/^postgres(ql)?:\/\//.test(storage)) {
-    db = new PostgresDatabase(storage, poolSize);
+    db = await PostgresDatabase.open(storage, poolSize);
   } else {
     throw new BadRequest(`unsupported --storage ${storage.split(":")[0]}: use sqlite:/path/file.db or postgres://user@host:port/db`);
   }

@@ -1,13 +1,23 @@
 import { createHash } from "node:crypto";
-import pg from "pg";
+import type { Pool, PoolClient, QueryResult, QueryResultRow } from "pg";
 import type { Database, Sql, SqlParam } from "./db.ts";
 import { normalizeParams } from "./params.ts";
 import { LIST_PLACEHOLDERS, placeholders, StatementCache } from "./statement-cache.ts";
 import { storeError } from "./unavailable.ts";
 
-// BIGINT (int8) columns hold millisecond times and counts, all well inside
-// Number's exact range; read them as numbers, as SQLite returns them.
-pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+type Pg = typeof import("pg").default;
+let loading: Promise<Pg> | undefined;
+
+/** pg, loaded with the first PostgreSQL store: a process on SQLite does not carry it (2.4 MB of heap). */
+function loadPg(): Promise<Pg> {
+  loading ??= import("pg").then(({ default: pg }) => {
+    // BIGINT (int8) columns hold millisecond times and counts, all well inside
+    // Number's exact range; read them as numbers, as SQLite returns them.
+    pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+    return pg;
+  });
+  return loading;
+}
 
 /**
  * PostgreSQL through a `pg` pool. Orchard's SQL is written with `?`
@@ -19,7 +29,7 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
  */
 export class PostgresDatabase implements Database {
   readonly dialect = "postgres" as const;
-  private readonly pool: pg.Pool;
+  private readonly pool: Pool;
   /** The $n text of each SQL text, and its statement name (none for a list's). */
   readonly queries = new StatementCache<{ name?: string; text: string }>((sql) => {
     let n = 0;
@@ -29,18 +39,22 @@ export class PostgresDatabase implements Database {
   });
   private readonly direct: Sql;
 
-  constructor(url: string, poolSize = 10) {
-    this.pool = new pg.Pool({ connectionString: url, max: poolSize });
+  static async open(url: string, poolSize = 10): Promise<PostgresDatabase> {
+    return new PostgresDatabase(new (await loadPg()).Pool({ connectionString: url, max: poolSize }));
+  }
+
+  private constructor(pool: Pool) {
+    this.pool = pool;
     // An idle client's error (a restarted server) must not crash the process.
     this.pool.on("error", () => {});
     this.direct = this.on(this.pool);
   }
 
-  private on(client: pg.Pool | pg.PoolClient): Sql {
+  private on(client: Pool | PoolClient): Sql {
     const exec = async <T>(sql: string, params: readonly SqlParam[] = []) => {
       const { name, text } = this.queries.get(sql);
       try {
-        return (await client.query({ name, text, values: normalizeParams(params) })) as unknown as pg.QueryResult<T & pg.QueryResultRow>;
+        return (await client.query({ name, text, values: normalizeParams(params) })) as unknown as QueryResult<T & QueryResultRow>;
       } catch (err) {
         throw storeError(err);
       }
