@@ -10,12 +10,18 @@ let loading: Promise<Pg> | undefined;
 
 /** pg, loaded with the first PostgreSQL store: a process on SQLite does not carry it (2.4 MB of heap). */
 function loadPg(): Promise<Pg> {
-  loading ??= import("pg").then(({ default: pg }) => {
-    // BIGINT (int8) columns hold millisecond times and counts, all well inside
-    // Number's exact range; read them as numbers, as SQLite returns them.
-    pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
-    return pg;
-  });
+  loading ??= import("pg").then(
+    ({ default: pg }) => {
+      // BIGINT (int8) columns hold millisecond times and counts, all well inside
+      // Number's exact range; read them as numbers, as SQLite returns them.
+      pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+      return pg;
+    },
+    (err: unknown) => {
+      loading = undefined; // a failed load is tried again by the next store, not remembered
+      throw err;
+    },
+  );
   return loading;
 }
 
