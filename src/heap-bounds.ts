@@ -25,6 +25,7 @@ import v8 from "node:v8";
  */
 const SEMI_SPACE_MB = 8;
 const OLD_GROWING_PERCENT = 50;
+const WORKER_SEMI_SPACE_MB = 4;
 const MB = 1024 * 1024;
 
 let bounded = false;
@@ -36,7 +37,11 @@ export function boundHeap(nodeFlags: readonly string[] = [...process.execArgv, .
   const given = (flag: string) => nodeFlags.some((f) => f.replace(/_/g, "-").startsWith(flag));
   if (!given("--heap-growing-percent")) v8.setFlagsFromString(`--heap-growing-percent=${OLD_GROWING_PERCENT}`);
   if (given("--max-semi-space-size") || given("--semi-space-growth-factor")) return;
+  // Isolates started from now on (the webhook sender's thread) read these at
+  // their start: at most 8 MB semi-spaces, and 4 MB from the start, because
+  // the growth factor this process holds at 1 would keep them at V8's 1 MB.
   v8.setFlagsFromString(`--max-semi-space-size=${SEMI_SPACE_MB}`);
+  v8.setFlagsFromString(`--min-semi-space-size=${WORKER_SEMI_SPACE_MB}`);
   holdingYoung = true;
   holdYoungGeneration();
   new PerformanceObserver(holdYoungGeneration).observe({ entryTypes: ["gc"] });
