@@ -32,9 +32,9 @@ function churn(o: { bound: boolean; worker?: boolean; nodeFlags?: string[] }): {
     }
     let young = 0, old = 0;
     const ring = new Array(400000);
-    for (let i = 0; i < 8e6; i++) {
+    for (let i = 0; i < 4e6; i++) {
       ring[i % 400000] = { a: i, b: [i] };
-      if (${Boolean(o.worker)} && i === 2e6) {
+      if (${Boolean(o.worker)} && i === 1e6) {
         const w = new Worker("setTimeout(() => {}, 60000)", { eval: true });
         await new Promise((r) => w.once("online", () => { afterNewIsolate(); r(); }));
         w.unref();
