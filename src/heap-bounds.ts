@@ -1,5 +1,7 @@
+import diagnostics from "node:diagnostics_channel";
 import { PerformanceObserver } from "node:perf_hooks";
 import v8 from "node:v8";
+import type { Worker } from "node:worker_threads";
 
 /**
  * V8's heap sized for a long-running server rather than for V8's defaults,
@@ -29,7 +31,6 @@ const WORKER_SEMI_SPACE_MB = 4;
 const MB = 1024 * 1024;
 
 let bounded = false;
-let holdingYoung = false;
 
 export function boundHeap(nodeFlags: readonly string[] = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)]): void {
   if (bounded) return;
@@ -42,17 +43,11 @@ export function boundHeap(nodeFlags: readonly string[] = [...process.execArgv, .
   // the growth factor this process holds at 1 would keep them at V8's 1 MB.
   v8.setFlagsFromString(`--max-semi-space-size=${SEMI_SPACE_MB}`);
   v8.setFlagsFromString(`--min-semi-space-size=${WORKER_SEMI_SPACE_MB}`);
-  holdingYoung = true;
   holdYoungGeneration();
   new PerformanceObserver(holdYoungGeneration).observe({ entryTypes: ["gc"] });
-}
-
-/**
- * To be called when a worker thread has started: V8 puts the growth factor,
- * a flag of the whole process, back to 2 for every new isolate.
- */
-export function afterNewIsolate(): void {
-  if (holdingYoung) holdYoungGeneration();
+  // V8 puts the growth factor, a flag of the whole process, back to 2 for
+  // every new isolate: hold it again once any worker thread is up.
+  diagnostics.subscribe("worker_threads", (message) => (message as { worker: Worker }).worker.once("online", holdYoungGeneration));
 }
 
 /** The growth factor for a young generation whose semi-space holds `semiSpace` bytes: 2 while doubling stays within the limit. */
@@ -66,6 +61,6 @@ function holdYoungGeneration(): void {
   // One semi-space's capacity. Not space_size: that counts committed memory,
   // which halves when V8 gives back an idle young generation's from-space.
   const semiSpace = young.space_used_size + young.space_available_size;
-  // Set at every collection, not only on a change: a new isolate may have reset it (afterNewIsolate).
+  // Set at every collection, not only on a change: a new isolate may have reset it.
   v8.setFlagsFromString(`--semi-space-growth-factor=${youngGrowthFactor(semiSpace)}`);
 }

@@ -14,14 +14,14 @@ const FIXED_HEAP = "--max-old-space-size=4096";
 /**
  * Runs boundHeap() (unless `bound` is false) in a fresh node, churns garbage
  * between turns (as a server's work is), optionally starts a worker thread
- * halfway the way the webhook sender does, and returns the largest young and
+ * halfway (as the webhook sender's is started), and returns the largest young and
  * old generation seen.
  */
 function churn(o: { bound: boolean; worker?: boolean; nodeFlags?: string[] }): { young: number; old: number } {
   const script = `
     import v8 from "node:v8";
     import { Worker } from "node:worker_threads";
-    import { afterNewIsolate, boundHeap } from ${JSON.stringify(path.join(ROOT, "src/heap-bounds.ts"))};
+    import { boundHeap } from ${JSON.stringify(path.join(ROOT, "src/heap-bounds.ts"))};
     if (${o.bound}) boundHeap(process.execArgv);
     const space = (name) => v8.getHeapSpaceStatistics().find((s) => s.space_name === name).space_size;
     const turn = () => new Promise((r) => setImmediate(r));
@@ -36,7 +36,7 @@ function churn(o: { bound: boolean; worker?: boolean; nodeFlags?: string[] }): {
       ring[i % 400000] = { a: i, b: [i] };
       if (${Boolean(o.worker)} && i === 1e6) {
         const w = new Worker("setTimeout(() => {}, 60000)", { eval: true });
-        await new Promise((r) => w.once("online", () => { afterNewIsolate(); r(); }));
+        await new Promise((r) => w.once("online", r));
         w.unref();
       }
       if (i % 20000 === 0) {

@@ -27,7 +27,7 @@ export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly 
   ["store/", ["protocol/", "errors.ts"], "the Store: SQLite and PostgreSQL"],
   ["core/", ["store/", "protocol/", "declarations/", "digest/", "plist/", "errors.ts"], "the MDM service and its wrappers"],
   ["push/", ["core/", "store/", "identity/", "plist/", "errors.ts"], "APNs and push certificates"],
-  ["webhook/", ["store/", "heap-bounds.ts", "errors.ts"], "webhook delivery: the outbox POSTed to a receiver"],
+  ["webhook/", ["store/", "errors.ts"], "webhook delivery: the outbox POSTed to a receiver"],
   ["enroll/", ["identity/", "plist/", "errors.ts"], "device CA, enrollment profiles, profile signing"],
   ["scep/", ["enroll/", "store/", "identity/", "errors.ts"], "the SCEP CA (RFC 8894)"],
   [

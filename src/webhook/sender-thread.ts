@@ -1,5 +1,4 @@
 import { Worker } from "node:worker_threads";
-import { afterNewIsolate } from "../heap-bounds.ts";
 import type { BatchOutcome, SendableEvent, Sender, SenderSettings } from "./batch-sender.ts";
 import { type FromThread, SENDER_THREAD, type ToThread } from "./sender-worker.ts";
 
@@ -38,8 +37,6 @@ export class ThreadSender implements Sender {
         )
       : new Worker(new URL(`./${SENDER_BUNDLE}`, import.meta.url), { workerData: data, name: SENDER_THREAD });
     worker.unref();
-    // The thread's isolate reset V8's young-generation growth for the process: hold it again.
-    worker.once("online", afterNewIsolate);
     worker.on("message", (m: FromThread) => {
       if ("closed" in m) return this.closing?.();
       const w = this.waiting.get(m.batch);
