@@ -129,6 +129,12 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     },
     log,
   );
+  // SQLite's page cache follows the fleet as it grows (store/sqlite.ts, pageCacheKib); openStore sized it at start.
+  const cacheSizing = setInterval(
+    () => void store.fitCacheToFleet().catch((err: unknown) => log.warn({ err }, "sizing the store's page cache failed")),
+    10 * 60_000,
+  );
+  cacheSizing.unref();
 
   const profileSigner = config.enrollment.profileSigner ? loadProfileSigner(config.enrollment.profileSigner) : undefined;
   const metrics = new Metrics(store, { deviceCa: deviceCa.certPem, profileSigner: profileSigner?.certPem });
@@ -346,6 +352,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     closed = true;
     await metricsListener?.close();
     stopRetention();
+    clearInterval(cacheSizing);
     await stopUpdates();
     await ddmSync.stop();
     await app.close();

@@ -19,4 +19,6 @@ export interface Database extends Sql {
   /** Runs fn in one transaction: all of it commits, or none of it does. */
   transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+  /** Sizes the store's own cache for a fleet of this many enrollment channels (SQLite's page cache; PostgreSQL has none of its own). */
+  fitPageCache?(channels: number): void;
 }

@@ -305,6 +305,12 @@ export class EnrollmentStore {
   }
 
   /** Which of these ids name a known channel. */
+  /** How many enrollment channels (devices and users) the store holds. */
+  async channelCount(): Promise<number> {
+    const row = await this.db.get<{ n: number | string }>("SELECT count(*) AS n FROM enrollments");
+    return Number(row?.n ?? 0);
+  }
+
   async existing(ids: readonly string[]): Promise<Set<string>> {
     const found = new Set<string>();
     for (const chunk of chunks(ids, 500)) {

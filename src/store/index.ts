@@ -125,6 +125,11 @@ export class Store {
     return new Store(this.db, topics, handoff);
   }
 
+  /** Sizes the database's own cache for the fleet it holds now (Database.fitPageCache); the server checks again every 10 minutes. */
+  async fitCacheToFleet(): Promise<void> {
+    if (this.db.fitPageCache) this.db.fitPageCache(await this.enrollments.channelCount());
+  }
+
   /** True when the database answers (health checks). */
   async ping(): Promise<boolean> {
     try {
@@ -173,6 +178,7 @@ export async function openStore(storage: string | undefined, dataDir: string, po
     await migrate(db);
     const store = new Store(db);
     await store.inventory.fillVersionKeys();
+    await store.fitCacheToFleet();
     return store;
   } catch (err) {
     await db.close();

@@ -28,6 +28,21 @@ import { storeError } from "./unavailable.ts";
 // BENCHMARKS.md, 2026-12-03 third session). Any write of this connection
 // ends the snapshot first, so the process always reads its own writes;
 // another process's commit is seen from the next turn on.
+//
+// Page cache: sized from the fleet (pageCacheKib), not better-sqlite3's fixed
+// 16 MB, which a small fleet's store fills with pages it rarely reads again.
+
+/** SQLite's page cache for a store of this many enrollment channels, in KiB. */
+export function pageCacheKib(channels: number): number {
+  // In proportion: 16 MB at 100,000 channels, where DDM's tokens query lost 11%
+  // with 4 MB and 21% with 8 MB; at 10,000 and 50,000, 4 MB cost nothing
+  // (BENCHMARKS.md, 2026-12-04 fourth session). 16 MB, better-sqlite3's
+  // default, stays the ceiling: the million-enrollment figures were made with it.
+  return Math.min(PAGE_CACHE_MAX_KIB, Math.max(PAGE_CACHE_MIN_KIB, Math.ceil((channels / 100_000) * PAGE_CACHE_MAX_KIB)));
+}
+export const PAGE_CACHE_MIN_KIB = 4096;
+export const PAGE_CACHE_MAX_KIB = 16_000;
+
 export class SqliteDatabase implements Database {
   readonly dialect = "sqlite" as const;
   private readonly db: BetterSqlite3.Database;
@@ -54,6 +69,7 @@ export class SqliteDatabase implements Database {
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("foreign_keys = ON");
     this.db.pragma("busy_timeout = 5000");
+    this.fitPageCache(0);
     this.savepoint = this.db.prepare("SAVEPOINT orchard_member");
     this.releaseSavepoint = this.db.prepare("RELEASE orchard_member");
     this.rollbackSavepoint = this.db.prepare("ROLLBACK TO orchard_member");
@@ -238,6 +254,15 @@ export class SqliteDatabase implements Database {
 
   exec(script: string): Promise<void> {
     return this.locked ? this.queued(() => this.write(() => this.direct.exec(script))) : this.write(() => this.direct.exec(script));
+  }
+
+  /** Sizes the page cache for this many enrollment channels (pageCacheKib); read back by pageCacheSizeKib. */
+  fitPageCache(channels: number): void {
+    this.db.pragma(`cache_size = -${pageCacheKib(channels)}`);
+  }
+
+  get pageCacheSizeKib(): number {
+    return -Number(this.db.pragma("cache_size", { simple: true }));
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { test } from "node:test";
+import { openStore } from "./index.ts";
+import { PAGE_CACHE_MAX_KIB, PAGE_CACHE_MIN_KIB, pageCacheKib, SqliteDatabase } from "./sqlite.ts";
+
+// SQLite's page cache follows the fleet: small for a small store, as large as
+// better-sqlite3's 16 MB default from about 100,000 enrollment channels.
+
+test("the page cache grows with the channels, between 4 MB and 16 MB", () => {
+  assert.equal(pageCacheKib(0), PAGE_CACHE_MIN_KIB);
+  assert.equal(pageCacheKib(20_000), PAGE_CACHE_MIN_KIB);
+  assert.equal(pageCacheKib(50_000), 8000);
+  assert.equal(pageCacheKib(100_000), PAGE_CACHE_MAX_KIB);
+  assert.equal(pageCacheKib(1_000_000), PAGE_CACHE_MAX_KIB);
+  for (let n = 0; n < 120_000; n += 1000) assert.ok(pageCacheKib(n + 1000) >= pageCacheKib(n));
+});
+
+test("a SQLite store sizes its page cache from its enrollments when opened, and again when asked", async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-page-cache-"));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const cacheOf = (db: unknown) => (db as SqliteDatabase).pageCacheSizeKib;
+
+  const store = await openStore(undefined, dir);
+  assert.ok(store.db instanceof SqliteDatabase);
+  assert.equal(cacheOf(store.db), PAGE_CACHE_MIN_KIB);
+
+  // 60,000 device channels, written in SQL: a 9.6 MB cache.
+  await store.db.exec(`
+    WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 59999)
+    INSERT INTO devices (id, topic, cert_fingerprint, authenticated_at, created_at) SELECT 'D' || i, 'topic', 'fp' || i, 1, 1 FROM n;
+    INSERT INTO enrollments (id, device_id, type, enabled, topic, push_token, push_magic, token_update_count, created_at, updated_at)
+      SELECT id, id, 'Device', 1, 'topic', 'token', 'magic', 1, 1, 1 FROM devices;`);
+  assert.equal(await store.enrollments.channelCount(), 60_000);
+  assert.equal(cacheOf(store.db), PAGE_CACHE_MIN_KIB, "not resized until asked");
+  await store.fitCacheToFleet();
+  assert.equal(cacheOf(store.db), 9600);
+  await store.close();
+
+  const reopened = await openStore(undefined, dir);
+  t.after(() => reopened.close());
+  assert.equal(cacheOf(reopened.db), pageCacheKib(60_000));
+});
