@@ -150,3 +150,24 @@ export function storeKit(base?: BaseOrchard): Promise<StoreKit> {
   }
   return kit;
 }
+
+/** The name of an Orchard row's --baseline-orchard twin: base-<row>. */
+export const BASE_ROW_PREFIX = "base-";
+
+/**
+ * The rows in the order a round runs them: each Orchard row and its
+ * base-<row> swap places every other round, so that neither build always
+ * runs second: in two DDM A/Bs at 100,000 enrollments the row run second
+ * was about 5% faster whichever build it was (BENCHMARKS.md, 2026-12-04
+ * fourth session).
+ */
+export function roundOrder<T extends { name: string }>(rows: readonly T[], round: number): T[] {
+  const order = [...rows];
+  if (round % 2 === 1) return order;
+  for (let i = 0; i + 1 < order.length; i++) {
+    if (order[i + 1]!.name !== BASE_ROW_PREFIX + order[i]!.name) continue;
+    [order[i], order[i + 1]] = [order[i + 1]!, order[i]!];
+    i++;
+  }
+  return order;
+}

@@ -15,10 +15,12 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { AUTH_TOKEN_RE, parseChallenge, plistStringReader, xmlText } from "../src/sim/userauth.ts";
 import {
+  BASE_ROW_PREFIX,
   describeTree,
   prepareBaseOrchard,
   removeBaseOrchard,
   resolveBaseRevision,
+  roundOrder,
   storeKit,
   type BaseOrchard,
   type BaseRevision,
@@ -442,7 +444,7 @@ function orchardRows(o: Options, kind: ScenarioName): RowSpec[] {
 }
 
 /** The --baseline-orchard twin of an Orchard row: the same set-up, the base revision's server. */
-const BASE_PREFIX = "base-";
+const BASE_PREFIX = BASE_ROW_PREFIX;
 const baseRow = (r: RowSpec): RowSpec => ({ ...r, name: BASE_PREFIX + r.name, baseline: "orchard" });
 
 // ---- checks and units ----------------------------------------------------------
@@ -1139,7 +1141,7 @@ async function runBackend(backend: Backend, o: Options, shared: Shared, profileD
     // Interleaved: every round runs each scenario once, so drifting load on a
     // shared machine hits the floor and Orchard alike.
     for (let round = 1; round <= o.runs; round++) {
-      for (const s of scenarios) {
+      for (const s of roundOrder(scenarios, round)) {
         if (round > s.runsWanted) continue;
         const r = await measure(s, o, round);
         s.runs.push(r);

@@ -87,3 +87,16 @@ test("--baseline-orchard HEAD runs a base row beside each Orchard row and record
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test("an Orchard row and its base row swap places every other round; other rows keep theirs", async () => {
+  const { roundOrder } = await import("../bench/base-orchard.ts");
+  const rows = ["floor", "idle", "base-idle", "roundtrip", "base-roundtrip", "nanomdm-roundtrip"].map((name) => ({ name }));
+  const names = (round: number) => roundOrder(rows, round).map((r) => r.name);
+  assert.deepEqual(names(1), ["floor", "idle", "base-idle", "roundtrip", "base-roundtrip", "nanomdm-roundtrip"]);
+  assert.deepEqual(names(2), ["floor", "base-idle", "idle", "base-roundtrip", "roundtrip", "nanomdm-roundtrip"]);
+  assert.deepEqual(names(3), names(1));
+  assert.deepEqual(
+    rows.map((r) => r.name),
+    ["floor", "idle", "base-idle", "roundtrip", "base-roundtrip", "nanomdm-roundtrip"],
+  );
+});
