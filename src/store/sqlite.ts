@@ -34,9 +34,10 @@ import { storeError } from "./unavailable.ts";
 
 /** SQLite's page cache for a store of this many enrollment channels, in KiB. */
 export function pageCacheKib(channels: number): number {
-  // In proportion: 16 MB at 100,000 channels, where DDM's tokens query lost 11%
-  // with 4 MB and 21% with 8 MB; at 10,000 and 50,000, 4 MB cost nothing
-  // (BENCHMARKS.md, 2026-12-04 fourth session). 16 MB, better-sqlite3's
+  // In proportion: 16 MB at 100,000 channels. At 10,000 and 50,000 a 4 MB
+  // cache cost DDM nothing; at 100,000 it lost 11% of DDM's tokens query (in
+  // an A/B whose smaller cache always ran first) and 32 MB gained nothing
+  // clear (BENCHMARKS.md, 2026-12-04 fourth session). 16 MB, better-sqlite3's
   // default, stays the ceiling: the million-enrollment figures were made with it.
   return Math.min(PAGE_CACHE_MAX_KIB, Math.max(PAGE_CACHE_MIN_KIB, Math.ceil((channels / 100_000) * PAGE_CACHE_MAX_KIB)));
 }
