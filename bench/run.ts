@@ -157,8 +157,8 @@ const USAGE = `usage: npm run bench -- [options]
   --baseline-orchard REV
                      A/B: also run the Orchard of git revision REV (HEAD~1, a hash, a branch),
                      exported with git archive and bundled by this checkout's bin/bundle.js, in the
-                     same rounds with the same devices, flags and seeding: a row base-<row> right
-                     after each Orchard row (every scenario but floor, which is not Orchard; console
+                     same rounds with the same devices, flags and seeding: a row base-<row> beside
+                     each Orchard row, swapping places every other round (every scenario but floor, which is not Orchard; console
                      and updates run alone, without one), and an "x base" column: this tree's req/s
                      / the base's in the same round, median over rounds (> 1: this tree is faster).
                      Not with --runtime tsx or --storage sqlite:... (one store cannot serve two
@@ -422,7 +422,7 @@ const WEBHOOK_ROWS: ReadonlyArray<{ name: string; webhook: WebhookRow }> = [
 function rowsOf(o: Options): RowSpec[] {
   return o.scenarios.flatMap((kind): RowSpec[] => {
     const orchard = orchardRows(o, kind);
-    // The baselines' rows right after Orchard's, so they are measured as close together as the round allows.
+    // The baselines' rows beside Orchard's, so they are measured as close together as the round allows (roundOrder swaps each pair every other round).
     const rows = o.baseOrchard && kind !== "floor" ? orchard.flatMap((r) => [r, baseRow(r)]) : orchard;
     if (o.nanomdm && isNanoMdmKind(kind)) rows.push({ kind, name: `nanomdm-${kind}`, runs: o.runs, baseline: "nanomdm" });
     return rows;
@@ -1521,6 +1521,10 @@ async function main(): Promise<void> {
     );
     if (base.dependenciesDiffer)
       log("bench: WARNING: the base's package.json names other dependencies than this checkout's; it runs on this checkout's node_modules");
+    if (o.runs > 1 && o.runs % 2 === 1)
+      log(
+        `bench: note: ${o.runs} rounds run this tree first in ${(o.runs + 1) / 2} of them and the base first in ${(o.runs - 1) / 2}; an even --runs balances the order`,
+      );
   }
 
   let postgres: Record<string, string> | undefined;

@@ -304,12 +304,13 @@ export class EnrollmentStore {
     return rows.map(toEnrollment);
   }
 
-  /** Which of these ids name a known channel. */
   /** How many enrollment channels (devices and users) the store holds. */
   async channelCount(): Promise<number> {
     const row = await this.db.get<{ n: number | string }>("SELECT count(*) AS n FROM enrollments");
     return Number(row?.n ?? 0);
   }
+
+  /** Which of these ids name a known channel. */
 
   async existing(ids: readonly string[]): Promise<Set<string>> {
     const found = new Set<string>();

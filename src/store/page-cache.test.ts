@@ -20,10 +20,16 @@ test("the page cache grows with the channels, between 4 MB and 16 MB", () => {
 
 test("a SQLite store sizes its page cache from its enrollments when opened, and again when asked", async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-page-cache-"));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const open: Array<{ close(): Promise<void> }> = [];
+  // Closed before the directory goes (after hooks run in the order they were added).
+  t.after(async () => {
+    for (const s of open) await s.close().catch(() => {});
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
   const cacheOf = (db: unknown) => (db as SqliteDatabase).pageCacheSizeKib;
 
   const store = await openStore(undefined, dir);
+  open.push(store);
   assert.ok(store.db instanceof SqliteDatabase);
   assert.equal(cacheOf(store.db), PAGE_CACHE_MIN_KIB);
 
@@ -38,8 +44,9 @@ test("a SQLite store sizes its page cache from its enrollments when opened, and 
   await store.fitCacheToFleet();
   assert.equal(cacheOf(store.db), 9600);
   await store.close();
+  open.pop();
 
   const reopened = await openStore(undefined, dir);
-  t.after(() => reopened.close());
+  open.push(reopened);
   assert.equal(cacheOf(reopened.db), pageCacheKib(60_000));
 });

@@ -70,7 +70,6 @@ export class SqliteDatabase implements Database {
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("foreign_keys = ON");
     this.db.pragma("busy_timeout = 5000");
-    this.fitPageCache(0);
     this.savepoint = this.db.prepare("SAVEPOINT orchard_member");
     this.releaseSavepoint = this.db.prepare("RELEASE orchard_member");
     this.rollbackSavepoint = this.db.prepare("ROLLBACK TO orchard_member");
