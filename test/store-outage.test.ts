@@ -9,6 +9,8 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import BetterSqlite3 from "better-sqlite3";
 import pg from "pg";
+import { PostgresDatabase } from "../src/store/postgres.ts";
+import { StoreUnavailable } from "../src/store/unavailable.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { commandPlist, eventually, identity, RawDevice, serverWithDevice, type RawReply } from "./support/mdm.ts";
 import { createTestDatabase, POSTGRES_ADMIN_URL, postgresReachable } from "./support/postgres.ts";
@@ -187,6 +189,37 @@ describe("PostgreSQL outage", async () => {
       "requests to succeed again",
     );
     assert.ok(!statuses.includes(500), statuses.join());
+  });
+
+  test("a connection lost while a transaction holds it between statements is a store error, not a crash", {
+    skip: !available && "PostgreSQL not reachable",
+  }, async () => {
+    const admin = new URL(POSTGRES_ADMIN_URL);
+    const cut = new CuttableProxy(admin.hostname, Number(admin.port || 5432));
+    await cut.open();
+    const url = new URL(database.url);
+    url.hostname = "127.0.0.1";
+    url.port = String(cut.port);
+    const db = await PostgresDatabase.open(url.toString(), 2);
+    // Without a listener on the checked-out client, its 'error' is an uncaught exception: the server would die.
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown) => uncaught.push(err);
+    process.on("uncaughtException", onUncaught);
+    try {
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          await tx.get("SELECT 1 AS one");
+          await cut.cut();
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          await tx.get("SELECT 2 AS two");
+        }),
+        StoreUnavailable,
+      );
+      assert.deepEqual(uncaught, [], "no uncaught exception");
+    } finally {
+      process.off("uncaughtException", onUncaught);
+      await db.close().catch(() => {});
+    }
   });
 });
 

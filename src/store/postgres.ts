@@ -93,6 +93,15 @@ export class PostgresDatabase implements Database {
 
   async transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
     const client = await this.pool.connect().catch((err: unknown) => Promise.reject(storeError(err)));
+    // A connection lost while the transaction holds it between statements is
+    // an 'error' on the client, which the pool listens for only on idle ones:
+    // without this it would crash the process. The next statement then fails
+    // (a store error, 503), and the client is destroyed, not pooled again.
+    let lost: Error | undefined;
+    const onLost = (err: Error) => {
+      lost = err;
+    };
+    client.on("error", onLost);
     try {
       await client.query("BEGIN");
       const result = await fn(this.on(client));
@@ -102,7 +111,8 @@ export class PostgresDatabase implements Database {
       await client.query("ROLLBACK").catch(() => {});
       throw storeError(err);
     } finally {
-      client.release();
+      client.off("error", onLost);
+      client.release(lost);
     }
   }
 
