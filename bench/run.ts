@@ -444,8 +444,7 @@ function orchardRows(o: Options, kind: ScenarioName): RowSpec[] {
 }
 
 /** The --baseline-orchard twin of an Orchard row: the same set-up, the base revision's server. */
-const BASE_PREFIX = BASE_ROW_PREFIX;
-const baseRow = (r: RowSpec): RowSpec => ({ ...r, name: BASE_PREFIX + r.name, baseline: "orchard" });
+const baseRow = (r: RowSpec): RowSpec => ({ ...r, name: BASE_ROW_PREFIX + r.name, baseline: "orchard" });
 
 // ---- checks and units ----------------------------------------------------------
 
@@ -1157,7 +1156,7 @@ async function runBackend(backend: Backend, o: Options, shared: Shared, profileD
         const nano = scenarios.find((b) => b.baseline === "nanomdm" && b.kind === s.kind)?.runs.find((x) => x.round === round);
         if (nano) r.xNanomdm = round4(r.reqPerSec / nano.reqPerSec);
         // This tree against the base revision on the same row in the same round.
-        const base = !s.baseline && scenarios.find((b) => b.name === BASE_PREFIX + s.name)?.runs.find((x) => x.round === round);
+        const base = !s.baseline && scenarios.find((b) => b.name === BASE_ROW_PREFIX + s.name)?.runs.find((x) => x.round === round);
         if (base) r.xBase = round4(r.reqPerSec / base.reqPerSec);
       }
     }

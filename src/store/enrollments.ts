@@ -311,7 +311,6 @@ export class EnrollmentStore {
   }
 
   /** Which of these ids name a known channel. */
-
   async existing(ids: readonly string[]): Promise<Set<string>> {
     const found = new Set<string>();
     for (const chunk of chunks(ids, 500)) {

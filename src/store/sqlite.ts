@@ -256,13 +256,9 @@ export class SqliteDatabase implements Database {
     return this.locked ? this.queued(() => this.write(() => this.direct.exec(script))) : this.write(() => this.direct.exec(script));
   }
 
-  /** Sizes the page cache for this many enrollment channels (pageCacheKib); read back by pageCacheSizeKib. */
+  /** Sizes the page cache for this many enrollment channels (pageCacheKib). */
   fitPageCache(channels: number): void {
     this.db.pragma(`cache_size = -${pageCacheKib(channels)}`);
-  }
-
-  get pageCacheSizeKib(): number {
-    return -Number(this.db.pragma("cache_size", { simple: true }));
   }
 
   async close(): Promise<void> {
