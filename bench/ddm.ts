@@ -428,13 +428,17 @@ const UNITS: Record<Exclude<DdmRowKind, "change">, (syncs: { n: number }) => Uni
  */
 export const DDM_CHANGE_MAX_SIZE = 100_000;
 
-/** The rows of the ddm scenario: tokens, items and sync per size, then change at the largest size up to DDM_CHANGE_MAX_SIZE. */
-export function ddmRows(sizes: readonly number[]): Array<{ ddm: DdmRowKind; size: number }> {
+/**
+ * The rows of the ddm scenario: of the kinds asked for (--ddm-rows, default
+ * all), tokens, items and sync per size, then change at the largest size up
+ * to DDM_CHANGE_MAX_SIZE.
+ */
+export function ddmRows(sizes: readonly number[], kinds: readonly DdmRowKind[] = DDM_ROW_KINDS): Array<{ ddm: DdmRowKind; size: number }> {
   const rows: Array<{ ddm: DdmRowKind; size: number }> = sizes.flatMap((size) =>
-    (["tokens", "items", "sync"] as const).map((ddm) => ({ ddm, size })),
+    (["tokens", "items", "sync"] as const).filter((ddm) => kinds.includes(ddm)).map((ddm) => ({ ddm, size })),
   );
   const changeable = sizes.filter((size) => size <= DDM_CHANGE_MAX_SIZE);
-  if (changeable.length > 0) rows.push({ ddm: "change", size: Math.max(...changeable) });
+  if (kinds.includes("change") && changeable.length > 0) rows.push({ ddm: "change", size: Math.max(...changeable) });
   return rows;
 }
 

@@ -54,7 +54,7 @@ import {
 } from "./postgres.ts";
 import { profileTable, summarizeProfile } from "./profile-top.ts";
 import { IDS_PER_REQUEST, PUSH_WARMUP, PushRig, startPushStandIn } from "./push.ts";
-import { ddmReport, ddmRows, DdmRig, type DdmExtra, type DdmRowKind } from "./ddm.ts";
+import { DDM_ROW_KINDS, ddmReport, ddmRows, DdmRig, type DdmExtra, type DdmRowKind } from "./ddm.ts";
 import {
   findNanoMdmSchema,
   isNanoMdmKind,
@@ -124,6 +124,7 @@ const USAGE = `usage: npm run bench -- [options]
   --ddm-sizes LIST   ddm: enrollments in the store, rows ddm-tokens/items/sync-N each, and
                      ddm-change-N for the largest up to 100k (default 1k,100k; quick: 1k,10k);
                      bench/ddm.ts
+  --ddm-rows LIST    ddm: which of tokens,items,sync,change to run (default: all)
   --backends LIST    sqlite,postgres: run every scenario on each, one table per backend
                      (default: sqlite, plus postgres when --storage postgres://... is given)
   --storage URL      sqlite:/path/file.db: the SQLite store (default: a temp dir per server;
@@ -184,6 +185,7 @@ interface Options {
   scaleSizes: number[];
   pushSizes: number[];
   ddmSizes: number[];
+  ddmRows: DdmRowKind[];
   backends: Backend[];
   /** --storage per backend; postgres is where the fresh databases are made. */
   storage: { sqlite?: string; postgres: string };
@@ -219,6 +221,18 @@ function sizes(v: string, name: string): number[] {
   return [...new Set(out)].sort((a, b) => a - b);
 }
 
+/** --ddm-rows: the ddm row kinds to run, all when not given. */
+function ddmRowKinds(v: string | undefined): DdmRowKind[] {
+  if (v === undefined) return [...DDM_ROW_KINDS];
+  const kinds = v
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const unknown = kinds.filter((k) => !(DDM_ROW_KINDS as readonly string[]).includes(k));
+  if (unknown.length > 0 || kinds.length === 0) throw new Error(`--ddm-rows: ${v} is not a list of ${DDM_ROW_KINDS.join(",")}`);
+  return kinds as DdmRowKind[];
+}
+
 /** 1000 -> 1k, 100000 -> 100k, 1000000 -> 1m, 1500 -> 1500. */
 const sizeLabel = (n: number) =>
   n >= 1_000_000 && n % 1_000_000 === 0 ? `${n / 1_000_000}m` : n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : String(n);
@@ -238,6 +252,7 @@ function parseOptions(argv: string[]): Options {
       "scale-sizes": { type: "string" },
       "push-sizes": { type: "string" },
       "ddm-sizes": { type: "string" },
+      "ddm-rows": { type: "string" },
       storage: { type: "string", multiple: true },
       backends: { type: "string" },
       compare: { type: "string" },
@@ -351,6 +366,7 @@ function parseOptions(argv: string[]): Options {
     scaleSizes: sizes(values["scale-sizes"] ?? (quick ? "1k,10k" : "1k,100k"), "scale-sizes"),
     pushSizes: sizes(values["push-sizes"] ?? (quick ? "2k" : "10k,100k"), "push-sizes"),
     ddmSizes: sizes(values["ddm-sizes"] ?? (quick ? "1k,10k" : "1k,100k"), "ddm-sizes"),
+    ddmRows: ddmRowKinds(values["ddm-rows"]),
     backends: BACKENDS.filter((b) => backends.includes(b)),
     storage,
     client,
@@ -439,7 +455,8 @@ function orchardRows(o: Options, kind: ScenarioName): RowSpec[] {
     ]);
   if (kind === "push") return o.pushSizes.map((size) => ({ kind, name: `push-${sizeLabel(size)}`, size, runs: pushRuns(o, size) }));
   if (kind === "webhooks") return WEBHOOK_ROWS.map((r) => ({ kind, name: r.name, webhook: r.webhook, runs: o.runs }));
-  if (kind === "ddm") return ddmRows(o.ddmSizes).map((r) => ({ kind, name: `ddm-${r.ddm}-${sizeLabel(r.size)}`, ...r, runs: o.runs }));
+  if (kind === "ddm")
+    return ddmRows(o.ddmSizes, o.ddmRows).map((r) => ({ kind, name: `ddm-${r.ddm}-${sizeLabel(r.size)}`, ...r, runs: o.runs }));
   return [{ kind, name: kind, runs: o.runs }];
 }
 
@@ -1659,6 +1676,7 @@ async function main(): Promise<void> {
     scaleSizes: o.scaleSizes,
     pushSizes: o.pushSizes,
     ddmSizes: o.ddmSizes,
+    ddmRows: o.ddmRows,
     push: {
       idsPerRequest: IDS_PER_REQUEST,
       inFlight: PUSH_IN_FLIGHT,
