@@ -475,7 +475,7 @@ await forEachBackend("DDM natively", (backend) => {
         "ddm_status_declarations",
         "ddm_status_values",
         "ddm_status_errors",
-        "ddm_status_reports",
+        "ddm_status_report_ring",
         "ddm_sync_due",
         "events",
         "command_queue",

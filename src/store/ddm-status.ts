@@ -7,8 +7,9 @@ import { chunks } from "./enrollments.ts";
 // last few raw reports. A FullReport replaces what a channel reported
 // before; any other report is merged into it.
 
-/** How many raw reports each channel keeps (KMFDDM's status-report?index=). */
+/** How many raw reports each channel keeps (KMFDDM's status-report?index=); the ring's size, set by migration 023. */
 export const REPORTS_KEPT = 5;
+const NEXT_REPORT_SQL = "SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM ddm_status_report_ring WHERE enrollment_id = ?";
 /** The most status values a channel keeps: past it, a report's new paths are refused (the paths already stored are updated). */
 export const MAX_CHANNEL_STATUS_VALUES = 5000;
 export const PRUNE_STATUS_ERRORS_SQL = "DELETE FROM ddm_status_errors WHERE at < ?";
@@ -179,17 +180,17 @@ export class DdmStatusStore {
           .map((d) => ({ path: `management.declarations.${arrayOf(d.kind)}`, error: statusJson(d) })),
       ];
       await insertErrors(tx, enrollmentId, errors, statusId, now);
-      await tx.run("INSERT INTO ddm_status_reports (enrollment_id, status_id, report, at) VALUES (?, ?, ?, ?)", [
-        enrollmentId,
-        statusId,
-        raw,
-        now,
-      ]);
-      // Ids grow: everything up to the one past the newest REPORTS_KEPT goes (nothing while there are no more).
+      // The raw report overwrites the channel's oldest (migration 023's ring).
+      // Two reports of one channel at once on PostgreSQL could both read the
+      // same seq, and one raw copy would replace the other; the declarations'
+      // upsert above has locked the channel's rows by then when the reports
+      // name declarations, which full reports do.
+      const seq = Number((await tx.get<{ n: number }>(NEXT_REPORT_SQL, [enrollmentId]))!.n);
       await tx.run(
-        `DELETE FROM ddm_status_reports WHERE enrollment_id = ? AND id <=
-           (SELECT id FROM ddm_status_reports WHERE enrollment_id = ? ORDER BY id DESC LIMIT 1 OFFSET ${REPORTS_KEPT})`,
-        [enrollmentId, enrollmentId],
+        `INSERT INTO ddm_status_report_ring (enrollment_id, slot, seq, status_id, report, at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (enrollment_id, slot) DO UPDATE SET seq = excluded.seq, status_id = excluded.status_id, report = excluded.report,
+           at = excluded.at`,
+        [enrollmentId, seq % REPORTS_KEPT, seq, statusId, raw, now],
       );
       return { changes, unknownDeclarations: reported.length - declarations.length, refusedValues };
     });
@@ -260,7 +261,7 @@ export class DdmStatusStore {
   /** A stored raw report: by index (0 the newest) or by status id. */
   async report(enrollmentId: string, by: { index: number } | { statusId: string }): Promise<StoredReport | undefined> {
     const rows = await this.db.all<{ status_id: string; report: string; at: number }>(
-      "SELECT status_id, report, at FROM ddm_status_reports WHERE enrollment_id = ? ORDER BY id DESC",
+      "SELECT status_id, report, at FROM ddm_status_report_ring WHERE enrollment_id = ? ORDER BY seq DESC",
       [enrollmentId],
     );
     const index = "index" in by ? by.index : rows.findIndex((r) => r.status_id === by.statusId);

@@ -19,6 +19,7 @@ import { inventory } from "./017-inventory.ts";
 import { adeEnrollment } from "./016-ade-enrollment.ts";
 import { inventoryTimeZone } from "./021-inventory-time-zone.ts";
 import { updateZoneAsked } from "./022-update-zone-asked.ts";
+import { ddmStatusReportRing } from "./023-ddm-status-report-ring.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
@@ -49,6 +50,7 @@ export const migrations: readonly Migration[] = [
   adeEnrollment,
   inventoryTimeZone,
   updateZoneAsked,
+  ddmStatusReportRing,
 ];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {

@@ -1,0 +1,106 @@
+// A channel's raw DDM status reports: the last REPORTS_KEPT, newest first, as
+// a ring of slots (migration 023), on both stores; and a store made before
+// the ring keeps each channel's newest reports through the migration.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { decodeStatusReport } from "../src/protocol/ddm.ts";
+import { REPORTS_KEPT } from "../src/store/ddm-status.ts";
+import { openStore, type Store } from "../src/store/index.ts";
+import { forDialect } from "../src/store/migrations/index.ts";
+import { createTestDatabase, forEachBackend } from "./support/postgres.ts";
+
+const raw = (n: number) => JSON.stringify({ StatusItems: { device: { model: { identifier: `Mac${n}` } } }, Errors: [], FullReport: false });
+
+async function withStore(backend: "sqlite" | "postgres", fn: (url: string, dir: string) => Promise<void>): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-ddm-reports-"));
+  const database = backend === "postgres" ? await createTestDatabase() : undefined;
+  try {
+    await fn(database?.url ?? `sqlite:${path.join(dir, "orchard.db")}`, dir);
+  } finally {
+    await database?.drop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function record(store: Store, channel: string, n: number): Promise<void> {
+  const text = raw(n);
+  await store.transaction((tx) => tx.ddmStatus.record(channel, decodeStatusReport(Buffer.from(text)), text, `${channel}-${n}`, 1_000 + n));
+}
+
+/** The channel's stored reports by index, newest first, until the first index with none. */
+async function stored(store: Store, channel: string): Promise<string[]> {
+  const out: string[] = [];
+  for (let index = 0; ; index++) {
+    const r = await store.ddmStatus.report(channel, { index });
+    if (!r) return out;
+    assert.equal(r.index, index);
+    assert.equal(r.report, raw(Number(r.statusId.split("-").pop())));
+    out.push(r.statusId);
+  }
+}
+
+await forEachBackend("DDM raw status reports", (backend) => {
+  test("a channel keeps its newest reports, newest first; an older one is overwritten, the other channels' stay", async () => {
+    await withStore(backend, async (url, dir) => {
+      const store = await openStore(url, dir);
+      try {
+        for (let n = 1; n <= 3; n++) await record(store, "MAC-A", n);
+        await record(store, "MAC-B", 1);
+        assert.deepEqual(await stored(store, "MAC-A"), ["MAC-A-3", "MAC-A-2", "MAC-A-1"]);
+        for (let n = 4; n <= REPORTS_KEPT + 3; n++) await record(store, "MAC-A", n);
+        const newest = Array.from({ length: REPORTS_KEPT }, (_, i) => `MAC-A-${REPORTS_KEPT + 3 - i}`);
+        assert.deepEqual(await stored(store, "MAC-A"), newest);
+        assert.equal((await store.ddmStatus.report("MAC-A", { statusId: "MAC-A-4" }))?.index, REPORTS_KEPT - 1);
+        assert.equal(await store.ddmStatus.report("MAC-A", { statusId: "MAC-A-3" }), undefined, "overwritten");
+        assert.deepEqual(await stored(store, "MAC-B"), ["MAC-B-1"]);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
+  test("a store made before the ring keeps each channel's newest reports, in order", async () => {
+    await withStore(backend, async (url, dir) => {
+      const before = await openStore(url, dir);
+      // The table as migration 011 made it, holding more than the ring keeps for one channel.
+      await before.db.exec(
+        forDialect(
+          `DROP TABLE ddm_status_report_ring;
+           CREATE TABLE ddm_status_reports (id {{serial}}, enrollment_id TEXT NOT NULL, status_id TEXT NOT NULL, report TEXT NOT NULL,
+             at BIGINT NOT NULL);
+           CREATE INDEX ddm_status_reports_enrollment ON ddm_status_reports (enrollment_id, id);`,
+          before.db.dialect,
+        ),
+      );
+      await before.db.run("DELETE FROM schema_migrations WHERE version = 23");
+      // Interleaved, as devices report: ids grow across channels.
+      for (let n = 1; n <= REPORTS_KEPT + 2; n++) {
+        for (const channel of n <= 2 ? ["MAC-A", "MAC-B"] : ["MAC-A"])
+          await before.db.run("INSERT INTO ddm_status_reports (enrollment_id, status_id, report, at) VALUES (?, ?, ?, ?)", [
+            channel,
+            `${channel}-${n}`,
+            raw(n),
+            1_000 + n,
+          ]);
+      }
+      await before.close();
+      const after = await openStore(url, dir);
+      try {
+        assert.deepEqual(
+          await stored(after, "MAC-A"),
+          Array.from({ length: REPORTS_KEPT }, (_, i) => `MAC-A-${REPORTS_KEPT + 2 - i}`),
+        );
+        assert.deepEqual(await stored(after, "MAC-B"), ["MAC-B-2", "MAC-B-1"]);
+        // The ring goes on from the migrated reports.
+        await record(after, "MAC-A", 100);
+        assert.deepEqual((await stored(after, "MAC-A")).slice(0, 2), ["MAC-A-100", `MAC-A-${REPORTS_KEPT + 2}`]);
+        assert.equal((await stored(after, "MAC-A")).length, REPORTS_KEPT);
+      } finally {
+        await after.close();
+      }
+    });
+  });
+});
