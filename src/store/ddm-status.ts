@@ -84,30 +84,26 @@ export class DdmStatusStore {
    */
   async record(enrollmentId: string, report: StatusReport, raw: string, statusId: string, now: number): Promise<RecordOutcome> {
     return this.db.transaction(async (tx) => {
-      const before = new Map(
-        (
-          await tx.all<{ identifier: string; active: number; valid: string; reasons: string | null }>(
-            "SELECT identifier, active, valid, reasons FROM ddm_status_declarations WHERE enrollment_id = ?",
-            [enrollmentId],
-          )
-        ).map((r) => [r.identifier, r]),
-      );
       const reported = [...new Map(report.declarations.map((d) => [d.identifier, d])).values()];
-      const known = new Set<string>();
+      // The reported declarations Orchard stores, each with what this channel reported of it before (null: nothing).
+      const before = new Map<string, { active: number; valid: string; reasons: string | null } | null>();
       for (const chunk of chunks(reported, 500)) {
-        const rows = await tx.all<{ identifier: string }>(
-          `SELECT identifier FROM ddm_declarations WHERE identifier IN (${chunk.map(() => "?").join(", ")})`,
-          chunk.map((d) => d.identifier),
+        const rows = await tx.all<{ identifier: string; active: number | null; valid: string | null; reasons: string | null }>(
+          `SELECT d.identifier, s.active, s.valid, s.reasons FROM ddm_declarations d
+           LEFT JOIN ddm_status_declarations s ON s.enrollment_id = ? AND s.identifier = d.identifier
+           WHERE d.identifier IN (${chunk.map(() => "?").join(", ")})`,
+          [enrollmentId, ...chunk.map((d) => d.identifier)],
         );
-        for (const r of rows) known.add(r.identifier);
+        for (const r of rows)
+          before.set(r.identifier, r.valid === null ? null : { active: Number(r.active), valid: r.valid, reasons: r.reasons });
       }
-      const declarations = reported.filter((d) => known.has(d.identifier));
+      const declarations = reported.filter((d) => before.has(d.identifier));
       const changes: DeclarationChange[] = [];
       for (const d of declarations) {
         const had = before.get(d.identifier);
         const reasons = d.reasons === null ? null : JSON.stringify(d.reasons);
-        if (!had || Number(had.active) !== (d.active ? 1 : 0) || had.valid !== d.valid || had.reasons !== reasons) {
-          changes.push({ now: d, before: had ? { active: Number(had.active) === 1, valid: had.valid } : null });
+        if (!had || had.active !== (d.active ? 1 : 0) || had.valid !== d.valid || had.reasons !== reasons) {
+          changes.push({ now: d, before: had ? { active: had.active === 1, valid: had.valid } : null });
         }
       }
       for (const chunk of chunks(declarations, 100)) {

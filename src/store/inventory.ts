@@ -183,17 +183,18 @@ export class InventoryStore {
         row = await read();
         if (!row) return [];
       }
-      const learned = JSON.parse(row.learned) as Partial<Record<InventoryField, Learned>>;
       const changed: InventoryField[] = [];
       for (const f of given) {
         const stored = toColumn(f, values[f]);
         const had = row[f] ?? null;
         if (had === null ? stored === null : stored !== null && sameColumn(INVENTORY_FIELDS[f], had, stored)) continue;
         row[f] = stored;
-        learned[f] = { source, at: now };
         changed.push(f);
       }
+      // Most messages confirm what is stored: their provenance is parsed only when something changed.
       if (changed.length === 0) return [];
+      const learned = JSON.parse(row.learned) as Partial<Record<InventoryField, Learned>>;
+      for (const f of changed) learned[f] = { source, at: now };
       if (changed.includes("os_version")) row.os_version_key = values.os_version ? (versionKey(values.os_version) ?? null) : null;
       await tx.run(UPSERT_SQL, [
         deviceId,
