@@ -35,6 +35,9 @@ export interface StoredDeclaration {
   updatedAt: number;
 }
 
+/** What a device gets of a declaration: its keys, and the Payload JSON text. */
+export type ChannelDeclaration = Pick<StoredDeclaration, "identifier" | "type" | "payload" | "serverToken">;
+
 /** A declaration to store: the declaration's own keys, its kind, and its Payload (any JSON). */
 export interface NewDeclaration {
   Type: string;
@@ -91,7 +94,8 @@ export const DECLARATION_ITEMS_SQL = `SELECT DISTINCT d.identifier, d.kind, d.se
   JOIN ddm_set_declarations sd ON sd.set_name = es.set_name
   JOIN ddm_declarations d ON d.identifier = sd.declaration_identifier
   WHERE es.enrollment_id = ? ORDER BY d.identifier`;
-const CHANNEL_DECLARATION_SQL = `SELECT ${DECLARATION_COLUMNS} FROM ddm_declarations d
+// Only what the device gets: a row of fewer columns is cheaper to read (9 of a full sync's 12 requests).
+const CHANNEL_DECLARATION_SQL = `SELECT d.type, d.payload, d.server_token FROM ddm_declarations d
   WHERE d.identifier = ? AND d.kind = ? AND EXISTS (SELECT 1 FROM ddm_enrollment_sets es
     JOIN ddm_set_declarations sd ON sd.set_name = es.set_name
     WHERE es.enrollment_id = ? AND sd.declaration_identifier = d.identifier)`;
@@ -436,9 +440,14 @@ export class DdmStore {
   }
 
   /** The declaration, when one of the channel's sets holds it and it is of this kind. */
-  async channelDeclaration(enrollmentId: string, kind: DeclarationKind, identifier: string): Promise<StoredDeclaration | undefined> {
-    const row = await this.db.get<DeclarationRow>(CHANNEL_DECLARATION_SQL, [identifier, kind, enrollmentId]);
-    return row && declarationOf(row);
+  /** A declaration as a channel gets it, when one of the channel's sets holds it. */
+  async channelDeclaration(enrollmentId: string, kind: DeclarationKind, identifier: string): Promise<ChannelDeclaration | undefined> {
+    const row = await this.db.get<{ type: string; payload: string; server_token: string }>(CHANNEL_DECLARATION_SQL, [
+      identifier,
+      kind,
+      enrollmentId,
+    ]);
+    return row && { identifier, type: row.type, payload: row.payload, serverToken: row.server_token };
   }
 }
 

@@ -172,27 +172,30 @@ export class InventoryStore {
     if (given.length === 0) return [];
     return this.db.transaction(async (tx) => {
       const lock = this.db.dialect === "postgres" ? " FOR UPDATE" : "";
-      const read = () => tx.get<Row>(`SELECT ${ALL_COLUMNS} FROM inventory WHERE device_id = ?${lock}`, [deviceId]);
-      let row = await read();
-      if (!row) {
+      const read = (columns: string) => tx.get<Row>(`SELECT ${columns} FROM inventory WHERE device_id = ?${lock}`, [deviceId]);
+      // The fields the message gives, first: most messages confirm what is
+      // stored, and a row of a few columns is cheaper to read than all of them.
+      const givenColumns = `device_id, ${given.join(", ")}`;
+      let had = await read(givenColumns);
+      if (!had) {
         // A row to lock first, so that two first messages of a device cannot overwrite each other.
         await tx.run("INSERT INTO inventory (device_id, learned, updated_at) VALUES (?, '{}', ?) ON CONFLICT (device_id) DO NOTHING", [
           deviceId,
           now,
         ]);
-        row = await read();
-        if (!row) return [];
+        had = await read(givenColumns);
+        if (!had) return [];
       }
       const changed: InventoryField[] = [];
       for (const f of given) {
         const stored = toColumn(f, values[f]);
-        const had = row[f] ?? null;
-        if (had === null ? stored === null : stored !== null && sameColumn(INVENTORY_FIELDS[f], had, stored)) continue;
-        row[f] = stored;
+        const was = had[f] ?? null;
+        if (was === null ? stored === null : stored !== null && sameColumn(INVENTORY_FIELDS[f], was, stored)) continue;
         changed.push(f);
       }
-      // Most messages confirm what is stored: their provenance is parsed only when something changed.
       if (changed.length === 0) return [];
+      const row = (await read(ALL_COLUMNS))!;
+      for (const f of changed) row[f] = toColumn(f, values[f]);
       const learned = JSON.parse(row.learned) as Partial<Record<InventoryField, Learned>>;
       for (const f of changed) learned[f] = { source, at: now };
       if (changed.includes("os_version")) row.os_version_key = values.os_version ? (versionKey(values.os_version) ?? null) : null;
