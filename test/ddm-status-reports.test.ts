@@ -42,6 +42,11 @@ async function stored(store: Store, channel: string): Promise<string[]> {
   }
 }
 
+test("the ring's size is the one migration 023 made its slots for", () => {
+  // Changing REPORTS_KEPT needs a migration that moves the rows to their new slots (seq % REPORTS_KEPT).
+  assert.equal(REPORTS_KEPT, 5);
+});
+
 await forEachBackend("DDM raw status reports", (backend) => {
   test("a channel keeps its newest reports, newest first; an older one is overwritten, the other channels' stay", async () => {
     await withStore(backend, async (url, dir) => {
@@ -56,6 +61,35 @@ await forEachBackend("DDM raw status reports", (backend) => {
         assert.equal((await store.ddmStatus.report("MAC-A", { statusId: "MAC-A-4" }))?.index, REPORTS_KEPT - 1);
         assert.equal(await store.ddmStatus.report("MAC-A", { statusId: "MAC-A-3" }), undefined, "overwritten");
         assert.deepEqual(await stored(store, "MAC-B"), ["MAC-B-1"]);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
+  test("reports of one channel stored at once each get their own slot: none overwrites another", async () => {
+    await withStore(backend, async (url, dir) => {
+      const store = await openStore(url, dir);
+      try {
+        // Not full, each naming another status item: nothing else in the transactions makes them wait on each other.
+        const reports = Array.from({ length: 12 }, (_, n) =>
+          JSON.stringify({ StatusItems: { device: { model: { [`item-${n}`]: n } } }, Errors: [], FullReport: false }),
+        );
+        await Promise.all(
+          reports.map((text, n) =>
+            store.transaction((tx) => tx.ddmStatus.record("MAC-C", decodeStatusReport(Buffer.from(text)), text, `MAC-C-${n}`, 1_000 + n)),
+          ),
+        );
+        const kept = [];
+        for (let index = 0; index < REPORTS_KEPT + 1; index++) kept.push(await store.ddmStatus.report("MAC-C", { index }));
+        assert.equal(kept[REPORTS_KEPT], undefined);
+        const ids = kept.slice(0, REPORTS_KEPT).map((r) => r!.statusId);
+        assert.equal(new Set(ids).size, REPORTS_KEPT, `five different reports: ${ids.join(" ")}`);
+        // The ring went round once per report: the newest five of twelve are kept, the first seven overwritten.
+        const overwritten = [];
+        for (let n = 0; n < reports.length; n++)
+          if (!(await store.ddmStatus.report("MAC-C", { statusId: `MAC-C-${n}` }))) overwritten.push(n);
+        assert.equal(overwritten.length, reports.length - REPORTS_KEPT);
       } finally {
         await store.close();
       }

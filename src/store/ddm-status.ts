@@ -9,6 +9,8 @@ import { chunks } from "./enrollments.ts";
 
 /** How many raw reports each channel keeps (KMFDDM's status-report?index=); the ring's size, set by migration 023. */
 export const REPORTS_KEPT = 5;
+/** A channel's lock for the ring, until its transaction ends (two int4 keys: not the one-key space of the migrations' lock). */
+const REPORT_LOCK_SQL = "SELECT pg_advisory_xact_lock(2023, hashtext(?)) AS locked";
 const NEXT_REPORT_SQL = "SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM ddm_status_report_ring WHERE enrollment_id = ?";
 /** The most status values a channel keeps: past it, a report's new paths are refused (the paths already stored are updated). */
 export const MAX_CHANNEL_STATUS_VALUES = 5000;
@@ -177,10 +179,10 @@ export class DdmStatusStore {
       ];
       await insertErrors(tx, enrollmentId, errors, statusId, now);
       // The raw report overwrites the channel's oldest (migration 023's ring).
-      // Two reports of one channel at once on PostgreSQL could both read the
-      // same seq, and one raw copy would replace the other; the declarations'
-      // upsert above has locked the channel's rows by then when the reports
-      // name declarations, which full reports do.
+      // Two reports of one channel at once on PostgreSQL would read the same
+      // seq and one would overwrite the other: a lock per channel makes the
+      // second wait (SQLite runs one write transaction at a time anyway).
+      if (this.db.dialect === "postgres") await tx.get(REPORT_LOCK_SQL, [enrollmentId]);
       const seq = Number((await tx.get<{ n: number }>(NEXT_REPORT_SQL, [enrollmentId]))!.n);
       await tx.run(
         `INSERT INTO ddm_status_report_ring (enrollment_id, slot, seq, status_id, report, at) VALUES (?, ?, ?, ?, ?, ?)

@@ -439,8 +439,7 @@ export class DdmStore {
     return rows.map((r) => ({ identifier: r.identifier, kind: r.kind, serverToken: r.server_token }));
   }
 
-  /** The declaration, when one of the channel's sets holds it and it is of this kind. */
-  /** A declaration as a channel gets it, when one of the channel's sets holds it. */
+  /** A declaration as a channel gets it, when one of the channel's sets holds it and it is of this kind. */
   async channelDeclaration(enrollmentId: string, kind: DeclarationKind, identifier: string): Promise<ChannelDeclaration | undefined> {
     const row = await this.db.get<{ type: string; payload: string; server_token: string }>(CHANNEL_DECLARATION_SQL, [
       identifier,

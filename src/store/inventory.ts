@@ -157,6 +157,24 @@ type Row = Record<string, unknown> & {
   last_seen_at?: number | string | null;
 };
 
+/**
+ * Per source, the fields it has given so far in this process: learn compares
+ * a message's fields from a row of these columns. Which fields a message
+ * gives is the device's choice (a DDM status report names any of them), so a
+ * text per message would be a prepared statement per combination, kept for
+ * good; a set that only grows makes at most one text per field and source.
+ */
+const compared = new Map<InventorySource, { fields: Set<InventoryField>; columns: string }>();
+
+function comparedColumns(source: InventorySource, given: readonly InventoryField[]): string {
+  const had = compared.get(source);
+  if (had && given.every((f) => had.fields.has(f))) return had.columns;
+  const fields = new Set([...(had?.fields ?? []), ...given]);
+  const columns = `device_id, ${INVENTORY_FIELD_NAMES.filter((f) => fields.has(f)).join(", ")}`;
+  compared.set(source, { fields, columns });
+  return columns;
+}
+
 export class InventoryStore {
   constructor(private readonly db: Database) {}
 
@@ -174,8 +192,8 @@ export class InventoryStore {
       const lock = this.db.dialect === "postgres" ? " FOR UPDATE" : "";
       const read = (columns: string) => tx.get<Row>(`SELECT ${columns} FROM inventory WHERE device_id = ?${lock}`, [deviceId]);
       // The fields the message gives, first: most messages confirm what is
-      // stored, and a row of a few columns is cheaper to read than all of them.
-      const givenColumns = `device_id, ${given.join(", ")}`;
+      // stored, and a row of a few columns is cheaper to read than all 44.
+      const givenColumns = comparedColumns(source, given);
       let had = await read(givenColumns);
       if (!had) {
         // A row to lock first, so that two first messages of a device cannot overwrite each other.
