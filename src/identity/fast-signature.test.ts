@@ -195,6 +195,26 @@ test("truncation at every byte offset agrees", async (t) => {
   assert.equal(tally.accepted, 0);
 });
 
+/**
+ * Whether a P-256 CMS signature's r or s is not the minimal DER encoding of
+ * a value below 2^256. pkijs, converting them to WebCrypto's fixed-size
+ * r||s, can drop a leading byte a bit flip set (seen: s's 0x00 pad become
+ * 0x02) and accept; OpenSSL, and so the fast path, refuses: rightly.
+ */
+function p256IntegerMalformed(der: Buffer): boolean {
+  try {
+    const info = new pkijs.ContentInfo({ schema: asn1js.fromBER(der).result });
+    const signed = new pkijs.SignedData({ schema: info.content });
+    const signature = asn1js.fromBER(signed.signerInfos[0]!.signature.valueBlock.valueHexView).result as asn1js.Sequence;
+    return signature.valueBlock.value.some((integer) => {
+      const v = (integer as asn1js.Integer).valueBlock.valueHexView;
+      return v.length > 33 || (v.length === 33 && v[0] !== 0) || (v.length > 1 && v[0] === 0 && v[1]! < 0x80);
+    });
+  } catch {
+    return false;
+  }
+}
+
 test("random bit flips agree (seeded)", async (t) => {
   const bases: [string, Buffer][] = [
     ["apple shape", Buffer.from(await signMdmBody(device, body), "base64")],
@@ -215,6 +235,12 @@ test("random bit flips agree (seeded)", async (t) => {
       const copy = Buffer.from(der);
       const at = Math.floor(random() * copy.length);
       copy[at]! ^= 1 << Math.floor(random() * 8);
+      if (label === "ecdsa" && p256IntegerMalformed(copy)) {
+        // pkijs may accept it (above): only the refusal of the fast path, which answers, is checked.
+        const fast = await settle(() => verifyFast(decodeSignatureHeader(copy.toString("base64")), body));
+        assert.ok(!fast?.startsWith("accept"), `${label}: bit flip at ${at}: a malformed ECDSA integer accepted`);
+        continue;
+      }
       await compare(`${label}: bit flip at ${at}`, copy.toString("base64"), body, tally);
     }
   }
@@ -222,6 +248,22 @@ test("random bit flips agree (seeded)", async (t) => {
   // The fast path must decide most of these itself, not just hand them on.
   assert.ok(tally.decided > tally.fallback, JSON.stringify(tally));
   assert.ok(tally.accepted > 0, "some flips land in unsigned bytes and still verify");
+});
+
+test("an ECDSA signature whose s gained a leading byte is refused by the fast path, and seen as malformed", async () => {
+  // r and s both padded (a 0x46-byte SEQUENCE) is the shape pkijs was seen to accept with s's pad set to 0x02.
+  for (let tries = 0; tries < 200; tries++) {
+    const der = Buffer.from(await signMdmBody(ec256, body, { digest: "SHA-256", indefiniteLength: false }), "base64");
+    if (der[der.length - 35] !== 0x02 || der[der.length - 34] !== 0x21 || der[der.length - 33] !== 0x00) continue;
+    assert.equal(p256IntegerMalformed(der), false);
+    const lengthened = Buffer.from(der);
+    lengthened[der.length - 33] = 0x02;
+    assert.equal(p256IntegerMalformed(lengthened), true);
+    const fast = await settle(() => verifyFast(decodeSignatureHeader(lengthened.toString("base64")), body));
+    assert.equal(fast, "reject bad-signature");
+    return;
+  }
+  assert.fail("no signature with a padded s in 200 tries");
 });
 
 test("a certificate pkijs refuses but OpenSSL reads goes to pkijs", async () => {
