@@ -251,7 +251,8 @@ test("random bit flips agree (seeded)", async (t) => {
 });
 
 test("an ECDSA signature whose s gained a leading byte is refused by the fast path, and seen as malformed", async () => {
-  // r and s both padded (a 0x46-byte SEQUENCE) is the shape pkijs was seen to accept with s's pad set to 0x02.
+  // A signature whose s carries a 0x00 pad (02 21 00 at its end); the pad set to 0x02 makes s larger than 2^256:
+  // the flip pkijs was seen to accept (when r was padded too). pkijs's answer is not checked here, only the fast path's.
   for (let tries = 0; tries < 200; tries++) {
     const der = Buffer.from(await signMdmBody(ec256, body, { digest: "SHA-256", indefiniteLength: false }), "base64");
     if (der[der.length - 35] !== 0x02 || der[der.length - 34] !== 0x21 || der[der.length - 33] !== 0x00) continue;
