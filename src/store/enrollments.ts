@@ -1,5 +1,6 @@
 import type { Channel, EnrollmentType } from "../protocol/enrollment.ts";
 import { platformOf, type Platform } from "../protocol/platform.ts";
+import { writeCoalescedTimes } from "./coalesced-times.ts";
 import type { Database } from "./db.ts";
 
 export interface DeviceFacts {
@@ -322,12 +323,12 @@ export class EnrollmentStore {
 
   /** Bookkeeping kept off the request path: written in batches by core/coalesce.ts. */
   async markSeen(seen: ReadonlyMap<string, number>): Promise<void> {
-    if (seen.size === 0) return;
-    await this.db.transaction(async (tx) => {
-      for (const [id, at] of seen) {
-        await tx.run("UPDATE enrollments SET last_seen_at = ? WHERE id = ? AND (last_seen_at IS NULL OR last_seen_at < ?)", [at, id, at]);
-      }
-    });
+    await writeCoalescedTimes(
+      this.db,
+      seen,
+      (values) => `UPDATE enrollments SET last_seen_at = v.column2 FROM ${values}
+         WHERE enrollments.id = v.column1 AND (enrollments.last_seen_at IS NULL OR enrollments.last_seen_at < v.column2)`,
+    );
   }
 }
 

@@ -1,3 +1,4 @@
+import { writeCoalescedTimes } from "./coalesced-times.ts";
 import type { Database } from "./db.ts";
 
 export type UserSessionState = "challenged" | "authenticated" | "zero-length" | "declined";
@@ -180,12 +181,12 @@ export class UserSessionStore {
 
   /** Writes coalesced token-use times (see core/coalesce.ts). */
   async markTokensUsed(used: ReadonlyMap<string, number>): Promise<void> {
-    if (used.size === 0) return;
-    await this.db.transaction(async (tx) => {
-      for (const [id, at] of used) {
-        await tx.run("UPDATE user_sessions SET token_last_used_at = ? WHERE enrollment_id = ? AND state = 'authenticated'", [at, id]);
-      }
-    });
+    await writeCoalescedTimes(
+      this.db,
+      used,
+      (values) => `UPDATE user_sessions SET token_last_used_at = v.column2 FROM ${values}
+         WHERE user_sessions.enrollment_id = v.column1 AND user_sessions.state = 'authenticated'`,
+    );
   }
 
   /** Drops nonces past their lifetime and failures past the rate-limit window. */

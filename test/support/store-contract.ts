@@ -357,6 +357,18 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         await store.enrollments.markSeen(new Map([[id, T0 + 3000]]));
         assert.equal((await store.enrollments.get(id))!.lastSeenAt, T0 + 3000);
       });
+
+      test("markSeen writes a batch larger than one statement's chunk, each id its own time", async () => {
+        const ids = [await enrolledDevice(), await enrolledDevice(), await enrolledDevice()];
+        // 1,200 unknown ids around them put the three in the first, second and third statement of 500.
+        const batch = new Map<string, number>();
+        for (let i = 0; i < 1_203; i++) {
+          if (i % 500 === 7) batch.set(ids[Math.floor(i / 500)]!, T0 + 10_000 + i);
+          else batch.set(`unknown-${i}`, T0 + i);
+        }
+        await store.enrollments.markSeen(batch);
+        for (const [k, id] of ids.entries()) assert.equal((await store.enrollments.get(id))!.lastSeenAt, T0 + 10_000 + 500 * k + 7);
+      });
     });
 
     describe("commands", () => {
@@ -607,6 +619,23 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
 
       const eventsOf = async (enrollmentId: string) =>
         (await store.events.list({ enrollmentId, limit: 10 })).map((e) => [e.type, e.detail] as const);
+
+      test("markTokensUsed writes the time of authenticated sessions only", async () => {
+        const authenticated = await challenged();
+        assert.equal(await issue(authenticated, randomUUID()), "issued");
+        const waiting = await challenged();
+        await store.userSessions.markTokensUsed(
+          new Map([
+            [authenticated.enrollmentId, T0 + 5_000],
+            [waiting.enrollmentId, T0 + 6_000],
+            ["unknown:user", T0 + 7_000],
+          ]),
+        );
+        assert.equal((await store.userSessions.get(authenticated.enrollmentId))?.tokenLastUsedAt, T0 + 5_000);
+        assert.equal((await store.userSessions.get(waiting.enrollmentId))?.tokenLastUsedAt, null, "no token: no use");
+        await store.userSessions.markTokensUsed(new Map());
+        assert.equal((await store.userSessions.get(authenticated.enrollmentId))?.tokenLastUsedAt, T0 + 5_000);
+      });
 
       test("begin writes the state and its event together", async () => {
         const c = await challenged();
