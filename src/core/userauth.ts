@@ -12,9 +12,10 @@ import {
   type DigestResponse,
 } from "../digest/index.ts";
 import type { UserAuthenticateMessage } from "../protocol/checkin.ts";
-import type { DirectoryEntry } from "../store/directory.ts";
+import type { DirectoryEntry, DirectoryState } from "../store/directory.ts";
 import type { EventDetail } from "../store/event-types.ts";
 import type { Store } from "../store/index.ts";
+import type { EntryState } from "../store/logins.ts";
 import { recordCheckin } from "./webhook.ts";
 import { authTokenMatches, hashAuthToken, newAuthToken } from "./auth-token.ts";
 import type { UserAuthenticator } from "./core.ts";
@@ -99,7 +100,14 @@ export class UserAuthService implements UserAuthenticator {
     /** The HMAC key for nonces, shared by every process through the store. */
     private readonly nonceSecret: Buffer,
     private readonly observe: UserAuthObserver = () => {},
-  ) {}
+  ) {
+    this.challengeWhen = new Set(
+      (["none", "managed", "declined"] as const).filter((s) => this.policyFor(s === "none" ? undefined : s) === "digest"),
+    );
+  }
+
+  /** The entry states ("none": no entry) whose policy is a challenge: those LoginStore.challenge may begin. */
+  private readonly challengeWhen: ReadonlySet<EntryState>;
 
   /** Per Mac (device id), the end of its digest response being answered in this process (see answer). */
   private readonly answering = new Map<string, Promise<void>>();
@@ -125,8 +133,16 @@ export class UserAuthService implements UserAuthenticator {
       this.observe("already_authenticated");
       return { kind: "plist", body: { DigestChallenge: "" } };
     }
+    // The common case, a challenge, in one statement (the entry read with the write) where the outbox needs none of it.
+    if (this.challengeWhen.size > 0 && this.outboxWantsNone("userauth.challenged")) {
+      const guid = canonicalGuid(userId);
+      if (await this.store.logins.challenge({ ...base, userId, guid, shortName: msg.userShortName }, this.challengeWhen, req.now)) {
+        this.observe("challenged");
+        return this.challengeReply(deviceId, userId, req.now);
+      }
+    }
     const user = await this.directoryUser(userId, msg.userShortName);
-    const policy = this.policyFor(user);
+    const policy = this.policyFor(user?.state);
     const shortName = user?.shortName;
     // The new state and its event commit together: one statement where the webhook outbox needs neither.
     const begin = (state: "declined" | "zero-length" | "challenged", type: UserAuthEvent) =>
@@ -148,7 +164,12 @@ export class UserAuthService implements UserAuthenticator {
     }
     await begin("challenged", "userauth.challenged");
     this.observe("challenged");
-    const nonce = mintNonce({ secret: this.nonceSecret, udid: deviceId, userId, now: req.now });
+    return this.challengeReply(deviceId, userId, req.now);
+  }
+
+  /** The digest challenge (and the MD5-sess one if configured) with a new nonce for this Mac and user. */
+  private challengeReply(deviceId: string, userId: string, now: number): CheckinReply {
+    const nonce = mintNonce({ secret: this.nonceSecret, udid: deviceId, userId, now });
     const body: Record<string, string> = {
       DigestChallenge: buildChallenge({ nonce, realm: this.config.realm, qop: this.config.qop }),
     };
@@ -371,9 +392,9 @@ export class UserAuthService implements UserAuthenticator {
    * is declined; a managed entry is challenged even where the server declines
    * unknown users.
    */
-  private policyFor(user: DirectoryEntry | undefined): UserAuthOptions["policy"] {
-    if (user?.state === "declined") return "decline";
-    if (user?.state === "managed" && this.config.policy === "decline") return "digest";
+  private policyFor(state: DirectoryState | undefined): UserAuthOptions["policy"] {
+    if (state === "declined") return "decline";
+    if (state === "managed" && this.config.policy === "decline") return "digest";
     return this.config.policy;
   }
 }

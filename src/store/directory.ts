@@ -26,6 +26,16 @@ export interface DirectoryUserUpdate {
   digests?: Array<{ realm: string; algorithm: DigestHashName; ha1: string }>;
 }
 
+/**
+ * The entry a UserAuthenticate names (params: its GUID, its short name or
+ * null): the one with its GUID, else a GUID-less one with its short name.
+ * Two index lookups, not one OR: PostgreSQL planned the OR again at every
+ * call (its generic plan looked dearer).
+ */
+export const ENTRY_FOR_USER_SQL = `SELECT * FROM (SELECT *, 0 AS by_short_name FROM directory_users WHERE guid = ?
+     UNION ALL SELECT *, 1 AS by_short_name FROM directory_users WHERE guid IS NULL AND short_name = ?) AS u
+   ORDER BY by_short_name LIMIT 1`;
+
 interface UserRow {
   short_name: string;
   guid: string | null;
@@ -88,13 +98,7 @@ export class DirectoryStore {
    * else a GUID-less entry with its short name.
    */
   async entryForUser(guid: string, shortName: string | undefined): Promise<DirectoryEntry | undefined> {
-    const row = await this.db.get<UserRow>(
-      // Two index lookups, not one OR: PostgreSQL planned the OR again at every call (its generic plan looked dearer).
-      `SELECT * FROM (SELECT *, 0 AS by_short_name FROM directory_users WHERE guid = ?
-         UNION ALL SELECT *, 1 AS by_short_name FROM directory_users WHERE guid IS NULL AND short_name = ?) AS u
-       ORDER BY by_short_name LIMIT 1`,
-      [guid, shortName ?? null],
-    );
+    const row = await this.db.get<UserRow>(ENTRY_FOR_USER_SQL, [guid, shortName ?? null]);
     return row && toEntry(row);
   }
 

@@ -32,13 +32,17 @@ interface SessionRow {
 
 // The writes of a login, shared with the one-statement forms of logins.ts.
 
+/** What a new handshake state does to the session there was: whatever AuthToken it had ends. */
+export const SESSION_RESTARTED_SQL = `ON CONFLICT (enrollment_id) DO UPDATE SET state = excluded.state,
+     short_name = COALESCE(excluded.short_name, user_sessions.short_name),
+     token_hash = NULL, challenged_at = excluded.challenged_at, token_issued_at = NULL, token_last_used_at = NULL,
+     updated_at = excluded.updated_at`;
+
 /** Starts a handshake state (params: beginParams). */
 export const BEGIN_SESSION_SQL = `INSERT INTO user_sessions (enrollment_id, device_id, user_id, short_name, state, token_hash, challenged_at,
      token_issued_at, token_last_used_at, updated_at)
    VALUES (?, ?, ?, ?, ?, NULL, ?, NULL, NULL, ?)
-   ON CONFLICT (enrollment_id) DO UPDATE SET state = excluded.state, short_name = COALESCE(excluded.short_name, user_sessions.short_name),
-     token_hash = NULL, challenged_at = excluded.challenged_at, token_issued_at = NULL, token_last_used_at = NULL,
-     updated_at = excluded.updated_at`;
+   ${SESSION_RESTARTED_SQL}`;
 
 /** Issues a token to a session still challenged (params: short name, token hash, now x3, enrollment id). */
 export const ISSUE_TOKEN_SQL = `UPDATE user_sessions SET state = 'authenticated', short_name = ?, token_hash = ?, token_issued_at = ?,

@@ -637,6 +637,57 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.equal((await store.userSessions.get(authenticated.enrollmentId))?.tokenLastUsedAt, T0 + 5_000);
       });
 
+      describe("challenge reads the entry and begins only when its state challenges", () => {
+        const CHALLENGE_KNOWN_OR_NONE = new Set(["none", "managed"] as const);
+        async function message(entry?: { shortName: string; guid: string | null; state?: "managed" | "declined" }) {
+          const deviceId = await enrolledDevice();
+          const userId = randomUUID().toUpperCase();
+          if (entry) await store.directory.put({ ...entry, guid: entry.guid === null ? null : userId, digests: [] }, T0);
+          return { enrollmentId: `${deviceId}:${userId}`, deviceId, userId, guid: userId };
+        }
+
+        test("a managed entry by GUID: the challenged session with its short name and the event, together", async () => {
+          const name = `u${randomUUID().slice(0, 8)}`;
+          const m = await message({ shortName: name, guid: "" });
+          assert.equal(await store.logins.challenge({ ...m, shortName: "other-name" }, CHALLENGE_KNOWN_OR_NONE, T0), true);
+          const session = await store.userSessions.get(m.enrollmentId);
+          assert.deepEqual([session?.state, session?.shortName, session?.challengedAt], ["challenged", name, T0]);
+          assert.deepEqual(await eventsOf(m.enrollmentId), [["userauth.challenged", { short_name: name }]]);
+        });
+
+        test("a GUID-less entry by short name; a name JSON must escape comes back as it was", async () => {
+          const name = `q"\\é ${randomUUID().slice(0, 4)}`;
+          const m = await message({ shortName: name, guid: null });
+          assert.equal(await store.logins.challenge({ ...m, shortName: name }, CHALLENGE_KNOWN_OR_NONE, T0), true);
+          assert.equal((await store.userSessions.get(m.enrollmentId))?.shortName, name);
+          assert.deepEqual(await eventsOf(m.enrollmentId), [["userauth.challenged", { short_name: name }]]);
+        });
+
+        test("no entry: challenged without a short name when 'none' challenges, nothing written when it does not", async () => {
+          const m = await message();
+          assert.equal(await store.logins.challenge({ ...m, shortName: "nobody" }, new Set(["managed"]), T0), false);
+          assert.equal(await store.userSessions.get(m.enrollmentId), undefined);
+          assert.deepEqual(await eventsOf(m.enrollmentId), []);
+          assert.equal(await store.logins.challenge({ ...m, shortName: "nobody" }, CHALLENGE_KNOWN_OR_NONE, T0), true);
+          assert.equal((await store.userSessions.get(m.enrollmentId))?.shortName, null);
+          assert.deepEqual(await eventsOf(m.enrollmentId), [["userauth.challenged", {}]]);
+        });
+
+        test("a declined entry writes nothing; a token the user had ends at a new challenge", async () => {
+          const declined = await message({ shortName: `d${randomUUID().slice(0, 8)}`, guid: "", state: "declined" });
+          assert.equal(await store.logins.challenge({ ...declined, shortName: undefined }, CHALLENGE_KNOWN_OR_NONE, T0), false);
+          assert.equal(await store.userSessions.get(declined.enrollmentId), undefined);
+          assert.deepEqual(await eventsOf(declined.enrollmentId), []);
+
+          const c = await challenged();
+          assert.equal(await issue(c, randomUUID()), "issued");
+          const again = { enrollmentId: c.enrollmentId, deviceId: c.deviceId, userId: c.userId, guid: c.userId, shortName: c.shortName };
+          assert.equal(await store.logins.challenge(again, CHALLENGE_KNOWN_OR_NONE, T0 + 2), true);
+          const session = await store.userSessions.get(c.enrollmentId);
+          assert.deepEqual([session?.state, session?.tokenHash, session?.challengedAt], ["challenged", null, T0 + 2]);
+        });
+      });
+
       test("begin writes the state and its event together", async () => {
         const c = await challenged();
         assert.equal((await store.userSessions.get(c.enrollmentId))?.state, "challenged");
