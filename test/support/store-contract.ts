@@ -358,16 +358,16 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.equal((await store.enrollments.get(id))!.lastSeenAt, T0 + 3000);
       });
 
-      test("markSeen writes a batch larger than one statement's chunk, each id its own time", async () => {
-        const ids = [await enrolledDevice(), await enrolledDevice(), await enrolledDevice()];
-        // 1,200 unknown ids around them put the three in the first, second and third statement of 500.
+      test("markSeen writes a batch larger than one statement, each id its own time", async () => {
+        // 1,233 ids: statements of 500, 500, 100, 100, 25, 5, 1, 1, 1. Known ids at the edges of each (in the
+        // Map's order, as SQLite writes them; PostgreSQL sorts the ids first), the rest unknown.
+        const at = [0, 499, 500, 999, 1000, 1099, 1100, 1199, 1200, 1224, 1225, 1229, 1230, 1232];
+        const ids = new Map<number, string>();
+        for (const i of at) ids.set(i, await enrolledDevice());
         const batch = new Map<string, number>();
-        for (let i = 0; i < 1_203; i++) {
-          if (i % 500 === 7) batch.set(ids[Math.floor(i / 500)]!, T0 + 10_000 + i);
-          else batch.set(`unknown-${i}`, T0 + i);
-        }
+        for (let i = 0; i < 1_233; i++) batch.set(ids.get(i) ?? `unknown-${i}`, T0 + 10_000 + i);
         await store.enrollments.markSeen(batch);
-        for (const [k, id] of ids.entries()) assert.equal((await store.enrollments.get(id))!.lastSeenAt, T0 + 10_000 + 500 * k + 7);
+        for (const [i, id] of ids) assert.equal((await store.enrollments.get(id))!.lastSeenAt, T0 + 10_000 + i, `the id at ${i}`);
       });
     });
 
@@ -635,6 +635,20 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.equal((await store.userSessions.get(waiting.enrollmentId))?.tokenLastUsedAt, null, "no token: no use");
         await store.userSessions.markTokensUsed(new Map());
         assert.equal((await store.userSessions.get(authenticated.enrollmentId))?.tokenLastUsedAt, T0 + 5_000);
+      });
+
+      test("entryForUser: the entry with the GUID first, else a GUID-less one with the short name, never another GUID's", async () => {
+        const tag = randomUUID().slice(0, 8);
+        const [guid, other] = [randomUUID().toUpperCase(), randomUUID().toUpperCase()];
+        await store.directory.put({ shortName: `byguid-${tag}`, guid }, T0);
+        await store.directory.put({ shortName: `plain-${tag}`, guid: null }, T0);
+        await store.directory.put({ shortName: `taken-${tag}`, guid: other }, T0);
+        const nameOf = async (g: string, shortName: string | undefined) => (await store.directory.entryForUser(g, shortName))?.shortName;
+        assert.equal(await nameOf(guid, `plain-${tag}`), `byguid-${tag}`, "the GUID wins over a short name");
+        assert.equal(await nameOf(randomUUID().toUpperCase(), `plain-${tag}`), `plain-${tag}`);
+        assert.equal(await nameOf(randomUUID().toUpperCase(), `taken-${tag}`), undefined, "an entry with another GUID");
+        assert.equal(await nameOf(randomUUID().toUpperCase(), undefined), undefined);
+        assert.equal(await nameOf(guid, undefined), `byguid-${tag}`);
       });
 
       describe("challenge reads the entry and begins only when its state challenges", () => {
