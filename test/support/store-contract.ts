@@ -687,6 +687,21 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
           assert.deepEqual(await eventsOf(m.enrollmentId), [["userauth.challenged", {}]]);
         });
 
+        test("the entry is the GUID's before a GUID-less one with the short name, never another GUID's", async () => {
+          const tag = randomUUID().slice(0, 8);
+          // Declined by GUID, managed without a GUID under the message's short name: the GUID's entry decides.
+          const m = await message({ shortName: `declined-${tag}`, guid: "", state: "declined" });
+          await store.directory.put({ shortName: `managed-${tag}`, guid: null }, T0);
+          assert.equal(await store.logins.challenge({ ...m, shortName: `managed-${tag}` }, CHALLENGE_KNOWN_OR_NONE, T0), false);
+          assert.equal(await store.userSessions.get(m.enrollmentId), undefined);
+          // An entry with another GUID does not answer for this user's short name: no entry, so "none".
+          const other = await message();
+          await store.directory.put({ shortName: `other-${tag}`, guid: randomUUID().toUpperCase() }, T0);
+          assert.equal(await store.logins.challenge({ ...other, shortName: `other-${tag}` }, new Set(["managed"]), T0), false);
+          assert.equal(await store.logins.challenge({ ...other, shortName: `other-${tag}` }, new Set(["none"]), T0), true);
+          assert.equal((await store.userSessions.get(other.enrollmentId))?.shortName, null);
+        });
+
         test("a declined entry writes nothing; a token the user had ends at a new challenge", async () => {
           const declined = await message({ shortName: `d${randomUUID().slice(0, 8)}`, guid: "", state: "declined" });
           assert.equal(await store.logins.challenge({ ...declined, shortName: undefined }, CHALLENGE_KNOWN_OR_NONE, T0), false);
