@@ -30,7 +30,7 @@ await forEachBackend("a burst of guesses from one Mac", (backend) => {
   });
   after(async () => {
     fleet?.close();
-    await server?.close();
+    await server?.stop(); // stop, not close: drops its PostgreSQL database and removes its data dir
   });
 
   test("is checked one guess at a time: the limit holds and the right password past it gets no token", async () => {
