@@ -133,15 +133,21 @@ export class UserAuthService implements UserAuthenticator {
       this.observe("already_authenticated");
       return { kind: "plist", body: { DigestChallenge: "" } };
     }
-    // The common case, a challenge, in one statement (the entry read with the write) where the outbox needs none of it.
-    if (this.challengeWhen.size > 0 && this.outboxWantsNone("userauth.challenged")) {
-      const guid = canonicalGuid(userId);
-      if (await this.store.logins.challenge({ ...base, userId, guid, shortName: msg.userShortName }, this.challengeWhen, req.now)) {
-        this.observe("challenged");
-        return this.challengeReply(deviceId, userId, req.now);
-      }
+    // The common case, a challenge, in one statement (the entry read with the write) where the outbox needs none of it;
+    // otherwise that read's entry decides below, and nothing was written.
+    const fast =
+      this.challengeWhen.size > 0 && this.outboxWantsNone("userauth.challenged")
+        ? await this.store.logins.challenge(
+            { ...base, guid: canonicalGuid(userId), shortName: msg.userShortName },
+            this.challengeWhen,
+            req.now,
+          )
+        : undefined;
+    if (fast?.challenged) {
+      this.observe("challenged");
+      return this.challengeReply(deviceId, userId, req.now);
     }
-    const user = await this.directoryUser(userId, msg.userShortName);
+    const user = fast ? fast.entry : await this.directoryUser(userId, msg.userShortName);
     const policy = this.policyFor(user?.state);
     const shortName = user?.shortName;
     // The new state and its event commit together: one statement where the webhook outbox needs neither.

@@ -36,7 +36,7 @@ export const ENTRY_FOR_USER_SQL = `SELECT * FROM (SELECT *, 0 AS by_short_name F
      UNION ALL SELECT *, 1 AS by_short_name FROM directory_users WHERE guid IS NULL AND short_name = ?) AS u
    ORDER BY by_short_name LIMIT 1`;
 
-interface UserRow {
+export interface UserRow {
   short_name: string;
   guid: string | null;
   full_name: string | null;
@@ -137,7 +137,8 @@ export class DirectoryStore {
   }
 }
 
-function toEntry(r: UserRow): DirectoryEntry {
+/** An entry from a row of directory_users (extra columns are left out). */
+export function toEntry(r: UserRow): DirectoryEntry {
   return {
     shortName: r.short_name,
     guid: r.guid,

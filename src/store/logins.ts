@@ -1,5 +1,5 @@
 import type { Database } from "./db.ts";
-import { type DigestHashName, type DirectoryState, ENTRY_FOR_USER_SQL } from "./directory.ts";
+import { type DigestHashName, type DirectoryEntry, type DirectoryState, ENTRY_FOR_USER_SQL, toEntry, type UserRow } from "./directory.ts";
 import { ADD_EVENT_SQL } from "./events.ts";
 import {
   BEGIN_SESSION_SQL,
@@ -89,44 +89,46 @@ export class LoginStore {
   }
 
   /**
-   * Step 1 of a login when the entry the message names (DirectoryStore's
-   * entryForUser) is in one of `challengeWhen`: starts the challenged session
-   * with the entry's short name and records `userauth.challenged`, together,
-   * reading the entry in the same statement on PostgreSQL. Resolves false,
-   * having written nothing, when the entry's state is not one of them (the
-   * caller's general path then declines or answers zero-length).
+   * Step 1 of a login: reads the entry the message names (DirectoryStore's
+   * entryForUser) and, when its state is in `challengeWhen`, starts the
+   * challenged session with the entry's short name and records
+   * `userauth.challenged`, together; on PostgreSQL in one statement. Resolves
+   * to the entry either way, so that a caller that must decline or answer
+   * zero-length (nothing written) need not read it again.
    */
   async challenge(
     q: { enrollmentId: string; deviceId: string; userId: string; guid: string; shortName: string | undefined },
     challengeWhen: ReadonlySet<EntryState>,
     now: number,
-  ): Promise<boolean> {
+  ): Promise<{ challenged: boolean; entry: DirectoryEntry | undefined }> {
     const entryParams = [q.guid, q.shortName ?? null];
-    // One placeholder per possible state, null for those that do not challenge: one statement text.
-    const states = (["none", "managed", "declined"] as const).map((st) => (challengeWhen.has(st) ? st : null));
     if (this.db.dialect === "postgres") {
-      const written = await this.db.run(
-        `WITH p AS (SELECT u.short_name FROM (SELECT 1 AS one) AS o LEFT JOIN (${ENTRY_FOR_USER_SQL}) AS u ON TRUE
-                    WHERE COALESCE(u.state, 'none') IN (?, ?, ?)),
+      // One placeholder per possible state, null for those that do not challenge: one statement text.
+      const states = (["none", "managed", "declined"] as const).map((st) => (challengeWhen.has(st) ? st : null));
+      const row = await this.db.get<UserRow & { challenged: number }>(
+        `WITH u AS (${ENTRY_FOR_USER_SQL}),
+         p AS (SELECT u.short_name FROM (SELECT 1 AS one) AS o LEFT JOIN u ON TRUE WHERE COALESCE(u.state, 'none') IN (?, ?, ?)),
          s AS (INSERT INTO user_sessions (enrollment_id, device_id, user_id, short_name, state, token_hash, challenged_at,
                  token_issued_at, token_last_used_at, updated_at)
                SELECT CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), p.short_name, 'challenged', NULL,
                  CAST(? AS BIGINT), NULL, NULL, CAST(? AS BIGINT) FROM p
-               ${SESSION_RESTARTED_SQL} RETURNING 1)
-         INSERT INTO events (at, type, enrollment_id, detail)
-         SELECT CAST(? AS BIGINT), 'userauth.challenged', CAST(? AS TEXT),
-           CASE WHEN p.short_name IS NULL THEN '{}' ELSE '{"short_name":' || to_json(p.short_name)::text || '}' END FROM p, s`,
+               ${SESSION_RESTARTED_SQL} RETURNING 1),
+         e AS (INSERT INTO events (at, type, enrollment_id, detail)
+               SELECT CAST(? AS BIGINT), 'userauth.challenged', CAST(? AS TEXT),
+                 CASE WHEN p.short_name IS NULL THEN '{}' ELSE '{"short_name":' || to_json(p.short_name)::text || '}' END FROM p, s
+               RETURNING 1)
+         SELECT u.*, (SELECT COUNT(*) FROM e) AS challenged FROM (SELECT 1 AS one) AS o LEFT JOIN u ON TRUE`,
         [...entryParams, ...states, q.enrollmentId, q.deviceId, q.userId, now, now, now, q.enrollmentId],
       );
-      return written > 0;
+      return { challenged: Number(row?.challenged) > 0, entry: row?.short_name == null ? undefined : toEntry(row) };
     }
     return this.db.transaction(async (tx) => {
-      const entry = await tx.get<{ short_name: string; state: DirectoryState }>(ENTRY_FOR_USER_SQL, entryParams);
-      if (!challengeWhen.has(entry?.state ?? "none")) return false;
-      const shortName = entry?.short_name ?? null;
-      await tx.run(BEGIN_SESSION_SQL, beginParams({ ...q, state: "challenged", shortName: shortName ?? undefined }, now));
-      await tx.run(ADD_EVENT_SQL, [now, "userauth.challenged", q.enrollmentId, JSON.stringify({ short_name: shortName ?? undefined })]);
-      return true;
+      const row = await tx.get<UserRow>(ENTRY_FOR_USER_SQL, entryParams);
+      const entry = row && toEntry(row);
+      if (!challengeWhen.has(entry?.state ?? "none")) return { challenged: false, entry };
+      await tx.run(BEGIN_SESSION_SQL, beginParams({ ...q, state: "challenged", shortName: entry?.shortName }, now));
+      await tx.run(ADD_EVENT_SQL, [now, "userauth.challenged", q.enrollmentId, JSON.stringify({ short_name: entry?.shortName })]);
+      return { challenged: true, entry };
     });
   }
 

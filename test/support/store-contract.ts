@@ -663,7 +663,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         test("a managed entry by GUID: the challenged session with its short name and the event, together", async () => {
           const name = `u${randomUUID().slice(0, 8)}`;
           const m = await message({ shortName: name, guid: "" });
-          assert.equal(await store.logins.challenge({ ...m, shortName: "other-name" }, CHALLENGE_KNOWN_OR_NONE, T0), true);
+          assert.equal((await store.logins.challenge({ ...m, shortName: "other-name" }, CHALLENGE_KNOWN_OR_NONE, T0)).challenged, true);
           const session = await store.userSessions.get(m.enrollmentId);
           assert.deepEqual([session?.state, session?.shortName, session?.challengedAt], ["challenged", name, T0]);
           assert.deepEqual(await eventsOf(m.enrollmentId), [["userauth.challenged", { short_name: name }]]);
@@ -672,17 +672,17 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         test("a GUID-less entry by short name; a name JSON must escape comes back as it was", async () => {
           const name = `q"\\é ${randomUUID().slice(0, 4)}`;
           const m = await message({ shortName: name, guid: null });
-          assert.equal(await store.logins.challenge({ ...m, shortName: name }, CHALLENGE_KNOWN_OR_NONE, T0), true);
+          assert.equal((await store.logins.challenge({ ...m, shortName: name }, CHALLENGE_KNOWN_OR_NONE, T0)).challenged, true);
           assert.equal((await store.userSessions.get(m.enrollmentId))?.shortName, name);
           assert.deepEqual(await eventsOf(m.enrollmentId), [["userauth.challenged", { short_name: name }]]);
         });
 
         test("no entry: challenged without a short name when 'none' challenges, nothing written when it does not", async () => {
           const m = await message();
-          assert.equal(await store.logins.challenge({ ...m, shortName: "nobody" }, new Set(["managed"]), T0), false);
+          assert.equal((await store.logins.challenge({ ...m, shortName: "nobody" }, new Set(["managed"]), T0)).challenged, false);
           assert.equal(await store.userSessions.get(m.enrollmentId), undefined);
           assert.deepEqual(await eventsOf(m.enrollmentId), []);
-          assert.equal(await store.logins.challenge({ ...m, shortName: "nobody" }, CHALLENGE_KNOWN_OR_NONE, T0), true);
+          assert.equal((await store.logins.challenge({ ...m, shortName: "nobody" }, CHALLENGE_KNOWN_OR_NONE, T0)).challenged, true);
           assert.equal((await store.userSessions.get(m.enrollmentId))?.shortName, null);
           assert.deepEqual(await eventsOf(m.enrollmentId), [["userauth.challenged", {}]]);
         });
@@ -692,26 +692,33 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
           // Declined by GUID, managed without a GUID under the message's short name: the GUID's entry decides.
           const m = await message({ shortName: `declined-${tag}`, guid: "", state: "declined" });
           await store.directory.put({ shortName: `managed-${tag}`, guid: null }, T0);
-          assert.equal(await store.logins.challenge({ ...m, shortName: `managed-${tag}` }, CHALLENGE_KNOWN_OR_NONE, T0), false);
+          const refused = await store.logins.challenge({ ...m, shortName: `managed-${tag}` }, CHALLENGE_KNOWN_OR_NONE, T0);
+          assert.deepEqual([refused.challenged, refused.entry?.shortName, refused.entry?.state], [false, `declined-${tag}`, "declined"]);
           assert.equal(await store.userSessions.get(m.enrollmentId), undefined);
           // An entry with another GUID does not answer for this user's short name: no entry, so "none".
           const other = await message();
           await store.directory.put({ shortName: `other-${tag}`, guid: randomUUID().toUpperCase() }, T0);
-          assert.equal(await store.logins.challenge({ ...other, shortName: `other-${tag}` }, new Set(["managed"]), T0), false);
-          assert.equal(await store.logins.challenge({ ...other, shortName: `other-${tag}` }, new Set(["none"]), T0), true);
+          assert.deepEqual(await store.logins.challenge({ ...other, shortName: `other-${tag}` }, new Set(["managed"]), T0), {
+            challenged: false,
+            entry: undefined,
+          });
+          assert.equal((await store.logins.challenge({ ...other, shortName: `other-${tag}` }, new Set(["none"]), T0)).challenged, true);
           assert.equal((await store.userSessions.get(other.enrollmentId))?.shortName, null);
         });
 
         test("a declined entry writes nothing; a token the user had ends at a new challenge", async () => {
           const declined = await message({ shortName: `d${randomUUID().slice(0, 8)}`, guid: "", state: "declined" });
-          assert.equal(await store.logins.challenge({ ...declined, shortName: undefined }, CHALLENGE_KNOWN_OR_NONE, T0), false);
+          assert.equal(
+            (await store.logins.challenge({ ...declined, shortName: undefined }, CHALLENGE_KNOWN_OR_NONE, T0)).challenged,
+            false,
+          );
           assert.equal(await store.userSessions.get(declined.enrollmentId), undefined);
           assert.deepEqual(await eventsOf(declined.enrollmentId), []);
 
           const c = await challenged();
           assert.equal(await issue(c, randomUUID()), "issued");
           const again = { enrollmentId: c.enrollmentId, deviceId: c.deviceId, userId: c.userId, guid: c.userId, shortName: c.shortName };
-          assert.equal(await store.logins.challenge(again, CHALLENGE_KNOWN_OR_NONE, T0 + 2), true);
+          assert.equal((await store.logins.challenge(again, CHALLENGE_KNOWN_OR_NONE, T0 + 2)).challenged, true);
           const session = await store.userSessions.get(c.enrollmentId);
           assert.deepEqual([session?.state, session?.tokenHash, session?.challengedAt], ["challenged", null, T0 + 2]);
         });
