@@ -294,6 +294,65 @@ await forEachBackend("check-in messages", (backend) => {
       });
       assert.equal(mine.status, 200, mine.text);
     });
+    test("a device whose UDID is another device's EnrollmentUserID is refused: at Authenticate, and on every request if it was bound first", async () => {
+      const topic = "com.apple.mgmt.External.test";
+      const ueOwner = await identity(fleet);
+      const enrollmentId = `UE-${randomUUID()}`;
+      const owner = (msg: Record<string, any>, path = "/checkin", contentType = CHECKIN_TYPE) =>
+        rawPut(fleet.transport, path, plist({ EnrollmentID: enrollmentId, ...msg }), {
+          auth: { kind: "header", identity: ueOwner },
+          contentType,
+        });
+      assert.equal((await owner({ MessageType: "Authenticate", Topic: topic })).status, 200);
+      assert.equal((await owner({ MessageType: "TokenUpdate", Topic: topic, Token: Buffer.alloc(32, 1), PushMagic: "PM" })).status, 200);
+      const asDevice = async (udid: string) => {
+        const ident = await identity(fleet);
+        return (msg: Record<string, any>, path = "/checkin", contentType = CHECKIN_TYPE) =>
+          rawPut(fleet.transport, path, plist({ UDID: udid, ...msg }), { auth: { kind: "header", identity: ident }, contentType });
+      };
+      const userChannel = async (id: string, magic: string) =>
+        (await owner({ MessageType: "TokenUpdate", Topic: topic, Token: Buffer.alloc(32, 2), PushMagic: magic, EnrollmentUserID: id }))
+          .status;
+      const queue = async (id: string) => {
+        const uuid = `UE-CMD-${randomUUID()}`;
+        const command = commandPlist("ProfileList", uuid).toString("utf8");
+        assert.equal((await server.api("POST", "/v1/enqueue?nopush=1", { ids: [id], command })).status, 200);
+        return uuid;
+      };
+
+      // The user channel first: a device naming its id is refused at Authenticate, and nothing of it is written.
+      const first = `EU-${randomUUID()}`;
+      assert.equal(await userChannel(first, "FIRST"), 200);
+      const firstCommand = await queue(first);
+      const impostor = await asDevice(first);
+      const refused = await impostor({ MessageType: "Authenticate", Topic: topic });
+      assert.equal(refused.status, 403, refused.text);
+      assert.match(refused.text, /user channel of another device/);
+      assert.equal(await server.store.db.get("SELECT id FROM devices WHERE id = ?", [first]), undefined);
+      assert.equal((await impostor({ Status: "Idle" }, "/mdm", COMMAND_TYPE)).status, 403);
+
+      // The device first (bound, no TokenUpdate yet), then a user channel takes the id: the device's requests are refused.
+      const second = `EU-${randomUUID()}`;
+      const early = await asDevice(second);
+      assert.equal((await early({ MessageType: "Authenticate", Topic: topic })).status, 200);
+      assert.equal(await userChannel(second, "SECOND"), 200);
+      const secondCommand = await queue(second);
+      const poll = await early({ Status: "Idle" }, "/mdm", COMMAND_TYPE);
+      assert.equal(poll.status, 403, poll.text);
+      const ddm = await early({ MessageType: "DeclarativeManagement", Endpoint: "tokens" });
+      assert.equal(ddm.status, 403, ddm.text);
+      assert.ok(server.logs.some((l) => l.includes("device id is a user channel of another device: refused") && l.includes(second)));
+
+      // The channels' own device still gets its commands.
+      for (const [id, uuid] of [
+        [first, firstCommand],
+        [second, secondCommand],
+      ]) {
+        const own = await owner({ Status: "Idle", EnrollmentUserID: id }, "/mdm", COMMAND_TYPE);
+        assert.equal(own.status, 200, own.text);
+        assert.equal(own.plist?.CommandUUID, uuid);
+      }
+    });
   });
 
   describe("bootstrap token", () => {

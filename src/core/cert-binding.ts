@@ -89,6 +89,7 @@ export class CertBinding implements MdmService {
       if (owner !== undefined && owner !== deviceId) {
         throw new Forbidden("identity certificate is bound to another device");
       }
+      this.refuseChannelOfAnother(req, deviceId, await this.store.enrollments.deviceOfChannel(deviceId));
       const { replaces, reason, unansweredPushAt } = await this.admit(req, deviceId);
       // The core records the enrollment.rebound event with the binding, in its transaction.
       const rebound = reason
@@ -212,11 +213,25 @@ export class CertBinding implements MdmService {
   private async requireBinding(req: MdmRequest, deviceId: string): Promise<void> {
     const known = this.confirmed.get(deviceId);
     if (known && known.fingerprint === req.certFingerprint && known.until > req.now) return;
-    const bound = await this.store.enrollments.certFingerprintOf(deviceId);
+    const bound = await this.store.enrollments.bindingOf(deviceId);
     if (bound === undefined) throw new Forbidden("device is not enrolled: Authenticate first");
-    if (bound !== req.certFingerprint) throw new Forbidden("identity certificate does not match the one bound to this device");
+    if (bound.fingerprint !== req.certFingerprint) throw new Forbidden("identity certificate does not match the one bound to this device");
+    this.refuseChannelOfAnother(req, deviceId, bound.channelOwner ?? undefined);
     if (this.confirmed.size >= MAX_CONFIRMED) this.confirmed.clear();
-    this.confirmed.set(deviceId, { fingerprint: bound, until: req.now + CONFIRMED_TTL_MS });
+    this.confirmed.set(deviceId, { fingerprint: bound.fingerprint, until: req.now + CONFIRMED_TTL_MS });
+  }
+
+  /**
+   * A device id that is already a User Enrollment user channel of another
+   * device (an EnrollmentUserID has no device prefix): as a device channel it
+   * would read and answer that channel's commands and DDM. Refused, at
+   * Authenticate and on every request of a device bound before the channel
+   * took the id.
+   */
+  private refuseChannelOfAnother(req: MdmRequest, deviceId: string, channelOwner: string | undefined): void {
+    if (channelOwner === undefined || channelOwner === deviceId) return;
+    req.log.warn({ enrollmentId: deviceId, owner: channelOwner }, "device id is a user channel of another device: refused");
+    throw new Forbidden("this id is a user channel of another device");
   }
 }
 

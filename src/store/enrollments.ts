@@ -113,6 +113,20 @@ export class EnrollmentStore {
   }
 
   /**
+   * A device's binding, and the device whose channel has the device's id
+   * (null: none yet). It is another device only when a User Enrollment user
+   * channel, whose id is an EnrollmentUserID alone, took the id: a device
+   * channel of that id must not reach that channel's commands and DDM.
+   */
+  async bindingOf(deviceId: string): Promise<{ fingerprint: string; channelOwner: string | null } | undefined> {
+    const row = await this.db.get<{ cert_fingerprint: string; channel_owner: string | null }>(
+      "SELECT d.cert_fingerprint, e.device_id AS channel_owner FROM devices d LEFT JOIN enrollments e ON e.id = d.id WHERE d.id = ?",
+      [deviceId],
+    );
+    return row && { fingerprint: row.cert_fingerprint, channelOwner: row.channel_owner };
+  }
+
+  /**
    * A renewed identity certificate replaces the old one: the devices bound to
    * the old fingerprint are bound to the new one, without a new Authenticate
    * (SCEP RenewalReq). Returns their ids.
