@@ -3,6 +3,7 @@
 // queues, a device (and a user channel) that syncs as Apple documents it, its
 // status reports (real ones, test/fixtures/ddm/), and bad input.
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -176,16 +177,23 @@ await forEachBackend("DDM natively", (backend) => {
   });
 
   test("status reports (real ones): stored, merged, replaced by a FullReport, seen through the API and events", async () => {
-    // Only declarations Orchard stores keep a status: the ones these real reports name.
-    for (const identifier of [
+    // Only declarations in the channel's sets keep a status: the ones these real reports name, but the last,
+    // which Orchard stores for no set of this device.
+    const reported = [
       "49F6F16A-70EB-4A89-B092-465FAEC5E550",
       "0FCD2F56-D5BC-48EA-B98D-E0CCC0C6F9E0",
       "4D6F8451-C089-4E65-A615-7C6EFF154F72",
       "85B5130A-4D0D-462B-AA0D-0C3B6630E5AA",
       "AF0E633E-7ADB-4B2A-A48C-1B20AA271D08",
-    ]) {
+      "B7B9C4D0-5A0B-4B8E-9E4F-3C1D2E6F7A80",
+    ];
+    for (const identifier of reported) {
       assert.equal((await server.api("PUT", "/v1/declarations?nonotify=1", { ...CONFIG, Identifier: identifier })).status, 204);
     }
+    for (const identifier of reported.slice(0, 5)) {
+      assert.equal((await server.api("PUT", `/v1/set-declarations/real-reports?declaration=${identifier}&nonotify=1`)).status, 204);
+    }
+    assert.equal((await server.api("PUT", `/v1/enrollment-sets/${dev.udid}?set=real-reports&nonotify=1`)).status, 204);
     assert.equal((await ddm("status", { data: report("status.1st.json") })).status, 200);
     const values = (await server.api("GET", `/v1/status-values/${dev.udid}?prefix=.StatusItems.device.operating-system.`)).json[dev.udid];
     assert.deepEqual(
@@ -197,9 +205,19 @@ await forEachBackend("DDM natively", (backend) => {
         [".StatusItems.device.operating-system.version", "13.3.1"],
       ],
     );
-    assert.equal((await ddm("status", { data: report("status.ios16-errors.json") })).status, 200);
+    // The same report also names the sixth, as a management declaration: dropped, whatever kind the device says.
+    const withForeign = JSON.parse(report("status.ios16-errors.json").toString());
+    withForeign.StatusItems.management.declarations.management.push({
+      identifier: reported[5],
+      active: true,
+      valid: "valid",
+      "server-token": "forged",
+    });
+    assert.equal((await ddm("status", { data: Buffer.from(JSON.stringify(withForeign)) })).status, 200);
+    assert.ok(server.logs.some((l) => l.includes("DDM status report stored") && l.includes('"unknownDeclarations":1')));
     const status = (await server.api("GET", `/v1/declaration-status/${dev.udid}`)).json[dev.udid];
     assert.equal(status.length, 5);
+    assert.ok(!status.some((s: { identifier: string }) => s.identifier === reported[5]));
     const invalid = status.filter((s: { valid: string }) => s.valid === "invalid");
     assert.deepEqual(
       invalid.map((s: { identifier: string; active: boolean; current: boolean }) => [s.identifier, s.active, s.current]),
@@ -219,7 +237,7 @@ await forEachBackend("DDM natively", (backend) => {
       [".StatusItems.device.model.family", ".StatusItems.device.model.identifier", ".StatusItems.device.model.marketing-name"],
     );
     const raw = await server.api("GET", `/v1/status-report/${dev.udid}?index=0`);
-    assert.deepEqual(raw.json, JSON.parse(report("status.ios16-errors.json").toString()));
+    assert.deepEqual(raw.json, withForeign, "the raw report is kept as sent");
     assert.equal((await server.api("GET", `/v1/status-report/${dev.udid}?index=1`)).json.StatusItems.device.model.family, "Mac");
     assert.equal((await server.api("GET", `/v1/status-report/${dev.udid}?index=9`)).status, 404);
 
@@ -299,6 +317,7 @@ await forEachBackend("DDM natively", (backend) => {
     assert.equal((await ddm("status", { data: Buffer.from(JSON.stringify(full)) })).status, 200);
     const again = (await server.api("GET", `/v1/events?enrollment=${dev.udid}&type=ddm.declaration_status_changed`)).json.events;
     assert.equal(again.length, events.length);
+    assert.equal((await server.api("DELETE", `/v1/enrollment-sets/${dev.udid}?set=real-reports&nonotify=1`)).status, 204);
   });
 
   test("a user channel has its own sets, tokens, declarations and status", async () => {
@@ -321,12 +340,15 @@ await forEachBackend("DDM natively", (backend) => {
     assert.equal((await ddm("declaration/configuration/com.example.user-test")).status, 404, "not the device channel's");
     assert.equal((await ddm("declaration/configuration/com.example.test", { user: true })).status, 404, "not the user channel's");
 
+    // A report naming the device channel's declaration (com.example.test) keeps nothing on the user channel; its own is kept.
     assert.equal((await ddm("status", { user: true, data: report("status.D0.error.json") })).status, 200);
+    const own = Buffer.from(report("status.D0.error.json").toString().replaceAll("com.example.test", "com.example.user-test"));
+    assert.equal((await ddm("status", { user: true, data: own })).status, 200);
     const both = (await server.api("GET", `/v1/declaration-status/${dev.udid},${encodeURIComponent(userId)}`)).json;
     assert.deepEqual(Object.keys(both), [dev.udid, userId]);
     assert.deepEqual(
       both[userId].map((s: { identifier: string; active: boolean }) => [s.identifier, s.active]),
-      [["com.example.test", false]],
+      [["com.example.user-test", false]],
     );
     assert.equal(both[dev.udid].length, 1);
 
@@ -336,6 +358,23 @@ await forEachBackend("DDM natively", (backend) => {
     assert.equal((await syncCommands(userId)).length, 1, "the newer sync replaced the one waiting");
     const empty = json(await ddm("declaration-items", { user: true }));
     assert.deepEqual(empty.Declarations, { Activations: [], Configurations: [], Assets: [], Management: [] });
+  });
+
+  test("a status report on a user channel that never enrolled is refused (403) and nothing of it is stored", async () => {
+    const phantom = { UserID: `PHANTOM-${randomUUID()}`, UserShortName: "ghost" };
+    const id = `${dev.udid}:${phantom.UserID}`;
+    const data = Buffer.from(
+      JSON.stringify({ StatusItems: { device: { "operating-system": { version: "99.0" } } }, Errors: [], FullReport: true }),
+    );
+    const r = await dev.checkin("DeclarativeManagement", { Endpoint: "status", Data: data, ...phantom });
+    assert.equal(r.status, 403, r.text);
+    assert.match(r.text, /not enrolled/);
+    for (const table of ["ddm_status_values", "ddm_status_declarations", "ddm_status_report_ring"]) {
+      assert.equal(await server.store.db.get(`SELECT 1 AS x FROM ${table} WHERE enrollment_id = ?`, [id]), undefined, table);
+    }
+    // Reading is harmless and stays open: an unknown channel holds no sets.
+    const tokens = await dev.checkin("DeclarativeManagement", { Endpoint: "declaration-items", ...phantom });
+    assert.deepEqual(json(tokens).Declarations, { Activations: [], Configurations: [], Assets: [], Management: [] });
   });
 
   test("notify and touch queue a sync; a set change reaches every channel holding it", async () => {

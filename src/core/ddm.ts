@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { NotFound } from "../errors.ts";
+import { Forbidden, NotFound } from "../errors.ts";
 import type { DeclarativeManagementMessage } from "../protocol/checkin.ts";
 import { decodeStatusReport, parseEndpoint, type DdmEndpoint, type StatusReport } from "../protocol/ddm.ts";
 import { tokensResponse } from "../protocol/ddm-tokens.ts";
@@ -110,6 +110,12 @@ export class DdmService {
   private async status(req: MdmRequest, msg: DeclarativeManagementMessage): Promise<CheckinReply> {
     const report = decodeStatusReport(msg.data);
     const id = msg.channel.id;
+    // A user channel's status is kept once the channel is enrolled (its TokenUpdate): otherwise a device
+    // could make up user ids and grow the store by a channel's bounds each. (The device channel is its binding.)
+    if (msg.channel.isUserChannel && (await this.store.enrollments.deviceOfChannel(id)) !== msg.channel.deviceId) {
+      req.log.info({ enrollmentId: id, deviceId: msg.channel.deviceId }, "DDM status report for a user channel not enrolled: refused");
+      throw new Forbidden("this user channel is not enrolled: its TokenUpdate comes first");
+    }
     const statusId = randomBytes(8).toString("hex");
     let retarget = false;
     const outcome = await this.store.transaction(async (tx) => {

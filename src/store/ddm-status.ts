@@ -34,7 +34,7 @@ export interface StoredDeclarationStatus {
 export interface RecordOutcome {
   /** The declarations whose state changed. */
   changes: DeclarationChange[];
-  /** Declaration statuses dropped: no declaration of that identifier is stored. */
+  /** Declaration statuses dropped: no declaration of that identifier is in the channel's sets. */
   unknownDeclarations: number;
   /** New status paths refused: the channel holds MAX_CHANNEL_STATUS_VALUES already. */
   refusedValues: number;
@@ -78,8 +78,9 @@ export class DdmStatusStore {
   /**
    * Stores one report of a channel (in the caller's transaction, with the
    * events it makes) and returns the declarations whose state changed. Only
-   * declarations Orchard stores are kept (a report cannot fill the table with
-   * made-up identifiers), and a channel holds at most MAX_CHANNEL_STATUS_VALUES
+   * declarations in the channel's sets are kept (a report cannot fill the table
+   * with made-up identifiers, nor report on another channel's declarations),
+   * and a channel holds at most MAX_CHANNEL_STATUS_VALUES
    * status values (reports that are not full cannot grow it without bound).
    * statusId is new for every report: a full report removes the rows it did
    * not write (those of another status id).
@@ -87,22 +88,41 @@ export class DdmStatusStore {
   async record(enrollmentId: string, report: StatusReport, raw: string, statusId: string, now: number): Promise<RecordOutcome> {
     return this.db.transaction(async (tx) => {
       const reported = [...new Map(report.declarations.map((d) => [d.identifier, d])).values()];
-      // The reported declarations Orchard stores, each with what this channel reported of it before (null: nothing).
-      const before = new Map<string, { active: number; valid: string; reasons: string | null } | null>();
+      // The reported declarations that one of the channel's sets holds, each with its kind and what this channel
+      // reported of it before (previous null: nothing). Any other is dropped: a device cannot give itself
+      // the status of a declaration it was never given, nor file one under another kind.
+      const assigned = new Map<
+        string,
+        { kind: DeclarationKind; previous: { active: number; valid: string; reasons: string | null } | null }
+      >();
       for (const chunk of chunks(reported, 500)) {
-        const rows = await tx.all<{ identifier: string; active: number | null; valid: string | null; reasons: string | null }>(
-          `SELECT d.identifier, s.active, s.valid, s.reasons FROM ddm_declarations d
+        const rows = await tx.all<{
+          identifier: string;
+          kind: DeclarationKind;
+          active: number | null;
+          valid: string | null;
+          reasons: string | null;
+        }>(
+          `SELECT d.identifier, d.kind, s.active, s.valid, s.reasons FROM ddm_declarations d
            LEFT JOIN ddm_status_declarations s ON s.enrollment_id = ? AND s.identifier = d.identifier
-           WHERE d.identifier IN (${chunk.map(() => "?").join(", ")})`,
-          [enrollmentId, ...chunk.map((d) => d.identifier)],
+           WHERE d.identifier IN (${chunk.map(() => "?").join(", ")})
+             AND EXISTS (SELECT 1 FROM ddm_enrollment_sets es JOIN ddm_set_declarations sd ON sd.set_name = es.set_name
+               WHERE es.enrollment_id = ? AND sd.declaration_identifier = d.identifier)`,
+          [enrollmentId, ...chunk.map((d) => d.identifier), enrollmentId],
         );
-        for (const r of rows)
-          before.set(r.identifier, r.valid === null ? null : { active: Number(r.active), valid: r.valid, reasons: r.reasons });
+        for (const r of rows) {
+          const previous = r.valid === null ? null : { active: Number(r.active), valid: r.valid, reasons: r.reasons };
+          assigned.set(r.identifier, { kind: r.kind, previous });
+        }
       }
-      const declarations = reported.filter((d) => before.has(d.identifier));
+      const declarations: DeclarationStatus[] = [];
+      for (const d of reported) {
+        const a = assigned.get(d.identifier);
+        if (a) declarations.push(d.kind === a.kind ? d : { ...d, kind: a.kind });
+      }
       const changes: DeclarationChange[] = [];
       for (const d of declarations) {
-        const had = before.get(d.identifier);
+        const had = assigned.get(d.identifier)!.previous;
         const reasons = d.reasons === null ? null : JSON.stringify(d.reasons);
         if (!had || had.active !== (d.active ? 1 : 0) || had.valid !== d.valid || had.reasons !== reasons) {
           changes.push({ now: d, before: had ? { active: had.active === 1, valid: had.valid } : null });

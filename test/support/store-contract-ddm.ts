@@ -205,11 +205,20 @@ export function ddmStoreContract(name: string, open: () => Promise<Store>): void
     });
 
     const status = (o: Partial<StatusReport>): StatusReport => ({ fullReport: false, declarations: [], values: [], errors: [], ...o });
+    /** Declarations stored and given to the channel, in a set of its own. */
+    const given = async (channel: string, ...identifiers: string[]) => {
+      const set = fresh("status-set");
+      for (const x of identifiers) {
+        await store.ddm.putDeclaration(config(x), quiet);
+        await store.ddm.addToSet(set, x, quiet);
+      }
+      await store.ddm.assign(channel, set, quiet);
+    };
 
     test("status: merged, replaced by a full report; changes returned; errors pruned; a few reports kept", async () => {
       const channel = fresh("ENR");
       const [a, b] = [fresh("com.example.sa"), fresh("com.example.sb")];
-      for (const x of [a, b]) await store.ddm.putDeclaration(config(x), quiet);
+      await given(channel, a, b);
       const d = (identifier: string, valid: string) => ({
         identifier,
         kind: "configuration" as const,
@@ -300,10 +309,10 @@ export function ddmStoreContract(name: string, open: () => Promise<Store>): void
       assert.equal(await store.ddmStatus.report(channel, { statusId: "r1" }), undefined);
     });
 
-    test("status: only stored declarations are kept; a channel holds at most MAX_CHANNEL_STATUS_VALUES values", async () => {
+    test("status: only the channel's declarations are kept; a channel holds at most MAX_CHANNEL_STATUS_VALUES values", async () => {
       const channel = fresh("CAP");
       const known = fresh("com.example.known");
-      await store.ddm.putDeclaration(config(known), quiet);
+      await given(channel, known);
       const d = (identifier: string) => ({
         identifier,
         kind: "configuration" as const,
@@ -312,16 +321,21 @@ export function ddmStoreContract(name: string, open: () => Promise<Store>): void
         serverToken: "t",
         reasons: null,
       });
-      const unknownIds = Array.from({ length: 600 }, (_, i) => fresh(`made-up-${i}`));
-      const first = await store.ddmStatus.record(channel, status({ declarations: [d(known), ...unknownIds.map(d)] }), "{}", "s1", T0);
+      // Another channel's declaration: stored, but not this channel's to report on.
+      const others = fresh("com.example.others");
+      await given(fresh("OTHER"), others);
+      const unknownIds = [others, ...Array.from({ length: 600 }, (_, i) => fresh(`made-up-${i}`))];
+      // The device files its own under another kind: kept under the declaration's.
+      const misfiled = { ...d(known), kind: "asset" as const };
+      const first = await store.ddmStatus.record(channel, status({ declarations: [misfiled, ...unknownIds.map(d)] }), "{}", "s1", T0);
       assert.deepEqual(
-        first.changes.map((c) => c.now.identifier),
-        [known],
+        first.changes.map((c) => [c.now.identifier, c.now.kind]),
+        [[known, "configuration"]],
       );
-      assert.equal(first.unknownDeclarations, 600);
+      assert.equal(first.unknownDeclarations, 601);
       assert.deepEqual(
-        (await store.ddmStatus.declarations([channel])).map((s) => s.identifier),
-        [known],
+        (await store.ddmStatus.declarations([channel])).map((s) => [s.identifier, s.kind]),
+        [[known, "configuration"]],
       );
       assert.equal((await store.ddmStatus.errors(channel, 1000)).length, 1, "an error row for the known invalid one only");
 
