@@ -15,6 +15,9 @@ import type { CheckinReply, MdmRequest, MdmService } from "./service.ts";
  * (no handshake) and zero-length users pass.
  */
 export class AuthTokenGuard implements MdmService {
+  /** Per channel and reason, when its last userauth.token_refused event was recorded and how many refusals came since. */
+  private readonly noted = new Map<string, { at: number; since: number }>();
+
   constructor(
     private readonly next: MdmService,
     private readonly store: Store,
@@ -42,7 +45,33 @@ export class AuthTokenGuard implements MdmService {
     }
     const reason = authToken === undefined ? "missing" : session.state === "challenged" ? "no token issued" : "wrong or stale";
     req.log.info({ enrollmentId: channel.id, reason }, "AuthToken refused");
-    await this.store.events.add({ type: "userauth.token_refused", enrollmentId: channel.id, detail: { reason } }, req.now);
+    const repeated = this.note(`${channel.id}\n${reason}`, req.now);
+    if (repeated !== undefined) {
+      await this.store.events.add({ type: "userauth.token_refused", enrollmentId: channel.id, detail: { reason, repeated } }, req.now);
+    }
     throw new Forbidden(authToken === undefined ? "this user's channel requires its AuthToken" : "AuthToken is not valid for this user");
   }
+
+  /**
+   * Whether this refusal makes an event: the first of a channel and reason
+   * does, then one per REFUSED_EVENT_INTERVAL_MS, saying how many refusals came
+   * since the last (a stale token retried at every poll, or a device sending
+   * wrong ones as fast as it can, must not write a row per request). The
+   * count is this process's. Undefined: no event.
+   */
+  private note(key: string, now: number): number | undefined {
+    const last = this.noted.get(key);
+    if (last && now - last.at < REFUSED_EVENT_INTERVAL_MS) {
+      last.since++;
+      return undefined;
+    }
+    if (!last && this.noted.size >= MAX_NOTED) this.noted.clear();
+    this.noted.set(key, { at: now, since: 0 });
+    return last?.since ?? 0;
+  }
 }
+
+/** At most one userauth.token_refused event per channel and reason in this time (the rest counted in the next). */
+export const REFUSED_EVENT_INTERVAL_MS = 5 * 60_000;
+/** Channels and reasons remembered for the above at most; past it they are forgotten (each then records once more). */
+const MAX_NOTED = 10_000;

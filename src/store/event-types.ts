@@ -99,7 +99,10 @@ export const EVENT_CATALOGUE = {
   "userauth.already_authenticated": { about: "a UserAuthenticate carried the user's valid AuthToken", detail: detail<ShortName>() },
   "userauth.authenticated": { about: "a network user logged in: an AuthToken was issued", detail: detail<{ short_name: string }>() },
   "userauth.failed": { about: "a network user's digest response was refused", detail: detail<{ cause: string; short_name?: string }>() },
-  "userauth.token_refused": { about: "a user channel's request lacked a valid AuthToken (403)", detail: detail<{ reason: string }>() },
+  "userauth.token_refused": {
+    about: "a user channel's request lacked a valid AuthToken (403); at most one per channel and reason every 5 minutes",
+    detail: detail<{ reason: string; repeated: number }>(),
+  },
   "push.sent": {
     about: "APNs accepted a push",
     detail: detail<{ topic: string; apns_id: string; trigger: string; attempts: number }>(),
