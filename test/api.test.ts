@@ -172,6 +172,25 @@ await forEachBackend("operator API", (backend) => {
         /^CommandUUID must be/,
         plist({ CommandUUID: "", Command: { RequestType: "DeviceInformation" } }),
       );
+      for (const dots of [".", ".."]) {
+        await refused(
+          "PUT",
+          `/v1/enqueue/${id}`,
+          400,
+          /not only dots/,
+          plist({ CommandUUID: dots, Command: { RequestType: "DeviceInformation" } }),
+        );
+      }
+      // A RequestType is a short word: a long or odd one is refused, not stored and logged whole.
+      for (const requestType of ["R".repeat(129), "Device Information", "Device<Information>"]) {
+        await refused(
+          "PUT",
+          `/v1/enqueue/${id}`,
+          400,
+          /^RequestType must be/,
+          plist({ CommandUUID: "X2", Command: { RequestType: requestType } }),
+        );
+      }
     });
 
     test("a duplicate CommandUUID is 409 and queues nothing", async () => {

@@ -25,6 +25,9 @@ export interface ApiResult {
   truncated?: boolean;
 }
 
+/** A RequestType or CommandUUID. */
+const NAME_RE = /^[A-Za-z0-9._-]{1,128}$/;
+
 /**
  * Reads an operator's command plist: it needs Command.RequestType; a missing
  * CommandUUID is generated (then the plist is re-serialized with it).
@@ -43,13 +46,18 @@ export function prepareCommand(raw: Buffer): NewCommand {
   }
   const requestType = (command as PlistDict).RequestType;
   if (typeof requestType !== "string" || requestType.length === 0) throw new BadRequest("Command has no RequestType", "invalid_command");
+  // Apple's are short words (DeviceInformation); this one goes into listings, events, webhooks and log lines.
+  if (!NAME_RE.test(requestType)) {
+    throw new BadRequest("RequestType must be 1 to 128 letters, digits, '.', '_' or '-'", "invalid_command");
+  }
   const uuid = dict.CommandUUID;
   if (uuid === undefined) {
     const commandUuid = randomUUID().toUpperCase();
     return { commandUuid, requestType, command: Buffer.from(serializePlist({ ...dict, CommandUUID: commandUuid })) };
   }
-  if (typeof uuid !== "string" || !/^[A-Za-z0-9._-]{1,128}$/.test(uuid)) {
-    throw new BadRequest("CommandUUID must be 1 to 128 letters, digits, '.', '_' or '-'", "invalid_command");
+  // Not only dots: "." and ".." would not survive in a URL path (GET /v1/commands/..).
+  if (typeof uuid !== "string" || !NAME_RE.test(uuid) || /^\.+$/.test(uuid)) {
+    throw new BadRequest("CommandUUID must be 1 to 128 letters, digits, '.', '_' or '-', not only dots", "invalid_command");
   }
   return { commandUuid: uuid, requestType, command: raw };
 }
