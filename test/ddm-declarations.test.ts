@@ -65,6 +65,20 @@ await forEachBackend("DDM declarations: schema and files", (backend) => {
     assert.equal(good.warning, null);
   });
 
+  test("an Identifier a device could not fetch, or with C1 or bidi controls, is a 400 and nothing is stored; so is such a set name", async () => {
+    const base = { Type: "com.apple.configuration.management.test", Payload: { Echo: "x" } };
+    for (const id of ["../../x", "./x", "a//b", "/lead", "trail/", ".", "a/../b", "c1\u0085x", "bidi\u202ex", " "]) {
+      const r = await putDeclaration({ ...base, Identifier: id });
+      assert.equal(r.status, 400, JSON.stringify(id));
+      assert.equal(r.json.code, "invalid_declaration");
+    }
+    assert.equal((await server.api("GET", "/v1/declarations")).json.includes("a//b"), false);
+    // A slash inside is fine: the device asks for declaration/<kind>/a/b.
+    assert.equal((await putDeclaration({ ...base, Identifier: "com.example/with/slash" })).status, 204);
+    const set = await server.api("PUT", `/v1/set-declarations/${encodeURIComponent("s\u00851")}?declaration=com.example%2Fwith%2Fslash`);
+    assert.equal(set.status, 400, set.text);
+  });
+
   test("a type newer than the schema is stored with a warning; one outside Apple's families is refused", async () => {
     const newer = await putDeclaration({ Type: "com.apple.configuration.shiny-new", Identifier: "com.example.new", Payload: { A: 1 } });
     assert.equal(newer.status, 204);

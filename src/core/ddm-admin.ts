@@ -228,7 +228,7 @@ function declarationOf(json: unknown): Declaration {
     );
   }
   if (typeof d.Identifier !== "string") throw new BadRequest("declaration without an Identifier string", "invalid_declaration");
-  name(d.Identifier, "declaration Identifier", "invalid_declaration");
+  declarationIdentifier(d.Identifier);
   if (typeof d.Type === "string" && d.Type.length > MAX_NAME_LENGTH)
     throw new BadRequest(`declaration Type is longer than ${MAX_NAME_LENGTH} characters`, "invalid_declaration");
   if (typeof d.Type !== "string" || kindOfType(d.Type) === undefined) {
@@ -243,10 +243,32 @@ function declarationOf(json: unknown): Declaration {
   return d as unknown as Declaration;
 }
 
-/** An identifier, set name or enrollment id: 1 to 256 characters, no control characters. */
+/**
+ * An identifier, set name or enrollment id: 1 to 256 characters, not only
+ * white space, no control characters (C0, C1, and the line separators and
+ * bidirectional controls that make a name read otherwise in the console, the
+ * CLI and the logs).
+ */
 function name(value: string, what: string, code: "invalid_parameter" | "invalid_declaration" = "invalid_parameter"): void {
   if (value.length === 0 || value.length > MAX_NAME_LENGTH)
     throw new BadRequest(`${what} must be 1 to ${MAX_NAME_LENGTH} characters`, code);
-  if (/[\u0000-\u001f\u007f]/.test(value)) throw new BadRequest(`${what} contains a control character`, code);
+  if (/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/.test(value))
+    throw new BadRequest(`${what} contains a control character`, code);
+  if (value.trim() === "") throw new BadRequest(`${what} is only white space`, code);
   if (!(value as unknown as { isWellFormed(): boolean }).isWellFormed()) throw new BadRequest(`${what} is not valid Unicode`, code);
+}
+
+/**
+ * A declaration's Identifier is also the tail of the path a device asks for
+ * it by (`declaration/<kind>/<Identifier>`): one the device side would refuse
+ * (an empty, `.` or `..` segment: a leading, trailing or doubled `/`) could be
+ * stored and listed but never fetched.
+ */
+function declarationIdentifier(value: string): void {
+  name(value, "declaration Identifier", "invalid_declaration");
+  if (value.split("/").some((s) => s === "" || s === "." || s === ".."))
+    throw new BadRequest(
+      "declaration Identifier cannot be fetched by a device: no empty, . or .. path segment (a leading, trailing or doubled /)",
+      "invalid_declaration",
+    );
 }
