@@ -124,3 +124,27 @@ test("one transaction alone runs as before: its error is its own and nothing of 
   assert.equal(await db.transaction(async (tx) => tx.run("INSERT INTO t (name) VALUES ('y')")), 1);
   assert.deepEqual(names(reader), ["y"]);
 });
+
+test("the store's files are the owner's alone: created 0600 whatever the umask, existing ones narrowed", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-sqlite-mode-"));
+  const mode = (f: string) => fs.statSync(f).mode & 0o777;
+  const before = process.umask(0o022);
+  try {
+    const file = path.join(dir, "new.db");
+    const db = new SqliteDatabase(file);
+    await db.exec("CREATE TABLE t (x INTEGER)");
+    await db.run("INSERT INTO t (x) VALUES (1)");
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) assert.equal(mode(f), 0o600, f);
+    await db.close();
+    // One made world-readable by something else (a copy, a restore, another tool) is narrowed when opened.
+    const old = path.join(dir, "old.db");
+    fs.writeFileSync(old, "");
+    fs.chmodSync(old, 0o644);
+    const again = new SqliteDatabase(old);
+    assert.equal(mode(old), 0o600);
+    await again.close();
+  } finally {
+    process.umask(before);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

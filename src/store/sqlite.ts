@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import BetterSqlite3 from "better-sqlite3";
 import type { Database, Sql, SqlParam } from "./db.ts";
 import { normalizeParams } from "./params.ts";
@@ -44,6 +45,26 @@ export function pageCacheKib(channels: number): number {
 export const PAGE_CACHE_MIN_KIB = 4096;
 export const PAGE_CACHE_MAX_KIB = 16_000;
 
+/**
+ * The store holds secrets (network users' digests, the nonce key, push
+ * tokens, raw device messages): its files are the owner's alone, whatever the
+ * umask or the data directory's mode. A new database is created 0600 (SQLite
+ * gives its -wal and -shm the database's mode); existing files readable by
+ * others are narrowed to it.
+ */
+function keepPrivate(file: string): void {
+  if (file === ":memory:" || file === "") return;
+  fs.closeSync(fs.openSync(file, "a", 0o600));
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      if ((fs.statSync(f).mode & 0o077) !== 0) fs.chmodSync(f, 0o600);
+    } catch (err) {
+      // Not there yet (SQLite makes it with the database's mode), or not ours to change.
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT" && (err as NodeJS.ErrnoException).code !== "EPERM") throw err;
+    }
+  }
+}
+
 export class SqliteDatabase implements Database {
   readonly dialect = "sqlite" as const;
   private readonly db: BetterSqlite3.Database;
@@ -63,6 +84,7 @@ export class SqliteDatabase implements Database {
   private readonly endRead: BetterSqlite3.Statement;
 
   constructor(file: string) {
+    keepPrivate(file);
     this.db = new BetterSqlite3(file);
     this.db.pragma("journal_mode = WAL");
     // NORMAL in WAL mode survives a process crash without losing a commit;
