@@ -108,6 +108,9 @@ await forEachBackend("the console's reads", (backend) => {
     assert.equal(odd.json.valid, false);
     const good = await server.api("POST", "/v1/declarations/validate", { ...decl, Payload: { MinimumLength: 6 } });
     assert.deepEqual(good.json, { valid: true, errors: [], warnings: [] });
+    // A body past 1 MB is 413 at once (any operator may call this, unaudited: 16 MB ones stalled the server).
+    const huge = await server.api("POST", "/v1/declarations/validate", { ...decl, Payload: { Pad: "x".repeat(1024 * 1024) } });
+    assert.equal(huge.status, 413, huge.text);
     assert.deepEqual((await server.api("GET", "/v1/declarations")).json, []);
   });
 });

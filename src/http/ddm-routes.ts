@@ -30,6 +30,8 @@ const MAX_ERRORS = 1000;
 /** Ids per bulk assignment request, and room for that many of about 150 characters (a user channel is "UDID:UserGUID"). */
 export const MAX_BULK_ASSIGN_IDS = 100_000;
 const BULK_ASSIGN_BODY_BYTES = 16 * 1024 * 1024;
+/** The body of POST /v1/declarations/validate at most (PUT /v1/declarations takes --report-body-limit). */
+export const VALIDATE_BODY_BYTES = 1024 * 1024;
 
 export function registerDdmRoutes(app: FastifyInstance, o: DdmRouteOptions): void {
   const { store, admin } = o;
@@ -51,7 +53,9 @@ export function registerDdmRoutes(app: FastifyInstance, o: DdmRouteOptions): voi
   });
 
   // Orchard's own: the same checks as PUT, nothing stored (the console calls it as the operator types).
-  app.post("/v1/declarations/validate", async (req): Promise<DeclarationCheckJson> => {
+  // Open to the read role and never audited, so its body is kept small: a declaration typed in the
+  // editor is kilobytes, and 16 MB bodies parsed and checked on the event loop stalled every device.
+  app.post("/v1/declarations/validate", { bodyLimit: VALIDATE_BODY_BYTES }, async (req): Promise<DeclarationCheckJson> => {
     const { errors, warnings } = admin.check(jsonObject(req));
     return { valid: errors.length === 0, errors: errors.slice(0, MAX_ERRORS), warnings };
   });
