@@ -96,12 +96,24 @@ export function apiGuard(o: ApiGuardOptions) {
     // A change is any method but GET and HEAD, and a GET with an audit action
     // (GET /v1/push/{ids} pushes, NanoMDM's form): an <img> must not push.
     const changes = !isSafeMethod(req.method) || rule?.action !== undefined;
-    // A browser says where a request comes from: a change asked by another
-    // site is refused whatever it carries (Basic credentials a browser
-    // remembers are sent cross-site, SameSite or not).
-    if (changes && req.headers["sec-fetch-site"] === "cross-site") {
-      req.log.info({ method: req.method, url: loggableUrl(req.url), remote: req.ip }, "API change refused: cross-site request");
-      sendError(req, reply, 403, "cross-site requests may not change anything", "forbidden");
+    // Before any credential: Basic credentials a browser cached (every 401
+    // here challenges Basic) and cookies ride along on requests other sites
+    // start, so a change a browser may have made for another page is refused
+    // whatever it carries.
+    const refusal = changes ? browserChangeRefusal(req) : undefined;
+    if (refusal !== undefined) {
+      req.log.info(
+        {
+          method: req.method,
+          url: loggableUrl(req.url),
+          remote: req.ip,
+          secFetchSite: req.headers["sec-fetch-site"],
+          origin: req.headers.origin?.slice(0, 200),
+          contentType: req.headers["content-type"]?.slice(0, 200),
+        },
+        `API change refused: ${refusal.log}`,
+      );
+      sendError(req, reply, 403, refusal.reason, "forbidden");
       return reply;
     }
     const found = await identify(req, o, keyDigest);
@@ -159,6 +171,40 @@ export function apiGuard(o: ApiGuardOptions) {
       sendError(req, reply, 403, `this needs the ${needed} role (${actor.name} has ${actor.role})`, "forbidden");
       return reply;
     }
+  };
+}
+
+/** Content types an HTML form (or a no-cors fetch) sends without asking the server first; none at all too. */
+const FORM_TYPES = new Set(["", "application/x-www-form-urlencoded", "multipart/form-data", "text/plain"]);
+
+/**
+ * Why a change may have come from a page the operator did not mean to act
+ * through, or undefined. Two browser signals, both absent from curl and the CLI:
+ * - `Sec-Fetch-Site` (Fetch Metadata): only `same-origin` (the console) and
+ *   `none` (the user's own action) may change anything; `same-site` is a
+ *   sibling subdomain, which may host anyone's page.
+ * - `Origin` with a body a form can send: browsers without Fetch Metadata
+ *   still send `Origin` on a form's POST, and the server reads a JSON body
+ *   whatever its Content-Type, so `enctype="text/plain"` can carry JSON.
+ *   Passes when the browser says `same-origin`, or with `X-CSRF-Token`: no
+ *   form can set that header, and another origin's script can send it only
+ *   after a CORS preflight the server never grants. (The console sends it on
+ *   every change, with text/plain plists and htdigest files, and bodiless POSTs.)
+ */
+export function browserChangeRefusal(req: FastifyRequest): { reason: string; log: string } | undefined {
+  const site = req.headers["sec-fetch-site"];
+  if (site !== undefined && site !== "same-origin" && site !== "none") {
+    return {
+      reason: `a change asked by another site (Sec-Fetch-Site: ${site.slice(0, 40)}) is refused: use the console on this server's own origin, curl or the CLI`,
+      log: "asked by another site",
+    };
+  }
+  if (req.headers.origin === undefined || site === "same-origin" || req.headers[CSRF_HEADER] !== undefined) return undefined;
+  const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+  if (!FORM_TYPES.has(type)) return undefined;
+  return {
+    reason: `a browser form cannot change anything here (Origin ${req.headers.origin.slice(0, 100)} with ${type || "no"} Content-Type): use the console, curl or the CLI`,
+    log: "a browser form's request",
   };
 }
 
