@@ -112,6 +112,21 @@ await forEachBackend("push certificate lifecycle", (backend) => {
       assert.equal((await server.api("DELETE", `/v1/pushcert/${OTHER}`)).status, 200);
       await server.store.db.run("UPDATE enrollments SET enabled = 1");
     });
+
+    test("devices under a topic Orchard has no certificate for (the simulator's) do not hold back a new one", async () => {
+      await server.store.db.run("UPDATE enrollments SET enabled = 0");
+      const simulated = await seedEnrollments(server.store, 2, {
+        prefix: `SIM-${backend}`,
+        topic: "com.apple.mgmt.External.orchard-simulator",
+      });
+      assert.equal((await server.api("PUT", "/v1/pushcert", pki.pem(await certFor(OTHER)))).status, 200);
+      assert.equal((await server.api("DELETE", `/v1/pushcert/${OTHER}`)).status, 200);
+      await server.store.db.run(
+        `DELETE FROM enrollments WHERE id IN (${simulated.map(() => "?").join(", ")})`,
+        simulated.map((s) => s.id),
+      );
+      await server.store.db.run("UPDATE enrollments SET enabled = 1");
+    });
   });
 
   describe("expiry", () => {
