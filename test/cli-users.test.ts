@@ -204,5 +204,5 @@ test("users remove deletes the user and says how many sessions were revoked", as
   assert.equal(r.stdout, "removed net1; revoked 1 session\n");
   assert.equal((await server.api("GET", "/v1/users/net1")).status, 404);
   const sessions = await server.api("GET", `/v1/user-sessions?device=${mac.udid}`);
-  assert.equal(sessions.json.sessions[0].state, "challenged");
+  assert.equal(sessions.json.sessions[0].state, "revoked");
 });

@@ -11,10 +11,10 @@ import type { MdmRequest, MdmService } from "./service.ts";
 
 const channel = { id: "MAC-1:USER-1", deviceId: "MAC-1", type: "User" as const, userId: "USER-1", isUserChannel: true };
 
-function rig() {
+function rig(state = "authenticated") {
   const events: Array<{ type: string; enrollmentId?: string; detail: unknown; at: number }> = [];
   const store = {
-    userSessions: { get: async () => ({ state: "authenticated", tokenHash: hashAuthToken("the-token") }) },
+    userSessions: { get: async () => ({ state, tokenHash: state === "authenticated" ? hashAuthToken("the-token") : null }) },
     events: { add: async (e: { type: string; enrollmentId?: string; detail: unknown }, at: number) => void events.push({ ...e, at }) },
   } as unknown as Store;
   const next = { checkIn: async () => ({ kind: "empty" }) } as unknown as MdmService;
@@ -54,4 +54,13 @@ test("every refusal is 403; the events: the first of each reason, then one per i
   await assert.rejects(send("wrong", t0 + REFUSED_EVENT_INTERVAL_MS + 1), Forbidden);
   assert.deepEqual(events.at(-1)?.detail, { reason: "wrong or stale", repeated: 5 });
   assert.equal(events.at(-1)?.enrollmentId, channel.id);
+});
+
+test("a revoked session (the user removed, the Mac enrolled again) refuses its old token with the reason revoked", async () => {
+  const { events, send } = rig("revoked");
+  await assert.rejects(send("the-token", 1), Forbidden);
+  assert.deepEqual(
+    events.map((e) => e.detail),
+    [{ reason: "revoked", repeated: 0 }],
+  );
 });

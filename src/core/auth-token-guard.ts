@@ -43,7 +43,14 @@ export class AuthTokenGuard implements MdmService {
       this.tokenUse.mark(channel.id, req.now);
       return;
     }
-    const reason = authToken === undefined ? "missing" : session.state === "challenged" ? "no token issued" : "wrong or stale";
+    const reason =
+      authToken === undefined
+        ? "missing"
+        : session.state === "revoked"
+          ? "revoked"
+          : session.state === "challenged"
+            ? "no token issued"
+            : "wrong or stale";
     req.log.info({ enrollmentId: channel.id, reason }, "AuthToken refused");
     const repeated = this.note(`${channel.id}\n${reason}`, req.now);
     if (repeated !== undefined) {

@@ -264,7 +264,7 @@ const schemas: Record<string, Schema> = {
     device_id: str,
     user_id: str,
     short_name: nullableStr,
-    state: { type: "string", enum: ["challenged", "authenticated", "zero-length", "declined"] },
+    state: { type: "string", enum: ["challenged", "authenticated", "zero-length", "declined", "revoked"] },
     challenged_at: nullableTime,
     token_issued_at: nullableTime,
     token_last_used_at: nullableTime,

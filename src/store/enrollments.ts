@@ -202,7 +202,7 @@ export class EnrollmentStore {
       // A new enrollment ends the AuthTokens of the old one: its network
       // users must log in again (UserAuthenticate) before their channels work.
       await tx.run(
-        "UPDATE user_sessions SET state = 'challenged', token_hash = NULL, updated_at = ? WHERE device_id = ? AND state = 'authenticated'",
+        "UPDATE user_sessions SET state = 'revoked', token_hash = NULL, updated_at = ? WHERE device_id = ? AND state = 'authenticated'",
         [a.now, a.deviceId],
       );
       return { discarded: discarded.map((d) => ({ enrollmentId: d.enrollment_id, commandUuid: d.command_uuid })) };

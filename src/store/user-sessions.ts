@@ -1,7 +1,8 @@
 import { writeCoalescedTimes } from "./coalesced-times.ts";
 import type { Database } from "./db.ts";
 
-export type UserSessionState = "challenged" | "authenticated" | "zero-length" | "declined";
+/** revoked: its AuthToken was ended (the user removed, the Mac enrolled again); the Mac must log the user in again. */
+export type UserSessionState = "challenged" | "authenticated" | "zero-length" | "declined" | "revoked";
 
 export interface UserSession {
   enrollmentId: string;
@@ -139,7 +140,7 @@ export class UserSessionStore {
       shortName,
     ]);
     return this.db.run(
-      `UPDATE user_sessions SET state = 'challenged', token_hash = NULL, updated_at = ?
+      `UPDATE user_sessions SET state = 'revoked', token_hash = NULL, updated_at = ?
        WHERE short_name = ? AND state = 'authenticated'`,
       [now, shortName],
     );
