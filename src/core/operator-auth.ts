@@ -51,8 +51,18 @@ export function allows(role: Role, needed: Role): boolean {
   return roleRank(role) >= roleRank(needed);
 }
 
+/**
+ * Names the audit log gives callers that are no account (the shared API key,
+ * a failed sign-in): an operator so named would read as one of them.
+ * Reserved ignoring case, like every name (see OperatorAuth.add).
+ */
+export const RESERVED_OPERATOR_NAMES = ["api-key", "anonymous"] as const;
+
 export function checkOperatorName(name: string): string {
   if (!NAME_RULE.test(name)) throw new BadRequest(OPERATOR_NAME_RULE, "invalid_parameter");
+  if ((RESERVED_OPERATOR_NAMES as readonly string[]).includes(name.toLowerCase())) {
+    throw new BadRequest(`"${name}" is reserved: the audit log names the API key and failed sign-ins so`, "invalid_parameter");
+  }
   return name;
 }
 
@@ -92,10 +102,17 @@ export class OperatorAuth {
 
   // Accounts
 
+  /**
+   * Adds an account. A name is taken ignoring case: `ALICE` beside `alice`
+   * would read as the same person in the audit log and the console.
+   */
   async add(name: string, role: Role, password: string, now = Date.now()): Promise<Operator> {
     checkOperatorName(name);
     const hash = await hashPassword(checkPassword(password));
-    if (!(await this.store.operators.add({ name, role, passwordHash: hash }, now))) throw new Conflict("an operator has this name");
+    const taken = await this.store.operators.add({ name, role, passwordHash: hash }, now);
+    if (taken !== undefined) {
+      throw new Conflict(taken === name ? "an operator has this name" : `an operator has this name in other letter case: ${taken}`);
+    }
     return (await this.store.operators.get(name))!;
   }
 
@@ -128,10 +145,14 @@ export class OperatorAuth {
     });
   }
 
-  /** Checks an operator's password (its own change of password asks for the old one). */
-  async checkPassword(name: string, password: string): Promise<boolean> {
+  /**
+   * Checks an operator's password (its own change of password asks for the
+   * old one). `caller` (an address, an account) is whose share of the
+   * server's hash queue it takes: one guesser cannot fill it for everyone.
+   */
+  async checkPassword(name: string, password: string, caller?: string): Promise<boolean> {
     const operator = await this.store.operators.get(name);
-    const ok = await verifyPassword(password, operator?.passwordHash ?? (await dummyHash()));
+    const ok = await verifyPassword(password, operator?.passwordHash ?? (await dummyHash()), caller);
     return ok && operator !== undefined && !operator.disabled;
   }
 
@@ -142,9 +163,14 @@ export class OperatorAuth {
    * account; undefined for anything else (one answer for all of them, and
    * the same time: an unknown name is checked against a dummy hash).
    */
-  async signIn(name: string, password: string, address: string | null): Promise<{ sessionId: string; operator: Operator } | undefined> {
+  async signIn(
+    name: string,
+    password: string,
+    address: string | null,
+    caller?: string,
+  ): Promise<{ sessionId: string; operator: Operator } | undefined> {
     if (typeof name !== "string" || typeof password !== "string" || name.length > 64 || password.length > 1024) return undefined;
-    if (!(await this.checkPassword(name, password))) return undefined;
+    if (!(await this.checkPassword(name, password, caller))) return undefined;
     // After the hash, which takes a while: the session's clocks start when it is handed out.
     const now = Date.now();
     const operator = (await this.store.operators.get(name))!;

@@ -31,6 +31,13 @@ export const MAX_PASSWORD = 1024;
  */
 const MAX_HASHING = 2;
 const MAX_WAITING = 64;
+/**
+ * Hashes one caller (an address signing in, an account changing its
+ * password) may have running or waiting: twice what runs at once, so one
+ * caller gains nothing by sending more, and no one caller can fill the queue
+ * every sign-in shares (it takes MAX_WAITING / MAX_PER_CALLER of them).
+ */
+export const MAX_PER_CALLER = 4;
 
 export function passwordProblem(password: string): string | undefined {
   if (password.length < MIN_PASSWORD) return `a password has at least ${MIN_PASSWORD} characters`;
@@ -40,18 +47,22 @@ export function passwordProblem(password: string): string | undefined {
 
 export async function hashPassword(password: string): Promise<string> {
   const salt = randomBytes(SALT_BYTES);
-  const key = await derive(password, salt, LOG_N, R, P);
+  const key = await derive(password, salt, LOG_N, R, P, KEY_BYTES);
   return `$scrypt$ln=${LOG_N},r=${R},p=${P}$${salt.toString("base64url")}$${key.toString("base64url")}`;
 }
 
-/** Whether the password is the one hashed; false for a hash it cannot read. Constant time in the comparison. */
-export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+/**
+ * Whether the password is the one hashed; false for a hash it cannot read.
+ * Constant time in the comparison. `caller` (an address, an account): whose
+ * share of the hash queue the check takes (MAX_PER_CALLER).
+ */
+export async function verifyPassword(password: string, stored: string, caller?: string): Promise<boolean> {
   const m = /^\$scrypt\$ln=(\d{1,2}),r=(\d{1,2}),p=(\d{1,2})\$([A-Za-z0-9_-]{16,})\$([A-Za-z0-9_-]{32,})$/.exec(stored);
   if (!m) return false;
   const [ln, r, p] = [Number(m[1]), Number(m[2]), Number(m[3])];
   if (ln < 10 || ln > 20 || r < 1 || r > 16 || p < 1 || p > 16) return false;
   const expected = Buffer.from(m[5]!, "base64url");
-  const key = await derive(password, Buffer.from(m[4]!, "base64url"), ln, r, p, expected.length);
+  const key = await derive(password, Buffer.from(m[4]!, "base64url"), ln, r, p, expected.length, caller);
   return key.length === expected.length && timingSafeEqual(key, expected);
 }
 
@@ -65,33 +76,45 @@ export function dummyHash(): Promise<string> {
   return dummy;
 }
 
-/** Too many sign-ins waiting for a hash at once. */
+/** Too many password checks waiting for a hash at once (everyone's, or one caller's share). */
 export class HashingBusy extends OrchardError {
   readonly retryAfterSeconds = 1;
   constructor() {
-    super(503, "too many sign-ins at once; retry in a second", "service_unavailable");
+    super(503, "too many sign-ins or password checks at once; retry in a second", "service_unavailable");
   }
 }
 
 let running = 0;
 const waiting: Array<() => void> = [];
+/** Hashes running or waiting per caller; a caller with none has no entry, so the map stays as small as the queue. */
+const perCaller = new Map<string, number>();
 
-async function derive(password: string, salt: Buffer, ln: number, r: number, p: number, bytes = KEY_BYTES): Promise<Buffer> {
-  if (running >= MAX_HASHING) {
-    if (waiting.length >= MAX_WAITING) throw new HashingBusy();
-    await new Promise<void>((resolve) => waiting.push(resolve));
-  } else running++;
+async function derive(password: string, salt: Buffer, ln: number, r: number, p: number, bytes: number, caller?: string): Promise<Buffer> {
+  const mine = caller === undefined ? 0 : (perCaller.get(caller) ?? 0);
+  if (mine >= MAX_PER_CALLER || (running >= MAX_HASHING && waiting.length >= MAX_WAITING)) throw new HashingBusy();
+  // Counted before waiting: what is queued is what one caller holds.
+  if (caller !== undefined) perCaller.set(caller, mine + 1);
   try {
-    const N = 2 ** ln;
-    return await new Promise<Buffer>((resolve, reject) =>
-      scrypt(password.normalize("NFC"), salt, bytes, { N, r, p, maxmem: 256 * N * r + 1024 * 1024 }, (err, key) =>
-        err ? reject(err) : resolve(key),
-      ),
-    );
+    if (running >= MAX_HASHING) await new Promise<void>((resolve) => waiting.push(resolve));
+    else running++;
+    try {
+      const N = 2 ** ln;
+      return await new Promise<Buffer>((resolve, reject) =>
+        scrypt(password.normalize("NFC"), salt, bytes, { N, r, p, maxmem: 256 * N * r + 1024 * 1024 }, (err, key) =>
+          err ? reject(err) : resolve(key),
+        ),
+      );
+    } finally {
+      // The slot passes to the next waiter as it is, or is given back.
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
+    }
   } finally {
-    // The slot passes to the next waiter as it is, or is given back.
-    const next = waiting.shift();
-    if (next) next();
-    else running--;
+    if (caller !== undefined) {
+      const left = perCaller.get(caller)! - 1;
+      if (left > 0) perCaller.set(caller, left);
+      else perCaller.delete(caller);
+    }
   }
 }

@@ -217,9 +217,11 @@ export function buildApp(o: AppOptions): FastifyInstance {
   app.decorateRequest("actor", undefined);
   registerAuditHook(app, o.store);
   const limiter = () => new ApiFailureLimiter(o.limits.apiMaxFailures, o.limits.apiFailureWindowMs);
+  // Wrong operator passwords, wherever they are tried (sign-in, PUT /v1/me/password), count in one place.
+  const passwords = limiter();
   app.register(async (session) => {
     session.addHook("preValidation", plainRequestStrings);
-    registerSessionRoutes(session, { auth: o.operatorAuth, limiter: limiter(), knownKey: knownBrowserKey(o.apiKey) });
+    registerSessionRoutes(session, { auth: o.operatorAuth, limiter: passwords, knownKey: knownBrowserKey(o.apiKey) });
   });
   app.register(async (api) => {
     // A route nobody gave a role is the admin's alone (http/route-roles.ts); say so at start-up.
@@ -232,7 +234,7 @@ export function buildApp(o: AppOptions): FastifyInstance {
     });
     api.addHook("onRequest", apiGuard({ apiKey: o.apiKey, auth: o.operatorAuth, limiter: limiter() }));
     api.addHook("preValidation", plainRequestStrings);
-    registerOperatorRoutes(api, { store: o.store, auth: o.operatorAuth });
+    registerOperatorRoutes(api, { store: o.store, auth: o.operatorAuth, passwords });
     registerAuditRoutes(api, o.store);
     registerApiRoutes(api, { store: o.store, pusher: o.pusher, commandBodyLimit: o.reportBodyLimit, plistLimits: o.limits.plist });
     registerBulkIdRoutes(api, { store: o.store, pusher: o.pusher, commandBodyLimit: o.reportBodyLimit });

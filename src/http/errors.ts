@@ -46,16 +46,60 @@ export function statusOf(err: unknown): ErrorAnswer {
 
 /**
  * A URL as it may be logged: the values of query parameters that carry a
- * secret (the enrollment token of /enroll?token=) replaced.
+ * secret (the enrollment token of /enroll?token=) replaced. Names are
+ * compared percent-decoded, as the routes read them (`?to%6Ben=` is
+ * `token`); a name that does not decode is redacted too.
  */
 export function loggableUrl(url: string): string {
-  return url.includes("?") ? url.replace(/([?&](?:token|api[-_]?key|challenge|password)=)[^&#]*/gi, "$1[redacted]") : url;
+  const q = url.indexOf("?");
+  if (q < 0) return url;
+  const hash = url.indexOf("#", q);
+  const query = url.slice(q + 1, hash < 0 ? undefined : hash);
+  const params = query.split("&").map((p) => {
+    const eq = p.indexOf("=");
+    return eq >= 0 && isSecretParam(p.slice(0, eq)) ? `${p.slice(0, eq)}=[redacted]` : p;
+  });
+  return `${url.slice(0, q + 1)}${params.join("&")}${hash < 0 ? "" : url.slice(hash)}`;
+}
+
+const SECRET_PARAM = /^(?:token|api[-_]?key|challenge|password)$/i;
+
+function isSecretParam(name: string): boolean {
+  try {
+    return SECRET_PARAM.test(decodeURIComponent(name.replaceAll("+", " ")).trim());
+  } catch {
+    return true;
+  }
+}
+
+/** Overload answers are logged at most this often, each line with how many there were since the last. */
+const OVERLOAD_LOG_MS = 1000;
+let overloadsUnlogged = 0;
+let overloadLoggedAt = -Infinity;
+
+/** How many overload answers to report now (this one included), or 0: not yet, it is counted for the next line. */
+export function overloadsToLog(now: number): number {
+  overloadsUnlogged++;
+  if (now - overloadLoggedAt < OVERLOAD_LOG_MS) return 0;
+  const count = overloadsUnlogged;
+  overloadsUnlogged = 0;
+  overloadLoggedAt = now;
+  return count;
 }
 
 export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyReply): void {
   const { status, reason, code, retryAfterSeconds } = statusOf(err);
   if (err instanceof StoreUnavailable) req.log.warn({ err: err.cause, url: loggableUrl(req.url) }, "store unavailable");
-  else if (status >= 500) req.log.error({ err }, "request failed");
+  else if (status === 503 && retryAfterSeconds !== undefined) {
+    // An overload (the password hash queue full) is an expected answer, not a bug, and a stranger can cause
+    // one per request: a warning without a stack, at most once a second, with the count.
+    const refused = overloadsToLog(Date.now());
+    if (refused > 0)
+      req.log.warn(
+        { status, reason, url: loggableUrl(req.url), remote: req.ip, retryAfter: retryAfterSeconds, refused },
+        "request refused: overloaded",
+      );
+  } else if (status >= 500) req.log.error({ err }, "request failed");
   else req.log.info({ status, reason, url: loggableUrl(req.url) }, "request refused");
   if (retryAfterSeconds !== undefined) void reply.header("retry-after", String(retryAfterSeconds));
   sendError(req, reply, status, reason, code);

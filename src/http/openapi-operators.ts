@@ -101,7 +101,9 @@ export function operatorsOpenApi(b: OpenApiBuilders & { time: Schema; nullableTi
           "200": ok("Session"),
           "401": error("wrong name or password, one answer for both (code unauthorized)"),
           "415": error("not a JSON body, or asked by another site (code unsupported_media_type)"),
-          "503": error("too many sign-ins at once (code service_unavailable), or the store is unavailable; see Retry-After"),
+          "503": error(
+            "too many sign-ins or password checks at once, from this caller or in all (code service_unavailable), or the store is unavailable; see Retry-After",
+          ),
         },
         { security: [], requestBody: { required: true, content: json(ref("SignInBody")) } },
       ),
@@ -125,7 +127,13 @@ export function operatorsOpenApi(b: OpenApiBuilders & { time: Schema; nullableTi
       put: op(
         "operators",
         "Change one's own password (ends one's sessions)",
-        { "204": noContent("changed") },
+        {
+          "204": noContent("changed"),
+          "400": error("the new password breaks the rules (code invalid_parameter)"),
+          "403": error("the current password is wrong: counted like a wrong sign-in (code forbidden)"),
+          "429": error("too many wrong passwords from this address: nothing checked until Retry-After (code rate_limited)"),
+          "503": error("too many password checks at once (code service_unavailable); see Retry-After"),
+        },
         { requestBody: { required: true, content: json(ref("PasswordChangeBody")) } },
       ),
     },
@@ -134,7 +142,11 @@ export function operatorsOpenApi(b: OpenApiBuilders & { time: Schema; nullableTi
       post: op(
         "operators",
         "Add an operator account (admins)",
-        { "201": ok("Operator", "added"), "409": error("the name is taken (code conflict)") },
+        {
+          "201": ok("Operator", "added"),
+          "400": error("a name that is reserved (api-key, anonymous) or breaks the rules (code invalid_parameter)"),
+          "409": error("the name is taken, in any letter case (code conflict)"),
+        },
         { requestBody: { required: true, content: json(ref("OperatorAddBody")) } },
       ),
     },

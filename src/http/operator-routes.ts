@@ -1,12 +1,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { checkOperatorName, checkRole, csrfTokenOf, type OperatorAuth } from "../core/operator-auth.ts";
+import { passwordProblem } from "../core/password.ts";
 import { durationMs } from "../duration.ts";
 import { BadRequest, Forbidden, NotFound, OrchardError } from "../errors.ts";
 import type { Store } from "../store/index.ts";
 import type { Operator, OperatorToken } from "../store/operators.ts";
 import { sendTooMany } from "./api-auth.ts";
 import { sendError } from "./errors.ts";
-import type { ApiFailureLimiter } from "./limits.ts";
+import { addressKey, type ApiFailureLimiter } from "./limits.ts";
 import {
   cookieValue,
   CSRF_HEADER,
@@ -67,7 +68,10 @@ export function registerSessionRoutes(app: FastifyInstance, o: SessionRouteOptio
         return reply;
       }
     }
-    const signed = await auth.signIn(name, password, req.ip);
+    // The hash queue is shared fairly: per address, or per name for a browser that signed in as it before
+    // (a guesser at the operator's address then takes none of the operator's share).
+    const caller = known.includes(name) ? `known:${name}` : `address:${addressKey(req.ip)}`;
+    const signed = await auth.signIn(name, password, req.ip, caller);
     if (!signed) {
       o.limiter.fail(req.ip, Date.now());
       req.log.info({ remote: req.ip }, "sign-in refused");
@@ -140,6 +144,8 @@ function setSessionCookie(req: FastifyRequest, reply: FastifyReply, value: strin
 export interface OperatorRouteOptions {
   store: Store;
   auth: OperatorAuth;
+  /** Wrong passwords per address: sign-in's limiter, so PUT /v1/me/password is no second, unthrottled way to try them. */
+  passwords: ApiFailureLimiter;
 }
 
 /** Accounts (admins), personal tokens (everyone's own), and oneself (registered behind the API's guard). */
@@ -159,7 +165,24 @@ export function registerOperatorRoutes(app: FastifyInstance, o: OperatorRouteOpt
     const current = body.current_password;
     const next = body.new_password;
     if (typeof current !== "string" || typeof next !== "string") throw new BadRequest("current_password and new_password are strings");
-    if (!(await auth.checkPassword(actor.operator, current))) throw new Forbidden("the current password is wrong");
+    // Refused before any hash is spent on it.
+    const problem = passwordProblem(next);
+    if (problem) throw new BadRequest(`new_password: ${problem}`, "invalid_parameter");
+    // Any credential of the account (a token of the lowest role, a session) could otherwise guess its password
+    // here without limit: wrong ones count against the address like wrong sign-ins, and past the limit nothing
+    // is checked (no hash taken from sign-in either) until the window ends.
+    const limiter = o.passwords;
+    const now = Date.now();
+    const wait = limiter.blockedFor(req.ip, now);
+    if (wait > 0) {
+      sendTooMany(req, reply, wait, "password change", "password checks", limiter.refusalsToLog(now));
+      return reply;
+    }
+    // The account's share of the hash queue, whichever address its guesses come from.
+    if (!(await auth.checkPassword(actor.operator, current, `operator:${actor.operator}`))) {
+      limiter.fail(req.ip, Date.now());
+      throw new Forbidden("the current password is wrong");
+    }
     await auth.update(actor.operator, { password: next });
     req.log.info({ operator: actor.operator }, "password changed (its sessions ended)");
     return reply.code(204).send();

@@ -72,14 +72,32 @@ const TOKEN_COLUMNS = "t.id, t.operator, t.label, t.role, t.created_at, t.expire
 export class OperatorStore {
   constructor(private readonly db: Database) {}
 
-  /** Adds an account; false when the name is taken. */
-  async add(o: { name: string; role: Role; passwordHash: string }, now: number): Promise<boolean> {
+  /**
+   * Adds an account; undefined when added, else the existing name that
+   * takes it, compared ignoring case (names are ASCII, which lower() folds
+   * the same in SQLite and PostgreSQL). One statement, so only two adds of
+   * case variants at the very same moment on PostgreSQL could both pass.
+   * (The CASTs: PostgreSQL types a bare parameter in a SELECT list as text.)
+   */
+  async add(o: { name: string; role: Role; passwordHash: string }, now: number): Promise<string | undefined> {
     const n = await this.db.run(
       `INSERT INTO operators (name, role, password_hash, disabled, created_at, updated_at, password_changed_at)
-       VALUES (?, ?, ?, 0, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
-      [o.name, o.role, o.passwordHash, now, now, now],
+       SELECT CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), 0, CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT)
+       WHERE NOT EXISTS (SELECT 1 FROM operators WHERE lower(name) = lower(?))
+       ON CONFLICT (name) DO NOTHING`,
+      [o.name, o.role, o.passwordHash, now, now, now, o.name],
     );
-    return n === 1;
+    if (n === 1) return undefined;
+    return (await this.nameIgnoringCase(o.name)) ?? o.name;
+  }
+
+  /** The account's name as stored, found ignoring case (the exact one first, when old rows hold case variants). */
+  async nameIgnoringCase(name: string): Promise<string | undefined> {
+    const row = await this.db.get<{ name: string }>(
+      "SELECT name FROM operators WHERE lower(name) = lower(?) ORDER BY CASE WHEN name = ? THEN 0 ELSE 1 END, name LIMIT 1",
+      [name, name],
+    );
+    return row?.name;
   }
 
   async get(name: string): Promise<Operator | undefined> {
