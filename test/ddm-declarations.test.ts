@@ -77,6 +77,14 @@ await forEachBackend("DDM declarations: schema and files", (backend) => {
     assert.equal((await putDeclaration({ ...base, Identifier: "com.example/with/slash" })).status, 204);
     const set = await server.api("PUT", `/v1/set-declarations/${encodeURIComponent("s\u00851")}?declaration=com.example%2Fwith%2Fslash`);
     assert.equal(set.status, 400, set.text);
+    // A set stored under the earlier rules can still be emptied and taken away (review): removal keeps them.
+    const now = Date.now();
+    await server.store.ddm.addToSet("old\u0085set", "com.example/with/slash", { now, syncDueAt: null });
+    await server.store.ddm.assign(dev.udid, "old\u0085set", { now, syncDueAt: null });
+    const old = encodeURIComponent("old\u0085set");
+    assert.equal((await server.api("DELETE", `/v1/enrollment-sets/${dev.udid}?set=${old}&nonotify=1`)).status, 204);
+    assert.equal((await server.api("DELETE", `/v1/set-declarations/${old}?declaration=com.example%2Fwith%2Fslash`)).status, 204);
+    assert.equal((await server.api("DELETE", "/v1/declarations/com.example%2Fwith%2Fslash")).status, 204);
   });
 
   test("a type newer than the schema is stored with a warning; one outside Apple's families is refused", async () => {

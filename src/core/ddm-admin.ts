@@ -156,8 +156,9 @@ export class DdmAdmin {
   }
 
   async setDeclaration(set: string, identifier: string, add: boolean, notify: boolean, now: number): Promise<boolean> {
-    name(set, "set");
-    name(identifier, "declaration");
+    // Taking away is not held to the rules for new names: a name stored before they tightened can still be emptied.
+    name(set, "set", "invalid_parameter", add);
+    name(identifier, "declaration", "invalid_parameter", add);
     if (!add) return this.store.ddm.removeFromSet(set, identifier, this.change(notify, now));
     const added = await this.store.ddm.addToSet(set, identifier, this.change(notify, now));
     if (added === "no_declaration") throw new BadRequest(`no declaration ${JSON.stringify(identifier)}: put it first`, "invalid_parameter");
@@ -165,8 +166,8 @@ export class DdmAdmin {
   }
 
   assign(enrollmentId: string, set: string, add: boolean, notify: boolean, now: number): Promise<boolean> {
-    name(enrollmentId, "enrollment id");
-    name(set, "set");
+    name(enrollmentId, "enrollment id", "invalid_parameter", add);
+    name(set, "set", "invalid_parameter", add);
     return add
       ? this.store.ddm.assign(enrollmentId, set, this.change(notify, now))
       : this.store.ddm.unassign(enrollmentId, set, this.change(notify, now));
@@ -184,10 +185,10 @@ export class DdmAdmin {
     notify: boolean,
     now: number,
   ): Promise<{ enrollments: number; changed: number }> {
-    name(set, "set");
+    name(set, "set", "invalid_parameter", add);
     const o = this.change(notify, now);
     if ("ids" in target) {
-      for (const id of target.ids) name(id, "enrollment id");
+      for (const id of target.ids) name(id, "enrollment id", "invalid_parameter", add);
       return { enrollments: target.ids.length, changed: await this.store.ddm.assignMany(set, target.ids, add, o) };
     }
     let enrollments = 0;
@@ -247,14 +248,15 @@ function declarationOf(json: unknown): Declaration {
  * An identifier, set name or enrollment id: 1 to 256 characters, not only
  * white space, no control characters (C0, C1, and the line separators and
  * bidirectional controls that make a name read otherwise in the console, the
- * CLI and the logs).
+ * CLI and the logs). Not `strict` (a name to take away): only the rules
+ * names were stored under before, so that one stored then can be removed.
  */
-function name(value: string, what: string, code: "invalid_parameter" | "invalid_declaration" = "invalid_parameter"): void {
+function name(value: string, what: string, code: "invalid_parameter" | "invalid_declaration" = "invalid_parameter", strict = true): void {
   if (value.length === 0 || value.length > MAX_NAME_LENGTH)
     throw new BadRequest(`${what} must be 1 to ${MAX_NAME_LENGTH} characters`, code);
-  if (/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/.test(value))
-    throw new BadRequest(`${what} contains a control character`, code);
-  if (value.trim() === "") throw new BadRequest(`${what} is only white space`, code);
+  const controls = strict ? /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/ : /[\u0000-\u001f\u007f]/;
+  if (controls.test(value)) throw new BadRequest(`${what} contains a control character`, code);
+  if (strict && value.trim() === "") throw new BadRequest(`${what} is only white space`, code);
   if (!(value as unknown as { isWellFormed(): boolean }).isWellFormed()) throw new BadRequest(`${what} is not valid Unicode`, code);
 }
 

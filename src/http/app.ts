@@ -217,11 +217,13 @@ export function buildApp(o: AppOptions): FastifyInstance {
   app.decorateRequest("actor", undefined);
   registerAuditHook(app, o.store);
   const limiter = () => new ApiFailureLimiter(o.limits.apiMaxFailures, o.limits.apiFailureWindowMs);
-  // Wrong operator passwords, wherever they are tried (sign-in, PUT /v1/me/password), count in one place.
-  const passwords = limiter();
+  // A password change's wrong current passwords count per account, not per address (its guesser holds one of the
+  // account's credentials and may come from anywhere), and with no budget for all accounts together: strangers'
+  // wrong sign-ins must not hold back an operator's password change.
+  const passwordChanges = new ApiFailureLimiter(o.limits.apiMaxFailures, o.limits.apiFailureWindowMs, 10_000, false);
   app.register(async (session) => {
     session.addHook("preValidation", plainRequestStrings);
-    registerSessionRoutes(session, { auth: o.operatorAuth, limiter: passwords, knownKey: knownBrowserKey(o.apiKey) });
+    registerSessionRoutes(session, { auth: o.operatorAuth, limiter: limiter(), knownKey: knownBrowserKey(o.apiKey) });
   });
   app.register(async (api) => {
     // A route nobody gave a role is the admin's alone (http/route-roles.ts); say so at start-up.
@@ -234,7 +236,7 @@ export function buildApp(o: AppOptions): FastifyInstance {
     });
     api.addHook("onRequest", apiGuard({ apiKey: o.apiKey, auth: o.operatorAuth, limiter: limiter() }));
     api.addHook("preValidation", plainRequestStrings);
-    registerOperatorRoutes(api, { store: o.store, auth: o.operatorAuth, passwords });
+    registerOperatorRoutes(api, { store: o.store, auth: o.operatorAuth, passwordChanges });
     registerAuditRoutes(api, o.store);
     registerApiRoutes(api, { store: o.store, pusher: o.pusher, commandBodyLimit: o.reportBodyLimit, plistLimits: o.limits.plist });
     registerBulkIdRoutes(api, { store: o.store, pusher: o.pusher, commandBodyLimit: o.reportBodyLimit });

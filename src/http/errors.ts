@@ -48,18 +48,21 @@ export function statusOf(err: unknown): ErrorAnswer {
  * A URL as it may be logged: the values of query parameters that carry a
  * secret (the enrollment token of /enroll?token=) replaced. Names are
  * compared percent-decoded, as the routes read them (`?to%6Ben=` is
- * `token`); a name that does not decode is redacted too.
+ * `token`); a name that does not decode is redacted too. The router reads
+ * a query after `#` as after `?` (`/enroll#token=`), so `#` starts and
+ * separates parameters here as well.
  */
 export function loggableUrl(url: string): string {
-  const q = url.indexOf("?");
-  if (q < 0) return url;
-  const hash = url.indexOf("#", q);
-  const query = url.slice(q + 1, hash < 0 ? undefined : hash);
-  const params = query.split("&").map((p) => {
-    const eq = p.indexOf("=");
-    return eq >= 0 && isSecretParam(p.slice(0, eq)) ? `${p.slice(0, eq)}=[redacted]` : p;
-  });
-  return `${url.slice(0, q + 1)}${params.join("&")}${hash < 0 ? "" : url.slice(hash)}`;
+  const start = url.search(/[?#]/);
+  if (start < 0) return url;
+  const pieces = url
+    .slice(start + 1)
+    .split(/([&#])/)
+    .map((p) => {
+      const eq = p.indexOf("=");
+      return eq >= 0 && isSecretParam(p.slice(0, eq)) ? `${p.slice(0, eq)}=[redacted]` : p;
+    });
+  return `${url.slice(0, start + 1)}${pieces.join("")}`;
 }
 
 const SECRET_PARAM = /^(?:token|api[-_]?key|challenge|password)$/i;

@@ -58,6 +58,8 @@ export class ApiFailureLimiter {
     readonly maxFailures: number,
     readonly windowMs: number,
     private readonly maxAddresses = 10_000,
+    /** Whether the budget for all keys together applies (false: each key's own count only). */
+    private readonly budgetForAll = true,
   ) {
     this.globalCapacity = GLOBAL_BURST * maxFailures;
     this.globalTokens = this.globalCapacity;
@@ -71,7 +73,7 @@ export class ApiFailureLimiter {
     if (entry && now - entry.since >= this.windowMs) this.failures.delete(key);
     else if (entry && entry.count >= this.maxFailures) wait = entry.since + this.windowMs - now;
     this.refill(now);
-    if (this.globalTokens < 1) wait = Math.max(wait, ((1 - this.globalTokens) * this.windowMs) / this.maxFailures);
+    if (this.budgetForAll && this.globalTokens < 1) wait = Math.max(wait, ((1 - this.globalTokens) * this.windowMs) / this.maxFailures);
     return wait > 0 ? Math.max(1, Math.ceil(wait / 1000)) : 0;
   }
 

@@ -144,8 +144,8 @@ function setSessionCookie(req: FastifyRequest, reply: FastifyReply, value: strin
 export interface OperatorRouteOptions {
   store: Store;
   auth: OperatorAuth;
-  /** Wrong passwords per address: sign-in's limiter, so PUT /v1/me/password is no second, unthrottled way to try them. */
-  passwords: ApiFailureLimiter;
+  /** Wrong current passwords of PUT /v1/me/password, per account: no unthrottled way to try an account's password. */
+  passwordChanges: ApiFailureLimiter;
 }
 
 /** Accounts (admins), personal tokens (everyone's own), and oneself (registered behind the API's guard). */
@@ -169,18 +169,19 @@ export function registerOperatorRoutes(app: FastifyInstance, o: OperatorRouteOpt
     const problem = passwordProblem(next);
     if (problem) throw new BadRequest(`new_password: ${problem}`, "invalid_parameter");
     // Any credential of the account (a token of the lowest role, a session) could otherwise guess its password
-    // here without limit: wrong ones count against the address like wrong sign-ins, and past the limit nothing
-    // is checked (no hash taken from sign-in either) until the window ends.
-    const limiter = o.passwords;
+    // here without limit: wrong ones count per account, from whatever address, and past the limit nothing is
+    // checked (no hash taken from sign-in either) until the window ends.
+    const limiter = o.passwordChanges;
+    const account = `account ${actor.operator}`;
     const now = Date.now();
-    const wait = limiter.blockedFor(req.ip, now);
+    const wait = limiter.blockedFor(account, now);
     if (wait > 0) {
       sendTooMany(req, reply, wait, "password change", "password checks", limiter.refusalsToLog(now));
       return reply;
     }
     // The account's share of the hash queue, whichever address its guesses come from.
     if (!(await auth.checkPassword(actor.operator, current, `operator:${actor.operator}`))) {
-      limiter.fail(req.ip, Date.now());
+      limiter.fail(account, Date.now());
       throw new Forbidden("the current password is wrong");
     }
     await auth.update(actor.operator, { password: next });
