@@ -97,6 +97,8 @@ export function createLogger(level: string, destination?: pino.DestinationStream
 /** Opens the store, assembles the MDM service and starts listening. */
 export async function startServer(config: Config, log: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
   boundHeap();
+  // Read before anything is written: a start refused for a missing --ca leaves no new API key or CA behind.
+  const caPems = readCaFiles(config);
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const apiKey = config.apiKey ?? loadOrCreateApiKey(config.dataDir, log);
   const deviceCa = await loadDeviceCa({
@@ -106,7 +108,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     deviceCertDays: config.enrollment.deviceCertDays,
     log,
   });
-  const trust = loadTrust(config, deviceCa, log);
+  const trust = loadTrust(config, caPems, deviceCa, log);
   // With --webhook-url, the store writes the webhook's topics to the outbox in each change's transaction.
   const opened = await openStore(config.storage, config.dataDir, config.storagePoolSize);
   // The events this process writes go straight to its delivery, already leased (webhook/fresh-events.ts).
@@ -471,15 +473,9 @@ function loadAppleDeviceCas(file: string | undefined, log: Logger): X509Certific
  * The device CA and every --ca: nothing else, unless the lab opt-in
  * --insecure-accept-any-device-cert asks for any certificate, said loudly.
  */
-function loadTrust(config: Config, deviceCa: DeviceCa, log: Logger): DeviceTrust {
-  if (config.insecureAcceptAnyDeviceCert) {
-    log.warn(
-      "--insecure-accept-any-device-cert: ANY DEVICE CERTIFICATE WITHIN ITS VALIDITY IS ACCEPTED, self-signed ones included. " +
-        "Anyone who can reach this server can enroll as any device it has not seen yet. For labs only: never with real devices.",
-    );
-    return DeviceTrust.any();
-  }
-  const cas = config.caFiles.map((file) => {
+/** The PEMs of --ca, each checked to hold a certificate. */
+function readCaFiles(config: Config): string[] {
+  return config.caFiles.map((file) => {
     const pem = readFlagFile("--ca", file).toString("utf8");
     if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
       throw new ConfigError(
@@ -488,6 +484,16 @@ function loadTrust(config: Config, deviceCa: DeviceCa, log: Logger): DeviceTrust
     }
     return pem;
   });
+}
+
+function loadTrust(config: Config, cas: readonly string[], deviceCa: DeviceCa, log: Logger): DeviceTrust {
+  if (config.insecureAcceptAnyDeviceCert) {
+    log.warn(
+      "--insecure-accept-any-device-cert: ANY DEVICE CERTIFICATE WITHIN ITS VALIDITY IS ACCEPTED, self-signed ones included. " +
+        "Anyone who can reach this server can enroll as any device it has not seen yet. For labs only: never with real devices.",
+    );
+    return DeviceTrust.any();
+  }
   const trust = new DeviceTrust([...cas, deviceCa.certPem]);
   log.info({ deviceCa: deviceCa.fingerprint, caFiles: config.caFiles }, "device identities trusted: the device CA and --ca");
   return trust;

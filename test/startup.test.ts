@@ -42,9 +42,16 @@ test("an unknown --log-level is a usage error", async () => {
   await refusesToStart(["--log-level", "loud"], /--log-level must be one of .*debug, trace/, 2);
 });
 
-test("an unreadable --ca names the flag and the file", async () => {
+test("an unreadable --ca names the flag and the file, and nothing is written first", async () => {
   const missing = path.join(tmp(), "no-such-ca.pem");
-  await refusesToStart(["--ca", missing], new RegExp(`cannot read --ca ${missing.replaceAll("/", "\\/")}: no such file`), 2);
+  const dataDir = path.join(tmp(), "data");
+  await refusesToStart(
+    ["--ca", missing, "--data-dir", dataDir],
+    new RegExp(`cannot read --ca ${missing.replaceAll("/", "\\/")}: no such file`),
+    2,
+  );
+  // No API key printed and kept, no device CA made, for a start that never happened.
+  assert.equal(fs.existsSync(dataDir), false);
 });
 
 test("a --ca that is not a PEM certificate, or a directory, and a TLS pair that does not load: one line each", async () => {
