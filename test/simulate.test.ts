@@ -111,6 +111,9 @@ describe("a small fleet with network users against a real server", () => {
     assert.ok(report.requests > 0 && report.latencyMs.p99 >= report.latencyMs.p50 && report.latencyMs.p50 > 0);
     assert.deepEqual(Object.keys(report.statuses), ["200"]);
     assert.match(formatSummary(report), /^enrolled: +6\/6$/m);
+    assert.match(formatSummary(report), /^commands: .*, 0 left unanswered$/m);
+    // Interrupted, the run does not wait for answers: it says it did not count them rather than 0.
+    assert.match(formatSummary({ ...report, interrupted: true }), /^commands: .*, unanswered not counted \(interrupted\)$/m);
   });
 
   test("the server has every device and user channel enrolled", async () => {

@@ -44,7 +44,12 @@ export function formatSummary(r: SimulationReport): string {
     fields.push(["logins", `${r.logins}/${r.loginsExpected} with an AuthToken${zero}`]);
   }
   fields.push(
-    ["commands", `${r.commands} answered, ${r.notNow} NotNow; the run queued ${r.commandsEnqueued}, ${r.unanswered} left unanswered`],
+    [
+      "commands",
+      // An interrupted run does not wait for the answers, so it does not count the ones missing.
+      `${r.commands} answered, ${r.notNow} NotNow; the run queued ${r.commandsEnqueued}, ` +
+        (r.interrupted ? "unanswered not counted (interrupted)" : `${r.unanswered} left unanswered`),
+    ],
     ...(r.ddm.syncs > 0 ? [["DDM syncs", ddmLine(r)] as [string, string]] : []),
     ["requests", `${r.requests} from devices (${r.requestsPerSecond}/s), ${r.apiRequests} to the API`],
     ["latency", `p50 ${ms(r.latencyMs.p50)}, p90 ${ms(r.latencyMs.p90)}, p99 ${ms(r.latencyMs.p99)}, max ${ms(r.latencyMs.max)}`],
