@@ -91,10 +91,22 @@ export class ApiFailureLimiter {
     return count;
   }
 
+  /**
+   * Takes back a failure counted ahead (`fail` before a slow check that then
+   * passed, or never ran): counting first keeps checks in flight at once
+   * from all passing the limit.
+   */
+  giveBack(address: string, now: number): void {
+    this.refill(now);
+    if (this.budgetForAll) this.globalTokens = Math.min(this.globalCapacity, this.globalTokens + 1);
+    const entry = this.failures.get(addressKey(address));
+    if (entry && now - entry.since < this.windowMs && entry.count > 0) entry.count--;
+  }
+
   /** Counts a wrong secret (call it only when blockedFor said 0). */
   fail(address: string, now: number): void {
     this.refill(now);
-    this.globalTokens = Math.max(0, this.globalTokens - 1);
+    if (this.budgetForAll) this.globalTokens = Math.max(0, this.globalTokens - 1);
     const key = addressKey(address);
     const entry = this.failures.get(key);
     if (entry && now - entry.since < this.windowMs) {
