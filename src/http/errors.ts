@@ -3,6 +3,7 @@ import { codeOfStatus, OrchardError, type ErrorCode } from "../errors.ts";
 import { PlistError } from "../plist/index.ts";
 import { IdentityError } from "../identity/index.ts";
 import { StoreUnavailable } from "../store/unavailable.ts";
+import { LineThrottle } from "./line-throttle.ts";
 import type { ApiErrorBody } from "./wire.ts";
 
 /** What an error is answered with: the status, the message and the stable code (http/wire.ts ApiErrorBody). */
@@ -75,20 +76,8 @@ function isSecretParam(name: string): boolean {
   }
 }
 
-/** Overload answers are logged at most this often, each line with how many there were since the last. */
-const OVERLOAD_LOG_MS = 1000;
-let overloadsUnlogged = 0;
-let overloadLoggedAt = -Infinity;
-
-/** How many overload answers to report now (this one included), or 0: not yet, it is counted for the next line. */
-export function overloadsToLog(now: number): number {
-  overloadsUnlogged++;
-  if (now - overloadLoggedAt < OVERLOAD_LOG_MS) return 0;
-  const count = overloadsUnlogged;
-  overloadsUnlogged = 0;
-  overloadLoggedAt = now;
-  return count;
-}
+/** Overload answers: a line a second at most, with their count (per process). */
+const overloads = new LineThrottle();
 
 export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyReply): void {
   const { status, reason, code, retryAfterSeconds } = statusOf(err);
@@ -96,7 +85,7 @@ export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyRe
   else if (status === 503 && retryAfterSeconds !== undefined) {
     // An overload (the password hash queue full) is an expected answer, not a bug, and a stranger can cause
     // one per request: a warning without a stack, at most once a second, with the count.
-    const refused = overloadsToLog(Date.now());
+    const refused = overloads.count(Date.now());
     if (refused > 0)
       req.log.warn(
         { status, reason, url: loggableUrl(req.url), remote: req.ip, retryAfter: retryAfterSeconds, refused },

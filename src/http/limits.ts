@@ -2,6 +2,7 @@ import type { Socket } from "node:net";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { BadRequest } from "../errors.ts";
+import { LineThrottle } from "./line-throttle.ts";
 
 // Limits against hostile clients that are not about one message's content:
 // slow requests, repeated API key failures, repeated query parameters.
@@ -43,16 +44,13 @@ export class BodyTooLarge extends Error {
  * guesser sharing the operator's address at each of the operator's calls.
  * In memory, per process: N processes allow N times the limits.
  */
-/** Refusals past the limit are logged at most this often (with their count). */
-const REFUSAL_LOG_MS = 1000;
-
 export class ApiFailureLimiter {
   private readonly failures = new Map<string, { count: number; since: number }>();
   private readonly globalCapacity: number;
   private globalTokens: number;
   private globalAt = 0;
-  private refusedUnlogged = 0;
-  private refusalLoggedAt = -Infinity;
+  /** Refusals past the limit: a line a second at most, with their count. */
+  private readonly refusals = new LineThrottle();
 
   constructor(
     readonly maxFailures: number,
@@ -83,20 +81,34 @@ export class ApiFailureLimiter {
    * could otherwise write a log line per request). 0: do not log.
    */
   refusalsToLog(now: number): number {
-    this.refusedUnlogged++;
-    if (now - this.refusalLoggedAt < REFUSAL_LOG_MS) return 0;
-    const count = this.refusedUnlogged;
-    this.refusedUnlogged = 0;
-    this.refusalLoggedAt = now;
-    return count;
+    return this.refusals.count(now);
   }
 
   /**
-   * Takes back a failure counted ahead (`fail` before a slow check that then
-   * passed, or never ran): counting first keeps checks in flight at once
-   * from all passing the limit.
+   * A slow check of a secret under this limit (a password's hash): past the
+   * key's limit it is not run, and the answer is the wait in seconds.
+   * Otherwise it is counted as a failure before it runs, so that checks in
+   * flight at once cannot all pass the limit, and given back when the check
+   * passed (a truthy result) or did not finish.
    */
-  giveBack(address: string, now: number): void {
+  async check<T>(key: string, run: () => Promise<T>): Promise<{ wait: number } | { result: T }> {
+    const now = Date.now();
+    const wait = this.blockedFor(key, now);
+    if (wait > 0) return { wait };
+    this.fail(key, now);
+    let result: T;
+    try {
+      result = await run();
+    } catch (err) {
+      this.giveBack(key, Date.now());
+      throw err;
+    }
+    if (result) this.giveBack(key, Date.now());
+    return { result };
+  }
+
+  /** Takes back a failure check() counted ahead. */
+  private giveBack(address: string, now: number): void {
     this.refill(now);
     if (this.budgetForAll) this.globalTokens = Math.min(this.globalCapacity, this.globalTokens + 1);
     const entry = this.failures.get(addressKey(address));

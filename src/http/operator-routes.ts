@@ -60,31 +60,23 @@ export function registerSessionRoutes(app: FastifyInstance, o: SessionRouteOptio
     // browser that signed in as this name before: the operator's own browser
     // is never held back by a guesser sharing its address.
     const known = knownNames(cookieValue(req.headers.cookie, KNOWN_COOKIE), o.knownKey);
-    const held = !known.includes(name);
-    if (held) {
-      const now = Date.now();
-      const wait = o.limiter.blockedFor(req.ip, now);
-      if (wait > 0) {
-        sendTooMany(req, reply, wait, "sign-in", "sign-ins", o.limiter.refusalsToLog(now));
-        return reply;
-      }
-      // Counted as a failure before the slow hash, given back unless it is one: sign-ins in flight at
-      // once would otherwise all pass the check above.
-      o.limiter.fail(req.ip, now);
-    }
+    const isKnown = known.includes(name);
     // The hash queue is shared fairly: per address, or per name for a browser that signed in as it before
     // (a guesser at the operator's address then takes none of the operator's share).
-    const caller = known.includes(name) ? `known:${name}` : `address:${addressKey(req.ip)}`;
-    let signed: Awaited<ReturnType<typeof auth.signIn>>;
-    try {
-      signed = await auth.signIn(name, password, req.ip, caller);
-    } catch (err) {
-      if (held) o.limiter.giveBack(req.ip, Date.now());
-      throw err;
+    const signIn = () => auth.signIn(name, password, req.ip, isKnown ? `known:${name}` : `address:${addressKey(req.ip)}`);
+    let signed: Awaited<ReturnType<typeof signIn>>;
+    if (isKnown) {
+      signed = await signIn();
+      if (!signed) o.limiter.fail(req.ip, Date.now());
+    } else {
+      const checked = await o.limiter.check(req.ip, signIn);
+      if ("wait" in checked) {
+        sendTooMany(req, reply, checked.wait, "sign-in", "sign-ins", o.limiter.refusalsToLog(Date.now()));
+        return reply;
+      }
+      signed = checked.result;
     }
-    if (signed && held) o.limiter.giveBack(req.ip, Date.now());
     if (!signed) {
-      if (!held) o.limiter.fail(req.ip, Date.now());
       req.log.info({ remote: req.ip }, "sign-in refused");
       sendError(req, reply, 401, "wrong name or password", "unauthorized");
       return reply;
@@ -182,28 +174,18 @@ export function registerOperatorRoutes(app: FastifyInstance, o: OperatorRouteOpt
     // Any credential of the account (a token of the lowest role, a session) could otherwise guess its password
     // here without limit: wrong ones count per account, from whatever address, and past the limit nothing is
     // checked (no hash taken from sign-in either) until the window ends.
-    const limiter = o.passwordChanges;
-    const account = `account ${actor.operator}`;
-    const now = Date.now();
-    const wait = limiter.blockedFor(account, now);
-    if (wait > 0) {
-      sendTooMany(req, reply, wait, "password change", "password checks", limiter.refusalsToLog(now));
+    // The account's share of the hash queue too, whichever address its guesses come from.
+    const operator = actor.operator;
+    const checked = await o.passwordChanges.check(`account ${operator}`, () =>
+      auth.checkPassword(operator, current, `operator:${operator}`),
+    );
+    if ("wait" in checked) {
+      sendTooMany(req, reply, checked.wait, "password change", "password checks", o.passwordChanges.refusalsToLog(Date.now()));
       return reply;
     }
-    // Counted before the hash and given back if right (or never checked), as at sign-in.
-    limiter.fail(account, now);
-    let right: boolean;
-    try {
-      // The account's share of the hash queue, whichever address its guesses come from.
-      right = await auth.checkPassword(actor.operator, current, `operator:${actor.operator}`);
-    } catch (err) {
-      limiter.giveBack(account, Date.now());
-      throw err;
-    }
-    if (!right) throw new Forbidden("the current password is wrong");
-    limiter.giveBack(account, Date.now());
-    await auth.update(actor.operator, { password: next });
-    req.log.info({ operator: actor.operator }, "password changed (its sessions ended)");
+    if (!checked.result) throw new Forbidden("the current password is wrong");
+    await auth.update(operator, { password: next });
+    req.log.info({ operator }, "password changed (its sessions ended)");
     return reply.code(204).send();
   });
 
