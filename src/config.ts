@@ -252,6 +252,11 @@ export const SERVE_FLAGS = {
     help: "failed digests for one user on one Mac before that Mac's attempts for the user stop being checked (4 times it: per Mac, per user; see docs/network-users.md)",
   },
   "userauth-failure-window": { type: "string", default: "15m", help: "the window of that limit" },
+  "userauth-max-messages": {
+    type: "string",
+    default: "60",
+    help: "UserAuthenticate messages one Mac may send in 5 minutes; past it they are refused with nothing written (`0`: no limit; docs/network-users.md)",
+  },
   "secret-key": {
     type: "string",
     arg: "KEY",
@@ -493,6 +498,7 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
         .filter(Boolean),
       maxFailures: parseCount(get("userauth-max-failures")!, "--userauth-max-failures"),
       failureWindowMs: parseDuration(get("userauth-failure-window")!, "--userauth-failure-window"),
+      maxMessagesPerMac: parseCount(get("userauth-max-messages")!, "--userauth-max-messages"),
     },
     push: {
       secretKey,

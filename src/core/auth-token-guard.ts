@@ -5,6 +5,7 @@ import type { CommandReport } from "../protocol/report.ts";
 import type { Store } from "../store/index.ts";
 import { authTokenMatches } from "./auth-token.ts";
 import type { Coalescer } from "./coalesce.ts";
+import { KeyWindow } from "./key-window.ts";
 import type { CheckinReply, MdmRequest, MdmService } from "./service.ts";
 
 /**
@@ -15,8 +16,12 @@ import type { CheckinReply, MdmRequest, MdmService } from "./service.ts";
  * (no handshake) and zero-length users pass.
  */
 export class AuthTokenGuard implements MdmService {
-  /** Per channel and reason, when its last userauth.token_refused event was recorded and how many refusals came since. */
-  private readonly noted = new Map<string, { at: number; since: number }>();
+  /**
+   * One userauth.token_refused event per channel and reason a window, saying how many refusals the window before
+   * held back: a stale token retried at every poll, or a device sending wrong ones as fast as it can, must not
+   * write a row per request. The count is this process's.
+   */
+  private readonly refusals = new KeyWindow(1, REFUSED_EVENT_INTERVAL_MS);
 
   constructor(
     private readonly next: MdmService,
@@ -52,33 +57,13 @@ export class AuthTokenGuard implements MdmService {
             ? "no token issued"
             : "wrong or stale";
     req.log.info({ enrollmentId: channel.id, reason }, "AuthToken refused");
-    const repeated = this.note(`${channel.id}\n${reason}`, req.now);
-    if (repeated !== undefined) {
+    const { passes, heldBackBefore: repeated = 0 } = this.refusals.take(`${channel.id}\n${reason}`, req.now);
+    if (passes) {
       await this.store.events.add({ type: "userauth.token_refused", enrollmentId: channel.id, detail: { reason, repeated } }, req.now);
     }
     throw new Forbidden(authToken === undefined ? "this user's channel requires its AuthToken" : "AuthToken is not valid for this user");
-  }
-
-  /**
-   * Whether this refusal makes an event: the first of a channel and reason
-   * does, then one per REFUSED_EVENT_INTERVAL_MS, saying how many refusals came
-   * since the last (a stale token retried at every poll, or a device sending
-   * wrong ones as fast as it can, must not write a row per request). The
-   * count is this process's. Undefined: no event.
-   */
-  private note(key: string, now: number): number | undefined {
-    const last = this.noted.get(key);
-    if (last && now - last.at < REFUSED_EVENT_INTERVAL_MS) {
-      last.since++;
-      return undefined;
-    }
-    if (!last && this.noted.size >= MAX_NOTED) this.noted.clear();
-    this.noted.set(key, { at: now, since: 0 });
-    return last?.since ?? 0;
   }
 }
 
 /** At most one userauth.token_refused event per channel and reason in this time (the rest counted in the next). */
 export const REFUSED_EVENT_INTERVAL_MS = 5 * 60_000;
-/** Channels and reasons remembered for the above at most; past it they are forgotten (each then records once more). */
-const MAX_NOTED = 10_000;

@@ -19,14 +19,14 @@ const ENDED_TOKENS_KEPT_MS = 30 * 86_400_000;
 
 /**
  * The periodic clean-up every process runs: old results and events, used
- * nonces and counted failures. Deletes are idempotent, so several processes
+ * nonces, counted failures and handshakes that never became a user channel. Deletes are idempotent, so several processes
  * sweeping the same database do no harm. Queued commands are never deleted.
  */
 export function startRetention(store: Store, policy: RetentionPolicy, log: Log, intervalMs = 10 * 60_000): () => void {
   const sweep = async () => {
     const now = Date.now();
     try {
-      await store.userSessions.prune(now, policy.failureWindowMs);
+      const userSessions = await store.userSessions.prune(now, policy.failureWindowMs);
       const results = policy.resultsMs > 0 ? await store.commands.pruneResults(now - policy.resultsMs) : 0;
       const events = policy.eventsMs > 0 ? await store.events.prune(now - policy.eventsMs) : 0;
       // Errors devices reported over DDM are kept as long as events.
@@ -36,8 +36,8 @@ export function startRetention(store: Store, policy: RetentionPolicy, log: Log, 
         policy.operatorSessionIdleMs !== undefined
           ? await store.operators.prune(now, policy.operatorSessionIdleMs, now - ENDED_TOKENS_KEPT_MS)
           : 0;
-      if (results + events + ddmErrors + audit + operatorSessions > 0) {
-        log.info({ results, events, ddmErrors, audit, operatorSessions }, "retention sweep");
+      if (results + events + ddmErrors + audit + operatorSessions + userSessions > 0) {
+        log.info({ results, events, ddmErrors, audit, operatorSessions, userSessions }, "retention sweep");
       }
     } catch (err) {
       log.warn({ err }, "retention sweep failed");

@@ -18,6 +18,7 @@ import type { Store } from "../store/index.ts";
 import type { EntryState } from "../store/logins.ts";
 import { recordCheckin } from "./webhook.ts";
 import { authTokenMatches, hashAuthToken, newAuthToken } from "./auth-token.ts";
+import { KeyWindow } from "./key-window.ts";
 import type { UserAuthenticator } from "./core.ts";
 import type { CheckinReply, MdmRequest } from "./service.ts";
 
@@ -26,6 +27,7 @@ export type FailureCause =
   | "rate-limited"
   | "rate-limited-mac"
   | "rate-limited-user"
+  | "rate-limited-messages"
   | "resent"
   | "malformed"
   | "realm-mismatch"
@@ -69,6 +71,16 @@ const UNCOUNTED: ReadonlySet<FailureCause> = new Set(["rate-limited", "rate-limi
  */
 export const WIDE_FAILURE_FACTOR = 4;
 
+/**
+ * The window of --userauth-max-messages: the UserAuthenticate messages
+ * (either step) one Mac may send in it before the rest are refused with
+ * nothing written. A login takes two, and each message writes an event (a
+ * first step for a new UserID a session row too), so a Mac sending them as
+ * fast as it can must not write rows at its request rate. The default, 60,
+ * is a login every 10 seconds for 5 minutes.
+ */
+export const MESSAGE_WINDOW_MS = 5 * 60_000;
+
 /** The --userauth-* settings (README flag table). */
 export interface UserAuthOptions {
   /** What a user without a directory entry gets: a challenge, a zero-length challenge, or 410. */
@@ -82,6 +94,8 @@ export interface UserAuthOptions {
   /** Failures per (user, Mac) within failureWindowMs before attempts are refused unchecked. */
   maxFailures: number;
   failureWindowMs: number;
+  /** UserAuthenticate messages per Mac per MESSAGE_WINDOW_MS before the rest are refused unwritten; 0: no limit. */
+  maxMessagesPerMac: number;
 }
 
 /**
@@ -104,6 +118,7 @@ export class UserAuthService implements UserAuthenticator {
     this.challengeWhen = new Set(
       (["none", "managed", "declined"] as const).filter((s) => this.policyFor(s === "none" ? undefined : s) === "digest"),
     );
+    this.messages = new KeyWindow(config.maxMessagesPerMac || Infinity, MESSAGE_WINDOW_MS);
   }
 
   /** The entry states ("none": no entry) whose policy is a challenge: those LoginStore.challenge may begin. */
@@ -112,8 +127,31 @@ export class UserAuthService implements UserAuthenticator {
   /** Per Mac (device id), the end of its digest response being answered in this process (see answer). */
   private readonly answering = new Map<string, Promise<void>>();
 
-  userAuthenticate(req: MdmRequest, msg: UserAuthenticateMessage): Promise<CheckinReply> {
+  /** Per Mac (device id), its UserAuthenticate messages in this window (maxMessagesPerMac). */
+  private readonly messages: KeyWindow;
+
+  async userAuthenticate(req: MdmRequest, msg: UserAuthenticateMessage): Promise<CheckinReply> {
     const response = msg.digestResponse;
+    const take = this.messages.take(msg.channel.deviceId, req.now);
+    if (!take.passes) {
+      // The first refusal of a window says so; the rest are counted in the next window's first line.
+      if (take.heldBack === 1) {
+        req.log.warn(
+          { deviceId: msg.channel.deviceId, limit: this.config.maxMessagesPerMac, windowSeconds: MESSAGE_WINDOW_MS / 1000 },
+          "UserAuthenticate messages from this Mac past the limit: refused, nothing written, until the window ends",
+        );
+      }
+      this.observe("failed", "rate-limited-messages");
+      // A first step is declined (410: the Mac asks again at the next login); a response gets the empty AuthToken of every failure.
+      if (response === undefined) throw new Declined("too many UserAuthenticate messages from this Mac");
+      return { kind: "plist", body: { AuthToken: "" } };
+    }
+    if (take.heldBackBefore) {
+      req.log.warn(
+        { deviceId: msg.channel.deviceId, refused: take.heldBackBefore },
+        "UserAuthenticate messages refused in the window before",
+      );
+    }
     return response === undefined ? this.challenge(req, msg) : this.answer(req, msg, response);
   }
 

@@ -31,6 +31,9 @@ interface SessionRow {
   updated_at: number;
 }
 
+/** How long a session that never became a user channel is kept after its last change (prune). */
+export const UNENROLLED_SESSION_KEPT_MS = 86_400_000;
+
 // The writes of a login, shared with the one-statement forms of logins.ts.
 
 /** What a new handshake state does to the session there was: whatever AuthToken it had ends. */
@@ -194,10 +197,21 @@ export class UserSessionStore {
     );
   }
 
-  /** Drops nonces past their lifetime and failures past the rate-limit window. */
-  async prune(now: number, failureWindowMs: number): Promise<void> {
+  /**
+   * Drops nonces past their lifetime, failures past the rate-limit window,
+   * and sessions that never became a user channel (no enrollment: the Mac
+   * never sent its TokenUpdate) and never had a token, unchanged for
+   * UNENROLLED_SESSION_KEPT_MS: a made-up UserID leaves nothing behind.
+   * Resolves to the sessions deleted.
+   */
+  async prune(now: number, failureWindowMs: number): Promise<number> {
     await this.db.run("DELETE FROM used_nonces WHERE expires_at < ?", [now]);
     await this.db.run("DELETE FROM userauth_failures WHERE at < ?", [now - failureWindowMs]);
+    return this.db.run(
+      `DELETE FROM user_sessions WHERE state IN ('challenged', 'declined', 'zero-length') AND updated_at < ?
+         AND NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.id = user_sessions.enrollment_id)`,
+      [now - UNENROLLED_SESSION_KEPT_MS],
+    );
   }
 }
 

@@ -9,6 +9,7 @@ import { resolveChannel, type Channel } from "../../src/protocol/enrollment.ts";
 import type { Store } from "../../src/store/index.ts";
 import type { NewEvent } from "../../src/store/event-types.ts";
 import { MAX_HELD_CERTS } from "../../src/store/rebinds.ts";
+import { UNENROLLED_SESSION_KEPT_MS } from "../../src/store/user-sessions.ts";
 
 export function storeContract(name: string, open: () => Promise<Store>): void {
   describe(`Store contract: ${name}`, () => {
@@ -635,6 +636,31 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.equal((await store.userSessions.get(waiting.enrollmentId))?.tokenLastUsedAt, null, "no token: no use");
         await store.userSessions.markTokensUsed(new Map());
         assert.equal((await store.userSessions.get(authenticated.enrollmentId))?.tokenLastUsedAt, T0 + 5_000);
+      });
+
+      test("prune deletes a day-old handshake that never became a user channel, and nothing else", async () => {
+        const DAY = UNENROLLED_SESSION_KEPT_MS;
+        const made = async (state: "challenged" | "declined" | "zero-length", at: number) => {
+          const deviceId = await enrolledDevice();
+          const userId = randomUUID().toUpperCase();
+          const enrollmentId = `${deviceId}:${userId}`;
+          await store.userSessions.begin({ enrollmentId, deviceId, userId, state, shortName: undefined }, at);
+          return { deviceId, userId, enrollmentId };
+        };
+        const old = [await made("challenged", T0), await made("declined", T0), await made("zero-length", T0)];
+        const recent = await made("challenged", T0 + 2);
+        // A user channel (its TokenUpdate came) challenged again: kept, whatever its age.
+        const enrolled = await made("challenged", T0);
+        await tokenUpdate(user(enrolled.deviceId, enrolled.userId));
+        // A token was issued: kept (its channel's TokenUpdate may come later).
+        const issued = await challenged();
+        assert.equal(await issue(issued, randomUUID()), "issued");
+        await store.db.run("UPDATE user_sessions SET updated_at = ? WHERE enrollment_id = ?", [T0, issued.enrollmentId]);
+
+        // Other tests' handshakes of this store may go too: at least these.
+        assert.ok((await store.userSessions.prune(T0 + DAY + 1, 60_000)) >= old.length);
+        for (const o of old) assert.equal(await store.userSessions.get(o.enrollmentId), undefined, o.enrollmentId);
+        for (const kept of [recent, enrolled, issued]) assert.ok(await store.userSessions.get(kept.enrollmentId), kept.enrollmentId);
       });
 
       test("entryForUser: the entry with the GUID first, else a GUID-less one with the short name, never another GUID's", async () => {
