@@ -198,13 +198,11 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   });
   // Outermost first: an ADE device's serial-bound identity, the certificate
   // binding, then the AuthToken of a network user's channel, then the core.
-  const service: MdmService = new AdeIdentity(
-    new CertBinding(new AuthTokenGuard(core, store, tokenUse), store, {
-      rebind: config.rebind,
-      pusher: push.pusher,
-    }),
-    store,
-  );
+  const certBinding = new CertBinding(new AuthTokenGuard(core, store, tokenUse), store, {
+    rebind: config.rebind,
+    pusher: push.pusher,
+  });
+  const service: MdmService = new AdeIdentity(certBinding, store);
   if (config.rebind.policy === "any") {
     log.warn(
       "--rebind any: ANY TRUSTED CERTIFICATE THAT SENDS Authenticate WITH AN ENROLLED DEVICE'S UDID TAKES THAT DEVICE OVER (its commands, its bootstrap token)",
@@ -246,6 +244,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     metrics,
     store,
     service,
+    forgetDevice: (id) => certBinding.forget(id),
     pusher: push.pusher,
     trust,
     apiKey,

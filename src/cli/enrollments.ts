@@ -1,21 +1,35 @@
-import type { EnrollmentJson, RebindApprovedJson, RebindStateJson } from "../http/wire.ts";
+import type { EnrollmentJson, EnrollmentRemoved, RebindApprovedJson, RebindStateJson } from "../http/wire.ts";
 import { expectOk } from "./api-client.ts";
-import { connect, parseCommand, positiveInt, printJson, printList, UsageError, type CliContext, type ClientCommand } from "./command.ts";
+import {
+  CliError,
+  connect,
+  parseCommand,
+  positiveInt,
+  printJson,
+  printList,
+  UsageError,
+  type CliContext,
+  type ClientCommand,
+} from "./command.ts";
 import { fetchPages, PAGE_OPTIONS } from "./paging.ts";
-import { formatFields, formatTable, formatTime, type Cell } from "./table.ts";
+import { formatFields, formatTable, formatTime, printable, type Cell } from "./table.ts";
 
 export const enrollmentsCommand: ClientCommand = {
   name: "enrollments",
-  summary: "list enrollments; approve a device's new identity certificate",
+  summary: "list enrollments; approve a device's new identity certificate; remove a device or a user channel",
   usage: [
     `enrollments [--type T] [--platform macOS|iOS|iPadOS|tvOS|watchOS|visionOS] [--enabled true|false] [--serial S] [--device UDID] [--limit N] [--cursor ID] [--all]`,
     "  one page of --limit (default 100, at most 1000) from --cursor; --all follows every page",
     `enrollments rebind <device id> [--fingerprint SHA256 | --show]`,
     "  without --fingerprint: the device's binding and every certificate held for it, approving nothing (exit 1; 0 with --show);",
     "  with it: approve that certificate, whose next Authenticate re-binds the device (docs/enrolling-devices.md, Re-enrollment)",
+    `enrollments remove <device id | user channel id>`,
+    "  a device with all its channels, or one user channel, and everything Orchard keeps for them (commands still queued too);",
+    "  events stay; the device comes back only by enrolling again (docs/enrolling-devices.md, Removing a device)",
   ],
   async run(args, ctx) {
     if (args[0] === "rebind") return rebind(args.slice(1), ctx);
+    if (args[0] === "remove") return remove(args.slice(1), ctx);
     const { values, positionals } = parseCommand(args, {
       type: { type: "string" },
       platform: { type: "string" },
@@ -148,6 +162,26 @@ async function rebind(args: string[], ctx: CliContext): Promise<number> {
     );
     return 1;
   }
+  return 0;
+}
+
+async function remove(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parseCommand(args, {});
+  if (positionals.length !== 1) throw new UsageError("give one device or user channel id");
+  const id = positionals[0]!;
+  const client = connect(values, ctx);
+  const res = await client.request("DELETE", `/v1/enrollments/${encodeURIComponent(id)}`);
+  if (res.status === 404) throw new CliError(`no device or channel ${printable(id)}`);
+  const r = expectOk<EnrollmentRemoved>(res);
+  if (values.json) {
+    printJson(ctx, r);
+    return 0;
+  }
+  const what = r.device ? `device ${printable(id)}` : `user channel ${printable(id)}`;
+  const n = r.discarded_commands.length;
+  ctx.out(
+    `removed ${what}: ${r.channels.length} channel${r.channels.length === 1 ? "" : "s"}, ${n} queued command${n === 1 ? "" : "s"} discarded\n`,
+  );
   return 0;
 }
 

@@ -81,6 +81,11 @@ export class CertBinding implements MdmService {
     private readonly o: CertBindingOptions = { rebind: { policy: "held", afterSilenceMs: 7 * 24 * 3600_000, pushGraceMs: 3600_000 } },
   ) {}
 
+  /** Forgets a device's confirmed binding (an operator removed the device): its next request reads the store. */
+  forget(deviceId: string): void {
+    this.confirmed.delete(deviceId);
+  }
+
   async checkIn(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
     const deviceId = msg.channel.deviceId;
     if (msg.messageType === "Authenticate") {

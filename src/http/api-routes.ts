@@ -16,6 +16,7 @@ import type {
   EnqueueResult,
   EnrollmentJson,
   EnrollmentPage,
+  EnrollmentRemoved,
   EventPage,
   QueueCleared,
   QueueJson,
@@ -25,12 +26,16 @@ import { commandHistoryJson, commandResultJson, enrollmentJson, eventJson, queue
 const ENROLLMENT_TYPES: readonly EnrollmentType[] = ["Device", "User", "SharediPadUser", "UserEnrollmentDevice", "UserEnrollmentUser"];
 const MAX_IDS = 10_000;
 const MAX_SEARCH = 200;
+/** The most channels and discarded commands an enrollment.removed event lists (it always gives the counts). */
+const MAX_LISTED = 50;
 
 type PlistJson = Record<string, unknown>;
 
 export interface ApiOptions {
   store: Store;
   pusher: Pusher;
+  /** Told the id of a device an operator removed (AppOptions.forgetDevice). */
+  forgetDevice?: (deviceId: string) => void;
   commandBodyLimit: number;
   /** The caps results were parsed with on the way in (so they parse again here). */
   plistLimits?: Partial<PlistLimits>;
@@ -89,6 +94,34 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
     const enrollment = await store.enrollments.get(req.params.id);
     if (!enrollment) throw new NotFound("no such enrollment");
     return enrollmentJson(enrollment);
+  });
+
+  // A device with all its channels, or one user channel: everything Orchard keeps by their ids; events stay.
+  app.delete<{ Params: { id: string } }>("/v1/enrollments/:id", async (req): Promise<EnrollmentRemoved> => {
+    const id = req.params.id;
+    const removed = await store.transaction(async (tx) => {
+      const r = await tx.enrollments.remove(id);
+      if (r) {
+        const detail = {
+          device: r.device,
+          channels: r.channels.slice(0, MAX_LISTED),
+          channel_count: r.channels.length,
+          discarded: r.discarded.slice(0, MAX_LISTED).map((d) => ({ enrollment_id: d.enrollmentId, command_uuid: d.commandUuid })),
+          discarded_count: r.discarded.length,
+        };
+        await tx.events.add({ type: "enrollment.removed", enrollmentId: id, detail }, Date.now());
+      }
+      return r;
+    });
+    if (!removed) throw new NotFound("no such device or channel");
+    if (removed.device) o.forgetDevice?.(id);
+    req.log.info({ enrollmentId: id, channels: removed.channels.length, discarded: removed.discarded.length }, "enrollment removed");
+    return {
+      removed: id,
+      device: removed.device,
+      channels: removed.channels,
+      discarded_commands: removed.discarded.map((d) => ({ enrollment_id: d.enrollmentId, command_uuid: d.commandUuid })),
+    };
   });
 
   app.get<{ Params: { id: string }; Querystring: Record<string, string> }>(

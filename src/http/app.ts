@@ -44,6 +44,8 @@ export interface AppOptions {
   log: Logger;
   store: Store;
   service: MdmService;
+  /** Called when an operator removes a device: this process stops trusting its remembered binding at once. */
+  forgetDevice?: (deviceId: string) => void;
   pusher: Pusher;
   trust: DeviceTrust;
   apiKey: string;
@@ -238,7 +240,13 @@ export function buildApp(o: AppOptions): FastifyInstance {
     api.addHook("preValidation", plainRequestStrings);
     registerOperatorRoutes(api, { store: o.store, auth: o.operatorAuth, passwordChanges });
     registerAuditRoutes(api, o.store);
-    registerApiRoutes(api, { store: o.store, pusher: o.pusher, commandBodyLimit: o.reportBodyLimit, plistLimits: o.limits.plist });
+    registerApiRoutes(api, {
+      store: o.store,
+      pusher: o.pusher,
+      forgetDevice: o.forgetDevice,
+      commandBodyLimit: o.reportBodyLimit,
+      plistLimits: o.limits.plist,
+    });
     registerBulkIdRoutes(api, { store: o.store, pusher: o.pusher, commandBodyLimit: o.reportBodyLimit });
     registerFleetRoutes(api, { store: o.store });
     api.get("/v1/metrics", async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));

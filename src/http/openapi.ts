@@ -250,6 +250,12 @@ const schemas: Record<string, Schema> = {
   }),
   UserPage: page("users", "User"),
   UserRemoved: object({ removed: str, sessions_revoked: int }),
+  EnrollmentRemoved: object({
+    removed: str,
+    device: { type: "boolean", description: "the id was a device's: it went with every channel it had" },
+    channels: arrayOf(str),
+    discarded_commands: arrayOf(object({ enrollment_id: str, command_uuid: str })),
+  }),
   UserImport: object({
     realm: { ...str, description: "the realm whose lines were imported" },
     server_realm: str,
@@ -612,6 +618,12 @@ const paths: Record<string, Record<string, Operation>> = {
   },
   "/v1/enrollments/{id}": {
     get: op("enrollments", "One enrollment", { "200": ok("Enrollment"), ...NOT_FOUND }, { parameters: [ID] }),
+    delete: op(
+      "enrollments",
+      "Remove a device with all its channels, or one user channel, and what Orchard keeps for them; events stay",
+      { "200": ok("EnrollmentRemoved"), ...NOT_FOUND },
+      { parameters: [ID] },
+    ),
   },
   "/v1/enrollments/{id}/rebind": {
     get: op(

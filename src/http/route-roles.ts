@@ -45,6 +45,7 @@ export const ROUTE_ROLES: Readonly<Record<string, RouteRule>> = {
   "GET /v1/enrollments/:id/commands": read,
   "GET /v1/fleet": read,
   "POST /v1/enrollments/:id/rebind": op("enrollment.rebind_approve"),
+  "DELETE /v1/enrollments/:id": op("enrollment.remove"),
   "PUT /v1/enqueue/:ids": op("command.enqueue"),
   "POST /v1/enqueue": op("command.enqueue"),
   "GET /v1/queue/:id": read,

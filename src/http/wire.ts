@@ -80,6 +80,16 @@ export interface EnrollmentJson {
 
 export type EnrollmentPage = Page<"enrollments", EnrollmentJson>;
 
+/** DELETE /v1/enrollments/{id}. */
+export interface EnrollmentRemoved {
+  removed: string;
+  /** The id was a device's: it went with every channel it had. */
+  device: boolean;
+  channels: string[];
+  /** Commands that were still queued for them, now gone with their queues. */
+  discarded_commands: Array<{ enrollment_id: string; command_uuid: string }>;
+}
+
 /** One command in GET /v1/queue/{id}. */
 export interface QueuedCommandJson {
   command_uuid: string;

@@ -22,3 +22,13 @@ export interface Database extends Sql {
   /** Sizes the store's own cache for a fleet of this many enrollment channels (SQLite's page cache; PostgreSQL has none of its own). */
   fitPageCache?(channels: number): void;
 }
+
+/**
+ * Whether a driver's error is a row that names a missing parent (SQLite's
+ * SQLITE_CONSTRAINT_FOREIGNKEY, PostgreSQL's 23503): a write for a device
+ * removed meanwhile, which its caller refuses rather than fails.
+ */
+export function isForeignKeyViolation(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "SQLITE_CONSTRAINT_FOREIGNKEY" || code === "23503";
+}

@@ -31,6 +31,33 @@ export interface AuthenticateRecord {
   now: number;
 }
 
+/** What EnrollmentStore.remove removed. */
+export interface EnrollmentRemoval {
+  /** The id was a device's: the device went, with every channel it had. */
+  device: boolean;
+  /** The channels removed (a device's own channel among them, once it had sent its TokenUpdate). */
+  channels: string[];
+  /** Commands that were still queued for them. */
+  discarded: Array<{ enrollmentId: string; commandUuid: string }>;
+}
+
+/**
+ * Tables that hold a channel's rows by enrollment_id with no foreign key to
+ * enrollments: removed by hand with the channel. (Those with one, the queue
+ * and push state, go by ON DELETE CASCADE.)
+ */
+const CHANNEL_TABLES = [
+  "ddm_enrollment_sets",
+  "ddm_sync_due",
+  "ddm_status_declarations",
+  "ddm_status_values",
+  "ddm_status_errors",
+  "ddm_status_report_ring",
+  "update_policy_enrollments",
+  "update_devices",
+  "user_sessions",
+] as const;
+
 export interface TokenUpdateRecord {
   channel: Channel;
   topic: string;
@@ -258,6 +285,40 @@ export class EnrollmentStore {
       ],
     );
     return row ? Number(row.token_update_count) : undefined;
+  }
+
+  /**
+   * An operator's removal: a device with all its channels, or one user
+   * channel, and everything Orchard keeps by their ids (queues, push state,
+   * DDM assignments and status, update state, sessions, inventory), in one
+   * transaction; events and the audit log stay. The commands still queued are
+   * returned, for the event that records them. Undefined: no such device or
+   * channel. The device can come back only by enrolling again (Authenticate).
+   */
+  async remove(id: string): Promise<EnrollmentRemoval | undefined> {
+    return this.db.transaction(async (tx) => {
+      const device = (await tx.get("SELECT 1 AS x FROM devices WHERE id = ?", [id])) !== undefined;
+      const channels = (
+        await tx.all<{ id: string }>(`SELECT id FROM enrollments WHERE ${device ? "device_id" : "id"} = ? ORDER BY id`, [id])
+      ).map((r) => r.id);
+      if (!device && channels.length === 0) return undefined;
+      const discarded: EnrollmentRemoval["discarded"] = [];
+      for (const chunk of chunks(channels, 500)) {
+        const ids = chunk.map(() => "?").join(", ");
+        const queued = await tx.all<{ enrollment_id: string; command_uuid: string }>(
+          `SELECT enrollment_id, command_uuid FROM command_queue WHERE active = 1 AND enrollment_id IN (${ids})
+           ORDER BY enrollment_id, id`,
+          chunk,
+        );
+        discarded.push(...queued.map((q) => ({ enrollmentId: q.enrollment_id, commandUuid: q.command_uuid })));
+        for (const table of CHANNEL_TABLES) await tx.run(`DELETE FROM ${table} WHERE enrollment_id IN (${ids})`, chunk);
+        // The queues and push state go with their enrollments (foreign keys, ON DELETE CASCADE).
+        await tx.run(`DELETE FROM enrollments WHERE id IN (${ids})`, chunk);
+      }
+      // Its sessions, certificate holds and inventory go with the device (ON DELETE CASCADE).
+      if (device) await tx.run("DELETE FROM devices WHERE id = ?", [id]);
+      return { device, channels, discarded };
+    });
   }
 
   /** The device left management: disable it and its user channels; it may re-enroll with another certificate. */

@@ -83,6 +83,16 @@ export const EVENT_CATALOGUE = {
     about: "an operator approved a held identity certificate",
     detail: detail<{ old_fingerprint: string; new_fingerprint: string; held_attempts: number }>(),
   },
+  "enrollment.removed": {
+    about: "an operator removed a device with its channels, or one user channel (DELETE /v1/enrollments/{id})",
+    detail: detail<{
+      device: boolean;
+      channels: string[];
+      channel_count: number;
+      discarded: Array<{ enrollment_id: string; command_uuid: string }>;
+      discarded_count: number;
+    }>(),
+  },
   "enrollment.profile": {
     about: "an enrollment profile was handed out",
     detail: detail<{ identity: string; topic: string; signed: boolean; remote: string }>(),
