@@ -46,7 +46,7 @@ export interface EnrollmentRemoval {
  * enrollments: removed by hand with the channel. (Those with one, the queue
  * and push state, go by ON DELETE CASCADE.)
  */
-const CHANNEL_TABLES = [
+export const CHANNEL_TABLES = [
   "ddm_enrollment_sets",
   "ddm_sync_due",
   "ddm_status_declarations",
