@@ -34,6 +34,18 @@ test("an asset uploaded as text/html is served sandboxed with no script allowed"
   assert.match(csp, /(^|; )sandbox($|;)/);
   assert.match(csp, /frame-ancestors 'none'/);
   assert.equal(res.headers.get("x-content-type-options"), "nosniff");
+  assert.equal(res.headers.get("content-disposition"), "attachment", "a browser saves it rather than shows it");
+});
+
+test("a percent-encoded /v1 (which the router decodes) gets the same walls (hostile review: /%761/... went out bare)", async () => {
+  for (const path of ["/%761/ddm/assets/page/data", "/%76%31/ddm/assets/page/data", "/v%31/ddm/assets/page/data"]) {
+    const res = await fetch(server.url + path, {
+      headers: { authorization: "Basic " + Buffer.from("x:test-api-key-0123456789abcdef").toString("base64") },
+    });
+    await res.arrayBuffer();
+    assert.match(res.headers.get("content-security-policy") ?? "", /default-src 'none'.*sandbox/, `${path} ${res.status}`);
+    assert.equal(res.headers.get("x-content-type-options"), "nosniff", `${path} ${res.status}`);
+  }
 });
 
 test("every /v1 answer, errors and refusals included, carries the same walls", async () => {
@@ -41,6 +53,8 @@ test("every /v1 answer, errors and refusals included, carries the same walls", a
     ["/v1/enrollments", true],
     ["/v1/enrollments", false],
     ["/v1/no-such-route", true],
+    ["/healthz", false],
+    ["/no-such-page", false],
   ] as const) {
     const res = await fetch(server.url + path, {
       headers: auth ? { authorization: "Basic " + Buffer.from("x:test-api-key-0123456789abcdef").toString("base64") } : {},

@@ -180,10 +180,12 @@ export function buildApp(o: AppOptions): FastifyInstance {
   // API answers share the console's origin: whatever a body holds (an asset
   // uploaded as text/html, a device's string in an error), a browser that
   // opens one runs no script and loads nothing, in a sandbox of its own origin.
-  app.addHook("onSend", async (req, reply, payload) => {
-    if (req.url.startsWith("/v1/")) {
-      void reply.header("content-security-policy", API_CSP).header("x-content-type-options", "nosniff");
-    }
+  // Every answer but the console's own (which sets its policy) gets it: judged
+  // by the raw URL, `/%761/...` (which the router decodes to /v1/) went out
+  // without it (hostile review).
+  app.addHook("onSend", async (_req, reply, payload) => {
+    if (!reply.hasHeader("content-security-policy")) void reply.header("content-security-policy", API_CSP);
+    void reply.header("x-content-type-options", "nosniff");
     return payload;
   });
   app.addHook("onError", async (_req, _reply, err) => {

@@ -130,7 +130,7 @@ export function registerDdmAssetRoutes(app: FastifyInstance, o: DdmAssetRoutesOp
     checkFileId(req.params.id, "asset");
     const asset = await store.ddmAssets.withBytes(req.params.id);
     if (!asset) throw new NotFound("no such asset");
-    return sendFile(reply, asset.contentType, asset.bytes, asset.sha256);
+    return sendFile(reply.header("content-disposition", "attachment"), asset.contentType, asset.bytes, asset.sha256);
   });
 
   app.delete<{ Params: { id: string } }>("/v1/ddm/assets/:id", async (req): Promise<DdmFileRemoved> => {
@@ -191,7 +191,7 @@ export function registerDdmAssetRoutes(app: FastifyInstance, o: DdmAssetRoutesOp
     checkFileId(req.params.id, "profile");
     const profile = await store.ddmProfiles.withBytes(req.params.id);
     if (!profile) throw new NotFound("no such profile");
-    return sendFile(reply, PROFILE_TYPE, profile.bytes, profile.sha256);
+    return sendFile(reply.header("content-disposition", "attachment"), PROFILE_TYPE, profile.bytes, profile.sha256);
   });
 
   app.delete<{ Params: { id: string } }>("/v1/ddm/profiles/:id", async (req): Promise<DdmFileRemoved> => {

@@ -108,7 +108,8 @@ export function sendError(
   reason: string,
   code: ErrorCode = codeOfStatus(status),
 ): void {
-  if (req.url.startsWith("/v1/")) {
+  // The matched route when there is one: the router decodes the path (`/%761/...` is /v1/...).
+  if ((req.routeOptions?.url ?? req.url).startsWith("/v1/")) {
     const body: ApiErrorBody = { error: reason, code };
     void reply.code(status).type("application/json").send(JSON.stringify(body));
   } else
