@@ -172,6 +172,11 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   let updates: SoftwareUpdates | undefined;
   // The ADE enrollment URL: MachineInfo signatures always, their chain to Apple's device CA with --ade-device-ca.
   const adeEnrollment = new AdeEnrollment({ store, appleCas: loadAppleDeviceCas(config.ade.deviceCaFile, log) });
+  if (!adeEnrollment.checksAppleCa && (await store.ade.servers()).length > 0) {
+    log.warn(
+      "ADE enrollment URL without --ade-device-ca: ANYONE WHO KNOWS AN ASSIGNED SERIAL NUMBER CAN FETCH ITS ENROLLMENT PROFILE (docs/automated-enrollment.md)",
+    );
+  }
   // Await configuration: each ABM server's initial set, then DeviceConfigured.
   const adeSetup = new AdeSetup({
     initialSet: (json) => {

@@ -18,6 +18,7 @@ import { createCa } from "../src/identity/testing/pki.ts";
 import { issuePushCertificate } from "../src/identity/testing/push-cert.ts";
 import { parsePlistDict, type PlistDict } from "../src/plist/index.ts";
 import { ScepTestClient } from "../src/scep/testing/client.ts";
+import { PROFILES_PER_SERIAL } from "../src/http/ade-enroll-routes.ts";
 import { AdeStandin, AppleDeviceCa, machineInfo } from "./support/ade-standin.ts";
 import { cliContext } from "./support/cli.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
@@ -398,5 +399,51 @@ await forEachBackend("ADE enrollment, await configuration and serial-bound ident
     await mac.report("Acknowledged", { CommandUUID: last.plist!.CommandUUID as string });
     assert.equal((await server.api("GET", `/v1/ade/enrollments/${serial}`)).json.state, "configured");
     assert.equal((await server.api("PUT", "/v1/ade/servers/main/enrollment-settings", current)).status, 200);
+  });
+
+  test("one enrolled device per serial: a MachineInfo with another UDID changes no enrolled device's record, and that device is refused until an operator removes the first", async () => {
+    const serial = serials[60]!;
+    const first = await enrollAwaiting(serial);
+    const before = (await server.api("GET", `/v1/ade/enrollments/${serial}`)).json;
+    assert.equal(before.udid, first.udid);
+
+    // Another UDID for the same serial (a forged MachineInfo without --ade-device-ca; here, a replaced logic board).
+    const { udid, der } = await signedInfo(serial);
+    const profile = await enrollUrl(der);
+    assert.equal(profile.status, 200);
+    const row = (await server.api("GET", `/v1/ade/enrollments/${serial}`)).json;
+    assert.deepEqual([row.udid, row.state], [first.udid, before.state], "the enrolled device's record is not rewritten");
+    const scep = payload(parsePlistDict(profile.body), "com.apple.security.scep").PayloadContent as PlistDict;
+    const second = new RawDevice(
+      fleet.transport,
+      await new ScepTestClient(String(scep.URL)).enroll({ challenge: String(scep.Challenge) }),
+      udid,
+    );
+    const refused = await second.authenticate({ SerialNumber: serial, Topic: TOPIC });
+    assert.equal(refused.status, 403);
+    assert.match(refused.text, /enrolled as another device/);
+    assert.ok(!refused.text.includes(first.udid), "the asking device is not told the enrolled one's UDID");
+    const event = (await events("ade.identity_refused")).find((e) => e.enrollment_id === udid)!;
+    assert.equal(event.detail.enrolled_as, first.udid);
+    // The first Mac itself goes on.
+    assert.equal((await first.mac.report("Idle")).status, 200);
+
+    // An operator removes the first: the second enrolls, with a record of its own once it fetches its profile again.
+    assert.equal((await server.api("DELETE", `/v1/enrollments/${first.udid}`)).status, 200);
+    assert.equal((await server.api("GET", `/v1/ade/enrollments/${serial}`)).status, 404);
+    assert.equal((await enrollUrl(der)).status, 200);
+    assert.equal((await second.authenticate({ SerialNumber: serial, Topic: TOPIC })).status, 200);
+    assert.equal((await server.api("GET", `/v1/ade/enrollments/${serial}`)).json.udid, udid);
+  });
+
+  test("at most PROFILES_PER_SERIAL profiles a serial an hour: past it 429 with nothing written; another serial goes on", async () => {
+    const serial = serials[70]!;
+    const { der } = await signedInfo(serial);
+    const statuses: number[] = [];
+    for (let i = 0; i < PROFILES_PER_SERIAL + 3; i++) statuses.push((await enrollUrl(der)).status);
+    assert.deepEqual(statuses, [...Array(PROFILES_PER_SERIAL).fill(200), 429, 429, 429]);
+    const served = (await events("ade.enrollment_profile_served")).filter((e) => e.detail.serial_number === serial);
+    assert.equal(served.length, PROFILES_PER_SERIAL);
+    assert.equal((await enrollUrl((await signedInfo(serials[71]!)).der)).status, 200);
   });
 });

@@ -38,17 +38,34 @@ export class AdeIdentity implements MdmService {
     const bound = cert?.adeSerial ?? null;
     let reason: string | undefined;
     let serial: string | undefined;
+    /** Said in the log and the event only: the device asking is not told another device's UDID. */
+    let enrolledAs: string | undefined;
     if (bound !== null) {
       // A certificate made for one ADE device speaks for that device only.
       if (claimed !== undefined && claimed !== bound) (serial = claimed), (reason = `the certificate was issued for serial ${bound}`);
       else if (known !== undefined && known !== bound)
         (serial = known), (reason = `this UDID is ADE serial ${known}; the certificate was issued for ${bound}`);
+      else {
+        // One enrolled device per serial: without --ade-device-ca anyone can fetch a serial's profile, and
+        // enrolled a second device under it beside the real one (hostile review). A replaced logic board (a
+        // new UDID) enrolls once the old device is removed (orchard enrollments remove) or has checked out.
+        enrolledAs = await this.store.enrollments.otherDeviceWithSerial(bound, deviceId);
+        if (enrolledAs !== undefined)
+          (serial = bound),
+            (reason = `serial ${bound} is enrolled as another device: an operator removes it first if this one replaces it`);
+      }
     } else if (claimedIsAde !== undefined || known !== undefined) {
       serial = claimedIsAde !== undefined ? claimed! : known!;
       reason = "the certificate was not issued for this ADE serial number by Orchard's ADE enrollment";
     }
     if (reason === undefined || serial === undefined) return;
-    const detail = { serial_number: serial, fingerprint: req.certFingerprint, bound_serial: bound, reason };
+    const detail = {
+      serial_number: serial,
+      fingerprint: req.certFingerprint,
+      bound_serial: bound,
+      reason,
+      ...(enrolledAs === undefined ? {} : { enrolled_as: enrolledAs }),
+    };
     await this.store.events.add({ type: "ade.identity_refused", enrollmentId: deviceId, detail }, req.now);
     req.log.warn(
       { enrollmentId: deviceId, ...detail },

@@ -6,11 +6,13 @@
 // MachineInfo and the serial number ABM assigns to Orchard are the guard.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { AdeEnrollment } from "../ade/enrollment.ts";
+import { KeyWindow } from "../core/key-window.ts";
 import { MAX_MACHINE_INFO_BYTES } from "../ade/machine-info.ts";
 import { ADE_ENROLL_PATH } from "../ade/profile.ts";
 import { buildEnrollmentProfile } from "../enroll/profile.ts";
 import type { ProfileSigner } from "../enroll/sign-profile.ts";
 import { OrchardError } from "../errors.ts";
+import { sendError } from "./errors.ts";
 import type { Store } from "../store/index.ts";
 import { sendTooMany } from "./api-auth.ts";
 import { bodyBuffer } from "./api-routes.ts";
@@ -32,11 +34,22 @@ export interface AdeEnrollRoutesOptions {
   limiter: ApiFailureLimiter;
 }
 
+/**
+ * Profiles served per serial number in PROFILE_WINDOW_MS. Each writes a SCEP
+ * challenge, an event and two log lines, and anyone who knows an assigned
+ * serial (without --ade-device-ca) or holds one MachineInfo can ask: 1,000
+ * requests made 1,000 of each (hostile review). A device asks once per run of
+ * Setup Assistant, twice with Platform SSO.
+ */
+export const PROFILES_PER_SERIAL = 10;
+export const PROFILE_WINDOW_MS = 3_600_000;
+
 export function registerAdeEnrollRoutes(app: FastifyInstance, o: AdeEnrollRoutesOptions): void {
+  const served = new KeyWindow(PROFILES_PER_SERIAL, PROFILE_WINDOW_MS);
   app.post(ADE_ENROLL_PATH, { bodyLimit: MAX_MACHINE_INFO_BYTES }, async (req, reply) => {
     const wait = o.limiter.blockedFor(req.ip, Date.now());
     try {
-      return await answer(req, reply, o);
+      return await answer(req, reply, o, served);
     } catch (err) {
       // A valid MachineInfo from a throttled address is still answered; refusals past the limit are a 429.
       // Only the device's own fault counts (not a 409 for a missing push certificate).
@@ -52,13 +65,26 @@ export function registerAdeEnrollRoutes(app: FastifyInstance, o: AdeEnrollRoutes
   });
 }
 
-async function answer(req: FastifyRequest, reply: FastifyReply, o: AdeEnrollRoutesOptions): Promise<FastifyReply> {
+async function answer(req: FastifyRequest, reply: FastifyReply, o: AdeEnrollRoutesOptions, served: KeyWindow): Promise<FastifyReply> {
   const header = req.headers["x-apple-aspen-deviceinfo"];
   const decision = await o.enrollment.decide(bodyBuffer(req), typeof header === "string" ? header : undefined, req.log);
   if (decision.kind === "refuse") {
     return reply.code(403).type("application/json").header("cache-control", "no-store").send(JSON.stringify(decision.body));
   }
   const m = decision.machine;
+  const take = served.take(m.serial, Date.now());
+  if (!take.passes) {
+    // Nothing written; one line per serial and window.
+    if (take.heldBack === 1) {
+      req.log.warn(
+        { serialNumber: m.serial, remote: req.ip, limit: PROFILES_PER_SERIAL },
+        "ADE enrollment profiles for this serial number past the limit: refused until the hour ends",
+      );
+    }
+    void reply.header("retry-after", String(Math.ceil(PROFILE_WINDOW_MS / 1000)));
+    sendError(req, reply, 429, `too many enrollment profiles for serial number ${m.serial} this hour`, "rate_limited");
+    return reply;
+  }
   const topic = await pickTopic(o.store, undefined, Date.now());
   const base = baseUrl(req, o);
   let profile = buildEnrollmentProfile({

@@ -103,9 +103,12 @@ export class AdeEnrollmentStore {
   /**
    * The enrollment URL answered this device: it starts (again) from
    * profile_served, unless its initial set is under way (running,
-   * releasing). Anyone holding a MachineInfo can reach the enrollment URL,
-   * so it never resets a device's progress nor its UDID; the device's own
-   * Authenticate does (restart).
+   * releasing). Anyone holding a MachineInfo can reach the enrollment URL
+   * (without --ade-device-ca anyone can make one), so a MachineInfo with
+   * another UDID than the row's changes nothing once that UDID has enrolled:
+   * a forged one rewrote a configured device's row, and then refused that
+   * device's next Authenticate (hostile review). The same device coming back
+   * (wiped, running Setup Assistant again) starts over.
    */
   async served(
     e: { serialNumber: string; serverName: string; udid: string; product?: string; osVersion?: string; buildVersion?: string },
@@ -118,7 +121,8 @@ export class AdeEnrollmentStore {
          os_version = excluded.os_version, build_version = excluded.build_version, state = 'profile_served', steps = '[]',
          step_total = 0, steps_done = 0, steps_failed = 0, release_on_failure = 1, configured_command = NULL, error = NULL,
          served_at = excluded.served_at, started_at = NULL, released_at = NULL, configured_at = NULL, updated_at = excluded.updated_at
-       WHERE ade_enrollments.state NOT IN ('running', 'releasing')`,
+       WHERE ade_enrollments.state NOT IN ('running', 'releasing')
+         AND (ade_enrollments.udid = excluded.udid OR NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = ade_enrollments.udid))`,
       [e.serialNumber, e.serverName, e.udid, e.product ?? null, e.osVersion ?? null, e.buildVersion ?? null, now, now],
     );
   }
@@ -267,12 +271,15 @@ export class AdeEnrollmentStore {
    * assigns that serial to Orchard. Undefined for a device ABM does not.
    */
   async serialOfDevice(udid: string): Promise<string | undefined> {
+    // One answer, whatever the plan: the serial the device's last Authenticate gave (which these checks let
+    // through), then the enrollment URL's record (which, without --ade-device-ca, anyone could have made).
     const row = await this.db.get<{ serial_number: string }>(
-      `SELECT e.serial_number FROM ade_enrollments e WHERE e.udid = ?
-         AND EXISTS (SELECT 1 FROM ade_devices a WHERE a.serial_number = e.serial_number AND a.removed = 0)
-       UNION SELECT d.serial_number FROM devices d WHERE d.id = ? AND d.serial_number IS NOT NULL
-         AND EXISTS (SELECT 1 FROM ade_devices a WHERE a.serial_number = d.serial_number AND a.removed = 0)
-       LIMIT 1`,
+      `SELECT serial_number FROM (
+         SELECT 1 AS rank, d.serial_number FROM devices d WHERE d.id = ? AND d.serial_number IS NOT NULL
+           AND EXISTS (SELECT 1 FROM ade_devices a WHERE a.serial_number = d.serial_number AND a.removed = 0)
+         UNION ALL SELECT 2 AS rank, e.serial_number FROM ade_enrollments e WHERE e.udid = ?
+           AND EXISTS (SELECT 1 FROM ade_devices a WHERE a.serial_number = e.serial_number AND a.removed = 0)
+       ) s ORDER BY rank, serial_number LIMIT 1`,
       [udid, udid],
     );
     return row?.serial_number;

@@ -58,6 +58,9 @@ export const CHANNEL_TABLES = [
   "user_sessions",
 ] as const;
 
+/** The same for a device, by the column that holds its id: its ADE enrollment's progress (the serial's ABM record stays). */
+export const DEVICE_TABLES = [{ table: "ade_enrollments", column: "udid" }] as const;
+
 export interface TokenUpdateRecord {
   channel: Channel;
   topic: string;
@@ -236,6 +239,15 @@ export class EnrollmentStore {
     });
   }
 
+  /** Another device enrolled under this serial number and not checked out (the first by id), if there is one. */
+  async otherDeviceWithSerial(serialNumber: string, deviceId: string): Promise<string | undefined> {
+    const row = await this.db.get<{ id: string }>(
+      "SELECT id FROM devices WHERE serial_number = ? AND id <> ? AND checked_out_at IS NULL ORDER BY id LIMIT 1",
+      [serialNumber, deviceId],
+    );
+    return row?.id;
+  }
+
   /** The device a channel belongs to (undefined: no such channel yet). */
   async deviceOfChannel(id: string): Promise<string | undefined> {
     const row = await this.db.get<{ device_id: string }>("SELECT device_id FROM enrollments WHERE id = ?", [id]);
@@ -316,7 +328,10 @@ export class EnrollmentStore {
         await tx.run(`DELETE FROM enrollments WHERE id IN (${ids})`, chunk);
       }
       // Its sessions, certificate holds and inventory go with the device (ON DELETE CASCADE).
-      if (device) await tx.run("DELETE FROM devices WHERE id = ?", [id]);
+      if (device) {
+        for (const { table, column } of DEVICE_TABLES) await tx.run(`DELETE FROM ${table} WHERE ${column} = ?`, [id]);
+        await tx.run("DELETE FROM devices WHERE id = ?", [id]);
+      }
       return { device, channels, discarded };
     });
   }

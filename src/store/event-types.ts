@@ -275,8 +275,9 @@ export const EVENT_CATALOGUE = {
     detail: detail<{ serial_number: string }>(),
   },
   "ade.identity_refused": {
-    about: "an Authenticate for an ADE device's serial number came from a certificate not issued for that serial (403)",
-    detail: detail<{ serial_number: string; fingerprint: string; bound_serial: string | null; reason: string }>(),
+    about:
+      "an Authenticate for an ADE device's serial number came from a certificate not issued for that serial, or while another device is enrolled under it (403)",
+    detail: detail<{ serial_number: string; fingerprint: string; bound_serial: string | null; reason: string; enrolled_as?: string }>(),
   },
   "webhook.dropped": {
     about: "undelivered webhook events were dropped (--webhook-max-backlog or --webhook-max-age)",
