@@ -71,3 +71,62 @@ test("refuses a non-empty --out, a missing store, and PostgreSQL (pg_dump is its
   assert.equal(run.code, 2);
   assert.match(run.stderr, /for PostgreSQL run pg_dump/);
 });
+
+test("orchard restore puts a backup back over a crashed store: its log files moved aside, the copy checked", async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-restore-"));
+  try {
+    const live = path.join(root, "live");
+    fs.mkdirSync(live);
+    const db = new Database(path.join(live, "orchard.db"));
+    db.pragma("journal_mode = WAL");
+    db.pragma("wal_autocheckpoint = 0");
+    db.exec("CREATE TABLE t (n INTEGER)");
+    const insert = db.prepare("INSERT INTO t (n) VALUES (?)");
+    for (let i = 0; i < 100; i++) insert.run(i);
+    fs.writeFileSync(path.join(live, "secret-key"), "s".repeat(32));
+    const backup = path.join(root, "backup");
+    const made = await runOrchard(["backup", "--data-dir", live, "--out", backup]);
+    assert.equal(made.code, 0, made.stderr);
+    // More writes, in the log only; then the machine "crashes": the three files as they are on disk.
+    db.exec("CREATE TABLE later (x)");
+    for (let i = 100; i < 5000; i++) insert.run(i);
+    const crashed = path.join(root, "crashed");
+    fs.mkdirSync(crashed);
+    for (const f of ["orchard.db", "orchard.db-wal", "orchard.db-shm", "secret-key"])
+      fs.copyFileSync(path.join(live, f), path.join(crashed, f));
+    db.close();
+    assert.ok(fs.statSync(path.join(crashed, "orchard.db-wal")).size > 0, "a log left behind");
+
+    const run = await runOrchard(["restore", "--from", backup, "--data-dir", crashed]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^restored orchard\.db, secret-key into .*; what was there is in .*before-restore-/);
+    const aside = fs.readdirSync(crashed).find((f) => f.startsWith("before-restore-"))!;
+    assert.deepEqual(fs.readdirSync(path.join(crashed, aside)).sort(), ["orchard.db", "orchard.db-shm", "orchard.db-wal", "secret-key"]);
+    assert.deepEqual(
+      fs
+        .readdirSync(crashed)
+        .filter((f) => !f.startsWith("before-restore-"))
+        .sort(),
+      ["orchard.db", "secret-key"],
+    );
+    assert.equal(fs.statSync(path.join(crashed, "orchard.db")).mode & 0o777, 0o600);
+    const restored = new Database(path.join(crashed, "orchard.db"));
+    try {
+      assert.equal(restored.pragma("integrity_check", { simple: true }), "ok");
+      assert.equal(
+        (restored.prepare("SELECT COUNT(*) AS n FROM t").get() as { n: number }).n,
+        100,
+        "the backup's moment, not the crashed log's",
+      );
+    } finally {
+      restored.close();
+    }
+
+    const refused = await runOrchard(["restore", "--from", path.join(root, "nothing"), "--data-dir", crashed]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /no orchard\.db in/);
+    assert.equal((await runOrchard(["restore", "--data-dir", crashed])).code, 2);
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});

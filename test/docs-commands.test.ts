@@ -2,7 +2,8 @@
 // client commands run against a test server (placeholders filled in; a file
 // the page assumes may be missing, so exit 1 is fine, a usage error is not),
 // `orchard serve` lines parse with the server's own flag parser, and
-// `orchard backup` backs up a test server's data dir. Every `curl` line
+// `orchard backup` backs up a test server's data dir, `orchard restore` puts
+// such a backup into a data dir of its own. Every `curl` line
 // against "$URL" runs too, through bash: it reaches a route the server has
 // and gets no 5xx.
 import { after, before, test } from "node:test";
@@ -15,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { parseServeArgs } from "../src/config.ts";
 import { runWith } from "../src/cli/client-commands.ts";
 import { backup } from "../src/cli/backup.ts";
+import { restore } from "../src/cli/restore.ts";
 import { cliContext } from "./support/cli.ts";
 import { commandPlist } from "./support/mdm.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
@@ -143,6 +145,19 @@ for (const c of commands) {
       at("--out", path.join(cwd, `backup-${Math.random().toString(36).slice(2)}`));
       const done = await backup(args, {});
       assert.ok(fs.existsSync(done.database));
+      return;
+    }
+    if (name === "restore") {
+      // A backup of the test server's store, restored into a data dir of its own (the server keeps running).
+      const from = path.join(cwd, `backup-${Math.random().toString(36).slice(2)}`);
+      await backup(["--data-dir", server.dataDir, "--out", from], {});
+      const into = path.join(cwd, `restored-${Math.random().toString(36).slice(2)}`);
+      const a = [...args];
+      a[a.indexOf("--from") + 1] = from;
+      if (a.includes("--data-dir")) a[a.indexOf("--data-dir") + 1] = into;
+      else a.push("--data-dir", into);
+      const done = restore(a, {});
+      assert.ok(fs.existsSync(path.join(done.dataDir, "orchard.db")), c.line);
       return;
     }
     // Never a host the page names: the test server, small and short runs.

@@ -13,7 +13,7 @@ import { backupSqlite } from "../store/sqlite-backup.ts";
 export const BACKUP_USAGE = "orchard backup --out DIR [--data-dir DIR] [--storage sqlite:FILE]";
 
 /** The data dir's files a restore needs besides the database. */
-const SECRET_FILES = ["secret-key", "api-key", DEVICE_CA_CERT_FILE, DEVICE_CA_KEY_FILE];
+export const BACKUP_SECRET_FILES = ["secret-key", "api-key", DEVICE_CA_CERT_FILE, DEVICE_CA_KEY_FILE];
 
 export interface BackupResult {
   dir: string;
@@ -39,7 +39,7 @@ export async function backup(args: string[], env: NodeJS.ProcessEnv = process.en
   if (storage && !storage.startsWith("sqlite:")) {
     throw new ConfigError(
       "orchard backup copies a SQLite store; for PostgreSQL run pg_dump (pg_dump -Fc -f orchard.dump URL) and keep the data dir's " +
-        `${SECRET_FILES.join(", ")} with it (docs/operations.md)`,
+        `${BACKUP_SECRET_FILES.join(", ")} with it (docs/operations.md)`,
     );
   }
   const out = values.out;
@@ -53,7 +53,7 @@ export async function backup(args: string[], env: NodeJS.ProcessEnv = process.en
   fs.chmodSync(database, 0o600);
 
   const files: string[] = [];
-  for (const name of SECRET_FILES) {
+  for (const name of BACKUP_SECRET_FILES) {
     const from = path.join(dataDir, name);
     if (!fs.existsSync(from)) continue;
     fs.copyFileSync(from, path.join(out, name), fs.constants.COPYFILE_EXCL);

@@ -10,6 +10,9 @@ server:
   orchard backup --out DIR [--data-dir DIR] [--storage sqlite:FILE]
                           a consistent copy of the SQLite store, taken while serving, and
                           the data dir's secrets (docs/operations.md)
+  orchard restore --from DIR [--data-dir DIR]
+                          puts such a copy back, the server stopped; what it replaces is
+                          moved aside into the data dir, never deleted
 
 client (talks to a running server's API):
 ${clientUsage()}
@@ -35,6 +38,14 @@ export async function main(argv: string[]): Promise<void> {
         const done = await backup(rest);
         process.stdout.write(
           `backed up ${done.database} (${done.bytes} bytes)${done.files.length ? ` and ${done.files.join(", ")}` : ""} to ${done.dir}\n`,
+        );
+        return;
+      }
+      case "restore": {
+        const { restore } = await import("./restore.ts");
+        const done = restore(rest);
+        process.stdout.write(
+          `restored ${done.files.join(", ")} into ${done.dataDir}${done.movedAside ? `; what was there is in ${done.movedAside}` : ""}\n`,
         );
         return;
       }

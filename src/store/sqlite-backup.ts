@@ -27,3 +27,13 @@ export async function backupSqlite(source: string, destination: string): Promise
   }
   fs.chmodSync(destination, 0o600);
 }
+
+/** SQLite's integrity check of a store file, read-only: "ok", or what it found. */
+export function sqliteIntegrity(file: string): string {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    return String(db.pragma("integrity_check", { simple: true }));
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,68 @@
+import fs from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { ConfigError, envName } from "../config.ts";
+import { sqliteIntegrity } from "../store/sqlite-backup.ts";
+import { BACKUP_SECRET_FILES } from "./backup.ts";
+
+// `orchard restore`: puts an `orchard backup` back into a data dir, with the
+// server stopped. Copying orchard.db back by hand is a trap: a server that
+// did not stop cleanly (the usual reason to restore) leaves orchard.db-wal and
+// orchard.db-shm beside it, and SQLite then replays that log onto the restored
+// file and ruins it (a walkthrough found "database disk image is malformed").
+// So what is in the data dir is moved aside, never deleted, and the copy is
+// checked before it is put in place.
+
+export const RESTORE_USAGE = "orchard restore --from DIR [--data-dir DIR]   (the server stopped)";
+
+const STORE_FILES = ["orchard.db", "orchard.db-wal", "orchard.db-shm"];
+
+export interface RestoreResult {
+  dataDir: string;
+  /** Where the files the restore replaced went (undefined: there were none). */
+  movedAside?: string;
+  files: string[];
+}
+
+export function restore(args: string[], env: NodeJS.ProcessEnv = process.env, now = new Date()): RestoreResult {
+  let values: { from?: string; "data-dir"?: string };
+  try {
+    values = parseArgs({ args, options: { from: { type: "string" }, "data-dir": { type: "string" } }, strict: true }).values;
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}\nusage: ${RESTORE_USAGE}`);
+  }
+  if (!values.from) throw new ConfigError(`--from is required\nusage: ${RESTORE_USAGE}`);
+  const from = values.from;
+  const dataDir = values["data-dir"] ?? (env[envName("data-dir")] || "./data");
+  const backupDb = path.join(from, "orchard.db");
+  if (!fs.existsSync(backupDb)) throw new ConfigError(`no orchard.db in ${from}: give the directory orchard backup wrote`);
+  for (const leftover of ["orchard.db-wal", "orchard.db-shm"]) {
+    if (fs.existsSync(path.join(from, leftover))) {
+      throw new ConfigError(`${from} holds ${leftover}: it is not a backup orchard backup wrote (a copy of a live store?)`);
+    }
+  }
+  checkIntegrity(backupDb, from);
+
+  const restoring = ["orchard.db", ...BACKUP_SECRET_FILES.filter((f) => fs.existsSync(path.join(from, f)))];
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // What the restore replaces, the store's log files included, goes aside first.
+  const replaced = [...new Set([...STORE_FILES, ...restoring])].filter((f) => fs.existsSync(path.join(dataDir, f)));
+  let movedAside: string | undefined;
+  if (replaced.length > 0) {
+    movedAside = path.join(dataDir, `before-restore-${now.toISOString().replace(/[:.]/g, "-")}`);
+    fs.mkdirSync(movedAside, { mode: 0o700 });
+    for (const f of replaced) fs.renameSync(path.join(dataDir, f), path.join(movedAside, f));
+  }
+  for (const f of restoring) {
+    const to = path.join(dataDir, f);
+    fs.copyFileSync(path.join(from, f), to, fs.constants.COPYFILE_EXCL);
+    fs.chmodSync(to, 0o600);
+  }
+  checkIntegrity(path.join(dataDir, "orchard.db"), dataDir);
+  return { dataDir, movedAside, files: restoring };
+}
+
+function checkIntegrity(file: string, where: string): void {
+  const result = sqliteIntegrity(file);
+  if (result !== "ok") throw new ConfigError(`the store in ${where} fails SQLite's integrity check: ${result}`);
+}
