@@ -446,4 +446,13 @@ await forEachBackend("ADE enrollment, await configuration and serial-bound ident
     assert.equal(served.length, PROFILES_PER_SERIAL);
     assert.equal((await enrollUrl((await signedInfo(serials[71]!)).der)).status, 200);
   });
+
+  test("releasing a device whose profile was served but which never enrolled is 409, not 500", async () => {
+    const serial = serials[80]!;
+    assert.equal((await enrollUrl((await signedInfo(serial)).der)).status, 200);
+    assert.equal((await server.api("GET", `/v1/ade/enrollments/${serial}`)).json.state, "profile_served");
+    const r = await server.api("POST", `/v1/ade/enrollments/${serial}/release`);
+    assert.equal(r.status, 409, r.text);
+    assert.match(r.json.error, /has not enrolled yet/);
+  });
 });

@@ -384,7 +384,7 @@ async function enrollments(args: string[], ctx: CliContext): Promise<number> {
     values.json,
     page,
     page.enrollments,
-    "no ADE device has reached the enrollment URL",
+    values.state || values.server ? "no ADE device matches" : "no ADE device has reached the enrollment URL",
     ["SERIAL", "SERVER", "UDID", "PRODUCT", "OS", "STATE", "PROGRESS", "SERVED", "UPDATED"],
     (e) => [
       e.serial_number,

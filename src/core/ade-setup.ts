@@ -197,6 +197,13 @@ export class AdeSetup {
   async release(store: Store, serial: string, now: number): Promise<void> {
     const row = await store.adeEnrollments.get(serial);
     if (!row) throw new NotFound(`no ADE device ${serial} reached the enrollment URL`);
+    // Its profile was served, but it never enrolled: no queue to put DeviceConfigured in (a 500 before, walkthrough).
+    if (!(await store.enrollments.get(row.udid))) {
+      throw new Conflict(
+        `ADE device ${serial} has not enrolled yet (its profile was served): nothing to release; its initial set runs when it enrolls`,
+        "ade_release_refused",
+      );
+    }
     const done = await store.transaction(async (tx) =>
       this.queueRelease(tx, row.udid, serial, ["running", "failed", "profile_served"], row.stepsFailed, "operator", now),
     );

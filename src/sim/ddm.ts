@@ -95,7 +95,11 @@ export class DdmChannel {
    */
   constructor(
     private readonly device?: DdmDeviceFacts,
-    private readonly o: { updateFailure?: string } = {},
+    private readonly o: {
+      updateFailure?: string;
+      /** Told the OS version an update installed, so that the device's other answers (DeviceInformation) give it too. */
+      onInstalled?: (osVersion: string, buildVersion: string) => void;
+    } = {},
   ) {}
 
   /**
@@ -238,6 +242,7 @@ export class DdmChannel {
       this.device.osVersion = u.version;
       this.device.buildVersion = u.build;
       this.update = undefined;
+      this.o.onInstalled?.(u.version, u.build);
     }
     const f = this.device;
     const items: Record<string, unknown> = this.updateItems();

@@ -533,7 +533,15 @@ class FleetRun {
           }
         : undefined;
     const fails = facts !== undefined && (this.o.updateFailure ?? 0) > 0 && rng.chance(this.o.updateFailure!);
-    const ddm = new DdmChannel(facts, fails ? { updateFailure: "Simulated failure (orchard simulate --update-failure)" } : {});
+    const ddm = new DdmChannel(facts, {
+      ...(fails ? { updateFailure: "Simulated failure (orchard simulate --update-failure)" } : {}),
+      // DeviceInformation answers from the profile's facts: an installed update changes them (walkthrough: the
+      // next answer said the old version, and the update went overdue again).
+      onInstalled: (version, build) => {
+        p.facts.OSVersion = version;
+        p.facts.BuildVersion = build;
+      },
+    });
     const c: Channel = { id, ddm, device, rng, live: false, due: 0, expected: new Map(), answered: new Set() };
     this.channels.push(c);
     return c;

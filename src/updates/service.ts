@@ -136,13 +136,21 @@ export class SoftwareUpdates {
     };
   }
 
+  /** Whether this process has ticked yet (see tick). */
+  private ticked = false;
+
   async tick(now: number): Promise<void> {
     if ((await this.store.softwareUpdates.policies()).length === 0) return;
     const feed = await this.store.softwareUpdates.feed();
     const last = Math.max(feed.fetchedAt ?? 0, feed.attemptedAt ?? 0);
     const interval = this.o.options.refreshIntervalMs;
+    // The first tick of a process started with another feed than the stored copy's, or with none good yet,
+    // reads it at once rather than an interval after the last attempt (walkthrough: an hour without targets).
+    const first = !this.ticked;
+    this.ticked = true;
+    const fresh = first && (feed.fetchedAt === null || (feed.url !== null && feed.url !== shownUrl(this.o.options.url)));
     let reconciled = false;
-    if (interval > 0 && now - last >= interval) reconciled = (await this.refresh(now)).applied !== undefined;
+    if (interval > 0 && (fresh || now - last >= interval)) reconciled = (await this.refresh(now)).applied !== undefined;
     if (!reconciled && now - this.lastReconcile >= RECONCILE_MS) await this.reconcile(now);
     await this.checkDeadlines(now);
   }

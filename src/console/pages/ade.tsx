@@ -23,7 +23,7 @@ export function AdePage({ route, session }: PageProps) {
         <Loading what={servers} />
         {servers.data && servers.data.servers.length === 0 && (
           <p class="muted">
-            No ABM server yet: an admin adds one with <code>orchard ade server add</code> (docs/automated-enrollment.md).
+            No ABM server yet: an admin adds one with <code>orchard ade servers add</code> (docs/automated-enrollment.md).
           </p>
         )}
         {servers.data && servers.data.servers.length > 0 && (
