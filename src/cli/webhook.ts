@@ -31,7 +31,7 @@ export const webhookCommand: ClientCommand = {
       `delivered:     ${s.delivered}${s.last_delivered_at ? `, last at ${formatTime(s.last_delivered_at)}` : ""}`,
       `failed:        ${s.failed} attempt${s.failed === 1 ? "" : "s"} (each retried)`,
       `dropped:       ${s.dropped}`,
-      `last failure:  ${f ? `${formatTime(f.at)} ${f.status === null ? "" : `HTTP ${f.status} `}${f.error} (${f.topic ?? "?"} ${f.event_id ?? ""})` : "-"}`,
+      `last failure:  ${f ? `${formatTime(f.at)} ${f.status === null || f.error.startsWith(`HTTP ${f.status}`) ? "" : `HTTP ${f.status} `}${f.error} (${f.topic ?? "?"} ${f.event_id ?? ""})` : "-"}`,
     ];
     ctx.out(lines.join("\n") + "\n");
     return 0;

@@ -86,6 +86,7 @@ export function consolePage(version: string): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
+<link rel="icon" href="data:,">
 <title>Orchard</title>
 <link rel="stylesheet" href="/ui/app.css?v=${version}">
 <script type="module" src="/ui/app.js?v=${version}"></script>
