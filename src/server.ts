@@ -111,6 +111,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const trust = loadTrust(config, caPems, deviceCa, log);
   // With --webhook-url, the store writes the webhook's topics to the outbox in each change's transaction.
   const opened = await openStore(config.storage, config.dataDir, config.storagePoolSize);
+  if (opened.migrated.length > 0) log.info({ migrations: opened.migrated }, "store schema migrated");
   // The events this process writes go straight to its delivery, already leased (webhook/fresh-events.ts).
   const freshEvents = config.webhook ? freshEventsFor(config.webhook) : undefined;
   const store = config.webhook ? opened.withWebhookTopics(config.webhook.topics, freshEvents) : opened;

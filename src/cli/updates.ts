@@ -93,7 +93,12 @@ function printFeed(ctx: CliContext, f: UpdateFeedJson): void {
           .join(", ") || "none",
       ],
       ["last attempt", formatTime(f.attempted_at)],
-      ["last error", f.error ? `${f.error} (${formatTime(f.error_at)}; the good copy above stays in use)` : null],
+      [
+        "last error",
+        f.error
+          ? `${f.error} (${formatTime(f.error_at)}; ${f.fetched_at ? "the good copy above stays in use" : "no good copy has been read yet"})`
+          : null,
+      ],
     ]),
   );
 }

@@ -30,6 +30,8 @@ import { type ClaimedEvent, NO_TOPICS, OutboxGroupCommit, type OutboxHandoff, We
 
 /** All of Orchard's state, split by concern; every process shares it. */
 export class Store {
+  /** The schema migrations openStore applied (in version order); empty when the schema was current. */
+  migrated: readonly number[] = [];
   readonly enrollments: EnrollmentStore;
   readonly commands: CommandStore;
   readonly events: EventStore;
@@ -175,8 +177,9 @@ export async function openStore(storage: string | undefined, dataDir: string, po
     throw new BadRequest(`unsupported --storage ${storage.split(":")[0]}: use sqlite:/path/file.db or postgres://user@host:port/db`);
   }
   try {
-    await migrate(db);
+    const migrated = await migrate(db);
     const store = new Store(db);
+    store.migrated = migrated;
     await store.inventory.fillVersionKeys();
     await store.fitCacheToFleet();
     return store;
