@@ -118,7 +118,8 @@ export const EVENT_CATALOGUE = {
     detail: detail<{ topic: string; apns_id: string; trigger: string; attempts: number }>(),
   },
   "push.failed": {
-    about: "a push was not sent",
+    about:
+      "a push to a channel was not sent (APNs refused or did not answer, the enrollment is disabled, the topic's certificate is unusable); none while no push certificate is configured at all",
     detail: detail<{
       topic?: string;
       trigger: string;
