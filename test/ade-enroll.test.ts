@@ -455,4 +455,21 @@ await forEachBackend("ADE enrollment, await configuration and serial-bound ident
     assert.equal(r.status, 409, r.text);
     assert.match(r.json.error, /has not enrolled yet/);
   });
+
+  test("a device that checked out gives way: its replacement's MachineInfo takes the serial's record, and it enrolls", async () => {
+    const serial = serials[90]!;
+    const first = await enrollAwaiting(serial);
+    assert.equal((await first.mac.checkin("CheckOut", {})).status, 200);
+    const { udid, der } = await signedInfo(serial);
+    const profile = await enrollUrl(der);
+    assert.equal(profile.status, 200);
+    assert.equal((await server.api("GET", `/v1/ade/enrollments/${serial}`)).json.udid, udid, "the record follows the new device");
+    const scep = payload(parsePlistDict(profile.body), "com.apple.security.scep").PayloadContent as PlistDict;
+    const second = new RawDevice(
+      fleet.transport,
+      await new ScepTestClient(String(scep.URL)).enroll({ challenge: String(scep.Challenge) }),
+      udid,
+    );
+    assert.equal((await second.authenticate({ SerialNumber: serial, Topic: TOPIC })).status, 200);
+  });
 });

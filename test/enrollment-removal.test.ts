@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
 import { runOrchard } from "./support/cli.ts";
+import { challengeParams, digestResponse } from "./support/digest-client.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { commandPlist, identity, RawDevice } from "./support/mdm.ts";
 import { forEachBackend } from "./support/postgres.ts";
@@ -122,10 +123,34 @@ await forEachBackend("removing an enrollment", (backend) => {
     assert.equal((await dev.report("Idle")).status, 200);
   });
 
+  test("a removed network user's channel still needs a new login: its session is revoked, not forgotten", async () => {
+    const { dev } = await enrolledMac("netuser");
+    const guid = randomUUID().toUpperCase();
+    const name = `n${randomUUID().slice(0, 8)}`;
+    assert.equal((await server.api("PUT", `/v1/users/${name}`, { password: "a password", guid })).status, 201);
+    const user = { UserID: guid, UserShortName: name };
+    const first = await dev.checkin("UserAuthenticate", user);
+    const nonce = challengeParams(first.plist!.DigestChallenge as string).nonce!;
+    const realm = challengeParams(first.plist!.DigestChallenge as string).realm!;
+    const second = await dev.checkin("UserAuthenticate", {
+      ...user,
+      DigestResponse: digestResponse({ username: name, password: "a password", realm, nonce }),
+    });
+    const token = second.plist!.AuthToken as string;
+    assert.ok(token);
+    assert.equal((await dev.tokenUpdate({ ...user, AuthToken: token })).status, 200);
+    const channel = `${dev.udid}:${guid}`;
+    assert.equal((await server.api("DELETE", `/v1/enrollments/${encodeURIComponent(channel)}`)).status, 200);
+    // Neither the old token nor none opens the channel again.
+    assert.equal((await dev.tokenUpdate({ ...user, AuthToken: token })).status, 403);
+    assert.equal((await dev.tokenUpdate(user)).status, 403);
+    assert.equal((await server.api("GET", `/v1/enrollments/${encodeURIComponent(channel)}`)).status, 404);
+  });
+
   test("a TokenUpdate of a device removed behind this process's back (another process's removal) is 403, not 500", async () => {
     const { dev } = await enrolledMac("race");
     assert.equal((await dev.report("Idle")).status, 200, "the binding is now remembered for a few seconds");
-    assert.ok(await server.store.enrollments.remove(dev.udid));
+    assert.ok(await server.store.enrollments.remove(dev.udid, Date.now()));
     assert.equal((await dev.tokenUpdate()).status, 403);
     assert.equal((await rowsFor(dev.udid)).enrollments, 0);
   });

@@ -13,7 +13,12 @@ import { readSettings, type MinimumOs } from "./settings.ts";
 export type EnrollDecision =
   | { kind: "profile"; machine: MachineInfo; server: string; appleCaVerified: boolean }
   /** A 403 whose JSON body Apple's Setup Assistant acts on. */
-  | { kind: "refuse"; reason: "os_update" | "platform_sso"; body: Record<string, unknown> };
+  | { kind: "refuse"; reason: "os_update" | "platform_sso"; body: Record<string, unknown> }
+  /** The caller's `admit` said no (too many answers for this serial): nothing was written. */
+  | { kind: "limited"; serial: string };
+
+/** Whether to answer this MachineInfo at all (a limit per serial); asked before anything is written. */
+export type AdmitMachine = (m: { serial: string; udid: string; chained: boolean }) => boolean;
 
 export class AdeEnrollment {
   constructor(
@@ -30,9 +35,16 @@ export class AdeEnrollment {
   }
 
   /** Reads and checks a MachineInfo (body, or the x-apple-aspen-deviceinfo header) and decides the answer. */
-  async decide(body: Buffer, header: string | undefined, log: AdeLog, now = Date.now()): Promise<EnrollDecision> {
+  async decide(
+    body: Buffer,
+    header: string | undefined,
+    log: AdeLog,
+    now = Date.now(),
+    admit: AdmitMachine = () => true,
+  ): Promise<EnrollDecision> {
     const { info, chained } = await readMachineInfo(body, header, this.o.appleCas);
     const server = await this.o.store.ade.assignedServer(info.serial);
+    if (server !== undefined && !admit({ serial: info.serial, udid: info.udid, chained })) return { kind: "limited", serial: info.serial };
     if (server === undefined) {
       log.warn(
         { serialNumber: info.serial, product: info.product },

@@ -13,7 +13,7 @@ import { BACKUP_SECRET_FILES } from "./backup.ts";
 // So what is in the data dir is moved aside, never deleted, and the copy is
 // checked before it is put in place.
 
-export const RESTORE_USAGE = "orchard restore --from DIR [--data-dir DIR]   (the server stopped)";
+export const RESTORE_USAGE = "orchard restore --from DIR [--data-dir DIR]   (the server stopped; the data dir's SQLite store)";
 
 const STORE_FILES = ["orchard.db", "orchard.db-wal", "orchard.db-shm"];
 
@@ -34,6 +34,14 @@ export function restore(args: string[], env: NodeJS.ProcessEnv = process.env, no
   if (!values.from) throw new ConfigError(`--from is required\nusage: ${RESTORE_USAGE}`);
   const from = values.from;
   const dataDir = values["data-dir"] ?? (env[envName("data-dir")] || "./data");
+  // The server would not read what is restored here: its store is elsewhere.
+  const storage = env[envName("storage")];
+  if (storage) {
+    throw new ConfigError(
+      `${envName("storage")} is set (${storage.split(":")[0]}:...): orchard restore puts back the data dir's orchard.db; ` +
+        "for another SQLite file, stop the server and replace that file with its -wal and -shm removed; for PostgreSQL, pg_restore",
+    );
+  }
   const backupDb = path.join(from, "orchard.db");
   if (!fs.existsSync(backupDb)) throw new ConfigError(`no orchard.db in ${from}: give the directory orchard backup wrote`);
   for (const leftover of ["orchard.db-wal", "orchard.db-shm"]) {
@@ -53,12 +61,20 @@ export function restore(args: string[], env: NodeJS.ProcessEnv = process.env, no
     fs.mkdirSync(movedAside, { mode: 0o700 });
     for (const f of replaced) fs.renameSync(path.join(dataDir, f), path.join(movedAside, f));
   }
-  for (const f of restoring) {
-    const to = path.join(dataDir, f);
-    fs.copyFileSync(path.join(from, f), to, fs.constants.COPYFILE_EXCL);
-    fs.chmodSync(to, 0o600);
+  try {
+    for (const f of restoring) {
+      const to = path.join(dataDir, f);
+      fs.copyFileSync(path.join(from, f), to, fs.constants.COPYFILE_EXCL);
+      fs.chmodSync(to, 0o600);
+    }
+    checkIntegrity(path.join(dataDir, "orchard.db"), dataDir);
+  } catch (err) {
+    // Half a restore is worse than none: what was there goes back.
+    for (const f of restoring) fs.rmSync(path.join(dataDir, f), { force: true });
+    if (movedAside) for (const f of replaced) fs.renameSync(path.join(movedAside, f), path.join(dataDir, f));
+    if (movedAside) fs.rmdirSync(movedAside);
+    throw err;
   }
-  checkIntegrity(path.join(dataDir, "orchard.db"), dataDir);
   return { dataDir, movedAside, files: restoring };
 }
 

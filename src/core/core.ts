@@ -227,9 +227,10 @@ export class CoreService implements MdmService {
         await recordCheckin(tx, req, msg, count);
         return { count, adeStarted };
       })
-      .catch((err: unknown) => {
+      .catch(async (err: unknown) => {
         // An operator removed the device after this process last confirmed its binding (CertBinding keeps it for seconds).
-        if (!isForeignKeyViolation(err)) throw err;
+        // Only then: another missing row is a fault, and stays one.
+        if (!isForeignKeyViolation(err) || (await this.o.store.enrollments.bindingOf(channel.deviceId)) !== undefined) throw err;
         req.log.warn({ enrollmentId: channel.id, deviceId: channel.deviceId }, "TokenUpdate for a removed device: refused");
         throw new Forbidden("device is not enrolled: Authenticate first");
       });

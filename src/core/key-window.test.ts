@@ -14,11 +14,12 @@ test("the first `limit` of a window pass, the rest are counted, and the next win
   assert.equal(w.take("mac", 1002).passes, false);
 });
 
-test("past maxKeys every key is forgotten and starts a new window", () => {
+test("past maxKeys the key whose window began first is forgotten, the others kept", () => {
   const w = new KeyWindow(1, 1000, 2);
   w.take("a", 0);
   assert.equal(w.take("a", 1).passes, false);
   w.take("b", 2);
-  w.take("c", 3); // the third key: a and b forgotten
-  assert.equal(w.take("a", 4).passes, true);
+  w.take("c", 3); // the third key: a, the oldest window, is forgotten
+  assert.equal(w.take("b", 4).passes, false, "b kept its window");
+  assert.equal(w.take("a", 5).passes, true, "a starts over");
 });

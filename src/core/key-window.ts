@@ -14,8 +14,9 @@ export interface Take {
  * the first `limit` of a window pass, the rest are held back and counted.
  * For what a device can make happen at every request (an event row, a
  * session row), so that it costs a bounded number of writes per window. In
- * this process's memory, for at most maxKeys keys: past that all are
- * forgotten and each starts a new window.
+ * this process's memory, for at most maxKeys keys: past that the key whose
+ * window began first is forgotten (not all of them: a busy fleet would then
+ * hand a flooding key a fresh window).
  */
 export class KeyWindow {
   private readonly windows = new Map<string, { start: number; taken: number; heldBack: number }>();
@@ -36,7 +37,9 @@ export class KeyWindow {
       w.heldBack++;
       return { passes: false, heldBack: w.heldBack };
     }
-    if (!w && this.windows.size >= this.maxKeys) this.windows.clear();
+    if (!w && this.windows.size >= this.maxKeys) this.windows.delete(this.windows.keys().next().value!);
+    // Deleted and set again, so that the map's order stays the order windows began in.
+    this.windows.delete(key);
     this.windows.set(key, { start: now, taken: 1, heldBack: 0 });
     return { passes: true, heldBack: 0, heldBackBefore: w?.heldBack ?? 0 };
   }

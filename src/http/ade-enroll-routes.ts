@@ -5,7 +5,7 @@
 // shapes (softwareupdate.required, psso.required). No API key: the signed
 // MachineInfo and the serial number ABM assigns to Orchard are the guard.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { AdeEnrollment } from "../ade/enrollment.ts";
+import type { AdeEnrollment, AdmitMachine } from "../ade/enrollment.ts";
 import { KeyWindow } from "../core/key-window.ts";
 import { MAX_MACHINE_INFO_BYTES } from "../ade/machine-info.ts";
 import { ADE_ENROLL_PATH } from "../ade/profile.ts";
@@ -35,11 +35,12 @@ export interface AdeEnrollRoutesOptions {
 }
 
 /**
- * Profiles served per serial number in PROFILE_WINDOW_MS. Each writes a SCEP
- * challenge, an event and two log lines, and anyone who knows an assigned
- * serial (without --ade-device-ca) or holds one MachineInfo can ask: 1,000
- * requests made 1,000 of each (hostile review). A device asks once per run of
- * Setup Assistant, twice with Platform SSO.
+ * Answers per serial number (per serial and UDID with --ade-device-ca) in
+ * PROFILE_WINDOW_MS. Each writes a SCEP challenge or a refusal's event, and
+ * log lines, and anyone who knows an assigned serial (without
+ * --ade-device-ca) or holds one MachineInfo can ask: 1,000 requests made
+ * 1,000 of each (hostile review). A device asks once per run of Setup
+ * Assistant, twice with Platform SSO.
  */
 export const PROFILES_PER_SERIAL = 10;
 export const PROFILE_WINDOW_MS = 3_600_000;
@@ -67,24 +68,32 @@ export function registerAdeEnrollRoutes(app: FastifyInstance, o: AdeEnrollRoutes
 
 async function answer(req: FastifyRequest, reply: FastifyReply, o: AdeEnrollRoutesOptions, served: KeyWindow): Promise<FastifyReply> {
   const header = req.headers["x-apple-aspen-deviceinfo"];
-  const decision = await o.enrollment.decide(bodyBuffer(req), typeof header === "string" ? header : undefined, req.log);
+  // The window is taken once the MachineInfo is read, before anything is written (the refusals write events too).
+  // Per serial and UDID when Apple's CA vouches for the signer (one device: a replay is the only flood); per serial
+  // otherwise, since anyone can then sign any UDID.
+  let heldBack = 0;
+  const admit: AdmitMachine = (m) => {
+    const take = served.take(m.chained ? `${m.serial}\n${m.udid}` : m.serial, Date.now());
+    heldBack = take.heldBack;
+    return take.passes;
+  };
+  const decision = await o.enrollment.decide(bodyBuffer(req), typeof header === "string" ? header : undefined, req.log, Date.now(), admit);
+  if (decision.kind === "limited") {
+    // Nothing written; one line per serial and window.
+    if (heldBack === 1) {
+      req.log.warn(
+        { serialNumber: decision.serial, remote: req.ip, limit: PROFILES_PER_SERIAL },
+        "ADE enrollment URL answers for this serial number past the limit: refused until the hour ends",
+      );
+    }
+    void reply.header("retry-after", String(Math.ceil(PROFILE_WINDOW_MS / 1000)));
+    sendError(req, reply, 429, `too many enrollment requests for serial number ${decision.serial} this hour`, "rate_limited");
+    return reply;
+  }
   if (decision.kind === "refuse") {
     return reply.code(403).type("application/json").header("cache-control", "no-store").send(JSON.stringify(decision.body));
   }
   const m = decision.machine;
-  const take = served.take(m.serial, Date.now());
-  if (!take.passes) {
-    // Nothing written; one line per serial and window.
-    if (take.heldBack === 1) {
-      req.log.warn(
-        { serialNumber: m.serial, remote: req.ip, limit: PROFILES_PER_SERIAL },
-        "ADE enrollment profiles for this serial number past the limit: refused until the hour ends",
-      );
-    }
-    void reply.header("retry-after", String(Math.ceil(PROFILE_WINDOW_MS / 1000)));
-    sendError(req, reply, 429, `too many enrollment profiles for serial number ${m.serial} this hour`, "rate_limited");
-    return reply;
-  }
   const topic = await pickTopic(o.store, undefined, Date.now());
   const base = baseUrl(req, o);
   let profile = buildEnrollmentProfile({

@@ -99,8 +99,9 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
   // A device with all its channels, or one user channel: everything Orchard keeps by their ids; events stay.
   app.delete<{ Params: { id: string } }>("/v1/enrollments/:id", async (req): Promise<EnrollmentRemoved> => {
     const id = req.params.id;
+    const now = Date.now();
     const removed = await store.transaction(async (tx) => {
-      const r = await tx.enrollments.remove(id);
+      const r = await tx.enrollments.remove(id, now);
       if (r) {
         const detail = {
           device: r.device,
@@ -109,7 +110,7 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
           discarded: r.discarded.slice(0, MAX_LISTED).map((d) => ({ enrollment_id: d.enrollmentId, command_uuid: d.commandUuid })),
           discarded_count: r.discarded.length,
         };
-        await tx.events.add({ type: "enrollment.removed", enrollmentId: id, detail }, Date.now());
+        await tx.events.add({ type: "enrollment.removed", enrollmentId: id, detail }, now);
       }
       return r;
     });

@@ -184,7 +184,9 @@ export function buildApp(o: AppOptions): FastifyInstance {
   // by the raw URL, `/%761/...` (which the router decodes to /v1/) went out
   // without it (hostile review).
   app.addHook("onSend", async (_req, reply, payload) => {
-    if (!reply.hasHeader("content-security-policy")) void reply.header("content-security-policy", API_CSP);
+    // A configuration profile is installed, not rendered: left as before, for the devices' own download flow.
+    const profile = String(reply.getHeader("content-type") ?? "").startsWith("application/x-apple-aspen-config");
+    if (!profile && !reply.hasHeader("content-security-policy")) void reply.header("content-security-policy", API_CSP);
     void reply.header("x-content-type-options", "nosniff");
     return payload;
   });

@@ -103,9 +103,10 @@ export class AdeEnrollmentStore {
   /**
    * The enrollment URL answered this device: it starts (again) from
    * profile_served, unless its initial set is under way (running,
-   * releasing). Anyone holding a MachineInfo can reach the enrollment URL
+   * releasing) on a device still enrolled. Anyone holding a MachineInfo can reach the enrollment URL
    * (without --ade-device-ca anyone can make one), so a MachineInfo with
-   * another UDID than the row's changes nothing once that UDID has enrolled:
+   * another UDID than the row's changes nothing while that UDID is enrolled
+   * (a device that checked out, or was removed, gives way to its replacement):
    * a forged one rewrote a configured device's row, and then refused that
    * device's next Authenticate (hostile review). The same device coming back
    * (wiped, running Setup Assistant again) starts over.
@@ -121,8 +122,8 @@ export class AdeEnrollmentStore {
          os_version = excluded.os_version, build_version = excluded.build_version, state = 'profile_served', steps = '[]',
          step_total = 0, steps_done = 0, steps_failed = 0, release_on_failure = 1, configured_command = NULL, error = NULL,
          served_at = excluded.served_at, started_at = NULL, released_at = NULL, configured_at = NULL, updated_at = excluded.updated_at
-       WHERE ade_enrollments.state NOT IN ('running', 'releasing')
-         AND (ade_enrollments.udid = excluded.udid OR NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = ade_enrollments.udid))`,
+       WHERE (ade_enrollments.udid = excluded.udid AND ade_enrollments.state NOT IN ('running', 'releasing'))
+         OR NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = ade_enrollments.udid AND d.checked_out_at IS NULL)`,
       [e.serialNumber, e.serverName, e.udid, e.product ?? null, e.osVersion ?? null, e.buildVersion ?? null, now, now],
     );
   }

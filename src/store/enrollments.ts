@@ -55,7 +55,6 @@ export const CHANNEL_TABLES = [
   "ddm_status_report_ring",
   "update_policy_enrollments",
   "update_devices",
-  "user_sessions",
 ] as const;
 
 /** The same for a device, by the column that holds its id: its ADE enrollment's progress (the serial's ABM record stays). */
@@ -307,7 +306,7 @@ export class EnrollmentStore {
    * returned, for the event that records them. Undefined: no such device or
    * channel. The device can come back only by enrolling again (Authenticate).
    */
-  async remove(id: string): Promise<EnrollmentRemoval | undefined> {
+  async remove(id: string, now: number): Promise<EnrollmentRemoval | undefined> {
     return this.db.transaction(async (tx) => {
       const device = (await tx.get("SELECT 1 AS x FROM devices WHERE id = ?", [id])) !== undefined;
       const channels = (
@@ -324,11 +323,20 @@ export class EnrollmentStore {
         );
         discarded.push(...queued.map((q) => ({ enrollmentId: q.enrollment_id, commandUuid: q.command_uuid })));
         for (const table of CHANNEL_TABLES) await tx.run(`DELETE FROM ${table} WHERE enrollment_id IN (${ids})`, chunk);
+        // A network user's session stays, its token ended: the channel, if the Mac sends its TokenUpdate again,
+        // still needs a new UserAuthenticate (a deleted session would let it in as a local user's; review).
+        await tx.run(
+          `UPDATE user_sessions SET state = 'revoked', token_hash = NULL, updated_at = ? WHERE enrollment_id IN (${ids})
+             AND state IN ('authenticated', 'challenged')`,
+          [now, ...chunk],
+        );
         // The queues and push state go with their enrollments (foreign keys, ON DELETE CASCADE).
         await tx.run(`DELETE FROM enrollments WHERE id IN (${ids})`, chunk);
       }
       // Its sessions, certificate holds and inventory go with the device (ON DELETE CASCADE).
       if (device) {
+        // Assignments made for its id before its channel enrolled (none of the channels above).
+        if (!channels.includes(id)) for (const table of CHANNEL_TABLES) await tx.run(`DELETE FROM ${table} WHERE enrollment_id = ?`, [id]);
         for (const { table, column } of DEVICE_TABLES) await tx.run(`DELETE FROM ${table} WHERE ${column} = ?`, [id]);
         await tx.run("DELETE FROM devices WHERE id = ?", [id]);
       }
