@@ -147,10 +147,12 @@ await forEachBackend("removing an enrollment", (backend) => {
     assert.equal((await server.api("GET", `/v1/enrollments/${encodeURIComponent(channel)}`)).status, 404);
   });
 
-  test("a TokenUpdate of a device removed behind this process's back (another process's removal) is 403, not 500", async () => {
+  test("a write of a device removed behind this process's back (another process's removal) is 403, not 500", async () => {
     const { dev } = await enrolledMac("race");
     assert.equal((await dev.report("Idle")).status, 200, "the binding is now remembered for a few seconds");
     assert.ok(await server.store.enrollments.remove(dev.udid, Date.now()));
+    // A first login step writes a session row, which names the device: refused too, not a 500.
+    assert.equal((await dev.checkin("UserAuthenticate", { UserID: randomUUID().toUpperCase() })).status, 403);
     assert.equal((await dev.tokenUpdate()).status, 403);
     assert.equal((await rowsFor(dev.udid)).enrollments, 0);
   });

@@ -2,6 +2,7 @@ import { Forbidden } from "../errors.ts";
 import type { CheckinMessage } from "../protocol/checkin.ts";
 import type { Channel } from "../protocol/enrollment.ts";
 import type { CommandReport } from "../protocol/report.ts";
+import { isForeignKeyViolation } from "../store/db.ts";
 import type { Store } from "../store/index.ts";
 import type { Pusher } from "./push.ts";
 import type { CheckinReply, MdmRequest, MdmService } from "./service.ts";
@@ -110,13 +111,27 @@ export class CertBinding implements MdmService {
     await this.requireBinding(req, deviceId);
     await this.requireOwnChannel(req, msg.channel);
     if (msg.messageType === "CheckOut") this.confirmed.delete(deviceId);
-    return this.next.checkIn(req, msg);
+    return this.next.checkIn(req, msg).catch((err: unknown) => this.refuseIfRemoved(req, deviceId, err));
   }
 
   async report(req: MdmRequest, report: CommandReport) {
     await this.requireBinding(req, report.channel.deviceId);
     await this.requireOwnChannel(req, report.channel);
-    return this.next.report(req, report);
+    return this.next.report(req, report).catch((err: unknown) => this.refuseIfRemoved(req, report.channel.deviceId, err));
+  }
+
+  /**
+   * A write that named a device row gone meanwhile: an operator removed the
+   * device after this process last confirmed its binding (remembered for
+   * CONFIRMED_TTL_MS, or by another process). Refused as a device that is not
+   * enrolled, and forgotten here; any other error, or a missing row while the
+   * device is there (a fault), is thrown as it was.
+   */
+  private async refuseIfRemoved(req: MdmRequest, deviceId: string, err: unknown): Promise<never> {
+    if (!isForeignKeyViolation(err) || (await this.store.enrollments.bindingOf(deviceId)) !== undefined) throw err;
+    this.confirmed.delete(deviceId);
+    req.log.warn({ enrollmentId: deviceId }, "request of a device removed meanwhile: refused");
+    throw new Forbidden("device is not enrolled: Authenticate first");
   }
 
   /**

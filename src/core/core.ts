@@ -13,7 +13,6 @@ import type {
 import type { CommandReport } from "../protocol/report.ts";
 import type { PendingCommand, ResultStatus } from "../store/commands.ts";
 import type { Store } from "../store/index.ts";
-import { isForeignKeyViolation } from "../store/db.ts";
 import type { AdeSetup } from "./ade-setup.ts";
 import type { DeclarativeManagement } from "./declarative.ts";
 import type { DdmService } from "./ddm.ts";
@@ -190,50 +189,42 @@ export class CoreService implements MdmService {
       unlockToken = undefined;
     }
     // The token, the enrolled event of a first TokenUpdate and the webhook event commit together.
-    const { count, adeStarted } = await this.o.store
-      .transaction(async (tx) => {
-        const count = await tx.enrollments.tokenUpdate({
-          channel,
-          topic: msg.topic,
-          pushToken: msg.token.toString("hex"),
-          pushMagic: msg.pushMagic,
-          unlockToken: unlockToken && unlockToken.length > 0 ? unlockToken : undefined,
-          awaitingConfiguration: msg.awaitingConfiguration ?? false,
-          userShortName: msg.userShortName,
-          userLongName: msg.userLongName,
-          notOnConsole: msg.notOnConsole,
-          message: msg.raw,
-          now: req.now,
-        });
-        // Another device's channel has this id (CertBinding refuses that first; this closes the race): nothing is written.
-        if (count === undefined) {
-          req.log.warn({ enrollmentId: channel.id, deviceId: channel.deviceId }, "TokenUpdate for a channel of another device: refused");
-          throw new Forbidden("this channel belongs to another device");
-        }
-        if (count === 1) {
-          await tx.events.add({ type: "enrollment.enrolled", enrollmentId: channel.id, detail: { type: channel.type } }, req.now);
-          if (this.o.ddm && !this.o.declarative) {
-            // A device of a platform subscribed to the inventory's status items gets that set (core/inventory-subscription.ts).
-            if (!channel.isUserChannel) await tx.inventory.assignOnEnrollment(channel.id, channel.deviceId, req.now);
-            // Sets assigned to this id before it enrolled: its first sync, due with the enrollment itself.
-            await tx.ddm.dueIfAssigned(channel.id, req.now);
-          }
-        }
-        // An ADE device waiting in Setup Assistant: its initial set, in this transaction.
-        const adeStarted =
-          msg.awaitingConfiguration === true && !channel.isUserChannel && this.o.adeSetup
-            ? await this.o.adeSetup.awaiting(tx, req.log, channel.id, req.now)
-            : false;
-        await recordCheckin(tx, req, msg, count);
-        return { count, adeStarted };
-      })
-      .catch(async (err: unknown) => {
-        // An operator removed the device after this process last confirmed its binding (CertBinding keeps it for seconds).
-        // Only then: another missing row is a fault, and stays one.
-        if (!isForeignKeyViolation(err) || (await this.o.store.enrollments.bindingOf(channel.deviceId)) !== undefined) throw err;
-        req.log.warn({ enrollmentId: channel.id, deviceId: channel.deviceId }, "TokenUpdate for a removed device: refused");
-        throw new Forbidden("device is not enrolled: Authenticate first");
+    const { count, adeStarted } = await this.o.store.transaction(async (tx) => {
+      const count = await tx.enrollments.tokenUpdate({
+        channel,
+        topic: msg.topic,
+        pushToken: msg.token.toString("hex"),
+        pushMagic: msg.pushMagic,
+        unlockToken: unlockToken && unlockToken.length > 0 ? unlockToken : undefined,
+        awaitingConfiguration: msg.awaitingConfiguration ?? false,
+        userShortName: msg.userShortName,
+        userLongName: msg.userLongName,
+        notOnConsole: msg.notOnConsole,
+        message: msg.raw,
+        now: req.now,
       });
+      // Another device's channel has this id (CertBinding refuses that first; this closes the race): nothing is written.
+      if (count === undefined) {
+        req.log.warn({ enrollmentId: channel.id, deviceId: channel.deviceId }, "TokenUpdate for a channel of another device: refused");
+        throw new Forbidden("this channel belongs to another device");
+      }
+      if (count === 1) {
+        await tx.events.add({ type: "enrollment.enrolled", enrollmentId: channel.id, detail: { type: channel.type } }, req.now);
+        if (this.o.ddm && !this.o.declarative) {
+          // A device of a platform subscribed to the inventory's status items gets that set (core/inventory-subscription.ts).
+          if (!channel.isUserChannel) await tx.inventory.assignOnEnrollment(channel.id, channel.deviceId, req.now);
+          // Sets assigned to this id before it enrolled: its first sync, due with the enrollment itself.
+          await tx.ddm.dueIfAssigned(channel.id, req.now);
+        }
+      }
+      // An ADE device waiting in Setup Assistant: its initial set, in this transaction.
+      const adeStarted =
+        msg.awaitingConfiguration === true && !channel.isUserChannel && this.o.adeSetup
+          ? await this.o.adeSetup.awaiting(tx, req.log, channel.id, req.now)
+          : false;
+      await recordCheckin(tx, req, msg, count);
+      return { count, adeStarted };
+    });
     if (count === 1) req.log.info({ enrollmentId: channel.id, type: channel.type }, "enrolled");
     // A device channel that just enrolled gets its OS update target now, not at the next sweep.
     if (count === 1 && !channel.isUserChannel) this.o.onDeviceFacts?.(channel.id);
