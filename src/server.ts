@@ -251,6 +251,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     store,
     service,
     forgetDevice: (id) => certBinding.forget(id),
+    refineError: (err, id, log) => certBinding.refineError(err, id, log),
     pusher: push.pusher,
     trust,
     apiKey,

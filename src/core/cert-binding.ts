@@ -5,7 +5,7 @@ import type { CommandReport } from "../protocol/report.ts";
 import { isForeignKeyViolation } from "../store/db.ts";
 import type { Store } from "../store/index.ts";
 import type { Pusher } from "./push.ts";
-import type { CheckinReply, MdmRequest, MdmService } from "./service.ts";
+import type { CheckinReply, Log, MdmRequest, MdmService } from "./service.ts";
 
 /** How long a confirmed (device, certificate) binding is trusted without reading the store. */
 const CONFIRMED_TTL_MS = 10_000;
@@ -111,27 +111,30 @@ export class CertBinding implements MdmService {
     await this.requireBinding(req, deviceId);
     await this.requireOwnChannel(req, msg.channel);
     if (msg.messageType === "CheckOut") this.confirmed.delete(deviceId);
-    return this.next.checkIn(req, msg).catch((err: unknown) => this.refuseIfRemoved(req, deviceId, err));
+    return this.next.checkIn(req, msg);
   }
 
   async report(req: MdmRequest, report: CommandReport) {
     await this.requireBinding(req, report.channel.deviceId);
     await this.requireOwnChannel(req, report.channel);
-    return this.next.report(req, report).catch((err: unknown) => this.refuseIfRemoved(req, report.channel.deviceId, err));
+    return this.next.report(req, report);
   }
 
   /**
-   * A write that named a device row gone meanwhile: an operator removed the
-   * device after this process last confirmed its binding (remembered for
-   * CONFIRMED_TTL_MS, or by another process). Refused as a device that is not
-   * enrolled, and forgotten here; any other error, or a missing row while the
-   * device is there (a fault), is thrown as it was.
+   * What a failed device request's error means. A write that named a device
+   * row gone meanwhile: an operator removed the device after this process
+   * last confirmed its binding (remembered for CONFIRMED_TTL_MS, or by
+   * another process): refused as a device that is not enrolled, and
+   * forgotten here. Any other error, or a missing row while the device is
+   * there (a fault), stays what it was. Called by the device endpoints on
+   * the error path only: a wrapper around every request cost 5% of a DDM
+   * sync's CPU (BENCHMARKS.md, 2026-12-05).
    */
-  private async refuseIfRemoved(req: MdmRequest, deviceId: string, err: unknown): Promise<never> {
-    if (!isForeignKeyViolation(err) || (await this.store.enrollments.bindingOf(deviceId)) !== undefined) throw err;
+  async refineError(err: unknown, deviceId: string, log: Log): Promise<unknown> {
+    if (!isForeignKeyViolation(err) || (await this.store.enrollments.bindingOf(deviceId)) !== undefined) return err;
     this.confirmed.delete(deviceId);
-    req.log.warn({ enrollmentId: deviceId }, "request of a device removed meanwhile: refused");
-    throw new Forbidden("device is not enrolled: Authenticate first");
+    log.warn({ enrollmentId: deviceId }, "request of a device removed meanwhile: refused");
+    return new Forbidden("device is not enrolled: Authenticate first");
   }
 
   /**

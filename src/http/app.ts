@@ -3,7 +3,7 @@ import https from "node:https";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import type { Pusher } from "../core/push.ts";
-import type { MdmService } from "../core/service.ts";
+import type { Log, MdmService } from "../core/service.ts";
 import type { DeviceTrust } from "../identity/index.ts";
 import type { Store } from "../store/index.ts";
 import type { OperatorAuth } from "../core/operator-auth.ts";
@@ -46,6 +46,8 @@ export interface AppOptions {
   service: MdmService;
   /** Called when an operator removes a device: this process stops trusting its remembered binding at once. */
   forgetDevice?: (deviceId: string) => void;
+  /** What a failed device request's error means for its device (MdmHandlerOptions.refineError). */
+  refineError?: (err: unknown, deviceId: string, log: Log) => Promise<unknown>;
   pusher: Pusher;
   trust: DeviceTrust;
   apiKey: string;

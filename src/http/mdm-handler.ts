@@ -43,6 +43,8 @@ export interface MdmHandlerOptions {
   plistLimits?: Partial<PlistLimits>;
   /** Requests by endpoint, message type and status, and their latency (/metrics). */
   metrics?: Metrics;
+  /** What a failed request's error means for its device (CertBinding.refineError: a device removed meanwhile). */
+  refineError?: (err: unknown, deviceId: string, log: Log) => Promise<unknown>;
 }
 
 type Endpoint = "checkin" | "server";
@@ -153,6 +155,7 @@ async function handle(
   log: Log,
 ): Promise<Outcome> {
   let type: string | undefined;
+  let deviceId: string | undefined;
   try {
     let identity: DeviceIdentity;
     try {
@@ -165,14 +168,16 @@ async function handle(
     if (isCheckin(endpoint, req.headers["content-type"], body)) {
       const message = decodeCheckin(body, raw);
       type = message.messageType;
+      deviceId = message.channel.deviceId;
       return { answer: await o.service.checkIn(mdmReq, message), type };
     }
     const report = decodeReport(body, raw);
     type = report.status;
+    deviceId = report.channel.deviceId;
     const next = await o.service.report(mdmReq, report);
     return { command: next ? next.command : null, type };
   } catch (error) {
-    return { error, type };
+    return { error: deviceId !== undefined && o.refineError ? await o.refineError(error, deviceId, log) : error, type };
   }
 }
 
