@@ -460,7 +460,7 @@ await forEachBackend("check-in messages", (backend) => {
       assert.equal(old.status, 403);
       assert.match(old.text, /does not match/);
       assert.equal((await renewed.report("Idle")).status, 200);
-      assert.equal(await server.store.enrollments.certFingerprintOf(d.udid), renewed.identity.fingerprint);
+      assert.equal((await server.store.enrollments.bindingOf(d.udid))?.fingerprint, renewed.identity.fingerprint);
     });
   });
 

@@ -113,6 +113,15 @@ await forEachBackend("removing an enrollment", (backend) => {
     assert.equal((await server.api("DELETE", `/v1/enrollments/${dev.udid}`)).status, 404);
   });
 
+  test("a device that only authenticated goes with the sets assigned to its id beforehand", async () => {
+    const dev = new RawDevice(fleet.transport, await identity(fleet), `REMOVAL-${backend.toUpperCase()}-EARLY-${randomUUID().slice(0, 8)}`);
+    assert.equal((await dev.authenticate()).status, 200);
+    assert.equal((await server.api("PUT", `/v1/enrollment-sets/${dev.udid}?set=removal&nonotify=1`)).status, 204);
+    const removed = await server.api("DELETE", `/v1/enrollments/${dev.udid}`);
+    assert.deepEqual([removed.status, removed.json.device, removed.json.channels], [200, true, []]);
+    assert.deepEqual(Object.values(await rowsFor(dev.udid)), [0, 0, 0, 0, 0, 0]);
+  });
+
   test("one user channel goes alone; the device stays", async () => {
     const { dev, userChannel } = await enrolledMac("user");
     const removed = await server.api("DELETE", `/v1/enrollments/${encodeURIComponent(userChannel)}`);

@@ -75,7 +75,7 @@ await forEachBackend("device identity", (backend) => {
       const r = await put("/checkin", tampered, { kind: "signature", identity: ident, signOver: body });
       assert.equal(r.status, 400);
       assert.match(r.text, /^device identity: /);
-      assert.equal(await server.store.enrollments.certFingerprintOf(id), undefined);
+      assert.equal((await server.store.enrollments.bindingOf(id))?.fingerprint, undefined);
     });
 
     test("a signature over the body plus a trailing newline does not verify the body without it", async () => {
@@ -113,7 +113,7 @@ await forEachBackend("device identity", (backend) => {
       assert.equal((await put("/checkin", tokenUpdate(id), { kind: "header", identity: ident, form: "rfc9440" })).status, 200);
       const r = await put("/mdm", idle(id), { kind: "header", identity: ident, form: "rfc9440" }, COMMAND_TYPE);
       assert.equal(r.status, 200);
-      assert.equal(await server.store.enrollments.certFingerprintOf(id), ident.fingerprint);
+      assert.equal((await server.store.enrollments.bindingOf(id))?.fingerprint, ident.fingerprint);
     });
 
     test("a header that holds no certificate is 400", async () => {
@@ -139,7 +139,7 @@ await forEachBackend("device identity", (backend) => {
       });
       statuses.push(r.status);
       assert.equal(r.status, 200);
-      assert.equal(await server.store.enrollments.certFingerprintOf(id), headerIdent.fingerprint);
+      assert.equal((await server.store.enrollments.bindingOf(id))?.fingerprint, headerIdent.fingerprint);
     });
   });
 
@@ -162,7 +162,7 @@ await forEachBackend("device identity", (backend) => {
       assert.equal(r.status, 403);
       assert.equal(r.text, "identity certificate is bound to another device\n");
       assert.doesNotMatch(r.text, /unrecognized/);
-      assert.equal(await server.store.enrollments.certFingerprintOf(thief.udid), undefined);
+      assert.equal((await server.store.enrollments.bindingOf(thief.udid))?.fingerprint, undefined);
     });
 
     test("a request for device A made with device B's certificate is 403", async () => {
@@ -199,7 +199,7 @@ await forEachBackend("device identity", (backend) => {
         assert.equal(r.status, 403);
         assert.equal(r.text, "device is not enrolled: Authenticate first\n");
       }
-      assert.equal(await server.store.enrollments.certFingerprintOf(d.udid), undefined);
+      assert.equal((await server.store.enrollments.bindingOf(d.udid))?.fingerprint, undefined);
     });
   });
 
@@ -233,7 +233,7 @@ await forEachBackend("device identity", (backend) => {
         assert.equal(r.status, 400);
         assert.equal(r.text, "device identity: certificate is not issued by a trusted CA\n");
       }
-      assert.equal(await caServer.store.enrollments.certFingerprintOf(id), undefined);
+      assert.equal((await caServer.store.enrollments.bindingOf(id))?.fingerprint, undefined);
 
       // A CA certificate presented as a device identity is refused too.
       const r = await put("/checkin", authenticate(id), { kind: "header", identity: fleet.ca }, CHECKIN_TYPE, transport);
@@ -279,7 +279,7 @@ await forEachBackend("device identity", (backend) => {
       try {
         const d = new SimDevice({ transport, identity: ident, mode: { kind: "tls" } });
         await d.enroll();
-        assert.equal(await tlsServer.store.enrollments.certFingerprintOf(d.udid), ident.fingerprint);
+        assert.equal((await tlsServer.store.enrollments.bindingOf(d.udid))?.fingerprint, ident.fingerprint);
         const r = await d.report("Idle");
         statuses.push(r.status);
         assert.equal(r.status, 200);

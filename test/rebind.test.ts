@@ -105,7 +105,7 @@ await forEachBackend("re-binding an enrolled device", (backend) => {
     const { real, intruder: successor } = await victim();
     assert.equal((await real.checkin("CheckOut")).status, 200);
     await successor.enroll();
-    assert.equal(await server.store.enrollments.certFingerprintOf(real.udid), successor.identity.fingerprint);
+    assert.equal((await server.store.enrollments.bindingOf(real.udid))?.fingerprint, successor.identity.fingerprint);
     assert.equal((await real.report("Idle")).status, 403);
     const rebound = await events(real.udid, "enrollment.rebound");
     assert.equal(rebound.length, 1);
@@ -118,7 +118,7 @@ await forEachBackend("re-binding an enrolled device", (backend) => {
     assert.equal((await intruder.authenticate()).status, 403);
     await silence(real.udid, 100 * HOUR);
     assert.equal((await intruder.authenticate()).status, 403);
-    assert.equal(await server.store.enrollments.certFingerprintOf(real.udid), real.identity.fingerprint);
+    assert.equal((await server.store.enrollments.bindingOf(real.udid))?.fingerprint, real.identity.fingerprint);
     const shown = await server.api("GET", `/v1/enrollments/${real.udid}/rebind`);
     assert.equal(shown.json.silence.state, "push_due");
     assert.equal(shown.json.held.pushed_at, null);
@@ -166,7 +166,7 @@ await forEachBackend("re-binding an enrolled device", (backend) => {
     assert.equal((await real.report("Idle")).status, 200);
 
     await wiped.enroll();
-    assert.equal(await server.store.enrollments.certFingerprintOf(real.udid), wiped.identity.fingerprint);
+    assert.equal((await server.store.enrollments.bindingOf(real.udid))?.fingerprint, wiped.identity.fingerprint);
     assert.equal((await real.report("Idle")).status, 403);
     const approved = await events(real.udid, "enrollment.rebind_approved");
     assert.equal(approved.length, 1);
@@ -204,7 +204,7 @@ await forEachBackend("re-binding an enrolled device", (backend) => {
     assert.equal(state.held_certificates.find((c: any) => c.cert_fingerprint === other.identity.fingerprint).attempts, 2);
 
     await replacement.enroll();
-    assert.equal(await server.store.enrollments.certFingerprintOf(real.udid), replacement.identity.fingerprint);
+    assert.equal((await server.store.enrollments.bindingOf(real.udid))?.fingerprint, replacement.identity.fingerprint);
     assert.equal((await other.authenticate()).status, 403);
   });
 
@@ -237,7 +237,7 @@ await forEachBackend("re-binding an enrolled device", (backend) => {
       assert.equal((await new RawDevice(viaOne, newId, udid).authenticate()).status, 403);
       assert.equal((await one.api("POST", `/v1/enrollments/${udid}/rebind`, { fingerprint: newId.fingerprint })).status, 200);
       await newcomer.enroll();
-      assert.equal(await one.store.enrollments.certFingerprintOf(udid), newId.fingerprint);
+      assert.equal((await one.store.enrollments.bindingOf(udid))?.fingerprint, newId.fingerprint);
       assert.equal((await new RawDevice(viaOne, newId, udid).report("Idle")).status, 200);
       // Process two re-bound the device itself: it refuses the old certificate at once; process one
       // once its few seconds of confirmed binding are over.
@@ -282,7 +282,7 @@ describe("--rebind any: the peers' way", () => {
     await real.enroll();
     const other = new RawDevice(fleet.transport, await identity(fleet), udid);
     await other.enroll();
-    assert.equal(await server.store.enrollments.certFingerprintOf(udid), other.identity.fingerprint);
+    assert.equal((await server.store.enrollments.bindingOf(udid))?.fingerprint, other.identity.fingerprint);
     assert.equal((await real.report("Idle")).status, 403);
     const r = await server.api("GET", `/v1/events?enrollment=${udid}&type=enrollment.rebound`);
     assert.equal(r.json.events[0].detail.reason, "any");
@@ -349,12 +349,12 @@ await forEachBackend("a held re-binding pushes the device's current identity", (
     await pushRecorded(real.udid);
     assert.equal((await rebindState(real.udid)).silence.state, "grace");
     assert.equal((await wiped.authenticate()).status, 403, "within the grace");
-    assert.equal(await server.store.enrollments.certFingerprintOf(real.udid), real.identity.fingerprint);
+    assert.equal((await server.store.enrollments.bindingOf(real.udid))?.fingerprint, real.identity.fingerprint);
 
     await pass(real.udid, HOUR); // the push stays unanswered for the grace
     assert.equal((await rebindState(real.udid)).silence.state, "ready");
     await wiped.enroll();
-    assert.equal(await server.store.enrollments.certFingerprintOf(real.udid), wiped.identity.fingerprint);
+    assert.equal((await server.store.enrollments.bindingOf(real.udid))?.fingerprint, wiped.identity.fingerprint);
     const rebound = await events(server, real.udid, "enrollment.rebound");
     assert.equal(rebound.at(-1).detail.reason, "silence");
     assert.equal(typeof rebound.at(-1).detail.unanswered_push_at, "number");
@@ -377,7 +377,7 @@ await forEachBackend("a held re-binding pushes the device's current identity", (
     assert.equal((await rebindState(real.udid)).silence.state, "live");
     await pass(real.udid, HOUR - 60_000); // the grace would be over had it not answered; it is idle again, not yet for an hour
     assert.equal((await intruder.authenticate()).status, 403);
-    assert.equal(await server.store.enrollments.certFingerprintOf(real.udid), real.identity.fingerprint);
+    assert.equal((await server.store.enrollments.bindingOf(real.udid))?.fingerprint, real.identity.fingerprint);
     assert.equal((await events(server, real.udid, "enrollment.rebound")).length, 0);
     assert.equal((await real.report("Idle")).status, 200);
   });
@@ -408,7 +408,7 @@ await forEachBackend("a held re-binding pushes the device's current identity", (
     // The next held Authenticate (the hour is over) pushes again; this one is accepted and counts.
     assert.equal((await intruder.authenticate()).status, 403);
     await pushRecorded(real.udid);
-    assert.equal(await server.store.enrollments.certFingerprintOf(real.udid), real.identity.fingerprint);
+    assert.equal((await server.store.enrollments.bindingOf(real.udid))?.fingerprint, real.identity.fingerprint);
   });
 
   test("alternating certificates: one push and one event per device per hour, every attempt counted", async () => {

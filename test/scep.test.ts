@@ -306,7 +306,7 @@ await forEachBackend("SCEP", (backend) => {
    * the bounded staleness that cache accepts; other processes read the store.)
    */
   async function assertRebound(device: SimDevice, old: PkiIdentity, renewed: PkiIdentity): Promise<void> {
-    assert.equal(await server.store.enrollments.certFingerprintOf(device.udid), renewed.fingerprint);
+    assert.equal((await server.store.enrollments.bindingOf(device.udid))?.fingerprint, renewed.fingerprint);
     const same = { transport, mode: HEADER_MODE, udid: device.udid, serialNumber: device.serialNumber };
     const after = new SimDevice({ ...same, identity: renewed });
     const idle = await after.report("Idle");

@@ -399,7 +399,7 @@ describe("--scep: the devices' identities from the server's own SCEP, behind a p
     assert.equal(devices.length, 4);
     const fingerprints = new Set<string>();
     for (const d of devices) {
-      const fingerprint = await strict.store.enrollments.certFingerprintOf(d.id);
+      const fingerprint = (await strict.store.enrollments.bindingOf(d.id))?.fingerprint;
       assert.ok(fingerprint, d.id);
       fingerprints.add(fingerprint);
       const issued = await strict.store.scep.certificateByFingerprint(fingerprint);

@@ -52,7 +52,7 @@ describe("no --ca: the device CA alone", () => {
       const r = await rawPut(transport, "/checkin", body, { auth: { kind, identity: selfSigned } });
       assert.equal(r.status, 400, kind);
       assert.equal(r.text, "device identity: certificate is not issued by a trusted CA\n");
-      assert.equal(await server.store.enrollments.certFingerprintOf(id), undefined);
+      assert.equal((await server.store.enrollments.bindingOf(id))?.fingerprint, undefined);
     }
     assert.ok(server.logs.some((l) => l.includes("device request refused") && l.includes("not issued by a trusted CA")));
   });

@@ -1,21 +1,21 @@
+import { KeyWindow } from "../core/key-window.ts";
+
 /**
  * At most one log line per interval for something a client can make happen
  * at every request (a refusal past a limit, an overload answer): each line
- * says how many there were since the one before.
+ * says how many there were since the one before. A KeyWindow of one key
+ * and one line a window.
  */
 export class LineThrottle {
-  private unlogged = 0;
-  private loggedAt = -Infinity;
+  private readonly window: KeyWindow;
 
-  constructor(private readonly intervalMs = 1000) {}
+  constructor(intervalMs = 1000) {
+    this.window = new KeyWindow(1, intervalMs, 1);
+  }
 
   /** Counts one; how many to report in a line now (this one included), or 0: not yet, it goes into the next. */
   count(now: number): number {
-    this.unlogged++;
-    if (now - this.loggedAt < this.intervalMs) return 0;
-    const n = this.unlogged;
-    this.unlogged = 0;
-    this.loggedAt = now;
-    return n;
+    const t = this.window.take("", now);
+    return t.passes ? 1 + (t.heldBackBefore ?? 0) : 0;
   }
 }

@@ -304,7 +304,7 @@ await forEachBackend("SCEP service", (backend) => {
     const secondFp = createHash("sha256").update(second.raw).digest("hex");
     assert.equal(second.subject, "CN=renew-me");
     assert.notEqual(secondFp, first.fingerprint);
-    assert.equal(await store.enrollments.certFingerprintOf(udid), secondFp, "the device is bound to the new certificate");
+    assert.equal((await store.enrollments.bindingOf(udid))?.fingerprint, secondFp, "the device is bound to the new certificate");
     assert.equal(await store.enrollments.deviceByCertFingerprint(first.fingerprint), undefined);
     const rec = await store.scep.certificateByFingerprint(secondFp);
     assert.equal(rec?.requestType, "RenewalReq");
@@ -322,7 +322,7 @@ await forEachBackend("SCEP service", (backend) => {
       senderNonce: resent.senderNonce,
     }).cert;
     assert.equal(again.fingerprint256, second.fingerprint256);
-    assert.equal(await store.enrollments.certFingerprintOf(udid), secondFp);
+    assert.equal((await store.enrollments.bindingOf(udid))?.fingerprint, secondFp);
   });
 
   test("RenewalReq refusals: a self-signed or foreign signer, another subject, a certificate renewed already", async () => {

@@ -136,11 +136,6 @@ export class EnrollmentStore {
     return row?.id;
   }
 
-  async certFingerprintOf(deviceId: string): Promise<string | undefined> {
-    const row = await this.db.get<{ cert_fingerprint: string }>("SELECT cert_fingerprint FROM devices WHERE id = ?", [deviceId]);
-    return row?.cert_fingerprint;
-  }
-
   /**
    * A device's binding, and the device whose channel has the device's id
    * (null: none yet). It is another device only when a User Enrollment user
@@ -313,30 +308,30 @@ export class EnrollmentStore {
         await tx.all<{ id: string }>(`SELECT id FROM enrollments WHERE ${device ? "device_id" : "id"} = ? ORDER BY id`, [id])
       ).map((r) => r.id);
       if (!device && channels.length === 0) return undefined;
+      // A device's own id too when its channel never enrolled: sets may be assigned to it beforehand.
+      const ids = device && !channels.includes(id) ? [id, ...channels] : channels;
       const discarded: EnrollmentRemoval["discarded"] = [];
-      for (const chunk of chunks(channels, 500)) {
-        const ids = chunk.map(() => "?").join(", ");
+      for (const chunk of chunks(ids, 500)) {
+        const marks = chunk.map(() => "?").join(", ");
         const queued = await tx.all<{ enrollment_id: string; command_uuid: string }>(
-          `SELECT enrollment_id, command_uuid FROM command_queue WHERE active = 1 AND enrollment_id IN (${ids})
+          `SELECT enrollment_id, command_uuid FROM command_queue WHERE active = 1 AND enrollment_id IN (${marks})
            ORDER BY enrollment_id, id`,
           chunk,
         );
         discarded.push(...queued.map((q) => ({ enrollmentId: q.enrollment_id, commandUuid: q.command_uuid })));
-        for (const table of CHANNEL_TABLES) await tx.run(`DELETE FROM ${table} WHERE enrollment_id IN (${ids})`, chunk);
+        for (const table of CHANNEL_TABLES) await tx.run(`DELETE FROM ${table} WHERE enrollment_id IN (${marks})`, chunk);
         // A network user's session stays, its token ended: the channel, if the Mac sends its TokenUpdate again,
         // still needs a new UserAuthenticate (a deleted session would let it in as a local user's; review).
         await tx.run(
-          `UPDATE user_sessions SET state = 'revoked', token_hash = NULL, updated_at = ? WHERE enrollment_id IN (${ids})
+          `UPDATE user_sessions SET state = 'revoked', token_hash = NULL, updated_at = ? WHERE enrollment_id IN (${marks})
              AND state IN ('authenticated', 'challenged')`,
           [now, ...chunk],
         );
         // The queues and push state go with their enrollments (foreign keys, ON DELETE CASCADE).
-        await tx.run(`DELETE FROM enrollments WHERE id IN (${ids})`, chunk);
+        await tx.run(`DELETE FROM enrollments WHERE id IN (${marks})`, chunk);
       }
       // Its sessions, certificate holds and inventory go with the device (ON DELETE CASCADE).
       if (device) {
-        // Assignments made for its id before its channel enrolled (none of the channels above).
-        if (!channels.includes(id)) for (const table of CHANNEL_TABLES) await tx.run(`DELETE FROM ${table} WHERE enrollment_id = ?`, [id]);
         for (const { table, column } of DEVICE_TABLES) await tx.run(`DELETE FROM ${table} WHERE ${column} = ?`, [id]);
         await tx.run("DELETE FROM devices WHERE id = ?", [id]);
       }

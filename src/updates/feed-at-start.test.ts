@@ -28,33 +28,19 @@ test("the first tick reads the feed when none was read yet, or the configured on
         options: { url, refreshIntervalMs: HOUR },
       });
     const t0 = Date.now();
-    await store.softwareUpdates.putPolicy(
-      {
-        name: "p",
-        platform: "macos",
-        scope: "all",
-        scopeSet: null,
-        mode: "latest",
-        targetOsVersion: null,
-        targetBuildVersion: null,
-        targetLocalDateTime: null,
-        deadlineDays: 7,
-        deadlineTime: null,
-        detailsUrl: null,
-        settings: null,
-      },
-      [],
+    // The first start's feed cannot be read (here a missing file; in the walkthrough, Apple's, offline): the
+    // policy's own refresh is attempted and fails.
+    await updates(`file:${path.join(dir, "missing.json")}`).putPolicy(
+      "every-mac",
+      { platform: "macOS", mode: "latest", deadline_days: 7 },
       t0,
     );
-    // The default feed, unreachable: attempted, nothing read.
-    await store.softwareUpdates.feedFailed("https://gdmf.apple.com/v2/pmv", "getaddrinfo ENOTFOUND", t0);
-    // Restarted with a file feed a minute later: read at once, not an hour after the failed attempt.
+    assert.deepEqual([(await store.softwareUpdates.feed()).attemptedAt, (await store.softwareUpdates.feed()).fetchedAt], [t0, null]);
+    // Restarted with a readable feed a minute later: read at its first tick, not an hour after the failed attempt.
     await updates(`file:${FEED}`).tick(t0 + 60_000);
-    const read = await store.softwareUpdates.feed();
-    assert.equal(read.fetchedAt, t0 + 60_000);
-    // The same process later: within the interval nothing is read again.
-    const same = updates(`file:${FEED}`);
-    await same.tick(t0 + 120_000); // its first tick: the stored copy is this feed's, so nothing new
+    assert.equal((await store.softwareUpdates.feed()).fetchedAt, t0 + 60_000);
+    // Started again with that same feed, within the interval: its copy is this feed's, so nothing is read again.
+    await updates(`file:${FEED}`).tick(t0 + 120_000);
     assert.equal((await store.softwareUpdates.feed()).attemptedAt, t0 + 60_000);
   } finally {
     await store.close();

@@ -82,9 +82,9 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     describe("enrollments", () => {
       test("Authenticate binds the certificate; the channel exists from its first TokenUpdate", async () => {
         const id = newId();
-        assert.equal(await store.enrollments.certFingerprintOf(id), undefined);
+        assert.equal((await store.enrollments.bindingOf(id))?.fingerprint, undefined);
         await authenticate(id, { fingerprint: `fp-a-${id}` });
-        assert.equal(await store.enrollments.certFingerprintOf(id), `fp-a-${id}`);
+        assert.equal((await store.enrollments.bindingOf(id))?.fingerprint, `fp-a-${id}`);
         assert.equal(await store.enrollments.deviceByCertFingerprint(`fp-a-${id}`), id);
         assert.equal(await store.enrollments.deviceByCertFingerprint(`fp-none-${id}`), undefined);
         assert.equal(await store.enrollments.get(id), undefined);
@@ -130,7 +130,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         const id = await enrolledDevice();
         await tokenUpdate(user(id, "U1"), { shortName: "u1", longName: "User One" });
         await authenticate(id, { fingerprint: `fp-new-${id}`, now: T0 + 100, serial: "SN-NEW" });
-        assert.equal(await store.enrollments.certFingerprintOf(id), `fp-new-${id}`);
+        assert.equal((await store.enrollments.bindingOf(id))?.fingerprint, `fp-new-${id}`);
         assert.equal(await store.enrollments.deviceByCertFingerprint(`fp-${id}`), undefined);
         const d = await store.enrollments.get(id);
         const u = await store.enrollments.get(`${id}:U1`);
@@ -158,12 +158,12 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         await store.rebinds.hold(id, `fp-held-${id}`, T0 + 50, 1000);
         assert.equal(await guarded(`fp-other-${id}`, `fp-stale-${id}`, T0 + 100), false);
         assert.equal(await guarded(`fp-other-${id}`, null, T0 + 100), false, "null: only a new device, or the same certificate");
-        assert.equal(await store.enrollments.certFingerprintOf(id), `fp-${id}`);
+        assert.equal((await store.enrollments.bindingOf(id))?.fingerprint, `fp-${id}`);
         assert.equal((await store.enrollments.get(id))!.enabled, true, "nothing written");
         assert.equal((await store.enrollments.get(id))!.serialNumber, `SN-${id}`);
         assert.equal((await store.rebinds.get(id))!.certFingerprint, `fp-held-${id}`);
         assert.equal(await guarded(`fp-next-${id}`, `fp-${id}`, T0 + 200), true);
-        assert.equal(await store.enrollments.certFingerprintOf(id), `fp-next-${id}`);
+        assert.equal((await store.enrollments.bindingOf(id))?.fingerprint, `fp-next-${id}`);
         assert.equal(await store.rebinds.get(id), undefined, "a binding settles what was held");
         assert.equal(await guarded(`fp-next-${id}`, null, T0 + 300), true, "the same certificate again");
       });
