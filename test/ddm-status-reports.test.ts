@@ -96,20 +96,23 @@ await forEachBackend("DDM raw status reports", (backend) => {
     });
   });
 
-  test("a store made before the ring keeps each channel's newest reports, in order", async () => {
+  test("a store made before the ring and the report counter keeps each channel's newest reports, in order, and its values", async () => {
     await withStore(backend, async (url, dir) => {
       const before = await openStore(url, dir);
-      // The table as migration 011 made it, holding more than the ring keeps for one channel.
+      // The table as migration 011 made it, holding more than the ring keeps for one channel (and none of migration 024).
       await before.db.exec(
         forDialect(
-          `DROP TABLE ddm_status_report_ring;
+          `DROP TABLE ddm_status_channels;
+           ALTER TABLE ddm_status_declarations DROP COLUMN seq;
+           ALTER TABLE ddm_status_values DROP COLUMN seq;
+           DROP TABLE ddm_status_report_ring;
            CREATE TABLE ddm_status_reports (id {{serial}}, enrollment_id TEXT NOT NULL, status_id TEXT NOT NULL, report TEXT NOT NULL,
              at BIGINT NOT NULL);
            CREATE INDEX ddm_status_reports_enrollment ON ddm_status_reports (enrollment_id, id);`,
           before.db.dialect,
         ),
       );
-      await before.db.run("DELETE FROM schema_migrations WHERE version = 23");
+      await before.db.run("DELETE FROM schema_migrations WHERE version >= 23");
       // Interleaved, as devices report: ids grow across channels.
       for (let n = 1; n <= REPORTS_KEPT + 2; n++) {
         for (const channel of n <= 2 ? ["MAC-A", "MAC-B"] : ["MAC-A"])
@@ -120,9 +123,19 @@ await forEachBackend("DDM raw status reports", (backend) => {
             1_000 + n,
           ]);
       }
+      // A status value as stored before migration 024 (no seq): it was written by each report that named it.
+      await before.db.run("INSERT INTO ddm_status_values (enrollment_id, path, value, status_id, updated_at) VALUES (?, ?, ?, ?, ?)", [
+        "MAC-A",
+        "device.model.identifier",
+        '"Mac7"',
+        "MAC-A-7",
+        1_007,
+      ]);
       await before.close();
       const after = await openStore(url, dir);
+      const seen = async () => (await after.ddmStatus.values("MAC-A")).map((v) => [v.path, v.value, v.statusId, v.updatedAt]);
       try {
+        assert.deepEqual(await seen(), [["device.model.identifier", "Mac7", "MAC-A-7", 1_007]]);
         assert.deepEqual(
           await stored(after, "MAC-A"),
           Array.from({ length: REPORTS_KEPT }, (_, i) => `MAC-A-${REPORTS_KEPT + 2 - i}`),
@@ -132,6 +145,11 @@ await forEachBackend("DDM raw status reports", (backend) => {
         await record(after, "MAC-A", 100);
         assert.deepEqual((await stored(after, "MAC-A")).slice(0, 2), ["MAC-A-100", `MAC-A-${REPORTS_KEPT + 2}`]);
         assert.equal((await stored(after, "MAC-A")).length, REPORTS_KEPT);
+        // The value reads as seen in the last report that wrote it, a full one once it names it.
+        assert.deepEqual(await seen(), [["device.model.identifier", "Mac100", "MAC-A-100", 1_100]]);
+        const full = JSON.stringify({ StatusItems: { device: { model: { identifier: "Mac100" } } }, Errors: [], FullReport: true });
+        await after.transaction((tx) => tx.ddmStatus.record("MAC-A", decodeStatusReport(Buffer.from(full)), full, "MAC-A-full", 2_000));
+        assert.deepEqual(await seen(), [["device.model.identifier", "Mac100", "MAC-A-full", 2_000]]);
       } finally {
         await after.close();
       }

@@ -9,12 +9,33 @@ import { chunks } from "./enrollments.ts";
 
 /** How many raw reports each channel keeps (KMFDDM's status-report?index=); the ring's size, set by migration 023. */
 export const REPORTS_KEPT = 5;
-/** A channel's lock for the ring, until its transaction ends (two int4 keys: not the one-key space of the migrations' lock). */
-const REPORT_LOCK_SQL = "SELECT pg_advisory_xact_lock(2023, hashtext(?)) AS locked";
-const NEXT_REPORT_SQL = "SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM ddm_status_report_ring WHERE enrollment_id = ?";
+/**
+ * Counts a channel's report and returns its seq; a full one (status id and
+ * time given, null otherwise) becomes the channel's last full report. SET
+ * reads the row as it was, so seq + 1 is the new seq in both places.
+ */
+const COUNT_REPORT_SQL = `INSERT INTO ddm_status_channels AS c (enrollment_id, seq, full_seq, full_status_id, full_at)
+  VALUES (?, 1, ?, ?, ?)
+  ON CONFLICT (enrollment_id) DO UPDATE SET seq = c.seq + 1,
+    full_seq = CASE WHEN excluded.full_status_id IS NULL THEN c.full_seq ELSE c.seq + 1 END,
+    full_status_id = COALESCE(excluded.full_status_id, c.full_status_id), full_at = COALESCE(excluded.full_at, c.full_at)
+  RETURNING seq`;
+/** A row's status id and time: its own, or its channel's last full report's when that named it later (migration 024). */
+const LAST_SEEN_SQL = (row: string) => `CASE WHEN c.full_seq > ${row}.seq THEN c.full_status_id ELSE ${row}.status_id END AS status_id,
+  CASE WHEN c.full_seq > ${row}.seq THEN c.full_at ELSE ${row}.updated_at END AS updated_at`;
 /** The most status values a channel keeps: past it, a report's new paths are refused (the paths already stored are updated). */
 export const MAX_CHANNEL_STATUS_VALUES = 5000;
 export const PRUNE_STATUS_ERRORS_SQL = "DELETE FROM ddm_status_errors WHERE at < ?";
+
+/** What a channel's stored row of a declaration says, to tell whether a report changes it. */
+interface StoredDeclarationRow {
+  identifier: string;
+  kind: DeclarationKind;
+  active: number;
+  valid: string;
+  server_token: string;
+  reasons: string | null;
+}
 
 export interface StoredDeclarationStatus {
   enrollmentId: string;
@@ -82,58 +103,67 @@ export class DdmStatusStore {
    * with made-up identifiers, nor report on another channel's declarations),
    * and a channel holds at most MAX_CHANNEL_STATUS_VALUES
    * status values (reports that are not full cannot grow it without bound).
-   * statusId is new for every report: a full report removes the rows it did
-   * not write (those of another status id).
+   * A full report removes the rows it does not name, and writes only those
+   * whose content it changes: a row it left as it was reads as seen in it
+   * (migration 024), so that a full report that changes nothing writes its
+   * raw text and its channel's counter alone.
    */
   async record(enrollmentId: string, report: StatusReport, raw: string, statusId: string, now: number): Promise<RecordOutcome> {
     return this.db.transaction(async (tx) => {
+      // First, the channel's counter: on PostgreSQL its row lock makes a second report of the channel
+      // wait for this one, which then reads what this one wrote (SQLite has one writer anyway).
+      const seq = Number(
+        (await tx.get<{ seq: number }>(COUNT_REPORT_SQL, [
+          enrollmentId,
+          report.fullReport ? 1 : 0,
+          report.fullReport ? statusId : null,
+          report.fullReport ? now : null,
+        ]))!.seq,
+      );
       const reported = [...new Map(report.declarations.map((d) => [d.identifier, d])).values()];
-      // The reported declarations that one of the channel's sets holds, each with its kind and what this channel
-      // reported of it before (previous null: nothing). Any other is dropped: a device cannot give itself
-      // the status of a declaration it was never given, nor file one under another kind.
-      const assigned = new Map<
-        string,
-        { kind: DeclarationKind; previous: { active: number; valid: string; reasons: string | null } | null }
-      >();
+      const stored = new Map(
+        (
+          await tx.all<StoredDeclarationRow>(
+            "SELECT identifier, kind, active, valid, server_token, reasons FROM ddm_status_declarations WHERE enrollment_id = ?",
+            [enrollmentId],
+          )
+        ).map((r) => [r.identifier, r]),
+      );
+      // The reported declarations that one of the channel's sets holds, with their kind. Any other is dropped:
+      // a device cannot give itself the status of a declaration it was never given, nor file one under another kind.
+      const assigned = new Map<string, DeclarationKind>();
       for (const chunk of chunks(reported, 500)) {
-        const rows = await tx.all<{
-          identifier: string;
-          kind: DeclarationKind;
-          active: number | null;
-          valid: string | null;
-          reasons: string | null;
-        }>(
-          `SELECT d.identifier, d.kind, s.active, s.valid, s.reasons FROM ddm_declarations d
-           LEFT JOIN ddm_status_declarations s ON s.enrollment_id = ? AND s.identifier = d.identifier
+        const rows = await tx.all<{ identifier: string; kind: DeclarationKind }>(
+          `SELECT d.identifier, d.kind FROM ddm_declarations d
            WHERE d.identifier IN (${chunk.map(() => "?").join(", ")})
              AND EXISTS (SELECT 1 FROM ddm_enrollment_sets es JOIN ddm_set_declarations sd ON sd.set_name = es.set_name
                WHERE es.enrollment_id = ? AND sd.declaration_identifier = d.identifier)`,
-          [enrollmentId, ...chunk.map((d) => d.identifier), enrollmentId],
+          [...chunk.map((d) => d.identifier), enrollmentId],
         );
-        for (const r of rows) {
-          const previous = r.valid === null ? null : { active: Number(r.active), valid: r.valid, reasons: r.reasons };
-          assigned.set(r.identifier, { kind: r.kind, previous });
-        }
+        for (const r of rows) assigned.set(r.identifier, r.kind);
       }
       const declarations: DeclarationStatus[] = [];
       for (const d of reported) {
-        const a = assigned.get(d.identifier);
-        if (a) declarations.push(d.kind === a.kind ? d : { ...d, kind: a.kind });
+        const kind = assigned.get(d.identifier);
+        if (kind) declarations.push(d.kind === kind ? d : { ...d, kind });
       }
       const changes: DeclarationChange[] = [];
+      // The rows to write: every one a partial report names (it is their last seen), and what a full one changes.
+      const rewritten: DeclarationStatus[] = [];
       for (const d of declarations) {
-        const had = assigned.get(d.identifier)!.previous;
+        const had = stored.get(d.identifier);
         const reasons = d.reasons === null ? null : JSON.stringify(d.reasons);
-        if (!had || had.active !== (d.active ? 1 : 0) || had.valid !== d.valid || had.reasons !== reasons) {
-          changes.push({ now: d, before: had ? { active: had.active === 1, valid: had.valid } : null });
-        }
+        const stateChanged = !had || Number(had.active) !== (d.active ? 1 : 0) || had.valid !== d.valid || had.reasons !== reasons;
+        if (stateChanged) changes.push({ now: d, before: had ? { active: Number(had.active) === 1, valid: had.valid } : null });
+        if (!report.fullReport || stateChanged || had.kind !== d.kind || had.server_token !== d.serverToken) rewritten.push(d);
       }
-      for (const chunk of chunks(declarations, 100)) {
+      for (const chunk of chunks(rewritten, 100)) {
         await tx.run(
-          `INSERT INTO ddm_status_declarations (enrollment_id, identifier, kind, active, valid, server_token, reasons, status_id, updated_at)
-           VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}
+          `INSERT INTO ddm_status_declarations (enrollment_id, identifier, kind, active, valid, server_token, reasons, status_id, updated_at, seq)
+           VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}
            ON CONFLICT (enrollment_id, identifier) DO UPDATE SET kind = excluded.kind, active = excluded.active, valid = excluded.valid,
-             server_token = excluded.server_token, reasons = excluded.reasons, status_id = excluded.status_id, updated_at = excluded.updated_at`,
+             server_token = excluded.server_token, reasons = excluded.reasons, status_id = excluded.status_id, updated_at = excluded.updated_at,
+             seq = excluded.seq`,
           chunk.flatMap((d) => [
             enrollmentId,
             d.identifier,
@@ -144,32 +174,27 @@ export class DdmStatusStore {
             d.reasons === null ? null : JSON.stringify(d.reasons),
             statusId,
             now,
+            seq,
           ]),
         );
       }
       // "a.b": 1 and a: { b: 2 } flatten to one path: the last one wins (one statement may not write a row twice).
-      let values = [...new Map(report.values.map((v) => [v.path, v])).values()];
+      let values = [...new Map(report.values.map((v) => [v.path, JSON.stringify(v.value)])).entries()];
+      const held = new Map(
+        (
+          await tx.all<{ path: string; value: string }>("SELECT path, value FROM ddm_status_values WHERE enrollment_id = ?", [enrollmentId])
+        ).map((r) => [r.path, r.value]),
+      );
       let refusedValues = 0;
-      const held = report.fullReport
-        ? 0
-        : Number((await tx.get<{ n: number }>("SELECT COUNT(*) AS n FROM ddm_status_values WHERE enrollment_id = ?", [enrollmentId]))!.n);
       if (report.fullReport && values.length > MAX_CHANNEL_STATUS_VALUES) {
         // A full report replaces them all: the first ones are kept.
         refusedValues = values.length - MAX_CHANNEL_STATUS_VALUES;
         values = values.slice(0, MAX_CHANNEL_STATUS_VALUES);
-      } else if (held + values.length > MAX_CHANNEL_STATUS_VALUES) {
+      } else if (!report.fullReport && held.size + values.length > MAX_CHANNEL_STATUS_VALUES) {
         // Paths already stored are updated; new ones only while there is room.
-        const stored = new Set<string>();
-        for (const chunk of chunks(values, 500)) {
-          const rows = await tx.all<{ path: string }>(
-            `SELECT path FROM ddm_status_values WHERE enrollment_id = ? AND path IN (${chunk.map(() => "?").join(", ")})`,
-            [enrollmentId, ...chunk.map((v) => v.path)],
-          );
-          for (const r of rows) stored.add(r.path);
-        }
-        let room = Math.max(0, MAX_CHANNEL_STATUS_VALUES - held);
-        const kept = values.filter((v) => {
-          if (stored.has(v.path)) return true;
+        let room = Math.max(0, MAX_CHANNEL_STATUS_VALUES - held.size);
+        const kept = values.filter(([path]) => {
+          if (held.has(path)) return true;
           if (room === 0) return false;
           room--;
           return true;
@@ -177,19 +202,36 @@ export class DdmStatusStore {
         refusedValues = values.length - kept.length;
         values = kept;
       }
-      for (const chunk of chunks(values, 100)) {
+      for (const chunk of chunks(
+        values.filter(([path, value]) => !report.fullReport || held.get(path) !== value),
+        100,
+      )) {
         await tx.run(
-          `INSERT INTO ddm_status_values (enrollment_id, path, value, status_id, updated_at)
-           VALUES ${chunk.map(() => "(?, ?, ?, ?, ?)").join(", ")}
-           ON CONFLICT (enrollment_id, path) DO UPDATE SET value = excluded.value, status_id = excluded.status_id, updated_at = excluded.updated_at`,
-          chunk.flatMap((v) => [enrollmentId, v.path, JSON.stringify(v.value), statusId, now]),
+          `INSERT INTO ddm_status_values (enrollment_id, path, value, status_id, updated_at, seq)
+           VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, ?)").join(", ")}
+           ON CONFLICT (enrollment_id, path) DO UPDATE SET value = excluded.value, status_id = excluded.status_id,
+             updated_at = excluded.updated_at, seq = excluded.seq`,
+          chunk.flatMap(([path, value]) => [enrollmentId, path, value, statusId, now, seq]),
         );
       }
       if (report.fullReport) {
-        // What the full report did not name goes: every row it named carries its status id now. (Rows
-        // are updated in place rather than deleted and inserted again: most reports change little.)
-        await tx.run("DELETE FROM ddm_status_declarations WHERE enrollment_id = ? AND status_id <> ?", [enrollmentId, statusId]);
-        await tx.run("DELETE FROM ddm_status_values WHERE enrollment_id = ? AND status_id <> ?", [enrollmentId, statusId]);
+        // What the full report did not name goes (most reports name what they named before: nothing).
+        const named = new Set(declarations.map((d) => d.identifier));
+        await deleteKeys(
+          tx,
+          "ddm_status_declarations",
+          "identifier",
+          enrollmentId,
+          [...stored.keys()].filter((k) => !named.has(k)),
+        );
+        const namedPaths = new Set(values.map(([path]) => path));
+        await deleteKeys(
+          tx,
+          "ddm_status_values",
+          "path",
+          enrollmentId,
+          [...held.keys()].filter((k) => !namedPaths.has(k)),
+        );
       }
       const errors = [
         ...report.errors.map((e) => ({ path: e.statusItem, error: e.error })),
@@ -199,11 +241,6 @@ export class DdmStatusStore {
       ];
       await insertErrors(tx, enrollmentId, errors, statusId, now);
       // The raw report overwrites the channel's oldest (migration 023's ring).
-      // Two reports of one channel at once on PostgreSQL would read the same
-      // seq and one would overwrite the other: a lock per channel makes the
-      // second wait (SQLite runs one write transaction at a time anyway).
-      if (this.db.dialect === "postgres") await tx.get(REPORT_LOCK_SQL, [enrollmentId]);
-      const seq = Number((await tx.get<{ n: number }>(NEXT_REPORT_SQL, [enrollmentId]))!.n);
       await tx.run(
         `INSERT INTO ddm_status_report_ring (enrollment_id, slot, seq, status_id, report, at) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (enrollment_id, slot) DO UPDATE SET seq = excluded.seq, status_id = excluded.status_id, report = excluded.report,
@@ -230,8 +267,9 @@ export class DdmStatusStore {
         updated_at: number;
       }>(
         `SELECT s.enrollment_id, s.identifier, s.kind, s.active, s.valid, s.server_token, d.server_token AS current_token, s.reasons,
-           s.status_id, s.updated_at
+           ${LAST_SEEN_SQL("s")}
          FROM ddm_status_declarations s LEFT JOIN ddm_declarations d ON d.identifier = s.identifier
+           LEFT JOIN ddm_status_channels c ON c.enrollment_id = s.enrollment_id
          WHERE s.enrollment_id IN (${chunk.map(() => "?").join(", ")}) ORDER BY s.enrollment_id, s.identifier`,
         chunk,
       );
@@ -256,7 +294,9 @@ export class DdmStatusStore {
   /** A channel's status values, in path order. */
   async values(enrollmentId: string): Promise<StoredStatusValue[]> {
     const rows = await this.db.all<{ path: string; value: string; status_id: string; updated_at: number }>(
-      "SELECT path, value, status_id, updated_at FROM ddm_status_values WHERE enrollment_id = ? ORDER BY path",
+      `SELECT v.path, v.value, ${LAST_SEEN_SQL("v")}
+       FROM ddm_status_values v LEFT JOIN ddm_status_channels c ON c.enrollment_id = v.enrollment_id
+       WHERE v.enrollment_id = ? ORDER BY v.path`,
       [enrollmentId],
     );
     return rows.map((r) => ({
@@ -318,6 +358,16 @@ export class DdmStatusStore {
   /** Deletes errors older than `before` (with the events: core/retention.ts). */
   pruneErrors(before: number): Promise<number> {
     return this.db.run(PRUNE_STATUS_ERRORS_SQL, [before]);
+  }
+}
+
+/** Deletes a channel's rows of `table` whose `column` is one of `keys`. */
+async function deleteKeys(tx: Sql, table: string, column: string, enrollmentId: string, keys: readonly string[]) {
+  for (const chunk of chunks(keys, 500)) {
+    await tx.run(`DELETE FROM ${table} WHERE enrollment_id = ? AND ${column} IN (${chunk.map(() => "?").join(", ")})`, [
+      enrollmentId,
+      ...chunk,
+    ]);
   }
 }
 

@@ -53,6 +53,7 @@ export const CHANNEL_TABLES = [
   "ddm_status_values",
   "ddm_status_errors",
   "ddm_status_report_ring",
+  "ddm_status_channels",
   "update_policy_enrollments",
   "update_devices",
 ] as const;

@@ -309,6 +309,99 @@ export function ddmStoreContract(name: string, open: () => Promise<Store>): void
       assert.equal(await store.ddmStatus.report(channel, { statusId: "r1" }), undefined);
     });
 
+    test("status: a report writes only the rows it changes; each row reads as last seen in the newest report that named it", async () => {
+      const channel = fresh("ENR");
+      const [a, b] = [fresh("com.example.wa"), fresh("com.example.wb")];
+      await given(channel, a, b);
+      const d = (identifier: string, serverToken = "t1") => ({
+        identifier,
+        kind: "configuration" as const,
+        active: true,
+        valid: "valid",
+        serverToken,
+        reasons: null,
+      });
+      const full = (id: string, at: number, x = 1, tokenOfB = "t1") =>
+        store.ddmStatus.record(
+          channel,
+          status({
+            fullReport: true,
+            declarations: [d(a), d(b, tokenOfB)],
+            values: [
+              { path: "device.x", value: x },
+              { path: "device.y", value: "y" },
+            ],
+          }),
+          "{}",
+          id,
+          at,
+        );
+      /** The rows as stored: the status id each was last written with. */
+      const written = async () => [
+        ...(
+          await store.db.all<{ k: string; status_id: string }>(
+            "SELECT identifier AS k, status_id FROM ddm_status_declarations WHERE enrollment_id = ? ORDER BY identifier",
+            [channel],
+          )
+        ).map((r) => [r.k, r.status_id]),
+        ...(
+          await store.db.all<{ k: string; status_id: string }>(
+            "SELECT path AS k, status_id FROM ddm_status_values WHERE enrollment_id = ? ORDER BY path",
+            [channel],
+          )
+        ).map((r) => [r.k, r.status_id]),
+      ];
+      /** What the API gives: each row's status id and time. */
+      const seen = async () => [
+        ...(await store.ddmStatus.declarations([channel])).map((s) => [s.identifier, s.statusId, s.updatedAt]),
+        ...(await store.ddmStatus.values(channel)).map((v) => [v.path, v.statusId, v.updatedAt]),
+      ];
+      await full("f1", T0);
+      // The same again: nothing is written but the report itself, and every row reads as seen in f2.
+      await full("f2", T0 + 1);
+      assert.deepEqual(await written(), [
+        [a, "f1"],
+        [b, "f1"],
+        ["device.x", "f1"],
+        ["device.y", "f1"],
+      ]);
+      assert.deepEqual(await seen(), [
+        [a, "f2", T0 + 1],
+        [b, "f2", T0 + 1],
+        ["device.x", "f2", T0 + 1],
+        ["device.y", "f2", T0 + 1],
+      ]);
+      // A report that is not full names b and device.x: those read as seen in it, the others in f2.
+      await store.ddmStatus.record(channel, status({ declarations: [d(b)], values: [{ path: "device.x", value: 1 }] }), "{}", "p3", T0 + 2);
+      assert.deepEqual(await seen(), [
+        [a, "f2", T0 + 1],
+        [b, "p3", T0 + 2],
+        ["device.x", "p3", T0 + 2],
+        ["device.y", "f2", T0 + 1],
+      ]);
+      // A full report changing b's token and device.x writes those two rows; all read as seen in f4.
+      await full("f4", T0 + 3, 2, "t2");
+      assert.deepEqual(await written(), [
+        [a, "f1"],
+        [b, "f4"],
+        ["device.x", "f4"],
+        ["device.y", "f1"],
+      ]);
+      assert.deepEqual(await seen(), [
+        [a, "f4", T0 + 3],
+        [b, "f4", T0 + 3],
+        ["device.x", "f4", T0 + 3],
+        ["device.y", "f4", T0 + 3],
+      ]);
+      assert.equal((await store.ddmStatus.declarations([channel])).find((s) => s.identifier === b)?.serverToken, "t2");
+      assert.deepEqual(
+        (await store.ddmStatus.values(channel)).map((v) => [v.path, v.value]),
+        [
+          ["device.x", 2],
+          ["device.y", "y"],
+        ],
+      );
+    });
     test("status: only the channel's declarations are kept; a channel holds at most MAX_CHANNEL_STATUS_VALUES values", async () => {
       const channel = fresh("CAP");
       const known = fresh("com.example.known");

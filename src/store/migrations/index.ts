@@ -20,6 +20,7 @@ import { adeEnrollment } from "./016-ade-enrollment.ts";
 import { inventoryTimeZone } from "./021-inventory-time-zone.ts";
 import { updateZoneAsked } from "./022-update-zone-asked.ts";
 import { ddmStatusReportRing } from "./023-ddm-status-report-ring.ts";
+import { ddmStatusChannels } from "./024-ddm-status-channels.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
@@ -51,6 +52,7 @@ export const migrations: readonly Migration[] = [
   inventoryTimeZone,
   updateZoneAsked,
   ddmStatusReportRing,
+  ddmStatusChannels,
 ];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
