@@ -174,6 +174,9 @@ await forEachBackend("the ADE API", (backend) => {
     assert.equal(put.status, 200, put.text);
     documented("PUT", "/v1/ade/servers/{name}/enrollment-settings", put);
     assert.equal(put.json.release_on_failure, true);
+    // A set with no declarations is stored, and said (most often a misspelt name).
+    assert.match(put.headers.get("orchard-warning") ?? "", /initial_ddm_sets: set "baseline" holds no declarations/);
+    assert.ok(server.logs.some((l) => l.includes("ADE enrollment settings stored with a warning")));
     const get = await server.api("GET", "/v1/ade/servers/main/enrollment-settings");
     documented("GET", "/v1/ade/servers/{name}/enrollment-settings", get);
     assert.deepEqual(get.json, put.json);
@@ -211,10 +214,21 @@ await forEachBackend("the ADE API", (backend) => {
     documented("POST", "/v1/ade/enrollments/{serial}/release", release);
 
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-ade-settings-"));
-    fs.writeFileSync(path.join(dir, "settings.json"), JSON.stringify({ release_on_failure: false }));
+    const declaration = { Type: "com.apple.configuration.management.test", Identifier: "ade.baseline.test", Payload: { Echo: "x" } };
+    assert.equal((await server.api("PUT", "/v1/declarations", declaration)).status, 204);
+    assert.equal((await server.api("PUT", "/v1/set-declarations/baseline?declaration=ade.baseline.test")).status, 204);
+    fs.writeFileSync(
+      path.join(dir, "settings.json"),
+      JSON.stringify({ release_on_failure: false, initial_ddm_sets: ["baseline", "baselin"] }),
+    );
     const ctx = cliContext(server.url, { cwd: dir });
     assert.equal(await runWith(ctx, "ade", ["settings", "put", "main", "settings.json"]), 0, ctx.stderr);
-    assert.match(ctx.stdout, /minimum OS none; Platform SSO off; 0 initial commands, 0 DDM sets; a failed step holds the device/);
+    assert.match(ctx.stdout, /minimum OS none; Platform SSO off; 0 initial commands, 2 DDM sets; a failed step holds the device/);
+    // Only the set that holds nothing is warned of.
+    assert.equal(
+      ctx.stderr,
+      'orchard: warning: initial_ddm_sets: set "baselin" holds no declarations: a device enrolled now gets nothing from it\n',
+    );
     const show = cliContext(server.url, { cwd: dir });
     assert.equal(await runWith(show, "ade", ["settings", "show", "main"]), 0);
     assert.equal(JSON.parse(show.stdout).release_on_failure, false);

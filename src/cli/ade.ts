@@ -11,7 +11,7 @@ import type {
   AdeServerList,
   AdeSyncJson,
 } from "../http/wire.ts";
-import { expectOk } from "./api-client.ts";
+import { expectOk, splitWarnings } from "./api-client.ts";
 import {
   CliError,
   connect,
@@ -354,12 +354,12 @@ async function settingsPut(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, {});
   const [name, file] = expectArgs(positionals, 2, "the ABM server's name and the settings' JSON file (or - for stdin)");
   const body = await readFileArg(file!, ctx);
-  const r = expectOk<AdeSettingsJson>(
-    await connect(values, ctx).request("PUT", `/v1/ade/servers/${seg(name!)}/enrollment-settings`, {
-      body,
-      contentType: "application/json",
-    }),
-  );
+  const res = await connect(values, ctx).request("PUT", `/v1/ade/servers/${seg(name!)}/enrollment-settings`, {
+    body,
+    contentType: "application/json",
+  });
+  const r = expectOk<AdeSettingsJson>(res);
+  for (const w of splitWarnings(res.headers.get("orchard-warning"))) ctx.err(`orchard: warning: ${printable(w)}\n`);
   if (values.json) return (printJson(ctx, r), 0);
   const minimum = Object.entries(r.minimum_os).map(([p, m]) => `${p} ${m.os_version}`);
   ctx.out(

@@ -121,3 +121,10 @@ function fetchReason(err: unknown): string {
   if (e.name === "TimeoutError") return `no answer within ${TIMEOUT_MS / 1000} s`;
   return e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
 }
+
+/** The orchard-warning header's values (fetch joins repeated headers with ", "; each warning is one header). */
+export function splitWarnings(header: string | null): string[] {
+  if (header === null || header === "") return [];
+  // Each warning starts with the key path it is about ("Payload.X: ...", 'Type "...": ...') or is a count.
+  return header.split(/, (?=[A-Za-z][\w.[\]-]*(?: "[^"]*")?: |\d+ more warnings|more errors)/).filter(Boolean);
+}

@@ -1,5 +1,5 @@
 import type { DdmBulkAssignResult, DdmCredentialJson, DdmCredentialPage } from "../http/wire.ts";
-import { ApiError, errorCode, errorReason, expectOk, type ApiResponse } from "./api-client.ts";
+import { ApiError, errorCode, errorReason, expectOk, splitWarnings, type ApiResponse } from "./api-client.ts";
 import {
   checkIds,
   CliError,
@@ -184,13 +184,6 @@ async function put(args: string[], ctx: CliContext): Promise<number> {
     }
   }
   return outcomes.some((o) => o.outcome === "refused") ? 1 : 0;
-}
-
-/** The orchard-warning header's values (fetch joins repeated headers with ", "; each warning is one header). */
-function splitWarnings(header: string | null): string[] {
-  if (header === null || header === "") return [];
-  // Each warning starts with the key path it is about ("Payload.X: ...", 'Type "...": ...') or is a count.
-  return header.split(/, (?=[A-Za-z][\w.[\]-]*(?: "[^"]*")?: |\d+ more warnings|more errors)/).filter(Boolean);
 }
 
 async function names(args: string[], ctx: CliContext, apiPath: string, none: string): Promise<number> {

@@ -7,7 +7,7 @@ import { BadRequest, NotFound } from "../errors.ts";
 import type { AdeDevice, AdeServerInfo, StoredAdeProfile } from "../store/ade.ts";
 import type { Store } from "../store/index.ts";
 import { bodyBuffer, truthy } from "./api-routes.ts";
-import { jsonObject, nextCursor, onlyKeys, pageSize } from "./request-helpers.ts";
+import { headerSafe, jsonObject, nextCursor, onlyKeys, pageSize } from "./request-helpers.ts";
 import type {
   AdeAssignJson,
   AdeDeviceJson,
@@ -131,22 +131,35 @@ export function registerAdeRoutes(app: FastifyInstance, o: AdeRouteOptions): voi
     return settingsJson(readSettings(server.enrollmentSettings)) as unknown as AdeSettingsJson;
   });
 
-  app.put<Named>("/v1/ade/servers/:name/enrollment-settings", { bodyLimit: SETTINGS_BODY_LIMIT }, async (req): Promise<AdeSettingsJson> => {
-    const settings = checkSettings(jsonObject(req));
-    const json = settingsJson(settings);
-    if (!(await store.ade.setEnrollmentSettings(req.params.name, JSON.stringify(json), Date.now())))
-      throw new NotFound(`no ABM server named ${req.params.name}`);
-    req.log.info(
-      {
-        server: req.params.name,
-        minimumOs: Object.keys(settings.minimumOs),
-        platformSso: settings.platformSso !== undefined,
-        initialCommands: settings.initialCommands.length,
-      },
-      "ADE enrollment settings stored",
-    );
-    return json as unknown as AdeSettingsJson;
-  });
+  app.put<Named>(
+    "/v1/ade/servers/:name/enrollment-settings",
+    { bodyLimit: SETTINGS_BODY_LIMIT },
+    async (req, reply): Promise<AdeSettingsJson> => {
+      const settings = checkSettings(jsonObject(req));
+      const json = settingsJson(settings);
+      if (!(await store.ade.setEnrollmentSettings(req.params.name, JSON.stringify(json), Date.now())))
+        throw new NotFound(`no ABM server named ${req.params.name}`);
+      // A set is its declarations (KMFDDM's model): one that holds none yet is stored, since it may be filled
+      // later, but said, as it is most often a misspelt name.
+      const warnings: string[] = [];
+      for (const set of settings.initialDdmSets) {
+        if ((await store.ddm.setDeclarations(set)).length === 0)
+          warnings.push(`initial_ddm_sets: set ${JSON.stringify(set)} holds no declarations: a device enrolled now gets nothing from it`);
+      }
+      for (const w of warnings) req.log.warn({ server: req.params.name, warning: w }, "ADE enrollment settings stored with a warning");
+      if (warnings.length > 0) void reply.header("orchard-warning", warnings.map(headerSafe));
+      req.log.info(
+        {
+          server: req.params.name,
+          minimumOs: Object.keys(settings.minimumOs),
+          platformSso: settings.platformSso !== undefined,
+          initialCommands: settings.initialCommands.length,
+        },
+        "ADE enrollment settings stored",
+      );
+      return json as unknown as AdeSettingsJson;
+    },
+  );
 
   app.get<{ Querystring: Record<string, string> }>("/v1/ade/enrollments", async (req): Promise<AdeEnrollmentPage> => {
     const q = req.query;

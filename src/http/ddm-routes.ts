@@ -4,7 +4,7 @@ import { BadRequest, NotFound } from "../errors.ts";
 import { PLATFORMS, type Platform } from "../protocol/platform.ts";
 import type { Store } from "../store/index.ts";
 import { idList, truthy } from "./api-routes.ts";
-import { jsonObject, onlyKeys } from "./request-helpers.ts";
+import { headerSafe, jsonObject, onlyKeys } from "./request-helpers.ts";
 import type { DdmBulkAssignResult, DeclarationCheckJson } from "./wire.ts";
 import { time } from "./wire-map.ts";
 
@@ -306,9 +306,4 @@ function likeFind(path: string, from: number, part: string): number {
   if (!part.includes("_")) return path.indexOf(part, from);
   for (let i = from; i + part.length <= path.length; i++) if (likeAt(path, i, part)) return i;
   return -1;
-}
-
-/** A warning as a header value: no control characters, bounded. */
-function headerSafe(warning: string): string {
-  return warning.replace(/[\u0000-\u001f\u007f-\uffff]/g, "?").slice(0, 500);
 }

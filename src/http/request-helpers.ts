@@ -67,3 +67,8 @@ export function nextCursor<T>(items: readonly T[], limit: number, key: (item: T)
   const last = items.at(-1);
   return items.length === limit && last !== undefined ? String(key(last)) : null;
 }
+
+/** A warning as a header value (orchard-warning): no control characters, bounded. */
+export function headerSafe(warning: string): string {
+  return warning.replace(/[\u0000-\u001f\u007f-\uffff]/g, "?").slice(0, 500);
+}

@@ -15,7 +15,11 @@ export interface TestServer extends RunningServer {
   /** Every log line the server wrote, as text. */
   logs: string[];
   /** GET/PUT/DELETE the operator API with the server's key. */
-  api(method: string, urlPath: string, body?: Buffer | string | object): Promise<{ status: number; json: any; text: string }>;
+  api(
+    method: string,
+    urlPath: string,
+    body?: Buffer | string | object,
+  ): Promise<{ status: number; json: any; text: string; headers: Headers }>;
   stop(): Promise<void>;
 }
 
@@ -70,7 +74,7 @@ export async function startTestServer(args: string[] = [], backend: Backend = "s
       } catch {
         json = undefined;
       }
-      return { status: res.status, json, text };
+      return { status: res.status, json, text, headers: res.headers };
     },
     async stop() {
       await server.close();
