@@ -10,9 +10,17 @@ import { Forbidden } from "../errors.ts";
 import type { AuthenticateMessage, CheckinMessage } from "../protocol/checkin.ts";
 import type { CommandReport } from "../protocol/report.ts";
 import type { Store } from "../store/index.ts";
+import { KeyWindow } from "./key-window.ts";
 import type { CheckinReply, MdmRequest, MdmService } from "./service.ts";
 
 export class AdeIdentity implements MdmService {
+  /**
+   * One ade.identity_refused event per serial, certificate and reason a window, saying how many refusals the
+   * window before held back: a device retrying at every start, or a flood from one certificate, must not write
+   * a row per request. The count is this process's; every refusal is still a 403 and a log line.
+   */
+  private readonly refusals = new KeyWindow(1, IDENTITY_REFUSED_EVENT_INTERVAL_MS);
+
   constructor(
     private readonly next: MdmService,
     private readonly store: Store,
@@ -66,7 +74,9 @@ export class AdeIdentity implements MdmService {
       reason,
       ...(enrolledAs === undefined ? {} : { enrolled_as: enrolledAs }),
     };
-    await this.store.events.add({ type: "ade.identity_refused", enrollmentId: deviceId, detail }, req.now);
+    const { passes, heldBackBefore: repeated = 0 } = this.refusals.take(`${serial}\n${req.certFingerprint}\n${reason}`, req.now);
+    if (passes)
+      await this.store.events.add({ type: "ade.identity_refused", enrollmentId: deviceId, detail: { ...detail, repeated } }, req.now);
     req.log.warn(
       { enrollmentId: deviceId, ...detail },
       "Authenticate for an ADE device refused: its identity is bound to its serial number",
@@ -77,3 +87,6 @@ export class AdeIdentity implements MdmService {
     );
   }
 }
+
+/** At most one ade.identity_refused event per serial, certificate and reason in this time (the rest counted in the next). */
+export const IDENTITY_REFUSED_EVENT_INTERVAL_MS = 5 * 60_000;

@@ -1,0 +1,56 @@
+// The serial-bound identity's refusals: 403 every time, an event for the first of a serial, certificate and reason, then at most one per interval.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Forbidden } from "../errors.ts";
+import type { CheckinMessage } from "../protocol/checkin.ts";
+import type { Store } from "../store/index.ts";
+import { AdeIdentity, IDENTITY_REFUSED_EVENT_INTERVAL_MS } from "./ade-identity.ts";
+import type { MdmRequest, MdmService } from "./service.ts";
+
+const SERIAL = "C02ADE000001";
+
+function rig() {
+  const events: Array<{ type: string; enrollmentId?: string; detail: Record<string, unknown>; at: number }> = [];
+  const store = {
+    // The serial is one ABM assigns to Orchard; the certificates were not issued for it.
+    ade: { assignedServer: async (serial: string) => (serial === SERIAL ? "main" : undefined) },
+    adeEnrollments: { serialOfDevice: async () => undefined },
+    scep: { certificateByFingerprint: async () => undefined },
+    events: {
+      add: async (e: { type: string; enrollmentId?: string; detail: Record<string, unknown> }, at: number) =>
+        void events.push({ ...e, at }),
+    },
+  } as unknown as Store;
+  const next = { checkIn: async () => ({ kind: "empty" }) } as unknown as MdmService;
+  const identity = new AdeIdentity(next, store);
+  const log = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} };
+  const authenticate = (fingerprint: string, udid: string, now: number) =>
+    identity.checkIn(
+      { certFingerprint: fingerprint, method: "PUT", log, now } as unknown as MdmRequest,
+      {
+        messageType: "Authenticate",
+        serialNumber: SERIAL,
+        channel: { id: udid, deviceId: udid, type: "Device", isUserChannel: false },
+      } as unknown as CheckinMessage,
+    );
+  return { events, authenticate };
+}
+
+test("every refusal is 403; the events: the first of each certificate, then one per interval with the count since", async () => {
+  const { events, authenticate } = rig();
+  const t0 = 1_000_000;
+  for (let i = 0; i < 5; i++) await assert.rejects(authenticate("fp-intruder", `UDID-${i}`, t0 + i), Forbidden);
+  await assert.rejects(authenticate("fp-other", "UDID-X", t0 + 10), Forbidden);
+  assert.deepEqual(
+    events.map((e) => [e.type, e.detail.fingerprint, e.detail.repeated, e.enrollmentId]),
+    [
+      ["ade.identity_refused", "fp-intruder", 0, "UDID-0"],
+      ["ade.identity_refused", "fp-other", 0, "UDID-X"],
+    ],
+  );
+  // Past the interval, the next refusal records one, with the 4 that made none.
+  await assert.rejects(authenticate("fp-intruder", "UDID-9", t0 + IDENTITY_REFUSED_EVENT_INTERVAL_MS - 1), Forbidden);
+  assert.equal(events.length, 2);
+  await assert.rejects(authenticate("fp-intruder", "UDID-9", t0 + IDENTITY_REFUSED_EVENT_INTERVAL_MS + 1), Forbidden);
+  assert.deepEqual([events.at(-1)?.detail.serial_number, events.at(-1)?.detail.repeated], [SERIAL, 5]);
+});
