@@ -51,6 +51,7 @@ export const ERROR_CODES = [
   "ade_no_token",
   "ade_sync_running",
   "ade_release_refused",
+  "ddm_forwarded",
   // 413, 414, 415, 422, 429
   "payload_too_large",
   "uri_too_long",

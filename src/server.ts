@@ -230,7 +230,13 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   });
   const ddmAdmin = new DdmAdmin(store, { validate: validateDeclaration, resolve: (d, s) => resolveDeclaration(d, ddmFiles(s), ddmUrls) });
   const ddmSync = new DdmSync(store, push.pusher, log, { onQueued: metrics.ddmSyncQueued });
-  ddmSync.start();
+  // With --dm-url the DDM service's declarations are the devices': Orchard's own would only contradict them.
+  if (config.dmUrl === undefined) ddmSync.start();
+  else
+    log.info(
+      { dmUrl: new URL(config.dmUrl).origin },
+      "DDM check-ins are forwarded (--dm-url): Orchard's own DDM queues no DeclarativeManagement command and its API refuses changes",
+    );
   // Update policies become enforcement declarations in built-in sets (src/updates/, docs/software-updates.md).
   updates = new SoftwareUpdates({
     store,
@@ -257,6 +263,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     apiKey,
     operatorAuth: new OperatorAuth(store, { idleMs: config.operators.sessionIdleMs, absoluteMs: config.operators.sessionMaxAgeMs }),
     certHeader: config.certHeader,
+    dmUrl: config.dmUrl,
     checkinPath: config.checkinPath,
     serverPath: config.serverPath,
     checkinBodyLimit: config.checkinBodyLimit,

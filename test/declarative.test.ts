@@ -126,6 +126,38 @@ describe("DeclarativeManagement forwarding", () => {
     );
   });
 
+  test("Orchard's own DDM is off: its changes are 409 ddm_forwarded, its reads answer, a channel due from before gets no command", async () => {
+    const declaration = { Type: "com.apple.configuration.management.test", Identifier: "com.example.own", Payload: { Echo: "x" } };
+    for (const [method, path, body] of [
+      ["PUT", "/v1/declarations", declaration],
+      ["POST", "/v1/declarations/com.example.own/touch", undefined],
+      ["PUT", "/v1/set-declarations/own?declaration=com.example.own", undefined],
+      ["PUT", "/v1/enrollment-sets/DDM-DEVICE-1?set=own", undefined],
+      ["POST", "/v1/ddm/sets/own/enrollments", { ids: ["DDM-DEVICE-1"] }],
+      ["PUT", "/v1/ddm/assets/logo", Buffer.from("png")],
+      ["PUT", "/v1/inventory-subscriptions/macos", undefined],
+      ["PUT", "/v1/updates/policies/lab", { platform: "macos" }],
+      // The route's pattern decides, not the raw path (%76 is v).
+      ["PUT", "/%761/declarations", declaration],
+    ] as const) {
+      const r = await server.api(method, path, body);
+      assert.equal(r.status, 409, `${method} ${path}: ${r.text}`);
+      assert.equal(r.json.code, "ddm_forwarded");
+      assert.match(r.json.error, /forwarded to the DDM service at http:\/\/127\.0\.0\.1:\d+ \(--dm-url\)/);
+    }
+    assert.equal((await server.api("GET", "/v1/declarations")).status, 200);
+    assert.equal((await server.api("POST", "/v1/declarations/validate", declaration)).status, 200);
+    // A channel made due while Orchard served DDM itself (before --dm-url): no sweep claims it.
+    await server.store.db.run("INSERT INTO ddm_sync_due (enrollment_id, due_at) VALUES (?, ?)", ["DDM-DEVICE-1", 0]);
+    await sleep(1000);
+    const due = await server.store.db.get<{ n: number }>("SELECT COUNT(*) AS n FROM ddm_sync_due");
+    assert.equal(Number(due?.n), 1);
+    const idle = await dev.report("Idle");
+    assert.equal(idle.status, 200);
+    assert.equal(idle.body.length, 0, "no DeclarativeManagement command queued");
+    await server.store.db.run("DELETE FROM ddm_sync_due");
+  });
+
   test("an unreachable service is 503 with a reason", async () => {
     const closed = http.createServer();
     await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));

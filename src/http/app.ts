@@ -16,6 +16,7 @@ import { isStoreUnavailable } from "../store/unavailable.ts";
 import { registerApiRoutes } from "./api-routes.ts";
 import { registerBulkIdRoutes } from "./bulk-ids.ts";
 import { registerConsoleRoutes } from "./console-routes.ts";
+import { refuseOwnDdmChanges } from "./ddm-forwarded.ts";
 import { registerFleetRoutes } from "./fleet-routes.ts";
 import { errorHandler, loggableUrl, sendError } from "./errors.ts";
 import { ApiFailureLimiter, clientErrorHandler, frameworkErrorHandler, plainRequestStrings } from "./limits.ts";
@@ -81,6 +82,8 @@ export interface AppOptions {
   metrics?: Metrics;
   /** Extra routes (the API of later features) registered behind the API key. */
   apiPlugins?: Array<(app: FastifyInstance) => void>;
+  /** --dm-url: DDM check-ins go to that service; changes to Orchard's own DDM are refused (http/ddm-forwarded.ts). */
+  dmUrl?: string;
   /** Routes devices reach without the API key (SCEP, enrollment profiles): each guards itself. */
   publicPlugins?: Array<(app: FastifyInstance) => void>;
 }
@@ -243,6 +246,8 @@ export function buildApp(o: AppOptions): FastifyInstance {
       }
     });
     api.addHook("onRequest", apiGuard({ apiKey: o.apiKey, auth: o.operatorAuth, limiter: limiter() }));
+    // After the guard (a stranger learns nothing), before the body is read.
+    if (o.dmUrl !== undefined) api.addHook("onRequest", refuseOwnDdmChanges(o.dmUrl));
     api.addHook("preValidation", plainRequestStrings);
     registerOperatorRoutes(api, { store: o.store, auth: o.operatorAuth, passwordChanges });
     registerAuditRoutes(api, o.store);
