@@ -15,7 +15,8 @@ function rig() {
     // The serial is one ABM assigns to Orchard; the certificates were not issued for it.
     ade: { assignedServer: async (serial: string) => (serial === SERIAL ? "main" : undefined) },
     adeEnrollments: { serialOfDevice: async () => undefined },
-    scep: { certificateByFingerprint: async () => undefined },
+    // fp-bound was issued for another ADE serial; the others through no ADE enrollment.
+    scep: { certificateByFingerprint: async (fp: string) => (fp === "fp-bound" ? { adeSerial: "C02ADE000002" } : undefined) },
     events: {
       add: async (e: { type: string; enrollmentId?: string; detail: Record<string, unknown> }, at: number) =>
         void events.push({ ...e, at }),
@@ -24,12 +25,12 @@ function rig() {
   const next = { checkIn: async () => ({ kind: "empty" }) } as unknown as MdmService;
   const identity = new AdeIdentity(next, store);
   const log = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} };
-  const authenticate = (fingerprint: string, udid: string, now: number) =>
+  const authenticate = (fingerprint: string, udid: string, now: number, serialNumber = SERIAL) =>
     identity.checkIn(
       { certFingerprint: fingerprint, method: "PUT", log, now } as unknown as MdmRequest,
       {
         messageType: "Authenticate",
-        serialNumber: SERIAL,
+        serialNumber,
         channel: { id: udid, deviceId: udid, type: "Device", isUserChannel: false },
       } as unknown as CheckinMessage,
     );
@@ -53,4 +54,16 @@ test("every refusal is 403; the events: the first of each certificate, then one 
   assert.equal(events.length, 2);
   await assert.rejects(authenticate("fp-intruder", "UDID-9", t0 + IDENTITY_REFUSED_EVENT_INTERVAL_MS + 1), Forbidden);
   assert.deepEqual([events.at(-1)?.detail.serial_number, events.at(-1)?.detail.repeated], [SERIAL, 5]);
+});
+
+test("one certificate claiming many serial numbers makes one event a window, and says a long one cut short", async () => {
+  const { events, authenticate } = rig();
+  const t0 = 1_000_000;
+  for (let i = 0; i < 100; i++)
+    await assert.rejects(authenticate("fp-bound", "UDID-B", t0 + i, `SERIAL-${i}-${"x".repeat(i * 10)}`), Forbidden);
+  assert.equal(events.length, 1);
+  assert.equal(events[0]?.detail.serial_number, "SERIAL-0-");
+  await assert.rejects(authenticate("fp-bound", "UDID-B", t0 + IDENTITY_REFUSED_EVENT_INTERVAL_MS, `S${"y".repeat(10_000)}`), Forbidden);
+  assert.equal(events.length, 2);
+  assert.deepEqual([events[1]?.detail.serial_number, events[1]?.detail.repeated], [`S${"y".repeat(63)}...`, 99]);
 });

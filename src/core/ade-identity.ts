@@ -15,9 +15,10 @@ import type { CheckinReply, MdmRequest, MdmService } from "./service.ts";
 
 export class AdeIdentity implements MdmService {
   /**
-   * One ade.identity_refused event per serial, certificate and reason a window, saying how many refusals the
+   * One ade.identity_refused event per certificate and kind of refusal a window, saying how many refusals the
    * window before held back: a device retrying at every start, or a flood from one certificate, must not write
-   * a row per request. The count is this process's; every refusal is still a 403 and a log line.
+   * a row per request. Not keyed on the serial claimed, which the asker chooses (each new one would be a new
+   * window, and a key held in memory). The count is this process's; every refusal is still a 403 and a log line.
    */
   private readonly refusals = new KeyWindow(1, IDENTITY_REFUSED_EVENT_INTERVAL_MS);
 
@@ -45,28 +46,37 @@ export class AdeIdentity implements MdmService {
     ]);
     const bound = cert?.adeSerial ?? null;
     let reason: string | undefined;
+    /** What kind of refusal, for the event's window (reason holds serials). */
+    let kind: "claims-another-serial" | "udid-of-another-serial" | "serial-enrolled-as-another" | "not-issued-for-serial" | undefined;
     let serial: string | undefined;
     /** Said in the log and the event only: the device asking is not told another device's UDID. */
     let enrolledAs: string | undefined;
     if (bound !== null) {
       // A certificate made for one ADE device speaks for that device only.
-      if (claimed !== undefined && claimed !== bound) (serial = claimed), (reason = `the certificate was issued for serial ${bound}`);
-      else if (known !== undefined && known !== bound)
-        (serial = known), (reason = `this UDID is ADE serial ${known}; the certificate was issued for ${bound}`);
-      else {
+      if (claimed !== undefined && claimed !== bound) {
+        (serial = claimed), (kind = "claims-another-serial"), (reason = `the certificate was issued for serial ${bound}`);
+      } else if (known !== undefined && known !== bound) {
+        (serial = known),
+          (kind = "udid-of-another-serial"),
+          (reason = `this UDID is ADE serial ${known}; the certificate was issued for ${bound}`);
+      } else {
         // One enrolled device per serial: without --ade-device-ca anyone can fetch a serial's profile, and
         // enrolled a second device under it beside the real one (hostile review). A replaced logic board (a
         // new UDID) enrolls once the old device is removed (orchard enrollments remove) or has checked out.
         enrolledAs = await this.store.enrollments.otherDeviceWithSerial(bound, deviceId);
-        if (enrolledAs !== undefined)
-          (serial = bound),
-            (reason = `serial ${bound} is enrolled as another device: an operator removes it first if this one replaces it`);
+        if (enrolledAs !== undefined) {
+          (serial = bound), (kind = "serial-enrolled-as-another");
+          reason = `serial ${bound} is enrolled as another device: an operator removes it first if this one replaces it`;
+        }
       }
     } else if (claimedIsAde !== undefined || known !== undefined) {
       serial = claimedIsAde !== undefined ? claimed! : known!;
+      kind = "not-issued-for-serial";
       reason = "the certificate was not issued for this ADE serial number by Orchard's ADE enrollment";
     }
-    if (reason === undefined || serial === undefined) return;
+    if (reason === undefined || serial === undefined || kind === undefined) return;
+    // A claimed serial is any string the device sent (up to the plist's string cap): said cut short.
+    serial = serial.length > MAX_SAID_SERIAL ? `${serial.slice(0, MAX_SAID_SERIAL)}...` : serial;
     const detail = {
       serial_number: serial,
       fingerprint: req.certFingerprint,
@@ -74,7 +84,7 @@ export class AdeIdentity implements MdmService {
       reason,
       ...(enrolledAs === undefined ? {} : { enrolled_as: enrolledAs }),
     };
-    const { passes, heldBackBefore: repeated = 0 } = this.refusals.take(`${serial}\n${req.certFingerprint}\n${reason}`, req.now);
+    const { passes, heldBackBefore: repeated = 0 } = this.refusals.take(`${req.certFingerprint}\n${kind}`, req.now);
     if (passes)
       await this.store.events.add({ type: "ade.identity_refused", enrollmentId: deviceId, detail: { ...detail, repeated } }, req.now);
     req.log.warn(
@@ -88,5 +98,8 @@ export class AdeIdentity implements MdmService {
   }
 }
 
-/** At most one ade.identity_refused event per serial, certificate and reason in this time (the rest counted in the next). */
+/** At most one ade.identity_refused event per certificate and kind of refusal in this time (the rest counted in the next). */
 export const IDENTITY_REFUSED_EVENT_INTERVAL_MS = 5 * 60_000;
+
+/** The longest serial number said in a refusal's event, log line and answer (Apple's are 10 to 12 characters). */
+const MAX_SAID_SERIAL = 64;

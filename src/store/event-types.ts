@@ -277,7 +277,7 @@ export const EVENT_CATALOGUE = {
   },
   "ade.identity_refused": {
     about:
-      "an Authenticate for an ADE device's serial number came from a certificate not issued for that serial, or while another device is enrolled under it (403; at most one per serial, certificate and reason in 5 minutes, repeated: how many the 5 minutes before held back)",
+      "an Authenticate for an ADE device's serial number came from a certificate not issued for that serial, or while another device is enrolled under it (403; at most one per certificate and kind of refusal in 5 minutes, repeated: how many the 5 minutes before held back)",
     detail: detail<{
       serial_number: string;
       fingerprint: string;
