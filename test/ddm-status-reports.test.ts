@@ -7,9 +7,12 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { decodeStatusReport } from "../src/protocol/ddm.ts";
+import pg from "pg";
 import { REPORTS_KEPT } from "../src/store/ddm-status.ts";
+import { CHANNEL_TABLES } from "../src/store/enrollments.ts";
 import { openStore, type Store } from "../src/store/index.ts";
 import { forDialect } from "../src/store/migrations/index.ts";
+import { sleep } from "./support/mdm.ts";
 import { createTestDatabase, forEachBackend } from "./support/postgres.ts";
 
 const raw = (n: number) => JSON.stringify({ StatusItems: { device: { model: { identifier: `Mac${n}` } } }, Errors: [], FullReport: false });
@@ -152,6 +155,85 @@ await forEachBackend("DDM raw status reports", (backend) => {
         assert.deepEqual(await seen(), [["device.model.identifier", "Mac100", "MAC-A-full", 2_000]]);
       } finally {
         await after.close();
+      }
+    });
+  });
+});
+
+await forEachBackend("DDM status reports and a channel's removal", (backend) => {
+  // Only PostgreSQL runs the two at once (SQLite has one writer): a third connection holds a row lock so that
+  // each interleaving happens for sure.
+  test("a report under way and a removal of its channel: neither fails, and what the report wrote goes with the channel", {
+    skip: backend === "sqlite" && "SQLite runs one write transaction at a time",
+  }, async () => {
+    await withStore(backend, async (url, dir) => {
+      const store = await openStore(url, dir);
+      const holder = new pg.Client(url);
+      await holder.connect();
+      const quiet = { now: 1, syncDueAt: null };
+      const report = (full: boolean, identifiers: string[], active: boolean, value: number) => {
+        const text = JSON.stringify({
+          StatusItems: {
+            management: {
+              declarations: {
+                configurations: identifiers.map((identifier) => ({ identifier, active, valid: "valid", "server-token": "t" })),
+              },
+            },
+            device: { model: { identifier: `Mac${value}` } },
+          },
+          Errors: [],
+          FullReport: full,
+        });
+        return decodeStatusReport(Buffer.from(text));
+      };
+      /** The removal's deletes, in its order (store/enrollments.ts). */
+      const remove = (channel: string) =>
+        store.transaction(async (tx) => {
+          for (const t of CHANNEL_TABLES) await tx.db.run(`DELETE FROM ${t} WHERE enrollment_id = ?`, [channel]);
+        });
+      const left = async (channel: string) => {
+        const out: string[] = [];
+        for (const t of CHANNEL_TABLES)
+          if (Number((await store.db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM ${t} WHERE enrollment_id = ?`, [channel]))?.n))
+            out.push(t);
+        return out;
+      };
+      try {
+        for (const id of ["com.example.d1", "com.example.d2"]) {
+          await store.ddm.putDeclaration(
+            { Type: "com.apple.configuration.management.test", Identifier: id, Payload: {}, kind: "configuration" },
+            quiet,
+          );
+          await store.ddm.addToSet("s1", id, quiet);
+        }
+        for (const channel of ["MAC-R1", "MAC-R2"]) {
+          await store.ddm.assign(channel, "s1", quiet);
+          for (let n = 1; n <= 3; n++)
+            await store.ddmStatus.record(channel, report(true, ["com.example.d1"], true, n), "{}", `${channel}-${n}`, n);
+        }
+        // The report first: it holds its channel's row, writes com.example.d2, then waits on the held value row;
+        // the removal, begun meanwhile, waits for it and then removes what it wrote.
+        await holder.query("BEGIN");
+        await holder.query("SELECT 1 FROM ddm_status_values WHERE enrollment_id = $1 FOR UPDATE", ["MAC-R1"]);
+        const first = store.ddmStatus.record("MAC-R1", report(true, ["com.example.d1", "com.example.d2"], true, 9), "{}", "MAC-R1-9", 9);
+        await sleep(200);
+        const removal = remove("MAC-R1");
+        await sleep(200);
+        await holder.query("COMMIT");
+        await Promise.all([first, removal]);
+        assert.deepEqual(await left("MAC-R1"), []);
+        // The removal first, held at the status rows; the report, begun meanwhile, waits for it (no deadlock).
+        await holder.query("BEGIN");
+        await holder.query("SELECT 1 FROM ddm_status_declarations WHERE enrollment_id = $1 FOR UPDATE", ["MAC-R2"]);
+        const second = remove("MAC-R2");
+        await sleep(200);
+        const late = store.ddmStatus.record("MAC-R2", report(false, ["com.example.d1"], false, 9), "{}", "MAC-R2-9", 9);
+        await sleep(200);
+        await holder.query("COMMIT");
+        await Promise.all([second, late]);
+      } finally {
+        await holder.end();
+        await store.close();
       }
     });
   });

@@ -515,6 +515,7 @@ await forEachBackend("DDM natively", (backend) => {
         "ddm_status_values",
         "ddm_status_errors",
         "ddm_status_report_ring",
+        "ddm_status_channels",
         "ddm_sync_due",
         "events",
         "command_queue",

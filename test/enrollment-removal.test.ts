@@ -56,6 +56,7 @@ await forEachBackend("removing an enrollment", (backend) => {
       "ddm_enrollment_sets",
       "ddm_status_values",
       "ddm_status_report_ring",
+      "ddm_status_channels",
       "user_sessions",
     ]) {
       const column = table === "enrollments" ? "id" : "enrollment_id";
@@ -77,7 +78,11 @@ await forEachBackend("removing an enrollment", (backend) => {
     assert.equal(queued.status, 200, queued.text);
     const before = await rowsFor(dev.udid);
     assert.ok(
-      before.enrollments === 1 && before.command_queue > 0 && before.ddm_enrollment_sets === 1 && before.ddm_status_values > 0,
+      before.enrollments === 1 &&
+        before.command_queue > 0 &&
+        before.ddm_enrollment_sets === 1 &&
+        before.ddm_status_values > 0 &&
+        before.ddm_status_channels === 1,
       JSON.stringify(before),
     );
 
@@ -88,7 +93,7 @@ await forEachBackend("removing an enrollment", (backend) => {
     assert.ok(removed.json.discarded_commands.some((d: { command_uuid: string }) => d.command_uuid === uuid));
 
     for (const id of [dev.udid, userChannel]) {
-      assert.deepEqual(Object.values(await rowsFor(id)), [0, 0, 0, 0, 0, 0], id);
+      assert.deepEqual(Object.values(await rowsFor(id)), [0, 0, 0, 0, 0, 0, 0], id);
       assert.equal((await server.api("GET", `/v1/enrollments/${encodeURIComponent(id)}`)).status, 404);
     }
     assert.equal(await server.store.db.get("SELECT id FROM devices WHERE id = ?", [dev.udid]), undefined);
@@ -119,7 +124,7 @@ await forEachBackend("removing an enrollment", (backend) => {
     assert.equal((await server.api("PUT", `/v1/enrollment-sets/${dev.udid}?set=removal&nonotify=1`)).status, 204);
     const removed = await server.api("DELETE", `/v1/enrollments/${dev.udid}`);
     assert.deepEqual([removed.status, removed.json.device, removed.json.channels], [200, true, []]);
-    assert.deepEqual(Object.values(await rowsFor(dev.udid)), [0, 0, 0, 0, 0, 0]);
+    assert.deepEqual(Object.values(await rowsFor(dev.udid)), [0, 0, 0, 0, 0, 0, 0]);
   });
 
   test("one user channel goes alone; the device stays", async () => {

@@ -106,7 +106,9 @@ export class DdmStatusStore {
    * A full report removes the rows it does not name, and writes only those
    * whose content it changes: a row it left as it was reads as seen in it
    * (migration 024), so that a full report that changes nothing writes its
-   * raw text and its channel's counter alone.
+   * raw text and its channel's counter alone (and its errors: the Errors it
+   * reports and its invalid declarations are kept at every report). A report
+   * that is not full writes every row it names: they were last seen in it.
    */
   async record(enrollmentId: string, report: StatusReport, raw: string, statusId: string, now: number): Promise<RecordOutcome> {
     return this.db.transaction(async (tx) => {
@@ -121,14 +123,19 @@ export class DdmStatusStore {
         ]))!.seq,
       );
       const reported = [...new Map(report.declarations.map((d) => [d.identifier, d])).values()];
-      const stored = new Map(
-        (
-          await tx.all<StoredDeclarationRow>(
-            "SELECT identifier, kind, active, valid, server_token, reasons FROM ddm_status_declarations WHERE enrollment_id = ?",
-            [enrollmentId],
-          )
-        ).map((r) => [r.identifier, r]),
-      );
+      // What the channel reported before: every row for a full report (it compares them all, and removes those
+      // it does not name), the rows it names for one that is not full (a channel may hold thousands).
+      const storedSql =
+        "SELECT identifier, kind, active, valid, server_token, reasons FROM ddm_status_declarations WHERE enrollment_id = ?";
+      const storedRows: StoredDeclarationRow[] = [];
+      if (report.fullReport) storedRows.push(...(await tx.all<StoredDeclarationRow>(storedSql, [enrollmentId])));
+      else {
+        for (const chunk of chunks(reported, 500)) {
+          const named = `${storedSql} AND identifier IN (${chunk.map(() => "?").join(", ")})`;
+          storedRows.push(...(await tx.all<StoredDeclarationRow>(named, [enrollmentId, ...chunk.map((d) => d.identifier)])));
+        }
+      }
+      const stored = new Map(storedRows.map((r) => [r.identifier, r]));
       // The reported declarations that one of the channel's sets holds, with their kind. Any other is dropped:
       // a device cannot give itself the status of a declaration it was never given, nor file one under another kind.
       const assigned = new Map<string, DeclarationKind>();
@@ -180,19 +187,33 @@ export class DdmStatusStore {
       }
       // "a.b": 1 and a: { b: 2 } flatten to one path: the last one wins (one statement may not write a row twice).
       let values = [...new Map(report.values.map((v) => [v.path, JSON.stringify(v.value)])).entries()];
-      const held = new Map(
-        (
-          await tx.all<{ path: string; value: string }>("SELECT path, value FROM ddm_status_values WHERE enrollment_id = ?", [enrollmentId])
-        ).map((r) => [r.path, r.value]),
-      );
+      // A full report compares every stored value with its own; one that is not full writes all it names, and
+      // needs only how many the channel holds (and, near the limit, which of its paths are held).
+      const held = new Map<string, string>();
+      if (report.fullReport) {
+        for (const r of await tx.all<{ path: string; value: string }>("SELECT path, value FROM ddm_status_values WHERE enrollment_id = ?", [
+          enrollmentId,
+        ]))
+          held.set(r.path, r.value);
+      }
+      const heldCount = report.fullReport
+        ? held.size
+        : Number((await tx.get<{ n: number }>("SELECT COUNT(*) AS n FROM ddm_status_values WHERE enrollment_id = ?", [enrollmentId]))!.n);
       let refusedValues = 0;
       if (report.fullReport && values.length > MAX_CHANNEL_STATUS_VALUES) {
         // A full report replaces them all: the first ones are kept.
         refusedValues = values.length - MAX_CHANNEL_STATUS_VALUES;
         values = values.slice(0, MAX_CHANNEL_STATUS_VALUES);
-      } else if (!report.fullReport && held.size + values.length > MAX_CHANNEL_STATUS_VALUES) {
+      } else if (!report.fullReport && heldCount + values.length > MAX_CHANNEL_STATUS_VALUES) {
         // Paths already stored are updated; new ones only while there is room.
-        let room = Math.max(0, MAX_CHANNEL_STATUS_VALUES - held.size);
+        for (const chunk of chunks(values, 500)) {
+          const rows = await tx.all<{ path: string; value: string }>(
+            `SELECT path, value FROM ddm_status_values WHERE enrollment_id = ? AND path IN (${chunk.map(() => "?").join(", ")})`,
+            [enrollmentId, ...chunk.map(([path]) => path)],
+          );
+          for (const r of rows) held.set(r.path, r.value);
+        }
+        let room = Math.max(0, MAX_CHANNEL_STATUS_VALUES - heldCount);
         const kept = values.filter(([path]) => {
           if (held.has(path)) return true;
           if (room === 0) return false;

@@ -47,13 +47,16 @@ export interface EnrollmentRemoval {
  * and push state, go by ON DELETE CASCADE.)
  */
 export const CHANNEL_TABLES = [
+  // First: a DDM status report locks this row first too (store/ddm-status.ts), so on PostgreSQL a removal
+  // waits for a report under way (of a channel that reported before), then deletes what it wrote, instead of
+  // deadlocking with it or leaving its rows behind.
+  "ddm_status_channels",
   "ddm_enrollment_sets",
   "ddm_sync_due",
   "ddm_status_declarations",
   "ddm_status_values",
   "ddm_status_errors",
   "ddm_status_report_ring",
-  "ddm_status_channels",
   "update_policy_enrollments",
   "update_devices",
 ] as const;
