@@ -26,6 +26,9 @@ test("the dashboard and the docs query only metrics Orchard exports; the table n
     assert.equal(r.status, 200);
     const exported = new Set([...r.text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
     assert.ok(exported.size > 10, r.text);
+    // No software lookup feed read yet: its age has no sample (a 0 would read as a fresh feed).
+    assert.ok(exported.has("orchard_software_lookup_age_seconds"));
+    assert.doesNotMatch(r.text, /^orchard_software_lookup_age_seconds /m);
 
     const dashboard = JSON.parse(fs.readFileSync(path.join(ROOT, "docs/grafana/orchard.json"), "utf8"));
     const exprs: string[] = dashboard.panels.flatMap((p: { targets?: Array<{ expr: string }> }) => (p.targets ?? []).map((t) => t.expr));

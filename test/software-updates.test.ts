@@ -359,6 +359,7 @@ await forEachBackend("OS updates through DDM", (backend) => {
     assert.ok(server.logs.some((l) => l.includes("last good copy stays in use")));
     const metrics = (await server.api("GET", "/v1/metrics")).text;
     assert.match(metrics, /orchard_software_lookup_refreshes_total\{outcome="failed"\} 3/);
+    assert.match(metrics, /^orchard_software_lookup_age_seconds \d/m, "the good copy's age");
   });
 
   test("the answers are what the OpenAPI document says", async () => {

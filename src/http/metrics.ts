@@ -200,7 +200,8 @@ export class Metrics implements PushObserver {
         store.ade.tokenExpiries(),
         store.softwareUpdates.feed(),
       ]);
-      if (feed.fetchedAt === null) this.softwareLookupAge.reset();
+      // No good copy yet: no sample at all (an unlabelled gauge's reset() leaves a 0, which reads as a fresh feed).
+      if (feed.fetchedAt === null) this.softwareLookupAge.remove();
       else this.softwareLookupAge.set(Math.max(0, (Date.now() - feed.fetchedAt) / 1000));
       this.webhookBacklog.set(outbox.count);
       this.webhookOldestAge.set(outbox.oldestCreatedAt === null ? 0 : Math.max(0, (Date.now() - outbox.oldestCreatedAt) / 1000));
