@@ -101,12 +101,17 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const caPems = readCaFiles(config);
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const apiKey = config.apiKey ?? loadOrCreateApiKey(config.dataDir, log);
+  const { deviceCaCert, deviceCaKey } = config.enrollment;
   const deviceCa = await loadDeviceCa({
     dataDir: config.dataDir,
-    certFile: config.enrollment.deviceCaCert,
-    keyFile: config.enrollment.deviceCaKey,
+    certFile: deviceCaCert,
+    keyFile: deviceCaKey,
     deviceCertDays: config.enrollment.deviceCertDays,
     log,
+  }).catch((err: unknown) => {
+    // The operator's files: said in one line, as for the other flags (a stack says nothing more).
+    if (deviceCaCert === undefined && deviceCaKey === undefined) throw err;
+    throw new ConfigError(`--device-ca-cert ${deviceCaCert} and --device-ca-key ${deviceCaKey}: ${(err as Error).message}`);
   });
   const trust = loadTrust(config, caPems, deviceCa, log);
   // With --webhook-url, the store writes the webhook's topics to the outbox in each change's transaction.

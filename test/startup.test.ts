@@ -1,5 +1,7 @@
 // `orchard serve` failing to start says what is wrong in one line (exit 1 or,
 // for a bad flag, 2), never with a stack trace.
+import { execFileSync } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -114,4 +116,40 @@ test("PostgreSQL: a missing database says how to create it; an unreachable serve
   const stranger = new URL(admin);
   stranger.username = "orchard_no_such_role";
   await refusesToStart(["--storage", stranger.toString()], /refused the login of orchard_no_such_role/);
+});
+
+test("a device CA that is not RSA, or a key that is not its certificate's: one line naming the flags", async () => {
+  const dir = tmp();
+  const file = (name: string, text: string) => (fs.writeFileSync(path.join(dir, name), text), path.join(dir, name));
+  const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const rsa = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  // A CA certificate of the EC key, made with the openssl command the tests already need.
+  const ecKey = file("ec.key", ec.privateKey.export({ type: "pkcs8", format: "pem" }) as string);
+  const ecCert = path.join(dir, "ec.pem");
+  execFileSync("openssl", [
+    "req",
+    "-x509",
+    "-new",
+    "-key",
+    ecKey,
+    "-subj",
+    "/CN=EC CA",
+    "-days",
+    "30",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-out",
+    ecCert,
+  ]);
+  await refusesToStart(
+    ["--device-ca-cert", ecCert, "--device-ca-key", ecKey],
+    /--device-ca-cert .*ec\.pem and --device-ca-key .*ec\.key: the device CA key must be RSA/,
+    2,
+  );
+  const rsaKey = file("rsa.key", rsa.privateKey.export({ type: "pkcs8", format: "pem" }) as string);
+  await refusesToStart(
+    ["--device-ca-cert", ecCert, "--device-ca-key", rsaKey],
+    /--device-ca-key .*rsa\.key: the device CA key does not match its certificate/,
+    2,
+  );
 });

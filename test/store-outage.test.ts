@@ -159,6 +159,13 @@ describe("PostgreSQL outage", async () => {
       lines.some((l) => l.msg === "device request deferred" && l.status === 503),
       "the device endpoint logged the outage",
     );
+    // A refused change's audit entry cannot be written either: said at warn level, as the outage's other lines.
+    assert.ok(lines.some((l) => l.msg === "audit entry not written: store unavailable" && l.level === 40));
+    assert.deepEqual(
+      lines.filter((l) => l.level >= 50).map((l) => l.msg),
+      [],
+      "no error-level line for an outage",
+    );
   });
 
   test("connections the server ends (pg_terminate_backend) cost at most 503s, then work again", {

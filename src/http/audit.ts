@@ -1,3 +1,4 @@
+import { StoreUnavailable } from "../store/unavailable.ts";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { BadRequest } from "../errors.ts";
 import type { Store } from "../store/index.ts";
@@ -72,7 +73,10 @@ export function registerAuditHook(app: FastifyInstance, store: Store): void {
         if (entry) await store.audit.add(entry);
       }
     } catch (err) {
-      req.log.error({ err, route: req.routeOptions.url }, "audit entry not written");
+      // In a store outage the change was refused too (503): a warning, as for the outage's other refusals.
+      if (err instanceof StoreUnavailable)
+        req.log.warn({ route: req.routeOptions.url, status: reply.statusCode }, "audit entry not written: store unavailable");
+      else req.log.error({ err, route: req.routeOptions.url }, "audit entry not written");
     }
     return payload;
   });
