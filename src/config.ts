@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import type { RebindPolicy } from "./core/cert-binding.ts";
 import type { UserAuthOptions } from "./core/userauth.ts";
@@ -124,6 +125,17 @@ export class ConfigError extends Error {}
 
 /** The shortest API key or enrollment token Orchard takes; a generated API key has 32 characters. */
 export const MIN_SECRET_LENGTH = 24;
+
+/**
+ * A new API key: 192 random bits in base64url, never starting with "-" or
+ * "_" (one key in 32 would: `--api-key -Kz...` is then refused as ambiguous).
+ */
+export function newApiKey(): string {
+  for (;;) {
+    const key = randomBytes(24).toString("base64url");
+    if (/^[A-Za-z0-9]/.test(key)) return key;
+  }
+}
 
 export function requireLongSecret(what: string, value: string | undefined): void {
   if (value !== undefined && value.length < MIN_SECRET_LENGTH) {

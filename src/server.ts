@@ -5,7 +5,7 @@ import path from "node:path";
 import tls from "node:tls";
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
-import { APNS_SANDBOX, ConfigError, requireLongSecret, type Config } from "./config.ts";
+import { APNS_SANDBOX, ConfigError, newApiKey, requireLongSecret, type Config } from "./config.ts";
 import { AuthTokenGuard } from "./core/auth-token-guard.ts";
 import { CertBinding } from "./core/cert-binding.ts";
 import { CoreService } from "./core/core.ts";
@@ -447,7 +447,7 @@ function loadOrCreateApiKey(dataDir: string, log: Logger): string {
     requireLongSecret(`the API key in ${file}`, key);
     return key;
   }
-  const key = randomBytes(24).toString("base64url");
+  const key = newApiKey();
   fs.writeFileSync(file, key + "\n", { mode: 0o600, flag: "wx" });
   // Printed once, on the terminal rather than in the JSON log.
   process.stderr.write(`\nOrchard generated an API key (kept in ${file}):\n\n    ${key}\n\n`);

@@ -81,7 +81,7 @@ describe("PUT /v1/pushcert", () => {
     assert.match(wrong.json.error, /^PKCS#12: wrong passphrase/);
     const missing = await put(modern);
     assert.equal(missing.status, 400);
-    assert.match(missing.json.error, /wrong passphrase .*X-Passphrase header/);
+    assert.equal(missing.json.error, "PKCS#12: the file needs a passphrase, and none was given (the X-Passphrase header)");
     const list = await server.api("GET", "/v1/pushcert");
     assert.equal(list.json.push_certs[0].fingerprint, pki.cert.fingerprint);
   });
@@ -205,6 +205,13 @@ describe("the CLI", () => {
     const wrong = context("bad\n");
     assert.equal(await runWith(wrong, "pushcert", ["upload", p12File, "--passphrase-stdin"]), 1);
     assert.match(wrong.stderr, /^orchard: PKCS#12: wrong passphrase/);
+    // Not at a terminal, no --passphrase-stdin: told how to give it (not "wrong", nor an HTTP header).
+    const none = context();
+    assert.equal(await runWith(none, "pushcert", ["upload", p12File]), 1);
+    assert.equal(
+      none.stderr,
+      `orchard: ${p12File} needs its PKCS#12 passphrase: run this at a terminal to be asked for it, or give it on stdin's first line with --passphrase-stdin\n`,
+    );
 
     const show = context();
     assert.equal(await runWith(show, "pushcert", ["show"]), 0);

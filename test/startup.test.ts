@@ -9,6 +9,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
+import { newApiKey } from "../src/config.ts";
 import { runOrchard } from "./support/cli.ts";
 import { POSTGRES_ADMIN_URL, postgresReachable } from "./support/postgres.ts";
 
@@ -152,4 +153,11 @@ test("a device CA that is not RSA, or a key that is not its certificate's: one l
     /--device-ca-key .*rsa\.key: the device CA key does not match its certificate/,
     2,
   );
+});
+
+test("a generated API key never starts with - or _ (a CLI flag's value could not), and is 32 characters", () => {
+  for (let i = 0; i < 2_000; i++) {
+    const key = newApiKey();
+    assert.match(key, /^[A-Za-z0-9][A-Za-z0-9_-]{31}$/);
+  }
 });

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { createPushCsr, signPushCertRequest, VendorSignError } from "../push/vendor-sign.ts";
 import type { PushCertList, PushCertRemoved, PushCertStored } from "../http/wire.ts";
-import { expectOk } from "./api-client.ts";
+import { errorReason, expectOk } from "./api-client.ts";
 import {
   CliError,
   connect,
@@ -151,6 +151,11 @@ async function upload(args: string[], ctx: CliContext): Promise<number> {
     contentType: isPem ? "application/x-pem-file" : "application/x-pkcs12",
     headers: passphrase === undefined ? undefined : { "x-passphrase": passphrase },
   });
+  if (res.status === 400 && passphrase === undefined && !isPem && /passphrase/.test(errorReason(res))) {
+    throw new CliError(
+      `${file === "-" ? "stdin" : file} needs its PKCS#12 passphrase: run this at a terminal to be asked for it, or give it on stdin's first line with --passphrase-stdin`,
+    );
+  }
   const r = expectOk<PushCertStored>(res);
   if (values.json) printJson(ctx, r);
   else ctx.out(`stored the push certificate of ${printable(r.topic)}, valid until ${formatTime(r.not_after)}\n`);

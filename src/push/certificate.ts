@@ -94,8 +94,10 @@ function fromPkcs12(der: Buffer, passphrase: string | undefined): { cert: X509Ce
     contents = readPkcs12(der, passphrase ?? "");
   } catch (err) {
     if (err instanceof Pkcs12Error) {
-      const hint = passphrase === undefined && /passphrase/.test(err.message) ? " (give it in the X-Passphrase header)" : "";
-      throw new BadRequest(`PKCS#12: ${err.message}${hint}`);
+      // None given, an empty one tried: "wrong passphrase" would mislead.
+      if (passphrase === undefined && /passphrase/.test(err.message))
+        throw new BadRequest("PKCS#12: the file needs a passphrase, and none was given (the X-Passphrase header)");
+      throw new BadRequest(`PKCS#12: ${err.message}`);
     }
     throw err;
   }
