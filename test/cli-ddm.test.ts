@@ -182,6 +182,17 @@ test("ddm assign and unassign: by id (device and user channels) and by platform;
   const notThere = await ddm("unassign", "cli-set", "NO-SUCH-ENROLLMENT");
   assert.equal(notThere.stdout, "unassigned cli-set: 0 of 1 enrollment(s) changed; 1 did not have it\n");
 
+  // A set that holds nothing (a misspelt name, most often) is assigned, and said; through the API too.
+  const misspelt = await ddm("assign", "cli-sett", "--platform", "iOS", "--nonotify");
+  assert.equal(misspelt.code, 0, misspelt.stderr);
+  assert.equal(misspelt.stderr, 'orchard: warning: set "cli-sett" holds no declarations: a device gets nothing from it until it does\n');
+  assert.equal((await ddm("unassign", "cli-sett", "--platform", "iOS", "--nonotify")).stderr, "", "not when unassigned");
+  const kmfddm = await server.api("PUT", `/v1/enrollment-sets/${iphone.udid}?set=cli-sett&nonotify=1`);
+  assert.equal(kmfddm.status, 204);
+  assert.match(kmfddm.headers.get("orchard-warning") ?? "", /^set "cli-sett" holds no declarations/);
+  assert.equal((await server.api("PUT", `/v1/enrollment-sets/${iphone.udid}?set=cli-set&nonotify=1`)).headers.get("orchard-warning"), null);
+  for (const set of ["cli-sett", "cli-set"]) await server.api("DELETE", `/v1/enrollment-sets/${iphone.udid}?set=${set}&nonotify=1`);
+
   for (const args of [["cli-set"], ["cli-set", mac.udid, "--platform", "macOS"], ["cli-set", "--platform", "Linux"], []]) {
     const r = await ddm("assign", ...args);
     assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);

@@ -298,6 +298,7 @@ async function assign(args: string[], ctx: CliContext, add: boolean): Promise<nu
     query: { nonotify: values.nonotify ? "1" : undefined },
   });
   const r = expectOk<DdmBulkAssignResult>(res);
+  for (const w of splitWarnings(res.headers.get("orchard-warning"))) ctx.err(`orchard: warning: ${printable(w)}\n`);
   if (values.json) {
     printJson(ctx, r);
     return 0;

@@ -7,7 +7,8 @@ import { BadRequest, NotFound } from "../errors.ts";
 import type { AdeDevice, AdeServerInfo, StoredAdeProfile } from "../store/ade.ts";
 import type { Store } from "../store/index.ts";
 import { bodyBuffer, truthy } from "./api-routes.ts";
-import { headerSafe, jsonObject, nextCursor, onlyKeys, pageSize } from "./request-helpers.ts";
+import { warnOfEmptySets } from "./ddm-routes.ts";
+import { jsonObject, nextCursor, onlyKeys, pageSize } from "./request-helpers.ts";
 import type {
   AdeAssignJson,
   AdeDeviceJson,
@@ -139,15 +140,7 @@ export function registerAdeRoutes(app: FastifyInstance, o: AdeRouteOptions): voi
       const json = settingsJson(settings);
       if (!(await store.ade.setEnrollmentSettings(req.params.name, JSON.stringify(json), Date.now())))
         throw new NotFound(`no ABM server named ${req.params.name}`);
-      // A set is its declarations (KMFDDM's model): one that holds none yet is stored, since it may be filled
-      // later, but said, as it is most often a misspelt name.
-      const warnings: string[] = [];
-      for (const set of settings.initialDdmSets) {
-        if ((await store.ddm.setDeclarations(set)).length === 0)
-          warnings.push(`initial_ddm_sets: set ${JSON.stringify(set)} holds no declarations: a device enrolled now gets nothing from it`);
-      }
-      for (const w of warnings) req.log.warn({ server: req.params.name, warning: w }, "ADE enrollment settings stored with a warning");
-      if (warnings.length > 0) void reply.header("orchard-warning", warnings.map(headerSafe));
+      await warnOfEmptySets(store, settings.initialDdmSets, req, reply, "initial_ddm_sets: ");
       req.log.info(
         {
           server: req.params.name,

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { DdmAdmin } from "../core/ddm-admin.ts";
 import { BadRequest, NotFound } from "../errors.ts";
 import { PLATFORMS, type Platform } from "../protocol/platform.ts";
@@ -103,6 +103,7 @@ export function registerDdmRoutes(app: FastifyInstance, o: DdmRouteOptions): voi
         const set = required(req.query.set, "set");
         const did = await admin.assign(req.params.id, set, add, !truthy(req.query.nonotify), Date.now());
         if (did) req.log.info({ enrollmentId: req.params.id, set, add }, "DDM enrollment sets changed");
+        if (add) await warnOfEmptySets(store, [set], req, reply);
         return changed(reply, did);
       },
     });
@@ -198,7 +199,7 @@ export function registerDdmRoutes(app: FastifyInstance, o: DdmRouteOptions): voi
       method,
       url: "/v1/ddm/sets/:set/enrollments",
       bodyLimit: BULK_ASSIGN_BODY_BYTES,
-      handler: async (req) => {
+      handler: async (req, reply) => {
         const target = assignTarget(jsonObject(req));
         const set = req.params.set;
         const r = await admin.assignMany(set, target, add, !truthy(req.query.nonotify), Date.now());
@@ -206,6 +207,7 @@ export function registerDdmRoutes(app: FastifyInstance, o: DdmRouteOptions): voi
           { set, add, ...("platform" in target ? { platform: target.platform } : {}), enrollments: r.enrollments, changed: r.changed },
           "DDM set assigned in bulk",
         );
+        if (add) await warnOfEmptySets(store, [set], req, reply);
         const result: DdmBulkAssignResult = { set, ...("platform" in target ? { platform: target.platform } : {}), ...r };
         return result;
       },
@@ -306,4 +308,26 @@ function likeFind(path: string, from: number, part: string): number {
   if (!part.includes("_")) return path.indexOf(part, from);
   for (let i = from; i + part.length <= path.length; i++) if (likeAt(path, i, part)) return i;
   return -1;
+}
+
+/**
+ * Sets that hold no declarations, said when they are assigned: a set is its
+ * declarations (KMFDDM's model), so assigning one that holds none is allowed
+ * (it may be filled later), but it is most often a misspelt name. Each is an
+ * orchard-warning header and a log line; `prefix` names where it was given.
+ */
+export async function warnOfEmptySets(
+  store: Store,
+  sets: readonly string[],
+  req: FastifyRequest,
+  reply: FastifyReply,
+  prefix = "",
+): Promise<void> {
+  const warnings: string[] = [];
+  for (const set of sets) {
+    if ((await store.ddm.setDeclarations(set)).length === 0)
+      warnings.push(`${prefix}set ${JSON.stringify(set)} holds no declarations: a device gets nothing from it until it does`);
+  }
+  for (const w of warnings) req.log.warn({ warning: w }, "DDM set named that holds no declarations");
+  if (warnings.length > 0) void reply.header("orchard-warning", warnings.map(headerSafe));
 }
