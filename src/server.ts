@@ -354,7 +354,13 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     trustProxy: config.trustProxy,
     https: config.tlsCert ? tlsPair(config.tlsCert, config.tlsKey!) : undefined,
   });
-  await app.listen({ host: config.host, port: config.port });
+  // Fastify does not know the node:http server it was given is TLS: its own line would say http://.
+  const scheme = config.tlsCert ? "https:" : "http:";
+  await app.listen({
+    host: config.host,
+    port: config.port,
+    listenTextResolver: (address) => `Server listening at ${address.replace(/^https?:/, scheme)}`,
+  });
   // Fastify does not know the node:http server it was given is TLS: build the URL here.
   const { port } = app.server.address() as AddressInfo;
   const host =

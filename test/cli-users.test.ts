@@ -196,6 +196,9 @@ test("user-sessions shows a Mac's login of a network user; --json parses", async
   assert.deepEqual(answer, (await server.api("GET", `/v1/user-sessions?device=${mac.udid}`)).json);
   assert.equal(answer.sessions.length, 1);
   assert.equal(answer.sessions[0].state, "authenticated");
+  // None, said in words as the other lists do.
+  const none = await orchard(["user-sessions", "--device", "NO-SUCH-MAC"]);
+  assert.equal(none.stdout, "no network-user sessions on NO-SUCH-MAC\n");
 });
 
 test("users remove deletes the user and says how many sessions were revoked", async () => {

@@ -274,6 +274,9 @@ await forEachBackend("device identity", (backend) => {
 
     test("the TLS peer certificate identifies the device", async () => {
       assert.match(tlsServer.url, /^https:/);
+      // Fastify's own start-up line too (it took the server for plain HTTP).
+      const listening = tlsServer.logs.filter((l) => l.includes("Server listening at"));
+      assert.ok(listening.length > 0 && listening.every((l) => l.includes("Server listening at https://")), listening.join("\n"));
       const ident = await identity(fleet);
       const transport = new Transport(tlsServer.url, { cert: ident.certPem, key: ident.keyPem, rejectUnauthorized: false });
       try {

@@ -2,6 +2,8 @@
 // server registers, and real answers (successes and errors, on both stores)
 // validate against the schemas it documents for them.
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { ERROR_CODES } from "../src/errors.ts";
@@ -76,6 +78,20 @@ describe("the OpenAPI document", () => {
     assert.ok(registered.has("GET /v1/enrollments") && registered.has("PUT /v1/users/{short_name}"), [...registered].join("\n"));
     assert.deepEqual([...registered].filter((r) => !documented.has(r)).sort(), [], "registered but not documented");
     assert.deepEqual([...documented].filter((r) => !registered.has(r)).sort(), [], "documented but not registered");
+  });
+
+  test("docs/api.md's route table names every path the document has, and only those", () => {
+    // Paths compared with their parameters unnamed ({ids} in the table is {id} in the document) and queries dropped.
+    const bare = (p: string) => p.replace(/\{[^}]*\}/g, "{}").replace(/\?.*$/, "");
+    const md = fs.readFileSync(path.join(import.meta.dirname, "..", "docs", "api.md"), "utf8");
+    const table = md
+      .slice(md.indexOf("## Routes"))
+      .split("\n")
+      .filter((l) => l.startsWith("| `"));
+    const inTable = new Set(table.flatMap((row) => [...row.split(" | ")[0]!.matchAll(/(\/[A-Za-z0-9_{}/.:-]*)/g)].map((m) => bare(m[1]!))));
+    const inDocument = new Set(Object.keys(doc.paths).map(bare));
+    assert.deepEqual([...inDocument].filter((p) => !inTable.has(p)).sort(), [], "in the document, not in docs/api.md's table");
+    assert.deepEqual([...inTable].filter((p) => !inDocument.has(p)).sort(), [], "in docs/api.md's table, not in the document");
   });
 
   test("is served at /v1/openapi.json behind the API key, and is OpenAPI 3.1 with HTTP Basic security", async () => {

@@ -17,7 +17,7 @@ import {
 } from "./command.ts";
 import { fetchPages, PAGE_OPTIONS } from "./paging.ts";
 import { firstLine } from "./secret.ts";
-import { formatFields, formatTable, formatTime, printable } from "./table.ts";
+import { formatFields, formatTime, printable } from "./table.ts";
 
 const PAGE_HELP = "  one page of --limit (default 100, at most 1000) from --cursor; --all follows every page";
 
@@ -245,25 +245,22 @@ export const userSessionsCommand: ClientCommand = {
       all: values.all,
       cursor: values.cursor,
     });
-    if (values.json) {
-      printJson(ctx, page);
-      return 0;
-    }
-    // The header even with no rows: a script or an operator sees the columns it will get.
-    ctx.out(
-      formatTable(
-        ["ENROLLMENT", "SHORT NAME", "STATE", "TOKEN ISSUED", "TOKEN LAST USED", "UPDATED"],
-        page.sessions.map((s) => [
-          s.enrollment_id,
-          s.short_name,
-          s.state,
-          formatTime(s.token_issued_at),
-          formatTime(s.token_last_used_at),
-          formatTime(s.updated_at),
-        ]),
-      ),
+    return printList(
+      ctx,
+      values.json,
+      page,
+      page.sessions,
+      values.device === undefined ? "no network-user sessions" : `no network-user sessions on ${values.device}`,
+      ["ENROLLMENT", "SHORT NAME", "STATE", "TOKEN ISSUED", "TOKEN LAST USED", "UPDATED"],
+      (s) => [
+        s.enrollment_id,
+        s.short_name,
+        s.state,
+        formatTime(s.token_issued_at),
+        formatTime(s.token_last_used_at),
+        formatTime(s.updated_at),
+      ],
     );
-    return 0;
   },
 };
 

@@ -116,7 +116,10 @@ export async function pickTopic(store: Store, wanted: string | undefined, now: n
     return wanted;
   }
   if (usable.length === 0) throw new Conflict("no usable push certificate: upload one first (orchard pushcert upload)");
-  if (usable.length > 1) throw new BadRequest(`several push topics (${usable.map((c) => c.topic).join(", ")}): choose one with topic=`);
+  if (usable.length > 1)
+    throw new BadRequest(
+      `several push topics (${usable.map((c) => c.topic).join(", ")}): choose one with the topic= parameter (orchard profile enroll --topic)`,
+    );
   return usable[0]!.topic;
 }
 

@@ -185,7 +185,10 @@ function reply(res: ServerResponse, req: IncomingMessage, outcome: Outcome, log:
   if ("error" in outcome) {
     if (outcome.error instanceof BudgetExhausted) {
       // One line per refusal, as for every refused device request (info: an attack must not flood warnings).
-      log.info({ status: 503, reason: outcome.error.message, url: loggableUrl(req.url ?? "") }, "device request refused");
+      log.info(
+        { status: 503, reason: outcome.error.message, url: loggableUrl(req.url ?? ""), remote: req.socket.remoteAddress },
+        "device request refused",
+      );
       const extra = { "retry-after": outcome.error.retryAfterSeconds };
       send(res, 503, "text/plain; charset=utf-8", Buffer.from(outcome.error.message + "\n"), true, extra);
       return;
@@ -194,7 +197,8 @@ function reply(res: ServerResponse, req: IncomingMessage, outcome: Outcome, log:
     // A passing condition (a database outage) is a warning; a 500 is a bug.
     if (retryAfterSeconds !== undefined) log.warn({ status, reason, err: (outcome.error as Error).cause }, "device request deferred");
     else if (status >= 500) log.error({ err: outcome.error }, "device request failed");
-    else log.info({ status, reason, url: loggableUrl(req.url ?? "") }, "device request refused");
+    // The peer connected (a proxy's address behind one): who to look at for a header from a peer not trusted.
+    else log.info({ status, reason, url: loggableUrl(req.url ?? ""), remote: req.socket.remoteAddress }, "device request refused");
     // A stalled body, or a caller refused before its body was read: this
     // connection is done. (A body too large is read to its end and dropped,
     // so that the client, still sending, reads the 413.)
