@@ -84,6 +84,8 @@ export class DdmChannel {
   syncs = 0;
   /** The status items reported since the subscription last changed (a newly subscribed one is reported once). */
   private reportedItems = new Set<string>();
+  /** Each declaration's status as last reported (its JSON), to report again only those that changed. */
+  private reportedStatus = new Map<string, string>();
 
   /** The OS update under way (device channels only). */
   update: SimUpdate | undefined;
@@ -158,10 +160,16 @@ export class DdmChannel {
     // The first report, and one after a declaration went away, is a full one (merging cannot remove); otherwise the changes.
     const full = this.syncs === 0 || removed;
     out.statusReports++;
-    const report = this.statusReport(full ? [...this.installed.values()] : changed, full);
+    // Beside the declarations fetched, those whose status changed without a new token (a configuration
+    // whose activation came back is active again), as a device reports them.
+    const restated = [...this.installed.values()].filter(
+      (d) => !changed.includes(d) && this.reportedStatus.get(d.identifier) !== JSON.stringify(this.statusOf(d)),
+    );
+    const report = this.statusReport(full ? [...this.installed.values()] : [...changed, ...restated], full);
     if (updateChanged && !full) Object.assign(report.StatusItems as Record<string, unknown>, this.updateItems());
     const r = await send("status", Buffer.from(JSON.stringify(report)));
     if (r.status !== 200) throw new DdmSyncError(`status: HTTP ${r.status}: ${r.body.toString("utf8").slice(0, 200)}`);
+    this.reportedStatus = new Map([...this.installed.values()].map((d) => [d.identifier, JSON.stringify(this.statusOf(d))]));
     this.token = token;
     this.syncs++;
     return out;
