@@ -466,7 +466,7 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
     tlsKey,
     checkinPath: urlPath(get("checkin-path")!, "--checkin-path"),
     serverPath: urlPath(get("server-path")!, "--server-path"),
-    dmUrl: get("dm-url"),
+    dmUrl: dmUrlOf(get("dm-url")),
     logLevel,
     trustProxy: trustProxy(get("trust-proxy")),
     metricsListen: get("metrics-listen") === undefined ? undefined : parseListen(get("metrics-listen")!, "--metrics-listen"),
@@ -706,4 +706,18 @@ function trustProxy(value: string | undefined): boolean | string[] {
     if (!ok) throw new ConfigError(`--trust-proxy ${a}: expected an IP address or CIDR range`);
   }
   return list;
+}
+
+/** --dm-url: an http(s) URL (its userinfo never said back), or unset when empty. */
+function dmUrlOf(value: string | undefined): string | undefined {
+  if (value === undefined || value === "") return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:"))
+    throw new ConfigError(`--dm-url ${value.replace(/\/\/[^@/]*@/, "//...@")}: not an http or https URL (http://127.0.0.1:9002/)`);
+  return value;
 }

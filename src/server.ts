@@ -176,6 +176,8 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const stopAde = ade.start(config.ade);
   // OS updates through DDM: its compliance reads each status report, in the report's transaction.
   let updates: SoftwareUpdates | undefined;
+  // --dm-url: the DDM service's declarations are the devices'; Orchard's own DDM, and what is built on it, stands aside.
+  const ddmForwarded = config.dmUrl !== undefined;
   // The ADE enrollment URL: MachineInfo signatures always, their chain to Apple's device CA with --ade-device-ca.
   const adeEnrollment = new AdeEnrollment({ store, appleCas: loadAppleDeviceCas(config.ade.deviceCaFile, log) });
   if (!adeEnrollment.checksAppleCa && (await store.ade.servers()).length > 0) {
@@ -187,7 +189,8 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const adeSetup = new AdeSetup({
     initialSet: (json) => {
       const s = readSettings(json);
-      return { commands: s.initialCommands, ddmSets: s.initialDdmSets, releaseOnFailure: s.releaseOnFailure };
+      // Sets stored before --dm-url was given would be Orchard's own, which no device reads then.
+      return { commands: s.initialCommands, ddmSets: ddmForwarded ? [] : s.initialDdmSets, releaseOnFailure: s.releaseOnFailure };
     },
     pusher: push.pusher,
   });
@@ -205,7 +208,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     notNow: push.notNow,
     adeSetup,
     // A device that enrolls or reports a new OS version is re-targeted at once (updates/service.ts).
-    onDeviceFacts: (id) => updates?.factsChanged(id),
+    onDeviceFacts: (id) => (ddmForwarded ? undefined : updates?.factsChanged(id)),
   });
   // Outermost first: an ADE device's serial-bound identity, the certificate
   // binding, then the AuthToken of a network user's channel, then the core.
@@ -236,11 +239,11 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const ddmAdmin = new DdmAdmin(store, { validate: validateDeclaration, resolve: (d, s) => resolveDeclaration(d, ddmFiles(s), ddmUrls) });
   const ddmSync = new DdmSync(store, push.pusher, log, { onQueued: metrics.ddmSyncQueued });
   // With --dm-url the DDM service's declarations are the devices': Orchard's own would only contradict them.
-  if (config.dmUrl === undefined) ddmSync.start();
+  if (!ddmForwarded) ddmSync.start();
   else
     log.info(
-      { dmUrl: new URL(config.dmUrl).origin },
-      "DDM check-ins are forwarded (--dm-url): Orchard's own DDM queues no DeclarativeManagement command and its API refuses changes",
+      { dmUrl: new URL(config.dmUrl!).origin },
+      "DDM check-ins are forwarded (--dm-url): Orchard's own DDM, software update policies and ADE's initial DDM sets stand aside; their API refuses changes",
     );
   // Update policies become enforcement declarations in built-in sets (src/updates/, docs/software-updates.md).
   updates = new SoftwareUpdates({
@@ -251,7 +254,8 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     options: config.softwareUpdates,
     observer: metrics.softwareLookup,
   });
-  const stopUpdates = updates.start();
+  // Its policies are Orchard's own declarations: with --dm-url nothing re-targets them, nor asks devices for time zones.
+  const stopUpdates = ddmForwarded ? async () => {} : updates.start();
 
   const challenges = new ScepChallenges(store, config.enrollment.scepChallengeTtlMs);
   // Failed attempts per client address on the routes devices reach without the API key, one count per route.
@@ -348,7 +352,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
             wake: () => webhook?.wake(),
           },
         }),
-      (api) => registerAdeRoutes(api, { store, ade, adeSetup }),
+      (api) => registerAdeRoutes(api, { store, ade, adeSetup, dmUrl: config.dmUrl }),
       (api) => registerUpdateRoutes(api, { updates: updates! }),
     ],
     trustProxy: config.trustProxy,

@@ -3,7 +3,10 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
+import { changesOwnDdm } from "../src/http/ddm-forwarded.ts";
+import { OPENAPI } from "../src/http/openapi.ts";
 import { Transport } from "../src/sim/transport.ts";
+import { policyOf } from "../src/updates/policy.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { dumpStore, identity, RawDevice, sleep } from "./support/mdm.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
@@ -126,27 +129,34 @@ describe("DeclarativeManagement forwarding", () => {
     );
   });
 
-  test("Orchard's own DDM is off: its changes are 409 ddm_forwarded, its reads answer, a channel due from before gets no command", async () => {
+  test("Orchard's own DDM is off: every change to it is 409 ddm_forwarded, its reads answer, a channel due from before gets no command", async () => {
     const declaration = { Type: "com.apple.configuration.management.test", Identifier: "com.example.own", Payload: { Echo: "x" } };
-    for (const [method, path, body] of [
-      ["PUT", "/v1/declarations", declaration],
-      ["POST", "/v1/declarations/com.example.own/touch", undefined],
-      ["PUT", "/v1/set-declarations/own?declaration=com.example.own", undefined],
-      ["PUT", "/v1/enrollment-sets/DDM-DEVICE-1?set=own", undefined],
-      ["POST", "/v1/ddm/sets/own/enrollments", { ids: ["DDM-DEVICE-1"] }],
-      ["PUT", "/v1/ddm/assets/logo", Buffer.from("png")],
-      ["PUT", "/v1/inventory-subscriptions/macos", undefined],
-      ["PUT", "/v1/updates/policies/lab", { platform: "macos" }],
-      // The route's pattern decides, not the raw path (%76 is v).
-      ["PUT", "/%761/declarations", declaration],
-    ] as const) {
-      const r = await server.api(method, path, body);
+    // Every operation of the API document that changes Orchard's own DDM or what is built on it.
+    const changes = Object.entries(OPENAPI.paths as Record<string, Record<string, unknown>>).flatMap(([p, ops]) =>
+      Object.keys(ops)
+        .filter((m) => changesOwnDdm(m, p))
+        .map((m) => [m.toUpperCase(), p.replace(/\{[^}]+\}/g, "x")] as const),
+    );
+    assert.ok(changes.length >= 20, `${changes.length} operations`);
+    for (const path of ["/v1/declarations", "/v1/ddm/credentials/x", "/v1/updates/feed/refresh", "/v1/updates/policies/x"])
+      assert.ok(
+        changes.some(([, p]) => p === path),
+        path,
+      );
+    // The route's pattern decides, not the raw path (%76 is v).
+    for (const [method, path] of [...changes, ["PUT", "/%761/declarations"] as const]) {
+      const r = await server.api(method, path, declaration);
       assert.equal(r.status, 409, `${method} ${path}: ${r.text}`);
       assert.equal(r.json.code, "ddm_forwarded");
       assert.match(r.json.error, /forwarded to the DDM service at http:\/\/127\.0\.0\.1:\d+ \(--dm-url\)/);
     }
     assert.equal((await server.api("GET", "/v1/declarations")).status, 200);
     assert.equal((await server.api("POST", "/v1/declarations/validate", declaration)).status, 200);
+    // ADE's initial DDM sets would be Orchard's own too; the rest of the settings are not.
+    assert.equal((await server.api("PUT", "/v1/ade/servers/fwd")).status, 201);
+    const settings = (initial_ddm_sets: string[]) => server.api("PUT", "/v1/ade/servers/fwd/enrollment-settings", { initial_ddm_sets });
+    assert.equal((await settings(["baseline"])).json.code, "ddm_forwarded");
+    assert.equal((await settings([])).status, 200);
     // A channel made due while Orchard served DDM itself (before --dm-url): no sweep claims it.
     await server.store.db.run("INSERT INTO ddm_sync_due (enrollment_id, due_at) VALUES (?, ?)", ["DDM-DEVICE-1", 0]);
     await sleep(1000);
@@ -156,6 +166,17 @@ describe("DeclarativeManagement forwarding", () => {
     assert.equal(idle.status, 200);
     assert.equal(idle.body.length, 0, "no DeclarativeManagement command queued");
     await server.store.db.run("DELETE FROM ddm_sync_due");
+  });
+
+  test("an update policy from before --dm-url re-targets nothing: no sets, no declarations, no time zone asked", async () => {
+    const { policy, ids } = policyOf("macs", { platform: "macOS", mode: "latest", deadline_days: 7 });
+    await server.store.softwareUpdates.putPolicy(policy, ids, Date.now());
+    const mac = new RawDevice(fleet.transport, await identity(fleet), "DDM-FWD-MAC");
+    await mac.enroll({ ProductName: "Mac14,2", OSVersion: "14.0", BuildVersion: "23A344" });
+    await sleep(1500);
+    assert.deepEqual(await server.store.db.all("SELECT set_name FROM ddm_enrollment_sets WHERE enrollment_id = ?", ["DDM-FWD-MAC"]), []);
+    assert.deepEqual(await server.store.db.all("SELECT identifier FROM ddm_declarations WHERE identifier LIKE 'orchard.su%'"), []);
+    assert.deepEqual(await server.store.db.all("SELECT enrollment_id FROM update_devices"), []);
   });
 
   test("an unreachable service is 503 with a reason", async () => {

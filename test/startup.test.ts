@@ -161,3 +161,8 @@ test("a generated API key never starts with - or _ (a CLI flag's value could not
     assert.match(key, /^[A-Za-z0-9][A-Za-z0-9_-]{31}$/);
   }
 });
+
+test("a --dm-url that is not an http or https URL is a usage error", async () => {
+  for (const bad of ["127.0.0.1:9002/", "kmfddm:9002", "ftp://x/"])
+    await refusesToStart(["--dm-url", bad], /--dm-url .*: not an http or https URL/, 2);
+});

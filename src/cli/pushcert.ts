@@ -152,8 +152,11 @@ async function upload(args: string[], ctx: CliContext): Promise<number> {
     headers: passphrase === undefined ? undefined : { "x-passphrase": passphrase },
   });
   if (res.status === 400 && passphrase === undefined && !isPem && /passphrase/.test(errorReason(res))) {
+    // With the file on stdin, neither way is open: the file must come by its path.
     throw new CliError(
-      `${file === "-" ? "stdin" : file} needs its PKCS#12 passphrase: run this at a terminal to be asked for it, or give it on stdin's first line with --passphrase-stdin`,
+      file === "-"
+        ? "the PKCS#12 file needs its passphrase: give the file by its path (not -), then run this at a terminal to be asked for it, or give it on stdin's first line with --passphrase-stdin"
+        : `${file} needs its PKCS#12 passphrase: run this at a terminal to be asked for it, or give it on stdin's first line with --passphrase-stdin`,
     );
   }
   const r = expectOk<PushCertStored>(res);

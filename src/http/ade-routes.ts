@@ -7,6 +7,7 @@ import { BadRequest, NotFound } from "../errors.ts";
 import type { AdeDevice, AdeServerInfo, StoredAdeProfile } from "../store/ade.ts";
 import type { Store } from "../store/index.ts";
 import { bodyBuffer, truthy } from "./api-routes.ts";
+import { ddmForwarded } from "./ddm-forwarded.ts";
 import { warnOfEmptySets } from "./ddm-routes.ts";
 import { jsonObject, nextCursor, onlyKeys, pageSize } from "./request-helpers.ts";
 import type {
@@ -29,6 +30,8 @@ export interface AdeRouteOptions {
   ade: AdeService;
   /** Releases ADE devices (DeviceConfigured) on an operator's word. */
   adeSetup: AdeSetup;
+  /** --dm-url: initial DDM sets would be Orchard's own, which no device reads (http/ddm-forwarded.ts). */
+  dmUrl?: string;
 }
 
 const TOKEN_BODY_LIMIT = 64 * 1024;
@@ -137,10 +140,11 @@ export function registerAdeRoutes(app: FastifyInstance, o: AdeRouteOptions): voi
     { bodyLimit: SETTINGS_BODY_LIMIT },
     async (req, reply): Promise<AdeSettingsJson> => {
       const settings = checkSettings(jsonObject(req));
+      if (o.dmUrl !== undefined && settings.initialDdmSets.length > 0) throw ddmForwarded(o.dmUrl, "initial_ddm_sets, Orchard's own sets");
       const json = settingsJson(settings);
       if (!(await store.ade.setEnrollmentSettings(req.params.name, JSON.stringify(json), Date.now())))
         throw new NotFound(`no ABM server named ${req.params.name}`);
-      await warnOfEmptySets(store, settings.initialDdmSets, req, reply, "initial_ddm_sets: ");
+      await warnOfEmptySets(store, settings.initialDdmSets, req, reply, { server: req.params.name }, "initial_ddm_sets: ");
       req.log.info(
         {
           server: req.params.name,

@@ -73,8 +73,9 @@ export function registerAuditHook(app: FastifyInstance, store: Store): void {
         if (entry) await store.audit.add(entry);
       }
     } catch (err) {
-      // In a store outage the change was refused too (503): a warning, as for the outage's other refusals.
-      if (err instanceof StoreUnavailable)
+      // A change refused in a store outage (503) has no entry either: a warning, as the outage's other lines. One
+      // that was made and whose entry stays unsettled is an error.
+      if (err instanceof StoreUnavailable && reply.statusCode >= 400)
         req.log.warn({ route: req.routeOptions.url, status: reply.statusCode }, "audit entry not written: store unavailable");
       else req.log.error({ err, route: req.routeOptions.url }, "audit entry not written");
     }

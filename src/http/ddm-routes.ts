@@ -103,7 +103,7 @@ export function registerDdmRoutes(app: FastifyInstance, o: DdmRouteOptions): voi
         const set = required(req.query.set, "set");
         const did = await admin.assign(req.params.id, set, add, !truthy(req.query.nonotify), Date.now());
         if (did) req.log.info({ enrollmentId: req.params.id, set, add }, "DDM enrollment sets changed");
-        if (add) await warnOfEmptySets(store, [set], req, reply);
+        if (add) await warnOfEmptySets(store, [set], req, reply, { enrollmentId: req.params.id });
         return changed(reply, did);
       },
     });
@@ -207,7 +207,14 @@ export function registerDdmRoutes(app: FastifyInstance, o: DdmRouteOptions): voi
           { set, add, ...("platform" in target ? { platform: target.platform } : {}), enrollments: r.enrollments, changed: r.changed },
           "DDM set assigned in bulk",
         );
-        if (add) await warnOfEmptySets(store, [set], req, reply);
+        if (add)
+          await warnOfEmptySets(
+            store,
+            [set],
+            req,
+            reply,
+            "platform" in target ? { platform: target.platform } : { ids: target.ids.length },
+          );
         const result: DdmBulkAssignResult = { set, ...("platform" in target ? { platform: target.platform } : {}), ...r };
         return result;
       },
@@ -321,13 +328,14 @@ export async function warnOfEmptySets(
   sets: readonly string[],
   req: FastifyRequest,
   reply: FastifyReply,
+  context: Record<string, unknown>,
   prefix = "",
 ): Promise<void> {
   const warnings: string[] = [];
   for (const set of sets) {
-    if ((await store.ddm.setDeclarations(set)).length === 0)
+    if (!(await store.ddm.setHoldsAny(set)))
       warnings.push(`${prefix}set ${JSON.stringify(set)} holds no declarations: a device gets nothing from it until it does`);
   }
-  for (const w of warnings) req.log.warn({ warning: w }, "DDM set named that holds no declarations");
+  for (const w of warnings) req.log.warn({ ...context, warning: w }, "DDM set named that holds no declarations");
   if (warnings.length > 0) void reply.header("orchard-warning", warnings.map(headerSafe));
 }

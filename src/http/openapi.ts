@@ -7,6 +7,7 @@
 // The device endpoints (check-in, server URL) are plain node:http, not part
 // of this API; they speak Apple's MDM protocol.
 
+import { changesOwnDdm } from "./ddm-forwarded.ts";
 import { ERROR_CODES } from "../errors.ts";
 import { ddmOpenApi } from "./openapi-ddm.ts";
 import { updatesOpenApi } from "./openapi-updates.ts";
@@ -1250,7 +1251,7 @@ export const OPENAPI = {
     "console",
     "meta",
   ].map((name) => ({ name })),
-  paths: { ...paths, ...ddm.paths, ...inventory.paths, ...updates.paths, ...operators.paths },
+  paths: withForwardedDdm({ ...paths, ...ddm.paths, ...inventory.paths, ...updates.paths, ...operators.paths }),
   components: {
     schemas: { ...schemas, ...ddm.schemas, ...inventory.schemas, ...updates.schemas, ...operators.schemas },
     securitySchemes: {
@@ -1270,3 +1271,17 @@ export const OPENAPI = {
     },
   },
 } as const;
+
+/** Each change to Orchard's own DDM also answers 409 ddm_forwarded under --dm-url (http/ddm-forwarded.ts). */
+function withForwardedDdm<T extends Record<string, Record<string, unknown>>>(all: T): T {
+  const forwarded = "with --dm-url, Orchard's own DDM does not take changes (code ddm_forwarded)";
+  for (const [p, ops] of Object.entries(all)) {
+    for (const [method, operation] of Object.entries(ops)) {
+      if (!changesOwnDdm(method, p)) continue;
+      const responses = (operation as { responses: Record<string, { description: string } | undefined> }).responses;
+      const had = responses["409"];
+      responses["409"] = error(had ? `${had.description}; or, ${forwarded}` : forwarded);
+    }
+  }
+  return all;
+}

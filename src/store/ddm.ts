@@ -202,6 +202,11 @@ export class DdmStore {
     );
   }
 
+  /** Whether a set holds any declaration (a set is its declarations). */
+  async setHoldsAny(set: string): Promise<boolean> {
+    return (await this.db.get("SELECT 1 AS one FROM ddm_set_declarations WHERE set_name = ? LIMIT 1", [set])) !== undefined;
+  }
+
   async setDeclarations(set: string): Promise<string[]> {
     const rows = await this.db.all<{ declaration_identifier: string }>(
       "SELECT declaration_identifier FROM ddm_set_declarations WHERE set_name = ? ORDER BY declaration_identifier",
