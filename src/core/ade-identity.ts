@@ -54,18 +54,21 @@ export class AdeIdentity implements MdmService {
     if (bound !== null) {
       // A certificate made for one ADE device speaks for that device only.
       if (claimed !== undefined && claimed !== bound) {
-        (serial = claimed), (kind = "claims-another-serial"), (reason = `the certificate was issued for serial ${bound}`);
+        serial = claimed;
+        kind = "claims-another-serial";
+        reason = `the certificate was issued for serial ${bound}`;
       } else if (known !== undefined && known !== bound) {
-        (serial = known),
-          (kind = "udid-of-another-serial"),
-          (reason = `this UDID is ADE serial ${known}; the certificate was issued for ${bound}`);
+        serial = known;
+        kind = "udid-of-another-serial";
+        reason = `this UDID is ADE serial ${known}; the certificate was issued for ${bound}`;
       } else {
         // One enrolled device per serial: without --ade-device-ca anyone can fetch a serial's profile, and
         // enrolled a second device under it beside the real one (hostile review). A replaced logic board (a
         // new UDID) enrolls once the old device is removed (orchard enrollments remove) or has checked out.
         enrolledAs = await this.store.enrollments.otherDeviceWithSerial(bound, deviceId);
         if (enrolledAs !== undefined) {
-          (serial = bound), (kind = "serial-enrolled-as-another");
+          serial = bound;
+          kind = "serial-enrolled-as-another";
           reason = `serial ${bound} is enrolled as another device: an operator removes it first if this one replaces it`;
         }
       }
