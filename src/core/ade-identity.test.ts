@@ -67,3 +67,48 @@ test("one certificate claiming many serial numbers makes one event a window, and
   assert.equal(events.length, 2);
   assert.deepEqual([events[1]?.detail.serial_number, events[1]?.detail.repeated], [`S${"y".repeat(63)}...`, 99]);
 });
+
+test("two Authenticates for one serial at once: the second is checked after the first enrolled, and refused", async () => {
+  const enrolled = new Map<string, string>(); // device id -> serial, as the devices table holds it
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const store = {
+    ade: { assignedServer: async () => "main" },
+    adeEnrollments: { serialOfDevice: async () => undefined },
+    scep: { certificateByFingerprint: async () => ({ adeSerial: SERIAL }) },
+    enrollments: {
+      otherDeviceWithSerial: async (serial: string, deviceId: string) =>
+        [...enrolled].find(([id, s]) => s === serial && id !== deviceId)?.[0],
+    },
+    events: { add: async () => {} },
+  } as unknown as Store;
+  // The enrollment takes a while (a transaction): both checks would run before it without one at a time.
+  const next = {
+    checkIn: async (_req: MdmRequest, msg: CheckinMessage) => {
+      await gate;
+      enrolled.set(msg.channel.deviceId, SERIAL);
+      return { kind: "empty" };
+    },
+  } as unknown as MdmService;
+  const identity = new AdeIdentity(next, store);
+  const log = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} };
+  const authenticate = (udid: string) =>
+    identity.checkIn(
+      { certFingerprint: `fp-${udid}`, method: "PUT", log, now: 1 } as unknown as MdmRequest,
+      {
+        messageType: "Authenticate",
+        serialNumber: SERIAL,
+        channel: { id: udid, deviceId: udid, type: "Device", isUserChannel: false },
+      } as unknown as CheckinMessage,
+    );
+  const first = authenticate("UDID-A");
+  const second = authenticate("UDID-B");
+  setTimeout(release, 20);
+  const outcomes = await Promise.allSettled([first, second]);
+  assert.deepEqual(
+    outcomes.map((o) => o.status),
+    ["fulfilled", "rejected"],
+  );
+  assert.ok((outcomes[1] as PromiseRejectedResult).reason instanceof Forbidden);
+  assert.deepEqual([...enrolled.keys()], ["UDID-A"]);
+});

@@ -27,24 +27,49 @@ export class AdeIdentity implements MdmService {
     private readonly store: Store,
   ) {}
 
+  /** The Authenticate under way of each ADE serial, in this process (see checkIn). */
+  private readonly authenticating = new Map<string, Promise<unknown>>();
+
   async checkIn(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
-    if (msg.messageType === "Authenticate") await this.check(req, msg);
-    return this.next.checkIn(req, msg);
+    if (msg.messageType !== "Authenticate") return this.next.checkIn(req, msg);
+    const bound = (await this.store.scep.certificateByFingerprint(req.certFingerprint))?.adeSerial ?? null;
+    const authenticate = async () => {
+      await this.check(req, msg, bound);
+      return this.next.checkIn(req, msg);
+    };
+    // Two devices authenticating for one serial at once would each find no other enrolled under it, and both
+    // enroll: one at a time, the check and the enrollment together (in this process; processes on one
+    // PostgreSQL can still race, docs/reliability.md).
+    return bound === null ? authenticate() : this.oneAtATime(bound, authenticate);
+  }
+
+  private async oneAtATime<T>(serial: string, run: () => Promise<T>): Promise<T> {
+    const before = this.authenticating.get(serial) ?? Promise.resolve();
+    const mine = before.then(run, run);
+    const settled = mine.then(
+      () => {},
+      () => {},
+    );
+    this.authenticating.set(serial, settled);
+    try {
+      return await mine;
+    } finally {
+      if (this.authenticating.get(serial) === settled) this.authenticating.delete(serial);
+    }
   }
 
   report(req: MdmRequest, report: CommandReport) {
     return this.next.report(req, report);
   }
 
-  private async check(req: MdmRequest, msg: AuthenticateMessage): Promise<void> {
+  /** bound: the ADE serial the caller's certificate was issued for, if any. */
+  private async check(req: MdmRequest, msg: AuthenticateMessage, bound: string | null): Promise<void> {
     const deviceId = msg.channel.deviceId;
     const claimed = msg.serialNumber;
-    const [claimedIsAde, known, cert] = await Promise.all([
+    const [claimedIsAde, known] = await Promise.all([
       claimed === undefined ? Promise.resolve(undefined) : this.store.ade.assignedServer(claimed),
       this.store.adeEnrollments.serialOfDevice(deviceId),
-      this.store.scep.certificateByFingerprint(req.certFingerprint),
     ]);
-    const bound = cert?.adeSerial ?? null;
     let reason: string | undefined;
     /** What kind of refusal, for the event's window (reason holds serials). */
     let kind: "claims-another-serial" | "udid-of-another-serial" | "serial-enrolled-as-another" | "not-issued-for-serial" | undefined;
