@@ -554,14 +554,7 @@ function webhookOptions(get: (name: FlagName) => string | undefined): WebhookOpt
     if (stray) throw new ConfigError(`--${stray} goes with --webhook-url`);
     return undefined;
   }
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new ConfigError(`--webhook-url ${url.replace(/\/\/[^@/]*@/, "//...@")}: not a URL`);
-  }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
-    throw new ConfigError("--webhook-url: expected an http:// or https:// URL");
+  httpUrl("--webhook-url", url);
   let topics: WebhookOptions["topics"];
   try {
     topics = parseTopics(get("webhook-topics")!);
@@ -708,16 +701,17 @@ function trustProxy(value: string | undefined): boolean | string[] {
   return list;
 }
 
-/** --dm-url: an http(s) URL (its userinfo never said back), or unset when empty. */
+/** --dm-url: an http(s) URL, or unset when empty. */
 function dmUrlOf(value: string | undefined): string | undefined {
   if (value === undefined || value === "") return undefined;
-  let url: URL | undefined;
-  try {
-    url = new URL(value);
-  } catch {
-    url = undefined;
-  }
-  if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:"))
-    throw new ConfigError(`--dm-url ${value.replace(/\/\/[^@/]*@/, "//...@")}: not an http or https URL (http://127.0.0.1:9002/)`);
+  httpUrl("--dm-url", value);
   return value;
+}
+
+/** A flag's http or https URL; refused naming the flag, its userinfo (a password, perhaps) never said back. */
+function httpUrl(flag: string, value: string): URL {
+  const url = URL.canParse(value) ? new URL(value) : undefined;
+  if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:"))
+    throw new ConfigError(`${flag} ${value.replace(/\/\/[^@/]*@/, "//...@")}: not an http or https URL (http://host:port/path)`);
+  return url;
 }

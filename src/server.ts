@@ -358,18 +358,17 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     trustProxy: config.trustProxy,
     https: config.tlsCert ? tlsPair(config.tlsCert, config.tlsKey!) : undefined,
   });
-  // Fastify does not know the node:http server it was given is TLS: its own line would say http://.
+  // Fastify does not know the node:http server it was given is TLS: its own line and the URL take the scheme from here.
   const scheme = config.tlsCert ? "https:" : "http:";
   await app.listen({
     host: config.host,
     port: config.port,
     listenTextResolver: (address) => `Server listening at ${address.replace(/^https?:/, scheme)}`,
   });
-  // Fastify does not know the node:http server it was given is TLS: build the URL here.
   const { port } = app.server.address() as AddressInfo;
   const host =
     config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host.includes(":") ? `[${config.host}]` : config.host;
-  const url = `${config.tlsCert ? "https" : "http"}://${host}:${port}`;
+  const url = `${scheme}//${host}:${port}`;
   log.info(
     { url, checkinPath: config.checkinPath, serverPath: config.serverPath, userAuth: config.userAuth.policy, realm: config.userAuth.realm },
     "orchard listening",

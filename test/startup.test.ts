@@ -162,7 +162,9 @@ test("a generated API key never starts with - or _ (a CLI flag's value could not
   }
 });
 
-test("a --dm-url that is not an http or https URL is a usage error", async () => {
-  for (const bad of ["127.0.0.1:9002/", "kmfddm:9002", "ftp://x/"])
-    await refusesToStart(["--dm-url", bad], /--dm-url .*: not an http or https URL/, 2);
+test("a --dm-url or --webhook-url that is not an http or https URL is a usage error, its password not said back", async () => {
+  for (const flag of ["--dm-url", "--webhook-url"]) {
+    for (const bad of ["127.0.0.1:9002/", "kmfddm:9002", "ftp://user:secret@x/"])
+      await refusesToStart([flag, bad], new RegExp(`^orchard: ${flag} (?!.*secret).*: not an http or https URL`), 2);
+  }
 });
