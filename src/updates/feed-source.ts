@@ -24,12 +24,22 @@ export async function readFeed(url: string, o: { timeoutMs?: number; maxBytes?: 
     return fs.readFile(file, "utf8");
   }
   if (parsed.protocol !== "https:" && parsed.protocol !== "http:") throw new Error(`unsupported URL scheme ${parsed.protocol}`);
+  const headers: Record<string, string> = { accept: "application/json" };
+  if (parsed.username || parsed.password) {
+    // fetch refuses a URL that holds credentials (and its refusal quotes the URL): a mirror's user and password go as Basic authentication.
+    const user = decodeURIComponent(parsed.username);
+    headers.authorization = `Basic ${Buffer.from(`${user}:${decodeURIComponent(parsed.password)}`).toString("base64")}`;
+    parsed.username = "";
+    parsed.password = "";
+  }
   let res: Response;
   try {
-    res = await fetch(parsed, { signal: AbortSignal.timeout(o.timeoutMs ?? TIMEOUT_MS), headers: { accept: "application/json" } });
+    res = await fetch(parsed, { signal: AbortSignal.timeout(o.timeoutMs ?? TIMEOUT_MS), headers });
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    throw new Error(`cannot reach it: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+    const why = cause?.code ?? cause?.message ?? (err as Error).message;
+    // A message that quotes the URL would say its query (a mirror's token can be there).
+    throw new Error(`cannot reach it: ${why.replaceAll(parsed.href, shownUrl(parsed.href))}`);
   }
   if (res.status !== 200) {
     await res.body?.cancel();
