@@ -129,6 +129,9 @@ await forEachBackend("operator accounts, tokens and the audit log", (backend) =>
     const before = (await server.api("GET", "/v1/audit?limit=1")).json.entries[0]?.id ?? 0;
     await bearer(server, t.token, "GET", "/v1/users");
     await bearer(server, t.token, "GET", "/v1/enrollments");
+    // A POST that only checks (the console's declaration editor calls it as the operator types) is a read.
+    const check = { Type: "com.apple.configuration.management.test", Identifier: "audit.check", Payload: { Echo: "x" } };
+    assert.equal((await bearer(server, t.token, "POST", "/v1/declarations/validate", check)).status, 200);
     const secretPassword = "the network user's secret password";
     assert.equal((await bearer(server, t.token, "PUT", "/v1/users/audited", { password: secretPassword })).status, 201);
     assert.equal((await bearer(server, t.token, "POST", "/v1/operators", { name: "eve", role: "admin", password: PASSWORD })).status, 403);

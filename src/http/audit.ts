@@ -5,7 +5,7 @@ import type { Store } from "../store/index.ts";
 import type { AuditEntry, NewAuditEntry } from "../store/audit.ts";
 import { isSafeMethod } from "./operator-auth.ts";
 import { nextCursor, pageSize } from "./request-helpers.ts";
-import { routeRule } from "./route-roles.ts";
+import { READ_ONLY_POSTS, routeRule } from "./route-roles.ts";
 import { parseStrictJson } from "./strict-json.ts";
 import type { AuditEntryJson, AuditPage } from "./wire.ts";
 import { time } from "./wire-map.ts";
@@ -36,7 +36,8 @@ export function registerAuditHook(app: FastifyInstance, store: Store): void {
     const route = req.routeOptions.url;
     if (route === undefined || !route.startsWith("/v1/")) return undefined;
     const rule = routeRule(req.method, route);
-    const action = rule?.action ?? (isSafeMethod(req.method) ? undefined : `${req.method} ${route}`);
+    const readOnly = isSafeMethod(req.method) || READ_ONLY_POSTS.has(`${req.method} ${route}`);
+    const action = rule?.action ?? (readOnly ? undefined : `${req.method} ${route}`);
     if (action === undefined) return undefined;
     const actor = req.actor;
     // Without a caller, only a sign-in is an entry (a failed one, as anonymous):
