@@ -33,11 +33,14 @@ test("connection-level PostgreSQL errors are an outage", () => {
   // Node's connect to "localhost": one error per address tried.
   assert.ok(isStoreUnavailable(new AggregateError([coded("ECONNREFUSED"), coded("ECONNREFUSED")], "")));
   assert.ok(isStoreUnavailable(new Error("wrapped", { cause: coded("57P01") })));
+  // At connect: a password or pg_hba.conf changed, the database dropped or closed to connections (walkthrough: a 500).
+  for (const code of ["28P01", "28000", "3D000"]) assert.ok(isStoreUnavailable(coded(code)), code);
+  assert.ok(isStoreUnavailable(coded("55000", 'database "orchard" is not currently accepting connections')));
 });
 
 test("errors that mean a bug, bad data or a conflict stay what they are", () => {
   // unique_violation, syntax_error, invalid_text_representation, undefined_table, an internal error
-  for (const code of ["23505", "42601", "22P02", "42P01", "XX000", "22021"]) {
+  for (const code of ["23505", "42601", "22P02", "42P01", "XX000", "22021", "55P03"]) {
     assert.equal(isStoreUnavailable(coded(code)), false, code);
   }
   for (const code of ["SQLITE_CONSTRAINT_UNIQUE", "SQLITE_ERROR", "SQLITE_MISMATCH", "ENOENT", "ERR_INVALID_ARG_TYPE"]) {
@@ -49,6 +52,8 @@ test("errors that mean a bug, bad data or a conflict stay what they are", () => 
   }
   // A message that only looks like pg's is not believed when the error has a SQLSTATE.
   assert.equal(isStoreUnavailable(coded("23505", "Connection terminated")), false);
+  // object_not_in_prerequisite_state from a query (currval before nextval): a bug, not an outage.
+  assert.equal(isStoreUnavailable(coded("55000", 'currval of sequence "s" is not yet defined in this session')), false);
   assert.equal(isStoreUnavailable(new AggregateError([coded("ECONNREFUSED"), new TypeError("bug")], "")), false);
   const bug = new Error("bug");
   assert.equal(storeError(bug), bug);

@@ -21,7 +21,10 @@ export class StoreUnavailable extends OrchardError {
 // shutting down); 53100 disk_full and 53300 too_many_connections; 57014 a
 // statement cancelled (statement_timeout); 40001 and 40P01 a serialization
 // failure and a deadlock, which the same request sent again gets past.
-const PG_STATES = new Set(["57P01", "57P02", "57P03", "53100", "53300", "57014", "40001", "40P01"]);
+// At connect only: class 28 (a password or pg_hba.conf changed under the server), 3D000 (the database is gone),
+// and 55000 when the database is closed to connections (ALLOW_CONNECTIONS false); 55000 from a query is a bug.
+const PG_STATES = new Set(["57P01", "57P02", "57P03", "53100", "53300", "57014", "40001", "40P01", "3D000"]);
+const PG_CLOSED_DATABASE = /is not currently accepting connections/;
 // A socket that never connects or breaks under the pool; no descriptor left for one.
 const SOCKET_CODES = new Set([
   ...["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ENOTFOUND"],
@@ -43,7 +46,13 @@ export function isStoreUnavailable(err: unknown, depth = 0): boolean {
   const code = typeof e.code === "string" ? e.code : undefined;
   if (code !== undefined) {
     if (SOCKET_CODES.has(code) || SQLITE_CODES.test(code)) return true;
-    if (/^[0-9A-Z]{5}$/.test(code)) return code.startsWith("08") || PG_STATES.has(code);
+    if (/^[0-9A-Z]{5}$/.test(code))
+      return (
+        code.startsWith("08") ||
+        code.startsWith("28") ||
+        PG_STATES.has(code) ||
+        (code === "55000" && typeof e.message === "string" && PG_CLOSED_DATABASE.test(e.message))
+      );
   } else if (typeof e.message === "string" && PG_MESSAGES.test(e.message)) {
     return true;
   }
