@@ -451,7 +451,7 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
     host,
     port,
     dataDir: get("data-dir")!,
-    storage: get("storage"),
+    storage: storageUrl(get("storage")),
     storagePoolSize: parseCount(get("storage-pool-size")!, "--storage-pool-size"),
     apiKey,
     caFiles,
@@ -711,7 +711,24 @@ function dmUrlOf(value: string | undefined): string | undefined {
 /** A flag's http or https URL; refused naming the flag, its userinfo (a password, perhaps) never said back. */
 function httpUrl(flag: string, value: string): URL {
   const url = URL.canParse(value) ? new URL(value) : undefined;
-  if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:"))
-    throw new ConfigError(`${flag} ${value.replace(/\/\/[^@/]*@/, "//...@")}: not an http or https URL (http://host:port/path)`);
+  if (url === undefined) throw new ConfigError(`${flag} ${shownFlagUrl(value)}: not a valid URL (http://host:port/path)`);
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw new ConfigError(`${flag} ${shownFlagUrl(value)}: not an http or https URL (http://host:port/path)`);
   return url;
+}
+
+/** A URL flag's value as a refusal says it: without a password or a query (a token can be in either). */
+function shownFlagUrl(value: string): string {
+  return value.replace(/\/\/[^@/]*@/, "//...@").replace(/[?#].*$/, "?...");
+}
+
+/** --storage: SQLite's or PostgreSQL's, checked before anything is made in the data dir. */
+function storageUrl(value: string | undefined): string | undefined {
+  if (value === undefined || value === "" || value.startsWith("sqlite:")) return value;
+  if (/^postgres(ql)?:\/\//.test(value)) {
+    if (!URL.canParse(value))
+      throw new ConfigError(`--storage ${shownFlagUrl(value)}: not a valid postgres:// URL (postgres://user@host:port/db)`);
+    return value;
+  }
+  throw new ConfigError(`unsupported --storage ${value.split(":")[0]}: use sqlite:/path/file.db or postgres://user@host:port/db`);
 }

@@ -11,6 +11,7 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { newApiKey } from "../src/config.ts";
 import { runOrchard } from "./support/cli.ts";
+import pg from "pg";
 import { POSTGRES_ADMIN_URL, postgresReachable } from "./support/postgres.ts";
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "orchard-startup-"));
@@ -117,7 +118,24 @@ test("PostgreSQL: a missing database says how to create it; an unreachable serve
   const stranger = new URL(admin);
   stranger.username = "orchard_no_such_role";
   await refusesToStart(["--storage", stranger.toString()], /refused the login of orchard_no_such_role/);
+
+  // This machine's PostgreSQL takes no SSL: sslmode=require was a stack trace (walkthrough).
+  const ssl = new URL(admin);
+  ssl.searchParams.set("sslmode", "require");
+  if (!(await postgresTakesSsl())) await refusesToStart(["--storage", ssl.toString()], /PostgreSQL at .* does not take SSL connections/);
 });
+
+async function postgresTakesSsl(): Promise<boolean> {
+  const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL, ssl: { rejectUnauthorized: false } });
+  try {
+    await client.connect();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
 
 test("a device CA that is not RSA, or a key that is not its certificate's: one line naming the flags", async () => {
   const dir = tmp();
@@ -162,9 +180,23 @@ test("a generated API key never starts with - or _ (a CLI flag's value could not
   }
 });
 
-test("a --dm-url or --webhook-url that is not an http or https URL is a usage error, its password not said back", async () => {
+test("a --dm-url or --webhook-url that is not an http or https URL is a usage error, its password and query not said back", async () => {
   for (const flag of ["--dm-url", "--webhook-url"]) {
-    for (const bad of ["127.0.0.1:9002/", "kmfddm:9002", "ftp://user:secret@x/"])
+    for (const bad of ["kmfddm:9002", "ftp://user:secret@x/"])
       await refusesToStart([flag, bad], new RegExp(`^orchard: ${flag} (?!.*secret).*: not an http or https URL`), 2);
+    // Not URLs at all (no scheme; a port out of range): a query's token was said back (walkthrough).
+    for (const bad of ["127.0.0.1:9002/", "hooks.example.com/mdm?token=secret", "https://hooks.example.com:99999/mdm?token=secret"])
+      await refusesToStart([flag, bad], new RegExp(`^orchard: ${flag} (?!.*secret).*: not a valid URL`), 2);
   }
+});
+
+test("a --storage of another kind, or not a URL, is a usage error before anything is made in the data dir", async () => {
+  const dir = tmp();
+  await refusesToStart(["--data-dir", dir, "--storage", "mysql://x"], /^orchard: unsupported --storage mysql: use sqlite:/, 2);
+  await refusesToStart(
+    ["--data-dir", dir, "--storage", "postgres://root:secret@127.0.0.1:notaport/x"],
+    /^orchard: --storage postgres:\/\/\.\.\.@127\.0\.0\.1:notaport\/x: not a valid postgres:\/\/ URL/,
+    2,
+  );
+  assert.deepEqual(fs.readdirSync(dir), [], "no API key made for a server that cannot start");
 });

@@ -96,6 +96,10 @@ function postgresFailure(e: NodeJS.ErrnoException, storage: string | undefined):
     case "EHOSTUNREACH":
       return `cannot reach PostgreSQL at ${server} (${e.code}): is it running, and is --storage right?`;
   }
+  if (e.code === "55000" && /not currently accepting connections/.test(e.message ?? ""))
+    return `the PostgreSQL database "${database}" on ${server} takes no connections now (ALLOW_CONNECTIONS false)`;
+  if (/does not support SSL/i.test(e.message ?? ""))
+    return `PostgreSQL at ${server} does not take SSL connections: leave sslmode out of --storage, or turn SSL on in PostgreSQL`;
   if (/connection terminated|timeout exceeded when trying to connect/i.test(e.message ?? ""))
     return `cannot reach PostgreSQL at ${server}: ${e.message}`;
   return undefined;
