@@ -373,9 +373,11 @@ export class WebhookOutbox {
    * Deletes the oldest events past the limits: those created before
    * `createdBefore`, then all but the newest `maxBacklog`. Ids grow with
    * time, so each walks from the oldest id and stops at the first that
-   * stays. Returns what went, per reason (counted in webhook_stats too).
+   * stays. A backlog past its limit goes down to `room` below it (a place
+   * for the drop's own event). Returns what went, per reason (counted in
+   * webhook_stats too).
    */
-  async dropPastLimits(createdBefore: number, maxBacklog: number): Promise<{ age?: Dropped; backlog?: Dropped }> {
+  async dropPastLimits(createdBefore: number, maxBacklog: number, room = 0): Promise<{ age?: Dropped; backlog?: Dropped }> {
     const out: { age?: Dropped; backlog?: Dropped } = {};
     const age = await this.dropWhile(
       `SELECT id, created_at FROM webhook_outbox WHERE created_at < ? AND id IN (SELECT id FROM webhook_outbox ORDER BY id LIMIT ?)`,
@@ -384,7 +386,7 @@ export class WebhookOutbox {
     if (age) out.age = age;
     const { count } = await this.backlog();
     if (count > maxBacklog) {
-      const excess = count - maxBacklog;
+      const excess = Math.min(count, count - maxBacklog + room);
       const backlog = await this.dropWhile("SELECT id, created_at FROM webhook_outbox ORDER BY id LIMIT ?", (limit) => [limit], excess);
       if (backlog) out.backlog = backlog;
     }

@@ -131,7 +131,10 @@ export function startWebhookDelivery(o: {
   };
 
   const sweep = async (now: number) => {
-    const dropped = await store.outbox.dropPastLimits(now - options.maxAgeMs, options.maxBacklog);
+    // When webhook.dropped is itself sent, its event takes a place in the backlog: a drop makes room for it, or the
+    // backlog is over the limit again at once, and the next sweep drops one more event, and says so, for ever.
+    const room = options.topics.has("webhook.dropped") ? 1 : 0;
+    const dropped = await store.outbox.dropPastLimits(now - options.maxAgeMs, options.maxBacklog, room);
     for (const reason of ["age", "backlog"] as const) {
       const d = dropped[reason];
       if (!d) continue;
