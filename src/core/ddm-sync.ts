@@ -3,8 +3,13 @@ import { serializePlist } from "../plist/index.ts";
 import { tokensResponse } from "../protocol/ddm-tokens.ts";
 import { DDM_SYNC_COMMAND_PREFIX } from "../store/ddm.ts";
 import type { Store } from "../store/index.ts";
+import { isStoreUnavailable } from "../store/unavailable.ts";
+import { LineThrottle } from "./line-throttle.ts";
 import type { Pusher } from "./push.ts";
 import type { Log } from "./service.ts";
+
+/** At most one line this often for sweeps that fail. */
+export const FAILURE_LINE_INTERVAL_MS = 10_000;
 
 export interface DdmSyncOptions {
   /** How often due channels are looked for. */
@@ -36,6 +41,8 @@ export class DdmSync {
   private readonly intervalMs: number;
   private readonly batch: number;
   private readonly onQueued: (channels: number) => void;
+  /** A store outage fails every sweep, four a second: one line per FAILURE_LINE_INTERVAL_MS, with how many. */
+  private readonly failures = new LineThrottle(FAILURE_LINE_INTERVAL_MS);
 
   constructor(
     private readonly store: Store,
@@ -50,9 +57,17 @@ export class DdmSync {
 
   start(): void {
     this.timer = setInterval(() => {
-      this.running = this.running.then(() => this.runOnce().catch((err: unknown) => this.log.warn({ err }, "DDM sync sweep failed")));
+      this.running = this.running.then(() => this.runOnce().catch((err: unknown) => this.failed(err)));
     }, this.intervalMs);
     this.timer.unref();
+  }
+
+  private failed(err: unknown): void {
+    const failures = this.failures.count(Date.now());
+    if (failures === 0) return;
+    // An outage is a passing condition: its line has no stack (as the other outage lines); anything else keeps it.
+    if (isStoreUnavailable(err)) this.log.warn({ failures, reason: (err as Error).message }, "DDM sync sweep failed: store unavailable");
+    else this.log.warn({ err, failures }, "DDM sync sweep failed");
   }
 
   async stop(): Promise<void> {

@@ -3,7 +3,7 @@ import { codeOfStatus, OrchardError, type ErrorCode } from "../errors.ts";
 import { PlistError } from "../plist/index.ts";
 import { IdentityError } from "../identity/index.ts";
 import { StoreUnavailable } from "../store/unavailable.ts";
-import { LineThrottle } from "./line-throttle.ts";
+import { LineThrottle } from "../core/line-throttle.ts";
 import type { ApiErrorBody } from "./wire.ts";
 
 /** What an error is answered with: the status, the message and the stable code (http/wire.ts ApiErrorBody). */

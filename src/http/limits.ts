@@ -2,7 +2,7 @@ import type { Socket } from "node:net";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { BadRequest } from "../errors.ts";
-import { LineThrottle } from "./line-throttle.ts";
+import { LineThrottle } from "../core/line-throttle.ts";
 
 // Limits against hostile clients that are not about one message's content:
 // slow requests, repeated API key failures, repeated query parameters.

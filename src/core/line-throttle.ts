@@ -1,4 +1,4 @@
-import { KeyWindow } from "../core/key-window.ts";
+import { KeyWindow } from "./key-window.ts";
 
 /**
  * At most one log line per interval for something a client can make happen
