@@ -91,6 +91,9 @@ export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyRe
         { status, reason, url: loggableUrl(req.url), remote: req.ip, retryAfter: retryAfterSeconds, refused },
         "request refused: overloaded",
       );
+  } else if (status === 502) {
+    // Another service failed (Apple's API): said where it failed, as a warning; no stack, it is not Orchard's bug.
+    req.log.warn({ status, reason, url: loggableUrl(req.url) }, "request failed: the service behind it failed");
   } else if (status >= 500) req.log.error({ err }, "request failed");
   else req.log.info({ status, reason, url: loggableUrl(req.url) }, "request refused");
   if (retryAfterSeconds !== undefined) void reply.header("retry-after", String(retryAfterSeconds));
