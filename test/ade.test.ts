@@ -8,7 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, afterEach, before, beforeEach, test } from "node:test";
-import { AdeService } from "../src/ade/service.ts";
+import { ASSIGN_BATCH, AdeService } from "../src/ade/service.ts";
 import { OrchardError } from "../src/errors.ts";
 import { SecretBox } from "../src/push/secret-box.ts";
 import { openStore, type Store } from "../src/store/index.ts";
@@ -258,6 +258,21 @@ await forEachBackend("ADE against the Apple API stand-in", (backend) => {
     await assert.rejects(ade.putProfile("main", "bad", { skip_setup_items: ["NotAKey"] }), code("invalid_ade_profile"));
     await assert.rejects(ade.putProfile("main", "bad", { devices: ["X"] }), code("invalid_ade_profile"));
     await assert.rejects(ade.putProfile("main", "bad", { is_supervised: "yes" }), code("invalid_ade_profile"));
+  });
+
+  test("more new devices than one assignment takes: the default profile is defined once, and every batch assigned to that UUID", async () => {
+    await withToken();
+    const serials = standin.addDevices(ASSIGN_BATCH * 2 + 500);
+    await ade.putProfile("main", "lab", { is_supervised: true }, true);
+    const r = await ade.sync("main");
+    assert.deepEqual({ assigned: r.assigned, failed: r.assignFailed }, { assigned: serials.length, failed: 0 });
+    assert.equal(standin.requests.filter((q) => q.path === "/profile" && q.method === "POST").length, 1, "one POST /profile");
+    const uuid = (await f.store.ade.profile("main", "lab"))!.profileUuid!;
+    const assignments = standin.requests.filter((q) => q.path === "/profile/devices");
+    assert.equal(assignments.length, 3);
+    assert.deepEqual(new Set(assignments.map((q) => JSON.parse(q.body).profile_uuid)), new Set([uuid]));
+    assert.deepEqual(new Set(serials.map((s) => standin.device(s)!.profile_uuid)), new Set([uuid]));
+    assert.ok((await inventory(f.store)).every((d) => d.profileUuid === uuid && d.profileStatus === "assigned"));
   });
 
   test("a 500 in the middle of the first fetch keeps the cursor of the pages stored, and the next sync resumes after them", async () => {

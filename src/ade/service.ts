@@ -18,7 +18,8 @@ const DAY_MS = 86_400_000;
 export const TOKEN_EXPIRY_WARNING_MS = 30 * DAY_MS;
 const EXPIRY_CHECK_MS = 60 * 60_000;
 const LEASE_MS = 5 * 60_000;
-const ASSIGN_BATCH = 1000;
+/** The most serials one assignment (PUT /profile/devices) carries. */
+export const ASSIGN_BATCH = 1000;
 /** Apple's maximum page (godep: default 100, maximum 1000). */
 export const DEFAULT_PAGE_SIZE = 1000;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -187,7 +188,7 @@ export class AdeService {
       throw new BadRequest(`give 1 to ${ASSIGN_BATCH} serial numbers`, "invalid_parameter");
     const profile = await this.store.ade.profile(server, profileName);
     if (!profile) throw new NotFound(`ABM server ${server} has no profile ${profileName}`);
-    const result = await this.upstream(() => this.assignNow(server, profile, [...new Set(serials)]));
+    const result = await this.upstream(async () => this.assignNow(server, await this.defined(server, profile), [...new Set(serials)]));
     await this.store.events.add(
       {
         type: "ade.profile_assigned",
@@ -228,9 +229,12 @@ export class AdeService {
       if (unassigned.size > 0 && server.defaultProfile) {
         const profile = await this.store.ade.profile(name, server.defaultProfile);
         if (profile) {
-          for (let i = 0; i < unassigned.size; i += ASSIGN_BATCH) {
-            const batch = [...unassigned].slice(i, i + ASSIGN_BATCH);
-            const r = await this.upstream(() => this.assignNow(name, profile, batch));
+          // Defined at Apple (when it has no UUID yet) once, before the first batch: every batch gets the same UUID.
+          const profileUuid = await this.upstream(() => this.defined(name, profile));
+          const serials = [...unassigned];
+          for (let i = 0; i < serials.length; i += ASSIGN_BATCH) {
+            const batch = serials.slice(i, i + ASSIGN_BATCH);
+            const r = await this.upstream(() => this.assignNow(name, profileUuid, batch));
             const counts = countStatuses(r.devices);
             result.assigned += counts.success;
             result.assignFailed += batch.length - counts.success;
@@ -326,21 +330,24 @@ export class AdeService {
     }
   }
 
-  private async assignNow(server: string, profile: StoredAdeProfile, serials: string[]): Promise<AssignResult> {
-    const client = this.client(server);
-    let uuid = profile.profileUuid;
-    if (!uuid) {
-      const defined = await client.defineProfile(JSON.parse(profile.body) as Record<string, unknown> & { profile_name: string });
-      if (!defined.profile_uuid) throw new AdeApiError("POST /profile: Apple's answer has no profile_uuid", 200);
-      uuid = defined.profile_uuid;
-      await this.store.ade.profileDefined(server, profile.name, profile.body, uuid, Date.now());
-      this.o.log.info({ server, profile: profile.name, profileUuid: uuid }, "DEP profile defined at Apple");
-    }
-    const r: DeviceStatuses = await client.assignProfile(uuid, serials);
+  /** The profile's UUID at Apple: the stored one, or (none yet) the one Apple gives it now (POST /profile), stored. */
+  private async defined(server: string, profile: StoredAdeProfile): Promise<string> {
+    if (profile.profileUuid) return profile.profileUuid;
+    const defined = await this.client(server).defineProfile(JSON.parse(profile.body) as Record<string, unknown> & { profile_name: string });
+    if (!defined.profile_uuid) throw new AdeApiError("POST /profile: Apple's answer has no profile_uuid", 200);
+    const uuid = defined.profile_uuid;
+    await this.store.ade.profileDefined(server, profile.name, profile.body, uuid, Date.now());
+    this.o.log.info({ server, profile: profile.name, profileUuid: uuid }, "DEP profile defined at Apple");
+    return uuid;
+  }
+
+  /** Assigns a profile defined at Apple to these serials; those Apple says SUCCESS are recorded with it. */
+  private async assignNow(server: string, profileUuid: string, serials: string[]): Promise<AssignResult> {
+    const r: DeviceStatuses = await this.client(server).assignProfile(profileUuid, serials);
     const devices = r.devices ?? {};
     const ok = serials.filter((s) => devices[s] === "SUCCESS");
-    await this.store.ade.markAssigned(server, ok, uuid, Date.now());
-    return { profileUuid: uuid, devices };
+    await this.store.ade.markAssigned(server, ok, profileUuid, Date.now());
+    return { profileUuid, devices };
   }
 
   /** The periodic sync of every server with a token (each when its interval has passed) and the token expiry check. */
