@@ -367,6 +367,32 @@ await forEachBackend("ADE against the Apple API stand-in", (backend) => {
     await assert.rejects(ade.sync("main"), code("ade_upstream"));
   });
 
+  test("a full fetch keeps the op and op date a sync stored (Apple's fetch answer has none), unless the op said the device was deleted", async () => {
+    await withToken();
+    const [a, b, c] = standin.addDevices(3);
+    await ade.sync("main");
+    standin.modify(a!, { color: "silver" });
+    await ade.sync("main");
+    const modified = (await f.store.ade.devices({ server: "main", serial: a!, limit: 1 }))[0]!;
+    assert.equal(modified.opType, "modified");
+    standin.expireCursors();
+    assert.equal((await ade.sync("main")).fetched, 3);
+    const bySerial = new Map((await inventory(f.store)).map((x) => [x.serialNumber, x]));
+    assert.deepEqual(
+      [bySerial.get(a!)!.opType, bySerial.get(a!)!.opDate, bySerial.get(a!)!.color],
+      ["modified", modified.opDate, "silver"],
+    );
+    assert.deepEqual([bySerial.get(b!)!.opType, bySerial.get(b!)!.opDate], [undefined, undefined]);
+    // A deleted device listed again by a fetch (ABM assigns it back): not removed, and its deleted op no longer stands.
+    standin.remove(c!);
+    await ade.sync("main");
+    assert.equal((await f.store.ade.devices({ server: "main", serial: c!, limit: 1 }))[0]!.opType, "deleted");
+    assert.ok(await f.store.ade.acquireSync("main", "test", Date.now(), 60_000));
+    await f.store.ade.applyPage("main", "test", { devices: [{ serialNumber: c!, model: "Mac" }], cursor: "X", phase: "fetch" }, Date.now());
+    const back = (await f.store.ade.devices({ server: "main", serial: c!, limit: 1 }))[0]!;
+    assert.deepEqual([back.removed, back.opType, back.opDate, back.model], [false, undefined, undefined, "Mac"]);
+  });
+
   test("one sync of a server at a time across processes: the lease in the store", async () => {
     await withToken();
     const other = await f.second();

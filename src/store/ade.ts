@@ -105,9 +105,17 @@ const DEVICE_INSERT_COLUMNS = [
 ];
 const ROWS_PER_UPSERT = 100;
 // A deleted record keeps what was known of the device; any other overwrites it.
+// A record without an op (a full fetch's: Apple's fetch answer has none) keeps
+// the op stored, unless that said the device was removed and it is listed again.
 const UPSERT_TAIL = `ON CONFLICT (server_name, serial_number) DO UPDATE SET
   ${DEVICE_FIELDS.map((f) => `${f} = CASE WHEN excluded.removed = 1 THEN ade_devices.${f} ELSE excluded.${f} END`).join(",\n  ")},
-  op_type = excluded.op_type, op_date = excluded.op_date, removed = excluded.removed, updated_at = excluded.updated_at
+  ${["op_type", "op_date"]
+    .map(
+      (f) =>
+        `${f} = CASE WHEN excluded.op_type IS NOT NULL THEN excluded.${f} WHEN ade_devices.removed = 1 AND excluded.removed = 0 THEN NULL ELSE ade_devices.${f} END`,
+    )
+    .join(",\n  ")},
+  removed = excluded.removed, updated_at = excluded.updated_at
   RETURNING serial_number, first_seen_at, profile_uuid, removed`;
 
 /** ABM servers, their device inventory and their DEP profiles. */
