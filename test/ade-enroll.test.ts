@@ -458,6 +458,25 @@ await forEachBackend("ADE enrollment, await configuration and serial-bound ident
     assert.match(r.json.error, /has not enrolled yet/);
   });
 
+  test("a device ABM no longer assigns, found by the full fetch after an expired cursor, is removed: the enrollment URL refuses it", async () => {
+    const serial = serials[4000]!;
+    const { der } = await signedInfo(serial);
+    assert.equal((await enrollUrl(der)).status, 200);
+    const before = (await server.api("GET", "/v1/ade/servers/main")).json.devices;
+    standin.remove(serial);
+    standin.expireCursors();
+    const ctx = cliContext(server.url, { cwd: tmp });
+    assert.equal(await runWith(ctx, "ade", ["sync", "main"]), 0, ctx.stderr);
+    assert.match(ctx.stdout, /fetched 4999 devices, 1 no longer listed \(removed\) \(EXPIRED_CURSOR: fetched again\)/);
+    const device = (await server.api("GET", `/v1/ade/devices?serial=${serial}`)).json.devices[0];
+    assert.deepEqual([device.removed, device.op_type], [true, "deleted"]);
+    assert.equal((await server.api("GET", "/v1/ade/servers/main")).json.devices, before - 1);
+    assert.equal((await events("ade.sync")).at(-1)!.detail.deleted, 1);
+    const refused = await enrollUrl(der);
+    assert.equal(refused.status, 403);
+    assert.match(refused.body.toString(), /not assigned to Orchard in Apple Business Manager/);
+  });
+
   test("a device that checked out gives way: its replacement's MachineInfo takes the serial's record, and it enrolls", async () => {
     const serial = serials[90]!;
     const first = await enrollAwaiting(serial);

@@ -393,6 +393,103 @@ await forEachBackend("ADE against the Apple API stand-in", (backend) => {
     assert.deepEqual([back.removed, back.opType, back.opDate, back.model], [false, undefined, undefined, "Mac"]);
   });
 
+  /** The serials of the server's devices marked removed. */
+  async function removedSerials(store = f.store) {
+    return (await store.ade.devices({ server: "main", removed: true, limit: 100_000 })).map((d) => d.serialNumber);
+  }
+
+  test("a full fetch after an expired cursor marks the devices ABM no longer lists removed, as a deleted op does; the ops stored are kept", async () => {
+    await withToken();
+    const serials = standin.addDevices(30);
+    standin.maxPage = 10;
+    await ade.sync("main");
+    // The device leaves this MDM server while the cursor expires: no sync tells Orchard, the full fetch does not list it.
+    const gone = serials[14]!;
+    standin.remove(gone);
+    standin.expireCursors();
+    const hooked = service(f.store.withWebhookTopics(parseTopics("ade.sync_devices")), standin, logs, { pageSize: 10 });
+    const r = await hooked.sync("main");
+    assert.deepEqual(
+      { reset: r.cursorReset, fetched: r.fetched, deleted: r.deleted, phase: r.phase },
+      { reset: "EXPIRED_CURSOR", fetched: 29, deleted: 1, phase: "sync" },
+    );
+    assert.deepEqual(await removedSerials(), [gone]);
+    const bySerial = new Map((await inventory(f.store)).map((x) => [x.serialNumber, x]));
+    const removed = bySerial.get(gone)!;
+    assert.equal(removed.opType, "deleted");
+    assert.ok(removed.opDate! >= removed.firstSeenAt);
+    assert.equal(removed.model, "MacBook Pro 14-inch", "a removed device keeps what was known of it");
+    assert.equal((await ade.info("main")).devices, 29);
+    const detail = (await events(f.store, "ade.sync")).at(-1)!;
+    assert.deepEqual({ fetched: detail.fetched, deleted: detail.deleted }, { fetched: 29, deleted: 1 });
+    // The webhook hears of it as of a deleted op, after the fetch's pages.
+    const pages = (await events(f.store, "ade.sync_devices")).map((e) => e as { phase: string; more_to_follow: boolean; devices: any[] });
+    assert.equal(pages.length, 4);
+    assert.deepEqual(
+      pages.at(-1)!.devices.map((d) => [d.serial_number, d.op_type, Date.parse(d.op_date)]),
+      [[gone, "deleted", removed.opDate]],
+    );
+    assert.deepEqual([pages.at(-1)!.phase, pages.at(-1)!.more_to_follow], ["fetch", false]);
+    // The next run syncs from the fetch's cursor; the device stays removed.
+    const next = await ade.sync("main");
+    assert.deepEqual({ pages: next.pages, deleted: next.deleted }, { pages: 1, deleted: 0 });
+    assert.deepEqual(await removedSerials(), [gone]);
+  });
+
+  test("a full fetch that fails half-way marks nothing; resumed to its end, it marks the devices it did not list", async () => {
+    await withToken();
+    const serials = standin.addDevices(30);
+    standin.maxPage = 10;
+    await ade.sync("main");
+    const gone = [serials[4]!, serials[29]!]; // in the first page and in the last
+    for (const s of gone) standin.remove(s);
+    standin.expireCursors();
+    standin.failNext("/server/devices", 500, { skip: 1 });
+    await assert.rejects(ade.sync("main"), code("ade_upstream"));
+    assert.deepEqual(await removedSerials(), []);
+    const failed = (await events(f.store, "ade.sync_failed")).at(-1)!;
+    assert.deepEqual({ fetched: failed.fetched, deleted: failed.deleted }, { fetched: 10, deleted: 0 });
+    assert.equal((await ade.info("main")).devices, 30);
+    const r = await ade.sync("main");
+    assert.deepEqual({ fetched: r.fetched, deleted: r.deleted, phase: r.phase }, { fetched: 18, deleted: 2, phase: "sync" });
+    assert.deepEqual(await removedSerials(), gone);
+  });
+
+  test("a full fetch that ends in EXHAUSTED_CURSOR rather than a last page marks what it did not list", async () => {
+    await withToken();
+    const serials = standin.addDevices(20);
+    standin.maxPage = 10;
+    await ade.sync("main");
+    standin.remove(serials[3]!);
+    standin.expireCursors();
+    standin.fetchEndsExhausted = true;
+    const r = await ade.sync("main");
+    assert.deepEqual({ fetched: r.fetched, deleted: r.deleted, phase: r.phase }, { fetched: 19, deleted: 1, phase: "sync" });
+    assert.deepEqual(await removedSerials(), [serials[3]]);
+    assert.equal(standin.requests.at(-1)!.path, "/devices/sync", "on to the changes after EXHAUSTED_CURSOR");
+  });
+
+  test("a full fetch begun before migration 25 and finished after it marks nothing: what its first pages listed is not known", async () => {
+    await withToken();
+    standin.addDevices(30);
+    standin.maxPage = 10;
+    standin.failNext("/server/devices", 500, { skip: 1 });
+    await assert.rejects(ade.sync("main"), code("ade_upstream"));
+    // The store as it was before migration 25, in the middle of the fetch.
+    await f.store.db.exec("ALTER TABLE ade_devices DROP COLUMN fetch_id; ALTER TABLE ade_servers DROP COLUMN fetch_id;");
+    await f.store.db.run("DELETE FROM schema_migrations WHERE version = 25");
+    const after = await f.second();
+    const r = await service(after, standin, logs).sync("main");
+    assert.deepEqual({ fetched: r.fetched, deleted: r.deleted, phase: r.phase }, { fetched: 20, deleted: 0, phase: "sync" });
+    assert.deepEqual(await removedSerials(after), []);
+    assert.equal((await after.ade.serverInfo("main"))!.devices, 30);
+    // The next full fetch has an id of its own: it marks what it does not list.
+    standin.remove("C020000007");
+    standin.expireCursors();
+    assert.equal((await service(after, standin, logs).sync("main")).deleted, 1);
+    assert.deepEqual(await removedSerials(after), ["C020000007"]);
+  });
+
   test("one sync of a server at a time across processes: the lease in the store", async () => {
     await withToken();
     const other = await f.second();

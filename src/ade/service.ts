@@ -273,13 +273,26 @@ export class AdeService {
     let restarted = false;
     for (;;) {
       if (!(await this.store.ade.acquireSync(server.name, holder, Date.now(), LEASE_MS))) throw lostLease(server.name);
+      // A fetch without a cursor starts the full list over: a new full fetch.
+      const fetchStarts = phase === "fetch" && cursor === undefined;
       let page: DevicePage;
       try {
         page = phase === "fetch" ? await client.fetchDevices(cursor, this.pageSize) : await client.syncDevices(cursor!, this.pageSize);
       } catch (err) {
         const cursorError = err instanceof AdeApiError ? err.cursorError : undefined;
         if (cursorError === "EXHAUSTED_CURSOR" && phase === "fetch" && cursor !== undefined) {
-          // The full list was fetched before: on to the changes since.
+          // The full list was fetched before (every page of it): the fetch ends here; on to the changes since.
+          const ended = await this.storePage(server.name, holder, {
+            phase,
+            nextPhase: "sync",
+            cursor: cursor,
+            records: [],
+            listed: [],
+            moreToFollow: false,
+            fetch: { start: false, end: true },
+          });
+          result.deleted += ended.removed.length;
+          result.phase = "sync";
           phase = "sync";
           continue;
         }
@@ -304,30 +317,70 @@ export class AdeService {
       }
       const nextPhase = phase === "fetch" && !page.more_to_follow ? "sync" : phase;
       const nextCursor = typeof page.cursor === "string" && page.cursor !== "" ? page.cursor : cursor;
-      // The page, its cursor and (when the webhook subscribes to it) its ade.sync_devices event commit together.
-      const applied = await this.store.transaction(async (tx) => {
-        const now = Date.now();
-        const r = await tx.ade.applyPage(server.name, holder, { devices, cursor: nextCursor ?? null, phase: nextPhase }, now);
-        if (r.applied && devices.length > 0 && tx.outbox.wants("ade.sync_devices")) {
-          const detail = {
-            server: server.name,
-            phase,
-            more_to_follow: page.more_to_follow === true,
-            devices: (page.devices ?? []).map(syncedDevice),
-          };
-          await tx.events.add({ type: "ade.sync_devices", detail }, now);
-        }
-        return r;
+      const applied = await this.storePage(server.name, holder, {
+        phase,
+        nextPhase,
+        cursor: nextCursor ?? null,
+        records: devices,
+        listed: page.devices ?? [],
+        moreToFollow: page.more_to_follow === true,
+        fetch: phase === "fetch" ? { start: fetchStarts, end: nextPhase === "sync" } : undefined,
       });
-      if (!applied.applied) throw lostLease(server.name);
       for (const serial of applied.withoutProfile) unassigned.add(serial);
       for (const d of devices) if (d.opType === "deleted" || d.opType === "removed") unassigned.delete(d.serialNumber);
+      result.deleted += applied.removed.length;
       result.pages++;
       result.phase = nextPhase;
       cursor = nextCursor;
       phase = nextPhase;
       if (!page.more_to_follow) return unassigned;
     }
+  }
+
+  /**
+   * Stores a page with the cursor after it (or, with no devices, the end of a
+   * full fetch), and (when the webhook subscribes to it) its ade.sync_devices
+   * event, in one transaction. At the end of a full fetch the devices it did
+   * not list are marked removed (store/ade.ts applyPage): the webhook hears of
+   * them as of deleted ops, a page's worth an event after the page's.
+   */
+  private async storePage(
+    server: string,
+    holder: string,
+    p: {
+      phase: "fetch" | "sync";
+      nextPhase: "fetch" | "sync";
+      cursor: string | null;
+      records: AdeDeviceRecord[];
+      listed: AppleDevice[];
+      moreToFollow: boolean;
+      fetch?: { start: boolean; end: boolean };
+    },
+  ): Promise<{ withoutProfile: string[]; removed: string[] }> {
+    const applied = await this.store.transaction(async (tx) => {
+      const now = Date.now();
+      const r = await tx.ade.applyPage(server, holder, { devices: p.records, cursor: p.cursor, phase: p.nextPhase, fetch: p.fetch }, now);
+      if (r.applied && tx.outbox.wants("ade.sync_devices")) {
+        if (p.records.length > 0) {
+          const detail = { server, phase: p.phase, more_to_follow: p.moreToFollow, devices: p.listed.map(syncedDevice) };
+          await tx.events.add({ type: "ade.sync_devices", detail }, now);
+        }
+        for (let i = 0; i < r.removed.length; i += this.pageSize) {
+          const devices = r.removed.slice(i, i + this.pageSize).map((serial) => deletedDevice(serial, now));
+          const detail = { server, phase: "fetch" as const, more_to_follow: i + this.pageSize < r.removed.length, devices };
+          await tx.events.add({ type: "ade.sync_devices", detail }, now);
+        }
+      }
+      return r;
+    });
+    if (!applied.applied) throw lostLease(server);
+    if (applied.removed.length > 0) {
+      this.o.log.info(
+        { server, removed: applied.removed.length },
+        "ABM full fetch done: the devices it did not list are marked removed (ABM no longer assigns them to this server)",
+      );
+    }
+    return applied;
   }
 
   /** The profile's UUID at Apple: the stored one, or (none yet) the one Apple gives it now (POST /profile), stored. */
@@ -518,6 +571,22 @@ function syncedDevice(d: AppleDevice): AdeSyncedDevice {
     device_family: v(d.device_family),
     profile_status: v(d.profile_status),
     profile_uuid: v(d.profile_uuid),
+  };
+}
+
+/** A device a full fetch did not list, as ade.sync_devices carries it: as Apple's deleted op. */
+function deletedDevice(serial: string, at: number): AdeSyncedDevice {
+  return {
+    serial_number: serial,
+    op_type: "deleted",
+    op_date: new Date(at).toISOString(),
+    model: null,
+    description: null,
+    color: null,
+    os: null,
+    device_family: null,
+    profile_status: null,
+    profile_uuid: null,
   };
 }
 

@@ -194,7 +194,11 @@ async function sync(args: string[], ctx: CliContext): Promise<number> {
   const [name] = expectArgs(positionals, 1, "the ABM server's name");
   const r = expectOk<AdeSyncJson>(await connect(values, ctx).request("POST", `/v1/ade/servers/${seg(name!)}/sync`));
   if (values.json) return (printJson(ctx, r), 0);
-  const what = r.fetched > 0 ? `fetched ${r.fetched} devices` : `${r.added} added, ${r.modified} modified, ${r.deleted} deleted`;
+  // A full fetch's deleted: the devices it did not list, marked removed.
+  const what =
+    r.fetched > 0
+      ? `fetched ${r.fetched} devices${r.deleted > 0 ? `, ${r.deleted} no longer listed (removed)` : ""}`
+      : `${r.added} added, ${r.modified} modified, ${r.deleted} deleted`;
   ctx.out(
     `synced ABM server ${printable(r.server)} in ${r.pages} pages: ${what}${r.cursor_reset ? ` (${r.cursor_reset}: fetched again)` : ""}\n`,
   );

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Database, SqlParam } from "./db.ts";
 import { chunks } from "./enrollments.ts";
 
@@ -100,6 +101,7 @@ const DEVICE_INSERT_COLUMNS = [
   "op_type",
   "op_date",
   "removed",
+  "fetch_id",
   "first_seen_at",
   "updated_at",
 ];
@@ -107,6 +109,7 @@ const ROWS_PER_UPSERT = 100;
 // A deleted record keeps what was known of the device; any other overwrites it.
 // A record without an op (a full fetch's: Apple's fetch answer has none) keeps
 // the op stored, unless that said the device was removed and it is listed again.
+// A sync's record (no fetch id) keeps the id of the last full fetch that listed the device.
 const UPSERT_TAIL = `ON CONFLICT (server_name, serial_number) DO UPDATE SET
   ${DEVICE_FIELDS.map((f) => `${f} = CASE WHEN excluded.removed = 1 THEN ade_devices.${f} ELSE excluded.${f} END`).join(",\n  ")},
   ${["op_type", "op_date"]
@@ -115,7 +118,7 @@ const UPSERT_TAIL = `ON CONFLICT (server_name, serial_number) DO UPDATE SET
         `${f} = CASE WHEN excluded.op_type IS NOT NULL THEN excluded.${f} WHEN ade_devices.removed = 1 AND excluded.removed = 0 THEN NULL ELSE ade_devices.${f} END`,
     )
     .join(",\n  ")},
-  removed = excluded.removed, updated_at = excluded.updated_at
+  removed = excluded.removed, fetch_id = COALESCE(excluded.fetch_id, ade_devices.fetch_id), updated_at = excluded.updated_at
   RETURNING serial_number, first_seen_at, profile_uuid, removed`;
 
 /** ABM servers, their device inventory and their DEP profiles. */
@@ -225,13 +228,26 @@ export class AdeStore {
    * this page and resumes after it. Refused (false) when the holder lost the
    * sync lease. Returns the serials seen for the first time and those now
    * without a profile.
+   *
+   * A page of a full fetch (`fetch`) records on each device the fetch's id,
+   * which its first page (`start`) draws and stores on the server. The end of
+   * the fetch (`end`: its last page, or Apple's EXHAUSTED_CURSOR after it)
+   * marks every device of the server not listed in it removed, as a 'deleted'
+   * op (op_date now), and returns their serials in `removed`; a fetch begun
+   * without an id (before migration 25) marks nothing. A fetch that stops
+   * half-way never reaches its end: it marks nothing.
    */
   async applyPage(
     name: string,
     holder: string,
-    page: { devices: readonly AdeDeviceRecord[]; cursor: string | null; phase: "fetch" | "sync" },
+    page: {
+      devices: readonly AdeDeviceRecord[];
+      cursor: string | null;
+      phase: "fetch" | "sync";
+      fetch?: { start: boolean; end: boolean };
+    },
     now: number,
-  ): Promise<{ applied: boolean; firstSeen: string[]; withoutProfile: string[] }> {
+  ): Promise<{ applied: boolean; firstSeen: string[]; withoutProfile: string[]; removed: string[] }> {
     // One row per serial and statement: the last record of a serial in the page wins (they come in time order).
     const bySerial = new Map<string, AdeDeviceRecord>();
     for (const d of page.devices) {
@@ -246,31 +262,49 @@ export class AdeStore {
         name,
         holder,
       ]);
-      if (held === 0) return { applied: false, firstSeen: [], withoutProfile: [] };
+      if (held === 0) return { applied: false, firstSeen: [], withoutProfile: [], removed: [] };
+      let fetchId: string | null = null;
+      if (page.fetch?.start) {
+        fetchId = randomUUID();
+        await tx.run("UPDATE ade_servers SET fetch_id = ? WHERE name = ?", [fetchId, name]);
+      } else if (page.fetch) {
+        fetchId = (await tx.get<{ fetch_id: string | null }>("SELECT fetch_id FROM ade_servers WHERE name = ?", [name]))?.fetch_id ?? null;
+      }
       const firstSeen: string[] = [];
       const withoutProfile: string[] = [];
       for (const chunk of chunks([...bySerial.values()], ROWS_PER_UPSERT)) {
         const rowSql = `(${DEVICE_INSERT_COLUMNS.map(() => "?").join(", ")})`;
         const rows = await tx.all<{ serial_number: string; first_seen_at: number | string; profile_uuid: string | null; removed: number }>(
           `INSERT INTO ade_devices (${DEVICE_INSERT_COLUMNS.join(", ")}) VALUES ${chunk.map(() => rowSql).join(", ")} ${UPSERT_TAIL}`,
-          chunk.flatMap((d) => deviceParams(name, d, now)),
+          chunk.flatMap((d) => deviceParams(name, d, fetchId, now)),
         );
         for (const r of rows) {
           if (Number(r.first_seen_at) === now) firstSeen.push(r.serial_number);
           if (Number(r.removed) === 0 && (r.profile_uuid === null || r.profile_uuid === "")) withoutProfile.push(r.serial_number);
         }
       }
-      return { applied: true, firstSeen, withoutProfile };
+      let removed: string[] = [];
+      if (page.fetch?.end) {
+        if (fetchId !== null) {
+          const rows = await tx.all<{ serial_number: string }>(
+            `UPDATE ade_devices SET removed = 1, op_type = 'deleted', op_date = ?, updated_at = ?
+             WHERE server_name = ? AND removed = 0 AND (fetch_id IS NULL OR fetch_id <> ?) RETURNING serial_number`,
+            [now, now, name, fetchId],
+          );
+          removed = rows.map((r) => r.serial_number).sort();
+        }
+        await tx.run("UPDATE ade_servers SET fetch_id = NULL WHERE name = ?", [name]);
+      }
+      return { applied: true, firstSeen, withoutProfile, removed };
     });
   }
 
-  /** Restarts the device list from a full fetch (after INVALID_CURSOR or EXPIRED_CURSOR). */
+  /** Restarts the device list from a full fetch (after INVALID_CURSOR or EXPIRED_CURSOR); a fetch under way is abandoned. */
   async resetCursor(name: string, holder: string, now: number): Promise<void> {
-    await this.db.run("UPDATE ade_servers SET cursor = NULL, phase = 'fetch', updated_at = ? WHERE name = ? AND sync_holder = ?", [
-      now,
-      name,
-      holder,
-    ]);
+    await this.db.run(
+      "UPDATE ade_servers SET cursor = NULL, phase = 'fetch', fetch_id = NULL, updated_at = ? WHERE name = ? AND sync_holder = ?",
+      [now, name, holder],
+    );
   }
 
   async finishSync(name: string, error: string | null, now: number): Promise<void> {
@@ -376,7 +410,7 @@ export class AdeStore {
   }
 }
 
-function deviceParams(server: string, d: AdeDeviceRecord, now: number): SqlParam[] {
+function deviceParams(server: string, d: AdeDeviceRecord, fetchId: string | null, now: number): SqlParam[] {
   const removed = d.opType === "deleted" || d.opType === "removed" ? 1 : 0;
   return [
     server,
@@ -396,6 +430,7 @@ function deviceParams(server: string, d: AdeDeviceRecord, now: number): SqlParam
     d.opType ?? null,
     d.opDate ?? null,
     removed,
+    fetchId,
     now,
     now,
   ];

@@ -226,7 +226,8 @@ export const EVENT_CATALOGUE = {
     detail: detail<UpdateDetail & { deadline: string; state: string }>(),
   },
   "ade.sync_devices": {
-    about: "one page of an ABM server's device list, as NanoDEP's dep.SyncDevices (recorded only when the webhook subscribes to it)",
+    about:
+      "one page of an ABM server's device list, as NanoDEP's dep.SyncDevices, or after a full fetch the devices it did not list, as deleted (recorded only when the webhook subscribes to it)",
     detail: detail<{ server: string; phase: "fetch" | "sync"; more_to_follow: boolean; devices: AdeSyncedDevice[] }>(),
   },
   "ade.enrollment_profile_served": {

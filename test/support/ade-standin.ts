@@ -122,6 +122,8 @@ export class AdeStandin {
   assignmentMakesOp = true;
   /** The server token is past its access_token_expiry: GET /session is refused, as Apple refuses it. */
   tokenExpired = false;
+  /** A fetch's last page says more_to_follow, and the call after it is answered EXHAUSTED_CURSOR (Apple has been seen to). */
+  fetchEndsExhausted = false;
 
   private readonly devices = new Map<string, StandinDevice>();
   /** The device list in serial order, kept until a device is added or removed (a fetch of 100,000 reads it 100 times). */
@@ -384,7 +386,7 @@ export class AdeStandin {
         cursor: this.cursor({ offset: end, seq: start.seq }),
         devices: page,
         fetched_until: new Date().toISOString(),
-        more_to_follow: end < list.length,
+        more_to_follow: end < list.length || this.fetchEndsExhausted,
       }),
     };
   }

@@ -21,6 +21,7 @@ import { inventoryTimeZone } from "./021-inventory-time-zone.ts";
 import { updateZoneAsked } from "./022-update-zone-asked.ts";
 import { ddmStatusReportRing } from "./023-ddm-status-report-ring.ts";
 import { ddmStatusChannels } from "./024-ddm-status-channels.ts";
+import { adeFetchId } from "./025-ade-fetch-id.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
@@ -53,6 +54,7 @@ export const migrations: readonly Migration[] = [
   updateZoneAsked,
   ddmStatusReportRing,
   ddmStatusChannels,
+  adeFetchId,
 ];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
