@@ -271,11 +271,14 @@ await forEachBackend("ADE enrollment, await configuration and serial-bound ident
       Code: "com.apple.psso.required",
       Details: { ProfileURL: sso.profile_url, Package: { ManifestURL: sso.package_manifest_url }, AuthURL: sso.auth_url },
     });
-    // The second request (after the IdP sign-in) has no MDM_CAN_REQUEST_PSSO_CONFIG: the profile.
+    // The second request (after the IdP sign-in) carries the IdP's bearer token: the profile, whether it leaves out
+    // MDM_CAN_REQUEST_PSSO_CONFIG or still says it (what the Mac can do has not changed: a 403 again was a loop).
     assert.equal(
       (await enrollUrl((await signedInfo(serials[22]!, undefined, { OS_VERSION: "26.0" })).der, { authorization: "Bearer abc" })).status,
       200,
     );
+    const again = await signedInfo(serials[22]!, undefined, { OS_VERSION: "26.0", MDM_CAN_REQUEST_PSSO_CONFIG: true });
+    assert.equal((await enrollUrl(again.der, { authorization: "Bearer abc" })).status, 200);
 
     const bad = await server.api("PUT", "/v1/ade/servers/main/enrollment-settings", { minimum_os: { windows: { os_version: "11" } } });
     assert.equal(bad.status, 400);

@@ -34,13 +34,19 @@ export class AdeEnrollment {
     return this.o.appleCas.length > 0;
   }
 
-  /** Reads and checks a MachineInfo (body, or the x-apple-aspen-deviceinfo header) and decides the answer. */
+  /**
+   * Reads and checks a MachineInfo (body, or the x-apple-aspen-deviceinfo
+   * header) and decides the answer. `platformSsoDone`: the request carries
+   * the identity provider's bearer token, so it is Platform SSO's second
+   * request (the token is not verified: docs/automated-enrollment.md).
+   */
   async decide(
     body: Buffer,
     header: string | undefined,
     log: AdeLog,
     now = Date.now(),
     admit: AdmitMachine = () => true,
+    platformSsoDone = false,
   ): Promise<EnrollDecision> {
     const { info, chained } = await readMachineInfo(body, header, this.o.appleCas);
     const server = await this.o.store.ade.assignedServer(info.serial);
@@ -90,7 +96,9 @@ export class AdeEnrollment {
         "ADE device below the minimum OS cannot be asked to update (no MDM_CAN_REQUEST_SOFTWARE_UPDATE): its profile is served",
       );
     }
-    if (settings.platformSso && info.canRequestPsso && platform === "macos") {
+    // The second request may still say MDM_CAN_REQUEST_PSSO_CONFIG (it is what the Mac can do): its bearer token
+    // is what says the sign-in happened, or the Mac would be sent to sign in again and again.
+    if (settings.platformSso && info.canRequestPsso && !platformSsoDone && platform === "macos") {
       const detail = { server, serial_number: info.serial };
       await this.o.store.events.add({ type: "ade.platform_sso_required", enrollmentId: info.udid, detail }, now);
       log.info(detail, "ADE enrollment URL: Platform SSO required before enrollment");

@@ -130,7 +130,7 @@ export function checkProfile(input: unknown, o: { name: string; publicUrl?: stri
     } catch {
       throw invalid(`${key} is not a URL`);
     }
-    if (url.protocol !== "https:" && url.protocol !== "http:") throw invalid(`${key} must be an https:// URL`);
+    if (url.protocol !== "https:" && url.protocol !== "http:") throw invalid(`${key} must be an https:// (or http://) URL`);
   }
   if (out.is_mdm_removable === false && out.is_supervised === false)
     throw invalid("is_mdm_removable can be false only with is_supervised true");

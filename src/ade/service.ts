@@ -124,7 +124,7 @@ export class AdeService {
     const token = decryptServerToken(p7m, server.certPem, keyPem);
     if (server.consumerKey && server.consumerKey !== token.consumerKey && !force) {
       throw new Conflict(
-        `this token is for another ABM MDM server (consumer key ${token.consumerKey}, not ${server.consumerKey}): give force to replace it`,
+        `this token is for another ABM MDM server (consumer key ${token.consumerKey}, not ${server.consumerKey}): replace it with --force (the API's ?force=1)`,
         "ade_token_change",
       );
     }

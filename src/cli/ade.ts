@@ -27,7 +27,7 @@ import {
   type ClientCommand,
 } from "./command.ts";
 import { fetchPages, PAGE_OPTIONS } from "./paging.ts";
-import { formatFields, formatTable, formatTime, printable } from "./table.ts";
+import { counted, formatFields, formatTable, formatTime, printable } from "./table.ts";
 
 const DAY_MS = 86_400_000;
 const seg = encodeURIComponent;
@@ -197,13 +197,15 @@ async function sync(args: string[], ctx: CliContext): Promise<number> {
   // A full fetch's deleted: the devices it did not list, marked removed.
   const what =
     r.fetched > 0
-      ? `fetched ${r.fetched} devices${r.deleted > 0 ? `, ${r.deleted} no longer listed (removed)` : ""}`
+      ? `fetched ${counted(r.fetched, "device")}${r.deleted > 0 ? `, ${r.deleted} no longer listed (removed)` : ""}`
       : `${r.added} added, ${r.modified} modified, ${r.deleted} deleted`;
   ctx.out(
-    `synced ABM server ${printable(r.server)} in ${r.pages} pages: ${what}${r.cursor_reset ? ` (${r.cursor_reset}: fetched again)` : ""}\n`,
+    `synced ABM server ${printable(r.server)} in ${counted(r.pages, "page")}: ${what}${r.cursor_reset ? ` (${r.cursor_reset}: fetched again)` : ""}\n`,
   );
   if (r.assigned > 0 || r.assign_failed > 0) {
-    ctx.out(`assigned the default profile to ${r.assigned} devices${r.assign_failed ? `; ${r.assign_failed} not assigned` : ""}\n`);
+    ctx.out(
+      `assigned the default profile to ${counted(r.assigned, "device")}${r.assign_failed ? `; ${r.assign_failed} not assigned` : ""}\n`,
+    );
   }
   if (r.phase === "fetch") ctx.out("the first full fetch is not complete: sync again\n");
   return 0;
@@ -368,7 +370,7 @@ async function settingsPut(args: string[], ctx: CliContext): Promise<number> {
   const minimum = Object.entries(r.minimum_os).map(([p, m]) => `${p} ${m.os_version}`);
   ctx.out(
     `stored the enrollment settings of ${printable(name!)}: minimum OS ${minimum.length ? minimum.join(", ") : "none"}; ` +
-      `Platform SSO ${r.platform_sso ? "on" : "off"}; ${r.initial_commands.length} initial commands, ${r.initial_ddm_sets.length} DDM sets; ` +
+      `Platform SSO ${r.platform_sso ? "on" : "off"}; ${counted(r.initial_commands.length, "initial command")}, ${counted(r.initial_ddm_sets.length, "DDM set")}; ` +
       `a failed step ${r.release_on_failure ? "still releases" : "holds"} the device\n`,
   );
   return 0;

@@ -77,7 +77,16 @@ async function answer(req: FastifyRequest, reply: FastifyReply, o: AdeEnrollRout
     heldBack = take.heldBack;
     return take.passes;
   };
-  const decision = await o.enrollment.decide(bodyBuffer(req), typeof header === "string" ? header : undefined, req.log, Date.now(), admit);
+  // Platform SSO's second request carries the identity provider's bearer token (not verified: docs/automated-enrollment.md).
+  const bearer = /^Bearer\s/i.test(req.headers.authorization ?? "");
+  const decision = await o.enrollment.decide(
+    bodyBuffer(req),
+    typeof header === "string" ? header : undefined,
+    req.log,
+    Date.now(),
+    admit,
+    bearer,
+  );
   if (decision.kind === "limited") {
     // Nothing written; one line per serial and window.
     if (heldBack === 1) {
@@ -113,8 +122,6 @@ async function answer(req: FastifyRequest, reply: FastifyReply, o: AdeEnrollRout
     req.log.warn({ base }, "ADE enrollment profile with an http:// URL: devices only enroll over https (set --public-url)");
   if (o.signer) profile = await signed(profile, o.signer, req);
   await o.enrollment.served(decision);
-  // The bearer token of Platform SSO's second request is not verified (docs/automated-enrollment.md).
-  const bearer = /^Bearer\s/i.test(req.headers.authorization ?? "");
   req.log.info(
     {
       serialNumber: m.serial,

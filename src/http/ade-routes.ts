@@ -216,7 +216,7 @@ export function progressOf(e: AdeEnrollment): string {
     case "running":
       return `running step ${Math.min(e.stepsDone + 1, e.stepTotal)}/${e.stepTotal}`;
     case "releasing":
-      return `releasing (DeviceConfigured sent${e.stepsFailed ? `; ${e.stepsFailed} of ${e.stepTotal} steps failed` : ""})`;
+      return `releasing (DeviceConfigured queued${e.stepsFailed ? `; ${e.stepsFailed} of ${e.stepTotal} steps failed` : ""})`;
     case "configured":
       return e.stepsFailed ? `configured (${e.stepsFailed} of ${e.stepTotal} steps failed)` : "configured";
     case "failed":
