@@ -537,4 +537,77 @@ await forEachBackend("OS updates through DDM", (backend) => {
     assert.equal((await row(phone)).deadlineAt, Date.parse("2030-01-16T08:00:00Z"));
     assert.equal((await zoneAsks(phone)).length, 1, "a device of known zone is not asked");
   });
+
+  test("a failure counts for the target it is about, and is told once per target as policies and the feed come and go", async () => {
+    // The walkthrough's: a Mac fails its target; a pilot policy for a newer version is made and removed, the
+    // policy for all is removed and made again, a new feed keeps the version. Only the failures it had are told.
+    const m7 = await enroll("macOS", mac("Mac15,3", "15.1", "24B83"), { updateFailure: "Insufficient storage" });
+    assert.equal(await eventually(async () => (await device(m7)).target?.os_version === "15.3"), true, "targeted on enrollment");
+    await m7.ddm.sync(m7.send);
+    await m7.ddm.advanceUpdate(m7.send);
+    const where = async () => {
+      const x = await device(m7);
+      return [x.policy, x.target?.os_version, x.state, x.reason];
+    };
+    const failures = async () =>
+      (await events("update.failed", m7)).map((e: { detail: { target_os_version: string } }) => e.detail.target_os_version);
+    assert.deepEqual(await where(), ["macs", "15.3", "failed", "Insufficient storage"]);
+    assert.deepEqual(await failures(), ["15.3"]);
+
+    // A pilot for 15.4 reaches it: it has not tried 15.4, and its failure of 15.3 is none of 15.4's.
+    const pilot = {
+      platform: "macOS",
+      mode: "version",
+      target_os_version: "15.4",
+      target_local_date_time: "2099-01-09T19:00:00",
+      enrollments: { ids: [m7.sim.udid] },
+    };
+    assert.equal((await server.api("PUT", "/v1/updates/policies/pilot-macs", pilot)).status, 201);
+    assert.deepEqual(await where(), ["pilot-macs", "15.4", "pending", null], "nothing started on 15.4");
+    assert.deepEqual(await failures(), ["15.3"], "no failure of 15.4 told");
+    // It syncs, tries 15.4 and fails: that one is told.
+    await m7.ddm.sync(m7.send);
+    assert.deepEqual(await where(), ["pilot-macs", "15.4", "downloading", null]);
+    await m7.ddm.advanceUpdate(m7.send);
+    assert.deepEqual(await where(), ["pilot-macs", "15.4", "failed", "Insufficient storage"]);
+    assert.deepEqual(await failures(), ["15.3", "15.4"]);
+
+    // The pilot removed: back to 15.3, which its report of 15.4 says nothing of; it tries 15.3 again and fails, told already.
+    assert.equal((await server.api("DELETE", "/v1/updates/policies/pilot-macs")).status, 200);
+    assert.deepEqual(await where(), ["macs", "15.3", "pending", null]);
+    await m7.ddm.sync(m7.send);
+    await m7.ddm.advanceUpdate(m7.send);
+    assert.deepEqual(await where(), ["macs", "15.3", "failed", "Insufficient storage"]);
+    assert.deepEqual(await failures(), ["15.3", "15.4"], "15.3's failure not told again");
+
+    // The policy for all removed and made again: its devices' rows go and come back; nothing is told again.
+    const overdueBefore = (await events("update.overdue", d.m3!)).length;
+    assert.equal(overdueBefore, 1, "MacBookPro14,1 missed its 13.7.2 deadline, told once");
+    const macs = (await server.api("GET", "/v1/updates/policies/macs")).json;
+    assert.equal((await server.api("DELETE", "/v1/updates/policies/macs")).status, 200);
+    assert.equal((await server.api("GET", `/v1/updates/devices/${m7.sim.udid}`)).status, 404);
+    const again = await server.api("PUT", "/v1/updates/policies/macs", {
+      platform: "macOS",
+      mode: "latest",
+      deadline_days: macs.deadline_days,
+      settings: macs.settings,
+    });
+    assert.equal(again.status, 201, again.text);
+    assert.deepEqual(await where(), ["macs", "15.3", "failed", "Insufficient storage"]);
+    assert.deepEqual(await failures(), ["15.3", "15.4"], "not told again");
+    assert.equal((await events("update.overdue", d.m3!)).length, 1, "the missed deadline not told again");
+
+    // A feed whose 15.3 has another posting date: the same version with another deadline (another target set).
+    const before = (await device(m7)).target;
+    const feed = JSON.parse(feedWithNewReleases());
+    feed.PublicAssetSets.macOS[0].PostingDate = new Date(Date.now() - DAY_MS).toISOString().slice(0, 10);
+    fs.writeFileSync(feedFile, JSON.stringify(feed));
+    const refresh = await server.api("POST", "/v1/updates/feed/refresh");
+    assert.equal(refresh.json.changed, true, refresh.text);
+    const after = (await device(m7)).target;
+    assert.equal(after.os_version, "15.3");
+    assert.notEqual(after.set, before.set, "a new target set");
+    assert.deepEqual(await where(), ["macs", "15.3", "failed", "Insufficient storage"]);
+    assert.deepEqual(await failures(), ["15.3", "15.4"], "not told again");
+  });
 });

@@ -563,28 +563,62 @@ export class SoftwareUpdates {
       target_build_version: row.buildVersion,
       os_version: facts?.osVersion ?? null,
     };
-    if (state === "failed" && !row.failedNotified && (await su.markTold(enrollmentId, "failed"))) {
+    if (
+      state === "failed" &&
+      !row.failedNotified &&
+      (await su.markTold(enrollmentId, "failed")) &&
+      !(await toldBefore(tx, enrollmentId, "update.failed", (d) => d.target_os_version === detail.target_os_version))
+    ) {
       await tx.events.add(
         { type: "update.failed", enrollmentId, detail: { ...detail, reason, failure_count: status?.failureCount ?? null } },
         now,
       );
       told = true;
     }
+    const deadline = row.localDateTime ?? "";
     if (
       target &&
       row.deadlineAt !== null &&
       now >= row.deadlineAt &&
       !row.overdueNotified &&
-      (await su.markTold(enrollmentId, "overdue"))
-    ) {
+      (await su.markTold(enrollmentId, "overdue")) &&
       // Up to date by the deadline: marked, nothing to tell.
-      if (state !== "up_to_date") {
-        await tx.events.add({ type: "update.overdue", enrollmentId, detail: { ...detail, deadline: row.localDateTime ?? "", state } }, now);
-        told = true;
-      }
+      state !== "up_to_date" &&
+      !(await toldBefore(
+        tx,
+        enrollmentId,
+        "update.overdue",
+        (d) => d.target_os_version === detail.target_os_version && d.deadline === deadline,
+      ))
+    ) {
+      await tx.events.add({ type: "update.overdue", enrollmentId, detail: { ...detail, deadline, state } }, now);
+      told = true;
     }
     return told;
   }
+}
+
+/** The device's recent events of a type looked at for one already told (a device fails or misses a deadline a few times in all). */
+const TOLD_LOOKBACK = 50;
+
+/**
+ * Whether an event of this type matching `same` was recorded for the device
+ * (among its last TOLD_LOOKBACK of that type, while events are kept). A
+ * failure is told once per target version and a missed deadline once per
+ * version and deadline; a device row's marks alone do not last that long,
+ * as they go with its target set: a policy made and removed moves the
+ * device away and back, a policy removed and made again drops and remakes
+ * its row, and a new deadline or details URL for the same version is
+ * another set.
+ */
+async function toldBefore(
+  tx: Store,
+  enrollmentId: string,
+  type: "update.failed" | "update.overdue",
+  same: (detail: Record<string, unknown>) => boolean,
+): Promise<boolean> {
+  const recent = await tx.events.list({ enrollmentId, type, newestFirst: true, limit: TOLD_LOOKBACK });
+  return recent.some((e) => e.detail !== null && same(e.detail));
 }
 
 function differs(a: UpdateDeviceRow, b: UpdateDeviceRow): boolean {

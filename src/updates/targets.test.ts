@@ -124,3 +124,37 @@ test("a release past its ExpirationDate is never a target (Apple no longer signs
     "current",
   );
 });
+
+test("the install state counts for the target only when its pending version is the target's", () => {
+  const now = Date.parse("2030-01-01T00:00:00Z");
+  const target = { osVersion: "15.3", deadlineAt: Date.parse("2030-02-01T00:00:00Z") };
+  const facts = {
+    enrollmentId: "M",
+    platform: "macOS",
+    productType: "Mac14,2",
+    softwareUpdateDeviceId: "J413AP",
+    osVersion: "15.1",
+    buildVersion: null,
+    timeZone: null,
+  };
+  const state = (installState: string, pendingVersion: string | null, failureReason: string | null = null) => {
+    const status = { installState, pendingVersion, failureReason, failureCount: failureReason ? 1 : 0 };
+    return complianceOf(target, false, { ...facts, status }, status, now);
+  };
+  // Its own target: the state as reported.
+  assert.deepEqual(state("failed", "15.3", "Insufficient storage"), { state: "failed", reason: "Insufficient storage" });
+  assert.equal(state("downloading", "15.3").state, "downloading");
+  assert.equal(state("prepared", "15.3").state, "installing");
+  assert.equal(state("installing", "15.3.0").state, "installing");
+  // A failure, or an update under way, of another version (the target before this one): this one is not started.
+  assert.deepEqual(state("failed", "15.2", "Insufficient storage"), { state: "pending", reason: null });
+  assert.equal(state("downloading", "15.2").state, "pending");
+  assert.equal(state("installing", "15.4").state, "pending");
+  // Failed with no pending version (empty: no update pending) is no failure of this target.
+  assert.equal(state("failed", null, "Insufficient storage").state, "pending");
+  assert.equal(state("none", null).state, "pending");
+  assert.equal(state("waiting", "15.3").state, "pending");
+  // Past the deadline, a failure of another version is no reason to say failed: overdue.
+  const late = { installState: "failed", pendingVersion: "15.2", failureReason: "Insufficient storage", failureCount: 1 };
+  assert.equal(complianceOf(target, false, { ...facts, status: late }, late, target.deadlineAt).state, "overdue");
+});

@@ -136,6 +136,14 @@ function addDays(date: string, days: number): string {
  * reason), overdue (past the deadline), installing (prepared or
  * installing), downloading, pending (waiting or nothing started yet), not
  * reporting (no softwareupdate.install-state status), or no release.
+ *
+ * The install state is about the update softwareupdate.pending-version
+ * names (Apple's status items: install-state, pending-version, failure-reason
+ * describe one update, the one pending): it counts for the target only when
+ * that is the target's version. One about another version (a target the
+ * device had before, under another policy or an older feed; an update it
+ * started itself) says nothing of this target, which the device has not
+ * started: pending.
  */
 export function complianceOf(
   target: { osVersion: string; deadlineAt: number | null } | null,
@@ -147,10 +155,21 @@ export function complianceOf(
   if (target === null) return { state: noRelease ? "no_release" : "up_to_date", reason: null };
   if (facts && compareVersions(facts.osVersion, target.osVersion) >= 0) return { state: "up_to_date", reason: null };
   const install = status?.installState ?? null;
-  if (install === "failed") return { state: "failed", reason: status?.failureReason ?? null };
+  const ofTarget = aboutTarget(status, target.osVersion);
+  if (install === "failed" && ofTarget) return { state: "failed", reason: status?.failureReason ?? null };
   if (target.deadlineAt !== null && now >= target.deadlineAt) return { state: "overdue", reason: null };
+  if (!ofTarget && install !== null && UPDATE_UNDER_WAY.has(install)) return { state: "pending", reason: null };
   if (install === "installing" || install === "prepared") return { state: "installing", reason: null };
   if (install === "downloading") return { state: "downloading", reason: null };
   if (install === "none" || install === "waiting") return { state: "pending", reason: null };
   return { state: "not_reporting", reason: null };
+}
+
+/** The install states that describe an update (the pending version's), not the absence of one. */
+const UPDATE_UNDER_WAY: ReadonlySet<string> = new Set(["downloading", "prepared", "installing", "failed"]);
+
+/** Whether the device's update status is about this version: its pending-version is it (empty: no update pending). */
+function aboutTarget(status: UpdateStatus | undefined, osVersion: string): boolean {
+  const pending = status?.pendingVersion;
+  return typeof pending === "string" && pending !== "" && compareVersions(pending, osVersion) === 0;
 }
