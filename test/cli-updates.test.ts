@@ -1,6 +1,9 @@
 // `orchard updates`: the CLI over the OS update API, against a real server
 // reading the made-up feed fixture.
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { after, before, test } from "node:test";
 import { runWith } from "../src/cli/client-commands.ts";
 import { cliContext } from "./support/cli.ts";
@@ -46,4 +49,38 @@ test("mistakes: usage errors exit 2, refused input exits 1 with the server's rea
   const missing = await orchard("policy", "show", "nope");
   assert.equal(missing.code, 1);
   assert.match(missing.err, /no update policy nope/);
+});
+
+test("settings keys Apple's schema does not know are saved and printed as warnings", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-cli-updates-"));
+  try {
+    const file = path.join(dir, "settings.json");
+    fs.writeFileSync(file, JSON.stringify({ Deferals: { MajorPeriodInDays: 30 }, Foo: 1 }));
+    const put = await orchard("policy", "put", "misspelt", "--platform", "iOS", "--latest", "--deadline-days", "7", "--settings", file);
+    assert.equal(put.code, 0, put.err);
+    assert.match(put.out, /^created update policy misspelt/);
+    assert.deepEqual(put.err.split("\n").filter(Boolean), [
+      "orchard: warning: settings.Deferals: unknown key, not in the schema of com.apple.configuration.softwareupdate.settings",
+      "orchard: warning: settings.Foo: unknown key, not in the schema of com.apple.configuration.softwareupdate.settings",
+    ]);
+    const json = await orchard(
+      "policy",
+      "put",
+      "misspelt",
+      "--platform",
+      "iOS",
+      "--latest",
+      "--deadline-days",
+      "7",
+      "--settings",
+      file,
+      "--json",
+    );
+    assert.equal(json.code, 0, json.err);
+    assert.match(json.err, /warning: settings\.Foo/, "said with --json too, on stderr");
+    assert.deepEqual(JSON.parse(json.out).policy.settings, { Deferals: { MajorPeriodInDays: 30 }, Foo: 1 });
+    assert.equal((await orchard("policy", "remove", "misspelt")).code, 0);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -610,4 +610,35 @@ await forEachBackend("OS updates through DDM", (backend) => {
     assert.deepEqual(await where(), ["macs", "15.3", "failed", "Insufficient storage"]);
     assert.deepEqual(await failures(), ["15.3", "15.4"], "not told again");
   });
+
+  test("settings keys Apple's schema does not know are kept and warned of (orchard-warning); a wrong type is refused", async () => {
+    const body = (settings: object) => ({
+      platform: "macOS",
+      mode: "version",
+      target_os_version: "15.3",
+      target_local_date_time: "2099-01-09T19:00:00",
+      enrollments: { ids: ["no-such-device"] },
+      settings,
+    });
+    const r = await server.api("PUT", "/v1/updates/policies/misspelt", body({ Deferals: { MajorPeriodInDays: 30 }, Foo: 1 }));
+    assert.equal(r.status, 201, r.text);
+    const warnings = r.headers.get("orchard-warning") ?? "";
+    assert.match(warnings, /settings\.Deferals: unknown key, not in the schema of com\.apple\.configuration\.softwareupdate\.settings/);
+    assert.match(warnings, /settings\.Foo: unknown key/);
+    assert.ok(server.logs.some((l) => l.includes("update policy saved with a warning") && l.includes("settings.Foo")));
+    assert.deepEqual((await server.api("GET", "/v1/updates/policies/misspelt")).json.settings, {
+      Deferals: { MajorPeriodInDays: 30 },
+      Foo: 1,
+    });
+    // Nested: a key Apple's Deferrals does not have.
+    const nested = await server.api("PUT", "/v1/updates/policies/misspelt", body({ Deferrals: { MajorPeriodInDayz: 30 } }));
+    assert.equal(nested.status, 200, nested.text);
+    assert.match(nested.headers.get("orchard-warning") ?? "", /^settings\.Deferrals\.MajorPeriodInDayz: unknown key/);
+    // Keys the schema knows: no warning; a wrong type: refused, as before.
+    const clean = await server.api("PUT", "/v1/updates/policies/misspelt", body({ Deferrals: { MajorPeriodInDays: 30 } }));
+    assert.equal(clean.headers.get("orchard-warning"), null);
+    const wrong = await server.api("PUT", "/v1/updates/policies/misspelt", body({ Deferrals: { MajorPeriodInDays: "30" } }));
+    assert.equal(wrong.status, 400);
+    assert.equal((await server.api("DELETE", "/v1/updates/policies/misspelt")).status, 200);
+  });
 });

@@ -9,7 +9,7 @@ import type {
   UpdatePolicySaved,
   UpdateReleasesJson,
 } from "../http/wire.ts";
-import { expectOk } from "./api-client.ts";
+import { expectOk, splitWarnings } from "./api-client.ts";
 import {
   CliError,
   connect,
@@ -186,12 +186,12 @@ async function put(args: string[], ctx: CliContext): Promise<number> {
     }
   }
   const client = connect(values, ctx);
-  const r = expectOk<UpdatePolicySaved>(
-    await client.request("PUT", `/v1/updates/policies/${seg(name!)}`, {
-      body: Buffer.from(JSON.stringify(body)),
-      contentType: "application/json",
-    }),
-  );
+  const res = await client.request("PUT", `/v1/updates/policies/${seg(name!)}`, {
+    body: Buffer.from(JSON.stringify(body)),
+    contentType: "application/json",
+  });
+  const r = expectOk<UpdatePolicySaved>(res);
+  for (const w of splitWarnings(res.headers.get("orchard-warning"))) ctx.err(`orchard: warning: ${printable(w)}\n`);
   if (values.json) return (printJson(ctx, r), 0);
   ctx.out(`${r.created ? "created" : "replaced"} update policy ${printable(name!)}: ${applied(r.applied)}\n`);
   return 0;

@@ -133,7 +133,7 @@ export function updatesOpenApi(b: OpenApiBuilders): { schemas: Record<string, Sc
     "/v1/updates/policies/{name}": {
       put: op(
         tag,
-        "Create or replace an update policy; its devices are re-targeted at once",
+        "Create or replace an update policy; its devices are re-targeted at once. Header orchard-warning: each warning (a settings key not in Apple's schema, kept)",
         { "200": ok("UpdatePolicySaved", "replaced"), "201": ok("UpdatePolicySaved", "created") },
         {
           parameters: [POLICY],

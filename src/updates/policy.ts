@@ -36,8 +36,12 @@ export function checkPolicyName(name: string): void {
     throw new BadRequest("a policy name is 1 to 40 letters, digits, _ and -, starting with a letter or digit", "invalid_parameter");
 }
 
-/** The policy and, for enrollments {"ids": [...]}, its ids (repeats dropped). */
-export function policyOf(name: string, body: Record<string, unknown>): { policy: PolicyInput; ids: string[] } {
+/**
+ * The policy and, for enrollments {"ids": [...]}, its ids (repeats dropped);
+ * warnings are said with the answer, never a reason to refuse (settings keys
+ * Apple's schema does not know: it lags Apple's releases).
+ */
+export function policyOf(name: string, body: Record<string, unknown>): { policy: PolicyInput; ids: string[]; warnings: string[] } {
   checkPolicyName(name);
   const unknown = Object.keys(body).find((k) => !KEYS.includes(k));
   if (unknown !== undefined) bad(`unknown field ${JSON.stringify(unknown.slice(0, 64))}; allowed: ${KEYS.join(", ")}`);
@@ -46,6 +50,7 @@ export function policyOf(name: string, body: Record<string, unknown>): { policy:
     bad(`platform must be one of ${PLATFORMS.join(", ")}`);
   const { scope, scopeSet, ids } = enrollments(body.enrollments);
   const mode = body.mode;
+  const warnings: string[] = [];
   if (mode !== "latest" && mode !== "version") bad('mode must be "latest" (the newest release for each model) or "version"');
   const p: PolicyInput = {
     name,
@@ -59,7 +64,7 @@ export function policyOf(name: string, body: Record<string, unknown>): { policy:
     deadlineDays: null,
     deadlineTime: null,
     detailsUrl: detailsUrl(body.details_url),
-    settings: settings(body.settings),
+    settings: settings(body.settings, warnings),
   };
   if (mode === "latest") {
     for (const k of ["target_os_version", "target_build_version", "target_local_date_time"]) {
@@ -86,7 +91,7 @@ export function policyOf(name: string, body: Record<string, unknown>): { policy:
       bad('mode "version" needs target_local_date_time: yyyy-mm-ddThh:mm:ss, the device\'s local time (no zone)');
     p.targetLocalDateTime = when;
   }
-  return { policy: p, ids };
+  return { policy: p, ids, warnings };
 }
 
 function enrollments(v: unknown): { scope: StoredPolicy["scope"]; scopeSet: string | null; ids: string[] } {
@@ -127,11 +132,16 @@ function detailsUrl(v: unknown): string | null {
   return v as string;
 }
 
-/** The softwareupdate.settings Payload, checked against Apple's schema. */
-function settings(v: unknown): string | null {
+/**
+ * The softwareupdate.settings Payload, checked against Apple's schema as a
+ * declaration is: a wrong type or value is refused, a key the schema does not
+ * know is kept and warned of (settings.Deferals: unknown key ...).
+ */
+function settings(v: unknown, warnings: string[]): string | null {
   if (v === undefined || v === null) return null;
   if (typeof v !== "object" || Array.isArray(v)) bad("settings must be a softwareupdate.settings Payload object");
-  const { errors } = validateDeclaration({ Type: SETTINGS_TYPE, Identifier: "orchard.policy.settings", Payload: v });
+  const checked = validateDeclaration({ Type: SETTINGS_TYPE, Identifier: "orchard.policy.settings", Payload: v });
+  const { errors } = checked;
   if (errors.length > 0)
     bad(
       `settings: ${errors
@@ -139,6 +149,7 @@ function settings(v: unknown): string | null {
         .map((e) => `${e.path.replace(/^Payload\.?/, "") || "(payload)"}: ${e.message}`)
         .join("; ")}`,
     );
+  for (const w of checked.warnings) warnings.push(w.replace(/^Payload(?=[.[:])/, "settings"));
   const text = JSON.stringify(v);
   if (text.length > 64 * 1024) bad("settings is larger than 64 KB");
   return text;

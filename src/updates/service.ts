@@ -224,8 +224,13 @@ export class SoftwareUpdates {
 
   // ---- policies
 
-  async putPolicy(name: string, body: Record<string, unknown>, now: number): Promise<{ created: boolean; result: ReconcileResult }> {
-    const { policy, ids } = policyOf(name, body);
+  /** Saves a policy and re-targets; warnings are said with the answer (orchard-warning), the policy saved all the same. */
+  async putPolicy(
+    name: string,
+    body: Record<string, unknown>,
+    now: number,
+  ): Promise<{ created: boolean; result: ReconcileResult; warnings: string[] }> {
+    const { policy, ids, warnings } = policyOf(name, body);
     const created = await this.store.transaction(async (tx) => {
       const created = await tx.softwareUpdates.putPolicy(policy, ids, now);
       await tx.events.add(
@@ -241,9 +246,9 @@ export class SoftwareUpdates {
     // The first latest policy reads the feed; a new feed re-targets every policy's devices, this one's included.
     if (policy.mode === "latest" && (await this.store.softwareUpdates.feed()).releases === null) {
       const applied = (await this.refresh(now)).applied;
-      if (applied && !applied.skipped) return { created, result: applied };
+      if (applied && !applied.skipped) return { created, result: applied, warnings };
     }
-    return { created, result: await this.reconcile(now) };
+    return { created, result: await this.reconcile(now), warnings };
   }
 
   async deletePolicy(name: string, now: number): Promise<ReconcileResult> {
