@@ -23,6 +23,7 @@ import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { commandPlist } from "./support/mdm.ts";
 import { forEachBackend } from "./support/postgres.ts";
 import { SOFTWARE_LOOKUP_FIXTURE, startTestServer, type TestServer } from "./support/server.ts";
+import { WebhookReceiver } from "./support/webhook-receiver.ts";
 
 const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true });
 ajv.addSchema({ $id: "orchard", components: OPENAPI.components });
@@ -73,6 +74,8 @@ function feedWithNewReleases(): string {
 await forEachBackend("OS updates through DDM", (backend) => {
   let server: TestServer;
   let fleet: TestFleet;
+  /** Receives the update.* events (--webhook-topics). */
+  let receiver: WebhookReceiver;
   let tmp: string;
   let feedFile: string;
   const d: Record<string, TestDevice> = {};
@@ -133,7 +136,17 @@ await forEachBackend("OS updates through DDM", (backend) => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-updates-"));
     feedFile = path.join(tmp, "pmv.json");
     fs.copyFileSync(SOFTWARE_LOOKUP_FIXTURE, feedFile);
-    server = await startTestServer(["--software-lookup-url", `file:${feedFile}`, "--software-lookup-interval", "0"], backend);
+    receiver = await WebhookReceiver.start();
+    server = await startTestServer(
+      [
+        "--software-lookup-url",
+        `file:${feedFile}`,
+        "--software-lookup-interval",
+        "0",
+        ...["--webhook-url", receiver.url, "--webhook-topics", "update.*", "--webhook-backoff", "50ms"],
+      ],
+      backend,
+    );
     fleet = await testFleet(server.url);
     d.m1 = await enroll("macOS", mac("Mac14,2", "15.1", "24B83"));
     d.m2 = await enroll("macOS", mac("Mac15,3", "15.2", "24C101"));
@@ -144,6 +157,7 @@ await forEachBackend("OS updates through DDM", (backend) => {
   after(async () => {
     fleet?.close();
     await server?.stop();
+    await receiver?.down();
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -253,6 +267,18 @@ await forEachBackend("OS updates through DDM", (backend) => {
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.refreshed, true);
     assert.equal(r.json.changed, true);
+    // update.feed_changed's maps are keyed by the feed's platforms, as GET /v1/updates/feed names them, in the API and the webhook.
+    const changed = (await events("update.feed_changed")).at(-1);
+    const detail = { url: r.json.url, releases: r.json.releases, newest: { iOS: "18.3", macOS: "15.3", visionOS: "2.2" } };
+    assert.deepEqual(r.json.releases, { iOS: 5, macOS: 5, visionOS: 1 });
+    assert.deepEqual(changed.detail, detail);
+    assert.equal(
+      await eventually(async () => receiver.received.filter((x) => x.json.topic === "update.feed_changed").length === 2),
+      true,
+      "both feed changes reached the webhook",
+    );
+    const hooked = receiver.received.filter((x) => x.json.topic === "update.feed_changed").at(-1)!.json.orchard_event;
+    assert.deepEqual(hooked.detail, detail);
     const deadline = `${inAWeek}T19:00:00`;
     assert.deepEqual(
       { ...(await device(d.m1!)).target, set: undefined },

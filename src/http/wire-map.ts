@@ -87,23 +87,39 @@ export function commandResultJson(r: CommandResult, result: Record<string, unkno
 }
 
 export function eventJson(e: StoredEvent): EventJson {
-  return { id: e.id, at: time(e.at), type: e.type, enrollment_id: e.enrollmentId, detail: e.detail && snakeKeys(e.detail) };
+  return {
+    id: e.id,
+    at: time(e.at),
+    type: e.type,
+    enrollment_id: e.enrollmentId,
+    detail: e.detail && snakeKeys(e.detail, DATA_KEYED.get(e.type)),
+  };
 }
+
+/**
+ * The maps in an event's detail whose keys are data, not field names: shown
+ * as recorded, as the webhook sends them. update.feed_changed's releases and
+ * newest are keyed by the feed's platforms (iOS, macOS, visionOS), as GET
+ * /v1/updates/feed names them; snake_case made them i_os and mac_os.
+ */
+const DATA_KEYED: ReadonlyMap<string, ReadonlySet<string>> = new Map([["update.feed_changed", new Set(["releases", "newest"])]]);
 
 /**
  * An event's detail with snake_case keys at every depth. Orchard writes them
  * so; events recorded by earlier versions (`serialNumber`, `shortName`) are
  * shown the same way. Details hold only Orchard's own facts, never a device's
- * plist, so no key is Apple's.
+ * plist, so no key is Apple's; a map keyed by data (`keep`, top-level keys
+ * of the detail) is left as it is.
  */
-function snakeKeys(detail: Record<string, unknown>): Record<string, unknown> {
+function snakeKeys(detail: Record<string, unknown>, keep?: ReadonlySet<string>): Record<string, unknown> {
+  const snake = (k: string) => k.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase();
   const convert = (v: unknown): unknown =>
     Array.isArray(v)
       ? v.map(convert)
       : v !== null && typeof v === "object"
-        ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase(), convert(x)]))
+        ? Object.fromEntries(Object.entries(v).map(([k, x]) => [snake(k), convert(x)]))
         : v;
-  return convert(detail) as Record<string, unknown>;
+  return Object.fromEntries(Object.entries(detail).map(([k, x]) => [snake(k), keep?.has(k) ? x : convert(x)]));
 }
 
 export function rebindHoldJson(h: RebindHold): RebindHoldJson {
