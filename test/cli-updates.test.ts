@@ -7,6 +7,7 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { runWith } from "../src/cli/client-commands.ts";
 import { cliContext } from "./support/cli.ts";
+import { testFleet } from "./support/fleet.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 let server: TestServer;
@@ -82,5 +83,48 @@ test("settings keys Apple's schema does not know are saved and printed as warnin
     assert.equal((await orchard("policy", "remove", "misspelt")).code, 0);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("policy put counts the policy's own devices, warns of a set no device holds and of a deadline past; policy show lists the ids", async () => {
+  const fleet = await testFleet(server.url);
+  try {
+    const mac = await fleet.device({ platform: "macOS" });
+    await mac.enroll();
+    const all = await orchard("policy", "put", "all-macs", "--platform", "macOS", "--version", "15.2", "--deadline", "2099-01-09T19:00:00");
+    assert.equal(all.code, 0, all.err);
+    assert.match(all.out, /^created update policy all-macs: 1 devices \(\d with a target\); all policies: 1 devices/);
+
+    const pilot = ["policy", "put", "pilot-macs", "--platform", "macOS", "--version", "15.3"];
+    const ids = await orchard(...pilot, "--deadline", "2099-01-09T19:00:00", "--ids", "UDID1,UDID2");
+    assert.equal(ids.code, 0, ids.err);
+    assert.match(ids.out, /^created update policy pilot-macs: 0 devices \(0 with a target\); all policies: 1 devices/);
+    assert.equal(ids.err, "");
+    const show = await orchard("policy", "show", "pilot-macs");
+    assert.match(show.out, /devices:\s+2 listed\n/);
+    assert.match(show.out, /ids:\s+UDID1, UDID2\n/);
+    assert.deepEqual(JSON.parse((await orchard("policy", "show", "pilot-macs", "--json")).out).listed_ids, ["UDID1", "UDID2"]);
+
+    const set = await orchard(...pilot, "--deadline", "2099-01-09T19:00:00", "--set", "nosuchset");
+    assert.equal(set.code, 0, set.err);
+    assert.equal(
+      set.err,
+      'orchard: warning: enrollments.set "nosuchset": no such DDM set (no declarations, no device holds it): the policy reaches no device\n',
+    );
+    assert.match((await orchard("policy", "show", "pilot-macs")).out, /ids:\s+-\n/);
+
+    const past = await orchard(...pilot, "--deadline", "2026-01-09T19:00:00", "--ids", mac.udid);
+    assert.equal(past.code, 0, past.err);
+    assert.match(past.out, /^replaced update policy pilot-macs: 1 devices/);
+    assert.equal(
+      past.err,
+      'orchard: warning: target_local_date_time "2026-01-09T19:00:00": this deadline has passed in every time zone: the policy\'s devices not on its target are overdue at once\n',
+    );
+    for (const name of ["pilot-macs", "all-macs"]) {
+      const removed = await orchard("policy", "remove", name);
+      assert.match(removed.out, new RegExp(`^removed update policy ${name}; all policies: `));
+    }
+  } finally {
+    fleet.close();
   }
 });

@@ -667,4 +667,65 @@ await forEachBackend("OS updates through DDM", (backend) => {
     assert.equal(wrong.status, 400);
     assert.equal((await server.api("DELETE", "/v1/updates/policies/misspelt")).status, 200);
   });
+
+  test("a policy's answer counts its own devices; a set no device holds and a deadline past are warned of; its ids are shown", async () => {
+    const version = (deadline: string, enrollments: object) => ({
+      platform: "macOS",
+      mode: "version",
+      target_os_version: "15.3",
+      target_local_date_time: deadline,
+      enrollments,
+    });
+    // Ids no device has: it reaches none, whatever the other policies reach.
+    const ids = ["UDID2", "UDID1", "UDID2"];
+    const put = await server.api("PUT", "/v1/updates/policies/pilot-macs", version("2099-01-09T19:00:00", { ids }));
+    assert.equal(put.status, 201, put.text);
+    assert.deepEqual(put.json.reach, { devices: 0, targeted: 0 });
+    assert.ok(put.json.applied.devices > 0, "the re-targeting's count is every policy's");
+    assert.equal(put.headers.get("orchard-warning"), null);
+    assertDocumented("PUT", "/v1/updates/policies/{name}", put);
+    const shown = await server.api("GET", "/v1/updates/policies/pilot-macs");
+    assert.deepEqual([shown.json.enrollments, shown.json.listed_ids], [{ ids: 2 }, ["UDID1", "UDID2"]]);
+    assertDocumented("GET", "/v1/updates/policies/{name}", shown);
+    assert.equal((await server.api("GET", "/v1/updates/policies/macs")).json.listed_ids, null);
+    const listed = (await server.api("GET", "/v1/updates/policies")).json.policies.find((p: { name: string }) => p.name === "pilot-macs");
+    assert.deepEqual([listed.enrollments, listed.listed_ids], [{ ids: 2 }, undefined], "the list keeps its shape");
+
+    // One of the devices listed: it reaches that one.
+    const mine = await server.api("PUT", "/v1/updates/policies/pilot-macs", version("2099-01-09T19:00:00", { ids: [d.m2!.sim.udid] }));
+    assert.equal(mine.status, 200, mine.text);
+    assert.deepEqual(mine.json.reach, { devices: 1, targeted: 1 });
+
+    // A set that does not exist, and one that holds declarations but no device: saved, warned of.
+    const none = await server.api("PUT", "/v1/updates/policies/pilot-macs", version("2099-01-09T19:00:00", { set: "nosuchset" }));
+    assert.equal(none.status, 200, none.text);
+    assert.deepEqual(none.json.reach, { devices: 0, targeted: 0 });
+    assert.equal(
+      none.headers.get("orchard-warning"),
+      'enrollments.set "nosuchset": no such DDM set (no declarations, no device holds it): the policy reaches no device',
+    );
+    assert.ok(server.logs.some((l) => l.includes("update policy saved with a warning") && l.includes("nosuchset")));
+    const decl = { Type: "com.apple.configuration.management.test", Identifier: "pilot.test", Payload: { Echo: "hi" } };
+    assert.equal((await server.api("PUT", "/v1/declarations", decl)).status, 204);
+    assert.equal((await server.api("PUT", "/v1/set-declarations/pilot-set?declaration=pilot.test")).status, 204);
+    const empty = await server.api("PUT", "/v1/updates/policies/pilot-macs", version("2099-01-09T19:00:00", { set: "pilot-set" }));
+    assert.match(empty.headers.get("orchard-warning") ?? "", /^enrollments\.set "pilot-set": no device holds this DDM set/);
+    assert.equal((await server.api("PUT", `/v1/enrollment-sets/${d.m2!.sim.udid}?set=pilot-set`)).status, 204);
+    const held = await server.api("PUT", "/v1/updates/policies/pilot-macs", version("2099-01-09T19:00:00", { set: "pilot-set" }));
+    assert.equal(held.headers.get("orchard-warning"), null);
+    assert.deepEqual(held.json.reach, { devices: 1, targeted: 1 });
+
+    // A deadline that has passed in every time zone; one that has not passed in UTC-12 yet is not said.
+    const past = await server.api("PUT", "/v1/updates/policies/pilot-macs", version("2026-01-09T19:00:00", { ids }));
+    assert.equal(past.status, 200, past.text);
+    assert.equal(
+      past.headers.get("orchard-warning"),
+      'target_local_date_time "2026-01-09T19:00:00": this deadline has passed in every time zone: the policy\'s devices not on its target are overdue at once',
+    );
+    const soon = new Date(Date.now() - 6 * 3_600_000).toISOString().slice(0, 19);
+    const recent = await server.api("PUT", "/v1/updates/policies/pilot-macs", version(soon, { ids }));
+    assert.equal(recent.headers.get("orchard-warning"), null, "six hours ago in UTC: not yet in UTC-12");
+    assert.equal((await server.api("DELETE", "/v1/updates/policies/pilot-macs")).status, 200);
+    assert.equal((await server.api("DELETE", `/v1/enrollment-sets/${d.m2!.sim.udid}?set=pilot-set`)).status, 204);
+  });
 });

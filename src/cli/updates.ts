@@ -4,6 +4,7 @@ import type {
   UpdateDeviceJson,
   UpdateFeedJson,
   UpdateFeedRefreshJson,
+  UpdatePolicyDetailJson,
   UpdatePolicyJson,
   UpdatePolicyList,
   UpdatePolicySaved,
@@ -193,10 +194,12 @@ async function put(args: string[], ctx: CliContext): Promise<number> {
   const r = expectOk<UpdatePolicySaved>(res);
   for (const w of splitWarnings(res.headers.get("orchard-warning"))) ctx.err(`orchard: warning: ${printable(w)}\n`);
   if (values.json) return (printJson(ctx, r), 0);
-  ctx.out(`${r.created ? "created" : "replaced"} update policy ${printable(name!)}: ${applied(r.applied)}\n`);
+  const reach = r.reach ? `${r.reach.devices} devices (${r.reach.targeted} with a target); all policies: ` : "";
+  ctx.out(`${r.created ? "created" : "replaced"} update policy ${printable(name!)}: ${reach}${applied(r.applied)}\n`);
   return 0;
 }
 
+/** What a re-targeting of every policy's devices did. */
 function applied(a: UpdateApplyJson): string {
   if (a.skipped) return "another Orchard process is re-targeting devices; this change is applied within 5 minutes";
   return `${a.devices} devices, ${a.targeted} with a target (${a.targets} distinct), ${a.changed} changed, ${a.released} released`;
@@ -207,13 +210,14 @@ async function show(args: string[], ctx: CliContext): Promise<number> {
   const [name] = expectArgs(p, 1, "the policy's name");
   const res = await connect(values, ctx).request("GET", `/v1/updates/policies/${seg(name!)}`);
   if (res.status === 404) throw new CliError(`no update policy ${printable(name!)}`);
-  const x = expectOk<UpdatePolicyJson>(res);
+  const x = expectOk<UpdatePolicyDetailJson>(res);
   if (values.json) return (printJson(ctx, x), 0);
   ctx.out(
     formatFields([
       ["name", x.name],
       ["platform", x.platform],
       ["devices", scope(x)],
+      ["ids", x.listed_ids ? x.listed_ids.join(", ") : null],
       ["target", target(x)],
       ["deadline", deadline(x)],
       ["details URL", x.details_url],
@@ -231,7 +235,7 @@ async function remove(args: string[], ctx: CliContext): Promise<number> {
   if (res.status === 404) throw new CliError(`no update policy ${printable(name!)}`);
   const r = expectOk<{ removed: string; applied: UpdateApplyJson }>(res);
   if (values.json) return (printJson(ctx, r), 0);
-  ctx.out(`removed update policy ${printable(name!)}: ${applied(r.applied)}\n`);
+  ctx.out(`removed update policy ${printable(name!)}; all policies: ${applied(r.applied)}\n`);
   return 0;
 }
 

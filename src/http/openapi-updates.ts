@@ -71,6 +71,16 @@ export function updatesOpenApi(b: OpenApiBuilders): { schemas: Record<string, Sc
       description: "mode latest needs deadline_days; mode version needs target_os_version and target_local_date_time",
     },
     UpdatePolicy: object({ name: str, ...policyFields, created_at: ref("Time"), updated_at: ref("Time") }),
+    UpdatePolicyDetail: object({
+      name: str,
+      ...policyFields,
+      created_at: ref("Time"),
+      updated_at: ref("Time"),
+      listed_ids: {
+        anyOf: [arrayOf(str), { type: "null" }],
+        description: 'enrollments {"ids"}: the ids listed, sorted (enrollments.ids is their count); null for "all" or a set',
+      },
+    }),
     UpdatePolicyList: object({ policies: arrayOf(ref("UpdatePolicy")) }),
     UpdateApply: object({
       devices: { ...count, description: "device channels a policy reaches" },
@@ -80,7 +90,15 @@ export function updatesOpenApi(b: OpenApiBuilders): { schemas: Record<string, Sc
       released: { ...count, description: "devices no policy reaches any more" },
       skipped: { ...bool, description: "another process was re-targeting: this one did nothing" },
     }),
-    UpdatePolicySaved: object({ policy: ref("UpdatePolicy"), created: bool, applied: ref("UpdateApply") }),
+    UpdatePolicySaved: object({
+      policy: ref("UpdatePolicy"),
+      created: bool,
+      applied: ref("UpdateApply"),
+      reach: {
+        anyOf: [object({ devices: count, targeted: count }), { type: "null" }],
+        description: "this policy's devices after it, and of them with a target; null when another process re-targets (applied.skipped)",
+      },
+    }),
     UpdatePolicyRemoved: object({ removed: str, applied: ref("UpdateApply") }),
     UpdateCompliance: object({
       policy: str,
@@ -133,14 +151,14 @@ export function updatesOpenApi(b: OpenApiBuilders): { schemas: Record<string, Sc
     "/v1/updates/policies/{name}": {
       put: op(
         tag,
-        "Create or replace an update policy; its devices are re-targeted at once. Header orchard-warning: each warning (a settings key not in Apple's schema, kept)",
+        "Create or replace an update policy; its devices are re-targeted at once. Header orchard-warning: each warning (a settings key not in Apple's schema, kept; a DDM set no device holds; a deadline passed in every time zone)",
         { "200": ok("UpdatePolicySaved", "replaced"), "201": ok("UpdatePolicySaved", "created") },
         {
           parameters: [POLICY],
           requestBody: { required: true, content: json(ref("UpdatePolicyBody")) },
         },
       ),
-      get: op(tag, "One update policy", { "200": ok("UpdatePolicy"), ...NOT_FOUND }, { parameters: [POLICY] }),
+      get: op(tag, "One update policy, with the ids it lists", { "200": ok("UpdatePolicyDetail"), ...NOT_FOUND }, { parameters: [POLICY] }),
       delete: op(
         tag,
         "Remove an update policy: its devices leave its sets",

@@ -13,6 +13,7 @@ import type {
   UpdateDevicePage,
   UpdateFeedJson,
   UpdateFeedRefreshJson,
+  UpdatePolicyDetailJson,
   UpdatePolicyJson,
   UpdatePolicyList,
   UpdatePolicySaved,
@@ -61,18 +62,18 @@ export function registerUpdateRoutes(app: FastifyInstance, o: { updates: Softwar
   });
 
   app.put<Named>("/v1/updates/policies/:name", { bodyLimit: POLICY_BODY_LIMIT }, async (req, reply): Promise<UpdatePolicySaved> => {
-    const { created, result, warnings } = await updates.putPolicy(req.params.name, jsonObject(req), Date.now());
+    const { created, result, reach, warnings } = await updates.putPolicy(req.params.name, jsonObject(req), Date.now());
     for (const w of warnings) req.log.warn({ policy: req.params.name, warning: w }, "update policy saved with a warning");
     if (warnings.length > 0) void reply.header("orchard-warning", warnings.map(headerSafe));
     const policy = (await updates.policy(req.params.name))!;
     void reply.code(created ? 201 : 200);
-    return { policy: await policyJson(policy, updates), created, applied: applyJson(result) };
+    return { policy: await policyJson(policy, updates), created, applied: applyJson(result), reach };
   });
 
-  app.get<Named>("/v1/updates/policies/:name", async (req): Promise<UpdatePolicyJson> => {
+  app.get<Named>("/v1/updates/policies/:name", async (req): Promise<UpdatePolicyDetailJson> => {
     const policy = await updates.policy(req.params.name);
     if (!policy) throw new NotFound("no such update policy");
-    return policyJson(policy, updates);
+    return { ...(await policyJson(policy, updates)), listed_ids: policy.scope === "ids" ? await updates.policyIds(policy.name) : null };
   });
 
   app.delete<Named>("/v1/updates/policies/:name", async (req): Promise<{ removed: string; applied: UpdateApplyJson }> => {
@@ -106,7 +107,7 @@ export function registerUpdateRoutes(app: FastifyInstance, o: { updates: Softwar
 
   app.post("/v1/updates/apply", async (req): Promise<UpdateApplyJson> => {
     const result = await updates.reconcile(Date.now());
-    req.log.info({ ...result }, "software update targets applied on request");
+    req.log.info(applyJson(result), "software update targets applied on request");
     return applyJson(result);
   });
 }

@@ -546,6 +546,12 @@ export interface UpdatePolicyJson {
   updated_at: Time;
 }
 
+/** One policy as GET /v1/updates/policies/{name} gives it: with the ids it lists. */
+export interface UpdatePolicyDetailJson extends UpdatePolicyJson {
+  /** enrollments {"ids"}: the ids listed, sorted (enrollments.ids is their count); null for "all" or a set. */
+  listed_ids: string[] | null;
+}
+
 export interface UpdatePolicyList {
   policies: UpdatePolicyJson[];
 }
@@ -563,7 +569,10 @@ export interface UpdateApplyJson {
 export interface UpdatePolicySaved {
   policy: UpdatePolicyJson;
   created: boolean;
+  /** The re-targeting of every policy's devices that followed. */
   applied: UpdateApplyJson;
+  /** This policy's devices after it, and of them with a target; null when another process re-targets (applied.skipped). */
+  reach: { devices: number; targeted: number } | null;
 }
 
 export interface UpdateComplianceJson {

@@ -61,6 +61,14 @@ export interface ReconcileResult {
   released: number;
   /** Another process holds the lease: it re-targets, this one did nothing. */
   skipped: boolean;
+  /** Per policy, the devices of the run it reaches and of them with a target (every device of a full run). */
+  reach: ReadonlyMap<string, PolicyReach>;
+}
+
+/** The devices one policy reaches (a policy before it in SCOPE_RANK order takes a device both reach), and of them with a target. */
+export interface PolicyReach {
+  devices: number;
+  targeted: number;
 }
 
 /** Policies reach a device in this order: a list of ids first, then a set, then all; by name within each. */
@@ -224,13 +232,20 @@ export class SoftwareUpdates {
 
   // ---- policies
 
-  /** Saves a policy and re-targets; warnings are said with the answer (orchard-warning), the policy saved all the same. */
+  /**
+   * Saves a policy and re-targets. `reach`: this policy's devices after it
+   * (null when another process re-targets). Warnings are said with the
+   * answer (orchard-warning), the policy saved all the same: settings keys
+   * Apple's schema does not know, a DDM set no device holds, a deadline
+   * already past.
+   */
   async putPolicy(
     name: string,
     body: Record<string, unknown>,
     now: number,
-  ): Promise<{ created: boolean; result: ReconcileResult; warnings: string[] }> {
+  ): Promise<{ created: boolean; result: ReconcileResult; reach: PolicyReach | null; warnings: string[] }> {
     const { policy, ids, warnings } = policyOf(name, body);
+    warnings.push(...(await this.scopeWarnings(policy)), ...deadlineWarnings(policy, now));
     const created = await this.store.transaction(async (tx) => {
       const created = await tx.softwareUpdates.putPolicy(policy, ids, now);
       await tx.events.add(
@@ -243,12 +258,29 @@ export class SoftwareUpdates {
       return created;
     });
     this.o.log.info({ policy: name, platform: policy.platform, mode: policy.mode, scope: policy.scope, created }, "update policy saved");
+    const saved = (result: ReconcileResult) => ({
+      created,
+      result,
+      reach: result.skipped ? null : (result.reach.get(name) ?? { devices: 0, targeted: 0 }),
+      warnings,
+    });
     // The first latest policy reads the feed; a new feed re-targets every policy's devices, this one's included.
     if (policy.mode === "latest" && (await this.store.softwareUpdates.feed()).releases === null) {
       const applied = (await this.refresh(now)).applied;
-      if (applied && !applied.skipped) return { created, result: applied, warnings };
+      if (applied && !applied.skipped) return saved(applied);
     }
-    return { created, result: await this.reconcile(now), warnings };
+    return saved(await this.reconcile(now));
+  }
+
+  /** A policy for a DDM set's devices reaches none while no device holds the set (a misspelt name, most often). */
+  private async scopeWarnings(policy: { scope: string; scopeSet: string | null }): Promise<string[]> {
+    if (policy.scope !== "set" || policy.scopeSet === null) return [];
+    const set = policy.scopeSet;
+    if ((await this.store.ddm.setHolders(set, "", 1)).length > 0) return [];
+    const said = `enrollments.set ${JSON.stringify(set.slice(0, 256))}`;
+    return (await this.store.ddm.setHoldsAny(set))
+      ? [`${said}: no device holds this DDM set: the policy reaches none until one does`]
+      : [`${said}: no such DDM set (no declarations, no device holds it): the policy reaches no device`];
   }
 
   async deletePolicy(name: string, now: number): Promise<ReconcileResult> {
@@ -272,6 +304,11 @@ export class SoftwareUpdates {
 
   policyIdCount(name: string): Promise<number> {
     return this.store.softwareUpdates.policyIdCount(name);
+  }
+
+  /** A policy's id list, sorted. */
+  async policyIds(name: string): Promise<string[]> {
+    return (await this.store.softwareUpdates.policyIds(name)).sort();
   }
 
   policyDevices(name: string, state: string | undefined, after: string, limit: number): Promise<UpdateDeviceRow[]> {
@@ -338,7 +375,7 @@ export class SoftwareUpdates {
   reconcile(now: number, only?: readonly string[]): Promise<ReconcileResult> {
     const run = this.chain.then(async () => {
       if (!(await this.store.softwareUpdates.takeLease(this.holder, now, LEASE_MS))) {
-        return { devices: 0, targeted: 0, targets: 0, changed: 0, released: 0, skipped: true };
+        return { devices: 0, targeted: 0, targets: 0, changed: 0, released: 0, skipped: true, reach: new Map() };
       }
       try {
         const result = await this.reconcileNow(now, only);
@@ -414,12 +451,16 @@ export class SoftwareUpdates {
     const askZone: string[] = [];
     let changed = 0;
     let targeted = 0;
+    const reach = new Map<string, PolicyReach>(policies.map((p) => [p.name, { devices: 0, targeted: 0 }]));
     for (const [id, d] of desired) {
       const cur = current.get(id);
       const target = d.outcome.kind === "target" ? d.outcome.target : null;
       const targetSet = d.targetSet;
       if (!cur || cur.policy !== d.policy.name || cur.targetSet !== targetSet) changed++;
       if (target) targeted++;
+      const of = reach.get(d.policy.name)!;
+      of.devices++;
+      if (target) of.targeted++;
       // On the device's own clock when it told its zone, on a platform that has the query (a Mac's is not believed); else UTC-12 (targets.ts).
       const zone = answersTimeZone(d.facts.platform, d.facts.osVersion) ? d.facts.timeZone : null;
       const due = target ? deadlineAt(target.localDateTime, zone) : null;
@@ -470,12 +511,12 @@ export class SoftwareUpdates {
       rows.filter((r) => (r.state === "failed" && !r.failedNotified) || r.state === "overdue").map((r) => r.enrollmentId),
       now,
     );
-    const result = { devices: desired.size, targeted, targets: targetSets.size, changed, released: released.length, skipped: false };
+    const counts = { devices: desired.size, targeted, targets: targetSets.size, changed, released: released.length, skipped: false };
     this.o.log.info(
-      { ...result, policies: policies.length, zonesAsked, ...(only ? { only: only.length } : {}) },
+      { ...counts, policies: policies.length, zonesAsked, ...(only ? { only: only.length } : {}) },
       "software update targets applied",
     );
-    return result;
+    return { ...counts, reach };
   }
 
   /** A built-in set holding exactly these declarations (stored through DdmAdmin: checked against Apple's schema). */
@@ -624,6 +665,19 @@ async function toldBefore(
 ): Promise<boolean> {
   const recent = await tx.events.list({ enrollmentId, type, newestFirst: true, limit: TOLD_LOOKBACK });
   return recent.some((e) => e.detail !== null && same(e.detail));
+}
+
+/**
+ * A "version" policy's deadline that has passed in every time zone (UTC-12,
+ * as a device of unknown zone is judged: targets.ts): its devices not on the
+ * target are overdue at once. Said, not refused: it may be meant.
+ */
+function deadlineWarnings(policy: { mode: string; targetLocalDateTime: string | null }, now: number): string[] {
+  const when = policy.targetLocalDateTime;
+  if (policy.mode !== "version" || when === null || deadlineAt(when) > now) return [];
+  return [
+    `target_local_date_time ${JSON.stringify(when)}: this deadline has passed in every time zone: the policy's devices not on its target are overdue at once`,
+  ];
 }
 
 function differs(a: UpdateDeviceRow, b: UpdateDeviceRow): boolean {
