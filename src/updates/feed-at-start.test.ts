@@ -42,6 +42,12 @@ test("the first tick reads the feed when none was read yet, or the configured on
     // Started again with that same feed, within the interval: its copy is this feed's, so nothing is read again.
     await updates(`file:${FEED}`).tick(t0 + 120_000);
     assert.equal((await store.softwareUpdates.feed()).attemptedAt, t0 + 60_000);
+    // Started with a feed that fails, then with the good one again: read at once, so the failure's error does not
+    // stand for an interval beside a copy that reads well (walkthrough).
+    await updates(`file:${path.join(dir, "missing.json")}`).tick(t0 + 180_000);
+    assert.notEqual((await store.softwareUpdates.feed()).error, null);
+    await updates(`file:${FEED}`).tick(t0 + 240_000);
+    assert.deepEqual([(await store.softwareUpdates.feed()).attemptedAt, (await store.softwareUpdates.feed()).error], [t0 + 240_000, null]);
   } finally {
     await store.close();
     fs.rmSync(dir, { recursive: true, force: true });

@@ -152,11 +152,13 @@ export class SoftwareUpdates {
     const feed = await this.store.softwareUpdates.feed();
     const last = Math.max(feed.fetchedAt ?? 0, feed.attemptedAt ?? 0);
     const interval = this.o.options.refreshIntervalMs;
-    // The first tick of a process started with another feed than the stored copy's, or with none good yet,
-    // reads it at once rather than an interval after the last attempt (walkthrough: an hour without targets).
+    // The first tick of a process started with another feed than the stored copy's, with none good yet, or after a
+    // failed attempt (perhaps of another feed, whose error would stand until the next), reads it at once rather
+    // than an interval after the last attempt (walkthroughs: an hour without targets; a stale error shown).
     const first = !this.ticked;
     this.ticked = true;
-    const fresh = first && (feed.fetchedAt === null || (feed.url !== null && feed.url !== shownUrl(this.o.options.url)));
+    const fresh =
+      first && (feed.fetchedAt === null || feed.error !== null || (feed.url !== null && feed.url !== shownUrl(this.o.options.url)));
     let reconciled = false;
     if (interval > 0 && (fresh || now - last >= interval)) reconciled = (await this.refresh(now)).applied !== undefined;
     if (!reconciled && now - this.lastReconcile >= RECONCILE_MS) await this.reconcile(now);
