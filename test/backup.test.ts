@@ -130,3 +130,87 @@ test("orchard restore puts a backup back over a crashed store: its log files mov
     fs.rmSync(root, { recursive: true, force: true });
   }
 });
+
+/**
+ * The data dir's files, each with its inode: what a refused restore
+ * must leave as it was. Never their bytes: opening and closing the store's
+ * file in this process would drop the locks the server's SQLite holds on it
+ * (POSIX locks are the process's), and no restore could see the server.
+ */
+function snapshot(dir: string): string[] {
+  return fs
+    .readdirSync(dir)
+    .sort()
+    .map((f) => {
+      const s = fs.statSync(path.join(dir, f));
+      return `${f} ${s.ino}`;
+    });
+}
+
+test("orchard restore refuses while a process has the store open, a server idle or a bare connection, and restores once it is closed", async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-restore-live-"));
+  const dataDir = path.join(root, "data");
+  const server = await startTestServer(["--data-dir", dataDir]);
+  let serving = true;
+  try {
+    await server.store.events.add({ type: "pushcert.removed", detail: { topic: "before.backup" } }, Date.now());
+    const backup = path.join(root, "backup");
+    assert.equal((await runOrchard(["backup", "--data-dir", dataDir, "--out", backup])).code, 0);
+    await server.store.events.add({ type: "pushcert.removed", detail: { topic: "after.backup" } }, Date.now());
+    const before = snapshot(dataDir);
+
+    // The server is idle: no request, no transaction, its connection open.
+    let run = await runOrchard(["restore", "--from", backup, "--data-dir", dataDir]);
+    assert.equal(run.code, 2, run.stdout);
+    assert.match(
+      run.stderr,
+      /^orchard: \S+orchard\.db is open in another process \(a running orchard serve\?\): stop the server, then restore; nothing was changed\n$/,
+    );
+    assert.deepEqual(snapshot(dataDir), before, "nothing moved");
+    const events = await server.api("GET", "/v1/events?type=pushcert.removed");
+    assert.deepEqual(events.json.events.map((e: { detail: { topic: string } }) => e.detail.topic).sort(), [
+      "after.backup",
+      "before.backup",
+    ]);
+
+    await server.close();
+    serving = false;
+    // The least a process can do: open the store in WAL mode, read it once, and sit there.
+    const idle = new Database(path.join(dataDir, "orchard.db"));
+    idle.pragma("journal_mode = WAL");
+    try {
+      run = await runOrchard(["restore", "--from", backup, "--data-dir", dataDir]);
+      assert.equal(run.code, 2, run.stdout);
+      assert.match(run.stderr, /is open in another process/);
+      assert.equal(fs.readdirSync(dataDir).filter((f) => f.startsWith("before-restore-")).length, 0);
+    } finally {
+      idle.close();
+    }
+
+    run = await runOrchard(["restore", "--from", backup, "--data-dir", dataDir]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^restored orchard\.db, secret-key, device-ca\.pem, device-ca\.key into /);
+    assert.deepEqual(
+      fs
+        .readdirSync(dataDir)
+        .filter((f) => !f.startsWith("before-restore-"))
+        .sort(),
+      ["device-ca.key", "device-ca.pem", "orchard.db", "secret-key"],
+      "no probe left behind",
+    );
+    const restored = new Database(path.join(dataDir, "orchard.db"), { readonly: true });
+    try {
+      const topics = restored.prepare("SELECT detail FROM events WHERE type = 'pushcert.removed'").all() as Array<{ detail: string }>;
+      assert.deepEqual(
+        topics.map((t) => JSON.parse(t.detail).topic),
+        ["before.backup"],
+      );
+    } finally {
+      restored.close();
+    }
+  } finally {
+    if (serving) await server.close();
+    await server.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});

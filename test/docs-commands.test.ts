@@ -156,7 +156,7 @@ for (const c of commands) {
       a[a.indexOf("--from") + 1] = from;
       if (a.includes("--data-dir")) a[a.indexOf("--data-dir") + 1] = into;
       else a.push("--data-dir", into);
-      const done = restore(a, {});
+      const done = await restore(a, {});
       assert.ok(fs.existsSync(path.join(done.dataDir, "orchard.db")), c.line);
       return;
     }

@@ -42,11 +42,8 @@ export async function main(argv: string[]): Promise<void> {
         return;
       }
       case "restore": {
-        const { restore } = await import("./restore.ts");
-        const done = restore(rest);
-        process.stdout.write(
-          `restored ${done.files.join(", ")} into ${done.dataDir}${done.movedAside ? `; what was there is in ${done.movedAside}` : ""}\n`,
-        );
+        const { restore, describeRestore } = await import("./restore.ts");
+        process.stdout.write(describeRestore(await restore(rest)));
         return;
       }
       case undefined:

@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import Database from "better-sqlite3";
 import { ConfigError, envName } from "../config.ts";
 import { sqliteIntegrity } from "../store/sqlite-backup.ts";
 import { BACKUP_SECRET_FILES } from "./backup.ts";
@@ -12,6 +13,10 @@ import { BACKUP_SECRET_FILES } from "./backup.ts";
 // file and ruins it (a walkthrough found "database disk image is malformed").
 // So what is in the data dir is moved aside, never deleted, and the copy is
 // checked before it is put in place.
+//
+// Nothing is moved while a process has the store open: a running server
+// keeps its open files (moved aside with the rest), keeps answering from them,
+// and every change it makes until its restart is lost.
 
 export const RESTORE_USAGE = "orchard restore --from DIR [--data-dir DIR]   (the server stopped; the data dir's SQLite store)";
 
@@ -24,7 +29,14 @@ export interface RestoreResult {
   files: string[];
 }
 
-export function restore(args: string[], env: NodeJS.ProcessEnv = process.env, now = new Date()): RestoreResult {
+/** What `orchard restore` prints when it is done. */
+export function describeRestore(done: RestoreResult): string {
+  return (
+    `restored ${done.files.join(", ")} into ${done.dataDir}` + (done.movedAside ? `; what was there is in ${done.movedAside}` : "") + "\n"
+  );
+}
+
+export async function restore(args: string[], env: NodeJS.ProcessEnv = process.env, now = new Date()): Promise<RestoreResult> {
   let values: { from?: string; "data-dir"?: string };
   try {
     values = parseArgs({ args, options: { from: { type: "string" }, "data-dir": { type: "string" } }, strict: true }).values;
@@ -52,6 +64,13 @@ export function restore(args: string[], env: NodeJS.ProcessEnv = process.env, no
   checkIntegrity(backupDb, from);
 
   const restoring = ["orchard.db", ...BACKUP_SECRET_FILES.filter((f) => fs.existsSync(path.join(from, f)))];
+
+  const liveDb = path.join(dataDir, "orchard.db");
+  if (inUse(liveDb)) {
+    throw new ConfigError(
+      `${liveDb} is open in another process (a running orchard serve?): stop the server, then restore; nothing was changed`,
+    );
+  }
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   // What the restore replaces, the store's log files included, goes aside first.
   const replaced = [...new Set([...STORE_FILES, ...restoring])].filter((f) => fs.existsSync(path.join(dataDir, f)));
@@ -81,4 +100,44 @@ export function restore(args: string[], env: NodeJS.ProcessEnv = process.env, no
 function checkIntegrity(file: string, where: string): void {
   const result = sqliteIntegrity(file);
   if (result !== "ok") throw new ConfigError(`the store in ${where} fails SQLite's integrity check: ${result}`);
+}
+
+/**
+ * Whether another process has the SQLite store open, found without changing it.
+ * A connection in WAL mode holds a shared lock on the database file from its
+ * first read until it closes, idle or not; a connection in exclusive locking
+ * mode cannot then take its write lock (SQLITE_BUSY at once, with no timeout).
+ * The probe opens the file through a hard link of its own: SQLite names the
+ * log after the path it opened, so the probe neither reads nor checkpoints the
+ * store's orchard.db-wal (a crashed server's, which then goes aside as it is);
+ * the lock is the file's, whatever its name. Where no hard link can be made,
+ * the probe opens the store itself (a crashed store's log is then checkpointed
+ * into it, as a server starting on it would do).
+ */
+function inUse(file: string): boolean {
+  if (!fs.existsSync(file)) return false;
+  const link = path.join(path.dirname(file), `.${path.basename(file)}.restore-probe-${process.pid}`);
+  let probe = link;
+  try {
+    fs.linkSync(file, link);
+  } catch {
+    probe = file;
+  }
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(probe, { fileMustExist: true, timeout: 0 });
+    db.pragma("locking_mode = EXCLUSIVE");
+    db.exec("BEGIN EXCLUSIVE");
+    db.exec("ROLLBACK");
+    return false;
+  } catch (err) {
+    const code = String((err as { code?: unknown }).code ?? "");
+    if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED") return true;
+    // Not a database SQLite can read: no server can be answering from it either.
+    if (code === "SQLITE_NOTADB" || code.startsWith("SQLITE_CORRUPT")) return false;
+    throw new ConfigError(`cannot tell whether a process has ${file} open (${(err as Error).message}); nothing was changed`);
+  } finally {
+    db?.close();
+    if (probe === link) fs.rmSync(link, { force: true });
+  }
 }
