@@ -214,3 +214,95 @@ test("orchard restore refuses while a process has the store open, a server idle 
     fs.rmSync(root, { recursive: true, force: true });
   }
 });
+
+test("orchard restore refuses a backup without the secrets its store needs, naming them; kept or given secrets that open it do", async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-restore-secrets-"));
+  const home = path.join(root, "home");
+  const other = path.join(root, "other");
+  const a = await startTestServer(["--data-dir", home]);
+  await a.close();
+  const b = await startTestServer(["--data-dir", other]);
+  await b.close();
+  let restored: Awaited<ReturnType<typeof startTestServer>> | undefined;
+  try {
+    // A backup directory that holds only orchard.db.
+    const backup = path.join(root, "backup");
+    assert.equal((await runOrchard(["backup", "--data-dir", home, "--out", backup])).code, 0);
+    for (const f of ["secret-key", "device-ca.pem", "device-ca.key"]) fs.rmSync(path.join(backup, f));
+
+    // Into a data dir with secrets of its own, which would stay: refused, nothing changed.
+    const before = snapshot(other);
+    let run = await runOrchard(["restore", "--from", backup, "--data-dir", other]);
+    assert.equal(run.code, 2, run.stdout);
+    assert.equal(run.stderr.split("\n").length, 2, "one line");
+    assert.match(run.stderr, /^orchard: not restored, nothing was changed: /);
+    assert.match(
+      run.stderr,
+      /the keys sealed in \S+'s store do not open with \S+other\/secret-key \(kept: the backup has none\): put the secret-key backed up with it into /,
+    );
+    assert.match(
+      run.stderr,
+      /the data dir's device CA \(kept: the backup has none\) is not the device CA \S+'s store was enrolled under .*: put the device-ca\.pem and device-ca\.key backed up with it into /,
+    );
+    assert.deepEqual(snapshot(other), before);
+
+    // Into an empty data dir: nothing to open the store with.
+    const empty = path.join(root, "empty");
+    run = await runOrchard(["restore", "--from", backup, "--data-dir", empty]);
+    assert.equal(run.code, 2, run.stdout);
+    assert.match(
+      run.stderr,
+      /has no secret-key \(and the data dir has none to keep\), and its store's keys are sealed with one: .*or set ORCHARD_SECRET_KEY to the --secret-key its server is given/,
+    );
+    assert.match(
+      run.stderr,
+      /has no device-ca\.pem and device-ca\.key \(and the data dir has none to keep\), .*every device must enroll again/,
+    );
+    assert.equal(fs.existsSync(empty), false);
+
+    // A server given its secrets by flags keeps none in its data dir: the same secrets from the environment open the store.
+    const secretKey = fs.readFileSync(path.join(home, "secret-key"), "utf8").trim();
+    const given = {
+      ORCHARD_SECRET_KEY: secretKey,
+      ORCHARD_DEVICE_CA_CERT: path.join(home, "device-ca.pem"),
+      ORCHARD_DEVICE_CA_KEY: path.join(home, "device-ca.key"),
+    };
+    run = await runOrchard(["restore", "--from", backup, "--data-dir", empty], {
+      env: { ...given, ORCHARD_SECRET_KEY: "another-secret-key-0123456789" },
+    });
+    assert.equal(run.code, 2, run.stdout);
+    assert.match(run.stderr, /do not open with ORCHARD_SECRET_KEY/);
+    assert.doesNotMatch(run.stderr, /device CA/);
+    run = await runOrchard(["restore", "--from", backup, "--data-dir", empty], { env: given });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(
+      run.stdout,
+      `restored orchard.db into ${empty}; the store opens with ORCHARD_SECRET_KEY and ORCHARD_DEVICE_CA_CERT/ORCHARD_DEVICE_CA_KEY\n`,
+    );
+    restored = await startTestServer([
+      "--data-dir",
+      empty,
+      "--secret-key",
+      secretKey,
+      "--device-ca-cert",
+      given.ORCHARD_DEVICE_CA_CERT,
+      "--device-ca-key",
+      given.ORCHARD_DEVICE_CA_KEY,
+    ]);
+    assert.equal(restored.deviceCa.fingerprint, a.deviceCa.fingerprint);
+    await restored.close();
+
+    // Into the data dir it came from, whose secrets are its own: restored, and said what stayed.
+    run = await runOrchard(["restore", "--from", backup, "--data-dir", home]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(
+      run.stdout,
+      /^restored orchard\.db into \S+; kept its own secret-key, device-ca\.pem, device-ca\.key \(not in the backup\); what was there is in /,
+    );
+  } finally {
+    await a.stop();
+    await b.stop();
+    await restored?.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});

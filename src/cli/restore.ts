@@ -3,6 +3,9 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import Database from "better-sqlite3";
 import { ConfigError, envName } from "../config.ts";
+import { CREDENTIAL_CA_SETTING, loadCredentialCa } from "../enroll/credential-ca.ts";
+import { DEVICE_CA_CERT_FILE, DEVICE_CA_KEY_FILE, DeviceCa } from "../enroll/device-ca.ts";
+import { SecretBox, SecretKeyMismatch } from "../push/secret-box.ts";
 import { sqliteIntegrity } from "../store/sqlite-backup.ts";
 import { BACKUP_SECRET_FILES } from "./backup.ts";
 
@@ -16,7 +19,10 @@ import { BACKUP_SECRET_FILES } from "./backup.ts";
 //
 // Nothing is moved while a process has the store open: a running server
 // keeps its open files (moved aside with the rest), keeps answering from them,
-// and every change it makes until its restart is lost.
+// and every change it makes until its restart is lost. Nor is a backup put in
+// place whose store does not open with the secrets the server will have
+// (a backup without secret-key beside a data dir with another): the server
+// would refuse to start, or its devices would have to enroll again.
 
 export const RESTORE_USAGE = "orchard restore --from DIR [--data-dir DIR]   (the server stopped; the data dir's SQLite store)";
 
@@ -27,12 +33,20 @@ export interface RestoreResult {
   /** Where the files the restore replaced went (undefined: there were none). */
   movedAside?: string;
   files: string[];
+  /** The data dir's secret files left in place because the backup has none. */
+  kept: string[];
+  /** The secrets from the environment the store was checked against. */
+  checkedWith: string[];
 }
 
 /** What `orchard restore` prints when it is done. */
 export function describeRestore(done: RestoreResult): string {
   return (
-    `restored ${done.files.join(", ")} into ${done.dataDir}` + (done.movedAside ? `; what was there is in ${done.movedAside}` : "") + "\n"
+    `restored ${done.files.join(", ")} into ${done.dataDir}` +
+    (done.kept.length ? `; kept its own ${done.kept.join(", ")} (not in the backup)` : "") +
+    (done.checkedWith.length ? `; the store opens with ${done.checkedWith.join(" and ")}` : "") +
+    (done.movedAside ? `; what was there is in ${done.movedAside}` : "") +
+    "\n"
   );
 }
 
@@ -64,6 +78,8 @@ export async function restore(args: string[], env: NodeJS.ProcessEnv = process.e
   checkIntegrity(backupDb, from);
 
   const restoring = ["orchard.db", ...BACKUP_SECRET_FILES.filter((f) => fs.existsSync(path.join(from, f)))];
+  const kept = BACKUP_SECRET_FILES.filter((f) => !restoring.includes(f) && fs.existsSync(path.join(dataDir, f)));
+  const checkedWith = await checkSecrets(from, dataDir, env);
 
   const liveDb = path.join(dataDir, "orchard.db");
   if (inUse(liveDb)) {
@@ -94,7 +110,7 @@ export async function restore(args: string[], env: NodeJS.ProcessEnv = process.e
     if (movedAside) fs.rmdirSync(movedAside);
     throw err;
   }
-  return { dataDir, movedAside, files: restoring };
+  return { dataDir, movedAside, files: restoring, kept, checkedWith };
 }
 
 function checkIntegrity(file: string, where: string): void {
@@ -140,4 +156,119 @@ function inUse(file: string): boolean {
     db?.close();
     if (probe === link) fs.rmSync(link, { force: true });
   }
+}
+
+/** The values in the backup's store that say which secrets it goes with. */
+function storedSecrets(file: string): { credentialCa?: Buffer; deviceCaFingerprint?: string } {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    if (!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings'").get()) return {};
+    const get = (name: string) => {
+      const row = db.prepare("SELECT value FROM settings WHERE name = ?").get(name) as { value: Buffer | string } | undefined;
+      return row && Buffer.from(row.value);
+    };
+    return { credentialCa: get(CREDENTIAL_CA_SETTING), deviceCaFingerprint: get("device-ca-fingerprint")?.toString("utf8") };
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * The secrets the server will start with after the restore open the backup's
+ * store: the secret key unseals the credential CA (every store a server has
+ * started on holds one), and the device CA is the one the store recorded.
+ * Each is taken where the server takes it: ORCHARD_SECRET_KEY or
+ * ORCHARD_DEVICE_CA_CERT/KEY when set, else the backup's file, else the data
+ * dir's, kept. Refuses (nothing changed) naming what is missing or does not
+ * fit; answers the environment variables it checked.
+ */
+async function checkSecrets(from: string, dataDir: string, env: NodeJS.ProcessEnv): Promise<string[]> {
+  const stored = storedSecrets(path.join(from, "orchard.db"));
+  const problems: string[] = [];
+  const checkedWith: string[] = [];
+  const lacks = `${from} has no {files} (and the data dir has none to keep)`;
+  const getFrom = `put the {files} backed up with it into ${from}`;
+
+  if (stored.credentialCa) {
+    const keyVar = envName("secret-key");
+    const inBackup = path.join(from, "secret-key");
+    const inDataDir = path.join(dataDir, "secret-key");
+    const read = (f: string) => fs.readFileSync(f, "utf8").trim();
+    const key = env[keyVar]
+      ? { value: env[keyVar], name: keyVar }
+      : fs.existsSync(inBackup)
+        ? { value: read(inBackup), name: inBackup }
+        : fs.existsSync(inDataDir)
+          ? { value: read(inDataDir), name: `${inDataDir} (kept: the backup has none)` }
+          : undefined;
+    const fix = `${getFrom.replace("{files}", "secret-key")}, or set ${keyVar} to the --secret-key its server is given`;
+    if (!key) {
+      problems.push(`${lacks.replace("{files}", "secret-key")}, and its store's keys are sealed with one: ${fix}`);
+    } else {
+      const sealed = stored.credentialCa;
+      try {
+        await loadCredentialCa({
+          stored: async () => sealed,
+          storeIfAbsent: async () => sealed,
+          sealer: new SecretBox(key.value),
+          log: { info() {} },
+        });
+        if (key.name === keyVar) checkedWith.push(keyVar);
+      } catch (err) {
+        problems.push(
+          err instanceof SecretKeyMismatch
+            ? `the keys sealed in ${from}'s store do not open with ${key.name}: ${fix}`
+            : `${key.name}: ${(err as Error).message}`,
+        );
+      }
+    }
+  }
+
+  if (stored.deviceCaFingerprint) {
+    const recorded = stored.deviceCaFingerprint;
+    const certVar = envName("device-ca-cert");
+    const keyVar = envName("device-ca-key");
+    const files = `${DEVICE_CA_CERT_FILE} and ${DEVICE_CA_KEY_FILE}`;
+    const fix = `${getFrom.replace("{files}", files)}, or set ${certVar} and ${keyVar} to the files its server is given`;
+    const pair = (dir: string) => [path.join(dir, DEVICE_CA_CERT_FILE), path.join(dir, DEVICE_CA_KEY_FILE)] as const;
+    const present = (dir: string) => pair(dir).filter((f) => fs.existsSync(f));
+    let ca: { cert: string; key: string; name: string } | undefined;
+    if (env[certVar] || env[keyVar]) {
+      if (!env[certVar] || !env[keyVar]) problems.push(`${certVar} and ${keyVar} go together`);
+      else ca = { cert: env[certVar], key: env[keyVar], name: `${certVar} and ${keyVar}` };
+    } else {
+      const dir = present(from).length > 0 ? from : present(dataDir).length > 0 ? dataDir : undefined;
+      if (dir === undefined) {
+        problems.push(
+          `${lacks.replace("{files}", files)}, and its store's devices hold identities its device CA issued: without it every device must enroll again; ${fix}`,
+        );
+      } else if (present(dir).length < 2) {
+        const missing = pair(dir).find((f) => !fs.existsSync(f))!;
+        problems.push(`${dir} has ${path.basename(present(dir)[0]!)} but no ${path.basename(missing)}: ${fix}`);
+      } else {
+        ca = {
+          cert: pair(dir)[0],
+          key: pair(dir)[1],
+          name: dir === from ? `${from}'s device CA` : `the data dir's device CA (kept: the backup has none)`,
+        };
+      }
+    }
+    if (ca) {
+      let fingerprint: string | undefined;
+      try {
+        fingerprint = DeviceCa.fromPem(fs.readFileSync(ca.cert), fs.readFileSync(ca.key)).fingerprint;
+      } catch (err) {
+        problems.push(`${ca.name}: ${(err as Error).message}`);
+      }
+      if (fingerprint !== undefined && fingerprint !== recorded) {
+        problems.push(
+          `${ca.name} is not the device CA ${from}'s store was enrolled under (SHA-256 ${recorded.slice(0, 16)}..., not ${fingerprint.slice(0, 16)}...): ${fix}`,
+        );
+      } else if (fingerprint !== undefined && ca.name.startsWith(certVar)) {
+        checkedWith.push(`${certVar}/${keyVar}`);
+      }
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(`not restored, nothing was changed: ${problems.join("; ")}`);
+  return checkedWith;
 }
