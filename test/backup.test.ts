@@ -306,3 +306,18 @@ test("orchard restore refuses a backup without the secrets its store needs, nami
     fs.rmSync(root, { recursive: true, force: true });
   }
 });
+
+test("orchard backup --help and orchard restore -h print their usage and exit 0, as the other commands do", async () => {
+  for (const [command, flag] of [
+    ["backup", "--help"],
+    ["backup", "-h"],
+    ["restore", "--help"],
+    ["restore", "-h"],
+  ] as const) {
+    const run = await runOrchard([command, flag]);
+    assert.equal(run.code, 0, `${command} ${flag}: ${run.stderr}`);
+    assert.equal(run.stderr, "");
+    assert.match(run.stdout, new RegExp(`^usage: orchard ${command} --`));
+    assert.match(run.stdout, /docs\/operations\.md\n$/);
+  }
+});

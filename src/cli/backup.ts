@@ -12,6 +12,13 @@ import { backupSqlite } from "../store/sqlite-backup.ts";
 
 export const BACKUP_USAGE = "orchard backup --out DIR [--data-dir DIR] [--storage sqlite:FILE]";
 
+export const BACKUP_HELP = `usage: ${BACKUP_USAGE}
+  A consistent copy of the SQLite store (the data dir's, env ORCHARD_DATA_DIR,
+  default ./data, or --storage's), taken while the server runs, with the data
+  dir's secret-key, api-key, device-ca.pem and device-ca.key, into DIR (new or
+  empty), every file mode 0600. orchard restore puts it back. docs/operations.md
+`;
+
 /** The data dir's files a restore needs besides the database. */
 export const BACKUP_SECRET_FILES = ["secret-key", "api-key", DEVICE_CA_CERT_FILE, DEVICE_CA_KEY_FILE];
 

@@ -34,7 +34,8 @@ export async function main(argv: string[]): Promise<void> {
       case "serve":
         return await serve(rest);
       case "backup": {
-        const { backup } = await import("./backup.ts");
+        const { backup, BACKUP_HELP } = await import("./backup.ts");
+        if (wantsHelp(rest)) return void process.stdout.write(BACKUP_HELP);
         const done = await backup(rest);
         process.stdout.write(
           `backed up ${done.database} (${done.bytes} bytes)${done.files.length ? ` and ${done.files.join(", ")}` : ""} to ${done.dir}\n`,
@@ -42,7 +43,8 @@ export async function main(argv: string[]): Promise<void> {
         return;
       }
       case "restore": {
-        const { restore, describeRestore } = await import("./restore.ts");
+        const { restore, describeRestore, RESTORE_HELP } = await import("./restore.ts");
+        if (wantsHelp(rest)) return void process.stdout.write(RESTORE_HELP);
         process.stdout.write(describeRestore(await restore(rest)));
         return;
       }
@@ -67,8 +69,13 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
+/** -h or --help among a server-side command's arguments: its usage, exit 0 (as client commands and serve do). */
+function wantsHelp(args: string[]): boolean {
+  return args.includes("--help") || args.includes("-h");
+}
+
 async function serve(args: string[]): Promise<void> {
-  if (args.includes("--help") || args.includes("-h")) {
+  if (wantsHelp(args)) {
     const { serveHelp } = await import("./serve-flags.ts");
     process.stdout.write(serveHelp());
     return;

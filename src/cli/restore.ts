@@ -26,6 +26,18 @@ import { BACKUP_SECRET_FILES } from "./backup.ts";
 
 export const RESTORE_USAGE = "orchard restore --from DIR [--data-dir DIR]   (the server stopped; the data dir's SQLite store)";
 
+export const RESTORE_HELP = `usage: ${RESTORE_USAGE}
+  Puts a copy orchard backup wrote back into the data dir (env ORCHARD_DATA_DIR,
+  default ./data). What it replaces, orchard.db-wal and orchard.db-shm included,
+  is moved aside into DIR/before-restore-<time>/, never deleted. Refused while a
+  process (a running orchard serve) has the store open, and when the copy's
+  store does not open with the secrets the server will have: the backup's
+  secret-key and device CA, or the data dir's where the backup has none, or
+  ORCHARD_SECRET_KEY, ORCHARD_DEVICE_CA_CERT and ORCHARD_DEVICE_CA_KEY when set
+  (as for a server given --secret-key and --device-ca-cert/--device-ca-key).
+  docs/operations.md
+`;
+
 const STORE_FILES = ["orchard.db", "orchard.db-wal", "orchard.db-shm"];
 
 export interface RestoreResult {
