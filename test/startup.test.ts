@@ -12,7 +12,8 @@ import Database from "better-sqlite3";
 import { newApiKey } from "../src/config.ts";
 import { runOrchard } from "./support/cli.ts";
 import pg from "pg";
-import { POSTGRES_ADMIN_URL, postgresReachable } from "./support/postgres.ts";
+import { createTestDatabase, POSTGRES_ADMIN_URL, postgresReachable } from "./support/postgres.ts";
+import { startTestServer } from "./support/server.ts";
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "orchard-startup-"));
 
@@ -199,4 +200,23 @@ test("a --storage of another kind, or not a URL, is a usage error before anythin
     2,
   );
   assert.deepEqual(fs.readdirSync(dir), [], "no API key made for a server that cannot start");
+});
+
+// A refusal while starting, with a PostgreSQL pool open: the process said why and stayed alive, not listening
+// (fourth walkthrough). It must exit, as it does on SQLite.
+test("PostgreSQL: a server refused at start (another secret key) exits", async (t) => {
+  if (!(await postgresReachable())) return t.skip("PostgreSQL not reachable");
+  const db = await createTestDatabase();
+  try {
+    const first = await startTestServer(["--storage", db.url, "--secret-key", "the first secret key, long enough"]);
+    await first.stop();
+    const run = await runOrchard(
+      ["serve", "--listen", "127.0.0.1:0", "--data-dir", tmp(), "--storage", db.url, "--secret-key", "another secret key, long enough"],
+      { env: { ORCHARD_LOG_LEVEL: "error" }, timeoutMs: 20_000 },
+    );
+    assert.equal(run.code, 2, `exits: ${run.stderr}`);
+    assert.match(run.stderr, /^orchard: the credential CA kept in the store does not open with this server's secret key/m);
+  } finally {
+    await db.drop();
+  }
 });

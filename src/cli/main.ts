@@ -88,6 +88,12 @@ async function serve(args: string[]): Promise<void> {
   try {
     server = await startServer(config);
   } catch (err) {
+    // A refusal found while starting (a secret key that does not open the store's credential CA) ends the process
+    // here too: a PostgreSQL pool left open kept it alive, not listening, and a service manager saw it running.
+    if (err instanceof ConfigError) {
+      process.stderr.write(`orchard: ${err.message}\n`);
+      process.exit(2);
+    }
     const reason = startupFailure(err, config);
     if (reason === undefined) throw err;
     process.stderr.write(`orchard: ${reason}\n`);

@@ -40,7 +40,7 @@ export interface CliRun {
  */
 export function runOrchard(
   args: string[],
-  o: { env?: Record<string, string | undefined>; input?: string; cwd?: string } = {},
+  o: { env?: Record<string, string | undefined>; input?: string; cwd?: string; timeoutMs?: number } = {},
 ): Promise<CliRun> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...o.env };
   delete env.ORCHARD_DATA_DIR;
@@ -52,7 +52,12 @@ export function runOrchard(
     child.stdout.on("data", (c) => (stdout += c));
     child.stderr.on("data", (c) => (stderr += c));
     child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    // A process that should have exited and did not: killed, and its code is null.
+    const timer = o.timeoutMs === undefined ? undefined : setTimeout(() => child.kill("SIGKILL"), o.timeoutMs);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
     child.stdin.end(o.input ?? "");
   });
 }
