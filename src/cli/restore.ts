@@ -1,12 +1,11 @@
 import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import Database from "better-sqlite3";
 import { ConfigError, envName } from "../config.ts";
 import { CREDENTIAL_CA_SETTING, loadCredentialCa } from "../enroll/credential-ca.ts";
 import { DEVICE_CA_CERT_FILE, DEVICE_CA_KEY_FILE, DeviceCa } from "../enroll/device-ca.ts";
 import { SecretBox, SecretKeyMismatch } from "../push/secret-box.ts";
-import { sqliteIntegrity } from "../store/sqlite-backup.ts";
+import { sqliteInUse, sqliteIntegrity, sqliteSettings } from "../store/sqlite-backup.ts";
 import { BACKUP_SECRET_FILES } from "./backup.ts";
 
 // `orchard restore`: puts an `orchard backup` back into a data dir, with the
@@ -130,59 +129,22 @@ function checkIntegrity(file: string, where: string): void {
   if (result !== "ok") throw new ConfigError(`the store in ${where} fails SQLite's integrity check: ${result}`);
 }
 
-/**
- * Whether another process has the SQLite store open, found without changing it.
- * A connection in WAL mode holds a shared lock on the database file from its
- * first read until it closes, idle or not; a connection in exclusive locking
- * mode cannot then take its write lock (SQLITE_BUSY at once, with no timeout).
- * The probe opens the file through a hard link of its own: SQLite names the
- * log after the path it opened, so the probe neither reads nor checkpoints the
- * store's orchard.db-wal (a crashed server's, which then goes aside as it is);
- * the lock is the file's, whatever its name. Where no hard link can be made,
- * the probe opens the store itself (a crashed store's log is then checkpointed
- * into it, as a server starting on it would do).
- */
+/** Whether another process has the store open (store/sqlite-backup.ts); a ConfigError when that cannot be told. */
 function inUse(file: string): boolean {
-  if (!fs.existsSync(file)) return false;
-  const link = path.join(path.dirname(file), `.${path.basename(file)}.restore-probe-${process.pid}`);
-  let probe = link;
   try {
-    fs.linkSync(file, link);
-  } catch {
-    probe = file;
-  }
-  let db: Database.Database | undefined;
-  try {
-    db = new Database(probe, { fileMustExist: true, timeout: 0 });
-    db.pragma("locking_mode = EXCLUSIVE");
-    db.exec("BEGIN EXCLUSIVE");
-    db.exec("ROLLBACK");
-    return false;
+    return sqliteInUse(file);
   } catch (err) {
-    const code = String((err as { code?: unknown }).code ?? "");
-    if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED") return true;
-    // Not a database SQLite can read: no server can be answering from it either.
-    if (code === "SQLITE_NOTADB" || code.startsWith("SQLITE_CORRUPT")) return false;
     throw new ConfigError(`cannot tell whether a process has ${file} open (${(err as Error).message}); nothing was changed`);
-  } finally {
-    db?.close();
-    if (probe === link) fs.rmSync(link, { force: true });
   }
 }
 
 /** The values in the backup's store that say which secrets it goes with. */
 function storedSecrets(file: string): { credentialCa?: Buffer; deviceCaFingerprint?: string } {
-  const db = new Database(file, { readonly: true, fileMustExist: true });
-  try {
-    if (!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings'").get()) return {};
-    const get = (name: string) => {
-      const row = db.prepare("SELECT value FROM settings WHERE name = ?").get(name) as { value: Buffer | string } | undefined;
-      return row && Buffer.from(row.value);
-    };
-    return { credentialCa: get(CREDENTIAL_CA_SETTING), deviceCaFingerprint: get("device-ca-fingerprint")?.toString("utf8") };
-  } finally {
-    db.close();
-  }
+  const settings = sqliteSettings(file, [CREDENTIAL_CA_SETTING, "device-ca-fingerprint"]);
+  return {
+    credentialCa: settings.get(CREDENTIAL_CA_SETTING),
+    deviceCaFingerprint: settings.get("device-ca-fingerprint")?.toString("utf8"),
+  };
 }
 
 /**
