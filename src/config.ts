@@ -717,9 +717,18 @@ function httpUrl(flag: string, value: string): URL {
   return url;
 }
 
-/** A URL flag's value as a refusal says it: without a password or a query (a token can be in either). */
+/**
+ * A URL flag's value as a refusal says it: without a user and password or a query (a token can be in either).
+ * Everything before the last @ ahead of the query goes, whatever it holds: a password with a / in it is what
+ * made the value no URL.
+ */
 function shownFlagUrl(value: string): string {
-  return value.replace(/\/\/[^@/]*@/, "//...@").replace(/[?#].*$/, "?...");
+  const query = value.search(/[?#]/);
+  const base = query < 0 ? value : value.slice(0, query);
+  const at = base.lastIndexOf("@");
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(base)?.[0] ?? "";
+  const shown = at < 0 ? base : `${scheme}...@${base.slice(at + 1)}`;
+  return query < 0 ? shown : `${shown}?...`;
 }
 
 /** --storage: SQLite's or PostgreSQL's, checked before anything is made in the data dir. */
@@ -727,7 +736,9 @@ function storageUrl(value: string | undefined): string | undefined {
   if (value === undefined || value === "" || value.startsWith("sqlite:")) return value;
   if (/^postgres(ql)?:\/\//.test(value)) {
     if (!URL.canParse(value))
-      throw new ConfigError(`--storage ${shownFlagUrl(value)}: not a valid postgres:// URL (postgres://user@host:port/db)`);
+      throw new ConfigError(
+        `--storage ${shownFlagUrl(value)}: not a valid postgres:// URL (postgres://user:password@host:port/db; percent-encode / ? # @ % in the password)`,
+      );
     return value;
   }
   throw new ConfigError(`unsupported --storage ${value.split(":")[0]}: use sqlite:/path/file.db or postgres://user@host:port/db`);

@@ -186,7 +186,13 @@ test("a --dm-url or --webhook-url that is not an http or https URL is a usage er
     for (const bad of ["kmfddm:9002", "ftp://user:secret@x/"])
       await refusesToStart([flag, bad], new RegExp(`^orchard: ${flag} (?!.*secret).*: not an http or https URL`), 2);
     // Not URLs at all (no scheme; a port out of range): a query's token was said back (walkthrough).
-    for (const bad of ["127.0.0.1:9002/", "hooks.example.com/mdm?token=secret", "https://hooks.example.com:99999/mdm?token=secret"])
+    // A / in the password makes the value no URL: it must not be said back either (review).
+    for (const bad of [
+      "127.0.0.1:9002/",
+      "hooks.example.com/mdm?token=secret",
+      "https://hooks.example.com:99999/mdm?token=secret",
+      "https://hook:Zx/9secret@hooks.example.com/mdm",
+    ])
       await refusesToStart([flag, bad], new RegExp(`^orchard: ${flag} (?!.*secret).*: not a valid URL`), 2);
   }
 });
@@ -197,6 +203,11 @@ test("a --storage of another kind, or not a URL, is a usage error before anythin
   await refusesToStart(
     ["--data-dir", dir, "--storage", "postgres://root:secret@127.0.0.1:notaport/x"],
     /^orchard: --storage postgres:\/\/\.\.\.@127\.0\.0\.1:notaport\/x: not a valid postgres:\/\/ URL/,
+    2,
+  );
+  await refusesToStart(
+    ["--data-dir", dir, "--storage", "postgres://orchard:ab/cd+secret@db.example.org:5432/orchard"],
+    /^orchard: --storage postgres:\/\/\.\.\.@db\.example\.org:5432\/orchard: not a valid postgres:\/\/ URL .*percent-encode/,
     2,
   );
   assert.deepEqual(fs.readdirSync(dir), [], "no API key made for a server that cannot start");
