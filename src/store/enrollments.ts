@@ -59,6 +59,7 @@ export const CHANNEL_TABLES = [
   "ddm_status_report_ring",
   "update_policy_enrollments",
   "update_devices",
+  "update_told",
 ] as const;
 
 /** The same for a device, by the column that holds its id: its ADE enrollment's progress (the serial's ABM record stays). */

@@ -443,6 +443,20 @@ export class SoftwareUpdateStore {
    * call that marked it (the caller then records the event, in the same
    * transaction), so each is told once per target, by one process.
    */
+  /**
+   * Records that a device is told of a failure of this version, or of a missed
+   * deadline of this version and deadline ("" for a failure): true the first
+   * time, false when it was told before (one insert; safe with many processes).
+   */
+  async toldOnce(enrollmentId: string, what: "failed" | "overdue", osVersion: string, deadline: string, now: number): Promise<boolean> {
+    const rows = await this.db.all<{ enrollment_id: string }>(
+      `INSERT INTO update_told (enrollment_id, kind, os_version, deadline, told_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (enrollment_id, kind, os_version, deadline) DO NOTHING RETURNING enrollment_id`,
+      [enrollmentId, what, osVersion, deadline, now],
+    );
+    return rows.length > 0;
+  }
+
   async markTold(enrollmentId: string, what: "failed" | "overdue"): Promise<boolean> {
     const column = what === "failed" ? "failed_notified" : "overdue_notified";
     return (await this.db.run(`UPDATE update_devices SET ${column} = 1 WHERE enrollment_id = ? AND ${column} = 0`, [enrollmentId])) > 0;

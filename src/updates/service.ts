@@ -615,7 +615,7 @@ export class SoftwareUpdates {
       state === "failed" &&
       !row.failedNotified &&
       (await su.markTold(enrollmentId, "failed")) &&
-      !(await toldBefore(tx, enrollmentId, "update.failed", (d) => d.target_os_version === detail.target_os_version))
+      (await su.toldOnce(enrollmentId, "failed", detail.target_os_version, "", now))
     ) {
       await tx.events.add(
         { type: "update.failed", enrollmentId, detail: { ...detail, reason, failure_count: status?.failureCount ?? null } },
@@ -632,41 +632,13 @@ export class SoftwareUpdates {
       (await su.markTold(enrollmentId, "overdue")) &&
       // Up to date by the deadline: marked, nothing to tell.
       state !== "up_to_date" &&
-      !(await toldBefore(
-        tx,
-        enrollmentId,
-        "update.overdue",
-        (d) => d.target_os_version === detail.target_os_version && d.deadline === deadline,
-      ))
+      (await su.toldOnce(enrollmentId, "overdue", detail.target_os_version, deadline, now))
     ) {
       await tx.events.add({ type: "update.overdue", enrollmentId, detail: { ...detail, deadline, state } }, now);
       told = true;
     }
     return told;
   }
-}
-
-/** The device's recent events of a type looked at for one already told (a device fails or misses a deadline a few times in all). */
-const TOLD_LOOKBACK = 50;
-
-/**
- * Whether an event of this type matching `same` was recorded for the device
- * (among its last TOLD_LOOKBACK of that type, while events are kept). A
- * failure is told once per target version and a missed deadline once per
- * version and deadline; a device row's marks alone do not last that long,
- * as they go with its target set: a policy made and removed moves the
- * device away and back, a policy removed and made again drops and remakes
- * its row, and a new deadline or details URL for the same version is
- * another set.
- */
-async function toldBefore(
-  tx: Store,
-  enrollmentId: string,
-  type: "update.failed" | "update.overdue",
-  same: (detail: Record<string, unknown>) => boolean,
-): Promise<boolean> {
-  const recent = await tx.events.list({ enrollmentId, type, newestFirst: true, limit: TOLD_LOOKBACK });
-  return recent.some((e) => e.detail !== null && same(e.detail));
 }
 
 /**

@@ -22,6 +22,7 @@ import { updateZoneAsked } from "./022-update-zone-asked.ts";
 import { ddmStatusReportRing } from "./023-ddm-status-report-ring.ts";
 import { ddmStatusChannels } from "./024-ddm-status-channels.ts";
 import { adeFetchId } from "./025-ade-fetch-id.ts";
+import { updateTold } from "./026-update-told.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
@@ -55,6 +56,7 @@ export const migrations: readonly Migration[] = [
   ddmStatusReportRing,
   ddmStatusChannels,
   adeFetchId,
+  updateTold,
 ];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
