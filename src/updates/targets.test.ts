@@ -150,8 +150,9 @@ test("the install state counts for the target only when its pending version is t
   assert.deepEqual(state("failed", "15.2", "Insufficient storage"), { state: "pending", reason: null });
   assert.equal(state("downloading", "15.2").state, "pending");
   assert.equal(state("installing", "15.4").state, "pending");
-  // Failed with no pending version (empty: no update pending) is no failure of this target.
-  assert.equal(state("failed", null, "Insufficient storage").state, "pending");
+  // Failed with no pending version: believed, as before (only another version says it is about another update).
+  assert.deepEqual(state("failed", null, "Insufficient storage"), { state: "failed", reason: "Insufficient storage" });
+  assert.equal(state("downloading", "").state, "downloading");
   assert.equal(state("none", null).state, "pending");
   assert.equal(state("waiting", "15.3").state, "pending");
   // Past the deadline, a failure of another version is no reason to say failed: overdue.

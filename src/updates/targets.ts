@@ -168,8 +168,12 @@ export function complianceOf(
 /** The install states that describe an update (the pending version's), not the absence of one. */
 const UPDATE_UNDER_WAY: ReadonlySet<string> = new Set(["downloading", "prepared", "installing", "failed"]);
 
-/** Whether the device's update status is about this version: its pending-version is it (empty: no update pending). */
+/**
+ * Whether the device's update status is about this version: its pending-version is it. A status without one is
+ * believed (whether every device keeps pending-version beside a failure is not known); only another version
+ * says it is about another update.
+ */
 function aboutTarget(status: UpdateStatus | undefined, osVersion: string): boolean {
   const pending = status?.pendingVersion;
-  return typeof pending === "string" && pending !== "" && compareVersions(pending, osVersion) === 0;
+  return typeof pending !== "string" || pending === "" || compareVersions(pending, osVersion) === 0;
 }
