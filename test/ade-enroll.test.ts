@@ -279,6 +279,8 @@ await forEachBackend("ADE enrollment, await configuration and serial-bound ident
     );
     const again = await signedInfo(serials[22]!, undefined, { OS_VERSION: "26.0", MDM_CAN_REQUEST_PSSO_CONFIG: true });
     assert.equal((await enrollUrl(again.der, { authorization: "Bearer abc" })).status, 200);
+    // A Bearer with no token is no sign-in (review).
+    assert.equal((await enrollUrl(again.der, { authorization: "Bearer " })).status, 403);
 
     const bad = await server.api("PUT", "/v1/ade/servers/main/enrollment-settings", { minimum_os: { windows: { os_version: "11" } } });
     assert.equal(bad.status, 400);

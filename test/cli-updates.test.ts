@@ -93,12 +93,12 @@ test("policy put counts the policy's own devices, warns of a set no device holds
     await mac.enroll();
     const all = await orchard("policy", "put", "all-macs", "--platform", "macOS", "--version", "15.2", "--deadline", "2099-01-09T19:00:00");
     assert.equal(all.code, 0, all.err);
-    assert.match(all.out, /^created update policy all-macs: 1 devices \(\d with a target\); all policies: 1 devices/);
+    assert.match(all.out, /^created update policy all-macs: 1 device \(\d with a target\); all policies: 1 device,/);
 
     const pilot = ["policy", "put", "pilot-macs", "--platform", "macOS", "--version", "15.3"];
     const ids = await orchard(...pilot, "--deadline", "2099-01-09T19:00:00", "--ids", "UDID1,UDID2");
     assert.equal(ids.code, 0, ids.err);
-    assert.match(ids.out, /^created update policy pilot-macs: 0 devices \(0 with a target\); all policies: 1 devices/);
+    assert.match(ids.out, /^created update policy pilot-macs: 0 devices \(0 with a target\); all policies: 1 device,/);
     assert.equal(ids.err, "");
     const show = await orchard("policy", "show", "pilot-macs");
     assert.match(show.out, /devices:\s+2 listed\n/);
@@ -115,7 +115,7 @@ test("policy put counts the policy's own devices, warns of a set no device holds
 
     const past = await orchard(...pilot, "--deadline", "2026-01-09T19:00:00", "--ids", mac.udid);
     assert.equal(past.code, 0, past.err);
-    assert.match(past.out, /^replaced update policy pilot-macs: 1 devices/);
+    assert.match(past.out, /^replaced update policy pilot-macs: 1 device /);
     assert.equal(
       past.err,
       'orchard: warning: target_local_date_time "2026-01-09T19:00:00": this deadline has passed in every time zone: the policy\'s devices not on its target are overdue at once\n',

@@ -126,5 +126,6 @@ function fetchReason(err: unknown): string {
 export function splitWarnings(header: string | null): string[] {
   if (header === null || header === "") return [];
   // Each warning starts with the key path it is about ("Payload.X: ...", 'Type "...": ...') or is a count.
-  return header.split(/, (?=[A-Za-z][\w.[\]-]*(?: "[^"]*")?: |\d+ more warnings|more errors)/).filter(Boolean);
+  // A quoted name is JSON: it may hold an escaped quote.
+  return header.split(/, (?=[A-Za-z][\w.[\]-]*(?: "(?:\\.|[^"\\])*")?: |\d+ more warnings|more errors)/).filter(Boolean);
 }

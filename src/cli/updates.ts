@@ -25,7 +25,7 @@ import {
   type ClientCommand,
 } from "./command.ts";
 import { fetchPages, PAGE_OPTIONS } from "./paging.ts";
-import { formatFields, formatTable, formatTime, printable } from "./table.ts";
+import { counted, formatFields, formatTable, formatTime, printable } from "./table.ts";
 
 const seg = encodeURIComponent;
 
@@ -194,7 +194,7 @@ async function put(args: string[], ctx: CliContext): Promise<number> {
   const r = expectOk<UpdatePolicySaved>(res);
   for (const w of splitWarnings(res.headers.get("orchard-warning"))) ctx.err(`orchard: warning: ${printable(w)}\n`);
   if (values.json) return (printJson(ctx, r), 0);
-  const reach = r.reach ? `${r.reach.devices} devices (${r.reach.targeted} with a target); all policies: ` : "";
+  const reach = r.reach ? `${counted(r.reach.devices, "device")} (${r.reach.targeted} with a target); all policies: ` : "";
   ctx.out(`${r.created ? "created" : "replaced"} update policy ${printable(name!)}: ${reach}${applied(r.applied)}\n`);
   return 0;
 }
@@ -202,7 +202,7 @@ async function put(args: string[], ctx: CliContext): Promise<number> {
 /** What a re-targeting of every policy's devices did. */
 function applied(a: UpdateApplyJson): string {
   if (a.skipped) return "another Orchard process is re-targeting devices; this change is applied within 5 minutes";
-  return `${a.devices} devices, ${a.targeted} with a target (${a.targets} distinct), ${a.changed} changed, ${a.released} released`;
+  return `${counted(a.devices, "device")}, ${a.targeted} with a target (${a.targets} distinct), ${a.changed} changed, ${a.released} released`;
 }
 
 async function show(args: string[], ctx: CliContext): Promise<number> {
@@ -217,7 +217,7 @@ async function show(args: string[], ctx: CliContext): Promise<number> {
       ["name", x.name],
       ["platform", x.platform],
       ["devices", scope(x)],
-      ["ids", x.listed_ids ? x.listed_ids.join(", ") : null],
+      ["ids", x.listed_ids ? shownIds(x.listed_ids) : null],
       ["target", target(x)],
       ["deadline", deadline(x)],
       ["details URL", x.details_url],
@@ -301,4 +301,11 @@ async function apply(args: string[], ctx: CliContext): Promise<number> {
   if (values.json) return (printJson(ctx, r), 0);
   ctx.out(`${applied(r)}\n`);
   return 0;
+}
+
+/** A policy's ids (up to 100,000 of them) as one line a terminal can take: the first ones, then how many more. */
+function shownIds(ids: readonly string[]): string {
+  const SHOWN = 20;
+  const more = ids.length - SHOWN;
+  return ids.slice(0, SHOWN).join(", ") + (more > 0 ? ` and ${more} more (--json lists them all)` : "");
 }

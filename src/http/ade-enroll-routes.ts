@@ -78,7 +78,7 @@ async function answer(req: FastifyRequest, reply: FastifyReply, o: AdeEnrollRout
     return take.passes;
   };
   // Platform SSO's second request carries the identity provider's bearer token (not verified: docs/automated-enrollment.md).
-  const bearer = /^Bearer\s/i.test(req.headers.authorization ?? "");
+  const bearer = /^Bearer\s+\S/i.test(req.headers.authorization ?? "");
   const decision = await o.enrollment.decide(
     bodyBuffer(req),
     typeof header === "string" ? header : undefined,

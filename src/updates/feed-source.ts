@@ -27,8 +27,7 @@ export async function readFeed(url: string, o: { timeoutMs?: number; maxBytes?: 
   const headers: Record<string, string> = { accept: "application/json" };
   if (parsed.username || parsed.password) {
     // fetch refuses a URL that holds credentials (and its refusal quotes the URL): a mirror's user and password go as Basic authentication.
-    const user = decodeURIComponent(parsed.username);
-    headers.authorization = `Basic ${Buffer.from(`${user}:${decodeURIComponent(parsed.password)}`).toString("base64")}`;
+    headers.authorization = `Basic ${Buffer.from(`${decoded(parsed.username)}:${decoded(parsed.password)}`).toString("base64")}`;
     parsed.username = "";
     parsed.password = "";
   }
@@ -71,5 +70,14 @@ export function shownUrl(url: string): string {
     return u.toString();
   } catch {
     return "(not a URL)";
+  }
+}
+
+/** A URL's user or password as typed: percent-decoded, or as it is when a % in it starts no escape. */
+function decoded(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
   }
 }
