@@ -228,7 +228,8 @@ describe("webhook delivery", () => {
       const dev = await newDevice(s);
       await dev.enroll();
       for (let i = 0; i < 10; i++) assert.equal((await dev.report("Idle")).status, 200);
-      await waitFor("the drop", async () => (await s.server.api("GET", "/v1/webhook")).json.dropped > 0);
+      // The drop's event is written after the drop commits: waited for, not the count.
+      await waitFor("the drop's event", async () => (await s.server.api("GET", "/v1/events?type=webhook.dropped")).json.events.length > 0);
       const status = (await s.server.api("GET", "/v1/webhook")).json;
       assert.equal(status.backlog, 5);
       assert.equal(status.dropped + status.backlog, 13);

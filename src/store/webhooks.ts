@@ -373,8 +373,8 @@ export class WebhookOutbox {
    * Deletes the oldest events past the limits: those created before
    * `createdBefore`, then all but the newest `maxBacklog`. Ids grow with
    * time, so each walks from the oldest id and stops at the first that
-   * stays. A backlog past its limit goes down to `room` below it (a place
-   * for the drop's own event). Returns what went, per reason (counted in
+   * stays. A backlog past its limit goes down to `room` below it for each
+   * reason that dropped (a place for each drop's own event). Returns what went, per reason (counted in
    * webhook_stats too).
    */
   async dropPastLimits(createdBefore: number, maxBacklog: number, room = 0): Promise<{ age?: Dropped; backlog?: Dropped }> {
@@ -386,7 +386,8 @@ export class WebhookOutbox {
     if (age) out.age = age;
     const { count } = await this.backlog();
     if (count > maxBacklog) {
-      const excess = Math.min(count, count - maxBacklog + room);
+      // A place for each drop's event: the age drop's too when there was one.
+      const excess = Math.min(count, count - maxBacklog + room * (age ? 2 : 1));
       const backlog = await this.dropWhile("SELECT id, created_at FROM webhook_outbox ORDER BY id LIMIT ?", (limit) => [limit], excess);
       if (backlog) out.backlog = backlog;
     }
