@@ -177,17 +177,21 @@ function Editor({ identifier, writable, onSaved }: { identifier?: string; writab
   );
 }
 
+/** A new set and its first declaration: the one the operator chose, never one taken for them. */
 function NewSet({ declarations, onAdded }: { declarations: string[]; onAdded: () => void }) {
   const [name, setName] = useState("");
   const [decl, setDecl] = useState("");
   const act = useAction();
+  // A choice whose declaration was deleted meanwhile is no choice.
+  const first = declarations.includes(decl) ? decl : "";
   return (
     <form
       class="grid"
       onSubmit={(e) => {
         e.preventDefault();
+        if (!first) return;
         void act.run(async () => {
-          await api("PUT", `/v1/set-declarations/${seg(name.trim())}${query({ declaration: decl || declarations[0] })}`);
+          await api("PUT", `/v1/set-declarations/${seg(name.trim())}${query({ declaration: first })}`);
           onAdded();
           navigate(href(["ddm"], { set: name.trim() }));
           return `Set ${name.trim()} made.`;
@@ -198,16 +202,13 @@ function NewSet({ declarations, onAdded }: { declarations: string[]; onAdded: ()
         <input name="set" required value={name} onInput={(e) => setName(e.currentTarget.value)} />
       </Field>
       <Field label="Its first declaration">
-        <select name="first" value={decl} onChange={(e) => setDecl(e.currentTarget.value)}>
-          {declarations.map((d) => (
-            <option key={d} value={d}>
-              {d}
-            </option>
-          ))}
+        <select name="first" required value={first} onChange={(e) => setDecl(e.currentTarget.value)}>
+          <option value="">choose…</option>
+          <Options values={declarations} />
         </select>
       </Field>
-      <button type="submit" disabled={act.busy || declarations.length === 0}>
-        Make set
+      <button type="submit" disabled={act.busy || !first}>
+        {first ? "Make set" : "Make set (choose its first declaration)"}
       </button>
       <ErrorNote error={act.error} />
     </form>
