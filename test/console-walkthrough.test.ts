@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import type { Page } from "playwright-core";
+import type { Page, Route } from "playwright-core";
 import type { SimDevice } from "../src/sim/device.ts";
 import { hasChromium, launchBrowser, type TestBrowser } from "./support/browser.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
@@ -93,7 +93,54 @@ describe("the web console, as a walkthrough found it", { skip: hasChromium() ? f
       await context.close();
     }
   });
+
+  test("Declarations: Save waits for the server's check of the text as it stands", async () => {
+    const { page, problems, context } = await signedIn();
+    // The server's checks are held until released: what the page does before one comes back.
+    let holding = true;
+    const held: Route[] = [];
+    await page.route("**/v1/declarations/validate", (r) => void (holding ? held.push(r) : r.continue()));
+    const release = async () => {
+      holding = false;
+      for (const r of held.splice(0)) await r.continue();
+    };
+    try {
+      await page.goto(`${server.url}/ui/#/ddm?new=1`);
+      const editor = page.getByLabel("Declaration (JSON: Type, Identifier, Payload)");
+      const save = page.getByRole("button", { name: "Save" });
+      await editor.waitFor();
+      await page.waitForTimeout(800);
+      assert.equal(held.length, 1, "the check was asked");
+      assert.equal(await save.isDisabled(), true, "no check came back yet");
+      await release();
+      await page.locator("#check .ok").waitFor();
+      await until(async () => !(await save.isDisabled()));
+      // The text changes: the old text's valid check does not enable Save for the new one.
+      holding = true;
+      await editor.fill(declaration("com.example.walk-c", 6));
+      await page.waitForTimeout(800);
+      assert.equal(held.length, 1);
+      assert.equal(await save.isDisabled(), true, "the valid check was of the text before");
+      await release();
+      await until(async () => !(await save.isDisabled()));
+      await save.click();
+      await page.getByRole("heading", { name: "com.example.walk-c" }).waitFor();
+      assert.equal((await server.api("GET", "/v1/declarations/com.example.walk-c")).json.Payload.MinimumLength, 6);
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
 });
+
+/** Waits until `f` says yes (5 s at most). */
+async function until(f: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    if (await f()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail("not in 5 s");
+}
 
 function declaration(identifier: string, minimumLength: number): string {
   return JSON.stringify({

@@ -79,7 +79,8 @@ export function DdmPage({ route, session }: PageProps) {
 function Editor({ identifier, writable, onSaved }: { identifier?: string; writable: boolean; onSaved: () => void }) {
   const loaded = useLoad(identifier ? `d|${identifier}` : null, () => get<unknown>(`/v1/declarations/${seg(identifier!)}`));
   const [text, setText] = useState<string>(identifier ? "" : TEMPLATE);
-  const [check, setCheck] = useState<DeclarationCheckJson | { parse: string }>();
+  /** The server's check of `text`, or why it is not JSON; `of` is the text it was made of (a check of older text says nothing of this one). */
+  const [checked, setCheck] = useState<{ of: string; check: DeclarationCheckJson | { parse: string } }>();
   const act = useAction();
   useEffect(() => {
     if (loaded.data === undefined) return;
@@ -92,18 +93,31 @@ function Editor({ identifier, writable, onSaved }: { identifier?: string; writab
     try {
       json = JSON.parse(text);
     } catch (e) {
-      setCheck({ parse: (e as Error).message });
+      setCheck({ of: text, check: { parse: (e as Error).message } });
       return;
     }
+    // An answer that comes back after the text changed again is not shown: the newer text's check is.
+    let stale = false;
     const t = setTimeout(() => {
-      api<DeclarationCheckJson>("POST", "/v1/declarations/validate", json as object).then(setCheck, (e: Error) =>
-        setCheck({ valid: false, errors: [{ path: "", message: e.message }], warnings: [] }),
+      api<DeclarationCheckJson>("POST", "/v1/declarations/validate", json as object).then(
+        (check) => stale || setCheck({ of: text, check }),
+        (e: Error) => stale || setCheck({ of: text, check: { valid: false, errors: [{ path: "", message: e.message }], warnings: [] } }),
       );
     }, CHECK_DELAY_MS);
-    return () => clearTimeout(t);
+    return () => {
+      stale = true;
+      clearTimeout(t);
+    };
   }, [text]);
+  // The last check stays shown while the next is on its way; only a check of this very text enables Save.
+  const check = checked?.check;
+  const current = checked?.of === text ? checked.check : undefined;
+  const invalid = check !== undefined && ("parse" in check || !check.valid);
+  // Save once a check of this very text said valid: not before one came back, not on an older text's.
+  const valid = current !== undefined && "valid" in current && current.valid;
   const save = (e: Event) => {
     e.preventDefault();
+    if (!valid) return;
     void act.run(async () => {
       const json = JSON.parse(text) as { Identifier?: string };
       await api("PUT", "/v1/declarations", json);
@@ -121,7 +135,6 @@ function Editor({ identifier, writable, onSaved }: { identifier?: string; writab
       return `Deleted ${identifier}.`;
     });
   };
-  const invalid = check !== undefined && ("parse" in check || !check.valid);
   return (
     <Section title={identifier ?? "New declaration"} id="editor">
       <Loading what={loaded} />
@@ -161,7 +174,7 @@ function Editor({ identifier, writable, onSaved }: { identifier?: string; writab
         </div>
         {writable && (
           <div class="actions">
-            <button type="submit" disabled={act.busy || invalid}>
+            <button type="submit" disabled={act.busy || !valid}>
               Save
             </button>
             {identifier && (
