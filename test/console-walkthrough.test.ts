@@ -131,6 +131,37 @@ describe("the web console, as a walkthrough found it", { skip: hasChromium() ? f
       await context.close();
     }
   });
+
+  test("Fleet: the counts link to the lists they count, and the versions left out are said", async () => {
+    const { page, problems, context } = await signedIn();
+    try {
+      const versions = page.getByRole("region", { name: "OS versions" });
+      await versions.getByRole("row").nth(1).waitFor();
+      // 13 versions (the Macs' and the iPhone's): 10 shown, the rest said, and shown on asking.
+      assert.equal(await versions.locator("tbody tr").count(), 10);
+      await versions.getByText("and 3 more versions (3 devices).").waitFor();
+      await versions.getByRole("button", { name: "Show all" }).click();
+      assert.equal(await versions.locator("tbody tr").count(), VERSIONS + 1);
+      // A version's count is a link to the devices on it.
+      const row = versions.getByRole("row", { name: /macOS 13\.7 1/ });
+      await row.getByRole("link", { name: "1", exact: true }).click();
+      await page.waitForURL(/#\/devices\?.*os_version=13\.7/);
+      await page.getByRole("link", { name: "Mac on 13.7" }).waitFor();
+      assert.equal(await page.locator("table.list tbody tr").count(), 1);
+      assert.equal(await page.getByLabel("OS version", { exact: true }).inputValue(), "13.7");
+      // User channels link to the user channels.
+      await page.getByRole("link", { name: "Fleet" }).click();
+      await page
+        .getByRole("row", { name: /User channels/ })
+        .getByRole("link")
+        .click();
+      await page.waitForURL(/#\/devices\?kind=users/);
+      assert.equal(await page.getByLabel("Channels").inputValue(), "users");
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
 });
 
 /** Waits until `f` says yes (5 s at most). */

@@ -31,21 +31,28 @@ export function DevicesPage({ route }: PageProps) {
     enabled: p.get("enabled") ?? "",
     seen_before: p.get("seen_before") ?? "",
     model: p.get("model") ?? "",
+    os_version: p.get("os_version") ?? "",
     os_below: p.get("os_below") ?? "",
     update_state: p.get("update_state") ?? "",
     policy: p.get("policy") ?? "",
     compliance: p.get("compliance") ?? "",
   };
-  // The inventory's filters (model, OS version below, update state) are GET /v1/inventory's; an update
+  // The inventory's filters (model, OS version, OS version below, update state) are GET /v1/inventory's; an update
   // policy's compliance state is GET /v1/updates/policies/{name}/devices'. Search and channel kinds are the enrollments'.
-  const source = filters.policy ? "policy" : filters.model || filters.os_below || filters.update_state ? "inventory" : "enrollments";
+  const source = filters.policy
+    ? "policy"
+    : filters.model || filters.os_version || filters.os_below || filters.update_state
+      ? "inventory"
+      : "enrollments";
   const key = JSON.stringify(filters);
   const pager = usePager(key);
   const [q, setQ] = useState(filters.q);
   const [model, setModel] = useState(filters.model);
+  const [osVersion, setOsVersion] = useState(filters.os_version);
   const [osBelow, setOsBelow] = useState(filters.os_below);
   useEffect(() => setQ(filters.q), [filters.q]);
   useEffect(() => setModel(filters.model), [filters.model]);
+  useEffect(() => setOsVersion(filters.os_version), [filters.os_version]);
   useEffect(() => setOsBelow(filters.os_below), [filters.os_below]);
   const list = useLoad(`${key}|${pager.cursor ?? ""}`, () => loadRows(source, filters, pager.cursor));
   const set = (change: Partial<Filters>) =>
@@ -58,7 +65,7 @@ export function DevicesPage({ route }: PageProps) {
         aria-label="Search devices"
         onSubmit={(e) => {
           e.preventDefault();
-          set({ q: q.trim(), model: model.trim(), os_below: osBelow.trim() });
+          set({ q: q.trim(), model: model.trim(), os_version: osVersion.trim(), os_below: osBelow.trim() });
         }}
       >
         <Field label="Search serial, UDID, name or user">
@@ -86,6 +93,15 @@ export function DevicesPage({ route }: PageProps) {
         </Field>
         <Field label="Model">
           <input name="model" value={model} placeholder="Mac14,2 or MacBook Air" onInput={(e) => setModel(e.currentTarget.value)} />
+        </Field>
+        <Field label="OS version">
+          <input
+            name="os_version"
+            value={osVersion}
+            placeholder="15.2"
+            inputMode="decimal"
+            onInput={(e) => setOsVersion(e.currentTarget.value)}
+          />
         </Field>
         <Field label="OS version below">
           <input
@@ -164,7 +180,7 @@ export function DevicesPage({ route }: PageProps) {
 }
 
 type Filters = Record<
-  "q" | "platform" | "kind" | "enabled" | "seen_before" | "model" | "os_below" | "update_state" | "policy" | "compliance",
+  "q" | "platform" | "kind" | "enabled" | "seen_before" | "model" | "os_version" | "os_below" | "update_state" | "policy" | "compliance",
   string
 >;
 
@@ -209,6 +225,7 @@ async function loadRows(
       `/v1/inventory${query({
         platform: f.platform,
         model: f.model,
+        os_version: f.os_version,
         os_version_below: f.os_below,
         update_state: f.update_state,
         last_seen_before: f.seen_before,

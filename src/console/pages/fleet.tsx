@@ -1,3 +1,4 @@
+import { useState } from "preact/hooks";
 import { get } from "../api.ts";
 import type { FleetJson, PushCertList, UpdatePolicyList, WebhookStatusJson } from "../../http/wire.ts";
 import type { PageProps } from "../pages.ts";
@@ -6,9 +7,18 @@ import { ErrorNote, Loading, Section, TableHead, Time, useLoad } from "../ui.tsx
 import { Compliance } from "./updates.tsx";
 
 const DAY_MS = 86_400_000;
+/** The OS versions shown before "Show all". */
+const OS_ROWS = 10;
+/** A version GET /v1/inventory?os_version= takes (its pattern); another is shown without a link. */
+const VERSION = /^\d{1,5}(\.\d{1,5}){0,3}$/;
 
-/** The fleet at a glance; every number links to the device list it counts. */
+/**
+ * The fleet at a glance; a count links to the device list it counts where the
+ * list has its filter (a platform, user channels, not seen since, an OS
+ * version). An unknown platform or version is a plain number: no filter finds it.
+ */
 export function FleetPage(_: PageProps) {
+  const [allVersions, setAllVersions] = useState(false);
   const fleet = useLoad("fleet", () => get<FleetJson>("/v1/fleet"));
   const certs = useLoad("pushcert", () => get<PushCertList>("/v1/pushcert"));
   const webhook = useLoad("webhook", () => get<WebhookStatusJson>("/v1/webhook"));
@@ -21,6 +31,12 @@ export function FleetPage(_: PageProps) {
       platforms.set(e.platform ?? "", (platforms.get(e.platform ?? "") ?? 0) + e.count);
     else users += e.count;
   }
+  const versions = f?.os_versions ?? [];
+  const shownVersions = allVersions ? versions : versions.slice(0, OS_ROWS);
+  const hiddenVersions = versions.slice(shownVersions.length);
+  // GET /v1/fleet lists the most common versions only: the devices on the others are counted, not named.
+  const devices = [...platforms.values()].reduce((a, n) => a + n, 0);
+  const unlisted = devices - versions.reduce((a, o) => a + o.count, 0);
   return (
     <>
       <h1>Fleet</h1>
@@ -39,7 +55,9 @@ export function FleetPage(_: PageProps) {
                 ))}
                 <tr>
                   <td>User channels</td>
-                  <td class="num">{users}</td>
+                  <td class="num">
+                    <a href={href(["devices"], { kind: "users" })}>{users}</a>
+                  </td>
                 </tr>
               </tbody>
             </table>
@@ -62,15 +80,33 @@ export function FleetPage(_: PageProps) {
             <table>
               <TableHead columns={["Platform", "Version", "Devices"]} />
               <tbody>
-                {f.os_versions.slice(0, 10).map((o) => (
+                {shownVersions.map((o) => (
                   <tr key={`${o.platform}/${o.os_version}`}>
                     <td>{o.platform ?? "unknown"}</td>
                     <td>{o.os_version ?? "unknown"}</td>
-                    <td class="num">{o.count}</td>
+                    <td class="num">
+                      {o.platform && o.os_version && VERSION.test(o.os_version) ? (
+                        <a href={href(["devices"], { platform: o.platform, os_version: o.os_version })}>{o.count}</a>
+                      ) : (
+                        o.count
+                      )}
+                    </td>
                   </tr>
                 ))}
               </tbody>
             </table>
+            {hiddenVersions.length > 0 && (
+              <p class="muted">
+                and {hiddenVersions.length} more {hiddenVersions.length === 1 ? "version" : "versions"} (
+                {hiddenVersions.reduce((a, o) => a + o.count, 0)} devices).{" "}
+                <button type="button" onClick={() => setAllVersions(true)}>
+                  Show all
+                </button>
+              </p>
+            )}
+            {unlisted > 0 && (
+              <p class="muted">{unlisted === 1 ? "1 device" : `${unlisted} devices`} on less common versions, not listed here.</p>
+            )}
           </Section>
         </div>
       )}
