@@ -162,6 +162,27 @@ describe("the web console, as a walkthrough found it", { skip: hasChromium() ? f
       await context.close();
     }
   });
+
+  test("Fleet: no push certificate and no update policy: only a role that can upload or make one is offered to", async () => {
+    for (const [who, links] of [
+      [ADMIN, ["Upload one", "Make one"]],
+      [OPERATOR, ["Make one"]],
+      [AUDITOR, []],
+    ] as const) {
+      const { page, problems, context } = await signedIn({ as: who });
+      try {
+        await page.getByText("No push certificate").waitFor();
+        await page.getByText("No update policy").waitFor();
+        for (const link of ["Upload one", "Make one"]) {
+          const offered = (links as readonly string[]).includes(link);
+          assert.equal(await page.getByRole("link", { name: link }).count(), offered ? 1 : 0, `${who.name}: ${link}`);
+        }
+        assert.deepEqual(problems, []);
+      } finally {
+        await context.close();
+      }
+    }
+  });
 });
 
 /** Waits until `f` says yes (5 s at most). */

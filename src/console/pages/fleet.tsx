@@ -3,6 +3,7 @@ import { get } from "../api.ts";
 import type { FleetJson, PushCertList, UpdatePolicyList, WebhookStatusJson } from "../../http/wire.ts";
 import type { PageProps } from "../pages.ts";
 import { href } from "../route.ts";
+import { canChange, isAdmin } from "../session.ts";
 import { ErrorNote, Loading, Section, TableHead, Time, useLoad } from "../ui.tsx";
 import { Compliance } from "./updates.tsx";
 
@@ -17,7 +18,8 @@ const VERSION = /^\d{1,5}(\.\d{1,5}){0,3}$/;
  * list has its filter (a platform, user channels, not seen since, an OS
  * version). An unknown platform or version is a plain number: no filter finds it.
  */
-export function FleetPage(_: PageProps) {
+export function FleetPage({ session }: PageProps) {
+  const role = session.operator.role;
   const [allVersions, setAllVersions] = useState(false);
   const fleet = useLoad("fleet", () => get<FleetJson>("/v1/fleet"));
   const certs = useLoad("pushcert", () => get<PushCertList>("/v1/pushcert"));
@@ -115,7 +117,15 @@ export function FleetPage(_: PageProps) {
           <ErrorNote error={certs.error} />
           {certs.data && certs.data.push_certs.length === 0 && (
             <p class="warn">
-              No push certificate: devices cannot be woken. <a href={href(["enrollment"])}>Upload one</a>.
+              No push certificate: devices cannot be woken.
+              {isAdmin(role) ? (
+                <>
+                  {" "}
+                  <a href={href(["enrollment"])}>Upload one</a>.
+                </>
+              ) : (
+                " An admin can upload one."
+              )}
             </p>
           )}
           <ul class="plain">
@@ -133,7 +143,13 @@ export function FleetPage(_: PageProps) {
           <ErrorNote error={policies.error} />
           {policies.data && policies.data.policies.length === 0 && (
             <p class="muted">
-              No update policy. <a href={href(["updates"])}>Make one</a>.
+              No update policy.
+              {canChange(role) && (
+                <>
+                  {" "}
+                  <a href={href(["updates"])}>Make one</a>.
+                </>
+              )}
             </p>
           )}
           {policies.data && policies.data.policies.length > 0 && (
