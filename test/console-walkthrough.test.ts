@@ -183,6 +183,31 @@ describe("the web console, as a walkthrough found it", { skip: hasChromium() ? f
       }
     }
   });
+
+  test("a device: the command history follows the queue, with no reload", async () => {
+    const { page, problems, context } = await signedIn();
+    try {
+      await page.goto(`${server.url}/ui/#/device/${mac.udid}`);
+      await page.getByRole("combobox", { name: /^Command/ }).selectOption("SecurityInfo");
+      await page.getByRole("button", { name: "Queue", exact: true }).click();
+      await page.getByRole("status").filter({ hasText: "Queued SecurityInfo" }).waitFor();
+      const history = page.getByRole("region", { name: "Command history" });
+      const row = history.getByRole("row", { name: /SecurityInfo/ });
+      await row.getByText("waiting").waitFor();
+      // The device answers (its DDM sync first); the queue's poll finds it empty, and the history follows.
+      let sent = await mac.report("Idle");
+      while ((sent.plist?.Command as { RequestType?: string } | undefined)?.RequestType === "DeclarativeManagement")
+        sent = await mac.report("Acknowledged", { CommandUUID: String(sent.plist?.CommandUUID) });
+      assert.equal((sent.plist?.Command as { RequestType?: string } | undefined)?.RequestType, "SecurityInfo");
+      await mac.report("Acknowledged", { CommandUUID: String(sent.plist?.CommandUUID), SecurityInfo: { PasscodePresent: true } });
+      await page.getByText("Nothing queued.").waitFor({ timeout: 12_000 });
+      await row.getByRole("button", { name: "Show result" }).waitFor({ timeout: 3_000 });
+      assert.equal(await row.getByRole("cell", { name: "Acknowledged" }).count(), 1);
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
 });
 
 /** Waits until `f` says yes (5 s at most). */

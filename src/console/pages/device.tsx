@@ -1,4 +1,4 @@
-import { useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, api, apiResult, get, query, seg } from "../api.ts";
 import type {
   CommandHistoryPage,
@@ -272,6 +272,15 @@ function Commands({ channel, writable }: { channel: EnrollmentJson; writable: bo
   const history = useLoad(`h|${id}|${pager.cursor ?? ""}`, () =>
     get<CommandHistoryPage>(`/v1/enrollments/${seg(id)}/commands${query({ cursor: pager.cursor, limit: 25 })}`),
   );
+  // The history follows the queue: when a poll finds the queue changed (a command answered, or put off with
+  // NotNow), the history is read again, so it never shows waiting what the queue no longer holds.
+  const queueState = queue.data?.commands.map((c) => `${c.command_uuid}:${c.status}:${c.not_now_count}`).join(",");
+  const seenQueue = useRef<string | undefined>(undefined);
+  useEffect(() => {
+    if (queueState === undefined) return;
+    if (seenQueue.current !== undefined && seenQueue.current !== queueState) history.reload();
+    seenQueue.current = queueState;
+  }, [queueState]);
   const [open, setOpen] = useState<string>();
   const act = useAction();
   const refresh = () => (queue.reload(), history.reload());
