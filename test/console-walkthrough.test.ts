@@ -208,6 +208,41 @@ describe("the web console, as a walkthrough found it", { skip: hasChromium() ? f
       await context.close();
     }
   });
+
+  test("a device: a Mac's Lock needs its PIN, an iPhone's does not, and the question is about locking", async () => {
+    const { page, problems, context } = await signedIn();
+    const questions: string[] = [];
+    page.on("dialog", (d) => void questions.push(d.message()));
+    try {
+      await page.goto(`${server.url}/ui/#/device/${mac.udid}`);
+      await page.getByRole("combobox", { name: /^Command/ }).selectOption("DeviceLock");
+      const pin = page.getByLabel("PIN (macOS: six digits)");
+      assert.equal(await pin.evaluate((e) => (e as HTMLInputElement).required), true);
+      // No PIN: nothing asked, nothing queued.
+      await page.getByRole("button", { name: "Queue", exact: true }).click();
+      await page.waitForTimeout(300);
+      assert.deepEqual(questions, []);
+      assert.deepEqual((await server.api("GET", `/v1/queue/${mac.udid}`)).json.commands, []);
+      await pin.fill("123456");
+      await page.getByRole("button", { name: "Queue", exact: true }).click();
+      await page.getByRole("status").filter({ hasText: "Queued DeviceLock" }).waitFor();
+      assert.equal(questions.length, 1);
+      assert.match(questions[0]!, /^Lock this device/);
+      assert.doesNotMatch(questions[0]!, /cannot be undone/);
+      const queued = (await server.api("GET", `/v1/queue/${mac.udid}`)).json.commands as Array<{ request_type: string }>;
+      assert.deepEqual(
+        queued.map((c) => c.request_type),
+        ["DeviceLock"],
+      );
+      assert.equal((await server.api("DELETE", `/v1/queue/${mac.udid}`)).status, 200);
+      await page.goto(`${server.url}/ui/#/device/${iphone.udid}`);
+      await page.getByRole("combobox", { name: /^Command/ }).selectOption("DeviceLock");
+      assert.equal(await page.getByLabel("PIN (macOS: six digits)").evaluate((e) => (e as HTMLInputElement).required), false);
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
 });
 
 /** Waits until `f` says yes (5 s at most). */

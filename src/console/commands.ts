@@ -2,7 +2,11 @@
 // (Apple's keys, from the MDM protocol reference). Anything else is sent as a
 // raw plist. Adding a command here is all it takes for it to appear.
 
+import type { EnrollmentJson } from "../http/wire.ts";
 import type { PlistValue } from "./plist.ts";
+
+/** A device's platform as its enrollment gives it (null: its facts do not tell). */
+export type DevicePlatform = EnrollmentJson["platform"];
 
 export type FieldKind = "text" | "number" | "boolean" | "list";
 
@@ -11,6 +15,8 @@ export interface CommandField {
   label: string;
   kind: FieldKind;
   required?: boolean;
+  /** Required on these platforms only (DeviceLock's PIN on a Mac). */
+  requiredOn?: readonly NonNullable<DevicePlatform>[];
   /** What the form starts with (a list: one item a line). */
   initial?: string | boolean;
   help?: string;
@@ -21,8 +27,8 @@ export interface CommandField {
 export interface CommonCommand {
   requestType: string;
   label: string;
-  /** Asks to confirm before queueing: it cannot be undone. */
-  destructive?: boolean;
+  /** Asks to confirm before queueing, with this question: what the command does to the device, in its own words. */
+  confirm?: string;
   fields: CommandField[];
 }
 
@@ -70,9 +76,16 @@ export const COMMON_COMMANDS: readonly CommonCommand[] = [
   {
     requestType: "DeviceLock",
     label: "Lock",
-    destructive: true,
+    confirm: "Lock this device now? It stays locked until someone unlocks it: with its passcode, or a Mac with the PIN.",
     fields: [
-      { key: "PIN", label: "PIN (macOS: six digits)", kind: "text", pattern: /^\d{6}$/, help: "Required on a Mac: it unlocks it." },
+      {
+        key: "PIN",
+        label: "PIN (macOS: six digits)",
+        kind: "text",
+        pattern: /^\d{6}$/,
+        requiredOn: ["macOS"],
+        help: "Required on a Mac: it unlocks it.",
+      },
       { key: "Message", label: "Message on the lock screen", kind: "text" },
       { key: "PhoneNumber", label: "Phone number on the lock screen", kind: "text" },
     ],
@@ -80,14 +93,19 @@ export const COMMON_COMMANDS: readonly CommonCommand[] = [
   {
     requestType: "RestartDevice",
     label: "Restart",
-    destructive: true,
+    confirm: "Restart this device now? Work not saved may be lost.",
     fields: [{ key: "NotifyUser", label: "Let the user save their work first (macOS)", kind: "boolean", initial: false }],
   },
-  { requestType: "ShutDownDevice", label: "Shut down", destructive: true, fields: [] },
+  {
+    requestType: "ShutDownDevice",
+    label: "Shut down",
+    confirm: "Shut this device down now? It stays off until someone turns it on.",
+    fields: [],
+  },
   {
     requestType: "EraseDevice",
     label: "Erase",
-    destructive: true,
+    confirm: "Erase this device? Everything on it is deleted: this cannot be undone.",
     fields: [{ key: "PIN", label: "PIN (macOS: six digits)", kind: "text", pattern: /^\d{6}$/ }],
   },
 ];
@@ -96,10 +114,16 @@ export function commonCommand(requestType: string): CommonCommand | undefined {
   return COMMON_COMMANDS.find((c) => c.requestType === requestType);
 }
 
-/** The command's fields from the form's values, or the reasons they cannot be sent. */
+/** Whether a field must be given for a device of this platform. */
+export function isRequired(f: CommandField, platform: DevicePlatform): boolean {
+  return Boolean(f.required || (platform && f.requiredOn?.includes(platform)));
+}
+
+/** The command's fields from the form's values, or the reasons they cannot be sent to a device of this platform. */
 export function commandFields(
   cmd: CommonCommand,
   values: Record<string, string | boolean>,
+  platform: DevicePlatform = null,
 ): { fields: Record<string, PlistValue | undefined> } | { errors: string[] } {
   const fields: Record<string, PlistValue | undefined> = {};
   const errors: string[] = [];
@@ -111,7 +135,7 @@ export function commandFields(
     }
     const text = String(v).trim();
     if (text === "") {
-      if (f.required) errors.push(`${f.label} is required`);
+      if (isRequired(f, platform)) errors.push(`${f.label} is required${f.required ? "" : ` on ${platform}`}`);
       continue;
     }
     if (f.kind === "number") {

@@ -14,7 +14,7 @@ import type {
   RebindStateJson,
   UserSessionPage,
 } from "../../http/wire.ts";
-import { commandFields, COMMON_COMMANDS, commonCommand } from "../commands.ts";
+import { commandFields, COMMON_COMMANDS, commonCommand, type DevicePlatform, isRequired } from "../commands.ts";
 import type { PageProps } from "../pages.ts";
 import { commandPlist } from "../plist.ts";
 import { href } from "../route.ts";
@@ -69,7 +69,7 @@ export function DevicePage({ route, session }: PageProps) {
       )}
       {device && <Rebind deviceId={device.device_id} writable={writable} />}
       {device && <NetworkUsers deviceId={device.device_id} />}
-      {channel && <Commands channel={channel} writable={writable} />}
+      {channel && <Commands channel={channel} platform={device?.platform ?? null} writable={writable} />}
       {channel && <Ddm channelId={channel.id} />}
       {channel && (
         <Section title="Events">
@@ -265,7 +265,7 @@ function Refusals({ channelId }: { channelId: string }) {
   );
 }
 
-function Commands({ channel, writable }: { channel: EnrollmentJson; writable: boolean }) {
+function Commands({ channel, platform, writable }: { channel: EnrollmentJson; platform: DevicePlatform; writable: boolean }) {
   const id = channel.id;
   const queue = useLoad(`q|${id}`, () => get<QueueJson>(`/v1/queue/${seg(id)}`), { pollMs: 5000 });
   const pager = usePager(id);
@@ -317,7 +317,7 @@ function Commands({ channel, writable }: { channel: EnrollmentJson; writable: bo
             </button>
           </div>
           <Outcome of={act} />
-          <QueueCommand channelId={id} onQueued={refresh} />
+          <QueueCommand channelId={id} platform={platform} onQueued={refresh} />
         </Section>
       )}
       <Section title="Queue">
@@ -409,7 +409,7 @@ function CommandResult({ uuid, channelId }: { uuid: string; channelId: string })
 }
 
 /** The common commands with a form for their fields, or a raw command plist. */
-function QueueCommand({ channelId, onQueued }: { channelId: string; onQueued: () => void }) {
+function QueueCommand({ channelId, platform, onQueued }: { channelId: string; platform: DevicePlatform; onQueued: () => void }) {
   const [type, setType] = useState(COMMON_COMMANDS[0]!.requestType);
   const [values, setValues] = useState<Record<string, string | boolean>>({});
   const [raw, setRaw] = useState("");
@@ -430,9 +430,9 @@ function QueueCommand({ channelId, onQueued }: { channelId: string; onQueued: ()
     e.preventDefault();
     if (type === "raw") return void queue(raw);
     if (!cmd) return;
-    const built = commandFields(cmd, values);
+    const built = commandFields(cmd, values, platform);
     if ("errors" in built) return void act.run(async () => Promise.reject(new Error(built.errors.join("; "))));
-    if (cmd.destructive && !confirm(`${cmd.label}: this cannot be undone. Queue it?`)) return;
+    if (cmd.confirm && !confirm(cmd.confirm)) return;
     void queue(commandPlist(cmd.requestType, built.fields, crypto.randomUUID()));
   };
   return (
@@ -479,7 +479,7 @@ function QueueCommand({ channelId, onQueued }: { channelId: string; onQueued: ()
           <Field label={f.label} key={f.key} help={f.help}>
             <input
               name={f.key}
-              required={f.required}
+              required={isRequired(f, platform)}
               inputMode={f.kind === "number" ? "numeric" : undefined}
               value={String(values[f.key] ?? f.initial ?? "")}
               onInput={(e) => setValues({ ...values, [f.key]: e.currentTarget.value })}
