@@ -243,6 +243,27 @@ describe("the web console, as a walkthrough found it", { skip: hasChromium() ? f
       await context.close();
     }
   });
+
+  test("a device: a failed push is an alert, not a success, and so is a queued command's", async () => {
+    const { page, problems, context } = await signedIn();
+    try {
+      await page.goto(`${server.url}/ui/#/device/${iphone.udid}`);
+      // No push certificate: the push fails.
+      await page.getByRole("button", { name: "Push" }).click();
+      await page.getByRole("alert").filter({ hasText: "The push failed: no push certificate" }).waitFor();
+      assert.equal(await page.getByRole("status").filter({ hasText: /push/i }).count(), 0, "no success says the push failed");
+      // Queued, and its push failed: the queueing is a success, the push a warning.
+      await page.getByRole("combobox", { name: /^Command/ }).selectOption("ProfileList");
+      await page.getByRole("button", { name: "Queue", exact: true }).click();
+      await page.getByRole("status").filter({ hasText: "Queued ProfileList" }).waitFor();
+      await page.getByRole("alert").filter({ hasText: "The command waits until the device checks in" }).waitFor();
+      assert.doesNotMatch((await page.getByRole("status").allTextContents()).join(" "), /push/i);
+      assert.equal((await server.api("DELETE", `/v1/queue/${iphone.udid}`)).status, 200);
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
 });
 
 /** Waits until `f` says yes (5 s at most). */

@@ -56,15 +56,29 @@ export function Notice({ children }: { children: ComponentChildren }) {
   );
 }
 
-/** An action's outcome under its form: the error, or what it did (useAction). */
-export function Outcome({ of }: { of: { error: unknown; done: string | undefined } }) {
+/** Something that went wrong beside an action that was done (a command queued, its push failed): an alert, not a success. */
+export function Warning({ children }: { children: ComponentChildren }) {
+  if (!children) return null;
+  return (
+    <p class="warn" role="alert">
+      {children}
+    </p>
+  );
+}
+
+/** An action's outcome under its form: the error, or what it did and what went wrong beside it (useAction). */
+export function Outcome({ of }: { of: { error: unknown; done: string | undefined; warning?: string | undefined } }) {
   return (
     <>
       <ErrorNote error={of.error} />
       <Notice>{of.done}</Notice>
+      <Warning>{of.warning}</Warning>
     </>
   );
 }
+
+/** What an action returns: what it did, or that and what went wrong beside it. */
+export type ActionResult = string | undefined | { done?: string; warning: string };
 
 /** How often a Live list refreshes while its first page is shown. */
 export const LIVE_MS = 3000;
@@ -215,24 +229,30 @@ export function Pager({ pager, nextCursor }: { pager: ReturnType<typeof usePager
   );
 }
 
-/** Runs an action, keeping its error or its outcome for the page to show; busy while it runs. */
+/** Runs an action, keeping its error or its outcome (and a warning beside it) for the page to show; busy while it runs. */
 export function useAction() {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>();
   const [done, setDone] = useState<string>();
-  const run = async (f: () => Promise<string | undefined>) => {
+  const [warning, setWarning] = useState<string>();
+  const run = async (f: () => Promise<ActionResult>) => {
     setBusy(true);
     setError(undefined);
     setDone(undefined);
+    setWarning(undefined);
     try {
-      setDone(await f());
+      const r = await f();
+      if (typeof r === "object") {
+        setDone(r.done);
+        setWarning(r.warning);
+      } else setDone(r);
     } catch (e) {
       setError(e);
     } finally {
       setBusy(false);
     }
   };
-  return { busy, error, done, run, clear: () => (setError(undefined), setDone(undefined)) };
+  return { busy, error, done, warning, run, clear: () => (setError(undefined), setDone(undefined), setWarning(undefined)) };
 }
 
 export function Section({ title, children, id }: { title: string; children: ComponentChildren; id?: string }) {

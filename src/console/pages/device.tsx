@@ -296,7 +296,8 @@ function Commands({ channel, platform, writable }: { channel: EnrollmentJson; pl
                 act.run(async () => {
                   const { result } = await apiResult<PushResult>("POST", `/v1/push/${seg(id)}`);
                   const err = result.push_error ?? result.status?.[id]?.push_error;
-                  return err ? `The push failed: ${err}` : "Pushed: the device will check in.";
+                  if (err) throw new Error(`The push failed: ${err}`);
+                  return "Pushed: the device will check in.";
                 })
               }
             >
@@ -423,8 +424,11 @@ function QueueCommand({ channelId, platform, onQueued }: { channelId: string; pl
       onQueued();
       const s = r.status?.[channelId];
       if (r.command_error || s?.command_error) throw new Error(r.command_error ?? s?.command_error);
+      const done = `Queued ${r.request_type} (${r.command_uuid}).`;
       const pushError = r.push_error ?? s?.push_error;
-      return `Queued ${r.request_type} (${r.command_uuid})${pushError ? `; the push failed: ${pushError}` : ""}.`;
+      // Queued, but the device was not woken: it gets the command when it next checks in of its own accord.
+      if (pushError) return { done, warning: `The push failed: ${pushError}. The command waits until the device checks in.` };
+      return done;
     });
   const submit = (e: Event) => {
     e.preventDefault();
