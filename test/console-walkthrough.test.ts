@@ -264,6 +264,36 @@ describe("the web console, as a walkthrough found it", { skip: hasChromium() ? f
       await context.close();
     }
   });
+
+  test("an update policy's devices are listed with their names and serial numbers", async () => {
+    assert.equal(
+      (await server.api("PUT", "/v1/updates/policies/walk-macs", { platform: "macOS", mode: "latest", deadline_days: 7 })).status,
+      201,
+    );
+    const { page, problems, context } = await signedIn();
+    try {
+      const devices = (await server.api("GET", "/v1/updates/policies/walk-macs/devices?limit=100")).json.devices as Array<{
+        enrollment_id: string;
+      }>;
+      assert.equal(devices.length, VERSIONS);
+      await page.goto(`${server.url}/ui/#/devices?policy=walk-macs`);
+      await page
+        .locator("table.list tbody tr")
+        .nth(VERSIONS - 1)
+        .waitFor();
+      for (const d of devices) {
+        const e = (await server.api("GET", `/v1/enrollments/${d.enrollment_id}`)).json;
+        const row = page.locator("table.list tbody tr", { has: page.getByRole("link", { name: e.device_name, exact: true }) });
+        assert.equal(await row.count(), 1, e.device_name);
+        assert.equal(await row.locator("td").nth(1).textContent(), e.serial_number);
+        assert.match((await row.getByRole("link").getAttribute("href")) ?? "", new RegExp(`#/device/${e.device_id}$`));
+      }
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+      await server.api("DELETE", "/v1/updates/policies/walk-macs");
+    }
+  });
 });
 
 /** Waits until `f` says yes (5 s at most). */

@@ -202,15 +202,20 @@ async function loadRows(
     const page = await get<UpdateDevicePage>(
       `/v1/updates/policies/${seg(f.policy)}/devices${query({ state: f.compliance, cursor, limit: PAGE })}`,
     );
+    // A policy's answer names each device channel by its id only: its name and serial are its enrollment's
+    // (one GET /v1/enrollments/{id} a row; a channel removed since keeps its id for a name).
+    const channels = await Promise.all(
+      page.devices.map((d) => get<EnrollmentJson>(`/v1/enrollments/${seg(d.enrollment_id)}`).catch(() => undefined)),
+    );
     return {
       kind: source,
       next_cursor: page.next_cursor,
-      rows: page.devices.map((d) => ({
+      rows: page.devices.map((d, i) => ({
         key: d.enrollment_id,
-        deviceId: d.enrollment_id,
-        name: d.enrollment_id,
+        deviceId: channels[i]?.device_id ?? d.enrollment_id,
+        name: channels[i]?.device_name ?? d.enrollment_id,
         cells: [
-          "",
+          channels[i]?.serial_number ?? "",
           d.state.replace(/_/g, " "),
           d.target ? `${d.target.os_version} by ${d.target.local_date_time}` : "",
           d.reason ?? "",
