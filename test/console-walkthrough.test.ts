@@ -294,6 +294,78 @@ describe("the web console, as a walkthrough found it", { skip: hasChromium() ? f
       await server.api("DELETE", "/v1/updates/policies/walk-macs");
     }
   });
+
+  test("tables keep their words at 390, 768 and 1280 px: short values on one line, wide tables scrolled in their own box", async () => {
+    for (const width of [390, 768, 1280]) {
+      const { page, problems, context } = await signedIn({ width });
+      try {
+        for (const where of [
+          "audit",
+          `device/${mac.udid}`,
+          "ddm?declaration=com.example.walk-b&set=walk-set",
+          "events",
+          "fleet",
+          "devices",
+        ]) {
+          await page.goto(`${server.url}/ui/#/${where}`);
+          await page.locator("main table tbody tr").first().waitFor();
+          await page.waitForLoadState("networkidle");
+          const at = `#/${where} at ${width}px`;
+          const pageWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+          assert.ok(pageWidth <= width, `${at} is ${pageWidth}px wide`);
+          // A header, a number, a time, an address or a status is never broken across lines (the audit log's
+          // When, From and Result by their place, whatever their class).
+          // (No named function inside evaluate: tsx would wrap it in a helper the page does not have.)
+          const broken = await page.evaluate(() =>
+            [
+              ...document.querySelectorAll(
+                "main thead th, main td.num, main td time, main td.nowrap, table.audit td:nth-child(1), table.audit td:nth-child(5), table.audit td:nth-child(6)",
+              ),
+            ]
+              .filter((e) => {
+                // The lines its text takes: the distinct tops of its range's boxes.
+                const r = document.createRange();
+                r.selectNodeContents(e);
+                return new Set([...r.getClientRects()].filter((b) => b.width > 0).map((b) => Math.round(b.top))).size > 1;
+              })
+              .map((e) => e.textContent),
+          );
+          assert.deepEqual(broken, [], `${at}: short values broken`);
+        }
+        if (width === 390) {
+          // A phone: the audit log and a device's inventory keep every word whole (the table scrolls instead).
+          for (const [where, table] of [
+            ["audit", "table.audit"],
+            [`device/${mac.udid}`, "table.inventory"],
+          ]) {
+            await page.goto(`${server.url}/ui/#/${where}`);
+            await page.locator(`${table} tbody tr`).first().waitFor();
+            const words = await page.evaluate((t) => {
+              // Each run of letters and digits outside code (an id may break anywhere), on one line or not.
+              const out: string[] = [];
+              const walk = document.createTreeWalker(document.querySelector(t)!, NodeFilter.SHOW_TEXT);
+              for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+                if (n.parentElement?.closest("code")) continue;
+                for (const m of (n.textContent ?? "").matchAll(/[A-Za-z0-9]+/g)) {
+                  const r = document.createRange();
+                  r.setStart(n, m.index);
+                  r.setEnd(n, m.index + m[0].length);
+                  const tops = new Set([...r.getClientRects()].filter((b) => b.width > 0).map((b) => Math.round(b.top)));
+                  if (tops.size > 1) out.push(m[0]);
+                }
+              }
+              return out;
+            }, table);
+            assert.deepEqual(words, [], `#/${where} at 390px breaks words`);
+            assert.equal(await page.evaluate(() => document.documentElement.scrollWidth), 390);
+          }
+        }
+        assert.deepEqual(problems, []);
+      } finally {
+        await context.close();
+      }
+    }
+  });
 });
 
 /** Waits until `f` says yes (5 s at most). */

@@ -53,7 +53,9 @@ export function AuditLogPage({ route }: PageProps) {
                     <a href={href(["audit"], { actor: e.actor })}>{e.actor}</a> <span class="small">{e.credential}</span>
                   </td>
                   <td>
-                    <a href={href(["audit"], { action: e.action })}>{e.action}</a>
+                    <a class="nowrap" href={href(["audit"], { action: e.action })}>
+                      {e.action}
+                    </a>
                     <div class="small">
                       {e.method} {e.route}
                     </div>
@@ -65,8 +67,8 @@ export function AuditLogPage({ route }: PageProps) {
                       </div>
                     ))}
                   </td>
-                  <td>{e.address ?? ""}</td>
-                  <td class={e.status >= 400 ? "error" : undefined}>{e.status}</td>
+                  <td class="nowrap">{e.address ?? ""}</td>
+                  <td class={e.status >= 400 ? "nowrap error" : "nowrap"}>{e.status}</td>
                 </tr>
               ))}
             </tbody>
