@@ -366,6 +366,43 @@ describe("the web console, as a walkthrough found it", { skip: hasChromium() ? f
       }
     }
   });
+
+  test("a session that ends says so on the sign-in page, at the server's word or at its cookie's expiry; Sign out does not", async () => {
+    const { page, problems, context } = await signedIn({ as: OPERATOR });
+    try {
+      await page.getByRole("heading", { name: "Fleet" }).waitFor();
+      // Disabled by an admin: the operator's sessions end, and the page's next request answers 401.
+      assert.equal((await server.api("PATCH", `/v1/operators/${OPERATOR.name}`, { disabled: true })).status, 200);
+      await page.getByRole("link", { name: "Devices" }).click();
+      await page.getByRole("status").filter({ hasText: "Your session ended; sign in again." }).waitFor();
+      assert.equal((await server.api("PATCH", `/v1/operators/${OPERATOR.name}`, { disabled: false })).status, 200);
+      await signIn(page, OPERATOR);
+      await page.getByRole("heading", { name: "Devices" }).waitFor();
+      assert.equal(await page.getByText("Your session ended").count(), 0);
+      // Signed out: the sign-in page, with nothing to explain.
+      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.getByLabel("Password").waitFor();
+      await page.waitForTimeout(300);
+      assert.equal(await page.getByText("Your session ended").count(), 0);
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+    // At --session-max-age (12 h) the browser drops the cookie, and a request without one would meet the
+    // server's Basic challenge (the browser's own password prompt): the console ends the session itself first.
+    const s = await browser.page();
+    try {
+      await s.page.clock.install();
+      await s.page.goto(`${server.url}/ui/`);
+      await signIn(s.page, OPERATOR);
+      await s.page.getByRole("heading", { name: "Fleet" }).waitFor();
+      await s.page.clock.fastForward("12:00:00");
+      await s.page.getByRole("status").filter({ hasText: "Your session ended; sign in again." }).waitFor();
+      assert.deepEqual(s.problems, []);
+    } finally {
+      await s.context.close();
+    }
+  });
 });
 
 /** Waits until `f` says yes (5 s at most). */

@@ -32,6 +32,23 @@ export function whenSignedOut(f: () => void): void {
   onSignedOut = f;
 }
 
+/**
+ * When the session's cookie expires (its Max-Age, --session-max-age), by
+ * this browser's clock. Past it the browser no longer sends the cookie, and
+ * the server answers a request without one with a Basic challenge: the
+ * browser's own password prompt, not the console's sign-in page. So the
+ * console ends the session itself a little before (sessionEndsIn), and sends
+ * nothing once it has.
+ */
+let sessionEndsAt: number | undefined;
+export function setSessionEnd(at: number | undefined): void {
+  sessionEndsAt = at;
+}
+/** Milliseconds until the session's cookie expires (undefined: no session). */
+export function sessionEndsIn(): number | undefined {
+  return sessionEndsAt === undefined ? undefined : sessionEndsAt - Date.now();
+}
+
 /** A JSON object, text (a plist, a PEM, an htdigest file), or a file's bytes (a PKCS#12). */
 export type Body = object | string | Blob | ArrayBuffer | undefined;
 
@@ -44,6 +61,10 @@ export interface RequestOptions {
 }
 
 export async function request(method: string, path: string, body?: Body, o: RequestOptions = {}): Promise<Response> {
+  if (!o.quiet401 && (sessionEndsIn() ?? 1) <= 0) {
+    onSignedOut();
+    throw new ApiError(401, "the session has ended; sign in again", "unauthorized");
+  }
   const headers: Record<string, string> = { accept: "application/json", ...o.headers };
   if (method !== "GET" && method !== "HEAD" && csrfToken) headers["x-csrf-token"] = csrfToken;
   let payload: string | Blob | ArrayBuffer | undefined;

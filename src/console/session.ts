@@ -3,24 +3,33 @@
 // answer's body and is kept in memory, so a reload asks GET /v1/session again.
 
 import type { Role, SessionJson } from "../http/wire.ts";
-import { api, setCsrfToken } from "./api.ts";
+import { api, request, setCsrfToken, setSessionEnd } from "./api.ts";
 
 export type { Role, SessionJson } from "../http/wire.ts";
 
+/** The console ends a session this long before its cookie expires (the server's Date header is to the second). */
+const END_MARGIN_MS = 5000;
+
+/** A session's answer: its CSRF token kept, and when its cookie expires by this browser's clock (the server's, less their difference). */
+async function started(res: Response): Promise<SessionJson> {
+  const s = (await res.json()) as SessionJson;
+  setCsrfToken(s.csrf_token);
+  const serverNow = Date.parse(res.headers.get("date") ?? "");
+  const skew = Number.isNaN(serverNow) ? 0 : serverNow - Date.now();
+  setSessionEnd(Date.parse(s.expires_at) - skew - END_MARGIN_MS);
+  return s;
+}
+
 export async function currentSession(): Promise<SessionJson | undefined> {
   try {
-    const s = await api<SessionJson>("GET", "/v1/session", undefined, { quiet401: true });
-    setCsrfToken(s.csrf_token);
-    return s;
+    return await started(await request("GET", "/v1/session", undefined, { quiet401: true }));
   } catch {
     return undefined;
   }
 }
 
 export async function signIn(name: string, password: string): Promise<SessionJson> {
-  const s = await api<SessionJson>("POST", "/v1/session", { name, password }, { quiet401: true });
-  setCsrfToken(s.csrf_token);
-  return s;
+  return started(await request("POST", "/v1/session", { name, password }, { quiet401: true }));
 }
 
 export async function signOut(): Promise<void> {
@@ -28,6 +37,7 @@ export async function signOut(): Promise<void> {
     await api("DELETE", "/v1/session", undefined, { quiet401: true });
   } finally {
     setCsrfToken(undefined);
+    setSessionEnd(undefined);
   }
 }
 
