@@ -115,7 +115,7 @@ await forEachBackend("DDM raw status reports", (backend) => {
           before.db.dialect,
         ),
       );
-      await before.db.run("DELETE FROM schema_migrations WHERE version >= 23");
+      await before.db.run("DELETE FROM schema_migrations WHERE version IN (23, 24)");
       // Interleaved, as devices report: ids grow across channels.
       for (let n = 1; n <= REPORTS_KEPT + 2; n++) {
         for (const channel of n <= 2 ? ["MAC-A", "MAC-B"] : ["MAC-A"])
