@@ -17,6 +17,7 @@ test("webhook status counts the backlog and those of it that failed; retry, ever
   // A backoff of an hour: what failed waits, and stays counted, until retry.
   const server = await startTestServer(["--webhook-url", receiver.url, "--webhook-backoff", "1h", "--webhook-timeout", "2s"]);
   const fleet = await testFleet(server.url);
+  let stopped: Promise<void> | undefined;
   try {
     const dev = new RawDevice(fleet.transport, await identity(fleet), randomUUID().toUpperCase());
     await dev.enroll();
@@ -35,9 +36,15 @@ test("webhook status counts the backlog and those of it that failed; retry, ever
     const m = /^(\d+) events? made due now \(those that failed, and the events held back behind them\)\n$/.exec(retry.stdout);
     assert.ok(m, retry.stdout);
     assert.ok(Number(m[1]) >= retrying && Number(m[1]) <= 5, retry.stdout);
+    // The delivery loop pauses up to 30 s while every batch fails; a stop between two pauses waited out the next
+    // one (30 s every time here). Not a speed check: a bound far from both.
+    const stopping = Date.now();
+    stopped = server.stop();
+    await stopped;
+    assert.ok(Date.now() - stopping < 15_000, `stopped in ${Date.now() - stopping} ms`);
   } finally {
     fleet.close();
-    await server.stop();
+    await (stopped ?? server.stop());
     await receiver.down();
   }
 });

@@ -91,16 +91,20 @@ export function startWebhookDelivery(o: {
   let lastSweep = 0;
   let failingBatches = 0;
 
+  // After close, no pause: a close that came while the loop was between two (giving events back, say) found no
+  // pause to wake, and the next one held the shutdown up to MAX_PAUSE_MS.
   const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        wakeUp = undefined;
-        resolve();
-      }
-      wakeUp = done;
-    });
+    closed
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          const timer = setTimeout(done, ms);
+          function done() {
+            clearTimeout(timer);
+            wakeUp = undefined;
+            resolve();
+          }
+          wakeUp = done;
+        });
 
   /** Delivers one batch; resolves to how many were delivered and how many failed. */
   const deliver = async (batch: ClaimedEvent[]): Promise<{ delivered: number; failed: number }> => {
