@@ -411,6 +411,8 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
     const d = FLAGS[name] as { default?: unknown };
     return typeof d.default === "string" ? d.default : undefined;
   };
+  /** Given on the command line or in the environment (not a default). */
+  const given = (name: FlagName): boolean => typeof values[name] === "string" || (env[envName(name)] ?? "") !== "";
   const flag = (name: FlagName): boolean => {
     const v = values[name];
     if (typeof v === "boolean") return v;
@@ -445,7 +447,7 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
   const caFromEnv = env[envName("ca")]?.split(",").filter(Boolean) ?? [];
   const caFiles = (values.ca as string[] | undefined) ?? caFromEnv;
   const rebind = get("rebind")!;
-  const webhook = webhookOptions(get);
+  const webhook = webhookOptions(get, given);
   if (rebind !== "held" && rebind !== "any") throw new ConfigError("--rebind must be held or any");
   return {
     host,
@@ -547,10 +549,11 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
   };
 }
 
-function webhookOptions(get: (name: FlagName) => string | undefined): WebhookOptions | undefined {
+function webhookOptions(get: (name: FlagName) => string | undefined, given: (name: FlagName) => boolean): WebhookOptions | undefined {
   const url = get("webhook-url");
   if (url === undefined) {
-    const stray = (["webhook-hmac-key"] as const).find((f) => get(f) !== undefined);
+    // A webhook flag without the URL does nothing: said, not ignored (--webhook-topics was taken in silence).
+    const stray = WEBHOOK_FLAGS.find((f) => given(f));
     if (stray) throw new ConfigError(`--${stray} goes with --webhook-url`);
     return undefined;
   }
@@ -574,6 +577,17 @@ function webhookOptions(get: (name: FlagName) => string | undefined): WebhookOpt
     concurrency: positive(parseCount(get("webhook-concurrency")!, "--webhook-concurrency"), "--webhook-concurrency"),
   };
 }
+
+/** The flags that only mean something with --webhook-url. */
+const WEBHOOK_FLAGS = [
+  "webhook-hmac-key",
+  "webhook-topics",
+  "webhook-max-backlog",
+  "webhook-max-age",
+  "webhook-timeout",
+  "webhook-backoff",
+  "webhook-concurrency",
+] as const satisfies readonly FlagName[];
 
 export function parseListen(value: string, flag = "--listen"): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value);

@@ -19,7 +19,11 @@ const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "orchard-startup-"));
 
 async function refusesToStart(args: string[], expected: RegExp, code = 1): Promise<void> {
   const dataDir = args.includes("--data-dir") ? [] : ["--data-dir", tmp()];
-  const run = await runOrchard(["serve", "--listen", "127.0.0.1:0", ...dataDir, ...args], { env: { ORCHARD_LOG_LEVEL: "error" } });
+  // A server that starts after all is killed, and fails the test rather than holding it.
+  const run = await runOrchard(["serve", "--listen", "127.0.0.1:0", ...dataDir, ...args], {
+    env: { ORCHARD_LOG_LEVEL: "error" },
+    timeoutMs: 20_000,
+  });
   assert.equal(run.code, code, run.stderr);
   const lines = run.stderr.split("\n").filter((l) => l.startsWith("orchard: ") || /^\s+at /.test(l) || /Error:/.test(l));
   assert.equal(lines.length, 1, `one line, no stack trace:\n${run.stderr}`);
@@ -195,6 +199,11 @@ test("a --dm-url or --webhook-url that is not an http or https URL is a usage er
     ])
       await refusesToStart([flag, bad], new RegExp(`^orchard: ${flag} (?!.*secret).*: not a valid URL`), 2);
   }
+});
+
+test("a webhook flag without --webhook-url is a usage error, not taken in silence", async () => {
+  await refusesToStart(["--webhook-topics", "mdm.*"], /^orchard: --webhook-topics goes with --webhook-url/, 2);
+  await refusesToStart(["--webhook-max-backlog", "10"], /^orchard: --webhook-max-backlog goes with --webhook-url/, 2);
 });
 
 test("a --storage of another kind, or not a URL, is a usage error before anything is made in the data dir", async () => {
