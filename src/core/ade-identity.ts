@@ -11,6 +11,7 @@ import type { AuthenticateMessage, CheckinMessage } from "../protocol/checkin.ts
 import type { CommandReport } from "../protocol/report.ts";
 import type { Store } from "../store/index.ts";
 import { KeyWindow } from "./key-window.ts";
+import { OneAtATime } from "./one-at-a-time.ts";
 import type { CheckinReply, MdmRequest, MdmService } from "./service.ts";
 
 export class AdeIdentity implements MdmService {
@@ -27,8 +28,8 @@ export class AdeIdentity implements MdmService {
     private readonly store: Store,
   ) {}
 
-  /** The Authenticate under way of each ADE serial, in this process (see checkIn). */
-  private readonly authenticating = new Map<string, Promise<unknown>>();
+  /** The Authenticates of each ADE serial, one at a time in this process (see checkIn). */
+  private readonly authenticating = new OneAtATime();
 
   async checkIn(req: MdmRequest, msg: CheckinMessage): Promise<CheckinReply> {
     if (msg.messageType !== "Authenticate") return this.next.checkIn(req, msg);
@@ -40,22 +41,7 @@ export class AdeIdentity implements MdmService {
     // Two devices authenticating for one serial at once would each find no other enrolled under it, and both
     // enroll: one at a time, the check and the enrollment together (in this process; processes on one
     // PostgreSQL can still race, docs/reliability.md).
-    return bound === null ? authenticate() : this.oneAtATime(bound, authenticate);
-  }
-
-  private async oneAtATime<T>(serial: string, run: () => Promise<T>): Promise<T> {
-    const before = this.authenticating.get(serial) ?? Promise.resolve();
-    const mine = before.then(run, run);
-    const settled = mine.then(
-      () => {},
-      () => {},
-    );
-    this.authenticating.set(serial, settled);
-    try {
-      return await mine;
-    } finally {
-      if (this.authenticating.get(serial) === settled) this.authenticating.delete(serial);
-    }
+    return bound === null ? authenticate() : this.authenticating.run(bound, authenticate);
   }
 
   report(req: MdmRequest, report: CommandReport) {

@@ -19,6 +19,7 @@ import type { EntryState } from "../store/logins.ts";
 import { recordCheckin } from "./webhook.ts";
 import { authTokenMatches, hashAuthToken, newAuthToken } from "./auth-token.ts";
 import { KeyWindow } from "./key-window.ts";
+import { OneAtATime } from "./one-at-a-time.ts";
 import type { UserAuthenticator } from "./core.ts";
 import type { CheckinReply, MdmRequest } from "./service.ts";
 
@@ -124,8 +125,8 @@ export class UserAuthService implements UserAuthenticator {
   /** The entry states ("none": no entry) whose policy is a challenge: those LoginStore.challenge may begin. */
   private readonly challengeWhen: ReadonlySet<EntryState>;
 
-  /** Per Mac (device id), the end of its digest response being answered in this process (see answer). */
-  private readonly answering = new Map<string, Promise<void>>();
+  /** Per Mac (device id), its digest responses answered one at a time in this process (see answer). */
+  private readonly answering = new OneAtATime();
 
   /** Per Mac (device id), its UserAuthenticate messages in this window (maxMessagesPerMac). */
   private readonly messages: KeyWindow;
@@ -232,18 +233,7 @@ export class UserAuthService implements UserAuthenticator {
     // One response of a Mac at a time in this process: each then reads the failure counts the one before
     // it committed, so a burst of guesses gets no more checked than the limit allows (sent together,
     // they all read the counts before any of them had written a failure).
-    const key = msg.channel.deviceId;
-    const before = this.answering.get(key);
-    const mine = before ? before.then(() => this.answerOne(req, msg, raw)) : this.answerOne(req, msg, raw);
-    const settled = mine.then(
-      () => {},
-      () => {},
-    );
-    this.answering.set(key, settled);
-    void settled.then(() => {
-      if (this.answering.get(key) === settled) this.answering.delete(key);
-    });
-    return mine;
+    return this.answering.run(msg.channel.deviceId, () => this.answerOne(req, msg, raw));
   }
 
   private async answerOne(req: MdmRequest, msg: UserAuthenticateMessage, raw: string): Promise<CheckinReply> {
