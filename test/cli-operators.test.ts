@@ -50,6 +50,12 @@ test("tokens create prints the token once; it then works as the CLI's API key, w
   assert.match(made.stderr, /for bo \(auditor\)/);
   const list = await orchard(["tokens", "list", "--operator", "bo"]);
   assert.ok(!list.stdout.includes(token) && list.stdout.includes("laptop"));
+  // A token made at its owner's role shows the lower one once the owner is demoted.
+  assert.equal((await orchard(["tokens", "create", "--label", "desk", "--operator", "bo"])).code, 0);
+  assert.equal((await orchard(["operators", "set-role", "bo", "auditor"])).code, 0);
+  assert.match((await orchard(["tokens", "list", "--operator", "bo"])).stdout, /bo\s+desk\s+auditor \(made operator\)\s/);
+  assert.match((await orchard(["tokens", "list", "--operator", "bo"])).stdout, /bo\s+laptop\s+auditor\s/);
+  assert.equal((await orchard(["operators", "set-role", "bo", "operator"])).code, 0);
   // An auditor token reads but changes nothing.
   assert.equal((await orchard(["operators", "list"], { apiKey: token })).code, 1, "accounts are the admin's");
   const own = await orchard(["tokens", "list"], { apiKey: token });

@@ -117,10 +117,16 @@ await forEachBackend("operator accounts, tokens and the audit log", (backend) =>
     const c = (await server.api("POST", "/v1/tokens", { operator: "olga", label: "owner changes" })).json;
     assert.equal((await server.api("PATCH", "/v1/operators/olga", { role: "auditor" })).status, 200);
     assert.equal((await bearer(server, c.token, "GET", "/v1/me")).json.role, "auditor", "capped by the owner's role today");
+    const listed = (await server.api("GET", "/v1/tokens?operator=olga")).json.tokens.find((t: { id: string }) => t.id === c.id);
+    assert.deepEqual([listed.role, listed.effective_role], ["operator", "auditor"], "the listing says the role it acts with");
     assert.equal((await server.api("PATCH", "/v1/operators/olga", { role: "operator", disabled: true })).status, 200);
     assert.equal((await bearer(server, c.token, "GET", "/v1/me")).status, 401);
     assert.equal((await server.api("PATCH", "/v1/operators/olga", { disabled: false })).status, 200);
     assert.equal((await bearer(server, c.token, "GET", "/v1/me")).json.role, "operator");
+    assert.equal(
+      (await server.api("GET", "/v1/tokens?operator=olga")).json.tokens.find((t: { id: string }) => t.id === c.id).effective_role,
+      "operator",
+    );
     assert.equal((await server.api("POST", "/v1/tokens", { operator: "olga", label: "long", expires_in: "400d" })).status, 400);
   });
 

@@ -234,8 +234,13 @@ async function listTokens(args: string[], ctx: CliContext): Promise<number> {
     page.tokens,
     "no tokens",
     ["ID", "OPERATOR", "LABEL", "ROLE", "EXPIRES", "LAST USED", "REVOKED"],
-    (t) => [t.id, t.operator, t.label, t.role, formatTime(t.expires_at), formatTime(t.last_used_at), formatTime(t.revoked_at)],
+    (t) => [t.id, t.operator, t.label, tokenRole(t), formatTime(t.expires_at), formatTime(t.last_used_at), formatTime(t.revoked_at)],
   );
+}
+
+/** The role a token acts with, and the one it was made with when its owner's demotion lowered it. */
+function tokenRole(t: TokenJson): string {
+  return t.effective_role === t.role ? t.role : `${t.effective_role} (made ${t.role})`;
 }
 
 async function revokeToken(args: string[], ctx: CliContext): Promise<number> {

@@ -46,6 +46,11 @@ export function roleRank(role: Role): number {
   return ROLES.indexOf(role);
 }
 
+/** The role a token acts with: the one it was made with, capped by its owner's role now. */
+export function effectiveRole(token: OperatorToken): Role {
+  return roleRank(token.role) <= roleRank(token.ownerRole) ? token.role : token.ownerRole;
+}
+
 /** Whether `role` may do what needs `needed`. */
 export function allows(role: Role, needed: Role): boolean {
   return roleRank(role) >= roleRank(needed);
@@ -246,10 +251,9 @@ export class OperatorAuth {
     if (!secret.startsWith(TOKEN_PREFIX) || secret.length > 200) return undefined;
     const found = await this.store.operators.tokenByHash(sha256Hex(secret));
     if (!found) return undefined;
-    const { token, ownerRole, ownerDisabled } = found;
+    const { token, ownerDisabled } = found;
     if (ownerDisabled || token.revokedAt !== null || now >= token.expiresAt) return undefined;
     await this.store.operators.markTokenUsed(token.id, now, USE_WRITE_MS);
-    const role = roleRank(token.role) <= roleRank(ownerRole) ? token.role : ownerRole;
-    return { name: token.operator, operator: token.operator, credential: `token:${token.id}`, role };
+    return { name: token.operator, operator: token.operator, credential: `token:${token.id}`, role: effectiveRole(token) };
   }
 }

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { checkOperatorName, checkRole, csrfTokenOf, type OperatorAuth } from "../core/operator-auth.ts";
+import { checkOperatorName, checkRole, csrfTokenOf, effectiveRole, type OperatorAuth } from "../core/operator-auth.ts";
 import { passwordProblem } from "../core/password.ts";
 import { durationMs } from "../duration.ts";
 import { BadRequest, Forbidden, NotFound, OrchardError } from "../errors.ts";
@@ -301,6 +301,7 @@ export function tokenJson(t: OperatorToken): TokenJson {
     operator: t.operator,
     label: t.label,
     role: t.role,
+    effective_role: effectiveRole(t),
     created_at: time(t.createdAt),
     expires_at: time(t.expiresAt),
     revoked_at: timeOrNull(t.revokedAt),

@@ -59,7 +59,10 @@ export interface TokenJson {
   id: string;
   operator: string;
   label: string;
+  /** The role it was made with. */
   role: Role;
+  /** The role it acts with now: `role`, capped by its owner's role (lower after a demotion). */
+  effective_role: Role;
   created_at: Time;
   expires_at: Time;
   revoked_at: Time | null;

@@ -23,17 +23,19 @@ export interface OperatorToken {
   id: string;
   operator: string;
   label: string;
+  /** The role it was made with. */
   role: Role;
+  /** Its owner's role now, which caps the token's (an owner demoted after making it). */
+  ownerRole: Role;
   createdAt: number;
   expiresAt: number;
   revokedAt: number | null;
   lastUsedAt: number | null;
 }
 
-/** A token found by its hash, with what its owner is now. */
+/** A token found by its hash, with whether its owner is disabled now. */
 export interface TokenOwner {
   token: OperatorToken;
-  ownerRole: Role;
   ownerDisabled: boolean;
 }
 
@@ -60,13 +62,16 @@ type TokenRow = {
   operator: string;
   label: string;
   role: string;
+  owner_role: string;
   created_at: number | string;
   expires_at: number | string;
   revoked_at: number | string | null;
   last_used_at: number | string | null;
 };
 
-const TOKEN_COLUMNS = "t.id, t.operator, t.label, t.role, t.created_at, t.expires_at, t.revoked_at, t.last_used_at";
+const TOKEN_COLUMNS = "t.id, t.operator, t.label, t.role, o.role AS owner_role, t.created_at, t.expires_at, t.revoked_at, t.last_used_at";
+/** Tokens with their owner (a token is deleted with its operator, so the join loses none). */
+const TOKENS_WITH_OWNER = "operator_tokens t JOIN operators o ON o.name = t.operator";
 
 /** Operator accounts, their personal API tokens and their browser sessions. */
 export class OperatorStore {
@@ -161,16 +166,15 @@ export class OperatorStore {
   }
 
   async tokenByHash(tokenHash: string): Promise<TokenOwner | undefined> {
-    const row = await this.db.get<TokenRow & { owner_role: string; owner_disabled: number | string }>(
-      `SELECT ${TOKEN_COLUMNS}, o.role AS owner_role, o.disabled AS owner_disabled
-       FROM operator_tokens t JOIN operators o ON o.name = t.operator WHERE t.token_hash = ?`,
+    const row = await this.db.get<TokenRow & { owner_disabled: number | string }>(
+      `SELECT ${TOKEN_COLUMNS}, o.disabled AS owner_disabled FROM ${TOKENS_WITH_OWNER} WHERE t.token_hash = ?`,
       [tokenHash],
     );
-    return row && { token: tokenOf(row), ownerRole: row.owner_role as Role, ownerDisabled: Number(row.owner_disabled) === 1 };
+    return row && { token: tokenOf(row), ownerDisabled: Number(row.owner_disabled) === 1 };
   }
 
   async token(id: string): Promise<OperatorToken | undefined> {
-    const row = await this.db.get<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM operator_tokens t WHERE t.id = ?`, [id]);
+    const row = await this.db.get<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM ${TOKENS_WITH_OWNER} WHERE t.id = ?`, [id]);
     return row && tokenOf(row);
   }
 
@@ -181,7 +185,7 @@ export class OperatorStore {
     if (filter.operator !== undefined) where.push("t.operator = ?"), params.push(filter.operator);
     if (filter.after !== undefined) where.push("t.id > ?"), params.push(filter.after);
     const rows = await this.db.all<TokenRow>(
-      `SELECT ${TOKEN_COLUMNS} FROM operator_tokens t ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY t.id LIMIT ?`,
+      `SELECT ${TOKEN_COLUMNS} FROM ${TOKENS_WITH_OWNER} ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY t.id LIMIT ?`,
       [...params, filter.limit],
     );
     return rows.map(tokenOf);
@@ -278,6 +282,7 @@ function tokenOf(r: TokenRow): OperatorToken {
     operator: r.operator,
     label: r.label,
     role: r.role as Role,
+    ownerRole: r.owner_role as Role,
     createdAt: Number(r.created_at),
     expiresAt: Number(r.expires_at),
     revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),

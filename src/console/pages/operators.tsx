@@ -165,7 +165,7 @@ function Tokens({ me, role }: { me: string; role: Role }) {
             {list.data.tokens.map((t) => (
               <tr key={t.id}>
                 <td>{t.label}</td>
-                <td>{t.role}</td>
+                <td>{t.effective_role === t.role ? t.role : `${t.effective_role} (made ${t.role})`}</td>
                 <td>
                   <Time at={t.expires_at} />
                 </td>
