@@ -94,6 +94,17 @@ await forEachBackend("operator API", (backend) => {
         assert.match((await r.json()).error, /malformed Basic credentials/);
       }
       assert.deepEqual(await dumpStore(server.store), before, "nothing was queued");
+      // A same-origin page's fetch (the console's, its cookie expired) is not challenged: the browser's password
+      // prompt would come up over the page's own sign-in. The API opened in the browser still is.
+      for (const [dest, site, challenged] of [
+        ["empty", "same-origin", false],
+        ["document", "same-origin", true],
+        ["empty", "cross-site", true],
+      ] as const) {
+        const r = await fetch(`${server.url}/v1/enrollments`, { headers: { "sec-fetch-dest": dest, "sec-fetch-site": site } });
+        assert.equal(r.status, 401);
+        assert.equal(r.headers.get("www-authenticate"), challenged ? 'Basic realm="orchard"' : null, `${dest} ${site}`);
+      }
       for (const user of ["", "orchard", "nanomdm"]) {
         const r = await call("GET", "/v1/enrollments?limit=1", { auth: basic(user, "test-api-key-0123456789abcdef") });
         assert.equal(r.status, 200, user);

@@ -34,11 +34,11 @@ export function whenSignedOut(f: () => void): void {
 
 /**
  * When the session's cookie expires (its Max-Age, --session-max-age), by
- * this browser's clock. Past it the browser no longer sends the cookie, and
- * the server answers a request without one with a Basic challenge: the
- * browser's own password prompt, not the console's sign-in page. So the
- * console ends the session itself a little before (sessionEndsIn), and sends
- * nothing once it has.
+ * this browser's clock. Past it the browser no longer sends the cookie; the
+ * server answers such a fetch 401 without a Basic challenge (it is a
+ * same-origin script's), so the sign-in page would follow anyway, but the
+ * console ends the session itself a little before (sessionEndsIn) and
+ * sends nothing once it has: no request fails half-way through an action.
  */
 let sessionEndsAt: number | undefined;
 export function setSessionEnd(at: number | undefined): void {

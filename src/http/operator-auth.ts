@@ -136,8 +136,10 @@ export function apiGuard(o: ApiGuardOptions) {
     }
     if (found.kind !== "actor") {
       req.log.info({ url: loggableUrl(req.url), remote: req.ip, credential: found.kind }, "API request without a valid credential");
-      // No Basic challenge to a browser that came with a cookie: its own sign-in page handles the 401.
-      if (found.kind !== "session") void reply.header("www-authenticate", 'Basic realm="orchard"');
+      // No Basic challenge where a page's script handles the 401 with its own sign-in page: a browser that came
+      // with a session cookie, or a same-origin fetch without one (the console's, its cookie expired). The
+      // challenge would bring up the browser's own password prompt over it. A URL opened in the browser still gets it.
+      if (found.kind !== "session" && !sameOriginScript(req)) void reply.header("www-authenticate", 'Basic realm="orchard"');
       sendError(
         req,
         reply,
@@ -240,4 +242,9 @@ export function sameText(a: string, b: string): boolean {
 
 function sha256(s: string): Buffer {
   return createHash("sha256").update(s).digest();
+}
+
+/** A request a same-origin page's script made (fetch), as the browser labels it; never a navigation. */
+function sameOriginScript(req: FastifyRequest): boolean {
+  return req.headers["sec-fetch-dest"] === "empty" && req.headers["sec-fetch-site"] === "same-origin";
 }
