@@ -287,6 +287,11 @@ await forEachBackend("inventory", (backend) => {
     assert.deepEqual(await list("model=Mac15,3"), [mac2.udid]);
     assert.deepEqual(await list(`model=${encodeURIComponent("MacBook Air")}`), [mac.udid]);
     assert.deepEqual(await list("os_version=15.1"), [mac2.udid]);
+    // The Fleet page counts a version as this list finds it: mac enrolled on 14.6 and has reported 15.0 since.
+    assert.deepEqual(await list("os_version=15.0&platform=macOS"), [mac.udid]);
+    const counts = await server.store.stats.osVersions(50);
+    const macsOn = (v: string) => counts.find((c) => c.platform === "macOS" && c.osVersion === v)?.count ?? 0;
+    assert.deepEqual([macsOn("14.6"), macsOn("15.0")], [0, 1]);
     // 9.3.2 is below 15 (compared number by number, not as text); 15.0 is not below 15.
     assert.deepEqual(await list("os_version_below=15"), [phone.udid]);
     assert.deepEqual(await list("os_version_below=15.1"), [mac.udid, phone.udid]);

@@ -149,7 +149,10 @@ const schemas: Record<string, Schema> = {
       ),
     ),
     os_versions: arrayOf(
-      object({ platform: { type: ["string", "null"], enum: [...PLATFORMS, null] }, os_version: nullableStr, count: int }),
+      object(
+        { platform: { type: ["string", "null"], enum: [...PLATFORMS, null] }, os_version: nullableStr, count: int },
+        { description: "device channels by the version each last reported (the inventory's, as GET /v1/inventory?os_version= finds it)" },
+      ),
     ),
   }),
   QueueCleared: object({ removed: { ...int, description: "queued commands removed" } }),

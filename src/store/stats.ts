@@ -64,11 +64,15 @@ export class StatsStore {
     return times.map((since, i) => ({ since, count: Number(row?.[`n${i}`] ?? 0) }));
   }
 
-  /** Device channels by platform and OS version, the most common first. */
+  /**
+   * Device channels by platform and OS version, the most common first: the
+   * version each device last reported (the inventory's, as its list filters
+   * by), not the one it enrolled with.
+   */
   async osVersions(limit: number): Promise<Array<{ platform: string | null; osVersion: string | null; count: number }>> {
     const rows = await this.db.all<{ platform: string | null; os_version: string | null; n: number | string }>(
-      `SELECT d.platform, d.os_version, COUNT(*) AS n FROM enrollments e JOIN devices d ON d.id = e.device_id
-       WHERE e.type IN ('Device', 'UserEnrollmentDevice') GROUP BY d.platform, d.os_version ORDER BY n DESC, d.os_version LIMIT ?`,
+      `SELECT i.platform, i.os_version, COUNT(*) AS n FROM enrollments e JOIN inventory i ON i.device_id = e.device_id
+       WHERE e.type IN ('Device', 'UserEnrollmentDevice') GROUP BY i.platform, i.os_version ORDER BY n DESC, i.os_version LIMIT ?`,
       [limit],
     );
     return rows.map((r) => ({ platform: r.platform, osVersion: r.os_version, count: Number(r.n) }));
