@@ -288,6 +288,9 @@ describe("the web console, as a walkthrough found it", { skip: hasChromium() ? f
         assert.equal(await row.locator("td").nth(1).textContent(), e.serial_number);
         assert.match((await row.getByRole("link").getAttribute("href")) ?? "", new RegExp(`#/device/${e.device_id}$`));
       }
+      // The list's pager is its own landmark, not a second "Pages" beside the site's navigation.
+      const landmarks = await page.getByRole("navigation").evaluateAll((navs) => navs.map((n) => n.getAttribute("aria-label")));
+      assert.deepEqual(landmarks, ["Pages", "Pagination"]);
       assert.deepEqual(problems, []);
     } finally {
       await context.close();

@@ -217,7 +217,7 @@ export function usePager(resetKey: string) {
 
 export function Pager({ pager, nextCursor }: { pager: ReturnType<typeof usePager>; nextCursor: string | null | undefined }) {
   return (
-    <nav class="pager" aria-label="Pages">
+    <nav class="pager" aria-label="Pagination">
       <button type="button" onClick={pager.previous} disabled={pager.page === 1}>
         Previous
       </button>
