@@ -303,7 +303,20 @@ describe("the web console", { skip: hasChromium() ? false : "no chromium at /usr
       await form.getByRole("alert").filter({ hasText: "deadline_time" }).waitFor();
       await form.getByLabel("At (device's local time)").fill("18:30:00");
       await form.getByRole("button", { name: "Save policy" }).click();
+      // The save says this policy's own devices, and shows what the server warned of.
       await page.getByRole("status").filter({ hasText: "Saved console-macs" }).waitFor();
+      const reach = (await server.api("GET", "/v1/updates/policies/console-macs/compliance")).json.total;
+      await page
+        .getByRole("status")
+        .filter({ hasText: `Saved console-macs. ${reach} device(s)` })
+        .waitFor();
+      await page.getByRole("button", { name: "Edit console-macs" }).click();
+      await form.getByLabel(/^Settings/).fill('{"Notifications": true, "NoSuchKey": 1}');
+      await form.getByRole("button", { name: "Save policy" }).click();
+      await page
+        .getByRole("alert")
+        .filter({ hasText: /Saved with warnings: settings.*NoSuchKey/ })
+        .waitFor();
       const edited = (await server.api("GET", "/v1/updates/policies/console-macs")).json;
       assert.deepEqual([edited.deadline_days, edited.deadline_time], [3, "18:30:00"]);
       await page.getByRole("button", { name: "Remove console-macs" }).click();

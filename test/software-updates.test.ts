@@ -662,7 +662,9 @@ await forEachBackend("OS updates through DDM", (backend) => {
     assert.match(nested.headers.get("orchard-warning") ?? "", /^settings\.Deferrals\.MajorPeriodInDayz: unknown key/);
     // Keys the schema knows: no warning; a wrong type: refused, as before.
     const clean = await server.api("PUT", "/v1/updates/policies/misspelt", body({ Deferrals: { MajorPeriodInDays: 30 } }));
-    assert.equal(clean.headers.get("orchard-warning"), null);
+    assert.deepEqual(clean.json.warnings, [
+      "enrollments.ids: 1 listed id is no enrolled macOS device channel: kept, reaching nothing until one enrolls",
+    ]);
     const wrong = await server.api("PUT", "/v1/updates/policies/misspelt", body({ Deferrals: { MajorPeriodInDays: "30" } }));
     assert.equal(wrong.status, 400);
     assert.equal((await server.api("DELETE", "/v1/updates/policies/misspelt")).status, 200);
@@ -682,7 +684,10 @@ await forEachBackend("OS updates through DDM", (backend) => {
     assert.equal(put.status, 201, put.text);
     assert.deepEqual(put.json.reach, { devices: 0, targeted: 0 });
     assert.ok(put.json.applied.devices > 0, "the re-targeting's count is every policy's");
-    assert.equal(put.headers.get("orchard-warning"), null);
+    // Kept, and said: a typo, or a device of another platform, is otherwise a silent 0.
+    const idsWarning = "enrollments.ids: 2 listed ids are no enrolled macOS device channel: kept, reaching nothing until one enrolls";
+    assert.equal(put.headers.get("orchard-warning"), idsWarning);
+    assert.deepEqual(put.json.warnings, [idsWarning]);
     assertDocumented("PUT", "/v1/updates/policies/{name}", put);
     const shown = await server.api("GET", "/v1/updates/policies/pilot-macs");
     assert.deepEqual([shown.json.enrollments, shown.json.listed_ids], [{ ids: 2 }, ["UDID1", "UDID2"]]);
@@ -695,6 +700,7 @@ await forEachBackend("OS updates through DDM", (backend) => {
     const mine = await server.api("PUT", "/v1/updates/policies/pilot-macs", version("2099-01-09T19:00:00", { ids: [d.m2!.sim.udid] }));
     assert.equal(mine.status, 200, mine.text);
     assert.deepEqual(mine.json.reach, { devices: 1, targeted: 1 });
+    assert.deepEqual(mine.json.warnings, []);
 
     // A set that does not exist, and one that holds declarations but no device: saved, warned of.
     const none = await server.api("PUT", "/v1/updates/policies/pilot-macs", version("2099-01-09T19:00:00", { set: "nosuchset" }));
@@ -716,14 +722,15 @@ await forEachBackend("OS updates through DDM", (backend) => {
     assert.deepEqual(held.json.reach, { devices: 1, targeted: 1 });
 
     // A deadline that has passed in every time zone; one that has not passed in UTC-12 yet is not said.
-    const past = await server.api("PUT", "/v1/updates/policies/pilot-macs", version("2026-01-09T19:00:00", { ids }));
+    const mac = [d.m2!.sim.udid];
+    const past = await server.api("PUT", "/v1/updates/policies/pilot-macs", version("2026-01-09T19:00:00", { ids: mac }));
     assert.equal(past.status, 200, past.text);
     assert.equal(
       past.headers.get("orchard-warning"),
       'target_local_date_time "2026-01-09T19:00:00": this deadline has passed in every time zone: the policy\'s devices not on its target are overdue at once',
     );
     const soon = new Date(Date.now() - 6 * 3_600_000).toISOString().slice(0, 19);
-    const recent = await server.api("PUT", "/v1/updates/policies/pilot-macs", version(soon, { ids }));
+    const recent = await server.api("PUT", "/v1/updates/policies/pilot-macs", version(soon, { ids: mac }));
     assert.equal(recent.headers.get("orchard-warning"), null, "six hours ago in UTC: not yet in UTC-12");
     assert.equal((await server.api("DELETE", "/v1/updates/policies/pilot-macs")).status, 200);
     assert.equal((await server.api("DELETE", `/v1/enrollment-sets/${d.m2!.sim.udid}?set=pilot-set`)).status, 204);

@@ -98,6 +98,12 @@ export function updatesOpenApi(b: OpenApiBuilders): { schemas: Record<string, Sc
         anyOf: [object({ devices: count, targeted: count }), { type: "null" }],
         description: "this policy's devices after it, and of them with a target; null when another process re-targets (applied.skipped)",
       },
+      warnings: {
+        type: "array",
+        items: str,
+        description:
+          "saved, but may not do what was meant (each also an orchard-warning header): a settings key not in Apple's schema, a DDM set no device holds, a deadline passed in every time zone",
+      },
     }),
     UpdatePolicyRemoved: object({ removed: str, applied: ref("UpdateApply") }),
     UpdateCompliance: object({

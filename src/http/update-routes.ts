@@ -67,7 +67,7 @@ export function registerUpdateRoutes(app: FastifyInstance, o: { updates: Softwar
     if (warnings.length > 0) void reply.header("orchard-warning", warnings.map(headerSafe));
     const policy = (await updates.policy(req.params.name))!;
     void reply.code(created ? 201 : 200);
-    return { policy: await policyJson(policy, updates), created, applied: applyJson(result), reach };
+    return { policy: await policyJson(policy, updates), created, applied: applyJson(result), reach, warnings };
   });
 
   app.get<Named>("/v1/updates/policies/:name", async (req): Promise<UpdatePolicyDetailJson> => {

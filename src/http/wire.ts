@@ -573,6 +573,8 @@ export interface UpdatePolicySaved {
   applied: UpdateApplyJson;
   /** This policy's devices after it, and of them with a target; null when another process re-targets (applied.skipped). */
   reach: { devices: number; targeted: number } | null;
+  /** What was saved but may not do what was meant (also the orchard-warning headers): an unknown settings key, a set no device holds, a deadline passed. */
+  warnings: string[];
 }
 
 export interface UpdateComplianceJson {

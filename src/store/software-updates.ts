@@ -240,6 +240,17 @@ export class SoftwareUpdateStore {
     return this.among(sql, [name], among);
   }
 
+  /** How many of a policy's listed ids are no enrolled device channel of its platform (as deviceFacts reads them). */
+  async policyIdsNotReached(name: string, platform: string): Promise<number> {
+    const row = await this.db.get<{ n: number | string }>(
+      `SELECT COUNT(*) AS n FROM update_policy_enrollments p WHERE p.policy = ? AND NOT EXISTS (
+         SELECT 1 FROM enrollments e JOIN inventory i ON i.device_id = e.device_id
+         WHERE e.id = p.enrollment_id AND e.type = 'Device' AND e.enabled = 1 AND i.platform = ?)`,
+      [name, platform],
+    );
+    return Number(row?.n ?? 0);
+  }
+
   async policyIdCount(name: string): Promise<number> {
     return Number(
       (await this.db.get<{ n: number }>("SELECT COUNT(*) AS n FROM update_policy_enrollments WHERE policy = ?", [name]))?.n ?? 0,

@@ -260,6 +260,7 @@ export class SoftwareUpdates {
       return created;
     });
     this.o.log.info({ policy: name, platform: policy.platform, mode: policy.mode, scope: policy.scope, created }, "update policy saved");
+    if (policy.scope === "ids") warnings.push(...(await this.idsWarnings(name, policy.platform)));
     const saved = (result: ReconcileResult) => ({
       created,
       result,
@@ -283,6 +284,14 @@ export class SoftwareUpdates {
     return (await this.store.ddm.setHoldsAny(set))
       ? [`${said}: no device holds this DDM set: the policy reaches none until one does`]
       : [`${said}: no such DDM set (no declarations, no device holds it): the policy reaches no device`];
+  }
+
+  /** A listed id that is no enrolled device of the policy's platform (a typo, a user channel, an iPhone in a macOS policy) is kept, and said. */
+  private async idsWarnings(name: string, platform: string): Promise<string[]> {
+    const missing = await this.store.softwareUpdates.policyIdsNotReached(name, platform);
+    if (missing === 0) return [];
+    const ids = missing === 1 ? "1 listed id is" : `${missing} listed ids are`;
+    return [`enrollments.ids: ${ids} no enrolled ${platform} device channel: kept, reaching nothing until one enrolls`];
   }
 
   async deletePolicy(name: string, now: number): Promise<ReconcileResult> {

@@ -12,7 +12,7 @@ import type {
 import type { PageProps } from "../pages.ts";
 import { href } from "../route.ts";
 import { canChange } from "../session.ts";
-import { ErrorNote, Field, Loading, Notice, Outcome, Section, TableHead, Time, useAction, useLoad } from "../ui.tsx";
+import { type ActionResult, ErrorNote, Field, Loading, Outcome, Section, TableHead, Time, useAction, useLoad } from "../ui.tsx";
 import { PLATFORMS } from "./devices.tsx";
 
 /** The compliance states, in the order docs/software-updates.md lists them. */
@@ -24,7 +24,7 @@ export function UpdatesPage({ session }: PageProps) {
   const policies = useLoad("policies", () => get<UpdatePolicyList>("/v1/updates/policies"));
   const [editing, setEditing] = useState<UpdatePolicyJson | "new">();
   /** What the form saved: said here, the form being gone once it saved. */
-  const [saved, setSaved] = useState<string>();
+  const [saved, setSaved] = useState<ActionResult>();
   const act = useAction();
   const remove = (name: string) => {
     if (!confirm(`Remove the update policy ${name}? Its devices drop its declarations at their next sync.`)) return;
@@ -68,8 +68,7 @@ export function UpdatesPage({ session }: PageProps) {
             </tbody>
           </table>
         )}
-        <ErrorNote error={act.error} />
-        <Notice>{act.done ?? saved}</Notice>
+        <Outcome of={act.done || act.error ? act : outcomeOf(saved)} />
         {writable && editing === undefined && (
           <button type="button" onClick={() => (setSaved(undefined), setEditing("new"))}>
             New policy
@@ -90,6 +89,11 @@ export function UpdatesPage({ session }: PageProps) {
       <Feed writable={writable} />
     </>
   );
+}
+
+/** What the form said when it saved, as an action's outcome. */
+function outcomeOf(said: ActionResult) {
+  return typeof said === "object" ? { error: undefined, done: said.done, warning: said.warning } : { error: undefined, done: said };
 }
 
 function scopeText(p: UpdatePolicyJson): string {
@@ -124,7 +128,7 @@ export function Compliance({ policy, version }: { policy: string; version: strin
 }
 
 /** The form of PUT /v1/updates/policies/{name}: the API's fields, checked by the server (its 400 names the field). */
-function PolicyForm({ policy, onDone }: { policy?: UpdatePolicyJson; onDone: (said: string | undefined) => void }) {
+function PolicyForm({ policy, onDone }: { policy?: UpdatePolicyJson; onDone: (said: ActionResult) => void }) {
   const [name, setName] = useState(policy?.name ?? "");
   const [platform, setPlatform] = useState(policy?.platform ?? "macOS");
   const initialScope = policy === undefined || policy.enrollments === "all" ? "all" : "set" in policy.enrollments ? "set" : "ids";
@@ -164,7 +168,12 @@ function PolicyForm({ policy, onDone }: { policy?: UpdatePolicyJson; onDone: (sa
         }
       }
       const r = await api<UpdatePolicySaved>("PUT", `/v1/updates/policies/${seg(name.trim())}`, body);
-      onDone(`${r.created ? "Created" : "Saved"} ${r.policy.name}; ${r.applied.targeted} device(s) targeted.`);
+      // reach: this policy's devices (applied counts every policy's); null when another process re-targets.
+      const reach = r.reach
+        ? ` ${r.reach.devices} device(s), ${r.reach.targeted} with a target.`
+        : " Another process re-targets its devices.";
+      const done = `${r.created ? "Created" : "Saved"} ${r.policy.name}.${reach}`;
+      onDone(r.warnings.length > 0 ? { done, warning: `Saved with warnings: ${r.warnings.join("; ")}` } : done);
       return undefined;
     });
   };
