@@ -144,12 +144,6 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   );
   cacheSizing.unref();
 
-  const profileSigner = config.enrollment.profileSigner ? loadProfileSigner(config.enrollment.profileSigner) : undefined;
-  const metrics = new Metrics(store, { deviceCa: deviceCa.certPem, profileSigner: profileSigner?.certPem });
-  const push = startPush({ config: config.push, store, dataDir: config.dataDir, log, observer: metrics });
-  const webhook = config.webhook
-    ? startWebhookDelivery({ store, options: config.webhook, log, observer: metrics, fresh: freshEvents })
-    : undefined;
   // ABM keys and tokens, and the credential CA's key, are sealed like push certificate keys: the same secret key, another aad.
   const sealer = new SecretBox(config.push.secretKey ?? loadOrCreateSecretKey(config.dataDir, log));
   const credentialCa = await loadCredentialCa({
@@ -166,6 +160,17 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   // A certificate the credential CA issued (a Wi-Fi or VPN identity) never authenticates a device, whatever --ca says.
   trust.refuseIssuer(credentialCa.certPem);
   const credentialCaPem = Buffer.from(credentialCa.certPem, "utf8");
+
+  const profileSigner = config.enrollment.profileSigner ? loadProfileSigner(config.enrollment.profileSigner) : undefined;
+  const metrics = new Metrics(store, {
+    deviceCa: deviceCa.certPem,
+    profileSigner: profileSigner?.certPem,
+    credentialCa: credentialCa.certPem,
+  });
+  const push = startPush({ config: config.push, store, dataDir: config.dataDir, log, observer: metrics });
+  const webhook = config.webhook
+    ? startWebhookDelivery({ store, options: config.webhook, log, observer: metrics, fresh: freshEvents })
+    : undefined;
   const ade = new AdeService({
     store,
     sealer,
@@ -358,22 +363,6 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     trustProxy: config.trustProxy,
     https: config.tlsCert ? tlsPair(config.tlsCert, config.tlsKey!) : undefined,
   });
-  // Fastify does not know the node:http server it was given is TLS: its own line and the URL take the scheme from here.
-  const scheme = config.tlsCert ? "https:" : "http:";
-  await app.listen({
-    host: config.host,
-    port: config.port,
-    listenTextResolver: (address) => `Server listening at ${address.replace(/^https?:/, scheme)}`,
-  });
-  const { port } = app.server.address() as AddressInfo;
-  const host =
-    config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host.includes(":") ? `[${config.host}]` : config.host;
-  const url = `${scheme}//${host}:${port}`;
-  log.info(
-    { url, checkinPath: config.checkinPath, serverPath: config.serverPath, userAuth: config.userAuth.policy, realm: config.userAuth.realm },
-    "orchard listening",
-  );
-
   let metricsListener: MetricsListener | undefined;
   let closed = false;
   const close = async () => {
@@ -392,14 +381,35 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     await tokenUse.stop();
     await store.close();
   };
+  // --metrics-listen first: a port it cannot have stops the start before the main listener says it is up.
   if (config.metricsListen) {
     try {
       metricsListener = await startMetricsListener(metrics, config.metricsListen.host, config.metricsListen.port, log);
     } catch (err) {
       await close();
-      throw new ConfigError(`--metrics-listen: cannot listen: ${(err as Error).message}`);
+      throw Object.assign(err as Error, { listenFlag: "--metrics-listen" });
     }
   }
+  // Fastify does not know the node:http server it was given is TLS: its own line and the URL take the scheme from here.
+  const scheme = config.tlsCert ? "https:" : "http:";
+  await app
+    .listen({
+      host: config.host,
+      port: config.port,
+      listenTextResolver: (address) => `Server listening at ${address.replace(/^https?:/, scheme)}`,
+    })
+    .catch(async (err: unknown) => {
+      await close();
+      throw err;
+    });
+  const { port } = app.server.address() as AddressInfo;
+  const host =
+    config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host.includes(":") ? `[${config.host}]` : config.host;
+  const url = `${scheme}//${host}:${port}`;
+  log.info(
+    { url, checkinPath: config.checkinPath, serverPath: config.serverPath, userAuth: config.userAuth.policy, realm: config.userAuth.realm },
+    "orchard listening",
+  );
 
   return {
     app,
@@ -458,8 +468,9 @@ function loadOrCreateApiKey(dataDir: string, log: Logger): string {
   }
   const key = newApiKey();
   fs.writeFileSync(file, key + "\n", { mode: 0o600, flag: "wx" });
-  // Printed once, on the terminal rather than in the JSON log.
-  process.stderr.write(`\nOrchard generated an API key (kept in ${file}):\n\n    ${key}\n\n`);
+  // Printed once, and only to a terminal: a service manager or a redirect would keep it in a log file.
+  if (process.stderr.isTTY) process.stderr.write(`\nOrchard generated an API key (kept in ${file}):\n\n    ${key}\n\n`);
+  else process.stderr.write(`\nOrchard generated an API key: read it from ${file} (not printed: this is no terminal)\n\n`);
   log.info({ file }, "generated a new API key");
   return key;
 }

@@ -146,6 +146,8 @@ test("--metrics-listen serves /metrics without the API key, and nothing else", a
     const text = await r.text();
     assert.match(text, /^# TYPE orchard_device_requests_total counter$/m);
     assert.match(text, /^orchard_certificate_expiry_days\{certificate="device_ca"\} \d/m, text);
+    // The credential CA (what RADIUS servers and VPN gateways trust) is made for ten years: watched too.
+    assert.match(text, /^orchard_certificate_expiry_days\{certificate="credential_ca"\} 36\d\d\./m, text);
     assert.equal((await fetch(server.metricsUrl!.replace("/metrics", "/v1/enrollments"))).status, 404);
     // The main listener still wants the key.
     assert.equal((await fetch(`${server.url}/v1/metrics`)).status, 401);

@@ -47,6 +47,42 @@ test("a port in use", async () => {
   }
 });
 
+test("the API key generated at first start is printed to a terminal only: a service's stderr gets where it is kept", async () => {
+  const holder = await listening();
+  const { port } = holder.address() as net.AddressInfo;
+  const dataDir = tmp();
+  try {
+    // The key is made before the listener fails; stderr here is a pipe, as under a service manager.
+    const run = await runOrchard(["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir], { timeoutMs: 20_000 });
+    assert.equal(run.code, 1, run.stderr);
+    const key = fs.readFileSync(path.join(dataDir, "api-key"), "utf8").trim();
+    assert.ok(key.length >= 24);
+    assert.ok(!(run.stdout + run.stderr).includes(key), "the key is in no output");
+    assert.match(run.stderr, /generated an API key: read it from .*api-key \(not printed: this is no terminal\)/);
+  } finally {
+    holder.close();
+  }
+});
+
+test("a --metrics-listen port in use stops the start before the main listener is up, naming that flag", async () => {
+  const holder = await listening();
+  const { port } = holder.address() as net.AddressInfo;
+  try {
+    const run = await runOrchard(["serve", "--listen", "127.0.0.1:0", "--data-dir", tmp(), "--metrics-listen", `127.0.0.1:${port}`], {
+      env: { ORCHARD_LOG_LEVEL: "info" },
+      timeoutMs: 20_000,
+    });
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(
+      run.stderr,
+      new RegExp(`^orchard: cannot listen on 127\\.0\\.0\\.1:${port}: the address is in use .*--metrics-listen$`, "m"),
+    );
+    assert.doesNotMatch(run.stdout + run.stderr, /orchard listening|Server listening/);
+  } finally {
+    holder.close();
+  }
+});
+
 test("an unknown --log-level is a usage error", async () => {
   await refusesToStart(["--log-level", "loud"], /--log-level must be one of .*debug, trace/, 2);
 });

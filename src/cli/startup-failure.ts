@@ -35,11 +35,14 @@ function filesOf(config: Config): Array<[flag: string, file: string]> {
  */
 export function startupFailure(err: unknown, config: Config): string | undefined {
   if (err instanceof SchemaTooNew) return err.message;
-  const e = err as NodeJS.ErrnoException & { address?: string; port?: number; syscall?: string };
-  const where = `${config.host}:${config.port}`;
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number; syscall?: string; listenFlag?: string };
   if (e.syscall === "listen") {
+    // The main listener's, or --metrics-listen's (server.ts tags it).
+    const flag = e.listenFlag ?? "--listen";
+    const listen = flag === "--listen" ? config : config.metricsListen!;
+    const where = `${listen.host}:${listen.port}`;
     if (e.code === "EADDRINUSE")
-      return `cannot listen on ${where}: the address is in use (is another orchard running?); choose another with --listen`;
+      return `cannot listen on ${where}: the address is in use (is another orchard running?); choose another with ${flag}`;
     if (e.code === "EACCES") return `cannot listen on ${where}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)`;
     if (e.code === "EADDRNOTAVAIL") return `cannot listen on ${where}: no such address on this machine`;
     return `cannot listen on ${where}: ${e.code ?? e.message}`;

@@ -24,6 +24,8 @@ export interface WatchedCertificates {
   deviceCa?: string;
   /** PEM of the profile signer and its chain: the earliest expiry counts. */
   profileSigner?: string;
+  /** PEM of the credential CA (the Wi-Fi, VPN and RADIUS identities DDM credentials carry chain to it). */
+  credentialCa?: string;
 }
 
 export class Metrics implements PushObserver {
@@ -159,9 +161,12 @@ export class Metrics implements PushObserver {
     if (certificates.profileSigner) {
       this.fixedExpiry.push({ certificate: "profile_signer", notAfter: earliestExpiry(certificates.profileSigner) });
     }
+    if (certificates.credentialCa) {
+      this.fixedExpiry.push({ certificate: "credential_ca", notAfter: earliestExpiry(certificates.credentialCa) });
+    }
     this.certExpiry = new Gauge({
       name: "orchard_certificate_expiry_days",
-      help: "Days until a certificate expires (negative: expired): certificate is push (one per topic), device_ca, profile_signer, or abm_token (an ABM server token, topic = the ABM server's name).",
+      help: "Days until a certificate expires (negative: expired): certificate is push (one per topic), device_ca, credential_ca, profile_signer, or abm_token (an ABM server token, topic = the ABM server's name).",
       labelNames: ["certificate", "topic"] as const,
       registers: [this.registry],
       collect,
