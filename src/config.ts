@@ -599,7 +599,10 @@ export function parseListen(value: string, flag = "--listen"): { host: string; p
 
 export function parseDuration(value: string, name: string): number {
   const ms = durationMs(value);
-  if (ms === undefined) throw new ConfigError(`${name} ${value}: expected a duration such as ${DURATION_EXAMPLES}`);
+  if (ms === undefined) {
+    const unitless = /^\d+(?:\.\d+)?$/.test(value.trim()) ? " (with its unit: a bare number could be seconds or days)" : "";
+    throw new ConfigError(`${name} ${value}: expected a duration such as ${DURATION_EXAMPLES}${unitless}`);
+  }
   return ms;
 }
 
