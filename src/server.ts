@@ -99,7 +99,8 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   boundHeap();
   // Read before anything is written: a start refused for a missing --ca leaves no new API key or CA behind.
   const caPems = readCaFiles(config);
-  fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const profileSigner = config.enrollment.profileSigner ? loadProfileSigner(config.enrollment.profileSigner) : undefined;
+  makeDataDir(config.dataDir);
   const apiKey = config.apiKey ?? loadOrCreateApiKey(config.dataDir, log);
   const { deviceCaCert, deviceCaKey } = config.enrollment;
   const deviceCa = await loadDeviceCa({
@@ -161,7 +162,6 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   trust.refuseIssuer(credentialCa.certPem);
   const credentialCaPem = Buffer.from(credentialCa.certPem, "utf8");
 
-  const profileSigner = config.enrollment.profileSigner ? loadProfileSigner(config.enrollment.profileSigner) : undefined;
   const metrics = new Metrics(store, {
     deviceCa: deviceCa.certPem,
     profileSigner: profileSigner?.certPem,
@@ -457,6 +457,24 @@ function tlsPair(certFile: string, keyFile: string): { cert: Buffer; key: Buffer
 function plistLimits(caps: Config["limits"]["plist"]): Partial<PlistLimits> | undefined {
   const same = (Object.keys(caps) as (keyof typeof caps)[]).every((k) => caps[k] === DEFAULT_PLIST_LIMITS[k]);
   return same ? undefined : caps;
+}
+
+/**
+ * mkdir -p with mode 0700. Node's recursive mkdir loops for ever where a
+ * directory cannot be made though its parent exists (under /proc); here that
+ * is the ENOENT it is, and a file in the way is EEXIST.
+ */
+function makeDataDir(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EEXIST" && fs.statSync(dir).isDirectory()) return;
+    const parent = path.dirname(dir);
+    if (code !== "ENOENT" || parent === dir || fs.existsSync(parent)) throw err;
+    makeDataDir(parent);
+    fs.mkdirSync(dir, { mode: 0o700 });
+  }
 }
 
 function loadOrCreateApiKey(dataDir: string, log: Logger): string {

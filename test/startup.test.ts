@@ -121,6 +121,31 @@ test("a data dir that cannot be made", async () => {
     ["--data-dir", path.join(dir, "file", "data")],
     /the data dir .* is not usable .*: give a writable directory with --data-dir/,
   );
+  // The data dir is a file; a place no directory can be made (Node's recursive mkdir looped there for ever).
+  await refusesToStart(
+    ["--data-dir", path.join(dir, "file")],
+    /the data dir .*file is not usable \(.*: a file is there, not a directory\)/,
+  );
+  await refusesToStart(
+    ["--data-dir", "/proc/orchard-data"],
+    /the data dir \/proc\/orchard-data is not usable \(.*no such file or directory\)/,
+  );
+});
+
+test("a --profile-signer that is missing or holds no key: one line naming the flag, before any API key", async () => {
+  const dir = tmp();
+  const dataDir = path.join(dir, "data");
+  await refusesToStart(
+    ["--profile-signer", path.join(dir, "none.pem"), "--data-dir", dataDir],
+    /^orchard: --profile-signer: cannot read the profile signing file .*none\.pem/,
+  );
+  const certOnly = path.join(dir, "cert.pem");
+  fs.writeFileSync(certOnly, "-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n");
+  await refusesToStart(
+    ["--profile-signer", certOnly, "--data-dir", dataDir],
+    /^orchard: --profile-signer: .*cert\.pem holds no private key/,
+  );
+  assert.equal(fs.existsSync(dataDir), false, "no API key made for a start that never happened");
 });
 
 test("a short API key in the data dir is refused: its length is what stops guessing", async () => {

@@ -1,4 +1,5 @@
 import path from "node:path";
+import { ProfileSignerError } from "../enroll/sign-profile.ts";
 import { SchemaTooNew } from "../store/index.ts";
 import { StoreUnavailable } from "../store/unavailable.ts";
 import type { Config } from "../config.ts";
@@ -13,6 +14,7 @@ const FILE_ERRORS: Record<string, string> = {
   EISDIR: "is a directory",
   ENOTDIR: "a part of the path is not a directory",
   EROFS: "read-only file system",
+  EEXIST: "a file is there, not a directory",
 };
 
 /** The files named by flags, each read at start. */
@@ -35,6 +37,7 @@ function filesOf(config: Config): Array<[flag: string, file: string]> {
  */
 export function startupFailure(err: unknown, config: Config): string | undefined {
   if (err instanceof SchemaTooNew) return err.message;
+  if (err instanceof ProfileSignerError) return `--profile-signer: ${err.message}`;
   const e = err as NodeJS.ErrnoException & { address?: string; port?: number; syscall?: string; listenFlag?: string };
   if (e.syscall === "listen") {
     // The main listener's, or --metrics-listen's (server.ts tags it).
