@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { splitWarnings } from "./api-client.ts";
+import { fetchReason, splitWarnings } from "./api-client.ts";
 
 test("orchard-warning headers split into their warnings, a quoted name with an escaped quote kept whole", () => {
   assert.deepEqual(splitWarnings(null), []);
@@ -13,4 +13,13 @@ test("orchard-warning headers split into their warnings, a quoted name with an e
     "settings.Foo: unknown key",
     'set "a\\"b": holds no declarations',
   ]);
+});
+
+test("a server whose certificate this machine does not trust: the reason says how to trust its CA", () => {
+  const tls = new TypeError("fetch failed", {
+    cause: Object.assign(new Error("self-signed certificate"), { code: "DEPTH_ZERO_SELF_SIGNED_CERT" }),
+  });
+  assert.match(fetchReason(tls), /^DEPTH_ZERO_SELF_SIGNED_CERT: .*NODE_EXTRA_CA_CERTS=ca\.pem$/);
+  const refused = new TypeError("fetch failed", { cause: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }) });
+  assert.equal(fetchReason(refused), "ECONNREFUSED");
 });

@@ -116,10 +116,22 @@ export function errorReason(res: ApiResponse): string {
   return reason;
 }
 
-function fetchReason(err: unknown): string {
+/** TLS failures where the server's certificate chains to a CA Node does not know (a private or self-signed one). */
+const UNTRUSTED_CERTIFICATE = new Set([
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+]);
+
+export function fetchReason(err: unknown): string {
   const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
   if (e.name === "TimeoutError") return `no answer within ${TIMEOUT_MS / 1000} s`;
-  return e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
+  const code = e.cause?.code;
+  if (code && UNTRUSTED_CERTIFICATE.has(code)) {
+    return `${code}: the server's certificate is not from a CA this machine trusts; name its CA with NODE_EXTRA_CA_CERTS=ca.pem`;
+  }
+  return code ?? e.cause?.message ?? e.message ?? String(err);
 }
 
 /** The orchard-warning header's values (fetch joins repeated headers with ", "; each warning is one header). */

@@ -1188,7 +1188,9 @@ function isDict(v: PlistValue | undefined): v is PlistDict {
 /** `HTTP 403: reason` with the start of the body. */
 function describe(r: { status: number; body?: Buffer; text?: string }): string {
   const text = (r.text ?? r.body?.toString("utf8") ?? "").replace(/\s+/g, " ").trim();
-  return `HTTP ${r.status}${text ? `: ${text.slice(0, 200)}` : ""}`;
+  // Long enough for the server's longest reasons (a re-enrollment refusal names both ways out), marked where cut.
+  const shown = text.length > 480 ? `${text.slice(0, 480)}...` : text;
+  return `HTTP ${r.status}${shown ? `: ${shown}` : ""}`;
 }
 
 function reason(err: unknown): string {
