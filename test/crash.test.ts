@@ -355,8 +355,16 @@ async function crashRun(backend: Backend): Promise<void> {
         ),
       );
 
+      // Each kill comes after traffic was acknowledged since the last start (a slow, loaded machine takes longer to
+      // get there; a fixed sleep left too little between kills for the traffic check below), then at a random moment.
+      const trafficSince = async (from: { enqueueAcks: number; reportAcks: number }) => {
+        const until = Date.now() + 60_000;
+        while (Date.now() < until && (ledger.counts.enqueueAcks - from.enqueueAcks < 5 || ledger.counts.reportAcks - from.reportAcks < 5))
+          await sleep(50);
+      };
       for (let k = 0; k < KILLS; k++) {
-        await sleep(1000 + randomInt(1500));
+        await trafficSince({ ...ledger.counts });
+        await sleep(randomInt(1500));
         await kill();
         await checkIntegrity();
         // Between a kill and the restart, every request fails: devices and the operator keep trying.
