@@ -167,6 +167,7 @@ test("ddm assign and unassign: by id (device and user channels) and by platform;
   const byId = await ddm("assign", "cli-set", mac.udid, userChannel);
   assert.equal(byId.code, 0, byId.stderr);
   assert.equal(byId.stdout, "assigned cli-set: 2 of 2 enrollment(s) changed\n");
+  assert.equal(byId.stderr, "", "enrolled channels: no warning");
   const byPlatform = await ddm("assign", "cli-set", "--platform", "macOS");
   assert.equal(byPlatform.stdout, "assigned cli-set: 0 of 1 macOS device channel(s) enrolled now changed; 1 had it already\n");
   assert.equal(await queued(mac.udid), 1, "one DeclarativeManagement command for the Mac");
@@ -181,6 +182,42 @@ test("ddm assign and unassign: by id (device and user channels) and by platform;
   assert.deepEqual((await server.api("GET", `/v1/enrollment-sets/${iphone.udid}`)).json, []);
   const notThere = await ddm("unassign", "cli-set", "NO-SUCH-ENROLLMENT");
   assert.equal(notThere.stdout, "unassigned cli-set: 0 of 1 enrollment(s) changed; 1 did not have it\n");
+  assert.equal(notThere.stderr, "", "taking a set away warns of nothing");
+
+  // An id that is no enrollment is assigned (the device may enroll later) and said: it is as often a typo.
+  const typo = await ddm("assign", "cli-set", "NOT-A-UDID", "--nonotify");
+  assert.equal(typo.code, 0, typo.stderr);
+  assert.equal(typo.stdout, "assigned cli-set: 1 of 1 enrollment(s) changed\n");
+  assert.equal(
+    typo.stderr,
+    'orchard: warning: enrollment "NOT-A-UDID": no such enrollment (not enrolled yet, or mistyped): assigned all the same, it gets the set when it enrolls\n',
+  );
+  const many = await server.api("POST", "/v1/ddm/sets/cli-set/enrollments?nonotify=1", {
+    ids: [mac.udid, "NOPE-1", "NOPE-2", "NOPE-3", "NOPE-4"],
+  });
+  assert.equal(many.status, 200, many.text);
+  assert.equal(
+    many.headers.get("orchard-warning"),
+    'ids: 4 of 5 name no enrollment ("NOPE-1", "NOPE-2", "NOPE-3", ...): not enrolled yet, or mistyped; assigned all the same, each gets the set when it enrolls',
+  );
+  const one = await server.api("PUT", "/v1/enrollment-sets/NOPE-5?set=cli-set&nonotify=1");
+  assert.equal(one.status, 204, "KMFDDM's status, no body");
+  assert.equal(one.text, "");
+  assert.match(one.headers.get("orchard-warning") ?? "", /^enrollment "NOPE-5": no such enrollment \(not enrolled yet, or mistyped\)/);
+  assert.ok(server.logs.some((l) => l.includes("DDM set assigned to ids that are no enrollment") && l.includes('"notEnrolled":4')));
+  // Both warnings at once, each its own line.
+  const both = await ddm("assign", "cli-sett", "NOPE-6", "--nonotify");
+  assert.deepEqual(both.stderr.split("\n"), [
+    'orchard: warning: set "cli-sett" holds no declarations: a device gets nothing from it until it does',
+    'orchard: warning: enrollment "NOPE-6": no such enrollment (not enrolled yet, or mistyped): assigned all the same, it gets the set when it enrolls',
+    "",
+  ]);
+  for (const [set, id] of [
+    ["cli-set", "NOT-A-UDID"],
+    ["cli-set", "NOPE-1,NOPE-2,NOPE-3,NOPE-4,NOPE-5"],
+    ["cli-sett", "NOPE-6"],
+  ])
+    await ddm("unassign", set!, ...id!.split(","), "--nonotify");
 
   // A set that holds nothing (a misspelt name, most often) is assigned, and said; through the API too.
   const misspelt = await ddm("assign", "cli-sett", "--platform", "iOS", "--nonotify");
@@ -263,8 +300,39 @@ test("ddm status, compliance and values show what the device reported", async ()
   assert.ok(!values.stdout.includes("model.family"));
   const all = JSON.parse((await ddm("values", mac.udid, "--json")).stdout);
   assert.ok(all.some((v: { path: string }) => v.path === ".StatusItems.device.model.family"));
-  assert.equal((await ddm("values", "NO-SUCH")).stdout, "no status values\n");
   assert.equal((await ddm("status", "a,b")).code, 2);
+});
+
+test("ddm status, values and compliance say when the id or set does not exist", async () => {
+  // Nothing known of it: an error, as `orchard enrollment` gives.
+  for (const args of [
+    ["status", "NOT-A-UDID"],
+    ["values", "NOT-A-UDID"],
+    ["status", "NOT-A-UDID", "--json"],
+  ]) {
+    const r = await ddm(...args);
+    assert.equal(r.code, 1, args.join(" "));
+    assert.equal(r.stdout, "");
+    assert.equal(r.stderr, "orchard: no enrollment NOT-A-UDID (not enrolled yet, or mistyped)\n");
+  }
+  // A set assigned before the device enrolls: its sets shown, and said.
+  await ddm("assign", "cli-set", "PRE-ENROLLED", "--nonotify");
+  const pre = await ddm("status", "PRE-ENROLLED");
+  assert.equal(pre.code, 0, pre.stderr);
+  assert.match(pre.stdout, /^sets: cli-set$/m);
+  assert.match(pre.stdout, /^com\.example\.cli\.test\s+cli-set\s+not reported/m);
+  assert.equal(pre.stderr, "orchard: warning: PRE-ENROLLED: not enrolled (yet): its sets reach it when it enrolls\n");
+  assert.equal(JSON.parse((await ddm("status", "PRE-ENROLLED", "--json")).stdout).enrolled, false);
+  assert.equal(JSON.parse((await ddm("status", mac.udid, "--json")).stdout).enrolled, true);
+  await ddm("unassign", "cli-set", "PRE-ENROLLED", "--nonotify");
+  // An enrolled channel that reported nothing is no error.
+  const quiet = await ddm("values", iphone.udid);
+  assert.equal(quiet.code, 0, quiet.stderr);
+  assert.equal(quiet.stdout, "no status values\n");
+
+  const noSet = await ddm("compliance", "nosuchset");
+  assert.equal(noSet.code, 1);
+  assert.equal(noSet.stderr, "orchard: no set nosuchset: it holds no declarations and no enrollment has it\n");
 });
 
 test("bulk assignment: 100,000 ids in one request; bad bodies refused with nothing written", async () => {
@@ -274,6 +342,13 @@ test("bulk assignment: 100,000 ids in one request; bad bodies refused with nothi
   const on = await server.api("POST", "/v1/ddm/sets/bulk-set/enrollments?nonotify=1", { ids: [...ids, ids[0]] });
   assert.equal(on.status, 200, on.text);
   assert.deepEqual(on.json, { set: "bulk-set", enrollments: 100_000, changed: 100_000 });
+  // Counted, a few named: not 100,000 ids in a header.
+  const warnings = on.headers.get("orchard-warning") ?? "";
+  assert.match(
+    warnings,
+    /, ids: 100000 of 100000 name no enrollment \("BULK-000000-[^"]+", "BULK-000001-[^"]+", "BULK-000002-[^"]+", \.\.\.\)/,
+  );
+  assert.ok(warnings.length < 1000, `${warnings.length} characters`);
   assert.equal(await count("bulk-set"), 100_000);
   const off = await server.api("DELETE", "/v1/ddm/sets/bulk-set/enrollments?nonotify=1", { ids: ids.slice(0, 60_000) });
   assert.deepEqual(off.json, { set: "bulk-set", enrollments: 60_000, changed: 60_000 });

@@ -1,5 +1,5 @@
 import type { DdmBulkAssignResult, DdmCredentialJson, DdmCredentialPage } from "../http/wire.ts";
-import { ApiError, errorCode, errorReason, expectOk, splitWarnings, type ApiResponse } from "./api-client.ts";
+import { type ApiClient, ApiError, errorCode, errorReason, expectOk, splitWarnings, type ApiResponse } from "./api-client.ts";
 import {
   checkIds,
   CliError,
@@ -44,10 +44,12 @@ export const ddmCommand: ClientCommand = {
     `ddm unassign <set> (<enrollment id...> | --platform P) [--nonotify]`,
     "  --platform: every device channel of that platform enrolled now (not devices enrolling later, not user channels)",
     `ddm status <enrollment id>`,
-    "  the channel's sets, each declaration with what the device reported (active, valid, current), and its errors",
+    "  the channel's sets, each declaration with what the device reported (active, valid, current), and its errors;",
+    "  an id that has not enrolled: a warning with its sets, exit 1 when it has none",
     `ddm compliance <set>`,
-    "  per declaration of the set: enrollments reporting it active and valid, failing, or not yet",
+    "  per declaration of the set: enrollments reporting it active and valid, failing, or not yet; exit 1: no such set",
     `ddm values <enrollment id> [--prefix device.operating-system.]`,
+    "  exit 1 for an id that has not enrolled",
     `ddm credential put <name> <template.json>`,
     "  stores a credential template (PUT /v1/ddm/credentials/<name>): what a com.apple.asset.credential.scep naming",
     "  orchard:credential/scep/<name> gives each device (subject, names, key; docs/declarative-management.md)",
@@ -334,16 +336,19 @@ async function status(args: string[], ctx: CliContext): Promise<number> {
   const [id] = checkIds([one(positionals, "enrollment id")]) as [string];
   const client = connect(values, ctx);
   const sets = await client.get<string[]>(`/v1/enrollment-sets/${seg(id)}`);
-  const [statusMap, errorMap, ...setDeclarations] = await Promise.all([
+  const [known, statusMap, errorMap, ...setDeclarations] = await Promise.all([
+    enrolled(client, id),
     client.get<Record<string, DeclarationStatus[]>>(`/v1/declaration-status/${seg(id)}`),
     client.get<Record<string, StatusError[]>>(`/v1/status-errors/${seg(id)}`),
     ...sets.map((s) => client.get<string[]>(`/v1/set-declarations/${seg(s)}`)),
   ]);
   const reported = own(statusMap, id);
   const errors = own(errorMap, id);
+  notEnrolled(ctx, id, known, sets.length + reported.length + errors.length > 0, "its sets reach it when it enrolls");
   if (values.json) {
     printJson(ctx, {
       enrollment_id: id,
+      enrolled: known,
       sets: Object.fromEntries(sets.map((s, i) => [s, setDeclarations[i]])),
       declarations: reported,
       errors,
@@ -395,6 +400,27 @@ async function status(args: string[], ctx: CliContext): Promise<number> {
   return 0;
 }
 
+/**
+ * Whether an id names an enrollment. KMFDDM's routes answer any id (an empty
+ * list), so the CLI asks Orchard's own route, as `orchard enrollment` does.
+ */
+async function enrolled(client: ApiClient, id: string): Promise<boolean> {
+  const res = await client.request("GET", `/v1/enrollments/${seg(id)}`);
+  if (res.status === 404 && errorCode(res) === "not_found") return false;
+  expectOk(res);
+  return true;
+}
+
+/**
+ * An id that is no enrollment: an error when nothing is known of it (a typo,
+ * most often), a warning when something is (sets assigned before it enrolls).
+ */
+function notEnrolled(ctx: CliContext, id: string, known: boolean, anything: boolean, then: string): void {
+  if (known) return;
+  if (!anything) throw new CliError(`no enrollment ${printable(id)} (not enrolled yet, or mistyped)`);
+  ctx.err(`orchard: warning: ${printable(id)}: not enrolled (yet): ${then}\n`);
+}
+
 /** A KMFDDM per-enrollment map's entry for this id (own property only). */
 function own<T>(map: Record<string, T[]>, id: string): T[] {
   return Object.hasOwn(map, id) ? (map[id] ?? []) : [];
@@ -410,6 +436,9 @@ async function compliance(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, {});
   const name = one(positionals, "set name");
   const c = await connect(values, ctx).get<Compliance>(`/v1/set-compliance/${seg(name)}`);
+  // A set is its declarations and its assignments: with neither, there is no such set (the route answers any name).
+  if (c.enrollments === 0 && c.declarations.length === 0)
+    throw new CliError(`no set ${printable(name)}: it holds no declarations and no enrollment has it`);
   if (values.json) {
     printJson(ctx, c);
     return 0;
@@ -434,11 +463,13 @@ async function values(args: string[], ctx: CliContext): Promise<number> {
   const [id] = checkIds([one(positionals, "enrollment id")]) as [string];
   // KMFDDM's prefix is a full path (.StatusItems.device.); a shorter one is taken below .StatusItems.
   const prefix = flags.prefix === undefined || flags.prefix.startsWith(".") ? flags.prefix : STATUS_ITEMS + flags.prefix;
-  const map = await connect(flags, ctx).get<Record<string, Array<{ path: string; value: string; timestamp: string }>>>(
-    `/v1/status-values/${seg(id)}`,
-    { prefix },
-  );
+  const client = connect(flags, ctx);
+  const [known, map] = await Promise.all([
+    enrolled(client, id),
+    client.get<Record<string, Array<{ path: string; value: string; timestamp: string }>>>(`/v1/status-values/${seg(id)}`, { prefix }),
+  ]);
   const list = own(map, id);
+  notEnrolled(ctx, id, known, list.length > 0, "these values were reported before");
   if (flags.json) {
     printJson(ctx, list);
     return 0;

@@ -204,6 +204,16 @@ export class DdmAdmin {
     return { enrollments, changed };
   }
 
+  /**
+   * The ids that name no enrollment: a set may be assigned to a channel
+   * before it enrolls (by design), but such an id is as often mistyped, so
+   * the assignment says so.
+   */
+  async notEnrolled(ids: readonly string[]): Promise<string[]> {
+    const known = await this.store.enrollments.existing(ids);
+    return ids.filter((id) => !known.has(id));
+  }
+
   unassignAll(enrollmentId: string, notify: boolean, now: number): Promise<boolean> {
     return this.store.ddm.unassign(enrollmentId, undefined, this.change(notify, now));
   }

@@ -103,7 +103,11 @@ export function registerDdmRoutes(app: FastifyInstance, o: DdmRouteOptions): voi
         const set = required(req.query.set, "set");
         const did = await admin.assign(req.params.id, set, add, !truthy(req.query.nonotify), Date.now());
         if (did) req.log.info({ enrollmentId: req.params.id, set, add }, "DDM enrollment sets changed");
-        if (add) await warnOfEmptySets(store, [set], req, reply, { enrollmentId: req.params.id });
+        if (add) {
+          const context = { enrollmentId: req.params.id, set };
+          await warnOfEmptySets(store, [set], req, reply, context);
+          await warnOfUnenrolled(admin, [req.params.id], req, reply, context);
+        }
         return changed(reply, did);
       },
     });
@@ -207,14 +211,12 @@ export function registerDdmRoutes(app: FastifyInstance, o: DdmRouteOptions): voi
           { set, add, ...("platform" in target ? { platform: target.platform } : {}), enrollments: r.enrollments, changed: r.changed },
           "DDM set assigned in bulk",
         );
-        if (add)
-          await warnOfEmptySets(
-            store,
-            [set],
-            req,
-            reply,
-            "platform" in target ? { platform: target.platform } : { ids: target.ids.length },
-          );
+        if (add) {
+          const context = { set, ...("platform" in target ? { platform: target.platform } : { ids: target.ids.length }) };
+          await warnOfEmptySets(store, [set], req, reply, context);
+          // A platform's channels are enrolled ones; ids may name any.
+          if ("ids" in target) await warnOfUnenrolled(admin, target.ids, req, reply, context);
+        }
         const result: DdmBulkAssignResult = { set, ...("platform" in target ? { platform: target.platform } : {}), ...r };
         return result;
       },
@@ -336,6 +338,37 @@ export async function warnOfEmptySets(
     if (!(await store.ddm.setHoldsAny(set)))
       warnings.push(`${prefix}set ${JSON.stringify(set)} holds no declarations: a device gets nothing from it until it does`);
   }
-  for (const w of warnings) req.log.warn({ ...context, warning: w }, "DDM set named that holds no declarations");
-  if (warnings.length > 0) void reply.header("orchard-warning", warnings.map(headerSafe));
+  warn(req, reply, context, warnings, "DDM set named that holds no declarations");
+}
+
+/**
+ * Ids a set was assigned to that name no enrollment: allowed (a set may be
+ * assigned before the device enrolls), but as often mistyped, so said. Of
+ * many (a request may name 100,000), how many and the first few.
+ */
+async function warnOfUnenrolled(
+  admin: DdmAdmin,
+  ids: readonly string[],
+  req: FastifyRequest,
+  reply: FastifyReply,
+  context: Record<string, unknown>,
+): Promise<void> {
+  const missing = await admin.notEnrolled(ids);
+  if (missing.length === 0) return;
+  const named = missing.slice(0, 3).map((id) => JSON.stringify(id.slice(0, 100)));
+  const warning =
+    ids.length === 1
+      ? `enrollment ${named[0]}: no such enrollment (not enrolled yet, or mistyped): assigned all the same, it gets the set when it enrolls`
+      : `ids: ${missing.length} of ${ids.length} name no enrollment (${named.join(", ")}${missing.length > named.length ? ", ..." : ""}): ` +
+        "not enrolled yet, or mistyped; assigned all the same, each gets the set when it enrolls";
+  warn(req, reply, { ...context, notEnrolled: missing.length }, [warning], "DDM set assigned to ids that are no enrollment");
+}
+
+/** Each warning a log line and an orchard-warning header, after those the reply carries already. */
+function warn(req: FastifyRequest, reply: FastifyReply, context: Record<string, unknown>, warnings: string[], message: string): void {
+  for (const w of warnings) req.log.warn({ ...context, warning: w }, message);
+  if (warnings.length === 0) return;
+  const had = reply.getHeader("orchard-warning");
+  const before = had === undefined ? [] : Array.isArray(had) ? had.map(String) : [String(had)];
+  void reply.header("orchard-warning", [...before, ...warnings.map(headerSafe)]);
 }

@@ -188,9 +188,14 @@ export function ddmOpenApi(b: OpenApiBuilders): { schemas: Record<string, Schema
     },
     "/v1/enrollment-sets/{id}": {
       get: names("An enrollment's sets (KMFDDM)", [ENROLLMENT]),
-      put: op(tag, "Assign a set to an enrollment (KMFDDM); header orchard-warning when the set holds no declarations", changed, {
-        parameters: [ENROLLMENT, param("set", "query", "the set's name"), NONOTIFY],
-      }),
+      put: op(
+        tag,
+        "Assign a set to an enrollment (KMFDDM); header orchard-warning when the set holds no declarations, and when the id is no enrollment (assigned all the same)",
+        changed,
+        {
+          parameters: [ENROLLMENT, param("set", "query", "the set's name"), NONOTIFY],
+        },
+      ),
       delete: op(tag, "Remove a set from an enrollment (KMFDDM)", changed, {
         parameters: [ENROLLMENT, param("set", "query", "the set's name"), NONOTIFY],
       }),
@@ -254,7 +259,7 @@ export function ddmOpenApi(b: OpenApiBuilders): { schemas: Record<string, Schema
         op(
           tag,
           method === "post"
-            ? "Assign a set to many enrollments: by id, or every device channel of a platform (Orchard's own; one chunk per transaction); header orchard-warning when the set holds no declarations"
+            ? "Assign a set to many enrollments: by id, or every device channel of a platform (Orchard's own; one chunk per transaction); header orchard-warning when the set holds no declarations, and for ids that are no enrollment (assigned all the same: how many, the first three)"
             : "Take a set from many enrollments: by id, or every device channel of a platform (Orchard's own)",
           { "200": ok("DdmBulkAssignResult"), "400": error("neither or both of ids and platform, a bad id, or too many ids") },
           {
