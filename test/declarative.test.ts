@@ -179,7 +179,7 @@ describe("DeclarativeManagement forwarding", () => {
     assert.deepEqual(await server.store.db.all("SELECT enrollment_id FROM update_devices"), []);
   });
 
-  test("an unreachable service is 503 with a reason", async () => {
+  test("an unreachable service is 503 with a reason and Retry-After, a warning without a stack", async () => {
     const closed = http.createServer();
     await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
     const port = (closed.address() as AddressInfo).port;
@@ -192,6 +192,19 @@ describe("DeclarativeManagement forwarding", () => {
       const r = await d.checkin("DeclarativeManagement", { Endpoint: "tokens" });
       assert.equal(r.status, 503);
       assert.equal(r.text, "declarative management service unreachable\n");
+      // Like a store outage: the device tries again later, and it is no bug of Orchard's.
+      assert.equal(r.headers["retry-after"], "10");
+      const lines = other.logs.map((l) => JSON.parse(l) as { level: number; msg: string; err?: unknown });
+      assert.deepEqual(
+        lines.filter((l) => l.level >= 50),
+        [],
+        "no error-level line",
+      );
+      const said = lines.filter((l) => l.msg === "device request deferred");
+      assert.equal(said.length, 1, "one line for the request");
+      assert.equal(said[0]!.level, 40);
+      assert.match(String(said[0]!.err), /ECONNREFUSED/, "the reason, as text");
+      assert.ok(!JSON.stringify(said[0]).includes("    at "), "no stack");
     } finally {
       transport.close();
       await other.stop();

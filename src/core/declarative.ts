@@ -13,7 +13,7 @@ export class DeclarativeManagement {
     private readonly timeoutMs = 10_000,
   ) {}
 
-  async forward(req: MdmRequest, msg: DeclarativeManagementMessage): Promise<CheckinReply> {
+  async forward(_req: MdmRequest, msg: DeclarativeManagementMessage): Promise<CheckinReply> {
     const endpoint = msg.endpoint;
     const segments = endpoint.replace(/^\//, "").split("/");
     if (endpoint.length > 1024 || segments.some((s) => s === "" || s === "." || s === "..")) {
@@ -34,9 +34,23 @@ export class DeclarativeManagement {
       // The body can fail after the headers (the service hung up): same answer.
       reply = Buffer.from(await res.arrayBuffer());
     } catch (err) {
-      req.log.warn({ err: String(err) }, "declarative management service unreachable");
-      throw new OrchardError(503, "declarative management service unreachable");
+      throw new DdmServiceUnreachable(err);
     }
     return { kind: "raw", status: res.status, contentType: res.headers.get("content-type") ?? undefined, body: reply };
+  }
+}
+
+/**
+ * The DDM service did not answer (not listening, a timeout, a hang-up): a
+ * passing condition like a store outage, not Orchard's bug. A 503 with
+ * Retry-After, logged by the device handler as one warning line whose `err`
+ * is the reason as text (no stack).
+ */
+export class DdmServiceUnreachable extends OrchardError {
+  readonly retryAfterSeconds = 10;
+  constructor(err: unknown) {
+    super(503, "declarative management service unreachable");
+    const e = err as { name?: string; message?: string; cause?: { message?: string } };
+    this.cause = e.name === "TimeoutError" ? "no answer in time" : (e.cause?.message ?? e.message ?? String(err));
   }
 }
