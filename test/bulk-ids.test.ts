@@ -59,7 +59,7 @@ describe("enrollment ids in the body", () => {
   test("bad bodies get a 400 with a reason", async () => {
     const command = commandPlist("DeviceInformation").toString("utf8");
     const cases: Array<[string, string | object, RegExp]> = [
-      ["/v1/push", "not json", /must be a JSON object/],
+      ["/v1/push", "not json", /"the body is not valid JSON"/],
       ["/v1/push", [], /JSON object/],
       ["/v1/push", { ids: [] }, /no enrollment id given/],
       ["/v1/push", { ids: "A,B" }, /non-empty array/],

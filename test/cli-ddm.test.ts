@@ -88,9 +88,20 @@ test("ddm put: created, unchanged, changed; a refused declaration prints the ser
   assert.equal(refused.stdout, "unchanged com.example.cli.test (test.json)\n", "the other files are still put");
   assert.equal((await server.api("GET", "/v1/declarations/com.example.cli.passcode")).status, 404, "nothing stored");
 
-  const notJson = await ddm("put", file("broken.json", "{ not json"));
+  // Checked before it is sent: the file, and where in it (the server would say "the body").
+  const notJson = await ddm(
+    "put",
+    file("broken.json", '{"Type": "com.apple.configuration.management.test",\n "Identifier": "x",\n}'),
+    "test.json",
+  );
   assert.equal(notJson.code, 1);
-  assert.match(notJson.stderr, /refused: the body must be a JSON object/);
+  assert.equal(
+    notJson.stderr,
+    "orchard: broken.json: refused: the file is not valid JSON: expected double-quoted property name at line 3, column 1\n",
+  );
+  assert.equal(notJson.stdout, "unchanged com.example.cli.test (test.json)\n", "the other files are still put");
+  const withBom = await ddm("put", file("bom.json", `\uFEFF${JSON.stringify({ ...TEST_DECL, Identifier: "com.example.cli.bom" })}`));
+  assert.equal(withBom.code, 0, withBom.stderr);
   const missing = await ddm("put", "no-such-file.json");
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /cannot read no-such-file\.json/);
@@ -384,6 +395,12 @@ test("ddm credential put, show, rm, ca and ddm credentials", async () => {
   assert.equal(put.code, 0, put.stderr);
   assert.equal(put.stdout, "created wifi: orchard:credential/scep/wifi\n");
   assert.equal((await ddm("credential", "put", "wifi", template)).stdout, "stored wifi: orchard:credential/scep/wifi\n");
+  const broken = await ddm("credential", "put", "wifi", file("broken-credential.json", '{"subject": [["CN", "x"]],}'));
+  assert.equal(broken.code, 1);
+  assert.equal(
+    broken.stderr,
+    "orchard: broken-credential.json: the file is not valid JSON: expected double-quoted property name at line 1, column 27\n",
+  );
   const bad = await ddm("credential", "put", "bad", file("bad.json", { subject: [["CN", "{{nope}}"]] }));
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /unknown variable \{\{nope\}\}/);

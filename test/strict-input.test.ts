@@ -66,6 +66,38 @@ test("a JSON body with a key given twice, at any depth, is 400 and changes nothi
   assert.equal(ok.json.full_name, '{"state":1,"state":2}');
 });
 
+test("a body that is not JSON is 400 saying so, and where, never with its text (it may hold a password)", async () => {
+  const bodies: Array<[string, RegExp]> = [
+    ['{"password":"hunter2",', /^the body is not valid JSON: expected double-quoted property name at line 1, column 23$/],
+    [
+      '{"full_name":"A",\n "password":"hunter2",\n}',
+      /^the body is not valid JSON: expected double-quoted property name at line 3, column 1$/,
+    ],
+    ['{"password":"hunter2"', /^the body is not valid JSON: expected ',' or '}' after property value at line 1, column 22$/],
+    ['{"password":"hunter2', /^the body is not valid JSON: unterminated string at line 1, column 21$/],
+    ['{"password":"hunter2","a":[1,', /^the body is not valid JSON: it ends before the JSON is complete$/],
+    // V8's message quotes the text here: only that it is not JSON is said.
+    ['{"password":hunter2}', /^the body is not valid JSON$/],
+    ["  ", /^the body is empty: it must be a JSON object$/],
+  ];
+  for (const [body, reason] of bodies) {
+    const from = server.logs.length;
+    await refusedWithLog("PUT", "/v1/users/json-user", body, reason);
+    const r = await server.api("PUT", "/v1/users/json-user", body);
+    assert.equal(r.json.code, "invalid_json");
+    assert.ok(!r.text.includes("hunter2"), r.text);
+    assert.ok(!server.logs.slice(from).some((l) => l.includes("hunter2")), "never in the log");
+  }
+  await refusedWithLog(
+    "POST",
+    "/v1/scep/challenges",
+    '{"ttl":"10m",}',
+    /^the body is not valid JSON \(expected double-quoted property name at line 1, column 14\)/,
+  );
+  // Valid JSON that is not an object is still said so.
+  await refusedWithLog("PUT", "/v1/users/json-user", "[]", /^the body must be a JSON object$/);
+});
+
 test("a short name with CR, LF, quotes, backslashes or control characters is 400 on the API", async () => {
   const bad = ["a\rb", "a\nb", "line\r\nInjected: 1", 'quo"te', "back\\slash", "tab\tname", "del\u007f", "c1\u0085", "ls\u2028"];
   for (const name of bad) {

@@ -1,3 +1,4 @@
+import { jsonSyntaxDetail } from "../http/strict-json.ts";
 import type { DdmBulkAssignResult, DdmCredentialJson, DdmCredentialPage } from "../http/wire.ts";
 import { type ApiClient, ApiError, errorCode, errorReason, expectOk, splitWarnings, type ApiResponse } from "./api-client.ts";
 import {
@@ -94,10 +95,10 @@ async function credential(args: string[], ctx: CliContext): Promise<number> {
   if (name === undefined || name === "") throw new UsageError("give a credential name");
   if (verb === "put") {
     if (file === undefined) throw new UsageError("give the template file (JSON)");
-    const res = await client.request("PUT", `/v1/ddm/credentials/${seg(name)}`, {
-      body: await readFileArg(file, ctx),
-      contentType: "application/json",
-    });
+    const body = await readFileArg(file, ctx);
+    const parsed = jsonFile(body);
+    if ("error" in parsed) throw new CliError(`${printable(file)}: ${parsed.error}`);
+    const res = await client.request("PUT", `/v1/ddm/credentials/${seg(name)}`, { body, contentType: "application/json" });
     const stored = expectOk(res) as DdmCredentialJson;
     if (values.json) printJson(ctx, stored);
     else ctx.out(`${res.status === 201 ? "created" : "stored"} ${printable(stored.name)}: ${printable(stored.reference)}\n`);
@@ -153,13 +154,14 @@ async function put(args: string[], ctx: CliContext): Promise<number> {
   const outcomes: PutOutcome[] = [];
   for (const file of positionals) {
     const bytes = await readFileArg(file, ctx);
-    let identifier: string | null = null;
-    try {
-      const parsed = JSON.parse(bytes.toString("utf8")) as { Identifier?: unknown };
-      if (typeof parsed?.Identifier === "string") identifier = parsed.Identifier;
-    } catch {
-      // The server says what is wrong with it.
+    const parsed = jsonFile(bytes);
+    if ("error" in parsed) {
+      outcomes.push({ file, identifier: null, outcome: "refused", warnings: [], error: parsed.error });
+      continue;
     }
+    // Anything else wrong with it the server says.
+    const given = (parsed.value as { Identifier?: unknown } | null)?.Identifier;
+    const identifier = typeof given === "string" ? given : null;
     const res = await client.request("PUT", "/v1/declarations", {
       body: bytes,
       contentType: "application/json",
@@ -186,6 +188,21 @@ async function put(args: string[], ctx: CliContext): Promise<number> {
     }
   }
   return outcomes.some((o) => o.outcome === "refused") ? 1 : 0;
+}
+
+/**
+ * A JSON file's value, or that it is not JSON and where: checked here, as the
+ * server would speak of "the body", and the file is what to fix. A UTF-8
+ * byte order mark is allowed, as the server allows it.
+ */
+function jsonFile(bytes: Buffer): { value: unknown } | { error: string } {
+  const text = bytes.toString("utf8").replace(/^\uFEFF/, "");
+  try {
+    return { value: JSON.parse(text) };
+  } catch (err) {
+    const detail = jsonSyntaxDetail(err, text);
+    return { error: `the file is not valid JSON${detail === undefined ? "" : `: ${detail}`}` };
+  }
 }
 
 async function names(args: string[], ctx: CliContext, apiPath: string, none: string): Promise<number> {

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from "fastify";
 import { BadRequest } from "../errors.ts";
-import { DuplicateKey, parseStrictJson } from "./strict-json.ts";
+import { DuplicateKey, jsonSyntaxDetail, parseStrictJson } from "./strict-json.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -23,12 +23,14 @@ export function utf8Body(req: FastifyRequest, what: string): string {
  */
 export function jsonObject(req: FastifyRequest): Record<string, unknown> {
   const raw = utf8Body(req, "the body");
+  if (raw.trim() === "") throw new BadRequest("the body is empty: it must be a JSON object", "invalid_json");
   let value: unknown;
   try {
     value = parseStrictJson(raw);
   } catch (err) {
     if (err instanceof DuplicateKey) throw new BadRequest(`the body has a ${err.message}`, "duplicate_json_key");
-    throw new BadRequest("the body must be a JSON object", "invalid_json");
+    const detail = jsonSyntaxDetail(err, raw);
+    throw new BadRequest(`the body is not valid JSON${detail === undefined ? "" : `: ${detail}`}`, "invalid_json");
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new BadRequest("the body must be a JSON object", "invalid_json");

@@ -10,7 +10,7 @@ import type { Store } from "../store/index.ts";
 import { sendTooMany } from "./api-auth.ts";
 import { bodyBuffer } from "./api-routes.ts";
 import type { ApiFailureLimiter } from "./limits.ts";
-import { DuplicateKey, parseStrictJson } from "./strict-json.ts";
+import { DuplicateKey, jsonSyntaxDetail, parseStrictJson } from "./strict-json.ts";
 
 export interface ScepDeps {
   store: Store;
@@ -127,11 +127,13 @@ export function registerScepApiRoutes(api: FastifyInstance, challenges: ScepChal
 function requestedTtl(body: Buffer): number | undefined {
   if (body.length === 0) return undefined;
   let parsed: unknown;
+  const text = body.toString("utf8");
   try {
-    parsed = parseStrictJson(body.toString("utf8"));
+    parsed = parseStrictJson(text);
   } catch (err) {
     if (err instanceof DuplicateKey) throw new BadRequest(`the body has a ${err.message}`);
-    throw new BadRequest('the body must be JSON, e.g. {"ttl":"10m"}, or empty');
+    const detail = jsonSyntaxDetail(err, text);
+    throw new BadRequest(`the body is not valid JSON${detail === undefined ? "" : ` (${detail})`}: send e.g. {"ttl":"10m"}, or nothing`);
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed))
     throw new BadRequest('the body must be a JSON object, e.g. {"ttl":"10m"}');

@@ -26,6 +26,28 @@ export class DuplicateKey extends Error {
   }
 }
 
+/**
+ * What is wrong with text JSON.parse refused, for a message: V8's own words
+ * and where ("expected double-quoted property name at line 1, column 17"),
+ * or only that it ends early. Never the text itself: V8's message for an
+ * unexpected token quotes the input (`Unexpected token 'h', "{"password":
+ * hunter2}" is not valid JSON`), and a body may hold a password; such a
+ * message gives undefined.
+ */
+export function jsonSyntaxDetail(err: unknown, text: string): string | undefined {
+  const message = err instanceof SyntaxError ? err.message : "";
+  if (message.startsWith("Unexpected end of JSON input")) return "it ends before the JSON is complete";
+  // V8's messages with a position are fixed words (no quoted input); anything with a double quote is not used.
+  const m = /^([A-Za-z ,'{}[\]:-]{1,80}?)(?: in JSON)? at position (\d+)/.exec(message);
+  if (!m) return undefined;
+  const at = Math.min(Number(m[2]), text.length);
+  const before = text.slice(0, at);
+  let line = 1;
+  for (let i = before.indexOf("\n"); i >= 0; i = before.indexOf("\n", i + 1)) line++;
+  const column = at - before.lastIndexOf("\n");
+  return `${m[1]!.charAt(0).toLowerCase()}${m[1]!.slice(1)} at line ${line}, column ${column}`;
+}
+
 /** The first key repeated within one object of valid JSON text, if any. */
 export function firstDuplicateKey(text: string): string | undefined {
   // One entry per open container: the keys seen so far, or null for an array.
