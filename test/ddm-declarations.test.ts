@@ -96,6 +96,38 @@ await forEachBackend("DDM declarations: schema and files", (backend) => {
     assert.equal(foreign.json.code, "invalid_declaration");
   });
 
+  test("an activation naming a configuration no declaration has is stored with a warning naming it", async () => {
+    const activation = (configs: string[]) => ({
+      Type: "com.apple.activation.simple",
+      Identifier: "com.example.activation.ahead",
+      Payload: { StandardConfigurations: configs },
+    });
+    // Put before its configuration (allowed): stored, and said.
+    const ahead = await putDeclaration(activation(["com.example.ahead.config"]));
+    assert.equal(ahead.status, 204, "stored all the same (KMFDDM's status)");
+    assert.equal(
+      ahead.warning,
+      'Payload.StandardConfigurations: no declaration "com.example.ahead.config" is stored: the activation applies it once it is put',
+    );
+    assert.equal((await server.api("GET", "/v1/declarations/com.example.activation.ahead")).status, 200);
+    assert.ok(
+      server.logs.some((l) => l.includes("DDM declaration accepted with a warning") && l.includes("com.example.ahead.config")),
+      "and logged",
+    );
+    const config = { Type: "com.apple.configuration.management.test", Identifier: "com.example.ahead.config", Payload: { Echo: "x" } };
+    assert.equal((await putDeclaration(config)).status, 204);
+    const after = await putDeclaration(activation(["com.example.ahead.config"]));
+    assert.equal(after.status, 304);
+    assert.equal(after.warning, null, "no warning once it is stored");
+    // Several missing: the first three and a count.
+    const many = await putDeclaration(activation(["com.example.ahead.config", "m1", "m2", "m3", "m4", "m2"]));
+    assert.equal(many.status, 204);
+    assert.equal(
+      many.warning,
+      'Payload.StandardConfigurations: no declarations "m1", "m2", "m3" (and 1 more) are stored: the activation applies them once they are put',
+    );
+  });
+
   test("an orchard:asset/ reference resolves; new bytes re-resolve it and its channels sync; a named asset stays", async () => {
     assert.equal(await putAsset("wallpaper", "first bytes"), 201);
     const asset = {

@@ -117,7 +117,7 @@ export class DdmAdmin {
       },
       this.change(notify, now),
     );
-    return { ...put, warnings };
+    return { ...put, warnings: [...warnings, ...(await activationWarnings(given, store))] };
   }
 
   /**
@@ -222,6 +222,25 @@ export class DdmAdmin {
   notify(what: { ids: string[]; sets: string[]; declarations: string[] }, now: number): Promise<number> {
     return this.store.ddm.scheduleSync(what, now);
   }
+}
+
+/**
+ * An activation naming configurations no declaration has: stored all the
+ * same (it may be put before them), but said, as the name is as often a
+ * typo, and until one is put the activation applies nothing of it.
+ */
+async function activationWarnings(d: Declaration, store: Store): Promise<string[]> {
+  const named = d.Type === "com.apple.activation.simple" ? d.Payload.StandardConfigurations : undefined;
+  if (!Array.isArray(named)) return [];
+  const missing = await store.ddm.missingDeclarations([...new Set(named.filter((n): n is string => typeof n === "string"))]);
+  if (missing.length === 0) return [];
+  const listed = missing.slice(0, 3).map((id) => JSON.stringify(id.slice(0, 100)));
+  const more = missing.length > listed.length ? ` (and ${missing.length - listed.length} more)` : "";
+  return [
+    missing.length === 1
+      ? `Payload.StandardConfigurations: no declaration ${listed[0]} is stored: the activation applies it once it is put`
+      : `Payload.StandardConfigurations: no declarations ${listed.join(", ")}${more} are stored: the activation applies them once they are put`,
+  ];
 }
 
 /** The declaration's own keys, checked for what Orchard needs to store and serve it (Apple's schema is the validator's). */

@@ -134,7 +134,7 @@ export function ddmOpenApi(b: OpenApiBuilders): { schemas: Record<string, Schema
         {
           "204": {
             description:
-              "stored; the enrollments it reaches sync (unless nonotify). Header orchard-outcome: created or changed; orchard-warning: each warning (a Type newer than Apple's schema)",
+              "stored; the enrollments it reaches sync (unless nonotify). Header orchard-outcome: created or changed; orchard-warning: each warning (a Type newer than Apple's schema, an activation naming declarations not stored)",
           },
           "304": { description: "the same content was stored already (header orchard-outcome: unchanged)" },
           "400": error("not a declaration, or not valid (code invalid_declaration)"),

@@ -135,6 +135,19 @@ export class DdmStore {
     );
   }
 
+  /** Which of these identifiers no stored declaration has. */
+  async missingDeclarations(identifiers: readonly string[]): Promise<string[]> {
+    const found = new Set<string>();
+    for (const chunk of chunks(identifiers, 500)) {
+      const rows = await this.db.all<{ identifier: string }>(
+        `SELECT identifier FROM ddm_declarations WHERE identifier IN (${chunk.map(() => "?").join(", ")})`,
+        chunk,
+      );
+      for (const r of rows) found.add(r.identifier);
+    }
+    return identifiers.filter((i) => !found.has(i));
+  }
+
   async declarationIds(): Promise<string[]> {
     return (await this.db.all<{ identifier: string }>("SELECT identifier FROM ddm_declarations ORDER BY identifier")).map(
       (r) => r.identifier,
