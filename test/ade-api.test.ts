@@ -177,7 +177,7 @@ await forEachBackend("the ADE API", (backend) => {
     documented("PUT", "/v1/ade/servers/{name}/enrollment-settings", put);
     assert.equal(put.json.release_on_failure, true);
     // A set with no declarations is stored, and said (most often a misspelt name).
-    assert.match(put.headers.get("orchard-warning") ?? "", /initial_ddm_sets: set "baseline" holds no declarations/);
+    assert.match(put.headers.get("orchard-warning") ?? "", /initial_ddm_sets: set "baseline": holds no declarations/);
     assert.ok(server.logs.some((l) => l.includes("DDM set named that holds no declarations")));
     const get = await server.api("GET", "/v1/ade/servers/main/enrollment-settings");
     documented("GET", "/v1/ade/servers/{name}/enrollment-settings", get);
@@ -229,7 +229,7 @@ await forEachBackend("the ADE API", (backend) => {
     // Only the set that holds nothing is warned of.
     assert.equal(
       ctx.stderr,
-      'orchard: warning: initial_ddm_sets: set "baselin" holds no declarations: a device gets nothing from it until it does\n',
+      'orchard: warning: initial_ddm_sets: set "baselin": holds no declarations; a device gets nothing from it until it does\n',
     );
     const show = cliContext(server.url, { cwd: dir });
     assert.equal(await runWith(show, "ade", ["settings", "show", "main"]), 0);

@@ -219,7 +219,7 @@ test("ddm assign and unassign: by id (device and user channels) and by platform;
   // Both warnings at once, each its own line.
   const both = await ddm("assign", "cli-sett", "NOPE-6", "--nonotify");
   assert.deepEqual(both.stderr.split("\n"), [
-    'orchard: warning: set "cli-sett" holds no declarations: a device gets nothing from it until it does',
+    'orchard: warning: set "cli-sett": holds no declarations; a device gets nothing from it until it does',
     'orchard: warning: enrollment "NOPE-6": no such enrollment (not enrolled yet, or mistyped): assigned all the same, it gets the set when it enrolls',
     "",
   ]);
@@ -233,11 +233,11 @@ test("ddm assign and unassign: by id (device and user channels) and by platform;
   // A set that holds nothing (a misspelt name, most often) is assigned, and said; through the API too.
   const misspelt = await ddm("assign", "cli-sett", "--platform", "iOS", "--nonotify");
   assert.equal(misspelt.code, 0, misspelt.stderr);
-  assert.equal(misspelt.stderr, 'orchard: warning: set "cli-sett" holds no declarations: a device gets nothing from it until it does\n');
+  assert.equal(misspelt.stderr, 'orchard: warning: set "cli-sett": holds no declarations; a device gets nothing from it until it does\n');
   assert.equal((await ddm("unassign", "cli-sett", "--platform", "iOS", "--nonotify")).stderr, "", "not when unassigned");
   const kmfddm = await server.api("PUT", `/v1/enrollment-sets/${iphone.udid}?set=cli-sett&nonotify=1`);
   assert.equal(kmfddm.status, 204);
-  assert.match(kmfddm.headers.get("orchard-warning") ?? "", /^set "cli-sett" holds no declarations/);
+  assert.match(kmfddm.headers.get("orchard-warning") ?? "", /^set "cli-sett": holds no declarations/);
   assert.equal((await server.api("PUT", `/v1/enrollment-sets/${iphone.udid}?set=cli-set&nonotify=1`)).headers.get("orchard-warning"), null);
   for (const set of ["cli-sett", "cli-set"]) await server.api("DELETE", `/v1/enrollment-sets/${iphone.udid}?set=${set}&nonotify=1`);
 

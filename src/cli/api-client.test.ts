@@ -8,6 +8,11 @@ test("orchard-warning headers split into their warnings, a quoted name with an e
     "Payload.X: unknown key",
     'Type "com.apple.x": newer than the schema',
   ]);
+  // The words the server says (http/ddm-routes.ts): an empty set, then ids that are no enrollment.
+  assert.deepEqual(splitWarnings('set "s": holds no declarations; a device gets nothing from it, enrollment "X": no such enrollment'), [
+    'set "s": holds no declarations; a device gets nothing from it',
+    'enrollment "X": no such enrollment',
+  ]);
   // A set name holding a quote is JSON-escaped in its warning (review: it was not split from the next).
   assert.deepEqual(splitWarnings('settings.Foo: unknown key, set "a\\"b": holds no declarations'), [
     "settings.Foo: unknown key",

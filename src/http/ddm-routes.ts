@@ -336,7 +336,7 @@ export async function warnOfEmptySets(
   const warnings: string[] = [];
   for (const set of sets) {
     if (!(await store.ddm.setHoldsAny(set)))
-      warnings.push(`${prefix}set ${JSON.stringify(set)} holds no declarations: a device gets nothing from it until it does`);
+      warnings.push(`${prefix}set ${JSON.stringify(set)}: holds no declarations; a device gets nothing from it until it does`);
   }
   warn(req, reply, context, warnings, "DDM set named that holds no declarations");
 }
