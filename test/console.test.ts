@@ -270,6 +270,11 @@ describe("the web console", { skip: hasChromium() ? false : "no chromium at /usr
         .filter({ hasText: `console-set assigned to ${sim.udid}` })
         .waitFor();
       assert.deepEqual((await server.api("GET", `/v1/enrollment-sets/${sim.udid}`)).json, ["console-set"]);
+      // A mistyped id is assigned all the same (it may enroll later), and the server's warning is shown as one.
+      await page.getByLabel(/Assign to an enrollment id/).fill("NO-SUCH-UDID");
+      await page.getByRole("button", { name: "Assign" }).click();
+      await page.getByRole("alert").filter({ hasText: 'enrollment "NO-SUCH-UDID": no such enrollment' }).waitFor();
+      assert.equal((await server.api("DELETE", "/v1/enrollment-sets-all/NO-SUCH-UDID")).status < 300, true);
 
       // OS updates: a policy made from its form, its compliance linking to the device list, edited, removed.
       await page.getByRole("link", { name: "OS updates" }).click();

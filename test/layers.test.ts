@@ -61,7 +61,11 @@ export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly 
     ],
     "device endpoints, the API, SCEP's routes; errors become statuses",
   ],
-  ["console/", ["http/wire.ts"], "the web console: a browser client of the API (bundled by http/console-routes.ts)"],
+  [
+    "console/",
+    ["http/wire.ts", "http/warning-header.ts"],
+    "the web console: a browser client of the API (bundled by http/console-routes.ts)",
+  ],
   ["sim/", ["scep/", "identity/", "digest/", "plist/"], "the fleet simulator (a client of the server)"],
   ["config.ts", ["updates/", "ade/", "push/", "webhook/", "core/", "duration.ts"], "orchard serve's flags and environment"],
   [

@@ -134,10 +134,4 @@ export function fetchReason(err: unknown): string {
   return code ?? e.cause?.message ?? e.message ?? String(err);
 }
 
-/** The orchard-warning header's values (fetch joins repeated headers with ", "; each warning is one header). */
-export function splitWarnings(header: string | null): string[] {
-  if (header === null || header === "") return [];
-  // Each warning starts with the key path it is about ("Payload.X: ...", 'Type "...": ...') or is a count.
-  // A quoted name is JSON: it may hold an escaped quote.
-  return header.split(/, (?=[A-Za-z][\w.[\]-]*(?: "(?:\\.|[^"\\])*")?: |\d+ more warnings|more errors)/).filter(Boolean);
-}
+export { splitWarnings } from "../http/warning-header.ts";

@@ -4,6 +4,7 @@
 // token in X-CSRF-Token; the cookie alone (SameSite=Strict besides) is not
 // enough for the server to act.
 
+import { splitWarnings } from "../http/warning-header.ts";
 import type { ApiErrorBody } from "../http/wire.ts";
 
 /** An answer other than 2xx: the status, and the server's reason and code when it gave them. */
@@ -93,6 +94,11 @@ export async function request(method: string, path: string, body?: Body, o: Requ
   }
   if (res.status === 401 && !o.quiet401) onSignedOut();
   throw new ApiError(res.status, reason, code, parsed);
+}
+
+/** The answer's orchard-warning headers: what was done, but may not be what was meant. */
+export function warningsOf(res: Response): string[] {
+  return splitWarnings(res.headers.get("orchard-warning"));
 }
 
 /** A JSON answer (or undefined for 204/304). */

@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { api, get, query, seg } from "../api.ts";
+import { api, get, query, request, seg, warningsOf } from "../api.ts";
 import type { DdmBulkAssignResult, DeclarationCheckJson } from "../../http/wire.ts";
 import type { PageProps } from "../pages.ts";
 import { href, navigate } from "../route.ts";
@@ -255,14 +255,18 @@ function SetView({
     e.preventDefault();
     const t = target.trim();
     void act.run(async () => {
-      if (PLATFORMS.includes(t)) {
-        const r = await api<DdmBulkAssignResult>("POST", `/v1/ddm/sets/${seg(set)}/enrollments`, { platform: t });
-        reload();
-        return `${set} assigned to ${r.enrollments} ${t} device(s) (${r.changed} changed).`;
-      }
-      await api("PUT", `/v1/enrollment-sets/${seg(t)}${query({ set })}`);
+      const res = PLATFORMS.includes(t)
+        ? await request("POST", `/v1/ddm/sets/${seg(set)}/enrollments`, { platform: t })
+        : await request("PUT", `/v1/enrollment-sets/${seg(t)}${query({ set })}`);
       reload();
-      return `${set} assigned to ${t}.`;
+      let done = `${set} assigned to ${t}.`;
+      if (PLATFORMS.includes(t)) {
+        const r = (await res.json()) as DdmBulkAssignResult;
+        done = `${set} assigned to ${r.enrollments} ${t} device(s) (${r.changed} changed).`;
+      }
+      // A mistyped id is assigned all the same (it may enroll later): the server's warning says so.
+      const warnings = warningsOf(res);
+      return warnings.length > 0 ? { done, warning: warnings.join(" ") } : done;
     });
   };
   const byId = new Map(compliance.data?.declarations.map((d) => [d.identifier, d]));
