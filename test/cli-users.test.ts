@@ -209,3 +209,30 @@ test("users remove deletes the user and says how many sessions were revoked", as
   const sessions = await server.api("GET", `/v1/user-sessions?device=${mac.udid}`);
   assert.equal(sessions.json.sessions[0].state, "revoked");
 });
+
+test("users import gives a user added with a password its new password only: the old one's SHA-256 digest goes too", async () => {
+  const net8: SimUser = { userId: randomUUID().toUpperCase(), shortName: "net8" };
+  const added = await orchard(["users", "add", "net8", "--guid", net8.userId, "--password-stdin"], "old-pw-8\n");
+  assert.equal(added.code, 0, added.stderr);
+  const file = path.join(tmp, "net8.htdigest");
+  fs.writeFileSync(file, `net8:${REALM}:${md5(`net8:${REALM}:new-pw-8`)}\n`);
+  const imported = await orchard(["users", "import", file]);
+  assert.equal(imported.code, 0, imported.stderr);
+  assert.match(imported.stdout, /^realm fusion\.home: created 0, updated 1$/m);
+
+  const list = await orchard(["users", "list"]);
+  assert.equal(list.code, 0, list.stderr);
+  assert.match(list.stdout, new RegExp(`^net8\\s+${net8.userId}\\s+-\\s+managed\\s+fusion\\.home MD5\\s+${TIME}$`, "m"));
+
+  const mac2 = await fleet.device();
+  await mac2.enroll();
+  const login = async (password: string, algorithm: "MD5" | "SHA-256") => {
+    const first = await mac2.checkin("UserAuthenticate", { UserID: net8.userId });
+    const { nonce } = challengeParams(first.plist!.DigestChallenge as string);
+    const response = digestResponse({ username: "net8", password, realm: REALM, nonce: nonce!, algorithm });
+    return (await mac2.checkin("UserAuthenticate", { UserID: net8.userId, DigestResponse: response })).plist!.AuthToken;
+  };
+  assert.equal(await login("old-pw-8", "SHA-256"), "", "the old password logs in with SHA-256");
+  assert.equal(await login("old-pw-8", "MD5"), "");
+  assert.notEqual(await login("new-pw-8", "MD5"), "", "the imported password does not log in");
+});

@@ -45,7 +45,8 @@ export const usersCommand: ClientCommand = {
     "  also revokes the user's AuthTokens on every Mac",
     `users import <htdigest file | -> [--realm R]`,
     "  adds or updates the users of the server's realm (or of realm R: they log in once --digest-realm is R)",
-    "  from their MD5 digests, lists lines of other realms and bad lines; exit 1 when nothing was imported",
+    "  from their MD5 digests (replacing every digest they had for that realm), lists lines of other realms",
+    "  and bad lines; exit 1 when nothing was imported",
   ],
   run: (args, ctx) =>
     runSubcommand(args, ctx, {

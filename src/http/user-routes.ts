@@ -100,6 +100,7 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): v
         errors.push({ line: e.line, reason: "bad-char" });
         continue;
       }
+      // The line's MD5 digest replaces all the user's digests for the realm (a SHA-256 one of an older password too).
       const isNew = await store.directory.put({ shortName: e.username, digests: [{ realm: wanted, algorithm: "MD5", ha1: e.ha1 }] }, now);
       if (isNew) created++;
       else updated++;

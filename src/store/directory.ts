@@ -22,7 +22,10 @@ export interface DirectoryUserUpdate {
   guid?: string | null;
   fullName?: string | null;
   state?: DirectoryState;
-  /** Replaces the digests of these (realm, algorithm) pairs. */
+  /**
+   * The user's digests for each realm named here: all of the user's digests
+   * in that realm are replaced by these (realms not named are kept).
+   */
   digests?: Array<{ realm: string; algorithm: DigestHashName; ha1: string }>;
 }
 
@@ -70,6 +73,11 @@ export class DirectoryStore {
           now,
           now,
         ]);
+      }
+      // A new password replaces the realm's digests of every hash: a digest of
+      // another hash left from the old password would still log in with it.
+      for (const realm of new Set((u.digests ?? []).map((d) => d.realm))) {
+        await tx.run("DELETE FROM directory_digests WHERE short_name = ? AND realm = ?", [u.shortName, realm]);
       }
       for (const d of u.digests ?? []) {
         await tx.run(

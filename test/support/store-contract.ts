@@ -677,6 +677,25 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.equal(await nameOf(guid, undefined), `byguid-${tag}`);
       });
 
+      test("directory put: digests for a realm replace all the user's digests in that realm, of every hash; other realms stay", async () => {
+        const shortName = `d${randomUUID().slice(0, 8)}`;
+        const both = (realm: string, c: string) => [
+          { realm, algorithm: "MD5" as const, ha1: c.repeat(32) },
+          { realm, algorithm: "SHA-256" as const, ha1: c.repeat(64) },
+        ];
+        await store.directory.put({ shortName, digests: [...both(REALM, "a"), ...both("other.realm", "b")] }, T0);
+        // An htdigest import: MD5 only, for one realm.
+        await store.directory.put({ shortName, digests: [{ realm: REALM, algorithm: "MD5", ha1: "c".repeat(32) }] }, T0);
+        const held = (await store.directory.get(shortName))!.digests.map((d) => `${d.realm} ${d.algorithm}`);
+        assert.deepEqual(held, [`${REALM} MD5`, "other.realm MD5", "other.realm SHA-256"]);
+        assert.equal(await store.directory.ha1(shortName, REALM, "MD5"), "c".repeat(32));
+        assert.equal(await store.directory.ha1(shortName, REALM, "SHA-256"), undefined, "the old password's SHA-256 digest is gone");
+        assert.equal(await store.directory.ha1(shortName, "other.realm", "SHA-256"), "b".repeat(64));
+        // No digests given: the user's digests are left as they are.
+        await store.directory.put({ shortName, fullName: "D", digests: [] }, T0);
+        assert.equal((await store.directory.get(shortName))!.digests.length, 3);
+      });
+
       describe("challenge reads the entry and begins only when its state challenges", () => {
         const CHALLENGE_KNOWN_OR_NONE = new Set(["none", "managed"] as const);
         async function message(entry?: { shortName: string; guid: string | null; state?: "managed" | "declined" }) {
