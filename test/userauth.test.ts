@@ -12,6 +12,7 @@ import { challengeParams, digestResponse } from "./support/digest-client.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { createTestDatabase, forEachBackend, postgresReachable } from "./support/postgres.ts";
 import { sample } from "./support/metrics.ts";
+import { WebhookReceiver } from "./support/webhook-receiver.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 const REALM = "fusion.home";
@@ -163,8 +164,27 @@ await forEachBackend("UserAuthenticate with the digest policy", (backend) => {
     assert.notEqual((await login(mac2, net1, "secret", { method: "PUT" })).authToken, "");
   });
 
-  test("SHA-256 (RFC 7616) responses are accepted", async () => {
-    assert.notEqual((await login(mac2, net2, "secret", { algorithm: "SHA-256" })).authToken, "");
+  test("a response with an algorithm the challenge did not offer (SHA-256, MD5-sess) is refused, right password or not", async () => {
+    // net2 has a SHA-256 digest of its password (PUT stores both), but the challenge offers MD5 only.
+    assert.equal((await login(mac2, net2, "secret", { algorithm: "SHA-256" })).authToken, "");
+    assert.equal((await login(mac2, net2, "secret", { algorithm: "MD5-sess", qop: true })).authToken, "");
+    const events = await server.api(
+      "GET",
+      `/v1/events?type=userauth.failed&enrollment=${encodeURIComponent(`${mac2.udid}:${net2.userId}`)}`,
+    );
+    assert.deepEqual(
+      events.json.events.slice(-2).map((e: { detail: unknown }) => e.detail),
+      [
+        { cause: "algorithm-not-offered", short_name: "net2" },
+        { cause: "algorithm-not-offered", short_name: "net2" },
+      ],
+    );
+    const lines = server.logs.filter((l) => l.includes('"cause":"algorithm-not-offered"'));
+    assert.ok(
+      lines.some((l) => l.includes('"algorithm":"SHA-256"') && l.includes("network user refused")),
+      "the log names the cause",
+    );
+    assert.notEqual((await login(mac2, net2, "secret")).authToken, "", "MD5, as offered, logs in");
   });
 
   test("the next login rotates the token: the old one gets 403", async () => {
@@ -328,9 +348,32 @@ describe("UserAuthenticate policies and challenge options", () => {
       const response = digestResponse({ username: "ad1", password: "pw", realm: REALM, nonce: nonce!, algorithm: "MD5-sess", qop: true });
       const second = await mac.checkin("UserAuthenticate", { UserID: u.userId, DigestResponse: response });
       assert.notEqual(second.plist!.AuthToken, "");
+      // Offered: MD5 and MD5-sess; never SHA-256.
+      assert.equal((await login(mac, u, "pw", { algorithm: "SHA-256", qop: true })).authToken, "");
+      assert.notEqual((await login(mac, u, "pw", { qop: true })).authToken, "");
     } finally {
       fleet.close();
       await server.stop();
+    }
+  });
+
+  test("an algorithm not offered is refused where the webhook wants the login's events too (the general path)", async () => {
+    const receiver = await WebhookReceiver.start();
+    const server = await startTestServer(["--digest-realm", REALM, "--webhook-url", receiver.url, "--webhook-topics", "userauth.*"]);
+    const fleet = await testFleet(server.url);
+    try {
+      const mac = await fleet.device();
+      await mac.enroll();
+      const u = newUser("hooked");
+      await server.api("PUT", "/v1/users/hooked", { password: "pw", guid: u.guid });
+      assert.equal((await login(mac, u, "pw", { algorithm: "SHA-256" })).authToken, "");
+      const events = await server.api("GET", "/v1/events?type=userauth.failed");
+      assert.deepEqual(events.json.events.at(-1).detail, { cause: "algorithm-not-offered", short_name: "hooked" });
+      assert.notEqual((await login(mac, u, "pw")).authToken, "");
+    } finally {
+      fleet.close();
+      await server.stop();
+      await receiver.down();
     }
   });
 

@@ -9,6 +9,7 @@ import {
   mintNonce,
   parseDigestResponse,
   verifyDigestResponse,
+  type DigestAlgorithm,
   type DigestResponse,
 } from "../digest/index.ts";
 import type { UserAuthenticateMessage } from "../protocol/checkin.ts";
@@ -32,6 +33,7 @@ export type FailureCause =
   | "resent"
   | "malformed"
   | "realm-mismatch"
+  | "algorithm-not-offered"
   | "nonce-malformed"
   | "nonce-foreign"
   | "nonce-expired"
@@ -48,6 +50,8 @@ class Refused extends Error {
   constructor(
     readonly reason: FailureCause,
     readonly shortName?: string,
+    /** The response's algorithm, for the log line of algorithm-not-offered. */
+    readonly algorithm?: DigestAlgorithm,
   ) {
     super(reason);
   }
@@ -120,7 +124,16 @@ export class UserAuthService implements UserAuthenticator {
       (["none", "managed", "declined"] as const).filter((s) => this.policyFor(s === "none" ? undefined : s) === "digest"),
     );
     this.messages = new KeyWindow(config.maxMessagesPerMac || Infinity, MESSAGE_WINDOW_MS);
+    this.offered = new Set<DigestAlgorithm>(config.md5SessChallenge ? ["MD5", "MD5-sess"] : ["MD5"]);
   }
+
+  /**
+   * The algorithms challengeReply offers: MD5 (DigestChallenge names none,
+   * which means MD5), and MD5-sess where DigestMD5SessChallenge is sent. A
+   * response with any other is refused: a digest of another hash (a SHA-256
+   * one left from an older password) must not be a way in.
+   */
+  private readonly offered: ReadonlySet<DigestAlgorithm>;
 
   /** The entry states ("none": no entry) whose policy is a challenge: those LoginStore.challenge may begin. */
   private readonly challengeWhen: ReadonlySet<EntryState>;
@@ -212,7 +225,7 @@ export class UserAuthService implements UserAuthenticator {
     return this.challengeReply(deviceId, userId, req.now);
   }
 
-  /** The digest challenge (and the MD5-sess one if configured) with a new nonce for this Mac and user. */
+  /** The digest challenge (and the MD5-sess one if configured) with a new nonce for this Mac and user; see `offered`. */
   private challengeReply(deviceId: string, userId: string, now: number): CheckinReply {
     const nonce = mintNonce({ secret: this.nonceSecret, udid: deviceId, userId, now });
     const body: Record<string, string> = {
@@ -257,7 +270,7 @@ export class UserAuthService implements UserAuthenticator {
       } catch (err) {
         if (!(err instanceof Refused)) throw err;
         if (!UNCOUNTED.has(err.reason)) await s.userSessions.recordFailure(deviceId, err.shortName, req.now);
-        req.log.info({ enrollmentId, cause: err.reason, shortName: err.shortName }, "network user refused");
+        req.log.info({ enrollmentId, cause: err.reason, shortName: err.shortName, algorithm: err.algorithm }, "network user refused");
         await event(s, req, msg, { type: "userauth.failed", detail: { cause: err.reason, short_name: err.shortName } });
         cause = err.reason;
         return { kind: "plist", body: { AuthToken: "" } };
@@ -287,7 +300,7 @@ export class UserAuthService implements UserAuthenticator {
       return undefined;
     }
     const shortName = response.username;
-    if (shortName === undefined || response.realm !== this.config.realm) return undefined;
+    if (shortName === undefined || response.realm !== this.config.realm || !this.offered.has(response.algorithm)) return undefined;
     const nonce = checkNonce({
       secret: this.nonceSecret,
       nonce: response.nonce,
@@ -382,6 +395,7 @@ export class UserAuthService implements UserAuthenticator {
     if (use === "replayed") throw new Refused("nonce-replayed", shortName);
     const session = await s.userSessions.get(enrollmentId);
     if (session?.state !== "challenged") throw new Refused("no-challenge", shortName);
+    if (!this.offered.has(response.algorithm)) throw new Refused("algorithm-not-offered", shortName, response.algorithm);
 
     const user = await s.directory.entry(shortName);
     const hash = baseHash(response.algorithm);
