@@ -257,11 +257,15 @@ export const SERVE_FLAGS = {
   "digest-qop": { type: "boolean", default: false, help: 'add `qop="auth"` to the challenge' },
   "digest-md5-sess-challenge": { type: "boolean", default: false, help: "also offer `DigestMD5SessChallenge`" },
   "digest-nonce-ttl": { type: "string", default: "5m", help: "how long a challenge can be answered" },
-  "digest-extra-methods": { type: "string", default: "", help: "HTTP methods besides the request's own to try in HA2, comma-separated" },
+  "digest-extra-methods": {
+    type: "string",
+    default: "",
+    help: "HTTP methods besides the request's own to try in HA2, comma-separated: `GET`, `HEAD`, `POST`, `PUT`, `DELETE`, `CONNECT`, `OPTIONS`, `TRACE`, `PATCH`",
+  },
   "userauth-max-failures": {
     type: "string",
     default: "5",
-    help: "failed digests for one user on one Mac before that Mac's attempts for the user stop being checked (4 times it: per Mac, per user; see docs/network-users.md)",
+    help: "failed digests for one user on one Mac before that Mac's attempts for the user stop being checked (4 times it: per Mac, per user; see docs/network-users.md); at least 1",
   },
   "userauth-failure-window": { type: "string", default: "15m", help: "the window of that limit" },
   "userauth-max-messages": {
@@ -505,13 +509,13 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
       realm: get("digest-realm") ?? os.hostname(),
       qop: flag("digest-qop"),
       md5SessChallenge: flag("digest-md5-sess-challenge"),
-      nonceTtlMs: parseDuration(get("digest-nonce-ttl")!, "--digest-nonce-ttl"),
-      extraMethods: get("digest-extra-methods")!
-        .split(",")
-        .map((m) => m.trim().toUpperCase())
-        .filter(Boolean),
-      maxFailures: parseCount(get("userauth-max-failures")!, "--userauth-max-failures"),
-      failureWindowMs: parseDuration(get("userauth-failure-window")!, "--userauth-failure-window"),
+      // 0 would expire every challenge at once (and made checkNonce throw: a 500 for every response).
+      nonceTtlMs: positive(parseDuration(get("digest-nonce-ttl")!, "--digest-nonce-ttl"), "--digest-nonce-ttl"),
+      extraMethods: httpMethods(get("digest-extra-methods")!, "--digest-extra-methods"),
+      // A brute-force limit that 0 turned off (or made refuse every right password) would be a silent opt-out:
+      // like --api-max-failures, these refuse 0; only --userauth-max-messages (a write-rate limit) takes 0 for none.
+      maxFailures: atLeastOne(parseCount(get("userauth-max-failures")!, "--userauth-max-failures"), "--userauth-max-failures"),
+      failureWindowMs: positive(parseDuration(get("userauth-failure-window")!, "--userauth-failure-window"), "--userauth-failure-window"),
       maxMessagesPerMac: parseCount(get("userauth-max-messages")!, "--userauth-max-messages"),
     },
     push: {
@@ -616,6 +620,25 @@ export function parseBytes(value: string, name: string): number {
 function parseCount(value: string, name: string): number {
   if (!/^\d+$/.test(value)) throw new ConfigError(`${name} ${value}: expected a whole number`);
   return Number(value);
+}
+
+function atLeastOne(value: number, name: string): number {
+  if (!(value >= 1)) throw new ConfigError(`${name} ${value}: expected a whole number of 1 or more (this limit cannot be turned off)`);
+  return value;
+}
+
+/** The methods of RFC 9110 and PATCH: what a client can have hashed into HA2. A typo is refused, not tried in vain. */
+const HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
+
+function httpMethods(value: string, name: string): string[] {
+  const methods = value
+    .split(",")
+    .map((m) => m.trim().toUpperCase())
+    .filter(Boolean);
+  const bad = methods.find((m) => !HTTP_METHODS.includes(m));
+  if (bad !== undefined)
+    throw new ConfigError(`${name} ${bad}: not an HTTP method; expected some of ${HTTP_METHODS.join(", ")}, comma-separated`);
+  return methods;
 }
 
 function optional<T>(value: string | undefined, parse: (v: string) => T): T | undefined {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash, randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
+import { ConfigError, parseServeArgs } from "../src/config.ts";
 import { mintNonce } from "../src/digest/index.ts";
 import { issueDeviceIdentity } from "../src/identity/testing/pki.ts";
 import fs from "node:fs";
@@ -11,6 +12,7 @@ import { RoundRobin, Transport } from "../src/sim/transport.ts";
 import { challengeParams, digestResponse } from "./support/digest-client.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { createTestDatabase, forEachBackend, postgresReachable } from "./support/postgres.ts";
+import { runOrchard } from "./support/cli.ts";
 import { sample } from "./support/metrics.ts";
 import { WebhookReceiver } from "./support/webhook-receiver.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
@@ -563,5 +565,52 @@ describe("UserAuthenticate failure limits across two servers on one PostgreSQL",
     for (let i = 0; i < 2; i++) assert.equal((await login(a, v, "wrong")).authToken, "");
     assert.equal((await login(a, v, "secret")).authToken, "", "three failures, whichever process judged them: Mac A is stopped for V");
     assert.notEqual((await login(b, v, "secret")).authToken, "", "V logs in on Mac B");
+  });
+});
+
+describe("UserAuthenticate flags", () => {
+  test("no failure limit or window of 0, no nonce ttl of 0, only HTTP methods as extra ones: refused at start naming the flag", () => {
+    const refused: Array<[string[], RegExp]> = [
+      [
+        ["--userauth-max-failures", "0"],
+        /^--userauth-max-failures 0: expected a whole number of 1 or more \(this limit cannot be turned off\)$/,
+      ],
+      [["--userauth-failure-window", "0"], /^--userauth-failure-window must be greater than 0$/],
+      [["--digest-nonce-ttl", "0s"], /^--digest-nonce-ttl must be greater than 0$/],
+      [
+        ["--digest-extra-methods", "GET,FOO"],
+        /^--digest-extra-methods FOO: not an HTTP method; expected some of GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH, comma-separated$/,
+      ],
+    ];
+    for (const [args, message] of refused) {
+      assert.throws(
+        () => parseServeArgs(args, {}),
+        (err) => err instanceof ConfigError && message.test(err.message),
+        args.join(" "),
+      );
+    }
+    assert.throws(() => parseServeArgs([], { ORCHARD_USERAUTH_MAX_FAILURES: "0" }), ConfigError, "from the environment too");
+
+    const ok = parseServeArgs(["--userauth-max-failures", "1", "--digest-extra-methods", " get, Post ", "--digest-nonce-ttl", "5s"], {});
+    assert.deepEqual([ok.userAuth.maxFailures, ok.userAuth.extraMethods], [1, ["GET", "POST"]]);
+    assert.equal(ok.userAuth.nonceTtlMs, 5000);
+    assert.equal(parseServeArgs(["--userauth-max-messages", "0"], {}).userAuth.maxMessagesPerMac, 0, "its 0 is no limit");
+  });
+
+  test("orchard serve --userauth-max-failures 0 exits 2 with one usage line", async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-userauth-flags-"));
+    try {
+      // A server that starts after all is killed, and fails the test rather than holding it.
+      const run = await runOrchard(["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--userauth-max-failures", "0"], {
+        timeoutMs: 20_000,
+      });
+      assert.equal(run.code, 2, run.stderr);
+      assert.equal(
+        run.stderr,
+        "orchard: --userauth-max-failures 0: expected a whole number of 1 or more (this limit cannot be turned off)\n",
+      );
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
