@@ -334,6 +334,58 @@ describe("UserAuthenticate policies and challenge options", () => {
     }
   });
 
+  test("zero-length: an entry with the user's GUID that is declined gets 410; a managed one is managed without a token, as everyone", async () => {
+    const server = await startTestServer(["--userauth", "zero-length", "--digest-realm", REALM]);
+    const fleet = await testFleet(server.url);
+    try {
+      const mac = await fleet.device();
+      await mac.enroll();
+      const no = newUser("zl-no");
+      await server.api("PUT", "/v1/users/zl-no", { guid: no.guid, state: "declined" });
+      assert.equal((await mac.checkin("UserAuthenticate", { UserID: no.userId })).status, 410);
+      const vip = newUser("zl-vip");
+      await server.api("PUT", "/v1/users/zl-vip", { password: "pw", guid: vip.guid });
+      assert.equal((await mac.checkin("UserAuthenticate", { UserID: vip.userId })).plist!.DigestChallenge, "");
+    } finally {
+      fleet.close();
+      await server.stop();
+    }
+  });
+
+  test("an entry without a GUID is not seen at the first message (it names the user by GUID only), only by the response's user name", async () => {
+    for (const policy of ["digest", "zero-length", "decline"]) {
+      const server = await startTestServer(["--userauth", policy, "--digest-realm", REALM]);
+      const fleet = await testFleet(server.url);
+      try {
+        const mac = await fleet.device();
+        await mac.enroll();
+        const declined = { userId: randomUUID().toUpperCase(), shortName: "noguid-declined" };
+        const managed = { userId: randomUUID().toUpperCase(), shortName: "noguid-managed" };
+        await server.api("PUT", "/v1/users/noguid-declined", { password: "pw", state: "declined" });
+        await server.api("PUT", "/v1/users/noguid-managed", { password: "pw" });
+        const first = await mac.checkin("UserAuthenticate", { UserID: declined.userId });
+        const firstManaged = await mac.checkin("UserAuthenticate", { UserID: managed.userId });
+        if (policy === "digest") {
+          // Challenged like anyone; the response names the entry, which is declined: no token.
+          assert.match(first.plist!.DigestChallenge as string, /^Digest nonce="/);
+          assert.equal((await login(mac, declined, "pw")).authToken, "");
+          const events = await server.api("GET", "/v1/events?type=userauth.failed");
+          assert.deepEqual(events.json.events.at(-1).detail, { cause: "declined-user", short_name: "noguid-declined" });
+          assert.notEqual((await login(mac, managed, "pw")).authToken, "");
+        } else if (policy === "zero-length") {
+          assert.equal(first.plist!.DigestChallenge, "", "declined, yet managed without a token");
+          assert.equal(firstManaged.plist!.DigestChallenge, "", "not challenged");
+        } else {
+          assert.equal(first.status, 410);
+          assert.equal(firstManaged.status, 410, "managed, yet declined");
+        }
+      } finally {
+        fleet.close();
+        await server.stop();
+      }
+    }
+  });
+
   test("qop and the MD5-sess challenge, answered with MD5-sess", async () => {
     const server = await startTestServer(["--digest-realm", REALM, "--digest-qop", "--digest-md5-sess-challenge"]);
     const fleet = await testFleet(server.url);

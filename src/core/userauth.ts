@@ -88,7 +88,7 @@ export const MESSAGE_WINDOW_MS = 5 * 60_000;
 
 /** The --userauth-* settings (README flag table). */
 export interface UserAuthOptions {
-  /** What a user without a directory entry gets: a challenge, a zero-length challenge, or 410. */
+  /** What a user without a directory entry gets: a challenge, a zero-length challenge, or 410 (see policyFor). */
   policy: "digest" | "zero-length" | "decline";
   realm: string;
   qop: boolean;
@@ -437,8 +437,11 @@ export class UserAuthService implements UserAuthenticator {
 
   /**
    * The server-wide policy, overridden by the user's entry: a declined entry
-   * is declined; a managed entry is challenged even where the server declines
-   * unknown users.
+   * is declined; a managed entry is challenged where the server declines
+   * unknown users (under zero-length it is managed without a token, as
+   * everyone is: zero-length turns challenges off for all). A first message
+   * names the user by GUID only, so a GUID-less entry is seen here only if
+   * the Mac also sent UserShortName, which Apple does not document.
    */
   private policyFor(state: DirectoryState | undefined): UserAuthOptions["policy"] {
     if (state === "declined") return "decline";
