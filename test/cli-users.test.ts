@@ -51,6 +51,11 @@ test("users add --password-stdin stores MD5 and SHA-256 digests for the server's
   assert.equal(user.json.guid, net1.userId);
   assert.equal(user.json.full_name, "Net One");
   assert.equal(user.json.state, "managed");
+  // A second add of the name is refused before a password is read: it replaced the first's in silence.
+  const again = await orchard(["users", "add", "net1", "--password-stdin", "--full-name", "Someone Else"], "another password\n");
+  assert.equal(again.code, 1);
+  assert.equal(again.stderr, "orchard: user net1 exists (orchard users set changes it)\n");
+  assert.equal((await server.api("GET", "/v1/users/net1")).json.full_name, "Net One");
   assert.deepEqual(user.json.digests.map((d: { realm: string; algorithm: string }) => `${d.realm} ${d.algorithm}`).sort(), [
     `${REALM} MD5`,
     `${REALM} SHA-256`,

@@ -87,11 +87,12 @@ async function addOrSet(sub: "add" | "set", args: string[], ctx: CliContext): Pr
 
   const client = connect(values, ctx);
   const userPath = `/v1/users/${encodeURIComponent(shortName)}`;
-  if (sub === "set") {
-    // PUT creates as well; set only changes a user that is there.
-    const res = await client.request("GET", userPath);
-    if (res.status === 404) throw new CliError(`no such user ${printable(shortName)} (orchard users add creates one)`);
-    expectOk(res);
+  // PUT creates or replaces: add only creates (a second add of a name replaced its password in silence), set only changes.
+  const existing = await client.request("GET", userPath);
+  if (sub === "set" && existing.status === 404) throw new CliError(`no such user ${printable(shortName)} (orchard users add creates one)`);
+  if (sub === "add" && existing.status !== 404) {
+    expectOk(existing);
+    throw new CliError(`user ${printable(shortName)} exists (orchard users set changes it)`);
   }
   if (values["password-stdin"]) body.password = passwordLine(await ctx.readStdin());
   else if (prompt) body.password = await askTwice(ctx);
