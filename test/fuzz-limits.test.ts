@@ -532,6 +532,8 @@ describe("API requests are checked before anything is stored", () => {
     await refused("PUT", "/v1/users/j", 400, /password must be a string/, { password: 5 });
     await refused("PUT", "/v1/users/j", 400, /state must be managed or declined/, { state: "root" });
     await refused("POST", "/v1/users/import", 400, /htdigest file is not valid UTF-8/, Buffer.from([0x61, 0x3a, 0xff, 0x0a]));
+    // curl --data-binary @a-missing-file sends no body: not a file of no users.
+    await refused("POST", "/v1/users/import", 400, /the htdigest file is empty/, Buffer.from(" \n"));
   });
 
   test("a command plist is parsed and checked before anything is queued", async () => {

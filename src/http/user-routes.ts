@@ -84,7 +84,10 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): v
     if (wanted.length === 0 || wanted.length > 256 || /[\x00-\x1f\x7f"\\]/.test(wanted)) {
       throw new BadRequest("realm must be 1 to 256 characters without control characters, quotes or backslashes", "invalid_parameter");
     }
-    const { entries, errors } = parseHtdigest(utf8Body(req, "the htdigest file"));
+    const file = utf8Body(req, "the htdigest file");
+    // curl --data-binary @missing-file sends nothing: a 200 "created 0" read as a file of no users.
+    if (file.trim() === "") throw new BadRequest("the htdigest file is empty: send its lines (user:realm:MD5 digest) as the body");
+    const { entries, errors } = parseHtdigest(file);
     const otherRealms: Array<{ username: string; realm: string }> = [];
     const fileRealms = new Map<string, number>();
     let created = 0;
