@@ -67,6 +67,11 @@ export async function runConsoleBench(o: { devices: number; runs: number; log?: 
       `UPDATE devices SET platform = CASE WHEN id LIKE '%0' OR id LIKE '%5' THEN 'iOS' ELSE 'macOS' END,
          device_name = 'Mac ' || id, serial_number = 'SN' || substr(id, 9), os_version = '14.6'`,
     );
+    // Every enrolled device has an inventory record (made at Authenticate): the fleet's OS versions are counted from it.
+    await server.store.db.run(
+      `INSERT INTO inventory (device_id, serial_number, platform, device_name, os_version, learned, updated_at)
+       SELECT id, serial_number, platform, device_name, os_version, '{}', 0 FROM devices`,
+    );
     const device = `CONSOLE-${String(Math.floor(o.devices / 2)).padStart(6, "0")}`;
     // A device with some history: 30 commands, 10 answered.
     for (let i = 0; i < 30; i++) {
