@@ -156,6 +156,19 @@ describe("PUT /v1/pushcert", () => {
     assert.ok(!logs.includes(PASSPHRASE), "passphrase in the log");
   });
 
+  test("a passphrase put in the query (not X-Passphrase) is refused, and the log line does not hold it", async () => {
+    const from = server.logs.length;
+    const res = await fetch(`${server.url}/v1/pushcert?passphrase=${encodeURIComponent(PASSPHRASE)}`, {
+      method: "PUT",
+      headers: { authorization: "Basic " + Buffer.from("x:test-api-key-0123456789abcdef").toString("base64") },
+      body: new Uint8Array(p12()),
+    });
+    assert.equal(res.status, 400);
+    const logged = server.logs.slice(from).join("\n");
+    assert.match(logged, /"url":"\/v1\/pushcert\?passphrase=\[redacted\]"/, logged);
+    assert.ok(!logged.includes(PASSPHRASE) && !logged.includes(encodeURIComponent(PASSPHRASE)), "passphrase in the log");
+  });
+
   test("without --secret-key a secret key file is generated in the data dir, mode 0600", async () => {
     const plain = await startTestServer(["--apns-url", apns.url]);
     try {

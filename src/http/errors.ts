@@ -66,14 +66,30 @@ export function loggableUrl(url: string): string {
   return `${url.slice(0, start + 1)}${pieces.join("")}`;
 }
 
-const SECRET_PARAM = /^(?:token|api[-_]?key|challenge|password)$/i;
+/**
+ * The last word of a query parameter name that may carry a secret:
+ * `passphrase`, `api_key`, `Push-Key`, `client_secret`, `accessToken`.
+ * No route reads such a parameter (the API's are limit, cursor, force,
+ * nopush, platform and the like; SCEP's operation and message), so hiding
+ * them costs the logs nothing, and a secret put in the query by mistake
+ * (`?passphrase=` for the X-Passphrase header) stays out of them. The last
+ * word only: `tokens=2` or `key_id` say nothing secret.
+ */
+const SECRET_WORDS = new Set(["token", "key", "apikey", "secret", "passphrase", "password", "passwd", "pass", "pwd", "challenge"]);
 
 function isSecretParam(name: string): boolean {
+  let decoded: string;
   try {
-    return SECRET_PARAM.test(decodeURIComponent(name.replaceAll("+", " ")).trim());
+    decoded = decodeURIComponent(name.replaceAll("+", " ")).trim();
   } catch {
     return true;
   }
+  const words = decoded
+    .replace(/([a-z0-9])([A-Z])/g, "$1 $2")
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter(Boolean);
+  return SECRET_WORDS.has(words.at(-1) ?? "");
 }
 
 /** Overload answers: a line a second at most, with their count (per process). */

@@ -16,7 +16,18 @@ test("secret query values are redacted, with the name percent-encoded, in any ca
   assert.equal(loggableUrl("/enroll#token=SECRET"), "/enroll#token=[redacted]");
   assert.equal(loggableUrl("/enroll?a=1#&token=SECRET"), "/enroll?a=1#&token=[redacted]");
   assert.equal(loggableUrl("/enroll?a=1#token=SECRET"), "/enroll?a=1#token=[redacted]");
-  // Nothing else changes.
+  // A passphrase, key or secret by any spelling (walkthrough: ?passphrase= for X-Passphrase was logged).
+  assert.equal(loggableUrl("/v1/pushcert?passphrase=s3cret"), "/v1/pushcert?passphrase=[redacted]");
+  assert.equal(
+    loggableUrl("/v1/pushcert?force=1&P12_Passphrase=a&pushKey=b&client-secret=c&accessToken=d&key=e&PASS=f&apikey=g"),
+    "/v1/pushcert?force=1&P12_Passphrase=[redacted]&pushKey=[redacted]&client-secret=[redacted]&accessToken=[redacted]&key=[redacted]&PASS=[redacted]&apikey=[redacted]",
+  );
+  // Nothing else changes: the parameters the routes read, and names that only contain a secret word.
   assert.equal(loggableUrl("/v1/enrollments?limit=5&tokens=2"), "/v1/enrollments?limit=5&tokens=2");
+  assert.equal(
+    loggableUrl("/v1/x?cursor=c&force=1&nopush=1&nonotify=1&platform=macOS&state=s&device=d&realm=r&key_id=k&monkey=m&bypass=b"),
+    "/v1/x?cursor=c&force=1&nopush=1&nonotify=1&platform=macOS&state=s&device=d&realm=r&key_id=k&monkey=m&bypass=b",
+  );
+  assert.equal(loggableUrl("/scep?operation=PKIOperation&message=MII"), "/scep?operation=PKIOperation&message=MII");
   assert.equal(loggableUrl("/v1/enrollments"), "/v1/enrollments");
 });
