@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import type { RebindPolicy } from "./core/cert-binding.ts";
 import type { UserAuthOptions } from "./core/userauth.ts";
 import type { PushOptions } from "./push/index.ts";
+import { apnsCaProblem } from "./push/apns-ca.ts";
 import { DEFAULT_TOPICS, parseTopics, type WebhookOptions } from "./webhook/options.ts";
 import type { AdeOptions } from "./ade/service.ts";
 import { APPLE_ADE_URL } from "./ade/client.ts";
@@ -435,6 +436,10 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
     throw new ConfigError("--userauth must be digest, zero-length or decline");
   }
   if (get("apns-url") !== undefined && flag("apns-sandbox")) throw new ConfigError("give --apns-url or --apns-sandbox, not both");
+  const apnsCaFiles = get("apns-ca")?.split(",").filter(Boolean) ?? [];
+  // Read now, before anything is written: TLS would skip a file that holds no certificate without a word.
+  const apnsCaRefusal = apnsCaFiles.map(apnsCaProblem).find((p) => p !== undefined);
+  if (apnsCaRefusal) throw new ConfigError(apnsCaRefusal);
   const secretKey = get("secret-key");
   if (secretKey !== undefined && secretKey.length < 16) throw new ConfigError("--secret-key must be at least 16 characters");
   const deviceCaCert = get("device-ca-cert");
@@ -521,7 +526,7 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
     push: {
       secretKey,
       apnsUrl: apnsUrl(get("apns-url") ?? (flag("apns-sandbox") ? APNS_SANDBOX : APNS_PRODUCTION)),
-      apnsCaFiles: get("apns-ca")?.split(",").filter(Boolean) ?? [],
+      apnsCaFiles,
       expirationMs: parseDuration(get("apns-expiration")!, "--apns-expiration"),
       maxStreams: Math.max(1, parseCount(get("apns-max-streams")!, "--apns-max-streams")),
       retries: parseCount(get("apns-retries")!, "--apns-retries"),

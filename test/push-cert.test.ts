@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { runWith } from "../src/cli/client-commands.ts";
-import { cliContext } from "./support/cli.ts";
+import { cliContext, runOrchard } from "./support/cli.ts";
 import { issueDeviceIdentity } from "../src/identity/testing/pki.ts";
 import { issuePushCertificate } from "../src/identity/testing/push-cert.ts";
 import { pushArgs, pushPki, startApnsStandIn, TEST_TOPIC, type ApnsStandIn } from "./support/apns.ts";
@@ -197,6 +197,39 @@ describe("PUT /v1/pushcert", () => {
       (await server.api("GET", "/v1/pushcert")).json.push_certs.map((c: any) => c.topic),
       [TEST_TOPIC],
     );
+  });
+});
+
+describe("--apns-ca", () => {
+  /** `orchard serve` refused before it writes anything: exit 2 and one line, no stack trace. */
+  async function refused(args: string[]): Promise<string> {
+    const dataDir = path.join(fs.mkdtempSync(path.join(tmp, "serve-")), "data");
+    const run = await runOrchard(["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, ...args], {
+      env: { ORCHARD_LOG_LEVEL: "error" },
+      timeoutMs: 20_000,
+    });
+    assert.equal(run.code, 2, run.stderr);
+    assert.equal(run.stderr.split("\n").filter(Boolean).length, 1, run.stderr);
+    assert.equal(fs.existsSync(dataDir), false, "nothing written");
+    return run.stderr;
+  }
+
+  test("a file that holds no certificate is refused at start, naming the flag and the file, as --ca is", async () => {
+    const garbage = path.join(tmp, "garbage.pem");
+    fs.writeFileSync(garbage, "not a certificate\n");
+    assert.equal(
+      await refused(["--apns-ca", garbage]),
+      `orchard: --apns-ca ${garbage} holds no PEM certificate (a DER .cer converts with: openssl x509 -inform der -in ${garbage} -out apns-ca.pem)\n`,
+    );
+    const damaged = path.join(tmp, "damaged.pem");
+    fs.writeFileSync(damaged, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+    // The second of a comma-separated list (ORCHARD_APNS_CA) is checked too.
+    assert.equal(
+      await refused(["--apns-ca", `${apns.caFile},${damaged}`]),
+      `orchard: --apns-ca ${damaged} holds a PEM certificate that cannot be read\n`,
+    );
+    const missing = path.join(tmp, "no-such-ca.pem");
+    assert.equal(await refused(["--apns-ca", missing]), `orchard: cannot read --apns-ca ${missing}: no such file\n`);
   });
 });
 
