@@ -106,6 +106,35 @@ await forEachBackend("push certificate lifecycle", (backend) => {
       assert.equal((await server.api("DELETE", `/v1/pushcert/${OTHER}`)).status, 200);
     });
 
+    test("a certificate that ends before the stored one of its topic is refused (409, both dates) unless --force", async () => {
+      const stored = (await server.api("GET", "/v1/pushcert")).json.push_certs.find((c: any) => c.topic === TEST_TOPIC);
+      const older = await certFor(TEST_TOPIC, { notAfter: new Date(Date.parse(stored.not_after) - 300 * DAY_MS) });
+      const olderEnd = new Date(older.cert.validTo).toISOString();
+      const refused = await server.api("PUT", "/v1/pushcert", pki.pem(older));
+      assert.equal(refused.status, 409);
+      assert.equal(refused.json.code, "conflict");
+      assert.equal(
+        refused.json.error,
+        `this certificate for ${TEST_TOPIC} expires on ${olderEnd}, before the stored one (${stored.not_after}): ` +
+          "replacing it would end the topic's pushes sooner (an older file uploaded again?). " +
+          "Upload the newer certificate, or, to go back to this one all the same, upload again with ?force=1 (orchard pushcert upload --force)",
+      );
+      assert.ok(server.logs.some((l) => /"level":40.*push certificate refused: it expires before the stored one of its topic/.test(l)));
+      assert.deepEqual(await topics(), [[TEST_TOPIC, stored.fingerprint]], "the newer one stays");
+
+      fs.writeFileSync(path.join(tmp, "older.pem"), pki.pem(older));
+      const cliRefused = await cli(["upload", "older.pem"]);
+      assert.equal(cliRefused.code, 1);
+      assert.match(cliRefused.stderr, /^orchard: this certificate for \S+ expires on \S+, before the stored one .*--force\)\n$/);
+      const forced = await cli(["upload", "older.pem", "--force"]);
+      assert.equal(forced.code, 0, forced.stderr);
+      assert.deepEqual(await topics(), [[TEST_TOPIC, older.fingerprint]]);
+      assert.equal((await events("pushcert.uploaded")).at(-1).detail.forced, true);
+      // A certificate that ends later (a renewal) replaces it unasked.
+      assert.equal((await server.api("PUT", "/v1/pushcert", pki.pem(pki.rotated))).status, 200);
+      assert.deepEqual(await topics(), [[TEST_TOPIC, pki.rotated.fingerprint]]);
+    });
+
     test("checked-out devices do not hold their topic", async () => {
       await server.store.db.run("UPDATE enrollments SET enabled = 0");
       assert.equal((await server.api("PUT", "/v1/pushcert", pki.pem(await certFor(OTHER)))).status, 200);
@@ -142,7 +171,8 @@ await forEachBackend("push certificate lifecycle", (backend) => {
       );
       assert.doesNotMatch(r.stdout, /renew/);
       soon = await certFor(TEST_TOPIC, { notAfter: new Date(Date.now() + 10 * DAY_MS + 3_600_000) });
-      assert.equal((await server.api("PUT", "/v1/pushcert", pki.pem(soon))).status, 200);
+      // It ends before the stored one: forced.
+      assert.equal((await server.api("PUT", "/v1/pushcert?force=1", pki.pem(soon))).status, 200);
       const s = await cli(["show"]);
       assert.match(s.stdout, new RegExp(`${TEST_TOPIC.replace(/\./g, "\\.")}\\s+\\S+ \\S+\\s+10\\s`));
       assert.match(s.stdout, /\n\S+ expires in 10 days: renew it .*docs\/push-certificate\.md/);
@@ -210,7 +240,7 @@ await forEachBackend("push certificate lifecycle", (backend) => {
 
     test("the server warns at start about a certificate within 30 days, every start; the periodic check records the event", async () => {
       const closer = await certFor(TEST_TOPIC, { notAfter: new Date(Date.now() + 5 * DAY_MS + 3_600_000) });
-      assert.equal((await server.api("PUT", "/v1/pushcert", pki.pem(closer))).status, 200);
+      assert.equal((await server.api("PUT", "/v1/pushcert?force=1", pki.pem(closer))).status, 200);
       for (let start = 0; start < 2; start++) {
         const second = await startTestServer(["--storage", storage, ...SECRET]);
         try {

@@ -532,10 +532,15 @@ const PAGING = [
   param("limit", "query", "page size", { type: "integer", minimum: 1, maximum: 1000, default: 100 }),
   param("cursor", "query", "the next_cursor of the previous page"),
 ];
-const FORCE = param("force", "query", "1: accept a new topic while devices are enrolled under another", {
-  type: "string",
-  enum: ["1", "true", "yes"],
-});
+const FORCE = param(
+  "force",
+  "query",
+  "1: accept a new topic while devices are enrolled under another, or a certificate that expires before the stored one of its topic",
+  {
+    type: "string",
+    enum: ["1", "true", "yes"],
+  },
+);
 const ID = param("id", "path", "enrollment id");
 const ADE_SERVER = param("name", "path", "the ABM server's local name");
 const CREDENTIAL_NAME = param("name", "path", "the template's name: 1 to 128 letters, digits, '.', '_' or '-', not starting with '.'");
@@ -759,7 +764,9 @@ const paths: Record<string, Record<string, Operation>> = {
       "Upload a push certificate with its key (NanoMDM): PEM certificate then key, or PKCS#12",
       {
         "200": ok("PushCertStored"),
-        "409": error("a new topic while devices are enrolled under another (code push_topic_change)"),
+        "409": error(
+          "a new topic while devices are enrolled under another (code push_topic_change), or a certificate that expires before the stored one of its topic (code conflict)",
+        ),
         ...TOO_LARGE,
       },
       {

@@ -4,7 +4,7 @@ import type { Pusher } from "../core/push.ts";
 import { BadRequest, Conflict, NotFound, OrchardError } from "../errors.ts";
 import { parsePushCertificate } from "../push/certificate.ts";
 import type { PushCertSource } from "../push/certs.ts";
-import { newTopicRefusal } from "../push/topic-guard.ts";
+import { newTopicRefusal, olderCertRefusal } from "../push/topic-guard.ts";
 import type { Store } from "../store/index.ts";
 import { bodyBuffer, idList } from "./api-routes.ts";
 import type { PushCertList, PushCertRemoved, PushCertStored, PushResult } from "./wire.ts";
@@ -25,7 +25,8 @@ export function registerPushRoutes(app: FastifyInstance, o: PushRouteOptions): v
   const { store, certs } = o;
 
   // NanoMDM-compatible: `cat push.pem push.key | curl -T - .../v1/pushcert`, whatever the Content-Type; or a .p12.
-  // A new topic while devices are enrolled under another is refused (409) unless ?force=1: see push/topic-guard.ts.
+  // A new topic while devices are enrolled under another, or a certificate that expires before the stored one of its
+  // topic, is refused (409) unless ?force=1: see push/topic-guard.ts.
   app.put<{ Querystring: Record<string, string> }>(
     "/v1/pushcert",
     { bodyLimit: PUSHCERT_BODY_LIMIT },
@@ -52,12 +53,32 @@ export function registerPushRoutes(app: FastifyInstance, o: PushRouteOptions): v
           "push certificate for a new topic stored with force=1 while devices are enrolled under another",
         );
       }
-      const now = Date.now();
       const notAfter = new Date(cert.notAfter).toISOString();
+      const older = await olderCertRefusal(store.push, cert.topic, cert.notAfter);
+      if (older && !force) {
+        req.log.warn(
+          { topic: cert.topic, fingerprint: cert.fingerprint, notAfter },
+          "push certificate refused: it expires before the stored one of its topic",
+        );
+        throw new Conflict(older);
+      }
+      if (older) {
+        req.log.warn(
+          { topic: cert.topic, fingerprint: cert.fingerprint, notAfter },
+          "push certificate that expires before the stored one of its topic stored with force=1",
+        );
+      }
+      const now = Date.now();
       // The certificate and its event commit together.
       const created = await certs.put(cert, now, (created) => ({
         type: "pushcert.uploaded",
-        detail: { topic: cert.topic, not_after: notAfter, fingerprint: cert.fingerprint, created, ...(refusal ? { forced: true } : {}) },
+        detail: {
+          topic: cert.topic,
+          not_after: notAfter,
+          fingerprint: cert.fingerprint,
+          created,
+          ...(refusal || older ? { forced: true } : {}),
+        },
       }));
       req.log.info({ topic: cert.topic, notAfter, fingerprint: cert.fingerprint, created }, "push certificate stored");
       return { topic: cert.topic, not_after: notAfter };

@@ -25,3 +25,21 @@ export async function newTopicRefusal(store: PushStore, topic: string): Promise<
     "to add this topic beside the other, upload again with ?force=1 (orchard pushcert upload --force)"
   );
 }
+
+/**
+ * The other half of renewing: a certificate for a topic Orchard holds one for
+ * replaces it, but one that expires before the stored one is refused unless
+ * forced. Uploading last year's file again (a script, a mix-up of files)
+ * would otherwise silently take back a renewal, and the topic's pushes would
+ * stop when the older certificate expires. Returns the reason, or undefined.
+ */
+export async function olderCertRefusal(store: PushStore, topic: string, notAfter: number): Promise<string | undefined> {
+  const stored = await store.cert(topic);
+  if (!stored || notAfter >= stored.notAfter) return undefined;
+  const iso = (ms: number) => new Date(ms).toISOString();
+  return (
+    `this certificate for ${topic} expires on ${iso(notAfter)}, before the stored one (${iso(stored.notAfter)}): ` +
+    "replacing it would end the topic's pushes sooner (an older file uploaded again?). " +
+    "Upload the newer certificate, or, to go back to this one all the same, upload again with ?force=1 (orchard pushcert upload --force)"
+  );
+}

@@ -215,7 +215,8 @@ export async function pushPki(): Promise<PushPki> {
   const pushCa = await createCa({ commonName: "Test Apple Push CA", keyPair: caKey });
   const serverCa = pushCa;
   const cert = await issuePushCertificate(pushCa, { topic: TEST_TOPIC, keyPair: key1 });
-  const rotated = await issuePushCertificate(pushCa, { topic: TEST_TOPIC, keyPair: key2 });
+  // A re-key with the same end: either may replace the other (one that ends sooner is refused unless forced).
+  const rotated = await issuePushCertificate(pushCa, { topic: TEST_TOPIC, keyPair: key2, notAfter: new Date(cert.cert.validTo) });
   return { pushCa, serverCa, serverKey, cert, rotated, pem: (c = cert) => c.certPem + c.keyPem };
 }
 
