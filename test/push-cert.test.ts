@@ -270,6 +270,32 @@ describe("the CLI", () => {
     assert.equal(await runWith(bad, "pushcert", ["frobnicate"]), 2);
   });
 
+  test("orchard pushcert upload with an encrypted PEM key: asked for at a terminal, --passphrase-stdin, and told so otherwise", async () => {
+    const encrypted = pki.cert.key.export({ type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase: PASSPHRASE }) as string;
+    const encFile = path.join(tmp, "enc.pem");
+    fs.writeFileSync(encFile, pki.cert.certPem + encrypted);
+    const ways = "run this at a terminal to be asked for it, or give it on stdin's first line with --passphrase-stdin";
+    // Not at a terminal, no --passphrase-stdin: the CLI's ways, not the API's header.
+    const none = context();
+    assert.equal(await runWith(none, "pushcert", ["upload", encFile]), 1);
+    assert.equal(none.stderr, `orchard: ${encFile}: the private key is encrypted and needs its passphrase: ${ways}\n`);
+    const piped = cliContext(server.url, { cwd: tmp, stdin: pki.cert.certPem + encrypted });
+    assert.equal(await runWith(piped, "pushcert", ["upload", "-"]), 1);
+    assert.equal(
+      piped.stderr,
+      `orchard: the private key is encrypted and needs its passphrase: give the file by its path (not -), then ${ways}\n`,
+    );
+
+    const withPass = context(`${PASSPHRASE}\n`);
+    assert.equal(await runWith(withPass, "pushcert", ["upload", encFile, "--passphrase-stdin"]), 0, withPass.stderr);
+    const prompts: string[] = [];
+    const tty = context();
+    tty.stdinIsTTY = true;
+    tty.readSecret = async (prompt) => (prompts.push(prompt), PASSPHRASE);
+    assert.equal(await runWith(tty, "pushcert", ["upload", encFile]), 0, tty.stderr);
+    assert.deepEqual(prompts, ["private key passphrase: "]);
+  });
+
   test("orchard push: 0 when all were pushed, 3 when some failed", async () => {
     assert.equal((await server.api("PUT", "/v1/pushcert", pki.pem())).status, 200);
     const d = await fleet.device();

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { createPushCsr, signPushCertRequest, VendorSignError } from "../push/vendor-sign.ts";
 import type { PushCertList, PushCertRemoved, PushCertStored } from "../http/wire.ts";
-import { errorReason, expectOk } from "./api-client.ts";
+import { errorCode, errorReason, expectOk } from "./api-client.ts";
 import {
   CliError,
   connect,
@@ -22,6 +22,8 @@ const DAY_MS = 86_400_000;
 /** As the server's pushcert.expiring event (push/expiry.ts). */
 const RENEW_WITHIN_DAYS = 30;
 const PORTAL = "https://identity.apple.com/pushcert";
+/** A PEM private key that needs a passphrase: PKCS#8 encrypted, or OpenSSL's traditional form. */
+const ENCRYPTED_PEM_KEY = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type:\s*4,ENCRYPTED/;
 
 export const pushcertCommand: ClientCommand = {
   name: "pushcert",
@@ -35,11 +37,11 @@ export const pushcertCommand: ClientCommand = {
     "  https://identity.apple.com/pushcert. --chain: Apple's WWDR intermediate, then Apple's root CA (DER or PEM);",
     "  --vendor-key: PEM or PKCS#12; its passphrase from stdin's first line with --passphrase-stdin",
     `pushcert upload <file | -> [--passphrase-stdin] [--force]`,
-    "  a PEM certificate with its unencrypted key (cat push.pem push.key > both.pem), or a PKCS#12 (.p12)",
-    "  file; a .p12's passphrase is asked for at a terminal, or read from stdin's first line with",
-    "  --passphrase-stdin. The topic comes from the certificate; a new one for a topic replaces the old (renewal).",
-    "  Refused unless --force: a certificate that expires before the stored one of its topic (an older file), and a",
-    "  new topic while devices are enrolled under another (it would orphan them)",
+    "  a PEM certificate with its key, plain or encrypted (cat push.pem push.key > both.pem), or a PKCS#12",
+    "  (.p12) file; the passphrase of an encrypted key or a .p12 is asked for at a terminal, or read from stdin's",
+    "  first line with --passphrase-stdin. The topic comes from the certificate; a new one for a topic replaces",
+    "  the old (renewal). Refused unless --force: a certificate that expires before the stored one of its topic",
+    "  (an older file), and a new topic while devices are enrolled under another (it would orphan them)",
     `pushcert show`,
     "  the topics with their expiry and days left (never a key)",
     `pushcert remove <topic>`,
@@ -142,9 +144,11 @@ async function upload(args: string[], ctx: CliContext): Promise<number> {
   const body = await readFileArg(file, ctx);
   if (body.length === 0) throw new CliError(`${file === "-" ? "stdin" : file} is empty`);
   const isPem = body.includes("-----BEGIN ");
+  const encryptedKey = isPem && ENCRYPTED_PEM_KEY.test(body.toString("latin1"));
   let passphrase: string | undefined;
   if (values["passphrase-stdin"]) passphrase = firstLine(await ctx.readStdin());
-  else if (!isPem && ctx.stdinIsTTY) passphrase = await ctx.readSecret("PKCS#12 passphrase: ");
+  else if ((!isPem || encryptedKey) && ctx.stdinIsTTY)
+    passphrase = await ctx.readSecret(isPem ? "private key passphrase: " : "PKCS#12 passphrase: ");
   const client = connect(values, ctx);
   const res = await client.request("PUT", "/v1/pushcert", {
     query: { force: values.force ? "1" : undefined },
@@ -152,13 +156,13 @@ async function upload(args: string[], ctx: CliContext): Promise<number> {
     contentType: isPem ? "application/x-pem-file" : "application/x-pkcs12",
     headers: passphrase === undefined ? undefined : { "x-passphrase": passphrase },
   });
-  if (res.status === 400 && passphrase === undefined && !isPem && /passphrase/.test(errorReason(res))) {
+  // The server's reason tells an API user to send the X-Passphrase header; a CLI user is told the CLI's ways.
+  if (res.status === 400 && errorCode(res) === "invalid_push_certificate" && /X-Passphrase/.test(errorReason(res))) {
+    const ways = "run this at a terminal to be asked for it, or give it on stdin's first line with --passphrase-stdin";
+    const needs = isPem ? "the private key is encrypted and needs its passphrase" : "the PKCS#12 file needs its passphrase";
     // With the file on stdin, neither way is open: the file must come by its path.
-    throw new CliError(
-      file === "-"
-        ? "the PKCS#12 file needs its passphrase: give the file by its path (not -), then run this at a terminal to be asked for it, or give it on stdin's first line with --passphrase-stdin"
-        : `${file} needs its PKCS#12 passphrase: run this at a terminal to be asked for it, or give it on stdin's first line with --passphrase-stdin`,
-    );
+    if (file === "-") throw new CliError(`${needs}: give the file by its path (not -), then ${ways}`);
+    throw new CliError(isPem ? `${file}: ${needs}: ${ways}` : `${file} needs its PKCS#12 passphrase: ${ways}`);
   }
   const r = expectOk<PushCertStored>(res);
   if (values.json) printJson(ctx, r);

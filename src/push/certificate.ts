@@ -84,7 +84,7 @@ function fromPem(text: string, passphrase: string | undefined): { cert: X509Cert
   }
   if (certs.length === 0) throw new BadRequest("no CERTIFICATE block found");
   if (keys.length === 0)
-    throw new BadRequest("no private key found: send the certificate and its unencrypted key together (cat push.pem push.key)");
+    throw new BadRequest("no private key found: send the certificate and its private key together (cat push.pem push.key)");
   return pairUp(certs, keys);
 }
 
