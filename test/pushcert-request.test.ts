@@ -78,6 +78,28 @@ describe("orchard pushcert csr", () => {
     );
   });
 
+  test("the next step depends on the CSR: a push CSR goes to an MDM vendor, a --vendor CSR to Apple's developer portal", async () => {
+    const dir = fs.mkdtempSync(path.join(tmp, "kinds-"));
+    const push = await orchard(["csr"], { cwd: dir });
+    assert.equal(push.code, 0, push.stderr);
+    assert.equal(
+      push.stdout,
+      `wrote the private key to ${path.join(dir, "push.key")} (mode 0600: keep it, the push certificate is useless without it)\n` +
+        `wrote the CSR to ${path.join(dir, "push.csr")}: have it signed by an MDM vendor (orchard pushcert sign, or see docs/push-certificate.md)\n`,
+    );
+    // The vendor CSR of docs/push-certificate.md (way A): its own default files, beside the push ones.
+    const vendorCsr = await orchard(["csr", "--vendor", "--email", "mdm-admin@example.org"], { cwd: dir });
+    assert.equal(vendorCsr.code, 0, vendorCsr.stderr);
+    assert.equal(
+      vendorCsr.stdout,
+      `wrote the private key to ${path.join(dir, "vendor.key")} (mode 0600: keep it, the MDM vendor certificate is useless without it; it is orchard pushcert sign's --vendor-key)\n` +
+        `wrote the CSR to ${path.join(dir, "vendor.csr")}: upload it at https://developer.apple.com/account/resources/certificates/add as an MDM CSR certificate, and download mdm.cer, orchard pushcert sign's --vendor-cert (see docs/push-certificate.md)\n`,
+    );
+    assert.doesNotMatch(vendorCsr.stdout, /signed by an MDM vendor|push certificate/);
+    assert.equal(fs.statSync(path.join(dir, "vendor.key")).mode & 0o777, 0o600);
+    assert.match(openssl(["req", "-in", "vendor.csr", "-noout", "-subject"], dir), /CN ?= ?Orchard MDM vendor/);
+  });
+
   test("an existing key or CSR is kept unless --force", async () => {
     fs.writeFileSync(path.join(tmp, "keep.key"), "the old key");
     const r = await orchard(["csr", "--out-key", "keep.key", "--out-csr", "keep.csr"]);

@@ -22,6 +22,8 @@ const DAY_MS = 86_400_000;
 /** As the server's pushcert.expiring event (push/expiry.ts). */
 const RENEW_WITHIN_DAYS = 30;
 const PORTAL = "https://identity.apple.com/pushcert";
+/** Where a developer account adds a certificate (an MDM CSR, for a vendor certificate). */
+const DEVELOPER_PORTAL = "https://developer.apple.com/account/resources/certificates/add";
 /** A PEM private key that needs a passphrase: PKCS#8 encrypted, or OpenSSL's traditional form. */
 const ENCRYPTED_PEM_KEY = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type:\s*4,ENCRYPTED/;
 
@@ -29,9 +31,10 @@ export const pushcertCommand: ClientCommand = {
   name: "pushcert",
   summary: "get, upload and list APNs push certificates",
   usage: [
-    `pushcert csr [--out-key push.key] [--out-csr push.csr] [--cn NAME] [--email ADDRESS] [--country CC] [--force]`,
+    `pushcert csr [--vendor] [--out-key push.key] [--out-csr push.csr] [--cn NAME] [--email ADDRESS] [--country CC] [--force]`,
     "  a new RSA 2048 key (mode 0600) and a CSR for it, for an MDM vendor to sign (see docs/push-certificate.md);",
-    "  an existing file is kept unless --force",
+    "  --vendor: for your own MDM vendor certificate instead, uploaded as an MDM CSR in Apple's developer portal",
+    "  (default files vendor.key, vendor.csr). An existing file is kept unless --force",
     `pushcert sign --csr FILE --vendor-cert FILE --vendor-key FILE --chain FILE --chain FILE [--out FILE] [--passphrase-stdin] [--force]`,
     "  signs a customer CSR with an MDM vendor certificate and key: the request (base64 plist) to upload at",
     "  https://identity.apple.com/pushcert. --chain: Apple's WWDR intermediate, then Apple's root CA (DER or PEM);",
@@ -51,26 +54,37 @@ export const pushcertCommand: ClientCommand = {
 
 async function csr(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommand(args, {
-    "out-key": { type: "string", default: "push.key" },
-    "out-csr": { type: "string", default: "push.csr" },
-    cn: { type: "string", default: "Orchard MDM push" },
+    vendor: { type: "boolean", default: false },
+    "out-key": { type: "string" },
+    "out-csr": { type: "string" },
+    cn: { type: "string" },
     email: { type: "string" },
     country: { type: "string" },
     force: { type: "boolean", default: false },
   });
   noArgs(positionals);
-  const keyFile = path.resolve(ctx.cwd, values["out-key"]);
-  const csrFile = path.resolve(ctx.cwd, values["out-csr"]);
+  // The same kind of key and CSR either way; what they are for decides the defaults and the next step.
+  const kind = values.vendor ? "vendor" : "push";
+  const keyFile = path.resolve(ctx.cwd, values["out-key"] ?? `${kind}.key`);
+  const csrFile = path.resolve(ctx.cwd, values["out-csr"] ?? `${kind}.csr`);
   if (keyFile === csrFile) throw new UsageError("--out-key and --out-csr name the same file");
   for (const f of [keyFile, csrFile]) {
     if (values.force || !fs.existsSync(f)) continue;
     throw new CliError(`${f} exists: keep it (a push certificate may depend on it), or give --force`);
   }
-  const made = await vendorStep(() => createPushCsr({ commonName: values.cn, email: values.email, country: values.country }));
+  const commonName = values.cn ?? (values.vendor ? "Orchard MDM vendor" : "Orchard MDM push");
+  const made = await vendorStep(() => createPushCsr({ commonName, email: values.email, country: values.country }));
   writeFile(keyFile, made.keyPem, 0o600, values.force);
   writeFile(csrFile, made.csrPem, 0o644, values.force);
   if (values.json) printJson(ctx, { key: keyFile, csr: csrFile });
-  else {
+  else if (values.vendor) {
+    ctx.out(
+      `wrote the private key to ${keyFile} (mode 0600: keep it, the MDM vendor certificate is useless without it; it is orchard pushcert sign's --vendor-key)\n`,
+    );
+    ctx.out(
+      `wrote the CSR to ${csrFile}: upload it at ${DEVELOPER_PORTAL} as an MDM CSR certificate, and download mdm.cer, orchard pushcert sign's --vendor-cert (see docs/push-certificate.md)\n`,
+    );
+  } else {
     ctx.out(`wrote the private key to ${keyFile} (mode 0600: keep it, the push certificate is useless without it)\n`);
     ctx.out(`wrote the CSR to ${csrFile}: have it signed by an MDM vendor (orchard pushcert sign, or see docs/push-certificate.md)\n`);
   }
