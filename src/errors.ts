@@ -38,6 +38,7 @@ export const ERROR_CODES = [
   // 404, 405, 408, 409, 410
   "not_found",
   "no_such_route",
+  "method_not_allowed",
   "request_timeout",
   "conflict",
   "command_exists",
@@ -77,6 +78,8 @@ export function codeOfStatus(status: number): ErrorCode {
       return "forbidden";
     case 404:
       return "not_found";
+    case 405:
+      return "method_not_allowed";
     case 408:
       return "request_timeout";
     case 409:

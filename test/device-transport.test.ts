@@ -226,7 +226,7 @@ describe("identity before the body", () => {
     for (const [method, url] of [
       ["PUT", "/nope"],
       ["POST", "/v1-nope"],
-      ["PUT", "/enroll"],
+      ["POST", "/v1/nope"],
     ]) {
       const c = new RawConnection(server.url);
       c.head(method!, url!, { "content-type": "application/octet-stream", "content-length": 16 * 1024 * 1024 });
@@ -234,7 +234,49 @@ describe("identity before the body", () => {
       const a = await c.answer();
       assert.equal(a?.status, 404, `${method} ${url}`);
       assert.equal(a!.headers.connection, "close");
+      if (url!.startsWith("/v1/")) assert.deepEqual(JSON.parse(a!.body), { error: "not found", code: "no_such_route" });
       c.close();
+    }
+  });
+
+  test("a body sent with another method than the route's is not read: 405 with Allow from the headers, connection closed", async () => {
+    // curl --data-binary @cmd.plist sends POST; enqueue is PUT. No API key: the answer comes before the guard.
+    for (const [method, url, allow, json] of [
+      ["POST", "/v1/enqueue/SOME-UDID", "PUT", true],
+      ["POST", "/v1/pushcert", "GET, HEAD, PUT", true],
+      ["PUT", "/v1/push", "POST", true],
+      ["PUT", "/enroll", "GET, HEAD", false],
+      ["POST", "/mdm", "PUT", false],
+    ] as const) {
+      const c = new RawConnection(server.url);
+      c.head(method, url, { "content-type": "application/octet-stream", "content-length": 16 * 1024 * 1024 });
+      await c.write(Buffer.alloc(1024));
+      const a = await c.answer();
+      assert.equal(a?.status, 405, `${method} ${url}: ${a?.body}`);
+      assert.equal(a!.headers.allow, allow, `${method} ${url}`);
+      assert.equal(a!.headers.connection, "close");
+      // Under /v1 the API's JSON error; elsewhere one plain line.
+      const reason = json ? JSON.parse(a!.body).error : a!.body;
+      if (json) assert.equal(JSON.parse(a!.body).code, "method_not_allowed");
+      assert.match(reason, new RegExp(`${method} is not a method of this route: it takes ${allow}`));
+      if (method === "POST" && allow.includes("PUT")) assert.match(reason, /-X PUT/);
+      c.close();
+    }
+    assert.ok(server.logs.some((l) => /method not allowed/.test(l) && /"url":"\/v1\/enqueue\/SOME-UDID"/.test(l)));
+  });
+
+  test("without a body too: 405 with Allow when another method has the route, 404 when none has", async () => {
+    for (const [method, url, status, allow] of [
+      ["DELETE", "/v1/enqueue/SOME-UDID", 405, "PUT"],
+      ["GET", "/v1/push", 405, "POST"],
+      ["GET", "/mdm", 405, "PUT"],
+      ["GET", "/checkin?x=1", 405, "PUT"],
+      ["DELETE", "/v1/no-such-route", 404, null],
+    ] as const) {
+      const r = await server.api(method, url);
+      assert.equal(r.status, status, `${method} ${url}: ${r.text}`);
+      assert.equal(r.headers.get("allow"), allow, `${method} ${url}`);
+      if (url.startsWith("/v1/")) assert.equal(r.json.code, status === 405 ? "method_not_allowed" : "no_such_route");
     }
   });
 

@@ -18,12 +18,12 @@ import { registerBulkIdRoutes } from "./bulk-ids.ts";
 import { registerConsoleRoutes } from "./console-routes.ts";
 import { refuseOwnDdmChanges } from "./ddm-forwarded.ts";
 import { registerFleetRoutes } from "./fleet-routes.ts";
-import { errorHandler, loggableUrl, sendError } from "./errors.ts";
+import { errorHandler } from "./errors.ts";
 import { ApiFailureLimiter, clientErrorHandler, frameworkErrorHandler, plainRequestStrings } from "./limits.ts";
 import { BodyBudget, signerShare } from "./body-budget.ts";
 import { capConnections, defaultMaxConnections, descriptorLimit, refusedAllowance } from "./connection-cap.ts";
-import { lingerAfterResponse } from "./lingering-close.ts";
 import { mdmEndpoints } from "./mdm-handler.ts";
+import { registerNoRoute } from "./no-route.ts";
 import { trustedProxy } from "./trusted-proxy.ts";
 import type { PlistLimits } from "../plist/index.ts";
 import { VERSION } from "../version.ts";
@@ -198,19 +198,8 @@ export function buildApp(o: AppOptions): FastifyInstance {
   app.addHook("onError", async (_req, _reply, err) => {
     if (isStoreUnavailable(err)) metrics.storeUnavailable.inc();
   });
-  // No route: answered from the headers, before the catch-all parser above
-  // would read (and hold) a body of up to --report-body-limit for anyone.
-  app.addHook("onRequest", async (req, reply) => {
-    const hasBody = req.raw.headers["content-length"] !== undefined || req.raw.headers["transfer-encoding"] !== undefined;
-    if (!req.is404 || !hasBody) return;
-    req.log.info({ method: req.method, url: loggableUrl(req.url) }, "no such route");
-    lingerAfterResponse(req.raw.socket);
-    return reply.code(404).header("connection", "close").type("text/plain").send("not found\n");
-  });
-  app.setNotFoundHandler((req, reply) => {
-    req.log.info({ method: req.method, url: loggableUrl(req.url) }, "no such route");
-    sendError(req, reply, 404, "not found", "no_such_route");
-  });
+  // No route: 404, or 405 with Allow when another method has one; a body is never read for either.
+  registerNoRoute(app, [o.checkinPath, o.serverPath]);
 
   app.get("/healthz", async (_req, reply) => {
     const ok = await o.store.ping();
