@@ -270,6 +270,7 @@ await forEachBackend("operator API", (backend) => {
 
       const del = await server.api("DELETE", `/v1/queue/${known},NOPE-3`);
       assert.deepEqual(del.json, { removed: 2 });
+      assert.equal(del.headers.get("orchard-warning"), 'enrollment "NOPE-3": no such enrollment');
     });
 
     test("a long list of ids fits in the path", async () => {
@@ -284,6 +285,11 @@ await forEachBackend("operator API", (backend) => {
       assert.equal(Object.keys(r.json.status).length, 300);
       const del = await server.api("DELETE", `/v1/queue/${[...unknown, devices[3]!.udid].join(",")}`);
       assert.deepEqual(del.json, { removed: 1 });
+      // The first 20 unknown ids by name, the rest counted.
+      const warnings = del.headers.get("orchard-warning")!.split(", ");
+      assert.equal(warnings.length, 21);
+      assert.equal(warnings[0], `enrollment "${unknown[0]}": no such enrollment`);
+      assert.equal(warnings[20], "280 more warnings not shown");
     });
 
     test("repeated ids in the path count once", async () => {
@@ -293,6 +299,22 @@ await forEachBackend("operator API", (backend) => {
       assert.equal(r.status, 200);
       assert.equal((await server.api("GET", `/v1/queue/${known}`)).json.commands.length, 1);
       await server.api("DELETE", `/v1/queue/${known}`);
+    });
+  });
+
+  describe("queues", () => {
+    test("an id that names no enrollment (mistyped, lowercase) is 404, not an empty queue; the store is unchanged", async () => {
+      for (const id of ["NOPE-Q", devices[1]!.udid.toLowerCase()]) {
+        await refused("GET", `/v1/queue/${id}`, 404, /^no such enrollment$/);
+        await refused("DELETE", `/v1/queue/${id}`, 404, /^no such enrollment$/);
+      }
+      await refused("DELETE", "/v1/queue/NOPE-Q,NOPE-R", 404, /^no id names an enrollment$/);
+      // An enrollment with nothing queued: an empty queue, as before.
+      const empty = await server.api("GET", `/v1/queue/${devices[1]!.udid}`);
+      assert.equal(empty.status, 200);
+      assert.deepEqual(empty.json, { enrollment_id: devices[1]!.udid, commands: [] });
+      const cleared = await server.api("DELETE", `/v1/queue/${devices[1]!.udid}`);
+      assert.deepEqual([cleared.status, cleared.json, cleared.headers.get("orchard-warning")], [200, { removed: 0 }, null]);
     });
   });
 

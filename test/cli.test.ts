@@ -201,6 +201,18 @@ test("queue clear empties the queue", async () => {
   assert.deepEqual(await queueOf(device.udid), []);
 });
 
+test("queue of an id that names no enrollment says so (exit 1); queue clear warns of such ids and clears the others", async () => {
+  const typo = await orchard(["queue", "TYPO-UDID"]);
+  assert.deepEqual([typo.code, typo.stdout, typo.stderr], [1, "", "orchard: no such enrollment\n"]);
+  const lower = await orchard(["queue", device.udid.toLowerCase()]);
+  assert.deepEqual([lower.code, lower.stderr], [1, "orchard: no such enrollment\n"]);
+  assert.equal((await orchard(["queue", "clear", "TYPO-UDID"])).stderr, "orchard: no such enrollment\n");
+  const mixed = await orchard(["queue", "clear", device.udid, "TYPO-UDID"]);
+  assert.equal(mixed.code, 0, mixed.stderr);
+  assert.equal(mixed.stdout, "removed 0 queued commands\n");
+  assert.equal(mixed.stderr, 'orchard: warning: enrollment "TYPO-UDID": no such enrollment\n');
+});
+
 test("events shows what happened to the enrollment", async () => {
   const r = await orchard(["events", "--enrollment", device.udid, "--type", "enrollment.enrolled"]);
   assert.equal(r.code, 0, r.stderr);

@@ -1,4 +1,5 @@
 import type { QueueCleared, QueueJson } from "../http/wire.ts";
+import { expectOk, splitWarnings } from "./api-client.ts";
 import { checkIds, connect, idPath, parseCommand, printJson, UsageError, type ClientCommand } from "./command.ts";
 import { formatTable, formatTime, printable } from "./table.ts";
 
@@ -11,7 +12,10 @@ export const queueCommand: ClientCommand = {
     if (positionals[0] === "clear") {
       const ids = checkIds(positionals.slice(1));
       const client = connect(values, ctx);
-      const r = await client.delete<QueueCleared>(`/v1/queue/${idPath(ids)}`);
+      const res = await client.request("DELETE", `/v1/queue/${idPath(ids)}`);
+      const r = expectOk<QueueCleared>(res);
+      // Ids that name no enrollment (a typo, a lowercase UDID): the server clears the others and names these.
+      for (const w of splitWarnings(res.headers.get("orchard-warning"))) ctx.err(`orchard: warning: ${printable(w)}\n`);
       if (values.json) printJson(ctx, r);
       else ctx.out(`removed ${r.removed} queued command${r.removed === 1 ? "" : "s"}\n`);
       return 0;

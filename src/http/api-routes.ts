@@ -7,7 +7,7 @@ import type { EnrollmentType } from "../protocol/enrollment.ts";
 import { PLATFORMS, type Platform } from "../protocol/platform.ts";
 import { isEventType, unknownEventTypeMessage } from "../store/event-types.ts";
 import type { Store } from "../store/index.ts";
-import { nextCursor, pageSize } from "./request-helpers.ts";
+import { headerSafe, nextCursor, pageSize } from "./request-helpers.ts";
 import { OPENAPI } from "./openapi.ts";
 import { plistToJson } from "./plist-json.ts";
 import type {
@@ -28,6 +28,8 @@ const MAX_IDS = 10_000;
 const MAX_SEARCH = 200;
 /** The most channels and discarded commands an enrollment.removed event lists (it always gives the counts). */
 const MAX_LISTED = 50;
+/** The most ids a DELETE /v1/queue warns of by name (it counts the rest). */
+const MAX_WARNED = 20;
 
 type PlistJson = Record<string, unknown>;
 
@@ -137,14 +139,27 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
   );
 
   app.get<{ Params: { id: string } }>("/v1/queue/:id", async (req): Promise<QueueJson> => {
-    const commands = await store.commands.queue(req.params.id);
-    return { enrollment_id: req.params.id, commands: commands.map(queuedCommandJson) };
+    const id = req.params.id;
+    const commands = await store.commands.queue(id);
+    // Ids are case-sensitive: a mistyped or lowercase UDID is no enrollment, not an empty queue.
+    if (commands.length === 0 && (await store.enrollments.existing([id])).size === 0) throw new NotFound("no such enrollment");
+    return { enrollment_id: id, commands: commands.map(queuedCommandJson) };
   });
 
-  // One path template with GET: :id is a comma-separated list here, as in NanoMDM's API.
-  app.delete<{ Params: { id: string } }>("/v1/queue/:id", async (req): Promise<QueueCleared> => {
-    const removed = await store.commands.clear(idList(req.params.id));
-    req.log.info({ removed }, "queues cleared");
+  // One path template with GET: :id is a comma-separated list here, as in NanoMDM's API. Ids that name no
+  // enrollment are a 404 when all are, else an orchard-warning each (the first MAX_WARNED) beside the count.
+  app.delete<{ Params: { id: string } }>("/v1/queue/:id", async (req, reply): Promise<QueueCleared> => {
+    const ids = idList(req.params.id);
+    const known = await store.enrollments.existing(ids);
+    if (known.size === 0) throw new NotFound(ids.length === 1 ? "no such enrollment" : "no id names an enrollment");
+    const removed = await store.commands.clear(ids.filter((id) => known.has(id)));
+    const unknown = ids.filter((id) => !known.has(id));
+    req.log.info({ removed, ids: ids.length, unknown: unknown.length }, "queues cleared");
+    if (unknown.length > 0) {
+      const warnings = unknown.slice(0, MAX_WARNED).map((id) => `enrollment ${JSON.stringify(id)}: no such enrollment`);
+      if (unknown.length > MAX_WARNED) warnings.push(`${unknown.length - MAX_WARNED} more warnings not shown`);
+      void reply.header("orchard-warning", warnings.map(headerSafe));
+    }
     return { removed };
   });
 

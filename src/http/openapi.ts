@@ -667,11 +667,11 @@ const paths: Record<string, Record<string, Operation>> = {
     }),
   },
   "/v1/queue/{id}": {
-    get: op("commands", "An enrollment's queued and answered commands", { "200": ok("Queue") }, { parameters: [ID] }),
+    get: op("commands", "An enrollment's queued and answered commands", { "200": ok("Queue"), ...NOT_FOUND }, { parameters: [ID] }),
     delete: op(
       "commands",
-      "Remove the queued commands of enrollments",
-      { "200": ok("QueueCleared") },
+      "Remove the queued commands of enrollments. Header orchard-warning: each id that names no enrollment (404 when none does)",
+      { "200": ok("QueueCleared"), ...NOT_FOUND },
       {
         parameters: [param("id", "path", "enrollment ids, comma-separated")],
       },
