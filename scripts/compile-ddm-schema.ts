@@ -2,7 +2,8 @@
 // https://github.com/apple/device-management, MIT) into the data Orchard's
 // declaration validator reads at run time: src/declarations/schema-data.ts.
 // Only what validation needs is kept (types, presence, rangelist, range,
-// subkeys); titles of types; status item names. The run time needs no YAML.
+// subkeys); titles of types; status item names; MDM command RequestTypes. The
+// run time needs no YAML.
 //
 //   node --import tsx scripts/compile-ddm-schema.ts <apple-device-management dir> [out.ts]
 //
@@ -71,7 +72,7 @@ function fail(message: string): never {
 /** A schema file, as far as this script reads it. */
 interface YamlDoc {
   title?: string;
-  payload?: { declarationtype?: unknown; statusitemtype?: unknown };
+  payload?: { declarationtype?: unknown; statusitemtype?: unknown; requesttype?: unknown };
   payloadkeys?: YamlKey[];
 }
 
@@ -177,7 +178,13 @@ export function compile(root: string): SchemaData {
     .filter((t): t is string => typeof t === "string")
     .sort();
 
-  return { source: "apple/device-management", release: release(root), declarations, statusItems };
+  // MDM commands: only their names (enqueue warns of a RequestType that is none of them).
+  const requestTypes = yamlFiles(path.join(root, "mdm", "commands"))
+    .map((file) => readYaml(file)?.payload?.requesttype)
+    .filter((t): t is string => typeof t === "string")
+    .sort();
+
+  return { source: "apple/device-management", release: release(root), declarations, statusItems, requestTypes };
 }
 
 function render(data: SchemaData): string {
@@ -204,7 +211,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     process.stderr.write(`compile-ddm-schema: biome did not format ${out}: run npx biome format --write on it\n`);
   }
   process.stdout.write(
-    `${out}: ${data.declarations.length} declaration types, ${data.statusItems.length} status items, ${fs.statSync(out).size} bytes (${data.release})\n`,
+    `${out}: ${data.declarations.length} declaration types, ${data.statusItems.length} status items, ${data.requestTypes.length} command request types, ${fs.statSync(out).size} bytes (${data.release})\n`,
   );
   for (const [what, where] of ignored) process.stdout.write(`not checked: ${what}: ${[...where].join(", ")}\n`);
 }

@@ -292,6 +292,31 @@ await forEachBackend("operator API", (backend) => {
       assert.equal(warnings[20], "280 more warnings not shown");
     });
 
+    test("a RequestType Apple's schema does not know is queued, with an orchard-warning and a log line; a known one has none", async () => {
+      const known = devices[3]!.udid;
+      const typo = randomUUID().toUpperCase();
+      const r = await server.api("PUT", `/v1/enqueue/${known}?nopush=1`, commandPlist("DeviceInfomation", typo));
+      assert.equal(r.status, 200);
+      // NanoMDM's answer as ever; the warning is Orchard's extra.
+      assert.deepEqual(r.json, { command_uuid: typo, request_type: "DeviceInfomation", status: {}, no_push: true });
+      assert.match(
+        r.headers.get("orchard-warning")!,
+        /^RequestType "DeviceInfomation": not a command Apple's schema knows \(iOS [\d.]+\/macOS [\d.]+\); queued all the same/,
+      );
+      assert.ok(server.logs.some((l) => /command enqueued with a warning/.test(l) && l.includes(typo) && /DeviceInfomation/.test(l)));
+      // The ids in a JSON body: the same.
+      const bulk = await server.api("POST", "/v1/enqueue?nopush=1", { ids: [known], command: commandPlist("ProfileLists").toString() });
+      assert.equal(bulk.status, 200, bulk.text);
+      assert.match(bulk.headers.get("orchard-warning")!, /^RequestType "ProfileLists": not a command/);
+      assert.deepEqual(
+        (await server.api("GET", `/v1/queue/${known}`)).json.commands.map((c: any) => c.request_type),
+        ["DeviceInfomation", "ProfileLists"],
+      );
+      const ok = await server.api("PUT", `/v1/enqueue/${known}?nopush=1`, commandPlist("DeviceInformation"));
+      assert.equal(ok.headers.get("orchard-warning"), null);
+      await server.api("DELETE", `/v1/queue/${known}`);
+    });
+
     test("repeated ids in the path count once", async () => {
       const known = devices[3]!.udid;
       const a = randomUUID().toUpperCase();

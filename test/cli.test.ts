@@ -213,6 +213,23 @@ test("queue of an id that names no enrollment says so (exit 1); queue clear warn
   assert.equal(mixed.stderr, 'orchard: warning: enrollment "TYPO-UDID": no such enrollment\n');
 });
 
+test("enqueue of a RequestType Apple's schema does not know queues it and prints the server's warning (exit 0)", async () => {
+  const r = await orchard(["enqueue", device.udid, "--type", "DeviceInfomation", "--nopush"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`^${device.udid}\\s+queued, not pushed$`, "m"));
+  assert.match(
+    r.stderr,
+    /^orchard: warning: RequestType "DeviceInfomation": not a command Apple's schema knows \(iOS [\d.]+\/macOS [\d.]+\); queued all the same/,
+  );
+  assert.equal(r.stderr.split("\n").length, 2, r.stderr);
+  assert.deepEqual(
+    (await queueOf(device.udid)).map((c) => c.request_type),
+    ["DeviceInfomation"],
+  );
+  assert.equal((await orchard(["enqueue", device.udid, "--type", "ProfileList", "--nopush"])).stderr, "");
+  await orchard(["queue", "clear", device.udid]);
+});
+
 test("events shows what happened to the enrollment", async () => {
   const r = await orchard(["events", "--enrollment", device.udid, "--type", "enrollment.enrolled"]);
   assert.equal(r.code, 0, r.stderr);

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { REQUEST_TYPES, SCHEMA_SOURCE } from "../declarations/index.ts";
 import { BadRequest } from "../errors.ts";
 import { parsePlistDict, PlistError, serializePlist, type PlistDict } from "../plist/index.ts";
 import type { NewCommand } from "../store/commands.ts";
@@ -75,17 +76,30 @@ export async function enqueueCommand(
   raw: Buffer,
   noPush: boolean,
   now: number,
-): Promise<{ status: number; result: ApiResult }> {
+): Promise<{ status: number; result: ApiResult; warnings: string[] }> {
   const cmd = prepareCommand(raw);
+  const warnings = requestTypeWarnings(cmd.requestType);
   const known = await store.enrollments.existing(ids);
   const targets = ids.filter((id) => known.has(id));
   const result: ApiResult = { command_uuid: cmd.commandUuid, request_type: cmd.requestType, status: statusMap() };
   for (const id of ids) if (!known.has(id)) result.status![id] = { command_error: "unknown enrollment" };
-  if (targets.length === 0) return { status: 404, result };
+  if (targets.length === 0) return { status: 404, result, warnings };
   await store.commands.enqueue(cmd, targets, now);
   if (noPush) result.no_push = true;
   else await pushInto(pusher, targets, result, "enqueue");
-  return { status: apiStatus(result, ids.length), result };
+  return { status: apiStatus(result, ids.length), result, warnings };
+}
+
+/**
+ * A RequestType Apple's schema does not know is most often a typo (the device
+ * answers it with an error); it is queued all the same, as the schema lags
+ * Apple's newest commands. The warning's form is the orchard-warning header's.
+ */
+export function requestTypeWarnings(requestType: string): string[] {
+  if (REQUEST_TYPES.includes(requestType)) return [];
+  return [
+    `RequestType ${JSON.stringify(requestType)}: not a command Apple's schema knows (${SCHEMA_SOURCE.release}); queued all the same: a device that does not know it answers with an error`,
+  ];
 }
 
 /** Pushes ids and records each outcome in the result. */

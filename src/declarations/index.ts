@@ -12,6 +12,7 @@ export {
   formatDeclarationError,
   MAX_ERRORS,
   MAX_WARNINGS,
+  REQUEST_TYPES,
   SCHEMA_SOURCE,
   STATUS_ITEMS,
   type SchemaData,

@@ -7,7 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { SCHEMA } from "./schema-data.ts";
 import { DECLARATION_FAMILIES, type KeySchema } from "./schema-types.ts";
-import { DECLARATION_TYPES, SCHEMA_SOURCE, STATUS_ITEMS } from "./index.ts";
+import { DECLARATION_TYPES, REQUEST_TYPES, SCHEMA_SOURCE, STATUS_ITEMS } from "./index.ts";
 
 const VALUE_TYPES = new Set(["string", "integer", "real", "boolean", "dictionary", "array", "data", "date", "any"]);
 const SCALAR_OF: Record<string, string> = { string: "string", integer: "number", real: "number", boolean: "boolean" };
@@ -121,4 +121,12 @@ test("Apple's licence is beside the data, with the source named", () => {
   assert.match(licence, /Permission is hereby granted, free of charge/);
   assert.match(licence, /github\.com\/apple\/device-management/);
   assert.match(licence, /iOS 18\.2 \/ macOS 15\.2/);
+});
+
+test("command RequestTypes are sorted, unique, Apple's names, and include the ones Orchard sends", () => {
+  assert.deepEqual(REQUEST_TYPES, [...new Set(REQUEST_TYPES)].sort());
+  for (const name of REQUEST_TYPES) assert.match(name, /^[A-Z][A-Za-z]+$/, name);
+  for (const name of ["DeviceInformation", "SecurityInfo", "DeclarativeManagement", "DeviceConfigured", "ProfileList", "CertificateList"])
+    assert.ok(REQUEST_TYPES.includes(name), name);
+  assert.ok(Object.isFrozen(REQUEST_TYPES));
 });

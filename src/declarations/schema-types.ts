@@ -52,4 +52,6 @@ export interface SchemaData {
   declarations: ReadonlyArray<DeclarationTypeSchema>;
   /** Status item names (declarative/status/*.yaml statusitemtype), sorted. */
   statusItems: ReadonlyArray<string>;
+  /** MDM command RequestTypes (mdm/commands/*.yaml requesttype), sorted. */
+  requestTypes: ReadonlyArray<string>;
 }

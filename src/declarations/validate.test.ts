@@ -357,6 +357,7 @@ test("a validator for a given schema: real, data, date, any, open dictionaries, 
     source: "test",
     release: "iOS 99/macOS 99",
     statusItems: [],
+    requestTypes: [],
     declarations: [
       {
         type: "com.apple.configuration.probe",

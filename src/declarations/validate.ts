@@ -44,6 +44,9 @@ export const DECLARATION_TYPES: ReadonlyArray<Readonly<DeclarationTypeInfo>> = O
 /** Every status item name the schema knows (device.operating-system.version, ...), sorted. */
 export const STATUS_ITEMS: readonly string[] = Object.freeze([...SCHEMA.statusItems]);
 
+/** Every MDM command RequestType the schema knows (DeviceInformation, ...), sorted. */
+export const REQUEST_TYPES: readonly string[] = Object.freeze([...SCHEMA.requestTypes]);
+
 const TYPE_INFO = new Map(DECLARATION_TYPES.map((t) => [t.type, t]));
 
 /** A known declaration type's family and title; undefined for a type the schema does not have. */

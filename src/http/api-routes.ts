@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { enqueueCommand } from "../core/enqueue.ts";
 import type { Pusher } from "../core/push.ts";
 import { BadRequest, NotFound } from "../errors.ts";
@@ -54,9 +54,10 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
       const raw = bodyBuffer(req);
       if (raw.length === 0) throw new BadRequest("the body must be a command plist", "invalid_command");
       const ids = idList(req.params.ids);
-      const { status, result } = await enqueueCommand(store, o.pusher, ids, raw, truthy(req.query.nopush), Date.now());
+      const { status, result, warnings } = await enqueueCommand(store, o.pusher, ids, raw, truthy(req.query.nopush), Date.now());
       // The ids asked for: status holds entries only for unknown ids and pushes (none with nopush).
       req.log.info({ commandUuid: result.command_uuid, requestType: result.request_type, ids: ids.length, status }, "command enqueued");
+      warnOfCommand(req, reply, result, warnings);
       const answer: EnqueueResult = result;
       return reply.code(status).send(answer);
     },
@@ -200,6 +201,13 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
 
   // This API's own description (http/openapi.ts), behind the API key like the rest of /v1.
   app.get("/v1/openapi.json", async () => OPENAPI);
+}
+
+/** An enqueued command's warnings (a RequestType Apple's schema does not know): a log line and an orchard-warning header each. */
+export function warnOfCommand(req: FastifyRequest, reply: FastifyReply, result: EnqueueResult, warnings: readonly string[]): void {
+  for (const warning of warnings)
+    req.log.warn({ commandUuid: result.command_uuid, requestType: result.request_type, warning }, "command enqueued with a warning");
+  if (warnings.length > 0) void reply.header("orchard-warning", warnings.map(headerSafe));
 }
 
 export function bodyBuffer(req: FastifyRequest): Buffer {

@@ -4,7 +4,7 @@ import type { Pusher } from "../core/push.ts";
 import { BadRequest, OrchardError } from "../errors.ts";
 import { NO_CERTIFICATE } from "../push/pusher.ts";
 import type { Store } from "../store/index.ts";
-import { enrollmentIds, truthy } from "./api-routes.ts";
+import { enrollmentIds, truthy, warnOfCommand } from "./api-routes.ts";
 import { jsonObject, onlyKeys } from "./request-helpers.ts";
 
 // Enqueue and push with the enrollment ids in the body. NanoMDM's API names
@@ -42,8 +42,9 @@ export function registerBulkIdRoutes(app: FastifyInstance, o: BulkIdOptions): vo
       const ids = idsOf(body);
       const command = commandOf(body);
       if (command.length > o.commandBodyLimit) throw new OrchardError(413, `the command is larger than ${o.commandBodyLimit} bytes`);
-      const { status, result } = await enqueueCommand(o.store, o.pusher, ids, command, truthy(req.query.nopush), Date.now());
+      const { status, result, warnings } = await enqueueCommand(o.store, o.pusher, ids, command, truthy(req.query.nopush), Date.now());
       req.log.info({ commandUuid: result.command_uuid, requestType: result.request_type, ids: ids.length, status }, "command enqueued");
+      warnOfCommand(req, reply, result, warnings);
       return reply.code(status).send(result);
     },
   );

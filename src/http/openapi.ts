@@ -578,15 +578,20 @@ const op = (tag: string, summary: string, responses: Record<string, unknown>, ex
 
 const paths: Record<string, Record<string, Operation>> = {
   "/v1/enqueue/{ids}": {
-    put: op("commands", "Queue a command plist for enrollments and push them (NanoMDM)", enqueueResponses(), {
-      parameters: [IDS, param("nopush", "query", "queue without pushing")],
-      requestBody: { required: true, content: body("application/xml", "a command plist (CommandUUID generated if absent)") },
-    }),
+    put: op(
+      "commands",
+      "Queue a command plist for enrollments and push them (NanoMDM). Header orchard-warning: a RequestType Apple's schema does not know (queued all the same)",
+      enqueueResponses(),
+      {
+        parameters: [IDS, param("nopush", "query", "queue without pushing")],
+        requestBody: { required: true, content: body("application/xml", "a command plist (CommandUUID generated if absent)") },
+      },
+    ),
   },
   "/v1/enqueue": {
     post: op(
       "commands",
-      "Queue a command for a long list of enrollments, the ids in the body (the path holds about 1,500)",
+      "Queue a command for a long list of enrollments, the ids in the body (the path holds about 1,500). Header orchard-warning: as PUT /v1/enqueue/{ids}",
       enqueueResponses(),
       {
         parameters: [param("nopush", "query", "queue without pushing")],
