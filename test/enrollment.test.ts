@@ -60,16 +60,21 @@ describe("enrollment profiles", () => {
     assert.match(await res.text(), /no usable push certificate: upload one first/);
   });
 
-  test("no token, a wrong token or a wrong key: 401, and the profile is not issued", async () => {
+  test("no token, a wrong token or a wrong key: 401 saying which (never echoing it), and the profile is not issued", async () => {
     assert.equal((await server.api("PUT", "/v1/pushcert", pushCert.certPem + pushCert.keyPem)).status, 200);
     const before = (await server.api("GET", "/v1/events?type=enrollment.profile")).json.events.length;
-    for (const res of [
-      await get(),
-      await get("?token=wrong-token-0123456789"),
-      await get("", { authorization: "Basic " + Buffer.from("x:nope").toString("base64") }),
-    ]) {
+    for (const [res, reason] of [
+      [await get(), "an enrollment token (?token=) or the API key is required"],
+      [await get("?token=wrong-token-0123456789"), "the enrollment token (?token=) or API key given is wrong"],
+      [
+        await get("", { authorization: "Basic " + Buffer.from("x:nope").toString("base64") }),
+        "the enrollment token (?token=) or API key given is wrong",
+      ],
+    ] as const) {
       assert.equal(res.status, 401);
-      assert.doesNotMatch(await res.text(), /mobileconfig|PayloadContent/);
+      const text = await res.text();
+      assert.equal(text, `${reason}\n`);
+      assert.doesNotMatch(text, /mobileconfig|PayloadContent|wrong-token|nope/);
     }
     assert.equal((await server.api("GET", "/v1/events?type=enrollment.profile")).json.events.length, before);
   });

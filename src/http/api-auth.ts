@@ -13,8 +13,10 @@ export interface SecretGuardOptions {
   what: string;
   /** What failed, in the 429: "API key attempts". */
   failures: string;
-  /** The 401's reason. */
+  /** The 401's reason when no secret was given. */
   missing: string;
+  /** The 401's reason when one was given and it is none of the secrets (never the secret itself). */
+  wrong: string;
   /** Send `WWW-Authenticate: Basic` with the 401 (not for links opened in a browser). */
   basicChallenge: boolean;
 }
@@ -53,9 +55,11 @@ export function secretGuard(o: SecretGuardOptions) {
       o.limiter.fail(req.ip, Date.now());
     }
     const wanted = o.queryParam ? `${o.queryParam} or API key` : "API key";
-    req.log.info({ url: loggableUrl(req.url), remote: req.ip }, `${o.what} without a valid ${wanted}`);
+    // Wrong and missing are told apart: the caller knows whether it sent one, so that says nothing of the secret.
+    const wrong = given.length > 0;
+    req.log.info({ url: loggableUrl(req.url), remote: req.ip, wrong }, `${o.what} without a valid ${wanted}`);
     if (o.basicChallenge) void reply.header("www-authenticate", 'Basic realm="orchard"');
-    sendError(req, reply, 401, o.missing, "unauthorized");
+    sendError(req, reply, 401, wrong ? o.wrong : o.missing, "unauthorized");
     return reply;
   };
 }
@@ -99,6 +103,7 @@ export function apiKeyGuard(apiKey: string, limiter?: ApiFailureLimiter) {
     what: "API request",
     failures: "API key attempts",
     missing: "missing or wrong API key",
+    wrong: "missing or wrong API key",
     basicChallenge: true,
   });
 }

@@ -48,6 +48,7 @@ export function registerEnrollRoutes(app: FastifyInstance, o: EnrollRoutesOption
     what: "enrollment profile",
     failures: "attempts",
     missing: "an enrollment token (?token=) or the API key is required",
+    wrong: "the enrollment token (?token=) or API key given is wrong",
     basicChallenge: false,
   });
 
