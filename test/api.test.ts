@@ -395,6 +395,14 @@ await forEachBackend("operator API", (backend) => {
       await refused("GET", "/v1/enrollments?limit=abc", 400, /^limit must be/);
       await refused("GET", "/v1/enrollments?limit=1001", 400, /^limit must be/);
       await refused("GET", "/v1/events?since=yesterday", 400, /^since must be/);
+      // A day February does not have: refused, not rolled over to March 2 as JavaScript's Date does.
+      await refused(
+        "GET",
+        "/v1/events?since=2026-02-30T00:00:00Z",
+        400,
+        /^since must be an RFC 3339 time .*2026-02-30T00:00:00Z names a day/,
+      );
+      await refused("GET", "/v1/enrollments?seen_before=2026-04-31T00:00:00Z", 400, /^seen_before must be an RFC 3339 time/);
       await refused("GET", "/v1/events?cursor=x", 400, /^cursor must be/);
     });
 

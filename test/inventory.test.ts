@@ -335,6 +335,7 @@ await forEachBackend("inventory", (backend) => {
       ["update_state=bogus", /update_state must be one of none, waiting/],
       ["last_seen_before=yesterday", /last_seen_before must be an RFC 3339 time/],
       ["last_seen_after=2026-13-45T99:00:00Z", /last_seen_after must be an RFC 3339 time/],
+      ["last_seen_after=2026-02-30T00:00:00Z", /last_seen_after must be an RFC 3339 time .*names a day or time that does not exist/],
       ["os_versions=15", /unknown parameter "os_versions"/],
       ["limit=0", /limit must be/],
       [`serial=${"x".repeat(300)}`, /serial must be 1 to 256 characters/],

@@ -238,6 +238,9 @@ await forEachBackend("operator accounts, tokens and the audit log", (backend) =>
     const page2 = await server.api("GET", `/v1/audit?limit=2&cursor=${page1.json.next_cursor}`);
     assert.ok(page2.json.entries[0].id < page1.json.entries[1].id);
     assert.equal((await server.api("GET", "/v1/audit?since=yesterday")).status, 400);
+    const impossible = await server.api("GET", "/v1/audit?until=2026-02-30T00:00:00Z");
+    assert.equal(impossible.status, 400);
+    assert.match(impossible.json.error, /^until must be an RFC 3339 time .*names a day or time that does not exist$/);
   });
 });
 

@@ -9,6 +9,7 @@ import { isEventType, unknownEventTypeMessage } from "../store/event-types.ts";
 import type { Store } from "../store/index.ts";
 import { headerSafe, nextCursor, pageSize } from "./request-helpers.ts";
 import { OPENAPI } from "./openapi.ts";
+import { timeParam } from "./time-param.ts";
 import { plistToJson } from "./plist-json.ts";
 import type {
   CommandHistoryPage,
@@ -70,9 +71,7 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
     if (types !== undefined && !types.every((t) => ENROLLMENT_TYPES.includes(t as EnrollmentType))) {
       throw new BadRequest(`type must be one or more (comma-separated) of ${ENROLLMENT_TYPES.join(", ")}`, "invalid_parameter");
     }
-    const seenBefore = q.seen_before === undefined ? undefined : Date.parse(q.seen_before);
-    if (seenBefore !== undefined && Number.isNaN(seenBefore))
-      throw new BadRequest("seen_before must be an RFC 3339 time", "invalid_parameter");
+    const seenBefore = timeParam(q.seen_before, "seen_before");
     if (q.q !== undefined && q.q.length > MAX_SEARCH)
       throw new BadRequest(`q is longer than ${MAX_SEARCH} characters`, "invalid_parameter");
     if (q.platform !== undefined && !PLATFORMS.includes(q.platform as Platform)) {
@@ -180,8 +179,7 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
   app.get<{ Querystring: Record<string, string> }>("/v1/events", async (req): Promise<EventPage> => {
     const q = req.query;
     const limit = pageSize(q.limit);
-    const since = q.since === undefined ? undefined : Date.parse(q.since);
-    if (since !== undefined && Number.isNaN(since)) throw new BadRequest("since must be an RFC 3339 time", "invalid_parameter");
+    const since = timeParam(q.since, "since");
     const after = q.cursor === undefined ? undefined : Number(q.cursor);
     if (after !== undefined && !Number.isInteger(after)) throw new BadRequest("cursor must be an event id", "invalid_parameter");
     if (q.type !== undefined && !isEventType(q.type)) throw new BadRequest(unknownEventTypeMessage("type", q.type), "invalid_parameter");

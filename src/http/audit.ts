@@ -6,6 +6,7 @@ import type { AuditEntry, NewAuditEntry } from "../store/audit.ts";
 import { isSafeMethod } from "./operator-auth.ts";
 import { nextCursor, pageSize } from "./request-helpers.ts";
 import { READ_ONLY_POSTS, routeRule } from "./route-roles.ts";
+import { timeParam } from "./time-param.ts";
 import { parseStrictJson } from "./strict-json.ts";
 import type { AuditEntryJson, AuditPage } from "./wire.ts";
 import { time } from "./wire-map.ts";
@@ -142,13 +143,6 @@ export function registerAuditRoutes(app: FastifyInstance, store: Store): void {
     });
     return { entries: entries.map(auditJson), next_cursor: nextCursor(entries, limit, (e) => e.id) };
   });
-}
-
-function timeParam(value: string | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  const ms = Date.parse(value);
-  if (Number.isNaN(ms)) throw new BadRequest(`${name} must be an RFC 3339 time`, "invalid_parameter");
-  return ms;
 }
 
 export function auditJson(e: AuditEntry): AuditEntryJson {

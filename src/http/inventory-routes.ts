@@ -11,6 +11,7 @@ import {
   type InventoryRecord,
 } from "../store/inventory.ts";
 import { nextCursor, pageSize } from "./request-helpers.ts";
+import { timeParam } from "./time-param.ts";
 import type {
   InventoryDeviceJson,
   InventoryPage,
@@ -127,8 +128,8 @@ function listFilter(q: Record<string, string>): Omit<InventoryFilter, "limit"> {
   if (q.serial !== undefined) f.serialNumber = plain(q.serial, "serial");
   if (q.user !== undefined) f.user = plain(q.user, "user");
   if (q.cursor !== undefined) f.after = plain(q.cursor, "cursor");
-  if (q.last_seen_before !== undefined) f.lastSeenBefore = moment(q.last_seen_before, "last_seen_before");
-  if (q.last_seen_after !== undefined) f.lastSeenAfter = moment(q.last_seen_after, "last_seen_after");
+  if (q.last_seen_before !== undefined) f.lastSeenBefore = timeParam(q.last_seen_before, "last_seen_before");
+  if (q.last_seen_after !== undefined) f.lastSeenAfter = timeParam(q.last_seen_after, "last_seen_after");
   if (q.update_state !== undefined) {
     if (!(UPDATE_INSTALL_STATES as readonly string[]).includes(q.update_state)) {
       throw new BadRequest(`update_state must be one of ${UPDATE_INSTALL_STATES.join(", ")}`, "invalid_parameter");
@@ -150,13 +151,6 @@ function plain(value: string, key: string): string {
     throw new BadRequest(`${key} must be 1 to ${MAX_TEXT} characters, without NUL`, "invalid_parameter");
   }
   return value;
-}
-
-/** An RFC 3339 time with its zone (2026-12-03T12:00:00Z), as milliseconds. */
-function moment(value: string, key: string): number {
-  const ms = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/i.test(value) ? Date.parse(value) : Number.NaN;
-  if (Number.isNaN(ms)) throw new BadRequest(`${key} must be an RFC 3339 time such as 2026-12-03T12:00:00Z`, "invalid_parameter");
-  return ms;
 }
 
 function deviceJson(r: InventoryRecord): InventoryDeviceJson {
