@@ -189,6 +189,22 @@ describe("enrollment profiles", () => {
     assert.equal(await runWith(bad, "profile", ["enroll", "--identity", "jks"]), 2);
     assert.match(bad.stderr, /--identity must be scep or pkcs12/);
   });
+
+  test("orchard profile enroll --out keeps an existing file unless --force, which makes it anew with mode 0600", async () => {
+    const out = path.join(tmp, "existing.mobileconfig");
+    fs.writeFileSync(out, "keep me", { mode: 0o644 });
+    const profiles = async () => (await server.api("GET", "/v1/events?type=enrollment.profile&limit=1000")).json.events.length;
+    const before = await profiles();
+    const kept = cliContext(server.url, { cwd: tmp });
+    assert.equal(await runWith(kept, "profile", ["enroll", "--out", "existing.mobileconfig"]), 1);
+    assert.equal(kept.stderr, `orchard: ${out} exists: give --force to replace it\n`);
+    assert.equal(fs.readFileSync(out, "utf8"), "keep me");
+    assert.equal(await profiles(), before, "no profile (no challenge) was issued for a write refused");
+    const forced = cliContext(server.url, { cwd: tmp });
+    assert.equal(await runWith(forced, "profile", ["enroll", "--out", "existing.mobileconfig", "--force"]), 0, forced.stderr);
+    assert.equal(payload(parsePlistDict(fs.readFileSync(out)), "com.apple.mdm")!.Topic, TOPIC);
+    assert.equal(fs.statSync(out).mode & 0o777, 0o600, "not the old file's 0644");
+  });
 });
 
 test("a process whose device CA differs from the one already recorded for its database says so at start", async () => {
