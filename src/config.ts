@@ -430,7 +430,9 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
   const tlsKey = get("tls-key");
   if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new ConfigError("--tls-cert and --tls-key go together");
   const logLevel = get("log-level")!;
-  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(", ")}`);
+  // Named as given: the flag, or the variable when the value came from the environment.
+  const logLevelFrom = typeof values["log-level"] === "string" ? "--log-level" : envName("log-level");
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`${logLevelFrom} must be one of ${LOG_LEVELS.join(", ")}`);
   const policy = get("userauth")!;
   if (policy !== "digest" && policy !== "zero-length" && policy !== "decline") {
     throw new ConfigError("--userauth must be digest, zero-length or decline");

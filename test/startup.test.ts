@@ -9,7 +9,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { newApiKey } from "../src/config.ts";
+import { ConfigError, newApiKey, parseServeArgs } from "../src/config.ts";
 import { runOrchard } from "./support/cli.ts";
 import pg from "pg";
 import { createTestDatabase, POSTGRES_ADMIN_URL, postgresReachable } from "./support/postgres.ts";
@@ -85,6 +85,17 @@ test("a --metrics-listen port in use stops the start before the main listener is
 
 test("an unknown --log-level is a usage error", async () => {
   await refusesToStart(["--log-level", "loud"], /--log-level must be one of .*debug, trace/, 2);
+});
+
+test("an unknown ORCHARD_LOG_LEVEL names the variable, not the flag; the flag given names the flag", () => {
+  assert.throws(
+    () => parseServeArgs([], { ORCHARD_LOG_LEVEL: "bogus" }),
+    (e: unknown) =>
+      e instanceof ConfigError && e.message === "ORCHARD_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent",
+  );
+  assert.throws(() => parseServeArgs(["--log-level", "loud"], { ORCHARD_LOG_LEVEL: "info" }), { message: /^--log-level must be one of/ });
+  // The flag wins over the variable, so a bad variable under a good flag is never read.
+  assert.equal(parseServeArgs(["--log-level", "warn"], { ORCHARD_LOG_LEVEL: "bogus" }).logLevel, "warn");
 });
 
 test("an unreadable --ca names the flag and the file, and nothing is written first", async () => {
