@@ -15,6 +15,7 @@ interface Seen {
   method: string;
   url: string;
   enrollmentId: string | undefined;
+  authorization: string | undefined;
   body: Buffer;
 }
 
@@ -33,6 +34,7 @@ before(async () => {
         method: req.method!,
         url: req.url!,
         enrollmentId: req.headers["x-enrollment-id"] as string | undefined,
+        authorization: req.headers.authorization,
         body: Buffer.concat(chunks),
       };
       seen.push(s);
@@ -51,7 +53,8 @@ before(async () => {
   });
   await new Promise<void>((r) => dm.listen(0, "127.0.0.1", r));
   const port = (dm.address() as AddressInfo).port;
-  server = await startTestServer(["--dm-url", `http://127.0.0.1:${port}/ddm/`]);
+  // A user and password in --dm-url go as Basic authentication (fetch refuses a URL that holds them).
+  server = await startTestServer(["--dm-url", `http://kmfddm:s3cr%2Fet@127.0.0.1:${port}/ddm/`]);
   fleet = await testFleet(server.url);
   dev = new RawDevice(fleet.transport, await identity(fleet), "DDM-DEVICE-1");
   await dev.enroll();
@@ -88,6 +91,7 @@ describe("DeclarativeManagement forwarding", () => {
       seen.map((s) => [s.method, s.url, s.enrollmentId, s.body.length]),
       [["GET", "/ddm/tokens", "DDM-DEVICE-1", 0]],
     );
+    assert.equal(seen[0]!.authorization, `Basic ${Buffer.from("kmfddm:s3cr/et").toString("base64")}`);
   });
 
   test("status: PUT with the Data bytes; a 204 comes back as 204", async () => {
@@ -184,7 +188,7 @@ describe("DeclarativeManagement forwarding", () => {
     await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
     const port = (closed.address() as AddressInfo).port;
     await new Promise((r) => closed.close(r));
-    const other = await startTestServer(["--dm-url", `http://127.0.0.1:${port}/`]);
+    const other = await startTestServer(["--dm-url", `http://kmfddm:s3cret@127.0.0.1:${port}/`]);
     const transport = new Transport(other.url);
     try {
       const d = new RawDevice(transport, dev.identity, "DDM-DEVICE-2");
@@ -205,6 +209,7 @@ describe("DeclarativeManagement forwarding", () => {
       assert.equal(said[0]!.level, 40);
       assert.match(String(said[0]!.err), /ECONNREFUSED/, "the reason, as text");
       assert.ok(!JSON.stringify(said[0]).includes("    at "), "no stack");
+      assert.ok(!other.logs.some((l) => l.includes("s3cret")), "the --dm-url password is in no log line");
     } finally {
       transport.close();
       await other.stop();
