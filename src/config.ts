@@ -426,6 +426,9 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
     return false;
   };
   const { host, port } = parseListen(get("listen")!);
+  const metricsListen = get("metrics-listen") === undefined ? undefined : parseListen(get("metrics-listen")!, "--metrics-listen");
+  if (metricsListen && metricsListen.port === port && port !== 0 && metricsListen.host === host)
+    throw new ConfigError(`--metrics-listen ${host}:${port} is --listen's address: give /metrics another port`);
   const tlsCert = get("tls-cert");
   const tlsKey = get("tls-key");
   if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new ConfigError("--tls-cert and --tls-key go together");
@@ -482,7 +485,7 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
     dmUrl: dmUrlOf(get("dm-url")),
     logLevel,
     trustProxy: trustProxy(get("trust-proxy")),
-    metricsListen: get("metrics-listen") === undefined ? undefined : parseListen(get("metrics-listen")!, "--metrics-listen"),
+    metricsListen,
     resultRetentionMs: parseDuration(get("result-retention")!, "--result-retention"),
     eventRetentionMs: parseDuration(get("event-retention")!, "--event-retention"),
     operators: {

@@ -400,7 +400,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     })
     .catch(async (err: unknown) => {
       await close();
-      throw err;
+      throw Object.assign(err as Error, { listenFlag: "--listen" });
     });
   const { port } = app.server.address() as AddressInfo;
   const host =
@@ -469,11 +469,12 @@ function makeDataDir(dir: string): void {
     fs.mkdirSync(dir, { mode: 0o700 });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === "EEXIST" && fs.statSync(dir).isDirectory()) return;
+    // Made already, perhaps by another process starting at the same moment.
+    if (code === "EEXIST" && fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) return;
     const parent = path.dirname(dir);
     if (code !== "ENOENT" || parent === dir || fs.existsSync(parent)) throw err;
     makeDataDir(parent);
-    fs.mkdirSync(dir, { mode: 0o700 });
+    makeDataDir(dir);
   }
 }
 
@@ -485,7 +486,13 @@ function loadOrCreateApiKey(dataDir: string, log: Logger): string {
     return key;
   }
   const key = newApiKey();
-  fs.writeFileSync(file, key + "\n", { mode: 0o600, flag: "wx" });
+  try {
+    fs.writeFileSync(file, key + "\n", { mode: 0o600, flag: "wx" });
+  } catch (err) {
+    // Another process starting at the same moment made it first: its key is the one.
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    return loadOrCreateApiKey(dataDir, log);
+  }
   // Printed once, and only to a terminal: a service manager or a redirect would keep it in a log file.
   if (process.stderr.isTTY) process.stderr.write(`\nOrchard generated an API key (kept in ${file}):\n\n    ${key}\n\n`);
   else process.stderr.write(`\nOrchard generated an API key: read it from ${file} (not printed: this is no terminal)\n\n`);

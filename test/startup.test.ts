@@ -83,6 +83,17 @@ test("a --metrics-listen port in use stops the start before the main listener is
   }
 });
 
+test("--metrics-listen: a host name that does not resolve names that flag; --listen's own address is refused", async () => {
+  await refusesToStart(
+    ["--metrics-listen", "no-such-host.invalid:9100"],
+    /^orchard: cannot listen on no-such-host\.invalid:9100: the host name does not resolve \((ENOTFOUND|EAI_AGAIN)\); give --metrics-listen/,
+  );
+  assert.throws(
+    () => parseServeArgs(["--listen", "127.0.0.1:9000", "--metrics-listen", "127.0.0.1:9000"], {}),
+    /--metrics-listen 127\.0\.0\.1:9000 is --listen's address/,
+  );
+});
+
 test("an unknown --log-level is a usage error", async () => {
   await refusesToStart(["--log-level", "loud"], /--log-level must be one of .*debug, trace/, 2);
 });
@@ -133,10 +144,7 @@ test("a data dir that cannot be made", async () => {
     /the data dir .* is not usable .*: give a writable directory with --data-dir/,
   );
   // The data dir is a file; a place no directory can be made (Node's recursive mkdir looped there for ever).
-  await refusesToStart(
-    ["--data-dir", path.join(dir, "file")],
-    /the data dir .*file is not usable \(.*: a file is there, not a directory\)/,
-  );
+  await refusesToStart(["--data-dir", path.join(dir, "file")], /the data dir .*file is not usable \(a file is there, not a directory\)/);
   await refusesToStart(
     ["--data-dir", "/proc/orchard-data"],
     /the data dir \/proc\/orchard-data is not usable \(.*no such file or directory\)/,

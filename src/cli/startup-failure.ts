@@ -14,7 +14,7 @@ const FILE_ERRORS: Record<string, string> = {
   EISDIR: "is a directory",
   ENOTDIR: "a part of the path is not a directory",
   EROFS: "read-only file system",
-  EEXIST: "a file is there, not a directory",
+  EEXIST: "it exists already",
 };
 
 /** The files named by flags, each read at start. */
@@ -39,8 +39,8 @@ export function startupFailure(err: unknown, config: Config): string | undefined
   if (err instanceof SchemaTooNew) return err.message;
   if (err instanceof ProfileSignerError) return `--profile-signer: ${err.message}`;
   const e = err as NodeJS.ErrnoException & { address?: string; port?: number; syscall?: string; listenFlag?: string };
-  if (e.syscall === "listen") {
-    // The main listener's, or --metrics-listen's (server.ts tags it).
+  // The main listener's or --metrics-listen's (server.ts tags each): a port taken, or a host name that does not resolve.
+  if (e.listenFlag !== undefined || e.syscall === "listen") {
     const flag = e.listenFlag ?? "--listen";
     const listen = flag === "--listen" ? config : config.metricsListen!;
     const where = `${listen.host}:${listen.port}`;
@@ -48,6 +48,8 @@ export function startupFailure(err: unknown, config: Config): string | undefined
       return `cannot listen on ${where}: the address is in use (is another orchard running?); choose another with ${flag}`;
     if (e.code === "EACCES") return `cannot listen on ${where}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)`;
     if (e.code === "EADDRNOTAVAIL") return `cannot listen on ${where}: no such address on this machine`;
+    if (e.code === "ENOTFOUND" || e.code === "EAI_AGAIN")
+      return `cannot listen on ${where}: the host name does not resolve (${e.code}); give ${flag} an address or a name that does`;
     return `cannot listen on ${where}: ${e.code ?? e.message}`;
   }
   const postgres = postgresFailure(driverError(err), config.storage);
@@ -56,6 +58,9 @@ export function startupFailure(err: unknown, config: Config): string | undefined
   if (reason) {
     const flag = filesOf(config).find(([, file]) => file === e.path)?.[0];
     if (flag) return `cannot read ${flag} ${e.path}: ${reason}`;
+    if (e.code === "EEXIST" && path.resolve(e.path!) === path.resolve(config.dataDir)) {
+      return `the data dir ${config.dataDir} is not usable (a file is there, not a directory): give a directory with --data-dir`;
+    }
     if (path.resolve(e.path!).startsWith(path.resolve(config.dataDir))) {
       return `the data dir ${config.dataDir} is not usable (${e.path}: ${reason}): give a writable directory with --data-dir`;
     }

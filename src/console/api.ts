@@ -36,7 +36,7 @@ export function whenSignedOut(f: () => void): void {
 /**
  * When the session's cookie expires (its Max-Age, --session-max-age), by
  * this browser's clock. Past it the browser no longer sends the cookie; the
- * server answers such a fetch 401 without a Basic challenge (it is a
+ * server answers such a fetch 401 without a Basic challenge (a browser that sends Sec-Fetch-* says it is a
  * same-origin script's), so the sign-in page would follow anyway, but the
  * console ends the session itself a little before (sessionEndsIn) and
  * sends nothing once it has: no request fails half-way through an action.

@@ -260,7 +260,8 @@ export function registerOperatorRoutes(app: FastifyInstance, o: OperatorRouteOpt
     if (owner !== actor.operator && actor.role !== "admin") throw new Forbidden("only admins make tokens for other operators");
     const expiresIn = optionalString(body, "expires_in", 32);
     const ttlMs = expiresIn == null ? undefined : durationMs(expiresIn);
-    if (expiresIn != null && ttlMs === undefined) throw new BadRequest("expires_in is a duration such as 30d or 12h", "invalid_parameter");
+    if (expiresIn != null && ttlMs === undefined)
+      throw new BadRequest("expires_in is a duration with its unit, such as 30d or 12h", "invalid_parameter");
     const { secret, token } = await auth.createToken(owner, { label, role, ttlMs, creatorRole: actor.role });
     req.log.info({ tokenId: token.id, operator: owner, role: token.role, expiresAt: time(token.expiresAt) }, "API token created");
     const created: TokenCreated = { ...tokenJson(token), token: secret };

@@ -143,7 +143,7 @@ function requestedTtl(body: Buffer): number | undefined {
   if (ttl === undefined) return undefined;
   if (typeof ttl !== "string") throw new BadRequest('ttl must be a duration string such as "10m"');
   const ms = durationMs(ttl);
-  if (ms === undefined) throw new BadRequest(`ttl ${ttl}: expected a duration such as ${DURATION_EXAMPLES}`);
+  if (ms === undefined) throw new BadRequest(`ttl ${ttl}: expected a duration with its unit, such as ${DURATION_EXAMPLES}`);
   if (ms < 1000 || ms > MAX_TTL_MS) throw new BadRequest("ttl must be between 1s and 30d");
   return ms;
 }

@@ -67,11 +67,12 @@ export class StatsStore {
   /**
    * Device channels by platform and OS version, the most common first: the
    * version each device last reported (the inventory's, as its list filters
-   * by), not the one it enrolled with.
+   * by), not the one it enrolled with. A device without a record (none of
+   * its facts known) counts as an unknown version, not as none.
    */
   async osVersions(limit: number): Promise<Array<{ platform: string | null; osVersion: string | null; count: number }>> {
     const rows = await this.db.all<{ platform: string | null; os_version: string | null; n: number | string }>(
-      `SELECT i.platform, i.os_version, COUNT(*) AS n FROM enrollments e JOIN inventory i ON i.device_id = e.device_id
+      `SELECT i.platform, i.os_version, COUNT(*) AS n FROM enrollments e LEFT JOIN inventory i ON i.device_id = e.device_id
        WHERE e.type IN ('Device', 'UserEnrollmentDevice') GROUP BY i.platform, i.os_version ORDER BY n DESC, i.os_version LIMIT ?`,
       [limit],
     );
