@@ -64,6 +64,7 @@ await forEachBackend("DDM natively", (backend) => {
   async function syncCommands(id: string): Promise<string[]> {
     await eventually(async () => ((await server.store.ddm.dueCount()) === 0 ? true : undefined), 15_000, "the DDM sync sweep");
     const q = await server.api("GET", `/v1/queue/${encodeURIComponent(id)}`);
+    if (q.status === 404) return []; // no such enrollment (yet): nothing queued
     return q.json.commands
       .filter((c: { request_type: string }) => c.request_type === "DeclarativeManagement")
       .map((c: { command_uuid: string }) => c.command_uuid);
