@@ -1,5 +1,6 @@
 // Input the operator API used to take without a word: a JSON key given twice,
 // a short name that cannot sit in a Digest string; and the enqueue log line.
+import os from "node:os";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
@@ -115,7 +116,7 @@ test("a short name with CR, LF, quotes, backslashes or control characters is 400
 });
 
 test("htdigest import reports bad short names by line and imports the rest", async () => {
-  const realm = (await server.api("POST", "/v1/users/import", "")).json.realm as string;
+  const realm = os.hostname(); // --digest-realm, by default the host name
   const ha1 = "ab".repeat(16);
   const text = [`good1:${realm}:${ha1}`, `quo"te:${realm}:${ha1}`, `back\\slash:${realm}:${ha1}`, `good2:${realm}:${ha1}`].join("\n");
   const r = await server.api("POST", "/v1/users/import", text);
