@@ -18,6 +18,7 @@ export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly 
   ["errors.ts", [], "the errors every layer throws, with their HTTP status"],
   ["version.ts", [], "the version Orchard reports"],
   ["duration.ts", [], "durations as operators write them (5m, 90d)"],
+  ["url-credentials.ts", [], "a URL's user and password as HTTP Basic authentication (the clients' requests)"],
   ["heap-bounds.ts", [], "V8's heap sized for a server: young generation held at 8 MB semi-spaces, old growth 50%"],
   ["plist/", [], "XML property list codec"],
   ["digest/", [], "HTTP Digest: challenges, responses, nonces, htdigest"],
@@ -25,9 +26,13 @@ export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly 
   ["declarations/", [], "DDM declarations checked against Apple's schema (compiled from its YAML)"],
   ["protocol/", ["plist/", "errors.ts"], "check-in and command messages, typed and validated; channels"],
   ["store/", ["protocol/", "errors.ts"], "the Store: SQLite and PostgreSQL"],
-  ["core/", ["store/", "protocol/", "declarations/", "digest/", "plist/", "errors.ts"], "the MDM service and its wrappers"],
+  [
+    "core/",
+    ["store/", "protocol/", "declarations/", "digest/", "plist/", "url-credentials.ts", "errors.ts"],
+    "the MDM service and its wrappers",
+  ],
   ["push/", ["core/", "store/", "identity/", "plist/", "errors.ts"], "APNs and push certificates"],
-  ["webhook/", ["store/", "errors.ts"], "webhook delivery: the outbox POSTed to a receiver"],
+  ["webhook/", ["store/", "url-credentials.ts", "errors.ts"], "webhook delivery: the outbox POSTed to a receiver"],
   ["enroll/", ["identity/", "plist/", "errors.ts"], "device CA, enrollment profiles, profile signing"],
   ["scep/", ["enroll/", "store/", "identity/", "errors.ts"], "the SCEP CA (RFC 8894)"],
   [
@@ -37,7 +42,7 @@ export const LAYERS: ReadonlyArray<readonly [layer: string, mayImport: readonly 
   ],
   [
     "updates/",
-    ["core/", "store/", "protocol/", "declarations/", "errors.ts"],
+    ["core/", "store/", "protocol/", "declarations/", "url-credentials.ts", "errors.ts"],
     "OS updates through DDM: Apple's software lookup feed, update policies, targets, compliance",
   ],
   [

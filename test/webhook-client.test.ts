@@ -13,7 +13,8 @@ import net from "node:net";
 import { after, describe, test } from "node:test";
 import { generateKeyPair, createCa } from "../src/identity/testing/pki.ts";
 import { issueServerCertificate } from "../src/identity/testing/push-cert.ts";
-import { basicAuth, buildPost, PipelinedClient, RequestError } from "../src/webhook/http-client.ts";
+import { buildPost, PipelinedClient, RequestError } from "../src/webhook/http-client.ts";
+import { basicAuth } from "../src/url-credentials.ts";
 
 interface Seen {
   method: string;

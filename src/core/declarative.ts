@@ -1,4 +1,5 @@
 import { OrchardError } from "../errors.ts";
+import { basicAuth } from "../url-credentials.ts";
 import type { DeclarativeManagementMessage } from "../protocol/checkin.ts";
 import type { CheckinReply, MdmRequest } from "./service.ts";
 
@@ -18,11 +19,9 @@ export class DeclarativeManagement {
     // fetch refuses a URL that holds credentials, and its refusal quotes the URL (into every check-in's warning):
     // a --dm-url user and password go as Basic authentication.
     const url = new URL(baseUrl);
-    if (url.username || url.password) {
-      this.authorization = `Basic ${Buffer.from(`${decoded(url.username)}:${decoded(url.password)}`).toString("base64")}`;
-      url.username = "";
-      url.password = "";
-    }
+    this.authorization = basicAuth(url);
+    url.username = "";
+    url.password = "";
     this.baseUrl = url.href;
   }
 
@@ -69,13 +68,5 @@ export class DdmServiceUnreachable extends OrchardError {
     super(503, "declarative management service unreachable");
     const e = err as { name?: string; message?: string; cause?: { message?: string } };
     this.cause = e.name === "TimeoutError" ? "no answer in time" : (e.cause?.message ?? e.message ?? String(err));
-  }
-}
-
-function decoded(part: string): string {
-  try {
-    return decodeURIComponent(part);
-  } catch {
-    return part;
   }
 }

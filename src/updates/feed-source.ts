@@ -1,5 +1,6 @@
 import fs from "node:fs/promises";
 import { fileURLToPath } from "node:url";
+import { basicAuth } from "../url-credentials.ts";
 
 // Where the software lookup feed is read from: Apple's URL, a mirror
 // (http/https), or a file (file: URL) for tests and air-gapped sites.
@@ -25,9 +26,10 @@ export async function readFeed(url: string, o: { timeoutMs?: number; maxBytes?: 
   }
   if (parsed.protocol !== "https:" && parsed.protocol !== "http:") throw new Error(`unsupported URL scheme ${parsed.protocol}`);
   const headers: Record<string, string> = { accept: "application/json" };
-  if (parsed.username || parsed.password) {
-    // fetch refuses a URL that holds credentials (and its refusal quotes the URL): a mirror's user and password go as Basic authentication.
-    headers.authorization = `Basic ${Buffer.from(`${decoded(parsed.username)}:${decoded(parsed.password)}`).toString("base64")}`;
+  const authorization = basicAuth(parsed);
+  if (authorization) {
+    // fetch refuses a URL that holds credentials: a mirror's user and password go as Basic authentication.
+    headers.authorization = authorization;
     parsed.username = "";
     parsed.password = "";
   }
@@ -70,14 +72,5 @@ export function shownUrl(url: string): string {
     return u.toString();
   } catch {
     return "(not a URL)";
-  }
-}
-
-/** A URL's user or password as typed: percent-decoded, or as it is when a % in it starts no escape. */
-function decoded(part: string): string {
-  try {
-    return decodeURIComponent(part);
-  } catch {
-    return part;
   }
 }

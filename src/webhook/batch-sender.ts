@@ -1,6 +1,7 @@
 import { createHmac } from "node:crypto";
 import type { ClaimedEvent, FailedDelivery } from "../store/webhooks.ts";
-import { basicAuth, buildPost, PipelinedClient, type RequestError } from "./http-client.ts";
+import { basicAuth } from "../url-credentials.ts";
+import { buildPost, PipelinedClient, type RequestError } from "./http-client.ts";
 
 // The HTTP half of a webhook delivery: POSTs a batch of claimed events (one
 // JSON event per request; the events of one enrollment one after another,

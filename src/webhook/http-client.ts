@@ -67,14 +67,6 @@ export function buildPost(url: URL, body: string, headers: Readonly<Record<strin
   return Buffer.from(`${head}\r\n${body}`);
 }
 
-/** The Authorization header of a URL with credentials (as node's http.request sends it), else undefined. */
-export function basicAuth(url: URL): string | undefined {
-  if (url.username === "" && url.password === "") return undefined;
-  const user = decodeURIComponent(url.username);
-  const password = decodeURIComponent(url.password);
-  return `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
-}
-
 export class PipelinedClient {
   private readonly conns: Connection[] = [];
   private readonly queue: Pending[] = [];
