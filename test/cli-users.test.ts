@@ -152,6 +152,7 @@ test("users import adds the realm's htdigest lines, lists other realms and bad l
     server_realm: REALM,
     created: 0,
     updated: 0,
+    sessions_ended: 0,
     file_realms: [],
     other_realms: [],
     errors: [{ line: 1, reason: "field-count" }],

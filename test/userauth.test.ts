@@ -14,10 +14,13 @@ import { testFleet, type TestFleet } from "./support/fleet.ts";
 import { createTestDatabase, forEachBackend, postgresReachable } from "./support/postgres.ts";
 import { runOrchard } from "./support/cli.ts";
 import { sample } from "./support/metrics.ts";
+import { commandPlist } from "./support/mdm.ts";
 import { WebhookReceiver } from "./support/webhook-receiver.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 const REALM = "fusion.home";
+/** A Shared iPad user's UserID. */
+const SHARED_IPAD_USER = "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF";
 
 interface Login {
   challenge: string;
@@ -289,6 +292,79 @@ await forEachBackend("UserAuthenticate with the digest policy", (backend) => {
     assert.equal((await mac4.report("Idle", mac4.userKeys(user))).status, 403);
     const fresh = await login(mac4, net1, "secret");
     assert.equal((await mac4.report("Idle", mac4.userKeys({ ...net1, authToken: fresh.authToken }))).status, 200);
+  });
+
+  test("a Mac naming the user's GUID as a Shared iPad user's short name reaches that channel's id, and is refused as the user is", async () => {
+    const net5 = newUser("net5");
+    await server.api("PUT", "/v1/users/net5", { password: "secret", guid: net5.guid });
+    const l = await login(mac, net5, "secret");
+    assert.equal((await mac.userTokenUpdate({ ...net5, authToken: l.authToken })).status, 200);
+    const channel = `${mac.udid}:${net5.userId}`;
+    const q = await server.api("PUT", `/v1/enqueue/${encodeURIComponent(channel)}?nopush=1`, commandPlist("ProfileList"));
+    assert.equal(q.status, 200, q.text);
+    // UserID all Fs is a Shared iPad user: its channel id is UDID:UserShortName, here the network user's.
+    const asIpad = { UserID: SHARED_IPAD_USER, UserShortName: net5.userId };
+    const idle = await mac.report("Idle", asIpad);
+    assert.equal(idle.status, 403, "the user's command must not reach a message without its AuthToken");
+    const update = await mac.checkin("TokenUpdate", { ...asIpad, Topic: mac.topic, Token: Buffer.alloc(32, 7), PushMagic: "EVIL" });
+    assert.equal(update.status, 403);
+    const enrollment = await server.api("GET", `/v1/enrollments/${encodeURIComponent(channel)}`);
+    assert.notEqual(enrollment.json.push_magic, "EVIL");
+    assert.equal(enrollment.json.user_short_name, "net5");
+    const got = await mac.report("Idle", mac.userKeys({ ...net5, authToken: l.authToken }));
+    assert.equal(got.plist!.CommandUUID, q.json.command_uuid);
+  });
+
+  test("a channel keeps its type: a Shared iPad TokenUpdate for a local user's UDID:UserID is refused, nothing written", async () => {
+    const local = newUser("local1");
+    assert.equal((await mac.userTokenUpdate(local)).status, 200, "a local user: no handshake, no token");
+    const channel = `${mac.udid}:${local.userId}`;
+    const update = await mac.checkin("TokenUpdate", {
+      UserID: SHARED_IPAD_USER,
+      UserShortName: local.userId,
+      Topic: mac.topic,
+      Token: Buffer.alloc(32, 7),
+      PushMagic: "EVIL",
+    });
+    assert.equal(update.status, 403);
+    const enrollment = await server.api("GET", `/v1/enrollments/${encodeURIComponent(channel)}`);
+    assert.equal(enrollment.json.type, "User");
+    assert.notEqual(enrollment.json.push_magic, "EVIL");
+  });
+
+  test("a new password ends the user's AuthTokens at once; the same password again does not", async () => {
+    const net6 = newUser("net6");
+    await server.api("PUT", "/v1/users/net6", { password: "secret", guid: net6.guid });
+    const l = await login(mac, net6, "secret");
+    const user = { ...net6, authToken: l.authToken };
+    assert.equal((await mac.report("Idle", mac.userKeys(user))).status, 200);
+    const same = await server.api("PUT", "/v1/users/net6", { password: "secret" });
+    assert.equal(same.json.sessions_ended, 0);
+    assert.equal((await mac.report("Idle", mac.userKeys(user))).status, 200, "a script setting the same password logs no one out");
+    const changed = await server.api("PUT", "/v1/users/net6", { password: "another" });
+    assert.equal(changed.status, 200);
+    assert.equal(changed.json.sessions_ended, 1);
+    assert.equal((await mac.report("Idle", mac.userKeys(user))).status, 403);
+    const fresh = await login(mac, net6, "another");
+    assert.equal((await mac.report("Idle", mac.userKeys({ ...net6, authToken: fresh.authToken }))).status, 200);
+    // An htdigest line with another password does the same.
+    const ha1 = createHash("md5").update(`net6:${REALM}:third`).digest("hex");
+    const imported = await server.api("POST", "/v1/users/import", `net6:${REALM}:${ha1}\n`);
+    assert.equal(imported.json.sessions_ended, 1, imported.text);
+    assert.equal((await mac.report("Idle", mac.userKeys({ ...net6, authToken: fresh.authToken }))).status, 403);
+  });
+
+  test("declining a user ends its sessions: its channel gets 410 at once", async () => {
+    const net7 = newUser("net7");
+    await server.api("PUT", "/v1/users/net7", { password: "secret", guid: net7.guid });
+    const l = await login(mac2, net7, "secret");
+    const user = { ...net7, authToken: l.authToken };
+    assert.equal((await mac2.report("Idle", mac2.userKeys(user))).status, 200);
+    const declined = await server.api("PUT", "/v1/users/net7", { state: "declined" });
+    assert.equal(declined.json.sessions_ended, 1);
+    assert.equal((await mac2.report("Idle", mac2.userKeys(user))).status, 410);
+    const sessions = await server.api("GET", `/v1/user-sessions?device=${mac2.udid}`);
+    assert.equal(sessions.json.sessions.find((s: { user_id: string }) => s.user_id === net7.userId).state, "declined");
   });
 
   test("no AuthToken, DigestResponse or digest reaches a log line", () => {

@@ -1,5 +1,5 @@
 import { isShortName, SHORT_NAME_RULE } from "../core/short-name.ts";
-import type { UserImportJson, UserJson, UserPutBody, UserRemoved, UserSessionJson } from "../http/wire.ts";
+import type { UserImportJson, UserJson, UserPutBody, UserRemoved, UserSaved, UserSessionJson } from "../http/wire.ts";
 import { ApiError, expectOk, type ApiClient } from "./api-client.ts";
 import {
   CliError,
@@ -98,10 +98,15 @@ async function addOrSet(sub: "add" | "set", args: string[], ctx: CliContext): Pr
   else if (prompt) body.password = await askTwice(ctx);
 
   const res = await client.request("PUT", userPath, { body: Buffer.from(JSON.stringify(body)), contentType: "application/json" });
-  const user = expectOk<UserJson>(res);
+  const user = expectOk<UserSaved>(res);
   if (values.json) printJson(ctx, user);
-  else ctx.out(`${res.status === 201 ? "created" : "updated"} ${printable(shortName)}\n`);
+  else ctx.out(`${res.status === 201 ? "created" : "updated"} ${printable(shortName)}${endedNote(user.sessions_ended)}\n`);
   return 0;
+}
+
+/** A change that ended logins says so: those Macs' users must log in again. An older server sends no count. */
+function endedNote(ended: number | undefined): string {
+  return ended ? `; ended ${ended} session${ended === 1 ? "" : "s"} (those users log in again)` : "";
 }
 
 /** The first line of stdin, without its line end; never shown anywhere. */
@@ -199,7 +204,7 @@ async function importFile(args: string[], ctx: CliContext): Promise<number> {
   const failed = imported === 0 && (r.errors.length > 0 || r.other_realms.length > 0);
   if (values.json) printJson(ctx, r);
   else {
-    ctx.out(`realm ${printable(r.realm)}: created ${r.created}, updated ${r.updated}\n`);
+    ctx.out(`realm ${printable(r.realm)}: created ${r.created}, updated ${r.updated}${endedNote(r.sessions_ended)}\n`);
     if (r.realm !== r.server_realm && imported > 0) {
       ctx.out(
         `these users log in once the server runs with --digest-realm ${printable(r.realm)} (it is ${printable(r.server_realm)} now)\n`,

@@ -203,10 +203,14 @@ export class CoreService implements MdmService {
         message: msg.raw,
         now: req.now,
       });
-      // Another device's channel has this id (CertBinding refuses that first; this closes the race): nothing is written.
+      // Another device's channel has this id (CertBinding refuses that first; this closes the race), or a channel
+      // of another type: nothing is written.
       if (count === undefined) {
-        req.log.warn({ enrollmentId: channel.id, deviceId: channel.deviceId }, "TokenUpdate for a channel of another device: refused");
-        throw new Forbidden("this channel belongs to another device");
+        req.log.warn(
+          { enrollmentId: channel.id, deviceId: channel.deviceId, type: channel.type },
+          "TokenUpdate for a channel of another device or type: refused",
+        );
+        throw new Forbidden("this channel belongs to another device or is of another type");
       }
       if (count === 1) {
         await tx.events.add({ type: "enrollment.enrolled", enrollmentId: channel.id, detail: { type: channel.type } }, req.now);

@@ -27,6 +27,17 @@ const time: Schema = ref("Time");
 const nullableTime: Schema = { anyOf: [ref("Time"), { type: "null" }] };
 const arrayOf = (items: Schema): Schema => ({ type: "array", items });
 
+/** A network user's properties, as GET answers them (never a digest). */
+const USER: Record<string, Schema> = {
+  short_name: str,
+  guid: nullableStr,
+  full_name: nullableStr,
+  state: { type: "string", enum: ["managed", "declined"] },
+  digests: arrayOf(object({ realm: str, algorithm: { type: "string", enum: ["MD5", "SHA-256"] } })),
+  created_at: time,
+  updated_at: time,
+};
+
 /** An object with exactly these properties, all present (nullable ones are null, not absent). */
 function object(properties: Record<string, Schema>, o: { optional?: string[]; description?: string } = {}): Schema {
   const optional = new Set(o.optional ?? []);
@@ -243,14 +254,13 @@ const schemas: Record<string, Schema> = {
     },
     { optional: ["password", "guid", "full_name", "state"] },
   ),
-  User: object({
-    short_name: str,
-    guid: nullableStr,
-    full_name: nullableStr,
-    state: { type: "string", enum: ["managed", "declined"] },
-    digests: arrayOf(object({ realm: str, algorithm: { type: "string", enum: ["MD5", "SHA-256"] } })),
-    created_at: time,
-    updated_at: time,
+  User: object(USER),
+  UserSaved: object({
+    ...USER,
+    sessions_ended: {
+      ...int,
+      description: "sessions ended by this change: AuthTokens of an earlier password, or every session of a user now declined",
+    },
   }),
   UserPage: page("users", "User"),
   UserRemoved: object({ removed: str, sessions_revoked: int }),
@@ -265,6 +275,7 @@ const schemas: Record<string, Schema> = {
     server_realm: str,
     created: int,
     updated: int,
+    sessions_ended: { ...int, description: "AuthTokens ended because a line changed a user's password" },
     file_realms: arrayOf(object({ realm: str, lines: int })),
     other_realms: arrayOf(object({ username: str, realm: str })),
     errors: arrayOf(object({ line: int, reason: str })),
@@ -726,8 +737,8 @@ const paths: Record<string, Record<string, Operation>> = {
       "users",
       "Create or change a network user",
       {
-        "200": ok("User", "changed"),
-        "201": ok("User", "created"),
+        "200": ok("UserSaved", "changed"),
+        "201": ok("UserSaved", "created"),
         "409": error("another user has this guid (code guid_in_use)"),
         ...TOO_LARGE,
       },

@@ -3,10 +3,10 @@ import { computeHA1, parseHtdigest } from "../digest/index.ts";
 import { isShortName, SHORT_NAME_RULE } from "../core/short-name.ts";
 import { canonicalGuid, GUID_RULE, isUserGuid } from "../core/user-guid.ts";
 import { BadRequest, Conflict, NotFound } from "../errors.ts";
-import type { DirectoryState } from "../store/directory.ts";
+import type { DirectoryState, DirectoryUserUpdate } from "../store/directory.ts";
 import type { Store } from "../store/index.ts";
 import { jsonObject, nextCursor, onlyKeys, optionalString, pageSize, utf8Body } from "./request-helpers.ts";
-import type { UserImportJson, UserJson, UserPage, UserRemoved, UserSessionPage } from "./wire.ts";
+import type { UserImportJson, UserJson, UserPage, UserRemoved, UserSaved, UserSessionPage } from "./wire.ts";
 import { userJson, userSessionJson } from "./wire-map.ts";
 
 export interface UserRouteOptions {
@@ -37,7 +37,8 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): v
     }
     if (password === null) throw new BadRequest("password cannot be null");
     if (guid && (await store.directory.guidInUse(guid, shortName))) throw new Conflict("another user has this guid", "guid_in_use");
-    const created = await store.directory.put(
+    const { created, tokensEnded } = await saveUser(
+      store,
       {
         shortName,
         guid,
@@ -52,8 +53,8 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): v
       },
       Date.now(),
     );
-    req.log.info({ shortName, created, passwordSet: password !== undefined }, "directory user saved");
-    const saved: UserJson = userJson((await store.directory.get(shortName))!);
+    req.log.info({ shortName, created, passwordSet: password !== undefined, tokensEnded }, "directory user saved");
+    const saved: UserSaved = { ...userJson((await store.directory.get(shortName))!), sessions_ended: tokensEnded };
     return reply.code(created ? 201 : 200).send(saved);
   });
 
@@ -92,6 +93,7 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): v
     const fileRealms = new Map<string, number>();
     let created = 0;
     let updated = 0;
+    let sessionsEnded = 0;
     const now = Date.now();
     for (const e of entries) {
       fileRealms.set(e.realm, (fileRealms.get(e.realm) ?? 0) + 1);
@@ -104,16 +106,21 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): v
         continue;
       }
       // The line's MD5 digest replaces all the user's digests for the realm (a SHA-256 one of an older password too).
-      const isNew = await store.directory.put({ shortName: e.username, digests: [{ realm: wanted, algorithm: "MD5", ha1: e.ha1 }] }, now);
-      if (isNew) created++;
+      const saved = await saveUser(store, { shortName: e.username, digests: [{ realm: wanted, algorithm: "MD5", ha1: e.ha1 }] }, now);
+      if (saved.created) created++;
       else updated++;
+      sessionsEnded += saved.tokensEnded;
     }
-    req.log.info({ realm: wanted, created, updated, otherRealms: otherRealms.length, errors: errors.length }, "htdigest imported");
+    req.log.info(
+      { realm: wanted, created, updated, sessionsEnded, otherRealms: otherRealms.length, errors: errors.length },
+      "htdigest imported",
+    );
     return {
       realm: wanted,
       server_realm: realm,
       created,
       updated,
+      sessions_ended: sessionsEnded,
       file_realms: [...fileRealms].map(([name, lines]) => ({ realm: name, lines })),
       other_realms: otherRealms,
       errors,
@@ -127,6 +134,26 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): v
       sessions: sessions.map(userSessionJson),
       next_cursor: nextCursor(sessions, limit, (s) => s.enrollmentId),
     };
+  });
+}
+
+/**
+ * Saves a directory entry. A new password (its MD5 digest for a realm differs
+ * from the one held) ends the user's AuthTokens, and a decline its sessions,
+ * in the same transaction: a token got with the old password, or before the
+ * decline, must not outlive it (review).
+ */
+async function saveUser(store: Store, u: DirectoryUserUpdate, now: number): Promise<{ created: boolean; tokensEnded: number }> {
+  return store.transaction(async (tx) => {
+    const held = new Map<string, string | undefined>();
+    for (const d of u.digests ?? []) if (d.algorithm === "MD5") held.set(d.realm, await tx.directory.ha1(u.shortName, d.realm, "MD5"));
+    const created = await tx.directory.put(u, now);
+    if (u.state === "declined") {
+      const guid = u.guid ?? (await tx.directory.entry(u.shortName))?.guid ?? null;
+      return { created, tokensEnded: await tx.userSessions.decline(u.shortName, guid, now) };
+    }
+    const changed = (u.digests ?? []).some((d) => d.algorithm === "MD5" && held.get(d.realm) !== undefined && held.get(d.realm) !== d.ha1);
+    return { created, tokensEnded: changed ? await tx.userSessions.revokeTokens(u.shortName, now) : 0 };
   });
 }
 

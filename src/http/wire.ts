@@ -277,6 +277,12 @@ export interface UserJson {
   updated_at: Time;
 }
 
+/** PUT /v1/users/{short_name}: the user, and the sessions the change ended. */
+export interface UserSaved extends UserJson {
+  /** AuthTokens of an earlier password, or every session of a user now declined. */
+  sessions_ended: number;
+}
+
 export type UserPage = Page<"users", UserJson>;
 
 /** DELETE /v1/users/{short_name}. */
@@ -291,6 +297,8 @@ export interface UserImportJson {
   server_realm: string;
   created: number;
   updated: number;
+  /** AuthTokens ended because a line changed a user's password. */
+  sessions_ended: number;
   file_realms: Array<{ realm: string; lines: number }>;
   other_realms: Array<{ username: string; realm: string }>;
   errors: Array<{ line: number; reason: string }>;

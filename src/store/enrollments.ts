@@ -257,7 +257,9 @@ export class EnrollmentStore {
    * Stores a channel's push token; returns how many TokenUpdates it has sent,
    * or undefined, with nothing written, when a channel of that id belongs to
    * another device (a User Enrollment user channel's id is the device's
-   * EnrollmentUserID alone: another device may name it, never take it over).
+   * EnrollmentUserID alone: another device may name it, never take it over)
+   * or is of another type (a Shared iPad user's `UDID:UserShortName` may spell
+   * a macOS user's `UDID:UserID`).
    */
   async tokenUpdate(t: TokenUpdateRecord): Promise<number | undefined> {
     const c = t.channel;
@@ -274,7 +276,7 @@ export class EnrollmentStore {
          user_long_name = COALESCE(excluded.user_long_name, enrollments.user_long_name),
          not_on_console = excluded.not_on_console, token_update_message = excluded.token_update_message,
          updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at
-       WHERE enrollments.device_id = excluded.device_id
+       WHERE enrollments.device_id = excluded.device_id AND enrollments.type = excluded.type
        RETURNING token_update_count`,
       [
         c.id,

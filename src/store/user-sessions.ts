@@ -142,10 +142,28 @@ export class UserSessionStore {
     await this.db.run("UPDATE user_sessions SET authenticated_at = NULL WHERE short_name = ? AND authenticated_at IS NOT NULL", [
       shortName,
     ]);
+    return this.revokeTokens(shortName, now);
+  }
+
+  /** Ends every AuthToken of a user whose password changed; returns how many. The Macs keep counting as its own. */
+  async revokeTokens(shortName: string, now: number): Promise<number> {
     return this.db.run(
       `UPDATE user_sessions SET state = 'revoked', token_hash = NULL, updated_at = ?
        WHERE short_name = ? AND state = 'authenticated'`,
       [now, shortName],
+    );
+  }
+
+  /**
+   * A user declined in the directory: each of its channels gets 410 from now
+   * on, its AuthTokens and zero-length passes ended; returns how many sessions
+   * changed. By GUID too: a session begun before the entry existed has no short name.
+   */
+  async decline(shortName: string, guid: string | null, now: number): Promise<number> {
+    return this.db.run(
+      `UPDATE user_sessions SET state = 'declined', token_hash = NULL, updated_at = ?
+       WHERE (short_name = ? OR UPPER(user_id) = ?) AND state <> 'declined'`,
+      [now, shortName, guid],
     );
   }
 
