@@ -191,7 +191,7 @@ await forEachBackend("operator sessions", (backend) => {
     assert.equal((await signIn(server, "dave", "a brand new passphrase", browser)).status, 200);
   });
 
-  test("sign-in throttling stops a guesser and never locks out a browser that signed in before", async () => {
+  test("sign-in throttling stops a guesser, and never locks out a browser that signed in before but for its own wrong passwords", async () => {
     // Addresses chosen by X-Forwarded-For from a trusted proxy: each part of the test has its own count.
     const proxied = await startTestServer(["--trust-proxy", "127.0.0.1", "--api-max-failures", "3"], backend);
     try {
@@ -225,6 +225,17 @@ await forEachBackend("operator sessions", (backend) => {
       assert.equal((await signIn(proxied, "frank", PASSWORD, from("192.0.2.10", forged))).status, 429);
       // Another address is not held back either.
       assert.equal((await signIn(proxied, "frank", PASSWORD, from("198.51.100.7"))).status, 200);
+
+      // A copied known cookie buys no more guesses than an address: its holders share a count for the name, from anywhere.
+      const copied: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        copied.push((await signIn(proxied, "erin", `wrong password ${i}`, from(`203.0.113.${i + 1}`, knownCookie))).status);
+      }
+      assert.deepEqual(copied, [401, 401, 401, 429]);
+      const right = await signIn(proxied, "erin", PASSWORD, from("203.0.113.9", knownCookie));
+      assert.equal(right.status, 429, "past the name's limit a known browser's password is not checked either");
+      // A browser without the cookie, at an address with no failures, is still heard.
+      assert.equal((await signIn(proxied, "erin", PASSWORD, from("198.51.100.8"))).status, 200);
     } finally {
       await proxied.stop();
     }

@@ -223,7 +223,13 @@ export function buildApp(o: AppOptions): FastifyInstance {
   const passwordChanges = new ApiFailureLimiter(o.limits.apiMaxFailures, o.limits.apiFailureWindowMs, 10_000, false);
   app.register(async (session) => {
     session.addHook("preValidation", plainRequestStrings);
-    registerSessionRoutes(session, { auth: o.operatorAuth, limiter: limiter(), knownKey: knownBrowserKey(o.apiKey) });
+    registerSessionRoutes(session, {
+      auth: o.operatorAuth,
+      limiter: limiter(),
+      knownKey: knownBrowserKey(o.apiKey),
+      // Per name, like password changes: strangers' wrong sign-ins must not hold back a known browser.
+      knownLimiter: new ApiFailureLimiter(o.limits.apiMaxFailures, o.limits.apiFailureWindowMs, 10_000, false),
+    });
   });
   app.register(async (api) => {
     // A route nobody gave a role is the admin's alone (http/route-roles.ts); say so at start-up.

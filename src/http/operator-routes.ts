@@ -31,6 +31,12 @@ export interface SessionRouteOptions {
   limiter: ApiFailureLimiter;
   /** The MAC key of the known-browser cookie (knownBrowserKey). */
   knownKey: Buffer;
+  /**
+   * Wrong passwords per name from browsers that signed in as it before: the
+   * cookie's value for a name never changes, so a copied one must not buy
+   * unlimited guesses (review). Only its holders share this count.
+   */
+  knownLimiter: ApiFailureLimiter;
 }
 
 /**
@@ -58,24 +64,22 @@ export function registerSessionRoutes(app: FastifyInstance, o: SessionRouteOptio
     // Past its failures, an address's sign-ins are refused unchecked (else a
     // guesser loses nothing: a right guess would still pass), but for a
     // browser that signed in as this name before: the operator's own browser
-    // is never held back by a guesser sharing its address.
+    // is never held back by a guesser sharing its address. Such browsers have
+    // their own count per name.
     const known = knownNames(cookieValue(req.headers.cookie, KNOWN_COOKIE), o.knownKey);
     const isKnown = known.includes(name);
     // The hash queue is shared fairly: per address, or per name for a browser that signed in as it before
     // (a guesser at the operator's address then takes none of the operator's share).
     const signIn = () => auth.signIn(name, password, req.ip, isKnown ? `known:${name}` : `address:${addressKey(req.ip)}`);
-    let signed: Awaited<ReturnType<typeof signIn>>;
-    if (isKnown) {
-      signed = await signIn();
-      if (!signed) o.limiter.fail(req.ip, Date.now());
-    } else {
-      const checked = await o.limiter.check(req.ip, signIn);
-      if ("wait" in checked) {
-        sendTooMany(req, reply, checked.wait, "sign-in", "sign-ins", o.limiter.refusalsToLog(Date.now()));
-        return reply;
-      }
-      signed = checked.result;
+    const limiter = isKnown ? o.knownLimiter : o.limiter;
+    const checked = await limiter.check(isKnown ? `known ${name}` : req.ip, signIn);
+    if ("wait" in checked) {
+      sendTooMany(req, reply, checked.wait, "sign-in", "sign-ins", limiter.refusalsToLog(Date.now()));
+      return reply;
     }
+    const signed = checked.result;
+    // A known browser's wrong password counts against its address too (it is heard there again once the window ends).
+    if (isKnown && !signed) o.limiter.fail(req.ip, Date.now());
     if (!signed) {
       req.log.info({ remote: req.ip }, "sign-in refused");
       sendError(req, reply, 401, "wrong name or password", "unauthorized");
