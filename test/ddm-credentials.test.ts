@@ -216,6 +216,55 @@ await forEachBackend("DDM credentials", (backend) => {
     assert.equal((await deviceGet("/mdm/credentials/scep/wifi", got)).status, 403, "nor at the downloads");
   });
 
+  test("a serial number another enrolled device reported too is not rendered: 409, logged, no challenge; unless ADE binds it", async () => {
+    // The attack: device C, enrolled with its own identity and UDID, sends Authenticate again naming device A's serial.
+    const c = new RawDevice(fleet.transport, await identity(fleet), randomUUID().toUpperCase());
+    await c.enroll();
+    assert.equal((await server.api("PUT", `/v1/enrollment-sets/${c.udid}?set=wifi-set&nonotify=1`)).status, 204);
+    assert.equal((await c.authenticate({ SerialNumber: serial(a) })).status, 200);
+    assert.equal((await c.tokenUpdate()).status, 200);
+    const challengesBefore = await server.store.db.get<{ n: number }>("SELECT COUNT(*) AS n FROM credential_challenges");
+    for (const d of [c, a]) {
+      const r = await deviceGet("/mdm/credentials/scep/wifi", d.identity);
+      assert.equal(r.status, 409, r.text);
+      assert.match(r.text, /serial_number is also reported by another enrolled device/);
+      assert.ok(!r.text.includes(d === a ? c.udid : a.udid), "the device is not told the other device's UDID");
+    }
+    const challengesAfter = await server.store.db.get<{ n: number }>("SELECT COUNT(*) AS n FROM credential_challenges");
+    assert.equal(Number(challengesAfter!.n), Number(challengesBefore!.n), "no challenge handed out");
+    assert.ok(
+      server.logs.some((l) => l.includes("another enrolled device's too") && l.includes(a.udid) && l.includes(c.udid)),
+      "a log line names both devices",
+    );
+    // A template that does not name the serial number is still rendered for the device.
+    assert.equal((await server.api("PUT", "/v1/ddm/credentials/wifi", { ...TEMPLATE, subject: [["CN", "{{udid}}"]] })).status, 200);
+    assert.equal((await deviceGet("/mdm/credentials/scep/wifi", c.identity)).status, 200);
+    assert.equal((await server.api("PUT", "/v1/ddm/credentials/wifi", TEMPLATE)).status, 200);
+
+    // A's identity certificate issued for its serial by ADE enrollment: the serial is A's, whoever else claims it.
+    const now = Date.now();
+    await server.store.scep.recordCertificate({
+      serialNumber: randomUUID().replaceAll("-", ""),
+      fingerprint: a.identity.fingerprint,
+      subject: "CN=test",
+      issuedAt: now,
+      notAfter: now + 86_400_000,
+      requestType: "PKCSReq",
+      transactionId: randomUUID(),
+      deviceId: null,
+      renewedFrom: null,
+      certDer: a.identity.certDer,
+      adeSerial: serial(a),
+    });
+    const doc = await credentialJson(a);
+    assert.deepEqual(doc.Payload.Subject[0], [["CN", serial(a)]]);
+    assert.equal((await deviceGet("/mdm/credentials/scep/wifi", c.identity)).status, 409, "the claimer is still refused");
+
+    // The claimer removed by an operator: nothing is shared any more.
+    assert.equal((await server.api("DELETE", `/v1/enrollments/${c.udid}`)).status, 200);
+    await credentialJson(a);
+  });
+
   test("scepclient (micromdm) runs SCEP with the JSON's challenge", {
     skip: SCEPCLIENT ? false : "scepclient is not installed",
   }, async () => {

@@ -2,7 +2,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { BadRequest } from "../errors.ts";
-import { MissingVariable, parseCredentialTemplate, renderCredential, scepCredentialDocument } from "./ddm-credentials.ts";
+import {
+  credentialVariables,
+  MissingVariable,
+  parseCredentialTemplate,
+  renderCredential,
+  scepCredentialDocument,
+} from "./ddm-credentials.ts";
 
 const TEMPLATE = {
   subject: [
@@ -75,4 +81,20 @@ test("a device fact the device itself claims is only letters, digits and '-': no
   }
   assert.throws(() => renderCredential(t, { udid: "*", serial_number: "C02X" }), MissingVariable);
   assert.equal(renderCredential(t, { udid: "0000FE00-1111", serial_number: "C02XK1ABJG5J" }).subject[0]![1], "C02XK1ABJG5J");
+});
+
+test("a serial number another enrolled device reported too is withheld, unless ADE binds it to this device's certificate", () => {
+  const t = parseCredentialTemplate(TEMPLATE);
+  const facts = { serialNumber: "C02XK1ABJG5J", serialBoundByAde: false, serialAlsoEnrolledAs: "OTHER-UDID" };
+  assert.throws(
+    () => renderCredential(t, credentialVariables("UDID-1", facts)),
+    (err: unknown) => err instanceof MissingVariable && err.variable === "serial_number" && !err.message.includes("OTHER-UDID"),
+  );
+  const bound = renderCredential(t, credentialVariables("UDID-1", { ...facts, serialBoundByAde: true }));
+  assert.equal(bound.subject[0]![1], "C02XK1ABJG5J");
+  const alone = renderCredential(t, credentialVariables("UDID-1", { ...facts, serialAlsoEnrolledAs: undefined }));
+  assert.equal(alone.subject[0]![1], "C02XK1ABJG5J");
+  // A template naming only the UDID renders whatever the serial number.
+  const byUdid = parseCredentialTemplate({ ...TEMPLATE, subject: [["CN", "{{udid}}"]], subject_alt_names: {} });
+  assert.equal(renderCredential(byUdid, credentialVariables("UDID-1", facts)).subject[0]![1], "UDID-1");
 });

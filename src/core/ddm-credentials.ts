@@ -9,7 +9,7 @@
 // issues exactly that, and refuses a request that asks for anything else.
 import { BadRequest } from "../errors.ts";
 import { isObject } from "../protocol/ddm.ts";
-import type { CredentialRequest } from "../store/ddm-credentials.ts";
+import type { CredentialDeviceFacts, CredentialRequest } from "../store/ddm-credentials.ts";
 
 /** The template as Orchard stores it (snake_case, Orchard's API). */
 export interface CredentialTemplate {
@@ -36,7 +36,30 @@ export type RenderedCredential = CredentialRequest;
 export interface CredentialVariables {
   udid: string;
   serial_number: string | null;
+  /** Why a fact the device has may not go into a certificate: a template naming it is refused (MissingVariable). */
+  withheld?: { serial_number?: string };
 }
+
+/**
+ * A device's variables from what the store knows of it. Its serial number is its claim (any device may send
+ * Authenticate again, with its own certificate, naming another's serial), so a certificate names it only if
+ * no other enrolled device reported it too, or if the device's identity certificate was issued for that serial
+ * by ADE enrollment (core/ade-identity.ts keeps an ADE serial to that certificate). Otherwise a device could
+ * get, from the CA that RADIUS and VPN servers trust, a certificate naming another device (hostile review).
+ */
+export function credentialVariables(udid: string, facts: CredentialDeviceFacts): CredentialVariables {
+  const shared = facts.serialNumber !== null && !facts.serialBoundByAde && facts.serialAlsoEnrolledAs !== undefined;
+  return {
+    udid,
+    serial_number: facts.serialNumber,
+    ...(shared ? { withheld: { serial_number: SHARED_SERIAL } } : {}),
+  };
+}
+
+/** The refusal of a serial number that another enrolled device reported too (the device is not told which). */
+const SHARED_SERIAL =
+  "is also reported by another enrolled device, and Automated Device Enrollment does not bind it to this one: " +
+  "an operator removes the enrollment that does not hold it (docs/declarative-management.md, credentials)";
 
 type SanKey = "dns_name" | "rfc822_name" | "uri" | "nt_principal_name";
 /** Each of Orchard's SAN keys: Apple's key in the credential JSON, and the certificate's GeneralName type. */
@@ -133,8 +156,10 @@ export function parseCredentialTemplate(json: unknown): CredentialTemplate {
 export function renderCredential(t: CredentialTemplate, vars: CredentialVariables): RenderedCredential {
   const fill = (text: string) =>
     text.replace(VARIABLE, (_m, name: string) => {
-      const value = vars[name as keyof CredentialVariables];
-      if (value === null || value === undefined || value === "") throw new MissingVariable(name);
+      const value = name === "udid" ? vars.udid : name === "serial_number" ? vars.serial_number : null;
+      if (value === null || value === "") throw new MissingVariable(name);
+      const withheld = name === "serial_number" ? vars.withheld?.serial_number : undefined;
+      if (withheld !== undefined) throw new MissingVariable(name, withheld);
       // The device claims its facts (SerialNumber in its Authenticate): "*" or "a.b" would widen a name it is certified for.
       if (!DEVICE_FACT.test(value)) throw new MissingVariable(name, "is not only letters, digits and '-'");
       return value;

@@ -13,7 +13,13 @@ import {
   type DeviceUrls,
   type FileRef,
 } from "../core/ddm-assets.ts";
-import { MissingVariable, parseCredentialTemplate, renderCredential, scepCredentialDocument } from "../core/ddm-credentials.ts";
+import {
+  credentialVariables,
+  MissingVariable,
+  parseCredentialTemplate,
+  renderCredential,
+  scepCredentialDocument,
+} from "../core/ddm-credentials.ts";
 import { createCredentialChallenge } from "../scep/credential-service.ts";
 import { inspectStoredProfile } from "../enroll/stored-profile.ts";
 import { BadRequest, Conflict, Forbidden, NotFound, OrchardError } from "../errors.ts";
@@ -327,15 +333,29 @@ function registerCredentialDeviceRoutes(
     if (!stored) throw new NotFound("no such credential");
     if (c.scepUrl === undefined) throw new Conflict("Orchard serves credentials only at --public-url (set it)");
     const facts = await o.store.ddmCredentials.deviceFacts(deviceId);
+    const vars = credentialVariables(deviceId, facts);
     let request: ReturnType<typeof renderCredential>;
     try {
-      request = renderCredential(parseCredentialTemplate(JSON.parse(stored.spec)), { udid: deviceId, serial_number: facts.serialNumber });
+      request = renderCredential(parseCredentialTemplate(JSON.parse(stored.spec)), vars);
     } catch (err) {
       if (!(err instanceof MissingVariable)) throw err;
-      req.log.warn(
-        { enrollmentId: deviceId, credential: name, variable: err.variable },
-        "DDM credential refused: the device lacks a fact its template names",
-      );
+      if (err.variable === "serial_number" && vars.withheld?.serial_number !== undefined) {
+        // The other device is named in the log only: the device asking is not told another device's UDID.
+        req.log.warn(
+          {
+            enrollmentId: deviceId,
+            credential: name,
+            serialNumber: facts.serialNumber?.slice(0, 64),
+            alsoEnrolledAs: facts.serialAlsoEnrolledAs,
+          },
+          "DDM credential refused: its serial number is another enrolled device's too, and not bound to this one by ADE",
+        );
+      } else {
+        req.log.warn(
+          { enrollmentId: deviceId, credential: name, variable: err.variable },
+          "DDM credential refused: the device lacks a fact its template names",
+        );
+      }
       throw new Conflict(`credential ${name}: ${err.message}`);
     }
     const challenge = await createCredentialChallenge(o.store, { deviceId, credential: name, request }, c.challengeTtlMs);

@@ -19,6 +19,16 @@ export interface DdmCredential {
   updatedAt: number;
 }
 
+/** A device's facts as a credential template may name them (DdmCredentialStore.deviceFacts). */
+export interface CredentialDeviceFacts {
+  /** The serial number of the device's last Authenticate: its claim, unless serialBoundByAde. */
+  serialNumber: string | null;
+  /** The device's identity certificate was issued for this serial by Orchard's ADE enrollment (core/ade-identity.ts). */
+  serialBoundByAde: boolean;
+  /** Another device enrolled, not checked out, that reported the same serial number. */
+  serialAlsoEnrolledAs: string | undefined;
+}
+
 /**
  * What one device may ask for with its challenge: the template rendered for
  * it (core/ddm-credentials.ts), stored with the challenge as JSON.
@@ -115,10 +125,26 @@ export class DdmCredentialStore {
     return (await this.db.run("DELETE FROM ddm_credentials WHERE name = ?", [name])) > 0;
   }
 
-  /** What a template may name of a device, besides its UDID (its id). */
-  async deviceFacts(deviceId: string): Promise<{ serialNumber: string | null }> {
-    const row = await this.db.get<{ serial_number: string | null }>("SELECT serial_number FROM devices WHERE id = ?", [deviceId]);
-    return { serialNumber: row?.serial_number ?? null };
+  /**
+   * What a template may name of a device, besides its UDID (its id), and how far its serial number is its own:
+   * whether the certificate the device is bound to was issued for that serial by ADE enrollment, and another
+   * device enrolled (not checked out) under the same serial, if there is one (the first by id). One statement.
+   */
+  async deviceFacts(deviceId: string): Promise<CredentialDeviceFacts> {
+    const row = await this.db.get<{ serial_number: string | null; ade_bound: number; other_device: string | null }>(
+      `SELECT d.serial_number,
+         CASE WHEN EXISTS (SELECT 1 FROM scep_certificates c WHERE c.fingerprint = d.cert_fingerprint AND c.ade_serial = d.serial_number)
+           THEN 1 ELSE 0 END AS ade_bound,
+         (SELECT o.id FROM devices o WHERE o.serial_number = d.serial_number AND o.id <> d.id AND o.checked_out_at IS NULL
+           ORDER BY o.id LIMIT 1) AS other_device
+       FROM devices d WHERE d.id = ?`,
+      [deviceId],
+    );
+    return {
+      serialNumber: row?.serial_number ?? null,
+      serialBoundByAde: Number(row?.ade_bound ?? 0) === 1,
+      serialAlsoEnrolledAs: row?.other_device ?? undefined,
+    };
   }
 
   /** Stores a new challenge's hash, bound to a device and what it may buy; old spent ones are deleted here, lazily. */
