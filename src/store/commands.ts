@@ -1,4 +1,5 @@
 import { Conflict } from "../errors.ts";
+import { withoutAuthToken } from "../protocol/auth-token-element.ts";
 import type { Database } from "./db.ts";
 import { chunks } from "./enrollments.ts";
 
@@ -99,8 +100,12 @@ export class CommandStore {
     return row && { commandUuid: row.command_uuid, command: row.command };
   }
 
-  /** Stores a report; idempotent by CommandUUID (a repeated report changes nothing). */
-  async report(enrollmentId: string, commandUuid: string, status: ResultStatus, result: Buffer, now: number): Promise<ReportOutcome> {
+  /**
+   * Stores a report, less a network user's AuthToken (the result is shown to auditors, the token is a live
+   * secret); idempotent by CommandUUID (a repeated report changes nothing).
+   */
+  async report(enrollmentId: string, commandUuid: string, status: ResultStatus, report: Buffer, now: number): Promise<ReportOutcome> {
+    const result = withoutAuthToken(report);
     const changed =
       status === "NotNow"
         ? await this.db.run(

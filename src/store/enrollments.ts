@@ -1,3 +1,4 @@
+import { withoutAuthToken } from "../protocol/auth-token-element.ts";
 import type { Channel, EnrollmentType } from "../protocol/enrollment.ts";
 import { platformOf, type Platform } from "../protocol/platform.ts";
 import { writeCoalescedTimes } from "./coalesced-times.ts";
@@ -27,6 +28,7 @@ export interface AuthenticateRecord {
    * whatever the device was bound to (--rebind any).
    */
   replaces?: string | null;
+  /** The Authenticate as the device sent it (stored less any AuthToken element). */
   message: Buffer;
   now: number;
 }
@@ -76,6 +78,7 @@ export interface TokenUpdateRecord {
   userShortName?: string;
   userLongName?: string;
   notOnConsole?: boolean;
+  /** The TokenUpdate as the device sent it: a network user's carries its AuthToken, which is not stored. */
   message: Buffer;
   now: number;
 }
@@ -206,7 +209,7 @@ export class EnrollmentStore {
           f.meid ?? null,
           a.topic,
           a.certFingerprint,
-          a.message,
+          withoutAuthToken(a.message),
           a.now,
           a.now,
           ...(a.replaces === undefined ? [] : [a.replaces ?? a.certFingerprint]),
@@ -291,7 +294,7 @@ export class EnrollmentStore {
         t.unlockToken ?? null,
         t.awaitingConfiguration,
         t.notOnConsole === undefined ? null : t.notOnConsole,
-        t.message,
+        withoutAuthToken(t.message),
         t.now,
         t.now,
         t.now,

@@ -38,7 +38,8 @@ export async function migrate(db: Database): Promise<number[]> {
     const done: number[] = [];
     for (const m of migrations) {
       if (applied.has(m.version)) continue;
-      await tx.exec(forDialect(m.sql, db.dialect));
+      if (m.sql.trim() !== "") await tx.exec(forDialect(m.sql, db.dialect));
+      await m.data?.(tx, db.dialect);
       await tx.run("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", [m.version, m.name, Date.now()]);
       done.push(m.version);
     }

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { withoutAuthToken } from "../protocol/auth-token-element.ts";
 import type { Channel, EnrollmentType } from "../protocol/enrollment.ts";
 
 // Webhook events in NanoMDM's format (its webhook/event.json schema; a copy
@@ -62,19 +63,13 @@ function urlParams(p: Readonly<Record<string, string>> | undefined): string {
   return keys.length === 0 ? "" : `,"url_params":${JSON.stringify(p)}`;
 }
 
-const AUTH_TOKEN_KEY = Buffer.from("<key>AuthToken</key>");
-// The AuthToken element as a device writes it in its XML plist, and the blank after it.
-const AUTH_TOKEN_ELEMENT = /<key>AuthToken<\/key>\s*<string>[^<]*<\/string>\s*/g;
-
 /**
  * The base64 of the bytes the device sent, less the AuthToken Orchard issued
  * to a network user (a user channel echoes it in every request): the rest of
- * the body stays byte for byte. The search is one indexOf for every other body.
+ * the body stays byte for byte.
  */
 export function rawPayload(raw: Buffer): string {
-  if (raw.indexOf(AUTH_TOKEN_KEY) === -1) return raw.toString("base64");
-  // latin1 maps each byte to one character and back: only the element's bytes change.
-  return Buffer.from(raw.toString("latin1").replace(AUTH_TOKEN_ELEMENT, ""), "latin1").toString("base64");
+  return withoutAuthToken(raw).toString("base64");
 }
 
 function envelope(topic: string, field: string, inner: string, now: number): WebhookEvent {

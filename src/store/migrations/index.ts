@@ -23,12 +23,16 @@ import { ddmStatusReportRing } from "./023-ddm-status-report-ring.ts";
 import { ddmStatusChannels } from "./024-ddm-status-channels.ts";
 import { adeFetchId } from "./025-ade-fetch-id.ts";
 import { updateTold } from "./026-update-told.ts";
+import { authTokenScrub } from "./027-auth-token-scrub.ts";
+import type { Sql } from "../db.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
 export interface Migration {
   version: number;
   name: string;
   sql: string;
+  /** A change to rows that SQL alone cannot make on both dialects, run after `sql` in the same transaction. */
+  data?: (tx: Sql, dialect: "sqlite" | "postgres") => Promise<void>;
 }
 
 export const migrations: readonly Migration[] = [
@@ -57,6 +61,7 @@ export const migrations: readonly Migration[] = [
   ddmStatusChannels,
   adeFetchId,
   updateTold,
+  authTokenScrub,
 ];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
