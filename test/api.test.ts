@@ -328,16 +328,21 @@ await forEachBackend("operator API", (backend) => {
   });
 
   describe("queues", () => {
-    test("an id that names no enrollment (mistyped, lowercase) is 404, not an empty queue; the store is unchanged", async () => {
+    test("an id that names no enrollment (mistyped, lowercase) is 404, not an empty queue or history; the store is unchanged", async () => {
       for (const id of ["NOPE-Q", devices[1]!.udid.toLowerCase()]) {
         await refused("GET", `/v1/queue/${id}`, 404, /^no such enrollment$/);
         await refused("DELETE", `/v1/queue/${id}`, 404, /^no such enrollment$/);
+        // The command history likewise: not an empty list, on its first page or past its last.
+        await refused("GET", `/v1/enrollments/${id}/commands`, 404, /^no such enrollment$/);
+        await refused("GET", `/v1/enrollments/${id}/commands?cursor=1`, 404, /^no such enrollment$/);
       }
       await refused("DELETE", "/v1/queue/NOPE-Q,NOPE-R", 404, /^no id names an enrollment$/);
       // An enrollment with nothing queued: an empty queue, as before.
       const empty = await server.api("GET", `/v1/queue/${devices[1]!.udid}`);
       assert.equal(empty.status, 200);
       assert.deepEqual(empty.json, { enrollment_id: devices[1]!.udid, commands: [] });
+      const noHistory = await server.api("GET", `/v1/enrollments/${devices[1]!.udid}/commands`);
+      assert.deepEqual([noHistory.status, noHistory.json], [200, { commands: [], next_cursor: null }]);
       const cleared = await server.api("DELETE", `/v1/queue/${devices[1]!.udid}`);
       assert.deepEqual([cleared.status, cleared.json, cleared.headers.get("orchard-warning")], [200, { removed: 0 }, null]);
     });

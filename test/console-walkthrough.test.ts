@@ -265,6 +265,41 @@ describe("the web console, as a walkthrough found it", { skip: hasChromium() ? f
     }
   });
 
+  test("a device removed while its page is open: the page says it is not enrolled, and stops showing its queue", async () => {
+    const gone = new RawDevice(fleet.transport, await identity(fleet), randomUUID().toUpperCase());
+    await gone.enroll({ ProductName: "Mac14,2", OSVersion: "14.6", DeviceName: "Mac to remove" });
+    const { page, problems, context } = await signedIn();
+    try {
+      await page.goto(`${server.url}/ui/#/device/${gone.udid}`);
+      // Its queue and history as read (the DeclarativeManagement of Orchard's inventory subscription).
+      const queue = page.getByRole("region", { name: "Queue" });
+      await queue.getByRole("cell", { name: /DeclarativeManagement/ }).waitFor();
+      await page
+        .getByRole("region", { name: "Command history" })
+        .getByRole("cell", { name: /DeclarativeManagement/ })
+        .waitFor();
+      assert.equal((await server.api("DELETE", `/v1/enrollments/${gone.udid}`)).status, 200);
+      // The queue's next poll (every 5 s) is 404: the page reads the device's channels again and says so.
+      await page.getByRole("alert").filter({ hasText: "This device is not enrolled: it was removed" }).waitFor({ timeout: 12_000 });
+      assert.equal(await queue.count(), 0);
+      assert.equal(await page.getByRole("region", { name: "Command history" }).count(), 0);
+      assert.equal(await page.getByText("no such enrollment").count(), 0, "no raw API error");
+      // Opened afresh, and a channel the address names that the device does not have.
+      await page.reload();
+      await page.getByRole("alert").filter({ hasText: "This device is not enrolled" }).waitFor();
+      await page.goto(`${server.url}/ui/#/device/${mac.udid}?channel=${encodeURIComponent(`${mac.udid}:NO-SUCH-USER`)}`);
+      await page
+        .getByRole("alert")
+        .filter({ hasText: `Channel ${mac.udid}:NO-SUCH-USER is not enrolled` })
+        .waitFor();
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+      // Gone whatever happened above: the tests after this one count the Macs.
+      await server.api("DELETE", `/v1/enrollments/${gone.udid}`);
+    }
+  });
+
   test("an update policy's devices are listed with their names and serial numbers", async () => {
     assert.equal(
       (await server.api("PUT", "/v1/updates/policies/walk-macs", { platform: "macOS", mode: "latest", deadline_days: 7 })).status,

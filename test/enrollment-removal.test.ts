@@ -95,6 +95,9 @@ await forEachBackend("removing an enrollment", (backend) => {
     for (const id of [dev.udid, userChannel]) {
       assert.deepEqual(Object.values(await rowsFor(id)), [0, 0, 0, 0, 0, 0, 0], id);
       assert.equal((await server.api("GET", `/v1/enrollments/${encodeURIComponent(id)}`)).status, 404);
+      // Its queue and command history are gone with it: 404, not empty lists (the console's page of it says so).
+      assert.equal((await server.api("GET", `/v1/queue/${encodeURIComponent(id)}`)).status, 404);
+      assert.equal((await server.api("GET", `/v1/enrollments/${encodeURIComponent(id)}/commands`)).status, 404);
     }
     assert.equal(await server.store.db.get("SELECT id FROM devices WHERE id = ?", [dev.udid]), undefined);
     const events = await server.api("GET", `/v1/events?type=enrollment.removed&enrollment=${dev.udid}`);

@@ -133,7 +133,10 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
       const limit = pageSize(req.query.limit);
       const before = req.query.cursor === undefined ? undefined : Number(req.query.cursor);
       if (before !== undefined && !Number.isSafeInteger(before)) throw new BadRequest("cursor must be a row id", "invalid_parameter");
-      const commands = await store.commands.history(req.params.id, before, limit);
+      const id = req.params.id;
+      const commands = await store.commands.history(id, before, limit);
+      // As GET /v1/queue/{id}: a removed, mistyped or lowercase id is no enrollment, not an empty history.
+      if (commands.length === 0 && (await store.enrollments.existing([id])).size === 0) throw new NotFound("no such enrollment");
       return { commands: commands.map(commandHistoryJson), next_cursor: nextCursor(commands, limit, (c) => c.id) };
     },
   );

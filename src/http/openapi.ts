@@ -672,8 +672,8 @@ const paths: Record<string, Record<string, Operation>> = {
   "/v1/enrollments/{id}/commands": {
     get: op(
       "commands",
-      "An enrollment's commands, queued and answered, newest first",
-      { "200": ok("CommandHistoryPage") },
+      "An enrollment's commands, queued and answered, newest first (404 for an id that names no enrollment: ids are case-sensitive)",
+      { "200": ok("CommandHistoryPage"), ...NOT_FOUND },
       { parameters: [ID, ...PAGING] },
     ),
   },

@@ -33,6 +33,8 @@ export function DevicePage({ route, session }: PageProps) {
   const channelId = route.params.get("channel") ?? device?.id ?? deviceId;
   const channel = list.find((e) => e.id === channelId);
   const writable = canChange(session.operator.role);
+  // A channel named in the address that the device no longer has (removed since, or mistyped).
+  const channelGone = channels.data !== undefined && list.length > 0 && channel === undefined;
   return (
     <>
       <p class="crumbs">
@@ -40,7 +42,16 @@ export function DevicePage({ route, session }: PageProps) {
       </p>
       <h1>{device?.device_name ?? deviceId}</h1>
       <Loading what={channels} />
-      {channels.data && list.length === 0 && <p class="error">No enrollment of this device.</p>}
+      {channels.data && list.length === 0 && (
+        <p class="error" role="alert">
+          This device is not enrolled: it was removed, or never enrolled under this id.
+        </p>
+      )}
+      {channelGone && (
+        <p class="error" role="alert">
+          Channel <code>{channelId}</code> is not enrolled: it was removed, or never enrolled under this id.
+        </p>
+      )}
       {device && <Facts e={device} />}
       {device && <Inventory deviceId={device.device_id} />}
       {list.length > 0 && (
@@ -69,7 +80,7 @@ export function DevicePage({ route, session }: PageProps) {
       )}
       {device && <Rebind deviceId={device.device_id} writable={writable} />}
       {device && <NetworkUsers deviceId={device.device_id} />}
-      {channel && <Commands channel={channel} platform={device?.platform ?? null} writable={writable} />}
+      {channel && <Commands channel={channel} platform={device?.platform ?? null} writable={writable} onGone={channels.reload} />}
       {channel && <Ddm channelId={channel.id} />}
       {channel && (
         <Section title="Events">
@@ -265,13 +276,31 @@ function Refusals({ channelId }: { channelId: string }) {
   );
 }
 
-function Commands({ channel, platform, writable }: { channel: EnrollmentJson; platform: DevicePlatform; writable: boolean }) {
+/** An answer saying the channel is no enrollment (any more): its queue and history are 404 then. */
+const isGone = (e: unknown) => e instanceof ApiError && e.status === 404;
+
+function Commands({
+  channel,
+  platform,
+  writable,
+  onGone,
+}: {
+  channel: EnrollmentJson;
+  platform: DevicePlatform;
+  writable: boolean;
+  /** The channel was removed while the page was open: the page reads the device's channels again and says so. */
+  onGone: () => void;
+}) {
   const id = channel.id;
   const queue = useLoad(`q|${id}`, () => get<QueueJson>(`/v1/queue/${seg(id)}`), { pollMs: 5000 });
   const pager = usePager(id);
   const history = useLoad(`h|${id}|${pager.cursor ?? ""}`, () =>
     get<CommandHistoryPage>(`/v1/enrollments/${seg(id)}/commands${query({ cursor: pager.cursor, limit: 25 })}`),
   );
+  const gone = isGone(queue.error) || isGone(history.error);
+  useEffect(() => {
+    if (gone) onGone();
+  }, [gone]);
   // The history follows the queue: when a poll finds the queue changed (a command answered, or put off with
   // NotNow), the history is read again, so it never shows waiting what the queue no longer holds.
   const queueState = queue.data?.commands.map((c) => `${c.command_uuid}:${c.status}:${c.not_now_count}`).join(",");
@@ -284,6 +313,7 @@ function Commands({ channel, platform, writable }: { channel: EnrollmentJson; pl
   const [open, setOpen] = useState<string>();
   const act = useAction();
   const refresh = () => (queue.reload(), history.reload());
+  if (gone) return null;
   return (
     <>
       {writable && (
