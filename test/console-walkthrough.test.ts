@@ -9,7 +9,7 @@ import type { Page, Route } from "playwright-core";
 import type { SimDevice } from "../src/sim/device.ts";
 import { hasChromium, launchBrowser, type TestBrowser } from "./support/browser.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
-import { identity, RawDevice } from "./support/mdm.ts";
+import { commandPlist, identity, RawDevice } from "./support/mdm.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 
 const ADMIN = { name: "walk-admin", password: "walk-admin-password-1" };
@@ -258,6 +258,30 @@ describe("the web console, as a walkthrough found it", { skip: hasChromium() ? f
       await page.getByRole("status").filter({ hasText: "Queued ProfileList" }).waitFor();
       await page.getByRole("alert").filter({ hasText: "The command waits until the device checks in" }).waitFor();
       assert.doesNotMatch((await page.getByRole("status").allTextContents()).join(" "), /push/i);
+      assert.equal((await server.api("DELETE", `/v1/queue/${iphone.udid}`)).status, 200);
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a device: a raw command's RequestType Apple's schema does not know is queued with the server's warning, an alert", async () => {
+    const { page, problems, context } = await signedIn();
+    try {
+      await page.goto(`${server.url}/ui/#/device/${iphone.udid}`);
+      await page.getByRole("combobox", { name: /^Command/ }).selectOption("raw");
+      await page.getByLabel("Command plist (XML)").fill(commandPlist("DeviceInfomation").toString());
+      await page.getByRole("button", { name: "Queue", exact: true }).click();
+      await page.getByRole("status").filter({ hasText: "Queued DeviceInfomation" }).waitFor();
+      // The server's orchard-warning, as the other forms show theirs; the failed push beside it (no push certificate).
+      const alert = page.getByRole("alert").filter({ hasText: `RequestType "DeviceInfomation": not a command Apple's schema knows` });
+      await alert.waitFor();
+      assert.match((await alert.textContent()) ?? "", /queued all the same.*The push failed: no push certificate/);
+      // A command Apple's schema knows: no such warning.
+      await page.getByLabel("Command plist (XML)").fill(commandPlist("DeviceInformation").toString());
+      await page.getByRole("button", { name: "Queue", exact: true }).click();
+      await page.getByRole("status").filter({ hasText: "Queued DeviceInformation" }).waitFor();
+      assert.equal(await page.getByRole("alert").filter({ hasText: "Apple's schema" }).count(), 0);
       assert.equal((await server.api("DELETE", `/v1/queue/${iphone.udid}`)).status, 200);
       assert.deepEqual(problems, []);
     } finally {

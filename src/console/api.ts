@@ -15,6 +15,8 @@ export class ApiError extends Error {
     readonly code: string | undefined,
     /** The parsed JSON body, when there was one. */
     readonly body?: unknown,
+    /** Its orchard-warning headers (a NanoMDM route's 500 is an answer, and may carry them). */
+    readonly warnings: string[] = [],
   ) {
     super(message);
   }
@@ -93,7 +95,7 @@ export async function request(method: string, path: string, body?: Body, o: Requ
     // Not JSON: the status says enough.
   }
   if (res.status === 401 && !o.quiet401) onSignedOut();
-  throw new ApiError(res.status, reason, code, parsed);
+  throw new ApiError(res.status, reason, code, parsed, warningsOf(res));
 }
 
 /** The answer's orchard-warning headers: what was done, but may not be what was meant. */
@@ -113,20 +115,22 @@ export async function api<T>(method: string, path: string, body?: Body, o: Reque
  * NanoMDM's routes (enqueue, push) answer 207 or 500 with their per-id
  * APIResult when some or every id failed (a push without a push
  * certificate): that is an answer to read, not an error, unless it is an
- * error body ({"error", "code"}).
+ * error body ({"error", "code"}). Its orchard-warning headers come with it
+ * (enqueue's for a RequestType Apple's schema does not know).
  */
 export async function apiResult<T>(
   method: string,
   path: string,
   body?: Body,
   o: RequestOptions = {},
-): Promise<{ status: number; result: T }> {
+): Promise<{ status: number; result: T; warnings: string[] }> {
   try {
     const res = await request(method, path, body, o);
-    return { status: res.status, result: (await res.json()) as T };
+    return { status: res.status, result: (await res.json()) as T, warnings: warningsOf(res) };
   } catch (e) {
     const b = e instanceof ApiError ? e.body : undefined;
-    if (e instanceof ApiError && typeof b === "object" && b !== null && !("error" in b)) return { status: e.status, result: b as T };
+    if (e instanceof ApiError && typeof b === "object" && b !== null && !("error" in b))
+      return { status: e.status, result: b as T, warnings: e.warnings };
     throw e;
   }
 }

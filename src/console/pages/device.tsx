@@ -448,17 +448,19 @@ function QueueCommand({ channelId, platform, onQueued }: { channelId: string; pl
   const cmd = commonCommand(type);
   const queue = (body: string) =>
     act.run(async () => {
-      const { result: r } = await apiResult<EnqueueResult>("PUT", `/v1/enqueue/${seg(channelId)}`, body, {
+      const { result: r, warnings } = await apiResult<EnqueueResult>("PUT", `/v1/enqueue/${seg(channelId)}`, body, {
         contentType: "application/xml",
       });
       onQueued();
       const s = r.status?.[channelId];
       if (r.command_error || s?.command_error) throw new Error(r.command_error ?? s?.command_error);
       const done = `Queued ${r.request_type} (${r.command_uuid}).`;
+      // The server's warnings (a raw command's RequestType Apple's schema does not know, most often a typo): queued all the same.
+      const said = [...warnings];
       const pushError = r.push_error ?? s?.push_error;
       // Queued, but the device was not woken: it gets the command when it next checks in of its own accord.
-      if (pushError) return { done, warning: `The push failed: ${pushError}. The command waits until the device checks in.` };
-      return done;
+      if (pushError) said.push(`The push failed: ${pushError}. The command waits until the device checks in.`);
+      return said.length > 0 ? { done, warning: said.join(" ") } : done;
     });
   const submit = (e: Event) => {
     e.preventDefault();
