@@ -4,7 +4,9 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { Ajv2020 } from "ajv/dist/2020.js";
+import { SCHEMA_SOURCE } from "../src/declarations/index.ts";
 import { OPENAPI } from "../src/http/openapi.ts";
+import { splitWarnings } from "../src/http/warning-header.ts";
 import { runWith } from "../src/cli/client-commands.ts";
 import { AdeStandin } from "./support/ade-standin.ts";
 import { cliContext } from "./support/cli.ts";
@@ -239,5 +241,39 @@ await forEachBackend("the ADE API", (backend) => {
     assert.match(empty.stdout, /no ADE device has reached the enrollment URL/);
     const rel = cliContext(server.url, { cwd: dir });
     assert.equal(await runWith(rel, "ade", ["release", "C02NOPE"]), 1);
+  });
+
+  test("an initial command whose RequestType Apple's schema does not know is stored with a warning, as enqueue's; the CLI prints it", async () => {
+    const command = (type: string) =>
+      `<?xml version="1.0"?><plist version="1.0"><dict><key>Command</key><dict><key>RequestType</key><string>${type}</string></dict></dict></plist>`;
+    const put = await server.api("PUT", "/v1/ade/servers/main/enrollment-settings", {
+      initial_commands: [command("ProfileList"), command("DeviceInfomation")],
+      release_on_failure: false,
+    });
+    assert.equal(put.status, 200, put.text);
+    documented("PUT", "/v1/ade/servers/{name}/enrollment-settings", put);
+    assert.equal(put.json.initial_commands.length, 2, "stored all the same");
+    assert.deepEqual(splitWarnings(put.headers.get("orchard-warning")), [
+      `initial_commands[1]: RequestType "DeviceInfomation": not a command Apple's schema knows (${SCHEMA_SOURCE.release}); ` +
+        "stored all the same: a device that does not know it answers with an error, and is held in Setup Assistant (release_on_failure is false)",
+    ]);
+    assert.ok(server.logs.some((l) => l.includes("ADE initial command Apple's schema does not know") && l.includes("DeviceInfomation")));
+    // Only known commands: no warning.
+    const known = await server.api("PUT", "/v1/ade/servers/main/enrollment-settings", { initial_commands: [command("ProfileList")] });
+    assert.deepEqual([known.status, known.headers.get("orchard-warning")], [200, null]);
+
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-ade-settings-"));
+    fs.writeFileSync(
+      path.join(dir, "settings.json"),
+      JSON.stringify({ initial_commands: [command("SecurityInfo"), command("ProfilList")] }),
+    );
+    const ctx = cliContext(server.url, { cwd: dir });
+    assert.equal(await runWith(ctx, "ade", ["settings", "put", "main", "settings.json"]), 0, ctx.stderr);
+    assert.match(ctx.stdout, /2 initial commands/);
+    assert.equal(
+      ctx.stderr,
+      `orchard: warning: initial_commands[1]: RequestType "ProfilList": not a command Apple's schema knows (${SCHEMA_SOURCE.release}); ` +
+        "stored all the same: a device that does not know it answers with an error, and is released all the same (release_on_failure)\n",
+    );
   });
 });

@@ -93,12 +93,15 @@ export async function enqueueCommand(
 /**
  * A RequestType Apple's schema does not know is most often a typo (the device
  * answers it with an error); it is queued all the same, as the schema lags
- * Apple's newest commands. The warning's form is the orchard-warning header's.
+ * Apple's newest commands. The warning's form is the orchard-warning header's:
+ * `at` names where the command was given (ADE's `initial_commands[2]: `),
+ * `outcome` what is done with it all the same and what follows.
  */
-export function requestTypeWarnings(requestType: string): string[] {
+export function requestTypeWarnings(requestType: string, o: { at?: string; outcome?: string } = {}): string[] {
   if (REQUEST_TYPES.includes(requestType)) return [];
+  const outcome = o.outcome ?? "queued all the same: a device that does not know it answers with an error";
   return [
-    `RequestType ${JSON.stringify(requestType)}: not a command Apple's schema knows (${SCHEMA_SOURCE.release}); queued all the same: a device that does not know it answers with an error`,
+    `${o.at ?? ""}RequestType ${JSON.stringify(requestType)}: not a command Apple's schema knows (${SCHEMA_SOURCE.release}); ${outcome}`,
   ];
 }
 

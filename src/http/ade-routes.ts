@@ -1,7 +1,8 @@
 import type { FastifyInstance } from "fastify";
 import { syncDetail, type AdeService, type SyncResult } from "../ade/service.ts";
-import { checkSettings, readSettings, settingsJson } from "../ade/settings.ts";
+import { checkSettings, readSettings, requestTypeOf, settingsJson, type EnrollmentSettings } from "../ade/settings.ts";
 import type { AdeSetup } from "../core/ade-setup.ts";
+import { requestTypeWarnings } from "../core/enqueue.ts";
 import { ADE_ENROLLMENT_STATES, type AdeEnrollment, type AdeEnrollmentState } from "../store/ade-enrollments.ts";
 import { BadRequest, NotFound } from "../errors.ts";
 import type { AdeDevice, AdeServerInfo, StoredAdeProfile } from "../store/ade.ts";
@@ -9,7 +10,7 @@ import type { Store } from "../store/index.ts";
 import { bodyBuffer, truthy } from "./api-routes.ts";
 import { ddmForwarded } from "./ddm-forwarded.ts";
 import { warnOfEmptySets } from "./ddm-routes.ts";
-import { jsonObject, nextCursor, onlyKeys, pageSize } from "./request-helpers.ts";
+import { addWarnings, jsonObject, nextCursor, onlyKeys, pageSize } from "./request-helpers.ts";
 import type {
   AdeAssignJson,
   AdeDeviceJson,
@@ -144,6 +145,14 @@ export function registerAdeRoutes(app: FastifyInstance, o: AdeRouteOptions): voi
       const json = settingsJson(settings);
       if (!(await store.ade.setEnrollmentSettings(req.params.name, JSON.stringify(json), Date.now())))
         throw new NotFound(`no ABM server named ${req.params.name}`);
+      // As PUT /v1/enqueue warns: an initial command whose RequestType Apple's schema does not know (a typo, most often).
+      addWarnings(
+        req,
+        reply,
+        { server: req.params.name },
+        initialCommandWarnings(settings),
+        "ADE initial command Apple's schema does not know",
+      );
       await warnOfEmptySets(store, settings.initialDdmSets, req, reply, { server: req.params.name }, "initial_ddm_sets: ");
       req.log.info(
         {
@@ -310,4 +319,21 @@ function profileJson(p: StoredAdeProfile, defaultProfile: string | null): AdePro
     created_at: time(p.createdAt),
     updated_at: time(p.updatedAt),
   };
+}
+
+/**
+ * The initial commands whose RequestType Apple's schema does not know: stored
+ * all the same (the schema lags Apple), each said with where it stands and
+ * what its error answer does to the device awaiting configuration.
+ */
+function initialCommandWarnings(settings: EnrollmentSettings): string[] {
+  const then = settings.releaseOnFailure
+    ? "released all the same (release_on_failure)"
+    : "held in Setup Assistant (release_on_failure is false)";
+  return settings.initialCommands.flatMap((plist, i) =>
+    requestTypeWarnings(requestTypeOf(plist), {
+      at: `initial_commands[${i}]: `,
+      outcome: `stored all the same: a device that does not know it answers with an error, and is ${then}`,
+    }),
+  );
 }

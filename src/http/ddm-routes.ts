@@ -4,7 +4,7 @@ import { BadRequest, NotFound } from "../errors.ts";
 import { PLATFORMS, type Platform } from "../protocol/platform.ts";
 import type { Store } from "../store/index.ts";
 import { idList, truthy } from "./api-routes.ts";
-import { headerSafe, jsonObject, onlyKeys } from "./request-helpers.ts";
+import { addWarnings, headerSafe, jsonObject, onlyKeys } from "./request-helpers.ts";
 import type { DdmBulkAssignResult, DeclarationCheckJson } from "./wire.ts";
 import { time } from "./wire-map.ts";
 
@@ -338,7 +338,7 @@ export async function warnOfEmptySets(
     if (!(await store.ddm.setHoldsAny(set)))
       warnings.push(`${prefix}set ${JSON.stringify(set)}: holds no declarations; a device gets nothing from it until it does`);
   }
-  warn(req, reply, context, warnings, "DDM set named that holds no declarations");
+  addWarnings(req, reply, context, warnings, "DDM set named that holds no declarations");
 }
 
 /**
@@ -361,14 +361,5 @@ async function warnOfUnenrolled(
       ? `enrollment ${named[0]}: no such enrollment (not enrolled yet, or mistyped): assigned all the same, it gets the set when it enrolls`
       : `ids: ${missing.length} of ${ids.length} name no enrollment (${named.join(", ")}${missing.length > named.length ? ", ..." : ""}): ` +
         "not enrolled yet, or mistyped; assigned all the same, each gets the set when it enrolls";
-  warn(req, reply, { ...context, notEnrolled: missing.length }, [warning], "DDM set assigned to ids that are no enrollment");
-}
-
-/** Each warning a log line and an orchard-warning header, after those the reply carries already. */
-function warn(req: FastifyRequest, reply: FastifyReply, context: Record<string, unknown>, warnings: string[], message: string): void {
-  for (const w of warnings) req.log.warn({ ...context, warning: w }, message);
-  if (warnings.length === 0) return;
-  const had = reply.getHeader("orchard-warning");
-  const before = had === undefined ? [] : Array.isArray(had) ? had.map(String) : [String(had)];
-  void reply.header("orchard-warning", [...before, ...warnings.map(headerSafe)]);
+  addWarnings(req, reply, { ...context, notEnrolled: missing.length }, [warning], "DDM set assigned to ids that are no enrollment");
 }

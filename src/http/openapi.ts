@@ -948,7 +948,10 @@ const paths: Record<string, Record<string, Operation>> = {
       "ade",
       "Replace the server's enrollment settings: minimum OS, Platform SSO, the initial set before DeviceConfigured",
       {
-        "200": ok("AdeSettings", "stored; header orchard-warning: each initial DDM set that holds no declarations"),
+        "200": ok(
+          "AdeSettings",
+          "stored; header orchard-warning: each initial command whose RequestType Apple's schema does not know, each initial DDM set that holds no declarations",
+        ),
         "400": error("an unknown key, a wrong type, or a command that is not a command plist (code invalid_ade_settings)"),
         ...NOT_FOUND,
         ...TOO_LARGE,

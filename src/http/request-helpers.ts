@@ -1,4 +1,4 @@
-import type { FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { BadRequest } from "../errors.ts";
 import { DuplicateKey, jsonSyntaxDetail, parseStrictJson } from "./strict-json.ts";
 
@@ -73,4 +73,19 @@ export function nextCursor<T>(items: readonly T[], limit: number, key: (item: T)
 /** A warning as a header value (orchard-warning): no control characters, bounded. */
 export function headerSafe(warning: string): string {
   return warning.replace(/[\u0000-\u001f\u007f-\uffff]/g, "?").slice(0, 500);
+}
+
+/** Each warning a log line and an orchard-warning header, after those the reply carries already. */
+export function addWarnings(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  context: Record<string, unknown>,
+  warnings: readonly string[],
+  message: string,
+): void {
+  for (const w of warnings) req.log.warn({ ...context, warning: w }, message);
+  if (warnings.length === 0) return;
+  const had = reply.getHeader("orchard-warning");
+  const before = had === undefined ? [] : Array.isArray(had) ? had.map(String) : [String(had)];
+  void reply.header("orchard-warning", [...before, ...warnings.map(headerSafe)]);
 }
