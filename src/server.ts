@@ -118,6 +118,9 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   // With --webhook-url, the store writes the webhook's topics to the outbox in each change's transaction.
   const opened = await openStore(config.storage, config.dataDir, config.storagePoolSize);
   if (opened.migrated.length > 0) log.info({ migrations: opened.migrated }, "store schema migrated");
+  // Held back by the store's data (operator names that differ only in case): the server runs, and says what to do.
+  for (const h of opened.heldMigrations)
+    log.warn({ migration: h.version, name: h.name }, `STORE MIGRATION ${h.version} (${h.name}) HELD BACK: ${h.reason}`);
   // The events this process writes go straight to its delivery, already leased (webhook/fresh-events.ts).
   const freshEvents = config.webhook ? freshEventsFor(config.webhook) : undefined;
   const store = config.webhook ? opened.withWebhookTopics(config.webhook.topics, freshEvents) : opened;

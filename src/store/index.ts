@@ -12,7 +12,7 @@ import type { Database, Sql } from "./db.ts";
 import { EnrollmentStore } from "./enrollments.ts";
 import { EventStore } from "./events.ts";
 import { InventoryStore } from "./inventory.ts";
-import { migrate } from "./migrate.ts";
+import { type HeldMigration, migrate } from "./migrate.ts";
 export { SchemaTooNew } from "./migrate.ts";
 import { OperatorStore } from "./operators.ts";
 import { PushStore } from "./push.ts";
@@ -32,6 +32,8 @@ import { type ClaimedEvent, NO_TOPICS, OutboxGroupCommit, type OutboxHandoff, We
 export class Store {
   /** The schema migrations openStore applied (in version order); empty when the schema was current. */
   migrated: readonly number[] = [];
+  /** The migrations the store's data held back at open (the server says each loudly); tried again at the next open. */
+  heldMigrations: readonly HeldMigration[] = [];
   readonly enrollments: EnrollmentStore;
   readonly commands: CommandStore;
   readonly events: EventStore;
@@ -177,9 +179,10 @@ export async function openStore(storage: string | undefined, dataDir: string, po
     throw new BadRequest(`unsupported --storage ${storage.split(":")[0]}: use sqlite:/path/file.db or postgres://user@host:port/db`);
   }
   try {
-    const migrated = await migrate(db);
+    const { applied, held } = await migrate(db);
     const store = new Store(db);
-    store.migrated = migrated;
+    store.migrated = applied;
+    store.heldMigrations = held;
     await store.inventory.fillVersionKeys();
     await store.fitCacheToFleet();
     return store;

@@ -18,12 +18,21 @@ export class SchemaTooNew extends Error {
   }
 }
 
+/** A migration the store's data keeps from applying (Migration.heldBy): tried again at the next start. */
+export interface HeldMigration {
+  version: number;
+  name: string;
+  /** What holds it back and what the operator can do, in words. */
+  reason: string;
+}
+
 /**
  * Applies the numbered migrations not yet applied, all in one transaction.
  * On PostgreSQL an advisory lock makes concurrent starters wait for the
- * first; on SQLite the transaction's write lock does the same.
+ * first; on SQLite the transaction's write lock does the same. A migration
+ * whose heldBy names a reason is left out (and said in `held`).
  */
-export async function migrate(db: Database): Promise<number[]> {
+export async function migrate(db: Database): Promise<{ applied: number[]; held: HeldMigration[] }> {
   return db.transaction(async (tx) => {
     if (db.dialect === "postgres") await tx.get("SELECT pg_advisory_xact_lock(?)", [MIGRATION_LOCK]);
     await tx.exec(
@@ -36,13 +45,19 @@ export async function migrate(db: Database): Promise<number[]> {
     // A newer Orchard changed this schema: this one would misread it, or undo nothing it knows of.
     if (newest > known) throw new SchemaTooNew(newest, known);
     const done: number[] = [];
+    const held: HeldMigration[] = [];
     for (const m of migrations) {
       if (applied.has(m.version)) continue;
+      const reason = await m.heldBy?.(tx);
+      if (reason !== undefined) {
+        held.push({ version: m.version, name: m.name, reason });
+        continue;
+      }
       if (m.sql.trim() !== "") await tx.exec(forDialect(m.sql, db.dialect));
       await m.data?.(tx, db.dialect);
       await tx.run("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", [m.version, m.name, Date.now()]);
       done.push(m.version);
     }
-    return done;
+    return { applied: done, held };
   });
 }

@@ -80,16 +80,20 @@ export class OperatorStore {
   /**
    * Adds an account; undefined when added, else the existing name that
    * takes it, compared ignoring case (names are ASCII, which lower() folds
-   * the same in SQLite and PostgreSQL). One statement, so only two adds of
-   * case variants at the very same moment on PostgreSQL could both pass.
-   * (The CASTs: PostgreSQL types a bare parameter in a SELECT list as text.)
+   * the same in SQLite and PostgreSQL). The unique index on lower(name)
+   * (migration 27) settles two adds of case variants at the same moment on
+   * PostgreSQL, which the NOT EXISTS alone let both in: the second waits for
+   * the first and does nothing, as ON CONFLICT without a target covers that
+   * index too. The NOT EXISTS keeps the rule in a store whose case variants
+   * of old hold the index back. (The CASTs: PostgreSQL types a bare parameter
+   * in a SELECT list as text.)
    */
   async add(o: { name: string; role: Role; passwordHash: string }, now: number): Promise<string | undefined> {
     const n = await this.db.run(
       `INSERT INTO operators (name, role, password_hash, disabled, created_at, updated_at, password_changed_at)
        SELECT CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), 0, CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT)
        WHERE NOT EXISTS (SELECT 1 FROM operators WHERE lower(name) = lower(?))
-       ON CONFLICT (name) DO NOTHING`,
+       ON CONFLICT DO NOTHING`,
       [o.name, o.role, o.passwordHash, now, now, now, o.name],
     );
     if (n === 1) return undefined;

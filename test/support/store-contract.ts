@@ -590,6 +590,52 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       });
     });
 
+    describe("operators (store/operators.ts)", () => {
+      const account = (name: string) => ({ name, role: "auditor" as const, passwordHash: "scrypt$test" });
+
+      test("a name is taken ignoring case; the store's index refuses a case variant however it is written", async () => {
+        const name = `Case-${randomUUID().slice(0, 8)}`;
+        assert.equal(await store.operators.add(account(name), T0), undefined);
+        assert.equal(await store.operators.add(account(name.toLowerCase()), T0), name);
+        assert.equal(await store.operators.add(account(name), T0), name);
+        // Not only add's check: the unique index on lower(name) (migration 28).
+        await assert.rejects(
+          store.db.run(
+            "INSERT INTO operators (name, role, password_hash, disabled, created_at, updated_at, password_changed_at) VALUES (?, 'auditor', 'x', 0, 0, 0, 0)",
+            [name.toUpperCase()],
+          ),
+          /unique|UNIQUE/,
+        );
+        assert.equal((await store.operators.get(name.toLowerCase())) === undefined, true, "names are still looked up exactly");
+      });
+
+      test("two adds of case variants at once: one account, the other told the name that took it", async () => {
+        const name = `Race-${randomUUID().slice(0, 8)}`;
+        let release!: () => void;
+        const gate = new Promise<void>((r) => (release = r));
+        let written!: () => void;
+        const inserted = new Promise<void>((r) => (written = r));
+        // The first add's row is written and not yet committed when the second is asked for
+        // (on PostgreSQL the second's NOT EXISTS cannot see it; the index makes it wait).
+        const first = store.transaction(async (tx) => {
+          const taken = await tx.operators.add(account(name), T0);
+          written();
+          await gate;
+          return taken;
+        });
+        await inserted;
+        const second = store.operators.add(account(name.toLowerCase()), T0);
+        await new Promise((r) => setTimeout(r, 50));
+        release();
+        assert.deepEqual(await Promise.all([first, second]), [undefined, name]);
+        const rows = await store.db.all<{ name: string }>("SELECT name FROM operators WHERE lower(name) = lower(?)", [name]);
+        assert.deepEqual(
+          rows.map((r) => r.name),
+          [name],
+        );
+      });
+    });
+
     describe("logins (store/logins.ts)", () => {
       const REALM = "contract.realm";
 

@@ -24,6 +24,7 @@ import { ddmStatusChannels } from "./024-ddm-status-channels.ts";
 import { adeFetchId } from "./025-ade-fetch-id.ts";
 import { updateTold } from "./026-update-told.ts";
 import { authTokenScrub } from "./027-auth-token-scrub.ts";
+import { operatorNamesFolded } from "./028-operator-names-folded.ts";
 import type { Sql } from "../db.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
@@ -33,6 +34,12 @@ export interface Migration {
   sql: string;
   /** A change to rows that SQL alone cannot make on both dialects, run after `sql` in the same transaction. */
   data?: (tx: Sql, dialect: "sqlite" | "postgres") => Promise<void>;
+  /**
+   * What keeps the migration from applying to this store's data, in words
+   * for the operator (undefined: nothing). A migration held back is not
+   * recorded as applied: the next start tries it again; those after it apply.
+   */
+  heldBy?: (tx: Sql) => Promise<string | undefined>;
 }
 
 export const migrations: readonly Migration[] = [
@@ -62,6 +69,7 @@ export const migrations: readonly Migration[] = [
   adeFetchId,
   updateTold,
   authTokenScrub,
+  operatorNamesFolded,
 ];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
