@@ -8,10 +8,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { SimDevice, type SimUser } from "../src/sim/device.ts";
-import { RoundRobin, Transport } from "../src/sim/transport.ts";
+import { RoundRobin, Transport, type Sender } from "../src/sim/transport.ts";
 import { challengeParams, digestResponse } from "./support/digest-client.ts";
 import { testFleet, type TestFleet } from "./support/fleet.ts";
-import { createTestDatabase, forEachBackend, postgresReachable } from "./support/postgres.ts";
+import { type Backend, createTestDatabase, forEachBackend, postgresReachable } from "./support/postgres.ts";
 import { runOrchard } from "./support/cli.ts";
 import { sample } from "./support/metrics.ts";
 import { commandPlist } from "./support/mdm.ts";
@@ -190,6 +190,19 @@ await forEachBackend("UserAuthenticate with the digest policy", (backend) => {
       "the log names the cause",
     );
     assert.notEqual((await login(mac2, net2, "secret")).authToken, "", "MD5, as offered, logs in");
+  });
+
+  test("a response with qop to a challenge that offered none is refused (qop-not-offered), right password or not", async () => {
+    // RFC 2617 3.2.2: a client sends qop only if the challenge offered it; Apple's challenge offers none.
+    assert.equal((await login(mac2, net2, "secret", { qop: true })).authToken, "");
+    const events = await server.api(
+      "GET",
+      `/v1/events?type=userauth.failed&enrollment=${encodeURIComponent(`${mac2.udid}:${net2.userId}`)}`,
+    );
+    assert.deepEqual(events.json.events.at(-1).detail, { cause: "qop-not-offered", short_name: "net2" });
+    const line = server.logs.filter((l) => l.includes('"cause":"qop-not-offered"')).at(-1);
+    assert.ok(line?.includes("network user refused") && line.includes('"algorithm":"MD5"') && line.includes('"qop":"auth"'), line);
+    assert.notEqual((await login(mac2, net2, "secret")).authToken, "", "without qop, as offered, logs in");
   });
 
   test("the next login rotates the token: the old one gets 403", async () => {
@@ -481,6 +494,8 @@ describe("UserAuthenticate policies and challenge options", () => {
       // Offered: MD5 and MD5-sess; never SHA-256.
       assert.equal((await login(mac, u, "pw", { algorithm: "SHA-256", qop: true })).authToken, "");
       assert.notEqual((await login(mac, u, "pw", { qop: true })).authToken, "");
+      // --digest-qop offers qop; an RFC 2069 answer without it is still taken (RFC 2617 keeps qop optional for those).
+      assert.notEqual((await login(mac, u, "pw")).authToken, "");
     } finally {
       fleet.close();
       await server.stop();
@@ -499,6 +514,9 @@ describe("UserAuthenticate policies and challenge options", () => {
       assert.equal((await login(mac, u, "pw", { algorithm: "SHA-256" })).authToken, "");
       const events = await server.api("GET", "/v1/events?type=userauth.failed");
       assert.deepEqual(events.json.events.at(-1).detail, { cause: "algorithm-not-offered", short_name: "hooked" });
+      assert.equal((await login(mac, u, "pw", { qop: true })).authToken, "");
+      const again = await server.api("GET", "/v1/events?type=userauth.failed");
+      assert.deepEqual(again.json.events.at(-1).detail, { cause: "qop-not-offered", short_name: "hooked" });
       assert.notEqual((await login(mac, u, "pw")).authToken, "");
     } finally {
       fleet.close();
@@ -693,6 +711,105 @@ describe("UserAuthenticate failure limits across two servers on one PostgreSQL",
     for (let i = 0; i < 2; i++) assert.equal((await login(a, v, "wrong")).authToken, "");
     assert.equal((await login(a, v, "secret")).authToken, "", "three failures, whichever process judged them: Mac A is stopped for V");
     assert.notEqual((await login(b, v, "secret")).authToken, "", "V logs in on Mac B");
+  });
+});
+
+/**
+ * Two processes on one store, as during a rolling restart that turns
+ * --digest-md5-sess-challenge and --digest-qop on: "plain" offers MD5 without
+ * qop, "ad" also qop and MD5-sess. One Mac's challenge and response can reach
+ * either; the response is held to what its own challenge offered.
+ */
+async function rollingRestart(backend: Backend) {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-userauth-rr-"));
+  const db = backend === "postgres" ? await createTestDatabase() : undefined;
+  const shared = ["--data-dir", dataDir, "--digest-realm", REALM, ...(db ? ["--storage", db.url] : [])];
+  const plain = await startTestServer(shared);
+  const ad = await startTestServer([...shared, "--digest-qop", "--digest-md5-sess-challenge"]);
+  const fleet = await testFleet(plain.url);
+  const transports = [new Transport(plain.url), new Transport(ad.url)];
+  return {
+    plain,
+    ad,
+    /** A Mac whose next request goes to the server `route.to` names (0: plain, 1: ad). */
+    async mac() {
+      const identity = await issueDeviceIdentity(fleet.ca, { commonName: `rr-${randomUUID()}`, keyPair: fleet.key });
+      const route: Sender & { to: number } = { to: 0, send: (o) => transports[route.to]!.send(o) };
+      const d = new SimDevice({ transport: route, identity, mode: { kind: "header", header: "x-client-cert" } });
+      await d.enroll();
+      return { d, route };
+    },
+    async close() {
+      fleet.close();
+      for (const t of transports) t.close();
+      await plain.stop();
+      await ad.stop();
+      await db?.drop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+await forEachBackend("UserAuthenticate through a rolling restart that changes what challenges offer", (backend) => {
+  let rr: Awaited<ReturnType<typeof rollingRestart>>;
+  before(async () => {
+    rr = await rollingRestart(backend);
+  });
+  after(async () => {
+    await rr?.close();
+  });
+
+  /** Challenged by one server, answered at the other (or the same), with the options given; the AuthToken and the last failure's cause. */
+  async function handshake(
+    from: "plain" | "ad",
+    at: "plain" | "ad",
+    opts: { algorithm?: "MD5" | "MD5-sess"; qop?: boolean },
+    before?: (enrollmentId: string) => Promise<void>,
+  ): Promise<{ authToken: string; cause: string | undefined }> {
+    const { d, route } = await rr.mac();
+    const u = newUser(`rr-${randomUUID().slice(0, 8)}`);
+    assert.equal((await rr.plain.api("PUT", `/v1/users/${u.shortName}`, { password: "pw", guid: u.guid })).status, 201);
+    route.to = from === "plain" ? 0 : 1;
+    const first = await d.checkin("UserAuthenticate", { UserID: u.userId });
+    const challenge = (opts.algorithm === "MD5-sess" ? first.plist!.DigestMD5SessChallenge : first.plist!.DigestChallenge) as string;
+    const { nonce } = challengeParams(challenge ?? (first.plist!.DigestChallenge as string));
+    await before?.(`${d.udid}:${u.userId}`);
+    route.to = at === "plain" ? 0 : 1;
+    const response = digestResponse({ username: u.shortName, password: "pw", realm: REALM, nonce: nonce!, ...opts });
+    const second = await d.checkin("UserAuthenticate", { UserID: u.userId, DigestResponse: response });
+    const events = await rr.plain.api("GET", `/v1/events?type=userauth.failed&enrollment=${encodeURIComponent(`${d.udid}:${u.userId}`)}`);
+    return { authToken: second.plist!.AuthToken as string, cause: events.json.events.at(-1)?.detail.cause };
+  }
+
+  test("MD5-sess answering a challenge that did not offer it is refused by a process that offers it", async () => {
+    assert.deepEqual(await handshake("plain", "ad", { algorithm: "MD5-sess", qop: true }), {
+      authToken: "",
+      cause: "algorithm-not-offered",
+    });
+    const ok = await handshake("ad", "plain", { algorithm: "MD5-sess", qop: true });
+    assert.notEqual(ok.authToken, "", "offered by its challenge: taken by a process that does not offer it");
+  });
+
+  test("qop answering a challenge that offered none is refused by a process that offers it, and taken where its challenge did", async () => {
+    assert.deepEqual(await handshake("plain", "ad", { qop: true }), { authToken: "", cause: "qop-not-offered" });
+    assert.deepEqual(await handshake("plain", "plain", { qop: true }), { authToken: "", cause: "qop-not-offered" });
+    assert.notEqual((await handshake("ad", "plain", { qop: true })).authToken, "");
+    assert.notEqual((await handshake("ad", "plain", {})).authToken, "", "no qop where it was offered: an RFC 2069 answer");
+    assert.notEqual((await handshake("plain", "ad", {})).authToken, "");
+  });
+
+  test("a challenge whose session records nothing (written before the upgrade) is held to the receiving process's offers, as before", async () => {
+    const forget = (server: TestServer) => (enrollmentId: string) =>
+      server.store.db
+        .run("UPDATE user_sessions SET challenge_nonce = NULL, challenge_offers = NULL WHERE enrollment_id = ?", [enrollmentId])
+        .then(() => {});
+    assert.notEqual((await handshake("plain", "ad", { algorithm: "MD5-sess", qop: true }, forget(rr.plain))).authToken, "");
+    assert.deepEqual(await handshake("ad", "plain", { algorithm: "MD5-sess", qop: true }, forget(rr.plain)), {
+      authToken: "",
+      cause: "algorithm-not-offered",
+    });
+    assert.notEqual((await handshake("plain", "plain", { qop: true }, forget(rr.plain))).authToken, "", "qop was not checked before");
+    assert.notEqual((await handshake("ad", "ad", {}, forget(rr.plain))).authToken, "");
   });
 });
 

@@ -6,17 +6,23 @@ import {
   buildChallenge,
   checkNonce,
   DigestError,
+  formatOffers,
   mintNonce,
+  nonceIdOf,
+  offerMismatch,
   parseDigestResponse,
+  parseOffers,
   verifyDigestResponse,
   type DigestAlgorithm,
   type DigestResponse,
+  type Offer,
 } from "../digest/index.ts";
 import type { UserAuthenticateMessage } from "../protocol/checkin.ts";
 import type { DirectoryEntry, DirectoryState } from "../store/directory.ts";
 import type { EventDetail } from "../store/event-types.ts";
 import type { Store } from "../store/index.ts";
 import type { EntryState } from "../store/logins.ts";
+import type { ChallengeRecord } from "../store/user-sessions.ts";
 import { recordCheckin } from "./webhook.ts";
 import { authTokenMatches, hashAuthToken, newAuthToken } from "./auth-token.ts";
 import { KeyWindow } from "./key-window.ts";
@@ -34,6 +40,7 @@ export type FailureCause =
   | "malformed"
   | "realm-mismatch"
   | "algorithm-not-offered"
+  | "qop-not-offered"
   | "nonce-malformed"
   | "nonce-foreign"
   | "nonce-expired"
@@ -50,8 +57,9 @@ class Refused extends Error {
   constructor(
     readonly reason: FailureCause,
     readonly shortName?: string,
-    /** The response's algorithm, for the log line of algorithm-not-offered. */
+    /** The response's algorithm and qop, for the log line of algorithm-not-offered and qop-not-offered. */
     readonly algorithm?: DigestAlgorithm,
+    readonly qop?: string,
   ) {
     super(reason);
   }
@@ -124,16 +132,28 @@ export class UserAuthService implements UserAuthenticator {
       (["none", "managed", "declined"] as const).filter((s) => this.policyFor(s === "none" ? undefined : s) === "digest"),
     );
     this.messages = new KeyWindow(config.maxMessagesPerMac || Infinity, MESSAGE_WINDOW_MS);
-    this.offered = new Set<DigestAlgorithm>(config.md5SessChallenge ? ["MD5", "MD5-sess"] : ["MD5"]);
+    const sess: Offer[] = config.md5SessChallenge ? [{ algorithm: "MD5-sess", qop: true }] : [];
+    this.offers = formatOffers([{ algorithm: "MD5", qop: config.qop }, ...sess]);
+    this.unrecorded = [{ algorithm: "MD5", qop: true }, ...sess];
   }
 
   /**
-   * The algorithms challengeReply offers: MD5 (DigestChallenge names none,
-   * which means MD5), and MD5-sess where DigestMD5SessChallenge is sent. A
-   * response with any other is refused: a digest of another hash (a SHA-256
-   * one left from an older password) must not be a way in.
+   * What challengeReply offers, as its session records it: MD5 (DigestChallenge
+   * names none, which means MD5), with qop="auth" under --digest-qop, and
+   * MD5-sess with qop="auth" where DigestMD5SessChallenge is sent. A response
+   * is held to what its own challenge offered (offeredFor), whichever process
+   * sent it: any other algorithm is refused (a digest of another hash must not
+   * be a way in), and so is qop where that challenge offered none.
    */
-  private readonly offered: ReadonlySet<DigestAlgorithm>;
+  private readonly offers: string;
+
+  /**
+   * What a response to a challenge its session does not record is held to, as
+   * before the sessions recorded it: MD5 (with or without qop) and MD5-sess
+   * where this process sends it. Such a response answers a challenge sent
+   * before the upgrade, or by an older process, or one a newer challenge replaced.
+   */
+  private readonly unrecorded: readonly Offer[];
 
   /** The entry states ("none": no entry) whose policy is a challenge: those LoginStore.challenge may begin. */
   private readonly challengeWhen: ReadonlySet<EntryState>;
@@ -185,19 +205,22 @@ export class UserAuthService implements UserAuthenticator {
       this.observe("already_authenticated");
       return { kind: "plist", body: { DigestChallenge: "" } };
     }
+    // The nonce is minted before the session is written, which records it and what its challenge offers.
+    const nonce = mintNonce({ secret: this.nonceSecret, udid: deviceId, userId, now: req.now });
+    const challenge: ChallengeRecord = { nonceId: nonceIdOf(nonce), offers: this.offers };
     // The common case, a challenge, in one statement (the entry read with the write) where the outbox needs none of it;
     // otherwise that read's entry decides below, and nothing was written.
     const fast =
       this.challengeWhen.size > 0 && this.outboxWantsNone("userauth.challenged")
         ? await this.store.logins.challenge(
-            { ...base, guid: canonicalGuid(userId), shortName: msg.userShortName },
+            { ...base, guid: canonicalGuid(userId), shortName: msg.userShortName, challenge },
             this.challengeWhen,
             req.now,
           )
         : undefined;
     if (fast?.challenged) {
       this.observe("challenged");
-      return this.challengeReply(deviceId, userId, req.now);
+      return this.challengeReply(nonce);
     }
     const user = fast ? fast.entry : await this.directoryUser(userId, msg.userShortName);
     const policy = this.policyFor(user?.state);
@@ -205,9 +228,9 @@ export class UserAuthService implements UserAuthenticator {
     // The new state and its event commit together: one statement where the webhook outbox needs neither.
     const begin = (state: "declined" | "zero-length" | "challenged", type: UserAuthEvent) =>
       this.outboxWantsNone(type)
-        ? this.store.logins.begin({ ...base, state, shortName }, { type, detail: { short_name: shortName } }, req.now)
+        ? this.store.logins.begin({ ...base, state, shortName, challenge }, { type, detail: { short_name: shortName } }, req.now)
         : this.store.transaction(async (s) => {
-            await s.userSessions.begin({ ...base, state, shortName }, req.now);
+            await s.userSessions.begin({ ...base, state, shortName, challenge }, req.now);
             await event(s, req, msg, { type, detail: { short_name: shortName } });
           });
     if (policy === "decline") {
@@ -222,12 +245,11 @@ export class UserAuthService implements UserAuthenticator {
     }
     await begin("challenged", "userauth.challenged");
     this.observe("challenged");
-    return this.challengeReply(deviceId, userId, req.now);
+    return this.challengeReply(nonce);
   }
 
-  /** The digest challenge (and the MD5-sess one if configured) with a new nonce for this Mac and user; see `offered`. */
-  private challengeReply(deviceId: string, userId: string, now: number): CheckinReply {
-    const nonce = mintNonce({ secret: this.nonceSecret, udid: deviceId, userId, now });
+  /** The digest challenge (and the MD5-sess one if configured) with the nonce minted for this Mac and user; see `offers`. */
+  private challengeReply(nonce: string): CheckinReply {
     const body: Record<string, string> = {
       DigestChallenge: buildChallenge({ nonce, realm: this.config.realm, qop: this.config.qop }),
     };
@@ -270,7 +292,10 @@ export class UserAuthService implements UserAuthenticator {
       } catch (err) {
         if (!(err instanceof Refused)) throw err;
         if (!UNCOUNTED.has(err.reason)) await s.userSessions.recordFailure(deviceId, err.shortName, req.now);
-        req.log.info({ enrollmentId, cause: err.reason, shortName: err.shortName, algorithm: err.algorithm }, "network user refused");
+        req.log.info(
+          { enrollmentId, cause: err.reason, shortName: err.shortName, algorithm: err.algorithm, qop: err.qop },
+          "network user refused",
+        );
         await event(s, req, msg, { type: "userauth.failed", detail: { cause: err.reason, short_name: err.shortName } });
         cause = err.reason;
         return { kind: "plist", body: { AuthToken: "" } };
@@ -300,7 +325,7 @@ export class UserAuthService implements UserAuthenticator {
       return undefined;
     }
     const shortName = response.username;
-    if (shortName === undefined || response.realm !== this.config.realm || !this.offered.has(response.algorithm)) return undefined;
+    if (shortName === undefined || response.realm !== this.config.realm) return undefined;
     const nonce = checkNonce({
       secret: this.nonceSecret,
       nonce: response.nonce,
@@ -319,6 +344,8 @@ export class UserAuthService implements UserAuthenticator {
       realm: this.config.realm,
       algorithm: hash,
     });
+    // Refused before the digest is computed, as the general path does: it tells which.
+    if (offerMismatch(response, this.offeredFor(facts.challenge, nonce.nonceId)) !== undefined) return undefined;
     const result = verifyDigestResponse({ response, ha1: facts.ha1 ?? DUMMY_HA1[hash], methods: this.methodsFor(req) });
     const wide = WIDE_FAILURE_FACTOR * this.config.maxFailures;
     const { failures: f, user } = facts;
@@ -351,6 +378,11 @@ export class UserAuthService implements UserAuthenticator {
     req.log.info({ enrollmentId, shortName }, "network user logged in");
     this.observe("authenticated");
     return { kind: "plist", body: { AuthToken: token } };
+  }
+
+  /** What the challenge of this nonce offered: as its session recorded it, else `unrecorded`. */
+  private offeredFor(recorded: ChallengeRecord | null, nonceId: string): readonly Offer[] {
+    return recorded?.nonceId === nonceId ? parseOffers(recorded.offers) : this.unrecorded;
   }
 
   /** True when the webhook outbox wants none of these events nor mdm.UserAuthenticate: a login's writes need not go through it. */
@@ -395,7 +427,8 @@ export class UserAuthService implements UserAuthenticator {
     if (use === "replayed") throw new Refused("nonce-replayed", shortName);
     const session = await s.userSessions.get(enrollmentId);
     if (session?.state !== "challenged") throw new Refused("no-challenge", shortName);
-    if (!this.offered.has(response.algorithm)) throw new Refused("algorithm-not-offered", shortName, response.algorithm);
+    const mismatch = offerMismatch(response, this.offeredFor(session.challenge, nonce.nonceId));
+    if (mismatch !== undefined) throw new Refused(mismatch, shortName, response.algorithm, response.qop ?? "none");
 
     const user = await s.directory.entry(shortName);
     const hash = baseHash(response.algorithm);

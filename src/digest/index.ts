@@ -18,10 +18,12 @@ export { MAX_DIGEST_LENGTH, MAX_PARAM_VALUE_LENGTH } from "./params.ts";
 export { parseDigestChallenge, parseDigestResponse } from "./parse.ts";
 export { buildChallenge, type ChallengeOptions } from "./challenge.ts";
 export { computeHA1, computeResponse, computeSessionHA1, digestHash, type ResponseInput } from "./compute.ts";
+export { formatOffers, offerMismatch, parseOffers, type Offer, type OfferMismatch } from "./offers.ts";
 export { verifyDigestResponse, type VerifyInput, type VerifyResult } from "./verify.ts";
 export {
   checkNonce,
   mintNonce,
+  nonceIdOf,
   NONCE_CLOCK_SKEW_MS,
   type CheckNonceInput,
   type CheckNonceResult,

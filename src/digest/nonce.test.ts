@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { buildChallenge, checkNonce, mintNonce, NONCE_CLOCK_SKEW_MS } from "./index.ts";
+import { buildChallenge, checkNonce, mintNonce, NONCE_CLOCK_SKEW_MS, nonceIdOf } from "./index.ts";
 
 const secret = Buffer.from("0123456789abcdef0123456789abcdef");
 const udid = "23EB7CD8-5567-5E97-827F-06E4E4C456B2";
@@ -21,6 +21,8 @@ test("round trip, shape and uniqueness", () => {
   if (!result.ok) return;
   assert.equal(result.issuedAt, Math.floor(now / 1000) * 1000);
   assert.match(result.nonceId, /^[0-9a-f]{32}$/);
+  assert.equal(nonceIdOf(nonce), result.nonceId, "known at minting, as the challenge records it");
+  assert.throws(() => nonceIdOf("not a nonce"), TypeError);
   // Same nonce -> same id; fresh nonce -> different nonce and id.
   assert.deepEqual(check(nonce), result);
   const other = mint();

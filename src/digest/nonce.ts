@@ -78,6 +78,13 @@ export function mintNonce(input: MintNonceInput): string {
   return Buffer.concat([header, nonceMac(secret, header, udid, userId)]).toString("base64url");
 }
 
+/** The `nonceId` checkNonce gives for a nonce mintNonce made: its MAC, in hex. */
+export function nonceIdOf(nonce: string): string {
+  const raw = typeof nonce === "string" && NONCE_RE.test(nonce) ? Buffer.from(nonce, "base64url") : undefined;
+  if (raw?.length !== NONCE_BYTES) throw new TypeError("nonceIdOf: not a nonce mintNonce made");
+  return raw.subarray(HEADER_BYTES).toString("hex");
+}
+
 /** Never throws for a bad nonce; throws TypeError only for bad server-side arguments. */
 export function checkNonce(input: CheckNonceInput): CheckNonceResult {
   const { secret, nonce, udid, userId, now, ttlMs, clockSkewMs = NONCE_CLOCK_SKEW_MS } = input;

@@ -3,6 +3,8 @@ import { type DigestHashName, type DirectoryEntry, type DirectoryState, ENTRY_FO
 import { ADD_EVENT_SQL } from "./events.ts";
 import {
   BEGIN_SESSION_SQL,
+  type ChallengeRecord,
+  challengeRecord,
   FAILURE_COUNTS_SQL,
   type FailureCountRow,
   ISSUE_TOKEN_SQL,
@@ -26,6 +28,8 @@ import {
 export interface AnswerFacts {
   failures: { pair: number; device: number; user: number };
   sessionState: string | null;
+  /** The challenge the session records (UserSession.challenge). */
+  challenge: ChallengeRecord | null;
   /** The directory entry of the response's user name, if there is one. */
   user: { guid: string | null; state: DirectoryState } | undefined;
   /** Its HA1 for the realm and hash, if it has one. */
@@ -34,6 +38,8 @@ export interface AnswerFacts {
 
 interface AnswerFactsRow extends FailureCountRow {
   session_state: string | null;
+  challenge_nonce: string | null;
+  challenge_offers: string | null;
   user_short_name: string | null;
   guid: string | null;
   user_state: DirectoryState | null;
@@ -72,7 +78,7 @@ export class LoginStore {
     algorithm: DigestHashName;
   }): Promise<AnswerFacts> {
     const row = await this.db.get<AnswerFactsRow>(
-      `SELECT f.by_pair, f.by_device, f.by_user, s.state AS session_state, u.short_name AS user_short_name, u.guid,
+      `SELECT f.by_pair, f.by_device, f.by_user, s.state AS session_state, s.challenge_nonce, s.challenge_offers, u.short_name AS user_short_name, u.guid,
          u.state AS user_state, d.ha1
        FROM (${FAILURE_COUNTS_SQL}) f
        LEFT JOIN user_sessions s ON s.enrollment_id = ?
@@ -83,6 +89,7 @@ export class LoginStore {
     return {
       failures: failureCounts(row),
       sessionState: row?.session_state ?? null,
+      challenge: row ? challengeRecord(row) : null,
       user: row?.user_short_name == null ? undefined : { guid: row.guid, state: row.user_state! },
       ha1: row?.ha1 ?? undefined,
     };
@@ -97,7 +104,15 @@ export class LoginStore {
    * zero-length (nothing written) need not read it again.
    */
   async challenge(
-    q: { enrollmentId: string; deviceId: string; userId: string; guid: string; shortName: string | undefined },
+    q: {
+      enrollmentId: string;
+      deviceId: string;
+      userId: string;
+      guid: string;
+      shortName: string | undefined;
+      /** The challenge sent if the session is challenged. */
+      challenge: ChallengeRecord;
+    },
     challengeWhen: ReadonlySet<EntryState>,
     now: number,
   ): Promise<{ challenged: boolean; entry: DirectoryEntry | undefined }> {
@@ -109,16 +124,28 @@ export class LoginStore {
         `WITH u AS (${ENTRY_FOR_USER_SQL}),
          p AS (SELECT u.short_name FROM (SELECT 1 AS one) AS o LEFT JOIN u ON TRUE WHERE COALESCE(u.state, 'none') IN (?, ?, ?)),
          s AS (INSERT INTO user_sessions (enrollment_id, device_id, user_id, short_name, state, token_hash, challenged_at,
-                 token_issued_at, token_last_used_at, updated_at)
+                 challenge_nonce, challenge_offers, token_issued_at, token_last_used_at, updated_at)
                SELECT CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), p.short_name, 'challenged', NULL,
-                 CAST(? AS BIGINT), NULL, NULL, CAST(? AS BIGINT) FROM p
+                 CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), NULL, NULL, CAST(? AS BIGINT) FROM p
                ${SESSION_RESTARTED_SQL} RETURNING 1),
          e AS (INSERT INTO events (at, type, enrollment_id, detail)
                SELECT CAST(? AS BIGINT), 'userauth.challenged', CAST(? AS TEXT),
                  CASE WHEN p.short_name IS NULL THEN '{}' ELSE '{"short_name":' || to_json(p.short_name)::text || '}' END FROM p, s
                RETURNING 1)
          SELECT u.*, (SELECT COUNT(*) FROM e) AS challenged FROM (SELECT 1 AS one) AS o LEFT JOIN u ON TRUE`,
-        [...entryParams, ...states, q.enrollmentId, q.deviceId, q.userId, now, now, now, q.enrollmentId],
+        [
+          ...entryParams,
+          ...states,
+          q.enrollmentId,
+          q.deviceId,
+          q.userId,
+          now,
+          q.challenge.nonceId,
+          q.challenge.offers,
+          now,
+          now,
+          q.enrollmentId,
+        ],
       );
       return { challenged: Number(row?.challenged) > 0, entry: row?.short_name == null ? undefined : toEntry(row) };
     }

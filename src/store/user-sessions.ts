@@ -13,6 +13,8 @@ export interface UserSession {
   /** SHA-256 (hex) of the AuthToken; never shown through the API. */
   tokenHash: string | null;
   challengedAt: number | null;
+  /** The latest challenge's nonce id and what it offered (digest/offers.ts), if it recorded them (see NewSessionState). */
+  challenge: ChallengeRecord | null;
   tokenIssuedAt: number | null;
   tokenLastUsedAt: number | null;
   updatedAt: number;
@@ -26,6 +28,8 @@ interface SessionRow {
   state: UserSessionState;
   token_hash: string | null;
   challenged_at: number | null;
+  challenge_nonce: string | null;
+  challenge_offers: string | null;
   token_issued_at: number | null;
   token_last_used_at: number | null;
   updated_at: number;
@@ -39,13 +43,14 @@ export const UNENROLLED_SESSION_KEPT_MS = 86_400_000;
 /** What a new handshake state does to the session there was: whatever AuthToken it had ends. */
 export const SESSION_RESTARTED_SQL = `ON CONFLICT (enrollment_id) DO UPDATE SET state = excluded.state,
      short_name = COALESCE(excluded.short_name, user_sessions.short_name),
-     token_hash = NULL, challenged_at = excluded.challenged_at, token_issued_at = NULL, token_last_used_at = NULL,
+     token_hash = NULL, challenged_at = excluded.challenged_at, challenge_nonce = excluded.challenge_nonce,
+     challenge_offers = excluded.challenge_offers, token_issued_at = NULL, token_last_used_at = NULL,
      updated_at = excluded.updated_at`;
 
 /** Starts a handshake state (params: beginParams). */
 export const BEGIN_SESSION_SQL = `INSERT INTO user_sessions (enrollment_id, device_id, user_id, short_name, state, token_hash, challenged_at,
-     token_issued_at, token_last_used_at, updated_at)
-   VALUES (?, ?, ?, ?, ?, NULL, ?, NULL, NULL, ?)
+     challenge_nonce, challenge_offers, token_issued_at, token_last_used_at, updated_at)
+   VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, NULL, NULL, ?)
    ${SESSION_RESTARTED_SQL}`;
 
 /** Issues a token to a session still challenged (params: short name, token hash, now x3, enrollment id). */
@@ -80,16 +85,41 @@ export function failureCounts(row: FailureCountRow | undefined): { pair: number;
   return { pair: Number(row?.by_pair ?? 0), device: Number(row?.by_device ?? 0), user: Number(row?.by_user ?? 0) };
 }
 
+/** A challenge as its session records it: the id of its nonce and what it offered (digest/offers.ts formatOffers). */
+export interface ChallengeRecord {
+  nonceId: string;
+  offers: string;
+}
+
 export interface NewSessionState {
   enrollmentId: string;
   deviceId: string;
   userId: string;
   state: UserSessionState;
   shortName?: string;
+  /** The challenge sent, for state challenged. */
+  challenge?: ChallengeRecord;
 }
 
 export function beginParams(s: NewSessionState, now: number): Array<string | number | null> {
-  return [s.enrollmentId, s.deviceId, s.userId, s.shortName ?? null, s.state, s.state === "challenged" ? now : null, now];
+  const challenged = s.state === "challenged";
+  const c = challenged ? s.challenge : undefined;
+  return [
+    s.enrollmentId,
+    s.deviceId,
+    s.userId,
+    s.shortName ?? null,
+    s.state,
+    challenged ? now : null,
+    c?.nonceId ?? null,
+    c?.offers ?? null,
+    now,
+  ];
+}
+
+/** The challenge a row records: both its columns, or none (a row from before they were written). */
+export function challengeRecord(r: { challenge_nonce: string | null; challenge_offers: string | null }): ChallengeRecord | null {
+  return r.challenge_nonce != null && r.challenge_offers != null ? { nonceId: r.challenge_nonce, offers: r.challenge_offers } : null;
 }
 
 /**
@@ -243,6 +273,7 @@ function toSession(r: SessionRow): UserSession {
     state: r.state,
     tokenHash: r.token_hash,
     challengedAt: n(r.challenged_at),
+    challenge: challengeRecord(r),
     tokenIssuedAt: n(r.token_issued_at),
     tokenLastUsedAt: n(r.token_last_used_at),
     updatedAt: Number(r.updated_at),

@@ -744,11 +744,12 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
 
       describe("challenge reads the entry and begins only when its state challenges", () => {
         const CHALLENGE_KNOWN_OR_NONE = new Set(["none", "managed"] as const);
+        const SENT = { nonceId: "0".repeat(32), offers: "MD5" };
         async function message(entry?: { shortName: string; guid: string | null; state?: "managed" | "declined" }) {
           const deviceId = await enrolledDevice();
           const userId = randomUUID().toUpperCase();
           if (entry) await store.directory.put({ ...entry, guid: entry.guid === null ? null : userId, digests: [] }, T0);
-          return { enrollmentId: `${deviceId}:${userId}`, deviceId, userId, guid: userId };
+          return { enrollmentId: `${deviceId}:${userId}`, deviceId, userId, guid: userId, challenge: SENT };
         }
 
         test("a managed entry by GUID: the challenged session with its short name and the event, together", async () => {
@@ -757,6 +758,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
           assert.equal((await store.logins.challenge({ ...m, shortName: "other-name" }, CHALLENGE_KNOWN_OR_NONE, T0)).challenged, true);
           const session = await store.userSessions.get(m.enrollmentId);
           assert.deepEqual([session?.state, session?.shortName, session?.challengedAt], ["challenged", name, T0]);
+          assert.deepEqual(session?.challenge, SENT, "the challenge sent: its nonce and what it offered");
           assert.deepEqual(await eventsOf(m.enrollmentId), [["userauth.challenged", { short_name: name }]]);
         });
 
@@ -808,10 +810,18 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
 
           const c = await challenged();
           assert.equal(await issue(c, randomUUID()), "issued");
-          const again = { enrollmentId: c.enrollmentId, deviceId: c.deviceId, userId: c.userId, guid: c.userId, shortName: c.shortName };
+          const again = {
+            enrollmentId: c.enrollmentId,
+            deviceId: c.deviceId,
+            userId: c.userId,
+            guid: c.userId,
+            shortName: c.shortName,
+            challenge: { nonceId: "1".repeat(32), offers: "MD5,MD5-sess/auth" },
+          };
           assert.equal((await store.logins.challenge(again, CHALLENGE_KNOWN_OR_NONE, T0 + 2)).challenged, true);
           const session = await store.userSessions.get(c.enrollmentId);
           assert.deepEqual([session?.state, session?.tokenHash, session?.challengedAt], ["challenged", null, T0 + 2]);
+          assert.deepEqual(session?.challenge, again.challenge, "the new challenge's record replaces the old one's");
         });
       });
 
@@ -829,12 +839,39 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.deepEqual(facts, {
           failures: { pair: 1, device: 1, user: 1 },
           sessionState: "challenged",
+          challenge: null,
           user: { guid: c.userId, state: "managed" },
           ha1: "a".repeat(32),
         });
         assert.equal((await store.logins.answerFacts({ ...q, algorithm: "SHA-256" })).ha1, undefined, "no digest of that hash");
         const unknown = await store.logins.answerFacts({ ...q, shortName: "nobody-here", algorithm: "MD5" });
         assert.deepEqual([unknown.user, unknown.ha1, unknown.failures.pair], [undefined, undefined, 0]);
+      });
+
+      test("a challenge records its nonce and offers; a later state, or a challenge that records none, leaves no record", async () => {
+        const c = await challenged();
+        assert.equal((await store.userSessions.get(c.enrollmentId))?.challenge, null, "begun without a record: a row as before");
+        const sent = { nonceId: "2".repeat(32), offers: "MD5/auth,MD5-sess/auth" };
+        await store.logins.begin({ ...c, state: "challenged", challenge: sent }, { type: "userauth.challenged", detail: {} }, T0 + 1);
+        assert.deepEqual((await store.userSessions.get(c.enrollmentId))?.challenge, sent);
+        const q = { enrollmentId: c.enrollmentId, deviceId: c.deviceId, shortName: c.shortName, since: T0, realm: REALM };
+        assert.deepEqual((await store.logins.answerFacts({ ...q, algorithm: "MD5" })).challenge, sent, "the fast path reads it too");
+        // An older process's challenge writes neither column: it must not leave this one's record standing.
+        await store.db.run(
+          `INSERT INTO user_sessions (enrollment_id, device_id, user_id, short_name, state, token_hash, challenged_at,
+             token_issued_at, token_last_used_at, updated_at)
+           VALUES (?, ?, ?, ?, 'challenged', NULL, ?, NULL, NULL, ?)
+           ON CONFLICT (enrollment_id) DO UPDATE SET state = excluded.state, challenged_at = excluded.challenged_at,
+             updated_at = excluded.updated_at`,
+          [c.enrollmentId, c.deviceId, c.userId, c.shortName, T0 + 2, T0 + 2],
+        );
+        assert.equal(
+          (await store.userSessions.get(c.enrollmentId))?.challenge?.nonceId,
+          sent.nonceId,
+          "the row still names the newer nonce: a response to the older process's nonce does not match it",
+        );
+        await store.userSessions.begin({ ...c, state: "zero-length", challenge: sent }, T0 + 3);
+        assert.equal((await store.userSessions.get(c.enrollmentId))?.challenge, null, "only a challenged state records one");
       });
 
       test("issueToken uses the nonce, issues the token and records the event; a used nonce writes nothing", async () => {

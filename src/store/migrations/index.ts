@@ -25,6 +25,7 @@ import { adeFetchId } from "./025-ade-fetch-id.ts";
 import { updateTold } from "./026-update-told.ts";
 import { authTokenScrub } from "./027-auth-token-scrub.ts";
 import { operatorNamesFolded } from "./028-operator-names-folded.ts";
+import { challengeOffers } from "./029-challenge-offers.ts";
 import type { Sql } from "../db.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
@@ -70,6 +71,7 @@ export const migrations: readonly Migration[] = [
   updateTold,
   authTokenScrub,
   operatorNamesFolded,
+  challengeOffers,
 ];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
