@@ -519,8 +519,9 @@ export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv = process.
       realm: get("digest-realm") ?? os.hostname(),
       qop: flag("digest-qop"),
       md5SessChallenge: flag("digest-md5-sess-challenge"),
-      // 0 would expire every challenge at once (and made checkNonce throw: a 500 for every response).
-      nonceTtlMs: positive(parseDuration(get("digest-nonce-ttl")!, "--digest-nonce-ttl"), "--digest-nonce-ttl"),
+      // 0 would expire every challenge at once (and made checkNonce throw: a 500 for every response); under 1s is
+      // not kept either: a nonce carries its time in whole seconds, so its age is known to a second at best.
+      nonceTtlMs: atLeastOneSecond(get("digest-nonce-ttl")!, "--digest-nonce-ttl"),
       extraMethods: httpMethods(get("digest-extra-methods")!, "--digest-extra-methods"),
       // A brute-force limit that 0 turned off (or made refuse every right password) would be a silent opt-out:
       // like --api-max-failures, these refuse 0; only --userauth-max-messages (a write-rate limit) takes 0 for none.
@@ -653,6 +654,12 @@ function httpMethods(value: string, name: string): string[] {
 
 function optional<T>(value: string | undefined, parse: (v: string) => T): T | undefined {
   return value === undefined ? undefined : parse(value);
+}
+
+function atLeastOneSecond(value: string, name: string): number {
+  const ms = parseDuration(value, name);
+  if (!(ms >= 1000)) throw new ConfigError(`${name} ${value}: expected 1s or more (a nonce keeps its time in whole seconds)`);
+  return ms;
 }
 
 function positive(value: number, name: string): number {

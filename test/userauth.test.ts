@@ -814,14 +814,17 @@ await forEachBackend("UserAuthenticate through a rolling restart that changes wh
 });
 
 describe("UserAuthenticate flags", () => {
-  test("no failure limit or window of 0, no nonce ttl of 0, only HTTP methods as extra ones: refused at start naming the flag", () => {
+  test("no failure limit or window of 0, no nonce ttl under 1s, only HTTP methods as extra ones: refused at start naming the flag", () => {
     const refused: Array<[string[], RegExp]> = [
       [
         ["--userauth-max-failures", "0"],
         /^--userauth-max-failures 0: expected a whole number of 1 or more \(this limit cannot be turned off\)$/,
       ],
       [["--userauth-failure-window", "0"], /^--userauth-failure-window must be greater than 0$/],
-      [["--digest-nonce-ttl", "0s"], /^--digest-nonce-ttl must be greater than 0$/],
+      [["--digest-nonce-ttl", "0s"], /^--digest-nonce-ttl 0s: expected 1s or more \(a nonce keeps its time in whole seconds\)$/],
+      // A nonce's time is in whole seconds: a shorter life could not be told from none.
+      [["--digest-nonce-ttl", "500ms"], /^--digest-nonce-ttl 500ms: expected 1s or more \(a nonce keeps its time in whole seconds\)$/],
+      [["--digest-nonce-ttl", "0.9s"], /^--digest-nonce-ttl 0.9s: expected 1s or more/],
       [
         ["--digest-extra-methods", "GET,FOO"],
         /^--digest-extra-methods FOO: not an HTTP method; expected some of GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH, comma-separated$/,
@@ -839,10 +842,12 @@ describe("UserAuthenticate flags", () => {
     const ok = parseServeArgs(["--userauth-max-failures", "1", "--digest-extra-methods", " get, Post ", "--digest-nonce-ttl", "5s"], {});
     assert.deepEqual([ok.userAuth.maxFailures, ok.userAuth.extraMethods], [1, ["GET", "POST"]]);
     assert.equal(ok.userAuth.nonceTtlMs, 5000);
+    assert.equal(parseServeArgs(["--digest-nonce-ttl", "1000ms"], {}).userAuth.nonceTtlMs, 1000, "1s is the least");
+    assert.throws(() => parseServeArgs([], { ORCHARD_DIGEST_NONCE_TTL: "999ms" }), ConfigError, "from the environment too");
     assert.equal(parseServeArgs(["--userauth-max-messages", "0"], {}).userAuth.maxMessagesPerMac, 0, "its 0 is no limit");
   });
 
-  test("orchard serve --userauth-max-failures 0 exits 2 with one usage line", async () => {
+  test("orchard serve --userauth-max-failures 0 and --digest-nonce-ttl 500ms exit 2 with one usage line", async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "orchard-userauth-flags-"));
     try {
       // A server that starts after all is killed, and fails the test rather than holding it.
@@ -854,6 +859,11 @@ describe("UserAuthenticate flags", () => {
         run.stderr,
         "orchard: --userauth-max-failures 0: expected a whole number of 1 or more (this limit cannot be turned off)\n",
       );
+      const ttl = await runOrchard(["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--digest-nonce-ttl", "500ms"], {
+        timeoutMs: 20_000,
+      });
+      assert.equal(ttl.code, 2, ttl.stderr);
+      assert.equal(ttl.stderr, "orchard: --digest-nonce-ttl 500ms: expected 1s or more (a nonce keeps its time in whole seconds)\n");
     } finally {
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
