@@ -42,7 +42,7 @@ after(async () => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-test("users add --password-stdin stores MD5 and SHA-256 digests for the server's realm, never showing the password", async () => {
+test("users add --password-stdin stores an MD5 digest alone for the server's realm (no challenge offers SHA-256), never showing the password", async () => {
   const r = await orchard(["users", "add", "net1", "--password-stdin", "--guid", net1.userId, "--full-name", "Net One"], PASSWORD + "\n");
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, "created net1\n");
@@ -58,7 +58,6 @@ test("users add --password-stdin stores MD5 and SHA-256 digests for the server's
   assert.equal((await server.api("GET", "/v1/users/net1")).json.full_name, "Net One");
   assert.deepEqual(user.json.digests.map((d: { realm: string; algorithm: string }) => `${d.realm} ${d.algorithm}`).sort(), [
     `${REALM} MD5`,
-    `${REALM} SHA-256`,
   ]);
   assert.ok(!user.text.includes(PASSWORD));
   assert.ok(!(r.stdout + r.stderr).includes(PASSWORD));
@@ -95,7 +94,7 @@ test("users set changes an existing user (state, name, password) and refuses an 
   const net3 = await server.api("GET", "/v1/users/net3");
   assert.equal(net3.json.state, "managed");
   assert.equal(net3.json.full_name, "Net Three");
-  assert.equal(net3.json.digests.length, 2);
+  assert.deepEqual(net3.json.digests, [{ realm: REALM, algorithm: "MD5" }], "the password's MD5 digest");
 
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /^orchard: no such user nosuch /m);
@@ -111,8 +110,8 @@ test("users list and show print the users with their digests; --json matches the
   assert.equal(table.code, 0, table.stderr);
   const lines = table.stdout.trimEnd().split("\n");
   assert.match(lines[0]!, /^SHORT NAME\s+GUID\s+FULL NAME\s+STATE\s+DIGESTS\s+UPDATED$/);
-  assert.match(lines[1]!, new RegExp(`^net1\\s+${net1.userId}\\s+Net One\\s+managed\\s+fusion\\.home MD5,SHA-256\\s+${TIME}$`));
-  assert.match(lines[2]!, new RegExp(`^net3\\s+-\\s+Net Three\\s+managed\\s+fusion\\.home MD5,SHA-256\\s+${TIME}$`));
+  assert.match(lines[1]!, new RegExp(`^net1\\s+${net1.userId}\\s+Net One\\s+managed\\s+fusion\\.home MD5\\s+${TIME}$`));
+  assert.match(lines[2]!, new RegExp(`^net3\\s+-\\s+Net Three\\s+managed\\s+fusion\\.home MD5\\s+${TIME}$`));
   assert.equal(lines.length, 3);
 
   assert.equal(json.code, 0, json.stderr);
@@ -121,7 +120,7 @@ test("users list and show print the users with their digests; --json matches the
   assert.equal(show.code, 0, show.stderr);
   assert.match(show.stdout, /^short name: net1$/m);
   assert.match(show.stdout, new RegExp(`^guid:\\s+${net1.userId}$`, "m"));
-  assert.match(show.stdout, /^digests:\s+fusion\.home MD5,SHA-256$/m);
+  assert.match(show.stdout, /^digests:\s+fusion\.home MD5$/m);
 });
 
 test("users import adds the realm's htdigest lines, lists other realms and bad lines; all bad exits 1", async () => {
@@ -216,7 +215,7 @@ test("users remove deletes the user and says how many sessions were revoked", as
   assert.equal(sessions.json.sessions[0].state, "revoked");
 });
 
-test("users import gives a user added with a password its new password only: the old one's SHA-256 digest goes too", async () => {
+test("users import gives a user added with a password its new password only", async () => {
   const net8: SimUser = { userId: randomUUID().toUpperCase(), shortName: "net8" };
   const added = await orchard(["users", "add", "net8", "--guid", net8.userId, "--password-stdin"], "old-pw-8\n");
   assert.equal(added.code, 0, added.stderr);
@@ -238,7 +237,7 @@ test("users import gives a user added with a password its new password only: the
     const response = digestResponse({ username: "net8", password, realm: REALM, nonce: nonce!, algorithm });
     return (await mac2.checkin("UserAuthenticate", { UserID: net8.userId, DigestResponse: response })).plist!.AuthToken;
   };
-  // The old SHA-256 digest is gone (the list above); the old password fails, the imported one logs in.
+  // The old password's digest is gone (the list above); the old password fails, the imported one logs in.
   assert.equal(await login("old-pw-8", "MD5"), "", "the old password still logs in");
   assert.notEqual(await login("new-pw-8", "MD5"), "", "the imported password does not log in");
 });

@@ -170,7 +170,7 @@ await forEachBackend("UserAuthenticate with the digest policy", (backend) => {
   });
 
   test("a response with an algorithm the challenge did not offer (SHA-256, MD5-sess) is refused, right password or not", async () => {
-    // net2 has a SHA-256 digest of its password (PUT stores both), but the challenge offers MD5 only.
+    // The challenge offers MD5 only: SHA-256 is refused before any digest is read (PUT stores none of that hash).
     assert.equal((await login(mac2, net2, "secret", { algorithm: "SHA-256" })).authToken, "");
     assert.equal((await login(mac2, net2, "secret", { algorithm: "MD5-sess", qop: true })).authToken, "");
     const events = await server.api(

@@ -44,12 +44,8 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): v
         guid,
         fullName,
         state: state as DirectoryState | undefined,
-        digests: password
-          ? [
-              { realm, algorithm: "MD5", ha1: computeHA1("MD5", shortName, realm, password) },
-              { realm, algorithm: "SHA-256", ha1: computeHA1("SHA-256", shortName, realm, password) },
-            ]
-          : undefined,
+        // MD5 alone: no challenge offers another hash (its digest would be a secret kept for nothing).
+        digests: password ? [{ realm, algorithm: "MD5", ha1: computeHA1("MD5", shortName, realm, password) }] : undefined,
       },
       Date.now(),
     );
@@ -105,7 +101,7 @@ export function registerUserRoutes(app: FastifyInstance, o: UserRouteOptions): v
         errors.push({ line: e.line, reason: "bad-char" });
         continue;
       }
-      // The line's MD5 digest replaces all the user's digests for the realm (a SHA-256 one of an older password too).
+      // The line's MD5 digest replaces all the user's digests for the realm (of any hash, as a password does).
       const saved = await saveUser(store, { shortName: e.username, digests: [{ realm: wanted, algorithm: "MD5", ha1: e.ha1 }] }, now);
       if (saved.created) created++;
       else updated++;

@@ -1,6 +1,10 @@
 import type { Database } from "./db.ts";
 
 export type DirectoryState = "managed" | "declined";
+/**
+ * The hash of a stored HA1. Only MD5 is written (no challenge offers another);
+ * SHA-256 is still read, from rows an older Orchard wrote (migration 30 deletes them).
+ */
 export type DigestHashName = "MD5" | "SHA-256";
 
 /** A directory entry without its digests: what a login needs to decide. */

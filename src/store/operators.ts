@@ -81,7 +81,7 @@ export class OperatorStore {
    * Adds an account; undefined when added, else the existing name that
    * takes it, compared ignoring case (names are ASCII, which lower() folds
    * the same in SQLite and PostgreSQL). The unique index on lower(name)
-   * (migration 27) settles two adds of case variants at the same moment on
+   * (migration 28) settles two adds of case variants at the same moment on
    * PostgreSQL, which the NOT EXISTS alone let both in: the second waits for
    * the first and does nothing, as ON CONFLICT without a target covers that
    * index too. The NOT EXISTS keeps the rule in a store whose case variants

@@ -26,6 +26,7 @@ import { updateTold } from "./026-update-told.ts";
 import { authTokenScrub } from "./027-auth-token-scrub.ts";
 import { operatorNamesFolded } from "./028-operator-names-folded.ts";
 import { challengeOffers } from "./029-challenge-offers.ts";
+import { noSha256Digests } from "./030-no-sha256-digests.ts";
 import type { Sql } from "../db.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
@@ -72,6 +73,7 @@ export const migrations: readonly Migration[] = [
   authTokenScrub,
   operatorNamesFolded,
   challengeOffers,
+  noSha256Digests,
 ];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
