@@ -345,6 +345,28 @@ await forEachBackend("UserAuthenticate with the digest policy", (backend) => {
     assert.notEqual(enrollment.json.push_magic, "EVIL");
   });
 
+  test("a network user's channel named first as a Shared iPad user's, before the user's first login, is taken back by the login", async () => {
+    const net8 = newUser("net8");
+    await server.api("PUT", "/v1/users/net8", { password: "secret", guid: net8.guid });
+    const channel = `${mac.udid}:${net8.userId}`;
+    const squat = { UserID: SHARED_IPAD_USER, UserShortName: net8.userId, Topic: mac.topic, Token: Buffer.alloc(32, 7) };
+    assert.equal((await mac.checkin("TokenUpdate", { ...squat, PushMagic: "EVIL" })).status, 200, "no session yet: nothing to check");
+    const l = await login(mac, net8, "secret");
+    assert.equal((await mac.userTokenUpdate({ ...net8, authToken: l.authToken })).status, 200);
+    const enrollment = await server.api("GET", `/v1/enrollments/${encodeURIComponent(channel)}`);
+    assert.equal(enrollment.json.type, "User");
+    assert.notEqual(enrollment.json.push_magic, "EVIL");
+    assert.equal(enrollment.json.user_short_name, "net8");
+    const enrolled = await server.api("GET", `/v1/events?enrollment=${encodeURIComponent(channel)}&type=enrollment.enrolled`);
+    assert.deepEqual(
+      enrolled.json.events.map((e: { detail: { type: string } }) => e.detail.type),
+      ["SharediPadUser", "User"],
+      "the user's channel enrolls as its own",
+    );
+    // And the squatter's way back in now needs the user's AuthToken.
+    assert.equal((await mac.checkin("TokenUpdate", { ...squat, PushMagic: "EVIL" })).status, 403);
+  });
+
   test("a new password ends the user's AuthTokens at once; the same password again does not", async () => {
     const net6 = newUser("net6");
     await server.api("PUT", "/v1/users/net6", { password: "secret", guid: net6.guid });

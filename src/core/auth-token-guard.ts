@@ -13,8 +13,8 @@ import type { CheckinReply, MdmRequest, MdmService } from "./service.ts";
  * digest handshake began, every later check-in and command request of that
  * channel must carry the AuthToken it issued (403 otherwise: never 401, which
  * would unenroll the Mac); a declined user's channel gets 410. Local users
- * (no handshake) and zero-length users pass. A session is looked up for every
- * user channel, whatever type the message claims: the id is what it guards.
+ * (no handshake) and zero-length users pass. A session is looked up whatever
+ * type of user channel the message claims: the id is what it guards.
  */
 export class AuthTokenGuard implements MdmService {
   /**
@@ -41,9 +41,9 @@ export class AuthTokenGuard implements MdmService {
   }
 
   private async check(req: MdmRequest, channel: Channel, authToken: unknown): Promise<void> {
-    // Every user channel, not only those typed "User": a Shared iPad user's id is `UDID:UserShortName`, so a Mac
-    // naming the network user's GUID as its short name reaches that user's channel id (review).
-    if (!channel.isUserChannel) return;
+    // A Shared iPad user's channel too: its id is `UDID:UserShortName`, so a Mac naming the network user's GUID
+    // as its short name reaches that user's channel id (review). A User Enrollment user's id holds no `:`.
+    if (channel.type !== "User" && channel.type !== "SharediPadUser") return;
     const session = await this.store.userSessions.get(channel.id);
     if (!session || session.state === "zero-length") return;
     if (session.state === "declined") throw new Declined("this user is not managed");

@@ -262,7 +262,9 @@ export class EnrollmentStore {
    * another device (a User Enrollment user channel's id is the device's
    * EnrollmentUserID alone: another device may name it, never take it over)
    * or is of another type (a Shared iPad user's `UDID:UserShortName` may spell
-   * a macOS user's `UDID:UserID`).
+   * a macOS user's `UDID:UserID`). A macOS user's TokenUpdate takes back an id
+   * its Mac named as a Shared iPad user's: else a Mac's local admin could hold
+   * a network user's channel, before its first login, for good (review).
    */
   async tokenUpdate(t: TokenUpdateRecord): Promise<number | undefined> {
     const c = t.channel;
@@ -271,15 +273,16 @@ export class EnrollmentStore {
          push_magic, unlock_token, token_update_count, awaiting_configuration, not_on_console, token_update_message,
          created_at, updated_at, last_seen_at)
        VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET enabled = 1, topic = excluded.topic, push_token = excluded.push_token,
+       ON CONFLICT (id) DO UPDATE SET enabled = 1, type = excluded.type, topic = excluded.topic, push_token = excluded.push_token,
          push_magic = excluded.push_magic, unlock_token = COALESCE(excluded.unlock_token, enrollments.unlock_token),
-         token_update_count = enrollments.token_update_count + 1,
+         token_update_count = CASE WHEN enrollments.type = excluded.type THEN enrollments.token_update_count + 1 ELSE 1 END,
          awaiting_configuration = excluded.awaiting_configuration,
          user_short_name = COALESCE(excluded.user_short_name, enrollments.user_short_name),
          user_long_name = COALESCE(excluded.user_long_name, enrollments.user_long_name),
          not_on_console = excluded.not_on_console, token_update_message = excluded.token_update_message,
          updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at
-       WHERE enrollments.device_id = excluded.device_id AND enrollments.type = excluded.type
+       WHERE enrollments.device_id = excluded.device_id
+         AND (enrollments.type = excluded.type OR (enrollments.type = 'SharediPadUser' AND excluded.type = 'User'))
        RETURNING token_update_count`,
       [
         c.id,
