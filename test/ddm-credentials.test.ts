@@ -230,6 +230,15 @@ await forEachBackend("DDM credentials", (backend) => {
       assert.match(r.text, /serial_number is also reported by another enrolled device/);
       assert.ok(!r.text.includes(d === a ? c.udid : a.udid), "the device is not told the other device's UDID");
     }
+    // The same serial in another letter case is the same serial (RADIUS and VPN policies often match names so).
+    const lower = new RawDevice(fleet.transport, await identity(fleet), randomUUID().toUpperCase());
+    await lower.enroll();
+    assert.equal((await server.api("PUT", `/v1/enrollment-sets/${lower.udid}?set=wifi-set&nonotify=1`)).status, 204);
+    assert.equal((await lower.authenticate({ SerialNumber: serial(a).toLowerCase() })).status, 200);
+    assert.equal((await lower.tokenUpdate()).status, 200);
+    const refused = await deviceGet("/mdm/credentials/scep/wifi", lower.identity);
+    assert.equal(refused.status, 409, refused.text);
+    assert.equal((await server.api("DELETE", `/v1/enrollments/${lower.udid}`)).status, 200);
     const challengesAfter = await server.store.db.get<{ n: number }>("SELECT COUNT(*) AS n FROM credential_challenges");
     assert.equal(Number(challengesAfter!.n), Number(challengesBefore!.n), "no challenge handed out");
     assert.ok(

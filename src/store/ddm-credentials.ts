@@ -128,15 +128,16 @@ export class DdmCredentialStore {
   /**
    * What a template may name of a device, besides its UDID (its id), and how far its serial number is its own:
    * whether the certificate the device is bound to was issued for that serial by ADE enrollment, and another
-   * device enrolled (not checked out) under the same serial, if there is one (the first by id). One statement.
+   * device enrolled (not checked out) under the same serial in any letter case, if there is one (the first by id).
+   * One statement (migration 31 indexes the upper-cased serial).
    */
   async deviceFacts(deviceId: string): Promise<CredentialDeviceFacts> {
     const row = await this.db.get<{ serial_number: string | null; ade_bound: number; other_device: string | null }>(
       `SELECT d.serial_number,
          CASE WHEN EXISTS (SELECT 1 FROM scep_certificates c WHERE c.fingerprint = d.cert_fingerprint AND c.ade_serial = d.serial_number)
            THEN 1 ELSE 0 END AS ade_bound,
-         (SELECT o.id FROM devices o WHERE o.serial_number = d.serial_number AND o.id <> d.id AND o.checked_out_at IS NULL
-           ORDER BY o.id LIMIT 1) AS other_device
+         (SELECT o.id FROM devices o WHERE UPPER(o.serial_number) = UPPER(d.serial_number) AND o.id <> d.id
+           AND o.checked_out_at IS NULL ORDER BY o.id LIMIT 1) AS other_device
        FROM devices d WHERE d.id = ?`,
       [deviceId],
     );

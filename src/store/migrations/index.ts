@@ -27,6 +27,7 @@ import { authTokenScrub } from "./027-auth-token-scrub.ts";
 import { operatorNamesFolded } from "./028-operator-names-folded.ts";
 import { challengeOffers } from "./029-challenge-offers.ts";
 import { noSha256Digests } from "./030-no-sha256-digests.ts";
+import { deviceSerialFolded } from "./031-device-serial-folded.ts";
 import type { Sql } from "../db.ts";
 
 /** A numbered schema change. `{{serial}}`, `{{blob}}` are dialect types. */
@@ -41,7 +42,7 @@ export interface Migration {
    * for the operator (undefined: nothing). A migration held back is not
    * recorded as applied: the next start tries it again; those after it apply.
    */
-  heldBy?: (tx: Sql) => Promise<string | undefined>;
+  heldBy?: (tx: Sql, dialect: "sqlite" | "postgres") => Promise<string | undefined>;
 }
 
 export const migrations: readonly Migration[] = [
@@ -74,6 +75,7 @@ export const migrations: readonly Migration[] = [
   operatorNamesFolded,
   challengeOffers,
   noSha256Digests,
+  deviceSerialFolded,
 ];
 
 export function forDialect(sql: string, dialect: "sqlite" | "postgres"): string {
