@@ -134,18 +134,14 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
       const before = req.query.cursor === undefined ? undefined : Number(req.query.cursor);
       if (before !== undefined && !Number.isSafeInteger(before)) throw new BadRequest("cursor must be a row id", "invalid_parameter");
       const id = req.params.id;
-      const commands = await store.commands.history(id, before, limit);
-      // As GET /v1/queue/{id}: a removed, mistyped or lowercase id is no enrollment, not an empty history.
-      if (commands.length === 0 && (await store.enrollments.existing([id])).size === 0) throw new NotFound("no such enrollment");
+      const commands = await enrolledOr404(store, id, await store.commands.history(id, before, limit));
       return { commands: commands.map(commandHistoryJson), next_cursor: nextCursor(commands, limit, (c) => c.id) };
     },
   );
 
   app.get<{ Params: { id: string } }>("/v1/queue/:id", async (req): Promise<QueueJson> => {
     const id = req.params.id;
-    const commands = await store.commands.queue(id);
-    // Ids are case-sensitive: a mistyped or lowercase UDID is no enrollment, not an empty queue.
-    if (commands.length === 0 && (await store.enrollments.existing([id])).size === 0) throw new NotFound("no such enrollment");
+    const commands = await enrolledOr404(store, id, await store.commands.queue(id));
     return { enrollment_id: id, commands: commands.map(queuedCommandJson) };
   });
 
@@ -234,4 +230,13 @@ export function enrollmentIds(ids: string[]): string[] {
 
 export function truthy(value: string | undefined): boolean {
   return value !== undefined && /^(1|true|yes|on|)$/i.test(value);
+}
+
+/**
+ * A channel's rows, or 404 when there are none and the id names no enrollment: ids are case-sensitive, and a
+ * removed, mistyped or lowercase one is no enrollment, not an empty list. Looked up only for an empty answer.
+ */
+async function enrolledOr404<T>(store: Store, id: string, rows: T[]): Promise<T[]> {
+  if (rows.length === 0 && (await store.enrollments.existing([id])).size === 0) throw new NotFound("no such enrollment");
+  return rows;
 }

@@ -48,7 +48,7 @@ export async function migrate(db: Database): Promise<{ applied: number[]; held: 
     const held: HeldMigration[] = [];
     for (const m of migrations) {
       if (applied.has(m.version)) continue;
-      const reason = await m.heldBy?.(tx);
+      const reason = await m.heldBy?.(tx, db.dialect);
       if (reason !== undefined) {
         held.push({ version: m.version, name: m.name, reason });
         continue;

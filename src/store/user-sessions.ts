@@ -175,11 +175,16 @@ export class UserSessionStore {
     return this.revokeTokens(shortName, now);
   }
 
-  /** Ends every AuthToken of a user whose password changed; returns how many. The Macs keep counting as its own. */
+  /**
+   * Ends every AuthToken of a user whose password changed, and every open
+   * challenge (a response checked against the old digest must not get a token
+   * once the change is in: issuing one needs the state `challenged`); returns
+   * how many. The Macs keep counting as the user's own.
+   */
   async revokeTokens(shortName: string, now: number): Promise<number> {
     return this.db.run(
       `UPDATE user_sessions SET state = 'revoked', token_hash = NULL, updated_at = ?
-       WHERE short_name = ? AND state = 'authenticated'`,
+       WHERE short_name = ? AND state IN ('authenticated', 'challenged')`,
       [now, shortName],
     );
   }

@@ -23,7 +23,10 @@ export const operatorNamesFolded: Migration = {
 -- (core/operator-auth.ts, NAME_RULE).
 CREATE UNIQUE INDEX operators_name_folded ON operators (lower(name));
 `,
-  heldBy: async (tx: Sql) => {
+  heldBy: async (tx: Sql, dialect) => {
+    // A running process's add between this look and the index would fail the index, and this start (review):
+    // adds wait for this transaction instead. SQLite's transaction already holds the only writer's lock.
+    if (dialect === "postgres") await tx.exec("LOCK TABLE operators IN SHARE MODE");
     const rows = await tx.all<{ folded: string; name: string }>(
       `SELECT lower(name) AS folded, name FROM operators
        WHERE lower(name) IN (SELECT lower(name) FROM operators GROUP BY lower(name) HAVING COUNT(*) > 1)
