@@ -268,21 +268,32 @@ export class EnrollmentStore {
    */
   async tokenUpdate(t: TokenUpdateRecord): Promise<number | undefined> {
     const c = t.channel;
+    const count = await this.upsertToken(t);
+    if (count !== undefined || c.type !== "User") return count;
+    // The rare retyping in a statement of its own: setting `type` in the upsert rewrote its index at every TokenUpdate.
+    const retyped = await this.db.run(
+      "UPDATE enrollments SET type = 'User', token_update_count = 0 WHERE id = ? AND device_id = ? AND type = 'SharediPadUser'",
+      [c.id, c.deviceId],
+    );
+    return retyped > 0 ? this.upsertToken(t) : undefined;
+  }
+
+  private async upsertToken(t: TokenUpdateRecord): Promise<number | undefined> {
+    const c = t.channel;
     const row = await this.db.get<{ token_update_count: number }>(
       `INSERT INTO enrollments (id, device_id, type, user_id, user_short_name, user_long_name, enabled, topic, push_token,
          push_magic, unlock_token, token_update_count, awaiting_configuration, not_on_console, token_update_message,
          created_at, updated_at, last_seen_at)
        VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET enabled = 1, type = excluded.type, topic = excluded.topic, push_token = excluded.push_token,
+       ON CONFLICT (id) DO UPDATE SET enabled = 1, topic = excluded.topic, push_token = excluded.push_token,
          push_magic = excluded.push_magic, unlock_token = COALESCE(excluded.unlock_token, enrollments.unlock_token),
-         token_update_count = CASE WHEN enrollments.type = excluded.type THEN enrollments.token_update_count + 1 ELSE 1 END,
+         token_update_count = enrollments.token_update_count + 1,
          awaiting_configuration = excluded.awaiting_configuration,
          user_short_name = COALESCE(excluded.user_short_name, enrollments.user_short_name),
          user_long_name = COALESCE(excluded.user_long_name, enrollments.user_long_name),
          not_on_console = excluded.not_on_console, token_update_message = excluded.token_update_message,
          updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at
-       WHERE enrollments.device_id = excluded.device_id
-         AND (enrollments.type = excluded.type OR (enrollments.type = 'SharediPadUser' AND excluded.type = 'User'))
+       WHERE enrollments.device_id = excluded.device_id AND enrollments.type = excluded.type
        RETURNING token_update_count`,
       [
         c.id,
