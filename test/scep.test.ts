@@ -4,7 +4,15 @@
 // (ORCHARD_TEST_REQUIRE_POSTGRES=1), where they fail.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { createHash, createPrivateKey, createPublicKey, randomUUID, X509Certificate } from "node:crypto";
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  randomUUID,
+  X509Certificate,
+} from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -13,7 +21,16 @@ import { scepCommand } from "../src/cli/scep.ts";
 import { cliContext } from "./support/cli.ts";
 import { generateKeyPair, pkiIdentity, type PkiIdentity } from "../src/identity/testing/pki.ts";
 import { SCEP_CAPABILITIES } from "../src/scep/index.ts";
-import { ScepRefused, ScepTestClient } from "../src/scep/testing/client.ts";
+import {
+  buildCsr,
+  buildPkiRequest,
+  commonNameSubject,
+  readCertRep,
+  ScepRefused,
+  ScepTestClient,
+  selfSignedSigner,
+} from "../src/scep/testing/client.ts";
+import { MessageType } from "../src/scep/message.ts";
 import { SimDevice } from "../src/sim/device.ts";
 import { Transport } from "../src/sim/transport.ts";
 import { sleep } from "./support/mdm.ts";
@@ -127,6 +144,29 @@ await forEachBackend("SCEP", (backend) => {
         const r = await fetch(scepUrl + query, init);
         assert.equal(r.status, status, `${init?.method ?? "GET"} ${query}: ${await r.text()}`);
       }
+    });
+
+    test("a key too costly to verify with (its public exponent as long as its modulus) is refused before any use, the challenge right", async () => {
+      // A valid RSA key with e and d swapped: each verification with it costs what a private-key operation does.
+      const costly = swappedExponentKey(2048);
+      const csrDer = buildCsr({ key: costly, subjectDer: commonNameSubject("costly"), challenge: await challenge() });
+      const signer = { cert: await selfSignedSigner(costly), key: costly.privateKey };
+      const request = buildPkiRequest({ messageType: MessageType.PKCSReq, csrDer, signer, recipient: server.deviceCa.cert });
+      const r = await fetch(`${scepUrl}?operation=PKIOperation`, { method: "POST", body: new Uint8Array(request.der) });
+      const body = Buffer.from(await r.arrayBuffer());
+      assert.ok(r.status === 200 || r.status === 400, `${r.status}: ${body}`);
+      if (r.status === 200) {
+        assert.throws(
+          () =>
+            readCertRep(body, { ca: server.deviceCa.cert, signer, transactionId: request.transactionId, senderNonce: request.senderNonce }),
+          (e: unknown) => e instanceof ScepRefused,
+          "nothing issued",
+        );
+      }
+      assert.ok(
+        server.logs.some((l) => l.includes("public exponent is larger than 2^32")),
+        "the refusal's reason is logged",
+      );
     });
 
     test("POST /v1/scep/challenges: API key, optional ttl, 201 with the expiry; the CLI prints the challenge alone", async () => {
@@ -332,4 +372,19 @@ function findInPath(name: string): string | undefined {
     }
   }
   return undefined;
+}
+
+/** An RSA key pair with its exponents swapped: valid, and as costly to verify with as to sign with (review). */
+function swappedExponentKey(bits: number): { privateKey: KeyObject; publicKey: KeyObject } {
+  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: bits });
+  const jwk = privateKey.export({ format: "jwk" });
+  const big = (s: string | undefined) => BigInt(`0x${Buffer.from(s!, "base64url").toString("hex")}`);
+  const b64 = (x: bigint) =>
+    Buffer.from(x.toString(16).padStart(Math.ceil(x.toString(16).length / 2) * 2, "0"), "hex").toString("base64url");
+  const [p, q, d, e] = [big(jwk.p), big(jwk.q), big(jwk.d), big(jwk.e)];
+  const swapped = createPrivateKey({
+    key: { ...jwk, e: b64(d), d: b64(e), dp: b64(e % (p - 1n)), dq: b64(e % (q - 1n)) },
+    format: "jwk",
+  });
+  return { privateKey: swapped, publicKey: createPublicKey(swapped) };
 }

@@ -31,6 +31,7 @@ import {
   type Tlv,
 } from "./ber.ts";
 import { certFields, certInfo, type CertInfo } from "./cms-certs.ts";
+import { costlyKeyProblem } from "./key-cost.ts";
 import {
   algorithm,
   explicit,
@@ -376,6 +377,8 @@ export function verifySigner(signer: ParsedSigner, key: KeyObject, content: Uint
   }
   const actual = createHash(signer.digest).update(content).digest();
   if (!actual.equals(messageDigest.content)) throw new CmsError("bad-signature", "the message digest does not match");
+  const costly = costlyKeyProblem(key);
+  if (costly) throw new CmsError("bad-signature", costly);
   let ok = false;
   try {
     ok = verify(signer.digest, signer.signedAttrsDer, key, signer.signature);

@@ -3,6 +3,7 @@
 // public key go into the certificate byte for byte, and the signature is checked
 // over the request info exactly as received.
 import { createPublicKey, verify, type KeyObject } from "node:crypto";
+import { costlyKeyProblem } from "./key-cost.ts";
 import { BerError, BerReader, CONTEXT, is, TAG_BIT_STRING, TAG_SEQUENCE, TAG_SET, UNIVERSAL, type Tlv } from "./ber.ts";
 import { oidHex } from "./der.ts";
 import { OIDS, RSA_SIGNATURES } from "./oids.ts";
@@ -96,6 +97,8 @@ function parse(der: Uint8Array): Csr {
   if (publicKey.asymmetricKeyType !== "rsa") throw new CsrError("key", "the key must be RSA");
   if ((publicKey.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS)
     throw new CsrError("key", `the RSA key must have at least ${MIN_RSA_BITS} bits`);
+  const costly = costlyKeyProblem(publicKey);
+  if (costly) throw new CsrError("key", costly);
   const hash = RSA_SIGNATURES.get(sigAlg);
   if (!hash) throw new CsrError("key", "unsupported CSR signature algorithm (RSA PKCS#1 v1.5 with SHA-1 or SHA-2)");
   let ok = false;

@@ -7,6 +7,7 @@ import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import { cmsEngine } from "./engine.ts";
 import { IdentityError } from "./errors.ts";
+import { costlyKeyProblem } from "./key-cost.ts";
 
 const OID_SIGNED_DATA = "1.2.840.113549.1.7.2";
 const MAX_CHAIN = 6;
@@ -47,6 +48,12 @@ export async function verifySignedContent(der: Buffer): Promise<SignedContent> {
   if (signedData.signerInfos.length !== 1) throw bad("the SignedData must have exactly one signer");
   const eContent = signedData.encapContentInfo.eContent;
   if (eContent === undefined) throw bad("the SignedData carries no content");
+  // The signer is one of these, and pkijs verifies with its key: none may be too costly to verify with.
+  const readable = certBlocks.map((block) => (block.idBlock.tagClass === 1 ? readCertificate(block) : undefined));
+  for (const cert of readable) {
+    const costly = cert && costlyKeyProblem(cert.publicKey);
+    if (costly) throw bad(`a carried certificate's key: ${costly}`);
+  }
   let result: pkijs.SignedDataVerifyResult;
   try {
     result = await signedData.verify({ signer: 0, checkChain: false, extendedMode: true }, cmsEngine);
@@ -57,15 +64,11 @@ export async function verifySignedContent(der: Buffer): Promise<SignedContent> {
   const index = signedData.certificates?.indexOf(result.signerCertificate) ?? -1;
   const certs: X509Certificate[] = [];
   let signer: X509Certificate | undefined;
-  certBlocks.forEach((block, i) => {
-    if (block.idBlock.tagClass !== 1) return; // other CertificateChoices
-    try {
-      const cert = new X509Certificate(Buffer.from(block.valueBeforeDecodeView));
-      if (i === index) signer = cert;
-      else certs.push(cert);
-    } catch {
-      // An unreadable extra certificate cannot help a chain.
-    }
+  readable.forEach((cert, i) => {
+    // Other CertificateChoices, and an unreadable extra certificate, cannot help a chain.
+    if (cert === undefined) return;
+    if (i === index) signer = cert;
+    else certs.push(cert);
   });
   if (!signer) throw bad("the signer's certificate is not in the SignedData");
   return { content: Buffer.from(eContent.getValue()), signer, certificates: certs };
@@ -85,7 +88,7 @@ export function chainsTo(
   const valid = (c: X509Certificate) => Date.parse(c.validFrom) <= now.getTime() && now.getTime() <= Date.parse(c.validTo);
   const issued = (child: X509Certificate, parent: X509Certificate) => {
     try {
-      return child.checkIssued(parent) && child.verify(parent.publicKey);
+      return child.checkIssued(parent) && costlyKeyProblem(parent.publicKey) === undefined && child.verify(parent.publicKey);
     } catch {
       return false;
     }
@@ -104,4 +107,13 @@ export function chainsTo(
 
 function toArrayBuffer(buf: Buffer): ArrayBuffer {
   return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
+}
+
+/** A carried certificate as Node reads it, or undefined when it cannot be. */
+function readCertificate(block: asn1js.AsnType): X509Certificate | undefined {
+  try {
+    return new X509Certificate(Buffer.from(block.valueBeforeDecodeView));
+  } catch {
+    return undefined;
+  }
 }

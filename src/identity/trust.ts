@@ -3,6 +3,7 @@ import * as x509 from "@peculiar/x509";
 import { BoundedCache } from "./cache.ts";
 import { IdentityError } from "./errors.ts";
 import { certFingerprint } from "./fingerprint.ts";
+import { costlyKeyProblem } from "./key-cost.ts";
 
 const OID_CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
 const OID_ANY_EKU = "2.5.29.37.0";
@@ -56,6 +57,8 @@ function issuedBy(child: CertInfo, parent: CertInfo): boolean {
   try {
     if (!child.cert.checkIssued(parent.cert)) return false;
     parent.publicKey ??= parent.cert.publicKey;
+    // A carried intermediate's key is the sender's to choose: one too costly to verify with issues nothing.
+    if (costlyKeyProblem(parent.publicKey)) return false;
     return child.cert.verify(parent.publicKey);
   } catch {
     return false; // e.g. a key type OpenSSL cannot load: not a usable issuer
