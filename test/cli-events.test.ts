@@ -49,33 +49,38 @@ test("--newest-first lists the newest first and pages backwards", async () => {
   assert.equal(bad.status, 400);
 });
 
-test("--follow prints the recent events, then each new one once, and stops on Ctrl-C", async () => {
-  await add("pushcert.removed", 1);
-  await add("pushcert.removed", 2);
-  const child = spawn(process.execPath, [BIN, "events", "--follow", "--type", "pushcert.removed", "--interval", "100ms", "--json"], {
+/** `orchard events --follow ARGS` as a child process, with its output so far and a way to wait for it. */
+function followEvents(args: string[]) {
+  const child = spawn(process.execPath, [BIN, "events", "--follow", "--interval", "100ms", ...args], {
     env: { ...process.env, ORCHARD_URL: server.url, ORCHARD_API_KEY: "test-api-key-0123456789abcdef" },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  let stdout = "";
-  let stderr = "";
+  const out = { stdout: "", stderr: "" };
+  child.stdout.on("data", (c) => (out.stdout += c));
+  child.stderr.on("data", (c) => (out.stderr += c));
   const waitFor = (what: () => boolean) =>
     new Promise<void>((resolve, reject) => {
       const check = () => {
         if (what()) resolve();
-        else if (child.exitCode !== null) reject(new Error(`orchard exited: ${stderr}`));
+        else if (child.exitCode !== null) reject(new Error(`orchard exited: ${out.stderr}`));
         else setTimeout(check, 20);
       };
       check();
     });
-  child.stdout.on("data", (c) => (stdout += c));
-  child.stderr.on("data", (c) => (stderr += c));
+  return { child, out, waitFor };
+}
+
+test("--follow prints the recent events, then each new one once, and stops on Ctrl-C", async () => {
+  await add("pushcert.removed", 1);
+  await add("pushcert.removed", 2);
+  const { child, out, waitFor } = followEvents(["--type", "pushcert.removed", "--json"]);
   const seen = () =>
-    stdout
+    out.stdout
       .split("\n")
       .filter(Boolean)
       .map((l) => JSON.parse(l).detail.n as number);
   try {
-    await waitFor(() => stderr.includes("following events"));
+    await waitFor(() => out.stderr.includes("following events"));
     assert.deepEqual(seen(), [1, 2]);
     await add("pushcert.removed", 3);
     await add("push.sent", 99);
@@ -84,8 +89,22 @@ test("--follow prints the recent events, then each new one once, and stops on Ct
     assert.deepEqual(seen(), [1, 2, 3, 4]);
     const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
     child.kill("SIGINT");
-    assert.equal(await exited, 0, stderr);
+    assert.equal(await exited, 0, out.stderr);
     assert.deepEqual(seen(), [1, 2, 3, 4], "nothing printed twice");
+  } finally {
+    child.kill("SIGKILL");
+  }
+});
+
+test("--follow's lines show a device's control characters escaped, as the table does (C1 ones too)", async () => {
+  // An enrollment id is the device's to choose; U+009B is a terminal's CSI.
+  const evil = "EVIL\u009b2J\u009b31mPWNED";
+  await server.store.events.add({ type: "device.checked_out", enrollmentId: evil } as NewEvent, Date.now());
+  const { child, out, waitFor } = followEvents(["--type", "device.checked_out"]);
+  try {
+    await waitFor(() => out.stdout.includes("EVIL"));
+    assert.ok(!out.stdout.includes("\u009b"), JSON.stringify(out.stdout));
+    assert.match(out.stdout, /EVIL\\x9b2J\\x9b31mPWNED/);
   } finally {
     child.kill("SIGKILL");
   }

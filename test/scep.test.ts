@@ -176,6 +176,7 @@ await forEachBackend("SCEP", (backend) => {
       const r = await server.api("POST", "/v1/scep/challenges", { ttl: "10m" });
       assert.equal(r.status, 201);
       assert.match(r.json.challenge, /^[0-9a-f]{40}$/);
+      assert.equal(r.headers.get("cache-control"), "no-store", "a live challenge is kept by no cache");
       const expires = Date.parse(r.json.expires_at);
       assert.ok(expires >= before + 600_000 && expires <= Date.now() + 600_000);
       const byDefault = await server.api("POST", "/v1/scep/challenges");

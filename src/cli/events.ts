@@ -4,7 +4,7 @@ import { isEventType, unknownEventTypeMessage } from "../store/event-types.ts";
 import type { ApiClient } from "./api-client.ts";
 import { connect, parseCommand, positiveInt, printList, UsageError, type CliContext, type ClientCommand } from "./command.ts";
 import { fetchPages, PAGE_OPTIONS } from "./paging.ts";
-import { formatTime } from "./table.ts";
+import { formatTime, printable } from "./table.ts";
 
 const HEADER = ["TIME", "TYPE", "ENROLLMENT", "DETAIL"];
 
@@ -84,12 +84,13 @@ async function follow(
   process.once("SIGTERM", stop);
   const print = (events: EventJson[]) => {
     if (json) for (const e of events) ctx.out(JSON.stringify(e) + "\n");
-    // Without a table's column widths known in advance: one aligned line per event.
+    // Without a table's column widths known in advance: one line per event, each field made printable as a
+    // table's cells are (an id or a detail may hold a terminal's control characters; second review).
     else
       for (const e of events)
         ctx.out(
           row(e)
-            .map((v) => v ?? "-")
+            .map((v) => printable(v ?? "-"))
             .join("  ") + "\n",
         );
   };

@@ -120,7 +120,8 @@ export function registerScepApiRoutes(api: FastifyInstance, challenges: ScepChal
     const { challenge, expiresAt } = await challenges.create(ttlMs);
     // The challenge itself is a secret: logged never, only its expiry.
     req.log.info({ expiresAt: expiresAt.toISOString() }, "SCEP challenge created");
-    return reply.code(201).send({ challenge, expires_at: expiresAt.toISOString() });
+    // Nor kept by a cache between the operator and Orchard (as a new personal token is not).
+    return reply.code(201).header("cache-control", "no-store").send({ challenge, expires_at: expiresAt.toISOString() });
   });
 }
 
