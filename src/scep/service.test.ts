@@ -325,7 +325,7 @@ await forEachBackend("SCEP service", (backend) => {
     assert.equal((await store.enrollments.bindingOf(udid))?.fingerprint, secondFp);
   });
 
-  test("RenewalReq refusals: a self-signed or foreign signer, another subject, a certificate renewed already", async () => {
+  test("RenewalReq refusals: a self-signed or foreign signer, another subject, no enrolled device bound, a certificate renewed already", async () => {
     await refusal({ messageType: MessageType.RenewalReq }, "badRequest"); // self-signed
     const foreignCa = await createCa({ commonName: "foreign CA", keyPair: key2 });
     const foreign = await issueDeviceIdentity(foreignCa, { commonName: "renew-me", keyPair: key });
@@ -337,6 +337,16 @@ await forEachBackend("SCEP service", (backend) => {
     const otherSubject = buildCsr({ key, subjectDer: commonNameSubject("someone-else") });
     await refusal({ messageType: MessageType.RenewalReq, csrDer: otherSubject, signer }, "badRequest");
     const csrDer = buildCsr({ key, subjectDer: commonNameSubject("keep-subject") });
+    // No enrolled device is bound to it (never enrolled, or removed): it does not renew, or it would for ever.
+    await refusal({ messageType: MessageType.RenewalReq, csrDer, signer, transactionId: "r-unbound" }, "badRequest");
+    await store.enrollments.authenticate({
+      deviceId: `UDID-${randomBytes(4).toString("hex")}`,
+      topic: "t",
+      facts: {},
+      certFingerprint: current.fingerprint,
+      message: Buffer.from("m"),
+      now: Date.now(),
+    });
     await send({ messageType: MessageType.RenewalReq, csrDer, signer, transactionId: "r-a" });
     // A second renewal of the same certificate, as another transaction: refused.
     await refusal({ messageType: MessageType.RenewalReq, csrDer, signer, transactionId: "r-b" }, "badRequest");

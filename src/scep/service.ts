@@ -156,9 +156,9 @@ export class ScepService {
   }
 
   /**
-   * A renewal, signed with a current certificate of the device CA. The new
-   * certificate replaces it: a device bound to the old one is rebound in the
-   * same transaction, and the old one cannot be renewed again.
+   * A renewal, signed with a current certificate of the device CA that an
+   * enrolled device is bound to. The new certificate replaces it: the device
+   * is rebound in the same transaction, and the old one cannot be renewed again.
    */
   private async renewalReq(msg: PkiMessage, csr: Csr, old: X509Certificate, now: number): Promise<Issued> {
     const ca = this.o.deviceCa;
@@ -176,6 +176,9 @@ export class ScepService {
     const done = await this.o.store
       .transaction(async (tx) => {
         const devices = await tx.enrollments.rebindCertificate(oldFingerprint, newFingerprint);
+        // Only an enrolled device's certificate renews: a removed device's (or one never enrolled with) would
+        // otherwise renew for ever, each renewal a full lifetime (second review). Such a device enrolls again.
+        if (devices.length === 0) throw new NotBound();
         // The renewed certificate stays bound to the ADE serial number of the one it replaces.
         const adeSerial = (await tx.scep.certificateByFingerprint(oldFingerprint))?.adeSerial ?? null;
         const rec = { ...record(cert, "RenewalReq", msg.transactionId, now, devices[0] ?? null, oldFingerprint), adeSerial };
@@ -187,8 +190,16 @@ export class ScepService {
       })
       .catch((err: unknown) => {
         if (err instanceof AlreadyRenewed) return false; // rolled back: the rebinding did not happen
+        if (err instanceof NotBound) return "not bound" as const;
         throw err;
       });
+    if (done === "not bound") {
+      const again = await this.resent(msg, csr, "RenewalReq");
+      if (again) return again;
+      throw new ScepFailure("badRequest", "no enrolled device is bound to the certificate to renew: it enrolls again with a challenge", {
+        renewed_from: oldFingerprint,
+      });
+    }
     if (done) return { cert, resent: false };
     const again = await this.resent(msg, csr, "RenewalReq");
     if (again) return again;
@@ -220,6 +231,7 @@ export class ScepService {
 }
 
 class AlreadyRenewed extends Error {}
+class NotBound extends Error {}
 
 function record(
   cert: X509Certificate,
