@@ -108,4 +108,9 @@ test("--follow's lines show a device's control characters escaped, as the table 
   } finally {
     child.kill("SIGKILL");
   }
+  // --json (here the list; --follow --json writes its lines the same way): escaped in the JSON, the same value parsed.
+  const ctx = cliContext(server.url);
+  assert.equal(await runWith(ctx, "events", ["--type", "device.checked_out", "--json"]), 0, ctx.stderr);
+  assert.ok(!ctx.stdout.includes("\u009b"), ctx.stdout);
+  assert.equal(JSON.parse(ctx.stdout).events[0].enrollment_id, evil);
 });

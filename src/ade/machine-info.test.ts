@@ -56,3 +56,22 @@ test("versions compare numerically; products name their platform", () => {
   assert.equal(platformOfProduct("AppleTV11,1"), "tvos");
   assert.equal(platformOfProduct("Something"), undefined);
 });
+
+test("a carried certificate Node cannot read is refused (400), never a 500, and before anything is verified", async () => {
+  // The Apple CA's certificate with its key's algorithm made unknown: Node parses it, and throws only when asked for
+  // its key; pkijs reads it all the same.
+  const rsaEncryption = Buffer.from("06092a864886f70d010101", "hex");
+  const raw = Buffer.from(apple.cert.raw);
+  const at = raw.indexOf(rsaEncryption);
+  assert.ok(at > 0);
+  raw[at + rsaEncryption.length - 1] = 0x7f;
+  const der = buildSignedData({
+    content: Buffer.from(serializePlist(info)),
+    signerCert: device.cert,
+    signerKey: device.key,
+    digest: "sha256",
+    attributes: [],
+    certificates: [device.cert.raw, raw],
+  });
+  await rejects(readMachineInfo(der, undefined, []), /a carried certificate cannot be read/);
+});

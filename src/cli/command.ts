@@ -122,7 +122,15 @@ export function idPath(ids: string[]): string {
 }
 
 export function printJson(ctx: CliContext, value: unknown): void {
-  ctx.out(JSON.stringify(value, null, 2) + "\n");
+  ctx.out(terminalSafeJson(value, 2) + "\n");
+}
+
+/**
+ * JSON whose strings escape DEL and the C1 controls too (`\u009b`): JSON.stringify leaves them raw, and a
+ * terminal acts on a device's CSI in an id (review). Still JSON, read the same by jq and every parser.
+ */
+export function terminalSafeJson(value: unknown, indent?: number): string {
+  return JSON.stringify(value, null, indent).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /** Exactly `n` positional arguments, else a usage error that says what to give. */

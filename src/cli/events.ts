@@ -2,7 +2,16 @@ import type { EventJson, EventPage } from "../http/wire.ts";
 import { parseDuration } from "../config.ts";
 import { isEventType, unknownEventTypeMessage } from "../store/event-types.ts";
 import type { ApiClient } from "./api-client.ts";
-import { connect, parseCommand, positiveInt, printList, UsageError, type CliContext, type ClientCommand } from "./command.ts";
+import {
+  connect,
+  parseCommand,
+  positiveInt,
+  printList,
+  terminalSafeJson,
+  UsageError,
+  type CliContext,
+  type ClientCommand,
+} from "./command.ts";
 import { fetchPages, PAGE_OPTIONS } from "./paging.ts";
 import { formatTime, printable } from "./table.ts";
 
@@ -83,7 +92,7 @@ async function follow(
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   const print = (events: EventJson[]) => {
-    if (json) for (const e of events) ctx.out(JSON.stringify(e) + "\n");
+    if (json) for (const e of events) ctx.out(terminalSafeJson(e) + "\n");
     // Without a table's column widths known in advance: one line per event, each field made printable as a
     // table's cells are (an id or a detail may hold a terminal's control characters; second review).
     else

@@ -2,7 +2,7 @@
 // a device signs with its Apple-issued identity during Setup Assistant. pkijs
 // checks the signature (with or without signed attributes, RSA or ECDSA), the
 // chain to an anchor is checked here with node's X509Certificate.
-import { X509Certificate } from "node:crypto";
+import { type KeyObject, X509Certificate } from "node:crypto";
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import { cmsEngine } from "./engine.ts";
@@ -48,12 +48,9 @@ export async function verifySignedContent(der: Buffer): Promise<SignedContent> {
   if (signedData.signerInfos.length !== 1) throw bad("the SignedData must have exactly one signer");
   const eContent = signedData.encapContentInfo.eContent;
   if (eContent === undefined) throw bad("the SignedData carries no content");
-  // The signer is one of these, and pkijs verifies with its key: none may be too costly to verify with.
+  // The signer is one of these, and pkijs verifies with its key: each must be readable, and none too costly to
+  // verify with (one Node cannot read, pkijs may still verify with: review).
   const readable = certBlocks.map((block) => (block.idBlock.tagClass === 1 ? readCertificate(block) : undefined));
-  for (const cert of readable) {
-    const costly = cert && costlyKeyProblem(cert.publicKey);
-    if (costly) throw bad(`a carried certificate's key: ${costly}`);
-  }
   let result: pkijs.SignedDataVerifyResult;
   try {
     result = await signedData.verify({ signer: 0, checkChain: false, extendedMode: true }, cmsEngine);
@@ -65,8 +62,8 @@ export async function verifySignedContent(der: Buffer): Promise<SignedContent> {
   const certs: X509Certificate[] = [];
   let signer: X509Certificate | undefined;
   readable.forEach((cert, i) => {
-    // Other CertificateChoices, and an unreadable extra certificate, cannot help a chain.
-    if (cert === undefined) return;
+    if (cert === undefined) return; // other CertificateChoices
+
     if (i === index) signer = cert;
     else certs.push(cert);
   });
@@ -109,11 +106,17 @@ function toArrayBuffer(buf: Buffer): ArrayBuffer {
   return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
 }
 
-/** A carried certificate as Node reads it, or undefined when it cannot be. */
-function readCertificate(block: asn1js.AsnType): X509Certificate | undefined {
+/** A carried certificate as Node reads it, with a key of bounded cost; else an IdentityError, before any verification. */
+function readCertificate(block: asn1js.AsnType): X509Certificate {
+  let cert: X509Certificate;
+  let key: KeyObject;
   try {
-    return new X509Certificate(Buffer.from(block.valueBeforeDecodeView));
+    cert = new X509Certificate(Buffer.from(block.valueBeforeDecodeView));
+    key = cert.publicKey; // Node reads the key only when asked: a garbage key throws here
   } catch {
-    return undefined;
+    throw bad("a carried certificate cannot be read");
   }
+  const costly = costlyKeyProblem(key);
+  if (costly) throw bad(`a carried certificate's key: ${costly}`);
+  return cert;
 }

@@ -348,6 +348,15 @@ await forEachBackend("SCEP service", (backend) => {
       now: Date.now(),
     });
     await send({ messageType: MessageType.RenewalReq, csrDer, signer, transactionId: "r-a" });
+    // Nor does the certificate of a device that checked out (removed its management profile).
+    const leaving = pkiIdentity(await send({ challenge: (await challenges.create()).challenge, cn: "leaving" }), key);
+    const leavingUdid = `UDID-${randomBytes(4).toString("hex")}`;
+    const bind = { topic: "t", facts: {}, message: Buffer.from("m"), now: Date.now() };
+    await store.enrollments.authenticate({ ...bind, deviceId: leavingUdid, certFingerprint: leaving.fingerprint });
+    await store.enrollments.checkOut(leavingUdid, Date.now());
+    const leavingCsr = buildCsr({ key, subjectDer: commonNameSubject("leaving") });
+    const leavingSigner = { cert: leaving.cert, key: leaving.key };
+    await refusal({ messageType: MessageType.RenewalReq, csrDer: leavingCsr, signer: leavingSigner, transactionId: "r-out" }, "badRequest");
     // A second renewal of the same certificate, as another transaction: refused.
     await refusal({ messageType: MessageType.RenewalReq, csrDer, signer, transactionId: "r-b" }, "badRequest");
     // An expired certificate of the device CA cannot renew.

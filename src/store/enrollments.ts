@@ -164,10 +164,11 @@ export class EnrollmentStore {
    * (SCEP RenewalReq). Returns their ids.
    */
   async rebindCertificate(oldFingerprint: string, newFingerprint: string): Promise<string[]> {
-    const rows = await this.db.all<{ id: string }>("UPDATE devices SET cert_fingerprint = ? WHERE cert_fingerprint = ? RETURNING id", [
-      newFingerprint,
-      oldFingerprint,
-    ]);
+    // A device that checked out (removed its profile) is not enrolled: its certificate does not renew (review).
+    const rows = await this.db.all<{ id: string }>(
+      "UPDATE devices SET cert_fingerprint = ? WHERE cert_fingerprint = ? AND checked_out_at IS NULL RETURNING id",
+      [newFingerprint, oldFingerprint],
+    );
     return rows.map((r) => r.id);
   }
 
