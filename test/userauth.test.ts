@@ -329,13 +329,16 @@ await forEachBackend("UserAuthenticate with the digest policy", (backend) => {
   });
 
   test("a channel keeps its type: a Shared iPad TokenUpdate for a local user's UDID:UserID is refused, nothing written", async () => {
+    // A Mac whose model is not known (a known Mac's Shared iPad user channels are refused before this).
+    const bare = await fleet.device({ facts: { OSVersion: "14.6" } });
+    await bare.enroll();
     const local = newUser("local1");
-    assert.equal((await mac.userTokenUpdate(local)).status, 200, "a local user: no handshake, no token");
-    const channel = `${mac.udid}:${local.userId}`;
-    const update = await mac.checkin("TokenUpdate", {
+    assert.equal((await bare.userTokenUpdate(local)).status, 200, "a local user: no handshake, no token");
+    const channel = `${bare.udid}:${local.userId}`;
+    const update = await bare.checkin("TokenUpdate", {
       UserID: SHARED_IPAD_USER,
       UserShortName: local.userId,
-      Topic: mac.topic,
+      Topic: bare.topic,
       Token: Buffer.alloc(32, 7),
       PushMagic: "EVIL",
     });
@@ -345,18 +348,29 @@ await forEachBackend("UserAuthenticate with the digest policy", (backend) => {
     assert.notEqual(enrollment.json.push_magic, "EVIL");
   });
 
-  test("a network user's channel named first as a Shared iPad user's, before the user's first login, is taken back by the login", async () => {
+  test("a Mac has no Shared iPad users: a Shared iPad user's message from a Mac is a 403, nothing written", async () => {
     const net8 = newUser("net8");
     await server.api("PUT", "/v1/users/net8", { password: "secret", guid: net8.guid });
-    const channel = `${mac.udid}:${net8.userId}`;
     const squat = { UserID: SHARED_IPAD_USER, UserShortName: net8.userId, Topic: mac.topic, Token: Buffer.alloc(32, 7) };
-    assert.equal((await mac.checkin("TokenUpdate", { ...squat, PushMagic: "EVIL" })).status, 200, "no session yet: nothing to check");
-    const l = await login(mac, net8, "secret");
-    assert.equal((await mac.userTokenUpdate({ ...net8, authToken: l.authToken })).status, 200);
+    assert.equal((await mac.checkin("TokenUpdate", { ...squat, PushMagic: "EVIL" })).status, 403, "before the user's first login too");
+    assert.equal((await server.api("GET", `/v1/enrollments/${encodeURIComponent(`${mac.udid}:${net8.userId}`)}`)).status, 404);
+  });
+
+  test("a channel a Mac of unknown model named as a Shared iPad user's, before the user's first login, is taken back by the login", async () => {
+    // Its Authenticate named no model: its platform is not known to be macOS.
+    const bare = await fleet.device({ facts: { OSVersion: "14.6" } });
+    await bare.enroll();
+    const net9 = newUser("net9");
+    await server.api("PUT", "/v1/users/net9", { password: "secret", guid: net9.guid });
+    const channel = `${bare.udid}:${net9.userId}`;
+    const squat = { UserID: SHARED_IPAD_USER, UserShortName: net9.userId, Topic: bare.topic, Token: Buffer.alloc(32, 7) };
+    assert.equal((await bare.checkin("TokenUpdate", { ...squat, PushMagic: "EVIL" })).status, 200, "no session yet: nothing to check");
+    const l = await login(bare, net9, "secret");
+    assert.equal((await bare.userTokenUpdate({ ...net9, authToken: l.authToken })).status, 200);
     const enrollment = await server.api("GET", `/v1/enrollments/${encodeURIComponent(channel)}`);
     assert.equal(enrollment.json.type, "User");
     assert.notEqual(enrollment.json.push_magic, "EVIL");
-    assert.equal(enrollment.json.user_short_name, "net8");
+    assert.equal(enrollment.json.user_short_name, "net9");
     const enrolled = await server.api("GET", `/v1/events?enrollment=${encodeURIComponent(channel)}&type=enrollment.enrolled`);
     assert.deepEqual(
       enrolled.json.events.map((e: { detail: { type: string } }) => e.detail.type),
@@ -364,7 +378,7 @@ await forEachBackend("UserAuthenticate with the digest policy", (backend) => {
       "the user's channel enrolls as its own",
     );
     // And the squatter's way back in now needs the user's AuthToken.
-    assert.equal((await mac.checkin("TokenUpdate", { ...squat, PushMagic: "EVIL" })).status, 403);
+    assert.equal((await bare.checkin("TokenUpdate", { ...squat, PushMagic: "EVIL" })).status, 403);
   });
 
   test("a new password ends the user's AuthTokens at once; the same password again does not", async () => {

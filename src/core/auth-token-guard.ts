@@ -44,6 +44,12 @@ export class AuthTokenGuard implements MdmService {
     // A Shared iPad user's channel too: its id is `UDID:UserShortName`, so a Mac naming the network user's GUID
     // as its short name reaches that user's channel id (review). A User Enrollment user's id holds no `:`.
     if (channel.type !== "User" && channel.type !== "SharediPadUser") return;
+    // A Mac has no Shared iPad users: such a channel from one can only be a way onto a network user's id before
+    // that user's first login (review).
+    if (channel.type === "SharediPadUser" && (await this.store.enrollments.platformOf(channel.deviceId)) === "macOS") {
+      req.log.info({ enrollmentId: channel.id }, "Shared iPad user channel from a Mac: refused");
+      throw new Forbidden("a Mac has no Shared iPad users");
+    }
     const session = await this.store.userSessions.get(channel.id);
     if (!session || session.state === "zero-length") return;
     if (session.state === "declined") throw new Declined("this user is not managed");

@@ -251,6 +251,12 @@ export class EnrollmentStore {
     return row?.id;
   }
 
+  /** The platform a device's last Authenticate named (undefined: unknown, or no such device). */
+  async platformOf(deviceId: string): Promise<Platform | undefined> {
+    const row = await this.db.get<{ platform: Platform | null }>("SELECT platform FROM devices WHERE id = ?", [deviceId]);
+    return row?.platform ?? undefined;
+  }
+
   /** The device a channel belongs to (undefined: no such channel yet). */
   async deviceOfChannel(id: string): Promise<string | undefined> {
     const row = await this.db.get<{ device_id: string }>("SELECT device_id FROM enrollments WHERE id = ?", [id]);

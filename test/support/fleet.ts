@@ -1,4 +1,5 @@
 import { issueDeviceIdentity, type CaIdentity, type KeyPair } from "../../src/identity/testing/pki.ts";
+import type { PlistDict } from "../../src/plist/types.ts";
 import { SimDevice, type IdentityMode } from "../../src/sim/device.ts";
 import { Transport } from "../../src/sim/transport.ts";
 import { testDeviceCa } from "./device-ca.ts";
@@ -8,7 +9,7 @@ export interface TestFleet {
   ca: CaIdentity;
   key: KeyPair;
   transport: Transport;
-  device(opts?: { mode?: IdentityMode; udid?: string; platform?: "macOS" | "iOS" }): Promise<SimDevice>;
+  device(opts?: { mode?: IdentityMode; udid?: string; platform?: "macOS" | "iOS"; facts?: PlistDict }): Promise<SimDevice>;
   close(): void;
 }
 
@@ -28,6 +29,7 @@ export async function testFleet(baseUrl: string): Promise<TestFleet> {
         mode: opts.mode ?? { kind: "header", header: "x-client-cert" },
         udid: opts.udid,
         platform: opts.platform,
+        facts: opts.facts,
       });
     },
     close: () => transport.close(),
