@@ -260,6 +260,15 @@ describe("refused SCEP requests and enrollment tokens are limited per address", 
       "the right token passes the guard (409: no push certificate yet)",
     );
   });
+
+  test("the API key in ?token= passes, with a warning that says where URLs are kept; the enrollment token gets none", async () => {
+    const warning = "the API key was given in ?token=";
+    assert.equal((await fetch(`${server.url}/enroll?token=${TOKEN}`)).status, 409);
+    assert.ok(!server.logs.some((l) => l.includes(warning)));
+    assert.equal((await fetch(`${server.url}/enroll?token=test-api-key-0123456789abcdef`)).status, 409);
+    const line = server.logs.find((l) => l.includes(warning));
+    assert.ok(line && !line.includes("test-api-key-0123456789abcdef"), line);
+  });
 });
 
 describe("behind a trusted proxy (--trust-proxy)", () => {

@@ -3,6 +3,7 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { secretGuard } from "./api-auth.ts";
+import { sameText } from "./operator-auth.ts";
 import type { DeviceCa } from "../enroll/device-ca.ts";
 import { issuePkcs12Identity, newPkcs12Passphrase } from "../enroll/pkcs12-build.ts";
 import { buildEnrollmentProfile, type Pkcs12Identity, type ScepIdentity } from "../enroll/profile.ts";
@@ -54,6 +55,14 @@ export function registerEnrollRoutes(app: FastifyInstance, o: EnrollRoutesOption
 
   app.get<{ Querystring: EnrollQuery }>("/enroll", { preValidation: guard }, async (req, reply) => {
     const q = req.query;
+    // Taken, for the setups that use it, but said: a URL reaches proxy logs, browser history and Referer headers
+    // (Orchard's own logs hide it), and the API key opens the whole API (review).
+    if (typeof q.token === "string" && sameText(q.token, o.apiKey)) {
+      req.log.warn(
+        { remote: req.ip },
+        "enrollment profile: the API key was given in ?token=, where proxies and browsers keep URLs: use --enrollment-token for links, or the API key as the Basic password",
+      );
+    }
     const identityKind = q.identity ?? "scep";
     if (identityKind !== "scep" && identityKind !== "pkcs12") throw new BadRequest("identity must be scep or pkcs12");
     if (q.cn !== undefined && (q.cn.length === 0 || q.cn.length > MAX_CN || /[\x00-\x1f\x7f]/.test(q.cn))) {
