@@ -11,7 +11,7 @@ import type {
   AdeServerList,
   AdeSyncJson,
 } from "../http/wire.ts";
-import { expectOk, splitWarnings } from "./api-client.ts";
+import { expectOk } from "./api-client.ts";
 import {
   CliError,
   connect,
@@ -25,6 +25,7 @@ import {
   UsageError,
   type CliContext,
   type ClientCommand,
+  printWarnings,
 } from "./command.ts";
 import { fetchPages, PAGE_OPTIONS } from "./paging.ts";
 import { counted, formatFields, formatTable, formatTime, printable } from "./table.ts";
@@ -365,7 +366,7 @@ async function settingsPut(args: string[], ctx: CliContext): Promise<number> {
     contentType: "application/json",
   });
   const r = expectOk<AdeSettingsJson>(res);
-  for (const w of splitWarnings(res.headers.get("orchard-warning"))) ctx.err(`orchard: warning: ${printable(w)}\n`);
+  printWarnings(ctx, res);
   if (values.json) return (printJson(ctx, r), 0);
   const minimum = Object.entries(r.minimum_os).map(([p, m]) => `${p} ${m.os_version}`);
   ctx.out(

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { ApiClient } from "./api-client.ts";
+import { ApiClient, splitWarnings } from "./api-client.ts";
 import { formatTable, printable, type Cell } from "./table.ts";
 
 /** Where a command reads and writes; process-backed in `orchard`, swappable in tests. */
@@ -123,6 +123,11 @@ export function idPath(ids: string[]): string {
 
 export function printJson(ctx: CliContext, value: unknown): void {
   ctx.out(terminalSafeJson(value, 2) + "\n");
+}
+
+/** The answer's orchard-warning headers, each a line on stderr. */
+export function printWarnings(ctx: CliContext, res: { headers: Headers }): void {
+  for (const w of splitWarnings(res.headers.get("orchard-warning"))) ctx.err(`orchard: warning: ${printable(w)}\n`);
 }
 
 /**

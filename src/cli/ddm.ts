@@ -13,6 +13,7 @@ import {
   UsageError,
   type CliContext,
   type ClientCommand,
+  printWarnings,
 } from "./command.ts";
 import { formatTable, formatTime, printable } from "./table.ts";
 
@@ -317,7 +318,7 @@ async function assign(args: string[], ctx: CliContext, add: boolean): Promise<nu
     query: { nonotify: values.nonotify ? "1" : undefined },
   });
   const r = expectOk<DdmBulkAssignResult>(res);
-  for (const w of splitWarnings(res.headers.get("orchard-warning"))) ctx.err(`orchard: warning: ${printable(w)}\n`);
+  printWarnings(ctx, res);
   if (values.json) {
     printJson(ctx, r);
     return 0;

@@ -1,6 +1,6 @@
 import type { EnqueueResult, IdResult } from "../http/wire.ts";
 import { serializePlist, type PlistDict, type PlistValue } from "../plist/index.ts";
-import { ApiError, errorCode, errorReason, splitWarnings } from "./api-client.ts";
+import { ApiError, errorCode, errorReason } from "./api-client.ts";
 import {
   checkIds,
   CliError,
@@ -11,6 +11,7 @@ import {
   UsageError,
   type CliContext,
   type ClientCommand,
+  printWarnings,
 } from "./command.ts";
 import { formatTable, printable } from "./table.ts";
 
@@ -51,7 +52,7 @@ export const enqueueCommand: ClientCommand = {
     const result = res.json as EnqueueResult | undefined;
     if (!result || typeof result !== "object" || !result.command_uuid) throw new ApiError(errorReason(res), res.status, errorCode(res));
     // A RequestType Apple's schema does not know (a typo): queued all the same, and said.
-    for (const w of splitWarnings(res.headers.get("orchard-warning"))) ctx.err(`orchard: warning: ${printable(w)}\n`);
+    printWarnings(ctx, res);
 
     if (values.json) printJson(ctx, result);
     else ctx.out(describe(ids, result));

@@ -1,6 +1,6 @@
 import type { QueueCleared, QueueJson } from "../http/wire.ts";
-import { expectOk, splitWarnings } from "./api-client.ts";
-import { checkIds, connect, idPath, parseCommand, printJson, UsageError, type ClientCommand } from "./command.ts";
+import { expectOk } from "./api-client.ts";
+import { checkIds, connect, idPath, parseCommand, printJson, UsageError, type ClientCommand, printWarnings } from "./command.ts";
 import { formatTable, formatTime, printable } from "./table.ts";
 
 export const queueCommand: ClientCommand = {
@@ -15,7 +15,7 @@ export const queueCommand: ClientCommand = {
       const res = await client.request("DELETE", `/v1/queue/${idPath(ids)}`);
       const r = expectOk<QueueCleared>(res);
       // Ids that name no enrollment (a typo, a lowercase UDID): the server clears the others and names these.
-      for (const w of splitWarnings(res.headers.get("orchard-warning"))) ctx.err(`orchard: warning: ${printable(w)}\n`);
+      printWarnings(ctx, res);
       if (values.json) printJson(ctx, r);
       else ctx.out(`removed ${r.removed} queued command${r.removed === 1 ? "" : "s"}\n`);
       return 0;

@@ -10,7 +10,7 @@ import type {
   UpdatePolicySaved,
   UpdateReleasesJson,
 } from "../http/wire.ts";
-import { expectOk, splitWarnings } from "./api-client.ts";
+import { expectOk } from "./api-client.ts";
 import {
   CliError,
   connect,
@@ -23,6 +23,7 @@ import {
   UsageError,
   type CliContext,
   type ClientCommand,
+  printWarnings,
 } from "./command.ts";
 import { fetchPages, PAGE_OPTIONS } from "./paging.ts";
 import { counted, formatFields, formatTable, formatTime, printable } from "./table.ts";
@@ -192,7 +193,7 @@ async function put(args: string[], ctx: CliContext): Promise<number> {
     contentType: "application/json",
   });
   const r = expectOk<UpdatePolicySaved>(res);
-  for (const w of splitWarnings(res.headers.get("orchard-warning"))) ctx.err(`orchard: warning: ${printable(w)}\n`);
+  printWarnings(ctx, res);
   if (values.json) return (printJson(ctx, r), 0);
   const reach = r.reach ? `${counted(r.reach.devices, "device")} (${r.reach.targeted} with a target); all policies: ` : "";
   ctx.out(`${r.created ? "created" : "replaced"} update policy ${printable(name!)}: ${reach}${applied(r.applied)}\n`);

@@ -7,7 +7,7 @@ import type { EnrollmentType } from "../protocol/enrollment.ts";
 import { PLATFORMS, type Platform } from "../protocol/platform.ts";
 import { isEventType, unknownEventTypeMessage } from "../store/event-types.ts";
 import type { Store } from "../store/index.ts";
-import { headerSafe, nextCursor, pageSize } from "./request-helpers.ts";
+import { addWarnings, headerSafe, nextCursor, pageSize } from "./request-helpers.ts";
 import { OPENAPI } from "./openapi.ts";
 import { timeParam } from "./time-param.ts";
 import { plistToJson } from "./plist-json.ts";
@@ -202,9 +202,8 @@ export function registerApiRoutes(app: FastifyInstance, o: ApiOptions): void {
 
 /** An enqueued command's warnings (a RequestType Apple's schema does not know): a log line and an orchard-warning header each. */
 export function warnOfCommand(req: FastifyRequest, reply: FastifyReply, result: EnqueueResult, warnings: readonly string[]): void {
-  for (const warning of warnings)
-    req.log.warn({ commandUuid: result.command_uuid, requestType: result.request_type, warning }, "command enqueued with a warning");
-  if (warnings.length > 0) void reply.header("orchard-warning", warnings.map(headerSafe));
+  const context = { commandUuid: result.command_uuid, requestType: result.request_type };
+  addWarnings(req, reply, context, warnings, "command enqueued with a warning");
 }
 
 export function bodyBuffer(req: FastifyRequest): Buffer {

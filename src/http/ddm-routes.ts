@@ -4,7 +4,7 @@ import { BadRequest, NotFound } from "../errors.ts";
 import { PLATFORMS, type Platform } from "../protocol/platform.ts";
 import type { Store } from "../store/index.ts";
 import { idList, truthy } from "./api-routes.ts";
-import { addWarnings, headerSafe, jsonObject, onlyKeys } from "./request-helpers.ts";
+import { addWarnings, jsonObject, onlyKeys } from "./request-helpers.ts";
 import type { DdmBulkAssignResult, DeclarationCheckJson } from "./wire.ts";
 import { time } from "./wire-map.ts";
 
@@ -45,8 +45,7 @@ export function registerDdmRoutes(app: FastifyInstance, o: DdmRouteOptions): voi
     const { outcome, serverToken, warnings } = await admin.putDeclaration(body, !truthy(req.query.nonotify), Date.now());
     const identifier = body.Identifier;
     req.log.info({ identifier, outcome, serverToken, warnings: warnings.length }, "DDM declaration stored");
-    for (const w of warnings) req.log.warn({ identifier, warning: w }, "DDM declaration accepted with a warning");
-    if (warnings.length > 0) void reply.header("orchard-warning", warnings.map(headerSafe));
+    addWarnings(req, reply, { identifier }, warnings, "DDM declaration accepted with a warning");
     // Orchard's own (KMFDDM answers 204 for both created and changed): what the CLI prints.
     void reply.header("orchard-outcome", outcome);
     return changed(reply, outcome !== "unchanged");

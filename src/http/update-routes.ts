@@ -5,7 +5,7 @@ import type { StoredPolicy, UpdateDeviceRow } from "../store/software-updates.ts
 import { FEED_KEYS } from "../updates/feed.ts";
 import type { FeedInfo, ReconcileResult, SoftwareUpdates } from "../updates/service.ts";
 import { COMPLIANCE_STATES } from "../updates/targets.ts";
-import { headerSafe, jsonObject, nextCursor, pageSize } from "./request-helpers.ts";
+import { addWarnings, jsonObject, nextCursor, pageSize } from "./request-helpers.ts";
 import type {
   UpdateApplyJson,
   UpdateComplianceJson,
@@ -63,8 +63,7 @@ export function registerUpdateRoutes(app: FastifyInstance, o: { updates: Softwar
 
   app.put<Named>("/v1/updates/policies/:name", { bodyLimit: POLICY_BODY_LIMIT }, async (req, reply): Promise<UpdatePolicySaved> => {
     const { created, result, reach, warnings } = await updates.putPolicy(req.params.name, jsonObject(req), Date.now());
-    for (const w of warnings) req.log.warn({ policy: req.params.name, warning: w }, "update policy saved with a warning");
-    if (warnings.length > 0) void reply.header("orchard-warning", warnings.map(headerSafe));
+    addWarnings(req, reply, { policy: req.params.name }, warnings, "update policy saved with a warning");
     const policy = (await updates.policy(req.params.name))!;
     void reply.code(created ? 201 : 200);
     return { policy: await policyJson(policy, updates), created, applied: applyJson(result), reach, warnings };

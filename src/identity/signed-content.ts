@@ -63,7 +63,6 @@ export async function verifySignedContent(der: Buffer): Promise<SignedContent> {
   let signer: X509Certificate | undefined;
   readable.forEach((cert, i) => {
     if (cert === undefined) return; // other CertificateChoices
-
     if (i === index) signer = cert;
     else certs.push(cert);
   });

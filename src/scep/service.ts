@@ -173,37 +173,34 @@ export class ScepService {
     const oldFingerprint = certFingerprint(old);
     const cert = await this.issue(csr);
     const newFingerprint = certFingerprint(cert);
-    const done = await this.o.store
-      .transaction(async (tx) => {
+    const refused = await this.o.store
+      .transaction(async (tx): Promise<string | undefined> => {
         const devices = await tx.enrollments.rebindCertificate(oldFingerprint, newFingerprint);
         // Only an enrolled device's certificate renews: a removed device's (or one never enrolled with) would
         // otherwise renew for ever, each renewal a full lifetime (second review). Such a device enrolls again.
-        if (devices.length === 0) throw new NotBound();
+        if (devices.length === 0) {
+          throw new RenewalRefused(
+            "no enrolled device is bound to the certificate to renew (renewed already, or its device removed or checked out): " +
+              "it enrolls again with a challenge",
+          );
+        }
         // The renewed certificate stays bound to the ADE serial number of the one it replaces.
         const adeSerial = (await tx.scep.certificateByFingerprint(oldFingerprint))?.adeSerial ?? null;
-        const rec = { ...record(cert, "RenewalReq", msg.transactionId, now, devices[0] ?? null, oldFingerprint), adeSerial };
-        if (!(await tx.scep.recordCertificate(rec))) throw new AlreadyRenewed();
+        const rec = { ...record(cert, "RenewalReq", msg.transactionId, now, devices[0]!, oldFingerprint), adeSerial };
+        if (!(await tx.scep.recordCertificate(rec))) throw new RenewalRefused("this certificate was already renewed");
         const detail = { ...certDetail(cert, "RenewalReq"), renewed_from: oldFingerprint };
-        if (devices.length === 0) await tx.events.add({ type: "scep.renewed", detail }, now);
         for (const device of devices) await tx.events.add({ type: "scep.renewed", enrollmentId: device, detail }, now);
-        return true;
+        return undefined;
       })
       .catch((err: unknown) => {
-        if (err instanceof AlreadyRenewed) return false; // rolled back: the rebinding did not happen
-        if (err instanceof NotBound) return "not bound" as const;
+        if (err instanceof RenewalRefused) return err.message; // rolled back: the rebinding did not happen
         throw err;
       });
-    if (done === "not bound") {
-      const again = await this.resent(msg, csr, "RenewalReq");
-      if (again) return again;
-      throw new ScepFailure("badRequest", "no enrolled device is bound to the certificate to renew: it enrolls again with a challenge", {
-        renewed_from: oldFingerprint,
-      });
-    }
-    if (done) return { cert, resent: false };
+    if (refused === undefined) return { cert, resent: false };
+    // The same request again (a lost answer) gets the certificate it was issued.
     const again = await this.resent(msg, csr, "RenewalReq");
     if (again) return again;
-    throw new ScepFailure("badRequest", "this certificate was already renewed", { renewed_from: oldFingerprint });
+    throw new ScepFailure("badRequest", refused, { renewed_from: oldFingerprint });
   }
 
   /**
@@ -230,8 +227,8 @@ export class ScepService {
   }
 }
 
-class AlreadyRenewed extends Error {}
-class NotBound extends Error {}
+/** A renewal refused inside its transaction (rolled back), with the reason. */
+class RenewalRefused extends Error {}
 
 function record(
   cert: X509Certificate,
